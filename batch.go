@@ -1,0 +1,115 @@
+package runnel
+
+import (
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// batch is one frame in the making: records encoded as they are sent, then
+// written by the partition's writer goroutine in one append.
+type batch struct {
+	fb   *frame.Builder
+	cbs  []batchCallback
+	done chan struct{} // closed once base and err are final
+	base int64
+	err  error
+}
+
+type batchCallback struct {
+	idx int
+	fn  func(Position, error)
+}
+
+func newBatch(fb *frame.Builder) *batch {
+	if fb == nil {
+		fb = new(frame.Builder)
+	}
+	fb.Reset()
+	return &batch{fb: fb, done: make(chan struct{})}
+}
+
+// add encodes one record into the partition's pending batch, waiting while
+// the batch is full and a write is in flight. It returns the batch and the
+// record's index in it.
+func (p *partition) add(ts int64, rec *Record, size int, done func(Position, error)) (*batch, int, error) {
+	limit := p.log.opts.MaxBatchBytes
+	p.mu.Lock()
+	for !p.closed && p.pending != nil && p.pending.fb.Count() > 0 && p.pending.fb.Len()+size > limit {
+		p.space.Wait()
+	}
+	if p.closed {
+		p.mu.Unlock()
+		return nil, 0, ErrClosed
+	}
+	if !p.started {
+		p.started = true
+		p.loopDone = make(chan struct{})
+		p.pending = newBatch(nil)
+		go p.writeLoop()
+	}
+	b := p.pending
+	idx := b.fb.Count()
+	b.fb.Add(ts, rec.Key, rec.Value, rec.Headers)
+	if done != nil {
+		b.cbs = append(b.cbs, batchCallback{idx, done})
+	}
+	if idx == 0 {
+		p.work.Signal()
+	}
+	p.mu.Unlock()
+	return b, idx, nil
+}
+
+// lastQueued returns the newest batch that holds records not yet
+// acknowledged, or nil. The caller holds p.mu.
+func (p *partition) lastQueued() *batch {
+	if p.pending != nil && p.pending.fb.Count() > 0 {
+		return p.pending
+	}
+	return p.inflight
+}
+
+// writeLoop is the partition's writer goroutine: it takes the pending batch
+// as soon as the previous write finished and appends it. It exits once the
+// partition is closed and nothing is pending.
+func (p *partition) writeLoop() {
+	defer close(p.loopDone)
+	p.mu.Lock()
+	for {
+		for !p.closed && p.pending.fb.Count() == 0 {
+			p.work.Wait()
+		}
+		if p.pending.fb.Count() == 0 {
+			p.mu.Unlock()
+			return
+		}
+		b := p.pending
+		p.inflight = b
+		p.pending = newBatch(p.spare)
+		p.spare = nil
+		p.space.Broadcast()
+		p.mu.Unlock()
+
+		b.base, b.err = p.appendBatch(b.fb)
+		b.finish(p.id)
+		p.notify()
+
+		p.mu.Lock()
+		p.spare, b.fb = b.fb, nil
+		if p.inflight == b {
+			p.inflight = nil
+		}
+	}
+}
+
+// finish publishes the batch's outcome to Send waiters and callbacks.
+func (b *batch) finish(partition int) {
+	close(b.done)
+	for _, c := range b.cbs {
+		if b.err != nil {
+			c.fn(Position{}, b.err)
+		} else {
+			c.fn(Position{Partition: partition, Offset: b.base + int64(c.idx)}, nil)
+		}
+	}
+	b.cbs = nil
+}

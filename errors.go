@@ -1,0 +1,66 @@
+package runnel
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error runnel returns that has one of these causes
+// wraps it, so test with errors.Is.
+var (
+	// ErrClosed is returned by every call on a Log, Producer or Consumer
+	// after its Close, and by sends still queued when the Log closed.
+	ErrClosed = errors.New("runnel: closed")
+
+	// ErrCorrupt is the cause of every *CorruptError: committed data whose
+	// checksum or structure is wrong. A partition that met it stays
+	// corrupt for appends until repaired; reads before the damage work.
+	ErrCorrupt = errors.New("runnel: corrupt data")
+
+	// ErrOutOfRange is returned when a consumer asks for an offset below
+	// the partition's start (retention removed it) or above its end.
+	ErrOutOfRange = errors.New("runnel: offset out of range")
+
+	// ErrTopicNotFound is returned by Producer, Consumer, DescribeTopic and
+	// DeleteTopic for a topic that does not exist.
+	ErrTopicNotFound = errors.New("runnel: topic not found")
+
+	// ErrTopicExists is returned by CreateTopic for a name already taken.
+	ErrTopicExists = errors.New("runnel: topic already exists")
+
+	// ErrTooLarge is returned by Send and SendAsync for a record larger
+	// than Options.MaxRecordBytes.
+	ErrTooLarge = errors.New("runnel: record too large")
+
+	// ErrInvalidName is returned for a topic or group name outside
+	// Kafka's rule: 1–249 characters of [a-zA-Z0-9._-], not "." or "..".
+	ErrInvalidName = errors.New("runnel: invalid name")
+
+	// ErrInvalidArgument is returned for an option, partition number or
+	// other argument outside its documented range.
+	ErrInvalidArgument = errors.New("runnel: invalid argument")
+
+	// ErrUnsupportedFormat is returned by Open for a directory written by
+	// a newer version of runnel, or one whose format file is unreadable.
+	ErrUnsupportedFormat = errors.New("runnel: unsupported format")
+)
+
+// CorruptError describes damaged data: the file, the byte position in it
+// and, where known, the offset of the first record affected. It wraps
+// ErrCorrupt.
+type CorruptError struct {
+	Path   string // file that holds the damage
+	Pos    int64  // byte position of the damaged frame or entry
+	Offset int64  // first offset affected, or -1 if unknown
+	Err    error  // what is wrong, e.g. a checksum mismatch
+}
+
+func (e *CorruptError) Error() string {
+	if e.Offset >= 0 {
+		return fmt.Sprintf("runnel: corrupt data in %s at byte %d (offset %d): %v", e.Path, e.Pos, e.Offset, e.Err)
+	}
+	return fmt.Sprintf("runnel: corrupt data in %s at byte %d: %v", e.Path, e.Pos, e.Err)
+}
+
+// Unwrap returns both ErrCorrupt and the underlying cause.
+func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }

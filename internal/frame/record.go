@@ -1,0 +1,267 @@
+package frame
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Header is one record header. A nil Value and an empty one are distinct.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is a decoded record. Key, Value and header values alias the frame
+// buffer they were decoded from.
+type Record struct {
+	Timestamp int64 // unix nanoseconds
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+}
+
+// minRecordSize is the smallest encoded record: a one-byte length, then
+// one byte each for timestamp delta, key length, value length and header
+// count. ParseMeta uses it to reject impossible record counts.
+const minRecordSize = 5
+
+// Builder encodes records into one frame. The zero value is ready to use;
+// reuse it across frames to reuse its buffer.
+type Builder struct {
+	buf   []byte
+	pad   int // zero bytes the last Finish appended; Add and Finish drop them
+	count int
+	first int64
+	max   int64
+}
+
+// Reset empties the builder, keeping its buffer.
+func (b *Builder) Reset() {
+	b.buf = append(b.buf[:0], make([]byte, HeaderSize)...)
+	b.pad = 0
+	b.count = 0
+	b.first, b.max = 0, 0 // an empty frame must not keep the last one's times
+}
+
+// unpad drops the padding of a previous Finish, so that records added after
+// it continue the frame instead of following zero bytes that would decode
+// as a corrupt record.
+func (b *Builder) unpad() {
+	b.buf = b.buf[:len(b.buf)-b.pad]
+	b.pad = 0
+}
+
+// Len is the frame length so far, header included.
+func (b *Builder) Len() int {
+	if b.buf == nil {
+		return HeaderSize
+	}
+	return len(b.buf) - b.pad
+}
+
+// Count is the number of records added since Reset.
+func (b *Builder) Count() int { return b.count }
+
+// RecordSize is the encoded size of a record, which a caller checks against
+// its limits before Add.
+func RecordSize(key, value []byte, headers []Header) int {
+	body := bodySize(0, key, value, headers)
+	return uvarintLen(uint64(body)) + body
+}
+
+func bodySize(tsDelta int64, key, value []byte, headers []Header) int {
+	n := varintLen(tsDelta) + bytesSize(key) + bytesSize(value) + uvarintLen(uint64(len(headers)))
+	for _, h := range headers {
+		n += uvarintLen(uint64(len(h.Key))) + len(h.Key) + bytesSize(h.Value)
+	}
+	return n
+}
+
+// Add appends one record with timestamp ts (unix nanoseconds).
+func (b *Builder) Add(ts int64, key, value []byte, headers []Header) {
+	if b.buf == nil {
+		b.Reset()
+	}
+	b.unpad()
+	if b.count == 0 {
+		b.first, b.max = ts, ts
+	}
+	b.max = max(b.max, ts)
+	delta := ts - b.first
+	buf := binary.AppendUvarint(b.buf, uint64(bodySize(delta, key, value, headers)))
+	buf = binary.AppendVarint(buf, delta)
+	buf = appendBytes(buf, key)
+	buf = appendBytes(buf, value)
+	buf = binary.AppendUvarint(buf, uint64(len(headers)))
+	for _, h := range headers {
+		buf = binary.AppendUvarint(buf, uint64(len(h.Key)))
+		buf = append(buf, h.Key...)
+		buf = appendBytes(buf, h.Value)
+	}
+	b.buf = buf
+	b.count++
+}
+
+// Finish completes the frame with base as the offset of its first record and
+// returns it, padded to Align, with its state byte StateWritten. The result
+// aliases the builder's buffer and is valid until the next Add or Reset.
+// Add after Finish continues the same frame.
+func (b *Builder) Finish(base int64) []byte {
+	if b.buf == nil {
+		b.Reset()
+	}
+	b.unpad()
+	length := len(b.buf)
+	for len(b.buf)%Align != 0 {
+		b.buf = append(b.buf, 0)
+	}
+	b.pad = len(b.buf) - length
+	h := b.buf
+	binary.LittleEndian.PutUint32(h[offLength:], uint32(length))
+	h[offVersion] = Version
+	h[OffState] = StateWritten
+	h[offKind] = KindRecords
+	h[offReserved] = 0
+	binary.LittleEndian.PutUint64(h[offBase:], uint64(base))
+	binary.LittleEndian.PutUint32(h[offCount:], uint32(b.count))
+	binary.LittleEndian.PutUint32(h[offReserved2:], 0)
+	binary.LittleEndian.PutUint64(h[offFirstTime:], uint64(b.first))
+	binary.LittleEndian.PutUint64(h[offMaxTime:], uint64(b.max))
+	binary.LittleEndian.PutUint64(h[offChecksum:], checksum(h[:length]))
+	return b.buf
+}
+
+// Records iterates over the records of one verified frame.
+type Records struct {
+	b     []byte // the records area, unread part
+	left  uint32
+	first int64
+	err   error
+}
+
+// NewRecords iterates over the records of frame, whose header is m. Call it
+// only after Verify succeeded.
+func NewRecords(frame []byte, m Meta) Records {
+	if int64(len(frame)) < int64(m.Length) || m.Length < HeaderSize {
+		return Records{err: fmt.Errorf("%w: frame shorter than its length", ErrMalformed)}
+	}
+	return Records{b: frame[HeaderSize:m.Length], left: m.Count, first: m.FirstTime}
+}
+
+// Next decodes the next record into r. It returns false at the end of the
+// frame or on malformed bytes (see Err).
+func (it *Records) Next(r *Record) bool {
+	if it.err != nil {
+		return false
+	}
+	if it.left == 0 {
+		if len(it.b) != 0 {
+			it.err = fmt.Errorf("%w: %d bytes after the last record", ErrMalformed, len(it.b))
+		}
+		return false
+	}
+	n, k := binary.Uvarint(it.b)
+	if k <= 0 || n > uint64(len(it.b)-k) {
+		it.err = fmt.Errorf("%w: record length", ErrMalformed)
+		return false
+	}
+	body := it.b[k : k+int(n)]
+	it.b = it.b[k+int(n):]
+	it.left--
+	if err := decodeBody(body, it.first, r); err != nil {
+		it.err = err
+		return false
+	}
+	return true
+}
+
+// Err returns the error that stopped Next, if any.
+func (it *Records) Err() error { return it.err }
+
+func decodeBody(b []byte, first int64, r *Record) error {
+	delta, k := binary.Varint(b)
+	if k <= 0 {
+		return fmt.Errorf("%w: record timestamp", ErrMalformed)
+	}
+	r.Timestamp = first + delta
+	b = b[k:]
+	var ok bool
+	if r.Key, b, ok = readBytes(b); !ok {
+		return fmt.Errorf("%w: record key", ErrMalformed)
+	}
+	if r.Value, b, ok = readBytes(b); !ok {
+		return fmt.Errorf("%w: record value", ErrMalformed)
+	}
+	nh, k := binary.Uvarint(b)
+	// Each header takes at least two bytes, so a count larger than half
+	// the remaining bytes is corruption, not an allocation size.
+	if k <= 0 || nh > uint64(len(b)-k)/2 {
+		return fmt.Errorf("%w: header count", ErrMalformed)
+	}
+	b = b[k:]
+	r.Headers = nil
+	if nh > 0 {
+		r.Headers = make([]Header, nh)
+	}
+	for i := range r.Headers {
+		kl, k := binary.Uvarint(b)
+		if k <= 0 || kl > uint64(len(b)-k) {
+			return fmt.Errorf("%w: header key", ErrMalformed)
+		}
+		r.Headers[i].Key = string(b[k : k+int(kl)])
+		b = b[k+int(kl):]
+		if r.Headers[i].Value, b, ok = readBytes(b); !ok {
+			return fmt.Errorf("%w: header value", ErrMalformed)
+		}
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%w: %d stray bytes in record", ErrMalformed, len(b))
+	}
+	return nil
+}
+
+// appendBytes writes a length-prefixed byte string; length -1 means nil.
+func appendBytes(dst, p []byte) []byte {
+	if p == nil {
+		return binary.AppendVarint(dst, -1)
+	}
+	dst = binary.AppendVarint(dst, int64(len(p)))
+	return append(dst, p...)
+}
+
+func bytesSize(p []byte) int {
+	if p == nil {
+		return 1
+	}
+	return varintLen(int64(len(p))) + len(p)
+}
+
+func readBytes(b []byte) (p, rest []byte, ok bool) {
+	n, k := binary.Varint(b)
+	switch {
+	case k <= 0 || n < -1 || n > int64(len(b)-k) || n > math.MaxInt32:
+		return nil, b, false
+	case n == -1:
+		return nil, b[k:], true
+	}
+	end := k + int(n)
+	return b[k:end:end], b[end:], true
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
+}

@@ -1,0 +1,203 @@
+package runnel
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// formatVersion is the on-disk format this package writes. Open refuses a
+// directory whose runnel.format names a newer one.
+const (
+	formatVersion  = 1
+	formatFileName = "runnel.format"
+	formatPrefix   = "runnel format "
+)
+
+// Log is an open log directory. It is safe for concurrent use by many
+// goroutines, and any number of Logs, in this process or others, may have
+// the same directory open at once.
+type Log struct {
+	dir  string
+	opts Options
+	app  appender
+
+	mu     sync.Mutex
+	topics map[string]*topic
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	stats logStats
+}
+
+// topic is a Log's open handle on one topic: its config and partitions.
+type topic struct {
+	name  string
+	cfg   TopicConfig
+	parts []*partition
+}
+
+// Open opens the log in dir, creating the directory if it does not exist.
+// A nil opts means the defaults of Options.
+func Open(dir string, opts *Options) (*Log, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range []string{"", "topics", "groups"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("runnel: open %s: %w", dir, err)
+		}
+	}
+	if err := checkFormat(dir); err != nil {
+		return nil, err
+	}
+	app, err := chooseBackend(o)
+	if err != nil {
+		return nil, err
+	}
+	o.Logger.Info("runnel: log opened", "dir", dir, "backend", app.name(), "durability", o.Durability.String())
+	return &Log{dir: dir, opts: o, app: app, topics: map[string]*topic{}}, nil
+}
+
+// checkFormat creates dir's format file, or checks that it names a version
+// this package can read.
+func checkFormat(dir string) error {
+	path := filepath.Join(dir, formatFileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return writeFileAtomic(path, []byte(formatPrefix+strconv.Itoa(formatVersion)+"\n"))
+	}
+	if err != nil {
+		return fmt.Errorf("runnel: open %s: %w", dir, err)
+	}
+	text := strings.TrimSpace(string(data))
+	v, err := strconv.Atoi(strings.TrimPrefix(text, formatPrefix))
+	if !strings.HasPrefix(text, formatPrefix) || err != nil || v < 1 {
+		return fmt.Errorf("%w: %s says %q, want %q", ErrUnsupportedFormat, path, text, formatPrefix+strconv.Itoa(formatVersion))
+	}
+	if v > formatVersion {
+		return fmt.Errorf("%w: %s was written by a newer runnel (format %d; this version reads up to %d)", ErrUnsupportedFormat, dir, v, formatVersion)
+	}
+	return nil
+}
+
+// chooseBackend picks the append path that Options.Backend asks for.
+func chooseBackend(o Options) (appender, error) {
+	switch o.Backend {
+	case BackendPwrite:
+		return pwriteAppender{}, nil
+	case BackendIOURing:
+		app, err := newRingAppender()
+		if err != nil {
+			return nil, fmt.Errorf("runnel: io_uring backend requested but unavailable: %w", err)
+		}
+		return app, nil
+	}
+	app, err := newRingAppender()
+	if err != nil {
+		o.Logger.Info("runnel: io_uring unavailable, using pwrite", "reason", err)
+		return pwriteAppender{}, nil
+	}
+	return app, nil
+}
+
+// Dir returns the directory the log was opened on.
+func (l *Log) Dir() string { return l.dir }
+
+func (l *Log) checkOpen() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// topic returns the open handle on a topic, loading it on first use.
+func (l *Log) topic(name string) (*topic, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := validateName("topic", name); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := l.topics[name]; t != nil {
+		return t, nil
+	}
+	cfg, err := l.readTopicConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	t := &topic{name: name, cfg: cfg}
+	for p := range cfg.Partitions {
+		t.parts = append(t.parts, newPartition(l, t, p))
+	}
+	l.topics[name] = t
+	return t, nil
+}
+
+// close flushes and closes every partition of the topic.
+func (t *topic) close() error {
+	var errs []error
+	for _, p := range t.parts {
+		errs = append(errs, p.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Close flushes every queued record, waits for writes in flight, and closes
+// the log's files. It is idempotent; every later call on the Log, its
+// producers and its consumers returns ErrClosed.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		l.mu.Lock()
+		topics := l.topics
+		l.topics = map[string]*topic{}
+		l.mu.Unlock()
+		var errs []error
+		for _, t := range topics {
+			errs = append(errs, t.close())
+		}
+		errs = append(errs, l.app.close())
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+// Stats is a snapshot of a Log's counters.
+type Stats struct {
+	Backend        string // "io_uring" or "pwrite"
+	Durability     Durability
+	FramesWritten  int64 // frames this Log appended
+	RecordsWritten int64 // records in those frames
+	Syncs          int64 // fdatasyncs issued with appends
+	Repairs        int64 // torn or uncommitted tails cut
+	BytesRepaired  int64 // bytes those repairs cut
+}
+
+type logStats struct {
+	frames, records, syncs, repairs, repairedBytes atomic.Int64
+}
+
+// Stats reports the Log's counters and the active backend.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Backend:        l.app.name(),
+		Durability:     l.opts.Durability,
+		FramesWritten:  l.stats.frames.Load(),
+		RecordsWritten: l.stats.records.Load(),
+		Syncs:          l.stats.syncs.Load(),
+		Repairs:        l.stats.repairs.Load(),
+		BytesRepaired:  l.stats.repairedBytes.Load(),
+	}
+}

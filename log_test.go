@@ -1,0 +1,182 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// testBackend lets .ci/run repeat the whole suite on each append backend.
+func testOptions(t testing.TB, o *Options) *Options {
+	t.Helper()
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.Backend == BackendAuto {
+		c.Backend = os.Getenv("RUNNEL_TEST_BACKEND")
+	}
+	return &c
+}
+
+func openTest(t testing.TB, dir string, o *Options) *Log {
+	t.Helper()
+	l, err := Open(dir, testOptions(t, o))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func mustCreate(t testing.TB, l *Log, name string, cfg TopicConfig) {
+	t.Helper()
+	if err := l.CreateTopic(name, cfg); err != nil {
+		t.Fatalf("CreateTopic(%s): %v", name, err)
+	}
+}
+
+// readAll reads a topic's partitions from the start until n records came.
+func readAll(t testing.TB, l *Log, topic string, n int, opts *ConsumerOptions) []Record {
+	t.Helper()
+	c, err := l.Consumer(topic, opts)
+	if err != nil {
+		t.Fatalf("Consumer: %v", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []Record
+	for len(out) < n {
+		recs, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("Poll after %d of %d records: %v", len(out), n, err)
+		}
+		for _, r := range recs {
+			out = append(out, cloneRecord(r))
+		}
+	}
+	return out
+}
+
+func cloneRecord(r Record) Record {
+	c := r
+	if r.Key != nil {
+		c.Key = append([]byte{}, r.Key...)
+	}
+	if r.Value != nil {
+		c.Value = append([]byte{}, r.Value...)
+	}
+	return c
+}
+
+func TestRoundTrip(t *testing.T) {
+	ts := time.Unix(1700000000, 123456789)
+	sent := []Record{
+		{Key: []byte("k"), Value: []byte("v"), Time: ts},
+		{Key: nil, Value: nil, Time: ts.Add(-time.Hour)},
+		{Key: []byte{}, Value: []byte{}, Time: ts.Add(time.Hour)},
+		{Value: []byte("with headers"), Headers: []Header{{Key: "a", Value: []byte("1")}, {Key: "", Value: nil}, {Key: "c", Value: []byte{}}}, Time: ts},
+		{Key: []byte("big"), Value: []byte(strings.Repeat("x", 100_000)), Time: ts},
+		{Value: []byte("epoch"), Time: time.Unix(0, 1)},
+	}
+	for _, durability := range []Durability{Durable, Buffered, Periodic} {
+		t.Run(durability.String(), func(t *testing.T) {
+			l := openTest(t, t.TempDir(), &Options{Durability: durability})
+			mustCreate(t, l, "rt", TopicConfig{Partitions: 1})
+			p, err := l.Producer("rt", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range sent {
+				pos, err := p.Send(context.Background(), r)
+				if err != nil {
+					t.Fatalf("Send %d: %v", i, err)
+				}
+				if pos != (Position{0, int64(i)}) {
+					t.Fatalf("Send %d at %+v", i, pos)
+				}
+			}
+			got := readAll(t, l, "rt", len(sent), nil)
+			want := make([]Record, len(sent))
+			for i, r := range sent {
+				want[i] = r
+				want[i].Offset = int64(i)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("records differ (-sent +read):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCloseIsIdempotentAndFinal(t *testing.T) {
+	l := openTest(t, t.TempDir(), nil)
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	p, _ := l.Producer("t", nil)
+	c, _ := l.Consumer("t", nil)
+	var acks int
+	for i := range 100 {
+		p.SendAsync(Record{Value: []byte(fmt.Sprint(i))}, func(_ Position, err error) {
+			if err == nil {
+				acks++
+			}
+		})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if acks != 100 {
+		t.Fatalf("Close acknowledged %d of 100 queued records", acks)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	checks := map[string]error{
+		"CreateTopic": l.CreateTopic("u", TopicConfig{Partitions: 1}),
+		"Flush":       p.Flush(context.Background()),
+	}
+	_, checks["Send"] = p.Send(context.Background(), Record{})
+	_, checks["Poll"] = c.Poll(context.Background())
+	_, checks["Producer"] = l.Producer("t", nil)
+	_, checks["Consumer"] = l.Consumer("t", nil)
+	_, checks["Topics"] = l.Topics()
+	for name, err := range checks {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
+	var asyncErr error
+	p.SendAsync(Record{}, func(_ Position, err error) { asyncErr = err })
+	if !errors.Is(asyncErr, ErrClosed) {
+		t.Errorf("SendAsync after Close: %v", asyncErr)
+	}
+
+	l2 := openTest(t, l.Dir(), nil)
+	if got := readAll(t, l2, "t", 100, nil); len(got) != 100 {
+		t.Fatalf("reopened log has %d records", len(got))
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	dir := t.TempDir()
+	openTest(t, dir, nil).Close()
+	data, err := os.ReadFile(filepath.Join(dir, formatFileName))
+	if err != nil || string(data) != "runnel format 1\n" {
+		t.Fatalf("format file %q, %v", data, err)
+	}
+	for _, content := range []string{"runnel format 2\n", "garbage", ""} {
+		os.WriteFile(filepath.Join(dir, formatFileName), []byte(content), 0o644)
+		_, err := Open(dir, nil)
+		if !errors.Is(err, ErrUnsupportedFormat) {
+			t.Errorf("Open with format file %q: %v, want ErrUnsupportedFormat", content, err)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package runnel
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Durability says when an append is acknowledged.
+type Durability int
+
+const (
+	// Durable acknowledges a record once it is committed and fdatasync'd:
+	// it survives power loss. Concurrent senders share one fdatasync
+	// (group commit). This is the default.
+	Durable Durability = iota
+	// Buffered acknowledges once the record is committed in the page
+	// cache: visible to every process and safe from a crash of this
+	// process, but lost if the machine loses power before the OS flushes.
+	Buffered
+	// Periodic acknowledges like Buffered and fdatasyncs each partition
+	// at most every Options.SyncInterval: a power loss loses at most that
+	// window.
+	Periodic
+)
+
+func (d Durability) String() string {
+	switch d {
+	case Durable:
+		return "durable"
+	case Buffered:
+		return "buffered"
+	case Periodic:
+		return "periodic"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// Options configure a Log. A nil *Options, and every zero field, means the
+// documented default. Open copies the struct; later changes have no effect.
+type Options struct {
+	// Durability of acknowledged records. Default Durable.
+	Durability Durability
+
+	// SyncInterval is the fdatasync period in Periodic mode. Default
+	// 100ms; ignored in the other modes.
+	SyncInterval time.Duration
+
+	// Backend selects the append path: BackendAuto (default: io_uring on
+	// Linux when it works, else pwrite), BackendIOURing (Open fails where
+	// io_uring is unavailable) or BackendPwrite.
+	Backend string
+
+	// MaxRecordBytes caps one encoded record (key, value, headers).
+	// Default 1 MiB; at most 16 MiB. Larger records get ErrTooLarge.
+	MaxRecordBytes int
+
+	// MaxBatchBytes caps the frame that records queued while a write is
+	// in flight are gathered into. Default 1 MiB. A record larger than
+	// this still goes out, alone in its frame.
+	MaxBatchBytes int
+
+	// Logger receives repairs, recoveries and the chosen backend. Default:
+	// discard.
+	Logger *slog.Logger
+}
+
+const (
+	defaultSyncInterval   = 100 * time.Millisecond
+	defaultMaxRecordBytes = 1 << 20
+	maxMaxRecordBytes     = 16 << 20
+	defaultMaxBatchBytes  = 1 << 20
+)
+
+// withDefaults validates o and returns a copy with every default filled in.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	switch {
+	case c.Durability < Durable || c.Durability > Periodic:
+		return c, fmt.Errorf("%w: durability %d", ErrInvalidArgument, int(c.Durability))
+	case c.SyncInterval < 0:
+		return c, fmt.Errorf("%w: negative sync interval", ErrInvalidArgument)
+	case c.Backend != BackendAuto && c.Backend != BackendIOURing && c.Backend != BackendPwrite:
+		return c, fmt.Errorf("%w: backend %q (want %q, %q or empty)", ErrInvalidArgument, c.Backend, BackendIOURing, BackendPwrite)
+	case c.MaxRecordBytes < 0 || c.MaxRecordBytes > maxMaxRecordBytes:
+		return c, fmt.Errorf("%w: max record bytes %d outside [0, %d]", ErrInvalidArgument, c.MaxRecordBytes, maxMaxRecordBytes)
+	case c.MaxBatchBytes < 0 || c.MaxBatchBytes > maxMaxRecordBytes:
+		return c, fmt.Errorf("%w: max batch bytes %d outside [0, %d]", ErrInvalidArgument, c.MaxBatchBytes, maxMaxRecordBytes)
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = defaultSyncInterval
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = defaultMaxRecordBytes
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = defaultMaxBatchBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

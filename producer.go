@@ -1,0 +1,176 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// Producer appends records to one topic. It is safe for concurrent use;
+// all Producers of a Log share each partition's batch queue, so concurrent
+// senders share frames and fdatasyncs (group commit).
+//
+// Records are encoded into the partition's pending frame by the sending
+// goroutine. One writer goroutine per partition takes the pending frame
+// whenever its previous write finished, so records sent while a write is in
+// flight go out together in the next frame: batching without a linger.
+type Producer struct {
+	log    *Log
+	topic  *topic
+	part   Partitioner
+	spread atomic.Uint64
+	closed atomic.Bool
+}
+
+// ProducerOptions configure a Producer. A nil *ProducerOptions means the
+// defaults.
+type ProducerOptions struct {
+	// Partitioner picks each record's partition. Default
+	// KeyHashPartitioner.
+	Partitioner Partitioner
+}
+
+// Partitioner chooses the partition of a record for a topic with n
+// partitions. spread is a per-Producer counter for records with nothing
+// else to go by.
+type Partitioner func(r *Record, n int, spread uint64) int
+
+// spreadStickiness is how many keyless records go to one partition before
+// the next: long runs keep batches large, as Kafka's sticky partitioner does.
+const spreadStickiness = 512
+
+// KeyHashPartitioner sends a record with a key to partition
+// xxhash64(key) mod n, so equal keys share a partition and stay in order,
+// and spreads keyless records over all partitions in runs.
+func KeyHashPartitioner(r *Record, n int, spread uint64) int {
+	if r.Key != nil {
+		return int(xxhash.Sum64(r.Key) % uint64(n))
+	}
+	return int(spread / spreadStickiness % uint64(n))
+}
+
+// ManualPartitioner sends each record to its Record.Partition.
+func ManualPartitioner(r *Record, n int, spread uint64) int { return r.Partition }
+
+// Producer returns a producer for topic. It fails with ErrTopicNotFound if
+// the topic does not exist.
+func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
+	t, err := l.topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{log: l, topic: t, part: KeyHashPartitioner}
+	if opts != nil && opts.Partitioner != nil {
+		p.part = opts.Partitioner
+	}
+	return p, nil
+}
+
+// Send appends rec and waits for its acknowledgement (see Durability). If
+// ctx ends first Send returns ctx.Err(); the record may still be appended.
+func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
+	part, b, idx, err := p.enqueue(&rec, nil)
+	if err != nil {
+		return Position{}, err
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return Position{}, ctx.Err()
+	}
+	if b.err != nil {
+		return Position{}, b.err
+	}
+	return Position{Partition: part.id, Offset: b.base + int64(idx)}, nil
+}
+
+// SendAsync queues rec and returns at once. done, if not nil, is called
+// with the record's position or error once it is acknowledged or has
+// failed: on an internal goroutine, in send order per partition, so it must
+// not block. A record rejected before queueing (too large, bad partition,
+// closed) gets its error through done before SendAsync returns.
+func (p *Producer) SendAsync(rec Record, done func(Position, error)) {
+	if _, _, _, err := p.enqueue(&rec, done); err != nil && done != nil {
+		done(Position{}, err)
+	}
+}
+
+// Flush waits until every record sent before it is acknowledged or failed.
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	for _, part := range p.topic.parts {
+		part.mu.Lock()
+		last := part.lastQueued()
+		part.mu.Unlock()
+		if last == nil {
+			continue
+		}
+		select {
+		case <-last.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close flushes the producer's records and makes later sends fail with
+// ErrClosed. It is idempotent. The Log stays open.
+func (p *Producer) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	if p.log.closed.Load() {
+		return nil
+	}
+	for _, part := range p.topic.parts {
+		part.mu.Lock()
+		last := part.lastQueued()
+		part.mu.Unlock()
+		if last != nil {
+			<-last.done
+		}
+	}
+	return nil
+}
+
+func (p *Producer) checkOpen() error {
+	if p.closed.Load() || p.log.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// enqueue validates rec, picks its partition and adds it to that
+// partition's pending batch.
+func (p *Producer) enqueue(rec *Record, done func(Position, error)) (*partition, *batch, int, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, nil, 0, err
+	}
+	n := len(p.topic.parts)
+	var spread uint64
+	if rec.Key == nil {
+		spread = p.spread.Add(1)
+	}
+	i := p.part(rec, n, spread)
+	if i < 0 || i >= n {
+		return nil, nil, 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, i, p.topic.name, n)
+	}
+	size := frame.RecordSize(rec.Key, rec.Value, rec.Headers)
+	if size > p.log.opts.MaxRecordBytes {
+		return nil, nil, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
+	}
+	ts := rec.Time.UnixNano()
+	if rec.Time.IsZero() {
+		ts = time.Now().UnixNano()
+	}
+	part := p.topic.parts[i]
+	b, idx, err := part.add(ts, rec, size, done)
+	return part, b, idx, err
+}

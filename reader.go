@@ -1,0 +1,324 @@
+package runnel
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// partReader reads one partition's committed records in order, lock-free:
+// it trusts only frames whose commit byte is set and whose checksum
+// matches, and treats anything else past them as the end of the data.
+type partReader struct {
+	p    *partition
+	base int64    // base offset of the current segment
+	f    *os.File // current segment; nil while it does not exist yet
+	path string
+	pos  int64 // byte position of the next frame to read
+	next int64 // next offset to deliver
+
+	// With byTime, records older than minTime are skipped until the first
+	// one at or after it is delivered: a start by timestamp.
+	byTime  bool
+	minTime int64
+
+	buf     []byte
+	bufSize int
+}
+
+func newPartReader(p *partition, bufSize int) *partReader {
+	if bufSize <= 0 {
+		bufSize = defaultMaxPollBytes
+	}
+	return &partReader{p: p, bufSize: bufSize}
+}
+
+func (r *partReader) close() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+// openSegment makes segment base current, positioned at its start. A
+// segment that does not exist yet (its predecessor was just sealed) is
+// opened later, by fill.
+func (r *partReader) openSegment(base int64) error {
+	r.close()
+	r.base, r.pos, r.next = base, 0, base
+	r.path = segmentPath(r.p.dir, base, logExt)
+	f, err := os.Open(r.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runnel: open segment: %w", err)
+	}
+	r.f = f
+	return nil
+}
+
+// segmentFor returns the base of the segment that holds offset, or
+// ErrOutOfRange when offset is below the partition's start.
+func (r *partReader) segmentFor(offset int64) (int64, error) {
+	bases, err := listSegments(r.p.dir)
+	if err != nil {
+		return 0, fmt.Errorf("runnel: list segments of %s: %w", r.p.dir, err)
+	}
+	if len(bases) == 0 {
+		if offset == 0 {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("%w: offset %d of empty partition %s/%d", ErrOutOfRange, offset, r.p.topic.name, r.p.id)
+	}
+	if offset < bases[0] {
+		return 0, fmt.Errorf("%w: offset %d is before the start %d of partition %s/%d", ErrOutOfRange, offset, bases[0], r.p.topic.name, r.p.id)
+	}
+	seg := bases[0]
+	for _, b := range bases {
+		if b <= offset {
+			seg = b
+		}
+	}
+	return seg, nil
+}
+
+// seek positions the reader at offset: the largest segment base at or
+// below it, its index, then a walk over frame headers to the frame that
+// holds it. An offset past the end is ErrOutOfRange; the end itself is
+// valid (the reader waits there).
+func (r *partReader) seek(offset int64) error {
+	seg, err := r.segmentFor(offset)
+	if err != nil {
+		return err
+	}
+	for {
+		if err := r.openSegment(seg); err != nil {
+			return err
+		}
+		if r.f == nil {
+			if offset == seg {
+				return nil
+			}
+			return fmt.Errorf("%w: offset %d is past the end %d", ErrOutOfRange, offset, seg)
+		}
+		pos, next, err := r.indexedStart(offset)
+		if err != nil {
+			return err
+		}
+		s := newScanner(r.f, r.path)
+		s.verify = false
+		var found bool
+		t := s.walk(pos, next, func(fpos int64, m frame.Meta) {
+			if !found && m.End() > offset {
+				found = true
+				r.pos, r.next = fpos, offset
+			}
+		})
+		switch {
+		case found:
+			return nil
+		case t.sealed && t.next <= offset:
+			seg = t.next
+			continue
+		case t.next == offset || (t.sealed && t.next > offset):
+			r.pos, r.next = t.pos, t.next
+			return nil
+		}
+		return fmt.Errorf("%w: offset %d is past the end %d of partition %s/%d", ErrOutOfRange, offset, t.next, r.p.topic.name, r.p.id)
+	}
+}
+
+// indexedStart finds where to start walking toward offset in the current
+// segment: the index entry at or before it, if the log agrees with it.
+func (r *partReader) indexedStart(offset int64) (pos, next int64, err error) {
+	st, err := r.f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	entries, err := readIndex(segmentPath(r.p.dir, r.base, indexExt), st.Size())
+	if err != nil {
+		return 0, 0, err
+	}
+	pos = lookupIndex(entries, offset-r.base)
+	if pos == 0 {
+		return 0, r.base, nil
+	}
+	m, _, status, _ := newScanner(r.f, r.path).frameAt(pos)
+	if status != frameOK || m.Kind != frame.KindRecords || m.Base > offset {
+		return 0, r.base, nil // a stale entry: scan the segment instead
+	}
+	return pos, m.Base, nil
+}
+
+// seekEnd positions the reader after the last committed record.
+func (r *partReader) seekEnd() error {
+	bases, err := listSegments(r.p.dir)
+	if err != nil {
+		return err
+	}
+	seg := int64(0)
+	if len(bases) > 0 {
+		seg = bases[len(bases)-1]
+	}
+	for {
+		if err := r.openSegment(seg); err != nil || r.f == nil {
+			return err
+		}
+		st, err := r.f.Stat()
+		if err != nil {
+			return err
+		}
+		entries, err := readIndex(segmentPath(r.p.dir, seg, indexExt), st.Size())
+		if err != nil {
+			return err
+		}
+		pos, next := int64(0), seg
+		if n := len(entries); n > 0 {
+			m, _, status, _ := newScanner(r.f, r.path).frameAt(int64(entries[n-1].pos))
+			if status == frameOK && m.Base == seg+int64(entries[n-1].rel) {
+				pos, next = int64(entries[n-1].pos), m.Base
+			}
+		}
+		s := newScanner(r.f, r.path)
+		s.verify = false
+		t := s.walk(pos, next, nil)
+		if t.sealed {
+			seg = t.next
+			continue
+		}
+		r.pos, r.next = t.pos, t.next
+		return nil
+	}
+}
+
+// seekTime positions the reader at the first record whose timestamp is at
+// or after t: sealed segments whose newest record is older are skipped by
+// their time index, the rest is scanned.
+func (r *partReader) seekTime(t time.Time) error {
+	ts := t.UnixNano()
+	bases, err := listSegments(r.p.dir)
+	if err != nil {
+		return err
+	}
+	if len(bases) == 0 {
+		r.byTime, r.minTime = true, ts
+		return r.openSegment(0)
+	}
+	for i, seg := range bases {
+		last := i == len(bases)-1
+		count := int64(1 << 40)
+		if !last {
+			count = bases[i+1] - seg
+		}
+		entries, err := readTimeIndex(segmentPath(r.p.dir, seg, timeIndexExt), count+1, count)
+		if err != nil {
+			return err
+		}
+		if !last && len(entries) > 0 && entries[len(entries)-1].rel == uint32(count) && entries[len(entries)-1].ts < ts {
+			continue // every record of this sealed segment is older
+		}
+		if err := r.seek(seg + lookupTime(entries, ts)); err != nil {
+			return err
+		}
+		r.byTime, r.minTime = true, ts
+		return nil
+	}
+	return nil
+}
+
+// fill appends the committed records available now to dst, reading at most
+// about one buffer of bytes, and returns the extended slice. The records
+// alias the reader's buffer until its next fill.
+func (r *partReader) fill(dst []Record) ([]Record, error) {
+	for {
+		if r.f == nil {
+			if err := r.openSegment(r.base); err != nil || r.f == nil {
+				return dst, err
+			}
+		}
+		if cap(r.buf) < r.bufSize {
+			r.buf = make([]byte, r.bufSize)
+		}
+		buf := r.buf[:cap(r.buf)]
+		n, err := r.f.ReadAt(buf, r.pos)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return dst, fmt.Errorf("runnel: read %s at %d: %w", r.path, r.pos, err)
+		}
+		buf = buf[:n]
+		var delivered int
+		var sealedAt int64 = -1
+		for len(buf) >= frame.HeaderSize && !frame.IsZeroHeader(buf) {
+			m, err := frame.ParseMeta(buf)
+			if err != nil || !m.Committed() {
+				break // a write in progress, or a dead writer's leftovers
+			}
+			if int64(len(buf)) < m.Size() {
+				if delivered == 0 && len(buf) == n && m.Size() > int64(cap(r.buf)) {
+					r.buf = make([]byte, m.Size())
+					sealedAt = -2 // re-read with the larger buffer
+				}
+				break
+			}
+			data := buf[:m.Size()]
+			if err := frame.Verify(data, m); err != nil {
+				return dst, &CorruptError{Path: r.path, Pos: r.pos, Offset: r.next, Err: err}
+			}
+			if m.Kind == frame.KindSeal {
+				sealedAt = m.Base
+				break
+			}
+			var rerr error
+			dst, rerr = r.decode(dst, data, m)
+			if rerr != nil {
+				return dst, rerr
+			}
+			delivered++
+			r.pos += m.Size()
+			buf = buf[m.Size():]
+		}
+		switch {
+		case sealedAt >= 0:
+			if err := r.openSegment(sealedAt); err != nil {
+				return dst, err
+			}
+			if delivered > 0 {
+				return dst, nil // the next fill reads the new segment
+			}
+		case sealedAt == -2:
+		default:
+			return dst, nil
+		}
+	}
+}
+
+// decode appends the records of one verified frame from r.next on.
+func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, error) {
+	it := frame.NewRecords(data, m)
+	var fr frame.Record
+	off := m.Base
+	for it.Next(&fr) {
+		if off >= r.next && (!r.byTime || fr.Timestamp >= r.minTime) {
+			r.byTime = false
+			dst = append(dst, Record{
+				Key:       fr.Key,
+				Value:     fr.Value,
+				Headers:   fr.Headers,
+				Time:      time.Unix(0, fr.Timestamp),
+				Partition: r.p.id,
+				Offset:    off,
+			})
+		}
+		off++
+	}
+	if err := it.Err(); err != nil {
+		return dst, &CorruptError{Path: r.path, Pos: r.pos, Offset: off, Err: err}
+	}
+	r.next = m.End()
+	return dst, nil
+}

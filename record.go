@@ -1,0 +1,40 @@
+package runnel
+
+import (
+	"time"
+
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// Record is one message of a topic: what a Producer sends and a Consumer
+// receives.
+//
+// In a record returned by a Consumer, Key, Value and the header values
+// alias the consumer's read buffer: they stay valid until the next call to
+// Poll (or the next step of Records) and must be copied to be kept longer.
+// A nil Key or Value and an empty one are stored and returned distinctly.
+type Record struct {
+	Key     []byte
+	Value   []byte
+	Headers []Header
+
+	// Time is the record's timestamp. A zero Time in a sent record means
+	// the moment of Send. Stored with nanosecond precision.
+	Time time.Time
+
+	// Partition is where the record is (read) or goes (sent with the
+	// ManualPartitioner).
+	Partition int
+
+	// Offset is the record's position in its partition, set on read.
+	Offset int64
+}
+
+// Header is a key/value pair attached to a record.
+type Header = frame.Header
+
+// Position is where an acknowledged record was stored.
+type Position struct {
+	Partition int
+	Offset    int64
+}

@@ -1,0 +1,49 @@
+package runnel
+
+import (
+	"fmt"
+
+	"github.com/runnel-log/runnel/internal/frame"
+	"golang.org/x/sys/unix"
+)
+
+// pwriteAppender is the portable backend: pwrite the frame, pwrite the
+// commit byte, fdatasync. It is the only backend off Linux and the fallback
+// on Linux where io_uring is unavailable.
+type pwriteAppender struct{}
+
+var commitByte = []byte{frame.StateCommitted}
+
+func (pwriteAppender) appendFrame(fd int, off int64, b []byte, sync bool) error {
+	if err := pwriteFull(fd, b, off); err != nil {
+		return err
+	}
+	if err := pwriteFull(fd, commitByte, off+frame.OffState); err != nil {
+		return err
+	}
+	if sync {
+		return fdatasync(fd)
+	}
+	return nil
+}
+
+func (pwriteAppender) name() string { return BackendPwrite }
+func (pwriteAppender) close() error { return nil }
+
+// pwriteFull writes all of b at off, retrying short writes and EINTR.
+func pwriteFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pwrite: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("pwrite: %w", unix.EIO)
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package runnel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// TopicConfig describes a topic. Zero fields take the documented defaults.
+type TopicConfig struct {
+	// Partitions is the number of partitions, at least 1 (required).
+	Partitions int `json:"partitions"`
+
+	// SegmentBytes is the size at which a partition rolls to a new
+	// segment file. Default 64 MiB; at least 64 KiB.
+	SegmentBytes int64 `json:"segment_bytes"`
+
+	// IndexIntervalBytes is how many log bytes pass between two sparse
+	// index entries. Default 4096.
+	IndexIntervalBytes int64 `json:"index_interval_bytes"`
+
+	// RetentionAge removes sealed segments whose newest record is older.
+	// Zero keeps records forever.
+	RetentionAge time.Duration `json:"retention_age_ns"`
+
+	// RetentionBytes removes a partition's oldest sealed segments while it
+	// holds more bytes than this. Zero means no limit.
+	RetentionBytes int64 `json:"retention_bytes"`
+}
+
+const (
+	defaultSegmentBytes  = 64 << 20
+	minSegmentBytes      = 64 << 10
+	maxSegmentBytes      = 1 << 31 // index positions are u32; leave room for one frame past the limit
+	defaultIndexInterval = 4096
+	topicFileName        = "topic.json"
+)
+
+func (c TopicConfig) withDefaults() (TopicConfig, error) {
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = defaultSegmentBytes
+	}
+	if c.IndexIntervalBytes == 0 {
+		c.IndexIntervalBytes = defaultIndexInterval
+	}
+	switch {
+	case c.Partitions < 1 || c.Partitions > 1<<16:
+		return c, fmt.Errorf("%w: %d partitions (want 1 to 65536)", ErrInvalidArgument, c.Partitions)
+	case c.SegmentBytes < minSegmentBytes || c.SegmentBytes > maxSegmentBytes:
+		return c, fmt.Errorf("%w: segment bytes %d outside [%d, %d]", ErrInvalidArgument, c.SegmentBytes, minSegmentBytes, int64(maxSegmentBytes))
+	case c.IndexIntervalBytes < 0:
+		return c, fmt.Errorf("%w: negative index interval", ErrInvalidArgument)
+	case c.RetentionAge < 0 || c.RetentionBytes < 0:
+		return c, fmt.Errorf("%w: negative retention", ErrInvalidArgument)
+	}
+	return c, nil
+}
+
+// TopicInfo is what DescribeTopic reports.
+type TopicInfo struct {
+	Name       string
+	Config     TopicConfig
+	Partitions []PartitionInfo
+}
+
+// PartitionInfo describes one partition at the moment it was read.
+type PartitionInfo struct {
+	Partition   int
+	StartOffset int64 // first offset still stored
+	NextOffset  int64 // offset the next record will get
+	Bytes       int64 // size of the segment files
+	Segments    int
+}
+
+func (l *Log) topicDir(name string) string { return filepath.Join(l.dir, "topics", name) }
+
+// CreateTopic creates a topic. It fails with ErrTopicExists if the name is
+// taken, ErrInvalidName or ErrInvalidArgument for bad input.
+func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	if err := validateName("topic", name); err != nil {
+		return err
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	dir := l.topicDir(name)
+	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err == nil {
+		return fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	// Partition directories first, topic.json last: the topic exists for
+	// every process exactly when its config file does.
+	for p := 0; p < cfg.Partitions; p++ {
+		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(p)), 0o755); err != nil {
+			return fmt.Errorf("runnel: create topic %s: %w", name, err)
+		}
+	}
+	data, _ := json.MarshalIndent(cfg, "", "  ")
+	// A rename would silently replace a concurrent creator's config, so
+	// claim the name with O_EXCL first.
+	f, err := os.OpenFile(filepath.Join(dir, ".create.lock"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s (being created by another process)", ErrTopicExists, name)
+		}
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
+	}
+	f.Close()
+	defer os.Remove(filepath.Join(dir, ".create.lock"))
+	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err == nil {
+		return fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, topicFileName), append(data, '\n')); err != nil {
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+// readTopicConfig loads a topic's config, rejecting one that is damaged.
+func (l *Log) readTopicConfig(name string) (TopicConfig, error) {
+	path := filepath.Join(l.topicDir(name), topicFileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return TopicConfig{}, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	if err != nil {
+		return TopicConfig{}, fmt.Errorf("runnel: read topic %s: %w", name, err)
+	}
+	var cfg TopicConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, &CorruptError{Path: path, Offset: -1, Err: err}
+	}
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return cfg, &CorruptError{Path: path, Offset: -1, Err: err}
+	}
+	return cfg, nil
+}
+
+// Topics lists the topics in the log, sorted by name.
+func (l *Log) Topics() ([]string, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(l.dir, "topics"))
+	if err != nil {
+		return nil, fmt.Errorf("runnel: list topics: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if validateName("topic", e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(l.topicDir(e.Name()), topicFileName)); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// DescribeTopic reports a topic's config and, per partition, its offsets
+// and size as they are on disk now (including other processes' appends).
+func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
+	t, err := l.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	info := TopicInfo{Name: name, Config: t.cfg}
+	for _, p := range t.parts {
+		pi, err := p.describe()
+		if err != nil {
+			return info, err
+		}
+		info.Partitions = append(info.Partitions, pi)
+	}
+	return info, nil
+}
+
+// DeleteTopic removes a topic and all its data. Producers and consumers of
+// it in this Log are closed; other processes' handles fail on next use.
+func (l *Log) DeleteTopic(name string) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	if err := validateName("topic", name); err != nil {
+		return err
+	}
+	dir := l.topicDir(name)
+	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
+		return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	l.mu.Lock()
+	t := l.topics[name]
+	delete(l.topics, name)
+	l.mu.Unlock()
+	if t != nil {
+		t.close()
+	}
+	// Rename first so that the topic disappears at once for everybody,
+	// then remove the files at leisure.
+	graveyard := filepath.Join(l.dir, "topics", fmt.Sprintf(".deleted-%s-%d", name, time.Now().UnixNano()))
+	if err := os.Rename(dir, graveyard); err != nil {
+		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
+	if err := syncDir(filepath.Join(l.dir, "topics")); err != nil {
+		return err
+	}
+	return os.RemoveAll(graveyard)
+}
