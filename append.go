@@ -44,18 +44,10 @@ func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
 	if p.broken != nil {
 		return 0, p.broken
 	}
-	if p.meta == nil {
-		meta, err := openLockFile(filepath.Join(p.dir, metaFileName))
-		if err != nil {
-			return 0, fmt.Errorf("runnel: open writer lock: %w", err)
-		}
-		p.meta = meta
-	}
-	if err := p.meta.Lock(context.Background(), writerLockByte); err != nil {
+	if err := p.lockWriter(); err != nil {
 		return 0, err
 	}
 	defer p.meta.Unlock(writerLockByte)
-
 	if err := p.findTail(); err != nil {
 		return 0, err
 	}
@@ -81,9 +73,49 @@ func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
 	w.maxTS = max(w.maxTS, frameMaxTime(data))
 	w.pos += int64(len(data))
 	w.next += int64(fb.Count())
+	if p.log.opts.Durability == Durable {
+		p.shm.setDurablePoint(currentBootID, w.base, w.pos, w.next)
+	}
+	p.shm.published()
 	p.log.stats.frames.Add(1)
 	p.log.stats.records.Add(int64(fb.Count()))
 	return base, nil
+}
+
+// lockWriter takes the partition's writer lock, opening the lock file and
+// the shared mapping on first use. The caller holds p.wmu.
+func (p *partition) lockWriter() error {
+	if p.meta == nil {
+		meta, err := openLockFile(filepath.Join(p.dir, metaFileName))
+		if err != nil {
+			return fmt.Errorf("runnel: open writer lock: %w", err)
+		}
+		p.meta = meta
+	}
+	if p.shm == nil {
+		shm, err := openMeta(p.dir)
+		if err != nil {
+			return err
+		}
+		p.shm = shm
+	}
+	return p.meta.Lock(context.Background(), writerLockByte)
+}
+
+// repair runs the writer's tail check under the writer lock without
+// appending: it cuts a dead writer's leftovers, and reports damage. Readers
+// call it when they are stuck at bytes no live writer is writing.
+func (p *partition) repair() error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.broken != nil {
+		return p.broken
+	}
+	if err := p.lockWriter(); err != nil {
+		return err
+	}
+	defer p.meta.Unlock(writerLockByte)
+	return p.findTail()
 }
 
 // commitFrame writes one frame at the tail through the Log's backend,
@@ -110,10 +142,19 @@ func frameMaxTime(data []byte) int64 {
 }
 
 func (p *partition) dropActive() {
-	if p.w != nil {
-		p.w.close()
-		p.w = nil
+	if p.w == nil {
+		return
 	}
+	// Periodic mode promises a sync within the interval for every segment,
+	// including one this Log stops writing to.
+	if p.dirty && p.log.opts.Durability == Periodic {
+		if err := fdatasync(p.w.fd); err != nil {
+			p.log.opts.Logger.Error("runnel: sync before closing segment", "path", p.w.path, "err", err)
+		}
+	}
+	p.dirty = false
+	p.w.close()
+	p.w = nil
 }
 
 // findTail makes p.w describe the true tail of the partition, repairing a
@@ -145,6 +186,9 @@ func (p *partition) findTail() error {
 // from the last index entry, so its cost is bounded by the index interval,
 // not the log size.
 func (p *partition) discoverTail() error {
+	if err := p.recoverAfterReboot(); err != nil {
+		return err
+	}
 	bases, err := listSegments(p.dir)
 	if err != nil {
 		return fmt.Errorf("runnel: list segments of %s: %w", p.dir, err)
@@ -285,4 +329,3 @@ func (p *partition) roll() error {
 	}
 	return p.walkTail(0, next, true)
 }
-

@@ -91,7 +91,6 @@ func (p *partition) writeLoop() {
 
 		b.base, b.err = p.appendBatch(b.fb)
 		b.finish(p.id)
-		p.notify()
 
 		p.mu.Lock()
 		p.spare, b.fb = b.fb, nil

@@ -2,6 +2,9 @@ package runnel
 
 import (
 	"context"
+	"errors"
+	"runtime"
+	"sync/atomic"
 	"fmt"
 	"iter"
 	"slices"
@@ -50,6 +53,11 @@ type ConsumerOptions struct {
 	// one call. Default 1 MiB. A frame larger than this is still read
 	// whole.
 	MaxPollBytes int
+
+	// SpinWait makes Poll spin for up to this long, watching for appends,
+	// before it sleeps: lower wake-up latency for a busy core. Default 0:
+	// sleep at once (in the kernel, woken by the appending process).
+	SpinWait time.Duration
 }
 
 const defaultMaxPollBytes = 1 << 20
@@ -63,10 +71,18 @@ type Consumer struct {
 	log     *Log
 	topic   *topic
 	readers []*partReader
-	wake    chan struct{}
 	recs    []Record
 	rr      int // partition Poll starts with, rotated for fairness
 	closed  bool
+	spin    time.Duration
+
+	// Sleeping: each reader's partition.meta mapping, its append-sequence
+	// word and the value seen before the last read; cancel wakes a sleep
+	// when Poll's ctx ends.
+	metas  []*metaMap
+	words  []*atomic.Uint32
+	expect []uint32
+	cancel atomic.Uint32
 }
 
 // Consumer returns a consumer of topic positioned as opts say.
@@ -88,7 +104,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 			parts = append(parts, i)
 		}
 	}
-	c := &Consumer{log: l, topic: t, wake: make(chan struct{}, 1)}
+	c := &Consumer{log: l, topic: t, spin: o.SpinWait}
 	seen := map[int]bool{}
 	for _, id := range parts {
 		if id < 0 || id >= len(t.parts) || seen[id] {
@@ -98,12 +114,19 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 		seen[id] = true
 		r := newPartReader(t.parts[id], o.MaxPollBytes)
 		c.readers = append(c.readers, r)
+		m, err := openMeta(t.parts[id].dir)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.metas = append(c.metas, m)
+		c.words = append(c.words, m.seq())
 		if err := r.start(o.Start); err != nil {
 			c.Close()
 			return nil, err
 		}
-		t.parts[id].subscribe(c.wake)
 	}
+	c.expect = make([]uint32, len(c.words))
 	return c, nil
 }
 
@@ -131,17 +154,95 @@ func (r *partReader) start(sp StartPosition) error {
 // records available now (up to about MaxPollBytes per partition). It
 // returns ctx.Err() when ctx ends first. The returned slice and the bytes
 // its records point to stay valid until the next Poll or Close.
+//
+// Poll sleeps in the kernel until a producer in any process appends to one
+// of its partitions. When it meets bytes past the committed data that no
+// live writer is writing (a writer died mid-frame), it takes the writer
+// lock and repairs them; damage inside committed data is returned as a
+// *CorruptError.
 func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 	for {
+		for i, w := range c.words {
+			c.expect[i] = w.Load()
+		}
 		recs, err := c.TryPoll()
 		if err != nil || len(recs) > 0 {
 			return recs, err
 		}
-		select {
-		case <-c.wake:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
+		timeout, err := c.unstick()
+		if err != nil {
+			return nil, err
+		}
+		c.sleep(ctx, timeout)
+	}
+}
+
+// stuckRecheck bounds a sleep while a reader waits on a frame that a live
+// writer is writing: if that writer dies, no append will wake the reader.
+const stuckRecheck = 10 * time.Millisecond
+
+// unstick handles readers that stopped before the end of their file. A
+// writer holding the lock is still writing: sleep, briefly. Otherwise the
+// bytes are a dead writer's (repair cuts them) or damage (reported).
+func (c *Consumer) unstick() (time.Duration, error) {
+	var timeout time.Duration
+	for _, r := range c.readers {
+		if r.stuck == nil {
+			continue
+		}
+		timeout = stuckRecheck
+		held, err := r.writerActive()
+		if err != nil || held {
+			continue
+		}
+		if err := r.p.repair(); err != nil {
+			return 0, err
+		}
+		if err := r.checkDamage(); err != nil {
+			return 0, err
+		}
+	}
+	return timeout, nil
+}
+
+// sleep waits until a partition's append sequence moves, ctx ends, or
+// timeout passes (0: no timeout).
+func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
+	if c.spin > 0 && c.spinFor(c.spin) {
+		return
+	}
+	for _, m := range c.metas {
+		m.sleepers().Add(1)
+	}
+	priv := c.cancel.Load()
+	stop := context.AfterFunc(ctx, func() {
+		c.cancel.Add(1)
+		wakePrivate(&c.cancel)
+	})
+	waitWords(c.words, c.expect, &c.cancel, priv, timeout)
+	stop()
+	for _, m := range c.metas {
+		m.sleepers().Add(^uint32(0))
+	}
+}
+
+// spinFor watches the append sequences for up to d; it reports whether
+// one moved.
+func (c *Consumer) spinFor(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		for i, w := range c.words {
+			if w.Load() != c.expect[i] {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -150,12 +251,6 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 func (c *Consumer) TryPoll() ([]Record, error) {
 	if c.closed || c.log.closed.Load() {
 		return nil, ErrClosed
-	}
-	// Drain a pending wake-up first, so that an append after this read
-	// leaves a fresh one for Poll's wait.
-	select {
-	case <-c.wake:
-	default:
 	}
 	c.recs = c.recs[:0]
 	n := len(c.readers)
@@ -239,10 +334,13 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	for _, r := range c.readers {
-		r.p.unsubscribe(c.wake)
 		r.close()
 	}
 	c.readers = nil
-	return nil
+	var errs []error
+	for _, m := range c.metas {
+		errs = append(errs, m.close())
+	}
+	c.metas, c.words = nil, nil
+	return errors.Join(errs...)
 }
-

@@ -6,10 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // formatVersion is the on-disk format this package writes. Open refuses a
@@ -36,6 +38,12 @@ type Log struct {
 	closeErr  error
 
 	stats logStats
+
+	recMu      sync.Mutex
+	recoveries []RecoveryReport
+
+	stopSync chan struct{} // Periodic mode: stops syncLoop
+	syncDone chan struct{}
 }
 
 // topic is a Log's open handle on one topic: its config and partitions.
@@ -65,7 +73,38 @@ func Open(dir string, opts *Options) (*Log, error) {
 		return nil, err
 	}
 	o.Logger.Info("runnel: log opened", "dir", dir, "backend", app.name(), "durability", o.Durability.String())
-	return &Log{dir: dir, opts: o, app: app, topics: map[string]*topic{}}, nil
+	l := &Log{dir: dir, opts: o, app: app, topics: map[string]*topic{}}
+	if o.Durability == Periodic {
+		l.stopSync, l.syncDone = make(chan struct{}), make(chan struct{})
+		go l.syncLoop()
+	}
+	return l, nil
+}
+
+// syncLoop fdatasyncs, every SyncInterval, each partition written since
+// its last sync: Periodic mode's bound on what a power loss can take.
+func (l *Log) syncLoop() {
+	defer close(l.syncDone)
+	tick := time.NewTicker(l.opts.SyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stopSync:
+			return
+		case <-tick.C:
+		}
+		l.mu.Lock()
+		var parts []*partition
+		for _, t := range l.topics {
+			parts = append(parts, t.parts...)
+		}
+		l.mu.Unlock()
+		for _, p := range parts {
+			if err := p.syncIfDirty(); err != nil {
+				l.opts.Logger.Error("runnel: periodic sync failed", "partition", p.dir, "err", err)
+			}
+		}
+	}
 }
 
 // checkFormat creates dir's format file, or checks that it names a version
@@ -160,6 +199,10 @@ func (t *topic) close() error {
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		if l.stopSync != nil {
+			close(l.stopSync)
+			<-l.syncDone
+		}
 		l.mu.Lock()
 		topics := l.topics
 		l.topics = map[string]*topic{}
@@ -172,6 +215,23 @@ func (l *Log) Close() error {
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
+}
+
+// recordRecovery keeps a post-reboot recovery's report for Recoveries.
+func (l *Log) recordRecovery(r RecoveryReport) {
+	l.recMu.Lock()
+	l.recoveries = append(l.recoveries, r)
+	l.recMu.Unlock()
+}
+
+// Recoveries returns what the post-reboot recoveries run by this Log
+// verified and cut, one report per partition, in the order they ran. A
+// partition is recovered by the first writer after a reboot, so a report
+// appears after this Log's first append to it.
+func (l *Log) Recoveries() []RecoveryReport {
+	l.recMu.Lock()
+	defer l.recMu.Unlock()
+	return slices.Clone(l.recoveries)
 }
 
 // Stats is a snapshot of a Log's counters.

@@ -23,8 +23,8 @@ type partition struct {
 	mu       sync.Mutex
 	work     sync.Cond // the writer waits for a pending record
 	space    sync.Cond // senders wait for room in the pending batch
-	pending  *batch // records waiting for the writer; never nil once started
-	inflight *batch // the batch being written, if any
+	pending  *batch    // records waiting for the writer; never nil once started
+	inflight *batch    // the batch being written, if any
 	spare    *frame.Builder
 	closed   bool
 	started  bool
@@ -34,13 +34,10 @@ type partition struct {
 	// periodic syncer and Close also touch the active segment.
 	wmu    sync.Mutex
 	meta   *lockFile  // partition.meta: byte 0 is the writer lock
+	shm    *metaMap   // partition.meta mapped: wake-ups and the durable point
 	w      *activeSeg // this Log's view of the tail; nil until first append
 	broken error      // sticky: committed data is damaged, appends refused
 	dirty  bool       // written since the last fdatasync (Periodic mode)
-
-	// Readers waiting for appends by this Log, woken after each batch.
-	subMu sync.Mutex
-	subs  map[chan struct{}]struct{}
 }
 
 const metaFileName = "partition.meta"
@@ -51,37 +48,10 @@ func newPartition(l *Log, t *topic, id int) *partition {
 		topic: t,
 		id:    id,
 		dir:   filepath.Join(l.topicDir(t.name), strconv.Itoa(id)),
-		subs:  map[chan struct{}]struct{}{},
 	}
 	p.work.L = &p.mu
 	p.space.L = &p.mu
 	return p
-}
-
-// subscribe registers ch to receive a non-blocking send after every batch
-// this Log appends to the partition.
-func (p *partition) subscribe(ch chan struct{}) {
-	p.subMu.Lock()
-	p.subs[ch] = struct{}{}
-	p.subMu.Unlock()
-}
-
-func (p *partition) unsubscribe(ch chan struct{}) {
-	p.subMu.Lock()
-	delete(p.subs, ch)
-	p.subMu.Unlock()
-}
-
-// notify wakes every subscribed reader without blocking on any.
-func (p *partition) notify() {
-	p.subMu.Lock()
-	for ch := range p.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	p.subMu.Unlock()
 }
 
 // close drains the batch queue, then closes the partition's files.
@@ -100,7 +70,7 @@ func (p *partition) close() error {
 	var errs []error
 	if p.w != nil {
 		if p.dirty {
-			errs = append(errs, fdatasync(p.w.fd))
+			errs = append(errs, p.syncLocked())
 		}
 		errs = append(errs, p.w.close())
 		p.w = nil
@@ -109,8 +79,39 @@ func (p *partition) close() error {
 		errs = append(errs, p.meta.Close())
 		p.meta = nil
 	}
-	p.notify()
+	errs = append(errs, p.shm.close())
+	p.shm = nil
 	return errors.Join(errs...)
+}
+
+// syncIfDirty fdatasyncs the active segment if this Log wrote to it since
+// the last sync.
+func (p *partition) syncIfDirty() error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if !p.dirty || p.w == nil {
+		return nil
+	}
+	return p.syncLocked()
+}
+
+// syncLocked fdatasyncs the active segment and records the durable point.
+// The caller holds p.wmu. Recording it without the writer lock is safe:
+// the point only ever moves to data this Log wrote and synced, and another
+// writer that appended since moved it further or will.
+func (p *partition) syncLocked() error {
+	if err := fdatasync(p.w.fd); err != nil {
+		return err
+	}
+	p.dirty = false
+	p.log.stats.syncs.Add(1)
+	if p.shm != nil {
+		_, base, pos, _ := p.shm.durablePoint()
+		if base < p.w.base || base == p.w.base && pos < p.w.pos {
+			p.shm.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next)
+		}
+	}
+	return nil
 }
 
 // describe reads the partition's extent from disk, without any lock.

@@ -21,7 +21,7 @@ import (
 type Producer struct {
 	log    *Log
 	topic  *topic
-	part   Partitioner
+	part   Partitioner // nil: KeyHashPartitioner
 	spread atomic.Uint64
 	closed atomic.Bool
 }
@@ -63,8 +63,8 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{log: l, topic: t, part: KeyHashPartitioner}
-	if opts != nil && opts.Partitioner != nil {
+	p := &Producer{log: l, topic: t}
+	if opts != nil {
 		p.part = opts.Partitioner
 	}
 	return p, nil
@@ -158,9 +158,20 @@ func (p *Producer) enqueue(rec *Record, done func(Position, error)) (*partition,
 	if rec.Key == nil {
 		spread = p.spread.Add(1)
 	}
-	i := p.part(rec, n, spread)
+	var i int
+	if p.part == nil {
+		i = KeyHashPartitioner(rec, n, spread)
+	} else {
+		// A copy for the unknown function, so that rec itself never
+		// escapes to the heap on the default path.
+		r := *rec
+		i = p.part(&r, n, spread)
+	}
 	if i < 0 || i >= n {
 		return nil, nil, 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, i, p.topic.name, n)
+	}
+	if len(rec.Headers) > frame.MaxHeaders {
+		return nil, nil, 0, fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(rec.Headers), frame.MaxHeaders)
 	}
 	size := frame.RecordSize(rec.Key, rec.Value, rec.Headers)
 	if size > p.log.opts.MaxRecordBytes {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
@@ -29,6 +30,11 @@ type partReader struct {
 
 	buf     []byte
 	bufSize int
+
+	// stuck says why the last fill stopped before the end of the file,
+	// or nil when it reached the end of the data.
+	stuck error
+	probe *lockFile // opened on first need, to ask whether a writer is active
 }
 
 func newPartReader(p *partition, bufSize int) *partReader {
@@ -39,6 +45,14 @@ func newPartReader(p *partition, bufSize int) *partReader {
 }
 
 func (r *partReader) close() {
+	r.closeSegment()
+	if r.probe != nil {
+		r.probe.Close()
+		r.probe = nil
+	}
+}
+
+func (r *partReader) closeSegment() {
 	if r.f != nil {
 		r.f.Close()
 		r.f = nil
@@ -49,7 +63,7 @@ func (r *partReader) close() {
 // segment that does not exist yet (its predecessor was just sealed) is
 // opened later, by fill.
 func (r *partReader) openSegment(base int64) error {
-	r.close()
+	r.closeSegment()
 	r.base, r.pos, r.next = base, 0, base
 	r.path = segmentPath(r.p.dir, base, logExt)
 	f, err := os.Open(r.path)
@@ -234,8 +248,11 @@ func (r *partReader) seekTime(t time.Time) error {
 
 // fill appends the committed records available now to dst, reading at most
 // about one buffer of bytes, and returns the extended slice. The records
-// alias the reader's buffer until its next fill.
+// alias the reader's buffer until its next fill. When it stops at bytes that
+// are not a good committed frame it sets r.stuck: a write in progress, a
+// dead writer's leftovers, or damage (Consumer.Poll tells which).
 func (r *partReader) fill(dst []Record) ([]Record, error) {
+	r.stuck = nil
 	for {
 		if r.f == nil {
 			if err := r.openSegment(r.base); err != nil || r.f == nil {
@@ -250,52 +267,63 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return dst, fmt.Errorf("runnel: read %s at %d: %w", r.path, r.pos, err)
 		}
+		atEOF := n < len(buf)
 		buf = buf[:n]
 		var delivered int
-		var sealedAt int64 = -1
-		for len(buf) >= frame.HeaderSize && !frame.IsZeroHeader(buf) {
+		next := int64(-1) // segment to continue in after a seal
+		var grow int64    // a frame larger than the buffer: its size
+		for len(buf) > 0 && !frame.IsZeroHeader(buf) {
 			m, err := frame.ParseMeta(buf)
-			if err != nil || !m.Committed() {
-				break // a write in progress, or a dead writer's leftovers
+			switch {
+			case err != nil && len(buf) < frame.HeaderSize && !atEOF:
+				// A header cut by the buffer's end: read it next time.
+			case err != nil:
+				r.stuck = err
+			case !m.Committed():
+				r.stuck = errUncommitted
+			case int64(len(buf)) < m.Size() && atEOF:
+				r.stuck = fmt.Errorf("committed frame of %d bytes cut short by the end of the file", m.Size())
+			case int64(len(buf)) < m.Size() && delivered == 0 && m.Size() > int64(cap(r.buf)):
+				grow = m.Size()
 			}
-			if int64(len(buf)) < m.Size() {
-				if delivered == 0 && len(buf) == n && m.Size() > int64(cap(r.buf)) {
-					r.buf = make([]byte, m.Size())
-					sealedAt = -2 // re-read with the larger buffer
-				}
+			if err != nil || r.stuck != nil || int64(len(buf)) < m.Size() {
 				break
 			}
 			data := buf[:m.Size()]
 			if err := frame.Verify(data, m); err != nil {
-				return dst, &CorruptError{Path: r.path, Pos: r.pos, Offset: r.next, Err: err}
-			}
-			if m.Kind == frame.KindSeal {
-				sealedAt = m.Base
+				r.stuck = err
 				break
 			}
-			var rerr error
-			dst, rerr = r.decode(dst, data, m)
-			if rerr != nil {
-				return dst, rerr
+			if m.Kind == frame.KindSeal {
+				next = m.Base
+				break
+			}
+			if dst, err = r.decode(dst, data, m); err != nil {
+				return dst, err
 			}
 			delivered++
 			r.pos += m.Size()
 			buf = buf[m.Size():]
 		}
 		switch {
-		case sealedAt >= 0:
-			if err := r.openSegment(sealedAt); err != nil {
+		case grow > 0:
+			// ParseMeta capped the size at frame.MaxSize.
+			r.buf = make([]byte, grow)
+			continue
+		case next >= 0:
+			if err := r.openSegment(next); err != nil {
 				return dst, err
 			}
 			if delivered > 0 {
 				return dst, nil // the next fill reads the new segment
 			}
-		case sealedAt == -2:
-		default:
-			return dst, nil
+			continue
 		}
+		return dst, nil
 	}
 }
+
+var errUncommitted = errors.New("frame not committed")
 
 // decode appends the records of one verified frame from r.next on.
 func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, error) {
@@ -321,4 +349,41 @@ func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, 
 	}
 	r.next = m.End()
 	return dst, nil
+}
+
+// writerActive reports whether a writer (in any process, this one
+// included) holds the partition's writer lock now.
+func (r *partReader) writerActive() (bool, error) {
+	if r.probe == nil {
+		lf, err := openLockFile(filepath.Join(r.p.dir, metaFileName))
+		if err != nil {
+			return false, err
+		}
+		r.probe = lf
+	}
+	return r.probe.HeldByOther(writerLockByte)
+}
+
+// checkDamage runs after a repair found nothing to cut but the reader is
+// still stuck with no writer active: if a committed frame follows the
+// bytes it is stuck at, they are damage inside committed data.
+func (r *partReader) checkDamage() error {
+	if r.f == nil {
+		return nil
+	}
+	s := newScanner(r.f, r.path)
+	m, _, st, cause := s.frameAt(r.pos)
+	if st == frameOK || st == frameEnd {
+		return nil // readable now, or the end of the data
+	}
+	if cause == nil {
+		cause = fmt.Errorf("frame at offset %d not committed", m.Base)
+	}
+	if at, found, err := s.committedAfter(r.pos); err != nil {
+		return err
+	} else if found {
+		return &CorruptError{Path: r.path, Pos: r.pos, Offset: r.next,
+			Err: fmt.Errorf("%v; committed data follows at byte %d", cause, at)}
+	}
+	return nil
 }

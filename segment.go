@@ -69,10 +69,10 @@ type scanner struct {
 	// commit byte is written only after its frame.
 	verify bool
 	f      *os.File
-	path string
-	buf  []byte
-	at   int64 // file position of buf[0]
-	n    int   // valid bytes in buf
+	path   string
+	buf    []byte
+	at     int64 // file position of buf[0]
+	n      int   // valid bytes in buf
 }
 
 const scanWindow = 256 << 10

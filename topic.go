@@ -207,7 +207,11 @@ func (l *Log) DeleteTopic(name string) error {
 	}
 	// Rename first so that the topic disappears at once for everybody,
 	// then remove the files at leisure.
-	graveyard := filepath.Join(l.dir, "topics", fmt.Sprintf(".deleted-%s-%d", name, time.Now().UnixNano()))
+	// The graveyard is outside topics/, so no topic name can meet it.
+	graveyard := filepath.Join(l.dir, "trash", fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
+	if err := os.MkdirAll(filepath.Dir(graveyard), 0o755); err != nil {
+		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
 	if err := os.Rename(dir, graveyard); err != nil {
 		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}

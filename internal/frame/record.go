@@ -21,6 +21,10 @@ type Record struct {
 	Headers   []Header
 }
 
+// MaxHeaders caps the headers of one record, so that decoding a record can
+// never allocate more than a few megabytes for its header table.
+const MaxHeaders = 1 << 12
+
 // minRecordSize is the smallest encoded record: a one-byte length, then
 // one byte each for timestamp delta, key length, value length and header
 // count. ParseMeta uses it to reject impossible record counts.
@@ -196,7 +200,7 @@ func decodeBody(b []byte, first int64, r *Record) error {
 	nh, k := binary.Uvarint(b)
 	// Each header takes at least two bytes, so a count larger than half
 	// the remaining bytes is corruption, not an allocation size.
-	if k <= 0 || nh > uint64(len(b)-k)/2 {
+	if k <= 0 || nh > uint64(len(b)-k)/2 || nh > MaxHeaders {
 		return fmt.Errorf("%w: header count", ErrMalformed)
 	}
 	b = b[k:]

@@ -1,0 +1,73 @@
+// Package runnel is an embeddable, multi-process event log with Kafka's
+// model — topics, partitions, offsets, producers, consumers — stored in one
+// local directory, with no daemon: the SQLite of Kafka.
+//
+// # Basics
+//
+// Open a directory, create a topic, produce and consume:
+//
+//	l, err := runnel.Open("data", nil) // nil: durable, group-committed appends
+//	err = l.CreateTopic("orders", runnel.TopicConfig{Partitions: 3})
+//	p, err := l.Producer("orders", nil)
+//	pos, err := p.Send(ctx, runnel.Record{Key: []byte("ada"), Value: []byte("…")})
+//	c, err := l.Consumer("orders", &runnel.ConsumerOptions{Start: runnel.Earliest})
+//	for r, err := range c.Records(ctx) { … }
+//
+// A topic's partitions are directories of segment files. Each partition is
+// an ordered, append-only sequence of records numbered by offset from 0.
+// Records with the same key go to the same partition (xxhash64 of the key),
+// so their order is kept; keyless records are spread over the partitions.
+//
+// Send waits for the acknowledgement; SendAsync calls back; Flush waits for
+// everything sent. Records sent while the previous write is in flight are
+// written together as the next frame, so concurrent senders share writes
+// and fdatasyncs without any configured linger.
+//
+// Consumers read from an offset, the earliest or latest record, or a
+// timestamp. Poll waits for records and returns a batch; Records is the
+// same as an iterator. Returned byte slices are valid until the next Poll.
+//
+// # Guarantees
+//
+// Acknowledged means committed: the record's frame was written, then its
+// commit byte, and every process reading the partition can see it. On top
+// of that, by Options.Durability:
+//
+//   - Durable (default): the frame was also fdatasync'd before the
+//     acknowledgement; it survives power loss. Concurrent senders share one
+//     fdatasync per frame (group commit).
+//   - Periodic: each partition is fdatasync'd at least every
+//     Options.SyncInterval; a power loss may lose that window.
+//   - Buffered: the OS writes the data back when it likes; a crash of the
+//     process loses nothing acknowledged, a power loss may.
+//
+// Readers deliver only committed frames whose xxhash64 checksum matches,
+// each record once, in offset order per partition. A writer that dies at
+// any instruction leaves at most an uncommitted or torn frame past the
+// committed tail; the next writer (holding the partition's writer lock)
+// cuts it off before appending, and no reader ever sees it. Damage inside
+// committed data is reported as a *CorruptError (ErrCorrupt) with the file
+// and position, never skipped silently.
+//
+// # Processes
+//
+// Any number of processes may open the same directory. Appends to a
+// partition are serialized by an exclusive byte-range lock (open file
+// description locks on Linux, which the kernel releases when the holder
+// dies); readers take no lock. Two Logs opened on one directory in the same
+// process behave exactly like two processes.
+//
+// # Caveats
+//
+// Network file systems (NFS, SMB, most FUSE file systems) are not
+// supported: their byte-range locks and their ordering of writes between
+// clients do not give the guarantees the append protocol rests on.
+//
+// A Consumer is for one goroutine at a time. Producers and the Log are safe
+// for concurrent use.
+//
+// Record timestamps are stored in nanoseconds; they need not increase, and
+// AtTime finds the first record in offset order at or after the time.
+//
+// The on-disk format is described in docs/FORMAT.md.
+package runnel
