@@ -48,6 +48,10 @@ func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
 		return 0, err
 	}
 	defer p.meta.Unlock(writerLockByte)
+	if p.shm.deleted() {
+		p.broken = fmt.Errorf("%w: %s was deleted", ErrTopicNotFound, p.topic.name)
+		return 0, p.broken
+	}
 	if err := p.findTail(); err != nil {
 		return 0, err
 	}
@@ -84,7 +88,10 @@ func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
 
 // lockWriter takes the partition's writer lock, opening the lock file and
 // the shared mapping on first use. The caller holds p.wmu.
-func (p *partition) lockWriter() error {
+func (p *partition) lockWriter() error { return p.lockWriterContext(context.Background()) }
+
+// lockWriterContext is lockWriter that gives up when ctx ends.
+func (p *partition) lockWriterContext(ctx context.Context) error {
 	if p.meta == nil {
 		meta, err := openLockFile(filepath.Join(p.dir, metaFileName))
 		if err != nil {
@@ -99,7 +106,7 @@ func (p *partition) lockWriter() error {
 		}
 		p.shm = shm
 	}
-	return p.meta.Lock(context.Background(), writerLockByte)
+	return p.meta.Lock(ctx, writerLockByte)
 }
 
 // repair runs the writer's tail check under the writer lock without
@@ -123,10 +130,21 @@ func (p *partition) repair() error {
 func (p *partition) commitFrame(data []byte) error {
 	sync := p.log.opts.Durability == Durable
 	if err := p.log.app.appendFrame(p.w.fd, p.w.pos, data, sync); err != nil {
-		// The tail is unknown now: the frame may be partly written.
-		// Forget it; the next append re-discovers and repairs.
+		err = fmt.Errorf("runnel: append to %s: %w", p.dir, err)
+		var state [1]byte
+		if _, rerr := p.w.f.ReadAt(state[:], p.w.pos+frame.OffState); rerr == nil && state[0] == frame.StateCommitted {
+			// The commit landed and the sync failed. After a failed
+			// fdatasync the kernel may have dropped the dirty pages, so
+			// nothing this Log wrote can be called durable any more:
+			// refuse appends until the log is reopened, as databases do.
+			p.broken = fmt.Errorf("%w; the partition refuses appends until reopened", err)
+			p.dropActive()
+			return p.broken
+		}
+		// The frame is uncommitted and maybe partly written: forget the
+		// tail; the next append re-discovers and repairs it.
 		p.dropActive()
-		return fmt.Errorf("runnel: append to %s: %w", p.dir, err)
+		return err
 	}
 	if sync {
 		p.log.stats.syncs.Add(1)
@@ -170,6 +188,13 @@ func (p *partition) findTail() error {
 		}
 		if n == 0 {
 			return nil
+		}
+		if p.activeRemoved() {
+			// Another writer rolled past this segment and retention
+			// removed it: following its seal would re-create the next
+			// segment, so find the tail afresh.
+			p.dropActive()
+			return p.discoverTail()
 		}
 		// Another writer appended, or died leaving bytes: catch up with
 		// its index entries, then walk its frames.
@@ -236,6 +261,15 @@ func (p *partition) openActive(base int64) error {
 		return err
 	}
 	idx, err := openIndexWriter(p.dir, base, st.Size(), p.topic.cfg.IndexIntervalBytes)
+	if err == nil && !idx.consistent {
+		// An entry was lost or damaged: the time index can no longer
+		// vouch for the records before it. Rebuild both from the log.
+		p.log.opts.Logger.Warn("runnel: indexes disagree, rebuilding", "path", path)
+		idx.close()
+		if err = rebuildIndex(p.dir, base, p.topic.cfg.IndexIntervalBytes); err == nil {
+			idx, err = openIndexWriter(p.dir, base, st.Size(), p.topic.cfg.IndexIntervalBytes)
+		}
+	}
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("runnel: open index of %s: %w", path, err)
@@ -327,5 +361,9 @@ func (p *partition) roll() error {
 			return err
 		}
 	}
-	return p.walkTail(0, next, true)
+	if err := p.walkTail(0, next, true); err != nil {
+		return err
+	}
+	p.retainAfterRoll()
+	return nil
 }

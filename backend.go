@@ -22,7 +22,7 @@ type appender interface {
 
 // Backend names, for Options.Backend and Stats.
 const (
-	BackendAuto    = ""         // io_uring where it works, else pwrite
+	BackendAuto    = ""         // the faster backend for the durability mode
 	BackendIOURing = "io_uring" // linked io_uring chain per batch (Linux)
 	BackendPwrite  = "pwrite"   // pwrite + pwrite + fdatasync, everywhere
 )

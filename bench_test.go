@@ -90,13 +90,15 @@ func BenchmarkProduce(b *testing.B) {
 			reportRate(b, b.N, raw)
 		})
 		b.Run(fmt.Sprintf("mode=%s/sender=64", d), func(b *testing.B) {
-			_, p := benchLog(b, d)
+			l, p := benchLog(b, d)
 			b.SetBytes(int64(len(benchValue)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			sendConcurrently(b, p, 64, b.N)
 			b.StopTimer()
 			reportRate(b, b.N, 0)
+			st := l.Stats()
+			b.ReportMetric(float64(st.RecordsWritten)/float64(max(st.FramesWritten, 1)), "records/frame")
 		})
 		b.Run(fmt.Sprintf("mode=%s/sender=1", d), func(b *testing.B) {
 			_, p := benchLog(b, d)

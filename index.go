@@ -80,7 +80,7 @@ func readTimeIndex(path string, maxEntries, maxRel int64) ([]timeEntry, error) {
 		if int64(e.rel) > maxRel {
 			break
 		}
-		if n := len(entries); n > 0 && (e.rel < entries[n-1].rel || e.ts < entries[n-1].ts) {
+		if n := len(entries); n > 0 && (e.rel <= entries[n-1].rel || e.ts < entries[n-1].ts) {
 			break
 		}
 		entries = append(entries, e)
@@ -142,11 +142,14 @@ type indexWriter struct {
 	timeEntries  int64 // entries in .timeindex
 	lastPos      int64 // log position of the newest .index entry
 	lastRel      int64 // relative offset of the newest .index entry
+	lastTimeRel  int64 // relative offset of the newest .timeindex entry
 	maxTS        int64 // newest timestamp recorded in .timeindex
 	interval     int64
 	offBuf       [indexEntrySize]byte
 	timBuf       [timeIndexEntrySize]byte
-	unsyncedTail bool
+	// consistent is false when openIndexWriter found the two indexes
+	// disagreeing (an entry lost or damaged): the caller rebuilds them.
+	consistent bool
 }
 
 // openIndexWriter opens the index files of segment base in dir, trims them
@@ -170,7 +173,11 @@ func openIndexWriter(dir string, base, logSize, interval int64) (*indexWriter, e
 		return nil, err
 	}
 	if n := len(tentries); n > 0 {
-		w.maxTS = tentries[n-1].ts
+		w.maxTS, w.lastTimeRel = tentries[n-1].ts, int64(tentries[n-1].rel)
+	}
+	w.consistent = len(tentries) == len(entries)
+	for i := 0; w.consistent && i < len(entries); i++ {
+		w.consistent = tentries[i].rel == entries[i].rel
 	}
 	w.entries, w.timeEntries = int64(len(entries)), int64(len(tentries))
 	if w.off, err = os.OpenFile(w.offPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
@@ -200,7 +207,14 @@ func (w *indexWriter) due(pos int64) bool {
 
 // add records that the frame at pos starts at relative offset rel and that
 // no record before it is newer than maxTS.
+//
+// Every offset entry has a time entry at the same relative offset, written
+// first, so a lost time entry shows as a time index shorter than the offset
+// index (openIndexWriter then rebuilds both).
 func (w *indexWriter) add(rel, pos, maxTS int64) error {
+	if err := w.addTime(rel, maxTS); err != nil {
+		return err
+	}
 	binary.LittleEndian.PutUint32(w.offBuf[:], uint32(rel))
 	binary.LittleEndian.PutUint32(w.offBuf[4:], uint32(pos))
 	if _, err := w.off.WriteAt(w.offBuf[:], w.entries*indexEntrySize); err != nil {
@@ -208,21 +222,23 @@ func (w *indexWriter) add(rel, pos, maxTS int64) error {
 	}
 	w.entries++
 	w.lastPos, w.lastRel = pos, rel
-	return w.addTime(rel, maxTS)
+	return nil
 }
 
-// addTime appends a time entry if maxTS moves the time index forward.
+// addTime appends a time entry for rel unless one exists. Its timestamp
+// never goes back: a lookup relies on the entries being sorted.
 func (w *indexWriter) addTime(rel, maxTS int64) error {
-	if maxTS <= w.maxTS {
+	if w.timeEntries > 0 && rel <= w.lastTimeRel {
 		return nil
 	}
-	binary.LittleEndian.PutUint64(w.timBuf[:], uint64(maxTS))
+	ts := max(maxTS, w.maxTS)
+	binary.LittleEndian.PutUint64(w.timBuf[:], uint64(ts))
 	binary.LittleEndian.PutUint32(w.timBuf[8:], uint32(rel))
 	if _, err := w.tim.WriteAt(w.timBuf[:], w.timeEntries*timeIndexEntrySize); err != nil {
 		return err
 	}
 	w.timeEntries++
-	w.maxTS = maxTS
+	w.maxTS, w.lastTimeRel = ts, rel
 	return nil
 }
 
@@ -254,6 +270,7 @@ func (w *indexWriter) refresh() error {
 			return err
 		}
 		w.maxTS = int64(binary.LittleEndian.Uint64(b[:]))
+		w.lastTimeRel = int64(binary.LittleEndian.Uint32(b[8:]))
 	}
 	return nil
 }

@@ -2,13 +2,17 @@ package runnel
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,10 +22,13 @@ import (
 //
 //	 64  u32  append sequence: bumped after every commit; readers sleep on it
 //	 68  u32  sleeping readers: writers wake only when it is non-zero
+//	 72  u32  deleted: set under the writer lock by DeleteTopic
 //	128  [16] boot id of the machine run that last wrote the durable point
 //	144  i64  segment base of the last durable point
 //	152  i64  byte position of the last durable point in that segment
 //	160  i64  offset of the first record at or after the durable point
+//	168  u64  xxhash64 of bytes 128-167: a point torn by a crash mid-update
+//	          is recognised and ignored
 //
 // The durable point is where fdatasync last completed: after a reboot,
 // recovery re-verifies every frame after it (DESIGN §3).
@@ -29,25 +36,40 @@ const (
 	metaSize        = 4096
 	metaSeqOff      = 64
 	metaSleepersOff = 68
+	metaDeletedOff  = 72
 	metaBootOff     = 128
 	metaDurBaseOff  = 144
 	metaDurPosOff   = 152
 	metaDurNextOff  = 160
+	metaDurSumOff   = 168
 )
 
 // metaMap is one process's shared mapping of a partition.meta file.
 type metaMap struct {
 	mem []byte
+	lf  *lockFile
 }
 
-// openMeta maps dir/partition.meta, creating it at its full size.
+// openMeta maps dir/partition.meta, creating it at its full size. The file
+// is opened through openLockFile, never directly: with classic fcntl locks
+// (off Linux) closing any descriptor of the file would drop this process's
+// writer lock on it, and the lock table shares one descriptor instead.
 func openMeta(dir string) (*metaMap, error) {
-	path := dir + string(os.PathSeparator) + metaFileName
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	path := filepath.Join(dir, metaFileName)
+	lf, err := openLockFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: open %s: %w", path, err)
 	}
-	defer f.Close() // the mapping outlives the descriptor
+	m, err := mapMeta(lf.File(), path)
+	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	m.lf = lf
+	return m, nil
+}
+
+func mapMeta(f *os.File, path string) (*metaMap, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -72,7 +94,7 @@ func (m *metaMap) close() error {
 	}
 	err := unix.Munmap(m.mem)
 	m.mem = nil
-	return err
+	return errors.Join(err, m.lf.Close())
 }
 
 func (m *metaMap) u32(off int) *atomic.Uint32 {
@@ -89,6 +111,10 @@ func (m *metaMap) seq() *atomic.Uint32 { return m.u32(metaSeqOff) }
 // sleepers counts readers asleep on seq, across processes.
 func (m *metaMap) sleepers() *atomic.Uint32 { return m.u32(metaSleepersOff) }
 
+// deleted reports whether the partition's topic was deleted, by any
+// process: its files may live on, open, after the directory is gone.
+func (m *metaMap) deleted() bool { return m.u32(metaDeletedOff).Load() != 0 }
+
 // published bumps the append sequence and wakes sleeping readers.
 func (m *metaMap) published() {
 	m.seq().Add(1)
@@ -98,9 +124,12 @@ func (m *metaMap) published() {
 }
 
 // durablePoint returns the boot id and position of the last fdatasync.
-func (m *metaMap) durablePoint() (boot [16]byte, base, pos, next int64) {
+// ok is false when the recorded point is torn (or was never written).
+func (m *metaMap) durablePoint() (boot [16]byte, base, pos, next int64, ok bool) {
 	copy(boot[:], m.mem[metaBootOff:])
-	return boot, m.i64(metaDurBaseOff).Load(), m.i64(metaDurPosOff).Load(), m.i64(metaDurNextOff).Load()
+	base, pos, next = m.i64(metaDurBaseOff).Load(), m.i64(metaDurPosOff).Load(), m.i64(metaDurNextOff).Load()
+	ok = xxhash.Sum64(m.mem[metaBootOff:metaDurSumOff]) == binary.LittleEndian.Uint64(m.mem[metaDurSumOff:])
+	return boot, base, pos, next, ok
 }
 
 // setDurablePoint records that everything before pos in segment base is
@@ -114,6 +143,7 @@ func (m *metaMap) setDurablePoint(boot [16]byte, base, pos, next int64) {
 	m.i64(metaDurBaseOff).Store(base)
 	m.i64(metaDurPosOff).Store(pos)
 	m.i64(metaDurNextOff).Store(next)
+	binary.LittleEndian.PutUint64(m.mem[metaDurSumOff:], xxhash.Sum64(m.mem[metaBootOff:metaDurSumOff]))
 }
 
 // currentBootID identifies this run of the machine, so that a writer can

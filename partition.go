@@ -106,7 +106,7 @@ func (p *partition) syncLocked() error {
 	p.dirty = false
 	p.log.stats.syncs.Add(1)
 	if p.shm != nil {
-		_, base, pos, _ := p.shm.durablePoint()
+		_, base, pos, _, _ := p.shm.durablePoint()
 		if base < p.w.base || base == p.w.base && pos < p.w.pos {
 			p.shm.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next)
 		}

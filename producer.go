@@ -73,7 +73,7 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 // Send appends rec and waits for its acknowledgement (see Durability). If
 // ctx ends first Send returns ctx.Err(); the record may still be appended.
 func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
-	part, b, idx, err := p.enqueue(&rec, nil)
+	part, b, idx, err := p.enqueue(&rec, nil, true)
 	if err != nil {
 		return Position{}, err
 	}
@@ -94,7 +94,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 // not block. A record rejected before queueing (too large, bad partition,
 // closed) gets its error through done before SendAsync returns.
 func (p *Producer) SendAsync(rec Record, done func(Position, error)) {
-	if _, _, _, err := p.enqueue(&rec, done); err != nil && done != nil {
+	if _, _, _, err := p.enqueue(&rec, done, false); err != nil && done != nil {
 		done(Position{}, err)
 	}
 }
@@ -149,7 +149,7 @@ func (p *Producer) checkOpen() error {
 
 // enqueue validates rec, picks its partition and adds it to that
 // partition's pending batch.
-func (p *Producer) enqueue(rec *Record, done func(Position, error)) (*partition, *batch, int, error) {
+func (p *Producer) enqueue(rec *Record, done func(Position, error), waiting bool) (*partition, *batch, int, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, nil, 0, err
 	}
@@ -182,6 +182,6 @@ func (p *Producer) enqueue(rec *Record, done func(Position, error)) (*partition,
 		ts = time.Now().UnixNano()
 	}
 	part := p.topic.parts[i]
-	b, idx, err := part.add(ts, rec, size, done)
+	b, idx, err := part.add(ts, rec, size, done, waiting)
 	return part, b, idx, err
 }

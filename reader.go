@@ -35,6 +35,8 @@ type partReader struct {
 	// or nil when it reached the end of the data.
 	stuck error
 	probe *lockFile // opened on first need, to ask whether a writer is active
+
+	resetOutOfRange bool // below the start, move to it (retention.go)
 }
 
 func newPartReader(p *partition, bufSize int) *partReader {
@@ -68,7 +70,7 @@ func (r *partReader) openSegment(base int64) error {
 	r.path = segmentPath(r.p.dir, base, logExt)
 	f, err := os.Open(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return r.segmentGone(base)
 	}
 	if err != nil {
 		return fmt.Errorf("runnel: open segment: %w", err)
@@ -91,7 +93,7 @@ func (r *partReader) segmentFor(offset int64) (int64, error) {
 		return 0, fmt.Errorf("%w: offset %d of empty partition %s/%d", ErrOutOfRange, offset, r.p.topic.name, r.p.id)
 	}
 	if offset < bases[0] {
-		return 0, fmt.Errorf("%w: offset %d is before the start %d of partition %s/%d", ErrOutOfRange, offset, bases[0], r.p.topic.name, r.p.id)
+		return r.belowStart(offset, bases[0])
 	}
 	seg := bases[0]
 	for _, b := range bases {
@@ -115,6 +117,7 @@ func (r *partReader) seek(offset int64) error {
 		if err := r.openSegment(seg); err != nil {
 			return err
 		}
+		offset = max(offset, r.base) // reset past records retention removed
 		if r.f == nil {
 			if offset == seg {
 				return nil
@@ -237,11 +240,54 @@ func (r *partReader) seekTime(t time.Time) error {
 		if !last && len(entries) > 0 && entries[len(entries)-1].rel == uint32(count) && entries[len(entries)-1].ts < ts {
 			continue // every record of this sealed segment is older
 		}
-		if err := r.seek(seg + lookupTime(entries, ts)); err != nil {
+		err = r.seek(seg + lookupTime(entries, ts))
+		if errors.Is(err, ErrOutOfRange) {
+			// The time index names offsets the log does not hold (it
+			// outlived a cut tail): scan the segment instead.
+			err = r.seek(seg)
+		}
+		if err != nil {
 			return err
 		}
 		r.byTime, r.minTime = true, ts
-		return nil
+		return r.skipOlder()
+	}
+	return nil
+}
+
+// skipOlder moves a reader started by time to its first record at or after
+// minTime, so that Position reports it: frames whose newest record is older
+// are skipped by their header alone. If no such record exists yet the
+// reader stays at the end, still filtering.
+func (r *partReader) skipOlder() error {
+	for r.byTime {
+		if r.f == nil {
+			return nil
+		}
+		m, data, st, _ := newScanner(r.f, r.path).frameAt(r.pos)
+		if st != frameOK {
+			return nil
+		}
+		if m.Kind == frame.KindSeal {
+			if err := r.openSegment(m.Base); err != nil {
+				return err
+			}
+			continue
+		}
+		if m.MaxTime >= r.minTime {
+			it := frame.NewRecords(data, m)
+			var fr frame.Record
+			for off := m.Base; it.Next(&fr); off++ {
+				if off >= r.next && fr.Timestamp >= r.minTime {
+					r.next, r.byTime = off, false
+					return nil
+				}
+			}
+			if err := it.Err(); err != nil {
+				return &CorruptError{Path: r.path, Pos: r.pos, Offset: m.Base, Err: err}
+			}
+		}
+		r.pos, r.next = r.pos+m.Size(), m.End()
 	}
 	return nil
 }
@@ -253,6 +299,7 @@ func (r *partReader) seekTime(t time.Time) error {
 // dead writer's leftovers, or damage (Consumer.Poll tells which).
 func (r *partReader) fill(dst []Record) ([]Record, error) {
 	r.stuck = nil
+	start := len(dst)
 	for {
 		if r.f == nil {
 			if err := r.openSegment(r.base); err != nil || r.f == nil {
@@ -274,6 +321,13 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 		var grow int64    // a frame larger than the buffer: its size
 		for len(buf) > 0 && !frame.IsZeroHeader(buf) {
 			m, err := frame.ParseMeta(buf)
+			// The checksum covers m.Length bytes, not the padding: a file
+			// that ends in a frame's padding holds the whole frame, as the
+			// writer's scan agrees.
+			size := m.Size()
+			if atEOF && int64(len(buf)) < size && int64(len(buf)) >= int64(m.Length) {
+				size = int64(len(buf))
+			}
 			switch {
 			case err != nil && len(buf) < frame.HeaderSize && !atEOF:
 				// A header cut by the buffer's end: read it next time.
@@ -281,15 +335,19 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 				r.stuck = err
 			case !m.Committed():
 				r.stuck = errUncommitted
-			case int64(len(buf)) < m.Size() && atEOF:
+			case int64(len(buf)) < size && atEOF:
 				r.stuck = fmt.Errorf("committed frame of %d bytes cut short by the end of the file", m.Size())
-			case int64(len(buf)) < m.Size() && delivered == 0 && m.Size() > int64(cap(r.buf)):
+			case int64(len(buf)) < size && delivered == 0 && m.Size() > int64(cap(r.buf)):
 				grow = m.Size()
+			case !followsOn(m, r.next):
+				// Whole and committed, but not the frame that comes next
+				// (a stale one): never deliver its offsets.
+				r.stuck = fmt.Errorf("frame starts at offset %d, expected %d", m.Base, r.next)
 			}
-			if err != nil || r.stuck != nil || int64(len(buf)) < m.Size() {
+			if err != nil || r.stuck != nil || int64(len(buf)) < size {
 				break
 			}
-			data := buf[:m.Size()]
+			data := buf[:size]
 			if err := frame.Verify(data, m); err != nil {
 				r.stuck = err
 				break
@@ -303,7 +361,7 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 			}
 			delivered++
 			r.pos += m.Size()
-			buf = buf[m.Size():]
+			buf = buf[size:]
 		}
 		switch {
 		case grow > 0:
@@ -314,9 +372,13 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 			if err := r.openSegment(next); err != nil {
 				return dst, err
 			}
-			if delivered > 0 {
+			if len(dst) > start {
 				return dst, nil // the next fill reads the new segment
 			}
+			continue
+		case delivered > 0 && len(dst) == start:
+			// Every record read was skipped (before the start offset or
+			// time): keep reading, or Poll would sleep on unread data.
 			continue
 		}
 		return dst, nil
@@ -324,6 +386,13 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 }
 
 var errUncommitted = errors.New("frame not committed")
+
+// followsOn reports whether the frame m can come next for a reader whose
+// next offset is next: it starts there, or (after a seek into the middle
+// of a frame) holds it. The writer's walk is as strict.
+func followsOn(m frame.Meta, next int64) bool {
+	return m.Base == next || m.Kind == frame.KindRecords && m.Base < next && next < m.End()
+}
 
 // decode appends the records of one verified frame from r.next on.
 func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, error) {
@@ -373,6 +442,9 @@ func (r *partReader) checkDamage() error {
 	}
 	s := newScanner(r.f, r.path)
 	m, _, st, cause := s.frameAt(r.pos)
+	if st == frameOK && !followsOn(m, r.next) {
+		st, cause = frameBad, fmt.Errorf("frame starts at offset %d, expected %d", m.Base, r.next)
+	}
 	if st == frameOK || st == frameEnd {
 		return nil // readable now, or the end of the data
 	}

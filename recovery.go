@@ -36,8 +36,8 @@ type RecoveryReport struct {
 // recoverAfterReboot runs recovery if this is the first writer since the
 // machine restarted. The caller holds the writer lock.
 func (p *partition) recoverAfterReboot() error {
-	boot, base, pos, next := p.shm.durablePoint()
-	if boot == currentBootID && boot != ([16]byte{}) {
+	boot, base, pos, next, ok := p.shm.durablePoint()
+	if ok && boot == currentBootID && boot != ([16]byte{}) {
 		return nil
 	}
 	bases, err := listSegments(p.dir)
@@ -48,10 +48,16 @@ func (p *partition) recoverAfterReboot() error {
 		p.shm.setDurablePoint(currentBootID, 0, 0, 0)
 		return nil
 	}
-	if boot == ([16]byte{}) || !slices.Contains(bases, base) || pos < 0 || next < base {
-		// No usable durable point (a new partition, or one written before
-		// it was recorded): verify the whole last segment.
-		base, pos, next = bases[len(bases)-1], 0, bases[len(bases)-1]
+	if !ok || boot == ([16]byte{}) || !slices.Contains(bases, base) || pos < 0 || next < base || !p.pointMatches(base, pos, next) {
+		// No usable durable point (a new partition, one written before
+		// points were recorded, or one torn by a crash mid-update):
+		// nothing says which bytes were unsynced, so cutting at the
+		// first bad frame could throw away good data. Leave the tail to
+		// the writer's usual repair, which cuts a torn tail and reports
+		// damage that committed frames follow, and start recording.
+		last := bases[len(bases)-1]
+		p.shm.setDurablePoint(currentBootID, last, 0, last)
+		return nil
 	}
 	rep := RecoveryReport{Partition: p.dir, FromSegment: base, FromPos: pos, CutPos: -1}
 	var tailSeg, tailPos int64
@@ -97,6 +103,21 @@ func (p *partition) recoverAfterReboot() error {
 	}
 	p.shm.setDurablePoint(currentBootID, tailSeg, tailPos, rep.NextOffset)
 	return nil
+}
+
+// pointMatches checks a durable point against the log: the frame at pos,
+// if one is whole there, must start at offset next.
+func (p *partition) pointMatches(base, pos, next int64) bool {
+	if pos == 0 {
+		return next == base
+	}
+	f, err := os.Open(segmentPath(p.dir, base, logExt))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	m, _, st, _ := newScanner(f, f.Name()).frameAt(pos)
+	return st != frameOK || m.Base == next
 }
 
 // cutAfterReboot truncates a segment at end when anything follows it,

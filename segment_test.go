@@ -377,13 +377,13 @@ func TestSegmentCrashRepair(t *testing.T) {
 			s := segs[len(segs)-1]
 			f := s.Frames[len(s.Frames)-1]
 			keep := f.Pos + int64(f.Meta.Length)/2
-			truncate(t, s.Path, keep)
+			truncateFile(t, s.Path, keep)
 			return f.Meta.Base, keep - f.Pos
 		}},
 		{"last frame header cut short", func(t *testing.T, dir string, segs []diskSeg) (int64, int64) {
 			s := segs[len(segs)-1]
 			f := s.Frames[len(s.Frames)-1]
-			truncate(t, s.Path, f.Pos+20)
+			truncateFile(t, s.Path, f.Pos+20)
 			return f.Meta.Base, 20
 		}},
 		{"last frame uncommitted", func(t *testing.T, dir string, segs []diskSeg) (int64, int64) {
@@ -541,7 +541,7 @@ func TestSegmentCorruptCommitted(t *testing.T) {
 	}
 }
 
-func truncate(t testing.TB, path string, size int64) {
+func truncateFile(t testing.TB, path string, size int64) {
 	t.Helper()
 	if err := os.Truncate(path, size); err != nil {
 		t.Fatal(err)

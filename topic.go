@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +126,40 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 	return syncDir(filepath.Dir(dir))
 }
 
+// markDeleted sets the deleted flag in every partition's shared meta
+// file, under its writer lock, so that writers and readers in every
+// process that still have the files open stop instead of writing into or
+// waiting on a topic that is gone.
+func markDeleted(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil || !e.IsDir() {
+			continue
+		}
+		pdir := filepath.Join(dir, e.Name())
+		m, err := openMeta(pdir)
+		if err != nil {
+			return err
+		}
+		lf, err := openLockFile(filepath.Join(pdir, metaFileName))
+		if err == nil {
+			if err = lf.Lock(context.Background(), writerLockByte); err == nil {
+				m.u32(metaDeletedOff).Store(1)
+				m.published()
+			}
+			lf.Close()
+		}
+		m.close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // readTopicConfig loads a topic's config, rejecting one that is damaged.
 func (l *Log) readTopicConfig(name string) (TopicConfig, error) {
 	path := filepath.Join(l.topicDir(name), topicFileName)
@@ -174,7 +209,7 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	info := TopicInfo{Name: name, Config: t.cfg}
+	info := TopicInfo{Name: name, Config: l.topicConfig(t)}
 	for _, p := range t.parts {
 		pi, err := p.describe()
 		if err != nil {
@@ -205,6 +240,9 @@ func (l *Log) DeleteTopic(name string) error {
 	if t != nil {
 		t.close()
 	}
+	if err := markDeleted(dir); err != nil {
+		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
 	// Rename first so that the topic disappears at once for everybody,
 	// then remove the files at leisure.
 	// The graveyard is outside topics/, so no topic name can meet it.
@@ -219,4 +257,86 @@ func (l *Log) DeleteTopic(name string) error {
 		return err
 	}
 	return os.RemoveAll(graveyard)
+}
+
+// AlterTopic changes an existing topic's configuration: change gets the
+// current config and edits it. SegmentBytes, IndexIntervalBytes,
+// RetentionAge and RetentionBytes may change; Partitions may not
+// (ErrInvalidArgument). The new config is validated as CreateTopic's is and
+// written atomically. This Log uses it at once: the next roll uses the new
+// segment size, the next segment the new index interval, and retention the
+// new limits, removing what they exclude at the next check (or now, with
+// EnforceRetention). Other processes pick it up at their next retention
+// check (Options.RetentionInterval) or when they reopen the log.
+// Concurrent AlterTopic calls, in any processes, are serialized.
+func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	if err := validateName("topic", name); err != nil {
+		return err
+	}
+	if _, err := l.readTopicConfig(name); err != nil {
+		return err
+	}
+	lock, err := openLockFile(filepath.Join(l.topicDir(name), ".alter.lock"))
+	if err != nil {
+		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
+	}
+	defer lock.Close()
+	if err := lock.Lock(context.Background(), 0); err != nil {
+		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
+	}
+	old, err := l.readTopicConfig(name)
+	if err != nil {
+		return err
+	}
+	cfg := old
+	change(&cfg)
+	if cfg.Partitions != old.Partitions {
+		return fmt.Errorf("%w: topic %s has %d partitions; the number cannot change", ErrInvalidArgument, name, old.Partitions)
+	}
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := writeFileAtomic(filepath.Join(l.topicDir(name), topicFileName), append(data, '\n')); err != nil {
+		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
+	}
+	l.mu.Lock()
+	t := l.topics[name]
+	l.mu.Unlock()
+	if t != nil {
+		l.applyTopicConfig(t, cfg)
+	}
+	return nil
+}
+
+// topicConfig returns t's config. Writers read it under a partition's
+// wmu; everyone else reads it through here.
+func (l *Log) topicConfig(t *topic) TopicConfig {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return t.cfg
+}
+
+// applyTopicConfig makes a changed config current for t. It holds every
+// partition's wmu and l.mu while it writes, so that a reader under either
+// sees the old config or the new one; it never writes Partitions.
+func (l *Log) applyTopicConfig(t *topic, cfg TopicConfig) {
+	for _, p := range t.parts {
+		p.wmu.Lock()
+	}
+	l.mu.Lock()
+	t.cfg.SegmentBytes = cfg.SegmentBytes
+	t.cfg.IndexIntervalBytes = cfg.IndexIntervalBytes
+	t.cfg.RetentionAge = cfg.RetentionAge
+	t.cfg.RetentionBytes = cfg.RetentionBytes
+	l.mu.Unlock()
+	for _, p := range t.parts {
+		if p.w != nil {
+			p.w.idx.interval = cfg.IndexIntervalBytes
+		}
+		p.wmu.Unlock()
+	}
 }

@@ -1,0 +1,247 @@
+package runnel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Consumer groups
+//
+// A group spreads a topic's partitions over its members, in any number of
+// processes, with no coordinator and no heartbeats: the kernel's own
+// bookkeeping of byte-range locks on the group's offsets file (offsets.go)
+// is the whole protocol.
+//
+//   - A member holds one member-slot lock while it lives. Counting the
+//     slots that other holders lock (F_OFD_GETLK: HeldByOther) counts the
+//     live members; the member's rank is the number of live slots below
+//     its own.
+//   - A member owns partition p while it holds p's ownership lock. Only the
+//     owner writes p's commit slots, so a commit needs no further check
+//     than "do I hold the lock", which is the member's own state.
+//   - With P partitions and M live members, a member of rank r should own
+//     P/M partitions, plus one if r < P%M: the quotas add up to exactly P,
+//     so when every member has its quota every partition is owned, each
+//     by one member, and the spread is ⌊P/M⌋ or ⌈P/M⌉.
+//   - A member over its quota releases partitions (after committing where
+//     it stopped, or after OnRevoked); one under it takes free ones with a
+//     non-blocking lock.
+//   - Joins, leaves and releases bump a word in the file's shared control
+//     page and wake the members asleep on it (futex), so the others react
+//     at once. A member that dies bumps nothing, but the kernel drops its
+//     locks; the others notice when their next check (every
+//     ConsumerOptions.GroupCheckInterval, inside Poll) finds its slot free.
+//
+// Members act only inside Poll and TryPoll (and Close), on the polling
+// goroutine, as Kafka's consumers do: a member that does not poll takes no
+// partitions, releases none and commits nothing automatically.
+
+// Group errors.
+var (
+	// ErrNotOwner is returned by Commit and CommitOffsets for a partition
+	// this group member does not own (any more): its commit would
+	// overwrite the current owner's.
+	ErrNotOwner = errors.New("runnel: partition not owned by this group member")
+
+	// ErrGroupActive is returned by ResetGroupOffsets when live members
+	// own partitions it would reset and ResetOptions.Force is not set.
+	ErrGroupActive = errors.New("runnel: group has active members")
+
+	// ErrGroupNotFound is returned by DescribeGroup for a group that has
+	// no offsets file.
+	ErrGroupNotFound = errors.New("runnel: group not found")
+)
+
+// OutOfRange says what a group member does when the offset a partition
+// would start at — its committed offset, or ConsumerOptions.Start for a
+// partition with no commit — is not stored: retention removed it, or it
+// lies past the end (the topic was created again).
+type OutOfRange int
+
+const (
+	// OutOfRangeFail makes Poll return an error wrapping ErrOutOfRange
+	// until the application moves the partition with Seek. The default:
+	// nothing is skipped silently.
+	OutOfRangeFail OutOfRange = iota
+	// OutOfRangeEarliest moves to the oldest record still stored.
+	OutOfRangeEarliest
+	// OutOfRangeLatest moves past the newest record.
+	OutOfRangeLatest
+)
+
+// member is one Consumer's membership in a group: its offsets file handle
+// (its own lock holder), its slot and the partitions it owns.
+type member struct {
+	off    *offsetsFile
+	group  string
+	topic  string
+	nparts int
+	slot   int
+	pid    int
+	joined int64
+
+	owned   []bool        // by partition
+	commits []commitState // by partition: the latest commit, valid while owned
+	count   int           // partitions owned
+}
+
+// joinGroup opens (creating if needed) the group's offsets file for topic
+// t and takes the lowest free member slot.
+func joinGroup(l *Log, t *topic, group, name string) (*member, error) {
+	off, err := openOffsets(l.dir, group, t.name, len(t.parts), true)
+	if err != nil {
+		return nil, err
+	}
+	m := &member{
+		off: off, group: group, topic: t.name, nparts: len(t.parts),
+		slot: -1, pid: os.Getpid(),
+		owned:   make([]bool, len(t.parts)),
+		commits: make([]commitState, len(t.parts)),
+	}
+	for s := range maxMembers {
+		ok, err := off.lf.TryLock(memberLock(s))
+		if err != nil {
+			off.close()
+			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+		}
+		if ok {
+			m.slot = s
+			break
+		}
+	}
+	if m.slot < 0 {
+		off.close()
+		return nil, fmt.Errorf("%w: group %s already has %d members for topic %s", ErrInvalidArgument, group, maxMembers, t.name)
+	}
+	m.joined = time.Now().UnixNano()
+	if err := off.writeMember(m.slot, memberRecord{pid: m.pid, joined: m.joined, name: name}); err != nil {
+		off.close()
+		return nil, err
+	}
+	off.raiseHWM(m.slot + 1)
+	off.bump(off.gen())
+	return m, nil
+}
+
+// defaultMemberName is "<host>/<pid>".
+func defaultMemberName() string {
+	host, _ := os.Hostname()
+	return host + "/" + strconv.Itoa(os.Getpid())
+}
+
+// census counts the live members (this one included) and this member's
+// rank among them, by probing every slot that was ever used.
+func (m *member) census() (live, rank int, err error) {
+	live = 1
+	hwm := m.off.hwm()
+	for s := range hwm {
+		if s == m.slot {
+			continue
+		}
+		held, err := m.off.lf.HeldByOther(memberLock(s))
+		if err != nil {
+			return 0, 0, fmt.Errorf("runnel: group %s: %w", m.group, err)
+		}
+		if held {
+			live++
+			if s < m.slot {
+				rank++
+			}
+		}
+	}
+	return live, rank, nil
+}
+
+// quota is how many partitions the member of rank r among live members
+// should own: the first P%M ranks take one more than P/M.
+func quota(nparts, live, rank int) int {
+	q := nparts / live
+	if rank < nparts%live {
+		q++
+	}
+	return q
+}
+
+// acquire takes up to want free partitions, scanning from partition
+// start, and returns them. Each one's latest commit is read under its
+// lock, so it is exactly where the previous owner stopped.
+func (m *member) acquire(want, start int) ([]int, error) {
+	var got []int
+	for i := 0; i < m.nparts && want > 0; i++ {
+		p := (start + i) % m.nparts
+		if m.owned[p] {
+			continue
+		}
+		ok, err := m.off.lf.TryLock(partLock(p))
+		if err != nil {
+			return got, fmt.Errorf("runnel: group %s: %w", m.group, err)
+		}
+		if !ok {
+			continue
+		}
+		st, err := m.off.readCommit(p)
+		if err != nil {
+			m.off.lf.Unlock(partLock(p))
+			return got, err
+		}
+		m.owned[p], m.commits[p] = true, st
+		m.count++
+		got = append(got, p)
+		want--
+		// Advisory, for DescribeGroup: the lock is the ownership.
+		if err := m.off.writeOwner(p, ownerRecord{slot: m.slot, pid: m.pid, joined: m.joined}); err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// release gives partition p up. The caller has committed what it wanted
+// to, and bumps the group's word once it has released a batch.
+func (m *member) release(p int) error {
+	if !m.owned[p] {
+		return nil
+	}
+	m.owned[p] = false
+	m.count--
+	if err := m.off.lf.Unlock(partLock(p)); err != nil {
+		return fmt.Errorf("runnel: group %s: %w", m.group, err)
+	}
+	return nil
+}
+
+// ownedList returns the owned partitions in increasing order.
+func (m *member) ownedList() []int {
+	var ps []int
+	for p, ok := range m.owned {
+		if ok {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// leave releases everything, gives up the member slot, tells the others
+// and closes the file.
+func (m *member) leave() error {
+	// The slot first: a member woken by the bump must count one fewer
+	// member, or it would not take the partitions released here.
+	errs := []error{m.off.lf.Unlock(memberLock(m.slot))}
+	for p, ok := range m.owned {
+		if ok {
+			errs = append(errs, m.release(p))
+		}
+	}
+	m.off.bump(m.off.gen())
+	errs = append(errs, m.off.close())
+	return errors.Join(errs...)
+}
+
+// notOwned is the error for a commit to a partition this member does not
+// own.
+func (m *member) notOwned(p int) error {
+	return fmt.Errorf("%w: partition %d of topic %s in group %s", ErrNotOwner, p, m.topic, m.group)
+}

@@ -1,0 +1,393 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// GroupInfo is what DescribeGroup reports: one entry per topic the group
+// has offsets for.
+type GroupInfo struct {
+	Group  string
+	Topics []GroupTopic
+}
+
+// GroupTopic describes a group's membership and offsets for one topic, as
+// they were while DescribeGroup read them.
+type GroupTopic struct {
+	Topic      string
+	Members    []GroupMember // live members, by slot
+	Partitions []GroupPartition
+}
+
+// GroupMember is a live member of a group.
+type GroupMember struct {
+	Slot       int    // member slot: the member's rank order in the group
+	PID        int    // process id, as the member recorded it
+	Name       string // ConsumerOptions.MemberName
+	Joined     time.Time
+	Partitions []int // partitions it owns, where its ownership record says so
+}
+
+// GroupPartition is one partition's state in a group.
+type GroupPartition struct {
+	Partition   int
+	Committed   int64     // committed offset (next to read), or -1 if none
+	CommittedAt time.Time // zero if none
+	End         int64     // the partition's next offset, or -1 if the topic is gone
+	Lag         int64     // End − Committed, or -1 if either is unknown
+	Owned       bool      // a live member holds the partition's lock
+	Owner       int       // the owner's member slot, or -1 (unowned, or not yet recorded)
+}
+
+// ListGroups returns the names of the groups that have offsets for at
+// least one topic, sorted.
+func (l *Log) ListGroups() ([]string, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(l.dir, "groups"))
+	if err != nil {
+		return nil, fmt.Errorf("runnel: list groups: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() || validateName("group", e.Name()) != nil {
+			continue
+		}
+		if topics, err := l.groupTopics(e.Name()); err == nil && len(topics) > 0 {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// groupTopics lists the topics group has an offsets file for, sorted.
+func (l *Log) groupTopics(group string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(l.dir, "groups", group))
+	if err != nil {
+		return nil, err
+	}
+	var topics []string
+	for _, e := range entries {
+		topic, ok := strings.CutSuffix(e.Name(), offsetsExt)
+		if ok && e.Type().IsRegular() && validateName("topic", topic) == nil {
+			topics = append(topics, topic)
+		}
+	}
+	slices.Sort(topics)
+	return topics, nil
+}
+
+// DescribeGroup reports a group's live members, and for each partition of
+// each topic it consumes: its owner, committed offset and lag. It takes no
+// lock and disturbs no member; the answer may be stale by the time it is
+// read.
+func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
+	info := GroupInfo{Group: group}
+	if err := l.checkOpen(); err != nil {
+		return info, err
+	}
+	if err := validateName("group", group); err != nil {
+		return info, err
+	}
+	topics, err := l.groupTopics(group)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(topics) == 0 {
+		return info, fmt.Errorf("%w: %s", ErrGroupNotFound, group)
+	}
+	if err != nil {
+		return info, fmt.Errorf("runnel: describe group %s: %w", group, err)
+	}
+	for _, topic := range topics {
+		gt, err := l.describeGroupTopic(group, topic)
+		if err != nil {
+			return info, err
+		}
+		info.Topics = append(info.Topics, gt)
+	}
+	return info, nil
+}
+
+func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
+	gt := GroupTopic{Topic: topic}
+	nparts := -1
+	t, terr := l.topic(topic)
+	if terr == nil {
+		nparts = len(t.parts)
+	}
+	off, err := openOffsets(l.dir, group, topic, nparts, false)
+	if err != nil {
+		return gt, err
+	}
+	defer off.close()
+
+	joined := map[int]int64{} // live slot → incarnation
+	for s := range off.hwm() {
+		held, err := off.lf.HeldByOther(memberLock(s))
+		if err != nil {
+			return gt, fmt.Errorf("runnel: describe group %s: %w", group, err)
+		}
+		if !held {
+			continue
+		}
+		gm := GroupMember{Slot: s, PID: -1}
+		rec, ok, err := off.readMember(s)
+		if err != nil {
+			return gt, err
+		}
+		if ok {
+			gm.PID, gm.Name, gm.Joined = rec.pid, rec.name, time.Unix(0, rec.joined)
+			joined[s] = rec.joined
+		}
+		gt.Members = append(gt.Members, gm)
+	}
+
+	for p := range off.nparts {
+		gp := GroupPartition{Partition: p, Committed: -1, End: -1, Lag: -1, Owner: -1}
+		b, err := off.readBlock(p)
+		if err != nil {
+			return gt, err
+		}
+		st, ok := pickSlot(b, p)
+		if !ok {
+			return gt, off.corrupt(blockPos(p), "partition %d: neither commit slot verifies", p)
+		}
+		if st.offset != noCommit {
+			gp.Committed, gp.CommittedAt = st.offset, time.Unix(0, st.time)
+		}
+		owner, ownerOK := decodeOwner(b[ownerRecOff:], p)
+		if gp.Owned, err = off.lf.HeldByOther(partLock(p)); err != nil {
+			return gt, fmt.Errorf("runnel: describe group %s: %w", group, err)
+		}
+		if gp.Owned && ownerOK {
+			if j, live := joined[owner.slot]; live && j == owner.joined {
+				gp.Owner = owner.slot
+			}
+		}
+		if terr == nil {
+			if gp.End, err = t.parts[p].endOffset(); err != nil {
+				return gt, err
+			}
+			if gp.Committed >= 0 {
+				gp.Lag = max(gp.End-gp.Committed, 0)
+			}
+		}
+		gt.Partitions = append(gt.Partitions, gp)
+	}
+	for i := range gt.Members {
+		for _, gp := range gt.Partitions {
+			if gp.Owner == gt.Members[i].Slot {
+				gt.Members[i].Partitions = append(gt.Members[i].Partitions, gp.Partition)
+			}
+		}
+	}
+	return gt, nil
+}
+
+// ResetOptions configure ResetGroupOffsets. A nil *ResetOptions means the
+// defaults.
+type ResetOptions struct {
+	// Partitions to reset. Default: all of the topic's partitions.
+	Partitions []int
+
+	// Force resets partitions that live members own. Each owner is asked,
+	// through the offsets file, to move to the new offset and commit it
+	// (it does so inside its next Poll; a member that dies first leaves it
+	// to the next owner), and ResetGroupOffsets waits until they have.
+	// Default false: ResetGroupOffsets fails with ErrGroupActive if any of
+	// the partitions is owned, and resets nothing.
+	Force bool
+}
+
+// ResetGroupOffsets sets a group's committed offsets for topic to the
+// position to says — Earliest, Latest, AtOffset or AtTime, resolved for
+// each partition now — and returns them by partition. It creates the
+// group's offsets file if there is none, so a group can be positioned
+// before its first member starts. Partitions that no member owns are held
+// (locked) while they are reset, so no member can take one half-way.
+//
+// With ResetOptions.Force, if ctx ends before every owner applied its
+// reset, ResetGroupOffsets returns ctx.Err(); the requests stay and take
+// effect when the owners next poll.
+func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to StartPosition, opts *ResetOptions) (map[int]int64, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := validateName("group", group); err != nil {
+		return nil, err
+	}
+	t, err := l.topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	var o ResetOptions
+	if opts != nil {
+		o = *opts
+	}
+	parts := o.Partitions
+	if parts == nil {
+		for p := range t.parts {
+			parts = append(parts, p)
+		}
+	}
+	targets := map[int]int64{}
+	for _, p := range parts {
+		if p < 0 || p >= len(t.parts) {
+			return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, p, topic, len(t.parts))
+		}
+		if targets[p], err = resolveOffset(t.parts[p], to); err != nil {
+			return nil, err
+		}
+	}
+	off, err := openOffsets(l.dir, group, topic, len(t.parts), true)
+	if err != nil {
+		return nil, err
+	}
+	defer off.close() // releases every lock taken here
+	if err := off.lf.Lock(ctx, adminLockOff); err != nil {
+		return nil, err
+	}
+
+	var busy []int
+	for _, p := range slices.Sorted(maps.Keys(targets)) {
+		ok, err := off.lf.TryLock(partLock(p))
+		if err != nil {
+			return nil, fmt.Errorf("runnel: reset group %s: %w", group, err)
+		}
+		if !ok {
+			busy = append(busy, p)
+		}
+	}
+	if len(busy) > 0 && !o.Force {
+		return nil, fmt.Errorf("%w: group %s: live members own partitions %v of topic %s (stop them, or use ResetOptions.Force)", ErrGroupActive, group, busy, topic)
+	}
+	now := time.Now().UnixNano()
+	for p, target := range targets {
+		if slices.Contains(busy, p) {
+			continue
+		}
+		if err := resetHeld(off, p, target, 0, now); err != nil {
+			return nil, err
+		}
+	}
+	if err := off.sync(); err != nil {
+		return nil, err
+	}
+	if len(busy) == 0 {
+		return targets, nil
+	}
+
+	// Ask each owner to move; the request's sequence number is above every
+	// request its commits have taken into account.
+	want := map[int]uint64{}
+	for _, p := range busy {
+		st, err := off.readCommit(p)
+		if err != nil {
+			return nil, err
+		}
+		req, err := off.readRequest(p)
+		if err != nil {
+			return nil, err
+		}
+		want[p] = max(req.seq, st.applied) + 1
+		if err := off.writeRequest(p, resetRequest{seq: want[p], offset: targets[p]}); err != nil {
+			return nil, err
+		}
+	}
+	off.bump(off.resetEpoch())
+	off.bump(off.gen())
+	for len(want) > 0 {
+		for _, p := range busy {
+			seq, pending := want[p]
+			if !pending {
+				continue
+			}
+			st, err := off.readCommit(p)
+			if err != nil {
+				return nil, err
+			}
+			if st.applied >= seq {
+				delete(want, p)
+				continue
+			}
+			// The owner may have left (or died) without applying it.
+			ok, err := off.lf.TryLock(partLock(p))
+			if err != nil {
+				return nil, fmt.Errorf("runnel: reset group %s: %w", group, err)
+			}
+			if ok {
+				if err := resetHeld(off, p, targets[p], seq, time.Now().UnixNano()); err != nil {
+					return nil, err
+				}
+				if err := off.sync(); err != nil {
+					return nil, err
+				}
+				off.lf.Unlock(partLock(p))
+				delete(want, p)
+			}
+		}
+		if len(want) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("runnel: reset group %s: owners of partitions %v have not applied the reset yet (they will when they next poll): %w", group, slices.Sorted(maps.Keys(want)), ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return targets, nil
+}
+
+// resetHeld commits target for partition p, whose lock the caller holds,
+// unless a commit already took reset request seq (> 0) into account.
+func resetHeld(off *offsetsFile, p int, target int64, seq uint64, now int64) error {
+	st, err := off.readCommit(p)
+	if err != nil {
+		return err
+	}
+	if seq > 0 && st.applied >= seq {
+		return nil
+	}
+	req, err := off.readRequest(p)
+	if err != nil {
+		return err
+	}
+	// Any earlier request is overtaken by this reset.
+	st.applied = max(st.applied, req.seq, seq)
+	return off.writeCommit(p, &st, target, now)
+}
+
+// resolveOffset turns a start position into an offset of p, now.
+func resolveOffset(p *partition, sp StartPosition) (int64, error) {
+	r := newPartReader(p, 0)
+	defer r.close()
+	if err := r.start(sp); err != nil {
+		return 0, err
+	}
+	if sp.kind != startTime {
+		return r.next, nil
+	}
+	// The time index gets close; the first record at or after the time
+	// is found by reading.
+	for {
+		base, pos, next := r.base, r.pos, r.next
+		recs, err := r.fill(nil)
+		if err != nil {
+			return 0, err
+		}
+		if len(recs) > 0 {
+			return recs[0].Offset, nil
+		}
+		if r.base == base && r.pos == pos && r.next == next {
+			return r.next, nil
+		}
+	}
+}

@@ -1,0 +1,662 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// produceSpread appends n records to every partition of topic (value
+// "p/i"), and returns the partitions' end offsets.
+func produceSpread(t testing.TB, l *Log, topic string, nparts, n int) {
+	t.Helper()
+	p, err := l.Producer(topic, &ProducerOptions{Partitioner: ManualPartitioner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range n {
+		for part := range nparts {
+			wg.Add(1)
+			p.SendAsync(Record{Partition: part, Value: fmt.Appendf(nil, "%d/%d", part, i)}, func(_ Position, err error) {
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+				wg.Done()
+			})
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatal(firstErr)
+	}
+}
+
+// offsetKey names one record.
+type offsetKey struct {
+	Partition int
+	Offset    int64
+}
+
+// testMember is a group member polled by its own goroutine, recording
+// every record Poll returned.
+type testMember struct {
+	name string
+	c    *Consumer
+	stop context.CancelFunc
+	done chan error
+
+	mu       sync.Mutex
+	seen     []offsetKey
+	assigned map[int]bool
+}
+
+func startMember(t *testing.T, l *Log, topic, group, name string, opts *ConsumerOptions) *testMember {
+	t.Helper()
+	var o ConsumerOptions
+	if opts != nil {
+		o = *opts
+	}
+	m := &testMember{name: name, done: make(chan error, 1), assigned: map[int]bool{}}
+	o.Group, o.MemberName = group, name
+	o.OnAssigned = func(c *Consumer, ps []int) {
+		m.mu.Lock()
+		for _, p := range ps {
+			m.assigned[p] = true
+		}
+		m.mu.Unlock()
+	}
+	o.OnRevoked = func(c *Consumer, ps []int) {
+		m.mu.Lock()
+		for _, p := range ps {
+			delete(m.assigned, p)
+		}
+		m.mu.Unlock()
+	}
+	c, err := l.Consumer(topic, &o)
+	if err != nil {
+		t.Fatalf("member %s: %v", name, err)
+	}
+	m.c = c
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	go func() {
+		for {
+			recs, err := c.Poll(ctx)
+			m.mu.Lock()
+			for _, r := range recs {
+				m.seen = append(m.seen, offsetKey{r.Partition, r.Offset})
+			}
+			m.mu.Unlock()
+			if ctx.Err() != nil {
+				m.done <- c.Close()
+				return
+			}
+			if err != nil {
+				c.Close()
+				m.done <- err
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { m.close(t) })
+	return m
+}
+
+// close stops the member's goroutine, which closes the consumer.
+func (m *testMember) close(t *testing.T) {
+	t.Helper()
+	if m.stop == nil {
+		return
+	}
+	m.stop()
+	m.stop = nil
+	if err := <-m.done; err != nil {
+		t.Errorf("member %s: %v", m.name, err)
+	}
+}
+
+func (m *testMember) owned() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ps []int
+	for p := range m.assigned {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+func (m *testMember) records() []offsetKey {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.seen)
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// balanced reports whether members' assignments are disjoint, cover every
+// partition and hold ⌊P/M⌋ or ⌈P/M⌉ each.
+func balanced(nparts int, members ...*testMember) bool {
+	seen := map[int]bool{}
+	lo, hi := nparts/len(members), (nparts+len(members)-1)/len(members)
+	for _, m := range members {
+		ps := m.owned()
+		if len(ps) < lo || len(ps) > hi {
+			return false
+		}
+		for _, p := range ps {
+			if seen[p] {
+				return false
+			}
+			seen[p] = true
+		}
+	}
+	return len(seen) == nparts
+}
+
+// checkExactlyOnce verifies that the members together saw every offset
+// below ends once.
+func checkExactlyOnce(t *testing.T, ends []int64, members ...*testMember) {
+	t.Helper()
+	count := map[offsetKey]int{}
+	for _, m := range members {
+		for _, k := range m.records() {
+			count[k]++
+		}
+	}
+	for p, end := range ends {
+		for off := range end {
+			if n := count[offsetKey{p, off}]; n != 1 {
+				t.Errorf("partition %d offset %d read %d times", p, off, n)
+			}
+			delete(count, offsetKey{p, off})
+		}
+	}
+	for k := range count {
+		t.Errorf("read %v, which was never written", k)
+	}
+}
+
+func endOffsets(t *testing.T, l *Log, topic string) []int64 {
+	t.Helper()
+	info, err := l.DescribeTopic(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []int64
+	for _, p := range info.Partitions {
+		ends = append(ends, p.NextOffset)
+	}
+	return ends
+}
+
+func seenAll(ends []int64, members ...*testMember) bool {
+	have := map[offsetKey]bool{}
+	for _, m := range members {
+		for _, k := range m.records() {
+			have[k] = true
+		}
+	}
+	for p, end := range ends {
+		for off := range end {
+			if !have[offsetKey{p, off}] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Two members in one process — two Consumers on one Log, and one on a
+// second Log of the same directory — behave as members in other
+// processes: an even spread, a late joiner gets its share, a member that
+// closes hands over without any record read twice.
+func TestGroupInProcessMembers(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	l2 := openTest(t, dir, &Options{Durability: Buffered})
+	const nparts = 12
+	mustCreate(t, l, "events", TopicConfig{Partitions: nparts})
+	produceSpread(t, l, "events", nparts, 50)
+
+	a := startMember(t, l, "events", "g", "a", nil)
+	b := startMember(t, l, "events", "g", "b", nil)
+	waitFor(t, 5*time.Second, "6/6 over two members", func() bool { return balanced(nparts, a, b) })
+	c := startMember(t, l2, "events", "g", "c", nil)
+	waitFor(t, 5*time.Second, "4/4/4 after a late join", func() bool { return balanced(nparts, a, b, c) })
+
+	info, err := l.DescribeGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Topics) != 1 || len(info.Topics[0].Members) != 3 {
+		t.Fatalf("DescribeGroup: %+v", info)
+	}
+	for _, m := range info.Topics[0].Members {
+		if len(m.Partitions) != 4 || m.PID != os.Getpid() {
+			t.Errorf("member %+v", m)
+		}
+	}
+
+	produceSpread(t, l, "events", nparts, 50)
+	a.close(t)
+	waitFor(t, 5*time.Second, "6/6 after a clean leave", func() bool { return balanced(nparts, b, c) })
+	produceSpread(t, l, "events", nparts, 50)
+	ends := endOffsets(t, l, "events")
+	waitFor(t, 10*time.Second, "every record read", func() bool { return seenAll(ends, a, b, c) })
+	b.close(t)
+	c.close(t)
+	checkExactlyOnce(t, ends, a, b, c)
+
+	// The group's offsets are where the members stopped: no lag.
+	info, err = l.DescribeGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gp := range info.Topics[0].Partitions {
+		if gp.Owned || gp.Committed != ends[gp.Partition] || gp.Lag != 0 {
+			t.Errorf("after all closed: %+v", gp)
+		}
+	}
+}
+
+func TestGroupCommitOwnership(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	produceSpread(t, l, "t", 2, 10)
+	ctx := context.Background()
+
+	plain, err := l.Consumer("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Commit(ctx); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Commit outside a group: %v", err)
+	}
+	plain.Close()
+
+	a, err := l.Consumer("t", &ConsumerOptions{Group: "g", DisableAutoCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.TryPoll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Partitions(); !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("alone, a owns %v", got)
+	}
+	if err := a.CommitOffsets(ctx, map[int]int64{0: 3, 1: 4}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Consumer("t", &ConsumerOptions{Group: "g", DisableAutoCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// a gives partition 1 up (the highest) on its next poll; b takes it.
+	if _, err := a.TryPoll(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := b.TryPoll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ga, gb := a.Partitions(), b.Partitions(); !slices.Equal(ga, []int{0}) || !slices.Equal(gb, []int{1}) {
+		t.Fatalf("a owns %v, b owns %v", ga, gb)
+	}
+	if len(recs) == 0 || recs[0].Offset != 4 {
+		t.Errorf("b starts partition 1 with %v, want the commit 4", recs)
+	}
+	err = a.CommitOffsets(ctx, map[int]int64{0: 5, 1: 9})
+	if !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("stale member's commit: %v, want ErrNotOwner", err)
+	}
+	t.Log(err)
+	if err := b.CommitOffsets(ctx, map[int]int64{1: 6}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if err := a.Commit(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Commit after Close: %v", err)
+	}
+	info, err := l.DescribeGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []int64{info.Topics[0].Partitions[0].Committed, info.Topics[0].Partitions[1].Committed}
+	if !slices.Equal(got, []int64{3, 6}) {
+		t.Errorf("committed %v, want [3 6] (the stale commit must not land)", got)
+	}
+}
+
+func TestGroupStartPositions(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 1, 10)
+	ctx := context.Background()
+
+	poll := func(c *Consumer) []int64 {
+		t.Helper()
+		var offs []int64
+		for {
+			recs, err := c.TryPoll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) == 0 {
+				return offs
+			}
+			for _, r := range recs {
+				offs = append(offs, r.Offset)
+			}
+		}
+	}
+
+	late, err := l.Consumer("t", &ConsumerOptions{Group: "late", Start: Latest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := poll(late); len(got) != 0 {
+		t.Fatalf("Latest read %v", got)
+	}
+	produceSpread(t, l, "t", 1, 2)
+	if got := poll(late); !slices.Equal(got, []int64{10, 11}) {
+		t.Fatalf("Latest then read %v", got)
+	}
+	late.Close()
+
+	early, err := l.Consumer("t", &ConsumerOptions{Group: "early", DisableAutoCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := poll(early); len(got) != 12 {
+		t.Fatalf("Earliest read %v", got)
+	}
+	if err := early.CommitOffsets(ctx, map[int]int64{0: 7}); err != nil {
+		t.Fatal(err)
+	}
+	early.Close()
+	again, err := l.Consumer("t", &ConsumerOptions{Group: "early"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := poll(again); !slices.Equal(got, []int64{7, 8, 9, 10, 11}) {
+		t.Fatalf("after commit 7, read %v", got)
+	}
+	again.Close()
+	// Auto-commit at Close recorded where it stopped.
+	resumed, err := l.Consumer("t", &ConsumerOptions{Group: "early"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Close()
+	if got := poll(resumed); len(got) != 0 {
+		t.Fatalf("after Close's commit, read %v", got)
+	}
+	if err := resumed.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dropFirstSegment deletes partition 0's oldest segment, as retention
+// would.
+func dropFirstSegment(t *testing.T, l *Log, topic string) int64 {
+	t.Helper()
+	pdir := filepath.Join(l.topicDir(topic), "0")
+	bases, err := listSegments(pdir)
+	if err != nil || len(bases) < 2 {
+		t.Fatalf("segments %v, %v", bases, err)
+	}
+	for _, ext := range []string{logExt, indexExt, timeIndexExt} {
+		os.Remove(segmentPath(pdir, bases[0], ext))
+	}
+	return bases[1]
+}
+
+func TestGroupCommittedBelowLogStart(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes})
+	p, _ := l.Producer("t", nil)
+	big := make([]byte, 4096)
+	for range 40 {
+		if _, err := p.Send(context.Background(), Record{Value: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := l.Consumer("t", &ConsumerOptions{Group: "g", DisableAutoCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TryPoll()
+	if err := c.CommitOffsets(context.Background(), map[int]int64{0: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	start := dropFirstSegment(t, l, "t")
+
+	c, err = l.Consumer("t", &ConsumerOptions{Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.TryPoll()
+	if !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("committed offset below the log start: %v, want ErrOutOfRange", err)
+	}
+	t.Log(err)
+	if _, err := c.TryPoll(); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("the error is not sticky: %v", err)
+	}
+	if err := c.Seek(0, Earliest); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := c.TryPoll()
+	if err != nil || len(recs) == 0 || recs[0].Offset != start {
+		t.Fatalf("after Seek: %d records, %v", len(recs), err)
+	}
+	c.Close()
+
+	for _, tc := range []struct {
+		policy OutOfRange
+		want   int64
+	}{{OutOfRangeEarliest, start}, {OutOfRangeLatest, 40}} {
+		forceCommit(t, l, "g2", "t", 1)
+		c, err := l.Consumer("t", &ConsumerOptions{Group: "g2", OutOfRange: tc.policy, DisableAutoCommit: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := c.TryPoll()
+		if err != nil {
+			t.Fatalf("policy %d: %v", tc.policy, err)
+		}
+		got := c.Position(0)
+		if len(recs) > 0 {
+			got = recs[0].Offset
+		}
+		if got != tc.want {
+			t.Errorf("policy %d: starts at %d, want %d", tc.policy, got, tc.want)
+		}
+		c.Close()
+	}
+}
+
+// forceCommit commits offset for partition 0 of a group
+// directly, below the log start if need be (ResetGroupOffsets refuses
+// that).
+func forceCommit(t *testing.T, l *Log, group, topic string, offset int64) {
+	t.Helper()
+	tp, err := l.topic(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := openOffsets(l.dir, group, topic, len(tp.parts), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.close()
+	if ok, err := off.lf.TryLock(partLock(0)); !ok || err != nil {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	st, err := off.readCommit(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.writeCommit(0, &st, offset, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGroupAdmin(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 3})
+	mustCreate(t, l, "u", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 3, 10)
+	ctx := context.Background()
+
+	if groups, err := l.ListGroups(); err != nil || len(groups) != 0 {
+		t.Fatalf("ListGroups on a new log: %v, %v", groups, err)
+	}
+	if _, err := l.DescribeGroup("nope"); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("DescribeGroup of a missing group: %v", err)
+	}
+	// A group can be positioned before any member starts.
+	got, err := l.ResetGroupOffsets(ctx, "g", "t", AtOffset(4), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[int]int64{0: 4, 1: 4, 2: 4}, got); diff != "" {
+		t.Fatalf("reset: %s", diff)
+	}
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", AtOffset(11), nil); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("reset past the end: %v", err)
+	}
+	if _, err := l.ResetGroupOffsets(ctx, "h", "u", Latest, nil); err != nil {
+		t.Fatal(err)
+	}
+	if groups, err := l.ListGroups(); err != nil || !slices.Equal(groups, []string{"g", "h"}) {
+		t.Fatalf("ListGroups: %v, %v", groups, err)
+	}
+
+	m, err := l.Consumer("t", &ConsumerOptions{Group: "g", MemberName: "worker-1", DisableAutoCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	recs, err := m.TryPoll()
+	if err != nil || len(recs) != 18 {
+		t.Fatalf("member read %d records from offset 4, %v", len(recs), err)
+	}
+	if err := m.CommitOffsets(ctx, map[int]int64{0: 10, 1: 8}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := l.DescribeGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt := info.Topics[0]
+	if len(gt.Members) != 1 || gt.Members[0].Name != "worker-1" || !slices.Equal(gt.Members[0].Partitions, []int{0, 1, 2}) {
+		t.Errorf("members %+v", gt.Members)
+	}
+	type row struct {
+		Committed, End, Lag int64
+		Owned               bool
+		Owner               int
+	}
+	var rows []row
+	for _, p := range gt.Partitions {
+		rows = append(rows, row{p.Committed, p.End, p.Lag, p.Owned, p.Owner})
+	}
+	want := []row{{10, 10, 0, true, 0}, {8, 10, 2, true, 0}, {4, 10, 6, true, 0}}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("partitions (-want +got):\n%s", diff)
+	}
+
+	// Refused while the member owns the partitions, unless forced.
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", Earliest, nil); !errors.Is(err, ErrGroupActive) {
+		t.Fatalf("reset of an active group: %v, want ErrGroupActive", err)
+	}
+	// A forced reset is applied by the owner inside its Poll.
+	done := make(chan error, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := l.ResetGroupOffsets(rctx, "g", "t", AtOffset(2), &ResetOptions{Force: true, Partitions: []int{1}})
+		done <- err
+	}()
+	var after []Record
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for len(after) < 8 {
+		recs, err := m.Poll(pctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			after = append(after, cloneRecord(r))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if after[0].Partition != 1 || after[0].Offset != 2 {
+		t.Errorf("after a forced reset to 2, read p%d@%d", after[0].Partition, after[0].Offset)
+	}
+	info, _ = l.DescribeGroup("g")
+	if c := info.Topics[0].Partitions[1].Committed; c != 2 {
+		t.Errorf("forced reset committed %d, want 2", c)
+	}
+	m.Close()
+
+	// Reset by time: the first record at or after the 5th record's time.
+	c, _ := l.Consumer("t", &ConsumerOptions{Partitions: []int{2}})
+	recs, _ = c.TryPoll()
+	c.Close()
+	got, err = l.ResetGroupOffsets(ctx, "g", "t", AtTime(recs[5].Time), &ResetOptions{Partitions: []int{2}})
+	if err != nil || got[2] != 5 {
+		t.Fatalf("reset to time: %v, %v", got, err)
+	}
+	got, err = l.ResetGroupOffsets(ctx, "g", "t", Latest, nil)
+	if err != nil || !cmp.Equal(got, map[int]int64{0: 10, 1: 10, 2: 10}) {
+		t.Fatalf("reset to latest: %v, %v", got, err)
+	}
+}
+
+func TestGroupOptionsValidation(t *testing.T) {
+	l := openTest(t, t.TempDir(), nil)
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	for _, o := range []ConsumerOptions{
+		{Group: "g", Partitions: []int{0}},
+		{Group: "bad/name"},
+		{Group: "g", AutoCommitInterval: -1},
+		{Group: "g", OutOfRange: 7},
+	} {
+		if c, err := l.Consumer("t", &o); err == nil {
+			c.Close()
+			t.Errorf("Consumer(%+v) succeeded", o)
+		}
+	}
+}

@@ -1,0 +1,455 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// Retention (DESIGN §8) removes a partition's oldest segments, whole, when
+// they fall outside the topic's limits:
+//
+//   - RetentionAge: a sealed segment whose newest record is older than the
+//     limit. The newest timestamp is the last .timeindex entry, which the
+//     writer adds when it seals the segment. When that entry is missing
+//     (an index lost or from an older writer), the frame headers' max_time
+//     fields are scanned from the index entry before it; when the segment
+//     cannot be scanned either, the .log file's modification time stands
+//     in (the moment of the seal, never older than the records).
+//   - RetentionBytes: the oldest sealed segments while the partition's
+//     .log files hold more bytes than the limit.
+//
+// Only a prefix of the partition is removed, oldest first, and never the
+// last segment, which is (or is about to become) the active one; so the
+// partition always stays one contiguous run of offsets, and its start moves
+// to the base of the oldest segment left.
+//
+// Removal needs the partition's writer lock, so it never races an append, a
+// roll or another process's retention. It is done by the lock holder when it
+// rolls a segment, by each Log for the topics it has open every
+// Options.RetentionInterval, and by EnforceRetention.
+//
+// A segment's .log is unlinked first: the segment leaves every listing in
+// one step, and a reader that listed it a moment before and then fails to
+// open it knows from the later segments that it was removed (ErrOutOfRange).
+// Its index files go next; a crash in between leaves index files without a
+// .log, which nothing reads and the next removal sweeps away. A reader that
+// has the .log open keeps reading it, as unlinked files stay readable, and
+// moves on through its seal to the next segment if that one is still there.
+
+// retentionLoop is a Log's background retention check.
+type retentionLoop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (l *Log) startRetention() {
+	if l.opts.RetentionInterval < 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.retention = retentionLoop{cancel: cancel, done: make(chan struct{})}
+	go l.retentionLoop(ctx, l.retention.done)
+}
+
+// stopRetention stops the background check and waits for a pass in
+// progress to give up.
+func (l *Log) stopRetention() {
+	if l.retention.done == nil {
+		return
+	}
+	l.retention.cancel()
+	<-l.retention.done
+}
+
+func (l *Log) retentionLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	tick := time.NewTicker(l.opts.RetentionInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		l.mu.Lock()
+		topics := make([]*topic, 0, len(l.topics))
+		for _, t := range l.topics {
+			topics = append(topics, t)
+		}
+		l.mu.Unlock()
+		for _, t := range topics {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := l.refreshTopicConfig(t); err != nil {
+				continue // deleted or unreadable: nothing to enforce here
+			}
+			if _, err := l.enforceTopic(ctx, t); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				l.opts.Logger.Warn("runnel: retention check failed", "topic", t.name, "err", err)
+			}
+		}
+	}
+}
+
+// EnforceRetention applies every topic's retention limits now, reading
+// each topic's config afresh from disk. It waits for the writer lock of
+// each partition that has segments to remove, and returns ctx.Err() if ctx
+// ends first. Segments removed are logged at level Info.
+func (l *Log) EnforceRetention(ctx context.Context) error {
+	names, err := l.Topics()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		t, err := l.topic(name)
+		if errors.Is(err, ErrTopicNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := l.refreshTopicConfig(t); err != nil {
+			if !errors.Is(err, ErrTopicNotFound) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if _, err := l.enforceTopic(ctx, t); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// refreshTopicConfig picks up a config change made by another process
+// (AlterTopic there), so that it takes effect here without a reopen.
+func (l *Log) refreshTopicConfig(t *topic) error {
+	cfg, err := l.readTopicConfig(t.name)
+	if err != nil {
+		return err
+	}
+	if cfg.Partitions != len(t.parts) {
+		// The topic was deleted and created anew; this handle is stale.
+		return fmt.Errorf("%w: %s was re-created", ErrTopicNotFound, t.name)
+	}
+	if cfg != l.topicConfig(t) {
+		l.applyTopicConfig(t, cfg)
+	}
+	return nil
+}
+
+// removedSegment is one segment retention removed.
+type removedSegment struct {
+	partition int
+	base      int64
+	next      int64 // base of the segment after it: the new start, if it was the last removed
+	bytes     int64
+	reason    string // "age" or "bytes"
+}
+
+// enforceTopic applies a topic's retention to each of its partitions.
+func (l *Log) enforceTopic(ctx context.Context, t *topic) ([]removedSegment, error) {
+	cfg := l.topicConfig(t)
+	if cfg.RetentionAge == 0 && cfg.RetentionBytes == 0 {
+		return nil, nil
+	}
+	var removed []removedSegment
+	var errs []error
+	for _, p := range t.parts {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		r, err := p.enforceRetention(ctx, cfg, time.Now())
+		removed = append(removed, r...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// enforceRetention removes the partition's segments outside cfg's limits.
+// It plans without any lock first, so that a partition with nothing to
+// remove costs a directory listing and never delays a writer.
+func (p *partition) enforceRetention(ctx context.Context, cfg TopicConfig, now time.Time) ([]removedSegment, error) {
+	plan, err := planRetention(p.dir, cfg, now)
+	if err != nil || len(plan) == 0 {
+		return nil, err
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if err := p.lockWriterContext(ctx); err != nil {
+		return nil, err
+	}
+	defer p.meta.Unlock(writerLockByte)
+	return p.removeExpired(cfg, now)
+}
+
+// retainAfterRoll applies retention as part of a roll: the writer holds
+// the lock and has just sealed a segment, which may now be removable.
+func (p *partition) retainAfterRoll() {
+	cfg := p.topic.cfg // the caller holds p.wmu, which guards changes to it
+	if cfg.RetentionAge == 0 && cfg.RetentionBytes == 0 {
+		return
+	}
+	if _, err := p.removeExpired(cfg, time.Now()); err != nil {
+		p.log.opts.Logger.Warn("runnel: retention after roll failed", "partition", p.dir, "err", err)
+	}
+}
+
+// removeExpired removes what planRetention finds. The caller holds p.wmu
+// and the writer lock.
+func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegment, error) {
+	plan, err := planRetention(p.dir, cfg, now)
+	if err != nil || len(plan) == 0 {
+		return nil, err
+	}
+	var removed []removedSegment
+	for _, s := range plan {
+		if err := removeSegmentFiles(p.dir, s.base); err != nil {
+			return removed, fmt.Errorf("runnel: retention in %s: %w", p.dir, err)
+		}
+		s.partition = p.id
+		removed = append(removed, s)
+		p.log.opts.Logger.Info("runnel: retention removed segment", "partition", p.dir,
+			"base", s.base, "next", s.next, "bytes", s.bytes, "reason", s.reason)
+	}
+	start := plan[len(plan)-1].next
+	if p.w != nil && p.w.base < start {
+		// This Log's view of the tail is a segment another writer sealed
+		// long ago: forget it rather than follow its seal.
+		p.dropActive()
+	}
+	// Recovery after a reboot starts at the durable point; if that was in
+	// a removed segment, start it at the new first segment instead, which
+	// keeps its coverage of everything left (a point with no boot id means
+	// "verify the last segment" and stays as it is).
+	if boot, base, _, _, ok := p.shm.durablePoint(); ok && boot != ([16]byte{}) && base < start {
+		p.shm.setDurablePoint(boot, start, 0, start)
+	}
+	sweepOrphanIndexes(p.dir, start)
+	return removed, syncDir(p.dir)
+}
+
+// planRetention lists the segments to remove, oldest first: a prefix of
+// the sealed ones, each outside the byte limit or the age limit.
+func planRetention(dir string, cfg TopicConfig, now time.Time) ([]removedSegment, error) {
+	if cfg.RetentionAge == 0 && cfg.RetentionBytes == 0 {
+		return nil, nil
+	}
+	bases, err := listSegments(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil // the topic was deleted
+		}
+		return nil, fmt.Errorf("runnel: list segments of %s: %w", dir, err)
+	}
+	if len(bases) < 2 {
+		return nil, nil
+	}
+	sizes := make([]int64, len(bases))
+	var total int64
+	for i, b := range bases {
+		st, err := os.Stat(segmentPath(dir, b, logExt))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile by another process's retention
+		}
+		if err != nil {
+			return nil, err
+		}
+		sizes[i] = st.Size()
+		total += sizes[i]
+	}
+	cutoff := now.Add(-cfg.RetentionAge).UnixNano()
+	var plan []removedSegment
+	for i := 0; i < len(bases)-1; i++ {
+		s := removedSegment{base: bases[i], next: bases[i+1], bytes: sizes[i]}
+		switch {
+		case cfg.RetentionBytes > 0 && total > cfg.RetentionBytes:
+			s.reason = "bytes"
+		case cfg.RetentionAge > 0:
+			newest, err := segmentNewest(dir, bases[i], bases[i+1]-bases[i], sizes[i])
+			if err != nil {
+				return plan, err
+			}
+			if newest < cutoff {
+				s.reason = "age"
+			}
+		}
+		if s.reason == "" {
+			break
+		}
+		plan = append(plan, s)
+		total -= sizes[i]
+	}
+	return plan, nil
+}
+
+// segmentNewest returns the newest record timestamp of the sealed segment
+// base, which holds count offsets in size bytes (see the top of this file
+// for where it comes from).
+func segmentNewest(dir string, base, count, size int64) (int64, error) {
+	tentries, err := readTimeIndex(segmentPath(dir, base, timeIndexExt), size/frame.HeaderSize+2, count)
+	if err != nil {
+		tentries = nil
+	}
+	n := len(tentries)
+	if n > 0 && int64(tentries[n-1].rel) == count {
+		return tentries[n-1].ts, nil
+	}
+	path := segmentPath(dir, base, logExt)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 1<<63 - 1, nil // removed meanwhile: certainly nothing to do
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	// Records before the last time entry are no newer than it says; scan
+	// the rest, from the offset index entry at or before it.
+	pos, next, newest := int64(0), base, int64(-1<<63)
+	if n > 0 {
+		newest = tentries[n-1].ts
+		entries, _ := readIndex(segmentPath(dir, base, indexExt), size)
+		for _, e := range entries {
+			if int64(e.rel) <= int64(tentries[n-1].rel) {
+				pos, next = int64(e.pos), base+int64(e.rel)
+			}
+		}
+		if m, _, st, _ := newScanner(f, path).frameAt(pos); pos > 0 && (st != frameOK || m.Base != next) {
+			pos, next, newest = 0, base, int64(-1<<63)
+		}
+	}
+	s := newScanner(f, path)
+	s.verify = false
+	t := s.walk(pos, next, nil)
+	if !t.sealed {
+		st, err := f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		return max(newest, t.maxTS, st.ModTime().UnixNano()), nil
+	}
+	return max(newest, t.maxTS), nil
+}
+
+// removeSegmentFiles unlinks a segment's files, the .log first.
+func removeSegmentFiles(dir string, base int64) error {
+	for _, ext := range []string{logExt, indexExt, timeIndexExt} {
+		if err := os.Remove(segmentPath(dir, base, ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepOrphanIndexes removes index files below start whose .log is gone:
+// what a crash in the middle of removeSegmentFiles leaves.
+func sweepOrphanIndexes(dir string, start int64) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) <= segNameLen {
+			continue
+		}
+		ext := name[segNameLen:]
+		if ext != indexExt && ext != timeIndexExt {
+			continue
+		}
+		base, err := strconv.ParseInt(name[:segNameLen], 10, 64)
+		if err != nil || base >= start {
+			continue
+		}
+		if _, err := os.Stat(segmentPath(dir, base, logExt)); errors.Is(err, fs.ErrNotExist) {
+			os.Remove(segmentPath(dir, base, ext))
+		}
+	}
+}
+
+// activeRemoved reports whether this Log's active segment is no longer in
+// the partition directory (retention removed it after another writer
+// rolled past it). The caller holds the writer lock, so the answer holds
+// until it releases it.
+func (p *partition) activeRemoved() bool {
+	fst, err := p.w.f.Stat()
+	if err != nil {
+		return true
+	}
+	st, err := os.Stat(p.w.path)
+	return err != nil || !os.SameFile(st, fst)
+}
+
+// segmentGone handles a reader's move to segment base that found no such
+// file. With no later segment it is simply not created yet (its
+// predecessor was just sealed): the reader waits. With later segments it
+// was removed by retention: ErrOutOfRange, or, for a reader that resets,
+// a move to the oldest segment left.
+func (r *partReader) segmentGone(base int64) error {
+	for {
+		bases, err := listSegments(r.p.dir)
+		if err != nil {
+			return fmt.Errorf("runnel: list segments of %s: %w", r.p.dir, err)
+		}
+		if len(bases) == 0 || bases[len(bases)-1] < base {
+			return nil
+		}
+		if !slices.Contains(bases, base) && bases[0] < base {
+			return &CorruptError{Path: segmentPath(r.p.dir, base, logExt), Offset: base,
+				Err: fmt.Errorf("segment missing between %020d%s and later segments", bases[0], logExt)}
+		}
+		if bases[0] > base {
+			if !r.resetOutOfRange {
+				return r.outOfRange(base, bases[0])
+			}
+			base = bases[0]
+		}
+		// base exists now: created, or reset to, since the last look.
+		r.base, r.pos, r.next = base, 0, base
+		r.path = segmentPath(r.p.dir, base, logExt)
+		f, err := os.Open(r.path)
+		if err == nil {
+			r.f = f
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("runnel: open segment: %w", err)
+		}
+	}
+}
+
+// belowStart handles a seek to an offset that retention removed: the
+// start instead for a reader that resets, ErrOutOfRange otherwise.
+func (r *partReader) belowStart(offset, start int64) (int64, error) {
+	if r.resetOutOfRange {
+		return start, nil
+	}
+	return 0, r.outOfRange(offset, start)
+}
+
+func (r *partReader) outOfRange(offset, start int64) error {
+	return fmt.Errorf("%w: offset %d is before the start %d of partition %s/%d (removed by retention)",
+		ErrOutOfRange, offset, start, r.p.topic.name, r.p.id)
+}
