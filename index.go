@@ -136,17 +136,17 @@ func lookupTime(entries []timeEntry, ts int64) int64 {
 // indexWriter appends to the active segment's two index files. Only the
 // holder of the partition's writer lock uses it.
 type indexWriter struct {
-	off, tim     *os.File
-	offPath      string
-	entries      int64 // entries in .index
-	timeEntries  int64 // entries in .timeindex
-	lastPos      int64 // log position of the newest .index entry
-	lastRel      int64 // relative offset of the newest .index entry
-	lastTimeRel  int64 // relative offset of the newest .timeindex entry
-	maxTS        int64 // newest timestamp recorded in .timeindex
-	interval     int64
-	offBuf       [indexEntrySize]byte
-	timBuf       [timeIndexEntrySize]byte
+	off, tim    *os.File
+	offPath     string
+	entries     int64 // entries in .index
+	timeEntries int64 // entries in .timeindex
+	lastPos     int64 // log position of the newest .index entry
+	lastRel     int64 // relative offset of the newest .index entry
+	lastTimeRel int64 // relative offset of the newest .timeindex entry
+	maxTS       int64 // newest timestamp recorded in .timeindex
+	interval    int64
+	offBuf      [indexEntrySize]byte
+	timBuf      [timeIndexEntrySize]byte
 	// consistent is false when openIndexWriter found the two indexes
 	// disagreeing (an entry lost or damaged): the caller rebuilds them.
 	consistent bool
