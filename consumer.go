@@ -473,19 +473,45 @@ func (c *Consumer) poll() ([]Record, error) {
 // Records iterates over records as they arrive, waiting for new ones,
 // until ctx ends, the consumer closes or an error occurs; the error (or
 // ctx.Err()) is the last pair yielded. Each record is valid only during its
-// iteration step.
+// iteration step. When the loop stops early, the records fetched but not
+// yielded are not lost: each partition's position goes back to the first
+// of them (so a commit does not cover them either).
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		for {
 			recs, err := c.Poll(ctx)
-			for _, r := range recs {
+			for i, r := range recs {
 				if !yield(r, nil) {
+					c.rewind(recs[i+1:])
 					return
 				}
 			}
 			if err != nil {
 				yield(Record{}, err)
 				return
+			}
+		}
+	}
+}
+
+// rewind moves each partition's position back to its first record in
+// rest, records that Poll returned but the application did not take. An
+// error stays with the partition's reader, for the next Poll to return.
+func (c *Consumer) rewind(rest []Record) {
+	if c.closed {
+		return
+	}
+	var done []int
+	for _, rec := range rest {
+		if slices.Contains(done, rec.Partition) {
+			continue
+		}
+		done = append(done, rec.Partition)
+		if i := c.readerIndex(rec.Partition); i >= 0 {
+			r := c.readers[i]
+			r.byTime = false
+			if err := r.seek(rec.Offset); err != nil {
+				c.rerr[i] = err
 			}
 		}
 	}

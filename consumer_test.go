@@ -155,6 +155,17 @@ func TestConsumerRecordsIterator(t *testing.T) {
 		if diff := cmp.Diff(wantRecs(0, sent[:4]), recsOf(got)); diff != "" {
 			t.Errorf("records before break (-want +got):\n%s", diff)
 		}
+		// Records fetched but not yielded are not lost: the consumer
+		// resumes with the first one, as Position says.
+		if pos := c.Position(0); pos != 4 {
+			t.Errorf("Position after break at offset 3: %d, want 4", pos)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		recs, err := c.Poll(ctx)
+		if diff := cmp.Diff(wantRecs(4, sent[4:]), recsOf(recs)); err != nil || diff != "" {
+			t.Errorf("Poll after break: %v (-want +got):\n%s", err, diff)
+		}
 	})
 
 	t.Run("ctx ends", func(t *testing.T) {

@@ -284,6 +284,13 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 	if len(busy) == 0 {
 		return targets, nil
 	}
+	// Members may take the partitions reset so far while the owners of
+	// the others catch up.
+	for p := range targets {
+		if !slices.Contains(busy, p) {
+			off.lf.Unlock(partLock(p))
+		}
+	}
 
 	// Ask each owner to move; the request's sequence number is above every
 	// request its commits have taken into account.

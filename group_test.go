@@ -15,7 +15,7 @@ import (
 )
 
 // produceSpread appends n records to every partition of topic (value
-// "p/i"), and returns the partitions' end offsets.
+// "p/i") and waits for their acknowledgements.
 func produceSpread(t testing.TB, l *Log, topic string, nparts, n int) {
 	t.Helper()
 	p, err := l.Producer(topic, &ProducerOptions{Partitioner: ManualPartitioner})

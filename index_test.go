@@ -86,36 +86,33 @@ func buildIndexed(t *testing.T, dir string, n int, ts func(i int) time.Time) []R
 type idxEnt struct{ Rel, Pos int64 }
 type timeEnt struct{ TS, Rel int64 }
 
-func readIndexFile(t testing.TB, path string) []idxEnt {
+// readEntries parses an index file into entries of size bytes each.
+func readEntries[E any](t testing.TB, path string, size int, parse func([]byte) E) []E {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(data)%indexEntrySize != 0 {
+	if len(data)%size != 0 {
 		t.Errorf("%s is %d bytes, not whole entries", path, len(data))
 	}
-	var out []idxEnt
-	for ; len(data) >= indexEntrySize; data = data[indexEntrySize:] {
-		out = append(out, idxEnt{int64(binary.LittleEndian.Uint32(data)), int64(binary.LittleEndian.Uint32(data[4:]))})
+	var out []E
+	for ; len(data) >= size; data = data[size:] {
+		out = append(out, parse(data))
 	}
 	return out
 }
 
+func readIndexFile(t testing.TB, path string) []idxEnt {
+	return readEntries(t, path, indexEntrySize, func(b []byte) idxEnt {
+		return idxEnt{int64(binary.LittleEndian.Uint32(b)), int64(binary.LittleEndian.Uint32(b[4:]))}
+	})
+}
+
 func readTimeIndexFile(t testing.TB, path string) []timeEnt {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(data)%timeIndexEntrySize != 0 {
-		t.Errorf("%s is %d bytes, not whole entries", path, len(data))
-	}
-	var out []timeEnt
-	for ; len(data) >= timeIndexEntrySize; data = data[timeIndexEntrySize:] {
-		out = append(out, timeEnt{int64(binary.LittleEndian.Uint64(data)), int64(binary.LittleEndian.Uint32(data[8:]))})
-	}
-	return out
+	return readEntries(t, path, timeIndexEntrySize, func(b []byte) timeEnt {
+		return timeEnt{int64(binary.LittleEndian.Uint64(b)), int64(binary.LittleEndian.Uint32(b[8:]))}
+	})
 }
 
 // wantIndex is the offset index the writer's rule gives a segment: an
@@ -273,7 +270,7 @@ func TestIndexLookups(t *testing.T) {
 			}
 		}},
 		{"garbage", func(path string, _ diskSeg) {
-			size := max(fileSizeOr(path), 96)
+			size := max(sizeOr0(path), 96)
 			os.WriteFile(path, bytes.Repeat([]byte{0xAB}, int(size)), 0o644)
 		}},
 		{"offsets shifted", func(path string, _ diskSeg) {
@@ -297,7 +294,7 @@ func TestIndexLookups(t *testing.T) {
 				e = binary.LittleEndian.AppendUint64(e, uint64(sent[end-1].Time.UnixNano()+1))
 				e = binary.LittleEndian.AppendUint32(e, uint32(end-s.Base+1000))
 			}
-			writeAt(t, path, fileSizeOr(path), e)
+			writeAt(t, path, sizeOr0(path), e)
 		}},
 	}
 	for _, tt := range tests {
@@ -397,14 +394,6 @@ func sample[T any](s []T, k int) []T {
 	return out
 }
 
-func fileSizeOr(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
-}
-
 // TestAtTimeAfterEverything starts a consumer at a time no record reaches:
 // it gets nothing until a record that new is appended.
 func TestAtTimeAfterEverything(t *testing.T) {
@@ -481,7 +470,7 @@ func TestTimeIndexRebuiltAfterLoss(t *testing.T) {
 		{"time index deleted", func(path string) { os.Remove(path) }},
 		{"last time entry lost", func(path string) {
 			// As if the writer died between its .index and .timeindex writes.
-			os.Truncate(path, fileSizeOr(path)-timeIndexEntrySize)
+			os.Truncate(path, sizeOr0(path)-timeIndexEntrySize)
 		}},
 	}
 	for _, tt := range tests {

@@ -575,6 +575,40 @@ func TestMultiProcessTwoLogs(t *testing.T) {
 			checkProducerRecords(t, recs, acked)
 		})
 	}
+
+	// A consumer of one Log asleep in Poll wakes on the other's append.
+	c, err := ls[1].Consumer("two", &ConsumerOptions{Start: Latest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	woke := make(chan []Record, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		recs, err := c.Poll(ctx)
+		if err != nil {
+			t.Errorf("Poll: %v", err)
+		}
+		woke <- recs
+	}()
+	m, err := openMeta(filepath.Join(dir, "topics", "two", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSleeper(t, m, 10*time.Second)
+	m.close()
+	p0, _ := ls[0].Producer("two", nil)
+	sent := time.Now()
+	if pos, err := p0.Send(context.Background(), Record{Value: []byte("wake up")}); err != nil || pos.Offset != int64(total) {
+		t.Fatalf("Send: %+v, %v", pos, err)
+	}
+	if recs := <-woke; len(recs) != 1 || recs[0].Offset != int64(total) {
+		t.Errorf("the other Log's consumer woke with %d records", len(recs))
+	} else {
+		t.Logf("consumer of the other Log woke %v after Send started", time.Since(sent))
+	}
+	c.Close()
+
 	for _, l := range ls {
 		if st := l.Stats(); st.Repairs != 0 {
 			t.Errorf("a Log repaired %d tails; a live writer's frames are not a dead writer's", st.Repairs)
@@ -583,7 +617,7 @@ func TestMultiProcessTwoLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := verifyPartition(t, filepath.Join(dir, "topics", "two", "0")); got != int64(total) {
-		t.Errorf("verify: %d records on disk, want %d", got, total)
+	if got := verifyPartition(t, filepath.Join(dir, "topics", "two", "0")); got != int64(total)+1 {
+		t.Errorf("verify: %d records on disk, want %d", got, total+1)
 	}
 }

@@ -71,6 +71,8 @@ const (
 	adminLockOff  = lockBase + 1<<18
 
 	noCommit = -1
+
+	maxFileName = 255 // NAME_MAX of common file systems
 )
 
 func partLock(p int) int64   { return lockBase + int64(p) }
@@ -138,6 +140,9 @@ func offsetsPath(dir, group, topic string) string {
 // partitions (-1: as many as the file says), creating it if create is set
 // and it does not exist. A missing file without create is fs.ErrNotExist.
 func openOffsets(dir, group, topic string, nparts int, create bool) (*offsetsFile, error) {
+	if len(topic)+len(offsetsExt) > maxFileName {
+		return nil, fmt.Errorf("%w: topic name %.20q... is too long for a group offsets file (at most %d characters)", ErrInvalidName, topic, maxFileName-len(offsetsExt))
+	}
 	path := offsetsPath(dir, group, topic)
 	st, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) && create {
@@ -197,7 +202,7 @@ func createOffsetsFile(path string, nparts int) error {
 		encodeSlot(b[slotAOff:slotAOff+slotSize], p, &initial)
 		encodeSlot(b[slotBOff:slotBOff+slotSize], p, &initial)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, ".offsets.tmp-*")
 	if err != nil {
 		return err
 	}

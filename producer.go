@@ -73,6 +73,9 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 // Send appends rec and waits for its acknowledgement (see Durability). If
 // ctx ends first Send returns ctx.Err(); the record may still be appended.
 func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
+	if err := ctx.Err(); err != nil {
+		return Position{}, err
+	}
 	part, b, idx, err := p.enqueue(&rec, nil, true)
 	if err != nil {
 		return Position{}, err

@@ -260,11 +260,18 @@ func (r *partReader) seekTime(t time.Time) error {
 // are skipped by their header alone. If no such record exists yet the
 // reader stays at the end, still filtering.
 func (r *partReader) skipOlder() error {
+	var s *scanner
 	for r.byTime {
 		if r.f == nil {
 			return nil
 		}
-		m, data, st, _ := newScanner(r.f, r.path).frameAt(r.pos)
+		if s == nil || s.f != r.f {
+			s = newScanner(r.f, r.path)
+		}
+		// Headers alone decide most frames; only a frame that may hold
+		// the record is read whole and checked.
+		s.verify = false
+		m, _, st, _ := s.frameAt(r.pos)
 		if st != frameOK {
 			return nil
 		}
@@ -275,6 +282,11 @@ func (r *partReader) skipOlder() error {
 			continue
 		}
 		if m.MaxTime >= r.minTime {
+			s.verify = true
+			m, data, st, _ := s.frameAt(r.pos)
+			if st != frameOK {
+				return nil // fill will find out what is wrong
+			}
 			it := frame.NewRecords(data, m)
 			var fr frame.Record
 			for off := m.Base; it.Next(&fr); off++ {

@@ -244,6 +244,19 @@ type segCheck struct {
 	frames  []verifyFrame
 	maxTS   int64
 	records int64
+	damaged []damagedRange // already reported: index entries there are not judged
+}
+
+// damagedRange is bytes [from, to) of a segment, holding offsets
+// [offFrom, offTo), that the walk could not read.
+type damagedRange struct{ from, to, offFrom, offTo int64 }
+
+func (sc *segCheck) damagedAt(pos int64) bool {
+	return slices.ContainsFunc(sc.damaged, func(d damagedRange) bool { return pos >= d.from && pos < d.to })
+}
+
+func (sc *segCheck) damagedOffset(off int64) bool {
+	return slices.ContainsFunc(sc.damaged, func(d damagedRange) bool { return off >= d.offFrom && off < d.offTo })
 }
 
 func (v *verifier) partition(p *partition) error {
@@ -370,7 +383,12 @@ func (v *verifier) segment(p *partition, base int64, last bool) (segCheck, error
 		if status == frameEnd && pos >= size {
 			break
 		}
-		// Not a good frame: damage if committed data follows, else a tail.
+		// Not a good frame. A live writer may have just committed it, or
+		// cut it and written another: look again, past the read-ahead.
+		if s.invalidate(); s.frameOK(pos, sc.next) {
+			continue
+		}
+		// Damage if committed data follows, else a tail.
 		if cause == nil {
 			cause = errUncommitted
 			if status == frameEnd {
@@ -382,31 +400,69 @@ func (v *verifier) segment(p *partition, base int64, last bool) (segCheck, error
 			return sc, err
 		}
 		if found {
+			if s.invalidate(); s.frameOK(pos, sc.next) {
+				continue // repaired and appended to meanwhile
+			}
 			m2, _, _, _ := s.frameAt(at)
 			detail := fmt.Sprintf("%v; committed data resumes at byte %d", cause, at)
 			if m2.Base != sc.next {
 				detail += fmt.Sprintf(" with offset %d (offsets %d to %d unreadable)", m2.Base, sc.next, m2.Base-1)
 			}
 			report(ProblemCorrupt, pos, sc.next, "%s", detail)
+			sc.damaged = append(sc.damaged, damagedRange{pos, at, sc.next, m2.Base})
 			pos, sc.next = at, m2.Base
 			continue
 		}
-		switch {
-		case !last:
+		sc.damaged = append(sc.damaged, damagedRange{pos, 1 << 62, sc.next, 1 << 62})
+		if !last {
 			report(ProblemCorrupt, pos, sc.next, "segment cut short before its seal: %v", cause)
-		case writerHolds(p.dir):
-			v.note("%s at byte %d: a frame is being written", path, pos)
-		default:
-			report(ProblemTornTail, pos, sc.next, "%d bytes past the committed data, left by a writer that died (%v)", max(size, pos)-pos, cause)
+			break
 		}
+		if settled, held := v.settle(s, p.dir, pos, sc.next); settled {
+			sc.damaged = sc.damaged[:len(sc.damaged)-1]
+			continue
+		} else if held {
+			v.note("%s at byte %d: a frame is being written", path, pos)
+			break
+		}
+		st, _ := f.Stat()
+		report(ProblemTornTail, pos, sc.next, "%d bytes past the committed data, left by a writer that died (%v)", max(st.Size(), pos)-pos, cause)
 		break
 	}
-	if sc.sealed {
-		v.indexes(p, base, path, &sc, size)
-	} else {
-		v.indexes(p, base, path, &sc, sc.walked)
+	// The file may have grown since the walk began; an active segment's
+	// indexes may even run ahead of it.
+	if st, err := f.Stat(); err == nil {
+		checked := st.Size()
+		if !sc.sealed {
+			checked = sc.walked
+		}
+		v.indexes(p, base, path, &sc, checked, st.Size())
 	}
 	return sc, nil
+}
+
+// settle tells a dead writer's tail from a live writer's frame in
+// progress: it reports whether the frame at pos became good (settled), or
+// a writer holds the lock (held). Neither, a few times over, is a tail
+// nobody is writing.
+func (v *verifier) settle(s *scanner, dir string, pos, next int64) (settled, held bool) {
+	for range 3 {
+		if writerHolds(dir) {
+			return false, true
+		}
+		if s.invalidate(); s.frameOK(pos, next) {
+			return true, false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false, false
+}
+
+// frameOK reports whether a good committed frame for offset next starts
+// at pos.
+func (s *scanner) frameOK(pos, next int64) bool {
+	m, _, st, _ := s.frameAt(pos)
+	return st == frameOK && m.Base == next
 }
 
 // writerHolds reports whether some writer holds the partition's writer
@@ -423,13 +479,13 @@ func writerHolds(dir string) bool {
 
 // indexes checks a segment's two index files against the frames the walk
 // found. Entries at or past checkedEnd are newer than the walk (an active
-// segment) and are not judged.
-func (v *verifier) indexes(p *partition, base int64, logPath string, sc *segCheck, checkedEnd int64) {
+// segment) and are not judged; logSize bounds how much of them is read.
+func (v *verifier) indexes(p *partition, base int64, logPath string, sc *segCheck, checkedEnd, logSize int64) {
 	report := func(path string, pos int64, format string, args ...any) {
 		v.problem(Problem{Kind: ProblemIndex, Topic: p.topic.name, Partition: p.id, Path: path, Pos: pos, Offset: -1,
 			Detail: fmt.Sprintf(format, args...)})
 	}
-	limit := (checkedEnd/frame.HeaderSize + 2) * timeIndexEntrySize
+	limit := (logSize/frame.HeaderSize + 2) * timeIndexEntrySize
 	frameAt := func(pos int64) (verifyFrame, bool) {
 		i := sort.Search(len(sc.frames), func(i int) bool { return sc.frames[i].pos >= pos })
 		if i < len(sc.frames) && sc.frames[i].pos == pos {
@@ -447,20 +503,37 @@ func (v *verifier) indexes(p *partition, base int64, logPath string, sc *segChec
 
 	idxPath := segmentPath(p.dir, base, indexExt)
 	data, missing, err := readIndexBounded(idxPath, limit)
+	// The active segment's index files appear just after its .log when a
+	// writer rolls, and its next writer creates them if it died first.
+	if missing && sc.sealed {
+		if _, err := os.Stat(logPath); errors.Is(err, fs.ErrNotExist) {
+			return // retention removed the segment (its .log first) meanwhile
+		}
+	}
 	switch {
-	case missing:
+	case missing && sc.sealed:
 		report(idxPath, -1, "index file missing")
+	case errors.Is(err, errIndexTooLong) && !sc.sealed:
+		// The writer appended entries since the log's size was read.
 	case err != nil:
 		report(idxPath, -1, "%v", err)
 	}
+	// One problem per index file: lookups stop trusting an index at its
+	// first bad entry, and a rebuild replaces all of it.
 	var prevRel, prevPos int64 = -1, -1
-	for i := 0; i+indexEntrySize <= len(data); i += indexEntrySize {
+	bad := false
+	for i := 0; i+indexEntrySize <= len(data) && !bad; i += indexEntrySize {
 		rel := int64(binary.LittleEndian.Uint32(data[i:]))
 		pos := int64(binary.LittleEndian.Uint32(data[i+4:]))
 		if pos >= checkedEnd && !sc.sealed {
 			break
 		}
+		if sc.damagedAt(pos) {
+			prevRel, prevPos = rel, pos
+			continue // the damage is reported; the entry may be right
+		}
 		fr, ok := frameAt(pos)
+		bad = true
 		switch {
 		case rel <= prevRel || pos <= prevPos:
 			report(idxPath, int64(i), "entry %d (offset %d, byte %d) is out of order", i/indexEntrySize, base+rel, pos)
@@ -468,53 +541,70 @@ func (v *verifier) indexes(p *partition, base int64, logPath string, sc *segChec
 			report(idxPath, int64(i), "entry %d points at byte %d of %s, where no frame starts", i/indexEntrySize, pos, filepath.Base(logPath))
 		case fr.base != base+rel:
 			report(idxPath, int64(i), "entry %d says offset %d is at byte %d, but the frame there starts at offset %d", i/indexEntrySize, base+rel, pos, fr.base)
+		default:
+			bad = false
 		}
 		prevRel, prevPos = rel, pos
 	}
-	if n := len(data) % indexEntrySize; n != 0 {
+	if n := len(data) % indexEntrySize; n != 0 && !bad {
 		report(idxPath, int64(len(data)-n), "torn entry of %d bytes at the end", n)
 	}
 
 	timPath := segmentPath(p.dir, base, timeIndexExt)
 	data, missing, err = readIndexBounded(timPath, limit)
+	if missing && sc.sealed {
+		if _, err := os.Stat(logPath); errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+	}
 	switch {
-	case missing:
+	case missing && sc.sealed:
 		report(timPath, -1, "time index file missing")
+	case errors.Is(err, errIndexTooLong) && !sc.sealed:
+		// The writer appended entries since the log's size was read.
 	case err != nil:
 		report(timPath, -1, "%v", err)
 	}
 	count := sc.next - base
 	var prevTS int64 = -1 << 63
-	prevRel = -1
-	for i := 0; i+timeIndexEntrySize <= len(data); i += timeIndexEntrySize {
+	prevRel, bad = -1, false
+	for i := 0; i+timeIndexEntrySize <= len(data) && !bad; i += timeIndexEntrySize {
 		ts := int64(binary.LittleEndian.Uint64(data[i:]))
 		rel := int64(binary.LittleEndian.Uint32(data[i+8:]))
 		if rel > count && !sc.sealed {
 			break // written after the walk
 		}
-		var newest int64
-		switch fr, ok := relAt(rel); {
-		case ok:
-			newest = fr.maxBefore
-		case rel == count:
-			newest = sc.maxTS
-		default:
-			report(timPath, int64(i), "entry %d names offset %d, where no frame starts", i/timeIndexEntrySize, base+rel)
+		if sc.damagedOffset(base + rel) {
 			prevTS, prevRel = ts, rel
 			continue
 		}
+		newest, known := int64(0), true
+		if fr, ok := relAt(rel); ok {
+			newest = fr.maxBefore
+		} else if rel == count {
+			newest = sc.maxTS
+		} else {
+			known = false
+		}
+		bad = true
 		switch {
 		case rel < prevRel || ts < prevTS:
 			report(timPath, int64(i), "entry %d (time %d, offset %d) is out of order", i/timeIndexEntrySize, ts, base+rel)
+		case !known:
+			report(timPath, int64(i), "entry %d names offset %d, where no frame starts", i/timeIndexEntrySize, base+rel)
 		case ts < newest:
 			report(timPath, int64(i), "entry %d says records before offset %d are no newer than %d, but one is %d", i/timeIndexEntrySize, base+rel, ts, newest)
+		default:
+			bad = false
 		}
 		prevTS, prevRel = ts, rel
 	}
-	if n := len(data) % timeIndexEntrySize; n != 0 {
+	if n := len(data) % timeIndexEntrySize; n != 0 && !bad {
 		report(timPath, int64(len(data)-n), "torn entry of %d bytes at the end", n)
 	}
 }
+
+var errIndexTooLong = errors.New("more entries than the log has frames")
 
 // readIndexBounded reads an index file, at most limit bytes of it.
 func readIndexBounded(path string, limit int64) (data []byte, missing bool, err error) {
@@ -527,7 +617,7 @@ func readIndexBounded(path string, limit int64) (data []byte, missing bool, err 
 	}
 	data, err = readBounded(path, limit)
 	if err == nil && st.Size() > limit {
-		err = fmt.Errorf("%d bytes, more entries than the log has frames", st.Size())
+		err = errIndexTooLong
 	}
 	return data, false, err
 }

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/runnel-log/runnel"
+)
+
+func init() {
+	var (
+		partition int
+		offset    int64
+	)
+	register(&command{
+		name:    "dump",
+		args:    "TOPIC [-partition N] [-offset N]",
+		summary: "print frames and records as stored, for debugging",
+		describe: `
+Prints, for each partition (or only -partition N), every frame of its
+segment files from the one holding -offset N: position, kind, commit state,
+offsets, times and checksum, then its records. Frames that readers never
+deliver (not committed, torn, damaged) are shown with what is wrong with
+them. Long keys and values are cut short.`,
+		flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&partition, "partition", 0, "only partition `N`")
+			fs.Int64Var(&offset, "offset", 0, "start at the frame holding offset `N`")
+		},
+		nargs: [2]int{1, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			l, err := c.open(false, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			info, err := l.DescribeTopic(args[0])
+			if err != nil {
+				return err
+			}
+			parts := []int{partition}
+			if !isSet(fs, "partition") {
+				parts = parts[:0]
+				for _, p := range info.Partitions {
+					parts = append(parts, p.Partition)
+				}
+			}
+			return dump(ctx, c.stdout, l, args[0], parts, offset)
+		},
+	})
+}
+
+func dump(ctx context.Context, w io.Writer, l *runnel.Log, topic string, parts []int, from int64) error {
+	for _, p := range parts {
+		fmt.Fprintf(w, "partition %d\n", p)
+		path := ""
+		for f, err := range l.Dump(topic, p, from) {
+			if err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if f.Path != path {
+				path = f.Path
+				fmt.Fprintf(w, "%s\n", rel(l.Dir(), path))
+			}
+			fmt.Fprintln(w, frameLine(f))
+			for _, r := range f.Records {
+				fmt.Fprintln(w, recordLine(r))
+			}
+		}
+	}
+	return nil
+}
+
+func frameLine(f runnel.DumpFrame) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  @%d", f.Pos)
+	switch f.Kind {
+	case "records":
+		state := "committed"
+		if !f.Committed {
+			state = "uncommitted"
+		}
+		fmt.Fprintf(&b, " records %s offsets %d-%d (%d) size %d first %s max %s checksum %016x",
+			state, f.Base, f.Base+int64(f.Count)-1, f.Count, f.Size, stamp(f.FirstTime), stamp(f.MaxTime), f.Checksum)
+	case "seal":
+		fmt.Fprintf(&b, " seal next segment %d", f.Base)
+	}
+	if f.Problem != "" {
+		fmt.Fprintf(&b, " BAD: %s", f.Problem)
+	}
+	return b.String()
+}
+
+func recordLine(r runnel.Record) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "    %d %s key %s value %s", r.Offset, r.Time.UTC().Format(time.RFC3339Nano), short(r.Key), short(r.Value))
+	for _, h := range r.Headers {
+		fmt.Fprintf(&b, " %s=%s", strconv.Quote(h.Key), short(h.Value))
+	}
+	return b.String()
+}
+
+func stamp(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+
+// short quotes b, cut to 100 bytes.
+func short(b []byte) string {
+	if b == nil {
+		return "null"
+	}
+	const limit = 100
+	if len(b) <= limit {
+		return strconv.Quote(string(b))
+	}
+	return fmt.Sprintf("%s…(%d bytes)", strconv.Quote(string(b[:limit])), len(b))
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/runnel-log/runnel"
+)
+
+// topicFlags are the config flags shared by topics create and alter; a
+// flag the user did not give leaves the setting alone.
+type topicFlags struct {
+	partitions     int
+	segmentBytes   string
+	retention      string
+	retentionBytes string
+}
+
+func (tf *topicFlags) define(fs *flag.FlagSet, partitions bool) {
+	if partitions {
+		fs.IntVar(&tf.partitions, "partitions", 1, "number of partitions")
+	}
+	fs.StringVar(&tf.segmentBytes, "segment-bytes", "", "segment file `size` at which a partition rolls, e.g. 64MiB (default 64MiB, at least 64KiB)")
+	fs.StringVar(&tf.retention, "retention", "", "remove sealed segments whose newest record is older than `DURATION`, e.g. 7d or 36h; 0 keeps records forever (the default)")
+	fs.StringVar(&tf.retentionBytes, "retention-bytes", "", "remove a partition's oldest sealed segments while it holds more than `N` bytes, e.g. 10GiB; 0 means no limit (the default)")
+}
+
+// apply sets the given flags in cfg and reports whether any was given.
+func (tf *topicFlags) apply(fs *flag.FlagSet, cfg *runnel.TopicConfig) (bool, error) {
+	var err error
+	given := false
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		switch f.Name {
+		case "segment-bytes":
+			cfg.SegmentBytes, err = parseBytes(tf.segmentBytes)
+		case "retention":
+			cfg.RetentionAge, err = parseDuration(tf.retention)
+		case "retention-bytes":
+			cfg.RetentionBytes, err = parseBytes(tf.retentionBytes)
+		default:
+			return
+		}
+		given = true
+	})
+	if err != nil {
+		return given, usagef("%v", err)
+	}
+	return given, nil
+}
+
+func init() {
+	var tf topicFlags
+	register(&command{
+		name:    "topics create",
+		args:    "NAME [-partitions N] [-segment-bytes N] [-retention DURATION] [-retention-bytes N]",
+		summary: "create a topic",
+		describe: `
+Creates the topic, and the log directory if there is none yet. Topic names
+are 1 to 249 characters of [a-zA-Z0-9._-].`,
+		flags: func(fs *flag.FlagSet) { tf.define(fs, true) },
+		nargs: [2]int{1, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			cfg := runnel.TopicConfig{Partitions: tf.partitions}
+			if _, err := tf.apply(fs, &cfg); err != nil {
+				return err
+			}
+			l, err := c.open(true, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			if err := l.CreateTopic(args[0], cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "created topic %s with %d partition%s\n", args[0], cfg.Partitions, plural(cfg.Partitions))
+			return nil
+		},
+	})
+	register(&command{
+		name:    "topics list",
+		summary: "list the topics, one per line",
+		nargs:   [2]int{0, 0},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			l, err := c.open(false, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			names, err := l.Topics()
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				fmt.Fprintln(c.stdout, n)
+			}
+			return nil
+		},
+	})
+	register(&command{
+		name:    "topics describe",
+		args:    "NAME",
+		summary: "show a topic's config and, per partition, its offsets and size",
+		nargs:   [2]int{1, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			l, err := c.open(false, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			info, err := l.DescribeTopic(args[0])
+			if err != nil {
+				return err
+			}
+			printTopic(c.stdout, info)
+			return nil
+		},
+	})
+	var atf topicFlags
+	var alterPartitions int
+	register(&command{
+		name:    "topics alter",
+		args:    "NAME [-segment-bytes N] [-retention DURATION] [-retention-bytes N]",
+		summary: "change a topic's segment size or retention",
+		describe: `
+Changes only the settings given. Retention applies at once: segments now
+outside the limits are removed before the command returns. Processes that
+have the log open pick the change up within a minute, or when they reopen
+it. The number of partitions cannot change.`,
+		flags: func(fs *flag.FlagSet) {
+			atf.define(fs, false)
+			fs.IntVar(&alterPartitions, "partitions", 0, "not supported: a topic's partition count is fixed")
+		},
+		nargs: [2]int{1, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			if alterPartitions != 0 {
+				return usagef("the number of partitions cannot change (keys would move between partitions); create a new topic instead")
+			}
+			var changes runnel.TopicConfig
+			given, err := atf.apply(fs, &changes)
+			if err != nil {
+				return err
+			}
+			if !given {
+				return usagef("nothing to change: give -segment-bytes, -retention or -retention-bytes")
+			}
+			l, err := c.open(false, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			before, err := l.DescribeTopic(args[0])
+			if err != nil {
+				return err
+			}
+			err = l.AlterTopic(args[0], func(cfg *runnel.TopicConfig) {
+				_, _ = atf.apply(fs, cfg)
+			})
+			if err != nil {
+				return err
+			}
+			if err := l.EnforceRetention(ctx); err != nil {
+				return fmt.Errorf("topic altered, but applying retention failed: %w", err)
+			}
+			after, err := l.DescribeTopic(args[0])
+			if err != nil {
+				return err
+			}
+			cfg := after.Config
+			fmt.Fprintf(c.stdout, "altered topic %s: segment bytes %d, retention %s, retention bytes %s\n",
+				args[0], cfg.SegmentBytes, humanDuration(cfg.RetentionAge), limitBytes(cfg.RetentionBytes))
+			var segs int
+			var bytes int64
+			for i, p := range before.Partitions {
+				segs += p.Segments - after.Partitions[i].Segments
+				bytes += p.Bytes - after.Partitions[i].Bytes
+			}
+			if segs > 0 {
+				fmt.Fprintf(c.stdout, "retention removed %d segment%s (%s)\n", segs, plural(segs), humanBytes(max(0, bytes)))
+			}
+			return nil
+		},
+	})
+	register(&command{
+		name:    "topics delete",
+		args:    "NAME",
+		summary: "delete a topic and all its records",
+		nargs:   [2]int{1, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			l, err := c.open(false, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			if err := l.DeleteTopic(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "deleted topic %s\n", args[0])
+			return nil
+		},
+	})
+}
+
+func printTopic(w io.Writer, info runnel.TopicInfo) {
+	cfg := info.Config
+	fmt.Fprintf(w, "topic %s\n", info.Name)
+	fmt.Fprintf(w, "  partitions       %d\n", cfg.Partitions)
+	fmt.Fprintf(w, "  segment bytes    %d (%s)\n", cfg.SegmentBytes, humanBytes(cfg.SegmentBytes))
+	fmt.Fprintf(w, "  index interval   %d bytes\n", cfg.IndexIntervalBytes)
+	fmt.Fprintf(w, "  retention        %s\n", humanDuration(cfg.RetentionAge))
+	fmt.Fprintf(w, "  retention bytes  %s\n\n", limitBytes(cfg.RetentionBytes))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\t")
+	var total runnel.PartitionInfo
+	for _, p := range info.Partitions {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\t\n", p.Partition, p.StartOffset, p.NextOffset, p.NextOffset-p.StartOffset, p.Segments, humanBytes(p.Bytes))
+		total.NextOffset += p.NextOffset - p.StartOffset
+		total.Segments += p.Segments
+		total.Bytes += p.Bytes
+	}
+	if len(info.Partitions) > 1 {
+		fmt.Fprintf(tw, "all\t\t\t%d\t%d\t%s\t\n", total.NextOffset, total.Segments, humanBytes(total.Bytes))
+	}
+	tw.Flush()
+}
+
+func limitBytes(n int64) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%d (%s)", n, humanBytes(n))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/runnel-log/runnel"
+)
+
+func init() {
+	register(&command{
+		name:    "verify",
+		args:    "[TOPIC]",
+		summary: "check every frame, index and offsets file; exit 1 on a problem",
+		describe: `
+Reads every segment file of TOPIC (of every topic if none is given) and
+checks each frame's checksum and commit byte, that offsets follow on, that
+every sealed segment names the next, every index entry against the log,
+and the consumer groups' offsets files. Each problem is printed with its
+file and byte position. It changes nothing and may run while other
+processes produce and consume.`,
+		nargs: [2]int{0, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			l, err := c.open(false, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			bar := newProgress("verify", 0, true, false)
+			rep, err := l.Verify(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
+			bar.done()
+			if err != nil {
+				return interrupted(ctx, err)
+			}
+			printVerify(c.stdout, l.Dir(), rep)
+			if !rep.OK() {
+				return fmt.Errorf("found %d problem%s", len(rep.Problems), plural(len(rep.Problems)))
+			}
+			return nil
+		},
+	})
+	register(&command{
+		name:    "repair",
+		args:    "[TOPIC]",
+		summary: "cut torn tails and rebuild indexes; report what changed",
+		describe: `
+Verifies TOPIC (every topic if none is given), then fixes what can be fixed
+without losing a committed record: it cuts off what writers that died left
+past the end of the data, and rebuilds index files that are missing or
+disagree with their segment. Damage inside committed data is reported and
+left alone (exit 1). Producers wait while a partition is repaired.`,
+		nargs: [2]int{0, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+			l, err := c.open(false, nil)
+			if err != nil {
+				return err
+			}
+			defer closeLog(l, &err)
+			bar := newProgress("repair", 0, true, false)
+			rep, err := l.Repair(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
+			bar.done()
+			for _, a := range rep.Actions {
+				fmt.Fprintf(c.stdout, "%s: %s\n", rel(l.Dir(), a.Path), actionText(a))
+			}
+			if err != nil {
+				return interrupted(ctx, err)
+			}
+			for _, p := range rep.Remaining {
+				fmt.Fprintf(c.stdout, "not repaired: %s\n", problemText(l.Dir(), p))
+			}
+			switch {
+			case len(rep.Remaining) > 0:
+				return fmt.Errorf("%d problem%s cannot be repaired without losing committed records", len(rep.Remaining), plural(len(rep.Remaining)))
+			case len(rep.Actions) == 0:
+				fmt.Fprintln(c.stdout, "nothing to repair")
+			default:
+				fmt.Fprintf(c.stdout, "%d repair%s\n", len(rep.Actions), plural(len(rep.Actions)))
+			}
+			return nil
+		},
+	})
+}
+
+func topicArg(args []string) string {
+	if len(args) > 0 {
+		return args[0]
+	}
+	return ""
+}
+
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return errors.New("interrupted")
+	}
+	return err
+}
+
+// set is the VerifyOptions.Progress callback.
+func (p *progress) set(done, total int64) {
+	p.total = total
+	p.update(done)
+}
+
+func printVerify(w io.Writer, dir string, rep runnel.VerifyReport) {
+	for _, p := range rep.Problems {
+		fmt.Fprintln(w, problemText(dir, p))
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	topics := map[string]bool{}
+	var segs int
+	var recs int64
+	for _, pc := range rep.Partitions {
+		topics[pc.Topic] = true
+		segs += pc.Segments
+		recs += pc.Records
+	}
+	fmt.Fprintf(w, "checked %d topic%s, %d partition%s, %d segment%s, %d record%s, %s: ",
+		len(topics), plural(len(topics)), len(rep.Partitions), plural(len(rep.Partitions)),
+		segs, plural(segs), recs, plural(int(min(recs, 2))), humanBytes(rep.Bytes))
+	if rep.OK() {
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	repairable := 0
+	for _, p := range rep.Problems {
+		if p.Repairable() {
+			repairable++
+		}
+	}
+	fmt.Fprintf(w, "%d problem%s", len(rep.Problems), plural(len(rep.Problems)))
+	if repairable > 0 {
+		fmt.Fprintf(w, ", %d repairable with \"runnel repair\"", repairable)
+	}
+	fmt.Fprintln(w)
+}
+
+func problemText(dir string, p runnel.Problem) string {
+	s := rel(dir, p.Path)
+	if p.Pos >= 0 {
+		s += fmt.Sprintf(" at byte %d", p.Pos)
+	}
+	if p.Offset >= 0 {
+		s += fmt.Sprintf(" (offset %d)", p.Offset)
+	}
+	return fmt.Sprintf("%s: %s: %s", s, p.Kind, p.Detail)
+}
+
+func actionText(a runnel.RepairAction) string {
+	switch a.Kind {
+	case runnel.RepairCutTail:
+		return fmt.Sprintf("cut %d bytes of torn tail at byte %d", a.Bytes, a.Pos)
+	case runnel.RepairRecovered:
+		return fmt.Sprintf("recovered after a reboot: %s", a.Detail)
+	}
+	return a.Kind.String()
+}
+
+// rel shows a path inside the log directory relative to it.
+func rel(dir, path string) string {
+	if r, err := filepath.Rel(dir, path); err == nil && filepath.IsLocal(r) {
+		return r
+	}
+	return path
+}
