@@ -57,6 +57,20 @@
 // dies); readers take no lock. Two Logs opened on one directory in the same
 // process behave exactly like two processes.
 //
+// # Consumer groups
+//
+// A Consumer with ConsumerOptions.Group is a member of that group: the
+// topic's partitions are spread over the group's live members, in any
+// processes, each partition read by exactly one member at a time. A member
+// owns a partition by holding a byte-range lock on it in
+// groups/<group>/<topic>.offsets; when a member dies the kernel drops its
+// locks and the others take its partitions over within milliseconds, with
+// no coordinator and no heartbeats. Committed offsets (Kafka's meaning: the
+// next offset to read) are written crash-atomically and durably per the
+// Log's Durability, by Commit, CommitOffsets, auto-commit, and on a clean
+// hand-over. Delivery is at least once: after a member's death, records
+// since its last commit are read again by the new owner.
+//
 // # Caveats
 //
 // Network file systems (NFS, SMB, most FUSE file systems) are not

@@ -43,6 +43,19 @@ var (
 	// ErrUnsupportedFormat is returned by Open for a directory written by
 	// a newer version of runnel, or one whose format file is unreadable.
 	ErrUnsupportedFormat = errors.New("runnel: unsupported format")
+
+	// ErrNotOwner is returned by Commit and CommitOffsets for a partition
+	// this group member does not own (any more): its commit would
+	// overwrite the current owner's.
+	ErrNotOwner = errors.New("runnel: partition not owned by this group member")
+
+	// ErrGroupActive is returned by ResetGroupOffsets when live members
+	// own partitions it would reset and ResetOptions.Force is not set.
+	ErrGroupActive = errors.New("runnel: group has active members")
+
+	// ErrGroupNotFound is returned by DescribeGroup for a group that has
+	// no offsets file.
+	ErrGroupNotFound = errors.New("runnel: group not found")
 )
 
 // CorruptError describes damaged data: the file, the byte position in it

@@ -39,22 +39,6 @@ import (
 // goroutine, as Kafka's consumers do: a member that does not poll takes no
 // partitions, releases none and commits nothing automatically.
 
-// Group errors.
-var (
-	// ErrNotOwner is returned by Commit and CommitOffsets for a partition
-	// this group member does not own (any more): its commit would
-	// overwrite the current owner's.
-	ErrNotOwner = errors.New("runnel: partition not owned by this group member")
-
-	// ErrGroupActive is returned by ResetGroupOffsets when live members
-	// own partitions it would reset and ResetOptions.Force is not set.
-	ErrGroupActive = errors.New("runnel: group has active members")
-
-	// ErrGroupNotFound is returned by DescribeGroup for a group that has
-	// no offsets file.
-	ErrGroupNotFound = errors.New("runnel: group not found")
-)
-
 // OutOfRange says what a group member does when the offset a partition
 // would start at — its committed offset, or ConsumerOptions.Start for a
 // partition with no commit — is not stored: retention removed it, or it

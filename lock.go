@@ -13,9 +13,9 @@ import (
 // lockFile is a file used for exclusive byte-range locks, one byte each.
 // runnel uses three kinds:
 //
-//   - a partition's writer lock: byte 0 of a per-partition lock file;
-//   - consumer-group ownership: a member owns partition p by locking byte p
-//     of the group's offsets file;
+//   - a partition's writer lock: byte 0 of partition.meta;
+//   - consumer-group ownership: a member owns partition p by locking byte
+//     2^30+p of the group's offsets file (see offsets.go);
 //   - group member slots: a member holds one slot byte while it lives, and
 //     the others count live members by probing slots with HeldByOther.
 //
