@@ -49,6 +49,12 @@
 // committed data is reported as a *CorruptError (ErrCorrupt) with the file
 // and position, never skipped silently.
 //
+// Delivery into the log is at least once across a producer's crash: a
+// record whose frame was committed just before the producer died was never
+// acknowledged, and a restarted producer that sends it again stores it
+// twice. A producer that must not duplicate reads its own last records
+// (for example by a sequence number in a header) before resending.
+//
 // # Processes
 //
 // Any number of processes may open the same directory. Appends to a

@@ -20,6 +20,13 @@ import (
 // write only once the frame write completed in full, and cancels it if that
 // write failed or was short.
 //
+// A process killed by SIGKILL mid-chain is safe for the same reason a
+// pwrite is: on exit the kernel cancels or completes the dead task's
+// in-flight io_uring requests before it closes its files, and the writer
+// lock goes only with the last file reference. So the next writer cannot
+// take the lock while the dead one's frame or commit byte is still in
+// flight; it finds at most an uncommitted frame, which it cuts.
+//
 // A uring.Ring serves one goroutine at a time, so the appender keeps a pool
 // of rings, created on demand up to max. An append that finds every ring
 // busy does not wait for one — that would make one partition's fdatasync

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -879,17 +880,8 @@ func (p *partition) repairProblems(ctx context.Context, problems []Problem) ([]R
 // segmentBaseOf parses the base offset out of a segment file's path.
 func segmentBaseOf(path string) (int64, bool) {
 	name := filepath.Base(path)
-	if len(name) <= segNameLen {
-		return 0, false
-	}
-	var base int64
-	for _, c := range name[:segNameLen] {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		base = base*10 + int64(c-'0')
-	}
-	return base, true
+	base, err := strconv.ParseInt(name[:min(len(name), segNameLen)], 10, 64)
+	return base, err == nil && len(name) > segNameLen
 }
 
 // DumpFrame is one frame of a segment file as Dump found it.

@@ -114,7 +114,7 @@ The group's members must be stopped first.`,
 				parts = append(parts, p)
 			}
 			slices.Sort(parts)
-			tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+			tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "PARTITION\tCOMMITTED\t")
 			for _, p := range parts {
 				fmt.Fprintf(tw, "%d\t%d\t\n", p, offsets[p])
@@ -136,7 +136,7 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 			fmt.Fprintf(w, "  member %d  %s  pid %d  joined %s  partitions [%s]\n", m.Slot, m.Name, m.PID,
 				m.Joined.Local().Format(time.DateTime), strings.Join(parts, " "))
 		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\tOWNER\tCOMMITTED AT\t")
 		for _, p := range t.Partitions {
 			committed, lag, owner, at := "-", "-", "-", "-"

@@ -204,7 +204,7 @@ func TestTopics(t *testing.T) {
 			t.Errorf("describe lacks %q:\n%s", want, desc)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^\s+1\s+0\s+3\s+3\s+1\s`).MatchString(desc) {
+	if !regexp.MustCompile(`(?m)^1\s+0\s+3\s+3\s+1\s`).MatchString(desc) {
 		t.Errorf("describe does not show partition 1 with offsets 0-3:\n%s", desc)
 	}
 	must(t, dir, "", "topics", "alter", "orders", "-retention", "36h")
@@ -460,7 +460,7 @@ func TestConsumeGroup(t *testing.T) {
 	must(t, dir, "", "topics", "create", "t", "-partitions", "4")
 	a := startBackground(t, dir, "consume", "t", "-group", "g", "-from-beginning", "-follow", "-format", "json")
 	b := startBackground(t, dir, "consume", "t", "-group", "g", "-from-beginning", "-follow", "-format", "json")
-	owners := regexp.MustCompile(`(?m)^\s+\d+\s+\S+\s+\d+\s+\S+\s+member (\d+)`)
+	owners := regexp.MustCompile(`(?m)^\d+\s+\S+\s+\d+\s+\S+\s+member (\d+)`)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		out := runIn(t, dir, "", "groups", "describe", "g").stdout
@@ -529,7 +529,7 @@ func TestConsumeGroup(t *testing.T) {
 		}
 	}
 	desc := must(t, dir, "", "groups", "describe", "g")
-	lag := regexp.MustCompile(`(?m)^\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s`)
+	lag := regexp.MustCompile(`(?m)^(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s`)
 	rows := lag.FindAllStringSubmatch(desc, -1)
 	if len(rows) != 4 {
 		t.Fatalf("describe:\n%s", desc)

@@ -110,7 +110,7 @@ func printStat(w io.Writer, prev, cur stats) {
 			before[t.Name][p.Partition] = p.NextOffset
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\tIN/s\t")
 	if len(cur.topics) == 0 {
 		fmt.Fprintln(tw, "(no topics)\t\t\t\t\t\t\t\t")
@@ -136,7 +136,7 @@ func printStat(w io.Writer, prev, cur stats) {
 		}
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tTOPIC\tMEMBERS\tCOMMITTED\tLAG\tOUT/s\t")
 	for _, g := range cur.groups {
 		for _, t := range g.Topics {

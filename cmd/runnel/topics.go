@@ -214,7 +214,7 @@ func printTopic(w io.Writer, info runnel.TopicInfo) {
 	fmt.Fprintf(w, "  index interval   %d bytes\n", cfg.IndexIntervalBytes)
 	fmt.Fprintf(w, "  retention        %s\n", humanDuration(cfg.RetentionAge))
 	fmt.Fprintf(w, "  retention bytes  %s\n\n", limitBytes(cfg.RetentionBytes))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\t")
 	var total runnel.PartitionInfo
 	for _, p := range info.Partitions {
