@@ -642,3 +642,44 @@ loop:
 		t.Errorf("Verify: %v %v", err, rep.Problems)
 	}
 }
+
+// TestAlterTopicWhileProducing changes the config under a running
+// producer and retention loop: run with -race.
+func TestAlterTopicWhileProducing(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, MaxBatchBytes: retBatch, RetentionInterval: 5 * time.Millisecond})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2, SegmentBytes: minSegmentBytes})
+	p, err := l.Producer("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			p.SendAsync(Record{Value: payload(i, 200)}, nil)
+		}
+	}()
+	for i := range 50 {
+		err := l.AlterTopic("t", func(c *TopicConfig) {
+			c.SegmentBytes = minSegmentBytes * int64(1+i%3)
+			c.IndexIntervalBytes = 1024 * int64(1+i%4)
+			c.RetentionBytes = 8 * minSegmentBytes
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.DescribeTopic("t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-done
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Verify(context.Background(), "t", nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify: %v %v", err, rep.Problems)
+	}
+}

@@ -115,9 +115,9 @@ The group's members must be stopped first.`,
 			}
 			slices.Sort(parts)
 			tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "PARTITION\tCOMMITTED\t")
+			fmt.Fprintln(tw, "PARTITION\tCOMMITTED")
 			for _, p := range parts {
-				fmt.Fprintf(tw, "%d\t%d\t\n", p, offsets[p])
+				fmt.Fprintf(tw, "%d\t%d\n", p, offsets[p])
 			}
 			return tw.Flush()
 		},
@@ -137,7 +137,7 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 				m.Joined.Local().Format(time.DateTime), strings.Join(parts, " "))
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\tOWNER\tCOMMITTED AT\t")
+		fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\tOWNER\tCOMMITTED AT")
 		for _, p := range t.Partitions {
 			committed, lag, owner, at := "-", "-", "-", "-"
 			if p.Committed >= 0 {
@@ -155,7 +155,7 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 			if !p.CommittedAt.IsZero() {
 				at = p.CommittedAt.Local().Format(time.DateTime)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t\n", p.Partition, committed, p.End, lag, owner, at)
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", p.Partition, committed, p.End, lag, owner, at)
 		}
 		tw.Flush()
 	}

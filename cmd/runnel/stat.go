@@ -111,9 +111,9 @@ func printStat(w io.Writer, prev, cur stats) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\tIN/s\t")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\tIN/s")
 	if len(cur.topics) == 0 {
-		fmt.Fprintln(tw, "(no topics)\t\t\t\t\t\t\t\t")
+		fmt.Fprintln(tw, "(no topics)")
 	}
 	for _, t := range cur.topics {
 		for _, p := range t.Partitions {
@@ -121,7 +121,7 @@ func printStat(w io.Writer, prev, cur stats) {
 			if old, ok := before[t.Name][p.Partition]; ok && dt > 0 {
 				rate = humanRate(float64(max(0, p.NextOffset-old)) / dt)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", t.Name, p.Partition, p.StartOffset, p.NextOffset,
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Name, p.Partition, p.StartOffset, p.NextOffset,
 				p.NextOffset-p.StartOffset, p.Segments, humanBytes(p.Bytes), rate)
 		}
 	}
@@ -137,7 +137,7 @@ func printStat(w io.Writer, prev, cur stats) {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tTOPIC\tMEMBERS\tCOMMITTED\tLAG\tOUT/s\t")
+	fmt.Fprintln(tw, "GROUP\tTOPIC\tMEMBERS\tCOMMITTED\tLAG\tOUT/s")
 	for _, g := range cur.groups {
 		for _, t := range g.Topics {
 			var lag int64
@@ -151,7 +151,7 @@ func printStat(w io.Writer, prev, cur stats) {
 			if old, ok := committed[g.Group+"\x00"+t.Topic]; ok && dt > 0 {
 				rate = humanRate(float64(max(0, sum-old)) / dt)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", g.Group, t.Topic, len(t.Members), sum, lag, rate)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", g.Group, t.Topic, len(t.Members), sum, lag, rate)
 		}
 	}
 	tw.Flush()

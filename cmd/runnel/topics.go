@@ -215,16 +215,16 @@ func printTopic(w io.Writer, info runnel.TopicInfo) {
 	fmt.Fprintf(w, "  retention        %s\n", humanDuration(cfg.RetentionAge))
 	fmt.Fprintf(w, "  retention bytes  %s\n\n", limitBytes(cfg.RetentionBytes))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\t")
+	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES")
 	var total runnel.PartitionInfo
 	for _, p := range info.Partitions {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\t\n", p.Partition, p.StartOffset, p.NextOffset, p.NextOffset-p.StartOffset, p.Segments, humanBytes(p.Bytes))
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\n", p.Partition, p.StartOffset, p.NextOffset, p.NextOffset-p.StartOffset, p.Segments, humanBytes(p.Bytes))
 		total.NextOffset += p.NextOffset - p.StartOffset
 		total.Segments += p.Segments
 		total.Bytes += p.Bytes
 	}
 	if len(info.Partitions) > 1 {
-		fmt.Fprintf(tw, "all\t\t\t%d\t%d\t%s\t\n", total.NextOffset, total.Segments, humanBytes(total.Bytes))
+		fmt.Fprintf(tw, "all\t\t\t%d\t%d\t%s\n", total.NextOffset, total.Segments, humanBytes(total.Bytes))
 	}
 	tw.Flush()
 }
