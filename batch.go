@@ -38,8 +38,10 @@ func newBatch(fb *frame.Builder) *batch {
 // the batch is full and a write is in flight. It returns the batch and the
 // record's index in it.
 func (p *partition) add(ts int64, rec *Record, size int, done func(Position, error), waiting bool) (*batch, int, error) {
-	limit := p.log.opts.MaxBatchBytes
 	p.mu.Lock()
+	// A frame never fills more than half a segment, so small segments
+	// stay small.
+	limit := min(p.log.opts.MaxBatchBytes, int(p.batchCap.Load()))
 	for !p.closed && p.pending != nil && p.pending.fb.Count() > 0 && p.pending.fb.Len()+size > limit {
 		p.space.Wait()
 	}

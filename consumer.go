@@ -268,6 +268,9 @@ func (c *Consumer) addReader(id int) (*partReader, error) {
 		return nil, err
 	}
 	r := newPartReader(p, c.maxPoll)
+	// A reader that retention overtakes mid-read resets to the new start
+	// when the policy says so, instead of failing.
+	r.resetOutOfRange = c.g != nil && c.g.outOfRange == OutOfRangeEarliest
 	c.readers = append(c.readers, r)
 	c.rerr = append(c.rerr, nil)
 	c.metas = append(c.metas, m)

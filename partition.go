@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -29,6 +30,7 @@ type partition struct {
 	closed   bool
 	started  bool
 	loopDone chan struct{}
+	batchCap atomic.Int64 // half the segment size: the largest batch
 
 	// Appends, guarded by wmu; only the writer goroutine appends, but the
 	// periodic syncer and Close also touch the active segment.
@@ -51,6 +53,7 @@ func newPartition(l *Log, t *topic, id int) *partition {
 	}
 	p.work.L = &p.mu
 	p.space.L = &p.mu
+	p.batchCap.Store(t.cfg.SegmentBytes / 2)
 	return p
 }
 

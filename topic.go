@@ -337,6 +337,7 @@ func (l *Log) applyTopicConfig(t *topic, cfg TopicConfig) {
 		if p.w != nil {
 			p.w.idx.interval = cfg.IndexIntervalBytes
 		}
+		p.batchCap.Store(cfg.SegmentBytes / 2)
 		p.wmu.Unlock()
 	}
 }

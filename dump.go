@@ -1,0 +1,162 @@
+package runnel
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"os"
+	"time"
+
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// DumpFrame is one frame of a segment file as Dump found it.
+type DumpFrame struct {
+	Path      string // the segment file
+	Pos       int64  // byte position of the frame
+	Size      int64  // bytes it takes, padding included; 0 if unknown
+	Kind      string // "records" or "seal"; "" if the header is unreadable
+	Committed bool
+	Base      int64 // first offset; for a seal, the next segment's base
+	Count     int
+	FirstTime int64 // unix nanoseconds
+	MaxTime   int64
+	Checksum  uint64
+
+	// Problem says why readers do not deliver the frame; "" for a good
+	// committed frame.
+	Problem string
+
+	// Records are a good records frame's records from the start offset
+	// on. They alias Dump's buffer: valid during the iteration step.
+	Records []Record
+}
+
+// Dump iterates over the frames of one partition's segment files from the
+// frame that holds offset from (the first frame, if from is below the
+// partition's start), including frames readers never deliver: uncommitted,
+// torn or damaged ones, which carry a Problem. After damage it resumes at
+// the next committed frame. It is for debugging; it takes no lock.
+func (l *Log) Dump(topic string, partition int, from int64) iter.Seq2[DumpFrame, error] {
+	return func(yield func(DumpFrame, error) bool) {
+		t, err := l.topic(topic)
+		if err != nil {
+			yield(DumpFrame{}, err)
+			return
+		}
+		if partition < 0 || partition >= len(t.parts) {
+			yield(DumpFrame{}, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, topic, len(t.parts)))
+			return
+		}
+		p := t.parts[partition]
+		bases, err := listSegments(p.dir)
+		if err != nil {
+			yield(DumpFrame{}, fmt.Errorf("runnel: list segments of %s: %w", p.dir, err))
+			return
+		}
+		first := 0
+		for i, b := range bases {
+			if b <= from {
+				first = i
+			}
+		}
+		for i := first; i < len(bases); i++ {
+			if !dumpSegment(p, bases[i], from, i == first, yield) {
+				return
+			}
+		}
+	}
+}
+
+// dumpSegment yields one segment's frames; it reports whether to go on.
+func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame, error) bool) bool {
+	path := segmentPath(p.dir, base, logExt)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true // removed by retention meanwhile
+	}
+	if err != nil {
+		return yield(DumpFrame{}, fmt.Errorf("runnel: dump %s: %w", path, err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return yield(DumpFrame{}, err)
+	}
+	s := newScanner(f, path)
+	pos := int64(0)
+	if seek && from > base {
+		entries, _ := readIndex(segmentPath(p.dir, base, indexExt), st.Size())
+		if at := lookupIndex(entries, from-base); at > 0 {
+			if m, _, status, _ := s.frameAt(at); status == frameOK && m.Base <= from {
+				pos = at
+			}
+		}
+	}
+	var recs []Record
+	for {
+		m, data, status, cause := s.frameAt(pos)
+		if status == frameEnd && pos >= st.Size() {
+			return true
+		}
+		df := DumpFrame{Path: path, Pos: pos}
+		if status != frameEnd && m.Length != 0 {
+			df.Size, df.Committed, df.Base, df.Count = m.Size(), m.Committed(), m.Base, int(m.Count)
+			df.FirstTime, df.MaxTime, df.Checksum = m.FirstTime, m.MaxTime, m.Checksum
+			df.Kind = "records"
+			if m.Kind == frame.KindSeal {
+				df.Kind = "seal"
+			}
+		}
+		switch status {
+		case frameOK:
+			if m.Kind == frame.KindRecords {
+				if m.End() <= from {
+					pos += m.Size()
+					continue
+				}
+				recs = recs[:0]
+				it := frame.NewRecords(data, m)
+				var fr frame.Record
+				for off := m.Base; it.Next(&fr); off++ {
+					if off >= from {
+						recs = append(recs, Record{Key: fr.Key, Value: fr.Value, Headers: fr.Headers,
+							Time: time.Unix(0, fr.Timestamp), Partition: p.id, Offset: off})
+					}
+				}
+				if err := it.Err(); err != nil {
+					df.Problem = fmt.Sprintf("bad records: %v", err)
+				}
+				df.Records = recs
+			}
+			if !yield(df, nil) {
+				return false
+			}
+			pos += m.Size()
+			if m.Kind == frame.KindSeal {
+				return true
+			}
+			continue
+		case frameUncommitted:
+			df.Problem = "not committed"
+		case frameEnd:
+			df.Problem = "zero bytes where a frame should start"
+		default:
+			df.Problem = fmt.Sprint(cause)
+		}
+		at, found, err := s.committedAfter(pos)
+		if err != nil {
+			return yield(df, err)
+		}
+		if found {
+			df.Problem += fmt.Sprintf("; next committed frame at byte %d", at)
+		} else {
+			df.Problem += fmt.Sprintf("; %d bytes to the end of the file, none of them a committed frame", st.Size()-pos)
+		}
+		if !yield(df, nil) || !found {
+			return found
+		}
+		pos = at
+	}
+}
