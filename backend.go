@@ -22,7 +22,7 @@ type appender interface {
 
 // Backend names, for Options.Backend and Stats.
 const (
-	BackendAuto    = ""         // the faster backend for the durability mode
+	BackendAuto    = ""         // the backend measured fastest: pwrite today
 	BackendIOURing = "io_uring" // linked io_uring chain per batch (Linux)
 	BackendPwrite  = "pwrite"   // pwrite + pwrite + fdatasync, everywhere
 )

@@ -46,10 +46,10 @@ type Options struct {
 	// 100ms; ignored in the other modes.
 	SyncInterval time.Duration
 
-	// Backend selects the append path: BackendAuto (default: io_uring for
-	// Durable appends on Linux when it works, pwrite otherwise — the
-	// faster of the two for each mode, as measured in the README),
-	// BackendIOURing (Open fails where io_uring is unavailable) or
+	// Backend selects the append path: BackendAuto (default: the backend
+	// measured fastest, pwrite today — see the README's table),
+	// BackendIOURing (a linked write, commit, fdatasync chain per frame in
+	// one io_uring_enter; Open fails where io_uring is unavailable) or
 	// BackendPwrite. Log.Stats reports the active one.
 	Backend string
 
