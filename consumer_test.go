@@ -35,19 +35,7 @@ func seqRecords(first, n int) []Record {
 // five seconds.
 func pollN(t testing.TB, c *Consumer, n int) []rec {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var out []Record
-	for len(out) < n {
-		recs, err := c.Poll(ctx)
-		if err != nil {
-			t.Fatalf("Poll after %d of %d records: %v", len(out), n, err)
-		}
-		for _, r := range recs {
-			out = append(out, cloneRecord(r))
-		}
-	}
-	return recsOf(out)
+	return recsOf(pollUntil(t, c, n, 5*time.Second))
 }
 
 func TestConsumerPollWakesPromptly(t *testing.T) {

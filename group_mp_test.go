@@ -144,16 +144,8 @@ func startMPMember(t testing.TB, dir, topic, group, name string, env ...string) 
 		"RUNNEL_GM_DIR="+dir, "RUNNEL_GM_TOPIC="+topic, "RUNNEL_GM_GROUP="+group, "RUNNEL_GM_NAME="+name)
 	m.cmd.Env = append(m.cmd.Env, env...)
 	m.cmd.Stderr = &m.stderr
-	stdout, err := m.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	var stdout io.Reader
+	m.stdin, stdout = startPiped(t, m.cmd)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -257,38 +249,11 @@ func (m *mpMember) leave(t testing.TB) {
 }
 
 func mpBalanced(nparts int, members ...*mpMember) bool {
-	seen := map[int]bool{}
-	lo, hi := nparts/len(members), (nparts+len(members)-1)/len(members)
-	for _, m := range members {
-		ps := m.ownedNow()
-		if len(ps) < lo || len(ps) > hi {
-			return false
-		}
-		for _, p := range ps {
-			if seen[p] {
-				return false
-			}
-			seen[p] = true
-		}
-	}
-	return len(seen) == nparts
+	return balancedBy(nparts, (*mpMember).ownedNow, members)
 }
 
 func mpSeenAll(ends []int64, members ...*mpMember) bool {
-	have := map[offsetKey]bool{}
-	for _, m := range members {
-		for _, k := range m.records() {
-			have[k] = true
-		}
-	}
-	for p, end := range ends {
-		for off := range end {
-			if !have[offsetKey{p, off}] {
-				return false
-			}
-		}
-	}
-	return true
+	return seenAllBy(ends, (*mpMember).records, members)
 }
 
 // raceEnabled reports whether the test binary was built with -race,

@@ -162,10 +162,16 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // balanced reports whether members' assignments are disjoint, cover every
 // partition and hold ⌊P/M⌋ or ⌈P/M⌉ each.
 func balanced(nparts int, members ...*testMember) bool {
+	return balancedBy(nparts, (*testMember).owned, members)
+}
+
+// balancedBy is balanced for any kind of member, whose partitions owned
+// tells.
+func balancedBy[M any](nparts int, owned func(M) []int, members []M) bool {
 	seen := map[int]bool{}
 	lo, hi := nparts/len(members), (nparts+len(members)-1)/len(members)
 	for _, m := range members {
-		ps := m.owned()
+		ps := owned(m)
 		if len(ps) < lo || len(ps) > hi {
 			return false
 		}
@@ -216,9 +222,15 @@ func endOffsets(t *testing.T, l *Log, topic string) []int64 {
 }
 
 func seenAll(ends []int64, members ...*testMember) bool {
+	return seenAllBy(ends, (*testMember).records, members)
+}
+
+// seenAllBy is seenAll for any kind of member, whose records tells what it
+// read.
+func seenAllBy[M any](ends []int64, records func(M) []offsetKey, members []M) bool {
 	have := map[offsetKey]bool{}
 	for _, m := range members {
-		for _, k := range m.records() {
+		for _, k := range records(m) {
 			have[k] = true
 		}
 	}

@@ -114,17 +114,7 @@ func lockChild(mode, path string, off int64, extra ...string) *exec.Cmd {
 func holdInChild(t *testing.T, path string, off int64) (*exec.Cmd, io.WriteCloser) {
 	t.Helper()
 	cmd := lockChild("hold", path, off)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := startPiped(t, cmd)
 	var waitOnce sync.Once
 	t.Cleanup(func() {
 		cmd.Process.Kill()

@@ -51,7 +51,14 @@ func readAll(t testing.TB, l *Log, topic string, n int, opts *ConsumerOptions) [
 		t.Fatalf("Consumer: %v", err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	return pollUntil(t, c, n, 20*time.Second)
+}
+
+// pollUntil polls c until it has n records, failing the test on error or
+// once timeout has passed. Values are copied.
+func pollUntil(t testing.TB, c *Consumer, n int, timeout time.Duration) []Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out []Record
 	for len(out) < n {

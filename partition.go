@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -55,6 +56,29 @@ func newPartition(l *Log, t *topic, id int) *partition {
 	p.space.L = &p.mu
 	p.batchCap.Store(t.cfg.SegmentBytes / 2)
 	return p
+}
+
+// lockForMaintenance takes the partition's writer lock, in this process
+// and across processes, for work that rewrites its files outside an append
+// (retention, repair). It fails with ErrClosed once the partition is
+// closed. unlock releases both locks.
+func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err error) {
+	p.wmu.Lock()
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		p.wmu.Unlock()
+		return nil, ErrClosed
+	}
+	if err := p.lockWriterContext(ctx); err != nil {
+		p.wmu.Unlock()
+		return nil, err
+	}
+	return func() {
+		p.meta.Unlock(writerLockByte)
+		p.wmu.Unlock()
+	}, nil
 }
 
 // close drains the batch queue, then closes the partition's files.

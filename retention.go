@@ -189,18 +189,11 @@ func (p *partition) enforceRetention(ctx context.Context, cfg TopicConfig, now t
 	if err != nil || len(plan) == 0 {
 		return nil, err
 	}
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if err := p.lockWriterContext(ctx); err != nil {
+	unlock, err := p.lockForMaintenance(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer p.meta.Unlock(writerLockByte)
+	defer unlock()
 	return p.removeExpired(cfg, now)
 }
 

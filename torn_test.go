@@ -90,27 +90,6 @@ func copyTree(t testing.TB, src, dst string) {
 	}
 }
 
-func patchFile(t testing.TB, path string, off int64, b []byte) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func sizeOf(t testing.TB, path string) int64 {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Size()
-}
-
 // buildTornLog writes a log with one partition and one frame per value
 // into dir and closes it. It returns the partition directory.
 func buildTornLog(t testing.TB, dir string, d Durability, cfg TopicConfig, values [][]byte) string {
@@ -193,14 +172,14 @@ func TestTornTailEveryByte(t *testing.T) {
 			}
 		}},
 		{"zeroed", func(t *testing.T, path string, k int64) {
-			patchFile(t, path, tail.pos+k, make([]byte, tail.m.Size()-k))
+			writeAt(t, path, tail.pos+k, make([]byte, tail.m.Size()-k))
 		}},
 		{"garbage", func(t *testing.T, path string, k int64) {
 			junk := bytes.Repeat([]byte{0x9E, 0x37, 0x79, 0xB9}, int(tail.m.Size()))
 			if k == frame.OffState {
 				junk[0] = frame.StateCommitted // garbage that looks committed
 			}
-			patchFile(t, path, tail.pos+k, junk[:tail.m.Size()-k])
+			writeAt(t, path, tail.pos+k, junk[:tail.m.Size()-k])
 		}},
 	}
 	for _, dm := range damages {
@@ -282,7 +261,7 @@ func tornCase(t *testing.T, pristine, name string, values [][]byte, damage func(
 		t.Fatalf("%s: Open: %v", name, err)
 	}
 	defer l.Close()
-	before := readEverything(t, l, "t")
+	before := readAvailable(t, l, "t")
 	checkPrefix(t, before, values)
 	if int64(len(before)) != next {
 		t.Errorf("%s: a reader gets %d records before the repair, want %d", name, len(before), next)
@@ -297,7 +276,7 @@ func tornCase(t *testing.T, pristine, name string, values [][]byte, damage func(
 	if pos.Offset != next {
 		t.Errorf("%s: new record at offset %d, want %d", name, pos.Offset, next)
 	}
-	after := readEverything(t, l, "t")
+	after := readAvailable(t, l, "t")
 	checkPrefix(t, after[:min(len(after), int(next))], values)
 	if int64(len(after)) != next+1 || !bytes.Equal(after[len(after)-1].Value, extra) {
 		t.Errorf("%s: after the append the log reads %d records, want %d ending in the new one", name, len(after), next+1)
@@ -363,7 +342,7 @@ func flipByte(t testing.TB, path string, off int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	patchFile(t, path, off, []byte{^data[off]})
+	writeAt(t, path, off, []byte{^data[off]})
 }
 
 func smallValues(n int) [][]byte {
@@ -383,7 +362,7 @@ var tornGoldens = []struct {
 		seg := segmentPath(pdir, 0, logExt)
 		f := segmentFrames(t, seg)
 		tail := f[len(f)-1]
-		patchFile(t, seg, tail.pos+frame.OffState, []byte{frame.StateWritten})
+		writeAt(t, seg, tail.pos+frame.OffState, []byte{frame.StateWritten})
 		return tornWant{Doc: "the tail frame is whole but its commit byte was never set: a writer died between the frame and the commit; the next writer cuts it",
 			Records: 8, Intact: 7, CutPos: tail.pos, Corrupt: -1}
 	}},
@@ -392,7 +371,7 @@ var tornGoldens = []struct {
 		seg := segmentPath(pdir, 0, logExt)
 		f := segmentFrames(t, seg)
 		tail := f[len(f)-1]
-		patchFile(t, seg, tail.pos, bytes.Repeat([]byte{0xA5, 0x5A, 0xC3}, frame.HeaderSize/3))
+		writeAt(t, seg, tail.pos, bytes.Repeat([]byte{0xA5, 0x5A, 0xC3}, frame.HeaderSize/3))
 		return tornWant{Doc: "garbage over the tail frame's header: nothing after it, so it is a torn tail and the next writer cuts it",
 			Records: 8, Intact: 7, CutPos: tail.pos, Corrupt: -1}
 	}},
@@ -408,7 +387,7 @@ var tornGoldens = []struct {
 		fb.Add(tornTime(7).UnixNano(), []byte("k7"), values[7], nil)
 		data := fb.Finish(tail.m.Base + 3)
 		data[frame.OffState] = frame.StateCommitted
-		patchFile(t, seg, tail.pos, data)
+		writeAt(t, seg, tail.pos, data)
 		return tornWant{Doc: "the tail frame is committed and checksummed but its base offset does not follow on: it is never delivered, and the next writer cuts it",
 			Records: 8, Intact: 7, CutPos: tail.pos, Corrupt: -1}
 	}},
@@ -423,7 +402,7 @@ var tornGoldens = []struct {
 		if f[2].pos > 4096 || f[3].pos < 8192 {
 			t.Fatalf("layout: big frame at %d..%d", f[2].pos, f[3].pos)
 		}
-		patchFile(t, seg, 4096, make([]byte, 4096))
+		writeAt(t, seg, 4096, make([]byte, 4096))
 		return tornWant{Doc: "a 4 KiB page of zeros in the middle of a committed frame with committed frames after it: damage, not a torn tail; reported, never cut",
 			Records: 6, Intact: 2, CutPos: -1, Corrupt: f[2].pos, Refusing: true}
 	}},
@@ -433,7 +412,7 @@ var tornGoldens = []struct {
 		pdir := buildTornLog(t, dir, Durable, TopicConfig{}, values)
 		seg := segmentPath(pdir, 0, logExt)
 		f := segmentFrames(t, seg)
-		patchFile(t, seg, 4096, make([]byte, 4096))
+		writeAt(t, seg, 4096, make([]byte, 4096))
 		return tornWant{Doc: "as zeroed-page, but the index has an entry past the damage, so the writer's tail scan (which starts at the last index entry) does not meet it: readers report it, nothing is cut",
 			Records: 6, Intact: 2, CutPos: -1, Corrupt: f[2].pos}
 	}},
@@ -443,7 +422,7 @@ var tornGoldens = []struct {
 		pdir := buildTornLog(t, dir, Durable, TopicConfig{IndexIntervalBytes: 64}, smallValues(10))
 		seg := segmentPath(pdir, 0, logExt)
 		f := segmentFrames(t, seg)
-		size := sizeOf(t, seg)
+		size := fileSize(t, seg)
 		// Durable up to frame 5. Power lost: frame 7 came back damaged,
 		// 8 and 9 whole. Frame 2, before the durable point, went bad
 		// too, which recovery does not look at.
@@ -472,7 +451,7 @@ func TestTornGolden(t *testing.T) {
 				os.Remove(filepath.Join(logDir, "topics", "t", "0", metaFileName))
 			}
 			want.Segment = filepath.Base(segmentPath("", 0, logExt))
-			want.Size = sizeOf(t, filepath.Join(logDir, "topics", "t", "0", want.Segment))
+			want.Size = fileSize(t, filepath.Join(logDir, "topics", "t", "0", want.Segment))
 			data, _ := json.MarshalIndent(want, "", "  ")
 			if err := os.WriteFile(filepath.Join(dir, "want.json"), append(data, '\n'), 0o644); err != nil {
 				t.Fatal(err)
@@ -499,7 +478,7 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 	copyTree(t, filepath.Join(tornGoldenDir(name), "log"), dir)
 	pdir := filepath.Join(dir, "topics", "t", "0")
 	seg := filepath.Join(pdir, want.Segment)
-	if size := sizeOf(t, seg); size != want.Size {
+	if size := fileSize(t, seg); size != want.Size {
 		t.Fatalf("golden segment is %d bytes, want.json says %d", size, want.Size)
 	}
 	values := smallValues(int(want.Records))
@@ -526,7 +505,7 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 	l := openTest(t, dir, nil)
 	// A lock-free read, before any writer ran: the records before the
 	// damage, then nothing.
-	before := readEverything(t, l, "t")
+	before := readAvailable(t, l, "t")
 	checkPrefix(t, before, values)
 	if int64(len(before)) != want.Intact {
 		t.Errorf("reader gets %d records, want %d", len(before), want.Intact)
@@ -544,7 +523,7 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 		checkCorrupt("Send", err, want.Corrupt)
 		_, err := p.Send(context.Background(), extra)
 		checkCorrupt("second Send", err, want.Corrupt)
-		if size := sizeOf(t, seg); size != want.Size {
+		if size := fileSize(t, seg); size != want.Size {
 			t.Errorf("segment is %d bytes after the refused appends, was %d: data after the damage was cut", size, want.Size)
 		}
 		if st.Repairs != 0 || st.RecordsWritten != 0 {
@@ -578,7 +557,7 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 		if st.Repairs != 0 {
 			t.Errorf("Stats %+v: want no repair", st)
 		}
-		if size := sizeOf(t, seg); size < want.Size {
+		if size := fileSize(t, seg); size < want.Size {
 			t.Errorf("segment shrank from %d to %d bytes", want.Size, size)
 		}
 	}
@@ -641,11 +620,11 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 		if want.CutPos >= 0 {
 			keep = want.CutPos
 		}
-		if size := sizeOf(t, seg); size < keep {
+		if size := fileSize(t, seg); size < keep {
 			t.Errorf("segment shrank to %d bytes, want at least %d", size, keep)
 		}
 	} else {
-		after := readEverything(t, l, "t")
+		after := readAvailable(t, l, "t")
 		checkPrefix(t, after[:min(len(after), int(want.Intact))], values)
 		if int64(len(after)) != want.Intact+1 || !bytes.Equal(after[len(after)-1].Value, extra.Value) {
 			t.Errorf("after the repair the log reads %d records, want %d ending in the new one", len(after), want.Intact+1)
@@ -722,7 +701,7 @@ func TestPowerLossRecovery(t *testing.T) {
 			damage: func(t *testing.T, pdir string) {
 				var b [8]byte
 				binary.LittleEndian.PutUint64(b[:], uint64(seg0[3].pos))
-				patchFile(t, filepath.Join(pdir, metaFileName), metaDurPosOff, b[:])
+				writeAt(t, filepath.Join(pdir, metaFileName), metaDurPosOff, b[:])
 			},
 			cutSeg: -1,
 		},
@@ -743,7 +722,7 @@ func TestPowerLossRecovery(t *testing.T) {
 			tt.damage(t, pdir)
 			var sizeBefore int64
 			if tt.cutSeg >= 0 {
-				sizeBefore = sizeOf(t, segmentPath(pdir, tt.cutSeg, logExt))
+				sizeBefore = fileSize(t, segmentPath(pdir, tt.cutSeg, logExt))
 			}
 			l := openTest(t, dir, nil)
 			if got := l.Recoveries(); len(got) != 0 {
@@ -783,7 +762,7 @@ func TestPowerLossRecovery(t *testing.T) {
 					}
 				}
 			}
-			got := readEverything(t, l, "t")
+			got := readAvailable(t, l, "t")
 			checkPrefix(t, got[:len(got)-1], values)
 			if got[len(got)-1].Offset != pos.Offset {
 				t.Errorf("last record at %d, the append was acknowledged at %d", got[len(got)-1].Offset, pos.Offset)
@@ -818,7 +797,7 @@ func TestTornMissingMeta(t *testing.T) {
 	l := openTest(t, dir, nil)
 	p, _ := l.Producer("t", nil)
 	pos, err := p.Send(context.Background(), Record{Value: []byte("after")})
-	size := sizeOf(t, seg)
+	size := fileSize(t, seg)
 	reps := l.Recoveries()
 	if err != nil {
 		// Refusing is the other honest answer: nothing may be cut then.

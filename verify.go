@@ -802,18 +802,11 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *VerifyOptions) (Re
 // writer lock: indexes first (tail discovery starts from the index), then
 // the tail.
 func (p *partition) repairProblems(ctx context.Context, problems []Problem) ([]RepairAction, error) {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if err := p.lockWriterContext(ctx); err != nil {
+	unlock, err := p.lockForMaintenance(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer p.meta.Unlock(writerLockByte)
+	defer unlock()
 	var actions []RepairAction
 	act := func(a RepairAction) {
 		a.Topic, a.Partition = p.topic.name, p.id
@@ -856,7 +849,7 @@ func (p *partition) repairProblems(ctx context.Context, problems []Problem) ([]R
 	// the tail is judged afresh, from the last index entry.
 	p.dropActive()
 	p.broken = nil
-	err := p.findTail()
+	err = p.findTail()
 	for _, r := range p.log.Recoveries()[recovered:] {
 		if r.Partition == p.dir && (r.CutPos >= 0 || len(r.RemovedSegments) > 0) {
 			act(RepairAction{Kind: RepairRecovered, Path: r.CutFile, Pos: r.CutPos, Bytes: r.CutBytes,

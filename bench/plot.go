@@ -205,7 +205,7 @@ func systemColor(s *system) color.Color {
 	switch {
 	case s.Name == reference:
 		return color.RGBA{R: 0xd6, G: 0x3b, B: 0x1f, A: 0xff}
-	case s.Name == "runnel/pwrite":
+	case s.Name == "runnel/io_uring":
 		return color.RGBA{R: 0xf0, G: 0x8a, B: 0x4b, A: 0xff}
 	case s.Raw:
 		return color.RGBA{R: 0x55, G: 0x55, B: 0x55, A: 0xff}

@@ -93,8 +93,9 @@ func findSystem(name string) (*system, error) {
 	return systems[i], nil
 }
 
-// reference is the system every ratio is taken against.
-const reference = "runnel/io_uring"
+// reference is the system every ratio is taken against: runnel with its
+// default backend.
+const reference = "runnel/pwrite"
 
 // rawName is the raw-limit pseudo-system.
 const rawName = "raw pwrite"

@@ -32,24 +32,21 @@ them. Long keys and values are cut short.`,
 			fs.Int64Var(&offset, "offset", 0, "start at the frame holding offset `N`")
 		},
 		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			info, err := l.DescribeTopic(args[0])
-			if err != nil {
-				return err
-			}
-			parts := []int{partition}
-			if !isSet(fs, "partition") {
-				parts = parts[:0]
-				for _, p := range info.Partitions {
-					parts = append(parts, p.Partition)
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			return c.withLog(func(l *runnel.Log) error {
+				info, err := l.DescribeTopic(args[0])
+				if err != nil {
+					return err
 				}
-			}
-			return dump(ctx, c.stdout, l, args[0], parts, offset)
+				parts := []int{partition}
+				if !isSet(fs, "partition") {
+					parts = parts[:0]
+					for _, p := range info.Partitions {
+						parts = append(parts, p.Partition)
+					}
+				}
+				return dump(ctx, c.stdout, l, args[0], parts, offset)
+			})
 		},
 	})
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -82,6 +84,12 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("invalid time %q (want RFC 3339 like 2024-05-01T12:00:00Z, a date, or a duration ago like 15m)", s)
+}
+
+// newTable returns a writer that aligns tab-separated columns, two spaces
+// apart; Flush writes the table.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
 // humanBytes formats n in binary units: 512 B, 1.5 KiB, 64.0 MiB.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/runnel-log/runnel"
@@ -19,40 +18,14 @@ func init() {
 		name:    "groups list",
 		summary: "list the consumer groups, one per line",
 		nargs:   [2]int{0, 0},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			names, err := l.ListGroups()
-			if err != nil {
-				return err
-			}
-			for _, n := range names {
-				fmt.Fprintln(c.stdout, n)
-			}
-			return nil
-		},
+		run:     listNames((*runnel.Log).ListGroups),
 	})
 	register(&command{
 		name:    "groups describe",
 		args:    "GROUP",
 		summary: "show a group's members, and per partition its committed offset, lag and owner",
 		nargs:   [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			info, err := l.DescribeGroup(args[0])
-			if err != nil {
-				return err
-			}
-			printGroup(c.stdout, info)
-			return nil
-		},
+		run:     describeWith((*runnel.Log).DescribeGroup, printGroup),
 	})
 	var (
 		toEarliest, toLatest bool
@@ -75,7 +48,7 @@ The group's members must be stopped first.`,
 			fs.StringVar(&toTime, "to-time", "", "to the first record at or after `T`")
 		},
 		nargs: [2]int{2, 2},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
 			var to runnel.StartPosition
 			n := 0
 			if toEarliest {
@@ -97,29 +70,26 @@ The group's members must be stopped first.`,
 			if n != 1 {
 				return usagef("give exactly one of -to-earliest, -to-latest, -to-offset and -to-time")
 			}
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			offsets, err := l.ResetGroupOffsets(ctx, args[0], args[1], to, nil)
-			if errors.Is(err, runnel.ErrGroupActive) {
-				return fmt.Errorf("%w: stop the group's consumers first", err)
-			}
-			if err != nil {
-				return err
-			}
-			parts := make([]int, 0, len(offsets))
-			for p := range offsets {
-				parts = append(parts, p)
-			}
-			slices.Sort(parts)
-			tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "PARTITION\tCOMMITTED")
-			for _, p := range parts {
-				fmt.Fprintf(tw, "%d\t%d\n", p, offsets[p])
-			}
-			return tw.Flush()
+			return c.withLog(func(l *runnel.Log) error {
+				offsets, err := l.ResetGroupOffsets(ctx, args[0], args[1], to, nil)
+				if errors.Is(err, runnel.ErrGroupActive) {
+					return fmt.Errorf("%w: stop the group's consumers first", err)
+				}
+				if err != nil {
+					return err
+				}
+				parts := make([]int, 0, len(offsets))
+				for p := range offsets {
+					parts = append(parts, p)
+				}
+				slices.Sort(parts)
+				tw := newTable(c.stdout)
+				fmt.Fprintln(tw, "PARTITION\tCOMMITTED")
+				for _, p := range parts {
+					fmt.Fprintf(tw, "%d\t%d\n", p, offsets[p])
+				}
+				return tw.Flush()
+			})
 		},
 	})
 }
@@ -136,7 +106,7 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 			fmt.Fprintf(w, "  member %d  %s  pid %d  joined %s  partitions [%s]\n", m.Slot, m.Name, m.PID,
 				m.Joined.Local().Format(time.DateTime), strings.Join(parts, " "))
 		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\tOWNER\tCOMMITTED AT")
 		for _, p := range t.Partitions {
 			committed, lag, owner, at := "-", "-", "-", "-"

@@ -39,9 +39,12 @@ type command struct {
 	summary  string
 	describe string                 // longer help, shown by -help
 	flags    func(fs *flag.FlagSet) // defines the command's own flags
-	run      func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error
+	run      runFunc
 	nargs    [2]int // min and max positional arguments
 }
+
+// runFunc runs a command with its parsed flags and positional arguments.
+type runFunc func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error
 
 var commands []*command
 
@@ -303,6 +306,49 @@ func (c *cli) open(create bool, opts *runnel.Options) (*runnel.Log, error) {
 		opts = &runnel.Options{}
 	}
 	return runnel.Open(dir, opts)
+}
+
+// withLog opens the existing log, runs fn on it and closes it, keeping the
+// first error.
+func (c *cli) withLog(fn func(l *runnel.Log) error) (err error) {
+	l, err := c.open(false, nil)
+	if err != nil {
+		return err
+	}
+	defer closeLog(l, &err)
+	return fn(l)
+}
+
+// listNames is the run of a command that prints what list returns, one
+// name per line.
+func listNames(list func(*runnel.Log) ([]string, error)) runFunc {
+	return func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		return c.withLog(func(l *runnel.Log) error {
+			names, err := list(l)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				fmt.Fprintln(c.stdout, n)
+			}
+			return nil
+		})
+	}
+}
+
+// describeWith is the run of a command that looks up its one argument with
+// get and prints what it finds with print.
+func describeWith[T any](get func(*runnel.Log, string) (T, error), print func(io.Writer, T)) runFunc {
+	return func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		return c.withLog(func(l *runnel.Log) error {
+			info, err := get(l, args[0])
+			if err != nil {
+				return err
+			}
+			print(c.stdout, info)
+			return nil
+		})
+	}
 }
 
 // closeLog closes l, keeping the first error.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/runnel-log/runnel"
@@ -28,41 +27,38 @@ them again every second until Ctrl-C.`,
 			fs.BoolVar(&follow, "follow", false, "refresh every second until interrupted")
 		},
 		nargs: [2]int{0, 0},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			clear := follow && isTerminal(os.Stdout.Fd())
-			prev, err := snapshot(l)
-			if err != nil {
-				return err
-			}
-			for {
-				select {
-				case <-ctx.Done():
-					return nil // Ctrl-C
-				case <-time.After(time.Second):
-				}
-				cur, err := snapshot(l)
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			return c.withLog(func(l *runnel.Log) error {
+				clear := follow && isTerminal(os.Stdout.Fd())
+				prev, err := snapshot(l)
 				if err != nil {
 					return err
 				}
-				if clear {
-					fmt.Fprint(c.stdout, "\x1b[H\x1b[2J")
-				} else if follow {
-					fmt.Fprintf(c.stdout, "%s\n", cur.at.Format(time.DateTime))
+				for {
+					select {
+					case <-ctx.Done():
+						return nil // Ctrl-C
+					case <-time.After(time.Second):
+					}
+					cur, err := snapshot(l)
+					if err != nil {
+						return err
+					}
+					if clear {
+						fmt.Fprint(c.stdout, "\x1b[H\x1b[2J")
+					} else if follow {
+						fmt.Fprintf(c.stdout, "%s\n", cur.at.Format(time.DateTime))
+					}
+					printStat(c.stdout, prev, cur)
+					if !follow {
+						return nil
+					}
+					if !clear {
+						fmt.Fprintln(c.stdout)
+					}
+					prev = cur
 				}
-				printStat(c.stdout, prev, cur)
-				if !follow {
-					return nil
-				}
-				if !clear {
-					fmt.Fprintln(c.stdout)
-				}
-				prev = cur
-			}
+			})
 		},
 	})
 }
@@ -110,7 +106,7 @@ func printStat(w io.Writer, prev, cur stats) {
 			before[t.Name][p.Partition] = p.NextOffset
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\tIN/s")
 	if len(cur.topics) == 0 {
 		fmt.Fprintln(tw, "(no topics)")
@@ -136,7 +132,7 @@ func printStat(w io.Writer, prev, cur stats) {
 		}
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw = newTable(w)
 	fmt.Fprintln(tw, "GROUP\tTOPIC\tMEMBERS\tCOMMITTED\tLAG\tOUT/s")
 	for _, g := range cur.groups {
 		for _, t := range g.Topics {

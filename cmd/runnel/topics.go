@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/runnel-log/runnel"
 )
@@ -86,40 +85,14 @@ are 1 to 249 characters of [a-zA-Z0-9._-].`,
 		name:    "topics list",
 		summary: "list the topics, one per line",
 		nargs:   [2]int{0, 0},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			names, err := l.Topics()
-			if err != nil {
-				return err
-			}
-			for _, n := range names {
-				fmt.Fprintln(c.stdout, n)
-			}
-			return nil
-		},
+		run:     listNames((*runnel.Log).Topics),
 	})
 	register(&command{
 		name:    "topics describe",
 		args:    "NAME",
 		summary: "show a topic's config and, per partition, its offsets and size",
 		nargs:   [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			info, err := l.DescribeTopic(args[0])
-			if err != nil {
-				return err
-			}
-			printTopic(c.stdout, info)
-			return nil
-		},
+		run:     describeWith((*runnel.Log).DescribeTopic, printTopic),
 	})
 	var atf topicFlags
 	var alterPartitions int
@@ -137,7 +110,7 @@ it. The number of partitions cannot change.`,
 			fs.IntVar(&alterPartitions, "partitions", 0, "not supported: a topic's partition count is fixed")
 		},
 		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
 			if alterPartitions != 0 {
 				return usagef("the number of partitions cannot change (keys would move between partitions); create a new topic instead")
 			}
@@ -149,41 +122,38 @@ it. The number of partitions cannot change.`,
 			if !given {
 				return usagef("nothing to change: give -segment-bytes, -retention or -retention-bytes")
 			}
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			before, err := l.DescribeTopic(args[0])
-			if err != nil {
-				return err
-			}
-			err = l.AlterTopic(args[0], func(cfg *runnel.TopicConfig) {
-				_, _ = atf.apply(fs, cfg)
+			return c.withLog(func(l *runnel.Log) error {
+				before, err := l.DescribeTopic(args[0])
+				if err != nil {
+					return err
+				}
+				err = l.AlterTopic(args[0], func(cfg *runnel.TopicConfig) {
+					_, _ = atf.apply(fs, cfg)
+				})
+				if err != nil {
+					return err
+				}
+				if err := l.EnforceRetention(ctx); err != nil {
+					return fmt.Errorf("topic altered, but applying retention failed: %w", err)
+				}
+				after, err := l.DescribeTopic(args[0])
+				if err != nil {
+					return err
+				}
+				cfg := after.Config
+				fmt.Fprintf(c.stdout, "altered topic %s: segment bytes %d, retention %s, retention bytes %s\n",
+					args[0], cfg.SegmentBytes, humanDuration(cfg.RetentionAge), limitBytes(cfg.RetentionBytes))
+				var segs int
+				var bytes int64
+				for i, p := range before.Partitions {
+					segs += p.Segments - after.Partitions[i].Segments
+					bytes += p.Bytes - after.Partitions[i].Bytes
+				}
+				if segs > 0 {
+					fmt.Fprintf(c.stdout, "retention removed %d segment%s (%s)\n", segs, plural(segs), humanBytes(max(0, bytes)))
+				}
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			if err := l.EnforceRetention(ctx); err != nil {
-				return fmt.Errorf("topic altered, but applying retention failed: %w", err)
-			}
-			after, err := l.DescribeTopic(args[0])
-			if err != nil {
-				return err
-			}
-			cfg := after.Config
-			fmt.Fprintf(c.stdout, "altered topic %s: segment bytes %d, retention %s, retention bytes %s\n",
-				args[0], cfg.SegmentBytes, humanDuration(cfg.RetentionAge), limitBytes(cfg.RetentionBytes))
-			var segs int
-			var bytes int64
-			for i, p := range before.Partitions {
-				segs += p.Segments - after.Partitions[i].Segments
-				bytes += p.Bytes - after.Partitions[i].Bytes
-			}
-			if segs > 0 {
-				fmt.Fprintf(c.stdout, "retention removed %d segment%s (%s)\n", segs, plural(segs), humanBytes(max(0, bytes)))
-			}
-			return nil
 		},
 	})
 	register(&command{
@@ -191,17 +161,14 @@ it. The number of partitions cannot change.`,
 		args:    "NAME",
 		summary: "delete a topic and all its records",
 		nargs:   [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			if err := l.DeleteTopic(args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "deleted topic %s\n", args[0])
-			return nil
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			return c.withLog(func(l *runnel.Log) error {
+				if err := l.DeleteTopic(args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "deleted topic %s\n", args[0])
+				return nil
+			})
 		},
 	})
 }
@@ -214,7 +181,7 @@ func printTopic(w io.Writer, info runnel.TopicInfo) {
 	fmt.Fprintf(w, "  index interval   %d bytes\n", cfg.IndexIntervalBytes)
 	fmt.Fprintf(w, "  retention        %s\n", humanDuration(cfg.RetentionAge))
 	fmt.Fprintf(w, "  retention bytes  %s\n\n", limitBytes(cfg.RetentionBytes))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES")
 	var total runnel.PartitionInfo
 	for _, p := range info.Partitions {

@@ -24,23 +24,20 @@ and the consumer groups' offsets files. Each problem is printed with its
 file and byte position. It changes nothing and may run while other
 processes produce and consume.`,
 		nargs: [2]int{0, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			bar := newProgress("verify", 0, true, false)
-			rep, err := l.Verify(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
-			bar.done()
-			if err != nil {
-				return interrupted(ctx, err)
-			}
-			printVerify(c.stdout, l.Dir(), rep)
-			if !rep.OK() {
-				return fmt.Errorf("found %d problem%s", len(rep.Problems), plural(len(rep.Problems)))
-			}
-			return nil
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			return c.withLog(func(l *runnel.Log) error {
+				bar := newProgress("verify", 0, true, false)
+				rep, err := l.Verify(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
+				bar.done()
+				if err != nil {
+					return interrupted(ctx, err)
+				}
+				printVerify(c.stdout, l.Dir(), rep)
+				if !rep.OK() {
+					return fmt.Errorf("found %d problem%s", len(rep.Problems), plural(len(rep.Problems)))
+				}
+				return nil
+			})
 		},
 	})
 	register(&command{
@@ -54,33 +51,30 @@ past the end of the data, and rebuilds index files that are missing or
 disagree with their segment. Damage inside committed data is reported and
 left alone (exit 1). Producers wait while a partition is repaired.`,
 		nargs: [2]int{0, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			l, err := c.open(false, nil)
-			if err != nil {
-				return err
-			}
-			defer closeLog(l, &err)
-			bar := newProgress("repair", 0, true, false)
-			rep, err := l.Repair(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
-			bar.done()
-			for _, a := range rep.Actions {
-				fmt.Fprintf(c.stdout, "%s: %s\n", rel(l.Dir(), a.Path), actionText(a))
-			}
-			if err != nil {
-				return interrupted(ctx, err)
-			}
-			for _, p := range rep.Remaining {
-				fmt.Fprintf(c.stdout, "not repaired: %s\n", problemText(l.Dir(), p))
-			}
-			switch {
-			case len(rep.Remaining) > 0:
-				return fmt.Errorf("%d problem%s cannot be repaired without losing committed records", len(rep.Remaining), plural(len(rep.Remaining)))
-			case len(rep.Actions) == 0:
-				fmt.Fprintln(c.stdout, "nothing to repair")
-			default:
-				fmt.Fprintf(c.stdout, "%d repair%s\n", len(rep.Actions), plural(len(rep.Actions)))
-			}
-			return nil
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			return c.withLog(func(l *runnel.Log) error {
+				bar := newProgress("repair", 0, true, false)
+				rep, err := l.Repair(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
+				bar.done()
+				for _, a := range rep.Actions {
+					fmt.Fprintf(c.stdout, "%s: %s\n", rel(l.Dir(), a.Path), actionText(a))
+				}
+				if err != nil {
+					return interrupted(ctx, err)
+				}
+				for _, p := range rep.Remaining {
+					fmt.Fprintf(c.stdout, "not repaired: %s\n", problemText(l.Dir(), p))
+				}
+				switch {
+				case len(rep.Remaining) > 0:
+					return fmt.Errorf("%d problem%s cannot be repaired without losing committed records", len(rep.Remaining), plural(len(rep.Remaining)))
+				case len(rep.Actions) == 0:
+					fmt.Fprintln(c.stdout, "nothing to repair")
+				default:
+					fmt.Fprintf(c.stdout, "%d repair%s\n", len(rep.Actions), plural(len(rep.Actions)))
+				}
+				return nil
+			})
 		},
 	})
 }
