@@ -113,15 +113,14 @@ func (p *partition) lockWriterContext(ctx context.Context) error {
 // appending: it cuts a dead writer's leftovers, and reports damage. Readers
 // call it when they are stuck at bytes no live writer is writing.
 func (p *partition) repair() error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
+	unlock, err := p.lockForMaintenance(context.Background())
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if p.broken != nil {
 		return p.broken
 	}
-	if err := p.lockWriter(); err != nil {
-		return err
-	}
-	defer p.meta.Unlock(writerLockByte)
 	return p.findTail()
 }
 
@@ -286,11 +285,12 @@ func (p *partition) walkTail(pos, next int64, verify bool) error {
 	for {
 		s := newScanner(p.w.f, p.w.path)
 		s.verify = verify
-		t := s.walk(pos, next, func(fpos int64, m frame.Meta) {
+		t := s.walk(pos, next, func(fpos int64, m frame.Meta) bool {
 			if p.w.idx.due(fpos) && fpos > p.w.idx.lastPos {
 				p.w.idx.add(m.Base-p.w.base, fpos, p.w.maxTS)
 			}
 			p.w.maxTS = max(p.w.maxTS, m.MaxTime)
+			return true
 		})
 		p.w.pos, p.w.next = t.pos, t.next
 		if t.sealed {

@@ -65,8 +65,8 @@ type ConsumerOptions struct {
 	Start StartPosition
 
 	// MaxPollBytes bounds how many bytes Poll reads from one partition in
-	// one call. Default 1 MiB. A frame larger than this is still read
-	// whole.
+	// one call. Default 1 MiB; at least 4 KiB. A frame larger than this is
+	// still read whole.
 	MaxPollBytes int
 
 	// SpinWait makes Poll spin for up to this long, watching for appends,
@@ -459,6 +459,11 @@ func (c *Consumer) poll() ([]Record, error) {
 	for _, err := range c.rerr {
 		if err != nil {
 			return nil, err
+		}
+	}
+	for i, m := range c.metas {
+		if m.deleted() {
+			return nil, fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, c.readers[i].p.id)
 		}
 	}
 	n := len(c.readers)

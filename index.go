@@ -104,7 +104,7 @@ func readBounded(path string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, min(st.Size(), limit))
+	buf := make([]byte, max(0, min(st.Size(), limit)))
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("runnel: read %s: %w", path, err)
@@ -287,11 +287,8 @@ func rebuildIndex(dir string, base, interval int64) error {
 		return err
 	}
 	defer f.Close()
-	for _, ext := range []string{indexExt, timeIndexExt} {
-		if err := os.Remove(segmentPath(dir, base, ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
+	// Truncated in place, not removed: another process's writer may have
+	// the files open, and must go on appending to these inodes.
 	w, err := openIndexWriter(dir, base, 0, interval)
 	if err != nil {
 		return err
@@ -299,11 +296,12 @@ func rebuildIndex(dir string, base, interval int64) error {
 	var werr error
 	maxTS := int64(-1 << 63)
 	s := newScanner(f, f.Name())
-	t := s.walk(0, base, func(pos int64, m frame.Meta) {
+	t := s.walk(0, base, func(pos int64, m frame.Meta) bool {
 		if werr == nil && w.due(pos) {
 			werr = w.add(m.Base-base, pos, maxTS)
 		}
 		maxTS = max(maxTS, m.MaxTime)
+		return true
 	})
 	if werr == nil && t.sealed {
 		werr = w.addTime(t.next-base, maxTS)

@@ -50,9 +50,10 @@ type Log struct {
 
 // topic is a Log's open handle on one topic: its config and partitions.
 type topic struct {
-	name  string
-	cfg   TopicConfig
-	parts []*partition
+	name    string
+	cfg     TopicConfig
+	dirInfo os.FileInfo // the topic's directory: a re-created topic has another
+	parts   []*partition
 }
 
 // Open opens the log in dir, creating the directory if it does not exist.
@@ -170,22 +171,39 @@ func (l *Log) topic(name string) (*topic, error) {
 		return nil, err
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	if l.closed.Load() { // Close swaps the map under l.mu
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	cfgPath := filepath.Join(l.topicDir(name), topicFileName)
 	if t := l.topics[name]; t != nil {
-		// Another process may have deleted it: a stat per new producer
-		// or consumer, never per record.
-		if _, err := os.Stat(filepath.Join(l.topicDir(name), topicFileName)); err == nil {
-			return t, nil
+		// Another process may have deleted it, or deleted and created it
+		// again: a stat per new producer or consumer, never per record.
+		_, err := os.Stat(cfgPath)
+		if err == nil {
+			if st, derr := os.Stat(l.topicDir(name)); derr == nil && os.SameFile(st, t.dirInfo) {
+				l.mu.Unlock()
+				return t, nil
+			}
 		}
 		delete(l.topics, name)
-		go t.close()
+		l.mu.Unlock()
+		t.close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+		}
+		return l.topic(name)
+	}
+	defer l.mu.Unlock()
+	st, err := os.Stat(l.topicDir(name))
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
 	cfg, err := l.readTopicConfig(name)
 	if err != nil {
 		return nil, err
 	}
-	t := &topic{name: name, cfg: cfg}
+	t := &topic{name: name, cfg: cfg, dirInfo: st}
 	for p := range cfg.Partitions {
 		t.parts = append(t.parts, newPartition(l, t, p))
 	}

@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,21 +123,28 @@ func (p *partition) syncIfDirty() error {
 	return p.syncLocked()
 }
 
-// syncLocked fdatasyncs the active segment and records the durable point.
-// The caller holds p.wmu. Recording it without the writer lock is safe:
-// the point only ever moves to data this Log wrote and synced, and another
-// writer that appended since moved it further or will.
+// syncLocked fdatasyncs the active segment and, if the writer lock is free
+// at once, records the durable point. The caller holds p.wmu (so this Log
+// is not inside an append). The point's fields are only ever written by
+// the writer-lock holder, so that no two writers can interleave them; a
+// busy lock just leaves the point behind, which costs a longer
+// re-verification after a power loss, never a wrong one.
 func (p *partition) syncLocked() error {
 	if err := fdatasync(p.w.fd); err != nil {
-		return err
+		return fmt.Errorf("runnel: sync %s: %w", p.w.path, err)
 	}
 	p.dirty = false
 	p.log.stats.syncs.Add(1)
-	if p.shm != nil {
-		_, base, pos, _, _ := p.shm.durablePoint()
-		if base < p.w.base || base == p.w.base && pos < p.w.pos {
-			p.shm.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next)
-		}
+	if p.shm == nil || p.meta == nil {
+		return nil
+	}
+	if got, err := p.meta.TryLock(writerLockByte); err != nil || !got {
+		return nil
+	}
+	defer p.meta.Unlock(writerLockByte)
+	_, base, pos, _, ok := p.shm.durablePoint()
+	if !ok || base < p.w.base || base == p.w.base && pos < p.w.pos {
+		p.shm.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next)
 	}
 	return nil
 }

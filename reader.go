@@ -43,7 +43,8 @@ func newPartReader(p *partition, bufSize int) *partReader {
 	if bufSize <= 0 {
 		bufSize = defaultMaxPollBytes
 	}
-	return &partReader{p: p, bufSize: bufSize}
+	// Below a header's size no frame could ever be parsed, let alone read.
+	return &partReader{p: p, bufSize: max(bufSize, 4096)}
 }
 
 func (r *partReader) close() {
@@ -131,11 +132,13 @@ func (r *partReader) seek(offset int64) error {
 		s := newScanner(r.f, r.path)
 		s.verify = false
 		var found bool
-		t := s.walk(pos, next, func(fpos int64, m frame.Meta) {
-			if !found && m.End() > offset {
+		t := s.walk(pos, next, func(fpos int64, m frame.Meta) bool {
+			if m.End() > offset {
 				found = true
 				r.pos, r.next = fpos, offset
+				return false
 			}
+			return true
 		})
 		switch {
 		case found:
@@ -229,11 +232,18 @@ func (r *partReader) seekTime(t time.Time) error {
 	}
 	for i, seg := range bases {
 		last := i == len(bases)-1
-		count := int64(1 << 40)
-		if !last {
-			count = bases[i+1] - seg
+		// Bound what the time index may hold by what its log can: a
+		// segment name or index file from elsewhere must not size an
+		// allocation. A log of n bytes holds fewer than n records.
+		logSize := int64(0)
+		if st, err := os.Stat(segmentPath(r.p.dir, seg, logExt)); err == nil {
+			logSize = st.Size()
 		}
-		entries, err := readTimeIndex(segmentPath(r.p.dir, seg, timeIndexExt), count+1, count)
+		count := logSize
+		if !last {
+			count = min(count, bases[i+1]-seg)
+		}
+		entries, err := readTimeIndex(segmentPath(r.p.dir, seg, timeIndexExt), logSize/frame.HeaderSize+2, count)
 		if err != nil {
 			return err
 		}

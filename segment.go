@@ -151,8 +151,9 @@ type tailScan struct {
 
 // walk follows committed frames from pos (whose first offset is next)
 // until the end of the data, a seal, or a frame that is not good. visit,
-// if set, sees each good records frame with its position.
-func (s *scanner) walk(pos, next int64, visit func(pos int64, m frame.Meta)) tailScan {
+// if set, sees each good records frame with its position, and stops the
+// walk (before the frame) by returning false.
+func (s *scanner) walk(pos, next int64, visit func(pos int64, m frame.Meta) bool) tailScan {
 	t := tailScan{pos: pos, next: next, maxTS: -1 << 63}
 	for {
 		m, _, st, cause := s.frameAt(t.pos)
@@ -168,7 +169,10 @@ func (s *scanner) walk(pos, next int64, visit func(pos int64, m frame.Meta)) tai
 			return t
 		}
 		if visit != nil {
-			visit(t.pos, m)
+			if !visit(t.pos, m) {
+				t.status = frameOK
+				return t // the visitor found what it walked for
+			}
 		}
 		t.maxTS = max(t.maxTS, m.MaxTime)
 		t.pos += m.Size()

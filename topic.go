@@ -107,16 +107,18 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 	}
 	data, _ := json.MarshalIndent(cfg, "", "  ")
 	// A rename would silently replace a concurrent creator's config, so
-	// claim the name with O_EXCL first.
-	f, err := os.OpenFile(filepath.Join(dir, ".create.lock"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	// claim the name with a byte-range lock first: the kernel drops it if
+	// the creator dies, so a crash never blocks the name.
+	lf, err := openLockFile(filepath.Join(dir, ".create.lock"))
 	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: %s (being created by another process)", ErrTopicExists, name)
-		}
 		return fmt.Errorf("runnel: create topic %s: %w", name, err)
 	}
-	f.Close()
-	defer os.Remove(filepath.Join(dir, ".create.lock"))
+	defer lf.Close()
+	if got, err := lf.TryLock(0); err != nil {
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
+	} else if !got {
+		return fmt.Errorf("%w: %s (being created by another process)", ErrTopicExists, name)
+	}
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err == nil {
 		return fmt.Errorf("%w: %s", ErrTopicExists, name)
 	}
