@@ -129,7 +129,7 @@ func (p *partition) repair() error {
 func (p *partition) commitFrame(data []byte) error {
 	sync := p.log.opts.Durability == Durable
 	if err := p.log.app.appendFrame(p.w.fd, p.w.pos, data, sync); err != nil {
-		err = fmt.Errorf("runnel: append to %s: %w", p.dir, err)
+		err = fmt.Errorf("runnel: append to %s at byte %d: %w", p.w.path, p.w.pos, err)
 		var state [1]byte
 		if _, rerr := p.w.f.ReadAt(state[:], p.w.pos+frame.OffState); rerr == nil && state[0] == frame.StateCommitted {
 			// The commit landed and the sync failed. After a failed

@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"runtime"
 	"time"
 
@@ -37,17 +38,37 @@ func newBatch(fb *frame.Builder) *batch {
 // add encodes one record into the partition's pending batch, waiting while
 // the batch is full and a write is in flight. It returns the batch and the
 // record's index in it.
-func (p *partition) add(ts int64, rec *Record, size int, done func(Position, error), waiting bool) (*batch, int, error) {
+//
+// ctx (nil for none) ends the wait for room; the record is then not queued.
+func (p *partition) add(ctx context.Context, ts int64, rec *Record, size int, done func(Position, error), waiting bool) (*batch, int, error) {
 	p.mu.Lock()
-	// A frame never fills more than half a segment, so small segments
-	// stay small.
+	// Frames stay within half a segment (a single larger record still
+	// gets a frame of its own), so small segments stay small.
 	limit := min(p.log.opts.MaxBatchBytes, int(p.batchCap.Load()))
+	var stop func() bool
 	for !p.closed && p.pending != nil && p.pending.fb.Count() > 0 && p.pending.fb.Len()+size > limit {
+		if ctx != nil && stop == nil {
+			stop = context.AfterFunc(ctx, func() {
+				p.mu.Lock()
+				p.space.Broadcast()
+				p.mu.Unlock()
+			})
+		}
+		if ctx != nil && ctx.Err() != nil {
+			break
+		}
 		p.space.Wait()
+	}
+	if stop != nil {
+		defer stop()
 	}
 	if p.closed {
 		p.mu.Unlock()
 		return nil, 0, ErrClosed
+	}
+	if ctx != nil && ctx.Err() != nil && p.pending != nil && p.pending.fb.Count() > 0 && p.pending.fb.Len()+size > limit {
+		p.mu.Unlock()
+		return nil, 0, ctx.Err()
 	}
 	if !p.started {
 		p.started = true

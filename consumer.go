@@ -195,8 +195,13 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 		return nil, fmt.Errorf("%w: OutOfRange %d", ErrInvalidArgument, int(o.OutOfRange))
 	}
 	c := &Consumer{log: l, topic: t, spin: o.SpinWait, maxPoll: o.MaxPollBytes, start: o.Start}
+	l.addConsumer(c) // so that Log.Close wakes its Poll
 	if o.Group != "" {
-		return c.joinGroup(o)
+		gc, err := c.joinGroup(o)
+		if err != nil {
+			l.removeConsumer(c)
+		}
+		return gc, err
 	}
 	parts := o.Partitions
 	if parts == nil {
@@ -414,6 +419,11 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 		m.sleepers().Add(1)
 	}
 	priv := c.cancel.Load()
+	// Log.Close sets closed before it bumps cancel: either this sees it
+	// closed, or the wait sees cancel moved.
+	if c.log.closed.Load() {
+		priv++ // the wait returns at once
+	}
 	stop := context.AfterFunc(ctx, func() {
 		c.cancel.Add(1)
 		wakePrivate(&c.cancel)
@@ -586,6 +596,7 @@ func (c *Consumer) Close() error {
 	if c.closed {
 		return nil
 	}
+	c.log.removeConsumer(c)
 	var errs []error
 	if c.g != nil {
 		if owned := c.g.m.ownedList(); len(owned) > 0 {

@@ -332,3 +332,27 @@ func TestConsumerPartitions(t *testing.T) {
 		t.Errorf("Consumer of an unknown topic: %v, want ErrTopicNotFound", err)
 	}
 }
+
+func TestLogCloseWakesPoll(t *testing.T) {
+	l := openTest(t, t.TempDir(), nil)
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	c, err := l.Consumer("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Poll(context.Background())
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let Poll fall asleep
+	l.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Poll after Log.Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Poll still asleep 5s after Log.Close")
+	}
+}

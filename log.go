@@ -42,6 +42,9 @@ type Log struct {
 	recMu      sync.Mutex
 	recoveries []RecoveryReport
 
+	consMu    sync.Mutex
+	consumers map[*Consumer]struct{} // open, for Close to wake their Polls
+
 	stopSync chan struct{} // Periodic mode: stops syncLoop
 	syncDone chan struct{}
 
@@ -226,6 +229,7 @@ func (t *topic) close() error {
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		l.wakeConsumers()
 		l.stopRetention()
 		if l.stopSync != nil {
 			close(l.stopSync)
@@ -243,6 +247,32 @@ func (l *Log) Close() error {
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
+}
+
+func (l *Log) addConsumer(c *Consumer) {
+	l.consMu.Lock()
+	if l.consumers == nil {
+		l.consumers = map[*Consumer]struct{}{}
+	}
+	l.consumers[c] = struct{}{}
+	l.consMu.Unlock()
+}
+
+func (l *Log) removeConsumer(c *Consumer) {
+	l.consMu.Lock()
+	delete(l.consumers, c)
+	l.consMu.Unlock()
+}
+
+// wakeConsumers ends every sleeping Poll of this Log's consumers, which
+// then see the Log closed.
+func (l *Log) wakeConsumers() {
+	l.consMu.Lock()
+	defer l.consMu.Unlock()
+	for c := range l.consumers {
+		c.cancel.Add(1)
+		wakePrivate(&c.cancel)
+	}
 }
 
 // recordRecovery keeps a post-reboot recovery's report for Recoveries.

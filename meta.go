@@ -148,8 +148,8 @@ func (m *metaMap) setDurablePoint(boot [16]byte, base, pos, next int64) {
 
 // currentBootID identifies this run of the machine, so that a writer can
 // tell a reboot (page cache lost: re-verify) from a process crash (page
-// cache intact). Where the kernel offers none it is all zeros, and every
-// first append re-verifies from the durable point.
+// cache intact). Where the kernel offers none it is all zeros: no reboot
+// can be told, and a writer leaves the tail to its usual repair.
 var currentBootID = func() [16]byte {
 	var id [16]byte
 	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")

@@ -29,6 +29,9 @@ type futexWaitv struct {
 	reserved uint32
 }
 
+// noFutexWaitv remembers that the kernel lacks futex_waitv.
+var noFutexWaitv atomic.Bool
+
 // wakeAll wakes every process and thread asleep on word.
 func wakeAll(word *atomic.Uint32) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(word)), futexWake, math.MaxInt32, 0, 0, 0)
@@ -53,18 +56,22 @@ func waitWords(words []*atomic.Uint32, expect []uint32, private *atomic.Uint32, 
 	}
 	n := len(words)
 	vec[n] = futexWaitv{val: uint64(privExpect), uaddr: uint64(uintptr(unsafe.Pointer(private))), flags: futex2Size32 | futexPrivateFlag}
-	var tsp uintptr
-	var ts unix.Timespec
+	var tsp *unix.Timespec
 	if timeout > 0 {
 		// futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
 		var now unix.Timespec
 		unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
-		ts = unix.NsecToTimespec(now.Nano() + int64(timeout))
-		tsp = uintptr(unsafe.Pointer(&ts))
+		ts := unix.NsecToTimespec(now.Nano() + int64(timeout))
+		tsp = &ts
 	}
-	_, _, errno := unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&vec[0])), uintptr(n+1), 0, tsp, uintptr(unix.CLOCK_MONOTONIC), 0)
+	if noFutexWaitv.Load() {
+		pollWords(words, expect, private, privExpect, timeout)
+		return
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&vec[0])), uintptr(n+1), 0, uintptr(unsafe.Pointer(tsp)), uintptr(unix.CLOCK_MONOTONIC), 0)
 	if errno == unix.ENOSYS {
-		// Kernels before 5.16 lack futex_waitv.
+		// Kernels before 5.16 lack futex_waitv: poll, now and from now on.
+		noFutexWaitv.Store(true)
 		pollWords(words, expect, private, privExpect, timeout)
 	}
 	// EAGAIN (a word already changed), EINTR and ETIMEDOUT all mean:

@@ -76,7 +76,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
 	}
-	part, b, idx, err := p.enqueue(&rec, nil, true)
+	part, b, idx, err := p.enqueue(ctx, &rec, nil, true)
 	if err != nil {
 		return Position{}, err
 	}
@@ -91,13 +91,15 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 	return Position{Partition: part.id, Offset: b.base + int64(idx)}, nil
 }
 
-// SendAsync queues rec and returns at once. done, if not nil, is called
+// SendAsync queues rec and returns without waiting for the write (it
+// waits only while the pending frame is full and a write is in flight:
+// that is the producer's backpressure). done, if not nil, is called
 // with the record's position or error once it is acknowledged or has
 // failed: on an internal goroutine, in send order per partition, so it must
 // not block. A record rejected before queueing (too large, bad partition,
 // closed) gets its error through done before SendAsync returns.
 func (p *Producer) SendAsync(rec Record, done func(Position, error)) {
-	if _, _, _, err := p.enqueue(&rec, done, false); err != nil && done != nil {
+	if _, _, _, err := p.enqueue(nil, &rec, done, false); err != nil && done != nil {
 		done(Position{}, err)
 	}
 }
@@ -152,7 +154,7 @@ func (p *Producer) checkOpen() error {
 
 // enqueue validates rec, picks its partition and adds it to that
 // partition's pending batch.
-func (p *Producer) enqueue(rec *Record, done func(Position, error), waiting bool) (*partition, *batch, int, error) {
+func (p *Producer) enqueue(ctx context.Context, rec *Record, done func(Position, error), waiting bool) (*partition, *batch, int, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, nil, 0, err
 	}
@@ -185,6 +187,6 @@ func (p *Producer) enqueue(rec *Record, done func(Position, error), waiting bool
 		ts = time.Now().UnixNano()
 	}
 	part := p.topic.parts[i]
-	b, idx, err := part.add(ts, rec, size, done, waiting)
+	b, idx, err := part.add(ctx, ts, rec, size, done, waiting)
 	return part, b, idx, err
 }

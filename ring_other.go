@@ -8,8 +8,8 @@ import (
 )
 
 // pwriteAppender is the portable backend: pwrite the frame, pwrite the
-// commit byte, fdatasync. It is the only backend off Linux and the fallback
-// on Linux where io_uring is unavailable.
+// commit byte, fdatasync. It is the only backend off Linux, and Auto's
+// choice on Linux too, where it measured at least as fast as io_uring.
 type pwriteAppender struct{}
 
 var commitByte = []byte{frame.StateCommitted}

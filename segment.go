@@ -145,7 +145,6 @@ type tailScan struct {
 	sealed bool  // the walk ended at a seal; next is the next segment's base
 	maxTS  int64 // largest record timestamp seen by the walk
 	frames int   // frames walked
-	status frameStatus
 	cause  error // for frameBad: what was wrong at pos
 }
 
@@ -161,16 +160,15 @@ func (s *scanner) walk(pos, next int64, visit func(pos int64, m frame.Meta) bool
 			st, cause = frameBad, fmt.Errorf("frame starts at offset %d, expected %d", m.Base, t.next)
 		}
 		if st != frameOK {
-			t.status, t.cause = st, cause
+			t.cause = cause
 			return t
 		}
 		if m.Kind == frame.KindSeal {
-			t.sealed, t.status = true, frameOK
+			t.sealed = true
 			return t
 		}
 		if visit != nil {
 			if !visit(t.pos, m) {
-				t.status = frameOK
 				return t // the visitor found what it walked for
 			}
 		}
