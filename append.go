@@ -360,6 +360,8 @@ func (p *partition) roll() error {
 		if err := syncDir(p.dir); err != nil {
 			return err
 		}
+	} else {
+		p.dirDirty = true // the next periodic or closing sync covers it
 	}
 	if err := p.walkTail(0, next, true); err != nil {
 		return err

@@ -298,7 +298,7 @@ type Stats struct {
 	Durability     Durability
 	FramesWritten  int64 // frames this Log appended
 	RecordsWritten int64 // records in those frames
-	Syncs          int64 // fdatasyncs issued with appends
+	Syncs          int64 // fdatasyncs of segments: with appends, periodic, at Close
 	Repairs        int64 // torn or uncommitted tails cut
 	BytesRepaired  int64 // bytes those repairs cut
 }

@@ -36,12 +36,13 @@ type partition struct {
 
 	// Appends, guarded by wmu; only the writer goroutine appends, but the
 	// periodic syncer and Close also touch the active segment.
-	wmu    sync.Mutex
-	meta   *lockFile  // partition.meta: byte 0 is the writer lock
-	shm    *metaMap   // partition.meta mapped: wake-ups and the durable point
-	w      *activeSeg // this Log's view of the tail; nil until first append
-	broken error      // sticky: committed data is damaged, appends refused
-	dirty  bool       // written since the last fdatasync (Periodic mode)
+	wmu      sync.Mutex
+	meta     *lockFile  // partition.meta: byte 0 is the writer lock
+	shm      *metaMap   // partition.meta mapped: wake-ups and the durable point
+	w        *activeSeg // this Log's view of the tail; nil until first append
+	broken   error      // sticky: committed data is damaged, appends refused
+	dirty    bool       // written since the last fdatasync (Periodic mode)
+	dirDirty bool       // a segment was created since the directory was synced
 }
 
 const metaFileName = "partition.meta"
@@ -135,6 +136,12 @@ func (p *partition) syncLocked() error {
 	}
 	p.dirty = false
 	p.log.stats.syncs.Add(1)
+	if p.dirDirty {
+		if err := syncDir(p.dir); err != nil {
+			return err
+		}
+		p.dirDirty = false
+	}
 	if p.shm == nil || p.meta == nil {
 		return nil
 	}
