@@ -74,7 +74,7 @@ func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
 			p.log.opts.Logger.Warn("runnel: index append failed", "path", w.idx.offPath, "err", err)
 		}
 	}
-	w.maxTS = max(w.maxTS, frameMaxTime(data))
+	w.maxTS = max(w.maxTS, fb.MaxTime())
 	w.pos += int64(len(data))
 	w.next += int64(fb.Count())
 	if p.log.opts.Durability == Durable {
@@ -151,11 +151,6 @@ func (p *partition) commitFrame(data []byte) error {
 		p.dirty = true
 	}
 	return nil
-}
-
-func frameMaxTime(data []byte) int64 {
-	m, _ := frame.ParseMeta(data)
-	return m.MaxTime
 }
 
 func (p *partition) dropActive() {

@@ -202,23 +202,12 @@ func createOffsetsFile(path string, nparts int) error {
 		encodeSlot(b[slotAOff:slotAOff+slotSize], p, &initial)
 		encodeSlot(b[slotBOff:slotBOff+slotSize], p, &initial)
 	}
-	tmp, err := os.CreateTemp(dir, ".offsets.tmp-*")
+	tmp, err := writeTempSynced(dir, ".offsets.tmp-*", data)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	if err := syncDir(dir); err != nil {

@@ -64,6 +64,9 @@ func (b *Builder) Len() int {
 	return len(b.buf) - b.pad
 }
 
+// MaxTime is the largest timestamp added since Reset.
+func (b *Builder) MaxTime() int64 { return b.max }
+
 // Count is the number of records added since Reset.
 func (b *Builder) Count() int { return b.count }
 
