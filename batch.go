@@ -41,12 +41,28 @@ func newBatch(fb *frame.Builder) *batch {
 //
 // ctx (nil for none) ends the wait for room; the record is then not queued.
 func (p *partition) add(ctx context.Context, ts int64, rec *Record, size int, done func(Position, error), waiting bool) (*batch, int, error) {
+	if err := p.reserve(ctx, size); err != nil {
+		return nil, 0, err
+	}
+	b := p.pending
+	idx := b.fb.Count()
+	b.fb.Add(ts, rec.Key, rec.Value, rec.Headers)
+	p.queued(b, idx, done, waiting)
+	return b, idx, nil
+}
+
+// reserve waits until size more bytes fit in the pending batch, or the
+// batch is empty, and returns holding p.mu with p.pending ready for them.
+// It returns without the lock when the partition closed or ctx (nil for
+// none) ended first.
+func (p *partition) reserve(ctx context.Context, size int) error {
 	p.mu.Lock()
 	// Frames stay within half a segment (a single larger record still
 	// gets a frame of its own), so small segments stay small.
 	limit := min(p.log.opts.MaxBatchBytes, int(p.batchCap.Load()))
+	full := func() bool { return p.pending != nil && p.pending.fb.Count() > 0 && p.pending.fb.Len()+size > limit }
 	var stop func() bool
-	for !p.closed && p.pending != nil && p.pending.fb.Count() > 0 && p.pending.fb.Len()+size > limit {
+	for !p.closed && full() {
 		if ctx != nil && stop == nil {
 			stop = context.AfterFunc(ctx, func() {
 				p.mu.Lock()
@@ -64,11 +80,11 @@ func (p *partition) add(ctx context.Context, ts int64, rec *Record, size int, do
 	}
 	if p.closed {
 		p.mu.Unlock()
-		return nil, 0, ErrClosed
+		return ErrClosed
 	}
-	if ctx != nil && ctx.Err() != nil && p.pending != nil && p.pending.fb.Count() > 0 && p.pending.fb.Len()+size > limit {
+	if ctx != nil && ctx.Err() != nil && full() {
 		p.mu.Unlock()
-		return nil, 0, ctx.Err()
+		return ctx.Err()
 	}
 	if !p.started {
 		p.started = true
@@ -76,9 +92,13 @@ func (p *partition) add(ctx context.Context, ts int64, rec *Record, size int, do
 		p.pending = newBatch(nil)
 		go p.writeLoop()
 	}
-	b := p.pending
-	idx := b.fb.Count()
-	b.fb.Add(ts, rec.Key, rec.Value, rec.Headers)
+	return nil
+}
+
+// queued finishes an add: the records from index idx of batch b are in,
+// done (if set) is to be called for the first of them, and waiting says a
+// sender blocks on them. It releases p.mu, which reserve took.
+func (p *partition) queued(b *batch, idx int, done func(Position, error), waiting bool) {
 	if done != nil {
 		b.cbs = append(b.cbs, batchCallback{idx, done})
 	}
@@ -89,7 +109,6 @@ func (p *partition) add(ctx context.Context, ts int64, rec *Record, size int, do
 		p.work.Signal()
 	}
 	p.mu.Unlock()
-	return b, idx, nil
 }
 
 // lastQueued returns the newest batch that holds records not yet

@@ -32,7 +32,25 @@ type ProducerOptions struct {
 	// Partitioner picks each record's partition. Default
 	// KeyHashPartitioner.
 	Partitioner Partitioner
+
+	// Acks says when this producer's records are acknowledged. Default
+	// AckDurability.
+	Acks Acks
 }
+
+// Acks says when a Producer acknowledges a record.
+type Acks int
+
+const (
+	// AckDurability acknowledges as the Log's Durability says: in a
+	// Durable Log, once the record is committed and fdatasync'd.
+	AckDurability Acks = iota
+	// AckCommitted acknowledges once the record is committed: visible to
+	// every process and safe from any process's crash, but, in a Durable
+	// Log, before the fdatasync that makes it survive a power loss (which
+	// still follows). Kafka's acks=1 against acks=all.
+	AckCommitted
+)
 
 // Partitioner chooses the partition of a record for a topic with n
 // partitions. spread is a per-Producer counter for records with nothing

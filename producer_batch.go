@@ -1,0 +1,78 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// SendBatch appends recs to one partition as a single frame and waits for
+// the acknowledgement (see Durability). The records get consecutive offsets
+// from the returned base, and are committed atomically: after a crash at
+// any instant either all of them are stored or none is. Each record's
+// Partition field is ignored. A zero Time means the moment of the call.
+//
+// The records together must encode within the larger of
+// Options.MaxBatchBytes and Options.MaxRecordBytes, or SendBatch returns
+// ErrTooLarge and stores nothing. If ctx ends first SendBatch returns
+// ctx.Err(); the records may still be appended.
+func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) (base int64, err error) {
+	if err := p.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := len(p.topic.parts)
+	if partition < 0 || partition >= n {
+		return 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
+	}
+	if len(recs) == 0 {
+		return 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+	}
+	limit := max(p.log.opts.MaxBatchBytes, p.log.opts.MaxRecordBytes)
+	total := 0
+	for i := range recs {
+		r := &recs[i]
+		if len(r.Headers) > frame.MaxHeaders {
+			return 0, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
+		}
+		size := frame.RecordSize(r.Key, r.Value, r.Headers)
+		if size > p.log.opts.MaxRecordBytes {
+			return 0, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
+		}
+		// A record's timestamp delta can take up to 10 bytes more than
+		// RecordSize counts.
+		total += size + 10
+	}
+	if total > limit {
+		return 0, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d", ErrTooLarge, len(recs), total, limit)
+	}
+	now := time.Now().UnixNano()
+	part := p.topic.parts[partition]
+	if err := part.reserve(ctx, total); err != nil {
+		return 0, err
+	}
+	b := part.pending
+	idx := b.fb.Count()
+	for i := range recs {
+		r := &recs[i]
+		ts := now
+		if !r.Time.IsZero() {
+			ts = r.Time.UnixNano()
+		}
+		b.fb.Add(ts, r.Key, r.Value, r.Headers)
+	}
+	part.queued(b, idx, nil, true)
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.base + int64(idx), nil
+}

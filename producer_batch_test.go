@@ -1,0 +1,108 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestSendBatchContiguous has batch senders and single senders share one
+// partition: each batch's records sit at consecutive offsets from the base
+// SendBatch returned, in order, with what was sent.
+func TestSendBatchContiguous(t *testing.T) {
+	for _, d := range []Durability{Buffered, Durable} {
+		t.Run(d.String(), func(t *testing.T) {
+			l := openTest(t, t.TempDir(), &Options{Durability: d})
+			mustCreate(t, l, "b", TopicConfig{Partitions: 2})
+			p := mustProducer(t, l, "b", &ProducerOptions{Partitioner: ManualPartitioner})
+			const senders, batches, size = 4, 20, 7
+			bases := make([][]int64, senders)
+			var wg sync.WaitGroup
+			for g := range senders {
+				wg.Go(func() {
+					for i := range batches {
+						recs := make([]Record, size)
+						for j := range recs {
+							recs[j] = Record{Key: fmt.Appendf(nil, "g%d", g), Value: fmt.Appendf(nil, "%d/%d/%d", g, i, j), Partition: 0}
+						}
+						base, err := p.SendBatch(context.Background(), 1, recs)
+						if err != nil {
+							t.Errorf("SendBatch: %v", err)
+							return
+						}
+						bases[g] = append(bases[g], base)
+					}
+				})
+				wg.Go(func() { // a single sender interleaving with the batches
+					for i := range batches {
+						if _, err := p.Send(context.Background(), Record{Value: fmt.Appendf(nil, "single %d/%d", g, i), Partition: 1}); err != nil {
+							t.Errorf("Send: %v", err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			total := senders * batches * (size + 1)
+			got := readAll(t, l, "b", total, &ConsumerOptions{Partitions: []int{1}})
+			byOffset := map[int64]string{}
+			for _, r := range got {
+				byOffset[r.Offset] = string(r.Value)
+			}
+			for g, bs := range bases {
+				for i, base := range bs {
+					for j := range size {
+						want := fmt.Sprintf("%d/%d/%d", g, i, j)
+						if diff := cmp.Diff(want, byOffset[base+int64(j)]); diff != "" {
+							t.Fatalf("batch %d of sender %d, record %d at offset %d (-want +got):\n%s", i, g, j, base+int64(j), diff)
+						}
+					}
+				}
+			}
+			if info, err := l.DescribeTopic("b"); err != nil || info.Partitions[0].NextOffset != 0 {
+				t.Fatalf("partition 0 holds records (Partition fields must be ignored): %+v, %v", info, err)
+			}
+		})
+	}
+}
+
+func TestSendBatchRejects(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, MaxRecordBytes: 1 << 10, MaxBatchBytes: 4 << 10})
+	mustCreate(t, l, "r", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "r", nil)
+	ctx := context.Background()
+	big := make([]Record, 8)
+	for i := range big {
+		big[i] = Record{Value: make([]byte, 900)}
+	}
+	tests := []struct {
+		name      string
+		partition int
+		recs      []Record
+		want      error
+	}{
+		{"empty", 0, nil, ErrInvalidArgument},
+		{"bad partition", 1, seqRecords(0, 1), ErrInvalidArgument},
+		{"negative partition", -1, seqRecords(0, 1), ErrInvalidArgument},
+		{"record too large", 0, []Record{{Value: make([]byte, 2<<10)}}, ErrTooLarge},
+		{"batch too large", 0, big, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		if _, err := p.SendBatch(ctx, tt.partition, tt.recs); !errors.Is(err, tt.want) {
+			t.Errorf("%s: SendBatch = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	// Nothing rejected was stored: the next record gets offset 0.
+	base, err := p.SendBatch(ctx, 0, big[:4])
+	if err != nil || base != 0 {
+		t.Fatalf("SendBatch after rejections = %d, %v; want base 0", base, err)
+	}
+	p.Close()
+	if _, err := p.SendBatch(ctx, 0, seqRecords(0, 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SendBatch after Close = %v, want ErrClosed", err)
+	}
+}
