@@ -481,3 +481,23 @@ func (r *partReader) checkDamage() error {
 	}
 	return nil
 }
+
+// start positions r as sp says.
+func (r *partReader) start(sp StartPosition) error {
+	switch sp.kind {
+	case startLatest:
+		return r.seekEnd()
+	case startOffset:
+		return r.seek(sp.offset)
+	case startTime:
+		return r.seekTime(sp.time)
+	}
+	bases, err := listSegments(r.p.dir)
+	if err != nil {
+		return err
+	}
+	if len(bases) == 0 {
+		return r.openSegment(0)
+	}
+	return r.openSegment(bases[0])
+}

@@ -1,0 +1,37 @@
+package runnel
+
+import (
+	"time"
+)
+
+// A reader that stops short of the end of its file is either behind a live
+// writer (wait), past a dead writer's leftovers (repair them) or at damage
+// (report it).
+
+// stuckRecheck bounds a sleep while a reader waits on a frame that a live
+// writer is writing: if that writer dies, no append will wake the reader.
+const stuckRecheck = 10 * time.Millisecond
+
+// unstick handles readers that stopped before the end of their file. A
+// writer holding the lock is still writing: sleep, briefly. Otherwise the
+// bytes are a dead writer's (repair cuts them) or damage (reported).
+func (c *Consumer) unstick() (time.Duration, error) {
+	var timeout time.Duration
+	for i, r := range c.readers {
+		if r.stuck == nil || c.rerr[i] != nil {
+			continue
+		}
+		timeout = stuckRecheck
+		held, err := r.writerActive()
+		if err != nil || held {
+			continue
+		}
+		if err := r.p.repair(); err != nil {
+			return 0, err
+		}
+		if err := r.checkDamage(); err != nil {
+			return 0, err
+		}
+	}
+	return timeout, nil
+}
