@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -91,19 +90,19 @@ func (p *partition) lockWriter() error { return p.lockWriterContext(context.Back
 
 // lockWriterContext is lockWriter that gives up when ctx ends.
 func (p *partition) lockWriterContext(ctx context.Context) error {
-	if p.meta == nil {
-		meta, err := openLockFile(filepath.Join(p.dir, metaFileName))
-		if err != nil {
-			return fmt.Errorf("runnel: open writer lock: %w", err)
-		}
-		p.meta = meta
-	}
 	if p.shm == nil {
-		shm, err := openMeta(p.dir)
+		shm, err := p.openShared()
 		if err != nil {
 			return err
 		}
 		p.shm = shm
+	}
+	if p.meta == nil {
+		meta, err := p.openWriterLock()
+		if err != nil {
+			return err
+		}
+		p.meta = meta
 	}
 	return p.meta.Lock(ctx, writerLockByte)
 }

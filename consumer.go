@@ -201,7 +201,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 		}
 		if err := r.start(o.Start); err != nil {
 			c.Close()
-			return nil, err
+			return nil, l.orGone(t, err)
 		}
 	}
 	return c, nil
@@ -210,7 +210,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 // addReader starts reading partition id (not positioned yet).
 func (c *Consumer) addReader(id int) (*partReader, error) {
 	p := c.topic.parts[id]
-	m, err := openMeta(p.dir)
+	m, err := p.openShared()
 	if err != nil {
 		return nil, err
 	}
@@ -322,21 +322,34 @@ func (c *Consumer) poll() ([]Record, error) {
 			return nil, err
 		}
 	}
-	for i, m := range c.metas {
-		if m.deleted() {
-			return nil, fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, c.readers[i].p.id)
-		}
+	if err := c.checkDeleted(); err != nil {
+		return nil, err
 	}
 	n := len(c.readers)
 	for i := range n {
 		r := c.readers[(c.rr+i)%n]
 		var err error
 		if c.recs, err = r.fill(c.recs); err != nil {
+			// A delete sets the flag before it moves the files away: a
+			// file that vanished under the read says which happened.
+			if derr := c.checkDeleted(); derr != nil {
+				return nil, derr
+			}
 			return c.recs, err
 		}
 	}
 	c.rr++
 	return c.recs, nil
+}
+
+// checkDeleted fails with ErrTopicNotFound once the topic was deleted.
+func (c *Consumer) checkDeleted() error {
+	for i, m := range c.metas {
+		if m.deleted() {
+			return fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, c.readers[i].p.id)
+		}
+	}
+	return nil
 }
 
 // Records iterates over records as they arrive, waiting for new ones,
