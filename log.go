@@ -196,7 +196,12 @@ func (l *Log) topic(name string) (*topic, error) {
 			l.mu.Unlock()
 			return t, err
 		}
-		if l.topicCurrent(t) {
+		_, stale, err := l.checkTopic(t)
+		if err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+		if !stale {
 			l.mu.Unlock()
 			return t, nil
 		}
@@ -228,14 +233,35 @@ func (l *Log) loadTopic(name string) (*topic, error) {
 // topicCurrent reports whether t is still the topic of its name: its
 // directory is the one t was loaded from, and its topic.json is there and
 // has t's ID. The directory check alone is not enough: once a deleted
-// topic's files are gone, a new directory may get its inode number.
+// topic's files are gone, a new directory may get its inode number. When
+// the files cannot be read, it cannot tell, and says true: the caller's
+// next use of the files meets the same trouble and reports it.
 func (l *Log) topicCurrent(t *topic) bool {
+	_, stale, _ := l.checkTopic(t)
+	return !stale
+}
+
+// checkTopic is topicCurrent with the topic.json read and the error met
+// reading it (stale is false then).
+func (l *Log) checkTopic(t *topic) (tf topicFile, stale bool, err error) {
 	st, err := os.Stat(l.topicDir(t.name))
-	if err != nil || !os.SameFile(st, t.dirInfo) {
-		return false
+	if errors.Is(err, fs.ErrNotExist) {
+		return tf, true, nil
 	}
-	tf, err := l.readTopicFile(t.name)
-	return err == nil && tf.ID == t.id
+	if err != nil {
+		return tf, false, fmt.Errorf("runnel: topic %s: %w", t.name, err)
+	}
+	if !os.SameFile(st, t.dirInfo) {
+		return tf, true, nil
+	}
+	tf, err = l.readTopicFile(t.name)
+	if errors.Is(err, ErrTopicNotFound) {
+		return tf, true, nil
+	}
+	if err != nil {
+		return tf, false, err
+	}
+	return tf, tf.ID != t.id, nil
 }
 
 // orGone turns err, met while reading or opening t's files, into

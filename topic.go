@@ -297,14 +297,15 @@ func (l *Log) Topics() ([]string, error) {
 }
 
 // DescribeTopic reports a topic's config and, per partition, its offsets
-// and size as they are on disk now (including other processes' appends).
+// and size as they are on disk now (including other processes' appends
+// and AlterTopic calls).
 func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	for {
 		t, err := l.topic(name)
 		if err != nil {
 			return TopicInfo{}, err
 		}
-		info := TopicInfo{Name: name, ID: t.id, Config: l.topicConfig(t)}
+		info := TopicInfo{Name: name, ID: t.id}
 		for _, p := range t.parts {
 			pi, err := p.describe()
 			if err != nil {
@@ -313,11 +314,19 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 			info.Partitions = append(info.Partitions, pi)
 		}
 		// The partitions are read by path: if the topic was deleted and
-		// created anew meanwhile, they may be the new topic's, under the
-		// old one's config. Describe the new one instead.
-		if l.topicCurrent(t) {
-			return info, nil
+		// created anew meanwhile, they may be the new topic's. Describe
+		// the new one instead.
+		tf, stale, err := l.checkTopic(t)
+		if err != nil {
+			return TopicInfo{}, err
 		}
+		if stale {
+			continue
+		}
+		if info.Config = tf.TopicConfig; info.Config != l.topicConfig(t) {
+			l.applyTopicConfig(t, info.Config) // another process altered it
+		}
+		return info, nil
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -492,6 +493,45 @@ func TestTopicAdminDeleteWhileCreating(t *testing.T) {
 	// The old producer's handle stays dead: the new topic is not its topic.
 	if _, err := p.Send(context.Background(), Record{Value: []byte("stale")}); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("Send through the old topic's producer: %v, want ErrTopicNotFound", err)
+	}
+	checkNoAdminDebris(t, dir)
+}
+
+// TestTopicAlterSerialized stops an AlterTopic between reading the config
+// and writing it back, and alters the topic through another Log
+// meanwhile: the second waits, and neither change is lost.
+func TestTopicAlterSerialized(t *testing.T) {
+	dir := t.TempDir()
+	l1, l2 := openTest(t, dir, nil), openTest(t, dir, nil)
+	mustCreate(t, l1, "x", TopicConfig{Partitions: 1})
+	for _, l := range []*Log{l1, l2} { // both hold a handle on the topic
+		if _, err := l.DescribeTopic("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reached, busy, release := pauseAdmin(t, "x", hookAlterRead)
+	first := make(chan error, 1)
+	go func() { first <- l1.AlterTopic("x", func(c *TopicConfig) { c.RetentionBytes += 1 << 20 }) }()
+	<-reached
+	second := make(chan error, 1)
+	go func() { second <- l2.AlterTopic("x", func(c *TopicConfig) { c.RetentionAge += time.Hour }) }()
+	select {
+	case <-busy:
+	case err := <-second:
+		t.Fatalf("AlterTopic returned %v while another was between its read and its write", err)
+	}
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*Log{l1, l2} {
+		info, err := l.DescribeTopic("x")
+		if err != nil || info.Config.RetentionBytes != 1<<20 || info.Config.RetentionAge != time.Hour {
+			t.Errorf("DescribeTopic: %+v, %v; want both changes", info.Config, err)
+		}
 	}
 	checkNoAdminDebris(t, dir)
 }

@@ -43,7 +43,6 @@ const (
 	hookCreateDirs   = "create dirs"   // CreateTopic made the partition directories, topic.json not yet written
 	hookDeleteMarked = "delete marked" // DeleteTopic marked every partition deleted, the directory not yet moved
 	hookAlterRead    = "alter read"    // AlterTopic read the config it will change
-	hookLockReleased = "lock released" // an admin call released the name's lock
 )
 
 func adminHook(point, name string) {
@@ -81,7 +80,6 @@ func (l *Log) lockTopicName(name string) (unlock func(), err error) {
 				// take over; it cannot leave the name locked.
 				os.Remove(path)
 				lf.Close()
-				adminHook(hookLockReleased, name)
 			}, nil
 		}
 		lf.Close() // a holder removed the file under us: try the current one
