@@ -428,20 +428,38 @@ func TestConsumeFollow(t *testing.T) {
 	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
 	must(t, dir, "old\n", "produce", "t")
 	b := startBackground(t, dir, "consume", "t", "-follow")
-	// It starts at the end: wait until it is reading before producing.
-	time.Sleep(300 * time.Millisecond)
+	// It starts at the end, wherever that is when it gets there: send
+	// pings until it prints one, so that it is surely reading.
+	timeout := time.After(2 * time.Minute)
+	for ready := false; !ready; {
+		must(t, dir, "ping\n", "produce", "t")
+		select {
+		case l, ok := <-b.lines:
+			if !ok {
+				t.Fatalf("consume -follow ended: %s", b.stderr.String())
+			}
+			if l != "ping" {
+				t.Fatalf("consume -follow printed %q before any ping", l)
+			}
+			ready = true
+		case <-time.After(50 * time.Millisecond):
+		case <-timeout:
+			t.Fatal("consume -follow printed no ping in 2 minutes")
+		}
+	}
 	must(t, dir, "one\ntwo\nthree\n", "produce", "t")
 	var got []string
-	timeout := time.After(20 * time.Second)
 	for len(got) < 3 {
 		select {
 		case l, ok := <-b.lines:
 			if !ok {
 				t.Fatalf("consume -follow ended: %s", b.stderr.String())
 			}
-			got = append(got, l)
+			if l != "ping" || len(got) > 0 { // later pings may still come
+				got = append(got, l)
+			}
 		case <-timeout:
-			t.Fatalf("consume -follow printed %q in 20s", got)
+			t.Fatalf("consume -follow printed %q in 2 minutes", got)
 		}
 	}
 	if !slices.Equal(got, []string{"one", "two", "three"}) {
