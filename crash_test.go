@@ -381,8 +381,8 @@ type crashConfig struct {
 	producers       int
 	kills           int
 	segBytes        int64
-	pad             int // value padding
-	maxPerRun       int // records an incarnation sends before it idles
+	pad             int           // value padding
+	maxPerRun       int           // records an incarnation sends before it idles
 	killWithin      time.Duration // the other incarnations are killed from outside within this of being ready
 	dieInAppend     float64       // share of incarnations that kill themselves inside an append (dyingAppender)
 	repairAfterKill bool          // repair in this process after every kill and count the cuts (one producer only)
@@ -425,7 +425,7 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 		unreadied int
 		wg        sync.WaitGroup
 
-		producerRepairs int64 // dead writers' tails cut by producers, as far as they told before dying
+		producerRepairs int64        // dead writers' tails cut by producers, as far as they told before dying
 		tornTails       atomic.Int64 // leftovers this process cut after a kill
 		leftovers       atomic.Int64 // deaths in an append that left a frame to cut
 	)
