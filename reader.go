@@ -499,5 +499,12 @@ func (r *partReader) start(sp StartPosition) error {
 	if len(bases) == 0 {
 		return r.openSegment(0)
 	}
-	return r.openSegment(bases[0])
+	// The earliest offset is wherever the log starts once the segment is
+	// open: if retention removes the first segment between the listing
+	// and the open, that is the next one, not out of range.
+	reset := r.resetOutOfRange
+	r.resetOutOfRange = true
+	err = r.openSegment(bases[0])
+	r.resetOutOfRange = reset
+	return err
 }
