@@ -157,30 +157,39 @@ func (l *Log) clearLeftover(name string) error {
 		}
 	}
 	l.opts.Logger.Info("runnel: removing an unfinished topic creation", "dir", dir)
-	return l.discardTopicDir(name)
+	grave, err := l.buryTopicDir(name)
+	if err != nil {
+		return err
+	}
+	return removeGrave(name, grave)
 }
 
-// discardTopicDir moves the directory of topic name out of topics/, so
-// that it is gone at once for every process, and then removes it. The
-// caller holds the name's admin lock.
-func (l *Log) discardTopicDir(name string) error {
+// buryTopicDir moves the directory of topic name out of topics/, so that
+// it is gone at once for every process, and returns where it went, for
+// removeGrave. The caller holds the name's admin lock.
+func (l *Log) buryTopicDir(name string) (grave string, err error) {
 	// The graveyard is outside topics/, so no topic name can meet it, and
 	// unique, so that no two deletes of one name can collide in it.
 	trash := filepath.Join(l.dir, "trash")
 	if err := os.MkdirAll(trash, 0o755); err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
-	grave, err := os.MkdirTemp(trash, "topic-")
+	grave, err = os.MkdirTemp(trash, "topic-")
 	if err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	if err := os.Rename(l.topicDir(name), filepath.Join(grave, name)); err != nil {
 		os.Remove(grave)
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	if err := syncDir(filepath.Join(l.dir, "topics")); err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return grave, fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
+	return grave, nil
+}
+
+// removeGrave removes a topic directory buryTopicDir moved away.
+func removeGrave(name, grave string) error {
 	if err := os.RemoveAll(grave); err != nil {
 		return fmt.Errorf("runnel: delete topic %s: remove %s: %w", name, grave, err)
 	}
@@ -331,11 +340,11 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 }
 
 // DeleteTopic removes a topic and all its data. It fails with
-// ErrTopicNotFound if there is no such topic, including one whose
-// CreateTopic has not returned yet: it waits for that call and deletes
-// only a topic it sees complete. Producers and consumers of the topic in
-// this Log are closed (their calls fail with ErrTopicNotFound); other Logs'
-// and processes' handles fail so on their next use.
+// ErrTopicNotFound if there is no such topic. A DeleteTopic that meets a
+// CreateTopic of the same name under way waits for it: it deletes only a
+// topic it sees complete. Producers and consumers of the topic in this Log
+// are closed (their calls fail with ErrTopicNotFound); other Logs' and
+// processes' handles fail so on their next use.
 func (l *Log) DeleteTopic(name string) error {
 	if err := l.checkOpen(); err != nil {
 		return err
@@ -347,10 +356,20 @@ func (l *Log) DeleteTopic(name string) error {
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	grave, err := l.deleteLocked(name)
+	unlock() // the topic is gone for everyone; its files go at leisure
+	if err != nil {
+		return err
+	}
+	return removeGrave(name, grave)
+}
+
+// deleteLocked is DeleteTopic under the name's admin lock, up to the
+// removal of the files: it returns where they were moved.
+func (l *Log) deleteLocked(name string) (grave string, err error) {
 	dir := l.topicDir(name)
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
-		return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+		return "", fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
 	l.mu.Lock()
 	t := l.topics[name]
@@ -360,10 +379,10 @@ func (l *Log) DeleteTopic(name string) error {
 		t.close(topicDeleted(name))
 	}
 	if err := markDeleted(dir); err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	adminHook(hookDeleteMarked, name)
-	return l.discardTopicDir(name)
+	return l.buryTopicDir(name)
 }
 
 // topicDeleted is what calls on a handle of a deleted topic fail with.

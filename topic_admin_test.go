@@ -383,6 +383,21 @@ func pauseAdmin(t *testing.T, name, point string) (reached, busy <-chan struct{}
 	return r, b, release
 }
 
+// startWaiting runs call, an admin call on a name whose lock another call
+// holds (stopped by pauseAdmin), and checks that it waits for the lock
+// rather than return. The returned channel gets its result.
+func startWaiting(t *testing.T, busy <-chan struct{}, what string, call func() error) <-chan error {
+	t.Helper()
+	res := make(chan error, 1)
+	go func() { res <- call() }()
+	select {
+	case <-busy:
+	case err := <-res:
+		t.Fatalf("%s returned %v; it must wait for the call under way", what, err)
+	}
+	return res
+}
+
 // TestTopicAdminWaitsForCreate stops a CreateTopic after it made the
 // partition directories and before topic.json, and makes admin calls on
 // the name through another Log meanwhile: each waits for the create, then
@@ -435,13 +450,7 @@ func TestTopicAdminWaitsForCreate(t *testing.T) {
 				t.Errorf("Producer while the create is unfinished: %v, want ErrTopicNotFound", err)
 			}
 
-			res := make(chan error, 1)
-			go func() { res <- tt.call(other) }()
-			select {
-			case <-busy:
-			case err := <-res:
-				t.Fatalf("%s returned %v while the create was unfinished; it must wait for it", tt.name, err)
-			}
+			res := startWaiting(t, busy, tt.name+" during an unfinished create", func() error { return tt.call(other) })
 			release()
 			if err := <-created; err != nil {
 				t.Fatalf("CreateTopic: %v", err)
@@ -473,13 +482,7 @@ func TestTopicAdminDeleteWhileCreating(t *testing.T) {
 	if _, err := p.Send(context.Background(), Record{Value: []byte("too late")}); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("Send while the delete is under way: %v, want ErrTopicNotFound", err)
 	}
-	res := make(chan error, 1)
-	go func() { res <- creator.CreateTopic("x", TopicConfig{Partitions: 1}) }()
-	select {
-	case <-busy:
-	case err := <-res:
-		t.Fatalf("CreateTopic returned %v while a delete was under way; it must wait for it", err)
-	}
+	res := startWaiting(t, busy, "CreateTopic during a delete", func() error { return creator.CreateTopic("x", TopicConfig{Partitions: 1}) })
 	release()
 	if err := <-deleted; err != nil {
 		t.Fatalf("DeleteTopic: %v", err)
@@ -513,13 +516,9 @@ func TestTopicAlterSerialized(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- l1.AlterTopic("x", func(c *TopicConfig) { c.RetentionBytes += 1 << 20 }) }()
 	<-reached
-	second := make(chan error, 1)
-	go func() { second <- l2.AlterTopic("x", func(c *TopicConfig) { c.RetentionAge += time.Hour }) }()
-	select {
-	case <-busy:
-	case err := <-second:
-		t.Fatalf("AlterTopic returned %v while another was between its read and its write", err)
-	}
+	second := startWaiting(t, busy, "AlterTopic during another", func() error {
+		return l2.AlterTopic("x", func(c *TopicConfig) { c.RetentionAge += time.Hour })
+	})
 	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)

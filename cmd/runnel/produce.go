@@ -105,6 +105,14 @@ func produce(ctx context.Context, c *cli, p *runnel.Producer, sep []byte, partit
 	go func() {
 		select {
 		case <-ctx.Done():
+			// main cancels ctx once produce has returned too: when this
+			// goroutine wakes late, both are ready, and only a ctx that
+			// ended first is an interrupt.
+			select {
+			case <-stopSignals:
+				return
+			default:
+			}
 		case <-stopSignals:
 			return
 		}
