@@ -128,7 +128,7 @@ func TestUsageAndExitStatus(t *testing.T) {
 		{[]string{"topics", "alter", "t"}, 2, "nothing to change"},
 		{[]string{"topics", "alter", "t", "-partitions", "9"}, 2, "cannot change"},
 		{[]string{"consume", "t", "-from-beginning", "-offset", "3"}, 2, "at most one"},
-		{[]string{"consume", "t", "-format", "xml"}, 2, "want value or json"},
+		{[]string{"consume", "t", "-format", "xml"}, 2, "want value, json or a format"},
 		{[]string{"consume", "t", "-group", "g", "-partition", "0"}, 2, "-partition cannot go with -group"},
 		{[]string{"produce", "t", "-durability", "maybe"}, 2, "want durable or buffered"},
 		{[]string{"groups", "reset", "g", "t"}, 2, "exactly one"},
