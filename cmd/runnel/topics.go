@@ -175,8 +175,8 @@ it. The number of partitions cannot change.`,
 		},
 	})
 	register(&command{
-		name:    "topics delete",
-		args:    "NAME",
+		name:     "topics delete",
+		args:     "NAME",
 		summary:  "delete a topic and all its records",
 		nargs:    [2]int{1, 1},
 		complete: []argKind{argTopic},
