@@ -288,6 +288,9 @@ func (k *consumer) loop(ctx context.Context) error {
 			if !k.f.follow && r.Offset >= k.ends[r.Partition] {
 				continue // appended after the run began
 			}
+			if next, ok := k.printed[r.Partition]; ok && r.Offset != next {
+				k.jumped(r.Partition, r.Offset)
+			}
 			if err := k.print.print(r); err != nil {
 				return err
 			}
@@ -323,19 +326,26 @@ func (k *consumer) loop(ctx context.Context) error {
 	}
 }
 
-// poll returns the records available; without -follow it waits only
-// briefly, as the run ends once every partition is at its end.
+// poll returns the records available. Without -follow it waits only
+// briefly, as the run ends once every partition is at its end; a group
+// member that follows waits at most a second, so that what it printed is
+// committed while no new records come.
 func (k *consumer) poll(ctx context.Context) ([]runnel.Record, error) {
-	if k.f.follow {
+	wait := 100 * time.Millisecond
+	switch {
+	case k.f.follow && k.f.group == "":
 		return k.c.Poll(ctx)
+	case k.f.follow:
+		wait = time.Second
+	default:
+		recs, err := k.c.TryPoll()
+		if err != nil || len(recs) > 0 {
+			return recs, err
+		}
 	}
-	recs, err := k.c.TryPoll()
-	if err != nil || len(recs) > 0 {
-		return recs, err
-	}
-	pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	recs, err = k.c.Poll(pctx)
+	recs, err := k.c.Poll(pctx)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		err = nil
 	}
@@ -358,11 +368,18 @@ func (k *consumer) atEnd(began time.Time) bool {
 	return true
 }
 
-// followResets takes, for each partition whose position moved without a
-// record of it being delivered — a forced "groups reset" applied inside
-// Poll, or a partition taken back after another member moved it on — the
-// new position as what was printed and committed (the library committed
-// it), so that the next commit does not move the group back.
+// jumped notes that partition p's position moved to offset without this
+// run reading up to it: a forced "groups reset" applied inside Poll, or a
+// partition taken back after another member moved it on. Either way the
+// group's committed offset is now offset, not what this run last
+// committed, so the next commit must be written even if it repeats that.
+func (k *consumer) jumped(p int, offset int64) {
+	k.committed[p] = offset
+}
+
+// followResets catches the jumps of partitions that delivered no record
+// in the last poll: it takes the new position as what was printed and
+// committed, so that the next commit does not move the group back.
 func (k *consumer) followResets(recs []runnel.Record) {
 	delivered := map[int]bool{}
 	for _, r := range recs {
@@ -370,7 +387,8 @@ func (k *consumer) followResets(recs []runnel.Record) {
 	}
 	for p, off := range k.printed {
 		if pos := k.c.Position(p); !delivered[p] && pos >= 0 && pos != off {
-			k.printed[p], k.committed[p] = pos, pos
+			k.jumped(p, pos)
+			k.printed[p] = pos
 		}
 	}
 }

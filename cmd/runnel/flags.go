@@ -168,10 +168,21 @@ func flagError(err error) error {
 		return usagef("flag provided but not defined: -%s", name)
 	case errors.As(err, &noValue):
 		return usagef("flag needs an argument: -%s", noValue.GetFlag().Name)
-	case errors.As(err, &invalid) && errors.As(err, &num):
-		return usagef("invalid value %q for -%s: want a number", invalid.GetValue(), invalid.GetFlag().Name)
 	case errors.As(err, &invalid):
-		return usagef("invalid value %q for -%s: %v", invalid.GetValue(), invalid.GetFlag().Name, errors.Unwrap(err))
+		why := errors.Unwrap(err)
+		if errors.As(err, &num) {
+			why = errors.New("want a number")
+		}
+		return usagef("invalid value %q for %s: %v", invalid.GetValue(), flagNames(invalid.GetFlag()), why)
 	}
 	return usageError{err.Error()}
+}
+
+// flagNames is how an error names a flag: -count, or -n (-count) when it
+// has a letter too (-nope is -n with the value "ope").
+func flagNames(f *pflag.Flag) string {
+	if f.Shorthand != "" {
+		return fmt.Sprintf("-%s (-%s)", f.Shorthand, f.Name)
+	}
+	return "-" + f.Name
 }

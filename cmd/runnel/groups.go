@@ -22,13 +22,13 @@ func init() {
 		args:    "[-format text|json]",
 		summary: "list the consumer groups, one per line",
 		describe: `
-With -format json: an array of {"name", "topics": [{"topic"}]}, the topics
-being those the group has offsets for.`,
+With -format json: an array of {"name", "topics"}, the topics being those
+the group has offsets for.`,
 		flags: func(fs *pflag.FlagSet) { outputFlag(fs, &listFormat) },
 		nargs: [2]int{0, 0},
 		run: listWith(&listFormat, (*runnel.Log).ListGroups, func(l *runnel.Log, name string) (any, error) {
 			info, err := l.DescribeGroup(name)
-			return newJSONGroup(info, false), err
+			return newJSONGroupEntry(info), err
 		}),
 	})
 	var describeFormat string
@@ -44,9 +44,7 @@ committed, committed_at, end, lag and owner are null when unknown.`,
 		flags:    func(fs *pflag.FlagSet) { outputFlag(fs, &describeFormat) },
 		nargs:    [2]int{1, 1},
 		complete: []argKind{argGroup},
-		run: describeWith(&describeFormat, (*runnel.Log).DescribeGroup, printGroup, func(info runnel.GroupInfo) jsonGroup {
-			return newJSONGroup(info, true)
-		}),
+		run:      describeWith(&describeFormat, (*runnel.Log).DescribeGroup, printGroup, newJSONGroup),
 	})
 	var (
 		toEarliest, toLatest bool

@@ -68,13 +68,18 @@ func newJSONRecord(topic string, r runnel.Record) jsonRecord {
 	}
 }
 
-// jsonTopic is "topics describe -format json", and with only name and
-// partitions filled, one element of "topics list -format json".
+// jsonTopicEntry is one element of "topics list -format json".
+type jsonTopicEntry struct {
+	Name       string `json:"name"`
+	Partitions int    `json:"partitions"`
+}
+
+// jsonTopic is "topics describe -format json".
 type jsonTopic struct {
 	Name       string               `json:"name"`
 	Partitions int                  `json:"partitions"`
-	Config     *runnel.TopicConfig  `json:"config,omitempty"` // as stored in topic.json
-	Offsets    []jsonPartitionState `json:"offsets,omitempty"`
+	Config     runnel.TopicConfig   `json:"config"` // as stored in topic.json
+	Offsets    []jsonPartitionState `json:"offsets"`
 }
 
 type jsonPartitionState struct {
@@ -87,7 +92,7 @@ type jsonPartitionState struct {
 }
 
 func newJSONTopic(info runnel.TopicInfo) jsonTopic {
-	t := jsonTopic{Name: info.Name, Partitions: len(info.Partitions), Config: &info.Config, Offsets: []jsonPartitionState{}}
+	t := jsonTopic{Name: info.Name, Partitions: len(info.Partitions), Config: info.Config, Offsets: []jsonPartitionState{}}
 	for _, p := range info.Partitions {
 		t.Offsets = append(t.Offsets, jsonPartitionState{
 			Partition: p.Partition, StartOffset: p.StartOffset, NextOffset: p.NextOffset,
@@ -97,8 +102,22 @@ func newJSONTopic(info runnel.TopicInfo) jsonTopic {
 	return t
 }
 
-// jsonGroup is "groups describe -format json", and with only name and
-// topics filled, one element of "groups list -format json".
+// jsonGroupEntry is one element of "groups list -format json": a group
+// and the topics it has offsets for.
+type jsonGroupEntry struct {
+	Name   string   `json:"name"`
+	Topics []string `json:"topics"`
+}
+
+func newJSONGroupEntry(info runnel.GroupInfo) jsonGroupEntry {
+	g := jsonGroupEntry{Name: info.Group, Topics: []string{}}
+	for _, t := range info.Topics {
+		g.Topics = append(g.Topics, t.Topic)
+	}
+	return g
+}
+
+// jsonGroup is "groups describe -format json".
 type jsonGroup struct {
 	Name   string           `json:"name"`
 	Topics []jsonGroupTopic `json:"topics"`
@@ -106,8 +125,8 @@ type jsonGroup struct {
 
 type jsonGroupTopic struct {
 	Topic      string               `json:"topic"`
-	Members    []jsonMember         `json:"members,omitempty"`
-	Partitions []jsonGroupPartition `json:"partitions,omitempty"`
+	Members    []jsonMember         `json:"members"`
+	Partitions []jsonGroupPartition `json:"partitions"`
 }
 
 type jsonMember struct {
@@ -137,14 +156,10 @@ func known[T int | int64](n T) *T {
 	return &n
 }
 
-func newJSONGroup(info runnel.GroupInfo, detail bool) jsonGroup {
+func newJSONGroup(info runnel.GroupInfo) jsonGroup {
 	g := jsonGroup{Name: info.Group, Topics: []jsonGroupTopic{}}
 	for _, t := range info.Topics {
-		gt := jsonGroupTopic{Topic: t.Topic}
-		if detail {
-			gt.Members, gt.Partitions = groupMembers(t), groupPartitions(t)
-		}
-		g.Topics = append(g.Topics, gt)
+		g.Topics = append(g.Topics, jsonGroupTopic{Topic: t.Topic, Members: groupMembers(t), Partitions: groupPartitions(t)})
 	}
 	return g
 }

@@ -242,6 +242,11 @@ func produce(ctx context.Context, c *cli, p *runnel.Producer, recs iter.Seq2[run
 		case <-stopSignals:
 			return
 		}
+		select {
+		case <-stopSignals:
+			return // done already; ctx ends as the command returns
+		default:
+		}
 		// Interrupted: what was sent is flushed, the rest never read.
 		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

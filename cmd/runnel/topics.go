@@ -94,7 +94,7 @@ With -format json: an array of {"name", "partitions"}.`,
 		nargs: [2]int{0, 0},
 		run: listWith(&listFormat, (*runnel.Log).Topics, func(l *runnel.Log, name string) (any, error) {
 			info, err := l.DescribeTopic(name)
-			return jsonTopic{Name: name, Partitions: len(info.Partitions)}, err
+			return jsonTopicEntry{Name: name, Partitions: len(info.Partitions)}, err
 		}),
 	})
 	var describeFormat string
