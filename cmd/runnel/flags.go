@@ -79,15 +79,7 @@ func subcommand(cmd *cobra.Command, name string) *cobra.Command {
 
 // lookupFlag finds a long flag of cmd or one it inherits.
 func lookupFlag(cmd *cobra.Command, name string) *pflag.Flag {
-	if f := cmd.Flags().Lookup(name); f != nil {
-		return f
-	}
-	for p := cmd.Parent(); p != nil; p = p.Parent() {
-		if f := p.PersistentFlags().Lookup(name); f != nil {
-			return f
-		}
-	}
-	return nil
+	return inheritedFlag(cmd, func(fs *pflag.FlagSet) *pflag.Flag { return fs.Lookup(name) })
 }
 
 // lookupShort finds the one-letter flag that word (after its dash) starts
@@ -96,12 +88,17 @@ func lookupShort(cmd *cobra.Command, word string) *pflag.Flag {
 	if word == "" {
 		return nil
 	}
-	letter := word[:1]
-	if f := cmd.Flags().ShorthandLookup(letter); f != nil {
+	return inheritedFlag(cmd, func(fs *pflag.FlagSet) *pflag.Flag { return fs.ShorthandLookup(word[:1]) })
+}
+
+// inheritedFlag looks in cmd's flags, then in its ancestors' persistent
+// ones.
+func inheritedFlag(cmd *cobra.Command, look func(*pflag.FlagSet) *pflag.Flag) *pflag.Flag {
+	if f := look(cmd.Flags()); f != nil {
 		return f
 	}
 	for p := cmd.Parent(); p != nil; p = p.Parent() {
-		if f := p.PersistentFlags().ShorthandLookup(letter); f != nil {
+		if f := look(p.PersistentFlags()); f != nil {
 			return f
 		}
 	}

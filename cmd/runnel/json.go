@@ -91,13 +91,17 @@ type jsonPartitionState struct {
 	Bytes       int64 `json:"bytes"`
 }
 
+func newPartitionState(p runnel.PartitionInfo) jsonPartitionState {
+	return jsonPartitionState{
+		Partition: p.Partition, StartOffset: p.StartOffset, NextOffset: p.NextOffset,
+		Records: p.NextOffset - p.StartOffset, Segments: p.Segments, Bytes: p.Bytes,
+	}
+}
+
 func newJSONTopic(info runnel.TopicInfo) jsonTopic {
 	t := jsonTopic{Name: info.Name, Partitions: len(info.Partitions), Config: info.Config, Offsets: []jsonPartitionState{}}
 	for _, p := range info.Partitions {
-		t.Offsets = append(t.Offsets, jsonPartitionState{
-			Partition: p.Partition, StartOffset: p.StartOffset, NextOffset: p.NextOffset,
-			Records: p.NextOffset - p.StartOffset, Segments: p.Segments, Bytes: p.Bytes,
-		})
+		t.Offsets = append(t.Offsets, newPartitionState(p))
 	}
 	return t
 }

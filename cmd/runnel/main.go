@@ -36,8 +36,13 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// command is one subcommand: "produce", or "topics create". Each file
-// registers its commands from init; main turns them into the command tree.
+// command is one subcommand: "produce", or "topics create". A command is
+// one file whose init calls register; newTree makes the cobra command tree
+// from them (a group command for each first word of a two-word name), so
+// nothing else changes to add one. Flags are defined on a pflag.FlagSet,
+// whose StringVar, BoolVar, IntVar... are the standard library's, plus
+// ...VarP forms with a one-letter name; fs.Changed(name) tells whether a
+// flag was given. Flags every command takes go in (*cli).globalFlags.
 type command struct {
 	name     string
 	args     string // synopsis after the name, flags included

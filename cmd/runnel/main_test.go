@@ -33,7 +33,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "runnel")
-	args := []string{"build", "-o", binPath}
+	// -trimpath, as TestVersionFromCommit builds a clone: the two builds
+	// then share the build cache.
+	args := []string{"build", "-trimpath", "-o", binPath}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

@@ -125,14 +125,9 @@ type statReport struct {
 }
 
 type statPartition struct {
-	Topic       string   `json:"topic"`
-	Partition   int      `json:"partition"`
-	StartOffset int64    `json:"start_offset"`
-	NextOffset  int64    `json:"next_offset"`
-	Records     int64    `json:"records"`
-	Segments    int      `json:"segments"`
-	Bytes       int64    `json:"bytes"`
-	AppendRate  *float64 `json:"append_rate"` // records per second; null if not seen before
+	Topic string `json:"topic"`
+	jsonPartitionState
+	AppendRate *float64 `json:"append_rate"` // records per second; null if not seen before
 }
 
 type statGroup struct {
@@ -175,11 +170,7 @@ func compare(prev, cur stats) statReport {
 	for _, t := range cur.topics {
 		for _, p := range t.Partitions {
 			old, ok := appended[partKey{t.Name, p.Partition}]
-			r.Topics = append(r.Topics, statPartition{
-				Topic: t.Name, Partition: p.Partition, StartOffset: p.StartOffset, NextOffset: p.NextOffset,
-				Records: p.NextOffset - p.StartOffset, Segments: p.Segments, Bytes: p.Bytes,
-				AppendRate: rate(p.NextOffset, old, ok),
-			})
+			r.Topics = append(r.Topics, statPartition{Topic: t.Name, jsonPartitionState: newPartitionState(p), AppendRate: rate(p.NextOffset, old, ok)})
 		}
 	}
 	for _, g := range cur.groups {
