@@ -247,9 +247,9 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	// (rather than killing the process, so that a group commits what
 	// was printed), or, while waiting for records, the pipe reports it.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, gone := context.WithCancelCause(ctx)
-	defer gone(nil)
-	stopWatch := watchReader(os.Stdout, func() { gone(errReaderGone) })
+	ctx, gone := context.WithCancel(ctx)
+	defer gone()
+	stopWatch := watchReader(os.Stdout, gone)
 	defer stopWatch()
 
 	err = k.loop(ctx)
@@ -269,9 +269,6 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	}
 	return err
 }
-
-// errReaderGone is why a run whose output nobody reads any more ends.
-var errReaderGone = errors.New("the reader of standard output went away")
 
 // loop prints records until the end (without -follow), the count, Ctrl-C,
 // the reader going away, or an error.
