@@ -179,7 +179,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 		if err != nil {
 			l.removeConsumer(c)
 		}
-		return gc, err
+		return gc, l.orGone(t, err)
 	}
 	parts := o.Partitions
 	if parts == nil {
@@ -271,7 +271,7 @@ func (c *Consumer) rebuildWords() {
 func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 	for {
 		if err := c.groupTick(); err != nil {
-			return nil, err
+			return nil, c.log.orGone(c.topic, err)
 		}
 		n := len(c.readers)
 		for i := range n {
@@ -307,7 +307,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 // available.
 func (c *Consumer) TryPoll() ([]Record, error) {
 	if err := c.groupTick(); err != nil {
-		return nil, err
+		return nil, c.log.orGone(c.topic, err)
 	}
 	return c.poll()
 }
@@ -317,13 +317,14 @@ func (c *Consumer) poll() ([]Record, error) {
 		return nil, ErrClosed
 	}
 	c.recs = c.recs[:0]
+	// A deleted topic first: a reader's error may come from the delete.
+	if err := c.checkDeleted(); err != nil {
+		return nil, err
+	}
 	for _, err := range c.rerr {
 		if err != nil {
 			return nil, err
 		}
-	}
-	if err := c.checkDeleted(); err != nil {
-		return nil, err
 	}
 	n := len(c.readers)
 	for i := range n {

@@ -73,8 +73,9 @@
 // of one blocks nothing; the next call on the name cleans up after it.
 // Producers and consumers of a deleted topic, in every process, fail with
 // ErrTopicNotFound; a topic created again under the same name has a new
-// ID (TopicInfo.ID), and handles of the old one never write into or read
-// from it.
+// ID (TopicInfo.ID), handles of the old one never write into or read from
+// it, and consumer groups start on it with no committed offsets (DeleteTopic
+// drops them, as Kafka does).
 //
 // # Consumer groups
 //

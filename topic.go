@@ -115,6 +115,11 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 	if err := l.clearLeftover(name); err != nil {
 		return err
 	}
+	// Offsets a DeleteTopic that died left behind would be taken for the
+	// new topic's.
+	if err := l.removeGroupOffsets(name); err != nil {
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
+	}
 	// Partition directories first, topic.json last: the topic exists for
 	// every process exactly when its config file does.
 	for p := 0; p < cfg.Partitions; p++ {
@@ -339,12 +344,14 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	}
 }
 
-// DeleteTopic removes a topic and all its data. It fails with
-// ErrTopicNotFound if there is no such topic. A DeleteTopic that meets a
-// CreateTopic of the same name under way waits for it: it deletes only a
-// topic it sees complete. Producers and consumers of the topic in this Log
-// are closed (their calls fail with ErrTopicNotFound); other Logs' and
-// processes' handles fail so on their next use.
+// DeleteTopic removes a topic and all its data, and every consumer
+// group's committed offsets for it, as Kafka does: a topic created again
+// under the name starts with none. It fails with ErrTopicNotFound if there
+// is no such topic. A DeleteTopic that meets a CreateTopic of the same
+// name under way waits for it: it deletes only a topic it sees complete.
+// Producers and consumers of the topic in this Log are closed (their calls
+// fail with ErrTopicNotFound); other Logs' and processes' handles fail so
+// on their next use.
 func (l *Log) DeleteTopic(name string) error {
 	if err := l.checkOpen(); err != nil {
 		return err
@@ -382,7 +389,63 @@ func (l *Log) deleteLocked(name string) (grave string, err error) {
 		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	adminHook(hookDeleteMarked, name)
-	return l.buryTopicDir(name)
+	grave, err = l.buryTopicDir(name)
+	if err != nil {
+		return grave, err
+	}
+	if err := l.removeGroupOffsets(name); err != nil {
+		return grave, fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
+	return grave, nil
+}
+
+// openGroupOffsets opens group's offsets file for topic t, creating it if
+// there is none. It creates the file under the name's admin lock, having
+// checked that t is still the topic: a member joining while the topic is
+// deleted must not leave a file behind (DeleteTopic removes them under the
+// same lock) that a topic created again under the name would take for
+// its own. Whatever goes wrong once t is no longer the topic is
+// ErrTopicNotFound.
+func (l *Log) openGroupOffsets(t *topic, group string) (*offsetsFile, error) {
+	off, err := openOffsets(l.dir, group, t.name, len(t.parts), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		var unlock func()
+		if unlock, err = l.lockTopicName(t.name); err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if !l.topicCurrent(t) {
+			return nil, topicDeleted(t.name)
+		}
+		off, err = openOffsets(l.dir, group, t.name, len(t.parts), true)
+	}
+	if err != nil && !l.topicCurrent(t) {
+		return nil, fmt.Errorf("%w (%v)", topicDeleted(t.name), err)
+	}
+	return off, err
+}
+
+// removeGroupOffsets removes every group's offsets file for topic name,
+// as Kafka drops a deleted topic's committed offsets: a topic created
+// again under the name starts with none, whatever its partition count.
+// Members still attached to a removed file keep it until they close, and
+// learn from the partitions that the topic is gone. The caller holds the
+// name's admin lock, and the topic does not exist (any more, or yet).
+func (l *Log) removeGroupOffsets(name string) error {
+	groups, err := os.ReadDir(filepath.Join(l.dir, "groups"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, g := range groups {
+		if !g.IsDir() || validateName("group", g.Name()) != nil {
+			continue
+		}
+		if err := os.Remove(offsetsPath(l.dir, g.Name(), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // topicDeleted is what calls on a handle of a deleted topic fail with.

@@ -81,7 +81,7 @@ func adminChurn(l *Log, seed uint64, ops, alters int) (*churnCounts, []string) {
 	ctx := context.Background()
 	for range ops {
 		name := churnNames[rng.IntN(len(churnNames))]
-		switch rng.IntN(7) {
+		switch rng.IntN(8) {
 		case 0:
 			parts := 1 + rng.IntN(3)
 			if check("CreateTopic", name, l.CreateTopic(name, TopicConfig{Partitions: parts, SegmentBytes: minSegmentBytes}), ErrTopicExists) {
@@ -125,6 +125,17 @@ func adminChurn(l *Log, seed uint64, ops, alters int) (*churnCounts, []string) {
 				}
 			}
 			check("Consumer.Close", name, c.Close())
+		case 7:
+			c, err := l.Consumer(name, &ConsumerOptions{Group: "g"})
+			if !check("Consumer(group)", name, err, ErrTopicNotFound) {
+				continue
+			}
+			for range 1 + rng.IntN(3) {
+				if _, err := c.TryPoll(); !check("TryPoll(group)", name, err, ErrTopicNotFound) {
+					break
+				}
+			}
+			check("Consumer(group).Close", name, c.Close(), ErrTopicNotFound)
 		}
 	}
 	for range alters {
@@ -533,6 +544,73 @@ func TestTopicAlterSerialized(t *testing.T) {
 		}
 	}
 	checkNoAdminDebris(t, dir)
+}
+
+// TestTopicDeleteDropsGroupOffsets: deleting a topic drops every group's
+// offsets for it, as Kafka does, so that a topic created again under the
+// name, with another partition count, starts afresh for the same group. A
+// member that joins while the delete is under way gets ErrTopicNotFound
+// and leaves no offsets file behind for the new topic to trip over.
+func TestTopicDeleteDropsGroupOffsets(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "x", TopicConfig{Partitions: 3})
+	p := mustProducer(t, l, "x", nil)
+	for i := range 6 {
+		if _, err := p.Send(context.Background(), Record{Key: []byte{byte(i)}, Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := mustConsumer(t, l, "x", &ConsumerOptions{Group: "g", DisableAutoCommit: true})
+	if recs := pollUntil(t, c, 6, patience); len(recs) != 6 {
+		t.Fatalf("read %d records", len(recs))
+	}
+	if err := c.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if groups, err := l.ListGroups(); err != nil || !slices.Equal(groups, []string{"g"}) {
+		t.Fatalf("ListGroups: %v, %v", groups, err)
+	}
+
+	// A member joins while the delete is under way.
+	reached, busy, release := pauseAdmin(t, "x", hookDeleteMarked)
+	os.Remove(offsetsPath(dir, "g", "x")) // so that the joiner must create it
+	deleted := make(chan error, 1)
+	go func() { deleted <- l.DeleteTopic("x") }()
+	<-reached
+	joined := startWaiting(t, busy, "a group member's first join during a delete", func() error {
+		c, err := openTest(t, dir, nil).Consumer("x", &ConsumerOptions{Group: "g"})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	release()
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-joined; !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("joining the group during the delete: %v, want ErrTopicNotFound", err)
+	}
+	if _, err := os.Stat(offsetsPath(dir, "g", "x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("offsets file of the deleted topic: %v, want none", err)
+	}
+	if _, err := l.DescribeGroup("g"); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("DescribeGroup after the delete: %v, want ErrGroupNotFound", err)
+	}
+
+	// The same name again, one partition: the group starts from nothing.
+	mustCreate(t, l, "x", TopicConfig{Partitions: 1})
+	p = mustProducer(t, l, "x", nil)
+	if _, err := p.Send(context.Background(), Record{Value: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	c = mustConsumer(t, l, "x", &ConsumerOptions{Group: "g"})
+	recs := pollUntil(t, c, 1, patience)
+	if len(recs) != 1 || recs[0].Offset != 0 || string(recs[0].Value) != "new" {
+		t.Errorf("the group on the new topic read %+v, want its one record", recs)
+	}
 }
 
 // topicAdminDieMain creates topic $RUNNEL_ADMIN_TOPIC with 4 partitions in
