@@ -123,9 +123,9 @@ func (p *partition) close(reason error) error {
 // p.dir names a partition of another incarnation or nothing, and that
 // incarnation's meta must not stand in for this one's (whose deleted
 // flag would stop the caller). So it checks, after opening, that the
-// topic's directory is still the one the handle was loaded from, and fails
-// with ErrTopicNotFound otherwise. Checking after suffices: a delete sets
-// the flag in the meta files before it moves the directory.
+// handle is still current (Log.topicCurrent: the same directory and topic
+// ID), and fails with ErrTopicNotFound otherwise. Checking after suffices:
+// a delete sets the flag in the meta files before it moves the directory.
 func (p *partition) openShared() (*metaMap, error) {
 	m, err := openMeta(p.dir)
 	if err != nil {
