@@ -1,0 +1,197 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. Requests are read, handled and answered
+// one at a time, in order, as a Kafka broker does (a client that wants
+// concurrency opens more connections, as every Kafka client does).
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	idle   atomic.Bool // waiting for the next request: Shutdown may cut the wait
+
+	clientID string
+	sasl     saslState
+	fetch    fetchSession
+
+	out []byte // response buffer, reused
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+}
+
+// wakeIdle ends the wait of a connection that is between requests; a
+// connection handling one notices the shutdown after answering it.
+func (c *conn) wakeIdle() {
+	if c.idle.Load() {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// errCloseConn says the connection must close after a log line: the
+// client broke the protocol.
+var errCloseConn = errors.New("closing connection")
+
+func (c *conn) serve() {
+	s := c.s
+	s.stats.connsOpen.Add(1)
+	defer s.stats.connsOpen.Add(-1)
+	defer c.nc.Close()
+	defer c.fetch.close()
+	if s.opts.TLS != nil {
+		tc := tls.Server(c.nc, s.opts.TLS)
+		c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			s.opts.Logger.Info("kafka: TLS handshake failed", "remote", c.remote, "err", err)
+			return
+		}
+		c.nc.SetDeadline(time.Time{})
+		c.nc = tc
+	}
+	c.sasl.required = s.opts.Credentials != nil
+	var size [4]byte
+	for {
+		// The deadline first, then the check: Shutdown sets closing
+		// before it cuts idle reads, so one of the two stops this read.
+		c.idle.Store(true)
+		if s.opts.IdleTimeout > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
+		} else {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		if s.closing.Load() {
+			return
+		}
+		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+			c.idle.Store(false)
+			if errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
+				s.opts.Logger.Info("kafka: closing idle connection", "remote", c.remote, "idle", s.opts.IdleTimeout)
+			}
+			return
+		}
+		c.idle.Store(false)
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		// Key, version and correlation id are 8 bytes; anything else
+		// is checked before a byte is allocated for it.
+		if n < 8 || int64(n) > int64(s.opts.MaxRequestBytes) {
+			s.opts.Logger.Warn("kafka: request size out of bounds; closing connection", "remote", c.remote, "size", n, "max", s.opts.MaxRequestBytes)
+			return
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(c.nc, body); err != nil {
+			s.opts.Logger.Info("kafka: connection ended inside a request", "remote", c.remote, "err", err)
+			return
+		}
+		if err := c.handle(body); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.opts.Logger.Warn("kafka: "+err.Error(), "remote", c.remote)
+			}
+			return
+		}
+		if c.sasl.failed {
+			return // the failure was answered; the connection ends
+		}
+	}
+}
+
+// handle decodes one request, answers it and writes the answer.
+func (c *conn) handle(body []byte) error {
+	start := time.Now()
+	r := kbin.Reader{Src: body}
+	key, version, corr := r.Int16(), r.Int16(), r.Int32()
+	if id := r.NullableString(); id != nil {
+		c.clientID = *id
+	}
+	req := kmsg.RequestForKey(key)
+	spec, known := apis[key]
+	if req == nil || !known {
+		return fmt.Errorf("%w: unsupported API key %d", errCloseConn, key)
+	}
+	if version < 0 || version > req.MaxVersion() {
+		if key != kmsg.ApiVersions.Int16() {
+			return fmt.Errorf("%w: %s version %d is beyond what the decoder knows", errCloseConn, kmsg.NameForKey(key), version)
+		}
+		// A client newer than the server: answer v0 with the error and
+		// the supported versions, and it retries with one of them.
+		version = 0
+		req.SetVersion(0)
+		return c.reply(start, len(body), corr, req, c.apiVersions(nil, kerrUnsupportedVersion))
+	}
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&r)
+	}
+	if !r.Ok() {
+		return fmt.Errorf("%w: request header cut short", errCloseConn)
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		return fmt.Errorf("%w: malformed %s v%d request: %v", errCloseConn, kmsg.NameForKey(key), version, err)
+	}
+	if err := c.sasl.allow(key); err != nil {
+		return err
+	}
+	var resp kmsg.Response
+	var err error
+	if version < spec.min || version > spec.max {
+		resp, err = unsupportedVersion(req)
+	} else {
+		resp, err = c.dispatch(req)
+	}
+	if err != nil {
+		return err
+	}
+	return c.reply(start, len(body), corr, req, resp)
+}
+
+// reply writes resp (nil: no response, for acks=0 produce) and reports
+// the request to the stats and the OnRequest hook.
+func (c *conn) reply(start time.Time, in int, corr int32, req kmsg.Request, resp kmsg.Response) error {
+	s := c.s
+	s.stats.requests.Add(1)
+	var out int
+	var code int16
+	if resp != nil {
+		b := append(c.out[:0], 0, 0, 0, 0)
+		b = kbin.AppendInt32(b, corr)
+		// ApiVersions answers with header v0 even when flexible, so that
+		// a client that does not know the server yet can read it.
+		if resp.IsFlexible() && req.Key() != kmsg.ApiVersions.Int16() {
+			b = append(b, 0) // no tagged fields
+		}
+		b = resp.AppendTo(b)
+		binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+		if _, err := c.nc.Write(b); err != nil {
+			return err
+		}
+		out = len(b)
+		if cap(b) <= 1<<20 {
+			c.out = b // keep a modest buffer; drop a huge one
+		}
+		code = firstErrorCode(resp)
+	}
+	if code != 0 {
+		s.stats.requestErrors.Add(1)
+	}
+	if s.opts.OnRequest != nil {
+		s.opts.OnRequest(RequestEvent{
+			APIKey: req.Key(), API: kmsg.NameForKey(req.Key()), Version: req.GetVersion(),
+			ErrorCode: code, Duration: time.Since(start), BytesIn: in + 4, BytesOut: out,
+		})
+	}
+	return nil
+}
