@@ -122,13 +122,12 @@ func (c *conn) handle(body []byte) error {
 	if req == nil || !known {
 		return fmt.Errorf("%w: unsupported API key %d", errCloseConn, key)
 	}
-	if version < 0 || version > req.MaxVersion() {
+	if key == kmsg.ApiVersions.Int16() && version > spec.max || version < 0 || version > req.MaxVersion() {
 		if key != kmsg.ApiVersions.Int16() {
 			return fmt.Errorf("%w: %s version %d is beyond what the decoder knows", errCloseConn, kmsg.NameForKey(key), version)
 		}
 		// A client newer than the server: answer v0 with the error and
 		// the supported versions, and it retries with one of them.
-		version = 0
 		req.SetVersion(0)
 		return c.reply(start, len(body), corr, req, c.apiVersions(nil, kerrUnsupportedVersion))
 	}

@@ -48,7 +48,8 @@ type runnelMember struct {
 	open     []string         // topics with a Consumer, sorted
 	owned    map[string][]int // per topic: owned and not being revoked
 	revoking map[string][]int // per topic: owned, waiting for the client to let go
-	held     map[string][]int // per topic: what the Kafka client was last given
+	held     map[string][]int // per topic: what the Kafka client may be reading
+	given    map[string][]int // per topic: the last assignment SyncGroup gave
 	eager    bool             // the client gives everything up when it rejoins
 	ticks    uint64           // completed ticks of run
 	genTick  uint64           // the first tick after the current generation began
@@ -71,6 +72,7 @@ func newRunnelMember(g *group, id string) (*runnelMember, error) {
 		owned:    map[string][]int{},
 		revoking: map[string][]int{},
 		held:     map[string][]int{},
+		given:    map[string][]int{},
 	}
 	rm.cond = sync.NewCond(&rm.mu)
 	go rm.run()
@@ -100,11 +102,13 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
 	rm.mu.Lock()
 	rm.topics = topics
 	rm.eager = !cooperative
-	if rm.eager {
-		// An eager client gave all its partitions up before rejoining.
-		clear(rm.held)
-		rm.cond.Broadcast()
+	// A client rejoins only after giving up what it lost: an eager one
+	// gives up everything, a cooperative one keeps its last assignment.
+	clear(rm.held)
+	if !rm.eager {
+		maps.Copy(rm.held, rm.given)
 	}
+	rm.cond.Broadcast()
 	rm.mu.Unlock()
 	select {
 	case <-rm.subs:
@@ -246,8 +250,10 @@ func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
 }
 
 // revoked is OnRevoked: runnel is taking partitions away. It returns once
-// the Kafka client no longer holds them, running the member's commits
-// meanwhile, or when the member goes away.
+// the Kafka client no longer holds them — it was given an assignment
+// without them and then joined again, which a client does only after it
+// stopped reading what it lost — running the member's commits meanwhile,
+// or when the member goes away.
 func (rm *runnelMember) revoked(topic string, cons map[string]*runnel.Consumer, ps []int) {
 	rm.mu.Lock()
 	if rm.closing {
@@ -282,6 +288,8 @@ func (rm *runnelMember) revoked(topic string, cons map[string]*runnel.Consumer, 
 			f(cons)
 		case <-time.After(memberTick):
 		}
+		// SyncGroup waits for ticks; this one counts as one.
+		rm.snapshot(cons)
 	}
 }
 
@@ -291,9 +299,6 @@ func (rm *runnelMember) revoked(topic string, cons map[string]*runnel.Consumer, 
 func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
 	deadline := time.Now().Add(settle)
 	rm.mu.Lock()
-	// Partitions being revoked stop being held now, so the Consumers can
-	// release them while this waits for the others to settle.
-	rm.setHeldLocked()
 	for rm.ticks < rm.genTick+1 && !rm.closing && time.Now().Before(deadline) {
 		rm.waitLocked(deadline)
 	}
@@ -303,12 +308,12 @@ func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
 		time.Sleep(memberTick)
 	}
 	rm.mu.Lock()
-	held := rm.setHeldLocked()
+	given := rm.giveLocked()
 	rm.mu.Unlock()
 	var a kmsg.ConsumerMemberAssignment
-	for _, topic := range slices.Sorted(maps.Keys(held)) {
+	for _, topic := range slices.Sorted(maps.Keys(given)) {
 		t := kmsg.ConsumerMemberAssignmentTopic{Topic: topic}
-		for _, p := range held[topic] {
+		for _, p := range given[topic] {
 			t.Partitions = append(t.Partitions, int32(p))
 		}
 		a.Topics = append(a.Topics, t)
@@ -316,17 +321,20 @@ func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
 	return a.AppendTo(nil)
 }
 
-// setHeldLocked makes the owned partitions (less those being revoked) the
-// client's, and wakes revocations waiting for the client to let go.
-func (rm *runnelMember) setHeldLocked() map[string][]int {
-	clear(rm.held)
+// giveLocked makes the owned partitions (less those being revoked) the
+// client's assignment. Until the client joins again it may still read
+// what it had before, so those stay held too.
+func (rm *runnelMember) giveLocked() map[string][]int {
+	clear(rm.given)
 	for topic, ps := range rm.owned {
 		if len(ps) > 0 {
-			rm.held[topic] = slices.Clone(ps)
+			rm.given[topic] = slices.Clone(ps)
+			held := append(rm.held[topic], ps...)
+			slices.Sort(held)
+			rm.held[topic] = slices.Compact(held)
 		}
 	}
-	rm.cond.Broadcast()
-	return maps.Clone(rm.held)
+	return maps.Clone(rm.given)
 }
 
 // waitLocked waits on rm.cond until woken or the deadline.

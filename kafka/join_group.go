@@ -190,9 +190,11 @@ func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 		g.stable()
 	}
 	rn := m.rn
+	// Waiting must not outlast the member's session.
+	settle := min(syncSettle, m.session/3)
 	g.mu.Unlock()
 
-	assignment := rn.assignment(gen, syncSettle)
+	assignment := rn.assignment(gen, settle)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.members[m.id] != m || g.generation != gen {
@@ -200,6 +202,7 @@ func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 		return resp
 	}
 	m.assignment, m.synced = assignment, gen
+	g.touch(m)
 	resp.MemberAssignment = assignment
 	return resp
 }
