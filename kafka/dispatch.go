@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 
@@ -87,11 +88,16 @@ func unsupportedVersion(req kmsg.Request) (kmsg.Response, error) {
 		return failedProduce(pr, code), nil
 	}
 	resp := req.ResponseKind()
+	without := resp.AppendTo(nil)
 	f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode")
-	if !f.IsValid() || f.Kind() != reflect.Int16 {
+	if f.IsValid() && f.Kind() == reflect.Int16 {
+		f.SetInt(int64(code))
+	}
+	// At some versions a response has no top-level error code to carry
+	// the error (the field exists in the struct but is not encoded).
+	if bytes.Equal(without, resp.AppendTo(nil)) {
 		return nil, fmt.Errorf("%w: %s version %d is not supported", errCloseConn, kmsg.NameForKey(req.Key()), req.GetVersion())
 	}
-	f.SetInt(int64(code))
 	return resp, nil
 }
 

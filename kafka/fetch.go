@@ -188,12 +188,18 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 	}
 	if len(live) == 0 {
 		if wait {
+			c.s.waitingFetches.Add(1)
 			<-ctx.Done() // nothing can arrive: wait out MaxWait as Kafka does
+			c.s.waitingFetches.Add(-1)
 		}
 		return 0
 	}
 	results := make([][]runnel.Record, len(live))
 	errs := make([]error, len(live))
+	if wait {
+		c.s.waitingFetches.Add(1)
+		defer c.s.waitingFetches.Add(-1)
+	}
 	switch {
 	case !wait:
 		for i, tr := range live {

@@ -356,7 +356,7 @@ func (g *group) completeJoin() {
 			}
 		}
 		if m.rn != nil {
-			m.rn.newGeneration(g.protocol)
+			m.rn.newGeneration(g.generation)
 		}
 		m.join <- resp
 		m.join = nil

@@ -51,6 +51,8 @@ type runnelMember struct {
 	held     map[string][]int // per topic: what the Kafka client may be reading
 	given    map[string][]int // per topic: the last assignment SyncGroup gave
 	eager    bool             // the client gives everything up when it rejoins
+	gen      int32            // the current generation
+	givenGen int32            // the generation of the last assignment given
 	ticks    uint64           // completed ticks of run
 	genTick  uint64           // the first tick after the current generation began
 	closing  bool
@@ -119,8 +121,9 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
 
 // newGeneration notes that a generation began: SyncGroup answers from
 // ticks after it.
-func (rm *runnelMember) newGeneration(string) {
+func (rm *runnelMember) newGeneration(gen int32) {
 	rm.mu.Lock()
+	rm.gen = gen
 	rm.genTick = rm.ticks + 1
 	rm.mu.Unlock()
 }
@@ -246,7 +249,14 @@ func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
 	for _, p := range ps {
 		c.Seek(p, runnel.Latest)
 	}
-	rm.g.requestRebalance()
+	// A SyncGroup still to come hands them out; one already answered
+	// did not, and the client learns of them in another rebalance.
+	rm.mu.Lock()
+	answered := rm.givenGen == rm.gen && rm.gen != 0
+	rm.mu.Unlock()
+	if answered {
+		rm.g.requestRebalance()
+	}
 }
 
 // revoked is OnRevoked: runnel is taking partitions away. It returns once
@@ -325,6 +335,7 @@ func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
 // client's assignment. Until the client joins again it may still read
 // what it had before, so those stay held too.
 func (rm *runnelMember) giveLocked() map[string][]int {
+	rm.givenGen = rm.gen
 	clear(rm.given)
 	for topic, ps := range rm.owned {
 		if len(ps) > 0 {

@@ -30,6 +30,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	waitingFetches atomic.Int64 // fetches asleep for data: for tests
+
 	closing   atomic.Bool
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
