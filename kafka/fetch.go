@@ -83,6 +83,8 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 			*rp = kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			// Empty, not null: librdkafka refuses a null record set.
+			rp.RecordBatches = []byte{}
 			fp := &fetchPart{resp: rp, offset: p.FetchOffset, max: int(p.PartitionMaxBytes)}
 			if _, dup := tr.parts[int(p.Partition)]; dup || p.Partition < 0 {
 				rp.ErrorCode, fp.failed = kerr.InvalidRequest.Code, true
@@ -324,7 +326,8 @@ func (c *conn) finishFetch(tr *fetchTopicReq) {
 			hwm = fp.offset
 		}
 		fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = hwm, hwm, pi.StartOffset
-		if fp.resp.RecordBatches = fp.batch.finish(); fp.resp.RecordBatches != nil {
+		if b := fp.batch.finish(); b != nil {
+			fp.resp.RecordBatches = b
 			c.s.stats.fetchedRecords.Add(int64(fp.batch.count))
 			c.s.stats.fetchedBytes.Add(int64(len(fp.resp.RecordBatches)))
 		}
