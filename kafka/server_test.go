@@ -20,7 +20,7 @@ import (
 
 // testServer is a server on a loopback port over a fresh Log.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	log  *runnel.Log
 	srv  *Server
 	addr string
@@ -47,7 +47,7 @@ func (b *syncBuffer) String() string {
 
 // startServer serves a Log in a temporary directory; opts may be nil.
 // Everything is shut down when the test ends.
-func startServer(t *testing.T, opts *Options) *testServer {
+func startServer(t testing.TB, opts *Options) *testServer {
 	t.Helper()
 	l, err := runnel.Open(t.TempDir(), &runnel.Options{Durability: runnel.Buffered})
 	if err != nil {
@@ -56,7 +56,7 @@ func startServer(t *testing.T, opts *Options) *testServer {
 	return startServerOn(t, l, opts)
 }
 
-func startServerOn(t *testing.T, l *runnel.Log, opts *Options) *testServer {
+func startServerOn(t testing.TB, l *runnel.Log, opts *Options) *testServer {
 	t.Helper()
 	var o Options
 	if opts != nil {
@@ -159,7 +159,7 @@ func detach(r runnel.Record) runnel.Record {
 
 // rawConn speaks the protocol by hand, for requests clients never send.
 type rawConn struct {
-	t    *testing.T
+	t    testing.TB
 	nc   net.Conn
 	corr int32
 }
@@ -237,7 +237,7 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
