@@ -54,6 +54,9 @@ func BenchmarkProduce(b *testing.B) {
 				}
 				wg.Wait()
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+				if st := ts.srv.Stats(); st.Requests > 0 {
+					b.ReportMetric(float64(st.ProducedRecords)/float64(st.Requests), "records/request")
+				}
 			})
 		}
 		b.Run(fmt.Sprintf("value=%d/native", size), func(b *testing.B) {

@@ -41,11 +41,11 @@ func (c codec) String() string {
 	return fmt.Sprintf("codec(%d)", int(c))
 }
 
-// decompress returns the records area of a batch uncompressed. It never
-// produces (or allocates room for) more than limit bytes: a batch that
-// would is refused, so a small compressed request cannot make the server
-// allocate gigabytes.
-func decompress(c codec, src []byte, limit int) ([]byte, error) {
+// decompress returns the records area of a batch uncompressed, in buf's
+// memory when it is large enough. It never produces (or allocates room
+// for) more than limit bytes: a batch that would is refused, so a small
+// compressed request cannot make the server allocate gigabytes.
+func decompress(c codec, src []byte, limit int, buf []byte) ([]byte, error) {
 	var out []byte
 	var err error
 	switch c {
@@ -54,14 +54,14 @@ func decompress(c codec, src []byte, limit int) ([]byte, error) {
 	case codecGzip:
 		var zr *gzip.Reader
 		if zr, err = gzip.NewReader(bytes.NewReader(src)); err == nil {
-			out, err = readLimited(zr, limit)
+			out, err = readLimited(zr, limit, buf)
 		}
 	case codecSnappy:
-		out, err = unsnappy(src, limit)
+		out, err = unsnappy(src, limit, buf[:0])
 	case codecLZ4:
-		out, err = readLimited(lz4.NewReader(bytes.NewReader(src)), limit)
+		out, err = readLimited(lz4.NewReader(bytes.NewReader(src)), limit, buf)
 	case codecZstd:
-		out, err = zstdDecoder().DecodeAll(src, nil)
+		out, err = zstdDecoder().DecodeAll(src, buf[:0])
 		if err == nil && len(out) > limit {
 			err = errDecodedTooLarge
 		}
@@ -79,8 +79,8 @@ func decompress(c codec, src []byte, limit int) ([]byte, error) {
 
 // readLimited reads r to its end, failing once it yields more than limit
 // bytes. The buffer grows with what was read, never ahead of it.
-func readLimited(r io.Reader, limit int) ([]byte, error) {
-	var buf bytes.Buffer
+func readLimited(r io.Reader, limit int, into []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(into[:0])
 	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, err
@@ -97,17 +97,17 @@ var errDecodedTooLarge = fmt.Errorf("decompressed data over the limit")
 // which Java clients send; librdkafka and franz-go send one raw block.
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
-// unsnappy decodes a raw snappy block or xerial-framed blocks.
-func unsnappy(src []byte, limit int) ([]byte, error) {
+// unsnappy decodes a raw snappy block or xerial-framed blocks, appending
+// to out.
+func unsnappy(src []byte, limit int, out []byte) ([]byte, error) {
 	if !bytes.HasPrefix(src, xerialMagic) {
-		return unsnappyBlock(nil, src, limit)
+		return unsnappyBlock(out, src, limit)
 	}
 	// Magic, then version and minimum compatible version (int32 each),
 	// then blocks of a big-endian int32 length and a snappy block.
 	if len(src) < 16 {
 		return nil, fmt.Errorf("xerial header cut short")
 	}
-	var out []byte
 	for rest := src[16:]; len(rest) > 0; {
 		if len(rest) < 4 {
 			return nil, fmt.Errorf("xerial block length cut short")

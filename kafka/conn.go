@@ -15,9 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// conn is one client connection. Requests are read, handled and answered
-// one at a time, in order, as a Kafka broker does (a client that wants
-// concurrency opens more connections, as every Kafka client does).
+// conn is one client connection. Requests are handled one at a time, in
+// order, and answered in order, as a Kafka broker does — with one
+// exception that matters for throughput: a Produce is answered once its
+// batches are acknowledged, but the next Produce is read and queued while
+// the previous one is still being written and synced, so a client's
+// in-flight requests share the wait. Any other request waits until every
+// earlier one is answered.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -27,12 +31,29 @@ type conn struct {
 	clientID string
 	sasl     saslState
 	fetch    fetchSession
+	scratch  batchScratch // produce decoding, on the reader
 
-	out []byte // response buffer, reused
+	queue chan *answer // to the writer, in request order
+	last  *answer      // the latest queued
+	out   []byte       // response buffer, reused by the writer
 }
 
+// answer is one request's response on its way to the client.
+type answer struct {
+	req     kmsg.Request
+	corr    int32
+	start   time.Time
+	in      int
+	resp    kmsg.Response // nil: none (acks=0 produce)
+	wait    func()        // if set, the writer calls it before resp is complete
+	written chan struct{} // closed once written (or dropped)
+}
+
+// maxInFlight bounds the requests a connection has read but not answered.
+const maxInFlight = 32
+
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String()}
+	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), queue: make(chan *answer, maxInFlight)}
 }
 
 // wakeIdle ends the wait of a connection that is between requests; a
@@ -64,6 +85,20 @@ func (c *conn) serve() {
 		c.nc = tc
 	}
 	c.sasl.required = s.opts.Credentials != nil
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	close(c.queue)
+	<-written
+}
+
+// readLoop reads and handles requests until the client leaves, breaks the
+// protocol, idles out, or the server shuts down.
+func (c *conn) readLoop() {
+	s := c.s
 	var size [4]byte
 	for {
 		// The deadline first, then the check: Shutdown sets closing
@@ -104,8 +139,42 @@ func (c *conn) serve() {
 			return
 		}
 		if c.sasl.failed {
-			return // the failure was answered; the connection ends
+			return // the failure is answered; then the connection ends
 		}
+	}
+}
+
+// writeLoop writes the answers in order, waiting for each to complete.
+// After a failed write it only drains the queue: the connection is closed
+// for the reader to notice.
+func (c *conn) writeLoop() {
+	var failed bool
+	for a := range c.queue {
+		if a.wait != nil {
+			a.wait()
+		}
+		if !failed {
+			if err := c.reply(a); err != nil {
+				failed = true
+				c.nc.Close()
+			}
+		}
+		close(a.written)
+	}
+}
+
+// enqueue hands an answer to the writer.
+func (c *conn) enqueue(a *answer) {
+	a.written = make(chan struct{})
+	c.last = a
+	c.queue <- a
+}
+
+// barrier waits until every queued answer is written: requests other than
+// Produce are handled in strict order after everything before them.
+func (c *conn) barrier() {
+	if c.last != nil {
+		<-c.last.written
 	}
 }
 
@@ -129,7 +198,9 @@ func (c *conn) handle(body []byte) error {
 		// A client newer than the server: answer v0 with the error and
 		// the supported versions, and it retries with one of them.
 		req.SetVersion(0)
-		return c.reply(start, len(body), corr, req, c.apiVersions(nil, kerrUnsupportedVersion))
+		c.barrier()
+		c.enqueue(&answer{req: req, corr: corr, start: start, in: len(body), resp: c.apiVersions(nil, kerrUnsupportedVersion)})
+		return nil
 	}
 	req.SetVersion(version)
 	if req.IsFlexible() {
@@ -144,29 +215,37 @@ func (c *conn) handle(body []byte) error {
 	if err := c.sasl.allow(key); err != nil {
 		return err
 	}
-	var resp kmsg.Response
+	a := &answer{req: req, corr: corr, start: start, in: len(body)}
+	if pr, ok := req.(*kmsg.ProduceRequest); ok && version >= spec.min && version <= spec.max {
+		// Pipelined: queued now, answered once acknowledged.
+		a.resp, a.wait = c.produce(pr)
+		c.enqueue(a)
+		return nil
+	}
+	c.barrier()
 	var err error
 	if version < spec.min || version > spec.max {
-		resp, err = unsupportedVersion(req)
+		a.resp, err = unsupportedVersion(req)
 	} else {
-		resp, err = c.dispatch(req)
+		a.resp, err = c.dispatch(req)
 	}
 	if err != nil {
 		return err
 	}
-	return c.reply(start, len(body), corr, req, resp)
+	c.enqueue(a)
+	return nil
 }
 
-// reply writes resp (nil: no response, for acks=0 produce) and reports
-// the request to the stats and the OnRequest hook.
-func (c *conn) reply(start time.Time, in int, corr int32, req kmsg.Request, resp kmsg.Response) error {
-	s := c.s
+// reply writes an answer's response (none for acks=0 produce) and reports
+// the request to the stats and the OnRequest hook. It runs on the writer.
+func (c *conn) reply(a *answer) error {
+	s, req, resp := c.s, a.req, a.resp
 	s.stats.requests.Add(1)
 	var out int
 	var code int16
 	if resp != nil {
 		b := append(c.out[:0], 0, 0, 0, 0)
-		b = kbin.AppendInt32(b, corr)
+		b = kbin.AppendInt32(b, a.corr)
 		// ApiVersions answers with header v0 even when flexible, so that
 		// a client that does not know the server yet can read it.
 		if resp.IsFlexible() && req.Key() != kmsg.ApiVersions.Int16() {
@@ -189,7 +268,7 @@ func (c *conn) reply(start time.Time, in int, corr int32, req kmsg.Request, resp
 	if s.opts.OnRequest != nil {
 		s.opts.OnRequest(RequestEvent{
 			APIKey: req.Key(), API: kmsg.NameForKey(req.Key()), Version: req.GetVersion(),
-			ErrorCode: code, Duration: time.Since(start), BytesIn: in + 4, BytesOut: out,
+			ErrorCode: code, Duration: time.Since(a.start), BytesIn: a.in + 4, BytesOut: out,
 		})
 	}
 	return nil

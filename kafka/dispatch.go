@@ -35,8 +35,6 @@ func (c *conn) dispatch(req kmsg.Request) (kmsg.Response, error) {
 		return c.saslAuthenticate(r)
 	case *kmsg.MetadataRequest:
 		return c.metadata(r), nil
-	case *kmsg.ProduceRequest:
-		return c.produce(r), nil
 	case *kmsg.FetchRequest:
 		return c.fetchRecords(r), nil
 	case *kmsg.ListOffsetsRequest:

@@ -179,9 +179,16 @@ func FuzzRequest(f *testing.F) {
 		}
 		c := newConn(s, discardConn{})
 		defer c.fetch.close()
+		written := make(chan struct{})
+		go func() {
+			c.writeLoop()
+			close(written)
+		}()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		c.handle(body)
+		close(c.queue)
+		<-written
 		runtime.ReadMemStats(&after)
 		// Decoding is bounded by the request: kmsg checks every array
 		// length against the bytes left, and a compressed batch may
@@ -202,7 +209,7 @@ func FuzzParseBatch(f *testing.F) {
 	}
 	now := time.UnixMilli(42)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		info, recs, err := parseBatch(b, 1<<20, now)
+		info, recs, err := parseBatch(b, 1<<20, now, nil)
 		if err != nil {
 			return
 		}
@@ -214,7 +221,7 @@ func FuzzParseBatch(f *testing.F) {
 			recs[i].Offset = int64(i)
 			bb.add(&recs[i])
 		}
-		_, again, err := parseBatch(bb.finish(), 1<<20, now)
+		_, again, err := parseBatch(bb.finish(), 1<<20, now, nil)
 		if err != nil {
 			t.Fatalf("re-encoded batch refused: %v", err)
 		}
@@ -236,11 +243,11 @@ func TestDecompressionIsBounded(t *testing.T) {
 		if len(b) > 1<<20 {
 			t.Fatalf("compressed batch is %d bytes", len(b))
 		}
-		_, _, err := parseBatch(b, 1<<20, time.Now())
+		_, _, err := parseBatch(b, 1<<20, time.Now(), nil)
 		if produceErrorCode(err) != produceErrorCode(errTooLarge) {
 			t.Errorf("codec %d: %v, want too large", binary.BigEndian.Uint16(b[batchAttrOff:]), err)
 		}
-		if _, recs, err := parseBatch(b, 4<<20, time.Now()); err != nil || len(recs[0].Value) != 3<<20 {
+		if _, recs, err := parseBatch(b, 4<<20, time.Now(), nil); err != nil || len(recs[0].Value) != 3<<20 {
 			t.Errorf("codec %d within the limit: %v", binary.BigEndian.Uint16(b[batchAttrOff:]), err)
 		}
 	}

@@ -16,31 +16,27 @@ import (
 // they are advertised all the same because librdkafka turns compression
 // off against a broker that does not list Produce v0 and up.
 //
-// Each partition's batch becomes one runnel frame (Producer.SendBatch):
-// consecutive offsets, stored atomically. acks=-1 is acknowledged as the
-// Log's Durability says (fdatasync'd in a Durable Log), acks=1 once
-// committed (runnel.AckCommitted), acks=0 not at all. Batches to several
-// partitions are stored concurrently.
+// Each partition's batch becomes one runnel frame (Producer.
+// SendBatchAsync): consecutive offsets, stored atomically, in the order
+// the requests arrived. acks=-1 is acknowledged as the Log's Durability
+// says (fdatasync'd in a Durable Log), acks=1 once committed
+// (runnel.AckCommitted), acks=0 not at all. The response waits for every
+// partition's acknowledgement, or the request's timeout.
 
 func init() { apis[kmsg.Produce.Int16()] = versions{advertised: 0, min: 3, max: 12} }
 
-func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+// produce validates and queues every batch of req, and returns the
+// response (nil for acks=0) with a wait that returns once it is complete.
+func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 	if req.TransactionID != nil {
 		// No transactions: InitProducerId hands out no transactional ids.
-		return failedProduce(req, kerr.TransactionalIDAuthorizationFailed.Code)
+		return failedProduce(req, kerr.TransactionalIDAuthorizationFailed.Code), nil
 	}
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
-		return failedProduce(req, kerr.InvalidRequiredAcks.Code)
+		return failedProduce(req, kerr.InvalidRequiredAcks.Code), nil
 	}
-	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-
-	var jobs []func()
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	pw := &produceWait{}
 	for _, t := range req.Topics {
 		rt := kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
@@ -60,26 +56,87 @@ func (c *conn) produce(req *kmsg.ProduceRequest) kmsg.Response {
 			case len(p.Records) > c.s.opts.MaxMessageBytes:
 				rp.ErrorCode = kerr.MessageTooLarge.Code
 			default:
-				jobs = append(jobs, func() { c.s.storeBatch(ctx, h, req.Acks, p.Partition, p.Records, rp) })
+				c.s.storeBatch(h, req.Acks, p.Partition, p.Records, &c.scratch, pw.add(rp))
 			}
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	if len(jobs) == 1 {
-		jobs[0]()
-	} else {
-		// Partitions are files of their own, each with its own
-		// fdatasync: store them side by side.
-		var wg sync.WaitGroup
-		for _, job := range jobs {
-			wg.Go(job)
-		}
-		wg.Wait()
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
 	}
+	wait := func() { pw.wait(timeout) }
 	if req.Acks == 0 {
-		return nil
+		return nil, wait
 	}
-	return resp
+	return resp, wait
+}
+
+// produceWait collects a request's partition results as their
+// acknowledgements arrive. A partition not acknowledged within the
+// request's timeout is answered REQUEST_TIMED_OUT (its batch may still be
+// stored), and its late result is dropped.
+type produceWait struct {
+	mu      sync.Mutex
+	parts   []*waitPart
+	pending int
+	done    chan struct{} // closed when pending reaches 0
+	over    bool          // timed out: results are final
+}
+
+type waitPart struct {
+	rp       *kmsg.ProduceResponseTopicPartition
+	finished bool
+}
+
+// produceResult sets one partition's outcome.
+type produceResult func(base int64, code int16)
+
+func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult {
+	wp := &waitPart{rp: rp}
+	pw.mu.Lock()
+	pw.parts = append(pw.parts, wp)
+	pw.pending++
+	if pw.done == nil {
+		pw.done = make(chan struct{})
+	}
+	pw.mu.Unlock()
+	return func(base int64, code int16) {
+		pw.mu.Lock()
+		defer pw.mu.Unlock()
+		if pw.over || wp.finished {
+			return
+		}
+		wp.finished = true
+		rp.BaseOffset, rp.ErrorCode = base, code
+		if pw.pending--; pw.pending == 0 {
+			close(pw.done)
+		}
+	}
+}
+
+// wait returns once every partition has its result, or at the timeout.
+func (pw *produceWait) wait(timeout time.Duration) {
+	pw.mu.Lock()
+	done := pw.done
+	pw.mu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		pw.mu.Lock()
+		defer pw.mu.Unlock()
+		pw.over = true
+		for _, wp := range pw.parts {
+			if !wp.finished {
+				wp.rp.ErrorCode = kerr.RequestTimedOut.Code
+			}
+		}
+	}
 }
 
 // producerTopic returns the topic's handle, creating the topic first if
@@ -95,19 +152,18 @@ func (s *Server) producerTopic(name string) (*topicHandle, error) {
 }
 
 // storeBatch decodes one partition's batch, checks its sequence numbers if
-// it is idempotent, and stores it, filling in rp.
-func (s *Server) storeBatch(ctx context.Context, h *topicHandle, acks int16, partition int32, raw []byte, rp *kmsg.ProduceResponseTopicPartition) {
-	now := time.Now()
-	info, recs, err := parseBatch(raw, maxDecodedBatch, now)
+// it is idempotent, and queues it; result gets the outcome.
+// The records are copied into the partition's frame before it returns, so
+// scratch may be reused at once.
+func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []byte, scratch *batchScratch, result produceResult) {
+	info, recs, err := parseBatch(raw, maxDecodedBatch, time.Now(), scratch)
 	if err != nil {
-		rp.ErrorCode = produceErrorCode(err)
-		msg := err.Error()
-		rp.ErrorMessage = &msg
 		s.opts.Logger.Info("kafka: produce refused", "topic", h.name, "partition", partition, "err", err)
+		result(0, produceErrorCode(err))
 		return
 	}
 	if info.transactional {
-		rp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		result(0, kerr.TransactionalIDAuthorizationFailed.Code)
 		return
 	}
 	var seq *seqBatch
@@ -116,15 +172,14 @@ func (s *Server) storeBatch(ctx context.Context, h *topicHandle, acks int16, par
 		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
 		switch {
 		case code != 0:
-			rp.ErrorCode = code
+			result(0, code)
 			return
 		case dup:
-			select {
-			case <-b.done:
-				rp.BaseOffset, rp.ErrorCode = b.base, b.code
-			case <-ctx.Done():
-				rp.ErrorCode = kerr.RequestTimedOut.Code
-			}
+			// A retry: answered like the original, once that is.
+			go func() {
+				<-b.done
+				result(b.base, b.code)
+			}()
 			return
 		}
 		seq = b
@@ -133,31 +188,26 @@ func (s *Server) storeBatch(ctx context.Context, h *topicHandle, acks int16, par
 	if acks != -1 {
 		prod = h.committed
 	}
-	base, err := prod.SendBatch(ctx, int(partition), recs)
-	if err != nil && stale(err) && ctx.Err() == nil {
-		// The topic was deleted, maybe created again: start over once.
-		s.topics.forget(h)
-		if h2, err2 := s.topics.get(h.name); err2 == nil && int(partition) < h2.partitions {
-			prod = h2.durable
-			if acks != -1 {
-				prod = h2.committed
+	n := len(recs)
+	prod.SendBatchAsync(int(partition), recs, func(base int64, err error) {
+		code := produceErrorCode(err)
+		if err == nil {
+			s.stats.producedRecords.Add(int64(n))
+			s.stats.producedBytes.Add(int64(len(raw)))
+		} else {
+			s.opts.Logger.Warn("kafka: produce failed", "topic", h.name, "partition", partition, "err", err)
+			if stale(err) {
+				// The topic was deleted (maybe created again): the
+				// client retries, with a fresh handle. Not here: this
+				// runs on the partition's writer.
+				go s.topics.forget(h)
 			}
-			base, err = prod.SendBatch(ctx, int(partition), recs)
-		} else if err2 != nil {
-			err = err2
 		}
-	}
-	rp.ErrorCode = produceErrorCode(err)
-	if err == nil {
-		rp.BaseOffset = base
-		s.stats.producedRecords.Add(int64(len(recs)))
-		s.stats.producedBytes.Add(int64(len(raw)))
-	} else {
-		s.opts.Logger.Warn("kafka: produce failed", "topic", h.name, "partition", partition, "err", err)
-	}
-	if seq != nil {
-		s.seqs.finish(info.producerID, tp, seq, base, rp.ErrorCode)
-	}
+		if seq != nil {
+			s.seqs.finish(info.producerID, tp, seq, base, code)
+		}
+		result(base, code)
+	})
 }
 
 // produceErrorCode maps a failure to store a batch to Kafka's code.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"time"
 
 	"github.com/runnel-log/runnel"
@@ -57,10 +58,19 @@ type batchInfo struct {
 	transactional bool
 }
 
+// batchScratch is memory parseBatch reuses from one batch to the next:
+// the records and the decompressed bytes they point into.
+type batchScratch struct {
+	recs    []runnel.Record
+	decoded []byte
+}
+
 // parseBatch checks that b holds exactly one well-formed RecordBatch v2 and
 // returns its header and its records, decompressed (within maxDecoded
-// bytes). Record byte slices alias b or the decompression buffer.
-func parseBatch(b []byte, maxDecoded int, now time.Time) (batchInfo, []runnel.Record, error) {
+// bytes). Record byte slices alias b or the decompression buffer; with
+// scratch (nil for none) the records and that buffer are scratch's, valid
+// until its next use.
+func parseBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch) (batchInfo, []runnel.Record, error) {
 	var info batchInfo
 	if len(b) < batchHeaderSize {
 		return info, nil, fmt.Errorf("%w: %d bytes, shorter than a batch header", errCorruptBatch, len(b))
@@ -91,16 +101,25 @@ func parseBatch(b []byte, maxDecoded int, now time.Time) (batchInfo, []runnel.Re
 	firstTime := int64(binary.BigEndian.Uint64(b[batchFirstTimeOff:]))
 	logAppend := attrs&attrLogAppendTime != 0
 
-	body, err := decompress(codec(attrs&attrCompression), b[batchHeaderSize:], maxDecoded)
+	if scratch == nil {
+		scratch = &batchScratch{}
+	}
+	body, err := decompress(codec(attrs&attrCompression), b[batchHeaderSize:], maxDecoded, scratch.decoded)
 	if err != nil {
 		return info, nil, err
+	}
+	if cap(body) > cap(scratch.decoded) && cap(body) <= maxScratch {
+		scratch.decoded = body[:0]
 	}
 	// Every record takes at least 7 bytes, so the count cannot ask for
 	// more entries than the body could hold.
 	if int64(info.count) > int64(len(body))/7+1 {
 		return info, nil, fmt.Errorf("%w: %d records in %d bytes", errCorruptBatch, info.count, len(body))
 	}
-	recs := make([]runnel.Record, info.count)
+	recs := slices.Grow(scratch.recs[:0], int(info.count))[:info.count]
+	if cap(recs) <= maxScratch/64 {
+		scratch.recs = recs
+	}
 	r := kbin.Reader{Src: body}
 	for i := range recs {
 		if err := readRecord(&r, &recs[i], int32(i), firstTime); err != nil {
@@ -116,6 +135,9 @@ func parseBatch(b []byte, maxDecoded int, now time.Time) (batchInfo, []runnel.Re
 	return info, recs, nil
 }
 
+// maxScratch bounds the memory a connection keeps between batches.
+const maxScratch = 4 << 20
+
 // readRecord decodes one record of a batch whose first timestamp is
 // firstTime; its offset delta must be i.
 func readRecord(r *kbin.Reader, rec *runnel.Record, i int32, firstTime int64) error {
@@ -124,6 +146,7 @@ func readRecord(r *kbin.Reader, rec *runnel.Record, i int32, firstTime int64) er
 		return errors.New("bad length")
 	}
 	body := kbin.Reader{Src: r.Span(int(length))}
+	*rec = runnel.Record{}
 	body.Int8() // attributes: unused
 	tsDelta := body.Varlong()
 	if delta := body.Varint(); delta != i {
