@@ -49,6 +49,10 @@ type answer struct {
 	written chan struct{} // closed once written (or dropped)
 }
 
+// maxKeptBuffer bounds a response buffer a connection keeps for the next
+// response.
+const maxKeptBuffer = 8 << 20
+
 // maxInFlight bounds the requests a connection has read but not answered.
 const maxInFlight = 32
 
@@ -257,8 +261,8 @@ func (c *conn) reply(a *answer) error {
 			return err
 		}
 		out = len(b)
-		if cap(b) <= 1<<20 {
-			c.out = b // keep a modest buffer; drop a huge one
+		if cap(b) <= maxKeptBuffer {
+			c.out = b // keep a buffer that fetches fill; drop a huge one
 		}
 		code = firstErrorCode(resp)
 	}

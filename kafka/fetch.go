@@ -30,15 +30,41 @@ const (
 	maxPollBytes = 16 << 20
 )
 
-// fetchSession is a connection's consumers, one per topic it fetches.
+// fetchSession is a connection's consumers, one per topic it fetches,
+// and the buffers its responses are built in. A fetch runs only after
+// the previous response was written (conn.barrier), so the buffers are
+// free again by then.
 type fetchSession struct {
 	topics map[string]*fetchTopic
+	bufs   [][]byte // record-batch buffers, reused
+	used   int      // bufs handed out by this fetch
+}
+
+// buffer returns a reusable buffer for one partition's records.
+func (fs *fetchSession) buffer() []byte {
+	if fs.used == len(fs.bufs) {
+		fs.bufs = append(fs.bufs, nil)
+	}
+	b := fs.bufs[fs.used][:0]
+	fs.used++
+	return b
+}
+
+// keep takes a buffer back after the fetch, if it is not too large.
+func (fs *fetchSession) keep(i int, b []byte) {
+	if cap(b) <= maxKeptBuffer {
+		fs.bufs[i] = b[:0]
+	}
 }
 
 type fetchTopic struct {
 	cons    *runnel.Consumer
 	parts   []int // partitions the consumer reads, sorted
 	maxPoll int
+
+	// Per partition, from the last look at the disk (finishFetch).
+	starts, ends []int64
+	described    time.Time
 }
 
 func (fs *fetchSession) close() {
@@ -54,6 +80,7 @@ type fetchPart struct {
 	offset int64 // next offset the response should hold
 	max    int   // PartitionMaxBytes
 	batch  batchBuilder
+	slot   int  // its buffer's index in the session
 	failed bool // an error code is set: ignore its records
 }
 
@@ -72,6 +99,7 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 		return resp
 	}
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	c.fetch.used = 0
 	var topics []*fetchTopicReq
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
@@ -86,6 +114,7 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 			// Empty, not null: librdkafka refuses a null record set.
 			rp.RecordBatches = []byte{}
 			fp := &fetchPart{resp: rp, offset: p.FetchOffset, max: int(p.PartitionMaxBytes)}
+			fp.batch.buf, fp.slot = c.fetch.buffer(), c.fetch.used-1
 			if _, dup := tr.parts[int(p.Partition)]; dup || p.Partition < 0 {
 				rp.ErrorCode, fp.failed = kerr.InvalidRequest.Code, true
 				continue
@@ -305,28 +334,59 @@ func (tr *fetchTopicReq) failAll(code int16) {
 }
 
 // finishFetch encodes each partition's records and fills in its offsets.
+//
+// Looking the partitions' ends up on disk costs a walk from the last
+// index entry, so a partition that returns records reports, as its high
+// watermark, the furthest offset its consumer has read: data that
+// certainly exists, past every record returned, so a client never takes
+// it for the end while records follow. Only a partition with nothing to
+// return (the client is at the end, or thinks so) gets its exact end,
+// which is what tells it that it has reached the end. The log start
+// offset, which clients only report, is refreshed at most every second
+// while records flow.
 func (c *conn) finishFetch(tr *fetchTopicReq) {
 	if tr.ft == nil && !tr.anyOK() {
 		return
 	}
-	info, err := c.s.log.DescribeTopic(tr.name)
-	if err != nil {
-		tr.failAll(topicErrorCode(err))
-		return
+	ft := tr.ft
+	exact := ft == nil || time.Since(ft.described) > time.Second
+	for _, fp := range tr.parts {
+		exact = exact || !fp.failed && fp.batch.count == 0
+	}
+	if exact {
+		info, err := c.s.log.DescribeTopic(tr.name)
+		if err != nil {
+			tr.failAll(topicErrorCode(err))
+			return
+		}
+		if ft != nil {
+			ft.starts, ft.ends, ft.described = ft.starts[:0], ft.ends[:0], time.Now()
+			for _, pi := range info.Partitions {
+				ft.starts = append(ft.starts, pi.StartOffset)
+				ft.ends = append(ft.ends, pi.NextOffset)
+			}
+		} else {
+			for p, fp := range tr.parts {
+				if !fp.failed && p < len(info.Partitions) {
+					pi := info.Partitions[p]
+					fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = pi.NextOffset, pi.NextOffset, pi.StartOffset
+				}
+			}
+			return
+		}
 	}
 	for p, fp := range tr.parts {
-		if fp.failed || p >= len(info.Partitions) {
+		if fp.failed || p >= len(ft.ends) {
 			continue
 		}
-		pi := info.Partitions[p]
-		// Records read before the partition's end was looked up may lie
-		// past it only if the end moved on since: never report less.
-		hwm := pi.NextOffset
-		if fp.offset > hwm {
-			hwm = fp.offset
-		}
-		fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = hwm, hwm, pi.StartOffset
-		if b := fp.batch.finish(); b != nil {
+		// Never less than what was read: the end may have moved on
+		// since it was looked up.
+		hwm := max(ft.ends[p], fp.offset, ft.cons.Position(p))
+		ft.ends[p] = hwm
+		fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = hwm, hwm, ft.starts[p]
+		b := fp.batch.finish()
+		c.fetch.keep(fp.slot, fp.batch.buf)
+		if b != nil {
 			fp.resp.RecordBatches = b
 			c.s.stats.fetchedRecords.Add(int64(fp.batch.count))
 			c.s.stats.fetchedBytes.Add(int64(len(fp.resp.RecordBatches)))
