@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"flag"
+
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
 	"github.com/runnel-log/runnel/kafka"
@@ -53,7 +55,7 @@ default); acks=1 once committed, visible to every process.
 
 Ctrl-C stops it cleanly: requests in flight are answered, and the Kafka
 group members leave their groups.`,
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&f.listen, "listen", "127.0.0.1:9092", "listen on `ADDR`")
 			fs.StringVar(&f.advertise, "advertise", "", "tell clients to connect to `HOST:PORT` (default: the address they reached)")
 			fs.BoolVar(&f.autoCreate, "auto-create-topics", false, "create topics that producers and metadata requests name")
@@ -64,7 +66,7 @@ group members leave their groups.`,
 			fs.StringVar(&f.durability, "durability", "durable", "`MODE` of acks=all: durable, periodic or buffered")
 			fs.StringVar(&f.scramLine, "scram-line", "", "print a credentials line for user `NAME` (password from standard input) and exit")
 		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
 			if f.scramLine != "" {
 				return printScramLine(c, f.scramLine)
 			}
