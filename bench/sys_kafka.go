@@ -61,15 +61,9 @@ func openKafka(cfg config, acks kgo.Acks) (*kafkaStore, error) {
 	// A Kafka batch becomes one frame: room for a whole client batch
 	// (runnel serve does the same).
 	o.MaxBatchBytes = 16 << 20
-	l, err := runnel.Open(cfg.Dir, o)
+	l, err := openRunnelLogWith(cfg, o)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Create {
-		if err := l.CreateTopic(runnelTopic, runnel.TopicConfig{Partitions: 1}); err != nil && !errors.Is(err, runnel.ErrTopicExists) {
-			l.Close()
-			return nil, err
-		}
 	}
 	srv, err := kafka.NewServer(l, nil)
 	if err != nil {

@@ -31,13 +31,11 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.LeaderEpoch = 0
+			pi, code := partitionOf(info, err, p.Partition)
 			switch {
-			case err != nil:
-				rp.ErrorCode = topicErrorCode(err)
-			case p.Partition < 0 || int(p.Partition) >= len(info.Partitions):
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case code != 0:
+				rp.ErrorCode = code
 			default:
-				pi := info.Partitions[p.Partition]
 				rp.Timestamp = -1
 				switch p.Timestamp {
 				case listLatest:
@@ -59,6 +57,18 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// partitionOf picks partition p of a DescribeTopic answer, or the error
+// code for the answer's error or a partition it does not have.
+func partitionOf(info runnel.TopicInfo, err error, p int32) (runnel.PartitionInfo, int16) {
+	switch {
+	case err != nil:
+		return runnel.PartitionInfo{}, topicErrorCode(err)
+	case p < 0 || int(p) >= len(info.Partitions):
+		return runnel.PartitionInfo{}, kerr.UnknownTopicOrPartition.Code
+	}
+	return info.Partitions[p], 0
 }
 
 // offsetForTime finds the first record at or after ms and returns its

@@ -22,17 +22,16 @@ func (c *conn) offsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest) kmsg.
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			rp.Partition = p.Partition
+			pi, code := partitionOf(info, err, p.Partition)
 			switch {
-			case err != nil:
-				rp.ErrorCode = topicErrorCode(err)
-			case p.Partition < 0 || int(p.Partition) >= len(info.Partitions):
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case code != 0:
+				rp.ErrorCode = code
 			case p.CurrentLeaderEpoch > 0:
 				rp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			case p.LeaderEpoch > 0:
 				rp.LeaderEpoch, rp.EndOffset = -1, -1
 			default:
-				rp.LeaderEpoch, rp.EndOffset = 0, info.Partitions[p.Partition].NextOffset
+				rp.LeaderEpoch, rp.EndOffset = 0, pi.NextOffset
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
