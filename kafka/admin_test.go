@@ -240,3 +240,23 @@ func TestGroupAdmin(t *testing.T) {
 		t.Errorf("the native member is not described: %+v", dg["gagrp"].Members)
 	}
 }
+
+func TestDeleteGroups(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("dg", 1)
+	produceSpread(t, ts.log, "dg", 1, 1, "v")
+	cl := ts.client(groupOpts("dggrp", "dg")...)
+	pollN(t, cl, 1)
+	adm := kadm.NewClient(ts.client())
+	ctx := context.Background()
+	res, err := adm.DeleteGroups(ctx, "dggrp", "nosuchgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isCode(res["dggrp"].Err, kerr.NonEmptyGroup) {
+		t.Errorf("deleting an active group: %v", res["dggrp"].Err)
+	}
+	if !isCode(res["nosuchgroup"].Err, kerr.GroupIDNotFound) {
+		t.Errorf("deleting a missing group: %v", res["nosuchgroup"].Err)
+	}
+}
