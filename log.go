@@ -107,7 +107,7 @@ func (l *Log) syncLoop() {
 		}
 		l.mu.Unlock()
 		for _, p := range parts {
-			if err := p.syncIfDirty(); err != nil {
+			if err := p.syncNow(); err != nil {
 				l.opts.Logger.Error("runnel: periodic sync failed", "partition", p.dir, "err", err)
 			}
 		}
@@ -304,7 +304,7 @@ type Stats struct {
 }
 
 type logStats struct {
-	frames, records, syncs, repairs, repairedBytes atomic.Int64
+	frames, records, syncs, syncWaits, repairs, repairedBytes atomic.Int64
 }
 
 // Stats reports the Log's counters and the active backend.

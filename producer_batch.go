@@ -9,7 +9,7 @@ import (
 )
 
 // SendBatch appends recs to one partition as a single frame and waits for
-// the acknowledgement (see Durability). The records get consecutive offsets
+// the acknowledgement (see Durability and ProducerOptions.Acks). The records get consecutive offsets
 // from the returned base, and are committed atomically: after a crash at
 // any instant either all of them are stored or none is. Each record's
 // Partition field is ignored. A zero Time means the moment of the call.
@@ -65,14 +65,9 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 		}
 		b.fb.Add(ts, r.Key, r.Value, r.Headers)
 	}
-	part.queued(b, idx, nil, true)
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	if b.err != nil {
-		return 0, b.err
+	lead := part.queued(b, idx, p.sender(nil, true))
+	if err := p.await(ctx, part, b, lead); err != nil {
+		return 0, err
 	}
 	return b.base + int64(idx), nil
 }
