@@ -26,9 +26,9 @@ type activeSeg struct {
 	f     *os.File
 	fd    int
 	cm    *commitMap // a window of the file mapped for commit bytes
-	pos   int64 // where the next frame goes
-	next  int64 // offset the next record gets
-	maxTS int64 // newest record timestamp in the segment so far
+	pos   int64      // where the next frame goes
+	next  int64      // offset the next record gets
+	maxTS int64      // newest record timestamp in the segment so far
 	idx   *indexWriter
 	probe [4]byte
 }

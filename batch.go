@@ -114,11 +114,8 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 		p.mu.Unlock()
 		return ctx.Err()
 	}
-	if !p.started {
-		p.started = true
-		p.loopDone = make(chan struct{})
+	if p.pending == nil {
 		p.pending = p.newBatch(nil)
-		go p.writeLoop()
 	}
 	return nil
 }
@@ -141,6 +138,14 @@ func (p *partition) queued(b *batch, idx int, s sender) (lead bool) {
 			p.mu.Unlock()
 			return true
 		}
+	}
+	if !p.started {
+		// The writer goroutine starts with the first record that a
+		// sender leaves to it: a partition only ever written by lone
+		// senders never has one.
+		p.started = true
+		p.loopDone = make(chan struct{})
+		go p.writeLoop()
 	}
 	if idx == 0 {
 		p.work.Signal()
@@ -201,25 +206,29 @@ func (p *partition) writeLoop() {
 
 // write appends batch b, whose write token the caller holds, and hands
 // its outcome on: to the senders that wanted the commit, and in Durable
-// mode to the sync stage. inline says the caller is a sender that waits
-// for b's acknowledgement anyway, so it may run the sync itself.
+// mode to the sync stage, before the token is released (so that Close,
+// which waits for the token, finds b there). inline says the caller is a
+// sender that waits for b's acknowledgement anyway, so it may run the
+// sync itself.
 func (p *partition) write(b *batch, inline bool) {
 	b.base, b.end, b.err = p.appendBatch(b.fb)
+	fb := b.fb
+	b.fb = nil
+	b.commit(p.id)
+	run := p.log.opts.Durability == Durable && p.awaitDurable(b, inline)
 	p.mu.Lock()
 	p.writing = false
 	if !p.poisoned.Load() {
 		// After a failure that may leave the kernel reading the
 		// builder's bytes, it must never be reused.
-		p.spare = b.fb
+		p.spare = fb
 	}
-	b.fb = nil
 	if p.closed || p.pending.fb.Count() > 0 {
 		p.work.Broadcast()
 	}
 	p.mu.Unlock()
-	b.commit(p.id)
-	if p.log.opts.Durability == Durable {
-		p.awaitDurable(b, inline)
+	if run {
+		p.runSyncs(b)
 	}
 }
 

@@ -51,22 +51,23 @@ type syncQueue struct {
 }
 
 // awaitDurable queues a committed batch for the sync stage. inline says
-// the caller waits for b anyway and may run the sync rounds itself.
-func (p *partition) awaitDurable(b *batch, inline bool) {
+// the caller waits for b anyway and may run the sync rounds itself: then
+// it returns true if the caller must (runSyncs(b)).
+func (p *partition) awaitDurable(b *batch, inline bool) (run bool) {
 	q := &p.sq
 	q.mu.Lock()
 	q.wait = append(q.wait, b)
 	if q.running {
 		q.mu.Unlock()
-		return
+		return false
 	}
 	q.running = true
 	q.mu.Unlock()
 	if inline {
-		p.runSyncs(b)
-		return
+		return true
 	}
 	p.kickSyncer()
+	return false
 }
 
 // kickSyncer hands the sync rounds to the partition's background syncer,
@@ -211,15 +212,22 @@ func (p *partition) syncShared(want logPos) (int64, error) {
 		if d, ok := m.durableNext(); ok && d >= want.next {
 			return d, nil
 		}
+		p.syncMu.Lock()
 		got, err := p.meta.TryLock(syncLockByte)
 		if err != nil {
+			p.syncMu.Unlock()
 			return 0, fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
 		}
 		if got {
 			d, err := p.syncHolding(want)
 			p.meta.Unlock(syncLockByte)
+			p.syncMu.Unlock()
+			if err != nil {
+				p.breakAfterSync(err)
+			}
 			return d, err
 		}
+		p.syncMu.Unlock()
 		// Another process is syncing. Its fdatasync may cover want; if
 		// it began too early, the next one is ours.
 		p.log.stats.syncWaits.Add(1)
@@ -258,7 +266,6 @@ func (p *partition) syncHolding(want logPos) (int64, error) {
 	m.durSeq().Add(1)
 	wakeAll(m.durSeq())
 	if err != nil {
-		p.breakAfterSync(err)
 		return 0, err
 	}
 	return t.next, nil
@@ -321,6 +328,8 @@ func (p *partition) durablePointFrom(start int64) error {
 // withSyncLock runs fn on the shared mapping holding the sync lock, then
 // wakes whoever waits for the durable point.
 func (p *partition) withSyncLock(fn func(m *metaMap)) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
 	if err := p.meta.Lock(context.Background(), syncLockByte); err != nil {
 		return fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
 	}

@@ -298,13 +298,15 @@ type Stats struct {
 	Durability     Durability
 	FramesWritten  int64 // frames this Log appended
 	RecordsWritten int64 // records in those frames
-	Syncs          int64 // fdatasyncs of segments: with appends, periodic, at Close
+	Syncs          int64 // fdatasyncs of segments: group commits, rolls, periodic, at Close
+	SyncWaits      int64 // times a durable append slept while another process's fdatasync ran
+	WriterLocks    int64 // times the Log took a writer lock: it keeps one across back-to-back appends
 	Repairs        int64 // torn or uncommitted tails cut
 	BytesRepaired  int64 // bytes those repairs cut
 }
 
 type logStats struct {
-	frames, records, syncs, syncWaits, repairs, repairedBytes atomic.Int64
+	frames, records, syncs, syncWaits, writerLocks, repairs, repairedBytes atomic.Int64
 }
 
 // Stats reports the Log's counters and the active backend.
@@ -315,6 +317,8 @@ func (l *Log) Stats() Stats {
 		FramesWritten:  l.stats.frames.Load(),
 		RecordsWritten: l.stats.records.Load(),
 		Syncs:          l.stats.syncs.Load(),
+		SyncWaits:      l.stats.syncWaits.Load(),
+		WriterLocks:    l.stats.writerLocks.Load(),
 		Repairs:        l.stats.repairs.Load(),
 		BytesRepaired:  l.stats.repairedBytes.Load(),
 	}

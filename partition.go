@@ -26,7 +26,7 @@ type partition struct {
 	mu       sync.Mutex
 	work     sync.Cond    // the writer goroutine waits for a pending record
 	space    sync.Cond    // senders wait for room in the pending batch
-	pending  *batch       // records waiting to be written; never nil once started
+	pending  *batch       // records waiting to be written; never nil after the first
 	writing  bool         // the write token: a batch is being appended
 	senders  atomic.Int32 // senders blocked waiting for an acknowledgement
 	last     *batch       // the newest batch taken for writing
@@ -37,8 +37,9 @@ type partition struct {
 	batchCap atomic.Int64 // half the segment size: the largest batch
 
 	// The sync stage, Durable mode (commit.go).
-	sq  syncQueue
-	cur atomic.Pointer[segFile] // the active segment's file, for syncs
+	sq     syncQueue
+	cur    atomic.Pointer[segFile] // the active segment's file, for syncs
+	syncMu sync.Mutex              // held with the sync lock: its holder is p.meta's open file description, shared by this Log's goroutines
 
 	// Appends, guarded by wmu: leaders, the writer goroutine, the
 	// periodic syncer, maintenance and Close take turns.
@@ -112,6 +113,9 @@ func (p *partition) close() error {
 	started := p.started
 	p.work.Broadcast()
 	p.space.Broadcast()
+	for p.writing { // a leader's write
+		p.work.Wait()
+	}
 	p.mu.Unlock()
 	if started {
 		<-p.loopDone

@@ -226,7 +226,7 @@ func retireRing(r *uring.Ring) <-chan struct{} {
 			if err := ringEnter(r, uint32(r.InFlight())); err != nil {
 				time.Sleep(pause)
 			}
-			for _, ok := r.PeekCQE(); ok; _, ok = r.PeekCQE() {
+			for _, ok := ringPeek(r); ok; _, ok = ringPeek(r) {
 			}
 		}
 		r.Close()
@@ -234,9 +234,13 @@ func retireRing(r *uring.Ring) <-chan struct{} {
 	return drained
 }
 
-// ringEnter is the ring's SubmitAndWait, a variable so that tests can make
-// io_uring_enter fail with operations in flight.
-var ringEnter = (*uring.Ring).SubmitAndWait
+// ringEnter and ringPeek are the ring's SubmitAndWait and PeekCQE,
+// variables so that tests can make io_uring_enter fail with operations in
+// flight, and keep them in flight.
+var (
+	ringEnter = (*uring.Ring).SubmitAndWait
+	ringPeek  = (*uring.Ring).PeekCQE
+)
 
 // Steps of an append chain; each step's index is its user_data.
 const (

@@ -27,7 +27,8 @@ import (
 // While the lock stayed held since this Log's last append, the tail it
 // knows is exact: the append skips the tail check.
 
-const (
+// Variables so that tests can stretch them.
+var (
 	// holdIdle is how long a Log keeps the writer lock after its last
 	// append with nobody else waiting.
 	holdIdle = 2 * time.Millisecond
@@ -68,6 +69,7 @@ func (p *partition) lockWriter(ctx context.Context) error {
 		p.contended = time.Now()
 	}
 	p.held, p.exact = true, false
+	p.log.stats.writerLocks.Add(1)
 	return nil
 }
 
@@ -112,9 +114,11 @@ func (p *partition) afterAppend(ok bool) {
 	now := time.Now()
 	if p.shm.waiting.count().Load() != 0 {
 		// Someone waits, or a waiter died counted: heal the count so
-		// that it does not stop this from holding on for good.
+		// that a dead waiter does not stop this from holding on for good.
 		p.shm.waiting.heal(p.shm.lf)
-		p.contended = now
+		if p.shm.waiting.count().Load() != 0 {
+			p.contended = now
+		}
 	}
 	if now.Sub(p.contended) < contendedHold {
 		p.unlockWriter()
