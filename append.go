@@ -85,18 +85,20 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
 	}
-	base := w.next
-	if w.idx.due(w.pos) {
-		if err := w.idx.add(base-w.base, w.pos, w.maxTS); err != nil {
+	// Readers first (the sooner a sleeping one wakes, the better), the
+	// index after: it is a cache that nobody needs for this frame yet.
+	base, pos := w.next, w.pos
+	w.pos += int64(len(data))
+	w.next += int64(fb.Count())
+	p.shm.publishTail(w.tail())
+	p.shm.published()
+	if w.idx.due(pos) {
+		if err := w.idx.add(base-w.base, pos, w.maxTS); err != nil {
 			// Indexes are caches: a failed entry costs a longer scan.
 			p.log.opts.Logger.Warn("runnel: index append failed", "path", w.idx.offPath, "err", err)
 		}
 	}
 	w.maxTS = max(w.maxTS, fb.MaxTime())
-	w.pos += int64(len(data))
-	w.next += int64(fb.Count())
-	p.shm.publishTail(w.tail())
-	p.shm.published()
 	p.log.stats.frames.Add(1)
 	p.log.stats.records.Add(int64(fb.Count()))
 	return base, nil

@@ -57,7 +57,7 @@ type partition struct {
 	contended  time.Time // when another holder last wanted the lock
 	watching   bool      // watchHold runs
 	watchDone  chan struct{}
-	lastAppend atomic.Int64  // monotonic-ish ns of the last append, for watchHold
+	appends    atomic.Uint64 // appends under a kept lock, for watchHold
 	holdCancel atomic.Uint32 // bumped to end watchHold's sleep
 
 	// poisoned: an append failed with writes possibly still running in

@@ -1,9 +1,6 @@
 package runnel
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "sync/atomic"
 
 // A presence count is a word in partition.meta that says how many holders,
 // in any process, are doing something others must react to: readers asleep
@@ -31,7 +28,7 @@ type presence struct {
 	slotsOff int
 	slots    int
 
-	lastHeal atomic.Int64 // monotonic ns of the last heal, to bound its cost
+	heals atomic.Uint32 // calls of heal, to bound its cost
 }
 
 // presenceSlot is a claimed slot: its index, or -1 for a slot-less holder,
@@ -42,8 +39,9 @@ type presenceSlot struct {
 }
 
 // healEvery bounds how often one process scans a count's slots for dead
-// holders: a scan costs a byte-range lock call per marked slot.
-const healEvery = 100 * time.Millisecond
+// holders: once per this many calls of heal. A scan costs a byte-range
+// lock call per marked slot.
+const healEvery = 64
 
 func (p *presence) count() *atomic.Uint32 { return p.m.u32(p.countOff) }
 
@@ -99,17 +97,14 @@ func (p *presence) clearDead(i int) {
 	}
 }
 
-// heal takes holders that died while counted out of the count, at most
-// once per healEvery in this process. Callers call it when the count looks
-// wrong: non-zero while nobody seems to be there. lf must be a lock file
-// no live holder of this count uses.
+// heal takes holders that died while counted out of the count: at once
+// on the first call, then on every healEvery-th. Callers call it when the
+// count looks wrong: non-zero while nobody seems to be there. lf must be a
+// lock file no live holder of this count uses.
 func (p *presence) heal(lf *lockFile) {
-	now := time.Now().UnixNano()
-	last := p.lastHeal.Load()
-	if now-last < int64(healEvery) || !p.lastHeal.CompareAndSwap(last, now) {
-		return
+	if p.heals.Add(1)%healEvery == 1 {
+		p.healNow(lf)
 	}
-	p.healNow(lf)
 }
 
 // healNow is heal without the rate limit.

@@ -29,8 +29,8 @@ import (
 
 // Variables so that tests can stretch them.
 var (
-	// holdIdle is how long a Log keeps the writer lock after its last
-	// append with nobody else waiting.
+	// holdIdle is how long, at least, a Log keeps the writer lock after
+	// its last append with nobody else waiting (at most twice as long).
 	holdIdle = 2 * time.Millisecond
 	// contendedHold is how long after meeting contention a Log releases
 	// the lock after every append instead of keeping it: when processes
@@ -105,27 +105,31 @@ func (p *partition) unlockWriter() {
 }
 
 // afterAppend keeps the writer lock for the next append, or releases it.
-// ok says the append succeeded. The caller holds p.wmu.
+// ok says the append succeeded. The caller holds p.wmu. (It reads the
+// clock only after contention: where the clock is a system call, as on
+// some virtual machines, an append would pay for it.)
 func (p *partition) afterAppend(ok bool) {
 	if !ok || p.broken != nil {
 		p.unlockWriter()
 		return
 	}
-	now := time.Now()
 	if p.shm.waiting.count().Load() != 0 {
 		// Someone waits, or a waiter died counted: heal the count so
 		// that a dead waiter does not stop this from holding on for good.
 		p.shm.waiting.heal(p.shm.lf)
 		if p.shm.waiting.count().Load() != 0 {
-			p.contended = now
+			p.contended = time.Now()
 		}
 	}
-	if now.Sub(p.contended) < contendedHold {
-		p.unlockWriter()
-		return
+	if !p.contended.IsZero() {
+		if time.Since(p.contended) < contendedHold {
+			p.unlockWriter()
+			return
+		}
+		p.contended = time.Time{}
 	}
 	p.exact = true
-	p.lastAppend.Store(now.UnixNano())
+	p.appends.Add(1)
 	if !p.watching {
 		p.watching = true
 		p.watchDone = make(chan struct{})
@@ -135,17 +139,17 @@ func (p *partition) afterAppend(ok bool) {
 
 // watchHold runs while the Log keeps the writer lock between appends: it
 // releases the lock as soon as another holder counts itself as waiting,
-// once the partition has been idle for holdIdle, or when the partition
-// closes (holdCancel).
+// once no append came for holdIdle, or when the partition closes
+// (holdCancel).
 func (p *partition) watchHold(m *metaMap, done chan<- struct{}) {
 	defer close(done)
 	words := []*atomic.Uint32{m.waiting.count()}
 	expect := []uint32{0}
+	seen := p.appends.Load()
 	for {
 		cancel := p.holdCancel.Load()
-		wait := holdIdle - time.Duration(time.Now().UnixNano()-p.lastAppend.Load())
-		if m.waiting.count().Load() == 0 && wait > 0 {
-			waitWords(words, expect, &p.holdCancel, cancel, wait)
+		if m.waiting.count().Load() == 0 {
+			waitWords(words, expect, &p.holdCancel, cancel, holdIdle)
 		}
 		p.wmu.Lock()
 		if !p.held {
@@ -153,9 +157,9 @@ func (p *partition) watchHold(m *metaMap, done chan<- struct{}) {
 			p.wmu.Unlock()
 			return
 		}
-		idle := time.Now().UnixNano()-p.lastAppend.Load() >= int64(holdIdle)
+		n := p.appends.Load()
 		wanted := m.waiting.count().Load() != 0
-		if wanted || idle || p.holdCancel.Load() != cancel {
+		if wanted || n == seen || p.holdCancel.Load() != cancel {
 			if wanted {
 				p.contended = time.Now()
 			}
@@ -164,6 +168,7 @@ func (p *partition) watchHold(m *metaMap, done chan<- struct{}) {
 			p.wmu.Unlock()
 			return
 		}
+		seen = n
 		p.wmu.Unlock()
 	}
 }

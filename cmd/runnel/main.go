@@ -70,10 +70,11 @@ func find(name string) *command {
 
 // cli is one invocation's shared state.
 type cli struct {
-	dir    string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	dir     string
+	backend string // Options.Backend: "" (auto), "io_uring" or "pwrite"
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 // usageError is a mistake in the command line: exit 2 with usage.
@@ -91,12 +92,21 @@ func run(args []string) int {
 	global := flag.NewFlagSet("runnel", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	global.StringVar(&c.dir, "dir", "", "")
+	global.StringVar(&c.backend, "backend", "auto", "")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(c.stdout, topUsage())
 			return 0
 		}
 		fmt.Fprintf(c.stderr, "runnel: %v\n%s", err, topUsage())
+		return 2
+	}
+	switch c.backend {
+	case "auto":
+		c.backend = runnel.BackendAuto
+	case runnel.BackendIOURing, runnel.BackendPwrite:
+	default:
+		fmt.Fprintf(c.stderr, "runnel: -backend %q: want auto, io_uring or pwrite\n%s", c.backend, topUsage())
 		return 2
 	}
 	args = global.Args()
@@ -229,9 +239,10 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func topUsage() string {
 	var b strings.Builder
-	b.WriteString(`usage: runnel [-dir DIR] COMMAND [ARGS]
+	b.WriteString(`usage: runnel [-dir DIR] [-backend auto|io_uring|pwrite] COMMAND [ARGS]
 
 runnel works on the log directory -dir, else $RUNNEL_DIR, else ./runnel-data.
+-backend picks the append path (default auto: the one measured faster).
 
 commands:
 `)
@@ -302,10 +313,12 @@ func (c *cli) open(create bool, opts *runnel.Options) (*runnel.Log, error) {
 			return nil, fmt.Errorf("no log at %s (set -dir or RUNNEL_DIR; \"runnel topics create\" makes one)", dir)
 		}
 	}
-	if opts == nil {
-		opts = &runnel.Options{}
+	var o runnel.Options
+	if opts != nil {
+		o = *opts
 	}
-	return runnel.Open(dir, opts)
+	o.Backend = c.backend
+	return runnel.Open(dir, &o)
 }
 
 // withLog opens the existing log, runs fn on it and closes it, keeping the
