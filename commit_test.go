@@ -152,12 +152,25 @@ func TestDurablePipelined(t *testing.T) {
 	if len(acks) != 0 {
 		t.Fatal("a record was acknowledged before any fdatasync completed")
 	}
+	// The durable point, which recovery trusts after a reboot, moves only
+	// once an fdatasync completed.
+	m, err := openMeta(filepath.Join(l.Dir(), "topics", "t", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	if d, _ := m.durableNext(); d != 0 {
+		t.Fatalf("durable point at offset %d before any fdatasync completed", d)
+	}
 	close(release)
 	if err := p.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if a, b := <-acks, <-acks; a != 0 || b != 1 {
 		t.Fatalf("acknowledged offsets %d, %d", a, b)
+	}
+	if d, ok := m.durableNext(); !ok || d != 2 {
+		t.Fatalf("durable point at offset %d (ok %v) after both were acknowledged, want 2", d, ok)
 	}
 }
 
