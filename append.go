@@ -183,7 +183,13 @@ func (p *partition) openActive(base int64) error {
 		return fmt.Errorf("runnel: open index of %s: %w", path, err)
 	}
 	sf := newSegFile(base, f)
-	p.w = &activeSeg{base: base, path: path, sf: sf, f: f, fd: sf.fd, cm: newCommitMap(sf.fd), next: base, maxTS: idx.maxTS, idx: idx}
+	p.w = &activeSeg{base: base, path: path, sf: sf, f: f, fd: sf.fd, next: base, maxTS: idx.maxTS, idx: idx}
+	if p.log.opts.Durability != Durable {
+		// Each fdatasync write-protects the pages it cleans, so in
+		// Durable mode every commit through the mapping would fault
+		// (commitmap_linux.go): there the commit byte is a pwrite.
+		p.w.cm = newCommitMap(sf.fd)
+	}
 	p.cur.Store(sf)
 	return nil
 }

@@ -243,6 +243,7 @@ func (p *partition) syncHolding(want logPos) (int64, error) {
 	if d, ok := m.durableNext(); ok && d >= want.next {
 		return d, nil
 	}
+	p.awaitWoken()
 	// Frames in segments before the tail's were synced when their
 	// segment was sealed (roll), so syncing the tail's segment makes
 	// everything before the tail durable.
@@ -250,7 +251,9 @@ func (p *partition) syncHolding(want logPos) (int64, error) {
 	if !ok || t.next < want.next {
 		t = want
 	}
+	began := time.Now()
 	err := p.syncSegment(t.base)
+	p.lastSync = time.Since(began)
 	if errors.Is(err, fs.ErrNotExist) && t != want {
 		// Retention removed it after another writer sealed it (and
 		// synced it): ours is enough.
@@ -264,11 +267,50 @@ func (p *partition) syncHolding(want logPos) (int64, error) {
 	}
 	// Wake the sleepers even after a failure: they try themselves.
 	m.durSeq().Add(1)
-	wakeAll(m.durSeq())
+	woken := wakeAll(m.durSeq())
+	if err != nil {
+		woken = 0
+	}
+	m.u32(metaWokeSeqOff).Store(m.seq().Load())
+	m.u32(metaWokeOff).Store(uint32(woken))
 	if err != nil {
 		return 0, err
 	}
 	return t.next, nil
+}
+
+// awaitWoken is the cross-process half of regrouping: the processes
+// that the last shared fdatasync woke are about to commit again, each a
+// frame, and this sync should carry them rather than leave them to the
+// next. So, holding the sync lock, wait until that many commits came (the
+// append sequence counts them) or a quarter of the last fdatasync's time
+// passed, asleep on the append sequence like a reader.
+func (p *partition) awaitWoken() {
+	m := p.shm
+	woken := m.u32(metaWokeOff).Load()
+	if woken == 0 {
+		return
+	}
+	from := m.u32(metaWokeSeqOff).Load()
+	if m.seq().Load()-from >= woken {
+		return
+	}
+	if !p.syncSlotClaimed {
+		// Claimed through p.meta, so that this Log's own healing of the
+		// count (through the mapping's lock file) sees a live holder.
+		p.syncSlot, p.syncSlotClaimed = m.sleeping.claim(p.meta), true
+	}
+	deadline := time.Now().Add(min(max(p.lastSync/4, 20*time.Microsecond), 2*time.Millisecond))
+	for {
+		cur := m.seq().Load()
+		left := time.Until(deadline)
+		if cur-from >= woken || left <= 0 {
+			return
+		}
+		m.sleeping.enter(p.syncSlot)
+		waitWord(m.seq(), cur, left)
+		m.sleeping.leave(p.syncSlot)
+	}
 }
 
 // syncSegment fdatasyncs segment base, through the active segment's

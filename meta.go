@@ -35,6 +35,9 @@ import (
 //	  96  i64  published tail: segment base,
 //	 104  i64  byte position and
 //	 112  i64  next offset after the last committed frame
+//	 120  u32  processes the last shared fdatasync woke, and
+//	 124  u32  the append sequence when it woke them: the next syncer
+//	           gives them a moment to commit again (commit.go)
 //	 128  [16] boot id of the machine run that last wrote the durable point
 //	 144  i64  segment base of the durable point ("durable up to")
 //	 152  i64  byte position of the durable point in that segment
@@ -60,6 +63,8 @@ const (
 	metaTailBaseOff = 96
 	metaTailPosOff  = 104
 	metaTailNextOff = 112
+	metaWokeOff     = 120
+	metaWokeSeqOff  = 124
 	metaBootOff     = 128
 	metaDurBaseOff  = 144
 	metaDurPosOff   = 152

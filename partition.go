@@ -37,9 +37,15 @@ type partition struct {
 	batchCap atomic.Int64 // half the segment size: the largest batch
 
 	// The sync stage, Durable mode (commit.go).
-	sq     syncQueue
-	cur    atomic.Pointer[segFile] // the active segment's file, for syncs
-	syncMu sync.Mutex              // held with the sync lock: its holder is p.meta's open file description, shared by this Log's goroutines
+	sq  syncQueue
+	cur atomic.Pointer[segFile] // the active segment's file, for syncs
+	// syncMu is held with the sync lock, whose holder is p.meta's open
+	// file description, which this Log's goroutines share. It guards the
+	// fields after it.
+	syncMu          sync.Mutex
+	lastSync        time.Duration // how long the last fdatasync took
+	syncSlot        presenceSlot  // a sleeping-reader slot for awaitWoken
+	syncSlotClaimed bool
 
 	// Appends, guarded by wmu: leaders, the writer goroutine, the
 	// periodic syncer, maintenance and Close take turns.
