@@ -31,7 +31,7 @@ type appender interface {
 
 // Backend names, for Options.Backend and Stats.
 const (
-	BackendAuto    = ""         // the backend measured fastest: pwrite today
+	BackendAuto    = ""         // the backend measured faster for the durability mode: pwrite in both today
 	BackendIOURing = "io_uring" // linked io_uring chain per batch (Linux)
 	BackendPwrite  = "pwrite"   // pwrite + pwrite + fdatasync, everywhere
 )

@@ -138,12 +138,15 @@ func checkFormat(dir string) error {
 
 // chooseBackend picks the append path that Options.Backend asks for.
 //
-// BackendAuto follows the measurements in the README: on the ext4 machines
-// measured, a buffered io_uring write is handed to a kernel worker thread
-// and loses to a plain pwrite by 2-15x, and with fdatasync in the chain the
-// two are within noise of each other or pwrite is ahead. So Auto takes
-// pwrite, and io_uring is there for those whose kernel and file system
-// measure the other way (the Produce benchmarks run both side by side).
+// BackendAuto follows the measurements in the README, per durability mode.
+// Buffered: on ext4 an io_uring write of buffered data is handed to a
+// kernel worker thread (the file system cannot do it without blocking), so
+// a frame costs a thread hand-off where pwrite costs one system call; it
+// lost by 2-10x. Durable: the fdatasync dominates and the same hand-off
+// remains; io_uring measured level with pwrite or behind it. So Auto takes
+// pwrite in both modes, and io_uring is there for those whose kernel and
+// file system measure the other way (BenchmarkProduce and bench/ run both
+// side by side).
 func chooseBackend(o Options) (appender, error) {
 	if o.Backend != BackendIOURing {
 		return pwriteAppender{}, nil

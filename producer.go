@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/runnel-log/runnel/internal/frame"
@@ -252,11 +251,7 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 	if size > p.log.opts.MaxRecordBytes {
 		return nil, nil, 0, false, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
 	}
-	ts := rec.Time.UnixNano()
-	if rec.Time.IsZero() {
-		ts = time.Now().UnixNano()
-	}
 	part = p.topic.parts[i]
-	b, idx, lead, err = part.add(ctx, ts, rec, size, s)
+	b, idx, lead, err = part.add(ctx, rec, size, s)
 	return part, b, idx, lead, err
 }

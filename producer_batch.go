@@ -3,16 +3,16 @@ package runnel
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // SendBatch appends recs to one partition as a single frame and waits for
-// the acknowledgement (see Durability and ProducerOptions.Acks). The records get consecutive offsets
-// from the returned base, and are committed atomically: after a crash at
-// any instant either all of them are stored or none is. Each record's
-// Partition field is ignored. A zero Time means the moment of the call.
+// the acknowledgement (see Durability and ProducerOptions.Acks). The
+// records get consecutive offsets from the returned base, and are
+// committed atomically: after a crash at any instant either all of them
+// are stored or none is. Each record's Partition field is ignored; a zero
+// Time means the moment of the call.
 //
 // The records together must encode within the larger of
 // Options.MaxBatchBytes and Options.MaxRecordBytes, or SendBatch returns
@@ -50,7 +50,6 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 	if total > limit {
 		return 0, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d", ErrTooLarge, len(recs), total, limit)
 	}
-	now := time.Now().UnixNano()
 	part := p.topic.parts[partition]
 	if err := part.reserve(ctx, total); err != nil {
 		return 0, err
@@ -59,11 +58,7 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 	idx := b.fb.Count()
 	for i := range recs {
 		r := &recs[i]
-		ts := now
-		if !r.Time.IsZero() {
-			ts = r.Time.UnixNano()
-		}
-		b.fb.Add(ts, r.Key, r.Value, r.Headers)
+		b.fb.Add(timestamp(r.Time), r.Key, r.Value, r.Headers)
 	}
 	lead := part.queued(b, idx, p.sender(nil, true))
 	if err := p.await(ctx, part, b, lead); err != nil {
