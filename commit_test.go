@@ -38,6 +38,31 @@ func blockSyncs(l *Log) (entered <-chan struct{}, release chan struct{}) {
 	return ent, release
 }
 
+// sendInBackground runs p.Send of value in a goroutine; the returned
+// channel gets its error.
+func sendInBackground(p *Producer, value string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Send(context.Background(), Record{Value: []byte(value)})
+		done <- err
+	}()
+	return done
+}
+
+// expectDone waits (generously) for an error from done and fails the
+// test unless it is nil.
+func expectDone(t testing.TB, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not return within 20s", what)
+	}
+}
+
 func expectSignal(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
@@ -91,12 +116,7 @@ func TestAckCommittedBeforeSync(t *testing.T) {
 		t.Fatal("Flush of an AckCommitted producer returned before its callback ran")
 	}
 
-	durable := mustProducer(t, l, "t", nil)
-	done := make(chan error, 1)
-	go func() {
-		_, err := durable.Send(ctx, Record{Value: []byte("c")})
-		done <- err
-	}()
+	done := sendInBackground(mustProducer(t, l, "t", nil), "c")
 	waitRecords(t, l, "t", 3) // committed, and no sync has completed since
 	select {
 	case err := <-done:
@@ -104,14 +124,7 @@ func TestAckCommittedBeforeSync(t *testing.T) {
 	default:
 	}
 	close(release)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("durable Send did not return after the sync was released")
-	}
+	expectDone(t, done, "durable Send after the sync was released")
 	if st := l.Stats(); st.Syncs == 0 {
 		t.Fatalf("Stats %+v: no fdatasync recorded", st)
 	}
@@ -266,11 +279,7 @@ func TestGroupCommitAcrossProcesses(t *testing.T) {
 	before := l.Stats()
 	fmt.Fprintln(stdin, "send")
 	waitRecords(t, l, "t", 2) // the child's frame is committed
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.Send(ctx, Record{Value: []byte("parent")})
-		done <- err
-	}()
+	done := sendInBackground(p, "parent")
 	waitRecords(t, l, "t", 3) // and so is this process's
 
 	// The stand-in syncer finishes without having covered them.

@@ -62,20 +62,7 @@ func TestWriterLockKeptBetweenAppends(t *testing.T) {
 	}
 
 	b := openTest(t, dir, &Options{Durability: Buffered})
-	pb := mustProducer(t, b, "t", nil)
-	done := make(chan error, 1)
-	go func() {
-		_, err := pb.Send(ctx, Record{Value: []byte("b")})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("a second Log could not take the writer lock the first one kept")
-	}
+	expectDone(t, sendInBackground(mustProducer(t, b, "t", nil), "b"), "a second Log's Send while the first kept the writer lock")
 	if heldByOther(t, probe) {
 		t.Fatal("the Log that waited for the writer lock kept it after its append")
 	}
