@@ -32,6 +32,8 @@ import (
 //	           point; appenders waiting for durability sleep on it
 //	  88  u32  tail sequence: odd while the writer-lock holder updates the
 //	           published tail (a sequence lock)
+//	  92  u32  kept: 1 while a writer keeps the writer lock between
+//	           appends (waiters wake its watcher only then)
 //	  96  i64  published tail: segment base,
 //	 104  i64  byte position and
 //	 112  i64  next offset after the last committed frame
@@ -60,6 +62,7 @@ const (
 	metaWaitersOff  = 76
 	metaDurSeqOff   = 80
 	metaTailSeqOff  = 88
+	metaKeptOff     = 92
 	metaTailBaseOff = 96
 	metaTailPosOff  = 104
 	metaTailNextOff = 112
@@ -181,6 +184,9 @@ func (m *metaMap) sleepIn() {
 
 // sleepOut counts it out again, after the sleep.
 func (m *metaMap) sleepOut() { m.sleeping.leave(m.sleepSlot) }
+
+// kept is 1 while a writer keeps the writer lock between appends.
+func (m *metaMap) kept() *atomic.Uint32 { return m.u32(metaKeptOff) }
 
 // durSeq is the word that appenders waiting for another process's
 // fdatasync sleep on.

@@ -150,7 +150,7 @@ func markDeleted(dir string) error {
 		if err == nil {
 			// Announced, so that a Log keeping the lock between
 			// appends lets it go.
-			if _, err = lockAnnounced(context.Background(), lf, m); err == nil {
+			if _, err = lockAnnounced(context.Background(), lf, m, nil); err == nil {
 				m.u32(metaDeletedOff).Store(1)
 				m.published()
 			}

@@ -61,7 +61,12 @@ func (p *partition) lockWriter(ctx context.Context) error {
 		}
 		p.shm = shm
 	}
-	waited, err := lockAnnounced(ctx, p.meta, p.shm)
+	if !p.waitSlotClaimed {
+		// Claimed once and kept, through p.meta, whose locks this Log's
+		// healing (through the mapping's own lock file) sees as live.
+		p.waitSlot, p.waitSlotClaimed = p.shm.waiting.claim(p.meta), true
+	}
+	waited, err := lockAnnounced(ctx, p.meta, p.shm, &p.waitSlot)
 	if err != nil {
 		return err
 	}
@@ -75,21 +80,31 @@ func (p *partition) lockWriter(ctx context.Context) error {
 
 // lockAnnounced takes the writer lock through lf. When it is taken, it
 // counts itself among the waiters (so that a holder keeping the lock lets
-// it go) and wakes the holder's watcher before it blocks. waited says the
-// lock was not free.
-func lockAnnounced(ctx context.Context, lf *lockFile, m *metaMap) (waited bool, err error) {
+// it go) and, if the holder keeps it, wakes the holder's watcher before it
+// blocks. slot is the caller's claimed waiter slot, or nil to claim one
+// for this call. waited says the lock was not free.
+func lockAnnounced(ctx context.Context, lf *lockFile, m *metaMap, slot *presenceSlot) (waited bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	if got, err := lf.TryLock(writerLockByte); err != nil || got {
 		return false, err
 	}
-	slot := m.waiting.claim(lf)
-	m.waiting.enter(slot)
-	wakeAll(m.waiting.count())
+	if slot == nil {
+		s := m.waiting.claim(lf)
+		defer m.waiting.release(s)
+		slot = &s
+	}
+	m.waiting.enter(*slot)
+	// A holder that releases after each append needs no wake-up. One
+	// that keeps the lock sets the kept word before its watcher looks at
+	// the count, so either this sees it set, or the watcher sees the
+	// count raised and does not sleep (sequentially consistent atomics).
+	if m.kept().Load() != 0 {
+		wakeAll(m.waiting.count())
+	}
 	err = lf.Lock(ctx, writerLockByte)
-	m.waiting.leave(slot)
-	m.waiting.release(slot)
+	m.waiting.leave(*slot)
 	return true, err
 }
 
@@ -99,6 +114,9 @@ func (p *partition) unlockWriter() {
 		// A poisoned partition keeps the lock until the kernel is done
 		// with the writes it may still do (ring_linux.go).
 		return
+	}
+	if p.exact {
+		p.shm.kept().Store(0)
 	}
 	p.meta.Unlock(writerLockByte)
 	p.held, p.exact = false, false
@@ -127,6 +145,9 @@ func (p *partition) afterAppend(ok bool) {
 			return
 		}
 		p.contended = time.Time{}
+	}
+	if !p.exact {
+		p.shm.kept().Store(1)
 	}
 	p.exact = true
 	p.appends.Add(1)
