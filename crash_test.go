@@ -368,6 +368,27 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 		t.Fatal(err)
 	}
 	defer probe.Close()
+	shm, err := openMeta(part.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shm.close()
+	// midAppend reports whether a writer is inside an append: it holds
+	// the lock and the segment holds bytes past the tail it last
+	// published (a frame written, not yet committed and published).
+	// Holding the lock alone says little: a writer alone keeps it
+	// between appends.
+	midAppend := func() bool {
+		if held, err := probe.HeldByOther(writerLockByte); err != nil || !held {
+			return err != nil
+		}
+		tail, ok := shm.tail()
+		if !ok {
+			return false
+		}
+		st, err := os.Stat(segmentPath(part.dir, tail.base, logExt))
+		return err == nil && st.Size() > tail.pos
+	}
 
 	ckptPath := filepath.Join(work, "reader.ckpt")
 	reader := mpChild("crash-reader", "RUNNEL_CRASH_DIR="+dir, "RUNNEL_CRASH_CKPT="+ckptPath)
@@ -447,7 +468,7 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 						// Kill at a moment some writer holds the lock:
 						// with one producer, inside its append.
 						for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
-							if held, err := probe.HeldByOther(writerLockByte); err != nil || held {
+							if midAppend() {
 								break
 							}
 						}
