@@ -58,15 +58,14 @@ type partition struct {
 	dirDirty bool       // a segment was created since the directory was synced
 
 	// Keeping the writer lock between appends (writerlock.go), under wmu.
-	waitSlot        presenceSlot // a writer-lock waiter slot, claimed on first contention
-	waitSlotClaimed bool
-	held            bool      // this Log holds the writer lock
-	exact           bool      // held since this Log's last append: p.w is the tail
-	contended       time.Time // when another holder last wanted the lock
-	watching        bool      // watchHold runs
-	watchDone       chan struct{}
-	appends         atomic.Uint64 // appends under a kept lock, for watchHold
-	holdCancel      atomic.Uint32 // bumped to end watchHold's sleep
+	waitSlot   presenceSlot // a writer-lock waiter slot, claimed on first contention
+	held       bool         // this Log holds the writer lock
+	exact      bool         // held since this Log's last append: p.w is the tail
+	contended  time.Time    // when another holder last wanted the lock
+	watching   bool         // watchHold runs
+	watchDone  chan struct{}
+	appends    atomic.Uint64 // appends under a kept lock, for watchHold
+	holdCancel atomic.Uint32 // bumped to end watchHold's sleep
 
 	// poisoned: an append failed with writes possibly still running in
 	// the kernel; the writer lock stays held until they end (poison).

@@ -32,7 +32,7 @@ type presence struct {
 }
 
 // presenceSlot is a claimed slot: its index, or -1 for a slot-less holder,
-// and the lock file that holds its lock.
+// and the lock file that holds its lock (nil: not claimed yet).
 type presenceSlot struct {
 	i  int
 	lf *lockFile

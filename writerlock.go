@@ -61,11 +61,6 @@ func (p *partition) lockWriter(ctx context.Context) error {
 		}
 		p.shm = shm
 	}
-	if !p.waitSlotClaimed {
-		// Claimed once and kept, through p.meta, whose locks this Log's
-		// healing (through the mapping's own lock file) sees as live.
-		p.waitSlot, p.waitSlotClaimed = p.shm.waiting.claim(p.meta), true
-	}
 	waited, err := lockAnnounced(ctx, p.meta, p.shm, &p.waitSlot)
 	if err != nil {
 		return err
@@ -81,8 +76,10 @@ func (p *partition) lockWriter(ctx context.Context) error {
 // lockAnnounced takes the writer lock through lf. When it is taken, it
 // counts itself among the waiters (so that a holder keeping the lock lets
 // it go) and, if the holder keeps it, wakes the holder's watcher before it
-// blocks. slot is the caller's claimed waiter slot, or nil to claim one
-// for this call. waited says the lock was not free.
+// blocks. slot, if not nil, is the caller's waiter slot: claimed through
+// lf on first contention and kept (lf's locks are then what this process's
+// healing, through another lock file, sees as live); nil claims one for
+// this call. waited says the lock was not free.
 func lockAnnounced(ctx context.Context, lf *lockFile, m *metaMap, slot *presenceSlot) (waited bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -90,10 +87,13 @@ func lockAnnounced(ctx context.Context, lf *lockFile, m *metaMap, slot *presence
 	if got, err := lf.TryLock(writerLockByte); err != nil || got {
 		return false, err
 	}
-	if slot == nil {
+	switch {
+	case slot == nil:
 		s := m.waiting.claim(lf)
 		defer m.waiting.release(s)
 		slot = &s
+	case slot.lf == nil:
+		*slot = m.waiting.claim(lf)
 	}
 	m.waiting.enter(*slot)
 	// A holder that releases after each append needs no wake-up. One
