@@ -19,40 +19,56 @@ import (
 // ErrTooLarge and stores nothing. If ctx ends first SendBatch returns
 // ctx.Err(); the records may still be appended.
 func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) (base int64, err error) {
-	if err := p.checkOpen(); err != nil {
-		return 0, err
-	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	part, b, idx, lead, err := p.queueBatch(ctx, partition, recs, p.sender(nil, true))
+	if err != nil {
+		return 0, err
+	}
+	if err := p.await(ctx, part, b, lead); err != nil {
+		return 0, err
+	}
+	return b.base + int64(idx), nil
+}
+
+// queueBatch validates recs and adds them to the partition's pending
+// frame, together, waiting while that frame is full and a write is in
+// flight (ctx, nil for none, ends that wait); s says who sends them. It
+// returns the partition, the batch, the first record's index, and whether
+// the caller leads the batch's write (see partition.queued).
+func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record, s sender) (*partition, *batch, int, bool, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, nil, 0, false, err
+	}
 	n := len(p.topic.parts)
 	if partition < 0 || partition >= n {
-		return 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
+		return nil, nil, 0, false, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
 	}
 	if len(recs) == 0 {
-		return 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+		return nil, nil, 0, false, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
 	limit := max(p.log.opts.MaxBatchBytes, p.log.opts.MaxRecordBytes)
 	total := 0
 	for i := range recs {
 		r := &recs[i]
 		if len(r.Headers) > frame.MaxHeaders {
-			return 0, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
+			return nil, nil, 0, false, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
 		}
 		size := frame.RecordSize(r.Key, r.Value, r.Headers)
 		if size > p.log.opts.MaxRecordBytes {
-			return 0, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
+			return nil, nil, 0, false, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
 		}
 		// A record's timestamp delta can take up to 10 bytes more than
 		// RecordSize counts.
 		total += size + 10
 	}
 	if total > limit {
-		return 0, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d", ErrTooLarge, len(recs), total, limit)
+		return nil, nil, 0, false, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d (Options.MaxBatchBytes)", ErrTooLarge, len(recs), total, limit)
 	}
 	part := p.topic.parts[partition]
 	if err := part.reserve(ctx, total); err != nil {
-		return 0, err
+		return nil, nil, 0, false, err
 	}
 	b := part.pending
 	idx := b.fb.Count()
@@ -60,9 +76,5 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 		r := &recs[i]
 		b.fb.Add(timestamp(r.Time), r.Key, r.Value, r.Headers)
 	}
-	lead := part.queued(b, idx, p.sender(nil, true))
-	if err := p.await(ctx, part, b, lead); err != nil {
-		return 0, err
-	}
-	return b.base + int64(idx), nil
+	return part, b, idx, part.queued(b, idx, s), nil
 }

@@ -79,6 +79,8 @@ func main() {
 	writeTargets(&out, cells, ws)
 	fmt.Fprintf(&out, "\n### Targets (issue 12: one Send at a time)\n\n")
 	writeTargets12(&out, cells, ws)
+	fmt.Fprintf(&out, "\n### Targets (issue 13: the Kafka server)\n\n")
+	writeKafkaTargets(&out, cells, ws)
 	failed := writeFailures(&out, cells)
 	fmt.Fprintf(&out, "\nwall time %s\n", time.Since(start).Round(time.Second))
 	os.Stdout.Write(out.Bytes())
