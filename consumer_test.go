@@ -352,7 +352,7 @@ func TestLogCloseWakesPoll(t *testing.T) {
 		done <- err
 	}()
 	// Close while Poll is asleep, not before.
-	waitFor(t, patience, "Poll to fall asleep", func() bool { return c.metas[1].sleepers().Load() > 0 })
+	waitFor(t, patience, "Poll to fall asleep", func() bool { return c.metas[1].sleeping.count().Load() > 0 })
 	l.Close()
 	select {
 	case err := <-done:

@@ -72,6 +72,9 @@ func init() {
 //	                      it (see dyingAppender)
 //	RUNNEL_CRASH_DIE_HOW  what that append leaves: torn, uncommitted or
 //	                      committed
+//	RUNNEL_CRASH_SEND     "1": one record at a time with Send (a lone
+//	                      sender writes its own frames and keeps the
+//	                      writer lock between them), else SendAsync
 //
 // It finds where its predecessors stopped by reading the log, prints
 // "ready <first seq>", and sends until it is killed.
@@ -168,7 +171,15 @@ func crashProducerMain() int {
 	}()
 	last := next + env("MAX")
 	pad := int(env("PAD"))
-	for seq := next; seq < last; seq++ {
+	for seq := next; seq < last && env("SEND") == 1; seq++ {
+		pos, err := p.Send(context.Background(), Record{Value: mpValue(id, inc, seq, pad+int(seq%13))})
+		if err != nil {
+			return mpFail(who, fmt.Errorf("record %d: %w", seq, err))
+		}
+		slots <- struct{}{}
+		ackc <- ack{seq, pos.Offset}
+	}
+	for seq := next; seq < last && env("SEND") != 1; seq++ {
 		slots <- struct{}{}
 		p.SendAsync(Record{Value: mpValue(id, inc, seq, pad+int(seq%13))}, func(pos Position, err error) {
 			if err != nil {
@@ -205,10 +216,10 @@ type dyingAppender struct {
 	seed uint64
 }
 
-func (d *dyingAppender) appendFrame(fd int, off int64, b []byte, sync bool) error {
+func (d *dyingAppender) appendFrame(fd int, off int64, b []byte, sync bool, cm *commitMap) error {
 	m, err := frame.ParseMeta(b)
 	if err != nil || m.End() <= d.at && (m.Kind != frame.KindSeal || m.Base < d.at) {
-		return d.appender.appendFrame(fd, off, b, sync)
+		return d.appender.appendFrame(fd, off, b, sync, cm)
 	}
 	switch d.how {
 	case "torn":
@@ -217,7 +228,7 @@ func (d *dyingAppender) appendFrame(fd int, off int64, b []byte, sync bool) erro
 	case "uncommitted":
 		err = pwriteFull(fd, b, off)
 	case "committed":
-		err = d.appender.appendFrame(fd, off, b, sync)
+		err = d.appender.appendFrame(fd, off, b, sync, cm)
 	default:
 		err = fmt.Errorf("RUNNEL_CRASH_DIE_HOW=%q", d.how)
 	}
@@ -365,6 +376,17 @@ func TestCrashLoop(t *testing.T) {
 	runCrashLoop(t, cfg)
 }
 
+// TestCrashLoopSend is the crash loop with producers that each send one
+// record at a time (Send), half of them durable: each writes its own
+// frames, keeps the writer lock between appends while nobody else waits,
+// and makes its frames durable through the partition's shared fdatasync,
+// so kills land while a process keeps the writer lock, holds the sync
+// lock or sleeps waiting for another's fdatasync.
+func TestCrashLoopSend(t *testing.T) {
+	runCrashLoop(t, crashConfig{producers: 4, kills: mpScale(100, 40, 20), segBytes: minSegmentBytes, maxPerRun: 3000,
+		killWithin: 20 * time.Millisecond, dieInAppend: 0.5, send: true})
+}
+
 // TestCrashMidAppend puts every kill inside an append: one producer
 // process writing large frames kills itself (dyingAppender) partway
 // through writing a frame, after writing it but before its commit byte, or
@@ -386,6 +408,7 @@ type crashConfig struct {
 	killWithin      time.Duration // the other incarnations are killed from outside within this of being ready
 	dieInAppend     float64       // share of incarnations that kill themselves inside an append (dyingAppender)
 	repairAfterKill bool          // repair in this process after every kill and count the cuts (one producer only)
+	send            bool          // producers use Send, one record at a time
 }
 
 func runCrashLoop(t *testing.T, cfg crashConfig) {
@@ -453,6 +476,7 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 					"RUNNEL_CRASH_DURABLE=" + strconv.Itoa(id%2),
 					"RUNNEL_CRASH_MAX=" + strconv.Itoa(maxPerRun),
 					"RUNNEL_CRASH_PAD=" + strconv.Itoa(cfg.pad),
+					"RUNNEL_CRASH_SEND=" + map[bool]string{true: "1", false: "0"}[cfg.send],
 				}
 				die := rng.Float64() < cfg.dieInAppend
 				if die {
