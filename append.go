@@ -29,7 +29,7 @@ type activeSeg struct {
 	next  int64 // offset the next record gets
 	maxTS int64 // newest record timestamp in the segment so far
 	idx   *indexWriter
-	probe [4]byte
+	probe [12]byte // findTail's look around pos
 }
 
 func (a *activeSeg) close() error {
@@ -82,6 +82,7 @@ func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
 	p.shm.published()
 	p.log.stats.frames.Add(1)
 	p.log.stats.records.Add(int64(fb.Count()))
+	p.noteAppended()
 	return base, nil
 }
 
@@ -204,7 +205,7 @@ func (p *partition) roll() error {
 	} else {
 		p.dirDirty = true // the next periodic or closing sync covers it
 	}
-	if err := p.walkTail(0, next, true); err != nil {
+	if err := p.walkTail(0, next, true, p.knownCommitted(evidence{})); err != nil {
 		return err
 	}
 	p.retainAfterRoll()

@@ -55,8 +55,10 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
+	observeSync(dir, syncDirectory, false)
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
+	observeSync(dir, syncDirectory, true)
 	return nil
 }

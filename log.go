@@ -49,6 +49,7 @@ type Log struct {
 	syncDone chan struct{}
 
 	retention retentionLoop // retention.go
+	ckpts     checkpointer  // checkpoint.go
 }
 
 // topic is a Log's open handle on one topic: its config and partitions.
@@ -231,6 +232,7 @@ func (l *Log) Close() error {
 		l.closed.Store(true)
 		l.wakeConsumers()
 		l.stopRetention()
+		l.ckpts.stop()
 		if l.stopSync != nil {
 			close(l.stopSync)
 			<-l.syncDone
@@ -282,10 +284,12 @@ func (l *Log) recordRecovery(r RecoveryReport) {
 	l.recMu.Unlock()
 }
 
-// Recoveries returns what the post-reboot recoveries run by this Log
-// verified and cut, one report per partition, in the order they ran. A
-// partition is recovered by the first writer after a reboot, so a report
-// appears after this Log's first append to it.
+// Recoveries returns what the recoveries run by this Log verified, cut and
+// found lost, in the order they ran: one report per partition recovered
+// after a reboot (by the first writer after it, so a report appears after
+// this Log's first append to the partition, or a reader's repair), and one
+// for each partition in which a writer found committed records gone
+// without one (RecoveryReport.Reboot false).
 func (l *Log) Recoveries() []RecoveryReport {
 	l.recMu.Lock()
 	defer l.recMu.Unlock()
@@ -301,10 +305,19 @@ type Stats struct {
 	Syncs          int64 // fdatasyncs of segments: with appends, periodic, at Close
 	Repairs        int64 // torn or uncommitted tails cut
 	BytesRepaired  int64 // bytes those repairs cut
+	// RecordsLost counts offsets this Log found known committed and gone:
+	// cut by recovery after a power failure (Periodic and Buffered modes
+	// may lose acknowledged records that way), or missing to damage. Each
+	// loss is also logged and listed by Recoveries.
+	RecordsLost int64
+	// GapsCrossed counts the lost offsets (gaps left by a salvage) that
+	// this Log's consumers skipped.
+	GapsCrossed int64
 }
 
 type logStats struct {
 	frames, records, syncs, repairs, repairedBytes atomic.Int64
+	recordsLost, gapsCrossed                       atomic.Int64
 }
 
 // Stats reports the Log's counters and the active backend.
@@ -317,5 +330,7 @@ func (l *Log) Stats() Stats {
 		Syncs:          l.stats.syncs.Load(),
 		Repairs:        l.stats.repairs.Load(),
 		BytesRepaired:  l.stats.repairedBytes.Load(),
+		RecordsLost:    l.stats.recordsLost.Load(),
+		GapsCrossed:    l.stats.gapsCrossed.Load(),
 	}
 }

@@ -43,6 +43,7 @@ type partition struct {
 	broken   error      // sticky: committed data is damaged, appends refused
 	dirty    bool       // written since the last fdatasync (Periodic mode)
 	dirDirty bool       // a segment was created since the directory was synced
+	ckpt     ckptState  // synced checkpoints (checkpoint.go)
 }
 
 const metaFileName = "partition.meta"
@@ -100,6 +101,9 @@ func (p *partition) close() error {
 	if p.w != nil {
 		if p.dirty {
 			errs = append(errs, p.syncLocked())
+		}
+		if err := p.closingCheckpoint(); err != nil {
+			p.log.opts.Logger.Warn("runnel: checkpoint at close failed", "partition", p.dir, "err", err)
 		}
 		errs = append(errs, p.w.close())
 		p.w = nil

@@ -623,8 +623,16 @@ func TestVerifyRepair(t *testing.T) {
 		dir := t.TempDir()
 		copyTree(t, clean, dir)
 		last := files[len(files)-1]
-		pos := frames[last][len(frames[last])-1]
-		if err := os.Truncate(filepath.Join(dir, last), pos+20); err != nil {
+		// What a writer that died 20 bytes into a frame leaves: the start
+		// of a header past the committed data.
+		path := filepath.Join(dir, last)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := int64(len(data))
+		head := data[frames[last][len(frames[last])-1]:][:20]
+		if err := os.WriteFile(path, append(data, head...), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		r := runIn(t, dir, "", "verify", "t")
@@ -676,6 +684,38 @@ func TestVerifyRepair(t *testing.T) {
 		// dump shows the damaged frame.
 		if out := must(t, dir, "", "dump", "t", "-partition", "0"); !strings.Contains(out, fmt.Sprintf("@%d records committed", pos)) || !strings.Contains(out, "BAD: ") {
 			t.Errorf("dump does not show the damage at %d", pos)
+		}
+		// A consumer stops at the damage with an error naming it: exit 1,
+		// never a wait.
+		r = runIn(t, dir, "", "consume", "t", "-partition", "0", "-from-beginning")
+		failing(t, r, 1, "corrupt data in")
+		if !strings.Contains(r.stderr, fmt.Sprintf("%s at byte %d", seg, pos)) {
+			t.Errorf("consume error does not name the damage: %s", r.stderr)
+		}
+		before := strings.Count(r.stdout, "\n")
+
+		// Salvage: the damaged frame's offsets become a gap, printed;
+		// everything else reads again, and verify lists the gap.
+		out := must(t, dir, "", "repair", "-salvage", "t")
+		m := regexp.MustCompile(`lost: t/0: offsets (\d+)-(\d+)\n`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("repair -salvage does not print the lost offsets:\n%s", out)
+		}
+		from, _ := strconv.Atoi(m[1])
+		to, _ := strconv.Atoi(m[2])
+		if from != before {
+			t.Errorf("salvage lost offsets %d-%d; the consumer read %d records before the damage", from, to, before)
+		}
+		r = runIn(t, dir, "", "verify")
+		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("known loss: t/0: offsets %d-%d", from, to)) {
+			t.Errorf("verify after salvage: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		all := must(t, dir, "", "consume", "t", "-partition", "0", "-from-beginning")
+		if got, want := strings.Count(all, "\n"), 12*700-(to-from+1); got != want {
+			t.Errorf("consume after salvage: %d records, want %d", got, want)
+		}
+		if out := must(t, dir, "", "repair"); out != "nothing to repair\n" {
+			t.Errorf("repair after salvage: %q", out)
 		}
 	})
 }

@@ -1,0 +1,210 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// Checkpoints bound recovery: after a reboot the first writer verifies
+// only what follows the last synced checkpoint (meta_checkpoint.go). A
+// partition takes one every checkpointBytes of appended log, at every
+// roll, and at Close. Taking one syncs what it covers first: nothing more
+// in Durable mode, whose appends were synced already; the segments written
+// since the last one in the other modes. That is done off the append path,
+// by one goroutine per Log, so a checkpoint never delays an append by more
+// than the moment its writer lock is held to record it.
+
+// checkpointBytes is how much log a partition takes between checkpoints:
+// the most a recovery verifies beyond the segment it starts in.
+const checkpointBytes = 8 << 20
+
+// ckptState is a partition's side of checkpointing, guarded by p.wmu.
+type ckptState struct {
+	at     int64        // p.w.pos when the last checkpoint was asked for
+	base   int64        // p.w.base then
+	queued atomic.Bool  // waiting in the Log's checkpointer
+	failed atomic.Int64 // checkpoints that failed (logged)
+}
+
+// noteAppended asks for a checkpoint when the partition has grown enough
+// since the last one, or rolled. The caller holds p.wmu, after an append.
+func (p *partition) noteAppended() {
+	if p.w.base == p.ckpt.base && p.w.pos-p.ckpt.at < checkpointBytes {
+		return
+	}
+	p.ckpt.base, p.ckpt.at = p.w.base, p.w.pos
+	if p.ckpt.queued.CompareAndSwap(false, true) {
+		p.log.ckpts.request(p)
+	}
+}
+
+// checkpointer runs a Log's checkpoints in the background.
+type checkpointer struct {
+	mu      sync.Mutex
+	queue   []*partition
+	wake    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started bool
+}
+
+func (c *checkpointer) request(p *partition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
+		c.started = true
+		go c.run()
+	}
+	if c.ctx.Err() != nil {
+		p.ckpt.queued.Store(false)
+		return
+	}
+	c.queue = append(c.queue, p)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) run() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.wake:
+		}
+		for {
+			c.mu.Lock()
+			if len(c.queue) == 0 {
+				c.mu.Unlock()
+				break
+			}
+			p := c.queue[0]
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			p.ckpt.queued.Store(false)
+			if err := p.takeCheckpoint(c.ctx); err != nil && c.ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				p.ckpt.failed.Add(1)
+				p.log.opts.Logger.Warn("runnel: checkpoint failed", "partition", p.dir, "err", err)
+			}
+		}
+	}
+}
+
+// stop ends the checkpointer; checkpoints still queued are left to the
+// partitions' Close.
+func (c *checkpointer) stop() {
+	c.mu.Lock()
+	started := c.started
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+	}
+	c.cancel()
+	c.mu.Unlock()
+	if started {
+		<-c.done
+	}
+}
+
+// takeCheckpoint records a checkpoint at this Log's view of the tail:
+// it syncs the segments written since the current checkpoint (outside
+// any lock), then records it under the writer lock.
+func (p *partition) takeCheckpoint(ctx context.Context) error {
+	p.wmu.Lock()
+	if p.w == nil || p.shm == nil {
+		p.wmu.Unlock()
+		return nil
+	}
+	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	p.wmu.Unlock()
+	if err := p.syncUpTo(target); err != nil {
+		return err
+	}
+	unlock, err := p.lockForMaintenance(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return p.recordCheckpoint(target)
+}
+
+// syncUpTo makes the segments from the current checkpoint's to target's
+// durable, and their directory entries. Durable mode synced each append.
+func (p *partition) syncUpTo(target checkpoint) error {
+	cur, ok := p.shm.checkpoint()
+	if p.log.opts.Durability != Durable {
+		bases, err := listSegments(p.dir)
+		if err != nil {
+			return err
+		}
+		for _, b := range bases {
+			if ok && b < cur.base || b > target.base {
+				continue
+			}
+			f, err := os.Open(segmentPath(p.dir, b, logExt))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed by retention meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			err = fdatasync(int(f.Fd()))
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if !ok || cur.base != target.base {
+		return syncDir(p.dir)
+	}
+	return nil
+}
+
+// recordCheckpoint writes target as the checkpoint if it is ahead of the
+// one there and its segment is still there. The caller holds the writer
+// lock and synced what target covers.
+func (p *partition) recordCheckpoint(target checkpoint) error {
+	cur, ok := p.shm.checkpoint()
+	if ok && cur.boot == target.boot && (cur.base > target.base || cur.base == target.base && cur.pos >= target.pos) {
+		return nil
+	}
+	if !ok || cur.boot != target.boot {
+		// The checkpoint there was not written in this boot (or is
+		// damaged): only recovery may replace it, having verified.
+		return nil
+	}
+	if _, err := os.Stat(segmentPath(p.dir, target.base, logExt)); err != nil {
+		return nil // retention removed it; the next checkpoint will do
+	}
+	return p.shm.setCheckpoint(target)
+}
+
+// closingCheckpoint records a checkpoint at the tail as a partition closes,
+// if the writer lock is free at once: a clean shutdown leaves recovery
+// nothing to verify. The caller holds p.wmu, and synced the segment.
+func (p *partition) closingCheckpoint() error {
+	if p.w == nil || p.shm == nil || p.meta == nil || p.shm.readOnly {
+		return nil
+	}
+	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	if cur, ok := p.shm.checkpoint(); ok && cur.boot == target.boot && cur.base == target.base && cur.pos >= target.pos {
+		return nil
+	}
+	if err := p.syncUpTo(target); err != nil {
+		return err
+	}
+	if got, err := p.meta.TryLock(writerLockByte); err != nil || !got {
+		return nil
+	}
+	defer p.meta.Unlock(writerLockByte)
+	return p.recordCheckpoint(target)
+}
