@@ -125,8 +125,9 @@ func (p *partition) commitFrame(data []byte) error {
 			p.dropActive()
 			return p.broken
 		}
-		// The frame is uncommitted and maybe partly written: forget the
-		// tail; the next append re-discovers and repairs it.
+		// The frame is uncommitted and maybe partly written: cut it, and
+		// forget the tail; the next append re-discovers it.
+		p.cutFailedAppend()
 		p.dropActive()
 		return err
 	}

@@ -137,36 +137,45 @@ func (p *partition) takeCheckpoint(ctx context.Context) error {
 }
 
 // syncUpTo makes the segments from the current checkpoint's to target's
-// durable, and their directory entries. Durable mode synced each append.
+// durable (Durable mode synced each append already), with their indexes
+// and their directory entries.
 func (p *partition) syncUpTo(target checkpoint) error {
 	cur, ok := p.shm.checkpoint()
-	if p.log.opts.Durability != Durable {
-		bases, err := listSegments(p.dir)
-		if err != nil {
-			return err
+	bases, err := listSegments(p.dir)
+	if err != nil {
+		return err
+	}
+	exts := []string{logExt, indexExt, timeIndexExt}
+	if p.log.opts.Durability == Durable {
+		exts = exts[1:]
+	}
+	for _, b := range bases {
+		if ok && b < cur.base || b > target.base {
+			continue
 		}
-		for _, b := range bases {
-			if ok && b < cur.base || b > target.base {
-				continue
-			}
-			f, err := os.Open(segmentPath(p.dir, b, logExt))
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed by retention meanwhile
-			}
-			if err != nil {
-				return err
-			}
-			err = fdatasync(int(f.Fd()))
-			f.Close()
-			if err != nil {
+		// The index entries before the checkpoint are synced too, so that
+		// recovery need only check those after it.
+		for _, ext := range exts {
+			if err := syncFile(segmentPath(p.dir, b, ext)); err != nil {
 				return err
 			}
 		}
 	}
-	if !ok || cur.base != target.base {
-		return syncDir(p.dir)
+	// The directory too: the segment files must be found after a crash.
+	return syncDir(p.dir)
+}
+
+// syncFile fdatasyncs the file at path, if it is there.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed by retention meanwhile
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return fdatasync(int(f.Fd()))
 }
 
 // recordCheckpoint writes target as the checkpoint if it is ahead of the

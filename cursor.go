@@ -86,10 +86,11 @@ type segFrame struct {
 // syscalls. It knows where the next frame starts (pos) and which offset it
 // must start at (next).
 type cursor struct {
-	f    *os.File
-	path string
-	pos  int64 // where the next frame starts
-	next int64 // offset the next frame must start at; -1: any (after a resync)
+	f       *os.File
+	path    string
+	segBase int64 // the segment's base offset, from its name; -1 if unknown
+	pos     int64 // where the next frame starts
+	next    int64 // offset the next frame must start at; -1: any (after a resync)
 
 	// verify makes the cursor check checksums. Without it a committed
 	// header is taken at its word: enough to follow a live writer, whose
@@ -108,7 +109,18 @@ const defaultWindow = 256 << 10
 // newCursor returns a verifying cursor on segment file f positioned at pos,
 // where offset next must start.
 func newCursor(f *os.File, path string, pos, next int64) *cursor {
-	return &cursor{f: f, path: path, pos: pos, next: next, verify: true, window: defaultWindow}
+	c := &cursor{pos: pos, next: next, verify: true, window: defaultWindow}
+	c.setFile(f, path)
+	return c
+}
+
+// setFile points the cursor at another segment file, keeping its buffer.
+func (c *cursor) setFile(f *os.File, path string) {
+	c.f, c.path, c.segBase = f, path, -1
+	if base, ok := segmentBaseOf(path); ok {
+		c.segBase = base
+	}
+	c.invalidate()
 }
 
 // seek moves the cursor to pos, where offset next starts.
@@ -137,7 +149,17 @@ func (c *cursor) bytesAt(pos int64, n int) ([]byte, error) {
 	if c.pinned {
 		return nil, errWindowFull
 	}
-	size := max(n, c.window)
+	size := c.window
+	if n > size {
+		// A frame larger than the window is read whole, but no further
+		// than the file goes: a length read from damaged bytes never
+		// sizes an allocation beyond the bytes there are.
+		st, err := c.f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("runnel: stat %s: %w", c.path, err)
+		}
+		size = int(max(min(int64(n), st.Size()-pos), int64(size)))
+	}
 	if cap(c.buf) < size {
 		c.buf = make([]byte, size)
 	}
@@ -208,6 +230,13 @@ func (c *cursor) peek() (segFrame, frameStatus, error) {
 	}
 	if c.next >= 0 && f.meta.Base != c.next {
 		f.cause = fmt.Errorf("frame starts at offset %d, expected %d", f.meta.Base, c.next)
+		f.data = nil
+		return f, frameBad, nil
+	}
+	if st == frameSeal && f.meta.Base <= c.segBase {
+		// A segment that holds no offsets is never sealed: following
+		// this seal would lead back to the segment itself.
+		f.cause = fmt.Errorf("seal names offset %d, which is not past the segment's base", f.meta.Base)
 		f.data = nil
 		return f, frameBad, nil
 	}

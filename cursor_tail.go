@@ -50,11 +50,26 @@ type tailRules struct {
 	knownEnd int64
 	// knownBy says where knownEnd comes from, for the report.
 	knownBy string
+	// nextSegment, if not 0, is the base of a later segment: the segment
+	// judged must end in a seal (a writer seals a segment before it
+	// creates the next), so whatever ends it otherwise is damage.
+	nextSegment int64
+	// findNext makes the writer's walk look for a later segment before it
+	// judges a tail (a recovery that walks every segment): a writer
+	// appending to the last segment knows it is the last.
+	findNext bool
 	// powerLoss: the bytes at the cursor were never synced and the
 	// machine restarted since, so they may be missing or stale anywhere.
 	// A break there is the end of the data, even with good frames after
 	// it: recovery cuts it, and reports what those frames held.
 	powerLoss bool
+}
+
+// missing reports whether data that ends at offset next lacks something
+// the rules know was committed: offsets, or the seal before a later
+// segment.
+func (r tailRules) missing(next int64) bool {
+	return next >= 0 && next < r.knownEnd || r.nextSegment > 0
 }
 
 // tailVerdict is the judgement of what is at a cursor that stopped on
@@ -107,7 +122,7 @@ func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 	}
 	v.size = fst.Size()
 	if st == frameEnd && f.eof {
-		if c.next >= 0 && c.next < rules.knownEnd {
+		if rules.missing(c.next) {
 			v.kind = tailDamage
 			return v, nil
 		}
@@ -134,7 +149,7 @@ func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 		v.kind = tailDamage
 		return v, nil
 	}
-	if c.next >= 0 && c.next < rules.knownEnd {
+	if rules.missing(c.next) {
 		v.kind = tailDamage
 		return v, nil
 	}
@@ -166,6 +181,10 @@ func (v tailVerdict) describe(rules tailRules) string {
 			s += fmt.Sprintf(" with offset %d (offsets %d to %d unreadable)", v.resume.meta.Base, from, v.resume.meta.Base-1)
 		}
 		return s
+	case v.kind == tailDamage && to <= from && rules.nextSegment > 0 && v.cause == nil:
+		return fmt.Sprintf("the segment ends without a seal, but segment %020d%s follows", rules.nextSegment, logExt)
+	case v.kind == tailDamage && to <= from && rules.nextSegment > 0:
+		return fmt.Sprintf("%s; the segment has no seal, but segment %020d%s follows", what, rules.nextSegment, logExt)
 	case v.kind == tailDamage && v.cause == nil:
 		return fmt.Sprintf("the data ends at offset %d, but offsets to %d are known committed (%s): they are gone", from, to-1, rules.knownBy)
 	case v.kind == tailDamage:

@@ -55,10 +55,11 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	observeSync(dir, syncDirectory, false)
-	if err := d.Sync(); err != nil {
+	observeSync(dir, syncDirectory, false, nil)
+	err = d.Sync()
+	observeSync(dir, syncDirectory, true, err)
+	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
-	observeSync(dir, syncDirectory, true)
 	return nil
 }

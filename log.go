@@ -68,7 +68,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		return nil, err
 	}
 	for _, sub := range []string{"", "topics", "groups"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil && !readOnlyLog(dir, err) {
 			return nil, fmt.Errorf("runnel: open %s: %w", dir, err)
 		}
 	}
@@ -87,6 +87,15 @@ func Open(dir string, opts *Options) (*Log, error) {
 	}
 	l.startRetention()
 	return l, nil
+}
+
+// readOnlyLog reports whether err, from creating a directory of the log in
+// dir, only says that this process may not write there, while the log
+// exists: it can still be read (consumers without a group, Verify, Dump),
+// and whatever needs writing fails with the permission error then.
+func readOnlyLog(dir string, err error) bool {
+	_, serr := os.Stat(filepath.Join(dir, formatFileName))
+	return isPermission(err) && serr == nil
 }
 
 // syncLoop fdatasyncs, every SyncInterval, each partition written since

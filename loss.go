@@ -48,6 +48,13 @@ func knownCommittedIn(m *metaMap) (rules tailRules, cp checkpoint, cpOK bool) {
 	return rules, cp, cpOK
 }
 
+// addSegment adds the evidence of a later segment, whose base every record
+// before it had, and which makes a seal due.
+func (r *tailRules) addSegment(base int64) {
+	r.add(evidence{base, fmt.Sprintf("segment %020d%s follows", base, logExt)})
+	r.nextSegment = base
+}
+
 // add raises knownEnd to what ev says, if that is more.
 func (r *tailRules) add(ev evidence) {
 	if ev.next > r.knownEnd {

@@ -72,11 +72,12 @@ func (m *metaMap) setCheckpoint(cp checkpoint) error {
 	if err := m.setCheckpointBytes(cp); err != nil {
 		return err
 	}
-	observeSync(m.path, syncMeta, false)
-	if err := unix.Msync(m.mem, unix.MS_SYNC); err != nil {
+	observeSync(m.path, syncMeta, false, nil)
+	err := unix.Msync(m.mem, unix.MS_SYNC)
+	observeSync(m.path, syncMeta, true, err)
+	if err != nil {
 		return fmt.Errorf("runnel: sync %s: %w", m.path, err)
 	}
-	observeSync(m.path, syncMeta, true)
 	return nil
 }
 

@@ -82,9 +82,8 @@ func (r *partReader) useSegment(f *os.File, base int64) {
 	r.closeSegment()
 	r.base, r.f, r.next = base, f, base
 	r.path = segmentPath(r.p.dir, base, logExt)
-	r.cur.f, r.cur.path = f, r.path
+	r.cur.setFile(f, r.path)
 	r.cur.seek(0, base)
-	r.cur.invalidate()
 	r.lastSeg = false
 }
 
@@ -381,11 +380,14 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 			switch st {
 			case frameOK:
 				before := len(dst)
+				if dst, err = r.decode(dst, f); err != nil {
+					// Records that do not decode in a checksummed frame:
+					// none of them is delivered, and the reader stays
+					// before it, so every Poll reports it.
+					return dst[:before], err
+				}
 				c.skip(f)
 				r.advanced = true
-				if dst, err = r.decode(dst, f); err != nil {
-					return dst, err
-				}
 				if len(dst) > before {
 					c.pin() // the records alias the window
 				}
@@ -469,7 +471,8 @@ func (r *partReader) decode(dst []Record, f segFrame) ([]Record, error) {
 		off++
 	}
 	if err := it.Err(); err != nil {
-		return dst, &CorruptError{Path: r.path, Pos: f.pos, Offset: off, To: m.End(), Err: err}
+		return dst, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
+			Err: fmt.Errorf("record %d of the frame: %w", off-m.Base, err)}
 	}
 	r.next = max(r.next, m.End())
 	return dst, nil

@@ -69,7 +69,7 @@ func (r *partReader) checkEnd(m *metaMap) error {
 	case r.advanced:
 		r.lastSeq = r.fillSeq
 	}
-	if rules.knownEnd <= r.cur.next {
+	if !rules.missing(r.cur.next) {
 		return nil
 	}
 	v, err := r.cur.judgeTail(rules)
@@ -104,7 +104,7 @@ func (r *partReader) laterSegmentEvidence(rules *tailRules) error {
 		if b > r.base {
 			r.lastSeg = false
 			if !rules.powerLoss {
-				rules.add(evidence{b, fmt.Sprintf("segment %020d%s follows", b, logExt)})
+				rules.addSegment(b)
 			}
 			return nil
 		}

@@ -75,11 +75,12 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	// evidence decides (data it covers is damage if gone, never cut);
 	// the index entries and later segments only add to the report.
 	rules := p.knownCommitted(ev)
+	rules.findNext = true
 	start := checkpoint{base: bases[0], pos: 0, next: bases[0]}
-	if ok && p.checkpointUsable(cp, bases) {
+	if from, usable := p.recoveryStart(cp, ok, bases); usable {
 		// A checkpoint of another boot: the machine restarted, and what
 		// follows the checkpoint may not have reached the disk.
-		start, rules.powerLoss = cp, true
+		start, rules.powerLoss = from, true
 	} else {
 		// No usable checkpoint. The first one is synced before the first
 		// segment is created, so this is not a power loss's doing but a
@@ -110,6 +111,9 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 		}
 	}
 	if err := p.openActive(start.base); err != nil {
+		return false, err
+	}
+	if err := p.catchUpMaxTime(start); err != nil {
 		return false, err
 	}
 	tf, err := p.walkTailReport(start.pos, start.next, true, rules)
@@ -179,11 +183,30 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	return true, nil
 }
 
-// checkpointUsable checks a checkpoint against the log: its segment is
-// there, its position inside it and aligned, and a good frame there, if
-// any, starts at its offset.
-func (p *partition) checkpointUsable(cp checkpoint, bases []int64) bool {
-	if !slices.Contains(bases, cp.base) || cp.pos%frame.Align != 0 {
+// recoveryStart returns where recovery starts verifying, given the
+// checkpoint cp (ok: there is one) and the segments there are, and whether
+// it is usable at all. A checkpoint at the start of a segment that is
+// missing is usable: the segment was created after it, and the power loss
+// took its directory entry. One in a segment below the first (retention
+// removed it, and the power loss took the update of the checkpoint) means
+// every segment left follows it.
+func (p *partition) recoveryStart(cp checkpoint, ok bool, bases []int64) (checkpoint, bool) {
+	switch {
+	case !ok:
+		return cp, false
+	case cp.base < bases[0]:
+		return checkpoint{base: bases[0], pos: 0, next: bases[0]}, true
+	case !slices.Contains(bases, cp.base):
+		return cp, cp.pos == 0 && cp.next == cp.base
+	}
+	return cp, p.checkpointUsable(cp)
+}
+
+// checkpointUsable checks a checkpoint against the log: its position is
+// inside its segment and aligned, and a good frame there, if any, starts
+// at its offset.
+func (p *partition) checkpointUsable(cp checkpoint) bool {
+	if cp.pos%frame.Align != 0 {
 		return false
 	}
 	if cp.pos == 0 {
@@ -199,6 +222,45 @@ func (p *partition) checkpointUsable(cp checkpoint, bases []int64) bool {
 	}
 	fr, st, err := newCursor(f, f.Name(), cp.pos, -1).peek()
 	return err == nil && (!st.good() || fr.meta.Base == cp.next)
+}
+
+// catchUpMaxTime brings p.w.maxTS, which the time index gives as of its
+// last entry, up to the records before start: the index entries the walk
+// adds after it must bound them too. It reads the frame headers between
+// the last entry and start (synced data); if they do not lead there, the
+// index is rebuilt from the whole segment instead.
+func (p *partition) catchUpMaxTime(start checkpoint) error {
+	pos, next := int64(0), p.w.base
+	if p.w.idx.entries > 0 {
+		pos, next = p.w.idx.lastPos, p.w.base+p.w.idx.lastRel
+	}
+	if pos >= start.pos {
+		return nil
+	}
+	c := newCursor(p.w.f, p.w.path, pos, next)
+	c.verify = false
+	_, _, err := c.walk(func(f segFrame) bool {
+		if f.pos >= start.pos {
+			return false
+		}
+		if f.meta.Kind == frame.KindRecords {
+			p.w.maxTS = max(p.w.maxTS, f.meta.MaxTime)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if c.pos == start.pos {
+		return nil
+	}
+	// The rebuild stops at the first frame that is not good, as the walk
+	// after it does: its entries describe only verified frames.
+	p.dropActive()
+	if err := rebuildIndex(p.dir, start.base, p.topic.cfg.IndexIntervalBytes); err != nil {
+		return err
+	}
+	return p.openActive(start.base)
 }
 
 // removeSegmentsAfterCut removes segments that follow a cut: their

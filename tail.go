@@ -99,6 +99,11 @@ func (p *partition) discoverTail(ev evidence) error {
 	if err := p.openActive(base); err != nil {
 		return err
 	}
+	if len(bases) == 0 {
+		if err := p.segmentCreated(); err != nil {
+			return err
+		}
+	}
 	pos, next := int64(0), base
 	if p.w.idx.entries > 0 {
 		pos, next = p.w.idx.lastPos, base+p.w.idx.lastRel
@@ -170,7 +175,15 @@ func (p *partition) walkTailReport(pos, next int64, verify bool, rules tailRules
 			pos, next = 0, c.next
 			continue
 		}
-		v, cut, err := p.repairTail(c, rules)
+		judged := rules
+		if rules.findNext && !rules.powerLoss {
+			if next, err := nextSegmentAfter(p.dir, p.w.base); err != nil {
+				return tf, err
+			} else if next > 0 {
+				judged.addSegment(next)
+			}
+		}
+		v, cut, err := p.repairTail(c, judged)
 		tf.verdict = v
 		if cut > 0 {
 			tf.cutFile, tf.cut = p.w.path, cut
@@ -217,7 +230,21 @@ func (p *partition) followSeal(next int64, rules tailRules) (removed []int64, er
 		}
 		removed = later
 	}
-	return removed, p.openActive(next)
+	if err := p.openActive(next); err != nil {
+		return removed, err
+	}
+	return removed, p.segmentCreated()
+}
+
+// segmentCreated makes the directory entry of a segment just created
+// durable before anything in it is acknowledged as durable: at once in
+// Durable mode, with the next sync otherwise.
+func (p *partition) segmentCreated() error {
+	if p.log.opts.Durability == Durable {
+		return syncDir(p.dir)
+	}
+	p.dirDirty = true
+	return nil
 }
 
 // repairTail judges what follows the last good frame of the active
@@ -253,4 +280,30 @@ func (p *partition) repairTail(c *cursor, rules tailRules) (tailVerdict, int64, 
 	p.log.stats.repairedBytes.Add(cut)
 	p.log.opts.Logger.Warn("runnel: cut torn tail", "path", p.w.path, "pos", v.pos, "bytes", cut, "next_offset", v.next, "reason", v.describe(rules))
 	return v, cut, nil
+}
+
+// cutFailedAppend removes what an append that failed wrote past the tail
+// (a frame cut short by a full disk, say): this writer is alive and holds
+// the writer lock, so the bytes are nobody's, and left there they would
+// look like a dead writer's. If the cut fails too, the next append's tail
+// check cuts them.
+func (p *partition) cutFailedAppend() {
+	if err := p.w.f.Truncate(p.w.pos); err != nil {
+		p.log.opts.Logger.Warn("runnel: cannot cut a failed append", "path", p.w.path, "pos", p.w.pos, "err", err)
+	}
+}
+
+// nextSegmentAfter returns the base of the first segment after base, or 0
+// if there is none.
+func nextSegmentAfter(dir string, base int64) (int64, error) {
+	bases, err := listSegments(dir)
+	if err != nil {
+		return 0, fmt.Errorf("runnel: list segments of %s: %w", dir, err)
+	}
+	for _, b := range bases {
+		if b > base {
+			return b, nil
+		}
+	}
+	return 0, nil
 }

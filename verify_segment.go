@@ -235,9 +235,6 @@ walk:
 		case tailMoved:
 			continue // a live writer committed it meanwhile
 		case tailEnd:
-			if !last {
-				report(ProblemCorrupt, c.pos, c.next, 0, "segment ends without a seal, but segment %020d follows; readers stop here", later)
-			}
 			break walk
 		case tailDamage:
 			if vd.found {
@@ -247,10 +244,13 @@ walk:
 				continue
 			}
 			sc.damaged = append(sc.damaged, damagedRange{vd.pos, 1 << 62, from, 1 << 62})
-			if last {
+			switch {
+			case last:
 				report(ProblemLost, vd.pos, from, to, "%s", vd.describe(rules))
-			} else {
-				report(ProblemCorrupt, vd.pos, from, to, "segment cut short before its seal: %s", vd.describe(rules))
+			case to > from:
+				report(ProblemCorrupt, vd.pos, from, to, "segment cut short before its seal: %s; readers stop here", vd.describe(rules))
+			default:
+				report(ProblemCorrupt, vd.pos, from, 0, "%s; readers stop here", vd.describe(rules))
 			}
 			break walk
 		}
@@ -263,10 +263,6 @@ walk:
 				detail += fmt.Sprintf(", with committed offsets %d to %d found past them", vd.resume.meta.Base, vd.resumeEnd-1)
 			}
 			report(ProblemTornTail, vd.pos, vd.next, 0, "%s", detail)
-			break walk
-		}
-		if !last {
-			report(ProblemCorrupt, vd.pos, vd.next, later, "segment cut short before its seal: %s", what)
 			break walk
 		}
 		if settled, held := v.settle(c, p.dir); settled {
@@ -307,7 +303,7 @@ func segmentRules(meta *metaMap, base, pos, later int64, afterReboot bool) tailR
 		return rules
 	}
 	if later >= 0 {
-		rules.add(evidence{later, fmt.Sprintf("segment %020d%s follows", later, logExt)})
+		rules.addSegment(later)
 	}
 	return rules
 }
