@@ -26,9 +26,9 @@ type syncEvent struct {
 type syncKind int
 
 const (
-	syncData syncKind = iota // fdatasync of a file
-	syncDirectory            // fsync of a directory
-	syncMeta                 // msync of partition.meta after a checkpoint
+	syncData      syncKind = iota // fdatasync of a file
+	syncDirectory                 // fsync of a directory
+	syncMeta                      // msync of partition.meta after a checkpoint
 )
 
 // syncObserver, when set (by the power-loss test), sees every sync, so that
