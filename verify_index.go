@@ -123,7 +123,7 @@ func (v *verifier) indexes(p *partition, base int64, logPath string, sc *segChec
 		}
 		bad = true
 		switch {
-		case rel < prevRel || ts < prevTS:
+		case rel <= prevRel || ts < prevTS:
 			report(timPath, int64(i), "entry %d (time %d, offset %d) is out of order", i/timeIndexEntrySize, ts, base+rel)
 		case !known:
 			report(timPath, int64(i), "entry %d names offset %d, where no frame starts", i/timeIndexEntrySize, base+rel)
