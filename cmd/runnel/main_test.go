@@ -761,3 +761,48 @@ func TestStatFollow(t *testing.T) {
 		t.Errorf("Ctrl-C: exit %d: %s", code, b.stderr.String())
 	}
 }
+
+// TestReadOnlyLog runs the reading commands on a log this process may only
+// read (a read-only bind mount when running as root, whom file modes do
+// not stop; the files' modes otherwise): they work, and a command that
+// must write says "permission denied" or "read-only file system".
+func TestReadOnlyLog(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a\nb\nc\n", "produce", "t")
+	must(t, dir, "", "consume", "t", "-group", "g", "-from-beginning")
+	ro := dir
+	if os.Geteuid() == 0 {
+		ro = t.TempDir()
+		if out, err := exec.Command("mount", "--bind", dir, ro).CombinedOutput(); err != nil {
+			t.Skipf("mount --bind: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", ro).Run() })
+		if out, err := exec.Command("mount", "-o", "remount,ro,bind", ro).CombinedOutput(); err != nil {
+			t.Fatalf("remount read-only: %v: %s", err, out)
+		}
+	} else {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if d.IsDir() {
+				return os.Chmod(path, 0o555)
+			}
+			return os.Chmod(path, 0o444)
+		})
+		t.Cleanup(func() {
+			filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error { return os.Chmod(path, 0o755) })
+		})
+	}
+	if out := must(t, ro, "", "consume", "t", "-from-beginning"); out != "a\nb\nc\n" {
+		t.Errorf("consume: %q", out)
+	}
+	if out := must(t, ro, "", "verify"); !strings.HasSuffix(out, ": ok\n") {
+		t.Errorf("verify: %q", out)
+	}
+	if out := must(t, ro, "", "dump", "t"); !strings.Contains(out, `value "c"`) {
+		t.Errorf("dump: %q", out)
+	}
+	r := runIn(t, ro, "", "consume", "t", "-group", "g2", "-from-beginning")
+	if r.code != 1 || !strings.Contains(r.stderr, "permission denied") && !strings.Contains(r.stderr, "read-only file system") {
+		t.Errorf("consume -group on a read-only log: exit %d: %s", r.code, r.stderr)
+	}
+}
