@@ -69,8 +69,9 @@ func (v *verifier) partition(p *partition) error {
 			pr := Problem{Kind: ProblemCorrupt, Topic: pc.Topic, Partition: p.id, Path: path, Pos: 0, Offset: expect,
 				Detail: fmt.Sprintf("segment starts at offset %d, but the seal before it names %d", base, expect)}
 			if base > expect {
-				pr.To = base
-				pr.Detail = fmt.Sprintf("segment %020d%s is missing: the seal before names it, and this one follows (%s unreadable)", expect, logExt, lossText(expect, base))
+				// Named as readers name it: the file that should be there.
+				pr.Path, pr.To = segmentPath(p.dir, expect, logExt), base
+				pr.Detail = fmt.Sprintf("segment missing: the seal before it names it, and segment %020d%s follows (%s unreadable)", base, logExt, lossText(expect, base))
 			}
 			v.problem(pr)
 		}

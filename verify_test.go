@@ -193,7 +193,7 @@ func TestVerifyRepairDamage(t *testing.T) {
 			if err := removeSegmentFiles(filepath.Dir(segs[1].Path), segs[1].Base); err != nil {
 				t.Fatal(err)
 			}
-			return want{ProblemCorrupt, logPath(segs[2]), 0}
+			return want{ProblemCorrupt, logPath(segs[1]), 0}
 		},
 		kinds: []ProblemKind{ProblemCorrupt}, remaining: ProblemCorrupt, records: -1,
 	}, {
