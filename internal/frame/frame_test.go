@@ -398,6 +398,10 @@ func TestAppendGap(t *testing.T) {
 			}
 		}
 	}
+	// The example in docs/FORMAT.md.
+	if m, _ := ParseMeta(AppendGap(nil, 7, 3, 64)); m.Checksum != 0xbb4ddad93012d8ec {
+		t.Errorf("gap(7, 3, 64) checksum %016x; docs/FORMAT.md shows bb4ddad93012d8ec", m.Checksum)
+	}
 	if err := Verify(AppendGap(nil, 1, 1, HeaderSize)[:HeaderSize-1], Meta{Kind: KindGap, Length: HeaderSize}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("Verify of a cut gap header: %v", err)
 	}
