@@ -174,29 +174,26 @@ func checksum(b []byte) uint64 {
 // at most MaxSize). The caller writes the length−HeaderSize filler bytes
 // after it (zeros, by convention) and the padding.
 func AppendGap(dst []byte, base int64, count uint32, length uint32) []byte {
-	start := len(dst)
-	dst = append(dst, make([]byte, HeaderSize)...)
-	h := dst[start:]
-	binary.LittleEndian.PutUint32(h[offLength:], length)
-	h[offVersion] = Version
-	h[offKind] = KindGap
-	binary.LittleEndian.PutUint64(h[offBase:], uint64(base))
-	binary.LittleEndian.PutUint32(h[offCount:], count)
-	binary.LittleEndian.PutUint64(h[offChecksum:], checksum(h))
-	h[OffState] = StateCommitted
-	return dst
+	return appendBare(dst, KindGap, base, count, length)
 }
 
 // AppendSeal appends a committed seal frame saying that the next segment
 // starts at offset next.
 func AppendSeal(dst []byte, next int64) []byte {
+	return appendBare(dst, KindSeal, next, 0, HeaderSize)
+}
+
+// appendBare appends the committed, checksummed header of a frame without
+// records (a seal or a gap), whose checksum covers the header alone.
+func appendBare(dst []byte, kind uint8, base int64, count, length uint32) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
 	h := dst[start:]
-	binary.LittleEndian.PutUint32(h[offLength:], HeaderSize)
+	binary.LittleEndian.PutUint32(h[offLength:], length)
 	h[offVersion] = Version
-	h[offKind] = KindSeal
-	binary.LittleEndian.PutUint64(h[offBase:], uint64(next))
+	h[offKind] = kind
+	binary.LittleEndian.PutUint64(h[offBase:], uint64(base))
+	binary.LittleEndian.PutUint32(h[offCount:], count)
 	binary.LittleEndian.PutUint64(h[offChecksum:], checksum(h))
 	h[OffState] = StateCommitted
 	return dst
