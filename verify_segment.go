@@ -118,6 +118,12 @@ func (v *verifier) partition(p *partition) error {
 func (v *verifier) meta(p *partition) *metaMap {
 	path := filepath.Join(p.dir, metaFileName)
 	data, err := readBounded(path, metaSize+1)
+	for try := 0; err == nil && data != nil && len(data) < metaSize && try < 3; try++ {
+		// Created a moment ago, and about to be sized, by a process
+		// opening the partition: look again before calling it short.
+		time.Sleep(time.Millisecond)
+		data, err = readBounded(path, metaSize+1)
+	}
 	if err != nil {
 		v.note("%s: unreadable (%v): what it says was committed is not checked", path, err)
 		return nil
@@ -135,9 +141,17 @@ func (v *verifier) meta(p *partition) *metaMap {
 		report(-1, fmt.Sprintf("%d bytes, want %d", len(data), metaSize))
 	}
 	m := privateMeta(path, data)
-	if _, ok := m.checkpoint(); !ok && !allZero(m.mem[metaCkptOff:metaCkptEnd]) {
-		report(metaCkptOff, "the synced checkpoint does not check out: the next writer verifies the whole partition")
+	for try := 0; try < 3; try++ {
+		if _, ok := m.checkpoint(); ok || allZero(m.mem[metaCkptOff:metaCkptEnd]) {
+			return m
+		}
+		// A writer may be recording a checkpoint this moment: look again.
+		time.Sleep(time.Millisecond)
+		if data, err := readBounded(path, metaSize+1); err == nil {
+			m = privateMeta(path, data)
+		}
 	}
+	report(metaCkptOff, "the synced checkpoint does not check out: the next writer verifies the whole partition")
 	return m
 }
 
