@@ -39,7 +39,7 @@ type damageWant struct {
 const dgValueSize = 9000
 
 // dgBuild writes the log every golden case starts from: one partition of
-// four segments or more, tornValue records at tornTime.
+// three segments or more, tornValue records at tornTime.
 func dgBuild(t testing.TB, dir string, n int) (pdir string, segs []diskSeg) {
 	t.Helper()
 	values := make([][]byte, n)
@@ -48,7 +48,7 @@ func dgBuild(t testing.TB, dir string, n int) (pdir string, segs []diskSeg) {
 	}
 	pdir = buildTornLog(t, dir, Buffered, TopicConfig{SegmentBytes: minSegmentBytes}, values)
 	segs = parsePartition(t, pdir, 0)
-	if len(segs) < 4 {
+	if len(segs) < 3 {
 		t.Fatalf("golden setup: %d segments", len(segs))
 	}
 	return pdir, segs
@@ -64,16 +64,16 @@ var damageGoldens = []struct {
 	build func(t testing.TB, dir string) damageWant
 }{
 	{"sealed-segment-cut", func(t testing.TB, dir string) damageWant {
-		_, segs := dgBuild(t, dir, 24)
+		_, segs := dgBuild(t, dir, 17)
 		f := segs[1].Frames[2]
 		truncateFile(t, segs[1].Path, f.Pos+100)
 		return damageWant{Doc: "a sealed segment cut short in its third frame, seal and all, with later segments there: readers report it, never wait; a salvage gives up its offsets from the cut frame to the next segment and seals it again",
-			Records: 24, CorruptFile: dgRel(dir, segs[1].Path), CorruptPos: f.Pos, Intact: int(f.Meta.Base),
+			Records: 17, CorruptFile: dgRel(dir, segs[1].Path), CorruptPos: f.Pos, Intact: int(f.Meta.Base),
 			LostFrom: f.Meta.Base, LostTo: segs[2].Base}
 	}},
 	{"zeroed-header", func(t testing.TB, dir string) damageWant {
-		_, segs := dgBuild(t, dir, 24)
-		s := segs[2]
+		_, segs := dgBuild(t, dir, 17)
+		s := segs[1]
 		var f diskFrame
 		for _, fr := range s.Frames {
 			if fr.Pos%4096 == 0 && fr.Pos > 0 {
@@ -92,30 +92,41 @@ var damageGoldens = []struct {
 			}
 		}
 		return damageWant{Doc: "4 KiB of zeros from a frame's header on, in a sealed segment, committed frames after: zeros where a frame should start are not the end of the data here, since committed data follows; readers report it",
-			Records: 24, CorruptFile: dgRel(dir, s.Path), CorruptPos: f.Pos, Intact: int(f.Meta.Base),
+			Records: 17, CorruptFile: dgRel(dir, s.Path), CorruptPos: f.Pos, Intact: int(f.Meta.Base),
 			LostFrom: f.Meta.Base, LostTo: last.Meta.End()}
 	}},
 	{"segment-missing", func(t testing.TB, dir string) damageWant {
-		pdir, segs := dgBuild(t, dir, 24)
+		pdir, segs := dgBuild(t, dir, 17)
 		if err := removeSegmentFiles(pdir, segs[1].Base); err != nil {
 			t.Fatal(err)
 		}
 		return damageWant{Doc: "a whole segment missing between two others: readers reach the seal naming it and report it; a salvage makes it a segment of one gap",
-			Records: 24, CorruptFile: dgRel(dir, segs[1].Path), CorruptPos: 0, Intact: int(segs[1].Base),
+			Records: 17, CorruptFile: dgRel(dir, segs[1].Path), CorruptPos: 0, Intact: int(segs[1].Base),
 			LostFrom: segs[1].Base, LostTo: segs[2].Base}
 	}},
+	{"last-segment-missing", func(t testing.TB, dir string) damageWant {
+		pdir, segs := dgBuild(t, dir, 17)
+		s := segs[len(segs)-1]
+		if err := removeSegmentFiles(pdir, s.Base); err != nil {
+			t.Fatal(err)
+		}
+		return damageWant{Doc: "the active segment deleted, the one before it sealed, and partition.meta's synced checkpoint in the deleted one: readers reach the seal and report the segment missing, appends are refused; a salvage makes it a segment of one gap, and appends go on after it",
+			Records: 17, Checkpoint: [3]int64{s.Base, s.Size, 17},
+			CorruptFile: dgRel(dir, s.Path), CorruptPos: 0, Intact: int(s.Base), Refusing: true,
+			LostFrom: s.Base, LostTo: 17}
+	}},
 	{"lost-tail", func(t testing.TB, dir string) damageWant {
-		_, segs := dgBuild(t, dir, 24)
+		_, segs := dgBuild(t, dir, 17)
 		s := segs[len(segs)-1]
 		f := s.Frames[len(s.Frames)-2]
 		truncateFile(t, s.Path, f.Pos)
 		return damageWant{Doc: "the active segment's last two frames cut off at a frame boundary, while partition.meta's synced checkpoint says they were committed: not a torn tail but records gone; readers report it, appends are refused; a salvage marks the offsets lost and appends go on after them",
-			Records: 24, Checkpoint: [3]int64{s.Base, s.Size, 24},
+			Records: 17, Checkpoint: [3]int64{s.Base, s.Size, 17},
 			CorruptFile: dgRel(dir, s.Path), CorruptPos: f.Pos, Intact: int(f.Meta.Base), Refusing: true,
-			LostFrom: f.Meta.Base, LostTo: 24}
+			LostFrom: f.Meta.Base, LostTo: 17}
 	}},
 	{"salvaged-gap", func(t testing.TB, dir string) damageWant {
-		_, segs := dgBuild(t, dir, 24)
+		_, segs := dgBuild(t, dir, 17)
 		s := segs[1]
 		f := s.Frames[1]
 		fd, err := os.OpenFile(s.Path, os.O_RDWR, 0)
@@ -130,7 +141,7 @@ var damageGoldens = []struct {
 			t.Fatal(err)
 		}
 		return damageWant{Doc: "a log a salvage already fixed: a gap frame where a frame's bytes were, marking its offsets lost; readers skip it, Verify lists it and finds nothing wrong",
-			Records: 24, LostFrom: f.Meta.Base, LostTo: f.Meta.End()}
+			Records: 17, LostFrom: f.Meta.Base, LostTo: f.Meta.End()}
 	}},
 }
 

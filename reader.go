@@ -365,7 +365,10 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 	start := len(dst)
 	for {
 		if r.f == nil {
+			// The segment a seal named is not there yet (its writer is
+			// creating it): the end of the data, for now.
 			if err := r.openSegment(r.base); err != nil || r.f == nil {
+				r.atEnd = err == nil
 				return dst, err
 			}
 		}

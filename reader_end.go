@@ -57,6 +57,19 @@ func (r *partReader) checkStop(ctx context.Context, m *metaMap) (recheck bool, e
 // short, committed records gone.
 func (r *partReader) checkEnd(m *metaMap) error {
 	rules := r.rules(m)
+	if r.f == nil {
+		// Waiting for the segment a seal named: a writer creates it
+		// before it commits anything in it, so offsets known committed
+		// there mean it was there, and is gone.
+		if r.next >= rules.knownEnd {
+			return nil
+		}
+		if err := r.openSegment(r.base); err != nil || r.f != nil {
+			return err
+		}
+		return &CorruptError{Path: r.path, Pos: 0, Offset: r.next, To: rules.knownEnd,
+			Err: fmt.Errorf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)}
+	}
 	// Is this segment still the partition's last? A segment seen last
 	// stays last until a roll, which seals it first (and the reader reads
 	// the seal); so the directory is listed again only when appends

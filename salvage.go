@@ -53,7 +53,7 @@ func (p *partition) salvage(ctx context.Context) ([]RepairAction, error) {
 				return s.actions, fmt.Errorf("runnel: salvage %s: segment %020d overlaps the one before, which ends at offset %d", p.dir, base, expect)
 			}
 			// Segments [expect, base) are missing: make one of a gap.
-			if err := s.missingSegment(expect, base); err != nil {
+			if err := s.missingSegment(expect, base, true); err != nil {
 				return s.actions, err
 			}
 		}
@@ -66,6 +66,15 @@ func (p *partition) salvage(ctx context.Context) ([]RepairAction, error) {
 			return s.actions, err
 		}
 		expect = next
+	}
+	if expect >= 0 {
+		// The last segment ends in a seal, and the one it names is
+		// missing: if offsets there are known committed, it was there.
+		if known := p.knownCommitted(evidence{}).knownEnd; known > expect {
+			if err := s.missingSegment(expect, known, false); err != nil {
+				return s.actions, err
+			}
+		}
 	}
 	if s.created {
 		if err := syncDir(p.dir); err != nil {
@@ -241,8 +250,9 @@ func (s *salvager) segment(base, later int64) (int64, error) {
 }
 
 // missingSegment creates segment base, missing between two others, as a
-// gap up to next and a seal naming it.
-func (s *salvager) missingSegment(base, next int64) error {
+// gap up to next and a seal naming it; or, missing at the end (sealed
+// false), as a gap up to next, after which appends go on.
+func (s *salvager) missingSegment(base, next int64, sealed bool) error {
 	path := segmentPath(s.p.dir, base, logExt)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -253,8 +263,10 @@ func (s *salvager) missingSegment(base, next int64) error {
 	if err := writeGap(f, 0, frame.HeaderSize, base, next); err != nil {
 		return err
 	}
-	if err := writeSeal(f, frame.HeaderSize, next); err != nil {
-		return err
+	if sealed {
+		if err := writeSeal(f, frame.HeaderSize, next); err != nil {
+			return err
+		}
 	}
 	s.act(path, 0, 0, base, next)
 	return s.finish(f, base, true)

@@ -106,6 +106,12 @@ func (v *verifier) partition(p *partition) error {
 				// The writer may have rolled since the listing.
 				if _, err := os.Stat(segmentPath(p.dir, sc.next, logExt)); err == nil {
 					bases = append(bases, sc.next)
+				} else if rules, _, _ := knownCommittedIn(meta); rules.knownEnd > sc.next {
+					// Not a writer that died before creating it: records
+					// in it were committed.
+					v.problem(Problem{Kind: ProblemLost, Topic: pc.Topic, Partition: p.id, Path: segmentPath(p.dir, sc.next, logExt),
+						Pos: 0, Offset: sc.next, To: rules.knownEnd,
+						Detail: fmt.Sprintf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)})
 				}
 			}
 		}
