@@ -48,9 +48,9 @@ const (
 	ProblemLost
 
 	// ProblemMeta is a damaged partition.meta: its synced checkpoint does
-	// not check out, or the file is short. It costs a longer recovery
-	// (the next writer verifies the whole partition), never records.
-	// Repair verifies the partition and records a new checkpoint.
+	// not check out. It costs a longer recovery (the next writer verifies
+	// the whole partition), never records. Repair verifies the partition
+	// and records a new checkpoint.
 	ProblemMeta
 )
 
