@@ -7,16 +7,19 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Checkpoints bound recovery: after a reboot the first writer verifies
 // only what follows the last synced checkpoint (meta_checkpoint.go). A
-// partition takes one every checkpointBytes of appended log, at every
-// roll, and at Close. Taking one syncs what it covers first: nothing more
-// in Durable mode, whose appends were synced already; the segments written
-// since the last one in the other modes. That is done off the append path,
-// by one goroutine per Log, so a checkpoint never delays an append by more
-// than the moment its writer lock is held to record it.
+// partition takes one every checkpointBytes of appended log and at every
+// roll; so a recovery verifies at most about that much. Taking one syncs
+// what it covers first: the index files, and in modes other than Durable
+// (whose appends were synced already) the segments written since the last
+// one. That is done off the append path, by one goroutine per Log, so a
+// checkpoint never delays an append by more than the moment its writer
+// lock is held to record it. Close takes none: it would cost several syncs
+// to save a recovery the reading of a few MiB.
 
 // checkpointBytes is how much log a partition takes between checkpoints:
 // the most a recovery verifies beyond the segment it starts in.
@@ -28,6 +31,17 @@ type ckptState struct {
 	base   int64        // p.w.base then
 	queued atomic.Bool  // waiting in the Log's checkpointer
 	failed atomic.Int64 // checkpoints that failed (logged)
+}
+
+// countFromCheckpoint starts counting the bytes toward the next checkpoint
+// from the one partition.meta holds, as a writer finds the tail: writers
+// that each append a little and go still add up to one.
+func (p *partition) countFromCheckpoint() {
+	if cp, ok := p.shm.checkpoint(); ok {
+		p.ckpt.base, p.ckpt.at = cp.base, cp.pos
+		return
+	}
+	p.ckpt.base, p.ckpt.at = -1, 0 // none: take one soon
 }
 
 // noteAppended asks for a checkpoint when the partition has grown enough
@@ -44,27 +58,29 @@ func (p *partition) noteAppended() {
 
 // checkpointer runs a Log's checkpoints in the background.
 type checkpointer struct {
-	mu      sync.Mutex
-	queue   []*partition
-	wake    chan struct{}
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
-	started bool
+	mu       sync.Mutex
+	queue    []*partition
+	wake     chan struct{}
+	done     chan struct{}
+	started  bool
+	stopping bool
 }
+
+// checkpointLockWait bounds how long a checkpoint waits for the writer
+// lock: a checkpoint not taken now is taken at the next one's turn.
+const checkpointLockWait = time.Second
 
 func (c *checkpointer) request(p *partition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.stopping {
+		p.ckpt.queued.Store(false)
+		return
+	}
+	if !c.started {
 		c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
 		c.started = true
 		go c.run()
-	}
-	if c.ctx.Err() != nil {
-		p.ckpt.queued.Store(false)
-		return
 	}
 	c.queue = append(c.queue, p)
 	select {
@@ -75,23 +91,22 @@ func (c *checkpointer) request(p *partition) {
 
 func (c *checkpointer) run() {
 	defer close(c.done)
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-c.wake:
-		}
+	for range c.wake {
 		for {
 			c.mu.Lock()
-			if len(c.queue) == 0 {
+			if len(c.queue) == 0 || c.stopping {
+				stopping := c.stopping
 				c.mu.Unlock()
+				if stopping {
+					return
+				}
 				break
 			}
 			p := c.queue[0]
 			c.queue = c.queue[1:]
 			c.mu.Unlock()
 			p.ckpt.queued.Store(false)
-			if err := p.takeCheckpoint(c.ctx); err != nil && c.ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			if err := p.takeCheckpoint(); err != nil && !errors.Is(err, ErrClosed) {
 				p.ckpt.failed.Add(1)
 				p.log.opts.Logger.Warn("runnel: checkpoint failed", "partition", p.dir, "err", err)
 			}
@@ -99,15 +114,20 @@ func (c *checkpointer) run() {
 	}
 }
 
-// stop ends the checkpointer; checkpoints still queued are left to the
-// partitions' Close.
+// stop ends the checkpointer after the checkpoint in progress, if any:
+// one that synced what it covers is worth recording. Those still queued
+// are dropped; the next writer's count takes them up.
 func (c *checkpointer) stop() {
 	c.mu.Lock()
+	c.stopping = true
 	started := c.started
-	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.queue = nil
+	if started {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
-	c.cancel()
 	c.mu.Unlock()
 	if started {
 		<-c.done
@@ -117,7 +137,7 @@ func (c *checkpointer) stop() {
 // takeCheckpoint records a checkpoint at this Log's view of the tail:
 // it syncs the segments written since the current checkpoint (outside
 // any lock), then records it under the writer lock.
-func (p *partition) takeCheckpoint(ctx context.Context) error {
+func (p *partition) takeCheckpoint() error {
 	p.wmu.Lock()
 	if p.w == nil || p.shm == nil {
 		p.wmu.Unlock()
@@ -128,6 +148,8 @@ func (p *partition) takeCheckpoint(ctx context.Context) error {
 	if err := p.syncUpTo(target); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkpointLockWait)
+	defer cancel()
 	unlock, err := p.lockForMaintenance(ctx)
 	if err != nil {
 		return err
@@ -195,25 +217,4 @@ func (p *partition) recordCheckpoint(target checkpoint) error {
 		return nil // retention removed it; the next checkpoint will do
 	}
 	return p.shm.setCheckpoint(target)
-}
-
-// closingCheckpoint records a checkpoint at the tail as a partition closes,
-// if the writer lock is free at once: a clean shutdown leaves recovery
-// nothing to verify. The caller holds p.wmu, and synced the segment.
-func (p *partition) closingCheckpoint() error {
-	if p.w == nil || p.shm == nil || p.meta == nil || p.shm.readOnly {
-		return nil
-	}
-	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
-	if cur, ok := p.shm.checkpoint(); ok && cur.boot == target.boot && cur.base == target.base && cur.pos >= target.pos {
-		return nil
-	}
-	if err := p.syncUpTo(target); err != nil {
-		return err
-	}
-	if got, err := p.meta.TryLock(writerLockByte); err != nil || !got {
-		return nil
-	}
-	defer p.meta.Unlock(writerLockByte)
-	return p.recordCheckpoint(target)
 }

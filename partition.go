@@ -102,9 +102,6 @@ func (p *partition) close() error {
 		if p.dirty {
 			errs = append(errs, p.syncLocked())
 		}
-		if err := p.closingCheckpoint(); err != nil {
-			p.log.opts.Logger.Warn("runnel: checkpoint at close failed", "partition", p.dir, "err", err)
-		}
 		errs = append(errs, p.w.close())
 		p.w = nil
 	}

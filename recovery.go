@@ -179,7 +179,7 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 		return false, err
 	}
 	p.shm.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next)
-	p.ckpt.at = p.w.pos
+	p.countFromCheckpoint()
 	return true, nil
 }
 

@@ -85,6 +85,7 @@ func (p *partition) discoverTail(ev evidence) error {
 	if done, err := p.recoverIfRebooted(ev); err != nil || done {
 		return err
 	}
+	p.countFromCheckpoint()
 	bases, err := listSegments(p.dir)
 	if err != nil {
 		return fmt.Errorf("runnel: list segments of %s: %w", p.dir, err)
