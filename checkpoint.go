@@ -27,10 +27,9 @@ const checkpointBytes = 8 << 20
 
 // ckptState is a partition's side of checkpointing, guarded by p.wmu.
 type ckptState struct {
-	at     int64        // p.w.pos when the last checkpoint was asked for
-	base   int64        // p.w.base then
-	queued atomic.Bool  // waiting in the Log's checkpointer
-	failed atomic.Int64 // checkpoints that failed (logged)
+	at     int64       // p.w.pos when the last checkpoint was asked for
+	base   int64       // p.w.base then
+	queued atomic.Bool // waiting in the Log's checkpointer
 }
 
 // countFromCheckpoint starts counting the bytes toward the next checkpoint
@@ -107,7 +106,6 @@ func (c *checkpointer) run() {
 			c.mu.Unlock()
 			p.ckpt.queued.Store(false)
 			if err := p.takeCheckpoint(); err != nil && !errors.Is(err, ErrClosed) {
-				p.ckpt.failed.Add(1)
 				p.log.opts.Logger.Warn("runnel: checkpoint failed", "partition", p.dir, "err", err)
 			}
 		}
