@@ -246,6 +246,14 @@ func checkDamageGolden(t *testing.T, dir string, want damageWant) {
 	if _, err := p.Send(ctx, Record{Value: []byte("before the salvage"), Time: tornTime(99)}); want.Refusing != errors.Is(err, ErrCorrupt) {
 		t.Errorf("Send before the salvage: %v (refusing: %v)", err, want.Refusing)
 	}
+	if want.Refusing {
+		// The writer found committed records gone: reported as a loss.
+		reps := l.Recoveries()
+		if st := l.Stats(); st.RecordsLost != want.LostTo-want.LostFrom || len(reps) != 1 || reps[0].Reboot ||
+			reps[0].LostFrom != want.LostFrom || reps[0].LostTo != want.LostTo || reps[0].LostReason == "" {
+			t.Errorf("loss report: RecordsLost %d, Recoveries %+v; want offsets [%d, %d)", st.RecordsLost, reps, want.LostFrom, want.LostTo)
+		}
+	}
 
 	rrep, err := l.Repair(ctx, "", &RepairOptions{Salvage: true})
 	if err != nil || len(rrep.Remaining) != 0 {

@@ -800,6 +800,9 @@ func TestPowerLossRecovery(t *testing.T) {
 				if pos.Offset != want.NextOffset {
 					t.Errorf("first append at offset %d, want %d", pos.Offset, want.NextOffset)
 				}
+				if st := l.Stats(); st.RecordsLost != want.LostTo-want.LostFrom {
+					t.Errorf("Stats.RecordsLost %d, want %d", st.RecordsLost, want.LostTo-want.LostFrom)
+				}
 				for _, b := range want.RemovedSegments {
 					if _, err := os.Stat(segmentPath(pdir, b, logExt)); !errors.Is(err, fs.ErrNotExist) {
 						t.Errorf("segment %d still there after recovery removed it: %v", b, err)
