@@ -152,8 +152,12 @@ func (p *partition) takeCheckpoint() error {
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	return p.recordCheckpoint(target)
+	recorded, err := p.recordCheckpoint(target)
+	unlock()
+	if err != nil || !recorded {
+		return err
+	}
+	return p.shm.syncCheckpoint()
 }
 
 // syncUpTo makes the segments from the current checkpoint's to target's
@@ -198,21 +202,22 @@ func syncFile(path string) error {
 	return fdatasync(int(f.Fd()))
 }
 
-// recordCheckpoint writes target as the checkpoint if it is ahead of the
-// one there and its segment is still there. The caller holds the writer
+// recordCheckpoint writes target into partition.meta as the checkpoint if
+// it is ahead of the one there and its segment is still there; the caller
+// syncs partition.meta then (syncCheckpoint). The caller holds the writer
 // lock and synced what target covers.
-func (p *partition) recordCheckpoint(target checkpoint) error {
+func (p *partition) recordCheckpoint(target checkpoint) (bool, error) {
 	cur, ok := p.shm.checkpoint()
 	if ok && cur.boot == target.boot && (cur.base > target.base || cur.base == target.base && cur.pos >= target.pos) {
-		return nil
+		return false, nil
 	}
 	if !ok || cur.boot != target.boot {
 		// The checkpoint there was not written in this boot (or is
 		// damaged): only recovery may replace it, having verified.
-		return nil
+		return false, nil
 	}
 	if _, err := os.Stat(segmentPath(p.dir, target.base, logExt)); err != nil {
-		return nil // retention removed it; the next checkpoint will do
+		return false, nil // retention removed it; the next checkpoint will do
 	}
-	return p.shm.setCheckpoint(target)
+	return true, p.shm.setCheckpointBytes(target)
 }

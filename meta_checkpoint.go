@@ -72,6 +72,13 @@ func (m *metaMap) setCheckpoint(cp checkpoint) error {
 	if err := m.setCheckpointBytes(cp); err != nil {
 		return err
 	}
+	return m.syncCheckpoint()
+}
+
+// syncCheckpoint syncs partition.meta, after setCheckpointBytes: from then
+// on the checkpoint counts after a power loss. The writer lock need not be
+// held any more: what the disk may hold until then was just as true.
+func (m *metaMap) syncCheckpoint() error {
 	observeSync(m.path, syncMeta, false, nil)
 	err := unix.Msync(m.mem, unix.MS_SYNC)
 	observeSync(m.path, syncMeta, true, err)

@@ -87,10 +87,14 @@ func (p *partition) salvage(ctx context.Context) ([]RepairAction, error) {
 	if err := p.findTail(); err != nil {
 		return s.actions, err
 	}
-	if err := p.recordCheckpoint(checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}); err != nil {
+	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	if err := p.syncUpTo(target); err != nil {
 		return s.actions, err
 	}
-	return s.actions, nil
+	if recorded, err := p.recordCheckpoint(target); err != nil || !recorded {
+		return s.actions, err
+	}
+	return s.actions, p.shm.syncCheckpoint()
 }
 
 // salvager is one salvage of a partition.
