@@ -20,7 +20,7 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 	polled := false
 	for _, m := range c.metas {
 		if m.shared() {
-			m.sleepers().Add(1)
+			m.sleepIn()
 		} else {
 			polled = true
 		}
@@ -43,7 +43,7 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 	stop()
 	for _, m := range c.metas {
 		if m.shared() {
-			m.sleepers().Add(^uint32(0))
+			m.sleepOut()
 		}
 	}
 }

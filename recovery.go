@@ -69,7 +69,10 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 		if err := syncDir(p.dir); err != nil {
 			return false, err
 		}
-		return false, p.shm.setCheckpoint(checkpoint{boot: boot, base: 0, pos: 0, next: 0})
+		if err := p.shm.setCheckpoint(checkpoint{boot: boot, base: 0, pos: 0, next: 0}); err != nil {
+			return false, err
+		}
+		return false, p.setDurablePoint(currentBootID, 0, 0, 0)
 	}
 	// What was known committed, read before anything changes: synced
 	// evidence decides (data it covers is damage if gone, never cut);
@@ -178,7 +181,12 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	if err := p.shm.setCheckpoint(checkpoint{boot: boot, base: p.w.base, pos: p.w.pos, next: p.w.next}); err != nil {
 		return false, err
 	}
-	p.shm.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next)
+	if err := p.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next); err != nil {
+		return false, err
+	}
+	// The published tail is live state of the last boot: it may name
+	// bytes the cut took, and a syncer must not take them for the tail.
+	p.shm.publishTail(p.w.tail())
 	p.countFromCheckpoint()
 	return true, nil
 }

@@ -148,7 +148,9 @@ func markDeleted(dir string) error {
 		}
 		lf, err := openLockFile(filepath.Join(pdir, metaFileName))
 		if err == nil {
-			if err = lf.Lock(context.Background(), writerLockByte); err == nil {
+			// Announced, so that a Log keeping the lock between
+			// appends lets it go.
+			if _, err = lockAnnounced(context.Background(), lf, m, nil); err == nil {
 				m.u32(metaDeletedOff).Store(1)
 				m.published()
 			}

@@ -48,7 +48,7 @@ func TestVerifyCommitPastEnd(t *testing.T) {
 // does.
 type failingAppender struct{ appender }
 
-func (failingAppender) appendFrame(fd int, off int64, b []byte, sync bool) error {
+func (failingAppender) appendFrame(fd int, off int64, b []byte, sync bool, _ *commitMap) error {
 	pwriteFull(fd, b[:len(b)/2], off)
 	return unix.ENOSPC
 }
