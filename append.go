@@ -216,12 +216,8 @@ func (p *partition) roll() error {
 	if err := p.openActive(next); err != nil {
 		return err
 	}
-	if p.log.opts.Durability == Durable {
-		if err := syncDir(p.dir); err != nil {
-			return err
-		}
-	} else {
-		p.dirDirty = true // the next periodic or closing sync covers it
+	if err := p.segmentCreated(); err != nil {
+		return err
 	}
 	if err := p.walkTail(0, next, true, p.knownCommitted(evidence{})); err != nil {
 		return err

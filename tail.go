@@ -238,14 +238,13 @@ func (p *partition) followSeal(next int64, rules tailRules) (removed []int64, er
 }
 
 // segmentCreated makes the directory entry of a segment just created
-// durable before anything in it is acknowledged as durable: at once in
-// Durable mode, with the next sync otherwise.
+// durable, in every mode, before anything is appended to it: a durable
+// point or checkpoint in the segment vouches for its frames, whichever
+// process records it (cross-process group commit, a periodic sync), and a
+// power loss must not take the file they are in. It costs one directory
+// sync per segment.
 func (p *partition) segmentCreated() error {
-	if p.log.opts.Durability == Durable {
-		return syncDir(p.dir)
-	}
-	p.dirDirty = true
-	return nil
+	return syncDir(p.dir)
 }
 
 // repairTail judges what follows the last good frame of the active
