@@ -118,6 +118,14 @@ type ConsumerOptions struct {
 	// commit, while it still owns them: it may still Commit or
 	// CommitOffsets them.
 	OnRevoked func(c *Consumer, partitions []int)
+
+	// StopAtGaps makes Poll return a *GapError (ErrGap) where a partition
+	// has a gap: offsets whose records were lost to damage and that a
+	// salvage (Repair with Salvage) marked as lost. The partition stays
+	// before the gap until Seek moves it (to GapError.To, to go on).
+	// Default false: the consumer skips the gap, counts the offsets in
+	// Stats.GapsCrossed and logs a warning.
+	StopAtGaps bool
 }
 
 const (
@@ -142,6 +150,8 @@ type Consumer struct {
 	spin    time.Duration
 	maxPoll int
 	start   StartPosition
+
+	stopAtGaps bool // ConsumerOptions.StopAtGaps
 
 	// Sleeping: each reader's partition.meta mapping, its append-sequence
 	// word (then, in a group, the group's word) and the value seen before
@@ -172,7 +182,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 	case o.OutOfRange < OutOfRangeFail || o.OutOfRange > OutOfRangeLatest:
 		return nil, fmt.Errorf("%w: OutOfRange %d", ErrInvalidArgument, int(o.OutOfRange))
 	}
-	c := &Consumer{log: l, topic: t, spin: o.SpinWait, maxPoll: o.MaxPollBytes, start: o.Start}
+	c := &Consumer{log: l, topic: t, spin: o.SpinWait, maxPoll: o.MaxPollBytes, start: o.Start, stopAtGaps: o.StopAtGaps}
 	l.addConsumer(c) // so that Log.Close wakes its Poll
 	if o.Group != "" {
 		gc, err := c.joinGroup(o)
@@ -215,6 +225,8 @@ func (c *Consumer) addReader(id int) (*partReader, error) {
 		return nil, err
 	}
 	r := newPartReader(p, c.maxPoll)
+	r.seq = m.seq()
+	r.stopAtGaps = c.stopAtGaps
 	// A reader that retention overtakes mid-read resets to the new start
 	// when the policy says so, instead of failing.
 	r.resetOutOfRange = c.g != nil && c.g.outOfRange == OutOfRangeEarliest
@@ -259,10 +271,13 @@ func (c *Consumer) rebuildWords() {
 // its records point to stay valid until the next Poll or Close.
 //
 // Poll sleeps in the kernel until a producer in any process appends to one
-// of its partitions. When it meets bytes past the committed data that no
-// live writer is writing (a writer died mid-frame), it takes the writer
-// lock and repairs them; damage inside committed data is returned as a
-// *CorruptError.
+// of its partitions. It waits only at the end of the data: when it meets
+// bytes past the committed data that no live writer is writing (a writer
+// died mid-frame), it takes the writer lock and repairs them, and damage
+// (a bad frame or a zeroed page before committed data, a sealed segment
+// cut short or missing, committed records gone) is returned as a
+// *CorruptError naming the file, byte and offsets. A partition of a
+// directory this process may only read is watched by polling.
 //
 // In a group, Poll is also where the member takes and gives up partitions
 // (calling OnAssigned and OnRevoked), commits automatically, and applies
@@ -289,7 +304,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		timeout, err := c.unstick()
+		timeout, err := c.unstick(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -304,12 +319,17 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 }
 
 // TryPoll is Poll without the wait: it returns no records when none are
-// available.
+// available, and, like Poll, a *CorruptError at damage.
 func (c *Consumer) TryPoll() ([]Record, error) {
 	if err := c.groupTick(); err != nil {
 		return nil, c.log.orGone(c.topic, err)
 	}
-	return c.poll()
+	recs, err := c.poll()
+	if err != nil || len(recs) > 0 {
+		return recs, err
+	}
+	_, err = c.unstick(context.Background())
+	return nil, err
 }
 
 func (c *Consumer) poll() ([]Record, error) {

@@ -1,36 +1,38 @@
 package runnel
 
 import (
+	"context"
 	"time"
 )
 
-// A reader that stops short of the end of its file is either behind a live
-// writer (wait), past a dead writer's leftovers (repair them) or at damage
-// (report it).
+// A reader that stops short of a good frame is at the end of the data
+// (wait), behind a live writer (wait), past a dead writer's leftovers
+// (repair them) or at damage (report it): reader_end.go tells which.
 
 // stuckRecheck bounds a sleep while a reader waits on a frame that a live
 // writer is writing: if that writer dies, no append will wake the reader.
+// It also paces readers whose partition cannot be mapped shared (a
+// directory they may only read), which no append wakes at all.
 const stuckRecheck = 10 * time.Millisecond
 
-// unstick handles readers that stopped before the end of their file. A
-// writer holding the lock is still writing: sleep, briefly. Otherwise the
-// bytes are a dead writer's (repair cuts them) or damage (reported).
-func (c *Consumer) unstick() (time.Duration, error) {
+// unstick judges every reader that stopped short of a good frame in the
+// last poll; it returns the first damage found, and how soon to look
+// again (0: when an append wakes the consumer).
+func (c *Consumer) unstick(ctx context.Context) (time.Duration, error) {
 	var timeout time.Duration
 	for i, r := range c.readers {
-		if r.stuck == nil || c.rerr[i] != nil {
+		if c.rerr[i] != nil {
 			continue
 		}
-		timeout = stuckRecheck
-		held, err := r.writerActive()
-		if err != nil || held {
-			continue
+		if c.metas[i].private {
+			timeout = stuckRecheck
 		}
-		if err := r.p.repair(); err != nil {
+		recheck, err := r.checkStop(ctx, c.metas[i])
+		if err != nil {
 			return 0, err
 		}
-		if err := r.checkDamage(); err != nil {
-			return 0, err
+		if recheck {
+			timeout = stuckRecheck
 		}
 	}
 	return timeout, nil

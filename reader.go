@@ -3,40 +3,48 @@ package runnel
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
 
-// partReader reads one partition's committed records in order, lock-free:
-// it trusts only frames whose commit byte is set and whose checksum
-// matches, and treats anything else past them as the end of the data.
+// partReader reads one partition's committed records in order, lock-free,
+// through a segment cursor: it delivers only good frames, and where it
+// stops short of them it says why (reader_end.go judges it).
 type partReader struct {
 	p    *partition
 	base int64    // base offset of the current segment
 	f    *os.File // current segment; nil while it does not exist yet
 	path string
-	pos  int64 // byte position of the next frame to read
-	next int64 // next offset to deliver
+	cur  *cursor // on f: the next frame to read, and the offset it starts at
+	next int64   // next offset to deliver: cur.next, or inside the frame at cur.pos after a seek
 
 	// With byTime, records older than minTime are skipped until the first
 	// one at or after it is delivered: a start by timestamp.
 	byTime  bool
 	minTime int64
 
-	buf     []byte
 	bufSize int
 
-	// stuck says why the last fill stopped before the end of the file,
-	// or nil when it reached the end of the data.
-	stuck error
+	// Where the last fill stopped, for reader_end.go: at the end of its
+	// file (atEnd), at bytes that are not a good frame (stuck), or at
+	// neither (it delivered what it could read in one go).
+	atEnd, stuck bool
+	advanced     bool           // the last fill moved through frames
+	fillSeq      uint32         // the append sequence when it began
+	seq          *atomic.Uint32 // the partition's append sequence, if mapped
+	lastSeg      bool           // the segment was the partition's last as of lastSeq
+	lastSeq      uint32
+
 	probe *lockFile // opened on first need, to ask whether a writer is active
 
 	resetOutOfRange bool // below the start, move to it (retention.go)
+	stopAtGaps      bool // a gap is an error, not skipped (ConsumerOptions.StopAtGaps)
+	gapLogger       func(from, to int64)
 }
 
 func newPartReader(p *partition, bufSize int) *partReader {
@@ -44,7 +52,10 @@ func newPartReader(p *partition, bufSize int) *partReader {
 		bufSize = defaultMaxPollBytes
 	}
 	// Below a header's size no frame could ever be parsed, let alone read.
-	return &partReader{p: p, bufSize: max(bufSize, 4096)}
+	bufSize = max(bufSize, 4096)
+	r := &partReader{p: p, bufSize: bufSize}
+	r.cur = &cursor{verify: true, window: bufSize}
+	return r
 }
 
 func (r *partReader) close() {
@@ -62,13 +73,25 @@ func (r *partReader) closeSegment() {
 	}
 }
 
+// filePos returns where the reader is: segment, byte, next offset.
+func (r *partReader) filePos() (base, pos, next int64) { return r.base, r.cur.pos, r.next }
+
+// useSegment makes the open segment file f, whose base is base, current,
+// positioned at its start.
+func (r *partReader) useSegment(f *os.File, base int64) {
+	r.closeSegment()
+	r.base, r.f, r.next = base, f, base
+	r.path = segmentPath(r.p.dir, base, logExt)
+	r.cur.setFile(f, r.path)
+	r.cur.seek(0, base)
+	r.lastSeg = false
+}
+
 // openSegment makes segment base current, positioned at its start. A
 // segment that does not exist yet (its predecessor was just sealed) is
 // opened later, by fill.
 func (r *partReader) openSegment(base int64) error {
-	r.closeSegment()
-	r.base, r.pos, r.next = base, 0, base
-	r.path = segmentPath(r.p.dir, base, logExt)
+	r.useSegment(nil, base)
 	f, err := os.Open(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return r.segmentGone(base)
@@ -76,7 +99,7 @@ func (r *partReader) openSegment(base int64) error {
 	if err != nil {
 		return fmt.Errorf("runnel: open segment: %w", err)
 	}
-	r.f = f
+	r.useSegment(f, base)
 	return nil
 }
 
@@ -120,37 +143,35 @@ func (r *partReader) seek(offset int64) error {
 		}
 		offset = max(offset, r.base) // reset past records retention removed
 		if r.f == nil {
-			if offset == seg {
+			if offset == r.base {
 				return nil
 			}
-			return fmt.Errorf("%w: offset %d is past the end %d", ErrOutOfRange, offset, seg)
+			return fmt.Errorf("%w: offset %d is past the end %d", ErrOutOfRange, offset, r.base)
 		}
 		pos, next, err := r.indexedStart(offset)
 		if err != nil {
 			return err
 		}
-		s := newScanner(r.f, r.path)
-		s.verify = false
-		var found bool
-		t := s.walk(pos, next, func(fpos int64, m frame.Meta) bool {
-			if m.End() > offset {
-				found = true
-				r.pos, r.next = fpos, offset
-				return false
-			}
-			return true
-		})
+		c := r.cur
+		c.seek(pos, next)
+		c.verify = false
+		_, st, err := c.walk(func(f segFrame) bool { return f.meta.End() <= offset })
+		c.verify = true
+		c.invalidate()
 		switch {
-		case found:
+		case err != nil:
+			return err
+		case st == frameOK || st == frameGap:
+			r.next = offset // the walk stopped at the frame that holds it
 			return nil
-		case t.sealed && t.next <= offset:
-			seg = t.next
+		case st == frameSeal:
+			seg = c.next
 			continue
-		case t.next == offset || (t.sealed && t.next > offset):
-			r.pos, r.next = t.pos, t.next
+		case c.next == offset:
+			r.next = offset
 			return nil
 		}
-		return fmt.Errorf("%w: offset %d is past the end %d of partition %s/%d", ErrOutOfRange, offset, t.next, r.p.topic.name, r.p.id)
+		return fmt.Errorf("%w: offset %d is past the end %d of partition %s/%d", ErrOutOfRange, offset, c.next, r.p.topic.name, r.p.id)
 	}
 }
 
@@ -169,11 +190,14 @@ func (r *partReader) indexedStart(offset int64) (pos, next int64, err error) {
 	if pos == 0 {
 		return 0, r.base, nil
 	}
-	m, _, status, _ := newScanner(r.f, r.path).frameAt(pos)
-	if status != frameOK || m.Kind != frame.KindRecords || m.Base > offset {
+	f, status, err := newCursor(r.f, r.path, pos, -1).peek()
+	if err != nil {
+		return 0, 0, err
+	}
+	if (status != frameOK && status != frameGap) || f.meta.Base > offset || f.meta.Base < r.base {
 		return 0, r.base, nil // a stale entry: scan the segment instead
 	}
-	return pos, m.Base, nil
+	return pos, f.meta.Base, nil
 }
 
 // seekEnd positions the reader after the last committed record.
@@ -199,21 +223,27 @@ func (r *partReader) seekEnd() error {
 		if err != nil {
 			return err
 		}
-		pos, next := int64(0), seg
+		c := r.cur
 		if n := len(entries); n > 0 {
-			m, _, status, _ := newScanner(r.f, r.path).frameAt(int64(entries[n-1].pos))
-			if status == frameOK && m.Base == seg+int64(entries[n-1].rel) {
-				pos, next = int64(entries[n-1].pos), m.Base
+			c.seek(int64(entries[n-1].pos), seg+int64(entries[n-1].rel))
+			if _, st, err := c.peek(); err != nil {
+				return err
+			} else if st != frameOK && st != frameGap {
+				c.seek(0, seg)
 			}
 		}
-		s := newScanner(r.f, r.path)
-		s.verify = false
-		t := s.walk(pos, next, nil)
-		if t.sealed {
-			seg = t.next
+		c.verify = false
+		_, status, err := c.walk(nil)
+		c.verify = true
+		c.invalidate()
+		if err != nil {
+			return err
+		}
+		if status == frameSeal {
+			seg = c.next
 			continue
 		}
-		r.pos, r.next = t.pos, t.next
+		r.next = c.next
 		return nil
 	}
 }
@@ -271,155 +301,163 @@ func (r *partReader) seekTime(t time.Time) error {
 // are skipped by their header alone. If no such record exists yet the
 // reader stays at the end, still filtering.
 func (r *partReader) skipOlder() error {
-	var s *scanner
 	for r.byTime {
 		if r.f == nil {
 			return nil
 		}
-		if s == nil || s.f != r.f {
-			s = newScanner(r.f, r.path)
-		}
+		c := r.cur
 		// Headers alone decide most frames; only a frame that may hold
 		// the record is read whole and checked.
-		s.verify = false
-		m, _, st, _ := s.frameAt(r.pos)
-		if st != frameOK {
-			return nil
+		c.verify = false
+		f, st, err := c.peek()
+		c.verify = true
+		if err != nil {
+			return err
 		}
-		if m.Kind == frame.KindSeal {
-			if err := r.openSegment(m.Base); err != nil {
+		switch st {
+		case frameSeal:
+			if err := r.openSegment(f.meta.Base); err != nil {
 				return err
 			}
 			continue
+		case frameGap:
+			c.skip(f)
+			r.next = c.next
+			continue
+		case frameOK:
+		default:
+			return nil // fill will find out what is there
 		}
-		if m.MaxTime >= r.minTime {
-			s.verify = true
-			m, data, st, _ := s.frameAt(r.pos)
-			if st != frameOK {
-				return nil // fill will find out what is wrong
+		if f.meta.MaxTime >= r.minTime {
+			c.invalidate()
+			f, st, err := c.peek()
+			if err != nil || st != frameOK {
+				return err // fill will find out what is wrong
 			}
-			it := frame.NewRecords(data, m)
+			it := frame.NewRecords(f.data, f.meta)
 			var fr frame.Record
-			for off := m.Base; it.Next(&fr); off++ {
+			for off := f.meta.Base; it.Next(&fr); off++ {
 				if off >= r.next && fr.Timestamp >= r.minTime {
 					r.next, r.byTime = off, false
 					return nil
 				}
 			}
 			if err := it.Err(); err != nil {
-				return &CorruptError{Path: r.path, Pos: r.pos, Offset: m.Base, Err: err}
+				return &CorruptError{Path: r.path, Pos: f.pos, Offset: f.meta.Base, To: f.meta.End(), Err: err}
 			}
 		}
-		r.pos, r.next = r.pos+m.Size(), m.End()
+		c.skip(f)
+		r.next = c.next
 	}
 	return nil
 }
 
 // fill appends the committed records available now to dst, reading at most
 // about one buffer of bytes, and returns the extended slice. The records
-// alias the reader's buffer until its next fill. When it stops at bytes that
-// are not a good committed frame it sets r.stuck: a write in progress, a
-// dead writer's leftovers, or damage (Consumer.Poll tells which).
+// alias the reader's buffer until its next fill. Where it stops short of
+// the end of its file it sets stuck, at the end atEnd: a write in
+// progress, what a writer left unfinished, damage or the end of the data,
+// which reader_end.go tells apart.
 func (r *partReader) fill(dst []Record) ([]Record, error) {
-	r.stuck = nil
+	r.atEnd, r.stuck, r.advanced = false, false, false
+	if r.seq != nil {
+		r.fillSeq = r.seq.Load()
+	}
 	start := len(dst)
 	for {
 		if r.f == nil {
+			// The segment a seal named is not there yet (its writer is
+			// creating it): the end of the data, for now.
 			if err := r.openSegment(r.base); err != nil || r.f == nil {
+				r.atEnd = err == nil
 				return dst, err
 			}
 		}
-		if cap(r.buf) < r.bufSize {
-			r.buf = make([]byte, r.bufSize)
-		}
-		buf := r.buf[:cap(r.buf)]
-		n, err := r.f.ReadAt(buf, r.pos)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return dst, fmt.Errorf("runnel: read %s at %d: %w", r.path, r.pos, err)
-		}
-		atEOF := n < len(buf)
-		buf = buf[:n]
-		var delivered int
-		next := int64(-1) // segment to continue in after a seal
-		var grow int64    // a frame larger than the buffer: its size
-		for len(buf) > 0 && !frame.IsZeroHeader(buf) {
-			m, err := frame.ParseMeta(buf)
-			// The checksum covers m.Length bytes, not the padding: a file
-			// that ends in a frame's padding holds the whole frame, as the
-			// writer's scan agrees.
-			size := m.Size()
-			if atEOF && int64(len(buf)) < size && int64(len(buf)) >= int64(m.Length) {
-				size = int64(len(buf))
-			}
-			switch {
-			case err != nil && len(buf) < frame.HeaderSize && !atEOF:
-				// A header cut by the buffer's end: read it next time.
-			case err != nil:
-				r.stuck = err
-			case !m.Committed():
-				r.stuck = errUncommitted
-			case int64(len(buf)) < size && atEOF:
-				r.stuck = fmt.Errorf("committed frame of %d bytes cut short by the end of the file", m.Size())
-			case int64(len(buf)) < size && delivered == 0 && m.Size() > int64(cap(r.buf)):
-				grow = m.Size()
-			case !followsOn(m, r.next):
-				// Whole and committed, but not the frame that comes next
-				// (a stale one): never deliver its offsets.
-				r.stuck = fmt.Errorf("frame starts at offset %d, expected %d", m.Base, r.next)
-			}
-			if err != nil || r.stuck != nil || int64(len(buf)) < size {
-				break
-			}
-			data := buf[:size]
-			if err := frame.Verify(data, m); err != nil {
-				r.stuck = err
-				break
-			}
-			if m.Kind == frame.KindSeal {
-				next = m.Base
-				break
-			}
-			if dst, err = r.decode(dst, data, m); err != nil {
+		c := r.cur
+		c.unpin()
+	frames:
+		for {
+			f, st, err := c.peek()
+			if err != nil {
 				return dst, err
 			}
-			delivered++
-			r.pos += m.Size()
-			buf = buf[size:]
-		}
-		switch {
-		case grow > 0:
-			// ParseMeta capped the size at frame.MaxSize.
-			r.buf = make([]byte, grow)
-			continue
-		case next >= 0:
-			if err := r.openSegment(next); err != nil {
-				return dst, err
+			switch st {
+			case frameOK:
+				before := len(dst)
+				if dst, err = r.decode(dst, f); err != nil {
+					// Records that do not decode in a checksummed frame:
+					// none of them is delivered, and the reader stays
+					// before it, so every Poll reports it.
+					return dst[:before], err
+				}
+				c.skip(f)
+				r.advanced = true
+				if len(dst) > before {
+					c.pin() // the records alias the window
+				}
+				continue
+			case frameGap:
+				if r.stopAtGaps && len(dst) > start {
+					return dst, nil // the records first; the gap next time
+				}
+				if err := r.crossGap(f); err != nil {
+					return dst, err
+				}
+				c.skip(f)
+				r.advanced = true
+				continue
+			case frameSeal:
+				r.advanced = true
+				if err := r.openSegment(f.meta.Base); err != nil {
+					return dst, err
+				}
+				if len(dst) > start {
+					return dst, nil // the next fill reads the new segment
+				}
+				break frames
+			case frameMore:
+				if len(dst) == start {
+					// Every record read was skipped (before the start
+					// offset or time): keep reading, or Poll would sleep
+					// on unread data.
+					c.unpin()
+					continue
+				}
+				return dst, nil
+			case frameEnd:
+				if f.eof {
+					r.atEnd = true
+					return dst, nil
+				}
 			}
-			if len(dst) > start {
-				return dst, nil // the next fill reads the new segment
-			}
-			continue
-		case delivered > 0 && len(dst) == start:
-			// Every record read was skipped (before the start offset or
-			// time): keep reading, or Poll would sleep on unread data.
-			continue
+			r.stuck = true
+			return dst, nil
 		}
-		return dst, nil
 	}
 }
 
-var errUncommitted = errors.New("frame not committed")
-
-// followsOn reports whether the frame m can come next for a reader whose
-// next offset is next: it starts there, or (after a seek into the middle
-// of a frame) holds it. The writer's walk is as strict.
-func followsOn(m frame.Meta, next int64) bool {
-	return m.Base == next || m.Kind == frame.KindRecords && m.Base < next && next < m.End()
+// crossGap moves the reader over a gap frame, whose offsets a salvage
+// found unreadable: counted and logged, or, with stopAtGaps, a *GapError
+// that leaves the reader before it.
+func (r *partReader) crossGap(f segFrame) error {
+	from, to := max(r.next, f.meta.Base), f.meta.End()
+	if to <= from {
+		return nil
+	}
+	if r.stopAtGaps {
+		return &GapError{Topic: r.p.topic.name, Partition: r.p.id, From: from, To: to}
+	}
+	r.p.log.stats.gapsCrossed.Add(to - from)
+	r.p.log.opts.Logger.Warn("runnel: consumer skipped lost records", "topic", r.p.topic.name, "partition", r.p.id,
+		"from_offset", from, "to_offset", to-1, "count", to-from)
+	r.next = to
+	return nil
 }
 
 // decode appends the records of one verified frame from r.next on.
-func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, error) {
-	it := frame.NewRecords(data, m)
+func (r *partReader) decode(dst []Record, f segFrame) ([]Record, error) {
+	m := f.meta
+	it := frame.NewRecords(f.data, m)
 	var fr frame.Record
 	off := m.Base
 	for it.Next(&fr) {
@@ -437,9 +475,10 @@ func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, 
 		off++
 	}
 	if err := it.Err(); err != nil {
-		return dst, &CorruptError{Path: r.path, Pos: r.pos, Offset: off, Err: err}
+		return dst, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
+			Err: fmt.Errorf("record %d of the frame: %w", off-m.Base, err)}
 	}
-	r.next = m.End()
+	r.next = max(r.next, m.End())
 	return dst, nil
 }
 
@@ -454,33 +493,6 @@ func (r *partReader) writerActive() (bool, error) {
 		r.probe = lf
 	}
 	return r.probe.HeldByOther(writerLockByte)
-}
-
-// checkDamage runs after a repair found nothing to cut but the reader is
-// still stuck with no writer active: if a committed frame follows the
-// bytes it is stuck at, they are damage inside committed data.
-func (r *partReader) checkDamage() error {
-	if r.f == nil {
-		return nil
-	}
-	s := newScanner(r.f, r.path)
-	m, _, st, cause := s.frameAt(r.pos)
-	if st == frameOK && !followsOn(m, r.next) {
-		st, cause = frameBad, fmt.Errorf("frame starts at offset %d, expected %d", m.Base, r.next)
-	}
-	if st == frameOK || st == frameEnd {
-		return nil // readable now, or the end of the data
-	}
-	if cause == nil {
-		cause = fmt.Errorf("frame at offset %d not committed", m.Base)
-	}
-	if at, found, err := s.committedAfter(r.pos); err != nil {
-		return err
-	} else if found {
-		return &CorruptError{Path: r.path, Pos: r.pos, Offset: r.next,
-			Err: fmt.Errorf("%v; committed data follows at byte %d", cause, at)}
-	}
-	return nil
 }
 
 // start positions r as sp says.

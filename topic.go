@@ -273,10 +273,19 @@ func (l *Log) readTopicFile(name string) (topicFile, error) {
 	}
 	var tf topicFile
 	if err := json.Unmarshal(data, &tf); err != nil {
-		return tf, &CorruptError{Path: path, Offset: -1, Err: err}
+		pos := int64(-1) // the whole file
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			pos = se.Offset
+		case errors.As(err, &te):
+			pos = te.Offset
+		}
+		return tf, &CorruptError{Path: path, Pos: pos, Offset: -1, Err: err}
 	}
 	if tf.TopicConfig, err = tf.withDefaults(); err != nil {
-		return tf, &CorruptError{Path: path, Offset: -1, Err: err}
+		return tf, &CorruptError{Path: path, Pos: -1, Offset: -1, Err: err}
 	}
 	return tf, nil
 }
