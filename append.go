@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -101,8 +102,7 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		}
 	}
 	w.maxTS = max(w.maxTS, fb.MaxTime())
-	p.log.stats.frames.Add(1)
-	p.log.stats.records.Add(int64(fb.Count()))
+	p.noteAppend(fb.Count(), len(data))
 	p.noteAppended()
 	return base, nil
 }
@@ -208,9 +208,11 @@ func (p *partition) openActive(base int64) error {
 func (p *partition) roll() error {
 	seal := frame.AppendSeal(nil, p.w.next)
 	seal[frame.OffState] = frame.StateWritten
+	began := time.Now()
 	if err := p.commitFrame(seal, true); err != nil {
 		return err
 	}
+	p.observeSync(began)
 	p.w.idx.addTime(p.w.next-p.w.base, p.w.maxTS)
 	next := p.w.next
 	if err := p.openActive(next); err != nil {

@@ -324,6 +324,7 @@ func (p *partition) syncSegment(base int64) error {
 		}
 		sf = newSegFile(base, f)
 	}
+	began := time.Now()
 	err := p.log.app.sync(sf.fd)
 	if cerr := sf.release(); err == nil && cerr != nil {
 		err = cerr
@@ -332,6 +333,7 @@ func (p *partition) syncSegment(base int64) error {
 		return fmt.Errorf("runnel: sync %s: %w", sf.f.Name(), err)
 	}
 	p.log.stats.syncs.Add(1)
+	p.observeSync(began)
 	return nil
 }
 

@@ -350,7 +350,7 @@ func (c *Consumer) poll() ([]Record, error) {
 	for i := range n {
 		r := c.readers[(c.rr+i)%n]
 		var err error
-		if c.recs, err = r.fill(c.recs); err != nil {
+		if err = c.fillCounted(r); err != nil {
 			// A delete sets the flag before it moves the files away: a
 			// file that vanished under the read says which happened.
 			if derr := c.checkDeleted(); derr != nil {

@@ -139,6 +139,7 @@ func (c *Consumer) rebalance() error {
 // tells the application.
 func (c *Consumer) assign(ps []int) error {
 	g := c.g
+	c.noteRebalance(len(ps))
 	var errs []error
 	for _, p := range ps {
 		r, err := c.addReader(p)
@@ -226,6 +227,7 @@ func (c *Consumer) applyResets(ps []int) error {
 // wake-up for the other members.
 func (c *Consumer) revoke(ps []int) error {
 	g := c.g
+	c.noteRebalance(len(ps))
 	var errs []error
 	if g.autoCommit {
 		errs = append(errs, c.commitPositions(ps))

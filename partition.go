@@ -74,6 +74,8 @@ type partition struct {
 	// the kernel; the writer lock stays held until they end (poison).
 	poisoned   atomic.Bool
 	metaOrphan bool // closed while poisoned: the drain closes p.meta
+
+	counts partCounters // for Stats (stats_count.go)
 }
 
 const metaFileName = "partition.meta"
