@@ -210,12 +210,16 @@ type Stats struct {
 	ProducedBytes       int64 // record batch bytes received by Produce
 	FetchedRecords      int64 // records returned by Fetch
 	FetchedBytes        int64 // record batch bytes returned by Fetch
+
+	// RequestsByAPI counts answered requests by API and error code.
+	RequestsByAPI []RequestCount
 }
 
 type serverStats struct {
 	connsAccepted, connsOpen, requests, requestErrors atomic.Int64
 	producedRecords, producedBytes                    atomic.Int64
 	fetchedRecords, fetchedBytes                      atomic.Int64
+	byAPI                                             requestCounts
 }
 
 // Stats returns the server's counters.
@@ -230,5 +234,6 @@ func (s *Server) Stats() Stats {
 		ProducedBytes:       st.producedBytes.Load(),
 		FetchedRecords:      st.fetchedRecords.Load(),
 		FetchedBytes:        st.fetchedBytes.Load(),
+		RequestsByAPI:       st.byAPI.load(),
 	}
 }
