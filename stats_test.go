@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -233,5 +234,40 @@ func TestHistogramQuantile(t *testing.T) {
 	}
 	if got := (Histogram{}).Quantile(0.99); got != 0 {
 		t.Errorf("empty Quantile = %v", got)
+	}
+}
+
+// BenchmarkStats measures a Stats call on a directory of 4 topics of 16
+// partitions, each with a few segments, and 4 groups with committed
+// offsets: the cost a scrape pays, in proportion to partitions and groups.
+func BenchmarkStats(b *testing.B) {
+	ctx := context.Background()
+	l := openTest(b, b.TempDir(), &Options{Durability: Buffered})
+	for ti := range 4 {
+		name := fmt.Sprintf("t%d", ti)
+		mustCreate(b, l, name, TopicConfig{Partitions: 16, SegmentBytes: 64 << 10})
+		p, err := l.Producer(name, &ProducerOptions{Partitioner: ManualPartitioner})
+		if err != nil {
+			b.Fatal(err)
+		}
+		value := make([]byte, 1000)
+		for i := range 16 * 200 {
+			p.SendAsync(Record{Partition: i % 16, Value: value}, nil)
+		}
+		if err := p.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.ResetGroupOffsets(ctx, "g"+name, name, AtOffset(10), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st := l.Stats()
+	if st.Err != nil || len(st.Partitions) != 64 || len(st.Groups) != 4 {
+		b.Fatalf("Stats: %d partitions, %d groups, %v", len(st.Partitions), len(st.Groups), st.Err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		l.Stats()
 	}
 }
