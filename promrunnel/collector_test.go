@@ -162,3 +162,39 @@ func TestCollectorClosed(t *testing.T) {
 		t.Fatalf("stats errors = %v, want 1", got)
 	}
 }
+
+// BenchmarkCollect measures a scrape of a Log with 16 partitions and a
+// group: Log.Stats plus building the metrics.
+func BenchmarkCollect(b *testing.B) {
+	ctx := context.Background()
+	l, err := runnel.Open(b.TempDir(), &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.CreateTopic("t", runnel.TopicConfig{Partitions: 16}); err != nil {
+		b.Fatal(err)
+	}
+	p, err := l.Producer("t", &runnel.ProducerOptions{Partitioner: runnel.ManualPartitioner})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 16 * 100 {
+		p.SendAsync(runnel.Record{Partition: i % 16, Value: make([]byte, 100)}, nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", runnel.AtOffset(50), nil); err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(l))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
