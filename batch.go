@@ -46,7 +46,7 @@ func (p *partition) add(ctx context.Context, ts int64, rec *Record, size int, do
 	}
 	b := p.pending
 	idx := b.fb.Count()
-	b.fb.Add(ts, rec.Key, rec.Value, rec.Headers)
+	b.fb.Add(ts, rec.Key, rec.Value, frameHeaders(rec.Headers))
 	p.queued(b, idx, done, waiting)
 	return b, idx, nil
 }

@@ -121,7 +121,7 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 				var fr frame.Record
 				for off := m.Base; it.Next(&fr); off++ {
 					if off >= from {
-						recs = append(recs, Record{Key: fr.Key, Value: fr.Value, Headers: fr.Headers,
+						recs = append(recs, Record{Key: fr.Key, Value: fr.Value, Headers: recordHeaders(fr.Headers),
 							Time: time.Unix(0, fr.Timestamp), Partition: p.id, Offset: off})
 					}
 				}

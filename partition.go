@@ -187,3 +187,13 @@ func (p *partition) endOffset() (int64, error) {
 	}
 	return r.next, nil
 }
+
+// outOfRange is the error for offset, which p does not hold, with p's
+// extent as it is on disk now.
+func (p *partition) outOfRange(offset int64) error {
+	e := &OutOfRangeError{Topic: p.topic.name, Partition: p.id, Offset: offset, End: -1}
+	if info, err := p.describe(); err == nil {
+		e.Start, e.End = info.StartOffset, info.NextOffset
+	}
+	return e
+}

@@ -196,7 +196,7 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, done func(Position,
 	if len(rec.Headers) > frame.MaxHeaders {
 		return nil, nil, 0, fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(rec.Headers), frame.MaxHeaders)
 	}
-	size := frame.RecordSize(rec.Key, rec.Value, rec.Headers)
+	size := frame.RecordSize(rec.Key, rec.Value, frameHeaders(rec.Headers))
 	if size > p.log.opts.MaxRecordBytes {
 		return nil, nil, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
 	}

@@ -39,7 +39,7 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 		if len(r.Headers) > frame.MaxHeaders {
 			return 0, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
 		}
-		size := frame.RecordSize(r.Key, r.Value, r.Headers)
+		size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
 		if size > p.log.opts.MaxRecordBytes {
 			return 0, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
 		}
@@ -63,7 +63,7 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 		if !r.Time.IsZero() {
 			ts = r.Time.UnixNano()
 		}
-		b.fb.Add(ts, r.Key, r.Value, r.Headers)
+		b.fb.Add(ts, r.Key, r.Value, frameHeaders(r.Headers))
 	}
 	part.queued(b, idx, nil, true)
 	select {

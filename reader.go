@@ -91,7 +91,7 @@ func (r *partReader) segmentFor(offset int64) (int64, error) {
 		if offset == 0 {
 			return 0, nil
 		}
-		return 0, fmt.Errorf("%w: offset %d of empty partition %s/%d", ErrOutOfRange, offset, r.p.topic.name, r.p.id)
+		return 0, r.p.outOfRange(offset)
 	}
 	if offset < bases[0] {
 		return r.belowStart(offset, bases[0])
@@ -123,7 +123,7 @@ func (r *partReader) seek(offset int64) error {
 			if offset == seg {
 				return nil
 			}
-			return fmt.Errorf("%w: offset %d is past the end %d", ErrOutOfRange, offset, seg)
+			return r.p.outOfRange(offset)
 		}
 		pos, next, err := r.indexedStart(offset)
 		if err != nil {
@@ -150,7 +150,7 @@ func (r *partReader) seek(offset int64) error {
 			r.pos, r.next = t.pos, t.next
 			return nil
 		}
-		return fmt.Errorf("%w: offset %d is past the end %d of partition %s/%d", ErrOutOfRange, offset, t.next, r.p.topic.name, r.p.id)
+		return r.p.outOfRange(offset)
 	}
 }
 
@@ -427,7 +427,7 @@ func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, 
 			dst = append(dst, Record{
 				Key:       fr.Key,
 				Value:     fr.Value,
-				Headers:   fr.Headers,
+				Headers:   recordHeaders(fr.Headers),
 				Time:      time.Unix(0, fr.Timestamp),
 				Partition: r.p.id,
 				Offset:    off,
