@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"time"
 )
 
@@ -14,11 +15,13 @@ const stuckRecheck = 10 * time.Millisecond
 
 // unstick handles readers that stopped before the end of their file. A
 // writer holding the lock is still writing: sleep, briefly. Otherwise the
-// bytes are a dead writer's (repair cuts them) or damage (reported).
-func (c *Consumer) unstick() (time.Duration, error) {
+// bytes are a dead writer's (repair cuts them) or damage (reported). The
+// repair waits for the writer lock until ctx ends.
+func (c *Consumer) unstick(ctx context.Context) (time.Duration, error) {
 	var timeout time.Duration
-	for i, r := range c.readers {
-		if r.stuck == nil || c.rerr[i] != nil {
+	for _, part := range c.parts {
+		r := part.r
+		if r.stuck == nil || part.err != nil {
 			continue
 		}
 		timeout = stuckRecheck
@@ -26,7 +29,7 @@ func (c *Consumer) unstick() (time.Duration, error) {
 		if err != nil || held {
 			continue
 		}
-		if err := r.p.repair(); err != nil {
+		if err := r.p.repair(ctx); err != nil {
 			return 0, err
 		}
 		if err := r.checkDamage(); err != nil {

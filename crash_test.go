@@ -441,7 +441,7 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 				}
 				if cfg.repairAfterKill {
 					before := l.Stats().Repairs
-					if err := part.repair(); err != nil {
+					if err := part.repair(context.Background()); err != nil {
 						t.Errorf("repair after killing producer %d.%d: %v", id, inc, err)
 						return
 					}

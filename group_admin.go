@@ -386,7 +386,7 @@ func resolveOffset(p *partition, sp StartPosition) (int64, error) {
 	// is found by reading.
 	for {
 		base, pos, next := r.base, r.pos, r.next
-		recs, err := r.fill(nil)
+		recs, err := r.fill(nil, 1)
 		if err != nil {
 			return 0, err
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
@@ -31,6 +32,19 @@ type partReader struct {
 	buf     []byte
 	bufSize int
 
+	// The bytes of the last read: win holds the file's bytes from winPos
+	// on, and those up to winGood are whole, committed, verified frames,
+	// which never change. A fill that stopped at MaxPollRecords goes on
+	// from them without reading or verifying again, and from where it
+	// stopped inside a frame (rest, the records after next of the frame
+	// at restPos).
+	win     []byte
+	winPos  int64
+	winGood int64
+	rest     frame.Records
+	restPos  int64 // -1: rest is not valid
+	restNext int64
+
 	// stuck says why the last fill stopped before the end of the file,
 	// or nil when it reached the end of the data.
 	stuck error
@@ -43,8 +57,7 @@ func newPartReader(p *partition, bufSize int) *partReader {
 	if bufSize <= 0 {
 		bufSize = defaultMaxPollBytes
 	}
-	// Below a header's size no frame could ever be parsed, let alone read.
-	return &partReader{p: p, bufSize: max(bufSize, 4096)}
+	return &partReader{p: p, bufSize: bufSize, restPos: -1}
 }
 
 func (r *partReader) close() {
@@ -60,6 +73,7 @@ func (r *partReader) closeSegment() {
 		r.f.Close()
 		r.f = nil
 	}
+	r.win, r.restPos = nil, -1
 }
 
 // openSegment makes segment base current, positioned at its start. A
@@ -314,33 +328,47 @@ func (r *partReader) skipOlder() error {
 	return nil
 }
 
-// fill appends the committed records available now to dst, reading at most
-// about one buffer of bytes, and returns the extended slice. The records
-// alias the reader's buffer until its next fill. When it stops at bytes that
-// are not a good committed frame it sets r.stuck: a write in progress, a
-// dead writer's leftovers, or damage (Consumer.Poll tells which).
-func (r *partReader) fill(dst []Record) ([]Record, error) {
+// fill appends the committed records available now to dst, at most max of
+// them, reading at most about one buffer of bytes, and returns the
+// extended slice. The records alias the reader's buffer until a later fill
+// reads into it. When it stops at bytes that are not a good committed
+// frame it sets r.stuck: a write in progress, a dead writer's leftovers,
+// or damage (Consumer.Poll tells which).
+func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 	r.stuck = nil
 	start := len(dst)
+	limit := start + max
 	for {
 		if r.f == nil {
 			if err := r.openSegment(r.base); err != nil || r.f == nil {
 				return dst, err
 			}
 		}
-		if cap(r.buf) < r.bufSize {
-			r.buf = make([]byte, r.bufSize)
+		// Go on in the bytes of the last read if they still hold r.pos:
+		// the records handed out from them were never overwritten, and
+		// the next read starts where they end.
+		reused := r.win != nil && r.pos >= r.winPos && r.pos < r.winPos+int64(len(r.win))
+		var buf []byte
+		atEOF := false
+		if reused {
+			buf = r.win[r.pos-r.winPos:]
+		} else {
+			if cap(r.buf) < r.bufSize {
+				r.buf = make([]byte, r.bufSize)
+			}
+			b := r.buf[:cap(r.buf)]
+			n, err := r.f.ReadAt(b, r.pos)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return dst, fmt.Errorf("runnel: read %s at %d: %w", r.path, r.pos, err)
+			}
+			atEOF = n < len(b)
+			r.win, r.winPos, r.winGood, r.restPos = b[:n], r.pos, r.pos, -1
+			buf = r.win
 		}
-		buf := r.buf[:cap(r.buf)]
-		n, err := r.f.ReadAt(buf, r.pos)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return dst, fmt.Errorf("runnel: read %s at %d: %w", r.path, r.pos, err)
-		}
-		atEOF := n < len(buf)
-		buf = buf[:n]
 		var delivered int
 		next := int64(-1) // segment to continue in after a seal
 		var grow int64    // a frame larger than the buffer: its size
+		full := false
 		for len(buf) > 0 && !frame.IsZeroHeader(buf) {
 			m, err := frame.ParseMeta(buf)
 			// The checksum covers m.Length bytes, not the padding: a file
@@ -370,25 +398,47 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 				break
 			}
 			data := buf[:size]
-			if err := frame.Verify(data, m); err != nil {
-				r.stuck = err
-				break
+			if r.pos+size > r.winGood {
+				if err := frame.Verify(data, m); err != nil {
+					r.stuck = err
+					break
+				}
+				r.winGood = r.pos + size
 			}
 			if m.Kind == frame.KindSeal {
 				next = m.Base
 				break
 			}
-			if dst, err = r.decode(dst, data, m); err != nil {
+			var whole bool
+			if dst, whole, err = r.decode(dst, data, m, limit); err != nil {
 				return dst, err
 			}
 			delivered++
-			r.pos += m.Size()
-			buf = buf[size:]
+			if whole {
+				r.pos += m.Size()
+				buf = buf[size:]
+			}
+			if len(dst) >= limit {
+				full = true
+				break
+			}
+		}
+		if reused && !full {
+			// The old bytes say nothing about the file now: what follows
+			// them is read afresh, in this fill if it has nothing yet.
+			r.stuck = nil
+			if len(dst) == start {
+				r.win = nil
+				continue
+			}
+			return dst, nil
 		}
 		switch {
+		case full:
+			return dst, nil
 		case grow > 0:
 			// ParseMeta capped the size at frame.MaxSize.
-			r.buf = make([]byte, grow)
+			r.buf, r.win = make([]byte, grow), nil
 			continue
 		case next >= 0:
 			if err := r.openSegment(next); err != nil {
@@ -416,12 +466,20 @@ func followsOn(m frame.Meta, next int64) bool {
 	return m.Base == next || m.Kind == frame.KindRecords && m.Base < next && next < m.End()
 }
 
-// decode appends the records of one verified frame from r.next on.
-func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, error) {
-	it := frame.NewRecords(data, m)
-	var fr frame.Record
+// decode appends the records of one verified frame from r.next on, until
+// dst holds limit records, and reports whether it reached the frame's end.
+// The slice grows once per frame, by the frame's record count.
+func (r *partReader) decode(dst []Record, data []byte, m frame.Meta, limit int) ([]Record, bool, error) {
+	var it frame.Records
 	off := m.Base
-	for it.Next(&fr) {
+	if r.restPos == r.pos && r.restNext == r.next {
+		it, off = r.rest, r.next // where the last fill stopped in this frame
+	} else {
+		it = frame.NewRecords(data, m)
+	}
+	dst = slices.Grow(dst, min(int(m.End()-max(off, r.next)), limit-len(dst)))
+	var fr frame.Record
+	for len(dst) < limit && it.Next(&fr) {
 		if off >= r.next && (!r.byTime || fr.Timestamp >= r.minTime) {
 			r.byTime = false
 			dst = append(dst, Record{
@@ -436,10 +494,15 @@ func (r *partReader) decode(dst []Record, data []byte, m frame.Meta) ([]Record, 
 		off++
 	}
 	if err := it.Err(); err != nil {
-		return dst, &CorruptError{Path: r.path, Pos: r.pos, Offset: off, Err: err}
+		return dst, false, &CorruptError{Path: r.path, Pos: r.pos, Offset: off, Err: err}
 	}
-	r.next = m.End()
-	return dst, nil
+	r.next = max(r.next, off)
+	if off < m.End() {
+		r.rest, r.restPos, r.restNext = it, r.pos, off
+		return dst, false, nil
+	}
+	r.restPos = -1
+	return dst, true, nil
 }
 
 // writerActive reports whether a writer (in any process, this one

@@ -15,9 +15,10 @@ import (
 
 // repair runs the writer's tail check under the writer lock without
 // appending: it cuts a dead writer's leftovers, and reports damage. Readers
-// call it when they are stuck at bytes no live writer is writing.
-func (p *partition) repair() error {
-	unlock, err := p.lockForMaintenance(context.Background())
+// call it when they are stuck at bytes no live writer is writing; it waits
+// for the writer lock until ctx ends.
+func (p *partition) repair(ctx context.Context) error {
+	unlock, err := p.lockForMaintenance(ctx)
 	if err != nil {
 		return err
 	}
