@@ -38,9 +38,9 @@ type partReader struct {
 	// from them without reading or verifying again, and from where it
 	// stopped inside a frame (rest, the records after next of the frame
 	// at restPos).
-	win     []byte
-	winPos  int64
-	winGood int64
+	win      []byte
+	winPos   int64
+	winGood  int64
 	rest     frame.Records
 	restPos  int64 // -1: rest is not valid
 	restNext int64
