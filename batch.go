@@ -80,7 +80,7 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 	}
 	if p.closed {
 		p.mu.Unlock()
-		return ErrClosed
+		return p.errClosed()
 	}
 	if ctx != nil && ctx.Err() != nil && full() {
 		p.mu.Unlock()

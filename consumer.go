@@ -109,6 +109,13 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 
 // addPart starts reading partition id (not positioned yet).
 func (c *Consumer) addPart(id int) (*consumedPart, error) {
+	if c.g != nil {
+		// A member may take a partition long after it joined: the topic
+		// may be gone, or be another by now.
+		if err := c.topic.check(); err != nil {
+			return nil, err
+		}
+	}
 	p := c.topic.parts[id]
 	m, err := openMeta(p.dir)
 	if err != nil {
@@ -266,6 +273,9 @@ func (c *Consumer) poll() ([]Record, error) {
 		if part.meta.deleted() {
 			return nil, fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, part.id)
 		}
+	}
+	if c.topic.gone.Load() {
+		return nil, c.topic.errGone()
 	}
 	n := len(c.parts)
 	for i := 0; i < n && len(c.recs) < c.opts.MaxPollRecords; i++ {

@@ -54,9 +54,33 @@ type Log struct {
 // topic is a Log's open handle on one topic: its config and partitions.
 type topic struct {
 	name    string
+	dir     string
 	cfg     TopicConfig
 	dirInfo os.FileInfo // the topic's directory: a re-created topic has another
 	parts   []*partition
+
+	// gone is set once this Log learned that the topic was deleted, or
+	// deleted and created again: its handles answer ErrTopicNotFound.
+	gone atomic.Bool
+}
+
+// errGone is the error of a handle on a topic that was deleted.
+func (t *topic) errGone() error {
+	return fmt.Errorf("%w: %s was deleted", ErrTopicNotFound, t.name)
+}
+
+// check returns errGone if the topic was deleted, or deleted and created
+// again, as far as this Log or the file system can tell (a stat), and
+// marks the handle gone.
+func (t *topic) check() error {
+	if t.gone.Load() {
+		return t.errGone()
+	}
+	if st, err := os.Stat(t.dir); err != nil || !os.SameFile(st, t.dirInfo) {
+		t.gone.Store(true)
+		return t.errGone()
+	}
+	return nil
 }
 
 // Open opens the log in dir, creating the directory if it does not exist.
@@ -191,6 +215,7 @@ func (l *Log) topic(name string) (*topic, error) {
 		}
 		delete(l.topics, name)
 		l.mu.Unlock()
+		t.gone.Store(true)
 		t.close()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
@@ -206,7 +231,7 @@ func (l *Log) topic(name string) (*topic, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &topic{name: name, cfg: cfg, dirInfo: st}
+	t := &topic{name: name, dir: l.topicDir(name), cfg: cfg, dirInfo: st}
 	for p := range cfg.Partitions {
 		t.parts = append(t.parts, newPartition(l, t, p))
 	}

@@ -83,6 +83,15 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 	}, nil
 }
 
+// errClosed is the error of a send to a closed partition: ErrClosed, or
+// ErrTopicNotFound when it closed because its topic was deleted.
+func (p *partition) errClosed() error {
+	if p.topic.gone.Load() {
+		return p.topic.errGone()
+	}
+	return ErrClosed
+}
+
 // close drains the batch queue, then closes the partition's files.
 func (p *partition) close() error {
 	p.mu.Lock()

@@ -240,6 +240,7 @@ func (l *Log) DeleteTopic(name string) error {
 	delete(l.topics, name)
 	l.mu.Unlock()
 	if t != nil {
+		t.gone.Store(true)
 		t.close()
 	}
 	if err := markDeleted(dir); err != nil {
