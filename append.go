@@ -105,7 +105,7 @@ func (p *partition) lockWriterContext(ctx context.Context) error {
 		}
 		p.shm = shm
 	}
-	return p.meta.Lock(ctx, writerLockByte)
+	return p.waitWriterLock(ctx)
 }
 
 // commitFrame writes one frame at the tail through the Log's backend,

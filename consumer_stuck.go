@@ -9,6 +9,9 @@ import (
 // writer (wait), past a dead writer's leftovers (repair them) or at damage
 // (report it).
 
+// testHookRepair, if set, runs just before a stuck reader's repair.
+var testHookRepair func()
+
 // stuckRecheck bounds a sleep while a reader waits on a frame that a live
 // writer is writing: if that writer dies, no append will wake the reader.
 const stuckRecheck = 10 * time.Millisecond
@@ -28,6 +31,9 @@ func (c *Consumer) unstick(ctx context.Context) (time.Duration, error) {
 		held, err := r.writerActive()
 		if err != nil || held {
 			continue
+		}
+		if testHookRepair != nil {
+			testHookRepair()
 		}
 		if err := r.p.repair(ctx); err != nil {
 			return 0, err

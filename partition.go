@@ -43,6 +43,13 @@ type partition struct {
 	broken   error      // sticky: committed data is damaged, appends refused
 	dirty    bool       // written since the last fdatasync (Periodic mode)
 	dirDirty bool       // a segment was created since the directory was synced
+
+	// abandon is closed when a bounded close (Log.CloseContext,
+	// DeleteTopicContext) runs out of time: every wait for the writer
+	// lock, now or later, ends with ErrClosed.
+	abandon     chan struct{}
+	abandonOnce sync.Once
+	abandoned   atomic.Bool // a wait ended so
 }
 
 const metaFileName = "partition.meta"
@@ -53,6 +60,8 @@ func newPartition(l *Log, t *topic, id int) *partition {
 		topic: t,
 		id:    id,
 		dir:   filepath.Join(l.topicDir(t.name), strconv.Itoa(id)),
+
+		abandon: make(chan struct{}),
 	}
 	p.work.L = &p.mu
 	p.space.L = &p.mu
@@ -81,6 +90,45 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 		p.meta.Unlock(writerLockByte)
 		p.wmu.Unlock()
 	}, nil
+}
+
+// giveUp ends the partition's waits for the writer lock, present and
+// future, with ErrClosed: the bounded close that called it is out of time.
+func (p *partition) giveUp() { p.abandonOnce.Do(func() { close(p.abandon) }) }
+
+// waitWriterLock takes the writer lock on p.meta, waiting while another
+// process (or Log) holds it until ctx ends or the partition is given up.
+// A free lock is taken even then.
+func (p *partition) waitWriterLock(ctx context.Context) error {
+	if ok, err := p.meta.TryLock(writerLockByte); ok || err != nil {
+		return err
+	}
+	select {
+	case <-p.abandon:
+		return p.gaveUp()
+	default:
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.abandon:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err := p.meta.Lock(wctx, writerLockByte)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return p.gaveUp()
+	}
+	return err
+}
+
+// gaveUp notes and returns the error of a wait for the writer lock that a
+// bounded close ended.
+func (p *partition) gaveUp() error {
+	p.abandoned.Store(true)
+	return fmt.Errorf("%w: gave up waiting for another process's writer lock on %s", ErrClosed, p.dir)
 }
 
 // errClosed is the error of a send to a closed partition: ErrClosed, or

@@ -129,35 +129,39 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 }
 
 // markDeleted sets the deleted flag in every partition's shared meta
-// file, under its writer lock, so that writers and readers in every
-// process that still have the files open stop instead of writing into or
-// waiting on a topic that is gone.
-func markDeleted(dir string) error {
+// file, so that writers and readers in every process that still have the
+// files open stop instead of writing into or waiting on a topic that is
+// gone. It takes every partition's writer lock first, waiting until ctx
+// ends, and sets the flags only once it holds them all: a flagged
+// partition refuses appends for good, so the topic is flagged whole or
+// not at all.
+func markDeleted(ctx context.Context, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
+	var metas []*metaMap
+	defer func() {
+		for _, m := range metas {
+			m.close() // releases its writer lock
+		}
+	}()
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil || !e.IsDir() {
 			continue
 		}
-		pdir := filepath.Join(dir, e.Name())
-		m, err := openMeta(pdir)
+		m, err := openMeta(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return err
 		}
-		lf, err := openLockFile(filepath.Join(pdir, metaFileName))
-		if err == nil {
-			if err = lf.Lock(context.Background(), writerLockByte); err == nil {
-				m.u32(metaDeletedOff).Store(1)
-				m.published()
-			}
-			lf.Close()
-		}
-		m.close()
-		if err != nil {
+		metas = append(metas, m)
+		if err := m.lf.Lock(ctx, writerLockByte); err != nil {
 			return err
 		}
+	}
+	for _, m := range metas {
+		m.u32(metaDeletedOff).Store(1)
+		m.published()
 	}
 	return nil
 }
@@ -222,9 +226,19 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	return info, nil
 }
 
-// DeleteTopic removes a topic and all its data. Producers and consumers of
-// it in this Log are closed; other processes' handles fail on next use.
+// DeleteTopic removes a topic and all its data. Producers and consumers
+// of it, in this Log and in other processes, get ErrTopicNotFound from
+// then on; records still queued for it fail so. DeleteTopic waits as long
+// as another process holds a partition's writer lock (it is appending);
+// DeleteTopicContext bounds the wait.
 func (l *Log) DeleteTopic(name string) error {
+	return l.DeleteTopicContext(context.Background(), name)
+}
+
+// DeleteTopicContext is DeleteTopic, waiting for other processes' writer
+// locks only until ctx ends. If ctx ends first it returns an error
+// wrapping ctx.Err() and the topic is untouched.
+func (l *Log) DeleteTopicContext(ctx context.Context, name string) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -235,16 +249,20 @@ func (l *Log) DeleteTopic(name string) error {
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
 		return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
+	if err := markDeleted(ctx, dir); err != nil {
+		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
 	l.mu.Lock()
 	t := l.topics[name]
 	delete(l.topics, name)
 	l.mu.Unlock()
 	if t != nil {
 		t.gone.Store(true)
+		// Its queued records fail at their next append, which finds the
+		// flag; only another process's append in progress is waited for.
+		stop := context.AfterFunc(ctx, t.giveUp)
 		t.close()
-	}
-	if err := markDeleted(dir); err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		stop()
 	}
 	// Rename first so that the topic disappears at once for everybody,
 	// then remove the files at leisure.
@@ -271,8 +289,16 @@ func (l *Log) DeleteTopic(name string) error {
 // new limits, removing what they exclude at the next check (or now, with
 // EnforceRetention). Other processes pick it up at their next retention
 // check (Options.RetentionInterval) or when they reopen the log.
-// Concurrent AlterTopic calls, in any processes, are serialized.
+// Concurrent AlterTopic calls, in any processes, are serialized: one waits
+// for the other, as long as it takes; AlterTopicContext bounds the wait.
 func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
+	return l.AlterTopicContext(context.Background(), name, change)
+}
+
+// AlterTopicContext is AlterTopic, waiting for a concurrent AlterTopic in
+// another process only until ctx ends; then it returns an error wrapping
+// ctx.Err() and changes nothing.
+func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*TopicConfig)) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -287,7 +313,7 @@ func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
 		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
 	}
 	defer lock.Close()
-	if err := lock.Lock(context.Background(), 0); err != nil {
+	if err := lock.Lock(ctx, 0); err != nil {
 		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
 	}
 	old, err := l.readTopicConfig(name)
