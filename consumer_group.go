@@ -233,7 +233,7 @@ func (c *Consumer) applyResets(ps []int) error {
 func (c *Consumer) revoke(ps []int) error {
 	g := c.g
 	var errs []error
-	if !c.opts.DisableAutoCommit {
+	if !c.opts.DisableAutoCommit && !g.m.off.deleted() {
 		errs = append(errs, c.commitAuto(ps))
 	}
 	if c.opts.OnRevoked != nil {

@@ -27,6 +27,33 @@ func init() {
 		nargs:   [2]int{1, 1},
 		run:     describeWith((*runnel.Log).DescribeGroup, printGroup),
 	})
+	var force bool
+	register(&command{
+		name:    "groups delete",
+		args:    "GROUP [-force]",
+		summary: "delete a consumer group and its committed offsets",
+		describe: `
+Removes the group's committed offsets for every topic. The group's members
+must be stopped first; with -force they are not waited for, and each one's
+next poll or commit fails.`,
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&force, "force", false, "delete even while members are alive")
+		},
+		nargs: [2]int{1, 1},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			return c.withLog(func(l *runnel.Log) error {
+				err := l.DeleteGroup(ctx, args[0], &runnel.DeleteGroupOptions{Force: force})
+				if errors.Is(err, runnel.ErrGroupActive) {
+					return fmt.Errorf("%w: stop the group's consumers first, or use -force", err)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "deleted group %s\n", args[0])
+				return nil
+			})
+		},
+	})
 	var (
 		toEarliest, toLatest bool
 		toOffset             int64
