@@ -115,6 +115,7 @@ type mpMember struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	ready  chan struct{}
+	hung   chan struct{} // the jobworker child stopped dead (jobqueue_mp_test.go)
 	exited chan struct{}
 	stderr bytes.Buffer
 
@@ -137,7 +138,7 @@ func startMPMember(t testing.TB, dir, topic, group, name string, env ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mpMember{name: name, ready: make(chan struct{}), exited: make(chan struct{}),
+	m := &mpMember{name: name, ready: make(chan struct{}), hung: make(chan struct{}), exited: make(chan struct{}),
 		owned: map[int]bool{}, commits: map[int]int64{}}
 	m.cmd = exec.Command(exe, "-test.run=^$")
 	m.cmd.Env = append(os.Environ(), childEnv+"=groupmember",
@@ -182,6 +183,8 @@ func (m *mpMember) parse(line string) {
 	switch f[0] {
 	case "ready":
 		close(m.ready)
+	case "hung":
+		close(m.hung)
 	case "assigned", "revoked":
 		ev := assignEvent{at: time.Unix(0, nums[0])}
 		for _, p := range nums[1:] {
@@ -211,6 +214,14 @@ func (m *mpMember) ownedNow() []int {
 	}
 	slices.Sort(ps)
 	return ps
+}
+
+// lastCommit returns the last commit m reported for partition p.
+func (m *mpMember) lastCommit(p int) (int64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.commits[p]
+	return c, ok
 }
 
 func (m *mpMember) records() []offsetKey {
