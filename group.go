@@ -85,7 +85,8 @@ func joinGroup(l *Log, t *topic, group, name string) (*member, error) {
 	}
 }
 
-// testHookNoSlot, if set, runs when a joiner found no member slot free.
+// testHookNoSlot, if set, runs when a joiner found no member slot free
+// and is about to wait for the admin lock.
 var testHookNoSlot func()
 
 // errGroupFileDeleted says an offsets file was opened just as DeleteGroup
@@ -122,12 +123,12 @@ func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
 	}
 	if m.slot < 0 {
 		defer off.close()
-		if testHookNoSlot != nil {
-			testHookNoSlot()
-		}
 		if busy, err := off.lf.HeldByOther(adminLockOff); err == nil && busy {
 			// Perhaps a DeleteGroup holding every slot: once it is done,
 			// look again.
+			if testHookNoSlot != nil {
+				testHookNoSlot()
+			}
 			if err := off.lf.Lock(context.Background(), adminLockOff); err != nil {
 				return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
 			}

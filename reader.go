@@ -201,7 +201,11 @@ func (r *partReader) seekEnd() error {
 		seg = bases[len(bases)-1]
 	}
 	for {
-		if err := r.openSegment(seg); err != nil || r.f == nil {
+		if err := r.openSegment(seg); errors.Is(err, ErrOutOfRange) {
+			// Retention removed it after the listing (the writer rolled
+			// past it meanwhile): the end is further on.
+			return r.seekEnd()
+		} else if err != nil || r.f == nil {
 			return err
 		}
 		st, err := r.f.Stat()
