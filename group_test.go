@@ -657,18 +657,85 @@ func TestGroupAdmin(t *testing.T) {
 	}
 }
 
-func TestGroupOptionsValidation(t *testing.T) {
+// ConsumerOptions are checked in one place, each bad value with a clear
+// error and nothing opened.
+func TestConsumerOptionsValidation(t *testing.T) {
 	l := openTest(t, t.TempDir(), nil)
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	for _, o := range []ConsumerOptions{
-		{Group: "g", Partitions: []int{0}},
-		{Group: "bad/name"},
-		{Group: "g", AutoCommitInterval: -1},
-		{Group: "g", OutOfRange: 7},
+	for _, tt := range []struct {
+		o    ConsumerOptions
+		want error
+	}{
+		{ConsumerOptions{Group: "g", Partitions: []int{0}}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "bad/name"}, ErrInvalidName},
+		{ConsumerOptions{Group: "g", AutoCommitInterval: -1}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "g", GroupCheckInterval: -1}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "g", OutOfRange: 7}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "g", AutoCommitMarks: true, DisableAutoCommit: true}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollRecords: -1}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollBytes: -1}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollBytes: 100}, ErrInvalidArgument}, // once silently raised to 4 KiB
+		{ConsumerOptions{SpinWait: -1}, ErrInvalidArgument},
+		{ConsumerOptions{MemberName: "x"}, ErrInvalidArgument}, // group options without a group
+		{ConsumerOptions{DisableAutoCommit: true}, ErrInvalidArgument},
+		{ConsumerOptions{AutoCommitMarks: true}, ErrInvalidArgument},
+		{ConsumerOptions{OnRevoked: func(*Consumer, []int) {}}, ErrInvalidArgument},
 	} {
-		if c, err := l.Consumer("t", &o); err == nil {
-			c.Close()
-			t.Errorf("Consumer(%+v) succeeded", o)
+		if c, err := l.Consumer("t", &tt.o); !errors.Is(err, tt.want) {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("Consumer(%+v): %v, want %v", tt.o, err, tt.want)
+		}
+	}
+	// The defaults, filled in a copy: the caller's struct is not changed.
+	o := ConsumerOptions{Group: "g", MaxPollBytes: minMaxPollBytes}
+	c := mustConsumer(t, l, "t", &o)
+	if o.MaxPollRecords != 0 || o.MemberName != "" {
+		t.Errorf("Consumer changed the caller's options: %+v", o)
+	}
+	want := ConsumerOptions{Group: "g", MemberName: defaultMemberName(), MaxPollRecords: 500, MaxPollBytes: minMaxPollBytes,
+		AutoCommitInterval: 5 * time.Second, GroupCheckInterval: 10 * time.Millisecond}
+	if diff := cmp.Diff(want, c.opts, cmp.AllowUnexported(StartPosition{})); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+// OutOfRange applies to a plain consumer's start too, and an
+// *OutOfRangeError says which partition and what it holds.
+func TestOutOfRangeError(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	produceSpread(t, l, "t", 2, 10)
+	_, err := l.Consumer("t", &ConsumerOptions{Partitions: []int{1}, Start: AtOffset(12)})
+	var oor *OutOfRangeError
+	if !errors.As(err, &oor) || !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Consumer past the end: %v, want an *OutOfRangeError", err)
+	}
+	if want := (OutOfRangeError{Topic: "t", Partition: 1, Offset: 12, Start: 0, End: 10}); *oor != want {
+		t.Errorf("error %+v, want %+v", *oor, want)
+	}
+	c := mustConsumer(t, l, "t", nil)
+	if err := c.Seek(0, AtOffset(11)); !errors.As(err, &oor) || oor.Partition != 0 || oor.Offset != 11 || oor.End != 10 {
+		t.Errorf("Seek past the end: %v", err)
+	}
+	// The error stays with the partition until a Seek succeeds.
+	if _, err := c.TryPoll(); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("Poll after a failed Seek: %v, want ErrOutOfRange", err)
+	}
+	if err := c.Seek(0, AtOffset(3)); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := c.TryPoll(); err != nil || len(recs) != 17 {
+		t.Errorf("Poll after a good Seek: %d records, %v", len(recs), err)
+	}
+	for _, tt := range []struct {
+		policy OutOfRange
+		want   int64
+	}{{OutOfRangeEarliest, 0}, {OutOfRangeLatest, 10}} {
+		c := mustConsumer(t, l, "t", &ConsumerOptions{Partitions: []int{1}, Start: AtOffset(50), OutOfRange: tt.policy})
+		if pos := c.Position(1); pos != tt.want {
+			t.Errorf("OutOfRange %d: position %d, want %d", tt.policy, pos, tt.want)
 		}
 	}
 }
