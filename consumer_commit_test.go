@@ -277,7 +277,6 @@ func TestConcurrentCommitsAndMarks(t *testing.T) {
 						case 2:
 							err = c.Commit(ctx)
 						}
-						_ = c.Position(r.Partition)
 						if err != nil && !errors.Is(err, ErrNotOwner) {
 							errs <- err
 						}
