@@ -3,14 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
-	"unicode/utf8"
+
+	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
 )
@@ -18,79 +20,74 @@ import (
 type consumeFlags struct {
 	group         string
 	fromBeginning bool
-	offset        int64
+	offset        string
 	since         string
 	partition     int
 	follow        bool
 	count         int64
 	format        string
+	keySep        string
+	recordSep     string
 }
 
 func init() {
 	var f consumeFlags
 	register(&command{
-		name:    "consume",
-		args:    "TOPIC [-group G] [-from-beginning | -offset N | -since TIME] [-partition N]\n      [-follow] [-n COUNT] [-format value|json]",
+		name: "consume",
+		args: "TOPIC [-group G] [-from-beginning | -o OFFSET | -since TIME] [-p N]\n" +
+			"      [-follow] [-n COUNT] [-f value|json|FORMAT] [-K SEP] [-D DELIM]",
 		summary: "print records, one per line",
 		describe: `
-Prints each record's value on a line of its own, or with -format json a
-JSON object with partition, offset, time, key, value and headers (keys and
-values that are not UTF-8 appear as {"base64": "..."}).
+Prints each record's value on a line of its own; with -K SEP (-key-sep),
+its key, SEP, then its value; with -D DELIM (-record-sep), DELIM after each
+record instead of a newline. SEP and DELIM may hold \n, \t, \r, \0, \\ and
+\xHH.
+
+-f (-format) json prints a JSON object per line with topic, partition,
+offset, time, key, value and headers (keys and values that are not UTF-8
+appear as {"base64": "..."}). Any other -f is a format string, as kcat's:
+` + formatTokens + `; and the escapes above.
+For example: -f '%p/%o %k=%s\n'.
 
 Where to start: after the newest record (the default), -from-beginning,
--offset N (of -partition N, for a topic of several partitions), or -since
-TIME (RFC 3339, a date, or a duration ago such as 15m).
+-since TIME (RFC 3339, a date, or a duration ago such as 15m), or
+-o (-offset) OFFSET: beginning, end, N (the offset N, of -p N for a topic
+of several partitions), -N (the last N records of each partition), or s@MS
+(the first record at or after MS milliseconds since 1970).
 
 Without -follow it stops at the end of the records there were when it
 started; with -follow it waits for new ones until Ctrl-C, and exits 0.
+-n COUNT stops after COUNT records (-n 0 prints none). It also stops,
+with status 0, when the reader of its output goes away (consume -follow |
+head -1).
 
 With -group it reads as a member of that consumer group: the group's
 members, in any processes, share the topic's partitions, each partition
 starts at the group's committed offset (or where the flags say, if it has
 none, or if that offset is no longer stored), and what was printed is
 committed, including on Ctrl-C.`,
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&f.group, "group", "", "consume as a member of consumer group `G`, committing what is printed")
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVarP(&f.group, "group", "G", "", "consume as a member of consumer group `G`, committing what is printed")
 			fs.BoolVar(&f.fromBeginning, "from-beginning", false, "start at the oldest record")
-			fs.Int64Var(&f.offset, "offset", 0, "start at offset `N`")
+			fs.StringVarP(&f.offset, "offset", "o", "", "start at `OFFSET`: beginning, end, N, -N (the last N of each partition) or s@MS")
 			fs.StringVar(&f.since, "since", "", "start at the first record at or after `TIME`")
-			fs.IntVar(&f.partition, "partition", 0, "read only partition `N`")
+			fs.IntVarP(&f.partition, "partition", "p", 0, "read only partition `N`")
 			fs.BoolVar(&f.follow, "follow", false, "wait for new records until interrupted")
-			fs.Int64Var(&f.count, "n", 0, "stop after `COUNT` records")
-			fs.StringVar(&f.format, "format", "value", "`FORMAT` of each line: value or json")
+			fs.Int64VarP(&f.count, "count", "n", 0, "stop after `COUNT` records")
+			f.format = "value"
+			fs.VarP(formatFlag{&f.format}, "format", "f", "print each record as value, json, or a format string such as '%k=%s\\n'")
+			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
+			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end each record with `DELIM`")
 		},
-		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			starts := 0
-			for _, name := range []string{"from-beginning", "offset", "since"} {
-				if isSet(fs, name) {
-					starts++
-				}
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
+			start, err := f.start(fs)
+			if err != nil {
+				return err
 			}
-			switch {
-			case starts > 1:
-				return usagef("give at most one of -from-beginning, -offset and -since")
-			case f.format != "value" && f.format != "json":
-				return usagef("-format %q: want value or json", f.format)
-			case f.count < 0:
-				return usagef("-n %d: want a count, 1 or more", f.count)
-			case f.group != "" && isSet(fs, "partition"):
-				return usagef("-partition cannot go with -group: the group assigns partitions")
-			case f.group != "" && isSet(fs, "offset"):
-				return usagef("-offset cannot go with -group; use \"runnel groups reset\" to move a group")
-			}
-			start := runnel.Latest
-			switch {
-			case f.fromBeginning:
-				start = runnel.Earliest
-			case isSet(fs, "offset"):
-				start = runnel.AtOffset(f.offset)
-			case isSet(fs, "since"):
-				t, err := parseTime(f.since, time.Now())
-				if err != nil {
-					return usagef("-since: %v", err)
-				}
-				start = runnel.AtTime(t)
+			if err := f.check(fs, start); err != nil {
+				return err
 			}
 			l, err := c.open(false, nil)
 			if err != nil {
@@ -102,44 +99,123 @@ committed, including on Ctrl-C.`,
 	})
 }
 
+// start reads where to start from -from-beginning, -offset or -since.
+func (f *consumeFlags) start(fs *pflag.FlagSet) (startSpec, error) {
+	given := 0
+	for _, name := range []string{"from-beginning", "offset", "since"} {
+		if fs.Changed(name) {
+			given++
+		}
+	}
+	switch {
+	case given > 1:
+		return startSpec{}, usagef("give at most one of -from-beginning, -offset and -since")
+	case f.fromBeginning:
+		return startSpec{pos: runnel.Earliest}, nil
+	case fs.Changed("offset"):
+		s, err := parseOffset(f.offset)
+		if err != nil {
+			return s, usagef("-offset %v", err)
+		}
+		return s, nil
+	case fs.Changed("since"):
+		t, err := parseTime(f.since, time.Now())
+		if err != nil {
+			return startSpec{}, usagef("-since: %v", err)
+		}
+		return startSpec{pos: runnel.AtTime(t)}, nil
+	}
+	return startSpec{pos: runnel.Latest}, nil
+}
+
+// check rejects flags that do not go together.
+func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
+	switch {
+	case f.count < 0:
+		return usagef("-n %d: want a count, 0 or more", f.count)
+	case f.group != "" && fs.Changed("partition"):
+		return usagef("-partition cannot go with -group: the group assigns partitions")
+	case f.group != "" && (start.exact || start.last > 0):
+		return usagef("-offset %s cannot go with -group; use \"runnel groups reset\" to move a group", f.offset)
+	case f.format != "value" && (fs.Changed("key-sep") || fs.Changed("record-sep")):
+		return usagef("-key-sep and -record-sep go with -format value; a format string says where the key and the end go")
+	}
+	return nil
+}
+
+// printer builds the record printer the flags ask for.
+func (f *consumeFlags) printer(out *bufio.Writer, topic string, fs *pflag.FlagSet) (*printer, error) {
+	p := &printer{out: out, topic: topic}
+	switch f.format {
+	case "json":
+		p.enc = json.NewEncoder(out)
+		p.enc.SetEscapeHTML(false)
+	case "value":
+		var keySep []byte
+		if fs.Changed("key-sep") {
+			var err error
+			if keySep, err = unescape(f.keySep); err != nil {
+				return nil, usagef("-key-sep: %v", err)
+			}
+		}
+		recordSep, err := unescape(f.recordSep)
+		if err != nil {
+			return nil, usagef("-record-sep: %v", err)
+		}
+		p.format = valueFormat(keySep, recordSep)
+	default:
+		format, err := parseFormat(f.format)
+		if err != nil {
+			return nil, usagef("-format: %v", err)
+		}
+		p.format = format
+	}
+	return p, nil
+}
+
 // consumer is one consume run.
 type consumer struct {
 	c         *runnel.Consumer
 	f         consumeFlags
 	out       *bufio.Writer
-	enc       *json.Encoder
+	print     *printer
 	ends      []int64       // without -follow: each partition's end when the run began
 	printed   map[int]int64 // partition → offset after the last record printed
 	committed map[int]int64 // what was last committed, in a group
 	progress  *progress
 }
 
-func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consumeFlags, fs *flag.FlagSet, start runnel.StartPosition) error {
+func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consumeFlags, fs *pflag.FlagSet, start startSpec) error {
 	info, err := l.DescribeTopic(topic)
 	if err != nil {
 		return err
 	}
-	if isSet(fs, "offset") && !isSet(fs, "partition") && len(info.Partitions) > 1 {
-		return usagef("-offset needs -partition: topic %s has %d partitions", topic, len(info.Partitions))
+	n := len(info.Partitions)
+	switch {
+	case fs.Changed("partition") && (f.partition < 0 || f.partition >= n):
+		return partitionRangeError(topic, f.partition, n)
+	case start.exact && !fs.Changed("partition") && n > 1:
+		return usagef("-offset %s needs -partition: topic %s has %d partitions", f.offset, topic, n)
+	case fs.Changed("count") && f.count == 0:
+		return nil
 	}
 	k := &consumer{f: f, printed: map[int]int64{}, committed: map[int]int64{}}
 	k.out = bufio.NewWriterSize(cl.stdout, 256<<10)
-	if f.format == "json" {
-		k.enc = json.NewEncoder(k.out)
-		k.enc.SetEscapeHTML(false)
+	if k.print, err = f.printer(k.out, topic, fs); err != nil {
+		return err
 	}
 	for _, p := range info.Partitions {
 		k.ends = append(k.ends, p.NextOffset)
 	}
-	opts := &runnel.ConsumerOptions{Start: start}
-	if isSet(fs, "partition") {
+	opts := &runnel.ConsumerOptions{Start: start.pos}
+	if fs.Changed("partition") {
 		opts.Partitions = []int{f.partition}
 	}
 	if f.group != "" {
 		opts.Group = f.group
 		opts.DisableAutoCommit = true
 		opts.OutOfRange = runnel.OutOfRangeLatest
-		if f.fromBeginning {
+		if start.pos == runnel.Earliest {
 			opts.OutOfRange = runnel.OutOfRangeEarliest
 		}
 		opts.OnRevoked = func(c *runnel.Consumer, parts []int) {
@@ -154,6 +230,11 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	}
 	k.c = c
 	defer c.Close()
+	if start.last > 0 {
+		if err := seekLast(c, info, k.ends, start.last); err != nil {
+			return err
+		}
+	}
 	if !f.follow && f.group == "" {
 		var total int64
 		for _, p := range c.Partitions() {
@@ -161,6 +242,16 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 		}
 		k.progress = newProgress("consume", total, false, true)
 	}
+
+	// A reader that goes away ends the run: its write fails with EPIPE
+	// (rather than killing the process, so that a group commits what
+	// was printed), or, while waiting for records, the pipe reports it.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, gone := context.WithCancel(ctx)
+	defer gone()
+	stopWatch := watchReader(os.Stdout, gone)
+	defer stopWatch()
+
 	err = k.loop(ctx)
 	if k.progress != nil {
 		k.progress.done()
@@ -169,15 +260,18 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 		err = ferr
 	}
 	if f.group != "" {
-		if cerr := k.commit(nil); cerr != nil && err == nil {
+		if cerr := k.commit(nil); cerr != nil && err == nil && !errors.Is(cerr, syscall.EPIPE) {
 			err = fmt.Errorf("commit: %w", cerr)
 		}
+	}
+	if errors.Is(err, syscall.EPIPE) {
+		return nil // the reader has all it wanted
 	}
 	return err
 }
 
 // loop prints records until the end (without -follow), the count, Ctrl-C,
-// or an error.
+// the reader going away, or an error.
 func (k *consumer) loop(ctx context.Context) error {
 	var n int64
 	began := time.Now()
@@ -191,7 +285,10 @@ func (k *consumer) loop(ctx context.Context) error {
 			if !k.f.follow && r.Offset >= k.ends[r.Partition] {
 				continue // appended after the run began
 			}
-			if err := k.print(r); err != nil {
+			if next, ok := k.printed[r.Partition]; ok && r.Offset != next {
+				k.jumped(r.Partition, r.Offset)
+			}
+			if err := k.print.print(r); err != nil {
 				return err
 			}
 			k.printed[r.Partition] = r.Offset + 1
@@ -204,7 +301,7 @@ func (k *consumer) loop(ctx context.Context) error {
 			k.progress.update(n)
 		}
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return nil // Ctrl-C: a clean stop
+			return nil // Ctrl-C, or the reader went away: a clean stop
 		}
 		if err != nil {
 			return err
@@ -214,28 +311,38 @@ func (k *consumer) loop(ctx context.Context) error {
 				return err
 			}
 		}
-		if k.f.group != "" && time.Since(lastCommit) >= time.Second {
-			if err := k.commit(nil); err != nil {
-				return fmt.Errorf("commit: %w", err)
+		if k.f.group != "" {
+			k.followResets(recs)
+			if time.Since(lastCommit) >= time.Second {
+				if err := k.commit(nil); err != nil {
+					return fmt.Errorf("commit: %w", err)
+				}
+				lastCommit = time.Now()
 			}
-			lastCommit = time.Now()
 		}
 	}
 }
 
-// poll returns the records available; without -follow it waits only
-// briefly, as the run ends once every partition is at its end.
+// poll returns the records available. Without -follow it waits only
+// briefly, as the run ends once every partition is at its end; a group
+// member that follows waits at most a second, so that what it printed is
+// committed while no new records come.
 func (k *consumer) poll(ctx context.Context) ([]runnel.Record, error) {
-	if k.f.follow {
+	wait := 100 * time.Millisecond
+	switch {
+	case k.f.follow && k.f.group == "":
 		return k.c.Poll(ctx)
+	case k.f.follow:
+		wait = time.Second
+	default:
+		recs, err := k.c.TryPoll()
+		if err != nil || len(recs) > 0 {
+			return recs, err
+		}
 	}
-	recs, err := k.c.TryPoll()
-	if err != nil || len(recs) > 0 {
-		return recs, err
-	}
-	pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	recs, err = k.c.Poll(pctx)
+	recs, err := k.c.Poll(pctx)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		err = nil
 	}
@@ -256,6 +363,31 @@ func (k *consumer) atEnd(began time.Time) bool {
 		}
 	}
 	return true
+}
+
+// jumped notes that partition p's position moved to offset without this
+// run reading up to it: a forced "groups reset" applied inside Poll, or a
+// partition taken back after another member moved it on. Either way the
+// group's committed offset is now offset, not what this run last
+// committed, so the next commit must be written even if it repeats that.
+func (k *consumer) jumped(p int, offset int64) {
+	k.committed[p] = offset
+}
+
+// followResets catches the jumps of partitions that delivered no record
+// in the last poll: it takes the new position as what was printed and
+// committed, so that the next commit does not move the group back.
+func (k *consumer) followResets(recs []runnel.Record) {
+	delivered := map[int]bool{}
+	for _, r := range recs {
+		delivered[r.Partition] = true
+	}
+	for p, off := range k.printed {
+		if pos := k.c.Position(p); !delivered[p] && pos >= 0 && pos != off {
+			k.jumped(p, pos)
+			k.printed[p] = pos
+		}
+	}
 }
 
 // commit commits, for the given partitions (all owned ones if nil), the
@@ -285,49 +417,4 @@ func (k *consumer) commit(parts []int) error {
 		k.committed[p] = off
 	}
 	return nil
-}
-
-func (k *consumer) print(r runnel.Record) error {
-	if k.enc == nil {
-		k.out.Write(r.Value)
-		return k.out.WriteByte('\n')
-	}
-	headers := make([]jsonHeader, len(r.Headers))
-	for i, h := range r.Headers {
-		headers[i] = jsonHeader{Key: jsonBytes([]byte(h.Key)), Value: jsonBytes(h.Value)}
-	}
-	return k.enc.Encode(jsonRecord{
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		Time:      r.Time.UTC().Format(time.RFC3339Nano),
-		Key:       jsonBytes(r.Key),
-		Value:     jsonBytes(r.Value),
-		Headers:   headers,
-	})
-}
-
-type jsonRecord struct {
-	Partition int          `json:"partition"`
-	Offset    int64        `json:"offset"`
-	Time      string       `json:"time"`
-	Key       any          `json:"key"`
-	Value     any          `json:"value"`
-	Headers   []jsonHeader `json:"headers"`
-}
-
-type jsonHeader struct {
-	Key   any `json:"key"`
-	Value any `json:"value"`
-}
-
-// jsonBytes shows bytes as a JSON string when they are UTF-8, as
-// {"base64": "..."} when not, and as null when nil.
-func jsonBytes(b []byte) any {
-	switch {
-	case b == nil:
-		return nil
-	case utf8.Valid(b):
-		return string(b)
-	}
-	return map[string]string{"base64": base64.StdEncoding.EncodeToString(b)}
 }

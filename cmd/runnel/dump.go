@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
 )
@@ -27,23 +28,27 @@ segment files from the one holding -offset N: position, kind, commit state,
 offsets, times and checksum, then its records. Frames that readers never
 deliver (not committed, torn, damaged) are shown with what is wrong with
 them. Long keys and values are cut short.`,
-		flags: func(fs *flag.FlagSet) {
-			fs.IntVar(&partition, "partition", 0, "only partition `N`")
+		flags: func(fs *pflag.FlagSet) {
+			fs.IntVarP(&partition, "partition", "p", 0, "only partition `N`")
 			fs.Int64Var(&offset, "offset", 0, "start at the frame holding offset `N`")
 		},
-		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
 				info, err := l.DescribeTopic(args[0])
 				if err != nil {
 					return err
 				}
 				parts := []int{partition}
-				if !isSet(fs, "partition") {
+				switch {
+				case !fs.Changed("partition"):
 					parts = parts[:0]
 					for _, p := range info.Partitions {
 						parts = append(parts, p.Partition)
 					}
+				case partition < 0 || partition >= len(info.Partitions):
+					return partitionRangeError(args[0], partition, len(info.Partitions))
 				}
 				return dump(ctx, c.stdout, l, args[0], parts, offset)
 			})
@@ -116,4 +121,10 @@ func short(b []byte) string {
 		return strconv.Quote(string(b))
 	}
 	return fmt.Sprintf("%s…(%d bytes)", strconv.Quote(string(b[:limit])), len(b))
+}
+
+// partitionRangeError says that topic has no partition p, before anything
+// is printed for it.
+func partitionRangeError(topic string, p, n int) error {
+	return fmt.Errorf("%w: topic %s has %d partition%s (0 to %d), not %d", runnel.ErrInvalidArgument, topic, n, plural(n), n-1, p)
 }

@@ -129,3 +129,51 @@ func humanRate(r float64) string {
 	}
 	return fmt.Sprintf("%.0f", r)
 }
+
+// unescape reads the backslash escapes of delimiters and format strings:
+// \n, \t, \r, \0, \\ and \xHH. Any other escape is an error, not a
+// guess.
+func unescape(s string) ([]byte, error) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			out = append(out, s[i])
+			continue
+		}
+		b, n, err := escaped(s[i:])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+		i += n - 1
+	}
+	return out, nil
+}
+
+// escaped decodes the escape at the start of s (which begins with a
+// backslash) and says how many bytes it took.
+func escaped(s string) (b byte, n int, err error) {
+	if len(s) < 2 {
+		return 0, 0, fmt.Errorf("%q ends in a lone backslash (\\\\ for one)", s)
+	}
+	switch s[1] {
+	case 'n':
+		return '\n', 2, nil
+	case 't':
+		return '\t', 2, nil
+	case 'r':
+		return '\r', 2, nil
+	case '0':
+		return 0, 2, nil
+	case '\\':
+		return '\\', 2, nil
+	case 'x':
+		if len(s) >= 4 {
+			if v, err := strconv.ParseUint(s[2:4], 16, 8); err == nil {
+				return byte(v), 4, nil
+			}
+		}
+		return 0, 0, fmt.Errorf("invalid escape %q (want \\xHH)", s[:min(len(s), 4)])
+	}
+	return 0, 0, fmt.Errorf("unknown escape %q (want \\n, \\t, \\r, \\0, \\\\ or \\xHH)", s[:2])
+}

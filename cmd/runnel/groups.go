@@ -3,48 +3,69 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
 )
 
 func init() {
+	var listFormat string
 	register(&command{
 		name:    "groups list",
+		args:    "[-format text|json]",
 		summary: "list the consumer groups, one per line",
-		nargs:   [2]int{0, 0},
-		run:     listNames((*runnel.Log).ListGroups),
+		describe: `
+With -format json: an array of {"name", "topics"}, the topics being those
+the group has offsets for.`,
+		flags: func(fs *pflag.FlagSet) { outputFlag(fs, &listFormat) },
+		nargs: [2]int{0, 0},
+		run: listWith(&listFormat, (*runnel.Log).ListGroups, func(l *runnel.Log, name string) (any, error) {
+			info, err := l.DescribeGroup(name)
+			return newJSONGroupEntry(info), err
+		}),
 	})
+	var describeFormat string
 	register(&command{
 		name:    "groups describe",
-		args:    "GROUP",
+		args:    "GROUP [-format text|json]",
 		summary: "show a group's members, and per partition its committed offset, lag and owner",
-		nargs:   [2]int{1, 1},
-		run:     describeWith((*runnel.Log).DescribeGroup, printGroup),
+		describe: `
+With -format json: {"name", "topics": [{"topic", "members": [{"slot",
+"name", "pid", "joined", "partitions"}], "partitions": [{"partition",
+"committed", "committed_at", "end", "lag", "owned", "owner"}]}]}, where
+committed, committed_at, end, lag and owner are null when unknown.`,
+		flags:    func(fs *pflag.FlagSet) { outputFlag(fs, &describeFormat) },
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argGroup},
+		run:      describeWith(&describeFormat, (*runnel.Log).DescribeGroup, printGroup, newJSONGroup),
 	})
-	var force bool
+	var deleteForce bool
 	register(&command{
 		name:    "groups delete",
 		args:    "GROUP [-force]",
 		summary: "delete a consumer group and its committed offsets",
 		describe: `
 Removes the group's committed offsets for every topic. The group's members
-must be stopped first; with -force they are not waited for, and each one's
-next poll or commit fails.`,
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&force, "force", false, "delete even while members are alive")
+must be stopped first: the command fails and deletes nothing while one is
+alive, unless -force is given; then each live member's next poll or commit
+fails.`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVar(&deleteForce, "force", false, "delete even while members are alive")
 		},
-		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argGroup},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
-				err := l.DeleteGroup(ctx, args[0], &runnel.DeleteGroupOptions{Force: force})
+				err := l.DeleteGroup(ctx, args[0], &runnel.DeleteGroupOptions{Force: deleteForce})
 				if errors.Is(err, runnel.ErrGroupActive) {
-					return fmt.Errorf("%w: stop the group's consumers first, or use -force", err)
+					return fmt.Errorf("%w: stop the group's consumers first, or give -force", err)
 				}
 				if err != nil {
 					return err
@@ -58,24 +79,35 @@ next poll or commit fails.`,
 		toEarliest, toLatest bool
 		toOffset             int64
 		toTime               string
+		partitions           []int
+		force                bool
 	)
 	register(&command{
 		name:    "groups reset",
-		args:    "GROUP TOPIC (-to-earliest | -to-latest | -to-offset N | -to-time T)",
+		args:    "GROUP TOPIC (-to-earliest | -to-latest | -to-offset N | -to-time T)\n      [-partition N]... [-force]",
 		summary: "move a group's committed offsets for a topic",
 		describe: `
-Sets the group's committed offset of every partition of TOPIC: to the
-oldest record still stored, past the newest, to offset N, or to the first
-record at or after time T (RFC 3339, a date, or a duration ago such as 2h).
-The group's members must be stopped first.`,
-		flags: func(fs *flag.FlagSet) {
+Sets the group's committed offset of every partition of TOPIC (or only of
+those given with -partition, repeated or comma-separated): to the oldest
+record still stored, past the newest, to offset N, or to the first record
+at or after time T (RFC 3339, a date, or a duration ago such as 2h).
+
+Partitions that live members own are not reset: the command fails and
+changes nothing, unless -force is given. With -force each owner is asked to
+move to the new offset and commit it, which it does at its next poll, and
+the command waits until every owner has; Ctrl-C stops the wait, and the
+requests stay and take effect when the owners next poll.`,
+		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&toEarliest, "to-earliest", false, "to the oldest record still stored")
 			fs.BoolVar(&toLatest, "to-latest", false, "past the newest record")
 			fs.Int64Var(&toOffset, "to-offset", 0, "to offset `N` in every partition")
 			fs.StringVar(&toTime, "to-time", "", "to the first record at or after `T`")
+			fs.IntSliceVarP(&partitions, "partition", "p", nil, "reset only partition `N` (repeat, or N,M,...)")
+			fs.BoolVar(&force, "force", false, "reset partitions that live members own, and wait until they have moved")
 		},
-		nargs: [2]int{2, 2},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		nargs:    [2]int{2, 2},
+		complete: []argKind{argGroup, argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			var to runnel.StartPosition
 			n := 0
 			if toEarliest {
@@ -84,10 +116,10 @@ The group's members must be stopped first.`,
 			if toLatest {
 				to, n = runnel.Latest, n+1
 			}
-			if isSet(fs, "to-offset") {
+			if fs.Changed("to-offset") {
 				to, n = runnel.AtOffset(toOffset), n+1
 			}
-			if isSet(fs, "to-time") {
+			if fs.Changed("to-time") {
 				t, err := parseTime(toTime, time.Now())
 				if err != nil {
 					return usagef("-to-time: %v", err)
@@ -97,19 +129,18 @@ The group's members must be stopped first.`,
 			if n != 1 {
 				return usagef("give exactly one of -to-earliest, -to-latest, -to-offset and -to-time")
 			}
+			opts := &runnel.ResetOptions{Partitions: partitions, Force: force}
 			return c.withLog(func(l *runnel.Log) error {
-				offsets, err := l.ResetGroupOffsets(ctx, args[0], args[1], to, nil)
-				if errors.Is(err, runnel.ErrGroupActive) {
-					return fmt.Errorf("%w: stop the group's consumers first", err)
-				}
-				if err != nil {
+				offsets, err := l.ResetGroupOffsets(ctx, args[0], args[1], to, opts)
+				switch {
+				case errors.Is(err, runnel.ErrGroupActive):
+					return fmt.Errorf("%w: stop the group's consumers first, or give -force", err)
+				case force && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+					return errors.New("interrupted: the owners have not all moved yet; they will at their next poll")
+				case err != nil:
 					return err
 				}
-				parts := make([]int, 0, len(offsets))
-				for p := range offsets {
-					parts = append(parts, p)
-				}
-				slices.Sort(parts)
+				parts := slices.Sorted(maps.Keys(offsets))
 				tw := newTable(c.stdout)
 				fmt.Fprintln(tw, "PARTITION\tCOMMITTED")
 				for _, p := range parts {

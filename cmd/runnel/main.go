@@ -1,29 +1,33 @@
 // Command runnel inspects and uses a runnel log directory: it creates and
-// changes topics, produces records from standard input, consumes them to
-// standard output (alone or in a consumer group), checks and repairs the
-// files, and shows what is stored and how fast it moves.
+// changes topics, produces records from standard input or files, consumes
+// them to standard output (alone or in a consumer group, as values, JSON or
+// kcat-style format strings), checks and repairs the files, and shows what
+// is stored and how fast it moves.
 //
 //	go install github.com/runnel-log/runnel/cmd/runnel@latest
 //
 // The directory is -dir, else $RUNNEL_DIR, else ./runnel-data. Run
 // "runnel help" for the commands, and "runnel COMMAND -help" for one.
+// Flags take one dash or two (-follow, --follow); one-letter flags also
+// take their value attached, as in kcat (-K: for -K :).
 //
 // Exit status: 0 on success, 1 on failure (with a one-line message on
-// standard error), 2 on a usage mistake (with the command's usage).
+// standard error), 2 on a usage mistake (with the usage line).
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
 )
@@ -32,19 +36,27 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// command is one subcommand: "produce", or "topics create".
+// command is one subcommand: "produce", or "topics create". A command is
+// one file whose init calls register; newTree makes the cobra command tree
+// from them (a group command for each first word of a two-word name), so
+// nothing else changes to add one. Flags are defined on a pflag.FlagSet,
+// whose StringVar, BoolVar, IntVar... are the standard library's, plus
+// ...VarP forms with a one-letter name; fs.Changed(name) tells whether a
+// flag was given. Flags every command takes go in (*cli).globalFlags.
 type command struct {
 	name     string
 	args     string // synopsis after the name, flags included
 	summary  string
-	describe string                 // longer help, shown by -help
-	flags    func(fs *flag.FlagSet) // defines the command's own flags
+	describe string                  // longer help, shown by -help
+	flags    func(fs *pflag.FlagSet) // defines the command's own flags
 	run      runFunc
-	nargs    [2]int // min and max positional arguments
+	nargs    [2]int    // min and max positional arguments
+	complete []argKind // what each positional argument names, for shell completion
 }
 
-// runFunc runs a command with its parsed flags and positional arguments.
-type runFunc func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error
+// runFunc runs a command with its parsed flags (fs.Changed tells which
+// were given) and positional arguments.
+type runFunc func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error
 
 var commands []*command
 
@@ -55,6 +67,7 @@ var commandOrder = []string{
 	"produce", "consume",
 	"groups list", "groups describe", "groups reset",
 	"verify", "repair", "dump", "stat",
+	"completion", "version",
 }
 
 func register(c *command) { commands = append(commands, c) }
@@ -70,13 +83,20 @@ func find(name string) *command {
 
 // cli is one invocation's shared state.
 type cli struct {
-	dir    string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	dir     string
+	version bool // -version, before any command
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	root    *cobra.Command // the command tree, for completion scripts
 }
 
-// usageError is a mistake in the command line: exit 2 with usage.
+// globalFlags are the flags every command takes, before or after its name.
+func (c *cli) globalFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.dir, "dir", "", "log directory `DIR` (default $RUNNEL_DIR, else ./runnel-data)")
+}
+
+// usageError is a mistake in the command line: exit 2 with the usage line.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -87,199 +107,127 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	c.root = newTree(c)
+	c.root.SetArgs(goStyleFlags(c.root, args))
+	cmd, err := c.root.ExecuteContextC(ctx)
+	return c.exit(cmd, err)
+}
 
-	global := flag.NewFlagSet("runnel", flag.ContinueOnError)
-	global.SetOutput(io.Discard)
-	global.StringVar(&c.dir, "dir", "", "")
-	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(c.stdout, topUsage())
-			return 0
-		}
-		fmt.Fprintf(c.stderr, "runnel: %v\n%s", err, topUsage())
-		return 2
-	}
-	args = global.Args()
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, topUsage())
-		return 2
-	}
-	name := args[0]
-	args = args[1:]
-	if name == "help" {
-		if len(args) > 0 {
-			if cmd := lookup(args); cmd != nil {
-				fmt.Fprint(c.stdout, cmdUsage(cmd, newFlagSet(c, cmd)))
-				return 0
+// newTree builds the cobra command tree from the registered commands: a
+// group command ("topics") for each first word of a two-word name, and
+// one leaf per command.
+func newTree(c *cli) *cobra.Command {
+	cobra.EnableCommandSorting = false // the registration order reads better
+	root := &cobra.Command{
+		Use:                   "runnel",
+		Short:                 "a Kafka-style log in a local directory",
+		SilenceErrors:         true,
+		SilenceUsage:          true,
+		DisableFlagsInUseLine: true,
+		CompletionOptions:     cobra.CompletionOptions{DisableDefaultCmd: true},
+		Args:                  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case c.version:
+				return printVersion(c.stdout, "text")
+			case len(args) == 0:
+				return errNoCommand
 			}
-		}
-		fmt.Fprint(c.stdout, topUsage())
-		return 0
-	}
-	// Two-word commands: "topics create", "groups list".
-	if cmd := find(name); cmd == nil && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		if find(name+" "+args[0]) != nil {
-			name, args = name+" "+args[0], args[1:]
-		}
-	}
-	cmd := find(name)
-	if cmd == nil {
-		if group := subcommands(name); len(group) > 0 {
-			if len(args) > 0 && (args[0] == "-help" || args[0] == "-h" || args[0] == "--help") {
-				fmt.Fprint(c.stdout, groupUsage(name, group))
-				return 0
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %q?)", s[0])
 			}
-			msg := "missing subcommand"
-			if len(args) > 0 {
-				msg = fmt.Sprintf("unknown subcommand %q", args[0])
+			return usageError{msg}
+		},
+	}
+	c.globalFlags(root.PersistentFlags())
+	root.Flags().BoolVar(&c.version, "version", false, "show the version and exit")
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.SetIn(c.stdin)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
+	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) { fmt.Fprint(c.stdout, helpText(cmd)) })
+	root.SetHelpCommand(helpCommand(c))
+	root.InitDefaultHelpFlag()
+
+	groups := map[string]*cobra.Command{}
+	for _, cmd := range commands {
+		parent := root
+		name := cmd.name
+		if group, sub, ok := strings.Cut(cmd.name, " "); ok {
+			if groups[group] == nil {
+				groups[group] = newGroup(group)
+				root.AddCommand(groups[group])
 			}
-			fmt.Fprintf(c.stderr, "runnel %s: %s\n%s", name, msg, groupUsage(name, group))
-			return 2
+			parent, name = groups[group], sub
 		}
-		fmt.Fprintf(c.stderr, "runnel: unknown command %q\n%s", name, topUsage())
-		return 2
+		parent.AddCommand(newLeaf(c, cmd, name))
 	}
-	fs := newFlagSet(c, cmd)
-	pos, err := parseInterspersed(fs, args)
-	if err == nil && (len(pos) < cmd.nargs[0] || len(pos) > cmd.nargs[1]) {
-		switch {
-		case len(pos) < cmd.nargs[0]:
-			err = usagef("missing argument")
-		default:
-			err = usagef("unexpected argument %q", pos[cmd.nargs[1]])
-		}
+	return root
+}
+
+// errNoCommand is "runnel" alone: the list of commands, and exit 2.
+var errNoCommand = errors.New("no command")
+
+// newGroup is the command that holds two-word commands: "runnel topics"
+// alone is a usage mistake that lists the subcommands.
+func newGroup(name string) *cobra.Command {
+	g := &cobra.Command{
+		Use:                   name,
+		DisableFlagsInUseLine: true,
+		Args:                  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("missing subcommand")
+			}
+			return usagef("unknown subcommand %q", args[0])
+		},
 	}
-	if err == nil {
-		err = cmd.run(ctx, c, fs, pos)
+	g.InitDefaultHelpFlag()
+	return g
+}
+
+func newLeaf(c *cli, cmd *command, name string) *cobra.Command {
+	leaf := &cobra.Command{
+		Use:                   strings.TrimSpace(name + " " + cmd.args),
+		Short:                 cmd.summary,
+		Long:                  strings.TrimSpace(cmd.describe),
+		DisableFlagsInUseLine: true,
+		Args:                  cobra.ArbitraryArgs,
+		RunE: func(cc *cobra.Command, args []string) error {
+			switch {
+			case len(args) < cmd.nargs[0]:
+				return usagef("missing argument")
+			case len(args) > cmd.nargs[1]:
+				return usagef("unexpected argument %q", args[cmd.nargs[1]])
+			}
+			return cmd.run(cc.Context(), c, cc.Flags(), args)
+		},
 	}
-	return c.exit(cmd, fs, err)
+	if cmd.flags != nil {
+		cmd.flags(leaf.Flags())
+	}
+	leaf.InitDefaultHelpFlag()
+	addCompletions(c, leaf, cmd.complete)
+	return leaf
 }
 
 // exit turns a command's error into the exit status and message.
-func (c *cli) exit(cmd *command, fs *flag.FlagSet, err error) int {
+func (c *cli) exit(cmd *cobra.Command, err error) int {
 	var ue usageError
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(c.stdout, cmdUsage(cmd, fs))
-		return 0
+	case errors.Is(err, errNoCommand):
+		fmt.Fprint(c.stderr, helpText(cmd))
+		return 2
 	case errors.As(err, &ue):
-		fmt.Fprintf(c.stderr, "runnel %s: %s\n%s", cmd.name, ue.msg, cmdUsage(cmd, fs))
+		fmt.Fprintf(c.stderr, "%s: %s\n%s", cmd.CommandPath(), ue.msg, shortUsage(cmd))
 		return 2
 	}
 	msg := strings.TrimPrefix(err.Error(), "runnel: ")
-	fmt.Fprintf(c.stderr, "runnel %s: %s\n", cmd.name, strings.ReplaceAll(msg, "\n", "; "))
+	fmt.Fprintf(c.stderr, "%s: %s\n", cmd.CommandPath(), strings.ReplaceAll(msg, "\n", "; "))
 	return 1
-}
-
-func lookup(words []string) *command {
-	if len(words) > 1 {
-		if cmd := find(words[0] + " " + words[1]); cmd != nil {
-			return cmd
-		}
-	}
-	return find(words[0])
-}
-
-func subcommands(group string) []*command {
-	var out []*command
-	for _, c := range commands {
-		if strings.HasPrefix(c.name, group+" ") {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func newFlagSet(c *cli, cmd *command) *flag.FlagSet {
-	fs := flag.NewFlagSet("runnel "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	fs.StringVar(&c.dir, "dir", c.dir, "log `directory` (default $RUNNEL_DIR, else ./runnel-data)")
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
-	return fs
-}
-
-// parseInterspersed parses flags that may come before, between or after
-// the positional arguments (runnel consume TOPIC -follow), as the usage
-// lines show them; "--" ends the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		rest := fs.Args()
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-func topUsage() string {
-	var b strings.Builder
-	b.WriteString(`usage: runnel [-dir DIR] COMMAND [ARGS]
-
-runnel works on the log directory -dir, else $RUNNEL_DIR, else ./runnel-data.
-
-commands:
-`)
-	for _, name := range commandOrder {
-		if c := find(name); c != nil {
-			fmt.Fprintf(&b, "  %-17s %s\n", c.name, c.summary)
-		}
-	}
-	b.WriteString("\nRun \"runnel COMMAND -help\" for a command's arguments and flags.\n")
-	return b.String()
-}
-
-func groupUsage(group string, cmds []*command) string {
-	var b strings.Builder
-	for i, c := range cmds {
-		lead := "usage:"
-		if i > 0 {
-			lead = "      "
-		}
-		fmt.Fprintf(&b, "%s %s\n", lead, strings.TrimSpace("runnel "+c.name+" "+c.args))
-	}
-	fmt.Fprintf(&b, "\nRun \"runnel %s SUBCOMMAND -help\" for details.\n", group)
-	return b.String()
-}
-
-func cmdUsage(cmd *command, fs *flag.FlagSet) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "usage: %s\n\n%s\n", strings.TrimSpace("runnel "+cmd.name+" "+cmd.args), cmd.summary)
-	if cmd.describe != "" {
-		fmt.Fprintf(&b, "\n%s\n", strings.TrimSpace(cmd.describe))
-	}
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	sort.Strings(names)
-	b.WriteString("\nflags:\n")
-	for _, n := range names {
-		f := fs.Lookup(n)
-		arg, text := flag.UnquoteUsage(f)
-		head := "  -" + n
-		if arg != "" {
-			head += " " + arg
-		}
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && n != "dir" {
-			text += fmt.Sprintf(" (default %s)", f.DefValue)
-		}
-		fmt.Fprintf(&b, "%-28s %s\n", head, text)
-	}
-	return b.String()
 }
 
 // logDir resolves the directory: -dir, $RUNNEL_DIR, ./runnel-data.
@@ -317,38 +265,6 @@ func (c *cli) withLog(fn func(l *runnel.Log) error) (err error) {
 	}
 	defer closeLog(l, &err)
 	return fn(l)
-}
-
-// listNames is the run of a command that prints what list returns, one
-// name per line.
-func listNames(list func(*runnel.Log) ([]string, error)) runFunc {
-	return func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-		return c.withLog(func(l *runnel.Log) error {
-			names, err := list(l)
-			if err != nil {
-				return err
-			}
-			for _, n := range names {
-				fmt.Fprintln(c.stdout, n)
-			}
-			return nil
-		})
-	}
-}
-
-// describeWith is the run of a command that looks up its one argument with
-// get and prints what it finds with print.
-func describeWith[T any](get func(*runnel.Log, string) (T, error), print func(io.Writer, T)) runFunc {
-	return func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-		return c.withLog(func(l *runnel.Log) error {
-			info, err := get(l, args[0])
-			if err != nil {
-				return err
-			}
-			print(c.stdout, info)
-			return nil
-		})
-	}
 }
 
 // closeLog closes l, keeping the first error.

@@ -5,37 +5,55 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
+	"iter"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/runnel-log/runnel"
 )
 
-// maxLine is the longest line produce takes: runnel's largest record.
-const maxLine = 16 << 20
+// maxRecord is the largest record produce takes: runnel's largest.
+const maxRecord = 16 << 20
+
+type produceFlags struct {
+	keySep     string
+	recordSep  string
+	key        string
+	headers    []string
+	files      []string
+	partition  int
+	durability string
+}
 
 func init() {
-	var (
-		keySep     string
-		partition  int
-		durability string
-	)
+	var f produceFlags
 	register(&command{
-		name:    "produce",
-		args:    "TOPIC [-key-sep SEP] [-partition N] [-durability durable|buffered]",
-		summary: "append one record per line of standard input",
+		name: "produce",
+		args: "TOPIC [-K SEP] [-D DELIM] [-k KEY] [-H KEY=VALUE]... [-p N]\n" +
+			"      [-file FILE]... [-durability durable|buffered]",
+		summary: "append one record per line of standard input, or per file",
 		describe: `
 Each line of standard input, without its newline, becomes the value of one
-record, stored byte for byte. With -key-sep, the text before the first SEP
-is the key and the rest the value; a line without SEP has no key. Records
-with the same key go to the same partition; keyless ones are spread, unless
--partition picks one.
+record, stored byte for byte. -D DELIM ends records at DELIM instead of at a
+newline. With -K SEP (-key-sep), the text before the first SEP is the key
+and the rest the value; a record without SEP has no key. -k KEY gives every
+record that key instead. SEP and DELIM may hold \n, \t, \r, \0, \\ and \xHH.
+
+With -file, standard input is not read: each FILE, whole and byte for byte,
+is one record ("-" is all of standard input as one record).
+
+-H KEY=VALUE adds a header to every record; repeat it for more. Records
+with the same key go to the same partition; keyless ones are spread,
+unless -p picks one.
 
 Input is read as a stream and sent in batches as fast as the log takes
 them. With -durability durable (the default) every batch is fdatasync'd
@@ -43,26 +61,33 @@ before it counts as written, so what was produced survives a power loss;
 buffered leaves the flushing to the OS (survives a crash of runnel, not a
 power loss). The command returns once everything read is written. On
 Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&keySep, "key-sep", "", "split each line into key and value at the first `SEP`")
-			fs.IntVar(&partition, "partition", -1, "send every record to partition `N`")
-			fs.StringVar(&durability, "durability", "durable", "`MODE`: durable (fdatasync before a batch counts as written) or buffered")
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVarP(&f.keySep, "key-sep", "K", "", "split each record into key and value at the first `SEP`")
+			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end records at `DELIM`")
+			fs.StringVarP(&f.key, "key", "k", "", "give every record the key `KEY`")
+			fs.StringArrayVarP(&f.headers, "header", "H", nil, "add the header `KEY=VALUE` to every record (repeatable)")
+			fs.IntVarP(&f.partition, "partition", "p", 0, "send every record to partition `N`")
+			fs.StringArrayVar(&f.files, "file", nil, "send `FILE` whole as one record (repeatable; - for standard input)")
+			choiceVar(fs, &f.durability, "durability", "", []string{"durable", "buffered"},
+				"durable (fdatasync before a batch counts as written) or buffered")
 		},
-		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
-			opts := &runnel.Options{MaxRecordBytes: maxLine}
-			switch durability {
-			case "durable":
-			case "buffered":
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
+			recs, err := f.records(c, fs)
+			if err != nil {
+				return err
+			}
+			opts := &runnel.Options{MaxRecordBytes: maxRecord}
+			if f.durability == "buffered" {
 				opts.Durability = runnel.Buffered
-			default:
-				return usagef("-durability %q: want durable or buffered", durability)
 			}
 			var popts *runnel.ProducerOptions
-			if partition >= 0 {
+			if fs.Changed("partition") {
+				if f.partition < 0 {
+					return usagef("-partition %d: want a partition number, 0 or more", f.partition)
+				}
 				popts = &runnel.ProducerOptions{Partitioner: runnel.ManualPartitioner}
-			} else if isSet(fs, "partition") {
-				return usagef("-partition %d: want a partition number, 0 or more", partition)
 			}
 			l, err := c.open(false, opts)
 			if err != nil {
@@ -73,20 +98,129 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			if err != nil {
 				return err
 			}
-			return produce(ctx, c, p, []byte(keySep), partition)
+			return produce(ctx, c, p, recs)
 		},
 	})
 }
 
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
+// records checks the flags and returns the records they describe.
+func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Record, error], error) {
+	var headers []runnel.Header
+	for _, h := range f.headers {
+		k, v, ok := strings.Cut(h, "=")
+		if !ok || k == "" {
+			return nil, usagef("-header %q: want KEY=VALUE", h)
+		}
+		headers = append(headers, runnel.Header{Key: k, Value: []byte(v)})
+	}
+	keySep, err := unescape(f.keySep)
+	if err != nil {
+		return nil, usagef("-key-sep: %v", err)
+	}
+	recordSep, err := unescape(f.recordSep)
+	if err != nil {
+		return nil, usagef("-record-sep: %v", err)
+	}
+	switch {
+	case len(recordSep) == 0:
+		return nil, usagef("-record-sep is empty")
+	case fs.Changed("key") && fs.Changed("key-sep"):
+		return nil, usagef("give -key or -key-sep, not both")
+	case len(f.files) > 0 && (fs.Changed("key-sep") || fs.Changed("record-sep")):
+		return nil, usagef("-file sends each file whole: -key-sep and -record-sep do not apply")
+	}
+	for _, name := range f.files {
+		if err := checkWhole(name); err != nil {
+			return nil, err
+		}
+	}
+	var key []byte
+	if fs.Changed("key") {
+		key = []byte(f.key)
+	}
+	return func(yield func(runnel.Record, error) bool) {
+		base := runnel.Record{Key: key, Headers: headers, Partition: f.partition}
+		if len(f.files) > 0 {
+			for _, name := range f.files {
+				value, err := readWhole(c, name)
+				rec := base
+				rec.Value = value
+				if !yield(rec, err) || err != nil {
+					return
+				}
+			}
+			return
+		}
+		sc := bufio.NewScanner(c.stdin)
+		sc.Buffer(make([]byte, 256<<10), maxRecord+1)
+		sc.Split(splitAt(recordSep))
+		n := 0
+		for sc.Scan() {
+			n++
+			rec := base
+			rec.Value = sc.Bytes()
+			if len(keySep) > 0 {
+				if k, v, ok := bytes.Cut(rec.Value, keySep); ok {
+					rec.Key, rec.Value = k, v
+				}
+			}
+			if !yield(rec, nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			if errors.Is(err, bufio.ErrTooLong) {
+				err = fmt.Errorf("record %d is longer than %d bytes, the largest record", n+1, maxRecord)
+			}
+			yield(runnel.Record{}, fmt.Errorf("reading standard input: %w", err))
+		}
+	}, nil
 }
 
-// produce streams lines to p. Reading stdin cannot be interrupted, so a
+// checkWhole fails if name cannot be sent whole: before anything is sent,
+// so that a mistyped name does not leave the other files half sent.
+func checkWhole(name string) error {
+	if name == "-" {
+		return nil
+	}
+	st, err := os.Stat(name)
+	switch {
+	case err != nil:
+		return err
+	case st.IsDir():
+		return fmt.Errorf("%s is a directory", name)
+	case st.Mode().IsRegular() && st.Size() > maxRecord:
+		return fmt.Errorf("%s is %d bytes; the largest record is %d", name, st.Size(), maxRecord)
+	}
+	return nil
+}
+
+// readWhole reads a file, or standard input for "-", as one record.
+func readWhole(c *cli, name string) ([]byte, error) {
+	r := c.stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		name = "standard input"
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxRecord+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	case len(data) > maxRecord:
+		return nil, fmt.Errorf("%s is more than %d bytes, the largest record", name, maxRecord)
+	}
+	return data, nil
+}
+
+// produce sends recs through p. Reading stdin cannot be interrupted, so a
 // signal is handled beside it: flush what was read, and exit.
-func produce(ctx context.Context, c *cli, p *runnel.Producer, sep []byte, partition int) error {
+func produce(ctx context.Context, c *cli, p *runnel.Producer, recs iter.Seq2[runnel.Record, error]) error {
 	var (
 		failed  atomic.Pointer[error]
 		acked   atomic.Int64
@@ -108,6 +242,11 @@ func produce(ctx context.Context, c *cli, p *runnel.Producer, sep []byte, partit
 		case <-stopSignals:
 			return
 		}
+		select {
+		case <-stopSignals:
+			return // done already; ctx ends as the command returns
+		default:
+		}
 		// Interrupted: what was sent is flushed, the rest never read.
 		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -121,33 +260,18 @@ func produce(ctx context.Context, c *cli, p *runnel.Producer, sep []byte, partit
 		os.Exit(1)
 	}()
 
-	sc := bufio.NewScanner(c.stdin)
-	sc.Buffer(make([]byte, 256<<10), maxLine+1)
-	sc.Split(scanLines)
-	line := 0
-	for sc.Scan() {
-		line++
-		if errp := failed.Load(); errp != nil {
-			break
+	for rec, err := range recs {
+		if err != nil {
+			p.Flush(context.Background())
+			return fmt.Errorf("%w (%d records written)", err, acked.Load())
 		}
-		b := sc.Bytes()
-		rec := runnel.Record{Value: b, Partition: partition}
-		if len(sep) > 0 {
-			if k, v, ok := bytes.Cut(b, sep); ok {
-				rec.Key, rec.Value = k, v
-			}
+		if failed.Load() != nil {
+			break
 		}
 		// SendAsync encodes the record before it returns, so the
 		// scanner's buffer may be reused at once.
 		p.SendAsync(rec, done)
 		sent++
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			err = fmt.Errorf("line %d is longer than %d bytes", line+1, maxLine)
-		}
-		p.Flush(context.Background())
-		return fmt.Errorf("reading standard input: %w (%d records written)", err, acked.Load())
 	}
 	if err := p.Flush(context.Background()); err != nil {
 		return err
@@ -155,20 +279,22 @@ func produce(ctx context.Context, c *cli, p *runnel.Producer, sep []byte, partit
 	if errp := failed.Load(); errp != nil {
 		return fmt.Errorf("%w (%d of %d records written)", *errp, acked.Load(), sent)
 	}
-	if isTerminal(os.Stderr.Fd()) && !isTerminal(os.Stdin.Fd()) {
+	if isTerminal(os.Stderr) && !isTerminal(os.Stdin) {
 		fmt.Fprintf(c.stderr, "produced %d records\n", sent)
 	}
 	return nil
 }
 
-// scanLines splits at '\n' only, keeping a '\r' as data: what comes out of
-// consume is then exactly what went in.
-func scanLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
-	if i := bytes.IndexByte(data, '\n'); i >= 0 {
-		return i + 1, data[:i], nil
+// splitAt splits input at sep only: with the default "\n", a '\r' stays
+// data, so what comes out of consume is exactly what went in.
+func splitAt(sep []byte) bufio.SplitFunc {
+	return func(data []byte, atEOF bool) (advance int, token []byte, err error) {
+		if i := bytes.Index(data, sep); i >= 0 {
+			return i + len(sep), data[:i], nil
+		}
+		if atEOF && len(data) > 0 {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
 	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
 }

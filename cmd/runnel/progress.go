@@ -6,13 +6,18 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // progress draws a progress bar on standard error when it is a terminal,
 // and nothing otherwise. It appears only once an operation has run for a
-// moment, so quick ones leave no trace, and it erases itself at the end.
+// moment, so quick ones leave no trace, fits the terminal's width (a
+// wrapped line could not be redrawn in place), and erases itself at the
+// end.
 type progress struct {
 	w       io.Writer
+	fd      int
 	label   string
 	total   int64
 	bytes   bool // done and total are bytes, not records
@@ -29,12 +34,15 @@ const (
 	progressWidth  = 30
 )
 
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
 // newProgress returns a bar for stderr, on only if stderr is a terminal
 // (and, when quietOnTTYStdout is set, standard output is not: a bar would
 // mix with the output).
 func newProgress(label string, total int64, bytes, quietOnTTYStdout bool) *progress {
-	on := isTerminal(os.Stderr.Fd()) && !(quietOnTTYStdout && isTerminal(os.Stdout.Fd()))
-	return &progress{w: os.Stderr, label: label, total: total, bytes: bytes, on: on, start: time.Now()}
+	on := isTerminal(os.Stderr) && !(quietOnTTYStdout && isTerminal(os.Stdout))
+	return &progress{w: os.Stderr, fd: int(os.Stderr.Fd()), label: label, total: total, bytes: bytes, on: on, start: time.Now()}
 }
 
 // update shows done out of the total, at most ten times a second.
@@ -48,6 +56,17 @@ func (p *progress) update(done int64) {
 	}
 	p.last = now
 	p.shown = true
+	line := p.line(done, now.Sub(p.start))
+	if width, _, err := term.GetSize(p.fd); err == nil && width > 1 && len(line) >= width {
+		line = line[:width-1]
+	}
+	pad := max(0, p.lastLen-len(line))
+	p.lastLen = len(line)
+	fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
+}
+
+// line is the bar's text: label, bar, percentage, amount, rate, time.
+func (p *progress) line(done int64, elapsed time.Duration) string {
 	frac := 0.0
 	if p.total > 0 {
 		frac = min(1, max(0, float64(done)/float64(p.total)))
@@ -57,14 +76,16 @@ func (p *progress) update(done int64) {
 	if fill < progressWidth {
 		bar += ">" + strings.Repeat(" ", progressWidth-fill-1)
 	}
-	amount := fmt.Sprintf("%d/%d", done, p.total)
+	rate := float64(done) / elapsed.Seconds()
+	amount := fmt.Sprintf("%d/%d  %s/s", done, p.total, humanRate(rate))
 	if p.bytes {
-		amount = humanBytes(done) + " / " + humanBytes(p.total)
+		amount = fmt.Sprintf("%s / %s  %s/s", humanBytes(done), humanBytes(p.total), humanBytes(int64(rate)))
 	}
-	line := fmt.Sprintf("%s [%s] %3.0f%%  %s  %s", p.label, bar, frac*100, amount, now.Sub(p.start).Round(time.Second))
-	pad := max(0, p.lastLen-len(line))
-	p.lastLen = len(line)
-	fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
+	when := elapsed.Round(time.Second).String()
+	if rate > 0 && done < p.total {
+		when += fmt.Sprintf(", %s left", time.Duration(float64(p.total-done)/rate*float64(time.Second)).Round(time.Second))
+	}
+	return fmt.Sprintf("%s [%s] %3.0f%%  %s  %s", p.label, bar, frac*100, amount, when)
 }
 
 // done erases the bar.

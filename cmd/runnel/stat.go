@@ -2,34 +2,46 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/runnel-log/runnel"
 )
 
 func init() {
-	var follow bool
+	var (
+		follow bool
+		format string
+	)
 	register(&command{
 		name:    "stat",
-		args:    "[-follow]",
+		args:    "[-follow] [-format text|json]",
 		summary: "show per partition offsets, bytes and append rates, and the groups' lag",
 		describe: `
 Shows every topic's partitions (first and next offset, records, segments,
 bytes, records appended per second) and every consumer group's members,
 committed offsets, lag and records committed per second. Rates are
 measured over one second, so stat takes a second. With -follow it shows
-them again every second until Ctrl-C.`,
-		flags: func(fs *flag.FlagSet) {
+them again every second until Ctrl-C.
+
+With -format json it prints {"time", "topics": [{"topic", "partition",
+"start_offset", "next_offset", "records", "segments", "bytes",
+"append_rate"}], "groups": [{"group", "topic", "members", "committed",
+"lag", "commit_rate"}]}, one line per second with -follow. Rates are per
+second, null in the first look at a partition or group.`,
+		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&follow, "follow", false, "refresh every second until interrupted")
+			outputFlag(fs, &format)
 		},
 		nargs: [2]int{0, 0},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
-				clear := follow && isTerminal(os.Stdout.Fd())
+				json := format == "json"
+				clear := follow && !json && isTerminal(os.Stdout)
 				prev, err := snapshot(l)
 				if err != nil {
 					return err
@@ -44,17 +56,24 @@ them again every second until Ctrl-C.`,
 					if err != nil {
 						return err
 					}
-					if clear {
+					report := compare(prev, cur)
+					switch {
+					case json:
+						if err := writeJSON(c.stdout, report); err != nil {
+							return err
+						}
+					case clear:
 						fmt.Fprint(c.stdout, "\x1b[H\x1b[2J")
-					} else if follow {
+						printStat(c.stdout, report)
+					case follow:
 						fmt.Fprintf(c.stdout, "%s\n", cur.at.Format(time.DateTime))
+						printStat(c.stdout, report)
+						fmt.Fprintln(c.stdout)
+					default:
+						printStat(c.stdout, report)
 					}
-					printStat(c.stdout, prev, cur)
 					if !follow {
 						return nil
-					}
-					if !clear {
-						fmt.Fprintln(c.stdout)
 					}
 					prev = cur
 				}
@@ -97,58 +116,102 @@ func snapshot(l *runnel.Log) (stats, error) {
 	return s, nil
 }
 
-func printStat(w io.Writer, prev, cur stats) {
+// statReport is what stat shows: each partition and each group's topic,
+// with rates over the time between two looks.
+type statReport struct {
+	Time   string          `json:"time"`
+	Topics []statPartition `json:"topics"`
+	Groups []statGroup     `json:"groups"`
+}
+
+type statPartition struct {
+	Topic string `json:"topic"`
+	jsonPartitionState
+	AppendRate *float64 `json:"append_rate"` // records per second; null if not seen before
+}
+
+type statGroup struct {
+	Group      string   `json:"group"`
+	Topic      string   `json:"topic"`
+	Members    int      `json:"members"`
+	Committed  int64    `json:"committed"` // sum over the partitions
+	Lag        int64    `json:"lag"`
+	CommitRate *float64 `json:"commit_rate"` // records committed per second; null if not seen before
+}
+
+// compare measures cur against prev.
+func compare(prev, cur stats) statReport {
 	dt := cur.at.Sub(prev.at).Seconds()
-	before := map[string]map[int]int64{}
+	rate := func(now, before int64, ok bool) *float64 {
+		if !ok || dt <= 0 {
+			return nil
+		}
+		r := float64(max(0, now-before)) / dt
+		return &r
+	}
+	type partKey struct {
+		topic     string
+		partition int
+	}
+	type groupKey struct{ group, topic string }
+	appended := map[partKey]int64{}
+	committed := map[groupKey]int64{}
 	for _, t := range prev.topics {
-		before[t.Name] = map[int]int64{}
 		for _, p := range t.Partitions {
-			before[t.Name][p.Partition] = p.NextOffset
+			appended[partKey{t.Name, p.Partition}] = p.NextOffset
 		}
 	}
-	tw := newTable(w)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\tIN/s")
-	if len(cur.topics) == 0 {
-		fmt.Fprintln(tw, "(no topics)")
-	}
-	for _, t := range cur.topics {
-		for _, p := range t.Partitions {
-			rate := "-"
-			if old, ok := before[t.Name][p.Partition]; ok && dt > 0 {
-				rate = humanRate(float64(max(0, p.NextOffset-old)) / dt)
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", t.Name, p.Partition, p.StartOffset, p.NextOffset,
-				p.NextOffset-p.StartOffset, p.Segments, humanBytes(p.Bytes), rate)
-		}
-	}
-	tw.Flush()
-	if len(cur.groups) == 0 {
-		return
-	}
-	committed := map[string]int64{}
 	for _, g := range prev.groups {
 		for _, t := range g.Topics {
-			committed[g.Group+"\x00"+t.Topic] = sumCommitted(t)
+			committed[groupKey{g.Group, t.Topic}] = sumCommitted(t)
 		}
 	}
-	fmt.Fprintln(w)
-	tw = newTable(w)
-	fmt.Fprintln(tw, "GROUP\tTOPIC\tMEMBERS\tCOMMITTED\tLAG\tOUT/s")
+	r := statReport{Time: jsonTime(cur.at), Topics: []statPartition{}, Groups: []statGroup{}}
+	for _, t := range cur.topics {
+		for _, p := range t.Partitions {
+			old, ok := appended[partKey{t.Name, p.Partition}]
+			r.Topics = append(r.Topics, statPartition{Topic: t.Name, jsonPartitionState: newPartitionState(p), AppendRate: rate(p.NextOffset, old, ok)})
+		}
+	}
 	for _, g := range cur.groups {
 		for _, t := range g.Topics {
 			var lag int64
 			for _, p := range t.Partitions {
-				if p.Lag > 0 {
-					lag += p.Lag
-				}
+				lag += max(0, p.Lag)
 			}
 			sum := sumCommitted(t)
-			rate := "-"
-			if old, ok := committed[g.Group+"\x00"+t.Topic]; ok && dt > 0 {
-				rate = humanRate(float64(max(0, sum-old)) / dt)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", g.Group, t.Topic, len(t.Members), sum, lag, rate)
+			old, ok := committed[groupKey{g.Group, t.Topic}]
+			r.Groups = append(r.Groups, statGroup{Group: g.Group, Topic: t.Topic, Members: len(t.Members), Committed: sum, Lag: lag, CommitRate: rate(sum, old, ok)})
 		}
+	}
+	return r
+}
+
+func printStat(w io.Writer, r statReport) {
+	showRate := func(r *float64) string {
+		if r == nil {
+			return "-"
+		}
+		return humanRate(*r)
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tRECORDS\tSEGMENTS\tBYTES\tIN/s")
+	if len(r.Topics) == 0 {
+		fmt.Fprintln(tw, "(no topics)")
+	}
+	for _, p := range r.Topics {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, p.StartOffset, p.NextOffset,
+			p.Records, p.Segments, humanBytes(p.Bytes), showRate(p.AppendRate))
+	}
+	tw.Flush()
+	if len(r.Groups) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = newTable(w)
+	fmt.Fprintln(tw, "GROUP\tTOPIC\tMEMBERS\tCOMMITTED\tLAG\tOUT/s")
+	for _, g := range r.Groups {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", g.Group, g.Topic, g.Members, g.Committed, g.Lag, showRate(g.CommitRate))
 	}
 	tw.Flush()
 }

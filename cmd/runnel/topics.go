@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
 )
@@ -18,7 +20,7 @@ type topicFlags struct {
 	retentionBytes string
 }
 
-func (tf *topicFlags) define(fs *flag.FlagSet, partitions bool) {
+func (tf *topicFlags) define(fs *pflag.FlagSet, partitions bool) {
 	if partitions {
 		fs.IntVar(&tf.partitions, "partitions", 1, "number of partitions")
 	}
@@ -28,10 +30,10 @@ func (tf *topicFlags) define(fs *flag.FlagSet, partitions bool) {
 }
 
 // apply sets the given flags in cfg and reports whether any was given.
-func (tf *topicFlags) apply(fs *flag.FlagSet, cfg *runnel.TopicConfig) (bool, error) {
+func (tf *topicFlags) apply(fs *pflag.FlagSet, cfg *runnel.TopicConfig) (bool, error) {
 	var err error
 	given := false
-	fs.Visit(func(f *flag.Flag) {
+	fs.Visit(func(f *pflag.Flag) {
 		if err != nil {
 			return
 		}
@@ -62,9 +64,9 @@ func init() {
 		describe: `
 Creates the topic, and the log directory if there is none yet. Topic names
 are 1 to 249 characters of [a-zA-Z0-9._-].`,
-		flags: func(fs *flag.FlagSet) { tf.define(fs, true) },
+		flags: func(fs *pflag.FlagSet) { tf.define(fs, true) },
 		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) (err error) {
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
 			cfg := runnel.TopicConfig{Partitions: tf.partitions}
 			if _, err := tf.apply(fs, &cfg); err != nil {
 				return err
@@ -81,18 +83,33 @@ are 1 to 249 characters of [a-zA-Z0-9._-].`,
 			return nil
 		},
 	})
+	var listFormat string
 	register(&command{
 		name:    "topics list",
+		args:    "[-format text|json]",
 		summary: "list the topics, one per line",
-		nargs:   [2]int{0, 0},
-		run:     listNames((*runnel.Log).Topics),
+		describe: `
+With -format json: an array of {"name", "partitions"}.`,
+		flags: func(fs *pflag.FlagSet) { outputFlag(fs, &listFormat) },
+		nargs: [2]int{0, 0},
+		run: listWith(&listFormat, (*runnel.Log).Topics, func(l *runnel.Log, name string) (any, error) {
+			info, err := l.DescribeTopic(name)
+			return jsonTopicEntry{Name: name, Partitions: len(info.Partitions)}, err
+		}),
 	})
+	var describeFormat string
 	register(&command{
 		name:    "topics describe",
-		args:    "NAME",
+		args:    "NAME [-format text|json]",
 		summary: "show a topic's config and, per partition, its offsets and size",
-		nargs:   [2]int{1, 1},
-		run:     describeWith((*runnel.Log).DescribeTopic, printTopic),
+		describe: `
+With -format json: {"name", "partitions", "config" (as stored in the
+topic's topic.json), "offsets": [{"partition", "start_offset",
+"next_offset", "records", "segments", "bytes"}]}.`,
+		flags:    func(fs *pflag.FlagSet) { outputFlag(fs, &describeFormat) },
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argTopic},
+		run:      describeWith(&describeFormat, (*runnel.Log).DescribeTopic, printTopic, newJSONTopic),
 	})
 	var atf topicFlags
 	var alterPartitions int
@@ -105,12 +122,13 @@ Changes only the settings given. Retention applies at once: segments now
 outside the limits are removed before the command returns. Processes that
 have the log open pick the change up within a minute, or when they reopen
 it. The number of partitions cannot change.`,
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			atf.define(fs, false)
 			fs.IntVar(&alterPartitions, "partitions", 0, "not supported: a topic's partition count is fixed")
 		},
-		nargs: [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			if alterPartitions != 0 {
 				return usagef("the number of partitions cannot change (keys would move between partitions); create a new topic instead")
 			}
@@ -157,11 +175,12 @@ it. The number of partitions cannot change.`,
 		},
 	})
 	register(&command{
-		name:    "topics delete",
-		args:    "NAME",
-		summary: "delete a topic and all its records",
-		nargs:   [2]int{1, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		name:     "topics delete",
+		args:     "NAME",
+		summary:  "delete a topic and all its records",
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
 				if err := l.DeleteTopic(args[0]); err != nil {
 					return err
@@ -208,4 +227,54 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// listWith is the run of a list command: the names list returns, one per
+// line, or with -format json an array of what asJSON makes of each (names
+// removed meanwhile are left out).
+func listWith(format *string, list func(*runnel.Log) ([]string, error), asJSON func(*runnel.Log, string) (any, error)) runFunc {
+	return func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
+		return c.withLog(func(l *runnel.Log) error {
+			names, err := list(l)
+			if err != nil {
+				return err
+			}
+			if *format == "text" {
+				for _, n := range names {
+					fmt.Fprintln(c.stdout, n)
+				}
+				return nil
+			}
+			out := []any{}
+			for _, n := range names {
+				v, err := asJSON(l, n)
+				if errors.Is(err, runnel.ErrTopicNotFound) || errors.Is(err, runnel.ErrGroupNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				out = append(out, v)
+			}
+			return writeJSON(c.stdout, out)
+		})
+	}
+}
+
+// describeWith is the run of a command that looks up its one argument with
+// get and prints what it finds with text, or as JSON.
+func describeWith[T, J any](format *string, get func(*runnel.Log, string) (T, error), text func(io.Writer, T), asJSON func(T) J) runFunc {
+	return func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
+		return c.withLog(func(l *runnel.Log) error {
+			info, err := get(l, args[0])
+			if err != nil {
+				return err
+			}
+			if *format == "json" {
+				return writeJSON(c.stdout, asJSON(info))
+			}
+			text(c.stdout, info)
+			return nil
+		})
+	}
 }

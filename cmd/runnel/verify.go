@@ -3,18 +3,20 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
 )
 
 func init() {
+	var format string
 	register(&command{
 		name:    "verify",
-		args:    "[TOPIC]",
+		args:    "[TOPIC] [-format text|json]",
 		summary: "check every frame, index and offsets file; exit 1 on a problem",
 		describe: `
 Reads every segment file of TOPIC (of every topic if none is given) and
@@ -22,9 +24,17 @@ checks each frame's checksum and commit byte, that offsets follow on, that
 every sealed segment names the next, every index entry against the log,
 and the consumer groups' offsets files. Each problem is printed with its
 file and byte position. It changes nothing and may run while other
-processes produce and consume.`,
-		nargs: [2]int{0, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+processes produce and consume.
+
+With -format json it prints {"ok", "topics", "segments", "records",
+"bytes", "partitions": [{"topic", "partition", "segments", "frames",
+"records", "bytes", "start_offset", "next_offset"}], "problems": [{"kind",
+"topic", "partition", "path", "pos", "offset", "detail", "repairable"}],
+"notes"}, and still exits 1 if there are problems.`,
+		flags:    func(fs *pflag.FlagSet) { outputFlag(fs, &format) },
+		nargs:    [2]int{0, 1},
+		complete: []argKind{argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
 				bar := newProgress("verify", 0, true, false)
 				rep, err := l.Verify(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
@@ -32,7 +42,13 @@ processes produce and consume.`,
 				if err != nil {
 					return interrupted(ctx, err)
 				}
-				printVerify(c.stdout, l.Dir(), rep)
+				if format == "json" {
+					if err := writeJSON(c.stdout, newJSONVerify(l.Dir(), rep)); err != nil {
+						return err
+					}
+				} else {
+					printVerify(c.stdout, l.Dir(), rep)
+				}
 				if !rep.OK() {
 					return fmt.Errorf("found %d problem%s", len(rep.Problems), plural(len(rep.Problems)))
 				}
@@ -50,8 +66,9 @@ without losing a committed record: it cuts off what writers that died left
 past the end of the data, and rebuilds index files that are missing or
 disagree with their segment. Damage inside committed data is reported and
 left alone (exit 1). Producers wait while a partition is repaired.`,
-		nargs: [2]int{0, 1},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		nargs:    [2]int{0, 1},
+		complete: []argKind{argTopic},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
 				bar := newProgress("repair", 0, true, false)
 				rep, err := l.Repair(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})

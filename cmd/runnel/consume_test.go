@@ -1,0 +1,327 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// consumedRecord is a line of consume -format json, as a test reads it.
+type consumedRecord struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Time      time.Time
+	Key       *string
+	Value     string
+	Headers   []struct{ Key, Value string }
+}
+
+func consumeJSON(t *testing.T, dir string, args ...string) []consumedRecord {
+	t.Helper()
+	out := must(t, dir, "", append([]string{"consume"}, append(args, "-format", "json")...)...)
+	var recs []consumedRecord
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if l == "" {
+			continue
+		}
+		var r consumedRecord
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%.200q: %v", l, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// TestConsumeFormatString: every kcat token and escape of -f, on keyed,
+// keyless, empty and header-carrying records.
+func TestConsumeFormatString(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "k1:v1\nno key here\n:\n", "produce", "t", "-K", ":", "-H", "h1=x", "-H", "h2=y=z")
+	recs := consumeJSON(t, dir, "t", "-from-beginning")
+	if len(recs) != 3 {
+		t.Fatalf("consumed %d records", len(recs))
+	}
+	got := must(t, dir, "", "consume", "t", "-from-beginning", "-f", `%t|%p|%o|%k|%s|%h|%T|%K|%S|100%%\t\n`)
+	var want strings.Builder
+	for i, kv := range [][2]string{{"k1", "v1"}, {"", "no key here"}, {"", ""}} {
+		klen := strconv.Itoa(len(kv[0]))
+		if i == 1 {
+			klen = "-1" // no key at all, as kcat shows it
+		}
+		fmt.Fprintf(&want, "t|0|%d|%s|%s|h1=x,h2=y=z|%d|%s|%d|100%%\t\n", i, kv[0], kv[1], recs[i].Time.UnixMilli(), klen, len(kv[1]))
+	}
+	if got != want.String() {
+		t.Errorf("-f output:\n%s", cmp.Diff(want.String(), got))
+	}
+	// The short and long forms, with one dash or two, attached or not.
+	for _, args := range [][]string{{"-f%o:%s\\n"}, {"-f", "%o:%s\\n"}, {"--format=%o:%s\\n"}, {"-format", "%o:%s\\n"}} {
+		if got := must(t, dir, "", append([]string{"consume", "t", "-from-beginning"}, args...)...); got != "0:v1\n1:no key here\n2:\n" {
+			t.Errorf("%q: %q", args, got)
+		}
+	}
+	for _, tc := range []struct{ format, want string }{
+		{"%x", "unknown token %x"},
+		{"%s%", "lone %"},
+		{`%s\q`, `unknown escape "\\q"`},
+		{"plain", "format with % tokens"},
+	} {
+		failing(t, runIn(t, dir, "", "consume", "t", "-f", tc.format), 2, tc.want)
+	}
+}
+
+// TestConsumeKeyOutput: -K prints key, separator, value without JSON; -D
+// ends records with a delimiter of choice; both take escapes.
+func TestConsumeKeyOutput(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a:1\nb:2\nkeyless\n", "produce", "t", "-key-sep", ":")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-K", "="}, "a=1\nb=2\n=keyless\n"},
+		{[]string{"-K\\t"}, "a\t1\nb\t2\n\tkeyless\n"},
+		{[]string{"-key-sep", " => ", "-D", "\\0"}, "a => 1\x00b => 2\x00 => keyless\x00"},
+		{[]string{"--record-sep", ";"}, "1;2;keyless;"},
+	}
+	for _, tc := range cases {
+		if got := must(t, dir, "", append([]string{"consume", "t", "-from-beginning"}, tc.args...)...); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	// What consume -K prints, produce -K reads back.
+	must(t, dir, "", "topics", "create", "copy")
+	must(t, dir, must(t, dir, "", "consume", "t", "-from-beginning", "-K", "|"), "produce", "copy", "-K", "|")
+	if got := must(t, dir, "", "consume", "copy", "-from-beginning", "-K", "|"); got != "a|1\nb|2\n|keyless\n" {
+		t.Errorf("round trip: %q", got)
+	}
+	failing(t, runIn(t, dir, "", "consume", "t", "-f", "json", "-K", ":"), 2, "go with -format value")
+	failing(t, runIn(t, dir, "", "consume", "t", "-K", "\\"), 2, "lone backslash")
+}
+
+// TestConsumeOffsets: -o (-offset) takes kcat's beginning, end, N, -N
+// (the last N of each partition) and s@MS; -offset N still works.
+func TestConsumeOffsets(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
+	var p0, p1 strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&p0, "a%d\n", i)
+		fmt.Fprintf(&p1, "b%d\n", i)
+	}
+	must(t, dir, p0.String(), "produce", "t", "-p", "0")
+	must(t, dir, p1.String(), "produce", "t", "-p", "1")
+	values := func(args ...string) []string {
+		t.Helper()
+		var vs []string
+		for _, r := range consumeJSON(t, dir, append([]string{"t"}, args...)...) {
+			vs = append(vs, fmt.Sprintf("%d/%s", r.Partition, r.Value))
+		}
+		slices.Sort(vs)
+		return vs
+	}
+	all := []string{"0/a0", "0/a1", "0/a2", "0/a3", "0/a4", "1/b0", "1/b1", "1/b2", "1/b3", "1/b4"}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-o", "beginning"}, all},
+		{[]string{"-offset", "earliest"}, all},
+		{[]string{"-from-beginning"}, all},
+		{[]string{"-o", "end"}, nil},
+		{[]string{"-o", "3", "-p", "1"}, []string{"1/b3", "1/b4"}},
+		{[]string{"-offset", "3", "-partition", "0"}, []string{"0/a3", "0/a4"}},
+		{[]string{"-o", "-2"}, []string{"0/a3", "0/a4", "1/b3", "1/b4"}},
+		{[]string{"-o-1"}, []string{"0/a4", "1/b4"}},
+		{[]string{"-offset=-2", "-p", "1"}, []string{"1/b3", "1/b4"}},
+		{[]string{"-offset", "-2"}, []string{"0/a3", "0/a4", "1/b3", "1/b4"}}, // once "(removed by retention)"
+		{[]string{"-o", "-100"}, all},
+	}
+	for _, tc := range cases {
+		if got := values(tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+
+	// s@MS: the first record at or after a time in milliseconds. Wait
+	// until the clock has passed the last record's millisecond, so that
+	// the next records are the only ones at or after the next one.
+	before := consumeJSON(t, dir, "t", "-o", "beginning")
+	var first, last int64 = before[0].Time.UnixMilli(), 0
+	for _, r := range before {
+		first, last = min(first, r.Time.UnixMilli()), max(last, r.Time.UnixMilli())
+	}
+	for time.Now().UnixMilli() <= last+1 {
+		time.Sleep(time.Millisecond)
+	}
+	must(t, dir, "late1\nlate2\n", "produce", "t", "-p", "0")
+	if got := values("-o", fmt.Sprintf("s@%d", last+1)); !slices.Equal(got, []string{"0/late1", "0/late2"}) {
+		t.Errorf("s@%d: %q", last+1, got)
+	}
+	if got := values("-o", fmt.Sprintf("s@%d", first)); len(got) != 12 {
+		t.Errorf("s@ the first record's time: %d records, want 12", len(got))
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "3"}, "needs -partition"},
+		{[]string{"-o", "soon"}, "want beginning, end, N, -N"},
+		{[]string{"-o", "-0"}, "last 0 records"},
+		{[]string{"-o", "s@x"}, "milliseconds since 1970"},
+		{[]string{"-o", "beginning", "-from-beginning"}, "at most one"},
+		{[]string{"-o", "-2", "-group", "g"}, "cannot go with -group"},
+		{[]string{"-o", "1", "-p", "2"}, ""},
+	} {
+		code := 2
+		if tc.want == "" {
+			code, tc.want = 1, "has 2 partitions"
+		}
+		failing(t, runIn(t, dir, "", append([]string{"consume", "t"}, tc.args...)...), code, tc.want)
+	}
+}
+
+// TestConsumeLastFollow: -o -N with -follow prints the last N records,
+// then new ones as they come, as tail -f does.
+func TestConsumeLastFollow(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "1\n2\n3\n4\n", "produce", "t")
+	b := startBackground(t, dir, "consume", "t", "-o", "-2", "-follow")
+	got := readLines(t, b, 2)
+	must(t, dir, "5\n", "produce", "t")
+	got = append(got, readLines(t, b, 1)...)
+	if want := []string{"3", "4", "5"}; !slices.Equal(got, want) {
+		t.Errorf("printed %q, want %q", got, want)
+	}
+	if code := b.interrupt(t); code != 0 {
+		t.Errorf("Ctrl-C: exit %d: %s", code, b.stderr.String())
+	}
+}
+
+// readLines reads n lines from a background runnel, or fails.
+func readLines(t *testing.T, b *background, n int) []string {
+	t.Helper()
+	var got []string
+	timeout := time.After(time.Minute)
+	for len(got) < n {
+		select {
+		case l, ok := <-b.lines:
+			if !ok {
+				t.Fatalf("runnel ended after %q: %s", got, b.stderr.String())
+			}
+			got = append(got, l)
+		case <-timeout:
+			t.Fatalf("read %q in a minute, want %d lines", got, n)
+		}
+	}
+	return got
+}
+
+// TestConsumeCount: -n COUNT stops after COUNT records; -n 0 prints none;
+// a negative count is a usage mistake that says what it wants.
+func TestConsumeCount(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a\nb\nc\n", "produce", "t")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "2"}, "a\nb\n"},
+		{[]string{"-count", "1"}, "a\n"},
+		{[]string{"-n", "0"}, ""},
+		{[]string{"-n", "0", "-follow"}, ""}, // returns at once, not at Ctrl-C
+		{[]string{"-n", "5"}, "a\nb\nc\n"},
+	} {
+		if got := must(t, dir, "", append([]string{"consume", "t", "-from-beginning"}, tc.args...)...); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	failing(t, runIn(t, dir, "", "consume", "t", "-n", "-1"), 2, "-n -1: want a count, 0 or more")
+}
+
+// TestConsumeReaderGone: consume -follow | head -1 ends when head does,
+// while it waits for records that never come, and exits 0; in a group it
+// commits what it wrote before.
+func TestConsumeReaderGone(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "first\nsecond\n", "produce", "t")
+	for _, extra := range [][]string{nil, {"-group", "g"}} {
+		t.Run(fmt.Sprintf("%q", extra), func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := runnelCmd(t.Context(), dir, append([]string{"consume", "t", "-from-beginning", "-follow"}, extra...)...)
+			cmd.Stdout = w
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			// head -1: read the first line, then go away.
+			line := make([]byte, len("first\n"))
+			if _, err := io.ReadFull(r, line); err != nil || string(line) != "first\n" {
+				t.Fatalf("read %q: %v", line, err)
+			}
+			r.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("consume: %v; stderr %q", err, stderr.String())
+				}
+			case <-time.After(time.Minute):
+				cmd.Process.Kill()
+				t.Fatal("consume -follow still running a minute after its reader went away")
+			}
+		})
+	}
+	desc := must(t, dir, "", "groups", "describe", "g", "-format", "json")
+	var g struct {
+		Topics []struct{ Partitions []struct{ Committed *int64 } }
+	}
+	if err := json.Unmarshal([]byte(desc), &g); err != nil {
+		t.Fatal(err)
+	}
+	if c := g.Topics[0].Partitions[0].Committed; c == nil || *c != 2 {
+		t.Errorf("the group committed %v, want 2 (both records were written to the pipe)", c)
+	}
+}
+
+// TestConsumeTopicInJSON: consume -format json names the topic, as kcat's
+// JSON does, besides the fields it always had.
+func TestConsumeTopicInJSON(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "orders")
+	must(t, dir, "x\n", "produce", "orders")
+	out := must(t, dir, "", "consume", "orders", "-from-beginning", "-format", "json")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"headers", "key", "offset", "partition", "time", "topic", "value"}; !slices.Equal(keys, want) || m["topic"] != "orders" {
+		t.Errorf("json record %v", m)
+	}
+}

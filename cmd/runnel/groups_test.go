@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// committedOffsets reads a group's committed offsets for its first topic,
+// -1 where none.
+func committedOffsets(t *testing.T, dir, group string) []int64 {
+	t.Helper()
+	var g jsonGroup
+	decode(t, dir, &g, "groups", "describe", group, "-format", "json")
+	var out []int64
+	for _, p := range g.Topics[0].Partitions {
+		c := int64(-1)
+		if p.Committed != nil {
+			c = *p.Committed
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestGroupsResetPartition: -partition (-p) resets only the partitions
+// named, repeated or comma-separated.
+func TestGroupsResetPartition(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "4")
+	for p := range 4 {
+		must(t, dir, strings.Repeat("x\n", 10), "produce", "t", "-p", fmt.Sprint(p))
+	}
+	out := must(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "5", "-partition", "2")
+	if !regexp.MustCompile(`^PARTITION\s+COMMITTED\n2\s+5\n$`).MatchString(out) {
+		t.Errorf("reset said %q", out)
+	}
+	if got := committedOffsets(t, dir, "g"); !slices.Equal(got, []int64{-1, -1, 5, -1}) {
+		t.Errorf("after -partition 2: %v", got)
+	}
+	must(t, dir, "", "groups", "reset", "g", "t", "-to-latest", "-p", "0", "-p", "3")
+	must(t, dir, "", "groups", "reset", "g", "t", "-to-earliest", "-p", "1,2")
+	if got := committedOffsets(t, dir, "g"); !slices.Equal(got, []int64{10, 0, 0, 10}) {
+		t.Errorf("after -p 0 -p 3 and -p 1,2: %v", got)
+	}
+	failing(t, runIn(t, dir, "", "groups", "reset", "g", "t", "-to-earliest", "-p", "4"), 1, "partition 4")
+	failing(t, runIn(t, dir, "", "groups", "reset", "g", "t", "-to-earliest", "-p", "x"), 2, "want a number")
+}
+
+// TestGroupsResetForce: a reset of partitions a live member owns fails,
+// naming -force; with -force the member moves (it prints the records
+// again from the new offset) and the command returns once it has.
+func TestGroupsResetForce(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a\nb\nc\n", "produce", "t")
+	b := startBackground(t, dir, "consume", "t", "-group", "g", "-from-beginning", "-follow")
+	if got := readLines(t, b, 3); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("member printed %q", got)
+	}
+	// Once it has committed all three (at most a second later), it owns
+	// the partition and has nothing to print.
+	deadline := time.Now().Add(time.Minute)
+	for !slices.Equal(committedOffsets(t, dir, "g"), []int64{3}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the member did not commit 3 in a minute: %v", committedOffsets(t, dir, "g"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	failing(t, runIn(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "1"), 1, "give -force")
+
+	out := must(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "1", "-force")
+	if !strings.Contains(out, "PARTITION") {
+		t.Errorf("reset -force said %q", out)
+	}
+	if got := readLines(t, b, 2); !slices.Equal(got, []string{"b", "c"}) {
+		t.Errorf("after the forced reset the member printed %q, want b and c again", got)
+	}
+	// What it printed since, it commits, though it had committed the
+	// same offset before the reset.
+	for !slices.Equal(committedOffsets(t, dir, "g"), []int64{3}) {
+		if time.Now().After(deadline.Add(time.Minute)) {
+			t.Fatalf("the member did not commit 3 again: %v", committedOffsets(t, dir, "g"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	must(t, dir, "d\n", "produce", "t")
+	if got := readLines(t, b, 1); !slices.Equal(got, []string{"d"}) {
+		t.Errorf("then %q", got)
+	}
+	if code := b.interrupt(t); code != 0 {
+		t.Errorf("Ctrl-C: exit %d: %s", code, b.stderr.String())
+	}
+	if got := committedOffsets(t, dir, "g"); !slices.Equal(got, []int64{4}) {
+		t.Errorf("committed %v after the member stopped, want [4]", got)
+	}
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestProduceKeysHeadersPartitions: -K and -key-sep split keys (escapes
+// read), -k gives a fixed key, -H adds headers (repeatable, = allowed in
+// the value), -p picks the partition.
+func TestProduceKeysHeadersPartitions(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "3")
+	must(t, dir, "a\t1\nb\t2\n", "produce", "t", "-K", `\t`, "-p", "2", "-H", "source=test", "-H", "expr=a=b")
+	must(t, dir, "x\ny\n", "produce", "t", "-k", "fixed", "--partition=1")
+	must(t, dir, "z\n", "produce", "t", "-key-sep=:", "-p1")
+	type rec struct {
+		Partition int
+		Key       *string
+		Value     string
+		Headers   []struct{ Key, Value string }
+	}
+	var got []rec
+	for _, r := range consumeJSON(t, dir, "t", "-from-beginning") {
+		got = append(got, rec{r.Partition, r.Key, r.Value, r.Headers})
+	}
+	str := func(s string) *string { return &s }
+	hdrs := []struct{ Key, Value string }{{"source", "test"}, {"expr", "a=b"}}
+	none := []struct{ Key, Value string }{}
+	want := []rec{
+		{1, str("fixed"), "x", none}, {1, str("fixed"), "y", none}, {1, nil, "z", none},
+		{2, str("a"), "1", hdrs}, {2, str("b"), "2", hdrs},
+	}
+	slices.SortStableFunc(got, func(a, b rec) int { return a.Partition - b.Partition })
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-H", "novalue"}, "want KEY=VALUE"},
+		{[]string{"-H", "=v"}, "want KEY=VALUE"},
+		{[]string{"-K", ":", "-k", "x"}, "not both"},
+		{[]string{"-D", ""}, "-record-sep is empty"},
+		{[]string{"-D", `\z`}, "unknown escape"},
+		{[]string{"-p", "-1"}, "want a partition number"},
+		{[]string{"-file", "x", "-K", ":"}, "-file sends each file whole"},
+	} {
+		failing(t, runIn(t, dir, "q\n", append([]string{"produce", "t"}, tc.args...)...), 2, tc.want)
+	}
+	failing(t, runIn(t, dir, "q\n", "produce", "t", "-p", "3"), 1, "partition 3")
+}
+
+// TestProduceDelimiter: -D splits records at any byte string instead of a
+// newline, which then is data.
+func TestProduceDelimiter(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "one\nline\x00two\x00\x00last", "produce", "t", "-D", `\0`)
+	must(t, dir, "k1=v1||k2=v2||", "produce", "t", "-D", "||", "-K", "=")
+	var got []string
+	for _, r := range consumeJSON(t, dir, "t", "-from-beginning") {
+		k := "-"
+		if r.Key != nil {
+			k = *r.Key
+		}
+		got = append(got, k+" "+r.Value)
+	}
+	if want := []string{"- one\nline", "- two", "- ", "- last", "k1 v1", "k2 v2"}; !slices.Equal(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+}
+
+// TestProduceFile: -file sends each file whole, byte for byte, as one
+// record (binary data with newlines, NULs and invalid UTF-8 included);
+// "-" is all of standard input. A file that cannot be sent stops the
+// command before anything is sent.
+func TestProduceFile(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	rng := rand.New(rand.NewPCG(1, 2))
+	bin := make([]byte, 3<<20)
+	for i := range bin {
+		bin[i] = byte(rng.UintN(256))
+	}
+	copy(bin, "\n\r\n\x00\xff\xfe")
+	files := t.TempDir()
+	binPath := filepath.Join(files, "blob.bin")
+	emptyPath := filepath.Join(files, "empty")
+	os.WriteFile(binPath, bin, 0o644)
+	os.WriteFile(emptyPath, nil, 0o644)
+	must(t, dir, "stdin as\none record\n", "produce", "t", "-file", binPath, "-file", emptyPath, "-file", "-", "-H", "name=blob", "-k", "key")
+
+	// The raw value, as -f %s prints it, is the file.
+	out := must(t, dir, "", "consume", "t", "-from-beginning", "-n", "1", "-f", "%s")
+	if !bytes.Equal([]byte(out), bin) {
+		t.Errorf("the record is %d bytes, not the file's %d", len(out), len(bin))
+	}
+	outs := strings.Split(must(t, dir, "", "consume", "t", "-from-beginning", "-format", "json"), "\n")
+	var first struct {
+		Key     string
+		Value   struct{ Base64 string }
+		Headers []struct{ Key, Value string }
+	}
+	if err := json.Unmarshal([]byte(outs[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if dec, _ := base64.StdEncoding.DecodeString(first.Value.Base64); !bytes.Equal(dec, bin) || first.Key != "key" || len(first.Headers) != 1 {
+		t.Errorf("json record: key %q, %d value bytes, headers %v", first.Key, len(dec), first.Headers)
+	}
+	recs := consumeJSON(t, dir, "t", "-o", "1")
+	if len(recs) != 2 || recs[0].Value != "" || recs[1].Value != "stdin as\none record\n" {
+		t.Errorf("empty file and stdin records: %+v", recs)
+	}
+
+	// A missing file, a directory, a file too large: nothing is sent.
+	big := filepath.Join(files, "big")
+	os.WriteFile(big, nil, 0o644)
+	os.Truncate(big, maxRecord+1) // sparse
+	for _, tc := range []struct{ file, want string }{
+		{filepath.Join(files, "missing"), "no such file"},
+		{files, "is a directory"},
+		{big, "the largest record"},
+	} {
+		failing(t, runIn(t, dir, "", "produce", "t", "-file", binPath, "-file", tc.file), 1, tc.want)
+	}
+	if got := must(t, dir, "", "consume", "t", "-from-beginning", "-f", `%o\n`); got != "0\n1\n2\n" {
+		t.Errorf("offsets after the failed runs: %q, want the 3 from before", got)
+	}
+	failing(t, runIn(t, dir, strings.Repeat("x", maxRecord+1), "produce", "t", "-file", "-"), 1, "the largest record")
+}
