@@ -12,21 +12,21 @@ import (
 // protocol itself in group.go and offsets.go.
 
 // groupState is a Consumer's side of its group membership. The polling
-// goroutine owns the fields above mu's line; Consumer.mu guards the member's
-// ownership and commit state (m.owned, m.commits, m.count) and those
-// below it.
+// goroutine alone uses the first fields; Consumer.mu guards the member's
+// ownership and commit state (m.owned, m.commits, m.count) and the fields
+// marked so, which committers on other goroutines use too.
 type groupState struct {
 	m *member
 
-	seenGen   uint32 // the group word at the last check
-	seenReset uint32 // the reset epoch whose requests were applied
-	lastCheck time.Time
+	seenGen    uint32 // the group word at the last check
+	seenReset  uint32 // the reset epoch whose requests were applied
+	lastCheck  time.Time
+	lastCommit time.Time // the last automatic commit
+	lastSync   time.Time // the last periodic sync of commits
 
 	// Guarded by Consumer.mu.
-	lastCommit time.Time
-	lastSync   time.Time
-	dirty      bool   // Periodic: commits written since the last sync
-	written    uint64 // commit writes so far
+	dirty   bool   // Periodic: commits written since the last sync
+	written uint64 // commit writes so far
 
 	syncMu sync.Mutex // one fdatasync of the offsets file at a time
 	synced uint64     // written, as of the last fdatasync; guarded by syncMu
@@ -85,27 +85,24 @@ func (c *Consumer) groupTick() error {
 			return err
 		}
 	}
-	c.mu.Lock()
-	due := !c.opts.DisableAutoCommit && now.Sub(g.lastCommit) >= c.opts.AutoCommitInterval
-	if due {
+	if !c.opts.DisableAutoCommit && now.Sub(g.lastCommit) >= c.opts.AutoCommitInterval {
 		g.lastCommit = now
-	}
-	c.mu.Unlock()
-	if due {
 		if err := c.commitAuto(nil); err != nil {
 			return err
 		}
 	}
+	if now.Sub(g.lastSync) < c.log.opts.SyncInterval {
+		return nil
+	}
 	c.mu.Lock()
-	sync := g.dirty && now.Sub(g.lastSync) >= c.log.opts.SyncInterval
-	if sync {
-		g.dirty, g.lastSync = false, now
-	}
+	dirty := g.dirty
+	g.dirty = false
 	c.mu.Unlock()
-	if sync {
-		return off.sync()
+	if !dirty {
+		return nil
 	}
-	return nil
+	g.lastSync = now
+	return off.sync()
 }
 
 // groupDeleted is the error of a member whose group DeleteGroup removed.
