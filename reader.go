@@ -481,7 +481,12 @@ func (r *partReader) decode(dst []Record, data []byte, m frame.Meta, limit int) 
 	} else {
 		it = frame.NewRecords(data, m)
 	}
-	dst = slices.Grow(dst, min(int(m.End()-max(off, r.next)), limit-len(dst)))
+	// Records before the start offset (a seek into the frame) are passed
+	// over by their lengths alone.
+	for off < r.next && it.Skip() {
+		off++
+	}
+	dst = slices.Grow(dst, min(int(m.End()-off), limit-len(dst)))
 	var fr frame.Record
 	for len(dst) < limit && it.Next(&fr) {
 		if off >= r.next && (!r.byTime || fr.Timestamp >= r.minTime) {
