@@ -32,8 +32,9 @@ func (c *Consumer) Commit(ctx context.Context) error {
 // ConsumerOptions.AutoCommitMarks: the pattern of a pool of workers that
 // finish records in any order. Only the record fields Partition and
 // Offset are used, so a worker may mark a copy it kept. A record of a
-// partition the member no longer owns, or from before the partition's
-// last Seek or reset, is ignored.
+// partition the member no longer owns, or not handed over since the
+// partition was last assigned, sought or reset (which drop its marks), is
+// ignored.
 func (c *Consumer) MarkRecords(recs ...Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
