@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -332,35 +331,7 @@ func runJobQueue(t *testing.T, style string) {
 	}
 	joiner.leave(t)
 
-	// Who handled what, in order.
-	members := []*mpMember{victim, stopped, joiner}
-	handledBy := map[offsetKey][]int{}
-	for i, m := range members {
-		for _, k := range m.records() {
-			handledBy[k] = append(handledBy[k], i)
-		}
-	}
-	dups := 0
-	for p, end := range ends {
-		for off := range end {
-			k := offsetKey{p, off}
-			who := handledBy[k]
-			switch {
-			case len(who) == 0:
-				t.Errorf("job at %v was never handled", k)
-			case len(who) == 1:
-			case len(who) == 2 && who[0] == 0 && who[1] != 0 && slices.Contains(victimOwned, p):
-				// The killed worker's job, handled again by its successor:
-				// allowed only after the killed worker's last commit.
-				if c, ok := victim.lastCommit(p); ok && off < c {
-					t.Errorf("job at %v handled again though the killed worker committed %d", k, c)
-				}
-				dups++
-			default:
-				t.Errorf("job at %v handled by %v (0 killed, 1 stopped, 2 joiner)", k, who)
-			}
-		}
-	}
+	dups := checkRedelivered(t, ends, []*mpMember{victim, stopped, joiner}, victimOwned)
 	// The killed worker stopped right after reporting a job, before it
 	// committed or marked it: that job at least comes again.
 	if dups == 0 {
