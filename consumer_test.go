@@ -114,8 +114,10 @@ func TestConsumerPollContext(t *testing.T) {
 			if !errors.Is(err, tt.want) || len(recs) != 0 {
 				t.Errorf("Poll: %d records, %v; want %v", len(recs), err, tt.want)
 			}
-			if took < tt.minWait-5*time.Millisecond || took > tt.minWait+time.Second {
-				t.Errorf("Poll returned after %v, want about %v", took, tt.minWait)
+			// It waited for ctx, and woke when ctx ended (the bound is
+			// generous: the machine may be busy).
+			if ctx.Err() == nil || took > tt.minWait+10*time.Second {
+				t.Errorf("Poll returned after %v with ctx %v, want when ctx ended, after about %v", took, ctx.Err(), tt.minWait)
 			}
 		})
 	}

@@ -203,6 +203,7 @@ func work(ctx context.Context, dir, reportPath string, out io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	fmt.Fprintf(out, "%s: joined group %s\n", me, group)
 	var buf []byte
 	for {
 		recs, err := c.Poll(ctx)
@@ -303,6 +304,12 @@ func demo(ctx context.Context, dir string, workers, requests int, out io.Writer)
 		if err != nil {
 			return err
 		}
+		// Its first line says it joined (and handles SIGTERM): stopping a
+		// worker still starting up would kill it.
+		if !wsc.Scan() {
+			return fmt.Errorf("%s did not start", name)
+		}
+		fmt.Fprintf(out, "[%s] %s\n", name, wsc.Text())
 		go forward(name, wsc)
 	}
 
