@@ -19,41 +19,62 @@ import (
 // ErrTooLarge and stores nothing. If ctx ends first SendBatch returns
 // ctx.Err(); the records may still be appended.
 func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) (base int64, err error) {
-	if err := p.checkOpen(); err != nil {
-		return 0, err
-	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	b, idx, err := p.queueBatch(ctx, partition, recs, nil, true)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.base + int64(idx), nil
+}
+
+// queueBatch validates recs and adds them to the partition's pending
+// frame, together, waiting while that frame is full and a write is in
+// flight (ctx, nil for none, ends that wait). done, if set, is called for
+// the first record; waiting says the caller blocks until the batch is
+// acknowledged. It returns the batch and the first record's index.
+func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record, done func(Position, error), waiting bool) (*batch, int, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, 0, err
+	}
 	n := len(p.topic.parts)
 	if partition < 0 || partition >= n {
-		return 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
+		return nil, 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
 	}
 	if len(recs) == 0 {
-		return 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+		return nil, 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
 	limit := max(p.log.opts.MaxBatchBytes, p.log.opts.MaxRecordBytes)
 	total := 0
 	for i := range recs {
 		r := &recs[i]
 		if len(r.Headers) > frame.MaxHeaders {
-			return 0, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
+			return nil, 0, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
 		}
 		size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
 		if size > p.log.opts.MaxRecordBytes {
-			return 0, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
+			return nil, 0, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
 		}
 		// A record's timestamp delta can take up to 10 bytes more than
 		// RecordSize counts.
 		total += size + 10
 	}
 	if total > limit {
-		return 0, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d", ErrTooLarge, len(recs), total, limit)
+		return nil, 0, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d (Options.MaxBatchBytes)", ErrTooLarge, len(recs), total, limit)
 	}
 	now := time.Now().UnixNano()
 	part := p.topic.parts[partition]
 	if err := part.reserve(ctx, total); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	b := part.pending
 	idx := b.fb.Count()
@@ -65,14 +86,6 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 		}
 		b.fb.Add(ts, r.Key, r.Value, frameHeaders(r.Headers))
 	}
-	part.queued(b, idx, nil, true)
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	if b.err != nil {
-		return 0, b.err
-	}
-	return b.base + int64(idx), nil
+	part.queued(b, idx, done, waiting)
+	return b, idx, nil
 }

@@ -77,6 +77,8 @@ func main() {
 	writeTable(&out, cells)
 	fmt.Fprintf(&out, "\n### Targets (issue 7)\n\n")
 	writeTargets(&out, cells, ws)
+	fmt.Fprintf(&out, "\n### Targets (issue 13: the Kafka server)\n\n")
+	writeKafkaTargets(&out, cells, ws)
 	failed := writeFailures(&out, cells)
 	fmt.Fprintf(&out, "\nwall time %s\n", time.Since(start).Round(time.Second))
 	os.Stdout.Write(out.Bytes())

@@ -42,7 +42,12 @@ func runnelOptions(cfg config, backend string) *runnel.Options {
 }
 
 func openRunnelLog(cfg config, backend string) (*runnel.Log, error) {
-	l, err := runnel.Open(cfg.Dir, runnelOptions(cfg, backend))
+	return openRunnelLogWith(cfg, runnelOptions(cfg, backend))
+}
+
+// openRunnelLogWith opens the log with o, creating the topic if cfg says.
+func openRunnelLogWith(cfg config, o *runnel.Options) (*runnel.Log, error) {
+	l, err := runnel.Open(cfg.Dir, o)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // config is what a system is opened with. Every field is set by the
@@ -77,6 +78,8 @@ type system struct {
 var systems = []*system{
 	runnelSystem(runnel.BackendIOURing),
 	runnelSystem(runnel.BackendPwrite),
+	kafkaSystem(kgo.AllISRAcks(), kafkaAllName, "franz-go client over loopback TCP to a kafka.Server over runnel (pwrite), acks=all, default linger"),
+	kafkaAcks1System(),
 	rawSystem(),
 	tidwallSystem(),
 	raftWALSystem(),

@@ -74,12 +74,12 @@ type plan struct {
 
 func quickPlan() plan {
 	return plan{rounds: 3, warmup: 0.05, seconds: 0.2, readRecords100B: 100_000,
-		latRecords: 1500, latRate: 3000, sizes: []int{100, 1024}, writers: []int{1, 64}, mpWrite: []int{1, 16}, streamSizes: []int{100}}
+		latRecords: 1500, latRate: 3000, sizes: []int{100, 1024}, writers: []int{1, 64}, mpWrite: []int{1, 16}, streamSizes: []int{100, 500}}
 }
 
 func fullPlan() plan {
 	return plan{rounds: 5, warmup: 0.5, seconds: 2, readRecords100B: 1_000_000,
-		latRecords: 30000, latRate: 5000, sizes: []int{100, 1024}, writers: []int{1, 64}, mpWrite: []int{1, 16}, streamSizes: []int{100, 1024}}
+		latRecords: 30000, latRate: 5000, sizes: []int{100, 1024}, writers: []int{1, 64}, mpWrite: []int{1, 16}, streamSizes: []int{100, 500, 1024}}
 }
 
 func (p plan) workloads() []*workload {

@@ -1,0 +1,273 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestAdminTopics(t *testing.T) {
+	ts := startServer(t, nil)
+	adm := kadm.NewClient(ts.client())
+	ctx := context.Background()
+
+	retention := "3600000"
+	segment := "1048576"
+	res, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"retention.ms": &retention, "segment.bytes": &segment}, "made")
+	if err != nil || res.Err != nil {
+		t.Fatalf("CreateTopic: %v %v", err, res.Err)
+	}
+	info, err := ts.log.DescribeTopic("made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Partitions != 3 || info.Config.RetentionAge != time.Hour || info.Config.SegmentBytes != 1<<20 {
+		t.Fatalf("runnel topic config %+v", info.Config)
+	}
+
+	// The configs read back.
+	rcs, err := adm.DescribeTopicConfigs(ctx, "made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("made", nil)
+	if err != nil || rc.Err != nil {
+		t.Fatalf("DescribeTopicConfigs: %v %v", err, rc.Err)
+	}
+	got := map[string]string{}
+	for _, c := range rc.Configs {
+		got[c.Key] = c.MaybeValue()
+	}
+	if got["retention.ms"] != "3600000" || got["segment.bytes"] != "1048576" || got["retention.bytes"] != "-1" {
+		t.Fatalf("described configs %v", got)
+	}
+
+	// Errors: an existing topic, a config runnel lacks, a replication
+	// factor a single broker cannot have, a bad name.
+	res, _ = adm.CreateTopic(ctx, 1, 1, nil, "made")
+	if !isCode(res.Err, kerr.TopicAlreadyExists) {
+		t.Errorf("existing topic: %v", res.Err)
+	}
+	compact := "compact"
+	res, _ = adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &compact}, "compacted")
+	if !isCode(res.Err, kerr.InvalidConfig) {
+		t.Errorf("cleanup.policy=compact: %v", res.Err)
+	}
+	res, _ = adm.CreateTopic(ctx, 1, 3, nil, "replicated")
+	if !isCode(res.Err, kerr.InvalidReplicationFactor) {
+		t.Errorf("replication factor 3: %v", res.Err)
+	}
+	res, _ = adm.CreateTopic(ctx, 1, 1, nil, "bad/name")
+	if !isCode(res.Err, kerr.InvalidTopicException) {
+		t.Errorf("bad name: %v", res.Err)
+	}
+
+	// Metadata lists it; DeleteTopics removes it.
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td, ok := md.Topics["made"]; !ok || len(td.Partitions) != 3 {
+		t.Fatalf("metadata: %+v", md.Topics)
+	}
+	if md.Cluster != ts.srv.ClusterID() || len(md.Brokers) != 1 || md.Brokers[0].NodeID != 0 {
+		t.Fatalf("cluster %q brokers %+v", md.Cluster, md.Brokers)
+	}
+	dr, err := adm.DeleteTopics(ctx, "made")
+	if err != nil || dr["made"].Err != nil {
+		t.Fatalf("DeleteTopics: %v %v", err, dr["made"].Err)
+	}
+	if _, err := ts.log.DescribeTopic("made"); err == nil {
+		t.Fatal("topic still exists after DeleteTopics")
+	}
+}
+
+func isCode(err error, want *kerr.Error) bool {
+	var ke *kerr.Error
+	return err != nil && errors.As(err, &ke) && ke.Code == want.Code
+}
+
+func TestClusterIDPersists(t *testing.T) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s1, err := NewServer(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := NewServer(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.ClusterID() == "" || s1.ClusterID() != s2.ClusterID() {
+		t.Fatalf("cluster ids %q and %q", s1.ClusterID(), s2.ClusterID())
+	}
+	s1.Close()
+	s2.Close()
+	// Producer ids never repeat across servers on one directory.
+	a, _ := s1.pids.allocate()
+	b, _ := s2.pids.allocate()
+	if a == b {
+		t.Fatalf("two servers handed out producer id %d", a)
+	}
+}
+
+func TestAutoCreateTopics(t *testing.T) {
+	off := startServer(t, nil)
+	cl := off.client(kgo.DefaultProduceTopic("auto"), kgo.AllowAutoTopicCreation(), kgo.RecordRetries(2), kgo.ProduceRequestTimeout(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr()
+	cancel()
+	if err == nil {
+		t.Fatal("produce to an unknown topic succeeded with auto-creation off")
+	}
+	if _, err := off.log.DescribeTopic("auto"); err == nil {
+		t.Fatal("topic auto-created with auto-creation off")
+	}
+
+	on := startServer(t, &Options{AutoCreateTopics: true, DefaultPartitions: 2})
+	cl = on.client(kgo.DefaultProduceTopic("auto"), kgo.AllowAutoTopicCreation())
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	info, err := on.log.DescribeTopic("auto")
+	if err != nil || info.Config.Partitions != 2 {
+		t.Fatalf("auto-created topic: %+v %v", info.Config, err)
+	}
+}
+
+func TestListOffsetsAndLeaderEpochs(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("lo", 1)
+	produceNative(t, ts.log, "lo", []runnel.Record{
+		{Value: []byte("a"), Time: time.UnixMilli(1000)},
+		{Value: []byte("b"), Time: time.UnixMilli(2000)},
+		{Value: []byte("c"), Time: time.UnixMilli(3000)},
+	})
+	rc := ts.raw()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 6
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "lo"
+	for _, ts := range []int64{-2, -1, 1500, 3000, 9000} {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = 0, ts
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp := rc.request(req).(*kmsg.ListOffsetsResponse)
+	want := []int64{0, 3, 1, 2, -1}
+	for i, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 0 || p.Offset != want[i] {
+			t.Errorf("timestamp %d: offset %d code %d, want %d", rt.Partitions[i].Timestamp, p.Offset, p.ErrorCode, want[i])
+		}
+	}
+
+	ep := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	ep.Version = 3
+	et := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	et.Topic = "lo"
+	epp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	epp.Partition, epp.LeaderEpoch, epp.CurrentLeaderEpoch = 0, 0, 0
+	et.Partitions = append(et.Partitions, epp)
+	ep.Topics = append(ep.Topics, et)
+	er := rc.request(ep).(*kmsg.OffsetForLeaderEpochResponse)
+	if p := er.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.EndOffset != 3 || p.LeaderEpoch != 0 {
+		t.Errorf("OffsetForLeaderEpoch: %+v", p)
+	}
+}
+
+func TestGroupAdmin(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("ga", 2)
+	produceSpread(t, ts.log, "ga", 2, 3, "v")
+	cl := ts.client(groupOpts("gagrp", "ga")...)
+	pollN(t, cl, 6)
+	if err := cl.CommitUncommittedOffsets(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(ts.client())
+	ctx := context.Background()
+	lg, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lg["gagrp"]; !ok {
+		t.Fatalf("ListGroups: %v", lg.Groups())
+	}
+	dg, err := adm.DescribeGroups(ctx, "gagrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := dg["gagrp"]
+	if g.State != "Stable" || len(g.Members) != 1 {
+		t.Fatalf("DescribeGroups: state %q, %d members", g.State, len(g.Members))
+	}
+	offs, err := adm.FetchOffsets(ctx, "gagrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if o, ok := offs.Lookup("ga", p); !ok || o.At != 3 {
+			t.Errorf("FetchOffsets partition %d: %+v", p, o)
+		}
+	}
+	// A native member appears in DescribeGroups too.
+	nc, err := ts.log.Consumer("ga", &runnel.ConsumerOptions{Group: "gagrp", MemberName: "native-one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	dg, err = adm.DescribeGroups(ctx, "gagrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range dg["gagrp"].Members {
+		found = found || m.ClientID == "runnel"
+	}
+	if !found {
+		t.Errorf("the native member is not described: %+v", dg["gagrp"].Members)
+	}
+}
+
+func TestDeleteGroups(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("dg", 1)
+	produceSpread(t, ts.log, "dg", 1, 1, "v")
+	cl := ts.client(groupOpts("dggrp", "dg")...)
+	pollN(t, cl, 1)
+	adm := kadm.NewClient(ts.client())
+	ctx := context.Background()
+	res, err := adm.DeleteGroups(ctx, "dggrp", "nosuchgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isCode(res["dggrp"].Err, kerr.NonEmptyGroup) {
+		t.Errorf("deleting an active group: %v", res["dggrp"].Err)
+	}
+	if !isCode(res["nosuchgroup"].Err, kerr.GroupIDNotFound) {
+		t.Errorf("deleting a missing group: %v", res["nosuchgroup"].Err)
+	}
+	// A group with offsets and no live member goes.
+	if _, err := ts.log.ResetGroupOffsets(ctx, "idle", "dg", runnel.Earliest, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err = adm.DeleteGroups(ctx, "idle")
+	if err != nil || res["idle"].Err != nil {
+		t.Fatalf("deleting an idle group: %v, %v", err, res["idle"].Err)
+	}
+	if _, err := ts.log.DescribeGroup("idle"); !errors.Is(err, runnel.ErrGroupNotFound) {
+		t.Errorf("the deleted group: %v, want ErrGroupNotFound", err)
+	}
+}

@@ -1,0 +1,152 @@
+package kafka
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// The server's own state in the log directory, under kafka/:
+//
+//	kafka/cluster.id     the cluster id, made once: 22 characters of
+//	                     URL-safe base64 of 16 random bytes, as Kafka's
+//	kafka/producer-ids   the next free idempotent producer id; servers
+//	                     take blocks of pidBlock ids under a flock, so
+//	                     two servers on one directory (or one restarted)
+//	                     never hand out the same id
+const (
+	stateDir      = "kafka"
+	clusterIDFile = "cluster.id"
+	pidFile       = "producer-ids"
+	pidBlock      = 1000
+)
+
+// loadClusterID returns the directory's cluster id, creating it on first
+// use. Two servers creating it at once agree: the id is linked into place,
+// which fails for the second, which then reads the first's.
+func loadClusterID(dir string) (string, error) {
+	sdir := filepath.Join(dir, stateDir)
+	if err := os.MkdirAll(sdir, 0o755); err != nil {
+		return "", fmt.Errorf("kafka: %w", err)
+	}
+	path := filepath.Join(sdir, clusterIDFile)
+	if id, err := readClusterID(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return id, err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	tmp, err := os.CreateTemp(sdir, ".cluster-id-*")
+	if err != nil {
+		return "", fmt.Errorf("kafka: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(id + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("kafka: write cluster id: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("kafka: write cluster id: %w", err)
+	}
+	if err := syncDir(sdir); err != nil {
+		return "", err
+	}
+	return readClusterID(path)
+}
+
+func readClusterID(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	id := strings.TrimSpace(string(data))
+	if raw, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(raw) != 16 {
+		return "", fmt.Errorf("kafka: %s holds %q, not a cluster id", path, id)
+	}
+	return id, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("kafka: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// pidAllocator hands out idempotent producer ids from blocks reserved in
+// kafka/producer-ids.
+type pidAllocator struct {
+	path string
+	mu   sync.Mutex
+	next int64
+	end  int64 // next == end: reserve a new block
+}
+
+func newPIDAllocator(dir string) *pidAllocator {
+	return &pidAllocator{path: filepath.Join(dir, stateDir, pidFile)}
+}
+
+// allocate returns a producer id no server on this directory gave out
+// before.
+func (a *pidAllocator) allocate() (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.next == a.end {
+		start, err := a.reserve()
+		if err != nil {
+			return 0, err
+		}
+		a.next, a.end = start, start+pidBlock
+	}
+	id := a.next
+	a.next++
+	return id, nil
+}
+
+// reserve moves the file's counter on by a block, under an exclusive
+// flock, durably, and returns the block's first id.
+func (a *pidAllocator) reserve() (int64, error) {
+	f, err := os.OpenFile(a.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: producer ids: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return 0, fmt.Errorf("kafka: lock %s: %w", a.path, err)
+	}
+	buf := make([]byte, 32)
+	n, _ := f.ReadAt(buf, 0)
+	var start int64
+	if text := strings.TrimSpace(string(buf[:n])); text != "" {
+		if start, err = strconv.ParseInt(text, 10, 64); err != nil || start < 0 {
+			return 0, fmt.Errorf("kafka: %s holds %q, not a producer id", a.path, text)
+		}
+	}
+	next := []byte(fmt.Sprintf("%020d\n", start+pidBlock))
+	if _, err := f.WriteAt(next, 0); err != nil {
+		return 0, fmt.Errorf("kafka: producer ids: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("kafka: producer ids: %w", err)
+	}
+	return start, nil
+}

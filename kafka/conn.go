@@ -1,0 +1,279 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. Requests are handled one at a time, in
+// order, and answered in order, as a Kafka broker does — with one
+// exception that matters for throughput: a Produce is answered once its
+// batches are acknowledged, but the next Produce is read and queued while
+// the previous one is still being written and synced, so a client's
+// in-flight requests share the wait. Any other request waits until every
+// earlier one is answered.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	idle   atomic.Bool // waiting for the next request: Shutdown may cut the wait
+
+	clientID string
+	sasl     saslState
+	fetch    fetchSession
+	scratch  batchScratch // produce decoding, on the reader
+
+	queue chan *answer // to the writer, in request order
+	last  *answer      // the latest queued
+	out   []byte       // response buffer, reused by the writer
+}
+
+// answer is one request's response on its way to the client.
+type answer struct {
+	req     kmsg.Request
+	corr    int32
+	start   time.Time
+	in      int
+	resp    kmsg.Response // nil: none (acks=0 produce)
+	wait    func()        // if set, the writer calls it before resp is complete
+	written chan struct{} // closed once written (or dropped)
+}
+
+// maxKeptBuffer bounds a response buffer a connection keeps for the next
+// response.
+const maxKeptBuffer = 8 << 20
+
+// maxInFlight bounds the requests a connection has read but not answered.
+const maxInFlight = 32
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), queue: make(chan *answer, maxInFlight)}
+}
+
+// wakeIdle ends the wait of a connection that is between requests; a
+// connection handling one notices the shutdown after answering it.
+func (c *conn) wakeIdle() {
+	if c.idle.Load() {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// errCloseConn says the connection must close after a log line: the
+// client broke the protocol.
+var errCloseConn = errors.New("closing connection")
+
+func (c *conn) serve() {
+	s := c.s
+	s.stats.connsOpen.Add(1)
+	defer s.stats.connsOpen.Add(-1)
+	defer c.nc.Close()
+	defer c.fetch.close()
+	if s.opts.TLS != nil {
+		tc := tls.Server(c.nc, s.opts.TLS)
+		c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.HandshakeContext(s.ctx); err != nil {
+			s.opts.Logger.Info("kafka: TLS handshake failed", "remote", c.remote, "err", err)
+			return
+		}
+		c.nc.SetDeadline(time.Time{})
+		c.nc = tc
+	}
+	c.sasl.required = s.opts.Credentials != nil
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	close(c.queue)
+	<-written
+}
+
+// readLoop reads and handles requests until the client leaves, breaks the
+// protocol, idles out, or the server shuts down.
+func (c *conn) readLoop() {
+	s := c.s
+	var size [4]byte
+	for {
+		// The deadline first, then the check: Shutdown sets closing
+		// before it cuts idle reads, so one of the two stops this read.
+		c.idle.Store(true)
+		if s.opts.IdleTimeout > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
+		} else {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		if s.closing.Load() {
+			return
+		}
+		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+			c.idle.Store(false)
+			if errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
+				s.opts.Logger.Info("kafka: closing idle connection", "remote", c.remote, "idle", s.opts.IdleTimeout)
+			}
+			return
+		}
+		c.idle.Store(false)
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		// Key, version and correlation id are 8 bytes; anything else
+		// is checked before a byte is allocated for it.
+		if n < 8 || int64(n) > int64(s.opts.MaxRequestBytes) {
+			s.opts.Logger.Warn("kafka: request size out of bounds; closing connection", "remote", c.remote, "size", n, "max", s.opts.MaxRequestBytes)
+			return
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(c.nc, body); err != nil {
+			s.opts.Logger.Info("kafka: connection ended inside a request", "remote", c.remote, "err", err)
+			return
+		}
+		if err := c.handle(body); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.opts.Logger.Warn("kafka: "+err.Error(), "remote", c.remote)
+			}
+			return
+		}
+		if c.sasl.failed {
+			return // the failure is answered; then the connection ends
+		}
+	}
+}
+
+// writeLoop writes the answers in order, waiting for each to complete.
+// After a failed write it only drains the queue: the connection is closed
+// for the reader to notice.
+func (c *conn) writeLoop() {
+	var failed bool
+	for a := range c.queue {
+		if a.wait != nil {
+			a.wait()
+		}
+		if !failed {
+			if err := c.reply(a); err != nil {
+				failed = true
+				c.nc.Close()
+			}
+		}
+		close(a.written)
+	}
+}
+
+// enqueue hands an answer to the writer.
+func (c *conn) enqueue(a *answer) {
+	a.written = make(chan struct{})
+	c.last = a
+	c.queue <- a
+}
+
+// barrier waits until every queued answer is written: requests other than
+// Produce are handled in strict order after everything before them.
+func (c *conn) barrier() {
+	if c.last != nil {
+		<-c.last.written
+	}
+}
+
+// handle decodes one request, answers it and writes the answer.
+func (c *conn) handle(body []byte) error {
+	start := time.Now()
+	r := kbin.Reader{Src: body}
+	key, version, corr := r.Int16(), r.Int16(), r.Int32()
+	if id := r.NullableString(); id != nil {
+		c.clientID = *id
+	}
+	req := kmsg.RequestForKey(key)
+	spec, known := apis[key]
+	if req == nil || !known {
+		return fmt.Errorf("%w: unsupported API key %d", errCloseConn, key)
+	}
+	if key == kmsg.ApiVersions.Int16() && version > spec.max || version < 0 || version > req.MaxVersion() {
+		if key != kmsg.ApiVersions.Int16() {
+			return fmt.Errorf("%w: %s version %d is beyond what the decoder knows", errCloseConn, kmsg.NameForKey(key), version)
+		}
+		// A client newer than the server: answer v0 with the error and
+		// the supported versions, and it retries with one of them.
+		req.SetVersion(0)
+		c.barrier()
+		c.enqueue(&answer{req: req, corr: corr, start: start, in: len(body), resp: c.apiVersions(nil, kerrUnsupportedVersion)})
+		return nil
+	}
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&r)
+	}
+	if !r.Ok() {
+		return fmt.Errorf("%w: request header cut short", errCloseConn)
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		return fmt.Errorf("%w: malformed %s v%d request: %v", errCloseConn, kmsg.NameForKey(key), version, err)
+	}
+	if err := c.sasl.allow(key); err != nil {
+		return err
+	}
+	a := &answer{req: req, corr: corr, start: start, in: len(body)}
+	if pr, ok := req.(*kmsg.ProduceRequest); ok && version >= spec.min && version <= spec.max {
+		// Pipelined: queued now, answered once acknowledged.
+		a.resp, a.wait = c.produce(pr)
+		c.enqueue(a)
+		return nil
+	}
+	c.barrier()
+	var err error
+	if version < spec.min || version > spec.max {
+		a.resp, err = unsupportedVersion(req)
+	} else {
+		a.resp, err = c.dispatch(req)
+	}
+	if err != nil {
+		return err
+	}
+	c.enqueue(a)
+	return nil
+}
+
+// reply writes an answer's response (none for acks=0 produce) and reports
+// the request to the stats and the OnRequest hook. It runs on the writer.
+func (c *conn) reply(a *answer) error {
+	s, req, resp := c.s, a.req, a.resp
+	s.stats.requests.Add(1)
+	var out int
+	var code int16
+	if resp != nil {
+		b := append(c.out[:0], 0, 0, 0, 0)
+		b = kbin.AppendInt32(b, a.corr)
+		// ApiVersions answers with header v0 even when flexible, so that
+		// a client that does not know the server yet can read it.
+		if resp.IsFlexible() && req.Key() != kmsg.ApiVersions.Int16() {
+			b = append(b, 0) // no tagged fields
+		}
+		b = resp.AppendTo(b)
+		binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+		if _, err := c.nc.Write(b); err != nil {
+			return err
+		}
+		out = len(b)
+		if cap(b) <= maxKeptBuffer {
+			c.out = b // keep a buffer that fetches fill; drop a huge one
+		}
+		code = firstErrorCode(resp)
+	}
+	if code != 0 {
+		s.stats.requestErrors.Add(1)
+	}
+	if s.opts.OnRequest != nil {
+		s.opts.OnRequest(RequestEvent{
+			APIKey: req.Key(), API: kmsg.NameForKey(req.Key()), Version: req.GetVersion(),
+			ErrorCode: code, Duration: time.Since(a.start), BytesIn: a.in + 4, BytesOut: out,
+		})
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestBadRequestsCloseTheConnection(t *testing.T) {
+	ts := startServer(t, &Options{MaxRequestBytes: 1 << 20})
+	header := func(key, version int16) []byte {
+		b := kbin.AppendInt16(nil, key)
+		b = kbin.AppendInt16(b, version)
+		b = kbin.AppendInt32(b, 1)
+		return kbin.AppendNullableString(b, nil)
+	}
+	cases := []struct {
+		name string
+		send func(rc *rawConn)
+		log  string
+	}{
+		{"oversized", func(rc *rawConn) {
+			rc.nc.Write(binary.BigEndian.AppendUint32(nil, 1<<30))
+		}, "request size out of bounds"},
+		{"negative size", func(rc *rawConn) {
+			rc.nc.Write([]byte{0xff, 0xff, 0xff, 0xff})
+		}, "request size out of bounds"},
+		{"truncated header", func(rc *rawConn) {
+			rc.writeFrame([]byte{0, 3, 0, 1, 0, 0, 0, 1, 0})
+		}, "cut short"},
+		{"malformed body", func(rc *rawConn) {
+			// Metadata v1 with an array length far beyond the body.
+			rc.writeFrame(append(header(3, 1), 0x7f, 0xff, 0xff, 0xff, 1))
+		}, "malformed Metadata v1 request"},
+		{"unknown API", func(rc *rawConn) {
+			rc.writeFrame(header(9999, 0))
+		}, "unsupported API key 9999"},
+		{"version without an error field", func(rc *rawConn) {
+			rc.writeFrame(append(header(kmsg.Fetch.Int16(), 3), make([]byte, 64)...))
+		}, "Fetch version 3 is not supported"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := ts.raw()
+			tc.send(rc)
+			if !rc.closed() {
+				t.Fatal("connection still open")
+			}
+			waitFor(t, "the log line", func() bool { return logsContain(ts, tc.log) })
+		})
+	}
+	// The server still serves.
+	rc := ts.raw()
+	if resp := rc.request(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse); len(resp.Brokers) != 1 {
+		t.Fatalf("metadata after bad requests: %+v", resp)
+	}
+}
+
+func TestUnsupportedVersions(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.raw()
+	// An ApiVersions newer than the server's: a v0 answer with the error
+	// and the list, so that the client retries.
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 5
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "t", "1"
+	rc.corr++
+	var body []byte
+	body = kbin.AppendInt16(body, av.Key())
+	body = kbin.AppendInt16(body, 5)
+	body = kbin.AppendInt32(body, rc.corr)
+	body = kbin.AppendNullableString(body, nil)
+	body = append(body, 0)
+	rc.writeFrame(av.AppendTo(body))
+	v0 := kmsg.NewPtrApiVersionsRequest()
+	resp, err := rc.read(v0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ar := resp.(*kmsg.ApiVersionsResponse); ar.ErrorCode != kerr.UnsupportedVersion.Code || len(ar.ApiKeys) == 0 {
+		t.Fatalf("ApiVersions v5: code %d, %d keys", ar.ErrorCode, len(ar.ApiKeys))
+	}
+	// Produce is advertised from v0 (librdkafka needs that for
+	// compression) but v0-2 are refused when they arrive.
+	av = kmsg.NewPtrApiVersionsRequest()
+	av.Version = 3
+	av.ClientSoftwareName, av.ClientSoftwareVersion = "t", "1"
+	ar := rc.request(av).(*kmsg.ApiVersionsResponse)
+	for _, k := range ar.ApiKeys {
+		if k.ApiKey == kmsg.Produce.Int16() && k.MinVersion != 0 {
+			t.Errorf("Produce advertised from v%d, want v0", k.MinVersion)
+		}
+	}
+	// A version above the supported range gets the error code where the
+	// response has one.
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 13
+	if mr := rc.request(md).(*kmsg.MetadataResponse); mr.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("Metadata v13: code %d", mr.ErrorCode)
+	}
+}
+
+func TestIdleConnectionsTimeOut(t *testing.T) {
+	ts := startServer(t, &Options{IdleTimeout: 100 * time.Millisecond})
+	rc := ts.raw()
+	rc.request(kmsg.NewPtrMetadataRequest())
+	if !rc.closed() {
+		t.Fatal("idle connection not closed")
+	}
+	waitFor(t, "the log line", func() bool { return logsContain(ts, "closing idle connection") })
+}
+
+func TestManyClientsAtOnce(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("many", 4)
+	const clients, each = 24, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Go(func() {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(ts.addr), kgo.DefaultProduceTopic("many"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer cl.Close()
+			var recs []*kgo.Record
+			for j := range each {
+				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprint(i, j)), Value: []byte("v")})
+			}
+			errs <- cl.ProduceSync(context.Background(), recs...).FirstErr()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := ts.client(kgo.ConsumeTopics("many"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if got := pollN(t, cl, clients*each); len(got) != clients*each {
+		t.Fatalf("consumed %d records, want %d", len(got), clients*each)
+	}
+	if st := ts.srv.Stats(); st.ConnectionsAccepted < clients || st.ProducedRecords != clients*each {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("sd", 1)
+	var events []RequestEvent
+	var mu sync.Mutex
+	ts.srv.opts.OnRequest = func(e RequestEvent) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}
+	// A long-polling fetch is in flight when the server shuts down: it is
+	// answered (empty), not cut off.
+	rc := ts.raw()
+	fr := kmsg.NewPtrFetchRequest()
+	fr.Version = 11
+	fr.MaxWaitMillis = 60000
+	fr.MinBytes = 1
+	fr.MaxBytes = 1 << 20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "sd"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	fr.Topics = append(fr.Topics, ft)
+	got := make(chan error, 1)
+	go func() {
+		rc.corr++
+		var body []byte
+		body = kbin.AppendInt16(body, fr.Key())
+		body = kbin.AppendInt16(body, fr.Version)
+		body = kbin.AppendInt32(body, rc.corr)
+		body = kbin.AppendNullableString(body, nil)
+		rc.writeFrame(fr.AppendTo(body))
+		_, err := rc.read(fr)
+		got <- err
+	}()
+	waitFor(t, "the fetch to be waiting", func() bool { return ts.srv.waitingFetches.Load() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the in-flight fetch was not answered: %v", err)
+	}
+	if !rc.closed() {
+		t.Fatal("connection open after shutdown")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) == 0 || events[len(events)-1].API != "Fetch" {
+		t.Fatalf("OnRequest events %+v", events)
+	}
+}

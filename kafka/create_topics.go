@@ -1,0 +1,83 @@
+package kafka
+
+import (
+	"errors"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// CreateTopics: v0-7, with the partition count (-1: Options.
+// DefaultPartitions) and the configs of configs.go. Replication factor
+// -1 or 1 only; explicit replica assignments are refused.
+
+func init() { supports(kmsg.CreateTopics, 0, 7) }
+
+func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	seen := map[string]bool{}
+	for _, t := range req.Topics {
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic = t.Topic
+		fail := func(code int16, msg string) {
+			rt.ErrorCode, rt.ErrorMessage = code, &msg
+		}
+		cfg := runnel.TopicConfig{Partitions: int(t.NumPartitions)}
+		if t.NumPartitions == -1 {
+			cfg.Partitions = c.s.opts.DefaultPartitions
+		}
+		var cfgErr error
+		for _, kv := range t.Configs {
+			if cfgErr = applyTopicConfig(&cfg, kv.Name, kv.Value); cfgErr != nil {
+				break
+			}
+		}
+		switch {
+		case seen[t.Topic]:
+			fail(kerr.InvalidRequest.Code, "topic named twice in one request")
+		case cfg.Partitions < 1:
+			fail(kerr.InvalidPartitions.Code, "the partition count must be at least 1")
+		case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
+			fail(kerr.InvalidReplicationFactor.Code, "runnel is one broker: replication factor 1 (or -1)")
+		case len(t.ReplicaAssignment) > 0:
+			fail(kerr.InvalidReplicaAssignment.Code, "replica assignments are not supported")
+		case cfgErr != nil:
+			fail(kerr.InvalidConfig.Code, cfgErr.Error())
+		case req.ValidateOnly:
+			if _, err := c.s.log.DescribeTopic(t.Topic); err == nil {
+				fail(kerr.TopicAlreadyExists.Code, "topic exists")
+			} else if !errors.Is(err, runnel.ErrTopicNotFound) {
+				fail(topicErrorCode(err), err.Error())
+			}
+		default:
+			if err := c.s.log.CreateTopic(t.Topic, cfg); err != nil {
+				code := topicErrorCode(err)
+				if errors.Is(err, runnel.ErrInvalidArgument) {
+					code = kerr.InvalidConfig.Code
+				}
+				fail(code, err.Error())
+			} else {
+				c.s.opts.Logger.Info("kafka: topic created", "topic", t.Topic, "partitions", cfg.Partitions)
+			}
+		}
+		seen[t.Topic] = true
+		if rt.ErrorCode == 0 {
+			rt.NumPartitions, rt.ReplicationFactor = int32(cfg.Partitions), 1
+			if info, err := c.s.log.DescribeTopic(t.Topic); err == nil {
+				cfg = info.Config
+			}
+			for _, tc := range c.s.topicConfigs(cfg) {
+				rc := kmsg.NewCreateTopicsResponseTopicConfig()
+				rc.Name, rc.Value, rc.ReadOnly = tc.name, kmsg.StringPtr(tc.value), tc.readOnly
+				rc.Source = int8(kmsg.ConfigSourceDefaultConfig)
+				if tc.isSet {
+					rc.Source = int8(kmsg.ConfigSourceDynamicTopicConfig)
+				}
+				rt.Configs = append(rt.Configs, rc)
+			}
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

@@ -1,0 +1,26 @@
+package kafka
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// DeleteTopics: v0-5 (by name). runnel.Log.DeleteTopic removes the data at
+// once; producers and consumers of the topic in other processes fail on
+// their next use.
+
+func init() { supports(kmsg.DeleteTopics, 0, 5) }
+
+func (c *conn) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	for _, name := range req.TopicNames {
+		rt := kmsg.NewDeleteTopicsResponseTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		if err := c.s.log.DeleteTopic(name); err != nil {
+			rt.ErrorCode = topicErrorCode(err)
+			msg := err.Error()
+			rt.ErrorMessage = &msg
+		} else {
+			c.s.opts.Logger.Info("kafka: topic deleted", "topic", name)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

@@ -1,0 +1,90 @@
+// Package kafka serves a runnel Log over the Kafka protocol, so that Kafka
+// clients in any language — kcat, librdkafka, franz-go, the Java client —
+// produce to and consume from a runnel directory. It is one more user of
+// the Log: native producers and consumers in this and other processes keep
+// working on the same directory at the same time. The runnel command's
+// "runnel serve" is this package behind a flag set.
+//
+// # Basics
+//
+//	l, err := runnel.Open("data", &runnel.Options{MaxBatchBytes: 16 << 20})
+//	ln, err := net.Listen("tcp", "127.0.0.1:9092")
+//	err = kafka.Serve(ctx, l, ln, nil) // until ctx ends; then a graceful stop
+//
+// or, to control the server's life yourself, NewServer, Server.Serve and
+// Server.Shutdown. Open the Log with a MaxBatchBytes that holds a whole
+// client batch decompressed (16 MiB, the most runnel allows, is what runnel
+// serve uses): each produced batch is stored as one frame, and a larger
+// one is refused with MESSAGE_TOO_LARGE.
+//
+// # The cluster
+//
+// The server is a one-broker cluster: node 0 leads every partition of
+// every topic, with leader epoch 0, and is the group coordinator. Its
+// cluster id is made once and kept in the directory (kafka/cluster.id).
+// Topics are addressed by name: every API is offered up to the last
+// version that uses topic names (Fetch 12, Produce 12, Metadata 12, …), so
+// clients never need topic ids, and Metadata reports them as zero.
+//
+// # Records
+//
+// A record's key, value (nil and empty kept apart), headers and timestamp
+// cross both ways unchanged, except that Kafka timestamps are
+// milliseconds: a record written by the Go API with a finer timestamp is
+// read over Kafka truncated to the millisecond. A produced batch is
+// decompressed (gzip, snappy raw or xerial-framed, lz4, zstd), bounded by
+// the largest frame runnel stores, and stored as one frame: its records
+// get consecutive offsets and are committed together. Fetches return
+// uncompressed batches.
+//
+// # Acknowledgements
+//
+// acks=-1 (all) is acknowledged as the Log's Durability says: in a
+// Durable Log, after the fdatasync. acks=1 is acknowledged once the batch
+// is committed and visible to every process (runnel.AckCommitted). acks=0
+// gets no response. Idempotent producers (InitProducerId) have their
+// sequence numbers checked per producer id and partition; a retried batch
+// is acknowledged with its original offsets and never stored twice; a gap
+// is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. This state is kept in
+// memory for a day after a producer's last batch; it does not survive a
+// restart of the server. Transactions are not offered.
+//
+// # Groups
+//
+// Kafka consumer group G is runnel group G. Each Kafka member is, for
+// every topic it subscribes to, a member of runnel group G (named
+// "kafka/<member id>" in runnel.Log.DescribeGroup); runnel's byte-range
+// locks decide which partitions it owns, among all the group's members —
+// native consumers in any process, Kafka members of this server and of
+// other servers on the same directory — and SyncGroup gives each Kafka
+// member exactly those partitions (the group leader's own assignment is
+// not used). When runnel moves a partition (a native member joined or
+// died), the server starts a Kafka rebalance, and it releases a partition
+// a Kafka member is losing only after that member was given an
+// assignment without it and joined again — what a client does only after
+// it stopped reading the partition — so a Kafka member and another
+// member never own one partition at once. OffsetCommit writes runnel's
+// committed offsets through the member's runnel membership, which
+// refuses a partition the member does not own; OffsetFetch, DescribeGroup,
+// ResetGroupOffsets and native members all see the same offsets.
+//
+// Group protocols other than "consumer" (Kafka Connect's, for example) are
+// coordinated as a Kafka broker does, with the leader's assignment.
+//
+// # Security and bad input
+//
+// The server listens where it is told; runnel serve defaults to
+// 127.0.0.1. Options.TLS makes every connection TLS, and
+// Options.Credentials requires SASL PLAIN or SCRAM-SHA-256 before any
+// request but ApiVersions. A request larger than Options.MaxRequestBytes,
+// or one that does not decode, closes its connection with a log line;
+// request decoding is bounded by the request's size (every array length
+// is checked against the bytes left) and decompression by the largest
+// frame. Idle connections are closed after Options.IdleTimeout.
+//
+// # Metrics
+//
+// Server.Stats counts connections, requests, and produced and fetched
+// records and bytes; Options.OnRequest is called once per request with
+// its API, version, first error code, duration and sizes.
+package kafka

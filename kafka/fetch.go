@@ -1,0 +1,413 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Fetch: v4-12, sessionless (every request is a full fetch; the response's
+// session id 0 tells clients so). Records are read with a runnel Consumer
+// per connection and topic, kept between requests: a client fetching on
+// where it stopped costs no seek. A fetch with too little data waits on
+// runnel's wake-ups (the kernel wakes it when any process appends) until
+// MinBytes arrived or MaxWaitMillis passed. Each partition's records go out
+// as one uncompressed RecordBatch.
+
+func init() { supports(kmsg.Fetch, 4, 12) }
+
+// Bounds on a consumer's read size per partition and poll.
+const (
+	minPollBytes = 4 << 10
+	maxPollBytes = 16 << 20
+)
+
+// fetchSession is a connection's consumers, one per topic it fetches,
+// and the buffers its responses are built in. A fetch runs only after
+// the previous response was written (conn.barrier), so the buffers are
+// free again by then.
+type fetchSession struct {
+	topics map[string]*fetchTopic
+	bufs   [][]byte // record-batch buffers, reused
+	used   int      // bufs handed out by this fetch
+}
+
+// buffer returns a reusable buffer for one partition's records.
+func (fs *fetchSession) buffer() []byte {
+	if fs.used == len(fs.bufs) {
+		fs.bufs = append(fs.bufs, nil)
+	}
+	b := fs.bufs[fs.used][:0]
+	fs.used++
+	return b
+}
+
+// keep takes a buffer back after the fetch, if it is not too large.
+func (fs *fetchSession) keep(i int, b []byte) {
+	if cap(b) <= maxKeptBuffer {
+		fs.bufs[i] = b[:0]
+	}
+}
+
+type fetchTopic struct {
+	cons    *runnel.Consumer
+	parts   []int // partitions the consumer reads, sorted
+	maxPoll int
+
+	// Per partition, from the last look at the disk (finishFetch).
+	starts, ends []int64
+	described    time.Time
+}
+
+func (fs *fetchSession) close() {
+	for name, ft := range fs.topics {
+		ft.cons.Close()
+		delete(fs.topics, name)
+	}
+}
+
+// fetchPart is one requested partition's progress through a fetch.
+type fetchPart struct {
+	resp   *kmsg.FetchResponseTopicPartition
+	offset int64 // next offset the response should hold
+	max    int   // PartitionMaxBytes
+	batch  batchBuilder
+	slot   int  // its buffer's index in the session
+	failed bool // an error code is set: ignore its records
+}
+
+// fetchTopicReq is one requested topic's consumer and partitions.
+type fetchTopicReq struct {
+	name  string
+	ft    *fetchTopic
+	parts map[int]*fetchPart
+}
+
+func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if req.Version >= 7 && req.SessionID != 0 {
+		// Sessions are never created, so a client naming one is confused.
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp
+	}
+	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	c.fetch.used = 0
+	var topics []*fetchTopicReq
+	for _, t := range req.Topics {
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = t.Topic
+		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, len(t.Partitions))
+		tr := &fetchTopicReq{name: t.Topic, parts: map[int]*fetchPart{}}
+		for i, p := range t.Partitions {
+			rp := &rt.Partitions[i]
+			*rp = kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			// Empty, not null: librdkafka refuses a null record set.
+			rp.RecordBatches = []byte{}
+			fp := &fetchPart{resp: rp, offset: p.FetchOffset, max: int(p.PartitionMaxBytes)}
+			fp.batch.buf, fp.slot = c.fetch.buffer(), c.fetch.used-1
+			if _, dup := tr.parts[int(p.Partition)]; dup || p.Partition < 0 {
+				rp.ErrorCode, fp.failed = kerr.InvalidRequest.Code, true
+				continue
+			}
+			tr.parts[int(p.Partition)] = fp
+		}
+		resp.Topics = append(resp.Topics, rt)
+		topics = append(topics, tr)
+	}
+	for _, tr := range topics {
+		c.prepareFetch(tr)
+	}
+
+	// Gather until MinBytes or the deadline; the first pass never waits.
+	total, maxBytes := 0, int(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = 1 << 30
+	}
+	for pass := 0; ; pass++ {
+		ctx, cancel := context.WithDeadline(c.s.ctx, deadline)
+		total += c.pollTopics(ctx, topics, pass > 0, maxBytes-total)
+		cancel()
+		if total >= int(req.MinBytes) || total >= maxBytes || time.Now().After(deadline) || c.s.ctx.Err() != nil {
+			break
+		}
+	}
+	for _, tr := range topics {
+		c.finishFetch(tr)
+	}
+	return resp
+}
+
+// prepareFetch sets up the topic's consumer for the requested partitions
+// and moves each to its fetch offset.
+func (c *conn) prepareFetch(tr *fetchTopicReq) {
+	var want []int
+	maxPoll := minPollBytes
+	for p, fp := range tr.parts {
+		want = append(want, p)
+		maxPoll = max(maxPoll, min(fp.max, maxPollBytes))
+	}
+	slices.Sort(want)
+	if len(want) == 0 {
+		return
+	}
+	fs := &c.fetch
+	ft := fs.topics[tr.name]
+	if ft != nil && (!slices.Equal(ft.parts, want) || ft.maxPoll != maxPoll) {
+		ft.cons.Close()
+		ft = nil
+	}
+	if ft == nil {
+		if nparts, err := c.s.partitionCount(tr.name); err != nil {
+			tr.failAll(topicErrorCode(err))
+			return
+		} else if want[len(want)-1] >= nparts {
+			for _, p := range want {
+				if p >= nparts {
+					tr.fail(p, kerr.UnknownTopicOrPartition.Code)
+				}
+			}
+			if want = want[:slices.IndexFunc(want, func(p int) bool { return p >= nparts })]; len(want) == 0 {
+				return
+			}
+		}
+		cons, err := c.s.log.Consumer(tr.name, &runnel.ConsumerOptions{Partitions: want, Start: runnel.Earliest, MaxPollBytes: maxPoll})
+		if err != nil {
+			tr.failAll(topicErrorCode(err))
+			return
+		}
+		ft = &fetchTopic{cons: cons, parts: want, maxPoll: maxPoll}
+		if fs.topics == nil {
+			fs.topics = map[string]*fetchTopic{}
+		}
+		fs.topics[tr.name] = ft
+	}
+	tr.ft = ft
+	for _, p := range want {
+		fp := tr.parts[p]
+		if fp.failed || ft.cons.Position(p) == fp.offset {
+			continue
+		}
+		if err := ft.cons.Seek(p, runnel.AtOffset(fp.offset)); err != nil {
+			code := topicErrorCode(err)
+			if errors.Is(err, runnel.ErrOutOfRange) {
+				code = kerr.OffsetOutOfRange.Code
+			}
+			tr.fail(p, code)
+		}
+	}
+}
+
+// pollTopics reads what the topics' consumers have, waiting (until ctx
+// ends) for the first data if wait is set, and gathers up to room bytes
+// into the partitions' record lists. It returns the bytes gathered.
+func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait bool, room int) int {
+	var live []*fetchTopicReq
+	for _, tr := range topics {
+		if tr.ft != nil && tr.pending() {
+			live = append(live, tr)
+		}
+	}
+	if len(live) == 0 {
+		if wait {
+			c.s.waitingFetches.Add(1)
+			<-ctx.Done() // nothing can arrive: wait out MaxWait as Kafka does
+			c.s.waitingFetches.Add(-1)
+		}
+		return 0
+	}
+	results := make([][]runnel.Record, len(live))
+	errs := make([]error, len(live))
+	if wait {
+		c.s.waitingFetches.Add(1)
+		defer c.s.waitingFetches.Add(-1)
+	}
+	switch {
+	case !wait:
+		for i, tr := range live {
+			results[i], errs[i] = tr.ft.cons.TryPoll()
+		}
+	case len(live) == 1:
+		results[0], errs[0] = live[0].ft.cons.Poll(ctx)
+	default:
+		// One waiter per topic; the first to get records ends the others'
+		// waits, and whatever they got as well is kept.
+		wctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for i, tr := range live {
+			wg.Go(func() {
+				results[i], errs[i] = tr.ft.cons.Poll(wctx)
+				if len(results[i]) > 0 {
+					cancel()
+				}
+			})
+		}
+		wg.Wait()
+		cancel()
+	}
+	got := 0
+	for i, tr := range live {
+		if err := errs[i]; err != nil && ctx.Err() == nil || err != nil && !isCtxErr(err) {
+			c.fetchFailed(tr, err)
+		}
+		got += tr.gather(results[i], room-got)
+	}
+	return got
+}
+
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// fetchFailed marks the partitions a consumer error is about: the one a
+// corruption names, else all of the topic's. The consumer is dropped.
+func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
+	c.s.opts.Logger.Warn("kafka: fetch failed", "topic", tr.name, "remote", c.remote, "err", err)
+	code := topicErrorCode(err)
+	var ce *runnel.CorruptError
+	if errors.As(err, &ce) {
+		if p, perr := strconv.Atoi(filepath.Base(filepath.Dir(ce.Path))); perr == nil && tr.parts[p] != nil {
+			tr.fail(p, code)
+		} else {
+			tr.failAll(code)
+		}
+	} else {
+		tr.failAll(code)
+	}
+	tr.ft.cons.Close()
+	delete(c.fetch.topics, tr.name)
+	tr.ft = nil
+}
+
+// gather copies the records that continue each partition's response, as
+// long as they fit in room and the partition's limit. The first record of
+// a response is taken whatever its size, so that a client always makes
+// progress. It returns the bytes taken.
+func (tr *fetchTopicReq) gather(recs []runnel.Record, room int) int {
+	taken := 0
+	for i := range recs {
+		r := &recs[i]
+		fp := tr.parts[r.Partition]
+		if fp == nil || fp.failed || r.Offset != fp.offset {
+			continue
+		}
+		before := fp.batch.size()
+		if before > 0 && (before >= fp.max || taken >= room) {
+			continue
+		}
+		fp.batch.add(r)
+		fp.offset++
+		taken += fp.batch.size() - before
+	}
+	return taken
+}
+
+// pending reports whether any partition can still take records.
+func (tr *fetchTopicReq) pending() bool {
+	for _, fp := range tr.parts {
+		if !fp.failed && fp.batch.size() < fp.max {
+			return true
+		}
+	}
+	return false
+}
+
+func (tr *fetchTopicReq) fail(p int, code int16) {
+	if fp := tr.parts[p]; fp != nil && !fp.failed {
+		fp.failed, fp.resp.ErrorCode = true, code
+	}
+}
+
+func (tr *fetchTopicReq) failAll(code int16) {
+	for p := range tr.parts {
+		tr.fail(p, code)
+	}
+}
+
+// finishFetch encodes each partition's records and fills in its offsets.
+//
+// Looking the partitions' ends up on disk costs a walk from the last
+// index entry, so a partition that returns records reports, as its high
+// watermark, the furthest offset its consumer has read: data that
+// certainly exists, past every record returned, so a client never takes
+// it for the end while records follow. Only a partition with nothing to
+// return (the client is at the end, or thinks so) gets its exact end,
+// which is what tells it that it has reached the end. The log start
+// offset, which clients only report, is refreshed at most every second
+// while records flow.
+func (c *conn) finishFetch(tr *fetchTopicReq) {
+	if tr.ft == nil && !tr.anyOK() {
+		return
+	}
+	ft := tr.ft
+	exact := ft == nil || time.Since(ft.described) > time.Second
+	for _, fp := range tr.parts {
+		exact = exact || !fp.failed && fp.batch.count == 0
+	}
+	if exact {
+		info, err := c.s.log.DescribeTopic(tr.name)
+		if err != nil {
+			tr.failAll(topicErrorCode(err))
+			return
+		}
+		if ft != nil {
+			ft.starts, ft.ends, ft.described = ft.starts[:0], ft.ends[:0], time.Now()
+			for _, pi := range info.Partitions {
+				ft.starts = append(ft.starts, pi.StartOffset)
+				ft.ends = append(ft.ends, pi.NextOffset)
+			}
+		} else {
+			for p, fp := range tr.parts {
+				if !fp.failed && p < len(info.Partitions) {
+					pi := info.Partitions[p]
+					fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = pi.NextOffset, pi.NextOffset, pi.StartOffset
+				}
+			}
+			return
+		}
+	}
+	for p, fp := range tr.parts {
+		if fp.failed || p >= len(ft.ends) {
+			continue
+		}
+		// Never less than what was read: the end may have moved on
+		// since it was looked up.
+		hwm := max(ft.ends[p], fp.offset, ft.cons.Position(p))
+		ft.ends[p] = hwm
+		fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = hwm, hwm, ft.starts[p]
+		b := fp.batch.finish()
+		c.fetch.keep(fp.slot, fp.batch.buf)
+		if b != nil {
+			fp.resp.RecordBatches = b
+			c.s.stats.fetchedRecords.Add(int64(fp.batch.count))
+			c.s.stats.fetchedBytes.Add(int64(len(fp.resp.RecordBatches)))
+		}
+	}
+}
+
+func (tr *fetchTopicReq) anyOK() bool {
+	for _, fp := range tr.parts {
+		if !fp.failed {
+			return true
+		}
+	}
+	return false
+}
+
+// partitionCount returns a topic's partition count.
+func (s *Server) partitionCount(topic string) (int, error) {
+	h, err := s.topics.get(topic)
+	if err != nil {
+		return 0, err
+	}
+	return h.partitions, nil
+}

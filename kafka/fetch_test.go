@@ -1,0 +1,170 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// pollN consumes n records with cl, failing the test after a generous
+// bound.
+func pollN(t *testing.T, cl *kgo.Client, n int) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %d of %d records: %v", len(out), n, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			t.Fatalf("fetch %s/%d: %v", topic, p, err)
+		})
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+// produceNative stores records with the Go API, one per partition in
+// turn, and returns them as stored.
+func produceNative(t *testing.T, l *runnel.Log, topic string, recs []runnel.Record) []runnel.Record {
+	t.Helper()
+	p, err := l.Producer(topic, &runnel.ProducerOptions{Partitioner: runnel.ManualPartitioner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var out []runnel.Record
+	for _, r := range recs {
+		pos, err := p.Send(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Partition, r.Offset = pos.Partition, pos.Offset
+		out = append(out, r)
+	}
+	return out
+}
+
+// fromKafka is what the Go API's record looks like after a trip through
+// a Kafka client: timestamps in milliseconds.
+func fromKafka(r *kgo.Record) runnel.Record {
+	return asNative(r)
+}
+
+func nativeSample(n int) []runnel.Record {
+	base := time.Unix(1_700_000_000, 123_456_789)
+	var recs []runnel.Record
+	for i := range n {
+		r := runnel.Record{Time: base.Add(time.Duration(i) * time.Millisecond)}
+		switch i % 3 {
+		case 0:
+			r.Key, r.Value = []byte(fmt.Sprint(i)), []byte("value")
+		case 1:
+			r.Key, r.Value = nil, []byte{}
+			r.Headers = []runnel.Header{{Key: "a", Value: []byte("1")}, {Key: "n", Value: nil}, {Key: "e", Value: []byte{}}}
+		case 2:
+			r.Key, r.Value = []byte{}, nil
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+func TestNativeRecordsReachKafkaUnchanged(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("native", 1)
+	want := produceNative(t, ts.log, "native", nativeSample(30))
+	for i := range want {
+		// Kafka carries milliseconds.
+		want[i].Time = time.UnixMilli(want[i].Time.UnixMilli())
+	}
+	cl := ts.client(kgo.ConsumeTopics("native"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got []runnel.Record
+	for _, r := range pollN(t, cl, len(want)) {
+		got = append(got, fromKafka(r))
+	}
+	if diff := cmp.Diff(want, got, nilAware, timeEqual); diff != "" {
+		t.Errorf("records read over Kafka differ (-want +got):\n%s", diff)
+	}
+}
+
+func TestConsumeFromEarliestLatestAndTime(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("c", 3)
+	first := produceNative(t, ts.log, "c", []runnel.Record{
+		{Value: []byte("p0-a"), Partition: 0, Time: time.UnixMilli(1000)},
+		{Value: []byte("p1-a"), Partition: 1, Time: time.UnixMilli(2000)},
+		{Value: []byte("p2-a"), Partition: 2, Time: time.UnixMilli(3000)},
+		{Value: []byte("p0-b"), Partition: 0, Time: time.UnixMilli(4000)},
+	})
+
+	t.Run("earliest", func(t *testing.T) {
+		cl := ts.client(kgo.ConsumeTopics("c"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if got := pollN(t, cl, len(first)); len(got) != len(first) {
+			t.Fatalf("got %d records, want %d", len(got), len(first))
+		}
+	})
+	t.Run("time", func(t *testing.T) {
+		cl := ts.client(kgo.ConsumeTopics("c"), kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(2500)))
+		got := pollN(t, cl, 2)
+		values := map[string]bool{}
+		for _, r := range got {
+			values[string(r.Value)] = true
+		}
+		if !values["p2-a"] || !values["p0-b"] || len(got) != 2 {
+			t.Fatalf("from time 2500ms got %v, want p2-a and p0-b", values)
+		}
+	})
+	t.Run("latest", func(t *testing.T) {
+		cl := ts.client(kgo.ConsumeTopics("c"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+		// The client lists the end offsets before it fetches; records
+		// produced once it is fetching are the ones it must see.
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if fs := cl.PollFetches(ctx); len(fs.Records()) > 0 {
+			t.Fatalf("from latest got old records: %v", fs.Records())
+		}
+		cancel()
+		produceNative(t, ts.log, "c", []runnel.Record{{Value: []byte("new"), Partition: 1}})
+		got := pollN(t, cl, 1)
+		if string(got[0].Value) != "new" || got[0].Offset != 1 || got[0].Partition != 1 {
+			t.Fatalf("from latest got %q at %d/%d, want \"new\" at 1/1", got[0].Value, got[0].Partition, got[0].Offset)
+		}
+	})
+}
+
+// TestFetchWaitsForAppends checks long polling: a consumer at the end is
+// woken by an append, within its max wait.
+func TestFetchWaitsForAppends(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("w", 1)
+	cl := ts.client(kgo.ConsumeTopics("w"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(time.Minute))
+	got := make(chan []*kgo.Record, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var recs []*kgo.Record
+		for len(recs) == 0 && ctx.Err() == nil {
+			recs = cl.PollFetches(ctx).Records()
+		}
+		got <- recs
+	}()
+	// Let the fetch start waiting: the server has a consumer for it.
+	waitFor(t, "a fetch to wait", func() bool { return ts.srv.Stats().Requests > 2 })
+	time.Sleep(50 * time.Millisecond)
+	produceNative(t, ts.log, "w", []runnel.Record{{Value: []byte("wake")}})
+	select {
+	case recs := <-got:
+		if len(recs) == 0 || string(recs[0].Value) != "wake" {
+			t.Fatalf("got %q", recs[0].Value)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a waiting fetch was not woken by an append")
+	}
+}

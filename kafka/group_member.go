@@ -1,0 +1,419 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// runnelMember is a Kafka consumer-group member's side in runnel: for
+// each topic it subscribes to, a runnel group Consumer (auto-commit off)
+// that takes its share of the topic's partitions among all of the group's
+// live members — Kafka members of this and other servers, and native
+// members in any process — by runnel's byte-range locks.
+//
+// One goroutine (run) owns the Consumers: it lets each take or give up
+// partitions inside TryPoll every tick, and runs the member's commits.
+// The partitions a Consumer owns are what SyncGroup hands the Kafka
+// member. A partition runnel takes away (a native member joined) is not
+// released while the Kafka client may still be reading it: OnRevoked asks
+// for a Kafka rebalance and waits until the client was given an
+// assignment without it (or, for eager clients, rejoined, which means it
+// gave everything up), so a Kafka member and another member never own one
+// partition at once.
+type runnelMember struct {
+	g    *group
+	id   string
+	log  *runnel.Log
+	opts *Options
+
+	subs  chan []string // the latest subscription, for run
+	cmds  chan func(map[string]*runnel.Consumer)
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	errMu sync.Mutex
+	err   error // from closing the Consumers
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	topics   []string         // wanted (subscribed), sorted
+	open     []string         // topics with a Consumer, sorted
+	owned    map[string][]int // per topic: owned and not being revoked
+	revoking map[string][]int // per topic: owned, waiting for the client to let go
+	held     map[string][]int // per topic: what the Kafka client may be reading
+	given    map[string][]int // per topic: the last assignment SyncGroup gave
+	eager    bool             // the client gives everything up when it rejoins
+	gen      int32            // the current generation
+	givenGen int32            // the generation of the last assignment given
+	ticks    uint64           // completed ticks of run
+	genTick  uint64           // the first tick after the current generation began
+	closing  bool
+}
+
+// memberTick is how often a member's Consumers check the runnel group:
+// it bounds how soon a Kafka member notices a runnel member arriving or
+// dying (joins and clean leaves also wake it at once through the group's
+// word, which TryPoll checks).
+const memberTick = 10 * time.Millisecond
+
+func newRunnelMember(g *group, id string) (*runnelMember, error) {
+	rm := &runnelMember{
+		g: g, id: id, log: g.co.s.log, opts: &g.co.s.opts,
+		subs:     make(chan []string, 1),
+		cmds:     make(chan func(map[string]*runnel.Consumer)),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		owned:    map[string][]int{},
+		revoking: map[string][]int{},
+		held:     map[string][]int{},
+		given:    map[string][]int{},
+	}
+	rm.cond = sync.NewCond(&rm.mu)
+	go rm.run()
+	return rm, nil
+}
+
+// subscribe sets the topics from the member's protocol metadata (the
+// consumer protocol's ConsumerMemberMetadata, the same in every protocol a
+// client offers). It never blocks: run picks the list up.
+func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
+	var topics []string
+	cooperative := false
+	for i, p := range protocols {
+		if p.Name == "cooperative-sticky" {
+			cooperative = true
+		}
+		if i > 0 {
+			continue
+		}
+		var meta kmsg.ConsumerMemberMetadata
+		if err := meta.ReadFrom(p.Metadata); err == nil {
+			topics = meta.Topics
+		}
+	}
+	slices.Sort(topics)
+	topics = slices.Compact(topics)
+	rm.mu.Lock()
+	rm.topics = topics
+	rm.eager = !cooperative
+	// A client rejoins only after giving up what it lost: an eager one
+	// gives up everything, a cooperative one keeps its last assignment.
+	clear(rm.held)
+	if !rm.eager {
+		maps.Copy(rm.held, rm.given)
+	}
+	rm.cond.Broadcast()
+	rm.mu.Unlock()
+	select {
+	case <-rm.subs:
+	default:
+	}
+	rm.subs <- topics
+}
+
+// newGeneration notes that a generation began: SyncGroup answers from
+// ticks after it.
+func (rm *runnelMember) newGeneration(gen int32) {
+	rm.mu.Lock()
+	rm.gen = gen
+	rm.genTick = rm.ticks + 1
+	rm.mu.Unlock()
+}
+
+// close makes the member leave every runnel group; wait waits for it.
+func (rm *runnelMember) close() {
+	rm.once.Do(func() {
+		rm.mu.Lock()
+		rm.closing = true
+		rm.cond.Broadcast()
+		rm.mu.Unlock()
+		close(rm.stop)
+	})
+}
+
+func (rm *runnelMember) wait() error {
+	<-rm.done
+	rm.errMu.Lock()
+	defer rm.errMu.Unlock()
+	return rm.err
+}
+
+func (rm *runnelMember) run() {
+	defer close(rm.done)
+	cons := map[string]*runnel.Consumer{}
+	defer func() {
+		var errs []error
+		for _, c := range cons {
+			errs = append(errs, c.Close())
+		}
+		rm.errMu.Lock()
+		rm.err = errors.Join(errs...)
+		rm.errMu.Unlock()
+	}()
+	tick := time.NewTicker(memberTick)
+	defer tick.Stop()
+	var want []string
+	var lastTry time.Time
+	for {
+		select {
+		case <-rm.stop:
+			return
+		case want = <-rm.subs:
+			lastTry = time.Time{}
+		case f := <-rm.cmds:
+			f(cons)
+		case <-tick.C:
+		}
+		if time.Since(lastTry) > time.Second {
+			// A subscribed topic that does not exist yet is tried again
+			// every second.
+			lastTry = time.Now()
+			rm.reconcile(cons, want)
+		}
+		for topic, c := range cons {
+			if _, err := c.TryPoll(); err != nil && !errors.Is(err, runnel.ErrClosed) {
+				if errors.Is(err, runnel.ErrTopicNotFound) {
+					c.Close()
+					delete(cons, topic)
+					continue
+				}
+				// Reading is not this Consumer's job (the Kafka client
+				// fetches); only membership errors matter, and TryPoll
+				// returns those the same way: log them.
+				rm.opts.Logger.Debug("kafka: runnel group member", "group", rm.g.name, "topic", topic, "err", err)
+			}
+		}
+		rm.snapshot(cons)
+	}
+}
+
+// reconcile opens a Consumer for each wanted topic that has none and
+// closes those no longer wanted.
+func (rm *runnelMember) reconcile(cons map[string]*runnel.Consumer, want []string) {
+	for topic, c := range cons {
+		if !slices.Contains(want, topic) {
+			c.Close()
+			delete(cons, topic)
+		}
+	}
+	for _, topic := range want {
+		if cons[topic] != nil {
+			continue
+		}
+		c, err := rm.log.Consumer(topic, &runnel.ConsumerOptions{
+			Group:             rm.g.name,
+			MemberName:        "kafka/" + rm.id,
+			DisableAutoCommit: true,
+			MaxPollBytes:      minPollBytes,
+			OnAssigned:        func(c *runnel.Consumer, ps []int) { rm.assigned(topic, c, ps) },
+			OnRevoked:         func(c *runnel.Consumer, ps []int) { rm.revoked(topic, cons, ps) },
+		})
+		if err != nil {
+			if !errors.Is(err, runnel.ErrTopicNotFound) {
+				rm.opts.Logger.Warn("kafka: join runnel group", "group", rm.g.name, "topic", topic, "err", err)
+			}
+			continue
+		}
+		cons[topic] = c
+	}
+}
+
+// snapshot publishes what each Consumer owns, for SyncGroup.
+func (rm *runnelMember) snapshot(cons map[string]*runnel.Consumer) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	clear(rm.owned)
+	rm.open = rm.open[:0]
+	for topic, c := range cons {
+		rm.open = append(rm.open, topic)
+		rm.owned[topic] = slices.DeleteFunc(c.Partitions(), func(p int) bool { return slices.Contains(rm.revoking[topic], p) })
+	}
+	slices.Sort(rm.open)
+	rm.ticks++
+	rm.cond.Broadcast()
+}
+
+// assigned is OnAssigned: the member took partitions. The Kafka client
+// fetches by its own offsets, so the Consumer skips to the end instead of
+// reading what the client reads; and the client learns of the partitions
+// in a rebalance.
+func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
+	for _, p := range ps {
+		c.Seek(p, runnel.Latest)
+	}
+	// A SyncGroup still to come hands them out; one already answered
+	// did not, and the client learns of them in another rebalance.
+	rm.mu.Lock()
+	answered := rm.givenGen == rm.gen && rm.gen != 0
+	rm.mu.Unlock()
+	if answered {
+		rm.g.requestRebalance()
+	}
+}
+
+// revoked is OnRevoked: runnel is taking partitions away. It returns once
+// the Kafka client no longer holds them — it was given an assignment
+// without them and then joined again, which a client does only after it
+// stopped reading what it lost — running the member's commits meanwhile,
+// or when the member goes away.
+func (rm *runnelMember) revoked(topic string, cons map[string]*runnel.Consumer, ps []int) {
+	rm.mu.Lock()
+	if rm.closing {
+		rm.mu.Unlock()
+		return
+	}
+	rm.revoking[topic] = ps
+	rm.owned[topic] = slices.DeleteFunc(slices.Clone(rm.owned[topic]), func(p int) bool { return slices.Contains(ps, p) })
+	rm.mu.Unlock()
+	defer func() {
+		rm.mu.Lock()
+		delete(rm.revoking, topic)
+		rm.mu.Unlock()
+	}()
+	asked := false
+	for {
+		rm.mu.Lock()
+		held := slices.ContainsFunc(rm.held[topic], func(p int) bool { return slices.Contains(ps, p) })
+		closing := rm.closing
+		rm.mu.Unlock()
+		if !held || closing {
+			return
+		}
+		if !asked {
+			rm.g.requestRebalance()
+			asked = true
+		}
+		select {
+		case <-rm.stop:
+			return
+		case f := <-rm.cmds:
+			f(cons)
+		case <-time.After(memberTick):
+		}
+		// SyncGroup waits for ticks; this one counts as one.
+		rm.snapshot(cons)
+	}
+}
+
+// assignment waits (up to settle) until runnel's ownership is settled for
+// the generation gen began, records what it gives the client as held,
+// and returns it in the consumer protocol's encoding.
+func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
+	deadline := time.Now().Add(settle)
+	rm.mu.Lock()
+	for rm.ticks < rm.genTick+1 && !rm.closing && time.Now().Before(deadline) {
+		rm.waitLocked(deadline)
+	}
+	topics := slices.Clone(rm.topics)
+	rm.mu.Unlock()
+	for time.Now().Before(deadline) && !rm.settled(topics) {
+		time.Sleep(memberTick)
+	}
+	rm.mu.Lock()
+	given := rm.giveLocked()
+	rm.mu.Unlock()
+	var a kmsg.ConsumerMemberAssignment
+	for _, topic := range slices.Sorted(maps.Keys(given)) {
+		t := kmsg.ConsumerMemberAssignmentTopic{Topic: topic}
+		for _, p := range given[topic] {
+			t.Partitions = append(t.Partitions, int32(p))
+		}
+		a.Topics = append(a.Topics, t)
+	}
+	return a.AppendTo(nil)
+}
+
+// giveLocked makes the owned partitions (less those being revoked) the
+// client's assignment. Until the client joins again it may still read
+// what it had before, so those stay held too.
+func (rm *runnelMember) giveLocked() map[string][]int {
+	rm.givenGen = rm.gen
+	clear(rm.given)
+	for topic, ps := range rm.owned {
+		if len(ps) > 0 {
+			rm.given[topic] = slices.Clone(ps)
+			held := append(rm.held[topic], ps...)
+			slices.Sort(held)
+			rm.held[topic] = slices.Compact(held)
+		}
+	}
+	return maps.Clone(rm.given)
+}
+
+// waitLocked waits on rm.cond until woken or the deadline.
+func (rm *runnelMember) waitLocked(deadline time.Time) {
+	t := time.AfterFunc(time.Until(deadline), func() {
+		rm.mu.Lock()
+		rm.cond.Broadcast()
+		rm.mu.Unlock()
+	})
+	rm.cond.Wait()
+	t.Stop()
+}
+
+// settled reports whether every partition of the topics is owned by some
+// live member of the runnel group, and this member has a Consumer for
+// every topic that exists.
+func (rm *runnelMember) settled(topics []string) bool {
+	info, err := rm.log.DescribeGroup(rm.g.name)
+	if err != nil {
+		return false
+	}
+	rm.mu.Lock()
+	open := slices.Clone(rm.open)
+	rm.mu.Unlock()
+	for _, topic := range topics {
+		if !slices.Contains(open, topic) {
+			if _, err := rm.log.DescribeTopic(topic); err == nil {
+				return false // exists, but not joined yet
+			}
+			continue
+		}
+		i := slices.IndexFunc(info.Topics, func(gt runnel.GroupTopic) bool { return gt.Topic == topic })
+		if i < 0 {
+			return false
+		}
+		for _, gp := range info.Topics[i].Partitions {
+			if !gp.Owned {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// commit commits offsets (partition → next offset) for a topic through the
+// member's Consumer, which checks ownership. It runs on the member's
+// goroutine.
+func (rm *runnelMember) commit(ctx context.Context, topic string, offsets map[int]int64) error {
+	errc := make(chan error, 1)
+	f := func(cons map[string]*runnel.Consumer) {
+		c := cons[topic]
+		if c == nil {
+			errc <- fmt.Errorf("%w: member %s does not consume topic %s", runnel.ErrNotOwner, rm.id, topic)
+			return
+		}
+		errc <- c.CommitOffsets(ctx, offsets)
+	}
+	select {
+	case rm.cmds <- f:
+	case <-rm.done:
+		return runnel.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

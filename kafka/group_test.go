@@ -1,0 +1,374 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// groupOpts are fast group timings for tests (the server's minimum session
+// timeout is lowered to match).
+func groupOpts(group string, topics ...string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(1500 * time.Millisecond),
+		kgo.HeartbeatInterval(100 * time.Millisecond),
+		kgo.RebalanceTimeout(10 * time.Second),
+	}
+}
+
+var fastGroups = &Options{MinSessionTimeout: 100 * time.Millisecond}
+
+// tracked is a group member whose assignment the test follows through the
+// client's callbacks, and which consumes in the background.
+type tracked struct {
+	name string
+	cl   *kgo.Client
+	mu   sync.Mutex
+	own  map[int32]bool
+	seen map[string]int // record value → times consumed
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (ts *testServer) member(name string, extra []kgo.Opt, opts ...kgo.Opt) *tracked {
+	m := &tracked{name: name, own: map[int32]bool{}, seen: map[string]int{}, done: make(chan struct{})}
+	cbs := []kgo.Opt{
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { m.set(a, true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.set(r, false) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.set(r, false) }),
+		kgo.ClientID(name),
+	}
+	m.cl = ts.client(append(append(opts, cbs...), extra...)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	go func() {
+		defer close(m.done)
+		for ctx.Err() == nil {
+			fs := m.cl.PollFetches(ctx)
+			m.mu.Lock()
+			for _, r := range fs.Records() {
+				m.seen[string(r.Value)]++
+			}
+			m.mu.Unlock()
+		}
+	}()
+	ts.t.Cleanup(func() { m.halt() })
+	return m
+}
+
+// halt stops polling (the client stays a member until closed).
+func (m *tracked) halt() {
+	m.stop()
+	<-m.done
+}
+
+func (m *tracked) set(ps map[string][]int32, own bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, list := range ps {
+		for _, p := range list {
+			if own {
+				m.own[p] = true
+			} else {
+				delete(m.own, p)
+			}
+		}
+	}
+}
+
+func (m *tracked) owned() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ps []int32
+	for p := range m.own {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+func (m *tracked) consumed() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range m.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// balanced reports whether the members own disjoint partition sets that
+// cover 0..n-1, each within one of an even share.
+func balanced(n int, members ...*tracked) bool {
+	seen := map[int32]bool{}
+	for _, m := range members {
+		ps := m.owned()
+		if len(ps) < n/len(members) || len(ps) > (n+len(members)-1)/len(members) {
+			return false
+		}
+		for _, p := range ps {
+			if seen[p] {
+				return false
+			}
+			seen[p] = true
+		}
+	}
+	return len(seen) == n
+}
+
+// runnelOwners returns, per partition, the runnel member name that owns
+// it in group for topic ("" if none).
+func runnelOwners(t *testing.T, l *runnel.Log, group, topic string) []string {
+	t.Helper()
+	info, err := l.DescribeGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gt := range info.Topics {
+		if gt.Topic != topic {
+			continue
+		}
+		owners := make([]string, len(gt.Partitions))
+		for _, gm := range gt.Members {
+			for _, p := range gm.Partitions {
+				owners[p] = gm.Name
+			}
+		}
+		return owners
+	}
+	return nil
+}
+
+func produceSpread(t *testing.T, l *runnel.Log, topic string, partitions, perPartition int, tag string) {
+	t.Helper()
+	var recs []runnel.Record
+	for p := range partitions {
+		for i := range perPartition {
+			recs = append(recs, runnel.Record{Partition: p, Value: []byte(fmt.Sprintf("%s-%d-%d", tag, p, i))})
+		}
+	}
+	produceNative(t, l, topic, recs)
+}
+
+func TestGroupOfThreeRebalances(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	const parts = 6
+	ts.createTopic("g3", parts)
+	produceSpread(t, ts.log, "g3", parts, 20, "a")
+
+	a := ts.member("a", nil, groupOpts("g3grp", "g3")...)
+	b := ts.member("b", nil, groupOpts("g3grp", "g3")...)
+	// c's connections can be cut, to kill it without a LeaveGroup.
+	var connMu sync.Mutex
+	var conns []net.Conn
+	killed := false
+	dial := func(ctx context.Context, network, host string) (net.Conn, error) {
+		connMu.Lock()
+		defer connMu.Unlock()
+		if killed {
+			return nil, fmt.Errorf("killed")
+		}
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, host)
+		if err == nil {
+			conns = append(conns, nc)
+		}
+		return nc, err
+	}
+	c := ts.member("c", []kgo.Opt{kgo.Dialer(dial)}, groupOpts("g3grp", "g3")...)
+
+	waitFor(t, "three members to share six partitions", func() bool { return balanced(parts, a, b, c) })
+	waitFor(t, "every record consumed", func() bool {
+		// At least once: a record read just before its partition moved
+		// is read again by the new owner.
+		all := map[string]bool{}
+		for _, m := range []*tracked{a, b, c} {
+			for v := range m.consumed() {
+				all[v] = true
+			}
+		}
+		return len(all) == parts*20
+	})
+	// runnel agrees: each partition is owned by a Kafka member's runnel
+	// membership.
+	for p, owner := range runnelOwners(t, ts.log, "g3grp", "g3") {
+		if len(owner) < 6 || owner[:6] != "kafka/" {
+			t.Fatalf("partition %d owned by %q in runnel", p, owner)
+		}
+	}
+
+	// One leaves cleanly: the other two take its partitions.
+	b.halt()
+	b.cl.Close()
+	waitFor(t, "two members to share six partitions after a leave", func() bool { return balanced(parts, a, c) })
+
+	// One is killed: its connections close, no LeaveGroup; after its
+	// session timeout the last member has everything.
+	c.halt()
+	connMu.Lock()
+	killed = true
+	for _, nc := range conns {
+		nc.Close()
+	}
+	connMu.Unlock()
+	waitFor(t, "the last member to own every partition after a kill", func() bool {
+		return len(a.owned()) == parts
+	})
+	waitFor(t, "the session timeout to be logged", func() bool { return logsContain(ts, "session timed out") })
+
+	// New records all reach the survivor.
+	produceSpread(t, ts.log, "g3", parts, 5, "b")
+	waitFor(t, "new records consumed by the survivor", func() bool {
+		got := a.consumed()
+		for p := range parts {
+			for i := range 5 {
+				if got[fmt.Sprintf("b-%d-%d", p, i)] == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func TestGroupCommitsAreRunnelOffsets(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("co", 2)
+	produceSpread(t, ts.log, "co", 2, 10, "x")
+	cl := ts.client(append(groupOpts("cogrp", "co"), kgo.DisableAutoCommit())...)
+	recs := pollN(t, cl, 20)
+	if err := cl.CommitRecords(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	info, err := ts.log.DescribeGroup("cogrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gp := range info.Topics[0].Partitions {
+		if gp.Committed != 10 || gp.Lag != 0 {
+			t.Errorf("partition %d: runnel says committed %d lag %d, want 10 and 0", gp.Partition, gp.Committed, gp.Lag)
+		}
+	}
+	// The Kafka client reads them back too.
+	cl.Close()
+
+	// A native member resumes where the Kafka member stopped.
+	produceSpread(t, ts.log, "co", 2, 1, "y")
+	nc, err := ts.log.Consumer("co", &runnel.ConsumerOptions{Group: "cogrp", Start: runnel.Earliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var got []string
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(got) < 2 {
+		rs, err := nc.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			got = append(got, string(r.Value))
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"y-0-0", "y-1-0"}) {
+		t.Fatalf("native member resumed with %v, want only the two new records", got)
+	}
+}
+
+func TestGroupResetIsSeenByKafka(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("rs", 1)
+	produceSpread(t, ts.log, "rs", 1, 10, "r")
+	if _, err := ts.log.ResetGroupOffsets(context.Background(), "rsgrp", "rs", runnel.AtOffset(7), nil); err != nil {
+		t.Fatal(err)
+	}
+	cl := ts.client(groupOpts("rsgrp", "rs")...)
+	got := pollN(t, cl, 3)
+	if got[0].Offset != 7 {
+		t.Fatalf("Kafka member started at offset %d, want the reset offset 7", got[0].Offset)
+	}
+}
+
+func TestGroupMixedWithNativeMember(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	const parts = 4
+	ts.createTopic("mx", parts)
+	k := ts.member("k", nil, groupOpts("mxgrp", "mx")...)
+	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+
+	// A native member joins: the Kafka member must give up half, and the
+	// native one may only take a partition the Kafka client let go of.
+	var mu sync.Mutex
+	var overlap []int
+	native, err := ts.log.Consumer("mx", &runnel.ConsumerOptions{
+		Group: "mxgrp", Start: runnel.Earliest,
+		OnAssigned: func(_ *runnel.Consumer, ps []int) {
+			held := k.owned()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range ps {
+				// The server releases a partition only after the Kafka
+				// client was given an assignment without it and joined
+				// again, which it does after its revoke callback.
+				if slices.Contains(held, int32(p)) {
+					overlap = append(overlap, p)
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	polling := make(chan struct{})
+	defer func() {
+		cancel()
+		<-polling
+		native.Close()
+	}()
+	go func() {
+		defer close(polling)
+		for ctx.Err() == nil {
+			pctx, pcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			native.Poll(pctx)
+			pcancel()
+		}
+	}()
+	waitFor(t, "the partitions to be split between the Kafka and the native member", func() bool {
+		owners := runnelOwners(t, ts.log, "mxgrp", "mx")
+		kafka, nat := 0, 0
+		for _, o := range owners {
+			switch {
+			case len(o) > 6 && o[:6] == "kafka/":
+				kafka++
+			case o != "":
+				nat++
+			}
+		}
+		return kafka == 2 && nat == 2 && len(k.owned()) == 2
+	})
+	// What the Kafka client holds and what runnel says it owns agree, and
+	// the native member owns the rest.
+	owners := runnelOwners(t, ts.log, "mxgrp", "mx")
+	for _, p := range k.owned() {
+		if o := owners[p]; len(o) < 6 || o[:6] != "kafka/" {
+			t.Errorf("the Kafka client holds partition %d, runnel says %q owns it", p, o)
+		}
+	}
+	mu.Lock()
+	if len(overlap) > 0 {
+		t.Errorf("the native member took %v while the Kafka client still held them", overlap)
+	}
+	mu.Unlock()
+}

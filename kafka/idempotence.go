@@ -1,0 +1,166 @@
+package kafka
+
+import (
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Idempotent produce, as Kafka's brokers do it: each producer id (from
+// InitProducerId) numbers its batches per partition with consecutive
+// sequence numbers, and the server remembers, per producer and partition,
+// the last few batches it stored. A batch that repeats one of them is a
+// retry: it is acknowledged with the original offsets and not stored
+// again. A batch that skips ahead is refused (OUT_OF_ORDER_SEQUENCE_NUMBER)
+// so that nothing is stored out of order.
+//
+// The state lives in the server's memory: it spans client reconnects but
+// not a server restart, after which a producer's first batch per
+// partition is taken as is (as Kafka does for a producer it has no state
+// for).
+
+// seqWindow is how many batches are remembered per producer and
+// partition: Kafka's, and the most a client keeps in flight.
+const seqWindow = 5
+
+// producerIdleExpiry drops the state of a producer id not used for this
+// long (Kafka's producer.id.expiration.ms).
+const producerIdleExpiry = 24 * time.Hour
+
+type producerStates struct {
+	mu sync.Mutex
+	m  map[int64]*producerState
+}
+
+type producerState struct {
+	epoch    int16
+	lastUsed time.Time
+	parts    map[topicPartition]*seqState
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// seqState is one producer's recent batches on one partition, oldest
+// first.
+type seqState struct {
+	batches []*seqBatch
+}
+
+type seqBatch struct {
+	first, last int32
+	done        chan struct{} // closed when base and code are final
+	base        int64
+	code        int16
+}
+
+func (ps *producerStates) init() { ps.m = map[int64]*producerState{} }
+
+// register records a new producer id (or a new epoch of one) from
+// InitProducerId, and drops producers idle past the expiry.
+func (ps *producerStates) register(id int64, epoch int16) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := time.Now()
+	for pid, st := range ps.m {
+		if now.Sub(st.lastUsed) > producerIdleExpiry {
+			delete(ps.m, pid)
+		}
+	}
+	ps.m[id] = &producerState{epoch: epoch, lastUsed: now, parts: map[topicPartition]*seqState{}}
+}
+
+// epoch returns a known producer's current epoch.
+func (ps *producerStates) epoch(id int64) (int16, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	st := ps.m[id]
+	if st == nil {
+		return 0, false
+	}
+	return st.epoch, true
+}
+
+// begin checks a batch's producer epoch and sequence numbers. It returns
+// either an error code, or a retried batch to answer like (dup), or a new
+// batch to store, which the caller must end with finish.
+func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first, count int32) (b *seqBatch, dup bool, code int16) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	st := ps.m[id]
+	if st == nil {
+		st = &producerState{epoch: epoch, parts: map[topicPartition]*seqState{}}
+		ps.m[id] = st
+	}
+	st.lastUsed = time.Now()
+	switch {
+	case epoch < st.epoch:
+		return nil, false, kerr.InvalidProducerEpoch.Code
+	case epoch > st.epoch:
+		// A producer bumps its epoch to start its sequences over.
+		st.epoch = epoch
+		clear(st.parts)
+	}
+	// Sequences wrap to 0 after MaxInt32, as Kafka's do.
+	l := int64(first) + int64(count) - 1
+	if l > int64(maxSeq) {
+		l -= int64(maxSeq) + 1
+	}
+	last := int32(l)
+	ss := st.parts[tp]
+	if ss == nil {
+		ss = &seqState{}
+		st.parts[tp] = ss
+	}
+	for _, old := range ss.batches {
+		if old.first == first && old.last == last {
+			return old, true, 0
+		}
+	}
+	if n := len(ss.batches); n > 0 {
+		if want := nextSeq(ss.batches[n-1].last); first != want {
+			return nil, false, kerr.OutOfOrderSequenceNumber.Code
+		}
+	}
+	b = &seqBatch{first: first, last: last, done: make(chan struct{})}
+	ss.batches = append(ss.batches, b)
+	if len(ss.batches) > seqWindow {
+		ss.batches = ss.batches[1:]
+	}
+	return b, false, 0
+}
+
+// finish publishes a begun batch's outcome. A batch that failed is
+// forgotten, so that the client's retry is stored (once) rather than
+// answered with the failure.
+func (ps *producerStates) finish(id int64, tp topicPartition, b *seqBatch, base int64, code int16) {
+	ps.mu.Lock()
+	b.base, b.code = base, code
+	if code != 0 {
+		if st := ps.m[id]; st != nil {
+			if ss := st.parts[tp]; ss != nil {
+				for i, old := range ss.batches {
+					if old == b {
+						ss.batches = append(ss.batches[:i], ss.batches[i+1:]...)
+						break
+					}
+				}
+			}
+		}
+	}
+	ps.mu.Unlock()
+	close(b.done)
+}
+
+const maxSeq = int32(^uint32(0) >> 1)
+
+// nextSeq is the sequence number after seq.
+func nextSeq(seq int32) int32 {
+	if seq == maxSeq {
+		return 0
+	}
+	return seq + 1
+}

@@ -1,0 +1,47 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// InitProducerId: v0-4, for idempotent producers (see idempotence.go).
+// Transactions are not offered: a transactional id is refused. A producer
+// that sends its current id and epoch (v3+) gets the epoch bumped, which
+// starts its sequence numbers over.
+
+func init() { supports(kmsg.InitProducerID, 0, 4) }
+
+func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp
+	}
+	if req.ProducerID >= 0 && req.Version >= 3 {
+		epoch, ok := c.s.seqs.epoch(req.ProducerID)
+		switch {
+		case !ok || epoch != req.ProducerEpoch:
+			resp.ErrorCode = kerr.InvalidProducerEpoch.Code
+		case epoch == 1<<15-1:
+			// Epochs are exhausted: a new id starts over.
+		default:
+			c.s.seqs.register(req.ProducerID, epoch+1)
+			resp.ProducerID, resp.ProducerEpoch = req.ProducerID, epoch+1
+			return resp
+		}
+		if resp.ErrorCode != 0 {
+			return resp
+		}
+	}
+	id, err := c.s.pids.allocate()
+	if err != nil {
+		c.s.opts.Logger.Error("kafka: allocate producer id", "err", err)
+		resp.ErrorCode = kerr.KafkaStorageError.Code
+		return resp
+	}
+	c.s.seqs.register(id, 0)
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp
+}

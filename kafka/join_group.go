@@ -1,0 +1,299 @@
+package kafka
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// JoinGroup: v0-9; SyncGroup: v0-5; Heartbeat: v0-4; LeaveGroup: v0-5.
+// See group.go for the protocol. From v4 a new member first gets
+// MEMBER_ID_REQUIRED with its id, and joins again with it, as Kafka's
+// clients expect.
+
+func init() {
+	supports(kmsg.JoinGroup, 0, 9)
+	supports(kmsg.SyncGroup, 0, 5)
+	supports(kmsg.Heartbeat, 0, 4)
+	supports(kmsg.LeaveGroup, 0, 5)
+}
+
+var (
+	errUnknownMemberID   = kerr.UnknownMemberID.Code
+	errIllegalGeneration = kerr.IllegalGeneration.Code
+	errRebalancing       = kerr.RebalanceInProgress.Code
+)
+
+func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+	resp.MemberID = req.MemberID
+	fail := func(code int16) kmsg.Response {
+		resp.ErrorCode, resp.Generation = code, -1
+		return resp
+	}
+	opts := &c.s.opts
+	session := time.Duration(req.SessionTimeoutMillis) * time.Millisecond
+	rebalance := time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
+	if req.Version == 0 {
+		rebalance = session
+	}
+	switch {
+	case !c.s.validGroup(req.Group):
+		return fail(kerr.InvalidGroupID.Code)
+	case session < opts.MinSessionTimeout || session > opts.MaxSessionTimeout:
+		return fail(kerr.InvalidSessionTimeout.Code)
+	case req.ProtocolType == "" || len(req.Protocols) == 0:
+		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
+	g := c.s.groups.group(req.Group, true)
+	if g == nil {
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+	g.mu.Lock()
+	if g.state == stateDead {
+		g.mu.Unlock()
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+	if len(g.members) > 0 && !g.compatible(req) {
+		g.mu.Unlock()
+		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
+	m := g.members[req.MemberID]
+	switch {
+	case req.MemberID == "" && req.Version >= 4:
+		id := newMemberID(c.clientID)
+		g.pending[id] = true
+		g.mu.Unlock()
+		resp.MemberID = id
+		return fail(kerr.MemberIDRequired.Code)
+	case req.MemberID == "" || m == nil && g.pending[req.MemberID]:
+		id := req.MemberID
+		if id == "" {
+			id = newMemberID(c.clientID)
+		}
+		delete(g.pending, id)
+		m = &member{id: id}
+		if req.ProtocolType == consumerProtocol {
+			rn, err := newRunnelMember(g, id)
+			if err != nil {
+				g.mu.Unlock()
+				c.s.opts.Logger.Warn("kafka: join runnel group", "group", g.name, "err", err)
+				return fail(kerr.GroupMaxSizeReached.Code)
+			}
+			m.rn = rn
+		}
+		g.members[id] = m
+		g.order = append(g.order, id)
+		if len(g.members) == 1 {
+			g.protocolType = req.ProtocolType
+		}
+	case m == nil:
+		g.mu.Unlock()
+		return fail(errUnknownMemberID)
+	}
+	if m.join != nil {
+		// The same member joining twice at once: the older request is
+		// superseded.
+		old := m.join
+		r := kmsg.NewPtrJoinGroupResponse()
+		r.Version, r.ErrorCode, r.MemberID = m.joinVersion, errRebalancing, m.id
+		old <- r
+	}
+	m.instanceID = req.InstanceID
+	m.clientID = c.clientID
+	m.host, _, _ = net.SplitHostPort(c.remote)
+	m.protocols = req.Protocols
+	m.session, m.rebalance = session, rebalance
+	m.joinVersion = req.Version
+	wait := make(chan *kmsg.JoinGroupResponse, 1)
+	m.join = wait
+	if m.rn != nil {
+		m.rn.subscribe(m.protocols)
+	}
+	switch g.state {
+	case statePreparing:
+		g.maybeCompleteJoin()
+	default:
+		g.prepareRebalance()
+	}
+	g.mu.Unlock()
+
+	select {
+	case r := <-wait:
+		r.Version = req.Version
+		return r
+	case <-c.s.ctx.Done():
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+}
+
+// compatible reports whether a joining member fits the group: the same
+// protocol type, and at least one protocol every member supports.
+func (g *group) compatible(req *kmsg.JoinGroupRequest) bool {
+	if req.ProtocolType != g.protocolType {
+		return false
+	}
+	for _, p := range req.Protocols {
+		all := true
+		for _, m := range g.members {
+			if m.id != req.MemberID {
+				all = all && m.supports(p.Name)
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// validGroup checks a group name by runnel's rule (Kafka's topic rule),
+// which a runnel group must follow.
+func (s *Server) validGroup(name string) bool {
+	_, err := s.log.DescribeGroup(name)
+	return !errors.Is(err, runnel.ErrInvalidName)
+}
+
+func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	g := c.s.groups.group(req.Group, false)
+	if g == nil {
+		resp.ErrorCode = errUnknownMemberID
+		return resp
+	}
+	g.mu.Lock()
+	m, code := g.check(req.MemberID, req.Generation)
+	switch {
+	case code != 0:
+	case g.state == statePreparing:
+		code = errRebalancing
+	case g.state != stateCompleting && g.state != stateStable:
+		code = errUnknownMemberID
+	}
+	if code != 0 {
+		g.mu.Unlock()
+		resp.ErrorCode = code
+		return resp
+	}
+	g.touch(m)
+	resp.ProtocolType, resp.Protocol = kmsg.StringPtr(g.protocolType), kmsg.StringPtr(g.protocol)
+	gen := g.generation
+	if g.protocolType != consumerProtocol {
+		return c.syncLeaderAssignment(g, m, req, resp)
+	}
+	if req.MemberID == g.leader {
+		g.stable()
+	}
+	rn := m.rn
+	// Waiting must not outlast the member's session.
+	settle := min(syncSettle, m.session/3)
+	g.mu.Unlock()
+
+	assignment := rn.assignment(gen, settle)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.members[m.id] != m || g.generation != gen {
+		resp.ErrorCode = errRebalancing
+		return resp
+	}
+	m.assignment, m.synced = assignment, gen
+	g.touch(m)
+	resp.MemberAssignment = assignment
+	return resp
+}
+
+// syncLeaderAssignment is SyncGroup for protocols runnel does not
+// interpret: the leader's assignment is handed out, as Kafka does. Called
+// with g.mu held; releases it.
+func (c *conn) syncLeaderAssignment(g *group, m *member, req *kmsg.SyncGroupRequest, resp *kmsg.SyncGroupResponse) kmsg.Response {
+	defer g.mu.Unlock()
+	gen := g.generation
+	if g.syncCond == nil {
+		g.syncCond = sync.NewCond(&g.mu)
+	}
+	if req.MemberID == g.leader {
+		for _, a := range req.GroupAssignment {
+			if o := g.members[a.MemberID]; o != nil {
+				o.assignment, o.synced = a.MemberAssignment, gen
+			}
+		}
+		g.stable()
+		g.syncCond.Broadcast()
+	}
+	for m.synced != gen && g.generation == gen && g.state == stateCompleting && g.members[m.id] == m && c.s.ctx.Err() == nil {
+		g.syncCond.Wait()
+	}
+	if m.synced != gen {
+		resp.ErrorCode = errRebalancing
+		return resp
+	}
+	resp.MemberAssignment = m.assignment
+	return resp
+}
+
+func (c *conn) heartbeat(req *kmsg.HeartbeatRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	g := c.s.groups.group(req.Group, false)
+	if g == nil {
+		resp.ErrorCode = errUnknownMemberID
+		return resp
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, code := g.check(req.MemberID, req.Generation)
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
+	g.touch(m)
+	if g.state == statePreparing {
+		resp.ErrorCode = errRebalancing
+	}
+	return resp
+}
+
+func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	ids := []string{req.MemberID}
+	if req.Version >= 3 {
+		ids = ids[:0]
+		for _, lm := range req.Members {
+			ids = append(ids, lm.MemberID)
+		}
+	}
+	g := c.s.groups.group(req.Group, false)
+	if g == nil {
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return resp
+	}
+	g.mu.Lock()
+	var left bool
+	for i, id := range ids {
+		var code int16
+		if m := g.members[id]; m != nil {
+			g.removeLocked(m, "left")
+			left = true
+		} else {
+			code = errUnknownMemberID
+		}
+		if req.Version >= 3 {
+			rm := kmsg.NewLeaveGroupResponseMember()
+			rm.MemberID, rm.InstanceID, rm.ErrorCode = id, req.Members[i].InstanceID, code
+			resp.Members = append(resp.Members, rm)
+		} else {
+			resp.ErrorCode = code
+		}
+	}
+	if left {
+		g.membershipChanged()
+	}
+	g.mu.Unlock()
+	// The client leaves knowing its partitions are free for the others.
+	g.waitMembersGone()
+	return resp
+}

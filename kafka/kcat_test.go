@@ -1,0 +1,106 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel-log/runnel"
+)
+
+// kcat (librdkafka) against the server. A machine without kcat skips these
+// tests, unless RUNNEL_REQUIRE_KCAT is set (CI sets it, after installing
+// kcat): then a missing kcat fails them.
+func kcat(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("RUNNEL_REQUIRE_KCAT") != "" {
+			t.Fatal("kcat not found, and RUNNEL_REQUIRE_KCAT is set")
+		}
+		t.Skip("kcat not installed (apt-get install kcat); set RUNNEL_REQUIRE_KCAT to make this a failure")
+	}
+	return path
+}
+
+// runKcat runs kcat with stdin and returns its standard output.
+func runKcat(t *testing.T, bin, stdin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kcat %s: %v\nstderr:\n%s\nstdout:\n%s", strings.Join(args, " "), err, errb.String(), out.String())
+	}
+	return out.String()
+}
+
+func TestKcat(t *testing.T) {
+	bin := kcat(t)
+	ts := startServer(t, fastGroups)
+	ts.createTopic("kc", 2)
+
+	// -P with keys and headers.
+	runKcat(t, bin, "ada:2 coffees\ngrace:1 tea\nada:1 croissant\n",
+		"-b", ts.addr, "-P", "-t", "kc", "-K", ":", "-H", "source=kcat", "-H", "n=1")
+	recs := readNative(t, ts.log, "kc", 3)
+	values := map[string]runnel.Record{}
+	for _, r := range recs {
+		values[string(r.Value)] = r
+	}
+	for key, value := range map[string]string{"ada": "2 coffees", "grace": "1 tea"} {
+		r, ok := values[value]
+		if !ok || string(r.Key) != key {
+			t.Fatalf("record %q stored as %+v", value, r)
+		}
+		if len(r.Headers) != 2 || r.Headers[0].Key != "source" || string(r.Headers[0].Value) != "kcat" || r.Headers[1].Key != "n" {
+			t.Fatalf("headers of %q: %+v", value, r.Headers)
+		}
+	}
+	// Keys decide partitions the same way in one producer: ada's records
+	// share one.
+	if values["2 coffees"].Partition != values["1 croissant"].Partition {
+		t.Fatal("one key in two partitions")
+	}
+
+	// -C -o beginning -e, records produced by the Go API included.
+	produceNative(t, ts.log, "kc", []runnel.Record{{Key: []byte("native"), Value: []byte("from Go"), Partition: 1,
+		Headers: []runnel.Header{{Key: "h", Value: []byte("v")}}}})
+	out := runKcat(t, bin, "", "-b", ts.addr, "-C", "-t", "kc", "-o", "beginning", "-e", "-f", "%k=%s [%h]\n")
+	for _, want := range []string{"ada=2 coffees [source=kcat,n=1]", "grace=1 tea [source=kcat,n=1]", "ada=1 croissant [source=kcat,n=1]", "native=from Go [h=v]"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("kcat -C output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// -L: metadata.
+	out = runKcat(t, bin, "", "-b", ts.addr, "-L")
+	if !strings.Contains(out, "1 brokers:") || !strings.Contains(out, `topic "kc" with 2 partitions`) {
+		t.Errorf("kcat -L output:\n%s", out)
+	}
+
+	// -G: group consumption; the commits are runnel's.
+	out = runKcat(t, bin, "", "-b", ts.addr, "-G", "kcgroup", "-o", "beginning", "-c", "4", "-f", "%s\n",
+		"-X", "session.timeout.ms=6000", "-X", "enable.auto.commit=true", "kc")
+	if n := strings.Count(out, "\n"); n != 4 {
+		t.Fatalf("kcat -G printed %d records:\n%s", n, out)
+	}
+	waitFor(t, "kcat's commits in runnel", func() bool {
+		info, err := ts.log.DescribeGroup("kcgroup")
+		if err != nil {
+			return false
+		}
+		var total int64
+		for _, gp := range info.Topics[0].Partitions {
+			total += max(gp.Committed, 0)
+		}
+		return total == 4
+	})
+}

@@ -1,0 +1,195 @@
+package kafka
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListGroups: v0-5; DescribeGroups: v0-5; DeleteGroups: v0-2. A group is
+// listed if it has Kafka members here or committed offsets in runnel.
+// DescribeGroups shows the Kafka members with their assignments, and the
+// group's other live runnel members (native consumers, Kafka members of
+// other servers) as members with client id "runnel" and the partitions
+// they own.
+
+func init() {
+	supports(kmsg.ListGroups, 0, 5)
+	supports(kmsg.DescribeGroups, 0, 5)
+	supports(kmsg.DeleteGroups, 0, 2)
+}
+
+func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	names, err := c.s.log.ListGroups()
+	if err != nil {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp
+	}
+	co := c.s.groups
+	co.mu.Lock()
+	for name := range co.groups {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	co.mu.Unlock()
+	slices.Sort(names)
+	for _, name := range names {
+		state, ptype, _, _ := c.s.groupSummary(name)
+		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool { return strings.EqualFold(s, state) }) {
+			continue
+		}
+		if len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, func(s string) bool { return strings.EqualFold(s, "classic") }) {
+			continue
+		}
+		rg := kmsg.NewListGroupsResponseGroup()
+		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = name, ptype, state, "classic"
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+// groupSummary is a group's state, protocol type and protocol, as Kafka
+// reports them, and whether it has any Kafka members here.
+func (s *Server) groupSummary(name string) (state, protocolType, protocol string, kafkaMembers bool) {
+	if g := s.groups.group(name, false); g != nil {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(g.members) > 0 {
+			return g.state.String(), g.protocolType, g.protocol, true
+		}
+	}
+	info, err := s.log.DescribeGroup(name)
+	if err == nil {
+		for _, gt := range info.Topics {
+			if len(gt.Members) > 0 {
+				return stateStable.String(), consumerProtocol, "", false
+			}
+		}
+	}
+	return stateEmpty.String(), consumerProtocol, "", false
+}
+
+func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	for _, name := range req.Groups {
+		rg := kmsg.NewDescribeGroupsResponseGroup()
+		rg.Group = name
+		if !c.s.validGroup(name) {
+			rg.ErrorCode = kerr.InvalidGroupID.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		rg.State, rg.ProtocolType, rg.Protocol, _ = c.s.groupSummary(name)
+		own := map[string]bool{}
+		if g := c.s.groups.group(name, false); g != nil {
+			g.mu.Lock()
+			for _, id := range g.order {
+				m := g.members[id]
+				own["kafka/"+id] = true
+				rm := kmsg.NewDescribeGroupsResponseGroupMember()
+				rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.id, m.instanceID, m.clientID, m.host
+				rm.ProtocolMetadata, rm.MemberAssignment = m.metadata(g.protocol), m.assignment
+				rg.Members = append(rg.Members, rm)
+			}
+			g.mu.Unlock()
+		}
+		rg.Members = append(rg.Members, c.s.runnelMembers(name, own)...)
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+// runnelMembers describes the group's live runnel members that are not
+// this server's Kafka members (named in own by their runnel member name).
+func (s *Server) runnelMembers(group string, own map[string]bool) []kmsg.DescribeGroupsResponseGroupMember {
+	info, err := s.log.DescribeGroup(group)
+	if err != nil {
+		return nil
+	}
+	type key struct {
+		name string
+		pid  int
+	}
+	byMember := map[key]*kmsg.ConsumerMemberAssignment{}
+	var order []key
+	for _, gt := range info.Topics {
+		for _, gm := range gt.Members {
+			if own[gm.Name] {
+				continue
+			}
+			k := key{gm.Name, gm.PID}
+			a := byMember[k]
+			if a == nil {
+				a = &kmsg.ConsumerMemberAssignment{}
+				byMember[k] = a
+				order = append(order, k)
+			}
+			t := kmsg.ConsumerMemberAssignmentTopic{Topic: gt.Topic}
+			for _, p := range gm.Partitions {
+				t.Partitions = append(t.Partitions, int32(p))
+			}
+			a.Topics = append(a.Topics, t)
+		}
+	}
+	var out []kmsg.DescribeGroupsResponseGroupMember
+	for _, k := range order {
+		rm := kmsg.NewDescribeGroupsResponseGroupMember()
+		rm.MemberID = "runnel/" + k.name + "/" + strconv.Itoa(k.pid)
+		rm.ClientID = "runnel"
+		rm.MemberAssignment = byMember[k].AppendTo(nil)
+		out = append(out, rm)
+	}
+	return out
+}
+
+func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, name := range req.Groups {
+		rg := kmsg.NewDeleteGroupsResponseGroup()
+		rg.Group = name
+		rg.ErrorCode = c.s.deleteGroup(name)
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+// deleteGroup deletes a group's committed offsets, if no member is live.
+func (s *Server) deleteGroup(name string) int16 {
+	if _, _, _, kafka := s.groupSummary(name); kafka {
+		return kerr.NonEmptyGroup.Code
+	}
+	info, err := s.log.DescribeGroup(name)
+	switch {
+	case errors.Is(err, runnel.ErrInvalidName):
+		return kerr.InvalidGroupID.Code
+	case errors.Is(err, runnel.ErrGroupNotFound):
+		return kerr.GroupIDNotFound.Code
+	case err != nil:
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	for _, gt := range info.Topics {
+		if len(gt.Members) > 0 {
+			return kerr.NonEmptyGroup.Code
+		}
+	}
+	// DeleteGroup checks again, holding the group's admin lock and every
+	// member slot: a native member that joined since is not deleted under.
+	switch err := s.log.DeleteGroup(s.ctx, name, nil); {
+	case err == nil:
+		return 0
+	case errors.Is(err, runnel.ErrGroupActive):
+		return kerr.NonEmptyGroup.Code
+	case errors.Is(err, runnel.ErrGroupNotFound):
+		return kerr.GroupIDNotFound.Code
+	default:
+		s.opts.Logger.Warn("kafka: DeleteGroups failed", "group", name, "err", err)
+		return kerr.UnknownServerError.Code
+	}
+}

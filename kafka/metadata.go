@@ -1,0 +1,117 @@
+package kafka
+
+import (
+	"errors"
+	"net"
+	"strconv"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Metadata: v0-12. One broker, node 0, leads every partition with leader
+// epoch 0 and is the only replica. Topics are named, never identified:
+// every API is capped below the versions that address topics by id
+// (Fetch 13, Produce 13, OffsetCommit 10, OffsetFetch 10, DeleteTopics 6),
+// so topic ids are reported as zero and requests by id are refused.
+
+func init() { supports(kmsg.Metadata, 0, 12) }
+
+func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	host, port := c.brokerAddr()
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = 0, host, port
+	resp.Brokers = append(resp.Brokers, b)
+	resp.ClusterID = &c.s.clusterID
+	resp.ControllerID = 0
+
+	var names []string
+	all := req.Topics == nil || req.Version == 0 && len(req.Topics) == 0
+	if all {
+		var err error
+		if names, err = c.s.log.Topics(); err != nil {
+			c.s.opts.Logger.Error("kafka: list topics", "err", err)
+		}
+	}
+	for _, t := range req.Topics {
+		if t.Topic == nil {
+			rt := kmsg.NewMetadataResponseTopic()
+			rt.TopicID = t.TopicID
+			rt.ErrorCode = kerr.UnknownTopicID.Code
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
+		names = append(names, *t.Topic)
+	}
+	autoCreate := c.s.opts.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	for _, name := range names {
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		info, err := c.s.log.DescribeTopic(name)
+		if errors.Is(err, runnel.ErrTopicNotFound) && autoCreate && !all {
+			if err = c.s.autoCreate(name); err == nil {
+				info, err = c.s.log.DescribeTopic(name)
+			}
+		}
+		if err != nil {
+			rt.ErrorCode = topicErrorCode(err)
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
+		for p := range info.Config.Partitions {
+			rp := kmsg.NewMetadataResponseTopicPartition()
+			rp.Partition = int32(p)
+			rp.Leader, rp.LeaderEpoch = 0, 0
+			rp.Replicas, rp.ISR = []int32{0}, []int32{0}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+// brokerAddr is the address clients are told to use: Options.Advertise,
+// else the address this connection reached.
+func (c *conn) brokerAddr() (string, int32) {
+	addr := c.s.opts.Advertise
+	if addr == "" {
+		addr = c.nc.LocalAddr().String()
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	return host, int32(p)
+}
+
+// autoCreate creates a topic with the default partition count; one that
+// another client created first is fine.
+func (s *Server) autoCreate(name string) error {
+	err := s.log.CreateTopic(name, runnel.TopicConfig{Partitions: s.opts.DefaultPartitions})
+	if err == nil {
+		s.opts.Logger.Info("kafka: topic auto-created", "topic", name, "partitions", s.opts.DefaultPartitions)
+	}
+	if errors.Is(err, runnel.ErrTopicExists) {
+		return nil
+	}
+	return err
+}
+
+// topicErrorCode maps a runnel error about a topic to Kafka's code.
+func topicErrorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, runnel.ErrTopicNotFound):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, runnel.ErrInvalidName):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, runnel.ErrCorrupt):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, runnel.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, runnel.ErrInvalidArgument):
+		return kerr.InvalidRequest.Code
+	}
+	return kerr.UnknownServerError.Code
+}

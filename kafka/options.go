@@ -1,0 +1,152 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Options configure a Server. A nil *Options, and every zero field, means
+// the documented default. NewServer copies the struct.
+type Options struct {
+	// Advertise is the host:port that Metadata and FindCoordinator give
+	// clients for the one broker, node 0. Default: the local address of
+	// the connection asking, which is right unless clients reach the
+	// server through an address it does not see (NAT, a proxy, a
+	// container's port mapping).
+	Advertise string
+
+	// AutoCreateTopics creates a topic that a Metadata request (with
+	// auto-creation allowed, as producers ask) or a Produce names and
+	// that does not exist, with DefaultPartitions partitions. Default
+	// false: unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
+	AutoCreateTopics bool
+
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics requests that leave it to the broker (-1). Default 1.
+	DefaultPartitions int
+
+	// MaxRequestBytes bounds one request. A larger one closes its
+	// connection, with a log line, before anything is allocated for it.
+	// Default 100 MiB (Kafka's socket.request.max.bytes).
+	MaxRequestBytes int
+
+	// MaxMessageBytes bounds one produced record batch as it arrives
+	// (compressed); a larger one gets MESSAGE_TOO_LARGE. Default 1000012
+	// (Kafka's max.message.bytes). Uncompressed, a batch must also fit
+	// in one runnel frame: the Log's larger of MaxBatchBytes and
+	// MaxRecordBytes, at most 16 MiB.
+	MaxMessageBytes int
+
+	// IdleTimeout closes a connection on which no request arrived for
+	// this long. Default 10 minutes (Kafka's connections.max.idle.ms);
+	// negative: never.
+	IdleTimeout time.Duration
+
+	// TLS, if set, makes every connection a TLS server connection.
+	TLS *tls.Config
+
+	// Credentials, if set, require every connection to authenticate with
+	// SASL (PLAIN or SCRAM-SHA-256) as one of these users before any
+	// request other than ApiVersions and the SASL handshake. Default nil:
+	// no authentication. Without TLS, PLAIN sends the password in clear.
+	Credentials *Credentials
+
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a
+	// group member may ask for (INVALID_SESSION_TIMEOUT outside them).
+	// Defaults 6 seconds and 30 minutes, as Kafka's
+	// group.min/max.session.timeout.ms.
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+
+	// InitialRebalanceDelay is how long the first join to an empty group
+	// waits for more members before it completes, so that members
+	// starting together share one rebalance. Default 0 (Kafka's default
+	// is 3s, which mostly slows down tests and small deployments).
+	InitialRebalanceDelay time.Duration
+
+	// Logger receives connection errors (malformed or oversized requests,
+	// failed authentication) and group events. Default: discard.
+	Logger *slog.Logger
+
+	// OnRequest, if set, is called after every request is answered (or,
+	// for acks=0 produce, handled), on the connection's goroutine: the
+	// hook for metrics. It must not block.
+	OnRequest func(RequestEvent)
+}
+
+// RequestEvent describes one handled request, for Options.OnRequest.
+type RequestEvent struct {
+	APIKey    int16
+	API       string // Kafka's name, e.g. "Produce"
+	Version   int16
+	ErrorCode int16 // the first non-zero error code in the response, or 0
+	Duration  time.Duration
+	BytesIn   int // request size
+	BytesOut  int // response size; 0 when there is none
+}
+
+const (
+	defaultMaxRequestBytes   = 100 << 20
+	defaultMaxMessageBytes   = 1000012
+	defaultIdleTimeout       = 10 * time.Minute
+	defaultMinSessionTimeout = 6 * time.Second
+	defaultMaxSessionTimeout = 30 * time.Minute
+
+	// maxDecodedBatch bounds a produced batch after decompression: the
+	// largest frame runnel can store.
+	maxDecodedBatch = 16 << 20
+)
+
+// withDefaults validates o and returns a copy with the defaults filled in.
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	switch {
+	case c.DefaultPartitions < 0:
+		return c, fmt.Errorf("%w: negative DefaultPartitions", errInvalidOption)
+	case c.MaxRequestBytes < 0 || c.MaxMessageBytes < 0:
+		return c, fmt.Errorf("%w: negative size limit", errInvalidOption)
+	case c.MinSessionTimeout < 0 || c.MaxSessionTimeout < 0 || c.InitialRebalanceDelay < 0:
+		return c, fmt.Errorf("%w: negative group timeout", errInvalidOption)
+	}
+	if c.Advertise != "" {
+		host, port, err := net.SplitHostPort(c.Advertise)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || host == "" || p <= 0 || p > 65535 {
+			return c, fmt.Errorf("%w: Advertise %q is not host:port", errInvalidOption, c.Advertise)
+		}
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = defaultMaxRequestBytes
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.MinSessionTimeout == 0 {
+		c.MinSessionTimeout = defaultMinSessionTimeout
+	}
+	if c.MaxSessionTimeout == 0 {
+		c.MaxSessionTimeout = defaultMaxSessionTimeout
+	}
+	if c.MinSessionTimeout > c.MaxSessionTimeout {
+		return c, fmt.Errorf("%w: MinSessionTimeout %v above MaxSessionTimeout %v", errInvalidOption, c.MinSessionTimeout, c.MaxSessionTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+var errInvalidOption = errors.New("kafka: invalid option")

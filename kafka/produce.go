@@ -1,0 +1,242 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Produce: v3-12, advertised from v0. Versions 0-2 carry the old message
+// formats, which are refused with UNSUPPORTED_VERSION when they arrive;
+// they are advertised all the same because librdkafka turns compression
+// off against a broker that does not list Produce v0 and up.
+//
+// Each partition's batch becomes one runnel frame (Producer.
+// SendBatchAsync): consecutive offsets, stored atomically, in the order
+// the requests arrived. acks=-1 is acknowledged as the Log's Durability
+// says (fdatasync'd in a Durable Log), acks=1 once committed
+// (runnel.AckCommitted), acks=0 not at all. The response waits for every
+// partition's acknowledgement, or the request's timeout.
+
+func init() { apis[kmsg.Produce.Int16()] = versions{advertised: 0, min: 3, max: 12} }
+
+// produce validates and queues every batch of req, and returns the
+// response (nil for acks=0) with a wait that returns once it is complete.
+func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
+	if req.TransactionID != nil {
+		// No transactions: InitProducerId hands out no transactional ids.
+		return failedProduce(req, kerr.TransactionalIDAuthorizationFailed.Code), nil
+	}
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
+		return failedProduce(req, kerr.InvalidRequiredAcks.Code), nil
+	}
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	pw := &produceWait{}
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+		h, err := c.s.producerTopic(t.Topic)
+		for i, p := range t.Partitions {
+			rp := &rt.Partitions[i]
+			*rp = kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.LogAppendTime = -1
+			rp.LogStartOffset = -1
+			switch {
+			case err != nil:
+				rp.ErrorCode = topicErrorCode(err)
+			case p.Partition < 0 || int(p.Partition) >= h.partitions:
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case len(p.Records) > c.s.opts.MaxMessageBytes:
+				rp.ErrorCode = kerr.MessageTooLarge.Code
+			default:
+				c.s.storeBatch(h, req.Acks, p.Partition, p.Records, &c.scratch, pw.add(rp))
+			}
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	wait := func() { pw.wait(timeout) }
+	if req.Acks == 0 {
+		return nil, wait
+	}
+	return resp, wait
+}
+
+// produceWait collects a request's partition results as their
+// acknowledgements arrive. A partition not acknowledged within the
+// request's timeout is answered REQUEST_TIMED_OUT (its batch may still be
+// stored), and its late result is dropped.
+type produceWait struct {
+	mu      sync.Mutex
+	parts   []*waitPart
+	pending int
+	done    chan struct{} // closed when pending reaches 0
+	over    bool          // timed out: results are final
+}
+
+type waitPart struct {
+	rp       *kmsg.ProduceResponseTopicPartition
+	finished bool
+}
+
+// produceResult sets one partition's outcome.
+type produceResult func(base int64, code int16)
+
+func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult {
+	wp := &waitPart{rp: rp}
+	pw.mu.Lock()
+	pw.parts = append(pw.parts, wp)
+	pw.pending++
+	if pw.done == nil {
+		pw.done = make(chan struct{})
+	}
+	pw.mu.Unlock()
+	return func(base int64, code int16) {
+		pw.mu.Lock()
+		defer pw.mu.Unlock()
+		if pw.over || wp.finished {
+			return
+		}
+		wp.finished = true
+		rp.BaseOffset, rp.ErrorCode = base, code
+		if pw.pending--; pw.pending == 0 {
+			close(pw.done)
+		}
+	}
+}
+
+// wait returns once every partition has its result, or at the timeout.
+func (pw *produceWait) wait(timeout time.Duration) {
+	pw.mu.Lock()
+	done := pw.done
+	pw.mu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		pw.mu.Lock()
+		defer pw.mu.Unlock()
+		pw.over = true
+		for _, wp := range pw.parts {
+			if !wp.finished {
+				wp.rp.ErrorCode = kerr.RequestTimedOut.Code
+			}
+		}
+	}
+}
+
+// producerTopic returns the topic's handle, creating the topic first if
+// auto-creation is on.
+func (s *Server) producerTopic(name string) (*topicHandle, error) {
+	h, err := s.topics.get(name)
+	if errors.Is(err, runnel.ErrTopicNotFound) && s.opts.AutoCreateTopics {
+		if err = s.autoCreate(name); err == nil {
+			h, err = s.topics.get(name)
+		}
+	}
+	return h, err
+}
+
+// storeBatch decodes one partition's batch, checks its sequence numbers if
+// it is idempotent, and queues it; result gets the outcome.
+// The records are copied into the partition's frame before it returns, so
+// scratch may be reused at once.
+func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []byte, scratch *batchScratch, result produceResult) {
+	info, recs, err := parseBatch(raw, maxDecodedBatch, time.Now(), scratch)
+	if err != nil {
+		s.opts.Logger.Info("kafka: produce refused", "topic", h.name, "partition", partition, "err", err)
+		result(0, produceErrorCode(err))
+		return
+	}
+	if info.transactional {
+		result(0, kerr.TransactionalIDAuthorizationFailed.Code)
+		return
+	}
+	var seq *seqBatch
+	tp := topicPartition{h.name, partition}
+	if info.producerID >= 0 {
+		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
+		switch {
+		case code != 0:
+			result(0, code)
+			return
+		case dup:
+			// A retry: answered like the original, once that is.
+			go func() {
+				<-b.done
+				result(b.base, b.code)
+			}()
+			return
+		}
+		seq = b
+	}
+	prod := h.durable
+	if acks != -1 {
+		prod = h.committed
+	}
+	n := len(recs)
+	prod.SendBatchAsync(int(partition), recs, func(base int64, err error) {
+		code := produceErrorCode(err)
+		if err == nil {
+			s.stats.producedRecords.Add(int64(n))
+			s.stats.producedBytes.Add(int64(len(raw)))
+		} else {
+			s.opts.Logger.Warn("kafka: produce failed", "topic", h.name, "partition", partition, "err", err)
+			if stale(err) {
+				// The topic was deleted (maybe created again): the
+				// client retries, with a fresh handle. Not here: this
+				// runs on the partition's writer.
+				go s.topics.forget(h)
+			}
+		}
+		if seq != nil {
+			s.seqs.finish(info.producerID, tp, seq, base, code)
+		}
+		result(base, code)
+	})
+}
+
+// produceErrorCode maps a failure to store a batch to Kafka's code.
+func produceErrorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errCorruptBatch):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, errTooLarge), errors.Is(err, runnel.ErrTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return kerr.RequestTimedOut.Code
+	}
+	return topicErrorCode(err)
+}
+
+// failedProduce answers every partition of req with code.
+func failedProduce(req *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

@@ -1,0 +1,239 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// sampleRecords covers what must survive the trip: nil and empty keys and
+// values kept apart, headers (one with a nil value), millisecond
+// timestamps.
+func sampleRecords(topic string, n int) []*kgo.Record {
+	base := time.UnixMilli(1_700_000_000_123)
+	var recs []*kgo.Record
+	for i := range n {
+		r := &kgo.Record{Topic: topic, Timestamp: base.Add(time.Duration(i) * time.Millisecond)}
+		switch i % 4 {
+		case 0:
+			r.Key, r.Value = []byte(fmt.Sprintf("key-%d", i)), []byte(fmt.Sprintf("value-%d", i))
+		case 1:
+			r.Key, r.Value = nil, []byte{}
+		case 2:
+			r.Key, r.Value = []byte{}, nil
+			r.Headers = []kgo.RecordHeader{{Key: "h1", Value: []byte("v1")}, {Key: "empty", Value: []byte{}}, {Key: "nil", Value: nil}}
+		case 3:
+			r.Key, r.Value = []byte("k"), []byte(fmt.Sprintf("%0200d", i))
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// asNative is what a Kafka record should look like when read with the Go
+// API.
+func asNative(r *kgo.Record) runnel.Record {
+	out := runnel.Record{Key: r.Key, Value: r.Value, Time: r.Timestamp, Partition: int(r.Partition), Offset: r.Offset}
+	for _, h := range r.Headers {
+		out.Headers = append(out.Headers, runnel.Header{Key: h.Key, Value: h.Value})
+	}
+	return out
+}
+
+// nilAware compares byte slices telling nil from empty.
+var nilAware = cmp.Comparer(func(a, b []byte) bool {
+	return (a == nil) == (b == nil) && string(a) == string(b)
+})
+
+var timeEqual = cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
+
+func TestProduceIdempotentEveryCodec(t *testing.T) {
+	codecs := []struct {
+		name  string
+		codec kgo.CompressionCodec
+	}{
+		{"none", kgo.NoCompression()},
+		{"gzip", kgo.GzipCompression()},
+		{"snappy", kgo.SnappyCompression()},
+		{"lz4", kgo.Lz4Compression()},
+		{"zstd", kgo.ZstdCompression()},
+	}
+	ts := startServer(t, nil)
+	for _, tc := range codecs {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "codec-" + tc.name
+			ts.createTopic(topic, 1)
+			cl := ts.client(kgo.ProducerBatchCompression(tc.codec), kgo.DefaultProduceTopic(topic))
+			want := sampleRecords(topic, 40)
+			if err := cl.ProduceSync(context.Background(), want...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			var wantNative []runnel.Record
+			for i, r := range want {
+				if r.Offset != int64(i) {
+					t.Fatalf("record %d acknowledged at offset %d", i, r.Offset)
+				}
+				if r.ProducerID < 0 {
+					t.Fatalf("record %d not produced idempotently (producer id %d)", i, r.ProducerID)
+				}
+				wantNative = append(wantNative, asNative(r))
+			}
+			got := readNative(t, ts.log, topic, len(want))
+			if diff := cmp.Diff(wantNative, got, nilAware, timeEqual); diff != "" {
+				t.Errorf("records read with the Go API differ (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestProduceAcks(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, acks := range []struct {
+		name string
+		acks kgo.Acks
+	}{{"none", kgo.NoAck()}, {"leader", kgo.LeaderAck()}, {"all", kgo.AllISRAcks()}} {
+		t.Run(acks.name, func(t *testing.T) {
+			topic := "acks-" + acks.name
+			ts.createTopic(topic, 2)
+			cl := ts.client(kgo.RequiredAcks(acks.acks), kgo.DisableIdempotentWrite(), kgo.DefaultProduceTopic(topic))
+			var want []*kgo.Record
+			for i := range 100 {
+				want = append(want, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte("v")})
+			}
+			if err := cl.ProduceSync(context.Background(), want...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			// With acks=0 the client learns nothing: wait for the data.
+			got := readNative(t, ts.log, topic, len(want))
+			if len(got) != len(want) {
+				t.Fatalf("%d records stored, want %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+// produceBatch builds a one-record idempotent produce request by hand.
+func produceBatch(topic string, partition int32, pid int64, epoch int16, seq int32, value string, version int16) *kmsg.ProduceRequest {
+	var b batchBuilder
+	b.add(&runnel.Record{Value: []byte(value), Time: time.UnixMilli(1000)})
+	raw := b.finish()
+	// A producer's batch carries its id, epoch and first sequence.
+	raw = setBatchProducer(raw, pid, epoch, seq)
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = version
+	req.Acks = -1
+	req.TimeoutMillis = 30000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = partition, raw
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+func produceCode(t *testing.T, resp kmsg.Response) (int16, int64) {
+	t.Helper()
+	pr := resp.(*kmsg.ProduceResponse)
+	if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 {
+		t.Fatalf("response has %d topics", len(pr.Topics))
+	}
+	p := pr.Topics[0].Partitions[0]
+	return p.ErrorCode, p.BaseOffset
+}
+
+func TestIdempotentRetryStoredOnce(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("idem", 1)
+	rc := ts.raw()
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version = 4
+	ir := rc.request(init).(*kmsg.InitProducerIDResponse)
+	if ir.ErrorCode != 0 || ir.ProducerID < 0 {
+		t.Fatalf("InitProducerId: code %d id %d", ir.ErrorCode, ir.ProducerID)
+	}
+	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+	steps := []struct {
+		seq      int32
+		value    string
+		wantCode int16
+		wantOff  int64
+	}{
+		{0, "a", 0, 0},
+		{1, "b", 0, 1},
+		{1, "b", 0, 1}, // a retry: the original offset, not stored again
+		{0, "a", 0, 0}, // an older retry, still in the window
+		{3, "d", kerr.OutOfOrderSequenceNumber.Code, -1},
+		{2, "c", 0, 2},
+	}
+	for i, s := range steps {
+		code, off := produceCode(t, rc.request(produceBatch("idem", 0, pid, epoch, s.seq, s.value, 9)))
+		if code != s.wantCode || s.wantCode == 0 && off != s.wantOff {
+			t.Fatalf("step %d (seq %d): code %d offset %d, want code %d offset %d", i, s.seq, code, off, s.wantCode, s.wantOff)
+		}
+	}
+	got := readNative(t, ts.log, "idem", 3)
+	for i, want := range []string{"a", "b", "c"} {
+		if string(got[i].Value) != want {
+			t.Errorf("offset %d holds %q, want %q", i, got[i].Value, want)
+		}
+	}
+	// A stale epoch is fenced.
+	code, _ := produceCode(t, rc.request(produceBatch("idem", 0, pid, epoch-1, 3, "x", 9)))
+	if code != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("stale epoch: code %d, want INVALID_PRODUCER_EPOCH", code)
+	}
+}
+
+func TestProduceErrors(t *testing.T) {
+	ts := startServer(t, &Options{MaxMessageBytes: 1000})
+	ts.createTopic("t", 1)
+	rc := ts.raw()
+
+	code, _ := produceCode(t, rc.request(produceBatch("missing", 0, -1, -1, -1, "x", 9)))
+	if code != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("unknown topic: code %d", code)
+	}
+	code, _ = produceCode(t, rc.request(produceBatch("t", 5, -1, -1, -1, "x", 9)))
+	if code != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("unknown partition: code %d", code)
+	}
+	code, _ = produceCode(t, rc.request(produceBatch("t", 0, -1, -1, -1, string(make([]byte, 2000)), 9)))
+	if code != kerr.MessageTooLarge.Code {
+		t.Errorf("oversized batch: code %d", code)
+	}
+	bad := produceBatch("t", 0, -1, -1, -1, "x", 9)
+	bad.Topics[0].Partitions[0].Records[len(bad.Topics[0].Partitions[0].Records)-1] ^= 0xff
+	code, _ = produceCode(t, rc.request(bad))
+	if code != kerr.CorruptMessage.Code {
+		t.Errorf("bad CRC: code %d", code)
+	}
+	code, _ = produceCode(t, rc.request(produceBatch("t", 0, -1, -1, -1, "x", 2)))
+	if code != kerr.UnsupportedVersion.Code {
+		t.Errorf("produce v2: code %d, want UNSUPPORTED_VERSION", code)
+	}
+	// Nothing of the above was stored; a good batch still is.
+	code, off := produceCode(t, rc.request(produceBatch("t", 0, -1, -1, -1, "ok", 9)))
+	if code != 0 || off != 0 {
+		t.Errorf("good batch: code %d offset %d", code, off)
+	}
+}
+
+// setBatchProducer stamps a batch with a producer id, epoch and first
+// sequence, and recomputes its CRC.
+func setBatchProducer(b []byte, pid int64, epoch int16, seq int32) []byte {
+	binary.BigEndian.PutUint64(b[batchProducerIDOff:], uint64(pid))
+	binary.BigEndian.PutUint16(b[batchEpochOff:], uint16(epoch))
+	binary.BigEndian.PutUint32(b[batchFirstSeqOff:], uint32(seq))
+	binary.BigEndian.PutUint32(b[batchCRCOff:], crc32.Checksum(b[batchAttrOff:], crc32c))
+	return b
+}

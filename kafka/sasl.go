@@ -1,0 +1,249 @@
+package kafka
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// SaslHandshake: v1; SaslAuthenticate: v0-2. With Options.Credentials set,
+// a connection must authenticate before any other request but
+// ApiVersions; anything else closes it. A failed authentication is
+// answered with SASL_AUTHENTICATION_FAILED, and then the connection
+// closes.
+
+func init() {
+	supports(kmsg.SASLHandshake, 1, 1)
+	supports(kmsg.SASLAuthenticate, 0, 2)
+}
+
+const (
+	mechPlain = "PLAIN"
+	mechScram = "SCRAM-SHA-256"
+)
+
+type saslState struct {
+	required bool
+	done     bool
+	mech     string // chosen by the handshake
+	user     string
+	scram    *scramExchange
+	failed   bool // answer, then close
+}
+
+// allow says whether a request may be handled in the connection's SASL
+// state.
+func (st *saslState) allow(key int16) error {
+	if !st.required || st.done {
+		return nil
+	}
+	switch key {
+	case kmsg.ApiVersions.Int16(), kmsg.SASLHandshake.Int16(), kmsg.SASLAuthenticate.Int16():
+		return nil
+	}
+	return fmt.Errorf("%w: %s before SASL authentication", errCloseConn, kmsg.NameForKey(key))
+}
+
+func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
+	if c.s.opts.Credentials == nil {
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		return resp
+	}
+	resp.SupportedMechanisms = []string{mechPlain, mechScram}
+	switch {
+	case c.sasl.done || c.sasl.mech != "":
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+	case req.Mechanism == mechPlain || req.Mechanism == mechScram:
+		c.sasl.mech = req.Mechanism
+	default:
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+	}
+	return resp
+}
+
+func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+	st := &c.sasl
+	if st.mech == "" || st.done {
+		return nil, fmt.Errorf("%w: SaslAuthenticate without a handshake", errCloseConn)
+	}
+	creds := c.s.opts.Credentials
+	var err error
+	switch st.mech {
+	case mechPlain:
+		// authzid NUL user NUL password
+		parts := bytes.Split(req.SASLAuthBytes, []byte{0})
+		switch {
+		case len(parts) != 3:
+			err = errors.New("malformed PLAIN message")
+		case len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1]):
+			err = errors.New("authorization id differs from the user")
+		case !creds.checkPassword(string(parts[1]), string(parts[2])):
+			err = fmt.Errorf("wrong user or password for %q", parts[1])
+		default:
+			st.user, st.done = string(parts[1]), true
+		}
+	case mechScram:
+		if st.scram == nil {
+			st.scram = &scramExchange{creds: creds}
+		}
+		var out []byte
+		out, err = st.scram.step(req.SASLAuthBytes)
+		resp.SASLAuthBytes = out
+		if err == nil && st.scram.done {
+			st.user, st.done = st.scram.user, true
+		}
+	}
+	if err != nil {
+		c.s.opts.Logger.Warn("kafka: SASL authentication failed", "remote", c.remote, "mechanism", st.mech, "err", err)
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		msg := "authentication failed"
+		resp.ErrorMessage = &msg
+		resp.SASLAuthBytes = nil
+		st.failed = true
+	}
+	return resp, nil
+}
+
+// scramExchange is the server side of one SCRAM-SHA-256 authentication
+// (RFC 5802, RFC 7677): client-first, server-first, client-final,
+// server-final.
+type scramExchange struct {
+	creds *Credentials
+	stage int
+
+	user            string
+	cred            scramCredential
+	gs2Header       string
+	clientFirstBare string
+	serverFirst     string
+	nonce           string
+	done            bool
+}
+
+func (x *scramExchange) step(msg []byte) ([]byte, error) {
+	switch x.stage {
+	case 0:
+		x.stage++
+		return x.first(string(msg))
+	case 1:
+		x.stage++
+		return x.final(string(msg))
+	}
+	return nil, errors.New("SCRAM exchange already finished")
+}
+
+// first reads "gs2-header client-first-bare" and answers with the salt,
+// iterations and the combined nonce.
+func (x *scramExchange) first(msg string) ([]byte, error) {
+	// gs2-header: "n," (no channel binding) then an optional "a=authzid", then ",".
+	cb, rest, ok := strings.Cut(msg, ",")
+	if !ok || cb != "n" && cb != "y" {
+		return nil, errors.New("SCRAM: channel binding is not supported")
+	}
+	authz, bare, ok := strings.Cut(rest, ",")
+	if !ok {
+		return nil, errors.New("SCRAM: malformed client-first message")
+	}
+	x.gs2Header = cb + "," + authz + ","
+	x.clientFirstBare = bare
+	attrs := scramAttrs(bare)
+	user, err := scramUnescape(attrs["n"])
+	if err != nil || user == "" || attrs["r"] == "" {
+		return nil, errors.New("SCRAM: malformed client-first message")
+	}
+	if authz != "" && authz != "a="+attrs["n"] {
+		return nil, errors.New("SCRAM: authorization id differs from the user")
+	}
+	cred, ok := x.creds.users[user]
+	if !ok {
+		return nil, fmt.Errorf("SCRAM: unknown user %q", user)
+	}
+	x.user, x.cred = user, cred
+	var raw [18]byte
+	rand.Read(raw[:])
+	x.nonce = attrs["r"] + base64.RawStdEncoding.EncodeToString(raw[:])
+	x.serverFirst = fmt.Sprintf("r=%s,s=%s,i=%d", x.nonce, base64.StdEncoding.EncodeToString(cred.salt), cred.iterations)
+	return []byte(x.serverFirst), nil
+}
+
+// final checks the client's proof and answers with the server's
+// signature, which proves to the client that the server knows its keys.
+func (x *scramExchange) final(msg string) ([]byte, error) {
+	i := strings.LastIndex(msg, ",p=")
+	if i < 0 {
+		return nil, errors.New("SCRAM: client-final message without proof")
+	}
+	withoutProof := msg[:i]
+	attrs := scramAttrs(withoutProof)
+	if attrs["c"] != base64.StdEncoding.EncodeToString([]byte(x.gs2Header)) {
+		return nil, errors.New("SCRAM: channel binding mismatch")
+	}
+	if attrs["r"] != x.nonce {
+		return nil, errors.New("SCRAM: nonce mismatch")
+	}
+	proof, err := base64.StdEncoding.DecodeString(msg[i+3:])
+	if err != nil || len(proof) != sha256.Size {
+		return nil, errors.New("SCRAM: malformed proof")
+	}
+	authMessage := []byte(x.clientFirstBare + "," + x.serverFirst + "," + withoutProof)
+	clientSig := hmacSHA256(x.cred.storedKey, authMessage)
+	clientKey := make([]byte, sha256.Size)
+	for j := range clientKey {
+		clientKey[j] = proof[j] ^ clientSig[j]
+	}
+	stored := sha256.Sum256(clientKey)
+	if !hmac.Equal(stored[:], x.cred.storedKey) {
+		return nil, fmt.Errorf("SCRAM: wrong password for %q", x.user)
+	}
+	x.done = true
+	serverSig := hmacSHA256(x.cred.serverKey, authMessage)
+	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSig)), nil
+}
+
+// scramAttrs splits "k=v,k=v" into a map (first value wins).
+func scramAttrs(s string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && len(k) == 1 {
+			if _, dup := m[k]; !dup {
+				m[k] = v
+			}
+		}
+	}
+	return m
+}
+
+// scramUnescape decodes a SCRAM saslname: "=2C" is ',' and "=3D" is '='.
+func scramUnescape(s string) (string, error) {
+	if !strings.Contains(s, "=") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '=' {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s[i:], "=2C"):
+			b.WriteByte(',')
+		case strings.HasPrefix(s[i:], "=3D"):
+			b.WriteByte('=')
+		default:
+			return "", errors.New("bad escape")
+		}
+		i += 2
+	}
+	return b.String(), nil
+}

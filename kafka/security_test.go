@@ -1,0 +1,154 @@
+package kafka
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+func testCredentials(t *testing.T) *Credentials {
+	t.Helper()
+	stored, err := ScramLine("bob", "hunter2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := ParseCredentials(strings.NewReader("# users\nalice:s3cret:with:colons\n" + stored + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds
+}
+
+func TestSASL(t *testing.T) {
+	ts := startServer(t, &Options{Credentials: testCredentials(t)})
+	ts.createTopic("s", 1)
+	produce := func(opts ...kgo.Opt) error {
+		cl := ts.client(append(opts, kgo.DefaultProduceTopic("s"), kgo.RecordRetries(1), kgo.RetryTimeout(2*time.Second))...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr()
+	}
+	for _, tc := range []struct {
+		name string
+		mech kgo.Opt
+		ok   bool
+	}{
+		{"plain", kgo.SASL(plain.Auth{User: "alice", Pass: "s3cret:with:colons"}.AsMechanism()), true},
+		{"plain wrong password", kgo.SASL(plain.Auth{User: "alice", Pass: "nope"}.AsMechanism()), false},
+		{"scram (stored key)", kgo.SASL(scram.Auth{User: "bob", Pass: "hunter2"}.AsSha256Mechanism()), true},
+		{"scram (hashed at load)", kgo.SASL(scram.Auth{User: "alice", Pass: "s3cret:with:colons"}.AsSha256Mechanism()), true},
+		{"scram wrong password", kgo.SASL(scram.Auth{User: "bob", Pass: "hunter3"}.AsSha256Mechanism()), false},
+		{"scram unknown user", kgo.SASL(scram.Auth{User: "eve", Pass: "x"}.AsSha256Mechanism()), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := produce(tc.mech)
+			if tc.ok && err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			if !tc.ok && err == nil {
+				t.Fatal("produce succeeded with bad credentials")
+			}
+		})
+	}
+	// Without SASL, only ApiVersions is answered.
+	rc := ts.raw()
+	av := kmsg.NewPtrApiVersionsRequest()
+	rc.request(av)
+	rc.corr++
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 1
+	var body []byte
+	body = append(body, 0, 3, 0, 1, 0, 0, 0, byte(rc.corr), 0xff, 0xff)
+	rc.writeFrame(md.AppendTo(body))
+	if !rc.closed() {
+		t.Fatal("unauthenticated Metadata was answered")
+	}
+	waitFor(t, "the log line", func() bool { return logsContain(ts, "Metadata before SASL authentication") })
+}
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "runnel test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+func TestTLSWithSCRAM(t *testing.T) {
+	cert, pool := selfSigned(t)
+	ts := startServer(t, &Options{
+		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Credentials: testCredentials(t),
+	})
+	ts.createTopic("tls", 1)
+	cl := ts.client(
+		kgo.DialTLSConfig(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}),
+		kgo.SASL(scram.Auth{User: "bob", Pass: "hunter2"}.AsSha256Mechanism()),
+		kgo.DefaultProduceTopic("tls"),
+	)
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte("secret")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := readNative(t, ts.log, "tls", 1)
+	if string(got[0].Value) != "secret" {
+		t.Fatalf("stored %q", got[0].Value)
+	}
+	// A plaintext client gets nowhere.
+	plainCl := ts.client(kgo.DefaultProduceTopic("tls"), kgo.RecordRetries(1), kgo.RetryTimeout(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := plainCl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err == nil {
+		t.Fatal("a plaintext client produced to a TLS server")
+	}
+}
+
+func TestCredentialsFileErrors(t *testing.T) {
+	for _, bad := range []string{
+		"",
+		"nocolon\n",
+		"a:x\na:y\n",
+		"a:scram-sha-256:10:c2FsdA==:AAAA:AAAA\n",
+		"a:scram-sha-256:4096:!!:AAAA:AAAA\n",
+	} {
+		if _, err := ParseCredentials(strings.NewReader(bad)); err == nil {
+			t.Errorf("ParseCredentials(%q) succeeded", bad)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package kafka
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/runnel-log/runnel"
+)
+
+// topicCache keeps, per topic, what every Produce to it needs: its
+// partition count and two producers, one per acknowledgement level. A
+// topic deleted and created again (by anyone) is noticed when its old
+// producers fail, and reloaded.
+type topicCache struct {
+	log *runnel.Log
+	mu  sync.Mutex
+	m   map[string]*topicHandle
+}
+
+type topicHandle struct {
+	name       string
+	partitions int
+	durable    *runnel.Producer // acks=-1: acknowledged as the Log's Durability says
+	committed  *runnel.Producer // acks=1 and 0: acknowledged once committed
+}
+
+func (tc *topicCache) init(l *runnel.Log) {
+	tc.log = l
+	tc.m = map[string]*topicHandle{}
+}
+
+// get returns the topic's handle, loading it on first use. It fails with
+// runnel.ErrTopicNotFound for a topic that does not exist.
+func (tc *topicCache) get(name string) (*topicHandle, error) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if h := tc.m[name]; h != nil {
+		return h, nil
+	}
+	info, err := tc.log.DescribeTopic(name)
+	if err != nil {
+		return nil, err
+	}
+	manual := runnel.ManualPartitioner
+	durable, err := tc.log.Producer(name, &runnel.ProducerOptions{Partitioner: manual})
+	if err != nil {
+		return nil, err
+	}
+	committed, err := tc.log.Producer(name, &runnel.ProducerOptions{Partitioner: manual, Acks: runnel.AckCommitted})
+	if err != nil {
+		durable.Close()
+		return nil, err
+	}
+	h := &topicHandle{name: name, partitions: info.Config.Partitions, durable: durable, committed: committed}
+	tc.m[name] = h
+	return h, nil
+}
+
+// forget drops h, whose topic was deleted (and maybe created again), so
+// that the next get loads the topic afresh.
+func (tc *topicCache) forget(h *topicHandle) {
+	tc.mu.Lock()
+	if tc.m[h.name] == h {
+		delete(tc.m, h.name)
+	}
+	tc.mu.Unlock()
+	h.durable.Close()
+	h.committed.Close()
+}
+
+// stale reports whether err from h's producers means its topic is gone.
+func stale(err error) bool {
+	return errors.Is(err, runnel.ErrTopicNotFound) || errors.Is(err, runnel.ErrClosed)
+}
+
+// close flushes and closes every producer.
+func (tc *topicCache) close() error {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	var errs []error
+	for name, h := range tc.m {
+		errs = append(errs, h.durable.Close(), h.committed.Close())
+		delete(tc.m, name)
+	}
+	return errors.Join(errs...)
+}
