@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
 
-// The append protocol (DESIGN §3): under the partition's writer lock, find
-// the tail, repair whatever a dead writer left past it, write the frame
-// uncommitted, commit it, sync by durability mode, index it, roll when the
-// segment is full, release the lock.
+// The append protocol (DESIGN §3): under the partition's writer lock
+// (writerlock.go: taken, or still held from this Log's last append), find
+// the tail, repair whatever a dead writer left past it, roll when the
+// segment is full, write the frame uncommitted, commit it, publish the new
+// tail and wake readers, index it; then keep or release the lock. Making
+// the frame durable comes after, outside the lock (commit.go).
 
 const writerLockByte = 0
 
@@ -23,36 +24,56 @@ const writerLockByte = 0
 type activeSeg struct {
 	base  int64
 	path  string
+	sf    *segFile // shared with syncs in flight
 	f     *os.File
 	fd    int
-	pos   int64 // where the next frame goes
-	next  int64 // offset the next record gets
-	maxTS int64 // newest record timestamp in the segment so far
+	cm    *commitMap // a window of the file mapped for commit bytes
+	pos   int64      // where the next frame goes
+	next  int64      // offset the next record gets
+	maxTS int64      // newest record timestamp in the segment so far
 	idx   *indexWriter
 	probe [4]byte
 }
 
 func (a *activeSeg) close() error {
-	return errors.Join(a.f.Close(), a.idx.close())
+	a.cm.close()
+	return errors.Join(a.sf.release(), a.idx.close())
 }
 
-// appendBatch writes one finished batch and returns its base offset.
-func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
+// tail is where the segment's committed data ends.
+func (a *activeSeg) tail() logPos { return logPos{a.base, a.pos, a.next} }
+
+// appendBatch writes one finished batch and returns its base offset and
+// where the frame ends.
+func (p *partition) appendBatch(fb *frame.Builder) (int64, logPos, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.broken != nil {
-		return 0, p.broken
+		return 0, logPos{}, p.broken
 	}
-	if err := p.lockWriter(); err != nil {
-		return 0, err
+	if err := p.lockWriter(context.Background()); err != nil {
+		return 0, logPos{}, err
 	}
-	defer p.meta.Unlock(writerLockByte)
+	base, err := p.appendLocked(fb)
+	p.afterAppend(err == nil)
+	if err != nil {
+		return 0, logPos{}, err
+	}
+	return base, p.w.tail(), nil
+}
+
+// appendLocked is appendBatch under the writer lock.
+func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 	if p.shm.deleted() {
 		p.broken = fmt.Errorf("%w: %s was deleted", ErrTopicNotFound, p.topic.name)
 		return 0, p.broken
 	}
-	if err := p.findTail(); err != nil {
-		return 0, err
+	// With the lock held since this Log's last append, nobody else can
+	// have appended: the tail is known.
+	if !p.exact || p.w == nil {
+		if err := p.findTail(); err != nil {
+			return 0, err
+		}
 	}
 	w := p.w
 	data := fb.Finish(w.next)
@@ -63,57 +84,39 @@ func (p *partition) appendBatch(fb *frame.Builder) (int64, error) {
 		w = p.w
 		data = fb.Finish(w.next)
 	}
-	if err := p.commitFrame(data); err != nil {
+	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
 	}
-	base := w.next
-	if w.idx.due(w.pos) {
-		if err := w.idx.add(base-w.base, w.pos, w.maxTS); err != nil {
+	// Readers first (the sooner a sleeping one wakes, the better), the
+	// index after: it is a cache that nobody needs for this frame yet.
+	base, pos := w.next, w.pos
+	w.pos += int64(len(data))
+	w.next += int64(fb.Count())
+	p.shm.publishTail(w.tail())
+	p.shm.published()
+	if w.idx.due(pos) {
+		if err := w.idx.add(base-w.base, pos, w.maxTS); err != nil {
 			// Indexes are caches: a failed entry costs a longer scan.
 			p.log.opts.Logger.Warn("runnel: index append failed", "path", w.idx.offPath, "err", err)
 		}
 	}
 	w.maxTS = max(w.maxTS, fb.MaxTime())
-	w.pos += int64(len(data))
-	w.next += int64(fb.Count())
-	if p.log.opts.Durability == Durable {
-		p.shm.setDurablePoint(currentBootID, w.base, w.pos, w.next)
-	}
-	p.shm.published()
 	p.log.stats.frames.Add(1)
 	p.log.stats.records.Add(int64(fb.Count()))
 	return base, nil
 }
 
-// lockWriter takes the partition's writer lock, opening the lock file and
-// the shared mapping on first use. The caller holds p.wmu.
-func (p *partition) lockWriter() error { return p.lockWriterContext(context.Background()) }
-
-// lockWriterContext is lockWriter that gives up when ctx ends.
-func (p *partition) lockWriterContext(ctx context.Context) error {
-	if p.meta == nil {
-		meta, err := openLockFile(filepath.Join(p.dir, metaFileName))
-		if err != nil {
-			return fmt.Errorf("runnel: open writer lock: %w", err)
-		}
-		p.meta = meta
-	}
-	if p.shm == nil {
-		shm, err := openMeta(p.dir)
-		if err != nil {
-			return err
-		}
-		p.shm = shm
-	}
-	return p.waitWriterLock(ctx)
-}
-
-// commitFrame writes one frame at the tail through the Log's backend,
-// syncing as the durability mode asks.
-func (p *partition) commitFrame(data []byte) error {
-	sync := p.log.opts.Durability == Durable
-	if err := p.log.app.appendFrame(p.w.fd, p.w.pos, data, sync); err != nil {
+// commitFrame writes one frame at the tail through the Log's backend, and
+// fdatasyncs the segment when sync is set. Appends leave the sync to the
+// sync stage (commit.go) in Durable mode, and to the timer or Close in
+// the others, so the frame is dirty until then.
+func (p *partition) commitFrame(data []byte, sync bool) error {
+	if err := p.log.app.appendFrame(p.w.fd, p.w.pos, data, sync, p.w.cm); err != nil {
 		err = fmt.Errorf("runnel: append to %s at byte %d: %w", p.w.path, p.w.pos, err)
+		if drained, ok := stillInFlight(err); ok {
+			p.poison(err, drained)
+			return p.broken
+		}
 		var state [1]byte
 		if _, rerr := p.w.f.ReadAt(state[:], p.w.pos+frame.OffState); rerr == nil && state[0] == frame.StateCommitted {
 			// The commit landed and the sync failed. After a failed
@@ -131,7 +134,7 @@ func (p *partition) commitFrame(data []byte) error {
 	}
 	if sync {
 		p.log.stats.syncs.Add(1)
-	} else {
+	} else if p.log.opts.Durability != Durable {
 		p.dirty = true
 	}
 	return nil
@@ -149,6 +152,7 @@ func (p *partition) dropActive() {
 		}
 	}
 	p.dirty = false
+	p.cur.Store(nil)
 	p.w.close()
 	p.w = nil
 }
@@ -180,16 +184,29 @@ func (p *partition) openActive(base int64) error {
 		f.Close()
 		return fmt.Errorf("runnel: open index of %s: %w", path, err)
 	}
-	p.w = &activeSeg{base: base, path: path, f: f, fd: int(f.Fd()), next: base, maxTS: idx.maxTS, idx: idx}
+	sf := newSegFile(base, f)
+	p.w = &activeSeg{base: base, path: path, sf: sf, f: f, fd: sf.fd, next: base, maxTS: idx.maxTS, idx: idx}
+	if p.log.opts.Durability != Durable {
+		// Each fdatasync write-protects the pages it cleans, so in
+		// Durable mode every commit through the mapping would fault
+		// (commitmap_linux.go): there the commit byte is a pwrite.
+		p.w.cm = newCommitMap(sf.fd)
+	}
+	p.cur.Store(sf)
 	return nil
 }
 
 // roll seals the active segment and starts the next one. The caller holds
 // the writer lock, so no two processes can roll the same segment.
+//
+// The sealed segment is fdatasync'd with its seal, in every durability
+// mode: a durable point in a later segment then vouches for every frame
+// before it, whichever process and mode wrote them (commit.go syncs only
+// the segment of the tail). That is one fdatasync per segment.
 func (p *partition) roll() error {
 	seal := frame.AppendSeal(nil, p.w.next)
 	seal[frame.OffState] = frame.StateWritten
-	if err := p.commitFrame(seal); err != nil {
+	if err := p.commitFrame(seal, true); err != nil {
 		return err
 	}
 	p.w.idx.addTime(p.w.next-p.w.base, p.w.maxTS)

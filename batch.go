@@ -3,19 +3,33 @@ package runnel
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
 
-// batch is one frame in the making: records encoded as they are sent, then
-// written by the partition's writer goroutine in one append.
+// The write stage of a partition: records are encoded into the pending
+// batch as they are sent, and whoever holds the write token appends it as
+// one frame. A sender that finds no write in flight takes the token and
+// appends its own frame (leader-style: no hand-off to another goroutine and
+// back); otherwise its record waits in the pending batch, which the
+// partition's writer goroutine appends as soon as the write in flight ends
+// (natural batching). The token is released once the frame is committed, so
+// in Durable mode the next frame is written while the last one's fdatasync
+// is still running (commit.go).
+
+// batch is one frame in the making, then in flight.
 type batch struct {
-	fb   *frame.Builder
-	cbs  []batchCallback
-	done chan struct{} // closed once base and err are final
-	base int64
-	err  error
+	fb  *frame.Builder
+	cbs []batchCallback
+
+	committed chan struct{} // closed once base, end and err are final
+	done      chan struct{} // closed once syncErr is final; committed itself outside Durable mode
+	base      int64
+	end       logPos // where the frame ends: the tail after it
+	err       error  // the append's outcome
+	syncErr   error  // the fdatasync's outcome, Durable mode
 
 	// waiters counts the records whose senders block in Send: after this
 	// batch, about that many come back at once.
@@ -23,32 +37,80 @@ type batch struct {
 }
 
 type batchCallback struct {
-	idx int
-	fn  func(Position, error)
+	idx      int
+	fn       func(Position, error)
+	onCommit bool // the producer acknowledges at commit (AckCommitted)
 }
 
-func newBatch(fb *frame.Builder) *batch {
+func (p *partition) newBatch(fb *frame.Builder) *batch {
 	if fb == nil {
 		fb = new(frame.Builder)
 	}
 	fb.Reset()
-	return &batch{fb: fb, done: make(chan struct{})}
+	b := &batch{fb: fb, committed: make(chan struct{})}
+	b.done = b.committed
+	if p.log.opts.Durability == Durable {
+		b.done = make(chan struct{})
+	}
+	return b
 }
 
 // add encodes one record into the partition's pending batch, waiting while
 // the batch is full and a write is in flight. It returns the batch and the
-// record's index in it.
+// record's index in it; lead says the caller took the write token and must
+// write the batch (p.write).
 //
 // ctx (nil for none) ends the wait for room; the record is then not queued.
-func (p *partition) add(ctx context.Context, ts int64, rec *Record, size int, done func(Position, error), waiting bool) (*batch, int, error) {
+func (p *partition) add(ctx context.Context, rec *Record, size int, s sender) (b *batch, idx int, lead bool, err error) {
 	if err := p.reserve(ctx, size); err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	b := p.pending
-	idx := b.fb.Count()
-	b.fb.Add(ts, rec.Key, rec.Value, frameHeaders(rec.Headers))
-	p.queued(b, idx, done, waiting)
-	return b, idx, nil
+	b = p.pending
+	idx = b.fb.Count()
+	b.fb.Add(timestamp(rec.Time), rec.Key, rec.Value, frameHeaders(rec.Headers))
+	return b, idx, p.queued(b, idx, s), nil
+}
+
+// timestamp returns t in Unix nanoseconds, or, for the zero Time, now.
+func timestamp(t time.Time) int64 {
+	if !t.IsZero() {
+		return t.UnixNano()
+	}
+	return wallNow()
+}
+
+// wallNow is time.Now().UnixNano() with one clock read instead of two
+// (time.Now reads the wall and the monotonic clock): the wall time of a
+// recent base, plus the monotonic time since. Where reading a clock is
+// slow (a virtual machine's kvm-clock, about 100ns), time.Now was a third
+// of SendAsync's cost. The base is renewed every second, so the wall
+// clock's steps and slews reach record timestamps within a second.
+func wallNow() int64 {
+	b := clockBase.Load()
+	if b != nil {
+		if d := time.Since(b.at); d < time.Second {
+			return b.wall + int64(d)
+		}
+	}
+	now := time.Now()
+	clockBase.Store(&wallBase{at: now, wall: now.UnixNano()})
+	return now.UnixNano()
+}
+
+type wallBase struct {
+	at   time.Time // with its monotonic reading
+	wall int64
+}
+
+var clockBase atomic.Pointer[wallBase]
+
+// sender describes who sent records: the callback for the first of them
+// (nil for none), whether a goroutine blocks waiting for them, and when it
+// wants them acknowledged.
+type sender struct {
+	done     func(Position, error)
+	waiting  bool
+	onCommit bool
 }
 
 // reserve waits until size more bytes fit in the pending batch, or the
@@ -86,72 +148,121 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 		p.mu.Unlock()
 		return ctx.Err()
 	}
-	if !p.started {
-		p.started = true
-		p.loopDone = make(chan struct{})
-		p.pending = newBatch(nil)
-		go p.writeLoop()
+	if p.pending == nil {
+		p.pending = p.newBatch(nil)
 	}
 	return nil
 }
 
 // queued finishes an add: the records from index idx of batch b are in,
-// done (if set) is to be called for the first of them, and waiting says a
-// sender blocks on them. It releases p.mu, which reserve took.
-func (p *partition) queued(b *batch, idx int, done func(Position, error), waiting bool) {
-	if done != nil {
-		b.cbs = append(b.cbs, batchCallback{idx, done})
+// sent by s. It releases p.mu, which reserve took, and reports whether the
+// caller took the write token to append b itself: it does when it will
+// wait for the batch anyway, no write is in flight and no other sender
+// waits. A waiting sender must call p.senders.Add(-1) once acknowledged.
+func (p *partition) queued(b *batch, idx int, s sender) (lead bool) {
+	if s.done != nil {
+		b.cbs = append(b.cbs, batchCallback{idx, s.done, s.onCommit})
 	}
-	if waiting {
+	if s.waiting {
 		b.waiters++
+		// Lead only alone: among concurrent senders, leading would
+		// write one record per frame; the writer goroutine batches them.
+		if p.senders.Add(1) == 1 && !p.writing {
+			p.takePending()
+			p.mu.Unlock()
+			return true
+		}
+	}
+	if !p.started {
+		// The writer goroutine starts with the first record that a
+		// sender leaves to it: a partition only ever written by lone
+		// senders never has one.
+		p.started = true
+		p.loopDone = make(chan struct{})
+		go p.writeLoop()
 	}
 	if idx == 0 {
 		p.work.Signal()
 	}
 	p.mu.Unlock()
+	return false
 }
 
-// lastQueued returns the newest batch that holds records not yet
+// takePending takes the write token and the pending batch, leaving a new
+// empty one. The caller holds p.mu.
+func (p *partition) takePending() *batch {
+	b := p.pending
+	p.writing = true
+	p.last = b
+	p.pending = p.newBatch(p.spare)
+	p.spare = nil
+	p.space.Broadcast()
+	return b
+}
+
+// lastQueued returns the newest batch that may hold records not yet
 // acknowledged, or nil. The caller holds p.mu.
 func (p *partition) lastQueued() *batch {
 	if p.pending != nil && p.pending.fb.Count() > 0 {
 		return p.pending
 	}
-	return p.inflight
+	return p.last
 }
 
-// writeLoop is the partition's writer goroutine: it takes the pending batch
-// as soon as the previous write finished and appends it. It exits once the
-// partition is closed and nothing is pending.
+// writeLoop is the partition's writer goroutine: it appends the pending
+// batch whenever no write is in flight. It exits once the partition is
+// closed, nothing is pending and no write is in flight.
 func (p *partition) writeLoop() {
 	defer close(p.loopDone)
 	p.mu.Lock()
 	regroup := 0 // senders released by the last write, expected back
 	for {
-		for !p.closed && p.pending.fb.Count() == 0 {
+		for !p.closed && (p.writing || p.pending.fb.Count() == 0) {
 			p.work.Wait()
 		}
-		p.awaitRegroup(regroup)
-		if p.pending.fb.Count() == 0 {
+		if p.pending.fb.Count() == 0 && !p.writing {
 			p.mu.Unlock()
 			return
 		}
-		b := p.pending
-		p.inflight = b
-		p.pending = newBatch(p.spare)
-		p.spare = nil
-		p.space.Broadcast()
-		p.mu.Unlock()
-
-		b.base, b.err = p.appendBatch(b.fb)
-		regroup = b.waiters
-		b.finish(p.id)
-
-		p.mu.Lock()
-		p.spare, b.fb = b.fb, nil
-		if p.inflight == b {
-			p.inflight = nil
+		if p.writing { // closed, with a leader still writing
+			p.work.Wait()
+			continue
 		}
+		p.writing = true
+		p.awaitRegroup(regroup)
+		b := p.takePending()
+		p.mu.Unlock()
+		regroup = b.waiters
+		p.write(b, false)
+		p.mu.Lock()
+	}
+}
+
+// write appends batch b, whose write token the caller holds, and hands
+// its outcome on: to the senders that wanted the commit, and in Durable
+// mode to the sync stage, before the token is released (so that Close,
+// which waits for the token, finds b there). inline says the caller is a
+// sender that waits for b's acknowledgement anyway, so it may run the
+// sync itself.
+func (p *partition) write(b *batch, inline bool) {
+	b.base, b.end, b.err = p.appendBatch(b.fb)
+	fb := b.fb
+	b.fb = nil
+	b.commit(p.id)
+	run := p.log.opts.Durability == Durable && p.awaitDurable(b, inline)
+	p.mu.Lock()
+	p.writing = false
+	if !p.poisoned.Load() {
+		// After a failure that may leave the kernel reading the
+		// builder's bytes, it must never be reused.
+		p.spare = fb
+	}
+	if p.closed || p.pending.fb.Count() > 0 {
+		p.work.Broadcast()
+	}
+	p.mu.Unlock()
+	if run {
+		p.runSyncs(b)
 	}
 }
 
@@ -169,8 +280,8 @@ func (p *partition) regroupWait() time.Duration {
 // awaitRegroup is group commit's other half. When a write releases n
 // blocked senders, they send again within microseconds; taking the pending
 // batch at once would write one of them and make the rest wait a whole
-// write (and fdatasync) more. So wait, briefly, until about n records are
-// pending. The caller holds p.mu.
+// write more. So wait, briefly, until about n records are pending. The
+// caller holds p.mu and the write token, so no sender leads meanwhile.
 func (p *partition) awaitRegroup(n int) {
 	if n <= 1 {
 		return
@@ -183,16 +294,41 @@ func (p *partition) awaitRegroup(n int) {
 	}
 }
 
-// finish publishes the batch's outcome to callbacks, then to Send and
-// Flush waiters: once Flush returns, every callback of its records ran.
-func (b *batch) finish(partition int) {
+// commit publishes the append's outcome to the callbacks of records
+// acknowledged at commit, then to the senders waiting for the commit. In
+// modes other than Durable that is the acknowledgement of every record.
+func (b *batch) commit(partition int) {
+	durable := b.done != b.committed
+	b.cbs = b.callBack(partition, b.err, durable)
+	close(b.committed)
+}
+
+// settle publishes the fdatasync's outcome (Durable mode) to the remaining
+// callbacks, then to Send and Flush waiters: once Flush returns, every
+// callback of its records ran.
+func (b *batch) settle(partition int) {
+	err := b.err
+	if err == nil {
+		err = b.syncErr
+	}
+	b.cbs = b.callBack(partition, err, false)
+	close(b.done)
+}
+
+// callBack calls the callbacks with err (or their positions), except, with
+// keepDurable, those waiting for durability, which it returns.
+func (b *batch) callBack(partition int, err error, keepDurable bool) []batchCallback {
+	rest := b.cbs[:0]
 	for _, c := range b.cbs {
-		if b.err != nil {
-			c.fn(Position{}, b.err)
-		} else {
+		switch {
+		case keepDurable && !c.onCommit:
+			rest = append(rest, c)
+		case err != nil:
+			c.fn(Position{}, err)
+		default:
 			c.fn(Position{Partition: partition, Offset: b.base + int64(c.idx)}, nil)
 		}
 	}
-	b.cbs = nil
-	close(b.done)
+	clear(b.cbs[len(rest):])
+	return rest
 }

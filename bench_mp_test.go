@@ -8,10 +8,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Multi-process benchmarks: producer processes are this test binary run
@@ -20,6 +25,7 @@ import (
 func init() {
 	childMains["bench-producer"] = benchProducerMain
 	childMains["bench-paced"] = benchPacedMain
+	childMains["bench-futex"] = benchFutexMain
 }
 
 // benchProducerMain appends $RUNNEL_BENCH_N records of $RUNNEL_BENCH_SIZE
@@ -177,8 +183,11 @@ func benchPacedMain() int {
 // a steady rate; this process waits for them in Poll and measures, per
 // record, CLOCK_MONOTONIC from just before Send to Poll's return. sleep=
 // uses the default Poll (asleep in the kernel until the producer's append
-// wakes it); spin= first spins up to 50ms (ConsumerOptions.SpinWait).
-// Targets (issue 3): p50 ≤ 20µs and p99 ≤ 200µs without a spinning core.
+// wakes it); spin= first spins up to 50ms (ConsumerOptions.SpinWait);
+// futex= is the physical floor, with no log: the other process stores its
+// timestamp in a shared word's mapping and FUTEX_WAKEs this one, asleep in
+// FUTEX_WAIT. Targets (issue 12): p50 ≤ 20µs and p99 ≤ 200µs without a
+// spinning core; compare sleep= with futex= of the same run.
 func BenchmarkCrossProcessLatency(b *testing.B) {
 	n := 10_000
 	if mpRace {
@@ -188,11 +197,16 @@ func BenchmarkCrossProcessLatency(b *testing.B) {
 	for _, mode := range []struct {
 		name string
 		spin time.Duration
-	}{{"sleep=", 0}, {"spin=", 50 * time.Millisecond}} {
+	}{{"sleep=", 0}, {"spin=", 50 * time.Millisecond}, {"futex=", -1}} {
 		b.Run(mode.name, func(b *testing.B) {
 			var lats []time.Duration
 			var send50, send99 []time.Duration
 			for b.Loop() {
+				if mode.spin < 0 {
+					lats = append(lats, futexPingRun(b, n, every)...)
+					send50, send99 = append(send50, 0), append(send99, 0)
+					continue
+				}
 				l, s50, s99 := crossProcessRun(b, n, every, mode.spin)
 				lats = append(lats, l...)
 				send50, send99 = append(send50, s50), append(send99, s99)
@@ -266,4 +280,95 @@ func crossProcessRun(b *testing.B, n int, every, spin time.Duration) (lats []tim
 	}
 	b.StartTimer()
 	return lats, send50, send99
+}
+
+// benchFutexMain is the futex= reference: every $RUNNEL_BENCH_EVERY it
+// stores CLOCK_MONOTONIC in the next slot of the mapped file
+// $RUNNEL_BENCH_FILE, bumps the word at its start and wakes its sleepers,
+// $RUNNEL_BENCH_N times. It starts on a line on stdin.
+func benchFutexMain() int {
+	n, _ := strconv.Atoi(os.Getenv("RUNNEL_BENCH_N"))
+	every, _ := time.ParseDuration(os.Getenv("RUNNEL_BENCH_EVERY"))
+	m, err := mapFutexFile(os.Getenv("RUNNEL_BENCH_FILE"))
+	if err != nil {
+		return mpFail("futex ping", err)
+	}
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return mpFail("futex ping", err)
+	}
+	seq := (*atomic.Uint32)(unsafe.Pointer(&m[0]))
+	start := time.Now()
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
+			time.Sleep(d)
+		}
+		binary.LittleEndian.PutUint64(m[8+8*(i%futexSlots):], uint64(monoNow()))
+		seq.Add(1)
+		wakeAll(seq)
+	}
+	return 0
+}
+
+const futexSlots = 512
+
+func mapFutexFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := f.Truncate(8 + 8*futexSlots); err != nil {
+		return nil, err
+	}
+	return unix.Mmap(int(f.Fd()), 0, 8+8*futexSlots, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+}
+
+// futexPingRun runs benchFutexMain against this process asleep on the
+// word, and returns the latencies from store to wake-up.
+func futexPingRun(b *testing.B, n int, every time.Duration) []time.Duration {
+	b.StopTimer()
+	path := filepath.Join(b.TempDir(), "futex")
+	m, err := mapFutexFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	cmd := mpChild("bench-futex", "RUNNEL_BENCH_FILE="+path, "RUNNEL_BENCH_N="+strconv.Itoa(n), "RUNNEL_BENCH_EVERY="+every.String())
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := mpLines(out)
+	if s := mpExpectLine(b, lines, 30*time.Second); s != "ready" {
+		b.Fatalf("child said %q", s)
+	}
+	b.StartTimer()
+	io.WriteString(in, "go\n")
+	seq := (*atomic.Uint32)(unsafe.Pointer(&m[0]))
+	lats := make([]time.Duration, 0, n)
+	var seen uint32
+	deadline := time.Now().Add(time.Minute)
+	for len(lats) < n && time.Now().Before(deadline) {
+		cur := seq.Load()
+		if cur == seen {
+			waitWord(seq, seen, 100*time.Millisecond)
+			continue
+		}
+		now := monoNow()
+		for ; seen != cur; seen++ {
+			lats = append(lats, time.Duration(now-int64(binary.LittleEndian.Uint64(m[8+8*(int(seen)%futexSlots):]))))
+		}
+	}
+	b.StopTimer()
+	for range lines {
+	}
+	cmd.Wait()
+	if len(lats) < n {
+		b.Fatalf("futex ping: %d of %d wake-ups within a minute", len(lats), n)
+	}
+	b.StartTimer()
+	return lats
 }

@@ -119,6 +119,10 @@ func benchSenders(b *testing.B, d Durability, backend string, value []byte, n in
 	reportRate(b, b.N, raw)
 	st := l.Stats()
 	b.ReportMetric(float64(st.RecordsWritten)/float64(max(st.FramesWritten, 1)), "records/frame")
+	if d == Durable {
+		// How many senders' records one fdatasync carried.
+		b.ReportMetric(float64(st.RecordsWritten)/float64(max(st.Syncs, 1)), "records/sync")
+	}
 }
 
 func sendConcurrently(b *testing.B, p *Producer, senders, n int, value []byte) {

@@ -23,15 +23,15 @@ func holdWriterLock(t *testing.T, l *Log, topic string, p int) (release func()) 
 	return func() { mustUnlock(t, lf, writerLockByte) }
 }
 
-// waitQueued waits until partition p's writer took a batch off the queue:
-// it is on its way to the writer lock.
+// waitQueued waits until a batch of partition p was taken for writing: its
+// writer is on its way to the writer lock.
 func waitQueued(t *testing.T, l *Log, topic string, p int) {
 	t.Helper()
 	part := l.topics[topic].parts[p]
 	waitFor(t, 10*time.Second, "the writer to take the batch", func() bool {
 		part.mu.Lock()
 		defer part.mu.Unlock()
-		return part.inflight != nil
+		return part.writing
 	})
 }
 

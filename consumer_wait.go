@@ -16,7 +16,7 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 		return
 	}
 	for _, m := range c.metas {
-		m.sleepers().Add(1)
+		m.sleepIn()
 	}
 	priv := c.cancel.Load()
 	// Log.Close sets closed before it bumps cancel: either this sees it
@@ -31,7 +31,7 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 	waitWords(c.words, c.expect, &c.cancel, priv, timeout)
 	stop()
 	for _, m := range c.metas {
-		m.sleepers().Add(^uint32(0))
+		m.sleepOut()
 	}
 }
 

@@ -67,6 +67,9 @@ func init() {
 //	RUNNEL_CRASH_DURABLE  "1" for Durable mode, else Buffered
 //	RUNNEL_CRASH_MAX      records to send before idling
 //	RUNNEL_CRASH_PAD      value padding, bytes (plus up to 12)
+//	RUNNEL_CRASH_SEND     "1": one record at a time with Send (a lone
+//	                      sender writes its own frames and keeps the
+//	                      writer lock between them), else SendAsync
 //
 // It finds where its predecessors stopped by reading the log, prints
 // "ready <first seq>", and sends until it is killed.
@@ -159,7 +162,15 @@ func crashProducerMain() int {
 	}()
 	last := next + env("MAX")
 	pad := int(env("PAD"))
-	for seq := next; seq < last; seq++ {
+	for seq := next; seq < last && env("SEND") == 1; seq++ {
+		pos, err := p.Send(context.Background(), Record{Value: mpValue(id, inc, seq, pad+int(seq%13))})
+		if err != nil {
+			return mpFail(who, fmt.Errorf("record %d: %w", seq, err))
+		}
+		slots <- struct{}{}
+		ackc <- ack{seq, pos.Offset}
+	}
+	for seq := next; seq < last && env("SEND") != 1; seq++ {
 		slots <- struct{}{}
 		p.SendAsync(Record{Value: mpValue(id, inc, seq, pad+int(seq%13))}, func(pos Position, err error) {
 			if err != nil {
@@ -305,6 +316,17 @@ func TestCrashLoop(t *testing.T) {
 	runCrashLoop(t, cfg)
 }
 
+// TestCrashLoopSend is the crash loop with producers that each send one
+// record at a time (Send), half of them durable: each writes its own
+// frames, keeps the writer lock between appends while nobody else waits,
+// and makes its frames durable through the partition's shared fdatasync,
+// so kills land while a process keeps the writer lock, holds the sync
+// lock or sleeps waiting for another's fdatasync.
+func TestCrashLoopSend(t *testing.T) {
+	runCrashLoop(t, crashConfig{producers: 4, kills: mpScale(100, 40, 20), segBytes: minSegmentBytes, maxPerRun: 3000,
+		killWithin: 20 * time.Millisecond, killInAppend: 0.5, send: true})
+}
+
 // TestCrashMidAppend aims the kills at appends: one producer process
 // writing large frames is killed at a random moment at which it holds the
 // writer lock, so the kill often lands between a frame and its commit
@@ -324,6 +346,7 @@ type crashConfig struct {
 	killWithin      time.Duration
 	killInAppend    float64 // share of kills aimed at a moment a writer holds the lock
 	repairAfterKill bool    // repair in this process after every kill and count the cuts
+	send            bool    // producers use Send, one record at a time
 }
 
 func runCrashLoop(t *testing.T, cfg crashConfig) {
@@ -345,6 +368,27 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 		t.Fatal(err)
 	}
 	defer probe.Close()
+	shm, err := openMeta(part.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shm.close()
+	// midAppend reports whether a writer is inside an append: it holds
+	// the lock and the segment holds bytes past the tail it last
+	// published (a frame written, not yet committed and published).
+	// Holding the lock alone says little: a writer alone keeps it
+	// between appends.
+	midAppend := func() bool {
+		if held, err := probe.HeldByOther(writerLockByte); err != nil || !held {
+			return err != nil
+		}
+		tail, ok := shm.tail()
+		if !ok {
+			return false
+		}
+		st, err := os.Stat(segmentPath(part.dir, tail.base, logExt))
+		return err == nil && st.Size() > tail.pos
+	}
 
 	ckptPath := filepath.Join(work, "reader.ckpt")
 	reader := mpChild("crash-reader", "RUNNEL_CRASH_DIR="+dir, "RUNNEL_CRASH_CKPT="+ckptPath)
@@ -394,7 +438,8 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 					"RUNNEL_CRASH_ACKS="+acks,
 					"RUNNEL_CRASH_DURABLE="+strconv.Itoa(id%2),
 					"RUNNEL_CRASH_MAX="+strconv.Itoa(maxPerRun),
-					"RUNNEL_CRASH_PAD="+strconv.Itoa(cfg.pad))
+					"RUNNEL_CRASH_PAD="+strconv.Itoa(cfg.pad),
+					"RUNNEL_CRASH_SEND="+map[bool]string{true: "1", false: "0"}[cfg.send])
 				stdout, err := cmd.StdoutPipe()
 				if err != nil {
 					t.Error(err)
@@ -423,7 +468,7 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 						// Kill at a moment some writer holds the lock:
 						// with one producer, inside its append.
 						for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
-							if held, err := probe.HeldByOther(writerLockByte); err != nil || held {
+							if midAppend() {
 								break
 							}
 						}

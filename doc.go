@@ -19,9 +19,10 @@
 // so their order is kept; keyless records are spread over the partitions.
 //
 // Send waits for the acknowledgement; SendAsync calls back; Flush waits for
-// everything sent. Records sent while the previous write is in flight are
-// written together as the next frame, so concurrent senders share writes
-// and fdatasyncs without any configured linger.
+// everything sent. A sender alone on a partition writes its own frame, with
+// no hand-off to another goroutine. Records sent while a write is in flight
+// are written together as the next frame, so concurrent senders share
+// writes and fdatasyncs without any configured linger.
 //
 // Consumers read from an offset, the earliest or latest record, or a
 // timestamp. Poll waits for records and returns a batch of at most
@@ -35,12 +36,17 @@
 // of that, by Options.Durability:
 //
 //   - Durable (default): the frame was also fdatasync'd before the
-//     acknowledgement; it survives power loss. Concurrent senders share one
-//     fdatasync per frame (group commit).
+//     acknowledgement; it survives power loss. One fdatasync serves every
+//     frame committed before it began, in this process or any other (group
+//     commit), and the next frames are written while it runs.
 //   - Periodic: each partition is fdatasync'd at least every
 //     Options.SyncInterval; a power loss may lose that window.
 //   - Buffered: the OS writes the data back when it likes; a crash of the
 //     process loses nothing acknowledged, a power loss may.
+//
+// A Producer with ProducerOptions.Acks set to AckCommitted acknowledges at
+// commit in every mode (Kafka's acks=1); in a Durable Log the fdatasync
+// still follows, only nobody waits for it.
 //
 // Readers deliver only committed frames whose xxhash64 checksum matches,
 // each record once, in offset order per partition. A writer that dies at
@@ -61,8 +67,12 @@
 // Any number of processes may open the same directory. Appends to a
 // partition are serialized by an exclusive byte-range lock (open file
 // description locks on Linux, which the kernel releases when the holder
-// dies); readers take no lock. Two Logs opened on one directory in the same
-// process behave exactly like two processes.
+// dies); readers take no lock. A Log that appends alone keeps the lock
+// between its appends, and lets it go as soon as another process asks for
+// it. Durable appends of all processes share their fdatasyncs: a process
+// whose frame another process's fdatasync covered acknowledges without one.
+// Two Logs opened on one directory in the same process behave exactly like
+// two processes.
 //
 // # Consumer groups
 //

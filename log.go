@@ -133,7 +133,7 @@ func (l *Log) syncLoop() {
 		}
 		l.mu.Unlock()
 		for _, p := range parts {
-			if err := p.syncIfDirty(); err != nil {
+			if err := p.syncNow(); err != nil {
 				l.opts.Logger.Error("runnel: periodic sync failed", "partition", p.dir, "err", err)
 			}
 		}
@@ -164,12 +164,15 @@ func checkFormat(dir string) error {
 
 // chooseBackend picks the append path that Options.Backend asks for.
 //
-// BackendAuto follows the measurements in the README: on the ext4 machines
-// measured, a buffered io_uring write is handed to a kernel worker thread
-// and loses to a plain pwrite by 2-15x, and with fdatasync in the chain the
-// two are within noise of each other or pwrite is ahead. So Auto takes
-// pwrite, and io_uring is there for those whose kernel and file system
-// measure the other way (the Produce benchmarks run both side by side).
+// BackendAuto follows the measurements in the README, per durability mode.
+// Buffered: on ext4 an io_uring write of buffered data is handed to a
+// kernel worker thread (the file system cannot do it without blocking), so
+// a frame costs a thread hand-off where pwrite costs one system call; it
+// lost by 2-10x. Durable: the fdatasync dominates and the same hand-off
+// remains; io_uring measured level with pwrite or behind it. So Auto takes
+// pwrite in both modes, and io_uring is there for those whose kernel and
+// file system measure the other way (BenchmarkProduce and bench/ run both
+// side by side).
 func chooseBackend(o Options) (appender, error) {
 	if o.Backend != BackendIOURing {
 		return pwriteAppender{}, nil
@@ -356,13 +359,15 @@ type Stats struct {
 	Durability     Durability
 	FramesWritten  int64 // frames this Log appended
 	RecordsWritten int64 // records in those frames
-	Syncs          int64 // fdatasyncs of segments: with appends, periodic, at Close
+	Syncs          int64 // fdatasyncs of segments: group commits, rolls, periodic, at Close
+	SyncWaits      int64 // times a durable append slept while another process's fdatasync ran
+	WriterLocks    int64 // times the Log took a writer lock: it keeps one across back-to-back appends
 	Repairs        int64 // torn or uncommitted tails cut
 	BytesRepaired  int64 // bytes those repairs cut
 }
 
 type logStats struct {
-	frames, records, syncs, repairs, repairedBytes atomic.Int64
+	frames, records, syncs, syncWaits, writerLocks, repairs, repairedBytes atomic.Int64
 }
 
 // Stats reports the Log's counters and the active backend.
@@ -373,6 +378,8 @@ func (l *Log) Stats() Stats {
 		FramesWritten:  l.stats.frames.Load(),
 		RecordsWritten: l.stats.records.Load(),
 		Syncs:          l.stats.syncs.Load(),
+		SyncWaits:      l.stats.syncWaits.Load(),
+		WriterLocks:    l.stats.writerLocks.Load(),
 		Repairs:        l.stats.repairs.Load(),
 		BytesRepaired:  l.stats.repairedBytes.Load(),
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -17,37 +18,84 @@ import (
 )
 
 // partition.meta is a small file every process maps shared. Byte 0 is the
-// writer lock (a byte-range lock; its content is unused). The rest is
-// state that processes share through the mapping rather than by messages:
+// writer lock and byte 84 the sync lock (byte-range locks; the bytes' values
+// are unused). The rest is state that processes share through the mapping
+// rather than by messages (docs/FORMAT.md has the full table):
 //
-//	 64  u32  append sequence: bumped after every commit; readers sleep on it
-//	 68  u32  sleeping readers: writers wake only when it is non-zero
-//	 72  u32  deleted: set under the writer lock by DeleteTopic
-//	128  [16] boot id of the machine run that last wrote the durable point
-//	144  i64  segment base of the last durable point
-//	152  i64  byte position of the last durable point in that segment
-//	160  i64  offset of the first record at or after the durable point
-//	168  u64  xxhash64 of bytes 128-167: a point torn by a crash mid-update
-//	          is recognised and ignored
+//	  64  u32  append sequence: bumped after every commit; readers sleep on it
+//	  68  u32  sleeping readers, counted through the slots at 1024
+//	  72  u32  deleted: set under the writer lock by DeleteTopic
+//	  76  u32  processes waiting for the writer lock, counted through the
+//	           slots at 1536: the holder keeps the lock between appends
+//	           only while it is zero
+//	  80  u32  durable sequence: bumped after every advance of the durable
+//	           point; appenders waiting for durability sleep on it
+//	  88  u32  tail sequence: odd while the writer-lock holder updates the
+//	           published tail (a sequence lock)
+//	  92  u32  kept: 1 while a writer keeps the writer lock between
+//	           appends (waiters wake its watcher only then)
+//	  96  i64  published tail: segment base,
+//	 104  i64  byte position and
+//	 112  i64  next offset after the last committed frame
+//	 120  u32  processes the last shared fdatasync woke, and
+//	 124  u32  the append sequence when it woke them: the next syncer
+//	           gives them a moment to commit again (commit.go)
+//	 128  [16] boot id of the machine run that last wrote the durable point
+//	 144  i64  segment base of the durable point ("durable up to")
+//	 152  i64  byte position of the durable point in that segment
+//	 160  i64  offset of the first record at or after the durable point
+//	 168  u64  xxhash64 of bytes 128-167: a point torn by a crash mid-update
+//	           is recognised and ignored
+//	1024 [128]u32 sleeping-reader slots (presence.go)
+//	1536 [64]u32  writer-lock waiter slots
 //
-// The durable point is where fdatasync last completed: after a reboot,
-// recovery re-verifies every frame after it (DESIGN §3).
+// The durable point says that every frame before it is on disk: it only
+// moves after an fdatasync that covered it completed, and only the holder
+// of the sync lock moves it. After a reboot, recovery re-verifies every
+// frame after it (DESIGN §3). The published tail is live state only: it
+// tells a syncer what its fdatasync will cover, and recovery never reads it.
 const (
 	metaSize        = 4096
 	metaSeqOff      = 64
 	metaSleepersOff = 68
 	metaDeletedOff  = 72
+	metaWaitersOff  = 76
+	metaDurSeqOff   = 80
+	metaTailSeqOff  = 88
+	metaKeptOff     = 92
+	metaTailBaseOff = 96
+	metaTailPosOff  = 104
+	metaTailNextOff = 112
+	metaWokeOff     = 120
+	metaWokeSeqOff  = 124
 	metaBootOff     = 128
 	metaDurBaseOff  = 144
 	metaDurPosOff   = 152
 	metaDurNextOff  = 160
 	metaDurSumOff   = 168
+
+	metaSleeperSlotsOff = 1024
+	metaSleeperSlots    = 128
+	metaWaiterSlotsOff  = 1536
+	metaWaiterSlots     = 64
 )
+
+// syncLockByte is the byte of partition.meta whose byte-range lock the
+// process running a shared fdatasync holds (commit.go).
+const syncLockByte = 84
 
 // metaMap is one process's shared mapping of a partition.meta file.
 type metaMap struct {
 	mem []byte
 	lf  *lockFile
+
+	sleeping presence // readers asleep on seq
+	waiting  presence // processes waiting for the writer lock
+
+	// The sleeping-reader slot of the Consumer that owns this mapping,
+	// claimed at its first sleep and kept until close.
+	sleepSlot   presenceSlot
+	slotClaimed bool
 }
 
 // openMeta maps dir/partition.meta, creating it at its full size. The file
@@ -85,7 +133,10 @@ func mapMeta(f *os.File, path string) (*metaMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runnel: map %s: %w", path, err)
 	}
-	return &metaMap{mem: mem}, nil
+	m := &metaMap{mem: mem}
+	m.sleeping = presence{m: m, countOff: metaSleepersOff, slotsOff: metaSleeperSlotsOff, slots: metaSleeperSlots}
+	m.waiting = presence{m: m, countOff: metaWaitersOff, slotsOff: metaWaiterSlotsOff, slots: metaWaiterSlots}
+	return m, nil
 }
 
 func (m *metaMap) close() error {
@@ -108,19 +159,82 @@ func (m *metaMap) i64(off int) *atomic.Int64 {
 // seq is the append sequence word that readers sleep on.
 func (m *metaMap) seq() *atomic.Uint32 { return m.u32(metaSeqOff) }
 
-// sleepers counts readers asleep on seq, across processes.
-func (m *metaMap) sleepers() *atomic.Uint32 { return m.u32(metaSleepersOff) }
-
 // deleted reports whether the partition's topic was deleted, by any
 // process: its files may live on, open, after the directory is gone.
 func (m *metaMap) deleted() bool { return m.u32(metaDeletedOff).Load() != 0 }
 
-// published bumps the append sequence and wakes sleeping readers.
+// published bumps the append sequence and wakes sleeping readers. A
+// wake-up that finds nobody asleep while readers are counted may mean a
+// reader was killed in its sleep: the count heals itself.
 func (m *metaMap) published() {
 	m.seq().Add(1)
-	if m.sleepers().Load() > 0 {
-		wakeAll(m.seq())
+	if m.sleeping.count().Load() > 0 && wakeAll(m.seq()) == 0 {
+		m.sleeping.heal(m.lf)
 	}
+}
+
+// sleepIn counts the mapping's owner among the partition's sleeping
+// readers, before it sleeps on seq.
+func (m *metaMap) sleepIn() {
+	if !m.slotClaimed {
+		m.sleepSlot, m.slotClaimed = m.sleeping.claim(m.lf), true
+	}
+	m.sleeping.enter(m.sleepSlot)
+}
+
+// sleepOut counts it out again, after the sleep.
+func (m *metaMap) sleepOut() { m.sleeping.leave(m.sleepSlot) }
+
+// kept is 1 while a writer keeps the writer lock between appends.
+func (m *metaMap) kept() *atomic.Uint32 { return m.u32(metaKeptOff) }
+
+// durSeq is the word that appenders waiting for another process's
+// fdatasync sleep on.
+func (m *metaMap) durSeq() *atomic.Uint32 { return m.u32(metaDurSeqOff) }
+
+// logPos is a place in a partition: a segment, a byte position in it, and
+// the offset of the record that goes there.
+type logPos struct {
+	base, pos, next int64
+}
+
+// publishTail records where the committed data now ends. Only the
+// writer-lock holder calls it. The sequence word is odd while the three
+// words change; a writer killed in between leaves it odd, and the next
+// one makes it even again.
+func (m *metaMap) publishTail(t logPos) {
+	s := m.u32(metaTailSeqOff)
+	v := s.Load() | 1
+	s.Store(v)
+	m.i64(metaTailBaseOff).Store(t.base)
+	m.i64(metaTailPosOff).Store(t.pos)
+	m.i64(metaTailNextOff).Store(t.next)
+	s.Store(v + 1)
+}
+
+// tail reads the published tail. ok is false if it kept changing (or a
+// dead writer left it half written) for a hundred reads in a row.
+func (m *metaMap) tail() (t logPos, ok bool) {
+	s := m.u32(metaTailSeqOff)
+	for range 100 {
+		v := s.Load()
+		if v&1 == 0 {
+			t = logPos{m.i64(metaTailBaseOff).Load(), m.i64(metaTailPosOff).Load(), m.i64(metaTailNextOff).Load()}
+			if s.Load() == v {
+				return t, true
+			}
+		}
+		runtime.Gosched()
+	}
+	return logPos{}, false
+}
+
+// durableNext returns the offset below which every record is on disk, by
+// the durable point recorded in this machine run; ok is false when there
+// is none (or it is being updated right now).
+func (m *metaMap) durableNext() (next int64, ok bool) {
+	boot, _, _, next, ok := m.durablePoint()
+	return next, ok && boot == currentBootID
 }
 
 // durablePoint returns the boot id and position of the last fdatasync.
@@ -133,9 +247,10 @@ func (m *metaMap) durablePoint() (boot [16]byte, base, pos, next int64, ok bool)
 }
 
 // setDurablePoint records that everything before pos in segment base is
-// on disk, and that next is the offset there. Only the writer-lock holder
-// calls it. The fields are written without a lock against readers of the
-// point, which only the next writer-lock holder is.
+// on disk, and that next is the offset there. Only the holder of the sync
+// lock calls it (partition.setDurablePoint), so no two writers interleave
+// the fields; a reader that reads them mid-update sees a checksum that
+// does not match, and ok false.
 func (m *metaMap) setDurablePoint(boot [16]byte, base, pos, next int64) {
 	if !bytes.Equal(m.mem[metaBootOff:metaBootOff+16], boot[:]) {
 		copy(m.mem[metaBootOff:], boot[:])

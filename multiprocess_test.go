@@ -417,7 +417,7 @@ func mpWakeMain() int {
 func waitSleeper(t testing.TB, m *metaMap, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for m.sleepers().Load() == 0 {
+	for m.sleeping.count().Load() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no reader asleep on the partition after %v", timeout)
 		}

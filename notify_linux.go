@@ -16,6 +16,7 @@ import (
 // file mapping that other processes map too.
 
 const (
+	futexWait        = 0
 	futexWake        = 1
 	futexPrivateFlag = 128
 	futex2Size32     = 2 // FUTEX2_SIZE_U32
@@ -32,9 +33,21 @@ type futexWaitv struct {
 // noFutexWaitv remembers that the kernel lacks futex_waitv.
 var noFutexWaitv atomic.Bool
 
-// wakeAll wakes every process and thread asleep on word.
-func wakeAll(word *atomic.Uint32) {
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(word)), futexWake, math.MaxInt32, 0, 0, 0)
+// wakeAll wakes every process and thread asleep on word, and returns how
+// many there were.
+func wakeAll(word *atomic.Uint32) int {
+	n, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(word)), futexWake, math.MaxInt32, 0, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(n)
+}
+
+// waitWord sleeps until word differs from expect, a wake-up, or timeout.
+// Spurious returns are allowed; callers re-check what they wait for.
+func waitWord(word *atomic.Uint32, expect uint32, timeout time.Duration) {
+	ts := unix.NsecToTimespec(int64(timeout))
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(word)), futexWait, uintptr(expect), uintptr(unsafe.Pointer(&ts)), 0, 0)
 }
 
 // wakePrivate wakes waiters on a word of this process's own memory.

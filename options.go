@@ -47,9 +47,10 @@ type Options struct {
 	SyncInterval time.Duration
 
 	// Backend selects the append path: BackendAuto (default: the backend
-	// measured fastest, pwrite today — see the README's table),
-	// BackendIOURing (a linked write, commit, fdatasync chain per frame in
-	// one io_uring_enter; Open fails where io_uring is unavailable) or
+	// that measured faster for the Log's durability mode, pwrite for both
+	// today — see the README's table), BackendIOURing (a frame and its
+	// commit byte as one linked chain in one io_uring_enter, fdatasync as
+	// an io_uring operation; Open fails where io_uring is unavailable) or
 	// BackendPwrite. Log.Stats reports the active one.
 	Backend string
 

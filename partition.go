@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -22,27 +23,55 @@ type partition struct {
 	id    int
 	dir   string
 
-	// Batching, guarded by mu (producer.go).
+	// The write stage, guarded by mu (batch.go).
 	mu       sync.Mutex
-	work     sync.Cond // the writer waits for a pending record
-	space    sync.Cond // senders wait for room in the pending batch
-	pending  *batch    // records waiting for the writer; never nil once started
-	inflight *batch    // the batch being written, if any
+	work     sync.Cond    // the writer goroutine waits for a pending record
+	space    sync.Cond    // senders wait for room in the pending batch
+	pending  *batch       // records waiting to be written; never nil after the first
+	writing  bool         // the write token: a batch is being appended
+	senders  atomic.Int32 // senders blocked waiting for an acknowledgement
+	last     *batch       // the newest batch taken for writing
 	spare    *frame.Builder
 	closed   bool
 	started  bool
 	loopDone chan struct{}
 	batchCap atomic.Int64 // half the segment size: the largest batch
 
-	// Appends, guarded by wmu; only the writer goroutine appends, but the
-	// periodic syncer and Close also touch the active segment.
+	// The sync stage, Durable mode (commit.go).
+	sq  syncQueue
+	cur atomic.Pointer[segFile] // the active segment's file, for syncs
+	// syncMu is held with the sync lock, whose holder is p.meta's open
+	// file description, which this Log's goroutines share. It guards the
+	// fields after it.
+	syncMu          sync.Mutex
+	lastSync        time.Duration // how long the last fdatasync took
+	syncSlot        presenceSlot  // a sleeping-reader slot for awaitWoken
+	syncSlotClaimed bool
+
+	// Appends, guarded by wmu: leaders, the writer goroutine, the
+	// periodic syncer, maintenance and Close take turns.
 	wmu      sync.Mutex
 	meta     *lockFile  // partition.meta: byte 0 is the writer lock
-	shm      *metaMap   // partition.meta mapped: wake-ups and the durable point
+	shm      *metaMap   // partition.meta mapped: wake-ups, the durable point
 	w        *activeSeg // this Log's view of the tail; nil until first append
 	broken   error      // sticky: committed data is damaged, appends refused
-	dirty    bool       // written since the last fdatasync (Periodic mode)
+	dirty    bool       // written since the last fdatasync (not Durable mode)
 	dirDirty bool       // a segment was created since the directory was synced
+
+	// Keeping the writer lock between appends (writerlock.go), under wmu.
+	waitSlot   presenceSlot // a writer-lock waiter slot, claimed on first contention
+	held       bool         // this Log holds the writer lock
+	exact      bool         // held since this Log's last append: p.w is the tail
+	contended  time.Time    // when another holder last wanted the lock
+	watching   bool         // watchHold runs
+	watchDone  chan struct{}
+	appends    atomic.Uint64 // appends under a kept lock, for watchHold
+	holdCancel atomic.Uint32 // bumped to end watchHold's sleep
+
+	// poisoned: an append failed with writes possibly still running in
+	// the kernel; the writer lock stays held until they end (poison).
+	poisoned   atomic.Bool
+	metaOrphan bool // closed while poisoned: the drain closes p.meta
 
 	// abandon is closed when a bounded close (Log.CloseContext,
 	// DeleteTopicContext) runs out of time: every wait for the writer
@@ -65,6 +94,7 @@ func newPartition(l *Log, t *topic, id int) *partition {
 	}
 	p.work.L = &p.mu
 	p.space.L = &p.mu
+	p.sq.idle.L = &p.sq.mu
 	p.batchCap.Store(t.cfg.SegmentBytes / 2)
 	return p
 }
@@ -82,12 +112,12 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 		p.wmu.Unlock()
 		return nil, ErrClosed
 	}
-	if err := p.lockWriterContext(ctx); err != nil {
+	if err := p.lockWriter(ctx); err != nil {
 		p.wmu.Unlock()
 		return nil, err
 	}
 	return func() {
-		p.meta.Unlock(writerLockByte)
+		p.unlockWriter()
 		p.wmu.Unlock()
 	}, nil
 }
@@ -96,13 +126,10 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 // future, with ErrClosed: the bounded close that called it is out of time.
 func (p *partition) giveUp() { p.abandonOnce.Do(func() { close(p.abandon) }) }
 
-// waitWriterLock takes the writer lock on p.meta, waiting while another
-// process (or Log) holds it until ctx ends or the partition is given up.
-// A free lock is taken even then.
+// waitWriterLock waits for the writer lock, which another process (or
+// Log) holds, announced (writerlock.go), until ctx ends or the partition
+// is given up. The caller holds p.wmu.
 func (p *partition) waitWriterLock(ctx context.Context) error {
-	if ok, err := p.meta.TryLock(writerLockByte); ok || err != nil {
-		return err
-	}
 	select {
 	case <-p.abandon:
 		return p.gaveUp()
@@ -117,7 +144,7 @@ func (p *partition) waitWriterLock(ctx context.Context) error {
 		case <-wctx.Done():
 		}
 	}()
-	err := p.meta.Lock(wctx, writerLockByte)
+	_, err := lockAnnounced(wctx, p.meta, p.shm, &p.waitSlot)
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
 		return p.gaveUp()
 	}
@@ -140,77 +167,47 @@ func (p *partition) errClosed() error {
 	return ErrClosed
 }
 
-// close drains the batch queue, then closes the partition's files.
+// close drains the write and sync stages, then closes the partition's
+// files.
 func (p *partition) close() error {
 	p.mu.Lock()
 	p.closed = true
 	started := p.started
 	p.work.Broadcast()
 	p.space.Broadcast()
+	for p.writing { // a leader's write
+		p.work.Wait()
+	}
 	p.mu.Unlock()
 	if started {
 		<-p.loopDone
 	}
+	p.drainSyncs()
+	var errs []error
+	if p.log.opts.Durability != Durable {
+		errs = append(errs, p.syncNow())
+	}
+	p.stopHold()
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	var errs []error
 	if p.w != nil {
-		if p.dirty {
-			errs = append(errs, p.syncLocked())
-		}
+		p.cur.Store(nil)
 		errs = append(errs, p.w.close())
 		p.w = nil
 	}
 	if p.meta != nil {
-		errs = append(errs, p.meta.Close())
+		if p.poisoned.Load() {
+			// The kernel may still write for the failed append: the
+			// lock (and so the file) stays until it is done (poison).
+			p.metaOrphan = true
+		} else {
+			errs = append(errs, p.meta.Close())
+		}
 		p.meta = nil
 	}
 	errs = append(errs, p.shm.close())
 	p.shm = nil
 	return errors.Join(errs...)
-}
-
-// syncIfDirty fdatasyncs the active segment if this Log wrote to it since
-// the last sync.
-func (p *partition) syncIfDirty() error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	if !p.dirty || p.w == nil {
-		return nil
-	}
-	return p.syncLocked()
-}
-
-// syncLocked fdatasyncs the active segment and, if the writer lock is free
-// at once, records the durable point. The caller holds p.wmu (so this Log
-// is not inside an append). The point's fields are only ever written by
-// the writer-lock holder, so that no two writers can interleave them; a
-// busy lock just leaves the point behind, which costs a longer
-// re-verification after a power loss, never a wrong one.
-func (p *partition) syncLocked() error {
-	if err := fdatasync(p.w.fd); err != nil {
-		return fmt.Errorf("runnel: sync %s: %w", p.w.path, err)
-	}
-	p.dirty = false
-	p.log.stats.syncs.Add(1)
-	if p.dirDirty {
-		if err := syncDir(p.dir); err != nil {
-			return err
-		}
-		p.dirDirty = false
-	}
-	if p.shm == nil || p.meta == nil {
-		return nil
-	}
-	if got, err := p.meta.TryLock(writerLockByte); err != nil || !got {
-		return nil
-	}
-	defer p.meta.Unlock(writerLockByte)
-	_, base, pos, _, ok := p.shm.durablePoint()
-	if !ok || base < p.w.base || base == p.w.base && pos < p.w.pos {
-		p.shm.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next)
-	}
-	return nil
 }
 
 // describe reads the partition's extent from disk, without any lock.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/runnel-log/runnel/internal/frame"
@@ -22,6 +21,7 @@ type Producer struct {
 	log    *Log
 	topic  *topic
 	part   Partitioner // nil: KeyHashPartitioner
+	acks   Acks
 	spread atomic.Uint64
 	closed atomic.Bool
 }
@@ -33,9 +33,20 @@ type ProducerOptions struct {
 	// KeyHashPartitioner.
 	Partitioner Partitioner
 
-	// Acks says when this producer's records are acknowledged. Default
-	// AckDurability.
+	// Acks says when this producer's records are acknowledged: by Send's
+	// return, SendAsync's callback and Flush. Default AckDurability.
 	Acks Acks
+}
+
+// validate checks the options; nil is valid.
+func (o *ProducerOptions) validate() error {
+	if o == nil {
+		return nil
+	}
+	if o.Acks != AckDurability && o.Acks != AckCommitted {
+		return fmt.Errorf("%w: Acks %d", ErrInvalidArgument, int(o.Acks))
+	}
+	return nil
 }
 
 // Acks says when a Producer acknowledges a record.
@@ -48,7 +59,9 @@ const (
 	// AckCommitted acknowledges once the record is committed: visible to
 	// every process and safe from any process's crash, but, in a Durable
 	// Log, before the fdatasync that makes it survive a power loss (which
-	// still follows). Kafka's acks=1 against acks=all.
+	// still follows, shared with the other appends). Kafka's acks=1
+	// against acks=all. In the other modes it is the same as
+	// AckDurability.
 	AckCommitted
 )
 
@@ -76,37 +89,75 @@ func ManualPartitioner(r *Record, n int, spread uint64) int { return r.Partition
 
 // Producer returns a producer for topic. It fails with ErrTopicNotFound if
 // the topic does not exist.
+// It fails with ErrInvalidArgument for options outside their range.
 func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	t, err := l.topic(topic)
 	if err != nil {
 		return nil, err
 	}
 	p := &Producer{log: l, topic: t}
 	if opts != nil {
-		p.part = opts.Partitioner
+		p.part, p.acks = opts.Partitioner, opts.Acks
 	}
 	return p, nil
 }
 
-// Send appends rec and waits for its acknowledgement (see Durability). If
-// ctx ends first Send returns ctx.Err(); the record may still be appended.
+// Send appends rec and waits for its acknowledgement (see Durability and
+// ProducerOptions.Acks). If ctx ends first Send returns ctx.Err(); the
+// record may still be appended.
+//
+// When no write to the partition is in flight, the calling goroutine
+// writes the record's frame itself.
 func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
 	}
-	part, b, idx, err := p.enqueue(ctx, &rec, nil, true)
+	part, b, idx, lead, err := p.enqueue(ctx, &rec, p.sender(nil, true))
 	if err != nil {
 		return Position{}, err
 	}
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		return Position{}, ctx.Err()
-	}
-	if b.err != nil {
-		return Position{}, b.err
+	if err := p.await(ctx, part, b, lead); err != nil {
+		return Position{}, err
 	}
 	return Position{Partition: part.id, Offset: b.base + int64(idx)}, nil
+}
+
+// sender describes this producer's records to the partition's batch.
+func (p *Producer) sender(done func(Position, error), waiting bool) sender {
+	return sender{done: done, waiting: waiting, onCommit: p.acks == AckCommitted}
+}
+
+// await writes batch b if the caller leads it, then waits for its
+// acknowledgement as the producer's Acks say.
+func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bool) error {
+	defer part.senders.Add(-1)
+	if lead {
+		part.write(b, p.acks == AckDurability)
+	}
+	select {
+	case <-p.ackOf(b):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if b.err != nil {
+		return b.err
+	}
+	if p.acks == AckDurability && b.syncErr != nil {
+		return b.syncErr
+	}
+	return nil
+}
+
+// ackOf returns the channel closed when b is acknowledged for this
+// producer.
+func (p *Producer) ackOf(b *batch) <-chan struct{} {
+	if p.acks == AckCommitted {
+		return b.committed
+	}
+	return b.done
 }
 
 // SendAsync queues rec and returns without waiting for the write (it
@@ -117,7 +168,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 // not block. A record rejected before queueing (too large, bad partition,
 // closed) gets its error through done before SendAsync returns.
 func (p *Producer) SendAsync(rec Record, done func(Position, error)) {
-	if _, _, _, err := p.enqueue(nil, &rec, done, false); err != nil && done != nil {
+	if _, _, _, _, err := p.enqueue(nil, &rec, p.sender(done, false)); err != nil && done != nil {
 		done(Position{}, err)
 	}
 }
@@ -139,7 +190,7 @@ func (p *Producer) flush(ctx context.Context) error {
 			continue
 		}
 		select {
-		case <-last.done:
+		case <-p.ackOf(last):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -177,10 +228,10 @@ func (p *Producer) checkOpen() error {
 }
 
 // enqueue validates rec, picks its partition and adds it to that
-// partition's pending batch.
-func (p *Producer) enqueue(ctx context.Context, rec *Record, done func(Position, error), waiting bool) (*partition, *batch, int, error) {
+// partition's pending batch; lead says the caller must write the batch.
+func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *partition, b *batch, idx int, lead bool, err error) {
 	if err := p.checkOpen(); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, false, err
 	}
 	n := len(p.topic.parts)
 	var spread uint64
@@ -197,20 +248,16 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, done func(Position,
 		i = p.part(&r, n, spread)
 	}
 	if i < 0 || i >= n {
-		return nil, nil, 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, i, p.topic.name, n)
+		return nil, nil, 0, false, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, i, p.topic.name, n)
 	}
 	if len(rec.Headers) > frame.MaxHeaders {
-		return nil, nil, 0, fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(rec.Headers), frame.MaxHeaders)
+		return nil, nil, 0, false, fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(rec.Headers), frame.MaxHeaders)
 	}
 	size := frame.RecordSize(rec.Key, rec.Value, frameHeaders(rec.Headers))
 	if size > p.log.opts.MaxRecordBytes {
-		return nil, nil, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
+		return nil, nil, 0, false, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
 	}
-	ts := rec.Time.UnixNano()
-	if rec.Time.IsZero() {
-		ts = time.Now().UnixNano()
-	}
-	part := p.topic.parts[i]
-	b, idx, err := part.add(ctx, ts, rec, size, done, waiting)
-	return part, b, idx, err
+	part = p.topic.parts[i]
+	b, idx, lead, err = part.add(ctx, rec, size, s)
+	return part, b, idx, lead, err
 }

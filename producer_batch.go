@@ -3,16 +3,16 @@ package runnel
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // SendBatch appends recs to one partition as a single frame and waits for
-// the acknowledgement (see Durability). The records get consecutive offsets
-// from the returned base, and are committed atomically: after a crash at
-// any instant either all of them are stored or none is. Each record's
-// Partition field is ignored. A zero Time means the moment of the call.
+// the acknowledgement (see Durability and ProducerOptions.Acks). The
+// records get consecutive offsets from the returned base, and are
+// committed atomically: after a crash at any instant either all of them
+// are stored or none is. Each record's Partition field is ignored; a zero
+// Time means the moment of the call.
 //
 // The records together must encode within the larger of
 // Options.MaxBatchBytes and Options.MaxRecordBytes, or SendBatch returns
@@ -22,70 +22,59 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	b, idx, err := p.queueBatch(ctx, partition, recs, nil, true)
+	part, b, idx, lead, err := p.queueBatch(ctx, partition, recs, p.sender(nil, true))
 	if err != nil {
 		return 0, err
 	}
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	if b.err != nil {
-		return 0, b.err
+	if err := p.await(ctx, part, b, lead); err != nil {
+		return 0, err
 	}
 	return b.base + int64(idx), nil
 }
 
 // queueBatch validates recs and adds them to the partition's pending
 // frame, together, waiting while that frame is full and a write is in
-// flight (ctx, nil for none, ends that wait). done, if set, is called for
-// the first record; waiting says the caller blocks until the batch is
-// acknowledged. It returns the batch and the first record's index.
-func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record, done func(Position, error), waiting bool) (*batch, int, error) {
+// flight (ctx, nil for none, ends that wait); s says who sends them. It
+// returns the partition, the batch, the first record's index, and whether
+// the caller leads the batch's write (see partition.queued).
+func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record, s sender) (*partition, *batch, int, bool, error) {
 	if err := p.checkOpen(); err != nil {
-		return nil, 0, err
+		return nil, nil, 0, false, err
 	}
 	n := len(p.topic.parts)
 	if partition < 0 || partition >= n {
-		return nil, 0, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
+		return nil, nil, 0, false, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
 	}
 	if len(recs) == 0 {
-		return nil, 0, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+		return nil, nil, 0, false, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
 	limit := max(p.log.opts.MaxBatchBytes, p.log.opts.MaxRecordBytes)
 	total := 0
 	for i := range recs {
 		r := &recs[i]
 		if len(r.Headers) > frame.MaxHeaders {
-			return nil, 0, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
+			return nil, nil, 0, false, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
 		}
 		size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
 		if size > p.log.opts.MaxRecordBytes {
-			return nil, 0, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
+			return nil, nil, 0, false, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
 		}
 		// A record's timestamp delta can take up to 10 bytes more than
 		// RecordSize counts.
 		total += size + 10
 	}
 	if total > limit {
-		return nil, 0, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d (Options.MaxBatchBytes)", ErrTooLarge, len(recs), total, limit)
+		return nil, nil, 0, false, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d (Options.MaxBatchBytes)", ErrTooLarge, len(recs), total, limit)
 	}
-	now := time.Now().UnixNano()
 	part := p.topic.parts[partition]
 	if err := part.reserve(ctx, total); err != nil {
-		return nil, 0, err
+		return nil, nil, 0, false, err
 	}
 	b := part.pending
 	idx := b.fb.Count()
 	for i := range recs {
 		r := &recs[i]
-		ts := now
-		if !r.Time.IsZero() {
-			ts = r.Time.UnixNano()
-		}
-		b.fb.Add(ts, r.Key, r.Value, frameHeaders(r.Headers))
+		b.fb.Add(timestamp(r.Time), r.Key, r.Value, frameHeaders(r.Headers))
 	}
-	part.queued(b, idx, done, waiting)
-	return b, idx, nil
+	return part, b, idx, part.queued(b, idx, s), nil
 }

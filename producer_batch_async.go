@@ -18,7 +18,7 @@ func (p *Producer) SendBatchAsync(partition int, recs []Record, done func(base i
 	if done != nil {
 		cb = func(pos Position, err error) { done(pos.Offset, err) }
 	}
-	if _, _, err := p.queueBatch(nil, partition, recs, cb, false); err != nil && done != nil {
+	if _, _, _, _, err := p.queueBatch(nil, partition, recs, p.sender(cb, false)); err != nil && done != nil {
 		done(0, err)
 	}
 }

@@ -45,8 +45,7 @@ func (p *partition) recoverAfterReboot() error {
 		return err
 	}
 	if len(bases) == 0 {
-		p.shm.setDurablePoint(currentBootID, 0, 0, 0)
-		return nil
+		return p.setDurablePoint(currentBootID, 0, 0, 0)
 	}
 	if !ok || boot == ([16]byte{}) || !slices.Contains(bases, base) || pos < 0 || next < base || !p.pointMatches(base, pos, next) {
 		// No usable durable point (a new partition, one written before
@@ -56,8 +55,7 @@ func (p *partition) recoverAfterReboot() error {
 		// the writer's usual repair, which cuts a torn tail and reports
 		// damage that committed frames follow, and start recording.
 		last := bases[len(bases)-1]
-		p.shm.setDurablePoint(currentBootID, last, 0, last)
-		return nil
+		return p.setDurablePoint(currentBootID, last, 0, last)
 	}
 	rep := RecoveryReport{Partition: p.dir, FromSegment: base, FromPos: pos, CutPos: -1}
 	var tailSeg, tailPos int64
@@ -101,8 +99,7 @@ func (p *partition) recoverAfterReboot() error {
 	if err := syncDir(p.dir); err != nil {
 		return err
 	}
-	p.shm.setDurablePoint(currentBootID, tailSeg, tailPos, rep.NextOffset)
-	return nil
+	return p.setDurablePoint(currentBootID, tailSeg, tailPos, rep.NextOffset)
 }
 
 // pointMatches checks a durable point against the log: the frame at pos,

@@ -236,8 +236,8 @@ func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegm
 	// a removed segment, start it at the new first segment instead, which
 	// keeps its coverage of everything left (a point with no boot id means
 	// "verify the last segment" and stays as it is).
-	if boot, base, _, _, ok := p.shm.durablePoint(); ok && boot != ([16]byte{}) && base < start {
-		p.shm.setDurablePoint(boot, start, 0, start)
+	if err := p.durablePointFrom(start); err != nil {
+		return removed, err
 	}
 	sweepOrphanIndexes(p.dir, start)
 	return removed, syncDir(p.dir)

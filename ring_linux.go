@@ -101,17 +101,43 @@ func newAppendRing(probe bool) (*uring.Ring, error) {
 
 func (a *ringAppender) name() string { return BackendIOURing }
 
-func (a *ringAppender) appendFrame(fd int, off int64, b []byte, sync bool) error {
+func (a *ringAppender) appendFrame(fd int, off int64, b []byte, sync bool, _ *commitMap) error {
 	r, err := a.get()
 	if err != nil {
 		return err
 	}
 	if r == nil {
 		a.overflows.Add(1)
-		return pwriteAppender{}.appendFrame(fd, off, b, sync)
+		return pwriteAppender{}.appendFrame(fd, off, b, sync, nil)
 	}
 	c := chain{fd: fd, off: off, frame: b, synced: !sync}
-	err = c.run(r)
+	return a.finish(r, c.run(r))
+}
+
+func (a *ringAppender) sync(fd int) error {
+	r, err := a.get()
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		a.overflows.Add(1)
+		return fdatasync(fd)
+	}
+	c := chain{fd: fd, commit: true}
+	return a.finish(r, c.run(r))
+}
+
+// finish returns r to the pool after an operation that ended with err. If
+// the operation failed with entries still in flight, the ring is retired
+// instead and err says so (*inFlightError): the caller must neither reuse
+// the buffers it gave nor let another writer append before they drained.
+func (a *ringAppender) finish(r *uring.Ring, err error) error {
+	if err != nil && r.InFlight() > 0 {
+		a.mu.Lock()
+		a.rings--
+		a.mu.Unlock()
+		return &inFlightError{err: err, drained: retireRing(r)}
+	}
 	a.put(r)
 	return err
 }
@@ -150,16 +176,9 @@ func (a *ringAppender) get() (*uring.Ring, error) {
 	return r, nil
 }
 
-// put returns a ring to the pool, or closes it if the appender closed
-// meanwhile, or retires it if an operation may still be in the kernel.
+// put returns a ring with nothing in flight to the pool, or closes it if
+// the appender closed meanwhile.
 func (a *ringAppender) put(r *uring.Ring) {
-	if r.InFlight() > 0 {
-		retireRing(r)
-		a.mu.Lock()
-		a.rings--
-		a.mu.Unlock()
-		return
-	}
 	a.mu.Lock()
 	if a.closed {
 		a.rings--
@@ -193,20 +212,35 @@ func (a *ringAppender) close() error {
 	return errors.Join(errs...)
 }
 
-// retiredRings holds rings that io_uring_enter left with operations of
-// unknown outcome, for the life of the process: their tables keep the
-// buffers the kernel may still read reachable. It stays empty unless
-// io_uring_enter fails in ways the kernel does not document for this use.
-var retiredRings struct {
-	sync.Mutex
-	rings []*uring.Ring
+// retireRing takes a ring whose io_uring_enter failed with operations of
+// unknown outcome out of service: a goroutine keeps reaping it until every
+// operation completed (its table keeps the buffers the kernel may still
+// read reachable meanwhile), closes the returned channel, and closes the
+// ring. It stays idle unless io_uring_enter fails in ways the kernel does
+// not document for this use.
+func retireRing(r *uring.Ring) <-chan struct{} {
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for pause := time.Millisecond; r.InFlight() > 0; pause = min(2*pause, time.Second) {
+			if err := ringEnter(r, uint32(r.InFlight())); err != nil {
+				time.Sleep(pause)
+			}
+			for _, ok := ringPeek(r); ok; _, ok = ringPeek(r) {
+			}
+		}
+		r.Close()
+	}()
+	return drained
 }
 
-func retireRing(r *uring.Ring) {
-	retiredRings.Lock()
-	retiredRings.rings = append(retiredRings.rings, r)
-	retiredRings.Unlock()
-}
+// ringEnter and ringPeek are the ring's SubmitAndWait and PeekCQE,
+// variables so that tests can make io_uring_enter fail with operations in
+// flight, and keep them in flight.
+var (
+	ringEnter = (*uring.Ring).SubmitAndWait
+	ringPeek  = (*uring.Ring).PeekCQE
+)
 
 // Steps of an append chain; each step's index is its user_data.
 const (
@@ -241,7 +275,7 @@ func (c *chain) run(r *uring.Ring) error {
 		if err != nil {
 			return fmt.Errorf("io_uring append: %w", err)
 		}
-		if err := r.SubmitAndWait(n); err != nil {
+		if err := ringEnter(r, n); err != nil {
 			if r.InFlight() == 0 {
 				return fmt.Errorf("io_uring append: %w", err)
 			}
@@ -363,7 +397,7 @@ func (c *chain) stepError(step uint64, errno unix.Errno) error {
 func waitAll(r *uring.Ring) error {
 	var err error
 	for range 100 {
-		if err = r.SubmitAndWait(uint32(r.InFlight())); err == nil {
+		if err = ringEnter(r, uint32(r.InFlight())); err == nil {
 			return nil
 		}
 		time.Sleep(time.Millisecond)

@@ -90,7 +90,7 @@ func TestRingAppenderFrames(t *testing.T) {
 				off := int64(8) // not at 0, not page-aligned
 				for range 3 {
 					b := testFrame(rng, size)
-					if err := a.appendFrame(int(f.Fd()), off, b, sync); err != nil {
+					if err := a.appendFrame(int(f.Fd()), off, b, sync, nil); err != nil {
 						t.Fatal(err)
 					}
 					if b[frame.OffState] != frame.StateWritten {
@@ -122,7 +122,7 @@ func TestRingAppenderOneEnter(t *testing.T) {
 		enters := r.EnterCalls()
 		off := int64(0)
 		allocs := testing.AllocsPerRun(appends, func() {
-			if err := a.appendFrame(int(f.Fd()), off, b, sync); err != nil {
+			if err := a.appendFrame(int(f.Fd()), off, b, sync, nil); err != nil {
 				t.Fatal(err)
 			}
 			off += int64(len(b))
@@ -159,7 +159,7 @@ func TestRingAppenderConcurrent(t *testing.T) {
 					off := int64(0)
 					for i := range appends {
 						b := testFrame(rng, 8*(6+rng.IntN(600)))
-						if err := a.appendFrame(int(files[w].Fd()), off, b, i%4 == 0); err != nil {
+						if err := a.appendFrame(int(files[w].Fd()), off, b, i%4 == 0, nil); err != nil {
 							errs <- err
 							return
 						}
@@ -197,7 +197,7 @@ func TestRingAppenderErrors(t *testing.T) {
 	a := newTestRingAppender(t, 2)
 	b := testFrame(rand.New(rand.NewPCG(6, 7)), 512)
 
-	if err := a.appendFrame(-1, 0, b, true); !errors.Is(err, unix.EBADF) {
+	if err := a.appendFrame(-1, 0, b, true, nil); !errors.Is(err, unix.EBADF) {
 		t.Errorf("append to fd -1 = %v, want EBADF", err)
 	}
 
@@ -213,7 +213,7 @@ func TestRingAppenderErrors(t *testing.T) {
 	}
 	defer ro.Close()
 	for _, sync := range []bool{false, true} {
-		if err := a.appendFrame(int(ro.Fd()), 0, b, sync); !errors.Is(err, unix.EBADF) {
+		if err := a.appendFrame(int(ro.Fd()), 0, b, sync, nil); !errors.Is(err, unix.EBADF) {
 			t.Errorf("sync=%t: append to a read-only fd = %v, want EBADF", sync, err)
 		}
 	}
@@ -221,7 +221,7 @@ func TestRingAppenderErrors(t *testing.T) {
 
 	// The ring that saw the failures is whole and back in the pool.
 	f := openTestFile(t, "ok.log", os.O_RDWR)
-	if err := a.appendFrame(int(f.Fd()), 0, b, true); err != nil {
+	if err := a.appendFrame(int(f.Fd()), 0, b, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	checkFrameAt(t, f, 0, b, true)
@@ -243,7 +243,7 @@ func TestRingAppenderShortWrite(t *testing.T) {
 	if err := unix.Mprotect(mem[page:], unix.PROT_NONE); err != nil {
 		t.Fatal(err)
 	}
-	err = a.appendFrame(int(f.Fd()), 0, mem, true)
+	err = a.appendFrame(int(f.Fd()), 0, mem, true, nil)
 	if !errors.Is(err, unix.EFAULT) {
 		t.Fatalf("append of a half-unreadable frame = %v, want EFAULT", err)
 	}
@@ -332,7 +332,7 @@ func TestRingAppenderClose(t *testing.T) {
 	a := newTestRingAppender(t, 2)
 	f := openTestFile(t, "seg.log", os.O_RDWR)
 	b := testFrame(rand.New(rand.NewPCG(12, 13)), 128)
-	if err := a.appendFrame(int(f.Fd()), 0, b, false); err != nil {
+	if err := a.appendFrame(int(f.Fd()), 0, b, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.close(); err != nil {
@@ -341,7 +341,7 @@ func TestRingAppenderClose(t *testing.T) {
 	if err := a.close(); err != nil {
 		t.Errorf("second close: %v", err)
 	}
-	if err := a.appendFrame(int(f.Fd()), 0, b, false); !errors.Is(err, ErrClosed) {
+	if err := a.appendFrame(int(f.Fd()), 0, b, false, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("append after close = %v, want ErrClosed", err)
 	}
 	if a.rings != 0 || len(a.idle) != 0 {
@@ -395,6 +395,11 @@ func BenchmarkAppender(b *testing.B) {
 					if ring != nil {
 						enters = ring.EnterCalls()
 					}
+					var cm *commitMap // as a Log gives it: a mapping outside Durable mode
+					if ring == nil && !sync {
+						cm = newCommitMap(fd)
+						defer cm.close()
+					}
 					const fileLimit = 64 << 20 // start over to bound disk use
 					b.SetBytes(int64(s.size))
 					b.ReportAllocs()
@@ -409,7 +414,7 @@ func BenchmarkAppender(b *testing.B) {
 							off = 0
 							b.StartTimer()
 						}
-						if err := app.appendFrame(fd, off, buf, sync); err != nil {
+						if err := app.appendFrame(fd, off, buf, sync, cm); err != nil {
 							b.Fatal(err)
 						}
 						off += int64(s.size)

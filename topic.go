@@ -155,7 +155,9 @@ func markDeleted(ctx context.Context, dir string) error {
 			return err
 		}
 		metas = append(metas, m)
-		if err := m.lf.Lock(ctx, writerLockByte); err != nil {
+		// Announced, so that a Log keeping the lock between appends lets
+		// it go.
+		if _, err := lockAnnounced(ctx, m.lf, m, nil); err != nil {
 			return err
 		}
 	}

@@ -77,6 +77,8 @@ func main() {
 	writeTable(&out, cells)
 	fmt.Fprintf(&out, "\n### Targets (issue 7)\n\n")
 	writeTargets(&out, cells, ws)
+	fmt.Fprintf(&out, "\n### Targets (issue 12: one Send at a time)\n\n")
+	writeTargets12(&out, cells, ws)
 	fmt.Fprintf(&out, "\n### Targets (issue 13: the Kafka server)\n\n")
 	writeKafkaTargets(&out, cells, ws)
 	failed := writeFailures(&out, cells)

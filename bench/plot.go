@@ -207,7 +207,7 @@ func systemColor(s *system) color.Color {
 		return color.RGBA{R: 0xd6, G: 0x3b, B: 0x1f, A: 0xff}
 	case s.Name == "runnel/io_uring":
 		return color.RGBA{R: 0xf0, G: 0x8a, B: 0x4b, A: 0xff}
-	case s.Raw:
+	case s.Raw || s.LatencyRef:
 		return color.RGBA{R: 0x55, G: 0x55, B: 0x55, A: 0xff}
 	}
 	return color.RGBA{R: 0x3b, G: 0x6e, B: 0xa8, A: 0xff}

@@ -43,9 +43,14 @@ func writeTable(out io.Writer, cells []*cell) {
 		if m.RecPerSec > 0 && raw > 0 {
 			vsRaw = fmt.Sprintf("%.2f×", m.RecPerSec/raw)
 		}
-		if c.w.Kind == "latency" && c.sys.Name != reference {
-			if r := find(cells, c.w, reference); r != nil && r.err == nil && r.med.P50 > 0 {
+		if c.w.Kind == "latency" {
+			if r := find(cells, c.w, reference); c.sys.Name != reference && r != nil && r.err == nil && r.med.P50 > 0 {
 				vsRef = fmt.Sprintf("%.2f× (p50)", m.P50/r.med.P50)
+			}
+			// Against the physical floor: this p50 and p99 as multiples
+			// of a bare futex wake-up's, measured in the same run.
+			if f := find(cells, c.w, futexName); f != nil && f.err == nil && f.med.P50 > 0 && f.med.P99 > 0 {
+				vsRaw = fmt.Sprintf("%.1f× / %.1f× futex", m.P50/f.med.P50, m.P99/f.med.P99)
 			}
 		}
 		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s |\n",

@@ -71,11 +71,12 @@ type system struct {
 	Buffered     bool // has a buffered (no fsync per append) mode
 	MultiProcess bool // several processes may append to one log
 	Raw          bool // the raw limit, not a real system
+	LatencyRef   bool // the physical floor of the latency workload only
 	Note         string
 }
 
 // systems in the order they appear in tables and plots.
-var systems = []*system{
+var systems = append([]*system{
 	runnelSystem(runnel.BackendIOURing),
 	runnelSystem(runnel.BackendPwrite),
 	kafkaSystem(kgo.AllISRAcks(), kafkaAllName, "franz-go client over loopback TCP to a kafka.Server over runnel (pwrite), acks=all, default linger"),
@@ -86,7 +87,7 @@ var systems = []*system{
 	bboltSystem(),
 	sqliteSystem(),
 	natsSystem(),
-}
+}, futexSystems...)
 
 func findSystem(name string) (*system, error) {
 	i := slices.IndexFunc(systems, func(s *system) bool { return s.Name == name })

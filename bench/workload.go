@@ -34,6 +34,9 @@ func throughput(records int64, secs float64, size int, r result) measure {
 
 // applies says whether sys takes part in w.
 func (w *workload) applies(sys *system) bool {
+	if sys.LatencyRef {
+		return w.Kind == "latency"
+	}
 	switch w.Kind {
 	case "append", "stream":
 		return w.Durable || sys.Buffered

@@ -84,7 +84,8 @@ func find(name string) *command {
 // cli is one invocation's shared state.
 type cli struct {
 	dir     string
-	version bool // -version, before any command
+	backend string // -backend: auto, io_uring or pwrite
+	version bool   // -version, before any command
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
@@ -94,6 +95,7 @@ type cli struct {
 // globalFlags are the flags every command takes, before or after its name.
 func (c *cli) globalFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.dir, "dir", "", "log directory `DIR` (default $RUNNEL_DIR, else ./runnel-data)")
+	fs.StringVar(&c.backend, "backend", "auto", "append path `auto|io_uring|pwrite` (default auto: the one measured faster)")
 }
 
 // usageError is a mistake in the command line: exit 2 with the usage line.
@@ -250,10 +252,19 @@ func (c *cli) open(create bool, opts *runnel.Options) (*runnel.Log, error) {
 			return nil, fmt.Errorf("no log at %s (set -dir or RUNNEL_DIR; \"runnel topics create\" makes one)", dir)
 		}
 	}
-	if opts == nil {
-		opts = &runnel.Options{}
+	var o runnel.Options
+	if opts != nil {
+		o = *opts
 	}
-	return runnel.Open(dir, opts)
+	switch c.backend {
+	case "auto":
+		o.Backend = runnel.BackendAuto
+	case runnel.BackendIOURing, runnel.BackendPwrite:
+		o.Backend = c.backend
+	default:
+		return nil, usagef("-backend %q: want auto, io_uring or pwrite", c.backend)
+	}
+	return runnel.Open(dir, &o)
 }
 
 // withLog opens the existing log, runs fn on it and closes it, keeping the

@@ -147,6 +147,7 @@ func TestUsageAndExitStatus(t *testing.T) {
 		{[]string{"produce", "t", "-partition", "3"}, 1, "partition 3"},
 		{[]string{"groups", "describe", "nobody"}, 1, "group not found"},
 		{[]string{"-dir", filepath.Join(dir, "missing"), "topics", "list"}, 1, "no log at"},
+		{[]string{"-backend", "fast", "topics", "list"}, 2, "want auto, io_uring or pwrite"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -165,6 +166,29 @@ func TestUsageAndExitStatus(t *testing.T) {
 		if r := runIn(t, dir, "", args...); r.code != 0 || !strings.Contains(r.stdout, "usage:") {
 			t.Errorf("runnel %v: exit %d, stdout %.40q", args, r.code, r.stdout)
 		}
+	}
+}
+
+// TestBackendFlag: the global -backend flag picks the append path; every
+// choice writes the same log.
+func TestBackendFlag(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	var want []string
+	for _, b := range []string{"auto", "pwrite", "io_uring"} {
+		r := runIn(t, dir, b+"\n", "-backend", b, "produce", "t")
+		if b == "io_uring" && r.code == 1 && strings.Contains(r.stderr, "unavailable") {
+			t.Logf("io_uring unavailable here: %s", r.stderr)
+			continue
+		}
+		if r.code != 0 {
+			t.Fatalf("runnel -backend %s produce: exit %d: %s", b, r.code, r.stderr)
+		}
+		want = append(want, b)
+	}
+	got := strings.Fields(must(t, dir, "", "-backend", "pwrite", "consume", "t", "-from-beginning", "-n", strconv.Itoa(len(want))))
+	if !slices.Equal(got, want) {
+		t.Fatalf("consumed %q, want %q", got, want)
 	}
 }
 

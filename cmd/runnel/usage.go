@@ -66,6 +66,8 @@ func topUsage() string {
 	b.WriteString(`usage: runnel [-dir DIR] COMMAND [ARGS]
 
 runnel works on the log directory -dir, else $RUNNEL_DIR, else ./runnel-data.
+-backend auto|io_uring|pwrite picks the append path (auto: the one measured
+faster).
 
 commands:
 `)

@@ -1,0 +1,52 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestLoneSenderLeads: a sender alone on a partition writes its own
+// frames (Send and SendBatch alike): one frame per call, and the
+// partition's writer goroutine is never started.
+func TestLoneSenderLeads(t *testing.T) {
+	for _, d := range []Durability{Buffered, Durable} {
+		t.Run(d.String(), func(t *testing.T) {
+			l := openTest(t, t.TempDir(), &Options{Durability: d})
+			mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+			p := mustProducer(t, l, "t", nil)
+			ctx := context.Background()
+			for i := range 20 {
+				pos, err := p.Send(ctx, Record{Value: fmt.Appendf(nil, "s%d", i)})
+				if err != nil || pos.Offset != int64(i) {
+					t.Fatalf("Send %d: %+v, %v", i, pos, err)
+				}
+			}
+			for i := range 5 {
+				recs := []Record{{Value: fmt.Appendf(nil, "b%d.0", i)}, {Value: fmt.Appendf(nil, "b%d.1", i)}, {Value: fmt.Appendf(nil, "b%d.2", i)}}
+				base, err := p.SendBatch(ctx, 0, recs)
+				if want := int64(20 + 3*i); err != nil || base != want {
+					t.Fatalf("SendBatch %d: base %d, %v; want %d", i, base, err, want)
+				}
+			}
+			if st := l.Stats(); st.FramesWritten != 25 || st.RecordsWritten != 35 {
+				t.Fatalf("Stats %+v: want 25 frames of 35 records", st)
+			}
+			tp, _ := l.topic("t")
+			part := tp.parts[0]
+			part.mu.Lock()
+			started := part.started
+			part.mu.Unlock()
+			if started {
+				t.Fatal("a lone sender's records went through the writer goroutine")
+			}
+			if d == Durable && l.Stats().Syncs < 25 {
+				t.Fatalf("Stats %+v: a lone durable sender needs an fdatasync per frame", l.Stats())
+			}
+			got := readAll(t, l, "t", 35, nil)
+			if string(got[19].Value) != "s19" || string(got[34].Value) != "b4.2" {
+				t.Fatalf("records 19 and 34: %q, %q", got[19].Value, got[34].Value)
+			}
+		})
+	}
+}

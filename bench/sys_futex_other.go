@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// The futex reference exists only on Linux.
+var futexSystems []*system

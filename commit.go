@@ -1,0 +1,470 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Durable mode's second stage: group commit across processes (DESIGN §3
+// step 6, §5). An append commits its frame under the writer lock, publishes
+// the new tail in partition.meta and lets the lock go; only then is the
+// frame made durable, by an fdatasync that serves every frame committed
+// before it started, whichever process wrote it:
+//
+//   - The durable point in partition.meta says how far the log is on disk.
+//     A frame that ends at or before it is durable: its senders are
+//     acknowledged without another fdatasync.
+//   - Otherwise the appender takes the partition's sync lock (a byte-range
+//     lock, so a dead syncer cannot keep it), reads the published tail,
+//     fdatasyncs the segment, moves the durable point to that tail, bumps
+//     the durable sequence and wakes whoever sleeps on it.
+//   - An appender that finds the sync lock taken sleeps on the durable
+//     sequence (a futex on the shared word) until that sync ends, then
+//     looks again: the sync may have covered its frame, or it syncs next.
+//
+// In one process, the partition's committed batches queue for the sync
+// stage while the next frames are written (pipelining): one goroutine at a
+// time runs sync rounds for the partition, each covering every batch
+// committed before it began. A sender alone runs the round itself; a
+// background goroutine takes over when other batches are left waiting.
+
+// syncerCheck bounds a sleep on another process's sync: if that process
+// died mid-sync, nothing wakes the sleepers, and its lock is free again.
+const syncerCheck = 10 * time.Millisecond
+
+// syncQueue is a partition's durability stage in this Log.
+type syncQueue struct {
+	mu       sync.Mutex
+	wait     []*batch  // committed (or failed) batches, in commit order
+	running  bool      // a goroutine runs sync rounds (runSyncs)
+	idle     sync.Cond // signalled when running ends with nothing waiting
+	released int       // blocked senders the last round acknowledged
+	kick     chan struct{}
+	loopDone chan struct{} // closed when the background syncer exits
+}
+
+// awaitDurable queues a committed batch for the sync stage. inline says
+// the caller waits for b anyway and may run the sync rounds itself: then
+// it returns true if the caller must (runSyncs(b)).
+func (p *partition) awaitDurable(b *batch, inline bool) (run bool) {
+	q := &p.sq
+	q.mu.Lock()
+	q.wait = append(q.wait, b)
+	if q.running {
+		q.mu.Unlock()
+		return false
+	}
+	q.running = true
+	q.mu.Unlock()
+	if inline {
+		return true
+	}
+	p.kickSyncer()
+	return false
+}
+
+// kickSyncer hands the sync rounds to the partition's background syncer,
+// starting it on first use. The caller set q.running.
+func (p *partition) kickSyncer() {
+	q := &p.sq
+	q.mu.Lock()
+	if q.kick == nil {
+		q.kick = make(chan struct{}, 1)
+		q.loopDone = make(chan struct{})
+		go p.syncLoop(q.kick, q.loopDone)
+	}
+	kick := q.kick
+	q.mu.Unlock()
+	select {
+	case kick <- struct{}{}:
+	default:
+	}
+}
+
+// syncLoop is the background syncer: it runs sync rounds whenever kicked,
+// until the partition closes (the kick channel is closed).
+func (p *partition) syncLoop(kick <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	for range kick {
+		p.runSyncs(nil)
+	}
+}
+
+// runSyncs runs sync rounds until no batch waits. A sender running them
+// inline (own != nil) stops once own is acknowledged and hands what is
+// left to the background syncer.
+func (p *partition) runSyncs(own *batch) {
+	q := &p.sq
+	for {
+		q.mu.Lock()
+		if len(q.wait) == 0 {
+			q.running = false
+			q.idle.Broadcast()
+			q.mu.Unlock()
+			return
+		}
+		if own != nil && isClosed(own.done) {
+			q.mu.Unlock()
+			p.kickSyncer()
+			return
+		}
+		target, ok := q.target()
+		released := q.released
+		q.mu.Unlock()
+
+		var durable int64
+		var err error
+		if ok {
+			p.regroupSync(released)
+			if target, ok = p.syncTarget(); ok {
+				durable, err = p.syncShared(target)
+			}
+		}
+		q.mu.Lock()
+		settled := q.popCovered(durable, err)
+		q.released = 0
+		for _, b := range settled {
+			q.released += b.waiters
+		}
+		q.mu.Unlock()
+		for _, b := range settled {
+			b.settle(p.id)
+		}
+	}
+}
+
+// target returns where the newest batch that committed ends. The caller
+// holds q.mu.
+func (q *syncQueue) target() (logPos, bool) {
+	for i := len(q.wait) - 1; i >= 0; i-- {
+		if q.wait[i].err == nil {
+			return q.wait[i].end, true
+		}
+	}
+	return logPos{}, false
+}
+
+// syncTarget returns where the newest batch waiting for the sync stage
+// ends, now: more may have committed during the regroup.
+func (p *partition) syncTarget() (logPos, bool) {
+	p.sq.mu.Lock()
+	defer p.sq.mu.Unlock()
+	return p.sq.target()
+}
+
+// popCovered takes the batches off the head of the queue that the sync
+// just settled: those durable up to offset durable, every one if the sync
+// failed, and failed appends (which wait their turn, so that batches
+// settle in commit order). The caller holds q.mu.
+func (q *syncQueue) popCovered(durable int64, err error) []*batch {
+	n := 0
+	for _, b := range q.wait {
+		if b.err == nil && err == nil && b.end.next > durable {
+			break
+		}
+		if b.err == nil {
+			b.syncErr = err
+		}
+		n++
+	}
+	settled := append([]*batch(nil), q.wait[:n]...)
+	q.wait = append(q.wait[:0], q.wait[n:]...)
+	return settled
+}
+
+// regroupSync lets the senders the last round released commit again
+// before the next fdatasync starts, so that it carries them all instead
+// of a first few: it waits, a fraction of one fdatasync at most, while
+// fewer blocked senders are queued than were released.
+func (p *partition) regroupSync(released int) {
+	if released <= 1 {
+		return
+	}
+	deadline := time.Now().Add(p.regroupWait())
+	for time.Now().Before(deadline) {
+		p.sq.mu.Lock()
+		queued := 0
+		for _, b := range p.sq.wait {
+			queued += b.waiters
+		}
+		p.sq.mu.Unlock()
+		if queued >= released {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// syncShared makes the partition durable up to want, by an fdatasync of
+// this process or another's, and returns the offset it is now durable up
+// to (want.next or more).
+func (p *partition) syncShared(want logPos) (int64, error) {
+	m := p.shm
+	for {
+		seq := m.durSeq().Load()
+		if d, ok := m.durableNext(); ok && d >= want.next {
+			return d, nil
+		}
+		p.syncMu.Lock()
+		got, err := p.meta.TryLock(syncLockByte)
+		if err != nil {
+			p.syncMu.Unlock()
+			return 0, fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
+		}
+		if got {
+			d, err := p.syncHolding(want)
+			p.meta.Unlock(syncLockByte)
+			p.syncMu.Unlock()
+			if err != nil {
+				p.breakAfterSync(err)
+			}
+			return d, err
+		}
+		p.syncMu.Unlock()
+		// Another process is syncing. Its fdatasync may cover want; if
+		// it began too early, the next one is ours.
+		p.log.stats.syncWaits.Add(1)
+		waitWord(m.durSeq(), seq, syncerCheck)
+	}
+}
+
+// syncHolding is syncShared's work, holding the sync lock: fdatasync the
+// segment of the published tail (which is want or later) and record it
+// as the durable point.
+func (p *partition) syncHolding(want logPos) (int64, error) {
+	m := p.shm
+	if d, ok := m.durableNext(); ok && d >= want.next {
+		return d, nil
+	}
+	p.awaitWoken()
+	// Frames in segments before the tail's were synced when their
+	// segment was sealed (roll), so syncing the tail's segment makes
+	// everything before the tail durable.
+	t, ok := m.tail()
+	if !ok || t.next < want.next {
+		t = want
+	}
+	began := time.Now()
+	err := p.syncSegment(t.base)
+	p.lastSync = time.Since(began)
+	if errors.Is(err, fs.ErrNotExist) && t != want {
+		// Retention removed it after another writer sealed it (and
+		// synced it): ours is enough.
+		t = want
+		err = p.syncSegment(t.base)
+	}
+	if err == nil {
+		if d, ok := m.durableNext(); !ok || t.next > d {
+			m.setDurablePoint(currentBootID, t.base, t.pos, t.next)
+		}
+	}
+	// Wake the sleepers even after a failure: they try themselves.
+	m.durSeq().Add(1)
+	woken := wakeAll(m.durSeq())
+	if err != nil {
+		woken = 0
+	}
+	m.u32(metaWokeSeqOff).Store(m.seq().Load())
+	m.u32(metaWokeOff).Store(uint32(woken))
+	if err != nil {
+		return 0, err
+	}
+	return t.next, nil
+}
+
+// awaitWoken is the cross-process half of regrouping: the processes
+// that the last shared fdatasync woke are about to commit again, each a
+// frame, and this sync should carry them rather than leave them to the
+// next. So, holding the sync lock, wait until that many commits came (the
+// append sequence counts them) or a quarter of the last fdatasync's time
+// passed, asleep on the append sequence like a reader.
+func (p *partition) awaitWoken() {
+	m := p.shm
+	woken := m.u32(metaWokeOff).Load()
+	if woken == 0 {
+		return
+	}
+	from := m.u32(metaWokeSeqOff).Load()
+	if m.seq().Load()-from >= woken {
+		return
+	}
+	if !p.syncSlotClaimed {
+		// Claimed through p.meta, so that this Log's own healing of the
+		// count (through the mapping's lock file) sees a live holder.
+		p.syncSlot, p.syncSlotClaimed = m.sleeping.claim(p.meta), true
+	}
+	deadline := time.Now().Add(min(max(p.lastSync/4, 20*time.Microsecond), 2*time.Millisecond))
+	for {
+		cur := m.seq().Load()
+		left := time.Until(deadline)
+		if cur-from >= woken || left <= 0 {
+			return
+		}
+		m.sleeping.enter(p.syncSlot)
+		waitWord(m.seq(), cur, left)
+		m.sleeping.leave(p.syncSlot)
+	}
+}
+
+// syncSegment fdatasyncs segment base, through the active segment's
+// file when that is the one.
+func (p *partition) syncSegment(base int64) error {
+	sf := p.cur.Load()
+	if sf == nil || sf.base != base || !sf.acquire() {
+		f, err := os.OpenFile(segmentPath(p.dir, base, logExt), os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("runnel: sync segment: %w", err)
+		}
+		sf = newSegFile(base, f)
+	}
+	err := p.log.app.sync(sf.fd)
+	if cerr := sf.release(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("runnel: sync %s: %w", sf.f.Name(), err)
+	}
+	p.log.stats.syncs.Add(1)
+	return nil
+}
+
+// breakAfterSync makes the partition refuse appends after a failed
+// fdatasync: the kernel may have dropped the dirty pages, so nothing
+// written can be called durable any more, as databases conclude.
+func (p *partition) breakAfterSync(err error) {
+	p.wmu.Lock()
+	if p.broken == nil {
+		p.broken = fmt.Errorf("%w; the partition refuses appends until reopened", err)
+	}
+	p.wmu.Unlock()
+}
+
+// setDurablePoint moves the durable point outside a sync: recovery, which
+// holds the writer lock, calls it. It takes the sync lock so that no sync
+// in flight writes the point at the same time.
+func (p *partition) setDurablePoint(boot [16]byte, base, pos, next int64) error {
+	return p.withSyncLock(func(m *metaMap) {
+		m.setDurablePoint(boot, base, pos, next)
+	})
+}
+
+// durablePointFrom moves a durable point that lay in a segment retention
+// removed to the start of the new first segment, start, which keeps its
+// coverage of everything left. A point with no boot id means "verify the
+// last segment" and stays as it is.
+func (p *partition) durablePointFrom(start int64) error {
+	return p.withSyncLock(func(m *metaMap) {
+		if boot, base, _, _, ok := m.durablePoint(); ok && boot != ([16]byte{}) && base < start {
+			m.setDurablePoint(boot, start, 0, start)
+		}
+	})
+}
+
+// withSyncLock runs fn on the shared mapping holding the sync lock, then
+// wakes whoever waits for the durable point.
+func (p *partition) withSyncLock(fn func(m *metaMap)) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	if err := p.meta.Lock(context.Background(), syncLockByte); err != nil {
+		return fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
+	}
+	fn(p.shm)
+	p.shm.durSeq().Add(1)
+	wakeAll(p.shm.durSeq())
+	return p.meta.Unlock(syncLockByte)
+}
+
+// syncNow makes everything this Log committed to the partition durable:
+// Periodic mode's timer and Close in the modes that do not sync each
+// append. The caller must not hold p.wmu.
+func (p *partition) syncNow() error {
+	p.wmu.Lock()
+	if !p.dirty || p.w == nil {
+		p.wmu.Unlock()
+		return nil
+	}
+	t := p.w.tail()
+	dirDirty := p.dirDirty
+	p.dirty, p.dirDirty = false, false
+	p.wmu.Unlock()
+	_, err := p.syncShared(t)
+	if err == nil && dirDirty {
+		err = syncDir(p.dir)
+	}
+	if err != nil {
+		p.wmu.Lock()
+		p.dirty, p.dirDirty = true, p.dirDirty || dirDirty
+		p.wmu.Unlock()
+	}
+	return err
+}
+
+// drainSyncs waits until the sync stage has settled every batch, then
+// stops the background syncer. The write stage must be drained first.
+func (p *partition) drainSyncs() {
+	q := &p.sq
+	q.mu.Lock()
+	for q.running || len(q.wait) > 0 {
+		q.idle.Wait()
+	}
+	kick, done := q.kick, q.loopDone
+	q.kick = nil
+	q.mu.Unlock()
+	if kick != nil {
+		close(kick)
+		<-done
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// segFile is an open segment file that the active segment and a sync of
+// it share, so that an fdatasync in flight never races the writer closing
+// the file: the last one to let go closes it.
+type segFile struct {
+	base int64
+	f    *os.File
+	fd   int
+	refs atomic.Int32
+}
+
+func newSegFile(base int64, f *os.File) *segFile {
+	s := &segFile{base: base, f: f, fd: int(f.Fd())}
+	s.refs.Store(1)
+	return s
+}
+
+// acquire takes a reference, unless the file is closed already.
+func (s *segFile) acquire() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release drops a reference, closing the file with the last one.
+func (s *segFile) release() error {
+	if s.refs.Add(-1) == 0 {
+		return s.f.Close()
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+)
+
+// The writer lock between appends (DESIGN §3 step 1). Taking and releasing
+// an fcntl lock for every append costs two system calls, and a Log that
+// appended last still has to read the next header to learn that nobody else
+// did. So a Log that appended keeps the lock across back-to-back appends,
+// as long as no other holder wants it:
+//
+//   - Anyone who finds the lock taken counts itself in the waiters word of
+//     partition.meta (a presence count, presence.go) and wakes the word's
+//     sleepers before blocking for the lock.
+//   - After each append the holder keeps the lock only if that count is
+//     zero and it has not met contention lately; a goroutine (watchHold)
+//     then sleeps on the word and lets the lock go as soon as it moves, or
+//     once the partition has been idle for holdIdle.
+//   - The lock is an open-file-description lock, which the kernel drops
+//     when its holder dies, so a dead process never keeps it.
+//
+// While the lock stayed held since this Log's last append, the tail it
+// knows is exact: the append skips the tail check.
+
+// Variables so that tests can stretch them.
+var (
+	// holdIdle is how long, at least, a Log keeps the writer lock after
+	// its last append with nobody else waiting (at most twice as long).
+	holdIdle = 2 * time.Millisecond
+	// contendedHold is how long after meeting contention a Log releases
+	// the lock after every append instead of keeping it: when processes
+	// take turns, handing the lock over through the waiters word would
+	// cost each append two cross-process wake-ups.
+	contendedHold = 20 * time.Millisecond
+)
+
+// lockWriter takes the partition's writer lock for an append or for
+// maintenance, unless this Log holds it already, opening the lock file and
+// the shared mapping on first use. It gives up when ctx ends. The caller
+// holds p.wmu.
+func (p *partition) lockWriter(ctx context.Context) error {
+	if p.held {
+		return nil
+	}
+	if p.meta == nil {
+		meta, err := openLockFile(filepath.Join(p.dir, metaFileName))
+		if err != nil {
+			return fmt.Errorf("runnel: open writer lock: %w", err)
+		}
+		p.meta = meta
+	}
+	if p.shm == nil {
+		shm, err := openMeta(p.dir)
+		if err != nil {
+			return err
+		}
+		p.shm = shm
+	}
+	got, err := p.meta.TryLock(writerLockByte)
+	if err != nil {
+		return err
+	}
+	if !got {
+		// Taken: wait (partition.go), unless a bounded close gave up.
+		if err := p.waitWriterLock(ctx); err != nil {
+			return err
+		}
+		p.contended = time.Now()
+	}
+	p.held, p.exact = true, false
+	p.log.stats.writerLocks.Add(1)
+	return nil
+}
+
+// lockAnnounced takes the writer lock through lf. When it is taken, it
+// counts itself among the waiters (so that a holder keeping the lock lets
+// it go) and, if the holder keeps it, wakes the holder's watcher before it
+// blocks. slot, if not nil, is the caller's waiter slot: claimed through
+// lf on first contention and kept (lf's locks are then what this process's
+// healing, through another lock file, sees as live); nil claims one for
+// this call. waited says the lock was not free.
+func lockAnnounced(ctx context.Context, lf *lockFile, m *metaMap, slot *presenceSlot) (waited bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if got, err := lf.TryLock(writerLockByte); err != nil || got {
+		return false, err
+	}
+	switch {
+	case slot == nil:
+		s := m.waiting.claim(lf)
+		defer m.waiting.release(s)
+		slot = &s
+	case slot.lf == nil:
+		*slot = m.waiting.claim(lf)
+	}
+	m.waiting.enter(*slot)
+	// A holder that releases after each append needs no wake-up. One
+	// that keeps the lock sets the kept word before its watcher looks at
+	// the count, so either this sees it set, or the watcher sees the
+	// count raised and does not sleep (sequentially consistent atomics).
+	if m.kept().Load() != 0 {
+		wakeAll(m.waiting.count())
+	}
+	err = lf.Lock(ctx, writerLockByte)
+	m.waiting.leave(*slot)
+	return true, err
+}
+
+// unlockWriter releases the writer lock now. The caller holds p.wmu.
+func (p *partition) unlockWriter() {
+	if !p.held || p.poisoned.Load() {
+		// A poisoned partition keeps the lock until the kernel is done
+		// with the writes it may still do (ring_linux.go).
+		return
+	}
+	if p.exact {
+		p.shm.kept().Store(0)
+	}
+	p.meta.Unlock(writerLockByte)
+	p.held, p.exact = false, false
+}
+
+// afterAppend keeps the writer lock for the next append, or releases it.
+// ok says the append succeeded. The caller holds p.wmu. (It reads the
+// clock only after contention: where the clock is a system call, as on
+// some virtual machines, an append would pay for it.)
+func (p *partition) afterAppend(ok bool) {
+	if !ok || p.broken != nil {
+		p.unlockWriter()
+		return
+	}
+	if p.shm.waiting.count().Load() != 0 {
+		// Someone waits, or a waiter died counted: heal the count so
+		// that a dead waiter does not stop this from holding on for good.
+		p.shm.waiting.heal(p.shm.lf)
+		if p.shm.waiting.count().Load() != 0 {
+			p.contended = time.Now()
+		}
+	}
+	if !p.contended.IsZero() {
+		if time.Since(p.contended) < contendedHold {
+			p.unlockWriter()
+			return
+		}
+		p.contended = time.Time{}
+	}
+	if !p.exact {
+		p.shm.kept().Store(1)
+	}
+	p.exact = true
+	p.appends.Add(1)
+	if !p.watching {
+		p.watching = true
+		p.watchDone = make(chan struct{})
+		go p.watchHold(p.shm, p.watchDone)
+	}
+}
+
+// watchHold runs while the Log keeps the writer lock between appends: it
+// releases the lock as soon as another holder counts itself as waiting,
+// once no append came for holdIdle, or when the partition closes
+// (holdCancel).
+func (p *partition) watchHold(m *metaMap, done chan<- struct{}) {
+	defer close(done)
+	words := []*atomic.Uint32{m.waiting.count()}
+	expect := []uint32{0}
+	seen := p.appends.Load()
+	for {
+		cancel := p.holdCancel.Load()
+		if m.waiting.count().Load() == 0 {
+			waitWords(words, expect, &p.holdCancel, cancel, holdIdle)
+		}
+		p.wmu.Lock()
+		if !p.held {
+			p.watching = false
+			p.wmu.Unlock()
+			return
+		}
+		n := p.appends.Load()
+		wanted := m.waiting.count().Load() != 0
+		if wanted || n == seen || p.holdCancel.Load() != cancel {
+			if wanted {
+				p.contended = time.Now()
+			}
+			p.unlockWriter()
+			p.watching = false
+			p.wmu.Unlock()
+			return
+		}
+		seen = n
+		p.wmu.Unlock()
+	}
+}
+
+// stopHold releases a kept writer lock and waits for its watcher to end,
+// so that the shared mapping it sleeps on can be unmapped. The caller does
+// not hold p.wmu.
+func (p *partition) stopHold() {
+	p.wmu.Lock()
+	done := p.watchDone
+	watching := p.watching
+	p.unlockWriter()
+	p.wmu.Unlock()
+	if watching {
+		p.holdCancel.Add(1)
+		wakePrivate(&p.holdCancel)
+		<-done
+	}
+}
+
+// poison makes the partition refuse appends after an append failed with
+// writes possibly still running in the kernel, and keeps the writer lock
+// until they are done: released earlier, the next writer (in any process)
+// could append where a late write of this one still lands. The caller
+// holds p.wmu and the writer lock.
+func (p *partition) poison(err error, drained <-chan struct{}) {
+	p.broken = fmt.Errorf("%w; the partition refuses appends until reopened", err)
+	p.poisoned.Store(true)
+	p.exact = false
+	meta := p.meta
+	go func() {
+		<-drained
+		p.wmu.Lock()
+		defer p.wmu.Unlock()
+		p.poisoned.Store(false)
+		if p.metaOrphan {
+			meta.Close() // the partition closed meanwhile
+			return
+		}
+		p.unlockWriter()
+	}()
+}
