@@ -32,7 +32,7 @@ type activeSeg struct {
 	next  int64      // offset the next record gets
 	maxTS int64      // newest record timestamp in the segment so far
 	idx   *indexWriter
-	probe [4]byte
+	probe [12]byte // findTail's look around pos
 }
 
 func (a *activeSeg) close() error {
@@ -103,6 +103,7 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 	w.maxTS = max(w.maxTS, fb.MaxTime())
 	p.log.stats.frames.Add(1)
 	p.log.stats.records.Add(int64(fb.Count()))
+	p.noteAppended()
 	return base, nil
 }
 
@@ -127,8 +128,9 @@ func (p *partition) commitFrame(data []byte, sync bool) error {
 			p.dropActive()
 			return p.broken
 		}
-		// The frame is uncommitted and maybe partly written: forget the
-		// tail; the next append re-discovers and repairs it.
+		// The frame is uncommitted and maybe partly written: cut it, and
+		// forget the tail; the next append re-discovers it.
+		p.cutFailedAppend()
 		p.dropActive()
 		return err
 	}
@@ -214,14 +216,10 @@ func (p *partition) roll() error {
 	if err := p.openActive(next); err != nil {
 		return err
 	}
-	if p.log.opts.Durability == Durable {
-		if err := syncDir(p.dir); err != nil {
-			return err
-		}
-	} else {
-		p.dirDirty = true // the next periodic or closing sync covers it
+	if err := p.segmentCreated(); err != nil {
+		return err
 	}
-	if err := p.walkTail(0, next, true); err != nil {
+	if err := p.walkTail(0, next, true, p.knownCommitted(evidence{})); err != nil {
 		return err
 	}
 	p.retainAfterRoll()

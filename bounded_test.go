@@ -190,21 +190,22 @@ func TestAlterTopicContext(t *testing.T) {
 // ends with Poll's ctx.
 func TestPollRepairHonoursContext(t *testing.T) {
 	dir := t.TempDir()
-	writer := openTest(t, dir, &Options{Durability: Buffered})
-	mustCreate(t, writer, "t", TopicConfig{Partitions: 1})
-	w := mustProducer(t, writer, "t", nil)
-	for _, v := range []string{"a", "b", "c"} {
-		if _, err := w.Send(context.Background(), Record{Value: []byte(v)}); err != nil {
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	for _, v := range []string{"a", "b"} {
+		if _, err := p.Send(context.Background(), Record{Value: []byte(v)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	writer.Close()
-	// The last frame loses its commit byte: its writer died before it.
-	l := openTest(t, dir, &Options{Durability: Buffered})
-	p := mustProducer(t, l, "t", nil)
+	// A writer that died between writing its frame and committing it left
+	// the frame for offset 2 past the tail.
+	var fb frame.Builder
+	fb.Add(time.Now().UnixNano(), nil, []byte("never committed"), nil)
 	seg := segmentPath(partDir(l, "t", 0), 0, logExt)
 	frames := segmentFrames(t, seg)
-	writeAt(t, seg, frames[len(frames)-1].pos+frame.OffState, []byte{frame.StateWritten})
+	last := frames[len(frames)-1]
+	writeAt(t, seg, last.pos+last.m.Size(), fb.Finish(2))
 
 	c := mustConsumer(t, l, "t", nil)
 	if recs := pollN(t, c, 2); len(recs) != 2 {
@@ -226,11 +227,11 @@ func TestPollRepairHonoursContext(t *testing.T) {
 	release()
 	// Now the repair runs: the leftovers are cut, and a new record comes
 	// after the intact ones.
-	if _, err := p.Send(context.Background(), Record{Value: []byte("d")}); err != nil {
+	if _, err := p.Send(context.Background(), Record{Value: []byte("c")}); err != nil {
 		t.Fatal(err)
 	}
 	got := pollN(t, c, 1)
-	if len(got) != 1 || got[0].Val != "d" || got[0].Off != 2 {
-		t.Errorf("after the repair: %+v, want d at offset 2", got)
+	if len(got) != 1 || got[0].Val != "c" || got[0].Off != 2 {
+		t.Errorf("after the repair: %+v, want c at offset 2", got)
 	}
 }

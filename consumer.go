@@ -122,6 +122,8 @@ func (c *Consumer) addPart(id int) (*consumedPart, error) {
 		return nil, err
 	}
 	r := newPartReader(p, c.opts.MaxPollBytes)
+	r.seq = m.seq()
+	r.stopAtGaps = c.opts.StopAtGaps
 	// A reader that retention overtakes mid-read resets to the new start
 	// when the policy says so, instead of failing.
 	r.resetOutOfRange = c.opts.OutOfRange == OutOfRangeEarliest
@@ -201,10 +203,14 @@ func (c *Consumer) rebuildWords() {
 // (see Commit).
 //
 // Poll sleeps in the kernel until a producer in any process appends to one
-// of its partitions. When it meets bytes past the committed data that no
-// live writer is writing (a writer died mid-frame), it takes the writer
-// lock, waiting for it at most until ctx ends, and repairs them; damage
-// inside committed data is returned as a *CorruptError.
+// of its partitions. It waits only at the end of the data: when it meets
+// bytes past the committed data that no live writer is writing (a writer
+// died mid-frame), it takes the writer lock, waiting for it at most until
+// ctx ends, and repairs them, and damage (a bad frame or a zeroed page
+// before committed data, a sealed segment cut short or missing, committed
+// records gone) is returned as a *CorruptError naming the file, byte and
+// offsets. A partition of a directory this process may only read is
+// watched by polling.
 //
 // In a group, Poll is also where the member takes and gives up partitions
 // (calling OnAssigned and OnRevoked), commits automatically, and applies
@@ -217,7 +223,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 }
 
 // TryPoll is Poll without the wait: it returns no records when none are
-// available.
+// available, and, like Poll, a *CorruptError at damage.
 func (c *Consumer) TryPoll() ([]Record, error) {
 	recs, err := c.fetch(nil)
 	c.handOver(recs)
@@ -240,8 +246,12 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 			c.expect[n] = c.g.seenGen
 		}
 		recs, err := c.poll()
-		if err != nil || len(recs) > 0 || ctx == nil {
+		if err != nil || len(recs) > 0 {
 			return recs, err
+		}
+		if ctx == nil {
+			_, err := c.unstick(context.Background())
+			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err

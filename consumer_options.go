@@ -129,6 +129,14 @@ type ConsumerOptions struct {
 	// commit, while it still owns them: it may still Commit, CommitMarked
 	// or CommitOffsets them (from any goroutine; Poll waits for it).
 	OnRevoked func(c *Consumer, partitions []int)
+
+	// StopAtGaps makes Poll return a *GapError (ErrGap) where a partition
+	// has a gap: offsets whose records were lost to damage and that a
+	// salvage (Repair with Salvage) marked as lost. The partition stays
+	// before the gap until Seek moves it (to GapError.To, to go on).
+	// Default false: the consumer skips the gap, counts the offsets in
+	// Stats.GapsCrossed and logs a warning.
+	StopAtGaps bool
 }
 
 const (

@@ -5,41 +5,38 @@ import (
 	"time"
 )
 
-// A reader that stops short of the end of its file is either behind a live
-// writer (wait), past a dead writer's leftovers (repair them) or at damage
-// (report it).
+// A reader that stops short of a good frame is at the end of the data
+// (wait), behind a live writer (wait), past a dead writer's leftovers
+// (repair them) or at damage (report it): reader_end.go tells which.
 
-// testHookRepair, if set, runs just before a stuck reader's repair.
+// testHookRepair, if set, runs just before a stuck reader's repair
+// (reader_end.go).
 var testHookRepair func()
 
 // stuckRecheck bounds a sleep while a reader waits on a frame that a live
 // writer is writing: if that writer dies, no append will wake the reader.
+// It also paces readers whose partition cannot be mapped shared (a
+// directory they may only read), which no append wakes at all.
 const stuckRecheck = 10 * time.Millisecond
 
-// unstick handles readers that stopped before the end of their file. A
-// writer holding the lock is still writing: sleep, briefly. Otherwise the
-// bytes are a dead writer's (repair cuts them) or damage (reported). The
-// repair waits for the writer lock until ctx ends.
+// unstick judges every reader that stopped short of a good frame in the
+// last poll; it returns the first damage found, and how soon to look
+// again (0: when an append wakes the consumer).
 func (c *Consumer) unstick(ctx context.Context) (time.Duration, error) {
 	var timeout time.Duration
 	for _, part := range c.parts {
-		r := part.r
-		if r.stuck == nil || part.err != nil {
+		if part.err != nil {
 			continue
 		}
-		timeout = stuckRecheck
-		held, err := r.writerActive()
-		if err != nil || held {
-			continue
+		if part.meta.private {
+			timeout = stuckRecheck
 		}
-		if testHookRepair != nil {
-			testHookRepair()
-		}
-		if err := r.p.repair(ctx); err != nil {
+		recheck, err := part.r.checkStop(ctx, part.meta)
+		if err != nil {
 			return 0, err
 		}
-		if err := r.checkDamage(); err != nil {
-			return 0, err
+		if recheck {
+			timeout = stuckRecheck
 		}
 	}
 	return timeout, nil

@@ -15,8 +15,15 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 	if c.opts.SpinWait > 0 && c.spinFor(c.opts.SpinWait) {
 		return
 	}
+	// A mapping this process may not write cannot count it as a sleeper,
+	// so no writer would wake it: such a consumer polls the words.
+	polled := false
 	for _, m := range c.metas {
-		m.sleepIn()
+		if m.shared() {
+			m.sleepIn()
+		} else {
+			polled = true
+		}
 	}
 	priv := c.cancel.Load()
 	// Log.Close sets closed before it bumps cancel: either this sees it
@@ -28,10 +35,16 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 		c.cancel.Add(1)
 		wakePrivate(&c.cancel)
 	})
-	waitWords(c.words, c.expect, &c.cancel, priv, timeout)
+	if polled {
+		pollWords(c.words, c.expect, &c.cancel, priv, timeout)
+	} else {
+		waitWords(c.words, c.expect, &c.cancel, priv, timeout)
+	}
 	stop()
 	for _, m := range c.metas {
-		m.sleepOut()
+		if m.shared() {
+			m.sleepOut()
+		}
 	}
 }
 

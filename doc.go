@@ -52,9 +52,30 @@
 // each record once, in offset order per partition. A writer that dies at
 // any instruction leaves at most an uncommitted or torn frame past the
 // committed tail; the next writer (holding the partition's writer lock)
-// cuts it off before appending, and no reader ever sees it. Damage inside
-// committed data is reported as a *CorruptError (ErrCorrupt) with the file
-// and position, never skipped silently.
+// cuts it off before appending, and no reader ever sees it.
+//
+// # Damage and loss
+//
+// Writers, readers, Verify and recovery decide where a partition's data
+// ends by one set of rules (docs/FORMAT.md, "Where the data ends"). A
+// reader waits only at the end of the data. Damage — a bad frame or a
+// zeroed page with committed data after it, a sealed segment cut short or
+// missing, records gone that partition.meta says were committed — is
+// returned by Poll, TryPoll and Records as a *CorruptError (ErrCorrupt)
+// naming the file, the byte and the offsets, never skipped silently and
+// never waited at; appends to a partition whose tail is damaged are
+// refused the same way. Repair never drops a committed record; Repair with
+// RepairOptions.Salvage replaces what is unreadable with a gap that marks
+// exactly those offsets as lost, every later record keeping its offset.
+// Consumers skip gaps, counting them in Stats.GapsCrossed, or stop at them
+// with a *GapError (ConsumerOptions.StopAtGaps).
+//
+// After a power loss the first writer of each partition (or a reader that
+// finds unfinished bytes) recovers it from the last synced checkpoint in
+// partition.meta: it verifies everything after the checkpoint, cuts the
+// partition at the first frame that is not whole, and reports what it cut
+// that was known to be committed (a logged error, Stats.RecordsLost,
+// Recoveries). In Durable mode no acknowledged record is ever among them.
 //
 // Delivery into the log is at least once across a producer's crash: a
 // record whose frame was committed just before the producer died was never
@@ -111,6 +132,12 @@
 // has no ctx, waits as long as it takes; Log.CloseContext,
 // Producer.CloseContext, DeleteTopicContext and AlterTopicContext bound
 // the wait.
+//
+// Reading needs only read permission: a Consumer without a group, Verify
+// and Dump work on a directory the process may only read (another user's
+// log, a read-only mount, a backup); there, waiting consumers poll for new
+// records instead of sleeping in the kernel. Whatever must write (a
+// producer, a group member, Repair) fails with the permission error.
 //
 // Record timestamps are stored in nanoseconds; they need not increase, and
 // AtTime finds the first record in offset order at or after the time.

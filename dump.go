@@ -16,7 +16,7 @@ type DumpFrame struct {
 	Path      string // the segment file
 	Pos       int64  // byte position of the frame
 	Size      int64  // bytes it takes, padding included; 0 if unknown
-	Kind      string // "records" or "seal"; "" if the header is unreadable
+	Kind      string // "records", "seal" or "gap"; "" if the header is unreadable
 	Committed bool
 	Base      int64 // first offset; for a seal, the next segment's base
 	Count     int
@@ -25,7 +25,8 @@ type DumpFrame struct {
 	Checksum  uint64
 
 	// Problem says why readers do not deliver the frame; "" for a good
-	// committed frame.
+	// committed frame (a gap included: Base and Count say which offsets
+	// it marks as lost).
 	Problem string
 
 	// Records are a good records frame's records from the start offset
@@ -84,45 +85,45 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 	if err != nil {
 		return yield(DumpFrame{}, err)
 	}
-	s := newScanner(f, path)
-	pos := int64(0)
+	c := newCursor(f, path, 0, base)
 	if seek && from > base {
 		entries, _ := readIndex(segmentPath(p.dir, base, indexExt), st.Size())
 		if at := lookupIndex(entries, from-base); at > 0 {
-			if m, _, status, _ := s.frameAt(at); status == frameOK && m.Base <= from {
-				pos = at
+			if fr, status, err := newCursor(f, path, at, -1).peek(); err == nil && status.good() && fr.meta.Base <= from {
+				c.seek(at, fr.meta.Base)
 			}
 		}
 	}
 	var recs []Record
 	for {
-		m, data, status, cause := s.frameAt(pos)
-		if status == frameEnd && pos >= st.Size() {
+		fr, status, err := c.peek()
+		if err != nil {
+			return yield(DumpFrame{}, err)
+		}
+		if status == frameEnd && fr.eof {
 			return true
 		}
-		df := DumpFrame{Path: path, Pos: pos}
+		m := fr.meta
+		df := DumpFrame{Path: path, Pos: fr.pos}
 		if status != frameEnd && m.Length != 0 {
 			df.Size, df.Committed, df.Base, df.Count = m.Size(), m.Committed(), m.Base, int(m.Count)
 			df.FirstTime, df.MaxTime, df.Checksum = m.FirstTime, m.MaxTime, m.Checksum
-			df.Kind = "records"
-			if m.Kind == frame.KindSeal {
-				df.Kind = "seal"
-			}
+			df.Kind = kindName(m.Kind)
 		}
 		switch status {
-		case frameOK:
-			if m.Kind == frame.KindRecords {
+		case frameOK, frameGap, frameSeal:
+			c.skip(fr)
+			if status == frameOK {
 				if m.End() <= from {
-					pos += m.Size()
 					continue
 				}
 				recs = recs[:0]
-				it := frame.NewRecords(data, m)
-				var fr frame.Record
-				for off := m.Base; it.Next(&fr); off++ {
+				it := frame.NewRecords(fr.data, m)
+				var r frame.Record
+				for off := m.Base; it.Next(&r); off++ {
 					if off >= from {
-						recs = append(recs, Record{Key: fr.Key, Value: fr.Value, Headers: recordHeaders(fr.Headers),
-							Time: time.Unix(0, fr.Timestamp), Partition: p.id, Offset: off})
+						recs = append(recs, Record{Key: r.Key, Value: r.Value, Headers: recordHeaders(r.Headers),
+							Time: time.Unix(0, r.Timestamp), Partition: p.id, Offset: off})
 					}
 				}
 				if err := it.Err(); err != nil {
@@ -133,30 +134,40 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 			if !yield(df, nil) {
 				return false
 			}
-			pos += m.Size()
-			if m.Kind == frame.KindSeal {
+			if status == frameSeal {
 				return true
 			}
 			continue
 		case frameUncommitted:
 			df.Problem = "not committed"
 		case frameEnd:
-			df.Problem = "zero bytes where a frame should start"
+			df.Problem = errZeroFrame.Error()
 		default:
-			df.Problem = fmt.Sprint(cause)
+			df.Problem = fmt.Sprint(fr.cause)
 		}
-		at, found, err := s.committedAfter(pos)
+		next, found, err := c.resync(c.pos, -1)
 		if err != nil {
 			return yield(df, err)
 		}
 		if found {
-			df.Problem += fmt.Sprintf("; next committed frame at byte %d", at)
+			df.Problem += fmt.Sprintf("; next committed frame at byte %d", next.pos)
 		} else {
-			df.Problem += fmt.Sprintf("; %d bytes to the end of the file, none of them a committed frame", st.Size()-pos)
+			df.Problem += fmt.Sprintf("; %d bytes to the end of the file, none of them a committed frame", st.Size()-fr.pos)
 		}
 		if !yield(df, nil) || !found {
 			return found
 		}
-		pos = at
+		c.seek(next.pos, next.meta.Base)
 	}
+}
+
+// kindName names a frame kind for Dump.
+func kindName(kind uint8) string {
+	switch kind {
+	case frame.KindSeal:
+		return "seal"
+	case frame.KindGap:
+		return "gap"
+	}
+	return "records"
 }

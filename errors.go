@@ -61,6 +61,11 @@ var (
 	// group that has no offsets file, and by Poll, Commit and the other
 	// group calls of a member whose group DeleteGroup removed by force.
 	ErrGroupNotFound = errors.New("runnel: group not found")
+
+	// ErrGap is the cause of every *GapError: a consumer with
+	// ConsumerOptions.StopAtGaps reached offsets whose records were lost
+	// and salvaged.
+	ErrGap = errors.New("runnel: records lost")
 )
 
 // OutOfRangeError is the error for an offset a partition does not hold:
@@ -88,17 +93,23 @@ func (e *OutOfRangeError) Error() string {
 func (e *OutOfRangeError) Unwrap() error { return ErrOutOfRange }
 
 // CorruptError describes damaged data: the file, the byte position in it
-// and, where known, the offset of the first record affected. It wraps
-// ErrCorrupt.
+// and, where known, the offsets affected. It wraps ErrCorrupt.
 type CorruptError struct {
 	Path   string // file that holds the damage
 	Pos    int64  // byte position of the damaged frame or entry
 	Offset int64  // first offset affected, or -1 if unknown
-	Err    error  // what is wrong, e.g. a checksum mismatch
+	// To is the offset after the last one affected, when known (the
+	// damage is followed by readable records, or something says how far
+	// the committed records went); 0 or -1 if unknown.
+	To  int64
+	Err error // what is wrong, e.g. a checksum mismatch
 }
 
 func (e *CorruptError) Error() string {
-	if e.Offset >= 0 {
+	switch {
+	case e.Offset >= 0 && e.To > e.Offset:
+		return fmt.Sprintf("runnel: corrupt data in %s at byte %d (%s): %v", e.Path, e.Pos, lossText(e.Offset, e.To), e.Err)
+	case e.Offset >= 0:
 		return fmt.Sprintf("runnel: corrupt data in %s at byte %d (offset %d): %v", e.Path, e.Pos, e.Offset, e.Err)
 	}
 	return fmt.Sprintf("runnel: corrupt data in %s at byte %d: %v", e.Path, e.Pos, e.Err)
@@ -106,3 +117,20 @@ func (e *CorruptError) Error() string {
 
 // Unwrap returns both ErrCorrupt and the underlying cause.
 func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// GapError says that a partition's offsets From … To−1 are a gap: their
+// records were lost to damage, and a salvage marked them so (Repair with
+// RepairOptions.Salvage). A consumer returns it only with
+// ConsumerOptions.StopAtGaps; Seek to To goes on after it. It wraps ErrGap.
+type GapError struct {
+	Topic     string
+	Partition int
+	From, To  int64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("runnel: %s/%d: %s lost (salvaged gap)", e.Topic, e.Partition, lossText(e.From, e.To))
+}
+
+// Unwrap returns ErrGap.
+func (e *GapError) Unwrap() error { return ErrGap }

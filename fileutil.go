@@ -55,7 +55,10 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	observeSync(dir, syncDirectory, false, nil)
+	err = d.Sync()
+	observeSync(dir, syncDirectory, true, err)
+	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil

@@ -504,7 +504,7 @@ func resolveOffset(p *partition, sp StartPosition) (int64, error) {
 	// The time index gets close; the first record at or after the time
 	// is found by reading.
 	for {
-		base, pos, next := r.base, r.pos, r.next
+		base, pos, next := r.filePos()
 		recs, err := r.fill(nil, 1)
 		if err != nil {
 			return 0, err
@@ -512,7 +512,7 @@ func resolveOffset(p *partition, sp StartPosition) (int64, error) {
 		if len(recs) > 0 {
 			return recs[0].Offset, nil
 		}
-		if r.base == base && r.pos == pos && r.next == next {
+		if b, p, n := r.filePos(); b == base && p == pos && n == next {
 			return r.next, nil
 		}
 	}

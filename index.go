@@ -279,6 +279,44 @@ func (w *indexWriter) close() error {
 	return errors.Join(w.off.Close(), w.tim.Close())
 }
 
+// sync makes the index files durable.
+func (w *indexWriter) sync() error {
+	if err := fdatasync(int(w.off.Fd())); err != nil {
+		return err
+	}
+	return fdatasync(int(w.tim.Fd()))
+}
+
+// trimIndexFiles drops the entries of segment base's indexes from the
+// first one that does not point below pos (and the time entries beyond
+// the ones kept), so that no entry describes bytes at or after pos.
+func trimIndexFiles(dir string, base, pos int64) error {
+	entries, err := readIndex(segmentPath(dir, base, indexExt), pos)
+	if err != nil {
+		return err
+	}
+	n := int64(len(entries))
+	for _, t := range []struct {
+		ext  string
+		size int64
+	}{{indexExt, indexEntrySize}, {timeIndexExt, timeIndexEntrySize}} {
+		path := segmentPath(dir, base, t.ext)
+		st, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if st.Size() > n*t.size {
+			if err := os.Truncate(path, n*t.size); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // rebuildIndex rewrites a segment's indexes from its log, for a segment
 // whose index files are missing or disagree with it.
 func rebuildIndex(dir string, base, interval int64) error {
@@ -295,16 +333,18 @@ func rebuildIndex(dir string, base, interval int64) error {
 	}
 	var werr error
 	maxTS := int64(-1 << 63)
-	s := newScanner(f, f.Name())
-	t := s.walk(0, base, func(pos int64, m frame.Meta) bool {
-		if werr == nil && w.due(pos) {
-			werr = w.add(m.Base-base, pos, maxTS)
+	c := newCursor(f, f.Name(), 0, base)
+	_, st, err := c.walk(func(fr segFrame) bool {
+		if werr == nil && w.due(fr.pos) {
+			werr = w.add(fr.meta.Base-base, fr.pos, maxTS)
 		}
-		maxTS = max(maxTS, m.MaxTime)
+		if fr.meta.Kind == frame.KindRecords {
+			maxTS = max(maxTS, fr.meta.MaxTime)
+		}
 		return true
 	})
-	if werr == nil && t.sealed {
-		werr = w.addTime(t.next-base, maxTS)
+	if werr == nil && st == frameSeal {
+		werr = w.addTime(c.next-base, maxTS)
 	}
-	return errors.Join(werr, w.close())
+	return errors.Join(err, werr, w.close())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -90,11 +91,19 @@ import (
 // file's descriptor open until it returns.
 type lockFile struct {
 	path string
+	// readOnly is set when the file could only be opened for reading (a
+	// read-only directory or file system, another user's file): locks can
+	// be tested, not taken. writeErr says why.
+	readOnly bool
+	writeErr error
 	lockFileSys
 }
 
 // openLockFile opens the lock file at path, creating it with mode 0644 if
-// it does not exist.
+// it does not exist. Where the process may only read it, it is opened
+// read-only (see lockFile.readOnly); where it does not exist and cannot be
+// created, the error is the one creating it gave (fs.ErrPermission, or
+// EROFS).
 func openLockFile(path string) (*lockFile, error) {
 	l := &lockFile{path: path}
 	if err := l.open(); err != nil {
@@ -110,6 +119,9 @@ func (l *lockFile) Lock(ctx context.Context, off int64) error {
 	if off < 0 {
 		return l.wrap("lock", off, errNegativeLockOffset)
 	}
+	if l.readOnly {
+		return l.writeErr
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -121,6 +133,9 @@ func (l *lockFile) Lock(ctx context.Context, off int64) error {
 func (l *lockFile) TryLock(off int64) (bool, error) {
 	if off < 0 {
 		return false, l.wrap("lock", off, errNegativeLockOffset)
+	}
+	if l.readOnly {
+		return false, l.writeErr
 	}
 	return l.tryLock(off)
 }
@@ -162,6 +177,28 @@ func (l *lockFile) Close() error {
 }
 
 var errNegativeLockOffset = errors.New("negative offset")
+
+// openFile opens the lock file for reading and writing, creating it; where
+// that is not permitted, for reading only, which is enough to test locks
+// and to read.
+func (l *lockFile) openFile() (*os.File, error) {
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err == nil || !isPermission(err) {
+		return f, err
+	}
+	rf, rerr := os.Open(l.path)
+	if rerr != nil {
+		return nil, err
+	}
+	l.readOnly, l.writeErr = true, err
+	return rf, nil
+}
+
+// isPermission reports whether err says the process may not write: the
+// file's or directory's mode, or a read-only file system.
+func isPermission(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)
+}
 
 func (l *lockFile) wrap(op string, off int64, err error) error {
 	if err == nil {

@@ -43,7 +43,7 @@ type ofdWait struct {
 }
 
 func (l *lockFile) open() error {
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := l.openFile()
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func (l *lockFile) open() error {
 	} else if !errors.Is(err, unix.ENOENT) {
 		return &fs.PathError{Op: "stat", Path: l.path, Err: err}
 	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := l.openFile()
 	if err != nil {
 		return err
 	}

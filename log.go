@@ -51,6 +51,7 @@ type Log struct {
 	syncDone chan struct{}
 
 	retention retentionLoop // retention.go
+	ckpts     checkpointer  // checkpoint.go
 }
 
 // topic is a Log's open handle on one topic: its config and partitions.
@@ -93,7 +94,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		return nil, err
 	}
 	for _, sub := range []string{"", "topics", "groups"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil && !readOnlyLog(dir, err) {
 			return nil, fmt.Errorf("runnel: open %s: %w", dir, err)
 		}
 	}
@@ -112,6 +113,15 @@ func Open(dir string, opts *Options) (*Log, error) {
 	}
 	l.startRetention()
 	return l, nil
+}
+
+// readOnlyLog reports whether err, from creating a directory of the log in
+// dir, only says that this process may not write there, while the log
+// exists: it can still be read (consumers without a group, Verify, Dump),
+// and whatever needs writing fails with the permission error then.
+func readOnlyLog(dir string, err error) bool {
+	_, serr := os.Stat(filepath.Join(dir, formatFileName))
+	return isPermission(err) && serr == nil
 }
 
 // syncLoop fdatasyncs, every SyncInterval, each partition written since
@@ -293,6 +303,7 @@ func (l *Log) CloseContext(ctx context.Context) error {
 			}
 		})
 		l.stopRetention()
+		l.ckpts.stop()
 		if l.stopSync != nil {
 			close(l.stopSync)
 			<-l.syncDone
@@ -343,10 +354,12 @@ func (l *Log) recordRecovery(r RecoveryReport) {
 	l.recMu.Unlock()
 }
 
-// Recoveries returns what the post-reboot recoveries run by this Log
-// verified and cut, one report per partition, in the order they ran. A
-// partition is recovered by the first writer after a reboot, so a report
-// appears after this Log's first append to it.
+// Recoveries returns what the recoveries run by this Log verified, cut and
+// found lost, in the order they ran: one report per partition recovered
+// after a reboot (by the first writer after it, so a report appears after
+// this Log's first append to the partition, or a reader's repair), and one
+// for each partition in which a writer found committed records gone
+// without one (RecoveryReport.Reboot false).
 func (l *Log) Recoveries() []RecoveryReport {
 	l.recMu.Lock()
 	defer l.recMu.Unlock()
@@ -364,10 +377,19 @@ type Stats struct {
 	WriterLocks    int64 // times the Log took a writer lock: it keeps one across back-to-back appends
 	Repairs        int64 // torn or uncommitted tails cut
 	BytesRepaired  int64 // bytes those repairs cut
+	// RecordsLost counts offsets this Log found known committed and gone:
+	// cut by recovery after a power failure (Periodic and Buffered modes
+	// may lose acknowledged records that way), or missing to damage. Each
+	// loss is also logged and listed by Recoveries.
+	RecordsLost int64
+	// GapsCrossed counts the lost offsets (gaps left by a salvage) that
+	// this Log's consumers skipped.
+	GapsCrossed int64
 }
 
 type logStats struct {
 	frames, records, syncs, syncWaits, writerLocks, repairs, repairedBytes atomic.Int64
+	recordsLost, gapsCrossed                                               atomic.Int64
 }
 
 // Stats reports the Log's counters and the active backend.
@@ -382,5 +404,7 @@ func (l *Log) Stats() Stats {
 		WriterLocks:    l.stats.writerLocks.Load(),
 		Repairs:        l.stats.repairs.Load(),
 		BytesRepaired:  l.stats.repairedBytes.Load(),
+		RecordsLost:    l.stats.recordsLost.Load(),
+		GapsCrossed:    l.stats.gapsCrossed.Load(),
 	}
 }

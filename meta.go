@@ -3,13 +3,10 @@ package runnel
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -86,8 +83,17 @@ const syncLockByte = 84
 
 // metaMap is one process's shared mapping of a partition.meta file.
 type metaMap struct {
-	mem []byte
-	lf  *lockFile
+	mem  []byte
+	lf   *lockFile
+	path string
+	// readOnly: the process may only read the file, so the mapping is
+	// read-only (or private, below): it never writes a word, and never
+	// counts itself as a sleeper.
+	readOnly bool
+	// private: the file could not be mapped shared (it is missing or
+	// short, and may not be written), so mem is this process's own copy:
+	// no writer's wake-up or append reaches it, and waits must poll.
+	private bool
 
 	sleeping presence // readers asleep on seq
 	waiting  presence // processes waiting for the writer lock
@@ -98,17 +104,26 @@ type metaMap struct {
 	slotClaimed bool
 }
 
+var errMetaReadOnly = errors.New("partition meta is read-only here")
+
 // openMeta maps dir/partition.meta, creating it at its full size. The file
 // is opened through openLockFile, never directly: with classic fcntl locks
 // (off Linux) closing any descriptor of the file would drop this process's
 // writer lock on it, and the lock table shares one descriptor instead.
+//
+// A process that may only read the partition gets a read-only mapping; if
+// the file is missing or short there, a private zeroed copy (see
+// metaMap.private).
 func openMeta(dir string) (*metaMap, error) {
 	path := filepath.Join(dir, metaFileName)
 	lf, err := openLockFile(path)
+	if isPermission(err) {
+		return privateMeta(path, nil), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("runnel: open %s: %w", path, err)
 	}
-	m, err := mapMeta(lf.File(), path)
+	m, err := mapMeta(lf, path)
 	if err != nil {
 		lf.Close()
 		return nil, err
@@ -117,35 +132,68 @@ func openMeta(dir string) (*metaMap, error) {
 	return m, nil
 }
 
-func mapMeta(f *os.File, path string) (*metaMap, error) {
+func mapMeta(lf *lockFile, path string) (*metaMap, error) {
+	f := lf.File()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	// Growing is idempotent, so racing processes agree; nothing ever
-	// shrinks the file, so the mapping can never fault.
-	if st.Size() < metaSize {
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if lf.readOnly {
+		if st.Size() < metaSize {
+			// Mapping past the end would fault, and growing the file
+			// needs write permission: read what there is instead.
+			buf := make([]byte, metaSize)
+			n, _ := f.ReadAt(buf, 0)
+			return privateMeta(path, buf[:n]), nil
+		}
+		prot = unix.PROT_READ
+	} else if st.Size() < metaSize {
+		// Growing is idempotent, so racing processes agree; nothing ever
+		// shrinks the file, so the mapping can never fault.
 		if err := f.Truncate(metaSize); err != nil {
 			return nil, fmt.Errorf("runnel: size %s: %w", path, err)
 		}
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, metaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(int(f.Fd()), 0, metaSize, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: map %s: %w", path, err)
 	}
-	m := &metaMap{mem: mem}
+	return newMetaMap(mem, path, lf.readOnly, false), nil
+}
+
+// newMetaMap is a metaMap over mem.
+func newMetaMap(mem []byte, path string, readOnly, private bool) *metaMap {
+	m := &metaMap{mem: mem, path: path, readOnly: readOnly, private: private}
 	m.sleeping = presence{m: m, countOff: metaSleepersOff, slotsOff: metaSleeperSlotsOff, slots: metaSleeperSlots}
 	m.waiting = presence{m: m, countOff: metaWaitersOff, slotsOff: metaWaiterSlotsOff, slots: metaWaiterSlots}
-	return m, nil
+	return m
 }
+
+// privateMeta is a metaMap over this process's own memory, holding data.
+func privateMeta(path string, data []byte) *metaMap {
+	mem := make([]byte, metaSize)
+	copy(mem, data)
+	return newMetaMap(mem, path, true, true)
+}
+
+// shared reports whether writers' wake-ups reach sleepers on this mapping:
+// it is mapped shared, and a sleeper may count itself in it.
+func (m *metaMap) shared() bool { return !m.readOnly }
 
 func (m *metaMap) close() error {
 	if m == nil || m.mem == nil {
 		return nil
 	}
-	err := unix.Munmap(m.mem)
+	var err error
+	if !m.private {
+		err = unix.Munmap(m.mem)
+	}
 	m.mem = nil
-	return errors.Join(err, m.lf.Close())
+	if m.lf != nil {
+		err = errors.Join(err, m.lf.Close())
+	}
+	return err
 }
 
 func (m *metaMap) u32(off int) *atomic.Uint32 {
@@ -261,20 +309,5 @@ func (m *metaMap) setDurablePoint(boot [16]byte, base, pos, next int64) {
 	binary.LittleEndian.PutUint64(m.mem[metaDurSumOff:], xxhash.Sum64(m.mem[metaBootOff:metaDurSumOff]))
 }
 
-// currentBootID identifies this run of the machine, so that a writer can
-// tell a reboot (page cache lost: re-verify) from a process crash (page
-// cache intact). Where the kernel offers none it is all zeros: no reboot
-// can be told, and a writer leaves the tail to its usual repair.
-var currentBootID = func() [16]byte {
-	var id [16]byte
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return id
-	}
-	raw, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(string(data)), "-", ""))
-	if err != nil || len(raw) != len(id) {
-		return id
-	}
-	copy(id[:], raw)
-	return id
-}()
+// currentBootID identifies this run of the machine (see machineBootID).
+var currentBootID = machineBootID

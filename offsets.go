@@ -172,7 +172,11 @@ func openOffsets(dir, group, topic string, nparts int, create bool) (*offsetsFil
 	}
 	// Map from 0, not from the control page: 4096 is not a page boundary
 	// everywhere (16 KiB pages on Apple silicon).
-	mem, err := unix.Mmap(o.fd, 0, offMembersOff, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if lf.readOnly {
+		prot = unix.PROT_READ // to read commits, as Verify and DescribeGroup do
+	}
+	mem, err := unix.Mmap(o.fd, 0, offMembersOff, prot, unix.MAP_SHARED)
 	if err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("runnel: map %s: %w", path, err)

@@ -57,6 +57,7 @@ type partition struct {
 	broken   error      // sticky: committed data is damaged, appends refused
 	dirty    bool       // written since the last fdatasync (not Durable mode)
 	dirDirty bool       // a segment was created since the directory was synced
+	ckpt     ckptState  // synced checkpoints (checkpoint.go)
 
 	// Keeping the writer lock between appends (writerlock.go), under wmu.
 	waitSlot   presenceSlot // a writer-lock waiter slot, claimed on first contention

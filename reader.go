@@ -3,61 +3,68 @@ package runnel
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
 
-// partReader reads one partition's committed records in order, lock-free:
-// it trusts only frames whose commit byte is set and whose checksum
-// matches, and treats anything else past them as the end of the data.
+// partReader reads one partition's committed records in order, lock-free,
+// through a segment cursor: it delivers only good frames, and where it
+// stops short of them it says why (reader_end.go judges it).
 type partReader struct {
 	p    *partition
 	base int64    // base offset of the current segment
 	f    *os.File // current segment; nil while it does not exist yet
 	path string
-	pos  int64 // byte position of the next frame to read
-	next int64 // next offset to deliver
+	cur  *cursor // on f: the next frame to read, and the offset it starts at
+	next int64   // next offset to deliver: cur.next, or inside the frame at cur.pos after a seek
 
 	// With byTime, records older than minTime are skipped until the first
 	// one at or after it is delivered: a start by timestamp.
 	byTime  bool
 	minTime int64
 
-	buf     []byte
 	bufSize int
 
-	// The bytes of the last read: win holds the file's bytes from winPos
-	// on, and those up to winGood are whole, committed, verified frames,
-	// which never change. A fill that stopped at MaxPollRecords goes on
-	// from them without reading or verifying again, and from where it
-	// stopped inside a frame (rest, the records after next of the frame
-	// at restPos).
-	win      []byte
-	winPos   int64
-	winGood  int64
-	rest     frame.Records
-	restPos  int64 // -1: rest is not valid
-	restNext int64
+	// Where the last fill stopped, for reader_end.go: at the end of its
+	// file (atEnd), at bytes that are not a good frame (stuck), or at
+	// neither (it delivered what it could read in one go).
+	atEnd, stuck bool
+	advanced     bool           // the last fill moved through frames
+	fillSeq      uint32         // the append sequence when it began
+	seq          *atomic.Uint32 // the partition's append sequence, if mapped
+	lastSeg      bool           // the segment was the partition's last as of lastSeq
+	lastSeq      uint32
 
-	// stuck says why the last fill stopped before the end of the file,
-	// or nil when it reached the end of the data.
-	stuck error
 	probe *lockFile // opened on first need, to ask whether a writer is active
 
+	// A fill that stopped at its record limit leaves the cursor's window
+	// as it is (resume), and, if it stopped inside a frame, that frame
+	// (partial, at the cursor) and where its records go on (rest, at
+	// offset restNext): the next fill goes on from them without reading
+	// or verifying again. Any move of the reader drops them.
+	resume   bool
+	partial  segFrame
+	rest     frame.Records
+	restNext int64 // -1: rest is not valid
+
 	resetOutOfRange bool // below the start, move to it (retention.go)
+	stopAtGaps      bool // a gap is an error, not skipped (ConsumerOptions.StopAtGaps)
+	gapLogger       func(from, to int64)
 }
 
 func newPartReader(p *partition, bufSize int) *partReader {
 	if bufSize <= 0 {
 		bufSize = defaultMaxPollBytes
 	}
-	return &partReader{p: p, bufSize: bufSize, restPos: -1}
+	r := &partReader{p: p, bufSize: bufSize, restNext: -1}
+	r.cur = &cursor{verify: true, window: bufSize}
+	return r
 }
 
 func (r *partReader) close() {
@@ -73,16 +80,28 @@ func (r *partReader) closeSegment() {
 		r.f.Close()
 		r.f = nil
 	}
-	r.win, r.restPos = nil, -1
+	r.resume, r.restNext = false, -1
+}
+
+// filePos returns where the reader is: segment, byte, next offset.
+func (r *partReader) filePos() (base, pos, next int64) { return r.base, r.cur.pos, r.next }
+
+// useSegment makes the open segment file f, whose base is base, current,
+// positioned at its start.
+func (r *partReader) useSegment(f *os.File, base int64) {
+	r.closeSegment()
+	r.base, r.f, r.next = base, f, base
+	r.path = segmentPath(r.p.dir, base, logExt)
+	r.cur.setFile(f, r.path)
+	r.cur.seek(0, base)
+	r.lastSeg = false
 }
 
 // openSegment makes segment base current, positioned at its start. A
 // segment that does not exist yet (its predecessor was just sealed) is
 // opened later, by fill.
 func (r *partReader) openSegment(base int64) error {
-	r.closeSegment()
-	r.base, r.pos, r.next = base, 0, base
-	r.path = segmentPath(r.p.dir, base, logExt)
+	r.useSegment(nil, base)
 	f, err := os.Open(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return r.segmentGone(base)
@@ -90,7 +109,7 @@ func (r *partReader) openSegment(base int64) error {
 	if err != nil {
 		return fmt.Errorf("runnel: open segment: %w", err)
 	}
-	r.f = f
+	r.useSegment(f, base)
 	return nil
 }
 
@@ -134,7 +153,7 @@ func (r *partReader) seek(offset int64) error {
 		}
 		offset = max(offset, r.base) // reset past records retention removed
 		if r.f == nil {
-			if offset == seg {
+			if offset == r.base {
 				return nil
 			}
 			return r.p.outOfRange(offset)
@@ -143,25 +162,23 @@ func (r *partReader) seek(offset int64) error {
 		if err != nil {
 			return err
 		}
-		s := newScanner(r.f, r.path)
-		s.verify = false
-		var found bool
-		t := s.walk(pos, next, func(fpos int64, m frame.Meta) bool {
-			if m.End() > offset {
-				found = true
-				r.pos, r.next = fpos, offset
-				return false
-			}
-			return true
-		})
+		c := r.cur
+		c.seek(pos, next)
+		c.verify = false
+		_, st, err := c.walk(func(f segFrame) bool { return f.meta.End() <= offset })
+		c.verify = true
+		c.invalidate()
 		switch {
-		case found:
+		case err != nil:
+			return err
+		case st == frameOK || st == frameGap:
+			r.next = offset // the walk stopped at the frame that holds it
 			return nil
-		case t.sealed && t.next <= offset:
-			seg = t.next
+		case st == frameSeal:
+			seg = c.next
 			continue
-		case t.next == offset || (t.sealed && t.next > offset):
-			r.pos, r.next = t.pos, t.next
+		case c.next == offset:
+			r.next = offset
 			return nil
 		}
 		return r.p.outOfRange(offset)
@@ -183,11 +200,14 @@ func (r *partReader) indexedStart(offset int64) (pos, next int64, err error) {
 	if pos == 0 {
 		return 0, r.base, nil
 	}
-	m, _, status, _ := newScanner(r.f, r.path).frameAt(pos)
-	if status != frameOK || m.Kind != frame.KindRecords || m.Base > offset {
+	f, status, err := newCursor(r.f, r.path, pos, -1).peek()
+	if err != nil {
+		return 0, 0, err
+	}
+	if (status != frameOK && status != frameGap) || f.meta.Base > offset || f.meta.Base < r.base {
 		return 0, r.base, nil // a stale entry: scan the segment instead
 	}
-	return pos, m.Base, nil
+	return pos, f.meta.Base, nil
 }
 
 // seekEnd positions the reader after the last committed record.
@@ -216,21 +236,27 @@ func (r *partReader) seekEnd() error {
 		if err != nil {
 			return err
 		}
-		pos, next := int64(0), seg
+		c := r.cur
 		if n := len(entries); n > 0 {
-			m, _, status, _ := newScanner(r.f, r.path).frameAt(int64(entries[n-1].pos))
-			if status == frameOK && m.Base == seg+int64(entries[n-1].rel) {
-				pos, next = int64(entries[n-1].pos), m.Base
+			c.seek(int64(entries[n-1].pos), seg+int64(entries[n-1].rel))
+			if _, st, err := c.peek(); err != nil {
+				return err
+			} else if st != frameOK && st != frameGap {
+				c.seek(0, seg)
 			}
 		}
-		s := newScanner(r.f, r.path)
-		s.verify = false
-		t := s.walk(pos, next, nil)
-		if t.sealed {
-			seg = t.next
+		c.verify = false
+		_, status, err := c.walk(nil)
+		c.verify = true
+		c.invalidate()
+		if err != nil {
+			return err
+		}
+		if status == frameSeal {
+			seg = c.next
 			continue
 		}
-		r.pos, r.next = t.pos, t.next
+		r.next = c.next
 		return nil
 	}
 }
@@ -288,208 +314,204 @@ func (r *partReader) seekTime(t time.Time) error {
 // are skipped by their header alone. If no such record exists yet the
 // reader stays at the end, still filtering.
 func (r *partReader) skipOlder() error {
-	var s *scanner
 	for r.byTime {
 		if r.f == nil {
 			return nil
 		}
-		if s == nil || s.f != r.f {
-			s = newScanner(r.f, r.path)
-		}
+		c := r.cur
 		// Headers alone decide most frames; only a frame that may hold
 		// the record is read whole and checked.
-		s.verify = false
-		m, _, st, _ := s.frameAt(r.pos)
-		if st != frameOK {
-			return nil
+		c.verify = false
+		f, st, err := c.peek()
+		c.verify = true
+		if err != nil {
+			return err
 		}
-		if m.Kind == frame.KindSeal {
-			if err := r.openSegment(m.Base); err != nil {
+		switch st {
+		case frameSeal:
+			if err := r.openSegment(f.meta.Base); err != nil {
 				return err
 			}
 			continue
+		case frameGap:
+			c.skip(f)
+			r.next = c.next
+			continue
+		case frameOK:
+		default:
+			return nil // fill will find out what is there
 		}
-		if m.MaxTime >= r.minTime {
-			s.verify = true
-			m, data, st, _ := s.frameAt(r.pos)
-			if st != frameOK {
-				return nil // fill will find out what is wrong
+		if f.meta.MaxTime >= r.minTime {
+			c.invalidate()
+			f, st, err := c.peek()
+			if err != nil || st != frameOK {
+				return err // fill will find out what is wrong
 			}
-			it := frame.NewRecords(data, m)
+			it := frame.NewRecords(f.data, f.meta)
 			var fr frame.Record
-			for off := m.Base; it.Next(&fr); off++ {
+			for off := f.meta.Base; it.Next(&fr); off++ {
 				if off >= r.next && fr.Timestamp >= r.minTime {
 					r.next, r.byTime = off, false
 					return nil
 				}
 			}
 			if err := it.Err(); err != nil {
-				return &CorruptError{Path: r.path, Pos: r.pos, Offset: m.Base, Err: err}
+				return &CorruptError{Path: r.path, Pos: f.pos, Offset: f.meta.Base, To: f.meta.End(), Err: err}
 			}
 		}
-		r.pos, r.next = r.pos+m.Size(), m.End()
+		c.skip(f)
+		r.next = c.next
 	}
 	return nil
 }
 
 // fill appends the committed records available now to dst, at most max of
 // them, reading at most about one buffer of bytes, and returns the
-// extended slice. The records alias the reader's buffer until a later fill
-// reads into it. When it stops at bytes that are not a good committed
-// frame it sets r.stuck: a write in progress, a dead writer's leftovers,
-// or damage (Consumer.Poll tells which).
+// extended slice. The records alias the reader's buffer until a later
+// fill reads into it. Where it stops short of the end of its file it sets
+// stuck, at the end atEnd: a write in progress, what a writer left
+// unfinished, damage or the end of the data, which reader_end.go tells
+// apart.
 func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
-	r.stuck = nil
+	r.atEnd, r.stuck, r.advanced = false, false, false
+	if r.seq != nil {
+		r.fillSeq = r.seq.Load()
+	}
 	start := len(dst)
 	limit := start + max
+	resume := r.resume
+	r.resume = false
 	for {
 		if r.f == nil {
+			// The segment a seal named is not there yet (its writer is
+			// creating it): the end of the data, for now.
 			if err := r.openSegment(r.base); err != nil || r.f == nil {
+				r.atEnd = err == nil
 				return dst, err
 			}
 		}
-		// Go on in the bytes of the last read if they still hold r.pos:
-		// the records handed out from them were never overwritten, and
-		// the next read starts where they end.
-		reused := r.win != nil && r.pos >= r.winPos && r.pos < r.winPos+int64(len(r.win))
-		var buf []byte
-		atEOF := false
-		if reused {
-			buf = r.win[r.pos-r.winPos:]
-		} else {
-			if cap(r.buf) < r.bufSize {
-				r.buf = make([]byte, r.bufSize)
-			}
-			b := r.buf[:cap(r.buf)]
-			n, err := r.f.ReadAt(b, r.pos)
-			if err != nil && !errors.Is(err, io.EOF) {
-				return dst, fmt.Errorf("runnel: read %s at %d: %w", r.path, r.pos, err)
-			}
-			atEOF = n < len(b)
-			r.win, r.winPos, r.winGood, r.restPos = b[:n], r.pos, r.pos, -1
-			buf = r.win
+		c := r.cur
+		if !resume {
+			c.unpin()
+			r.restNext = -1
 		}
-		var delivered int
-		next := int64(-1) // segment to continue in after a seal
-		var grow int64    // a frame larger than the buffer: its size
-		full := false
-		for len(buf) > 0 && !frame.IsZeroHeader(buf) {
-			m, err := frame.ParseMeta(buf)
-			// The checksum covers m.Length bytes, not the padding: a file
-			// that ends in a frame's padding holds the whole frame, as the
-			// writer's scan agrees.
-			size := m.Size()
-			if atEOF && int64(len(buf)) < size && int64(len(buf)) >= int64(m.Length) {
-				size = int64(len(buf))
+		resume = false
+	frames:
+		for {
+			var f segFrame
+			var st frameStatus
+			var err error
+			if r.restNext >= 0 && r.partial.pos == c.pos {
+				// The frame the last fill stopped inside, checked then.
+				f, st = r.partial, frameOK
+			} else if f, st, err = c.peek(); err != nil {
+				return dst, err
 			}
-			switch {
-			case err != nil && len(buf) < frame.HeaderSize && !atEOF:
-				// A header cut by the buffer's end: read it next time.
-			case err != nil:
-				r.stuck = err
-			case !m.Committed():
-				r.stuck = errUncommitted
-			case int64(len(buf)) < size && atEOF:
-				r.stuck = fmt.Errorf("committed frame of %d bytes cut short by the end of the file", m.Size())
-			case int64(len(buf)) < size && delivered == 0 && m.Size() > int64(cap(r.buf)):
-				grow = m.Size()
-			case !followsOn(m, r.next):
-				// Whole and committed, but not the frame that comes next
-				// (a stale one): never deliver its offsets.
-				r.stuck = fmt.Errorf("frame starts at offset %d, expected %d", m.Base, r.next)
-			}
-			if err != nil || r.stuck != nil || int64(len(buf)) < size {
-				break
-			}
-			data := buf[:size]
-			if r.pos+size > r.winGood {
-				if err := frame.Verify(data, m); err != nil {
-					r.stuck = err
-					break
+			switch st {
+			case frameOK:
+				before := len(dst)
+				var whole bool
+				if dst, whole, err = r.decode(dst, f, limit); err != nil {
+					// Records that do not decode in a checksummed frame:
+					// none of them is delivered, and the reader stays
+					// before it, so every Poll reports it.
+					return dst[:before], err
 				}
-				r.winGood = r.pos + size
-			}
-			if m.Kind == frame.KindSeal {
-				next = m.Base
-				break
-			}
-			var whole bool
-			if dst, whole, err = r.decode(dst, data, m, limit); err != nil {
-				return dst, err
-			}
-			delivered++
-			if whole {
-				r.pos += m.Size()
-				buf = buf[size:]
-			}
-			if len(dst) >= limit {
-				full = true
-				break
-			}
-		}
-		if reused && !full {
-			// The old bytes say nothing about the file now: what follows
-			// them is read afresh, in this fill if it has nothing yet.
-			r.stuck = nil
-			if len(dst) == start {
-				r.win = nil
+				if whole {
+					c.skip(f)
+				} else {
+					r.partial = f
+				}
+				r.advanced = true
+				if len(dst) > before {
+					c.pin() // the records alias the window
+				}
+				if len(dst) >= limit {
+					// MaxPollRecords: the next fill goes on from here.
+					r.resume = true
+					return dst, nil
+				}
 				continue
+			case frameGap:
+				if r.stopAtGaps && len(dst) > start {
+					return dst, nil // the records first; the gap next time
+				}
+				if err := r.crossGap(f); err != nil {
+					return dst, err
+				}
+				c.skip(f)
+				r.advanced = true
+				continue
+			case frameSeal:
+				r.advanced = true
+				if err := r.openSegment(f.meta.Base); err != nil {
+					return dst, err
+				}
+				if len(dst) > start {
+					return dst, nil // the next fill reads the new segment
+				}
+				break frames
+			case frameMore:
+				if len(dst) == start {
+					// Every record read was skipped (before the start
+					// offset or time): keep reading, or Poll would sleep
+					// on unread data.
+					c.unpin()
+					continue
+				}
+				return dst, nil
+			case frameEnd:
+				if f.eof {
+					r.atEnd = true
+					return dst, nil
+				}
 			}
+			r.stuck = true
 			return dst, nil
 		}
-		switch {
-		case full:
-			return dst, nil
-		case grow > 0:
-			// ParseMeta capped the size at frame.MaxSize.
-			r.buf, r.win = make([]byte, grow), nil
-			continue
-		case next >= 0:
-			if err := r.openSegment(next); err != nil {
-				return dst, err
-			}
-			if len(dst) > start {
-				return dst, nil // the next fill reads the new segment
-			}
-			continue
-		case delivered > 0 && len(dst) == start:
-			// Every record read was skipped (before the start offset or
-			// time): keep reading, or Poll would sleep on unread data.
-			continue
-		}
-		return dst, nil
 	}
 }
 
-var errUncommitted = errors.New("frame not committed")
-
-// followsOn reports whether the frame m can come next for a reader whose
-// next offset is next: it starts there, or (after a seek into the middle
-// of a frame) holds it. The writer's walk is as strict.
-func followsOn(m frame.Meta, next int64) bool {
-	return m.Base == next || m.Kind == frame.KindRecords && m.Base < next && next < m.End()
+// crossGap moves the reader over a gap frame, whose offsets a salvage
+// found unreadable: counted and logged, or, with stopAtGaps, a *GapError
+// that leaves the reader before it.
+func (r *partReader) crossGap(f segFrame) error {
+	from, to := max(r.next, f.meta.Base), f.meta.End()
+	if to <= from {
+		return nil
+	}
+	if r.stopAtGaps {
+		return &GapError{Topic: r.p.topic.name, Partition: r.p.id, From: from, To: to}
+	}
+	r.p.log.stats.gapsCrossed.Add(to - from)
+	r.p.log.opts.Logger.Warn("runnel: consumer skipped lost records", "topic", r.p.topic.name, "partition", r.p.id,
+		"from_offset", from, "to_offset", to-1, "count", to-from)
+	r.next = to
+	return nil
 }
 
 // decode appends the records of one verified frame from r.next on, until
 // dst holds limit records, and reports whether it reached the frame's end.
-// The slice grows once per frame, by the frame's record count.
-func (r *partReader) decode(dst []Record, data []byte, m frame.Meta, limit int) ([]Record, bool, error) {
+// The slice grows once per frame, by the records it will take from it.
+func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool, error) {
+	m := f.meta
 	var it frame.Records
 	off := m.Base
-	if r.restPos == r.pos && r.restNext == r.next {
+	resumed := r.restNext >= 0 && r.restNext == r.next && r.partial.pos == f.pos
+	if resumed {
 		it, off = r.rest, r.next // where the last fill stopped in this frame
 	} else {
-		it = frame.NewRecords(data, m)
-	}
-	// Records before the start offset (a seek into the frame) are passed
-	// over by their lengths alone.
-	for off < r.next && it.Skip() {
-		off++
+		it = frame.NewRecords(f.data, m)
+		// Records before the start offset (a seek into the frame) are
+		// passed over by their lengths alone.
+		for off < r.next && it.Skip() {
+			off++
+		}
 	}
 	dst = slices.Grow(dst, min(int(m.End()-off), limit-len(dst)))
 	var fr frame.Record
 	for len(dst) < limit && it.Next(&fr) {
-		if off >= r.next && (!r.byTime || fr.Timestamp >= r.minTime) {
+		if !r.byTime || fr.Timestamp >= r.minTime {
 			r.byTime = false
 			dst = append(dst, Record{
 				Key:       fr.Key,
@@ -502,15 +524,26 @@ func (r *partReader) decode(dst []Record, data []byte, m frame.Meta, limit int) 
 		}
 		off++
 	}
-	if err := it.Err(); err != nil {
-		return dst, false, &CorruptError{Path: r.path, Pos: r.pos, Offset: off, Err: err}
+	err := it.Err()
+	what := fmt.Sprintf("record %d of the frame", off-m.Base)
+	if err == nil && off < m.End() && !resumed {
+		// The frame is split between Polls: its records are delivered
+		// only if all of them decode, as when it is read whole.
+		if check := it; !check.Check() {
+			err, what = check.Err(), fmt.Sprintf("a record after record %d of the frame", off-m.Base)
+		}
+	}
+	if err != nil {
+		r.restNext = -1
+		return dst, false, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
+			Err: fmt.Errorf("%s: %w", what, err)}
 	}
 	r.next = max(r.next, off)
 	if off < m.End() {
-		r.rest, r.restPos, r.restNext = it, r.pos, off
+		r.rest, r.restNext = it, off
 		return dst, false, nil
 	}
-	r.restPos = -1
+	r.restNext = -1
 	return dst, true, nil
 }
 
@@ -525,33 +558,6 @@ func (r *partReader) writerActive() (bool, error) {
 		r.probe = lf
 	}
 	return r.probe.HeldByOther(writerLockByte)
-}
-
-// checkDamage runs after a repair found nothing to cut but the reader is
-// still stuck with no writer active: if a committed frame follows the
-// bytes it is stuck at, they are damage inside committed data.
-func (r *partReader) checkDamage() error {
-	if r.f == nil {
-		return nil
-	}
-	s := newScanner(r.f, r.path)
-	m, _, st, cause := s.frameAt(r.pos)
-	if st == frameOK && !followsOn(m, r.next) {
-		st, cause = frameBad, fmt.Errorf("frame starts at offset %d, expected %d", m.Base, r.next)
-	}
-	if st == frameOK || st == frameEnd {
-		return nil // readable now, or the end of the data
-	}
-	if cause == nil {
-		cause = fmt.Errorf("frame at offset %d not committed", m.Base)
-	}
-	if at, found, err := s.committedAfter(r.pos); err != nil {
-		return err
-	} else if found {
-		return &CorruptError{Path: r.path, Pos: r.pos, Offset: r.next,
-			Err: fmt.Errorf("%v; committed data follows at byte %d", cause, at)}
-	}
-	return nil
 }
 
 // start positions r as sp says.

@@ -1,7 +1,6 @@
 package runnel
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -13,131 +12,286 @@ import (
 // cache intact, so everything committed stays readable and only the tail
 // needs the writer's usual repair. A power loss can lose any unsynced page,
 // in any order: frames after the last fdatasync may be missing, torn or
-// stale anywhere, not just at the tail. So the first writer after a reboot
-// re-verifies every frame after the last durable point and truncates the
-// partition at the first one that is not whole.
+// stale anywhere, not just at the tail, and so may index entries. So the
+// first writer after a reboot trusts only the synced checkpoint in
+// partition.meta (meta_checkpoint.go): it re-verifies every frame after it,
+// through every later segment, truncates the partition at the first frame
+// that is not whole, drops index entries it did not verify, reports what
+// was known committed and is gone, and records a new checkpoint.
 //
-// A reboot is detected by the boot id recorded with the durable point in
-// partition.meta: a different id means the machine restarted since.
+// A reboot is detected by the boot id recorded with the checkpoint: a
+// different id means the machine restarted since. No usable checkpoint (a
+// new partition, one written by an older runnel, or a damaged
+// partition.meta) means nothing says what was synced, so everything is
+// verified.
 
-// RecoveryReport describes what one post-reboot recovery verified and cut.
+// RecoveryReport describes one recovery: what it verified and cut, and
+// which committed offsets it found gone.
 type RecoveryReport struct {
-	Partition       string  // topic/partition directory
+	Partition string // topic/partition directory
+	// Reboot is set for a recovery after the machine restarted (or with
+	// no synced checkpoint to go by). Without it, the report is of a
+	// writer that found committed records gone in the same boot: damage,
+	// and it refuses appends until Repair.
+	Reboot          bool
 	FromSegment     int64   // base of the segment verification started in
 	FromPos         int64   // byte position it started at
-	FramesVerified  int     // frames checked after the durable point
+	FramesVerified  int     // frames checked after the checkpoint
 	CutFile         string  // segment truncated, if any
-	CutPos          int64   // where it was truncated
+	CutPos          int64   // where it was truncated; -1 if nothing was cut
 	CutBytes        int64   // bytes cut from it
 	RemovedSegments []int64 // later segments removed because they followed the cut
 	NextOffset      int64   // the partition's next offset after recovery
+	// LostFrom and LostTo are the offsets [LostFrom, LostTo) that were
+	// known committed and are gone; equal when nothing known was lost.
+	// In Durable mode a power loss never loses an acknowledged record;
+	// in Periodic and Buffered modes it may, and this says which.
+	LostFrom, LostTo int64
+	LostReason       string // what knew they were committed
 }
 
-// recoverAfterReboot runs recovery if this is the first writer since the
-// machine restarted. The caller holds the writer lock.
-func (p *partition) recoverAfterReboot() error {
-	boot, base, pos, next, ok := p.shm.durablePoint()
-	if ok && boot == currentBootID && boot != ([16]byte{}) {
-		return nil
+// recoverIfRebooted runs recovery if this is the first writer since the
+// machine restarted (or since the checkpoint was lost). It reports whether
+// it left p.w at the tail. The caller holds the writer lock.
+func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
+	cp, ok := p.shm.checkpoint()
+	boot := bootID()
+	if ok && cp.boot == boot {
+		return false, nil
 	}
 	bases, err := listSegments(p.dir)
 	if err != nil {
-		return err
+		return false, fmt.Errorf("runnel: list segments of %s: %w", p.dir, err)
 	}
 	if len(bases) == 0 {
-		return p.setDurablePoint(currentBootID, 0, 0, 0)
-	}
-	if !ok || boot == ([16]byte{}) || !slices.Contains(bases, base) || pos < 0 || next < base || !p.pointMatches(base, pos, next) {
-		// No usable durable point (a new partition, one written before
-		// points were recorded, or one torn by a crash mid-update):
-		// nothing says which bytes were unsynced, so cutting at the
-		// first bad frame could throw away good data. Leave the tail to
-		// the writer's usual repair, which cuts a torn tail and reports
-		// damage that committed frames follow, and start recording.
-		last := bases[len(bases)-1]
-		return p.setDurablePoint(currentBootID, last, 0, last)
-	}
-	rep := RecoveryReport{Partition: p.dir, FromSegment: base, FromPos: pos, CutPos: -1}
-	var tailSeg, tailPos int64
-	for i := slices.Index(bases, base); i < len(bases); i++ {
-		seg := bases[i]
-		path := segmentPath(p.dir, seg, logExt)
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			return fmt.Errorf("runnel: recover %s: %w", path, err)
+		// A new partition: start recording. Its directory entry for
+		// partition.meta must be durable for the checkpoint to be.
+		if err := syncDir(p.dir); err != nil {
+			return false, err
 		}
-		t := newScanner(f, path).walk(pos, next, nil)
-		rep.FramesVerified += t.frames
-		if t.sealed && i+1 < len(bases) && bases[i+1] == t.next {
-			f.Close()
-			pos, next = 0, t.next
+		if err := p.shm.setCheckpoint(checkpoint{boot: boot, base: 0, pos: 0, next: 0}); err != nil {
+			return false, err
+		}
+		return false, p.setDurablePoint(currentBootID, 0, 0, 0)
+	}
+	// What was known committed, read before anything changes: synced
+	// evidence decides (data it covers is damage if gone, never cut);
+	// the index entries and later segments only add to the report.
+	rules := p.knownCommitted(ev)
+	rules.findNext = true
+	start := checkpoint{base: bases[0], pos: 0, next: bases[0]}
+	if from, usable := p.recoveryStart(cp, ok, bases); usable {
+		// A checkpoint of another boot: the machine restarted, and what
+		// follows the checkpoint may not have reached the disk.
+		start, rules.powerLoss = from, true
+	} else {
+		// No usable checkpoint. The first one is synced before the first
+		// segment is created, so this is not a power loss's doing but a
+		// damaged or missing partition.meta (or one an older runnel
+		// wrote): verify everything, and cut only what a writer left
+		// unfinished, as in the same boot.
+		p.log.opts.Logger.Warn("runnel: no usable synced checkpoint, verifying the whole partition", "partition", p.dir)
+	}
+	reported := rules
+	if next, ok := indexHint(p.dir); ok && next > reported.knownEnd {
+		reported.knownEnd, reported.knownBy = next, "an index entry written before the restart"
+	}
+	rep := RecoveryReport{Partition: p.dir, Reboot: true, FromSegment: start.base, FromPos: start.pos, CutPos: -1}
+
+	p.dropActive()
+	for _, b := range bases {
+		if b < start.base {
 			continue
 		}
-		end := t.pos
-		if t.sealed {
-			end += frame.HeaderSize // keep the seal; the next segment is created on demand
+		keep := int64(0)
+		if b == start.base {
+			keep = start.pos
 		}
-		err = p.cutAfterReboot(f, end, bases[i+1:], &rep)
-		f.Close()
-		if err != nil {
-			return err
+		// Entries past the checkpoint may describe bytes the power loss
+		// took; the walk below adds them again for the frames it verifies.
+		if err := trimIndexFiles(p.dir, b, keep); err != nil {
+			return false, fmt.Errorf("runnel: recover %s: %w", segmentPath(p.dir, b, indexExt), err)
 		}
-		tailSeg, tailPos, rep.NextOffset = seg, end, t.next
-		break
 	}
-	if rep.CutPos >= 0 || len(rep.RemovedSegments) > 0 {
-		p.log.stats.repairs.Add(1)
-		p.log.stats.repairedBytes.Add(rep.CutBytes)
+	if err := p.openActive(start.base); err != nil {
+		return false, err
+	}
+	if err := p.catchUpMaxTime(start); err != nil {
+		return false, err
+	}
+	tf, err := p.walkTailReport(start.pos, start.next, true, rules)
+	rep.FramesVerified, rep.RemovedSegments = tf.frames, tf.removed
+	if tf.cut > 0 {
+		rep.CutFile, rep.CutPos, rep.CutBytes = tf.cutFile, tf.verdict.pos, tf.cut
+	}
+	if err == nil && p.w != nil {
+		// Segments after the one the walk ended in follow the cut.
+		var later []int64
+		for _, b := range bases {
+			if b > p.w.base {
+				later = append(later, b)
+			}
+		}
+		if len(later) > 0 {
+			reported.knownEnd = max(reported.knownEnd, lastOffsetOf(p.dir, later[len(later)-1]))
+			if err = removeSegmentsAfterCut(p.dir, later); err == nil {
+				rep.RemovedSegments = append(rep.RemovedSegments, later...)
+			}
+		}
+	}
+	if p.w != nil {
+		rep.NextOffset = p.w.next
+	}
+	v := tf.verdict
+	if v.found {
+		reported.knownEnd = max(reported.knownEnd, v.resumeEnd)
+	}
+	if v.kind != tailDamage {
+		v.found = false // the cut took what followed; report it by offset
+		if reported.knownEnd > rep.NextOffset && reported.knownBy == "" {
+			reported.knownBy = "committed frames found past the cut"
+		}
+	}
+	v.next = rep.NextOffset
+	from, to := v.lost(reported)
+	if to > from {
+		rep.LostFrom, rep.LostTo, rep.LostReason = from, to, reported.knownBy
+		p.log.stats.recordsLost.Add(to - from)
+		p.log.opts.Logger.Error("runnel: committed records lost to a power failure",
+			"partition", p.dir, "from_offset", from, "to_offset", to-1, "count", to-from, "known_from", reported.knownBy)
+	}
+	if rep.CutPos >= 0 || len(rep.RemovedSegments) > 0 || err != nil {
 		p.log.opts.Logger.Warn("runnel: recovered after reboot",
 			"partition", rep.Partition, "from_segment", rep.FromSegment, "from_pos", rep.FromPos,
 			"frames_verified", rep.FramesVerified, "cut_file", rep.CutFile, "cut_pos", rep.CutPos,
-			"cut_bytes", rep.CutBytes, "removed_segments", rep.RemovedSegments, "next_offset", rep.NextOffset)
+			"cut_bytes", rep.CutBytes, "removed_segments", rep.RemovedSegments, "next_offset", rep.NextOffset, "err", err)
 	}
 	p.log.recordRecovery(rep)
-	// Everything up to the tail is verified and synced now; only then may
-	// the point say so, or a second power loss could make it lie.
-	if err := syncDir(p.dir); err != nil {
-		return err
+	if err != nil {
+		return false, err
 	}
-	return p.setDurablePoint(currentBootID, tailSeg, tailPos, rep.NextOffset)
+	// Everything up to the tail is verified and synced now; only then may
+	// the checkpoint say so, or a second power loss could make it lie.
+	if err := syncDir(p.dir); err != nil {
+		return false, err
+	}
+	if err := p.w.idx.sync(); err != nil {
+		return false, err
+	}
+	if err := p.shm.setCheckpoint(checkpoint{boot: boot, base: p.w.base, pos: p.w.pos, next: p.w.next}); err != nil {
+		return false, err
+	}
+	if err := p.setDurablePoint(currentBootID, p.w.base, p.w.pos, p.w.next); err != nil {
+		return false, err
+	}
+	// The published tail is live state of the last boot: it may name
+	// bytes the cut took, and a syncer must not take them for the tail.
+	p.shm.publishTail(p.w.tail())
+	p.countFromCheckpoint()
+	return true, nil
 }
 
-// pointMatches checks a durable point against the log: the frame at pos,
-// if one is whole there, must start at offset next.
-func (p *partition) pointMatches(base, pos, next int64) bool {
-	if pos == 0 {
-		return next == base
+// recoveryStart returns where recovery starts verifying, given the
+// checkpoint cp (ok: there is one) and the segments there are, and whether
+// it is usable at all. A checkpoint at the start of a segment that is
+// missing is usable: the segment was created after it, and the power loss
+// took its directory entry. One in a segment below the first (retention
+// removed it, and the power loss took the update of the checkpoint) means
+// every segment left follows it.
+func (p *partition) recoveryStart(cp checkpoint, ok bool, bases []int64) (checkpoint, bool) {
+	switch {
+	case !ok:
+		return cp, false
+	case cp.base < bases[0]:
+		return checkpoint{base: bases[0], pos: 0, next: bases[0]}, true
+	case !slices.Contains(bases, cp.base):
+		return cp, cp.pos == 0 && cp.next == cp.base
 	}
-	f, err := os.Open(segmentPath(p.dir, base, logExt))
+	return cp, p.checkpointUsable(cp)
+}
+
+// checkpointUsable checks a checkpoint against the log: its position is
+// inside its segment and aligned, and a good frame there, if any, starts
+// at its offset.
+func (p *partition) checkpointUsable(cp checkpoint) bool {
+	if cp.pos%frame.Align != 0 {
+		return false
+	}
+	if cp.pos == 0 {
+		return cp.next == cp.base
+	}
+	f, err := os.Open(segmentPath(p.dir, cp.base, logExt))
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	m, _, st, _ := newScanner(f, f.Name()).frameAt(pos)
-	return st != frameOK || m.Base == next
+	if st, err := f.Stat(); err != nil || st.Size() < cp.pos {
+		return false
+	}
+	fr, st, err := newCursor(f, f.Name(), cp.pos, -1).peek()
+	return err == nil && (!st.good() || fr.meta.Base == cp.next)
 }
 
-// cutAfterReboot truncates a segment at end when anything follows it,
-// removes the segments after it (their offsets would no longer follow on)
-// and syncs the segment.
-func (p *partition) cutAfterReboot(f *os.File, end int64, later []int64, rep *RecoveryReport) error {
-	st, err := f.Stat()
+// catchUpMaxTime brings p.w.maxTS, which the time index gives as of its
+// last entry, up to the records before start: the index entries the walk
+// adds after it must bound them too. It reads the frame headers between
+// the last entry and start (synced data); if they do not lead there, the
+// index is rebuilt from the whole segment instead.
+func (p *partition) catchUpMaxTime(start checkpoint) error {
+	pos, next := int64(0), p.w.base
+	if p.w.idx.entries > 0 {
+		pos, next = p.w.idx.lastPos, p.w.base+p.w.idx.lastRel
+	}
+	if pos >= start.pos {
+		return nil
+	}
+	c := newCursor(p.w.f, p.w.path, pos, next)
+	c.verify = false
+	_, _, err := c.walk(func(f segFrame) bool {
+		if f.pos >= start.pos {
+			return false
+		}
+		if f.meta.Kind == frame.KindRecords {
+			p.w.maxTS = max(p.w.maxTS, f.meta.MaxTime)
+		}
+		return true
+	})
 	if err != nil {
 		return err
 	}
-	if st.Size() > end {
-		if err := f.Truncate(end); err != nil {
-			return fmt.Errorf("runnel: recover %s: %w", f.Name(), err)
-		}
-		rep.CutFile, rep.CutPos, rep.CutBytes = f.Name(), end, st.Size()-end
+	if c.pos == start.pos {
+		return nil
 	}
-	for _, seg := range later {
-		for _, ext := range []string{logExt, indexExt, timeIndexExt} {
-			if err := os.Remove(segmentPath(p.dir, seg, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-		}
-		rep.RemovedSegments = append(rep.RemovedSegments, seg)
+	// The rebuild stops at the first frame that is not good, as the walk
+	// after it does: its entries describe only verified frames.
+	p.dropActive()
+	if err := rebuildIndex(p.dir, start.base, p.topic.cfg.IndexIntervalBytes); err != nil {
+		return err
 	}
-	return fdatasync(int(f.Fd()))
+	return p.openActive(start.base)
+}
+
+// removeSegmentsAfterCut removes segments that follow a cut: their
+// offsets would no longer follow on.
+func removeSegmentsAfterCut(dir string, bases []int64) error {
+	for _, b := range bases {
+		if err := removeSegmentFiles(dir, b); err != nil {
+			return fmt.Errorf("runnel: recover %s: %w", segmentPath(dir, b, logExt), err)
+		}
+	}
+	return nil
+}
+
+// lastOffsetOf returns the offset after the good frames of segment base,
+// read by their headers: what the segment says was committed.
+func lastOffsetOf(dir string, base int64) int64 {
+	f, err := os.Open(segmentPath(dir, base, logExt))
+	if err != nil {
+		return base
+	}
+	defer f.Close()
+	c := newCursor(f, f.Name(), 0, base)
+	c.verify = false
+	c.walk(nil)
+	return c.next
 }

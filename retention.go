@@ -239,6 +239,17 @@ func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegm
 	if err := p.durablePointFrom(start); err != nil {
 		return removed, err
 	}
+	// The same for the synced checkpoint: sealed segments are synced
+	// before a checkpoint passes them, so the new first one is covered.
+	if cp, ok := p.shm.checkpoint(); ok && cp.base < start {
+		if err := syncDir(p.dir); err != nil {
+			return removed, err
+		}
+		cp.base, cp.pos, cp.next = start, 0, start
+		if err := p.shm.setCheckpoint(cp); err != nil {
+			return removed, err
+		}
+	}
 	sweepOrphanIndexes(p.dir, start)
 	return removed, syncDir(p.dir)
 }
@@ -329,21 +340,30 @@ func segmentNewest(dir string, base, count, size int64) (int64, error) {
 				pos, next = int64(e.pos), base+int64(e.rel)
 			}
 		}
-		if m, _, st, _ := newScanner(f, path).frameAt(pos); pos > 0 && (st != frameOK || m.Base != next) {
+		if _, st, err := newCursor(f, path, pos, next).peek(); pos > 0 && (err != nil || st != frameOK && st != frameGap) {
 			pos, next, newest = 0, base, int64(-1<<63)
 		}
 	}
-	s := newScanner(f, path)
-	s.verify = false
-	t := s.walk(pos, next, nil)
-	if !t.sealed {
+	c := newCursor(f, path, pos, next)
+	c.verify = false
+	maxTS := int64(-1 << 63)
+	_, st, err := c.walk(func(fr segFrame) bool {
+		if fr.meta.Kind == frame.KindRecords {
+			maxTS = max(maxTS, fr.meta.MaxTime)
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if st != frameSeal {
 		st, err := f.Stat()
 		if err != nil {
 			return 0, err
 		}
-		return max(newest, t.maxTS, st.ModTime().UnixNano()), nil
+		return max(newest, maxTS, st.ModTime().UnixNano()), nil
 	}
-	return max(newest, t.maxTS), nil
+	return max(newest, maxTS), nil
 }
 
 // removeSegmentFiles unlinks a segment's files, the .log first.
@@ -410,8 +430,15 @@ func (r *partReader) segmentGone(base int64) error {
 			return nil
 		}
 		if !slices.Contains(bases, base) && bases[0] < base {
-			return &CorruptError{Path: segmentPath(r.p.dir, base, logExt), Offset: base,
-				Err: fmt.Errorf("segment missing between %020d%s and later segments", bases[0], logExt)}
+			later := bases[len(bases)-1]
+			for _, b := range bases {
+				if b > base {
+					later = b
+					break
+				}
+			}
+			return &CorruptError{Path: segmentPath(r.p.dir, base, logExt), Offset: base, To: later,
+				Err: fmt.Errorf("segment missing: the seal before it names it, and segment %020d follows", later)}
 		}
 		if bases[0] > base {
 			if !r.resetOutOfRange {
@@ -420,11 +447,9 @@ func (r *partReader) segmentGone(base int64) error {
 			base = bases[0]
 		}
 		// base exists now: created, or reset to, since the last look.
-		r.base, r.pos, r.next = base, 0, base
-		r.path = segmentPath(r.p.dir, base, logExt)
-		f, err := os.Open(r.path)
+		f, err := os.Open(segmentPath(r.p.dir, base, logExt))
 		if err == nil {
-			r.f = f
+			r.useSegment(f, base)
 			return nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {

@@ -347,29 +347,34 @@ func TestSegmentCrashRepair(t *testing.T) {
 			f := s.Frames[len(s.Frames)-1]
 			keep := f.Pos + int64(f.Meta.Length)/2
 			truncateFile(t, s.Path, keep)
+			diedAt(t, filepath.Dir(s.Path), s.Base, f.Pos, f.Meta.Base)
 			return f.Meta.Base, keep - f.Pos
 		}},
 		{"last frame header cut short", func(t *testing.T, dir string, segs []diskSeg) (int64, int64) {
 			s := segs[len(segs)-1]
 			f := s.Frames[len(s.Frames)-1]
 			truncateFile(t, s.Path, f.Pos+20)
+			diedAt(t, filepath.Dir(s.Path), s.Base, f.Pos, f.Meta.Base)
 			return f.Meta.Base, 20
 		}},
 		{"last frame uncommitted", func(t *testing.T, dir string, segs []diskSeg) (int64, int64) {
 			s := segs[len(segs)-1]
 			f := s.Frames[len(s.Frames)-1]
 			writeAt(t, s.Path, f.Pos+frame.OffState, []byte{frame.StateWritten})
+			diedAt(t, filepath.Dir(s.Path), s.Base, f.Pos, f.Meta.Base)
 			return f.Meta.Base, f.Meta.Size()
 		}},
 		{"garbage after the last frame", func(t *testing.T, dir string, segs []diskSeg) (int64, int64) {
 			s := segs[len(segs)-1]
 			junk := bytes.Repeat([]byte{0xC3, 0x5A, 0x11}, 13)
 			writeAt(t, s.Path, s.Size, junk)
+			diedAt(t, filepath.Dir(s.Path), s.Base, s.Size, n)
 			return n, int64(len(junk))
 		}},
 		{"zeros after the last frame", func(t *testing.T, dir string, segs []diskSeg) (int64, int64) {
 			s := segs[len(segs)-1]
 			writeAt(t, s.Path, s.Size, make([]byte, 4096))
+			diedAt(t, filepath.Dir(s.Path), s.Base, s.Size, n)
 			return n, 4096
 		}},
 		{"seal written but not committed", func(t *testing.T, dir string, segs []diskSeg) (int64, int64) {
@@ -381,6 +386,7 @@ func TestSegmentCrashRepair(t *testing.T) {
 			}
 			seal := prev.Frames[len(prev.Frames)-1]
 			writeAt(t, prev.Path, seal.Pos+frame.OffState, []byte{frame.StateWritten})
+			diedAt(t, filepath.Dir(prev.Path), prev.Base, seal.Pos, seal.Meta.Base)
 			return seal.Meta.Base, seal.Meta.Size()
 		}},
 	}
@@ -400,9 +406,9 @@ func TestSegmentCrashRepair(t *testing.T) {
 			if got := readAvailable(t, l, "c"); len(got) != int(next) {
 				t.Errorf("before the repair a reader sees %d records, want %d", len(got), next)
 			}
-			if st := l.Stats(); st.Repairs != 0 {
-				t.Errorf("Open repaired already: %+v", st)
-			}
+			// The reader, finding no live writer at the leftovers, may
+			// have cut them already (as Poll and TryPoll do): either way,
+			// one repair in all.
 			p, _ := l.Producer("c", nil)
 			extra := Record{Value: []byte("after the crash"), Time: testEpoch.Add(time.Hour)}
 			pos, err := p.Send(context.Background(), extra)
@@ -533,6 +539,17 @@ func writeAt(t testing.TB, path string, off int64, b []byte) {
 // waiting for more.
 func readAvailable(t testing.TB, l *Log, topic string) []Record {
 	t.Helper()
+	out, err := readAvailableErr(t, l, topic)
+	if err != nil {
+		t.Fatalf("TryPoll after %d records: %v", len(out), err)
+	}
+	return out
+}
+
+// readAvailableErr is readAvailable that returns the error TryPoll ended
+// with, with the records before it.
+func readAvailableErr(t testing.TB, l *Log, topic string) ([]Record, error) {
+	t.Helper()
 	c, err := l.Consumer(topic, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -541,14 +558,11 @@ func readAvailable(t testing.TB, l *Log, topic string) []Record {
 	var out []Record
 	for {
 		recs, err := c.TryPoll()
-		if err != nil {
-			t.Fatalf("TryPoll after %d records: %v", len(out), err)
-		}
-		if len(recs) == 0 {
-			return out
-		}
 		for _, r := range recs {
 			out = append(out, cloneRecord(r))
+		}
+		if err != nil || len(recs) == 0 {
+			return out, err
 		}
 	}
 }

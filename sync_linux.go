@@ -6,8 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fdatasync makes a file's data durable; Linux's fdatasync reaches the disk.
-func fdatasync(fd int) error {
+// platformFdatasync makes a file's data durable; Linux's fdatasync reaches the disk.
+func platformFdatasync(fd int) error {
 	for {
 		err := unix.Fdatasync(fd)
 		if err == unix.EINTR {

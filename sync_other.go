@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fdatasync makes a file durable where neither fdatasync nor F_FULLFSYNC is
+// platformFdatasync makes a file durable where neither fdatasync nor F_FULLFSYNC is
 // known to exist: fsync is the portable upper bound.
-func fdatasync(fd int) error {
+func platformFdatasync(fd int) error {
 	if err := unix.Fsync(fd); err != nil {
 		return fmt.Errorf("fsync: %w", err)
 	}

@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Tail discovery and repair (DESIGN §3, steps 2 and 3): under the writer
 // lock, find where the committed data of a partition ends, and cut off
-// whatever a dead writer left past it.
+// whatever a writer left unfinished past it. The frame rules are the
+// cursor's; the verdict at the end is judgeTail's, which readers and
+// Verify share.
 
 // repair runs the writer's tail check under the writer lock without
-// appending: it cuts a dead writer's leftovers, and reports damage. Readers
-// call it when they are stuck at bytes no live writer is writing; it waits
-// for the writer lock until ctx ends.
+// appending: it recovers after a reboot, cuts what writers left
+// unfinished, and reports damage. Readers call it when they are stuck at
+// bytes no live writer is writing; it waits for the writer lock until ctx
+// ends.
 func (p *partition) repair(ctx context.Context) error {
 	unlock, err := p.lockForMaintenance(ctx)
 	if err != nil {
@@ -29,18 +33,30 @@ func (p *partition) repair(ctx context.Context) error {
 	return p.findTail()
 }
 
-// findTail makes p.w describe the true tail of the partition, repairing a
-// dead writer's leftovers. The caller holds the writer lock.
+// findTail makes p.w describe the true tail of the partition, repairing
+// what a writer left unfinished. The caller holds the writer lock.
 func (p *partition) findTail() error {
 	if p.w != nil {
-		// The usual case: this Log appended last, so the next header is
-		// still empty. One pread tells.
-		n, err := p.w.f.ReadAt(p.w.probe[:], p.w.pos)
+		// The usual case: this Log appended last, so the file still ends
+		// where its last frame did. One pread of the bytes around that
+		// point tells: eight before it prove the file was not cut short,
+		// anything after it was appended since.
+		at := max(p.w.pos-8, 0)
+		n, err := p.w.f.ReadAt(p.w.probe[:], at)
 		if err != nil && !errors.Is(err, io.EOF) {
 			p.dropActive()
 			return fmt.Errorf("runnel: read %s: %w", p.w.path, err)
 		}
-		if n == 0 {
+		switch end := at + int64(n); {
+		case end < p.w.pos:
+			// The file is shorter than what this Log appended to it:
+			// committed data is gone. Judge the partition afresh, with
+			// what this Log knows it wrote as evidence.
+			known := p.w.next
+			p.log.opts.Logger.Error("runnel: segment shorter than the data written to it", "path", p.w.path, "size", end, "written", p.w.pos)
+			p.dropActive()
+			return p.discoverTail(evidence{next: known, by: "this process appended them"})
+		case end == p.w.pos:
 			return nil
 		}
 		if p.activeRemoved() {
@@ -48,26 +64,29 @@ func (p *partition) findTail() error {
 			// removed it: following its seal would re-create the next
 			// segment, so find the tail afresh.
 			p.dropActive()
-			return p.discoverTail()
+			return p.discoverTail(evidence{})
 		}
-		// Another writer appended, or died leaving bytes: catch up with
-		// its index entries, then walk its frames.
+		// Another writer appended, or left bytes unfinished: catch up
+		// with its index entries, then walk its frames.
 		if err := p.w.idx.refresh(); err != nil {
 			p.dropActive()
 			return err
 		}
-		return p.walkTail(p.w.pos, p.w.next, false)
+		known := p.knownCommitted(evidence{next: p.w.next, by: "this process appended them"})
+		return p.walkTail(p.w.pos, p.w.next, false, known)
 	}
-	return p.discoverTail()
+	return p.discoverTail(evidence{})
 }
 
 // discoverTail opens the partition's last segment and walks to its tail
 // from the last index entry, so its cost is bounded by the index interval,
-// not the log size.
-func (p *partition) discoverTail() error {
-	if err := p.recoverAfterReboot(); err != nil {
+// not the log size. After a reboot, recovery finds the tail instead, by
+// verifying everything after the last synced checkpoint.
+func (p *partition) discoverTail(ev evidence) error {
+	if done, err := p.recoverIfRebooted(ev); err != nil || done {
 		return err
 	}
+	p.countFromCheckpoint()
 	bases, err := listSegments(p.dir)
 	if err != nil {
 		return fmt.Errorf("runnel: list segments of %s: %w", p.dir, err)
@@ -76,14 +95,23 @@ func (p *partition) discoverTail() error {
 	if len(bases) > 0 {
 		base = bases[len(bases)-1]
 	}
+	// Read the evidence of what was committed before opening the segment,
+	// which trims index entries the log no longer backs.
+	rules := p.knownCommitted(ev)
 	if err := p.openActive(base); err != nil {
 		return err
+	}
+	if len(bases) == 0 {
+		if err := p.segmentCreated(); err != nil {
+			return err
+		}
 	}
 	pos, next := int64(0), base
 	if p.w.idx.entries > 0 {
 		pos, next = p.w.idx.lastPos, base+p.w.idx.lastRel
-		m, _, st, _ := newScanner(p.w.f, p.w.path).frameAt(pos)
-		if st != frameOK || m.Base != next {
+		if _, st, err := newCursor(p.w.f, p.w.path, pos, next).peek(); err != nil {
+			return err
+		} else if st != frameOK && st != frameGap {
 			// The last index entry points at no frame of its offset
 			// (e.g. the log lost pages the index kept): the log is the
 			// truth, so rebuild the index from it.
@@ -98,71 +126,185 @@ func (p *partition) discoverTail() error {
 			pos, next = 0, base
 		}
 	}
-	return p.walkTail(pos, next, true)
+	return p.walkTail(pos, next, true, rules)
 }
 
-// walkTail walks committed frames from pos to the tail and leaves p.w
-// there, following seals into later segments and repairing a torn or
-// uncommitted tail. verify checks every frame's checksum; without it only
-// headers are read, which is enough after a live writer's appends.
-func (p *partition) walkTail(pos, next int64, verify bool) error {
+// walkTail walks good frames from pos to the tail and leaves p.w there,
+// following seals into later segments and repairing a torn tail. verify
+// checks every frame's checksum; without it only headers are read, which
+// is enough after a live writer's appends.
+func (p *partition) walkTail(pos, next int64, verify bool, rules tailRules) error {
+	_, err := p.walkTailReport(pos, next, verify, rules)
+	return err
+}
+
+// tailFound is what walkTailReport found and did at the tail.
+type tailFound struct {
+	verdict tailVerdict
+	cutFile string
+	cut     int64 // bytes cut off
+	frames  int   // frames walked
+	removed []int64
+}
+
+func (p *partition) walkTailReport(pos, next int64, verify bool, rules tailRules) (tailFound, error) {
+	var tf tailFound
 	for {
-		s := newScanner(p.w.f, p.w.path)
-		s.verify = verify
-		t := s.walk(pos, next, func(fpos int64, m frame.Meta) bool {
-			if p.w.idx.due(fpos) && fpos > p.w.idx.lastPos {
-				p.w.idx.add(m.Base-p.w.base, fpos, p.w.maxTS)
+		c := newCursor(p.w.f, p.w.path, pos, next)
+		c.verify = verify
+		_, st, err := c.walk(func(f segFrame) bool {
+			if p.w.idx.due(f.pos) && f.pos > p.w.idx.lastPos {
+				p.w.idx.add(f.meta.Base-p.w.base, f.pos, p.w.maxTS)
 			}
-			p.w.maxTS = max(p.w.maxTS, m.MaxTime)
+			if f.meta.Kind == frame.KindRecords {
+				p.w.maxTS = max(p.w.maxTS, f.meta.MaxTime)
+			}
+			tf.frames++
 			return true
 		})
-		p.w.pos, p.w.next = t.pos, t.next
-		if t.sealed {
+		p.w.pos, p.w.next = c.pos, c.next
+		if err != nil {
+			return tf, err
+		}
+		if st == frameSeal {
 			// Another writer rolled (or died having sealed): move on.
-			p.w.idx.addTime(t.next-p.w.base, p.w.maxTS)
-			if err := p.openActive(t.next); err != nil {
-				return err
+			p.w.idx.addTime(c.next-p.w.base, p.w.maxTS)
+			removed, err := p.followSeal(c.next, rules)
+			tf.removed = append(tf.removed, removed...)
+			if err != nil {
+				return tf, err
 			}
-			pos, next = 0, t.next
+			pos, next = 0, c.next
 			continue
 		}
-		return p.repairTail(s, t)
+		judged := rules
+		if rules.findNext && !rules.powerLoss {
+			if next, err := nextSegmentAfter(p.dir, p.w.base); err != nil {
+				return tf, err
+			} else if next > 0 {
+				judged.addSegment(next)
+			}
+		}
+		v, cut, err := p.repairTail(c, judged)
+		tf.verdict = v
+		if cut > 0 {
+			tf.cutFile, tf.cut = p.w.path, cut
+		}
+		if err == nil && v.kind == tailMoved {
+			pos, next = c.pos, c.next // cannot happen under the lock; walk on
+			continue
+		}
+		return tf, err
 	}
 }
 
-// repairTail handles whatever follows the last good frame: nothing (done),
-// a dead writer's torn or uncommitted frame (cut it off), or damage with
-// committed frames after it (report ErrCorrupt, cut nothing).
-func (p *partition) repairTail(s *scanner, t tailScan) error {
-	st, err := p.w.f.Stat()
+// followSeal makes segment next, which a seal just named, the active one.
+// A writer that died between the seal and creating the segment left it
+// missing: it is created now. But with later segments there, it is
+// missing from the middle of the partition: damage, unless a power loss
+// explains it (recovery then removes the later segments, which follow a
+// cut).
+func (p *partition) followSeal(next int64, rules tailRules) (removed []int64, err error) {
+	if _, err := os.Stat(segmentPath(p.dir, next, logExt)); err == nil {
+		return nil, p.openActive(next)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	bases, err := listSegments(p.dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if st.Size() <= t.pos {
-		return nil
-	}
-	if at, found, err := s.committedAfter(t.pos); err != nil {
-		return err
-	} else if found {
-		cause := t.cause
-		if cause == nil {
-			cause = fmt.Errorf("uncommitted frame followed by a committed one at byte %d", at)
+	var later []int64
+	for _, b := range bases {
+		if b > next {
+			later = append(later, b)
 		}
-		p.broken = &CorruptError{Path: p.w.path, Pos: t.pos, Offset: t.next, Err: cause}
+	}
+	if len(later) > 0 {
+		if !rules.powerLoss {
+			p.broken = &CorruptError{Path: segmentPath(p.dir, next, logExt), Pos: 0, Offset: next,
+				Err: fmt.Errorf("segment missing: the seal before it names it, and segment %020d follows", later[0])}
+			p.log.opts.Logger.Error("runnel: corrupt partition, appends refused", "err", p.broken)
+			return nil, p.broken
+		}
+		if err := removeSegmentsAfterCut(p.dir, later); err != nil {
+			return nil, err
+		}
+		removed = later
+	}
+	if err := p.openActive(next); err != nil {
+		return removed, err
+	}
+	return removed, p.segmentCreated()
+}
+
+// segmentCreated makes the directory entry of a segment just created
+// durable, in every mode, before anything is appended to it: a durable
+// point or checkpoint in the segment vouches for its frames, whichever
+// process records it (cross-process group commit, a periodic sync), and a
+// power loss must not take the file they are in. It costs one directory
+// sync per segment.
+func (p *partition) segmentCreated() error {
+	return syncDir(p.dir)
+}
+
+// repairTail judges what follows the last good frame of the active
+// segment and acts on it: nothing there (done), what a writer left
+// unfinished (cut it off), or damage (refuse appends with a
+// *CorruptError, cut nothing). It returns the verdict and the bytes cut.
+func (p *partition) repairTail(c *cursor, rules tailRules) (tailVerdict, int64, error) {
+	v, err := c.judgeTail(rules)
+	if err != nil {
+		return v, 0, err
+	}
+	switch v.kind {
+	case tailEnd, tailMoved:
+		return v, 0, nil
+	case tailDamage:
+		p.broken = &CorruptError{Path: p.w.path, Pos: v.pos, Offset: v.next, Err: errors.New(v.describe(rules))}
 		p.log.opts.Logger.Error("runnel: corrupt partition, appends refused", "err", p.broken)
-		return p.broken
+		if !v.found {
+			p.reportLoss(RecoveryReport{Partition: p.dir, FromSegment: p.w.base, FromPos: v.pos, CutPos: -1, NextOffset: v.next}, v, rules)
+		}
+		return v, 0, p.broken
 	}
-	cut := st.Size() - t.pos
-	if err := p.w.f.Truncate(t.pos); err != nil {
-		return fmt.Errorf("runnel: repair %s: %w", p.w.path, err)
+	cut := v.size - v.pos
+	if err := p.w.f.Truncate(v.pos); err != nil {
+		return v, 0, fmt.Errorf("runnel: repair %s: %w", p.w.path, err)
 	}
-	if p.log.opts.Durability != Buffered {
+	if p.log.opts.Durability != Buffered || rules.powerLoss {
 		if err := fdatasync(p.w.fd); err != nil {
-			return err
+			return v, 0, err
 		}
 	}
 	p.log.stats.repairs.Add(1)
 	p.log.stats.repairedBytes.Add(cut)
-	p.log.opts.Logger.Warn("runnel: cut torn tail", "path", p.w.path, "pos", t.pos, "bytes", cut, "next_offset", t.next, "reason", fmt.Sprint(t.cause))
-	return nil
+	p.log.opts.Logger.Warn("runnel: cut torn tail", "path", p.w.path, "pos", v.pos, "bytes", cut, "next_offset", v.next, "reason", v.describe(rules))
+	return v, cut, nil
+}
+
+// cutFailedAppend removes what an append that failed wrote past the tail
+// (a frame cut short by a full disk, say): this writer is alive and holds
+// the writer lock, so the bytes are nobody's, and left there they would
+// look like a dead writer's. If the cut fails too, the next append's tail
+// check cuts them.
+func (p *partition) cutFailedAppend() {
+	if err := p.w.f.Truncate(p.w.pos); err != nil {
+		p.log.opts.Logger.Warn("runnel: cannot cut a failed append", "path", p.w.path, "pos", p.w.pos, "err", err)
+	}
+}
+
+// nextSegmentAfter returns the base of the first segment after base, or 0
+// if there is none.
+func nextSegmentAfter(dir string, base int64) (int64, error) {
+	bases, err := listSegments(dir)
+	if err != nil {
+		return 0, fmt.Errorf("runnel: list segments of %s: %w", dir, err)
+	}
+	for _, b := range bases {
+		if b > base {
+			return b, nil
+		}
+	}
+	return 0, nil
 }

@@ -180,10 +180,19 @@ func (l *Log) readTopicConfig(name string) (TopicConfig, error) {
 	}
 	var cfg TopicConfig
 	if err := json.Unmarshal(data, &cfg); err != nil {
-		return cfg, &CorruptError{Path: path, Offset: -1, Err: err}
+		pos := int64(-1) // the whole file
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			pos = se.Offset
+		case errors.As(err, &te):
+			pos = te.Offset
+		}
+		return cfg, &CorruptError{Path: path, Pos: pos, Offset: -1, Err: err}
 	}
 	if cfg, err = cfg.withDefaults(); err != nil {
-		return cfg, &CorruptError{Path: path, Offset: -1, Err: err}
+		return cfg, &CorruptError{Path: path, Pos: -1, Offset: -1, Err: err}
 	}
 	return cfg, nil
 }

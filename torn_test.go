@@ -192,6 +192,7 @@ func TestTornTailEveryByte(t *testing.T) {
 					func(t *testing.T, dir string) int64 {
 						path := filepath.Join(dir, "topics", "t", "0", filepath.Base(seg))
 						dm.apply(t, path, k)
+						diedAt(t, filepath.Dir(path), 0, tail.pos, tail.m.Base)
 						return outcome(t, path)
 					})
 				if t.Failed() {
@@ -233,6 +234,7 @@ func TestTornTailEveryByte(t *testing.T) {
 				if err := os.Truncate(filepath.Join(dir, "topics", "t", "0", filepath.Base(first)), seal.pos+k); err != nil {
 					t.Fatal(err)
 				}
+				diedAt(t, filepath.Join(dir, "topics", "t", "0"), bases[0], seal.pos, seal.m.Base)
 				return seal.m.Base
 			})
 			if t.Failed() {
@@ -310,18 +312,23 @@ type tornWant struct {
 }
 
 type tornReboot struct {
-	FromPos        int64 `json:"from_pos"`
-	FramesVerified int   `json:"frames_verified"`
-	CutPos         int64 `json:"cut_pos"`
-	CutBytes       int64 `json:"cut_bytes"`
-	NextOffset     int64 `json:"next_offset"`
+	FromPos        int64  `json:"from_pos"`
+	FramesVerified int    `json:"frames_verified"`
+	CutPos         int64  `json:"cut_pos"`
+	CutBytes       int64  `json:"cut_bytes"`
+	NextOffset     int64  `json:"next_offset"`
+	LostFrom       int64  `json:"lost_from"` // committed offsets the recovery reports gone
+	LostTo         int64  `json:"lost_to"`
+	LostReason     string `json:"lost_reason"`
 }
 
 // fakeBootID is a boot id that is not this machine's: a log carrying it
 // was last written before a reboot.
 var fakeBootID = [16]byte{0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 
-// writeMeta writes a partition.meta that records a durable point.
+// writeMeta writes a partition.meta whose synced checkpoint and durable
+// point both say: synced up to pos of segment base, where offset next
+// starts, in the boot boot.
 func writeMeta(t testing.TB, pdir string, boot [16]byte, base, pos, next int64) {
 	t.Helper()
 	b := make([]byte, metaSize)
@@ -330,9 +337,27 @@ func writeMeta(t testing.TB, pdir string, boot [16]byte, base, pos, next int64) 
 	binary.LittleEndian.PutUint64(b[metaDurPosOff:], uint64(pos))
 	binary.LittleEndian.PutUint64(b[metaDurNextOff:], uint64(next))
 	binary.LittleEndian.PutUint64(b[metaDurSumOff:], xxhash.Sum64(b[metaBootOff:metaDurSumOff]))
-	if err := os.WriteFile(filepath.Join(pdir, metaFileName), b, 0o644); err != nil {
+	m := privateMeta("", b)
+	m.readOnly = false
+	if err := m.setCheckpointBytes(checkpoint{boot: boot, base: base, pos: pos, next: next}); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(pdir, metaFileName), m.mem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// diedAt makes a partition look as a writer that died while appending the
+// frame at pos of segment base leaves it: partition.meta says synced up
+// to pos (offset next there), in this boot, and no index entry points at
+// or past pos. Damage from pos on is then what such a writer left, not
+// committed data gone.
+func diedAt(t testing.TB, pdir string, base, pos, next int64) {
+	t.Helper()
+	if err := trimIndexFiles(pdir, base, pos); err != nil {
+		t.Fatal(err)
+	}
+	writeMeta(t, pdir, bootID(), base, pos, next)
 }
 
 // flipByte flips the bits of one byte of a file.
@@ -431,7 +456,12 @@ var tornGoldens = []struct {
 		flipByte(t, seg, f[2].pos+frame.HeaderSize+3)
 		return tornWant{Doc: "power loss: another boot id in partition.meta, durable point at frame 5, frame 7 damaged, 8 and 9 whole, frame 2 damaged before the durable point; recovery verifies 5 and 6 and cuts from 7, frame 2's damage stays and is reported to readers",
 			Records: 10, Intact: 2, CutPos: f[7].pos, Corrupt: f[2].pos,
-			Reboot: &tornReboot{FromPos: f[5].pos, FramesVerified: 2, CutPos: f[7].pos, CutBytes: size - f[7].pos, NextOffset: f[7].m.Base}}
+			Reboot: &tornReboot{FromPos: f[5].pos, FramesVerified: 2, CutPos: f[7].pos, CutBytes: size - f[7].pos, NextOffset: f[7].m.Base,
+				// Frames 7 to 9 were committed (the index says so, and 8
+				// and 9 are whole), but never synced: Durable would not
+				// have acknowledged them, Buffered did; either way the
+				// report names them.
+				LostFrom: f[7].m.Base, LostTo: f[9].m.End(), LostReason: "an index entry written before the restart"}}
 	}},
 }
 
@@ -496,22 +526,30 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 		}
 	}
 
-	if want.Reboot == nil {
-		// No reboot since the damage: partition.meta says this boot, as
-		// the writer that last synced left it. (Without one:
-		// TestTornMissingMeta.)
-		writeMeta(t, pdir, currentBootID, 0, want.Size, want.Records)
+	switch {
+	case want.Reboot != nil:
+	case want.CutPos >= 0:
+		// No reboot since a writer died appending the frame at CutPos:
+		// partition.meta says this boot and what it had synced, as that
+		// writer left it. (Without one: TestTornMissingMeta.)
+		diedAt(t, pdir, 0, want.CutPos, want.Intact)
+	default:
+		// Damage inside data the last writer had synced.
+		writeMeta(t, pdir, bootID(), 0, want.Size, want.Records)
 	}
 	l := openTest(t, dir, nil)
-	// A lock-free read, before any writer ran: the records before the
-	// damage, then nothing.
-	before := readAvailable(t, l, "t")
+	// A read before any writer ran: the records before the damage, then
+	// the end of the data (a dead writer's leftovers, which the reader
+	// may cut) or the damage reported, never a wait.
+	before, err := readAvailableErr(t, l, "t")
 	checkPrefix(t, before, values)
 	if int64(len(before)) != want.Intact {
 		t.Errorf("reader gets %d records, want %d", len(before), want.Intact)
 	}
-	if got := l.Recoveries(); len(got) != 0 {
-		t.Errorf("recovery ran before any append: %+v", got)
+	if want.Corrupt >= 0 {
+		checkCorrupt("TryPoll", err, want.Corrupt)
+	} else if err != nil {
+		t.Errorf("TryPoll at a torn tail: %v", err)
 	}
 
 	p, _ := l.Producer("t", nil)
@@ -565,8 +603,9 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 	if r := want.Reboot; r != nil {
 		reps := l.Recoveries()
 		wantRep := []RecoveryReport{{
-			Partition: pdir, FromSegment: 0, FromPos: r.FromPos, FramesVerified: r.FramesVerified,
+			Partition: pdir, Reboot: true, FromSegment: 0, FromPos: r.FromPos, FramesVerified: r.FramesVerified,
 			CutFile: seg, CutPos: r.CutPos, CutBytes: r.CutBytes, NextOffset: r.NextOffset,
+			LostFrom: r.LostFrom, LostTo: r.LostTo, LostReason: r.LostReason,
 		}}
 		if diff := cmp.Diff(wantRep, reps); diff != "" {
 			t.Errorf("Recoveries (-want +got):\n%s", diff)
@@ -577,8 +616,8 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 		}
 		boot, _, _, _, _ := m.durablePoint()
 		m.close()
-		if boot != currentBootID {
-			t.Errorf("after recovery partition.meta holds boot id %x, want this boot's %x", boot, currentBootID)
+		if boot != bootID() {
+			t.Errorf("after recovery partition.meta holds boot id %x, want this boot's %x", boot, bootID())
 		}
 		// A second writer of this boot does not recover again.
 		l2 := openTest(t, dir, nil)
@@ -669,8 +708,12 @@ func TestPowerLossRecovery(t *testing.T) {
 			damage: func(t *testing.T, pdir string) {
 				flipByte(t, segmentPath(pdir, bases[0], logExt), seg0[4].pos+frame.HeaderSize+100)
 			},
-			want: RecoveryReport{FromSegment: bases[0], FromPos: seg0[2].pos, FramesVerified: 2, CutPos: seg0[4].pos,
-				RemovedSegments: bases[1:], NextOffset: seg0[4].m.Base},
+			want: RecoveryReport{Reboot: true, FromSegment: bases[0], FromPos: seg0[2].pos, FramesVerified: 2, CutPos: seg0[4].pos,
+				RemovedSegments: bases[1:], NextOffset: seg0[4].m.Base,
+				// The index and the removed segments say records up to
+				// the last were committed: not durable, but acknowledged
+				// in Buffered mode, so reported.
+				LostFrom: seg0[4].m.Base, LostTo: int64(len(values)), LostReason: "an index entry written before the restart"},
 			cutSeg: bases[0],
 		},
 		{
@@ -679,15 +722,16 @@ func TestPowerLossRecovery(t *testing.T) {
 			damage: func(t *testing.T, pdir string) {
 				os.Truncate(segmentPath(pdir, bases[len(bases)-1], logExt), last[len(last)-1].pos+500)
 			},
-			want: RecoveryReport{FromSegment: bases[len(bases)-1], FromPos: last[0].pos, FramesVerified: len(last) - 1,
-				CutPos: last[len(last)-1].pos, NextOffset: last[len(last)-1].m.Base},
+			want: RecoveryReport{Reboot: true, FromSegment: bases[len(bases)-1], FromPos: last[0].pos, FramesVerified: len(last) - 1,
+				CutPos: last[len(last)-1].pos, NextOffset: last[len(last)-1].m.Base,
+				LostFrom: last[len(last)-1].m.Base, LostTo: int64(len(values)), LostReason: "an index entry written before the restart"},
 			cutSeg: bases[len(bases)-1],
 		},
 		{
 			name:    "nothing damaged",
 			durable: [3]int64{bases[0], seg0[1].pos, seg0[1].m.Base},
 			damage:  func(t *testing.T, pdir string) {},
-			want: RecoveryReport{FromSegment: bases[0], FromPos: seg0[1].pos, FramesVerified: len(values) - 1, // every records frame from 1 on
+			want: RecoveryReport{Reboot: true, FromSegment: bases[0], FromPos: seg0[1].pos, FramesVerified: len(values) - 1, // every records frame from 1 on
 				CutPos: -1, NextOffset: int64(len(values))},
 			cutSeg: -1,
 		},
@@ -755,6 +799,9 @@ func TestPowerLossRecovery(t *testing.T) {
 				}
 				if pos.Offset != want.NextOffset {
 					t.Errorf("first append at offset %d, want %d", pos.Offset, want.NextOffset)
+				}
+				if st := l.Stats(); st.RecordsLost != want.LostTo-want.LostFrom {
+					t.Errorf("Stats.RecordsLost %d, want %d", st.RecordsLost, want.LostTo-want.LostFrom)
 				}
 				for _, b := range want.RemovedSegments {
 					if _, err := os.Stat(segmentPath(pdir, b, logExt)); !errors.Is(err, fs.ErrNotExist) {

@@ -139,6 +139,7 @@ func TestVerifyRepairDamage(t *testing.T) {
 			if err := os.Truncate(logPath(s), f.Pos+f.Meta.Size()/2); err != nil {
 				t.Fatal(err)
 			}
+			diedAt(t, filepath.Dir(s.Path), s.Base, f.Pos, f.Meta.Base)
 			return want{ProblemTornTail, logPath(s), f.Pos}
 		},
 		kinds: []ProblemKind{ProblemTornTail}, repairs: []RepairKind{RepairCutTail}, fixed: true,
@@ -148,6 +149,7 @@ func TestVerifyRepairDamage(t *testing.T) {
 		damage: func(t *testing.T, dir string, segs []diskSeg) want {
 			s, f := segs[len(segs)-1], lastFrame(segs)
 			writeAt(t, logPath(s), f.Pos+frame.OffState, []byte{frame.StateWritten})
+			diedAt(t, filepath.Dir(s.Path), s.Base, f.Pos, f.Meta.Base)
 			return want{ProblemTornTail, logPath(s), f.Pos}
 		},
 		kinds: []ProblemKind{ProblemTornTail}, repairs: []RepairKind{RepairCutTail}, fixed: true, records: -1,
@@ -191,7 +193,7 @@ func TestVerifyRepairDamage(t *testing.T) {
 			if err := removeSegmentFiles(filepath.Dir(segs[1].Path), segs[1].Base); err != nil {
 				t.Fatal(err)
 			}
-			return want{ProblemCorrupt, logPath(segs[2]), 0}
+			return want{ProblemCorrupt, logPath(segs[1]), 0}
 		},
 		kinds: []ProblemKind{ProblemCorrupt}, remaining: ProblemCorrupt, records: -1,
 	}, {

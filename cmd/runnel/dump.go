@@ -93,6 +93,12 @@ func frameLine(f runnel.DumpFrame) string {
 			state, f.Base, f.Base+int64(f.Count)-1, f.Count, f.Size, stamp(f.FirstTime), stamp(f.MaxTime), f.Checksum)
 	case "seal":
 		fmt.Fprintf(&b, " seal next segment %d", f.Base)
+	case "gap":
+		if f.Count > 0 {
+			fmt.Fprintf(&b, " gap offsets %d-%d (%d) lost, salvaged, size %d", f.Base, f.Base+int64(f.Count)-1, f.Count, f.Size)
+		} else {
+			fmt.Fprintf(&b, " gap of %d unreadable bytes, salvaged", f.Size)
+		}
 	}
 	if f.Problem != "" {
 		fmt.Fprintf(&b, " BAD: %s", f.Problem)

@@ -198,7 +198,17 @@ type jsonVerify struct {
 	Bytes      int64                `json:"bytes"`
 	Partitions []jsonPartitionCheck `json:"partitions"`
 	Problems   []jsonProblem        `json:"problems"`
+	Gaps       []jsonGap            `json:"gaps"` // known losses: salvaged gaps
 	Notes      []string             `json:"notes"`
+}
+
+type jsonGap struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Path      string `json:"path"`
+	Pos       int64  `json:"pos"`
+	From      int64  `json:"from"` // the first offset lost
+	To        int64  `json:"to"`   // the offset after the last one lost
 }
 
 type jsonPartitionCheck struct {
@@ -210,6 +220,7 @@ type jsonPartitionCheck struct {
 	Bytes       int64  `json:"bytes"`
 	StartOffset int64  `json:"start_offset"`
 	NextOffset  int64  `json:"next_offset"`
+	Lost        int64  `json:"lost"` // offsets in salvaged gaps
 }
 
 type jsonProblem struct {
@@ -219,12 +230,15 @@ type jsonProblem struct {
 	Path       string `json:"path"`
 	Pos        *int64 `json:"pos"`    // null: the whole file
 	Offset     *int64 `json:"offset"` // null: unknown
+	To         *int64 `json:"to"`     // the offset after the last one affected; null: unknown
 	Detail     string `json:"detail"`
 	Repairable bool   `json:"repairable"`
+	// Salvageable: "repair -salvage" fixes it, giving up the records.
+	Salvageable bool `json:"salvageable"`
 }
 
 func newJSONVerify(dir string, rep runnel.VerifyReport) jsonVerify {
-	v := jsonVerify{OK: rep.OK(), Bytes: rep.Bytes, Partitions: []jsonPartitionCheck{}, Problems: []jsonProblem{}, Notes: append([]string{}, rep.Notes...)}
+	v := jsonVerify{OK: rep.OK(), Bytes: rep.Bytes, Partitions: []jsonPartitionCheck{}, Problems: []jsonProblem{}, Gaps: []jsonGap{}, Notes: append([]string{}, rep.Notes...)}
 	topics := map[string]bool{}
 	for _, pc := range rep.Partitions {
 		topics[pc.Topic] = true
@@ -234,10 +248,17 @@ func newJSONVerify(dir string, rep runnel.VerifyReport) jsonVerify {
 	}
 	v.Topics = len(topics)
 	for _, p := range rep.Problems {
-		v.Problems = append(v.Problems, jsonProblem{
+		jp := jsonProblem{
 			Kind: p.Kind.String(), Topic: p.Topic, Partition: known(p.Partition), Path: rel(dir, p.Path),
-			Pos: known(p.Pos), Offset: known(p.Offset), Detail: p.Detail, Repairable: p.Repairable(),
-		})
+			Pos: known(p.Pos), Offset: known(p.Offset), Detail: p.Detail, Repairable: p.Repairable(), Salvageable: p.Salvageable(),
+		}
+		if p.To > p.Offset && p.Offset >= 0 {
+			jp.To = &p.To
+		}
+		v.Problems = append(v.Problems, jp)
+	}
+	for _, g := range rep.Gaps {
+		v.Gaps = append(v.Gaps, jsonGap{Topic: g.Topic, Partition: g.Partition, Path: rel(dir, g.Path), Pos: g.Pos, From: g.From, To: g.To})
 	}
 	return v
 }

@@ -675,8 +675,16 @@ func TestVerifyRepair(t *testing.T) {
 		dir := t.TempDir()
 		copyTree(t, clean, dir)
 		last := files[len(files)-1]
-		pos := frames[last][len(frames[last])-1]
-		if err := os.Truncate(filepath.Join(dir, last), pos+20); err != nil {
+		// What a writer that died 20 bytes into a frame leaves: the start
+		// of a header past the committed data.
+		path := filepath.Join(dir, last)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := int64(len(data))
+		head := data[frames[last][len(frames[last])-1]:][:20]
+		if err := os.WriteFile(path, append(data, head...), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		r := runIn(t, dir, "", "verify", "t")
@@ -729,6 +737,41 @@ func TestVerifyRepair(t *testing.T) {
 		if out := must(t, dir, "", "dump", "t", "-partition", "0"); !strings.Contains(out, fmt.Sprintf("@%d records committed", pos)) || !strings.Contains(out, "BAD: ") {
 			t.Errorf("dump does not show the damage at %d", pos)
 		}
+		// A consumer stops at the damage with an error naming it: exit 1,
+		// never a wait.
+		r = runIn(t, dir, "", "consume", "t", "-partition", "0", "-from-beginning")
+		failing(t, r, 1, "corrupt data in")
+		if !strings.Contains(r.stderr, fmt.Sprintf("%s at byte %d", seg, pos)) {
+			t.Errorf("consume error does not name the damage: %s", r.stderr)
+		}
+		before := strings.Count(r.stdout, "\n")
+
+		// Salvage: the damaged frame's offsets become a gap, printed;
+		// everything else reads again, and verify lists the gap.
+		out := must(t, dir, "", "repair", "-salvage", "t")
+		m := regexp.MustCompile(`lost: t/0: offsets (\d+)(?:-(\d+))?\n`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("repair -salvage does not print the lost offsets:\n%s", out)
+		}
+		from, _ := strconv.Atoi(m[1])
+		to := from
+		if m[2] != "" {
+			to, _ = strconv.Atoi(m[2])
+		}
+		if from != before {
+			t.Errorf("salvage lost offsets %d-%d; the consumer read %d records before the damage", from, to, before)
+		}
+		r = runIn(t, dir, "", "verify")
+		if r.code != 0 || !strings.Contains(r.stdout, "known loss: t/0: offsets "+m[0][len("lost: t/0: offsets "):len(m[0])-1]) {
+			t.Errorf("verify after salvage: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		all := must(t, dir, "", "consume", "t", "-partition", "0", "-from-beginning")
+		if got, want := strings.Count(all, "\n"), 12*700-(to-from+1); got != want {
+			t.Errorf("consume after salvage: %d records, want %d", got, want)
+		}
+		if out := must(t, dir, "", "repair"); out != "nothing to repair\n" {
+			t.Errorf("repair after salvage: %q", out)
+		}
 	})
 }
 
@@ -771,5 +814,50 @@ func TestStatFollow(t *testing.T) {
 	}
 	if code := b.interrupt(t); code != 0 {
 		t.Errorf("Ctrl-C: exit %d: %s", code, b.stderr.String())
+	}
+}
+
+// TestReadOnlyLog runs the reading commands on a log this process may only
+// read (a read-only bind mount when running as root, whom file modes do
+// not stop; the files' modes otherwise): they work, and a command that
+// must write says "permission denied" or "read-only file system".
+func TestReadOnlyLog(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a\nb\nc\n", "produce", "t")
+	must(t, dir, "", "consume", "t", "-group", "g", "-from-beginning")
+	ro := dir
+	if os.Geteuid() == 0 {
+		ro = t.TempDir()
+		if out, err := exec.Command("mount", "--bind", dir, ro).CombinedOutput(); err != nil {
+			t.Skipf("mount --bind: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", ro).Run() })
+		if out, err := exec.Command("mount", "-o", "remount,ro,bind", ro).CombinedOutput(); err != nil {
+			t.Fatalf("remount read-only: %v: %s", err, out)
+		}
+	} else {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if d.IsDir() {
+				return os.Chmod(path, 0o555)
+			}
+			return os.Chmod(path, 0o444)
+		})
+		t.Cleanup(func() {
+			filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error { return os.Chmod(path, 0o755) })
+		})
+	}
+	if out := must(t, ro, "", "consume", "t", "-from-beginning"); out != "a\nb\nc\n" {
+		t.Errorf("consume: %q", out)
+	}
+	if out := must(t, ro, "", "verify"); !strings.HasSuffix(out, ": ok\n") {
+		t.Errorf("verify: %q", out)
+	}
+	if out := must(t, ro, "", "dump", "t"); !strings.Contains(out, `value "c"`) {
+		t.Errorf("dump: %q", out)
+	}
+	r := runIn(t, ro, "", "consume", "t", "-group", "g2", "-from-beginning")
+	if r.code != 1 || !strings.Contains(r.stderr, "permission denied") && !strings.Contains(r.stderr, "read-only file system") {
+		t.Errorf("consume -group on a read-only log: exit %d: %s", r.code, r.stderr)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -26,11 +27,15 @@ and the consumer groups' offsets files. Each problem is printed with its
 file and byte position. It changes nothing and may run while other
 processes produce and consume.
 
+Gaps a salvage left (see repair -salvage) are listed as known losses, not
+problems.
+
 With -format json it prints {"ok", "topics", "segments", "records",
 "bytes", "partitions": [{"topic", "partition", "segments", "frames",
-"records", "bytes", "start_offset", "next_offset"}], "problems": [{"kind",
-"topic", "partition", "path", "pos", "offset", "detail", "repairable"}],
-"notes"}, and still exits 1 if there are problems.`,
+"records", "bytes", "start_offset", "next_offset", "lost"}], "problems":
+[{"kind", "topic", "partition", "path", "pos", "offset", "to", "detail",
+"repairable", "salvageable"}], "gaps": [{"topic", "partition", "path",
+"pos", "from", "to"}], "notes"}, and still exits 1 if there are problems.`,
 		flags:    func(fs *pflag.FlagSet) { outputFlag(fs, &format) },
 		nargs:    [2]int{0, 1},
 		complete: []argKind{argTopic},
@@ -56,26 +61,37 @@ With -format json it prints {"ok", "topics", "segments", "records",
 			})
 		},
 	})
+	var salvage bool
 	register(&command{
 		name:    "repair",
-		args:    "[TOPIC]",
-		summary: "cut torn tails and rebuild indexes; report what changed",
+		args:    "[TOPIC] [-salvage]",
+		summary: "cut torn tails and rebuild indexes; with -salvage, turn damage into gaps",
 		describe: `
 Verifies TOPIC (every topic if none is given), then fixes what can be fixed
 without losing a committed record: it cuts off what writers that died left
 past the end of the data, and rebuilds index files that are missing or
 disagree with their segment. Damage inside committed data is reported and
-left alone (exit 1). Producers wait while a partition is repaired.`,
+left alone (exit 1). Producers wait while a partition is repaired.
+
+With -salvage it also fixes damage inside committed data, at the cost of
+the records it made unreadable: their offsets become a gap, every later
+record keeps its offset and is readable again, and consumers skip the gap.
+It prints the offsets each partition lost. "runnel verify" afterwards lists
+the gaps as known losses and exits 0.`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVar(&salvage, "salvage", false, "replace damage inside committed data with gaps of lost offsets")
+		},
 		nargs:    [2]int{0, 1},
 		complete: []argKind{argTopic},
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
 				bar := newProgress("repair", 0, true, false)
-				rep, err := l.Repair(ctx, topicArg(args), &runnel.VerifyOptions{Progress: bar.set})
+				rep, err := l.Repair(ctx, topicArg(args), &runnel.RepairOptions{Progress: bar.set, Salvage: salvage})
 				bar.done()
 				for _, a := range rep.Actions {
 					fmt.Fprintf(c.stdout, "%s: %s\n", rel(l.Dir(), a.Path), actionText(a))
 				}
+				printLosses(c.stdout, rep.Actions)
 				if err != nil {
 					return interrupted(ctx, err)
 				}
@@ -83,8 +99,10 @@ left alone (exit 1). Producers wait while a partition is repaired.`,
 					fmt.Fprintf(c.stdout, "not repaired: %s\n", problemText(l.Dir(), p))
 				}
 				switch {
+				case len(rep.Remaining) > 0 && !salvage:
+					return fmt.Errorf("%d problem%s cannot be repaired without losing committed records (\"runnel repair -salvage\" gives them up)", len(rep.Remaining), plural(len(rep.Remaining)))
 				case len(rep.Remaining) > 0:
-					return fmt.Errorf("%d problem%s cannot be repaired without losing committed records", len(rep.Remaining), plural(len(rep.Remaining)))
+					return fmt.Errorf("%d problem%s cannot be repaired", len(rep.Remaining), plural(len(rep.Remaining)))
 				case len(rep.Actions) == 0:
 					fmt.Fprintln(c.stdout, "nothing to repair")
 				default:
@@ -94,6 +112,37 @@ left alone (exit 1). Producers wait while a partition is repaired.`,
 			})
 		},
 	})
+}
+
+// printLosses prints, per partition, the offsets a salvage gave up.
+func printLosses(w io.Writer, actions []runnel.RepairAction) {
+	type part struct {
+		topic string
+		p     int
+	}
+	var order []part
+	lost := map[part][]string{}
+	for _, a := range actions {
+		if a.Kind != runnel.RepairSalvaged || a.To <= a.From {
+			continue
+		}
+		k := part{a.Topic, a.Partition}
+		if lost[k] == nil {
+			order = append(order, k)
+		}
+		lost[k] = append(lost[k], offsetRange(a.From, a.To))
+	}
+	for _, k := range order {
+		fmt.Fprintf(w, "lost: %s/%d: offsets %s\n", k.topic, k.p, strings.Join(lost[k], ", "))
+	}
+}
+
+// offsetRange shows offsets [from, to).
+func offsetRange(from, to int64) string {
+	if to-from == 1 {
+		return fmt.Sprint(from)
+	}
+	return fmt.Sprintf("%d-%d", from, to-1)
 }
 
 func topicArg(args []string) string {
@@ -120,6 +169,9 @@ func printVerify(w io.Writer, dir string, rep runnel.VerifyReport) {
 	for _, p := range rep.Problems {
 		fmt.Fprintln(w, problemText(dir, p))
 	}
+	for _, g := range rep.Gaps {
+		fmt.Fprintf(w, "known loss: %s/%d: offsets %s (a salvaged gap at byte %d of %s)\n", g.Topic, g.Partition, offsetRange(g.From, g.To), g.Pos, rel(dir, g.Path))
+	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
@@ -138,15 +190,21 @@ func printVerify(w io.Writer, dir string, rep runnel.VerifyReport) {
 		fmt.Fprintln(w, "ok")
 		return
 	}
-	repairable := 0
+	repairable, salvageable := 0, 0
 	for _, p := range rep.Problems {
-		if p.Repairable() {
+		switch {
+		case p.Repairable():
 			repairable++
+		case p.Salvageable():
+			salvageable++
 		}
 	}
 	fmt.Fprintf(w, "%d problem%s", len(rep.Problems), plural(len(rep.Problems)))
 	if repairable > 0 {
 		fmt.Fprintf(w, ", %d repairable with \"runnel repair\"", repairable)
+	}
+	if salvageable > 0 {
+		fmt.Fprintf(w, ", %d only with \"runnel repair -salvage\" (losing the records they hold)", salvageable)
 	}
 	fmt.Fprintln(w)
 }
@@ -156,7 +214,10 @@ func problemText(dir string, p runnel.Problem) string {
 	if p.Pos >= 0 {
 		s += fmt.Sprintf(" at byte %d", p.Pos)
 	}
-	if p.Offset >= 0 {
+	switch {
+	case p.Offset >= 0 && p.To > p.Offset:
+		s += fmt.Sprintf(" (offsets %s)", offsetRange(p.Offset, p.To))
+	case p.Offset >= 0:
 		s += fmt.Sprintf(" (offset %d)", p.Offset)
 	}
 	return fmt.Sprintf("%s: %s: %s", s, p.Kind, p.Detail)
@@ -168,6 +229,11 @@ func actionText(a runnel.RepairAction) string {
 		return fmt.Sprintf("cut %d bytes of torn tail at byte %d", a.Bytes, a.Pos)
 	case runnel.RepairRecovered:
 		return fmt.Sprintf("recovered after a reboot: %s", a.Detail)
+	case runnel.RepairSalvaged:
+		if a.To > a.From {
+			return fmt.Sprintf("salvaged: offsets %s lost, replaced by a gap at byte %d", offsetRange(a.From, a.To), a.Pos)
+		}
+		return fmt.Sprintf("salvaged: %d unreadable bytes at byte %d replaced, no offsets lost", a.Bytes, a.Pos)
 	}
 	return a.Kind.String()
 }

@@ -51,6 +51,12 @@ const (
 const (
 	KindRecords = 0 // a producer batch
 	KindSeal    = 1 // the segment ends here; the next one starts at Base
+	// KindGap marks offsets Base … Base+Count−1 as lost: a salvage
+	// replaced the unreadable bytes that held them with this frame, so
+	// that the records after it keep their offsets. Its checksum covers
+	// the header only; the bytes after the header, up to Length, are
+	// filler that nobody reads.
+	KindGap = 2
 )
 
 // ErrMalformed reports bytes that are not a valid frame. Callers wrap it with
@@ -71,6 +77,15 @@ type Meta struct {
 
 // Size is the number of bytes the frame occupies on disk, padding included.
 func (m Meta) Size() int64 { return AlignUp(int64(m.Length)) }
+
+// Checked is the number of bytes from the frame's start that its checksum
+// covers, and so that Verify needs: Length, or the header of a gap.
+func (m Meta) Checked() int64 {
+	if m.Kind == KindGap {
+		return HeaderSize
+	}
+	return int64(m.Length)
+}
 
 // Committed reports whether the frame's commit marker is set.
 func (m Meta) Committed() bool { return m.State == StateCommitted }
@@ -111,7 +126,7 @@ func ParseMeta(b []byte) (Meta, error) {
 		return m, fmt.Errorf("%w: length %d outside [%d, %d]", ErrMalformed, m.Length, HeaderSize, MaxSize)
 	case m.State > StateCommitted:
 		return m, fmt.Errorf("%w: state byte %d", ErrMalformed, m.State)
-	case m.Kind > KindSeal:
+	case m.Kind > KindGap:
 		return m, fmt.Errorf("%w: kind %d", ErrMalformed, m.Kind)
 	case b[offReserved] != 0 || binary.LittleEndian.Uint32(b[offReserved2:]) != 0:
 		return m, fmt.Errorf("%w: reserved bytes set", ErrMalformed)
@@ -119,19 +134,24 @@ func ParseMeta(b []byte) (Meta, error) {
 		return m, fmt.Errorf("%w: base offset %d", ErrMalformed, m.Base)
 	case m.Kind == KindSeal && (m.Count != 0 || m.Length != HeaderSize):
 		return m, fmt.Errorf("%w: seal with records", ErrMalformed)
+	case m.Kind != KindRecords && (m.FirstTime != 0 || m.MaxTime != 0):
+		return m, fmt.Errorf("%w: timestamps in a frame without records", ErrMalformed)
+	case m.Kind == KindGap:
+		// A gap's count is of lost offsets, not of records it holds.
 	case int64(m.Count) > int64(m.Length-HeaderSize)/minRecordSize:
 		return m, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrMalformed, m.Count, m.Length)
 	}
 	return m, nil
 }
 
-// Verify checks that b holds the whole frame described by m and that its
-// checksum matches.
+// Verify checks that b holds the frame described by m (the m.Checked()
+// bytes its checksum covers) and that its checksum matches.
 func Verify(b []byte, m Meta) error {
-	if int64(len(b)) < int64(m.Length) {
-		return fmt.Errorf("%w: frame of %d bytes cut at %d", ErrMalformed, m.Length, len(b))
+	n := m.Checked()
+	if int64(len(b)) < n {
+		return fmt.Errorf("%w: frame of %d bytes cut at %d", ErrMalformed, n, len(b))
 	}
-	if sum := checksum(b[:m.Length]); sum != m.Checksum {
+	if sum := checksum(b[:n]); sum != m.Checksum {
 		return fmt.Errorf("%w: checksum %016x, want %016x", ErrMalformed, sum, m.Checksum)
 	}
 	return nil
@@ -149,16 +169,31 @@ func checksum(b []byte) uint64 {
 	return xxhash.Sum64(tail[:])
 }
 
+// AppendGap appends the committed header of a gap frame that marks offsets
+// base … base+count−1 as lost and spans length bytes (at least HeaderSize,
+// at most MaxSize). The caller writes the length−HeaderSize filler bytes
+// after it (zeros, by convention) and the padding.
+func AppendGap(dst []byte, base int64, count uint32, length uint32) []byte {
+	return appendBare(dst, KindGap, base, count, length)
+}
+
 // AppendSeal appends a committed seal frame saying that the next segment
 // starts at offset next.
 func AppendSeal(dst []byte, next int64) []byte {
+	return appendBare(dst, KindSeal, next, 0, HeaderSize)
+}
+
+// appendBare appends the committed, checksummed header of a frame without
+// records (a seal or a gap), whose checksum covers the header alone.
+func appendBare(dst []byte, kind uint8, base int64, count, length uint32) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, HeaderSize)...)
 	h := dst[start:]
-	binary.LittleEndian.PutUint32(h[offLength:], HeaderSize)
+	binary.LittleEndian.PutUint32(h[offLength:], length)
 	h[offVersion] = Version
-	h[offKind] = KindSeal
-	binary.LittleEndian.PutUint64(h[offBase:], uint64(next))
+	h[offKind] = kind
+	binary.LittleEndian.PutUint64(h[offBase:], uint64(base))
+	binary.LittleEndian.PutUint32(h[offCount:], count)
 	binary.LittleEndian.PutUint64(h[offChecksum:], checksum(h))
 	h[OffState] = StateCommitted
 	return dst

@@ -170,6 +170,7 @@ func TestParseMetaAccepts(t *testing.T) {
 func TestParseMetaRejects(t *testing.T) {
 	valid := buildFrame(7, sampleRecords())
 	seal := AppendSeal(nil, 100)
+	gap := AppendGap(nil, 100, 7, 4096)
 	put32 := func(off int, v uint32) func([]byte) {
 		return func(h []byte) { binary.LittleEndian.PutUint32(h[off:], v) }
 	}
@@ -193,7 +194,8 @@ func TestParseMetaRejects(t *testing.T) {
 		{"length all ones", valid, put32(offLength, math.MaxUint32), "outside"},
 		{"state 2", valid, setByte(OffState, 2), "state byte 2"},
 		{"state 0xff", valid, setByte(OffState, 0xff), "state byte 255"},
-		{"kind 2", valid, setByte(offKind, 2), "kind 2"},
+		{"kind 3", valid, setByte(offKind, 3), "kind 3"},
+		{"records frame as a gap keeps its times", valid, setByte(offKind, KindGap), "timestamps"},
 		{"kind 0xff", valid, setByte(offKind, 0xff), "kind 255"},
 		{"reserved byte", valid, setByte(offReserved, 1), "reserved"},
 		{"second reserved word, low byte", valid, setByte(offReserved2, 1), "reserved"},
@@ -203,6 +205,9 @@ func TestParseMetaRejects(t *testing.T) {
 		{"base plus count overflows", valid, put64(offBase, math.MaxInt64-1), "base offset"},
 		{"seal with a count", seal, put32(offCount, 1), "seal with records"},
 		{"seal with a body", seal, put32(offLength, HeaderSize+8), "seal with records"},
+		{"seal with a time", seal, put64(offMaxTime, 1), "timestamps"},
+		{"gap with a time", gap, put64(offFirstTime, -1), "timestamps"},
+		{"gap shorter than a header", gap, put32(offLength, HeaderSize-8), "outside"},
 		{"impossible count", valid, func(h []byte) {
 			binary.LittleEndian.PutUint32(h[offLength:], HeaderSize+2*minRecordSize+minRecordSize-1)
 			binary.LittleEndian.PutUint32(h[offCount:], 3)
@@ -347,6 +352,58 @@ func TestAppendSeal(t *testing.T) {
 	}
 	if bytes.Equal(AppendSeal(nil, 1), AppendSeal(nil, 2)) {
 		t.Error("seals for different offsets are identical")
+	}
+}
+
+// TestAppendGap checks a gap frame: any count, including none and more
+// than its bytes could hold as records; a checksum over its header alone,
+// so that the filler after it may be anything; and no records.
+func TestAppendGap(t *testing.T) {
+	for _, tt := range []struct {
+		base   int64
+		count  uint32
+		length uint32
+	}{{0, 0, HeaderSize}, {5, 1, HeaderSize}, {1 << 40, math.MaxUint32, 4096}, {9, 3, MaxSize}} {
+		h := AppendGap(nil, tt.base, tt.count, tt.length)
+		if len(h) != HeaderSize {
+			t.Fatalf("gap header is %d bytes", len(h))
+		}
+		m, err := ParseMeta(h)
+		if err != nil {
+			t.Fatalf("ParseMeta(gap %+v): %v", tt, err)
+		}
+		want := Meta{Length: tt.length, State: StateCommitted, Kind: KindGap, Checksum: m.Checksum, Base: tt.base, Count: tt.count}
+		if diff := cmp.Diff(want, m); diff != "" {
+			t.Errorf("gap meta (-want +got):\n%s", diff)
+		}
+		if m.Checked() != HeaderSize || m.End() != tt.base+int64(tt.count) || m.Size() != AlignUp(int64(tt.length)) {
+			t.Errorf("gap %+v: Checked %d, End %d, Size %d", tt, m.Checked(), m.End(), m.Size())
+		}
+		// The filler is not checked: garbage after the header, or none.
+		withFiller := append(bytes.Clone(h), bytes.Repeat([]byte{0xAB}, int(min(tt.length, 1024))-HeaderSize)...)
+		if err := Verify(withFiller, m); err != nil {
+			t.Errorf("Verify(gap with filler): %v", err)
+		}
+		if err := Verify(h, m); err != nil {
+			t.Errorf("Verify(gap header alone): %v", err)
+		}
+		for i := range HeaderSize {
+			if i == OffState {
+				continue
+			}
+			bad := bytes.Clone(h)
+			bad[i] ^= 0x10
+			if m2, err := ParseMeta(bad); err == nil && Verify(bad, m2) == nil {
+				t.Errorf("gap %+v with byte %d flipped still verifies", tt, i)
+			}
+		}
+	}
+	// The example in docs/FORMAT.md.
+	if m, _ := ParseMeta(AppendGap(nil, 7, 3, 64)); m.Checksum != 0xbb4ddad93012d8ec {
+		t.Errorf("gap(7, 3, 64) checksum %016x; docs/FORMAT.md shows bb4ddad93012d8ec", m.Checksum)
+	}
+	if err := Verify(AppendGap(nil, 1, 1, HeaderSize)[:HeaderSize-1], Meta{Kind: KindGap, Length: HeaderSize}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Verify of a cut gap header: %v", err)
 	}
 }
 

@@ -46,6 +46,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(bytes.Clone(committed), committed[:HeaderSize+3]...))
 	f.Add(AppendSeal(nil, 0))
 	f.Add(AppendSeal(bytes.Clone(committed), 11))
+	f.Add(append(AppendGap(bytes.Clone(committed), 11, 4, 64), make([]byte, 16)...))
 	f.Add([]byte("this is not a frame, only text long enough to fill a header"))
 	f.Add(resealedCases()[0].data)
 
@@ -78,6 +79,11 @@ func checkSegment(t *testing.T, data []byte) (canonical []bool, err error) {
 			checkResealed(t, rest, m)
 			return canonical, err
 		}
+		if m.Kind == KindGap {
+			checkGap(t, rest, m)
+			pos += int(m.Size())
+			continue
+		}
 		frame := rest[:m.Length]
 		recs, err := checkRecords(t, frame, m)
 		if err != nil {
@@ -89,19 +95,35 @@ func checkSegment(t *testing.T, data []byte) (canonical []bool, err error) {
 	return canonical, nil
 }
 
+// checkGap checks a gap frame that verified: its header is exactly what
+// AppendGap writes for it.
+func checkGap(t *testing.T, b []byte, m Meta) {
+	t.Helper()
+	want := AppendGap(nil, m.Base, m.Count, m.Length)
+	got := bytes.Clone(b[:HeaderSize])
+	got[OffState] = StateCommitted
+	if !bytes.Equal(got, want) {
+		t.Fatalf("gap re-encodes as\n%x\nnot\n%x", want, got)
+	}
+}
+
 // checkResealed gives a frame that failed Verify a correct checksum and
 // decodes it. Mutated bytes almost never keep a valid xxhash, so without
 // this step the fuzzer would hardly ever reach the record decoder.
 func checkResealed(t *testing.T, b []byte, m Meta) {
 	t.Helper()
-	if int64(len(b)) < int64(m.Length) {
+	if int64(len(b)) < m.Checked() {
 		return
 	}
-	frame := bytes.Clone(b[:m.Length])
+	frame := bytes.Clone(b[:m.Checked()])
 	m.Checksum = checksum(frame)
 	binary.LittleEndian.PutUint64(frame[offChecksum:], m.Checksum)
 	if err := Verify(frame, m); err != nil {
 		t.Fatalf("Verify after resealing: %v", err)
+	}
+	if m.Kind == KindGap {
+		checkGap(t, frame, m)
+		return
 	}
 	if recs, err := checkRecords(t, frame, m); err == nil {
 		checkReencode(t, frame, m, recs)

@@ -1,0 +1,223 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Checkpoints bound recovery: after a reboot the first writer verifies
+// only what follows the last synced checkpoint (meta_checkpoint.go). A
+// partition takes one every checkpointBytes of appended log and at every
+// roll; so a recovery verifies at most about that much. Taking one syncs
+// what it covers first: the index files, and in modes other than Durable
+// (whose appends were synced already) the segments written since the last
+// one. That is done off the append path, by one goroutine per Log, so a
+// checkpoint never delays an append by more than the moment its writer
+// lock is held to record it. Close takes none: it would cost several syncs
+// to save a recovery the reading of a few MiB.
+
+// checkpointBytes is how much log a partition takes between checkpoints:
+// the most a recovery verifies beyond the segment it starts in.
+const checkpointBytes = 8 << 20
+
+// ckptState is a partition's side of checkpointing, guarded by p.wmu.
+type ckptState struct {
+	at     int64       // p.w.pos when the last checkpoint was asked for
+	base   int64       // p.w.base then
+	queued atomic.Bool // waiting in the Log's checkpointer
+}
+
+// countFromCheckpoint starts counting the bytes toward the next checkpoint
+// from the one partition.meta holds, as a writer finds the tail: writers
+// that each append a little and go still add up to one.
+func (p *partition) countFromCheckpoint() {
+	if cp, ok := p.shm.checkpoint(); ok {
+		p.ckpt.base, p.ckpt.at = cp.base, cp.pos
+		return
+	}
+	p.ckpt.base, p.ckpt.at = -1, 0 // none: take one soon
+}
+
+// noteAppended asks for a checkpoint when the partition has grown enough
+// since the last one, or rolled. The caller holds p.wmu, after an append.
+func (p *partition) noteAppended() {
+	if p.w.base == p.ckpt.base && p.w.pos-p.ckpt.at < checkpointBytes {
+		return
+	}
+	p.ckpt.base, p.ckpt.at = p.w.base, p.w.pos
+	if p.ckpt.queued.CompareAndSwap(false, true) {
+		p.log.ckpts.request(p)
+	}
+}
+
+// checkpointer runs a Log's checkpoints in the background.
+type checkpointer struct {
+	mu       sync.Mutex
+	queue    []*partition
+	wake     chan struct{}
+	done     chan struct{}
+	started  bool
+	stopping bool
+}
+
+// checkpointLockWait bounds how long a checkpoint waits for the writer
+// lock: a checkpoint not taken now is taken at the next one's turn.
+const checkpointLockWait = time.Second
+
+func (c *checkpointer) request(p *partition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		p.ckpt.queued.Store(false)
+		return
+	}
+	if !c.started {
+		c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
+		c.started = true
+		go c.run()
+	}
+	c.queue = append(c.queue, p)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *checkpointer) run() {
+	defer close(c.done)
+	for range c.wake {
+		for {
+			c.mu.Lock()
+			if len(c.queue) == 0 || c.stopping {
+				stopping := c.stopping
+				c.mu.Unlock()
+				if stopping {
+					return
+				}
+				break
+			}
+			p := c.queue[0]
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			p.ckpt.queued.Store(false)
+			if err := p.takeCheckpoint(); err != nil && !errors.Is(err, ErrClosed) {
+				p.log.opts.Logger.Warn("runnel: checkpoint failed", "partition", p.dir, "err", err)
+			}
+		}
+	}
+}
+
+// stop ends the checkpointer after the checkpoint in progress, if any:
+// one that synced what it covers is worth recording. Those still queued
+// are dropped; the next writer's count takes them up.
+func (c *checkpointer) stop() {
+	c.mu.Lock()
+	c.stopping = true
+	started := c.started
+	c.queue = nil
+	if started {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	if started {
+		<-c.done
+	}
+}
+
+// takeCheckpoint records a checkpoint at this Log's view of the tail:
+// it syncs the segments written since the current checkpoint (outside
+// any lock), then records it under the writer lock.
+func (p *partition) takeCheckpoint() error {
+	p.wmu.Lock()
+	if p.w == nil || p.shm == nil {
+		p.wmu.Unlock()
+		return nil
+	}
+	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	p.wmu.Unlock()
+	if err := p.syncUpTo(target); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkpointLockWait)
+	defer cancel()
+	unlock, err := p.lockForMaintenance(ctx)
+	if err != nil {
+		return err
+	}
+	recorded, err := p.recordCheckpoint(target)
+	unlock()
+	if err != nil || !recorded {
+		return err
+	}
+	return p.shm.syncCheckpoint()
+}
+
+// syncUpTo makes the segments from the current checkpoint's to target's
+// durable (Durable mode synced each append already), with their indexes
+// and their directory entries.
+func (p *partition) syncUpTo(target checkpoint) error {
+	cur, ok := p.shm.checkpoint()
+	bases, err := listSegments(p.dir)
+	if err != nil {
+		return err
+	}
+	exts := []string{logExt, indexExt, timeIndexExt}
+	if p.log.opts.Durability == Durable {
+		exts = exts[1:]
+	}
+	for _, b := range bases {
+		if ok && b < cur.base || b > target.base {
+			continue
+		}
+		// The index entries before the checkpoint are synced too, so that
+		// recovery need only check those after it.
+		for _, ext := range exts {
+			if err := syncFile(segmentPath(p.dir, b, ext)); err != nil {
+				return err
+			}
+		}
+	}
+	// The directory too: the segment files must be found after a crash.
+	return syncDir(p.dir)
+}
+
+// syncFile fdatasyncs the file at path, if it is there.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed by retention meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return fdatasync(int(f.Fd()))
+}
+
+// recordCheckpoint writes target into partition.meta as the checkpoint if
+// it is ahead of the one there and its segment is still there; the caller
+// syncs partition.meta then (syncCheckpoint). The caller holds the writer
+// lock and synced what target covers.
+func (p *partition) recordCheckpoint(target checkpoint) (bool, error) {
+	cur, ok := p.shm.checkpoint()
+	if ok && cur.boot == target.boot && (cur.base > target.base || cur.base == target.base && cur.pos >= target.pos) {
+		return false, nil
+	}
+	if !ok || cur.boot != target.boot {
+		// The checkpoint there was not written in this boot (or is
+		// damaged): only recovery may replace it, having verified.
+		return false, nil
+	}
+	if _, err := os.Stat(segmentPath(p.dir, target.base, logExt)); err != nil {
+		return false, nil // retention removed it; the next checkpoint will do
+	}
+	return true, p.shm.setCheckpointBytes(target)
+}

@@ -1,0 +1,309 @@
+package runnel
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/runnel-log/runnel/internal/frame"
+)
+
+// The segment cursor is the one implementation of runnel's frame rules:
+// whether the bytes at a position are a good frame that continues the
+// log, and, where they are not, whether the data simply ends there, a
+// writer left something unfinished, or committed data is damaged. The
+// writer's tail walk, readers, Verify, Repair, Dump, recovery, retention and
+// index rebuilds all read segments through it, so they cannot disagree.
+
+// frameStatus is what a cursor found at its position.
+type frameStatus int
+
+const (
+	// frameOK is a committed records frame whose checksum matches and
+	// whose first offset is the one expected there.
+	frameOK frameStatus = iota
+	// frameSeal is a committed, checksummed seal naming the expected
+	// offset: the segment ends, and the next one starts at that offset.
+	frameSeal
+	// frameGap is a committed, checksummed gap frame at the expected
+	// offset: its offsets were lost and salvaged (see Repair).
+	frameGap
+	// frameEnd is nothing written: the end of the file, or a zero length
+	// field (zeroed or preallocated space).
+	frameEnd
+	// frameUncommitted is a whole, checksummed frame whose commit byte is
+	// not set: a write in progress, or one a writer never finished.
+	frameUncommitted
+	// frameBad is anything else: a malformed header, a frame cut short,
+	// a checksum that does not match, or a good frame that does not
+	// start at the expected offset.
+	frameBad
+	// frameMore says that the frame at the position does not fit in the
+	// bytes the cursor may still use in this batch (see pin); the
+	// caller reads it in its next batch.
+	frameMore
+)
+
+func (s frameStatus) String() string {
+	switch s {
+	case frameOK:
+		return "ok"
+	case frameSeal:
+		return "seal"
+	case frameGap:
+		return "gap"
+	case frameEnd:
+		return "end"
+	case frameUncommitted:
+		return "uncommitted"
+	case frameBad:
+		return "bad"
+	case frameMore:
+		return "more"
+	}
+	return fmt.Sprintf("frameStatus(%d)", int(s))
+}
+
+// good reports whether the cursor moves past a frame of this status: it
+// holds committed data, or the record that it was lost.
+func (s frameStatus) good() bool { return s == frameOK || s == frameSeal || s == frameGap }
+
+// segFrame is one frame a cursor read.
+type segFrame struct {
+	pos  int64
+	meta frame.Meta
+	// data holds the checked bytes of a good or uncommitted frame (the
+	// header alone without verification, or for a gap). It aliases the
+	// cursor's window: valid until the next read, or while pinned.
+	data  []byte
+	cause error // frameBad and frameUncommitted: what is wrong
+	eof   bool  // frameEnd: the file ends at pos (not a zero length field)
+}
+
+// cursor reads the frames of one segment file in order through a
+// read-ahead window, so that walking many small frames costs few
+// syscalls. It knows where the next frame starts (pos) and which offset it
+// must start at (next).
+type cursor struct {
+	f       *os.File
+	path    string
+	segBase int64 // the segment's base offset, from its name; -1 if unknown
+	pos     int64 // where the next frame starts
+	next    int64 // offset the next frame must start at; -1: any (after a resync)
+
+	// verify makes the cursor check checksums. Without it a committed
+	// header is taken at its word: enough to follow a live writer, whose
+	// commit byte is written only after its frame, and to seek.
+	verify bool
+
+	buf    []byte
+	at     int64 // file position of buf[0]
+	n      int   // valid bytes in buf
+	window int   // bytes to read ahead
+	pinned bool  // buf holds bytes handed out: read no more into it
+}
+
+const defaultWindow = 256 << 10
+
+// newCursor returns a verifying cursor on segment file f positioned at pos,
+// where offset next must start.
+func newCursor(f *os.File, path string, pos, next int64) *cursor {
+	c := &cursor{pos: pos, next: next, verify: true, window: defaultWindow}
+	c.setFile(f, path)
+	return c
+}
+
+// setFile points the cursor at another segment file, keeping its buffer.
+func (c *cursor) setFile(f *os.File, path string) {
+	c.f, c.path, c.segBase = f, path, -1
+	if base, ok := segmentBaseOf(path); ok {
+		c.segBase = base
+	}
+	c.invalidate()
+}
+
+// seek moves the cursor to pos, where offset next starts.
+func (c *cursor) seek(pos, next int64) { c.pos, c.next = pos, next }
+
+// invalidate drops the read-ahead window, so that the next read sees the
+// file as it is now.
+func (c *cursor) invalidate() { c.n, c.pinned = 0, false }
+
+// pin keeps the window's bytes valid: until unpin, the cursor reads
+// nothing into its buffer and answers frameMore for a frame it does not
+// already hold. A reader pins while records it delivers alias the window.
+func (c *cursor) pin() { c.pinned = true }
+
+// unpin ends a pin; the window is dropped, so the next read is fresh.
+func (c *cursor) unpin() { c.invalidate() }
+
+var errWindowFull = errors.New("frame does not fit in the pinned window")
+
+// bytesAt returns up to n bytes at pos; fewer only at the end of the file.
+func (c *cursor) bytesAt(pos int64, n int) ([]byte, error) {
+	if pos >= c.at && pos+int64(n) <= c.at+int64(c.n) {
+		off := int(pos - c.at)
+		return c.buf[off : off+n], nil
+	}
+	if c.pinned {
+		return nil, errWindowFull
+	}
+	size := c.window
+	if n > size {
+		// A frame larger than the window is read whole, but no further
+		// than the file goes: a length read from damaged bytes never
+		// sizes an allocation beyond the bytes there are.
+		st, err := c.f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("runnel: stat %s: %w", c.path, err)
+		}
+		size = int(max(min(int64(n), st.Size()-pos), int64(size)))
+	}
+	if cap(c.buf) < size {
+		c.buf = make([]byte, size)
+	}
+	c.buf = c.buf[:size]
+	m, err := c.f.ReadAt(c.buf, pos)
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.n = 0
+		return nil, fmt.Errorf("runnel: read %s at %d: %w", c.path, pos, err)
+	}
+	c.at, c.n = pos, m
+	return c.buf[:min(n, m)], nil
+}
+
+// frameAt reads the frame at pos without judging its offset. For good and
+// uncommitted frames data holds the checked bytes. err is an I/O error.
+func (c *cursor) frameAt(pos int64) (f segFrame, st frameStatus, err error) {
+	f.pos = pos
+	h, err := c.bytesAt(pos, frame.HeaderSize)
+	if errors.Is(err, errWindowFull) {
+		return f, frameMore, nil
+	}
+	if err != nil {
+		return f, frameBad, err
+	}
+	if len(h) == 0 || frame.IsZeroHeader(h) {
+		f.eof = len(h) == 0
+		return f, frameEnd, nil
+	}
+	if f.meta, f.cause = frame.ParseMeta(h); f.cause != nil {
+		return f, frameBad, nil
+	}
+	f.data = h
+	if c.verify || f.meta.Kind == frame.KindGap {
+		data, err := c.bytesAt(pos, int(f.meta.Checked()))
+		if errors.Is(err, errWindowFull) {
+			return f, frameMore, nil
+		}
+		if err != nil {
+			return f, frameBad, err
+		}
+		if f.cause = frame.Verify(data, f.meta); f.cause != nil {
+			f.data = nil
+			return f, frameBad, nil
+		}
+		f.data = data
+	}
+	if !f.meta.Committed() {
+		f.cause = errUncommitted
+		return f, frameUncommitted, nil
+	}
+	switch f.meta.Kind {
+	case frame.KindSeal:
+		return f, frameSeal, nil
+	case frame.KindGap:
+		return f, frameGap, nil
+	}
+	return f, frameOK, nil
+}
+
+var errUncommitted = errors.New("frame not committed")
+
+// peek reads the frame at the cursor and judges it against the offset
+// expected there, without moving. err is an I/O error only.
+func (c *cursor) peek() (segFrame, frameStatus, error) {
+	f, st, err := c.frameAt(c.pos)
+	if err != nil || !st.good() {
+		return f, st, err
+	}
+	if c.next >= 0 && f.meta.Base != c.next {
+		f.cause = fmt.Errorf("frame starts at offset %d, expected %d", f.meta.Base, c.next)
+		f.data = nil
+		return f, frameBad, nil
+	}
+	if st == frameSeal && f.meta.Base <= c.segBase {
+		// A segment that holds no offsets is never sealed: following
+		// this seal would lead back to the segment itself.
+		f.cause = fmt.Errorf("seal names offset %d, which is not past the segment's base", f.meta.Base)
+		f.data = nil
+		return f, frameBad, nil
+	}
+	return f, st, nil
+}
+
+// Next is peek that moves the cursor past a good frame (a seal included:
+// the cursor is then at the end of its segment). Anything else leaves the
+// cursor where it is.
+func (c *cursor) Next() (segFrame, frameStatus, error) {
+	f, st, err := c.peek()
+	if err == nil && st.good() {
+		c.skip(f)
+	}
+	return f, st, err
+}
+
+// skip moves the cursor past the good frame f that peek returned.
+func (c *cursor) skip(f segFrame) {
+	c.pos += f.meta.Size()
+	c.next = f.meta.End()
+}
+
+// walk reads good frames until one that is not (a seal included, which
+// ends the segment), and returns that one's status. visit, if not nil,
+// sees each records or gap frame, and stops the walk before moving past
+// it by returning false (walk then returns frameOK or frameGap).
+func (c *cursor) walk(visit func(f segFrame) bool) (segFrame, frameStatus, error) {
+	for {
+		pos, next := c.pos, c.next
+		f, st, err := c.Next()
+		if err != nil || st != frameOK && st != frameGap {
+			return f, st, err
+		}
+		if visit != nil && !visit(f) {
+			c.pos, c.next = pos, next
+			return f, st, nil
+		}
+	}
+}
+
+// resync finds the first good committed frame after pos (at 8-byte steps)
+// whose offsets start at or after minBase, and whose bytes the cursor
+// verifies; ok is false when the file holds none. It tells damage inside
+// committed data (a later frame survives) from a torn tail (none does),
+// and says where a salvage resumes.
+func (c *cursor) resync(pos, minBase int64) (f segFrame, ok bool, err error) {
+	st, err := c.f.Stat()
+	if err != nil {
+		return f, false, fmt.Errorf("runnel: stat %s: %w", c.path, err)
+	}
+	verify := c.verify
+	c.verify = true
+	defer func() { c.verify = verify }()
+	for p := pos + frame.Align; p+frame.HeaderSize <= st.Size(); p += frame.Align {
+		h, err := c.bytesAt(p, frame.HeaderSize)
+		if err != nil {
+			return f, false, err
+		}
+		if len(h) < frame.HeaderSize || frame.IsZeroHeader(h) {
+			continue
+		}
+		if fr, fst, err := c.frameAt(p); err != nil {
+			return f, false, err
+		} else if fst.good() && fr.meta.Base >= minBase {
+			return fr, true, nil
+		}
+	}
+	return f, false, nil
+}

@@ -1,0 +1,140 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Where a reader's fill stopped short of a good frame, it waits only if
+// that is the end of the data, decided by the writer's rules (judgeTail):
+// at damage it reports a *CorruptError instead, whatever the damage looks
+// like — a bad frame, a zeroed page, a sealed segment cut short or
+// missing, committed records gone.
+
+// checkStop judges where the reader's last fill stopped, lock-free: at the
+// end of the data or behind a live writer's frame (wait), at what a writer
+// left unfinished (repaired under the writer lock, if this process may
+// write; then wait), or at damage (a *CorruptError). m is the partition's
+// mapping. recheck says to look again soon: a writer may die mid-frame,
+// and no append will then wake the reader.
+func (r *partReader) checkStop(ctx context.Context, m *metaMap) (recheck bool, err error) {
+	switch {
+	case r.atEnd:
+		return false, r.checkEnd(m)
+	case !r.stuck:
+		return false, nil
+	}
+	if held, err := r.writerActive(); err == nil && held {
+		return true, nil // a live writer's frame in progress
+	}
+	// No writer: what is there a dead writer left (repair cuts it) or is
+	// damage. Repairing needs write permission; a reader without it
+	// judges alone, by the same rules, and waits at a torn tail.
+	if testHookRepair != nil {
+		testHookRepair()
+	}
+	if err := r.p.repair(ctx); err != nil && !isPermission(err) && !errors.As(err, new(*CorruptError)) {
+		return false, err
+	}
+	rules := r.rules(m)
+	if err := r.laterSegmentEvidence(&rules); err != nil {
+		return false, err
+	}
+	v, err := r.cur.judgeTail(rules)
+	if err != nil {
+		return false, err
+	}
+	switch v.kind {
+	case tailDamage:
+		return false, r.corrupt(v, rules)
+	case tailTorn:
+		return true, nil // a writer's leftovers this reader may not cut
+	}
+	return false, nil
+}
+
+// checkEnd judges a reader at the end of its file: the end of the data,
+// unless something says more was committed (a later segment, the synced
+// checkpoint, the durable point), which makes it damage: a segment cut
+// short, committed records gone.
+func (r *partReader) checkEnd(m *metaMap) error {
+	rules := r.rules(m)
+	if r.f == nil {
+		// Waiting for the segment a seal named: a writer creates it
+		// before it commits anything in it, so offsets known committed
+		// there mean it was there, and is gone.
+		if r.next >= rules.knownEnd {
+			return nil
+		}
+		if err := r.openSegment(r.base); err != nil || r.f != nil {
+			return err
+		}
+		return &CorruptError{Path: r.path, Pos: 0, Offset: r.next, To: rules.knownEnd,
+			Err: fmt.Errorf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)}
+	}
+	// Is this segment still the partition's last? A segment seen last
+	// stays last until a roll, which seals it first (and the reader reads
+	// the seal); so the directory is listed again only when appends
+	// happened that this segment did not receive.
+	switch {
+	case !r.lastSeg || !r.advanced && r.fillSeq != r.lastSeq:
+		if err := r.laterSegmentEvidence(&rules); err != nil {
+			return err
+		}
+	case r.advanced:
+		r.lastSeq = r.fillSeq
+	}
+	if !rules.missing(r.cur.next) {
+		return nil
+	}
+	v, err := r.cur.judgeTail(rules)
+	if err != nil {
+		return err
+	}
+	if v.kind == tailDamage {
+		return r.corrupt(v, rules)
+	}
+	return nil
+}
+
+// rules gathers what is known committed, for judging where the reader
+// stopped. After a reboot that no writer has recovered from yet, bytes
+// after the synced checkpoint may be lost or stale anywhere: a break there
+// is the end of the data, as recovery will make it.
+func (r *partReader) rules(m *metaMap) tailRules {
+	rules, cp, ok := knownCommittedIn(m)
+	rules.powerLoss = ok && cp.boot != bootID() && (r.base > cp.base || r.base == cp.base && r.cur.pos >= cp.pos)
+	return rules
+}
+
+// laterSegmentEvidence adds a later segment to rules, if the partition has
+// one: every offset below its base was committed before it was created.
+// Without one, the reader's segment is the last as of its fill.
+func (r *partReader) laterSegmentEvidence(rules *tailRules) error {
+	bases, err := listSegments(r.p.dir)
+	if err != nil {
+		return fmt.Errorf("runnel: list segments of %s: %w", r.p.dir, err)
+	}
+	for _, b := range bases {
+		if b > r.base {
+			r.lastSeg = false
+			if !rules.powerLoss {
+				rules.addSegment(b)
+			}
+			return nil
+		}
+	}
+	r.lastSeg, r.lastSeq = true, r.fillSeq
+	return nil
+}
+
+// corrupt turns a damage verdict at the reader's position into the error
+// Poll returns.
+func (r *partReader) corrupt(v tailVerdict, rules tailRules) error {
+	from, to := v.lost(rules)
+	if to <= from {
+		to = -1
+	}
+	return &CorruptError{Path: r.path, Pos: v.pos, Offset: from, To: to, Err: errors.New(v.describe(rules))}
+}

@@ -1,0 +1,243 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
+
+// RepairKind says what Repair did.
+type RepairKind int
+
+const (
+	// RepairCutTail: a torn tail was cut off a segment.
+	RepairCutTail RepairKind = iota + 1
+	// RepairRebuiltIndex: a segment's index files were rebuilt from it.
+	RepairRebuiltIndex
+	// RepairRecovered: post-reboot recovery ran (see RecoveryReport).
+	RepairRecovered
+	// RepairSalvaged: unreadable bytes were replaced by a gap frame that
+	// marks offsets From … To−1 as lost (Repair with Salvage); the records
+	// after it keep their offsets.
+	RepairSalvaged
+)
+
+func (k RepairKind) String() string {
+	switch k {
+	case RepairCutTail:
+		return "cut torn tail"
+	case RepairRebuiltIndex:
+		return "rebuilt index"
+	case RepairRecovered:
+		return "recovered after reboot"
+	case RepairSalvaged:
+		return "salvaged"
+	}
+	return fmt.Sprintf("RepairKind(%d)", int(k))
+}
+
+// RepairAction is one change Repair made.
+type RepairAction struct {
+	Kind      RepairKind
+	Topic     string
+	Partition int
+	Path      string
+	Pos       int64 // RepairCutTail: the new end of the file; RepairSalvaged: where the gap is
+	Bytes     int64 // RepairCutTail: bytes cut; RepairSalvaged: bytes the gap replaced
+	// From and To are, for RepairSalvaged, the offsets [From, To) the gap
+	// marks as lost (none if equal: only unreadable bytes were replaced).
+	From, To int64
+	Detail   string
+}
+
+func (a RepairAction) String() string {
+	switch a.Kind {
+	case RepairCutTail:
+		return fmt.Sprintf("%s: %s: %d bytes cut at byte %d", a.Path, a.Kind, a.Bytes, a.Pos)
+	case RepairRecovered:
+		return fmt.Sprintf("%s: %s: %s", a.Path, a.Kind, a.Detail)
+	case RepairSalvaged:
+		if a.To > a.From {
+			return fmt.Sprintf("%s: %s: %s lost, replaced by a gap at byte %d", a.Path, a.Kind, lossText(a.From, a.To), a.Pos)
+		}
+		return fmt.Sprintf("%s: %s: %d unreadable bytes at byte %d replaced, no offsets lost", a.Path, a.Kind, a.Bytes, a.Pos)
+	}
+	return fmt.Sprintf("%s: %s", a.Path, a.Kind)
+}
+
+// RepairOptions configure Repair. A nil *RepairOptions means the defaults.
+type RepairOptions struct {
+	// Progress is VerifyOptions.Progress for the check Repair starts with.
+	Progress func(done, total int64)
+
+	// Salvage makes Repair also fix damage inside committed data, at the
+	// cost of the records it makes unreadable: under the partition's
+	// writer lock, the unreadable bytes become a gap frame that marks
+	// exactly their offsets as lost (a sealed segment cut short gets the
+	// gap and its seal back, a missing one is made of a gap; committed
+	// records gone from the end of the partition become a gap there, so
+	// their offsets are not used again). Every record after a gap keeps
+	// its offset and is readable again; consumers skip gaps (see
+	// ConsumerOptions.StopAtGaps), and Verify lists them as known losses.
+	// The actions (RepairSalvaged) say which offsets each gap took.
+	// Default false: nothing committed is ever dropped.
+	Salvage bool
+}
+
+// RepairReport is what Repair found and did.
+type RepairReport struct {
+	Found   VerifyReport   // the check Repair started with
+	Actions []RepairAction // what it changed
+	// Remaining are the problems a check after the repair still finds:
+	// without Salvage, damage inside committed data and lost records;
+	// unreadable offsets files and topic configs, which need a person (or
+	// a backup). Empty when the log is whole again.
+	Remaining []Problem
+	// Gaps are the known losses after the repair (see VerifyReport.Gaps).
+	Gaps []Gap
+}
+
+// Repair runs Verify on topic (every topic if ""), then fixes what can be
+// fixed without losing a committed record: under each affected
+// partition's writer lock it cuts torn tails (running post-reboot recovery
+// if it is due), rebuilds index files that are missing or disagree with
+// their segment, and records a new checkpoint where partition.meta's is
+// damaged. Damage inside committed data is left alone unless opts asks to
+// Salvage it. It then checks again: Remaining is what is still wrong. It is
+// safe while other processes produce and consume; they wait for the writer
+// lock while a partition is repaired.
+func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (RepairReport, error) {
+	var o RepairOptions
+	if opts != nil {
+		o = *opts
+	}
+	found, err := l.Verify(ctx, topic, &VerifyOptions{Progress: o.Progress})
+	rep := RepairReport{Found: found}
+	if err != nil {
+		return rep, err
+	}
+	type key struct {
+		topic string
+		part  int
+	}
+	todo := map[key][]Problem{}
+	var keys []key
+	for _, pr := range found.Problems {
+		if !pr.Repairable() && !(o.Salvage && pr.Salvageable()) || pr.Partition < 0 {
+			continue
+		}
+		k := key{pr.Topic, pr.Partition}
+		if todo[k] == nil {
+			keys = append(keys, k)
+		}
+		todo[k] = append(todo[k], pr)
+	}
+	for _, k := range keys {
+		t, err := l.topic(k.topic)
+		if err != nil {
+			return rep, err
+		}
+		if k.part >= len(t.parts) {
+			continue
+		}
+		p := t.parts[k.part]
+		var actions []RepairAction
+		if o.Salvage && slices.ContainsFunc(todo[k], func(pr Problem) bool { return !pr.Repairable() }) {
+			actions, err = p.salvage(ctx)
+		} else {
+			actions, err = p.repairProblems(ctx, todo[k])
+		}
+		rep.Actions = append(rep.Actions, actions...)
+		var ce *CorruptError
+		if err != nil && !errors.As(err, &ce) {
+			return rep, err
+		}
+	}
+	after, err := l.Verify(ctx, topic, nil)
+	rep.Remaining, rep.Gaps = after.Problems, after.Gaps
+	return rep, err
+}
+
+// repairProblems fixes one partition's repairable problems under its
+// writer lock: indexes first (tail discovery starts from the index), then
+// the tail.
+func (p *partition) repairProblems(ctx context.Context, problems []Problem) ([]RepairAction, error) {
+	unlock, err := p.lockForMaintenance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var actions []RepairAction
+	act := func(a RepairAction) {
+		a.Topic, a.Partition = p.topic.name, p.id
+		actions = append(actions, a)
+	}
+	rebuilt := map[int64]bool{}
+	var torn []Problem
+	for _, pr := range problems {
+		if pr.Kind == ProblemTornTail || pr.Kind == ProblemMeta {
+			// The tail is judged afresh below; a damaged checkpoint makes
+			// that a recovery that verifies everything and records one.
+			torn = append(torn, pr)
+			continue
+		}
+		base, ok := segmentBaseOf(pr.Path)
+		if !ok || rebuilt[base] {
+			continue
+		}
+		rebuilt[base] = true
+		if _, err := os.Stat(segmentPath(p.dir, base, logExt)); err != nil {
+			continue // removed by retention meanwhile
+		}
+		if p.w != nil && p.w.base == base {
+			p.dropActive() // it has the old index files open
+		}
+		if err := rebuildIndex(p.dir, base, p.topic.cfg.IndexIntervalBytes); err != nil {
+			return actions, fmt.Errorf("runnel: rebuild index of %s: %w", segmentPath(p.dir, base, logExt), err)
+		}
+		act(RepairAction{Kind: RepairRebuiltIndex, Path: segmentPath(p.dir, base, indexExt), Pos: -1})
+	}
+	if len(torn) == 0 {
+		return actions, nil
+	}
+	sizes := map[string]int64{}
+	for _, pr := range torn {
+		if st, err := os.Stat(pr.Path); err == nil {
+			sizes[pr.Path] = st.Size()
+		}
+	}
+	recovered := len(p.log.Recoveries())
+	// Forget this Log's view of the tail, and a sticky corruption verdict:
+	// the tail is judged afresh, from the last index entry.
+	p.dropActive()
+	p.broken = nil
+	err = p.findTail()
+	for _, r := range p.log.Recoveries()[recovered:] {
+		if r.Partition == p.dir && (r.CutPos >= 0 || len(r.RemovedSegments) > 0) {
+			act(RepairAction{Kind: RepairRecovered, Path: r.CutFile, Pos: r.CutPos, Bytes: r.CutBytes,
+				Detail: fmt.Sprintf("verified %d frames after the synced checkpoint, cut %d bytes at byte %d, removed segments %v", r.FramesVerified, r.CutBytes, r.CutPos, r.RemovedSegments)})
+		}
+	}
+	paths := make([]string, 0, len(sizes))
+	for path := range sizes {
+		paths = append(paths, path)
+	}
+	slices.Sort(paths)
+	for _, path := range paths {
+		if st, serr := os.Stat(path); serr == nil && st.Size() < sizes[path] {
+			act(RepairAction{Kind: RepairCutTail, Path: path, Pos: st.Size(), Bytes: sizes[path] - st.Size()})
+		}
+	}
+	return actions, err
+}
+
+// segmentBaseOf parses the base offset out of a segment file's path.
+func segmentBaseOf(path string) (int64, bool) {
+	name := filepath.Base(path)
+	base, err := strconv.ParseInt(name[:min(len(name), segNameLen)], 10, 64)
+	return base, err == nil && len(name) > segNameLen
+}
