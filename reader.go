@@ -413,8 +413,10 @@ func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 				var whole bool
 				if dst, whole, err = r.decode(dst, f, limit); err != nil {
 					// Records that do not decode in a checksummed frame:
-					// none of them is delivered, and the reader stays
-					// before it, so every Poll reports it.
+					// none of those this fill read is delivered, and the
+					// reader stays before them, so every Poll reports
+					// it. (A frame split between Polls by MaxPollRecords
+					// delivered its records before them already.)
 					return dst[:before], err
 				}
 				if whole {
@@ -497,8 +499,7 @@ func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool
 	m := f.meta
 	var it frame.Records
 	off := m.Base
-	resumed := r.restNext >= 0 && r.restNext == r.next && r.partial.pos == f.pos
-	if resumed {
+	if r.restNext >= 0 && r.restNext == r.next && r.partial.pos == f.pos {
 		it, off = r.rest, r.next // where the last fill stopped in this frame
 	} else {
 		it = frame.NewRecords(f.data, m)
@@ -524,19 +525,10 @@ func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool
 		}
 		off++
 	}
-	err := it.Err()
-	what := fmt.Sprintf("record %d of the frame", off-m.Base)
-	if err == nil && off < m.End() && !resumed {
-		// The frame is split between Polls: its records are delivered
-		// only if all of them decode, as when it is read whole.
-		if check := it; !check.Check() {
-			err, what = check.Err(), fmt.Sprintf("a record after record %d of the frame", off-m.Base)
-		}
-	}
-	if err != nil {
+	if err := it.Err(); err != nil {
 		r.restNext = -1
 		return dst, false, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
-			Err: fmt.Errorf("%s: %w", what, err)}
+			Err: fmt.Errorf("record %d of the frame: %w", off-m.Base, err)}
 	}
 	r.next = max(r.next, off)
 	if off < m.End() {

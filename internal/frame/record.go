@@ -158,19 +158,7 @@ func NewRecords(frame []byte, m Meta) Records {
 
 // Next decodes the next record into r. It returns false at the end of the
 // frame or on malformed bytes (see Err).
-func (it *Records) Next(r *Record) bool { return it.next(r) }
-
-// Check goes through the remaining records, checking each as Next would
-// without keeping it (and without allocating), and reports whether all are
-// well formed; if not, Err says what is wrong.
-func (it *Records) Check() bool {
-	for it.next(nil) {
-	}
-	return it.err == nil
-}
-
-// next is Next; with r nil it only checks the record.
-func (it *Records) next(r *Record) bool {
+func (it *Records) Next(r *Record) bool {
 	if it.err != nil {
 		return false
 	}
@@ -215,20 +203,18 @@ func (it *Records) Skip() bool {
 // Err returns the error that stopped Next, if any.
 func (it *Records) Err() error { return it.err }
 
-// decodeBody decodes one record's body into r; with r nil it only checks
-// it, allocating nothing.
 func decodeBody(b []byte, first int64, r *Record) error {
 	delta, k := binary.Varint(b)
 	if k <= 0 {
 		return fmt.Errorf("%w: record timestamp", ErrMalformed)
 	}
+	r.Timestamp = first + delta
 	b = b[k:]
-	key, b, ok := readBytes(b)
-	if !ok {
+	var ok bool
+	if r.Key, b, ok = readBytes(b); !ok {
 		return fmt.Errorf("%w: record key", ErrMalformed)
 	}
-	value, b, ok := readBytes(b)
-	if !ok {
+	if r.Value, b, ok = readBytes(b); !ok {
 		return fmt.Errorf("%w: record value", ErrMalformed)
 	}
 	nh, k := binary.Uvarint(b)
@@ -238,29 +224,23 @@ func decodeBody(b []byte, first int64, r *Record) error {
 		return fmt.Errorf("%w: header count", ErrMalformed)
 	}
 	b = b[k:]
-	var headers []Header
-	if r != nil && nh > 0 {
-		headers = make([]Header, nh)
+	r.Headers = nil
+	if nh > 0 {
+		r.Headers = make([]Header, nh)
 	}
-	for i := range int(nh) {
+	for i := range r.Headers {
 		kl, k := binary.Uvarint(b)
 		if k <= 0 || kl > uint64(len(b)-k) {
 			return fmt.Errorf("%w: header key", ErrMalformed)
 		}
-		hk := b[k : k+int(kl)]
-		var hv []byte
-		if hv, b, ok = readBytes(b[k+int(kl):]); !ok {
+		r.Headers[i].Key = string(b[k : k+int(kl)])
+		b = b[k+int(kl):]
+		if r.Headers[i].Value, b, ok = readBytes(b); !ok {
 			return fmt.Errorf("%w: header value", ErrMalformed)
-		}
-		if r != nil {
-			headers[i] = Header{Key: string(hk), Value: hv}
 		}
 	}
 	if len(b) != 0 {
 		return fmt.Errorf("%w: %d stray bytes in record", ErrMalformed, len(b))
-	}
-	if r != nil {
-		r.Timestamp, r.Key, r.Value, r.Headers = first+delta, key, value, headers
 	}
 	return nil
 }

@@ -309,35 +309,6 @@ func TestRecordsSkip(t *testing.T) {
 	}
 }
 
-// Check agrees with Next on every malformed frame, and passes good ones
-// without allocating.
-func TestRecordsCheck(t *testing.T) {
-	for _, c := range resealedCases() {
-		m, _ := ParseMeta(c.data)
-		it := NewRecords(c.data, m)
-		if it.Check() || !errors.Is(it.Err(), ErrMalformed) || !strings.Contains(it.Err().Error(), c.wantErr) {
-			t.Errorf("%s: Check passed, or says %v; want %q", c.name, it.Err(), c.wantErr)
-		}
-	}
-	var b Builder
-	for i := range 20 {
-		b.Add(int64(i), []byte("k"), []byte("v"), []Header{{Key: "h", Value: []byte{byte(i)}}})
-	}
-	data := b.Finish(0)
-	m, _ := ParseMeta(data)
-	var r Record
-	allocs := testing.AllocsPerRun(10, func() {
-		it := NewRecords(data, m)
-		it.Next(&r) // the first record kept, the rest checked
-		if !it.Check() {
-			t.Fatal(it.Err())
-		}
-	})
-	if allocs > 1 { // the first record's header table
-		t.Errorf("Check allocates: %v allocations", allocs)
-	}
-}
-
 func TestAllocs(t *testing.T) {
 	value := bytes.Repeat([]byte{'v'}, 100)
 	key := []byte("key")
