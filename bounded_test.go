@@ -168,20 +168,38 @@ func TestDeleteTopicContext(t *testing.T) {
 	}
 }
 
-func TestAlterTopicContext(t *testing.T) {
+// AlterTopicContext and DeleteTopicContext wait for another caller's
+// admin lock on the name only until ctx ends, and change nothing then.
+func TestTopicAdminContext(t *testing.T) {
 	l := openTest(t, t.TempDir(), nil)
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	lf := openTestLock(t, filepath.Join(l.topicDir("t"), ".alter.lock"))
+	before, err := l.DescribeTopic("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another caller (another process, as far as the lock can tell)
+	// holds the name's admin lock.
+	lf := openTestLock(t, filepath.Join(l.dir, "topics", "t"+topicLockSuffix))
 	mustTryLock(t, lf, 0, true)
-	err := inTime(t, "AlterTopicContext", func() error {
-		return l.AlterTopicContext(cancelSoon(), "t", func(c *TopicConfig) { c.RetentionBytes = 1 << 30 })
+	err = inTime(t, "AlterTopicContext", func() error {
+		return l.AlterTopicContext(cancelSoon(), "t", func(c *TopicConfig) { c.RetentionBytes = 12345 })
 	})
 	if !errors.Is(err, context.Canceled) {
-		t.Errorf("AlterTopicContext while another alter runs: %v, want context.Canceled", err)
+		t.Errorf("AlterTopicContext while another admin call runs: %v, want context.Canceled", err)
+	}
+	err = inTime(t, "DeleteTopicContext", func() error { return l.DeleteTopicContext(cancelSoon(), "t") })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("DeleteTopicContext while another admin call runs: %v, want context.Canceled", err)
 	}
 	mustUnlock(t, lf, 0)
-	if info, err := l.DescribeTopic("t"); err != nil || info.Config.RetentionBytes != 0 {
-		t.Errorf("config after an alter that gave up: %+v, %v", info.Config, err)
+	if info, err := l.DescribeTopic("t"); err != nil || info.Config != before.Config {
+		t.Errorf("config after calls that gave up: %+v, %v; want %+v", info.Config, err, before.Config)
+	}
+	if err := l.AlterTopicContext(context.Background(), "t", func(c *TopicConfig) { c.RetentionBytes = 12345 }); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := l.DescribeTopic("t"); err != nil || info.Config.RetentionBytes != 12345 {
+		t.Errorf("config after the alter: %+v, %v", info.Config, err)
 	}
 }
 

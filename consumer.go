@@ -80,7 +80,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 	if o.Group != "" {
 		if err := c.joinGroup(); err != nil {
 			l.removeConsumer(c)
-			return nil, err
+			return nil, l.orGone(t, err)
 		}
 		return c, nil
 	}
@@ -101,7 +101,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 		}
 		if err != nil {
 			c.Close()
-			return nil, err
+			return nil, l.orGone(t, err)
 		}
 	}
 	return c, nil
@@ -109,15 +109,10 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 
 // addPart starts reading partition id (not positioned yet).
 func (c *Consumer) addPart(id int) (*consumedPart, error) {
-	if c.g != nil {
-		// A member may take a partition long after it joined: the topic
-		// may be gone, or be another by now.
-		if err := c.topic.check(); err != nil {
-			return nil, err
-		}
-	}
+	// A member may take a partition long after it joined: the topic may
+	// be gone, or be another by now (openShared checks).
 	p := c.topic.parts[id]
-	m, err := openMeta(p.dir)
+	m, err := p.openShared()
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +229,7 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 	for {
 		if err := c.groupTick(); err != nil {
-			return nil, err
+			return nil, c.log.orGone(c.topic, err)
 		}
 		n := len(c.parts)
 		for i := range n {
@@ -276,22 +271,25 @@ func (c *Consumer) poll() ([]Record, error) {
 		return nil, ErrClosed
 	}
 	c.recs = c.recs[:0]
+	// A deleted topic first: a reader's error may come from the delete.
+	if err := c.checkDeleted(); err != nil {
+		return nil, err
+	}
 	for _, part := range c.parts {
 		if part.err != nil {
 			return nil, part.err
 		}
-		if part.meta.deleted() {
-			return nil, fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, part.id)
-		}
-	}
-	if c.topic.gone.Load() {
-		return nil, c.topic.errGone()
 	}
 	n := len(c.parts)
 	for i := 0; i < n && len(c.recs) < c.opts.MaxPollRecords; i++ {
 		r := c.parts[(c.rr+i)%n].r
 		var err error
 		if c.recs, err = r.fill(c.recs, c.opts.MaxPollRecords-len(c.recs)); err != nil {
+			// A delete sets the flag before it moves the files away: a
+			// file that vanished under the read says which happened.
+			if derr := c.checkDeleted(); derr != nil {
+				return nil, derr
+			}
 			return c.recs, err
 		}
 	}
@@ -325,6 +323,16 @@ func (c *Consumer) settle() {
 			part.prog.skipTo(part.r.next)
 		}
 	}
+}
+
+// checkDeleted fails with ErrTopicNotFound once the topic was deleted.
+func (c *Consumer) checkDeleted() error {
+	for _, part := range c.parts {
+		if part.meta.deleted() {
+			return fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, part.id)
+		}
+	}
+	return nil
 }
 
 // Records iterates over records as they arrive, waiting for new ones,

@@ -23,13 +23,16 @@ var (
 	// it holds.
 	ErrOutOfRange = errors.New("runnel: offset out of range")
 
-	// ErrTopicNotFound is returned by Producer, Consumer, DescribeTopic and
-	// DeleteTopic for a topic that does not exist, and by every later call
-	// on a live Producer or Consumer whose topic was deleted (or deleted
-	// and created again) by this or any other process.
+	// ErrTopicNotFound is returned by Producer, Consumer, DescribeTopic,
+	// AlterTopic and DeleteTopic for a topic that does not exist, and by
+	// every later send, poll and commit of a live Producer or Consumer
+	// whose topic was deleted (or deleted and created again) by this or
+	// any other process since it was made.
 	ErrTopicNotFound = errors.New("runnel: topic not found")
 
-	// ErrTopicExists is returned by CreateTopic for a name already taken.
+	// ErrTopicExists is returned by CreateTopic for a name already taken,
+	// also by a directory that holds a topic's segments without its
+	// topic.json.
 	ErrTopicExists = errors.New("runnel: topic already exists")
 
 	// ErrTooLarge is returned by Send and SendAsync for a record larger

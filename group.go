@@ -94,7 +94,7 @@ var testHookNoSlot func()
 var errGroupFileDeleted = errors.New("offsets file deleted")
 
 func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
-	off, err := openOffsets(l.dir, group, t.name, len(t.parts), true)
+	off, err := l.openGroupOffsets(context.Background(), t, group)
 	if err != nil {
 		return nil, err
 	}

@@ -247,7 +247,7 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 			return nil, err
 		}
 	}
-	off, err := openAdmin(ctx, l.dir, group, topic, len(t.parts))
+	off, err := l.openAdmin(ctx, t, group)
 	if err != nil {
 		return nil, err
 	}
@@ -350,13 +350,13 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 	return targets, nil
 }
 
-// openAdmin opens (creating if needed) the group's offsets file for a
-// topic of nparts partitions and takes its admin lock, waiting until ctx
-// ends. A file that a DeleteGroup removed meanwhile is left for the
+// openAdmin opens (creating if needed, as openGroupOffsets does) the
+// group's offsets file for topic t and takes its admin lock, waiting until
+// ctx ends. A file that a DeleteGroup removed meanwhile is left for the
 // path's next one.
-func openAdmin(ctx context.Context, dir, group, topic string, nparts int) (*offsetsFile, error) {
+func (l *Log) openAdmin(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
 	for {
-		off, err := openOffsets(dir, group, topic, nparts, true)
+		off, err := l.openGroupOffsets(ctx, t, group)
 		if err != nil {
 			return nil, err
 		}

@@ -327,9 +327,8 @@ func checkGroupDescribed(t *testing.T, l *Log, group string, members ...*mpMembe
 
 // Three member processes share 12 partitions 4/4/4. One is killed with
 // SIGKILL: the other two take its partitions (how fast is measured by
-// BenchmarkGroupFailover), every record
-// is processed, and the only records processed twice are the dead
-// member's, from its last commit on.
+// BenchmarkGroupFailover), every record is processed, and the only records
+// processed twice are the dead member's, from its last commit on.
 func TestGroupMultiProcessFailover(t *testing.T) {
 	dir := t.TempDir()
 	l := openTest(t, dir, &Options{Durability: Buffered})
@@ -363,6 +362,9 @@ func TestGroupMultiProcessFailover(t *testing.T) {
 	waitFor(t, 10*time.Second, "the dead member's partitions taken over", func() bool {
 		return mpBalanced(nparts, survivors...)
 	})
+	// How fast is for BenchmarkGroupFailover to measure; a busy machine
+	// can stretch any one takeover. Here it only has to happen, and to
+	// happen after the kill.
 	var takeover time.Duration
 	for _, p := range lost {
 		var at time.Time
@@ -371,10 +373,11 @@ func TestGroupMultiProcessFailover(t *testing.T) {
 				at = ts
 			}
 		}
+		if at.IsZero() {
+			t.Errorf("partition %d of the killed member: no survivor reports taking it over", p)
+		}
 		takeover = max(takeover, at.Sub(killed))
 	}
-	// How fast is for BenchmarkGroupFailover to measure: on a loaded
-	// machine any bound here would fail by luck.
 	t.Logf("partitions %v of the killed member taken over %v after SIGKILL", lost, takeover)
 	checkGroupDescribed(t, l, "g", survivors...)
 

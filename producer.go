@@ -221,9 +221,6 @@ func (p *Producer) checkOpen() error {
 	if p.closed.Load() || p.log.closed.Load() {
 		return ErrClosed
 	}
-	if p.topic.gone.Load() {
-		return p.topic.errGone()
-	}
 	return nil
 }
 
