@@ -13,7 +13,7 @@ import (
 // moves, ctx ends, or timeout passes (0: no timeout).
 func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 	defer c.noteSleep()
-	if c.spin > 0 && c.spinFor(c.spin) {
+	if c.opts.SpinWait > 0 && c.spinFor(c.opts.SpinWait) {
 		return
 	}
 	// A mapping this process may not write cannot count it as a sleeper,

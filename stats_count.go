@@ -79,13 +79,14 @@ func (p *partition) noteGapCrossed(n int64) {
 	p.counts.gapsCrossed.Add(n)
 }
 
-// fillCounted is r.fill(c.recs) for Poll, counting what it read: one
-// count per partition per Poll rather than per frame, so a Poll of many
-// small frames pays for counting once.
-func (c *Consumer) fillCounted(r *partReader) error {
+// fillCounted is r.fill(c.recs, max) for Poll, counting what it read:
+// one count per partition per Poll rather than per frame, so a Poll of
+// many small frames pays for counting once. A frame's bytes count when
+// its last record is delivered (MaxPollRecords may split it).
+func (c *Consumer) fillCounted(r *partReader, max int) error {
 	before, bytes := len(c.recs), r.bytesDecoded
 	var err error
-	c.recs, err = r.fill(c.recs)
+	c.recs, err = r.fill(c.recs, max)
 	if n := len(c.recs) - before; n > 0 {
 		size := r.bytesDecoded - bytes
 		s, pc := &c.log.stats, &r.p.counts
