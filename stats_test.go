@@ -271,3 +271,39 @@ func BenchmarkStats(b *testing.B) {
 		l.Stats()
 	}
 }
+
+// TestStatsReadSplitFrame checks that a frame MaxPollRecords splits over
+// several Polls counts its records as delivered and its bytes once.
+func TestStatsReadSplitFrame(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p, err := l.Producer("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		p.SendAsync(Record{Value: []byte("v")}, nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	frames, bytes := frameBytes(t, l, "t", 0)
+	c := mustConsumer(t, l, "t", &ConsumerOptions{Start: Earliest, MaxPollRecords: 3})
+	for got := 0; got < 10; {
+		recs, err := c.TryPoll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) > 3 {
+			t.Fatalf("Poll returned %d records, MaxPollRecords is 3", len(recs))
+		}
+		got += len(recs)
+		if p0 := partStats(t, l.Stats(), "t", 0); p0.RecordsRead != int64(got) || p0.BytesRead > bytes {
+			t.Fatalf("after %d records: read %d records, %d bytes (of %d)", got, p0.RecordsRead, p0.BytesRead, bytes)
+		}
+	}
+	if p0 := partStats(t, l.Stats(), "t", 0); p0.BytesRead != bytes || frames >= 10 {
+		t.Fatalf("read %d bytes, want %d; %d frames (want fewer than records)", p0.BytesRead, bytes, frames)
+	}
+}
