@@ -131,6 +131,17 @@
 // commits only the run of marked records from the last commit on, so a
 // record still in a worker's hands is never skipped.
 //
+// # Metrics
+//
+// Log.Stats is a snapshot for monitoring: this Log's counters (records,
+// frames and bytes appended, fdatasyncs with a latency histogram, repairs,
+// losses, records read, poll waits), per partition, and the directory's
+// state read from the files when it is called (offsets, durable lag,
+// segments, bytes on disk, each group's members and lag). Counting costs a
+// few atomic adds per frame and per Poll; a Stats call costs I/O in
+// proportion to the partitions. Package promrunnel exposes it to
+// Prometheus, and docs/OPERATIONS.md says what to alert on.
+//
 // # Caveats
 //
 // Network file systems (NFS, SMB, most FUSE file systems) are not
