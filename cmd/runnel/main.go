@@ -65,7 +65,7 @@ var commands []*command
 var commandOrder = []string{
 	"topics create", "topics list", "topics describe", "topics alter", "topics delete",
 	"produce", "consume",
-	"groups list", "groups describe", "groups reset",
+	"groups list", "groups describe", "groups reset", "groups delete",
 	"verify", "repair", "dump", "stat", "serve",
 	"completion", "version",
 }
