@@ -123,33 +123,20 @@ func (v *verifier) partition(p *partition) error {
 // and needs only read permission) and checks it. nil if there is none.
 func (v *verifier) meta(p *partition) *metaMap {
 	path := filepath.Join(p.dir, metaFileName)
-	data, err := readBounded(path, metaSize+1)
-	if err != nil {
+	m, ckptOK, err := readMetaCopy(p.dir)
+	switch {
+	case err != nil:
 		v.note("%s: unreadable (%v): what it says was committed is not checked", path, err)
 		return nil
-	}
-	if data == nil {
+	case m == nil:
 		if bases, _ := listSegments(p.dir); len(bases) > 0 {
 			v.note("%s: missing: nothing says what was committed or synced; the next writer verifies the whole partition", path)
 		}
 		return nil
+	case !ckptOK:
+		v.problem(Problem{Kind: ProblemMeta, Topic: p.topic.name, Partition: p.id, Path: path, Pos: metaCkptOff, Offset: -1,
+			Detail: "the synced checkpoint does not check out: the next writer verifies the whole partition"})
 	}
-	// A file shorter than its size reads as zeros past its end, as
-	// writers grow it: only a checkpoint that does not check out is
-	// damage (it costs a full verification at the next recovery).
-	m := privateMeta(path, data)
-	for try := 0; try < 3; try++ {
-		if _, ok := m.checkpoint(); ok || allZero(m.mem[metaCkptOff:metaCkptEnd]) {
-			return m
-		}
-		// A writer may be recording a checkpoint this moment: look again.
-		time.Sleep(time.Millisecond)
-		if data, err := readBounded(path, metaSize+1); err == nil {
-			m = privateMeta(path, data)
-		}
-	}
-	v.problem(Problem{Kind: ProblemMeta, Topic: p.topic.name, Partition: p.id, Path: path, Pos: metaCkptOff, Offset: -1,
-		Detail: "the synced checkpoint does not check out: the next writer verifies the whole partition"})
 	return m
 }
 
