@@ -58,7 +58,7 @@ func prepareBackupDest(src, dest string) (*backupDest, error) {
 	case err != nil:
 		return nil, fmt.Errorf("runnel: backup: %w", err)
 	case !st.IsDir():
-		return nil, fmt.Errorf("%w: backup destination %s exists and is not a directory (%w)", ErrInvalidArgument, final, fs.ErrExist)
+		return nil, fmt.Errorf("%w: backup destination %s exists and is not a directory", ErrInvalidArgument, final)
 	}
 	return buildInside(final)
 }
@@ -87,7 +87,7 @@ func buildInside(final string) (*backupDest, error) {
 	}
 	for _, name := range names {
 		if !strings.HasPrefix(name, incompleteTag) {
-			return fail(fmt.Errorf("%w: backup destination %s is not empty (%w)", ErrInvalidArgument, final, fs.ErrExist))
+			return fail(fmt.Errorf("%w: backup destination %s is not empty", ErrInvalidArgument, final))
 		}
 	}
 	// Under the flock, a backup's directory is a dead one's.
