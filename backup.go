@@ -58,6 +58,20 @@ type BackupOptions struct {
 	// total there is to copy. Default: none.
 	Progress func(done, total int64)
 
+	// CrashImage says that the log was not shut down when its files were
+	// taken: it is a file-system snapshot, a disk image, or a copy made
+	// while processes ran, about to be opened in the same machine run as
+	// the log it came from. Bytes written after each partition's last
+	// synced checkpoint may then be missing or stale anywhere, as after a
+	// power loss, but no restart tells runnel so. The copy is made as the
+	// recovery after a restart would make it: cut at the first frame
+	// after the checkpoint that is not whole, the rest left out (and
+	// reported, see PartitionBackup.LeftOut). Without it, such a hole is
+	// damage and fails the backup. It is not needed for an image opened
+	// after a restart, or on another machine: the checkpoint's boot id
+	// tells. Default false.
+	CrashImage bool
+
 	// Verify runs Verify over the copy before it is put in place, and
 	// fails the backup if Verify finds a problem. The copy's own check
 	// already reads every frame (checksum, commit byte, offsets, seals);

@@ -325,7 +325,11 @@ func (b *backup) judgeBreak(pc *partCopy, src *os.File, base int64, iw indexedWa
 	if later == 0 {
 		later = -1
 	}
-	rules := segmentRules(pc.pp.meta, base, iw.pos, later, true)
+	unsynced := otherBoot
+	if b.opts.CrashImage {
+		unsynced = anyBoot
+	}
+	rules := segmentRules(pc.pp.meta, base, iw.pos, later, unsynced)
 	c := newCursor(src, path, iw.pos, iw.next)
 	v, err := c.judgeTail(rules)
 	if err != nil {
@@ -354,6 +358,8 @@ func (b *backup) judgeBreak(pc *partCopy, src *os.File, base int64, iw indexedWa
 	switch {
 	case v.kind == tailEnd:
 		what, why = "the segment ends there now", "they were cut since the backup began"
+	case rules.powerLoss && unsynced == anyBoot:
+		why = "they follow the last synced checkpoint of a log that was not shut down when this image of it was taken, and did not all reach the image; a recovery would cut them"
 	case rules.powerLoss:
 		why = "they follow the last synced checkpoint, and the machine restarted before they all reached the disk; the partition's recovery cuts them"
 	}

@@ -591,6 +591,40 @@ func TestBackupDamage(t *testing.T) {
 		}
 	})
 
+	t.Run("crash image", func(t *testing.T) {
+		// A snapshot of a log that was running, opened in the same boot:
+		// after its checkpoint (this boot's), a page never reached the
+		// image, with good frames after it.
+		dir := t.TempDir()
+		pdir, segs := build(t, dir)
+		last := segs[len(segs)-1]
+		writeMeta(t, pdir, bootID(), last.Base, 0, last.Base)
+		hole := last.Frames[3]
+		path := segmentPath(pdir, last.Base, logExt)
+		writeAt(t, path, hole.Pos, make([]byte, 512))
+		var ce *CorruptError
+		if _, _, err := backupOf(t, dir); !errors.As(err, &ce) || ce.Path != path || ce.Pos != hole.Pos {
+			t.Fatalf("Backup without CrashImage: %v; want the hole as damage", err)
+		}
+		l := openTest(t, dir, &Options{RetentionInterval: -1})
+		dest := filepath.Join(t.TempDir(), "copy")
+		rep, err := l.Backup(ctx, dest, &BackupOptions{CrashImage: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := last.Frames[len(last.Frames)-1].Meta.End()
+		if pb := rep.Partitions[0]; pb.NextOffset != hole.Meta.Base || pb.LeftOut != total-hole.Meta.Base {
+			t.Errorf("report %+v; want the copy to end at offset %d, leaving out %d", pb, hole.Meta.Base, total-hole.Meta.Base)
+		}
+		if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "not shut down") {
+			t.Errorf("notes %q", rep.Notes)
+		}
+		c := openCopy(t, dest)
+		if recs := readAvailable(t, c, "d"); int64(len(recs)) != hole.Meta.Base {
+			t.Errorf("the copy holds %d records, want %d", len(recs), hole.Meta.Base)
+		}
+	})
+
 	t.Run("a dead writer's torn frame", func(t *testing.T) {
 		// The last frame committed but torn, nothing after it, and
 		// partition.meta saying synced up to the frame before: what a

@@ -225,7 +225,7 @@ walk:
 		}
 		// Not a good frame: judge it as writers and readers do, with
 		// what is known committed (read before the bytes are read again).
-		rules := segmentRules(meta, base, c.pos, later, true)
+		rules := segmentRules(meta, base, c.pos, later, otherBoot)
 		vd, err := c.judgeTail(rules)
 		if err != nil {
 			return sc, err
@@ -290,15 +290,34 @@ walk:
 	return sc, nil
 }
 
+// unsyncedAfter says whose synced checkpoint marks the start of bytes that
+// may have been lost, for segmentRules.
+type unsyncedAfter int
+
+const (
+	// noneUnsynced: same-boot rules everywhere (a salvage, which runs
+	// after the writer's recovery).
+	noneUnsynced unsyncedAfter = iota
+	// otherBoot: a checkpoint written before a machine restart that no
+	// writer has recovered from yet (Verify, Backup).
+	otherBoot
+	// anyBoot: every checkpoint, this boot's too: the directory is an
+	// image of a log that was never shut down (a file-system snapshot or
+	// a disk image, Backup with BackupOptions.CrashImage), so nothing after
+	// its checkpoints is known to have reached the image.
+	anyBoot
+)
+
 // segmentRules gathers what is known committed, for judging the bytes at
-// pos of segment base by a walk over every segment (Verify, salvage):
-// partition.meta's word (meta), and the next segment, whose base every
-// record before it had (later, -1 for none). With afterReboot, a restart
-// since the checkpoint that no writer has recovered from yet makes what
-// follows it unsynced bytes (powerLoss) rather than damage.
-func segmentRules(meta *metaMap, base, pos, later int64, afterReboot bool) tailRules {
+// pos of segment base by a walk over every segment (Verify, salvage,
+// Backup): partition.meta's word (meta), and the next segment, whose base
+// every record before it had (later, -1 for none). Past a checkpoint that
+// unsynced says may not have reached the disk, what follows it is
+// unsynced bytes (powerLoss) rather than damage.
+func segmentRules(meta *metaMap, base, pos, later int64, unsynced unsyncedAfter) tailRules {
 	rules, cp, ok := knownCommittedIn(meta)
-	if afterReboot && ok && cp.boot != bootID() && (base > cp.base || base == cp.base && pos >= cp.pos) {
+	restarted := unsynced == anyBoot || unsynced == otherBoot && cp.boot != bootID()
+	if ok && restarted && (base > cp.base || base == cp.base && pos >= cp.pos) {
 		rules.powerLoss = true
 		return rules
 	}

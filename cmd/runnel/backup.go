@@ -13,10 +13,10 @@ import (
 
 func init() {
 	var format string
-	var verify bool
+	var verify, crashImage bool
 	register(&command{
 		name:    "backup",
-		args:    "DEST [-verify] [-format text|json]",
+		args:    "DEST [-verify] [-crash-image] [-format text|json]",
 		summary: "copy the log, consistently, while it is in use",
 		describe: `
 Copies the log into DEST, a directory that must not exist yet (its parent
@@ -37,6 +37,12 @@ and "runnel repair" come first then.
 
 -verify also runs verify's checks over the copy before it is put in place.
 
+-crash-image is for a log that was not shut down when its files were taken
+(a file-system snapshot, a disk image), backed up in the same machine run
+as the log it came from: what followed each partition's last synced
+checkpoint may not have reached the image, and the copy is cut where a
+recovery after a power loss would cut it, instead of failing at the hole.
+
 With -format json it prints {"dest", "topics", "bytes", "partitions":
 [{"topic", "partition", "start_offset", "next_offset", "segments",
 "records", "bytes", "segments_removed", "left_out"}], "groups": [{"group",
@@ -44,6 +50,7 @@ With -format json it prints {"dest", "topics", "bytes", "partitions":
 group has none.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&verify, "verify", false, "check the copy with verify's checks before putting it in place")
+			fs.BoolVar(&crashImage, "crash-image", false, "the log is a snapshot of one that was running: recover the copy as after a power loss")
 			outputFlag(fs, &format)
 		},
 		nargs:    [2]int{1, 1},
@@ -56,7 +63,7 @@ group has none.`,
 			}
 			defer closeLog(l, &err)
 			bar := newProgress("backup", 0, true, false)
-			rep, err := l.Backup(ctx, args[0], &runnel.BackupOptions{Progress: bar.set, Verify: verify})
+			rep, err := l.Backup(ctx, args[0], &runnel.BackupOptions{Progress: bar.set, Verify: verify, CrashImage: crashImage})
 			bar.done()
 			if err != nil {
 				return interrupted(ctx, err)
