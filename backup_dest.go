@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -50,7 +52,7 @@ func prepareBackupDest(src, dest string) (*backupDest, error) {
 	st, err := os.Stat(final)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		build, err := os.MkdirTemp(filepath.Dir(final), filepath.Base(final)+incompleteTag)
+		build, err := makeBuildDir(filepath.Dir(final), filepath.Base(final)+incompleteTag)
 		if err != nil {
 			return nil, fmt.Errorf("runnel: backup: %w", err)
 		}
@@ -96,10 +98,23 @@ func buildInside(final string) (*backupDest, error) {
 			return fail(fmt.Errorf("runnel: backup: %w", err))
 		}
 	}
-	if d.build, err = os.MkdirTemp(final, incompleteTag); err != nil {
+	if d.build, err = makeBuildDir(final, incompleteTag); err != nil {
 		return fail(fmt.Errorf("runnel: backup: %w", err))
 	}
 	return d, nil
+}
+
+// makeBuildDir makes a new directory in dir named prefix and a random
+// number. Unlike os.MkdirTemp's, its mode is the umask's, as Open's
+// directories are: the copy may be a log that other users share.
+func makeBuildDir(dir, prefix string) (string, error) {
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		err := os.Mkdir(name, 0o755)
+		if err == nil || !errors.Is(err, fs.ErrExist) || try == 100 {
+			return name, err
+		}
+	}
 }
 
 func flockNoWait(f *os.File) error {

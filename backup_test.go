@@ -117,6 +117,15 @@ func treeFiles(t testing.TB, dir string) map[string][]byte {
 	return out
 }
 
+func fileMode(t testing.TB, path string) fs.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode()
+}
+
 // leftovers lists the directories a backup builds in (incompleteTag)
 // under dir, one level down.
 func leftovers(t testing.TB, dir string) []string {
@@ -161,6 +170,10 @@ func TestBackupCopiesLog(t *testing.T) {
 			}
 			if got := leftovers(t, dest); len(got) > 0 {
 				t.Errorf("left inside the copy: %v", got)
+			}
+			// Made with the umask's mode, as Open makes a log's directories.
+			if want, got := fileMode(t, filepath.Join(src, "topics")), fileMode(t, dest); mode == "new directory" && got != want {
+				t.Errorf("the copy's directory has mode %v, want %v", got, want)
 			}
 
 			// The report.
