@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -86,7 +87,7 @@ type BackupReport struct {
 	Topics     []string          // topics copied
 	Partitions []PartitionBackup // what each partition's copy holds
 	Groups     []GroupBackup     // consumer groups' offsets copied
-	Bytes      int64             // bytes of segment files copied
+	Bytes      int64             // bytes of segment files in the copy
 	Notes      []string          // what was left out, and why
 }
 
@@ -335,6 +336,9 @@ func (b *backup) copyTopic(tp *topicPlan) error {
 		}
 		if !tp.gone {
 			b.rep.Partitions = append(b.rep.Partitions, parts...)
+			for _, pb := range parts {
+				b.rep.Bytes += pb.Bytes
+			}
 		}
 	}
 	if tp.gone {
@@ -433,24 +437,18 @@ func readCommitSettled(o *offsetsFile, p int) (commitState, error) {
 // requests it applied) and any reset request: no member is alive in the
 // copy, so member and owner records are left out.
 func (b *backup) writeGroups() error {
-	copied := map[string]int{}
+	copied := map[string]bool{}
 	for _, tp := range b.topics {
-		if !tp.gone {
-			copied[tp.t.name] = len(tp.parts)
-		}
+		copied[tp.t.name] = !tp.gone
 	}
 	for _, gp := range b.groups {
-		nparts, ok := copied[gp.topic]
-		if !ok {
+		if !copied[gp.topic] {
 			b.note("group %s: its offsets for topic %s are not copied: the topic is not in the copy", gp.group, gp.topic)
 			continue
 		}
-		if len(gp.commits) != nparts {
-			// Verify reports it on the source; the copy keeps the file's
-			// word, as the source does.
-			nparts = len(gp.commits)
-		}
-		if err := writeGroupCopy(b.dest.build, gp, nparts); err != nil {
+		// As many partitions as the file says: one that disagrees with
+		// its topic is Verify's to report, in the copy as in the log.
+		if err := writeGroupCopy(b.dest.build, gp, len(gp.commits)); err != nil {
 			return fmt.Errorf("runnel: backup: group %s, topic %s: %w", gp.group, gp.topic, err)
 		}
 		gb := GroupBackup{Group: gp.group, Topic: gp.topic}
@@ -549,7 +547,11 @@ func readFlocked(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return readBounded(path, maxServerStateFile)
+	data, err := io.ReadAll(io.LimitReader(f, maxServerStateFile+1))
+	if err == nil && len(data) > maxServerStateFile {
+		err = fmt.Errorf("%s: more than %d bytes", path, maxServerStateFile)
+	}
+	return data, err
 }
 
 // verifyCopy runs Verify over the copy, as a Log of its own that keeps
@@ -582,7 +584,6 @@ func (b *backup) note(format string, args ...any) {
 // 50ms.
 func (b *backup) advance(n int64) {
 	b.done += n
-	b.rep.Bytes += n
 	if b.opts.Progress == nil {
 		return
 	}
