@@ -37,12 +37,7 @@ func (s *syncLog) observe(e syncEvent) {
 	}
 	if !e.done {
 		if e.kind == syncDirectory {
-			entries, _ := os.ReadDir(path)
-			var names []string
-			for _, en := range entries {
-				names = append(names, en.Name())
-			}
-			s.begun[path] = names
+			s.begun[path] = entryNames(path)
 		} else {
 			data, _ := os.ReadFile(path)
 			s.begun[path] = data
@@ -59,6 +54,16 @@ func (s *syncLog) observe(e syncEvent) {
 	} else {
 		s.files[path] = v.([]byte)
 	}
+}
+
+// entryNames lists the names in the directory at path.
+func entryNames(path string) []string {
+	entries, _ := os.ReadDir(path)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 // placed maps a path under the directory a backup was built in to where
@@ -111,14 +116,7 @@ func TestBackupSyncsEverything(t *testing.T) {
 				}
 				checked++
 				if d.IsDir() {
-					entries, err := os.ReadDir(path)
-					if err != nil {
-						return err
-					}
-					var names []string
-					for _, e := range entries {
-						names = append(names, e.Name())
-					}
+					names := entryNames(path)
 					synced, ok := dirs[path]
 					if !ok {
 						t.Errorf("directory %s was never synced", path)

@@ -532,11 +532,31 @@ func TestBackupDamage(t *testing.T) {
 		pdir := filepath.Join(dir, "topics", "d", "0")
 		return pdir, parsePartition(t, pdir, minSegmentBytes)
 	}
-	backupOf := func(t *testing.T, dir string) (BackupReport, string, error) {
+	backupOf := func(t *testing.T, dir string, opts *BackupOptions) (BackupReport, string, error) {
 		l := openTest(t, dir, &Options{RetentionInterval: -1})
 		dest := filepath.Join(t.TempDir(), "copy")
-		rep, err := l.Backup(ctx, dest, nil)
+		rep, err := l.Backup(ctx, dest, opts)
 		return rep, dest, err
+	}
+	// checkCut checks a backup whose copy ends at frame cut of the last
+	// segment last, leaving out the rest, with a note that says why.
+	checkCut := func(t *testing.T, dir string, opts *BackupOptions, last diskSeg, cut diskFrame, why string) {
+		t.Helper()
+		rep, dest, err := backupOf(t, dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := cut.Meta.Base, last.Frames[len(last.Frames)-1].Meta.End()
+		if pb := rep.Partitions[0]; pb.NextOffset != from || pb.LeftOut != to-from {
+			t.Errorf("report %+v; want the copy to end at offset %d, leaving out %d", pb, from, to-from)
+		}
+		if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], why) {
+			t.Errorf("notes %q, want one saying %q", rep.Notes, why)
+		}
+		c := openCopy(t, dest)
+		if recs := readAvailable(t, c, "d"); int64(len(recs)) != from {
+			t.Errorf("the copy holds %d records, want %d", len(recs), from)
+		}
 	}
 
 	t.Run("committed data", func(t *testing.T) {
@@ -546,7 +566,7 @@ func TestBackupDamage(t *testing.T) {
 		path := segmentPath(pdir, segs[0].Base, logExt)
 		flipByte(t, path, fr.Pos+60)
 		before := treeFiles(t, dir)
-		_, dest, err := backupOf(t, dir)
+		_, dest, err := backupOf(t, dir, nil)
 		var ce *CorruptError
 		if !errors.As(err, &ce) || ce.Path != path || ce.Pos != fr.Pos || ce.Offset != fr.Meta.Base {
 			t.Fatalf("Backup: %v; want a *CorruptError at byte %d (offset %d) of %s", err, fr.Pos, fr.Meta.Base, path)
@@ -573,21 +593,7 @@ func TestBackupDamage(t *testing.T) {
 		setBootIDForTest(t, machineBootID)
 		fr := last.Frames[2]
 		flipByte(t, segmentPath(pdir, last.Base, logExt), fr.Pos+60)
-		rep, dest, err := backupOf(t, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total := last.Frames[len(last.Frames)-1].Meta.End()
-		if pb := rep.Partitions[0]; pb.NextOffset != fr.Meta.Base || pb.LeftOut != total-fr.Meta.Base {
-			t.Errorf("report %+v; want the copy to end at offset %d, leaving out %d", pb, fr.Meta.Base, total-fr.Meta.Base)
-		}
-		if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "machine restarted") {
-			t.Errorf("notes %q", rep.Notes)
-		}
-		c := openCopy(t, dest)
-		if recs := readAvailable(t, c, "d"); int64(len(recs)) != fr.Meta.Base {
-			t.Errorf("the copy holds %d records, want %d", len(recs), fr.Meta.Base)
-		}
+		checkCut(t, dir, nil, last, fr, "machine restarted")
 
 		// Before the checkpoint it is damage.
 		dir2 := t.TempDir()
@@ -599,7 +605,7 @@ func TestBackupDamage(t *testing.T) {
 		path := segmentPath(pdir, segs[0].Base, logExt)
 		flipByte(t, path, segs[0].Frames[1].Pos+60)
 		var ce *CorruptError
-		if _, _, err := backupOf(t, dir2); !errors.As(err, &ce) || ce.Path != path || ce.Pos != segs[0].Frames[1].Pos {
+		if _, _, err := backupOf(t, dir2, nil); !errors.As(err, &ce) || ce.Path != path || ce.Pos != segs[0].Frames[1].Pos {
 			t.Errorf("Backup with damage before the checkpoint: %v", err)
 		}
 	})
@@ -616,26 +622,10 @@ func TestBackupDamage(t *testing.T) {
 		path := segmentPath(pdir, last.Base, logExt)
 		writeAt(t, path, hole.Pos, make([]byte, 512))
 		var ce *CorruptError
-		if _, _, err := backupOf(t, dir); !errors.As(err, &ce) || ce.Path != path || ce.Pos != hole.Pos {
+		if _, _, err := backupOf(t, dir, nil); !errors.As(err, &ce) || ce.Path != path || ce.Pos != hole.Pos {
 			t.Fatalf("Backup without CrashImage: %v; want the hole as damage", err)
 		}
-		l := openTest(t, dir, &Options{RetentionInterval: -1})
-		dest := filepath.Join(t.TempDir(), "copy")
-		rep, err := l.Backup(ctx, dest, &BackupOptions{CrashImage: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		total := last.Frames[len(last.Frames)-1].Meta.End()
-		if pb := rep.Partitions[0]; pb.NextOffset != hole.Meta.Base || pb.LeftOut != total-hole.Meta.Base {
-			t.Errorf("report %+v; want the copy to end at offset %d, leaving out %d", pb, hole.Meta.Base, total-hole.Meta.Base)
-		}
-		if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "not shut down") {
-			t.Errorf("notes %q", rep.Notes)
-		}
-		c := openCopy(t, dest)
-		if recs := readAvailable(t, c, "d"); int64(len(recs)) != hole.Meta.Base {
-			t.Errorf("the copy holds %d records, want %d", len(recs), hole.Meta.Base)
-		}
+		checkCut(t, dir, &BackupOptions{CrashImage: true}, last, hole, "not shut down")
 	})
 
 	t.Run("a dead writer's torn frame", func(t *testing.T) {
@@ -649,17 +639,7 @@ func TestBackupDamage(t *testing.T) {
 		fr := last.Frames[len(last.Frames)-1]
 		diedAt(t, pdir, last.Base, fr.Pos, fr.Meta.Base)
 		flipByte(t, segmentPath(pdir, last.Base, logExt), fr.Pos+60)
-		rep, dest, err := backupOf(t, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pb := rep.Partitions[0]; pb.NextOffset != fr.Meta.Base || pb.LeftOut != int64(fr.Meta.Count) {
-			t.Errorf("report %+v; want the copy to end at offset %d, leaving out %d", pb, fr.Meta.Base, fr.Meta.Count)
-		}
-		if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "writer that died") {
-			t.Errorf("notes %q", rep.Notes)
-		}
-		openCopy(t, dest)
+		checkCut(t, dir, nil, last, fr, "writer that died")
 	})
 }
 
