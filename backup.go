@@ -263,19 +263,21 @@ func (b *backup) plan() error {
 		return err
 	}
 	for _, name := range names {
-		config, err := os.ReadFile(filepath.Join(b.l.topicDir(name), topicFileName))
-		if errors.Is(err, fs.ErrNotExist) {
+		t, err := b.l.topic(name)
+		if errors.Is(err, ErrTopicNotFound) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return fmt.Errorf("runnel: backup: %w", err)
+			return err
 		}
-		t, err := b.l.topic(name)
-		if errors.Is(err, ErrTopicNotFound) {
+		// Read after the handle: if the topic is deleted, or created
+		// again, from here on, topicGone tells at the end of its copy.
+		config, err := os.ReadFile(filepath.Join(b.l.topicDir(name), topicFileName))
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("runnel: backup: %w", err)
 		}
 		b.topics = append(b.topics, &topicPlan{t: t, config: config})
 	}
@@ -304,10 +306,7 @@ func (b *backup) plan() error {
 
 // topicGone reports whether tp's topic was deleted (or deleted and
 // created again) since the plan found it.
-func (b *backup) topicGone(tp *topicPlan) bool {
-	st, err := os.Stat(b.l.topicDir(tp.t.name))
-	return err != nil || !os.SameFile(st, tp.t.dirInfo)
-}
+func (b *backup) topicGone(tp *topicPlan) bool { return !b.l.topicCurrent(tp.t) }
 
 // copyTopic copies a topic's partitions, then its topic.json, as
 // CreateTopic writes them: a topic exists when its config file does.

@@ -255,8 +255,15 @@ func TestBackupCopiesLog(t *testing.T) {
 				}
 			}
 
-			// The copy is a log with the same records and commits.
+			// The copy is a log with the same topics, records and commits.
 			c := openCopy(t, dest)
+			for _, name := range []string{"orders", "idle"} {
+				a, err1 := l.DescribeTopic(name)
+				b, err2 := c.DescribeTopic(name)
+				if err1 != nil || err2 != nil || a.ID == "" || a.ID != b.ID || a.Config != b.Config {
+					t.Errorf("topic %s: the log's %+v (%v), the copy's %+v (%v)", name, a, err1, b, err2)
+				}
+			}
 			want := bkRecords(t, l, "orders")
 			if diff := cmp.Diff(want, bkRecords(t, c, "orders")); diff != "" {
 				t.Errorf("records (-source +copy):\n%s", diff)
