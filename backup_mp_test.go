@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -394,4 +397,98 @@ func totalLen(m map[int][]Record) (n int) {
 		n += len(recs)
 	}
 	return n
+}
+
+func init() { childMains["backup-killed"] = backupKilledMain }
+
+// backupKilledMain backs up $RUNNEL_BK_DIR into $RUNNEL_BK_DEST, saying
+// "copying" once its second segment is copied and then waiting, to be
+// killed there.
+func backupKilledMain() int {
+	l, err := Open(os.Getenv("RUNNEL_BK_DIR"), mpOptions(Options{RetentionInterval: -1}))
+	if err != nil {
+		return mpFail("backup", err)
+	}
+	segments := 0
+	backupHook = func(stage, _ string, _ int, _ int64) {
+		if stage == "segment" {
+			if segments++; segments == 3 {
+				fmt.Println("copying")
+				time.Sleep(time.Hour) // until killed
+			}
+		}
+	}
+	_, err = l.Backup(context.Background(), os.Getenv("RUNNEL_BK_DEST"), nil)
+	return mpFail("backup", fmt.Errorf("Backup returned (%v); it was to be killed first", err))
+}
+
+// TestBackupKilled kills (SIGKILL) a backup process part way through its
+// copy: what it leaves is only its .incomplete-* directory, never a
+// directory under the name asked for that holds a log, and a backup into
+// that name afterwards succeeds.
+func TestBackupKilled(t *testing.T) {
+	src := t.TempDir()
+	l := bkSource(t, src, 400)
+	want := bkRecords(t, l, "orders")
+	for _, mode := range []string{"new directory", "empty directory"} {
+		t.Run(mode, func(t *testing.T) {
+			base := t.TempDir()
+			dest := filepath.Join(base, "copy")
+			if mode == "empty directory" {
+				os.Mkdir(dest, 0o755)
+			}
+			cmd := mpChild("backup-killed", "RUNNEL_BK_DIR="+src, "RUNNEL_BK_DEST="+dest)
+			_, stdout := startPiped(t, cmd)
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "copying\n" {
+				t.Fatalf("the backup process said %q, %v", line, err)
+			}
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err == nil || cmd.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("the backup process ended by %v, not by SIGKILL", err)
+			}
+
+			// What the killed backup left: its build directory, which holds
+			// segments copied but no runnel.format, and nothing under dest
+			// but that.
+			where := base
+			if mode == "empty directory" {
+				where = dest
+				if _, err := os.Stat(filepath.Join(dest, formatFileName)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s after the kill: %v; want none", formatFileName, err)
+				}
+			} else if _, err := os.Stat(dest); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("destination after the kill: %v; want none", err)
+			}
+			left := leftovers(t, where)
+			if len(left) != 1 {
+				t.Fatalf("after the kill, %s holds %v; want one directory the backup was built in", where, left)
+			}
+			build := filepath.Join(where, left[0])
+			if _, err := os.Stat(filepath.Join(build, formatFileName)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the killed backup's %s holds %s (%v): it would look like a log", left[0], formatFileName, err)
+			}
+			if segs, _ := filepath.Glob(filepath.Join(build, "topics", "orders", "*", "*"+logExt)); len(segs) == 0 {
+				t.Errorf("the killed backup's %s holds no segment: it was killed before copying", left[0])
+			}
+
+			// Another backup under the name asked for.
+			if mode == "new directory" {
+				if err := os.RemoveAll(build); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := l.Backup(context.Background(), dest, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := leftovers(t, where); len(got) != 0 {
+				t.Errorf("after the second backup, %s holds %v", where, got)
+			}
+			if diff := cmp.Diff(want, bkRecords(t, openCopy(t, dest), "orders")); diff != "" {
+				t.Errorf("copy (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
