@@ -297,6 +297,12 @@ func (b *backup) plan() error {
 			if err != nil {
 				return err
 			}
+			if pp.meta != nil && pp.meta.deleted() {
+				// DeleteTopic flagged it, and removes it next (or died
+				// first, leaving a topic that takes no appends).
+				tp.gone = true
+				break
+			}
 			tp.parts = append(tp.parts, pp)
 			b.total += pp.bytes
 		}
@@ -342,7 +348,7 @@ func (b *backup) copyTopic(tp *topicPlan) error {
 	}
 	if tp.gone {
 		b.rep.Notes = b.rep.Notes[:notes] // of partitions not copied
-		b.note("topic %s: deleted while the backup ran; not copied", name)
+		b.note("topic %s: deleted, or being deleted, while the backup ran; not copied", name)
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("runnel: backup: %w", err)
 		}
@@ -403,6 +409,10 @@ func readGroupPlan(dir, group, topic string) (groupPlan, error) {
 		return gp, err
 	}
 	defer o.close()
+	if o.deleted() {
+		// DeleteGroup flagged it and removes it next: gone already.
+		return gp, fs.ErrNotExist
+	}
 	for p := range o.nparts {
 		st, err := readCommitSettled(o, p)
 		if err != nil {

@@ -762,3 +762,53 @@ func TestBackupOffsetsCopy(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupBeingDeleted backs up a log in which DeleteTopic has flagged
+// a topic's partitions and DeleteGroup a group's offsets file, neither
+// removed yet (as when the process deleting them is stopped, or died,
+// between the two steps): the copy holds neither.
+func TestBackupBeingDeleted(t *testing.T) {
+	src := t.TempDir()
+	l := bkSource(t, src, 50)
+	ctx := context.Background()
+	for _, g := range []string{"kept", "leaving"} {
+		if _, err := l.ResetGroupOffsets(ctx, g, "idle", AtOffset(0), &ResetOptions{Partitions: []int{0}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := markDeleted(ctx, l.topicDir("orders")); err != nil {
+		t.Fatal(err)
+	}
+	o, err := openOffsets(src, "leaving", "idle", -1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ctlWord(ctlDeadOff).Store(1)
+	o.close()
+
+	dest := filepath.Join(t.TempDir(), "copy")
+	rep, err := l.Backup(ctx, dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Topics, []string{"idle"}) || len(rep.Partitions) != 2 {
+		t.Errorf("report: topics %v, %d partitions; want idle alone", rep.Topics, len(rep.Partitions))
+	}
+	var groups []string
+	for _, g := range rep.Groups {
+		groups = append(groups, g.Group+"/"+g.Topic)
+	}
+	if !slices.Equal(groups, []string{"kept/idle"}) {
+		t.Errorf("groups copied: %v; want kept/idle alone", groups)
+	}
+	if len(rep.Notes) != 2 || !strings.Contains(rep.Notes[0], "topic orders: deleted") || !strings.Contains(rep.Notes[1], "group billing") {
+		t.Errorf("notes %q", rep.Notes)
+	}
+	c := openCopy(t, dest)
+	if names, err := c.Topics(); err != nil || !slices.Equal(names, []string{"idle"}) {
+		t.Errorf("the copy's topics: %v, %v", names, err)
+	}
+	if _, err := os.Stat(offsetsPath(dest, "leaving", "idle")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the copy holds the offsets of group leaving: %v", err)
+	}
+}
