@@ -272,9 +272,7 @@ func (p *partition) describe() (PartitionInfo, error) {
 // endOffset finds the offset after the last committed record by reading,
 // lock-free, from the last segment's last index entry.
 func (p *partition) endOffset() (int64, error) {
-	// The walk covers about an index interval: a small window saves
-	// DescribeTopic, DescribeGroup and Stats a poll-sized buffer each.
-	r := newPartReader(p, 64<<10)
+	r := newPartReader(p, 0)
 	defer r.close()
 	if err := r.seekEnd(); err != nil {
 		return 0, err
