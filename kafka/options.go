@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/runnel-log/runnel"
 )
 
 // Options configure a Server. A nil *Options, and every zero field, means
@@ -98,8 +100,8 @@ const (
 	defaultMaxSessionTimeout = 30 * time.Minute
 
 	// maxDecodedBatch bounds a produced batch after decompression: the
-	// largest frame runnel can store.
-	maxDecodedBatch = 16 << 20
+	// largest frame runnel stores, which the batch must become.
+	maxDecodedBatch = runnel.MaxFrameBytes
 )
 
 // withDefaults validates o and returns a copy with the defaults filled in.
