@@ -98,7 +98,6 @@ func (ft *fetchTopic) rewind() error {
 			ft.rest = ft.rest[:0]
 			return err
 		}
-		println("rewind", p)
 		ft.dropRest(p)
 	}
 	return nil
@@ -235,7 +234,6 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 		if fp.failed || ft.position(p) == fp.offset {
 			continue
 		}
-		println("seek", p, ft.position(p), fp.offset, len(ft.rest))
 		ft.dropRest(p)
 		if err := ft.cons.Seek(p, runnel.AtOffset(fp.offset)); err != nil {
 			code := topicErrorCode(err)

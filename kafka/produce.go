@@ -60,6 +60,8 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 			default:
 				c.s.storeBatch(h, req.Acks, p.Partition, p.Records, &c.scratch, pw.add(rp))
 			}
+			// The request's buffer is reused once it is handled.
+			t.Partitions[i].Records = nil
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
