@@ -51,11 +51,12 @@ func kafkaAcks1System() *system {
 
 func kafkaSystem(acks kgo.Acks, name, note string) *system {
 	return &system{
-		Name:     name,
-		Open:     func(cfg config) (store, error) { return openKafka(cfg, acks, name) },
-		OpenTail: openKafkaTail,
-		Buffered: true,
-		Note:     note,
+		Name:      name,
+		Open:      func(cfg config) (store, error) { return openKafka(cfg, acks, name) },
+		OpenTail:  openKafkaTail,
+		Buffered:  true,
+		Note:      note,
+		MinWarmup: 1, MinSeconds: 1,
 	}
 }
 

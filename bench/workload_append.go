@@ -229,7 +229,7 @@ func childCreate(sys *system, t task) (result, error) {
 // appendCell runs one append workload cell in a child and returns its
 // measurement.
 func appendCell(sys *system, w *workload, dir, profile string) (measure, error) {
-	r, err := runChild(task{Profile: profile, Role: "append", System: sys.Name, Warmup: w.warmup, Seconds: w.seconds, Async: w.Kind == "stream",
+	r, err := runChild(task{Profile: profile, Role: "append", System: sys.Name, Warmup: max(w.warmup, sys.MinWarmup), Seconds: max(w.seconds, sys.MinSeconds), Async: w.Kind == "stream",
 		Cfg: config{Dir: dir, Durable: w.Durable, Writers: w.Writers, ValueSize: w.Size}})
 	if err != nil {
 		return measure{}, err
