@@ -141,8 +141,9 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 		defer stop()
 	}
 	if p.closed {
+		err := p.closeErr
 		p.mu.Unlock()
-		return ErrClosed
+		return err
 	}
 	if ctx != nil && ctx.Err() != nil && full() {
 		p.mu.Unlock()

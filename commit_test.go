@@ -215,8 +215,9 @@ func init() {
 }
 
 // gcSenderMain opens $RUNNEL_GC_DIR in Durable mode, waits for a line on
-// stdin, sends one record to topic "t" and prints "sent <offset> syncs
-// <fdatasyncs of this process> waits <sleeps on another's sync>".
+// stdin, sends one record to topic "t", printing "waiting" once the send
+// sleeps on another's sync, and then "sent <offset> syncs <fdatasyncs of
+// this process> waits <sleeps on another's sync>".
 func gcSenderMain() int {
 	l, err := Open(os.Getenv("RUNNEL_GC_DIR"), mpOptions(Options{Durability: Durable}))
 	if err != nil {
@@ -230,6 +231,12 @@ func gcSenderMain() int {
 	fmt.Println("ready")
 	var line string
 	fmt.Scanln(&line)
+	go func() {
+		for l.Stats().SyncWaits == 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		fmt.Println("waiting")
+	}()
 	pos, err := p.Send(context.Background(), Record{Value: []byte("child")})
 	if err != nil {
 		return mpFail("gc sender", err)
@@ -278,9 +285,18 @@ func TestGroupCommitAcrossProcesses(t *testing.T) {
 	}
 	before := l.Stats()
 	fmt.Fprintln(stdin, "send")
+	// Both senders asleep on the busy sync lock before it is let go, so
+	// that the one fdatasync after it is what both wait for, however slow
+	// the machine: not a race either of them may lose.
+	if s := mpExpectLine(t, lines, patience); s != "waiting" {
+		t.Fatalf("child said %q", s)
+	}
 	waitRecords(t, l, "t", 2) // the child's frame is committed
 	done := sendInBackground(p, "parent")
 	waitRecords(t, l, "t", 3) // and so is this process's
+	waitFor(t, patience, "this process's send to sleep on the sync lock", func() bool {
+		return l.Stats().SyncWaits > before.SyncWaits
+	})
 
 	// The stand-in syncer finishes without having covered them.
 	syncer.Unlock(syncLockByte)

@@ -189,7 +189,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 		if err != nil {
 			l.removeConsumer(c)
 		}
-		return gc, err
+		return gc, l.orGone(t, err)
 	}
 	parts := o.Partitions
 	if parts == nil {
@@ -211,7 +211,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 		}
 		if err := r.start(o.Start); err != nil {
 			c.Close()
-			return nil, err
+			return nil, l.orGone(t, err)
 		}
 	}
 	return c, nil
@@ -220,7 +220,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 // addReader starts reading partition id (not positioned yet).
 func (c *Consumer) addReader(id int) (*partReader, error) {
 	p := c.topic.parts[id]
-	m, err := openMeta(p.dir)
+	m, err := p.openShared()
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (c *Consumer) rebuildWords() {
 func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 	for {
 		if err := c.groupTick(); err != nil {
-			return nil, err
+			return nil, c.log.orGone(c.topic, err)
 		}
 		n := len(c.readers)
 		for i := range n {
@@ -322,7 +322,7 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 // available, and, like Poll, a *CorruptError at damage.
 func (c *Consumer) TryPoll() ([]Record, error) {
 	if err := c.groupTick(); err != nil {
-		return nil, err
+		return nil, c.log.orGone(c.topic, err)
 	}
 	recs, err := c.poll()
 	if err != nil || len(recs) > 0 {
@@ -337,14 +337,13 @@ func (c *Consumer) poll() ([]Record, error) {
 		return nil, ErrClosed
 	}
 	c.recs = c.recs[:0]
+	// A deleted topic first: a reader's error may come from the delete.
+	if err := c.checkDeleted(); err != nil {
+		return nil, err
+	}
 	for _, err := range c.rerr {
 		if err != nil {
 			return nil, err
-		}
-	}
-	for i, m := range c.metas {
-		if m.deleted() {
-			return nil, fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, c.readers[i].p.id)
 		}
 	}
 	n := len(c.readers)
@@ -352,11 +351,26 @@ func (c *Consumer) poll() ([]Record, error) {
 		r := c.readers[(c.rr+i)%n]
 		var err error
 		if c.recs, err = r.fill(c.recs); err != nil {
+			// A delete sets the flag before it moves the files away: a
+			// file that vanished under the read says which happened.
+			if derr := c.checkDeleted(); derr != nil {
+				return nil, derr
+			}
 			return c.recs, err
 		}
 	}
 	c.rr++
 	return c.recs, nil
+}
+
+// checkDeleted fails with ErrTopicNotFound once the topic was deleted.
+func (c *Consumer) checkDeleted() error {
+	for i, m := range c.metas {
+		if m.deleted() {
+			return fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, c.readers[i].p.id)
+		}
+	}
+	return nil
 }
 
 // Records iterates over records as they arrive, waiting for new ones,

@@ -67,6 +67,11 @@ func init() {
 //	RUNNEL_CRASH_DURABLE  "1" for Durable mode, else Buffered
 //	RUNNEL_CRASH_MAX      records to send before idling
 //	RUNNEL_CRASH_PAD      value padding, bytes (plus up to 12)
+//	RUNNEL_CRASH_DIE_AT   if set, an offset: the process kills itself in
+//	                      the append of the first frame that reaches past
+//	                      it (see dyingAppender)
+//	RUNNEL_CRASH_DIE_HOW  what that append leaves: torn, uncommitted or
+//	                      committed
 //	RUNNEL_CRASH_SEND     "1": one record at a time with Send (a lone
 //	                      sender writes its own frames and keeps the
 //	                      writer lock between them), else SendAsync
@@ -84,6 +89,10 @@ func crashProducerMain() int {
 	l, err := Open(os.Getenv("RUNNEL_CRASH_DIR"), mpOptions(Options{Durability: d}))
 	if err != nil {
 		return mpFail(who, err)
+	}
+	if at := os.Getenv("RUNNEL_CRASH_DIE_AT"); at != "" {
+		// Before the first append, so that the writer goroutines see it.
+		l.app = &dyingAppender{appender: l.app, at: env("DIE_AT"), how: os.Getenv("RUNNEL_CRASH_DIE_HOW"), seed: uint64(env("INC"))}
 	}
 	// Continue after the highest sequence number of ours in the log. The
 	// earlier incarnations are dead, so nothing of theirs can still appear.
@@ -185,6 +194,57 @@ func crashProducerMain() int {
 	time.Sleep(time.Hour) // until killed
 	return 0
 }
+
+// dyingAppender is a crash producer's append backend when the test aims
+// its death inside an append: it passes frames to the real backend until
+// the first frame that holds offset at (or a seal at or past it), then
+// writes what a writer killed at that moment leaves, and SIGKILLs its own
+// process:
+//
+//	torn         a prefix of the frame, header included (4 bytes to all
+//	             but one): a write cut short
+//	uncommitted  the whole frame, without the commit byte
+//	committed    frame, commit byte and (Durable) sync: killed before the
+//	             acknowledgement
+//
+// So every such death lands where the test means it to, however busy the
+// machine, instead of when a timed kill happens to.
+type dyingAppender struct {
+	appender
+	at   int64
+	how  string
+	seed uint64
+}
+
+func (d *dyingAppender) appendFrame(fd int, off int64, b []byte, sync bool, cm *commitMap) error {
+	m, err := frame.ParseMeta(b)
+	if err != nil || m.End() <= d.at && (m.Kind != frame.KindSeal || m.Base < d.at) {
+		return d.appender.appendFrame(fd, off, b, sync, cm)
+	}
+	switch d.how {
+	case "torn":
+		n := 4 + rand.New(rand.NewPCG(d.seed, uint64(off))).IntN(len(b)-4)
+		err = pwriteFull(fd, b[:n], off)
+	case "uncommitted":
+		err = pwriteFull(fd, b, off)
+	case "committed":
+		err = d.appender.appendFrame(fd, off, b, sync, cm)
+	default:
+		err = fmt.Errorf("RUNNEL_CRASH_DIE_HOW=%q", d.how)
+	}
+	if err != nil {
+		os.Exit(mpFail("dying appender", err))
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is on its way
+}
+
+// dieHows are dyingAppender's deaths, and whether each leaves a dead
+// writer's frame for the next writer to cut.
+var dieHows = []struct {
+	how      string
+	leftover bool
+}{{"torn", true}, {"uncommitted", true}, {"committed", false}}
 
 // crashHash is the running hash the reader checkpoints: it covers every
 // delivered record's offset and value, so equal hashes at equal counts mean
@@ -309,7 +369,7 @@ func crashKills(t *testing.T) int {
 func TestCrashLoop(t *testing.T) {
 	kills := crashKills(t)
 	cfg := crashConfig{producers: 4, kills: kills, segBytes: minSegmentBytes, maxPerRun: 3000,
-		killWithin: 20 * time.Millisecond, killInAppend: 0.5}
+		killWithin: 20 * time.Millisecond, dieInAppend: 0.5}
 	if kills > 1000 {
 		cfg.segBytes, cfg.maxPerRun = 4<<20, 1000 // bound the long run's log size
 	}
@@ -324,29 +384,31 @@ func TestCrashLoop(t *testing.T) {
 // lock or sleeps waiting for another's fdatasync.
 func TestCrashLoopSend(t *testing.T) {
 	runCrashLoop(t, crashConfig{producers: 4, kills: mpScale(100, 40, 20), segBytes: minSegmentBytes, maxPerRun: 3000,
-		killWithin: 20 * time.Millisecond, killInAppend: 0.5, send: true})
+		killWithin: 20 * time.Millisecond, dieInAppend: 0.5, send: true})
 }
 
-// TestCrashMidAppend aims the kills at appends: one producer process
-// writing large frames is killed at a random moment at which it holds the
-// writer lock, so the kill often lands between a frame and its commit
-// byte (or inside the frame's write). After each kill this process repairs
-// the tail itself and counts the dead writer's leftovers it cut.
+// TestCrashMidAppend puts every kill inside an append: one producer
+// process writing large frames kills itself (dyingAppender) partway
+// through writing a frame, after writing it but before its commit byte, or
+// after the commit but before the acknowledgement. After each death this
+// process repairs the tail itself, and the test checks that exactly the
+// deaths that left a frame behind had one cut, by this process or by the
+// reader process.
 func TestCrashMidAppend(t *testing.T) {
 	runCrashLoop(t, crashConfig{producers: 1, kills: mpScale(60, 40, 20), segBytes: 8 << 20,
-		pad: 16 << 10, maxPerRun: 160, killWithin: 3 * time.Millisecond, killInAppend: 1, repairAfterKill: true})
+		pad: 16 << 10, maxPerRun: 160, dieInAppend: 1, repairAfterKill: true})
 }
 
 type crashConfig struct {
 	producers       int
 	kills           int
 	segBytes        int64
-	pad             int // value padding
-	maxPerRun       int // records an incarnation sends before it idles
-	killWithin      time.Duration
-	killInAppend    float64 // share of kills aimed at a moment a writer holds the lock
-	repairAfterKill bool    // repair in this process after every kill and count the cuts
-	send            bool    // producers use Send, one record at a time
+	pad             int           // value padding
+	maxPerRun       int           // records an incarnation sends before it idles
+	killWithin      time.Duration // the other incarnations are killed from outside within this of being ready
+	dieInAppend     float64       // share of incarnations that kill themselves inside an append (dyingAppender)
+	repairAfterKill bool          // repair in this process after every kill and count the cuts (one producer only)
+	send            bool          // producers use Send, one record at a time
 }
 
 func runCrashLoop(t *testing.T, cfg crashConfig) {
@@ -363,32 +425,6 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 		t.Fatal(err)
 	}
 	part := tp.parts[0]
-	probe, err := openLockFile(filepath.Join(part.dir, metaFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	shm, err := openMeta(part.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shm.close()
-	// midAppend reports whether a writer is inside an append: it holds
-	// the lock and the segment holds bytes past the tail it last
-	// published (a frame written, not yet committed and published).
-	// Holding the lock alone says little: a writer alone keeps it
-	// between appends.
-	midAppend := func() bool {
-		if held, err := probe.HeldByOther(writerLockByte); err != nil || !held {
-			return err != nil
-		}
-		tail, ok := shm.tail()
-		if !ok {
-			return false
-		}
-		st, err := os.Stat(segmentPath(part.dir, tail.base, logExt))
-		return err == nil && st.Size() > tail.pos
-	}
 
 	ckptPath := filepath.Join(work, "reader.ckpt")
 	reader := mpChild("crash-reader", "RUNNEL_CRASH_DIR="+dir, "RUNNEL_CRASH_CKPT="+ckptPath)
@@ -412,8 +448,9 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 		unreadied int
 		wg        sync.WaitGroup
 
-		producerRepairs int64 // dead writers' tails cut by producers, as far as they told before dying
-		tornTails       atomic.Int64
+		producerRepairs int64        // dead writers' tails cut by producers, as far as they told before dying
+		tornTails       atomic.Int64 // leftovers this process cut after a kill
+		leftovers       atomic.Int64 // deaths in an append that left a frame to cut
 	)
 	start := time.Now()
 	for id := range producers {
@@ -429,17 +466,31 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 					return
 				}
 				acks := filepath.Join(work, fmt.Sprintf("p%d-i%d.acks", id, inc))
-				cmd := mpChild("crash-producer",
-					"RUNNEL_CRASH_DIR="+dir,
-					"RUNNEL_CRASH_ID="+strconv.Itoa(id),
-					"RUNNEL_CRASH_INC="+strconv.Itoa(inc),
-					"RUNNEL_CRASH_FROM="+strconv.FormatInt(from, 10),
-					"RUNNEL_CRASH_BASE="+strconv.FormatInt(base, 10),
-					"RUNNEL_CRASH_ACKS="+acks,
-					"RUNNEL_CRASH_DURABLE="+strconv.Itoa(id%2),
-					"RUNNEL_CRASH_MAX="+strconv.Itoa(maxPerRun),
-					"RUNNEL_CRASH_PAD="+strconv.Itoa(cfg.pad),
-					"RUNNEL_CRASH_SEND="+map[bool]string{true: "1", false: "0"}[cfg.send])
+				env := []string{
+					"RUNNEL_CRASH_DIR=" + dir,
+					"RUNNEL_CRASH_ID=" + strconv.Itoa(id),
+					"RUNNEL_CRASH_INC=" + strconv.Itoa(inc),
+					"RUNNEL_CRASH_FROM=" + strconv.FormatInt(from, 10),
+					"RUNNEL_CRASH_BASE=" + strconv.FormatInt(base, 10),
+					"RUNNEL_CRASH_ACKS=" + acks,
+					"RUNNEL_CRASH_DURABLE=" + strconv.Itoa(id%2),
+					"RUNNEL_CRASH_MAX=" + strconv.Itoa(maxPerRun),
+					"RUNNEL_CRASH_PAD=" + strconv.Itoa(cfg.pad),
+					"RUNNEL_CRASH_SEND=" + map[bool]string{true: "1", false: "0"}[cfg.send],
+				}
+				die := rng.Float64() < cfg.dieInAppend
+				if die {
+					// Somewhere in this incarnation's records: every record
+					// before its first is in the log already, and it sends
+					// maxPerRun of them, so it gets there.
+					how := dieHows[rng.IntN(len(dieHows))]
+					env = append(env, "RUNNEL_CRASH_DIE_AT="+strconv.FormatInt(end+rng.Int64N(int64(maxPerRun)), 10),
+						"RUNNEL_CRASH_DIE_HOW="+how.how)
+					if how.leftover {
+						leftovers.Add(1)
+					}
+				}
+				cmd := mpChild("crash-producer", env...)
 				stdout, err := cmd.StdoutPipe()
 				if err != nil {
 					t.Error(err)
@@ -451,28 +502,36 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 				}
 				lines := mpLines(stdout)
 				var got []string
-				if rng.IntN(8) == 0 {
+				switch {
+				case die:
+					// It kills itself; the bound only stops a broken test.
+					timeout := time.After(5 * time.Minute)
+				wait:
+					for {
+						select {
+						case s, ok := <-lines:
+							if !ok {
+								break wait
+							}
+							got = append(got, s)
+						case <-timeout:
+							t.Errorf("producer %d.%d did not reach its death in 5 minutes", id, inc)
+							cmd.Process.Kill()
+						}
+					}
+				case rng.IntN(8) == 0:
 					// Anywhere in start-up: opening, reading, repairing.
 					time.Sleep(time.Duration(rng.IntN(15_000)) * time.Microsecond)
-				} else {
+				default:
 					select {
 					case s, ok := <-lines:
 						if ok {
 							got = append(got, s)
 						}
-					case <-time.After(60 * time.Second):
-						t.Errorf("producer %d.%d: not ready after 60s", id, inc)
+					case <-time.After(5 * time.Minute):
+						t.Errorf("producer %d.%d: not ready after 5 minutes", id, inc)
 					}
 					time.Sleep(time.Duration(rng.Int64N(int64(cfg.killWithin))))
-					if rng.Float64() < cfg.killInAppend {
-						// Kill at a moment some writer holds the lock:
-						// with one producer, inside its append.
-						for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
-							if midAppend() {
-								break
-							}
-						}
-					}
 				}
 				cmd.Process.Kill()
 				killed.Add(1)
@@ -527,12 +586,7 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 	}
 	t.Logf("%d kills (%d before ready) in %v; producers cut at least %d dead writers' tails", killed.Load(), unreadied, time.Since(start).Round(time.Millisecond), producerRepairs)
 	if cfg.repairAfterKill {
-		t.Logf("%d of %d kills left a torn or uncommitted frame, cut by this process", tornTails.Load(), killed.Load())
-		// About one in five such kills leaves one: none in 40 is a
-		// one-in-ten-thousand chance, or a sign the aim is off.
-		if tornTails.Load() == 0 && killed.Load() >= 40 {
-			t.Errorf("no kill of %d landed mid-append: the test does not test what it says", killed.Load())
-		}
+		t.Logf("%d of %d kills left a torn or uncommitted frame; this process cut %d", leftovers.Load(), killed.Load(), tornTails.Load())
 	}
 
 	// Everything a producer acknowledged, from the ack files.
@@ -639,7 +693,20 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 		}
 		// The reader's Poll repairs what dead writers leave where it
 		// waits; the producers repair the rest, uncounted.
-		t.Logf("reader process: %s", strings.TrimSpace(readerOut.String()))
+		said := strings.TrimSpace(readerOut.String())
+		t.Logf("reader process: %s", said)
+		if cfg.repairAfterKill {
+			// One producer, dead before this process or the reader cut its
+			// leftover, and nobody else writing: between them, they cut
+			// each leftover exactly once.
+			var readerCut, readerBytes int64
+			if _, err := fmt.Sscanf(said, "repairs %d %d", &readerCut, &readerBytes); err != nil {
+				t.Fatalf("reader process said %q", said)
+			}
+			if got, want := tornTails.Load()+readerCut, leftovers.Load(); got != want {
+				t.Errorf("%d dead writers' frames cut (%d here, %d by the reader), want %d: one per death that left one", got, tornTails.Load(), readerCut, want)
+			}
+		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("reader process did not reach the end of the log within 60s")
 	}

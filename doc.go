@@ -94,6 +94,20 @@
 // Two Logs opened on one directory in the same process behave exactly like
 // two processes.
 //
+// Topic admin is safe across processes too. CreateTopic, DeleteTopic and
+// AlterTopic of one name run one at a time, whichever goroutines and
+// processes call them (a byte-range lock beside the topic's directory, on
+// a file removed after each call), and each either succeeds or fails with
+// ErrTopicExists or ErrTopicNotFound: a DeleteTopic waits for a
+// CreateTopic under way and deletes only a complete topic, and an
+// AlterTopic never loses another's change. A process killed in the middle
+// of one blocks nothing; the next call on the name cleans up after it.
+// Producers and consumers of a deleted topic, in every process, fail with
+// ErrTopicNotFound; a topic created again under the same name has a new
+// ID (TopicInfo.ID), handles of the old one never write into or read from
+// it, and consumer groups start on it with no committed offsets (DeleteTopic
+// drops them, as Kafka does).
+//
 // # Consumer groups
 //
 // A Consumer with ConsumerOptions.Group is a member of that group: the

@@ -21,11 +21,15 @@ var (
 	// the partition's start (retention removed it) or above its end.
 	ErrOutOfRange = errors.New("runnel: offset out of range")
 
-	// ErrTopicNotFound is returned by Producer, Consumer, DescribeTopic and
-	// DeleteTopic for a topic that does not exist.
+	// ErrTopicNotFound is returned by Producer, Consumer, DescribeTopic,
+	// AlterTopic and DeleteTopic for a topic that does not exist, and by
+	// the sends, polls and commits of producers and consumers whose topic
+	// was deleted (in any process) since they were made.
 	ErrTopicNotFound = errors.New("runnel: topic not found")
 
-	// ErrTopicExists is returned by CreateTopic for a name already taken.
+	// ErrTopicExists is returned by CreateTopic for a name already taken,
+	// also by a directory that holds a topic's segments without its
+	// topic.json.
 	ErrTopicExists = errors.New("runnel: topic already exists")
 
 	// ErrTooLarge is returned by Send and SendAsync for a record larger

@@ -63,3 +63,16 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// sameFile reports whether two open files are one file.
+func sameFile(a, b *os.File) (bool, error) {
+	sa, err := a.Stat()
+	if err != nil {
+		return false, err
+	}
+	sb, err := b.Stat()
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(sa, sb), nil
+}

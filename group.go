@@ -75,7 +75,7 @@ type member struct {
 // joinGroup opens (creating if needed) the group's offsets file for topic
 // t and takes the lowest free member slot.
 func joinGroup(l *Log, t *topic, group, name string) (*member, error) {
-	off, err := openOffsets(l.dir, group, t.name, len(t.parts), true)
+	off, err := l.openGroupOffsets(t, group)
 	if err != nil {
 		return nil, err
 	}

@@ -247,7 +247,7 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 			return nil, err
 		}
 	}
-	off, err := openOffsets(l.dir, group, topic, len(t.parts), true)
+	off, err := l.openGroupOffsets(t, group)
 	if err != nil {
 		return nil, err
 	}

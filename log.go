@@ -56,7 +56,8 @@ type Log struct {
 type topic struct {
 	name    string
 	cfg     TopicConfig
-	dirInfo os.FileInfo // the topic's directory: a re-created topic has another
+	id      string      // from topic.json: a re-created topic has another
+	dirInfo os.FileInfo // the topic's directory, which tells topics without an ID apart
 	parts   []*partition
 }
 
@@ -178,7 +179,14 @@ func (l *Log) checkOpen() error {
 	return nil
 }
 
-// topic returns the open handle on a topic, loading it on first use.
+// topic returns this Log's handle on topic name, loading it on first use.
+// Another Log, maybe in another process, may have deleted the topic since
+// it was loaded, or deleted it and created it anew: a handle is current
+// while topics/<name> is the directory it was loaded from and its
+// topic.json has the handle's topic ID (a stat and a small read per new
+// producer or consumer, never per record). A stale handle is closed, so
+// that its producers and consumers fail with ErrTopicNotFound, and the
+// topic is loaded afresh.
 func (l *Log) topic(name string) (*topic, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
@@ -186,52 +194,105 @@ func (l *Log) topic(name string) (*topic, error) {
 	if err := validateName("topic", name); err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	if l.closed.Load() { // Close swaps the map under l.mu
-		l.mu.Unlock()
-		return nil, ErrClosed
-	}
-	cfgPath := filepath.Join(l.topicDir(name), topicFileName)
-	if t := l.topics[name]; t != nil {
-		// Another process may have deleted it, or deleted and created it
-		// again: a stat per new producer or consumer, never per record.
-		_, err := os.Stat(cfgPath)
-		if err == nil {
-			if st, derr := os.Stat(l.topicDir(name)); derr == nil && os.SameFile(st, t.dirInfo) {
-				l.mu.Unlock()
-				return t, nil
+	for {
+		l.mu.Lock()
+		if l.closed.Load() { // Close swaps the map under l.mu
+			l.mu.Unlock()
+			return nil, ErrClosed
+		}
+		t := l.topics[name]
+		if t == nil {
+			t, err := l.loadTopic(name)
+			if err == nil {
+				l.topics[name] = t
 			}
+			l.mu.Unlock()
+			return t, err
+		}
+		_, stale, err := l.checkTopic(t)
+		if err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+		if !stale {
+			l.mu.Unlock()
+			return t, nil
 		}
 		delete(l.topics, name)
 		l.mu.Unlock()
-		t.close()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
-		}
-		return l.topic(name)
+		t.close(topicDeleted(name)) // outside l.mu: closing waits for writes
 	}
-	defer l.mu.Unlock()
+}
+
+// loadTopic reads topic name's topic.json and opens a handle on it.
+func (l *Log) loadTopic(name string) (*topic, error) {
+	tf, err := l.readTopicFile(name)
+	if err != nil {
+		return nil, err
+	}
+	// If the topic is re-created between the read and the stat, the
+	// handle is stale from the start, and the next topicCurrent says so.
 	st, err := os.Stat(l.topicDir(name))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
-	cfg, err := l.readTopicConfig(name)
-	if err != nil {
-		return nil, err
-	}
-	t := &topic{name: name, cfg: cfg, dirInfo: st}
-	for p := range cfg.Partitions {
+	t := &topic{name: name, cfg: tf.TopicConfig, id: tf.ID, dirInfo: st}
+	for p := range tf.Partitions {
 		t.parts = append(t.parts, newPartition(l, t, p))
 	}
-	l.topics[name] = t
 	return t, nil
 }
 
-// close flushes and closes every partition of the topic.
-func (t *topic) close() error {
+// topicCurrent reports whether t is still the topic of its name: its
+// directory is the one t was loaded from, and its topic.json is there and
+// has t's ID. The directory check alone is not enough: once a deleted
+// topic's files are gone, a new directory may get its inode number. When
+// the files cannot be read, it cannot tell, and says true: the caller's
+// next use of the files meets the same trouble and reports it.
+func (l *Log) topicCurrent(t *topic) bool {
+	_, stale, _ := l.checkTopic(t)
+	return !stale
+}
+
+// checkTopic is topicCurrent with the topic.json read and the error met
+// reading it (stale is false then).
+func (l *Log) checkTopic(t *topic) (tf topicFile, stale bool, err error) {
+	st, err := os.Stat(l.topicDir(t.name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return tf, true, nil
+	}
+	if err != nil {
+		return tf, false, fmt.Errorf("runnel: topic %s: %w", t.name, err)
+	}
+	if !os.SameFile(st, t.dirInfo) {
+		return tf, true, nil
+	}
+	tf, err = l.readTopicFile(t.name)
+	if errors.Is(err, ErrTopicNotFound) {
+		return tf, true, nil
+	}
+	if err != nil {
+		return tf, false, err
+	}
+	return tf, tf.ID != t.id, nil
+}
+
+// orGone turns err, met while reading or opening t's files, into
+// ErrTopicNotFound when t is no longer current: a file is missing because
+// another Log deleted the topic, not because something is wrong with it.
+func (l *Log) orGone(t *topic, err error) error {
+	if err != nil && errors.Is(err, fs.ErrNotExist) && !l.topicCurrent(t) {
+		return fmt.Errorf("%w (%v)", topicDeleted(t.name), err)
+	}
+	return err
+}
+
+// close flushes and closes every partition of the topic; later sends
+// through it fail with reason.
+func (t *topic) close(reason error) error {
 	var errs []error
 	for _, p := range t.parts {
-		errs = append(errs, p.close())
+		errs = append(errs, p.close(reason))
 	}
 	return errors.Join(errs...)
 }
@@ -255,7 +316,7 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		var errs []error
 		for _, t := range topics {
-			errs = append(errs, t.close())
+			errs = append(errs, t.close(ErrClosed))
 		}
 		errs = append(errs, l.app.close())
 		l.closeErr = errors.Join(errs...)

@@ -4,7 +4,15 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 )
+
+// patience bounds how long a test waits for something that a correct
+// runnel makes happen promptly (a wake-up, a lock handed over, a helper
+// goroutine done): so long that a loaded machine under -race never needs
+// it, so that running out of it means the thing is not going to happen.
+// How promptly things happen is for the benchmarks to measure.
+const patience = 2 * time.Minute
 
 // Tests that need another OS process re-run this test binary as a child.
 // A child is selected by RUNNEL_TEST_CHILD=<name>; its main is registered in

@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,7 @@ type partition struct {
 	last     *batch       // the newest batch taken for writing
 	spare    *frame.Builder
 	closed   bool
+	closeErr error // what sends fail with once closed: ErrClosed, or the topic was deleted
 	started  bool
 	loopDone chan struct{}
 	batchCap atomic.Int64 // half the segment size: the largest batch
@@ -114,10 +116,12 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 }
 
 // close drains the write and sync stages, then closes the partition's
-// files.
-func (p *partition) close() error {
+// files. Later sends fail with reason.
+func (p *partition) close(reason error) error {
 	p.mu.Lock()
-	p.closed = true
+	if !p.closed {
+		p.closed, p.closeErr = true, reason
+	}
 	started := p.started
 	p.work.Broadcast()
 	p.space.Broadcast()
@@ -154,6 +158,47 @@ func (p *partition) close() error {
 	errs = append(errs, p.shm.close())
 	p.shm = nil
 	return errors.Join(errs...)
+}
+
+// openShared maps the partition's partition.meta, for a reader or the
+// writer. The handle may be older than the files it opens: if another Log
+// deleted the topic meanwhile, or deleted it and created it anew,
+// p.dir names a partition of another incarnation or nothing, and that
+// incarnation's meta must not stand in for this one's (whose deleted
+// flag would stop the caller). So it checks, after opening, that the
+// handle is still current (Log.topicCurrent: the same directory and topic
+// ID), and fails with ErrTopicNotFound otherwise. Checking after suffices:
+// a delete sets the flag in the meta files before it moves the directory.
+func (p *partition) openShared() (*metaMap, error) {
+	m, err := openMeta(p.dir)
+	if err != nil {
+		return nil, p.log.orGone(p.topic, err)
+	}
+	if !p.log.topicCurrent(p.topic) {
+		m.close()
+		return nil, topicDeleted(p.topic.name)
+	}
+	return m, nil
+}
+
+// openWriterLock opens the writer's own holder of partition.meta's lock
+// byte: the same file p.shm maps, which openShared checked belongs to this
+// incarnation of the topic. The caller holds p.wmu and has set p.shm.
+func (p *partition) openWriterLock() (*lockFile, error) {
+	path := filepath.Join(p.dir, metaFileName)
+	lf, err := openLockFile(path)
+	if err != nil {
+		return nil, p.log.orGone(p.topic, fmt.Errorf("runnel: open writer lock: %w", err))
+	}
+	same, err := sameFile(lf.File(), p.shm.lf.File())
+	if err != nil || !same {
+		lf.Close()
+		if err != nil {
+			return nil, fmt.Errorf("runnel: open writer lock %s: %w", path, err)
+		}
+		return nil, topicDeleted(p.topic.name)
+	}
+	return lf, nil
 }
 
 // describe reads the partition's extent from disk, without any lock.

@@ -211,9 +211,10 @@ func (r *partReader) seekEnd() error {
 		seg = bases[len(bases)-1]
 	}
 	for {
-		if err := r.openSegment(seg); err != nil || r.f == nil {
+		if err := r.openSegmentOrLater(seg); err != nil || r.f == nil {
 			return err
 		}
+		seg = r.base
 		st, err := r.f.Stat()
 		if err != nil {
 			return err
@@ -511,5 +512,16 @@ func (r *partReader) start(sp StartPosition) error {
 	if len(bases) == 0 {
 		return r.openSegment(0)
 	}
-	return r.openSegment(bases[0])
+	return r.openSegmentOrLater(bases[0])
+}
+
+// openSegmentOrLater opens segment base or, if retention removed it after
+// the caller listed it, the first segment left. For a reader that wants
+// wherever the log starts or ends now, a listing that retention overtook
+// is no reason to report an offset out of range.
+func (r *partReader) openSegmentOrLater(base int64) error {
+	reset := r.resetOutOfRange
+	r.resetOutOfRange = true
+	defer func() { r.resetOutOfRange = reset }()
+	return r.openSegment(base)
 }

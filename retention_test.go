@@ -683,3 +683,39 @@ func TestAlterTopicWhileProducing(t *testing.T) {
 		t.Fatalf("Verify: %v %v", err, rep.Problems)
 	}
 }
+
+// TestReaderListingOvertakenByRetention: a reader that listed the segments
+// and then found the one it wanted (the first, for Earliest; the last, for
+// Latest) removed by retention before it could open it goes on from the
+// log as it is now; only a reader that asked for those offsets is out of
+// range. Under CPU load, the gap between listing and opening is long
+// enough for retention to pass (TestRetentionConcurrent's reader met it).
+func TestReaderListingOvertakenByRetention(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, MaxBatchBytes: retBatch, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes})
+	retProduce(t, l, "t", 0, 1000, 1000, nil)
+	bases := retBases(t, l, "t")
+	if len(bases) < 3 {
+		t.Fatalf("segments %v", bases)
+	}
+	tp, err := l.topic("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tp.parts[0]
+	if err := removeSegmentFiles(p.dir, bases[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	r := newPartReader(p, 0)
+	defer r.close()
+	if err := r.openSegment(bases[0]); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("opening the removed segment for its offsets: %v, want ErrOutOfRange", err)
+	}
+	if err := r.openSegmentOrLater(bases[0]); err != nil || r.base != bases[1] || r.next != bases[1] {
+		t.Errorf("opening the removed segment for the earliest offset: at %d (segment %d), %v; want the start of segment %d", r.next, r.base, err, bases[1])
+	}
+	if r.resetOutOfRange {
+		t.Error("openSegmentOrLater left the reader resetting on out of range")
+	}
+}

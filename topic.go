@@ -2,6 +2,8 @@ package runnel
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,7 +67,11 @@ func (c TopicConfig) withDefaults() (TopicConfig, error) {
 
 // TopicInfo is what DescribeTopic reports.
 type TopicInfo struct {
-	Name       string
+	Name string
+	// ID tells this topic from earlier and later ones of the same name (a
+	// name deleted and created again gets a new ID), as Kafka's topic IDs
+	// do. Empty for topics created before runnel recorded IDs.
+	ID         string
 	Config     TopicConfig
 	Partitions []PartitionInfo
 }
@@ -82,7 +88,10 @@ type PartitionInfo struct {
 func (l *Log) topicDir(name string) string { return filepath.Join(l.dir, "topics", name) }
 
 // CreateTopic creates a topic. It fails with ErrTopicExists if the name is
-// taken, ErrInvalidName or ErrInvalidArgument for bad input.
+// taken, ErrInvalidName or ErrInvalidArgument for bad input. Admin calls on
+// one name (CreateTopic, DeleteTopic, AlterTopic) are serialized across
+// goroutines and processes: a CreateTopic racing others for a free name
+// succeeds in exactly one of them, the rest get ErrTopicExists.
 func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 	if err := l.checkOpen(); err != nil {
 		return err
@@ -94,9 +103,22 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := l.lockTopicName(name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dir := l.topicDir(name)
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err == nil {
 		return fmt.Errorf("%w: %s", ErrTopicExists, name)
+	}
+	if err := l.clearLeftover(name); err != nil {
+		return err
+	}
+	// Offsets a DeleteTopic that died left behind would be taken for the
+	// new topic's.
+	if err := l.removeGroupOffsets(name); err != nil {
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
 	}
 	// Partition directories first, topic.json last: the topic exists for
 	// every process exactly when its config file does.
@@ -105,27 +127,78 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 			return fmt.Errorf("runnel: create topic %s: %w", name, err)
 		}
 	}
-	data, _ := json.MarshalIndent(cfg, "", "  ")
-	// A rename would silently replace a concurrent creator's config, so
-	// claim the name with a byte-range lock first: the kernel drops it if
-	// the creator dies, so a crash never blocks the name.
-	lf, err := openLockFile(filepath.Join(dir, ".create.lock"))
+	adminHook(hookCreateDirs, name)
+	if err := l.writeTopicFile(name, topicFile{TopicConfig: cfg, ID: newTopicID()}); err != nil {
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// clearLeftover removes what a CreateTopic that died before writing
+// topic.json left of topic name: partition directories, maybe a
+// partition.meta in them. The caller holds the name's admin lock and has
+// seen no topic.json. A directory that holds segment files is somebody's
+// data, not a leftover (topic.json lost to damage, say), and is refused
+// rather than removed.
+func (l *Log) clearLeftover(name string) error {
+	dir := l.topicDir(name)
+	parts, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("runnel: create topic %s: %w", name, err)
 	}
-	defer lf.Close()
-	if got, err := lf.TryLock(0); err != nil {
-		return fmt.Errorf("runnel: create topic %s: %w", name, err)
-	} else if !got {
-		return fmt.Errorf("%w: %s (being created by another process)", ErrTopicExists, name)
+	for _, e := range parts {
+		if !e.IsDir() {
+			continue
+		}
+		if bases, err := listSegments(filepath.Join(dir, e.Name())); err == nil && len(bases) > 0 {
+			return fmt.Errorf("%w: %s holds segment files but no %s (restore it, or remove the directory to reuse the name)",
+				ErrTopicExists, dir, topicFileName)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err == nil {
-		return fmt.Errorf("%w: %s", ErrTopicExists, name)
+	l.opts.Logger.Info("runnel: removing an unfinished topic creation", "dir", dir)
+	grave, err := l.buryTopicDir(name)
+	if err != nil {
+		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, topicFileName), append(data, '\n')); err != nil {
-		return fmt.Errorf("runnel: create topic %s: %w", name, err)
+	return removeGrave(name, grave)
+}
+
+// buryTopicDir moves the directory of topic name out of topics/, so that
+// it is gone at once for every process, and returns where it went, for
+// removeGrave. The caller holds the name's admin lock.
+func (l *Log) buryTopicDir(name string) (grave string, err error) {
+	// The graveyard is outside topics/, so no topic name can meet it, and
+	// unique, so that no two deletes of one name can collide in it.
+	trash := filepath.Join(l.dir, "trash")
+	if err := os.MkdirAll(trash, 0o755); err != nil {
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
-	return syncDir(filepath.Dir(dir))
+	grave, err = os.MkdirTemp(trash, "topic-")
+	if err != nil {
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
+	if err := os.Rename(l.topicDir(name), filepath.Join(grave, name)); err != nil {
+		os.Remove(grave)
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
+	if err := syncDir(filepath.Join(l.dir, "topics")); err != nil {
+		return grave, fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
+	return grave, nil
+}
+
+// removeGrave removes a topic directory buryTopicDir moved away.
+func removeGrave(name, grave string) error {
+	if err := os.RemoveAll(grave); err != nil {
+		return fmt.Errorf("runnel: delete topic %s: remove %s: %w", name, grave, err)
+	}
+	return nil
 }
 
 // markDeleted sets the deleted flag in every partition's shared meta
@@ -164,18 +237,42 @@ func markDeleted(dir string) error {
 	return nil
 }
 
+// topicFile is the content of topic.json: the config, and the topic's ID.
+type topicFile struct {
+	TopicConfig
+	// ID tells this topic from earlier ones of the same name, as Kafka's
+	// topic IDs do: a handle loaded before the name was deleted and
+	// created again must not take the new topic for its own. Empty in
+	// topics created before runnel wrote IDs; their directory's identity
+	// has to do.
+	ID string `json:"id,omitempty"`
+}
+
+// newTopicID returns a random topic ID: 128 bits, in hex.
+func newTopicID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // readTopicConfig loads a topic's config, rejecting one that is damaged.
 func (l *Log) readTopicConfig(name string) (TopicConfig, error) {
+	tf, err := l.readTopicFile(name)
+	return tf.TopicConfig, err
+}
+
+// readTopicFile loads a topic's topic.json, rejecting one that is damaged.
+func (l *Log) readTopicFile(name string) (topicFile, error) {
 	path := filepath.Join(l.topicDir(name), topicFileName)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return TopicConfig{}, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+		return topicFile{}, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
 	if err != nil {
-		return TopicConfig{}, fmt.Errorf("runnel: read topic %s: %w", name, err)
+		return topicFile{}, fmt.Errorf("runnel: read topic %s: %w", name, err)
 	}
-	var cfg TopicConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
+	var tf topicFile
+	if err := json.Unmarshal(data, &tf); err != nil {
 		pos := int64(-1) // the whole file
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
@@ -185,12 +282,21 @@ func (l *Log) readTopicConfig(name string) (TopicConfig, error) {
 		case errors.As(err, &te):
 			pos = te.Offset
 		}
-		return cfg, &CorruptError{Path: path, Pos: pos, Offset: -1, Err: err}
+		return tf, &CorruptError{Path: path, Pos: pos, Offset: -1, Err: err}
 	}
-	if cfg, err = cfg.withDefaults(); err != nil {
-		return cfg, &CorruptError{Path: path, Pos: -1, Offset: -1, Err: err}
+	if tf.TopicConfig, err = tf.withDefaults(); err != nil {
+		return tf, &CorruptError{Path: path, Pos: -1, Offset: -1, Err: err}
 	}
-	return cfg, nil
+	return tf, nil
+}
+
+// writeTopicFile replaces topic name's topic.json atomically.
+func (l *Log) writeTopicFile(name string, tf topicFile) error {
+	data, err := json.MarshalIndent(tf, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(l.topicDir(name), topicFileName), append(data, '\n'))
 }
 
 // Topics lists the topics in the log, sorted by name.
@@ -216,25 +322,47 @@ func (l *Log) Topics() ([]string, error) {
 }
 
 // DescribeTopic reports a topic's config and, per partition, its offsets
-// and size as they are on disk now (including other processes' appends).
+// and size as they are on disk now (including other processes' appends
+// and AlterTopic calls).
 func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
-	t, err := l.topic(name)
-	if err != nil {
-		return TopicInfo{}, err
-	}
-	info := TopicInfo{Name: name, Config: l.topicConfig(t)}
-	for _, p := range t.parts {
-		pi, err := p.describe()
+	for {
+		t, err := l.topic(name)
 		if err != nil {
-			return info, err
+			return TopicInfo{}, err
 		}
-		info.Partitions = append(info.Partitions, pi)
+		info := TopicInfo{Name: name, ID: t.id}
+		for _, p := range t.parts {
+			pi, err := p.describe()
+			if err != nil {
+				return TopicInfo{}, l.orGone(t, err)
+			}
+			info.Partitions = append(info.Partitions, pi)
+		}
+		// The partitions are read by path: if the topic was deleted and
+		// created anew meanwhile, they may be the new topic's. Describe
+		// the new one instead.
+		tf, stale, err := l.checkTopic(t)
+		if err != nil {
+			return TopicInfo{}, err
+		}
+		if stale {
+			continue
+		}
+		if info.Config = tf.TopicConfig; info.Config != l.topicConfig(t) {
+			l.applyTopicConfig(t, info.Config) // another process altered it
+		}
+		return info, nil
 	}
-	return info, nil
 }
 
-// DeleteTopic removes a topic and all its data. Producers and consumers of
-// it in this Log are closed; other processes' handles fail on next use.
+// DeleteTopic removes a topic and all its data, and every consumer
+// group's committed offsets for it, as Kafka does: a topic created again
+// under the name starts with none. It fails with ErrTopicNotFound if there
+// is no such topic. A DeleteTopic that meets a CreateTopic of the same
+// name under way waits for it: it deletes only a topic it sees complete.
+// Producers and consumers of the topic in this Log are closed (their calls
+// fail with ErrTopicNotFound); other Logs' and processes' handles fail so
+// on their next use.
 func (l *Log) DeleteTopic(name string) error {
 	if err := l.checkOpen(); err != nil {
 		return err
@@ -242,34 +370,98 @@ func (l *Log) DeleteTopic(name string) error {
 	if err := validateName("topic", name); err != nil {
 		return err
 	}
+	unlock, err := l.lockTopicName(name)
+	if err != nil {
+		return err
+	}
+	grave, err := l.deleteLocked(name)
+	unlock() // the topic is gone for everyone; its files go at leisure
+	if err != nil {
+		return err
+	}
+	return removeGrave(name, grave)
+}
+
+// deleteLocked is DeleteTopic under the name's admin lock, up to the
+// removal of the files: it returns where they were moved.
+func (l *Log) deleteLocked(name string) (grave string, err error) {
 	dir := l.topicDir(name)
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
-		return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+		return "", fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
 	l.mu.Lock()
 	t := l.topics[name]
 	delete(l.topics, name)
 	l.mu.Unlock()
 	if t != nil {
-		t.close()
+		t.close(topicDeleted(name))
 	}
 	if err := markDeleted(dir); err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
-	// Rename first so that the topic disappears at once for everybody,
-	// then remove the files at leisure.
-	// The graveyard is outside topics/, so no topic name can meet it.
-	graveyard := filepath.Join(l.dir, "trash", fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
-	if err := os.MkdirAll(filepath.Dir(graveyard), 0o755); err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	adminHook(hookDeleteMarked, name)
+	grave, err = l.buryTopicDir(name)
+	if err != nil {
+		return grave, err
 	}
-	if err := os.Rename(dir, graveyard); err != nil {
-		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	if err := l.removeGroupOffsets(name); err != nil {
+		return grave, fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
-	if err := syncDir(filepath.Join(l.dir, "topics")); err != nil {
+	return grave, nil
+}
+
+// openGroupOffsets opens group's offsets file for topic t, creating it if
+// there is none. It creates the file under the name's admin lock, having
+// checked that t is still the topic: a member joining while the topic is
+// deleted must not leave a file behind (DeleteTopic removes them under the
+// same lock) that a topic created again under the name would take for
+// its own. Whatever goes wrong once t is no longer the topic is
+// ErrTopicNotFound.
+func (l *Log) openGroupOffsets(t *topic, group string) (*offsetsFile, error) {
+	off, err := openOffsets(l.dir, group, t.name, len(t.parts), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		var unlock func()
+		if unlock, err = l.lockTopicName(t.name); err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if !l.topicCurrent(t) {
+			return nil, topicDeleted(t.name)
+		}
+		off, err = openOffsets(l.dir, group, t.name, len(t.parts), true)
+	}
+	if err != nil && !l.topicCurrent(t) {
+		return nil, fmt.Errorf("%w (%v)", topicDeleted(t.name), err)
+	}
+	return off, err
+}
+
+// removeGroupOffsets removes every group's offsets file for topic name,
+// as Kafka drops a deleted topic's committed offsets: a topic created
+// again under the name starts with none, whatever its partition count.
+// Members still attached to a removed file keep it until they close, and
+// learn from the partitions that the topic is gone. The caller holds the
+// name's admin lock, and the topic does not exist (any more, or yet).
+func (l *Log) removeGroupOffsets(name string) error {
+	groups, err := os.ReadDir(filepath.Join(l.dir, "groups"))
+	if err != nil {
 		return err
 	}
-	return os.RemoveAll(graveyard)
+	var errs []error
+	for _, g := range groups {
+		if !g.IsDir() || validateName("group", g.Name()) != nil {
+			continue
+		}
+		if err := os.Remove(offsetsPath(l.dir, g.Name(), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// topicDeleted is what calls on a handle of a deleted topic fail with.
+func topicDeleted(name string) error {
+	return fmt.Errorf("%w: %s was deleted", ErrTopicNotFound, name)
 }
 
 // AlterTopic changes an existing topic's configuration: change gets the
@@ -281,7 +473,10 @@ func (l *Log) DeleteTopic(name string) error {
 // new limits, removing what they exclude at the next check (or now, with
 // EnforceRetention). Other processes pick it up at their next retention
 // check (Options.RetentionInterval) or when they reopen the log.
-// Concurrent AlterTopic calls, in any processes, are serialized.
+// Concurrent AlterTopic calls, in any processes, are serialized, and so
+// are they with CreateTopic and DeleteTopic of the same name: change sees
+// the config every earlier AlterTopic wrote, and runs while no other admin
+// call on the name can; it must not call one itself.
 func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
 	if err := l.checkOpen(); err != nil {
 		return err
@@ -289,37 +484,32 @@ func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
 	if err := validateName("topic", name); err != nil {
 		return err
 	}
-	if _, err := l.readTopicConfig(name); err != nil {
-		return err
-	}
-	lock, err := openLockFile(filepath.Join(l.topicDir(name), ".alter.lock"))
-	if err != nil {
-		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
-	}
-	defer lock.Close()
-	if err := lock.Lock(context.Background(), 0); err != nil {
-		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
-	}
-	old, err := l.readTopicConfig(name)
+	unlock, err := l.lockTopicName(name)
 	if err != nil {
 		return err
 	}
-	cfg := old
+	defer unlock()
+	tf, err := l.readTopicFile(name)
+	if err != nil {
+		return err
+	}
+	adminHook(hookAlterRead, name)
+	cfg := tf.TopicConfig
 	change(&cfg)
-	if cfg.Partitions != old.Partitions {
-		return fmt.Errorf("%w: topic %s has %d partitions; the number cannot change", ErrInvalidArgument, name, old.Partitions)
+	if cfg.Partitions != tf.Partitions {
+		return fmt.Errorf("%w: topic %s has %d partitions; the number cannot change", ErrInvalidArgument, name, tf.Partitions)
 	}
 	if cfg, err = cfg.withDefaults(); err != nil {
 		return err
 	}
-	data, _ := json.MarshalIndent(cfg, "", "  ")
-	if err := writeFileAtomic(filepath.Join(l.topicDir(name), topicFileName), append(data, '\n')); err != nil {
+	tf.TopicConfig = cfg
+	if err := l.writeTopicFile(name, tf); err != nil {
 		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
 	}
 	l.mu.Lock()
 	t := l.topics[name]
 	l.mu.Unlock()
-	if t != nil {
+	if t != nil && l.topicCurrent(t) {
 		l.applyTopicConfig(t, cfg)
 	}
 	return nil

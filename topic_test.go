@@ -159,6 +159,11 @@ func TestTopicAdmin(t *testing.T) {
 	}
 
 	// DeleteTopic removes everything; the name is free again.
+	zinfo, err := l.DescribeTopic("zeta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zetaID := zinfo.ID
 	p := mustProducer(t, l, "zeta", nil)
 	if _, err := p.Send(context.Background(), Record{Value: []byte("gone soon")}); err != nil {
 		t.Fatal(err)
@@ -181,8 +186,8 @@ func TestTopicAdmin(t *testing.T) {
 	if _, err := l.DescribeTopic("zeta"); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("DescribeTopic after DeleteTopic: %v, want ErrTopicNotFound", err)
 	}
-	if _, err := p.Send(context.Background(), Record{Value: []byte("v")}); err == nil {
-		t.Error("Send on a deleted topic's producer succeeded")
+	if _, err := p.Send(context.Background(), Record{Value: []byte("v")}); !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("Send on a deleted topic's producer: %v, want ErrTopicNotFound", err)
 	}
 	if err := l.DeleteTopic("zeta"); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("second DeleteTopic: %v, want ErrTopicNotFound", err)
@@ -195,8 +200,12 @@ func TestTopicAdmin(t *testing.T) {
 		t.Errorf("Topics after DeleteTopic (-want +got):\n%s", diff)
 	}
 	mustCreate(t, l, "zeta", TopicConfig{Partitions: 1})
-	if info, err := l.DescribeTopic("zeta"); err != nil || info.Partitions[0].NextOffset != 0 {
+	info, err := l.DescribeTopic("zeta")
+	if err != nil || info.Partitions[0].NextOffset != 0 {
 		t.Errorf("recreated topic: %+v, %v; want empty", info, err)
+	}
+	if len(info.ID) != 32 || info.ID == zetaID {
+		t.Errorf("recreated topic has ID %q, the deleted one had %q; want a new one", info.ID, zetaID)
 	}
 }
 

@@ -3,7 +3,6 @@ package runnel
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -47,19 +46,19 @@ func (p *partition) lockWriter(ctx context.Context) error {
 	if p.held {
 		return nil
 	}
-	if p.meta == nil {
-		meta, err := openLockFile(filepath.Join(p.dir, metaFileName))
-		if err != nil {
-			return fmt.Errorf("runnel: open writer lock: %w", err)
-		}
-		p.meta = meta
-	}
 	if p.shm == nil {
-		shm, err := openMeta(p.dir)
+		shm, err := p.openShared()
 		if err != nil {
 			return err
 		}
 		p.shm = shm
+	}
+	if p.meta == nil {
+		meta, err := p.openWriterLock()
+		if err != nil {
+			return err
+		}
+		p.meta = meta
 	}
 	waited, err := lockAnnounced(ctx, p.meta, p.shm, &p.waitSlot)
 	if err != nil {

@@ -5,7 +5,8 @@
 //	go run ./examples/audit
 //
 // runs the whole thing on a temporary directory: it starts the server and
-// two worker processes (this same program with -role), makes a few
+// two worker processes (this same program with -role), waits until the
+// group has spread the topic's partitions over the workers, makes a few
 // requests to the server on 127.0.0.1, waits until the group has
 // committed every event, stops everything and prints the report.
 //
@@ -256,54 +257,84 @@ func demo(ctx context.Context, dir string, workers, requests int, out io.Writer)
 		return err
 	}
 
+	// Each child's stdout and stderr are copied to out, labelled, by
+	// forwarders; a child's output is all in out once its forwarders are
+	// done, which they are when it has exited (and only then may it be
+	// waited for: Wait closes the pipes).
 	var children []*exec.Cmd
-	defer func() {
+	var forwarders sync.WaitGroup
+	stopAll := func() error {
 		for _, c := range children {
 			c.Process.Signal(syscall.SIGTERM)
 		}
+		forwarders.Wait()
+		var errs []error
 		for _, c := range children {
-			c.Wait()
+			if err := c.Wait(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", c.Args[1], err))
+			}
 		}
-	}()
-	start := func(name string, args ...string) (*bufio.Scanner, error) {
-		cmd := exec.Command(exe, args...)
-		cmd.Stderr = prefixWriter(out, name)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		children = append(children, cmd)
-		return bufio.NewScanner(stdout), nil
+		children = nil
+		return errors.Join(errs...)
 	}
-	forward := func(name string, sc *bufio.Scanner) {
+	defer stopAll()
+	// forward copies r to out. The first line goes to first instead, if
+	// that is not nil, which is closed if there is none.
+	forward := func(name string, r io.Reader, first chan<- string) {
+		defer forwarders.Done()
+		sc := bufio.NewScanner(r)
+		if first != nil {
+			if sc.Scan() {
+				first <- sc.Text()
+			}
+			close(first)
+		}
 		for sc.Scan() {
 			fmt.Fprintf(out, "[%s] %s\n", name, sc.Text())
 		}
 	}
-
-	sc, err := start("server", "-role=server", "-dir="+dir, "-addr=127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	if !sc.Scan() {
-		return errors.New("the server did not start")
-	}
-	addr, ok := strings.CutPrefix(sc.Text(), "listening on ")
-	if !ok {
-		return fmt.Errorf("the server said %q", sc.Text())
-	}
-	fmt.Fprintf(out, "[server] listening on %s\n", addr)
-	go forward("server", sc)
-	for i := range workers {
-		name := fmt.Sprintf("worker %d", i+1)
-		wsc, err := start(name, "-role=worker", "-dir="+dir, "-report="+reportPath)
+	start := func(name string, first chan<- string, args ...string) error {
+		cmd := exec.Command(exe, args...)
+		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return err
 		}
-		go forward(name, wsc)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		children = append(children, cmd)
+		forwarders.Add(2)
+		go forward(name, stdout, first)
+		go forward(name, stderr, nil)
+		return nil
+	}
+
+	listening := make(chan string, 1)
+	if err := start("server", listening, "-role=server", "-dir="+dir, "-addr=127.0.0.1:0"); err != nil {
+		return err
+	}
+	line, ok := <-listening
+	if !ok {
+		return errors.New("the server did not start")
+	}
+	addr, ok := strings.CutPrefix(line, "listening on ")
+	if !ok {
+		return fmt.Errorf("the server said %q", line)
+	}
+	fmt.Fprintf(out, "[server] listening on %s\n", addr)
+	for i := range workers {
+		name := fmt.Sprintf("worker %d", i+1)
+		if err := start(name, nil, "-role=worker", "-dir="+dir, "-report="+reportPath); err != nil {
+			return err
+		}
+	}
+	// So that the report shows the workers sharing the events.
+	if err := waitUntil(ctx, "the workers to share the partitions", func() bool { return spread(l, workers) }); err != nil {
+		return err
 	}
 
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -331,26 +362,12 @@ func demo(ctx context.Context, dir string, workers, requests int, out io.Writer)
 	}
 
 	// The group's committed offsets say when the workers are done.
-	deadline := time.Now().Add(30 * time.Second)
-	for !caughtUp(l) {
-		if time.Now().After(deadline) {
-			return errors.New("the workers did not process every event in 30s")
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := waitUntil(ctx, "the workers to process every event", func() bool { return caughtUp(l) }); err != nil {
+		return err
 	}
-	for _, c := range children {
-		c.Process.Signal(syscall.SIGTERM)
+	if err := stopAll(); err != nil {
+		return err
 	}
-	for _, c := range children {
-		if err := c.Wait(); err != nil {
-			return fmt.Errorf("%s: %v", c.Args[1], err)
-		}
-	}
-	children = nil
 
 	data, err := os.ReadFile(reportPath)
 	if err != nil {
@@ -363,6 +380,49 @@ func demo(ctx context.Context, dir string, workers, requests int, out io.Writer)
 		fmt.Fprintln(out, "  "+line)
 	}
 	return nil
+}
+
+// waitUntil polls cond until it holds. It gives up after a minute, which
+// only a stuck child takes.
+func waitUntil(ctx context.Context, what string, cond func() bool) error {
+	const patience = time.Minute
+	deadline := time.Now().Add(patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited %v for %s", patience, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// spread reports whether the report group has its workers, all of them
+// live, and its partitions spread over them: every partition owned, and
+// every worker owning some while there are enough to go round.
+func spread(l *runnel.Log, workers int) bool {
+	info, err := l.DescribeGroup(group)
+	if err != nil || len(info.Topics) == 0 {
+		return false
+	}
+	gt := info.Topics[0]
+	if len(gt.Members) != workers {
+		return false
+	}
+	for _, p := range gt.Partitions {
+		if !p.Owned {
+			return false
+		}
+	}
+	for _, m := range gt.Members {
+		if len(m.Partitions) == 0 && workers <= partitions {
+			return false
+		}
+	}
+	return true
 }
 
 // caughtUp reports whether the report group has committed every event.
@@ -391,16 +451,4 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
-}
-
-// prefixWriter labels a child's stderr lines with its name.
-func prefixWriter(out io.Writer, name string) io.Writer {
-	r, w := io.Pipe()
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			fmt.Fprintf(out, "[%s] %s\n", name, sc.Text())
-		}
-	}()
-	return w
 }

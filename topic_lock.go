@@ -1,0 +1,103 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// The admin calls on one topic name — CreateTopic, DeleteTopic, AlterTopic
+// — run one at a time across every goroutine, Log and process, each
+// holding the name's admin lock: a byte-range lock on a file of its own,
+// topics/<name>.lock~. Serializing them is what lets each call decide from
+// what it sees (topic.json there or not) and act on it with nobody else
+// changing the name in between: a delete never removes a topic that is
+// still being created, a create never writes into a directory being
+// deleted, and two alters never lose one another's change.
+//
+// The lock lives beside the topic's directory, not in it, because a delete
+// renames that directory away while holding the lock. '~' is outside the
+// topic-name alphabet, so no topic can be named like a lock file, and
+// Topics skips lock files. With the longest name (249 characters) the file
+// name is 255 bytes, the common file-name limit.
+//
+// The holder removes the file before it unlocks, so that no lock file
+// outlives the call. A caller that was waiting on the removed file gets
+// its lock and must not trust it: it checks that the path still names the
+// file it locked, and otherwise starts again on the current file. A holder
+// that dies leaves the file behind, unlocked (the kernel drops the lock);
+// the next caller takes it over and removes it in turn.
+const topicLockSuffix = ".lock~"
+
+// testHookAdmin, when a test sets it, is called at named points of the
+// topic admin calls, so that a test can act while a call is in the middle
+// (see topic_admin_test.go). It is nil in normal operation.
+var testHookAdmin func(point, name string)
+
+// Points at which testHookAdmin is called.
+const (
+	hookLockBusy     = "lock busy"     // the name's admin lock is held by another caller; about to wait for it
+	hookCreateDirs   = "create dirs"   // CreateTopic made the partition directories, topic.json not yet written
+	hookDeleteMarked = "delete marked" // DeleteTopic marked every partition deleted, the directory not yet moved
+	hookAlterRead    = "alter read"    // AlterTopic read the config it will change
+)
+
+func adminHook(point, name string) {
+	if testHookAdmin != nil {
+		testHookAdmin(point, name)
+	}
+}
+
+// lockTopicName takes the admin lock of topic name, waiting while another
+// caller holds it. unlock removes the lock file and releases the lock.
+func (l *Log) lockTopicName(name string) (unlock func(), err error) {
+	path := filepath.Join(l.dir, "topics", name+topicLockSuffix)
+	for {
+		lf, err := openLockFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("runnel: topic %s: %w", name, err)
+		}
+		got, err := lf.TryLock(0)
+		if err == nil && !got {
+			adminHook(hookLockBusy, name)
+			err = lf.Lock(context.Background(), 0)
+		}
+		if err != nil {
+			lf.Close()
+			return nil, fmt.Errorf("runnel: topic %s: %w", name, err)
+		}
+		same, err := namesFile(path, lf.File())
+		if err != nil {
+			lf.Close()
+			return nil, fmt.Errorf("runnel: topic %s: %w", name, err)
+		}
+		if same {
+			return func() {
+				// A failed removal leaves the file for the next caller to
+				// take over; it cannot leave the name locked.
+				os.Remove(path)
+				lf.Close()
+			}, nil
+		}
+		lf.Close() // a holder removed the file under us: try the current one
+	}
+}
+
+// namesFile reports whether path still names the open file f.
+func namesFile(path string, f *os.File) (bool, error) {
+	held, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	cur, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(held, cur), nil
+}
