@@ -77,11 +77,15 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	if scratch == nil {
 		scratch = &batchScratch{}
 	}
-	body, err := decompress(codec(attrs&attrCompression), b[batchHeaderSize:], maxDecoded, scratch.decoded)
+	c := codec(attrs & attrCompression)
+	body, err := decompress(c, b[batchHeaderSize:], maxDecoded, scratch.decoded)
 	if err != nil {
 		return info, err
 	}
-	if cap(body) > cap(scratch.decoded) && cap(body) <= maxScratch {
+	// An uncompressed body is b itself, the request's memory, which the
+	// connection reads its next request into: kept as the decompression
+	// buffer, a compressed batch there would be decoded over itself.
+	if c != codecNone && cap(body) > cap(scratch.decoded) && cap(body) <= maxScratch {
 		scratch.decoded = body[:0]
 	}
 	// Every record takes at least 7 bytes.

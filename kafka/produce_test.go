@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -295,5 +296,36 @@ func TestProduceBatchIsOneFrame(t *testing.T) {
 	}
 	if code, off := produceRaw(t, rc, "big", batchOf(1, 10)); code != 0 || off != 4000 {
 		t.Errorf("next batch: code %d offset %d, want offset 4000", code, off)
+	}
+}
+
+// TestProduceAfterUncompressedBatch: a connection reads each Produce
+// request into the last one's buffer, so memory of a request must never
+// become the decompression buffer. An uncompressed batch, then the same
+// records compressed, each codec, on one connection: every batch is
+// stored as sent (franz-go sends a batch uncompressed when compressing
+// does not shrink it, so a producer mixes the two).
+func TestProduceAfterUncompressedBatch(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("mixed", 1)
+	rc := ts.raw()
+	var recs []*kgo.Record
+	for i := range 300 {
+		v := append(fmt.Appendf(nil, "%08d", i), bytes.Repeat([]byte{'v'}, 492)...)
+		recs = append(recs, &kgo.Record{Value: v, Timestamp: time.UnixMilli(1_700_000_000_000)})
+	}
+	var want int64
+	for _, c := range []kgo.CompressionCodec{kgo.SnappyCompression(), kgo.GzipCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
+		for _, batch := range [][]byte{encodeBatch(t, kgo.NoCompression(), recs), encodeBatch(t, c, recs)} {
+			if code, off := produceRaw(t, rc, "mixed", batch); code != 0 || off != want {
+				t.Fatalf("%v after an uncompressed batch: code %d offset %d, want offset %d\n%s", c, code, off, want, ts.logs.String())
+			}
+			want += int64(len(recs))
+		}
+	}
+	for i, r := range readNative(t, ts.log, "mixed", int(want)) {
+		if !bytes.Equal(r.Value, recs[i%len(recs)].Value) {
+			t.Fatalf("offset %d holds %.12q, want %.12q", i, r.Value, recs[i%len(recs)].Value)
+		}
 	}
 }
