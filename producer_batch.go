@@ -50,8 +50,6 @@ func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record,
 		if err != nil {
 			return nil, nil, 0, false, err
 		}
-		// A record's timestamp delta can take up to 9 bytes more than
-		// RecordSize counts.
 		total += size + maxDeltaGrowth
 	}
 	if err := checkFrameSize(frame.HeaderSize+total, len(recs)); err != nil {
@@ -64,14 +62,15 @@ func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record,
 	idx := b.fb.Count()
 	for i := range recs {
 		r := &recs[i]
-		b.fb.Add(timestamp(r.Time), r.Key, r.Value, r.Headers)
+		b.fb.Add(timestamp(r.Time), r.Key, r.Value, frameHeaders(r.Headers))
 	}
 	return part, b, idx, part.queued(b, idx, s), nil
 }
 
-// maxDeltaGrowth is how many bytes a record's timestamp delta may take
-// beyond the one frame.RecordSize counts.
-const maxDeltaGrowth = 9
+// maxDeltaGrowth is how many bytes a record may take in a frame beyond
+// its frame.RecordSize, which counts a one-byte timestamp delta: the
+// delta up to 9 more, and so its length prefix possibly one more.
+const maxDeltaGrowth = 10
 
 // batchPartition checks what every batch send checks first: the producer
 // is open, the partition exists and the batch has n > 0 records.
@@ -95,7 +94,7 @@ func (p *Producer) checkRecord(r *Record, i int) (int, error) {
 	if err := checkHeaders(len(r.Headers), i); err != nil {
 		return 0, err
 	}
-	size := frame.RecordSize(r.Key, r.Value, r.Headers)
+	size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
 	if size > p.log.opts.MaxRecordBytes {
 		return 0, fmt.Errorf("%w: %s is %d bytes encoded, limit %d", ErrTooLarge, which(i), size, p.log.opts.MaxRecordBytes)
 	}

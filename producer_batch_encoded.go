@@ -38,7 +38,7 @@ func (b *RecordBatch) Add(rec Record) error {
 	if b.fb == nil {
 		b.fb = new(frame.Builder)
 	}
-	if size := b.fb.Add(timestamp(rec.Time), rec.Key, rec.Value, rec.Headers); size > b.largest {
+	if size := b.fb.Add(timestamp(rec.Time), rec.Key, rec.Value, frameHeaders(rec.Headers)); size > b.largest {
 		b.largest, b.largestAt = size, b.Len()-1
 	}
 	return nil
