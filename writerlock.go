@@ -73,16 +73,19 @@ func (p *partition) takeWriter(ctx context.Context, wait bool) (got bool, err er
 		}
 		p.meta = meta
 	}
-	if wait {
-		waited, err := lockAnnounced(ctx, p.meta, p.shm, &p.waitSlot)
-		if err != nil {
+	got, err = p.meta.TryLock(writerLockByte)
+	if err != nil {
+		return false, err
+	}
+	if !got {
+		if !wait {
+			return false, nil
+		}
+		// Taken: wait (partition.go), unless a bounded close gave up.
+		if err := p.waitWriterLock(ctx); err != nil {
 			return false, err
 		}
-		if waited {
-			p.contended = time.Now()
-		}
-	} else if got, err := p.meta.TryLock(writerLockByte); err != nil || !got {
-		return false, err
+		p.contended = time.Now()
 	}
 	p.held, p.exact = true, false
 	p.log.stats.writerLocks.Add(1)
