@@ -20,7 +20,9 @@
 //
 // Send waits for the acknowledgement; SendAsync calls back; Flush waits for
 // everything sent. A sender alone on a partition writes its own frame, with
-// no hand-off to another goroutine. Records sent while a write is in flight
+// no hand-off to another goroutine, unless another process holds the
+// writer lock: then the partition's writer goroutine waits for the lock,
+// and Send waits on its ctx. Records sent while a write is in flight
 // are written together as the next frame, so concurrent senders share
 // writes and fdatasyncs without any configured linger.
 //
@@ -130,6 +132,16 @@
 // with MarkRecords; CommitMarked (or auto-commit with AutoCommitMarks)
 // commits only the run of marked records from the last commit on, so a
 // record still in a worker's hands is never skipped.
+//
+// # Backups
+//
+// Log.Backup copies a live log into a new directory while producers and
+// consumers in every process go on: every record committed before it
+// began, each group's commits and every topic's configuration, each frame
+// checked on the way and everything synced. The copy is a log like any
+// other. A file-system snapshot of the whole directory, taken in one
+// instant, is a backup too: it holds what a power loss at that instant
+// would have left, which recovery handles (docs/OPERATIONS.md).
 //
 // # Caveats
 //
