@@ -34,6 +34,9 @@ type activeSeg struct {
 	maxTS int64      // newest record timestamp in the segment so far
 	idx   *indexWriter
 	probe [12]byte // findTail's look around pos
+
+	reserved  int64 // blocks are reserved up to here (prealloc.go)
+	noReserve bool  // reserving failed: append without
 }
 
 func (a *activeSeg) close() error {
@@ -101,6 +104,7 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		w = p.w
 		data = fb.Finish(w.next)
 	}
+	w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
 	}
@@ -230,6 +234,7 @@ func (p *partition) roll() error {
 		return err
 	}
 	p.observeSync(began)
+	p.releaseReserve(p.w.pos + int64(len(seal)))
 	p.w.idx.addTime(p.w.next-p.w.base, p.w.maxTS)
 	next := p.w.next
 	if err := p.openActive(next); err != nil {
