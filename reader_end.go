@@ -61,14 +61,13 @@ func (r *partReader) checkEnd(m *metaMap) error {
 		// Waiting for the segment a seal named: a writer creates it
 		// before it commits anything in it, so offsets known committed
 		// there mean it was there, and is gone.
-		if r.next >= rules.knownEnd {
+		if missingLast(r.p.dir, r.base, rules) == nil {
 			return nil
 		}
 		if err := r.openSegment(r.base); err != nil || r.f != nil {
 			return err
 		}
-		return &CorruptError{Path: r.path, Pos: 0, Offset: r.next, To: rules.knownEnd,
-			Err: fmt.Errorf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)}
+		return missingLast(r.p.dir, r.base, rules)
 	}
 	// Is this segment still the partition's last? A segment seen last
 	// stays last until a roll, which seals it first (and the reader reads
@@ -101,7 +100,7 @@ func (r *partReader) checkEnd(m *metaMap) error {
 // is the end of the data, as recovery will make it.
 func (r *partReader) rules(m *metaMap) tailRules {
 	rules, cp, ok := knownCommittedIn(m)
-	rules.powerLoss = ok && cp.boot != bootID() && (r.base > cp.base || r.base == cp.base && r.cur.pos >= cp.pos)
+	rules.powerLoss = unsyncedAfterReboot(cp, ok, r.base, r.cur.pos)
 	return rules
 }
 
@@ -116,9 +115,7 @@ func (r *partReader) laterSegmentEvidence(rules *tailRules) error {
 	for _, b := range bases {
 		if b > r.base {
 			r.lastSeg = false
-			if !rules.powerLoss {
-				rules.addSegment(b)
-			}
+			rules.addSegment(b) // evidence even after a power loss
 			return nil
 		}
 	}

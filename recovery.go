@@ -55,7 +55,7 @@ type RecoveryReport struct {
 // it left p.w at the tail. The caller holds the writer lock.
 func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	cp, ok := p.shm.checkpoint()
-	boot := bootID()
+	boot := currentBootID
 	if ok && cp.boot == boot {
 		return false, nil
 	}
@@ -120,7 +120,7 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 		return false, err
 	}
 	tf, err := p.walkTailReport(start.pos, start.next, true, rules)
-	rep.FramesVerified, rep.RemovedSegments = tf.frames, tf.removed
+	rep.FramesVerified = tf.frames
 	if tf.cut > 0 {
 		rep.CutFile, rep.CutPos, rep.CutBytes = tf.cutFile, tf.verdict.pos, tf.cut
 	}
@@ -170,12 +170,13 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// Everything up to the tail is verified and synced now; only then may
-	// the checkpoint say so, or a second power loss could make it lie.
-	if err := syncDir(p.dir); err != nil {
-		return false, err
-	}
-	if err := p.w.idx.sync(); err != nil {
+	// Everything up to the tail is verified; it must be synced too before
+	// the checkpoint may say so, or a second power loss could make it lie.
+	// Without a checkpoint of another boot (partition.meta damaged, or
+	// torn by a crash as it was rewritten) the log may hold bytes of this
+	// boot that no one synced yet; and recovery rewrote the index entries
+	// of every segment it walked.
+	if err := syncSegments(p.dir, start.base, p.w.base); err != nil {
 		return false, err
 	}
 	if err := p.shm.setCheckpoint(checkpoint{boot: boot, base: p.w.base, pos: p.w.pos, next: p.w.next}); err != nil {

@@ -437,8 +437,7 @@ func (r *partReader) segmentGone(base int64) error {
 					break
 				}
 			}
-			return &CorruptError{Path: segmentPath(r.p.dir, base, logExt), Offset: base, To: later,
-				Err: fmt.Errorf("segment missing: the seal before it names it, and segment %020d follows", later)}
+			return missingSegment(r.p.dir, base, later)
 		}
 		if bases[0] > base {
 			if !r.resetOutOfRange {

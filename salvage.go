@@ -88,7 +88,7 @@ func (p *partition) salvage(ctx context.Context) ([]RepairAction, error) {
 		return s.actions, err
 	}
 	p.shm.publishTail(p.w.tail())
-	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	target := checkpoint{boot: currentBootID, base: p.w.base, pos: p.w.pos, next: p.w.next}
 	if err := p.syncUpTo(target); err != nil {
 		return s.actions, err
 	}

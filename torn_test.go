@@ -357,7 +357,7 @@ func diedAt(t testing.TB, pdir string, base, pos, next int64) {
 	if err := trimIndexFiles(pdir, base, pos); err != nil {
 		t.Fatal(err)
 	}
-	writeMeta(t, pdir, bootID(), base, pos, next)
+	writeMeta(t, pdir, currentBootID, base, pos, next)
 }
 
 // flipByte flips the bits of one byte of a file.
@@ -535,7 +535,7 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 		diedAt(t, pdir, 0, want.CutPos, want.Intact)
 	default:
 		// Damage inside data the last writer had synced.
-		writeMeta(t, pdir, bootID(), 0, want.Size, want.Records)
+		writeMeta(t, pdir, currentBootID, 0, want.Size, want.Records)
 	}
 	l := openTest(t, dir, nil)
 	// A read before any writer ran: the records before the damage, then
@@ -616,8 +616,8 @@ func checkTornGolden(t *testing.T, name string, want tornWant) {
 		}
 		boot, _, _, _, _ := m.durablePoint()
 		m.close()
-		if boot != bootID() {
-			t.Errorf("after recovery partition.meta holds boot id %x, want this boot's %x", boot, bootID())
+		if boot != currentBootID {
+			t.Errorf("after recovery partition.meta holds boot id %x, want this boot's %x", boot, currentBootID)
 		}
 		// A second writer of this boot does not recover again.
 		l2 := openTest(t, dir, nil)

@@ -70,8 +70,9 @@ func (v *verifier) partition(p *partition) error {
 				Detail: fmt.Sprintf("segment starts at offset %d, but the seal before it names %d", base, expect)}
 			if base > expect {
 				// Named as readers name it: the file that should be there.
-				pr.Path, pr.To = segmentPath(p.dir, expect, logExt), base
-				pr.Detail = fmt.Sprintf("segment missing: the seal before it names it, and segment %020d%s follows (%s unreadable)", base, logExt, lossText(expect, base))
+				ce := missingSegment(p.dir, expect, base)
+				pr.Path, pr.To = ce.Path, ce.To
+				pr.Detail = fmt.Sprintf("%v (%s unreadable)", ce.Err, lossText(expect, base))
 			}
 			v.problem(pr)
 		}
@@ -106,12 +107,12 @@ func (v *verifier) partition(p *partition) error {
 				// The writer may have rolled since the listing.
 				if _, err := os.Stat(segmentPath(p.dir, sc.next, logExt)); err == nil {
 					bases = append(bases, sc.next)
-				} else if rules, _, _ := knownCommittedIn(meta); rules.knownEnd > sc.next {
+				} else if rules, _, _ := knownCommittedIn(meta); missingLast(p.dir, sc.next, rules) != nil {
 					// Not a writer that died before creating it: records
 					// in it were committed.
-					v.problem(Problem{Kind: ProblemLost, Topic: pc.Topic, Partition: p.id, Path: segmentPath(p.dir, sc.next, logExt),
-						Pos: 0, Offset: sc.next, To: rules.knownEnd,
-						Detail: fmt.Sprintf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)})
+					ce := missingLast(p.dir, sc.next, rules)
+					v.problem(Problem{Kind: ProblemLost, Topic: pc.Topic, Partition: p.id, Path: ce.Path,
+						Pos: 0, Offset: ce.Offset, To: ce.To, Detail: ce.Err.Error()})
 				}
 			}
 		}
@@ -308,14 +309,14 @@ walk:
 // partition.meta's word (meta), and the next segment, whose base every
 // record before it had (later, -1 for none). With afterReboot, a restart
 // since the checkpoint that no writer has recovered from yet makes what
-// follows it unsynced bytes (powerLoss) rather than damage.
+// follows it in the last segment unsynced bytes (powerLoss) rather than
+// damage.
 func segmentRules(meta *metaMap, base, pos, later int64, afterReboot bool) tailRules {
 	rules, cp, ok := knownCommittedIn(meta)
-	if afterReboot && ok && cp.boot != bootID() && (base > cp.base || base == cp.base && pos >= cp.pos) {
-		rules.powerLoss = true
-		return rules
-	}
+	rules.powerLoss = afterReboot && unsyncedAfterReboot(cp, ok, base, pos)
 	if later >= 0 {
+		// Evidence even after a power loss: a segment is synced before
+		// the next one is created (followSeal).
 		rules.addSegment(later)
 	}
 	return rules
