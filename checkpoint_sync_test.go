@@ -135,6 +135,7 @@ func TestCheckpointWaitsForLogSyncDurable(t *testing.T) {
 	s := newSyncedSizes()
 	var mu sync.Mutex
 	heldPath := ""
+	frozen := false // the image is being taken: no sync may start
 	release := make(chan struct{})
 	var releaseOnce, imageOnce sync.Once
 	metaSynced := make(chan struct{})
@@ -145,6 +146,9 @@ func TestCheckpointWaitsForLogSyncDurable(t *testing.T) {
 			return
 		}
 		imageOnce.Do(func() {
+			mu.Lock()
+			frozen = true
+			mu.Unlock()
 			copyNow <- [2]int64{base, pos}
 			<-copied
 			releaseOnce.Do(func() { close(release) })
@@ -153,6 +157,12 @@ func TestCheckpointWaitsForLogSyncDurable(t *testing.T) {
 	}
 	obs := func(e syncEvent) {
 		if e.kind == syncData && !e.done {
+			mu.Lock()
+			wait := frozen
+			mu.Unlock()
+			if wait {
+				<-copied
+			}
 			p, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", e.fd))
 			if strings.HasSuffix(p, logExt) && filepath.Base(p) != filepath.Base(segmentPath(pdir, 0, logExt)) {
 				mu.Lock()
@@ -197,11 +207,13 @@ func TestCheckpointWaitsForLogSyncDurable(t *testing.T) {
 	case err := <-errc:
 		t.Fatalf("no checkpoint in a later segment: %v", err)
 	}
+	// The image: syncs that started before it are done or cover only
+	// what they found; none starts while it is taken.
+	copyTree(t, dir, img)
 	seg := segmentPath(pdir, ck[0], logExt)
 	s.mu.Lock()
 	synced := s.synced[seg]
 	s.mu.Unlock()
-	copyTree(t, dir, img)
 	if err := os.Truncate(segmentPath(filepath.Join(img, "topics", "t", "0"), ck[0], logExt), synced); err != nil {
 		t.Fatal(err)
 	}

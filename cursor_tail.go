@@ -86,6 +86,10 @@ type tailVerdict struct {
 	resume    segFrame
 	found     bool
 	resumeEnd int64 // the offset after the good frames that follow resume
+	// unsure: good committed frames follow pos, but where the data
+	// resumes could not be told (see resync): damage all the same, which
+	// nothing may cut.
+	unsure bool
 }
 
 // lost returns the offsets the verdict says are unreadable, [from, to),
@@ -129,14 +133,12 @@ func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 		v.kind = tailEnd
 		return v, nil
 	}
-	v.resume, v.found, err = c.resync(c.pos, max(c.next, 0))
+	r, err := c.resync(c.pos, max(c.next, 0))
 	if err != nil {
 		return v, err
 	}
-	if v.found {
-		v.resumeEnd = c.chainEnd(v.resume)
-	}
-	if v.found && !rules.powerLoss {
+	v.resume, v.found, v.resumeEnd, v.unsure = r.f, r.found, r.end, r.unsure
+	if (v.found || v.unsure) && !rules.powerLoss {
 		// A frame read before the later one may have been committed in
 		// between (a live writer's two appends): look again.
 		c.invalidate()
@@ -158,13 +160,14 @@ func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 }
 
 // chainEnd follows good frames from f by their headers and returns the
-// offset after them: how far the committed data after a break reaches in
-// this segment (a seal's offset, if it ends in one).
-func (c *cursor) chainEnd(f segFrame) int64 {
+// offset after them, how far the committed data after a break reaches in
+// this segment (a seal's offset, if it ends in one), and the byte where
+// they end.
+func (c *cursor) chainEnd(f segFrame) (next, pos int64) {
 	r := newCursor(c.f, c.path, f.pos, f.meta.Base)
 	r.verify = false
 	r.walk(nil)
-	return max(r.next, f.meta.End())
+	return max(r.next, f.meta.End()), max(r.pos, f.pos+f.meta.Size())
 }
 
 // describe says what the verdict found, in words for an error or a report.
@@ -181,6 +184,8 @@ func (v tailVerdict) describe(rules tailRules) string {
 			s += fmt.Sprintf(" with offset %d (offsets %d to %d unreadable)", v.resume.meta.Base, from, v.resume.meta.Base-1)
 		}
 		return s
+	case v.kind == tailDamage && v.unsure:
+		return fmt.Sprintf("%s; committed data follows, but where it resumes cannot be told", what)
 	case v.kind == tailDamage && to <= from && rules.nextSegment > 0 && v.cause == nil:
 		return fmt.Sprintf("the segment ends without a seal, but segment %020d%s follows", rules.nextSegment, logExt)
 	case v.kind == tailDamage && to <= from && rules.nextSegment > 0:

@@ -178,9 +178,17 @@ func (s *salvager) segment(base, later int64) (int64, error) {
 				if err := s.truncate(f, v.pos); err != nil {
 					return -1, err
 				}
-				return -1, s.finish(f, base, changed)
+				s.act(path, v.pos, v.size-v.pos, v.next, v.next)
+				return -1, s.finish(f, base, true)
 			}
 		case tailDamage:
+			if v.unsure {
+				// Committed data follows, but where it resumes cannot be
+				// told: a gap there could take it for lost, or keep a
+				// frame that was never written. Change nothing.
+				return -1, &CorruptError{Path: path, Pos: v.pos, Offset: v.next, To: -1,
+					Err: fmt.Errorf("salvage cannot mend this: %s", v.describe(rules))}
+			}
 			if v.found {
 				from, to := v.pos, v.resume.pos
 				lo, hi := v.next, v.resume.meta.Base
