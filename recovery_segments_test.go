@@ -124,4 +124,3 @@ func TestRecoveryMissingMiddleSegmentAfterReboot(t *testing.T) {
 		}
 	}
 }
-

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/runnel-log/runnel/internal/frame"
@@ -147,5 +148,59 @@ func TestSalvageEmbeddedFrameInLastFrame(t *testing.T) {
 	}
 	if n := readAllClean(t, l); n != 2 {
 		t.Fatalf("after salvage read %d records, want r0 and the new one", n)
+	}
+}
+
+// committedFrame returns a committed records frame of base holding value.
+func committedFrame(base int64, value string) []byte {
+	var b frame.Builder
+	b.Add(1, nil, []byte(value), nil)
+	f := bytes.Clone(b.Finish(base))
+	f[frame.OffState] = frame.StateCommitted
+	return f
+}
+
+// Good committed frames after a break that cannot be where the data
+// resumes (the only one at a later offset is followed by frames that go
+// back to lower ones): the break is damage all the same, never a torn
+// tail. The writer cuts nothing and refuses appends; salvage changes
+// nothing and reports the damage as remaining.
+func TestUnsureResumeIsNeverCut(t *testing.T) {
+	dir := t.TempDir()
+	pdir := filepath.Join(dir, "topics", "t", "0")
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	sendSeq(t, mustProducer(t, l, "t", nil), 0, seqRecords(0, 2))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := segmentPath(pdir, 0, logExt)
+	f1 := parseSegment(t, path, 0).Frames[1]
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, committedFrame(10, "ten")...)
+	data = append(data, committedFrame(0, "zero again")...)
+	copy(data[f1.Pos:], make([]byte, 4)) // frame 1's length field zeroed
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing says frame 1 was committed: without the frames after it,
+	// it would be a dead writer's torn tail.
+	diedAt(t, pdir, 0, f1.Pos, 1)
+
+	l = openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	_, err = mustProducer(t, l, "t", nil).Send(context.Background(), Record{Value: []byte("x")})
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Offset != 1 {
+		t.Fatalf("append: %v, want a *CorruptError at offset 1", err)
+	}
+	rep, err := l.Repair(context.Background(), "t", &RepairOptions{Salvage: true})
+	if err != nil || len(rep.Actions) != 0 || len(rep.Remaining) != 1 || !strings.Contains(rep.Remaining[0].Detail, "cannot be told") {
+		t.Fatalf("salvage: %+v, %v; want no action, and the damage remaining", rep, err)
+	}
+	if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, data) {
+		t.Fatalf("the segment changed (%d bytes, was %d): %v", len(after), len(data), err)
 	}
 }
