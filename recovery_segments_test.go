@@ -124,3 +124,34 @@ func TestRecoveryMissingMiddleSegmentAfterReboot(t *testing.T) {
 		}
 	}
 }
+
+// Retention that runs before any writer recovered from a reboot lets
+// recovery go first: it must not move a checkpoint of the last boot
+// forward as if it had been verified since.
+func TestRetentionAfterRebootRecoversFirst(t *testing.T) {
+	dir := t.TempDir()
+	pdir, bases := rolledPartition(t, dir, Buffered)
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	if err := l.AlterTopic("t", func(c *TopicConfig) { c.RetentionBytes = 2 * minSegmentBytes }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnforceRetention(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := listSegments(pdir)
+	if len(after) >= len(bases) {
+		t.Fatalf("retention removed nothing: %v", after)
+	}
+	reps := l.Recoveries()
+	if len(reps) != 1 || !reps[0].Reboot {
+		t.Fatalf("recoveries %+v, want the reboot's, before retention", reps)
+	}
+	cp, ok := l.topics["t"].parts[0].shm.checkpoint()
+	if !ok || cp.boot != currentBootID || cp.base < after[0] {
+		t.Fatalf("checkpoint after retention %+v (ok %v), want one of this boot in a segment left (%v)", cp, ok, after)
+	}
+	p := mustProducer(t, l, "t", nil)
+	if pos, err := p.Send(context.Background(), Record{Value: []byte("x")}); err != nil || pos.Offset != 200 {
+		t.Fatalf("append after retention: %d, %v; want offset 200", pos.Offset, err)
+	}
+}
