@@ -392,3 +392,28 @@ func (c *cursor) candidate(p, minBase, size int64, budget *int64) (segFrame, boo
 	}
 	return f, st.good(), nil
 }
+
+// recordsErr checks the records of a good records frame by the one rule
+// readers, Verify, salvage and Dump share (the checksum cannot catch a
+// writer's own mistakes): every record decodes, and none is timestamped
+// after the frame's max_time, which the time index relies on. It returns
+// the index of the first bad record and what is wrong with it, or nil.
+func recordsErr(f segFrame) (int, error) {
+	it := frame.NewRecords(f.data, f.meta)
+	var r frame.Record
+	k := 0
+	for ; it.Next(&r); k++ {
+		if err := recordErr(f.meta, &r); err != nil {
+			return k, err
+		}
+	}
+	return k, it.Err()
+}
+
+// recordErr is recordsErr's rule for one decoded record of a frame.
+func recordErr(m frame.Meta, r *frame.Record) error {
+	if r.Timestamp > m.MaxTime {
+		return fmt.Errorf("record timestamp %d is after the frame's max_time %d", r.Timestamp, m.MaxTime)
+	}
+	return nil
+}

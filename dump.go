@@ -126,8 +126,8 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 							Time: time.Unix(0, r.Timestamp), Partition: p.id, Offset: off})
 					}
 				}
-				if err := it.Err(); err != nil {
-					df.Problem = fmt.Sprintf("bad records: %v", err)
+				if k, err := recordsErr(fr); err != nil {
+					df.Problem = fmt.Sprintf("bad records: record %d of the frame: %v", k, err)
 				}
 				df.Records = recs
 			}

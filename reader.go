@@ -461,6 +461,10 @@ func (r *partReader) decode(dst []Record, f segFrame) ([]Record, error) {
 	var fr frame.Record
 	off := m.Base
 	for it.Next(&fr) {
+		if err := recordErr(m, &fr); err != nil {
+			return dst, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
+				Err: fmt.Errorf("record %d of the frame: %w", off-m.Base, err)}
+		}
 		if off >= r.next && (!r.byTime || fr.Timestamp >= r.minTime) {
 			r.byTime = false
 			dst = append(dst, Record{

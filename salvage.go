@@ -134,11 +134,11 @@ func (s *salvager) segment(base, later int64) (int64, error) {
 		}
 		switch st {
 		case frameOK:
-			if recordsDecode(fr) {
+			if _, err := recordsErr(fr); err == nil {
 				continue
 			}
-			// Checksummed, but its records do not decode (damage the
-			// checksum could not catch): the whole frame is a gap.
+			// Checksummed, but its records are bad (damage the checksum
+			// could not catch): the whole frame is a gap.
 			if err := writeGap(f, fr.pos, fr.pos+fr.meta.Size(), fr.meta.Base, fr.meta.End()); err != nil {
 				return -1, err
 			}
@@ -302,15 +302,6 @@ func (s *salvager) finish(f *os.File, base int64, changed bool) error {
 		return err
 	}
 	return rebuildIndex(s.p.dir, base, s.p.topic.cfg.IndexIntervalBytes)
-}
-
-// recordsDecode reports whether every record of a good frame decodes.
-func recordsDecode(f segFrame) bool {
-	it := frame.NewRecords(f.data, f.meta)
-	var r frame.Record
-	for it.Next(&r) {
-	}
-	return it.Err() == nil
 }
 
 // writeGap overwrites bytes [from, to) of f (8-aligned, at least a header)

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
-
-	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Verify's walk over a partition's segments: every frame, through the same
@@ -220,16 +218,7 @@ walk:
 		case frameOK:
 			sc.frames = append(sc.frames, verifyFrame{pos: fr.pos, base: m.Base, maxBefore: sc.maxTS})
 			sc.maxTS = max(sc.maxTS, m.MaxTime)
-			it := frame.NewRecords(fr.data, m)
-			var r frame.Record
-			k := 0
-			for ; it.Next(&r); k++ {
-				if r.Timestamp > m.MaxTime {
-					report(ProblemCorrupt, fr.pos, m.Base+int64(k), m.End(), "record timestamp %d is after the frame's max_time %d", r.Timestamp, m.MaxTime)
-					break
-				}
-			}
-			if err := it.Err(); err != nil {
+			if k, err := recordsErr(fr); err != nil {
 				report(ProblemCorrupt, fr.pos, m.Base+int64(k), m.End(), "record %d of the frame: %v", k, err)
 				sc.damaged = append(sc.damaged, damagedRange{fr.pos, c.pos, m.Base, m.End()})
 			}
