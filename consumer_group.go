@@ -1,72 +1,60 @@
 package runnel
 
 import (
-	"cmp"
-	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
 	"time"
 )
 
-// A group member's side of the Consumer: joining, taking and giving up
-// partitions inside Poll, and committing offsets. The protocol itself is
-// in group.go and offsets.go.
+// A group member's side of the Consumer: joining, and taking and giving
+// up partitions inside Poll. Committing is in consumer_commit.go; the
+// protocol itself in group.go and offsets.go.
 
-// groupState is a Consumer's side of its group membership.
+// groupState is a Consumer's side of its group membership. The polling
+// goroutine alone uses the first fields; Consumer.mu guards the member's
+// ownership and commit state (m.owned, m.commits, m.count) and the fields
+// marked so, which committers on other goroutines use too.
 type groupState struct {
-	m              *member
-	autoCommit     bool
-	commitInterval time.Duration
-	checkInterval  time.Duration
-	outOfRange     OutOfRange
-	onAssigned     func(*Consumer, []int)
-	onRevoked      func(*Consumer, []int)
-	durability     Durability
-	syncInterval   time.Duration
+	m *member
 
 	seenGen    uint32 // the group word at the last check
 	seenReset  uint32 // the reset epoch whose requests were applied
 	lastCheck  time.Time
-	lastCommit time.Time
-	lastSync   time.Time
-	dirty      bool // Periodic: commits written since the last sync
+	lastCommit time.Time // the last automatic commit
+	lastSync   time.Time // the last periodic sync of commits
+
+	// Guarded by Consumer.mu.
+	dirty   bool   // Periodic: commits written since the last sync
+	written uint64 // commit writes so far
+
+	syncMu sync.Mutex // one fdatasync of the offsets file at a time
+	synced uint64     // written, as of the last fdatasync; guarded by syncMu
 }
 
-// joinGroup makes c a member of o.Group. It takes no partitions yet: the
-// first Poll does.
-func (c *Consumer) joinGroup(o ConsumerOptions) (*Consumer, error) {
-	if o.Partitions != nil {
-		return nil, fmt.Errorf("%w: Partitions must be nil with Group (the group assigns them)", ErrInvalidArgument)
-	}
-	if err := validateName("group", o.Group); err != nil {
-		return nil, err
-	}
-	name := o.MemberName
-	if name == "" {
-		name = defaultMemberName()
-	}
-	m, err := joinGroup(c.log, c.topic, o.Group, name)
+// joinGroup makes c a member of its group. It takes no partitions yet:
+// the first Poll does.
+func (c *Consumer) joinGroup() error {
+	m, err := joinGroup(c.log, c.topic, c.opts.Group, c.opts.MemberName)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	now := time.Now()
 	c.g = &groupState{
-		m:              m,
-		autoCommit:     !o.DisableAutoCommit,
-		commitInterval: cmp.Or(o.AutoCommitInterval, defaultAutoCommitInterval),
-		checkInterval:  cmp.Or(o.GroupCheckInterval, defaultGroupCheckInterval),
-		outOfRange:     o.OutOfRange,
-		onAssigned:     o.OnAssigned,
-		onRevoked:      o.OnRevoked,
-		durability:     c.log.opts.Durability,
-		syncInterval:   c.log.opts.SyncInterval,
-		seenGen:        m.off.gen().Load(),
-		seenReset:      m.off.resetEpoch().Load(),
-		lastCommit:     time.Now(),
-		lastSync:       time.Now(),
+		m:          m,
+		seenGen:    m.off.gen().Load(),
+		seenReset:  m.off.resetEpoch().Load(),
+		lastCommit: now,
+		lastSync:   now,
 	}
 	c.rebuildWords()
-	return c, nil
+	return nil
+}
+
+// nextCheck is how long a sleeping Poll may wait before the next
+// membership check, due every interval.
+func (g *groupState) nextCheck(interval time.Duration) time.Duration {
+	return max(interval-time.Since(g.lastCheck), 50*time.Microsecond)
 }
 
 // groupTick is a group member's work inside Poll: forced resets, the
@@ -77,36 +65,56 @@ func (c *Consumer) groupTick() error {
 	if g == nil {
 		return nil
 	}
-	if c.closed || c.log.closed.Load() {
+	if c.closed.Load() || c.log.closed.Load() {
 		return ErrClosed
 	}
 	off := g.m.off
+	if off.deleted() {
+		return c.groupDeleted()
+	}
 	if e := off.resetEpoch().Load(); e != g.seenReset {
 		g.seenReset = e
-		if err := c.applyResets(g.m.ownedList()); err != nil {
+		if err := c.applyResets(c.owned()); err != nil {
 			return err
 		}
 	}
 	now := time.Now()
-	if gen := off.gen().Load(); gen != g.seenGen || now.Sub(g.lastCheck) >= g.checkInterval {
+	if gen := off.gen().Load(); gen != g.seenGen || now.Sub(g.lastCheck) >= c.opts.GroupCheckInterval {
 		g.seenGen, g.lastCheck = gen, now
 		if err := c.rebalance(); err != nil {
 			return err
 		}
 	}
-	if g.autoCommit && now.Sub(g.lastCommit) >= g.commitInterval {
+	if !c.opts.DisableAutoCommit && now.Sub(g.lastCommit) >= c.opts.AutoCommitInterval {
 		g.lastCommit = now
-		if err := c.commitPositions(nil); err != nil {
+		if err := c.commitAuto(nil); err != nil {
 			return err
 		}
 	}
-	if g.dirty && now.Sub(g.lastSync) >= g.syncInterval {
-		if err := off.sync(); err != nil {
-			return err
-		}
-		g.dirty, g.lastSync = false, now
+	if now.Sub(g.lastSync) < c.log.opts.SyncInterval {
+		return nil
 	}
-	return nil
+	c.mu.Lock()
+	dirty := g.dirty
+	g.dirty = false
+	c.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	g.lastSync = now
+	return off.sync()
+}
+
+// groupDeleted is the error of a member whose group DeleteGroup removed.
+func (c *Consumer) groupDeleted() error {
+	return fmt.Errorf("%w: group %s was deleted (by force, with members alive)", ErrGroupNotFound, c.g.m.group)
+}
+
+// owned lists the partitions the member owns, in increasing order.
+func (c *Consumer) owned() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.g.m.ownedList()
 }
 
 // rebalance moves the member toward its quota: it gives up partitions it
@@ -118,14 +126,18 @@ func (c *Consumer) rebalance() error {
 		return err
 	}
 	q := quota(m.nparts, live, rank)
+	c.mu.Lock()
+	count := m.count
+	c.mu.Unlock()
 	switch {
-	case m.count > q:
+	case count > q:
 		// Give up the highest-numbered: members of lower rank start their
 		// search low, so this tends to keep everyone's partitions apart.
-		owned := m.ownedList()
-		return c.revoke(owned[q:])
-	case m.count < q:
-		got, err := m.acquire(q-m.count, rank*m.nparts/live)
+		return c.revoke(c.owned()[q:])
+	case count < q:
+		c.mu.Lock()
+		got, err := m.acquire(q-count, rank*m.nparts/live)
+		c.mu.Unlock()
 		if len(got) > 0 {
 			err = errors.Join(err, c.assign(got))
 		}
@@ -141,47 +153,35 @@ func (c *Consumer) assign(ps []int) error {
 	g := c.g
 	var errs []error
 	for _, p := range ps {
-		r, err := c.addReader(p)
+		part, err := c.addPart(p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		st := g.m.commits[p]
-		sp := c.start
-		if st.offset != noCommit {
-			sp = AtOffset(st.offset)
+		c.mu.Lock()
+		committed := g.m.commits[p].offset
+		c.mu.Unlock()
+		sp, what := c.opts.Start, "start position "+c.opts.Start.String()
+		if committed != noCommit {
+			sp, what = AtOffset(committed), fmt.Sprintf("committed offset %d", committed)
 		}
-		c.position(len(c.readers)-1, r, sp, st.offset != noCommit)
+		c.positionOwned(part, sp, what)
 	}
 	errs = append(errs, c.applyResets(ps))
-	if g.onAssigned != nil {
-		g.onAssigned(c, ps)
+	if c.opts.OnAssigned != nil {
+		c.opts.OnAssigned(c, ps)
 	}
 	return errors.Join(errs...)
 }
 
-// position moves reader i to sp, applying the OutOfRange policy; an
-// error it cannot resolve stays with the reader (Poll returns it) until
-// Seek.
-func (c *Consumer) position(i int, r *partReader, sp StartPosition, committed bool) {
-	g := c.g
-	err := r.start(sp)
-	if errors.Is(err, ErrOutOfRange) {
-		switch g.outOfRange {
-		case OutOfRangeEarliest:
-			err = r.start(Earliest)
-		case OutOfRangeLatest:
-			err = r.start(Latest)
-		}
+// positionOwned positions an owned partition at a start (what names it in
+// an error), applying the OutOfRange policy; an error it cannot resolve
+// stays with the partition (Poll returns it) until Seek.
+func (c *Consumer) positionOwned(part *consumedPart, sp StartPosition, what string) {
+	if err := c.position(part, sp, true); err != nil {
+		g := c.g
+		part.err = fmt.Errorf("runnel: group %s, topic %s, partition %d: %s: %w (Seek the partition to go on)", g.m.group, g.m.topic, part.id, what, err)
 	}
-	if err != nil {
-		what := "start position " + sp.String()
-		if committed {
-			what = fmt.Sprintf("committed offset %d", sp.offset)
-		}
-		err = fmt.Errorf("runnel: group %s, topic %s, partition %d: %s: %w (Seek the partition to go on)", g.m.group, g.m.topic, r.p.id, what, err)
-	}
-	c.rerr[i] = err
 }
 
 // applyResets moves owned partitions of ps that have a pending forced
@@ -190,10 +190,9 @@ func (c *Consumer) applyResets(ps []int) error {
 	g := c.g
 	var wrote bool
 	var errs []error
-	now := time.Now().UnixNano()
 	for _, p := range ps {
-		i := c.readerIndex(p)
-		if i < 0 || !g.m.owned[p] {
+		part := c.byID[p]
+		if part == nil {
 			continue
 		}
 		req, err := g.m.off.readRequest(p)
@@ -201,15 +200,19 @@ func (c *Consumer) applyResets(ps []int) error {
 			errs = append(errs, err)
 			continue
 		}
-		st := &g.m.commits[p]
-		if req.seq <= st.applied {
+		c.mu.Lock()
+		applied := g.m.commits[p].applied
+		c.mu.Unlock()
+		if req.seq <= applied {
 			continue
 		}
-		r := c.readers[i]
-		r.byTime = false
-		c.position(i, r, AtOffset(req.offset), true)
+		c.positionOwned(part, AtOffset(req.offset), fmt.Sprintf("reset to offset %d", req.offset))
+		c.mu.Lock()
+		st := &g.m.commits[p]
 		st.applied = req.seq
-		if err := g.m.off.writeCommit(p, st, req.offset, now); err != nil {
+		err = g.m.off.writeCommit(p, st, req.offset, time.Now().UnixNano())
+		c.mu.Unlock()
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -227,113 +230,52 @@ func (c *Consumer) applyResets(ps []int) error {
 func (c *Consumer) revoke(ps []int) error {
 	g := c.g
 	var errs []error
-	if g.autoCommit {
-		errs = append(errs, c.commitPositions(ps))
+	if !c.opts.DisableAutoCommit && !g.m.off.deleted() {
+		errs = append(errs, c.commitAuto(ps))
 	}
-	if g.onRevoked != nil {
-		g.onRevoked(c, ps)
+	if c.opts.OnRevoked != nil {
+		c.opts.OnRevoked(c, ps)
 	}
 	for _, p := range ps {
-		errs = append(errs, c.removeReader(p))
+		errs = append(errs, c.removePart(p))
+		c.mu.Lock()
 		errs = append(errs, g.m.release(p))
+		c.mu.Unlock()
 	}
 	g.m.off.bump(g.m.off.gen())
 	return errors.Join(errs...)
 }
 
-// Commit records, for every partition this group member owns, the
-// position after the records Poll has returned as the group's committed
-// offset (the next offset to read), in the offsets file: durable as the
-// Log's Durability says. Partitions whose position did not move since
-// their last commit are skipped. ctx is checked before anything is
-// written; a commit is never left half-done.
-func (c *Consumer) Commit(ctx context.Context) error {
-	if err := c.checkGroup(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return c.commitPositions(nil)
-}
-
-// CommitOffsets commits the given offsets (partition → next offset to
-// read) as the group's committed offsets. Every partition must be owned by
-// this member, or nothing is written and the error wraps ErrNotOwner.
-func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[int]int64) error {
-	if err := c.checkGroup(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	m := c.g.m
-	for p, off := range offsets {
-		if p < 0 || p >= m.nparts || !m.owned[p] {
-			return m.notOwned(p)
-		}
-		if off < 0 {
-			return fmt.Errorf("%w: offset %d for partition %d", ErrInvalidArgument, off, p)
-		}
-	}
-	if len(offsets) == 0 {
-		return nil
-	}
-	now := time.Now().UnixNano()
-	for p, off := range offsets {
-		if err := m.off.writeCommit(p, &m.commits[p], off, now); err != nil {
-			return err
-		}
-	}
-	return c.committed()
-}
-
-func (c *Consumer) checkGroup() error {
-	if c.closed {
-		return ErrClosed
-	}
-	if c.g == nil {
-		return fmt.Errorf("%w: the consumer is not a group member (ConsumerOptions.Group)", ErrInvalidArgument)
-	}
-	return nil
-}
-
-// commitPositions commits the read positions of the owned partitions in
-// ps (nil: all) that moved since their last commit. It allocates nothing.
-func (c *Consumer) commitPositions(ps []int) error {
-	m := c.g.m
-	now := time.Now().UnixNano()
-	var wrote bool
-	for i, r := range c.readers {
-		p := r.p.id
-		// A reader in error has no position, and one still skipping to
-		// its start time has not reached it: neither is committed.
-		if c.rerr[i] != nil || r.byTime || !m.owned[p] || (ps != nil && !slices.Contains(ps, p)) {
-			continue
-		}
-		st := &m.commits[p]
-		if st.offset == r.next {
-			continue
-		}
-		if err := m.off.writeCommit(p, st, r.next, now); err != nil {
-			return err
-		}
-		wrote = true
-	}
-	if !wrote {
-		return nil
-	}
-	return c.committed()
-}
-
-// committed makes written commits as durable as the Log's Durability asks.
-func (c *Consumer) committed() error {
+// leaveGroup is Close's group part: give every partition up, wait for
+// commits under way, make the written ones durable, and leave.
+func (c *Consumer) leaveGroup() error {
 	g := c.g
-	switch g.durability {
-	case Durable:
-		return g.m.off.sync()
-	case Periodic:
-		g.dirty = true
+	var errs []error
+	if owned := c.owned(); len(owned) > 0 {
+		errs = append(errs, c.revoke(owned))
+	}
+	c.mu.Lock()
+	c.closed.Store(true)
+	dirty := g.dirty
+	c.mu.Unlock()
+	c.syncers.Wait()
+	if dirty {
+		errs = append(errs, g.m.off.sync())
+	}
+	errs = append(errs, g.m.leave())
+	return errors.Join(errs...)
+}
+
+// checkGroup returns the error of a group call on a consumer that cannot
+// make it. The caller holds c.mu.
+func (c *Consumer) checkGroup() error {
+	switch {
+	case c.closed.Load():
+		return ErrClosed
+	case c.g == nil:
+		return fmt.Errorf("%w: the consumer is not a group member (ConsumerOptions.Group)", ErrInvalidArgument)
+	case c.g.m.off.deleted():
+		return c.groupDeleted()
 	}
 	return nil
 }

@@ -9,6 +9,10 @@ import (
 // (wait), behind a live writer (wait), past a dead writer's leftovers
 // (repair them) or at damage (report it): reader_end.go tells which.
 
+// testHookRepair, if set, runs just before a stuck reader's repair
+// (reader_end.go).
+var testHookRepair func()
+
 // stuckRecheck bounds a sleep while a reader waits on a frame that a live
 // writer is writing: if that writer dies, no append will wake the reader.
 // It also paces readers whose partition cannot be mapped shared (a
@@ -20,14 +24,14 @@ const stuckRecheck = 10 * time.Millisecond
 // again (0: when an append wakes the consumer).
 func (c *Consumer) unstick(ctx context.Context) (time.Duration, error) {
 	var timeout time.Duration
-	for i, r := range c.readers {
-		if c.rerr[i] != nil {
+	for _, part := range c.parts {
+		if part.err != nil {
 			continue
 		}
-		if c.metas[i].private {
+		if part.meta.private {
 			timeout = stuckRecheck
 		}
-		recheck, err := r.checkStop(ctx, c.metas[i])
+		recheck, err := part.r.checkStop(ctx, part.meta)
 		if err != nil {
 			return 0, err
 		}

@@ -12,7 +12,7 @@ import (
 // sleep waits until a partition's append sequence (or the group's word)
 // moves, ctx ends, or timeout passes (0: no timeout).
 func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
-	if c.spin > 0 && c.spinFor(c.spin) {
+	if c.opts.SpinWait > 0 && c.spinFor(c.opts.SpinWait) {
 		return
 	}
 	// A mapping this process may not write cannot count it as a sleeper,

@@ -88,6 +88,7 @@ func checkCursorViews(t *testing.T, data []byte) {
 	// The writer's view: a verifying walk, then the verdict on its end.
 	w := newCursor(f, path, 0, base)
 	var want []rec
+	var beforeBad []rec // want, then the records of the first bad frame that decode
 	decodable := true
 	_, wst, err := w.walk(func(fr segFrame) bool {
 		if fr.meta.Kind != frame.KindRecords || !decodable {
@@ -99,6 +100,7 @@ func checkCursorViews(t *testing.T, data []byte) {
 		for off := fr.meta.Base; it.Next(&r); off++ {
 			recs = append(recs, rec{Off: off, Key: string(r.Key), Val: string(r.Value), TS: r.Timestamp})
 		}
+		beforeBad = append(beforeBad, recs...)
 		if it.Err() != nil {
 			decodable = false // the reader must stop here with an error
 			return true
@@ -125,19 +127,24 @@ func checkCursorViews(t *testing.T, data []byte) {
 	if err := r.openSegment(base); err != nil {
 		t.Fatalf("openSegment: %v", err)
 	}
-	var got []rec
-	var rerr error
-	for range len(data)/frame.Align + 8 {
-		recs, err := r.fill(nil)
-		for _, x := range recs {
-			got = append(got, rec{Off: x.Offset, Key: string(x.Key), Val: string(x.Value), TS: x.Time.UnixNano()})
-		}
-		if err != nil {
-			rerr = err
-			break
-		}
-		if len(recs) == 0 && !r.advanced {
-			break
+	got, rerr := fuzzRead(t, r, 1<<30, len(data))
+	// Again with three records at most per fill, so that frames are split
+	// between fills: the same records, except that at a frame whose
+	// records do not decode those before the bad one may come first.
+	r3 := newPartReader(p, 4096)
+	defer r3.close()
+	if err := r3.openSegment(base); err != nil {
+		t.Fatalf("openSegment: %v", err)
+	}
+	got3, rerr3 := fuzzRead(t, r3, 3, len(data))
+	if decodable && (!cmp.Equal(got, got3) || r3.cur.pos != r.cur.pos || (rerr == nil) != (rerr3 == nil)) {
+		t.Fatalf("three records per fill: %v at byte %d; whole frames: %v at byte %d (-whole +three):\n%s",
+			rerr3, r3.cur.pos, rerr, r.cur.pos, cmp.Diff(got, got3))
+	}
+	if !decodable {
+		var ce *CorruptError
+		if len(got3) > len(beforeBad) || len(got3) > 0 && !cmp.Equal(got3, beforeBad[:len(got3)]) || !errors.As(rerr3, &ce) {
+			t.Fatalf("three records per fill, at a frame that does not decode: %v after (-want +got):\n%s", rerr3, cmp.Diff(beforeBad, got3))
 		}
 	}
 	if len(got) > len(want) || !cmp.Equal(got, want[:len(got)]) {
@@ -175,4 +182,22 @@ func checkCursorViews(t *testing.T, data []byte) {
 	if wv.kind == tailEnd && (!r.atEnd || r.stuck) || wv.kind != tailEnd && !r.stuck {
 		t.Fatalf("the writer judges %v, the reader stopped with atEnd %v, stuck %v", wv.kind, r.atEnd, r.stuck)
 	}
+}
+
+// fuzzRead reads with r, at most max records per fill, until an error or
+// a fill that neither delivers nor moves.
+func fuzzRead(t *testing.T, r *partReader, max, size int) (got []rec, err error) {
+	for range size + 8 {
+		recs, ferr := r.fill(nil, max)
+		for _, x := range recs {
+			got = append(got, rec{Off: x.Offset, Key: string(x.Key), Val: string(x.Value), TS: x.Time.UnixNano()})
+		}
+		if ferr != nil {
+			return got, ferr
+		}
+		if len(recs) == 0 && !r.advanced {
+			break
+		}
+	}
+	return got, nil
 }

@@ -25,8 +25,9 @@
 // writes and fdatasyncs without any configured linger.
 //
 // Consumers read from an offset, the earliest or latest record, or a
-// timestamp. Poll waits for records and returns a batch; Records is the
-// same as an iterator. Returned byte slices are valid until the next Poll.
+// timestamp. Poll waits for records and returns a batch of at most
+// ConsumerOptions.MaxPollRecords (500); Records is the same as an
+// iterator. Returned byte slices are valid until the next Poll.
 //
 // # Guarantees
 //
@@ -118,9 +119,27 @@
 // locks and the others take its partitions over within milliseconds, with
 // no coordinator and no heartbeats. Committed offsets (Kafka's meaning: the
 // next offset to read) are written crash-atomically and durably per the
-// Log's Durability, by Commit, CommitOffsets, auto-commit, and on a clean
-// hand-over. Delivery is at least once: after a member's death, records
-// since its last commit are read again by the new owner.
+// Log's Durability, by Commit, CommitMarked, CommitOffsets, auto-commit,
+// and on a clean hand-over. A commit never runs ahead of the application:
+// Commit and auto-commit cover exactly the records handed to it (all of
+// each Poll's batch; in Records, those yielded so far). Delivery is at
+// least once: after a member's death, records since its last commit are
+// read again by the new owner.
+//
+// A pool of workers that finish records in any order marks each one done
+// with MarkRecords; CommitMarked (or auto-commit with AutoCommitMarks)
+// commits only the run of marked records from the last commit on, so a
+// record still in a worker's hands is never skipped.
+//
+// # Backups
+//
+// Log.Backup copies a live log into a new directory while producers and
+// consumers in every process go on: every record committed before it
+// began, each group's commits and every topic's configuration, each frame
+// checked on the way and everything synced. The copy is a log like any
+// other. A file-system snapshot of the whole directory, taken in one
+// instant, is a backup too: it holds what a power loss at that instant
+// would have left, which recovery handles (docs/OPERATIONS.md).
 //
 // # Caveats
 //
@@ -128,8 +147,15 @@
 // supported: their byte-range locks and their ordering of writes between
 // clients do not give the guarantees the append protocol rests on.
 //
-// A Consumer is for one goroutine at a time. Producers and the Log are safe
-// for concurrent use.
+// A Consumer is polled by one goroutine at a time; its Commit,
+// CommitOffsets, MarkRecords and CommitMarked may be called from any
+// goroutine. Producers and the Log are safe for concurrent use.
+//
+// A call that waits for another process — for a writer lock it holds, or
+// for a concurrent admin call — returns when its ctx ends. Close, which
+// has no ctx, waits as long as it takes; Log.CloseContext,
+// Producer.CloseContext, DeleteTopicContext and AlterTopicContext bound
+// the wait.
 //
 // Reading needs only read permission: a Consumer without a group, Verify
 // and Dump work on a directory the process may only read (another user's

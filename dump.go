@@ -122,7 +122,7 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 				var r frame.Record
 				for off := m.Base; it.Next(&r); off++ {
 					if off >= from {
-						recs = append(recs, Record{Key: r.Key, Value: r.Value, Headers: r.Headers,
+						recs = append(recs, Record{Key: r.Key, Value: r.Value, Headers: recordHeaders(r.Headers),
 							Time: time.Unix(0, r.Timestamp), Partition: p.id, Offset: off})
 					}
 				}

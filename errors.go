@@ -18,13 +18,16 @@ var (
 	ErrCorrupt = errors.New("runnel: corrupt data")
 
 	// ErrOutOfRange is returned when a consumer asks for an offset below
-	// the partition's start (retention removed it) or above its end.
+	// the partition's start (retention removed it) or above its end. The
+	// error is an *OutOfRangeError, which says which partition and what
+	// it holds.
 	ErrOutOfRange = errors.New("runnel: offset out of range")
 
 	// ErrTopicNotFound is returned by Producer, Consumer, DescribeTopic,
 	// AlterTopic and DeleteTopic for a topic that does not exist, and by
-	// the sends, polls and commits of producers and consumers whose topic
-	// was deleted (in any process) since they were made.
+	// every later send, poll and commit of a live Producer or Consumer
+	// whose topic was deleted (or deleted and created again) by this or
+	// any other process since it was made.
 	ErrTopicNotFound = errors.New("runnel: topic not found")
 
 	// ErrTopicExists is returned by CreateTopic for a name already taken,
@@ -53,12 +56,13 @@ var (
 	// overwrite the current owner's.
 	ErrNotOwner = errors.New("runnel: partition not owned by this group member")
 
-	// ErrGroupActive is returned by ResetGroupOffsets when live members
-	// own partitions it would reset and ResetOptions.Force is not set.
+	// ErrGroupActive is returned by ResetGroupOffsets and DeleteGroup when
+	// live members own partitions they would change and Force is not set.
 	ErrGroupActive = errors.New("runnel: group has active members")
 
-	// ErrGroupNotFound is returned by DescribeGroup for a group that has
-	// no offsets file.
+	// ErrGroupNotFound is returned by DescribeGroup and DeleteGroup for a
+	// group that has no offsets file, and by Poll, Commit and the other
+	// group calls of a member whose group DeleteGroup removed by force.
 	ErrGroupNotFound = errors.New("runnel: group not found")
 
 	// ErrGap is the cause of every *GapError: a consumer with
@@ -66,6 +70,30 @@ var (
 	// and salvaged.
 	ErrGap = errors.New("runnel: records lost")
 )
+
+// OutOfRangeError is the error for an offset a partition does not hold:
+// below its start (retention removed it) or past its end. It wraps
+// ErrOutOfRange. Start and End are the partition's extent when the error
+// was made; a Seek between them (or to Earliest or Latest) goes on.
+type OutOfRangeError struct {
+	Topic     string
+	Partition int
+	Offset    int64 // the offset asked for
+	Start     int64 // the partition's first stored offset
+	End       int64 // the offset after its last record (the next to be written)
+}
+
+func (e *OutOfRangeError) Error() string {
+	where := "past its end"
+	if e.Offset < e.Start {
+		where = "before its start (removed by retention)"
+	}
+	return fmt.Sprintf("runnel: offset out of range: offset %d of partition %s/%d is %s: it holds offsets [%d, %d)",
+		e.Offset, e.Topic, e.Partition, where, e.Start, e.End)
+}
+
+// Unwrap returns ErrOutOfRange.
+func (e *OutOfRangeError) Unwrap() error { return ErrOutOfRange }
 
 // CorruptError describes damaged data: the file, the byte position in it
 // and, where known, the offsets affected. It wraps ErrCorrupt.

@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -73,9 +74,27 @@ type member struct {
 }
 
 // joinGroup opens (creating if needed) the group's offsets file for topic
-// t and takes the lowest free member slot.
+// t and takes the lowest free member slot. A file that DeleteGroup is
+// removing is left for the path's next one.
 func joinGroup(l *Log, t *topic, group, name string) (*member, error) {
-	off, err := l.openGroupOffsets(t, group)
+	for {
+		m, err := joinGroupFile(l, t, group, name)
+		if !errors.Is(err, errGroupFileDeleted) {
+			return m, err
+		}
+	}
+}
+
+// testHookNoSlot, if set, runs when a joiner found no member slot free
+// and is about to wait for the admin lock.
+var testHookNoSlot func()
+
+// errGroupFileDeleted says an offsets file was opened just as DeleteGroup
+// removed it (or may have): open the path again.
+var errGroupFileDeleted = errors.New("offsets file deleted")
+
+func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
+	off, err := l.openGroupOffsets(context.Background(), t, group)
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +115,25 @@ func joinGroup(l *Log, t *topic, group, name string) (*member, error) {
 			break
 		}
 	}
-	if m.slot < 0 {
+	// DeleteGroup sets the flag while it holds every slot: a slot taken
+	// after that is in a file on its way out.
+	if off.deleted() {
 		off.close()
+		return nil, errGroupFileDeleted
+	}
+	if m.slot < 0 {
+		defer off.close()
+		if busy, err := off.lf.HeldByOther(adminLockOff); err == nil && busy {
+			// Perhaps a DeleteGroup holding every slot: once it is done,
+			// look again.
+			if testHookNoSlot != nil {
+				testHookNoSlot()
+			}
+			if err := off.lf.Lock(context.Background(), adminLockOff); err != nil {
+				return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+			}
+			return nil, errGroupFileDeleted
+		}
 		return nil, fmt.Errorf("%w: group %s already has %d members for topic %s", ErrInvalidArgument, group, maxMembers, t.name)
 	}
 	m.joined = time.Now().UnixNano()

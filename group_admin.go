@@ -247,14 +247,11 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 			return nil, err
 		}
 	}
-	off, err := l.openGroupOffsets(t, group)
+	off, err := l.openAdmin(ctx, t, group)
 	if err != nil {
 		return nil, err
 	}
 	defer off.close() // releases every lock taken here
-	if err := off.lf.Lock(ctx, adminLockOff); err != nil {
-		return nil, err
-	}
 
 	var busy []int
 	for _, p := range slices.Sorted(maps.Keys(targets)) {
@@ -353,6 +350,128 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 	return targets, nil
 }
 
+// openAdmin opens (creating if needed, as openGroupOffsets does) the
+// group's offsets file for topic t and takes its admin lock, waiting until
+// ctx ends. A file that a DeleteGroup removed meanwhile is left for the
+// path's next one.
+func (l *Log) openAdmin(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
+	for {
+		off, err := l.openGroupOffsets(ctx, t, group)
+		if err != nil {
+			return nil, err
+		}
+		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
+			off.close()
+			return nil, err
+		}
+		if !off.deleted() {
+			return off, nil
+		}
+		off.close()
+	}
+}
+
+// DeleteGroupOptions configure DeleteGroup. A nil *DeleteGroupOptions
+// means the defaults.
+type DeleteGroupOptions struct {
+	// Force deletes the group even while members are alive. Each live
+	// member finds out at its next Poll or commit, which fails with an
+	// error wrapping ErrGroupNotFound (until it is closed): its commits
+	// would go to a file that no longer exists. Default false:
+	// DeleteGroup fails with ErrGroupActive and deletes nothing while the
+	// group has a live member for any topic.
+	Force bool
+}
+
+// DeleteGroup removes a consumer group: its committed offsets for every
+// topic (the directory groups/<group>). A member that joins afterwards
+// starts a new group of that name, from ConsumerOptions.Start. It waits
+// for a ResetGroupOffsets or DeleteGroup of the group running in another
+// process until ctx ends. A group without offsets is ErrGroupNotFound.
+//
+// Files that are not offsets files as this version knows them (damaged,
+// or of a newer format) are removed only with Force; otherwise their
+// error is returned and nothing is deleted.
+func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOptions) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	if err := validateName("group", group); err != nil {
+		return err
+	}
+	var o DeleteGroupOptions
+	if opts != nil {
+		o = *opts
+	}
+	topics, err := l.groupTopics(group)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(topics) == 0 {
+		return fmt.Errorf("%w: %s", ErrGroupNotFound, group)
+	}
+	if err != nil {
+		return fmt.Errorf("runnel: delete group %s: %w", group, err)
+	}
+	var files []*offsetsFile
+	defer func() {
+		for _, off := range files {
+			off.close() // releases every lock taken here
+		}
+	}()
+	var busy []string
+	for _, topic := range topics {
+		off, err := openOffsets(l.dir, group, topic, -1, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			if o.Force {
+				continue // removed below, unread
+			}
+			return fmt.Errorf("runnel: delete group %s: %w (Force removes it anyway)", group, err)
+		}
+		files = append(files, off)
+		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
+			return fmt.Errorf("runnel: delete group %s: %w", group, err)
+		}
+		// Hold every member slot: no member can join while the file goes
+		// (a joiner that finds none free waits for the admin lock).
+		live := false
+		for s := range maxMembers {
+			got, err := off.lf.TryLock(memberLock(s))
+			if err != nil {
+				return fmt.Errorf("runnel: delete group %s: %w", group, err)
+			}
+			live = live || !got
+		}
+		if live {
+			busy = append(busy, topic)
+		}
+	}
+	if len(busy) > 0 && !o.Force {
+		return fmt.Errorf("%w: group %s has live members for topics %v (stop them, or use DeleteGroupOptions.Force)", ErrGroupActive, group, busy)
+	}
+	for _, off := range files {
+		// Members still alive (Force) and joiners that opened the file
+		// see it go.
+		off.ctlWord(ctlDeadOff).Store(1)
+		off.bump(off.gen())
+	}
+	gdir := filepath.Join(l.dir, "groups", group)
+	for _, topic := range topics {
+		if err := os.Remove(offsetsPath(l.dir, group, topic)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("runnel: delete group %s: %w", group, err)
+		}
+	}
+	if err := syncDir(gdir); err != nil {
+		return fmt.Errorf("runnel: delete group %s: %w", group, err)
+	}
+	// The directory goes too when nothing else is in it (a member may
+	// just have created a new file there).
+	if err := os.Remove(gdir); err == nil {
+		return syncDir(filepath.Dir(gdir))
+	}
+	return nil
+}
+
 // resetHeld commits target for partition p, whose lock the caller holds,
 // unless a commit already took reset request seq (> 0) into account.
 func resetHeld(off *offsetsFile, p int, target int64, seq uint64, now int64) error {
@@ -386,7 +505,7 @@ func resolveOffset(p *partition, sp StartPosition) (int64, error) {
 	// is found by reading.
 	for {
 		base, pos, next := r.filePos()
-		recs, err := r.fill(nil)
+		recs, err := r.fill(nil, 1)
 		if err != nil {
 			return 0, err
 		}

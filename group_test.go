@@ -657,18 +657,218 @@ func TestGroupAdmin(t *testing.T) {
 	}
 }
 
-func TestGroupOptionsValidation(t *testing.T) {
+// ConsumerOptions are checked in one place, each bad value with a clear
+// error and nothing opened.
+func TestConsumerOptionsValidation(t *testing.T) {
 	l := openTest(t, t.TempDir(), nil)
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	for _, o := range []ConsumerOptions{
-		{Group: "g", Partitions: []int{0}},
-		{Group: "bad/name"},
-		{Group: "g", AutoCommitInterval: -1},
-		{Group: "g", OutOfRange: 7},
+	for _, tt := range []struct {
+		o    ConsumerOptions
+		want error
+	}{
+		{ConsumerOptions{Group: "g", Partitions: []int{0}}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "bad/name"}, ErrInvalidName},
+		{ConsumerOptions{Group: "g", AutoCommitInterval: -1}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "g", GroupCheckInterval: -1}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "g", OutOfRange: 7}, ErrInvalidArgument},
+		{ConsumerOptions{Group: "g", AutoCommitMarks: true, DisableAutoCommit: true}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollRecords: -1}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollBytes: -1}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollBytes: 100}, ErrInvalidArgument}, // once silently raised to 4 KiB
+		{ConsumerOptions{SpinWait: -1}, ErrInvalidArgument},
+		{ConsumerOptions{MemberName: "x"}, ErrInvalidArgument}, // group options without a group
+		{ConsumerOptions{DisableAutoCommit: true}, ErrInvalidArgument},
+		{ConsumerOptions{AutoCommitMarks: true}, ErrInvalidArgument},
+		{ConsumerOptions{OnRevoked: func(*Consumer, []int) {}}, ErrInvalidArgument},
 	} {
-		if c, err := l.Consumer("t", &o); err == nil {
-			c.Close()
-			t.Errorf("Consumer(%+v) succeeded", o)
+		if c, err := l.Consumer("t", &tt.o); !errors.Is(err, tt.want) {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("Consumer(%+v): %v, want %v", tt.o, err, tt.want)
 		}
+	}
+	// The defaults, filled in a copy: the caller's struct is not changed.
+	o := ConsumerOptions{Group: "g", MaxPollBytes: minMaxPollBytes}
+	c := mustConsumer(t, l, "t", &o)
+	if o.MaxPollRecords != 0 || o.MemberName != "" {
+		t.Errorf("Consumer changed the caller's options: %+v", o)
+	}
+	want := ConsumerOptions{Group: "g", MemberName: defaultMemberName(), MaxPollRecords: 500, MaxPollBytes: minMaxPollBytes,
+		AutoCommitInterval: 5 * time.Second, GroupCheckInterval: 10 * time.Millisecond}
+	if diff := cmp.Diff(want, c.opts, cmp.AllowUnexported(StartPosition{})); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+// OutOfRange applies to a plain consumer's start too, and an
+// *OutOfRangeError says which partition and what it holds.
+func TestOutOfRangeError(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	produceSpread(t, l, "t", 2, 10)
+	_, err := l.Consumer("t", &ConsumerOptions{Partitions: []int{1}, Start: AtOffset(12)})
+	var oor *OutOfRangeError
+	if !errors.As(err, &oor) || !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Consumer past the end: %v, want an *OutOfRangeError", err)
+	}
+	if want := (OutOfRangeError{Topic: "t", Partition: 1, Offset: 12, Start: 0, End: 10}); *oor != want {
+		t.Errorf("error %+v, want %+v", *oor, want)
+	}
+	c := mustConsumer(t, l, "t", nil)
+	if err := c.Seek(0, AtOffset(11)); !errors.As(err, &oor) || oor.Partition != 0 || oor.Offset != 11 || oor.End != 10 {
+		t.Errorf("Seek past the end: %v", err)
+	}
+	// The error stays with the partition until a Seek succeeds.
+	if _, err := c.TryPoll(); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("Poll after a failed Seek: %v, want ErrOutOfRange", err)
+	}
+	if err := c.Seek(0, AtOffset(3)); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := c.TryPoll(); err != nil || len(recs) != 17 {
+		t.Errorf("Poll after a good Seek: %d records, %v", len(recs), err)
+	}
+	for _, tt := range []struct {
+		policy OutOfRange
+		want   int64
+	}{{OutOfRangeEarliest, 0}, {OutOfRangeLatest, 10}} {
+		c := mustConsumer(t, l, "t", &ConsumerOptions{Partitions: []int{1}, Start: AtOffset(50), OutOfRange: tt.policy})
+		if pos := c.Position(1); pos != tt.want {
+			t.Errorf("OutOfRange %d: position %d, want %d", tt.policy, pos, tt.want)
+		}
+	}
+}
+
+// DeleteGroup removes a group's offsets for every topic, refuses while a
+// member lives, and with Force leaves live members with ErrGroupNotFound
+// while new members start a new group of the same name.
+func TestDeleteGroup(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	mustCreate(t, l, "u", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 2, 5)
+	ctx := context.Background()
+	if err := l.DeleteGroup(ctx, "g", nil); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("DeleteGroup of a missing group: %v, want ErrGroupNotFound", err)
+	}
+	if err := l.DeleteGroup(ctx, "../x", nil); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("DeleteGroup of a bad name: %v, want ErrInvalidName", err)
+	}
+	if _, err := l.ResetGroupOffsets(ctx, "g", "u", Latest, nil); err != nil {
+		t.Fatal(err)
+	}
+	m := mustConsumer(t, l, "t", &ConsumerOptions{Group: "g", Start: Earliest})
+	if recs := pollUntil(t, m, 10, 5*time.Second); len(recs) != 10 {
+		t.Fatalf("member read %d records", len(recs))
+	}
+	if err := m.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteGroup(ctx, "g", nil); !errors.Is(err, ErrGroupActive) {
+		t.Fatalf("DeleteGroup with a live member: %v, want ErrGroupActive", err)
+	}
+	if info, err := l.DescribeGroup("g"); err != nil || len(info.Topics) != 2 || info.Topics[0].Partitions[0].Committed != 5 {
+		t.Fatalf("group after a refused delete: %+v, %v", info, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteGroup(ctx, "g", nil); err != nil {
+		t.Fatalf("DeleteGroup: %v", err)
+	}
+	if _, err := l.DescribeGroup("g"); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("DescribeGroup after DeleteGroup: %v, want ErrGroupNotFound", err)
+	}
+	if groups, err := l.ListGroups(); err != nil || len(groups) != 0 {
+		t.Errorf("ListGroups after DeleteGroup: %v, %v", groups, err)
+	}
+	if _, err := os.Stat(filepath.Join(l.Dir(), "groups", "g")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the group's directory is still there: %v", err)
+	}
+
+	// A new member starts the group afresh: from Start, not the old commit.
+	old := mustConsumer(t, l, "t", &ConsumerOptions{Group: "g", Start: Earliest})
+	if recs := pollUntil(t, old, 10, 5*time.Second); len(recs) != 10 || recs[0].Offset != 0 {
+		t.Fatalf("new member read %d records from %d", len(recs), recs[0].Offset)
+	}
+	// Forced, with that member alive: it learns at its next call.
+	if err := l.DeleteGroup(ctx, "g", &DeleteGroupOptions{Force: true}); err != nil {
+		t.Fatalf("forced DeleteGroup: %v", err)
+	}
+	if _, err := old.TryPoll(); !errors.Is(err, ErrGroupNotFound) {
+		t.Errorf("Poll of a member of a deleted group: %v, want ErrGroupNotFound", err)
+	}
+	for name, err := range map[string]error{
+		"Commit":        old.Commit(ctx),
+		"CommitMarked":  old.CommitMarked(ctx),
+		"CommitOffsets": old.CommitOffsets(ctx, map[int]int64{0: 1}),
+	} {
+		if !errors.Is(err, ErrGroupNotFound) {
+			t.Errorf("%s of a member of a deleted group: %v, want ErrGroupNotFound", name, err)
+		}
+	}
+	// The next member is not held up by the old one's locks.
+	next := mustConsumer(t, l, "t", &ConsumerOptions{Group: "g", Start: Earliest})
+	if recs := pollUntil(t, next, 10, 5*time.Second); len(recs) != 10 {
+		t.Errorf("member after a forced delete read %d records", len(recs))
+	}
+	if err := old.Close(); err != nil {
+		t.Errorf("Close of a member of a deleted group: %v", err)
+	}
+	if info, err := l.DescribeGroup("g"); err != nil || len(info.Topics[0].Members) != 1 {
+		t.Errorf("the new group: %+v, %v", info, err)
+	}
+}
+
+// A member that joins while DeleteGroup holds every member slot waits for
+// it and joins the next file, instead of finding the group full.
+func TestJoinDuringDeleteGroup(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Be DeleteGroup half-way: the admin lock and every slot held.
+	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.close()
+	mustTryLock(t, off.lf, adminLockOff, true)
+	for s := range maxMembers {
+		mustTryLock(t, off.lf, memberLock(s), true)
+	}
+	full := make(chan struct{}, 1)
+	testHookNoSlot = func() { full <- struct{}{} }
+	t.Cleanup(func() { testHookNoSlot = nil })
+	joined := make(chan error, 1)
+	go func() {
+		c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
+		if err == nil {
+			c.Close()
+		}
+		joined <- err
+	}()
+	select {
+	case <-full: // it found every slot taken, and waits for the admin lock
+	case err := <-joined:
+		t.Fatalf("the joiner did not wait: %v", err)
+	}
+	off.ctlWord(ctlDeadOff).Store(1)
+	if err := os.Remove(offsetsPath(l.Dir(), "g", "t")); err != nil {
+		t.Fatal(err)
+	}
+	off.close()
+	select {
+	case err := <-joined:
+		if err != nil {
+			t.Fatalf("join during DeleteGroup: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the joiner is still waiting")
+	}
+	if _, err := os.Stat(offsetsPath(l.Dir(), "g", "t")); err != nil {
+		t.Errorf("the joiner did not make a new offsets file: %v", err)
 	}
 }

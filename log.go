@@ -1,9 +1,11 @@
 package runnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -243,6 +245,19 @@ func (l *Log) loadTopic(name string) (*topic, error) {
 	return t, nil
 }
 
+// giveUp ends every wait of the topic's partitions for their writer locks.
+func (t *topic) giveUp() {
+	for _, p := range t.parts {
+		p.giveUp()
+	}
+}
+
+// abandoned reports whether a bounded close ended a wait of one of the
+// topic's partitions for its writer lock.
+func (t *topic) abandoned() bool {
+	return slices.ContainsFunc(t.parts, func(p *partition) bool { return p.abandoned.Load() })
+}
+
 // topicCurrent reports whether t is still the topic of its name: its
 // directory is the one t was loaded from, and its topic.json is there and
 // has t's ID. The directory check alone is not enough: once a deleted
@@ -299,26 +314,44 @@ func (t *topic) close(reason error) error {
 
 // Close flushes every queued record, waits for writes in flight, and closes
 // the log's files. It is idempotent; every later call on the Log, its
-// producers and its consumers returns ErrClosed.
-func (l *Log) Close() error {
+// producers and its consumers returns ErrClosed. Close waits as long as
+// another process holds a partition's writer lock that a queued record
+// needs; CloseContext bounds that wait.
+func (l *Log) Close() error { return l.CloseContext(context.Background()) }
+
+// CloseContext is Close, waiting for other processes' writer locks only
+// until ctx ends. Then the records still queued fail with ErrClosed (their
+// Send, SendAsync callback or Flush says so), the files are closed all the
+// same, and CloseContext returns an error wrapping ctx.Err(). Only the
+// first Close or CloseContext of a Log does the work; later ones return
+// its result.
+func (l *Log) CloseContext(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
 		l.wakeConsumers()
+		l.mu.Lock()
+		topics := l.topics
+		l.topics = map[string]*topic{}
+		l.mu.Unlock()
+		stop := context.AfterFunc(ctx, func() {
+			for _, t := range topics {
+				t.giveUp()
+			}
+		})
 		l.stopRetention()
 		l.ckpts.stop()
 		if l.stopSync != nil {
 			close(l.stopSync)
 			<-l.syncDone
 		}
-		l.mu.Lock()
-		topics := l.topics
-		l.topics = map[string]*topic{}
-		l.mu.Unlock()
 		var errs []error
 		for _, t := range topics {
 			errs = append(errs, t.close(ErrClosed))
 		}
 		errs = append(errs, l.app.close())
+		if !stop() && slices.ContainsFunc(slices.Collect(maps.Values(topics)), (*topic).abandoned) {
+			errs = append(errs, fmt.Errorf("runnel: close %s: gave up waiting for another process's writer lock; records still queued for it failed: %w", l.dir, ctx.Err()))
+		}
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr

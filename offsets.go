@@ -38,7 +38,8 @@ import (
 //
 //	1<<30 + p            ownership of partition p
 //	1<<30 + 1<<17 + s    member slot s, held while the member lives
-//	1<<30 + 1<<18        admin lock: serializes ResetGroupOffsets
+//	1<<30 + 1<<18        admin lock: serializes ResetGroupOffsets and
+//	                     DeleteGroup
 const (
 	offsetsMagic   = "RUNNELOF"
 	offsetsVersion = 1
@@ -62,9 +63,10 @@ const (
 	reqRecSize   = 24
 
 	// Within the control page.
-	ctlGenOff   = 0 // u32: bumped on every join, leave and release
-	ctlHWMOff   = 4 // u32: member slots ever used, an upper bound to probe
-	ctlResetOff = 8 // u32: bumped when a forced reset asks owners to act
+	ctlGenOff   = 0  // u32: bumped on every join, leave and release
+	ctlHWMOff   = 4  // u32: member slots ever used, an upper bound to probe
+	ctlResetOff = 8  // u32: bumped when a forced reset asks owners to act
+	ctlDeadOff  = 12 // u32: set by DeleteGroup before it removes the file
 
 	lockBase      = 1 << 30
 	memberLockOff = lockBase + 1<<17
@@ -158,7 +160,12 @@ func openOffsets(dir, group, topic string, nparts int, create bool) (*offsetsFil
 		// Never a state this package leaves (files appear by link, whole).
 		return nil, &CorruptError{Path: path, Pos: 0, Offset: -1, Err: errors.New("empty offsets file")}
 	}
-	lf, err := openLockFile(path)
+	// Without create, a file removed since the Stat stays removed.
+	open := openLockFile
+	if !create {
+		open = openExistingLockFile
+	}
+	lf, err := open(path)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: %w", err)
 	}
@@ -287,6 +294,11 @@ func (o *offsetsFile) gen() *atomic.Uint32 { return o.ctlWord(ctlGenOff) }
 
 // resetEpoch is bumped by a forced reset that left requests for owners.
 func (o *offsetsFile) resetEpoch() *atomic.Uint32 { return o.ctlWord(ctlResetOff) }
+
+// deleted reports whether DeleteGroup removed (or is removing) the file:
+// whoever still has it open must stop using it, and a joiner opens the
+// path again.
+func (o *offsetsFile) deleted() bool { return o.ctlWord(ctlDeadOff).Load() != 0 }
 
 // hwm returns how many member slots may be in use: slots at or past it
 // have never been taken. A damaged value only costs extra probes.

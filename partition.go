@@ -74,6 +74,13 @@ type partition struct {
 	// the kernel; the writer lock stays held until they end (poison).
 	poisoned   atomic.Bool
 	metaOrphan bool // closed while poisoned: the drain closes p.meta
+
+	// abandon is closed when a bounded close (Log.CloseContext,
+	// DeleteTopicContext) runs out of time: every wait for the writer
+	// lock, now or later, ends with ErrClosed.
+	abandon     chan struct{}
+	abandonOnce sync.Once
+	abandoned   atomic.Bool // a wait ended so
 }
 
 const metaFileName = "partition.meta"
@@ -84,6 +91,8 @@ func newPartition(l *Log, t *topic, id int) *partition {
 		topic: t,
 		id:    id,
 		dir:   filepath.Join(l.topicDir(t.name), strconv.Itoa(id)),
+
+		abandon: make(chan struct{}),
 	}
 	p.work.L = &p.mu
 	p.space.L = &p.mu
@@ -113,6 +122,42 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 		p.unlockWriter()
 		p.wmu.Unlock()
 	}, nil
+}
+
+// giveUp ends the partition's waits for the writer lock, present and
+// future, with ErrClosed: the bounded close that called it is out of time.
+func (p *partition) giveUp() { p.abandonOnce.Do(func() { close(p.abandon) }) }
+
+// waitWriterLock waits for the writer lock, which another process (or
+// Log) holds, announced (writerlock.go), until ctx ends or the partition
+// is given up. The caller holds p.wmu.
+func (p *partition) waitWriterLock(ctx context.Context) error {
+	select {
+	case <-p.abandon:
+		return p.gaveUp()
+	default:
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.abandon:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	_, err := lockAnnounced(wctx, p.meta, p.shm, &p.waitSlot)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return p.gaveUp()
+	}
+	return err
+}
+
+// gaveUp notes and returns the error of a wait for the writer lock that a
+// bounded close ended.
+func (p *partition) gaveUp() error {
+	p.abandoned.Store(true)
+	return fmt.Errorf("%w: gave up waiting for another process's writer lock on %s", ErrClosed, p.dir)
 }
 
 // close drains the write and sync stages, then closes the partition's
@@ -231,4 +276,14 @@ func (p *partition) endOffset() (int64, error) {
 		return 0, err
 	}
 	return r.next, nil
+}
+
+// outOfRange is the error for offset, which p does not hold, with p's
+// extent as it is on disk now.
+func (p *partition) outOfRange(offset int64) error {
+	e := &OutOfRangeError{Topic: p.topic.name, Partition: p.id, Offset: offset, End: -1}
+	if info, err := p.describe(); err == nil {
+		e.Start, e.End = info.StartOffset, info.NextOffset
+	}
+	return e
 }

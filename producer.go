@@ -178,6 +178,10 @@ func (p *Producer) Flush(ctx context.Context) error {
 	if err := p.checkOpen(); err != nil {
 		return err
 	}
+	return p.flush(ctx)
+}
+
+func (p *Producer) flush(ctx context.Context) error {
 	for _, part := range p.topic.parts {
 		part.mu.Lock()
 		last := part.lastQueued()
@@ -194,24 +198,23 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close flushes the producer's records and makes later sends fail with
-// ErrClosed. It is idempotent. The Log stays open.
-func (p *Producer) Close() error {
+// Close makes later sends fail with ErrClosed and waits until the records
+// already sent are acknowledged or failed. It is idempotent. The Log stays
+// open. Close waits as long as another process holds a partition's writer
+// lock that a queued record needs; CloseContext bounds the wait.
+func (p *Producer) Close() error { return p.CloseContext(context.Background()) }
+
+// CloseContext is Close, waiting only until ctx ends; then it returns
+// ctx.Err(). The records still queued are not withdrawn: they are written
+// when the writer lock is free, or fail when the Log closes.
+func (p *Producer) CloseContext(ctx context.Context) error {
 	if p.closed.Swap(true) {
 		return nil
 	}
 	if p.log.closed.Load() {
 		return nil
 	}
-	for _, part := range p.topic.parts {
-		part.mu.Lock()
-		last := part.lastQueued()
-		part.mu.Unlock()
-		if last != nil {
-			<-p.ackOf(last)
-		}
-	}
-	return nil
+	return p.flush(ctx)
 }
 
 func (p *Producer) checkOpen() error {
@@ -247,7 +250,7 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 	if len(rec.Headers) > frame.MaxHeaders {
 		return nil, nil, 0, false, fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(rec.Headers), frame.MaxHeaders)
 	}
-	size := frame.RecordSize(rec.Key, rec.Value, rec.Headers)
+	size := frame.RecordSize(rec.Key, rec.Value, frameHeaders(rec.Headers))
 	if size > p.log.opts.MaxRecordBytes {
 		return nil, nil, 0, false, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
 	}

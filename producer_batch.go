@@ -55,7 +55,7 @@ func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record,
 		if len(r.Headers) > frame.MaxHeaders {
 			return nil, nil, 0, false, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
 		}
-		size := frame.RecordSize(r.Key, r.Value, r.Headers)
+		size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
 		if size > p.log.opts.MaxRecordBytes {
 			return nil, nil, 0, false, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
 		}
@@ -74,7 +74,7 @@ func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record,
 	idx := b.fb.Count()
 	for i := range recs {
 		r := &recs[i]
-		b.fb.Add(timestamp(r.Time), r.Key, r.Value, r.Headers)
+		b.fb.Add(timestamp(r.Time), r.Key, r.Value, frameHeaders(r.Headers))
 	}
 	return part, b, idx, part.queued(b, idx, s), nil
 }

@@ -310,8 +310,8 @@ func TestProducerTooLarge(t *testing.T) {
 	// value returns a value that makes a record with key and headers
 	// encode to exactly size bytes.
 	value := func(key []byte, hdrs []Header, size int) []byte {
-		v := make([]byte, size-frame.RecordSize(key, nil, hdrs))
-		for frame.RecordSize(key, v, hdrs) > size {
+		v := make([]byte, size-frame.RecordSize(key, nil, frameHeaders(hdrs)))
+		for frame.RecordSize(key, v, frameHeaders(hdrs)) > size {
 			v = v[:len(v)-1]
 		}
 		return v
@@ -334,7 +334,7 @@ func TestProducerTooLarge(t *testing.T) {
 	var want []rec
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := frame.RecordSize(tt.rec.Key, tt.rec.Value, tt.rec.Headers); tt.ok != (got <= limit) || tt.ok && got != limit {
+			if got := frame.RecordSize(tt.rec.Key, tt.rec.Value, frameHeaders(tt.rec.Headers)); tt.ok != (got <= limit) || tt.ok && got != limit {
 				t.Fatalf("test setup: record of %d bytes", got)
 			}
 			_, err := p.Send(context.Background(), tt.rec)

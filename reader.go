@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,16 @@ type partReader struct {
 
 	probe *lockFile // opened on first need, to ask whether a writer is active
 
+	// A fill that stopped at its record limit leaves the cursor's window
+	// as it is (resume), and, if it stopped inside a frame, that frame
+	// (partial, at the cursor) and where its records go on (rest, at
+	// offset restNext): the next fill goes on from them without reading
+	// or verifying again. Any move of the reader drops them.
+	resume   bool
+	partial  segFrame
+	rest     frame.Records
+	restNext int64 // -1: rest is not valid
+
 	resetOutOfRange bool // below the start, move to it (retention.go)
 	stopAtGaps      bool // a gap is an error, not skipped (ConsumerOptions.StopAtGaps)
 	gapLogger       func(from, to int64)
@@ -51,9 +62,7 @@ func newPartReader(p *partition, bufSize int) *partReader {
 	if bufSize <= 0 {
 		bufSize = defaultMaxPollBytes
 	}
-	// Below a header's size no frame could ever be parsed, let alone read.
-	bufSize = max(bufSize, 4096)
-	r := &partReader{p: p, bufSize: bufSize}
+	r := &partReader{p: p, bufSize: bufSize, restNext: -1}
 	r.cur = &cursor{verify: true, window: bufSize}
 	return r
 }
@@ -71,6 +80,7 @@ func (r *partReader) closeSegment() {
 		r.f.Close()
 		r.f = nil
 	}
+	r.resume, r.restNext = false, -1
 }
 
 // filePos returns where the reader is: segment, byte, next offset.
@@ -114,7 +124,7 @@ func (r *partReader) segmentFor(offset int64) (int64, error) {
 		if offset == 0 {
 			return 0, nil
 		}
-		return 0, fmt.Errorf("%w: offset %d of empty partition %s/%d", ErrOutOfRange, offset, r.p.topic.name, r.p.id)
+		return 0, r.p.outOfRange(offset)
 	}
 	if offset < bases[0] {
 		return r.belowStart(offset, bases[0])
@@ -146,7 +156,7 @@ func (r *partReader) seek(offset int64) error {
 			if offset == r.base {
 				return nil
 			}
-			return fmt.Errorf("%w: offset %d is past the end %d", ErrOutOfRange, offset, r.base)
+			return r.p.outOfRange(offset)
 		}
 		pos, next, err := r.indexedStart(offset)
 		if err != nil {
@@ -171,7 +181,7 @@ func (r *partReader) seek(offset int64) error {
 			r.next = offset
 			return nil
 		}
-		return fmt.Errorf("%w: offset %d is past the end %d of partition %s/%d", ErrOutOfRange, offset, c.next, r.p.topic.name, r.p.id)
+		return r.p.outOfRange(offset)
 	}
 }
 
@@ -190,7 +200,9 @@ func (r *partReader) indexedStart(offset int64) (pos, next int64, err error) {
 	if pos == 0 {
 		return 0, r.base, nil
 	}
-	f, status, err := newCursor(r.f, r.path, pos, -1).peek()
+	c := r.cur // not a cursor of its own: its buffer would be one more to fault in
+	c.seek(pos, -1)
+	f, status, err := c.peek()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -224,15 +236,17 @@ func (r *partReader) seekEnd() error {
 			return err
 		}
 		c := r.cur
+		// Headers alone find the end: no frame is read whole.
+		c.verify = false
 		if n := len(entries); n > 0 {
 			c.seek(int64(entries[n-1].pos), seg+int64(entries[n-1].rel))
 			if _, st, err := c.peek(); err != nil {
+				c.verify = true
 				return err
 			} else if st != frameOK && st != frameGap {
 				c.seek(0, seg)
 			}
 		}
-		c.verify = false
 		_, status, err := c.walk(nil)
 		c.verify = true
 		c.invalidate()
@@ -352,18 +366,22 @@ func (r *partReader) skipOlder() error {
 	return nil
 }
 
-// fill appends the committed records available now to dst, reading at most
-// about one buffer of bytes, and returns the extended slice. The records
-// alias the reader's buffer until its next fill. Where it stops short of
-// the end of its file it sets stuck, at the end atEnd: a write in
-// progress, what a writer left unfinished, damage or the end of the data,
-// which reader_end.go tells apart.
-func (r *partReader) fill(dst []Record) ([]Record, error) {
+// fill appends the committed records available now to dst, at most max of
+// them, reading at most about one buffer of bytes, and returns the
+// extended slice. The records alias the reader's buffer until a later
+// fill reads into it. Where it stops short of the end of its file it sets
+// stuck, at the end atEnd: a write in progress, what a writer left
+// unfinished, damage or the end of the data, which reader_end.go tells
+// apart.
+func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 	r.atEnd, r.stuck, r.advanced = false, false, false
 	if r.seq != nil {
 		r.fillSeq = r.seq.Load()
 	}
 	start := len(dst)
+	limit := start + max
+	resume := r.resume
+	r.resume = false
 	for {
 		if r.f == nil {
 			// The segment a seal named is not there yet (its writer is
@@ -374,26 +392,47 @@ func (r *partReader) fill(dst []Record) ([]Record, error) {
 			}
 		}
 		c := r.cur
-		c.unpin()
+		if !resume {
+			c.unpin()
+			r.restNext = -1
+		}
+		resume = false
 	frames:
 		for {
-			f, st, err := c.peek()
-			if err != nil {
+			var f segFrame
+			var st frameStatus
+			var err error
+			if r.restNext >= 0 && r.partial.pos == c.pos {
+				// The frame the last fill stopped inside, checked then.
+				f, st = r.partial, frameOK
+			} else if f, st, err = c.peek(); err != nil {
 				return dst, err
 			}
 			switch st {
 			case frameOK:
 				before := len(dst)
-				if dst, err = r.decode(dst, f); err != nil {
+				var whole bool
+				if dst, whole, err = r.decode(dst, f, limit); err != nil {
 					// Records that do not decode in a checksummed frame:
-					// none of them is delivered, and the reader stays
-					// before it, so every Poll reports it.
+					// none of those this fill read is delivered, and the
+					// reader stays before them, so every Poll reports
+					// it. (A frame split between Polls by MaxPollRecords
+					// delivered its records before them already.)
 					return dst[:before], err
 				}
-				c.skip(f)
+				if whole {
+					c.skip(f)
+				} else {
+					r.partial = f
+				}
 				r.advanced = true
 				if len(dst) > before {
 					c.pin() // the records alias the window
+				}
+				if len(dst) >= limit {
+					// MaxPollRecords: the next fill goes on from here.
+					r.resume = true
+					return dst, nil
 				}
 				continue
 			case frameGap:
@@ -454,23 +493,37 @@ func (r *partReader) crossGap(f segFrame) error {
 	return nil
 }
 
-// decode appends the records of one verified frame from r.next on.
-func (r *partReader) decode(dst []Record, f segFrame) ([]Record, error) {
+// decode appends the records of one verified frame from r.next on, until
+// dst holds limit records, and reports whether it reached the frame's end.
+// The slice grows once per frame, by the records it will take from it.
+func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool, error) {
 	m := f.meta
-	it := frame.NewRecords(f.data, m)
-	var fr frame.Record
+	var it frame.Records
 	off := m.Base
-	for it.Next(&fr) {
+	if r.restNext >= 0 && r.restNext == r.next && r.partial.pos == f.pos {
+		it, off = r.rest, r.next // where the last fill stopped in this frame
+	} else {
+		it = frame.NewRecords(f.data, m)
+		// Records before the start offset (a seek into the frame) are
+		// passed over by their lengths alone.
+		for off < r.next && it.Skip() {
+			off++
+		}
+	}
+	dst = slices.Grow(dst, min(int(m.End()-off), limit-len(dst)))
+	var fr frame.Record
+	for len(dst) < limit && it.Next(&fr) {
 		if err := recordErr(m, &fr); err != nil {
-			return dst, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
+			r.restNext = -1
+			return dst, false, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, off), To: m.End(),
 				Err: fmt.Errorf("record %d of the frame: %w", off-m.Base, err)}
 		}
-		if off >= r.next && (!r.byTime || fr.Timestamp >= r.minTime) {
+		if !r.byTime || fr.Timestamp >= r.minTime {
 			r.byTime = false
 			dst = append(dst, Record{
 				Key:       fr.Key,
 				Value:     fr.Value,
-				Headers:   fr.Headers,
+				Headers:   recordHeaders(fr.Headers),
 				Time:      time.Unix(0, fr.Timestamp),
 				Partition: r.p.id,
 				Offset:    off,
@@ -479,11 +532,17 @@ func (r *partReader) decode(dst []Record, f segFrame) ([]Record, error) {
 		off++
 	}
 	if err := it.Err(); err != nil {
-		return dst, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
+		r.restNext = -1
+		return dst, false, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, m.Base), To: m.End(),
 			Err: fmt.Errorf("record %d of the frame: %w", off-m.Base, err)}
 	}
-	r.next = max(r.next, m.End())
-	return dst, nil
+	r.next = max(r.next, off)
+	if off < m.End() {
+		r.rest, r.restNext = it, off
+		return dst, false, nil
+	}
+	r.restNext = -1
+	return dst, true, nil
 }
 
 // writerActive reports whether a writer (in any process, this one

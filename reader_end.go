@@ -44,6 +44,9 @@ func (r *partReader) checkStop(ctx context.Context, m *metaMap) (recheck bool, e
 	// No writer: what is there a dead writer left (repair cuts it) or is
 	// damage. Repairing needs write permission; a reader without it
 	// judges alone, by the same rules, and waits at a torn tail.
+	if testHookRepair != nil {
+		testHookRepair()
+	}
 	if err := r.p.repair(ctx); err != nil && !isPermission(err) && !errors.As(err, new(*CorruptError)) {
 		return false, err
 	}

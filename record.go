@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -30,8 +31,30 @@ type Record struct {
 	Offset int64
 }
 
-// Header is a key/value pair attached to a record.
-type Header = frame.Header
+// Header is a key/value pair attached to a record. A record may carry
+// several headers with the same key; their order is kept.
+type Header struct {
+	Key string
+	// Value is the header's value. A nil Value and an empty one are
+	// stored and returned distinctly. In a record returned by a Consumer
+	// it aliases the consumer's read buffer, as Record.Value does.
+	Value []byte
+}
+
+// The conversion compiles only while Header and frame.Header have the
+// same fields in the same order, which is what makes the views below
+// sound.
+var _ = frame.Header(Header{})
+
+// frameHeaders views headers as the encoder's type, without a copy.
+func frameHeaders(h []Header) []frame.Header {
+	return unsafe.Slice((*frame.Header)(unsafe.Pointer(unsafe.SliceData(h))), len(h))
+}
+
+// recordHeaders views decoded headers as Headers, without a copy.
+func recordHeaders(h []frame.Header) []Header {
+	return unsafe.Slice((*Header)(unsafe.Pointer(unsafe.SliceData(h))), len(h))
+}
 
 // Position is where an acknowledged record was stored.
 type Position struct {

@@ -454,7 +454,7 @@ func (r *partReader) segmentGone(base int64) error {
 		}
 		if bases[0] > base {
 			if !r.resetOutOfRange {
-				return r.outOfRange(base, bases[0])
+				return r.p.outOfRange(base)
 			}
 			base = bases[0]
 		}
@@ -476,10 +476,5 @@ func (r *partReader) belowStart(offset, start int64) (int64, error) {
 	if r.resetOutOfRange {
 		return start, nil
 	}
-	return 0, r.outOfRange(offset, start)
-}
-
-func (r *partReader) outOfRange(offset, start int64) error {
-	return fmt.Errorf("%w: offset %d is before the start %d of partition %s/%d (removed by retention)",
-		ErrOutOfRange, offset, start, r.p.topic.name, r.p.id)
+	return 0, r.p.outOfRange(offset)
 }

@@ -314,7 +314,7 @@ func TestRetentionReaderInRemovedSegment(t *testing.T) {
 	loseNext := openAt(5)  // its next segment goes too: out of range after its own
 	resetting := openAt(5) // the same, resetting to the new start
 	k1, k2, k3 := keepOne.Position(0), loseNext.Position(0), resetting.Position(0)
-	resetting.readers[0].resetOutOfRange = true
+	resetting.parts[0].r.resetOutOfRange = true
 	// Remove segment 0 only.
 	st0, _ := os.Stat(segmentPath(partDir(l, "t", 0), bases[0], logExt))
 	total := int64(0)

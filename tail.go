@@ -19,7 +19,8 @@ import (
 // repair runs the writer's tail check under the writer lock without
 // appending: it recovers after a reboot, cuts what writers left
 // unfinished, and reports damage. Readers call it when they are stuck at
-// bytes no live writer is writing.
+// bytes no live writer is writing; it waits for the writer lock until ctx
+// ends.
 func (p *partition) repair(ctx context.Context) error {
 	unlock, err := p.lockForMaintenance(ctx)
 	if err != nil {

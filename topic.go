@@ -103,7 +103,7 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := l.lockTopicName(name)
+	unlock, err := l.lockTopicName(context.Background(), name)
 	if err != nil {
 		return err
 	}
@@ -202,37 +202,41 @@ func removeGrave(name, grave string) error {
 }
 
 // markDeleted sets the deleted flag in every partition's shared meta
-// file, under its writer lock, so that writers and readers in every
-// process that still have the files open stop instead of writing into or
-// waiting on a topic that is gone.
-func markDeleted(dir string) error {
+// file, so that writers and readers in every process that still have the
+// files open stop instead of writing into or waiting on a topic that is
+// gone. It takes every partition's writer lock first, waiting until ctx
+// ends, and sets the flags only once it holds them all: a flagged
+// partition refuses appends for good, so the topic is flagged whole or
+// not at all.
+func markDeleted(ctx context.Context, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
+	var metas []*metaMap
+	defer func() {
+		for _, m := range metas {
+			m.close() // releases its writer lock
+		}
+	}()
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil || !e.IsDir() {
 			continue
 		}
-		pdir := filepath.Join(dir, e.Name())
-		m, err := openMeta(pdir)
+		m, err := openMeta(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return err
 		}
-		lf, err := openLockFile(filepath.Join(pdir, metaFileName))
-		if err == nil {
-			// Announced, so that a Log keeping the lock between
-			// appends lets it go.
-			if _, err = lockAnnounced(context.Background(), lf, m, nil); err == nil {
-				m.u32(metaDeletedOff).Store(1)
-				m.published()
-			}
-			lf.Close()
-		}
-		m.close()
-		if err != nil {
+		metas = append(metas, m)
+		// Announced, so that a Log keeping the lock between appends lets
+		// it go.
+		if _, err := lockAnnounced(ctx, m.lf, m, nil); err != nil {
 			return err
 		}
+	}
+	for _, m := range metas {
+		m.u32(metaDeletedOff).Store(1)
+		m.published()
 	}
 	return nil
 }
@@ -360,21 +364,30 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 // under the name starts with none. It fails with ErrTopicNotFound if there
 // is no such topic. A DeleteTopic that meets a CreateTopic of the same
 // name under way waits for it: it deletes only a topic it sees complete.
-// Producers and consumers of the topic in this Log are closed (their calls
-// fail with ErrTopicNotFound); other Logs' and processes' handles fail so
-// on their next use.
+// Producers and consumers of the topic, in this Log and in other Logs and
+// processes, get ErrTopicNotFound from then on; records still queued for
+// it fail so. DeleteTopic waits as long as another process holds a
+// partition's writer lock (it is appending) or the name's admin lock;
+// DeleteTopicContext bounds the wait.
 func (l *Log) DeleteTopic(name string) error {
+	return l.DeleteTopicContext(context.Background(), name)
+}
+
+// DeleteTopicContext is DeleteTopic, waiting for other processes' locks
+// only until ctx ends. If ctx ends first it returns an error wrapping
+// ctx.Err() and the topic is untouched.
+func (l *Log) DeleteTopicContext(ctx context.Context, name string) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
 	if err := validateName("topic", name); err != nil {
 		return err
 	}
-	unlock, err := l.lockTopicName(name)
+	unlock, err := l.lockTopicName(ctx, name)
 	if err != nil {
 		return err
 	}
-	grave, err := l.deleteLocked(name)
+	grave, err := l.deleteLocked(ctx, name)
 	unlock() // the topic is gone for everyone; its files go at leisure
 	if err != nil {
 		return err
@@ -384,20 +397,26 @@ func (l *Log) DeleteTopic(name string) error {
 
 // deleteLocked is DeleteTopic under the name's admin lock, up to the
 // removal of the files: it returns where they were moved.
-func (l *Log) deleteLocked(name string) (grave string, err error) {
+func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err error) {
 	dir := l.topicDir(name)
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
 		return "", fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	// Flagged first, whole or not at all: then this Log's queued records
+	// fail at their next append, which finds the flag, instead of being
+	// written and acknowledged into a topic about to vanish.
+	if err := markDeleted(ctx, dir); err != nil {
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	l.mu.Lock()
 	t := l.topics[name]
 	delete(l.topics, name)
 	l.mu.Unlock()
 	if t != nil {
+		// Only another process's append in progress is waited for.
+		stop := context.AfterFunc(ctx, t.giveUp)
 		t.close(topicDeleted(name))
-	}
-	if err := markDeleted(dir); err != nil {
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		stop()
 	}
 	adminHook(hookDeleteMarked, name)
 	grave, err = l.buryTopicDir(name)
@@ -417,11 +436,11 @@ func (l *Log) deleteLocked(name string) (grave string, err error) {
 // same lock) that a topic created again under the name would take for
 // its own. Whatever goes wrong once t is no longer the topic is
 // ErrTopicNotFound.
-func (l *Log) openGroupOffsets(t *topic, group string) (*offsetsFile, error) {
+func (l *Log) openGroupOffsets(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
 	off, err := openOffsets(l.dir, group, t.name, len(t.parts), false)
 	if errors.Is(err, fs.ErrNotExist) {
 		var unlock func()
-		if unlock, err = l.lockTopicName(t.name); err != nil {
+		if unlock, err = l.lockTopicName(ctx, t.name); err != nil {
 			return nil, err
 		}
 		defer unlock()
@@ -476,15 +495,23 @@ func topicDeleted(name string) error {
 // Concurrent AlterTopic calls, in any processes, are serialized, and so
 // are they with CreateTopic and DeleteTopic of the same name: change sees
 // the config every earlier AlterTopic wrote, and runs while no other admin
-// call on the name can; it must not call one itself.
+// call on the name can; it must not call one itself. One waits for the
+// other as long as it takes; AlterTopicContext bounds the wait.
 func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
+	return l.AlterTopicContext(context.Background(), name, change)
+}
+
+// AlterTopicContext is AlterTopic, waiting for a concurrent admin call on
+// the name in another process only until ctx ends; then it returns an error wrapping
+// ctx.Err() and changes nothing.
+func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*TopicConfig)) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
 	if err := validateName("topic", name); err != nil {
 		return err
 	}
-	unlock, err := l.lockTopicName(name)
+	unlock, err := l.lockTopicName(ctx, name)
 	if err != nil {
 		return err
 	}

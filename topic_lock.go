@@ -52,8 +52,9 @@ func adminHook(point, name string) {
 }
 
 // lockTopicName takes the admin lock of topic name, waiting while another
-// caller holds it. unlock removes the lock file and releases the lock.
-func (l *Log) lockTopicName(name string) (unlock func(), err error) {
+// caller holds it, until ctx ends. unlock removes the lock file and
+// releases the lock.
+func (l *Log) lockTopicName(ctx context.Context, name string) (unlock func(), err error) {
 	path := filepath.Join(l.dir, "topics", name+topicLockSuffix)
 	for {
 		lf, err := openLockFile(path)
@@ -63,7 +64,7 @@ func (l *Log) lockTopicName(name string) (unlock func(), err error) {
 		got, err := lf.TryLock(0)
 		if err == nil && !got {
 			adminHook(hookLockBusy, name)
-			err = lf.Lock(context.Background(), 0)
+			err = lf.Lock(ctx, 0)
 		}
 		if err != nil {
 			lf.Close()

@@ -210,23 +210,67 @@ func TestTopicAdmin(t *testing.T) {
 }
 
 // TestTopicDeletedByOtherLog deletes a topic through one Log while another
-// Log has it open: the other's handles must fail, not write into the void.
+// Log (as another process would) has producers and consumers of it open:
+// they must fail with ErrTopicNotFound, not write into the void, not read
+// the re-created topic, and not report ErrClosed — whether or not the
+// other Log noticed the deletion first (a new Producer there closes the old
+// handle's partitions), and whether or not the topic was created again.
 func TestTopicDeletedByOtherLog(t *testing.T) {
-	dir := t.TempDir()
-	l1 := openTest(t, dir, nil)
-	l2 := openTest(t, dir, nil)
-	mustCreate(t, l1, "shared", TopicConfig{Partitions: 1})
-	p2 := mustProducer(t, l2, "shared", nil)
-	if _, err := p2.Send(context.Background(), Record{Value: []byte("before")}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l1.DeleteTopic("shared"); err != nil {
-		t.Fatal(err)
-	}
-	if pos, err := p2.Send(context.Background(), Record{Value: []byte("after")}); err == nil {
-		t.Errorf("Send through another Log after DeleteTopic succeeded at %+v; the record is lost", pos)
-	}
-	if _, err := l2.Producer("shared", nil); !errors.Is(err, ErrTopicNotFound) {
-		t.Errorf("Producer through another Log after DeleteTopic: %v, want ErrTopicNotFound", err)
+	for _, tt := range []struct {
+		name             string
+		recreate, notice bool
+	}{
+		{"deleted", false, false},
+		{"deleted, noticed", false, true},
+		{"re-created", true, false},
+		{"re-created, noticed", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l1 := openTest(t, dir, nil)
+			l2 := openTest(t, dir, nil)
+			mustCreate(t, l1, "shared", TopicConfig{Partitions: 2})
+			ctx := context.Background()
+			p2 := mustProducer(t, l2, "shared", nil)
+			if _, err := p2.Send(ctx, Record{Value: []byte("before")}); err != nil {
+				t.Fatal(err)
+			}
+			c2 := mustConsumer(t, l2, "shared", nil)
+			g2 := mustConsumer(t, l2, "shared", &ConsumerOptions{Group: "g"})
+			for _, c := range []*Consumer{c2, g2} {
+				if recs, err := c.Poll(ctx); err != nil || len(recs) != 1 {
+					t.Fatalf("Poll before the delete: %d records, %v", len(recs), err)
+				}
+			}
+			if err := l1.DeleteTopic("shared"); err != nil {
+				t.Fatal(err)
+			}
+			if tt.recreate {
+				mustCreate(t, l1, "shared", TopicConfig{Partitions: 2})
+			}
+			if tt.notice {
+				_, err := l2.Producer("shared", nil)
+				if want := !tt.recreate; errors.Is(err, ErrTopicNotFound) != want {
+					t.Fatalf("Producer through l2 after the delete: %v", err)
+				}
+			}
+			if pos, err := p2.Send(ctx, Record{Value: []byte("after")}); !errors.Is(err, ErrTopicNotFound) {
+				t.Errorf("Send after the delete: %+v, %v; want ErrTopicNotFound", pos, err)
+			}
+			if _, err := p2.SendBatch(ctx, 0, []Record{{Value: []byte("after")}}); !errors.Is(err, ErrTopicNotFound) {
+				t.Errorf("SendBatch after the delete: %v, want ErrTopicNotFound", err)
+			}
+			for name, c := range map[string]*Consumer{"plain": c2, "group member": g2} {
+				if _, err := c.Poll(ctx); !errors.Is(err, ErrTopicNotFound) {
+					t.Errorf("%s consumer's Poll after the delete: %v, want ErrTopicNotFound", name, err)
+				}
+			}
+			if tt.recreate {
+				info, err := l1.DescribeTopic("shared")
+				if err != nil || info.Partitions[0].NextOffset+info.Partitions[1].NextOffset != 0 {
+					t.Errorf("the re-created topic: %+v, %v; want it empty", info, err)
+				}
+			}
+		})
 	}
 }

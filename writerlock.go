@@ -60,11 +60,15 @@ func (p *partition) lockWriter(ctx context.Context) error {
 		}
 		p.meta = meta
 	}
-	waited, err := lockAnnounced(ctx, p.meta, p.shm, &p.waitSlot)
+	got, err := p.meta.TryLock(writerLockByte)
 	if err != nil {
 		return err
 	}
-	if waited {
+	if !got {
+		// Taken: wait (partition.go), unless a bounded close gave up.
+		if err := p.waitWriterLock(ctx); err != nil {
+			return err
+		}
 		p.contended = time.Now()
 	}
 	p.held, p.exact = true, false

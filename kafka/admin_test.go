@@ -259,4 +259,15 @@ func TestDeleteGroups(t *testing.T) {
 	if !isCode(res["nosuchgroup"].Err, kerr.GroupIDNotFound) {
 		t.Errorf("deleting a missing group: %v", res["nosuchgroup"].Err)
 	}
+	// A group with offsets and no live member goes.
+	if _, err := ts.log.ResetGroupOffsets(ctx, "idle", "dg", runnel.Earliest, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err = adm.DeleteGroups(ctx, "idle")
+	if err != nil || res["idle"].Err != nil {
+		t.Fatalf("deleting an idle group: %v, %v", err, res["idle"].Err)
+	}
+	if _, err := ts.log.DescribeGroup("idle"); !errors.Is(err, runnel.ErrGroupNotFound) {
+		t.Errorf("the deleted group: %v, want ErrGroupNotFound", err)
+	}
 }

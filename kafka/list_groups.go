@@ -179,7 +179,17 @@ func (s *Server) deleteGroup(name string) int16 {
 			return kerr.NonEmptyGroup.Code
 		}
 	}
-	// runnel has no call that deletes a group's offsets yet.
-	s.opts.Logger.Warn("kafka: DeleteGroups is not supported by this runnel version", "group", name)
-	return kerr.UnknownServerError.Code
+	// DeleteGroup checks again, holding the group's admin lock and every
+	// member slot: a native member that joined since is not deleted under.
+	switch err := s.log.DeleteGroup(s.ctx, name, nil); {
+	case err == nil:
+		return 0
+	case errors.Is(err, runnel.ErrGroupActive):
+		return kerr.NonEmptyGroup.Code
+	case errors.Is(err, runnel.ErrGroupNotFound):
+		return kerr.GroupIDNotFound.Code
+	default:
+		s.opts.Logger.Warn("kafka: DeleteGroups failed", "group", name, "err", err)
+		return kerr.UnknownServerError.Code
+	}
 }

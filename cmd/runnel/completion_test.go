@@ -117,7 +117,7 @@ func TestCompletionBash(t *testing.T) {
 		{"runnel consume orders -group ", []string{"billing"}},
 		{"runnel consume orders -format j", []string{"json"}},
 		{"runnel gro", []string{"groups"}},
-		{"runnel groups ", []string{"list", "describe", "reset"}},
+		{"runnel groups ", []string{"list", "describe", "delete", "reset"}},
 	} {
 		if got := complete(tc.line); !slices.Equal(got, tc.want) {
 			t.Errorf("%q: %q, want %q", tc.line, got, tc.want)

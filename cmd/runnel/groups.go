@@ -46,6 +46,35 @@ committed, committed_at, end, lag and owner are null when unknown.`,
 		complete: []argKind{argGroup},
 		run:      describeWith(&describeFormat, (*runnel.Log).DescribeGroup, printGroup, newJSONGroup),
 	})
+	var deleteForce bool
+	register(&command{
+		name:    "groups delete",
+		args:    "GROUP [-force]",
+		summary: "delete a consumer group and its committed offsets",
+		describe: `
+Removes the group's committed offsets for every topic. The group's members
+must be stopped first: the command fails and deletes nothing while one is
+alive, unless -force is given; then each live member's next poll or commit
+fails.`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVar(&deleteForce, "force", false, "delete even while members are alive")
+		},
+		nargs:    [2]int{1, 1},
+		complete: []argKind{argGroup},
+		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
+			return c.withLog(func(l *runnel.Log) error {
+				err := l.DeleteGroup(ctx, args[0], &runnel.DeleteGroupOptions{Force: deleteForce})
+				if errors.Is(err, runnel.ErrGroupActive) {
+					return fmt.Errorf("%w: stop the group's consumers first, or give -force", err)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "deleted group %s\n", args[0])
+				return nil
+			})
+		},
+	})
 	var (
 		toEarliest, toLatest bool
 		toOffset             int64

@@ -154,6 +154,12 @@ func TestUsageAndExitStatus(t *testing.T) {
 			failing(t, runIn(t, dir, "x\n", tc.args...), tc.code, tc.want)
 		})
 	}
+	// Every command is listed in the usage.
+	for _, c := range commands {
+		if !slices.Contains(commandOrder, c.name) {
+			t.Errorf("runnel %s is missing from commandOrder: the usage does not list it", c.name)
+		}
+	}
 	// -help everywhere: usage on stdout, status 0.
 	for _, name := range commandOrder {
 		args := append(strings.Fields(name), "-help")
@@ -586,6 +592,28 @@ func TestConsumeGroup(t *testing.T) {
 			t.Errorf("stat lacks %q:\n%s", want, st)
 		}
 	}
+
+	// groups delete refuses while a member lives, unless forced.
+	live := startBackground(t, dir, "consume", "t", "-group", "g", "-follow")
+	deadline = time.Now().Add(20 * time.Second)
+	for !strings.Contains(runIn(t, dir, "", "groups", "describe", "g").stdout, "1 live member") {
+		if time.Now().After(deadline) {
+			t.Fatal("the member did not join")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	failing(t, runIn(t, dir, "", "groups", "delete", "g"), 1, "active members")
+	if got := must(t, dir, "", "groups", "list"); got != "g\n" {
+		t.Errorf("groups list after a refused delete: %q", got)
+	}
+	live.interrupt(t)
+	if got := must(t, dir, "", "groups", "delete", "g"); got != "deleted group g\n" {
+		t.Errorf("groups delete: %q", got)
+	}
+	if got := must(t, dir, "", "groups", "list"); got != "" {
+		t.Errorf("groups list after delete: %q", got)
+	}
+	failing(t, runIn(t, dir, "", "groups", "delete", "g"), 1, "group not found")
 }
 
 // frameLines runs dump and returns the positions of the frames of each

@@ -183,6 +183,23 @@ func (it *Records) Next(r *Record) bool {
 	return true
 }
 
+// Skip passes over the next record without decoding it, checking only its
+// length. It returns false at the end of the frame or on a malformed
+// length (see Err); a record passed over is not otherwise checked.
+func (it *Records) Skip() bool {
+	if it.err != nil || it.left == 0 {
+		return false
+	}
+	n, k := binary.Uvarint(it.b)
+	if k <= 0 || n > uint64(len(it.b)-k) {
+		it.err = fmt.Errorf("%w: record length", ErrMalformed)
+		return false
+	}
+	it.b = it.b[k+int(n):]
+	it.left--
+	return true
+}
+
 // Err returns the error that stopped Next, if any.
 func (it *Records) Err() error { return it.err }
 

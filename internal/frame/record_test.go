@@ -263,6 +263,52 @@ func TestRecordsReject(t *testing.T) {
 	}
 }
 
+// Skip passes over records by their lengths: the record Next decodes after
+// k Skips is record k, and Skip stops at the end and at a bad length.
+func TestRecordsSkip(t *testing.T) {
+	var b Builder
+	for i := range 50 {
+		b.Add(int64(i), fmt.Appendf(nil, "k%d", i), bytes.Repeat([]byte{byte(i)}, i*7), []Header{{Key: "h", Value: []byte{byte(i)}}})
+	}
+	data := b.Finish(100)
+	m, err := ParseMeta(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int{0, 1, 17, 49} {
+		it := NewRecords(data, m)
+		for range k {
+			if !it.Skip() {
+				t.Fatalf("Skip failed: %v", it.Err())
+			}
+		}
+		var r Record
+		if !it.Next(&r) || string(r.Key) != fmt.Sprintf("k%d", k) || r.Timestamp != int64(k) {
+			t.Errorf("after %d Skips: %q at %d, %v", k, r.Key, r.Timestamp, it.Err())
+		}
+	}
+	it := NewRecords(data, m)
+	n := 0
+	for it.Skip() {
+		n++
+	}
+	if n != 50 || it.Err() != nil {
+		t.Errorf("skipped %d of 50, %v", n, it.Err())
+	}
+	for _, c := range resealedCases() {
+		if !strings.Contains(c.wantErr, "record length") {
+			continue
+		}
+		m, _ := ParseMeta(c.data)
+		it := NewRecords(c.data, m)
+		for it.Skip() {
+		}
+		if !errors.Is(it.Err(), ErrMalformed) {
+			t.Errorf("%s: Skip to the end: %v, want ErrMalformed", c.name, it.Err())
+		}
+	}
+}
+
 func TestAllocs(t *testing.T) {
 	value := bytes.Repeat([]byte{'v'}, 100)
 	key := []byte("key")

@@ -1,0 +1,201 @@
+package runnel
+
+import (
+	"fmt"
+	"time"
+)
+
+// StartPosition says where a Consumer starts reading a partition.
+type StartPosition struct {
+	kind   startKind
+	offset int64
+	time   time.Time
+}
+
+type startKind int
+
+const (
+	startEarliest startKind = iota
+	startLatest
+	startOffset
+	startTime
+)
+
+var (
+	// Earliest starts at the oldest record still stored.
+	Earliest = StartPosition{kind: startEarliest}
+	// Latest starts after the newest record: only new records are read.
+	Latest = StartPosition{kind: startLatest}
+)
+
+// AtOffset starts at offset; ErrOutOfRange if it is not stored.
+func AtOffset(offset int64) StartPosition { return StartPosition{kind: startOffset, offset: offset} }
+
+// AtTime starts at the first record whose timestamp is at or after t.
+func AtTime(t time.Time) StartPosition { return StartPosition{kind: startTime, time: t} }
+
+func (sp StartPosition) String() string {
+	switch sp.kind {
+	case startLatest:
+		return "latest"
+	case startOffset:
+		return fmt.Sprintf("offset %d", sp.offset)
+	case startTime:
+		return "time " + sp.time.Format(time.RFC3339Nano)
+	}
+	return "earliest"
+}
+
+// ConsumerOptions configure a Consumer. A nil *ConsumerOptions, and every
+// zero field, means the documented default. Log.Consumer copies the
+// struct; later changes have no effect.
+type ConsumerOptions struct {
+	// Partitions to read. Default: all of the topic's partitions. Must be
+	// nil with Group: the group assigns partitions.
+	Partitions []int
+
+	// Start is where each partition is read from. Default Earliest. In a
+	// group, it applies to partitions that have no committed offset.
+	Start StartPosition
+
+	// MaxPollRecords bounds how many records one Poll returns, over all
+	// partitions (Kafka's max.poll.records). Default 500. A group member
+	// takes and gives up partitions, and commits automatically, only
+	// inside Poll: the bound keeps the time between two Polls short, so a
+	// member that joins gets its share within one Poll of the others.
+	MaxPollRecords int
+
+	// MaxPollBytes bounds how many bytes Poll reads from one partition in
+	// one call: the size of each partition's read buffer. Default 1 MiB;
+	// at least 4 KiB. A frame larger than this is still read whole. A
+	// partition's reads start at 64 KiB and double, up to MaxPollBytes,
+	// while the consumer keeps using up what it read: one that wants a few
+	// records, or follows the tail of a partition, neither reads nor holds
+	// the whole buffer.
+	MaxPollBytes int
+
+	// SpinWait makes Poll spin for up to this long, watching for appends,
+	// before it sleeps: lower wake-up latency for a busy core. Default 0:
+	// sleep at once (in the kernel, woken by the appending process).
+	SpinWait time.Duration
+
+	// Group makes the consumer a member of this consumer group: the
+	// group's live members, in this process and others, share the topic's
+	// partitions, each read by one member at a time, and the group's
+	// committed offsets (groups/<Group>/<topic>.offsets) say where a
+	// member that takes a partition over starts. Default "": no group.
+	// See Commit, MarkRecords, OnAssigned and OnRevoked.
+	Group string
+
+	// MemberName labels this member in DescribeGroup (at most 39 bytes
+	// are kept). Default "<hostname>/<pid>".
+	MemberName string
+
+	// DisableAutoCommit stops the member from committing by itself.
+	// Default false: every AutoCommitInterval (checked inside Poll),
+	// before a partition is given up, and at Close, the member commits
+	// what the application was handed (see Commit), so what it was given
+	// counts as processed once it polls again: at-least-once delivery, as
+	// in Kafka. With auto-commit off, the application commits with
+	// Commit, CommitMarked or CommitOffsets, and OnRevoked is its last
+	// chance to do so for a partition the member gives up.
+	DisableAutoCommit bool
+
+	// AutoCommitMarks makes auto-commit commit the records marked with
+	// MarkRecords (see CommitMarked) instead of the records handed to the
+	// application: for a pool of workers that finish records out of order.
+	// Default false. Cannot go with DisableAutoCommit.
+	AutoCommitMarks bool
+
+	// AutoCommitInterval is the period of automatic commits. Default 5s.
+	AutoCommitInterval time.Duration
+
+	// OutOfRange says what happens when the offset a partition would
+	// start at — Start, or in a group the partition's committed offset —
+	// is not stored. Default OutOfRangeFail. With OutOfRangeEarliest, a
+	// consumer that retention overtakes while it reads also moves on to
+	// the oldest record left.
+	OutOfRange OutOfRange
+
+	// GroupCheckInterval is how often Poll checks, while it waits, whether
+	// a member died (its partitions need a new owner). It bounds the time
+	// a dead member's partitions stay unread. Joins, clean leaves and
+	// releases wake the other members at once. Default 10ms.
+	GroupCheckInterval time.Duration
+
+	// OnAssigned, if set, is called inside Poll, on the polling goroutine,
+	// with the partitions the member has just taken, in increasing order,
+	// after their read positions were set.
+	OnAssigned func(c *Consumer, partitions []int)
+
+	// OnRevoked, if set, is called inside Poll (and Close) with the
+	// partitions the member is about to give up, after the automatic
+	// commit, while it still owns them: it may still Commit, CommitMarked
+	// or CommitOffsets them (from any goroutine; Poll waits for it).
+	OnRevoked func(c *Consumer, partitions []int)
+
+	// StopAtGaps makes Poll return a *GapError (ErrGap) where a partition
+	// has a gap: offsets whose records were lost to damage and that a
+	// salvage (Repair with Salvage) marked as lost. The partition stays
+	// before the gap until Seek moves it (to GapError.To, to go on).
+	// Default false: the consumer skips the gap, counts the offsets in
+	// Stats.GapsCrossed and logs a warning.
+	StopAtGaps bool
+}
+
+const (
+	defaultMaxPollRecords     = 500
+	defaultMaxPollBytes       = 1 << 20
+	minMaxPollBytes           = 4 << 10
+	defaultAutoCommitInterval = 5 * time.Second
+	defaultGroupCheckInterval = 10 * time.Millisecond
+)
+
+// withDefaults validates o and returns a copy with every default filled
+// in. The partitions listed are checked against the topic by
+// Log.Consumer.
+func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
+	var c ConsumerOptions
+	if o != nil {
+		c = *o
+	}
+	switch {
+	case c.MaxPollRecords < 0:
+		return c, fmt.Errorf("%w: MaxPollRecords %d is negative", ErrInvalidArgument, c.MaxPollRecords)
+	case c.MaxPollBytes < 0 || c.MaxPollBytes > 0 && c.MaxPollBytes < minMaxPollBytes:
+		return c, fmt.Errorf("%w: MaxPollBytes %d: want 0 (the default, 1 MiB) or at least %d", ErrInvalidArgument, c.MaxPollBytes, minMaxPollBytes)
+	case c.SpinWait < 0:
+		return c, fmt.Errorf("%w: negative SpinWait", ErrInvalidArgument)
+	case c.AutoCommitInterval < 0 || c.GroupCheckInterval < 0:
+		return c, fmt.Errorf("%w: negative interval", ErrInvalidArgument)
+	case c.OutOfRange < OutOfRangeFail || c.OutOfRange > OutOfRangeLatest:
+		return c, fmt.Errorf("%w: OutOfRange %d", ErrInvalidArgument, int(c.OutOfRange))
+	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil):
+		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned and OnRevoked need Group", ErrInvalidArgument)
+	case c.Group != "" && c.Partitions != nil:
+		return c, fmt.Errorf("%w: Partitions must be nil with Group (the group assigns them)", ErrInvalidArgument)
+	case c.AutoCommitMarks && c.DisableAutoCommit:
+		return c, fmt.Errorf("%w: AutoCommitMarks with DisableAutoCommit", ErrInvalidArgument)
+	}
+	if c.Group != "" {
+		if err := validateName("group", c.Group); err != nil {
+			return c, err
+		}
+		if c.MemberName == "" {
+			c.MemberName = defaultMemberName()
+		}
+	}
+	if c.MaxPollRecords == 0 {
+		c.MaxPollRecords = defaultMaxPollRecords
+	}
+	if c.MaxPollBytes == 0 {
+		c.MaxPollBytes = defaultMaxPollBytes
+	}
+	if c.AutoCommitInterval == 0 {
+		c.AutoCommitInterval = defaultAutoCommitInterval
+	}
+	if c.GroupCheckInterval == 0 {
+		c.GroupCheckInterval = defaultGroupCheckInterval
+	}
+	return c, nil
+}
