@@ -58,8 +58,10 @@ type tailRules struct {
 	// judges a tail (a recovery that walks every segment): a writer
 	// appending to the last segment knows it is the last.
 	findNext bool
-	// powerLoss: the bytes at the cursor were never synced and the
-	// machine restarted since, so they may be missing or stale anywhere.
+	// powerLoss: the bytes at the cursor may never have been synced and
+	// the machine restarted since, so they may be missing or stale
+	// anywhere. A later segment still counts (nextSegment): its writer
+	// synced every segment before it.
 	// A break there is the end of the data, even with good frames after
 	// it: recovery cuts it, and reports what those frames held.
 	powerLoss bool
