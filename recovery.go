@@ -35,19 +35,19 @@ type RecoveryReport struct {
 	// no synced checkpoint to go by). Without it, the report is of a
 	// writer that found committed records gone in the same boot: damage,
 	// and it refuses appends until Repair.
-	Reboot          bool
-	FromSegment     int64   // base of the segment verification started in
-	FromPos         int64   // byte position it started at
-	FramesVerified  int     // frames checked after the checkpoint
-	CutFile         string  // segment truncated, if any
-	CutPos          int64   // where it was truncated; -1 if nothing was cut
-	CutBytes        int64   // bytes cut from it
+	Reboot         bool
+	FromSegment    int64  // base of the segment verification started in
+	FromPos        int64  // byte position it started at
+	FramesVerified int    // frames checked after the checkpoint
+	CutFile        string // segment truncated, if any
+	CutPos         int64  // where it was truncated; -1 if nothing was cut
+	CutBytes       int64  // bytes cut from it
 	// RemovedSegments is always empty: recovery never removes a segment
 	// (one that has a later segment was synced before that one was
 	// created, so a break in it is damage, not a power loss's doing).
 	// Kept so that code reading it still compiles.
 	RemovedSegments []int64
-	NextOffset      int64   // the partition's next offset after recovery
+	NextOffset      int64 // the partition's next offset after recovery
 	// LostFrom and LostTo are the offsets [LostFrom, LostTo) that were
 	// known committed and are gone; equal when nothing known was lost.
 	// In Durable mode a power loss never loses an acknowledged record;
