@@ -316,11 +316,12 @@ type resumption struct {
 	unsure bool
 }
 
-// resyncBudget bounds the bytes a resync reads beyond those of the file
-// after the break, twice over: a crafted file (every 8 bytes a header
-// whose frame claims 32 MiB) must not cost its size times the largest
-// frame.
-const resyncBudget = 64 << 20
+// resyncBudget bounds the bytes a resync reads beyond four times those of
+// the file after the break (a real frame may be checked twice, as the one
+// after a passed-over candidate and as a candidate itself): a crafted file
+// (every 8 bytes a header whose frame claims the rest of the file) must
+// not cost the square of its size.
+const resyncBudget = 1 << 20
 
 // resync finds where committed data resumes after a break at pos: the
 // first good committed frame after it (at 8-byte steps) whose offsets
@@ -341,7 +342,7 @@ func (c *cursor) resync(pos, minBase int64) (resumption, error) {
 	verify := c.verify
 	c.verify = true
 	defer func() { c.verify = verify }()
-	budget := resyncBudget + 2*max(size-pos, 0)
+	budget := resyncBudget + 4*max(size-pos, 0)
 	// A break whose header still reads right (the checksum failed on its
 	// body, say) has its extent: a frame inside it is a record's value,
 	// unless its chain runs past it (the length field was what broke).
@@ -363,7 +364,11 @@ func (c *cursor) resync(pos, minBase int64) (resumption, error) {
 		if !ok {
 			continue
 		}
-		end, after := c.chainEnd(f)
+		end, after := c.chainEnd(f, &budget)
+		if budget < 0 {
+			r.unsure = true
+			return r, nil
+		}
 		if p < extent && after <= extent {
 			continue // inside the broken frame's value
 		}

@@ -2,6 +2,8 @@ package runnel
 
 import (
 	"fmt"
+
+	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Where the data of a segment ends is decided here, for every caller: the
@@ -164,12 +166,20 @@ func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 // chainEnd follows good frames from f by their headers and returns the
 // offset after them, how far the committed data after a break reaches in
 // this segment (a seal's offset, if it ends in one), and the byte where
-// they end.
-func (c *cursor) chainEnd(f segFrame) (next, pos int64) {
-	r := newCursor(c.f, c.path, f.pos, f.meta.Base)
-	r.verify = false
-	r.walk(nil)
-	return max(r.next, f.meta.End()), max(r.pos, f.pos+f.meta.Size())
+// they end. It walks with c itself, whose window the search is reading
+// anyway, and leaves c where it was; each header read is taken from
+// budget.
+func (c *cursor) chainEnd(f segFrame, budget *int64) (next, pos int64) {
+	savedPos, savedNext, verify := c.pos, c.next, c.verify
+	c.seek(f.pos, f.meta.Base)
+	c.verify = false
+	c.walk(func(segFrame) bool {
+		*budget -= frame.HeaderSize
+		return *budget >= 0
+	})
+	next, pos = max(c.next, f.meta.End()), max(c.pos, f.pos+f.meta.Size())
+	c.pos, c.next, c.verify = savedPos, savedNext, verify
+	return next, pos
 }
 
 // describe says what the verdict found, in words for an error or a report.
