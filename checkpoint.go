@@ -15,10 +15,11 @@ import (
 // partition takes one every checkpointBytes of appended log and at every
 // roll; so a recovery verifies at most about that much. Taking one syncs
 // what it covers first: the segments written since the last one and their
-// index files. In every mode: even a Durable append's own fdatasync may not
-// have run yet when its frame is counted (it runs after the writer lock is
-// let go, may wait on another process's, or nobody waits for it with
-// AckCommitted), and fdatasync of a file already synced costs little. That
+// index files. The log is synced in every mode unless this boot's durable
+// point already covers the checkpoint: even a Durable append's own
+// fdatasync may not have run yet when its frame is counted (it runs after
+// the writer lock is let go, may wait on another process's, or nobody
+// waits for it with AckCommitted). That
 // is done off the append path, by one goroutine per Log, so a
 // checkpoint never delays an append by more than the moment its writer
 // lock is held to record it. Close takes none: it would cost several syncs
@@ -148,8 +149,13 @@ func (p *partition) takeCheckpoint() error {
 	}
 	target := checkpoint{boot: currentBootID, base: p.w.base, pos: p.w.pos, next: p.w.next}
 	first := p.checkpointSegment()
+	// The appends' own syncs usually got there first (the durable point
+	// of this boot covers the target): then the log needs none, and the
+	// checkpoint's fdatasync does not queue behind theirs on the file.
+	d, ok := p.shm.durableNext()
+	logSynced := ok && d >= target.next
 	p.wmu.Unlock()
-	if err := syncSegments(p.dir, first, target.base); err != nil {
+	if err := syncSegments(p.dir, first, target.base, !logSynced); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointLockWait)
@@ -180,15 +186,15 @@ func (p *partition) checkpointSegment() int64 {
 // durable, with their indexes and their directory entries. The caller
 // holds p.wmu.
 func (p *partition) syncUpTo(target checkpoint) error {
-	return syncSegments(p.dir, p.checkpointSegment(), target.base)
+	return syncSegments(p.dir, p.checkpointSegment(), target.base, true)
 }
 
 // syncSegments fdatasyncs the segments of partition directory dir whose
-// bases are in [first, last], log and index files alike, then the
-// directory: what a checkpoint at segment last vouches for. The index
-// entries before the checkpoint are synced too, so that recovery need only
-// check those after it.
-func syncSegments(dir string, first, last int64) error {
+// bases are in [first, last], their index files (and with logs their log
+// files), then the directory: what a checkpoint at segment last vouches
+// for. The index entries before the checkpoint are synced too, so that
+// recovery need only check those after it.
+func syncSegments(dir string, first, last int64, logs bool) error {
 	bases, err := listSegments(dir)
 	if err != nil {
 		return err
@@ -198,6 +204,9 @@ func syncSegments(dir string, first, last int64) error {
 			continue
 		}
 		for _, ext := range []string{logExt, indexExt, timeIndexExt} {
+			if ext == logExt && !logs {
+				continue
+			}
 			if err := syncFile(segmentPath(dir, b, ext)); err != nil {
 				return err
 			}

@@ -167,7 +167,7 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	// torn by a crash as it was rewritten) the log may hold bytes of this
 	// boot that no one synced yet; and recovery rewrote the index entries
 	// of every segment it walked.
-	if err := syncSegments(p.dir, start.base, p.w.base); err != nil {
+	if err := syncSegments(p.dir, start.base, p.w.base, true); err != nil {
 		return false, err
 	}
 	if err := p.shm.setCheckpoint(checkpoint{boot: boot, base: p.w.base, pos: p.w.pos, next: p.w.next}); err != nil {
