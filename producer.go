@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Producer appends records to one topic. It is safe for concurrent use;
@@ -247,12 +246,9 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 	if i < 0 || i >= n {
 		return nil, nil, 0, false, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, i, p.topic.name, n)
 	}
-	if len(rec.Headers) > frame.MaxHeaders {
-		return nil, nil, 0, false, fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(rec.Headers), frame.MaxHeaders)
-	}
-	size := frame.RecordSize(rec.Key, rec.Value, frameHeaders(rec.Headers))
-	if size > p.log.opts.MaxRecordBytes {
-		return nil, nil, 0, false, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
+	size, err := p.checkRecord(rec, -1)
+	if err != nil {
+		return nil, nil, 0, false, err
 	}
 	part = p.topic.parts[i]
 	b, idx, lead, err = part.add(ctx, rec, size, s)
