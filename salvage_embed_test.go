@@ -204,3 +204,27 @@ func TestUnsureResumeIsNeverCut(t *testing.T) {
 		t.Fatalf("the segment changed (%d bytes, was %d): %v", len(after), len(data), err)
 	}
 }
+
+// readAllClean reads topic t of l from the start and fails the test at
+// any error; then Verify must find nothing wrong.
+func readAllClean(t *testing.T, l *Log) int {
+	t.Helper()
+	c := mustConsumer(t, l, "t", &ConsumerOptions{Start: Earliest})
+	defer c.Close()
+	total := 0
+	for {
+		recs, err := c.TryPoll()
+		if err != nil {
+			t.Fatalf("after %d records: %v", total, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		total += len(recs)
+	}
+	rep, err := l.Verify(context.Background(), "", nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify: %v %v", err, rep.Problems)
+	}
+	return total
+}

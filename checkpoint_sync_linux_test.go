@@ -239,30 +239,6 @@ func TestCheckpointWaitsForLogSyncDurable(t *testing.T) {
 	readAllClean(t, l2)
 }
 
-// readAllClean reads topic t of l from the start and fails the test at
-// any error; then Verify must find nothing wrong.
-func readAllClean(t *testing.T, l *Log) int {
-	t.Helper()
-	c := mustConsumer(t, l, "t", &ConsumerOptions{Start: Earliest})
-	defer c.Close()
-	total := 0
-	for {
-		recs, err := c.TryPoll()
-		if err != nil {
-			t.Fatalf("after %d records: %v", total, err)
-		}
-		if len(recs) == 0 {
-			break
-		}
-		total += len(recs)
-	}
-	rep, err := l.Verify(context.Background(), "", nil)
-	if err != nil || !rep.OK() {
-		t.Fatalf("Verify: %v %v", err, rep.Problems)
-	}
-	return total
-}
-
 // Same boot, partition.meta's checkpoint does not check out (torn by a
 // crash as it was rewritten, damaged, or written by an older runnel): the
 // next writer verifies the whole partition and records a checkpoint at
