@@ -15,7 +15,7 @@ import (
 func TestReaderReportsDamageBehindBusyWriter(t *testing.T) {
 	old := holdIdle
 	holdIdle = time.Hour
-	defer func() { holdIdle = old }()
+	t.Cleanup(func() { holdIdle = old }) // after the Logs' cleanups close them
 	dir := t.TempDir()
 	pdir := filepath.Join(dir, "topics", "t", "0")
 	lw := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
