@@ -397,14 +397,14 @@ func (c *cursor) resync(pos, minBase int64) (resumption, error) {
 
 // candidate reads the frame at p for resync: ok if it is a good committed
 // frame whose offsets start at or after minBase. A header whose frame
-// would run past the end of the file (size) is passed over unread; what
-// is read is taken from budget.
+// would run past the end of the file (size) is passed over unread. What a
+// check reads is taken from budget; the headers themselves are not (the
+// search reads each byte after the break once, through the window).
 func (c *cursor) candidate(p, minBase, size int64, budget *int64) (segFrame, bool, error) {
 	h, err := c.bytesAt(p, frame.HeaderSize)
 	if err != nil {
 		return segFrame{}, false, err
 	}
-	*budget -= frame.HeaderSize
 	if len(h) < frame.HeaderSize || frame.IsZeroHeader(h) {
 		return segFrame{}, false, nil
 	}
