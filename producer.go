@@ -108,8 +108,10 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 // ProducerOptions.Acks). If ctx ends first Send returns ctx.Err(); the
 // record may still be appended.
 //
-// When no write to the partition is in flight, the calling goroutine
-// writes the record's frame itself.
+// When no write to the partition is in flight and the writer lock is not
+// held elsewhere, the calling goroutine writes the record's frame itself;
+// otherwise the partition's writer goroutine writes it, and waits for the
+// writer lock, while Send waits on ctx.
 func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
@@ -134,7 +136,7 @@ func (p *Producer) sender(done func(Position, error), waiting bool) sender {
 func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bool) error {
 	defer part.senders.Add(-1)
 	if lead {
-		part.write(b, p.acks == AckDurability)
+		part.lead(ctx, b, p.acks == AckDurability)
 	}
 	select {
 	case <-p.ackOf(b):
