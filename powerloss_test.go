@@ -263,6 +263,11 @@ func powerLossTrial(t *testing.T, rng *rand.Rand, mode Durability, trial, images
 		img := filepath.Join(base, fmt.Sprintf("image%d", i))
 		buildPowerLossImage(t, rng, dir, shadow, img)
 		if keep := os.Getenv("RUNNEL_PL_KEEP"); keep != "" {
+			// Only the last image is kept: files of earlier ones must
+			// not mix into it.
+			if err := os.RemoveAll(keep); err != nil {
+				t.Fatal(err)
+			}
 			copyTree(t, img, filepath.Join(keep, "image"))
 			copyTree(t, shadow, filepath.Join(keep, "shadow"))
 			copyTree(t, dir, filepath.Join(keep, "current"))

@@ -226,21 +226,51 @@ func (p *partition) checkpointUsable(cp checkpoint) bool {
 
 // catchUpMaxTime brings p.w.maxTS, which the time index gives as of its
 // last entry, up to the records before start: the index entries the walk
-// adds after it must bound them too. It reads the frame headers between
-// the last entry and start (synced data); if they do not lead there, the
-// index is rebuilt from the whole segment instead.
+// adds after it (the seal's time entry among them) must bound them too.
+// It reads the frame headers between the last entry and start (synced
+// data). If they do not lead there, the index is rebuilt from the whole
+// segment, and the headers are read again from the rebuilt index's last
+// entry: the rebuilt index, too, gives maxTS only as of that entry.
 func (p *partition) catchUpMaxTime(start checkpoint) error {
+	if landed, err := p.readMaxTimeTo(start.pos); err != nil || landed {
+		return err
+	}
+	// The rebuild stops at the first frame that is not good, as the walk
+	// after it does: its entries describe only verified frames.
+	p.dropActive()
+	if err := rebuildIndex(p.dir, start.base, p.topic.cfg.IndexIntervalBytes); err != nil {
+		return err
+	}
+	if err := p.openActive(start.base); err != nil {
+		return err
+	}
+	if landed, err := p.readMaxTimeTo(start.pos); err != nil || landed {
+		return err
+	}
+	// The frames before the checkpoint do not lead to it: damage in
+	// synced data, which Verify and readers report. maxTS bounds every
+	// record the walk could read.
+	p.log.opts.Logger.Warn("runnel: frames before the synced checkpoint do not lead to it", "path", p.w.path, "checkpoint", start)
+	return nil
+}
+
+// readMaxTimeTo raises p.w.maxTS by the records from the active segment's
+// last index entry (its start, with none) up to byte end, and reports
+// whether the frames there lead exactly to end. A seal at end counts:
+// the walk moves past a seal without visiting it, so where it stopped is
+// the seal's position, not the cursor's.
+func (p *partition) readMaxTimeTo(end int64) (bool, error) {
 	pos, next := int64(0), p.w.base
 	if p.w.idx.entries > 0 {
 		pos, next = p.w.idx.lastPos, p.w.base+p.w.idx.lastRel
 	}
-	if pos >= start.pos {
-		return nil
+	if pos >= end {
+		return true, nil
 	}
 	c := newCursor(p.w.f, p.w.path, pos, next)
 	c.verify = false
-	_, _, err := c.walk(func(f segFrame) bool {
-		if f.pos >= start.pos {
+	stop, st, err := c.walk(func(f segFrame) bool {
+		if f.pos >= end {
 			return false
 		}
 		if f.meta.Kind == frame.KindRecords {
@@ -249,16 +279,7 @@ func (p *partition) catchUpMaxTime(start checkpoint) error {
 		return true
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	if c.pos == start.pos {
-		return nil
-	}
-	// The rebuild stops at the first frame that is not good, as the walk
-	// after it does: its entries describe only verified frames.
-	p.dropActive()
-	if err := rebuildIndex(p.dir, start.base, p.topic.cfg.IndexIntervalBytes); err != nil {
-		return err
-	}
-	return p.openActive(start.base)
+	return c.pos == end || st == frameSeal && stop.pos == end, nil
 }
