@@ -46,6 +46,12 @@ func (a *activeSeg) tail() logPos { return logPos{a.base, a.pos, a.next} }
 // appendBatch writes one finished batch and returns its base offset and
 // where the frame ends.
 func (p *partition) appendBatch(fb *frame.Builder) (int64, logPos, error) {
+	base, end, err := p.appendBatchLocked(fb)
+	p.log.parts.used(p) // after p.wmu: it may release other partitions' files
+	return base, end, err
+}
+
+func (p *partition) appendBatchLocked(fb *frame.Builder) (int64, logPos, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.broken != nil {

@@ -142,7 +142,12 @@ func (p *partition) takeCheckpoint() error {
 		return nil
 	}
 	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	done, ok := p.useFiles() // p.shm stays mapped until the checkpoint is recorded
 	p.wmu.Unlock()
+	if !ok {
+		return nil
+	}
+	defer done()
 	if err := p.syncUpTo(target); err != nil {
 		return err
 	}

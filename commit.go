@@ -386,21 +386,41 @@ func (p *partition) withSyncLock(fn func(m *metaMap)) error {
 // append. The caller must not hold p.wmu.
 func (p *partition) syncNow() error {
 	p.wmu.Lock()
-	if !p.dirty || p.w == nil {
+	var t logPos
+	switch {
+	case p.dirty && p.w != nil:
+		// A tail releaseFiles left unsynced is in this segment or an
+		// earlier one, which its roll synced.
+		t = p.w.tail()
+	case p.releasedDirty:
+		// releaseFiles closed the files with this tail unsynced
+		// (Buffered mode): open what the sync needs again.
+		if err := p.openMetaFiles(); err != nil {
+			p.wmu.Unlock()
+			return err
+		}
+		t = p.releasedTail
+	default:
 		p.wmu.Unlock()
 		return nil
 	}
-	t := p.w.tail()
+	done, _ := p.useFiles() // p.shm and p.meta stay open for the sync
 	dirDirty := p.dirDirty
-	p.dirty, p.dirDirty = false, false
+	p.dirty, p.dirDirty, p.releasedDirty = false, false, false
 	p.wmu.Unlock()
+	defer done()
 	_, err := p.syncShared(t)
 	if err == nil && dirDirty {
 		err = syncDir(p.dir)
 	}
 	if err != nil {
 		p.wmu.Lock()
-		p.dirty, p.dirDirty = true, p.dirDirty || dirDirty
+		if p.w != nil {
+			p.dirty = true // its tail covers t (see above)
+		} else {
+			p.releasedTail, p.releasedDirty = t, true
+		}
+		p.dirDirty = p.dirDirty || dirDirty
 		p.wmu.Unlock()
 	}
 	return err

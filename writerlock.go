@@ -40,25 +40,14 @@ var (
 
 // lockWriter takes the partition's writer lock for an append or for
 // maintenance, unless this Log holds it already, opening the lock file and
-// the shared mapping on first use. It gives up when ctx ends. The caller
+// the shared mapping on first use (and after releaseFiles). It gives up when ctx ends. The caller
 // holds p.wmu.
 func (p *partition) lockWriter(ctx context.Context) error {
 	if p.held {
 		return nil
 	}
-	if p.shm == nil {
-		shm, err := p.openShared()
-		if err != nil {
-			return err
-		}
-		p.shm = shm
-	}
-	if p.meta == nil {
-		meta, err := p.openWriterLock()
-		if err != nil {
-			return err
-		}
-		p.meta = meta
+	if err := p.openMetaFiles(); err != nil {
+		return err
 	}
 	got, err := p.meta.TryLock(writerLockByte)
 	if err != nil {
