@@ -18,7 +18,7 @@ import (
 // stops short of them it says why (reader_end.go judges it).
 type partReader struct {
 	p    *partition
-	base int64    // base offset of the current segment
+	base int64      // base offset of the current segment
 	f    *segHandle // current segment, through the Log's cache; nil while it does not exist yet
 	path string
 	cur  *cursor // on f: the next frame to read, and the offset it starts at
@@ -40,8 +40,6 @@ type partReader struct {
 	seq          *atomic.Uint32 // the partition's append sequence, if mapped
 	lastSeg      bool           // the segment was the partition's last as of lastSeq
 	lastSeq      uint32
-
-	probe *lockFile // opened on first need, to ask whether a writer is active
 
 	// A fill that stopped at its record limit leaves the cursor's window
 	// as it is (resume), and, if it stopped inside a frame, that frame
@@ -67,13 +65,7 @@ func newPartReader(p *partition, bufSize int) *partReader {
 	return r
 }
 
-func (r *partReader) close() {
-	r.closeSegment()
-	if r.probe != nil {
-		r.probe.Close()
-		r.probe = nil
-	}
-}
+func (r *partReader) close() { r.closeSegment() }
 
 func (r *partReader) closeSegment() {
 	if r.f != nil {
@@ -560,16 +552,16 @@ func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool
 }
 
 // writerActive reports whether a writer (in any process, this one
-// included) holds the partition's writer lock now.
+// included) holds the partition's writer lock now. It asks through a lock
+// file opened for the question: a reader stops short of a frame rarely,
+// and a descriptor kept for each would count against the process's limit.
 func (r *partReader) writerActive() (bool, error) {
-	if r.probe == nil {
-		lf, err := openLockFile(filepath.Join(r.p.dir, metaFileName))
-		if err != nil {
-			return false, err
-		}
-		r.probe = lf
+	lf, err := openLockFile(filepath.Join(r.p.dir, metaFileName))
+	if err != nil {
+		return false, err
 	}
-	return r.probe.HeldByOther(writerLockByte)
+	defer lf.Close()
+	return lf.HeldByOther(writerLockByte)
 }
 
 // start positions r as sp says.

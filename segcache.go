@@ -39,7 +39,8 @@ type segCache struct {
 	open   int        // files open, referenced or not
 	lru    *list.List // of *cachedSeg, open and not referenced; front: most recent
 	closed bool
-	opens  int64 // files opened, for Stats and tests
+	opens  int64 // files opened so far
+	peak   int   // the most files open at once
 }
 
 // cachedSeg is one segment file as the cache knows it. The handles of
@@ -101,6 +102,7 @@ func (c *segCache) openFile(path string) (*os.File, error) {
 	}
 	c.open++
 	c.opens++
+	c.peak = max(c.peak, c.open)
 	c.mu.Unlock()
 	f, err := os.Open(path)
 	if err != nil {
@@ -261,11 +263,12 @@ func (c *segCache) close() {
 	c.freed.Broadcast()
 }
 
-// stats returns the files open now and opened so far.
-func (c *segCache) stats() (open int, opens int64) {
+// stats returns the files open now, the most open at once, and how many
+// were opened so far.
+func (c *segCache) stats() (open, peak int, opens int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.open, c.opens
+	return c.open, c.peak, c.opens
 }
 
 // segmentFile is what a cursor reads a segment through: an *os.File, or
