@@ -24,7 +24,13 @@ import (
 // (retention removes segments; a topic deleted and created again reuses
 // the names), so a handle remembers the file's identity and a reopened
 // file that is another, or gone, is reported as errSegmentGone: the
-// reader then re-reads the directory, as after any removal.
+// reader then re-reads the directory, as after any removal. Identity is
+// the device and inode number: a file created after the remembered one was
+// removed and closed may be given the same inode number, and is then taken
+// for it. That needs a segment replaced under its name while a reader is
+// in it, which only a topic deleted and created again does (its readers
+// then fail with ErrTopicNotFound at the first bytes that do not follow
+// on) or a salvage (which keeps every offset where it was).
 
 // errSegmentGone says that the segment file a reader was reading was
 // removed (or replaced) while the cache had closed it for room.
