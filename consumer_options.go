@@ -67,7 +67,11 @@ type ConsumerOptions struct {
 
 	// MaxPollBytes bounds how many bytes Poll reads from one partition in
 	// one call: the size of each partition's read buffer. Default 1 MiB;
-	// at least 4 KiB. A frame larger than this is still read whole.
+	// at least 4 KiB. A frame larger than this is still read whole. A
+	// partition's reads start at 64 KiB and double, up to MaxPollBytes,
+	// while the consumer keeps using up what it read: one that wants a few
+	// records, or follows the tail of a partition, neither reads nor holds
+	// the whole buffer.
 	MaxPollBytes int
 
 	// SpinWait makes Poll spin for up to this long, watching for appends,

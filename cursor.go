@@ -99,11 +99,24 @@ type cursor struct {
 	buf    []byte
 	at     int64 // file position of buf[0]
 	n      int   // valid bytes in buf
-	window int   // bytes to read ahead
+	window int   // most bytes to read ahead
 	pinned bool  // buf holds bytes handed out: read no more into it
+
+	// ahead is how many bytes the next read asks for: firstWindow at
+	// first, doubled up to window after each read that the file filled
+	// and that was used up (the next read starts past its start). A
+	// cursor that wants a few frames, or follows the tail of a live
+	// partition (short reads), never reads or holds a whole window: a
+	// fresh buffer costs a page fault per 4 KiB.
+	ahead    int
+	lastFull bool  // the last read got all it asked for
+	lastAt   int64 // where it started
 }
 
-const defaultWindow = 256 << 10
+const (
+	defaultWindow = 256 << 10
+	firstWindow   = 64 << 10
+)
 
 // newCursor returns a verifying cursor on segment file f positioned at pos,
 // where offset next must start.
@@ -148,7 +161,7 @@ func (c *cursor) bytesAt(pos int64, n int) ([]byte, error) {
 	if c.pinned {
 		return nil, errWindowFull
 	}
-	size := c.window
+	size := c.readSize(pos)
 	if n > size {
 		// A frame larger than the window is read whole, but no further
 		// than the file goes: a length read from damaged bytes never
@@ -169,7 +182,19 @@ func (c *cursor) bytesAt(pos int64, n int) ([]byte, error) {
 		return nil, fmt.Errorf("runnel: read %s at %d: %w", c.path, pos, err)
 	}
 	c.at, c.n = pos, m
+	c.lastAt, c.lastFull = pos, m == size
 	return c.buf[:min(n, m)], nil
+}
+
+// readSize is how many bytes to read ahead at pos: see ahead.
+func (c *cursor) readSize(pos int64) int {
+	switch {
+	case c.ahead == 0:
+		c.ahead = min(firstWindow, c.window)
+	case c.lastFull && pos > c.lastAt && c.ahead < c.window:
+		c.ahead = min(2*c.ahead, c.window)
+	}
+	return c.ahead
 }
 
 // frameAt reads the frame at pos without judging its offset. For good and

@@ -162,6 +162,16 @@
 //     partition.meta is a byte-range lock), until it is closed. A group
 //     member also holds its group's offsets file.
 //
+// # Backups
+//
+// Log.Backup copies a live log into a new directory while producers and
+// consumers in every process go on: every record committed before it
+// began, each group's commits and every topic's configuration, each frame
+// checked on the way and everything synced. The copy is a log like any
+// other. A file-system snapshot of the whole directory, taken in one
+// instant, is a backup too: it holds what a power loss at that instant
+// would have left, which recovery handles (docs/OPERATIONS.md).
+//
 // # Caveats
 //
 // Network file systems (NFS, SMB, most FUSE file systems) are not

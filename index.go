@@ -320,31 +320,53 @@ func trimIndexFiles(dir string, base, pos int64) error {
 // rebuildIndex rewrites a segment's indexes from its log, for a segment
 // whose index files are missing or disagree with it.
 func rebuildIndex(dir string, base, interval int64) error {
+	_, err := indexSegment(dir, base, interval)
+	return err
+}
+
+// indexedWalk is where the walk of an index rebuild stopped: after the
+// segment's seal, or at the first frame that is not good (the end of the
+// data, or bytes that are not a good frame).
+type indexedWalk struct {
+	status    frameStatus // frameSeal, or what the cursor found at pos
+	stop      segFrame    // the frame there
+	pos, next int64       // the cursor: the position, and the offset due there
+	records   int64       // records in the records frames walked
+}
+
+// indexSegment rebuilds segment base's indexes from its log, walking
+// every frame with a verifying cursor, and says where the walk stopped:
+// the index entries describe the good frames before that point, and
+// nothing else.
+func indexSegment(dir string, base, interval int64) (indexedWalk, error) {
+	var iw indexedWalk
 	f, err := os.Open(segmentPath(dir, base, logExt))
 	if err != nil {
-		return err
+		return iw, err
 	}
 	defer f.Close()
 	// Truncated in place, not removed: another process's writer may have
 	// the files open, and must go on appending to these inodes.
 	w, err := openIndexWriter(dir, base, 0, interval)
 	if err != nil {
-		return err
+		return iw, err
 	}
 	var werr error
 	maxTS := int64(-1 << 63)
 	c := newCursor(f, f.Name(), 0, base)
-	_, st, err := c.walk(func(fr segFrame) bool {
+	iw.stop, iw.status, err = c.walk(func(fr segFrame) bool {
 		if werr == nil && w.due(fr.pos) {
 			werr = w.add(fr.meta.Base-base, fr.pos, maxTS)
 		}
 		if fr.meta.Kind == frame.KindRecords {
 			maxTS = max(maxTS, fr.meta.MaxTime)
+			iw.records += int64(fr.meta.Count)
 		}
 		return true
 	})
-	if werr == nil && st == frameSeal {
+	iw.pos, iw.next = c.pos, c.next
+	if werr == nil && iw.status == frameSeal {
 		werr = w.addTime(c.next-base, maxTS)
 	}
-	return errors.Join(err, werr, w.close())
+	return iw, errors.Join(err, werr, w.close())
 }

@@ -96,6 +96,8 @@ type lockFile struct {
 	// be tested, not taken. writeErr says why.
 	readOnly bool
 	writeErr error
+	// existing: the file must be there already; it is never created.
+	existing bool
 	lockFileSys
 }
 
@@ -106,6 +108,18 @@ type lockFile struct {
 // EROFS).
 func openLockFile(path string) (*lockFile, error) {
 	l := &lockFile{path: path}
+	if err := l.open(); err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	return l, nil
+}
+
+// openExistingLockFile is openLockFile for a file that must exist
+// already: a missing one is fs.ErrNotExist, never created. Readers that
+// must leave a directory as they found it (an offsets file removed between
+// their listing and their open) use it.
+func openExistingLockFile(path string) (*lockFile, error) {
+	l := &lockFile{path: path, existing: true}
 	if err := l.open(); err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
@@ -178,11 +192,15 @@ func (l *lockFile) Close() error {
 
 var errNegativeLockOffset = errors.New("negative offset")
 
-// openFile opens the lock file for reading and writing, creating it; where
-// that is not permitted, for reading only, which is enough to test locks
-// and to read.
+// openFile opens the lock file for reading and writing, creating it
+// unless l.existing; where that is not permitted, for reading only, which
+// is enough to test locks and to read.
 func (l *lockFile) openFile() (*os.File, error) {
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o644)
+	flag := os.O_RDWR | os.O_CREATE
+	if l.existing {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(l.path, flag, 0o644)
 	if err == nil || !isPermission(err) {
 		return f, err
 	}

@@ -2,9 +2,13 @@ package runnel
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"time"
 )
 
 // Loss: offsets that something says were committed, but that the data no
@@ -46,6 +50,48 @@ func knownCommittedIn(m *metaMap) (rules tailRules, cp checkpoint, cpOK bool) {
 		rules.add(evidence{next, "the durable point in partition.meta"})
 	}
 	return rules, cp, cpOK
+}
+
+// readMetaCopy reads the partition.meta of partition directory dir into a
+// private copy, for judging what it says was committed without changing
+// anything: it needs only read permission, creates nothing, and holds no
+// lock. A file shorter than its size reads as zeros past its end, as
+// writers grow it. m is nil when there is no file. A checkpoint that does
+// not check out is read again a few times (a writer may be recording one
+// this moment); ckptOK is false when it never did, which is damage, and
+// true for a valid checkpoint or none at all.
+func readMetaCopy(dir string) (m *metaMap, ckptOK bool, err error) {
+	path := filepath.Join(dir, metaFileName)
+	read := func() (*metaMap, error) {
+		// Through the lock table, never a descriptor of its own: off
+		// Linux, closing one would drop this process's locks on the file.
+		lf, err := openExistingLockFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer lf.Close()
+		buf := make([]byte, metaSize)
+		n, err := lf.File().ReadAt(buf, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("runnel: read %s: %w", path, err)
+		}
+		return privateMeta(path, buf[:n]), nil
+	}
+	for try := 0; ; try++ {
+		if m, err = read(); err != nil || m == nil {
+			return nil, true, err
+		}
+		if _, ok := m.checkpoint(); ok || allZero(m.mem[metaCkptOff:metaCkptEnd]) {
+			return m, true, nil
+		}
+		if try == 2 {
+			return m, false, nil
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // addSegment adds the evidence of a later segment, whose base every record

@@ -160,7 +160,12 @@ func openOffsets(dir, group, topic string, nparts int, create bool) (*offsetsFil
 		// Never a state this package leaves (files appear by link, whole).
 		return nil, &CorruptError{Path: path, Pos: 0, Offset: -1, Err: errors.New("empty offsets file")}
 	}
-	lf, err := openLockFile(path)
+	// Without create, a file removed since the Stat stays removed.
+	open := openLockFile
+	if !create {
+		open = openExistingLockFile
+	}
+	lf, err := open(path)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: %w", err)
 	}

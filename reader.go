@@ -196,7 +196,9 @@ func (r *partReader) indexedStart(offset int64) (pos, next int64, err error) {
 	if pos == 0 {
 		return 0, r.base, nil
 	}
-	f, status, err := newCursor(r.f, r.path, pos, -1).peek()
+	c := r.cur // not a cursor of its own: its buffer would be one more to fault in
+	c.seek(pos, -1)
+	f, status, err := c.peek()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -230,15 +232,17 @@ func (r *partReader) seekEnd() error {
 			return err
 		}
 		c := r.cur
+		// Headers alone find the end: no frame is read whole.
+		c.verify = false
 		if n := len(entries); n > 0 {
 			c.seek(int64(entries[n-1].pos), seg+int64(entries[n-1].rel))
 			if _, st, err := c.peek(); err != nil {
+				c.verify = true
 				return err
 			} else if st != frameOK && st != frameGap {
 				c.seek(0, seg)
 			}
 		}
-		c.verify = false
 		_, status, err := c.walk(nil)
 		c.verify = true
 		c.invalidate()

@@ -160,7 +160,7 @@ func (s *salvager) segment(base, later int64) (int64, error) {
 		}
 		// Same-boot rules: nothing committed is cut, whatever the
 		// checkpoint's boot (the recovery above has run).
-		rules := segmentRules(p.shm, base, c.pos, later, false)
+		rules := segmentRules(p.shm, base, c.pos, later, noneUnsynced)
 		v, err := c.judgeTail(rules)
 		if err != nil {
 			return -1, err

@@ -123,33 +123,20 @@ func (v *verifier) partition(p *partition) error {
 // and needs only read permission) and checks it. nil if there is none.
 func (v *verifier) meta(p *partition) *metaMap {
 	path := filepath.Join(p.dir, metaFileName)
-	data, err := readBounded(path, metaSize+1)
-	if err != nil {
+	m, ckptOK, err := readMetaCopy(p.dir)
+	switch {
+	case err != nil:
 		v.note("%s: unreadable (%v): what it says was committed is not checked", path, err)
 		return nil
-	}
-	if data == nil {
+	case m == nil:
 		if bases, _ := listSegments(p.dir); len(bases) > 0 {
 			v.note("%s: missing: nothing says what was committed or synced; the next writer verifies the whole partition", path)
 		}
 		return nil
+	case !ckptOK:
+		v.problem(Problem{Kind: ProblemMeta, Topic: p.topic.name, Partition: p.id, Path: path, Pos: metaCkptOff, Offset: -1,
+			Detail: "the synced checkpoint does not check out: the next writer verifies the whole partition"})
 	}
-	// A file shorter than its size reads as zeros past its end, as
-	// writers grow it: only a checkpoint that does not check out is
-	// damage (it costs a full verification at the next recovery).
-	m := privateMeta(path, data)
-	for try := 0; try < 3; try++ {
-		if _, ok := m.checkpoint(); ok || allZero(m.mem[metaCkptOff:metaCkptEnd]) {
-			return m
-		}
-		// A writer may be recording a checkpoint this moment: look again.
-		time.Sleep(time.Millisecond)
-		if data, err := readBounded(path, metaSize+1); err == nil {
-			m = privateMeta(path, data)
-		}
-	}
-	v.problem(Problem{Kind: ProblemMeta, Topic: p.topic.name, Partition: p.id, Path: path, Pos: metaCkptOff, Offset: -1,
-		Detail: "the synced checkpoint does not check out: the next writer verifies the whole partition"})
 	return m
 }
 
@@ -238,7 +225,7 @@ walk:
 		}
 		// Not a good frame: judge it as writers and readers do, with
 		// what is known committed (read before the bytes are read again).
-		rules := segmentRules(meta, base, c.pos, later, true)
+		rules := segmentRules(meta, base, c.pos, later, otherBoot)
 		vd, err := c.judgeTail(rules)
 		if err != nil {
 			return sc, err
@@ -303,15 +290,34 @@ walk:
 	return sc, nil
 }
 
+// unsyncedAfter says whose synced checkpoint marks the start of bytes that
+// may have been lost, for segmentRules.
+type unsyncedAfter int
+
+const (
+	// noneUnsynced: same-boot rules everywhere (a salvage, which runs
+	// after the writer's recovery).
+	noneUnsynced unsyncedAfter = iota
+	// otherBoot: a checkpoint written before a machine restart that no
+	// writer has recovered from yet (Verify, Backup).
+	otherBoot
+	// anyBoot: every checkpoint, this boot's too: the directory is an
+	// image of a log that was never shut down (a file-system snapshot or
+	// a disk image, Backup with BackupOptions.CrashImage), so nothing after
+	// its checkpoints is known to have reached the image.
+	anyBoot
+)
+
 // segmentRules gathers what is known committed, for judging the bytes at
-// pos of segment base by a walk over every segment (Verify, salvage):
-// partition.meta's word (meta), and the next segment, whose base every
-// record before it had (later, -1 for none). With afterReboot, a restart
-// since the checkpoint that no writer has recovered from yet makes what
-// follows it unsynced bytes (powerLoss) rather than damage.
-func segmentRules(meta *metaMap, base, pos, later int64, afterReboot bool) tailRules {
+// pos of segment base by a walk over every segment (Verify, salvage,
+// Backup): partition.meta's word (meta), and the next segment, whose base
+// every record before it had (later, -1 for none). Past a checkpoint that
+// unsynced says may not have reached the disk, what follows it is
+// unsynced bytes (powerLoss) rather than damage.
+func segmentRules(meta *metaMap, base, pos, later int64, unsynced unsyncedAfter) tailRules {
 	rules, cp, ok := knownCommittedIn(meta)
-	if afterReboot && ok && cp.boot != bootID() && (base > cp.base || base == cp.base && pos >= cp.pos) {
+	restarted := unsynced == anyBoot || unsynced == otherBoot && cp.boot != bootID()
+	if ok && restarted && (base > cp.base || base == cp.base && pos >= cp.pos) {
 		rules.powerLoss = true
 		return rules
 	}

@@ -56,6 +56,8 @@ var (
 	argTopic argKind = func(c *cli) []string { return logNames(c, (*runnel.Log).Topics) }
 	argGroup argKind = func(c *cli) []string { return logNames(c, (*runnel.Log).ListGroups) }
 	argShell argKind = func(*cli) []string { return []string{"bash", "zsh", "fish", "powershell"} }
+	// argDir is a directory, which the shell completes.
+	argDir argKind = nil
 )
 
 // logNames lists names in the log, or none if it cannot be opened:
@@ -75,6 +77,9 @@ func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind) {
 	leaf.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		if len(args) >= len(kinds) {
 			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		if kinds[len(args)] == nil {
+			return nil, cobra.ShellCompDirectiveFilterDirs
 		}
 		return kinds[len(args)](c), cobra.ShellCompDirectiveNoFileComp
 	}

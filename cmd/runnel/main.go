@@ -65,8 +65,8 @@ var commands []*command
 var commandOrder = []string{
 	"topics create", "topics list", "topics describe", "topics alter", "topics delete",
 	"produce", "consume",
-	"groups list", "groups describe", "groups reset",
-	"verify", "repair", "dump", "stat", "serve",
+	"groups list", "groups describe", "groups reset", "groups delete",
+	"verify", "repair", "backup", "dump", "stat", "serve",
 	"completion", "version",
 }
 

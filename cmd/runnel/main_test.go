@@ -154,6 +154,12 @@ func TestUsageAndExitStatus(t *testing.T) {
 			failing(t, runIn(t, dir, "x\n", tc.args...), tc.code, tc.want)
 		})
 	}
+	// Every command is listed in the usage.
+	for _, c := range commands {
+		if !slices.Contains(commandOrder, c.name) {
+			t.Errorf("runnel %s is missing from commandOrder: the usage does not list it", c.name)
+		}
+	}
 	// -help everywhere: usage on stdout, status 0.
 	for _, name := range commandOrder {
 		args := append(strings.Fields(name), "-help")
