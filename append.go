@@ -33,6 +33,7 @@ type activeSeg struct {
 	maxTS int64      // newest record timestamp in the segment so far
 	idx   *indexWriter
 	probe [12]byte // findTail's look around pos
+	id    os.FileInfo // the file opened: one reopened after releaseFiles must be it
 }
 
 func (a *activeSeg) close() error {
@@ -163,6 +164,7 @@ func (p *partition) dropActive() {
 	p.cur.Store(nil)
 	p.w.close()
 	p.w = nil
+	p.parked = nil
 }
 
 // openActive opens (creating) segment base as the active segment.
@@ -193,7 +195,7 @@ func (p *partition) openActive(base int64) error {
 		return fmt.Errorf("runnel: open index of %s: %w", path, err)
 	}
 	sf := newSegFile(base, f)
-	p.w = &activeSeg{base: base, path: path, sf: sf, f: f, fd: sf.fd, next: base, maxTS: idx.maxTS, idx: idx}
+	p.w = &activeSeg{base: base, path: path, sf: sf, f: f, fd: sf.fd, next: base, maxTS: idx.maxTS, idx: idx, id: st}
 	if p.log.opts.Durability != Durable {
 		// Each fdatasync write-protects the pages it cleans, so in
 		// Durable mode every commit through the mapping would fault

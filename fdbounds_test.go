@@ -341,3 +341,45 @@ func TestMaxOpenFilesOption(t *testing.T) {
 		t.Fatalf("default MaxOpenFiles %d, want %d (half the limit, at least %d)", got, want, floorMaxOpenFiles)
 	}
 }
+
+// TestReleasedSegmentRemoved: while a partition's files are released,
+// another Log rolls past its active segment and retention removes it; the
+// next append finds the tail afresh and lands after the other's records.
+func TestReleasedSegmentRemoved(t *testing.T) {
+	dir := t.TempDir()
+	l1 := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l1, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes, RetentionBytes: 2 * minSegmentBytes})
+	ctx := context.Background()
+	send := func(l *Log, n int) int64 {
+		t.Helper()
+		prod, err := l.Producer("t", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last int64
+		for range n {
+			pos, err := prod.Send(ctx, Record{Value: make([]byte, 1000)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = pos.Offset
+		}
+		return last
+	}
+	send(l1, 1)
+	p := l1.topics["t"].parts[0]
+	releaseNow(t, p)
+	first := segmentPath(p.dir, 0, logExt)
+	l2 := openTest(t, dir, &Options{Durability: Buffered})
+	last := send(l2, 400) // several segments, the first ones removed
+	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("segment 0 still there (%v): retention did not remove it", err)
+	}
+	if got := send(l1, 1); got != last+1 {
+		t.Fatalf("append after the release went to offset %d, want %d", got, last+1)
+	}
+	rep, err := l1.Verify(ctx, "t", nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("Verify: %v, %+v", err, rep.Problems)
+	}
+}

@@ -1,6 +1,9 @@
 package runnel
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
 // A partition this Log appends to holds five descriptors: its active
 // segment and two index files, partition.meta's mapping (whose lock file
@@ -8,11 +11,13 @@ import "errors"
 // writing to thousands of partitions would run out, so a partition that
 // went unused for a while, or that the Log's budget needs room from
 // (openparts.go), releases them all: releaseFiles. Its next append opens
-// them again as the first append after Open does (lockWriter, then
-// findTail with no active segment), which re-reads the tail from the last
-// index entry: nothing this Log knew is trusted across the gap, so a
-// release needs no rule of its own about what other writers did
-// meanwhile.
+// them again (lockWriter, then findTail). The active segment's state is
+// kept (p.parked): findTail reopens its three files and then checks the
+// tail as after any append of this Log's with the lock let go since — one
+// pread says whether another writer appended (or cut the file), and if
+// one did, its index entries and frames are caught up with. A segment
+// file that is gone, or another file by now, is forgotten and the tail
+// found afresh, as the first append after Open does.
 //
 // Releasing must not pull a file from under anything that uses it:
 //
@@ -95,6 +100,9 @@ func (p *partition) closeFilesLocked() error {
 	if p.w != nil {
 		p.cur.Store(nil)
 		errs = append(errs, p.w.close())
+		if p.broken == nil {
+			p.parked = p.w
+		}
 		p.w = nil
 	}
 	p.exact = false
@@ -150,4 +158,50 @@ func (p *partition) isClosed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.closed
+}
+
+// reopenParked makes the parked active segment active again, reopening
+// its files; if they are gone or replaced, it is forgotten, and findTail
+// finds the tail afresh. The caller holds the writer lock.
+func (p *partition) reopenParked() {
+	a := p.parked
+	if a == nil || p.w != nil {
+		return
+	}
+	p.parked = nil
+	f, err := os.OpenFile(a.path, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	st, err := f.Stat()
+	if err != nil || !os.SameFile(st, a.id) {
+		f.Close()
+		return
+	}
+	off, err := os.OpenFile(a.idx.offPath, os.O_RDWR, 0)
+	if err != nil {
+		f.Close()
+		return
+	}
+	tim, err := os.OpenFile(segmentPath(p.dir, a.base, timeIndexExt), os.O_RDWR, 0)
+	if err != nil {
+		f.Close()
+		off.Close()
+		return
+	}
+	a.idx.off, a.idx.tim = off, tim
+	// Another writer may have rebuilt them meanwhile: go on from where
+	// they end now.
+	if err := a.idx.refresh(); err != nil {
+		a.idx.close()
+		f.Close()
+		return
+	}
+	a.sf = newSegFile(a.base, f)
+	a.f, a.fd, a.cm = f, a.sf.fd, nil
+	if p.log.opts.Durability != Durable {
+		a.cm = newCommitMap(a.sf.fd) // as openActive
+	}
+	p.w = a
+	p.cur.Store(a.sf)
 }
