@@ -32,7 +32,7 @@ type activeSeg struct {
 	next  int64      // offset the next record gets
 	maxTS int64      // newest record timestamp in the segment so far
 	idx   *indexWriter
-	probe [12]byte // findTail's look around pos
+	probe [12]byte    // findTail's look around pos
 	id    os.FileInfo // the file opened: one reopened after releaseFiles must be it
 }
 

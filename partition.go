@@ -67,7 +67,7 @@ type partition struct {
 	releasedTail  logPos // Buffered: the unsynced tail when its files closed
 	releasedDirty bool
 	parked        *activeSeg // the active segment as it was, files closed (reopenParked)
-	open          openSlot // its place among the Log's open partitions (openparts.go)
+	open          openSlot   // its place among the Log's open partitions (openparts.go)
 
 	// Keeping the writer lock between appends (writerlock.go), under wmu.
 	waitSlot   presenceSlot // a writer-lock waiter slot, claimed on first contention
