@@ -44,22 +44,38 @@ func (a *activeSeg) close() error {
 // tail is where the segment's committed data ends.
 func (a *activeSeg) tail() logPos { return logPos{a.base, a.pos, a.next} }
 
+// errWriterBusy says that an append that may not wait found the writer
+// lock (or this Log's append mutex) taken, and did nothing.
+var errWriterBusy = errors.New("runnel: writer lock busy")
+
 // appendBatch writes one finished batch and returns its base offset and
-// where the frame ends.
-func (p *partition) appendBatch(fb *frame.Builder) (int64, logPos, error) {
-	base, end, err := p.appendBatchLocked(fb)
+// where the frame ends. wait says whether it may wait for the writer
+// lock; without it, a lock that is taken, by another process or by this
+// Log's maintenance, makes it return errWriterBusy at once.
+func (p *partition) appendBatch(fb *frame.Builder, wait bool) (int64, logPos, error) {
+	base, end, err := p.appendBatchLocked(fb, wait)
 	p.log.parts.used(p) // after p.wmu: it may release other partitions' files
 	return base, end, err
 }
 
-func (p *partition) appendBatchLocked(fb *frame.Builder) (int64, logPos, error) {
-	p.wmu.Lock()
+func (p *partition) appendBatchLocked(fb *frame.Builder, wait bool) (int64, logPos, error) {
+	if wait {
+		p.wmu.Lock()
+	} else if !p.wmu.TryLock() {
+		return 0, logPos{}, errWriterBusy
+	}
 	defer p.wmu.Unlock()
 	if p.broken != nil {
 		return 0, logPos{}, p.broken
 	}
-	if err := p.lockWriter(context.Background()); err != nil {
+	if wait {
+		if err := p.lockWriter(context.Background()); err != nil {
+			return 0, logPos{}, err
+		}
+	} else if got, err := p.tryLockWriter(); err != nil {
 		return 0, logPos{}, err
+	} else if !got {
+		return 0, logPos{}, errWriterBusy
 	}
 	base, err := p.appendLocked(fb)
 	p.afterAppend(err == nil)
@@ -210,9 +226,10 @@ func (p *partition) openActive(base int64) error {
 // the writer lock, so no two processes can roll the same segment.
 //
 // The sealed segment is fdatasync'd with its seal, in every durability
-// mode: a durable point in a later segment then vouches for every frame
-// before it, whichever process and mode wrote them (commit.go syncs only
-// the segment of the tail). That is one fdatasync per segment.
+// mode, and the new segment's directory entry is synced: one fdatasync per
+// segment, so that the sync which moves the durable point into a later
+// segment (commit.go) finds the sealed ones clean. That sync fdatasyncs
+// them again all the same, since a roller may die before its own.
 func (p *partition) roll() error {
 	seal := frame.AppendSeal(nil, p.w.next)
 	seal[frame.OffState] = frame.StateWritten

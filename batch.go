@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -174,19 +175,23 @@ func (p *partition) queued(b *batch, idx int, s sender) (lead bool) {
 			return true
 		}
 	}
-	if !p.started {
-		// The writer goroutine starts with the first record that a
-		// sender leaves to it: a partition only ever written by lone
-		// senders never has one.
-		p.started = true
-		p.loopDone = make(chan struct{})
-		go p.writeLoop()
-	}
+	p.startWriter()
 	if idx == 0 {
 		p.work.Signal()
 	}
 	p.mu.Unlock()
 	return false
+}
+
+// startWriter starts the partition's writer goroutine unless it runs: with
+// the first record that a sender leaves to it, so that a partition only
+// ever written by lone senders never has one. The caller holds p.mu.
+func (p *partition) startWriter() {
+	if !p.started {
+		p.started = true
+		p.loopDone = make(chan struct{})
+		go p.writeLoop()
+	}
 }
 
 // takePending takes the write token and the pending batch, leaving a new
@@ -211,15 +216,26 @@ func (p *partition) lastQueued() *batch {
 }
 
 // writeLoop is the partition's writer goroutine: it appends the pending
-// batch whenever no write is in flight. It exits once the partition is
-// closed, nothing is pending and no write is in flight.
+// batch whenever no write is in flight, and a batch a leader handed over.
+// It exits once the partition is closed, nothing is pending and no write
+// is in flight.
 func (p *partition) writeLoop() {
 	defer close(p.loopDone)
 	p.mu.Lock()
 	regroup := 0 // senders released by the last write, expected back
 	for {
-		for !p.closed && (p.writing || p.pending.fb.Count() == 0) {
+		for !p.closed && p.handed == nil && (p.writing || p.pending.fb.Count() == 0) {
 			p.work.Wait()
+		}
+		if b := p.handed; b != nil {
+			// A leader's batch, with the write token: it goes first,
+			// since the pending records were sent after it.
+			p.handed = nil
+			p.mu.Unlock()
+			regroup = b.waiters
+			p.write(b)
+			p.mu.Lock()
+			continue
 		}
 		if p.pending.fb.Count() == 0 && !p.writing {
 			p.mu.Unlock()
@@ -234,19 +250,47 @@ func (p *partition) writeLoop() {
 		b := p.takePending()
 		p.mu.Unlock()
 		regroup = b.waiters
-		p.write(b, false)
+		p.write(b)
 		p.mu.Lock()
 	}
 }
 
-// write appends batch b, whose write token the caller holds, and hands
-// its outcome on: to the senders that wanted the commit, and in Durable
-// mode to the sync stage, before the token is released (so that Close,
-// which waits for the token, finds b there). inline says the caller is a
-// sender that waits for b's acknowledgement anyway, so it may run the
-// sync itself.
-func (p *partition) write(b *batch, inline bool) {
-	b.base, b.end, b.err = p.appendBatch(b.fb)
+// lead appends batch b for the sender that leads it (it holds the write
+// token and waits for b's acknowledgement on ctx). The sender must be able
+// to give up when ctx ends, so lead never waits for the writer lock: if
+// another process (or this Log's maintenance) has it, it hands b to the
+// writer goroutine, which waits for the lock instead, and returns. inline
+// says the sender waits for b's durability, so it runs the sync rounds
+// itself (commit.go), for as long as ctx lasts.
+func (p *partition) lead(ctx context.Context, b *batch, inline bool) {
+	base, end, err := p.appendBatch(b.fb, false)
+	if errors.Is(err, errWriterBusy) {
+		p.mu.Lock()
+		p.handed = b
+		p.startWriter()
+		p.work.Broadcast()
+		p.mu.Unlock()
+		return
+	}
+	if p.committed(b, base, end, err, inline) {
+		p.runSyncs(ctx, b)
+	}
+}
+
+// write appends batch b for the writer goroutine, which holds its write
+// token, waiting for the writer lock as long as it takes.
+func (p *partition) write(b *batch) {
+	base, end, err := p.appendBatch(b.fb, true)
+	p.committed(b, base, end, err, false)
+}
+
+// committed hands the outcome of batch b's append on: to the senders that
+// wanted the commit, and in Durable mode to the sync stage, before the
+// write token is released (so that Close, which waits for the token, finds
+// b there). It returns true if the caller, a sender that waits for b's
+// durability anyway (inline), must run the sync rounds (runSyncs).
+func (p *partition) committed(b *batch, base int64, end logPos, err error, inline bool) (runSyncs bool) {
+	b.base, b.end, b.err = base, end, err
 	fb := b.fb
 	b.fb = nil
 	b.commit(p.id)
@@ -262,9 +306,7 @@ func (p *partition) write(b *batch, inline bool) {
 		p.work.Broadcast()
 	}
 	p.mu.Unlock()
-	if run {
-		p.runSyncs(b)
-	}
+	return run
 }
 
 // regroupWait bounds how long the writer lets the senders it just released

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -93,14 +94,15 @@ func (p *partition) kickSyncer() {
 func (p *partition) syncLoop(kick <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	for range kick {
-		p.runSyncs(nil)
+		p.runSyncs(context.Background(), nil)
 	}
 }
 
 // runSyncs runs sync rounds until no batch waits. A sender running them
-// inline (own != nil) stops once own is acknowledged and hands what is
-// left to the background syncer.
-func (p *partition) runSyncs(own *batch) {
+// inline (own != nil) stops once own is acknowledged, or when ctx ends
+// while it waits for another process's fdatasync, and hands what is left
+// to the background syncer.
+func (p *partition) runSyncs(ctx context.Context, own *batch) {
 	q := &p.sq
 	for {
 		q.mu.Lock()
@@ -124,8 +126,12 @@ func (p *partition) runSyncs(own *batch) {
 		if ok {
 			p.regroupSync(released)
 			if target, ok = p.syncTarget(); ok {
-				durable, err = p.syncShared(target)
+				durable, err = p.syncShared(ctx, target)
 			}
+		}
+		if err == errSyncAbandoned {
+			p.kickSyncer()
+			return
 		}
 		q.mu.Lock()
 		settled := q.popCovered(durable, err)
@@ -202,10 +208,15 @@ func (p *partition) regroupSync(released int) {
 	}
 }
 
+// errSyncAbandoned says that syncShared gave up waiting for another
+// process's fdatasync because its caller's ctx ended.
+var errSyncAbandoned = errors.New("runnel: wait for a shared fdatasync abandoned")
+
 // syncShared makes the partition durable up to want, by an fdatasync of
 // this process or another's, and returns the offset it is now durable up
-// to (want.next or more).
-func (p *partition) syncShared(want logPos) (int64, error) {
+// to (want.next or more). If ctx ends while it waits for another process's
+// fdatasync, it returns errSyncAbandoned.
+func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) {
 	m := p.shm
 	for {
 		seq := m.durSeq().Load()
@@ -228,6 +239,9 @@ func (p *partition) syncShared(want logPos) (int64, error) {
 			return d, err
 		}
 		p.syncMu.Unlock()
+		if ctx.Err() != nil {
+			return 0, errSyncAbandoned
+		}
 		// Another process is syncing. Its fdatasync may cover want; if
 		// it began too early, the next one is ours.
 		p.log.stats.syncWaits.Add(1)
@@ -235,35 +249,40 @@ func (p *partition) syncShared(want logPos) (int64, error) {
 	}
 }
 
-// syncHolding is syncShared's work, holding the sync lock: fdatasync the
-// segment of the published tail (which is want or later) and record it
-// as the durable point.
+// syncHolding is syncShared's work, holding the sync lock: fdatasync what
+// lies between the durable point and the published tail (which is want or
+// later) and record the tail as the durable point.
 func (p *partition) syncHolding(want logPos) (int64, error) {
 	m := p.shm
-	if d, ok := m.durableNext(); ok && d >= want.next {
-		return d, nil
+	boot, durBase, _, durNext, durOK := m.durablePoint()
+	durOK = durOK && boot == currentBootID
+	if durOK && durNext >= want.next {
+		return durNext, nil
 	}
 	p.awaitWoken()
-	// Frames in segments before the tail's were synced when their
-	// segment was sealed (roll), so syncing the tail's segment makes
-	// everything before the tail durable.
 	t, ok := m.tail()
 	if !ok || t.next < want.next {
 		t = want
 	}
-	began := time.Now()
-	err := p.syncSegment(t.base)
-	p.lastSync = time.Since(began)
-	if errors.Is(err, fs.ErrNotExist) && t != want {
-		// Retention removed it after another writer sealed it (and
-		// synced it): ours is enough.
-		t = want
-		err = p.syncSegment(t.base)
+	// The new durable point vouches for every frame before it, in every
+	// segment from the current point's on, whoever wrote them. A roll
+	// syncs the segment it seals, but a roller that died (or failed)
+	// between its seal and that sync leaves a sealed segment that no
+	// fdatasync covered, and the writers after it need not know: so the
+	// durable point moves into a later segment only after every segment
+	// since the old point, and the directory, were synced here.
+	from := int64(math.MinInt64) // no point of this boot: every segment
+	if durOK {
+		from = durBase
 	}
-	if err == nil {
-		if d, ok := m.durableNext(); !ok || t.next > d {
-			m.setDurablePoint(currentBootID, t.base, t.pos, t.next)
-		}
+	began := time.Now()
+	tailGone, err := p.syncSegments(from, t.base)
+	p.lastSync = time.Since(began)
+	if err == nil && !tailGone && (!durOK || t.next > durNext) {
+		// (A tail whose segment retention removed meanwhile stays out of
+		// the durable point, which must name an existing segment:
+		// retention moves the point past the segments it removed.)
+		m.setDurablePoint(currentBootID, t.base, t.pos, t.next)
 	}
 	// Wake the sleepers even after a failure: they try themselves.
 	m.durSeq().Add(1)
@@ -277,6 +296,49 @@ func (p *partition) syncHolding(want logPos) (int64, error) {
 		return 0, err
 	}
 	return t.next, nil
+}
+
+// syncSegments fdatasyncs the segments from base from up to base to, the
+// published tail's, and the partition directory when that is more than
+// one segment. A segment that retention removed (it lies below the first
+// segment there is now) needs no sync: tailGone says that was the tail's.
+func (p *partition) syncSegments(from, to int64) (tailGone bool, err error) {
+	if from < to {
+		bases, err := listSegments(p.dir)
+		if err != nil {
+			return false, fmt.Errorf("runnel: list segments of %s: %w", p.dir, err)
+		}
+		for _, b := range bases {
+			if b < from || b >= to {
+				continue
+			}
+			if err := p.syncSegment(b); err != nil && !p.removedByRetention(b, err) {
+				return false, err
+			}
+		}
+		// A roller syncs the directory entry of the segment it creates,
+		// but may have died first.
+		if err := syncDir(p.dir); err != nil {
+			return false, err
+		}
+	}
+	err = p.syncSegment(to)
+	if err != nil && p.removedByRetention(to, err) {
+		return true, nil
+	}
+	return false, err
+}
+
+// removedByRetention reports whether err, from syncing segment base, says
+// the segment is gone because retention removed it: it is missing, and
+// later segments are there. Retention removes sealed segments only, from
+// the front, and a missing segment anywhere else is damage.
+func (p *partition) removedByRetention(base int64, err error) bool {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	bases, lerr := listSegments(p.dir)
+	return lerr == nil && len(bases) > 0 && bases[0] > base
 }
 
 // awaitWoken is the cross-process half of regrouping: the processes
@@ -405,14 +467,10 @@ func (p *partition) syncNow() error {
 		return nil
 	}
 	done, _ := p.useFiles() // p.shm and p.meta stay open for the sync
-	dirDirty := p.dirDirty
-	p.dirty, p.dirDirty, p.releasedDirty = false, false, false
+	p.dirty, p.releasedDirty = false, false
 	p.wmu.Unlock()
 	defer done()
-	_, err := p.syncShared(t)
-	if err == nil && dirDirty {
-		err = syncDir(p.dir)
-	}
+	_, err := p.syncShared(context.Background(), t)
 	if err != nil {
 		p.wmu.Lock()
 		if p.w != nil {
@@ -420,7 +478,6 @@ func (p *partition) syncNow() error {
 		} else {
 			p.releasedTail, p.releasedDirty = t, true
 		}
-		p.dirDirty = p.dirDirty || dirDirty
 		p.wmu.Unlock()
 	}
 	return err

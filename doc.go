@@ -20,7 +20,9 @@
 //
 // Send waits for the acknowledgement; SendAsync calls back; Flush waits for
 // everything sent. A sender alone on a partition writes its own frame, with
-// no hand-off to another goroutine. Records sent while a write is in flight
+// no hand-off to another goroutine, unless another process holds the
+// writer lock: then the partition's writer goroutine waits for the lock,
+// and Send waits on its ctx. Records sent while a write is in flight
 // are written together as the next frame, so concurrent senders share
 // writes and fdatasyncs without any configured linger.
 //

@@ -60,7 +60,8 @@ type Options struct {
 
 	// MaxBatchBytes caps the frame that records queued while a write is
 	// in flight are gathered into. Default 1 MiB. A record larger than
-	// this still goes out, alone in its frame.
+	// this still goes out, alone in its frame, and so does a batch
+	// (SendBatch, SendRecordBatch), which only MaxFrameBytes bounds.
 	MaxBatchBytes int
 
 	// Logger receives repairs, recoveries and the chosen backend. Default:

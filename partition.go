@@ -29,6 +29,7 @@ type partition struct {
 	space    sync.Cond    // senders wait for room in the pending batch
 	pending  *batch       // records waiting to be written; never nil after the first
 	writing  bool         // the write token: a batch is being appended
+	handed   *batch       // a leader's batch, with the token, for the writer goroutine
 	senders  atomic.Int32 // senders blocked waiting for an acknowledgement
 	last     *batch       // the newest batch taken for writing
 	spare    *frame.Builder
@@ -51,14 +52,13 @@ type partition struct {
 
 	// Appends, guarded by wmu: leaders, the writer goroutine, the
 	// periodic syncer, maintenance and Close take turns.
-	wmu      sync.Mutex
-	meta     *lockFile  // partition.meta: byte 0 is the writer lock
-	shm      *metaMap   // partition.meta mapped: wake-ups, the durable point
-	w        *activeSeg // this Log's view of the tail; nil until first append
-	broken   error      // sticky: committed data is damaged, appends refused
-	dirty    bool       // written since the last fdatasync (not Durable mode)
-	dirDirty bool       // a segment was created since the directory was synced
-	ckpt     ckptState  // synced checkpoints (checkpoint.go)
+	wmu    sync.Mutex
+	meta   *lockFile  // partition.meta: byte 0 is the writer lock
+	shm    *metaMap   // partition.meta mapped: wake-ups, the durable point
+	w      *activeSeg // this Log's view of the tail; nil until first append
+	broken error      // sticky: committed data is damaged, appends refused
+	dirty  bool       // written since the last fdatasync (not Durable mode)
+	ckpt   ckptState  // synced checkpoints (checkpoint.go)
 
 	// Releasing the files of an idle partition (partfiles.go), under wmu
 	// but for fileUsers: syncs and checkpoints using p.shm and p.meta
@@ -177,12 +177,14 @@ func (p *partition) close(reason error) error {
 	if !p.closed {
 		p.closed, p.closeErr = true, reason
 	}
-	started := p.started
 	p.work.Broadcast()
 	p.space.Broadcast()
 	for p.writing { // a leader's write
 		p.work.Wait()
 	}
+	// Read after the leader's write: a leader that found the writer lock
+	// taken started the writer goroutine to append for it.
+	started := p.started
 	p.mu.Unlock()
 	if started {
 		<-p.loopDone

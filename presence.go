@@ -12,14 +12,25 @@ import "sync/atomic"
 //
 // So each holder first claims a slot: a word of its own in partition.meta,
 // claimed by taking a byte-range lock on that word's first byte, which the
-// kernel drops when the holder dies. The holder marks its slot before it
-// raises the count and clears it after lowering the count. A marked slot
+// kernel drops when the holder dies. The holder raises the count before it
+// marks its slot, and clears its slot before it lowers the count, so that
+// a marked slot always stands for a share of the count. A marked slot
 // whose lock nobody holds was left by a dead holder: heal, which takes the
 // slot's lock before it touches the slot (so that no live holder can claim
 // it meanwhile), clears it and lowers the count for it.
 //
-// A holder that finds every slot taken still counts itself, without a slot;
-// only such slot-less holders can leak, and only if killed at that moment.
+// The order matters because a holder can die between its two stores. In
+// this order it leaves the count one too high (an unmarked share nobody
+// can heal): appends then pay for a wake-up that wakes nobody, or a writer
+// lets the lock go after each append, but nobody is ever missed. In the
+// other order it would leave a marked slot without a share, and healing it
+// would take a live holder's share, or wrap the count to 2^32-1 and let the
+// next live holder bring it to zero while it sleeps: a reader that sleeps
+// through every append, a kept lock that ignores its waiters. For the same
+// reason the count is lowered only while it is above zero.
+//
+// A holder that finds every slot taken still counts itself, without a
+// slot; such a holder, too, can only leak an over-count.
 
 // presence is one presence count and its slots in a partition.meta mapping.
 type presence struct {
@@ -73,29 +84,50 @@ func (p *presence) release(s presenceSlot) {
 	}
 }
 
-// enter counts the holder of s in.
+// enter counts the holder of s in: the count first, then the slot.
 func (p *presence) enter(s presenceSlot) {
+	p.count().Add(1)
+	if h := testHookPresence; h != nil {
+		h(p.countOff, s)
+	}
 	if s.i >= 0 {
 		p.m.u32(p.slotOff(s.i)).Store(1)
 	}
-	p.count().Add(1)
 }
 
-// leave counts the holder of s out.
+// leave counts the holder of s out: the slot first, then the count.
 func (p *presence) leave(s presenceSlot) {
-	p.count().Add(^uint32(0))
 	if s.i >= 0 {
 		p.m.u32(p.slotOff(s.i)).Store(0)
 	}
+	p.lower()
 }
 
 // clearDead clears slot i, whose lock the caller holds, if a dead holder
 // left it marked, and takes that holder out of the count.
 func (p *presence) clearDead(i int) {
 	if p.m.u32(p.slotOff(i)).CompareAndSwap(1, 0) {
-		p.count().Add(^uint32(0))
+		p.lower()
 	}
 }
+
+// lower takes one from the count, unless it is zero: a count that some
+// other process under-counted (a holder of an older runnel killed between
+// its stores, say) must not wrap around.
+func (p *presence) lower() {
+	c := p.count()
+	for {
+		n := c.Load()
+		if n == 0 || c.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
+}
+
+// testHookPresence, when a test sets it, runs between a holder's two
+// stores in enter, with the count's offset in partition.meta and the
+// holder's slot: a child process stops there to be killed.
+var testHookPresence func(countOff int, s presenceSlot)
 
 // heal takes holders that died while counted out of the count: at once
 // on the first call, then on every healEvery-th. Callers call it when the

@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,5 +181,204 @@ func TestLockWaiterCountHeals(t *testing.T) {
 	// The first append healed the count, so the lock was kept after it.
 	if st := l.Stats(); st.WriterLocks != 1 {
 		t.Fatalf("Stats %+v: want one writer lock for the ten appends", st)
+	}
+}
+
+// TestPresenceHalfEnteredSlotHeals: a slot marked without its share of
+// the count (what a holder of the other store order leaves when killed
+// between its stores) is healed without the count wrapping around: the
+// next sleeper is counted, and an append wakes it.
+func TestPresenceHalfEnteredSlotHeals(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, nil)
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	pdir := filepath.Join(dir, "topics", "t", "0")
+	p := mustProducer(t, l, "t", nil)
+	if _, err := p.Send(context.Background(), Record{Value: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := openMeta(pdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := dead.sleeping.claim(dead.lf)
+	dead.u32(dead.sleeping.slotOff(s.i)).Store(1)
+	dead.close()
+
+	m, err := openMeta(pdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	c := mustConsumer(t, l, "t", &ConsumerOptions{Start: Latest})
+	expectWokenSleeper(t, c, p, m)
+}
+
+// expectWokenSleeper has consumer c, at the end of its partition, sleep
+// in Poll until it is counted asleep in m (its slot is marked, and held),
+// then sends a record through p and expects c to get it.
+func expectWokenSleeper(t *testing.T, c *Consumer, p *Producer, m *metaMap) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	got := make(chan []Record, 1)
+	go func() {
+		recs, err := c.Poll(ctx)
+		if err == nil && ctx.Err() != nil {
+			err = fmt.Errorf("slept until its ctx ended (%w), not woken by the append", ctx.Err())
+		}
+		if err != nil {
+			t.Errorf("Poll: %v", err)
+		}
+		got <- recs
+	}()
+	waitFor(t, patience, "the consumer counted asleep", func() bool {
+		for i := range m.sleeping.slots {
+			off := m.sleeping.slotOff(i)
+			if m.u32(off).Load() == 1 {
+				if held, err := m.lf.HeldByOther(int64(off)); err == nil && held {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if _, err := p.Send(context.Background(), Record{Value: []byte("wake")}); err != nil {
+		t.Fatal(err)
+	}
+	recs := <-got
+	if len(recs) != 1 || string(recs[0].Value) != "wake" {
+		t.Fatalf("the sleeping consumer got %d records (%v), want the one sent while it slept", len(recs), recs)
+	}
+}
+
+func init() {
+	childMains["presence-halfway"] = presenceHalfwayMain
+}
+
+// presenceHalfwayMain enters the presence count $RUNNEL_PRESENCE
+// ("sleeping": a Poll on the empty end of topic "t" of $RUNNEL_MP_DIR;
+// "waiting": a Send while the writer lock is held elsewhere), says
+// "halfway" between the two stores of entering and waits to be killed.
+func presenceHalfwayMain() int {
+	which := os.Getenv("RUNNEL_PRESENCE")
+	testHookPresence = func(countOff int, _ presenceSlot) {
+		if (which == "sleeping" && countOff == metaSleepersOff) || (which == "waiting" && countOff == metaWaitersOff) {
+			fmt.Println("halfway")
+			time.Sleep(time.Hour)
+		}
+	}
+	l, err := Open(os.Getenv("RUNNEL_MP_DIR"), mpOptions(Options{Durability: Buffered}))
+	if err != nil {
+		return mpFail("presence", err)
+	}
+	if which == "sleeping" {
+		c, err := l.Consumer("t", &ConsumerOptions{Start: Latest})
+		if err != nil {
+			return mpFail("presence", err)
+		}
+		_, err = c.Poll(context.Background())
+		return mpFail("presence", fmt.Errorf("Poll returned: %v", err))
+	}
+	p, err := l.Producer("t", nil)
+	if err != nil {
+		return mpFail("presence", err)
+	}
+	_, err = p.Send(context.Background(), Record{Value: []byte("halfway")})
+	return mpFail("presence", fmt.Errorf("Send returned: %v", err))
+}
+
+// killHalfway runs presenceHalfwayMain for which and SIGKILLs it between
+// its two stores.
+func killHalfway(t *testing.T, dir, which string) {
+	t.Helper()
+	cmd := mpChild("presence-halfway", "RUNNEL_MP_DIR="+dir, "RUNNEL_PRESENCE="+which)
+	_, stdout := startPiped(t, cmd)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if s := mpExpectLine(t, mpLines(stdout), patience); s != "halfway" {
+		t.Fatalf("child said %q", s)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
+// TestSleeperKilledBetweenStores: a consumer SIGKILLed between the two
+// stores with which it counts itself asleep may leave the count one too
+// high, never too low: a live consumer asleep after it is woken by the
+// next append.
+func TestSleeperKilledBetweenStores(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	m, err := openMeta(filepath.Join(dir, "topics", "t", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	killHalfway(t, dir, "sleeping")
+	c := mustConsumer(t, l, "t", &ConsumerOptions{Start: Latest})
+	expectWokenSleeper(t, c, mustProducer(t, l, "t", nil), m)
+	expectOverCount(t, m, &m.sleeping)
+}
+
+// expectOverCount checks that a holder killed between its stores left the
+// count of p one too high, and no slot marked.
+func expectOverCount(t *testing.T, m *metaMap, p *presence) {
+	t.Helper()
+	if n, marked := p.count().Load(), slotsMarked(m, p); n != 1 || marked != 0 {
+		t.Fatalf("count %d, %d slots marked; want the count one too high for the killed holder, no slot", n, marked)
+	}
+}
+
+// TestLockWaiterKilledBetweenStores: a process SIGKILLed between the two
+// stores with which it announces that it waits for the writer lock may
+// leave the waiters count one too high, never too low: a Log that keeps
+// appending, and would keep the lock for good with nobody waiting, still
+// lets a live waiter have it.
+func TestLockWaiterKilledBetweenStores(t *testing.T) {
+	stretchHold(t)
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	m, err := openMeta(filepath.Join(dir, "topics", "t", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	holder := writerProbe(t, dir, "t")
+	if got, err := holder.TryLock(writerLockByte); err != nil || !got {
+		t.Fatalf("taking the writer lock: %v, %v", got, err)
+	}
+	killHalfway(t, dir, "waiting")
+	holder.Unlock(writerLockByte)
+
+	p := mustProducer(t, l, "t", nil)
+	if _, err := p.Send(context.Background(), Record{Value: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	waiter := mpChild("lock-waiter", "RUNNEL_MP_DIR="+dir)
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- waiter.Wait() }()
+	t.Cleanup(func() { waiter.Process.Kill() })
+	deadline := time.Now().Add(patience)
+	for {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("lock waiter: %v", err)
+			}
+			expectOverCount(t, m, &m.waiting)
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a process waiting for the writer lock did not get it in %v of appends", patience)
+		}
+		if _, err := p.Send(context.Background(), Record{Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

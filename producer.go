@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Producer appends records to one topic. It is safe for concurrent use;
@@ -109,8 +108,10 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 // ProducerOptions.Acks). If ctx ends first Send returns ctx.Err(); the
 // record may still be appended.
 //
-// When no write to the partition is in flight, the calling goroutine
-// writes the record's frame itself.
+// When no write to the partition is in flight and the writer lock is not
+// held elsewhere, the calling goroutine writes the record's frame itself;
+// otherwise the partition's writer goroutine writes it, and waits for the
+// writer lock, while Send waits on ctx.
 func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
@@ -135,7 +136,7 @@ func (p *Producer) sender(done func(Position, error), waiting bool) sender {
 func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bool) error {
 	defer part.senders.Add(-1)
 	if lead {
-		part.write(b, p.acks == AckDurability)
+		part.lead(ctx, b, p.acks == AckDurability)
 	}
 	select {
 	case <-p.ackOf(b):
@@ -247,12 +248,9 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 	if i < 0 || i >= n {
 		return nil, nil, 0, false, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, i, p.topic.name, n)
 	}
-	if len(rec.Headers) > frame.MaxHeaders {
-		return nil, nil, 0, false, fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(rec.Headers), frame.MaxHeaders)
-	}
-	size := frame.RecordSize(rec.Key, rec.Value, frameHeaders(rec.Headers))
-	if size > p.log.opts.MaxRecordBytes {
-		return nil, nil, 0, false, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrTooLarge, size, p.log.opts.MaxRecordBytes)
+	size, err := p.checkRecord(rec, -1)
+	if err != nil {
+		return nil, nil, 0, false, err
 	}
 	part = p.topic.parts[i]
 	b, idx, lead, err = part.add(ctx, rec, size, s)

@@ -14,10 +14,11 @@ import (
 // are stored or none is. Each record's Partition field is ignored; a zero
 // Time means the moment of the call.
 //
-// The records together must encode within the larger of
-// Options.MaxBatchBytes and Options.MaxRecordBytes, or SendBatch returns
-// ErrTooLarge and stores nothing. If ctx ends first SendBatch returns
-// ctx.Err(); the records may still be appended.
+// Each record must encode within Options.MaxRecordBytes, and the records
+// together within one frame (MaxFrameBytes), or SendBatch returns
+// ErrTooLarge and stores nothing; Options.MaxBatchBytes does not limit a
+// batch. If ctx ends first SendBatch returns ctx.Err(); the records may
+// still be appended.
 func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) (base int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -38,35 +39,22 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 // returns the partition, the batch, the first record's index, and whether
 // the caller leads the batch's write (see partition.queued).
 func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record, s sender) (*partition, *batch, int, bool, error) {
-	if err := p.checkOpen(); err != nil {
+	part, err := p.batchPartition(partition, len(recs))
+	if err != nil {
 		return nil, nil, 0, false, err
 	}
-	n := len(p.topic.parts)
-	if partition < 0 || partition >= n {
-		return nil, nil, 0, false, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, n)
-	}
-	if len(recs) == 0 {
-		return nil, nil, 0, false, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
-	}
-	limit := max(p.log.opts.MaxBatchBytes, p.log.opts.MaxRecordBytes)
 	total := 0
 	for i := range recs {
 		r := &recs[i]
-		if len(r.Headers) > frame.MaxHeaders {
-			return nil, nil, 0, false, fmt.Errorf("%w: record %d has %d headers, limit %d", ErrTooLarge, i, len(r.Headers), frame.MaxHeaders)
+		size, err := p.checkRecord(r, i)
+		if err != nil {
+			return nil, nil, 0, false, err
 		}
-		size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
-		if size > p.log.opts.MaxRecordBytes {
-			return nil, nil, 0, false, fmt.Errorf("%w: record %d is %d bytes encoded, limit %d", ErrTooLarge, i, size, p.log.opts.MaxRecordBytes)
-		}
-		// A record's timestamp delta can take up to 10 bytes more than
-		// RecordSize counts.
-		total += size + 10
+		total += size + maxDeltaGrowth
 	}
-	if total > limit {
-		return nil, nil, 0, false, fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, limit %d (Options.MaxBatchBytes)", ErrTooLarge, len(recs), total, limit)
+	if err := checkFrameSize(frame.HeaderSize+total, len(recs)); err != nil {
+		return nil, nil, 0, false, err
 	}
-	part := p.topic.parts[partition]
 	if err := part.reserve(ctx, total); err != nil {
 		return nil, nil, 0, false, err
 	}
@@ -77,4 +65,64 @@ func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record,
 		b.fb.Add(timestamp(r.Time), r.Key, r.Value, frameHeaders(r.Headers))
 	}
 	return part, b, idx, part.queued(b, idx, s), nil
+}
+
+// maxDeltaGrowth is how many bytes a record may take in a frame beyond
+// its frame.RecordSize, which counts a one-byte timestamp delta: the
+// delta up to 9 more, and so its length prefix possibly one more.
+const maxDeltaGrowth = 10
+
+// batchPartition checks what every batch send checks first: the producer
+// is open, the partition exists and the batch has n > 0 records.
+func (p *Producer) batchPartition(partition, n int) (*partition, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	parts := len(p.topic.parts)
+	if partition < 0 || partition >= parts {
+		return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, parts)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
+	}
+	return p.topic.parts[partition], nil
+}
+
+// checkRecord applies the limits on one record, the i-th of its batch
+// (-1 for a record sent alone), and returns its frame.RecordSize.
+func (p *Producer) checkRecord(r *Record, i int) (int, error) {
+	if err := checkHeaders(len(r.Headers), i); err != nil {
+		return 0, err
+	}
+	size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
+	if size > p.log.opts.MaxRecordBytes {
+		return 0, fmt.Errorf("%w: %s is %d bytes encoded, limit %d", ErrTooLarge, which(i), size, p.log.opts.MaxRecordBytes)
+	}
+	return size, nil
+}
+
+// checkHeaders refuses a record, the i-th of its batch, with more headers
+// than a frame can hold.
+func checkHeaders(n, i int) error {
+	if n > frame.MaxHeaders {
+		return fmt.Errorf("%w: %s has %d headers, limit %d", ErrTooLarge, which(i), n, frame.MaxHeaders)
+	}
+	return nil
+}
+
+// checkFrameSize refuses a batch of n records whose frame, size bytes,
+// would be over the frame cap.
+func checkFrameSize(size, n int) error {
+	if size > MaxFrameBytes {
+		return fmt.Errorf("%w: batch of %d records is up to %d bytes encoded, over the %d bytes of one frame (MaxFrameBytes)", ErrTooLarge, n, size, MaxFrameBytes)
+	}
+	return nil
+}
+
+// which names record i of a batch, or a record sent alone (-1).
+func which(i int) string {
+	if i < 0 {
+		return "record"
+	}
+	return fmt.Sprintf("record %d", i)
 }

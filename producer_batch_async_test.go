@@ -57,9 +57,10 @@ func TestSendBatchAsyncRejects(t *testing.T) {
 	l := openTest(t, t.TempDir(), nil)
 	mustCreate(t, l, "a", TopicConfig{Partitions: 1})
 	p := mustProducer(t, l, "a", nil)
-	big := make([]Record, 1000)
+	value := make([]byte, 1<<20-16)
+	big := make([]Record, MaxFrameBytes/(1<<20)+1) // over one frame
 	for i := range big {
-		big[i].Value = make([]byte, 2048) // 2 MB in all, over MaxRecordBytes
+		big[i].Value = value
 	}
 	for name, tc := range map[string]struct {
 		partition int

@@ -71,13 +71,16 @@ func TestSendBatchContiguous(t *testing.T) {
 }
 
 func TestSendBatchRejects(t *testing.T) {
-	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, MaxRecordBytes: 1 << 10, MaxBatchBytes: 4 << 10})
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
 	mustCreate(t, l, "r", TopicConfig{Partitions: 1})
 	p := mustProducer(t, l, "r", nil)
 	ctx := context.Background()
-	big := make([]Record, 8)
+	// 33 records of almost 1 MiB, each within MaxRecordBytes, are more
+	// than one frame holds (they share one value buffer).
+	value := make([]byte, 1<<20-16)
+	big := make([]Record, MaxFrameBytes/(1<<20)+1)
 	for i := range big {
-		big[i] = Record{Value: make([]byte, 900)}
+		big[i] = Record{Value: value}
 	}
 	tests := []struct {
 		name      string
@@ -88,8 +91,9 @@ func TestSendBatchRejects(t *testing.T) {
 		{"empty", 0, nil, ErrInvalidArgument},
 		{"bad partition", 1, seqRecords(0, 1), ErrInvalidArgument},
 		{"negative partition", -1, seqRecords(0, 1), ErrInvalidArgument},
-		{"record too large", 0, []Record{{Value: make([]byte, 2<<10)}}, ErrTooLarge},
-		{"batch too large", 0, big, ErrTooLarge},
+		{"record too large", 0, []Record{{Value: make([]byte, 2<<20)}}, ErrTooLarge},
+		{"more than one frame", 0, big, ErrTooLarge},
+		{"too many headers", 0, []Record{{Headers: make([]Header, 5000)}}, ErrTooLarge},
 	}
 	for _, tt := range tests {
 		if _, err := p.SendBatch(ctx, tt.partition, tt.recs); !errors.Is(err, tt.want) {
@@ -104,5 +108,33 @@ func TestSendBatchRejects(t *testing.T) {
 	p.Close()
 	if _, err := p.SendBatch(ctx, 0, seqRecords(0, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("SendBatch after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestSendBatchIsOneFrame: a batch larger than MaxBatchBytes and than half
+// a segment (which bound the frames that separately sent records are
+// gathered into) is stored whole, as one frame, as long as the frame cap
+// holds it.
+func TestSendBatchIsOneFrame(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, MaxBatchBytes: 4 << 10})
+	mustCreate(t, l, "one", TopicConfig{Partitions: 1, SegmentBytes: 64 << 10})
+	p := mustProducer(t, l, "one", nil)
+	recs := make([]Record, 200) // about 200 KiB: 50 × MaxBatchBytes, 3 segments
+	for i := range recs {
+		recs[i] = Record{Value: fmt.Appendf(make([]byte, 0, 1000), "%01000d", i)}
+	}
+	before := l.Stats().FramesWritten
+	base, err := p.SendBatch(context.Background(), 0, recs)
+	if err != nil || base != 0 {
+		t.Fatalf("SendBatch = %d, %v; want base 0", base, err)
+	}
+	if frames := l.Stats().FramesWritten - before; frames != 1 {
+		t.Errorf("the batch took %d frames, want 1", frames)
+	}
+	got := readAll(t, l, "one", len(recs), nil)
+	for i, r := range got {
+		if r.Offset != int64(i) || string(r.Value) != string(recs[i].Value) {
+			t.Fatalf("record %d: offset %d, value %.20q…", i, r.Offset, r.Value)
+		}
 	}
 }

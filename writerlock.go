@@ -40,29 +40,45 @@ var (
 
 // lockWriter takes the partition's writer lock for an append or for
 // maintenance, unless this Log holds it already, opening the lock file and
-// the shared mapping on first use (and after releaseFiles). It gives up when ctx ends. The caller
-// holds p.wmu.
+// the shared mapping on first use (and after releaseFiles). It gives up
+// when ctx ends. The caller holds p.wmu.
 func (p *partition) lockWriter(ctx context.Context) error {
+	_, err := p.takeWriter(ctx, true)
+	return err
+}
+
+// tryLockWriter is lockWriter for a caller that must not wait (a sender
+// leading its own frame): got is false when another holder has the lock.
+func (p *partition) tryLockWriter() (got bool, err error) {
+	return p.takeWriter(context.Background(), false)
+}
+
+// takeWriter is lockWriter and tryLockWriter: wait says whether to wait
+// for a lock that is taken.
+func (p *partition) takeWriter(ctx context.Context, wait bool) (got bool, err error) {
 	if p.held {
-		return nil
+		return true, nil
 	}
 	if err := p.openMetaFiles(); err != nil {
-		return err
+		return false, err
 	}
-	got, err := p.meta.TryLock(writerLockByte)
+	got, err = p.meta.TryLock(writerLockByte)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !got {
+		if !wait {
+			return false, nil
+		}
 		// Taken: wait (partition.go), unless a bounded close gave up.
 		if err := p.waitWriterLock(ctx); err != nil {
-			return err
+			return false, err
 		}
 		p.contended = time.Now()
 	}
 	p.held, p.exact = true, false
 	p.log.stats.writerLocks.Add(1)
-	return nil
+	return true, nil
 }
 
 // lockAnnounced takes the writer lock through lf. When it is taken, it

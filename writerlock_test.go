@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,5 +127,98 @@ func TestWriterLockDiesWithHolder(t *testing.T) {
 	pos, err := p.Send(context.Background(), Record{Value: []byte("parent")})
 	if err != nil || pos.Offset != 1 {
 		t.Fatalf("Send after the holder died: %+v, %v", pos, err)
+	}
+}
+
+// TestSendCtxWhileWriterLockHeld: with the writer lock held by another
+// process (stopped in a debugger, say), a lone Send, which would write its
+// own frame, still gives up when its ctx ends; the record is appended once
+// the lock is free, as Send's contract allows.
+func TestSendCtxWhileWriterLockHeld(t *testing.T) {
+	for _, mode := range []Durability{Durable, Buffered} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openTest(t, dir, &Options{Durability: mode})
+			mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+			p := mustProducer(t, l, "t", nil)
+			if _, err := p.Send(context.Background(), Record{Value: []byte("a")}); err != nil {
+				t.Fatal(err)
+			}
+			other := writerProbe(t, dir, "t")
+			waitFor(t, patience, "the Log to let its kept writer lock go", func() bool {
+				got, err := other.TryLock(writerLockByte)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			sent := make(chan error, 1)
+			go func() {
+				_, err := p.Send(ctx, Record{Value: []byte("b")})
+				sent <- err
+			}()
+			select {
+			case err := <-sent:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Send with the writer lock held elsewhere: %v, want %v", err, context.DeadlineExceeded)
+				}
+			case <-time.After(patience):
+				other.Unlock(writerLockByte)
+				t.Fatalf("Send did not return within %v of its ctx's end while the writer lock was held elsewhere", patience)
+			}
+			other.Unlock(writerLockByte)
+			recs := waitRecords(t, l, "t", 2)
+			if string(recs[1].Value) != "b" {
+				t.Fatalf("second record %q, want the one whose Send gave up", recs[1].Value)
+			}
+			if pos, err := p.Send(context.Background(), Record{Value: []byte("c")}); err != nil || pos.Offset != 2 {
+				t.Fatalf("Send after the lock came free: %+v, %v", pos, err)
+			}
+		})
+	}
+}
+
+// TestDurableSendCtxWhileSyncLockHeld: a lone durable Send whose frame
+// waits for another process's fdatasync (that process holds the sync lock)
+// gives up when its ctx ends; the record is made durable once the lock is
+// free, by the background syncer.
+func TestDurableSendCtxWhileSyncLockHeld(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Durable})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	if _, err := p.Send(context.Background(), Record{Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	other := writerProbe(t, dir, "t")
+	if got, err := other.TryLock(syncLockByte); err != nil || !got {
+		t.Fatalf("taking the sync lock: %v, %v", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := p.Send(ctx, Record{Value: []byte("b")})
+		sent <- err
+	}()
+	select {
+	case err := <-sent:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Send waiting for another process's fdatasync: %v, want %v", err, context.DeadlineExceeded)
+		}
+	case <-time.After(patience):
+		other.Unlock(syncLockByte)
+		t.Fatalf("Send did not return within %v of its ctx's end while the sync lock was held elsewhere", patience)
+	}
+	other.Unlock(syncLockByte)
+	part := l.topics["t"].parts[0]
+	waitFor(t, patience, "the record made durable", func() bool {
+		d, ok := part.shm.durableNext()
+		return ok && d >= 2
+	})
+	if pos, err := p.Send(context.Background(), Record{Value: []byte("c")}); err != nil || pos.Offset != 2 {
+		t.Fatalf("Send after the sync lock came free: %+v, %v", pos, err)
 	}
 }

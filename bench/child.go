@@ -48,6 +48,8 @@ type result struct {
 	RSS       int64   `json:"rss"`
 	DiskBytes int64   `json:"disk_bytes"`
 	Info      string  `json:"info,omitempty"`
+	CPU       int64   `json:"cpu_ns"`        // every process of the cell, timed phase
+	ServerCPU int64   `json:"server_cpu_ns"` // of that, a server process's
 }
 
 // childTimeout bounds any one child; a stuck system fails its cell.
@@ -89,9 +91,13 @@ func spawn(t task) (*proc, error) {
 	return p, nil
 }
 
-// line reads the child's next protocol line with the given prefix.
+// line reads the child's next protocol line with the given prefix (the
+// first word), and returns the rest.
 func (p *proc) line(prefix string) (string, error) {
 	for p.out.Scan() {
+		if p.out.Text() == prefix {
+			return "", nil
+		}
 		if rest, ok := strings.CutPrefix(p.out.Text(), prefix+" "); ok {
 			return rest, nil
 		}
@@ -166,6 +172,7 @@ func childMain() error {
 		"mp-write": childAppend,
 		"lat-host": childLatencyHost,
 		"lat-read": childLatencyRead,
+		"serve":    childServe,
 	}
 	run, ok := roles[t.Role]
 	if !ok {
@@ -200,12 +207,25 @@ func waitParent() error {
 }
 
 // startProfile starts a CPU profile of the timed phase if the task asks
-// for one, and returns its stop function.
-func startProfile(t task) func() {
+// for one, of this process and of st's helper process if it has one (in
+// a file named like the task's, ending in -server.pprof), and returns its
+// stop function.
+func startProfile(t task, st any) func() {
 	if t.Profile == "" {
 		return func() {}
 	}
-	f, err := os.Create(t.Profile)
+	stopHelper := func() {}
+	if h, ok := st.(helperProc); ok {
+		stopHelper = h.HelperProfile(strings.TrimSuffix(t.Profile, ".pprof") + "-server.pprof")
+	}
+	stop := profileTo(t.Profile)
+	return func() { stop(); stopHelper() }
+}
+
+// profileTo starts a CPU profile of this process into path and returns
+// its stop function; a profile that cannot start is reported, not fatal.
+func profileTo(path string) func() {
+	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		return func() {}

@@ -28,8 +28,8 @@ func rate(c *cell) float64 {
 
 // writeTable prints one markdown table with every cell, in workload order.
 func writeTable(out io.Writer, cells []*cell) {
-	fmt.Fprintf(out, "| workload | system | records/s | MB/s | p50 µs | p99 µs | p99.9 µs | runnel ÷ this | this ÷ raw | peak RSS MiB | disk B/record |\n")
-	fmt.Fprintf(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(out, "| workload | system | records/s | MB/s | CPU µs/record | p50 µs | p99 µs | p99.9 µs | runnel ÷ this | this ÷ raw | peak RSS MiB | disk B/record |\n")
+	fmt.Fprintf(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range cells {
 		if c.err != nil {
 			continue // a wrong or failed answer is not a row: see writeFailures
@@ -53,8 +53,8 @@ func writeTable(out io.Writer, cells []*cell) {
 				vsRaw = fmt.Sprintf("%.1f× / %.1f× futex", m.P50/f.med.P50, m.P99/f.med.P99)
 			}
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s |\n",
-			c.w.Name, c.sys.Name, num(m.RecPerSec, 0), num(m.MBPerSec, 1),
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s |\n",
+			c.w.Name, c.sys.Name, num(m.RecPerSec, 0), num(m.MBPerSec, 1), num(m.CPUPerRecord/1e3, 2),
 			lat(m, m.P50), lat(m, m.P99), lat(m, m.P999), vsRef, vsRaw,
 			float64(m.RSS)/(1<<20), num(m.DiskPerRecord, 0))
 	}
@@ -115,6 +115,7 @@ type jsonRow struct {
 	P999us        *float64 `json:"p999_us"`
 	RSSBytes      *int64   `json:"rss_bytes"`
 	DiskPerRecord *float64 `json:"disk_bytes_per_record"`
+	CPUPerRecord  *float64 `json:"cpu_ns_per_record"`
 	Rounds        int      `json:"rounds"`
 }
 
@@ -132,7 +133,8 @@ func writeJSON(path string, cells []*cell) error {
 		}
 		m := c.med
 		r := jsonRow{Workload: c.w.Name, System: c.sys.Name, Rounds: len(c.rounds),
-			RecordsPerSec: opt(m.RecPerSec), MBPerSec: opt(m.MBPerSec), DiskPerRecord: opt(m.DiskPerRecord)}
+			RecordsPerSec: opt(m.RecPerSec), MBPerSec: opt(m.MBPerSec), DiskPerRecord: opt(m.DiskPerRecord),
+			CPUPerRecord: opt(m.CPUPerRecord)}
 		if m.HasLat {
 			r.P50us, r.P99us, r.P999us = &m.P50, &m.P99, &m.P999
 		}

@@ -125,6 +125,12 @@ func (m measure) brief() string {
 	if m.HasLat {
 		s += fmt.Sprintf("p50 %.1fµs p99 %.1fµs ", m.P50, m.P99)
 	}
+	if m.CPUPerRecord > 0 {
+		s += fmt.Sprintf("cpu %.2fµs/rec ", m.CPUPerRecord/1e3)
+	}
+	if m.ServerCPUPerRecord > 0 {
+		s += fmt.Sprintf("(server %.2f) ", m.ServerCPUPerRecord/1e3)
+	}
 	return s + fmt.Sprintf("rss %.1f MiB", float64(m.RSS)/(1<<20))
 }
 
@@ -153,5 +159,8 @@ func median(ms []measure) measure {
 		P999:      f(func(m measure) float64 { return m.P999 }),
 		HasLat:    len(ms) > 0 && ms[0].HasLat,
 		RSS:       int64(f(func(m measure) float64 { return float64(m.RSS) })),
+
+		CPUPerRecord:       f(func(m measure) float64 { return m.CPUPerRecord }),
+		ServerCPUPerRecord: f(func(m measure) float64 { return m.ServerCPUPerRecord }),
 	}
 }

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/runnel-log/runnel"
@@ -14,16 +20,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// runnel served over the Kafka protocol: the process runs a kafka.Server
-// over a runnel Log (the same one topic of one partition as runnel's own
-// rows) on a loopback port, and appends and reads through a franz-go
-// client: a Produce per Append, pipelined Produce calls with franz-go's
-// default linger for the stream workload, a consumer for reads. Every
-// byte crosses TCP, the protocol's encoding, and runnel's append path, on
-// the same two cores, so the ratio to runnel's own rows is the price of
-// the protocol. Durable is acks=all on a Durable log; the acks=1 system
-// acknowledges once committed (runnel.AckCommitted). For the latency
-// workload the reader process consumes from the writer process's server.
+// runnel served over the Kafka protocol, as `runnel serve` serves it: a
+// server process of its own (this binary's child mode, role "serve")
+// runs a kafka.Server over a runnel Log with the default options (the
+// same one topic of one partition as runnel's own rows, pwrite backend)
+// on a loopback port, and the cell's process appends and reads through a
+// franz-go client: a Produce per Append, pipelined Produce calls with
+// franz-go's defaults (10 ms linger, snappy) for the stream workload, a
+// consumer for reads. Client and server are two processes, as in real
+// use, so each can have a core of its own; every byte crosses TCP, the
+// protocol's encoding and runnel's append path. Durable is acks=all on a
+// Durable log; the acks=1 system acknowledges once committed
+// (runnel.AckCommitted), with five requests in flight, as Kafka's Java
+// producer (and so Kafka's perf tool) has by default. For the latency
+// workload the writer process's server serves the reader process too.
+// The CPU time of a cell counts the server's.
 
 const (
 	kafkaAllName   = "runnel/kafka"
@@ -33,68 +44,100 @@ const (
 // kafkaAcks1System runs only the durable workloads: acks=1 on a Durable
 // log, acknowledged before the fdatasync.
 func kafkaAcks1System() *system {
-	s := kafkaSystem(kgo.LeaderAck(), kafkaAcks1Name, "as runnel/kafka, acks=1: acknowledged once committed, before the fdatasync")
+	s := kafkaSystem(kgo.LeaderAck(), kafkaAcks1Name, "as runnel/kafka, acks=1 (acknowledged once committed, before the fdatasync), 5 requests in flight")
 	s.Buffered = false
 	return s
 }
 
 func kafkaSystem(acks kgo.Acks, name, note string) *system {
 	return &system{
-		Name:     name,
-		Open:     func(cfg config) (store, error) { return openKafka(cfg, acks) },
-		OpenTail: openKafkaTail,
-		Buffered: true,
-		Note:     note,
+		Name:      name,
+		Open:      func(cfg config) (store, error) { return openKafka(cfg, acks, name) },
+		OpenTail:  openKafkaTail,
+		Buffered:  true,
+		Note:      note,
+		MinWarmup: 1, MinSeconds: 1,
 	}
 }
 
 type kafkaStore struct {
-	l    *runnel.Log
-	srv  *kafka.Server
+	srv  *proc // the server process
 	addr string
 	cl   *kgo.Client
-	done chan error
+
+	mu sync.Mutex // one question to the server at a time
 }
 
-func openKafka(cfg config, acks kgo.Acks) (*kafkaStore, error) {
-	o := runnelOptions(cfg, runnel.BackendPwrite)
-	// A Kafka batch becomes one frame: room for a whole client batch
-	// (runnel serve does the same).
-	o.MaxBatchBytes = 16 << 20
-	l, err := openRunnelLogWith(cfg, o)
+func openKafka(cfg config, acks kgo.Acks, name string) (*kafkaStore, error) {
+	srv, err := spawn(task{Role: "serve", System: name, Cfg: cfg})
 	if err != nil {
 		return nil, err
 	}
-	srv, err := kafka.NewServer(l, nil)
+	addr, err := srv.ready()
 	if err != nil {
-		l.Close()
-		return nil, err
+		srv.kill()
+		return nil, fmt.Errorf("server: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	s := &kafkaStore{l: l, srv: srv, addr: ln.Addr().String(), done: make(chan error, 1)}
-	go func() { s.done <- srv.Serve(ln) }()
-	opts := []kgo.Opt{kgo.SeedBrokers(s.addr), kgo.DefaultProduceTopic(runnelTopic), kgo.RequiredAcks(acks), kgo.MaxBufferedRecords(1 << 17)}
+	s := &kafkaStore{srv: srv, addr: addr}
+	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(runnelTopic), kgo.RequiredAcks(acks)}
 	if cfg.Serve {
 		// The latency writer sends one record at a time and wants it out
 		// at once, as a latency-minded client is configured.
 		opts = append(opts, kgo.ProducerLinger(0))
 	}
 	if acks != kgo.AllISRAcks() {
-		opts = append(opts, kgo.DisableIdempotentWrite())
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5))
 	}
 	if s.cl, err = kgo.NewClient(opts...); err != nil {
 		s.Close()
 		return nil, err
 	}
+	// One record to another topic has the client connected, with the
+	// metadata and (idempotent) producer id it needs, before a phase
+	// starts: a short warm-up does not have to cover that.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.cl.ProduceSync(ctx, &kgo.Record{Topic: warmupTopic, Value: []byte("warm-up")}).FirstErr(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
 	return s, nil
 }
 
+// warmupTopic takes the record that warms the client up, apart from the
+// measured topic.
+const warmupTopic = "warmup"
+
 // Ready is the server's address, for the latency reader.
 func (s *kafkaStore) Ready() string { return s.addr }
+
+// ask sends the server process a command and returns its answer.
+func (s *kafkaStore) ask(cmd string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.srv.tell(cmd); err != nil {
+		return "", err
+	}
+	return s.srv.line("DONE")
+}
+
+// HelperCPU asks the server process for the CPU time it has used.
+func (s *kafkaStore) HelperCPU() (time.Duration, error) {
+	line, err := s.ask("CPU")
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseInt(line, 10, 64)
+	return time.Duration(ns), err
+}
+
+// HelperProfile has the server process profile itself into path.
+func (s *kafkaStore) HelperProfile(path string) func() {
+	if _, err := s.ask("PROFILE " + path); err != nil {
+		fmt.Fprintln(os.Stderr, "server profile:", err)
+	}
+	return func() { s.ask("PROFILE") }
+}
 
 func (s *kafkaStore) Append(v []byte) error {
 	return s.cl.ProduceSync(context.Background(), &kgo.Record{Value: v}).FirstErr()
@@ -154,7 +197,7 @@ func scanKafka(addr string, fn func(v []byte)) error {
 		return nil
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(runnelTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return err
 	}
@@ -180,17 +223,81 @@ func scanKafka(addr string, fn func(v []byte)) error {
 	}
 }
 
+// Close closes the client, then has the server shut down gracefully and
+// waits for it to exit.
 func (s *kafkaStore) Close() error {
 	if s.cl != nil {
 		s.cl.Close()
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.srv.tell("EXIT"); err != nil {
+		s.srv.kill()
+		return err
+	}
+	_, err := s.srv.finish()
+	return err
+}
+
+// childServe is the server process: it serves the Log in t.Cfg.Dir (the
+// topic created first if t.Cfg.Create; a topic for the client's warm-up
+// always) until the parent says EXIT or closes stdin. It answers "CPU"
+// with the CPU time it has used so far, starts a CPU profile on "PROFILE
+// <path>" and stops it on "PROFILE"; each answer is a line "DONE ...".
+func childServe(_ *system, t task) (result, error) {
+	d := runnel.Buffered
+	if t.Cfg.Durable {
+		d = runnel.Durable
+	}
+	l, err := openRunnelLogWith(t.Cfg, &runnel.Options{Durability: d, Backend: runnel.BackendPwrite})
+	if err != nil {
+		return result{}, err
+	}
+	if err := l.CreateTopic(warmupTopic, runnel.TopicConfig{Partitions: 1}); err != nil && !errors.Is(err, runnel.ErrTopicExists) {
+		l.Close()
+		return result{}, err
+	}
+	srv, err := kafka.NewServer(l, nil)
+	if err != nil {
+		l.Close()
+		return result{}, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.Close()
+		return result{}, err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	// The parent may be killed (its timeout): stdin then ends, and so do
+	// we. Ctrl-C reaches the whole process group; the parent handles it.
+	signal.Ignore(syscall.SIGINT)
+	fmt.Printf("READY %s\n", ln.Addr())
+	in := bufio.NewScanner(os.Stdin)
+	stopProfile := func() {}
+	for in.Scan() && in.Text() != "EXIT" {
+		cmd, arg, _ := strings.Cut(in.Text(), " ")
+		switch cmd {
+		case "CPU":
+			fmt.Printf("DONE %d\n", cpuSelf().Nanoseconds())
+			continue
+		case "PROFILE":
+			stopProfile()
+			stopProfile = func() {}
+			if arg != "" {
+				stopProfile = profileTo(arg)
+			}
+		}
+		fmt.Println("DONE")
+	}
+	stopProfile()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; !errors.Is(serr, kafka.ErrServerClosed) {
+	err = srv.Shutdown(ctx)
+	if serr := <-served; !errors.Is(serr, kafka.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
-	return errors.Join(err, s.l.Close())
+	return result{RSS: peakRSS()}, errors.Join(err, l.Close())
 }
 
 type kafkaTail struct{ cl *kgo.Client }

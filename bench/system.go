@@ -73,6 +73,12 @@ type system struct {
 	Raw          bool // the raw limit, not a real system
 	LatencyRef   bool // the physical floor of the latency workload only
 	Note         string
+
+	// MinWarmup and MinSeconds lengthen the append phases of -quick for
+	// a system whose pipeline holds many records (a Kafka client buffers
+	// up to 50,000, a second's worth of acknowledgements at start-up):
+	// shorter phases measure its start, not its rate.
+	MinWarmup, MinSeconds float64
 }
 
 // systems in the order they appear in tables and plots.

@@ -24,12 +24,19 @@ type measure struct {
 	HasLat              bool
 	RSS                 int64
 	DiskPerRecord       float64 // 0: not measured
+	CPUPerRecord        float64 // ns, every process of the cell; 0: not measured
+	ServerCPUPerRecord  float64 // ns, of that a server process's
 }
 
 func throughput(records int64, secs float64, size int, r result) measure {
 	rate := float64(records) / secs
-	return measure{RecPerSec: rate, MBPerSec: rate * float64(size) / 1e6,
+	m := measure{RecPerSec: rate, MBPerSec: rate * float64(size) / 1e6,
 		P50: r.P50, P99: r.P99, P999: r.P999, HasLat: r.HasLat, RSS: r.RSS}
+	if records > 0 {
+		m.CPUPerRecord = float64(r.CPU) / float64(records)
+		m.ServerCPUPerRecord = float64(r.ServerCPU) / float64(records)
+	}
+	return m
 }
 
 // applies says whether sys takes part in w.

@@ -136,7 +136,9 @@ func childAppend(sys *system, t task) (result, error) {
 		}
 	}
 	wait(seconds(t.Warmup))
-	stopProfile := startProfile(t)
+	stopProfile := startProfile(t, st)
+	cpu := cpuClock{st}
+	cpu0, server0 := cpu.now()
 	a.phase.Store(phaseTimed)
 	start, before := time.Now(), a.total()
 	if firstErr == nil {
@@ -149,6 +151,7 @@ func childAppend(sys *system, t task) (result, error) {
 		wait(seconds(t.Seconds / 5))
 	}
 	elapsed, after := time.Since(start), a.total()
+	cpu1, server1 := cpu.now()
 	a.phase.Store(phaseStop)
 	stopProfile()
 	for range n {
@@ -160,7 +163,7 @@ func childAppend(sys *system, t task) (result, error) {
 	if firstErr != nil {
 		return result{}, firstErr
 	}
-	r := result{Records: after - before, Seconds: elapsed.Seconds(), RSS: peakRSS(), HasLat: true}
+	r := result{Records: after - before, Seconds: elapsed.Seconds(), RSS: peakRSS(), HasLat: true, CPU: int64(cpu1 - cpu0), ServerCPU: int64(server1 - server0)}
 	var h hist
 	for i := range a.hists {
 		h.merge(&a.hists[i])
@@ -226,7 +229,7 @@ func childCreate(sys *system, t task) (result, error) {
 // appendCell runs one append workload cell in a child and returns its
 // measurement.
 func appendCell(sys *system, w *workload, dir, profile string) (measure, error) {
-	r, err := runChild(task{Profile: profile, Role: "append", System: sys.Name, Warmup: w.warmup, Seconds: w.seconds, Async: w.Kind == "stream",
+	r, err := runChild(task{Profile: profile, Role: "append", System: sys.Name, Warmup: max(w.warmup, sys.MinWarmup), Seconds: max(w.seconds, sys.MinSeconds), Async: w.Kind == "stream",
 		Cfg: config{Dir: dir, Durable: w.Durable, Writers: w.Writers, ValueSize: w.Size}})
 	if err != nil {
 		return measure{}, err

@@ -48,15 +48,18 @@ func childRead(sys *system, t task) (result, error) {
 	}
 	defer st.Close()
 	var got sum
-	stopProfile := startProfile(t)
+	stopProfile := startProfile(t, st)
+	cpu := cpuClock{st}
+	cpu0, server0 := cpu.now()
 	start := time.Now()
 	err = st.Scan(got.add)
 	elapsed := time.Since(start)
+	cpu1, server1 := cpu.now()
 	stopProfile()
 	if err != nil {
 		return result{}, err
 	}
-	r := result{Records: got.Count, Seconds: elapsed.Seconds(), RSS: peakRSS()}
+	r := result{Records: got.Count, Seconds: elapsed.Seconds(), RSS: peakRSS(), CPU: int64(cpu1 - cpu0), ServerCPU: int64(server1 - server0)}
 	if want := expectedSum([]int64{t.Records}, t.Cfg.ValueSize); got != want {
 		return result{}, fmt.Errorf("read back %v; loaded %v", got, want)
 	}

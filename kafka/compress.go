@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -62,7 +63,8 @@ func decompress(c codec, src []byte, limit int, buf []byte) ([]byte, error) {
 		out, err = readLimited(lz4.NewReader(bytes.NewReader(src)), limit, buf)
 	case codecZstd:
 		out, err = zstdDecoder().DecodeAll(src, buf[:0])
-		if err == nil && len(out) > limit {
+		if err == nil && len(out) > limit || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+			// The decoder's own cap is maxDecodedBatch.
 			err = errDecodedTooLarge
 		}
 	default:

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -33,6 +34,9 @@ type conn struct {
 	fetch    fetchSession
 	scratch  batchScratch // produce decoding, on the reader
 
+	in   *bufio.Reader // requests: the size and a small request in one read
+	body []byte        // the last Produce request's buffer, reused for the next request
+
 	queue chan *answer // to the writer, in request order
 	last  *answer      // the latest queued
 	out   []byte       // response buffer, reused by the writer
@@ -52,6 +56,11 @@ type answer struct {
 // maxKeptBuffer bounds a response buffer a connection keeps for the next
 // response.
 const maxKeptBuffer = 8 << 20
+
+// readBufferSize is the buffer requests are read through: a small request
+// and the size of the next arrive in one read; a larger body is read
+// straight into its own buffer.
+const readBufferSize = 16 << 10
 
 // maxInFlight bounds the requests a connection has read but not answered.
 const maxInFlight = 32
@@ -88,6 +97,7 @@ func (c *conn) serve() {
 		c.nc.SetDeadline(time.Time{})
 		c.nc = tc
 	}
+	c.in = bufio.NewReaderSize(c.nc, readBufferSize)
 	c.sasl.required = s.opts.Credentials != nil
 	written := make(chan struct{})
 	go func() {
@@ -116,7 +126,7 @@ func (c *conn) readLoop() {
 		if s.closing.Load() {
 			return
 		}
-		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+		if _, err := io.ReadFull(c.in, size[:]); err != nil {
 			c.idle.Store(false)
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
 				s.opts.Logger.Info("kafka: closing idle connection", "remote", c.remote, "idle", s.opts.IdleTimeout)
@@ -131,12 +141,24 @@ func (c *conn) readLoop() {
 			s.opts.Logger.Warn("kafka: request size out of bounds; closing connection", "remote", c.remote, "size", n, "max", s.opts.MaxRequestBytes)
 			return
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(c.nc, body); err != nil {
+		body := c.body
+		c.body = nil
+		if cap(body) < int(n) {
+			body = make([]byte, n)
+		}
+		body = body[:n]
+		if _, err := io.ReadFull(c.in, body); err != nil {
 			s.opts.Logger.Info("kafka: connection ended inside a request", "remote", c.remote, "err", err)
 			return
 		}
-		if err := c.handle(body); err != nil {
+		err := c.handle(body)
+		// A Produce keeps nothing of its request once handled (its
+		// batches are copied into frames), so its buffer serves the
+		// next request; any other request may keep slices of it.
+		if int16(binary.BigEndian.Uint16(body)) == kmsg.Produce.Int16() && cap(body) <= maxKeptBuffer {
+			c.body = body
+		}
+		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.opts.Logger.Warn("kafka: "+err.Error(), "remote", c.remote)
 			}

@@ -7,15 +7,14 @@
 //
 // # Basics
 //
-//	l, err := runnel.Open("data", &runnel.Options{MaxBatchBytes: 16 << 20})
+//	l, err := runnel.Open("data", nil)
 //	ln, err := net.Listen("tcp", "127.0.0.1:9092")
 //	err = kafka.Serve(ctx, l, ln, nil) // until ctx ends; then a graceful stop
 //
 // or, to control the server's life yourself, NewServer, Server.Serve and
-// Server.Shutdown. Open the Log with a MaxBatchBytes that holds a whole
-// client batch decompressed (16 MiB, the most runnel allows, is what runnel
-// serve uses): each produced batch is stored as one frame, and a larger
-// one is refused with MESSAGE_TOO_LARGE.
+// Server.Shutdown. Each produced batch is stored as one frame, whatever
+// the Log's options; a batch whose frame would be larger than
+// runnel.MaxFrameBytes is refused with MESSAGE_TOO_LARGE.
 //
 // # The cluster
 //
@@ -33,9 +32,13 @@
 // milliseconds: a record written by the Go API with a finer timestamp is
 // read over Kafka truncated to the millisecond. A produced batch is
 // decompressed (gzip, snappy raw or xerial-framed, lz4, zstd), bounded by
-// the largest frame runnel stores, and stored as one frame: its records
-// get consecutive offsets and are committed together. Fetches return
-// uncompressed batches.
+// the largest frame runnel stores, and its records are decoded straight
+// into the frame they are stored as (a runnel.RecordBatch): they get
+// consecutive offsets and are committed together. Fetches return
+// uncompressed batches, one per partition, encoded from the records a
+// runnel Consumer per connection and topic reads; a fetch continues from
+// the records the last one read but did not return, so reading on costs
+// no seek.
 //
 // # Acknowledgements
 //

@@ -62,9 +62,45 @@ type fetchTopic struct {
 	parts   []int // partitions the consumer reads, sorted
 	maxPoll int
 
+	// rest holds records the consumer returned that no response took
+	// (a partition's limit was reached): they alias the consumer's buffer
+	// until its next poll, and the next fetch starts with them instead of
+	// seeking back, which would read the frame again.
+	rest []runnel.Record
+
 	// Per partition, from the last look at the disk (finishFetch).
 	starts, ends []int64
 	described    time.Time
+}
+
+// position is where the next fetch of partition p continues without a
+// seek: its first record kept in rest, or the consumer's position.
+func (ft *fetchTopic) position(p int) int64 {
+	for i := range ft.rest {
+		if ft.rest[i].Partition == p {
+			return ft.rest[i].Offset
+		}
+	}
+	return ft.cons.Position(p)
+}
+
+// dropRest forgets partition p's records in rest.
+func (ft *fetchTopic) dropRest(p int) {
+	ft.rest = slices.DeleteFunc(ft.rest, func(r runnel.Record) bool { return r.Partition == p })
+}
+
+// rewind moves every partition with records in rest back to the first of
+// them, before the consumer polls again and the records go stale.
+func (ft *fetchTopic) rewind() error {
+	for len(ft.rest) > 0 {
+		p := ft.rest[0].Partition
+		if err := ft.cons.Seek(p, runnel.AtOffset(ft.rest[0].Offset)); err != nil {
+			ft.rest = ft.rest[:0]
+			return err
+		}
+		ft.dropRest(p)
+	}
+	return nil
 }
 
 func (fs *fetchSession) close() {
@@ -80,6 +116,7 @@ type fetchPart struct {
 	offset int64 // next offset the response should hold
 	max    int   // PartitionMaxBytes
 	batch  batchBuilder
+	kept   int  // records after offset left in the consumer's rest
 	slot   int  // its buffer's index in the session
 	failed bool // an error code is set: ignore its records
 }
@@ -194,9 +231,10 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 	tr.ft = ft
 	for _, p := range want {
 		fp := tr.parts[p]
-		if fp.failed || ft.cons.Position(p) == fp.offset {
+		if fp.failed || ft.position(p) == fp.offset {
 			continue
 		}
+		ft.dropRest(p)
 		if err := ft.cons.Seek(p, runnel.AtOffset(fp.offset)); err != nil {
 			code := topicErrorCode(err)
 			if errors.Is(err, runnel.ErrOutOfRange) {
@@ -224,6 +262,32 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 			c.s.waitingFetches.Add(-1)
 		}
 		return 0
+	}
+	got := 0
+	if !wait {
+		// Records left by the last fetch come first; a consumer that
+		// still has some after that is not polled (it would drop them).
+		polled := live[:0]
+		for _, tr := range live {
+			if len(tr.ft.rest) > 0 {
+				rest := tr.ft.rest
+				tr.ft.rest = tr.ft.rest[:0]
+				got += tr.gather(rest, room-got)
+			}
+			if len(tr.ft.rest) == 0 {
+				polled = append(polled, tr)
+			}
+		}
+		if live = polled; len(live) == 0 {
+			return got
+		}
+	} else {
+		for _, tr := range live {
+			if err := tr.ft.rewind(); err != nil {
+				c.fetchFailed(tr, err)
+			}
+		}
+		live = slices.DeleteFunc(live, func(tr *fetchTopicReq) bool { return tr.ft == nil })
 	}
 	results := make([][]runnel.Record, len(live))
 	errs := make([]error, len(live))
@@ -254,7 +318,6 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 		wg.Wait()
 		cancel()
 	}
-	got := 0
 	for i, tr := range live {
 		if err := errs[i]; err != nil && ctx.Err() == nil || err != nil && !isCtxErr(err) {
 			c.fetchFailed(tr, err)
@@ -289,19 +352,24 @@ func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
 }
 
 // gather copies the records that continue each partition's response, as
-// long as they fit in room and the partition's limit. The first record of
-// a response is taken whatever its size, so that a client always makes
-// progress. It returns the bytes taken.
+// long as they fit in room and the partition's limit, and keeps those
+// that do not fit in the consumer's rest. The first record of a response
+// is taken whatever its size, so that a client always makes progress. It
+// returns the bytes taken.
 func (tr *fetchTopicReq) gather(recs []runnel.Record, room int) int {
 	taken := 0
 	for i := range recs {
 		r := &recs[i]
 		fp := tr.parts[r.Partition]
-		if fp == nil || fp.failed || r.Offset != fp.offset {
+		if fp == nil || fp.failed || r.Offset != fp.offset+int64(fp.kept) {
 			continue
 		}
 		before := fp.batch.size()
-		if before > 0 && (before >= fp.max || taken >= room) {
+		if fp.kept > 0 || before > 0 && (before >= fp.max || taken >= room) {
+			if tr.ft != nil {
+				tr.ft.rest = append(tr.ft.rest, *r)
+				fp.kept++
+			}
 			continue
 		}
 		fp.batch.add(r)

@@ -2,13 +2,16 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // pollN consumes n records with cl, failing the test after a generous
@@ -166,5 +169,116 @@ func TestFetchWaitsForAppends(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("a waiting fetch was not woken by an append")
+	}
+}
+
+// fetched is one record of a raw fetch response.
+type fetched struct {
+	Offset int64
+	Value  string
+}
+
+// rawFetch sends one sessionless fetch of topic at the given offsets and
+// returns each partition's records, decoded from its record batch.
+func rawFetch(t *testing.T, rc *rawConn, topic string, offsets map[int32]int64, partMax, minBytes, maxWaitMs int32) map[int32][]fetched {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 12, 50<<20, minBytes, maxWaitMs
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	for p, off := range offsets {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, partMax
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp := rc.request(req).(*kmsg.FetchResponse)
+	out := map[int32][]fetched{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				t.Fatalf("partition %d: error %d", rp.Partition, rp.ErrorCode)
+			}
+			if len(rp.RecordBatches) == 0 {
+				continue
+			}
+			base := int64(binary.BigEndian.Uint64(rp.RecordBatches))
+			_, recs, err := readAll(rp.RecordBatches, 1<<30, time.Now())
+			if err != nil {
+				t.Fatalf("partition %d: %v", rp.Partition, err)
+			}
+			for i, r := range recs {
+				out[rp.Partition] = append(out[rp.Partition], fetched{base + int64(i), string(r.Value)})
+			}
+		}
+	}
+	return out
+}
+
+// TestFetchInSmallPieces reads frames of many records through fetches
+// that hold a few each: every fetch continues exactly where the last one
+// ended, from the records the server kept, whether the client goes on,
+// goes back, or waits for more than is there.
+func TestFetchInSmallPieces(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("pieces", 2)
+	p, err := ts.log.Producer("pieces", &runnel.ProducerOptions{Partitioner: runnel.ManualPartitioner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perPartition = 600
+	value := func(p, i int) string { return fmt.Sprintf("p%d-%04d-%s", p, i, strings.Repeat("x", 90)) }
+	for part := range 2 {
+		for first := 0; first < perPartition; first += 300 { // two frames of 300 records
+			var recs []runnel.Record
+			for i := first; i < first+300; i++ {
+				recs = append(recs, runnel.Record{Value: []byte(value(part, i))})
+			}
+			if _, err := p.SendBatch(context.Background(), part, recs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rc := ts.raw()
+	next := map[int32]int64{0: 0, 1: 0}
+	check := func(step string, got map[int32][]fetched) {
+		t.Helper()
+		for part, recs := range got {
+			for _, r := range recs {
+				if want := value(int(part), int(next[part])); r.Offset != next[part] || r.Value != want {
+					t.Fatalf("%s: partition %d: record %d %.12q…, want %d %.12q…", step, part, r.Offset, r.Value, next[part], want)
+				}
+				next[part]++
+			}
+		}
+	}
+	for step := 0; next[0] < perPartition || next[1] < perPartition; step++ {
+		switch {
+		case step == 5:
+			// Back to an earlier offset of partition 0.
+			next[0] -= 17
+		case step == 9:
+			// Partition 1 at its end and more bytes wanted than exist:
+			// the fetch waits, and must not lose partition 0's place.
+			at := next[1]
+			next[1] = perPartition
+			check(fmt.Sprintf("step %d", step), rawFetch(t, rc, "pieces", map[int32]int64{0: next[0], 1: next[1]}, 1000, 1<<20, 50))
+			next[1] = at
+			continue
+		}
+		offsets := map[int32]int64{}
+		for part, off := range next {
+			if off < perPartition {
+				offsets[part] = off
+			}
+		}
+		got := rawFetch(t, rc, "pieces", offsets, 1000, 1, 100)
+		if len(got) == 0 {
+			t.Fatalf("step %d: nothing fetched at %v", step, offsets)
+		}
+		check(fmt.Sprintf("step %d", step), got)
+		if step > 10*perPartition {
+			t.Fatal("no end in sight")
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/runnel-log/runnel"
 )
 
 // Options configure a Server. A nil *Options, and every zero field, means
@@ -38,8 +40,8 @@ type Options struct {
 	// MaxMessageBytes bounds one produced record batch as it arrives
 	// (compressed); a larger one gets MESSAGE_TOO_LARGE. Default 1000012
 	// (Kafka's max.message.bytes). Uncompressed, a batch must also fit
-	// in one runnel frame: the Log's larger of MaxBatchBytes and
-	// MaxRecordBytes, at most 16 MiB.
+	// in one runnel frame (runnel.MaxFrameBytes, 32 MiB), and each of its
+	// records within the Log's MaxRecordBytes.
 	MaxMessageBytes int
 
 	// IdleTimeout closes a connection on which no request arrived for
@@ -98,8 +100,8 @@ const (
 	defaultMaxSessionTimeout = 30 * time.Minute
 
 	// maxDecodedBatch bounds a produced batch after decompression: the
-	// largest frame runnel can store.
-	maxDecodedBatch = 16 << 20
+	// largest frame runnel stores, which the batch must become.
+	maxDecodedBatch = runnel.MaxFrameBytes
 )
 
 // withDefaults validates o and returns a copy with the defaults filled in.

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 // they are advertised all the same because librdkafka turns compression
 // off against a broker that does not list Produce v0 and up.
 //
-// Each partition's batch becomes one runnel frame (Producer.
-// SendBatchAsync): consecutive offsets, stored atomically, in the order
+// Each partition's batch becomes one runnel frame: its records are decoded
+// straight into a runnel.RecordBatch, sent with SendRecordBatchAsync, so
+// they get consecutive offsets and are stored atomically, in the order
 // the requests arrived. acks=-1 is acknowledged as the Log's Durability
 // says (fdatasync'd in a Durable Log), acks=1 once committed
 // (runnel.AckCommitted), acks=0 not at all. The response waits for every
@@ -58,6 +60,8 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 			default:
 				c.s.storeBatch(h, req.Acks, p.Partition, p.Records, &c.scratch, pw.add(rp))
 			}
+			// The request's buffer is reused once it is handled.
+			t.Partitions[i].Records = nil
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
@@ -151,19 +155,30 @@ func (s *Server) producerTopic(name string) (*topicHandle, error) {
 	return h, err
 }
 
-// storeBatch decodes one partition's batch, checks its sequence numbers if
-// it is idempotent, and queues it; result gets the outcome.
-// The records are copied into the partition's frame before it returns, so
-// scratch may be reused at once.
+// storeBatch reads one partition's batch into scratch's frame, checks its
+// sequence numbers if it is idempotent, and queues the frame; result gets
+// the outcome. Everything of raw and scratch the frame needs is copied
+// into it before storeBatch returns, so both may be reused at once.
 func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []byte, scratch *batchScratch, result produceResult) {
-	info, recs, err := parseBatch(raw, maxDecodedBatch, time.Now(), scratch)
+	frame := &scratch.frame
+	info, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *runnel.Record) error {
+		if err := frame.Add(*rec); err != nil {
+			return err
+		}
+		// Decompression stopped at one frame's bytes, but a record
+		// may encode a few bytes larger in a frame than in a batch.
+		if frame.Size() > runnel.MaxFrameBytes {
+			return fmt.Errorf("%w: batch encodes to more than one frame (%d bytes)", errTooLarge, runnel.MaxFrameBytes)
+		}
+		return nil
+	})
+	if err == nil && info.transactional {
+		err = errTransactional
+	}
 	if err != nil {
+		frame.Reset()
 		s.opts.Logger.Info("kafka: produce refused", "topic", h.name, "partition", partition, "err", err)
 		result(0, produceErrorCode(err))
-		return
-	}
-	if info.transactional {
-		result(0, kerr.TransactionalIDAuthorizationFailed.Code)
 		return
 	}
 	var seq *seqBatch
@@ -172,10 +187,12 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
 		switch {
 		case code != 0:
+			frame.Reset()
 			result(0, code)
 			return
 		case dup:
 			// A retry: answered like the original, once that is.
+			frame.Reset()
 			go func() {
 				<-b.done
 				result(b.base, b.code)
@@ -188,12 +205,12 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	if acks != -1 {
 		prod = h.committed
 	}
-	n := len(recs)
-	prod.SendBatchAsync(int(partition), recs, func(base int64, err error) {
+	n, size := info.count, len(raw)
+	prod.SendRecordBatchAsync(int(partition), frame, func(base int64, err error) {
 		code := produceErrorCode(err)
 		if err == nil {
 			s.stats.producedRecords.Add(int64(n))
-			s.stats.producedBytes.Add(int64(len(raw)))
+			s.stats.producedBytes.Add(int64(size))
 		} else {
 			s.opts.Logger.Warn("kafka: produce failed", "topic", h.name, "partition", partition, "err", err)
 			if stale(err) {
@@ -210,6 +227,10 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	})
 }
 
+// errTransactional refuses a transactional batch: InitProducerId hands
+// out no transactional ids, so a client that sends one is confused.
+var errTransactional = errors.New("transactional batch")
+
 // produceErrorCode maps a failure to store a batch to Kafka's code.
 func produceErrorCode(err error) int16 {
 	switch {
@@ -217,6 +238,8 @@ func produceErrorCode(err error) int16 {
 		return 0
 	case errors.Is(err, errCorruptBatch):
 		return kerr.CorruptMessage.Code
+	case errors.Is(err, errTransactional):
+		return kerr.TransactionalIDAuthorizationFailed.Code
 	case errors.Is(err, errTooLarge), errors.Is(err, runnel.ErrTooLarge):
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

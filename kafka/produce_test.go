@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -236,4 +237,95 @@ func setBatchProducer(b []byte, pid int64, epoch int16, seq int32) []byte {
 	binary.BigEndian.PutUint32(b[batchFirstSeqOff:], uint32(seq))
 	binary.BigEndian.PutUint32(b[batchCRCOff:], crc32.Checksum(b[batchAttrOff:], crc32c))
 	return b
+}
+
+// produceRaw sends one acks=-1 batch as it is to topic's partition 0 and
+// returns the partition's error code and base offset.
+func produceRaw(t *testing.T, rc *rawConn, topic string, batch []byte) (int16, int64) {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 9, -1, 30000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return produceCode(t, rc.request(req))
+}
+
+// TestProduceBatchIsOneFrame: on a Log with default options, a batch that
+// decompresses far past the Log's MaxBatchBytes (1 MiB) is stored whole
+// as one frame; one that would not fit in a frame is refused with
+// MESSAGE_TOO_LARGE and stores nothing.
+func TestProduceBatchIsOneFrame(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("big", 1)
+	rc := ts.raw()
+	batchOf := func(n, size int) []byte {
+		var recs []*kgo.Record
+		for i := range n {
+			v := append(fmt.Appendf(nil, "%08d", i), make([]byte, size-8)...)
+			recs = append(recs, &kgo.Record{Value: v, Timestamp: time.UnixMilli(1_700_000_000_000 + int64(i))})
+		}
+		return encodeBatch(t, kgo.ZstdCompression(), recs)
+	}
+
+	batch := batchOf(4000, 1000) // 4 MB of records, a few KB compressed
+	if len(batch) > defaultMaxMessageBytes {
+		t.Fatalf("compressed batch is %d bytes", len(batch))
+	}
+	frames := ts.log.Stats().FramesWritten
+	if code, off := produceRaw(t, rc, "big", batch); code != 0 || off != 0 {
+		t.Fatalf("4 MB batch: code %d offset %d", code, off)
+	}
+	if n := ts.log.Stats().FramesWritten - frames; n != 1 {
+		t.Errorf("the batch took %d frames, want 1", n)
+	}
+	got := readNative(t, ts.log, "big", 4000)
+	for i, r := range got {
+		if want := fmt.Sprintf("%08d", i); string(r.Value[:8]) != want || len(r.Value) != 1000 {
+			t.Fatalf("offset %d holds %.8q (%d bytes), want %q", i, r.Value, len(r.Value), want)
+		}
+	}
+
+	// Over one frame once decompressed: refused before it is inflated
+	// further, and nothing is stored.
+	if code, _ := produceRaw(t, rc, "big", batchOf(runnel.MaxFrameBytes/1000+100, 1000)); code != kerr.MessageTooLarge.Code {
+		t.Errorf("batch over one frame: code %d, want MESSAGE_TOO_LARGE", code)
+	}
+	if code, off := produceRaw(t, rc, "big", batchOf(1, 10)); code != 0 || off != 4000 {
+		t.Errorf("next batch: code %d offset %d, want offset 4000", code, off)
+	}
+}
+
+// TestProduceAfterUncompressedBatch: a connection reads each Produce
+// request into the last one's buffer, so memory of a request must never
+// become the decompression buffer. An uncompressed batch, then the same
+// records compressed, each codec, on one connection: every batch is
+// stored as sent (franz-go sends a batch uncompressed when compressing
+// does not shrink it, so a producer mixes the two).
+func TestProduceAfterUncompressedBatch(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("mixed", 1)
+	rc := ts.raw()
+	var recs []*kgo.Record
+	for i := range 300 {
+		v := append(fmt.Appendf(nil, "%08d", i), bytes.Repeat([]byte{'v'}, 492)...)
+		recs = append(recs, &kgo.Record{Value: v, Timestamp: time.UnixMilli(1_700_000_000_000)})
+	}
+	var want int64
+	for _, c := range []kgo.CompressionCodec{kgo.SnappyCompression(), kgo.GzipCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
+		for _, batch := range [][]byte{encodeBatch(t, kgo.NoCompression(), recs), encodeBatch(t, c, recs)} {
+			if code, off := produceRaw(t, rc, "mixed", batch); code != 0 || off != want {
+				t.Fatalf("%v after an uncompressed batch: code %d offset %d, want offset %d\n%s", c, code, off, want, ts.logs.String())
+			}
+			want += int64(len(recs))
+		}
+	}
+	for i, r := range readNative(t, ts.log, "mixed", int(want)) {
+		if !bytes.Equal(r.Value, recs[i%len(recs)].Value) {
+			t.Fatalf("offset %d holds %.12q, want %.12q", i, r.Value, recs[i%len(recs)].Value)
+		}
+	}
 }

@@ -95,9 +95,7 @@ group members leave their groups.`,
 					return err
 				}
 			}
-			// Kafka batches arrive whole, up to max.message.bytes
-			// compressed: let one become one frame however it inflates.
-			l, err := c.open(true, &runnel.Options{Durability: dur, MaxBatchBytes: 16 << 20})
+			l, err := c.open(true, &runnel.Options{Durability: dur})
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Header is one record header. A nil Value and an empty one are distinct.
@@ -85,8 +86,9 @@ func bodySize(tsDelta int64, key, value []byte, headers []Header) int {
 	return n
 }
 
-// Add appends one record with timestamp ts (unix nanoseconds).
-func (b *Builder) Add(ts int64, key, value []byte, headers []Header) {
+// Add appends one record with timestamp ts (unix nanoseconds) and returns
+// its RecordSize, which callers check against their limits.
+func (b *Builder) Add(ts int64, key, value []byte, headers []Header) int {
 	if b.buf == nil {
 		b.Reset()
 	}
@@ -96,7 +98,9 @@ func (b *Builder) Add(ts int64, key, value []byte, headers []Header) {
 	}
 	b.max = max(b.max, ts)
 	delta := ts - b.first
-	buf := binary.AppendUvarint(b.buf, uint64(bodySize(delta, key, value, headers)))
+	// The body as RecordSize counts it has a one-byte delta.
+	body := bodySize(0, key, value, headers)
+	buf := binary.AppendUvarint(b.buf, uint64(body-1+varintLen(delta)))
 	buf = binary.AppendVarint(buf, delta)
 	buf = appendBytes(buf, key)
 	buf = appendBytes(buf, value)
@@ -108,6 +112,45 @@ func (b *Builder) Add(ts int64, key, value []byte, headers []Header) {
 	}
 	b.buf = buf
 	b.count++
+	return uvarintLen(uint64(body)) + body
+}
+
+// Append adds the records of src, another builder's frame, after b's,
+// keeping their timestamps: each record's timestamp delta is re-based on
+// b's first timestamp, the rest of it copied as it is. src is unchanged.
+func (b *Builder) Append(src *Builder) {
+	if src.count == 0 {
+		return
+	}
+	if b.buf == nil {
+		b.Reset()
+	}
+	b.unpad()
+	recs := src.buf[HeaderSize : len(src.buf)-src.pad]
+	if b.count == 0 {
+		b.first, b.max = src.first, src.max
+	}
+	if shift := src.first - b.first; shift == 0 {
+		b.buf = append(b.buf, recs...)
+	} else {
+		// src's records are its own encoding: Add wrote every length
+		// and delta, so they parse. Deltas wrap as Add's do, and the
+		// decoder's first + delta wraps back to the same timestamp.
+		b.buf = slices.Grow(b.buf, len(recs)+src.count*binary.MaxVarintLen64)
+		for len(recs) > 0 {
+			n, k := binary.Uvarint(recs)
+			body := recs[k : k+int(n)]
+			recs = recs[k+int(n):]
+			delta, dk := binary.Varint(body)
+			rest := body[dk:]
+			delta += shift
+			b.buf = binary.AppendUvarint(b.buf, uint64(varintLen(delta)+len(rest)))
+			b.buf = binary.AppendVarint(b.buf, delta)
+			b.buf = append(b.buf, rest...)
+		}
+	}
+	b.max = max(b.max, src.max)
+	b.count += src.count
 }
 
 // Finish completes the frame with base as the offset of its first record and

@@ -156,7 +156,9 @@ func TestRecordSize(t *testing.T) {
 			var b Builder
 			for i, ts := range []int64{0, 0, 77} { // first record, then another at delta 0
 				before := b.Len()
-				b.Add(ts, tt.key, tt.value, tt.headers)
+				if got := b.Add(ts, tt.key, tt.value, tt.headers); got != RecordSize(tt.key, tt.value, tt.headers) {
+					t.Errorf("record %d: Add returned %d, RecordSize says %d", i, got, RecordSize(tt.key, tt.value, tt.headers))
+				}
 				if i == 2 {
 					// A nonzero delta only ever costs more.
 					if b.Len()-before < RecordSize(tt.key, tt.value, tt.headers) {
@@ -413,5 +415,62 @@ func BenchmarkDecode(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*records), "ns/record")
 		})
+	}
+}
+
+// TestBuilderAppend: records appended from another builder decode exactly
+// as if they had been added one by one, whatever the two frames' first
+// timestamps (their deltas are re-based, wrapping as Add's do), into an
+// empty builder, after a Finish, and from a finished source.
+func TestBuilderAppend(t *testing.T) {
+	stamped := func(value string, stamps ...int64) []Record {
+		recs := make([]Record, len(stamps))
+		for i, ts := range stamps {
+			recs[i] = Record{Timestamp: ts, Key: fmt.Appendf(nil, "%s%d", value, i), Value: []byte(value)}
+		}
+		return recs
+	}
+	tests := []struct {
+		name     string
+		dst, src []Record
+	}{
+		{"into empty", nil, sampleRecords()},
+		{"nothing to append", sampleRecords(), nil},
+		{"same first timestamp", stamped("a", 100, 200), stamped("b", 100, 50)},
+		{"later source", stamped("a", 100), stamped("b", 1<<40, 1<<40+1)},
+		{"earlier source", stamped("a", 1<<40), stamped("b", -5, 7, 1<<41)},
+		{"headers and nil values", stamped("a", 3), sampleRecords()},
+		{"extremes", stamped("a", math.MaxInt64), stamped("b", math.MinInt64, 0, math.MaxInt64)},
+		{"delta grows past one byte", stamped("a", 0), stamped("b", 1<<62, 1<<62)},
+	}
+	for _, tt := range tests {
+		for _, finished := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/finished=%v", tt.name, finished), func(t *testing.T) {
+				var dst, src Builder
+				for _, r := range tt.dst {
+					dst.Add(r.Timestamp, r.Key, r.Value, r.Headers)
+				}
+				for _, r := range tt.src {
+					src.Add(r.Timestamp, r.Key, r.Value, r.Headers)
+				}
+				if finished {
+					dst.Finish(0)
+					src.Finish(0)
+				}
+				srcFrame := bytes.Clone(src.Finish(0))
+				dst.Append(&src)
+				want := append(append([]Record(nil), tt.dst...), tt.src...)
+				f := bytes.Clone(dst.Finish(7))
+				if diff := cmp.Diff(buildFrame(7, want), f); diff != "" {
+					t.Errorf("appended frame differs from one built record by record (-want +got):\n%s", diff)
+				}
+				if _, got := decodeFrame(t, f); len(got) != len(want) {
+					t.Errorf("decoded %d records, want %d", len(got), len(want))
+				}
+				if !bytes.Equal(src.Finish(0), srcFrame) {
+					t.Error("Append changed its source")
+				}
+			})
+		}
 	}
 }

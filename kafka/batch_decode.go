@@ -1,0 +1,207 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/runnel-log/runnel"
+)
+
+// Reading a produced RecordBatch: checked, decompressed, and its records
+// decoded one at a time, each handed on while its bytes are still those
+// of the request (or of the decompression buffer). The produce path
+// encodes each straight into a runnel.RecordBatch, the frame it will be
+// stored as; nothing holds the batch as a slice of records in between.
+
+// batchInfo is what the produce path needs from a batch header.
+type batchInfo struct {
+	producerID    int64
+	producerEpoch int16
+	firstSeq      int32
+	count         int32
+	transactional bool
+}
+
+// batchScratch is memory the produce path reuses from one batch to the
+// next, on a connection's reader: the decompression buffer, a record's
+// header table, and the frame being built.
+type batchScratch struct {
+	decoded []byte
+	headers []runnel.Header
+	frame   runnel.RecordBatch
+}
+
+// maxScratch bounds the memory a connection keeps between batches.
+const maxScratch = 4 << 20
+
+// readBatch checks that b holds exactly one well-formed RecordBatch v2,
+// decompresses its records (into at most maxDecoded bytes) and calls add
+// with each record in order: the record and the byte slices in it alias
+// b, the decompression buffer or scratch, and are valid only during the
+// call (header keys are strings of their own). A record with the
+// log-append-time attribute gets now. readBatch stops at the first error
+// of add, and returns it.
+func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, add func(*runnel.Record) error) (batchInfo, error) {
+	var info batchInfo
+	if len(b) < batchHeaderSize {
+		return info, fmt.Errorf("%w: %d bytes, shorter than a batch header", errCorruptBatch, len(b))
+	}
+	length := int64(int32(binary.BigEndian.Uint32(b[batchLengthOff:])))
+	if length != int64(len(b))-12 {
+		return info, fmt.Errorf("%w: batch length %d, request carries %d bytes (one batch per partition)", errCorruptBatch, length, len(b)-12)
+	}
+	if b[batchMagicOff] != 2 {
+		return info, fmt.Errorf("%w: magic %d (only RecordBatch v2 is accepted)", errCorruptBatch, b[batchMagicOff])
+	}
+	if crc32.Checksum(b[batchAttrOff:], crc32c) != binary.BigEndian.Uint32(b[batchCRCOff:]) {
+		return info, fmt.Errorf("%w: CRC mismatch", errCorruptBatch)
+	}
+	attrs := int16(binary.BigEndian.Uint16(b[batchAttrOff:]))
+	if attrs&attrControl != 0 {
+		return info, fmt.Errorf("%w: clients may not send control batches", errCorruptBatch)
+	}
+	info.producerID = int64(binary.BigEndian.Uint64(b[batchProducerIDOff:]))
+	info.producerEpoch = int16(binary.BigEndian.Uint16(b[batchEpochOff:]))
+	info.firstSeq = int32(binary.BigEndian.Uint32(b[batchFirstSeqOff:]))
+	info.count = int32(binary.BigEndian.Uint32(b[batchCountOff:]))
+	info.transactional = attrs&attrTransactional != 0
+	lastDelta := int32(binary.BigEndian.Uint32(b[batchLastDeltaOff:]))
+	if info.count <= 0 || lastDelta != info.count-1 {
+		return info, fmt.Errorf("%w: %d records, last offset delta %d", errCorruptBatch, info.count, lastDelta)
+	}
+	firstTime := int64(binary.BigEndian.Uint64(b[batchFirstTimeOff:]))
+	logAppend := attrs&attrLogAppendTime != 0
+
+	if scratch == nil {
+		scratch = &batchScratch{}
+	}
+	c := codec(attrs & attrCompression)
+	body, err := decompress(c, b[batchHeaderSize:], maxDecoded, scratch.decoded)
+	if err != nil {
+		return info, err
+	}
+	// An uncompressed body is b itself, the request's memory, which the
+	// connection reads its next request into: kept as the decompression
+	// buffer, a compressed batch there would be decoded over itself.
+	if c != codecNone && cap(body) > cap(scratch.decoded) && cap(body) <= maxScratch {
+		scratch.decoded = body[:0]
+	}
+	// Every record takes at least 7 bytes.
+	if int64(info.count) > int64(len(body))/7 {
+		return info, fmt.Errorf("%w: %d records in %d bytes", errCorruptBatch, info.count, len(body))
+	}
+	r := recordReader{b: body}
+	var rec runnel.Record
+	for i := range info.count {
+		if err := r.next(&rec, i, firstTime, &scratch.headers); err != nil {
+			return info, fmt.Errorf("%w: record %d: %v", errCorruptBatch, i, err)
+		}
+		if logAppend {
+			rec.Time = now
+		}
+		if err := add(&rec); err != nil {
+			return info, err
+		}
+	}
+	if cap(scratch.headers) > maxScratch/64 {
+		scratch.headers = nil
+	}
+	if len(r.b) != 0 {
+		return info, fmt.Errorf("%w: %d bytes after the last record", errCorruptBatch, len(r.b))
+	}
+	return info, nil
+}
+
+// recordReader decodes the records of a batch's body. Kafka's varints are
+// zigzag-encoded; one of one or two bytes, which nearly every length and
+// delta of small records is, takes no call. Once anything is out of bounds, bad is
+// set and every later read returns zero values.
+type recordReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *recordReader) varint() int64 {
+	var x uint64
+	switch b := r.b; {
+	case len(b) > 0 && b[0] < 0x80:
+		x, r.b = uint64(b[0]), b[1:]
+	case len(b) > 1 && b[1] < 0x80:
+		x, r.b = uint64(b[0]&0x7f)|uint64(b[1])<<7, b[2:]
+	default:
+		return r.varintSlow()
+	}
+	return int64(x>>1) ^ -int64(x&1)
+}
+
+func (r *recordReader) varintSlow() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes reads a varint-length-prefixed byte string: length -1 is nil, 0
+// is empty but not nil (runnel keeps the two apart).
+func (r *recordReader) bytes() []byte {
+	n := r.varint()
+	switch {
+	case n == -1 || r.bad:
+		return nil
+	case n < -1 || n > int64(len(r.b)):
+		r.fail()
+		return nil
+	case n == 0:
+		return []byte{}
+	}
+	p := r.b[:n:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *recordReader) fail() { r.b, r.bad = nil, true }
+
+// next decodes the record at offset delta i of a batch whose first
+// timestamp is firstTime into rec; its headers go into *headers, reused.
+func (r *recordReader) next(rec *runnel.Record, i int32, firstTime int64, headers *[]runnel.Header) error {
+	length := r.varint()
+	if r.bad || length < 1 || length > int64(len(r.b)) {
+		return fmt.Errorf("record length %d, %d bytes left", length, len(r.b))
+	}
+	body := recordReader{b: r.b[1:length]} // after the attributes byte, unused
+	r.b = r.b[length:]
+	tsDelta := body.varint()
+	if delta := body.varint(); delta != int64(i) && !body.bad {
+		return fmt.Errorf("offset delta %d", delta)
+	}
+	rec.Key = body.bytes()
+	rec.Value = body.bytes()
+	nh := body.varint()
+	// A header takes at least two bytes: its key's and value's lengths.
+	if body.bad || nh < 0 || nh > int64(len(body.b)/2) {
+		return fmt.Errorf("truncated, or %d headers", nh)
+	}
+	rec.Headers = nil
+	if nh > 0 {
+		hs := (*headers)[:0]
+		for range nh {
+			key := body.bytes()
+			hs = append(hs, runnel.Header{Key: string(key), Value: body.bytes()})
+		}
+		*headers = hs
+		rec.Headers = hs
+	}
+	if body.bad {
+		return fmt.Errorf("truncated")
+	}
+	if len(body.b) != 0 {
+		return fmt.Errorf("%d stray bytes", len(body.b))
+	}
+	rec.Time = time.UnixMilli(firstTime + tsDelta)
+	return nil
+}

@@ -1,0 +1,87 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kbin"
+)
+
+// batchBuilder encodes consecutive records of one partition as one
+// uncompressed RecordBatch v2 (CreateTime timestamps, no producer id),
+// record by record.
+type batchBuilder struct {
+	buf        []byte
+	count      int32
+	first, max int64 // timestamps, milliseconds
+}
+
+// add appends rec, whose offset follows the previous record's.
+func (b *batchBuilder) add(rec *runnel.Record) {
+	ts := rec.Time.UnixMilli()
+	if b.count == 0 {
+		b.first, b.max = ts, ts
+		dst := kbin.AppendInt64(b.buf[:0], rec.Offset)
+		dst = kbin.AppendInt32(dst, 0) // length, set by finish
+		dst = kbin.AppendInt32(dst, 0) // partition leader epoch: always 0
+		dst = kbin.AppendInt8(dst, 2)
+		dst = kbin.AppendInt32(dst, 0)  // CRC, set by finish
+		dst = kbin.AppendInt16(dst, 0)  // attributes
+		dst = kbin.AppendInt32(dst, 0)  // last offset delta, set by finish
+		dst = kbin.AppendInt64(dst, ts) // first timestamp
+		dst = kbin.AppendInt64(dst, 0)  // max timestamp, set by finish
+		dst = kbin.AppendInt64(dst, -1) // producer id
+		dst = kbin.AppendInt16(dst, -1) // producer epoch
+		dst = kbin.AppendInt32(dst, -1) // first sequence
+		dst = kbin.AppendInt32(dst, 0)  // record count, set by finish
+		b.buf = dst
+	}
+	b.max = max(b.max, ts)
+	delta := ts - b.first
+	n := 1 + kbin.VarlongLen(delta) + kbin.VarintLen(b.count) +
+		bytesLen(rec.Key) + bytesLen(rec.Value) + kbin.VarintLen(int32(len(rec.Headers)))
+	for _, h := range rec.Headers {
+		n += kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	dst := kbin.AppendVarint(b.buf, int32(n))
+	dst = append(dst, 0)
+	dst = kbin.AppendVarlong(dst, delta)
+	dst = kbin.AppendVarint(dst, b.count)
+	dst = kbin.AppendVarintBytes(dst, rec.Key)
+	dst = kbin.AppendVarintBytes(dst, rec.Value)
+	dst = kbin.AppendVarint(dst, int32(len(rec.Headers)))
+	for _, h := range rec.Headers {
+		dst = kbin.AppendVarintString(dst, h.Key)
+		dst = kbin.AppendVarintBytes(dst, h.Value)
+	}
+	b.buf = dst
+	b.count++
+}
+
+// size is the batch's encoded size so far.
+func (b *batchBuilder) size() int { return len(b.buf) }
+
+// finish completes the header and returns the batch, or nil if no record
+// was added.
+func (b *batchBuilder) finish() []byte {
+	if b.count == 0 {
+		return nil
+	}
+	h := b.buf
+	binary.BigEndian.PutUint32(h[batchLengthOff:], uint32(len(h)-12))
+	binary.BigEndian.PutUint32(h[batchLastDeltaOff:], uint32(b.count-1))
+	binary.BigEndian.PutUint64(h[batchMaxTimeOff:], uint64(b.max))
+	binary.BigEndian.PutUint32(h[batchCountOff:], uint32(b.count))
+	binary.BigEndian.PutUint32(h[batchCRCOff:], crc32.Checksum(h[batchAttrOff:], crc32c))
+	return h
+}
+
+// bytesLen is the encoded size of a varint-length-prefixed byte string
+// (nil is length -1).
+func bytesLen(p []byte) int {
+	if p == nil {
+		return 1
+	}
+	return kbin.VarintLen(int32(len(p))) + len(p)
+}
