@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -34,6 +35,9 @@ type activeSeg struct {
 	idx   *indexWriter
 	probe [12]byte    // findTail's look around pos
 	id    os.FileInfo // the file opened: one reopened after releaseFiles must be it
+
+	reserved  int64 // blocks are reserved up to here (prealloc.go)
+	noReserve bool  // reserving failed: append without
 }
 
 func (a *activeSeg) close() error {
@@ -107,6 +111,7 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		w = p.w
 		data = fb.Finish(w.next)
 	}
+	w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
 	}
@@ -124,8 +129,7 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		}
 	}
 	w.maxTS = max(w.maxTS, fb.MaxTime())
-	p.log.stats.frames.Add(1)
-	p.log.stats.records.Add(int64(fb.Count()))
+	p.noteAppend(fb.Count(), len(data))
 	p.noteAppended()
 	return base, nil
 }
@@ -233,9 +237,12 @@ func (p *partition) openActive(base int64) error {
 func (p *partition) roll() error {
 	seal := frame.AppendSeal(nil, p.w.next)
 	seal[frame.OffState] = frame.StateWritten
+	began := time.Now()
 	if err := p.commitFrame(seal, true); err != nil {
 		return err
 	}
+	p.observeSync(began)
+	p.releaseReserve(p.w.pos + int64(len(seal)))
 	p.w.idx.addTime(p.w.next-p.w.base, p.w.maxTS)
 	next := p.w.next
 	if err := p.openActive(next); err != nil {

@@ -187,6 +187,35 @@ func TestDurablePipelined(t *testing.T) {
 	}
 }
 
+// TestDurableSendersShareSync: senders that commit while an fdatasync is
+// in flight are all made durable by the next one, however many frames
+// they were written in (group commit).
+func TestDurableSendersShareSync(t *testing.T) {
+	const senders = 16
+	l := openTest(t, t.TempDir(), &Options{Durability: Durable})
+	entered, release := blockSyncs(l)
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	first := sendInBackground(p, "first")
+	expectSignal(t, entered, "the first frame's fdatasync")
+	var done []<-chan error
+	for i := range senders {
+		done = append(done, sendInBackground(p, fmt.Sprint("sender ", i)))
+	}
+	// Every sender's frame is committed while the first sync is blocked.
+	waitRecords(t, l, "t", 1+senders)
+	before := l.Stats().Syncs
+	close(release)
+	expectDone(t, first, "the first Send")
+	for i, d := range done {
+		expectDone(t, d, fmt.Sprint("Send of sender ", i))
+	}
+	// The blocked sync covered the first frame; one more covers the rest.
+	if syncs := l.Stats().Syncs - before; syncs > 2 {
+		t.Fatalf("%d fdatasyncs after the first for %d senders committed behind it, want at most 2", syncs, senders)
+	}
+}
+
 // TestSyncFailureRefusesAppends: a failed fdatasync fails the sends it was
 // to make durable, and the partition refuses appends until reopened.
 func TestSyncFailureRefusesAppends(t *testing.T) {

@@ -247,14 +247,14 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 		}
 		if ctx == nil {
 			_, err := c.unstick(context.Background())
-			return nil, err
+			return nil, c.orDeleted(err)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		timeout, err := c.unstick(ctx)
 		if err != nil {
-			return nil, err
+			return nil, c.orDeleted(err)
 		}
 		if c.g != nil {
 			if next := c.g.nextCheck(c.opts.GroupCheckInterval); timeout == 0 || next < timeout {
@@ -285,11 +285,9 @@ func (c *Consumer) poll() ([]Record, error) {
 	for i := 0; i < n && len(c.recs) < c.opts.MaxPollRecords; i++ {
 		r := c.parts[(c.rr+i)%n].r
 		var err error
-		if c.recs, err = r.fill(c.recs, c.opts.MaxPollRecords-len(c.recs)); err != nil {
-			// A delete sets the flag before it moves the files away: a
-			// file that vanished under the read says which happened.
-			if derr := c.checkDeleted(); derr != nil {
-				return nil, derr
+		if err = c.fillCounted(r, c.opts.MaxPollRecords-len(c.recs)); err != nil {
+			if gone := c.deletedErr(err); gone != nil {
+				return nil, gone
 			}
 			return c.recs, err
 		}
@@ -327,6 +325,32 @@ func (c *Consumer) settle() {
 }
 
 // checkDeleted fails with ErrTopicNotFound once the topic was deleted.
+// deletedErr returns the deleted topic's error that explains err, met
+// reading the partitions' files, or nil when the topic is still there. A
+// delete sets each partition's flag before it moves the files away, so a
+// file that vanished under the read says which happened; orGone tells a
+// topic whose flag went unseen (its directory already replaced).
+func (c *Consumer) deletedErr(err error) error {
+	if derr := c.checkDeleted(); derr != nil {
+		return derr
+	}
+	if gone := c.log.orGone(c.topic, err); errors.Is(gone, ErrTopicNotFound) {
+		return gone
+	}
+	return nil
+}
+
+// orDeleted is err, or the deleted topic's error that explains it.
+func (c *Consumer) orDeleted(err error) error {
+	if err == nil {
+		return nil
+	}
+	if gone := c.deletedErr(err); gone != nil {
+		return gone
+	}
+	return err
+}
+
 func (c *Consumer) checkDeleted() error {
 	for _, part := range c.parts {
 		if part.meta.deleted() {

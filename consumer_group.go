@@ -151,6 +151,7 @@ func (c *Consumer) rebalance() error {
 // tells the application.
 func (c *Consumer) assign(ps []int) error {
 	g := c.g
+	c.noteRebalance(len(ps))
 	var errs []error
 	for _, p := range ps {
 		part, err := c.addPart(p)
@@ -229,6 +230,7 @@ func (c *Consumer) applyResets(ps []int) error {
 // wake-up for the other members.
 func (c *Consumer) revoke(ps []int) error {
 	g := c.g
+	c.noteRebalance(len(ps))
 	var errs []error
 	if !c.opts.DisableAutoCommit && !g.m.off.deleted() {
 		errs = append(errs, c.commitAuto(ps))

@@ -12,6 +12,7 @@ import (
 // sleep waits until a partition's append sequence (or the group's word)
 // moves, ctx ends, or timeout passes (0: no timeout).
 func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
+	defer c.noteSleep()
 	if c.opts.SpinWait > 0 && c.spinFor(c.opts.SpinWait) {
 		return
 	}

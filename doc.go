@@ -147,11 +147,12 @@
 //     least recently appended one that is not busy releases its files
 //     (lets a kept writer lock go, syncs first in Periodic mode), and a
 //     partition with no append for 10 to 20 seconds releases them anyway.
-//     Its next append opens them again and finds the tail as the first
-//     append after Open does, from the last index entry: a cost of about a
-//     dozen system calls, paid only by a partition that was idle or
-//     crowded out. Stats.FileReleases counts releases, Stats.OpenPartitions
-//     the partitions holding files now.
+//     Its next append opens them again and checks with one pread that
+//     the tail it kept in memory is still the tail, catching up with
+//     other processes' appends if it is not (about ten system calls, paid
+//     only by a partition that was idle or crowded out).
+//     Stats.FileReleases counts releases, Stats.OpenPartitions the
+//     partitions holding files now.
 //   - Readers (consumers, the Kafka server's fetches, DescribeTopic) read
 //     segments through one cache of descriptors, the other quarter of the
 //     budget: a reader holds a segment's descriptor only during a read,
@@ -163,6 +164,17 @@
 //     then one per partition it waits on (its sleeping-reader slot in
 //     partition.meta is a byte-range lock), until it is closed. A group
 //     member also holds its group's offsets file.
+//
+// # Metrics
+//
+// Log.Stats is a snapshot for monitoring: this Log's counters (records,
+// frames and bytes appended, fdatasyncs with a latency histogram, repairs,
+// losses, records read, poll waits), per partition, and the directory's
+// state read from the files when it is called (offsets, durable lag,
+// segments, bytes on disk, each group's members and lag). Counting costs a
+// few atomic adds per frame and per Poll; a Stats call costs I/O in
+// proportion to the partitions. Package promrunnel exposes it to
+// Prometheus, and docs/OPERATIONS.md says what to alert on.
 //
 // # Backups
 //

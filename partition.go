@@ -90,6 +90,8 @@ type partition struct {
 	abandon     chan struct{}
 	abandonOnce sync.Once
 	abandoned   atomic.Bool // a wait ended so
+
+	counts partCounters // for Stats (stats_count.go)
 }
 
 const metaFileName = "partition.meta"

@@ -87,12 +87,15 @@ func TestProducerConcurrentSend(t *testing.T) {
 					}
 				}
 			}
+			// How many frames and fdatasyncs the senders shared depends on
+			// how the scheduler ran them; TestDurableSendersShareSync makes
+			// that sharing happen and checks it.
 			st := l.Stats()
-			if st.RecordsWritten != int64(n) || st.FramesWritten > int64(n)/2 {
-				t.Errorf("Stats %+v: want %d records in batched frames", st, n)
+			if st.RecordsWritten != int64(n) {
+				t.Errorf("Stats: %d records written, want %d", st.RecordsWritten, n)
 			}
-			if tt.durability == Durable && (st.Syncs == 0 || st.Syncs > int64(n)/2) {
-				t.Errorf("%d fdatasyncs for %d durable records: want group commit", st.Syncs, n)
+			if tt.durability == Durable && st.Syncs == 0 {
+				t.Errorf("no fdatasync for %d durable records", n)
 			}
 		})
 	}

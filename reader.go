@@ -29,7 +29,8 @@ type partReader struct {
 	byTime  bool
 	minTime int64
 
-	bufSize int
+	bufSize      int
+	bytesDecoded int64 // frame bytes decode read, for Stats
 
 	// Where the last fill stopped, for reader_end.go: at the end of its
 	// file (atEnd), at bytes that are not a good frame (stuck), or at
@@ -501,7 +502,7 @@ func (r *partReader) crossGap(f segFrame) error {
 	if r.stopAtGaps {
 		return &GapError{Topic: r.p.topic.name, Partition: r.p.id, From: from, To: to}
 	}
-	r.p.log.stats.gapsCrossed.Add(to - from)
+	r.p.noteGapCrossed(to - from)
 	r.p.log.opts.Logger.Warn("runnel: consumer skipped lost records", "topic", r.p.topic.name, "partition", r.p.id,
 		"from_offset", from, "to_offset", to-1, "count", to-from)
 	r.next = to
@@ -552,6 +553,7 @@ func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool
 		return dst, false, nil
 	}
 	r.restNext = -1
+	r.bytesDecoded += m.Size()
 	return dst, true, nil
 }
 

@@ -278,8 +278,7 @@ func (p *partition) repairTail(c *cursor, rules tailRules) (tailVerdict, int64, 
 			return v, 0, err
 		}
 	}
-	p.log.stats.repairs.Add(1)
-	p.log.stats.repairedBytes.Add(cut)
+	p.noteRepair(cut)
 	p.log.opts.Logger.Warn("runnel: cut torn tail", "path", p.w.path, "pos", v.pos, "bytes", cut, "next_offset", v.next, "reason", v.describe(rules))
 	return v, cut, nil
 }

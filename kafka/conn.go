@@ -291,6 +291,7 @@ func (c *conn) reply(a *answer) error {
 	if code != 0 {
 		s.stats.requestErrors.Add(1)
 	}
+	s.stats.byAPI.note(req.Key(), code)
 	if s.opts.OnRequest != nil {
 		s.opts.OnRequest(RequestEvent{
 			APIKey: req.Key(), API: kmsg.NameForKey(req.Key()), Version: req.GetVersion(),

@@ -87,7 +87,8 @@
 //
 // # Metrics
 //
-// Server.Stats counts connections, requests, and produced and fetched
-// records and bytes; Options.OnRequest is called once per request with
+// Server.Stats counts connections, requests (also by API and error code),
+// and produced and fetched records and bytes; package promrunnel's
+// KafkaCollector exposes them to Prometheus. Options.OnRequest is called once per request with
 // its API, version, first error code, duration and sizes.
 package kafka

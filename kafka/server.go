@@ -76,6 +76,14 @@ func Serve(ctx context.Context, l *runnel.Log, ln net.Listener, opts *Options) e
 		ln.Close()
 		return err
 	}
+	return s.ServeContext(ctx, ln)
+}
+
+// ServeContext serves on ln until ctx ends, then shuts down gracefully
+// (see Shutdown) and returns nil, or the error that stopped it first: the
+// life of Serve for a server made with NewServer, so that the caller can
+// hold it (for its Stats) while it runs.
+func (s *Server) ServeContext(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ln) }()
 	select {
@@ -86,7 +94,7 @@ func Serve(ctx context.Context, l *runnel.Log, ln net.Listener, opts *Options) e
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = s.Shutdown(shutCtx)
+	err := s.Shutdown(shutCtx)
 	<-errc
 	return err
 }
@@ -210,12 +218,16 @@ type Stats struct {
 	ProducedBytes       int64 // record batch bytes received by Produce
 	FetchedRecords      int64 // records returned by Fetch
 	FetchedBytes        int64 // record batch bytes returned by Fetch
+
+	// RequestsByAPI counts answered requests by API and error code.
+	RequestsByAPI []RequestCount
 }
 
 type serverStats struct {
 	connsAccepted, connsOpen, requests, requestErrors atomic.Int64
 	producedRecords, producedBytes                    atomic.Int64
 	fetchedRecords, fetchedBytes                      atomic.Int64
+	byAPI                                             requestCounts
 }
 
 // Stats returns the server's counters.
@@ -230,5 +242,6 @@ func (s *Server) Stats() Stats {
 		ProducedBytes:       st.producedBytes.Load(),
 		FetchedRecords:      st.fetchedRecords.Load(),
 		FetchedBytes:        st.fetchedBytes.Load(),
+		RequestsByAPI:       st.byAPI.load(),
 	}
 }

@@ -66,7 +66,7 @@ var commandOrder = []string{
 	"topics create", "topics list", "topics describe", "topics alter", "topics delete",
 	"produce", "consume",
 	"groups list", "groups describe", "groups reset", "groups delete",
-	"verify", "repair", "backup", "dump", "stat", "serve",
+	"verify", "repair", "backup", "dump", "stat", "metrics", "serve",
 	"completion", "version",
 }
 

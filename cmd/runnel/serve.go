@@ -26,13 +26,14 @@ type serveFlags struct {
 	tlsKey      string
 	durability  string
 	scramLine   string
+	metrics     string
 }
 
 func init() {
 	var f serveFlags
 	register(&command{
 		name:    "serve",
-		args:    "[-listen ADDR] [-advertise HOST:PORT] [-auto-create-topics [-partitions N]]\n      [-tls-cert FILE -tls-key FILE] [-credentials FILE] [-durability MODE]",
+		args:    "[-listen ADDR] [-advertise HOST:PORT] [-auto-create-topics [-partitions N]]\n      [-tls-cert FILE -tls-key FILE] [-credentials FILE] [-durability MODE]\n      [-metrics ADDR]",
 		summary: "serve the log to Kafka clients",
 		describe: `
 Speaks the Kafka protocol on -listen (127.0.0.1:9092 by default: only this
@@ -53,6 +54,13 @@ passwords in clear.
 acks=all is acknowledged as -durability says (durable: fdatasync'd, the
 default); acks=1 once committed, visible to every process.
 
+-metrics ADDR serves Prometheus metrics at http://ADDR/metrics (off by
+default; a bare port such as 9308 means 127.0.0.1:9308): the log's
+partitions, groups and fsync latencies, the Kafka requests by API and
+error code, connections, and the Go runtime's and the process's metrics.
+docs/OPERATIONS.md lists them, with alert rules. "runnel metrics" prints
+them once.
+
 Ctrl-C stops it cleanly: requests in flight are answered, and the Kafka
 group members leave their groups.`,
 		flags: func(fs *pflag.FlagSet) {
@@ -64,6 +72,7 @@ group members leave their groups.`,
 			fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain, PEM `FILE`")
 			fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key, PEM `FILE`")
 			fs.StringVar(&f.durability, "durability", "durable", "`MODE` of acks=all: durable, periodic or buffered")
+			metricsFlag(fs, &f.metrics)
 			fs.StringVar(&f.scramLine, "scram-line", "", "print a credentials line for user `NAME` (password from standard input) and exit")
 		},
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
@@ -100,15 +109,29 @@ group members leave their groups.`,
 				return err
 			}
 			defer closeLog(l, &err)
+			srv, err := kafka.NewServer(l, opts)
+			if err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", f.listen)
 			if err != nil {
+				srv.Close()
 				return err
 			}
 			if host, _, _ := net.SplitHostPort(ln.Addr().String()); opts.Credentials == nil && !net.ParseIP(host).IsLoopback() {
 				opts.Logger.Warn("listening beyond this machine without -credentials: anyone who reaches the port can read and write", "addr", ln.Addr())
 			}
 			fmt.Fprintf(c.stdout, "serving %s to Kafka clients on %s\n", c.logDir(), ln.Addr())
-			return kafka.Serve(ctx, l, ln, opts)
+			if f.metrics != "" {
+				stop, err := serveMetrics(c, f.metrics, l, srv, opts.Logger)
+				if err != nil {
+					ln.Close()
+					srv.Close()
+					return err
+				}
+				defer stop()
+			}
+			return srv.ServeContext(ctx, ln)
 		},
 	})
 }

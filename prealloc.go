@@ -1,0 +1,46 @@
+package runnel
+
+// Block reservation for the active segment. An append that grows a file
+// makes the file system allocate blocks for the new bytes, and on ext4 the
+// fdatasync after it then also commits that allocation to the journal:
+// a 100-byte pwrite+fdatasync appending to a file took a median 464µs
+// against 375µs into blocks reserved beforehand (README, Performance). So
+// the writer reserves blocks ahead of the tail in large steps, keeping the
+// file's size: what readers, Verify and recovery see is unchanged, and a
+// reservation nobody filled is invisible. Roll hands back what the sealed
+// segment did not use; a segment that a closed Log was writing keeps its
+// reservation for the next writer. (The journal commit for the new size
+// stays: only writes inside the file's size avoid it, and zeros past the
+// data would need the tail rules changed, README, Performance.)
+
+// reserveStep is how far ahead of the tail blocks are reserved at a time.
+const reserveStep = 4 << 20
+
+// reserve makes sure blocks are reserved for the active segment up to end,
+// reserving a step ahead (at most up to limit, the segment's size) when
+// they are not. It is an optimization: where reserving fails or the file
+// system cannot, the segment is appended to as before.
+func (a *activeSeg) reserve(end, limit int64) {
+	if end <= a.reserved || a.noReserve {
+		return
+	}
+	upto := max(end, min(a.pos+reserveStep, limit))
+	if err := reserveBlocks(a.fd, a.pos, upto-a.pos); err != nil {
+		a.noReserve = true
+		return
+	}
+	a.reserved = upto
+}
+
+// releaseReserve gives back the blocks reserved past end, where the data of
+// a sealed segment ends. The caller holds the writer lock, so nothing can
+// be appended past end meanwhile.
+func (p *partition) releaseReserve(end int64) {
+	if p.w.reserved <= end {
+		return
+	}
+	if err := p.w.f.Truncate(end); err != nil {
+		p.log.opts.Logger.Warn("runnel: release reserved blocks", "path", p.w.path, "err", err)
+	}
+	p.w.reserved = 0
+}

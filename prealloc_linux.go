@@ -1,0 +1,15 @@
+package runnel
+
+import "golang.org/x/sys/unix"
+
+// reserveBlocks allocates blocks for n bytes from off without changing the
+// file's size (FALLOC_FL_KEEP_SIZE), so that appends there need no
+// allocation.
+func reserveBlocks(fd int, off, n int64) error {
+	for {
+		err := unix.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, off, n)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package runnel
+
+import "errors"
+
+// reserveBlocks reserves nothing outside Linux: the portable calls
+// (posix_fallocate, F_PREALLOCATE) either change the file's size, which
+// readers would see as zeros past the data, or are not measured here.
+func reserveBlocks(fd int, off, n int64) error {
+	return errors.ErrUnsupported
+}
