@@ -112,7 +112,7 @@ func (b *backup) copyPartition(pp *partPlan, dst string) (PartitionBackup, error
 		return pb, err
 	}
 	last := pc.segs[len(pc.segs)-1]
-	cp := checkpoint{boot: bootID(), base: last.base, pos: last.size, next: last.next}
+	cp := checkpoint{boot: currentBootID, base: last.base, pos: last.size, next: last.next}
 	if err := writeBackupMeta(dst, cp); err != nil {
 		return pb, fmt.Errorf("runnel: backup: %w", err)
 	}

@@ -240,7 +240,7 @@ func TestBackupCopiesLog(t *testing.T) {
 				}
 				bases, _ := listSegments(pdir)
 				last := bases[len(bases)-1]
-				want := checkpoint{boot: bootID(), base: last, pos: fileSize(t, segmentPath(pdir, last, logExt)), next: pi.NextOffset}
+				want := checkpoint{boot: currentBootID, base: last, pos: fileSize(t, segmentPath(pdir, last, logExt)), next: pi.NextOffset}
 				if cp, ok := m.checkpoint(); !ok || cp != want {
 					t.Errorf("partition %d: checkpoint %v (%v), want %v", pi.Partition, cp, ok, want)
 				}
@@ -597,7 +597,7 @@ func TestBackupDamage(t *testing.T) {
 		pdir, segs := build(t, dir)
 		last := segs[len(segs)-1]
 		writeMeta(t, pdir, fakeBootID, last.Base, 0, last.Base)
-		setBootIDForTest(t, machineBootID)
+		setBootIDForTest(t, readBootID())
 		fr := last.Frames[2]
 		flipByte(t, segmentPath(pdir, last.Base, logExt), fr.Pos+60)
 		checkCut(t, dir, nil, last, fr, "machine restarted")
@@ -608,7 +608,7 @@ func TestBackupDamage(t *testing.T) {
 		pdir, segs = build(t, dir2)
 		last = segs[len(segs)-1]
 		writeMeta(t, pdir, fakeBootID, last.Base, 0, last.Base)
-		setBootIDForTest(t, machineBootID)
+		setBootIDForTest(t, readBootID())
 		path := segmentPath(pdir, segs[0].Base, logExt)
 		flipByte(t, path, segs[0].Frames[1].Pos+60)
 		var ce *CorruptError
@@ -624,7 +624,7 @@ func TestBackupDamage(t *testing.T) {
 		dir := t.TempDir()
 		pdir, segs := build(t, dir)
 		last := segs[len(segs)-1]
-		writeMeta(t, pdir, bootID(), last.Base, 0, last.Base)
+		writeMeta(t, pdir, currentBootID, last.Base, 0, last.Base)
 		hole := last.Frames[3]
 		path := segmentPath(pdir, last.Base, logExt)
 		writeAt(t, path, hole.Pos, make([]byte, 512))

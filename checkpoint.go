@@ -14,9 +14,13 @@ import (
 // only what follows the last synced checkpoint (meta_checkpoint.go). A
 // partition takes one every checkpointBytes of appended log and at every
 // roll; so a recovery verifies at most about that much. Taking one syncs
-// what it covers first: the index files, and in modes other than Durable
-// (whose appends were synced already) the segments written since the last
-// one. That is done off the append path, by one goroutine per Log, so a
+// what it covers first: the segments written since the last one and their
+// index files. The log is synced in every mode unless this boot's durable
+// point already covers the checkpoint: even a Durable append's own
+// fdatasync may not have run yet when its frame is counted (it runs after
+// the writer lock is let go, may wait on another process's, or nobody
+// waits for it with AckCommitted). That
+// is done off the append path, by one goroutine per Log, so a
 // checkpoint never delays an append by more than the moment its writer
 // lock is held to record it. Close takes none: it would cost several syncs
 // to save a recovery the reading of a few MiB.
@@ -134,21 +138,29 @@ func (c *checkpointer) stop() {
 
 // takeCheckpoint records a checkpoint at this Log's view of the tail:
 // it syncs the segments written since the current checkpoint (outside
-// any lock), then records it under the writer lock.
+// any lock), then records it under the writer lock. What it reads of
+// partition.meta it reads under p.wmu: a topic deleted meanwhile closes
+// the partition, which unmaps it under p.wmu.
 func (p *partition) takeCheckpoint() error {
 	p.wmu.Lock()
 	if p.w == nil || p.shm == nil {
 		p.wmu.Unlock()
 		return nil
 	}
-	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	target := checkpoint{boot: currentBootID, base: p.w.base, pos: p.w.pos, next: p.w.next}
+	first := p.checkpointSegment()
+	// The appends' own syncs usually got there first (the durable point
+	// of this boot covers the target): then the log needs none, and the
+	// checkpoint's fdatasync does not queue behind theirs on the file.
+	d, ok := p.shm.durableNext()
+	logSynced := ok && d >= target.next
 	done, ok := p.useFiles() // p.shm stays mapped until the checkpoint is recorded
 	p.wmu.Unlock()
 	if !ok {
 		return nil
 	}
 	defer done()
-	if err := p.syncUpTo(target); err != nil {
+	if err := syncSegments(p.dir, first, target.base, !logSynced); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointLockWait)
@@ -165,33 +177,48 @@ func (p *partition) takeCheckpoint() error {
 	return p.shm.syncCheckpoint()
 }
 
+// checkpointSegment returns the base of the segment the current checkpoint
+// is in: the first a new checkpoint must sync. Without one, every segment.
+// The caller holds p.wmu.
+func (p *partition) checkpointSegment() int64 {
+	if cur, ok := p.shm.checkpoint(); ok {
+		return cur.base
+	}
+	return 0
+}
+
 // syncUpTo makes the segments from the current checkpoint's to target's
-// durable (Durable mode synced each append already), with their indexes
-// and their directory entries.
+// durable, with their indexes and their directory entries. The caller
+// holds p.wmu.
 func (p *partition) syncUpTo(target checkpoint) error {
-	cur, ok := p.shm.checkpoint()
-	bases, err := listSegments(p.dir)
+	return syncSegments(p.dir, p.checkpointSegment(), target.base, true)
+}
+
+// syncSegments fdatasyncs the segments of partition directory dir whose
+// bases are in [first, last], their index files (and with logs their log
+// files), then the directory: what a checkpoint at segment last vouches
+// for. The index entries before the checkpoint are synced too, so that
+// recovery need only check those after it.
+func syncSegments(dir string, first, last int64, logs bool) error {
+	bases, err := listSegments(dir)
 	if err != nil {
 		return err
 	}
-	exts := []string{logExt, indexExt, timeIndexExt}
-	if p.log.opts.Durability == Durable {
-		exts = exts[1:]
-	}
 	for _, b := range bases {
-		if ok && b < cur.base || b > target.base {
+		if b < first || b > last {
 			continue
 		}
-		// The index entries before the checkpoint are synced too, so that
-		// recovery need only check those after it.
-		for _, ext := range exts {
-			if err := syncFile(segmentPath(p.dir, b, ext)); err != nil {
+		for _, ext := range []string{logExt, indexExt, timeIndexExt} {
+			if ext == logExt && !logs {
+				continue
+			}
+			if err := syncFile(segmentPath(dir, b, ext)); err != nil {
 				return err
 			}
 		}
 	}
 	// The directory too: the segment files must be found after a crash.
-	return syncDir(p.dir)
+	return syncDir(dir)
 }
 
 // syncFile fdatasyncs the file at path, if it is there.

@@ -302,32 +302,147 @@ func (c *cursor) walk(visit func(f segFrame) bool) (segFrame, frameStatus, error
 	}
 }
 
-// resync finds the first good committed frame after pos (at 8-byte steps)
-// whose offsets start at or after minBase, and whose bytes the cursor
-// verifies; ok is false when the file holds none. It tells damage inside
-// committed data (a later frame survives) from a torn tail (none does),
-// and says where a salvage resumes.
-func (c *cursor) resync(pos, minBase int64) (f segFrame, ok bool, err error) {
+// resumption is where committed data resumes after a break, as resync
+// found it.
+type resumption struct {
+	f     segFrame // the first frame of the data that resumes
+	found bool
+	end   int64 // the offset after the good frames that follow f
+	// unsure: good committed frames follow the break, but none of them
+	// could be told to be where the data resumes (see resync), or the
+	// search ran out of its budget. Either way the break is not the end
+	// of the data.
+	unsure bool
+}
+
+// resyncBudget bounds the bytes a resync reads beyond four times those of
+// the file after the break (a real frame may be checked twice, as the one
+// after a passed-over candidate and as a candidate itself): a crafted file
+// (every 8 bytes a header whose frame claims the rest of the file) must
+// not cost the square of its size.
+const resyncBudget = 1 << 20
+
+// resync finds where committed data resumes after a break at pos: the
+// first good committed frame after it (at 8-byte steps) whose offsets
+// start at or after minBase, whose bytes the cursor verifies, and whose
+// chain of frames fits the data after it. A frame inside a record's value
+// (a segment file stored as a record, say) looks as good as a real one;
+// but its chain ends inside the real data, and the real frames after it
+// go back to lower offsets: such a candidate is passed over, and the
+// search goes on after it. Finding none, the break is a torn tail, unless
+// good committed frames were seen all the same (unsure): then it is not.
+func (c *cursor) resync(pos, minBase int64) (resumption, error) {
+	var r resumption
 	st, err := c.f.Stat()
 	if err != nil {
-		return f, false, fmt.Errorf("runnel: stat %s: %w", c.path, err)
+		return r, fmt.Errorf("runnel: stat %s: %w", c.path, err)
 	}
+	size := st.Size()
 	verify := c.verify
 	c.verify = true
 	defer func() { c.verify = verify }()
-	for p := pos + frame.Align; p+frame.HeaderSize <= st.Size(); p += frame.Align {
-		h, err := c.bytesAt(p, frame.HeaderSize)
+	budget := resyncBudget + 4*max(size-pos, 0)
+	// A break whose header still reads right (the checksum failed on its
+	// body, say) has its extent: a frame inside it is a record's value,
+	// unless its chain runs past it (the length field was what broke).
+	extent := int64(-1)
+	if h, err := c.bytesAt(pos, frame.HeaderSize); err != nil {
+		return r, err
+	} else if m, err := frame.ParseMeta(h); err == nil && minBase >= 0 && m.Base == minBase && pos+m.Size() <= size {
+		extent = pos + m.Size()
+	}
+	for p := pos + frame.Align; p+frame.HeaderSize <= size; p += frame.Align {
+		f, ok, err := c.candidate(p, minBase, size, &budget)
 		if err != nil {
-			return f, false, err
+			return r, err
 		}
-		if len(h) < frame.HeaderSize || frame.IsZeroHeader(h) {
+		if budget < 0 {
+			r.unsure = true
+			return r, nil
+		}
+		if !ok {
 			continue
 		}
-		if fr, fst, err := c.frameAt(p); err != nil {
-			return f, false, err
-		} else if fst.good() && fr.meta.Base >= minBase {
-			return fr, true, nil
+		end, after := c.chainEnd(f, &budget)
+		if budget < 0 {
+			r.unsure = true
+			return r, nil
+		}
+		if p < extent && after <= extent {
+			continue // inside the broken frame's value
+		}
+		// What follows the chain: nothing good (it is the end of the
+		// data, or a torn tail), or data at later offsets (a second
+		// break).
+		var next segFrame
+		found := false
+		for q := after; q+frame.HeaderSize <= size && !found; q += frame.Align {
+			if next, found, err = c.candidate(q, 0, size, &budget); err != nil {
+				return r, err
+			}
+			if budget < 0 {
+				r.unsure = true
+				return r, nil
+			}
+		}
+		if found && next.meta.Base < end {
+			r.unsure = true // good, but not where the data resumes
+			continue
+		}
+		return resumption{f: f, found: true, end: end}, nil
+	}
+	return r, nil
+}
+
+// candidate reads the frame at p for resync: ok if it is a good committed
+// frame whose offsets start at or after minBase. A header whose frame
+// would run past the end of the file (size) is passed over unread. What a
+// check reads is taken from budget; the headers themselves are not (the
+// search reads each byte after the break once, through the window).
+func (c *cursor) candidate(p, minBase, size int64, budget *int64) (segFrame, bool, error) {
+	h, err := c.bytesAt(p, frame.HeaderSize)
+	if err != nil {
+		return segFrame{}, false, err
+	}
+	if len(h) < frame.HeaderSize || frame.IsZeroHeader(h) {
+		return segFrame{}, false, nil
+	}
+	m, err := frame.ParseMeta(h)
+	if err != nil || !m.Committed() || m.Base < minBase || p+m.Checked() > size {
+		return segFrame{}, false, nil
+	}
+	*budget -= m.Checked()
+	if *budget < 0 {
+		return segFrame{}, false, nil
+	}
+	f, st, err := c.frameAt(p)
+	if err != nil {
+		return f, false, err
+	}
+	return f, st.good(), nil
+}
+
+// recordsErr checks the records of a good records frame by the one rule
+// readers, Verify, salvage and Dump share (the checksum cannot catch a
+// writer's own mistakes): every record decodes, and none is timestamped
+// after the frame's max_time, which the time index relies on. It returns
+// the index of the first bad record and what is wrong with it, or nil.
+func recordsErr(f segFrame) (int, error) {
+	it := frame.NewRecords(f.data, f.meta)
+	var r frame.Record
+	k := 0
+	for ; it.Next(&r); k++ {
+		if err := recordErr(f.meta, &r); err != nil {
+			return k, err
 		}
 	}
-	return f, false, nil
+	return k, it.Err()
+}
+
+// recordErr is recordsErr's rule for one decoded record of a frame.
+func recordErr(m frame.Meta, r *frame.Record) error {
+	if r.Timestamp > m.MaxTime {
+		return fmt.Errorf("record timestamp %d is after the frame's max_time %d", r.Timestamp, m.MaxTime)
+	}
+	return nil
 }

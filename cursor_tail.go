@@ -2,6 +2,8 @@ package runnel
 
 import (
 	"fmt"
+
+	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Where the data of a segment ends is decided here, for every caller: the
@@ -58,8 +60,10 @@ type tailRules struct {
 	// judges a tail (a recovery that walks every segment): a writer
 	// appending to the last segment knows it is the last.
 	findNext bool
-	// powerLoss: the bytes at the cursor were never synced and the
-	// machine restarted since, so they may be missing or stale anywhere.
+	// powerLoss: the bytes at the cursor may never have been synced and
+	// the machine restarted since, so they may be missing or stale
+	// anywhere. A later segment still counts (nextSegment): its writer
+	// synced every segment before it.
 	// A break there is the end of the data, even with good frames after
 	// it: recovery cuts it, and reports what those frames held.
 	powerLoss bool
@@ -86,6 +90,10 @@ type tailVerdict struct {
 	resume    segFrame
 	found     bool
 	resumeEnd int64 // the offset after the good frames that follow resume
+	// unsure: good committed frames follow pos, but where the data
+	// resumes could not be told (see resync): damage all the same, which
+	// nothing may cut.
+	unsure bool
 }
 
 // lost returns the offsets the verdict says are unreadable, [from, to),
@@ -129,14 +137,12 @@ func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 		v.kind = tailEnd
 		return v, nil
 	}
-	v.resume, v.found, err = c.resync(c.pos, max(c.next, 0))
+	r, err := c.resync(c.pos, max(c.next, 0))
 	if err != nil {
 		return v, err
 	}
-	if v.found {
-		v.resumeEnd = c.chainEnd(v.resume)
-	}
-	if v.found && !rules.powerLoss {
+	v.resume, v.found, v.resumeEnd, v.unsure = r.f, r.found, r.end, r.unsure
+	if (v.found || v.unsure) && !rules.powerLoss {
 		// A frame read before the later one may have been committed in
 		// between (a live writer's two appends): look again.
 		c.invalidate()
@@ -158,13 +164,22 @@ func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 }
 
 // chainEnd follows good frames from f by their headers and returns the
-// offset after them: how far the committed data after a break reaches in
-// this segment (a seal's offset, if it ends in one).
-func (c *cursor) chainEnd(f segFrame) int64 {
-	r := newCursor(c.f, c.path, f.pos, f.meta.Base)
-	r.verify = false
-	r.walk(nil)
-	return max(r.next, f.meta.End())
+// offset after them, how far the committed data after a break reaches in
+// this segment (a seal's offset, if it ends in one), and the byte where
+// they end. It walks with c itself, whose window the search is reading
+// anyway, and leaves c where it was; each header read is taken from
+// budget.
+func (c *cursor) chainEnd(f segFrame, budget *int64) (next, pos int64) {
+	savedPos, savedNext, verify := c.pos, c.next, c.verify
+	c.seek(f.pos, f.meta.Base)
+	c.verify = false
+	c.walk(func(segFrame) bool {
+		*budget -= frame.HeaderSize
+		return *budget >= 0
+	})
+	next, pos = max(c.next, f.meta.End()), max(c.pos, f.pos+f.meta.Size())
+	c.pos, c.next, c.verify = savedPos, savedNext, verify
+	return next, pos
 }
 
 // describe says what the verdict found, in words for an error or a report.
@@ -181,6 +196,8 @@ func (v tailVerdict) describe(rules tailRules) string {
 			s += fmt.Sprintf(" with offset %d (offsets %d to %d unreadable)", v.resume.meta.Base, from, v.resume.meta.Base-1)
 		}
 		return s
+	case v.kind == tailDamage && v.unsure:
+		return fmt.Sprintf("%s; committed data follows, but where it resumes cannot be told", what)
 	case v.kind == tailDamage && to <= from && rules.nextSegment > 0 && v.cause == nil:
 		return fmt.Sprintf("the segment ends without a seal, but segment %020d%s follows", rules.nextSegment, logExt)
 	case v.kind == tailDamage && to <= from && rules.nextSegment > 0:

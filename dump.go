@@ -126,8 +126,8 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 							Time: time.Unix(0, r.Timestamp), Partition: p.id, Offset: off})
 					}
 				}
-				if err := it.Err(); err != nil {
-					df.Problem = fmt.Sprintf("bad records: %v", err)
+				if k, err := recordsErr(fr); err != nil {
+					df.Problem = fmt.Sprintf("bad records: record %d of the frame: %v", k, err)
 				}
 				df.Records = recs
 			}
@@ -145,10 +145,11 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 		default:
 			df.Problem = fmt.Sprint(fr.cause)
 		}
-		next, found, err := c.resync(c.pos, -1)
+		r, err := c.resync(c.pos, -1)
 		if err != nil {
 			return yield(df, err)
 		}
+		next, found := r.f, r.found
 		if found {
 			df.Problem += fmt.Sprintf("; next committed frame at byte %d", next.pos)
 		} else {

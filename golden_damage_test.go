@@ -189,7 +189,7 @@ func TestDamageGolden(t *testing.T) {
 func checkDamageGolden(t *testing.T, dir string, want damageWant) {
 	pdir := filepath.Join(dir, "topics", "t", "0")
 	cp := want.Checkpoint
-	writeMeta(t, pdir, bootID(), cp[0], cp[1], cp[2])
+	writeMeta(t, pdir, currentBootID, cp[0], cp[1], cp[2])
 	values := make([][]byte, want.Records)
 	for i := range values {
 		values[i] = tornValue(i, want.ValueSize)

@@ -183,3 +183,20 @@ func lossText(from, to int64) string {
 	}
 	return fmt.Sprintf("offsets %d to %d", from, to-1)
 }
+
+// unsyncedAfterReboot reports whether the bytes at pos of segment base may
+// have been lost to a power loss that no writer has recovered from yet:
+// the synced checkpoint cp (ok: there is one) is of another boot, and they
+// follow it. Readers, Verify and salvage judge them by the power-loss rules
+// then, as recovery will. A later segment is evidence all the same (its
+// writer synced every segment before it), so in practice only the last
+// segment's bytes are in question.
+func unsyncedAfterReboot(cp checkpoint, ok bool, base, pos int64) bool {
+	return ok && cp.boot != currentBootID && pastCheckpoint(cp, base, pos)
+}
+
+// pastCheckpoint reports whether byte pos of segment base is at or after
+// checkpoint cp.
+func pastCheckpoint(cp checkpoint, base, pos int64) bool {
+	return base > cp.base || base == cp.base && pos >= cp.pos
+}

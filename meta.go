@@ -329,6 +329,3 @@ func (m *metaMap) setDurablePoint(boot [16]byte, base, pos, next int64) {
 	m.i64(metaDurNextOff).Store(next)
 	binary.LittleEndian.PutUint64(m.mem[metaDurSumOff:], xxhash.Sum64(m.mem[metaBootOff:metaDurSumOff]))
 }
-
-// currentBootID identifies this run of the machine (see machineBootID).
-var currentBootID = machineBootID

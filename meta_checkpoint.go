@@ -3,7 +3,6 @@ package runnel
 import (
 	"encoding/binary"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
@@ -103,22 +102,12 @@ func (m *metaMap) setCheckpointBytes(cp checkpoint) error {
 	return nil
 }
 
-// machineBootID identifies this run of the machine (see bootid_*.go), so
+// currentBootID identifies this run of the machine (see bootid_*.go), so
 // that a writer can tell a reboot (page cache lost: re-verify) from a
 // process crash (page cache intact). All zeros where the system offers
 // nothing: then no reboot can be told, and only a partition without a
-// checkpoint is re-verified.
-var machineBootID = readBootID()
-
-// bootIDOverride replaces the machine's boot id in tests that simulate a
-// restart (setBootIDForTest).
-var bootIDOverride atomic.Pointer[[16]byte]
-
-// bootID returns the boot id that checkpoints are written with and
-// compared to.
-func bootID() [16]byte {
-	if id := bootIDOverride.Load(); id != nil {
-		return *id
-	}
-	return machineBootID
-}
+// checkpoint is re-verified. It is the one source of the boot id that
+// checkpoints and durable points are written with and compared to; tests
+// that simulate a restart replace it while no Log is open
+// (setBootIDForTest).
+var currentBootID = readBootID()

@@ -56,11 +56,13 @@ const (
 func init() { childMains["powerloss-writer"] = powerLossWriterMain }
 
 // setBootIDForTest makes the process see id as the machine's boot id until
-// the test ends: a restart of the machine, as far as runnel can tell.
+// the test ends: a restart of the machine, as far as runnel can tell, for
+// checkpoints and durable points alike. Call it while no Log is open.
 func setBootIDForTest(t testing.TB, id [16]byte) {
 	t.Helper()
-	bootIDOverride.Store(&id)
-	t.Cleanup(func() { bootIDOverride.Store(nil) })
+	was := currentBootID
+	currentBootID = id
+	t.Cleanup(func() { currentBootID = was })
 }
 
 // shadowRecorder is the child's sync observer: under shadow it keeps, for

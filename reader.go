@@ -529,6 +529,11 @@ func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool
 	dst = slices.Grow(dst, min(int(m.End()-off), limit-len(dst)))
 	var fr frame.Record
 	for len(dst) < limit && it.Next(&fr) {
+		if err := recordErr(m, &fr); err != nil {
+			r.restNext = -1
+			return dst, false, &CorruptError{Path: r.path, Pos: f.pos, Offset: max(r.next, off), To: m.End(),
+				Err: fmt.Errorf("record %d of the frame: %w", off-m.Base, err)}
+		}
 		if !r.byTime || fr.Timestamp >= r.minTime {
 			r.byTime = false
 			dst = append(dst, Record{

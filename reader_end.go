@@ -18,12 +18,25 @@ import (
 // write; then wait), or at damage (a *CorruptError). m is the partition's
 // mapping. recheck says to look again soon: a writer may die mid-frame,
 // and no append will then wake the reader.
+//
+// It judges before it asks whether a writer is live: a writer that
+// appends often keeps the writer lock for as long as it runs, and a held
+// lock explains only bytes at the tail, never damage before it. The
+// judgement re-reads the frame, so one a live writer committed meanwhile
+// is read on (tailMoved), never taken for damage.
 func (r *partReader) checkStop(ctx context.Context, m *metaMap) (recheck bool, err error) {
 	switch {
 	case r.atEnd:
 		return false, r.checkEnd(m)
 	case !r.stuck:
 		return false, nil
+	}
+	v, rules, err := r.judgeStop(m)
+	if err != nil || v.kind == tailMoved {
+		return false, err
+	}
+	if v.kind == tailDamage {
+		return false, r.corrupt(v, rules)
 	}
 	if held, err := r.writerActive(); err == nil && held {
 		return true, nil // a live writer's frame in progress
@@ -37,12 +50,7 @@ func (r *partReader) checkStop(ctx context.Context, m *metaMap) (recheck bool, e
 	if err := r.p.repair(ctx); err != nil && !isPermission(err) && !errors.As(err, new(*CorruptError)) {
 		return false, err
 	}
-	rules := r.rules(m)
-	if err := r.laterSegmentEvidence(&rules); err != nil {
-		return false, err
-	}
-	v, err := r.cur.judgeTail(rules)
-	if err != nil {
+	if v, rules, err = r.judgeStop(m); err != nil {
 		return false, err
 	}
 	switch v.kind {
@@ -52,6 +60,25 @@ func (r *partReader) checkStop(ctx context.Context, m *metaMap) (recheck bool, e
 		return true, nil // a writer's leftovers this reader may not cut
 	}
 	return false, nil
+}
+
+// judgeStop judges the bytes the reader stopped at with all it knows was
+// committed: partition.meta's word, a later segment, and the tail the
+// writers published. The published tail is live state of this boot: after
+// a reboot no writer has recovered from yet, it may name bytes the power
+// loss took.
+func (r *partReader) judgeStop(m *metaMap) (tailVerdict, tailRules, error) {
+	rules := r.rules(m)
+	if cp, ok := checkpointOf(m); ok && cp.boot == currentBootID {
+		if t, ok := m.tail(); ok && (r.base < t.base || r.base == t.base && r.cur.pos < t.pos) {
+			rules.add(evidence{t.next, "the tail the writers published"})
+		}
+	}
+	if err := r.laterSegmentEvidence(&rules); err != nil {
+		return tailVerdict{}, rules, err
+	}
+	v, err := r.cur.judgeTail(rules)
+	return v, rules, err
 }
 
 // checkEnd judges a reader at the end of its file: the end of the data,
@@ -64,14 +91,13 @@ func (r *partReader) checkEnd(m *metaMap) error {
 		// Waiting for the segment a seal named: a writer creates it
 		// before it commits anything in it, so offsets known committed
 		// there mean it was there, and is gone.
-		if r.next >= rules.knownEnd {
+		if missingLast(r.p.dir, r.base, rules) == nil {
 			return nil
 		}
 		if err := r.openSegment(r.base); err != nil || r.f != nil {
 			return err
 		}
-		return &CorruptError{Path: r.path, Pos: 0, Offset: r.next, To: rules.knownEnd,
-			Err: fmt.Errorf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)}
+		return missingLast(r.p.dir, r.base, rules)
 	}
 	// Is this segment still the partition's last? A segment seen last
 	// stays last until a roll, which seals it first (and the reader reads
@@ -104,7 +130,7 @@ func (r *partReader) checkEnd(m *metaMap) error {
 // is the end of the data, as recovery will make it.
 func (r *partReader) rules(m *metaMap) tailRules {
 	rules, cp, ok := knownCommittedIn(m)
-	rules.powerLoss = ok && cp.boot != bootID() && (r.base > cp.base || r.base == cp.base && r.cur.pos >= cp.pos)
+	rules.powerLoss = unsyncedAfterReboot(cp, ok, r.base, r.cur.pos)
 	return rules
 }
 
@@ -119,9 +145,7 @@ func (r *partReader) laterSegmentEvidence(rules *tailRules) error {
 	for _, b := range bases {
 		if b > r.base {
 			r.lastSeg = false
-			if !rules.powerLoss {
-				rules.addSegment(b)
-			}
+			rules.addSegment(b) // evidence even after a power loss
 			return nil
 		}
 	}
@@ -137,4 +161,13 @@ func (r *partReader) corrupt(v tailVerdict, rules tailRules) error {
 		to = -1
 	}
 	return &CorruptError{Path: r.path, Pos: v.pos, Offset: from, To: to, Err: errors.New(v.describe(rules))}
+}
+
+// checkpointOf returns the checkpoint in m, if there is a mapping and a
+// checkpoint that checks out.
+func checkpointOf(m *metaMap) (checkpoint, bool) {
+	if m == nil {
+		return checkpoint{}, false
+	}
+	return m.checkpoint()
 }

@@ -15,9 +15,11 @@ import (
 // stale anywhere, not just at the tail, and so may index entries. So the
 // first writer after a reboot trusts only the synced checkpoint in
 // partition.meta (meta_checkpoint.go): it re-verifies every frame after it,
-// through every later segment, truncates the partition at the first frame
-// that is not whole, drops index entries it did not verify, reports what
-// was known committed and is gone, and records a new checkpoint.
+// through every later segment, truncates the last segment at the first
+// frame that is not whole (a break in a segment that has a later one is
+// damage: it was synced before the later one was created), drops index
+// entries it did not verify, reports what was known committed and is gone,
+// syncs what it verified, and records a new checkpoint.
 //
 // A reboot is detected by the boot id recorded with the checkpoint: a
 // different id means the machine restarted since. No usable checkpoint (a
@@ -33,15 +35,19 @@ type RecoveryReport struct {
 	// no synced checkpoint to go by). Without it, the report is of a
 	// writer that found committed records gone in the same boot: damage,
 	// and it refuses appends until Repair.
-	Reboot          bool
-	FromSegment     int64   // base of the segment verification started in
-	FromPos         int64   // byte position it started at
-	FramesVerified  int     // frames checked after the checkpoint
-	CutFile         string  // segment truncated, if any
-	CutPos          int64   // where it was truncated; -1 if nothing was cut
-	CutBytes        int64   // bytes cut from it
-	RemovedSegments []int64 // later segments removed because they followed the cut
-	NextOffset      int64   // the partition's next offset after recovery
+	Reboot         bool
+	FromSegment    int64  // base of the segment verification started in
+	FromPos        int64  // byte position it started at
+	FramesVerified int    // frames checked after the checkpoint
+	CutFile        string // segment truncated, if any
+	CutPos         int64  // where it was truncated; -1 if nothing was cut
+	CutBytes       int64  // bytes cut from it
+	// RemovedSegments is always empty: recovery never removes a segment
+	// (one that has a later segment was synced before that one was
+	// created, so a break in it is damage, not a power loss's doing).
+	// Kept so that code reading it still compiles.
+	RemovedSegments []int64
+	NextOffset      int64 // the partition's next offset after recovery
 	// LostFrom and LostTo are the offsets [LostFrom, LostTo) that were
 	// known committed and are gone; equal when nothing known was lost.
 	// In Durable mode a power loss never loses an acknowledged record;
@@ -55,7 +61,7 @@ type RecoveryReport struct {
 // it left p.w at the tail. The caller holds the writer lock.
 func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	cp, ok := p.shm.checkpoint()
-	boot := bootID()
+	boot := currentBootID
 	if ok && cp.boot == boot {
 		return false, nil
 	}
@@ -120,24 +126,9 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 		return false, err
 	}
 	tf, err := p.walkTailReport(start.pos, start.next, true, rules)
-	rep.FramesVerified, rep.RemovedSegments = tf.frames, tf.removed
+	rep.FramesVerified = tf.frames
 	if tf.cut > 0 {
 		rep.CutFile, rep.CutPos, rep.CutBytes = tf.cutFile, tf.verdict.pos, tf.cut
-	}
-	if err == nil && p.w != nil {
-		// Segments after the one the walk ended in follow the cut.
-		var later []int64
-		for _, b := range bases {
-			if b > p.w.base {
-				later = append(later, b)
-			}
-		}
-		if len(later) > 0 {
-			reported.knownEnd = max(reported.knownEnd, lastOffsetOf(p.dir, later[len(later)-1]))
-			if err = removeSegmentsAfterCut(p.dir, later); err == nil {
-				rep.RemovedSegments = append(rep.RemovedSegments, later...)
-			}
-		}
 	}
 	if p.w != nil {
 		rep.NextOffset = p.w.next
@@ -170,12 +161,13 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// Everything up to the tail is verified and synced now; only then may
-	// the checkpoint say so, or a second power loss could make it lie.
-	if err := syncDir(p.dir); err != nil {
-		return false, err
-	}
-	if err := p.w.idx.sync(); err != nil {
+	// Everything up to the tail is verified; it must be synced too before
+	// the checkpoint may say so, or a second power loss could make it lie.
+	// Without a checkpoint of another boot (partition.meta damaged, or
+	// torn by a crash as it was rewritten) the log may hold bytes of this
+	// boot that no one synced yet; and recovery rewrote the index entries
+	// of every segment it walked.
+	if err := syncSegments(p.dir, start.base, p.w.base, true); err != nil {
 		return false, err
 	}
 	if err := p.shm.setCheckpoint(checkpoint{boot: boot, base: p.w.base, pos: p.w.pos, next: p.w.next}); err != nil {
@@ -269,29 +261,4 @@ func (p *partition) catchUpMaxTime(start checkpoint) error {
 		return err
 	}
 	return p.openActive(start.base)
-}
-
-// removeSegmentsAfterCut removes segments that follow a cut: their
-// offsets would no longer follow on.
-func removeSegmentsAfterCut(dir string, bases []int64) error {
-	for _, b := range bases {
-		if err := removeSegmentFiles(dir, b); err != nil {
-			return fmt.Errorf("runnel: recover %s: %w", segmentPath(dir, b, logExt), err)
-		}
-	}
-	return nil
-}
-
-// lastOffsetOf returns the offset after the good frames of segment base,
-// read by their headers: what the segment says was committed.
-func lastOffsetOf(dir string, base int64) int64 {
-	f, err := os.Open(segmentPath(dir, base, logExt))
-	if err != nil {
-		return base
-	}
-	defer f.Close()
-	c := newCursor(f, f.Name(), 0, base)
-	c.verify = false
-	c.walk(nil)
-	return c.next
 }

@@ -194,6 +194,15 @@ func (p *partition) enforceRetention(ctx context.Context, cfg TopicConfig, now t
 		return nil, err
 	}
 	defer unlock()
+	if cp, ok := p.shm.checkpoint(); !ok || cp.boot != currentBootID {
+		// No writer recovered since the machine restarted (or the
+		// checkpoint did not check out): recovery goes first, from the
+		// checkpoint as the last boot left it. Damage it finds stays for
+		// Repair; retention of older segments goes on.
+		if err := p.findTail(); err != nil && !errors.As(err, new(*CorruptError)) {
+			return nil, err
+		}
+	}
 	return p.removeExpired(cfg, now)
 }
 
@@ -241,7 +250,11 @@ func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegm
 	}
 	// The same for the synced checkpoint: sealed segments are synced
 	// before a checkpoint passes them, so the new first one is covered.
-	if cp, ok := p.shm.checkpoint(); ok && cp.base < start {
+	// Only one of this boot moves: one of another boot (recovery found
+	// damage and kept it) says that what follows it was not verified since
+	// the restart, and recovery starts at the first segment left anyway
+	// (recoveryStart).
+	if cp, ok := p.shm.checkpoint(); ok && cp.boot == currentBootID && cp.base < start {
 		if err := syncDir(p.dir); err != nil {
 			return removed, err
 		}
@@ -437,8 +450,7 @@ func (r *partReader) segmentGone(base int64) error {
 					break
 				}
 			}
-			return &CorruptError{Path: segmentPath(r.p.dir, base, logExt), Offset: base, To: later,
-				Err: fmt.Errorf("segment missing: the seal before it names it, and segment %020d follows", later)}
+			return missingSegment(r.p.dir, base, later)
 		}
 		if bases[0] > base {
 			if !r.resetOutOfRange {

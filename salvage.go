@@ -88,7 +88,7 @@ func (p *partition) salvage(ctx context.Context) ([]RepairAction, error) {
 		return s.actions, err
 	}
 	p.shm.publishTail(p.w.tail())
-	target := checkpoint{boot: bootID(), base: p.w.base, pos: p.w.pos, next: p.w.next}
+	target := checkpoint{boot: currentBootID, base: p.w.base, pos: p.w.pos, next: p.w.next}
 	if err := p.syncUpTo(target); err != nil {
 		return s.actions, err
 	}
@@ -134,11 +134,11 @@ func (s *salvager) segment(base, later int64) (int64, error) {
 		}
 		switch st {
 		case frameOK:
-			if recordsDecode(fr) {
+			if _, err := recordsErr(fr); err == nil {
 				continue
 			}
-			// Checksummed, but its records do not decode (damage the
-			// checksum could not catch): the whole frame is a gap.
+			// Checksummed, but its records are bad (damage the checksum
+			// could not catch): the whole frame is a gap.
 			if err := writeGap(f, fr.pos, fr.pos+fr.meta.Size(), fr.meta.Base, fr.meta.End()); err != nil {
 				return -1, err
 			}
@@ -178,9 +178,17 @@ func (s *salvager) segment(base, later int64) (int64, error) {
 				if err := s.truncate(f, v.pos); err != nil {
 					return -1, err
 				}
-				return -1, s.finish(f, base, changed)
+				s.act(path, v.pos, v.size-v.pos, v.next, v.next)
+				return -1, s.finish(f, base, true)
 			}
 		case tailDamage:
+			if v.unsure {
+				// Committed data follows, but where it resumes cannot be
+				// told: a gap there could take it for lost, or keep a
+				// frame that was never written. Change nothing.
+				return -1, &CorruptError{Path: path, Pos: v.pos, Offset: v.next, To: -1,
+					Err: fmt.Errorf("salvage cannot mend this: %s", v.describe(rules))}
+			}
 			if v.found {
 				from, to := v.pos, v.resume.pos
 				lo, hi := v.next, v.resume.meta.Base
@@ -294,15 +302,6 @@ func (s *salvager) finish(f *os.File, base int64, changed bool) error {
 		return err
 	}
 	return rebuildIndex(s.p.dir, base, s.p.topic.cfg.IndexIntervalBytes)
-}
-
-// recordsDecode reports whether every record of a good frame decodes.
-func recordsDecode(f segFrame) bool {
-	it := frame.NewRecords(f.data, f.meta)
-	var r frame.Record
-	for it.Next(&r) {
-	}
-	return it.Err() == nil
 }
 
 // writeGap overwrites bytes [from, to) of f (8-aligned, at least a header)

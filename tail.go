@@ -145,7 +145,6 @@ type tailFound struct {
 	cutFile string
 	cut     int64 // bytes cut off
 	frames  int   // frames walked
-	removed []int64
 }
 
 func (p *partition) walkTailReport(pos, next int64, verify bool, rules tailRules) (tailFound, error) {
@@ -170,16 +169,16 @@ func (p *partition) walkTailReport(pos, next int64, verify bool, rules tailRules
 		if st == frameSeal {
 			// Another writer rolled (or died having sealed): move on.
 			p.w.idx.addTime(c.next-p.w.base, p.w.maxTS)
-			removed, err := p.followSeal(c.next, rules)
-			tf.removed = append(tf.removed, removed...)
-			if err != nil {
+			if err := p.followSeal(c.next); err != nil {
 				return tf, err
 			}
 			pos, next = 0, c.next
 			continue
 		}
 		judged := rules
-		if rules.findNext && !rules.powerLoss {
+		if rules.findNext {
+			// A later segment is evidence even after a power loss: its
+			// writer synced every segment before it first (followSeal).
 			if next, err := nextSegmentAfter(p.dir, p.w.base); err != nil {
 				return tf, err
 			} else if next > 0 {
@@ -200,43 +199,59 @@ func (p *partition) walkTailReport(pos, next int64, verify bool, rules tailRules
 }
 
 // followSeal makes segment next, which a seal just named, the active one.
+// The writer that rolled synced the sealed segment before it created the
+// next one, and the next one's directory entry after; but it may have
+// died (or failed) between any two of those steps, and the next writer
+// cannot tell. So whoever follows a seal does them again, in every mode:
+// a later segment vouches for every frame before it (FORMAT.md), and a
+// durable point recorded in it for its directory entry. Both syncs cost
+// little when they were done already.
+//
 // A writer that died between the seal and creating the segment left it
 // missing: it is created now. But with later segments there, it is
-// missing from the middle of the partition: damage, unless a power loss
-// explains it (recovery then removes the later segments, which follow a
-// cut).
-func (p *partition) followSeal(next int64, rules tailRules) (removed []int64, err error) {
-	if _, err := os.Stat(segmentPath(p.dir, next, logExt)); err == nil {
-		return nil, p.openActive(next)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+// missing from the middle of the partition: damage (missingSegment).
+func (p *partition) followSeal(next int64) error {
+	if err := fdatasync(p.w.fd); err != nil {
+		return fmt.Errorf("runnel: sync %s: %w", p.w.path, err)
 	}
-	bases, err := listSegments(p.dir)
-	if err != nil {
-		return nil, err
-	}
-	var later []int64
-	for _, b := range bases {
-		if b > next {
-			later = append(later, b)
-		}
-	}
-	if len(later) > 0 {
-		if !rules.powerLoss {
-			p.broken = &CorruptError{Path: segmentPath(p.dir, next, logExt), Pos: 0, Offset: next,
-				Err: fmt.Errorf("segment missing: the seal before it names it, and segment %020d follows", later[0])}
+	if _, err := os.Stat(segmentPath(p.dir, next, logExt)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	} else if err != nil {
+		if later, err := nextSegmentAfter(p.dir, next); err != nil {
+			return err
+		} else if later > 0 {
+			p.broken = missingSegment(p.dir, next, later)
 			p.log.opts.Logger.Error("runnel: corrupt partition, appends refused", "err", p.broken)
-			return nil, p.broken
+			return p.broken
 		}
-		if err := removeSegmentsAfterCut(p.dir, later); err != nil {
-			return nil, err
-		}
-		removed = later
 	}
 	if err := p.openActive(next); err != nil {
-		return removed, err
+		return err
 	}
-	return removed, p.segmentCreated()
+	return p.segmentCreated()
+}
+
+// missingSegment is the damage of segment base missing from the middle of
+// the partition: the seal before it names it, and segment later follows.
+// A writer syncs a new segment's directory entry before it appends to it,
+// long before a later segment can be created, so neither a crash nor a
+// power loss explains it. The writer (followSeal), readers (segmentGone)
+// and Verify all judge a missing segment by this rule and missingLast's.
+func missingSegment(dir string, base, later int64) *CorruptError {
+	return &CorruptError{Path: segmentPath(dir, base, logExt), Pos: 0, Offset: base, To: later,
+		Err: fmt.Errorf("segment missing: the seal before it names it, and segment %020d%s follows", later, logExt)}
+}
+
+// missingLast is the damage of segment base missing at the end of the
+// partition, where the seal before it names it: a writer that died before
+// creating it explains that, unless offsets in it are known committed
+// (rules): then it was there. nil when it is not damage.
+func missingLast(dir string, base int64, rules tailRules) *CorruptError {
+	if base >= rules.knownEnd {
+		return nil
+	}
+	return &CorruptError{Path: segmentPath(dir, base, logExt), Pos: 0, Offset: base, To: rules.knownEnd,
+		Err: fmt.Errorf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)}
 }
 
 // segmentCreated makes the directory entry of a segment just created

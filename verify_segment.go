@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
-
-	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Verify's walk over a partition's segments: every frame, through the same
@@ -70,8 +68,9 @@ func (v *verifier) partition(p *partition) error {
 				Detail: fmt.Sprintf("segment starts at offset %d, but the seal before it names %d", base, expect)}
 			if base > expect {
 				// Named as readers name it: the file that should be there.
-				pr.Path, pr.To = segmentPath(p.dir, expect, logExt), base
-				pr.Detail = fmt.Sprintf("segment missing: the seal before it names it, and segment %020d%s follows (%s unreadable)", base, logExt, lossText(expect, base))
+				ce := missingSegment(p.dir, expect, base)
+				pr.Path, pr.To = ce.Path, ce.To
+				pr.Detail = fmt.Sprintf("%v (%s unreadable)", ce.Err, lossText(expect, base))
 			}
 			v.problem(pr)
 		}
@@ -106,12 +105,12 @@ func (v *verifier) partition(p *partition) error {
 				// The writer may have rolled since the listing.
 				if _, err := os.Stat(segmentPath(p.dir, sc.next, logExt)); err == nil {
 					bases = append(bases, sc.next)
-				} else if rules, _, _ := knownCommittedIn(meta); rules.knownEnd > sc.next {
+				} else if rules, _, _ := knownCommittedIn(meta); missingLast(p.dir, sc.next, rules) != nil {
 					// Not a writer that died before creating it: records
 					// in it were committed.
-					v.problem(Problem{Kind: ProblemLost, Topic: pc.Topic, Partition: p.id, Path: segmentPath(p.dir, sc.next, logExt),
-						Pos: 0, Offset: sc.next, To: rules.knownEnd,
-						Detail: fmt.Sprintf("segment missing: the seal before it names it, and offsets to %d are known committed (%s)", rules.knownEnd-1, rules.knownBy)})
+					ce := missingLast(p.dir, sc.next, rules)
+					v.problem(Problem{Kind: ProblemLost, Topic: pc.Topic, Partition: p.id, Path: ce.Path,
+						Pos: 0, Offset: ce.Offset, To: ce.To, Detail: ce.Err.Error()})
 				}
 			}
 		}
@@ -206,16 +205,7 @@ walk:
 		case frameOK:
 			sc.frames = append(sc.frames, verifyFrame{pos: fr.pos, base: m.Base, maxBefore: sc.maxTS})
 			sc.maxTS = max(sc.maxTS, m.MaxTime)
-			it := frame.NewRecords(fr.data, m)
-			var r frame.Record
-			k := 0
-			for ; it.Next(&r); k++ {
-				if r.Timestamp > m.MaxTime {
-					report(ProblemCorrupt, fr.pos, m.Base+int64(k), m.End(), "record timestamp %d is after the frame's max_time %d", r.Timestamp, m.MaxTime)
-					break
-				}
-			}
-			if err := it.Err(); err != nil {
+			if k, err := recordsErr(fr); err != nil {
 				report(ProblemCorrupt, fr.pos, m.Base+int64(k), m.End(), "record %d of the frame: %v", k, err)
 				sc.damaged = append(sc.damaged, damagedRange{fr.pos, c.pos, m.Base, m.End()})
 			}
@@ -312,16 +302,19 @@ const (
 // pos of segment base by a walk over every segment (Verify, salvage,
 // Backup): partition.meta's word (meta), and the next segment, whose base
 // every record before it had (later, -1 for none). Past a checkpoint that
-// unsynced says may not have reached the disk, what follows it is
-// unsynced bytes (powerLoss) rather than damage.
+// unsynced says may not have reached the disk, what follows it in the last
+// segment is unsynced bytes (powerLoss) rather than damage.
 func segmentRules(meta *metaMap, base, pos, later int64, unsynced unsyncedAfter) tailRules {
 	rules, cp, ok := knownCommittedIn(meta)
-	restarted := unsynced == anyBoot || unsynced == otherBoot && cp.boot != bootID()
-	if ok && restarted && (base > cp.base || base == cp.base && pos >= cp.pos) {
-		rules.powerLoss = true
-		return rules
+	switch unsynced {
+	case otherBoot:
+		rules.powerLoss = unsyncedAfterReboot(cp, ok, base, pos)
+	case anyBoot:
+		rules.powerLoss = ok && pastCheckpoint(cp, base, pos)
 	}
 	if later >= 0 {
+		// Evidence even after a power loss: a segment is synced before
+		// the next one is created (followSeal).
 		rules.addSegment(later)
 	}
 	return rules
