@@ -33,7 +33,8 @@ type activeSeg struct {
 	next  int64      // offset the next record gets
 	maxTS int64      // newest record timestamp in the segment so far
 	idx   *indexWriter
-	probe [12]byte // findTail's look around pos
+	probe [12]byte    // findTail's look around pos
+	id    os.FileInfo // the file opened: one reopened after releaseFiles must be it
 
 	reserved  int64 // blocks are reserved up to here (prealloc.go)
 	noReserve bool  // reserving failed: append without
@@ -56,6 +57,12 @@ var errWriterBusy = errors.New("runnel: writer lock busy")
 // lock; without it, a lock that is taken, by another process or by this
 // Log's maintenance, makes it return errWriterBusy at once.
 func (p *partition) appendBatch(fb *frame.Builder, wait bool) (int64, logPos, error) {
+	base, end, err := p.appendBatchLocked(fb, wait)
+	p.log.parts.used(p) // after p.wmu: it may release other partitions' files
+	return base, end, err
+}
+
+func (p *partition) appendBatchLocked(fb *frame.Builder, wait bool) (int64, logPos, error) {
 	if wait {
 		p.wmu.Lock()
 	} else if !p.wmu.TryLock() {
@@ -177,6 +184,7 @@ func (p *partition) dropActive() {
 	p.cur.Store(nil)
 	p.w.close()
 	p.w = nil
+	p.parked = nil
 }
 
 // openActive opens (creating) segment base as the active segment.
@@ -207,7 +215,7 @@ func (p *partition) openActive(base int64) error {
 		return fmt.Errorf("runnel: open index of %s: %w", path, err)
 	}
 	sf := newSegFile(base, f)
-	p.w = &activeSeg{base: base, path: path, sf: sf, f: f, fd: sf.fd, next: base, maxTS: idx.maxTS, idx: idx}
+	p.w = &activeSeg{base: base, path: path, sf: sf, f: f, fd: sf.fd, next: base, maxTS: idx.maxTS, idx: idx, id: st}
 	if p.log.opts.Durability != Durable {
 		// Each fdatasync write-protects the pages it cleans, so in
 		// Durable mode every commit through the mapping would fault

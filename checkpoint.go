@@ -154,7 +154,12 @@ func (p *partition) takeCheckpoint() error {
 	// checkpoint's fdatasync does not queue behind theirs on the file.
 	d, ok := p.shm.durableNext()
 	logSynced := ok && d >= target.next
+	done, ok := p.useFiles() // p.shm stays mapped until the checkpoint is recorded
 	p.wmu.Unlock()
+	if !ok {
+		return nil
+	}
+	defer done()
 	if err := syncSegments(p.dir, first, target.base, !logSynced); err != nil {
 		return err
 	}

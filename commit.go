@@ -467,17 +467,36 @@ func (p *partition) withSyncLock(fn func(m *metaMap)) error {
 // append. The caller must not hold p.wmu.
 func (p *partition) syncNow() error {
 	p.wmu.Lock()
-	if !p.dirty || p.w == nil {
+	var t logPos
+	switch {
+	case p.dirty && p.w != nil:
+		// A tail releaseFiles left unsynced is in this segment or an
+		// earlier one, which its roll synced.
+		t = p.w.tail()
+	case p.releasedDirty:
+		// releaseFiles closed the files with this tail unsynced
+		// (Buffered mode): open what the sync needs again.
+		if err := p.openMetaFiles(); err != nil {
+			p.wmu.Unlock()
+			return err
+		}
+		t = p.releasedTail
+	default:
 		p.wmu.Unlock()
 		return nil
 	}
-	t := p.w.tail()
-	p.dirty = false
+	done, _ := p.useFiles() // p.shm and p.meta stay open for the sync
+	p.dirty, p.releasedDirty = false, false
 	p.wmu.Unlock()
+	defer done()
 	_, err := p.syncShared(context.Background(), t)
 	if err != nil {
 		p.wmu.Lock()
-		p.dirty = true
+		if p.w != nil {
+			p.dirty = true // its tail covers t (see above)
+		} else {
+			p.releasedTail, p.releasedDirty = t, true
+		}
 		p.wmu.Unlock()
 	}
 	return err

@@ -116,6 +116,7 @@ func (c *Consumer) addPart(id int) (*consumedPart, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.detach() // a descriptor only once it sleeps
 	r := newPartReader(p, c.opts.MaxPollBytes)
 	r.seq = m.seq()
 	r.stopAtGaps = c.opts.StopAtGaps

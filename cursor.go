@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -86,7 +85,7 @@ type segFrame struct {
 // syscalls. It knows where the next frame starts (pos) and which offset it
 // must start at (next).
 type cursor struct {
-	f       *os.File
+	f       segmentFile
 	path    string
 	segBase int64 // the segment's base offset, from its name; -1 if unknown
 	pos     int64 // where the next frame starts
@@ -121,14 +120,14 @@ const (
 
 // newCursor returns a verifying cursor on segment file f positioned at pos,
 // where offset next must start.
-func newCursor(f *os.File, path string, pos, next int64) *cursor {
+func newCursor(f segmentFile, path string, pos, next int64) *cursor {
 	c := &cursor{pos: pos, next: next, verify: true, window: defaultWindow}
 	c.setFile(f, path)
 	return c
 }
 
 // setFile points the cursor at another segment file, keeping its buffer.
-func (c *cursor) setFile(f *os.File, path string) {
+func (c *cursor) setFile(f segmentFile, path string) {
 	c.f, c.path, c.segBase = f, path, -1
 	if base, ok := segmentBaseOf(path); ok {
 		c.segBase = base

@@ -120,7 +120,7 @@ func checkCursorViews(t *testing.T, data []byte) {
 	}
 
 	// The reader's view, through a window small enough to pin and refill.
-	l := &Log{opts: Options{Logger: slog.New(slog.DiscardHandler)}}
+	l := &Log{opts: Options{Logger: slog.New(slog.DiscardHandler)}, segs: newSegCache(4)}
 	p := &partition{log: l, topic: &topic{name: "fuzz"}, dir: dir}
 	r := newPartReader(p, 4096)
 	defer r.close()

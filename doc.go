@@ -133,6 +133,38 @@
 // commits only the run of marked records from the last commit on, so a
 // record still in a worker's hands is never skipped.
 //
+// # Open files
+//
+// A Log keeps its descriptors within Options.MaxOpenFiles (default: half
+// of the process's RLIMIT_NOFILE soft limit at Open), so a Log with tens
+// of thousands of partitions runs under the common limit of 1024:
+//
+//   - A partition this Log appends to holds five descriptors: its active
+//     segment, the segment's two index files, and two of partition.meta
+//     (the writer lock is an open-file-description lock, which lives as
+//     long as its descriptor). Three quarters of the budget is for them.
+//     When one more partition would open its files than that allows, the
+//     least recently appended one that is not busy releases its files
+//     (lets a kept writer lock go, syncs first in Periodic mode), and a
+//     partition with no append for 10 to 20 seconds releases them anyway.
+//     Its next append opens them again and checks with one pread that
+//     the tail it kept in memory is still the tail, catching up with
+//     other processes' appends if it is not (about ten system calls, paid
+//     only by a partition that was idle or crowded out).
+//     Stats.FileReleases counts releases, Stats.OpenPartitions the
+//     partitions holding files now.
+//   - Readers (consumers, the Kafka server's fetches, DescribeTopic) read
+//     segments through one cache of descriptors, the other quarter of the
+//     budget: a reader holds a segment's descriptor only during a read,
+//     the least recently read idle file is closed when another must open,
+//     and a reader whose file was closed opens it again (the same file: if
+//     retention removed it meanwhile, the reader handles that as if it had
+//     found it removed when it got there).
+//   - A Consumer holds no descriptor of its own until it sleeps in Poll:
+//     then one per partition it waits on (its sleeping-reader slot in
+//     partition.meta is a byte-range lock), until it is closed. A group
+//     member also holds its group's offsets file.
+//
 // # Metrics
 //
 // Log.Stats is a snapshot for monitoring: this Log's counters (records,

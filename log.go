@@ -52,6 +52,11 @@ type Log struct {
 
 	retention retentionLoop // retention.go
 	ckpts     checkpointer  // checkpoint.go
+
+	// The budget of open files (Options.MaxOpenFiles): partitions with
+	// their files open (openparts.go), readers' segments (segcache.go).
+	parts *openParts
+	segs  *segCache
 }
 
 // topic is a Log's open handle on one topic: its config and partitions.
@@ -84,6 +89,9 @@ func Open(dir string, opts *Options) (*Log, error) {
 	}
 	o.Logger.Info("runnel: log opened", "dir", dir, "backend", app.name(), "durability", o.Durability.String())
 	l := &Log{dir: dir, opts: o, app: app, topics: map[string]*topic{}}
+	partLimit, segLimit := splitBudget(o.MaxOpenFiles)
+	l.parts, l.segs = newOpenParts(partLimit), newSegCache(segLimit)
+	l.parts.startSweeps(idleRelease)
 	if o.Durability == Periodic {
 		l.stopSync, l.syncDone = make(chan struct{}), make(chan struct{})
 		go l.syncLoop()
@@ -340,6 +348,7 @@ func (l *Log) CloseContext(ctx context.Context) error {
 		})
 		l.stopRetention()
 		l.ckpts.stop()
+		l.parts.stopSweeps()
 		if l.stopSync != nil {
 			close(l.stopSync)
 			<-l.syncDone
@@ -349,6 +358,7 @@ func (l *Log) CloseContext(ctx context.Context) error {
 			errs = append(errs, t.close(ErrClosed))
 		}
 		errs = append(errs, l.app.close())
+		l.segs.close()
 		if !stop() && slices.ContainsFunc(slices.Collect(maps.Values(topics)), (*topic).abandoned) {
 			errs = append(errs, fmt.Errorf("runnel: close %s: gave up waiting for another process's writer lock; records still queued for it failed: %w", l.dir, ctx.Err()))
 		}

@@ -222,12 +222,33 @@ func (m *metaMap) published() {
 }
 
 // sleepIn counts the mapping's owner among the partition's sleeping
-// readers, before it sleeps on seq.
+// readers, before it sleeps on seq. Its slot is claimed on the first
+// sleep, through a lock file opened then if detach closed the mapping's
+// (a byte-range lock lives only as long as its descriptor); if that
+// cannot be opened, the owner is counted without a slot this time.
 func (m *metaMap) sleepIn() {
 	if !m.slotClaimed {
-		m.sleepSlot, m.slotClaimed = m.sleeping.claim(m.lf), true
+		if m.lf == nil {
+			m.lf, _ = openLockFile(m.path)
+		}
+		if m.lf != nil {
+			m.sleepSlot, m.slotClaimed = m.sleeping.claim(m.lf), true
+		} else {
+			m.sleepSlot = presenceSlot{i: -1}
+		}
 	}
 	m.sleeping.enter(m.sleepSlot)
+}
+
+// detach closes the mapping's descriptor, which the mapping itself does
+// not need: a consumer reading many partitions then holds a descriptor
+// only for each partition it has slept on (sleepIn). The mapping must
+// hold no lock through it yet.
+func (m *metaMap) detach() {
+	if m.lf != nil && !m.slotClaimed && !m.private {
+		m.lf.Close()
+		m.lf = nil
+	}
 }
 
 // sleepOut counts it out again, after the sleep.

@@ -73,6 +73,19 @@ type Options struct {
 	// re-reads their config from disk. Default 1 minute; negative turns
 	// the background check off, leaving rolls and EnforceRetention.
 	RetentionInterval time.Duration
+
+	// MaxOpenFiles bounds the file descriptors the Log keeps open for its
+	// partitions' files (see "Open files" in the package documentation).
+	// A partition this Log appends to holds five (its active segment, its
+	// two index files, and two of partition.meta); when more partitions
+	// would be open than three quarters of the budget allows, the one
+	// appended to least recently closes its files, and its next append
+	// opens them again. Readers share the other quarter: a cache of
+	// segment files, least recently read closed first. Default: half of
+	// the process's RLIMIT_NOFILE soft limit as it is at Open (Go raises
+	// the soft limit to the hard one when a program starts), at least
+	// 64. The least accepted is 16.
+	MaxOpenFiles int
 }
 
 const (
@@ -99,6 +112,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("%w: backend %q (want %q, %q or empty)", ErrInvalidArgument, c.Backend, BackendIOURing, BackendPwrite)
 	case c.MaxRecordBytes < 0 || c.MaxRecordBytes > maxMaxRecordBytes:
 		return c, fmt.Errorf("%w: max record bytes %d outside [0, %d]", ErrInvalidArgument, c.MaxRecordBytes, maxMaxRecordBytes)
+	case c.MaxOpenFiles != 0 && c.MaxOpenFiles < minMaxOpenFiles:
+		return c, fmt.Errorf("%w: max open files %d (want 0 for the default, or at least %d)", ErrInvalidArgument, c.MaxOpenFiles, minMaxOpenFiles)
 	case c.MaxBatchBytes < 0 || c.MaxBatchBytes > maxMaxRecordBytes:
 		return c, fmt.Errorf("%w: max batch bytes %d outside [0, %d]", ErrInvalidArgument, c.MaxBatchBytes, maxMaxRecordBytes)
 	}
@@ -116,6 +131,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = defaultRetentionInterval
+	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = defaultMaxOpenFiles()
 	}
 	return c, nil
 }

@@ -60,6 +60,15 @@ type partition struct {
 	dirty  bool       // written since the last fdatasync (not Durable mode)
 	ckpt   ckptState  // synced checkpoints (checkpoint.go)
 
+	// Releasing the files of an idle partition (partfiles.go), under wmu
+	// but for fileUsers: syncs and checkpoints using p.shm and p.meta
+	// outside wmu.
+	fileUsers     atomic.Int32
+	releasedTail  logPos // Buffered: the unsynced tail when its files closed
+	releasedDirty bool
+	parked        *activeSeg // the active segment as it was, files closed (reopenParked)
+	open          openSlot   // its place among the Log's open partitions (openparts.go)
+
 	// Keeping the writer lock between appends (writerlock.go), under wmu.
 	waitSlot   presenceSlot // a writer-lock waiter slot, claimed on first contention
 	held       bool         // this Log holds the writer lock
@@ -123,6 +132,7 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 	return func() {
 		p.unlockWriter()
 		p.wmu.Unlock()
+		p.log.parts.used(p) // its files are open now: count them
 	}, nil
 }
 
@@ -187,6 +197,7 @@ func (p *partition) close(reason error) error {
 		errs = append(errs, p.syncNow())
 	}
 	p.stopHold()
+	p.log.parts.forget(p)
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.w != nil {

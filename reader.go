@@ -18,8 +18,8 @@ import (
 // stops short of them it says why (reader_end.go judges it).
 type partReader struct {
 	p    *partition
-	base int64    // base offset of the current segment
-	f    *os.File // current segment; nil while it does not exist yet
+	base int64      // base offset of the current segment
+	f    *segHandle // current segment, through the Log's cache; nil while it does not exist yet
 	path string
 	cur  *cursor // on f: the next frame to read, and the offset it starts at
 	next int64   // next offset to deliver: cur.next, or inside the frame at cur.pos after a seek
@@ -41,8 +41,6 @@ type partReader struct {
 	seq          *atomic.Uint32 // the partition's append sequence, if mapped
 	lastSeg      bool           // the segment was the partition's last as of lastSeq
 	lastSeq      uint32
-
-	probe *lockFile // opened on first need, to ask whether a writer is active
 
 	// A fill that stopped at its record limit leaves the cursor's window
 	// as it is (resume), and, if it stopped inside a frame, that frame
@@ -68,13 +66,7 @@ func newPartReader(p *partition, bufSize int) *partReader {
 	return r
 }
 
-func (r *partReader) close() {
-	r.closeSegment()
-	if r.probe != nil {
-		r.probe.Close()
-		r.probe = nil
-	}
-}
+func (r *partReader) close() { r.closeSegment() }
 
 func (r *partReader) closeSegment() {
 	if r.f != nil {
@@ -89,11 +81,15 @@ func (r *partReader) filePos() (base, pos, next int64) { return r.base, r.cur.po
 
 // useSegment makes the open segment file f, whose base is base, current,
 // positioned at its start.
-func (r *partReader) useSegment(f *os.File, base int64) {
+func (r *partReader) useSegment(f *segHandle, base int64) {
 	r.closeSegment()
 	r.base, r.f, r.next = base, f, base
 	r.path = segmentPath(r.p.dir, base, logExt)
-	r.cur.setFile(f, r.path)
+	var sf segmentFile // nil, not a nil *segHandle
+	if f != nil {
+		sf = f
+	}
+	r.cur.setFile(sf, r.path)
 	r.cur.seek(0, base)
 	r.lastSeg = false
 }
@@ -103,7 +99,7 @@ func (r *partReader) useSegment(f *os.File, base int64) {
 // opened later, by fill.
 func (r *partReader) openSegment(base int64) error {
 	r.useSegment(nil, base)
-	f, err := os.Open(r.path)
+	f, err := r.p.log.segs.openSegmentFile(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return r.segmentGone(base)
 	}
@@ -407,7 +403,7 @@ func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 				// The frame the last fill stopped inside, checked then.
 				f, st = r.partial, frameOK
 			} else if f, st, err = c.peek(); err != nil {
-				return dst, err
+				return dst, r.readFailed(err, len(dst) > start)
 			}
 			switch st {
 			case frameOK:
@@ -474,6 +470,25 @@ func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 			return dst, nil
 		}
 	}
+}
+
+// readFailed is what a fill returns when reading its segment failed with
+// err. A segment that retention removed while the cache had its file
+// closed for room is handled as a removal found on opening it
+// (segmentGone), unless the fill has records to return first.
+func (r *partReader) readFailed(err error, delivered bool) error {
+	if !errors.Is(err, errSegmentGone) {
+		return err
+	}
+	if delivered {
+		return nil
+	}
+	if _, serr := os.Stat(r.path); !errors.Is(serr, fs.ErrNotExist) {
+		return err // replaced, not removed: the topic was deleted
+	}
+	base := r.base
+	r.useSegment(nil, base)
+	return r.segmentGone(base)
 }
 
 // crossGap moves the reader over a gap frame, whose offsets a salvage
@@ -548,16 +563,16 @@ func (r *partReader) decode(dst []Record, f segFrame, limit int) ([]Record, bool
 }
 
 // writerActive reports whether a writer (in any process, this one
-// included) holds the partition's writer lock now.
+// included) holds the partition's writer lock now. It asks through a lock
+// file opened for the question: a reader stops short of a frame rarely,
+// and a descriptor kept for each would count against the process's limit.
 func (r *partReader) writerActive() (bool, error) {
-	if r.probe == nil {
-		lf, err := openLockFile(filepath.Join(r.p.dir, metaFileName))
-		if err != nil {
-			return false, err
-		}
-		r.probe = lf
+	lf, err := openLockFile(filepath.Join(r.p.dir, metaFileName))
+	if err != nil {
+		return false, err
 	}
-	return r.probe.HeldByOther(writerLockByte)
+	defer lf.Close()
+	return lf.HeldByOther(writerLockByte)
 }
 
 // start positions r as sp says.

@@ -459,7 +459,7 @@ func (r *partReader) segmentGone(base int64) error {
 			base = bases[0]
 		}
 		// base exists now: created, or reset to, since the last look.
-		f, err := os.Open(segmentPath(r.p.dir, base, logExt))
+		f, err := r.p.log.segs.openSegmentFile(segmentPath(r.p.dir, base, logExt))
 		if err == nil {
 			r.useSegment(f, base)
 			return nil

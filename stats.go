@@ -55,6 +55,11 @@ type Stats struct {
 	BytesRead   int64 // bytes of the frames they were read from, as stored
 	PollWaits   int64 // times a Poll slept, having found no records
 	Wakeups     int64 // of those sleeps, the ones an append (or a change in the group) ended, rather than a timeout, ctx or Close
+	// FileReleases counts partitions that closed their files, idle or
+	// to stay within Options.MaxOpenFiles; OpenPartitions is how many
+	// have their files open now.
+	FileReleases   int64
+	OpenPartitions int
 
 	// Partitions has an entry for every partition of every topic in the
 	// directory, by topic name and partition.
@@ -211,6 +216,8 @@ func (l *Log) Stats() Stats {
 		BytesRead:      s.bytesRead.Load(),
 		PollWaits:      s.pollWaits.Load(),
 		Wakeups:        s.wakeups.Load(),
+		FileReleases:   s.fileReleases.Load(),
+		OpenPartitions: l.parts.openCount(),
 	}
 	var perr, gerr error
 	st.Partitions, perr = l.partitionStats()

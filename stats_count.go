@@ -30,6 +30,8 @@ type logStats struct {
 	// Consumers (consumer.go, consumer_wait.go, reader.go).
 	recordsRead, bytesRead, pollWaits, wakeups, gapsCrossed atomic.Int64
 	_                                                       cacheLine
+	// Open files (partfiles.go).
+	fileReleases atomic.Int64
 
 	groups groupCounters
 }

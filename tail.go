@@ -36,6 +36,7 @@ func (p *partition) repair(ctx context.Context) error {
 // findTail makes p.w describe the true tail of the partition, repairing
 // what a writer left unfinished. The caller holds the writer lock.
 func (p *partition) findTail() error {
+	p.reopenParked()
 	if p.w != nil {
 		// The usual case: this Log appended last, so the file still ends
 		// where its last frame did. One pread of the bytes around that

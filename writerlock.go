@@ -40,8 +40,8 @@ var (
 
 // lockWriter takes the partition's writer lock for an append or for
 // maintenance, unless this Log holds it already, opening the lock file and
-// the shared mapping on first use. It gives up when ctx ends. The caller
-// holds p.wmu.
+// the shared mapping on first use (and after releaseFiles). It gives up
+// when ctx ends. The caller holds p.wmu.
 func (p *partition) lockWriter(ctx context.Context) error {
 	_, err := p.takeWriter(ctx, true)
 	return err
@@ -59,19 +59,8 @@ func (p *partition) takeWriter(ctx context.Context, wait bool) (got bool, err er
 	if p.held {
 		return true, nil
 	}
-	if p.shm == nil {
-		shm, err := p.openShared()
-		if err != nil {
-			return false, err
-		}
-		p.shm = shm
-	}
-	if p.meta == nil {
-		meta, err := p.openWriterLock()
-		if err != nil {
-			return false, err
-		}
-		p.meta = meta
+	if err := p.openMetaFiles(); err != nil {
+		return false, err
 	}
 	got, err = p.meta.TryLock(writerLockByte)
 	if err != nil {

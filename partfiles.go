@@ -1,0 +1,207 @@
+package runnel
+
+import (
+	"errors"
+	"os"
+)
+
+// A partition this Log appends to holds five descriptors: its active
+// segment and two index files, partition.meta's mapping (whose lock file
+// heals presence counts) and the writer's own lock file on it. A Log
+// writing to thousands of partitions would run out, so a partition that
+// went unused for a while, or that the Log's budget needs room from
+// (openparts.go), releases them all: releaseFiles. Its next append opens
+// them again (lockWriter, then findTail). The active segment's state is
+// kept (p.parked): findTail reopens its three files and then checks the
+// tail as after any append of this Log's with the lock let go since — one
+// pread says whether another writer appended (or cut the file), and if
+// one did, its index entries and frames are caught up with. A segment
+// file that is gone, or another file by now, is forgotten and the tail
+// found afresh, as the first append after Open does.
+//
+// Releasing must not pull a file from under anything that uses it:
+//
+//   - the writer lock, if kept between appends, is let go first (a kept
+//     lock is only ever an optimisation; docs/FORMAT.md);
+//   - the sync stage must be idle and no syncNow or checkpoint may be
+//     using the mapping (p.fileUsers), since they use p.shm and p.meta
+//     outside p.wmu;
+//   - a poisoned partition keeps its lock file until the kernel is done
+//     with its writes (writerlock.go);
+//   - in Periodic mode what was written is synced first (the interval's
+//     promise); in Buffered mode the tail is remembered and Close syncs it
+//     as it syncs every other partition it wrote.
+
+// releaseFiles closes the partition's files if it is idle, and reports
+// whether it did (or had none open). It waits for nothing another
+// process does, and for nothing in this one but a watcher of a kept
+// writer lock and, in Periodic mode, an fdatasync.
+func (p *partition) releaseFiles() bool {
+	if !p.wmu.TryLock() {
+		return false // an append or maintenance is under way
+	}
+	if p.isClosed() || p.shm == nil && p.meta == nil && p.w == nil {
+		// Nothing open, or close takes care of it.
+		p.wmu.Unlock()
+		return true
+	}
+	if !p.idleLocked() {
+		p.wmu.Unlock()
+		return false
+	}
+	watching := p.watching
+	p.wmu.Unlock()
+	if watching {
+		p.stopHold() // lets the kept lock go; waits for the watcher
+	}
+	if p.log.opts.Durability == Periodic {
+		if err := p.syncNow(); err != nil {
+			p.log.opts.Logger.Error("runnel: sync before releasing files failed", "partition", p.dir, "err", err)
+			return false
+		}
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if !p.idleLocked() || p.held || p.watching || p.dirty && p.log.opts.Durability == Periodic {
+		return false // used again meanwhile
+	}
+	return p.closeFilesLocked() == nil
+}
+
+// idleLocked reports whether nothing uses the partition's files but
+// p.wmu's holder: no write or sync in flight, no syncNow or checkpoint,
+// no poisoned append. The caller holds p.wmu.
+func (p *partition) idleLocked() bool {
+	if p.poisoned.Load() || p.fileUsers.Load() != 0 || p.ckpt.queued.Load() {
+		return false
+	}
+	p.mu.Lock()
+	busy := p.writing || p.closed
+	p.mu.Unlock()
+	if busy {
+		return false
+	}
+	p.sq.mu.Lock()
+	syncing := p.sq.running || len(p.sq.wait) > 0
+	p.sq.mu.Unlock()
+	return !syncing
+}
+
+// closeFilesLocked closes the active segment, its indexes and the two
+// descriptors of partition.meta. The caller holds p.wmu and made sure
+// nothing else uses them (releaseFiles).
+func (p *partition) closeFilesLocked() error {
+	if p.dirty && p.w != nil {
+		// Buffered: Close syncs this tail (syncNow).
+		p.releasedTail, p.dirty = p.w.tail(), false
+		p.releasedDirty = true
+	}
+	var errs []error
+	if p.w != nil {
+		p.cur.Store(nil)
+		errs = append(errs, p.w.close())
+		if p.broken == nil {
+			p.parked = p.w
+		}
+		p.w = nil
+	}
+	p.exact = false
+	if p.meta != nil {
+		p.syncMu.Lock()
+		p.syncSlot, p.syncSlotClaimed = presenceSlot{}, false
+		p.syncMu.Unlock()
+		p.waitSlot = presenceSlot{}
+		errs = append(errs, p.meta.Close())
+		p.meta = nil
+	}
+	errs = append(errs, p.shm.close())
+	p.shm = nil
+	p.log.stats.fileReleases.Add(1)
+	return errors.Join(errs...)
+}
+
+// openMetaFiles maps partition.meta and opens the writer's lock file on
+// it, if they are not open: on first use, and after releaseFiles. The
+// caller holds p.wmu.
+func (p *partition) openMetaFiles() error {
+	if p.shm == nil {
+		shm, err := p.openShared()
+		if err != nil {
+			return err
+		}
+		p.shm = shm
+	}
+	if p.meta == nil {
+		meta, err := p.openWriterLock()
+		if err != nil {
+			return err
+		}
+		p.meta = meta
+	}
+	return nil
+}
+
+// useFiles keeps the partition's mapping and lock file open until done is
+// called, for work that uses them outside p.wmu (a sync, a checkpoint).
+// ok is false when they are not open (released, or never opened). The
+// caller holds p.wmu.
+func (p *partition) useFiles() (done func(), ok bool) {
+	if p.shm == nil || p.meta == nil {
+		return nil, false
+	}
+	p.fileUsers.Add(1)
+	return func() { p.fileUsers.Add(-1) }, true
+}
+
+// isClosed reports whether the partition was closed.
+func (p *partition) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// reopenParked makes the parked active segment active again, reopening
+// its files; if they are gone or replaced, it is forgotten, and findTail
+// finds the tail afresh. The caller holds the writer lock.
+func (p *partition) reopenParked() {
+	a := p.parked
+	if a == nil || p.w != nil {
+		return
+	}
+	p.parked = nil
+	f, err := os.OpenFile(a.path, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	st, err := f.Stat()
+	if err != nil || !os.SameFile(st, a.id) {
+		f.Close()
+		return
+	}
+	off, err := os.OpenFile(a.idx.offPath, os.O_RDWR, 0)
+	if err != nil {
+		f.Close()
+		return
+	}
+	tim, err := os.OpenFile(segmentPath(p.dir, a.base, timeIndexExt), os.O_RDWR, 0)
+	if err != nil {
+		f.Close()
+		off.Close()
+		return
+	}
+	a.idx.off, a.idx.tim = off, tim
+	// Another writer may have rebuilt them meanwhile: go on from where
+	// they end now.
+	if err := a.idx.refresh(); err != nil {
+		a.idx.close()
+		f.Close()
+		return
+	}
+	a.sf = newSegFile(a.base, f)
+	a.f, a.fd, a.cm = f, a.sf.fd, nil
+	if p.log.opts.Durability != Durable {
+		a.cm = newCommitMap(a.sf.fd) // as openActive
+	}
+	p.w = a
+	p.cur.Store(a.sf)
+}

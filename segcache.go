@@ -1,0 +1,285 @@
+package runnel
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// The segment cache bounds the descriptors that readers hold. Every
+// reader of the Log (consumers, the Kafka server's fetches, Describe)
+// reads segment files through it: a reader keeps a handle (segHandle) on
+// the file it is in, and holds the file's descriptor only for the length
+// of one read or stat. So however many readers of however many
+// partitions a Log has, at most the cache's capacity of segment
+// descriptors are open: a handle whose file was closed to make room opens
+// it again on its next read, and a reader that finds the cache full of
+// files being read at this instant waits for one of those reads to end.
+//
+// A reader must see the file it opened, not whatever bears its name later
+// (retention removes segments; a topic deleted and created again reuses
+// the names), so a handle remembers the file's identity and a reopened
+// file that is another, or gone, is reported as errSegmentGone: the
+// reader then re-reads the directory, as after any removal. Identity is
+// the device and inode number: a file created after the remembered one was
+// removed and closed may be given the same inode number, and is then taken
+// for it. That needs a segment replaced under its name while a reader is
+// in it, which only a topic deleted and created again does (its readers
+// then fail with ErrTopicNotFound at the first bytes that do not follow
+// on) or a salvage (which keeps every offset where it was).
+
+// errSegmentGone says that the segment file a reader was reading was
+// removed (or replaced) while the cache had closed it for room.
+var errSegmentGone = errors.New("segment removed while its file was closed for room")
+
+// segCache is a Log's bounded set of open segment files, shared by its
+// readers, closed least recently used first.
+type segCache struct {
+	mu     sync.Mutex
+	freed  sync.Cond  // a read ended: a file may be closed for room now
+	limit  int        // open files at most
+	open   int        // files open, referenced or not
+	lru    *list.List // of *cachedSeg, open and not referenced; front: most recent
+	closed bool
+	opens  int64 // files opened so far
+	peak   int   // the most files open at once
+}
+
+// cachedSeg is one segment file as the cache knows it. The handles of
+// every reader of the file share it.
+type cachedSeg struct {
+	path string
+	id   os.FileInfo // the file first opened: a reopen must be the same
+	f    *os.File    // nil while closed for room
+	refs int         // reads in progress
+	elem *list.Element
+	done bool // its handle was closed: the file closes with the last read
+}
+
+func newSegCache(limit int) *segCache {
+	c := &segCache{limit: limit, lru: list.New()}
+	c.freed.L = &c.mu
+	return c
+}
+
+// segHandle is a reader's hold on one segment file: it implements the
+// cursor's segmentFile, opening the file only for each read.
+type segHandle struct {
+	c  *segCache
+	cs *cachedSeg
+}
+
+// openSegmentFile opens the segment at path for reading through the
+// cache. It fails as os.Open does (fs.ErrNotExist for a missing file).
+func (c *segCache) openSegmentFile(path string) (*segHandle, error) {
+	f, err := c.openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		c.closeFile(f)
+		return nil, err
+	}
+	cs := &cachedSeg{path: path, id: st, f: f}
+	c.mu.Lock()
+	c.parkLocked(cs)
+	c.mu.Unlock()
+	return &segHandle{c: c, cs: cs}, nil
+}
+
+// openFile opens path read-only, counted, first closing the least
+// recently used idle file if the cache is full (and waiting if every file
+// is being read).
+func (c *segCache) openFile(path string) (*os.File, error) {
+	c.mu.Lock()
+	for !c.closed && c.open >= c.limit {
+		if !c.evictLocked() {
+			c.freed.Wait()
+		}
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.open++
+	c.opens++
+	c.peak = max(c.peak, c.open)
+	c.mu.Unlock()
+	f, err := os.Open(path)
+	if err != nil {
+		c.mu.Lock()
+		c.open--
+		c.freed.Signal()
+		c.mu.Unlock()
+		return nil, err
+	}
+	return f, nil
+}
+
+// closeFile closes a file openFile opened that the cache does not keep.
+func (c *segCache) closeFile(f *os.File) {
+	f.Close()
+	c.mu.Lock()
+	c.open--
+	c.freed.Signal()
+	c.mu.Unlock()
+}
+
+// evictLocked closes the least recently used file that no read uses, and
+// reports whether there was one. The caller holds c.mu.
+func (c *segCache) evictLocked() bool {
+	e := c.lru.Back()
+	if e == nil {
+		return false
+	}
+	cs := e.Value.(*cachedSeg)
+	c.lru.Remove(e)
+	cs.elem = nil
+	cs.f.Close()
+	cs.f = nil
+	c.open--
+	return true
+}
+
+// parkLocked makes an open file with no reads in progress the most
+// recently used one. The caller holds c.mu.
+func (c *segCache) parkLocked(cs *cachedSeg) {
+	if c.closed {
+		cs.f.Close()
+		cs.f = nil
+		c.open--
+		return
+	}
+	cs.elem = c.lru.PushFront(cs)
+	c.freed.Signal()
+}
+
+// acquire returns the handle's file for one read, opening it again if it
+// was closed for room. release must follow.
+func (h *segHandle) acquire() (*os.File, error) {
+	c, cs := h.c, h.cs
+	c.mu.Lock()
+	if cs.f != nil {
+		if cs.elem != nil {
+			c.lru.Remove(cs.elem)
+			cs.elem = nil
+		}
+		cs.refs++
+		f := cs.f
+		c.mu.Unlock()
+		return f, nil
+	}
+	c.mu.Unlock()
+	// Closed for room: open it again. A handle is one reader's, so no
+	// other goroutine reopens it meanwhile.
+	f, err := c.openFile(cs.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("runnel: %s: %w", cs.path, errSegmentGone)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil || !os.SameFile(st, cs.id) {
+		c.closeFile(f)
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("runnel: %s: %w", cs.path, errSegmentGone)
+	}
+	c.mu.Lock()
+	cs.f = f
+	cs.refs++
+	c.mu.Unlock()
+	return f, nil
+}
+
+// release ends a read that acquire began.
+func (h *segHandle) release() {
+	c, cs := h.c, h.cs
+	c.mu.Lock()
+	cs.refs--
+	switch {
+	case cs.refs > 0 || cs.f == nil:
+	case cs.done:
+		cs.f.Close()
+		cs.f = nil
+		c.open--
+		c.freed.Signal()
+	default:
+		c.parkLocked(cs)
+	}
+	c.mu.Unlock()
+}
+
+// ReadAt reads from the segment file (io.ReaderAt).
+func (h *segHandle) ReadAt(b []byte, off int64) (int, error) {
+	f, err := h.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer h.release()
+	return f.ReadAt(b, off)
+}
+
+// Stat returns the segment file's FileInfo now.
+func (h *segHandle) Stat() (os.FileInfo, error) {
+	f, err := h.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer h.release()
+	return f.Stat()
+}
+
+// Close lets the handle's file go: closed now, as its reader is done
+// with it. The handle must not be used after.
+func (h *segHandle) Close() error {
+	c, cs := h.c, h.cs
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs.done = true
+	if cs.f == nil || cs.refs > 0 {
+		return nil
+	}
+	if cs.elem != nil {
+		c.lru.Remove(cs.elem)
+		cs.elem = nil
+	}
+	err := cs.f.Close()
+	cs.f = nil
+	c.open--
+	c.freed.Signal()
+	return err
+}
+
+// close closes every idle file; files being read are closed when their
+// read ends, and later opens fail with ErrClosed.
+func (c *segCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for c.evictLocked() {
+	}
+	c.freed.Broadcast()
+}
+
+// stats returns the files open now, the most open at once, and how many
+// were opened so far.
+func (c *segCache) stats() (open, peak int, opens int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open, c.peak, c.opens
+}
+
+// segmentFile is what a cursor reads a segment through: an *os.File, or
+// a reader's handle on the Log's segment cache.
+type segmentFile interface {
+	io.ReaderAt
+	Stat() (os.FileInfo, error)
+}
