@@ -3,8 +3,9 @@ package runnel
 // Block reservation for the active segment. An append that grows a file
 // makes the file system allocate blocks for the new bytes, and on ext4 the
 // fdatasync after it then also commits that allocation to the journal:
-// a 100-byte pwrite+fdatasync appending to a file took a median 464µs
-// against 375µs into blocks reserved beforehand (README, Performance). So
+// a 100-byte pwrite+fdatasync appending to a file took about 1.3-1.4x as
+// long as one into blocks reserved beforehand (BenchmarkSyncedAppend;
+// README, Performance). So
 // the writer reserves blocks ahead of the tail in large steps, keeping the
 // file's size: what readers, Verify and recovery see is unchanged, and a
 // reservation nobody filled is invisible. Roll hands back what the sealed
@@ -25,7 +26,8 @@ func (a *activeSeg) reserve(end, limit int64) {
 		return
 	}
 	upto := max(end, min(a.pos+reserveStep, limit))
-	if err := reserveBlocks(a.fd, a.pos, upto-a.pos); err != nil {
+	from := max(a.pos, a.reserved)
+	if err := reserveBlocks(a.fd, from, upto-from); err != nil {
 		a.noReserve = true
 		return
 	}
@@ -34,11 +36,11 @@ func (a *activeSeg) reserve(end, limit int64) {
 
 // releaseReserve gives back the blocks reserved past end, where the data of
 // a sealed segment ends. The caller holds the writer lock, so nothing can
-// be appended past end meanwhile.
+// be appended past end meanwhile. It truncates whatever this process
+// reserved: the blocks may be another writer's, which reserved them before
+// this one took the segment over and rolled it with its first frame (one
+// ftruncate per segment).
 func (p *partition) releaseReserve(end int64) {
-	if p.w.reserved <= end {
-		return
-	}
 	if err := p.w.f.Truncate(end); err != nil {
 		p.log.opts.Logger.Warn("runnel: release reserved blocks", "path", p.w.path, "err", err)
 	}
