@@ -49,8 +49,9 @@ type segCache struct {
 	peak   int   // the most files open at once
 }
 
-// cachedSeg is one segment file as the cache knows it. The handles of
-// every reader of the file share it.
+// cachedSeg is one reader's segment file as the cache knows it: each
+// handle has its own, so two readers of one segment hold a descriptor each
+// while both read (sharing one per file is left for later).
 type cachedSeg struct {
 	path string
 	id   os.FileInfo // the file first opened: a reopen must be the same
