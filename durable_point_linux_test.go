@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/runnel-log/runnel/internal/frame"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,35 +33,6 @@ func countSyncs(t *testing.T, path, dir string) (fileSyncs, dirSyncs *atomic.Int
 	syncObserver.Store(&obs)
 	t.Cleanup(func() { syncObserver.Store(nil) })
 	return fileSyncs, dirSyncs
-}
-
-// sealAsDeadRoller plays a roller in another process that takes the writer
-// lock, commits a seal at the published tail and is killed before it
-// fdatasyncs the sealed segment (the kernel drops its lock). It returns
-// the offset the seal hands on, the next segment's base.
-func sealAsDeadRoller(t *testing.T, pdir string, shm *metaMap) int64 {
-	t.Helper()
-	a, err := openLockFile(filepath.Join(pdir, metaFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if _, err := lockAnnounced(context.Background(), a, shm, nil); err != nil {
-		t.Fatal(err)
-	}
-	tl, ok := shm.tail()
-	if !ok {
-		t.Fatal("no published tail")
-	}
-	f, err := os.OpenFile(segmentPath(pdir, tl.base, logExt), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := unix.Pwrite(int(f.Fd()), frame.AppendSeal(nil, tl.next), tl.pos); err != nil {
-		t.Fatal(err)
-	}
-	return tl.next
 }
 
 // TestDurablePointCoversSealedSegment: process C's frame F waits in
@@ -101,7 +71,7 @@ func TestDurablePointCoversSealedSegment(t *testing.T) {
 	waitFor(t, patience, "F committed", func() bool { tl, _ := shm.tail(); return tl.next == 21 })
 	before := seg0Syncs.Load()
 
-	next := sealAsDeadRoller(t, pdir, shm)
+	next := deadRoller(t, pdir, shm, false, false).next
 
 	// B appends G, following the seal into the next segment.
 	gDone := sendInBackground(mustProducer(t, lb, "t", nil), "G")
@@ -134,7 +104,7 @@ func TestDurablePointCoversNewSegmentEntry(t *testing.T) {
 	defer shm.close()
 	_, dirSyncs := countSyncs(t, segmentPath(pdir, 0, logExt), pdir)
 
-	next := sealAsDeadRoller(t, pdir, shm)
+	next := deadRoller(t, pdir, shm, false, false).next
 	if err := unix.Fdatasync(fdOf(t, segmentPath(pdir, 0, logExt))); err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,8 @@ package runnel
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/runnel-log/runnel/internal/frame"
@@ -29,7 +27,10 @@ func deadRoller(t *testing.T, pdir string, shm *metaMap, synced, created bool) l
 	if _, err := lockAnnounced(context.Background(), a, shm, nil); err != nil {
 		t.Fatal(err)
 	}
-	tl, _ := shm.tail()
+	tl, ok := shm.tail()
+	if !ok {
+		t.Fatal("no published tail")
+	}
 	f, err := os.OpenFile(segmentPath(pdir, tl.base, logExt), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -51,45 +52,6 @@ func deadRoller(t *testing.T, pdir string, shm *metaMap, synced, created bool) l
 		nf.Close()
 	}
 	return tl
-}
-
-// syncCounter counts completed fdatasyncs of one file and syncs of one
-// directory.
-type syncCounter struct {
-	mu          sync.Mutex
-	file, dir   string
-	files, dirs int
-}
-
-func (c *syncCounter) install(t *testing.T) {
-	obs := func(e syncEvent) {
-		if !e.done || e.err != nil {
-			return
-		}
-		switch e.kind {
-		case syncData:
-			p, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", e.fd))
-			c.mu.Lock()
-			if p == c.file {
-				c.files++
-			}
-			c.mu.Unlock()
-		case syncDirectory:
-			c.mu.Lock()
-			if e.path == c.dir {
-				c.dirs++
-			}
-			c.mu.Unlock()
-		}
-	}
-	syncObserver.Store(&obs)
-	t.Cleanup(func() { syncObserver.Store(nil) })
-}
-
-func (c *syncCounter) counts() (files, dirs int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.files, c.dirs
 }
 
 // A writer that rolled died after committing its seal, before it synced
@@ -117,8 +79,7 @@ func TestFollowSealSyncsSealedSegment(t *testing.T) {
 			}
 			defer shm.close()
 			l.topics["t"].parts[0].stopHold()
-			c := &syncCounter{file: segmentPath(pdir, 0, logExt), dir: pdir}
-			c.install(t)
+			fileSyncs, dirSyncs := countSyncs(t, segmentPath(pdir, 0, logExt), pdir)
 			tl := deadRoller(t, pdir, shm, false, false)
 			pos, err := p.Send(context.Background(), Record{Value: []byte("G")})
 			if err != nil {
@@ -127,7 +88,7 @@ func TestFollowSealSyncsSealedSegment(t *testing.T) {
 			if pos.Offset != tl.next {
 				t.Fatalf("G at offset %d, want %d (the first of the segment the seal names)", pos.Offset, tl.next)
 			}
-			if files, dirs := c.counts(); files == 0 || dirs == 0 {
+			if files, dirs := fileSyncs.Load(), dirSyncs.Load(); files == 0 || dirs == 0 {
 				t.Fatalf("after following the seal: %d fdatasyncs of the sealed segment, %d syncs of the directory; want both", files, dirs)
 			}
 		})
@@ -157,9 +118,8 @@ func TestFollowSealSyncsExistingSegmentsEntry(t *testing.T) {
 	}
 	defer shm.close()
 	l.topics["t"].parts[0].stopHold()
-	c := &syncCounter{file: segmentPath(pdir, 0, logExt), dir: pdir}
+	_, dirSyncs := countSyncs(t, segmentPath(pdir, 0, logExt), pdir)
 	tl := deadRoller(t, pdir, shm, true, true)
-	c.install(t)
 	pos, err := p.Send(context.Background(), Record{Value: []byte("G")})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +127,7 @@ func TestFollowSealSyncsExistingSegmentsEntry(t *testing.T) {
 	if pos.Offset != tl.next {
 		t.Fatalf("G at offset %d, want %d", pos.Offset, tl.next)
 	}
-	if _, dirs := c.counts(); dirs == 0 {
+	if dirs := dirSyncs.Load(); dirs == 0 {
 		t.Fatalf("G acknowledged durable in segment %d, whose directory entry was never synced", tl.next)
 	}
 }
