@@ -184,20 +184,14 @@ func TestStatsWakeup(t *testing.T) {
 		_, err := c.Poll(ctx)
 		done <- err
 	}()
-	// Send until the Poll returns: the send that lands while it sleeps
-	// wakes it.
-	for sent := false; !sent; {
-		if _, err := p.Send(ctx, Record{Value: []byte("v")}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			sent = true
-		case <-time.After(10 * time.Millisecond):
-		}
+	// Send only once the Poll is counted asleep: a send before that could
+	// be found by the Poll's first read, and it would never sleep.
+	waitFor(t, patience, "Poll to fall asleep", func() bool { return c.metas[0].sleeping.count().Load() > 0 })
+	if _, err := p.Send(ctx, Record{Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 	if st := l.Stats(); st.PollWaits < 1 || st.Wakeups < 1 {
 		t.Fatalf("poll waits %d, wake-ups %d; want ≥ 1 each", st.PollWaits, st.Wakeups)
