@@ -264,13 +264,14 @@ func (c *conn) handle(body []byte) error {
 
 // reply writes an answer's response (none for acks=0 produce) and reports
 // the request to the stats and the OnRequest hook. It runs on the writer.
+// The stats count the request before its response is written, so a client
+// that has its answer and then reads the metrics finds its request there.
 func (c *conn) reply(a *answer) error {
 	s, req, resp := c.s, a.req, a.resp
-	s.stats.requests.Add(1)
-	var out int
+	var b []byte
 	var code int16
 	if resp != nil {
-		b := append(c.out[:0], 0, 0, 0, 0)
+		b = append(c.out[:0], 0, 0, 0, 0)
 		b = kbin.AppendInt32(b, a.corr)
 		// ApiVersions answers with header v0 even when flexible, so that
 		// a client that does not know the server yet can read it.
@@ -279,23 +280,25 @@ func (c *conn) reply(a *answer) error {
 		}
 		b = resp.AppendTo(b)
 		binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-		if _, err := c.nc.Write(b); err != nil {
-			return err
-		}
-		out = len(b)
-		if cap(b) <= maxKeptBuffer {
-			c.out = b // keep a buffer that fetches fill; drop a huge one
-		}
 		code = firstErrorCode(resp)
 	}
+	s.stats.requests.Add(1)
 	if code != 0 {
 		s.stats.requestErrors.Add(1)
 	}
 	s.stats.byAPI.note(req.Key(), code)
+	if b != nil {
+		if _, err := c.nc.Write(b); err != nil {
+			return err
+		}
+		if cap(b) <= maxKeptBuffer {
+			c.out = b // keep a buffer that fetches fill; drop a huge one
+		}
+	}
 	if s.opts.OnRequest != nil {
 		s.opts.OnRequest(RequestEvent{
 			APIKey: req.Key(), API: kmsg.NameForKey(req.Key()), Version: req.GetVersion(),
-			ErrorCode: code, Duration: time.Since(a.start), BytesIn: a.in + 4, BytesOut: out,
+			ErrorCode: code, Duration: time.Since(a.start), BytesIn: a.in + 4, BytesOut: len(b),
 		})
 	}
 	return nil
