@@ -162,21 +162,23 @@ func (p *partition) afterAppend(ok bool) {
 	if !p.watching {
 		p.watching = true
 		p.watchDone = make(chan struct{})
-		go p.watchHold(p.shm, p.watchDone)
+		go p.watchHold(p.shm, p.watchDone, p.holdCancel.Load())
 	}
 }
 
 // watchHold runs while the Log keeps the writer lock between appends: it
 // releases the lock as soon as another holder counts itself as waiting,
 // once no append came for holdIdle, or when the partition closes
-// (holdCancel).
-func (p *partition) watchHold(m *metaMap, done chan<- struct{}) {
+// (holdCancel). cancel is holdCancel as read under p.wmu when the lock
+// was kept: a stopHold after that bumps it past cancel and ends the sleep.
+// (Read here instead, a bump between the caller's p.wmu and this read
+// would be missed, and the watcher would sleep a whole holdIdle.)
+func (p *partition) watchHold(m *metaMap, done chan<- struct{}, cancel uint32) {
 	defer close(done)
 	words := []*atomic.Uint32{m.waiting.count()}
 	expect := []uint32{0}
 	seen := p.appends.Load()
 	for {
-		cancel := p.holdCancel.Load()
 		if m.waiting.count().Load() == 0 {
 			waitWords(words, expect, &p.holdCancel, cancel, holdIdle)
 		}
