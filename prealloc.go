@@ -1,5 +1,10 @@
 package runnel
 
+import (
+	"errors"
+	"os"
+)
+
 // Block reservation for the active segment. An append that grows a file
 // makes the file system allocate blocks for the new bytes, and on ext4 the
 // fdatasync after it then also commits that allocation to the journal:
@@ -45,4 +50,33 @@ func (p *partition) releaseReserve(end int64) {
 		p.log.opts.Logger.Warn("runnel: release reserved blocks", "path", p.w.path, "err", err)
 	}
 	p.w.reserved = 0
+}
+
+// allocateFile gives f real blocks for its first size bytes, growing it to
+// size if it is shorter, and changes no byte that is there: after it, a
+// store through a shared mapping of those bytes needs no new block, so a
+// full disk is its error here, not a SIGBUS at the store. Where the file
+// system cannot allocate (allocateBlocks is unsupported), the bytes past
+// the end are written as zeros; bytes inside the file are taken to have
+// their blocks, because this package writes whole the files it maps
+// (createMeta).
+func allocateFile(f *os.File, size int64) error {
+	err := allocateBlocks(int(f.Fd()), 0, size)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return zeroFill(f, size)
+}
+
+// zeroFill writes zeros from the end of f up to size, if f is shorter.
+func zeroFill(f *os.File, size int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() >= size {
+		return nil
+	}
+	_, err = f.WriteAt(make([]byte, size-st.Size()), st.Size())
+	return err
 }
