@@ -20,8 +20,9 @@ func init() {
 // benchDurableMain sends $RUNNEL_BENCH_N records of 100 bytes to
 // $RUNNEL_BENCH_TOPIC with Send in Durable mode, one at a time. It says
 // "ready" once open, starts on a line on stdin, and prints "done <start>
-// <end> <syncs> <writer locks>": CLOCK_MONOTONIC nanoseconds around the
-// sends, and its Log's Stats after them.
+// <end> <syncs> <writer locks> <sync ns>": CLOCK_MONOTONIC nanoseconds
+// around the sends, and its Log's Stats after them (sync ns: the time its
+// fdatasyncs of the partition took).
 func benchDurableMain() int {
 	n, _ := strconv.Atoi(os.Getenv("RUNNEL_BENCH_N"))
 	l, err := Open(os.Getenv("RUNNEL_BENCH_DIR"), mpOptions(Options{Durability: Durable}))
@@ -50,7 +51,11 @@ func benchDurableMain() int {
 	}
 	end := monoNow()
 	st := l.Stats()
-	fmt.Printf("done %d %d %d %d\n", start, end, st.Syncs, st.WriterLocks)
+	var synced time.Duration
+	for _, ps := range st.Partitions {
+		synced += ps.Syncs.Sum
+	}
+	fmt.Printf("done %d %d %d %d %d\n", start, end, st.Syncs, st.WriterLocks, synced)
 	return 0
 }
 
@@ -60,12 +65,14 @@ func benchDurableMain() int {
 // from the first process's start to the last one's end; records/sync is
 // how many records each fdatasync carried (cross-process group commit:
 // at most 4); locks/record is the writer locks taken per record (each one
-// a hand-over between processes, and its fcntls). The system calls per
-// record are for strace: README, Performance.
+// a hand-over between processes, and its fcntls); disk-busy is the
+// fraction of the interval an fdatasync ran (one at a time: the sync lock
+// serializes them), the rest being the disk waiting for the processes.
+// The system calls per record are for perf stat: README, Performance.
 func BenchmarkDurableProcesses(b *testing.B) {
 	const procs = 4
 	perProc := mpScale(500, 100, 100)
-	var rates, perSync, locks []float64
+	var rates, perSync, locks, busy []float64
 	for b.Loop() {
 		b.StopTimer()
 		dir := b.TempDir()
@@ -97,16 +104,17 @@ func BenchmarkDurableProcesses(b *testing.B) {
 			io.WriteString(k.in, "go\n")
 		}
 		first, last := int64(1<<62), int64(0)
-		var syncs, writerLocks int64
+		var syncs, writerLocks, synced int64
 		for _, k := range kids {
 			s := mpExpectLine(b, k.lines, 5*time.Minute)
-			var start, end, ns, nl int64
-			if _, err := fmt.Sscanf(s, "done %d %d %d %d", &start, &end, &ns, &nl); err != nil {
+			var start, end, ns, nl, st int64
+			if _, err := fmt.Sscanf(s, "done %d %d %d %d %d", &start, &end, &ns, &nl, &st); err != nil {
 				b.Fatalf("producer said %q", s)
 			}
 			first, last = min(first, start), max(last, end)
 			syncs += ns
 			writerLocks += nl
+			synced += st
 		}
 		b.StopTimer()
 		for _, k := range kids {
@@ -123,6 +131,7 @@ func BenchmarkDurableProcesses(b *testing.B) {
 		rates = append(rates, float64(total)/time.Duration(last-first).Seconds())
 		perSync = append(perSync, float64(total)/float64(max(syncs, 1)))
 		locks = append(locks, float64(writerLocks)/float64(total))
+		busy = append(busy, float64(synced)/float64(last-first))
 		l.Close()
 		b.StartTimer()
 	}
@@ -130,4 +139,5 @@ func BenchmarkDurableProcesses(b *testing.B) {
 	b.ReportMetric(median(rates), "records/s")
 	b.ReportMetric(median(perSync), "records/sync")
 	b.ReportMetric(median(locks), "locks/record")
+	b.ReportMetric(median(busy), "disk-busy")
 }

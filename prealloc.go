@@ -6,18 +6,17 @@ import (
 )
 
 // Block reservation for the active segment. An append that grows a file
-// makes the file system allocate blocks for the new bytes, and on ext4 the
-// fdatasync after it then also commits that allocation to the journal:
-// a 100-byte pwrite+fdatasync appending to a file took about 1.3-1.4x as
+// makes the file system allocate blocks for the new bytes, and a
+// 100-byte pwrite+fdatasync appending to a file took about 1.3-1.4x as
 // long as one into blocks reserved beforehand (BenchmarkSyncedAppend;
-// README, Performance). So
-// the writer reserves blocks ahead of the tail in large steps, keeping the
-// file's size: what readers, Verify and recovery see is unchanged, and a
-// reservation nobody filled is invisible. Roll hands back what the sealed
-// segment did not use; a segment that a closed Log was writing keeps its
-// reservation for the next writer. (The journal commit for the new size
-// stays: only writes inside the file's size avoid it, and zeros past the
-// data would need the tail rules changed, README, Performance.)
+// README, Performance). So the writer reserves blocks ahead of the tail in
+// large steps, keeping the file's size: what readers, Verify and recovery
+// see is unchanged, and a reservation nobody filled is invisible. Roll
+// hands back what the sealed segment did not use; a segment that a closed
+// Log was writing keeps its reservation for the next writer. (An append
+// still changes the file's size, which its fdatasync must write too; only
+// writes inside the file's size avoid that, and zeros past the data would
+// need the tail rules changed, README, Performance.)
 
 // reserveStep is how far ahead of the tail blocks are reserved at a time.
 const reserveStep = 4 << 20
