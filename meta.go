@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -106,16 +108,24 @@ type metaMap struct {
 
 var errMetaReadOnly = errors.New("partition meta is read-only here")
 
-// openMeta maps dir/partition.meta, creating it at its full size. The file
-// is opened through openLockFile, never directly: with classic fcntl locks
-// (off Linux) closing any descriptor of the file would drop this process's
-// writer lock on it, and the lock table shares one descriptor instead.
+// openMeta maps dir/partition.meta, creating it at its full size with its
+// blocks allocated (createMeta). The file is opened through openLockFile,
+// never directly: with classic fcntl locks (off Linux) closing any
+// descriptor of the file would drop this process's writer lock on it, and
+// the lock table shares one descriptor instead.
 //
 // A process that may only read the partition gets a read-only mapping; if
 // the file is missing or short there, a private zeroed copy (see
 // metaMap.private).
 func openMeta(dir string) (*metaMap, error) {
 	path := filepath.Join(dir, metaFileName)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		// Where it may not be created (no permission, or the topic was
+		// deleted), opening says so, as it always has.
+		if err := createMeta(path); err != nil && !isPermission(err) && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("runnel: create %s: %w", path, err)
+		}
+	}
 	lf, err := openLockFile(path)
 	if isPermission(err) {
 		return privateMeta(path, nil), nil
@@ -148,18 +158,58 @@ func mapMeta(lf *lockFile, path string) (*metaMap, error) {
 			return privateMeta(path, buf[:n]), nil
 		}
 		prot = unix.PROT_READ
-	} else if st.Size() < metaSize {
-		// Growing is idempotent, so racing processes agree; nothing ever
-		// shrinks the file, so the mapping can never fault.
-		if err := f.Truncate(metaSize); err != nil {
-			return nil, fmt.Errorf("runnel: size %s: %w", path, err)
-		}
+	} else if err := metaAllocate(f, metaSize); err != nil {
+		// Every writable mapping gets here, not only the creator's: a
+		// file that an older version grew sparse (by truncation) gets
+		// its blocks now, before any store into it.
+		return nil, fmt.Errorf("runnel: allocate %s: %w", path, err)
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, metaSize, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: map %s: %w", path, err)
 	}
 	return newMetaMap(mem, path, lf.readOnly, false), nil
+}
+
+// Every store into the shared mapping must land on a block the file
+// system already holds: a store into a hole needs a block at fault time,
+// and when the disk is full the kernel can only answer with SIGBUS, which
+// kills the process (TestManyPartitionsUnderFileLimit did that on a full
+// disk). So partition.meta is created whole, with real blocks, under a
+// temporary name and linked into place (a concurrent creator's file, which
+// others may already map, is never replaced), and every process that maps
+// it writable first makes sure of its blocks (metaAllocate). A full disk
+// is then an error from opening the partition, naming the file.
+
+// metaAllocate gives f real blocks for its first size bytes, growing it to
+// size if it is shorter, without changing a byte that is there. Tests
+// replace it to see a full disk.
+var metaAllocate = allocateFile
+
+// createMeta creates path as a whole partition.meta of zeros. It is not
+// synced: a power loss may leave it short or sparse, and the next process
+// to map it allocates it again (mapMeta); nothing in it counts after a
+// power loss unless its checksum says so.
+func createMeta(path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+metaFileName+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(0o644) // as openLockFile would create it
+	if err == nil {
+		err = metaAllocate(tmp, metaSize)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
 }
 
 // newMetaMap is a metaMap over mem.

@@ -1,0 +1,143 @@
+package runnel
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func init() {
+	childMains["bench-durable"] = benchDurableMain
+}
+
+// benchDurableMain sends $RUNNEL_BENCH_N records of 100 bytes to
+// $RUNNEL_BENCH_TOPIC with Send in Durable mode, one at a time. It says
+// "ready" once open, starts on a line on stdin, and prints "done <start>
+// <end> <syncs> <writer locks> <sync ns>": CLOCK_MONOTONIC nanoseconds
+// around the sends, and its Log's Stats after them (sync ns: the time its
+// fdatasyncs of the partition took).
+func benchDurableMain() int {
+	n, _ := strconv.Atoi(os.Getenv("RUNNEL_BENCH_N"))
+	l, err := Open(os.Getenv("RUNNEL_BENCH_DIR"), mpOptions(Options{Durability: Durable}))
+	if err != nil {
+		return mpFail("durable producer", err)
+	}
+	defer l.Close()
+	p, err := l.Producer(os.Getenv("RUNNEL_BENCH_TOPIC"), nil)
+	if err != nil {
+		return mpFail("durable producer", err)
+	}
+	value := make([]byte, 100)
+	for i := range value {
+		value[i] = byte('a' + i%26)
+	}
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return mpFail("durable producer", err)
+	}
+	ctx := context.Background()
+	start := monoNow()
+	for range n {
+		if _, err := p.Send(ctx, Record{Value: value}); err != nil {
+			return mpFail("durable producer", err)
+		}
+	}
+	end := monoNow()
+	st := l.Stats()
+	var synced time.Duration
+	for _, ps := range st.Partitions {
+		synced += ps.Syncs.Sum
+	}
+	fmt.Printf("done %d %d %d %d %d\n", start, end, st.Syncs, st.WriterLocks, synced)
+	return 0
+}
+
+// BenchmarkDurableProcesses: four processes each send 100-byte records to
+// one partition with Send in Durable mode, one at a time (issue 12's "4
+// procs durable 1w each"). records/s is the aggregate over the interval
+// from the first process's start to the last one's end; records/sync is
+// how many records each fdatasync carried (cross-process group commit:
+// at most 4); locks/record is the writer locks taken per record (each one
+// a hand-over between processes, and its fcntls); disk-busy is the
+// fraction of the interval an fdatasync ran (one at a time: the sync lock
+// serializes them), the rest being the disk waiting for the processes.
+// The system calls per record are for perf stat: README, Performance.
+func BenchmarkDurableProcesses(b *testing.B) {
+	const procs = 4
+	perProc := mpScale(500, 100, 100)
+	var rates, perSync, locks, busy []float64
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		l := openTest(b, dir, &Options{Durability: Durable})
+		mustCreate(b, l, "bench", TopicConfig{Partitions: 1})
+		type child struct {
+			cmd   *exec.Cmd
+			in    io.WriteCloser
+			lines <-chan string
+		}
+		var kids []child
+		for range procs {
+			cmd := mpChild("bench-durable", "RUNNEL_BENCH_DIR="+dir, "RUNNEL_BENCH_TOPIC=bench",
+				"RUNNEL_BENCH_N="+strconv.Itoa(perProc))
+			in, _ := cmd.StdinPipe()
+			out, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			kids = append(kids, child{cmd, in, mpLines(out)})
+		}
+		for _, k := range kids {
+			if s := mpExpectLine(b, k.lines, 30*time.Second); s != "ready" {
+				b.Fatalf("producer said %q", s)
+			}
+		}
+		b.StartTimer()
+		for _, k := range kids {
+			io.WriteString(k.in, "go\n")
+		}
+		first, last := int64(1<<62), int64(0)
+		var syncs, writerLocks, synced int64
+		for _, k := range kids {
+			s := mpExpectLine(b, k.lines, 5*time.Minute)
+			var start, end, ns, nl, st int64
+			if _, err := fmt.Sscanf(s, "done %d %d %d %d %d", &start, &end, &ns, &nl, &st); err != nil {
+				b.Fatalf("producer said %q", s)
+			}
+			first, last = min(first, start), max(last, end)
+			syncs += ns
+			writerLocks += nl
+			synced += st
+		}
+		b.StopTimer()
+		for _, k := range kids {
+			for range k.lines {
+			}
+			if err := k.cmd.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		total := procs * perProc
+		if info, err := l.DescribeTopic("bench"); err != nil || info.Partitions[0].NextOffset != int64(total) {
+			b.Fatalf("log after the run: %+v, %v; want %d records", info, err, total)
+		}
+		rates = append(rates, float64(total)/time.Duration(last-first).Seconds())
+		perSync = append(perSync, float64(total)/float64(max(syncs, 1)))
+		locks = append(locks, float64(writerLocks)/float64(total))
+		busy = append(busy, float64(synced)/float64(last-first))
+		l.Close()
+		b.StartTimer()
+	}
+	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(median(rates), "records/s")
+	b.ReportMetric(median(perSync), "records/sync")
+	b.ReportMetric(median(locks), "locks/record")
+	b.ReportMetric(median(busy), "disk-busy")
+}
