@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,15 @@ func (p *partition) newBatch(fb *frame.Builder) *batch {
 	}
 	fb.Reset()
 	b := &batch{fb: fb, committed: make(chan struct{})}
+	// A stream of SendAsync records carries a callback each: growing a
+	// fresh slice for every batch of thousands was most of what a record
+	// allocated. The slice of a settled batch is taken over instead, or
+	// one sized for the largest batch yet. The caller holds p.mu.
+	if cbs, ok := spareCallbacks.Get().(*[]batchCallback); ok {
+		b.cbs = *cbs
+	} else if p.cbsHint > 0 {
+		b.cbs = make([]batchCallback, 0, p.cbsHint)
+	}
 	b.done = b.committed
 	if p.log.opts.Durability == Durable {
 		b.done = make(chan struct{})
@@ -164,6 +174,7 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 func (p *partition) queued(b *batch, idx int, s sender) (lead bool) {
 	if s.done != nil {
 		b.cbs = append(b.cbs, batchCallback{idx, s.done, s.onCommit})
+		p.cbsHint = max(p.cbsHint, len(b.cbs))
 	}
 	if s.waiting {
 		b.waiters++
@@ -302,6 +313,11 @@ func (p *partition) committed(b *batch, base int64, end logPos, err error, inlin
 		// builder's bytes, it must never be reused.
 		p.spare = fb
 	}
+	if b.done == b.committed {
+		// Every callback ran. (In Durable mode the sync stage settles b,
+		// maybe already, and recycles the slice then.)
+		b.recycleCallbacks()
+	}
 	if p.closed || p.pending.fb.Count() > 0 {
 		p.work.Broadcast()
 	}
@@ -356,6 +372,21 @@ func (b *batch) settle(partition int) {
 	}
 	b.cbs = b.callBack(partition, err, false)
 	close(b.done)
+}
+
+// spareCallbacks holds the callback slices of settled batches. A pool
+// rather than one spare per partition: in Durable mode several batches
+// wait for one fdatasync and are settled together.
+var spareCallbacks sync.Pool
+
+// recycleCallbacks gives the callback slice of batch b, whose callbacks
+// all ran (callBack cleared them), to a later batch.
+func (b *batch) recycleCallbacks() {
+	if cap(b.cbs) > 0 && len(b.cbs) == 0 {
+		cbs := b.cbs
+		spareCallbacks.Put(&cbs)
+	}
+	b.cbs = nil
 }
 
 // callBack calls the callbacks with err (or their positions), except, with

@@ -148,6 +148,7 @@ func (p *partition) runSyncs(ctx context.Context, own *batch) {
 		q.mu.Unlock()
 		for _, b := range settled {
 			b.settle(p.id)
+			b.recycleCallbacks()
 		}
 	}
 }

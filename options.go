@@ -62,6 +62,13 @@ type Options struct {
 	// in flight are gathered into. Default 1 MiB. A record larger than
 	// this still goes out, alone in its frame, and so does a batch
 	// (SendBatch, SendRecordBatch), which only MaxFrameBytes bounds.
+	//
+	// For a SendAsync stream from one goroutine this bounds how far the
+	// sender runs ahead of the writer: it blocks once the pending frame
+	// is full while the last one is being written. What a streamed record
+	// costs beyond that is its encoding and checksum into the frame and,
+	// if it has a callback, one slot in a slice that batches reuse; a
+	// keyless record to a one-partition topic skips the partitioner.
 	MaxBatchBytes int
 
 	// Logger receives repairs, recoveries and the chosen backend. Default:

@@ -162,18 +162,23 @@ func (p *partition) afterAppend(ok bool) {
 	if !p.watching {
 		p.watching = true
 		p.watchDone = make(chan struct{})
-		go p.watchHold(p.shm, p.watchDone, p.holdCancel.Load())
+		go p.watchHold(p.shm, p.holdCancel.Load(), p.watchDone)
 	}
 }
 
 // watchHold runs while the Log keeps the writer lock between appends: it
 // releases the lock as soon as another holder counts itself as waiting,
 // once no append came for holdIdle, or when the partition closes
-// (holdCancel). cancel is holdCancel as read under p.wmu when the lock
-// was kept: a stopHold after that bumps it past cancel and ends the sleep.
-// (Read here instead, a bump between the caller's p.wmu and this read
-// would be missed, and the watcher would sleep a whole holdIdle.)
-func (p *partition) watchHold(m *metaMap, done chan<- struct{}, cancel uint32) {
+// (holdCancel).
+//
+// cancel is holdCancel as read under p.wmu when the lock was seen held:
+// read later, outside p.wmu, it could already include the bump of a
+// stopHold that let the lock go meanwhile, and the watcher would sleep
+// through that stopHold's wake-up for a whole holdIdle (Close waited so
+// for tests that stretch holdIdle to an hour). Read under p.wmu, either
+// the watcher sees the lock let go, or stopHold's bump comes after and
+// ends the sleep.
+func (p *partition) watchHold(m *metaMap, cancel uint32, done chan<- struct{}) {
 	defer close(done)
 	words := []*atomic.Uint32{m.waiting.count()}
 	expect := []uint32{0}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -220,5 +221,36 @@ func TestDurableSendCtxWhileSyncLockHeld(t *testing.T) {
 	})
 	if pos, err := p.Send(context.Background(), Record{Value: []byte("c")}); err != nil || pos.Offset != 2 {
 		t.Fatalf("Send after the sync lock came free: %+v, %v", pos, err)
+	}
+}
+
+// TestStopHoldEndsNewWatcher: releasing a kept lock ends its watcher even
+// when the watcher has not run yet. The watcher read its cancel word only
+// when it first ran, after the stopHold that bumped it, and then slept
+// through that stopHold's wake-up for holdIdle: an hour here, as in the
+// tests that stretch it, where Log.Close hung (seen in TestLoneSenderLeads
+// under load). One P makes the watcher start only once stopHold blocks.
+func TestStopHoldEndsNewWatcher(t *testing.T) {
+	stretchHold(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	tp, _ := l.topic("t")
+	part := tp.parts[0]
+	for i := range 20 {
+		if _, err := p.Send(context.Background(), Record{Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		stopped := make(chan struct{})
+		go func() {
+			part.stopHold()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(time.Minute): // a generous bound: it takes microseconds
+			t.Fatalf("round %d: stopHold still waits for the watcher after a minute", i)
+		}
 	}
 }

@@ -1,0 +1,49 @@
+package runnel
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// BenchmarkStream is the bench module's "stream (buffered|durable) 1w
+// 100B" workload without the harness: one goroutine streams 100-byte
+// records through SendAsync, each with a callback, to a one-partition
+// topic, and flushes at the end. It measures the CPU runnel spends per
+// record on the sending goroutine and the writer (ns/rec, allocs/op),
+// which is what issue 12's ratio to raw pwrite is made of.
+//
+//	go test -run '^$' -bench Stream -benchtime 2s .
+func BenchmarkStream(b *testing.B) {
+	for _, d := range []Durability{Buffered, Durable} {
+		b.Run("mode="+d.String(), func(b *testing.B) {
+			_, p := benchLog(b, d, BackendPwrite)
+			value := make([]byte, 100)
+			var acked int // callbacks of one partition run one at a time
+			var failed error
+			done := func(_ Position, err error) {
+				if err != nil && failed == nil {
+					failed = err
+				}
+				acked++
+			}
+			b.SetBytes(int64(len(value)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				p.SendAsync(Record{Value: value}, done)
+			}
+			if err := p.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if failed != nil || acked != b.N {
+				b.Fatalf("%d of %d callbacks, first error %v", acked, b.N, failed)
+			}
+			b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/rec")
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+		})
+	}
+}
