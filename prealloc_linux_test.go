@@ -166,3 +166,42 @@ func BenchmarkSyncedAppend(b *testing.B) {
 		})
 	}
 }
+
+// TestReserveGrowsWithData: a partition with little data reserves little
+// (a step as long as its data, reserveMin at least), and one that grows
+// reserves further ahead, up to reserveStep: 10,000 partitions written
+// once each must not take 4 MiB of disk apiece.
+func TestReserveGrowsWithData(t *testing.T) {
+	dir := t.TempDir()
+	if err := reserveBlocks(probeFile(t, dir), 0, 1<<20); err != nil {
+		t.Skipf("the file system under %s reserves no blocks: %v", dir, err)
+	}
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
+	p := mustProducer(t, l, "t", nil)
+	seg := segmentPath(partDir(l, "t", 0), 0, logExt)
+	if _, err := p.Send(context.Background(), Record{Value: []byte("one small record")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, allocated := segmentBlocks(t, seg); allocated > reserveMin+4096 {
+		t.Fatalf("one small record: %d bytes of blocks held, want at most reserveMin (%d) and a block", allocated, reserveMin)
+	}
+	// 12 MiB of data: the reservation ahead reaches a full step, never
+	// more.
+	value := make([]byte, 64<<10)
+	var most int64
+	for range 192 {
+		if _, err := p.Send(context.Background(), Record{Value: value}); err != nil {
+			t.Fatal(err)
+		}
+		size, allocated := segmentBlocks(t, seg)
+		if ahead := allocated - size; ahead > reserveStep+4096 {
+			t.Fatalf("segment of %d bytes holds %d bytes of blocks: more than reserveStep (%d) ahead", size, allocated, reserveStep)
+		} else {
+			most = max(most, ahead)
+		}
+	}
+	if most < reserveStep*3/4 {
+		t.Fatalf("at most %d bytes reserved ahead of 12 MiB of data; want a step near reserveStep (%d)", most, reserveStep)
+	}
+}
