@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,13 +482,26 @@ func retWriterMain() int {
 		return 1
 	}
 	ctx := context.Background()
+	// A failed record (a full disk, say) must stop the writer: the next
+	// one would take its offset, and the reader would find payload(i+1)
+	// at offset i.
+	var failed atomic.Pointer[error]
+	done := func(_ Position, err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+	}
 	for i := 0; i < n; {
 		batch := min(1+i%37, n-i)
 		for j := range batch {
-			p.SendAsync(Record{Value: payload(i+j, retSize)}, nil)
+			p.SendAsync(Record{Value: payload(i+j, retSize)}, done)
 		}
 		if err := p.Flush(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := failed.Load(); err != nil {
+			fmt.Fprintln(os.Stderr, *err)
 			return 1
 		}
 		i += batch
