@@ -126,6 +126,7 @@ func (p *partition) unlockWriter() {
 	if p.exact {
 		p.shm.kept().Store(0)
 	}
+	p.trimExtension()
 	p.meta.Unlock(writerLockByte)
 	p.held, p.exact = false, false
 }
@@ -162,7 +163,9 @@ func (p *partition) afterAppend(ok bool) {
 	if !p.watching {
 		p.watching = true
 		p.watchDone = make(chan struct{})
-		go p.watchHold(p.shm, p.watchDone)
+		// The cancel count as of now, not as of when the goroutine
+		// first runs: a stopHold in between must not be missed.
+		go p.watchHold(p.shm, p.watchDone, p.holdCancel.Load())
 	}
 }
 
@@ -170,13 +173,15 @@ func (p *partition) afterAppend(ok bool) {
 // releases the lock as soon as another holder counts itself as waiting,
 // once no append came for holdIdle, or when the partition closes
 // (holdCancel).
-func (p *partition) watchHold(m *metaMap, done chan<- struct{}) {
+func (p *partition) watchHold(m *metaMap, done chan<- struct{}, cancel uint32) {
 	defer close(done)
 	words := []*atomic.Uint32{m.waiting.count()}
 	expect := []uint32{0}
 	seen := p.appends.Load()
-	for {
-		cancel := p.holdCancel.Load()
+	for first := true; ; first = false {
+		if !first {
+			cancel = p.holdCancel.Load()
+		}
 		if m.waiting.count().Load() == 0 {
 			waitWords(words, expect, &p.holdCancel, cancel, holdIdle)
 		}
