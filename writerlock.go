@@ -169,12 +169,18 @@ func (p *partition) afterAppend(ok bool) {
 	}
 }
 
+// testHookWatchHold, if set, runs as a watcher starts.
+var testHookWatchHold func()
+
 // watchHold runs while the Log keeps the writer lock between appends: it
 // releases the lock as soon as another holder counts itself as waiting,
 // once no append came for holdIdle, or when the partition closes
 // (holdCancel).
 func (p *partition) watchHold(m *metaMap, done chan<- struct{}, cancel uint32) {
 	defer close(done)
+	if testHookWatchHold != nil {
+		testHookWatchHold()
+	}
 	words := []*atomic.Uint32{m.waiting.count()}
 	expect := []uint32{0}
 	seen := p.appends.Load()
