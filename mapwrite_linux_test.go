@@ -217,3 +217,34 @@ func TestMapWriteKilled(t *testing.T) {
 		t.Fatalf("verify counts %d records, want %d", got, n+1)
 	}
 }
+
+// TestMapWriteDiskFull: where the file cannot be extended (a full disk),
+// frames are pwritten, nothing is stored through the mapping past the
+// file's size, and no zeros are left past the tail.
+func TestMapWriteDiskFull(t *testing.T) {
+	failed := 0
+	extendFileFn = func(fd int, off, n int64) error {
+		failed++
+		return syscall.ENOSPC
+	}
+	t.Cleanup(func() { extendFileFn = extendFile })
+	idle := holdIdle
+	holdIdle = time.Hour
+	t.Cleanup(func() { holdIdle = idle })
+	dir := t.TempDir()
+	l := mapWriteLog(t, dir)
+	const n = 500
+	if err := mapWriteSend(l, n); err != nil {
+		t.Fatal(err)
+	}
+	if failed != 1 {
+		t.Errorf("extending was tried %d times, want once (then the segment is pwritten)", failed)
+	}
+	seg := segmentPath(filepath.Join(dir, "topics", mapWriteTopic, "0"), 0, logExt)
+	if end, size := dataEnd(t, seg); size != end {
+		t.Fatalf("the segment is %d bytes, its data %d", size, end)
+	}
+	if err := mapWriteCheck(l, n); err != nil {
+		t.Fatal(err)
+	}
+}

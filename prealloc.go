@@ -74,7 +74,7 @@ func (a *activeSeg) extend(end, limit int64) {
 	}
 	a.extendStep = min(max(2*a.extendStep, extendMin), extendMax)
 	upto := max(end, min(a.pos+a.extendStep, limit))
-	if err := extendFile(a.fd, a.pos, upto-a.pos); err != nil {
+	if err := extendFileFn(a.fd, a.pos, upto-a.pos); err != nil {
 		// A failed fallocate may have allocated (and sized) part of the
 		// range: cut it back to the data.
 		a.noExtend = true
@@ -84,6 +84,9 @@ func (a *activeSeg) extend(end, limit int64) {
 	a.extended = upto
 	a.cm.setLimit(upto)
 }
+
+// extendFileFn is extendFile; tests make it fail as a full disk does.
+var extendFileFn = extendFile
 
 // truncate cuts the segment file at pos, forgetting any extension past it.
 // The caller holds the writer lock.
