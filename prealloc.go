@@ -6,7 +6,8 @@ package runnel
 // a 100-byte pwrite+fdatasync appending to a file took about 1.3-1.4x as
 // long as one into blocks reserved beforehand (BenchmarkSyncedAppend;
 // README, Performance). So
-// the writer reserves blocks ahead of the tail in large steps, keeping the
+// the writer reserves blocks ahead of the tail in steps that grow with the
+// segment (up to reserveStep), keeping the
 // file's size: what readers, Verify and recovery see is unchanged, and a
 // reservation nobody filled is invisible. Roll hands back what the sealed
 // segment did not use; a segment that a closed Log was writing keeps its
@@ -15,7 +16,8 @@ package runnel
 // extends the file by, below, are for writes through a mapping in
 // Buffered and Periodic mode; durable appends keep to pwrite.)
 
-// reserveStep is how far ahead of the tail blocks are reserved at a time.
+// reserveStep is how far ahead of the tail blocks are reserved at a time,
+// at most.
 const reserveStep = 4 << 20
 
 // reserve makes sure blocks are reserved for the active segment up to end,
@@ -26,7 +28,9 @@ func (a *activeSeg) reserve(end, limit int64) {
 	if end <= a.reserved || a.noReserve {
 		return
 	}
-	upto := max(end, min(a.pos+reserveStep, limit))
+	// The step grows with the segment, up to reserveStep: a partition
+	// with little data holds little disk (thousands of them may be open).
+	upto := max(end, min(a.pos+min(max(a.pos, extendMin), reserveStep), limit))
 	from := max(a.pos, a.reserved)
 	if err := reserveBlocks(a.fd, from, upto-from); err != nil {
 		a.noReserve = true
