@@ -36,8 +36,11 @@ type activeSeg struct {
 	probe [12]byte    // findTail's look around pos
 	id    os.FileInfo // the file opened: one reopened after releaseFiles must be it
 
-	reserved  int64 // blocks are reserved up to here (prealloc.go)
-	noReserve bool  // reserving failed: append without
+	reserved   int64 // blocks are reserved up to here (prealloc.go)
+	noReserve  bool  // reserving failed: append without
+	extended   int64 // the file is extended with zeros up to here (0: not)
+	extendStep int64 // the last extension's step (prealloc.go)
+	noExtend   bool  // extending failed: pwrite frames
 }
 
 func (a *activeSeg) close() error {
@@ -112,6 +115,9 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		data = fb.Finish(w.next)
 	}
 	w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
+	if p.mapWrites() {
+		w.extend(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
+	}
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
 	}
@@ -132,6 +138,17 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 	p.noteAppend(fb.Count(), len(data))
 	p.noteAppended()
 	return base, nil
+}
+
+// mapWrites says whether the next frame may be copied through the
+// segment's mapping (commitmap_linux.go): with the pwrite backend, outside
+// Durable mode (where each fdatasync write-protects the pages again, and
+// every store would fault), and only while this Log keeps the writer lock
+// across appends, which it does when no other writer is waiting: writers
+// that take turns pwrite, and never meet this one's zeros past the tail.
+func (p *partition) mapWrites() bool {
+	_, pw := p.log.app.(pwriteAppender)
+	return pw && p.exact && p.w.cm != nil
 }
 
 // commitFrame writes one frame at the tail through the Log's backend, and
@@ -181,6 +198,9 @@ func (p *partition) dropActive() {
 		}
 	}
 	p.dirty = false
+	if p.held {
+		p.trimExtension()
+	}
 	p.cur.Store(nil)
 	p.w.close()
 	p.w = nil
@@ -235,6 +255,8 @@ func (p *partition) openActive(base int64) error {
 // segment (commit.go) finds the sealed ones clean. That sync fdatasyncs
 // them again all the same, since a roller may die before its own.
 func (p *partition) roll() error {
+	// A sealed segment never carries zeros past its seal.
+	p.trimExtension()
 	seal := frame.AppendSeal(nil, p.w.next)
 	seal[frame.OffState] = frame.StateWritten
 	began := time.Now()

@@ -34,12 +34,26 @@ const commitWindow = 1 << 20
 // (README, Performance): it pays off only when many frames share a page.
 const commitMapMax = 512
 
+// A writer that keeps the writer lock across appends in Buffered or
+// Periodic mode writes whole frames through the mapping too (write): a
+// copy into the page cache instead of a pwrite. The mapping can only store
+// within the file's size, so such a writer first extends the file with
+// zeros ahead of the tail (activeSeg.extend, prealloc.go), and stores go
+// only below limit, the size an fallocate succeeded for: blocks are
+// allocated there, so a full disk is an fallocate error (the writer then
+// pwrites), never a fault in a store. New pages of the window are
+// populated writable once (MADV_POPULATE_WRITE) rather than faulted in by
+// the first store to each.
+
 // commitMap is a segment's mapped window. It is used under the writer
 // lock (p.wmu) only.
 type commitMap struct {
-	fd  int
-	mem []byte
-	off int64 // file offset of mem[0]
+	fd        int
+	mem       []byte
+	off       int64 // file offset of mem[0]
+	limit     int64 // frames may be written below this file offset (0: none)
+	populated int64 // the window's pages are populated up to here
+	noPop     bool  // MADV_POPULATE_WRITE is not supported
 }
 
 func newCommitMap(fd int) *commitMap { return &commitMap{fd: fd} }
@@ -56,6 +70,12 @@ func (c *commitMap) commit(pos int64, fr []byte) (ok bool) {
 	if at%4 != 0 || len(fr) < frame.HeaderSize || len(fr) > commitMapMax {
 		return false
 	}
+	return c.store(at, fr)
+}
+
+// store sets the commit byte of fr, whose state word is at at, through the
+// mapping.
+func (c *commitMap) store(at int64, fr []byte) (ok bool) {
 	if c.mem == nil || at < c.off || at+4 > c.off+int64(len(c.mem)) {
 		if !c.remap(at) {
 			return false
@@ -74,7 +94,67 @@ func (c *commitMap) commit(pos int64, fr []byte) (ok bool) {
 	return true
 }
 
-// remap maps the window that holds the byte at.
+// write copies frame fr, uncommitted, to pos through the mapping and then
+// commits it (commit), and reports whether it could; where it could not,
+// nothing was stored, and the caller pwrites the frame.
+func (c *commitMap) write(pos int64, fr []byte) (ok bool) {
+	end := pos + int64(len(fr))
+	if c == nil || end > c.limit || len(fr) < frame.HeaderSize || fr[frame.OffState] == frame.StateCommitted {
+		return false
+	}
+	if c.mem == nil || pos < c.off || end > c.off+int64(len(c.mem)) {
+		if !c.remap(pos) || end > c.off+int64(len(c.mem)) {
+			return false // the frame crosses a window boundary
+		}
+	}
+	c.populate(pos, end)
+	stored := func() (ok bool) {
+		defer func() {
+			if recover() != nil {
+				ok = false
+			}
+		}()
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		copy(c.mem[pos-c.off:end-c.off], fr)
+		return true
+	}()
+	// The frame is 8-aligned, so its state word is 4-aligned; it is in
+	// the window, whose pages the copy just touched.
+	return stored && c.store(pos+frame.OffState-1, fr)
+}
+
+// setLimit says that the file holds allocated bytes up to limit.
+func (c *commitMap) setLimit(limit int64) {
+	if c != nil {
+		c.limit = limit
+	}
+}
+
+// populate makes the window's pages up to end (and on to the limit, a
+// step at a time) present and writable in one system call, so that stores
+// do not fault page by page. Only pages below the limit are touched: past
+// the file's size they would fault.
+func (c *commitMap) populate(pos, end int64) {
+	if c.noPop || end <= c.populated {
+		return
+	}
+	from := max(c.populated, pos)
+	to := min(c.limit, c.off+int64(len(c.mem)))
+	from &^= int64(unix.Getpagesize() - 1)
+	if to <= from {
+		return
+	}
+	if err := unix.Madvise(c.mem[from-c.off:to-c.off], unix.MADV_POPULATE_WRITE); err != nil {
+		if err == unix.EINVAL {
+			c.noPop = true // before Linux 5.14: stores fault pages in
+		}
+		return
+	}
+	c.populated = to
+}
+
+// remap maps the window that holds the byte at. A write that fails there
+// leaves nothing stored.
 func (c *commitMap) remap(at int64) bool {
 	c.close()
 	off := at &^ (commitWindow - 1)
@@ -82,7 +162,7 @@ func (c *commitMap) remap(at int64) bool {
 	if err != nil {
 		return false
 	}
-	c.mem, c.off = mem, off
+	c.mem, c.off, c.populated = mem, off, off
 	return true
 }
 

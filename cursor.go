@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -77,7 +78,10 @@ type segFrame struct {
 	// cursor's window: valid until the next read, or while pinned.
 	data  []byte
 	cause error // frameBad and frameUncommitted: what is wrong
-	eof   bool  // frameEnd: the file ends at pos (not a zero length field)
+	// eof, for frameEnd: the data ends at pos, because the file does or
+	// because only zeros follow to its end (zerosToEnd). Without it, a
+	// zero length field has bytes that are not zero after it.
+	eof bool
 }
 
 // cursor reads the frames of one segment file in order through a
@@ -111,6 +115,11 @@ type cursor struct {
 	ahead    int
 	lastFull bool  // the last read got all it asked for
 	lastAt   int64 // where it started
+
+	// zeroFrom, zeroSize: the bytes from zeroFrom to the end of the file,
+	// zeroSize long then, were found zero (zerosToEnd).
+	zeroFrom, zeroSize int64
+	zeroBuf            []byte
 }
 
 const (
@@ -129,6 +138,7 @@ func newCursor(f segmentFile, path string, pos, next int64) *cursor {
 // setFile points the cursor at another segment file, keeping its buffer.
 func (c *cursor) setFile(f segmentFile, path string) {
 	c.f, c.path, c.segBase = f, path, -1
+	c.zeroSize = 0
 	if base, ok := segmentBaseOf(path); ok {
 		c.segBase = base
 	}
@@ -210,6 +220,11 @@ func (c *cursor) frameAt(pos int64) (f segFrame, st frameStatus, err error) {
 	}
 	if len(h) == 0 || frame.IsZeroHeader(h) {
 		f.eof = len(h) == 0
+		if !f.eof {
+			if f.eof, err = c.zerosToEnd(pos); err != nil {
+				return f, frameBad, err
+			}
+		}
 		return f, frameEnd, nil
 	}
 	if f.meta, f.cause = frame.ParseMeta(h); f.cause != nil {
@@ -244,6 +259,65 @@ func (c *cursor) frameAt(pos int64) (f segFrame, st frameStatus, err error) {
 }
 
 var errUncommitted = errors.New("frame not committed")
+
+// zeroScan is how many bytes zerosToEnd reads at a time.
+const zeroScan = 64 << 10
+
+// zerosToEnd reports whether the bytes from pos to the end of the file are
+// all zero: the one rule by which the data ends at a zero length field
+// (FORMAT.md, Zeros ahead of the tail). A writer that copies frames
+// through a mapping extends the file with zeros ahead of its tail
+// (prealloc.go), and one that dies leaves them; everywhere else a zero
+// length field with bytes after it is a break that judgeTail judges.
+//
+// A cursor following a live writer meets the zeros on every read at the
+// tail, so it remembers the last answer: while the file keeps its size,
+// zeros found from zeroFrom to its end are still zeros at any pos past
+// zeroFrom whose header is zero, since writers only write at the tail.
+func (c *cursor) zerosToEnd(pos int64) (bool, error) {
+	st, err := c.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("runnel: stat %s: %w", c.path, err)
+	}
+	size := st.Size()
+	if c.zeroSize == size && c.zeroFrom <= pos && pos <= size && c.zeroSize > 0 {
+		return true, nil
+	}
+	if c.zeroBuf == nil {
+		c.zeroBuf = make([]byte, zeroScan)
+	}
+	for at := pos; at < size; {
+		n, err := c.f.ReadAt(c.zeroBuf[:min(int64(len(c.zeroBuf)), size-at)], at)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("runnel: read %s at %d: %w", c.path, at, err)
+		}
+		if !allZero(c.zeroBuf[:n]) {
+			return false, nil
+		}
+		if n == 0 {
+			break // the file shrank meanwhile: it ends here now
+		}
+		at += int64(n)
+	}
+	c.zeroFrom, c.zeroSize = pos, size
+	return true, nil
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // peek reads the frame at the cursor and judges it against the offset
 // expected there, without moving. err is an I/O error only.

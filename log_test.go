@@ -81,7 +81,30 @@ func cloneRecord(r Record) Record {
 	if r.Value != nil {
 		c.Value = append([]byte{}, r.Value...)
 	}
+	if r.Headers != nil {
+		// Header values alias the read buffer as Value does.
+		c.Headers = make([]Header, len(r.Headers))
+		for i, h := range r.Headers {
+			c.Headers[i] = h
+			if h.Value != nil {
+				c.Headers[i].Value = append([]byte{}, h.Value...)
+			}
+		}
+	}
 	return c
+}
+
+// TestCloneRecordHeaders checks the test helper that keeps records past
+// the next Poll: header values alias the read buffer too.
+func TestCloneRecordHeaders(t *testing.T) {
+	val := []byte("v")
+	r := Record{Value: []byte("x"), Headers: []Header{{Key: "k", Value: val}, {Key: "nil"}}}
+	c := cloneRecord(r)
+	val[0] = 'w'
+	r.Headers[0].Key = "changed"
+	if string(c.Headers[0].Value) != "v" || c.Headers[0].Key != "k" || c.Headers[1].Value != nil {
+		t.Fatalf("clone shares header memory with the original: %+v", c.Headers)
+	}
 }
 
 func TestRoundTrip(t *testing.T) {

@@ -164,6 +164,15 @@ func mapMeta(lf *lockFile, path string) (*metaMap, error) {
 		// its blocks now, before any store into it.
 		return nil, fmt.Errorf("runnel: allocate %s: %w", path, err)
 	}
+	if !lf.readOnly {
+		// Give the page blocks now: the first store into a sparse page of
+		// a shared mapping allocates them, and on a full disk that store
+		// is a SIGBUS, which nothing can recover from. Here a full disk
+		// is an error.
+		if err := reserveBlocks(int(f.Fd()), 0, metaSize); errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+			return nil, fmt.Errorf("runnel: allocate %s: %w", path, err)
+		}
+	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, metaSize, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: map %s: %w", path, err)

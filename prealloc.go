@@ -15,8 +15,9 @@ import (
 // hands back what the sealed segment did not use; a segment that a closed
 // Log was writing keeps its reservation for the next writer. (An append
 // still changes the file's size, which its fdatasync must write too; only
-// writes inside the file's size avoid that, and zeros past the data would
-// need the tail rules changed, README, Performance.)
+// writes inside the file's size avoid that. The zeros a writer extends the
+// file by, below, are for writes through a mapping in Buffered and
+// Periodic mode; durable appends keep to pwrite.)
 
 // reserveStep is how far ahead of the tail blocks are reserved at most;
 // reserveMin at least. In between, a step is as long as the segment's data
@@ -53,7 +54,7 @@ func (a *activeSeg) reserve(end, limit int64) {
 // this one took the segment over and rolled it with its first frame (one
 // ftruncate per segment).
 func (p *partition) releaseReserve(end int64) {
-	if err := p.w.f.Truncate(end); err != nil {
+	if err := p.w.truncate(end); err != nil {
 		p.log.opts.Logger.Warn("runnel: release reserved blocks", "path", p.w.path, "err", err)
 	}
 	p.w.reserved = 0
@@ -86,4 +87,65 @@ func zeroFill(f *os.File, size int64) error {
 	}
 	_, err = f.WriteAt(make([]byte, size-st.Size()), st.Size())
 	return err
+}
+
+// Zeros ahead of the tail (FORMAT.md). A writer that copies frames through
+// the segment's mapping (commitmap_linux.go) needs the file to reach past
+// them, so it extends the file for real, with zeros, ahead of the tail:
+// readers, Verify and recovery take zeros from the end of the last good
+// frame to the end of the file as the end of the data (cursor.zerosToEnd).
+// The extension starts at extendMin and doubles with each step up to
+// extendMax, so that a partition with little data stays small, and so does
+// the cost of a hold that ends soon (writers that take turns); it is cut
+// back whenever
+// the writer lets the lock go (unlockWriter), before a roll seals the
+// segment, and by whoever finds one a dead writer left (repairTail).
+const (
+	extendMin = reserveMin
+	extendMax = reserveStep
+)
+
+// extend makes the file reach at least end, extending it with zeros a
+// step ahead (at most to limit, the segment's size) when it does not, and
+// tells the mapping how far it may write. Where the file system cannot
+// allocate (a full disk), nothing is extended and frames are pwritten.
+func (a *activeSeg) extend(end, limit int64) {
+	if end <= a.extended || a.noExtend || a.cm == nil {
+		return
+	}
+	a.extendStep = min(max(2*a.extendStep, extendMin), extendMax)
+	upto := max(end, min(a.pos+a.extendStep, limit))
+	if err := extendFileFn(a.fd, a.pos, upto-a.pos); err != nil {
+		// A failed fallocate may have allocated (and sized) part of the
+		// range: cut it back to the data.
+		a.noExtend = true
+		a.truncate(a.pos)
+		return
+	}
+	a.extended = upto
+	a.cm.setLimit(upto)
+}
+
+// extendFileFn is extendFile; tests make it fail as a full disk does.
+var extendFileFn = extendFile
+
+// truncate cuts the segment file at pos, forgetting any extension past it.
+// The caller holds the writer lock.
+func (a *activeSeg) truncate(pos int64) error {
+	a.extended, a.extendStep = 0, 0
+	a.cm.setLimit(0)
+	return a.f.Truncate(pos)
+}
+
+// trimExtension cuts the zeros this writer extended the segment by back
+// to the tail: while it does not hold the writer lock, other writers and
+// readers find the file ending where its data does. The caller holds the
+// writer lock.
+func (p *partition) trimExtension() {
+	if p.w == nil || p.w.extended == 0 {
+		return
+	}
+	if err := p.w.truncate(p.w.pos); err != nil {
+		p.log.opts.Logger.Warn("runnel: cut the zeros past the tail", "path", p.w.path, "err", err)
+	}
 }

@@ -33,3 +33,14 @@ func fallocate(fd int, mode uint32, off, n int64) error {
 		}
 	}
 }
+
+// extendFile allocates blocks for n bytes from off and extends the file's
+// size over them: zeros that a shared mapping may store into.
+func extendFile(fd int, off, n int64) error {
+	for {
+		err := unix.Fallocate(fd, 0, off, n)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

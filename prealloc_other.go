@@ -16,3 +16,9 @@ func reserveBlocks(fd int, off, n int64) error {
 func allocateBlocks(fd int, off, n int64) error {
 	return errors.ErrUnsupported
 }
+
+// extendFile extends nothing outside Linux, where frames are not written
+// through a mapping (commitmap_other.go).
+func extendFile(fd int, off, n int64) error {
+	return errors.ErrUnsupported
+}

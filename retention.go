@@ -294,6 +294,11 @@ func planRetention(dir string, cfg TopicConfig, now time.Time) ([]removedSegment
 			return nil, err
 		}
 		sizes[i] = st.Size()
+		if i == len(bases)-1 {
+			// The last segment may end in the zeros a writer extends it
+			// by (prealloc.go): they are not data.
+			sizes[i] = withoutTrailingZeros(segmentPath(dir, b, logExt), sizes[i])
+		}
 		total += sizes[i]
 	}
 	cutoff := now.Add(-cfg.RetentionAge).UnixNano()
@@ -477,4 +482,35 @@ func (r *partReader) belowStart(offset, start int64) (int64, error) {
 		return start, nil
 	}
 	return 0, r.p.outOfRange(offset)
+}
+
+// withoutTrailingZeros returns size less the zero bytes the file of that
+// size ends in, in 8-byte words (frames are 8-aligned). It counts the
+// data of a segment that a writer extended with zeros ahead of its tail,
+// give or take the zero words the last frame may end in; where the file
+// cannot be read, size.
+func withoutTrailingZeros(path string, size int64) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return size
+	}
+	defer f.Close()
+	buf := make([]byte, zeroScan)
+	end := size &^ 7
+	if end < size {
+		return size // not a whole number of words: not zeros from a writer
+	}
+	for end > 0 {
+		n := min(int64(len(buf)), end)
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return size
+		}
+		for i := n - 8; i >= 0; i -= 8 {
+			if !allZero(buf[i : i+8]) {
+				return end - n + i + 8
+			}
+		}
+		end -= n
+	}
+	return 0
 }

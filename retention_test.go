@@ -733,3 +733,38 @@ func TestReaderListingOvertakenByRetention(t *testing.T) {
 		t.Error("openSegmentOrLater left the reader resetting on out of range")
 	}
 }
+
+// TestRetentionBytesWithoutZeros: the zeros a writer extends the last
+// segment by (FORMAT.md, Zeros ahead of the tail) are not data, and do not
+// count against RetentionBytes.
+func TestRetentionBytesWithoutZeros(t *testing.T) {
+	dir := t.TempDir()
+	data := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i%251 + 1)
+		}
+		return b
+	}
+	if err := os.WriteFile(segmentPath(dir, 0, logExt), data(1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	last := append(data(104), make([]byte, 4<<20)...)
+	if err := os.WriteFile(segmentPath(dir, 10, logExt), last, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := withoutTrailingZeros(segmentPath(dir, 10, logExt), int64(len(last))); got != 104 {
+		t.Fatalf("withoutTrailingZeros = %d, want 104", got)
+	}
+	plan, err := planRetention(dir, TopicConfig{RetentionBytes: 2000}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 0 {
+		t.Fatalf("1,104 bytes of data against a limit of 2,000: retention plans %+v", plan)
+	}
+	plan, err = planRetention(dir, TopicConfig{RetentionBytes: 1100}, time.Now())
+	if err != nil || len(plan) != 1 || plan[0].base != 0 {
+		t.Fatalf("1,104 bytes of data against a limit of 1,100: retention plans %+v, %v; want segment 0 removed", plan, err)
+	}
+}

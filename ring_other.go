@@ -9,13 +9,20 @@ import (
 
 // pwriteAppender is the portable backend: pwrite the frame, write the
 // commit byte (through the segment's shared mapping where there is one,
-// commitmap_linux.go, else with a second pwrite), fdatasync. It is the
+// commitmap_linux.go, else with a second pwrite), fdatasync. Where the
+// writer extended the file past the frame, the frame itself is copied
+// through the mapping instead of pwritten. It is the
 // only backend off Linux.
 type pwriteAppender struct{}
 
 var commitByte = []byte{frame.StateCommitted}
 
 func (pwriteAppender) appendFrame(fd int, off int64, b []byte, sync bool, cm *commitMap) error {
+	if !sync && cm.write(off, b) {
+		// A writer keeping the lock in Buffered or Periodic mode, with
+		// the file extended past the frame (commitmap_linux.go).
+		return nil
+	}
 	if err := pwriteFull(fd, b, off); err != nil {
 		return err
 	}

@@ -274,7 +274,17 @@ func (p *partition) repairTail(c *cursor, rules tailRules) (tailVerdict, int64, 
 		return v, 0, err
 	}
 	switch v.kind {
-	case tailEnd, tailMoved:
+	case tailEnd:
+		if v.size > v.pos {
+			// Zeros a writer extended the file by, and died (or the
+			// machine stopped) before it cut them: the data ends here,
+			// and the file is made to end here too.
+			if err := p.w.truncate(v.pos); err != nil {
+				return v, 0, fmt.Errorf("runnel: cut zeros past the tail of %s: %w", p.w.path, err)
+			}
+		}
+		return v, 0, nil
+	case tailMoved:
 		return v, 0, nil
 	case tailDamage:
 		p.broken = &CorruptError{Path: p.w.path, Pos: v.pos, Offset: v.next, Err: errors.New(v.describe(rules))}
@@ -285,7 +295,7 @@ func (p *partition) repairTail(c *cursor, rules tailRules) (tailVerdict, int64, 
 		return v, 0, p.broken
 	}
 	cut := v.size - v.pos
-	if err := p.w.f.Truncate(v.pos); err != nil {
+	if err := p.w.truncate(v.pos); err != nil {
 		return v, 0, fmt.Errorf("runnel: repair %s: %w", p.w.path, err)
 	}
 	if p.log.opts.Durability != Buffered || rules.powerLoss {
@@ -304,7 +314,7 @@ func (p *partition) repairTail(c *cursor, rules tailRules) (tailVerdict, int64, 
 // look like a dead writer's. If the cut fails too, the next append's tail
 // check cuts them.
 func (p *partition) cutFailedAppend() {
-	if err := p.w.f.Truncate(p.w.pos); err != nil {
+	if err := p.w.truncate(p.w.pos); err != nil {
 		p.log.opts.Logger.Warn("runnel: cannot cut a failed append", "path", p.w.path, "pos", p.w.pos, "err", err)
 	}
 }

@@ -139,15 +139,6 @@ func (v *verifier) meta(p *partition) *metaMap {
 	return m
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // segment walks every frame of one segment file, then checks its indexes.
 // later is the base of the segment after it, or -1 for the last.
 func (v *verifier) segment(p *partition, base, later int64, meta *metaMap) (segCheck, error) {
@@ -190,6 +181,14 @@ walk:
 		switch status {
 		case frameSeal:
 			sc.sealed, sc.next, sc.walked = true, c.next, c.pos
+			if size > c.pos {
+				// The size read before the walk may hold the zeros a live
+				// writer extended the segment by before it sealed it
+				// (cutting them first): look again.
+				if st, err := f.Stat(); err == nil {
+					size = st.Size()
+				}
+			}
 			if size > c.pos {
 				report(ProblemCorrupt, c.pos, sc.next, 0, "%d bytes after the seal", size-c.pos)
 			}

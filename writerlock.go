@@ -126,6 +126,7 @@ func (p *partition) unlockWriter() {
 	if p.exact {
 		p.shm.kept().Store(0)
 	}
+	p.trimExtension()
 	p.meta.Unlock(writerLockByte)
 	p.held, p.exact = false, false
 }
@@ -162,9 +163,13 @@ func (p *partition) afterAppend(ok bool) {
 	if !p.watching {
 		p.watching = true
 		p.watchDone = make(chan struct{})
+		// The cancel count as of now, under p.wmu (see watchHold).
 		go p.watchHold(p.shm, p.holdCancel.Load(), p.watchDone)
 	}
 }
+
+// testHookWatchHold, if set, runs as a watcher starts.
+var testHookWatchHold func()
 
 // watchHold runs while the Log keeps the writer lock between appends: it
 // releases the lock as soon as another holder counts itself as waiting,
@@ -180,6 +185,9 @@ func (p *partition) afterAppend(ok bool) {
 // ends the sleep.
 func (p *partition) watchHold(m *metaMap, cancel uint32, done chan<- struct{}) {
 	defer close(done)
+	if testHookWatchHold != nil {
+		testHookWatchHold()
+	}
 	words := []*atomic.Uint32{m.waiting.count()}
 	expect := []uint32{0}
 	seen := p.appends.Load()

@@ -254,3 +254,38 @@ func TestStopHoldEndsNewWatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestStopHoldBeforeWatcherRuns: a stopHold that comes before the watcher
+// goroutine first runs is not lost: the watcher starts from the cancel
+// count afterAppend saw, so it ends at once instead of sleeping for
+// holdIdle (here an hour) with Close waiting for it.
+func TestStopHoldBeforeWatcherRuns(t *testing.T) {
+	stretchHold(t)
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	part := l.topics["t"].parts[0]
+	started := make(chan struct{})
+	release := make(chan struct{})
+	testHookWatchHold = func() {
+		close(started)
+		<-release
+	}
+	t.Cleanup(func() { testHookWatchHold = nil })
+	if _, err := p.Send(context.Background(), Record{Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	before := part.holdCancel.Load()
+	stopped := make(chan struct{})
+	go func() {
+		part.stopHold()
+		close(stopped)
+	}()
+	for part.holdCancel.Load() == before {
+		time.Sleep(time.Millisecond) // until stopHold has cancelled
+	}
+	close(release)
+	inTime(t, "stopHold", func() error { <-stopped; return nil })
+}
