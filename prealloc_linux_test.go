@@ -176,7 +176,9 @@ func TestReserveGrowsWithData(t *testing.T) {
 	if err := reserveBlocks(probeFile(t, dir), 0, 1<<20); err != nil {
 		t.Skipf("the file system under %s reserves no blocks: %v", dir, err)
 	}
-	l := openTest(t, dir, &Options{Durability: Buffered})
+	// Durable: its appends keep to pwrite and the reservation, where
+	// Buffered ones extend the file with zeros instead (extend).
+	l := openTest(t, dir, &Options{Durability: Durable})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
 	p := mustProducer(t, l, "t", nil)
 	seg := segmentPath(partDir(l, "t", 0), 0, logExt)
