@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"testing"
@@ -78,31 +76,8 @@ func BenchmarkDurableProcesses(b *testing.B) {
 		dir := b.TempDir()
 		l := openTest(b, dir, &Options{Durability: Durable})
 		mustCreate(b, l, "bench", TopicConfig{Partitions: 1})
-		type child struct {
-			cmd   *exec.Cmd
-			in    io.WriteCloser
-			lines <-chan string
-		}
-		var kids []child
-		for range procs {
-			cmd := mpChild("bench-durable", "RUNNEL_BENCH_DIR="+dir, "RUNNEL_BENCH_TOPIC=bench",
-				"RUNNEL_BENCH_N="+strconv.Itoa(perProc))
-			in, _ := cmd.StdinPipe()
-			out, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			kids = append(kids, child{cmd, in, mpLines(out)})
-		}
-		for _, k := range kids {
-			if s := mpExpectLine(b, k.lines, 30*time.Second); s != "ready" {
-				b.Fatalf("producer said %q", s)
-			}
-		}
-		b.StartTimer()
-		for _, k := range kids {
-			io.WriteString(k.in, "go\n")
-		}
+		kids := startBenchChildren(b, procs, "bench-durable", "RUNNEL_BENCH_DIR="+dir, "RUNNEL_BENCH_TOPIC=bench",
+			"RUNNEL_BENCH_N="+strconv.Itoa(perProc))
 		first, last := int64(1<<62), int64(0)
 		var syncs, writerLocks, synced int64
 		for _, k := range kids {

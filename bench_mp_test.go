@@ -83,31 +83,8 @@ func BenchmarkMultiProcess(b *testing.B) {
 		dir := b.TempDir()
 		l := openTest(b, dir, &Options{Durability: Buffered})
 		mustCreate(b, l, "bench", TopicConfig{Partitions: 1})
-		type child struct {
-			cmd   *exec.Cmd
-			in    io.WriteCloser
-			lines <-chan string
-		}
-		var kids []child
-		for range producers {
-			cmd := mpChild("bench-producer", "RUNNEL_BENCH_DIR="+dir, "RUNNEL_BENCH_TOPIC=bench",
-				"RUNNEL_BENCH_N="+strconv.Itoa(perProducer), "RUNNEL_BENCH_SIZE="+strconv.Itoa(size))
-			in, _ := cmd.StdinPipe()
-			out, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			kids = append(kids, child{cmd, in, mpLines(out)})
-		}
-		for _, k := range kids {
-			if s := mpExpectLine(b, k.lines, 30*time.Second); s != "ready" {
-				b.Fatalf("producer said %q", s)
-			}
-		}
-		b.StartTimer()
-		for _, k := range kids {
-			io.WriteString(k.in, "go\n")
-		}
+		kids := startBenchChildren(b, producers, "bench-producer", "RUNNEL_BENCH_DIR="+dir, "RUNNEL_BENCH_TOPIC=bench",
+			"RUNNEL_BENCH_N="+strconv.Itoa(perProducer), "RUNNEL_BENCH_SIZE="+strconv.Itoa(size))
 		first, last := int64(1<<62), int64(0)
 		for _, k := range kids {
 			s := mpExpectLine(b, k.lines, 5*time.Minute)
@@ -371,4 +348,37 @@ func futexPingRun(b *testing.B, n int, every time.Duration) []time.Duration {
 	}
 	b.StartTimer()
 	return lats
+}
+
+// benchChild is a child process of a multi-process benchmark: it says
+// "ready", starts at "go" on its stdin, and reports a line when done.
+type benchChild struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines <-chan string
+}
+
+// startBenchChildren starts n children (mpChild's role and env), waits
+// until every one is ready, then starts the timer and them together.
+func startBenchChildren(b *testing.B, n int, role string, env ...string) []benchChild {
+	var kids []benchChild
+	for range n {
+		cmd := mpChild(role, env...)
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		kids = append(kids, benchChild{cmd, in, mpLines(out)})
+	}
+	for _, k := range kids {
+		if s := mpExpectLine(b, k.lines, 30*time.Second); s != "ready" {
+			b.Fatalf("producer said %q", s)
+		}
+	}
+	b.StartTimer()
+	for _, k := range kids {
+		io.WriteString(k.in, "go\n")
+	}
+	return kids
 }
