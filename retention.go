@@ -297,7 +297,7 @@ func planRetention(dir string, cfg TopicConfig, now time.Time) ([]removedSegment
 		if i == len(bases)-1 {
 			// The last segment may end in the zeros a writer extends it
 			// by (prealloc.go): they are not data.
-			sizes[i] = withoutTrailingZeros(segmentPath(dir, b, logExt), sizes[i])
+			sizes[i] = dataSize(dir, b, sizes[i])
 		}
 		total += sizes[i]
 	}
@@ -484,33 +484,30 @@ func (r *partReader) belowStart(offset, start int64) (int64, error) {
 	return 0, r.p.outOfRange(offset)
 }
 
-// withoutTrailingZeros returns size less the zero bytes the file of that
-// size ends in, in 8-byte words (frames are 8-aligned). It counts the
-// data of a segment that a writer extended with zeros ahead of its tail,
-// give or take the zero words the last frame may end in; where the file
-// cannot be read, size.
-func withoutTrailingZeros(path string, size int64) int64 {
+// dataSize returns how far the data of segment base reaches in a file of
+// size bytes: where the cursor's walk from the segment's last index entry
+// ends at zeros that run to the end of the file (FORMAT.md, Zeros ahead
+// of the tail; cursor.zerosToEnd), so the zeros a writer extended the
+// segment by are not counted. Anything else after the last good frame
+// (a frame being written, damage) takes disk space like data and counts;
+// so does the whole file where it cannot be read.
+func dataSize(dir string, base, size int64) int64 {
+	path := segmentPath(dir, base, logExt)
 	f, err := os.Open(path)
 	if err != nil {
 		return size
 	}
 	defer f.Close()
-	buf := make([]byte, zeroScan)
-	end := size &^ 7
-	if end < size {
-		return size // not a whole number of words: not zeros from a writer
+	pos, next := int64(0), base
+	if entries, err := readIndex(segmentPath(dir, base, indexExt), size); err == nil && len(entries) > 0 {
+		last := entries[len(entries)-1]
+		pos, next = int64(last.pos), base+int64(last.rel)
 	}
-	for end > 0 {
-		n := min(int64(len(buf)), end)
-		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
-			return size
-		}
-		for i := n - 8; i >= 0; i -= 8 {
-			if !allZero(buf[i : i+8]) {
-				return end - n + i + 8
-			}
-		}
-		end -= n
+	c := newCursor(f, path, pos, next)
+	c.verify = false // frame lengths are what is measured here
+	end, st, err := c.walk(nil)
+	if err != nil || st != frameEnd || !end.eof {
+		return size
 	}
-	return 0
+	return c.pos
 }

@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -743,32 +744,40 @@ func TestReaderListingOvertakenByRetention(t *testing.T) {
 // count against RetentionBytes.
 func TestRetentionBytesWithoutZeros(t *testing.T) {
 	dir := t.TempDir()
-	data := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(i%251 + 1)
+	first, _ := appendFrames(nil, 0, 10)
+	if err := os.WriteFile(segmentPath(dir, 0, logExt), first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	frames, _ := appendFrames(nil, 10, 1)
+	writeLast := func(after []byte) int64 {
+		last := append(append([]byte(nil), frames...), after...)
+		if err := os.WriteFile(segmentPath(dir, 10, logExt), last, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		return b
+		return int64(len(last))
 	}
-	if err := os.WriteFile(segmentPath(dir, 0, logExt), data(1000), 0o644); err != nil {
-		t.Fatal(err)
+	size := writeLast(make([]byte, 4<<20))
+	if got, want := dataSize(dir, 10, size), int64(len(frames)); got != want {
+		t.Fatalf("dataSize = %d, want %d (the frame without the zeros after it)", got, want)
 	}
-	last := append(data(104), make([]byte, 4<<20)...)
-	if err := os.WriteFile(segmentPath(dir, 10, logExt), last, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if got := withoutTrailingZeros(segmentPath(dir, 10, logExt), int64(len(last))); got != 104 {
-		t.Fatalf("withoutTrailingZeros = %d, want 104", got)
-	}
-	plan, err := planRetention(dir, TopicConfig{RetentionBytes: 2000}, time.Now())
+	data := int64(len(first) + len(frames))
+	plan, err := planRetention(dir, TopicConfig{RetentionBytes: data}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plan) != 0 {
-		t.Fatalf("1,104 bytes of data against a limit of 2,000: retention plans %+v", plan)
+		t.Fatalf("%d bytes of data against a limit of as many: retention plans %+v", data, plan)
 	}
-	plan, err = planRetention(dir, TopicConfig{RetentionBytes: 1100}, time.Now())
+	plan, err = planRetention(dir, TopicConfig{RetentionBytes: data - 1}, time.Now())
 	if err != nil || len(plan) != 1 || plan[0].base != 0 {
-		t.Fatalf("1,104 bytes of data against a limit of 1,100: retention plans %+v, %v; want segment 0 removed", plan, err)
+		t.Fatalf("%d bytes of data against a limit of %d: retention plans %+v, %v; want segment 0 removed", data, data-1, plan, err)
+	}
+
+	// Bytes after the last frame that are not zeros to the end of the
+	// file (a frame being written, damage) take space like data.
+	garbage := append(bytes.Repeat([]byte{7}, 64), make([]byte, 1<<10)...)
+	size = writeLast(garbage)
+	if got := dataSize(dir, 10, size); got != size {
+		t.Fatalf("dataSize with garbage after the frame = %d, want the file's %d", got, size)
 	}
 }
