@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -224,41 +223,12 @@ func TestDurableSendCtxWhileSyncLockHeld(t *testing.T) {
 	}
 }
 
-// TestStopHoldEndsNewWatcher: releasing a kept lock ends its watcher even
-// when the watcher has not run yet. The watcher read its cancel word only
-// when it first ran, after the stopHold that bumped it, and then slept
-// through that stopHold's wake-up for holdIdle: an hour here, as in the
-// tests that stretch it, where Log.Close hung (seen in TestLoneSenderLeads
-// under load). One P makes the watcher start only once stopHold blocks.
-func TestStopHoldEndsNewWatcher(t *testing.T) {
-	stretchHold(t)
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, RetentionInterval: -1})
-	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	p := mustProducer(t, l, "t", nil)
-	tp, _ := l.topic("t")
-	part := tp.parts[0]
-	for i := range 20 {
-		if _, err := p.Send(context.Background(), Record{Value: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
-		stopped := make(chan struct{})
-		go func() {
-			part.stopHold()
-			close(stopped)
-		}()
-		select {
-		case <-stopped:
-		case <-time.After(time.Minute): // a generous bound: it takes microseconds
-			t.Fatalf("round %d: stopHold still waits for the watcher after a minute", i)
-		}
-	}
-}
-
 // TestStopHoldBeforeWatcherRuns: a stopHold that comes before the watcher
 // goroutine first runs is not lost: the watcher starts from the cancel
 // count afterAppend saw, so it ends at once instead of sleeping for
-// holdIdle (here an hour) with Close waiting for it.
+// holdIdle (here an hour) with Close waiting for it. (It re-read the word
+// when it first ran, after the stopHold that bumped it, and Log.Close
+// hung: seen in TestLoneSenderLeads under load.)
 func TestStopHoldBeforeWatcherRuns(t *testing.T) {
 	stretchHold(t)
 	dir := t.TempDir()
