@@ -17,7 +17,7 @@ import (
 func BenchmarkStream(b *testing.B) {
 	for _, d := range []Durability{Buffered, Durable} {
 		b.Run("mode="+d.String(), func(b *testing.B) {
-			_, p := benchLog(b, d, BackendPwrite)
+			l, p := benchLog(b, d, BackendPwrite)
 			value := make([]byte, 100)
 			var acked int // callbacks of one partition run one at a time
 			var failed error
@@ -44,6 +44,9 @@ func BenchmarkStream(b *testing.B) {
 			}
 			b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/rec")
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+			if st := l.Stats(); st.FramesWritten > 0 {
+				b.ReportMetric(float64(st.RecordsWritten)/float64(st.FramesWritten), "records/frame")
+			}
 		})
 	}
 }
