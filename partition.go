@@ -270,10 +270,17 @@ func (p *partition) describe() (PartitionInfo, error) {
 		return info, err
 	}
 	info.Segments = len(bases)
-	for _, b := range bases {
-		if st, err := os.Stat(segmentPath(p.dir, b, logExt)); err == nil {
-			info.Bytes += st.Size()
+	for i, b := range bases {
+		st, err := os.Stat(segmentPath(p.dir, b, logExt))
+		if err != nil {
+			continue
 		}
+		size := st.Size()
+		if i == len(bases)-1 {
+			// Zeros ahead of the tail are not data (prealloc.go).
+			size = dataSize(p.dir, b, size)
+		}
+		info.Bytes += size
 	}
 	if len(bases) == 0 {
 		return info, nil

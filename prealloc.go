@@ -15,9 +15,8 @@ import (
 // hands back what the sealed segment did not use; a segment that a closed
 // Log was writing keeps its reservation for the next writer. (An append
 // still changes the file's size, which its fdatasync must write too; only
-// writes inside the file's size avoid that. The zeros a writer extends the
-// file by, below, are for writes through a mapping in Buffered and
-// Periodic mode; durable appends keep to pwrite.)
+// writes inside the file's size avoid that: the zeros a writer extends the
+// file by, below.)
 
 // reserveStep is how far ahead of the tail blocks are reserved at most;
 // reserveMin at least. In between, a step is as long as the segment's data
@@ -91,15 +90,17 @@ func zeroFill(f *os.File, size int64) error {
 
 // Zeros ahead of the tail (FORMAT.md). A writer that copies frames through
 // the segment's mapping (commitmap_linux.go) needs the file to reach past
-// them, so it extends the file for real, with zeros, ahead of the tail:
+// them, and a durable writer's fdatasync is cheaper when its frame lands
+// inside the file's size (partition.extendsAhead), so both extend the file
+// for real, with zeros, ahead of the tail while they keep the writer lock:
 // readers, Verify and recovery take zeros from the end of the last good
 // frame to the end of the file as the end of the data (cursor.zerosToEnd).
 // The extension starts at extendMin and doubles with each step up to
 // extendMax, so that a partition with little data stays small, and so does
 // the cost of a hold that ends soon (writers that take turns); it is cut
-// back whenever
-// the writer lets the lock go (unlockWriter), before a roll seals the
-// segment, and by whoever finds one a dead writer left (repairTail).
+// back whenever the writer lets the lock go (unlockWriter), before a roll
+// seals the segment, and by whoever finds one a dead writer left
+// (repairTail).
 const (
 	extendMin = reserveMin
 	extendMax = reserveStep
@@ -110,7 +111,7 @@ const (
 // tells the mapping how far it may write. Where the file system cannot
 // allocate (a full disk), nothing is extended and frames are pwritten.
 func (a *activeSeg) extend(end, limit int64) {
-	if end <= a.extended || a.noExtend || a.cm == nil {
+	if end <= a.extended || a.noExtend {
 		return
 	}
 	a.extendStep = min(max(2*a.extendStep, extendMin), extendMax)

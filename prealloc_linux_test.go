@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // segmentBlocks returns a segment file's size and the bytes of disk
@@ -176,11 +177,15 @@ func TestReserveGrowsWithData(t *testing.T) {
 	if err := reserveBlocks(probeFile(t, dir), 0, 1<<20); err != nil {
 		t.Skipf("the file system under %s reserves no blocks: %v", dir, err)
 	}
-	// Durable: its appends keep to pwrite and the reservation, where
-	// Buffered ones extend the file with zeros instead (extend).
+	// A writer that takes turns with others (here: one that met
+	// contention, for an hour) lets the lock go after each append, and
+	// appends into the reservation; one that keeps the lock extends the
+	// file with zeros instead (extend).
+	stretchHold(t)
 	l := openTest(t, dir, &Options{Durability: Durable})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
 	p := mustProducer(t, l, "t", nil)
+	l.topics["t"].parts[0].contended = time.Now()
 	seg := segmentPath(partDir(l, "t", 0), 0, logExt)
 	if _, err := p.Send(context.Background(), Record{Value: []byte("one small record")}); err != nil {
 		t.Fatal(err)

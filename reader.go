@@ -228,24 +228,8 @@ func (r *partReader) seekEnd() error {
 		if err != nil {
 			return err
 		}
-		entries, err := readIndex(segmentPath(r.p.dir, seg, indexExt), st.Size())
-		if err != nil {
-			return err
-		}
 		c := r.cur
-		// Headers alone find the end: no frame is read whole.
-		c.verify = false
-		if n := len(entries); n > 0 {
-			c.seek(int64(entries[n-1].pos), seg+int64(entries[n-1].rel))
-			if _, st, err := c.peek(); err != nil {
-				c.verify = true
-				return err
-			} else if st != frameOK && st != frameGap {
-				c.seek(0, seg)
-			}
-		}
-		_, status, err := c.walk(nil)
-		c.verify = true
+		_, status, err := c.walkToEnd(r.p.dir, seg, st.Size())
 		c.invalidate()
 		if err != nil {
 			return err

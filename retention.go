@@ -483,31 +483,3 @@ func (r *partReader) belowStart(offset, start int64) (int64, error) {
 	}
 	return 0, r.p.outOfRange(offset)
 }
-
-// dataSize returns how far the data of segment base reaches in a file of
-// size bytes: where the cursor's walk from the segment's last index entry
-// ends at zeros that run to the end of the file (FORMAT.md, Zeros ahead
-// of the tail; cursor.zerosToEnd), so the zeros a writer extended the
-// segment by are not counted. Anything else after the last good frame
-// (a frame being written, damage) takes disk space like data and counts;
-// so does the whole file where it cannot be read.
-func dataSize(dir string, base, size int64) int64 {
-	path := segmentPath(dir, base, logExt)
-	f, err := os.Open(path)
-	if err != nil {
-		return size
-	}
-	defer f.Close()
-	pos, next := int64(0), base
-	if entries, err := readIndex(segmentPath(dir, base, indexExt), size); err == nil && len(entries) > 0 {
-		last := entries[len(entries)-1]
-		pos, next = int64(last.pos), base+int64(last.rel)
-	}
-	c := newCursor(f, path, pos, next)
-	c.verify = false // frame lengths are what is measured here
-	end, st, err := c.walk(nil)
-	if err != nil || st != frameEnd || !end.eof {
-		return size
-	}
-	return c.pos
-}

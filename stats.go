@@ -117,7 +117,7 @@ type PartitionStats struct {
 	// Buffered mode it grows until a roll or Close syncs.
 	DurableLag int64
 	Segments   int   // segment files
-	Bytes      int64 // bytes of the segment files on disk; indexes add under 1%
+	Bytes      int64 // bytes of the segment files, without zeros ahead of the tail (PartitionInfo.Bytes); indexes add under 1%
 
 	// Err is why the gauges could not be read: damage (a *CorruptError),
 	// a permission error, a file gone mid-read.

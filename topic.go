@@ -81,7 +81,7 @@ type PartitionInfo struct {
 	Partition   int
 	StartOffset int64 // first offset still stored
 	NextOffset  int64 // offset the next record will get
-	Bytes       int64 // size of the segment files
+	Bytes       int64 // size of the segment files, without the zeros the last may end in (FORMAT.md, Zeros ahead of the tail)
 	Segments    int
 }
 
