@@ -291,25 +291,24 @@ var testHookZeroRead func(n int)
 // is zero, however the file's size moved since (an extension grown, cut
 // back when the writer let its lock go, extended again), because writers
 // write only at the tail, which is pos, and what they cut and extend again
-// is zeros again. Only bytes past zeroEnd are new. (Reading the whole
-// extension again whenever the size changed cost a consumer up to 4 MiB
-// of reads per change.) judgeTail, which must not trust a live
-// follower's shortcuts, forgets them first.
+// is zeros again. Only bytes past zeroEnd are new, and reading on from
+// there until a read comes back short finds them, and the end of the file,
+// without a stat: at the tail, one pread that returns nothing. (Reading
+// the whole extension again whenever the size changed cost a consumer up
+// to 4 MiB of reads per change, and the stat per wake-up a few
+// microseconds.) judgeTail, which must not trust a live follower's
+// shortcuts, forgets them first.
 func (c *cursor) zerosToEnd(pos int64) (bool, error) {
-	st, err := c.f.Stat()
-	if err != nil {
-		return false, fmt.Errorf("runnel: stat %s: %w", c.path, err)
-	}
-	size := st.Size()
-	from, end := pos, size
+	from := pos
 	if c.zeroEnd > 0 && c.zeroFrom <= pos && pos <= c.zeroEnd {
-		from, end = c.zeroEnd, max(size, c.zeroEnd)
+		from = c.zeroEnd
 	}
-	if c.zeroBuf == nil && from < size {
+	if c.zeroBuf == nil {
 		c.zeroBuf = make([]byte, zeroScan)
 	}
-	for at := from; at < size; {
-		n, err := c.f.ReadAt(c.zeroBuf[:min(int64(len(c.zeroBuf)), size-at)], at)
+	at := from
+	for {
+		n, err := c.f.ReadAt(c.zeroBuf, at)
 		if testHookZeroRead != nil {
 			testHookZeroRead(n)
 		}
@@ -320,13 +319,12 @@ func (c *cursor) zerosToEnd(pos int64) (bool, error) {
 			c.forgetZeros()
 			return false, nil
 		}
-		if n == 0 {
-			end = at // the file shrank meanwhile: it ends here now
-			break
-		}
 		at += int64(n)
+		if n < len(c.zeroBuf) {
+			break // the end of the file
+		}
 	}
-	c.zeroFrom, c.zeroEnd = pos, end
+	c.zeroFrom, c.zeroEnd = pos, at
 	return true, nil
 }
 

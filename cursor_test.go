@@ -165,7 +165,8 @@ func TestCursorFollowsZeroTail(t *testing.T) {
 	t.Cleanup(func() { testHookZeroRead = nil })
 
 	c := &cursor{verify: true, window: 1 << 20}
-	c.setFile(z.f, z.f.Name())
+	f := &statCounting{File: z.f}
+	c.setFile(f, z.f.Name())
 	c.seek(0, 0)
 	// wake reads what is new, as a reader woken by an append does, and
 	// returns the bytes zerosToEnd read.
@@ -187,8 +188,12 @@ func TestCursorFollowsZeroTail(t *testing.T) {
 	}
 	for round := range 10 {
 		z.write(1)
+		f.stats = 0
 		if n := wake("one frame more"); n != 0 {
 			t.Fatalf("round %d: %d bytes of zeros read again", round, n)
+		}
+		if f.stats != 0 {
+			t.Fatalf("round %d: %d stats of the file", round, f.stats)
 		}
 		if c.ahead != tailWindow {
 			t.Fatalf("round %d: read-ahead %d at the zeros, want %d", round, c.ahead, tailWindow)
@@ -233,4 +238,15 @@ func TestCursorFollowsZeroTail(t *testing.T) {
 	if v, err := c.judgeTail(tailRules{}); err != nil || v.kind == tailEnd || v.kind == tailMoved {
 		t.Fatalf("a byte that is not zero among zeros found before: judged %v, %v; want a break", v.kind, err)
 	}
+}
+
+// statCounting is a segment file that counts its Stat calls.
+type statCounting struct {
+	*os.File
+	stats int
+}
+
+func (f *statCounting) Stat() (os.FileInfo, error) {
+	f.stats++
+	return f.File.Stat()
 }
