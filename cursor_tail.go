@@ -111,7 +111,7 @@ func (v tailVerdict) lost(rules tailRules) (from, to int64) {
 // never taken for damage.
 func (c *cursor) judgeTail(rules tailRules) (tailVerdict, error) {
 	c.invalidate()
-	c.zeroSize = 0 // judge the zeros afresh too
+	c.forgetZeros() // judge the zeros afresh too
 	v := tailVerdict{pos: c.pos, next: c.next}
 	f, st, err := c.peek()
 	if err != nil {

@@ -383,3 +383,41 @@ func TestReleasedSegmentRemoved(t *testing.T) {
 		t.Fatalf("Verify: %v, %+v", err, rep.Problems)
 	}
 }
+
+// TestSegmentCacheReadAllocatesNothing: a read through a handle whose file
+// is open allocates nothing, and the least recently used idle file is
+// still the one closed for room. A consumer woken for each record reads
+// and stats its segment through the cache on every wake-up.
+func TestSegmentCacheReadAllocatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	c := newSegCache(2)
+	defer c.close()
+	var hs []*segHandle
+	for _, name := range []string{"a", "b", "c"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.openSegmentFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		hs = append(hs, h)
+	}
+	// a was closed for room; b, then c, are open.
+	buf := make([]byte, 1)
+	if n := testing.AllocsPerRun(100, func() { hs[1].ReadAt(buf, 0) }); n != 0 {
+		t.Errorf("a read through the cache allocated %v times", n)
+	}
+	_, _, opens := c.stats()
+	if _, err := hs[0].ReadAt(buf, 0); err != nil || buf[0] != 'a' { // closes c, read least recently
+		t.Fatalf("reopened a: %q, %v", buf, err)
+	}
+	if _, err := hs[1].ReadAt(buf, 0); err != nil || buf[0] != 'b' {
+		t.Fatalf("b: %q, %v", buf, err)
+	}
+	if _, _, n := c.stats(); n != opens+1 {
+		t.Errorf("%d files opened for a read of a and one of b, want 1: b was not the one kept", n-opens)
+	}
+}

@@ -446,7 +446,7 @@ func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 				return dst, nil
 			case frameEnd:
 				if f.eof {
-					r.atEnd = true
+					r.reachedEnd()
 					return dst, nil
 				}
 			}

@@ -1,7 +1,6 @@
 package runnel
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -40,10 +39,10 @@ var errSegmentGone = errors.New("segment removed while its file was closed for r
 // readers, closed least recently used first.
 type segCache struct {
 	mu     sync.Mutex
-	freed  sync.Cond  // a read ended: a file may be closed for room now
-	limit  int        // open files at most
-	open   int        // files open, referenced or not
-	lru    *list.List // of *cachedSeg, open and not referenced; front: most recent
+	freed  sync.Cond // a read ended: a file may be closed for room now
+	limit  int       // open files at most
+	open   int       // files open, referenced or not
+	idle   cachedSeg // sentinel of the files open and not referenced: idle.next most recent
 	closed bool
 	opens  int64 // files opened so far
 	peak   int   // the most files open at once
@@ -57,12 +56,28 @@ type cachedSeg struct {
 	id   os.FileInfo // the file first opened: a reopen must be the same
 	f    *os.File    // nil while closed for room
 	refs int         // reads in progress
-	elem *list.Element
-	done bool // its handle was closed: the file closes with the last read
+	// prev, next: its neighbours in the cache's idle list, while parked
+	// there. The list is linked through the entries, not a
+	// container/list, so that parking allocates nothing: a consumer
+	// woken for each record parks its file after every read and stat.
+	prev, next *cachedSeg
+	done       bool // its handle was closed: the file closes with the last read
+}
+
+// parked reports whether cs is in the idle list.
+func (cs *cachedSeg) parked() bool { return cs.next != nil }
+
+// unpark takes cs out of the idle list, if it is there.
+func (cs *cachedSeg) unpark() {
+	if cs.parked() {
+		cs.prev.next, cs.next.prev = cs.next, cs.prev
+		cs.prev, cs.next = nil, nil
+	}
 }
 
 func newSegCache(limit int) *segCache {
-	c := &segCache{limit: limit, lru: list.New()}
+	c := &segCache{limit: limit}
+	c.idle.prev, c.idle.next = &c.idle, &c.idle
 	c.freed.L = &c.mu
 	return c
 }
@@ -134,13 +149,11 @@ func (c *segCache) closeFile(f *os.File) {
 // evictLocked closes the least recently used file that no read uses, and
 // reports whether there was one. The caller holds c.mu.
 func (c *segCache) evictLocked() bool {
-	e := c.lru.Back()
-	if e == nil {
+	cs := c.idle.prev
+	if cs == &c.idle {
 		return false
 	}
-	cs := e.Value.(*cachedSeg)
-	c.lru.Remove(e)
-	cs.elem = nil
+	cs.unpark()
 	cs.f.Close()
 	cs.f = nil
 	c.open--
@@ -156,7 +169,8 @@ func (c *segCache) parkLocked(cs *cachedSeg) {
 		c.open--
 		return
 	}
-	cs.elem = c.lru.PushFront(cs)
+	cs.prev, cs.next = &c.idle, c.idle.next
+	cs.next.prev, c.idle.next = cs, cs
 	c.freed.Signal()
 }
 
@@ -166,10 +180,7 @@ func (h *segHandle) acquire() (*os.File, error) {
 	c, cs := h.c, h.cs
 	c.mu.Lock()
 	if cs.f != nil {
-		if cs.elem != nil {
-			c.lru.Remove(cs.elem)
-			cs.elem = nil
-		}
+		cs.unpark()
 		cs.refs++
 		f := cs.f
 		c.mu.Unlock()
@@ -248,10 +259,7 @@ func (h *segHandle) Close() error {
 	if cs.f == nil || cs.refs > 0 {
 		return nil
 	}
-	if cs.elem != nil {
-		c.lru.Remove(cs.elem)
-		cs.elem = nil
-	}
+	cs.unpark()
 	err := cs.f.Close()
 	cs.f = nil
 	c.open--
