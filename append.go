@@ -13,9 +13,9 @@ import (
 // The append protocol (DESIGN §3): under the partition's writer lock
 // (writerlock.go: taken, or still held from this Log's last append), find
 // the tail, repair whatever a dead writer left past it, roll when the
-// segment is full, write the frame uncommitted, commit it, publish the new
-// tail and wake readers, index it; then keep or release the lock. Making
-// the frame durable comes after, outside the lock (commit.go).
+// segment is full, write the frame uncommitted, commit it, index it,
+// publish the new tail and wake readers; then keep or release the lock.
+// Making the frame durable comes after, outside the lock (commit.go).
 
 const writerLockByte = 0
 
