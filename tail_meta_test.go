@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // Tests of the published tail as a writer's starting point (skipToPublished):
@@ -130,7 +133,9 @@ func TestTailHintTrustedOnlyWhole(t *testing.T) {
 // timed 20 s, whose append kills the process after the frame is committed:
 // with $RUNNEL_TAIL_DIE "publish" after it is indexed too, just before its
 // tail is published; with "commit" inside the append, before either (the
-// first frame reaching past offset $RUNNEL_TAIL_AT).
+// first frame reaching past offset $RUNNEL_TAIL_AT). With "seal" it sends
+// records of 1,000 bytes, timed 10 s on, until it dies at its first roll,
+// the seal committed (sealDyingAppender).
 func tailDiesMain() int {
 	mode := Durable
 	if os.Getenv("RUNNEL_TAIL_BUFFERED") != "" {
@@ -148,6 +153,15 @@ func tailDiesMain() int {
 	p, err := l.Producer("t", nil)
 	if err != nil {
 		return mpFail("tail writer", err)
+	}
+	if die == "seal" {
+		l.app = &sealDyingAppender{appender: l.app}
+		for i := range 1000 {
+			if _, err := p.Send(context.Background(), Record{Value: make([]byte, 1000), Time: tailTime(10 + i)}); err != nil {
+				return mpFail("tail writer", err)
+			}
+		}
+		return mpFail("tail writer", errors.New("still alive after 1,000 records of 1,000 bytes: no roll"))
 	}
 	for i := range 3 {
 		if _, err := p.Send(context.Background(), Record{Value: fmt.Appendf(nil, "t%d", 10+i), Time: tailTime(10 + i)}); err != nil {
@@ -217,4 +231,63 @@ func TestTailAfterWriterKilledBeforePublish(t *testing.T) {
 			})
 		}
 	}
+}
+
+// sealDyingAppender commits the first seal it is given, as a roll does,
+// and kills its process: before the next segment is created, and before
+// any tail past the seal's segment is published.
+type sealDyingAppender struct{ appender }
+
+func (d *sealDyingAppender) appendFrame(fd int, off int64, b []byte, sync bool, cm *commitMap) error {
+	if m, err := frame.ParseMeta(b); err != nil || m.Kind != frame.KindSeal {
+		return d.appender.appendFrame(fd, off, b, sync, cm)
+	}
+	if err := d.appender.appendFrame(fd, off, b, sync, cm); err != nil {
+		os.Exit(mpFail("seal-dying appender", err))
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is on its way
+}
+
+// TestTailAfterWriterKilledSealing: a writer process rolls and is
+// SIGKILLed once its seal is committed, so the published tail is in the
+// sealed segment, before the seal, and the next segment does not exist.
+// The next writer, in another process and behind the published tail in
+// that segment, starts there, finds the seal after it and follows it: the
+// next segment is created, its record gets the seal's offset there, and
+// the sealed segment's last time entry knows the dead writer's newest
+// timestamp.
+func TestTailAfterWriterKilledSealing(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Durable})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes})
+	p := mustProducer(t, l, "t", nil)
+	sendAt(t, p, 1, 0)
+
+	cmd := mpChild("tail-dies", "RUNNEL_TAIL_DIR="+dir, "RUNNEL_TAIL_DIE=seal")
+	err := cmd.Run()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("writer process: %v; want it killed", err)
+	}
+	pdir := filepath.Join(dir, "topics", "t", "0")
+	if bases, err := listSegments(pdir); err != nil || len(bases) != 1 {
+		t.Fatalf("segments %v, %v: want the first alone", bases, err)
+	}
+	m := l.topics["t"].parts[0].shm
+	tail, ts, ok := m.heldTail()
+	if !ok || tail.base != 0 || tail.pos <= 0 {
+		t.Fatalf("published tail %+v, ok %v: want one in segment 0", tail, ok)
+	}
+	sendAt(t, p, 2, tail.next)
+
+	if bases, err := listSegments(pdir); err != nil || len(bases) != 2 || bases[1] != tail.next {
+		t.Fatalf("segments %v, %v: want 0 and %d", bases, err, tail.next)
+	}
+	if e := lastTimeEntry(t, pdir, 0); int64(e.rel) != tail.next || e.ts != ts {
+		t.Errorf("sealed segment's last time entry: offset %d, time %d; want offset %d, time %d", e.rel, e.ts, tail.next, ts)
+	}
+	if recs := readAll(t, l, "t", int(tail.next)+1, nil); string(recs[len(recs)-1].Value) != "t2" {
+		t.Errorf("last record %q, want t2", recs[len(recs)-1].Value)
+	}
+	verifyClean(t, l, "t")
 }
