@@ -13,9 +13,9 @@ import (
 // The append protocol (DESIGN §3): under the partition's writer lock
 // (writerlock.go: taken, or still held from this Log's last append), find
 // the tail, repair whatever a dead writer left past it, roll when the
-// segment is full, write the frame uncommitted, commit it, publish the new
-// tail and wake readers, index it; then keep or release the lock. Making
-// the frame durable comes after, outside the lock (commit.go).
+// segment is full, write the frame uncommitted, commit it, index it,
+// publish the new tail and wake readers; then keep or release the lock.
+// Making the frame durable comes after, outside the lock (commit.go).
 
 const writerLockByte = 0
 
@@ -121,13 +121,16 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
 	}
-	// Readers first (the sooner a sleeping one wakes, the better), the
-	// index after: it is a cache that nobody needs for this frame yet.
 	base, pos := w.next, w.pos
 	w.pos += int64(len(data))
 	w.next += int64(fb.Count())
-	p.shm.publishTail(w.tail())
-	p.shm.published()
+	// The index entry and the newest timestamp before the tail is
+	// published: the next writer to take the lock starts its tail search
+	// at the published tail (findTail) and never sees the frames before
+	// it, so what they owe the indexes must be there already. A writer
+	// that dies before publishing leaves the frame for the next one to
+	// walk, which adds a missing entry then. (The entry is due once per
+	// IndexIntervalBytes: readers rarely wait for it.)
 	if w.idx.due(pos) {
 		if err := w.idx.add(base-w.base, pos, w.maxTS); err != nil {
 			// Indexes are caches: a failed entry costs a longer scan.
@@ -135,10 +138,19 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		}
 	}
 	w.maxTS = max(w.maxTS, fb.MaxTime())
+	if testHookBeforePublish != nil {
+		testHookBeforePublish()
+	}
+	p.shm.publishTail(w.tail(), w.maxTS)
+	p.shm.published()
 	p.noteAppend(fb.Count(), len(data))
 	p.noteAppended()
 	return base, nil
 }
+
+// testHookBeforePublish, if set, runs after a frame is committed and
+// indexed, before its tail is published: a test's writer dies there.
+var testHookBeforePublish func()
 
 // mapWrites says whether the next frame may be copied through the
 // segment's mapping (commitmap_linux.go): with the pwrite backend, outside

@@ -45,11 +45,14 @@ func TestDurableSyncOfRemovedSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := logPos{base: 0, pos: fi.Size(), next: bases[1]}
-	cur, _ := part.shm.tail()
+	cur, curTS, ok := part.shm.heldTail()
+	if !ok {
+		t.Fatal("the published tail does not check out")
+	}
 	if err := part.setDurablePoint(currentBootID, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	part.shm.publishTail(stale)
+	part.shm.publishTail(stale, 0)
 	for _, ext := range []string{logExt, indexExt, timeIndexExt} {
 		if err := os.Remove(segmentPath(pdir, 0, ext)); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
@@ -58,7 +61,7 @@ func TestDurableSyncOfRemovedSegment(t *testing.T) {
 	if _, err := part.syncShared(context.Background(), stale); err != nil {
 		t.Fatalf("syncing up to a tail in a segment retention removed: %v", err)
 	}
-	part.shm.publishTail(cur)
+	part.shm.publishTail(cur, curTS)
 	if _, err := p.Send(context.Background(), Record{Value: []byte("after")}); err != nil {
 		t.Fatalf("Send after the sync: %v", err)
 	}

@@ -45,6 +45,11 @@ import (
 //	 160  i64  offset of the first record at or after the durable point
 //	 168  u64  xxhash64 of bytes 128-167: a point torn by a crash mid-update
 //	           is recognised and ignored
+//	 176  i64  newest record timestamp in the published tail's segment
+//	 184  u64  tail check: xxhash64 of the published tail (96-119), that
+//	           timestamp and the boot id, so a writer may start its tail
+//	           search there (tail.go) only from a tail of this machine run
+//	           that a runnel with this field published whole
 //	1024 [128]u32 sleeping-reader slots (presence.go)
 //	1536 [64]u32  writer-lock waiter slots
 //
@@ -52,7 +57,8 @@ import (
 // moves after an fdatasync that covered it completed, and only the holder
 // of the sync lock moves it. After a reboot, recovery re-verifies every
 // frame after it (DESIGN §3). The published tail is live state only: it
-// tells a syncer what its fdatasync will cover, and recovery never reads it.
+// tells a syncer what its fdatasync will cover and a writer where to start
+// looking for the tail, and recovery never reads it.
 const (
 	metaSize        = 4096
 	metaSeqOff      = 64
@@ -72,6 +78,8 @@ const (
 	metaDurPosOff   = 152
 	metaDurNextOff  = 160
 	metaDurSumOff   = 168
+	metaTailTimeOff = 176
+	metaTailSumOff  = 184
 
 	metaSleeperSlotsOff = 1024
 	metaSleeperSlots    = 128
@@ -326,18 +334,51 @@ type logPos struct {
 	base, pos, next int64
 }
 
-// publishTail records where the committed data now ends. Only the
-// writer-lock holder calls it. The sequence word is odd while the three
-// words change; a writer killed in between leaves it odd, and the next
-// one makes it even again.
-func (m *metaMap) publishTail(t logPos) {
+// publishTail records where the committed data now ends, and the newest
+// record timestamp in that segment. Only the writer-lock holder calls it.
+// The sequence word is odd while the words change; a writer killed in
+// between leaves it odd, and the next one makes it even again.
+func (m *metaMap) publishTail(t logPos, maxTS int64) {
 	s := m.u32(metaTailSeqOff)
 	v := s.Load() | 1
 	s.Store(v)
 	m.i64(metaTailBaseOff).Store(t.base)
 	m.i64(metaTailPosOff).Store(t.pos)
 	m.i64(metaTailNextOff).Store(t.next)
+	m.i64(metaTailTimeOff).Store(maxTS)
+	m.i64(metaTailSumOff).Store(int64(tailCheck(t, maxTS, currentBootID)))
 	s.Store(v + 1)
+}
+
+// tailCheck is the published tail's check word. The boot id in it makes a
+// tail of an earlier machine run, which may name bytes a power loss took,
+// fail the check; so does one that a runnel without the word published,
+// whose timestamp is not the tail's.
+func tailCheck(t logPos, maxTS int64, boot [16]byte) uint64 {
+	var b [48]byte
+	binary.LittleEndian.PutUint64(b[0:], uint64(t.base))
+	binary.LittleEndian.PutUint64(b[8:], uint64(t.pos))
+	binary.LittleEndian.PutUint64(b[16:], uint64(t.next))
+	binary.LittleEndian.PutUint64(b[24:], uint64(maxTS))
+	copy(b[32:], boot[:])
+	return xxhash.Sum64(b[:])
+}
+
+// heldTail reads the published tail and its segment's newest timestamp for
+// the holder of the writer lock. Nobody else publishes while it holds the
+// lock, so an odd sequence word is not a publish in progress but one a
+// writer died in: ok is false then, without waiting, and when the check
+// word does not match.
+func (m *metaMap) heldTail() (t logPos, maxTS int64, ok bool) {
+	s := m.u32(metaTailSeqOff)
+	v := s.Load()
+	if v&1 != 0 {
+		return t, 0, false
+	}
+	t = logPos{m.i64(metaTailBaseOff).Load(), m.i64(metaTailPosOff).Load(), m.i64(metaTailNextOff).Load()}
+	maxTS = m.i64(metaTailTimeOff).Load()
+	sum := uint64(m.i64(metaTailSumOff).Load())
+	return t, maxTS, s.Load() == v && sum == tailCheck(t, maxTS, currentBootID)
 }
 
 // tail reads the published tail. ok is false if it kept changing (or a

@@ -178,7 +178,7 @@ func (p *partition) recoverIfRebooted(ev evidence) (bool, error) {
 	}
 	// The published tail is live state of the last boot: it may name
 	// bytes the cut took, and a syncer must not take them for the tail.
-	p.shm.publishTail(p.w.tail())
+	p.shm.publishTail(p.w.tail(), p.w.maxTS)
 	p.countFromCheckpoint()
 	return true, nil
 }

@@ -87,7 +87,7 @@ func (p *partition) salvage(ctx context.Context) ([]RepairAction, error) {
 	if err := p.findTail(); err != nil {
 		return s.actions, err
 	}
-	p.shm.publishTail(p.w.tail())
+	p.shm.publishTail(p.w.tail(), p.w.maxTS)
 	target := checkpoint{boot: currentBootID, base: p.w.base, pos: p.w.pos, next: p.w.next}
 	if err := p.syncUpTo(target); err != nil {
 		return s.actions, err

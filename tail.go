@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/runnel-log/runnel/internal/frame"
+	"golang.org/x/sys/unix"
 )
 
 // Tail discovery and repair (DESIGN §3, steps 2 and 3): under the writer
@@ -37,46 +38,109 @@ func (p *partition) repair(ctx context.Context) error {
 // what a writer left unfinished. The caller holds the writer lock.
 func (p *partition) findTail() error {
 	p.reopenParked()
-	if p.w != nil {
-		// The usual case: this Log appended last, so the file still ends
-		// where its last frame did. One pread of the bytes around that
-		// point tells: eight before it prove the file was not cut short,
-		// anything after it was appended since.
-		at := max(p.w.pos-8, 0)
-		n, err := p.w.f.ReadAt(p.w.probe[:], at)
-		if err != nil && !errors.Is(err, io.EOF) {
-			p.dropActive()
-			return fmt.Errorf("runnel: read %s: %w", p.w.path, err)
-		}
-		switch end := at + int64(n); {
-		case end < p.w.pos:
-			// The file is shorter than what this Log appended to it:
-			// committed data is gone. Judge the partition afresh, with
-			// what this Log knows it wrote as evidence.
-			known := p.w.next
-			p.log.opts.Logger.Error("runnel: segment shorter than the data written to it", "path", p.w.path, "size", end, "written", p.w.pos)
-			p.dropActive()
-			return p.discoverTail(evidence{next: known, by: "this process appended them"})
-		case end == p.w.pos:
-			return nil
-		}
-		if p.activeRemoved() {
-			// Another writer rolled past this segment and retention
-			// removed it: following its seal would re-create the next
-			// segment, so find the tail afresh.
-			p.dropActive()
-			return p.discoverTail(evidence{})
-		}
-		// Another writer appended, or left bytes unfinished: catch up
-		// with its index entries, then walk its frames.
-		if err := p.w.idx.refresh(); err != nil {
-			p.dropActive()
-			return err
-		}
-		known := p.knownCommitted(evidence{next: p.w.next, by: "this process appended them"})
-		return p.walkTail(p.w.pos, p.w.next, false, known)
+	if p.w == nil {
+		return p.discoverTail(evidence{})
 	}
-	return p.discoverTail(evidence{})
+	if done, err := p.skipToPublished(); err != nil || done {
+		return err
+	}
+	// The usual case: this Log appended last, so the file still ends where
+	// its last frame did.
+	end, err := p.w.probeEnd(p.w.pos)
+	if err != nil {
+		p.dropActive()
+		return err
+	}
+	switch {
+	case end < p.w.pos:
+		// The file is shorter than what this Log appended to it:
+		// committed data is gone. Judge the partition afresh, with what
+		// this Log knows it wrote as evidence.
+		known := p.w.next
+		p.log.opts.Logger.Error("runnel: segment shorter than the data written to it", "path", p.w.path, "size", end, "written", p.w.pos)
+		p.dropActive()
+		return p.discoverTail(evidence{next: known, by: "this process appended them"})
+	case end == p.w.pos:
+		return nil
+	}
+	if p.activeRemoved() {
+		// Another writer rolled past this segment and retention removed
+		// it: following its seal would re-create the next segment, so
+		// find the tail afresh.
+		p.dropActive()
+		return p.discoverTail(evidence{})
+	}
+	// Another writer appended, or left bytes unfinished: catch up with its
+	// index entries, then walk its frames.
+	if err := p.w.idx.refresh(); err != nil {
+		p.dropActive()
+		return err
+	}
+	known := p.knownCommitted(evidence{next: p.w.next, by: "this process appended them"})
+	return p.walkTail(p.w.pos, p.w.next, false, known)
+}
+
+// skipToPublished moves p.w to the tail that other writers published in
+// partition.meta, when that is ahead of it in the same segment, instead of
+// walking their frames from where this Log left off: their index entries
+// are on file and the newest timestamp is published with the tail
+// (appendLocked does both before it publishes), so the walk would only
+// read headers to learn what the tail says. It reports whether p.w is at
+// the tail; false leaves p.w as it was, for findTail's walk.
+//
+// The tail is a hint, trusted only when it checks out (heldTail: whole,
+// of this machine run) and the file reaches it. What follows it is
+// judged as ever: a writer may have died after committing a frame and
+// before publishing it, or left a torn one, and the walk from there finds
+// it by the cursor's rules. A tail in a later segment is not followed:
+// the walk follows the seal, with the syncs that takes.
+func (p *partition) skipToPublished() (bool, error) {
+	t, maxTS, ok := p.shm.heldTail()
+	if !ok || t.base != p.w.base || t.pos <= p.w.pos || t.next < p.w.next {
+		return false, nil
+	}
+	end, err := p.w.probeEnd(t.pos)
+	if err != nil {
+		p.dropActive()
+		return false, err
+	}
+	if end < t.pos || end > t.pos && p.activeRemoved() {
+		// The file does not reach the tail (someone cut it), or the
+		// segment was sealed and removed: findTail's own checks decide.
+		return false, nil
+	}
+	if err := p.w.idx.refresh(); err != nil {
+		p.dropActive()
+		return false, err
+	}
+	known := p.knownCommitted(evidence{next: p.w.next, by: "this process appended them"})
+	p.w.pos, p.w.next, p.w.maxTS = t.pos, t.next, max(p.w.maxTS, maxTS)
+	if end == t.pos {
+		return true, nil
+	}
+	return true, p.walkTail(t.pos, t.next, false, known)
+}
+
+// probeEnd reads the bytes around pos and returns where the file ends, up
+// to a few bytes past pos: the eight before pos prove the file was not cut
+// short, anything after it was appended since. It takes one pread: a read
+// of a regular file returns fewer bytes than asked only at its end, and
+// os.File.ReadAt would ask again to be sure, a second system call on every
+// append that follows another process's.
+func (a *activeSeg) probeEnd(pos int64) (int64, error) {
+	at := max(pos-8, 0)
+	n, err := unix.Pread(a.fd, a.probe[:], at)
+	if err != nil {
+		// Interrupted, say: ReadAt retries what it can.
+		n, err = a.f.ReadAt(a.probe[:], at)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("runnel: read %s: %w", a.path, err)
+	}
+	return at + int64(n), nil
 }
 
 // discoverTail opens the partition's last segment and walks to its tail
