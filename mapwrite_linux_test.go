@@ -170,6 +170,11 @@ func TestMapWriteReadByOtherProcess(t *testing.T) {
 			if size <= end {
 				t.Fatalf("test setup: the segment is %d bytes, its data %d: no zeros ahead of the tail (frames were not written through the mapping)", size, end)
 			}
+			// The zeros are not data: PartitionInfo.Bytes (and Stats)
+			// count the frames only.
+			if info, err := l.DescribeTopic(mapWriteTopic); err != nil || info.Partitions[0].Bytes != end {
+				t.Fatalf("DescribeTopic with zeros ahead of the tail: %+v, %v; want %d bytes", info.Partitions, err, end)
+			}
 			cmd := mpChild("mapwrite-reader", "RUNNEL_MW_DIR="+dir, "RUNNEL_MW_N="+strconv.Itoa(n))
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("reader process: %v", err)

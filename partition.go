@@ -270,24 +270,26 @@ func (p *partition) describe() (PartitionInfo, error) {
 		return info, err
 	}
 	info.Segments = len(bases)
-	for i, b := range bases {
-		st, err := os.Stat(segmentPath(p.dir, b, logExt))
-		if err != nil {
-			continue
-		}
-		size := st.Size()
-		if i == len(bases)-1 {
-			// Zeros ahead of the tail are not data (prealloc.go).
-			size = dataSize(p.dir, b, size)
-		}
-		info.Bytes += size
-	}
 	if len(bases) == 0 {
 		return info, nil
 	}
 	info.StartOffset = bases[0]
-	info.NextOffset, err = p.endOffset()
-	return info, err
+	r := newPartReader(p, 0)
+	defer r.close()
+	if err := r.seekEnd(); err != nil {
+		return info, err
+	}
+	info.NextOffset = r.next
+	for _, b := range bases {
+		if b == r.base {
+			// The segment the end was found in: its data, without the
+			// zeros ahead of the tail (prealloc.go).
+			info.Bytes += r.endSize
+		} else if st, err := os.Stat(segmentPath(p.dir, b, logExt)); err == nil {
+			info.Bytes += st.Size()
+		}
+	}
+	return info, nil
 }
 
 // endOffset finds the offset after the last committed record by reading,

@@ -23,6 +23,9 @@ type partReader struct {
 	path string
 	cur  *cursor // on f: the next frame to read, and the offset it starts at
 	next int64   // next offset to deliver: cur.next, or inside the frame at cur.pos after a seek
+	// endSize is, after seekEnd, the bytes of segment base up to the end
+	// of its data (dataSize's rule, from the same walk).
+	endSize int64
 
 	// With byTime, records older than minTime are skipped until the first
 	// one at or after it is delivered: a start by timestamp.
@@ -229,7 +232,7 @@ func (r *partReader) seekEnd() error {
 			return err
 		}
 		c := r.cur
-		_, status, err := c.walkToEnd(r.p.dir, seg, st.Size())
+		f, status, err := c.walkToEnd(r.p.dir, seg, st.Size())
 		c.invalidate()
 		if err != nil {
 			return err
@@ -238,7 +241,10 @@ func (r *partReader) seekEnd() error {
 			seg = c.next
 			continue
 		}
-		r.next = c.next
+		r.next, r.endSize = c.next, st.Size()
+		if status == frameEnd && f.eof {
+			r.endSize = c.pos // zeros ahead of the tail are not data
+		}
 		return nil
 	}
 }
