@@ -44,6 +44,7 @@ type partReader struct {
 	seq          *atomic.Uint32 // the partition's append sequence, if mapped
 	lastSeg      bool           // the segment was the partition's last as of lastSeq
 	lastSeq      uint32
+	movedSeq     int64 // fillSeq of a fill that read frames and stopped short of the end, or -1 (reachedEnd)
 
 	// A fill that stopped at its record limit leaves the cursor's window
 	// as it is (resume), and, if it stopped inside a frame, that frame
@@ -64,7 +65,7 @@ func newPartReader(p *partition, bufSize int) *partReader {
 	if bufSize <= 0 {
 		bufSize = defaultMaxPollBytes
 	}
-	r := &partReader{p: p, bufSize: bufSize, restNext: -1}
+	r := &partReader{p: p, bufSize: bufSize, restNext: -1, movedSeq: -1}
 	r.cur = &cursor{verify: true, window: bufSize}
 	return r
 }
@@ -94,7 +95,7 @@ func (r *partReader) useSegment(f *segHandle, base int64) {
 	}
 	r.cur.setFile(sf, r.path)
 	r.cur.seek(0, base)
-	r.lastSeg = false
+	r.lastSeg, r.movedSeq = false, -1
 }
 
 // openSegment makes segment base current, positioned at its start. A
@@ -361,6 +362,11 @@ func (r *partReader) skipOlder() error {
 // unfinished, damage or the end of the data, which reader_end.go tells
 // apart.
 func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
+	if r.advanced && !r.atEnd {
+		// The last fill read frames and stopped short of the end (its
+		// window was full, or MaxPollRecords): reachedEnd may count them.
+		r.movedSeq = int64(r.fillSeq)
+	}
 	r.atEnd, r.stuck, r.advanced = false, false, false
 	if r.seq != nil {
 		r.fillSeq = r.seq.Load()

@@ -125,14 +125,19 @@ func (r *partReader) checkEnd(m *metaMap) error {
 // moved through frames to get there saw the appends counted in fillSeq
 // land in this segment (a roll seals it first, and the fill would have
 // read the seal): a segment last before is still last, with no listing.
-// Noted by fill, not by checkEnd, which runs only when a Poll finds
+// So does one that finds the end with no frames right after fills that
+// read frames and stopped short of it, with no append since (movedSeq): a
+// file that ends where its data does (no zeros ahead of the tail) ends
+// the window of the fill that reads its last frame, and the next fill
+// finds the end. Noted by fill, not by checkEnd, which runs only when a Poll finds
 // nothing: a consumer woken for each record otherwise listed the directory
 // once per record, about a tenth of its CPU in BenchmarkCrossProcessLatency.
 func (r *partReader) reachedEnd() {
 	r.atEnd = true
-	if r.advanced && r.lastSeg {
+	if r.lastSeg && (r.advanced || r.movedSeq == int64(r.fillSeq)) {
 		r.lastSeq = r.fillSeq
 	}
+	r.movedSeq = -1
 }
 
 // rules gathers what is known committed, for judging where the reader
