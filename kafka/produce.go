@@ -38,7 +38,7 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 		return failedProduce(req, kerr.InvalidRequiredAcks.Code), nil
 	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	pw := &produceWait{}
+	pw := newProduceWait()
 	for _, t := range req.Topics {
 		rt := kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
@@ -65,6 +65,7 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
+	pw.added()
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -81,11 +82,32 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 // request's timeout is answered REQUEST_TIMED_OUT (its batch may still be
 // stored), and its late result is dropped.
 type produceWait struct {
-	mu      sync.Mutex
-	parts   []*waitPart
+	mu    sync.Mutex
+	parts []*waitPart
+	// pending counts the partitions not yet acknowledged, plus one until
+	// every partition is added (added): a partition acknowledged before
+	// the next one is added must not find the count at zero.
 	pending int
 	done    chan struct{} // closed when pending reaches 0
 	over    bool          // timed out: results are final
+}
+
+func newProduceWait() *produceWait {
+	return &produceWait{pending: 1, done: make(chan struct{})}
+}
+
+// added says every partition of the request is added.
+func (pw *produceWait) added() {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	pw.release()
+}
+
+// release counts one less pending. The caller holds pw.mu.
+func (pw *produceWait) release() {
+	if pw.pending--; pw.pending == 0 {
+		close(pw.done)
+	}
 }
 
 type waitPart struct {
@@ -101,9 +123,6 @@ func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult
 	pw.mu.Lock()
 	pw.parts = append(pw.parts, wp)
 	pw.pending++
-	if pw.done == nil {
-		pw.done = make(chan struct{})
-	}
 	pw.mu.Unlock()
 	return func(base int64, code int16) {
 		pw.mu.Lock()
@@ -113,24 +132,16 @@ func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult
 		}
 		wp.finished = true
 		rp.BaseOffset, rp.ErrorCode = base, code
-		if pw.pending--; pw.pending == 0 {
-			close(pw.done)
-		}
+		pw.release()
 	}
 }
 
 // wait returns once every partition has its result, or at the timeout.
 func (pw *produceWait) wait(timeout time.Duration) {
-	pw.mu.Lock()
-	done := pw.done
-	pw.mu.Unlock()
-	if done == nil {
-		return
-	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-pw.done:
 	case <-t.C:
 		pw.mu.Lock()
 		defer pw.mu.Unlock()

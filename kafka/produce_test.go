@@ -329,3 +329,34 @@ func TestProduceAfterUncompressedBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceWaitEarlyResult: a partition acknowledged before the next
+// partition of the same request is added (a fast commit on the writer
+// goroutine) does not complete the request, and the last result completes
+// it once. The count reached zero after the first result, and the second
+// closed the done channel again: a panic on the partition's writer
+// goroutine, seen in CI.
+func TestProduceWaitEarlyResult(t *testing.T) {
+	parts := make([]kmsg.ProduceResponseTopicPartition, 2)
+	pw := newProduceWait()
+	first := pw.add(&parts[0])
+	first(7, 0)
+	select {
+	case <-pw.done:
+		t.Fatal("the request completed with one of its two partitions acknowledged")
+	default:
+	}
+	second := pw.add(&parts[1])
+	pw.added()
+	second(9, 0)
+	second(9, 0) // a late duplicate is dropped
+	pw.wait(time.Minute)
+	if parts[0].BaseOffset != 7 || parts[1].BaseOffset != 9 {
+		t.Fatalf("base offsets %d and %d, want 7 and 9", parts[0].BaseOffset, parts[1].BaseOffset)
+	}
+
+	// A request with no partition to wait for is complete at once.
+	empty := newProduceWait()
+	empty.added()
+	empty.wait(time.Minute)
+}
