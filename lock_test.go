@@ -434,7 +434,10 @@ func TestLockContextCancel(t *testing.T) {
 	}
 	mustTryLock(t, holder, 0, false)
 	mustUnlock(t, waiter, 0)
-	mustTryLock(t, holder, 0, true)
+	// Free again, once the abandoned helper is done: on a loaded machine
+	// its goroutine may first ask the kernel only now, and hold the byte
+	// for a moment before it gives it back (seen in CI's CPU-load pass).
+	eventuallyFree(t, holder, 0)
 }
 
 // TestLockAfterCancel is the race the helper design must get right: a Lock
