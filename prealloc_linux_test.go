@@ -135,36 +135,48 @@ func probeFile(t *testing.T, dir string) int {
 	return int(f.Fd())
 }
 
-// BenchmarkSyncedAppend: a 100-byte pwrite+fdatasync at the end of a file
-// that grows with it, against the same into blocks reserved beforehand
-// with the file's size kept (what the writer does ahead of its tail).
+// BenchmarkSyncedAppend: a pwrite+fdatasync at consecutive positions of
+// a file, by where the write lands (README, Performance).
 func BenchmarkSyncedAppend(b *testing.B) {
-	for _, reserved := range []bool{false, true} {
-		b.Run(fmt.Sprintf("reserved=%v", reserved), func(b *testing.B) {
-			f, err := os.Create(b.TempDir() + "/seg")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			if reserved {
-				if err := reserveBlocks(int(f.Fd()), 0, int64(b.N+1)*100); err != nil {
-					b.Skipf("no block reservation here: %v", err)
-				}
-			}
-			if err := f.Sync(); err != nil {
-				b.Fatal(err)
-			}
-			rec := make([]byte, 100)
-			b.ResetTimer()
-			for i := range b.N {
-				if _, err := f.WriteAt(rec, int64(i)*100); err != nil {
+	// Where a synced write lands: past the end of the file (appended),
+	// past it into blocks reserved with FALLOC_FL_KEEP_SIZE (reserved,
+	// what writers taking turns do), or inside the file's size, into
+	// zeros it was extended by (extended, what a writer keeping the lock
+	// does: partition.extendsAhead). Sizes: a one-record frame, and a
+	// frame of 64 senders' records.
+	for _, size := range []int{152, 8704} {
+		for _, where := range []string{"appended", "reserved", "extended"} {
+			b.Run(fmt.Sprintf("size=%d/%s", size, where), func(b *testing.B) {
+				f, err := os.Create(b.TempDir() + "/seg")
+				if err != nil {
 					b.Fatal(err)
 				}
-				if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+				defer f.Close()
+				span := int64(b.N+1) * int64(size)
+				switch where {
+				case "reserved":
+					err = reserveBlocks(int(f.Fd()), 0, span)
+				case "extended":
+					err = extendFile(int(f.Fd()), 0, span)
+				}
+				if err != nil {
+					b.Skipf("%s: not on this file system: %v", where, err)
+				}
+				if err := f.Sync(); err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				rec := make([]byte, size)
+				b.ResetTimer()
+				for i := range b.N {
+					if _, err := f.WriteAt(rec, int64(i)*int64(size)); err != nil {
+						b.Fatal(err)
+					}
+					if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
