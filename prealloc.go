@@ -8,8 +8,10 @@ import (
 // Block reservation for the active segment. An append that grows a file
 // makes the file system allocate blocks for the new bytes, and a
 // 100-byte pwrite+fdatasync appending to a file took about 1.3-1.4x as
-// long as one into blocks reserved beforehand (BenchmarkSyncedAppend;
-// README, Performance). So the writer reserves blocks ahead of the tail in
+// long as one into blocks reserved beforehand, measured on a loaded
+// machine (BenchmarkSyncedAppend; README, Performance: a later run on a
+// quiet one found no gain, and a loss for 8.7 KiB writes, not yet acted
+// on). So the writer reserves blocks ahead of the tail in
 // large steps, keeping the file's size: what readers, Verify and recovery
 // see is unchanged, and a reservation nobody filled is invisible. Roll
 // hands back what the sealed segment did not use; a segment that a closed
