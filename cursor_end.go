@@ -44,8 +44,19 @@ func dataSize(dir string, base, size int64) int64 {
 	defer f.Close()
 	c := newCursor(f, path, 0, base)
 	end, st, err := c.walkToEnd(dir, base, size)
-	if err != nil || st != frameEnd || !end.eof {
+	if err != nil {
 		return size
 	}
-	return c.pos
+	return c.dataEnd(end, st, size)
+}
+
+// dataEnd returns how many bytes of a file of size bytes count as data
+// after a walk stopped at frame f with status st: up to the cursor where
+// zeros run to the end of the file (the end of the data), the whole file
+// otherwise.
+func (c *cursor) dataEnd(f segFrame, st frameStatus, size int64) int64 {
+	if st == frameEnd && f.eof {
+		return c.pos
+	}
+	return size
 }

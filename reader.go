@@ -242,10 +242,7 @@ func (r *partReader) seekEnd() error {
 			seg = c.next
 			continue
 		}
-		r.next, r.endSize = c.next, st.Size()
-		if status == frameEnd && f.eof {
-			r.endSize = c.pos // zeros ahead of the tail are not data
-		}
+		r.next, r.endSize = c.next, c.dataEnd(f, status, st.Size())
 		return nil
 	}
 }
