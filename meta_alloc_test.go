@@ -39,16 +39,23 @@ func mapped(t *testing.T, path string) bool {
 	return false
 }
 
+// metaTestLog opens a Log with a one-partition topic "t" and returns it,
+// the partition's directory and its partition.meta path.
+func metaTestLog(t *testing.T) (l *Log, pdir, path string) {
+	t.Helper()
+	dir := t.TempDir()
+	l = openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	pdir = filepath.Join(dir, "topics", "t", "0")
+	return l, pdir, filepath.Join(pdir, metaFileName)
+}
+
 // TestMetaFullDiskOnCreate: when partition.meta cannot get its blocks, the
 // partition fails to open with an error that names the file and says
 // ENOSPC, and neither the file nor a mapping of it is left behind: a store
 // into the mapping would otherwise have raised SIGBUS later.
 func TestMetaFullDiskOnCreate(t *testing.T) {
-	dir := t.TempDir()
-	l := openTest(t, dir, &Options{Durability: Buffered})
-	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	pdir := filepath.Join(dir, "topics", "t", "0")
-	path := filepath.Join(pdir, metaFileName)
+	l, pdir, path := metaTestLog(t)
 	if _, err := os.Stat(path); err == nil {
 		t.Fatalf("%s exists before the partition is first used; this test expects its creation on first use", path)
 	}
@@ -87,11 +94,7 @@ func TestMetaFullDiskOnCreate(t *testing.T) {
 // every process that maps it writable (one that an older version grew
 // sparse has holes), and a failure is the open's error, with no mapping.
 func TestMetaFullDiskOnOpen(t *testing.T) {
-	dir := t.TempDir()
-	l := openTest(t, dir, &Options{Durability: Buffered})
-	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	pdir := filepath.Join(dir, "topics", "t", "0")
-	path := filepath.Join(pdir, metaFileName)
+	_, pdir, path := metaTestLog(t)
 	m, err := openMeta(pdir)
 	if err != nil {
 		t.Fatal(err)
