@@ -114,9 +114,12 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		w = p.w
 		data = fb.Finish(w.next)
 	}
-	w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
+	// Zeros ahead hold blocks already: a reservation would only add a
+	// system call.
 	if p.extendsAhead() {
 		w.extend(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
+	} else {
+		w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
 	}
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
@@ -157,7 +160,7 @@ var testHookBeforePublish func()
 // Durable mode (where each fdatasync write-protects the pages again, and
 // every store would fault), and only while this Log keeps the writer lock
 // across appends, which it does when no other writer is waiting: writers
-// that take turns pwrite, and never meet this one's zeros past the tail.
+// that take turns pwrite (into the zeros a holder left them, if any).
 func (p *partition) mapWrites() bool {
 	_, pw := p.log.app.(pwriteAppender)
 	return pw && p.exact && p.w.cm != nil
@@ -165,16 +168,14 @@ func (p *partition) mapWrites() bool {
 
 // extendsAhead says whether the segment is extended with zeros ahead of
 // the tail before the next frame (prealloc.go): to copy frames through the
-// mapping (mapWrites), and in Durable mode while this Log keeps the writer
-// lock across appends. There a frame written inside the file's size makes
-// its fdatasync cheaper, as the file's new size need not be made durable
-// with it: a 152-byte pwrite+fdatasync took 155-158 µs into such zeros
-// against 200-233 µs appended into reserved blocks (README, Performance).
-// Frames of several blocks gain nothing (each still turns new blocks from
-// unwritten to written), nor do writers taking turns, which never keep
-// the lock and so never extend.
+// mapping (mapWrites), and in Durable mode. There a frame written inside
+// the file's size makes its fdatasync cheaper, as the file's new size need
+// not be made durable with it: a 152-byte pwrite+fdatasync took 155-158 µs
+// into such zeros against 200-233 µs appended into reserved blocks
+// (README, Performance). Writers that take turns extend too: the zeros
+// pass from one to the next with the lock (leaveZeros).
 func (p *partition) extendsAhead() bool {
-	return p.mapWrites() || p.log.opts.Durability == Durable && p.exact
+	return p.mapWrites() || p.log.opts.Durability == Durable
 }
 
 // commitFrame writes one frame at the tail through the Log's backend, and

@@ -150,6 +150,11 @@ type indexWriter struct {
 	// consistent is false when openIndexWriter found the two indexes
 	// disagreeing (an entry lost or damaged): the caller rebuilds them.
 	consistent bool
+	// stale: other writers may have added entries since the counts above
+	// were read (this one took the writer lock after them). They are
+	// re-read only when an entry may be due (due, add, addTime): most
+	// appends add none, and re-reading costs four system calls.
+	stale bool
 }
 
 // openIndexWriter opens the index files of segment base in dir, trims them
@@ -200,8 +205,21 @@ func openIndexWriter(dir string, base, logSize, interval int64) (*indexWriter, e
 	return w, nil
 }
 
-// due reports whether a frame at pos should get an index entry.
+// due reports whether a frame at pos should get an index entry. Stale
+// counts can only make an entry look due that is not (other writers' entries
+// only move lastPos forward), so they are re-read only then.
 func (w *indexWriter) due(pos int64) bool {
+	if !w.dueAfter(pos) {
+		return false
+	}
+	if w.stale && w.refresh() != nil {
+		return true // add tries again, and says why it fails
+	}
+	return w.dueAfter(pos)
+}
+
+// dueAfter is due by the counts as they are.
+func (w *indexWriter) dueAfter(pos int64) bool {
 	return pos > 0 && (w.entries == 0 && pos >= w.interval || w.entries > 0 && pos-w.lastPos >= w.interval)
 }
 
@@ -212,6 +230,9 @@ func (w *indexWriter) due(pos int64) bool {
 // first, so a lost time entry shows as a time index shorter than the offset
 // index (openIndexWriter then rebuilds both).
 func (w *indexWriter) add(rel, pos, maxTS int64) error {
+	if err := w.catchUp(); err != nil {
+		return err
+	}
 	if err := w.addTime(rel, maxTS); err != nil {
 		return err
 	}
@@ -228,6 +249,9 @@ func (w *indexWriter) add(rel, pos, maxTS int64) error {
 // addTime appends a time entry for rel unless one exists. Its timestamp
 // never goes back: a lookup relies on the entries being sorted.
 func (w *indexWriter) addTime(rel, maxTS int64) error {
+	if err := w.catchUp(); err != nil {
+		return err
+	}
 	if w.timeEntries > 0 && rel <= w.lastTimeRel {
 		return nil
 	}
@@ -245,6 +269,7 @@ func (w *indexWriter) addTime(rel, maxTS int64) error {
 // refresh re-reads where the index files end, after another process's
 // writer appended to them: four syscalls, not a re-read of the index.
 func (w *indexWriter) refresh() error {
+	w.stale = true // until the counts are read whole
 	st, err := w.off.Stat()
 	if err != nil {
 		return err
@@ -272,7 +297,16 @@ func (w *indexWriter) refresh() error {
 		w.maxTS = int64(binary.LittleEndian.Uint64(b[:]))
 		w.lastTimeRel = int64(binary.LittleEndian.Uint32(b[8:]))
 	}
+	w.stale = false
 	return nil
+}
+
+// catchUp re-reads stale counts (refresh).
+func (w *indexWriter) catchUp() error {
+	if !w.stale {
+		return nil
+	}
+	return w.refresh()
 }
 
 func (w *indexWriter) close() error {

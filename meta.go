@@ -50,6 +50,12 @@ import (
 //	           timestamp and the boot id, so a writer may start its tail
 //	           search there (tail.go) only from a tail of this machine run
 //	           that a runnel with this field published whole
+//	 192  i64  zeros left at a hand-over: segment base,
+//	 200  i64  byte position where they start (the tail then) and
+//	 208  i64  where they end (the file's size)
+//	 216  u64  xxhash64 of 192-215 and the boot id; the next holder of the
+//	           writer lock takes the statement and zeroes this word at once
+//	           (zerosLeft)
 //	1024 [128]u32 sleeping-reader slots (presence.go)
 //	1536 [64]u32  writer-lock waiter slots
 //
@@ -80,6 +86,8 @@ const (
 	metaDurSumOff   = 168
 	metaTailTimeOff = 176
 	metaTailSumOff  = 184
+	metaZerosOff    = 192
+	metaZerosSumOff = 216
 
 	metaSleeperSlotsOff = 1024
 	metaSleeperSlots    = 128
@@ -428,4 +436,49 @@ func (m *metaMap) setDurablePoint(boot [16]byte, base, pos, next int64) {
 	m.i64(metaDurPosOff).Store(pos)
 	m.i64(metaDurNextOff).Store(next)
 	binary.LittleEndian.PutUint64(m.mem[metaDurSumOff:], xxhash.Sum64(m.mem[metaBootOff:metaDurSumOff]))
+}
+
+// zeroRun is a range of a segment file that holds nothing but zeros, up to
+// the file's end: the extension a writer left ahead of its tail when it let
+// the writer lock go (prealloc.go).
+type zeroRun struct {
+	base, from, to int64
+}
+
+// leaveZeros records, as the writer lock's holder lets it go, that segment
+// base holds zeros from its tail, from, to its end, to: the next holder
+// may write its frames into them without reading them first. The check
+// word is written last, so a holder killed halfway leaves a statement that
+// fails it.
+func (m *metaMap) leaveZeros(z zeroRun) {
+	m.i64(metaZerosOff).Store(z.base)
+	m.i64(metaZerosOff + 8).Store(z.from)
+	m.i64(metaZerosOff + 16).Store(z.to)
+	m.i64(metaZerosSumOff).Store(int64(zerosCheck(z, currentBootID)))
+}
+
+// takeZeros reads the statement leaveZeros made, for a writer that has
+// just taken the writer lock, and withdraws it: from now on only this
+// holder knows what it writes past the tail, and if it dies holding the
+// lock, the next one finds no statement and reads the bytes. ok is false
+// when there is none, or one of another machine run (whose zeros a power
+// loss may have half-filled).
+func (m *metaMap) takeZeros() (z zeroRun, ok bool) {
+	sum := uint64(m.i64(metaZerosSumOff).Load())
+	if sum == 0 {
+		return z, false
+	}
+	m.i64(metaZerosSumOff).Store(0)
+	z = zeroRun{m.i64(metaZerosOff).Load(), m.i64(metaZerosOff + 8).Load(), m.i64(metaZerosOff + 16).Load()}
+	return z, sum == zerosCheck(z, currentBootID) && z.from < z.to
+}
+
+// zerosCheck is the check word of a zeros statement of machine run boot.
+func zerosCheck(z zeroRun, boot [16]byte) uint64 {
+	var b [40]byte
+	binary.LittleEndian.PutUint64(b[0:], uint64(z.base))
+	binary.LittleEndian.PutUint64(b[8:], uint64(z.from))
+	binary.LittleEndian.PutUint64(b[16:], uint64(z.to))
+	copy(b[24:], boot[:])
+	return xxhash.Sum64(b[:])
 }

@@ -91,6 +91,7 @@ func (p *partition) idleLocked() bool {
 // descriptors of partition.meta. The caller holds p.wmu and made sure
 // nothing else uses them (releaseFiles).
 func (p *partition) closeFilesLocked() error {
+	p.cutLeftZeros()
 	if p.dirty && p.w != nil {
 		// Buffered: Close syncs this tail (syncNow).
 		p.releasedTail, p.dirty = p.w.tail(), false

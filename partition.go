@@ -74,8 +74,10 @@ type partition struct {
 	waitSlot   presenceSlot // a writer-lock waiter slot, claimed on first contention
 	held       bool         // this Log holds the writer lock
 	exact      bool         // held since this Log's last append: p.w is the tail
-	contended  time.Time    // when another holder last wanted the lock
-	watching   bool         // watchHold runs
+	zerosLeft  zeroRun      // the zeros the last holder left (takeZeros), if zerosOK
+	zerosOK    bool
+	contended  time.Time // when another holder last wanted the lock
+	watching   bool      // watchHold runs
 	watchDone  chan struct{}
 	appends    atomic.Uint64 // appends under a kept lock, for watchHold
 	holdCancel atomic.Uint32 // bumped to end watchHold's sleep
@@ -131,7 +133,7 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 		return nil, err
 	}
 	return func() {
-		p.unlockWriter()
+		p.unlockWriter(false)
 		p.wmu.Unlock()
 		p.log.parts.used(p) // its files are open now: count them
 	}, nil
@@ -201,6 +203,7 @@ func (p *partition) close(reason error) error {
 	p.log.parts.forget(p)
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	p.cutLeftZeros()
 	if p.w != nil {
 		p.cur.Store(nil)
 		errs = append(errs, p.w.close())

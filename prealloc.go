@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 )
 
@@ -94,15 +95,22 @@ func zeroFill(f *os.File, size int64) error {
 // the segment's mapping (commitmap_linux.go) needs the file to reach past
 // them, and a durable writer's fdatasync is cheaper when its frame lands
 // inside the file's size (partition.extendsAhead), so both extend the file
-// for real, with zeros, ahead of the tail while they keep the writer lock:
-// readers, Verify and recovery take zeros from the end of the last good
-// frame to the end of the file as the end of the data (cursor.zerosToEnd).
-// The extension starts at extendMin and doubles with each step up to
-// extendMax, so that a partition with little data stays small, and so does
-// the cost of a hold that ends soon (writers that take turns); it is cut
-// back whenever the writer lets the lock go (unlockWriter), before a roll
-// seals the segment, and by whoever finds one a dead writer left
-// (repairTail).
+// for real, with zeros, ahead of the tail: readers, Verify and recovery
+// take zeros from the end of the last good frame to the end of the file as
+// the end of the data (cursor.zerosToEnd). The extension starts at
+// extendMin and doubles with each step up to extendMax, so that a
+// partition with little data stays small.
+//
+// Writers that take turns hand the zeros on: the holder letting the lock
+// go to another writer leaves them, with a statement in partition.meta of
+// where they are (leaveZeros), and the next holder writes into them
+// without reading them first (adoptZeros). Cutting them at every hand-over
+// cost each turn an ftruncate and a fallocate, and left the turn-takers'
+// fdatasyncs making a new file size durable each time. The zeros are cut
+// back to the tail when the lock goes with nobody else wanting it (a
+// writer idle, or closing: cutLeftZeros), before a roll seals the segment,
+// and by whoever finds zeros no statement vouches for, which a dead writer
+// (or a machine that stopped) left (repairTail).
 const (
 	extendMin = reserveMin
 	extendMax = reserveStep
@@ -138,6 +146,61 @@ func (a *activeSeg) truncate(pos int64) error {
 	a.extended, a.extendStep = 0, 0
 	a.cm.setLimit(0)
 	return a.f.Truncate(pos)
+}
+
+// leaveZeros lets the zeros this writer extended the segment by stay as it
+// hands the writer lock over, and says so in partition.meta for the next
+// holder. This Log forgets them: when it holds the lock again, it learns
+// afresh from the statement what lies past the tail. The caller holds the
+// writer lock.
+func (p *partition) leaveZeros() {
+	if p.w == nil || p.w.extended <= p.w.pos {
+		p.trimExtension()
+		return
+	}
+	p.shm.leaveZeros(zeroRun{base: p.w.base, from: p.w.pos, to: p.w.extended})
+	p.w.extended = 0
+	p.w.cm.setLimit(0)
+}
+
+// adoptZeros takes over the zeros the last holder left past pos, the tail
+// of the active segment, when its statement (taken with the lock) names
+// them and the probe of the file around pos, end being where it ended,
+// agrees: the frames of this holder go into them. It reports whether it
+// did; if not, the bytes past pos are walked as any writer's tail is.
+func (p *partition) adoptZeros(pos, end int64) bool {
+	z := p.zerosLeft
+	if !p.zerosOK || z.base != p.w.base || z.from != pos || end <= pos || !p.w.probedZeros(pos, end) {
+		return false
+	}
+	p.zerosOK = false
+	p.w.extended = z.to
+	p.w.cm.setLimit(z.to)
+	return true
+}
+
+// cutLeftZeros cuts zeros that this Log (or another) left past the tail at
+// a hand-over and that nobody took over since, as the partition closes or
+// its files are released: a directory nobody writes to has files that end
+// where their data does. It only tries the writer lock: while another
+// writer holds it, the zeros are that writer's to use. The caller holds
+// p.wmu, not the writer lock.
+func (p *partition) cutLeftZeros() {
+	if p.held || p.meta == nil || p.shm == nil || p.shm.readOnly || p.broken != nil || p.poisoned.Load() {
+		return
+	}
+	if got, err := p.meta.TryLock(writerLockByte); err != nil || !got {
+		return
+	}
+	defer p.meta.Unlock(writerLockByte)
+	z, ok := p.shm.takeZeros()
+	if !ok {
+		return
+	}
+	path := segmentPath(p.dir, z.base, logExt)
+	if err := os.Truncate(path, z.from); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.log.opts.Logger.Warn("runnel: cut the zeros past the tail", "path", path, "err", err)
+	}
 }
 
 // trimExtension cuts the zeros this writer extended the segment by back

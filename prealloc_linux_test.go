@@ -22,9 +22,10 @@ func segmentBlocks(t *testing.T, path string) (size, allocated int64) {
 
 // TestReserveBlocks: the active segment holds blocks reserved past its
 // end, which no reader sees (its size is where the data ends), and a
-// segment sealed by a roll gives back what it did not use.
+// segment sealed by a roll gives back what it did not use. (Durable
+// writers extend the file with zeros instead: TestDurableZerosHandedOver.)
 func TestReserveBlocks(t *testing.T) {
-	for _, d := range []Durability{Durable, Buffered} {
+	for _, d := range []Durability{Buffered, Periodic} {
 		t.Run(d.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			if err := reserveBlocks(probeFile(t, dir), 0, 1<<20); err != nil {
@@ -189,12 +190,12 @@ func TestReserveGrowsWithData(t *testing.T) {
 	if err := reserveBlocks(probeFile(t, dir), 0, 1<<20); err != nil {
 		t.Skipf("the file system under %s reserves no blocks: %v", dir, err)
 	}
-	// A writer that takes turns with others (here: one that met
+	// A Buffered writer that takes turns with others (here: one that met
 	// contention, for an hour) lets the lock go after each append, and
-	// appends into the reservation; one that keeps the lock extends the
-	// file with zeros instead (extend).
+	// appends into the reservation; one that keeps the lock, and a
+	// Durable one, extend the file with zeros instead (extend).
 	stretchHold(t)
-	l := openTest(t, dir, &Options{Durability: Durable})
+	l := openTest(t, dir, &Options{Durability: Buffered})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
 	p := mustProducer(t, l, "t", nil)
 	l.topics["t"].parts[0].contended = time.Now()

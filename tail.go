@@ -62,6 +62,8 @@ func (p *partition) findTail() error {
 		return p.discoverTail(evidence{next: known, by: "this process appended them"})
 	case end == p.w.pos:
 		return nil
+	case p.adoptZeros(p.w.pos, end):
+		return nil
 	}
 	if p.activeRemoved() {
 		// Another writer rolled past this segment and retention removed
@@ -70,12 +72,9 @@ func (p *partition) findTail() error {
 		p.dropActive()
 		return p.discoverTail(evidence{})
 	}
-	// Another writer appended, or left bytes unfinished: catch up with its
-	// index entries, then walk its frames.
-	if err := p.w.idx.refresh(); err != nil {
-		p.dropActive()
-		return err
-	}
+	// Another writer appended, or left bytes unfinished: walk its frames,
+	// catching up with its index entries where one is due.
+	p.w.idx.stale = true
 	known := p.knownCommitted(evidence{next: p.w.next, by: "this process appended them"})
 	return p.walkTail(p.w.pos, p.w.next, false, known)
 }
@@ -104,18 +103,16 @@ func (p *partition) skipToPublished() (bool, error) {
 		p.dropActive()
 		return false, err
 	}
-	if end < t.pos || end > t.pos && p.activeRemoved() {
+	zeros := p.adoptZeros(t.pos, end)
+	if end < t.pos || end > t.pos && !zeros && p.activeRemoved() {
 		// The file does not reach the tail (someone cut it), or the
 		// segment was sealed and removed: findTail's own checks decide.
 		return false, nil
 	}
-	if err := p.w.idx.refresh(); err != nil {
-		p.dropActive()
-		return false, err
-	}
+	p.w.idx.stale = true // their entries: read when one is due
 	known := p.knownCommitted(evidence{next: p.w.next, by: "this process appended them"})
 	p.w.pos, p.w.next, p.w.maxTS = t.pos, t.next, max(p.w.maxTS, maxTS)
-	if end == t.pos {
+	if end == t.pos || zeros {
 		return true, nil
 	}
 	return true, p.walkTail(t.pos, t.next, false, known)
@@ -141,6 +138,18 @@ func (a *activeSeg) probeEnd(pos int64) (int64, error) {
 		return 0, fmt.Errorf("runnel: read %s: %w", a.path, err)
 	}
 	return at + int64(n), nil
+}
+
+// probedZeros says whether the bytes probeEnd just read past pos, up to
+// end, are zeros.
+func (a *activeSeg) probedZeros(pos, end int64) bool {
+	at := max(pos-8, 0)
+	for _, b := range a.probe[pos-at : end-at] {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // discoverTail opens the partition's last segment and walks to its tail

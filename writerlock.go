@@ -77,6 +77,7 @@ func (p *partition) takeWriter(ctx context.Context, wait bool) (got bool, err er
 		p.contended = time.Now()
 	}
 	p.held, p.exact = true, false
+	p.zerosLeft, p.zerosOK = p.shm.takeZeros()
 	p.log.stats.writerLocks.Add(1)
 	return true, nil
 }
@@ -117,7 +118,11 @@ func lockAnnounced(ctx context.Context, lf *lockFile, m *metaMap, slot *presence
 }
 
 // unlockWriter releases the writer lock now. The caller holds p.wmu.
-func (p *partition) unlockWriter() {
+// handOver says another writer is about to take it (or may soon): then
+// the zeros this Log extended the segment by stay, for the next holder to
+// write into (leaveZeros); otherwise they are cut back to the tail, so that
+// a partition nobody writes to ends where its data does.
+func (p *partition) unlockWriter(handOver bool) {
 	if !p.held || p.poisoned.Load() {
 		// A poisoned partition keeps the lock until the kernel is done
 		// with the writes it may still do (ring_linux.go).
@@ -126,7 +131,11 @@ func (p *partition) unlockWriter() {
 	if p.exact {
 		p.shm.kept().Store(0)
 	}
-	p.trimExtension()
+	if handOver && p.broken == nil {
+		p.leaveZeros()
+	} else {
+		p.trimExtension()
+	}
 	p.meta.Unlock(writerLockByte)
 	p.held, p.exact = false, false
 }
@@ -137,7 +146,7 @@ func (p *partition) unlockWriter() {
 // some virtual machines, an append would pay for it.)
 func (p *partition) afterAppend(ok bool) {
 	if !ok || p.broken != nil {
-		p.unlockWriter()
+		p.unlockWriter(false)
 		return
 	}
 	if p.shm.waiting.count().Load() != 0 {
@@ -150,7 +159,7 @@ func (p *partition) afterAppend(ok bool) {
 	}
 	if !p.contended.IsZero() {
 		if time.Since(p.contended) < contendedHold {
-			p.unlockWriter()
+			p.unlockWriter(true)
 			return
 		}
 		p.contended = time.Time{}
@@ -207,7 +216,7 @@ func (p *partition) watchHold(m *metaMap, cancel uint32, done chan<- struct{}) {
 			if wanted {
 				p.contended = time.Now()
 			}
-			p.unlockWriter()
+			p.unlockWriter(wanted)
 			p.watching = false
 			p.wmu.Unlock()
 			return
@@ -224,7 +233,7 @@ func (p *partition) stopHold() {
 	p.wmu.Lock()
 	done := p.watchDone
 	watching := p.watching
-	p.unlockWriter()
+	p.unlockWriter(false)
 	p.wmu.Unlock()
 	if watching {
 		p.holdCancel.Add(1)
@@ -252,6 +261,6 @@ func (p *partition) poison(err error, drained <-chan struct{}) {
 			meta.Close() // the partition closed meanwhile
 			return
 		}
-		p.unlockWriter()
+		p.unlockWriter(false)
 	}()
 }
