@@ -38,7 +38,8 @@ import (
 
 // syncerCheck bounds a sleep on another process's sync: if that process
 // died mid-sync, nothing wakes the sleepers, and its lock is free again.
-const syncerCheck = 10 * time.Millisecond
+// (A variable: tests stretch it.)
+var syncerCheck = 10 * time.Millisecond
 
 // syncQueue is a partition's durability stage in this Log.
 type syncQueue struct {
@@ -249,8 +250,7 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 		}
 		if got {
 			d, err := p.syncHolding(want)
-			p.meta.Unlock(syncLockByte)
-			p.syncMu.Unlock()
+			p.unlockSync()
 			if err != nil {
 				p.breakAfterSync(err)
 			}
@@ -359,6 +359,18 @@ func (p *partition) removedByRetention(base int64, err error) bool {
 	return lerr == nil && len(bases) > 0 && bases[0] > base
 }
 
+// unlockSync lets the sync lock go, and wakes whoever sleeps on the
+// durable sequence again: a process that found the lock taken after the
+// holder's last wake-up, and its frame not yet covered, would otherwise
+// sleep until syncerCheck, though the lock is free for it now.
+func (p *partition) unlockSync() error {
+	err := p.meta.Unlock(syncLockByte)
+	p.syncMu.Unlock()
+	p.shm.durSeq().Add(1)
+	wakeAll(p.shm.durSeq())
+	return err
+}
+
 // awaitWoken is the cross-process half of regrouping: the processes
 // that the last shared fdatasync woke are about to commit again, each a
 // frame, and this sync should carry them rather than leave them to the
@@ -453,14 +465,12 @@ func (p *partition) durablePointFrom(start int64) error {
 // wakes whoever waits for the durable point.
 func (p *partition) withSyncLock(fn func(m *metaMap)) error {
 	p.syncMu.Lock()
-	defer p.syncMu.Unlock()
 	if err := p.meta.Lock(context.Background(), syncLockByte); err != nil {
+		p.syncMu.Unlock()
 		return fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
 	}
 	fn(p.shm)
-	p.shm.durSeq().Add(1)
-	wakeAll(p.shm.durSeq())
-	return p.meta.Unlock(syncLockByte)
+	return p.unlockSync()
 }
 
 // syncNow makes everything this Log committed to the partition durable:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // fillSegment sends n records of 1,000 bytes through p, durably.
@@ -64,5 +65,57 @@ func TestDurableSyncOfRemovedSegment(t *testing.T) {
 	part.shm.publishTail(cur, curTS)
 	if _, err := p.Send(context.Background(), Record{Value: []byte("after")}); err != nil {
 		t.Fatalf("Send after the sync: %v", err)
+	}
+}
+
+// TestSyncLockFreedWakesWaiter: a process whose frame no fdatasync covered
+// yet finds the sync lock taken after its holder's last wake-up and sleeps
+// on the durable sequence. The holder letting the lock go wakes it, so it
+// syncs its frame itself at once, not after syncerCheck (stretched to an
+// hour here, far past the test's own bound).
+func TestSyncLockFreedWakesWaiter(t *testing.T) {
+	check := syncerCheck
+	syncerCheck = time.Hour
+	t.Cleanup(func() { syncerCheck = check })
+	dir := t.TempDir()
+	opts := &Options{Durability: Buffered}
+	holder := openTest(t, dir, opts)
+	mustCreate(t, holder, "t", TopicConfig{Partitions: 1})
+	waiter := openTest(t, dir, opts)
+	for _, l := range []*Log{holder, waiter} {
+		if _, err := mustProducer(t, l, "t", nil).Send(context.Background(), Record{Value: []byte("committed, not synced")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hp, wp := holder.topics["t"].parts[0], waiter.topics["t"].parts[0]
+	hp.syncMu.Lock()
+	if err := hp.meta.Lock(context.Background(), syncLockByte); err != nil {
+		t.Fatal(err)
+	}
+	want, ok := wp.shm.tail()
+	if !ok {
+		t.Fatal("no published tail")
+	}
+	synced := make(chan error, 1)
+	go func() {
+		_, err := wp.syncShared(context.Background(), want)
+		synced <- err
+	}()
+	for deadline := time.Now().Add(time.Minute); waiter.stats.syncWaits.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never waited for the sync lock")
+		}
+	}
+	hp.unlockSync()
+	select {
+	case err := <-synced:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the waiter still sleeps a minute after the sync lock was let go")
+	}
+	if d, ok := wp.shm.durableNext(); !ok || d < want.next {
+		t.Fatalf("durable up to %d (%v), want %d", d, ok, want.next)
 	}
 }
