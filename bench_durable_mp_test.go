@@ -16,7 +16,8 @@ func init() {
 }
 
 // benchDurableMain sends $RUNNEL_BENCH_N records of 100 bytes to
-// $RUNNEL_BENCH_TOPIC with Send in Durable mode, one at a time. It says
+// $RUNNEL_BENCH_TOPIC with Send in Durable mode, from $RUNNEL_BENCH_SENDERS
+// goroutines (1 if unset), each one record at a time. It says
 // "ready" once open, starts on a line on stdin, and prints "done <start>
 // <end> <syncs> <writer locks> <sync ns>": CLOCK_MONOTONIC nanoseconds
 // around the sends, and its Log's Stats after them (sync ns: the time its
@@ -40,10 +41,24 @@ func benchDurableMain() int {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		return mpFail("durable producer", err)
 	}
+	senders, _ := strconv.Atoi(os.Getenv("RUNNEL_BENCH_SENDERS"))
+	senders = max(senders, 1)
 	ctx := context.Background()
+	errs := make(chan error, senders)
 	start := monoNow()
-	for range n {
-		if _, err := p.Send(ctx, Record{Value: value}); err != nil {
+	for i := range senders {
+		go func() {
+			var err error
+			for range n/senders + min(1, max(0, n%senders-i)) {
+				if _, err = p.Send(ctx, Record{Value: value}); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range senders {
+		if err := <-errs; err != nil {
 			return mpFail("durable producer", err)
 		}
 	}
@@ -58,18 +73,26 @@ func benchDurableMain() int {
 }
 
 // BenchmarkDurableProcesses: four processes each send 100-byte records to
-// one partition with Send in Durable mode, one at a time (issue 12's "4
-// procs durable 1w each"). records/s is the aggregate over the interval
-// from the first process's start to the last one's end; records/sync is
-// how many records each fdatasync carried (cross-process group commit:
-// at most 4); locks/record is the writer locks taken per record (each one
-// a hand-over between processes, and its fcntls); disk-busy is the
-// fraction of the interval an fdatasync ran (one at a time: the sync lock
+// one partition with Send in Durable mode, from one goroutine or sixteen,
+// each one record at a time (issue 12's "4 procs durable 1w each" and "16w
+// each"). records/s is the aggregate over the interval from the first
+// process's start to the last one's end; records/sync is how many records
+// each fdatasync carried (cross-process group commit: at most one per
+// sender); locks/record is the writer locks taken per record (each one a
+// hand-over between processes, and its fcntls); disk-busy is the fraction
+// of the interval an fdatasync ran (one at a time: the sync lock
 // serializes them), the rest being the disk waiting for the processes.
 // The system calls per record are for perf stat: README, Performance.
 func BenchmarkDurableProcesses(b *testing.B) {
+	for _, senders := range []int{1, 16} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			benchDurableProcesses(b, senders, mpScale(500, 100, 100)*senders)
+		})
+	}
+}
+
+func benchDurableProcesses(b *testing.B, senders, perProc int) {
 	const procs = 4
-	perProc := mpScale(500, 100, 100)
 	var rates, perSync, locks, busy []float64
 	for b.Loop() {
 		b.StopTimer()
@@ -77,7 +100,7 @@ func BenchmarkDurableProcesses(b *testing.B) {
 		l := openTest(b, dir, &Options{Durability: Durable})
 		mustCreate(b, l, "bench", TopicConfig{Partitions: 1})
 		kids := startBenchChildren(b, procs, "bench-durable", "RUNNEL_BENCH_DIR="+dir, "RUNNEL_BENCH_TOPIC=bench",
-			"RUNNEL_BENCH_N="+strconv.Itoa(perProc))
+			"RUNNEL_BENCH_N="+strconv.Itoa(perProc), "RUNNEL_BENCH_SENDERS="+strconv.Itoa(senders))
 		first, last := int64(1<<62), int64(0)
 		var syncs, writerLocks, synced int64
 		for _, k := range kids {
