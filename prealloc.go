@@ -12,9 +12,10 @@ import (
 // long as one into blocks reserved beforehand, measured on a loaded
 // machine (BenchmarkSyncedAppend; README, Performance: a later run on a
 // quiet one found no gain, and a loss for 8.7 KiB writes, not yet acted
-// on). So the writer reserves blocks ahead of the tail in
-// large steps, keeping the file's size: what readers, Verify and recovery
-// see is unchanged, and a reservation nobody filled is invisible. Roll
+// on). So a writer that does not extend the file with zeros (below)
+// reserves blocks ahead of the tail in large steps, keeping the file's
+// size: what readers, Verify and recovery see is unchanged, and a
+// reservation nobody filled is invisible. Roll
 // hands back what the sealed segment did not use; a segment that a closed
 // Log was writing keeps its reservation for the next writer. (An append
 // still changes the file's size, which its fdatasync must write too; only
