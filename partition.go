@@ -33,7 +33,8 @@ type partition struct {
 	senders  atomic.Int32 // senders blocked waiting for an acknowledgement
 	last     *batch       // the newest batch taken for writing
 	spare    *frame.Builder
-	cbsHint  int // the most callbacks a batch had: a new slice's capacity (batch.go)
+	cbsHint  int   // the most callbacks a batch had: a new slice's capacity (batch.go)
+	unsynced int64 // bytes of batches taken for writing, not yet settled by the sync stage (Durable)
 	closed   bool
 	closeErr error // what sends fail with once closed: ErrClosed, or the topic was deleted
 	started  bool
