@@ -23,8 +23,9 @@ import (
 
 // batch is one frame in the making, then in flight.
 type batch struct {
-	fb  *frame.Builder
-	cbs []batchCallback
+	fb       *frame.Builder
+	cbs      []batchCallback
+	onCommit int // how many of cbs acknowledge at commit (AckCommitted)
 
 	committed chan struct{} // closed once base, end and err are final
 	done      chan struct{} // closed once syncErr is final; committed itself outside Durable mode
@@ -179,7 +180,9 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 func (p *partition) queued(b *batch, idx int, s sender) (lead bool) {
 	if s.done != nil {
 		b.cbs = append(b.cbs, batchCallback{idx, s.done, s.onCommit})
-		p.cbsHint = max(p.cbsHint, len(b.cbs))
+		if s.onCommit {
+			b.onCommit++
+		}
 	}
 	if s.waiting {
 		b.waiters++
@@ -216,6 +219,7 @@ func (p *partition) takePending() *batch {
 	b := p.pending
 	p.writing = true
 	p.last = b
+	p.cbsHint = max(p.cbsHint, len(b.cbs))
 	if p.log.opts.Durability == Durable {
 		b.owner, b.backlog = p, int64(b.fb.Len())
 		p.unsynced += b.backlog
@@ -390,7 +394,11 @@ func (p *partition) awaitRegroup(n int) {
 // modes other than Durable that is the acknowledgement of every record.
 func (b *batch) commit(partition int) {
 	durable := b.done != b.committed
-	b.cbs = b.callBack(partition, b.err, durable)
+	if !durable || b.onCommit > 0 {
+		// (In Durable mode, without AckCommitted callbacks, a pass
+		// over every record's callback would only move it in place.)
+		b.cbs = b.callBack(partition, b.err, durable)
+	}
 	close(b.committed)
 }
 
