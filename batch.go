@@ -23,8 +23,9 @@ import (
 
 // batch is one frame in the making, then in flight.
 type batch struct {
-	fb  *frame.Builder
-	cbs []batchCallback
+	fb       *frame.Builder
+	cbs      []batchCallback
+	onCommit int // how many of cbs acknowledge at commit (AckCommitted)
 
 	committed chan struct{} // closed once base, end and err are final
 	done      chan struct{} // closed once syncErr is final; committed itself outside Durable mode
@@ -36,6 +37,11 @@ type batch struct {
 	// waiters counts the records whose senders block in Send: after this
 	// batch, about that many come back at once.
 	waiters int
+
+	// In Durable mode, from being taken for writing until settled: the
+	// partition whose unsynced backlog counts the batch, and its bytes.
+	owner   *partition
+	backlog int64
 }
 
 type batchCallback struct {
@@ -174,7 +180,9 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 func (p *partition) queued(b *batch, idx int, s sender) (lead bool) {
 	if s.done != nil {
 		b.cbs = append(b.cbs, batchCallback{idx, s.done, s.onCommit})
-		p.cbsHint = max(p.cbsHint, len(b.cbs))
+		if s.onCommit {
+			b.onCommit++
+		}
 	}
 	if s.waiting {
 		b.waiters++
@@ -211,6 +219,11 @@ func (p *partition) takePending() *batch {
 	b := p.pending
 	p.writing = true
 	p.last = b
+	p.cbsHint = max(p.cbsHint, len(b.cbs))
+	if p.log.opts.Durability == Durable {
+		b.owner, b.backlog = p, int64(b.fb.Len())
+		p.unsynced += b.backlog
+	}
 	p.pending = p.newBatch(p.spare)
 	p.spare = nil
 	p.space.Broadcast()
@@ -235,7 +248,7 @@ func (p *partition) writeLoop() {
 	p.mu.Lock()
 	regroup := 0 // senders released by the last write, expected back
 	for {
-		for !p.closed && p.handed == nil && (p.writing || p.pending.fb.Count() == 0) {
+		for !p.closed && p.handed == nil && (p.writing || p.pending.fb.Count() == 0 || p.syncBehind()) {
 			p.work.Wait()
 		}
 		if b := p.handed; b != nil {
@@ -325,6 +338,29 @@ func (p *partition) committed(b *batch, base int64, end logPos, err error, inlin
 	return run
 }
 
+// syncBehind says that the frames taken for writing and not yet made
+// durable (Durable mode) add up to four times MaxBatchBytes, so the writer
+// waits for the sync stage before it takes the pending batch. Without the
+// bound, a stream outran its fdatasyncs: each one covered all that was
+// written during the last, grew longer for it, and the records waiting for
+// it (with their callbacks) reached tens of MiB of heap. Bounded, a full
+// pending batch makes the sender wait (reserve), as a slow write does. The
+// caller holds p.mu.
+func (p *partition) syncBehind() bool {
+	return p.unsynced >= 4*int64(p.log.opts.MaxBatchBytes)
+}
+
+// synced takes a settled batch's bytes off the unsynced backlog, and wakes
+// the writer if it waits for that (syncBehind).
+func (p *partition) synced(n int64) {
+	p.mu.Lock()
+	p.unsynced -= n
+	if !p.syncBehind() {
+		p.work.Broadcast()
+	}
+	p.mu.Unlock()
+}
+
 // regroupWait bounds how long the writer lets the senders it just released
 // come back before it writes without them: in Durable mode a fraction of
 // one fdatasync, spent so that the next one is shared by all of them; in
@@ -358,7 +394,11 @@ func (p *partition) awaitRegroup(n int) {
 // modes other than Durable that is the acknowledgement of every record.
 func (b *batch) commit(partition int) {
 	durable := b.done != b.committed
-	b.cbs = b.callBack(partition, b.err, durable)
+	if !durable || b.onCommit > 0 {
+		// (In Durable mode, without AckCommitted callbacks, a pass
+		// over every record's callback would only move it in place.)
+		b.cbs = b.callBack(partition, b.err, durable)
+	}
 	close(b.committed)
 }
 
@@ -372,6 +412,9 @@ func (b *batch) settle(partition int) {
 	}
 	b.cbs = b.callBack(partition, err, false)
 	close(b.done)
+	if b.owner != nil {
+		b.owner.synced(b.backlog)
+	}
 }
 
 // spareCallbacks holds the callback slices of settled batches. A pool

@@ -3,8 +3,12 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/frame"
 )
 
 // TestLoneSenderLeads: a sender alone on a partition writes its own
@@ -65,5 +69,87 @@ func TestLoneSenderLeads(t *testing.T) {
 				t.Fatalf("records 19 and 34: %q, %q", got[19].Value, got[34].Value)
 			}
 		})
+	}
+}
+
+// TestDurableStreamWaitsForSyncs: in Durable mode a SendAsync stream runs
+// at most four MaxBatchBytes of written frames ahead of its fdatasyncs
+// (syncBehind), plus the pending batch. With every fdatasync held back,
+// the writer stops taking batches once that much is written and the sender
+// blocks on the full pending batch; once the syncs go on, so does the
+// stream, and every record is acknowledged in order.
+func TestDurableStreamWaitsForSyncs(t *testing.T) {
+	const maxBatch, n = 4096, 2000
+	l := openTest(t, t.TempDir(), &Options{Durability: Durable, MaxBatchBytes: maxBatch, RetentionInterval: -1})
+	entered, release := blockSyncs(l)
+	stop := make(chan struct{})
+	go func() { // take blockSyncs' signals, however many syncs there are
+		for {
+			select {
+			case <-entered:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(func() { open(); close(stop) }) // before the Log's cleanup closes it
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	value := make([]byte, 100)
+
+	var sent, acked atomic.Int64
+	var firstErr error
+	done := func(pos Position, err error) { // callbacks of one partition run one at a time
+		if want := acked.Load(); (err != nil || pos.Offset != want) && firstErr == nil {
+			firstErr = fmt.Errorf("callback %d: %+v, %v", want, pos, err)
+		}
+		acked.Add(1)
+	}
+	streamed := make(chan struct{})
+	go func() {
+		defer close(streamed)
+		for range n {
+			p.SendAsync(Record{Value: value}, done)
+			sent.Add(1)
+		}
+	}()
+
+	// Held: the writer waits for the sync stage, and the pending batch has
+	// no room for the next record (reserve's test).
+	tp, _ := l.topic("t")
+	part := tp.parts[0]
+	size := frame.RecordSize(nil, value, nil)
+	for held := false; !held; {
+		select {
+		case <-streamed:
+			t.Fatalf("all %d records sent with no fdatasync done; %+v", n, l.Stats())
+		case <-time.After(time.Millisecond):
+		}
+		part.mu.Lock()
+		held = part.syncBehind() && part.pending.fb.Count() > 0 && part.pending.fb.Len()+size > maxBatch
+		part.mu.Unlock()
+	}
+	// Four MaxBatchBytes taken, then one more batch that crossed the
+	// bound: at most a record over MaxBatchBytes, and its frame header.
+	most := int64(5*maxBatch + frame.HeaderSize + size)
+	if st := l.Stats(); st.BytesWritten > most || acked.Load() != 0 {
+		t.Fatalf("with no fdatasync done: %+v, %d acknowledged; want at most %d bytes written, none acknowledged", st, acked.Load(), most)
+	}
+	if got := sent.Load(); got >= n {
+		t.Fatalf("the sender was not held: %d of %d sent", got, n)
+	}
+
+	open()
+	<-streamed
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if firstErr != nil || acked.Load() != n {
+		t.Fatalf("%d of %d acknowledged, first error %v", acked.Load(), n, firstErr)
+	}
+	if st := l.Stats(); st.RecordsWritten != n {
+		t.Fatalf("Stats %+v: want %d records written", st, n)
 	}
 }

@@ -165,7 +165,7 @@ func (p *partition) takeCheckpoint() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointLockWait)
 	defer cancel()
-	unlock, err := p.lockForMaintenance(ctx)
+	unlock, err := p.lockForCheckpoint(ctx)
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,12 @@ type Options struct {
 	// costs beyond that is its encoding and checksum into the frame and,
 	// if it has a callback, one slot in a slice that batches reuse; a
 	// keyless record to a one-partition topic skips the partitioner.
+	//
+	// In Durable mode it also bounds how far the writes run ahead of the
+	// fdatasyncs: while four times this much is written and not yet
+	// synced, the next frame waits for the sync stage (and so, once the
+	// pending frame is full, does a streaming sender), which keeps the
+	// records waiting for durability, and their callbacks, bounded.
 	MaxBatchBytes int
 
 	// Logger receives repairs, recoveries and the chosen backend. Default:
