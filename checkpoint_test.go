@@ -14,7 +14,9 @@ import (
 func TestCheckpointKeepsWriterLock(t *testing.T) {
 	stretchHold(t)
 	dir := t.TempDir()
-	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	// Buffered with the pwrite backend: frames through the mapping, into
+	// zeros extended ahead of the tail (io_uring's writer extends none).
+	l := openTest(t, dir, &Options{Durability: Buffered, Backend: BackendPwrite, RetentionInterval: -1})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
 	p := mustProducer(t, l, "t", nil)
 	ctx := context.Background()
