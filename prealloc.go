@@ -194,6 +194,11 @@ func (p *partition) cutLeftZeros() {
 		return
 	}
 	defer p.meta.Unlock(writerLockByte)
+	if p.shm.deleted() {
+		// The topic was deleted (flagged under this lock, before its
+		// directory went): the path may name a new topic's segment now.
+		return
+	}
 	z, ok := p.shm.takeZeros()
 	if !ok {
 		return

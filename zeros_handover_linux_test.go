@@ -110,3 +110,40 @@ func TestZerosStatement(t *testing.T) {
 		t.Fatalf("another machine run's statement was taken: %+v", got)
 	}
 }
+
+// TestZerosLeftInDeletedTopic: a Log that left zeros at a hand-over, in a
+// topic another Log then deleted and created again, does not cut them at
+// Close: its statement names the deleted topic's segment, and the path now
+// names the new topic's, with records the cut would take.
+func TestZerosLeftInDeletedTopic(t *testing.T) {
+	stretchHold(t)
+	dir := t.TempDir()
+	a := openTest(t, dir, &Options{Durability: Durable})
+	mustCreate(t, a, mapWriteTopic, TopicConfig{Partitions: 1})
+	pa := mustProducer(t, a, mapWriteTopic, nil)
+	a.topics[mapWriteTopic].parts[0].contended = time.Now() // hands the lock over after each append
+	for i := range 3 {
+		if _, err := pa.Send(context.Background(), Record{Value: mapWriteValue(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.topics[mapWriteTopic].parts[0].shm.i64(metaZerosSumOff).Load() == 0 {
+		t.Fatal("no zeros left at the hand-over: the test needs them")
+	}
+
+	b := openTest(t, dir, &Options{Durability: Durable})
+	if err := b.DeleteTopic(mapWriteTopic); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, b, mapWriteTopic, TopicConfig{Partitions: 1})
+	const n = 40
+	if err := mapWriteSend(b, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mapWriteCheck(b, n); err != nil {
+		t.Fatalf("after the Log that left zeros in the deleted topic closed: %v", err)
+	}
+}
