@@ -210,9 +210,9 @@ func (p *partition) cutLeftZeros() {
 }
 
 // trimExtension cuts the zeros this writer extended the segment by back
-// to the tail: while it does not hold the writer lock, other writers and
-// readers find the file ending where its data does. The caller holds the
-// writer lock.
+// to the tail (letting the lock go with nobody waiting, before a seal,
+// dropping the active segment), so that the file ends where its data
+// does. The caller holds the writer lock.
 func (p *partition) trimExtension() {
 	if p.w == nil || p.w.extended == 0 {
 		return
