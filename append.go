@@ -168,14 +168,21 @@ func (p *partition) mapWrites() bool {
 
 // extendsAhead says whether the segment is extended with zeros ahead of
 // the tail before the next frame (prealloc.go): to copy frames through the
-// mapping (mapWrites), and in Durable mode. There a frame written inside
-// the file's size makes its fdatasync cheaper, as the file's new size need
-// not be made durable with it: a 152-byte pwrite+fdatasync took 155-158 µs
-// into such zeros against 200-233 µs appended into reserved blocks
-// (README, Performance). Writers that take turns extend too: the zeros
-// pass from one to the next with the lock (leaveZeros).
+// mapping (mapWrites), and in Durable mode for a writer that keeps the
+// writer lock across appends, takes turns with other writers (the zeros
+// pass from one to the next with the lock: leaveZeros), or writes into
+// zeros already. There a frame written inside the file's size makes its
+// fdatasync cheaper, as the file's new size need not be made durable with
+// it: a 152-byte pwrite+fdatasync took 155-158 µs into such zeros against
+// 200-233 µs appended into reserved blocks (README, Performance). A lone
+// append to a partition (and one now and then) gains nothing: its sync
+// makes the extension's size durable anyway, and the zeros would be cut
+// again when it lets the lock go.
 func (p *partition) extendsAhead() bool {
-	return p.mapWrites() || p.log.opts.Durability == Durable
+	if p.mapWrites() {
+		return true
+	}
+	return p.log.opts.Durability == Durable && (p.exact || !p.contended.IsZero() || p.w.extended > p.w.pos)
 }
 
 // commitFrame writes one frame at the tail through the Log's backend, and

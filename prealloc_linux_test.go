@@ -22,10 +22,9 @@ func segmentBlocks(t *testing.T, path string) (size, allocated int64) {
 
 // TestReserveBlocks: the active segment holds blocks reserved past its
 // end, which no reader sees (its size is where the data ends), and a
-// segment sealed by a roll gives back what it did not use. (Durable
-// writers extend the file with zeros instead: TestDurableZerosHandedOver.)
+// segment sealed by a roll gives back what it did not use.
 func TestReserveBlocks(t *testing.T) {
-	for _, d := range []Durability{Buffered, Periodic} {
+	for _, d := range []Durability{Durable, Buffered, Periodic} {
 		t.Run(d.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			if err := reserveBlocks(probeFile(t, dir), 0, 1<<20); err != nil {
@@ -193,7 +192,8 @@ func TestReserveGrowsWithData(t *testing.T) {
 	// A Buffered writer that takes turns with others (here: one that met
 	// contention, for an hour) lets the lock go after each append, and
 	// appends into the reservation; one that keeps the lock, and a
-	// Durable one, extend the file with zeros instead (extend).
+	// Durable one taking turns, extend the file with zeros instead
+	// (extend).
 	stretchHold(t)
 	l := openTest(t, dir, &Options{Durability: Buffered})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
