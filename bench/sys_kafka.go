@@ -143,9 +143,12 @@ func (s *kafkaStore) Append(v []byte) error {
 	return s.cl.ProduceSync(context.Background(), &kgo.Record{Value: v}).FirstErr()
 }
 
-func (s *kafkaStore) AppendAsync(v []byte, done func(error)) {
-	// franz-go keeps the record until it is acknowledged; v is reused.
-	s.cl.Produce(context.Background(), &kgo.Record{Value: append([]byte(nil), v...)}, func(_ *kgo.Record, err error) { done(err) })
+func (s *kafkaStore) AsyncAppender(done func(error)) func(v []byte) {
+	produced := func(_ *kgo.Record, err error) { done(err) }
+	return func(v []byte) {
+		// franz-go keeps the record until it is acknowledged; v is reused.
+		s.cl.Produce(context.Background(), &kgo.Record{Value: append([]byte(nil), v...)}, produced)
+	}
 }
 
 func (s *kafkaStore) Flush() error { return s.cl.Flush(context.Background()) }
@@ -155,15 +158,16 @@ func (s *kafkaStore) AppendBatch(vs [][]byte) error {
 	var mu sync.Mutex
 	var first error
 	wg.Add(len(vs))
+	appendAsync := s.AsyncAppender(func(err error) {
+		if err != nil {
+			mu.Lock()
+			first = errors.Join(first, err)
+			mu.Unlock()
+		}
+		wg.Done()
+	})
 	for _, v := range vs {
-		s.AppendAsync(v, func(err error) {
-			if err != nil {
-				mu.Lock()
-				first = errors.Join(first, err)
-				mu.Unlock()
-			}
-			wg.Done()
-		})
+		appendAsync(v)
 	}
 	if err := s.Flush(); err != nil {
 		return err

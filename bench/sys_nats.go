@@ -41,7 +41,7 @@ type natsStore struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 
-	acks     chan natsPending // AppendAsync: futures, in publish order
+	acks     chan natsPending // appendAsync: futures, in publish order
 	acksDone chan struct{}
 }
 
@@ -102,9 +102,14 @@ func (s *natsStore) Append(v []byte) error {
 	return err
 }
 
-// AppendAsync publishes with PublishAsync (which blocks past nats.go's
-// default of 4000 unacknowledged messages) and reports each PubAck in order.
-func (s *natsStore) AppendAsync(v []byte, done func(error)) {
+// AsyncAppender's appends publish with PublishAsync (which blocks past
+// nats.go's default of 4000 unacknowledged messages); each PubAck is
+// reported in order.
+func (s *natsStore) AsyncAppender(done func(error)) func(v []byte) {
+	return func(v []byte) { s.appendAsync(v, done) }
+}
+
+func (s *natsStore) appendAsync(v []byte, done func(error)) {
 	if s.acks == nil {
 		s.acks, s.acksDone = make(chan natsPending, 8192), make(chan struct{})
 		go s.ackLoop()

@@ -59,13 +59,17 @@ func openRaw(cfg config) (store, error) {
 
 func (s *rawStore) Append(v []byte) error { return s.append(v) }
 
-// rawAsyncLimit bounds what AppendAsync queues, as runnel's MaxBatchBytes
+// rawAsyncLimit bounds what appendAsync queues, as runnel's MaxBatchBytes
 // bounds its pending batch.
 const rawAsyncLimit = 1 << 20
 
-// AppendAsync queues v; a flusher goroutine writes whatever is queued with
-// one pwrite (+ fdatasync) and then acknowledges it, in order.
-func (s *rawStore) AppendAsync(v []byte, done func(error)) {
+// AsyncAppender's appends queue v; a flusher goroutine writes whatever is
+// queued with one pwrite (+ fdatasync) and then acknowledges it, in order.
+func (s *rawStore) AsyncAppender(done func(error)) func(v []byte) {
+	return func(v []byte) { s.appendAsync(v, done) }
+}
+
+func (s *rawStore) appendAsync(v []byte, done func(error)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.buf) >= rawAsyncLimit && s.err == nil {

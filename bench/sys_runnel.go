@@ -78,8 +78,9 @@ func (s *runnelStore) Append(v []byte) error {
 	return err
 }
 
-func (s *runnelStore) AppendAsync(v []byte, done func(error)) {
-	s.p.SendAsync(runnel.Record{Value: v}, func(_ runnel.Position, err error) { done(err) })
+func (s *runnelStore) AsyncAppender(done func(error)) func(v []byte) {
+	sent := func(_ runnel.Position, err error) { done(err) }
+	return func(v []byte) { s.p.SendAsync(runnel.Record{Value: v}, sent) }
 }
 
 func (s *runnelStore) Flush() error { return s.p.Flush(context.Background()) }

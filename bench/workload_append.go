@@ -64,23 +64,24 @@ func (a *appender) asyncWriter(w int, id uint32, as asyncStore, errc chan<- erro
 		acked   = &a.seqs[w]
 		nextAck uint64
 	)
+	appendAsync := as.AsyncAppender(func(err error) {
+		// Acknowledgements come in order, one at a time.
+		if err != nil {
+			mu.Lock()
+			ackErr = cmpErr(ackErr, fmt.Errorf("writer %d append %d: %w", id, nextAck, err))
+			mu.Unlock()
+		} else if a.phase.Load() == phaseTimed {
+			h.add(time.Duration(time.Now().UnixNano() - sent[nextAck%ringSize].Load()))
+		}
+		nextAck++
+		acked.Add(1)
+	})
 	buf := make([]byte, a.size)
 	seq := uint64(0)
 	for ; a.phase.Load() != phaseStop; seq++ {
 		fillValue(buf, id, seq)
 		sent[seq%ringSize].Store(time.Now().UnixNano())
-		as.AppendAsync(buf, func(err error) {
-			// Acknowledgements come in order, one at a time.
-			if err != nil {
-				mu.Lock()
-				ackErr = cmpErr(ackErr, fmt.Errorf("writer %d append %d: %w", id, nextAck, err))
-				mu.Unlock()
-			} else if a.phase.Load() == phaseTimed {
-				h.add(time.Duration(time.Now().UnixNano() - sent[nextAck%ringSize].Load()))
-			}
-			nextAck++
-			acked.Add(1)
-		})
+		appendAsync(buf)
 	}
 	err := as.Flush()
 	mu.Lock()
