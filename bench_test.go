@@ -21,7 +21,13 @@ import (
 
 func benchLog(b *testing.B, d Durability, backend string) (*Log, *Producer) {
 	b.Helper()
-	l := openTest(b, b.TempDir(), &Options{Durability: d, Backend: backend})
+	return benchLogWith(b, &Options{Durability: d, Backend: backend})
+}
+
+// benchLogWith is benchLog with options of the caller's.
+func benchLogWith(b *testing.B, o *Options) (*Log, *Producer) {
+	b.Helper()
+	l := openTest(b, b.TempDir(), o)
 	mustCreate(b, l, "bench", TopicConfig{Partitions: 1, SegmentBytes: 1 << 30})
 	p, err := l.Producer("bench", nil)
 	if err != nil {
@@ -90,8 +96,16 @@ func BenchmarkProduce(b *testing.B) {
 func benchAsync(b *testing.B, d Durability, backend string, value []byte) {
 	_, p := benchLog(b, d, backend)
 	raw := rawRate(b, max(b.N, 1000), encodedSize(value), defaultMaxBatchBytes/encodedSize(value), d == Durable)
-	b.SetBytes(int64(len(value)))
 	b.ReportAllocs()
+	sendStream(b, p, value)
+	reportRate(b, b.N, raw)
+}
+
+// sendStream times b.N records of value sent through SendAsync, without
+// callbacks, and the Flush after them.
+func sendStream(b *testing.B, p *Producer, value []byte) {
+	b.Helper()
+	b.SetBytes(int64(len(value)))
 	b.ResetTimer()
 	for range b.N {
 		p.SendAsync(Record{Value: value}, nil)
@@ -100,7 +114,6 @@ func benchAsync(b *testing.B, d Durability, backend string, value []byte) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	reportRate(b, b.N, raw)
 }
 
 // benchSenders runs n goroutines calling Send. With one sender the raw

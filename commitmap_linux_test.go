@@ -71,6 +71,12 @@ func TestCommitMapWrite(t *testing.T) {
 		t.Skipf("fallocate: %v", err)
 	}
 	cm.setLimit(limit)
+	// A frame past mapWriteMax is left to pwrite, nothing stored.
+	if big := testFrame(rng, mapWriteMax+8); cm.write(0, big) {
+		t.Fatalf("a %d-byte frame was written through the mapping", len(big))
+	} else {
+		checkZeros(t, f, 0, len(big))
+	}
 	var pos int64
 	crossed := false
 	for pos+2048 < limit {
