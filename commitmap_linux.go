@@ -36,22 +36,22 @@ const commitMapMax = 512
 
 // A writer that keeps the writer lock across appends in Buffered or
 // Periodic mode writes whole frames of up to mapWriteMax bytes through the
-// mapping too (write): a copy into the page cache instead of a pwrite. The mapping can only store
-// within the file's size, so such a writer first extends the file with
-// zeros ahead of the tail (activeSeg.extend, prealloc.go), and stores go
-// only below limit, the size an fallocate succeeded for: blocks are
-// allocated there, so a full disk is an fallocate error (the writer then
-// pwrites), never a fault in a store. New pages of the window are
-// populated writable once (MADV_POPULATE_WRITE) rather than faulted in by
-// the first store to each.
+// mapping too (write): a copy into the page cache instead of a pwrite. The
+// mapping can only store within the file's size, so such a writer first
+// extends the file with zeros ahead of the tail (activeSeg.extend,
+// prealloc.go), and stores go only below limit, the size an fallocate
+// succeeded for: blocks are allocated there, so a full disk is an
+// fallocate error (the writer then pwrites), never a fault in a store. New
+// pages of the window are populated writable once (MADV_POPULATE_WRITE)
+// rather than faulted in by the first store to each.
 
 // mapWriteMax is the largest frame written through the mapping. The copy
 // into the mapping saves a pwrite's system call (two, with the commit
 // byte's past commitMapMax) but costs more per byte than a pwrite's copy,
-// though it does not fault (MADV_POPULATE_WRITE): in a Buffered stream of
-// 100-byte records, 1 KiB frames cost 770-800 ns a record through the
-// mapping against 1,010-1,100 by pwrite, 2 KiB frames the same both ways,
-// and 64 KiB frames 395 against 240-260 (BenchmarkFrameCopy).
+// though its pages are populated ahead and hardly fault: in a Buffered
+// stream of 100-byte records, 1 KiB frames cost 770-800 ns a record
+// through the mapping against 1,010-1,100 by pwrite, 2 KiB frames the same
+// both ways, and 64 KiB frames 395 against 240-260 (BenchmarkFrameCopy).
 var mapWriteMax = 2 << 10 // a variable for BenchmarkFrameCopy
 
 // commitMap is a segment's mapped window. It is used under the writer

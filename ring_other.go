@@ -10,9 +10,9 @@ import (
 // pwriteAppender is the portable backend: pwrite the frame, write the
 // commit byte (through the segment's shared mapping where there is one,
 // commitmap_linux.go, else with a second pwrite), fdatasync. Where the
-// writer extended the file past a small frame, the frame itself is
-// copied through the mapping instead of pwritten. It is the
-// only backend off Linux.
+// writer extended the file past a small frame, the frame itself is copied
+// through the mapping instead of pwritten. It is the only backend off
+// Linux.
 type pwriteAppender struct{}
 
 var commitByte = []byte{frame.StateCommitted}
