@@ -131,8 +131,9 @@ func (p *partition) lockForMaintenance(ctx context.Context) (unlock func(), err 
 // ahead of the tail, and the next append took the lock again, found the
 // tail, and extended and mapped the segment anew: a SendAsync stream of
 // 660 MB on the loaded test machine took the writer lock 132 times, 63
-// without the checkpoints' (the rest are the kept lock's watcher letting
-// it go while appends paused).
+// without the checkpoints' (Stats.WriterLocks; the rest are the kept
+// lock's watcher letting it go while appends paused).
+// TestCheckpointKeepsWriterLock checks that the lock stays kept.
 func (p *partition) lockForCheckpoint(ctx context.Context) (unlock func(), err error) {
 	return p.lockOutsideAppend(ctx, true)
 }
