@@ -217,6 +217,41 @@ func TestBuilderReuse(t *testing.T) {
 	}
 }
 
+// TestBuilderWarmReuse: a builder reused after a large frame full of
+// 0xFF bytes clears its spare capacity ahead of the records (warmUp)
+// without touching them: frames of many sizes, continued after Finish
+// too, match a fresh builder's, and the bytes just past the frame's end
+// are already zero.
+func TestBuilderWarmReuse(t *testing.T) {
+	var b Builder
+	junk := bytes.Repeat([]byte{0xFF}, 1000)
+	for range 300 {
+		b.Add(1, junk, junk, nil)
+	}
+	b.Finish(0)
+	for _, size := range []int{0, 1, 100, 1000, 5000} {
+		b.Reset()
+		var want []Record
+		for i := range 200 {
+			r := Record{Timestamp: int64(i), Key: []byte{byte(i)}, Value: bytes.Repeat([]byte{byte(i)}, size)}
+			want = append(want, r)
+			b.Add(r.Timestamp, r.Key, r.Value, r.Headers)
+			if i == 77 {
+				b.Finish(5) // continued below: its padding goes
+			}
+		}
+		if f, w := b.Finish(5), buildFrame(5, want); !bytes.Equal(f, w) {
+			t.Fatalf("value size %d: reused builder's frame (%d bytes) differs from a fresh one's (%d bytes)", size, len(f), len(w))
+		}
+		b.Add(0, nil, nil, nil)
+		end := b.Len()
+		ahead := b.buf[end:min(cap(b.buf), end+warmAhead)]
+		if len(ahead) > 0 && end >= warmAhead && !bytes.Equal(ahead, make([]byte, len(ahead))) {
+			t.Errorf("value size %d: the %d bytes past the frame's end (%d) are not cleared ahead", size, len(ahead), end)
+		}
+	}
+}
+
 // TestBuilderAddAfterFinish checks that Finish leaves the builder able to
 // continue the frame: its padding must not end up between records.
 func TestBuilderAddAfterFinish(t *testing.T) {
