@@ -36,11 +36,13 @@ type activeSeg struct {
 	probe [12]byte    // findTail's look around pos
 	id    os.FileInfo // the file opened: one reopened after releaseFiles must be it
 
-	reserved   int64 // blocks are reserved up to here (prealloc.go)
-	noReserve  bool  // reserving failed: append without
-	extended   int64 // the file is extended with zeros up to here (0: not)
-	extendStep int64 // the last extension's step (prealloc.go)
-	noExtend   bool  // extending failed: pwrite frames
+	reserved    int64 // blocks are reserved up to here (prealloc.go)
+	noReserve   bool  // reserving failed: append without
+	extended    int64 // the file is extended with zeros up to here (0: not)
+	extendStep  int64 // the last extension's step (prealloc.go)
+	noExtend    bool  // extending failed: pwrite frames
+	zeroed      int64 // zeros are written up to here, if past pos (zerowrite.go)
+	noZeroWrite bool  // writing zeros failed: leave them fallocated
 }
 
 func (a *activeSeg) close() error {
@@ -118,6 +120,9 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 	// system call.
 	if p.extendsAhead() {
 		w.extend(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
+		if p.log.opts.Durability == Durable {
+			w.writeZerosAhead(len(data), p.topic.cfg.SegmentBytes)
+		}
 	} else {
 		w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
 	}

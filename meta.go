@@ -52,7 +52,8 @@ import (
 //	           that a runnel with this field published whole
 //	 192  i64  zeros left at a hand-over: segment base,
 //	 200  i64  byte position where they start (the tail then) and
-//	 208  i64  where they end (the file's size)
+//	 208  i64  where they end (the file's size, or where the zeros the
+//	           holder wrote for real end: zerowrite.go)
 //	 216  u64  xxhash64 of 192-215 and the boot id; the next holder of the
 //	           writer lock takes the statement and zeroes this word at once
 //	           (zerosLeft)
@@ -438,9 +439,10 @@ func (m *metaMap) setDurablePoint(boot [16]byte, base, pos, next int64) {
 	binary.LittleEndian.PutUint64(m.mem[metaDurSumOff:], xxhash.Sum64(m.mem[metaBootOff:metaDurSumOff]))
 }
 
-// zeroRun is a range of a segment file that holds nothing but zeros, up to
-// the file's end: the extension a writer left ahead of its tail when it let
-// the writer lock go (prealloc.go).
+// zeroRun is a range of a segment file that holds nothing but zeros: the
+// extension a writer left ahead of its tail when it let the writer lock go
+// (prealloc.go), up to the file's end, or up to where the zeros it wrote
+// for real end (zerowrite.go); any bytes past it are zeros too.
 type zeroRun struct {
 	base, from, to int64
 }

@@ -11,11 +11,12 @@ import (
 // 100-byte pwrite+fdatasync appending to a file took about 1.3-1.4x as
 // long as one into blocks reserved beforehand, measured on a loaded
 // machine (BenchmarkSyncedAppend; README, Performance: a later run on a
-// quiet one found no gain, and a loss for 8.7 KiB writes, not yet acted
-// on). So a writer that does not extend the file with zeros (below)
-// reserves blocks ahead of the tail in large steps, keeping the file's
-// size: what readers, Verify and recovery see is unchanged, and a
-// reservation nobody filled is invisible. Roll hands back what the sealed
+// quiet one found no gain, and a loss for 8.7 KiB writes: reserved
+// blocks are unwritten, and a write reaching new ones turns them written,
+// as zerowrite.go explains). So a writer that does not extend the file
+// with zeros (below) reserves blocks ahead of the tail in large steps,
+// keeping the file's size: what readers, Verify and recovery see is
+// unchanged, and a reservation nobody filled is invisible. Roll hands back what the sealed
 // segment did not use; a segment that a closed Log was writing keeps its
 // reservation for the next writer. (An append still changes the file's
 // size, which its fdatasync must write too; only writes inside the file's
@@ -143,7 +144,7 @@ var extendFileFn = extendFile
 // truncate cuts the segment file at pos, forgetting any extension past it.
 // The caller holds the writer lock.
 func (a *activeSeg) truncate(pos int64) error {
-	a.extended, a.extendStep = 0, 0
+	a.extended, a.extendStep, a.zeroed = 0, 0, 0
 	a.cm.setLimit(0)
 	return a.f.Truncate(pos)
 }
@@ -158,8 +159,8 @@ func (p *partition) leaveZeros() {
 		p.trimExtension()
 		return
 	}
-	p.shm.leaveZeros(zeroRun{base: p.w.base, from: p.w.pos, to: p.w.extended})
-	p.w.extended = 0
+	p.shm.leaveZeros(zeroRun{base: p.w.base, from: p.w.pos, to: p.w.zerosHandedOn()})
+	p.w.extended, p.w.zeroed = 0, 0
 	p.w.cm.setLimit(0)
 }
 
@@ -174,7 +175,7 @@ func (p *partition) adoptZeros(pos, end int64) bool {
 		return false
 	}
 	p.zerosOK = false
-	p.w.extended = z.to
+	p.w.extended, p.w.zeroed = z.to, z.to
 	p.w.cm.setLimit(z.to)
 	return true
 }

@@ -142,10 +142,12 @@ func BenchmarkSyncedAppend(b *testing.B) {
 	// past it into blocks reserved with FALLOC_FL_KEEP_SIZE (reserved,
 	// what writers taking turns do), or inside the file's size, into
 	// zeros it was extended by (extended, what a writer keeping the lock
-	// does: partition.extendsAhead). Sizes: a one-record frame, and a
+	// does: partition.extendsAhead), or into such zeros written for real
+	// and synced beforehand (written, what a Durable writer of small
+	// frames does: writeZerosAhead). Sizes: a one-record frame, and a
 	// frame of 64 senders' records.
 	for _, size := range []int{152, 8704} {
-		for _, where := range []string{"appended", "reserved", "extended"} {
+		for _, where := range []string{"appended", "reserved", "extended", "written"} {
 			b.Run(fmt.Sprintf("size=%d/%s", size, where), func(b *testing.B) {
 				f, err := os.Create(b.TempDir() + "/seg")
 				if err != nil {
@@ -158,6 +160,12 @@ func BenchmarkSyncedAppend(b *testing.B) {
 					err = reserveBlocks(int(f.Fd()), 0, span)
 				case "extended":
 					err = extendFile(int(f.Fd()), 0, span)
+				case "written":
+					if err = extendFile(int(f.Fd()), 0, span); err == nil {
+						for off := int64(0); off < span && err == nil; off += zeroChunk {
+							err = pwriteFull(int(f.Fd()), zeroBuf[:min(zeroChunk, span-off)], off)
+						}
+					}
 				}
 				if err != nil {
 					b.Skipf("%s: not on this file system: %v", where, err)

@@ -1,0 +1,156 @@
+package runnel
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// holeAt says where the first hole at or after off is in the file at path,
+// and where data starts at or after off (-1: none). ext4 and XFS report
+// fallocated blocks nobody wrote as a hole, written ones as data.
+func holeAt(t *testing.T, path string, off int64) (hole, data int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if hole, err = unix.Seek(int(f.Fd()), off, unix.SEEK_HOLE); err != nil {
+		t.Fatal(err)
+	}
+	data, err = unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	if err == unix.ENXIO {
+		return hole, -1
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hole, data
+}
+
+// skipUnlessUnwrittenShows skips a test whose evidence is the file
+// system's block map when fallocated blocks read as data under dir, as on
+// tmpfs.
+func skipUnlessUnwrittenShows(t *testing.T, dir string) {
+	t.Helper()
+	path := dir + "/probe-unwritten"
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = extendFile(int(f.Fd()), 0, 1<<20)
+	f.Close()
+	defer os.Remove(path)
+	if err != nil {
+		t.Skipf("the file system under %s cannot fallocate: %v", dir, err)
+	}
+	if _, data := holeAt(t, path, 0); data != -1 {
+		t.Skipf("the file system under %s shows fallocated blocks as data", dir)
+	}
+}
+
+// TestDurableWritesZerosAhead: a Durable writer of small frames has zeros
+// written for real past its tail (the file system shows them as data), and
+// fallocated ones past those (a hole); a Buffered one writes none.
+func TestDurableWritesZerosAhead(t *testing.T) {
+	for _, d := range []Durability{Durable, Buffered} {
+		t.Run(d.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			skipUnlessUnwrittenShows(t, dir)
+			stretchHold(t)
+			l := openTest(t, dir, &Options{Durability: d, Backend: BackendPwrite})
+			mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
+			p := mustProducer(t, l, "t", nil)
+			for range 100 {
+				if _, err := p.Send(context.Background(), Record{Value: make([]byte, 100)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			part := l.topics["t"].parts[0]
+			part.wmu.Lock()
+			pos, zeroed, extended := part.w.pos, part.w.zeroed, part.w.extended
+			part.wmu.Unlock()
+			if extended <= pos {
+				t.Fatalf("tail at byte %d, extended to %d: the test needs zeros extended ahead", pos, extended)
+			}
+			if d != Durable {
+				// (Its frames go through the mapping, whose pages the
+				// file system shows as data: no hole to look for.)
+				if zeroed != 0 {
+					t.Fatalf("Buffered: zeros written to %d", zeroed)
+				}
+				return
+			}
+			hole, _ := holeAt(t, segmentPath(partDir(l, "t", 0), 0, logExt), pos)
+			if zeroed < pos+zeroLead || zeroed > extended {
+				t.Fatalf("tail at byte %d, extended to %d: zeros written to %d, want at least zeroLead past the tail", pos, extended, zeroed)
+			}
+			// The block holding zeroed is partly written: the hole, if
+			// any, starts at the next block.
+			if hole < zeroed || hole > (zeroed+4095)/4096*4096 {
+				t.Fatalf("zeros written to %d, but the first hole past the tail %d is at %d", zeroed, pos, hole)
+			}
+		})
+	}
+}
+
+// TestZerosHandOverKeepsWritten: writers taking turns hand on the zeros
+// written ahead, so that each turn's small frame writes no zeros again:
+// the mark stays where the second writer's first chunk ended.
+func TestZerosHandOverKeepsWritten(t *testing.T) {
+	dir := t.TempDir()
+	stretchHold(t)
+	opts := &Options{Durability: Durable, Backend: BackendPwrite}
+	a, b := openTest(t, dir, opts), openTest(t, dir, opts)
+	mustCreate(t, a, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
+	logs := []*Log{a, b}
+	var mark int64
+	writes := 0
+	writeZerosFn = func(fd int, b []byte, off int64) error {
+		writes++
+		return pwriteFull(fd, b, off)
+	}
+	t.Cleanup(func() { writeZerosFn = pwriteFull })
+	for i := range 20 {
+		l := logs[i%2]
+		tp, err := l.topic("t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := tp.parts[0]
+		// Contended: each lets the lock go after its append, leaving its
+		// zeros to the other (leaveZeros).
+		part.contended = time.Now()
+		if _, err := mustProducer(t, l, "t", nil).Send(context.Background(), Record{Value: make([]byte, 100)}); err != nil {
+			t.Fatal(err)
+		}
+		z, ok := part.shm.takeZeros()
+		if !ok {
+			t.Fatalf("turn %d: no zeros stated at the hand-over", i)
+		}
+		part.shm.leaveZeros(z)
+		if i > 1 && writes != 0 {
+			t.Fatalf("turn %d wrote zeros %d times: they were there", i, writes)
+		}
+		writes = 0
+		if i == 1 {
+			// The second Log's first append found the tail afresh
+			// (discoverTail), not the first one's statement, and wrote
+			// its own chunk; from then on each takes over the other's.
+			mark = z.to
+		}
+		if i > 1 && z.to != mark {
+			t.Fatalf("turn %d states zeros to %d, the first %d: a turn wrote zeros again", i, z.to, mark)
+		}
+	}
+	if mark < 20*200+zeroLead {
+		t.Fatalf("zeros stated to %d: not zeroLead past the last frame", mark)
+	}
+	if recs := readAll(t, a, "t", 20, &ConsumerOptions{Start: Earliest}); len(recs) != 20 {
+		t.Fatalf("read %d records, want 20", len(recs))
+	}
+}
