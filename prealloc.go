@@ -16,11 +16,12 @@ import (
 // as zerowrite.go explains). So a writer that does not extend the file
 // with zeros (below) reserves blocks ahead of the tail in large steps,
 // keeping the file's size: what readers, Verify and recovery see is
-// unchanged, and a reservation nobody filled is invisible. Roll hands back what the sealed
-// segment did not use; a segment that a closed Log was writing keeps its
-// reservation for the next writer. (An append still changes the file's
-// size, which its fdatasync must write too; only writes inside the file's
-// size avoid that: the zeros a writer extends the file by, below.)
+// unchanged, and a reservation nobody filled is invisible. Roll hands back
+// what the sealed segment did not use; a segment that a closed Log was
+// writing keeps its reservation for the next writer. (An append still
+// changes the file's size, which its fdatasync must write too; only writes
+// inside the file's size avoid that: the zeros a writer extends the file
+// by, below.)
 
 // reserveStep is how far ahead of the tail blocks are reserved at most;
 // reserveMin at least. In between, a step is as long as the segment's data
