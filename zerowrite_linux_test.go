@@ -146,8 +146,11 @@ func TestZerosHandOverKeepsWritten(t *testing.T) {
 		}
 		part := tp.parts[0]
 		// Contended: each lets the lock go after its append, leaving its
-		// zeros to the other (leaveZeros).
+		// zeros to the other (leaveZeros). (Under p.wmu: the goroutine
+		// watching a kept lock sets it too.)
+		part.wmu.Lock()
 		part.contended = time.Now()
+		part.wmu.Unlock()
 		if _, err := mustProducer(t, l, "t", nil).Send(context.Background(), Record{Value: make([]byte, 100)}); err != nil {
 			t.Fatal(err)
 		}
