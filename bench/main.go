@@ -2,7 +2,7 @@
 // people would pick instead, side by side in one run, and reports medians
 // and ratios. See README.md.
 //
-//	go run . -quick                      # under 3 minutes on 2 cores
+//	go run . -quick                      # about 5 minutes on 2 cores
 //	go run . -json out.json -plot out.svg
 package main
 
