@@ -23,11 +23,12 @@ package runnel
 //
 // Nor does a short burst gain: a Durable writer extends the segment from
 // its second append on, and lets the lock go, cutting the zeros, after
-// holdIdle without one. With 64 KiB of zeros written there, a burst's
-// second Send took a median 554-560 µs against 304-320 µs without, the
-// later ones 113-129 µs either way (BenchmarkDurableBurst). So zeros are
-// written only once the writer has filled its first extension (its step
-// has grown past extendMin): 64 KiB of frames without a pause.
+// holdIdle without one. With 64 KiB of zeros written there (a trial
+// build), a burst's second Send took a median 554-560 µs against 304-320
+// µs without, the later ones 113-129 µs either way (BenchmarkDurableBurst).
+// So zeros are written only once the writer has filled its first
+// extension (its step has grown past extendMin): 64 KiB of frames without
+// a pause.
 
 // zeroChunk is how much is written at a time; zeroLead how far ahead of
 // the frame being written the written zeros must reach before the next
