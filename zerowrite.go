@@ -3,10 +3,11 @@ package runnel
 // Zeros written ahead of the tail. The zeros a Durable writer extends the
 // segment by (extend) are fallocated: the file system marks their blocks
 // unwritten, and the first write into a block must turn it written, a
-// change to the file's block map that the next fdatasync commits to the
-// journal. A frame of one small record turns a new block once per 4 KiB
-// of frames; a frame of 64 senders' records (8-9 KiB) turns two or three
-// with every fdatasync, which then takes about 1.4x as long: an 8.7 KiB
+// change to the file's block map that the next fdatasync must write with
+// the data (to the journal, on a file system that has one; this machine's
+// ext4 has none). A frame of one small record turns a new block once per
+// 4 KiB of frames; a frame of 64 senders' records (8-9 KiB) turns two or
+// three with every fdatasync, which then takes about 1.4x as long: an 8.7 KiB
 // pwrite+fdatasync took 209-221 µs into fallocated zeros against 153 µs
 // into zeros written beforehand, where a 152-byte one took 149-163 µs
 // either way (BenchmarkSyncedAppend; README, Performance). So a Durable
