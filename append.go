@@ -179,7 +179,7 @@ func (p *partition) mapWrites() bool {
 // zeros already. There a frame written inside the file's size makes its
 // fdatasync cheaper, as the file's new size need not be made durable with
 // it: a 152-byte pwrite+fdatasync took 155-158 µs into such zeros against
-// 200-233 µs appended into reserved blocks (README, Performance). A lone
+// 200-233 µs appended into reserved blocks (docs/PERFORMANCE.md). A lone
 // append to a partition (and one now and then) gains nothing: its sync
 // makes the extension's size durable anyway, and the zeros would be cut
 // again when it lets the lock go.

@@ -82,7 +82,7 @@ func benchDurableMain() int {
 // hand-over between processes, and its fcntls); disk-busy is the fraction
 // of the interval an fdatasync ran (one at a time: the sync lock
 // serializes them), the rest being the disk waiting for the processes.
-// The system calls per record are for perf stat: README, Performance.
+// The system calls per record are for perf stat: docs/PERFORMANCE.md.
 func BenchmarkDurableProcesses(b *testing.B) {
 	for _, senders := range []int{1, 16} {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {

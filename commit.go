@@ -221,7 +221,7 @@ func (p *partition) regroupSync(released int, lastSync time.Duration) {
 // one released, in this process (regroupSync) or in others (awaitWoken):
 // a quarter of the last fdatasync's time. With 64 blocked senders, a
 // fixed 50µs let 44–53 of them back into each fdatasync on a loaded
-// 2-core machine, a quarter of the sync 53–58 (README, Performance); the
+// 2-core machine, a quarter of the sync 53–58 (docs/PERFORMANCE.md); the
 // wait costs at most a quarter of a sync when they do not come.
 func syncRegroupWindow(lastSync time.Duration) time.Duration {
 	return min(max(lastSync/4, 20*time.Microsecond), 2*time.Millisecond)

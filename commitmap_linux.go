@@ -31,7 +31,7 @@ const commitWindow = 1 << 20
 // commitMapMax is the largest frame whose commit byte goes through the
 // mapping. The first store into each page of the file faults, and on ext4
 // that fault (page_mkwrite) cost about ten pwrites on the machine measured
-// (README, Performance): it pays off only when many frames share a page.
+// (docs/PERFORMANCE.md): it pays off only when many frames share a page.
 const commitMapMax = 512
 
 // A writer that keeps the writer lock across appends in Buffered or

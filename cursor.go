@@ -130,7 +130,7 @@ const (
 	// of the tail: a cursor that follows a live writer reads from there
 	// on each wake-up, and the zeros, unlike the end of a file, would fill
 	// a read of any size (a 256 KiB copy of zeros per record cost a
-	// consumer tens of microseconds: README, Performance).
+	// consumer tens of microseconds: docs/PERFORMANCE.md).
 	tailWindow = 4 << 10
 )
 

@@ -155,7 +155,7 @@ func (z *zeroTail) resize(size int64) {
 // however the extension moved (grown, cut back when the writer let its
 // lock go, extended again). Reading the window and the whole extension
 // again on every change cost a consumer tens of microseconds per record
-// (README, Performance). What was never found zero is still read, and a
+// (docs/PERFORMANCE.md). What was never found zero is still read, and a
 // byte that is not zero there is still a break.
 func TestCursorFollowsZeroTail(t *testing.T) {
 	const ext = 64 << 10

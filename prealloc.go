@@ -10,7 +10,7 @@ import (
 // makes the file system allocate blocks for the new bytes, and a
 // 100-byte pwrite+fdatasync appending to a file took about 1.3-1.4x as
 // long as one into blocks reserved beforehand, measured on a loaded
-// machine (BenchmarkSyncedAppend; README, Performance: a later run on a
+// machine (BenchmarkSyncedAppend; docs/PERFORMANCE.md: a later run on a
 // quiet one found no gain, and a loss for 8.7 KiB writes: reserved
 // blocks are unwritten, and a write reaching new ones turns them written,
 // as zerowrite.go explains). So a writer that does not extend the file

@@ -138,7 +138,7 @@ func probeFile(t *testing.T, dir string) int {
 }
 
 // BenchmarkSyncedAppend: a pwrite+fdatasync at consecutive positions of
-// a file, by where the write lands (README, Performance).
+// a file, by where the write lands (docs/PERFORMANCE.md).
 func BenchmarkSyncedAppend(b *testing.B) {
 	// Where a synced write lands: past the end of the file (appended),
 	// past it into blocks reserved with FALLOC_FL_KEEP_SIZE (reserved,
@@ -239,7 +239,7 @@ func TestReserveGrowsWithData(t *testing.T) {
 // BenchmarkSyncedAppendThreads: threads each doing a 152-byte
 // pwrite+fdatasync at the next position of one file, into zeros written
 // and synced beforehand: whether fdatasyncs in flight at once overlap on
-// this disk (README, Performance: 64 senders against one). ns/op is per
+// this disk (docs/PERFORMANCE.md: 64 senders against one). ns/op is per
 // fdatasync of any thread.
 func BenchmarkSyncedAppendThreads(b *testing.B) {
 	const size = 152

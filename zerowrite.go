@@ -10,7 +10,7 @@ package runnel
 // three with every fdatasync, which then takes about 1.4x as long: an 8.7 KiB
 // pwrite+fdatasync took 209-221 µs into fallocated zeros against 153 µs
 // into zeros written beforehand, where a 152-byte one took 149-163 µs
-// either way (BenchmarkSyncedAppend; README, Performance). So a Durable
+// either way (BenchmarkSyncedAppend; docs/PERFORMANCE.md). So a Durable
 // writer of small frames writes the zeros for real a chunk at a time,
 // ahead of its frames: the next fdatasync writes them back and turns
 // their blocks once for the chunk, and the fdatasyncs after it only

@@ -130,7 +130,7 @@ func (b *Builder) Add(ts int64, key, value []byte, headers []Header) int {
 // mutex's Unlock, which took 45% of a SendAsync stream's sender CPU
 // (BenchmarkStream, -cpuprofile). A clear in bulk takes those lines far
 // cheaper: the Unlock fell to 14% and the clear costs 5%, and the stream
-// went from 237-261 to 186-209 ns a record (README, Performance).
+// went from 237-261 to 186-209 ns a record (docs/PERFORMANCE.md).
 const warmAhead, warmStep = 2 << 10, 4 << 10
 
 // warmUp clears the next warmStep bytes past the frame's end, or past
