@@ -271,3 +271,35 @@ func TestDeleteGroups(t *testing.T) {
 		t.Errorf("the deleted group: %v, want ErrGroupNotFound", err)
 	}
 }
+
+// TestCreateTopicsMaxPartitions: a CreateTopics request for more
+// partitions than Options.MaxPartitions gets INVALID_PARTITIONS and
+// creates nothing; one at the bound creates the topic. The default bound
+// holds without options, and DefaultPartitions may not exceed it.
+func TestCreateTopicsMaxPartitions(t *testing.T) {
+	ts := startServer(t, &Options{MaxPartitions: 4})
+	adm := kadm.NewClient(ts.client())
+	ctx := context.Background()
+	res, err := adm.CreateTopic(ctx, 5, 1, nil, "wide")
+	if !isCode(res.Err, kerr.InvalidPartitions) {
+		t.Fatalf("5 partitions with MaxPartitions 4: %v %v; want INVALID_PARTITIONS", err, res.Err)
+	}
+	if _, err := ts.log.DescribeTopic("wide"); !errors.Is(err, runnel.ErrTopicNotFound) {
+		t.Fatalf("refused topic: DescribeTopic says %v; want it not created", err)
+	}
+	if res, err := adm.CreateTopic(ctx, 4, 1, nil, "wide"); err != nil || res.Err != nil {
+		t.Fatalf("4 partitions with MaxPartitions 4: %v %v", err, res.Err)
+	}
+	if info, err := ts.log.DescribeTopic("wide"); err != nil || len(info.Partitions) != 4 {
+		t.Fatalf("created topic: %d partitions, %v", len(info.Partitions), err)
+	}
+
+	def := startServer(t, nil)
+	res, err = kadm.NewClient(def.client()).CreateTopic(ctx, defaultMaxPartitions+1, 1, nil, "wider")
+	if !isCode(res.Err, kerr.InvalidPartitions) {
+		t.Fatalf("%d partitions by default: %v %v; want INVALID_PARTITIONS", defaultMaxPartitions+1, err, res.Err)
+	}
+	if _, err := NewServer(ts.log, &Options{DefaultPartitions: 8, MaxPartitions: 4}); err == nil {
+		t.Fatal("NewServer took DefaultPartitions above MaxPartitions")
+	}
+}

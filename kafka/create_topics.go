@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -9,8 +10,9 @@ import (
 )
 
 // CreateTopics: v0-7, with the partition count (-1: Options.
-// DefaultPartitions) and the configs of configs.go. Replication factor
-// -1 or 1 only; explicit replica assignments are refused.
+// DefaultPartitions; at most Options.MaxPartitions) and the configs of
+// configs.go. Replication factor -1 or 1 only; explicit replica
+// assignments are refused.
 
 func init() { supports(kmsg.CreateTopics, 0, 7) }
 
@@ -38,6 +40,8 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 			fail(kerr.InvalidRequest.Code, "topic named twice in one request")
 		case cfg.Partitions < 1:
 			fail(kerr.InvalidPartitions.Code, "the partition count must be at least 1")
+		case cfg.Partitions > c.s.opts.MaxPartitions:
+			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("%d partitions: this server creates topics of at most %d (runnel serve -max-partitions)", cfg.Partitions, c.s.opts.MaxPartitions))
 		case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
 			fail(kerr.InvalidReplicationFactor.Code, "runnel is one broker: replication factor 1 (or -1)")
 		case len(t.ReplicaAssignment) > 0:

@@ -31,6 +31,14 @@ type Options struct {
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that leave it to the broker (-1). Default 1.
 	DefaultPartitions int
+	// MaxPartitions bounds the partition count a CreateTopics request may
+	// ask for (INVALID_PARTITIONS beyond it). Each partition is a
+	// directory and about 2.6 KiB of memory while its topic is open, so
+	// without a bound a 36-byte request could make the server create
+	// 65,536 of them, the most a runnel topic has. Default 1024; topics
+	// created through the Go API or the runnel command are not bound by
+	// it. DefaultPartitions may not exceed it.
+	MaxPartitions int
 
 	// MaxRequestBytes bounds one request. A larger one closes its
 	// connection, with a log line, before anything is allocated for it.
@@ -93,6 +101,7 @@ type RequestEvent struct {
 }
 
 const (
+	defaultMaxPartitions     = 1024
 	defaultMaxRequestBytes   = 100 << 20
 	defaultMaxMessageBytes   = 1000012
 	defaultIdleTimeout       = 10 * time.Minute
@@ -111,8 +120,8 @@ func (o *Options) withDefaults() (Options, error) {
 		c = *o
 	}
 	switch {
-	case c.DefaultPartitions < 0:
-		return c, fmt.Errorf("%w: negative DefaultPartitions", errInvalidOption)
+	case c.DefaultPartitions < 0 || c.MaxPartitions < 0:
+		return c, fmt.Errorf("%w: negative partition count", errInvalidOption)
 	case c.MaxRequestBytes < 0 || c.MaxMessageBytes < 0:
 		return c, fmt.Errorf("%w: negative size limit", errInvalidOption)
 	case c.MinSessionTimeout < 0 || c.MaxSessionTimeout < 0 || c.InitialRebalanceDelay < 0:
@@ -126,6 +135,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
+	}
+	if c.MaxPartitions == 0 {
+		c.MaxPartitions = defaultMaxPartitions
+	}
+	if c.DefaultPartitions > c.MaxPartitions {
+		return c, fmt.Errorf("%w: DefaultPartitions %d above MaxPartitions %d", errInvalidOption, c.DefaultPartitions, c.MaxPartitions)
 	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = defaultMaxRequestBytes

@@ -21,6 +21,7 @@ type serveFlags struct {
 	advertise   string
 	autoCreate  bool
 	partitions  int
+	maxParts    int
 	credentials string
 	tlsCert     string
 	tlsKey      string
@@ -33,7 +34,7 @@ func init() {
 	var f serveFlags
 	register(&command{
 		name:    "serve",
-		args:    "[-listen ADDR] [-advertise HOST:PORT] [-auto-create-topics [-partitions N]]\n      [-tls-cert FILE -tls-key FILE] [-credentials FILE] [-durability MODE]\n      [-metrics ADDR]",
+		args:    "[-listen ADDR] [-advertise HOST:PORT] [-auto-create-topics [-partitions N]]\n      [-max-partitions N] [-tls-cert FILE -tls-key FILE] [-credentials FILE] [-durability MODE]\n      [-metrics ADDR]",
 		summary: "serve the log to Kafka clients",
 		describe: `
 Speaks the Kafka protocol on -listen (127.0.0.1:9092 by default: only this
@@ -68,6 +69,7 @@ group members leave their groups.`,
 			fs.StringVar(&f.advertise, "advertise", "", "tell clients to connect to `HOST:PORT` (default: the address they reached)")
 			fs.BoolVar(&f.autoCreate, "auto-create-topics", false, "create topics that producers and metadata requests name")
 			fs.IntVar(&f.partitions, "partitions", 1, "partitions of auto-created topics (`N`)")
+			fs.IntVar(&f.maxParts, "max-partitions", 1024, "refuse CreateTopics requests for more than `N` partitions a topic")
 			fs.StringVar(&f.credentials, "credentials", "", "require SASL with the users in `FILE`")
 			fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain, PEM `FILE`")
 			fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key, PEM `FILE`")
@@ -90,6 +92,7 @@ group members leave their groups.`,
 				Advertise:         f.advertise,
 				AutoCreateTopics:  f.autoCreate,
 				DefaultPartitions: f.partitions,
+				MaxPartitions:     f.maxParts,
 				Logger:            slog.New(slog.NewTextHandler(c.stderr, nil)),
 			}
 			if f.tlsCert != "" {
