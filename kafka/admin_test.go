@@ -274,8 +274,10 @@ func TestDeleteGroups(t *testing.T) {
 
 // TestCreateTopicsMaxPartitions: a CreateTopics request for more
 // partitions than Options.MaxPartitions gets INVALID_PARTITIONS and
-// creates nothing; one at the bound creates the topic. The default bound
-// holds without options, and DefaultPartitions may not exceed it.
+// creates nothing; one at the bound creates the topic. The bound is on
+// the whole request: of topics that together pass it, those past it are
+// refused. The default bound holds without options, and
+// DefaultPartitions may not exceed it.
 func TestCreateTopicsMaxPartitions(t *testing.T) {
 	ts := startServer(t, &Options{MaxPartitions: 4})
 	adm := kadm.NewClient(ts.client())
@@ -292,6 +294,24 @@ func TestCreateTopicsMaxPartitions(t *testing.T) {
 	}
 	if info, err := ts.log.DescribeTopic("wide"); err != nil || len(info.Partitions) != 4 {
 		t.Fatalf("created topic: %d partitions, %v", len(info.Partitions), err)
+	}
+	many, err := adm.CreateTopics(ctx, 2, 1, nil, "a", "b", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, name := range []string{"a", "b", "c"} {
+		_, derr := ts.log.DescribeTopic(name)
+		switch r := many[name]; {
+		case r.Err == nil && derr == nil:
+		case isCode(r.Err, kerr.InvalidPartitions) && errors.Is(derr, runnel.ErrTopicNotFound):
+			refused++
+		default:
+			t.Errorf("topic %s of three with 2 partitions each: %v, DescribeTopic %v", name, r.Err, derr)
+		}
+	}
+	if refused != 1 {
+		t.Errorf("three topics of 2 partitions with MaxPartitions 4: %d refused; want 1", refused)
 	}
 
 	def := startServer(t, nil)

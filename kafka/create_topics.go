@@ -10,8 +10,8 @@ import (
 )
 
 // CreateTopics: v0-7, with the partition count (-1: Options.
-// DefaultPartitions; at most Options.MaxPartitions) and the configs of
-// configs.go. Replication factor -1 or 1 only; explicit replica
+// DefaultPartitions; at most Options.MaxPartitions in one request) and
+// the configs of configs.go. Replication factor -1 or 1 only; explicit replica
 // assignments are refused.
 
 func init() { supports(kmsg.CreateTopics, 0, 7) }
@@ -19,6 +19,7 @@ func init() { supports(kmsg.CreateTopics, 0, 7) }
 func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]bool{}
+	asked := 0 // partitions the request's topics asked for so far
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
@@ -40,8 +41,8 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 			fail(kerr.InvalidRequest.Code, "topic named twice in one request")
 		case cfg.Partitions < 1:
 			fail(kerr.InvalidPartitions.Code, "the partition count must be at least 1")
-		case cfg.Partitions > c.s.opts.MaxPartitions:
-			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("%d partitions: this server creates topics of at most %d (runnel serve -max-partitions)", cfg.Partitions, c.s.opts.MaxPartitions))
+		case cfg.Partitions > c.s.opts.MaxPartitions-asked:
+			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("%d partitions after %d: this server creates at most %d in one request (runnel serve -max-partitions)", cfg.Partitions, asked, c.s.opts.MaxPartitions))
 		case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
 			fail(kerr.InvalidReplicationFactor.Code, "runnel is one broker: replication factor 1 (or -1)")
 		case len(t.ReplicaAssignment) > 0:
@@ -67,6 +68,7 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		}
 		seen[t.Topic] = true
 		if rt.ErrorCode == 0 {
+			asked += cfg.Partitions
 			rt.NumPartitions, rt.ReplicationFactor = int32(cfg.Partitions), 1
 			if info, err := c.s.log.DescribeTopic(t.Topic); err == nil {
 				cfg = info.Config

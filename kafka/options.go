@@ -31,13 +31,13 @@ type Options struct {
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that leave it to the broker (-1). Default 1.
 	DefaultPartitions int
-	// MaxPartitions bounds the partition count a CreateTopics request may
-	// ask for (INVALID_PARTITIONS beyond it). Each partition is a
-	// directory and about 2.6 KiB of memory while its topic is open, so
-	// without a bound a 36-byte request could make the server create
-	// 65,536 of them, the most a runnel topic has. Default 1024; topics
-	// created through the Go API or the runnel command are not bound by
-	// it. DefaultPartitions may not exceed it.
+	// MaxPartitions bounds the partitions one CreateTopics request may
+	// ask for, over all its topics (INVALID_PARTITIONS for a topic past
+	// it). Each partition is a directory and about 2.6 KiB of memory
+	// while its topic is open, so without a bound a 36-byte request could
+	// make the server create 65,536 of them, the most a runnel topic has.
+	// Default 1024; topics created through the Go API or the runnel
+	// command are not bound by it. DefaultPartitions may not exceed it.
 	MaxPartitions int
 
 	// MaxRequestBytes bounds one request. A larger one closes its
