@@ -65,6 +65,7 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 func (s *Server) brokerConfigs() []topicConfig {
 	return []topicConfig{
 		{name: "auto.create.topics.enable", value: strconv.FormatBool(s.opts.AutoCreateTopics), readOnly: true, isSet: true, typ: kmsg.ConfigTypeBoolean},
+		{name: "fetch.max.bytes", value: strconv.Itoa(s.opts.MaxFetchBytes), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
 		{name: "message.max.bytes", value: strconv.Itoa(s.opts.MaxMessageBytes), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
 		{name: "num.partitions", value: strconv.Itoa(s.opts.DefaultPartitions), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
 		{name: "socket.request.max.bytes", value: strconv.Itoa(s.opts.MaxRequestBytes), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},

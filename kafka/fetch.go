@@ -166,13 +166,14 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 	}
 
 	// Gather until MinBytes or the deadline; the first pass never waits.
+	// Bounded by the server too: a request may ask for 2 GiB.
 	total, maxBytes := 0, int(req.MaxBytes)
-	if maxBytes <= 0 {
-		maxBytes = 1 << 30
+	if maxBytes <= 0 || maxBytes > c.s.opts.MaxFetchBytes {
+		maxBytes = c.s.opts.MaxFetchBytes
 	}
 	for pass := 0; ; pass++ {
 		ctx, cancel := context.WithDeadline(c.s.ctx, deadline)
-		total += c.pollTopics(ctx, topics, pass > 0, maxBytes-total)
+		total += c.pollTopics(ctx, topics, pass > 0, maxBytes-total, total == 0)
 		cancel()
 		if total >= int(req.MinBytes) || total >= maxBytes || time.Now().After(deadline) || c.s.ctx.Err() != nil {
 			break
@@ -247,8 +248,9 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 
 // pollTopics reads what the topics' consumers have, waiting (until ctx
 // ends) for the first data if wait is set, and gathers up to room bytes
-// into the partitions' record lists. It returns the bytes gathered.
-func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait bool, room int) int {
+// into the partitions' record lists; empty says the response holds none
+// yet. It returns the bytes gathered.
+func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait bool, room int, empty bool) int {
 	var live []*fetchTopicReq
 	for _, tr := range topics {
 		if tr.ft != nil && tr.pending() {
@@ -272,7 +274,7 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 			if len(tr.ft.rest) > 0 {
 				rest := tr.ft.rest
 				tr.ft.rest = tr.ft.rest[:0]
-				got += tr.gather(rest, room-got)
+				got += tr.gather(rest, room-got, empty && got == 0)
 			}
 			if len(tr.ft.rest) == 0 {
 				polled = append(polled, tr)
@@ -322,7 +324,7 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 		if err := errs[i]; err != nil && ctx.Err() == nil || err != nil && !isCtxErr(err) {
 			c.fetchFailed(tr, err)
 		}
-		got += tr.gather(results[i], room-got)
+		got += tr.gather(results[i], room-got, empty && got == 0)
 	}
 	return got
 }
@@ -351,12 +353,13 @@ func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
 	tr.ft = nil
 }
 
-// gather copies the records that continue each partition's response, as
-// long as they fit in room and the partition's limit, and keeps those
-// that do not fit in the consumer's rest. The first record of a response
-// is taken whatever its size, so that a client always makes progress. It
-// returns the bytes taken.
-func (tr *fetchTopicReq) gather(recs []runnel.Record, room int) int {
+// gather copies the records that continue each partition's response
+// while they fit in room and the partition's limit is not used up, and
+// keeps the others in the consumer's rest. A partition's first record is
+// taken past its limit, and the first record of an empty response
+// whatever its size, so that a client always makes progress, as Kafka
+// does. It returns the bytes taken.
+func (tr *fetchTopicReq) gather(recs []runnel.Record, room int, empty bool) int {
 	taken := 0
 	for i := range recs {
 		r := &recs[i]
@@ -365,7 +368,9 @@ func (tr *fetchTopicReq) gather(recs []runnel.Record, room int) int {
 			continue
 		}
 		before := fp.batch.size()
-		if fp.kept > 0 || before > 0 && (before >= fp.max || taken >= room) {
+		partFull := before > 0 && before >= fp.max
+		full := taken+recordBytes(r) > room && !(empty && taken == 0)
+		if fp.kept > 0 || partFull || full {
 			if tr.ft != nil {
 				tr.ft.rest = append(tr.ft.rest, *r)
 				fp.kept++
@@ -478,4 +483,14 @@ func (s *Server) partitionCount(topic string) (int, error) {
 		return 0, err
 	}
 	return h.partitions, nil
+}
+
+// recordBytes is what a record brings to a response, short of the few
+// bytes of its lengths and deltas.
+func recordBytes(r *runnel.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }

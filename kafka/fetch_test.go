@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -280,5 +281,83 @@ func TestFetchInSmallPieces(t *testing.T) {
 		if step > 10*perPartition {
 			t.Fatal("no end in sight")
 		}
+	}
+}
+
+// TestFetchBoundedByServer: a fetch that asks for 1 GiB gets at most
+// Options.MaxFetchBytes of record batches over all its partitions, and
+// the next fetches continue where it stopped; one whose first record is
+// larger than the bound still gets that record.
+func TestFetchBoundedByServer(t *testing.T) {
+	const bound = 64 << 10
+	ts := startServer(t, &Options{MaxFetchBytes: bound})
+	ts.createTopic("big", 2)
+	p, err := ts.log.Producer("big", &runnel.ProducerOptions{Partitioner: runnel.ManualPartitioner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := strings.Repeat("v", 1000)
+	const perPartition = 200 // 200 KB a partition: more than the bound
+	for part := range 2 {
+		recs := make([]runnel.Record, perPartition)
+		for i := range recs {
+			recs[i] = runnel.Record{Value: []byte(value)}
+		}
+		if _, err := p.SendBatch(context.Background(), part, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	huge := runnel.Record{Value: bytes.Repeat([]byte("h"), 2*bound)}
+	if _, err := p.SendBatch(context.Background(), 0, []runnel.Record{huge}); err != nil {
+		t.Fatal(err)
+	}
+
+	rc := ts.raw()
+	fetch := func(offsets map[int32]int64) (int, map[int32]int64) {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.MaxBytes, req.MaxWaitMillis = 12, 1<<30, 0
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "big"
+		for part, off := range offsets {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = part, off, 1<<30
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp := rc.request(req).(*kmsg.FetchResponse)
+		size, got := 0, map[int32]int64{}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if rp.ErrorCode != 0 {
+					t.Fatalf("partition %d: error %d", rp.Partition, rp.ErrorCode)
+				}
+				size += len(rp.RecordBatches)
+				if len(rp.RecordBatches) > 0 {
+					_, recs, err := readAll(rp.RecordBatches, 1<<30, time.Now())
+					if err != nil {
+						t.Fatal(err)
+					}
+					got[rp.Partition] = int64(len(recs))
+				}
+			}
+		}
+		return size, got
+	}
+	next := map[int32]int64{0: 0, 1: 0}
+	for fetches := 0; next[0] < perPartition || next[1] < perPartition; fetches++ {
+		if fetches > 100 {
+			t.Fatalf("100 fetches and at offsets %v", next)
+		}
+		size, got := fetch(next)
+		// The bound, plus one record and its batch's header.
+		if size == 0 || size > bound+len(value)+200 {
+			t.Fatalf("a fetch of 1 GiB at %v carried %d bytes; want some, and at most about %d", next, size, bound)
+		}
+		for part, n := range got {
+			next[part] += n
+		}
+	}
+	if size, got := fetch(map[int32]int64{0: perPartition}); got[0] != 1 || size < len(huge.Value) {
+		t.Fatalf("the record larger than the bound: %d records, %d bytes; want it alone", got[0], size)
 	}
 }

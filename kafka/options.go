@@ -52,6 +52,12 @@ type Options struct {
 	// records within the Log's MaxRecordBytes.
 	MaxMessageBytes int
 
+	// MaxFetchBytes bounds the record batches of one Fetch response, over
+	// all its partitions, whatever the request's MaxBytes asks (the first
+	// record is sent even when larger, so that a consumer always moves
+	// on). Default 57671680, 55 MiB (Kafka's fetch.max.bytes); clients'
+	// defaults ask for 50 MiB.
+	MaxFetchBytes int
 	// IdleTimeout closes a connection on which no request arrived for
 	// this long. Default 10 minutes (Kafka's connections.max.idle.ms);
 	// negative: never.
@@ -104,6 +110,7 @@ const (
 	defaultMaxPartitions     = 1024
 	defaultMaxRequestBytes   = 100 << 20
 	defaultMaxMessageBytes   = 1000012
+	defaultMaxFetchBytes     = 55 << 20
 	defaultIdleTimeout       = 10 * time.Minute
 	defaultMinSessionTimeout = 6 * time.Second
 	defaultMaxSessionTimeout = 30 * time.Minute
@@ -122,7 +129,7 @@ func (o *Options) withDefaults() (Options, error) {
 	switch {
 	case c.DefaultPartitions < 0 || c.MaxPartitions < 0:
 		return c, fmt.Errorf("%w: negative partition count", errInvalidOption)
-	case c.MaxRequestBytes < 0 || c.MaxMessageBytes < 0:
+	case c.MaxRequestBytes < 0 || c.MaxMessageBytes < 0 || c.MaxFetchBytes < 0:
 		return c, fmt.Errorf("%w: negative size limit", errInvalidOption)
 	case c.MinSessionTimeout < 0 || c.MaxSessionTimeout < 0 || c.InitialRebalanceDelay < 0:
 		return c, fmt.Errorf("%w: negative group timeout", errInvalidOption)
@@ -147,6 +154,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if c.MaxFetchBytes == 0 {
+		c.MaxFetchBytes = defaultMaxFetchBytes
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = defaultIdleTimeout
