@@ -38,7 +38,15 @@ type fetchSession struct {
 	topics map[string]*fetchTopic
 	bufs   [][]byte // record-batch buffers, reused
 	used   int      // bufs handed out by this fetch
+	kept   int      // the capacity of bufs, in bytes
 }
+
+// maxKeptFetchBuffers bounds the bytes a connection keeps in its fetch
+// buffers between fetches. Each response is bounded (MaxFetchBytes), but
+// the buffers are slots by position in the request, so a client naming
+// its partitions in a new order each time could otherwise have every slot
+// grow to maxKeptBuffer.
+const maxKeptFetchBuffers = 64 << 20
 
 // buffer returns a reusable buffer for one partition's records.
 func (fs *fetchSession) buffer() []byte {
@@ -50,10 +58,14 @@ func (fs *fetchSession) buffer() []byte {
 	return b
 }
 
-// keep takes a buffer back after the fetch, if it is not too large.
+// keep takes a buffer back into slot i after the fetch, if it is not too
+// large and the session's buffers stay within maxKeptFetchBuffers.
 func (fs *fetchSession) keep(i int, b []byte) {
-	if cap(b) <= maxKeptBuffer {
+	fs.kept -= cap(fs.bufs[i])
+	fs.bufs[i] = nil
+	if cap(b) <= maxKeptBuffer && fs.kept+cap(b) <= maxKeptFetchBuffers {
 		fs.bufs[i] = b[:0]
+		fs.kept += cap(b)
 	}
 }
 

@@ -361,3 +361,42 @@ func TestFetchBoundedByServer(t *testing.T) {
 		t.Fatalf("the record larger than the bound: %d records, %d bytes; want it alone", got[0], size)
 	}
 }
+
+// TestFetchBuffersKeptBounded: the buffers a connection keeps between
+// fetches stay within maxKeptFetchBuffers however the slots fill, and a
+// slot given back a small buffer frees its large one.
+func TestFetchBuffersKeptBounded(t *testing.T) {
+	var fs fetchSession
+	total := func() int {
+		n := 0
+		for _, b := range fs.bufs {
+			n += cap(b)
+		}
+		return n
+	}
+	// A client that puts its one large partition at a new position in
+	// every fetch.
+	for fetch := range 32 {
+		fs.used = 0
+		for slot := range 32 {
+			b := fs.buffer()
+			if slot == fetch {
+				b = append(b, make([]byte, maxKeptBuffer)...)
+			}
+			fs.keep(slot, b)
+		}
+		if n := total(); n != fs.kept || n > maxKeptFetchBuffers {
+			t.Fatalf("after fetch %d: %d bytes kept, counted %d; want at most %d", fetch, n, fs.kept, maxKeptFetchBuffers)
+		}
+	}
+	if fs.kept < maxKeptFetchBuffers/2 {
+		t.Fatalf("%d bytes kept: the buffers are not reused at all", fs.kept)
+	}
+	fs.used = 0
+	for slot := range 32 {
+		fs.keep(slot, make([]byte, 0, 16))
+	}
+	if fs.kept != 32*16 || total() != fs.kept {
+		t.Fatalf("small buffers given back: %d kept, counted %d; want %d", total(), fs.kept, 32*16)
+	}
+}
