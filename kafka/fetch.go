@@ -138,6 +138,7 @@ type fetchTopicReq struct {
 	name  string
 	ft    *fetchTopic
 	parts map[int]*fetchPart
+	full  bool // a record was held back for want of room in the response
 }
 
 func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
@@ -187,7 +188,10 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 		ctx, cancel := context.WithDeadline(c.s.ctx, deadline)
 		total += c.pollTopics(ctx, topics, pass > 0, maxBytes-total, total == 0)
 		cancel()
-		if total >= int(req.MinBytes) || total >= maxBytes || time.Now().After(deadline) || c.s.ctx.Err() != nil {
+		// A response with no room for the next record is as full as it
+		// gets: waiting for MinBytes would only delay it.
+		full := total >= maxBytes || slices.ContainsFunc(topics, func(tr *fetchTopicReq) bool { return tr.full })
+		if total >= int(req.MinBytes) || full || time.Now().After(deadline) || c.s.ctx.Err() != nil {
 			break
 		}
 	}
@@ -383,6 +387,7 @@ func (tr *fetchTopicReq) gather(recs []runnel.Record, room int, empty bool) int 
 		partFull := before > 0 && before >= fp.max
 		full := taken+recordBytes(r) > room && !(empty && taken == 0)
 		if fp.kept > 0 || partFull || full {
+			tr.full = tr.full || full
 			if tr.ft != nil {
 				tr.ft.rest = append(tr.ft.rest, *r)
 				fp.kept++

@@ -287,7 +287,9 @@ func TestFetchInSmallPieces(t *testing.T) {
 // TestFetchBoundedByServer: a fetch that asks for 1 GiB gets at most
 // Options.MaxFetchBytes of record batches over all its partitions, and
 // the next fetches continue where it stopped; one whose first record is
-// larger than the bound still gets that record.
+// larger than the bound still gets that record. Each fetch also asks for
+// at least 1 GiB, waiting up to ten minutes: a full response is answered
+// at once all the same.
 func TestFetchBoundedByServer(t *testing.T) {
 	const bound = 64 << 10
 	ts := startServer(t, &Options{MaxFetchBytes: bound})
@@ -315,7 +317,7 @@ func TestFetchBoundedByServer(t *testing.T) {
 	rc := ts.raw()
 	fetch := func(offsets map[int32]int64) (int, map[int32]int64) {
 		req := kmsg.NewPtrFetchRequest()
-		req.Version, req.MaxBytes, req.MaxWaitMillis = 12, 1<<30, 0
+		req.Version, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 12, 1<<30, 1<<30, 600_000
 		rt := kmsg.NewFetchRequestTopic()
 		rt.Topic = "big"
 		for part, off := range offsets {
@@ -324,6 +326,7 @@ func TestFetchBoundedByServer(t *testing.T) {
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
+		// A fetch that waits fails the raw connection's 30 s read.
 		resp := rc.request(req).(*kmsg.FetchResponse)
 		size, got := 0, map[int32]int64{}
 		for _, rt := range resp.Topics {
