@@ -33,9 +33,10 @@ type Options struct {
 	DefaultPartitions int
 	// MaxPartitions bounds the partitions one CreateTopics request may
 	// ask for, over all its topics (INVALID_PARTITIONS for a topic past
-	// it). Each partition is a directory and about 2.6 KiB of memory
-	// while its topic is open, so without a bound a 36-byte request could
-	// make the server create 65,536 of them, the most a runnel topic has.
+	// it). Each partition is a directory, and the server allocates about
+	// 2.6 KiB to create one (1.3 KiB of it kept while the topic is open),
+	// so without a bound a 36-byte request could make it create 65,536 of
+	// them, the most a runnel topic has.
 	// Default 1024; topics created through the Go API or the runnel
 	// command are not bound by it. DefaultPartitions may not exceed it.
 	MaxPartitions int
