@@ -83,7 +83,11 @@
 // or one that does not decode, closes its connection with a log line;
 // request decoding is bounded by the request's size (every array length
 // is checked against the bytes left) and decompression by the largest
-// frame. Idle connections are closed after Options.IdleTimeout.
+// frame. What a request can make the server do is bounded too: a Fetch
+// response by Options.MaxFetchBytes, the partitions one CreateTopics
+// request asks for by Options.MaxPartitions, and the fetch buffers a
+// connection keeps between requests to 64 MiB. Idle connections are
+// closed after Options.IdleTimeout.
 //
 // # Metrics
 //
