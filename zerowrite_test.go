@@ -14,8 +14,8 @@ import (
 // TestWriteZerosAheadBounds: a Durable writer writes zeros only past the
 // frame it is about to write, a chunk at a time, never past its
 // extension, and not again while those written reach zeroLead past the
-// frame; a large frame writes none, nor a writer in its first extension. The file starts full of 0xFF, so
-// every byte written shows.
+// frame; a large frame writes none, nor a writer in its first extension.
+// The file starts full of 0xFF, so every byte written shows.
 func TestWriteZerosAheadBounds(t *testing.T) {
 	const size = 4 * zeroChunk
 	f, err := os.Create(t.TempDir() + "/seg")

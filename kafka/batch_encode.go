@@ -39,11 +39,7 @@ func (b *batchBuilder) add(rec *runnel.Record) {
 	}
 	b.max = max(b.max, ts)
 	delta := ts - b.first
-	n := 1 + kbin.VarlongLen(delta) + kbin.VarintLen(b.count) +
-		bytesLen(rec.Key) + bytesLen(rec.Value) + kbin.VarintLen(int32(len(rec.Headers)))
-	for _, h := range rec.Headers {
-		n += kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
-	}
+	n := 1 + kbin.VarlongLen(delta) + kbin.VarintLen(b.count) + recordBodyLen(rec)
 	dst := kbin.AppendVarint(b.buf, int32(n))
 	dst = append(dst, 0)
 	dst = kbin.AppendVarlong(dst, delta)
@@ -57,6 +53,16 @@ func (b *batchBuilder) add(rec *runnel.Record) {
 	}
 	b.buf = dst
 	b.count++
+}
+
+// recordBodyLen is the encoded size of rec's key, value and headers in a
+// batch: all of the record but its length, attributes and deltas.
+func recordBodyLen(rec *runnel.Record) int {
+	n := bytesLen(rec.Key) + bytesLen(rec.Value) + kbin.VarintLen(int32(len(rec.Headers)))
+	for _, h := range rec.Headers {
+		n += kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	return n
 }
 
 // size is the batch's encoded size so far.

@@ -385,7 +385,7 @@ func (tr *fetchTopicReq) gather(recs []runnel.Record, room int, empty bool) int 
 		}
 		before := fp.batch.size()
 		partFull := before > 0 && before >= fp.max
-		full := taken+recordBytes(r) > room && !(empty && taken == 0)
+		full := taken+recordBodyLen(r) > room && !(empty && taken == 0)
 		if fp.kept > 0 || partFull || full {
 			tr.full = tr.full || full
 			if tr.ft != nil {
@@ -500,14 +500,4 @@ func (s *Server) partitionCount(topic string) (int, error) {
 		return 0, err
 	}
 	return h.partitions, nil
-}
-
-// recordBytes is what a record brings to a response, short of the few
-// bytes of its lengths and deltas.
-func recordBytes(r *runnel.Record) int {
-	n := len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
 }
