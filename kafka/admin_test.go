@@ -270,6 +270,40 @@ func TestDeleteGroups(t *testing.T) {
 	if _, err := ts.log.DescribeGroup("idle"); !errors.Is(err, runnel.ErrGroupNotFound) {
 		t.Errorf("the deleted group: %v, want ErrGroupNotFound", err)
 	}
+
+	// Once its member left, the group that was active goes too: it is no
+	// longer listed, it is described as Dead, as Kafka describes a group
+	// it does not know, and a member that comes back starts a new group,
+	// at generation 1, from the start of the topic.
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	res, err = adm.DeleteGroups(ctx, "dggrp")
+	if err != nil || res["dggrp"].Err != nil {
+		t.Fatalf("deleting the group its member left: %v, %v", err, res["dggrp"].Err)
+	}
+	lg, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lg["dggrp"]; ok {
+		t.Errorf("ListGroups lists the deleted group: %v", lg.Groups())
+	}
+	dg, err := adm.DescribeGroups(ctx, "dggrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := dg["dggrp"]; g.Err != nil || g.State != "Dead" || len(g.Members) != 0 {
+		t.Errorf("DescribeGroups of the deleted group: state %q, %d members, %v", g.State, len(g.Members), g.Err)
+	}
+	again := ts.client(groupOpts("dggrp", "dg")...)
+	if recs := pollN(t, again, 1); recs[0].Offset != 0 {
+		t.Errorf("the group made again resumed at offset %d, want 0", recs[0].Offset)
+	}
+	if _, gen := again.GroupMetadata(); gen != 1 {
+		t.Errorf("the group made again is at generation %d, want 1", gen)
+	}
 }
 
 // TestCreateTopicsMaxPartitions: a CreateTopics request for more
@@ -321,5 +355,60 @@ func TestCreateTopicsMaxPartitions(t *testing.T) {
 	}
 	if _, err := NewServer(ts.log, &Options{DefaultPartitions: 8, MaxPartitions: 4}); err == nil {
 		t.Fatal("NewServer took DefaultPartitions above MaxPartitions")
+	}
+}
+
+// TestCommitSentinelOffsets: a commit of -2 or -1, as KafkaJS's admin
+// resetOffsets sends for earliest and latest, stores the partition's
+// start or end; other negative offsets are refused and change nothing.
+// Both from outside the group (an admin) and from a member.
+func TestCommitSentinelOffsets(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("sn", 1)
+	produceSpread(t, ts.log, "sn", 1, 5, "v")
+	ctx := context.Background()
+	committed := func(group string) int64 {
+		t.Helper()
+		info, err := ts.log.DescribeGroup(group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Topics[0].Partitions[0].Committed
+	}
+
+	adm := kadm.NewClient(ts.client())
+	commit := func(at int64) error {
+		t.Helper()
+		var os kadm.Offsets
+		os.Add(kadm.Offset{Topic: "sn", Partition: 0, At: at, LeaderEpoch: -1})
+		resp, err := adm.CommitOffsets(ctx, "sngrp", os)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Error()
+	}
+	for _, c := range []struct{ at, want int64 }{{3, 3}, {-1, 5}, {-2, 0}} {
+		if err := commit(c.at); err != nil || committed("sngrp") != c.want {
+			t.Errorf("admin commit of %d: %v, committed %d, want %d", c.at, err, committed("sngrp"), c.want)
+		}
+	}
+	if err := commit(-3); !isCode(err, kerr.InvalidCommitOffsetSize) || committed("sngrp") != 0 {
+		t.Errorf("admin commit of -3: %v, committed %d; want INVALID_COMMIT_OFFSET_SIZE and 0 kept", err, committed("sngrp"))
+	}
+
+	cl := ts.client(append(groupOpts("sngrp2", "sn"), kgo.DisableAutoCommit())...)
+	pollN(t, cl, 5)
+	for _, c := range []struct{ at, want int64 }{{-1, 5}, {-2, 0}} {
+		var cerr error
+		cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{"sn": {0: {Epoch: -1, Offset: c.at}}},
+			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+				cerr = err
+				if err == nil {
+					cerr = kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+				}
+			})
+		if cerr != nil || committed("sngrp2") != c.want {
+			t.Errorf("member commit of %d: %v, committed %d, want %d", c.at, cerr, committed("sngrp2"), c.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -73,6 +74,50 @@ func (co *coordinator) group(name string, create bool) *group {
 		co.groups[name] = g
 	}
 	return g
+}
+
+// withMembers names the groups that have Kafka members here.
+func (co *coordinator) withMembers() []string {
+	co.mu.Lock()
+	groups := slices.Collect(maps.Values(co.groups))
+	co.mu.Unlock()
+	var names []string
+	for _, g := range groups {
+		g.mu.Lock()
+		if len(g.members) > 0 {
+			names = append(names, g.name)
+		}
+		g.mu.Unlock()
+	}
+	return names
+}
+
+// forget drops a group that DeleteGroups deleted, unless a member joined
+// it meanwhile: a group of that name starts anew (its generations from 1),
+// as in Kafka. A JoinGroup that found the dropped group before it went is
+// told to retry (it is Dead), and then finds a new one.
+func (co *coordinator) forget(name string) {
+	co.mu.Lock()
+	g := co.groups[name]
+	if g == nil {
+		co.mu.Unlock()
+		return
+	}
+	g.mu.Lock()
+	gone := len(g.members) == 0 && g.state == stateEmpty
+	if gone {
+		g.state = stateDead
+		delete(co.groups, name)
+	}
+	g.mu.Unlock()
+	co.mu.Unlock()
+	if gone {
+		// Its members left runnel's group before DeleteGroup could
+		// succeed; this only collects how their Consumers closed.
+		if err := g.waitMembersGone(); err != nil {
+			co.s.opts.Logger.Warn("kafka: closing a deleted group's members", "group", name, "err", err)
+		}
+	}
 }
 
 // close ends every group: members leave their runnel groups, releasing
@@ -206,6 +251,7 @@ func (g *group) removeLocked(m *member, why string) {
 		resp <- r
 	}
 	if m.rn != nil {
+		g.pruneLeft()
 		g.leaving = append(g.leaving, m.rn)
 		m.rn.close()
 	}
@@ -216,6 +262,23 @@ func (g *group) removeLocked(m *member, why string) {
 		g.syncCond.Broadcast()
 	}
 	g.co.s.opts.Logger.Debug("kafka: group member removed", "group", g.name, "member", m.id, "why", why)
+}
+
+// pruneLeft drops the removed members that have left runnel, so that a
+// long-lived group whose members come and go keeps only those still
+// closing. How their Consumers closed is logged, as close would report it.
+func (g *group) pruneLeft() {
+	g.leaving = slices.DeleteFunc(g.leaving, func(rn *runnelMember) bool {
+		select {
+		case <-rn.done:
+		default:
+			return false
+		}
+		if err := rn.wait(); err != nil {
+			g.co.s.opts.Logger.Warn("kafka: closing a group member's runnel consumers", "group", g.name, "member", rn.id, "err", err)
+		}
+		return true
+	})
 }
 
 // waitMembersGone waits until removed members have left runnel.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,6 +108,76 @@ func (m *tracked) consumed() map[string]int {
 	return out
 }
 
+// polledNative is a native consumer polling in the background until the
+// test ends; partitions may be called meanwhile.
+type polledNative struct {
+	mu sync.Mutex // held through each Poll
+	c  *runnel.Consumer
+}
+
+func pollNative(t *testing.T, l *runnel.Log, topic string, opts *runnel.ConsumerOptions) *polledNative {
+	t.Helper()
+	c, err := l.Consumer(topic, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &polledNative{c: c}
+	ctx, cancel := context.WithCancel(context.Background())
+	polling := make(chan struct{})
+	go func() {
+		defer close(polling)
+		for ctx.Err() == nil {
+			pctx, pcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			n.mu.Lock()
+			c.Poll(pctx)
+			n.mu.Unlock()
+			pcancel()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-polling
+		c.Close()
+	})
+	return n
+}
+
+func (n *polledNative) partitions() []int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.c.Partitions()
+}
+
+// killable is a client's dialer whose connections kill cuts, refusing
+// new ones after: the client dies without a LeaveGroup.
+type killable struct {
+	mu     sync.Mutex
+	conns  []net.Conn
+	killed bool
+}
+
+func (k *killable) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.killed {
+		return nil, fmt.Errorf("killed")
+	}
+	nc, err := (&net.Dialer{}).DialContext(ctx, network, host)
+	if err == nil {
+		k.conns = append(k.conns, nc)
+	}
+	return nc, err
+}
+
+func (k *killable) kill() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.killed = true
+	for _, nc := range k.conns {
+		nc.Close()
+	}
+}
+
 // balanced reports whether the members own disjoint partition sets that
 // cover 0..n-1, each within one of an even share.
 func balanced(n int, members ...*tracked) bool {
@@ -169,22 +240,8 @@ func TestGroupOfThreeRebalances(t *testing.T) {
 	a := ts.member("a", nil, groupOpts("g3grp", "g3")...)
 	b := ts.member("b", nil, groupOpts("g3grp", "g3")...)
 	// c's connections can be cut, to kill it without a LeaveGroup.
-	var connMu sync.Mutex
-	var conns []net.Conn
-	killed := false
-	dial := func(ctx context.Context, network, host string) (net.Conn, error) {
-		connMu.Lock()
-		defer connMu.Unlock()
-		if killed {
-			return nil, fmt.Errorf("killed")
-		}
-		nc, err := (&net.Dialer{}).DialContext(ctx, network, host)
-		if err == nil {
-			conns = append(conns, nc)
-		}
-		return nc, err
-	}
-	c := ts.member("c", []kgo.Opt{kgo.Dialer(dial)}, groupOpts("g3grp", "g3")...)
+	var cKill killable
+	c := ts.member("c", []kgo.Opt{kgo.Dialer(cKill.dial)}, groupOpts("g3grp", "g3")...)
 
 	waitFor(t, "three members to share six partitions", func() bool { return balanced(parts, a, b, c) })
 	waitFor(t, "every record consumed", func() bool {
@@ -214,12 +271,7 @@ func TestGroupOfThreeRebalances(t *testing.T) {
 	// One is killed: its connections close, no LeaveGroup; after its
 	// session timeout the last member has everything.
 	c.halt()
-	connMu.Lock()
-	killed = true
-	for _, nc := range conns {
-		nc.Close()
-	}
-	connMu.Unlock()
+	cKill.kill()
 	waitFor(t, "the last member to own every partition after a kill", func() bool {
 		return len(a.owned()) == parts
 	})
@@ -311,7 +363,7 @@ func TestGroupMixedWithNativeMember(t *testing.T) {
 	// native one may only take a partition the Kafka client let go of.
 	var mu sync.Mutex
 	var overlap []int
-	native, err := ts.log.Consumer("mx", &runnel.ConsumerOptions{
+	pollNative(t, ts.log, "mx", &runnel.ConsumerOptions{
 		Group: "mxgrp", Start: runnel.Earliest,
 		OnAssigned: func(_ *runnel.Consumer, ps []int) {
 			held := k.owned()
@@ -327,24 +379,6 @@ func TestGroupMixedWithNativeMember(t *testing.T) {
 			}
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	polling := make(chan struct{})
-	defer func() {
-		cancel()
-		<-polling
-		native.Close()
-	}()
-	go func() {
-		defer close(polling)
-		for ctx.Err() == nil {
-			pctx, pcancel := context.WithTimeout(ctx, 50*time.Millisecond)
-			native.Poll(pctx)
-			pcancel()
-		}
-	}()
 	waitFor(t, "the partitions to be split between the Kafka and the native member", func() bool {
 		owners := runnelOwners(t, ts.log, "mxgrp", "mx")
 		kafka, nat := 0, 0
@@ -371,4 +405,50 @@ func TestGroupMixedWithNativeMember(t *testing.T) {
 		t.Errorf("the native member took %v while the Kafka client still held them", overlap)
 	}
 	mu.Unlock()
+}
+
+// TestGroupKeepsOnlyClosingMembers: a group whose members come and go
+// does not keep every member it ever had. Each member here is killed (its
+// connections cut, no LeaveGroup), so that its session times out. Before
+// the next one goes, the last one's runnel side is waited out, so that
+// the removal finds it closed and lets it go.
+func TestGroupKeepsOnlyClosingMembers(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("cg", 1)
+	const rounds = 5
+	var g *group
+	for range rounds {
+		var k killable
+		ts.client(append(groupOpts("cggrp", "cg"), kgo.Dialer(k.dial), kgo.SessionTimeout(300*time.Millisecond))...)
+		waitFor(t, "the member to own the partition", func() bool {
+			info, err := ts.log.DescribeGroup("cggrp")
+			return err == nil && len(info.Topics) == 1 && len(info.Topics[0].Members) == 1 &&
+				strings.HasPrefix(info.Topics[0].Members[0].Name, "kafka/")
+		})
+		g = ts.srv.groups.group("cggrp", false)
+		waitFor(t, "the members removed before to have closed", func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			for _, rn := range g.leaving {
+				select {
+				case <-rn.done:
+				default:
+					return false
+				}
+			}
+			return true
+		})
+		k.kill()
+		waitFor(t, "the killed member's session to time out", func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return len(g.members) == 0
+		})
+	}
+	g.mu.Lock()
+	n := len(g.leaving)
+	g.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("after %d members came and went the group keeps %d of them, want only the last", rounds, n)
+	}
 }

@@ -31,14 +31,11 @@ func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return resp
 	}
-	co := c.s.groups
-	co.mu.Lock()
-	for name := range co.groups {
+	for _, name := range c.s.groups.withMembers() {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
 		}
 	}
-	co.mu.Unlock()
 	slices.Sort(names)
 	for _, name := range names {
 		state, ptype, _, _ := c.s.groupSummary(name)
@@ -56,7 +53,9 @@ func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 }
 
 // groupSummary is a group's state, protocol type and protocol, as Kafka
-// reports them, and whether it has any Kafka members here.
+// reports them, and whether it has any Kafka members here. A group with
+// neither members nor committed offsets is Dead, as Kafka describes a
+// group it does not know.
 func (s *Server) groupSummary(name string) (state, protocolType, protocol string, kafkaMembers bool) {
 	if g := s.groups.group(name, false); g != nil {
 		g.mu.Lock()
@@ -66,6 +65,9 @@ func (s *Server) groupSummary(name string) (state, protocolType, protocol string
 		}
 	}
 	info, err := s.log.DescribeGroup(name)
+	if errors.Is(err, runnel.ErrGroupNotFound) {
+		return stateDead.String(), "", "", false
+	}
 	if err == nil {
 		for _, gt := range info.Topics {
 			if len(gt.Members) > 0 {
@@ -183,6 +185,7 @@ func (s *Server) deleteGroup(name string) int16 {
 	// member slot: a native member that joined since is not deleted under.
 	switch err := s.log.DeleteGroup(s.ctx, name, nil); {
 	case err == nil:
+		s.groups.forget(name)
 		return 0
 	case errors.Is(err, runnel.ErrGroupActive):
 		return kerr.NonEmptyGroup.Code

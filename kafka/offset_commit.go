@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/runnel-log/runnel"
@@ -19,6 +20,13 @@ import (
 // written with ResetGroupOffsets, which refuses partitions a live member
 // owns (ILLEGAL_GENERATION, as Kafka answers it for an active group).
 // Commit metadata strings are not kept.
+//
+// An offset of -2 or -1 (Kafka's "earliest" and "latest", as ListOffsets
+// takes them), which KafkaJS's admin resetOffsets commits, is resolved to
+// the partition's start or end at commit time. Kafka stores them as they
+// come and leaves their meaning to the next consumer; runnel's offsets
+// files hold only real offsets, and what the admin asked for is the
+// position now. Other negative offsets get INVALID_COMMIT_OFFSET_SIZE.
 
 func init() {
 	supports(kmsg.OffsetCommit, 2, 9)
@@ -89,13 +97,19 @@ func (s *Server) commitMember(ctx context.Context, req *kmsg.OffsetCommitRequest
 			fill(codes[i], code)
 			continue
 		}
+		resolve, code := s.sentinels(t)
+		if code != 0 {
+			fill(codes[i], code)
+			continue
+		}
 		offsets := map[int]int64{}
 		for j, p := range t.Partitions {
-			if p.Partition < 0 || p.Offset < 0 {
-				codes[i][j] = kerr.InvalidCommitOffsetSize.Code
+			offset, code := resolve(p)
+			if code != 0 {
+				codes[i][j] = code
 				continue
 			}
-			offsets[int(p.Partition)] = p.Offset
+			offsets[int(p.Partition)] = offset
 		}
 		if len(offsets) == 0 {
 			continue
@@ -126,15 +140,57 @@ func (s *Server) commitOutside(ctx context.Context, req *kmsg.OffsetCommitReques
 		}
 	}
 	for i, t := range req.Topics {
+		resolve, code := s.sentinels(t)
+		if code != 0 {
+			fill(codes[i], code)
+			continue
+		}
 		for j, p := range t.Partitions {
-			if p.Offset < 0 {
-				codes[i][j] = kerr.InvalidCommitOffsetSize.Code
+			offset, code := resolve(p)
+			if code != 0 {
+				codes[i][j] = code
 				continue
 			}
-			_, err := s.log.ResetGroupOffsets(ctx, req.Group, t.Topic, runnel.AtOffset(p.Offset), &runnel.ResetOptions{Partitions: []int{int(p.Partition)}})
+			_, err := s.log.ResetGroupOffsets(ctx, req.Group, t.Topic, runnel.AtOffset(offset), &runnel.ResetOptions{Partitions: []int{int(p.Partition)}})
 			codes[i][j] = commitErrorCode(err)
 		}
 	}
+}
+
+// Kafka's sentinel offsets for a partition's start and end.
+const (
+	offsetEarliest = -2
+	offsetLatest   = -1
+)
+
+// sentinels returns how to turn a commit's partition into the offset to
+// commit, or an error code for it: -2 and -1 become the partition's start
+// and end, read once for the topic if the request has any; other negative
+// offsets, and negative partitions, are refused. The code it returns
+// itself is for the whole topic (it could not be read).
+func (s *Server) sentinels(t kmsg.OffsetCommitRequestTopic) (func(kmsg.OffsetCommitRequestTopicPartition) (int64, int16), int16) {
+	var info runnel.TopicInfo
+	if slices.ContainsFunc(t.Partitions, func(p kmsg.OffsetCommitRequestTopicPartition) bool {
+		return p.Offset == offsetEarliest || p.Offset == offsetLatest
+	}) {
+		var err error
+		if info, err = s.log.DescribeTopic(t.Topic); err != nil {
+			return nil, topicErrorCode(err)
+		}
+	}
+	return func(p kmsg.OffsetCommitRequestTopicPartition) (int64, int16) {
+		switch {
+		case p.Partition < 0 || p.Offset < offsetEarliest:
+			return 0, kerr.InvalidCommitOffsetSize.Code
+		case p.Offset >= 0:
+			return p.Offset, 0
+		case int(p.Partition) >= len(info.Partitions):
+			return 0, kerr.UnknownTopicOrPartition.Code
+		case p.Offset == offsetEarliest:
+			return info.Partitions[p.Partition].StartOffset, 0
+		}
+		return info.Partitions[p.Partition].NextOffset, 0
+	}, 0
 }
 
 func commitErrorCode(err error) int16 {
