@@ -3,7 +3,6 @@ package kafka
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,17 +11,13 @@ import (
 	"github.com/runnel-log/runnel"
 )
 
-// kcat (librdkafka) against the server. A machine without kcat skips these
-// tests, unless RUNNEL_REQUIRE_KCAT is set (CI sets it, after installing
-// kcat): then a missing kcat fails them.
+// kcat (librdkafka) against the server; a machine without kcat skips
+// these tests (see requireClient).
 func kcat(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("kcat")
 	if err != nil {
-		if os.Getenv("RUNNEL_REQUIRE_KCAT") != "" {
-			t.Fatal("kcat not found, and RUNNEL_REQUIRE_KCAT is set")
-		}
-		t.Skip("kcat not installed (apt-get install kcat); set RUNNEL_REQUIRE_KCAT to make this a failure")
+		requireClient(t, "kcat not found", "Debian's kcat")
 	}
 	return path
 }

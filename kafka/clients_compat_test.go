@@ -1,0 +1,321 @@
+package kafka
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel-log/runnel"
+)
+
+// KafkaJS and kafka-python against the server: admin, produce with every
+// codec they have, group consumption and commits, offsets by timestamp,
+// group deletion, and a group shared by two of their processes and a
+// native member. What they print is checked against the log directory.
+
+func TestKafkaJS(t *testing.T) {
+	lc := kafkaJS(t)
+	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
+	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+}
+
+func TestKafkaPython(t *testing.T) {
+	lc := kafkaPython(t)
+	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
+	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+}
+
+// b64 is how the scripts print bytes; nil stays null.
+func b64(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := base64.StdEncoding.EncodeToString(b)
+	return &s
+}
+
+// show prints a base64 field as its text, or null.
+func show(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	b, err := base64.StdEncoding.DecodeString(*s)
+	if err != nil {
+		return "bad base64 " + *s
+	}
+	return strconv.Quote(string(b))
+}
+
+func testClientScenario(t *testing.T, lc langClient) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("mixed", 2)
+	nativeTime := time.UnixMilli(1_700_000_000_000)
+	clientTime := nativeTime.Add(100 * time.Second)
+	native := produceNative(t, ts.log, "mixed", []runnel.Record{
+		{Partition: 0, Key: []byte("go"), Value: []byte("from Go"), Time: nativeTime,
+			Headers: []runnel.Header{{Key: "h", Value: []byte("v")}}},
+		{Partition: 1, Key: nil, Value: nil, Time: nativeTime},
+		{Partition: 1, Key: []byte{}, Value: []byte{}, Time: nativeTime},
+	})
+	want := len(native) + 2*len(lc.codecs)
+	evs := lc.run(t, "scenario", map[string]string{
+		"BROKER": ts.addr, "TOPIC": "mixed", "NEW_TOPIC": "made", "GROUP": "g",
+		"TIMESTAMP": strconv.FormatInt(clientTime.UnixMilli(), 10), "WANT": strconv.Itoa(want),
+	})
+
+	// CreateTopics with a config, and DescribeConfigs of it.
+	info, err := ts.log.DescribeTopic("made")
+	if err != nil || len(info.Partitions) != 2 || info.Config.RetentionAge != time.Hour {
+		t.Errorf("topic made by %s: %+v, %v", lc.name, info, err)
+	}
+	retention := ""
+	for _, ev := range ofKind(evs, "config") {
+		if ev.Name == "retention.ms" && ev.Value != nil {
+			retention = *ev.Value
+		}
+	}
+	if retention != "3600000" {
+		t.Errorf("%s read retention.ms %q", lc.name, retention)
+	}
+
+	// Produce: two records per codec, acknowledged at contiguous offsets
+	// after the native record, and stored as sent.
+	produced := ofKind(evs, "produced")
+	var offsets []int64
+	for _, ev := range produced {
+		if ev.Error != 0 || ev.Partition != 0 {
+			t.Errorf("%s produce with %s: %+v", lc.name, ev.Codec, ev)
+		}
+		offsets = append(offsets, ev.Offset)
+	}
+	slices.Sort(offsets)
+	if len(offsets) != 2*len(lc.codecs) || offsets[0] != 1 || offsets[len(offsets)-1] != int64(len(offsets)) {
+		t.Errorf("%s's records acknowledged at offsets %v", lc.name, offsets)
+	}
+	stored := readNative(t, ts.log, "mixed", want)
+	for _, codec := range lc.codecs {
+		a := findKey(stored, lc.name+"-"+codec+"-a")
+		b := findKey(stored, lc.name+"-"+codec+"-b")
+		switch {
+		case a == nil || b == nil:
+			t.Errorf("%s's %s records not stored", lc.name, codec)
+		case string(a.Value) != "v" || len(a.Headers) != 1 || a.Headers[0].Key != "src" || string(a.Headers[0].Value) != lc.name:
+			t.Errorf("%s's %s record stored as %+v", lc.name, codec, *a)
+		case b.Value != nil || len(b.Headers) != 0:
+			t.Errorf("%s's %s record with a null value stored as %+v", lc.name, codec, *b)
+		case !a.Time.Equal(clientTime) || !b.Time.Equal(clientTime):
+			t.Errorf("%s's %s records stored with times %v, %v, want %v", lc.name, codec, a.Time, b.Time, clientTime)
+		}
+	}
+
+	// Consume as a group: every record once, as stored, the native ones
+	// with nil and empty kept apart.
+	records := ofKind(evs, "record")
+	if len(records) != want {
+		t.Errorf("%s consumed %d records, want %d", lc.name, len(records), want)
+	}
+	seen := map[[2]int64]bool{}
+	for _, ev := range records {
+		at := [2]int64{int64(ev.Partition), ev.Offset}
+		if seen[at] {
+			t.Errorf("%s consumed partition %d offset %d twice", lc.name, ev.Partition, ev.Offset)
+		}
+		seen[at] = true
+		var r *runnel.Record
+		for i := range stored {
+			if stored[i].Partition == ev.Partition && stored[i].Offset == ev.Offset {
+				r = &stored[i]
+			}
+		}
+		if r == nil {
+			t.Errorf("%s consumed a record at partition %d offset %d that is not stored", lc.name, ev.Partition, ev.Offset)
+			continue
+		}
+		if msg := sameRecord(*r, ev); msg != "" {
+			t.Errorf("%s consumed partition %d offset %d: %s", lc.name, ev.Partition, ev.Offset, msg)
+		}
+	}
+
+	// Its commit is runnel's committed offsets: the end of each partition.
+	g, err := ts.log.DescribeGroup("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := map[int]int64{}
+	for _, gp := range g.Topics[0].Partitions {
+		committed[gp.Partition] = gp.Committed
+	}
+	if committed[0] != int64(1+2*len(lc.codecs)) || committed[1] != 2 {
+		t.Errorf("%s committed %v in runnel", lc.name, committed)
+	}
+
+	// Offsets by timestamp: partition 0's first record at or after the
+	// clients' time is the first one it produced; partition 1 has none
+	// (Kafka answers -1; a client may turn that into the end).
+	for _, ev := range ofKind(evs, "offset-for-time") {
+		if ev.Partition == 0 && ev.Offset != 1 || ev.Partition == 1 && ev.Offset != -1 && ev.Offset != 2 {
+			t.Errorf("%s: offset for time %v in partition %d is %d", lc.name, clientTime, ev.Partition, ev.Offset)
+		}
+	}
+	if n := len(ofKind(evs, "offset-for-time")); n != 2 {
+		t.Errorf("%s printed %d offsets for time, want 2", lc.name, n)
+	}
+
+	// The group is listed, and Empty once its member left.
+	if gs := ofKind(evs, "groups"); len(gs) != 1 || !slices.Contains(gs[0].Names, "g") {
+		t.Errorf("%s listed groups %+v", lc.name, gs)
+	}
+	if gs := ofKind(evs, "group"); len(gs) != 1 || gs[0].State != "Empty" || gs[0].Members != 0 {
+		t.Errorf("%s described the group as %+v", lc.name, gs)
+	}
+
+	// DeleteGroups removes it, from the listing and from runnel. Before,
+	// the client reads its offsets, reset to the earliest if it can.
+	evs = lc.run(t, "delete-group", map[string]string{"BROKER": ts.addr, "GROUP": "g", "TOPIC": "mixed"})
+	wantRead := committed
+	if lc.resets {
+		wantRead = map[int]int64{0: 0, 1: 0}
+	}
+	read := map[int]int64{}
+	for _, ev := range ofKind(evs, "committed") {
+		read[ev.Partition] = ev.Offset
+	}
+	if !maps.Equal(read, wantRead) {
+		t.Errorf("%s read the group's offsets as %v, want %v", lc.name, read, wantRead)
+	}
+	if d := ofKind(evs, "deleted"); len(d) != 1 || d[0].Error != 0 {
+		t.Errorf("%s deleted the group: %+v", lc.name, d)
+	}
+	if gs := ofKind(evs, "groups"); len(gs) != 1 || slices.Contains(gs[0].Names, "g") {
+		t.Errorf("%s lists groups %+v after deleting g", lc.name, gs)
+	}
+	if _, err := ts.log.DescribeGroup("g"); !errors.Is(err, runnel.ErrGroupNotFound) {
+		t.Errorf("runnel still has the group %s deleted: %v", lc.name, err)
+	}
+}
+
+// findKey finds the record with a key.
+func findKey(recs []runnel.Record, key string) *runnel.Record {
+	for i := range recs {
+		if string(recs[i].Key) == key {
+			return &recs[i]
+		}
+	}
+	return nil
+}
+
+// sameRecord compares a stored record with a client's print of it, nil
+// and empty apart.
+func sameRecord(r runnel.Record, ev clientEvent) string {
+	var diffs []string
+	if !samePtr(b64(r.Key), ev.Key) {
+		diffs = append(diffs, fmt.Sprintf("key %s, stored %s", show(ev.Key), show(b64(r.Key))))
+	}
+	if !samePtr(b64(r.Value), ev.Value) {
+		diffs = append(diffs, fmt.Sprintf("value %s, stored %s", show(ev.Value), show(b64(r.Value))))
+	}
+	if ev.Timestamp != r.Time.UnixMilli() {
+		diffs = append(diffs, fmt.Sprintf("timestamp %d, stored %d", ev.Timestamp, r.Time.UnixMilli()))
+	}
+	var got, want []string
+	for _, h := range ev.Headers {
+		if len(h) == 2 && h[0] != nil {
+			got = append(got, *h[0]+"="+show(h[1]))
+		}
+	}
+	for _, h := range r.Headers {
+		want = append(want, h.Key+"="+show(b64(h.Value)))
+	}
+	if !slices.Equal(got, want) {
+		diffs = append(diffs, fmt.Sprintf("headers %v, stored %v", got, want))
+	}
+	return strings.Join(diffs, "; ")
+}
+
+func samePtr(a, b *string) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+// testClientGroup shares one group between two processes of the client and
+// a native member, through joins, a clean leave and a kill.
+func testClientGroup(t *testing.T, lc langClient) {
+	ts := startServer(t, fastGroups)
+	const parts = 4
+	ts.createTopic("shared", parts)
+	env := map[string]string{"BROKER": ts.addr, "TOPIC": "shared", "GROUP": "sg"}
+
+	// assigned is what each client process was last given, or nil.
+	assigned := func(cp *clientProc) []int {
+		ev, ok := cp.last("assigned")
+		if !ok || ev.Partitions == nil {
+			return []int{}
+		}
+		return ev.Partitions
+	}
+	var native *polledNative // once it joined
+	// split reports whether the clients' assignments agree with runnel's
+	// owners: the Kafka members own exactly what the clients were given,
+	// disjointly, the native member (if any) the rest, each at least one.
+	split := func(procs ...*clientProc) bool {
+		owners := runnelOwners(t, ts.log, "sg", "shared")
+		var kafkaOwned, nativeOwned, given []int
+		for p, o := range owners {
+			switch {
+			case strings.HasPrefix(o, "kafka/"):
+				kafkaOwned = append(kafkaOwned, p)
+			case o != "":
+				nativeOwned = append(nativeOwned, p)
+			default:
+				return false
+			}
+		}
+		for _, cp := range procs {
+			a := assigned(cp)
+			if len(a) == 0 {
+				return false
+			}
+			given = append(given, a...)
+		}
+		slices.Sort(given)
+		if native != nil && (len(nativeOwned) == 0 || !slices.Equal(native.partitions(), nativeOwned)) {
+			return false
+		}
+		return slices.Equal(given, kafkaOwned) && (native != nil || len(nativeOwned) == 0)
+	}
+
+	a := lc.start(t, "member", env)
+	waitForClient(t, "the first member to be given every partition", func() bool {
+		return slices.Equal(assigned(a), []int{0, 1, 2, 3}) && split(a)
+	}, a)
+
+	b := lc.start(t, "member", env)
+	waitForClient(t, "two members of the client to share the partitions", func() bool { return split(a, b) }, a, b)
+
+	// A native member joins; it polls in the background.
+	native = pollNative(t, ts.log, "shared", &runnel.ConsumerOptions{Group: "sg", Start: runnel.Earliest})
+	waitForClient(t, "two client members and a native one to share the partitions", func() bool { return split(a, b) }, a, b)
+
+	// b leaves cleanly (its standard input closes): a and the native
+	// member take its partitions.
+	b.stdin.Close()
+	if evs := b.wait(); len(ofKind(evs, "left")) != 1 {
+		t.Fatalf("%s member did not say it left", lc.name)
+	}
+	waitForClient(t, "the member that stayed and the native one to share the partitions", func() bool { return split(a) }, a)
+
+	// a is killed: its session times out, and the native member owns all.
+	a.cmd.Process.Kill()
+	<-a.exited
+	waitForClient(t, "the native member to own every partition after the kill", func() bool {
+		for _, o := range runnelOwners(t, ts.log, "sg", "shared") {
+			if o == "" || strings.HasPrefix(o, "kafka/") {
+				return false
+			}
+		}
+		return slices.Equal(native.partitions(), []int{0, 1, 2, 3})
+	}, a)
+}

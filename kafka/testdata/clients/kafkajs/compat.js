@@ -1,0 +1,161 @@
+// KafkaJS against runnel serve. kafka/clients_test.go runs it and checks
+// what it prints (one JSON object a line) against the log directory:
+//
+//   node compat.js scenario      admin, produce with each codec, group
+//                                consume and commit, offsets by time
+//   node compat.js member        a group member that prints its assignment
+//                                until its standard input closes, then leaves
+//   node compat.js delete-group  reset the group's offsets to the earliest,
+//                                delete the group, list the groups
+//
+// The environment names the broker, the topics, the group and the
+// timestamp of the records it produces (see clients_test.go).
+'use strict';
+const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
+
+const env = (name) => {
+  const v = process.env[name];
+  if (v === undefined) throw new Error(`${name} is not set`);
+  return v;
+};
+const kafka = new Kafka({
+  clientId: 'kafkajs-compat',
+  brokers: [env('BROKER')],
+  logLevel: logLevel.WARN,
+  retry: { retries: 10 },
+});
+const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const b64 = (buf) => (buf === null || buf === undefined ? null : Buffer.from(buf).toString('base64'));
+// Short timings, which the test's server allows, keep the test short: a
+// killed member is dropped after its session timeout, and KafkaJS notices
+// a rebalance only in the heartbeat after a fetch returns.
+const consumerOptions = () => ({
+  groupId: env('GROUP'),
+  sessionTimeout: 2000,
+  heartbeatInterval: 300,
+  rebalanceTimeout: 10000,
+  maxWaitTimeInMs: 300,
+});
+
+async function scenario() {
+  const topic = env('TOPIC');
+  const newTopic = env('NEW_TOPIC');
+  const ts = env('TIMESTAMP');
+  const admin = kafka.admin();
+  await admin.connect();
+
+  await admin.createTopics({
+    topics: [{ topic: newTopic, numPartitions: 2, configEntries: [{ name: 'retention.ms', value: '3600000' }] }],
+  });
+  const configs = await admin.describeConfigs({ resources: [{ type: 2, name: newTopic }], includeSynonyms: false });
+  for (const e of configs.resources[0].configEntries) say({ event: 'config', name: e.configName, value: e.configValue });
+
+  // KafkaJS itself compresses with gzip only (others need plugins).
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  for (const [codec, type] of [['none', CompressionTypes.None], ['gzip', CompressionTypes.GZIP]]) {
+    const res = await producer.send({
+      topic,
+      acks: -1,
+      compression: type,
+      messages: [
+        { partition: 0, key: `kafkajs-${codec}-a`, value: 'v', headers: { src: 'kafkajs' }, timestamp: ts },
+        { partition: 0, key: `kafkajs-${codec}-b`, value: null, timestamp: ts },
+      ],
+    });
+    // One result per partition, with the offset of its first record.
+    for (const r of res) {
+      for (let i = 0; i < 2; i++) {
+        say({ event: 'produced', codec, partition: r.partition, offset: Number(r.baseOffset) + i, error: r.errorCode });
+      }
+    }
+  }
+  await producer.disconnect();
+
+  // Read everything as the group, then commit where it stopped.
+  const want = Number(env('WANT'));
+  const consumer = kafka.consumer(consumerOptions());
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const next = new Map();
+  let got = 0;
+  await new Promise((resolve, reject) => {
+    consumer
+      .run({
+        autoCommit: false,
+        eachMessage: async ({ partition, message }) => {
+          say({
+            event: 'record',
+            partition,
+            offset: Number(message.offset),
+            key: b64(message.key),
+            value: b64(message.value),
+            headers: Object.entries(message.headers || {}).map(([k, v]) => [k, b64(v)]),
+            timestamp: Number(message.timestamp),
+          });
+          next.set(partition, Number(message.offset) + 1);
+          if (++got === want) {
+            const offsets = [...next].map(([p, o]) => ({ topic, partition: p, offset: String(o) }));
+            await consumer.commitOffsets(offsets);
+            resolve();
+          }
+        },
+      })
+      .catch(reject);
+  });
+  await consumer.disconnect();
+
+  const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, Number(ts));
+  for (const o of byTime) say({ event: 'offset-for-time', partition: o.partition, offset: Number(o.offset) });
+  const groups = await admin.listGroups();
+  say({ event: 'groups', names: groups.groups.map((g) => g.groupId).sort() });
+  const described = await admin.describeGroups([env('GROUP')]);
+  say({ event: 'group', state: described.groups[0].state, members: described.groups[0].members.length });
+  await admin.disconnect();
+}
+
+async function member() {
+  const consumer = kafka.consumer(consumerOptions());
+  const topic = env('TOPIC');
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    say({ event: 'assigned', partitions: (e.payload.memberAssignment[topic] || []).slice().sort() });
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({ eachMessage: async () => {} });
+  say({ event: 'running' });
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.on('end', resolve));
+  await consumer.disconnect(); // leaves the group
+  say({ event: 'left' });
+}
+
+async function deleteGroup() {
+  const admin = kafka.admin();
+  await admin.connect();
+  // resetOffsets commits -2 (earliest) through a member of the group.
+  const [group, topic] = [env('GROUP'), env('TOPIC')];
+  await admin.resetOffsets({ groupId: group, topic, earliest: true });
+  for (const p of (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0].partitions) {
+    say({ event: 'committed', partition: p.partition, offset: Number(p.offset) });
+  }
+  const res = await admin.deleteGroups([env('GROUP')]);
+  say({ event: 'deleted', error: res[0].errorCode });
+  const groups = await admin.listGroups();
+  say({ event: 'groups', names: groups.groups.map((g) => g.groupId).sort() });
+  await admin.disconnect();
+}
+
+const steps = { scenario, member, 'delete-group': deleteGroup };
+const step = steps[process.argv[2]];
+if (!step) {
+  console.error(`usage: node compat.js ${Object.keys(steps).join('|')}`);
+  process.exit(2);
+}
+step().then(
+  () => say({ event: 'done' }),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

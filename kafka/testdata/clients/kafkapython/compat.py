@@ -1,0 +1,145 @@
+"""kafka-python against runnel serve.
+
+kafka/clients_test.go runs it and checks what it prints (one JSON object a
+line) against the log directory:
+
+    python3 compat.py scenario      admin, produce with each codec, group
+                                    consume and commit, offsets by time
+    python3 compat.py member        a group member that prints its
+                                    assignment until its standard input
+                                    closes, then leaves
+    python3 compat.py delete-group  list the group's offsets, delete the
+                                    group, list the groups
+
+The environment names the broker, the topics, the group and the timestamp
+of the records it produces (see clients_test.go).
+"""
+
+import base64
+import json
+import os
+import select
+import sys
+
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+
+BROKER = os.environ["BROKER"]
+# Every codec kafka-python has; snappy, lz4 and zstd come from the
+# python3-snappy, python3-lz4 and python3-zstandard packages.
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def say(**obj):
+    print(json.dumps(obj), flush=True)
+
+
+def b64(b):
+    return None if b is None else base64.b64encode(b).decode()
+
+
+def consumer(**kw):
+    return KafkaConsumer(
+        bootstrap_servers=BROKER,
+        client_id="kafka-python-compat",
+        group_id=os.environ["GROUP"],
+        # Short timings, which the test's server allows, keep the test
+        # short: a killed member is dropped after its session timeout.
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+        **kw,
+    )
+
+
+def scenario():
+    topic, new_topic = os.environ["TOPIC"], os.environ["NEW_TOPIC"]
+    ts = int(os.environ["TIMESTAMP"])
+    admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat")
+    admin.create_topics([NewTopic(new_topic, 2, 1, topic_configs={"retention.ms": "3600000"})])
+    for resp in admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, new_topic)]):
+        for res in resp.resources:
+            for entry in res[4]:
+                say(event="config", name=entry[0], value=entry[1])
+
+    for codec in CODECS:
+        producer = KafkaProducer(
+            bootstrap_servers=BROKER, acks="all", compression_type=None if codec == "none" else codec
+        )
+        futures = [
+            producer.send(topic, partition=0, key=f"kafka-python-{codec}-a".encode(), value=b"v",
+                          headers=[("src", b"kafka-python")], timestamp_ms=ts),
+            producer.send(topic, partition=0, key=f"kafka-python-{codec}-b".encode(), value=None,
+                          timestamp_ms=ts),
+        ]
+        producer.flush()
+        for f in futures:
+            md = f.get(timeout=30)
+            say(event="produced", codec=codec, partition=md.partition, offset=md.offset, error=0)
+        producer.close()
+
+    # Read everything as the group, then commit where it stopped.
+    want = int(os.environ["WANT"])
+    c = consumer(auto_offset_reset="earliest", enable_auto_commit=False)
+    c.subscribe([topic])
+    got = 0
+    while got < want:
+        for _, msgs in c.poll(timeout_ms=1000).items():
+            for m in msgs:
+                say(event="record", partition=m.partition, offset=m.offset, key=b64(m.key),
+                    value=b64(m.value), headers=[[k, b64(v)] for k, v in m.headers],
+                    timestamp=m.timestamp)
+                got += 1
+    c.commit()
+    parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
+    for tp, ot in c.offsets_for_times({tp: ts for tp in parts}).items():
+        say(event="offset-for-time", partition=tp.partition, offset=-1 if ot is None else ot.offset)
+    c.close()  # leaves the group
+
+    say(event="groups", names=sorted(g for g, _ in admin.list_consumer_groups()))
+    for g in admin.describe_consumer_groups([os.environ["GROUP"]]):
+        say(event="group", state=g.state, members=len(g.members))
+    admin.close()
+
+
+class PrintAssignment(ConsumerRebalanceListener):
+    def __init__(self, topic):
+        self.topic = topic
+
+    def on_partitions_revoked(self, revoked):
+        pass
+
+    def on_partitions_assigned(self, assigned):
+        say(event="assigned", partitions=sorted(tp.partition for tp in assigned if tp.topic == self.topic))
+
+
+def member():
+    topic = os.environ["TOPIC"]
+    c = consumer(auto_offset_reset="earliest")
+    c.subscribe([topic], listener=PrintAssignment(topic))
+    say(event="running")
+    while True:
+        c.poll(timeout_ms=100)
+        ready, _, _ = select.select([sys.stdin], [], [], 0)
+        if ready and not sys.stdin.read(1):
+            break
+    c.close()  # leaves the group
+    say(event="left")
+
+
+def delete_group():
+    admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat")
+    for tp, om in admin.list_consumer_group_offsets(os.environ["GROUP"]).items():
+        say(event="committed", partition=tp.partition, offset=om.offset)
+    for group, err in admin.delete_consumer_groups([os.environ["GROUP"]]):
+        say(event="deleted", error=err.errno)
+    say(event="groups", names=sorted(g for g, _ in admin.list_consumer_groups()))
+    admin.close()
+
+
+STEPS = {"scenario": scenario, "member": member, "delete-group": delete_group}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
+        sys.exit("usage: python3 compat.py " + "|".join(STEPS))
+    STEPS[sys.argv[1]]()
+    say(event="done")
