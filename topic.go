@@ -21,7 +21,7 @@ type TopicConfig struct {
 	Partitions int `json:"partitions"`
 
 	// SegmentBytes is the size at which a partition rolls to a new
-	// segment file. Default 64 MiB; at least 64 KiB.
+	// segment file. Default 64 MiB (DefaultSegmentBytes); at least 64 KiB.
 	SegmentBytes int64 `json:"segment_bytes"`
 
 	// IndexIntervalBytes is how many log bytes pass between two sparse
@@ -37,8 +37,11 @@ type TopicConfig struct {
 	RetentionBytes int64 `json:"retention_bytes"`
 }
 
+// DefaultSegmentBytes is the segment size of a topic created with
+// TopicConfig.SegmentBytes zero.
+const DefaultSegmentBytes = 64 << 20
+
 const (
-	defaultSegmentBytes  = 64 << 20
 	minSegmentBytes      = 64 << 10
 	maxSegmentBytes      = 1 << 31 // index positions are u32; leave room for one frame past the limit
 	defaultIndexInterval = 4096
@@ -47,7 +50,7 @@ const (
 
 func (c TopicConfig) withDefaults() (TopicConfig, error) {
 	if c.SegmentBytes == 0 {
-		c.SegmentBytes = defaultSegmentBytes
+		c.SegmentBytes = DefaultSegmentBytes
 	}
 	if c.IndexIntervalBytes == 0 {
 		c.IndexIntervalBytes = defaultIndexInterval

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,6 +48,36 @@ func TestAdminTopics(t *testing.T) {
 	}
 	if got["retention.ms"] != "3600000" || got["segment.bytes"] != "1048576" || got["retention.bytes"] != "-1" {
 		t.Fatalf("described configs %v", got)
+	}
+	// A config is reported as set (a topic override) only where it is
+	// not the default, as tools list a topic's overrides.
+	overrides := func(topic string) []string {
+		t.Helper()
+		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := rcs.On(topic, nil)
+		if err != nil || rc.Err != nil {
+			t.Fatalf("DescribeTopicConfigs %s: %v %v", topic, err, rc.Err)
+		}
+		var set []string
+		for _, c := range rc.Configs {
+			if c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				set = append(set, c.Key)
+			}
+		}
+		slices.Sort(set)
+		return set
+	}
+	if set := overrides("made"); !slices.Equal(set, []string{"retention.ms", "segment.bytes"}) {
+		t.Errorf("configs set on made: %v", set)
+	}
+	if res, err := adm.CreateTopic(ctx, 1, 1, nil, "plain"); err != nil || res.Err != nil {
+		t.Fatalf("CreateTopic: %v %v", err, res.Err)
+	}
+	if set := overrides("plain"); len(set) != 0 {
+		t.Errorf("configs set on a topic made with none: %v", set)
 	}
 
 	// Errors: an existing topic, a config runnel lacks, a replication

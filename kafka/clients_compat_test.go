@@ -261,18 +261,11 @@ func testClientGroup(t *testing.T, lc langClient) {
 	// owners: the Kafka members own exactly what the clients were given,
 	// disjointly, the native member (if any) the rest, each at least one.
 	split := func(procs ...*clientProc) bool {
-		owners := runnelOwners(t, ts.log, "sg", "shared")
-		var kafkaOwned, nativeOwned, given []int
-		for p, o := range owners {
-			switch {
-			case strings.HasPrefix(o, "kafka/"):
-				kafkaOwned = append(kafkaOwned, p)
-			case o != "":
-				nativeOwned = append(nativeOwned, p)
-			default:
-				return false
-			}
+		kafkaOwned, nativeOwned, all := ownedByKind(t, ts.log, "sg", "shared")
+		if !all {
+			return false
 		}
+		var given []int
 		for _, cp := range procs {
 			a := assigned(cp)
 			if len(a) == 0 {

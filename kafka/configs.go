@@ -37,7 +37,7 @@ func (s *Server) topicConfigs(cfg runnel.TopicConfig) []topicConfig {
 		{name: "message.timestamp.type", value: "CreateTime", readOnly: true, typ: kmsg.ConfigTypeString},
 		{name: "retention.bytes", value: strconv.FormatInt(retBytes, 10), isSet: retBytes > 0, typ: kmsg.ConfigTypeLong},
 		{name: "retention.ms", value: strconv.FormatInt(retMs, 10), isSet: retMs > 0, typ: kmsg.ConfigTypeLong},
-		{name: "segment.bytes", value: strconv.FormatInt(cfg.SegmentBytes, 10), isSet: true, typ: kmsg.ConfigTypeInt},
+		{name: "segment.bytes", value: strconv.FormatInt(cfg.SegmentBytes, 10), isSet: cfg.SegmentBytes != runnel.DefaultSegmentBytes, typ: kmsg.ConfigTypeInt},
 	}
 }
 

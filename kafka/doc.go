@@ -1,7 +1,7 @@
 // Package kafka serves a runnel Log over the Kafka protocol, so that Kafka
-// clients in any language — kcat and librdkafka, franz-go, KafkaJS,
-// kafka-python, each tested — produce to and consume from a runnel
-// directory. It is one more user of
+// clients in any language — kcat and librdkafka, franz-go, Sarama,
+// kafka-go, KafkaJS, kafka-python, each tested — produce to and consume
+// from a runnel directory. It is one more user of
 // the Log: native producers and consumers in this and other processes keep
 // working on the same directory at the same time. The runnel command's
 // "runnel serve" is this package behind a flag set.

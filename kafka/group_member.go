@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -91,12 +92,8 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
 		if p.Name == "cooperative-sticky" {
 			cooperative = true
 		}
-		if i > 0 {
-			continue
-		}
-		var meta kmsg.ConsumerMemberMetadata
-		if err := meta.ReadFrom(p.Metadata); err == nil {
-			topics = meta.Topics
+		if i == 0 {
+			topics = subscribedTopics(p.Metadata)
 		}
 	}
 	slices.Sort(topics)
@@ -117,6 +114,26 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
 	default:
 	}
 	rm.subs <- topics
+}
+
+// subscribedTopics reads the topics of consumer protocol member metadata,
+// which begins with a version and the topic names. Only that is read:
+// what follows differs between clients (kafka-go says version 1 but
+// leaves out version 1's owned partitions, which a strict decoder
+// refuses), and runnel needs none of it. Metadata it cannot read
+// subscribes to nothing.
+func subscribedTopics(meta []byte) []string {
+	b := kbin.Reader{Src: meta}
+	b.Int16()
+	n := b.ArrayLen() // at most the bytes left
+	var topics []string
+	for range n {
+		topics = append(topics, b.String())
+	}
+	if !b.Ok() {
+		return nil
+	}
+	return topics
 }
 
 // newGeneration notes that a generation began: SyncGroup answers from

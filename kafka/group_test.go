@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // groupOpts are fast group timings for tests (the server's minimum session
@@ -218,6 +220,24 @@ func runnelOwners(t *testing.T, l *runnel.Log, group, topic string) []string {
 		return owners
 	}
 	return nil
+}
+
+// ownedByKind splits a topic's partitions by the kind of runnel member
+// that owns them in group: Kafka members (of any server) or native ones;
+// all is false while some partition has no owner.
+func ownedByKind(t *testing.T, l *runnel.Log, group, topic string) (kafka, native []int, all bool) {
+	t.Helper()
+	for p, o := range runnelOwners(t, l, group, topic) {
+		switch {
+		case strings.HasPrefix(o, "kafka/"):
+			kafka = append(kafka, p)
+		case o != "":
+			native = append(native, p)
+		default:
+			return nil, nil, false
+		}
+	}
+	return kafka, native, true
 }
 
 func produceSpread(t *testing.T, l *runnel.Log, topic string, partitions, perPartition int, tag string) {
@@ -450,5 +470,31 @@ func TestGroupKeepsOnlyClosingMembers(t *testing.T) {
 	g.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("after %d members came and went the group keeps %d of them, want only the last", rounds, n)
+	}
+}
+
+// TestSubscribedTopics: the topics of consumer protocol metadata are read
+// at every version, and from kafka-go's, which says version 1 but ends
+// after the user data; what cannot be read subscribes to nothing,
+// without allocating for a count it does not have.
+func TestSubscribedTopics(t *testing.T) {
+	for v := int16(0); v <= 3; v++ {
+		meta := kmsg.ConsumerMemberMetadata{Version: v, Topics: []string{"a", "b"}}
+		if got := subscribedTopics(meta.AppendTo(nil)); !slices.Equal(got, []string{"a", "b"}) {
+			t.Errorf("version %d: %v", v, got)
+		}
+	}
+	kafkaGo := kbin.AppendInt16(nil, 1)
+	kafkaGo = kbin.AppendArrayLen(kafkaGo, 1)
+	kafkaGo = kbin.AppendString(kafkaGo, "t")
+	kafkaGo = kbin.AppendNullableBytes(kafkaGo, nil)
+	if got := subscribedTopics(kafkaGo); !slices.Equal(got, []string{"t"}) {
+		t.Errorf("kafka-go's metadata: %v", got)
+	}
+	huge := kbin.AppendArrayLen(kbin.AppendInt16(nil, 0), 1<<30)
+	for _, bad := range [][]byte{nil, {0}, huge, append(kbin.AppendArrayLen(kbin.AppendInt16(nil, 0), 2), 0, 1, 'x')} {
+		if got := subscribedTopics(bad); got != nil {
+			t.Errorf("%x: %v, want nothing", bad, got)
+		}
 	}
 }

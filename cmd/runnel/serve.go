@@ -40,8 +40,8 @@ func init() {
 Speaks the Kafka protocol on -listen (127.0.0.1:9092 by default: only this
 machine; any other address, such as :9092 for every interface, is your
 explicit choice), as a one-broker cluster over the log directory. Kafka
-clients in any language (kcat and librdkafka, franz-go, KafkaJS,
-kafka-python) produce to and consume from its topics, while native producers and
+clients in any language (kcat and librdkafka, franz-go, Sarama,
+kafka-go, KafkaJS, kafka-python) produce to and consume from its topics, while native producers and
 consumers in other processes keep using the directory. Kafka consumer
 group G is runnel group G: its committed offsets are the ones "runnel
 groups" shows and resets.
