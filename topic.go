@@ -48,6 +48,14 @@ const (
 	topicFileName        = "topic.json"
 )
 
+// Validate reports whether CreateTopic would accept c, its zero fields
+// taking their defaults: nil, or an error wrapping ErrInvalidArgument.
+// AlterTopic checks the config its change makes the same way.
+func (c TopicConfig) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c TopicConfig) withDefaults() (TopicConfig, error) {
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = DefaultSegmentBytes

@@ -729,3 +729,24 @@ func TestTopicStaleHandle(t *testing.T) {
 		t.Errorf("the new topic holds %d records, want only the new one", len(recs))
 	}
 }
+
+// TestTopicConfigValidate: Validate refuses what CreateTopic refuses, with
+// ErrInvalidArgument, and accepts zero fields as their defaults.
+func TestTopicConfigValidate(t *testing.T) {
+	if err := (TopicConfig{Partitions: 1}).Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	dir := t.TempDir()
+	l, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, c := range []TopicConfig{{}, {Partitions: 1, SegmentBytes: 100}, {Partitions: 1, RetentionAge: -1}} {
+		verr := c.Validate()
+		cerr := l.CreateTopic("v", c)
+		if !errors.Is(verr, ErrInvalidArgument) || !errors.Is(cerr, ErrInvalidArgument) {
+			t.Errorf("%+v: Validate says %v, CreateTopic %v; want both ErrInvalidArgument", c, verr, cerr)
+		}
+	}
+}

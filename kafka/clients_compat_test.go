@@ -69,19 +69,22 @@ func testClientScenario(t *testing.T, lc langClient) {
 		"TIMESTAMP": strconv.FormatInt(clientTime.UnixMilli(), 10), "WANT": strconv.Itoa(want),
 	})
 
-	// CreateTopics with a config, and DescribeConfigs of it.
+	// CreateTopics with a config, DescribeConfigs of it, AlterConfigs of
+	// it, and DescribeConfigs again.
 	info, err := ts.log.DescribeTopic("made")
-	if err != nil || len(info.Partitions) != 2 || info.Config.RetentionAge != time.Hour {
-		t.Errorf("topic made by %s: %+v, %v", lc.name, info, err)
+	if err != nil || len(info.Partitions) != 2 || info.Config.RetentionAge != 2*time.Hour {
+		t.Errorf("topic made and altered by %s: %+v, %v", lc.name, info, err)
 	}
-	retention := ""
-	for _, ev := range ofKind(evs, "config") {
-		if ev.Name == "retention.ms" && ev.Value != nil {
-			retention = *ev.Value
+	for kind, want := range map[string]string{"config": "3600000", "altered": "7200000"} {
+		retention := ""
+		for _, ev := range ofKind(evs, kind) {
+			if ev.Name == "retention.ms" && ev.Value != nil {
+				retention = *ev.Value
+			}
 		}
-	}
-	if retention != "3600000" {
-		t.Errorf("%s read retention.ms %q", lc.name, retention)
+		if retention != want {
+			t.Errorf("%s read retention.ms %q, want %s", lc.name, retention, want)
+		}
 	}
 
 	// Produce: two records per codec, acknowledged at contiguous offsets

@@ -36,6 +36,11 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 				break
 			}
 		}
+		if cfgErr == nil {
+			// What CreateTopic would refuse, refused under ValidateOnly
+			// too (a bad partition count is told apart below).
+			cfgErr = cfg.Validate()
+		}
 		switch {
 		case seen[t.Topic]:
 			fail(kerr.InvalidRequest.Code, "topic named twice in one request")

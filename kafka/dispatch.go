@@ -69,6 +69,10 @@ func (c *conn) dispatch(req kmsg.Request) (kmsg.Response, error) {
 		return c.deleteTopics(r), nil
 	case *kmsg.DescribeConfigsRequest:
 		return c.describeConfigs(r), nil
+	case *kmsg.AlterConfigsRequest:
+		return c.alterConfigs(r), nil
+	case *kmsg.IncrementalAlterConfigsRequest:
+		return c.incrementalAlterConfigs(r), nil
 	case *kmsg.DescribeClusterRequest:
 		return c.describeCluster(r), nil
 	}

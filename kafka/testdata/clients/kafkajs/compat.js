@@ -49,6 +49,13 @@ async function scenario() {
   });
   const configs = await admin.describeConfigs({ resources: [{ type: 2, name: newTopic }], includeSynonyms: false });
   for (const e of configs.resources[0].configEntries) say({ event: 'config', name: e.configName, value: e.configValue });
+  // alterConfigs is Kafka's AlterConfigs: the topic's whole set.
+  await admin.alterConfigs({
+    validateOnly: false,
+    resources: [{ type: 2, name: newTopic, configEntries: [{ name: 'retention.ms', value: '7200000' }] }],
+  });
+  const altered = await admin.describeConfigs({ resources: [{ type: 2, name: newTopic }], includeSynonyms: false });
+  for (const e of altered.resources[0].configEntries) say({ event: 'altered', name: e.configName, value: e.configValue });
 
   // KafkaJS itself compresses with gzip only (others need plugins).
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });

@@ -56,10 +56,16 @@ def scenario():
     ts = int(os.environ["TIMESTAMP"])
     admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat")
     admin.create_topics([NewTopic(new_topic, 2, 1, topic_configs={"retention.ms": "3600000"})])
-    for resp in admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, new_topic)]):
-        for res in resp.resources:
-            for entry in res[4]:
-                say(event="config", name=entry[0], value=entry[1])
+    def configs(event):
+        for resp in admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, new_topic)]):
+            for res in resp.resources:
+                for entry in res[4]:
+                    say(event=event, name=entry[0], value=entry[1])
+
+    configs("config")
+    # alter_configs is Kafka's AlterConfigs: the topic's whole set.
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, new_topic, configs={"retention.ms": "7200000"})])
+    configs("altered")
 
     for codec in CODECS:
         producer = KafkaProducer(

@@ -1,0 +1,160 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// AlterConfigs: v0-2; IncrementalAlterConfigs: v0-1. A topic's configs
+// that runnel has (configs.go: retention.ms, retention.bytes,
+// segment.bytes) are written with runnel's AlterTopic, so every process on
+// the directory follows them, as after "runnel topics alter". AlterConfigs
+// replaces a topic's whole set: a config it does not name goes back to its
+// default, as in Kafka. IncrementalAlterConfigs sets (SET) or resets
+// (DELETE) the configs it names; APPEND and SUBTRACT, which are for list
+// configs, are refused. Broker configs are runnel serve's flags and cannot
+// be altered. A resource named twice in one request is refused, as Kafka
+// refuses it.
+
+func init() {
+	supports(kmsg.AlterConfigs, 0, 2)
+	supports(kmsg.IncrementalAlterConfigs, 0, 1)
+}
+
+// configChange sets a config to value, or resets it to its default (nil).
+type configChange struct {
+	name  string
+	value *string
+}
+
+func (c *conn) alterConfigs(req *kmsg.AlterConfigsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	var alterable []configChange // every config a topic may set, reset
+	for _, tc := range c.s.topicConfigs(runnel.TopicConfig{}) {
+		if !tc.readOnly {
+			alterable = append(alterable, configChange{name: tc.name})
+		}
+	}
+	twice := namedTwice(req.Resources, func(r kmsg.AlterConfigsRequestResource) resourceKey {
+		return resourceKey{r.ResourceType, r.ResourceName}
+	})
+	for _, r := range req.Resources {
+		changes := slices.Clone(alterable)
+		for _, kv := range r.Configs {
+			changes = append(changes, configChange{kv.Name, kv.Value})
+		}
+		code, msg := c.s.alterTopicConfigs(r.ResourceType, r.ResourceName, changes, req.ValidateOnly, twice)
+		rr := kmsg.NewAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode, rr.ErrorMessage = r.ResourceType, r.ResourceName, code, msg
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return resp
+}
+
+func (c *conn) incrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	twice := namedTwice(req.Resources, func(r kmsg.IncrementalAlterConfigsRequestResource) resourceKey {
+		return resourceKey{r.ResourceType, r.ResourceName}
+	})
+	for _, r := range req.Resources {
+		var changes []configChange
+		var code int16
+		var msg *string
+		for _, kv := range r.Configs {
+			switch {
+			case slices.ContainsFunc(changes, func(ch configChange) bool { return ch.name == kv.Name }):
+				code, msg = kerr.InvalidRequest.Code, kmsg.StringPtr(fmt.Sprintf("config %s named twice", kv.Name))
+			case kv.Op == kmsg.IncrementalAlterConfigOpSet:
+				changes = append(changes, configChange{kv.Name, kv.Value})
+			case kv.Op == kmsg.IncrementalAlterConfigOpDelete:
+				changes = append(changes, configChange{name: kv.Name})
+			default:
+				code, msg = kerr.InvalidConfig.Code, kmsg.StringPtr(fmt.Sprintf("%s: only SET and DELETE (runnel's topic configs are single values, not lists)", kv.Name))
+			}
+		}
+		if code == 0 {
+			code, msg = c.s.alterTopicConfigs(r.ResourceType, r.ResourceName, changes, req.ValidateOnly, twice)
+		}
+		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName, rr.ErrorCode, rr.ErrorMessage = r.ResourceType, r.ResourceName, code, msg
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return resp
+}
+
+type resourceKey struct {
+	typ  kmsg.ConfigResourceType
+	name string
+}
+
+// namedTwice returns the resources a request names more than once.
+func namedTwice[R any](rs []R, key func(R) resourceKey) map[resourceKey]bool {
+	seen, twice := map[resourceKey]bool{}, map[resourceKey]bool{}
+	for _, r := range rs {
+		k := key(r)
+		twice[k] = seen[k]
+		seen[k] = true
+	}
+	return twice
+}
+
+// alterTopicConfigs applies changes to one resource's configs (or only
+// checks them, if validateOnly), and returns the error code and message
+// for it.
+func (s *Server) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, changes []configChange, validateOnly bool, twice map[resourceKey]bool) (int16, *string) {
+	fail := func(code int16, msg string) (int16, *string) { return code, &msg }
+	switch {
+	case twice[resourceKey{typ, name}]:
+		return fail(kerr.InvalidRequest.Code, "resource named twice in one request")
+	case typ == kmsg.ConfigResourceTypeBroker || typ == kmsg.ConfigResourceTypeBrokerLogger:
+		return fail(kerr.InvalidRequest.Code, "the server's settings are runnel serve's flags; they cannot be altered")
+	case typ != kmsg.ConfigResourceTypeTopic:
+		return fail(kerr.InvalidRequest.Code, fmt.Sprintf("resource type %v has no configs here", typ))
+	}
+	apply := func(cfg *runnel.TopicConfig) error {
+		for _, ch := range changes {
+			if err := applyTopicConfig(cfg, ch.name, ch.value); err != nil {
+				return err
+			}
+		}
+		return cfg.Validate()
+	}
+	info, err := s.log.DescribeTopic(name)
+	if err != nil {
+		return fail(topicErrorCode(err), err.Error())
+	}
+	if err := apply(&info.Config); err != nil {
+		return fail(kerr.InvalidConfig.Code, err.Error())
+	}
+	if validateOnly {
+		return 0, nil
+	}
+	// Applied again to the config AlterTopic reads under the topic's admin
+	// lock, which another process may have altered since; if that fails,
+	// the config is left as it was.
+	var applyErr error
+	var applied runnel.TopicConfig
+	err = s.log.AlterTopic(name, func(cfg *runnel.TopicConfig) {
+		was := *cfg
+		if applyErr = apply(cfg); applyErr != nil {
+			*cfg = was
+		}
+		applied = *cfg
+	})
+	switch {
+	case applyErr != nil:
+		return fail(kerr.InvalidConfig.Code, applyErr.Error())
+	case errors.Is(err, runnel.ErrInvalidArgument):
+		return fail(kerr.InvalidConfig.Code, err.Error())
+	case err != nil:
+		return fail(topicErrorCode(err), err.Error())
+	}
+	s.opts.Logger.Info("kafka: topic configs altered", "topic", name, "retention.ms", applied.RetentionAge.Milliseconds(),
+		"retention.bytes", applied.RetentionBytes, "segment.bytes", applied.SegmentBytes)
+	return 0, nil
+}
