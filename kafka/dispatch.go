@@ -73,6 +73,8 @@ func (c *conn) dispatch(req kmsg.Request) (kmsg.Response, error) {
 		return c.alterConfigs(r), nil
 	case *kmsg.IncrementalAlterConfigsRequest:
 		return c.incrementalAlterConfigs(r), nil
+	case *kmsg.DescribeLogDirsRequest:
+		return c.describeLogDirs(r), nil
 	case *kmsg.DescribeClusterRequest:
 		return c.describeCluster(r), nil
 	}
