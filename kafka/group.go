@@ -455,13 +455,37 @@ func (g *group) stable() {
 }
 
 // check validates a request's member and generation against the group.
-func (g *group) check(memberID string, generation int32) (*member, int16) {
+// A request naming a static member's instance id with another member id
+// is from an instance since replaced, and is fenced.
+func (g *group) check(memberID string, instanceID *string, generation int32) (*member, int16) {
 	m := g.members[memberID]
 	switch {
+	case g.fenced(memberID, instanceID):
+		return nil, errFencedInstance
 	case m == nil:
 		return nil, errUnknownMemberID
 	case generation != g.generation:
 		return m, errIllegalGeneration
 	}
 	return m, 0
+}
+
+// static finds the member that joined with an instance id.
+func (g *group) static(instanceID string) *member {
+	for _, m := range g.members {
+		if m.instanceID != nil && *m.instanceID == instanceID {
+			return m
+		}
+	}
+	return nil
+}
+
+// fenced reports whether a request from memberID naming instanceID comes
+// from an instance that a newer one of the same id replaced.
+func (g *group) fenced(memberID string, instanceID *string) bool {
+	if instanceID == nil {
+		return false
+	}
+	m := g.static(*instanceID)
+	return m != nil && m.id != memberID
 }

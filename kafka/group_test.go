@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -497,4 +498,60 @@ func TestSubscribedTopics(t *testing.T) {
 			t.Errorf("%x: %v, want nothing", bad, got)
 		}
 	}
+}
+
+// TestGroupStaticMember: a static member (group.instance.id) that comes
+// back as a new instance replaces the old one at once. It gets the
+// partitions without waiting for the old instance's session, three
+// minutes here, past every wait of the test, to time out; the old
+// instance's requests are fenced; a LeaveGroup naming only the instance
+// id removes the member.
+func TestGroupStaticMember(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("st", 2)
+	opts := func(k *killable) []kgo.Opt {
+		return append(groupOpts("stgrp", "st"), kgo.InstanceID("worker-1"), kgo.Dialer(k.dial),
+			kgo.SessionTimeout(3*time.Minute), kgo.RebalanceTimeout(3*time.Minute))
+	}
+	var k1 killable
+	first := ts.member("first", nil, opts(&k1)...)
+	waitFor(t, "the first instance to own both partitions", func() bool { return len(first.owned()) == 2 })
+	oldID, gen := first.cl.GroupMetadata()
+	first.halt()
+	k1.kill()
+
+	var k2 killable
+	second := ts.member("second", nil, opts(&k2)...)
+	waitFor(t, "the new instance to own both partitions", func() bool { return len(second.owned()) == 2 })
+	newID, _ := second.cl.GroupMetadata()
+	if newID == oldID {
+		t.Fatalf("the new instance has the old one's member id %s", oldID)
+	}
+	for p, o := range runnelOwners(t, ts.log, "stgrp", "st") {
+		if o != "kafka/"+newID {
+			t.Errorf("partition %d owned by %q in runnel, want the new instance", p, o)
+		}
+	}
+
+	rc := ts.raw()
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Version, hb.Group, hb.MemberID, hb.Generation, hb.InstanceID = 4, "stgrp", oldID, gen, kmsg.StringPtr("worker-1")
+	if code := rc.request(hb).(*kmsg.HeartbeatResponse).ErrorCode; code != kerr.FencedInstanceID.Code {
+		t.Errorf("the old instance's heartbeat: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
+	}
+
+	second.halt()
+	k2.kill()
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Version, leave.Group = 4, "stgrp"
+	lm := kmsg.NewLeaveGroupRequestMember()
+	lm.InstanceID = kmsg.StringPtr("worker-1")
+	leave.Members = append(leave.Members, lm)
+	resp := rc.request(leave).(*kmsg.LeaveGroupResponse)
+	if resp.ErrorCode != 0 || len(resp.Members) != 1 || resp.Members[0].ErrorCode != 0 {
+		t.Fatalf("LeaveGroup by instance id: %+v", resp)
+	}
+	waitFor(t, "the static member's partitions to be released", func() bool {
+		return !slices.ContainsFunc(runnelOwners(t, ts.log, "stgrp", "st"), func(o string) bool { return o != "" })
+	})
 }

@@ -14,7 +14,10 @@ import (
 // JoinGroup: v0-9; SyncGroup: v0-5; Heartbeat: v0-4; LeaveGroup: v0-5.
 // See group.go for the protocol. From v4 a new member first gets
 // MEMBER_ID_REQUIRED with its id, and joins again with it, as Kafka's
-// clients expect.
+// clients expect. A static member (v5+, with an instance id) skips that
+// round trip; its new instance replaces the old one, whose requests are
+// then fenced (FENCED_INSTANCE_ID), and LeaveGroup may name it by its
+// instance id alone.
 
 func init() {
 	supports(kmsg.JoinGroup, 0, 9)
@@ -27,6 +30,7 @@ var (
 	errUnknownMemberID   = kerr.UnknownMemberID.Code
 	errIllegalGeneration = kerr.IllegalGeneration.Code
 	errRebalancing       = kerr.RebalanceInProgress.Code
+	errFencedInstance    = kerr.FencedInstanceID.Code
 )
 
 func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
@@ -63,9 +67,23 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 		g.mu.Unlock()
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
+	static := req.InstanceID != nil
+	if g.fenced(req.MemberID, req.InstanceID) && req.MemberID != "" {
+		g.mu.Unlock()
+		return fail(errFencedInstance)
+	}
+	if static && req.MemberID == "" {
+		// A static member's new instance (Kafka's KIP-345) needs no
+		// member id round trip, and replaces the old one at once instead
+		// of waiting out its session: the old one's partitions pass on
+		// as soon as its runnel side closes.
+		if old := g.static(*req.InstanceID); old != nil {
+			g.removeLocked(old, "replaced by a new instance of "+*req.InstanceID)
+		}
+	}
 	m := g.members[req.MemberID]
 	switch {
-	case req.MemberID == "" && req.Version >= 4:
+	case req.MemberID == "" && req.Version >= 4 && !static:
 		id := newMemberID(c.clientID)
 		g.pending[id] = true
 		g.mu.Unlock()
@@ -167,7 +185,7 @@ func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 		return resp
 	}
 	g.mu.Lock()
-	m, code := g.check(req.MemberID, req.Generation)
+	m, code := g.check(req.MemberID, req.InstanceID, req.Generation)
 	switch {
 	case code != 0:
 	case g.state == statePreparing:
@@ -245,7 +263,7 @@ func (c *conn) heartbeat(req *kmsg.HeartbeatRequest) kmsg.Response {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	m, code := g.check(req.MemberID, req.Generation)
+	m, code := g.check(req.MemberID, req.InstanceID, req.Generation)
 	if code != 0 {
 		resp.ErrorCode = code
 		return resp
@@ -274,11 +292,22 @@ func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 	g.mu.Lock()
 	var left bool
 	for i, id := range ids {
+		var instanceID *string
+		if req.Version >= 3 {
+			instanceID = req.Members[i].InstanceID
+		}
+		m := g.members[id]
+		if id == "" && instanceID != nil { // a static member, by its instance id
+			m = g.static(*instanceID)
+		}
 		var code int16
-		if m := g.members[id]; m != nil {
+		switch {
+		case id != "" && g.fenced(id, instanceID):
+			code = errFencedInstance
+		case m != nil:
 			g.removeLocked(m, "left")
 			left = true
-		} else {
+		default:
 			code = errUnknownMemberID
 		}
 		if req.Version >= 3 {

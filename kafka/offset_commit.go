@@ -78,7 +78,7 @@ func (s *Server) commitMember(ctx context.Context, req *kmsg.OffsetCommitRequest
 		code = errUnknownMemberID
 	} else {
 		g.mu.Lock()
-		m, c := g.check(req.MemberID, req.Generation)
+		m, c := g.check(req.MemberID, req.InstanceID, req.Generation)
 		switch {
 		case c != 0:
 			code = c
