@@ -172,6 +172,27 @@ func FuzzRequest(f *testing.F) {
 	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "f", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Offset: 0}}}}
 	f.Add(frameBody(oc))
 	f.Add(frameBody(kmsg.NewPtrApiVersionsRequest()))
+	static := kmsg.NewPtrJoinGroupRequest()
+	*static = *jg
+	static.InstanceID = kmsg.StringPtr("i")
+	f.Add(frameBody(static))
+	lg := kmsg.NewPtrLeaveGroupRequest()
+	lg.Version, lg.Group = 4, "g"
+	lg.Members = []kmsg.LeaveGroupRequestMember{{InstanceID: kmsg.StringPtr("i")}}
+	f.Add(frameBody(lg))
+	iac := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	iac.Version = 1
+	iac.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "f",
+		Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.bytes", Value: kmsg.StringPtr("1048576")}}}}
+	f.Add(frameBody(iac))
+	ac := kmsg.NewPtrAlterConfigsRequest()
+	ac.Version = 2
+	ac.Resources = []kmsg.AlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "f",
+		Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "segment.bytes", Value: kmsg.StringPtr("1048576")}}}}
+	f.Add(frameBody(ac))
+	ld := kmsg.NewPtrDescribeLogDirsRequest()
+	ld.Version = 4
+	f.Add(frameBody(ld))
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) < 8 {
