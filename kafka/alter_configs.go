@@ -94,11 +94,13 @@ type resourceKey struct {
 
 // namedTwice returns the resources a request names more than once.
 func namedTwice[R any](rs []R, key func(R) resourceKey) map[resourceKey]bool {
-	seen, twice := map[resourceKey]bool{}, map[resourceKey]bool{}
+	named := map[resourceKey]int{}
 	for _, r := range rs {
-		k := key(r)
-		twice[k] = seen[k]
-		seen[k] = true
+		named[key(r)]++
+	}
+	twice := map[resourceKey]bool{}
+	for k, n := range named {
+		twice[k] = n > 1
 	}
 	return twice
 }

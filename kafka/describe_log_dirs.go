@@ -24,7 +24,7 @@ func (c *conn) describeLogDirs(req *kmsg.DescribeLogDirsRequest) kmsg.Response {
 		dir.TotalBytes = int64(st.Blocks) * int64(st.Bsize)
 		dir.UsableBytes = int64(st.Bavail) * int64(st.Bsize)
 	}
-	want := map[string][]int32{} // nil: every partition
+	want := map[string][]int32{} // the partitions asked for, per topic, if any
 	var names []string
 	if req.Topics == nil {
 		var err error

@@ -68,7 +68,7 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
 	static := req.InstanceID != nil
-	if g.fenced(req.MemberID, req.InstanceID) && req.MemberID != "" {
+	if req.MemberID != "" && g.fenced(req.MemberID, req.InstanceID) {
 		g.mu.Unlock()
 		return fail(errFencedInstance)
 	}

@@ -157,21 +157,15 @@ func (s *Server) commitOutside(ctx context.Context, req *kmsg.OffsetCommitReques
 	}
 }
 
-// Kafka's sentinel offsets for a partition's start and end.
-const (
-	offsetEarliest = -2
-	offsetLatest   = -1
-)
-
 // sentinels returns how to turn a commit's partition into the offset to
-// commit, or an error code for it: -2 and -1 become the partition's start
-// and end, read once for the topic if the request has any; other negative
+// commit, or an error code for it: -2 and -1 (ListOffsets' sentinels)
+// become the partition's start and end, read once for the topic if the request has any; other negative
 // offsets, and negative partitions, are refused. The code it returns
 // itself is for the whole topic (it could not be read).
 func (s *Server) sentinels(t kmsg.OffsetCommitRequestTopic) (func(kmsg.OffsetCommitRequestTopicPartition) (int64, int16), int16) {
 	var info runnel.TopicInfo
 	if slices.ContainsFunc(t.Partitions, func(p kmsg.OffsetCommitRequestTopicPartition) bool {
-		return p.Offset == offsetEarliest || p.Offset == offsetLatest
+		return p.Offset == listEarliest || p.Offset == listLatest
 	}) {
 		var err error
 		if info, err = s.log.DescribeTopic(t.Topic); err != nil {
@@ -180,13 +174,13 @@ func (s *Server) sentinels(t kmsg.OffsetCommitRequestTopic) (func(kmsg.OffsetCom
 	}
 	return func(p kmsg.OffsetCommitRequestTopicPartition) (int64, int16) {
 		switch {
-		case p.Partition < 0 || p.Offset < offsetEarliest:
+		case p.Partition < 0 || p.Offset < listEarliest:
 			return 0, kerr.InvalidCommitOffsetSize.Code
 		case p.Offset >= 0:
 			return p.Offset, 0
 		case int(p.Partition) >= len(info.Partitions):
 			return 0, kerr.UnknownTopicOrPartition.Code
-		case p.Offset == offsetEarliest:
+		case p.Offset == listEarliest:
 			return info.Partitions[p.Partition].StartOffset, 0
 		}
 		return info.Partitions[p.Partition].NextOffset, 0
