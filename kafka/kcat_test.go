@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -97,5 +98,73 @@ func TestKcat(t *testing.T) {
 			total += max(gp.Committed, 0)
 		}
 		return total == 4
+	})
+}
+
+// TestKcatCooperativeStaticGroup: two kcat -G members with librdkafka's
+// cooperative-sticky assignor and static instance ids share a topic's
+// partitions, as runnel's locks split them, and read every record between
+// them; when one is killed the other gets everything.
+func TestKcatCooperativeStaticGroup(t *testing.T) {
+	bin := kcat(t)
+	ts := startServer(t, fastGroups)
+	const parts = 4
+	ts.createTopic("coop", parts)
+	produceSpread(t, ts.log, "coop", parts, 5, "r")
+	start := func(instance string) (*exec.Cmd, *syncBuffer) {
+		cmd := exec.Command(bin, "-b", ts.addr, "-G", "coopgrp", "-o", "beginning", "-u", "-f", "%s\n",
+			"-X", "partition.assignment.strategy=cooperative-sticky", "-X", "group.instance.id="+instance,
+			"-X", "session.timeout.ms=2000", "-X", "heartbeat.interval.ms=200", "coop")
+		var out syncBuffer
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+		return cmd, &out
+	}
+	// owners counts the partitions each runnel member owns ("": none).
+	owners := func() map[string]int {
+		if _, err := ts.log.DescribeGroup("coopgrp"); err != nil {
+			return nil // not joined yet
+		}
+		n := map[string]int{}
+		for _, o := range runnelOwners(t, ts.log, "coopgrp", "coop") {
+			n[o]++
+		}
+		return n
+	}
+	a, aOut := start("a")
+	waitFor(t, "kcat a to own every partition", func() bool {
+		n := owners()
+		return len(n) == 1 && n[""] == 0
+	})
+	_, bOut := start("b")
+	waitFor(t, "kcat a and b to share the partitions", func() bool {
+		n := owners()
+		return len(n) == 2 && n[""] == 0
+	})
+	waitFor(t, "every record read by a or b", func() bool {
+		read := map[string]bool{}
+		for _, line := range strings.Split(aOut.String()+bOut.String(), "\n") {
+			read[line] = line != ""
+		}
+		for p := range parts {
+			for i := range 5 {
+				if !read[fmt.Sprintf("r-%d-%d", p, i)] {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	a.Process.Kill()
+	a.Wait()
+	waitFor(t, "kcat b to own every partition after a was killed", func() bool {
+		n := owners()
+		return len(n) == 1 && n[""] == 0
 	})
 }
