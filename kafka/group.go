@@ -232,6 +232,17 @@ func (g *group) expire(m *member) {
 	g.membershipChanged()
 }
 
+// answerJoin answers m's waiting JoinGroup, if any, with an error.
+func (m *member) answerJoin(code int16) {
+	if m.join == nil {
+		return
+	}
+	r := kmsg.NewPtrJoinGroupResponse()
+	r.Version, r.ErrorCode, r.MemberID = m.joinVersion, code, m.id
+	m.join <- r
+	m.join = nil
+}
+
 // removeLocked drops a member: a waiting JoinGroup is answered, its runnel
 // memberships are closed (in the background; their partitions pass to
 // the others when that is done).
@@ -241,15 +252,7 @@ func (g *group) removeLocked(m *member, why string) {
 	if m.timer != nil {
 		m.timer.Stop()
 	}
-	if m.join != nil {
-		resp := m.join
-		m.join = nil
-		r := kmsg.NewPtrJoinGroupResponse()
-		r.Version = m.joinVersion
-		r.ErrorCode = errUnknownMemberID
-		r.MemberID = m.id
-		resp <- r
-	}
+	m.answerJoin(errUnknownMemberID)
 	if m.rn != nil {
 		g.pruneLeft()
 		g.leaving = append(g.leaving, m.rn)

@@ -555,3 +555,42 @@ func TestGroupStaticMember(t *testing.T) {
 		return !slices.ContainsFunc(runnelOwners(t, ts.log, "stgrp", "st"), func(o string) bool { return o != "" })
 	})
 }
+
+// TestGroupStaticMemberFencedWhileJoining: an old instance of a static
+// member whose JoinGroup still waits when its new instance joins gets
+// FENCED_INSTANCE_ID for it, as from Kafka.
+func TestGroupStaticMemberFencedWhileJoining(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	join := func(memberID string, instanceID *string) *kmsg.JoinGroupRequest {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version, req.Group, req.MemberID, req.InstanceID = 5, "sf", memberID, instanceID
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis, req.ProtocolType = 60000, 60000, "other"
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "p"}}
+		return req
+	}
+	// A plain member joins and does not come back for the next
+	// rebalance, so the static member's join waits.
+	plain := ts.raw()
+	id := plain.request(join("", nil)).(*kmsg.JoinGroupResponse).MemberID
+	if r := plain.request(join(id, nil)).(*kmsg.JoinGroupResponse); r.ErrorCode != 0 {
+		t.Fatalf("plain member's join: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	old, newer := ts.raw(), ts.raw()
+	oldJoin := join("", kmsg.StringPtr("s"))
+	old.send(oldJoin)
+	g := ts.srv.groups.group("sf", false)
+	waitFor(t, "the old instance's join to wait", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		m := g.static("s")
+		return m != nil && m.join != nil
+	})
+	newer.send(join("", kmsg.StringPtr("s")))
+	resp, err := old.read(oldJoin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.JoinGroupResponse).ErrorCode; code != kerr.FencedInstanceID.Code {
+		t.Fatalf("the old instance's waiting join: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
+	}
+}

@@ -78,6 +78,7 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 		// of waiting out its session: the old one's partitions pass on
 		// as soon as its runnel side closes.
 		if old := g.static(*req.InstanceID); old != nil {
+			old.answerJoin(errFencedInstance) // its own JoinGroup, if it waits
 			g.removeLocked(old, "replaced by a new instance of "+*req.InstanceID)
 		}
 	}
@@ -114,14 +115,9 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 		g.mu.Unlock()
 		return fail(errUnknownMemberID)
 	}
-	if m.join != nil {
-		// The same member joining twice at once: the older request is
-		// superseded.
-		old := m.join
-		r := kmsg.NewPtrJoinGroupResponse()
-		r.Version, r.ErrorCode, r.MemberID = m.joinVersion, errRebalancing, m.id
-		old <- r
-	}
+	// The same member joining twice at once: the older request is
+	// superseded.
+	m.answerJoin(errRebalancing)
 	m.instanceID = req.InstanceID
 	m.clientID = c.clientID
 	m.host, _, _ = net.SplitHostPort(c.remote)

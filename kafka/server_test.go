@@ -186,6 +186,17 @@ func (rc *rawConn) writeFrame(body []byte) {
 // request sends req at its version and decodes the response.
 func (rc *rawConn) request(req kmsg.Request) kmsg.Response {
 	rc.t.Helper()
+	rc.send(req)
+	resp, err := rc.read(req)
+	if err != nil {
+		rc.t.Fatalf("%s v%d: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+	}
+	return resp
+}
+
+// send sends req at its version; read reads its response.
+func (rc *rawConn) send(req kmsg.Request) {
+	rc.t.Helper()
 	rc.corr++
 	var body []byte
 	body = kbin.AppendInt16(body, req.Key())
@@ -197,11 +208,6 @@ func (rc *rawConn) request(req kmsg.Request) kmsg.Response {
 	}
 	body = req.AppendTo(body)
 	rc.writeFrame(body)
-	resp, err := rc.read(req)
-	if err != nil {
-		rc.t.Fatalf("%s v%d: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
-	}
-	return resp
 }
 
 func (rc *rawConn) read(req kmsg.Request) (kmsg.Response, error) {
