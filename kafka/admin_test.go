@@ -443,3 +443,55 @@ func TestCommitSentinelOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminWaitsBounded: while another process holds a topic's admin
+// lock, DeleteTopics gives up at its request's timeout with
+// REQUEST_TIMED_OUT and leaves the topic; AlterConfigs waits for the
+// other call and then applies.
+func TestAdminWaitsBounded(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("busy", 1)
+	other, err := runnel.Open(ts.log.Dir(), nil) // another process's Log
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	held, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- other.AlterTopic("busy", func(*runnel.TopicConfig) {
+			close(held)
+			<-release
+		})
+	}()
+	<-held
+
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.Version, del.TopicNames, del.TimeoutMillis = 4, []string{"busy"}, 100
+	if code := ts.raw().request(del).(*kmsg.DeleteTopicsResponse).Topics[0].ErrorCode; code != kerr.RequestTimedOut.Code {
+		t.Errorf("DeleteTopics while another process holds the topic: %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(code))
+	}
+	if _, err := ts.log.DescribeTopic("busy"); err != nil {
+		t.Fatalf("the topic after a timed-out DeleteTopics: %v", err)
+	}
+
+	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	alter.Version = 1
+	alter.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "busy",
+		Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Value: kmsg.StringPtr("60000")}}}}
+	rc := ts.raw()
+	rc.send(alter)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rc.read(alter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("AlterConfigs after the other call: %v", kerr.ErrorForCode(code))
+	}
+	if info, err := ts.log.DescribeTopic("busy"); err != nil || info.Config.RetentionAge != time.Minute {
+		t.Fatalf("config after AlterConfigs: %+v, %v", info.Config, err)
+	}
+}

@@ -141,7 +141,9 @@ func (s *Server) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, cha
 	// the config is left as it was.
 	var applyErr error
 	var applied runnel.TopicConfig
-	err = s.log.AlterTopic(name, func(cfg *runnel.TopicConfig) {
+	ctx, cancel := s.adminContext(0)
+	defer cancel()
+	err = s.log.AlterTopicContext(ctx, name, func(cfg *runnel.TopicConfig) {
 		was := *cfg
 		if applyErr = apply(cfg); applyErr != nil {
 			*cfg = was

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -112,6 +113,8 @@ func topicErrorCode(err error) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, runnel.ErrInvalidArgument):
 		return kerr.InvalidRequest.Code
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return kerr.RequestTimedOut.Code // another process's lock outlasted the wait
 	}
 	return kerr.UnknownServerError.Code
 }

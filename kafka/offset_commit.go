@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -46,7 +45,7 @@ func (c *conn) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(c.s.ctx, 30*time.Second)
+	ctx, cancel := c.s.adminContext(0)
 	defer cancel()
 	switch {
 	case !c.s.validGroup(req.Group):
