@@ -23,12 +23,39 @@ func TestKafkaJS(t *testing.T) {
 	lc := kafkaJS(t)
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 }
 
 func TestKafkaPython(t *testing.T) {
 	lc := kafkaPython(t)
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
+}
+
+// testClientSASL: the client authenticates with PLAIN and SCRAM-SHA-256
+// (kafka-python with Kafka's original raw exchange, after a v0
+// handshake), and a wrong password is refused.
+func testClientSASL(t *testing.T, lc langClient) {
+	ts := startServer(t, &Options{Credentials: testCredentials(t)})
+	ts.createTopic("secret", 1)
+	evs := lc.run(t, "sasl", map[string]string{"BROKER": ts.addr, "USER_NAME": "alice", "PASSWORD": "s3cret:with:colons"})
+	var in, refused []string
+	for _, ev := range ofKind(evs, "sasl") {
+		if ev.Value == nil || *ev.Value == "wrong" || !slices.Equal(ev.Names, []string{"secret"}) {
+			t.Errorf("%s authenticated: %+v", lc.name, ev)
+		}
+		in = append(in, ev.Name)
+	}
+	for _, ev := range ofKind(evs, "sasl-refused") {
+		if ev.Value == nil || *ev.Value != "wrong" {
+			t.Errorf("%s was refused with the right password: %+v", lc.name, ev)
+		}
+		refused = append(refused, ev.Name)
+	}
+	if len(in) != 2 || len(refused) != 2 {
+		t.Errorf("%s authenticated with %v and was refused with %v; want both mechanisms in each", lc.name, in, refused)
+	}
 }
 
 // b64 is how the scripts print bytes; nil stays null.

@@ -44,6 +44,7 @@ type conn struct {
 
 // answer is one request's response on its way to the client.
 type answer struct {
+	token   []byte // set for a raw SASL token (no header, no request)
 	req     kmsg.Request
 	corr    int32
 	start   time.Time
@@ -136,8 +137,14 @@ func (c *conn) readLoop() {
 		c.idle.Store(false)
 		n := int32(binary.BigEndian.Uint32(size[:]))
 		// Key, version and correlation id are 8 bytes; anything else
-		// is checked before a byte is allocated for it.
-		if n < 8 || int64(n) > int64(s.opts.MaxRequestBytes) {
+		// is checked before a byte is allocated for it. A raw SASL token
+		// (after a v0 handshake) has no header.
+		least := int32(8)
+		raw := c.sasl.raw
+		if raw {
+			least = 0
+		}
+		if n < least || int64(n) > int64(s.opts.MaxRequestBytes) {
 			s.opts.Logger.Warn("kafka: request size out of bounds; closing connection", "remote", c.remote, "size", n, "max", s.opts.MaxRequestBytes)
 			return
 		}
@@ -151,11 +158,16 @@ func (c *conn) readLoop() {
 			s.opts.Logger.Info("kafka: connection ended inside a request", "remote", c.remote, "err", err)
 			return
 		}
-		err := c.handle(body)
+		var err error
+		if raw {
+			err = c.rawSASL(body)
+		} else {
+			err = c.handle(body)
+		}
 		// A Produce keeps nothing of its request once handled (its
 		// batches are copied into frames), so its buffer serves the
 		// next request; any other request may keep slices of it.
-		if int16(binary.BigEndian.Uint16(body)) == kmsg.Produce.Int16() && cap(body) <= maxKeptBuffer {
+		if !raw && int16(binary.BigEndian.Uint16(body)) == kmsg.Produce.Int16() && cap(body) <= maxKeptBuffer {
 			c.body = body
 		}
 		if err != nil {
@@ -268,6 +280,13 @@ func (c *conn) handle(body []byte) error {
 // that has its answer and then reads the metrics finds its request there.
 func (c *conn) reply(a *answer) error {
 	s, req, resp := c.s, a.req, a.resp
+	if a.token != nil {
+		_, err := c.nc.Write(binary.BigEndian.AppendUint32(nil, uint32(len(a.token))))
+		if err == nil {
+			_, err = c.nc.Write(a.token)
+		}
+		return err
+	}
 	var b []byte
 	var code int16
 	if resp != nil {

@@ -14,14 +14,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// SaslHandshake: v1; SaslAuthenticate: v0-2. With Options.Credentials set,
-// a connection must authenticate before any other request but
+// SaslHandshake: v0-1; SaslAuthenticate: v0-2. With Options.Credentials
+// set, a connection must authenticate before any other request but
 // ApiVersions; anything else closes it. A failed authentication is
 // answered with SASL_AUTHENTICATION_FAILED, and then the connection
-// closes.
+// closes. After a v0 handshake, which kafka-python 2 still sends, the
+// exchange is Kafka's original one: raw SASL tokens, each a size and its
+// bytes with no request header, answered the same way (PLAIN's success is
+// an empty token), and a failure closes the connection unanswered.
 
 func init() {
-	supports(kmsg.SASLHandshake, 1, 1)
+	supports(kmsg.SASLHandshake, 0, 1)
 	supports(kmsg.SASLAuthenticate, 0, 2)
 }
 
@@ -37,6 +40,7 @@ type saslState struct {
 	user     string
 	scram    *scramExchange
 	failed   bool // answer, then close
+	raw      bool // after a v0 handshake: raw tokens until done
 }
 
 // allow says whether a request may be handled in the connection's SASL
@@ -63,7 +67,7 @@ func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
 	case c.sasl.done || c.sasl.mech != "":
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 	case req.Mechanism == mechPlain || req.Mechanism == mechScram:
-		c.sasl.mech = req.Mechanism
+		c.sasl.mech, c.sasl.raw = req.Mechanism, req.Version == 0
 	default:
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	}
@@ -73,15 +77,48 @@ func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
 func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
 	st := &c.sasl
-	if st.mech == "" || st.done {
-		return nil, fmt.Errorf("%w: SaslAuthenticate without a handshake", errCloseConn)
+	if st.mech == "" || st.done || st.raw {
+		return nil, fmt.Errorf("%w: SaslAuthenticate without a v1 handshake", errCloseConn)
 	}
+	out, err := c.authStep(req.SASLAuthBytes)
+	if err != nil {
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		msg := "authentication failed"
+		resp.ErrorMessage = &msg
+		st.failed = true
+		return resp, nil
+	}
+	resp.SASLAuthBytes = out
+	return resp, nil
+}
+
+// rawSASL takes one raw token after a v0 handshake and answers with the
+// mechanism's next token; once authenticated, requests follow. A failure
+// closes the connection, as Kafka's original exchange has no way to
+// answer it.
+func (c *conn) rawSASL(token []byte) error {
+	out, err := c.authStep(token)
+	if err != nil {
+		return fmt.Errorf("%w: SASL authentication failed", errCloseConn)
+	}
+	if c.sasl.done {
+		c.sasl.raw = false
+	}
+	c.enqueue(&answer{token: append([]byte{}, out...)}) // non-nil: PLAIN's success is empty
+	return nil
+}
+
+// authStep feeds one client message to the handshake's mechanism and
+// returns the server's next message; on success st.done is set.
+func (c *conn) authStep(in []byte) ([]byte, error) {
+	st := &c.sasl
 	creds := c.s.opts.Credentials
+	var out []byte
 	var err error
 	switch st.mech {
 	case mechPlain:
 		// authzid NUL user NUL password
-		parts := bytes.Split(req.SASLAuthBytes, []byte{0})
+		parts := bytes.Split(in, []byte{0})
 		switch {
 		case len(parts) != 3:
 			err = errors.New("malformed PLAIN message")
@@ -96,22 +133,16 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 		if st.scram == nil {
 			st.scram = &scramExchange{creds: creds}
 		}
-		var out []byte
-		out, err = st.scram.step(req.SASLAuthBytes)
-		resp.SASLAuthBytes = out
+		out, err = st.scram.step(in)
 		if err == nil && st.scram.done {
 			st.user, st.done = st.scram.user, true
 		}
 	}
 	if err != nil {
 		c.s.opts.Logger.Warn("kafka: SASL authentication failed", "remote", c.remote, "mechanism", st.mech, "err", err)
-		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
-		msg := "authentication failed"
-		resp.ErrorMessage = &msg
-		resp.SASLAuthBytes = nil
-		st.failed = true
+		return nil, err
 	}
-	return resp, nil
+	return out, nil
 }
 
 // scramExchange is the server side of one SCRAM-SHA-256 authentication

@@ -8,14 +8,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
+	"io"
 	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -150,5 +154,62 @@ func TestCredentialsFileErrors(t *testing.T) {
 		if _, err := ParseCredentials(strings.NewReader(bad)); err == nil {
 			t.Errorf("ParseCredentials(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestSASLHandshakeV0: after a v0 SaslHandshake (kafka-python 2's), the
+// exchange is raw tokens, a size and bytes with no header, each answered
+// the same way; then requests follow. A failure closes the connection.
+func TestSASLHandshakeV0(t *testing.T) {
+	ts := startServer(t, &Options{Credentials: testCredentials(t)})
+	ts.createTopic("s", 1)
+	for _, tc := range []struct {
+		name string
+		mech sasl.Mechanism
+		ok   bool
+	}{
+		{"plain", plain.Auth{User: "alice", Pass: "s3cret:with:colons"}.AsMechanism(), true},
+		{"plain wrong password", plain.Auth{User: "alice", Pass: "nope"}.AsMechanism(), false},
+		{"scram", scram.Auth{User: "bob", Pass: "hunter2"}.AsSha256Mechanism(), true},
+		{"scram wrong password", scram.Auth{User: "bob", Pass: "hunter3"}.AsSha256Mechanism(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := ts.raw()
+			hs := kmsg.NewPtrSASLHandshakeRequest()
+			hs.Version, hs.Mechanism = 0, tc.mech.Name()
+			if code := rc.request(hs).(*kmsg.SASLHandshakeResponse).ErrorCode; code != 0 {
+				t.Fatalf("v0 handshake: %v", kerr.ErrorForCode(code))
+			}
+			session, msg, err := tc.mech.Authenticate(context.Background(), ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for done := false; !done; {
+				rc.writeFrame(msg)
+				var size [4]byte
+				rc.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+				if _, err := io.ReadFull(rc.nc, size[:]); err != nil {
+					if tc.ok {
+						t.Fatalf("reading the server's token: %v", err)
+					}
+					return // refused: the connection closed
+				}
+				challenge := make([]byte, binary.BigEndian.Uint32(size[:]))
+				if _, err := io.ReadFull(rc.nc, challenge); err != nil {
+					t.Fatal(err)
+				}
+				if done, msg, err = session.Challenge(challenge); err != nil {
+					t.Fatalf("the server's token: %v", err)
+				}
+			}
+			if !tc.ok {
+				t.Fatal("a wrong password was accepted")
+			}
+			md := kmsg.NewPtrMetadataRequest()
+			md.Version = 1
+			if resp := rc.request(md).(*kmsg.MetadataResponse); len(resp.Topics) != 1 {
+				t.Fatalf("metadata after authenticating: %+v", resp.Topics)
+			}
+		})
 	}
 }

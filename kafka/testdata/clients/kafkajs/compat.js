@@ -7,6 +7,8 @@
 //                                until its standard input closes, then leaves
 //   node compat.js delete-group  reset the group's offsets to the earliest,
 //                                delete the group, list the groups
+//   node compat.js sasl          authenticate with PLAIN and SCRAM-SHA-256,
+//                                with the password and a wrong one
 //
 // The environment names the broker, the topics, the group and the
 // timestamp of the records it produces (see clients_test.go).
@@ -153,7 +155,29 @@ async function deleteGroup() {
   await admin.disconnect();
 }
 
-const steps = { scenario, member, 'delete-group': deleteGroup };
+// Each mechanism, with the right password and a wrong one.
+async function sasl() {
+  for (const mechanism of ['plain', 'scram-sha-256']) {
+    for (const password of [env('PASSWORD'), 'wrong']) {
+      const admin = new Kafka({
+        clientId: 'kafkajs-compat',
+        brokers: [env('BROKER')],
+        logLevel: logLevel.NOTHING,
+        retry: { retries: 0 },
+        sasl: { mechanism, username: env('USER_NAME'), password },
+      }).admin();
+      try {
+        await admin.connect();
+        say({ event: 'sasl', name: mechanism, value: password, names: (await admin.listTopics()).sort() });
+      } catch (e) {
+        say({ event: 'sasl-refused', name: mechanism, value: password, state: e.name });
+      }
+      await admin.disconnect();
+    }
+  }
+}
+
+const steps = { scenario, member, 'delete-group': deleteGroup, sasl };
 const step = steps[process.argv[2]];
 if (!step) {
   console.error(`usage: node compat.js ${Object.keys(steps).join('|')}`);

@@ -10,6 +10,8 @@ line) against the log directory:
                                     closes, then leaves
     python3 compat.py delete-group  list the group's offsets, delete the
                                     group, list the groups
+    python3 compat.py sasl          authenticate with PLAIN and SCRAM-SHA-256,
+                                    with the password and a wrong one
 
 The environment names the broker, the topics, the group and the timestamp
 of the records it produces (see clients_test.go).
@@ -142,7 +144,21 @@ def delete_group():
     admin.close()
 
 
-STEPS = {"scenario": scenario, "member": member, "delete-group": delete_group}
+def sasl():
+    # Each mechanism, with the right password and a wrong one.
+    for mech in ["PLAIN", "SCRAM-SHA-256"]:
+        for password in [os.environ["PASSWORD"], "wrong"]:
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat",
+                                         security_protocol="SASL_PLAINTEXT", sasl_mechanism=mech,
+                                         sasl_plain_username=os.environ["USER_NAME"], sasl_plain_password=password)
+                say(event="sasl", name=mech, value=password, names=sorted(admin.list_topics()))
+                admin.close()
+            except Exception as e:  # the wrong password: no broker takes it
+                say(event="sasl-refused", name=mech, value=password, state=type(e).__name__)
+
+
+STEPS = {"scenario": scenario, "member": member, "delete-group": delete_group, "sasl": sasl}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
