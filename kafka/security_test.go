@@ -24,7 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-func testCredentials(t *testing.T) *Credentials {
+func testCredentials(t testing.TB) *Credentials {
 	t.Helper()
 	stored, err := ScramLine("bob", "hunter2")
 	if err != nil {
