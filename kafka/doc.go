@@ -79,8 +79,8 @@
 //
 // The server listens where it is told; runnel serve defaults to
 // 127.0.0.1. Options.TLS makes every connection TLS, and
-// Options.Credentials requires SASL PLAIN or SCRAM-SHA-256 before any
-// request but ApiVersions. A request larger than Options.MaxRequestBytes,
+// Options.Credentials requires SASL PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+// before any request but ApiVersions. A request larger than Options.MaxRequestBytes,
 // or one that does not decode, closes its connection with a log line;
 // request decoding is bounded by the request's size (every array length
 // is checked against the bytes left) and decompression by the largest

@@ -68,9 +68,10 @@ type Options struct {
 	TLS *tls.Config
 
 	// Credentials, if set, require every connection to authenticate with
-	// SASL (PLAIN or SCRAM-SHA-256) as one of these users before any
-	// request other than ApiVersions and the SASL handshake. Default nil:
-	// no authentication. Without TLS, PLAIN sends the password in clear.
+	// SASL (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) as one of these users
+	// before any request other than ApiVersions and the SASL handshake.
+	// Default nil: no authentication. Without TLS, PLAIN sends the
+	// password in clear.
 	Credentials *Credentials
 
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a

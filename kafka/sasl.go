@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,7 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// SaslHandshake: v0-1; SaslAuthenticate: v0-2. With Options.Credentials
+// SaslHandshake: v0-1; SaslAuthenticate: v0-2; mechanisms PLAIN,
+// SCRAM-SHA-256 and SCRAM-SHA-512. With Options.Credentials
 // set, a connection must authenticate before any other request but
 // ApiVersions; anything else closes it. A failed authentication is
 // answered with SASL_AUTHENTICATION_FAILED, and then the connection
@@ -29,8 +29,9 @@ func init() {
 }
 
 const (
-	mechPlain = "PLAIN"
-	mechScram = "SCRAM-SHA-256"
+	mechPlain    = "PLAIN"
+	mechScram256 = "SCRAM-SHA-256"
+	mechScram512 = "SCRAM-SHA-512"
 )
 
 type saslState struct {
@@ -62,11 +63,11 @@ func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		return resp
 	}
-	resp.SupportedMechanisms = []string{mechPlain, mechScram}
+	resp.SupportedMechanisms = []string{mechPlain, mechScram256, mechScram512}
 	switch {
 	case c.sasl.done || c.sasl.mech != "":
 		resp.ErrorCode = kerr.IllegalSaslState.Code
-	case req.Mechanism == mechPlain || req.Mechanism == mechScram:
+	case req.Mechanism == mechPlain || scramHashFor(req.Mechanism) != nil:
 		c.sasl.mech, c.sasl.raw = req.Mechanism, req.Version == 0
 	default:
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
@@ -129,9 +130,9 @@ func (c *conn) authStep(in []byte) ([]byte, error) {
 		default:
 			st.user, st.done = string(parts[1]), true
 		}
-	case mechScram:
+	default: // a SCRAM mechanism: the handshake took no other
 		if st.scram == nil {
-			st.scram = &scramExchange{creds: creds}
+			st.scram = &scramExchange{creds: creds, h: scramHashFor(st.mech)}
 		}
 		out, err = st.scram.step(in)
 		if err == nil && st.scram.done {
@@ -145,11 +146,12 @@ func (c *conn) authStep(in []byte) ([]byte, error) {
 	return out, nil
 }
 
-// scramExchange is the server side of one SCRAM-SHA-256 authentication
-// (RFC 5802, RFC 7677): client-first, server-first, client-final,
-// server-final.
+// scramExchange is the server side of one SCRAM-SHA-256 or SCRAM-SHA-512
+// authentication (RFC 5802, RFC 7677): client-first, server-first,
+// client-final, server-final.
 type scramExchange struct {
 	creds *Credentials
+	h     *scramHash
 	stage int
 
 	user            string
@@ -195,9 +197,9 @@ func (x *scramExchange) first(msg string) ([]byte, error) {
 	if authz != "" && authz != "a="+attrs["n"] {
 		return nil, errors.New("SCRAM: authorization id differs from the user")
 	}
-	cred, ok := x.creds.users[user]
+	cred, ok := x.creds.users[user][x.h.mech]
 	if !ok {
-		return nil, fmt.Errorf("SCRAM: unknown user %q", user)
+		return nil, fmt.Errorf("SCRAM: no %s keys for user %q", x.h.mech, user)
 	}
 	x.user, x.cred = user, cred
 	var raw [18]byte
@@ -223,21 +225,20 @@ func (x *scramExchange) final(msg string) ([]byte, error) {
 		return nil, errors.New("SCRAM: nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(msg[i+3:])
-	if err != nil || len(proof) != sha256.Size {
+	if err != nil || len(proof) != x.h.size {
 		return nil, errors.New("SCRAM: malformed proof")
 	}
 	authMessage := []byte(x.clientFirstBare + "," + x.serverFirst + "," + withoutProof)
-	clientSig := hmacSHA256(x.cred.storedKey, authMessage)
-	clientKey := make([]byte, sha256.Size)
+	clientSig := x.h.hmac(x.cred.storedKey, authMessage)
+	clientKey := make([]byte, x.h.size)
 	for j := range clientKey {
 		clientKey[j] = proof[j] ^ clientSig[j]
 	}
-	stored := sha256.Sum256(clientKey)
-	if !hmac.Equal(stored[:], x.cred.storedKey) {
+	if !hmac.Equal(x.h.sum(clientKey), x.cred.storedKey) {
 		return nil, fmt.Errorf("SCRAM: wrong password for %q", x.user)
 	}
 	x.done = true
-	serverSig := hmacSHA256(x.cred.serverKey, authMessage)
+	serverSig := x.h.hmac(x.cred.serverKey, authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSig)), nil
 }
 

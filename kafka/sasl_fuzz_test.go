@@ -28,17 +28,16 @@ func FuzzSASL(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(false, first, []byte("c=biws,r=x,p=AAAA"))
-	f.Add(true, []byte("\x00alice\x00s3cret:with:colons"), []byte{})
-	f.Add(true, []byte("alice\x00alice\x00nope"), []byte{})
+	f.Add(uint8(1), first, []byte("c=biws,r=x,p=AAAA"))
+	f.Add(uint8(2), first, []byte("c=biws,r=x,p=AAAA"))
+	f.Add(uint8(0), []byte("\x00alice\x00s3cret:with:colons"), []byte{})
+	f.Add(uint8(0), []byte("alice\x00alice\x00nope"), []byte{})
 
-	f.Fuzz(func(t *testing.T, plain bool, msg1, msg2 []byte) {
+	f.Fuzz(func(t *testing.T, mech uint8, msg1, msg2 []byte) {
 		c := newConn(s, discardConn{})
 		defer c.fetch.close()
-		c.sasl.required, c.sasl.mech = true, mechScram
-		if plain {
-			c.sasl.mech = mechPlain
-		}
+		c.sasl.required = true
+		c.sasl.mech = []string{mechPlain, mechScram256, mechScram512}[mech%3]
 		if _, err := c.authStep(msg1); err != nil || c.sasl.done {
 			return
 		}

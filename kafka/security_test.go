@@ -30,7 +30,12 @@ func testCredentials(t testing.TB) *Credentials {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := ParseCredentials(strings.NewReader("# users\nalice:s3cret:with:colons\n" + stored + "\n"))
+	carol, err := ScramLine("carol", "only256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol256, _, _ := strings.Cut(carol, "\n") // SCRAM-SHA-256's keys alone
+	creds, err := ParseCredentials(strings.NewReader("# users\nalice:s3cret:with:colons\n" + stored + "\n" + carol256 + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +62,12 @@ func TestSASL(t *testing.T) {
 		{"scram (hashed at load)", kgo.SASL(scram.Auth{User: "alice", Pass: "s3cret:with:colons"}.AsSha256Mechanism()), true},
 		{"scram wrong password", kgo.SASL(scram.Auth{User: "bob", Pass: "hunter3"}.AsSha256Mechanism()), false},
 		{"scram unknown user", kgo.SASL(scram.Auth{User: "eve", Pass: "x"}.AsSha256Mechanism()), false},
+		{"scram-512 (stored key)", kgo.SASL(scram.Auth{User: "bob", Pass: "hunter2"}.AsSha512Mechanism()), true},
+		{"scram-512 (hashed at load)", kgo.SASL(scram.Auth{User: "alice", Pass: "s3cret:with:colons"}.AsSha512Mechanism()), true},
+		{"scram-512 wrong password", kgo.SASL(scram.Auth{User: "bob", Pass: "hunter3"}.AsSha512Mechanism()), false},
+		{"scram-512 for a user with SHA-256 keys only", kgo.SASL(scram.Auth{User: "carol", Pass: "only256"}.AsSha512Mechanism()), false},
+		{"scram-256 for that user", kgo.SASL(scram.Auth{User: "carol", Pass: "only256"}.AsSha256Mechanism()), true},
+		{"plain for that user", kgo.SASL(plain.Auth{User: "carol", Pass: "only256"}.AsMechanism()), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := produce(tc.mech)
@@ -150,6 +161,10 @@ func TestCredentialsFileErrors(t *testing.T) {
 		"a:x\na:y\n",
 		"a:scram-sha-256:10:c2FsdA==:AAAA:AAAA\n",
 		"a:scram-sha-256:4096:!!:AAAA:AAAA\n",
+		// SHA-512's keys are 64 bytes: SHA-256's 32 are refused.
+		"a:scram-sha-512:4096:c2FsdA==:" + strings.Repeat("A", 43) + "=:" + strings.Repeat("A", 43) + "=\n",
+		// A user by password has every hash's keys: a stored line too is twice.
+		"a:x\na:scram-sha-256:4096:c2FsdA==:" + strings.Repeat("A", 43) + "=:" + strings.Repeat("A", 43) + "=\n",
 	} {
 		if _, err := ParseCredentials(strings.NewReader(bad)); err == nil {
 			t.Errorf("ParseCredentials(%q) succeeded", bad)

@@ -46,9 +46,10 @@ consumers in other processes keep using the directory. Kafka consumer
 group G is runnel group G: its committed offsets are the ones "runnel
 groups" shows and resets.
 
--credentials FILE requires SASL (PLAIN or SCRAM-SHA-256) with one of the
-file's users: lines of name:password, or of the stored form that
--scram-line NAME prints for a password read from standard input. With
+-credentials FILE requires SASL (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
+with one of the file's users: lines of name:password, or of the stored
+form that -scram-line NAME prints for a password read from standard input
+(a line per SCRAM hash). With
 -tls-cert and -tls-key every connection is TLS; without TLS, PLAIN sends
 passwords in clear.
 
@@ -140,7 +141,8 @@ group members leave their groups.`,
 }
 
 // printScramLine reads a password from standard input and prints the
-// credentials-file line that stores it salted and hashed.
+// credentials-file lines that store it salted and hashed, one per SCRAM
+// hash.
 func printScramLine(c *cli, name string) error {
 	line, err := bufio.NewReader(c.stdin).ReadString('\n')
 	if err != nil && line == "" {

@@ -82,8 +82,10 @@ func TestServe(t *testing.T) {
 
 func TestServeScramLine(t *testing.T) {
 	line := must(t, t.TempDir(), "hunter2\n", "serve", "-scram-line", "bob")
-	if !strings.HasPrefix(line, "bob:scram-sha-256:4096:") || strings.Contains(line, "hunter2") {
-		t.Fatalf("scram line %q", line)
+	lines := strings.Split(strings.TrimSpace(line), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "bob:scram-sha-256:4096:") ||
+		!strings.HasPrefix(lines[1], "bob:scram-sha-512:4096:") || strings.Contains(line, "hunter2") {
+		t.Fatalf("scram lines %q", line)
 	}
 	if _, err := kafka.ParseCredentials(strings.NewReader(line)); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,8 @@
 //                                until its standard input closes, then leaves
 //   node compat.js delete-group  reset the group's offsets to the earliest,
 //                                delete the group, list the groups
-//   node compat.js sasl          authenticate with PLAIN and SCRAM-SHA-256,
-//                                with the password and a wrong one
+//   node compat.js sasl          authenticate with PLAIN, SCRAM-SHA-256 and
+//                                -512, with the password and a wrong one
 //
 // The environment names the broker, the topics, the group and the
 // timestamp of the records it produces (see clients_test.go).
@@ -157,7 +157,7 @@ async function deleteGroup() {
 
 // Each mechanism, with the right password and a wrong one.
 async function sasl() {
-  for (const mechanism of ['plain', 'scram-sha-256']) {
+  for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
     for (const password of [env('PASSWORD'), 'wrong']) {
       const admin = new Kafka({
         clientId: 'kafkajs-compat',

@@ -10,8 +10,8 @@ line) against the log directory:
                                     closes, then leaves
     python3 compat.py delete-group  list the group's offsets, delete the
                                     group, list the groups
-    python3 compat.py sasl          authenticate with PLAIN and SCRAM-SHA-256,
-                                    with the password and a wrong one
+    python3 compat.py sasl          authenticate with PLAIN, SCRAM-SHA-256 and
+                                    -512, with the password and a wrong one
 
 The environment names the broker, the topics, the group and the timestamp
 of the records it produces (see clients_test.go).
@@ -146,7 +146,7 @@ def delete_group():
 
 def sasl():
     # Each mechanism, with the right password and a wrong one.
-    for mech in ["PLAIN", "SCRAM-SHA-256"]:
+    for mech in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]:
         for password in [os.environ["PASSWORD"], "wrong"]:
             try:
                 admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat",
