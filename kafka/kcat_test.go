@@ -168,3 +168,29 @@ func TestKcatCooperativeStaticGroup(t *testing.T) {
 		return len(n) == 1 && n[""] == 0
 	})
 }
+
+// TestKcatSASL: librdkafka authenticates with PLAIN, SCRAM-SHA-256 and
+// SCRAM-SHA-512, and a wrong password is refused.
+func TestKcatSASL(t *testing.T) {
+	bin := kcat(t)
+	ts := startServer(t, &Options{Credentials: testCredentials(t)})
+	ts.createTopic("secret", 1)
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		for _, password := range []string{"hunter2", "wrong"} {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			wait := "30" // seconds kcat waits for the metadata
+			if password == "wrong" {
+				wait = "2" // it never comes
+			}
+			cmd := exec.CommandContext(ctx, bin, "-b", ts.addr, "-L", "-m", wait,
+				"-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms="+mech,
+				"-X", "sasl.username=bob", "-X", "sasl.password="+password)
+			out, err := cmd.CombinedOutput()
+			cancel()
+			listed := err == nil && strings.Contains(string(out), `topic "secret"`)
+			if listed != (password == "hunter2") {
+				t.Errorf("%s with password %s: listed %v, err %v\n%s", mech, password, listed, err, out)
+			}
+		}
+	}
+}

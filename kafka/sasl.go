@@ -221,7 +221,11 @@ func (x *scramExchange) final(msg string) ([]byte, error) {
 	if attrs["c"] != base64.StdEncoding.EncodeToString([]byte(x.gs2Header)) {
 		return nil, errors.New("SCRAM: channel binding mismatch")
 	}
-	if attrs["r"] != x.nonce {
+	// The client's nonce must end with the one the server sent, which
+	// begins with the client's own: Kafka checks no more, and
+	// librdkafka, which writes its own nonce in front again, depends on
+	// that.
+	if !strings.HasSuffix(attrs["r"], x.nonce) {
 		return nil, errors.New("SCRAM: nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(msg[i+3:])
