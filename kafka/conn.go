@@ -280,11 +280,8 @@ func (c *conn) handle(body []byte) error {
 // that has its answer and then reads the metrics finds its request there.
 func (c *conn) reply(a *answer) error {
 	s, req, resp := c.s, a.req, a.resp
-	if a.token != nil {
-		_, err := c.nc.Write(binary.BigEndian.AppendUint32(nil, uint32(len(a.token))))
-		if err == nil {
-			_, err = c.nc.Write(a.token)
-		}
+	if a.token != nil { // its size, then the token, in one write
+		_, err := c.nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(a.token))), a.token...))
 		return err
 	}
 	var b []byte

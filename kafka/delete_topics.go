@@ -1,11 +1,6 @@
 package kafka
 
-import (
-	"context"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
-)
+import "github.com/twmb/franz-go/pkg/kmsg"
 
 // DeleteTopics: v0-5 (by name). runnel.Log.DeleteTopic removes the data at
 // once; producers and consumers of the topic in other processes fail on
@@ -32,19 +27,4 @@ func (c *conn) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
-}
-
-// adminWait bounds how long an admin request waits for other processes'
-// locks when it names no timeout of its own (AlterConfigs).
-const adminWait = 30 * time.Second
-
-// adminContext is the context an admin request waits for other processes
-// under: until the request's timeout (adminWait if it has none) or the
-// server's shutdown.
-func (s *Server) adminContext(timeoutMillis int32) (context.Context, context.CancelFunc) {
-	wait := adminWait
-	if timeoutMillis > 0 {
-		wait = time.Duration(timeoutMillis) * time.Millisecond
-	}
-	return context.WithTimeout(s.ctx, wait)
 }

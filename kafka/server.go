@@ -245,3 +245,18 @@ func (s *Server) Stats() Stats {
 		RequestsByAPI:       st.byAPI.load(),
 	}
 }
+
+// adminWait bounds how long an admin request waits for other processes'
+// locks when it names no timeout of its own (AlterConfigs).
+const adminWait = 30 * time.Second
+
+// adminContext is the context an admin request waits for other processes
+// under: until the request's timeout (adminWait if it has none) or the
+// server's shutdown.
+func (s *Server) adminContext(timeoutMillis int32) (context.Context, context.CancelFunc) {
+	wait := adminWait
+	if timeoutMillis > 0 {
+		wait = time.Duration(timeoutMillis) * time.Millisecond
+	}
+	return context.WithTimeout(s.ctx, wait)
+}
