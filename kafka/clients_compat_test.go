@@ -16,14 +16,15 @@ import (
 
 // KafkaJS and kafka-python against the server: admin, produce with every
 // codec they have, group consumption and commits, offsets by timestamp,
-// group deletion, and a group shared by two of their processes and a
-// native member. What they print is checked against the log directory.
+// group deletion, a group shared by two of their processes and a native
+// member, SASL, and TLS. What they print is checked against the log directory.
 
 func TestKafkaJS(t *testing.T) {
 	lc := kafkaJS(t)
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
+	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
 }
 
 func TestKafkaPython(t *testing.T) {
@@ -31,6 +32,7 @@ func TestKafkaPython(t *testing.T) {
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
+	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
 }
 
 // testClientSASL: the client authenticates with PLAIN, SCRAM-SHA-256 and
@@ -55,6 +57,22 @@ func testClientSASL(t *testing.T, lc langClient) {
 	}
 	if len(in) != 3 || len(refused) != 3 {
 		t.Errorf("%s authenticated with %v and was refused with %v; want both mechanisms in each", lc.name, in, refused)
+	}
+}
+
+// testClientTLS: over TLS, with SCRAM-SHA-512 over it (Kafka's SASL_SSL),
+// the client checks the server's certificate against the CA it is given,
+// produces a record and lists the topics; the record is stored as sent.
+func testClientTLS(t *testing.T, lc langClient) {
+	ts, ca := tlsServer(t, testCredentials(t))
+	ts.createTopic("sealed", 1)
+	evs := lc.run(t, "tls", map[string]string{"BROKER": ts.addr, "CA_FILE": ca, "USER_NAME": "bob", "PASSWORD": "hunter2", "TOPIC": "sealed"})
+	if got := ofKind(evs, "tls"); len(got) != 1 || !slices.Equal(got[0].Names, []string{"sealed"}) {
+		t.Errorf("%s over TLS listed %+v, want the topic sealed", lc.name, got)
+	}
+	got := readNative(t, ts.log, "sealed", 1)[0]
+	if string(got.Key) != "k" || string(got.Value) != "over tls" {
+		t.Errorf("%s over TLS stored %q %q, want \"k\" \"over tls\"", lc.name, got.Key, got.Value)
 	}
 }
 

@@ -194,3 +194,33 @@ func TestKcatSASL(t *testing.T) {
 		}
 	}
 }
+
+// TestKcatTLS: kcat over TLS, without SASL and with SCRAM-SHA-512 over it
+// (librdkafka's SSL and SASL_SSL), produces a record and reads it back,
+// checking the server's certificate against the CA it is given.
+func TestKcatTLS(t *testing.T) {
+	bin := kcat(t)
+	for _, tc := range []struct {
+		protocol string
+		creds    *Credentials
+		sasl     []string
+	}{
+		{"SSL", nil, nil},
+		{"SASL_SSL", testCredentials(t), []string{"-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=bob", "-X", "sasl.password=hunter2"}},
+	} {
+		t.Run(tc.protocol, func(t *testing.T) {
+			ts, ca := tlsServer(t, tc.creds)
+			ts.createTopic("sealed", 1)
+			args := append([]string{"-b", ts.addr, "-X", "security.protocol=" + tc.protocol, "-X", "ssl.ca.location=" + ca}, tc.sasl...)
+			runKcat(t, bin, "k:over "+tc.protocol+"\n", append(args, "-P", "-t", "sealed", "-K", ":")...)
+			want := "k over " + tc.protocol
+			if got := readNative(t, ts.log, "sealed", 1)[0]; string(got.Key)+" "+string(got.Value) != want {
+				t.Fatalf("stored %q %q, want %q", got.Key, got.Value, want)
+			}
+			out := runKcat(t, bin, "", append(args, "-C", "-t", "sealed", "-o", "beginning", "-e", "-f", "%k %s\n")...)
+			if strings.TrimSpace(out) != want {
+				t.Fatalf("kcat read %q, want %q", out, want)
+			}
+		})
+	}
+}

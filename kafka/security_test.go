@@ -9,9 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/pem"
 	"io"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +127,24 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// tlsServer starts a server that takes TLS only, with SASL when creds is
+// set, and returns it with the path of a PEM file of the CA that signed its
+// certificate, for clients in other languages.
+func tlsServer(t *testing.T, creds *Credentials) (ts *testServer, caFile string) {
+	t.Helper()
+	cert, _ := selfSigned(t)
+	ts = startServer(t, &Options{
+		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Credentials: creds,
+	})
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ts, caFile
 }
 
 func TestTLSWithSCRAM(t *testing.T) {

@@ -9,10 +9,13 @@
 //                                delete the group, list the groups
 //   node compat.js sasl          authenticate with PLAIN, SCRAM-SHA-256 and
 //                                -512, with the password and a wrong one
+//   node compat.js tls           produce and list topics with SCRAM-SHA-512
+//                                over TLS, trusting the CA in CA_FILE
 //
 // The environment names the broker, the topics, the group and the
 // timestamp of the records it produces (see clients_test.go).
 'use strict';
+const fs = require('fs');
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
 
 const env = (name) => {
@@ -177,7 +180,27 @@ async function sasl() {
   }
 }
 
-const steps = { scenario, member, 'delete-group': deleteGroup, sasl };
+// SCRAM-SHA-512 over TLS, the server's certificate checked against
+// CA_FILE (and its address, which the certificate names).
+async function tls() {
+  const secure = new Kafka({
+    clientId: 'kafkajs-compat',
+    brokers: [env('BROKER')],
+    logLevel: logLevel.WARN,
+    ssl: { ca: [fs.readFileSync(env('CA_FILE'))] },
+    sasl: { mechanism: 'scram-sha-512', username: env('USER_NAME'), password: env('PASSWORD') },
+  });
+  const producer = secure.producer();
+  await producer.connect();
+  await producer.send({ topic: env('TOPIC'), messages: [{ key: 'k', value: 'over tls' }] });
+  await producer.disconnect();
+  const admin = secure.admin();
+  await admin.connect();
+  say({ event: 'tls', names: (await admin.listTopics()).sort() });
+  await admin.disconnect();
+}
+
+const steps = { scenario, member, 'delete-group': deleteGroup, sasl, tls };
 const step = steps[process.argv[2]];
 if (!step) {
   console.error(`usage: node compat.js ${Object.keys(steps).join('|')}`);

@@ -12,6 +12,8 @@ line) against the log directory:
                                     group, list the groups
     python3 compat.py sasl          authenticate with PLAIN, SCRAM-SHA-256 and
                                     -512, with the password and a wrong one
+    python3 compat.py tls           produce and list topics with SCRAM-SHA-512
+                                    over TLS, trusting the CA in CA_FILE
 
 The environment names the broker, the topics, the group and the timestamp
 of the records it produces (see clients_test.go).
@@ -158,7 +160,22 @@ def sasl():
                 say(event="sasl-refused", name=mech, value=password, state=type(e).__name__)
 
 
-STEPS = {"scenario": scenario, "member": member, "delete-group": delete_group, "sasl": sasl}
+def tls():
+    # SCRAM-SHA-512 over TLS, the server's certificate checked against
+    # CA_FILE (and its address, which the certificate names).
+    secure = dict(bootstrap_servers=BROKER, client_id="kafka-python-compat",
+                  security_protocol="SASL_SSL", ssl_cafile=os.environ["CA_FILE"],
+                  sasl_mechanism="SCRAM-SHA-512", sasl_plain_username=os.environ["USER_NAME"],
+                  sasl_plain_password=os.environ["PASSWORD"])
+    producer = KafkaProducer(**secure)
+    producer.send(os.environ["TOPIC"], key=b"k", value=b"over tls").get(timeout=30)
+    producer.close()
+    admin = KafkaAdminClient(**secure)
+    say(event="tls", names=sorted(admin.list_topics()))
+    admin.close()
+
+
+STEPS = {"scenario": scenario, "member": member, "delete-group": delete_group, "sasl": sasl, "tls": tls}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
