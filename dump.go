@@ -46,11 +46,11 @@ func (l *Log) Dump(topic string, partition int, from int64) iter.Seq2[DumpFrame,
 			yield(DumpFrame{}, err)
 			return
 		}
-		if partition < 0 || partition >= len(t.parts) {
-			yield(DumpFrame{}, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, topic, len(t.parts)))
+		p, err := t.partition(partition)
+		if err != nil {
+			yield(DumpFrame{}, err)
 			return
 		}
-		p := t.parts[partition]
 		bases, err := listSegments(p.dir)
 		if err != nil {
 			yield(DumpFrame{}, fmt.Errorf("runnel: list segments of %s: %w", p.dir, err))

@@ -240,10 +240,11 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 	}
 	targets := map[int]int64{}
 	for _, p := range parts {
-		if p < 0 || p >= len(t.parts) {
-			return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, p, topic, len(t.parts))
+		part, err := t.partition(p)
+		if err != nil {
+			return nil, err
 		}
-		if targets[p], err = resolveOffset(t.parts[p], to); err != nil {
+		if targets[p], err = resolveOffset(part, to); err != nil {
 			return nil, err
 		}
 	}

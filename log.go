@@ -234,6 +234,22 @@ func (l *Log) topic(name string) (*topic, error) {
 	}
 }
 
+// knownTopic returns this Log's handle on topic name without checking
+// that it is current, which topic does with a stat and a read of
+// topic.json; it loads one if there is none. A caller that reads the
+// topic's files by path checks after reading (checkTopic), and on a stale
+// handle asks topic for a fresh one and reads again: one check a read
+// instead of two.
+func (l *Log) knownTopic(name string) (*topic, error) {
+	l.mu.Lock()
+	t := l.topics[name]
+	l.mu.Unlock()
+	if t == nil || l.closed.Load() {
+		return l.topic(name)
+	}
+	return t, nil
+}
+
 // loadTopic reads topic name's topic.json and opens a handle on it.
 func (l *Log) loadTopic(name string) (*topic, error) {
 	tf, err := l.readTopicFile(name)

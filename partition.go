@@ -299,19 +299,16 @@ func (p *partition) openWriterLock() (*lockFile, error) {
 func (p *partition) describe() (PartitionInfo, error) {
 	info := PartitionInfo{Partition: p.id}
 	bases, err := listSegments(p.dir)
-	if err != nil {
+	if err != nil || len(bases) == 0 {
 		return info, err
 	}
 	info.Segments = len(bases)
-	if len(bases) == 0 {
-		return info, nil
-	}
 	info.StartOffset = bases[0]
-	r := newPartReader(p, 0)
-	defer r.close()
-	if err := r.seekEnd(); err != nil {
+	r, err := p.seekEndOf(bases)
+	if err != nil {
 		return info, err
 	}
+	defer r.close()
 	info.NextOffset = r.next
 	for _, b := range bases {
 		if b == r.base {
@@ -325,10 +322,42 @@ func (p *partition) describe() (PartitionInfo, error) {
 	return info, nil
 }
 
+// offsets is describe's StartOffset and NextOffset alone: one directory
+// listing and the walk from the last index entry, nothing per segment.
+func (p *partition) offsets() (start, next int64, err error) {
+	bases, err := listSegments(p.dir)
+	if err != nil || len(bases) == 0 {
+		return 0, 0, err
+	}
+	r, err := p.seekEndOf(bases)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer r.close()
+	return bases[0], r.next, nil
+}
+
+// endWindow is the read-ahead of a reader that only finds the end: it
+// reads frame headers from the last index entry on, which lie within an
+// index interval or so of the end (the default 1 MiB read-ahead, zeroed
+// and filled on every call, was most of what DescribeTopic cost).
+const endWindow = 16 << 10
+
+// seekEndOf returns a reader at the end of the partition whose segments
+// are bases. The caller closes it.
+func (p *partition) seekEndOf(bases []int64) (*partReader, error) {
+	r := newPartReader(p, endWindow)
+	if err := r.seekEndFrom(bases[len(bases)-1]); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
 // endOffset finds the offset after the last committed record by reading,
 // lock-free, from the last segment's last index entry.
 func (p *partition) endOffset() (int64, error) {
-	r := newPartReader(p, 0)
+	r := newPartReader(p, endWindow)
 	defer r.close()
 	if err := r.seekEnd(); err != nil {
 		return 0, err

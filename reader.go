@@ -223,6 +223,12 @@ func (r *partReader) seekEnd() error {
 	if len(bases) > 0 {
 		seg = bases[len(bases)-1]
 	}
+	return r.seekEndFrom(seg)
+}
+
+// seekEndFrom is seekEnd from segment seg, the last one listed (or a
+// later one, if it is gone by now).
+func (r *partReader) seekEndFrom(seg int64) error {
 	for {
 		if err := r.openSegmentOrLater(seg); err != nil || r.f == nil {
 			return err

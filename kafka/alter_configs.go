@@ -126,11 +126,11 @@ func (s *Server) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, cha
 		}
 		return cfg.Validate()
 	}
-	info, err := s.log.DescribeTopic(name)
+	cfg, err := s.log.TopicConfig(name)
 	if err != nil {
 		return fail(topicErrorCode(err), err.Error())
 	}
-	if err := apply(&info.Config); err != nil {
+	if err := apply(&cfg); err != nil {
 		return fail(kerr.InvalidConfig.Code, err.Error())
 	}
 	if validateOnly {

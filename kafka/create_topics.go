@@ -55,7 +55,7 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		case cfgErr != nil:
 			fail(kerr.InvalidConfig.Code, cfgErr.Error())
 		case req.ValidateOnly:
-			if _, err := c.s.log.DescribeTopic(t.Topic); err == nil {
+			if _, err := c.s.log.TopicConfig(t.Topic); err == nil {
 				fail(kerr.TopicAlreadyExists.Code, "topic exists")
 			} else if !errors.Is(err, runnel.ErrTopicNotFound) {
 				fail(topicErrorCode(err), err.Error())
@@ -75,8 +75,8 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		if rt.ErrorCode == 0 {
 			asked += cfg.Partitions
 			rt.NumPartitions, rt.ReplicationFactor = int32(cfg.Partitions), 1
-			if info, err := c.s.log.DescribeTopic(t.Topic); err == nil {
-				cfg = info.Config
+			if stored, err := c.s.log.TopicConfig(t.Topic); err == nil {
+				cfg = stored
 			}
 			for _, tc := range c.s.topicConfigs(cfg) {
 				rc := kmsg.NewCreateTopicsResponseTopicConfig()

@@ -21,13 +21,13 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 		var configs []topicConfig
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			info, err := c.s.log.DescribeTopic(r.ResourceName)
+			cfg, err := c.s.log.TopicConfig(r.ResourceName)
 			if err != nil {
 				rr.ErrorCode = topicErrorCode(err)
 				msg := err.Error()
 				rr.ErrorMessage = &msg
 			} else {
-				configs = c.s.topicConfigs(info.Config)
+				configs = c.s.topicConfigs(cfg)
 			}
 		case kmsg.ConfigResourceTypeBroker:
 			if r.ResourceName != "" && r.ResourceName != "0" {

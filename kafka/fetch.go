@@ -80,7 +80,8 @@ type fetchTopic struct {
 	// seeking back, which would read the frame again.
 	rest []runnel.Record
 
-	// Per partition, from the last look at the disk (finishFetch).
+	// Per partition, from the last look at the disk (finishFetch); -1
+	// for a partition not looked up yet.
 	starts, ends []int64
 	described    time.Time
 }
@@ -425,48 +426,44 @@ func (tr *fetchTopicReq) failAll(code int16) {
 
 // finishFetch encodes each partition's records and fills in its offsets.
 //
-// Looking the partitions' ends up on disk costs a walk from the last
-// index entry, so a partition that returns records reports, as its high
+// Looking a partition's end up on disk costs a walk from the last index
+// entry, so a partition that returns records reports, as its high
 // watermark, the furthest offset its consumer has read: data that
 // certainly exists, past every record returned, so a client never takes
 // it for the end while records follow. Only a partition with nothing to
 // return (the client is at the end, or thinks so) gets its exact end,
 // which is what tells it that it has reached the end. The log start
 // offset, which clients only report, is refreshed at most every second
-// while records flow.
+// while records flow. Only the partitions fetched are looked up.
 func (c *conn) finishFetch(tr *fetchTopicReq) {
 	if tr.ft == nil && !tr.anyOK() {
 		return
 	}
 	ft := tr.ft
-	exact := ft == nil || time.Since(ft.described) > time.Second
-	for _, fp := range tr.parts {
-		exact = exact || !fp.failed && fp.batch.count == 0
-	}
-	if exact {
-		info, err := c.s.log.DescribeTopic(tr.name)
-		if err != nil {
-			tr.failAll(topicErrorCode(err))
-			return
-		}
-		if ft != nil {
-			ft.starts, ft.ends, ft.described = ft.starts[:0], ft.ends[:0], time.Now()
-			for _, pi := range info.Partitions {
-				ft.starts = append(ft.starts, pi.StartOffset)
-				ft.ends = append(ft.ends, pi.NextOffset)
-			}
-		} else {
-			for p, fp := range tr.parts {
-				if !fp.failed && p < len(info.Partitions) {
-					pi := info.Partitions[p]
-					fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = pi.NextOffset, pi.NextOffset, pi.StartOffset
-				}
-			}
-			return
-		}
+	refresh := ft == nil || time.Since(ft.described) > time.Second
+	if refresh && ft != nil {
+		ft.described = time.Now()
 	}
 	for p, fp := range tr.parts {
-		if fp.failed || p >= len(ft.ends) {
+		if fp.failed || !refresh && fp.batch.count != 0 && ft.known(p) {
+			continue
+		}
+		start, end, err := c.s.log.PartitionOffsets(tr.name, p)
+		if err != nil {
+			tr.fail(p, topicErrorCode(err))
+			continue
+		}
+		if ft == nil {
+			fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = end, end, start
+			continue
+		}
+		ft.setOffsets(p, start, end)
+	}
+	if ft == nil {
+		return
+	}
+	for p, fp := range tr.parts {
+		if fp.failed {
 			continue
 		}
 		// Never less than what was read: the end may have moved on
@@ -482,6 +479,17 @@ func (c *conn) finishFetch(tr *fetchTopicReq) {
 			c.s.stats.fetchedBytes.Add(int64(len(fp.resp.RecordBatches)))
 		}
 	}
+}
+
+// known says whether partition p's offsets were looked up before.
+func (ft *fetchTopic) known(p int) bool { return p < len(ft.starts) && ft.starts[p] >= 0 }
+
+// setOffsets records partition p's start and end as looked up on disk.
+func (ft *fetchTopic) setOffsets(p int, start, end int64) {
+	for len(ft.starts) <= p {
+		ft.starts, ft.ends = append(ft.starts, -1), append(ft.ends, -1)
+	}
+	ft.starts[p], ft.ends[p] = start, end
 }
 
 func (tr *fetchTopicReq) anyOK() bool {

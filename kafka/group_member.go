@@ -389,7 +389,7 @@ func (rm *runnelMember) settled(topics []string) bool {
 	rm.mu.Unlock()
 	for _, topic := range topics {
 		if !slices.Contains(open, topic) {
-			if _, err := rm.log.DescribeTopic(topic); err == nil {
+			if _, err := rm.log.TopicConfig(topic); err == nil {
 				return false // exists, but not joined yet
 			}
 			continue

@@ -26,31 +26,25 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()
 		rt.Topic = t.Topic
-		info, err := c.s.log.DescribeTopic(t.Topic)
+		cfg, err := c.s.log.TopicConfig(t.Topic)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.LeaderEpoch = 0
-			pi, code := partitionOf(info, err, p.Partition)
-			switch {
+			rp.Timestamp = -1
+			switch code := partitionCode(cfg, err, p.Partition); {
 			case code != 0:
 				rp.ErrorCode = code
+			case p.Timestamp == listLatest:
+				_, rp.Offset, rp.ErrorCode = c.s.partitionOffsets(t.Topic, p.Partition)
+			case p.Timestamp == listEarliest:
+				rp.Offset, _, rp.ErrorCode = c.s.partitionOffsets(t.Topic, p.Partition)
+			case p.Timestamp < 0:
+				rp.ErrorCode = kerr.UnsupportedVersion.Code
 			default:
-				rp.Timestamp = -1
-				switch p.Timestamp {
-				case listLatest:
-					rp.Offset = pi.NextOffset
-				case listEarliest:
-					rp.Offset = pi.StartOffset
-				default:
-					if p.Timestamp < 0 {
-						rp.ErrorCode = kerr.UnsupportedVersion.Code
-						break
-					}
-					var perr error
-					rp.Offset, rp.Timestamp, perr = c.s.offsetForTime(t.Topic, int(p.Partition), p.Timestamp)
-					rp.ErrorCode = topicErrorCode(perr)
-				}
+				var perr error
+				rp.Offset, rp.Timestamp, perr = c.s.offsetForTime(t.Topic, int(p.Partition), p.Timestamp)
+				rp.ErrorCode = topicErrorCode(perr)
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -59,16 +53,31 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 	return resp
 }
 
-// partitionOf picks partition p of a DescribeTopic answer, or the error
-// code for the answer's error or a partition it does not have.
-func partitionOf(info runnel.TopicInfo, err error, p int32) (runnel.PartitionInfo, int16) {
+// partitionCode is the error code for partition p of a topic whose
+// TopicConfig gave cfg and err: the error's, or UNKNOWN_TOPIC_OR_PARTITION
+// for a partition the topic does not have.
+func partitionCode(cfg runnel.TopicConfig, err error, p int32) int16 {
 	switch {
 	case err != nil:
-		return runnel.PartitionInfo{}, topicErrorCode(err)
-	case p < 0 || int(p) >= len(info.Partitions):
-		return runnel.PartitionInfo{}, kerr.UnknownTopicOrPartition.Code
+		return topicErrorCode(err)
+	case p < 0 || int(p) >= cfg.Partitions:
+		return kerr.UnknownTopicOrPartition.Code
 	}
-	return info.Partitions[p], 0
+	return 0
+}
+
+// partitionOffsets looks partition p of topic up on disk: its start and
+// end, or the error code for a topic or partition there is not, or that
+// could not be read.
+func (s *Server) partitionOffsets(topic string, p int32) (start, end int64, code int16) {
+	if p < 0 {
+		return 0, 0, kerr.UnknownTopicOrPartition.Code
+	}
+	start, end, err := s.log.PartitionOffsets(topic, int(p))
+	if errors.Is(err, runnel.ErrInvalidArgument) { // no such partition
+		return 0, 0, kerr.UnknownTopicOrPartition.Code
+	}
+	return start, end, topicErrorCode(err)
 }
 
 // offsetForTime finds the first record at or after ms and returns its

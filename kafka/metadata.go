@@ -50,10 +50,10 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	for _, name := range names {
 		rt := kmsg.NewMetadataResponseTopic()
 		rt.Topic = kmsg.StringPtr(name)
-		info, err := c.s.log.DescribeTopic(name)
+		cfg, err := c.s.log.TopicConfig(name)
 		if errors.Is(err, runnel.ErrTopicNotFound) && autoCreate && !all {
 			if err = c.s.autoCreate(name); err == nil {
-				info, err = c.s.log.DescribeTopic(name)
+				cfg, err = c.s.log.TopicConfig(name)
 			}
 		}
 		if err != nil {
@@ -61,7 +61,7 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
-		for p := range info.Config.Partitions {
+		for p := range cfg.Partitions {
 			rp := kmsg.NewMetadataResponseTopicPartition()
 			rp.Partition = int32(p)
 			rp.Leader, rp.LeaderEpoch = 0, 0

@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"errors"
-	"slices"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -96,14 +95,9 @@ func (s *Server) commitMember(ctx context.Context, req *kmsg.OffsetCommitRequest
 			fill(codes[i], code)
 			continue
 		}
-		resolve, code := s.sentinels(t)
-		if code != 0 {
-			fill(codes[i], code)
-			continue
-		}
 		offsets := map[int]int64{}
 		for j, p := range t.Partitions {
-			offset, code := resolve(p)
+			offset, code := s.commitOffset(t.Topic, p)
 			if code != 0 {
 				codes[i][j] = code
 				continue
@@ -139,13 +133,8 @@ func (s *Server) commitOutside(ctx context.Context, req *kmsg.OffsetCommitReques
 		}
 	}
 	for i, t := range req.Topics {
-		resolve, code := s.sentinels(t)
-		if code != 0 {
-			fill(codes[i], code)
-			continue
-		}
 		for j, p := range t.Partitions {
-			offset, code := resolve(p)
+			offset, code := s.commitOffset(t.Topic, p)
 			if code != 0 {
 				codes[i][j] = code
 				continue
@@ -156,34 +145,22 @@ func (s *Server) commitOutside(ctx context.Context, req *kmsg.OffsetCommitReques
 	}
 }
 
-// sentinels returns how to turn a commit's partition into the offset to
-// commit, or an error code for it: -2 and -1 (ListOffsets' sentinels)
-// become the partition's start and end, read once for the topic if the request has any; other negative
-// offsets, and negative partitions, are refused. The code it returns
-// itself is for the whole topic (it could not be read).
-func (s *Server) sentinels(t kmsg.OffsetCommitRequestTopic) (func(kmsg.OffsetCommitRequestTopicPartition) (int64, int16), int16) {
-	var info runnel.TopicInfo
-	if slices.ContainsFunc(t.Partitions, func(p kmsg.OffsetCommitRequestTopicPartition) bool {
-		return p.Offset == listEarliest || p.Offset == listLatest
-	}) {
-		var err error
-		if info, err = s.log.DescribeTopic(t.Topic); err != nil {
-			return nil, topicErrorCode(err)
-		}
+// commitOffset turns a commit's partition into the offset to commit, or
+// an error code for it: -2 and -1 (ListOffsets' sentinels) become the
+// partition's start and end as they are now; other negative offsets, and
+// negative partitions, are refused.
+func (s *Server) commitOffset(topic string, p kmsg.OffsetCommitRequestTopicPartition) (int64, int16) {
+	switch {
+	case p.Partition < 0 || p.Offset < listEarliest:
+		return 0, kerr.InvalidCommitOffsetSize.Code
+	case p.Offset >= 0:
+		return p.Offset, 0
 	}
-	return func(p kmsg.OffsetCommitRequestTopicPartition) (int64, int16) {
-		switch {
-		case p.Partition < 0 || p.Offset < listEarliest:
-			return 0, kerr.InvalidCommitOffsetSize.Code
-		case p.Offset >= 0:
-			return p.Offset, 0
-		case int(p.Partition) >= len(info.Partitions):
-			return 0, kerr.UnknownTopicOrPartition.Code
-		case p.Offset == listEarliest:
-			return info.Partitions[p.Partition].StartOffset, 0
-		}
-		return info.Partitions[p.Partition].NextOffset, 0
-	}, 0
+	start, end, code := s.partitionOffsets(topic, p.Partition)
+	if p.Offset == listEarliest {
+		return start, code
+	}
+	return end, code
 }
 
 func commitErrorCode(err error) int16 {

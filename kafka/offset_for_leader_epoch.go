@@ -18,12 +18,11 @@ func (c *conn) offsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest) kmsg.
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		rt.Topic = t.Topic
-		info, err := c.s.log.DescribeTopic(t.Topic)
+		cfg, err := c.s.log.TopicConfig(t.Topic)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			rp.Partition = p.Partition
-			pi, code := partitionOf(info, err, p.Partition)
-			switch {
+			switch code := partitionCode(cfg, err, p.Partition); {
 			case code != 0:
 				rp.ErrorCode = code
 			case p.CurrentLeaderEpoch > 0:
@@ -31,7 +30,8 @@ func (c *conn) offsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest) kmsg.
 			case p.LeaderEpoch > 0:
 				rp.LeaderEpoch, rp.EndOffset = -1, -1
 			default:
-				rp.LeaderEpoch, rp.EndOffset = 0, pi.NextOffset
+				rp.LeaderEpoch = 0
+				_, rp.EndOffset, rp.ErrorCode = c.s.partitionOffsets(t.Topic, p.Partition)
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

@@ -37,7 +37,7 @@ func (tc *topicCache) get(name string) (*topicHandle, error) {
 	if h := tc.m[name]; h != nil {
 		return h, nil
 	}
-	info, err := tc.log.DescribeTopic(name)
+	cfg, err := tc.log.TopicConfig(name)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (tc *topicCache) get(name string) (*topicHandle, error) {
 		durable.Close()
 		return nil, err
 	}
-	h := &topicHandle{name: name, partitions: info.Config.Partitions, durable: durable, committed: committed}
+	h := &topicHandle{name: name, partitions: cfg.Partitions, durable: durable, committed: committed}
 	tc.m[name] = h
 	return h, nil
 }

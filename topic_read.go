@@ -1,0 +1,65 @@
+package runnel
+
+import "fmt"
+
+// Reads of one topic that need less than DescribeTopic, which opens every
+// partition's last segment and sizes every segment: a Kafka server asks
+// for a topic's partition count on every Metadata request and for a
+// partition's end after every fetch, and DescribeTopic's work grows with
+// the partitions and segments the topic has.
+
+// TopicConfig reports a topic's config as it is on disk now, including
+// other processes' AlterTopic calls: DescribeTopic's Config, read from the
+// topic's file alone. It fails with ErrTopicNotFound if there is no such
+// topic.
+func (l *Log) TopicConfig(name string) (TopicConfig, error) {
+	if err := l.checkOpen(); err != nil {
+		return TopicConfig{}, err
+	}
+	if err := validateName("topic", name); err != nil {
+		return TopicConfig{}, err
+	}
+	return l.readTopicConfig(name)
+}
+
+// PartitionOffsets reports where one partition starts and ends now: the
+// first offset still stored and the offset the next record will get
+// (DescribeTopic's StartOffset and NextOffset), including other processes'
+// appends, without the per-segment work. It fails with ErrTopicNotFound if
+// there is no such topic and ErrInvalidArgument if it has no such
+// partition.
+func (l *Log) PartitionOffsets(topic string, partition int) (start, next int64, err error) {
+	t, err := l.knownTopic(topic)
+	for err == nil {
+		p, perr := t.partition(partition)
+		if perr == nil {
+			start, next, err = p.offsets()
+		}
+		// The partition is read by path: if the topic was deleted (and
+		// maybe created anew) since the handle was made, the handle's
+		// partition count and what was read may not be the topic's now.
+		_, stale, cerr := l.checkTopic(t)
+		switch {
+		case cerr != nil:
+			return 0, 0, cerr
+		case stale:
+			t, err = l.topic(topic)
+			continue
+		case perr != nil:
+			return 0, 0, perr
+		case err != nil:
+			return 0, 0, l.orGone(t, err)
+		}
+		return start, next, nil
+	}
+	return 0, 0, err
+}
+
+// partition returns partition id of t, or ErrInvalidArgument naming what
+// the topic has.
+func (t *topic) partition(id int) (*partition, error) {
+	if id < 0 || id >= len(t.parts) {
+		return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, id, t.name, len(t.parts))
+	}
+	return t.parts[id], nil
+}
