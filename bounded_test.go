@@ -168,8 +168,9 @@ func TestDeleteTopicContext(t *testing.T) {
 	}
 }
 
-// AlterTopicContext and DeleteTopicContext wait for another caller's
-// admin lock on the name only until ctx ends, and change nothing then.
+// AlterTopicContext, DeleteTopicContext and CreateTopicContext wait for
+// another caller's admin lock on the name only until ctx ends, and change
+// nothing then.
 func TestTopicAdminContext(t *testing.T) {
 	l := openTest(t, t.TempDir(), nil)
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
@@ -192,6 +193,21 @@ func TestTopicAdminContext(t *testing.T) {
 		t.Errorf("DeleteTopicContext while another admin call runs: %v, want context.Canceled", err)
 	}
 	mustUnlock(t, lf, 0)
+
+	lf = openTestLock(t, filepath.Join(l.dir, "topics", "new"+topicLockSuffix))
+	mustTryLock(t, lf, 0, true)
+	err = inTime(t, "CreateTopicContext", func() error { return l.CreateTopicContext(cancelSoon(), "new", TopicConfig{Partitions: 1}) })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("CreateTopicContext while another admin call runs: %v, want context.Canceled", err)
+	}
+	if _, err := l.TopicConfig("new"); !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("the topic after a create that gave up: %v, want ErrTopicNotFound", err)
+	}
+	mustUnlock(t, lf, 0)
+	if err := l.CreateTopicContext(context.Background(), "new", TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+
 	if info, err := l.DescribeTopic("t"); err != nil || info.Config != before.Config {
 		t.Errorf("config after calls that gave up: %+v, %v; want %+v", info.Config, err, before.Config)
 	}

@@ -102,8 +102,16 @@ func (l *Log) topicDir(name string) string { return filepath.Join(l.dir, "topics
 // taken, ErrInvalidName or ErrInvalidArgument for bad input. Admin calls on
 // one name (CreateTopic, DeleteTopic, AlterTopic) are serialized across
 // goroutines and processes: a CreateTopic racing others for a free name
-// succeeds in exactly one of them, the rest get ErrTopicExists.
+// succeeds in exactly one of them, the rest get ErrTopicExists. One waits
+// for another as long as it takes; CreateTopicContext bounds the wait.
 func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
+	return l.CreateTopicContext(context.Background(), name, cfg)
+}
+
+// CreateTopicContext is CreateTopic, waiting for a concurrent admin call
+// on the name in another process only until ctx ends; then it returns an
+// error wrapping ctx.Err() and creates nothing.
+func (l *Log) CreateTopicContext(ctx context.Context, name string, cfg TopicConfig) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -114,7 +122,7 @@ func (l *Log) CreateTopic(name string, cfg TopicConfig) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := l.lockTopicName(context.Background(), name)
+	unlock, err := l.lockTopicName(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -445,8 +445,8 @@ func TestCommitSentinelOffsets(t *testing.T) {
 }
 
 // TestAdminWaitsBounded: while another process holds a topic's admin
-// lock, DeleteTopics gives up at its request's timeout with
-// REQUEST_TIMED_OUT and leaves the topic; AlterConfigs waits for the
+// lock, DeleteTopics and CreateTopics give up at their request's timeout
+// with REQUEST_TIMED_OUT and leave the topic; AlterConfigs waits for the
 // other call and then applies.
 func TestAdminWaitsBounded(t *testing.T) {
 	ts := startServer(t, nil)
@@ -472,6 +472,12 @@ func TestAdminWaitsBounded(t *testing.T) {
 	}
 	if _, err := ts.log.DescribeTopic("busy"); err != nil {
 		t.Fatalf("the topic after a timed-out DeleteTopics: %v", err)
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Version, create.TimeoutMillis = 5, 100
+	create.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "busy", NumPartitions: 1, ReplicationFactor: 1}}
+	if code := ts.raw().request(create).(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; code != kerr.RequestTimedOut.Code {
+		t.Errorf("CreateTopics while another process holds the name: %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(code))
 	}
 
 	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()

@@ -12,7 +12,9 @@ import (
 // CreateTopics: v0-7, with the partition count (-1: Options.
 // DefaultPartitions; at most Options.MaxPartitions in one request) and
 // the configs of configs.go. Replication factor -1 or 1 only; explicit replica
-// assignments are refused.
+// assignments are refused. A topic whose name another process holds (an
+// admin call on it) is waited for until the request's timeout, then gets
+// REQUEST_TIMED_OUT.
 
 func init() { supports(kmsg.CreateTopics, 0, 7) }
 
@@ -20,6 +22,8 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]bool{}
 	asked := 0 // partitions the request's topics asked for so far
+	ctx, cancel := c.s.adminContext(req.TimeoutMillis)
+	defer cancel()
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
@@ -61,7 +65,7 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 				fail(topicErrorCode(err), err.Error())
 			}
 		default:
-			if err := c.s.log.CreateTopic(t.Topic, cfg); err != nil {
+			if err := c.s.log.CreateTopicContext(ctx, t.Topic, cfg); err != nil {
 				code := topicErrorCode(err)
 				if errors.Is(err, runnel.ErrInvalidArgument) {
 					code = kerr.InvalidConfig.Code

@@ -88,7 +88,9 @@ func (c *conn) brokerAddr() (string, int32) {
 // autoCreate creates a topic with the default partition count; one that
 // another client created first is fine.
 func (s *Server) autoCreate(name string) error {
-	err := s.log.CreateTopic(name, runnel.TopicConfig{Partitions: s.opts.DefaultPartitions})
+	ctx, cancel := s.adminContext(0)
+	defer cancel()
+	err := s.log.CreateTopicContext(ctx, name, runnel.TopicConfig{Partitions: s.opts.DefaultPartitions})
 	if err == nil {
 		s.opts.Logger.Info("kafka: topic auto-created", "topic", name, "partitions", s.opts.DefaultPartitions)
 	}
