@@ -76,7 +76,7 @@ are 1 to 249 characters of [a-zA-Z0-9._-].`,
 				return err
 			}
 			defer closeLog(l, &err)
-			if err := l.CreateTopic(args[0], cfg); err != nil {
+			if err := l.CreateTopicContext(ctx, args[0], cfg); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "created topic %s with %d partition%s\n", args[0], cfg.Partitions, plural(cfg.Partitions))
@@ -93,8 +93,8 @@ With -format json: an array of {"name", "partitions"}.`,
 		flags: func(fs *pflag.FlagSet) { outputFlag(fs, &listFormat) },
 		nargs: [2]int{0, 0},
 		run: listWith(&listFormat, (*runnel.Log).Topics, func(l *runnel.Log, name string) (any, error) {
-			info, err := l.DescribeTopic(name)
-			return jsonTopicEntry{Name: name, Partitions: len(info.Partitions)}, err
+			cfg, err := l.TopicConfig(name)
+			return jsonTopicEntry{Name: name, Partitions: cfg.Partitions}, err
 		}),
 	})
 	var describeFormat string
@@ -145,7 +145,7 @@ it. The number of partitions cannot change.`,
 				if err != nil {
 					return err
 				}
-				err = l.AlterTopic(args[0], func(cfg *runnel.TopicConfig) {
+				err = l.AlterTopicContext(ctx, args[0], func(cfg *runnel.TopicConfig) {
 					_, _ = atf.apply(fs, cfg)
 				})
 				if err != nil {
@@ -182,7 +182,7 @@ it. The number of partitions cannot change.`,
 		complete: []argKind{argTopic},
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
-				if err := l.DeleteTopic(args[0]); err != nil {
+				if err := l.DeleteTopicContext(ctx, args[0]); err != nil {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "deleted topic %s\n", args[0])
