@@ -152,6 +152,7 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	c.fetch.used = 0
 	var topics []*fetchTopicReq
+	invalid := false // a partition named twice, or negative
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
@@ -167,7 +168,7 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 			fp := &fetchPart{resp: rp, offset: p.FetchOffset, max: int(p.PartitionMaxBytes)}
 			fp.batch.buf, fp.slot = c.fetch.buffer(), c.fetch.used-1
 			if _, dup := tr.parts[int(p.Partition)]; dup || p.Partition < 0 {
-				rp.ErrorCode, fp.failed = kerr.InvalidRequest.Code, true
+				rp.ErrorCode, fp.failed, invalid = kerr.InvalidRequest.Code, true, true
 				continue
 			}
 			tr.parts[int(p.Partition)] = fp
@@ -180,7 +181,10 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 	}
 
 	// Gather until MinBytes or the deadline; the first pass never waits.
-	// Bounded by the server too: a request may ask for 2 GiB.
+	// Bounded by the server too: a request may ask for 2 GiB. A partition
+	// that failed (damage, an offset out of range, a topic deleted) is
+	// answered at once, as Kafka does: waiting out MaxWait would only
+	// delay the error.
 	total, maxBytes := 0, int(req.MaxBytes)
 	if maxBytes <= 0 || maxBytes > c.s.opts.MaxFetchBytes {
 		maxBytes = c.s.opts.MaxFetchBytes
@@ -192,7 +196,8 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 		// A response with no room for the next record is as full as it
 		// gets: waiting for MinBytes would only delay it.
 		full := total >= maxBytes || slices.ContainsFunc(topics, func(tr *fetchTopicReq) bool { return tr.full })
-		if total >= int(req.MinBytes) || full || time.Now().After(deadline) || c.s.ctx.Err() != nil {
+		failed := invalid || slices.ContainsFunc(topics, (*fetchTopicReq).anyFailed)
+		if total >= int(req.MinBytes) || full || failed || time.Now().After(deadline) || c.s.ctx.Err() != nil {
 			break
 		}
 	}
@@ -490,6 +495,15 @@ func (ft *fetchTopic) setOffsets(p int, start, end int64) {
 		ft.starts, ft.ends = append(ft.starts, -1), append(ft.ends, -1)
 	}
 	ft.starts[p], ft.ends[p] = start, end
+}
+
+func (tr *fetchTopicReq) anyFailed() bool {
+	for _, fp := range tr.parts {
+		if fp.failed {
+			return true
+		}
+	}
+	return false
 }
 
 func (tr *fetchTopicReq) anyOK() bool {

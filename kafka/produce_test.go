@@ -360,3 +360,43 @@ func TestProduceWaitEarlyResult(t *testing.T) {
 	empty.added()
 	empty.wait(time.Minute)
 }
+
+// TestProduceAcksDurable: on a Durable log, acks=all is acknowledged only
+// once an fdatasync covers the record (the partition's durable offset,
+// which moves only after one, is past it at every acknowledgement), and
+// acks=1 once the record is committed (the partition's end is past it).
+func TestProduceAcksDurable(t *testing.T) {
+	l, err := runnel.Open(t.TempDir(), &runnel.Options{Durability: runnel.Durable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServerOn(t, l, nil)
+	ts.createTopic("dur", 1)
+	all := ts.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("dur"))
+	leader := ts.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.DefaultProduceTopic("dur"))
+	durable := func() int64 {
+		for _, ps := range l.Stats().Partitions {
+			if ps.Topic == "dur" {
+				return ps.DurableOffset
+			}
+		}
+		t.Fatal("no stats for the partition")
+		return 0
+	}
+	for i := range 20 {
+		r, err := all.ProduceSync(context.Background(), &kgo.Record{Value: []byte(fmt.Sprint("all ", i))}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := durable(); d <= r.Offset {
+			t.Fatalf("acks=all acknowledged offset %d with the durable offset at %d", r.Offset, d)
+		}
+		r, err = leader.ProduceSync(context.Background(), &kgo.Record{Value: []byte(fmt.Sprint("one ", i))}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, end, err := l.PartitionOffsets("dur", 0); err != nil || end <= r.Offset {
+			t.Fatalf("acks=1 acknowledged offset %d with the partition ending at %d (%v)", r.Offset, end, err)
+		}
+	}
+}
