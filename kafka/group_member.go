@@ -408,29 +408,48 @@ func (rm *runnelMember) settled(topics []string) bool {
 }
 
 // commit commits offsets (partition → next offset) for a topic through the
-// member's Consumer, which checks ownership. It runs on the member's
-// goroutine.
-func (rm *runnelMember) commit(ctx context.Context, topic string, offsets map[int]int64) error {
-	errc := make(chan error, 1)
+// member's Consumer, on the member's goroutine, for the partitions the
+// member owns: Kafka answers each partition of a commit on its own, where
+// runnel's CommitOffsets writes all or none. It returns the partitions it
+// left out, not owned, and the error of the commit of the rest (which
+// still fails whole, with ErrNotOwner, if one moved meanwhile).
+func (rm *runnelMember) commit(ctx context.Context, topic string, offsets map[int]int64) (notOwned []int, err error) {
+	type result struct {
+		notOwned []int
+		err      error
+	}
+	done := make(chan result, 1)
 	f := func(cons map[string]*runnel.Consumer) {
 		c := cons[topic]
 		if c == nil {
-			errc <- fmt.Errorf("%w: member %s does not consume topic %s", runnel.ErrNotOwner, rm.id, topic)
+			done <- result{err: fmt.Errorf("%w: member %s does not consume topic %s", runnel.ErrNotOwner, rm.id, topic)}
 			return
 		}
-		errc <- c.CommitOffsets(ctx, offsets)
+		owned, mine := c.Partitions(), map[int]int64{}
+		var res result
+		for p, off := range offsets {
+			if slices.Contains(owned, p) {
+				mine[p] = off
+			} else {
+				res.notOwned = append(res.notOwned, p)
+			}
+		}
+		if len(mine) > 0 {
+			res.err = c.CommitOffsets(ctx, mine)
+		}
+		done <- res
 	}
 	select {
 	case rm.cmds <- f:
 	case <-rm.done:
-		return runnel.ErrClosed
+		return nil, runnel.ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	select {
-	case err := <-errc:
-		return err
+	case res := <-done:
+		return res.notOwned, res.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }

@@ -598,3 +598,55 @@ func TestGroupStaticMemberFencedWhileJoining(t *testing.T) {
 		t.Fatalf("the old instance's waiting join: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
 	}
 }
+
+// TestCommitOfAnotherMembersPartition: a member may commit only the
+// partitions runnel says it owns; a commit of another member's partition
+// gets REBALANCE_IN_PROGRESS and stores nothing, while its own partition
+// in the same request is stored.
+func TestCommitOfAnotherMembersPartition(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	const parts = 2
+	ts.createTopic("own", parts)
+	produceSpread(t, ts.log, "own", parts, 10, "x")
+	noAuto := []kgo.Opt{kgo.DisableAutoCommit()}
+	a := ts.member("a", noAuto, groupOpts("owngrp", "own")...)
+	b := ts.member("b", noAuto, groupOpts("owngrp", "own")...)
+	waitFor(t, "two members to share two partitions", func() bool { return balanced(parts, a, b) })
+	mine, theirs := a.owned()[0], b.owned()[0]
+
+	memberID, gen := a.cl.GroupMetadata()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version, req.Group, req.Generation, req.MemberID = 8, "owngrp", gen, memberID
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "own"
+	for _, p := range []int32{mine, theirs} {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = p, 3
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), a.cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[int32]int16{}
+	for _, rp := range resp.Topics[0].Partitions {
+		codes[rp.Partition] = rp.ErrorCode
+	}
+	if codes[mine] != 0 || codes[theirs] != kerr.RebalanceInProgress.Code {
+		t.Fatalf("commit of own partition %d and of the other member's %d: codes %v, want 0 and REBALANCE_IN_PROGRESS", mine, theirs, codes)
+	}
+	info, err := ts.log.DescribeGroup("owngrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gp := range info.Topics[0].Partitions {
+		want := int64(-1)
+		if int32(gp.Partition) == mine {
+			want = 3
+		}
+		if gp.Committed != want {
+			t.Errorf("partition %d committed at %d, want %d", gp.Partition, gp.Committed, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -107,12 +108,16 @@ func (s *Server) commitMember(ctx context.Context, req *kmsg.OffsetCommitRequest
 		if len(offsets) == 0 {
 			continue
 		}
-		err := rn.commit(ctx, t.Topic, offsets)
-		if err != nil {
-			s.opts.Logger.Info("kafka: offset commit refused", "group", req.Group, "topic", t.Topic, "member", req.MemberID, "err", err)
+		notOwned, err := rn.commit(ctx, t.Topic, offsets)
+		if err != nil || len(notOwned) > 0 {
+			s.opts.Logger.Info("kafka: offset commit refused", "group", req.Group, "topic", t.Topic, "member", req.MemberID, "not owned", notOwned, "err", err)
 		}
-		for j := range t.Partitions {
-			if codes[i][j] == 0 {
+		for j, p := range t.Partitions {
+			switch {
+			case codes[i][j] != 0:
+			case slices.Contains(notOwned, int(p.Partition)):
+				codes[i][j] = errRebalancing
+			default:
 				codes[i][j] = commitErrorCode(err)
 			}
 		}
