@@ -46,3 +46,34 @@ func TestGroupAcrossServers(t *testing.T) {
 	produceSpread(t, ts.log, "xs", parts, 5, "b")
 	waitFor(t, "new records consumed by the survivor", func() bool { return a.consumedSpread(parts, 5, "b") })
 }
+
+// TestGroupNativeMemberDies: a Kafka member and a native member in a
+// process of its own share a group; when the native member's process is
+// SIGKILLed, the kernel drops its locks and the Kafka member rebalances
+// onto every partition, without waiting for any session timeout.
+func TestGroupNativeMemberDies(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	const parts = 4
+	ts.createTopic("nd", parts)
+	k := ts.member("k", nil, groupOpts("nd", "nd")...)
+	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+	native := startChild(t, "native-member", ts.log.Dir(), childGroupEnv+"=nd")
+	waitFor(t, "the Kafka and the native member to split the partitions", func() bool {
+		kafka, other := 0, 0
+		for _, o := range runnelOwners(t, ts.log, "nd", "nd") {
+			switch {
+			case len(o) >= 6 && o[:6] == "kafka/":
+				kafka++
+			case o != "":
+				other++
+			}
+		}
+		return kafka == parts/2 && other == parts/2 && len(k.owned()) == parts/2
+	})
+	native.kill()
+	waitFor(t, "the Kafka member to own every partition after the native member died", func() bool {
+		return len(k.owned()) == parts
+	})
+	produceSpread(t, ts.log, "nd", parts, 3, "after")
+	waitFor(t, "records of every partition consumed", func() bool { return k.consumedSpread(parts, 3, "after") })
+}

@@ -19,8 +19,9 @@ import (
 // server in a process of its own: childEnv names the role, and TestMain
 // runs it instead of the tests.
 const (
-	childEnv    = "RUNNEL_KAFKA_TEST_CHILD"
-	childDirEnv = "RUNNEL_KAFKA_TEST_DIR"
+	childEnv      = "RUNNEL_KAFKA_TEST_CHILD"
+	childDirEnv   = "RUNNEL_KAFKA_TEST_DIR"
+	childGroupEnv = "RUNNEL_KAFKA_TEST_GROUP" // and topic, for a native member
 )
 
 func TestMain(m *testing.M) {
@@ -29,6 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "server":
 		os.Exit(serverChildMain())
+	case "native-member":
+		os.Exit(nativeMemberChildMain())
 	default:
 		fmt.Fprintf(os.Stderr, "unknown test child %q\n", role)
 		os.Exit(2)
@@ -63,17 +66,57 @@ func serverChildMain() int {
 	return 0
 }
 
-// serverChild is a server in a child process.
-type serverChild struct {
+// nativeMemberChildMain is a native member of group childGroupEnv on the
+// topic of the same name in directory childDirEnv: it prints "joined" once
+// it owns a partition and polls until it is killed.
+func nativeMemberChildMain() int {
+	l, err := runnel.Open(os.Getenv(childDirEnv), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	name := os.Getenv(childGroupEnv)
+	c, err := l.Consumer(name, &runnel.ConsumerOptions{Group: name, MemberName: "native-child", Start: runnel.Earliest})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	joined := false
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := c.Poll(ctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if !joined && len(c.Partitions()) > 0 {
+			joined = true
+			fmt.Println("joined")
+		}
+	}
+}
+
+// testChild is a child process: a server, whose address is addr, or
+// a native member (addr is what it printed first).
+type testChild struct {
 	addr string
 	cmd  *exec.Cmd
 }
 
 // startServerChild starts a server process on dir; the test's end stops it.
-func startServerChild(t *testing.T, dir string) *serverChild {
+func startServerChild(t *testing.T, dir string) *testChild {
+	t.Helper()
+	return startChild(t, "server", dir)
+}
+
+// startChild starts the test binary as a child in role on dir, with env
+// added, and returns once it printed its first line (a server's address).
+// The test's end closes its standard input and waits for it.
+func startChild(t *testing.T, role, dir string, env ...string) *testChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=server", childDirEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+role, childDirEnv+"="+dir), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +134,7 @@ func startServerChild(t *testing.T, dir string) *serverChild {
 		stdin.Close()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("child server's log:\n%s", stderr.String())
+			t.Logf("child %s's log:\n%s", role, stderr.String())
 		}
 	})
 	line := make(chan string, 1)
@@ -102,16 +145,16 @@ func startServerChild(t *testing.T, dir string) *serverChild {
 	select {
 	case addr := <-line:
 		if addr == "" {
-			t.Fatalf("the child server printed no address:\n%s", stderr.String())
+			t.Fatalf("the child %s printed nothing:\n%s", role, stderr.String())
 		}
-		return &serverChild{addr: addr, cmd: cmd}
+		return &testChild{addr: addr, cmd: cmd}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("the child server did not start:\n%s", stderr.String())
+		t.Fatalf("the child %s did not start:\n%s", role, stderr.String())
 	}
 	return nil
 }
 
 // kill ends the child with SIGKILL: no connection is closed cleanly, no
 // group left; the kernel drops its locks.
-func (sc *serverChild) kill() { sc.cmd.Process.Kill() }
+func (sc *testChild) kill() { sc.cmd.Process.Kill() }
