@@ -380,9 +380,9 @@ func TestCreateTopicsMaxPartitions(t *testing.T) {
 	}
 
 	def := startServer(t, nil)
-	res, err = kadm.NewClient(def.client()).CreateTopic(ctx, defaultMaxPartitions+1, 1, nil, "wider")
+	res, err = kadm.NewClient(def.client()).CreateTopic(ctx, DefaultMaxPartitions+1, 1, nil, "wider")
 	if !isCode(res.Err, kerr.InvalidPartitions) {
-		t.Fatalf("%d partitions by default: %v %v; want INVALID_PARTITIONS", defaultMaxPartitions+1, err, res.Err)
+		t.Fatalf("%d partitions by default: %v %v; want INVALID_PARTITIONS", DefaultMaxPartitions+1, err, res.Err)
 	}
 	if _, err := NewServer(ts.log, &Options{DefaultPartitions: 8, MaxPartitions: 4}); err == nil {
 		t.Fatal("NewServer took DefaultPartitions above MaxPartitions")

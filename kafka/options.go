@@ -108,8 +108,11 @@ type RequestEvent struct {
 	BytesOut  int // response size; 0 when there is none
 }
 
+// DefaultMaxPartitions is Options.MaxPartitions when it is zero, and the
+// default of runnel serve -max-partitions.
+const DefaultMaxPartitions = 1024
+
 const (
-	defaultMaxPartitions     = 1024
 	defaultMaxRequestBytes   = 100 << 20
 	defaultMaxMessageBytes   = 1000012
 	defaultMaxFetchBytes     = 55 << 20
@@ -146,7 +149,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.DefaultPartitions = 1
 	}
 	if c.MaxPartitions == 0 {
-		c.MaxPartitions = defaultMaxPartitions
+		c.MaxPartitions = DefaultMaxPartitions
 	}
 	if c.DefaultPartitions > c.MaxPartitions {
 		return c, fmt.Errorf("%w: DefaultPartitions %d above MaxPartitions %d", errInvalidOption, c.DefaultPartitions, c.MaxPartitions)
