@@ -650,3 +650,4 @@ func TestCommitOfAnotherMembersPartition(t *testing.T) {
 		}
 	}
 }
+
