@@ -227,7 +227,7 @@ func (rm *runnelMember) reconcile(cons map[string]*runnel.Consumer, want []strin
 		}
 		c, err := rm.log.Consumer(topic, &runnel.ConsumerOptions{
 			Group:             rm.g.name,
-			MemberName:        "kafka/" + rm.id,
+			MemberName:        MemberNamePrefix + rm.id,
 			DisableAutoCommit: true,
 			MaxPollBytes:      minPollBytes,
 			OnAssigned:        func(c *runnel.Consumer, ps []int) { rm.assigned(topic, c, ps) },

@@ -650,4 +650,3 @@ func TestCommitOfAnotherMembersPartition(t *testing.T) {
 		}
 	}
 }
-

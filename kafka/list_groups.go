@@ -94,7 +94,7 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 			g.mu.Lock()
 			for _, id := range g.order {
 				m := g.members[id]
-				own["kafka/"+id] = true
+				own[MemberNamePrefix+id] = true
 				rm := kmsg.NewDescribeGroupsResponseGroupMember()
 				rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.id, m.instanceID, m.clientID, m.host
 				rm.ProtocolMetadata, rm.MemberAssignment = m.metadata(g.protocol), m.assignment

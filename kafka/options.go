@@ -108,6 +108,11 @@ type RequestEvent struct {
 	BytesOut  int // response size; 0 when there is none
 }
 
+// MemberNamePrefix begins the runnel member name (runnel.Log.DescribeGroup)
+// of each Kafka group member the server joins to a runnel group; the Kafka
+// member id follows it.
+const MemberNamePrefix = "kafka/"
+
 // DefaultMaxPartitions is Options.MaxPartitions when it is zero, and the
 // default of runnel serve -max-partitions.
 const DefaultMaxPartitions = 1024

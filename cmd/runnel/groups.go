@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/runnel-log/runnel"
+	"github.com/runnel-log/runnel/kafka"
 )
 
 func init() {
@@ -96,7 +97,10 @@ Partitions that live members own are not reset: the command fails and
 changes nothing, unless -force is given. With -force each owner is asked to
 move to the new offset and commit it, which it does at its next poll, and
 the command waits until every owner has; Ctrl-C stops the wait, and the
-requests stay and take effect when the owners next poll.`,
+requests stay and take effect when the owners next poll. A Kafka client
+(a member through runnel serve) keeps its own position while it owns a
+partition: it does not see a forced reset, and its next commit replaces
+it. Stop Kafka members before a reset, as Kafka requires.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&toEarliest, "to-earliest", false, "to the oldest record still stored")
 			fs.BoolVar(&toLatest, "to-latest", false, "past the newest record")
@@ -131,6 +135,9 @@ requests stay and take effect when the owners next poll.`,
 			}
 			opts := &runnel.ResetOptions{Partitions: partitions, Force: force}
 			return c.withLog(func(l *runnel.Log) error {
+				if force {
+					warnKafkaOwners(c, l, args[0], args[1])
+				}
 				offsets, err := l.ResetGroupOffsets(ctx, args[0], args[1], to, opts)
 				switch {
 				case errors.Is(err, runnel.ErrGroupActive):
@@ -150,6 +157,26 @@ requests stay and take effect when the owners next poll.`,
 			})
 		},
 	})
+}
+
+// warnKafkaOwners warns before a forced reset of topic in group when
+// Kafka clients (members runnel serve named kafka/...) own partitions of
+// it: they keep their own positions and will commit over the reset.
+func warnKafkaOwners(c *cli, l *runnel.Log, group, topic string) {
+	info, err := l.DescribeGroup(group)
+	if err != nil {
+		return // the reset reports it
+	}
+	for _, t := range info.Topics {
+		if t.Topic != topic {
+			continue
+		}
+		for _, m := range t.Members {
+			if strings.HasPrefix(m.Name, kafka.MemberNamePrefix) && len(m.Partitions) > 0 {
+				fmt.Fprintf(c.stderr, "warning: Kafka member %s owns partitions %v: a Kafka client does not see a forced reset, and its next commit replaces it; stop it first\n", m.Name, m.Partitions)
+			}
+		}
+	}
 }
 
 func printGroup(w io.Writer, info runnel.GroupInfo) {

@@ -67,6 +67,11 @@ func TestServe(t *testing.T) {
 	if !strings.Contains(out, "kafka/") {
 		t.Errorf("groups describe does not show the Kafka member:\n%s", out)
 	}
+	// A forced reset under the live Kafka member is done, with a warning
+	// that the member will not see it.
+	if r := runIn(t, dir, "", "groups", "reset", "cli", "t", "-to-earliest", "-force"); r.code != 0 || !strings.Contains(r.stderr, "warning: Kafka member kafka/") {
+		t.Errorf("groups reset -force under a Kafka member: exit %d, stderr %q", r.code, r.stderr)
+	}
 	gc.Close()
 	cl.Close()
 
