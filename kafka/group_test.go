@@ -527,12 +527,17 @@ func TestGroupStaticMember(t *testing.T) {
 	var k2 killable
 	second := ts.member("second", nil, opts(&k2)...)
 	waitFor(t, "the new instance to own both partitions", func() bool { return len(second.owned()) == 2 })
-	newID, _ := second.cl.GroupMetadata()
+	newID, newGen := second.cl.GroupMetadata()
 	if newID == oldID {
 		t.Fatalf("the new instance has the old one's member id %s", oldID)
 	}
+	// Unlike Kafka, the group rebalances: the partitions move through
+	// runnel's locks.
+	if newGen <= gen {
+		t.Errorf("generation %d after the new instance joined, want past %d", newGen, gen)
+	}
 	for p, o := range runnelOwners(t, ts.log, "stgrp", "st") {
-		if o != "kafka/"+newID {
+		if o != MemberNamePrefix+newID {
 			t.Errorf("partition %d owned by %q in runnel, want the new instance", p, o)
 		}
 	}
