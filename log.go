@@ -234,20 +234,37 @@ func (l *Log) topic(name string) (*topic, error) {
 	}
 }
 
-// knownTopic returns this Log's handle on topic name without checking
-// that it is current, which topic does with a stat and a read of
-// topic.json; it loads one if there is none. A caller that reads the
-// topic's files by path checks after reading (checkTopic), and on a stale
-// handle asks topic for a fresh one and reads again: one check a read
-// instead of two.
-func (l *Log) knownTopic(name string) (*topic, error) {
+// readTopicFiles runs read, which reads topic name's files by path, on
+// this Log's handle on the topic, and returns the handle and the topic's
+// file as checked after the read. The handle is taken unchecked: if the
+// topic was deleted (and maybe created anew) since it was made, what read
+// saw may be another topic's, or missing, and the handle's partition count
+// wrong; the check after the read tells, and then read runs again through
+// a fresh handle. So a read costs one check of topic.json (a stat and a
+// small read), not one before and one after.
+func (l *Log) readTopicFiles(name string, read func(*topic) error) (*topic, topicFile, error) {
 	l.mu.Lock()
 	t := l.topics[name]
 	l.mu.Unlock()
+	var err error
 	if t == nil || l.closed.Load() {
-		return l.topic(name)
+		t, err = l.topic(name)
 	}
-	return t, nil
+	for err == nil {
+		rerr := read(t)
+		tf, stale, cerr := l.checkTopic(t)
+		switch {
+		case cerr != nil:
+			return nil, tf, cerr
+		case stale:
+			t, err = l.topic(name)
+			continue
+		case rerr != nil:
+			return nil, tf, l.orGone(t, rerr)
+		}
+		return t, tf, nil
+	}
+	return nil, topicFile{}, err
 }
 
 // loadTopic reads topic name's topic.json and opens a handle on it.

@@ -357,12 +357,8 @@ func (p *partition) seekEndOf(bases []int64) (*partReader, error) {
 // endOffset finds the offset after the last committed record by reading,
 // lock-free, from the last segment's last index entry.
 func (p *partition) endOffset() (int64, error) {
-	r := newPartReader(p, endWindow)
-	defer r.close()
-	if err := r.seekEnd(); err != nil {
-		return 0, err
-	}
-	return r.next, nil
+	_, next, err := p.offsets()
+	return next, err
 }
 
 // outOfRange is the error for offset, which p does not hold, with p's

@@ -348,34 +348,25 @@ func (l *Log) Topics() ([]string, error) {
 // and size as they are on disk now (including other processes' appends
 // and AlterTopic calls).
 func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
-	for {
-		t, err := l.topic(name)
-		if err != nil {
-			return TopicInfo{}, err
-		}
-		info := TopicInfo{Name: name, ID: t.id}
+	var info TopicInfo
+	t, tf, err := l.readTopicFiles(name, func(t *topic) error {
+		info = TopicInfo{Name: name, ID: t.id}
 		for _, p := range t.parts {
 			pi, err := p.describe()
 			if err != nil {
-				return TopicInfo{}, l.orGone(t, err)
+				return err
 			}
 			info.Partitions = append(info.Partitions, pi)
 		}
-		// The partitions are read by path: if the topic was deleted and
-		// created anew meanwhile, they may be the new topic's. Describe
-		// the new one instead.
-		tf, stale, err := l.checkTopic(t)
-		if err != nil {
-			return TopicInfo{}, err
-		}
-		if stale {
-			continue
-		}
-		if info.Config = tf.TopicConfig; info.Config != l.topicConfig(t) {
-			l.applyTopicConfig(t, info.Config) // another process altered it
-		}
-		return info, nil
+		return nil
+	})
+	if err != nil {
+		return TopicInfo{}, err
 	}
+	if info.Config = tf.TopicConfig; info.Config != l.topicConfig(t) {
+		l.applyTopicConfig(t, info.Config) // another process altered it
+	}
+	return info, nil
 }
 
 // DeleteTopic removes a topic and all its data, and every consumer

@@ -28,31 +28,19 @@ func (l *Log) TopicConfig(name string) (TopicConfig, error) {
 // appends, without the per-segment work. It fails with ErrTopicNotFound if
 // there is no such topic and ErrInvalidArgument if it has no such
 // partition.
-func (l *Log) PartitionOffsets(topic string, partition int) (start, next int64, err error) {
-	t, err := l.knownTopic(topic)
-	for err == nil {
-		p, perr := t.partition(partition)
-		if perr == nil {
-			start, next, err = p.offsets()
+func (l *Log) PartitionOffsets(topicName string, partition int) (start, next int64, err error) {
+	_, _, err = l.readTopicFiles(topicName, func(t *topic) error {
+		p, err := t.partition(partition)
+		if err != nil {
+			return err
 		}
-		// The partition is read by path: if the topic was deleted (and
-		// maybe created anew) since the handle was made, the handle's
-		// partition count and what was read may not be the topic's now.
-		_, stale, cerr := l.checkTopic(t)
-		switch {
-		case cerr != nil:
-			return 0, 0, cerr
-		case stale:
-			t, err = l.topic(topic)
-			continue
-		case perr != nil:
-			return 0, 0, perr
-		case err != nil:
-			return 0, 0, l.orGone(t, err)
-		}
-		return start, next, nil
+		start, next, err = p.offsets()
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
 	}
-	return 0, 0, err
+	return start, next, nil
 }
 
 // partition returns partition id of t, or ErrInvalidArgument naming what
