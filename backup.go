@@ -499,7 +499,9 @@ func writeGroupCopy(dir string, gp groupPlan, nparts int) error {
 }
 
 // serverStateDir is the Kafka server's directory in a log (package kafka
-// keeps its cluster id and producer-id counter there).
+// keeps its cluster id and producer-id counter there, and its producer
+// journals in kafka/producers/, which describe the live log's tail and
+// are not copied).
 const serverStateDir = "kafka"
 
 // copyServerState copies the Kafka server's files, each read under a

@@ -92,7 +92,7 @@ func (p *Producer) SendRecordBatch(ctx context.Context, partition int, b *Record
 		b.Reset()
 		return 0, err
 	}
-	part, pb, idx, lead, err := p.queueRecordBatch(ctx, partition, b, p.sender(nil, true))
+	part, pb, idx, lead, err := p.queueRecordBatch(ctx, partition, b, p.sender(nil, true), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -114,7 +114,29 @@ func (p *Producer) SendRecordBatchAsync(partition int, b *RecordBatch, done func
 	if done != nil {
 		cb = func(pos Position, err error) { done(pos.Offset, err) }
 	}
-	if _, _, _, _, err := p.queueRecordBatch(nil, partition, b, p.sender(cb, false)); err != nil && done != nil {
+	if _, _, _, _, err := p.queueRecordBatch(nil, partition, b, p.sender(cb, false), nil); err != nil && done != nil {
+		done(0, err)
+	}
+}
+
+// SendRecordBatchAsyncCommit is SendRecordBatchAsync that also calls
+// committed, with the first record's offset, as soon as the batch is
+// committed: visible to every process, and in a Durable Log before the
+// fdatasync its acknowledgement waits for (so before done). It is not
+// called for a batch that fails. It runs on the partition's writer, which
+// it holds up: it must be quick and must not send. A Kafka server uses it
+// to note where a producer's batch went before the client can learn it.
+func (p *Producer) SendRecordBatchAsyncCommit(partition int, b *RecordBatch, committed func(base int64), done func(base int64, err error)) {
+	var cb func(Position, error)
+	if done != nil {
+		cb = func(pos Position, err error) { done(pos.Offset, err) }
+	}
+	onCommit := func(pos Position, err error) {
+		if err == nil {
+			committed(pos.Offset)
+		}
+	}
+	if _, _, _, _, err := p.queueRecordBatch(nil, partition, b, p.sender(cb, false), onCommit); err != nil && done != nil {
 		done(0, err)
 	}
 }
@@ -123,7 +145,7 @@ func (p *Producer) SendRecordBatchAsync(partition int, b *RecordBatch, done func
 // empty. Into an empty pending frame the batch's own frame is taken as
 // it is (the builders are swapped, so rb keeps memory to reuse);
 // otherwise its records are appended to the pending frame's.
-func (p *Producer) queueRecordBatch(ctx context.Context, partition int, rb *RecordBatch, s sender) (*partition, *batch, int, bool, error) {
+func (p *Producer) queueRecordBatch(ctx context.Context, partition int, rb *RecordBatch, s sender, committed func(Position, error)) (*partition, *batch, int, bool, error) {
 	defer rb.Reset()
 	part, err := p.batchPartition(partition, rb.Len())
 	if err != nil {
@@ -146,6 +168,10 @@ func (p *Producer) queueRecordBatch(ctx context.Context, partition int, rb *Reco
 		b.fb, rb.fb = rb.fb, b.fb
 	} else {
 		b.fb.Append(rb.fb)
+	}
+	if committed != nil {
+		b.cbs = append(b.cbs, batchCallback{idx, committed, true})
+		b.onCommit++
 	}
 	return part, b, idx, part.queued(b, idx, s), nil
 }

@@ -206,3 +206,65 @@ func TestRecordBatchRejects(t *testing.T) {
 		t.Errorf("SendRecordBatch after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestRecordBatchCommitCallback: SendRecordBatchAsyncCommit's committed
+// callback runs with the batch's offset once it is committed, while the
+// fdatasync a Durable Log's acknowledgement waits for is still blocked,
+// and before done; a batch that fails calls done alone.
+func TestRecordBatchCommitCallback(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Durable})
+	entered, release := blockSyncs(l)
+	mustCreate(t, l, "c", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "c", nil)
+	var b RecordBatch
+	encode(t, &b, seqRecords(0, 2)) // offsets 0 and 1
+	p.SendRecordBatchAsync(0, &b, nil)
+	encode(t, &b, seqRecords(2, 3))
+	committed := make(chan int64, 1)
+	done := make(chan int64, 1)
+	p.SendRecordBatchAsyncCommit(0, &b, func(base int64) {
+		select {
+		case <-done:
+			t.Error("done ran before committed")
+		default:
+		}
+		committed <- base
+	}, func(base int64, err error) {
+		if err != nil {
+			t.Errorf("done: %v", err)
+		}
+		done <- base
+	})
+	expectSignal(t, entered, "the fdatasync")
+	select {
+	case base := <-committed:
+		if base != 2 {
+			t.Errorf("committed with base %d, want 2", base)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("committed did not run within 20s while the fdatasync was blocked")
+	}
+	select {
+	case <-done:
+		t.Fatal("done ran while every fdatasync was blocked")
+	default:
+	}
+	close(release)
+	select {
+	case base := <-done:
+		if base != 2 {
+			t.Errorf("done with base %d, want 2", base)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("done did not run within 20s of the fdatasync's release")
+	}
+
+	// A refused batch: done gets the error, committed is never called.
+	encode(t, &b, nil)
+	var failed error
+	p.SendRecordBatchAsyncCommit(0, &b, func(int64) { t.Error("committed called for a refused batch") },
+		func(_ int64, err error) { failed = err })
+	if !errors.Is(failed, ErrInvalidArgument) {
+		t.Errorf("an empty batch: done got %v, want ErrInvalidArgument", failed)
+	}
+}

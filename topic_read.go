@@ -22,6 +22,22 @@ func (l *Log) TopicConfig(name string) (TopicConfig, error) {
 	return l.readTopicConfig(name)
 }
 
+// TopicID reports a topic's ID (TopicInfo.ID), read from the topic's file
+// alone: "" for a topic created before runnel recorded IDs. It fails with
+// ErrTopicNotFound if there is no such topic. A name deleted and created
+// again has a new ID, so state kept beside a topic (a Kafka server's
+// producer journal) can tell it belongs to an earlier one.
+func (l *Log) TopicID(name string) (string, error) {
+	if err := l.checkOpen(); err != nil {
+		return "", err
+	}
+	if err := validateName("topic", name); err != nil {
+		return "", err
+	}
+	tf, err := l.readTopicFile(name)
+	return tf.ID, err
+}
+
 // PartitionOffsets reports where one partition starts and ends now: the
 // first offset still stored and the offset the next record will get
 // (DescribeTopic's StartOffset and NextOffset), including other processes'

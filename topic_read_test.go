@@ -43,6 +43,9 @@ func TestTopicReads(t *testing.T) {
 	if cfg, err := l1.TopicConfig("r"); err != nil || cfg != info.Config {
 		t.Errorf("TopicConfig = %+v, %v; DescribeTopic says %+v", cfg, err, info.Config)
 	}
+	if id, err := l1.TopicID("r"); err != nil || id == "" || id != info.ID {
+		t.Errorf("TopicID = %q, %v; DescribeTopic says %q", id, err, info.ID)
+	}
 
 	if err := l2.AlterTopic("r", func(c *TopicConfig) { c.RetentionAge = time.Hour }); err != nil {
 		t.Fatal(err)
@@ -81,6 +84,9 @@ func TestTopicReads(t *testing.T) {
 	if cfg, err := l1.TopicConfig("r"); err != nil || cfg.Partitions != 1 {
 		t.Errorf("TopicConfig of the topic made anew: %+v, %v", cfg, err)
 	}
+	if id, err := l1.TopicID("r"); err != nil || id == info.ID {
+		t.Errorf("TopicID of the topic made anew: %q, %v; the first one's was %q", id, err, info.ID)
+	}
 	if err := l2.DeleteTopic("r"); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +95,9 @@ func TestTopicReads(t *testing.T) {
 	}
 	if _, err := l1.TopicConfig("r"); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("TopicConfig of a deleted topic: %v, want ErrTopicNotFound", err)
+	}
+	if _, err := l1.TopicID("r"); !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("TopicID of a deleted topic: %v, want ErrTopicNotFound", err)
 	}
 
 	l1.Close()

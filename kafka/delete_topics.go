@@ -23,6 +23,7 @@ func (c *conn) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
 			rt.ErrorMessage = &msg
 		} else {
 			c.s.opts.Logger.Info("kafka: topic deleted", "topic", name)
+			c.s.dropJournals(name)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}

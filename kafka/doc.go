@@ -50,8 +50,12 @@
 // sequence numbers checked per producer id and partition; a retried batch
 // is acknowledged with its original offsets and never stored twice; a gap
 // is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. This state is kept in
-// memory for a day after a producer's last batch; it does not survive a
-// restart of the server. Transactions are not offered.
+// memory for a day after a producer's last batch, and each batch is noted
+// in its partition's producer journal (kafka/producers/) as it is
+// committed, so that a server started anew on the directory answers
+// retries of batches stored before it as the last one would have: see
+// producer_journal.go for the two cases it cannot cover. Transactions are
+// not offered.
 //
 // # Groups
 //

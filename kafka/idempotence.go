@@ -15,10 +15,12 @@ import (
 // again. A batch that skips ahead is refused (OUT_OF_ORDER_SEQUENCE_NUMBER)
 // so that nothing is stored out of order.
 //
-// The state lives in the server's memory: it spans client reconnects but
-// not a server restart, after which a producer's first batch per
-// partition is taken as is (as Kafka does for a producer it has no state
-// for).
+// The state lives in the server's memory, and each stored batch is noted
+// in its partition's producer journal (producer_journal.go), from which a
+// restarted server, or another on the same directory, loads a partition's
+// producers when it first gets an idempotent batch for it. A producer the
+// journal does not know has its first batch per partition taken as is
+// (as Kafka does for a producer it has no state for).
 
 // seqWindow is how many batches are remembered per producer and
 // partition: Kafka's, and the most a client keeps in flight.
@@ -72,6 +74,42 @@ func (ps *producerStates) register(id int64, epoch int16) {
 	}
 	ps.m[id] = &producerState{epoch: epoch, lastUsed: now, parts: map[topicPartition]*seqState{}}
 }
+
+// load adds what a partition's journal says to the state: each producer
+// used within producerIdleExpiry, unless this server already has state
+// for it on that partition or knows it at another epoch, gets its last
+// stored batches there, answered as retries like the ones stored here.
+func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProducer) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := time.Now()
+	for pid, f := range folded {
+		if now.Sub(time.Unix(0, f.lastUsed)) > producerIdleExpiry {
+			continue
+		}
+		st := ps.m[pid]
+		if st == nil {
+			st = &producerState{epoch: f.epoch, lastUsed: now, parts: map[topicPartition]*seqState{}}
+			ps.m[pid] = st
+		}
+		if st.epoch != f.epoch || st.parts[tp] != nil {
+			continue
+		}
+		ss := &seqState{}
+		for _, e := range f.batches {
+			ss.batches = append(ss.batches, &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone})
+		}
+		st.parts[tp] = ss
+	}
+}
+
+// closedDone is the done of a batch whose outcome was known when it was
+// loaded.
+var closedDone = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // epoch returns a known producer's current epoch.
 func (ps *producerStates) epoch(id int64) (int16, bool) {

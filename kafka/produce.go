@@ -193,8 +193,15 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		return
 	}
 	var seq *seqBatch
+	var journal *producerJournal
 	tp := topicPartition{h.name, partition}
 	if info.producerID >= 0 {
+		if journal, err = s.journal(h, partition); err != nil {
+			frame.Reset()
+			s.opts.Logger.Error("kafka: producer journal", "topic", h.name, "partition", partition, "err", err)
+			result(0, journalErrorCode(err))
+			return
+		}
 		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
 		switch {
 		case code != 0:
@@ -217,7 +224,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		prod = h.committed
 	}
 	n, size := info.count, len(raw)
-	prod.SendRecordBatchAsync(int(partition), frame, func(base int64, err error) {
+	done := func(base int64, err error) {
 		code := produceErrorCode(err)
 		if err == nil {
 			s.stats.producedRecords.Add(int64(n))
@@ -235,7 +242,25 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			s.seqs.finish(info.producerID, tp, seq, base, code)
 		}
 		result(base, code)
-	})
+	}
+	if seq == nil {
+		prod.SendRecordBatchAsync(int(partition), frame, done)
+		return
+	}
+	// Noted once committed, before the client can hear of it: a retry
+	// after a restart finds it.
+	prod.SendRecordBatchAsyncCommit(int(partition), frame, func(base int64) {
+		s.noteStored(journal, info, seq.last, base)
+	}, done)
+}
+
+// journalErrorCode maps a failure to open a producer journal to Kafka's
+// code: a topic gone, or storage that failed.
+func journalErrorCode(err error) int16 {
+	if stale(err) {
+		return kerr.UnknownTopicOrPartition.Code
+	}
+	return kerr.KafkaStorageError.Code
 }
 
 // errTransactional refuses a transactional batch: InitProducerId hands

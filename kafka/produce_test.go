@@ -122,6 +122,18 @@ func TestProduceAcks(t *testing.T) {
 	}
 }
 
+// initProducer asks for an idempotent producer id and epoch.
+func (rc *rawConn) initProducer() (int64, int16) {
+	rc.t.Helper()
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version = 4
+	ir := rc.request(init).(*kmsg.InitProducerIDResponse)
+	if ir.ErrorCode != 0 || ir.ProducerID < 0 {
+		rc.t.Fatalf("InitProducerId: code %d id %d", ir.ErrorCode, ir.ProducerID)
+	}
+	return ir.ProducerID, ir.ProducerEpoch
+}
+
 // produceBatch builds a one-record idempotent produce request by hand.
 func produceBatch(topic string, partition int32, pid int64, epoch int16, seq int32, value string, version int16) *kmsg.ProduceRequest {
 	var b batchBuilder
@@ -156,13 +168,7 @@ func TestIdempotentRetryStoredOnce(t *testing.T) {
 	ts := startServer(t, nil)
 	ts.createTopic("idem", 1)
 	rc := ts.raw()
-	init := kmsg.NewPtrInitProducerIDRequest()
-	init.Version = 4
-	ir := rc.request(init).(*kmsg.InitProducerIDResponse)
-	if ir.ErrorCode != 0 || ir.ProducerID < 0 {
-		t.Fatalf("InitProducerId: code %d id %d", ir.ErrorCode, ir.ProducerID)
-	}
-	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+	pid, epoch := rc.initProducer()
 	steps := []struct {
 		seq      int32
 		value    string

@@ -166,12 +166,18 @@ type rawConn struct {
 
 func (ts *testServer) raw() *rawConn {
 	ts.t.Helper()
-	nc, err := net.Dial("tcp", ts.addr)
+	return dialRaw(ts.t, ts.addr)
+}
+
+// dialRaw connects to the server at addr; the test's end closes it.
+func dialRaw(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
-		ts.t.Fatal(err)
+		t.Fatal(err)
 	}
-	ts.t.Cleanup(func() { nc.Close() })
-	return &rawConn{t: ts.t, nc: nc}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc}
 }
 
 // writeFrame sends one size-prefixed frame as is.

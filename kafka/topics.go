@@ -22,6 +22,7 @@ type topicHandle struct {
 	partitions int
 	durable    *runnel.Producer // acks=-1: acknowledged as the Log's Durability says
 	committed  *runnel.Producer // acks=1 and 0: acknowledged once committed
+	journals   partitionJournals
 }
 
 func (tc *topicCache) init(l *runnel.Log) {
@@ -66,6 +67,7 @@ func (tc *topicCache) forget(h *topicHandle) {
 	tc.mu.Unlock()
 	h.durable.Close()
 	h.committed.Close()
+	h.journals.close()
 }
 
 // stale reports whether err from h's producers means its topic is gone.
@@ -80,6 +82,7 @@ func (tc *topicCache) close() error {
 	var errs []error
 	for name, h := range tc.m {
 		errs = append(errs, h.durable.Close(), h.committed.Close())
+		h.journals.close()
 		delete(tc.m, name)
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,81 @@
+package kafka
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/runnel-log/runnel"
+)
+
+// partitionJournals holds a topic's producer journals (producer_journal.go),
+// opened as its partitions first get an idempotent batch.
+type partitionJournals struct {
+	mu     sync.Mutex
+	m      map[int32]*producerJournal
+	closed bool
+}
+
+// journal returns the producer journal of h's partition. The first call
+// for a partition opens it and hands what it says to s.seqs, so that
+// producers this server has not seen since it started carry on where they
+// were.
+func (s *Server) journal(h *topicHandle, partition int32) (*producerJournal, error) {
+	js := &h.journals
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if j := js.m[partition]; j != nil {
+		return j, nil
+	}
+	if js.closed {
+		return nil, fmt.Errorf("kafka: topic %s: %w", h.name, runnel.ErrClosed)
+	}
+	id, err := s.log.TopicID(h.name)
+	if err != nil {
+		return nil, err
+	}
+	j, entries, err := openJournal(journalDir(s.log.Dir(), h.name, partition), id, s.opts.Logger.Warn)
+	if err != nil {
+		return nil, err
+	}
+	s.seqs.load(topicPartition{h.name, partition}, foldEntries(entries))
+	if js.m == nil {
+		js.m = map[int32]*producerJournal{}
+	}
+	js.m[partition] = j
+	return j, nil
+}
+
+// close closes every journal; later batches' entries are dropped.
+func (js *partitionJournals) close() {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.closed = true
+	for _, j := range js.m {
+		j.close()
+	}
+}
+
+// noteStored appends a committed idempotent batch's entry. A failure to
+// write it is logged, not returned: the batch is stored and will be
+// acknowledged; only a retry after a restart could find it unrecorded.
+func (s *Server) noteStored(j *producerJournal, info batchInfo, last int32, base int64) {
+	e := journalEntry{kind: entryStored, epoch: info.producerEpoch, first: info.firstSeq, last: last,
+		pid: info.producerID, count: info.count, base: base, time: time.Now().UnixNano()}
+	if err := j.append(e); err != nil {
+		s.opts.Logger.Warn("kafka: producer journal not written; a retry of this batch after a restart would store it again",
+			"dir", j.dir, "producer", info.producerID, "base", base, "err", err)
+	}
+}
+
+// dropJournals removes a deleted topic's producer journals, which a topic
+// made anew under the name would not believe (their header has the old
+// topic ID) but which would otherwise stay. A server that still has one
+// open writes on to its unlinked file until it notices the deletion.
+func (s *Server) dropJournals(topic string) {
+	dir := topicJournalsDir(s.log.Dir(), topic)
+	if err := os.RemoveAll(dir); err != nil {
+		s.opts.Logger.Warn("kafka: producer journals of a deleted topic not removed", "dir", dir, "err", err)
+	}
+}

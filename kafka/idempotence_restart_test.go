@@ -1,0 +1,98 @@
+package kafka
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestIdempotenceAcrossRestart: a server process stores an idempotent
+// producer's batches and is killed (SIGKILL: nothing is closed cleanly);
+// a server started anew on the directory answers the producer's retries
+// of them with their original offsets, without storing them again, and
+// carries on the producer's sequences and epoch.
+func TestIdempotenceAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CreateTopic("idem", runnel.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	child := startServerChild(t, dir)
+	rc := dialRaw(t, child.addr)
+	pid, epoch := rc.initProducer()
+	type step struct {
+		partition int32
+		seq       int32
+		epoch     int16
+		value     string
+		wantCode  int16
+		wantOff   int64
+	}
+	run := func(rc *rawConn, steps []step) {
+		t.Helper()
+		for i, s := range steps {
+			code, off := produceCode(t, rc.request(produceBatch("idem", s.partition, pid, s.epoch, s.seq, s.value, 9)))
+			if code != s.wantCode || s.wantCode == 0 && off != s.wantOff {
+				t.Fatalf("step %d (partition %d, seq %d): code %d offset %d, want code %d offset %d",
+					i, s.partition, s.seq, code, off, s.wantCode, s.wantOff)
+			}
+		}
+	}
+	run(rc, []step{
+		{0, 0, epoch, "a", 0, 0},
+		{0, 1, epoch, "b", 0, 1},
+		{1, 0, epoch, "x", 0, 0},
+	})
+	child.kill()
+	child.cmd.Wait()
+
+	l, err = runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ts := startServerOn(t, l, nil)
+	rc = ts.raw()
+	run(rc, []step{
+		{0, 1, epoch, "b", 0, 1}, // retries: the original offsets
+		{0, 0, epoch, "a", 0, 0},
+		{1, 0, epoch, "x", 0, 0},
+		{0, 2, epoch, "c", 0, 2}, // the sequence carries on
+		{0, 4, epoch, "e", kerr.OutOfOrderSequenceNumber.Code, -1},
+		{1, 1, epoch - 1, "y", kerr.InvalidProducerEpoch.Code, -1},
+	})
+	var got []string
+	for _, r := range readNative(t, l, "idem", 4) {
+		got = append(got, string(r.Value))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "b", "c", "x"}) {
+		t.Errorf("the topic holds %q, want a, b, c and x once each", got)
+	}
+
+	// Deleting the topic over Kafka removes its journals.
+	journals := filepath.Join(dir, stateDir, producersDir, "idem")
+	if _, err := os.Stat(journals); err != nil {
+		t.Fatalf("the topic's journals: %v", err)
+	}
+	dt := kmsg.NewPtrDeleteTopicsRequest()
+	dt.Version, dt.TimeoutMillis, dt.TopicNames = 4, 30000, []string{"idem"}
+	if dr := rc.request(dt).(*kmsg.DeleteTopicsResponse); len(dr.Topics) != 1 || dr.Topics[0].ErrorCode != 0 {
+		t.Fatalf("DeleteTopics: %+v", dr.Topics)
+	}
+	if _, err := os.Stat(journals); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the deleted topic's journals: %v, want them gone", err)
+	}
+}

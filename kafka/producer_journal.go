@@ -1,0 +1,164 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// The producer journal: what a restarted server needs to know of the
+// idempotent batches stored before, so that a client's retry of a batch
+// stored before the server stopped or died is answered with its offsets
+// instead of being stored again, and a producer's sequence numbers and
+// epoch carry on. Kafka keeps this in the batches themselves; runnel's
+// frames keep no producer ids, so the server keeps it beside the log, in
+// kafka/producers/<topic>/<partition>/: an entry for each idempotent
+// batch, appended once the batch is committed (before its fdatasync and
+// its acknowledgement), saying where it was stored. The files are in
+// producer_journal_file.go.
+//
+// What it does not cover, both stored twice on the client's retry: a
+// batch committed in the instant between its commit and its entry's
+// write when the server died, and, since the journal is written to the
+// page cache without an fdatasync of its own, a batch whose entry a power
+// loss took while its frame had reached the disk. Guessing from the
+// records which frame was the retried batch's would risk answering a
+// batch never stored as stored, which loses it; a duplicate is the lesser
+// harm.
+
+const (
+	producersDir = "producers"
+
+	entrySize = 48
+	// journalCompactAt is the size past which the journal is rewritten
+	// with only what is still needed: each producer's last seqWindow
+	// batches, for producers used within producerIdleExpiry.
+	journalCompactAt = 1 << 20
+)
+
+type entryKind uint8
+
+const (
+	entryHeader entryKind = iota + 1 // the topic's id, first in the file
+	entryStored                      // where a batch was stored
+)
+
+// journalEntry is one 48-byte record of the journal, little endian:
+//
+//	0  kind u8, 1 reserved, 2 epoch i16, 4 first sequence i32,
+//	8  producer id i64, 16 last sequence i32, 20 record count u32,
+//	24 base offset i64, 32 time (unix ns) i64,
+//	40 xxHash64 of bytes 0-39.
+//
+// A header entry holds the topic's id, 16 bytes, at 8, and its time.
+type journalEntry struct {
+	kind        entryKind
+	epoch       int16
+	first, last int32
+	pid         int64
+	count       int32
+	base        int64
+	time        int64
+	topicID     [16]byte
+}
+
+func (e *journalEntry) encode(b []byte) {
+	clear(b[:entrySize])
+	b[0] = byte(e.kind)
+	le := binary.LittleEndian
+	le.PutUint16(b[2:], uint16(e.epoch))
+	le.PutUint32(b[4:], uint32(e.first))
+	if e.kind == entryHeader {
+		copy(b[8:24], e.topicID[:])
+	} else {
+		le.PutUint64(b[8:], uint64(e.pid))
+		le.PutUint32(b[16:], uint32(e.last))
+		le.PutUint32(b[20:], uint32(e.count))
+	}
+	le.PutUint64(b[24:], uint64(e.base))
+	le.PutUint64(b[32:], uint64(e.time))
+	le.PutUint64(b[40:], xxhash.Sum64(b[:40]))
+}
+
+// decodeEntry reads one entry; ok is false for bytes that are not one (a
+// torn or damaged write).
+func decodeEntry(b []byte) (e journalEntry, ok bool) {
+	le := binary.LittleEndian
+	if le.Uint64(b[40:]) != xxhash.Sum64(b[:40]) || b[0] < byte(entryHeader) || b[0] > byte(entryStored) {
+		return e, false
+	}
+	e.kind = entryKind(b[0])
+	e.epoch = int16(le.Uint16(b[2:]))
+	e.first = int32(le.Uint32(b[4:]))
+	if e.kind == entryHeader {
+		copy(e.topicID[:], b[8:24])
+	} else {
+		e.pid = int64(le.Uint64(b[8:]))
+		e.last = int32(le.Uint32(b[16:]))
+		e.count = int32(le.Uint32(b[20:]))
+	}
+	e.base = int64(le.Uint64(b[24:]))
+	e.time = int64(le.Uint64(b[32:]))
+	if e.kind == entryStored && (e.base < 0 || e.count <= 0 || e.pid < 0) {
+		return e, false
+	}
+	return e, true
+}
+
+// compactEntries keeps what a restarted server needs: for each producer
+// used since producerIdleExpiry before now, the last seqWindow batches of
+// its current epoch, in the order they were stored.
+func compactEntries(entries []journalEntry, now time.Time) []journalEntry {
+	states := foldEntries(entries)
+	var out []journalEntry
+	for _, e := range entries {
+		st := states[e.pid]
+		if st == nil || now.Sub(time.Unix(0, st.lastUsed)) > producerIdleExpiry {
+			continue
+		}
+		for _, b := range st.batches {
+			if b == e {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// foldedProducer is one producer's state as a journal tells it.
+type foldedProducer struct {
+	epoch    int16
+	lastUsed int64          // unix ns
+	batches  []journalEntry // oldest first, at most seqWindow
+}
+
+// foldEntries replays a journal: each producer's epoch and last batches.
+// An entry of an epoch older than one before it is a zombie's, fenced when
+// it was stored too late to be refused; it is left out.
+func foldEntries(entries []journalEntry) map[int64]*foldedProducer {
+	states := map[int64]*foldedProducer{}
+	for _, e := range entries {
+		st := states[e.pid]
+		if st == nil {
+			st = &foldedProducer{epoch: e.epoch}
+			states[e.pid] = st
+		}
+		st.lastUsed = max(st.lastUsed, e.time)
+		switch {
+		case e.epoch < st.epoch:
+			continue
+		case e.epoch > st.epoch:
+			st.epoch, st.batches = e.epoch, nil
+		}
+		if slices.ContainsFunc(st.batches, func(b journalEntry) bool { return b.first == e.first && b.last == e.last }) {
+			continue // two servers that opened at once both took a stopped one's file in
+		}
+		st.batches = append(st.batches, e)
+		if n := len(st.batches); n > seqWindow {
+			st.batches = append(st.batches[:0], st.batches[n-seqWindow:]...)
+		}
+	}
+	return states
+}

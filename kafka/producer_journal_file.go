@@ -1,0 +1,275 @@
+package kafka
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A partition's journal is a directory with a file for each server that
+// has written to it, kafka/producers/<topic>/<p>/<random name>: a server
+// appends to its own file alone, with one write and no lock, and holds an
+// exclusive flock on it while it lives. A server opening the journal reads
+// every file; the files whose lock it can take are dead servers', which
+// it folds into its own new file and removes. Past journalCompactAt a
+// server rewrites its own file with what is still needed.
+
+// producerJournal is one server's file in a partition's journal.
+type producerJournal struct {
+	dir     string
+	topicID [16]byte
+	warn    func(msg string, args ...any)
+
+	mu     sync.Mutex
+	f      *os.File // our file, flocked, opened for appending
+	path   string
+	size   int64
+	closed bool
+	buf    [entrySize]byte
+}
+
+func journalDir(logDir, topic string, partition int32) string {
+	return filepath.Join(topicJournalsDir(logDir, topic), strconv.Itoa(int(partition)))
+}
+
+func topicJournalsDir(logDir, topic string) string {
+	return filepath.Join(logDir, stateDir, producersDir, topic)
+}
+
+// openJournal opens a partition's journal, for the topic with the given
+// id, and returns what its files say. Files left by an earlier topic of
+// the same name are ignored (and removed once their server is gone).
+// Entries that do not check out are skipped, each reported through warn
+// with the file and position.
+func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*producerJournal, []journalEntry, error) {
+	j := &producerJournal{dir: dir, warn: warn}
+	if raw, err := hex.DecodeString(topicID); err == nil && len(raw) == 16 {
+		copy(j.topicID[:], raw)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
+	}
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
+	}
+	var all, dead []journalEntry
+	var deadFiles []*os.File
+	defer func() {
+		for _, f := range deadFiles {
+			f.Close()
+		}
+	}()
+	for _, de := range names {
+		if !de.Type().IsRegular() {
+			continue
+		}
+		if strings.HasPrefix(de.Name(), newPrefix) {
+			removeAbandoned(filepath.Join(dir, de.Name()))
+			continue
+		}
+		if strings.HasPrefix(de.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(dir, de.Name())
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // folded by another server just now
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
+		}
+		gone := flock(f, syscall.LOCK_EX|syscall.LOCK_NB) == nil
+		entries, ok, err := j.read(f, path, !gone)
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		if !gone {
+			f.Close()
+			all = append(all, entries...)
+			continue
+		}
+		deadFiles = append(deadFiles, f)
+		if ok {
+			dead = append(dead, entries...)
+		}
+	}
+	dead = compactEntries(dead, time.Now())
+	if err := j.replace(dead); err != nil {
+		return nil, nil, err
+	}
+	// Ours holds the dead servers' entries now: their files can go.
+	for _, f := range deadFiles {
+		if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			j.close()
+			return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
+		}
+	}
+	return j, append(dead, all...), nil
+}
+
+// newPrefix starts the name of a file being written, before its rename.
+const newPrefix = ".new-"
+
+// removeAbandoned removes a file a server died writing: unlocked, and
+// older than any server takes between making it and locking it.
+func removeAbandoned(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err == nil && time.Since(fi.ModTime()) > time.Minute && flock(f, syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		os.Remove(path)
+	}
+}
+
+// flock applies op to f's lock, again if a signal interrupted it.
+func flock(f *os.File, op int) error {
+	for {
+		if err := syscall.Flock(int(f.Fd()), op); err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// maxJournalBytes bounds what is read of a journal file: one compacted at
+// journalCompactAt never gets near it, so a larger file is damage.
+const maxJournalBytes = 16 << 20
+
+// read reads f's entries that check out; ok is false for a file of another
+// topic, or too damaged to have a header. The file of a live server may
+// end in an entry being written, which is not damage.
+func (j *producerJournal) read(f *os.File, path string, live bool) (entries []journalEntry, ok bool, err error) {
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, maxJournalBytes+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("kafka: producer journal %s: %w", path, err)
+	}
+	if len(data) > maxJournalBytes {
+		j.warn("kafka: producer journal file larger than any the server writes, ignored", "file", path, "limit", maxJournalBytes)
+		return nil, false, nil
+	}
+	if len(data) < entrySize {
+		return nil, false, nil // made, but not yet written
+	}
+	hdr, hok := decodeEntry(data)
+	if !hok || hdr.kind != entryHeader {
+		j.warn("kafka: producer journal file has no header, ignored", "file", path, "position", 0)
+		return nil, false, nil
+	}
+	if hdr.topicID != j.topicID {
+		return nil, false, nil // an earlier topic's
+	}
+	for pos := entrySize; pos+entrySize <= len(data); pos += entrySize {
+		e, eok := decodeEntry(data[pos:])
+		if !eok || e.kind != entryStored {
+			if !live || pos+entrySize < len(data) {
+				j.warn("kafka: producer journal entry damaged, skipped", "file", path, "position", pos)
+			}
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if rest := len(data) % entrySize; rest != 0 && !live {
+		// A write cut short by a crash: the entry was never whole.
+		j.warn("kafka: producer journal ends in a partial entry, ignored", "file", path, "position", len(data)-rest)
+	}
+	return entries, true, nil
+}
+
+// replace makes a new file of ours holding a header and entries, locked
+// before it gets its name so that no other server takes it for a dead
+// one's, and drops the one we had.
+func (j *producerJournal) replace(entries []journalEntry) error {
+	data := make([]byte, entrySize*(1+len(entries)))
+	hdr := journalEntry{kind: entryHeader, topicID: j.topicID, time: time.Now().UnixNano()}
+	hdr.encode(data)
+	for i := range entries {
+		entries[i].encode(data[entrySize*(i+1):])
+	}
+	path := j.path
+	if path == "" {
+		path = filepath.Join(j.dir, randomName())
+	}
+	// Written under another name, which other servers skip, and renamed.
+	tmp := filepath.Join(j.dir, newPrefix+randomName())
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("kafka: producer journal: %w", err)
+	}
+	err = flock(f, syscall.LOCK_EX)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("kafka: producer journal %s: %w", path, err)
+	}
+	if j.f != nil {
+		j.f.Close()
+	}
+	j.f, j.path, j.size = f, path, int64(len(data))
+	return nil
+}
+
+// randomName is 16 hexadecimal digits, for a file no other server makes.
+func randomName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// append adds one entry to our file, and rewrites it when it has grown
+// past journalCompactAt.
+func (j *producerJournal) append(e journalEntry) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return fmt.Errorf("kafka: producer journal %s: %w", j.path, ErrServerClosed)
+	}
+	e.encode(j.buf[:])
+	if _, err := j.f.Write(j.buf[:]); err != nil {
+		return fmt.Errorf("kafka: producer journal %s: %w", j.path, err)
+	}
+	if j.size += entrySize; j.size < journalCompactAt {
+		return nil
+	}
+	r, err := os.Open(j.path)
+	if err != nil {
+		return fmt.Errorf("kafka: producer journal: %w", err)
+	}
+	entries, _, err := j.read(r, j.path, false)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	return j.replace(compactEntries(entries, time.Now()))
+}
+
+// close closes our file, which the next server to open the journal folds
+// into its own; later appends fail.
+func (j *producerJournal) close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closed = true
+	if j.f != nil {
+		j.f.Close()
+		j.f = nil
+	}
+}

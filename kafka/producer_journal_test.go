@@ -1,0 +1,317 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// warnings collects a journal's warnings.
+type warnings struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *warnings) warn(msg string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines = append(w.lines, strings.TrimSpace(fmt.Sprintln(append([]any{msg}, args...)...)))
+}
+
+func (w *warnings) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.lines, "\n")
+}
+
+const (
+	testTopicID  = "00112233445566778899aabbccddeeff"
+	otherTopicID = "ffeeddccbbaa99887766554433221100"
+)
+
+func mustOpenJournal(t *testing.T, dir, topicID string, w *warnings) (*producerJournal, []journalEntry) {
+	t.Helper()
+	j, entries, err := openJournal(dir, topicID, w.warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.close)
+	return j, entries
+}
+
+// journalFiles lists the files of a journal's directory, hidden ones too.
+func journalFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+// stored is a stored batch's entry: producer pid's batch of count records
+// from sequence first, at base.
+func stored(pid int64, epoch int16, first, count int32, base int64, at time.Time) journalEntry {
+	return journalEntry{kind: entryStored, pid: pid, epoch: epoch, first: first, last: first + count - 1,
+		count: count, base: base, time: at.UnixNano()}
+}
+
+func mustAppend(t *testing.T, j *producerJournal, entries ...journalEntry) {
+	t.Helper()
+	for _, e := range entries {
+		if err := j.append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// bases lists a folded producer's batches as "first-last@base".
+func bases(f *foldedProducer) string {
+	if f == nil {
+		return "none"
+	}
+	var out []string
+	for _, b := range f.batches {
+		out = append(out, fmt.Sprintf("%d-%d@%d", b.first, b.last, b.base))
+	}
+	return fmt.Sprintf("epoch %d: %s", f.epoch, strings.Join(out, " "))
+}
+
+// TestProducerJournal: a journal a server closed is read back by the next
+// one, folded into each producer's last seqWindow batches of its newest
+// epoch (entries of an older epoch after a newer one are a fenced
+// zombie's and left out), and taken into the new server's own file.
+func TestProducerJournal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "p", "0")
+	var w warnings
+	j, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	if len(entries) != 0 {
+		t.Fatalf("a new journal has %d entries", len(entries))
+	}
+	now := time.Now()
+	for i := range int32(7) {
+		mustAppend(t, j, stored(1, 0, 2*i, 2, int64(10*i), now))
+	}
+	mustAppend(t, j,
+		stored(1, 0, 12, 2, 60, now), // the same batch again: counted once
+		stored(2, 0, 0, 1, 100, now),
+		stored(2, 1, 0, 3, 101, now), // a new epoch starts over
+		stored(2, 0, 1, 1, 104, now), // a zombie's, stored as it was fenced
+		stored(3, 5, 9, 1, 105, now))
+	j.close()
+
+	want := map[int64]string{
+		1: "epoch 0: 4-5@20 6-7@30 8-9@40 10-11@50 12-13@60",
+		2: "epoch 1: 0-2@101",
+		3: "epoch 5: 9-9@105",
+	}
+	for round := range 2 { // the second reads what the first took over
+		j, entries = mustOpenJournal(t, dir, testTopicID, &w)
+		folded := foldEntries(entries)
+		for pid, want := range want {
+			if got := bases(folded[pid]); got != want {
+				t.Errorf("round %d, producer %d: %s, want %s", round, pid, got, want)
+			}
+		}
+		if files := journalFiles(t, dir); len(files) != 1 || files[0] != filepath.Base(j.path) {
+			t.Errorf("round %d: the journal's files are %q, want the new server's alone, %s", round, files, filepath.Base(j.path))
+		}
+		j.close()
+	}
+	if w.String() != "" {
+		t.Errorf("warnings from a sound journal:\n%s", w.String())
+	}
+}
+
+// TestProducerJournalServers: servers open on one journal each append to
+// their own file and read each other's without taking them over; a
+// closed (or dead) server's file is taken over by the next to open.
+func TestProducerJournalServers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	j1, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	j2, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	now := time.Now()
+	mustAppend(t, j1, stored(1, 0, 0, 1, 0, now))
+	mustAppend(t, j2, stored(2, 0, 0, 1, 1, now))
+	j3, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	folded := foldEntries(entries)
+	if bases(folded[1]) != "epoch 0: 0-0@0" || bases(folded[2]) != "epoch 0: 0-0@1" {
+		t.Errorf("a third server read %s and %s, want both servers' batches", bases(folded[1]), bases(folded[2]))
+	}
+	if n := len(journalFiles(t, dir)); n != 3 {
+		t.Errorf("%d files with three servers open, want 3", n)
+	}
+	j1.close()
+	j3.close()
+	j4, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	folded = foldEntries(entries)
+	if bases(folded[1]) != "epoch 0: 0-0@0" || bases(folded[2]) != "epoch 0: 0-0@1" {
+		t.Errorf("a fourth server read %s and %s, want both batches", bases(folded[1]), bases(folded[2]))
+	}
+	files := journalFiles(t, dir)
+	slices.Sort(files)
+	want := []string{filepath.Base(j2.path), filepath.Base(j4.path)}
+	slices.Sort(want)
+	if !slices.Equal(files, want) {
+		t.Errorf("files %q, want the live servers' alone, %q", files, want)
+	}
+}
+
+// TestProducerJournalDamage: an entry that does not check out and a
+// partial entry at the end (a write cut short) are skipped and reported
+// with the file and position; the rest is read.
+func TestProducerJournalDamage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	j, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	now := time.Now()
+	mustAppend(t, j, stored(1, 0, 0, 1, 0, now), stored(1, 0, 1, 1, 1, now), stored(1, 0, 2, 1, 2, now))
+	j.close()
+	path := j.path
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second stored entry (after the header) loses a byte of its base.
+	if _, err := f.WriteAt([]byte{0xff}, 2*entrySize+24); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 20), 4*entrySize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	if got := bases(foldEntries(entries)[1]); got != "epoch 0: 0-0@0 2-2@2" {
+		t.Errorf("read back %s, want the first and third batches", got)
+	}
+	log := w.String()
+	for _, want := range []string{
+		fmt.Sprintf("damaged, skipped file %s position %d", path, 2*entrySize),
+		fmt.Sprintf("partial entry, ignored file %s position %d", path, 4*entrySize),
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("warnings lack %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestProducerJournalOfEarlierTopic: files left by an earlier topic of the
+// same name (another topic id) are not believed, and removed.
+func TestProducerJournalOfEarlierTopic(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	j, _ := mustOpenJournal(t, dir, otherTopicID, &w)
+	mustAppend(t, j, stored(1, 0, 0, 1, 0, time.Now()))
+	j.close()
+	j, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	if len(entries) != 0 {
+		t.Fatalf("the new topic's journal has the old one's %d entries", len(entries))
+	}
+	mustAppend(t, j, stored(2, 0, 0, 1, 0, time.Now()))
+	j.close()
+	if _, entries = mustOpenJournal(t, dir, testTopicID, &w); len(entries) != 1 || entries[0].pid != 2 {
+		t.Errorf("reopened: %+v, want producer 2's entry alone", entries)
+	}
+	if n := len(journalFiles(t, dir)); n != 1 {
+		t.Errorf("%d files, want 1", n)
+	}
+}
+
+// TestProducerJournalCompaction: past journalCompactAt a server's file is
+// rewritten with each live producer's last batches (idle producers
+// dropped), under the same name, still its own.
+func TestProducerJournalCompaction(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	j, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	now := time.Now()
+	mustAppend(t, j, stored(9, 0, 0, 1, 0, now.Add(-2*producerIdleExpiry)), stored(8, 0, 0, 1, 1, now))
+	n := journalCompactAt / entrySize
+	for i := range int32(n) {
+		mustAppend(t, j, stored(1, 0, i, 1, int64(2+i), now))
+	}
+	mustAppend(t, j, stored(8, 0, 1, 1, int64(2+n), now))
+	if fi, err := os.Stat(j.path); err != nil || fi.Size() >= journalCompactAt/2 {
+		t.Fatalf("after %d appends the journal is %v bytes (%v), want it compacted", n+3, fi.Size(), err)
+	}
+	// Still ours: another server does not take it over.
+	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	if n := len(journalFiles(t, dir)); n != 2 {
+		t.Errorf("%d files after another server opened, want 2", n)
+	}
+	folded := foldEntries(entries)
+	want := map[int64]string{
+		1: fmt.Sprintf("epoch 0: %d-%d@%d %d-%d@%d %d-%d@%d %d-%d@%d %d-%d@%d",
+			n-5, n-5, n-3, n-4, n-4, n-2, n-3, n-3, n-1, n-2, n-2, n, n-1, n-1, n+1),
+		8: fmt.Sprintf("epoch 0: 0-0@1 1-1@%d", 2+n),
+		9: "none",
+	}
+	for pid, want := range want {
+		if got := bases(folded[pid]); got != want {
+			t.Errorf("producer %d: %s, want %s", pid, got, want)
+		}
+	}
+	if len(entries) > 10 {
+		t.Errorf("the compacted journal has %d entries, want a few", len(entries))
+	}
+}
+
+// TestProducerJournalTooLarge: a file larger than any a server writes is
+// not read into memory: it is reported, ignored and removed.
+func TestProducerJournalTooLarge(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	j, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	j.close()
+	if err := os.Truncate(j.path, maxJournalBytes+entrySize); err != nil {
+		t.Fatal(err)
+	}
+	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	if len(entries) != 0 || !strings.Contains(w.String(), "ignored file "+j.path) {
+		t.Errorf("%d entries; warnings:\n%s", len(entries), w.String())
+	}
+	if n := len(journalFiles(t, dir)); n != 1 {
+		t.Errorf("%d files, want the new server's alone", n)
+	}
+}
+
+// TestProducerJournalAbandonedFile: a file a server died writing (unlocked,
+// not yet renamed, a while ago) is removed by the next to open; one just
+// made is left to its writer.
+func TestProducerJournalAbandonedFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := filepath.Join(dir, newPrefix+"old"), filepath.Join(dir, newPrefix+"fresh")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, make([]byte, entrySize), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	var w warnings
+	mustOpenJournal(t, dir, testTopicID, &w)
+	if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the abandoned file: %v, want it removed", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("the file just made: %v, want it left", err)
+	}
+}
