@@ -1,15 +1,18 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -94,5 +97,73 @@ func TestIdempotenceAcrossRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(journals); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the deleted topic's journals: %v, want them gone", err)
+	}
+}
+
+// TestIdempotentProducerAcrossRestart: a franz-go idempotent producer's
+// batches are stored by a server process that dies (SIGKILL) before it
+// answers; the producer retries them against a server started anew on
+// the same directory and address, and gets their original offsets, with
+// nothing stored twice.
+func TestIdempotentProducerAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.CreateTopic("idem", runnel.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	held := filepath.Join(t.TempDir(), "held")
+	first := startChild(t, "server", dir, childHoldEnv+"="+held)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(first.addr), kgo.DefaultProduceTopic("idem"),
+		kgo.ProducerLinger(0), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 3
+	offsets := make(chan int64, n)
+	for i := range n {
+		cl.Produce(context.Background(), &kgo.Record{Value: []byte{byte('a' + i)}}, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("record %q: %v", r.Value, err)
+			}
+			offsets <- r.Offset
+		})
+	}
+	// Stored, acknowledged, and held back from the client.
+	waitFor(t, "the first server to hold a produce answer", func() bool {
+		_, err := os.Stat(held)
+		return err == nil
+	})
+	waitFor(t, "all records stored", func() bool {
+		_, end, err := l.PartitionOffsets("idem", 0)
+		return err == nil && end == n
+	})
+	first.kill()
+	first.cmd.Wait()
+	startChild(t, "server", dir, childListenEnv+"="+first.addr)
+
+	var got []int64
+	for range n {
+		select {
+		case off := <-offsets:
+			got = append(got, off)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the producer's records were not acknowledged within 60s of the restart (got %v)", got)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int64{0, 1, 2}) {
+		t.Errorf("offsets %v, want the original 0, 1 and 2", got)
+	}
+	var values []string
+	for _, r := range readNative(t, l, "idem", n) {
+		values = append(values, string(r.Value))
+	}
+	if !slices.Equal(values, []string{"a", "b", "c"}) {
+		t.Errorf("the topic holds %q, want a, b and c once each", values)
 	}
 }

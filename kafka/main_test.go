@@ -22,6 +22,12 @@ const (
 	childEnv      = "RUNNEL_KAFKA_TEST_CHILD"
 	childDirEnv   = "RUNNEL_KAFKA_TEST_DIR"
 	childGroupEnv = "RUNNEL_KAFKA_TEST_GROUP" // and topic, for a native member
+	// A server child listens on childListenEnv's address (default: any
+	// loopback port) and, with childHoldEnv set, never answers a Produce:
+	// it creates the file childHoldEnv names once one's batches are
+	// acknowledged, and holds the answer until it is killed.
+	childListenEnv = "RUNNEL_KAFKA_TEST_LISTEN"
+	childHoldEnv   = "RUNNEL_KAFKA_TEST_HOLD"
 )
 
 func TestMain(m *testing.M) {
@@ -53,10 +59,20 @@ func serverChildMain() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := os.Getenv(childListenEnv)
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if hold := os.Getenv(childHoldEnv); hold != "" {
+		testHookProduced = func() {
+			os.WriteFile(hold, nil, 0o644)
+			select {}
+		}
 	}
 	go srv.Serve(ln)
 	fmt.Println(ln.Addr())

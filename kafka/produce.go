@@ -70,12 +70,23 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	wait := func() { pw.wait(timeout) }
+	wait := func() {
+		pw.wait(timeout)
+		if h := testHookProduced; h != nil {
+			h()
+		}
+	}
 	if req.Acks == 0 {
 		return nil, wait
 	}
 	return resp, wait
 }
+
+// testHookProduced, if set (by a test's child process), is called once a
+// Produce request's batches are all acknowledged (or timed out), before
+// its answer is written: a child that never returns from it has stored
+// batches whose acknowledgements the client never gets.
+var testHookProduced func()
 
 // produceWait collects a request's partition results as their
 // acknowledgements arrive. A partition not acknowledged within the
