@@ -118,7 +118,8 @@ func TestIdempotentProducerAcrossRestart(t *testing.T) {
 	held := filepath.Join(t.TempDir(), "held")
 	first := startChild(t, "server", dir, childHoldEnv+"="+held)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(first.addr), kgo.DefaultProduceTopic("idem"),
-		kgo.ProducerLinger(0), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
+		kgo.ProducerLinger(0), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+		kgo.MetadataMinAge(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
