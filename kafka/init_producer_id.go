@@ -7,8 +7,12 @@ import (
 
 // InitProducerId: v0-4, for idempotent producers (see idempotence.go).
 // Transactions are not offered: a transactional id is refused. A producer
-// that sends its current id and epoch (v3+) gets the epoch bumped, which
-// starts its sequence numbers over.
+// that sends its current id and epoch (v3+, after a batch it gave up on)
+// gets the epoch bumped, which starts its sequence numbers over; one that
+// sends an id or epoch this server does not know (it restarted, or the
+// producer was idle past the expiry) gets a new id, as Kafka gives every
+// producer without a transactional id, rather than an error that a client
+// takes as fatal.
 
 func init() { supports(kmsg.InitProducerID, 0, 4) }
 
@@ -20,18 +24,10 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 		return resp
 	}
 	if req.ProducerID >= 0 && req.Version >= 3 {
-		epoch, ok := c.s.seqs.epoch(req.ProducerID)
-		switch {
-		case !ok || epoch != req.ProducerEpoch:
-			resp.ErrorCode = kerr.InvalidProducerEpoch.Code
-		case epoch == 1<<15-1:
-			// Epochs are exhausted: a new id starts over.
-		default:
+		// Epochs exhausted, or another's: a new id starts over.
+		if epoch, ok := c.s.seqs.epoch(req.ProducerID); ok && epoch == req.ProducerEpoch && epoch < 1<<15-1 {
 			c.s.seqs.register(req.ProducerID, epoch+1)
 			resp.ProducerID, resp.ProducerEpoch = req.ProducerID, epoch+1
-			return resp
-		}
-		if resp.ErrorCode != 0 {
 			return resp
 		}
 	}
