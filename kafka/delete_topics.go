@@ -17,13 +17,14 @@ func (c *conn) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	for _, name := range req.TopicNames {
 		rt := kmsg.NewDeleteTopicsResponseTopic()
 		rt.Topic = kmsg.StringPtr(name)
+		id, _ := c.s.log.TopicID(name)
 		if err := c.s.log.DeleteTopicContext(ctx, name); err != nil {
 			rt.ErrorCode = topicErrorCode(err)
 			msg := err.Error()
 			rt.ErrorMessage = &msg
 		} else {
 			c.s.opts.Logger.Info("kafka: topic deleted", "topic", name)
-			c.s.dropJournals(name)
+			c.s.dropJournals(name, id)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}

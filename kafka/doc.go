@@ -53,9 +53,9 @@
 // memory for a day after a producer's last batch, and each batch is noted
 // in its partition's producer journal (kafka/producers/) as it is
 // committed, so that a server started anew on the directory answers
-// retries of batches stored before it as the last one would have: see
-// producer_journal.go for the two cases it cannot cover. Transactions are
-// not offered.
+// retries of batches stored before it as the last one would have, once it
+// has read them in the log: see producer_journal.go for the cases it
+// cannot cover. Transactions are not offered.
 //
 // # Groups
 //

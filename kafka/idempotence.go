@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +58,10 @@ type seqBatch struct {
 	done        chan struct{} // closed when base and code are final
 	base        int64
 	code        int16
+	// loaded: from the producer journal, and not yet found in the log.
+	// An entry is written at commit, before the fdatasync: after a power
+	// loss it may name a batch the log no longer holds.
+	loaded bool
 }
 
 func (ps *producerStates) init() { ps.m = map[int64]*producerState{} }
@@ -97,9 +102,41 @@ func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProduc
 		}
 		ss := &seqState{}
 		for _, e := range f.batches {
-			ss.batches = append(ss.batches, &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone})
+			ss.batches = append(ss.batches, &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone, loaded: true})
 		}
 		st.parts[tp] = ss
+	}
+}
+
+// unconfirmed reports whether b is a loaded batch not yet found in the
+// log.
+func (ps *producerStates) unconfirmed(b *seqBatch) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return b.loaded
+}
+
+// confirm marks a loaded batch as found in the log.
+func (ps *producerStates) confirm(b *seqBatch) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	b.loaded = false
+}
+
+// forgetFrom drops b, a loaded batch the log does not hold, and the
+// producer's later batches on tp: a log loses only its newest frames, so
+// those are not held either, and the producer's retries of them are
+// stored anew.
+func (ps *producerStates) forgetFrom(id int64, tp topicPartition, b *seqBatch) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	st := ps.m[id]
+	if st == nil || st.parts[tp] == nil {
+		return
+	}
+	ss := st.parts[tp]
+	if i := slices.Index(ss.batches, b); i >= 0 {
+		ss.batches = ss.batches[:i]
 	}
 }
 

@@ -1,8 +1,10 @@
 package kafka
 
 import (
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -69,13 +71,32 @@ func (s *Server) noteStored(j *producerJournal, info batchInfo, last int32, base
 	}
 }
 
-// dropJournals removes a deleted topic's producer journals, which a topic
-// made anew under the name would not believe (their header has the old
-// topic ID) but which would otherwise stay. A server that still has one
-// open writes on to its unlinked file until it notices the deletion.
-func (s *Server) dropJournals(topic string) {
+// dropJournals removes the producer journal files of a deleted topic,
+// which a topic made anew under the name would not believe (their header
+// has the old ID) but which would otherwise stay. Files of another ID (the
+// name made again already) are left, and so is every directory still in
+// use. A server that still has a file open writes on to it unlinked until
+// it notices the deletion.
+func (s *Server) dropJournals(topic, topicID string) {
 	dir := topicJournalsDir(s.log.Dir(), topic)
-	if err := os.RemoveAll(dir); err != nil {
-		s.opts.Logger.Warn("kafka: producer journals of a deleted topic not removed", "dir", dir, "err", err)
+	parts, err := os.ReadDir(dir)
+	if err != nil {
+		return
 	}
+	var id [16]byte
+	if raw, err := hex.DecodeString(topicID); err == nil && len(raw) == 16 {
+		copy(id[:], raw)
+	}
+	for _, p := range parts {
+		pdir := filepath.Join(dir, p.Name())
+		files, _ := os.ReadDir(pdir)
+		for _, f := range files {
+			path := filepath.Join(pdir, f.Name())
+			if fileTopicID(path) == id {
+				os.Remove(path)
+			}
+		}
+		os.Remove(pdir) // if it is empty
+	}
+	os.Remove(dir)
 }

@@ -210,3 +210,60 @@ func TestInitProducerIDAgain(t *testing.T) {
 		seen[r.ProducerID] = true
 	}
 }
+
+// TestJournalEntryNotInLog: a stopped server's journal names batches at
+// offsets the log holds other records at (their frames lost to a power
+// loss after their entries reached the disk); a retry of one is stored
+// anew, not answered with offsets that hold someone else's records.
+func TestJournalEntryNotInLog(t *testing.T) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.CreateTopic("lost", runnel.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const pid, epoch = 7000, 0
+	// Offsets 0 and 1 hold a native producer's records.
+	p, err := l.Producer("lost", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"x", "y"} {
+		if _, err := p.Send(context.Background(), runnel.Record{Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, err := l.TopicID("lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w warnings
+	j, _, err := openJournal(journalDir(dir, "lost", 0), id, w.warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, j, stored(pid, epoch, 0, 1, 0, time.Now()), stored(pid, epoch, 1, 1, 1, time.Now()))
+	j.close()
+
+	ts := startServerOn(t, l, nil)
+	rc := ts.raw()
+	for i, v := range []string{"a", "b"} {
+		code, off := produceCode(t, rc.request(produceBatch("lost", 0, pid, epoch, int32(i), v, 9)))
+		if code != 0 || off != int64(2+i) {
+			t.Errorf("retry of seq %d: code %d offset %d, want it stored anew at %d", i, code, off, 2+i)
+		}
+	}
+	var got []string
+	for _, r := range readNative(t, l, "lost", 4) {
+		got = append(got, string(r.Value))
+	}
+	if !slices.Equal(got, []string{"x", "y", "a", "b"}) {
+		t.Errorf("the topic holds %q, want x, y, a, b", got)
+	}
+	if !logsContain(ts, "not in the log; stored anew") {
+		t.Errorf("no log line for the journal's wrong entry:\n%s", ts.logs.String())
+	}
+}

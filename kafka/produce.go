@@ -214,6 +214,18 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			return
 		}
 		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
+		if dup && s.seqs.unconfirmed(b) {
+			// A retry of a batch a stopped server's journal names: the
+			// original offsets only if the log still holds it there.
+			if s.inLog(h.name, partition, b.base, raw, scratch) {
+				s.seqs.confirm(b)
+			} else {
+				s.opts.Logger.Warn("kafka: a retried batch the producer journal names is not in the log; stored anew",
+					"topic", h.name, "partition", partition, "producer", info.producerID, "base", b.base)
+				s.seqs.forgetFrom(info.producerID, tp, b)
+				b, dup, code = s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
+			}
+		}
 		switch {
 		case code != 0:
 			frame.Reset()

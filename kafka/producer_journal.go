@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"encoding/binary"
 	"slices"
 	"time"
@@ -19,14 +20,22 @@ import (
 // its acknowledgement), saying where it was stored. The files are in
 // producer_journal_file.go.
 //
-// What it does not cover, both stored twice on the client's retry: a
+// An entry can outlive its frame: after a power loss the journal's page
+// may have reached the disk and the frame not, and the offsets may since
+// hold other records. So a retry answered from an entry a stopped server
+// wrote is answered with its offsets only once the log is read there and
+// holds the retried records (idempotence_verify.go); otherwise it is
+// stored anew.
+//
+// What it does not cover, each stored twice on the client's retry: a
 // batch committed in the instant between its commit and its entry's
-// write when the server died, and, since the journal is written to the
-// page cache without an fdatasync of its own, a batch whose entry a power
-// loss took while its frame had reached the disk. Guessing from the
-// records which frame was the retried batch's would risk answering a
-// batch never stored as stored, which loses it; a duplicate is the lesser
-// harm.
+// write when the server died; a batch whose entry a power loss took while
+// its frame had reached the disk (the journal has no fdatasync of its
+// own); and the producers of a stopped server that another server, opening
+// at the same moment, took over first (see producer_journal_file.go).
+// Guessing from the records alone which frame was a retried batch's would
+// risk answering a batch never stored as stored, which loses it; a
+// duplicate is the lesser harm.
 
 const (
 	producersDir = "producers"
@@ -111,6 +120,7 @@ func decodeEntry(b []byte) (e journalEntry, ok bool) {
 // used since producerIdleExpiry before now, the last seqWindow batches of
 // its current epoch, in the order they were stored.
 func compactEntries(entries []journalEntry, now time.Time) []journalEntry {
+	entries = byBase(entries)
 	states := foldEntries(entries)
 	var out []journalEntry
 	for _, e := range entries {
@@ -118,13 +128,20 @@ func compactEntries(entries []journalEntry, now time.Time) []journalEntry {
 		if st == nil || now.Sub(time.Unix(0, st.lastUsed)) > producerIdleExpiry {
 			continue
 		}
-		for _, b := range st.batches {
-			if b == e {
-				out = append(out, e)
-			}
+		if slices.Contains(st.batches, e) {
+			out = append(out, e)
+			st.batches = slices.DeleteFunc(st.batches, func(b journalEntry) bool { return b == e })
 		}
 	}
 	return out
+}
+
+// byBase sorts entries in the order their batches were stored: by offset.
+// Entries of several servers' files, and entries appended in the order
+// batches were committed, come in any order otherwise.
+func byBase(entries []journalEntry) []journalEntry {
+	slices.SortStableFunc(entries, func(a, b journalEntry) int { return cmp.Compare(a.base, b.base) })
+	return entries
 }
 
 // foldedProducer is one producer's state as a journal tells it.
@@ -139,7 +156,7 @@ type foldedProducer struct {
 // it was stored too late to be refused; it is left out.
 func foldEntries(entries []journalEntry) map[int64]*foldedProducer {
 	states := map[int64]*foldedProducer{}
-	for _, e := range entries {
+	for _, e := range byBase(entries) {
 		st := states[e.pid]
 		if st == nil {
 			st = &foldedProducer{epoch: e.epoch}
@@ -152,9 +169,10 @@ func foldEntries(entries []journalEntry) map[int64]*foldedProducer {
 		case e.epoch > st.epoch:
 			st.epoch, st.batches = e.epoch, nil
 		}
-		if slices.ContainsFunc(st.batches, func(b journalEntry) bool { return b.first == e.first && b.last == e.last }) {
-			continue // two servers that opened at once both took a stopped one's file in
-		}
+		// The same batch twice: an entry two servers both took over from
+		// a stopped one, or a batch stored again after its fdatasync
+		// failed (its entry is written at commit); the last is the one.
+		st.batches = slices.DeleteFunc(st.batches, func(b journalEntry) bool { return b.first == e.first && b.last == e.last })
 		st.batches = append(st.batches, e)
 		if n := len(st.batches); n > seqWindow {
 			st.batches = append(st.batches[:0], st.batches[n-seqWindow:]...)

@@ -20,9 +20,19 @@ import (
 // has written to it, kafka/producers/<topic>/<p>/<random name>: a server
 // appends to its own file alone, with one write and no lock, and holds an
 // exclusive flock on it while it lives. A server opening the journal reads
-// every file; the files whose lock it can take are dead servers', which
-// it folds into its own new file and removes. Past journalCompactAt a
-// server rewrites its own file with what is still needed.
+// the files whose lock it can take, stopped servers', folds them into its
+// own new file and removes them; the files of servers still running are
+// theirs, and their producers too. Past its compaction size a server
+// writes what is still needed into a new file of its own and removes the
+// old one. No file is ever renamed over another, so a file's name stays
+// its inode's: whoever holds the lock of the file a name opens knows that
+// no server writes to it.
+//
+// Opening servers do not lock each other out: two opening at once may
+// both take a stopped server's file in (the fold keeps one of each entry),
+// or one may take it in before the other lists it, and the other then
+// knows nothing of that server's producers, whose retries through it may
+// be stored twice.
 
 // producerJournal is one server's file in a partition's journal.
 type producerJournal struct {
@@ -30,12 +40,13 @@ type producerJournal struct {
 	topicID [16]byte
 	warn    func(msg string, args ...any)
 
-	mu     sync.Mutex
-	f      *os.File // our file, flocked, opened for appending
-	path   string
-	size   int64
-	closed bool
-	buf    [entrySize]byte
+	mu        sync.Mutex
+	f         *os.File // our file, flocked, opened for appending
+	path      string
+	size      int64
+	compactAt int64 // the size at which the file is compacted next
+	closed    bool
+	buf       [entrySize]byte
 }
 
 func journalDir(logDir, topic string, partition int32) string {
@@ -47,10 +58,10 @@ func topicJournalsDir(logDir, topic string) string {
 }
 
 // openJournal opens a partition's journal, for the topic with the given
-// id, and returns what its files say. Files left by an earlier topic of
-// the same name are ignored (and removed once their server is gone).
-// Entries that do not check out are skipped, each reported through warn
-// with the file and position.
+// id, and returns what the files of stopped servers say, now in its own.
+// Files left by an earlier topic of the same name are not believed, and
+// removed. Entries that do not check out are skipped, each reported
+// through warn with the file and position.
 func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*producerJournal, []journalEntry, error) {
 	j := &producerJournal{dir: dir, warn: warn}
 	if raw, err := hex.DecodeString(topicID); err == nil && len(raw) == 16 {
@@ -63,7 +74,7 @@ func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*prod
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
 	}
-	var all, dead []journalEntry
+	var dead []journalEntry
 	var deadFiles []*os.File
 	defer func() {
 		for _, f := range deadFiles {
@@ -89,16 +100,15 @@ func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*prod
 		if err != nil {
 			return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
 		}
-		gone := flock(f, syscall.LOCK_EX|syscall.LOCK_NB) == nil
-		entries, ok, err := j.read(f, path, !gone)
+		if flock(f, syscall.LOCK_EX|syscall.LOCK_NB) != nil || !sameFile(f, path) {
+			// A running server's (or one it has just compacted away).
+			f.Close()
+			continue
+		}
+		entries, ok, err := j.read(f, path)
 		if err != nil {
 			f.Close()
 			return nil, nil, err
-		}
-		if !gone {
-			f.Close()
-			all = append(all, entries...)
-			continue
 		}
 		deadFiles = append(deadFiles, f)
 		if ok {
@@ -116,7 +126,36 @@ func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*prod
 			return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
 		}
 	}
-	return j, append(dead, all...), nil
+	return j, dead, nil
+}
+
+// fileTopicID returns the topic id in the header of the journal file at
+// path, or a zero one (which no topic made with an id has) for a file
+// without a header that checks out.
+func fileTopicID(path string) [16]byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return [16]byte{}
+	}
+	defer f.Close()
+	var b [entrySize]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return [16]byte{}
+	}
+	if hdr, ok := decodeEntry(b[:]); ok && hdr.kind == entryHeader {
+		return hdr.topicID
+	}
+	return [16]byte{}
+}
+
+// sameFile reports whether f is still the file at path.
+func sameFile(f *os.File, path string) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	pi, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, pi)
 }
 
 // newPrefix starts the name of a file being written, before its rename.
@@ -150,15 +189,14 @@ func flock(f *os.File, op int) error {
 const maxJournalBytes = 16 << 20
 
 // read reads f's entries that check out; ok is false for a file of another
-// topic, or too damaged to have a header. The file of a live server may
-// end in an entry being written, which is not damage.
-func (j *producerJournal) read(f *os.File, path string, live bool) (entries []journalEntry, ok bool, err error) {
+// topic, or too damaged to have a header.
+func (j *producerJournal) read(f *os.File, path string) (entries []journalEntry, ok bool, err error) {
 	data, err := io.ReadAll(io.NewSectionReader(f, 0, maxJournalBytes+1))
 	if err != nil {
 		return nil, false, fmt.Errorf("kafka: producer journal %s: %w", path, err)
 	}
 	if len(data) > maxJournalBytes {
-		j.warn("kafka: producer journal file larger than any the server writes, ignored", "file", path, "limit", maxJournalBytes)
+		j.warn("kafka: producer journal file larger than any the server writes, not used", "file", path, "limit", maxJournalBytes)
 		return nil, false, nil
 	}
 	if len(data) < entrySize {
@@ -166,7 +204,7 @@ func (j *producerJournal) read(f *os.File, path string, live bool) (entries []jo
 	}
 	hdr, hok := decodeEntry(data)
 	if !hok || hdr.kind != entryHeader {
-		j.warn("kafka: producer journal file has no header, ignored", "file", path, "position", 0)
+		j.warn("kafka: producer journal file has no header, not used", "file", path, "position", 0)
 		return nil, false, nil
 	}
 	if hdr.topicID != j.topicID {
@@ -175,14 +213,12 @@ func (j *producerJournal) read(f *os.File, path string, live bool) (entries []jo
 	for pos := entrySize; pos+entrySize <= len(data); pos += entrySize {
 		e, eok := decodeEntry(data[pos:])
 		if !eok || e.kind != entryStored {
-			if !live || pos+entrySize < len(data) {
-				j.warn("kafka: producer journal entry damaged, skipped", "file", path, "position", pos)
-			}
+			j.warn("kafka: producer journal entry damaged, skipped", "file", path, "position", pos)
 			continue
 		}
 		entries = append(entries, e)
 	}
-	if rest := len(data) % entrySize; rest != 0 && !live {
+	if rest := len(data) % entrySize; rest != 0 {
 		// A write cut short by a crash: the entry was never whole.
 		j.warn("kafka: producer journal ends in a partial entry, ignored", "file", path, "position", len(data)-rest)
 	}
@@ -190,8 +226,8 @@ func (j *producerJournal) read(f *os.File, path string, live bool) (entries []jo
 }
 
 // replace makes a new file of ours holding a header and entries, locked
-// before it gets its name so that no other server takes it for a dead
-// one's, and drops the one we had.
+// before it gets its name so that no other server takes it for a stopped
+// one's, and removes the one we had.
 func (j *producerJournal) replace(entries []journalEntry) error {
 	data := make([]byte, entrySize*(1+len(entries)))
 	hdr := journalEntry{kind: entryHeader, topicID: j.topicID, time: time.Now().UnixNano()}
@@ -199,13 +235,17 @@ func (j *producerJournal) replace(entries []journalEntry) error {
 	for i := range entries {
 		entries[i].encode(data[entrySize*(i+1):])
 	}
-	path := j.path
-	if path == "" {
-		path = filepath.Join(j.dir, randomName())
-	}
 	// Written under another name, which other servers skip, and renamed.
+	path := filepath.Join(j.dir, randomName())
 	tmp := filepath.Join(j.dir, newPrefix+randomName())
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The directory went with a deleted topic (dropJournals)
+		// while the topic was made again: make it again too.
+		if err = os.MkdirAll(j.dir, 0o755); err == nil {
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("kafka: producer journal: %w", err)
 	}
@@ -222,9 +262,14 @@ func (j *producerJournal) replace(entries []journalEntry) error {
 		return fmt.Errorf("kafka: producer journal %s: %w", path, err)
 	}
 	if j.f != nil {
+		// Everything in it is in the new one. A server that opened it
+		// meanwhile and takes its lock once it is closed finds its name
+		// gone (or takes in entries it already has).
+		os.Remove(j.path)
 		j.f.Close()
 	}
 	j.f, j.path, j.size = f, path, int64(len(data))
+	j.compactAt = max(journalCompactAt, 2*j.size)
 	return nil
 }
 
@@ -235,8 +280,10 @@ func randomName() string {
 	return hex.EncodeToString(b[:])
 }
 
-// append adds one entry to our file, and rewrites it when it has grown
-// past journalCompactAt.
+// append adds one entry to our file. Past compactAt it writes what is
+// still needed into a new file: the next compaction waits until the file
+// has doubled, so that a journal with many producers is not rewritten at
+// every batch.
 func (j *producerJournal) append(e journalEntry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -247,17 +294,30 @@ func (j *producerJournal) append(e journalEntry) error {
 	if _, err := j.f.Write(j.buf[:]); err != nil {
 		return fmt.Errorf("kafka: producer journal %s: %w", j.path, err)
 	}
-	if j.size += entrySize; j.size < journalCompactAt {
-		return nil
+	if j.size += entrySize; j.size >= j.compactAt {
+		if err := j.compact(); err != nil {
+			// The entry is written; the file stays as it is, and is
+			// compacted again once it has doubled.
+			j.compactAt = 2 * j.size
+			j.warn("kafka: producer journal not compacted", "file", j.path, "err", err)
+		}
 	}
+	return nil
+}
+
+// compact replaces our file with what is still needed of it.
+func (j *producerJournal) compact() error {
 	r, err := os.Open(j.path)
 	if err != nil {
-		return fmt.Errorf("kafka: producer journal: %w", err)
-	}
-	entries, _, err := j.read(r, j.path, false)
-	r.Close()
-	if err != nil {
 		return err
+	}
+	entries, ok, err := j.read(r, j.path)
+	r.Close()
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return errors.New("its header does not check out")
 	}
 	return j.replace(compactEntries(entries, time.Now()))
 }

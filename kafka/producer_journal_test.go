@@ -135,7 +135,7 @@ func TestProducerJournal(t *testing.T) {
 }
 
 // TestProducerJournalServers: servers open on one journal each append to
-// their own file and read each other's without taking them over; a
+// their own file and leave each other's alone, producers included; a
 // closed (or dead) server's file is taken over by the next to open.
 func TestProducerJournalServers(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "0")
@@ -146,9 +146,8 @@ func TestProducerJournalServers(t *testing.T) {
 	mustAppend(t, j1, stored(1, 0, 0, 1, 0, now))
 	mustAppend(t, j2, stored(2, 0, 0, 1, 1, now))
 	j3, entries := mustOpenJournal(t, dir, testTopicID, &w)
-	folded := foldEntries(entries)
-	if bases(folded[1]) != "epoch 0: 0-0@0" || bases(folded[2]) != "epoch 0: 0-0@1" {
-		t.Errorf("a third server read %s and %s, want both servers' batches", bases(folded[1]), bases(folded[2]))
+	if len(entries) != 0 {
+		t.Errorf("a third server took in %d entries of running servers, want none", len(entries))
 	}
 	if n := len(journalFiles(t, dir)); n != 3 {
 		t.Errorf("%d files with three servers open, want 3", n)
@@ -156,16 +155,40 @@ func TestProducerJournalServers(t *testing.T) {
 	j1.close()
 	j3.close()
 	j4, entries := mustOpenJournal(t, dir, testTopicID, &w)
-	folded = foldEntries(entries)
-	if bases(folded[1]) != "epoch 0: 0-0@0" || bases(folded[2]) != "epoch 0: 0-0@1" {
-		t.Errorf("a fourth server read %s and %s, want both batches", bases(folded[1]), bases(folded[2]))
+	folded := foldEntries(entries)
+	if bases(folded[1]) != "epoch 0: 0-0@0" || folded[2] != nil {
+		t.Errorf("a fourth server took in %s and %s, want the closed server's batch alone", bases(folded[1]), bases(folded[2]))
 	}
 	files := journalFiles(t, dir)
 	slices.Sort(files)
 	want := []string{filepath.Base(j2.path), filepath.Base(j4.path)}
 	slices.Sort(want)
 	if !slices.Equal(files, want) {
-		t.Errorf("files %q, want the live servers' alone, %q", files, want)
+		t.Errorf("files %q, want the running servers' alone, %q", files, want)
+	}
+}
+
+// TestProducerJournalFoldOrder: entries of several files (and of batches
+// committed in another order than their entries were written) fold in
+// the order of their offsets, whatever order the files are read in.
+func TestProducerJournalFoldOrder(t *testing.T) {
+	now := time.Now()
+	var entries []journalEntry
+	for i := range int32(10) {
+		entries = append(entries, stored(1, 0, 2+i, 1, int64(2+i), now))
+	}
+	entries = append(entries, stored(1, 0, 0, 1, 0, now), stored(1, 0, 1, 1, 1, now)) // another file, read last
+	if got := bases(foldEntries(slices.Clone(entries))[1]); got != "epoch 0: 7-7@7 8-8@8 9-9@9 10-10@10 11-11@11" {
+		t.Errorf("folded %s, want the five last stored", got)
+	}
+	compacted := compactEntries(slices.Clone(entries), now)
+	if got := bases(foldEntries(compacted)[1]); len(compacted) != 5 || got != "epoch 0: 7-7@7 8-8@8 9-9@9 10-10@10 11-11@11" {
+		t.Errorf("compacted to %d entries, folding to %s", len(compacted), got)
+	}
+	// A batch stored twice (its first fdatasync failed): the later is it.
+	twice := []journalEntry{stored(1, 0, 0, 1, 0, now), stored(1, 0, 0, 1, 5, now), stored(1, 0, 0, 1, 0, now)}
+	if got := bases(foldEntries(twice)[1]); got != "epoch 0: 0-0@5" {
+		t.Errorf("a batch stored twice folds to %s, want the later", got)
 	}
 }
 
@@ -231,8 +254,9 @@ func TestProducerJournalOfEarlierTopic(t *testing.T) {
 }
 
 // TestProducerJournalCompaction: past journalCompactAt a server's file is
-// rewritten with each live producer's last batches (idle producers
-// dropped), under the same name, still its own.
+// replaced by a new one of its own with each live producer's last
+// batches (idle producers dropped), which another server leaves alone
+// while it runs and takes over once it stopped.
 func TestProducerJournalCompaction(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "0")
 	var w warnings
@@ -247,11 +271,14 @@ func TestProducerJournalCompaction(t *testing.T) {
 	if fi, err := os.Stat(j.path); err != nil || fi.Size() >= journalCompactAt/2 {
 		t.Fatalf("after %d appends the journal is %v bytes (%v), want it compacted", n+3, fi.Size(), err)
 	}
-	// Still ours: another server does not take it over.
-	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
-	if n := len(journalFiles(t, dir)); n != 2 {
-		t.Errorf("%d files after another server opened, want 2", n)
+	if _, entries := mustOpenJournal(t, dir, testTopicID, &w); len(entries) != 0 {
+		t.Errorf("another server took in %d entries of the running one's compacted file", len(entries))
 	}
+	if files := journalFiles(t, dir); len(files) != 2 || !slices.Contains(files, filepath.Base(j.path)) {
+		t.Errorf("files %q after another server opened, want the compacted one and the other's", files)
+	}
+	j.close()
+	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
 	folded := foldEntries(entries)
 	want := map[int64]string{
 		1: fmt.Sprintf("epoch 0: %d-%d@%d %d-%d@%d %d-%d@%d %d-%d@%d %d-%d@%d",
@@ -269,6 +296,27 @@ func TestProducerJournalCompaction(t *testing.T) {
 	}
 }
 
+// TestProducerJournalCompactionGrows: a journal whose compacted size is
+// past journalCompactAt (many producers) is compacted again only once it
+// has doubled, not at every append.
+func TestProducerJournalCompactionGrows(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	j, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	now := time.Now()
+	n := int64(journalCompactAt/entrySize + 100) // a batch each of as many producers
+	for i := range n {
+		mustAppend(t, j, stored(i, 0, 0, 1, i, now))
+	}
+	first := j.path
+	for i := range int64(100) {
+		mustAppend(t, j, stored(i, 0, 1, 1, n+i, now))
+	}
+	if j.path != first || j.compactAt < 2*journalCompactAt {
+		t.Errorf("compacted again %d appends after the first (next at %d bytes)", 100, j.compactAt)
+	}
+}
+
 // TestProducerJournalTooLarge: a file larger than any a server writes is
 // not read into memory: it is reported, ignored and removed.
 func TestProducerJournalTooLarge(t *testing.T) {
@@ -280,7 +328,7 @@ func TestProducerJournalTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
-	if len(entries) != 0 || !strings.Contains(w.String(), "ignored file "+j.path) {
+	if len(entries) != 0 || !strings.Contains(w.String(), "not used file "+j.path) {
 		t.Errorf("%d entries; warnings:\n%s", len(entries), w.String())
 	}
 	if n := len(journalFiles(t, dir)); n != 1 {

@@ -1,0 +1,72 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/runnel-log/runnel"
+)
+
+// inLog reports whether the log holds, from offset base on, the records of
+// raw, a retried batch: what a loaded journal entry says was stored there.
+// Records compare by key, value, headers and timestamp. Nothing else can
+// tell: a frame does not keep who produced it, and after a power loss the
+// offsets a lost frame had may hold other records. A log that cannot be
+// read there (retention removed it) does not hold it either; the retry is
+// then stored again, the lesser harm.
+func (s *Server) inLog(topic string, partition int32, base int64, raw []byte, scratch *batchScratch) bool {
+	var want []uint64
+	if _, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *runnel.Record) error {
+		want = append(want, recordHash(rec))
+		return nil
+	}); err != nil || len(want) == 0 {
+		return false
+	}
+	c, err := s.log.Consumer(topic, &runnel.ConsumerOptions{Partitions: []int{int(partition)}, Start: runnel.AtOffset(base)})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	for i := 0; i < len(want); {
+		recs, err := c.TryPoll()
+		if err != nil || len(recs) == 0 {
+			return false
+		}
+		for _, r := range recs {
+			if i == len(want) {
+				break
+			}
+			if r.Offset != base+int64(i) || recordHash(&r) != want[i] {
+				return false
+			}
+			i++
+		}
+	}
+	return true
+}
+
+// recordHash hashes what a record carries over Kafka: key and value (nil
+// apart from empty), headers, and the timestamp in milliseconds.
+func recordHash(r *runnel.Record) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var n [10]byte
+	bytes := func(b []byte) {
+		l := int64(len(b))
+		if b == nil {
+			l = -1
+		}
+		d.Write(n[:binary.PutVarint(n[:], l)])
+		d.Write(b)
+	}
+	bytes(r.Key)
+	bytes(r.Value)
+	d.Write(n[:binary.PutVarint(n[:], int64(len(r.Headers)))])
+	for _, h := range r.Headers {
+		bytes([]byte(h.Key))
+		bytes(h.Value)
+	}
+	d.Write(n[:binary.PutVarint(n[:], r.Time.UnixMilli())])
+	return d.Sum64()
+}
