@@ -21,7 +21,8 @@ func TestAdminTopics(t *testing.T) {
 
 	retention := "3600000"
 	segment := "1048576"
-	res, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"retention.ms": &retention, "segment.bytes": &segment}, "made")
+	retained := "10485760"
+	res, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"retention.ms": &retention, "segment.bytes": &segment, "retention.bytes": &retained}, "made")
 	if err != nil || res.Err != nil {
 		t.Fatalf("CreateTopic: %v %v", err, res.Err)
 	}
@@ -29,7 +30,7 @@ func TestAdminTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Config.Partitions != 3 || info.Config.RetentionAge != time.Hour || info.Config.SegmentBytes != 1<<20 {
+	if info.Config.Partitions != 3 || info.Config.RetentionAge != time.Hour || info.Config.SegmentBytes != 1<<20 || info.Config.RetentionBytes != 10<<20 {
 		t.Fatalf("runnel topic config %+v", info.Config)
 	}
 
@@ -46,7 +47,7 @@ func TestAdminTopics(t *testing.T) {
 	for _, c := range rc.Configs {
 		got[c.Key] = c.MaybeValue()
 	}
-	if got["retention.ms"] != "3600000" || got["segment.bytes"] != "1048576" || got["retention.bytes"] != "-1" {
+	if got["retention.ms"] != "3600000" || got["segment.bytes"] != "1048576" || got["retention.bytes"] != "10485760" {
 		t.Fatalf("described configs %v", got)
 	}
 	// A config is reported as set (a topic override) only where it is
@@ -70,7 +71,7 @@ func TestAdminTopics(t *testing.T) {
 		slices.Sort(set)
 		return set
 	}
-	if set := overrides("made"); !slices.Equal(set, []string{"retention.ms", "segment.bytes"}) {
+	if set := overrides("made"); !slices.Equal(set, []string{"retention.bytes", "retention.ms", "segment.bytes"}) {
 		t.Errorf("configs set on made: %v", set)
 	}
 	if res, err := adm.CreateTopic(ctx, 1, 1, nil, "plain"); err != nil || res.Err != nil {
