@@ -18,8 +18,8 @@ import (
 //
 // The state lives in the server's memory, and each stored batch is noted
 // in its partition's producer journal (producer_journal.go), from which a
-// restarted server, or another on the same directory, loads a partition's
-// producers when it first gets an idempotent batch for it. A producer the
+// server started after another stopped loads that server's producers of a
+// partition when it first gets an idempotent batch for it. A producer the
 // journal does not know has its first batch per partition taken as is
 // (as Kafka does for a producer it has no state for).
 
@@ -116,17 +116,25 @@ func (ps *producerStates) unconfirmed(b *seqBatch) bool {
 	return b.loaded
 }
 
-// confirm marks a loaded batch as found in the log.
-func (ps *producerStates) confirm(b *seqBatch) {
+// confirm marks a loaded batch as found in the log. It reports false if
+// the batch was forgotten meanwhile (another retry of it did not find it,
+// and stored it anew): the records found may be that new store's, which
+// the caller must wait for as a duplicate of it.
+func (ps *producerStates) confirm(id int64, tp topicPartition, b *seqBatch) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	st := ps.m[id]
+	if st == nil || st.parts[tp] == nil || !slices.Contains(st.parts[tp].batches, b) {
+		return false
+	}
 	b.loaded = false
+	return true
 }
 
 // forgetFrom drops b, a loaded batch the log does not hold, and the
-// producer's later batches on tp: a log loses only its newest frames, so
-// those are not held either, and the producer's retries of them are
-// stored anew.
+// producer's later loaded batches on tp: a log loses only its newest
+// frames, so those are not held either, and the producer's retries of
+// them are stored anew. Batches this server stored stay.
 func (ps *producerStates) forgetFrom(id int64, tp topicPartition, b *seqBatch) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -135,9 +143,17 @@ func (ps *producerStates) forgetFrom(id int64, tp topicPartition, b *seqBatch) {
 		return
 	}
 	ss := st.parts[tp]
-	if i := slices.Index(ss.batches, b); i >= 0 {
-		ss.batches = ss.batches[:i]
+	i := slices.Index(ss.batches, b)
+	if i < 0 {
+		return
 	}
+	keep := ss.batches[:i]
+	for _, o := range ss.batches[i+1:] {
+		if !o.loaded {
+			keep = append(keep, o)
+		}
+	}
+	ss.batches = keep
 }
 
 // closedDone is the done of a batch whose outcome was known when it was

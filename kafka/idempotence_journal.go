@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +92,9 @@ func (s *Server) dropJournals(topic, topicID string) {
 		pdir := filepath.Join(dir, p.Name())
 		files, _ := os.ReadDir(pdir)
 		for _, f := range files {
+			if strings.HasPrefix(f.Name(), ".") {
+				continue // being written, perhaps for the topic made anew
+			}
 			path := filepath.Join(pdir, f.Name())
 			if fileTopicID(path) == id {
 				os.Remove(path)

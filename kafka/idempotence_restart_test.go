@@ -267,3 +267,39 @@ func TestJournalEntryNotInLog(t *testing.T) {
 		t.Errorf("no log line for the journal's wrong entry:\n%s", ts.logs.String())
 	}
 }
+
+// TestForgetLoadedBatches: forgetting a loaded batch the log lacks drops
+// the producer's later loaded batches with it, not batches this server
+// stored; and a retry that found the batch's offsets filled after another
+// retry forgot it does not confirm it (the records may be the new store's,
+// to be waited for).
+func TestForgetLoadedBatches(t *testing.T) {
+	var ps producerStates
+	ps.init()
+	tp := topicPartition{"f", 0}
+	now := time.Now().UnixNano()
+	ps.load(tp, foldEntries([]journalEntry{stored(1, 0, 0, 1, 0, time.Unix(0, now)), stored(1, 0, 1, 1, 1, time.Unix(0, now+1)), stored(1, 0, 2, 1, 2, time.Unix(0, now+2))}))
+	b1, dup, _ := ps.begin(1, 0, tp, 1, 1)
+	if !dup || !ps.unconfirmed(b1) {
+		t.Fatalf("seq 1 after loading: dup %v, unconfirmed %v", dup, ps.unconfirmed(b1))
+	}
+	b0, _, _ := ps.begin(1, 0, tp, 0, 1)
+	ps.forgetFrom(1, tp, b1)
+	if ps.confirm(1, tp, b1) {
+		t.Error("confirm of a forgotten batch")
+	}
+	// Seq 1 and 2 are gone, 0 stays: seq 1 is next.
+	fresh, dup, code := ps.begin(1, 0, tp, 1, 1)
+	if dup || code != 0 {
+		t.Fatalf("seq 1 after forgetting: dup %v code %d, want a new batch", dup, code)
+	}
+	ps.finish(1, tp, fresh, 5, 0)
+	// Forgetting seq 0 too leaves the batch stored here after it.
+	ps.forgetFrom(1, tp, b0)
+	if ps.confirm(1, tp, b0) {
+		t.Error("confirm of a forgotten batch")
+	}
+	if again, dup, _ := ps.begin(1, 0, tp, 1, 1); !dup || again != fresh {
+		t.Errorf("the batch stored here was forgotten with the loaded ones")
+	}
+}

@@ -214,17 +214,21 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			return
 		}
 		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
-		if dup && s.seqs.unconfirmed(b) {
+		for dup && s.seqs.unconfirmed(b) {
 			// A retry of a batch a stopped server's journal names: the
 			// original offsets only if the log still holds it there.
 			if s.inLog(h.name, partition, b.base, raw, scratch) {
-				s.seqs.confirm(b)
+				if s.seqs.confirm(info.producerID, tp, b) {
+					break
+				}
 			} else {
 				s.opts.Logger.Warn("kafka: a retried batch the producer journal names is not in the log; stored anew",
 					"topic", h.name, "partition", partition, "producer", info.producerID, "base", b.base)
 				s.seqs.forgetFrom(info.producerID, tp, b)
-				b, dup, code = s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
 			}
+			// Forgotten, by this retry or another: stored anew, or a
+			// duplicate of the one storing it.
+			b, dup, code = s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
 		}
 		switch {
 		case code != 0:

@@ -31,8 +31,9 @@ import (
 // batch committed in the instant between its commit and its entry's
 // write when the server died; a batch whose entry a power loss took while
 // its frame had reached the disk (the journal has no fdatasync of its
-// own); and the producers of a stopped server that another server, opening
-// at the same moment, took over first (see producer_journal_file.go).
+// own); and the retries of a stopped server's producers that go to a
+// server already running, which read the journal before (see
+// producer_journal_file.go).
 // Guessing from the records alone which frame was a retried batch's would
 // risk answering a batch never stored as stored, which loses it; a
 // duplicate is the lesser harm.
@@ -118,10 +119,28 @@ func decodeEntry(b []byte) (e journalEntry, ok bool) {
 
 // compactEntries keeps what a restarted server needs: for each producer
 // used since producerIdleExpiry before now, the last seqWindow batches of
-// its current epoch, in the order they were stored.
+// its current epoch, in the order they were written. Past maxKeptEntries
+// the producers used longest ago are dropped too, so that a journal stays
+// within what a server reads (maxJournalBytes).
 func compactEntries(entries []journalEntry, now time.Time) []journalEntry {
-	entries = byBase(entries)
+	entries = inWriteOrder(entries)
 	states := foldEntries(entries)
+	var live []*foldedProducer
+	kept := 0
+	for _, st := range states {
+		if now.Sub(time.Unix(0, st.lastUsed)) <= producerIdleExpiry {
+			live = append(live, st)
+			kept += len(st.batches)
+		}
+	}
+	slices.SortFunc(live, func(a, b *foldedProducer) int { return cmp.Compare(a.lastUsed, b.lastUsed) })
+	for _, st := range live {
+		if kept <= maxKeptEntries {
+			break
+		}
+		kept -= len(st.batches)
+		st.batches = nil
+	}
 	var out []journalEntry
 	for _, e := range entries {
 		st := states[e.pid]
@@ -136,11 +155,19 @@ func compactEntries(entries []journalEntry, now time.Time) []journalEntry {
 	return out
 }
 
-// byBase sorts entries in the order their batches were stored: by offset.
-// Entries of several servers' files, and entries appended in the order
-// batches were committed, come in any order otherwise.
-func byBase(entries []journalEntry) []journalEntry {
-	slices.SortStableFunc(entries, func(a, b journalEntry) int { return cmp.Compare(a.base, b.base) })
+// maxKeptEntries bounds a compacted journal to half of what a server
+// reads, so that doubling before the next compaction stays readable.
+const maxKeptEntries = maxJournalBytes/2/entrySize - 1 // and the header
+
+// inWriteOrder sorts entries in the order they were written, by their
+// time, then offset: entries of several servers' files come in any order
+// otherwise. Not by offset alone: after a power loss a batch may be
+// stored at the offset of one whose frame was lost and whose entry was
+// not, and the later entry is the one that counts.
+func inWriteOrder(entries []journalEntry) []journalEntry {
+	slices.SortStableFunc(entries, func(a, b journalEntry) int {
+		return cmp.Or(cmp.Compare(a.time, b.time), cmp.Compare(a.base, b.base))
+	})
 	return entries
 }
 
@@ -156,7 +183,7 @@ type foldedProducer struct {
 // it was stored too late to be refused; it is left out.
 func foldEntries(entries []journalEntry) map[int64]*foldedProducer {
 	states := map[int64]*foldedProducer{}
-	for _, e := range byBase(entries) {
+	for _, e := range inWriteOrder(entries) {
 		st := states[e.pid]
 		if st == nil {
 			st = &foldedProducer{epoch: e.epoch}

@@ -28,11 +28,10 @@ import (
 // its inode's: whoever holds the lock of the file a name opens knows that
 // no server writes to it.
 //
-// Opening servers do not lock each other out: two opening at once may
-// both take a stopped server's file in (the fold keeps one of each entry),
-// or one may take it in before the other lists it, and the other then
-// knows nothing of that server's producers, whose retries through it may
-// be stored twice.
+// Each server reads a partition's journal once, when it first gets an
+// idempotent batch there: the producers of a server that stops later, or
+// that another server took over first, are not known to it, and their
+// retries through it may be stored twice.
 
 // producerJournal is one server's file in a partition's journal.
 type producerJournal struct {
@@ -297,8 +296,8 @@ func (j *producerJournal) append(e journalEntry) error {
 	if j.size += entrySize; j.size >= j.compactAt {
 		if err := j.compact(); err != nil {
 			// The entry is written; the file stays as it is, and is
-			// compacted again once it has doubled.
-			j.compactAt = 2 * j.size
+			// tried again a while later.
+			j.compactAt = j.size + journalCompactAt/16
 			j.warn("kafka: producer journal not compacted", "file", j.path, "err", err)
 		}
 	}
@@ -317,7 +316,7 @@ func (j *producerJournal) compact() error {
 	case err != nil:
 		return err
 	case !ok:
-		return errors.New("its header does not check out")
+		return errors.New("it no longer reads as a journal of this topic")
 	}
 	return j.replace(compactEntries(entries, time.Now()))
 }

@@ -175,15 +175,22 @@ func TestProducerJournalFoldOrder(t *testing.T) {
 	now := time.Now()
 	var entries []journalEntry
 	for i := range int32(10) {
-		entries = append(entries, stored(1, 0, 2+i, 1, int64(2+i), now))
+		entries = append(entries, stored(1, 0, 2+i, 1, int64(2+i), now.Add(time.Duration(2+i))))
 	}
-	entries = append(entries, stored(1, 0, 0, 1, 0, now), stored(1, 0, 1, 1, 1, now)) // another file, read last
+	entries = append(entries, stored(1, 0, 0, 1, 0, now), stored(1, 0, 1, 1, 1, now.Add(1))) // another file, read last
 	if got := bases(foldEntries(slices.Clone(entries))[1]); got != "epoch 0: 7-7@7 8-8@8 9-9@9 10-10@10 11-11@11" {
 		t.Errorf("folded %s, want the five last stored", got)
 	}
 	compacted := compactEntries(slices.Clone(entries), now)
 	if got := bases(foldEntries(compacted)[1]); len(compacted) != 5 || got != "epoch 0: 7-7@7 8-8@8 9-9@9 10-10@10 11-11@11" {
 		t.Errorf("compacted to %d entries, folding to %s", len(compacted), got)
+	}
+	// A power loss took the frames of seq 3 and 4 (acks=1) but not their
+	// entries; seq 5 went to seq 3's offset: written last, it is the last.
+	reused := []journalEntry{stored(1, 0, 2, 1, 12, now), stored(1, 0, 3, 1, 13, now.Add(1)),
+		stored(1, 0, 4, 1, 14, now.Add(2)), stored(1, 0, 5, 1, 13, now.Add(3))}
+	if got := bases(foldEntries(reused)[1]); got != "epoch 0: 2-2@12 3-3@13 4-4@14 5-5@13" {
+		t.Errorf("a reused offset folds to %s, want seq 5 last", got)
 	}
 	// A batch stored twice (its first fdatasync failed): the later is it.
 	twice := []journalEntry{stored(1, 0, 0, 1, 0, now), stored(1, 0, 0, 1, 5, now), stored(1, 0, 0, 1, 0, now)}
@@ -361,5 +368,21 @@ func TestProducerJournalAbandonedFile(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("the file just made: %v, want it left", err)
+	}
+}
+
+// TestProducerJournalCompactionBound: a compacted journal keeps at most
+// maxKeptEntries entries, dropping the producers used longest ago, so that
+// it stays readable (maxJournalBytes) however many producers there are.
+func TestProducerJournalCompactionBound(t *testing.T) {
+	now := time.Now()
+	n := maxKeptEntries + 10
+	entries := make([]journalEntry, n)
+	for i := range n {
+		entries[i] = stored(int64(i), 0, 0, 1, int64(i), now.Add(time.Duration(i)-time.Hour))
+	}
+	out := compactEntries(entries, now)
+	if len(out) != maxKeptEntries || out[0].pid != 10 || out[len(out)-1].pid != int64(n-1) {
+		t.Errorf("compacted %d entries to %d, producers %d to %d; want %d, from producer 10 on", n, len(out), out[0].pid, out[len(out)-1].pid, maxKeptEntries)
 	}
 }
