@@ -433,15 +433,9 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
 			return fmt.Errorf("runnel: delete group %s: %w", group, err)
 		}
-		// Hold every member slot: no member can join while the file goes
-		// (a joiner that finds none free waits for the admin lock).
-		live := false
-		for s := range maxMembers {
-			got, err := off.lf.TryLock(memberLock(s))
-			if err != nil {
-				return fmt.Errorf("runnel: delete group %s: %w", group, err)
-			}
-			live = live || !got
+		live, err := off.holdMemberSlots()
+		if err != nil {
+			return fmt.Errorf("runnel: delete group %s: %w", group, err)
 		}
 		if live {
 			busy = append(busy, topic)
@@ -471,6 +465,21 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 		return syncDir(filepath.Dir(gdir))
 	}
 	return nil
+}
+
+// holdMemberSlots locks every free member slot of the offsets file, whose
+// admin lock the caller holds, and reports whether any slot is a live
+// member's: no member can join while the caller changes the group (a
+// joiner that finds no slot free waits for the admin lock).
+func (o *offsetsFile) holdMemberSlots() (live bool, err error) {
+	for s := range maxMembers {
+		got, err := o.lf.TryLock(memberLock(s))
+		if err != nil {
+			return false, err
+		}
+		live = live || !got
+	}
+	return live, nil
 }
 
 // resetHeld commits target for partition p, whose lock the caller holds,

@@ -63,6 +63,8 @@ func (c *conn) dispatch(req kmsg.Request) (kmsg.Response, error) {
 		return c.describeGroups(r), nil
 	case *kmsg.DeleteGroupsRequest:
 		return c.deleteGroups(r), nil
+	case *kmsg.OffsetDeleteRequest:
+		return c.offsetDelete(r), nil
 	case *kmsg.CreateTopicsRequest:
 		return c.createTopics(r), nil
 	case *kmsg.DeleteTopicsRequest:

@@ -47,23 +47,42 @@ committed, committed_at, end, lag and owner are null when unknown.`,
 		complete: []argKind{argGroup},
 		run:      describeWith(&describeFormat, (*runnel.Log).DescribeGroup, printGroup, newJSONGroup),
 	})
-	var deleteForce bool
+	var (
+		deleteForce bool
+		deleteParts []int
+	)
 	register(&command{
 		name:    "groups delete",
-		args:    "GROUP [-force]",
-		summary: "delete a consumer group and its committed offsets",
+		args:    "GROUP [TOPIC [-partition N]...] [-force]",
+		summary: "delete a consumer group, or its committed offsets for a topic",
 		describe: `
 Removes the group's committed offsets for every topic. The group's members
 must be stopped first: the command fails and deletes nothing while one is
 alive, unless -force is given; then each live member's next poll or commit
-fails.`,
+fails.
+
+With TOPIC, removes only the group's committed offsets for that topic (for
+the partitions given with -partition, repeated or comma-separated, or all),
+as kafka-consumer-groups --delete-offsets does: a member that takes such a
+partition starts where a new group would. The group's members of that
+topic must be stopped; there is no -force.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&deleteForce, "force", false, "delete even while members are alive")
+			fs.IntSliceVarP(&deleteParts, "partition", "p", nil, "with TOPIC: delete only partition `N`'s offset (repeat, or N,M,...)")
 		},
-		nargs:    [2]int{1, 1},
-		complete: []argKind{argGroup},
+		nargs:    [2]int{1, 2},
+		complete: []argKind{argGroup, argTopic},
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
+			if len(args) == 1 && deleteParts != nil {
+				return usagef("-partition needs a TOPIC")
+			}
+			if len(args) == 2 && deleteForce {
+				return usagef("-force deletes a whole group; a topic's offsets are deleted only with its members stopped")
+			}
 			return c.withLog(func(l *runnel.Log) error {
+				if len(args) == 2 {
+					return deleteGroupOffsets(ctx, c, l, args[0], args[1], deleteParts)
+				}
 				err := l.DeleteGroup(ctx, args[0], &runnel.DeleteGroupOptions{Force: deleteForce})
 				if errors.Is(err, runnel.ErrGroupActive) {
 					return fmt.Errorf("%w: stop the group's consumers first, or give -force", err)
@@ -214,4 +233,21 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 		}
 		tw.Flush()
 	}
+}
+
+// deleteGroupOffsets is groups delete with a TOPIC.
+func deleteGroupOffsets(ctx context.Context, c *cli, l *runnel.Log, group, topic string, parts []int) error {
+	err := l.DeleteGroupOffsets(ctx, group, topic, parts)
+	if errors.Is(err, runnel.ErrGroupActive) {
+		return fmt.Errorf("%w: stop the group's consumers of %s first", err, topic)
+	}
+	if err != nil {
+		return err
+	}
+	which := "all partitions"
+	if parts != nil {
+		which = fmt.Sprintf("partitions %v", parts)
+	}
+	fmt.Fprintf(c.stdout, "deleted group %s's offsets for topic %s, %s\n", group, topic, which)
+	return nil
 }

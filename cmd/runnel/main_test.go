@@ -586,6 +586,17 @@ func TestConsumeGroup(t *testing.T) {
 	if got := must(t, dir, "", "consume", "t", "-group", "g"); strings.Count(got, "\n") != n {
 		t.Errorf("after reset the group read %d records", strings.Count(got, "\n"))
 	}
+	// groups delete with a topic: only the partitions named read again.
+	if got := must(t, dir, "", "groups", "delete", "g", "t", "-p", "0"); got != "deleted group g's offsets for topic t, partitions [0]\n" {
+		t.Errorf("groups delete g t -p 0: %q", got)
+	}
+	again := must(t, dir, "", "consume", "t", "-group", "g", "-from-beginning", "-f", `%p\n`)
+	if again == "" || strings.Trim(again, "0\n") != "" {
+		t.Errorf("after deleting partition 0's offset the group read partitions %q, want 0 alone", again)
+	}
+	failing(t, runIn(t, dir, "", "groups", "delete", "g", "-p", "0"), 2, "-partition needs a TOPIC")
+	failing(t, runIn(t, dir, "", "groups", "delete", "g", "t", "-force"), 2, "-force deletes a whole group")
+	failing(t, runIn(t, dir, "", "groups", "delete", "g", "t", "-p", "9"), 1, "partition")
 	st := must(t, dir, "", "stat")
 	for _, want := range []string{"TOPIC", "IN/s", "GROUP", "LAG"} {
 		if !strings.Contains(st, want) {
@@ -603,6 +614,7 @@ func TestConsumeGroup(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	failing(t, runIn(t, dir, "", "groups", "delete", "g"), 1, "active members")
+	failing(t, runIn(t, dir, "", "groups", "delete", "g", "t"), 1, "live members for topic t")
 	if got := must(t, dir, "", "groups", "list"); got != "g\n" {
 		t.Errorf("groups list after a refused delete: %q", got)
 	}

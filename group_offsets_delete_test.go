@@ -1,0 +1,86 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestDeleteGroupOffsets: a group's committed offsets for some partitions
+// of a topic go back to none, the rest and other topics' stay; a live
+// member of the topic refuses it whole, a live member of another topic
+// does not; a member then starts the deleted partitions from Start.
+func TestDeleteGroupOffsets(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	mustCreate(t, l, "u", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 2, 5)
+	ctx := context.Background()
+	for _, topic := range []string{"t", "u"} {
+		if _, err := l.ResetGroupOffsets(ctx, "g", topic, Latest, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed := func() map[string][]int64 {
+		t.Helper()
+		info, err := l.DescribeGroup("g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]int64{}
+		for _, gt := range info.Topics {
+			for _, gp := range gt.Partitions {
+				out[gt.Topic] = append(out[gt.Topic], gp.Committed)
+			}
+		}
+		return out
+	}
+
+	for _, c := range []struct {
+		group, topic string
+		parts        []int
+		want         error
+	}{
+		{"h", "t", nil, ErrGroupNotFound},
+		{"g", "nope", nil, ErrTopicNotFound},
+		{"g", "t", []int{2}, ErrInvalidArgument},
+		{"../g", "t", nil, ErrInvalidName},
+	} {
+		if err := l.DeleteGroupOffsets(ctx, c.group, c.topic, c.parts); !errors.Is(err, c.want) {
+			t.Errorf("DeleteGroupOffsets(%s, %s, %v) = %v, want %v", c.group, c.topic, c.parts, err, c.want)
+		}
+	}
+
+	member := mustConsumer(t, l, "t", &ConsumerOptions{Group: "g"})
+	if err := l.DeleteGroupOffsets(ctx, "g", "t", []int{0}); !errors.Is(err, ErrGroupActive) {
+		t.Errorf("with a live member of the topic: %v, want ErrGroupActive", err)
+	}
+	member.Close()
+	other := mustConsumer(t, l, "u", &ConsumerOptions{Group: "g"})
+	defer other.Close()
+	if err := l.DeleteGroupOffsets(ctx, "g", "t", []int{0}); err != nil {
+		t.Fatalf("with a live member of another topic alone: %v", err)
+	}
+	got := committed()
+	if got["t"][0] != -1 || got["t"][1] != 5 || got["u"][0] != 0 {
+		t.Errorf("committed after deleting t/0: %v, want t [none 5], u [0]", got)
+	}
+	m := mustConsumer(t, l, "t", &ConsumerOptions{Group: "g", Start: Earliest})
+	recs := pollUntil(t, m, 5, 5*time.Second)
+	if len(recs) != 5 {
+		t.Fatalf("a new member read %d records, want partition 0's 5 (partition 1 is committed at its end)", len(recs))
+	}
+	for _, r := range recs {
+		if r.Partition != 0 {
+			t.Errorf("read %d/%d, want partition 0 only", r.Partition, r.Offset)
+		}
+	}
+	m.Close()
+	if err := l.DeleteGroupOffsets(ctx, "g", "t", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := committed(); got["t"][0] != -1 || got["t"][1] != -1 {
+		t.Errorf("committed after deleting all of t: %v", got)
+	}
+}
