@@ -104,15 +104,26 @@ func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
 		owned:   make([]bool, len(t.parts)),
 		commits: make([]commitState, len(t.parts)),
 	}
-	for s := range maxMembers {
-		ok, err := off.lf.TryLock(memberLock(s))
-		if err != nil {
+	if err := m.takeSlot(); err != nil {
+		off.close()
+		return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+	}
+	if m.slot < 0 {
+		// Every slot taken: by members, or for a moment by an admin call
+		// (DeleteGroup, DeleteGroupOffsets) holding them all. Wait for
+		// any admin call to end, and look again while none can start.
+		if testHookNoSlot != nil {
+			testHookNoSlot()
+		}
+		if err := off.lf.Lock(context.Background(), adminLockOff); err != nil {
 			off.close()
 			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
 		}
-		if ok {
-			m.slot = s
-			break
+		err := m.takeSlot()
+		off.lf.Unlock(adminLockOff)
+		if err != nil {
+			off.close()
+			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
 		}
 	}
 	// DeleteGroup sets the flag while it holds every slot: a slot taken
@@ -122,18 +133,7 @@ func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
 		return nil, errGroupFileDeleted
 	}
 	if m.slot < 0 {
-		defer off.close()
-		if busy, err := off.lf.HeldByOther(adminLockOff); err == nil && busy {
-			// Perhaps a DeleteGroup holding every slot: once it is done,
-			// look again.
-			if testHookNoSlot != nil {
-				testHookNoSlot()
-			}
-			if err := off.lf.Lock(context.Background(), adminLockOff); err != nil {
-				return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
-			}
-			return nil, errGroupFileDeleted
-		}
+		off.close()
 		return nil, fmt.Errorf("%w: group %s already has %d members for topic %s", ErrInvalidArgument, group, maxMembers, t.name)
 	}
 	m.joined = time.Now().UnixNano()
@@ -144,6 +144,21 @@ func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
 	off.raiseHWM(m.slot + 1)
 	off.bump(off.gen())
 	return m, nil
+}
+
+// takeSlot takes the first free member slot, if any.
+func (m *member) takeSlot() error {
+	for s := range maxMembers {
+		ok, err := m.off.lf.TryLock(memberLock(s))
+		if err != nil {
+			return err
+		}
+		if ok {
+			m.slot = s
+			return nil
+		}
+	}
+	return nil
 }
 
 // defaultMemberName is "<host>/<pid>".

@@ -433,7 +433,10 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
 			return fmt.Errorf("runnel: delete group %s: %w", group, err)
 		}
-		live, err := off.holdMemberSlots()
+		live, err := off.anyMember()
+		if err == nil && (!live || o.Force) {
+			live, err = off.holdMemberSlots()
+		}
 		if err != nil {
 			return fmt.Errorf("runnel: delete group %s: %w", group, err)
 		}
@@ -465,6 +468,19 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 		return syncDir(filepath.Dir(gdir))
 	}
 	return nil
+}
+
+// anyMember reports whether a member holds a slot of the offsets file. It
+// takes no lock: an admin call that will refuse a live group asks this
+// first, so that refusing never holds the free slots, which the members'
+// census would count as members for a moment (and give up partitions to).
+func (o *offsetsFile) anyMember() (bool, error) {
+	for s := range maxMembers {
+		if held, err := o.lf.HeldByOther(memberLock(s)); err != nil || held {
+			return held, err
+		}
+	}
+	return false, nil
 }
 
 // holdMemberSlots locks every free member slot of the offsets file, whose

@@ -41,18 +41,18 @@ func (l *Log) DeleteGroupOffsets(ctx context.Context, group, topic string, parti
 			return err
 		}
 	}
-	off, err := openOffsets(l.dir, group, topic, len(t.parts), false)
+	off, err := l.openExistingAdmin(ctx, t, group)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s has no offsets for topic %s", ErrGroupNotFound, group, topic)
 	}
 	if err != nil {
-		return err
-	}
-	defer off.close() // releases every lock taken here
-	if err := off.lf.Lock(ctx, adminLockOff); err != nil {
 		return fmt.Errorf("runnel: delete offsets of group %s: %w", group, err)
 	}
-	live, err := off.holdMemberSlots()
+	defer off.close() // releases every lock taken here
+	live, err := off.anyMember()
+	if err == nil && !live {
+		live, err = off.holdMemberSlots() // a member may just have joined
+	}
 	if err != nil {
 		return fmt.Errorf("runnel: delete offsets of group %s: %w", group, err)
 	}
@@ -70,4 +70,32 @@ func (l *Log) DeleteGroupOffsets(ctx context.Context, group, topic string, parti
 		}
 	}
 	return off.sync()
+}
+
+// testHookAdminOpened, if set, runs when openExistingAdmin opened a file
+// and is about to wait for its admin lock.
+var testHookAdminOpened func()
+
+// openExistingAdmin opens the group's offsets file for topic t, if there is
+// one (fs.ErrNotExist if not), and takes its admin lock, waiting until ctx
+// ends. A file that a DeleteGroup removed meanwhile is left for the
+// path's next one, as openAdmin does.
+func (l *Log) openExistingAdmin(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
+	for {
+		off, err := openOffsets(l.dir, group, t.name, len(t.parts), false)
+		if err != nil {
+			return nil, err
+		}
+		if testHookAdminOpened != nil {
+			testHookAdminOpened()
+		}
+		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
+			off.close()
+			return nil, err
+		}
+		if !off.deleted() {
+			return off, nil
+		}
+		off.close()
+	}
 }

@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -82,5 +83,107 @@ func TestDeleteGroupOffsets(t *testing.T) {
 	}
 	if got := committed(); got["t"][0] != -1 || got["t"][1] != -1 {
 		t.Errorf("committed after deleting all of t: %v", got)
+	}
+}
+
+// TestDeleteGroupOffsetsOfDeletedFile: a DeleteGroupOffsets that opened
+// the group's file as a DeleteGroup removed it, and a new member made a
+// new one, deletes in the new file, not in the one removed (where it would
+// report a delete nobody sees).
+func TestDeleteGroupOffsetsOfDeletedFile(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 1, 5)
+	ctx := context.Background()
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", Latest, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Be DeleteGroup half-way: the admin lock held.
+	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustTryLock(t, off.lf, adminLockOff, true)
+	opened := make(chan struct{}, 1)
+	testHookAdminOpened = func() { opened <- struct{}{} }
+	t.Cleanup(func() { testHookAdminOpened = nil })
+	done := make(chan error, 1)
+	go func() { done <- l.DeleteGroupOffsets(ctx, "g", "t", nil) }()
+	expectSignal(t, opened, "DeleteGroupOffsets opening the file")
+	testHookAdminOpened = nil
+	off.ctlWord(ctlDeadOff).Store(1)
+	if err := os.Remove(offsetsPath(l.Dir(), "g", "t")); err != nil {
+		t.Fatal(err)
+	}
+	// A new file, with a commit, before the delete goes on.
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", Latest, nil); err != nil {
+		t.Fatal(err)
+	}
+	off.close()
+	if err := <-done; err != nil {
+		t.Fatalf("DeleteGroupOffsets: %v", err)
+	}
+	info, err := l.DescribeGroup("g")
+	if err != nil || info.Topics[0].Partitions[0].Committed != -1 {
+		t.Errorf("the new file's commit after the delete: %+v, %v; want none", info, err)
+	}
+}
+
+// TestJoinWhileSlotsHeldBriefly: a joiner that finds every slot taken for
+// a moment (an admin call holding them, about to let go) looks again once
+// no admin call runs, and joins, instead of failing as a full group.
+func TestJoinWhileSlotsHeldBriefly(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.close()
+	for s := range maxMembers {
+		mustTryLock(t, off.lf, memberLock(s), true)
+	}
+	// The admin call lets the slots go just after the joiner found them
+	// taken, and before it looks at the admin lock.
+	testHookNoSlot = func() {
+		for s := range maxMembers {
+			off.lf.Unlock(memberLock(s))
+		}
+	}
+	t.Cleanup(func() { testHookNoSlot = nil })
+	c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	c.Close()
+}
+
+// TestAnyMember: whether a member holds a slot, without taking any.
+func TestAnyMember(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.close()
+	if live, err := off.anyMember(); err != nil || live {
+		t.Fatalf("anyMember of a group without members: %v, %v", live, err)
+	}
+	m := mustConsumer(t, l, "t", &ConsumerOptions{Group: "g"})
+	if live, err := off.anyMember(); err != nil || !live {
+		t.Errorf("anyMember with a member: %v, %v", live, err)
+	}
+	m.Close()
+	for s := range maxMembers {
+		if held, _ := off.lf.HeldByOther(memberLock(s)); held {
+			t.Fatalf("slot %d held after the member closed", s)
+		}
 	}
 }

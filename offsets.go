@@ -38,8 +38,8 @@ import (
 //
 //	1<<30 + p            ownership of partition p
 //	1<<30 + 1<<17 + s    member slot s, held while the member lives
-//	1<<30 + 1<<18        admin lock: serializes ResetGroupOffsets and
-//	                     DeleteGroup
+//	1<<30 + 1<<18        admin lock: serializes ResetGroupOffsets,
+//	                     DeleteGroup and DeleteGroupOffsets
 const (
 	offsetsMagic   = "RUNNELOF"
 	offsetsVersion = 1

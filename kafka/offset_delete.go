@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"slices"
 
@@ -15,13 +16,16 @@ import (
 // consume the topic: Kafka members of this server subscribed to it, or
 // any live member of runnel group G for it, native or Kafka, in any
 // process (GROUP_SUBSCRIBED_TO_TOPIC for its partitions). A topic the
-// group has no offsets for has nothing to delete, and succeeds.
+// group has no offsets for has nothing to delete, and succeeds. A group
+// of another protocol than "consumer" with members here is
+// NON_EMPTY_GROUP: which topics its members use is not known.
 
 func init() { supports(kmsg.OffsetDelete, 0, 0) }
 
 func (c *conn) offsetDelete(req *kmsg.OffsetDeleteRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	groups, err := c.s.log.ListGroups()
+	_, ptype, _, kafkaMembers := c.s.groupSummary(req.Group)
 	switch {
 	case !c.s.validGroup(req.Group):
 		resp.ErrorCode = kerr.InvalidGroupID.Code
@@ -30,15 +34,27 @@ func (c *conn) offsetDelete(req *kmsg.OffsetDeleteRequest) kmsg.Response {
 		c.s.opts.Logger.Warn("kafka: list groups", "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return resp
-	case !slices.Contains(groups, req.Group):
+	case kafkaMembers && ptype != consumerProtocol:
+		// Not a consumer group (Kafka Connect's, say): its members'
+		// topics are not known, so none is safe to delete.
+		resp.ErrorCode = kerr.NonEmptyGroup.Code
+		return resp
+	case !kafkaMembers && !slices.Contains(groups, req.Group):
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp
 	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()
 		rt.Topic = t.Topic
-		codes := c.s.deleteOffsets(req.Group, t.Topic, t.Partitions)
-		for i, p := range t.Partitions {
+		// Kafka answers each partition once, however often it is named.
+		var parts []kmsg.OffsetDeleteRequestTopicPartition
+		for _, p := range t.Partitions {
+			if !slices.ContainsFunc(parts, func(q kmsg.OffsetDeleteRequestTopicPartition) bool { return q.Partition == p.Partition }) {
+				parts = append(parts, p)
+			}
+		}
+		codes := c.s.deleteOffsets(req.Group, t.Topic, parts)
+		for i, p := range parts {
 			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			rp.Partition, rp.ErrorCode = p.Partition, codes[i]
 			rt.Partitions = append(rt.Partitions, rp)
@@ -68,7 +84,7 @@ func (s *Server) deleteOffsets(group, topic string, parts []kmsg.OffsetDeleteReq
 	for i, p := range parts {
 		if p.Partition < 0 || int(p.Partition) >= cfg.Partitions {
 			codes[i] = kerr.UnknownTopicOrPartition.Code
-		} else if !slices.Contains(valid, int(p.Partition)) {
+		} else {
 			valid = append(valid, int(p.Partition))
 		}
 	}
@@ -87,6 +103,9 @@ func (s *Server) deleteOffsets(group, topic string, parts []kmsg.OffsetDeleteReq
 		return fill(kerr.GroupSubscribedToTopic.Code)
 	case errors.Is(err, runnel.ErrTopicNotFound):
 		return fill(kerr.UnknownTopicOrPartition.Code)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// Another admin call on the group held it all along.
+		return fill(kerr.RequestTimedOut.Code)
 	default:
 		s.opts.Logger.Warn("kafka: OffsetDelete failed", "group", group, "topic", topic, "err", err)
 		return fill(kerr.UnknownServerError.Code)

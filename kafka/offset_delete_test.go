@@ -10,6 +10,7 @@ import (
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestOffsetDelete: kadm's DeleteOffsets (Kafka's OffsetDelete) makes a
@@ -94,5 +95,50 @@ func TestOffsetDelete(t *testing.T) {
 	waitFor(t, "the new member to read 6 records", func() bool { return len(n.consumed()) >= len(want) })
 	if got := n.consumed(); !maps.Equal(got, want) {
 		t.Errorf("the new member read %v, want %v", got, want)
+	}
+}
+
+// TestOffsetDeleteJoinedMembers: a Kafka member that has joined (and not
+// yet synced) and subscribes to the topic refuses OffsetDelete; a group of
+// another protocol (Kafka Connect's) with members gets NON_EMPTY_GROUP,
+// since which topics it uses is not known.
+func TestOffsetDeleteJoinedMembers(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("odj", 1)
+	adm := kadm.NewClient(ts.client())
+	ctx := context.Background()
+	commits := kadm.Offsets{}
+	commits.Add(kadm.Offset{Topic: "odj", Partition: 0, At: 0, LeaderEpoch: -1})
+	for _, g := range []string{"cg", "connect"} {
+		if err := adm.CommitAllOffsets(ctx, g, commits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join := func(group, protocolType string) {
+		t.Helper()
+		meta := kmsg.NewConsumerMemberMetadata()
+		meta.Topics = []string{"odj"}
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version, req.Group, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 1, group, 30000, 30000
+		req.ProtocolType = protocolType
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", meta.AppendTo(nil)
+		req.Protocols = append(req.Protocols, p)
+		if resp := ts.raw().request(req).(*kmsg.JoinGroupResponse); resp.ErrorCode != 0 {
+			t.Fatalf("JoinGroup %s: code %d", group, resp.ErrorCode)
+		}
+	}
+	join("cg", consumerProtocol)
+	res, err := adm.DeleteOffsets(ctx, "cg", kadm.TopicsSet{"odj": {0: {}}})
+	if err != nil || !errors.Is(res["odj"][0], kerr.GroupSubscribedToTopic) {
+		t.Errorf("DeleteOffsets with a member joined, not synced: %v, %v; want GROUP_SUBSCRIBED_TO_TOPIC", res, err)
+	}
+	join("connect", "connect")
+	if _, err := adm.DeleteOffsets(ctx, "connect", kadm.TopicsSet{"odj": {0: {}}}); !errors.Is(err, kerr.NonEmptyGroup) {
+		t.Errorf("DeleteOffsets of a Connect group with members: %v, want NON_EMPTY_GROUP", err)
+	}
+	info, err := ts.log.DescribeGroup("cg")
+	if err != nil || info.Topics[0].Partitions[0].Committed != 0 {
+		t.Errorf("the refused groups' commits: %+v, %v", info, err)
 	}
 }
