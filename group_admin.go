@@ -353,11 +353,17 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 
 // openAdmin opens (creating if needed, as openGroupOffsets does) the
 // group's offsets file for topic t and takes its admin lock, waiting until
-// ctx ends. A file that a DeleteGroup removed meanwhile is left for the
-// path's next one.
+// ctx ends.
 func (l *Log) openAdmin(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
+	return lockAdmin(ctx, func() (*offsetsFile, error) { return l.openGroupOffsets(ctx, t, group) })
+}
+
+// lockAdmin opens a group's offsets file with open and takes its admin
+// lock, waiting until ctx ends. A file that a DeleteGroup removed
+// meanwhile is left for the path's next one.
+func lockAdmin(ctx context.Context, open func() (*offsetsFile, error)) (*offsetsFile, error) {
 	for {
-		off, err := l.openGroupOffsets(ctx, t, group)
+		off, err := open()
 		if err != nil {
 			return nil, err
 		}

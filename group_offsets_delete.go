@@ -77,25 +77,14 @@ func (l *Log) DeleteGroupOffsets(ctx context.Context, group, topic string, parti
 var testHookAdminOpened func()
 
 // openExistingAdmin opens the group's offsets file for topic t, if there is
-// one (fs.ErrNotExist if not), and takes its admin lock, waiting until ctx
-// ends. A file that a DeleteGroup removed meanwhile is left for the
-// path's next one, as openAdmin does.
+// one (fs.ErrNotExist if not), and takes its admin lock, as openAdmin does
+// for a file it creates if need be.
 func (l *Log) openExistingAdmin(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
-	for {
+	return lockAdmin(ctx, func() (*offsetsFile, error) {
 		off, err := openOffsets(l.dir, group, t.name, len(t.parts), false)
-		if err != nil {
-			return nil, err
-		}
-		if testHookAdminOpened != nil {
+		if err == nil && testHookAdminOpened != nil {
 			testHookAdminOpened()
 		}
-		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
-			off.close()
-			return nil, err
-		}
-		if !off.deleted() {
-			return off, nil
-		}
-		off.close()
-	}
+		return off, err
+	})
 }

@@ -133,16 +133,7 @@ func TestDeleteGroupOffsetsOfDeletedFile(t *testing.T) {
 // a moment (an admin call holding them, about to let go) looks again once
 // no admin call runs, and joins, instead of failing as a full group.
 func TestJoinWhileSlotsHeldBriefly(t *testing.T) {
-	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
-	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
-		t.Fatal(err)
-	}
-	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer off.close()
+	l, off := groupFileOpen(t)
 	for s := range maxMembers {
 		mustTryLock(t, off.lf, memberLock(s), true)
 	}
@@ -163,16 +154,7 @@ func TestJoinWhileSlotsHeldBriefly(t *testing.T) {
 
 // TestAnyMember: whether a member holds a slot, without taking any.
 func TestAnyMember(t *testing.T) {
-	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
-	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
-		t.Fatal(err)
-	}
-	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer off.close()
+	l, off := groupFileOpen(t)
 	if live, err := off.anyMember(); err != nil || live {
 		t.Fatalf("anyMember of a group without members: %v, %v", live, err)
 	}
@@ -186,4 +168,22 @@ func TestAnyMember(t *testing.T) {
 			t.Fatalf("slot %d held after the member closed", s)
 		}
 	}
+}
+
+// groupFileOpen makes a log with topic t of one partition and group g's
+// offsets for it at offset 0, and opens the offsets file as an admin call
+// or a member in another process would, closed when the test ends.
+func groupFileOpen(t *testing.T) (*Log, *offsetsFile) {
+	t.Helper()
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { off.close() })
+	return l, off
 }

@@ -824,17 +824,8 @@ func TestDeleteGroup(t *testing.T) {
 // A member that joins while DeleteGroup holds every member slot waits for
 // it and joins the next file, instead of finding the group full.
 func TestJoinDuringDeleteGroup(t *testing.T) {
-	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
-	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
-	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
-		t.Fatal(err)
-	}
+	l, off := groupFileOpen(t)
 	// Be DeleteGroup half-way: the admin lock and every slot held.
-	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer off.close()
 	mustTryLock(t, off.lf, adminLockOff, true)
 	for s := range maxMembers {
 		mustTryLock(t, off.lf, memberLock(s), true)
