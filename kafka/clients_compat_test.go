@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +19,9 @@ import (
 // KafkaJS and kafka-python against the server: admin, produce with every
 // codec they have, group consumption and commits, offsets by timestamp,
 // group deletion, a group shared by two of their processes and a native
-// member, SASL, and TLS. What they print is checked against the log directory.
+// member, SASL, TLS, and (KafkaJS: kafka-python's producer is not
+// idempotent) retries through a server restart. What they print is
+// checked against the log directory.
 
 func TestKafkaJS(t *testing.T) {
 	lc := kafkaJS(t)
@@ -25,6 +29,7 @@ func TestKafkaJS(t *testing.T) {
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
+	t.Run("restart", func(t *testing.T) { testClientRestart(t, lc) })
 }
 
 func TestKafkaPython(t *testing.T) {
@@ -359,4 +364,51 @@ func testClientGroup(t *testing.T, lc langClient) {
 		}
 		return slices.Equal(native.partitions(), []int{0, 1, 2, 3})
 	}, a)
+}
+
+// testClientRestart: the client's idempotent producer sends records one at
+// a time through a server process that stores the first, holds its answer
+// and is killed (SIGKILL); the client retries it against a server started
+// anew on the directory and address, and every record is stored once, at
+// the offset the client was told.
+func testClientRestart(t *testing.T, lc langClient) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.CreateTopic("restart", runnel.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	held := filepath.Join(t.TempDir(), "held")
+	first := startChild(t, "server", dir, childHoldEnv+"="+held)
+	const count = 20
+	cp := lc.start(t, "restart", map[string]string{"BROKER": first.addr, "TOPIC": "restart", "COUNT": strconv.Itoa(count)})
+	cp.stdin.Close()
+	waitForClient(t, "the first server to hold an answer", func() bool {
+		_, err := os.Stat(held)
+		return err == nil
+	}, cp)
+	first.kill()
+	first.cmd.Wait()
+	startChild(t, "server", dir, childListenEnv+"="+first.addr)
+	sent := ofKind(cp.wait(), "sent")
+	if len(sent) != count {
+		t.Fatalf("%s acknowledged %d records, want %d\n%s", lc.name, len(sent), count, cp.transcript())
+	}
+	for i, ev := range sent {
+		if ev.Name != strconv.Itoa(i) || ev.Offset != int64(i) {
+			t.Errorf("%s: record %s acknowledged at offset %d, want %d at %d", lc.name, ev.Name, ev.Offset, i, i)
+		}
+	}
+	_, end, err := l.PartitionOffsets("restart", 0)
+	if err != nil || end != count {
+		t.Fatalf("the topic ends at %d (%v), want %d: a record stored twice", end, err, count)
+	}
+	for i, r := range readNative(t, l, "restart", count) {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Errorf("offset %d holds %q", i, r.Value)
+		}
+	}
 }

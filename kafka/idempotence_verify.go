@@ -10,7 +10,8 @@ import (
 
 // inLog reports whether the log holds, from offset base on, the records of
 // raw, a retried batch: what a loaded journal entry says was stored there.
-// Records compare by key, value, headers and timestamp. Nothing else can
+// Records compare by key, value and headers, not timestamps: a client may
+// stamp a retry anew (KafkaJS builds the batch again). Nothing else can
 // tell: a frame does not keep who produced it, and after a power loss the
 // offsets a lost frame had may hold other records. A log that cannot be
 // read there (retention removed it) does not hold it either; the retry is
@@ -46,8 +47,8 @@ func (s *Server) inLog(topic string, partition int32, base int64, raw []byte, sc
 	return true
 }
 
-// recordHash hashes what a record carries over Kafka: key and value (nil
-// apart from empty), headers, and the timestamp in milliseconds.
+// recordHash hashes a record's key and value (nil apart from empty) and
+// headers.
 func recordHash(r *runnel.Record) uint64 {
 	var d xxhash.Digest
 	d.Reset()
@@ -67,6 +68,5 @@ func recordHash(r *runnel.Record) uint64 {
 		bytes([]byte(h.Key))
 		bytes(h.Value)
 	}
-	d.Write(n[:binary.PutVarint(n[:], r.Time.UnixMilli())])
 	return d.Sum64()
 }

@@ -11,6 +11,10 @@
 //                                -512, with the password and a wrong one
 //   node compat.js tls           produce and list topics with SCRAM-SHA-512
 //                                over TLS, trusting the CA in CA_FILE
+//   node compat.js restart       an idempotent producer sending COUNT
+//                                records one at a time, while the test
+//                                kills the server under it and starts
+//                                another
 //
 // The environment names the broker, the topics, the group and the
 // timestamp of the records it produces (see clients_test.go).
@@ -200,7 +204,26 @@ async function tls() {
   await admin.disconnect();
 }
 
-const steps = { scenario, member, 'delete-group': deleteGroup, sasl, tls };
+// One record a send, each acknowledged before the next: the test's first
+// server stores the first and never answers, and is killed; KafkaJS
+// retries it against the next server, which must answer with its offset.
+async function restart() {
+  const topic = env('TOPIC');
+  const count = Number(env('COUNT'));
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    retry: { retries: 50, initialRetryTime: 50, maxRetryTime: 500 },
+  });
+  await producer.connect();
+  for (let i = 0; i < count; i++) {
+    const res = await producer.send({ topic, acks: -1, messages: [{ partition: 0, value: String(i) }] });
+    say({ event: 'sent', name: String(i), offset: Number(res[0].baseOffset) });
+  }
+  await producer.disconnect();
+}
+
+const steps = { scenario, member, 'delete-group': deleteGroup, sasl, tls, restart };
 const step = steps[process.argv[2]];
 if (!step) {
   console.error(`usage: node compat.js ${Object.keys(steps).join('|')}`);
