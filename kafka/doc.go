@@ -48,8 +48,8 @@
 // is committed and visible to every process (runnel.AckCommitted). acks=0
 // gets no response. Idempotent producers (InitProducerId) have their
 // sequence numbers checked per producer id and partition; a retried batch
-// is acknowledged with its original offsets and never stored twice; a gap
-// is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. This state is kept in
+// (of the last five) is acknowledged with its original offsets and not
+// stored twice; a gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. This state is kept in
 // memory for a day after a producer's last batch, and each batch is noted
 // in its partition's producer journal (kafka/producers/) as it is
 // committed, so that a server started anew on the directory answers
