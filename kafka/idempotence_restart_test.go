@@ -76,6 +76,9 @@ func TestIdempotenceAcrossRestart(t *testing.T) {
 		{0, 4, epoch, "e", kerr.OutOfOrderSequenceNumber.Code, -1},
 		{1, 1, epoch - 1, "y", kerr.InvalidProducerEpoch.Code, -1},
 	})
+	if st := ts.srv.Stats(); st.DuplicateBatches != 3 || st.JournalMismatches != 0 {
+		t.Errorf("Stats after the retries: %d duplicates, %d journal mismatches; want 3 and 0", st.DuplicateBatches, st.JournalMismatches)
+	}
 	var got []string
 	for _, r := range readNative(t, l, "idem", 4) {
 		got = append(got, string(r.Value))
@@ -265,6 +268,9 @@ func TestJournalEntryNotInLog(t *testing.T) {
 	}
 	if !logsContain(ts, "not in the log; stored anew") {
 		t.Errorf("no log line for the journal's wrong entry:\n%s", ts.logs.String())
+	}
+	if st := ts.srv.Stats(); st.JournalMismatches != 1 || st.DuplicateBatches != 0 {
+		t.Errorf("Stats: %d journal mismatches, %d duplicates; want 1 (seq 1's entry went with seq 0's) and 0", st.JournalMismatches, st.DuplicateBatches)
 	}
 }
 

@@ -222,6 +222,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 					break
 				}
 			} else {
+				s.stats.journalMismatches.Add(1)
 				s.opts.Logger.Warn("kafka: a retried batch the producer journal names is not in the log; stored anew",
 					"topic", h.name, "partition", partition, "producer", info.producerID, "base", b.base)
 				s.seqs.forgetFrom(info.producerID, tp, b)
@@ -237,6 +238,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			return
 		case dup:
 			// A retry: answered like the original, once that is.
+			s.stats.duplicateBatches.Add(1)
 			frame.Reset()
 			go func() {
 				<-b.done

@@ -194,6 +194,9 @@ func TestIdempotentRetryStoredOnce(t *testing.T) {
 			t.Errorf("offset %d holds %q, want %q", i, got[i].Value, want)
 		}
 	}
+	if st := ts.srv.Stats(); st.DuplicateBatches != 2 {
+		t.Errorf("Stats.DuplicateBatches = %d, want the 2 retries", st.DuplicateBatches)
+	}
 	// A stale epoch is fenced.
 	code, _ := produceCode(t, rc.request(produceBatch("idem", 0, pid, epoch-1, 3, "x", 9)))
 	if code != kerr.InvalidProducerEpoch.Code {

@@ -218,6 +218,13 @@ type Stats struct {
 	ProducedBytes       int64 // record batch bytes received by Produce
 	FetchedRecords      int64 // records returned by Fetch
 	FetchedBytes        int64 // record batch bytes returned by Fetch
+	// DuplicateBatches counts idempotent producers' retries answered with
+	// the offsets of the batch already stored, instead of stored again.
+	DuplicateBatches int64
+	// JournalMismatches counts retries that a stopped server's producer
+	// journal said were stored but the log did not hold (stored anew):
+	// what a power loss leaves when entries reach the disk and frames not.
+	JournalMismatches int64
 
 	// RequestsByAPI counts answered requests by API and error code.
 	RequestsByAPI []RequestCount
@@ -227,6 +234,7 @@ type serverStats struct {
 	connsAccepted, connsOpen, requests, requestErrors atomic.Int64
 	producedRecords, producedBytes                    atomic.Int64
 	fetchedRecords, fetchedBytes                      atomic.Int64
+	duplicateBatches, journalMismatches               atomic.Int64
 	byAPI                                             requestCounts
 }
 
@@ -242,6 +250,8 @@ func (s *Server) Stats() Stats {
 		ProducedBytes:       st.producedBytes.Load(),
 		FetchedRecords:      st.fetchedRecords.Load(),
 		FetchedBytes:        st.fetchedBytes.Load(),
+		DuplicateBatches:    st.duplicateBatches.Load(),
+		JournalMismatches:   st.journalMismatches.Load(),
 		RequestsByAPI:       st.byAPI.load(),
 	}
 }

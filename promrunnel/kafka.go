@@ -14,6 +14,8 @@ var (
 	kProducedDesc    = desc("kafka_produced_bytes_total", "Record batch bytes received by Produce requests.")
 	kFetchedRecDesc  = desc("kafka_fetched_records_total", "Records returned by Fetch requests.")
 	kFetchedDesc     = desc("kafka_fetched_bytes_total", "Record batch bytes returned by Fetch requests.")
+	kDuplicatesDesc  = desc("kafka_duplicate_batches_total", "Idempotent producers' retries answered with the offsets of the batch already stored.")
+	kMismatchesDesc  = desc("kafka_journal_mismatches_total", "Retries a stopped server's producer journal named that the log did not hold (stored anew; after a power loss).")
 )
 
 // KafkaCollector is a prometheus.Collector of a kafka.Server's Stats. It
@@ -31,7 +33,7 @@ func NewKafkaCollector(srv *kafka.Server) *KafkaCollector {
 
 // Describe sends every metric's description.
 func (c *KafkaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{kConnsOpenDesc, kConnsDesc, kRequestsDesc, kProducedRecDesc, kProducedDesc, kFetchedRecDesc, kFetchedDesc} {
+	for _, d := range []*prometheus.Desc{kConnsOpenDesc, kConnsDesc, kRequestsDesc, kProducedRecDesc, kProducedDesc, kFetchedRecDesc, kFetchedDesc, kDuplicatesDesc, kMismatchesDesc} {
 		ch <- d
 	}
 }
@@ -49,4 +51,6 @@ func (c *KafkaCollector) Collect(ch chan<- prometheus.Metric) {
 	emit.counter(kProducedDesc, st.ProducedBytes)
 	emit.counter(kFetchedRecDesc, st.FetchedRecords)
 	emit.counter(kFetchedDesc, st.FetchedBytes)
+	emit.counter(kDuplicatesDesc, st.DuplicateBatches)
+	emit.counter(kMismatchesDesc, st.JournalMismatches)
 }

@@ -159,6 +159,8 @@ func TestServeMetrics(t *testing.T) {
 		{"runnel_consumer_group_lag", "group=billing,topic=t,partition=1", 0},
 		{"runnel_repairs_total", "topic=t,partition=0", 0},
 		{"runnel_kafka_produced_records_total", "", 7},
+		{"runnel_kafka_duplicate_batches_total", "", 0},
+		{"runnel_kafka_journal_mismatches_total", "", 0},
 		{"runnel_stats_errors", "", 0},
 	} {
 		if got := e.value(t, c.name, c.labels); got != c.want {
