@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,10 +83,7 @@ func (s *Server) dropJournals(topic, topicID string) {
 	if err != nil {
 		return
 	}
-	var id [16]byte
-	if raw, err := hex.DecodeString(topicID); err == nil && len(raw) == 16 {
-		copy(id[:], raw)
-	}
+	id := topicIDBytes(topicID)
 	for _, p := range parts {
 		pdir := filepath.Join(dir, p.Name())
 		files, _ := os.ReadDir(pdir)

@@ -3,6 +3,7 @@ package kafka
 import (
 	"cmp"
 	"encoding/binary"
+	"encoding/hex"
 	"slices"
 	"time"
 
@@ -123,8 +124,7 @@ func decodeEntry(b []byte) (e journalEntry, ok bool) {
 // the producers used longest ago are dropped too, so that a journal stays
 // within what a server reads (maxJournalBytes).
 func compactEntries(entries []journalEntry, now time.Time) []journalEntry {
-	entries = inWriteOrder(entries)
-	states := foldEntries(entries)
+	states := foldEntries(entries) // which sorts entries into write order
 	var live []*foldedProducer
 	kept := 0
 	for _, st := range states {
@@ -179,6 +179,7 @@ type foldedProducer struct {
 }
 
 // foldEntries replays a journal: each producer's epoch and last batches.
+// It sorts entries in place into the order they were written.
 // An entry of an epoch older than one before it is a zombie's, fenced when
 // it was stored too late to be refused; it is left out.
 func foldEntries(entries []journalEntry) map[int64]*foldedProducer {
@@ -206,4 +207,13 @@ func foldEntries(entries []journalEntry) map[int64]*foldedProducer {
 		}
 	}
 	return states
+}
+
+// topicIDBytes is a topic ID (32 hexadecimal digits) as a header holds it;
+// zero for a topic without one (made before runnel recorded IDs).
+func topicIDBytes(id string) (b [16]byte) {
+	if raw, err := hex.DecodeString(id); err == nil && len(raw) == len(b) {
+		copy(b[:], raw)
+	}
+	return b
 }

@@ -62,10 +62,7 @@ func topicJournalsDir(logDir, topic string) string {
 // removed. Entries that do not check out are skipped, each reported
 // through warn with the file and position.
 func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*producerJournal, []journalEntry, error) {
-	j := &producerJournal{dir: dir, warn: warn}
-	if raw, err := hex.DecodeString(topicID); err == nil && len(raw) == 16 {
-		copy(j.topicID[:], raw)
-	}
+	j := &producerJournal{dir: dir, topicID: topicIDBytes(topicID), warn: warn}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
 	}
