@@ -190,13 +190,15 @@ func foldEntries(entries []journalEntry) map[int64]*foldedProducer {
 			st = &foldedProducer{epoch: e.epoch}
 			states[e.pid] = st
 		}
-		st.lastUsed = max(st.lastUsed, e.time)
 		switch {
 		case e.epoch < st.epoch:
+			// Nor does a zombie's write keep the producer in use: a
+			// journal compacted without this entry must say the same.
 			continue
 		case e.epoch > st.epoch:
 			st.epoch, st.batches = e.epoch, nil
 		}
+		st.lastUsed = max(st.lastUsed, e.time)
 		// The same batch twice: an entry two servers both took over from
 		// a stopped one, or a batch stored again after its fdatasync
 		// failed (its entry is written at commit); the last is the one.
