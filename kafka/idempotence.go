@@ -19,9 +19,11 @@ import (
 // The state lives in the server's memory, and each stored batch is noted
 // in its partition's producer journal (producer_journal.go), from which a
 // server started after another stopped loads that server's producers of a
-// partition when it first gets an idempotent batch for it. A producer the
-// journal does not know has its first batch per partition taken as is
-// (as Kafka does for a producer it has no state for).
+// partition when it first gets an idempotent batch for it, and again, for
+// servers stopped since, when a producer it does not know there sends a
+// batch. A producer the journal does not know has its first batch per
+// partition taken as is (as Kafka does for a producer it has no state
+// for).
 
 // seqWindow is how many batches are remembered per producer and
 // partition: Kafka's, and the most a client keeps in flight.
@@ -173,6 +175,14 @@ func (ps *producerStates) epoch(id int64) (int16, bool) {
 		return 0, false
 	}
 	return st.epoch, true
+}
+
+// knows reports whether the server has state for producer id on tp.
+func (ps *producerStates) knows(id int64, tp topicPartition) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	st := ps.m[id]
+	return st != nil && st.parts[tp] != nil
 }
 
 // begin checks a batch's producer epoch and sequence numbers. It returns

@@ -22,31 +22,45 @@ type partitionJournals struct {
 // journal returns the producer journal of h's partition. The first call
 // for a partition opens it and hands what it says to s.seqs, so that
 // producers this server has not seen since it started carry on where they
-// were.
-func (s *Server) journal(h *topicHandle, partition int32) (*producerJournal, error) {
+// were; opened says this call did.
+func (s *Server) journal(h *topicHandle, partition int32) (j *producerJournal, opened bool, err error) {
 	js := &h.journals
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	if j := js.m[partition]; j != nil {
-		return j, nil
+		return j, false, nil
 	}
 	if js.closed {
-		return nil, fmt.Errorf("kafka: topic %s: %w", h.name, runnel.ErrClosed)
+		return nil, false, fmt.Errorf("kafka: topic %s: %w", h.name, runnel.ErrClosed)
 	}
 	id, err := s.log.TopicID(h.name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	j, entries, err := openJournal(journalDir(s.log.Dir(), h.name, partition), id, s.opts.Logger.Warn)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	s.seqs.load(topicPartition{h.name, partition}, foldEntries(entries))
 	if js.m == nil {
 		js.m = map[int32]*producerJournal{}
 	}
 	js.m[partition] = j
-	return j, nil
+	return j, true, nil
+}
+
+// takeOverStopped hands s.seqs what the journal files of servers stopped
+// since this one opened tp's journal say, taking them into its own: a
+// producer this server does not know on tp may be retrying there what
+// such a server stored.
+func (s *Server) takeOverStopped(j *producerJournal, tp topicPartition) {
+	entries, err := j.takeOverStopped()
+	if err != nil {
+		s.opts.Logger.Warn("kafka: producer journal: stopped servers' files not taken over", "dir", j.dir, "err", err)
+	}
+	if len(entries) > 0 {
+		s.seqs.load(tp, foldEntries(entries))
+	}
 }
 
 // close closes every journal; later batches' entries are dropped.

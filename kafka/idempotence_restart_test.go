@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,16 +119,75 @@ func TestIdempotentProducerAcrossRestart(t *testing.T) {
 	if err := l.CreateTopic("idem", runnel.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
+	const n = 3
+	first, offsets := produceThroughDyingServer(t, l, dir, n)
+	startChild(t, "server", dir, childListenEnv+"="+first.addr)
+
+	if got := awaitOffsets(t, offsets, n); !slices.Equal(got, []int64{0, 1, 2}) {
+		t.Errorf("offsets %v, want the original 0, 1 and 2", got)
+	}
+	wantValues(t, l, "a", "b", "c")
+}
+
+// TestIdempotentProducerToRunningServer: as
+// TestIdempotentProducerAcrossRestart, but the producer's retries go to a
+// server that ran on the directory all along and had read the
+// partition's journal (for another producer's batch) before the dead
+// server stored the batches: it takes over the dead server's journal
+// file once the producer it does not know sends, and answers with the
+// original offsets, storing nothing twice.
+func TestIdempotentProducerToRunningServer(t *testing.T) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CreateTopic("idem", runnel.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	running := startServerOn(t, l, nil)
+	ctx := context.Background()
+	other := running.client(kgo.DefaultProduceTopic("idem"))
+	if err := other.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	dead, offsets := produceThroughDyingServer(t, l, dir, n)
+	// The running server answers on the dead one's address too (and
+	// advertises it there), so the client's retries reach it.
+	ln, err := net.Listen("tcp", dead.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go running.srv.Serve(ln)
+
+	if got := awaitOffsets(t, offsets, n); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Errorf("offsets %v, want the original 1, 2 and 3", got)
+	}
+	wantValues(t, l, "x", "a", "b", "c")
+}
+
+// produceThroughDyingServer starts a server process on dir, has an
+// idempotent franz-go producer send it n records ("a", "b", ...), waits
+// until they are stored in l and their answers held back from the
+// client, and kills the server (SIGKILL). It returns the dead server and
+// the channel the records' offsets arrive on once the client's retries
+// are answered.
+func produceThroughDyingServer(t *testing.T, l *runnel.Log, dir string, n int) (*testChild, <-chan int64) {
+	t.Helper()
+	_, before, err := l.PartitionOffsets("idem", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	held := filepath.Join(t.TempDir(), "held")
-	first := startChild(t, "server", dir, childHoldEnv+"="+held)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(first.addr), kgo.DefaultProduceTopic("idem"),
+	server := startChild(t, "server", dir, childHoldEnv+"="+held)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(server.addr), kgo.DefaultProduceTopic("idem"),
 		kgo.ProducerLinger(0), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
 		kgo.MetadataMinAge(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	const n = 3
+	t.Cleanup(cl.Close)
 	offsets := make(chan int64, n)
 	for i := range n {
 		cl.Produce(context.Background(), &kgo.Record{Value: []byte{byte('a' + i)}}, func(r *kgo.Record, err error) {
@@ -138,38 +198,49 @@ func TestIdempotentProducerAcrossRestart(t *testing.T) {
 		})
 	}
 	// Stored, acknowledged, and held back from the client.
-	waitFor(t, "the first server to hold a produce answer", func() bool {
+	waitFor(t, "the server to hold a produce answer", func() bool {
 		_, err := os.Stat(held)
 		return err == nil
 	})
 	waitFor(t, "all records stored", func() bool {
 		_, end, err := l.PartitionOffsets("idem", 0)
-		return err == nil && end == n
+		return err == nil && end == before+int64(n)
 	})
-	first.kill()
-	first.cmd.Wait()
-	startChild(t, "server", dir, childListenEnv+"="+first.addr)
+	server.kill()
+	server.cmd.Wait()
+	return server, offsets
+}
 
+// wantValues checks that topic idem holds the values want, once each:
+// a record stored twice would follow them.
+func wantValues(t *testing.T, l *runnel.Log, want ...string) {
+	t.Helper()
+	if _, end, err := l.PartitionOffsets("idem", 0); err != nil || end != int64(len(want)) {
+		t.Errorf("the topic ends at %d (%v), want %d", end, err, len(want))
+	}
+	var values []string
+	for _, r := range readNative(t, l, "idem", len(want)) {
+		values = append(values, string(r.Value))
+	}
+	if !slices.Equal(values, want) {
+		t.Errorf("the topic holds %q, want %q", values, want)
+	}
+}
+
+// awaitOffsets returns n offsets from offsets, sorted.
+func awaitOffsets(t *testing.T, offsets <-chan int64, n int) []int64 {
+	t.Helper()
 	var got []int64
 	for range n {
 		select {
 		case off := <-offsets:
 			got = append(got, off)
 		case <-time.After(60 * time.Second):
-			t.Fatalf("the producer's records were not acknowledged within 60s of the restart (got %v)", got)
+			t.Fatalf("the producer's records were not acknowledged within 60s of the kill (got %v)", got)
 		}
 	}
 	slices.Sort(got)
-	if !slices.Equal(got, []int64{0, 1, 2}) {
-		t.Errorf("offsets %v, want the original 0, 1 and 2", got)
-	}
-	var values []string
-	for _, r := range readNative(t, l, "idem", n) {
-		values = append(values, string(r.Value))
-	}
-	if !slices.Equal(values, []string{"a", "b", "c"}) {
-		t.Errorf("the topic holds %q, want a, b and c once each", values)
-	}
+	return got
 }
 
 // TestInitProducerIDAgain: a producer that asks again with its current id

@@ -207,11 +207,17 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	var journal *producerJournal
 	tp := topicPartition{h.name, partition}
 	if info.producerID >= 0 {
-		if journal, err = s.journal(h, partition); err != nil {
+		var opened bool
+		if journal, opened, err = s.journal(h, partition); err != nil {
 			frame.Reset()
 			s.opts.Logger.Error("kafka: producer journal", "topic", h.name, "partition", partition, "err", err)
 			result(0, journalErrorCode(err))
 			return
+		}
+		if !opened && !s.seqs.knows(info.producerID, tp) {
+			// New here, or its server died since we opened the
+			// journal and it retries through us.
+			s.takeOverStopped(journal, tp)
 		}
 		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
 		for dup && s.seqs.unconfirmed(b) {

@@ -32,8 +32,9 @@ import (
 // batch committed in the instant between its commit and its entry's
 // write when the server died; a batch whose entry a power loss took while
 // its frame had reached the disk (the journal has no fdatasync of its
-// own); and the retries of a stopped server's producers that go to a
-// server already running, which read the journal before (see
+// own); and the retries of a stopped server's producer that go to a
+// running server which knew the producer on that partition from before,
+// or whose file another server took over first (see
 // producer_journal_file.go).
 // Guessing from the records alone which frame was a retried batch's would
 // risk answering a batch never stored as stored, which loses it; a

@@ -28,10 +28,13 @@ import (
 // its inode's: whoever holds the lock of the file a name opens knows that
 // no server writes to it.
 //
-// Each server reads a partition's journal once, when it first gets an
-// idempotent batch there: the producers of a server that stops later, or
-// that another server took over first, are not known to it, and their
-// retries through it may be stored twice.
+// A server reads a partition's journal when it first gets an idempotent
+// batch there, and again, for the files of servers stopped since, when a
+// producer it does not know on the partition sends a batch: a client
+// whose server died may retry through another that was already running.
+// The producers of a stopped server that another server took over first
+// are not known to this one, and their retries through it may be stored
+// twice.
 
 // producerJournal is one server's file in a partition's journal.
 type producerJournal struct {
@@ -66,35 +69,81 @@ func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*prod
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
 	}
-	names, err := os.ReadDir(dir)
+	dead, deadFiles, err := j.stopped()
+	defer closeAll(deadFiles)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := j.replace(dead); err != nil {
+		return nil, nil, err
+	}
+	// Ours holds the dead servers' entries now: their files can go.
+	if err := removeAll(deadFiles); err != nil {
+		j.close()
+		return nil, nil, err
+	}
+	return j, dead, nil
+}
+
+// takeOverStopped takes into our file what the files of servers stopped
+// since we opened the journal say, removes them, and returns it: a
+// producer this server does not know may be retrying a batch such a
+// server stored.
+func (j *producerJournal) takeOverStopped() ([]journalEntry, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil, fmt.Errorf("kafka: producer journal %s: %w", j.path, ErrServerClosed)
+	}
+	dead, deadFiles, err := j.stopped()
+	defer closeAll(deadFiles)
+	if err != nil || len(deadFiles) == 0 {
+		return nil, err
+	}
+	if len(dead) > 0 {
+		data := make([]byte, entrySize*len(dead))
+		for i := range dead {
+			dead[i].encode(data[entrySize*i:])
+		}
+		if _, err := j.f.Write(data); err != nil {
+			// Their files stay for another server, or the next try.
+			return nil, fmt.Errorf("kafka: producer journal %s: %w", j.path, err)
+		}
+		j.size += int64(len(data))
+	}
+	return dead, removeAll(deadFiles)
+}
+
+// stopped reads the files of the journal whose lock it can take, stopped
+// servers' (ours is locked through another open file, and so skipped),
+// and returns what is still needed of their entries, with the files,
+// locked, for the caller to remove once it holds their entries, and to
+// close.
+func (j *producerJournal) stopped() ([]journalEntry, []*os.File, error) {
+	names, err := os.ReadDir(j.dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
 	}
 	var dead []journalEntry
 	var deadFiles []*os.File
-	defer func() {
-		for _, f := range deadFiles {
-			f.Close()
-		}
-	}()
 	for _, de := range names {
 		if !de.Type().IsRegular() {
 			continue
 		}
 		if strings.HasPrefix(de.Name(), newPrefix) {
-			removeAbandoned(filepath.Join(dir, de.Name()))
+			removeAbandoned(filepath.Join(j.dir, de.Name()))
 			continue
 		}
 		if strings.HasPrefix(de.Name(), ".") {
 			continue
 		}
-		path := filepath.Join(dir, de.Name())
+		path := filepath.Join(j.dir, de.Name())
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // folded by another server just now
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
+			return nil, deadFiles, fmt.Errorf("kafka: producer journal: %w", err)
 		}
 		if flock(f, syscall.LOCK_EX|syscall.LOCK_NB) != nil || !sameFile(f, path) {
 			// A running server's (or one it has just compacted away).
@@ -104,25 +153,30 @@ func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*prod
 		entries, ok, err := j.read(f, path)
 		if err != nil {
 			f.Close()
-			return nil, nil, err
+			return nil, deadFiles, err
 		}
 		deadFiles = append(deadFiles, f)
 		if ok {
 			dead = append(dead, entries...)
 		}
 	}
-	dead = compactEntries(dead, time.Now())
-	if err := j.replace(dead); err != nil {
-		return nil, nil, err
+	return compactEntries(dead, time.Now()), deadFiles, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
 	}
-	// Ours holds the dead servers' entries now: their files can go.
-	for _, f := range deadFiles {
+}
+
+// removeAll removes stopped servers' files, whose entries are in ours.
+func removeAll(files []*os.File) error {
+	for _, f := range files {
 		if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			j.close()
-			return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
+			return fmt.Errorf("kafka: producer journal: %w", err)
 		}
 	}
-	return j, dead, nil
+	return nil
 }
 
 // fileTopicID returns the topic id in the header of the journal file at

@@ -60,6 +60,22 @@ func journalFiles(t *testing.T, dir string) []string {
 	return names
 }
 
+// wantRunningFiles checks that the journal's files are the running
+// servers' alone.
+func wantRunningFiles(t *testing.T, dir string, running ...*producerJournal) {
+	t.Helper()
+	files := journalFiles(t, dir)
+	slices.Sort(files)
+	var want []string
+	for _, j := range running {
+		want = append(want, filepath.Base(j.path))
+	}
+	slices.Sort(want)
+	if !slices.Equal(files, want) {
+		t.Errorf("files %q, want the running servers' alone, %q", files, want)
+	}
+}
+
 // stored is a stored batch's entry: producer pid's batch of count records
 // from sequence first, at base.
 func stored(pid int64, epoch int16, first, count int32, base int64, at time.Time) journalEntry {
@@ -159,12 +175,45 @@ func TestProducerJournalServers(t *testing.T) {
 	if bases(folded[1]) != "epoch 0: 0-0@0" || folded[2] != nil {
 		t.Errorf("a fourth server took in %s and %s, want the closed server's batch alone", bases(folded[1]), bases(folded[2]))
 	}
-	files := journalFiles(t, dir)
-	slices.Sort(files)
-	want := []string{filepath.Base(j2.path), filepath.Base(j4.path)}
-	slices.Sort(want)
-	if !slices.Equal(files, want) {
-		t.Errorf("files %q, want the running servers' alone, %q", files, want)
+	wantRunningFiles(t, dir, j2, j4)
+}
+
+// TestProducerJournalTakeOverStopped: a running server takes over the
+// file of a server that stopped after it opened the journal, into its own
+// file, and leaves running servers' files and producers alone.
+func TestProducerJournalTakeOverStopped(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	running, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	stopping, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	other, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	now := time.Now()
+	mustAppend(t, running, stored(1, 0, 0, 1, 0, now))
+	mustAppend(t, stopping, stored(2, 0, 0, 2, 1, now), stored(2, 0, 2, 1, 3, now))
+	mustAppend(t, other, stored(3, 0, 0, 1, 4, now))
+	if entries, err := running.takeOverStopped(); err != nil || len(entries) != 0 {
+		t.Fatalf("with every server running, took over %d entries (%v), want none", len(entries), err)
+	}
+	stopping.close()
+	entries, err := running.takeOverStopped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := foldEntries(entries)
+	if len(folded) != 1 || bases(folded[2]) != "epoch 0: 0-1@1 2-2@3" {
+		t.Errorf("took over %s and %d producers, want the stopped server's two batches alone", bases(folded[2]), len(folded))
+	}
+	wantRunningFiles(t, dir, running, other)
+	// The taken-over batches are in the running server's file now.
+	running.close()
+	other.close()
+	_, entries = mustOpenJournal(t, dir, testTopicID, &w)
+	folded = foldEntries(entries)
+	if bases(folded[1]) != "epoch 0: 0-0@0" || bases(folded[2]) != "epoch 0: 0-1@1 2-2@3" || bases(folded[3]) != "epoch 0: 0-0@4" {
+		t.Errorf("the next server took in %s, %s and %s", bases(folded[1]), bases(folded[2]), bases(folded[3]))
+	}
+	if w.String() != "" {
+		t.Errorf("warnings:\n%s", &w)
 	}
 }
 
