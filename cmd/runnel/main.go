@@ -95,7 +95,7 @@ type cli struct {
 // globalFlags are the flags every command takes, before or after its name.
 func (c *cli) globalFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.dir, "dir", "", "log directory `DIR` (default $RUNNEL_DIR, else ./runnel-data)")
-	fs.StringVar(&c.backend, "backend", "auto", "append path `auto|io_uring|pwrite` (default auto: the one measured faster)")
+	fs.StringVar(&c.backend, "backend", "auto", "append path `auto|io_uring|pwrite`; auto takes the one measured faster")
 }
 
 // usageError is a mistake in the command line: exit 2 with the usage line.

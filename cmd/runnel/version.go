@@ -31,14 +31,16 @@ work tree had changes. "runnel -version" prints the same.`,
 
 // versionInfo is what the binary knows about its own build.
 type versionInfo struct {
-	Module    string `json:"module"`
-	Version   string `json:"version"`
-	Go        string `json:"go"`
-	Platform  string `json:"platform"`
-	Revision  string `json:"revision,omitempty"`
-	Time      string `json:"time,omitempty"`
-	Modified  bool   `json:"modified"`
-	BuildInfo bool   `json:"build_info"` // false if the binary carries none
+	Module   string `json:"module"`
+	Version  string `json:"version"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+	// null when the build carries no VCS information (go build
+	// -buildvcs=false, or outside a repository).
+	Revision  *string `json:"revision"`
+	Time      *string `json:"time"`
+	Modified  *bool   `json:"modified"`
+	BuildInfo bool    `json:"build_info"` // false if the binary carries none
 }
 
 func buildVersion() versionInfo {
@@ -54,11 +56,12 @@ func buildVersion() versionInfo {
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			v.Revision = s.Value
+			v.Revision = &s.Value
 		case "vcs.time":
-			v.Time = s.Value
+			v.Time = &s.Value
 		case "vcs.modified":
-			v.Modified = s.Value == "true"
+			modified := s.Value == "true"
+			v.Modified = &modified
 		}
 	}
 	return v
@@ -70,12 +73,12 @@ func printVersion(w io.Writer, format string) error {
 		return writeJSON(w, v)
 	}
 	fmt.Fprintf(w, "runnel %s (%s, %s %s)\n", v.Version, v.Module, v.Go, v.Platform)
-	if v.Revision != "" {
-		commit := "commit " + v.Revision
-		if v.Time != "" {
-			commit += " of " + v.Time
+	if v.Revision != nil {
+		commit := "commit " + *v.Revision
+		if v.Time != nil {
+			commit += " of " + *v.Time
 		}
-		if v.Modified {
+		if v.Modified != nil && *v.Modified {
 			commit += ", with uncommitted changes"
 		}
 		fmt.Fprintln(w, commit)
