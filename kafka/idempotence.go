@@ -14,7 +14,9 @@ import (
 // the last few batches it stored. A batch that repeats one of them is a
 // retry: it is acknowledged with the original offsets and not stored
 // again. A batch that skips ahead is refused (OUT_OF_ORDER_SEQUENCE_NUMBER)
-// so that nothing is stored out of order.
+// so that nothing is stored out of order; after the producer's epoch moves
+// on (InitProducerId, or a batch of a newer epoch), that holds from
+// sequence 0 on every partition it wrote.
 //
 // The state lives in the server's memory, and each stored batch is noted
 // in its partition's producer journal (producer_journal.go), from which a
@@ -53,6 +55,11 @@ type topicPartition struct {
 // first.
 type seqState struct {
 	batches []*seqBatch
+	// newEpoch: the producer's epoch moved on since its batches here,
+	// so its next batch here must start at sequence 0, as Kafka has it:
+	// one that does not is out of order (its predecessors at the new
+	// epoch were not stored).
+	newEpoch bool
 }
 
 type seqBatch struct {
@@ -79,7 +86,21 @@ func (ps *producerStates) register(id int64, epoch int16) {
 			delete(ps.m, pid)
 		}
 	}
+	if st := ps.m[id]; st != nil {
+		st.bump(epoch)
+		st.lastUsed = now
+		return
+	}
 	ps.m[id] = &producerState{epoch: epoch, lastUsed: now, parts: map[topicPartition]*seqState{}}
+}
+
+// bump moves the producer to a newer epoch, which starts its sequences
+// over on every partition.
+func (st *producerState) bump(epoch int16) {
+	st.epoch = epoch
+	for tp := range st.parts {
+		st.parts[tp] = &seqState{newEpoch: true}
+	}
 }
 
 // load adds what a partition's journal says to the state: each producer
@@ -202,8 +223,7 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 		return nil, false, kerr.InvalidProducerEpoch.Code
 	case epoch > st.epoch:
 		// A producer bumps its epoch to start its sequences over.
-		st.epoch = epoch
-		clear(st.parts)
+		st.bump(epoch)
 	}
 	// Sequences wrap to 0 after MaxInt32, as Kafka's do.
 	l := int64(first) + int64(count) - 1
@@ -225,6 +245,8 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 		if want := nextSeq(ss.batches[n-1].last); first != want {
 			return nil, false, kerr.OutOfOrderSequenceNumber.Code
 		}
+	} else if ss.newEpoch && first != 0 {
+		return nil, false, kerr.OutOfOrderSequenceNumber.Code
 	}
 	b = &seqBatch{first: first, last: last, done: make(chan struct{})}
 	ss.batches = append(ss.batches, b)
@@ -236,19 +258,17 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 
 // finish publishes a begun batch's outcome. A batch that failed is
 // forgotten, so that the client's retry is stored (once) rather than
-// answered with the failure.
+// answered with the failure; one stored ends a new epoch's start.
 func (ps *producerStates) finish(id int64, tp topicPartition, b *seqBatch, base int64, code int16) {
 	ps.mu.Lock()
 	b.base, b.code = base, code
-	if code != 0 {
-		if st := ps.m[id]; st != nil {
-			if ss := st.parts[tp]; ss != nil {
-				for i, old := range ss.batches {
-					if old == b {
-						ss.batches = append(ss.batches[:i], ss.batches[i+1:]...)
-						break
-					}
-				}
+	if st := ps.m[id]; st != nil && st.parts[tp] != nil {
+		ss := st.parts[tp]
+		if i := slices.Index(ss.batches, b); i >= 0 {
+			if code != 0 {
+				ss.batches = slices.Delete(ss.batches, i, i+1)
+			} else {
+				ss.newEpoch = false
 			}
 		}
 	}

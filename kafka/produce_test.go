@@ -204,6 +204,55 @@ func TestIdempotentRetryStoredOnce(t *testing.T) {
 	}
 }
 
+// TestNewEpochStartsAtZero: after a producer's epoch moves on, by a
+// batch of the newer epoch or by InitProducerId, its next batch on a
+// partition where it had stored batches must start at sequence 0, as
+// Kafka has it (OUT_OF_ORDER_SEQUENCE_NUMBER otherwise: the new epoch's
+// first batches were not stored); on a partition new to it, and for a
+// producer the server does not know, the first batch is taken as is.
+func TestNewEpochStartsAtZero(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("epochs", 3)
+	rc := ts.raw()
+	pid, epoch := rc.initProducer()
+	type step struct {
+		partition int32
+		epoch     int16
+		seq       int32
+		wantCode  int16
+	}
+	run := func(what string, steps []step) {
+		t.Helper()
+		for i, s := range steps {
+			if code, _ := produceCode(t, rc.request(produceBatch("epochs", s.partition, pid, s.epoch, s.seq, "v", 9))); code != s.wantCode {
+				t.Fatalf("%s, step %d (partition %d, epoch %d, seq %d): code %d, want %d", what, i, s.partition, s.epoch, s.seq, code, s.wantCode)
+			}
+		}
+	}
+	ooo := kerr.OutOfOrderSequenceNumber.Code
+	run("a batch of a newer epoch", []step{
+		{0, epoch, 0, 0}, {0, epoch, 1, 0}, {1, epoch, 0, 0},
+		{0, epoch + 1, 2, ooo}, // the newer epoch, not from 0
+		{0, epoch + 1, 0, 0},
+		{1, epoch + 1, 1, ooo}, // the bump reached every partition
+		{1, epoch + 1, 0, 0},
+		{2, epoch + 1, 4, 0}, // a partition it never wrote
+	})
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version, init.ProducerID, init.ProducerEpoch = 4, pid, epoch+1
+	if ir := rc.request(init).(*kmsg.InitProducerIDResponse); ir.ErrorCode != 0 || ir.ProducerID != pid || ir.ProducerEpoch != epoch+2 {
+		t.Fatalf("InitProducerId bump: code %d, id %d epoch %d; want id %d epoch %d", ir.ErrorCode, ir.ProducerID, ir.ProducerEpoch, pid, epoch+2)
+	}
+	run("InitProducerId's bump", []step{
+		{0, epoch + 1, 1, kerr.InvalidProducerEpoch.Code},
+		{0, epoch + 2, 1, ooo},
+		{0, epoch + 2, 0, 0},
+		{0, epoch + 2, 1, 0},
+	})
+	pid = 1 << 40 // never handed out: a producer the server does not know
+	run("an unknown producer", []step{{0, 0, 7, 0}, {0, 0, 8, 0}})
+}
+
 func TestProduceErrors(t *testing.T) {
 	ts := startServer(t, &Options{MaxMessageBytes: 1000})
 	ts.createTopic("t", 1)
