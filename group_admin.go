@@ -265,7 +265,7 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 		}
 	}
 	if len(busy) > 0 && !o.Force {
-		return nil, fmt.Errorf("%w: group %s: live members own partitions %v of topic %s (stop them, or use ResetOptions.Force)", ErrGroupActive, group, busy, topic)
+		return nil, fmt.Errorf("%w: group %s: live members own partitions %v of topic %s (stop them, or force the reset)", ErrGroupActive, group, busy, topic)
 	}
 	now := time.Now().UnixNano()
 	for p, target := range targets {
@@ -451,7 +451,7 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 		}
 	}
 	if len(busy) > 0 && !o.Force {
-		return fmt.Errorf("%w: group %s has live members for topics %v (stop them, or use DeleteGroupOptions.Force)", ErrGroupActive, group, busy)
+		return fmt.Errorf("%w: group %s has live members for topics %v (stop them, or force the deletion)", ErrGroupActive, group, busy)
 	}
 	for _, off := range files {
 		// Members still alive (Force) and joiners that opened the file

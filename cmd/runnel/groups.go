@@ -85,7 +85,7 @@ topic must be stopped; there is no -force.`,
 				}
 				err := l.DeleteGroup(ctx, args[0], &runnel.DeleteGroupOptions{Force: deleteForce})
 				if errors.Is(err, runnel.ErrGroupActive) {
-					return fmt.Errorf("%w: stop the group's consumers first, or give -force", err)
+					return fmt.Errorf("%w; -force forces it", err)
 				}
 				if err != nil {
 					return err
@@ -160,7 +160,7 @@ it. Stop Kafka members before a reset, as Kafka requires.`,
 				offsets, err := l.ResetGroupOffsets(ctx, args[0], args[1], to, opts)
 				switch {
 				case errors.Is(err, runnel.ErrGroupActive):
-					return fmt.Errorf("%w: stop the group's consumers first, or give -force", err)
+					return fmt.Errorf("%w; -force forces it", err)
 				case force && ctx.Err() != nil && errors.Is(err, ctx.Err()):
 					return errors.New("interrupted: the owners have not all moved yet; they will at their next poll")
 				case err != nil:
@@ -239,7 +239,7 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 func deleteGroupOffsets(ctx context.Context, c *cli, l *runnel.Log, group, topic string, parts []int) error {
 	err := l.DeleteGroupOffsets(ctx, group, topic, parts)
 	if errors.Is(err, runnel.ErrGroupActive) {
-		return fmt.Errorf("%w: stop the group's consumers of %s first", err, topic)
+		return err // it says to stop them first
 	}
 	if err != nil {
 		return err

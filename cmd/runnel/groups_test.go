@@ -70,7 +70,7 @@ func TestGroupsResetForce(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	failing(t, runIn(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "1"), 1, "give -force")
+	failing(t, runIn(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "1"), 1, "(stop them, or force the reset); -force forces it")
 
 	out := must(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "1", "-force")
 	if !strings.Contains(out, "PARTITION") {
