@@ -54,12 +54,9 @@ func (s *Server) journal(h *topicHandle, partition int32) (j *producerJournal, o
 // producer this server does not know on tp may be retrying there what
 // such a server stored.
 func (s *Server) takeOverStopped(j *producerJournal, tp topicPartition) {
-	entries, err := j.takeOverStopped()
+	err := j.takeOverStopped(func(entries []journalEntry) { s.seqs.load(tp, foldEntries(entries)) })
 	if err != nil {
 		s.opts.Logger.Warn("kafka: producer journal: stopped servers' files not taken over", "dir", j.dir, "err", err)
-	}
-	if len(entries) > 0 {
-		s.seqs.load(tp, foldEntries(entries))
 	}
 }
 

@@ -69,7 +69,7 @@ func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*prod
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
 	}
-	dead, deadFiles, err := j.stopped()
+	dead, deadFiles, err := j.stopped(true)
 	defer closeAll(deadFiles)
 	if err != nil {
 		return nil, nil, err
@@ -86,40 +86,68 @@ func openJournal(dir, topicID string, warn func(msg string, args ...any)) (*prod
 }
 
 // takeOverStopped takes into our file what the files of servers stopped
-// since we opened the journal say, removes them, and returns it: a
-// producer this server does not know may be retrying a batch such a
-// server stored.
-func (j *producerJournal) takeOverStopped() ([]journalEntry, error) {
+// since we opened the journal say, hands it to load, and removes the
+// files: a producer this server does not know may be retrying a batch
+// such a server stored. load runs before the journal is let go, so that
+// a batch of such a producer that comes meanwhile (and finds the files
+// gone) waits for it. A closed journal takes over nothing.
+func (j *producerJournal) takeOverStopped(load func([]journalEntry)) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
-		return nil, fmt.Errorf("kafka: producer journal %s: %w", j.path, ErrServerClosed)
+		return nil
 	}
-	dead, deadFiles, err := j.stopped()
+	// Files this journal cannot use (another topic ID: this server's
+	// handle may be of a topic deleted since) are left for one that can.
+	dead, deadFiles, err := j.stopped(false)
 	defer closeAll(deadFiles)
 	if err != nil || len(deadFiles) == 0 {
-		return nil, err
+		return err
+	}
+	switch n := int64(entrySize * len(dead)); {
+	case n == 0:
+	case j.size+n >= j.compactAt:
+		// Written with ours, compacted, as a compaction would have.
+		err = j.compact(dead...)
+	default:
+		err = j.write(encodeEntries(dead))
+	}
+	if err != nil {
+		// Their files stay, for another server or the next try.
+		return err
 	}
 	if len(dead) > 0 {
-		data := make([]byte, entrySize*len(dead))
-		for i := range dead {
-			dead[i].encode(data[entrySize*i:])
-		}
-		if _, err := j.f.Write(data); err != nil {
-			// Their files stay for another server, or the next try.
-			return nil, fmt.Errorf("kafka: producer journal %s: %w", j.path, err)
-		}
-		j.size += int64(len(data))
+		load(dead)
 	}
-	return dead, removeAll(deadFiles)
+	return removeAll(deadFiles)
+}
+
+// write appends whole entries to our file. A write that fails part way is
+// cut off, so that later entries stay aligned.
+func (j *producerJournal) write(data []byte) error {
+	if _, err := j.f.Write(data); err != nil {
+		j.f.Truncate(j.size)
+		return fmt.Errorf("kafka: producer journal %s: %w", j.path, err)
+	}
+	j.size += int64(len(data))
+	return nil
+}
+
+func encodeEntries(entries []journalEntry) []byte {
+	data := make([]byte, entrySize*len(entries))
+	for i := range entries {
+		entries[i].encode(data[entrySize*i:])
+	}
+	return data
 }
 
 // stopped reads the files of the journal whose lock it can take, stopped
 // servers' (ours is locked through another open file, and so skipped),
 // and returns what is still needed of their entries, with the files,
 // locked, for the caller to remove once it holds their entries, and to
-// close.
-func (j *producerJournal) stopped() ([]journalEntry, []*os.File, error) {
+// close. Files it cannot use (of another topic ID, or too large) are
+// among them only if removeUnused.
+func (j *producerJournal) stopped(removeUnused bool) ([]journalEntry, []*os.File, error) {
 	names, err := os.ReadDir(j.dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
@@ -154,6 +182,10 @@ func (j *producerJournal) stopped() ([]journalEntry, []*os.File, error) {
 		if err != nil {
 			f.Close()
 			return nil, deadFiles, err
+		}
+		if !ok && !removeUnused {
+			f.Close()
+			continue
 		}
 		deadFiles = append(deadFiles, f)
 		if ok {
@@ -279,12 +311,8 @@ func (j *producerJournal) read(f *os.File, path string) (entries []journalEntry,
 // before it gets its name so that no other server takes it for a stopped
 // one's, and removes the one we had.
 func (j *producerJournal) replace(entries []journalEntry) error {
-	data := make([]byte, entrySize*(1+len(entries)))
 	hdr := journalEntry{kind: entryHeader, topicID: j.topicID, time: time.Now().UnixNano()}
-	hdr.encode(data)
-	for i := range entries {
-		entries[i].encode(data[entrySize*(i+1):])
-	}
+	data := encodeEntries(append([]journalEntry{hdr}, entries...))
 	// Written under another name, which other servers skip, and renamed.
 	path := filepath.Join(j.dir, randomName())
 	tmp := filepath.Join(j.dir, newPrefix+randomName())
@@ -341,10 +369,10 @@ func (j *producerJournal) append(e journalEntry) error {
 		return fmt.Errorf("kafka: producer journal %s: %w", j.path, ErrServerClosed)
 	}
 	e.encode(j.buf[:])
-	if _, err := j.f.Write(j.buf[:]); err != nil {
-		return fmt.Errorf("kafka: producer journal %s: %w", j.path, err)
+	if err := j.write(j.buf[:]); err != nil {
+		return err
 	}
-	if j.size += entrySize; j.size >= j.compactAt {
+	if j.size >= j.compactAt {
 		if err := j.compact(); err != nil {
 			// The entry is written; the file stays as it is, and is
 			// tried again a while later.
@@ -355,8 +383,9 @@ func (j *producerJournal) append(e journalEntry) error {
 	return nil
 }
 
-// compact replaces our file with what is still needed of it.
-func (j *producerJournal) compact() error {
+// compact replaces our file with what is still needed of it and of
+// extra, entries not in it.
+func (j *producerJournal) compact(extra ...journalEntry) error {
 	r, err := os.Open(j.path)
 	if err != nil {
 		return err
@@ -369,7 +398,7 @@ func (j *producerJournal) compact() error {
 	case !ok:
 		return errors.New("it no longer reads as a journal of this topic")
 	}
-	return j.replace(compactEntries(entries, time.Now()))
+	return j.replace(compactEntries(append(entries, extra...), time.Now()))
 }
 
 // close closes our file, which the next server to open the journal folds

@@ -180,7 +180,9 @@ func TestProducerJournalServers(t *testing.T) {
 
 // TestProducerJournalTakeOverStopped: a running server takes over the
 // file of a server that stopped after it opened the journal, into its own
-// file, and leaves running servers' files and producers alone.
+// file, loading its entries before anything else can use the journal; it
+// leaves running servers' files and producers alone, and files of
+// another topic ID (its own topic may have been deleted since) too.
 func TestProducerJournalTakeOverStopped(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "0")
 	var w warnings
@@ -191,23 +193,27 @@ func TestProducerJournalTakeOverStopped(t *testing.T) {
 	mustAppend(t, running, stored(1, 0, 0, 1, 0, now))
 	mustAppend(t, stopping, stored(2, 0, 0, 2, 1, now), stored(2, 0, 2, 1, 3, now))
 	mustAppend(t, other, stored(3, 0, 0, 1, 4, now))
-	if entries, err := running.takeOverStopped(); err != nil || len(entries) != 0 {
-		t.Fatalf("with every server running, took over %d entries (%v), want none", len(entries), err)
-	}
-	stopping.close()
-	entries, err := running.takeOverStopped()
-	if err != nil {
+	newer := filepath.Join(dir, "newer-topic")
+	if err := os.WriteFile(newer, journalHeader(otherTopicID, now), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	folded := foldEntries(entries)
+	if got := mustTakeOver(t, running); len(got) != 0 {
+		t.Fatalf("with every server running, took over %d entries, want none", len(got))
+	}
+	stopping.close()
+	folded := foldEntries(mustTakeOver(t, running))
 	if len(folded) != 1 || bases(folded[2]) != "epoch 0: 0-1@1 2-2@3" {
 		t.Errorf("took over %s and %d producers, want the stopped server's two batches alone", bases(folded[2]), len(folded))
 	}
+	if _, err := os.Stat(newer); err != nil {
+		t.Errorf("the other topic ID's file: %v, want it left", err)
+	}
+	os.Remove(newer)
 	wantRunningFiles(t, dir, running, other)
 	// The taken-over batches are in the running server's file now.
 	running.close()
 	other.close()
-	_, entries = mustOpenJournal(t, dir, testTopicID, &w)
+	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
 	folded = foldEntries(entries)
 	if bases(folded[1]) != "epoch 0: 0-0@0" || bases(folded[2]) != "epoch 0: 0-1@1 2-2@3" || bases(folded[3]) != "epoch 0: 0-0@4" {
 		t.Errorf("the next server took in %s, %s and %s", bases(folded[1]), bases(folded[2]), bases(folded[3]))
@@ -215,6 +221,56 @@ func TestProducerJournalTakeOverStopped(t *testing.T) {
 	if w.String() != "" {
 		t.Errorf("warnings:\n%s", &w)
 	}
+}
+
+// TestProducerJournalTakeOverCompacts: entries taken over that would take
+// the file past its compaction size are compacted with it into a new
+// file, so that it stays within what a server reads.
+func TestProducerJournalTakeOverCompacts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "0")
+	var w warnings
+	running, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	stopping, _ := mustOpenJournal(t, dir, testTopicID, &w)
+	now := time.Now()
+	mustAppend(t, running, stored(1, 0, 0, 1, 0, now))
+	for i := range int32(seqWindow + 3) {
+		mustAppend(t, stopping, stored(2, 0, i, 1, int64(1+i), now))
+	}
+	stopping.close()
+	before := running.path
+	running.compactAt = running.size + entrySize // the first taken-over entry reaches it
+	folded := foldEntries(mustTakeOver(t, running))
+	if bases(folded[2]) != "epoch 0: 3-3@4 4-4@5 5-5@6 6-6@7 7-7@8" {
+		t.Errorf("took over %s", bases(folded[2]))
+	}
+	if running.path == before || running.size != entrySize*(1+1+seqWindow) {
+		t.Errorf("our file %s of %d bytes after the take-over, want a new one of %d", running.path, running.size, entrySize*(1+1+seqWindow))
+	}
+	wantRunningFiles(t, dir, running)
+	running.close()
+	_, entries := mustOpenJournal(t, dir, testTopicID, &w)
+	folded = foldEntries(entries)
+	if bases(folded[1]) != "epoch 0: 0-0@0" || bases(folded[2]) != "epoch 0: 3-3@4 4-4@5 5-5@6 6-6@7 7-7@8" {
+		t.Errorf("the next server took in %s and %s", bases(folded[1]), bases(folded[2]))
+	}
+}
+
+// mustTakeOver has j take over stopped servers' files and returns what it
+// loaded, checking that the journal was held while it did.
+func mustTakeOver(t *testing.T, j *producerJournal) []journalEntry {
+	t.Helper()
+	var loaded []journalEntry
+	err := j.takeOverStopped(func(entries []journalEntry) {
+		if j.mu.TryLock() {
+			j.mu.Unlock()
+			t.Error("entries taken over were loaded with the journal let go")
+		}
+		loaded = entries
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loaded
 }
 
 // TestProducerJournalFoldOrder: entries of several files (and of batches
