@@ -86,7 +86,7 @@ func (ps *producerStates) register(id int64, epoch int16) {
 			delete(ps.m, pid)
 		}
 	}
-	if st := ps.m[id]; st != nil {
+	if st := ps.m[id]; st != nil && epoch > st.epoch {
 		st.bump(epoch)
 		st.lastUsed = now
 		return
@@ -105,8 +105,10 @@ func (st *producerState) bump(epoch int16) {
 
 // load adds what a partition's journal says to the state: each producer
 // used within producerIdleExpiry, unless this server already has state
-// for it on that partition or knows it at another epoch, gets its last
-// stored batches there, answered as retries like the ones stored here.
+// for it on that partition, gets its last stored batches there, answered
+// as retries like the ones stored here. A journal of an older epoch than
+// the server knows says only that the producer wrote there (its next
+// batch starts at 0); one of a newer epoch moves the producer on.
 func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProducer) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -120,8 +122,17 @@ func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProduc
 			st = &producerState{epoch: f.epoch, lastUsed: now, parts: map[topicPartition]*seqState{}}
 			ps.m[pid] = st
 		}
-		if st.epoch != f.epoch || st.parts[tp] != nil {
+		switch {
+		case st.parts[tp] != nil:
 			continue
+		case f.epoch < st.epoch:
+			// The producer has moved on to a newer epoch since: here
+			// too, its next batch starts at 0.
+			st.parts[tp] = &seqState{newEpoch: true}
+			continue
+		case f.epoch > st.epoch:
+			// It moved on through another server.
+			st.bump(f.epoch)
 		}
 		ss := &seqState{}
 		for _, e := range f.batches {

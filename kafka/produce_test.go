@@ -253,6 +253,38 @@ func TestNewEpochStartsAtZero(t *testing.T) {
 	run("an unknown producer", []step{{0, 0, 7, 0}, {0, 0, 8, 0}})
 }
 
+// TestProducerStatesNewEpoch: at a new epoch, a batch in flight behind
+// the first one (which starts at 0) is taken; a partition's journal of an
+// older epoch than the server knows makes its next batch start at 0, and
+// one of a newer epoch moves the producer on.
+func TestProducerStatesNewEpoch(t *testing.T) {
+	var ps producerStates
+	ps.init()
+	tp, other := topicPartition{"t", 0}, topicPartition{"t", 1}
+	ps.register(1, 0)
+	b, _, _ := ps.begin(1, 0, tp, 0, 5)
+	ps.finish(1, tp, b, 0, 0)
+	ps.register(1, 1)
+	if _, _, code := ps.begin(1, 1, tp, 0, 5); code != 0 {
+		t.Fatalf("the new epoch's first batch: code %d", code)
+	}
+	if _, _, code := ps.begin(1, 1, tp, 5, 5); code != 0 {
+		t.Fatalf("a second batch in flight at the new epoch: code %d", code)
+	}
+	now := time.Now().UnixNano()
+	ps.load(other, map[int64]*foldedProducer{1: {epoch: 0, lastUsed: now, batches: []journalEntry{stored(1, 0, 0, 3, 9, time.Now())}}})
+	if _, _, code := ps.begin(1, 1, other, 3, 1); code != kerr.OutOfOrderSequenceNumber.Code {
+		t.Errorf("after a journal of the older epoch, seq 3 at the newer: code %d, want OUT_OF_ORDER_SEQUENCE_NUMBER", code)
+	}
+	ps.load(topicPartition{"t", 2}, map[int64]*foldedProducer{1: {epoch: 2, lastUsed: now, batches: []journalEntry{stored(1, 2, 0, 2, 7, time.Now())}}})
+	if epoch, _ := ps.epoch(1); epoch != 2 {
+		t.Errorf("after a journal of a newer epoch, epoch %d, want 2", epoch)
+	}
+	if b, dup, code := ps.begin(1, 2, topicPartition{"t", 2}, 0, 2); !dup || code != 0 || b.base != 7 {
+		t.Errorf("a retry of the newer epoch's loaded batch: dup %v code %d", dup, code)
+	}
+}
+
 func TestProduceErrors(t *testing.T) {
 	ts := startServer(t, &Options{MaxMessageBytes: 1000})
 	ts.createTopic("t", 1)

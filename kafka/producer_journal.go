@@ -28,7 +28,9 @@ import (
 // holds the retried records (idempotence_verify.go); otherwise it is
 // stored anew.
 //
-// What it does not cover, each stored twice on the client's retry: a
+// What it does not cover, each stored twice on the client's retry (or,
+// where the server knows the producer at a newer epoch, refused as out of
+// order, which a client answers by bumping its epoch): a
 // batch committed in the instant between its commit and its entry's
 // write when the server died; a batch whose entry a power loss took while
 // its frame had reached the disk (the journal has no fdatasync of its

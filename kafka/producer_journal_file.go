@@ -97,8 +97,8 @@ func (j *producerJournal) takeOverStopped(load func([]journalEntry)) error {
 	if j.closed {
 		return nil
 	}
-	// Files this journal cannot use (another topic ID: this server's
-	// handle may be of a topic deleted since) are left for one that can.
+	// Files of another topic ID (this server's handle may be of a topic
+	// deleted since) are left for a server that can use them.
 	dead, deadFiles, err := j.stopped(false)
 	defer closeAll(deadFiles)
 	if err != nil || len(deadFiles) == 0 {
@@ -145,8 +145,8 @@ func encodeEntries(entries []journalEntry) []byte {
 // servers' (ours is locked through another open file, and so skipped),
 // and returns what is still needed of their entries, with the files,
 // locked, for the caller to remove once it holds their entries, and to
-// close. Files it cannot use (of another topic ID, or too large) are
-// among them only if removeUnused.
+// close. Damaged files are among them (no server can use them), and
+// files of another topic ID only if removeUnused.
 func (j *producerJournal) stopped(removeUnused bool) ([]journalEntry, []*os.File, error) {
 	names, err := os.ReadDir(j.dir)
 	if err != nil {
@@ -183,7 +183,7 @@ func (j *producerJournal) stopped(removeUnused bool) ([]journalEntry, []*os.File
 			f.Close()
 			return nil, deadFiles, err
 		}
-		if !ok && !removeUnused {
+		if !ok && !removeUnused && j.otherTopics(path) {
 			f.Close()
 			continue
 		}
@@ -209,6 +209,13 @@ func removeAll(files []*os.File) error {
 		}
 	}
 	return nil
+}
+
+// otherTopics reports whether the file at path, which this journal cannot
+// use, is another topic ID's (rather than damaged).
+func (j *producerJournal) otherTopics(path string) bool {
+	id := fileTopicID(path)
+	return id != [16]byte{} && id != j.topicID
 }
 
 // fileTopicID returns the topic id in the header of the journal file at
