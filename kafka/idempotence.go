@@ -86,8 +86,11 @@ func (ps *producerStates) register(id int64, epoch int16) {
 			delete(ps.m, pid)
 		}
 	}
-	if st := ps.m[id]; st != nil && epoch > st.epoch {
-		st.bump(epoch)
+	if st := ps.m[id]; st != nil {
+		// Never back: a batch may have moved the epoch on meanwhile.
+		if epoch > st.epoch {
+			st.bump(epoch)
+		}
 		st.lastUsed = now
 		return
 	}
