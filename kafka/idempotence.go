@@ -75,26 +75,43 @@ type seqBatch struct {
 
 func (ps *producerStates) init() { ps.m = map[int64]*producerState{} }
 
-// register records a new producer id (or a new epoch of one) from
-// InitProducerId, and drops producers idle past the expiry.
-func (ps *producerStates) register(id int64, epoch int16) {
+// register records a producer id InitProducerId just handed out, at
+// epoch 0, and drops producers idle past the expiry.
+func (ps *producerStates) register(id int64) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	now := ps.dropIdle()
+	ps.m[id] = &producerState{lastUsed: now, parts: map[topicPartition]*seqState{}}
+}
+
+// bumpEpoch moves a producer on to epoch for InitProducerId (never back:
+// a batch may have moved it on meanwhile), and drops producers idle past
+// the expiry.
+func (ps *producerStates) bumpEpoch(id int64, epoch int16) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := ps.dropIdle()
+	st := ps.m[id]
+	if st == nil {
+		st = &producerState{epoch: epoch, parts: map[topicPartition]*seqState{}}
+		ps.m[id] = st
+	}
+	if epoch > st.epoch {
+		st.bump(epoch)
+	}
+	st.lastUsed = now
+}
+
+// dropIdle forgets producers idle past the expiry, and returns the time
+// it took as now. The caller holds ps.mu.
+func (ps *producerStates) dropIdle() time.Time {
 	now := time.Now()
 	for pid, st := range ps.m {
 		if now.Sub(st.lastUsed) > producerIdleExpiry {
 			delete(ps.m, pid)
 		}
 	}
-	if st := ps.m[id]; st != nil {
-		// Never back: a batch may have moved the epoch on meanwhile.
-		if epoch > st.epoch {
-			st.bump(epoch)
-		}
-		st.lastUsed = now
-		return
-	}
-	ps.m[id] = &producerState{epoch: epoch, lastUsed: now, parts: map[topicPartition]*seqState{}}
+	return now
 }
 
 // bump moves the producer to a newer epoch, which starts its sequences

@@ -26,7 +26,7 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 	if req.ProducerID >= 0 && req.Version >= 3 {
 		// Epochs exhausted, or another's: a new id starts over.
 		if epoch, ok := c.s.seqs.epoch(req.ProducerID); ok && epoch == req.ProducerEpoch && epoch < 1<<15-1 {
-			c.s.seqs.register(req.ProducerID, epoch+1)
+			c.s.seqs.bumpEpoch(req.ProducerID, epoch+1)
 			resp.ProducerID, resp.ProducerEpoch = req.ProducerID, epoch+1
 			return resp
 		}
@@ -37,7 +37,7 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 		resp.ErrorCode = kerr.KafkaStorageError.Code
 		return resp
 	}
-	c.s.seqs.register(id, 0)
+	c.s.seqs.register(id)
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp
 }

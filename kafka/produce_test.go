@@ -261,10 +261,10 @@ func TestProducerStatesNewEpoch(t *testing.T) {
 	var ps producerStates
 	ps.init()
 	tp, other := topicPartition{"t", 0}, topicPartition{"t", 1}
-	ps.register(1, 0)
+	ps.register(1)
 	b, _, _ := ps.begin(1, 0, tp, 0, 5)
 	ps.finish(1, tp, b, 0, 0)
-	ps.register(1, 1)
+	ps.bumpEpoch(1, 1)
 	if _, _, code := ps.begin(1, 1, tp, 0, 5); code != 0 {
 		t.Fatalf("the new epoch's first batch: code %d", code)
 	}
