@@ -15,7 +15,8 @@ import (
 // server open the journal: it must not fail or panic on any of it, must
 // load exactly what a plain replay of the entries that check out says
 // (each producer's last seqWindow distinct batches of its newest epoch,
-// in the order written), and must read the same back from its own file.
+// in the order written), and must read the same back from its own file;
+// a running server taking over the same files must load the same.
 func FuzzProducerJournal(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 2, 1, 0, 0, 2, 0, 0, 0, 1, 0, 1})
 	f.Add([]byte{3, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23})
@@ -64,11 +65,14 @@ func FuzzProducerJournal(f *testing.F) {
 			}
 		}
 		files[0] = append(files[0], make([]byte, tail)...)
-		for i, name := range []string{"a", "b"} {
-			if err := os.WriteFile(filepath.Join(dir, name), files[i], 0o644); err != nil {
-				t.Fatal(err)
+		stopServers := func() {
+			for i, name := range []string{"a", "b"} {
+				if err := os.WriteFile(filepath.Join(dir, name), files[i], 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
+		stopServers()
 		var w warnings
 		j, got, err := openJournal(dir, testTopicID, w.warn)
 		if err != nil {
@@ -78,13 +82,26 @@ func FuzzProducerJournal(f *testing.F) {
 		if want := replayJournal(valid, now); !slices.Equal(got, want) {
 			t.Fatalf("loaded %d entries:\n%+v\nwant %d:\n%+v\nwarnings:\n%s", len(got), got, len(want), want, &w)
 		}
-		j, again, err := openJournal(dir, testTopicID, w.warn)
+		running, again, err := openJournal(dir, testTopicID, w.warn)
 		if err != nil {
 			t.Fatal(err)
 		}
-		j.close()
+		defer running.close()
 		if !slices.Equal(again, got) {
 			t.Fatalf("read back %d entries from the new server's file, wrote %d", len(again), len(got))
+		}
+		// The same files, of servers stopped since, are taken over by a
+		// running server to the same effect; another topic's are left.
+		stopServers()
+		var taken []journalEntry
+		if err := running.takeOverStopped(func(e []journalEntry) { taken = e }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(taken, got) {
+			t.Fatalf("took over %d entries:\n%+v\nwant %d:\n%+v", len(taken), taken, len(got), got)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "b")); (err == nil) != (flags&1 != 0) {
+			t.Errorf("file b after the take-over: %v (another topic's: %v)", err, flags&1 != 0)
 		}
 	})
 }
