@@ -146,8 +146,8 @@ func encodeEntries(entries []journalEntry) []byte {
 // and returns what is still needed of their entries, with the files,
 // locked, for the caller to remove once it holds their entries, and to
 // close. Damaged files are among them (no server can use them), and
-// files of another topic ID only if removeUnused.
-func (j *producerJournal) stopped(removeUnused bool) ([]journalEntry, []*os.File, error) {
+// files of another topic ID only if removeOtherTopics.
+func (j *producerJournal) stopped(removeOtherTopics bool) ([]journalEntry, []*os.File, error) {
 	names, err := os.ReadDir(j.dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka: producer journal: %w", err)
@@ -178,17 +178,17 @@ func (j *producerJournal) stopped(removeUnused bool) ([]journalEntry, []*os.File
 			f.Close()
 			continue
 		}
-		entries, ok, err := j.read(f, path)
+		entries, use, err := j.read(f, path)
 		if err != nil {
 			f.Close()
 			return nil, deadFiles, err
 		}
-		if !ok && !removeUnused && j.otherTopics(path) {
+		if use == fileOtherTopic && !removeOtherTopics {
 			f.Close()
 			continue
 		}
 		deadFiles = append(deadFiles, f)
-		if ok {
+		if use == fileUsable {
 			dead = append(dead, entries...)
 		}
 	}
@@ -209,13 +209,6 @@ func removeAll(files []*os.File) error {
 		}
 	}
 	return nil
-}
-
-// otherTopics reports whether the file at path, which this journal cannot
-// use, is another topic ID's (rather than damaged).
-func (j *producerJournal) otherTopics(path string) bool {
-	id := fileTopicID(path)
-	return id != [16]byte{} && id != j.topicID
 }
 
 // fileTopicID returns the topic id in the header of the journal file at
@@ -277,28 +270,38 @@ func flock(f *os.File, op int) error {
 // journalCompactAt never gets near it, so a larger file is damage.
 const maxJournalBytes = 16 << 20
 
-// read reads f's entries that check out; ok is false for a file of another
-// topic, or too damaged to have a header.
-func (j *producerJournal) read(f *os.File, path string) (entries []journalEntry, ok bool, err error) {
+// fileUse is what a journal file is to the journal reading it.
+type fileUse int
+
+const (
+	fileUsable     fileUse = iota
+	fileDamaged            // too large, or without a header: no server can use it
+	fileOtherTopic         // another topic ID's (the name was deleted and made again)
+)
+
+// read reads f's entries that check out, and says whether the file can
+// be used at all.
+func (j *producerJournal) read(f *os.File, path string) ([]journalEntry, fileUse, error) {
 	data, err := io.ReadAll(io.NewSectionReader(f, 0, maxJournalBytes+1))
 	if err != nil {
-		return nil, false, fmt.Errorf("kafka: producer journal %s: %w", path, err)
+		return nil, fileDamaged, fmt.Errorf("kafka: producer journal %s: %w", path, err)
 	}
 	if len(data) > maxJournalBytes {
 		j.warn("kafka: producer journal file larger than any the server writes, not used", "file", path, "limit", maxJournalBytes)
-		return nil, false, nil
+		return nil, fileDamaged, nil
 	}
 	if len(data) < entrySize {
-		return nil, false, nil // made, but not yet written
+		return nil, fileDamaged, nil // a file is named only once its header is written
 	}
 	hdr, hok := decodeEntry(data)
 	if !hok || hdr.kind != entryHeader {
 		j.warn("kafka: producer journal file has no header, not used", "file", path, "position", 0)
-		return nil, false, nil
+		return nil, fileDamaged, nil
 	}
 	if hdr.topicID != j.topicID {
-		return nil, false, nil // an earlier topic's
+		return nil, fileOtherTopic, nil
 	}
+	var entries []journalEntry
 	for pos := entrySize; pos+entrySize <= len(data); pos += entrySize {
 		e, eok := decodeEntry(data[pos:])
 		if !eok || e.kind != entryStored {
@@ -311,7 +314,7 @@ func (j *producerJournal) read(f *os.File, path string) (entries []journalEntry,
 		// A write cut short by a crash: the entry was never whole.
 		j.warn("kafka: producer journal ends in a partial entry, ignored", "file", path, "position", len(data)-rest)
 	}
-	return entries, true, nil
+	return entries, fileUsable, nil
 }
 
 // replace makes a new file of ours holding a header and entries, locked
@@ -397,12 +400,12 @@ func (j *producerJournal) compact(extra ...journalEntry) error {
 	if err != nil {
 		return err
 	}
-	entries, ok, err := j.read(r, j.path)
+	entries, use, err := j.read(r, j.path)
 	r.Close()
 	switch {
 	case err != nil:
 		return err
-	case !ok:
+	case use != fileUsable:
 		return errors.New("it no longer reads as a journal of this topic")
 	}
 	return j.replace(compactEntries(append(entries, extra...), time.Now()))
