@@ -14,9 +14,17 @@ import (
 // the last few batches it stored. A batch that repeats one of them is a
 // retry: it is acknowledged with the original offsets and not stored
 // again. A batch that skips ahead is refused (OUT_OF_ORDER_SEQUENCE_NUMBER)
-// so that nothing is stored out of order; after the producer's epoch moves
-// on (InitProducerId, or a batch of a newer epoch), that holds from
-// sequence 0 on every partition it wrote.
+// so that nothing is stored out of order.
+//
+// Epochs are per producer and partition, as Kafka's brokers keep them: a
+// batch of a newer epoch moves only its partition on (and must start at
+// sequence 0 there if the producer wrote there before), and a batch of an
+// older epoch is fenced (INVALID_PRODUCER_EPOCH) only where a newer one
+// arrived. Clients rely on that: after a client moves to a newer epoch
+// (Kafka's Java producer does so by itself), franz-go sends a batch whose
+// outcome it does not know again under the epoch and sequence it first
+// had, on a partition that has not seen the newer epoch, and renumbers
+// it if that is refused, which would store it twice.
 //
 // The state lives in the server's memory, and each stored batch is noted
 // in its partition's producer journal (producer_journal.go), from which a
@@ -41,7 +49,6 @@ type producerStates struct {
 }
 
 type producerState struct {
-	epoch    int16
 	lastUsed time.Time
 	parts    map[topicPartition]*seqState
 }
@@ -51,12 +58,13 @@ type topicPartition struct {
 	partition int32
 }
 
-// seqState is one producer's recent batches on one partition, oldest
-// first.
+// seqState is one producer's epoch and recent batches (oldest first) on
+// one partition.
 type seqState struct {
+	epoch   int16
 	batches []*seqBatch
-	// newEpoch: the producer's epoch moved on since its batches here,
-	// so its next batch here must start at sequence 0, as Kafka has it:
+	// newEpoch: the producer's epoch here moved on since its batches
+	// here, so its next batch must start at sequence 0, as Kafka has it:
 	// one that does not is out of order (its predecessors at the new
 	// epoch were not stored).
 	newEpoch bool
@@ -84,24 +92,6 @@ func (ps *producerStates) register(id int64) {
 	ps.m[id] = &producerState{lastUsed: now, parts: map[topicPartition]*seqState{}}
 }
 
-// bumpEpoch moves a producer on to epoch for InitProducerId (never back:
-// a batch may have moved it on meanwhile), and drops producers idle past
-// the expiry.
-func (ps *producerStates) bumpEpoch(id int64, epoch int16) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	now := ps.dropIdle()
-	st := ps.m[id]
-	if st == nil {
-		st = &producerState{epoch: epoch, parts: map[topicPartition]*seqState{}}
-		ps.m[id] = st
-	}
-	if epoch > st.epoch {
-		st.bump(epoch)
-	}
-	st.lastUsed = now
-}
-
 // dropIdle forgets producers idle past the expiry, and returns the time
 // it took as now. The caller holds ps.mu.
 func (ps *producerStates) dropIdle() time.Time {
@@ -114,21 +104,10 @@ func (ps *producerStates) dropIdle() time.Time {
 	return now
 }
 
-// bump moves the producer to a newer epoch, which starts its sequences
-// over on every partition.
-func (st *producerState) bump(epoch int16) {
-	st.epoch = epoch
-	for tp := range st.parts {
-		st.parts[tp] = &seqState{newEpoch: true}
-	}
-}
-
 // load adds what a partition's journal says to the state: each producer
 // used within producerIdleExpiry, unless this server already has state
-// for it on that partition, gets its last stored batches there, answered
-// as retries like the ones stored here. A journal of an older epoch than
-// the server knows says only that the producer wrote there (its next
-// batch starts at 0); one of a newer epoch moves the producer on.
+// for it on that partition, gets its epoch and last stored batches there,
+// answered as retries like the ones stored here.
 func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProducer) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -139,22 +118,13 @@ func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProduc
 		}
 		st := ps.m[pid]
 		if st == nil {
-			st = &producerState{epoch: f.epoch, lastUsed: now, parts: map[topicPartition]*seqState{}}
+			st = &producerState{lastUsed: now, parts: map[topicPartition]*seqState{}}
 			ps.m[pid] = st
 		}
-		switch {
-		case st.parts[tp] != nil:
+		if st.parts[tp] != nil {
 			continue
-		case f.epoch < st.epoch:
-			// The producer has moved on to a newer epoch since: here
-			// too, its next batch starts at 0.
-			st.parts[tp] = &seqState{newEpoch: true}
-			continue
-		case f.epoch > st.epoch:
-			// It moved on through another server.
-			st.bump(f.epoch)
 		}
-		ss := &seqState{}
+		ss := &seqState{epoch: f.epoch}
 		for _, e := range f.batches {
 			ss.batches = append(ss.batches, &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone, loaded: true})
 		}
@@ -218,17 +188,6 @@ var closedDone = func() chan struct{} {
 	return c
 }()
 
-// epoch returns a known producer's current epoch.
-func (ps *producerStates) epoch(id int64) (int16, bool) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	st := ps.m[id]
-	if st == nil {
-		return 0, false
-	}
-	return st.epoch, true
-}
-
 // knows reports whether the server has state for producer id on tp.
 func (ps *producerStates) knows(id int64, tp topicPartition) bool {
 	ps.mu.Lock()
@@ -245,17 +204,10 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 	defer ps.mu.Unlock()
 	st := ps.m[id]
 	if st == nil {
-		st = &producerState{epoch: epoch, parts: map[topicPartition]*seqState{}}
+		st = &producerState{parts: map[topicPartition]*seqState{}}
 		ps.m[id] = st
 	}
 	st.lastUsed = time.Now()
-	switch {
-	case epoch < st.epoch:
-		return nil, false, kerr.InvalidProducerEpoch.Code
-	case epoch > st.epoch:
-		// A producer bumps its epoch to start its sequences over.
-		st.bump(epoch)
-	}
 	// Sequences wrap to 0 after MaxInt32, as Kafka's do.
 	l := int64(first) + int64(count) - 1
 	if l > int64(maxSeq) {
@@ -263,9 +215,16 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 	}
 	last := int32(l)
 	ss := st.parts[tp]
-	if ss == nil {
-		ss = &seqState{}
-		st.parts[tp] = ss
+	switch {
+	case ss == nil:
+		ss = &seqState{epoch: epoch}
+	case epoch < ss.epoch:
+		return nil, false, kerr.InvalidProducerEpoch.Code
+	case epoch > ss.epoch:
+		// A producer bumps its epoch to start its sequences over. The
+		// partition moves on only if the batch is taken: a refused one
+		// leaves the older epoch's retries welcome, as in Kafka.
+		ss = &seqState{epoch: epoch, newEpoch: true}
 	}
 	for _, old := range ss.batches {
 		if old.first == first && old.last == last {
@@ -279,6 +238,7 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 	} else if ss.newEpoch && first != 0 {
 		return nil, false, kerr.OutOfOrderSequenceNumber.Code
 	}
+	st.parts[tp] = ss
 	b = &seqBatch{first: first, last: last, done: make(chan struct{})}
 	ss.batches = append(ss.batches, b)
 	if len(ss.batches) > seqWindow {

@@ -6,13 +6,13 @@ import (
 )
 
 // InitProducerId: v0-4, for idempotent producers (see idempotence.go).
-// Transactions are not offered: a transactional id is refused. A producer
-// that sends its current id and epoch (v3+, after a batch it gave up on)
-// gets the epoch bumped, which starts its sequence numbers over; one that
-// sends an id or epoch this server does not know (it restarted, or the
-// producer was idle past the expiry) gets a new id, as Kafka gives every
-// producer without a transactional id, rather than an error that a client
-// takes as fatal.
+// Transactions are not offered: a transactional id is refused. Every
+// request gets a new producer id at epoch 0, as Kafka gives every producer
+// without a transactional id, also one that sends its current id and
+// epoch (v3+, after a batch it gave up on): its sequence numbers start
+// over under the new id, while a batch it sends again under the old id
+// and epoch is still answered as a retry on the partitions the old id
+// wrote.
 
 func init() { supports(kmsg.InitProducerID, 0, 4) }
 
@@ -22,14 +22,6 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		return resp
-	}
-	if req.ProducerID >= 0 && req.Version >= 3 {
-		// Epochs exhausted, or another's: a new id starts over.
-		if epoch, ok := c.s.seqs.epoch(req.ProducerID); ok && epoch == req.ProducerEpoch && epoch < 1<<15-1 {
-			c.s.seqs.bumpEpoch(req.ProducerID, epoch+1)
-			resp.ProducerID, resp.ProducerEpoch = req.ProducerID, epoch+1
-			return resp
-		}
 	}
 	id, err := c.s.pids.allocate()
 	if err != nil {

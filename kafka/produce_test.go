@@ -204,67 +204,100 @@ func TestIdempotentRetryStoredOnce(t *testing.T) {
 	}
 }
 
-// TestNewEpochStartsAtZero: after a producer's epoch moves on, by a
-// batch of the newer epoch or by InitProducerId, its next batch on a
-// partition where it had stored batches must start at sequence 0, as
-// Kafka has it (OUT_OF_ORDER_SEQUENCE_NUMBER otherwise: the new epoch's
-// first batches were not stored); on a partition new to it, and for a
-// producer the server does not know, the first batch is taken as is.
+// TestNewEpochStartsAtZero: after a producer's epoch moves on by a batch
+// of the newer epoch, its next batch on a partition where it had stored
+// batches must start at sequence 0, as Kafka has it (OUT_OF_ORDER_SEQUENCE_NUMBER
+// otherwise: the new epoch's first batches were not stored); on a
+// partition new to it, and for a producer the server does not know, the
+// first batch is taken as is.
 func TestNewEpochStartsAtZero(t *testing.T) {
 	ts := startServer(t, nil)
 	ts.createTopic("epochs", 3)
 	rc := ts.raw()
 	pid, epoch := rc.initProducer()
-	type step struct {
-		partition int32
-		epoch     int16
-		seq       int32
-		wantCode  int16
-	}
-	run := func(what string, steps []step) {
-		t.Helper()
-		for i, s := range steps {
-			if code, _ := produceCode(t, rc.request(produceBatch("epochs", s.partition, pid, s.epoch, s.seq, "v", 9))); code != s.wantCode {
-				t.Fatalf("%s, step %d (partition %d, epoch %d, seq %d): code %d, want %d", what, i, s.partition, s.epoch, s.seq, code, s.wantCode)
-			}
-		}
-	}
 	ooo := kerr.OutOfOrderSequenceNumber.Code
-	run("a batch of a newer epoch", []step{
+	produceSteps(t, rc, "epochs", pid, []epochStep{
 		{0, epoch, 0, 0}, {0, epoch, 1, 0}, {1, epoch, 0, 0},
 		{0, epoch + 1, 2, ooo}, // the newer epoch, not from 0
 		{0, epoch + 1, 0, 0},
-		{1, epoch + 1, 1, ooo}, // the bump reached every partition
+		{1, epoch + 1, 1, ooo}, // partition 1 had batches of the older one too
 		{1, epoch + 1, 0, 0},
 		{2, epoch + 1, 4, 0}, // a partition it never wrote
 	})
+	// Never handed out: a producer the server does not know.
+	produceSteps(t, rc, "epochs", 1<<40, []epochStep{{0, 0, 7, 0}, {0, 0, 8, 0}})
+}
+
+// TestEpochsPerPartition: a producer's epoch moves on per partition, as
+// Kafka's brokers keep it, and InitProducerId hands out a new id even to
+// a producer that names its own, as Kafka does without a transactional id.
+// franz-go relies on both: after an epoch bump it sends a batch whose
+// outcome it does not know again under the old epoch and sequence (its
+// batch "pin"), and renumbers it under the new epoch if that is refused,
+// which would store it twice.
+func TestEpochsPerPartition(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("parts", 2)
+	rc := ts.raw()
+	pid, epoch := rc.initProducer()
+	fenced, ooo := kerr.InvalidProducerEpoch.Code, kerr.OutOfOrderSequenceNumber.Code
+	produceSteps(t, rc, "parts", pid, []epochStep{
+		{0, epoch, 0, 0}, // offset 0 of partition 0
+		{1, epoch, 0, 0}, // offset 0 of partition 1
+		{0, epoch + 1, 0, 0},
+		{1, epoch, 0, 0},      // a retry where the older epoch still holds: answered
+		{1, epoch, 1, 0},      // and the older epoch carries on there
+		{0, epoch, 1, fenced}, // but not where the newer one arrived
+		{1, epoch + 1, 5, ooo},
+		{1, epoch, 2, 0}, // a refused batch of the newer epoch moved nothing
+	})
 	init := kmsg.NewPtrInitProducerIDRequest()
 	init.Version, init.ProducerID, init.ProducerEpoch = 4, pid, epoch+1
-	if ir := rc.request(init).(*kmsg.InitProducerIDResponse); ir.ErrorCode != 0 || ir.ProducerID != pid || ir.ProducerEpoch != epoch+2 {
-		t.Fatalf("InitProducerId bump: code %d, id %d epoch %d; want id %d epoch %d", ir.ErrorCode, ir.ProducerID, ir.ProducerEpoch, pid, epoch+2)
+	ir := rc.request(init).(*kmsg.InitProducerIDResponse)
+	if ir.ErrorCode != 0 || ir.ProducerID == pid || ir.ProducerEpoch != 0 {
+		t.Fatalf("InitProducerId naming the producer: code %d, id %d epoch %d; want a new id at epoch 0", ir.ErrorCode, ir.ProducerID, ir.ProducerEpoch)
 	}
-	run("InitProducerId's bump", []step{
-		{0, epoch + 1, 1, kerr.InvalidProducerEpoch.Code},
-		{0, epoch + 2, 1, ooo},
-		{0, epoch + 2, 0, 0},
-		{0, epoch + 2, 1, 0},
-	})
-	pid = 1 << 40 // never handed out: a producer the server does not know
-	run("an unknown producer", []step{{0, 0, 7, 0}, {0, 0, 8, 0}})
+	produceSteps(t, rc, "parts", pid, []epochStep{{1, epoch, 1, 0}}) // the old id's retry, still answered
+	produceSteps(t, rc, "parts", ir.ProducerID, []epochStep{{0, 0, 0, 0}, {1, 0, 0, 0}})
+	// Each batch taken once: 3 on partition 0, 4 on partition 1.
+	perPart := map[int]int{}
+	for _, r := range readNative(t, ts.log, "parts", 7) {
+		perPart[r.Partition]++
+	}
+	if perPart[0] != 3 || perPart[1] != 4 {
+		t.Errorf("records per partition: %v, want 3 and 4", perPart)
+	}
+}
+
+// epochStep is a batch of one record a producer sends to a partition,
+// at an epoch and sequence, and the error code it must get.
+type epochStep struct {
+	partition int32
+	epoch     int16
+	seq       int32
+	wantCode  int16
+}
+
+func produceSteps(t *testing.T, rc *rawConn, topic string, pid int64, steps []epochStep) {
+	t.Helper()
+	for i, s := range steps {
+		if code, _ := produceCode(t, rc.request(produceBatch(topic, s.partition, pid, s.epoch, s.seq, "v", 9))); code != s.wantCode {
+			t.Fatalf("producer %d, step %d (partition %d, epoch %d, seq %d): code %d, want %d", pid, i, s.partition, s.epoch, s.seq, code, s.wantCode)
+		}
+	}
 }
 
 // TestProducerStatesNewEpoch: at a new epoch, a batch in flight behind
-// the first one (which starts at 0) is taken; a partition's journal of an
-// older epoch than the server knows makes its next batch start at 0, and
-// one of a newer epoch moves the producer on.
+// the first one (which starts at 0) is taken; a partition's journal gives
+// the producer its epoch there, which a batch of a newer epoch moves on
+// (from 0) and one of an older epoch cannot.
 func TestProducerStatesNewEpoch(t *testing.T) {
 	var ps producerStates
 	ps.init()
-	tp, other := topicPartition{"t", 0}, topicPartition{"t", 1}
+	tp, other, newer := topicPartition{"t", 0}, topicPartition{"t", 1}, topicPartition{"t", 2}
 	ps.register(1)
 	b, _, _ := ps.begin(1, 0, tp, 0, 5)
 	ps.finish(1, tp, b, 0, 0)
-	ps.bumpEpoch(1, 1)
 	if _, _, code := ps.begin(1, 1, tp, 0, 5); code != 0 {
 		t.Fatalf("the new epoch's first batch: code %d", code)
 	}
@@ -276,11 +309,11 @@ func TestProducerStatesNewEpoch(t *testing.T) {
 	if _, _, code := ps.begin(1, 1, other, 3, 1); code != kerr.OutOfOrderSequenceNumber.Code {
 		t.Errorf("after a journal of the older epoch, seq 3 at the newer: code %d, want OUT_OF_ORDER_SEQUENCE_NUMBER", code)
 	}
-	ps.load(topicPartition{"t", 2}, map[int64]*foldedProducer{1: {epoch: 2, lastUsed: now, batches: []journalEntry{stored(1, 2, 0, 2, 7, time.Now())}}})
-	if epoch, _ := ps.epoch(1); epoch != 2 {
-		t.Errorf("after a journal of a newer epoch, epoch %d, want 2", epoch)
+	ps.load(newer, map[int64]*foldedProducer{1: {epoch: 2, lastUsed: now, batches: []journalEntry{stored(1, 2, 0, 2, 7, time.Now())}}})
+	if _, _, code := ps.begin(1, 1, newer, 2, 1); code != kerr.InvalidProducerEpoch.Code {
+		t.Errorf("epoch 1 after a journal of epoch 2: code %d, want INVALID_PRODUCER_EPOCH", code)
 	}
-	if b, dup, code := ps.begin(1, 2, topicPartition{"t", 2}, 0, 2); !dup || code != 0 || b.base != 7 {
+	if b, dup, code := ps.begin(1, 2, newer, 0, 2); !dup || code != 0 || b.base != 7 {
 		t.Errorf("a retry of the newer epoch's loaded batch: dup %v code %d", dup, code)
 	}
 }
