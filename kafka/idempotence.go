@@ -43,6 +43,12 @@ const seqWindow = 5
 // long (Kafka's producer.id.expiration.ms).
 const producerIdleExpiry = 24 * time.Hour
 
+// maxProducers bounds the producers the server keeps state for: past it,
+// the least recently used are forgotten, as if idle past the expiry, so
+// that clients making up producer ids cannot grow the server's memory
+// without bound. (A variable: tests lower it.)
+var maxProducers = 1 << 17
+
 type producerStates struct {
 	mu sync.Mutex
 	m  map[int64]*producerState
@@ -83,25 +89,50 @@ type seqBatch struct {
 
 func (ps *producerStates) init() { ps.m = map[int64]*producerState{} }
 
-// register records a producer id InitProducerId just handed out, at
-// epoch 0, and drops producers idle past the expiry.
-func (ps *producerStates) register(id int64) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	now := ps.dropIdle()
-	ps.m[id] = &producerState{lastUsed: now, parts: map[topicPartition]*seqState{}}
+// producer returns id's state, made afresh if the server has none or the
+// producer was idle past the expiry; the caller sets its lastUsed. The
+// caller holds ps.mu.
+func (ps *producerStates) producer(id int64, now time.Time) *producerState {
+	st := ps.m[id]
+	if st != nil && !st.expired(now) {
+		return st
+	}
+	if st == nil && len(ps.m) >= maxProducers {
+		ps.evict(now)
+	}
+	st = &producerState{parts: map[topicPartition]*seqState{}}
+	ps.m[id] = st
+	return st
 }
 
-// dropIdle forgets producers idle past the expiry, and returns the time
-// it took as now. The caller holds ps.mu.
-func (ps *producerStates) dropIdle() time.Time {
-	now := time.Now()
+func (st *producerState) expired(now time.Time) bool {
+	return now.Sub(st.lastUsed) > producerIdleExpiry
+}
+
+// evict forgets the producers idle past the expiry and, if the server is
+// still at its bound, the least recently used, down to seven eighths of
+// it: one sort for every eighth of the bound in producers new to the
+// server. The caller holds ps.mu.
+func (ps *producerStates) evict(now time.Time) {
+	type use struct {
+		pid int64
+		at  time.Time
+	}
+	uses := make([]use, 0, len(ps.m))
 	for pid, st := range ps.m {
-		if now.Sub(st.lastUsed) > producerIdleExpiry {
+		if st.expired(now) {
 			delete(ps.m, pid)
+		} else {
+			uses = append(uses, use{pid, st.lastUsed})
 		}
 	}
-	return now
+	if len(uses) < maxProducers {
+		return
+	}
+	slices.SortFunc(uses, func(a, b use) int { return a.at.Compare(b.at) })
+	for _, u := range uses[:len(uses)-maxProducers*7/8] {
+		delete(ps.m, u.pid)
+	}
 }
 
 // load adds what a partition's journal says to the state: each producer
@@ -116,13 +147,12 @@ func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProduc
 		if now.Sub(time.Unix(0, f.lastUsed)) > producerIdleExpiry {
 			continue
 		}
-		st := ps.m[pid]
-		if st == nil {
-			st = &producerState{lastUsed: now, parts: map[topicPartition]*seqState{}}
-			ps.m[pid] = st
-		}
+		st := ps.producer(pid, now)
 		if st.parts[tp] != nil {
 			continue
+		}
+		if used := time.Unix(0, f.lastUsed); used.After(st.lastUsed) {
+			st.lastUsed = used
 		}
 		ss := &seqState{epoch: f.epoch}
 		for _, e := range f.batches {
@@ -193,7 +223,7 @@ func (ps *producerStates) knows(id int64, tp topicPartition) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	st := ps.m[id]
-	return st != nil && st.parts[tp] != nil
+	return st != nil && !st.expired(time.Now()) && st.parts[tp] != nil
 }
 
 // begin checks a batch's producer epoch and sequence numbers. It returns
@@ -202,12 +232,9 @@ func (ps *producerStates) knows(id int64, tp topicPartition) bool {
 func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first, count int32) (b *seqBatch, dup bool, code int16) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	st := ps.m[id]
-	if st == nil {
-		st = &producerState{parts: map[topicPartition]*seqState{}}
-		ps.m[id] = st
-	}
-	st.lastUsed = time.Now()
+	now := time.Now()
+	st := ps.producer(id, now)
+	st.lastUsed = now
 	// Sequences wrap to 0 after MaxInt32, as Kafka's do.
 	l := int64(first) + int64(count) - 1
 	if l > int64(maxSeq) {

@@ -29,7 +29,6 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 		resp.ErrorCode = kerr.KafkaStorageError.Code
 		return resp
 	}
-	c.s.seqs.register(id)
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp
 }
