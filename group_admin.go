@@ -205,6 +205,13 @@ type ResetOptions struct {
 	// Default false: ResetGroupOffsets fails with ErrGroupActive if any of
 	// the partitions is owned, and resets nothing.
 	Force bool
+
+	// Unchecked stores an AtOffset position as it is, without checking
+	// that the partition holds that offset, as Kafka's OffsetCommit
+	// stores any offset: a member that resumes there applies its
+	// ConsumerOptions.OutOfRange. Default false: ErrOutOfRange for an
+	// offset below the partition's start or past its end.
+	Unchecked bool
 }
 
 // ResetGroupOffsets sets a group's committed offsets for topic to the
@@ -243,6 +250,13 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 		part, err := t.partition(p)
 		if err != nil {
 			return nil, err
+		}
+		if o.Unchecked && to.kind == startOffset {
+			if to.offset < 0 {
+				return nil, fmt.Errorf("%w: offset %d", ErrInvalidArgument, to.offset)
+			}
+			targets[p] = to.offset
+			continue
 		}
 		if targets[p], err = resolveOffset(part, to); err != nil {
 			return nil, err

@@ -542,6 +542,35 @@ func forceCommit(t *testing.T, l *Log, group, topic string, offset int64) {
 	}
 }
 
+// TestResetGroupOffsetsUnchecked: with Unchecked, an offset the partition
+// does not hold is stored as it is, as Kafka's OffsetCommit stores it, and
+// the member that resumes there applies its OutOfRange policy.
+func TestResetGroupOffsetsUnchecked(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 1, 10)
+	ctx := context.Background()
+	unchecked := &ResetOptions{Unchecked: true}
+	if got, err := l.ResetGroupOffsets(ctx, "g", "t", AtOffset(25), unchecked); err != nil || got[0] != 25 {
+		t.Fatalf("unchecked reset past the end: %v, %v", got, err)
+	}
+	info, err := l.DescribeGroup("g")
+	if err != nil || info.Topics[0].Partitions[0].Committed != 25 {
+		t.Fatalf("after the reset: %+v, %v; want 25 committed", info, err)
+	}
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", AtOffset(-1), unchecked); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("unchecked reset to -1: %v, want ErrInvalidArgument", err)
+	}
+	m, err := l.Consumer("t", &ConsumerOptions{Group: "g", OutOfRange: OutOfRangeEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if recs, err := m.TryPoll(); err != nil || len(recs) != 10 || recs[0].Offset != 0 {
+		t.Fatalf("member resuming past the end, OutOfRangeEarliest: %d records, %v; want all 10 from 0", len(recs), err)
+	}
+}
+
 func TestGroupAdmin(t *testing.T) {
 	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 3})

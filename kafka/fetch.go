@@ -71,8 +71,14 @@ func (fs *fetchSession) keep(i int, b []byte) {
 
 type fetchTopic struct {
 	cons    *runnel.Consumer
-	parts   []int // partitions the consumer reads, sorted
+	id      string // the topic's ID when the consumer was made
+	parts   []int  // partitions the consumer reads, sorted
 	maxPoll int
+
+	// unplaced holds the partitions whose last Seek failed: the
+	// consumer's position there is not where it reads from (it keeps the
+	// error), so a fetch at that position must seek too.
+	unplaced map[int]bool
 
 	// rest holds records the consumer returned that no response took
 	// (a partition's limit was reached): they alias the consumer's buffer
@@ -222,7 +228,7 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 	}
 	fs := &c.fetch
 	ft := fs.topics[tr.name]
-	if ft != nil && (!slices.Equal(ft.parts, want) || ft.maxPoll != maxPoll) {
+	if ft != nil && (!slices.Equal(ft.parts, want) || ft.maxPoll != maxPoll || !c.s.sameTopic(tr.name, ft)) {
 		ft.cons.Close()
 		ft = nil
 	}
@@ -240,12 +246,19 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 				return
 			}
 		}
+		// The ID first: a topic made anew after it was read is caught
+		// at the next fetch rather than missed.
+		id, err := c.s.log.TopicID(tr.name)
+		if err != nil {
+			tr.failAll(topicErrorCode(err))
+			return
+		}
 		cons, err := c.s.log.Consumer(tr.name, &runnel.ConsumerOptions{Partitions: want, Start: runnel.Earliest, MaxPollBytes: maxPoll})
 		if err != nil {
 			tr.failAll(topicErrorCode(err))
 			return
 		}
-		ft = &fetchTopic{cons: cons, parts: want, maxPoll: maxPoll}
+		ft = &fetchTopic{cons: cons, id: id, parts: want, maxPoll: maxPoll, unplaced: map[int]bool{}}
 		if fs.topics == nil {
 			fs.topics = map[string]*fetchTopic{}
 		}
@@ -254,18 +267,39 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 	tr.ft = ft
 	for _, p := range want {
 		fp := tr.parts[p]
-		if fp.failed || ft.position(p) == fp.offset {
+		if fp.failed || ft.position(p) == fp.offset && !ft.unplaced[p] {
 			continue
 		}
 		ft.dropRest(p)
-		if err := ft.cons.Seek(p, runnel.AtOffset(fp.offset)); err != nil {
-			code := topicErrorCode(err)
-			if errors.Is(err, runnel.ErrOutOfRange) {
-				code = kerr.OffsetOutOfRange.Code
-			}
-			tr.fail(p, code)
+		err := ft.cons.Seek(p, runnel.AtOffset(fp.offset))
+		ft.unplaced[p] = err != nil
+		if err != nil {
+			tr.fail(p, fetchErrorCode(err))
 		}
 	}
+}
+
+// sameTopic reports whether topic name is still the one ft's consumer
+// was made for. Once the topic is deleted the consumer's polls fail, but
+// the records it read ahead (rest) would be served at the offsets of a
+// topic made anew under the name; so only those need the look, which
+// reads the topic's file.
+func (s *Server) sameTopic(name string, ft *fetchTopic) bool {
+	if len(ft.rest) == 0 {
+		return true
+	}
+	id, err := s.log.TopicID(name)
+	return err == nil && id == ft.id
+}
+
+// fetchErrorCode is a fetch's error code for err: topicErrorCode's, and
+// OFFSET_OUT_OF_RANGE for an offset the partition does not hold, which
+// makes the client reset by its policy.
+func fetchErrorCode(err error) int16 {
+	if errors.Is(err, runnel.ErrOutOfRange) {
+		return kerr.OffsetOutOfRange.Code
+	}
+	return topicErrorCode(err)
 }
 
 // pollTopics reads what the topics' consumers have, waiting (until ctx
@@ -359,7 +393,7 @@ func isCtxErr(err error) bool {
 // corruption names, else all of the topic's. The consumer is dropped.
 func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
 	c.s.opts.Logger.Warn("kafka: fetch failed", "topic", tr.name, "remote", c.remote, "err", err)
-	code := topicErrorCode(err)
+	code := fetchErrorCode(err)
 	var ce *runnel.CorruptError
 	if errors.As(err, &ce) {
 		if p, perr := strconv.Atoi(filepath.Base(filepath.Dir(ce.Path))); perr == nil && tr.parts[p] != nil {

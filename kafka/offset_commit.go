@@ -18,6 +18,9 @@ import (
 // (generation -1, as admin tools and standalone consumers send) is
 // written with ResetGroupOffsets, which refuses partitions a live member
 // owns (ILLEGAL_GENERATION, as Kafka answers it for an active group).
+// Either stores any offset, as Kafka does, also one the partition no
+// longer (or not yet) holds: the consumer that fetches there learns it
+// (OFFSET_OUT_OF_RANGE) and resets by its policy.
 // Commit metadata strings are not kept.
 //
 // An offset of -2 or -1 (Kafka's "earliest" and "latest", as ListOffsets
@@ -144,7 +147,8 @@ func (s *Server) commitOutside(ctx context.Context, req *kmsg.OffsetCommitReques
 				codes[i][j] = code
 				continue
 			}
-			_, err := s.log.ResetGroupOffsets(ctx, req.Group, t.Topic, runnel.AtOffset(offset), &runnel.ResetOptions{Partitions: []int{int(p.Partition)}})
+			_, err := s.log.ResetGroupOffsets(ctx, req.Group, t.Topic, runnel.AtOffset(offset),
+				&runnel.ResetOptions{Partitions: []int{int(p.Partition)}, Unchecked: true})
 			codes[i][j] = commitErrorCode(err)
 		}
 	}
