@@ -29,7 +29,30 @@ func init() { apis[kmsg.Produce.Int16()] = versions{advertised: 0, min: 3, max: 
 
 // produce validates and queues every batch of req, and returns the
 // response (nil for acks=0) with a wait that returns once it is complete.
+// An acks=0 request that fails closes the connection once its batches
+// are settled, as Kafka does: its client learns of the failure no other
+// way, and reconnects and reloads its metadata (an unknown topic, a
+// partition that is gone).
 func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
+	resp, wait := c.storeProduce(req)
+	if req.Acks != 0 {
+		return resp, wait
+	}
+	return nil, func() {
+		if wait != nil {
+			wait()
+		}
+		if code := firstErrorCode(resp); code != 0 {
+			c.s.opts.Logger.Info("kafka: acks=0 produce failed; closing the connection, as Kafka does",
+				"remote", c.remote, "err", kerr.ErrorForCode(code))
+			c.nc.Close()
+		}
+	}
+}
+
+// storeProduce is produce's work: it returns the response, for acks=0
+// too, and its wait (nil when it is complete).
+func (c *conn) storeProduce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 	if req.TransactionID != nil {
 		// No transactions: InitProducerId hands out no transactional ids.
 		return failedProduce(req, kerr.TransactionalIDAuthorizationFailed.Code), nil
@@ -75,9 +98,6 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 		if h := testHookProduced; h != nil {
 			h()
 		}
-	}
-	if req.Acks == 0 {
-		return nil, wait
 	}
 	return resp, wait
 }

@@ -122,6 +122,40 @@ func TestProduceAcks(t *testing.T) {
 	}
 }
 
+// TestAcksZeroFailureClosesConnection: an acks=0 request gets no answer,
+// so one that fails closes its connection, as Kafka does, for the client
+// to notice; one that succeeds leaves it open.
+func TestAcksZeroFailureClosesConnection(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("zero", 1)
+	rc := ts.raw()
+	ok := produceBatch("zero", 0, -1, -1, -1, "v", 9)
+	ok.Acks = 0
+	rc.send(ok)
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 9
+	// Answered, and first (read checks the correlation id): the produce
+	// got no answer, and the connection is open.
+	rc.request(md)
+	if got := readNative(t, ts.log, "zero", 1); len(got) != 1 {
+		t.Fatalf("%d records stored, want 1", len(got))
+	}
+	for _, bad := range []func(*kmsg.ProduceRequest){
+		func(r *kmsg.ProduceRequest) { r.Topics[0].Topic = "missing" },
+		func(r *kmsg.ProduceRequest) { r.Topics[0].Partitions[0].Partition = 5 },
+		func(r *kmsg.ProduceRequest) { r.TransactionID = kmsg.StringPtr("txn") },
+	} {
+		req := produceBatch("zero", 0, -1, -1, -1, "v", 9)
+		req.Acks = 0
+		bad(req)
+		rc := ts.raw()
+		rc.send(req)
+		if !rc.closed() {
+			t.Errorf("a failed acks=0 produce (%s/%d) left the connection open", req.Topics[0].Topic, req.Topics[0].Partitions[0].Partition)
+		}
+	}
+}
+
 // initProducer asks for an idempotent producer id and epoch.
 func (rc *rawConn) initProducer() (int64, int16) {
 	rc.t.Helper()
