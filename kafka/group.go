@@ -70,7 +70,7 @@ func (co *coordinator) group(name string, create bool) *group {
 	defer co.mu.Unlock()
 	g := co.groups[name]
 	if g == nil && create && !co.closed {
-		g = &group{co: co, name: name, members: map[string]*member{}, pending: map[string]bool{}}
+		g = &group{co: co, name: name, members: map[string]*member{}, pending: map[string]*time.Timer{}}
 		co.groups[name] = g
 	}
 	return g
@@ -94,9 +94,30 @@ func (co *coordinator) withMembers() []string {
 
 // forget drops a group that DeleteGroups deleted, unless a member joined
 // it meanwhile: a group of that name starts anew (its generations from 1),
-// as in Kafka. A JoinGroup that found the dropped group before it went is
-// told to retry (it is Dead), and then finds a new one.
+// as in Kafka. A JoinGroup that found the dropped group before it went
+// finds it Dead, and then a new one.
 func (co *coordinator) forget(name string) {
+	co.drop(name, func(g *group) bool { return len(g.members) == 0 && g.state == stateEmpty })
+}
+
+// dropIdle drops g if nothing is left of it here: no members, none
+// pending, none still leaving runnel. Kafka keeps an empty group until
+// its offsets expire; here the offsets are runnel's, and the group's
+// state here is only its Kafka members', so a client naming new groups
+// in a loop does not grow the server.
+func (co *coordinator) dropIdle(g *group) {
+	co.drop(g.name, func(cur *group) bool {
+		if cur != g {
+			return false // dropped already, and maybe made anew
+		}
+		g.pruneLeft()
+		return len(g.members) == 0 && len(g.pending) == 0 && len(g.leaving) == 0 && g.state == stateEmpty
+	})
+}
+
+// drop removes group name, marked Dead, if gone says so (called with the
+// group's lock held), and waits for its members to leave runnel.
+func (co *coordinator) drop(name string, gone func(*group) bool) {
 	co.mu.Lock()
 	g := co.groups[name]
 	if g == nil {
@@ -104,18 +125,18 @@ func (co *coordinator) forget(name string) {
 		return
 	}
 	g.mu.Lock()
-	gone := len(g.members) == 0 && g.state == stateEmpty
-	if gone {
+	dead := gone(g)
+	if dead {
 		g.state = stateDead
 		delete(co.groups, name)
 	}
 	g.mu.Unlock()
 	co.mu.Unlock()
-	if gone {
+	if dead {
 		// Its members left runnel's group before DeleteGroup could
 		// succeed; this only collects how their Consumers closed.
 		if err := g.waitMembersGone(); err != nil {
-			co.s.opts.Logger.Warn("kafka: closing a deleted group's members", "group", name, "err", err)
+			co.s.opts.Logger.Warn("kafka: closing a dropped group's members", "group", name, "err", err)
 		}
 	}
 }
@@ -154,13 +175,13 @@ type group struct {
 	protocol     string
 	leader       string
 	members      map[string]*member
-	order        []string        // member ids in join order: the leader is the first still there
-	pending      map[string]bool // ids given out with MEMBER_ID_REQUIRED, not joined yet
-	joinTimer    *time.Timer     // ends the join phase at the rebalance timeout
-	round        int             // counts join phases, so a stale timer does nothing
-	again        bool            // rebalance once this one completes
-	leaving      []*runnelMember // removed members whose runnel side is still closing
-	syncCond     *sync.Cond      // non-consumer protocols: the leader's assignment arrived
+	order        []string               // member ids in join order: the leader is the first still there
+	pending      map[string]*time.Timer // ids given out with MEMBER_ID_REQUIRED, not joined yet, each until its session timeout
+	joinTimer    *time.Timer            // ends the join phase at the rebalance timeout
+	round        int                    // counts join phases, so a stale timer does nothing
+	again        bool                   // rebalance once this one completes
+	leaving      []*runnelMember        // removed members whose runnel side is still closing
+	syncCond     *sync.Cond             // non-consumer protocols: the leader's assignment arrived
 }
 
 type member struct {
@@ -305,11 +326,53 @@ func (g *group) membershipChanged() {
 		g.state = stateEmpty
 		g.generation++
 		g.protocol, g.leader = "", ""
+		g.emptied()
 	case g.state == statePreparing:
 		g.maybeCompleteJoin()
 	default:
 		g.prepareRebalance()
 	}
+}
+
+// emptied drops the group, once the members it had have left runnel, if
+// it is still idle then (dropIdle). Called with g.mu held, as the group
+// becomes Empty. It waits for them without taking them off g.leaving: a
+// LeaveGroup waits for its own there before it answers.
+func (g *group) emptied() {
+	leaving := slices.Clone(g.leaving)
+	go func() {
+		for _, rn := range leaving {
+			<-rn.done
+		}
+		g.co.dropIdle(g)
+	}()
+}
+
+// addPending records an id given out with MEMBER_ID_REQUIRED, forgotten
+// (as Kafka forgets it) if no JoinGroup brings it back within session.
+// The caller holds g.mu.
+func (g *group) addPending(id string, session time.Duration) {
+	var t *time.Timer
+	t = time.AfterFunc(session, func() {
+		g.mu.Lock()
+		if g.pending[id] == t {
+			delete(g.pending, id)
+		}
+		g.mu.Unlock()
+		g.co.dropIdle(g)
+	})
+	g.pending[id] = t
+}
+
+// takePending forgets a pending id, which joined or left; it reports
+// whether id was pending. The caller holds g.mu.
+func (g *group) takePending(id string) bool {
+	t, ok := g.pending[id]
+	if ok {
+		t.Stop()
+		delete(g.pending, id)
+	}
+	return ok
 }
 
 // requestRebalance is runnel's side asking for a rebalance: a member
@@ -395,6 +458,7 @@ func (g *group) completeJoin() {
 	if len(g.members) == 0 {
 		g.state = stateEmpty
 		g.protocol, g.leader = "", ""
+		g.emptied()
 		return
 	}
 	if g.leader == "" || g.members[g.leader] == nil {

@@ -436,7 +436,8 @@ func TestGroupMixedWithNativeMember(t *testing.T) {
 // does not keep every member it ever had. Each member here is killed (its
 // connections cut, no LeaveGroup), so that its session times out. Before
 // the next one goes, the last one's runnel side is waited out, so that
-// the removal finds it closed and lets it go.
+// the removal finds it closed and lets it go. Once the last has left
+// runnel, the group, idle, is dropped from the server.
 func TestGroupKeepsOnlyClosingMembers(t *testing.T) {
 	ts := startServer(t, fastGroups)
 	ts.createTopic("cg", 1)
@@ -473,9 +474,10 @@ func TestGroupKeepsOnlyClosingMembers(t *testing.T) {
 	g.mu.Lock()
 	n := len(g.leaving)
 	g.mu.Unlock()
-	if n != 1 {
+	if n > 1 {
 		t.Fatalf("after %d members came and went the group keeps %d of them, want only the last", rounds, n)
 	}
+	waitFor(t, "the idle group to be dropped", func() bool { return ts.srv.groups.group("cggrp", false) == nil })
 }
 
 // TestSubscribedTopics: the topics of consumer protocol metadata are read

@@ -54,14 +54,18 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 	case req.ProtocolType == "" || len(req.Protocols) == 0:
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
-	g := c.s.groups.group(req.Group, true)
-	if g == nil {
-		return fail(kerr.CoordinatorNotAvailable.Code)
-	}
-	g.mu.Lock()
-	if g.state == stateDead {
+	var g *group
+	for {
+		if g = c.s.groups.group(req.Group, true); g == nil {
+			return fail(kerr.CoordinatorNotAvailable.Code) // shutting down
+		}
+		g.mu.Lock()
+		if g.state != stateDead {
+			break
+		}
+		// Dropped (deleted, or idle) since it was looked up: the next
+		// look finds it made anew.
 		g.mu.Unlock()
-		return fail(kerr.CoordinatorNotAvailable.Code)
 	}
 	if len(g.members) > 0 && !g.compatible(req) {
 		g.mu.Unlock()
@@ -86,21 +90,21 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 	switch {
 	case req.MemberID == "" && req.Version >= 4 && !static:
 		id := newMemberID(c.clientID)
-		g.pending[id] = true
+		g.addPending(id, session)
 		g.mu.Unlock()
 		resp.MemberID = id
 		return fail(kerr.MemberIDRequired.Code)
-	case req.MemberID == "" || m == nil && g.pending[req.MemberID]:
+	case req.MemberID == "" || m == nil && g.takePending(req.MemberID):
 		id := req.MemberID
 		if id == "" {
 			id = newMemberID(c.clientID)
 		}
-		delete(g.pending, id)
 		m = &member{id: id}
 		if req.ProtocolType == consumerProtocol {
 			rn, err := newRunnelMember(g, id)
 			if err != nil {
 				g.mu.Unlock()
+				c.s.groups.dropIdle(g)
 				c.s.opts.Logger.Warn("kafka: join runnel group", "group", g.name, "err", err)
 				return fail(kerr.GroupMaxSizeReached.Code)
 			}
@@ -113,6 +117,7 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 		}
 	case m == nil:
 		g.mu.Unlock()
+		c.s.groups.dropIdle(g) // made for this request, maybe
 		return fail(errUnknownMemberID)
 	}
 	// The same member joining twice at once: the older request is
@@ -184,6 +189,10 @@ func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 	m, code := g.check(req.MemberID, req.InstanceID, req.Generation)
 	switch {
 	case code != 0:
+	case req.ProtocolType != nil && *req.ProtocolType != g.protocolType,
+		req.Protocol != nil && *req.Protocol != g.protocol:
+		// v5+ name them, and Kafka checks them (KIP-559).
+		code = kerr.InconsistentGroupProtocol.Code
 	case g.state == statePreparing:
 		code = errRebalancing
 	case g.state != stateCompleting && g.state != stateStable:
@@ -231,9 +240,15 @@ func (c *conn) syncLeaderAssignment(g *group, m *member, req *kmsg.SyncGroupRequ
 		g.syncCond = sync.NewCond(&g.mu)
 	}
 	if req.MemberID == g.leader {
+		// A member the leader leaves out gets an empty assignment, as in
+		// Kafka, rather than an error that has it rejoin (and the leader
+		// leave it out again, without end).
+		for _, o := range g.members {
+			o.assignment, o.synced = []byte{}, gen
+		}
 		for _, a := range req.GroupAssignment {
 			if o := g.members[a.MemberID]; o != nil {
-				o.assignment, o.synced = a.MemberAssignment, gen
+				o.assignment = a.MemberAssignment
 			}
 		}
 		g.stable()
@@ -303,6 +318,9 @@ func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 		case m != nil:
 			g.removeLocked(m, "left")
 			left = true
+		case m == nil && g.takePending(id):
+			// Given out with MEMBER_ID_REQUIRED and never used: Kafka
+			// forgets it and answers NONE.
 		default:
 			code = errUnknownMemberID
 		}
@@ -317,8 +335,12 @@ func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 	if left {
 		g.membershipChanged()
 	}
+	idle := len(g.members) == 0 && len(g.pending) == 0
 	g.mu.Unlock()
 	// The client leaves knowing its partitions are free for the others.
 	g.waitMembersGone()
+	if idle {
+		c.s.groups.dropIdle(g)
+	}
 	return resp
 }

@@ -17,7 +17,9 @@ import (
 // client rejoin and learn what it owns). A commit from outside the group
 // (generation -1, as admin tools and standalone consumers send) is
 // written with ResetGroupOffsets, which refuses partitions a live member
-// owns (ILLEGAL_GENERATION, as Kafka answers it for an active group).
+// owns. A group with Kafka members here takes commits only from them, as
+// Kafka's does (UNKNOWN_MEMBER_ID); one whose members are native, a
+// partition at a time (ILLEGAL_GENERATION for an owned one).
 // Either stores any offset, as Kafka does, also one the partition no
 // longer (or not yet) holds: the consumer that fetches there learns it
 // (OFFSET_OUT_OF_RANGE) and resets by its policy.
@@ -135,7 +137,7 @@ func (s *Server) commitOutside(ctx context.Context, req *kmsg.OffsetCommitReques
 		g.mu.Unlock()
 		if active {
 			for i := range codes {
-				fill(codes[i], errIllegalGeneration)
+				fill(codes[i], errUnknownMemberID)
 			}
 			return
 		}
