@@ -255,7 +255,7 @@ func (b *backup) run() error {
 // the groups' commits, then every partition's tail.
 func (b *backup) plan() error {
 	var err error
-	if b.format, err = os.ReadFile(filepath.Join(b.l.dir, formatFileName)); err != nil {
+	if b.format, err = readSmallFile(filepath.Join(b.l.dir, formatFileName), maxFormatFileBytes); err != nil {
 		return fmt.Errorf("runnel: backup: %w", err)
 	}
 	names, err := b.l.Topics()
@@ -272,7 +272,7 @@ func (b *backup) plan() error {
 		}
 		// Read after the handle: if the topic is deleted, or created
 		// again, from here on, topicGone tells at the end of its copy.
-		config, err := os.ReadFile(filepath.Join(b.l.topicDir(name), topicFileName))
+		config, err := readSmallFile(filepath.Join(b.l.topicDir(name), topicFileName), maxTopicFileBytes)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -1,7 +1,9 @@
 package runnel
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -76,3 +78,33 @@ func sameFile(a, b *os.File) (bool, error) {
 	}
 	return os.SameFile(sa, sb), nil
 }
+
+// errFileTooLarge says a small file (readSmallFile) is larger than any
+// this package writes: damage, or not the file it should be.
+var errFileTooLarge = errors.New("larger than any runnel writes")
+
+// readSmallFile reads a file this package writes small (the format file,
+// a topic's topic.json) and fails with errFileTooLarge past max bytes:
+// what the file's size, or an endless file where it should be, says
+// never decides the allocation.
+func readSmallFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: over %d bytes, %w", path, max, errFileTooLarge)
+	}
+	return data, nil
+}
+
+// Bounds of readSmallFile's files, far above what is written there.
+const (
+	maxFormatFileBytes = 4 << 10
+	maxTopicFileBytes  = 1 << 20
+)

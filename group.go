@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,11 +127,21 @@ func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
 			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
 		}
 	}
-	// DeleteGroup sets the flag while it holds every slot: a slot taken
-	// after that is in a file on its way out.
+	// DeleteGroup sets the flag while it holds every free slot: a slot
+	// taken after that is in a file on its way out, unless that
+	// DeleteGroup died before it removed the file. Its admin lock, held
+	// until the file is gone, tells which.
 	if off.deleted() {
-		off.close()
-		return nil, errGroupFileDeleted
+		if err := off.lf.Lock(context.Background(), adminLockOff); err != nil {
+			off.close()
+			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+		}
+		gone, err := off.gone()
+		off.lf.Unlock(adminLockOff)
+		if err != nil || gone {
+			off.close()
+			return nil, cmp.Or(err, errGroupFileDeleted)
+		}
 	}
 	if m.slot < 0 {
 		off.close()

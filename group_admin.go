@@ -374,7 +374,8 @@ func (l *Log) openAdmin(ctx context.Context, t *topic, group string) (*offsetsFi
 
 // lockAdmin opens a group's offsets file with open and takes its admin
 // lock, waiting until ctx ends. A file that a DeleteGroup removed
-// meanwhile is left for the path's next one.
+// meanwhile is left for the path's next one; one a DeleteGroup died
+// before removing is kept (offsetsFile.gone).
 func lockAdmin(ctx context.Context, open func() (*offsetsFile, error)) (*offsetsFile, error) {
 	for {
 		off, err := open()
@@ -386,6 +387,14 @@ func lockAdmin(ctx context.Context, open func() (*offsetsFile, error)) (*offsets
 			return nil, err
 		}
 		if !off.deleted() {
+			return off, nil
+		}
+		gone, err := off.gone()
+		if err != nil {
+			off.close()
+			return nil, err
+		}
+		if !gone {
 			return off, nil
 		}
 		off.close()

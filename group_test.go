@@ -850,6 +850,65 @@ func TestDeleteGroup(t *testing.T) {
 	}
 }
 
+// TestDeletedWordLeftBehind: a DeleteGroup that died between setting an
+// offsets file's deleted word and removing the file (or a word set by
+// damage) leaves a file its path still names: joiners and admin calls
+// kept opening it again, for ever. Now, finding no DeleteGroup at work
+// (its admin lock free), they clear the word and keep the file, commits
+// and all.
+func TestDeletedWordLeftBehind(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 1, 10)
+	ctx := context.Background()
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", AtOffset(5), nil); err != nil {
+		t.Fatal(err)
+	}
+	leaveDeleted := func() {
+		t.Helper()
+		off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off.ctlWord(ctlDeadOff).Store(1)
+		off.close()
+	}
+	within := func(what string, fn func() error) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- fn() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s has not returned after 60s", what)
+		}
+	}
+	leaveDeleted()
+	within("joining the group", func() error {
+		c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		recs, err := c.TryPoll()
+		if err == nil && (len(recs) != 5 || recs[0].Offset != 5) {
+			err = fmt.Errorf("resumed with %d records, want the 5 from the commit at 5", len(recs))
+		}
+		return err
+	})
+	leaveDeleted()
+	within("resetting the group", func() error {
+		_, err := l.ResetGroupOffsets(ctx, "g", "t", AtOffset(7), nil)
+		return err
+	})
+	if info, err := l.DescribeGroup("g"); err != nil || info.Topics[0].Partitions[0].Committed != 7 {
+		t.Errorf("after the reset: %+v, %v; want 7 committed", info, err)
+	}
+}
+
 // A member that joins while DeleteGroup holds every member slot waits for
 // it and joins the next file, instead of finding the group full.
 func TestJoinDuringDeleteGroup(t *testing.T) {

@@ -139,9 +139,12 @@ func (l *Log) syncLoop() {
 // this package can read.
 func checkFormat(dir string) error {
 	path := filepath.Join(dir, formatFileName)
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, maxFormatFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return writeFileAtomic(path, []byte(formatPrefix+strconv.Itoa(formatVersion)+"\n"))
+	}
+	if errors.Is(err, errFileTooLarge) {
+		return fmt.Errorf("%w: %w", ErrUnsupportedFormat, err)
 	}
 	if err != nil {
 		return fmt.Errorf("runnel: open %s: %w", dir, err)

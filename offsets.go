@@ -300,6 +300,32 @@ func (o *offsetsFile) resetEpoch() *atomic.Uint32 { return o.ctlWord(ctlResetOff
 // path again.
 func (o *offsetsFile) deleted() bool { return o.ctlWord(ctlDeadOff).Load() != 0 }
 
+// gone is asked of a file whose deleted word is set, by a caller that
+// holds its admin lock: DeleteGroup sets the word and removes the file
+// while it holds that lock, so a file its path still names was left so by
+// a DeleteGroup that died in between (or the word is damage). Such a
+// file's word is cleared, and it stays, commits and all: that DeleteGroup
+// never returned. gone reports whether the file was removed (open the
+// path again).
+func (o *offsetsFile) gone() (bool, error) {
+	st, err := os.Stat(o.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fst, err := o.f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if !os.SameFile(st, fst) {
+		return true, nil
+	}
+	o.ctlWord(ctlDeadOff).Store(0)
+	return false, nil
+}
+
 // hwm returns how many member slots may be in use: slots at or past it
 // have never been taken. A damaged value only costs extra probes.
 func (o *offsetsFile) hwm() int {

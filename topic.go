@@ -287,9 +287,12 @@ func (l *Log) readTopicConfig(name string) (TopicConfig, error) {
 // readTopicFile loads a topic's topic.json, rejecting one that is damaged.
 func (l *Log) readTopicFile(name string) (topicFile, error) {
 	path := filepath.Join(l.topicDir(name), topicFileName)
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, maxTopicFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return topicFile{}, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	if errors.Is(err, errFileTooLarge) {
+		return topicFile{}, &CorruptError{Path: path, Pos: maxTopicFileBytes, Offset: -1, Err: err}
 	}
 	if err != nil {
 		return topicFile{}, fmt.Errorf("runnel: read topic %s: %w", name, err)

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,14 +70,23 @@ func loadClusterID(dir string) (string, error) {
 	return readClusterID(path)
 }
 
+// maxClusterIDFile bounds what is read of the cluster id's file: the id
+// is 22 characters and a newline, and no damage may decide the allocation.
+const maxClusterIDFile = 64
+
 func readClusterID(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxClusterIDFile+1))
 	if err != nil {
 		return "", err
 	}
 	id := strings.TrimSpace(string(data))
-	if raw, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(raw) != 16 {
-		return "", fmt.Errorf("kafka: %s holds %q, not a cluster id", path, id)
+	if raw, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(raw) != 16 || len(data) > maxClusterIDFile {
+		return "", fmt.Errorf("kafka: %s holds %.64q, not a cluster id", path, id)
 	}
 	return id, nil
 }
@@ -137,8 +148,9 @@ func (a *pidAllocator) reserve() (int64, error) {
 	n, _ := f.ReadAt(buf, 0)
 	var start int64
 	if text := strings.TrimSpace(string(buf[:n])); text != "" {
-		if start, err = strconv.ParseInt(text, 10, 64); err != nil || start < 0 {
-			return 0, fmt.Errorf("kafka: %s holds %q, not a producer id", a.path, text)
+		if start, err = strconv.ParseInt(text, 10, 64); err != nil || start < 0 || start > math.MaxInt64-pidBlock {
+			// (Past the last block, the ids would wrap negative.)
+			return 0, fmt.Errorf("kafka: %s holds %.64q, not a producer id with a block of ids after it", a.path, text)
 		}
 	}
 	next := []byte(fmt.Sprintf("%020d\n", start+pidBlock))
