@@ -109,17 +109,38 @@ func (ft *fetchTopic) dropRest(p int) {
 }
 
 // rewind moves every partition with records in rest back to the first of
-// them, before the consumer polls again and the records go stale.
-func (ft *fetchTopic) rewind() error {
+// them, before the consumer polls again and the records go stale. It
+// returns the partitions that could not be moved (retention removed the
+// records meanwhile), with their errors.
+func (ft *fetchTopic) rewind() map[int]error {
+	var failed map[int]error
 	for len(ft.rest) > 0 {
 		p := ft.rest[0].Partition
-		if err := ft.cons.Seek(p, runnel.AtOffset(ft.rest[0].Offset)); err != nil {
-			ft.rest = ft.rest[:0]
-			return err
+		if err := ft.seek(p, ft.rest[0].Offset); err != nil {
+			if failed == nil {
+				failed = map[int]error{}
+			}
+			failed[p] = err
 		}
 		ft.dropRest(p)
 	}
-	return nil
+	return failed
+}
+
+// seek moves partition p to offset. A seek that fails (the partition does
+// not hold the offset) leaves its error on p in the consumer, whose next
+// poll would return it for every partition, and the client would reset
+// partitions that were fine: so p is moved to its end instead, and marked
+// unplaced, for the next fetch of it to seek again.
+func (ft *fetchTopic) seek(p int, offset int64) error {
+	err := ft.cons.Seek(p, runnel.AtOffset(offset))
+	ft.unplaced[p] = err != nil
+	if err != nil {
+		if lerr := ft.cons.Seek(p, runnel.Latest); lerr != nil {
+			return errors.Join(err, lerr)
+		}
+	}
+	return err
 }
 
 func (fs *fetchSession) close() {
@@ -271,9 +292,7 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 			continue
 		}
 		ft.dropRest(p)
-		err := ft.cons.Seek(p, runnel.AtOffset(fp.offset))
-		ft.unplaced[p] = err != nil
-		if err != nil {
+		if err := ft.seek(p, fp.offset); err != nil {
 			tr.fail(p, fetchErrorCode(err))
 		}
 	}
@@ -341,11 +360,11 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 		}
 	} else {
 		for _, tr := range live {
-			if err := tr.ft.rewind(); err != nil {
-				c.fetchFailed(tr, err)
+			for p, err := range tr.ft.rewind() {
+				c.s.opts.Logger.Info("kafka: fetch failed", "topic", tr.name, "partition", p, "remote", c.remote, "err", err)
+				tr.fail(p, fetchErrorCode(err))
 			}
 		}
-		live = slices.DeleteFunc(live, func(tr *fetchTopicReq) bool { return tr.ft == nil })
 	}
 	results := make([][]runnel.Record, len(live))
 	errs := make([]error, len(live))
@@ -390,18 +409,25 @@ func isCtxErr(err error) bool {
 }
 
 // fetchFailed marks the partitions a consumer error is about: the one a
-// corruption names, else all of the topic's. The consumer is dropped.
+// corruption or an offset out of range names, else all of the topic's.
+// The consumer is dropped.
 func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
 	c.s.opts.Logger.Warn("kafka: fetch failed", "topic", tr.name, "remote", c.remote, "err", err)
 	code := fetchErrorCode(err)
 	var ce *runnel.CorruptError
-	if errors.As(err, &ce) {
+	var oe *runnel.OutOfRangeError
+	switch {
+	case errors.As(err, &ce):
 		if p, perr := strconv.Atoi(filepath.Base(filepath.Dir(ce.Path))); perr == nil && tr.parts[p] != nil {
 			tr.fail(p, code)
 		} else {
 			tr.failAll(code)
 		}
-	} else {
+	case errors.As(err, &oe) && tr.parts[oe.Partition] != nil:
+		// Retention removed records under one partition's position:
+		// that one resets; the others only fetch again.
+		tr.fail(oe.Partition, code)
+	default:
 		tr.failAll(code)
 	}
 	tr.ft.cons.Close()

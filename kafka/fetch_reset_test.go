@@ -200,3 +200,66 @@ func trimmedTopic(t *testing.T, ts *testServer, topic string) (start, end int64)
 	}
 	return start, end
 }
+
+// TestFetchOutOfRangeSparesOthers: a fetch of two partitions of one topic,
+// one at an offset past its end. Kafka answers that partition
+// OFFSET_OUT_OF_RANGE and serves the other one; the client resets only
+// the one out of range.
+func TestFetchOutOfRangeSparesOthers(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("two", 2)
+	produceNative(t, ts.log, "two", []runnel.Record{{Partition: 0, Value: []byte("a")}, {Partition: 0, Value: []byte("b")},
+		{Partition: 1, Value: []byte("c")}})
+	rc := ts.raw()
+	for round := range 2 {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 12, 50<<20, 1, 200
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "two"
+		for p, off := range []int64{0, 7} {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = int32(p), off, 1<<20, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp := rc.request(req).(*kmsg.FetchResponse)
+		for _, rp := range resp.Topics[0].Partitions {
+			switch rp.Partition {
+			case 0:
+				if got := fetchedValues(t, rp); rp.ErrorCode != 0 || strings.Join(got, ",") != "a,b" {
+					t.Errorf("round %d: partition 0 at 0 (in range): %v, records %q; want NONE and [a b]", round, codeName(rp.ErrorCode), got)
+				}
+			case 1:
+				if rp.ErrorCode != kerr.OffsetOutOfRange.Code {
+					t.Errorf("round %d: partition 1 at 7: %v, want OFFSET_OUT_OF_RANGE", round, codeName(rp.ErrorCode))
+				}
+			}
+		}
+	}
+}
+
+// TestResetSparesOtherPartition: franz-go consumes two
+// partitions, one from an offset past its end, with reset to latest. The
+// other partition's records (from 0, in range) must be delivered: the
+// out-of-range seek left its error in the connection's consumer, whose
+// next poll failed the whole topic, and the server's OFFSET_OUT_OF_RANGE
+// for the partition in range made franz-go skip its records.
+func TestResetSparesOtherPartition(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("two", 2)
+	produceNative(t, ts.log, "two", []runnel.Record{{Partition: 0, Value: []byte("a")}, {Partition: 0, Value: []byte("b")},
+		{Partition: 1, Value: []byte("c")}})
+	cl := ts.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"two": {
+		0: kgo.NewOffset().At(0), 1: kgo.NewOffset().At(7),
+	}}), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var got []string
+	for ctx.Err() == nil && len(got) < 2 {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, fmt.Sprintf("%d:%s", r.Partition, r.Value)) })
+	}
+	if strings.Join(got, ",") != "0:a,0:b" {
+		t.Fatalf("records from partition 0 (fetched from 0, in range): %q, want [0:a 0:b]", got)
+	}
+}

@@ -42,12 +42,30 @@ func (c *conn) produce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 		if wait != nil {
 			wait()
 		}
-		if code := firstErrorCode(resp); code != 0 {
+		if code := refusedCode(resp); code != 0 {
 			c.s.opts.Logger.Info("kafka: acks=0 produce failed; closing the connection, as Kafka does",
 				"remote", c.remote, "err", kerr.ErrorForCode(code))
 			c.nc.Close()
 		}
 	}
+}
+
+// refusedCode is the first error code of a produce response other than
+// REQUEST_TIMED_OUT: a batch that only outlasted the request's timeout is
+// still being stored, and Kafka never times out an acks=0 request.
+func refusedCode(resp kmsg.Response) int16 {
+	pr, ok := resp.(*kmsg.ProduceResponse)
+	if !ok {
+		return firstErrorCode(resp)
+	}
+	for _, t := range pr.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 && p.ErrorCode != kerr.RequestTimedOut.Code {
+				return p.ErrorCode
+			}
+		}
+	}
+	return 0
 }
 
 // storeProduce is produce's work: it returns the response, for acks=0
