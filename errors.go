@@ -71,6 +71,21 @@ var (
 	ErrGap = errors.New("runnel: records lost")
 )
 
+// GroupTopicError is DescribeGroup's error for one topic of a group whose
+// offsets it could not read (a damaged or unreadable offsets file: Err,
+// often a *CorruptError, names it), while it reports the group's other
+// topics.
+type GroupTopicError struct {
+	Group, Topic string
+	Err          error
+}
+
+func (e *GroupTopicError) Error() string {
+	return fmt.Sprintf("runnel: group %s, topic %s: %v", e.Group, e.Topic, e.Err)
+}
+
+func (e *GroupTopicError) Unwrap() error { return e.Err }
+
 // OutOfRangeError is the error for an offset a partition does not hold:
 // below its start (retention removed it) or past its end. It wraps
 // ErrOutOfRange. Start and End are the partition's extent when the error

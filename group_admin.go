@@ -90,7 +90,9 @@ func (l *Log) groupTopics(group string) ([]string, error) {
 // DescribeGroup reports a group's live members, and for each partition of
 // each topic it consumes: its owner, committed offset and lag. It takes no
 // lock and disturbs no member; the answer may be stale by the time it is
-// read.
+// read. A topic whose offsets file cannot be read (damage) is left out,
+// and reported in the error, a *GroupTopicError per such topic (joined),
+// returned with the other topics' info.
 func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	info := GroupInfo{Group: group}
 	if err := l.checkOpen(); err != nil {
@@ -106,14 +108,16 @@ func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	if err != nil {
 		return info, fmt.Errorf("runnel: describe group %s: %w", group, err)
 	}
+	var errs []error
 	for _, topic := range topics {
 		gt, err := l.describeGroupTopic(group, topic)
 		if err != nil {
-			return info, err
+			errs = append(errs, &GroupTopicError{Group: group, Topic: topic, Err: err})
+			continue
 		}
 		info.Topics = append(info.Topics, gt)
 	}
-	return info, nil
+	return info, errors.Join(errs...)
 }
 
 func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {

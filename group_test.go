@@ -571,6 +571,50 @@ func TestResetGroupOffsetsUnchecked(t *testing.T) {
 	}
 }
 
+// TestDescribeGroupOneDamagedTopic: one topic's damaged offsets file
+// leaves the group's other topics described, and is reported, by topic
+// and file; DescribeGroup returned at the first topic's error.
+func TestDescribeGroupOneDamagedTopic(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	ctx := context.Background()
+	for _, topic := range []string{"a", "t"} {
+		mustCreate(t, l, topic, TopicConfig{Partitions: 2})
+		produceSpread(t, l, topic, 2, 10)
+		if _, err := l.ResetGroupOffsets(ctx, "g", topic, AtOffset(5), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A bit of a.offsets's header (a is described before t).
+	path := offsetsPath(l.Dir(), "g", "a")
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 12); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, 12); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	info, err := l.DescribeGroup("g")
+	var gte *GroupTopicError
+	var ce *CorruptError
+	if !errors.As(err, &gte) || gte.Topic != "a" || !errors.As(err, &ce) || ce.Path != path {
+		t.Errorf("DescribeGroup with a.offsets damaged: %v; want a GroupTopicError for a wrapping a CorruptError naming %s", err, path)
+	}
+	if len(info.Topics) != 1 || info.Topics[0].Topic != "t" {
+		t.Fatalf("topics described: %+v, want t alone", info.Topics)
+	}
+	for _, gp := range info.Topics[0].Partitions {
+		if gp.Committed != 5 {
+			t.Errorf("t/%d committed %d, want 5", gp.Partition, gp.Committed)
+		}
+	}
+}
+
 func TestGroupAdmin(t *testing.T) {
 	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 3})

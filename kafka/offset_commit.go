@@ -256,13 +256,16 @@ type committedPartition struct {
 // every topic the group has committed for), from runnel's offsets files.
 func (s *Server) committed(group string, want []kmsg.OffsetFetchRequestTopic) ([]committedTopic, int16) {
 	info, err := s.log.DescribeGroup(group)
+	var damaged map[string]bool
 	switch {
 	case errors.Is(err, runnel.ErrGroupNotFound):
 	case errors.Is(err, runnel.ErrInvalidName):
 		return nil, kerr.InvalidGroupID.Code
 	case err != nil:
 		s.opts.Logger.Warn("kafka: read committed offsets", "group", group, "err", err)
-		return nil, kerr.CoordinatorNotAvailable.Code
+		if damaged = damagedTopics(err); len(damaged) == 0 {
+			return nil, kerr.CoordinatorNotAvailable.Code
+		}
 	}
 	byTopic := map[string]runnel.GroupTopic{}
 	for _, gt := range info.Topics {
@@ -291,9 +294,32 @@ func (s *Server) committed(group string, want []kmsg.OffsetFetchRequestTopic) ([
 			if int(p) >= 0 && int(p) < len(gt.Partitions) {
 				cp.offset = gt.Partitions[p].Committed
 			}
+			if damaged[t.Topic] {
+				// Its offsets file is damaged (logged, with the file):
+				// not "no commit", which would move the consumer.
+				cp.code = kerr.KafkaStorageError.Code
+			}
 			ct.parts = append(ct.parts, cp)
 		}
 		out = append(out, ct)
 	}
 	return out, 0
+}
+
+// damagedTopics names the topics whose offsets DescribeGroup could not
+// read, from its error; none if the error is about the whole group.
+func damagedTopics(err error) map[string]bool {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := map[string]bool{}
+	for _, e := range errs {
+		var gte *runnel.GroupTopicError
+		if !errors.As(e, &gte) {
+			return nil
+		}
+		out[gte.Topic] = true
+	}
+	return out
 }

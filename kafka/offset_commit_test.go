@@ -2,10 +2,15 @@ package kafka
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestCommitOutsideRange: Kafka's OffsetCommit stores any offset at
@@ -35,6 +40,52 @@ func TestCommitOutsideRange(t *testing.T) {
 		fetched, err := adm.FetchOffsets(ctx, "crgrp")
 		if o, ok := fetched.Lookup("cr", 0); err != nil || !ok || o.At != at {
 			t.Errorf("after committing %d the group's offset is %+v (%v)", at, o, err)
+		}
+	}
+}
+
+// TestOffsetFetchOneDamagedTopic: a group's damaged offsets file for one
+// topic gets that topic's partitions KAFKA_STORAGE_ERROR, and the other
+// topics their commits; the whole group got COORDINATOR_NOT_AVAILABLE,
+// which clients retry for ever.
+func TestOffsetFetchOneDamagedTopic(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, topic := range []string{"a", "t"} {
+		ts.createTopic(topic, 1)
+		produceNative(t, ts.log, topic, []runnel.Record{{Value: []byte("1")}, {Value: []byte("2")}})
+		if _, err := ts.log.ResetGroupOffsets(ctx, "g", topic, runnel.AtOffset(1), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(ts.log.Dir(), "groups", "g", "a.offsets")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[12] ^= 0x40 // a bit of the header
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Version, req.Group = 7, "g"
+	for _, topic := range []string{"a", "t"} {
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic, rt.Partitions = topic, []int32{0}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := ts.raw().request(req).(*kmsg.OffsetFetchResponse)
+	if resp.ErrorCode != 0 || len(resp.Topics) != 2 {
+		t.Fatalf("OffsetFetch: code %d, %d topics", resp.ErrorCode, len(resp.Topics))
+	}
+	for _, rt := range resp.Topics {
+		p := rt.Partitions[0]
+		switch {
+		case rt.Topic == "a" && p.ErrorCode != kerr.KafkaStorageError.Code:
+			t.Errorf("a/0 (damaged offsets): code %d, want KAFKA_STORAGE_ERROR", p.ErrorCode)
+		case rt.Topic == "t" && (p.ErrorCode != 0 || p.Offset != 1):
+			t.Errorf("t/0: code %d offset %d, want its commit at 1", p.ErrorCode, p.Offset)
 		}
 	}
 }
