@@ -18,16 +18,16 @@ import (
 // after OFFSET_OUT_OF_RANGE (the client then resets by its policy) and
 // after the topic was deleted and made again under its name.
 
-// fetchOne sends one fetch of one partition of topic at offset and
-// returns that partition's response.
-func fetchOne(t *testing.T, rc *rawConn, topic string, p int32, offset int64) kmsg.FetchResponseTopicPartition {
+// fetchOne sends one fetch of one partition of topic at offset, of at
+// most partMax bytes, and returns that partition's response.
+func fetchOne(t *testing.T, rc *rawConn, topic string, p int32, offset int64, partMax int32) kmsg.FetchResponseTopicPartition {
 	t.Helper()
 	req := kmsg.NewPtrFetchRequest()
 	req.Version, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 12, 50<<20, 0, 0
 	rt := kmsg.NewFetchRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = p, offset, 1<<20, -1
+	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = p, offset, partMax, -1
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	return rc.request(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
@@ -63,11 +63,11 @@ func TestFetchAfterOutOfRange(t *testing.T) {
 	ts.createTopic("oor", 1)
 	produceNative(t, ts.log, "oor", []runnel.Record{{Value: []byte("a")}, {Value: []byte("b")}})
 	rc := ts.raw()
-	if rp := fetchOne(t, rc, "oor", 0, 7); rp.ErrorCode != kerr.OffsetOutOfRange.Code {
+	if rp := fetchOne(t, rc, "oor", 0, 7, 1<<20); rp.ErrorCode != kerr.OffsetOutOfRange.Code {
 		t.Fatalf("fetch past the end: %v, want OFFSET_OUT_OF_RANGE", kerr.ErrorForCode(rp.ErrorCode))
 	}
 	// The client resets to the start, 0, and fetches again.
-	rp := fetchOne(t, rc, "oor", 0, 0)
+	rp := fetchOne(t, rc, "oor", 0, 0, 1<<20)
 	if got := fetchedValues(t, rp); rp.ErrorCode != 0 || strings.Join(got, ",") != "a,b" {
 		t.Fatalf("fetch at 0 after an OFFSET_OUT_OF_RANGE on the connection: %v, records %q; want no error and [a b]",
 			kerr.ErrorForCode(rp.ErrorCode), got)
@@ -134,17 +134,7 @@ func TestFetchAfterTopicRecreated(t *testing.T) {
 	rc := ts.raw()
 	// A partition limit of one byte: the response holds the first record,
 	// and the server keeps the others its consumer read for the next fetch.
-	fetch := func(offset int64) kmsg.FetchResponseTopicPartition {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 12, 50<<20, 0, 0
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = "again"
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = 0, offset, 1, -1
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		return rc.request(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
-	}
+	fetch := func(offset int64) kmsg.FetchResponseTopicPartition { return fetchOne(t, rc, "again", 0, offset, 1) }
 	if got := fetchedValues(t, fetch(0)); len(got) != 1 || got[0] != "old-0" {
 		t.Fatalf("first fetch: %q, want [old-0]", got)
 	}
