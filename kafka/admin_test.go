@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -500,5 +501,71 @@ func TestAdminWaitsBounded(t *testing.T) {
 	}
 	if info, err := ts.log.DescribeTopic("busy"); err != nil || info.Config.RetentionAge != time.Minute {
 		t.Fatalf("config after AlterConfigs: %+v, %v", info.Config, err)
+	}
+}
+
+// TestGroupsWithOneDamagedTopic: a group whose offsets file for one topic
+// is damaged is listed and described as its other topics show it: Stable,
+// with their live members. DeleteGroups refuses it while those members
+// live (NON_EMPTY_GROUP), and after with UNKNOWN_SERVER_ERROR (logged
+// with the file): runnel deletes a damaged offsets file only when forced.
+// Any error from DescribeGroup hid the whole group: Empty, no members,
+// and DeleteGroups got COORDINATOR_NOT_AVAILABLE, which clients retry.
+func TestGroupsWithOneDamagedTopic(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, topic := range []string{"a", "t"} {
+		ts.createTopic(topic, 1)
+		if _, err := ts.log.ResetGroupOffsets(ctx, "g", topic, runnel.Earliest, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := damageOffsets(t, ts.log, "g", "a")
+	nc, err := ts.log.Consumer("t", &runnel.ConsumerOptions{Group: "g", MemberName: "native-one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	adm := kadm.NewClient(ts.client())
+	lg, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := lg["g"]; !ok || g.State != "Stable" {
+		t.Errorf("ListGroups: %+v, want g, Stable", lg)
+	}
+	dg, err := adm.DescribeGroups(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := dg["g"]
+	if g.Err != nil || g.State != "Stable" || len(g.Members) != 1 {
+		t.Fatalf("DescribeGroups: state %q, members %+v, %v; want Stable and the native member", g.State, g.Members, g.Err)
+	}
+	if m := g.Members[0]; m.ClientID != "runnel" || !strings.Contains(m.MemberID, "native-one") {
+		t.Errorf("DescribeGroups: member %+v, want the native member", m)
+	}
+
+	deleteGroup := func() int16 {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Version, req.Groups = 2, []string{"g"}
+		return ts.raw().request(req).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode
+	}
+	if code := deleteGroup(); code != kerr.NonEmptyGroup.Code {
+		t.Errorf("DeleteGroups with a live member: code %d, want NON_EMPTY_GROUP", code)
+	}
+	if err := nc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := deleteGroup(); code != kerr.UnknownServerError.Code {
+		t.Errorf("DeleteGroups of the idle group with a damaged file: code %d, want UNKNOWN_SERVER_ERROR", code)
+	}
+	if !strings.Contains(ts.logs.String(), path) {
+		t.Errorf("the server log does not name %s:\n%s", path, ts.logs.String())
+	}
+	if info, err := ts.log.DescribeGroup("g"); len(info.Topics) != 1 {
+		t.Errorf("after the refused DeleteGroups: %+v, %v; want t still there", info, err)
 	}
 }

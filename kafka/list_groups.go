@@ -16,7 +16,8 @@ import (
 // DescribeGroups shows the Kafka members with their assignments, and the
 // group's other live runnel members (native consumers, Kafka members of
 // other servers) as members with client id "runnel" and the partitions
-// they own.
+// they own. A topic whose offsets file is damaged is left out of the
+// group's description (and logged) without hiding the group.
 
 func init() {
 	supports(kmsg.ListGroups, 0, 5)
@@ -57,25 +58,42 @@ func (c *conn) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 // neither members nor committed offsets is Dead, as Kafka describes a
 // group it does not know.
 func (s *Server) groupSummary(name string) (state, protocolType, protocol string, kafkaMembers bool) {
-	if g := s.groups.group(name, false); g != nil {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if len(g.members) > 0 {
-			return g.state.String(), g.protocolType, g.protocol, true
-		}
+	if state, protocolType, protocol, ok := s.kafkaSummary(name); ok {
+		return state, protocolType, protocol, true
 	}
-	info, err := s.log.DescribeGroup(name)
+	state, protocolType = runnelSummary(s.runnelGroup(name))
+	return state, protocolType, "", false
+}
+
+// kafkaSummary is groupSummary of a group with Kafka members here; ok is
+// false if it has none.
+func (s *Server) kafkaSummary(name string) (state, protocolType, protocol string, ok bool) {
+	g := s.groups.group(name, false)
+	if g == nil {
+		return "", "", "", false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.members) == 0 {
+		return "", "", "", false
+	}
+	return g.state.String(), g.protocolType, g.protocol, true
+}
+
+// runnelSummary is groupSummary of a group without Kafka members here,
+// from runnelGroup's description of it.
+func runnelSummary(info runnel.GroupInfo, err error) (state, protocolType string) {
 	if errors.Is(err, runnel.ErrGroupNotFound) {
-		return stateDead.String(), "", "", false
+		return stateDead.String(), ""
 	}
 	if err == nil {
 		for _, gt := range info.Topics {
 			if len(gt.Members) > 0 {
-				return stateStable.String(), consumerProtocol, "", false
+				return stateStable.String(), consumerProtocol
 			}
 		}
 	}
-	return stateEmpty.String(), consumerProtocol, "", false
+	return stateEmpty.String(), consumerProtocol
 }
 
 func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
@@ -88,7 +106,11 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		rg.State, rg.ProtocolType, rg.Protocol, _ = c.s.groupSummary(name)
+		info, err := c.s.runnelGroup(name)
+		var kafka bool
+		if rg.State, rg.ProtocolType, rg.Protocol, kafka = c.s.kafkaSummary(name); !kafka {
+			rg.State, rg.ProtocolType = runnelSummary(info, err)
+		}
 		own := map[string]bool{}
 		if g := c.s.groups.group(name, false); g != nil {
 			g.mu.Lock()
@@ -102,19 +124,30 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 			}
 			g.mu.Unlock()
 		}
-		rg.Members = append(rg.Members, c.s.runnelMembers(name, own)...)
+		if err == nil {
+			rg.Members = append(rg.Members, runnelMembers(info, own)...)
+		}
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
 }
 
+// runnelGroup is DescribeGroup's description of a runnel group, in which
+// a topic whose offsets it could not read (damage) is left out, and
+// logged with its file, rather than failing the group: it hides neither
+// the group nor its other topics' members.
+func (s *Server) runnelGroup(name string) (runnel.GroupInfo, error) {
+	info, err := s.log.DescribeGroup(name)
+	if err != nil && len(damagedTopics(err)) > 0 {
+		s.opts.Logger.Warn("kafka: read group", "group", name, "err", err)
+		err = nil
+	}
+	return info, err
+}
+
 // runnelMembers describes the group's live runnel members that are not
 // this server's Kafka members (named in own by their runnel member name).
-func (s *Server) runnelMembers(group string, own map[string]bool) []kmsg.DescribeGroupsResponseGroupMember {
-	info, err := s.log.DescribeGroup(group)
-	if err != nil {
-		return nil
-	}
+func runnelMembers(info runnel.GroupInfo, own map[string]bool) []kmsg.DescribeGroupsResponseGroupMember {
 	type key struct {
 		name string
 		pid  int
@@ -164,10 +197,10 @@ func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
 
 // deleteGroup deletes a group's committed offsets, if no member is live.
 func (s *Server) deleteGroup(name string) int16 {
-	if _, _, _, kafka := s.groupSummary(name); kafka {
+	if _, _, _, kafka := s.kafkaSummary(name); kafka {
 		return kerr.NonEmptyGroup.Code
 	}
-	info, err := s.log.DescribeGroup(name)
+	info, err := s.runnelGroup(name)
 	switch {
 	case errors.Is(err, runnel.ErrInvalidName):
 		return kerr.InvalidGroupID.Code
@@ -183,6 +216,8 @@ func (s *Server) deleteGroup(name string) int16 {
 	}
 	// DeleteGroup checks again, holding the group's admin lock and every
 	// member slot: a native member that joined since is not deleted under.
+	// It refuses a damaged offsets file (only a forced delete removes
+	// one): UNKNOWN_SERVER_ERROR below, which clients do not retry.
 	switch err := s.log.DeleteGroup(s.ctx, name, nil); {
 	case err == nil:
 		s.groups.forget(name)

@@ -59,15 +59,7 @@ func TestOffsetFetchOneDamagedTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	path := filepath.Join(ts.log.Dir(), "groups", "g", "a.offsets")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[12] ^= 0x40 // a bit of the header
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	damageOffsets(t, ts.log, "g", "a")
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.Version, req.Group = 7, "g"
 	for _, topic := range []string{"a", "t"} {
@@ -88,4 +80,21 @@ func TestOffsetFetchOneDamagedTopic(t *testing.T) {
 			t.Errorf("t/0: code %d offset %d, want its commit at 1", p.ErrorCode, p.Offset)
 		}
 	}
+}
+
+// damageOffsets flips a bit of the header of group's offsets file for
+// topic: DescribeGroup can no longer read that topic, and says so with a
+// *runnel.GroupTopicError. It returns the file's path.
+func damageOffsets(t *testing.T, l *runnel.Log, group, topic string) string {
+	t.Helper()
+	path := filepath.Join(l.Dir(), "groups", group, topic+".offsets")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[12] ^= 0x40
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
