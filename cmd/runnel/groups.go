@@ -24,12 +24,13 @@ func init() {
 		summary: "list the consumer groups, one per line",
 		describe: `
 With -format json: an array of {"name", "topics"}, the topics being those
-the group has offsets for.`,
+the group has offsets for. A damaged offsets file is named on standard
+error after the list, which lists its topic, and the exit status is 1.`,
 		flags: func(fs *pflag.FlagSet) { outputFlag(fs, &listFormat) },
 		nargs: [2]int{0, 0},
 		run: listWith(&listFormat, (*runnel.Log).ListGroups, func(l *runnel.Log, name string) (any, error) {
 			info, err := l.DescribeGroup(name)
-			return newJSONGroupEntry(info), err
+			return newJSONGroupEntry(info, err), err
 		}),
 	})
 	var describeFormat string
@@ -41,7 +42,11 @@ the group has offsets for.`,
 With -format json: {"name", "topics": [{"topic", "members": [{"slot",
 "name", "pid", "joined", "partitions"}], "partitions": [{"partition",
 "committed", "committed_at", "end", "lag", "owned", "owner"}]}]}, where
-committed, committed_at, end, lag and owner are null when unknown.`,
+committed, committed_at, end, lag and owner are null when unknown.
+
+A topic whose offsets file is damaged is left out: the others are shown,
+the damage (topic, file and byte) is named on standard error, and the
+exit status is 1.`,
 		flags:    func(fs *pflag.FlagSet) { outputFlag(fs, &describeFormat) },
 		nargs:    [2]int{1, 1},
 		complete: []argKind{argGroup},
@@ -176,6 +181,15 @@ it. Stop Kafka members before a reset, as Kafka requires.`,
 			})
 		},
 	})
+}
+
+// partial reports whether err is DescribeGroup's report of the topics
+// whose offsets it could not read (damage), which comes with the group's
+// other topics: a command prints those, and fails with err after them, as
+// sqlite3 and kcat show what is readable and name the damage.
+func partial(err error) bool {
+	var gte *runnel.GroupTopicError
+	return errors.As(err, &gte)
 }
 
 // warnKafkaOwners warns before a forced reset of topic in group when

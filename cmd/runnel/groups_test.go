@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // committedOffsets reads a group's committed offsets for its first topic,
@@ -96,5 +101,60 @@ func TestGroupsResetForce(t *testing.T) {
 	}
 	if got := committedOffsets(t, dir, "g"); !slices.Equal(got, []int64{4}) {
 		t.Errorf("committed %v after the member stopped, want [4]", got)
+	}
+}
+
+// TestGroupsOneDamagedTopic: with the group's offsets file for topic a
+// damaged, groups describe prints topic t, in text and JSON, and names
+// the damage (topic, file and byte) on standard error, exiting 1; groups
+// list lists the group, and with -format json its two topics, naming the
+// damage too. Any error from DescribeGroup printed nothing but it, and
+// failed the whole JSON list.
+func TestGroupsOneDamagedTopic(t *testing.T) {
+	dir := t.TempDir()
+	for _, topic := range []string{"a", "t"} {
+		must(t, dir, "", "topics", "create", topic)
+		must(t, dir, "x\ny\n", "produce", topic)
+		must(t, dir, "", "groups", "reset", "g", topic, "-to-offset", "1")
+	}
+	path := filepath.Join(dir, "groups", "g", "a.offsets")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[12] ^= 0x40 // a bit of the header
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	damage := "group g, topic a: runnel: corrupt data in " + path + " at byte 0"
+
+	r := runIn(t, dir, "", "groups", "describe", "g")
+	failing(t, r, 1, damage)
+	if !regexp.MustCompile(`(?m)^topic t: 0 live members\n(.*\n)*0\s+1\s+2\s+1\s`).MatchString(r.stdout) || strings.Contains(r.stdout, "topic a") {
+		t.Errorf("groups describe printed %q, want topic t alone, committed 1 of 2", r.stdout)
+	}
+
+	r = runIn(t, dir, "", "groups", "describe", "g", "-format", "json")
+	failing(t, r, 1, damage)
+	var g jsonGroup
+	if err := json.Unmarshal([]byte(r.stdout), &g); err != nil {
+		t.Fatalf("groups describe -format json printed %q: %v", r.stdout, err)
+	}
+	if len(g.Topics) != 1 || g.Topics[0].Topic != "t" || len(g.Topics[0].Partitions) != 1 ||
+		g.Topics[0].Partitions[0].Committed == nil || *g.Topics[0].Partitions[0].Committed != 1 {
+		t.Errorf("groups describe -format json: %+v, want topic t alone, committed 1", g)
+	}
+
+	if got := must(t, dir, "", "groups", "list"); got != "g\n" {
+		t.Errorf("groups list: %q", got)
+	}
+	r = runIn(t, dir, "", "groups", "list", "-format", "json")
+	failing(t, r, 1, damage)
+	var list []jsonGroupEntry
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("groups list -format json printed %q: %v", r.stdout, err)
+	}
+	if diff := cmp.Diff([]jsonGroupEntry{{Name: "g", Topics: []string{"a", "t"}}}, list); diff != "" {
+		t.Errorf("groups list -format json (-want +got):\n%s", diff)
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -113,11 +115,24 @@ type jsonGroupEntry struct {
 	Topics []string `json:"topics"`
 }
 
-func newJSONGroupEntry(info runnel.GroupInfo) jsonGroupEntry {
+// newJSONGroupEntry lists the topics DescribeGroup described, and those
+// whose offsets it could not read, which err names.
+func newJSONGroupEntry(info runnel.GroupInfo, err error) jsonGroupEntry {
 	g := jsonGroupEntry{Name: info.Group, Topics: []string{}}
 	for _, t := range info.Topics {
 		g.Topics = append(g.Topics, t.Topic)
 	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var gte *runnel.GroupTopicError
+		if errors.As(e, &gte) {
+			g.Topics = append(g.Topics, gte.Topic)
+		}
+	}
+	slices.Sort(g.Topics)
 	return g
 }
 

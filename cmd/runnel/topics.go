@@ -246,35 +246,46 @@ func listWith(format *string, list func(*runnel.Log) ([]string, error), asJSON f
 				return nil
 			}
 			out := []any{}
+			var left []error
 			for _, n := range names {
 				v, err := asJSON(l, n)
 				if errors.Is(err, runnel.ErrTopicNotFound) || errors.Is(err, runnel.ErrGroupNotFound) {
 					continue
 				}
-				if err != nil {
+				if err != nil && !partial(err) {
 					return err
+				}
+				if err != nil {
+					left = append(left, err)
 				}
 				out = append(out, v)
 			}
-			return writeJSON(c.stdout, out)
+			if err := writeJSON(c.stdout, out); err != nil {
+				return err
+			}
+			return errors.Join(left...)
 		})
 	}
 }
 
 // describeWith is the run of a command that looks up its one argument with
-// get and prints what it finds with text, or as JSON.
+// get and prints what it finds with text, or as JSON. A partial answer is
+// printed, and its error then fails the command.
 func describeWith[T, J any](format *string, get func(*runnel.Log, string) (T, error), text func(io.Writer, T), asJSON func(T) J) runFunc {
 	return func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 		return c.withLog(func(l *runnel.Log) error {
 			info, err := get(l, args[0])
-			if err != nil {
+			if err != nil && !partial(err) {
 				return err
 			}
 			if *format == "json" {
-				return writeJSON(c.stdout, asJSON(info))
+				if err := writeJSON(c.stdout, asJSON(info)); err != nil {
+					return err
+				}
+			} else {
+				text(c.stdout, info)
 			}
-			text(c.stdout, info)
-			return nil
+			return err
 		})
 	}
 }
