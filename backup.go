@@ -410,8 +410,15 @@ func readGroupPlan(dir, group, topic string) (groupPlan, error) {
 	}
 	defer o.close()
 	if o.deleted() {
-		// DeleteGroup flagged it and removes it next: gone already.
-		return gp, fs.ErrNotExist
+		// A DeleteGroup flagged it, and removes it next unless it died
+		// first: then the file stays, commits and all.
+		gone, err := o.goneToReader()
+		if err != nil {
+			return gp, err
+		}
+		if gone {
+			return gp, fs.ErrNotExist
+		}
 	}
 	for p := range o.nparts {
 		st, err := readCommitSettled(o, p)

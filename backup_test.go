@@ -765,8 +765,10 @@ func TestBackupOffsetsCopy(t *testing.T) {
 
 // TestBackupBeingDeleted backs up a log in which DeleteTopic has flagged
 // a topic's partitions and DeleteGroup a group's offsets file, neither
-// removed yet (as when the process deleting them is stopped, or died,
-// between the two steps): the copy holds neither.
+// removed yet (as when the process deleting them is stopped between the
+// two steps; a DeleteGroup that stopped holds the file's admin lock, one
+// that died does not: TestBackupDeletedWordLeftBehind): the copy holds
+// neither.
 func TestBackupBeingDeleted(t *testing.T) {
 	src := t.TempDir()
 	l := bkSource(t, src, 50)
@@ -783,11 +785,14 @@ func TestBackupBeingDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := o.lf.Lock(ctx, adminLockOff); err != nil {
+		t.Fatal(err)
+	}
 	o.ctlWord(ctlDeadOff).Store(1)
-	o.close()
 
 	dest := filepath.Join(t.TempDir(), "copy")
 	rep, err := l.Backup(ctx, dest, nil)
+	o.close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -810,5 +815,72 @@ func TestBackupBeingDeleted(t *testing.T) {
 	}
 	if _, err := os.Stat(offsetsPath(dest, "leaving", "idle")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the copy holds the offsets of group leaving: %v", err)
+	}
+}
+
+// TestBackupDeletedWordLeftBehind backs up a group whose offsets file has
+// its deleted word set while no DeleteGroup is at work (one died between
+// setting it and removing the file, or the word is damage): the file
+// stays, commits and all, as joiners and admin calls find
+// (TestDeletedWordLeftBehind), so the copy holds its commits, and a member
+// of the copy resumes from them. The backup writes nothing: the word is
+// left for the source's next joiner to clear. Backup took the word for a
+// DeleteGroup's and left the commits out.
+func TestBackupDeletedWordLeftBehind(t *testing.T) {
+	src := t.TempDir()
+	l := bkSource(t, src, 50)
+	o, err := openOffsets(src, "billing", "orders", -1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ctlWord(ctlDeadOff).Store(1)
+	o.close()
+
+	dest := filepath.Join(t.TempDir(), "copy")
+	rep, err := l.Backup(context.Background(), dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []GroupBackup{{Group: "billing", Topic: "orders", Committed: []int64{7, 0, -1}}}
+	if diff := cmp.Diff(want, rep.Groups); diff != "" {
+		t.Errorf("groups copied (-want +got):\n%s", diff)
+	}
+	c := openCopy(t, dest)
+	gi, err := c.DescribeGroup("billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed []int64
+	for _, gp := range gi.Topics[0].Partitions {
+		committed = append(committed, gp.Committed)
+	}
+	if !slices.Equal(committed, []int64{7, 0, -1}) {
+		t.Errorf("the copy's commits: %v, want [7 0 -1]", committed)
+	}
+	m := mustConsumer(t, c, "orders", &ConsumerOptions{Group: "billing"})
+	recs, err := m.TryPoll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := map[int]int64{}
+	for _, r := range recs {
+		if _, ok := first[r.Partition]; !ok {
+			first[r.Partition] = r.Offset
+		}
+	}
+	if o0, ok0 := first[0]; !ok0 || o0 != 7 {
+		t.Errorf("a member of the copy resumed partition 0 at %d (%v), want 7", o0, ok0)
+	}
+	if o1, ok1 := first[1]; !ok1 || o1 != 0 {
+		t.Errorf("a member of the copy resumed partition 1 at %d (%v), want 0", o1, ok1)
+	}
+
+	o, err = openOffsets(src, "billing", "orders", -1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	if !o.deleted() {
+		t.Error("the backup cleared the source's deleted word")
 	}
 }

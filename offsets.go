@@ -308,6 +308,32 @@ func (o *offsetsFile) deleted() bool { return o.ctlWord(ctlDeadOff).Load() != 0 
 // never returned. gone reports whether the file was removed (open the
 // path again).
 func (o *offsetsFile) gone() (bool, error) {
+	removed, err := o.removed()
+	if err != nil || removed {
+		return removed, err
+	}
+	o.ctlWord(ctlDeadOff).Store(0)
+	return false, nil
+}
+
+// goneToReader is gone for a reader (Backup), which takes no lock and
+// writes nothing: a file whose deleted word is set is gone if a
+// DeleteGroup is at work on it (it holds the admin lock from before it
+// sets the word until the file is removed; one stopped in between keeps
+// it) or removed it. With the admin lock free, a file its path still
+// names is kept, as gone keeps it, and its word is left for the next
+// joiner or admin call to clear.
+func (o *offsetsFile) goneToReader() (bool, error) {
+	held, err := o.lf.HeldByOther(adminLockOff)
+	if err != nil || held {
+		return held, err
+	}
+	return o.removed()
+}
+
+// removed reports whether the path no longer names the file (it may name
+// a newer one): a DeleteGroup removed it.
+func (o *offsetsFile) removed() (bool, error) {
 	st, err := os.Stat(o.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil
@@ -319,11 +345,7 @@ func (o *offsetsFile) gone() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !os.SameFile(st, fst) {
-		return true, nil
-	}
-	o.ctlWord(ctlDeadOff).Store(0)
-	return false, nil
+	return !os.SameFile(st, fst), nil
 }
 
 // hwm returns how many member slots may be in use: slots at or past it
