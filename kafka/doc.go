@@ -49,7 +49,10 @@
 // gets no response. Idempotent producers (InitProducerId) have their
 // sequence numbers checked per producer id and partition; a retried batch
 // (of the last five) is acknowledged with its original offsets and not
-// stored twice; a gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER. This state is kept in
+// stored twice; a gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, and
+// so is a batch whose predecessor failed while it waited for that one to
+// be stored: a producer's batches are stored in order, each only after the
+// one before. This state is kept in
 // memory for a day after a producer's last batch, and each batch is noted
 // in its partition's producer journal (kafka/producers/) as it is
 // committed, so that a server started anew on the directory answers

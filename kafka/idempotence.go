@@ -3,6 +3,7 @@ package kafka
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -15,6 +16,24 @@ import (
 // retry: it is acknowledged with the original offsets and not stored
 // again. A batch that skips ahead is refused (OUT_OF_ORDER_SEQUENCE_NUMBER)
 // so that nothing is stored out of order.
+//
+// Kafka checks a batch's sequence at append time, under the partition's
+// log lock, so a batch is stored only after its predecessor was: when the
+// predecessor's append fails, the batch behind it (clients keep up to five
+// in flight) finds a gap and is refused. Here sequences are checked before
+// a batch is handed to the core, whose next frame may well be stored after
+// one that failed (a full disk, say, cut and retried): the batch behind
+// was stored with its predecessor missing, the client's retry of the
+// predecessor was then refused, and franz-go, which fails every record in
+// flight behind a batch that failed for good, reported records failed that
+// the log held. So a batch whose predecessor is still being stored is
+// handed to the core only once that one is committed (before its
+// fdatasync, so a Durable Log's syncs still overlap; in the meantime the
+// connection reads on), and if that one fails instead, it is refused with
+// OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka refuses it. Clients take that
+// answer, for a batch behind one that failed, as a cue to send it again
+// after the failed one (franz-go ignores it, librdkafka bumps its epoch),
+// or fail it with it.
 //
 // Epochs are per producer and partition, as Kafka's brokers keep them: a
 // batch of a newer epoch moves only its partition on (and must start at
@@ -85,7 +104,40 @@ type seqBatch struct {
 	// An entry is written at commit, before the fdatasync: after a power
 	// loss it may name a batch the log no longer holds.
 	loaded bool
+
+	// decided is closed when state leaves seqPending: the batch is
+	// committed to the log (its successor may be handed on), or failed
+	// without being stored (its successors must fail too).
+	decided chan struct{}
+	state   atomic.Int32
+	// ss holds the batch (it may have left ss.batches since).
+	ss *seqState
+	// prev is the producer's batch before this one on the partition,
+	// when that one was still being stored as this one was begun: the
+	// caller hands this one to the core only once prev is stored. Set by
+	// begin, for the caller, which clears it.
+	prev *seqBatch
 }
+
+const (
+	seqPending int32 = iota
+	seqStored
+	seqFailed
+)
+
+// decide moves b out of seqPending, to state, unless it left already;
+// it reports whether it moved.
+func (b *seqBatch) decide(state int32) bool {
+	if !b.state.CompareAndSwap(seqPending, state) {
+		return false
+	}
+	close(b.decided)
+	return true
+}
+
+// stored marks b committed to the log. It runs on the partition's
+// writer, and takes no lock.
+func (b *seqBatch) stored() { b.decide(seqStored) }
 
 func (ps *producerStates) init() { ps.m = map[int64]*producerState{} }
 
@@ -156,7 +208,9 @@ func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProduc
 		}
 		ss := &seqState{epoch: f.epoch}
 		for _, e := range f.batches {
-			ss.batches = append(ss.batches, &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone, loaded: true})
+			b := &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone, decided: closedDone, loaded: true, ss: ss}
+			b.state.Store(seqStored)
+			ss.batches = append(ss.batches, b)
 		}
 		st.parts[tp] = ss
 	}
@@ -228,7 +282,10 @@ func (ps *producerStates) knows(id int64, tp topicPartition) bool {
 
 // begin checks a batch's producer epoch and sequence numbers. It returns
 // either an error code, or a retried batch to answer like (dup), or a new
-// batch to store, which the caller must end with finish.
+// batch to store, which the caller must end with finish, and mark stored
+// once committed. A new batch's prev, if set, is its predecessor, still
+// being stored: the caller must wait for it to be decided, and hand the
+// batch on only if it was stored.
 func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first, count int32) (b *seqBatch, dup bool, code int16) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -266,9 +323,17 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 		return nil, false, kerr.OutOfOrderSequenceNumber.Code
 	}
 	st.parts[tp] = ss
-	b = &seqBatch{first: first, last: last, done: make(chan struct{})}
+	b = &seqBatch{first: first, last: last, done: make(chan struct{}), decided: make(chan struct{}), ss: ss}
+	// A failed batch leaves the window at once (finish), so the last
+	// one is stored or still pending.
+	if n := len(ss.batches); n > 0 && ss.batches[n-1].state.Load() == seqPending {
+		b.prev = ss.batches[n-1]
+	}
 	ss.batches = append(ss.batches, b)
-	if len(ss.batches) > seqWindow {
+	// Only stored batches leave the window: a pending one must stay
+	// where a retry finds it, and where its failure finds those behind
+	// it (finish). A client keeps at most seqWindow in flight.
+	for len(ss.batches) > seqWindow && ss.batches[0].state.Load() == seqStored {
 		ss.batches = ss.batches[1:]
 	}
 	return b, false, 0
@@ -277,17 +342,38 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 // finish publishes a begun batch's outcome. A batch that failed is
 // forgotten, so that the client's retry is stored (once) rather than
 // answered with the failure; one stored ends a new epoch's start.
-func (ps *producerStates) finish(id int64, tp topicPartition, b *seqBatch, base int64, code int16) {
+//
+// A batch that failed without being stored fails the producer's batches
+// begun after it on the partition too, at once: none of them was handed
+// to the core (each waits for the one before), and the client's retry of
+// the failed one, which may come before they are answered, must find the
+// window as it was before them.
+func (ps *producerStates) finish(b *seqBatch, base int64, code int16) {
 	ps.mu.Lock()
 	b.base, b.code = base, code
-	if st := ps.m[id]; st != nil && st.parts[tp] != nil {
-		ss := st.parts[tp]
-		if i := slices.Index(ss.batches, b); i >= 0 {
-			if code != 0 {
-				ss.batches = slices.Delete(ss.batches, i, i+1)
+	ss := b.ss
+	switch {
+	case code == 0:
+		b.decide(seqStored)
+		ss.newEpoch = false
+	case b.decide(seqFailed):
+		// Every batch before it in the window is stored: it was handed
+		// on only then. Every one after it is pending behind it.
+		keep := ss.batches[:0]
+		for _, o := range ss.batches {
+			if o.state.Load() == seqStored {
+				keep = append(keep, o)
 			} else {
-				ss.newEpoch = false
+				o.decide(seqFailed)
 			}
+		}
+		clear(ss.batches[len(keep):])
+		ss.batches = keep
+	default:
+		// Committed, and failed after (its fdatasync), or failed with
+		// its predecessor: forgotten alone.
+		if i := slices.Index(ss.batches, b); i >= 0 {
+			ss.batches = slices.Delete(ss.batches, i, i+1)
 		}
 	}
 	ps.mu.Unlock()

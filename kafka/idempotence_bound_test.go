@@ -23,7 +23,7 @@ func TestProducerStatesBounded(t *testing.T) {
 		if dup || code != 0 {
 			t.Fatalf("producer %d seq %d: dup %v code %d", pid, seq, dup, code)
 		}
-		ps.finish(pid, tp, b, int64(seq), 0)
+		ps.finish(b, int64(seq), 0)
 	}
 	const busy = 1 << 40 // sends a batch between every two new producers
 	for i := range 1000 {
@@ -52,7 +52,7 @@ func TestProducerIdleExpiry(t *testing.T) {
 	ps.init()
 	tp := topicPartition{"t", 0}
 	b, _, _ := ps.begin(7, 0, tp, 0, 1)
-	ps.finish(7, tp, b, 0, 0)
+	ps.finish(b, 0, 0)
 	if !ps.knows(7, tp) {
 		t.Fatal("a producer just used is not known")
 	}

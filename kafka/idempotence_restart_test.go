@@ -356,7 +356,7 @@ func TestForgetLoadedBatches(t *testing.T) {
 	if dup || code != 0 {
 		t.Fatalf("seq 1 after forgetting: dup %v code %d, want a new batch", dup, code)
 	}
-	ps.finish(1, tp, fresh, 5, 0)
+	ps.finish(fresh, 5, 0)
 	// Forgetting seq 0 too leaves the batch stored here after it.
 	ps.forgetFrom(1, tp, b0)
 	if ps.confirm(1, tp, b0) {

@@ -312,7 +312,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			}
 		}
 		if seq != nil {
-			s.seqs.finish(info.producerID, tp, seq, base, code)
+			s.seqs.finish(seq, base, code)
 		}
 		result(base, code)
 	}
@@ -320,11 +320,80 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		prod.SendRecordBatchAsync(int(partition), frame, done)
 		return
 	}
-	// Noted once committed, before the client can hear of it: a retry
-	// after a restart finds it.
-	prod.SendRecordBatchAsyncCommit(int(partition), frame, func(base int64) {
-		s.noteStored(journal, info, seq.last, base)
-	}, done)
+	send := func(rb *runnel.RecordBatch) {
+		// Noted once committed, before the client can hear of it: a retry
+		// after a restart finds it. Then the producer's next batch here
+		// may follow it.
+		prod.SendRecordBatchAsyncCommit(int(partition), rb, func(base int64) {
+			s.noteStored(journal, info, seq.last, base)
+			seq.stored()
+		}, done)
+	}
+	prev := seq.prev
+	seq.prev = nil
+	var hold <-chan error
+	if h := testHookAppend; h != nil {
+		hold = h(tp, info.firstSeq)
+	}
+	if prev == nil && hold == nil {
+		send(frame)
+		return
+	}
+	// The producer's previous batch here is still being stored: this one
+	// follows it once it is committed (idempotence.go), from a goroutine
+	// of its own, so that the connection reads on meanwhile; its frame
+	// goes with it.
+	rb := takeFrame(frame)
+	s.following.Add(1)
+	go func() {
+		defer s.following.Done()
+		defer putFrame(rb)
+		if prev != nil {
+			<-prev.decided
+			if prev.state.Load() != seqStored {
+				code := kerr.OutOfOrderSequenceNumber.Code
+				s.seqs.finish(seq, 0, code)
+				result(0, code)
+				return
+			}
+		}
+		if hold != nil {
+			if err := <-hold; err != nil {
+				done(0, err)
+				return
+			}
+		}
+		send(rb)
+	}()
+}
+
+// testHookAppend, if set, is called with each idempotent batch begun (a
+// retry of one is not), before it is handed to the core. A channel it
+// returns stands in for the core's first step: the batch waits for a value
+// from it, then is stored (nil) or fails with the error, as an append that
+// failed without storing it.
+var testHookAppend func(tp topicPartition, first int32) <-chan error
+
+// spareFrames holds the frames of batches that waited for their
+// predecessor, for the next one to take. (A batch hands its frame's
+// memory to the partition, and gets the partition's last in exchange.)
+var spareFrames sync.Pool
+
+// takeFrame moves frame's records into a frame of their own, leaving
+// frame empty.
+func takeFrame(frame *runnel.RecordBatch) *runnel.RecordBatch {
+	rb, _ := spareFrames.Get().(*runnel.RecordBatch)
+	if rb == nil {
+		rb = new(runnel.RecordBatch)
+	}
+	*rb, *frame = *frame, *rb
+	return rb
+}
+
+// putFrame gives back a frame from takeFrame, once sent or dropped.
+func putFrame(rb *runnel.RecordBatch) {
+	rb.Reset()
+	spareFrames.Put(rb)
 }
 
 // journalErrorCode maps a failure to open a producer journal to Kafka's

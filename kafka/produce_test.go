@@ -330,7 +330,7 @@ func TestProducerStatesNewEpoch(t *testing.T) {
 	ps.init()
 	tp, other, newer := topicPartition{"t", 0}, topicPartition{"t", 1}, topicPartition{"t", 2}
 	b, _, _ := ps.begin(1, 0, tp, 0, 5)
-	ps.finish(1, tp, b, 0, 0)
+	ps.finish(b, 0, 0)
 	if _, _, code := ps.begin(1, 1, tp, 0, 5); code != 0 {
 		t.Fatalf("the new epoch's first batch: code %d", code)
 	}

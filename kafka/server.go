@@ -37,6 +37,9 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	connWG    sync.WaitGroup
+	// following counts the produced batches that wait for their
+	// producer's previous one (produce.go): they may still send.
+	following sync.WaitGroup
 	shutOnce  sync.Once
 	shutErr   error
 }
@@ -205,6 +208,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		<-done
 	}
+	s.following.Wait()
 	return errors.Join(err, s.groups.close(), s.topics.close())
 }
 

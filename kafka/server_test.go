@@ -217,6 +217,12 @@ func (rc *rawConn) send(req kmsg.Request) {
 }
 
 func (rc *rawConn) read(req kmsg.Request) (kmsg.Response, error) {
+	return rc.readCorr(req, rc.corr)
+}
+
+// readCorr reads the response to req, which was sent with correlation
+// id corr: of requests in flight together, the earliest unanswered.
+func (rc *rawConn) readCorr(req kmsg.Request, corr int32) (kmsg.Response, error) {
 	rc.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	var size [4]byte
 	if _, err := io.ReadFull(rc.nc, size[:]); err != nil {
@@ -226,8 +232,8 @@ func (rc *rawConn) read(req kmsg.Request) (kmsg.Response, error) {
 	if _, err := io.ReadFull(rc.nc, buf); err != nil {
 		return nil, err
 	}
-	if corr := int32(binary.BigEndian.Uint32(buf)); corr != rc.corr {
-		rc.t.Fatalf("correlation id %d, want %d", corr, rc.corr)
+	if got := int32(binary.BigEndian.Uint32(buf)); got != corr {
+		rc.t.Fatalf("correlation id %d, want %d", got, corr)
 	}
 	buf = buf[4:]
 	resp := req.ResponseKind()
