@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -17,7 +18,12 @@ import (
 
 // appendFailure is how the core fails an append it cut without storing
 // it (a full disk, say), after which the partition takes appends again.
+// Clients are told KAFKA_STORAGE_ERROR, which they retry.
 var appendFailure = fmt.Errorf("runnel: append to 00000000000000000000.log at byte 0: %w", syscall.ENOSPC)
+
+// lastingFailure fails an append with an error clients are told as
+// UNKNOWN_SERVER_ERROR, which they do not retry.
+var lastingFailure = errors.New("runnel: a failure that is not the disk's")
 
 // setAppendHook installs testHookAppend for a test. Call it before the
 // server starts (so that the server's goroutines see it) and it is
@@ -80,8 +86,8 @@ func TestIdempotentSuccessorOfFailedBatch(t *testing.T) {
 	corrB := rc.corr
 	waitClosed(t, "B to be taken", begunB)
 	failA <- appendFailure
-	if code, _ := readProduce(t, rc, a, corrA); code == 0 {
-		t.Fatal("A, whose append failed, was acknowledged")
+	if code, _ := readProduce(t, rc, a, corrA); code != kerr.KafkaStorageError.Code {
+		t.Fatalf("A, whose append failed for a full disk: %v, want KAFKA_STORAGE_ERROR", kerr.ErrorForCode(code))
 	}
 	if code, _ := readProduce(t, rc, b, corrB); code != kerr.OutOfOrderSequenceNumber.Code {
 		t.Errorf("B, sent while A's append was in flight, after A failed: %v, want OUT_OF_ORDER_SEQUENCE_NUMBER", kerr.ErrorForCode(code))
@@ -134,7 +140,7 @@ func TestIdempotentFailedBatchFranzGo(t *testing.T) {
 	waitClosed(t, "A to be taken", begunA)
 	cl.Produce(ctx, kgo.StringRecord("b"), func(_ *kgo.Record, err error) { errB <- err })
 	waitClosed(t, "B to be taken", begunB)
-	failA <- appendFailure
+	failA <- lastingFailure
 	if err := <-errA; err == nil {
 		t.Error("A, whose append failed, was acknowledged")
 	}
@@ -150,6 +156,51 @@ func TestIdempotentFailedBatchFranzGo(t *testing.T) {
 	}
 	if got := values(readNative(t, ts.log, "seq", len(want))); !slices.Equal(got, want) {
 		t.Errorf("the log holds %q, want %q (B's outcome told the client: %v)", got, want, bErr)
+	}
+}
+
+// TestIdempotentFullDiskRetried: an append that fails for a full disk is
+// KAFKA_STORAGE_ERROR, which franz-go retries, with the batch it had in
+// flight behind it: once the disk takes them, both are acknowledged and
+// stored once each, in order. (The disk's errors were
+// UNKNOWN_SERVER_ERROR, which clients give up on at once.)
+func TestIdempotentFullDiskRetried(t *testing.T) {
+	failA := make(chan error, 1)
+	begunA, begunB := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	setAppendHook(t, func(_ topicPartition, _ int32) <-chan error {
+		switch calls.Add(1) {
+		case 2:
+			close(begunA)
+			return failA
+		case 3:
+			close(begunB)
+		}
+		return nil
+	})
+	ts := startServer(t, nil)
+	ts.createTopic("seq", 1)
+	cl := ts.client(kgo.DefaultProduceTopic("seq"))
+	ctx := context.Background()
+
+	if err := cl.ProduceSync(ctx, kgo.StringRecord("w")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	cl.Produce(ctx, kgo.StringRecord("a"), func(_ *kgo.Record, err error) { errA <- err })
+	waitClosed(t, "A to be taken", begunA)
+	cl.Produce(ctx, kgo.StringRecord("b"), func(_ *kgo.Record, err error) { errB <- err })
+	waitClosed(t, "B to be taken", begunB)
+	failA <- appendFailure
+	if err := <-errA; err != nil {
+		t.Errorf("A, whose first append met a full disk: %v, want it retried and stored", err)
+	}
+	if err := <-errB; err != nil {
+		t.Errorf("B, in flight behind A: %v, want it retried and stored", err)
+	}
+	want := []string{"w", "a", "b"}
+	if got := values(readNative(t, ts.log, "seq", len(want))); !slices.Equal(got, want) {
+		t.Errorf("the log holds %q, want %q", got, want)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"syscall"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -117,6 +118,12 @@ func topicErrorCode(err error) int16 {
 		return kerr.InvalidRequest.Code
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut.Code // another process's lock outlasted the wait
+	case errors.As(err, new(syscall.Errno)):
+		// The disk failed the call (full, read-only, an I/O error), as
+		// Kafka's log directory fails: clients retry KAFKA_STORAGE_ERROR,
+		// and a disk that has room again takes the retry. They give up on
+		// UNKNOWN_SERVER_ERROR at once.
+		return kerr.KafkaStorageError.Code
 	}
 	return kerr.UnknownServerError.Code
 }
