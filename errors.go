@@ -86,6 +86,48 @@ func (e *GroupTopicError) Error() string {
 
 func (e *GroupTopicError) Unwrap() error { return e.Err }
 
+// GroupTopicErrors returns the *GroupTopicError values err is made of, if
+// it is made of nothing else: err is then DescribeGroup's report of the
+// topics it could not read, and the GroupInfo returned with it describes
+// the group's other topics. It returns nil if err is nil or is about the
+// whole group (ErrGroupNotFound, ErrInvalidName, ErrClosed, a directory
+// that cannot be read), when the GroupInfo describes nothing:
+//
+//	info, err := l.DescribeGroup(group)
+//	if err != nil && runnel.GroupTopicErrors(err) == nil {
+//		return err // nothing was described
+//	}
+//	// info.Topics are the readable topics; err, if any, names the others.
+func GroupTopicErrors(err error) []*GroupTopicError {
+	var out []*GroupTopicError
+	if !collectGroupTopicErrors(err, &out) {
+		return nil
+	}
+	return out
+}
+
+// collectGroupTopicErrors appends the *GroupTopicError values err is made
+// of to out, through wrapping and joining, and reports whether there is
+// at least one and nothing else.
+func collectGroupTopicErrors(err error, out *[]*GroupTopicError) bool {
+	switch e := err.(type) {
+	case *GroupTopicError:
+		*out = append(*out, e)
+		return true
+	case interface{ Unwrap() []error }:
+		errs := e.Unwrap()
+		for _, e := range errs {
+			if !collectGroupTopicErrors(e, out) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	case interface{ Unwrap() error }:
+		return collectGroupTopicErrors(e.Unwrap(), out)
+	}
+	return false
+}
+
 // OutOfRangeError is the error for an offset a partition does not hold:
 // below its start (retention removed it) or past its end. It wraps
 // ErrOutOfRange. Start and End are the partition's extent when the error

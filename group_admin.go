@@ -92,7 +92,8 @@ func (l *Log) groupTopics(group string) ([]string, error) {
 // lock and disturbs no member; the answer may be stale by the time it is
 // read. A topic whose offsets file cannot be read (damage) is left out,
 // and reported in the error, a *GroupTopicError per such topic (joined),
-// returned with the other topics' info.
+// returned with the other topics' info; GroupTopicErrors tells such an
+// error from one about the whole group, which comes with no topics.
 func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	info := GroupInfo{Group: group}
 	if err := l.checkOpen(); err != nil {

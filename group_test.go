@@ -605,6 +605,9 @@ func TestDescribeGroupOneDamagedTopic(t *testing.T) {
 	if !errors.As(err, &gte) || gte.Topic != "a" || !errors.As(err, &ce) || ce.Path != path {
 		t.Errorf("DescribeGroup with a.offsets damaged: %v; want a GroupTopicError for a wrapping a CorruptError naming %s", err, path)
 	}
+	if gtes := GroupTopicErrors(err); len(gtes) != 1 || gtes[0].Topic != "a" {
+		t.Errorf("GroupTopicErrors(%v) = %v, want a's alone", err, gtes)
+	}
 	if len(info.Topics) != 1 || info.Topics[0].Topic != "t" {
 		t.Fatalf("topics described: %+v, want t alone", info.Topics)
 	}
@@ -612,6 +615,36 @@ func TestDescribeGroupOneDamagedTopic(t *testing.T) {
 		if gp.Committed != 5 {
 			t.Errorf("t/%d committed %d, want 5", gp.Partition, gp.Committed)
 		}
+	}
+}
+
+// TestGroupTopicErrors: an error made only of *GroupTopicError values,
+// joined or wrapped, is per-topic; anything else in it makes it about the
+// whole group.
+func TestGroupTopicErrors(t *testing.T) {
+	a := &GroupTopicError{Group: "g", Topic: "a", Err: ErrCorrupt}
+	b := &GroupTopicError{Group: "g", Topic: "b", Err: ErrCorrupt}
+	cases := []struct {
+		name string
+		err  error
+		want []*GroupTopicError
+	}{
+		{"nil", nil, nil},
+		{"whole group", fmt.Errorf("%w: g", ErrGroupNotFound), nil},
+		{"one", a, []*GroupTopicError{a}},
+		{"joined", errors.Join(a, b), []*GroupTopicError{a, b}},
+		{"wrapped", fmt.Errorf("stats: %w", errors.Join(a, b)), []*GroupTopicError{a, b}},
+		{"with another", errors.Join(a, ErrClosed), nil},
+		{"wrapped with another", fmt.Errorf("%w and %w", a, ErrClosed), nil},
+	}
+	for _, c := range cases {
+		if got := GroupTopicErrors(c.err); !slices.Equal(got, c.want) {
+			t.Errorf("%s: GroupTopicErrors(%v) = %v, want %v", c.name, c.err, got, c.want)
+		}
+	}
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	if _, err := l.DescribeGroup("nope"); GroupTopicErrors(err) != nil {
+		t.Errorf("GroupTopicErrors of DescribeGroup of a missing group (%v): not nil", err)
 	}
 }
 

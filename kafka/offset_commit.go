@@ -307,18 +307,11 @@ func (s *Server) committed(group string, want []kmsg.OffsetFetchRequestTopic) ([
 }
 
 // damagedTopics names the topics whose offsets DescribeGroup could not
-// read, from its error; none if the error is about the whole group.
+// read, from its error (runnel.GroupTopicErrors); none if the error is
+// about the whole group.
 func damagedTopics(err error) map[string]bool {
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
 	out := map[string]bool{}
-	for _, e := range errs {
-		var gte *runnel.GroupTopicError
-		if !errors.As(e, &gte) {
-			return nil
-		}
+	for _, gte := range runnel.GroupTopicErrors(err) {
 		out[gte.Topic] = true
 	}
 	return out

@@ -188,8 +188,7 @@ it. Stop Kafka members before a reset, as Kafka requires.`,
 // other topics: a command prints those, and fails with err after them, as
 // sqlite3 and kcat show what is readable and name the damage.
 func partial(err error) bool {
-	var gte *runnel.GroupTopicError
-	return errors.As(err, &gte)
+	return runnel.GroupTopicErrors(err) != nil
 }
 
 // warnKafkaOwners warns before a forced reset of topic in group when

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"slices"
 	"time"
@@ -122,15 +121,8 @@ func newJSONGroupEntry(info runnel.GroupInfo, err error) jsonGroupEntry {
 	for _, t := range info.Topics {
 		g.Topics = append(g.Topics, t.Topic)
 	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		var gte *runnel.GroupTopicError
-		if errors.As(e, &gte) {
-			g.Topics = append(g.Topics, gte.Topic)
-		}
+	for _, gte := range runnel.GroupTopicErrors(err) {
+		g.Topics = append(g.Topics, gte.Topic)
 	}
 	slices.Sort(g.Topics)
 	return g
