@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -125,7 +127,10 @@ type PartitionStats struct {
 }
 
 // GroupStats is one consumer group's entry in Stats for one topic, read
-// through DescribeGroup.
+// through DescribeGroup. A topic whose offsets DescribeGroup could not
+// read (a damaged offsets file) has an entry of its own, with Err (which
+// wraps its *GroupTopicError) and Rebalances only; the group's other
+// topics have theirs as usual.
 type GroupStats struct {
 	Group string
 	Topic string // empty when Err says the group could not be read at all
@@ -352,7 +357,8 @@ func (p *partition) durableOffset(endOffset int64) (int64, error) {
 	return -1, nil
 }
 
-// groupStats reads every group's state, through DescribeGroup.
+// groupStats reads every group's state, through DescribeGroup: an entry
+// per topic, of which one DescribeGroup could not read has its error.
 func (l *Log) groupStats() ([]GroupStats, error) {
 	names, err := l.ListGroups()
 	if err != nil {
@@ -365,12 +371,14 @@ func (l *Log) groupStats() ([]GroupStats, error) {
 		if errors.Is(err, ErrGroupNotFound) {
 			continue // deleted since the listing
 		}
-		if err != nil {
+		damaged := GroupTopicErrors(err)
+		if err != nil && damaged == nil {
 			err = fmt.Errorf("runnel: stats of group %s: %w", name, err)
 			errs = append(errs, err)
 			out = append(out, GroupStats{Group: name, Err: err})
 			continue
 		}
+		first := len(out)
 		for _, gt := range info.Topics {
 			out = append(out, GroupStats{
 				Group:      name,
@@ -380,6 +388,17 @@ func (l *Log) groupStats() ([]GroupStats, error) {
 				Partitions: gt.Partitions,
 			})
 		}
+		for _, gte := range damaged {
+			err := fmt.Errorf("runnel: stats of group %s: %w", name, gte)
+			errs = append(errs, err)
+			out = append(out, GroupStats{
+				Group:      name,
+				Topic:      gte.Topic,
+				Rebalances: l.stats.groups.load(name, gte.Topic),
+				Err:        err,
+			})
+		}
+		slices.SortStableFunc(out[first:], func(a, b GroupStats) int { return strings.Compare(a.Topic, b.Topic) })
 	}
 	return out, errors.Join(errs...)
 }

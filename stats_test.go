@@ -179,6 +179,45 @@ func TestStatsGroups(t *testing.T) {
 	}
 }
 
+// TestStatsGroupOneDamagedTopic: a group whose offsets file for one topic
+// is damaged has its other topics' entries, and an entry for that topic
+// whose Err names the topic and the file, as does Stats.Err; the group
+// had one entry, without a topic, and no other.
+func TestStatsGroupOneDamagedTopic(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	ctx := context.Background()
+	for _, topic := range []string{"a", "t"} {
+		mustCreate(t, l, topic, TopicConfig{Partitions: 2})
+		produceSpread(t, l, topic, 2, 10)
+		if _, err := l.ResetGroupOffsets(ctx, "g", topic, AtOffset(3), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := offsetsPath(l.Dir(), "g", "a")
+	flipByte(t, path, 12) // in the header
+	st := l.Stats()
+	if len(st.Groups) != 2 {
+		t.Fatalf("groups %+v, want g/a (its error) and g/t", st.Groups)
+	}
+	a, tt := st.Groups[0], st.Groups[1]
+	var gte *GroupTopicError
+	var ce *CorruptError
+	if a.Group != "g" || a.Topic != "a" || !errors.As(a.Err, &gte) || gte.Topic != "a" || !errors.As(a.Err, &ce) || ce.Path != path {
+		t.Errorf("entry %+v; want g/a with an error naming topic a and %s", a, path)
+	}
+	if tt.Group != "g" || tt.Topic != "t" || tt.Err != nil || len(tt.Partitions) != 2 {
+		t.Fatalf("entry %+v; want g/t, 2 partitions, no error", tt)
+	}
+	for _, gp := range tt.Partitions {
+		if gp.Committed != 3 || gp.End != 10 || gp.Lag != 7 {
+			t.Errorf("g/t/%d: %+v, want committed 3, end 10, lag 7", gp.Partition, gp)
+		}
+	}
+	if !errors.As(st.Err, &ce) || ce.Path != path {
+		t.Errorf("Stats.Err %v; want it to name %s", st.Err, path)
+	}
+}
+
 // TestStatsWakeup checks that a Poll woken by an append counts a wake-up.
 func TestStatsWakeup(t *testing.T) {
 	ctx := context.Background()

@@ -99,6 +99,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, g := range st.Groups {
 		if g.Err != nil {
 			errs++
+			if g.Topic != "" { // one topic's offsets unreadable: not the counter
+				emit.counter(rebalancesDesc, g.Rebalances, g.Group, g.Topic)
+			}
 			continue
 		}
 		emit.gauge(membersDesc, float64(g.Members), g.Group, g.Topic)

@@ -2,6 +2,8 @@ package promrunnel
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -160,6 +162,59 @@ func TestCollectorClosed(t *testing.T) {
 	g := gather(t, NewCollector(l))
 	if got := g.value(t, "runnel_stats_errors"); got != 1 {
 		t.Fatalf("stats errors = %v, want 1", got)
+	}
+}
+
+// TestCollectorOneDamagedTopic: a group whose offsets file for one topic
+// is damaged has its other topics' metrics, and the damaged one counts in
+// runnel_stats_errors with its counters kept; the group had no metrics.
+func TestCollectorOneDamagedTopic(t *testing.T) {
+	ctx := context.Background()
+	l, err := runnel.Open(t.TempDir(), &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, topic := range []string{"a", "t"} {
+		if err := l.CreateTopic(topic, runnel.TopicConfig{Partitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := l.Producer(topic, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := p.Send(ctx, runnel.Record{Value: []byte("v")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.ResetGroupOffsets(ctx, "g", topic, runnel.AtOffset(1), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A bit of a.offsets's header, as runnel's own damage tests flip.
+	path := filepath.Join(l.Dir(), "groups", "g", "a.offsets")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[12] ^= 0x40
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	g := gather(t, NewCollector(l))
+	if got := g.value(t, "runnel_consumer_group_lag", "group", "g", "partition", "0", "topic", "t"); got != 2 {
+		t.Errorf("lag of g/t/0 = %v, want 2", got)
+	}
+	if got := g.value(t, "runnel_consumer_group_rebalances_total", "group", "g", "topic", "a"); got != 0 {
+		t.Errorf("rebalances of g/a = %v, want 0", got)
+	}
+	if m := g.metric("runnel_consumer_group_lag", "group", "g", "partition", "0", "topic", "a"); m != nil {
+		t.Errorf("lag of the damaged g/a: %v", m)
+	}
+	if got := g.value(t, "runnel_stats_errors"); got != 1 {
+		t.Errorf("stats errors = %v, want 1 (g/a)", got)
 	}
 }
 
