@@ -379,15 +379,27 @@ func (rm *runnelMember) waitLocked(deadline time.Time) {
 // settled reports whether every partition of the topics is owned by some
 // live member of the runnel group, and this member has a Consumer for
 // every topic that exists.
+//
+// A topic whose offsets file DescribeGroup cannot read (damage) counts as
+// settled: neither its ownership nor this member's joining it (which
+// fails on the same file, logged by reconcile) can be told or will come
+// about while SyncGroup waits, as only an operator mends the file, so
+// waiting for it would only hold up every SyncGroup by the settle time.
+// The member is then handed what it owns of the other topics; joining
+// the damaged one later moves partitions, which asks for a rebalance.
 func (rm *runnelMember) settled(topics []string) bool {
 	info, err := rm.log.DescribeGroup(rm.g.name)
-	if err != nil {
+	damaged := damagedTopics(err)
+	if err != nil && len(damaged) == 0 {
 		return false
 	}
 	rm.mu.Lock()
 	open := slices.Clone(rm.open)
 	rm.mu.Unlock()
 	for _, topic := range topics {
+		if damaged[topic] {
+			continue
+		}
 		if !slices.Contains(open, topic) {
 			if _, err := rm.log.TopicConfig(topic); err == nil {
 				return false // exists, but not joined yet
