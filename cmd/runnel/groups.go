@@ -193,11 +193,13 @@ func partial(err error) bool {
 
 // warnKafkaOwners warns before a forced reset of topic in group when
 // Kafka clients (members runnel serve named kafka/...) own partitions of
-// it: they keep their own positions and will commit over the reset.
+// it: they keep their own positions and will commit over the reset. The
+// group's other topics' offsets files do not matter, damaged or not;
+// whatever keeps topic from being described, the reset reports.
 func warnKafkaOwners(c *cli, l *runnel.Log, group, topic string) {
 	info, err := l.DescribeGroup(group)
-	if err != nil {
-		return // the reset reports it
+	if err != nil && !partial(err) {
+		return
 	}
 	for _, t := range info.Topics {
 		if t.Topic != topic {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/runnel-log/runnel"
+	"github.com/runnel-log/runnel/kafka"
 )
 
 // committedOffsets reads a group's committed offsets for its first topic,
@@ -117,15 +121,7 @@ func TestGroupsOneDamagedTopic(t *testing.T) {
 		must(t, dir, "x\ny\n", "produce", topic)
 		must(t, dir, "", "groups", "reset", "g", topic, "-to-offset", "1")
 	}
-	path := filepath.Join(dir, "groups", "g", "a.offsets")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[12] ^= 0x40 // a bit of the header
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := damageOffsets(t, dir, "g", "a")
 	damage := "group g, topic a: runnel: corrupt data in " + path + " at byte 0"
 
 	r := runIn(t, dir, "", "groups", "describe", "g")
@@ -156,5 +152,70 @@ func TestGroupsOneDamagedTopic(t *testing.T) {
 	}
 	if diff := cmp.Diff([]jsonGroupEntry{{Name: "g", Topics: []string{"a", "t"}}}, list); diff != "" {
 		t.Errorf("groups list -format json (-want +got):\n%s", diff)
+	}
+}
+
+// damageOffsets flips a bit of the header of group's offsets file for
+// topic in the log in dir: DescribeGroup can no longer read that topic,
+// and says so with a *runnel.GroupTopicError. It returns the file's path.
+func damageOffsets(t *testing.T, dir, group, topic string) string {
+	t.Helper()
+	path := filepath.Join(dir, "groups", group, topic+".offsets")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[12] ^= 0x40
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestGroupsResetForceWarnsOneDamagedTopic: a forced reset of topic t
+// warns of the Kafka member that owns t's partition though the group's
+// offsets file for topic a is damaged; any error from DescribeGroup
+// skipped the warning.
+func TestGroupsResetForceWarnsOneDamagedTopic(t *testing.T) {
+	dir := t.TempDir()
+	for _, topic := range []string{"a", "t"} {
+		must(t, dir, "", "topics", "create", topic)
+		must(t, dir, "x\ny\n", "produce", topic)
+		must(t, dir, "", "groups", "reset", "g", topic, "-to-offset", "1")
+	}
+	damageOffsets(t, dir, "g", "a")
+
+	// A member named as runnel serve names a Kafka member's, in this
+	// process, owning t's partition and polling, so that it applies the
+	// forced reset.
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := l.Consumer("t", &runnel.ConsumerOptions{Group: "g", MemberName: kafka.MemberNamePrefix + "m1", DisableAutoCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.TryPoll(); err != nil { // joins: it owns the partition
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for ctx.Err() == nil {
+			c.Poll(ctx)
+		}
+	}()
+	defer func() {
+		cancel()
+		<-polled
+	}()
+
+	r := runIn(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "0", "-force")
+	if want := "warning: Kafka member kafka/m1 owns partitions [0]"; r.code != 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("groups reset -force: exit %d, stderr %q; want 0 and %q", r.code, r.stderr, want)
 	}
 }
