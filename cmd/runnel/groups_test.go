@@ -115,14 +115,7 @@ func TestGroupsResetForce(t *testing.T) {
 // damage too. Any error from DescribeGroup printed nothing but it, and
 // failed the whole JSON list.
 func TestGroupsOneDamagedTopic(t *testing.T) {
-	dir := t.TempDir()
-	for _, topic := range []string{"a", "t"} {
-		must(t, dir, "", "topics", "create", topic)
-		must(t, dir, "x\ny\n", "produce", topic)
-		must(t, dir, "", "groups", "reset", "g", topic, "-to-offset", "1")
-	}
-	path := damageOffsets(t, dir, "g", "a")
-	damage := "group g, topic a: runnel: corrupt data in " + path + " at byte 0"
+	dir, damage := groupWithDamagedTopic(t)
 
 	r := runIn(t, dir, "", "groups", "describe", "g")
 	failing(t, r, 1, damage)
@@ -155,6 +148,21 @@ func TestGroupsOneDamagedTopic(t *testing.T) {
 	}
 }
 
+// groupWithDamagedTopic makes a log in which group g has committed 1 of
+// the 2 records of topics a and t, and damages its offsets file for a. It
+// returns the directory and how an error names the damage.
+func groupWithDamagedTopic(t *testing.T) (dir, damage string) {
+	t.Helper()
+	dir = t.TempDir()
+	for _, topic := range []string{"a", "t"} {
+		must(t, dir, "", "topics", "create", topic)
+		must(t, dir, "x\ny\n", "produce", topic)
+		must(t, dir, "", "groups", "reset", "g", topic, "-to-offset", "1")
+	}
+	path := damageOffsets(t, dir, "g", "a")
+	return dir, "group g, topic a: runnel: corrupt data in " + path + " at byte 0"
+}
+
 // damageOffsets flips a bit of the header of group's offsets file for
 // topic in the log in dir: DescribeGroup can no longer read that topic,
 // and says so with a *runnel.GroupTopicError. It returns the file's path.
@@ -177,13 +185,7 @@ func damageOffsets(t *testing.T, dir, group, topic string) string {
 // offsets file for topic a is damaged; any error from DescribeGroup
 // skipped the warning.
 func TestGroupsResetForceWarnsOneDamagedTopic(t *testing.T) {
-	dir := t.TempDir()
-	for _, topic := range []string{"a", "t"} {
-		must(t, dir, "", "topics", "create", topic)
-		must(t, dir, "x\ny\n", "produce", topic)
-		must(t, dir, "", "groups", "reset", "g", topic, "-to-offset", "1")
-	}
-	damageOffsets(t, dir, "g", "a")
+	dir, _ := groupWithDamagedTopic(t)
 
 	// A member named as runnel serve names a Kafka member's, in this
 	// process, owning t's partition and polling, so that it applies the
@@ -217,5 +219,38 @@ func TestGroupsResetForceWarnsOneDamagedTopic(t *testing.T) {
 	r := runIn(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "0", "-force")
 	if want := "warning: Kafka member kafka/m1 owns partitions [0]"; r.code != 0 || !strings.Contains(r.stderr, want) {
 		t.Errorf("groups reset -force: exit %d, stderr %q; want 0 and %q", r.code, r.stderr, want)
+	}
+}
+
+// TestStatOneDamagedTopic: stat shows a group whose offsets file for topic
+// a is damaged by its topic t, and names the damage on standard error:
+// exiting 1, or with -follow after each look, going on. Any error from
+// DescribeGroup left the group out, silently.
+func TestStatOneDamagedTopic(t *testing.T) {
+	dir, damage := groupWithDamagedTopic(t)
+	want := []statGroup{{Group: "g", Topic: "t", Committed: 1, Lag: 1, CommitRate: ptr(0.0)}}
+
+	r := runIn(t, dir, "", "stat", "-format", "json")
+	failing(t, r, 1, damage)
+	var st statReport
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("stat -format json printed %q: %v", r.stdout, err)
+	}
+	if diff := cmp.Diff(want, st.Groups); diff != "" {
+		t.Errorf("stat groups (-want +got):\n%s", diff)
+	}
+
+	b := startBackground(t, dir, "stat", "-follow", "-format", "json")
+	for i, l := range readLines(t, b, 2) {
+		var st statReport
+		if err := json.Unmarshal([]byte(l), &st); err != nil {
+			t.Fatalf("stat -follow line %d %q: %v", i, l, err)
+		}
+		if diff := cmp.Diff(want, st.Groups, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".CommitRate" }, cmp.Ignore())); diff != "" {
+			t.Errorf("stat -follow line %d groups (-want +got):\n%s", i, diff)
+		}
+	}
+	if code := b.interrupt(t); code != 0 || !strings.Contains(b.stderr.String(), "warning: runnel: "+damage) {
+		t.Errorf("stat -follow: exit %d after Ctrl-C, stderr %q; want 0 and the damage named", code, b.stderr.String())
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +33,12 @@ With -format json it prints {"time", "topics": [{"topic", "partition",
 "start_offset", "next_offset", "records", "segments", "bytes",
 "append_rate"}], "groups": [{"group", "topic", "members", "committed",
 "lag", "commit_rate"}]}, one line per second with -follow. Rates are per
-second, null in the first look at a partition or group.`,
+second, null in the first look at a partition or group.
+
+A group's topic whose offsets file is damaged (or a group that cannot be
+read) is left out, the group's other topics shown, and named on standard
+error after the report: the exit status is then 1, or with -follow it is
+named after each look and stat goes on.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&follow, "follow", false, "refresh every second until interrupted")
 			outputFlag(fs, &format)
@@ -73,7 +79,10 @@ second, null in the first look at a partition or group.`,
 						printStat(c.stdout, report)
 					}
 					if !follow {
-						return nil
+						return errors.Join(cur.unread...)
+					}
+					for _, err := range cur.unread {
+						fmt.Fprintf(c.stderr, "warning: %v\n", err)
 					}
 					prev = cur
 				}
@@ -87,6 +96,10 @@ type stats struct {
 	at     time.Time
 	topics []runnel.TopicInfo
 	groups []runnel.GroupInfo
+	// unread are the errors of the groups that could not be read, and of
+	// the topics of a group whose offsets could not be (damage), whose
+	// other topics are in groups.
+	unread []error
 }
 
 func snapshot(l *runnel.Log) (stats, error) {
@@ -108,8 +121,16 @@ func snapshot(l *runnel.Log) (stats, error) {
 	}
 	for _, g := range groups {
 		info, err := l.DescribeGroup(g)
-		if err != nil {
+		if errors.Is(err, runnel.ErrGroupNotFound) {
+			continue // deleted meanwhile
+		}
+		gtes := runnel.GroupTopicErrors(err)
+		if err != nil && gtes == nil {
+			s.unread = append(s.unread, err)
 			continue
+		}
+		for _, gte := range gtes {
+			s.unread = append(s.unread, gte)
 		}
 		s.groups = append(s.groups, info)
 	}
