@@ -333,7 +333,7 @@ func demo(ctx context.Context, dir string, workers, requests int, out io.Writer)
 		}
 	}
 	// So that the report shows the workers sharing the events.
-	if err := waitUntil(ctx, "the workers to share the partitions", func() bool { return spread(l, workers) }); err != nil {
+	if err := waitUntil(ctx, "the workers to share the partitions", func() (bool, error) { return spread(l, workers) }); err != nil {
 		return err
 	}
 
@@ -362,7 +362,7 @@ func demo(ctx context.Context, dir string, workers, requests int, out io.Writer)
 	}
 
 	// The group's committed offsets say when the workers are done.
-	if err := waitUntil(ctx, "the workers to process every event", func() bool { return caughtUp(l) }); err != nil {
+	if err := waitUntil(ctx, "the workers to process every event", func() (bool, error) { return caughtUp(l) }); err != nil {
 		return err
 	}
 	if err := stopAll(); err != nil {
@@ -382,12 +382,19 @@ func demo(ctx context.Context, dir string, workers, requests int, out io.Writer)
 	return nil
 }
 
-// waitUntil polls cond until it holds. It gives up after a minute, which
-// only a stuck child takes.
-func waitUntil(ctx context.Context, what string, cond func() bool) error {
+// waitUntil polls cond until it holds, or fails. It gives up after a
+// minute, which only a stuck child takes.
+func waitUntil(ctx context.Context, what string, cond func() (bool, error)) error {
 	const patience = time.Minute
 	deadline := time.Now().Add(patience)
-	for !cond() {
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("waited %v for %s", patience, what)
 		}
@@ -397,48 +404,76 @@ func waitUntil(ctx context.Context, what string, cond func() bool) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return nil
+}
+
+// auditOffsets describes the report group's members and offsets for the
+// audit topic; ok is false while it has none (no worker has joined yet).
+//
+// DescribeGroup describes every topic the group has offsets for, and
+// still does when one topic's offsets file is damaged: its error is then
+// made of a *runnel.GroupTopicError per topic it could not read
+// (runnel.GroupTopicErrors), and the other topics are described. Damage
+// to another topic's file (the group's name used by another program) is
+// no concern of this one; damage to the audit topic's is returned, as no
+// wait mends it.
+func auditOffsets(l *runnel.Log) (gt runnel.GroupTopic, ok bool, err error) {
+	info, err := l.DescribeGroup(group)
+	if errors.Is(err, runnel.ErrGroupNotFound) {
+		return gt, false, nil // no worker has joined yet
+	}
+	damaged := runnel.GroupTopicErrors(err)
+	if err != nil && damaged == nil {
+		return gt, false, err // the group could not be read at all
+	}
+	for _, gte := range damaged {
+		if gte.Topic == topic {
+			return gt, false, gte
+		}
+	}
+	for _, gt := range info.Topics {
+		if gt.Topic == topic {
+			return gt, true, nil
+		}
+	}
+	return gt, false, nil
 }
 
 // spread reports whether the report group has its workers, all of them
 // live, and its partitions spread over them: every partition owned, and
 // every worker owning some while there are enough to go round.
-func spread(l *runnel.Log, workers int) bool {
-	info, err := l.DescribeGroup(group)
-	if err != nil || len(info.Topics) == 0 {
-		return false
+func spread(l *runnel.Log, workers int) (bool, error) {
+	gt, ok, err := auditOffsets(l)
+	if !ok || err != nil {
+		return false, err
 	}
-	gt := info.Topics[0]
 	if len(gt.Members) != workers {
-		return false
+		return false, nil
 	}
 	for _, p := range gt.Partitions {
 		if !p.Owned {
-			return false
+			return false, nil
 		}
 	}
 	for _, m := range gt.Members {
 		if len(m.Partitions) == 0 && workers <= partitions {
-			return false
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 // caughtUp reports whether the report group has committed every event.
-func caughtUp(l *runnel.Log) bool {
-	info, err := l.DescribeGroup(group)
-	if err != nil {
-		return false
+func caughtUp(l *runnel.Log) (bool, error) {
+	gt, ok, err := auditOffsets(l)
+	if !ok || err != nil {
+		return false, err
 	}
-	for _, gt := range info.Topics {
-		for _, p := range gt.Partitions {
-			if p.End > 0 && p.Lag != 0 {
-				return false
-			}
+	for _, p := range gt.Partitions {
+		if p.End > 0 && p.Lag != 0 {
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 // syncWriter serializes writes from the goroutines that share an output.
