@@ -700,3 +700,26 @@ func TestSettledOneDamagedTopic(t *testing.T) {
 		t.Errorf("settled with u not joined: true")
 	}
 }
+
+// TestValidGroup: a group name is checked by runnel's rule without the
+// group's files being read (nothing allocated): it was checked through
+// DescribeGroup, which read the group's directory and every offsets file
+// at each JoinGroup, OffsetCommit, OffsetDelete and DescribeGroups.
+func TestValidGroup(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("t", 1)
+	if _, err := ts.log.ResetGroupOffsets(context.Background(), "g", "t", runnel.Earliest, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"g": true, "nope": true, "a.b_c-D9": true, strings.Repeat("x", 249): true,
+		"": false, ".": false, "..": false, "../g": false, "a b": false, strings.Repeat("x", 250): false,
+	} {
+		if got := ts.srv.validGroup(name); got != want {
+			t.Errorf("validGroup(%.20q) = %v, want %v", name, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { ts.srv.validGroup("g") }); n != 0 {
+		t.Errorf("validGroup of a group with offsets: %v allocations, want none (nothing read)", n)
+	}
+}

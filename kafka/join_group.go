@@ -1,12 +1,11 @@
 package kafka
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"time"
 
-	"github.com/runnel-log/runnel"
+	"github.com/runnel-log/runnel/internal/names"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -172,10 +171,11 @@ func (g *group) compatible(req *kmsg.JoinGroupRequest) bool {
 }
 
 // validGroup checks a group name by runnel's rule (Kafka's topic rule),
-// which a runnel group must follow.
+// which a runnel group must follow: the check runnel's group calls make
+// before anything else (ErrInvalidName), without the group's files being
+// read, as DescribeGroup would at every JoinGroup and OffsetCommit.
 func (s *Server) validGroup(name string) bool {
-	_, err := s.log.DescribeGroup(name)
-	return !errors.Is(err, runnel.ErrInvalidName)
+	return names.Check("group", name) == nil
 }
 
 func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
