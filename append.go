@@ -64,6 +64,11 @@ var errWriterBusy = errors.New("runnel: writer lock busy")
 func (p *partition) appendBatch(fb *frame.Builder, wait bool) (int64, logPos, error) {
 	base, end, err := p.appendBatchLocked(fb, wait)
 	p.log.parts.used(p) // after p.wmu: it may release other partitions' files
+	if errors.Is(err, ErrTopicNotFound) {
+		// The partition is marked deleted, or the handle stale. Outside
+		// p.wmu and the writer lock, which finishing the delete takes.
+		p.log.finishDeadDelete(p.topic)
+	}
 	return base, end, err
 }
 

@@ -299,7 +299,8 @@ func (b *backup) plan() error {
 			}
 			if pp.meta != nil && pp.meta.deleted() {
 				// DeleteTopic flagged it, and removes it next (or died
-				// first, leaving a topic that takes no appends).
+				// first, and the next to meet the flag finishes the
+				// delete: finishDeleteLocked).
 				tp.gone = true
 				break
 			}

@@ -354,6 +354,7 @@ func (c *Consumer) orDeleted(err error) error {
 func (c *Consumer) checkDeleted() error {
 	for _, part := range c.parts {
 		if part.meta.deleted() {
+			c.log.finishDeadDelete(c.topic)
 			return fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, part.id)
 		}
 	}

@@ -104,7 +104,12 @@
 // ErrTopicExists or ErrTopicNotFound: a DeleteTopic waits for a
 // CreateTopic under way and deletes only a complete topic, and an
 // AlterTopic never loses another's change. A process killed in the middle
-// of one blocks nothing; the next call on the name cleans up after it.
+// of one blocks nothing; the next call on the name cleans up after it. A
+// DeleteTopic is done once it has marked the topic's partitions deleted:
+// if its process dies after that, the delete is finished (never undone) by
+// whoever meets the topic next — a producer, a consumer, a process
+// loading it, Topics, DescribeTopic, an admin call on the name, Repair —
+// so the topic is never left half there.
 // Producers and consumers of a deleted topic, in every process, fail with
 // ErrTopicNotFound; a topic created again under the same name has a new
 // ID (TopicInfo.ID), handles of the old one never write into or read from

@@ -220,6 +220,10 @@ func (l *Log) topic(name string) (*topic, error) {
 				l.topics[name] = t
 			}
 			l.mu.Unlock()
+			if errors.Is(err, errMarkedDeleted) {
+				l.tryFinishDelete(name) // outside l.mu: it waits for writer locks
+				return nil, topicDeleted(name)
+			}
 			return t, err
 		}
 		_, stale, err := l.checkTopic(t)
@@ -270,11 +274,21 @@ func (l *Log) readTopicFiles(name string, read func(*topic) error) (*topic, topi
 	return nil, topicFile{}, err
 }
 
-// loadTopic reads topic name's topic.json and opens a handle on it.
+// errMarkedDeleted says a DeleteTopic marked the topic loaded deleted.
+var errMarkedDeleted = errors.New("marked deleted")
+
+// loadTopic reads topic name's topic.json and opens a handle on it. A
+// topic that a DeleteTopic has marked deleted (at work, or dead) gets
+// none: errMarkedDeleted.
 func (l *Log) loadTopic(name string) (*topic, error) {
 	tf, err := l.readTopicFile(name)
 	if err != nil {
 		return nil, err
+	}
+	// A partition.meta that cannot be read is left to the first use of
+	// the partition to report.
+	if marked, _ := l.markedPartition(name); marked != "" {
+		return nil, errMarkedDeleted
 	}
 	// If the topic is re-created between the read and the stat, the
 	// handle is stale from the start, and the next topicCurrent says so.

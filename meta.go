@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -286,6 +287,26 @@ func (m *metaMap) seq() *atomic.Uint32 { return m.u32(metaSeqOff) }
 // deleted reports whether the partition's topic was deleted, by any
 // process: its files may live on, open, after the directory is gone.
 func (m *metaMap) deleted() bool { return m.u32(metaDeletedOff).Load() != 0 }
+
+// metaDeleted is deleted, read from the partition.meta at path without
+// mapping it (and without creating it: no file, no mark).
+func metaDeleted(path string) (bool, error) {
+	// Through the lock table, never a descriptor of its own: off Linux,
+	// closing one would drop this process's locks on the file.
+	lf, err := openExistingLockFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("runnel: read %s: %w", path, err)
+	}
+	defer lf.Close()
+	var word [4]byte
+	if _, err := lf.File().ReadAt(word[:], metaDeletedOff); err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("runnel: read %s: %w", path, err)
+	}
+	return word != [4]byte{}, nil
+}
 
 // published bumps the append sequence and wakes sleeping readers. A
 // wake-up that finds nobody asleep while readers are counted may mean a

@@ -24,6 +24,10 @@ const (
 	// marks offsets From … To−1 as lost (Repair with Salvage); the records
 	// after it keep their offsets.
 	RepairSalvaged
+	// RepairFinishedDelete: the delete of a topic whose DeleteTopic died
+	// was finished (ProblemUnfinishedDelete); Path is the partition.meta
+	// that was marked.
+	RepairFinishedDelete
 )
 
 func (k RepairKind) String() string {
@@ -36,6 +40,8 @@ func (k RepairKind) String() string {
 		return "recovered after reboot"
 	case RepairSalvaged:
 		return "salvaged"
+	case RepairFinishedDelete:
+		return "finished topic delete"
 	}
 	return fmt.Sprintf("RepairKind(%d)", int(k))
 }
@@ -126,7 +132,19 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (Re
 	}
 	todo := map[key][]Problem{}
 	var keys []key
+	finished := false
 	for _, pr := range found.Problems {
+		if pr.Kind == ProblemUnfinishedDelete {
+			marked, err := l.finishDelete(ctx, pr.Topic)
+			if err != nil {
+				return rep, err
+			}
+			if marked != "" {
+				rep.Actions = append(rep.Actions, RepairAction{Kind: RepairFinishedDelete, Topic: pr.Topic, Partition: -1, Path: marked, Pos: -1})
+				finished = true
+			}
+			continue
+		}
 		if !pr.Repairable() && !(o.Salvage && pr.Salvageable()) || pr.Partition < 0 {
 			continue
 		}
@@ -157,9 +175,23 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (Re
 			return rep, err
 		}
 	}
+	if topic != "" && finished {
+		return rep, nil // the topic checked is gone
+	}
 	after, err := l.Verify(ctx, topic, nil)
 	rep.Remaining, rep.Gaps = after.Problems, after.Gaps
 	return rep, err
+}
+
+// finishDelete is finishDeleteLocked under the name's admin lock, waiting
+// for it until ctx ends.
+func (l *Log) finishDelete(ctx context.Context, name string) (marked string, err error) {
+	unlock, err := l.lockTopicName(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	return l.finishDeleteLocked(ctx, name)
 }
 
 // repairProblems fixes one partition's repairable problems under its

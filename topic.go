@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -129,7 +131,15 @@ func (l *Log) CreateTopicContext(ctx context.Context, name string, cfg TopicConf
 	defer unlock()
 	dir := l.topicDir(name)
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err == nil {
-		return fmt.Errorf("%w: %s", ErrTopicExists, name)
+		// Unless a DeleteTopic that died had marked it: then it is
+		// finished, and the name free.
+		marked, err := l.finishDeleteLocked(ctx, name)
+		if err != nil {
+			return err
+		}
+		if marked == "" {
+			return fmt.Errorf("%w: %s", ErrTopicExists, name)
+		}
 	}
 	if err := l.clearLeftover(name); err != nil {
 		return err
@@ -330,12 +340,34 @@ func (l *Log) Topics() ([]string, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
 	}
+	names, locked, err := l.topicNames()
+	if err != nil {
+		return nil, err
+	}
+	// A name's lock file outlives only an admin call at work, or one that
+	// died (or could not remove it); every admin call finishes a dead
+	// DeleteTopic's delete before it lets the lock go. So a topic whose
+	// DeleteTopic died is finished here, not listed.
+	return slices.DeleteFunc(names, func(name string) bool {
+		return locked[name] && l.tryFinishDelete(name)
+	}), nil
+}
+
+// topicNames lists the topics, sorted by name, and the names that have an
+// admin lock file; unlike Topics, it changes nothing.
+func (l *Log) topicNames() (names []string, locked map[string]bool, err error) {
 	entries, err := os.ReadDir(filepath.Join(l.dir, "topics"))
 	if err != nil {
-		return nil, fmt.Errorf("runnel: list topics: %w", err)
+		return nil, nil, fmt.Errorf("runnel: list topics: %w", err)
 	}
-	var names []string
 	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), topicLockSuffix); ok {
+			if locked == nil {
+				locked = map[string]bool{}
+			}
+			locked[name] = true
+			continue
+		}
 		if validateName("topic", e.Name()) != nil {
 			continue
 		}
@@ -344,7 +376,7 @@ func (l *Log) Topics() ([]string, error) {
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	return names, locked, nil
 }
 
 // DescribeTopic reports a topic's config and, per partition, its offsets
@@ -353,6 +385,14 @@ func (l *Log) Topics() ([]string, error) {
 func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	var info TopicInfo
 	t, tf, err := l.readTopicFiles(name, func(t *topic) error {
+		// A marked partition means a DeleteTopic has committed (at work,
+		// or dead and finished now).
+		if marked, err := l.markedPartition(name); err != nil || marked != "" {
+			if marked != "" {
+				l.finishDeadDelete(t)
+			}
+			return cmp.Or(err, topicDeleted(name))
+		}
 		info = TopicInfo{Name: name, ID: t.id}
 		for _, p := range t.parts {
 			pi, err := p.describe()
@@ -381,7 +421,11 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 // processes, get ErrTopicNotFound from then on; records still queued for
 // it fail so. DeleteTopic waits as long as another process holds a
 // partition's writer lock (it is appending) or the name's admin lock;
-// DeleteTopicContext bounds the wait.
+// DeleteTopicContext bounds the wait. Once it has marked the partitions
+// deleted, the delete happens even if its process dies before the files
+// are gone: whoever meets the topic next (a producer, a consumer, an admin
+// call on the name, Repair) finishes it, and Verify reports it until then
+// (ProblemUnfinishedDelete).
 func (l *Log) DeleteTopic(name string) error {
 	return l.DeleteTopicContext(context.Background(), name)
 }
@@ -432,6 +476,14 @@ func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err 
 		stop()
 	}
 	adminHook(hookDeleteMarked, name)
+	return l.removeMarked(name)
+}
+
+// removeMarked is the end of a DeleteTopic, once every partition is
+// marked deleted: it moves the directory away and removes the groups'
+// offsets, and returns where the files went. The caller holds the name's
+// admin lock.
+func (l *Log) removeMarked(name string) (grave string, err error) {
 	grave, err = l.buryTopicDir(name)
 	if err != nil {
 		return grave, err
@@ -440,6 +492,115 @@ func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err 
 		return grave, fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	return grave, nil
+}
+
+// A DeleteTopic commits when it marks the partitions deleted (markDeleted):
+// from then on no process appends to the topic or reads it, and
+// everything after is cleanup. It holds the name's admin lock from before
+// the mark until the directory is gone, so a caller that holds that lock
+// and finds a marked partition in the topic the name has now knows the
+// DeleteTopic that marked it died (or failed) before it was done. The
+// delete is finished then, not undone: it was asked for, and every process
+// that met the mark has reported the topic deleted already (their records
+// failed, their consumers stopped with ErrTopicNotFound); undoing it
+// would bring back a topic they were told was gone. This is the rule of
+// DeleteGroup's deleted word (offsetsFile.gone) with the other outcome:
+// a group's file, once unmarked, is as it was, while a topic's marked
+// partitions have already refused appends.
+
+// markedPartition returns the partition.meta of the first partition of
+// topic name marked deleted, or "" if none is (or there is no topic). It
+// reads the files without taking any lock or creating any file.
+func (l *Log) markedPartition(name string) (string, error) {
+	dir := l.topicDir(name)
+	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
+		return "", nil // no topic (or none to be sure of)
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("runnel: topic %s: %w", name, err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return cmp.Compare(partNum(a), partNum(b)) })
+	for _, e := range entries {
+		if partNum(e) < 0 {
+			continue
+		}
+		path := filepath.Join(dir, e.Name(), metaFileName)
+		marked, err := metaDeleted(path)
+		if err != nil {
+			return "", err
+		}
+		if marked {
+			return path, nil
+		}
+	}
+	return "", nil
+}
+
+// partNum is the partition number a topic directory's entry names, or -1.
+func partNum(e fs.DirEntry) int {
+	n, err := strconv.Atoi(e.Name())
+	if err != nil || n < 0 || !e.IsDir() {
+		return -1
+	}
+	return n
+}
+
+// finishDeleteLocked finishes the delete of topic name if a DeleteTopic
+// marked it and died (see above), and returns the partition.meta whose
+// mark it found, or "" if the topic has none. The caller holds the name's
+// admin lock.
+func (l *Log) finishDeleteLocked(ctx context.Context, name string) (marked string, err error) {
+	marked, err = l.markedPartition(name)
+	if err != nil || marked == "" {
+		return "", err
+	}
+	l.opts.Logger.Warn("runnel: finishing the delete of a topic whose DeleteTopic died", "topic", name, "marked", marked)
+	// Marked whole again: the dead call may have stopped half way through
+	// marking, and a partition left unmarked would take appends into the
+	// files about to go.
+	if err := markDeleted(ctx, l.topicDir(name)); err != nil {
+		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
+	grave, err := l.removeMarked(name)
+	if err == nil {
+		err = removeGrave(name, grave)
+	}
+	return marked, err
+}
+
+// finishDeadDelete is called by whoever meets a partition of t marked
+// deleted (a writer, a reader): it finishes the delete if the DeleteTopic
+// that marked it is dead, and leaves it otherwise. Failures are logged:
+// the caller fails with ErrTopicNotFound either way.
+func (l *Log) finishDeadDelete(t *topic) {
+	if l.topicCurrent(t) {
+		l.tryFinishDelete(t.name)
+	}
+	// Otherwise it is finished, or the name is another topic's by now.
+}
+
+// tryFinishDelete is finishDeleteLocked if the name's admin lock is free.
+// If it is not, the DeleteTopic that holds it finishes on its own, and any
+// other holder finishes a dead one's delete before it lets the lock go
+// (every admin call on the name looks); a holder that died left it free.
+// It reports whether it finished a delete.
+func (l *Log) tryFinishDelete(name string) bool {
+	unlock, err := l.tryLockTopicName(name)
+	if err != nil || unlock == nil {
+		return false // not ours to do now (or, read-only, at all)
+	}
+	defer unlock()
+	// Under the lock, the files the name has now decide: if the topic was
+	// deleted meanwhile and the name made again, the new one is unmarked.
+	marked, err := l.finishDeleteLocked(context.Background(), name)
+	if err != nil {
+		l.opts.Logger.Warn("runnel: finishing the delete of a topic failed", "topic", name, "err", err)
+	}
+	return marked != "" && err == nil
 }
 
 // openGroupOffsets opens group's offsets file for topic t, creating it if
@@ -459,6 +620,9 @@ func (l *Log) openGroupOffsets(ctx context.Context, t *topic, group string) (*of
 		defer unlock()
 		if !l.topicCurrent(t) {
 			return nil, topicDeleted(t.name)
+		}
+		if marked, err := l.finishDeleteLocked(ctx, t.name); err != nil || marked != "" {
+			return nil, cmp.Or(err, topicDeleted(t.name))
 		}
 		off, err = openOffsets(l.dir, group, t.name, len(t.parts), true)
 	}
@@ -532,6 +696,9 @@ func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*T
 	tf, err := l.readTopicFile(name)
 	if err != nil {
 		return err
+	}
+	if marked, err := l.finishDeleteLocked(ctx, name); err != nil || marked != "" {
+		return cmp.Or(err, topicDeleted(name))
 	}
 	adminHook(hookAlterRead, name)
 	cfg := tf.TopicConfig

@@ -573,14 +573,20 @@ func TestTopicDeleteDropsGroupOffsets(t *testing.T) {
 		t.Fatalf("ListGroups: %v, %v", groups, err)
 	}
 
-	// A member joins while the delete is under way.
+	// A member joins while the delete is under way, through a Log that
+	// loaded the topic before (one that loads it now finds it marked
+	// deleted).
+	joiner := openTest(t, dir, nil)
+	if _, err := joiner.DescribeTopic("x"); err != nil {
+		t.Fatal(err)
+	}
 	reached, busy, release := pauseAdmin(t, "x", hookDeleteMarked)
 	os.Remove(offsetsPath(dir, "g", "x")) // so that the joiner must create it
 	deleted := make(chan error, 1)
 	go func() { deleted <- l.DeleteTopic("x") }()
 	<-reached
 	joined := startWaiting(t, busy, "a group member's first join during a delete", func() error {
-		c, err := openTest(t, dir, nil).Consumer("x", &ConsumerOptions{Group: "g"})
+		c, err := joiner.Consumer("x", &ConsumerOptions{Group: "g"})
 		if err == nil {
 			c.Close()
 		}

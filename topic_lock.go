@@ -29,7 +29,10 @@ import (
 // its lock and must not trust it: it checks that the path still names the
 // file it locked, and otherwise starts again on the current file. A holder
 // that dies leaves the file behind, unlocked (the kernel drops the lock);
-// the next caller takes it over and removes it in turn.
+// the next caller takes it over and removes it in turn, having finished
+// the delete if the one that died was a DeleteTopic that had marked the
+// topic (finishDeleteLocked); Topics looks at every name whose lock file
+// is there for that reason.
 const topicLockSuffix = ".lock~"
 
 // testHookAdmin, when a test sets it, is called at named points of the
@@ -55,7 +58,17 @@ func adminHook(point, name string) {
 // caller holds it, until ctx ends. unlock removes the lock file and
 // releases the lock.
 func (l *Log) lockTopicName(ctx context.Context, name string) (unlock func(), err error) {
-	path := filepath.Join(l.dir, "topics", name+topicLockSuffix)
+	return l.lockTopicNameWait(ctx, name, true)
+}
+
+// tryLockTopicName is lockTopicName without the wait: unlock is nil if
+// another caller holds the lock.
+func (l *Log) tryLockTopicName(name string) (unlock func(), err error) {
+	return l.lockTopicNameWait(context.Background(), name, false)
+}
+
+func (l *Log) lockTopicNameWait(ctx context.Context, name string, wait bool) (unlock func(), err error) {
+	path := l.topicLockPath(name)
 	for {
 		lf, err := openLockFile(path)
 		if err != nil {
@@ -63,6 +76,10 @@ func (l *Log) lockTopicName(ctx context.Context, name string) (unlock func(), er
 		}
 		got, err := lf.TryLock(0)
 		if err == nil && !got {
+			if !wait {
+				lf.Close()
+				return nil, nil
+			}
 			adminHook(hookLockBusy, name)
 			err = lf.Lock(ctx, 0)
 		}
@@ -85,6 +102,26 @@ func (l *Log) lockTopicName(ctx context.Context, name string) (unlock func(), er
 		}
 		lf.Close() // a holder removed the file under us: try the current one
 	}
+}
+
+func (l *Log) topicLockPath(name string) string {
+	return filepath.Join(l.dir, "topics", name+topicLockSuffix)
+}
+
+// adminBusy reports whether an admin call on topic name holds its lock
+// now, without taking the lock or creating its file: for Verify, which
+// changes nothing and needs only read permission. A holder keeps the file
+// at the path until it is done, so no file means no holder.
+func (l *Log) adminBusy(name string) (bool, error) {
+	lf, err := openExistingLockFile(l.topicLockPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("runnel: topic %s: %w", name, err)
+	}
+	defer lf.Close()
+	return lf.HeldByOther(0)
 }
 
 // namesFile reports whether path still names the open file f.

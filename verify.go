@@ -52,6 +52,14 @@ const (
 	// the whole partition), never records. Repair verifies the partition
 	// and records a new checkpoint.
 	ProblemMeta
+
+	// ProblemUnfinishedDelete is a topic that a DeleteTopic marked
+	// deleted (the word at byte 72 of the partition.meta named) and did
+	// not remove: its process died, or moving the directory failed. No
+	// producer or consumer can use it, and it cannot be created again
+	// until the delete is finished, which Repair does, as does the next
+	// producer, consumer or admin call that meets it.
+	ProblemUnfinishedDelete
 )
 
 func (k ProblemKind) String() string {
@@ -68,6 +76,8 @@ func (k ProblemKind) String() string {
 		return "lost"
 	case ProblemMeta:
 		return "partition meta"
+	case ProblemUnfinishedDelete:
+		return "unfinished delete"
 	}
 	return fmt.Sprintf("ProblemKind(%d)", int(k))
 }
@@ -85,9 +95,10 @@ type Problem struct {
 }
 
 // Repairable reports whether Repair fixes this kind of problem without
-// losing a record.
+// losing a record (but for an unfinished delete, whose records go, as the
+// DeleteTopic that was called meant).
 func (p Problem) Repairable() bool {
-	return p.Kind == ProblemTornTail || p.Kind == ProblemIndex || p.Kind == ProblemMeta
+	return p.Kind == ProblemTornTail || p.Kind == ProblemIndex || p.Kind == ProblemMeta || p.Kind == ProblemUnfinishedDelete
 }
 
 // Salvageable reports whether Repair with Salvage fixes this problem, by
@@ -225,12 +236,22 @@ func (v *verifier) partitions(topic string) ([]*partition, error) {
 	names := []string{topic}
 	if topic == "" {
 		var err error
-		if names, err = v.l.Topics(); err != nil {
+		if err = v.l.checkOpen(); err != nil {
+			return nil, err
+		}
+		if names, _, err = v.l.topicNames(); err != nil {
 			return nil, err
 		}
 	}
 	var parts []*partition
 	for _, name := range names {
+		// Before the topic is loaded, which finishes a dead delete.
+		if deleting, err := v.deleting(name); err != nil || deleting {
+			if err != nil {
+				return nil, err
+			}
+			continue // its records are gone for every reader already
+		}
 		t, err := v.l.topic(name)
 		var ce *CorruptError
 		if errors.As(err, &ce) {
@@ -254,6 +275,27 @@ func (v *verifier) partitions(topic string) ([]*partition, error) {
 		}
 	}
 	return parts, nil
+}
+
+// deleting reports whether a DeleteTopic marked topic name deleted, and
+// reports it as a problem if that DeleteTopic is dead (no admin call holds
+// the name's lock; see finishDeleteLocked).
+func (v *verifier) deleting(name string) (bool, error) {
+	marked, err := v.l.markedPartition(name)
+	if err != nil || marked == "" {
+		return false, err
+	}
+	busy, err := v.l.adminBusy(name)
+	if err != nil {
+		return true, err
+	}
+	if busy {
+		v.note("topic %s: being deleted", name)
+		return true, nil
+	}
+	v.problem(Problem{Kind: ProblemUnfinishedDelete, Topic: name, Partition: -1, Path: marked, Pos: metaDeletedOff, Offset: -1,
+		Detail: "marked deleted by a DeleteTopic that did not finish (it died, or failed to move the directory); Repair finishes the delete"})
+	return true, nil
 }
 
 func (v *verifier) problem(p Problem) {

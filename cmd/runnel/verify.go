@@ -69,8 +69,9 @@ With -format json it prints {"ok", "topics", "segments", "records",
 		describe: `
 Verifies TOPIC (every topic if none is given), then fixes what can be fixed
 without losing a committed record: it cuts off what writers that died left
-past the end of the data, and rebuilds index files that are missing or
-disagree with their segment. Damage inside committed data is reported and
+past the end of the data, rebuilds index files that are missing or
+disagree with their segment, and finishes the delete of a topic whose
+DeleteTopic died half way. Damage inside committed data is reported and
 left alone (exit 1). Producers wait while a partition is repaired.
 
 With -salvage it also fixes damage inside committed data, at the cost of
@@ -234,6 +235,8 @@ func actionText(a runnel.RepairAction) string {
 			return fmt.Sprintf("salvaged: offsets %s lost, replaced by a gap at byte %d", offsetRange(a.From, a.To), a.Pos)
 		}
 		return fmt.Sprintf("salvaged: %d unreadable bytes at byte %d replaced, no offsets lost", a.Bytes, a.Pos)
+	case runnel.RepairFinishedDelete:
+		return fmt.Sprintf("finished the delete of topic %s, which a DeleteTopic that died left marked", a.Topic)
 	}
 	return a.Kind.String()
 }
