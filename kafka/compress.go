@@ -127,8 +127,16 @@ func unsnappy(src []byte, limit int, out []byte) ([]byte, error) {
 	return out, nil
 }
 
+// maxSnappyRatio bounds what a snappy block decodes to, per byte of the
+// block: the most any element yields is 64 bytes for 3 (a copy with a
+// two-byte offset). S2's extensions, which s2.Decode also reads, expand
+// further, but no Kafka client sends them.
+const maxSnappyRatio = 22
+
 // unsnappyBlock appends one decoded snappy block to dst, checking its
-// declared size against what limit leaves before allocating.
+// declared size against what limit leaves, and against what the block
+// can hold, before allocating: the size is the block's first bytes, and a
+// handful of them must not make the server allocate limit bytes.
 func unsnappyBlock(dst, block []byte, limit int) ([]byte, error) {
 	n, err := s2.DecodedLen(block)
 	if err != nil {
@@ -136,6 +144,9 @@ func unsnappyBlock(dst, block []byte, limit int) ([]byte, error) {
 	}
 	if n > limit-len(dst) {
 		return nil, errDecodedTooLarge
+	}
+	if n > maxSnappyRatio*len(block) {
+		return nil, fmt.Errorf("a block of %d bytes claims to decode to %d", len(block), n)
 	}
 	out := slices.Grow(dst, n)
 	dec, err := s2.Decode(out[len(dst):len(dst)+n], block)
