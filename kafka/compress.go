@@ -60,7 +60,13 @@ func decompress(c codec, src []byte, limit int, buf []byte) ([]byte, error) {
 	case codecSnappy:
 		out, err = unsnappy(src, limit, buf[:0])
 	case codecLZ4:
-		out, err = readLimited(lz4.NewReader(bytes.NewReader(src)), limit, buf)
+		zr := lz4.NewReader(bytes.NewReader(src))
+		out, err = readLimited(zr, limit, buf)
+		// The reader gives its block buffers (up to 16 MiB, as a frame
+		// header of a few bytes asks) back to lz4's pool only at the end
+		// of the stream: after an error they would be garbage, made anew
+		// for each bad batch.
+		zr.Reset(nil)
 	case codecZstd:
 		out, err = zstdDecoder().DecodeAll(src, buf[:0])
 		if err == nil && len(out) > limit || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
