@@ -46,7 +46,7 @@ func lookup(l *Log, topic string, start StartPosition, k int) ([]rec, error) {
 
 // buildIndexed writes n records with timestamps ts(i) in batches of varying
 // size (SendAsync, then Flush), so that frames hold several records.
-func buildIndexed(t *testing.T, dir string, n int, ts func(i int) time.Time) []Record {
+func buildIndexed(t testing.TB, dir string, n int, ts func(i int) time.Time) []Record {
 	t.Helper()
 	l := openTest(t, dir, &Options{Durability: Buffered})
 	mustCreate(t, l, "ix", TopicConfig{Partitions: 1, SegmentBytes: smallSegment, IndexIntervalBytes: idxInterval})
