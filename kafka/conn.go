@@ -63,6 +63,11 @@ const maxKeptBuffer = 8 << 20
 // straight into its own buffer.
 const readBufferSize = 16 << 10
 
+// maxUnauthenticatedBytes bounds a request read before SASL
+// authentication, as Kafka's sasl.server.max.receive.size does by default:
+// ApiVersions and the SASL exchange need far less.
+const maxUnauthenticatedBytes = 512 << 10
+
 // maxInFlight bounds the requests a connection has read but not answered.
 const maxInFlight = 32
 
@@ -144,8 +149,17 @@ func (c *conn) readLoop() {
 		if raw {
 			least = 0
 		}
-		if n < least || int64(n) > int64(s.opts.MaxRequestBytes) {
-			s.opts.Logger.Warn("kafka: request size out of bounds; closing connection", "remote", c.remote, "size", n, "max", s.opts.MaxRequestBytes)
+		most := s.opts.MaxRequestBytes
+		if c.sasl.required && !c.sasl.done {
+			// Before it has authenticated, a connection is anyone's:
+			// its requests are bounded as Kafka bounds them
+			// (sasl.server.max.receive.size), not as an authenticated
+			// client's, so that a stranger cannot have the server
+			// allocate MaxRequestBytes per connection.
+			most = min(most, maxUnauthenticatedBytes)
+		}
+		if n < least || int64(n) > int64(most) {
+			s.opts.Logger.Warn("kafka: request size out of bounds; closing connection", "remote", c.remote, "size", n, "max", most)
 			return
 		}
 		body := c.body

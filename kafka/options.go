@@ -43,7 +43,10 @@ type Options struct {
 
 	// MaxRequestBytes bounds one request. A larger one closes its
 	// connection, with a log line, before anything is allocated for it.
-	// Default 100 MiB (Kafka's socket.request.max.bytes).
+	// Default 100 MiB (Kafka's socket.request.max.bytes). With
+	// Credentials set, a request read before its connection has
+	// authenticated is bounded at 512 KiB (or this, if less), as Kafka's
+	// sasl.server.max.receive.size.
 	MaxRequestBytes int
 
 	// MaxMessageBytes bounds one produced record batch as it arrives

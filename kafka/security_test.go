@@ -204,3 +204,34 @@ func TestSASLHandshakeV0(t *testing.T) {
 		})
 	}
 }
+
+// TestUnauthenticatedRequestBound: before SASL authentication, a request
+// is bounded at 512 KiB, as Kafka bounds it, whatever MaxRequestBytes
+// allows an authenticated client: a connection anyone can open must not
+// have the server allocate 100 MiB. The same request is answered by a
+// server that asks for no authentication.
+func TestUnauthenticatedRequestBound(t *testing.T) {
+	produce := kmsg.NewPtrProduceRequest()
+	produce.Version, produce.Acks, produce.TimeoutMillis = 7, 1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "nowhere"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = make([]byte, 600<<10)
+	rt.Partitions = append(rt.Partitions, rp)
+	produce.Topics = append(produce.Topics, rt)
+
+	open := startServer(t, nil).raw()
+	resp := open.request(produce).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("without SASL: %v, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(code))
+	}
+
+	ts := startServer(t, &Options{Credentials: testCredentials(t)})
+	rc := ts.raw()
+	rc.request(kmsg.NewPtrApiVersionsRequest()) // small requests are answered
+	rc.send(produce)
+	if !rc.closed() {
+		t.Fatal("a request of 600 KiB before authentication did not close its connection")
+	}
+	waitFor(t, "the log line naming the 512 KiB bound", func() bool { return logsContain(ts, "max=524288") })
+}
