@@ -65,8 +65,9 @@ func (p *partition) appendBatch(fb *frame.Builder, wait bool) (int64, logPos, er
 	base, end, err := p.appendBatchLocked(fb, wait)
 	p.log.parts.used(p) // after p.wmu: it may release other partitions' files
 	if errors.Is(err, ErrTopicNotFound) {
-		// The partition is marked deleted, or the handle stale. Outside
-		// p.wmu and the writer lock, which finishing the delete takes.
+		// The partition is marked deleted by a DeleteTopic, or the handle
+		// stale. Outside p.wmu and the writer lock, which finishing the
+		// delete takes.
 		p.log.finishDeadDelete(p.topic)
 	}
 	return base, end, err
@@ -102,6 +103,11 @@ func (p *partition) appendBatchLocked(fb *frame.Builder, wait bool) (int64, logP
 // appendLocked is appendBatch under the writer lock.
 func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 	if p.shm.deleted() {
+		// Unless no DeleteTopic set the word: then it is damage, reported
+		// at each append (not sticky: Repair may clear it).
+		if err := p.log.strayMark(p.topic, p.id); err != nil {
+			return 0, err
+		}
 		p.broken = fmt.Errorf("%w: %s was deleted", ErrTopicNotFound, p.topic.name)
 		return 0, p.broken
 	}

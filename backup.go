@@ -298,11 +298,21 @@ func (b *backup) plan() error {
 				return err
 			}
 			if pp.meta != nil && pp.meta.deleted() {
-				// DeleteTopic flagged it, and removes it next (or died
-				// first, and the next to meet the flag finishes the
-				// delete: finishDeleteLocked).
-				tp.gone = true
-				break
+				stray := b.l.strayMark(tp.t, p.id)
+				var ce *CorruptError
+				if stray != nil && !errors.As(stray, &ce) {
+					return stray
+				}
+				if stray == nil {
+					// DeleteTopic flagged it, and removes it next (or
+					// died first, and the next to meet the flag
+					// finishes the delete: settleDeleteLocked).
+					tp.gone = true
+					break
+				}
+				// Flagged by damage: the records are all there, and the
+				// copy gets a partition.meta of its own, without it.
+				b.note("partition %s: %v; copied, without the mark", p.dir, stray)
 			}
 			tp.parts = append(tp.parts, pp)
 			b.total += pp.bytes

@@ -764,7 +764,8 @@ func TestBackupOffsetsCopy(t *testing.T) {
 }
 
 // TestBackupBeingDeleted backs up a log in which DeleteTopic has flagged
-// a topic's partitions and DeleteGroup a group's offsets file, neither
+// a topic's partitions (its intent recorded) and DeleteGroup a group's
+// offsets file, neither
 // removed yet (as when the process deleting them is stopped between the
 // two steps; a DeleteGroup that stopped holds the file's admin lock, one
 // that died does not: TestBackupDeletedWordLeftBehind): the copy holds
@@ -778,6 +779,7 @@ func TestBackupBeingDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	leaveDeleteIntent(t, l, "orders")
 	if err := markDeleted(ctx, l.topicDir("orders")); err != nil {
 		t.Fatal(err)
 	}
@@ -815,6 +817,46 @@ func TestBackupBeingDeleted(t *testing.T) {
 	}
 	if _, err := os.Stat(offsetsPath(dest, "leaving", "idle")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the copy holds the offsets of group leaving: %v", err)
+	}
+}
+
+// TestBackupStrayDeleteMark backs up a topic one of whose partitions has
+// its deleted word set with no delete intent (damage: TestStrayDeleteMark),
+// and another whose DeleteTopic died before it marked the topic, leaving
+// its intent: both are copied whole, the first with a note naming the
+// damage, and the copy holds neither the mark nor the intent, so its
+// topics are whole and no damage to the copy can delete them. The source
+// is left as it was.
+func TestBackupStrayDeleteMark(t *testing.T) {
+	src := t.TempDir()
+	l := bkSource(t, src, 20)
+	setDeletedWord(t, l, "orders", 1)
+	leaveDeleteIntent(t, l, "idle")
+
+	dest := filepath.Join(t.TempDir(), "copy")
+	rep, err := l.Backup(context.Background(), dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Topics, []string{"idle", "orders"}) || len(rep.Partitions) != 5 {
+		t.Errorf("report: topics %v, %d partitions; want idle and orders whole", rep.Topics, len(rep.Partitions))
+	}
+	marked := filepath.Join(partDir(l, "orders", 1), metaFileName)
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], marked) || !strings.Contains(rep.Notes[0], "copied") {
+		t.Errorf("notes %q; want one naming %s", rep.Notes, marked)
+	}
+	c := openCopy(t, dest)
+	if recs := readAvailable(t, c, "orders"); len(recs) != 60 {
+		t.Errorf("the copy of orders holds %d records, want 60", len(recs))
+	}
+	if _, err := os.Stat(c.intentPath("idle")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the copy holds the intent of a DeleteTopic: %v", err)
+	}
+	if m, err := metaDeleted(filepath.Join(partDir(c, "orders", 1), metaFileName)); err != nil || m {
+		t.Errorf("the copy's partition.meta marked deleted: %v, %v", m, err)
+	}
+	if m, err := metaDeleted(marked); err != nil || !m {
+		t.Errorf("the source's mark: %v, %v; want it left for Repair", m, err)
 	}
 }
 

@@ -324,14 +324,16 @@ func (c *Consumer) settle() {
 	}
 }
 
-// checkDeleted fails with ErrTopicNotFound once the topic was deleted.
-// deletedErr returns the deleted topic's error that explains err, met
-// reading the partitions' files, or nil when the topic is still there. A
-// delete sets each partition's flag before it moves the files away, so a
-// file that vanished under the read says which happened; orGone tells a
-// topic whose flag went unseen (its directory already replaced).
+// checkDeleted fails with ErrTopicNotFound once the topic was deleted,
+// and with a *CorruptError at a partition marked deleted by damage
+// (strayMark). deletedErr returns the deleted topic's error that explains
+// err, met reading the partitions' files, or nil when the topic is still
+// there. A delete sets each partition's flag before it moves the files
+// away, so a file that vanished under the read says which happened;
+// orGone tells a topic whose flag went unseen (its directory already
+// replaced).
 func (c *Consumer) deletedErr(err error) error {
-	if derr := c.checkDeleted(); derr != nil {
+	if derr := c.checkDeleted(); errors.Is(derr, ErrTopicNotFound) {
 		return derr
 	}
 	if gone := c.log.orGone(c.topic, err); errors.Is(gone, ErrTopicNotFound) {
@@ -354,6 +356,11 @@ func (c *Consumer) orDeleted(err error) error {
 func (c *Consumer) checkDeleted() error {
 	for _, part := range c.parts {
 		if part.meta.deleted() {
+			// Unless no DeleteTopic set the word: damage, reported at
+			// each poll until Repair clears it.
+			if err := c.log.strayMark(c.topic, part.id); err != nil {
+				return err
+			}
 			c.log.finishDeadDelete(c.topic)
 			return fmt.Errorf("%w: %s (partition %d) was deleted", ErrTopicNotFound, c.topic.name, part.id)
 		}

@@ -105,11 +105,15 @@
 // CreateTopic under way and deletes only a complete topic, and an
 // AlterTopic never loses another's change. A process killed in the middle
 // of one blocks nothing; the next call on the name cleans up after it. A
-// DeleteTopic is done once it has marked the topic's partitions deleted:
-// if its process dies after that, the delete is finished (never undone) by
-// whoever meets the topic next — a producer, a consumer, a process
-// loading it, Topics, DescribeTopic, an admin call on the name, Repair —
-// so the topic is never left half there.
+// DeleteTopic records its intent durably, then marks the topic's
+// partitions deleted, and is done once it has: if its process dies after
+// that, the delete is finished (never undone) by whoever meets the topic
+// next — a producer, a consumer, a process loading it, Topics,
+// DescribeTopic, an admin call on the name, Repair — so the topic is never
+// left half there. A mark with no intent is damage to partition.meta (a
+// stray write, a flipped bit), never a delete: that partition's appends
+// and polls fail with a *CorruptError naming it, nothing is removed, and
+// Repair clears it.
 // Producers and consumers of a deleted topic, in every process, fail with
 // ErrTopicNotFound; a topic created again under the same name has a new
 // ID (TopicInfo.ID), handles of the old one never write into or read from

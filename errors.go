@@ -15,6 +15,10 @@ var (
 	// ErrCorrupt is the cause of every *CorruptError: committed data whose
 	// checksum or structure is wrong. A partition that met it stays
 	// corrupt for appends until repaired; reads before the damage work.
+	// Appends to and polls of a partition that its partition.meta marks
+	// deleted while no DeleteTopic meant to delete it (Verify's
+	// ProblemStrayDeleteMark) fail with it too, until Repair clears the
+	// mark.
 	ErrCorrupt = errors.New("runnel: corrupt data")
 
 	// ErrOutOfRange is returned when a consumer asks for an offset below

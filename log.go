@@ -279,7 +279,9 @@ var errMarkedDeleted = errors.New("marked deleted")
 
 // loadTopic reads topic name's topic.json and opens a handle on it. A
 // topic that a DeleteTopic has marked deleted (at work, or dead) gets
-// none: errMarkedDeleted.
+// none: errMarkedDeleted. One marked with no delete intent is loaded: the
+// marked partitions fail their appends and reads with the damage
+// (strayMark), the others work.
 func (l *Log) loadTopic(name string) (*topic, error) {
 	tf, err := l.readTopicFile(name)
 	if err != nil {
@@ -287,7 +289,7 @@ func (l *Log) loadTopic(name string) (*topic, error) {
 	}
 	// A partition.meta that cannot be read is left to the first use of
 	// the partition to report.
-	if marked, _ := l.markedPartition(name); marked != "" {
+	if st, _ := l.deleteState(name); st.committed() {
 		return nil, errMarkedDeleted
 	}
 	// If the topic is re-created between the read and the stat, the

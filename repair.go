@@ -28,6 +28,15 @@ const (
 	// was finished (ProblemUnfinishedDelete); Path is the partition.meta
 	// that was marked.
 	RepairFinishedDelete
+	// RepairClearedDeleteMark: a partition's deleted word, set with no
+	// delete intent (ProblemStrayDeleteMark), was cleared; Path is its
+	// partition.meta, Pos the word's position. The partition takes
+	// appends and reads again, its records as they were.
+	RepairClearedDeleteMark
+	// RepairRemovedDeleteIntent: the intent file of a DeleteTopic that
+	// stopped before it marked the topic deleted was removed (Path); the
+	// topic stays.
+	RepairRemovedDeleteIntent
 )
 
 func (k RepairKind) String() string {
@@ -42,6 +51,10 @@ func (k RepairKind) String() string {
 		return "salvaged"
 	case RepairFinishedDelete:
 		return "finished topic delete"
+	case RepairClearedDeleteMark:
+		return "cleared stray delete mark"
+	case RepairRemovedDeleteIntent:
+		return "removed stale delete intent"
 	}
 	return fmt.Sprintf("RepairKind(%d)", int(k))
 }
@@ -112,10 +125,15 @@ type RepairReport struct {
 // partition's writer lock it cuts torn tails (running post-reboot recovery
 // if it is due), rebuilds index files that are missing or disagree with
 // their segment, and records a new checkpoint where partition.meta's is
-// damaged. Damage inside committed data is left alone unless opts asks to
-// Salvage it. It then checks again: Remaining is what is still wrong. It is
-// safe while other processes produce and consume; they wait for the writer
-// lock while a partition is repaired.
+// damaged. Under a topic name's admin lock, it finishes the delete of a
+// topic whose DeleteTopic died after marking it (ProblemUnfinishedDelete),
+// clears deleted words no DeleteTopic set (ProblemStrayDeleteMark: the
+// Logs that use the topic, in every process, take appends and reads of the
+// partition again), and removes the intent file of a DeleteTopic that
+// stopped before it marked the topic. Damage inside committed data is left
+// alone unless opts asks to Salvage it. It then checks again: Remaining is
+// what is still wrong. It is safe while other processes produce and
+// consume; they wait for the writer lock while a partition is repaired.
 func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (RepairReport, error) {
 	var o RepairOptions
 	if opts != nil {
@@ -133,15 +151,31 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (Re
 	todo := map[key][]Problem{}
 	var keys []key
 	finished := false
+	settled := map[string]bool{}
 	for _, pr := range found.Problems {
-		if pr.Kind == ProblemUnfinishedDelete {
-			marked, err := l.finishDelete(ctx, pr.Topic)
+		switch pr.Kind {
+		case ProblemUnfinishedDelete:
+			out, err := l.settleDelete(ctx, pr.Topic)
 			if err != nil {
 				return rep, err
 			}
-			if marked != "" {
-				rep.Actions = append(rep.Actions, RepairAction{Kind: RepairFinishedDelete, Topic: pr.Topic, Partition: -1, Path: marked, Pos: -1})
+			if out.finished != "" {
+				rep.Actions = append(rep.Actions, RepairAction{Kind: RepairFinishedDelete, Topic: pr.Topic, Partition: -1, Path: out.finished, Pos: -1})
 				finished = true
+			}
+			settled[pr.Topic] = true
+			continue
+		case ProblemStrayDeleteMark:
+			if settled[pr.Topic] {
+				continue // one call clears the topic's every mark
+			}
+			settled[pr.Topic] = true
+			cleared, err := l.clearStrayMarks(ctx, pr.Topic)
+			for _, m := range cleared {
+				rep.Actions = append(rep.Actions, RepairAction{Kind: RepairClearedDeleteMark, Topic: pr.Topic, Partition: m.part, Path: m.path, Pos: metaDeletedOff})
+			}
+			if err != nil {
+				return rep, err
 			}
 			continue
 		}
@@ -178,20 +212,53 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (Re
 	if topic != "" && finished {
 		return rep, nil // the topic checked is gone
 	}
+	if err := l.removeStaleIntents(ctx, topic, settled, &rep); err != nil {
+		return rep, err
+	}
 	after, err := l.Verify(ctx, topic, nil)
 	rep.Remaining, rep.Gaps = after.Problems, after.Gaps
 	return rep, err
 }
 
-// finishDelete is finishDeleteLocked under the name's admin lock, waiting
+// settleDelete is settleDeleteLocked under the name's admin lock, waiting
 // for it until ctx ends.
-func (l *Log) finishDelete(ctx context.Context, name string) (marked string, err error) {
+func (l *Log) settleDelete(ctx context.Context, name string) (deleteOutcome, error) {
 	unlock, err := l.lockTopicName(ctx, name)
 	if err != nil {
-		return "", err
+		return deleteOutcome{}, err
 	}
 	defer unlock()
-	return l.finishDeleteLocked(ctx, name)
+	return l.settleDeleteLocked(ctx, name)
+}
+
+// removeStaleIntents removes the intent file of a DeleteTopic that
+// stopped before it marked the topic (Verify notes them) from topic, or
+// every topic if "", but those settled already: left, it would be taken
+// for a delete's if damage set a deleted word later.
+func (l *Log) removeStaleIntents(ctx context.Context, topic string, settled map[string]bool, rep *RepairReport) error {
+	names := []string{topic}
+	if topic == "" {
+		var err error
+		if names, _, err = l.topicNames(); err != nil {
+			return err
+		}
+	}
+	for _, name := range names {
+		if _, err := os.Lstat(l.intentPath(name)); settled[name] || err != nil {
+			continue
+		}
+		out, err := l.settleDelete(ctx, name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case out.removed != "":
+			rep.Actions = append(rep.Actions, RepairAction{Kind: RepairRemovedDeleteIntent, Topic: name, Partition: -1, Path: out.removed, Pos: -1})
+		case out.finished != "": // a DeleteTopic that committed since, and died
+			rep.Actions = append(rep.Actions, RepairAction{Kind: RepairFinishedDelete, Topic: name, Partition: -1, Path: out.finished, Pos: -1})
+		}
+	}
+	return nil
 }
 
 // repairProblems fixes one partition's repairable problems under its

@@ -230,46 +230,6 @@ func removeGrave(name, grave string) error {
 	return nil
 }
 
-// markDeleted sets the deleted flag in every partition's shared meta
-// file, so that writers and readers in every process that still have the
-// files open stop instead of writing into or waiting on a topic that is
-// gone. It takes every partition's writer lock first, waiting until ctx
-// ends, and sets the flags only once it holds them all: a flagged
-// partition refuses appends for good, so the topic is flagged whole or
-// not at all.
-func markDeleted(ctx context.Context, dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	var metas []*metaMap
-	defer func() {
-		for _, m := range metas {
-			m.close() // releases its writer lock
-		}
-	}()
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil || !e.IsDir() {
-			continue
-		}
-		m, err := openMeta(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
-		}
-		metas = append(metas, m)
-		// Announced, so that a Log keeping the lock between appends lets
-		// it go.
-		if _, err := lockAnnounced(ctx, m.lf, m, nil); err != nil {
-			return err
-		}
-	}
-	for _, m := range metas {
-		m.u32(metaDeletedOff).Store(1)
-		m.published()
-	}
-	return nil
-}
-
 // topicFile is the content of topic.json: the config, and the topic's ID.
 type topicFile struct {
 	TopicConfig
@@ -385,13 +345,16 @@ func (l *Log) topicNames() (names []string, locked map[string]bool, err error) {
 func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	var info TopicInfo
 	t, tf, err := l.readTopicFiles(name, func(t *topic) error {
-		// A marked partition means a DeleteTopic has committed (at work,
-		// or dead and finished now).
-		if marked, err := l.markedPartition(name); err != nil || marked != "" {
-			if marked != "" {
-				l.finishDeadDelete(t)
-			}
-			return cmp.Or(err, topicDeleted(name))
+		// A DeleteTopic has committed (at work, or dead and finished
+		// now). A topic marked with no delete intent is described: its
+		// records are all there.
+		st, err := l.deleteState(name)
+		if err != nil {
+			return err
+		}
+		if st.committed() {
+			l.finishDeadDelete(t)
+			return topicDeleted(name)
 		}
 		info = TopicInfo{Name: name, ID: t.id}
 		for _, p := range t.parts {
@@ -410,197 +373,6 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 		l.applyTopicConfig(t, info.Config) // another process altered it
 	}
 	return info, nil
-}
-
-// DeleteTopic removes a topic and all its data, and every consumer
-// group's committed offsets for it, as Kafka does: a topic created again
-// under the name starts with none. It fails with ErrTopicNotFound if there
-// is no such topic. A DeleteTopic that meets a CreateTopic of the same
-// name under way waits for it: it deletes only a topic it sees complete.
-// Producers and consumers of the topic, in this Log and in other Logs and
-// processes, get ErrTopicNotFound from then on; records still queued for
-// it fail so. DeleteTopic waits as long as another process holds a
-// partition's writer lock (it is appending) or the name's admin lock;
-// DeleteTopicContext bounds the wait. Once it has marked the partitions
-// deleted, the delete happens even if its process dies before the files
-// are gone: whoever meets the topic next (a producer, a consumer, an admin
-// call on the name, Repair) finishes it, and Verify reports it until then
-// (ProblemUnfinishedDelete).
-func (l *Log) DeleteTopic(name string) error {
-	return l.DeleteTopicContext(context.Background(), name)
-}
-
-// DeleteTopicContext is DeleteTopic, waiting for other processes' locks
-// only until ctx ends. If ctx ends first it returns an error wrapping
-// ctx.Err() and the topic is untouched.
-func (l *Log) DeleteTopicContext(ctx context.Context, name string) error {
-	if err := l.checkOpen(); err != nil {
-		return err
-	}
-	if err := validateName("topic", name); err != nil {
-		return err
-	}
-	unlock, err := l.lockTopicName(ctx, name)
-	if err != nil {
-		return err
-	}
-	grave, err := l.deleteLocked(ctx, name)
-	unlock() // the topic is gone for everyone; its files go at leisure
-	if err != nil {
-		return err
-	}
-	return removeGrave(name, grave)
-}
-
-// deleteLocked is DeleteTopic under the name's admin lock, up to the
-// removal of the files: it returns where they were moved.
-func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err error) {
-	dir := l.topicDir(name)
-	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
-		return "", fmt.Errorf("%w: %s", ErrTopicNotFound, name)
-	}
-	// Flagged first, whole or not at all: then this Log's queued records
-	// fail at their next append, which finds the flag, instead of being
-	// written and acknowledged into a topic about to vanish.
-	if err := markDeleted(ctx, dir); err != nil {
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
-	}
-	l.mu.Lock()
-	t := l.topics[name]
-	delete(l.topics, name)
-	l.mu.Unlock()
-	if t != nil {
-		// Only another process's append in progress is waited for.
-		stop := context.AfterFunc(ctx, t.giveUp)
-		t.close(topicDeleted(name))
-		stop()
-	}
-	adminHook(hookDeleteMarked, name)
-	return l.removeMarked(name)
-}
-
-// removeMarked is the end of a DeleteTopic, once every partition is
-// marked deleted: it moves the directory away and removes the groups'
-// offsets, and returns where the files went. The caller holds the name's
-// admin lock.
-func (l *Log) removeMarked(name string) (grave string, err error) {
-	grave, err = l.buryTopicDir(name)
-	if err != nil {
-		return grave, err
-	}
-	if err := l.removeGroupOffsets(name); err != nil {
-		return grave, fmt.Errorf("runnel: delete topic %s: %w", name, err)
-	}
-	return grave, nil
-}
-
-// A DeleteTopic commits when it marks the partitions deleted (markDeleted):
-// from then on no process appends to the topic or reads it, and
-// everything after is cleanup. It holds the name's admin lock from before
-// the mark until the directory is gone, so a caller that holds that lock
-// and finds a marked partition in the topic the name has now knows the
-// DeleteTopic that marked it died (or failed) before it was done. The
-// delete is finished then, not undone: it was asked for, and every process
-// that met the mark has reported the topic deleted already (their records
-// failed, their consumers stopped with ErrTopicNotFound); undoing it
-// would bring back a topic they were told was gone. This is the rule of
-// DeleteGroup's deleted word (offsetsFile.gone) with the other outcome:
-// a group's file, once unmarked, is as it was, while a topic's marked
-// partitions have already refused appends.
-
-// markedPartition returns the partition.meta of the first partition of
-// topic name marked deleted, or "" if none is (or there is no topic). It
-// reads the files without taking any lock or creating any file.
-func (l *Log) markedPartition(name string) (string, error) {
-	dir := l.topicDir(name)
-	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
-		return "", nil // no topic (or none to be sure of)
-	}
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("runnel: topic %s: %w", name, err)
-	}
-	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return cmp.Compare(partNum(a), partNum(b)) })
-	for _, e := range entries {
-		if partNum(e) < 0 {
-			continue
-		}
-		path := filepath.Join(dir, e.Name(), metaFileName)
-		marked, err := metaDeleted(path)
-		if err != nil {
-			return "", err
-		}
-		if marked {
-			return path, nil
-		}
-	}
-	return "", nil
-}
-
-// partNum is the partition number a topic directory's entry names, or -1.
-func partNum(e fs.DirEntry) int {
-	n, err := strconv.Atoi(e.Name())
-	if err != nil || n < 0 || !e.IsDir() {
-		return -1
-	}
-	return n
-}
-
-// finishDeleteLocked finishes the delete of topic name if a DeleteTopic
-// marked it and died (see above), and returns the partition.meta whose
-// mark it found, or "" if the topic has none. The caller holds the name's
-// admin lock.
-func (l *Log) finishDeleteLocked(ctx context.Context, name string) (marked string, err error) {
-	marked, err = l.markedPartition(name)
-	if err != nil || marked == "" {
-		return "", err
-	}
-	l.opts.Logger.Warn("runnel: finishing the delete of a topic whose DeleteTopic died", "topic", name, "marked", marked)
-	// Marked whole again: the dead call may have stopped half way through
-	// marking, and a partition left unmarked would take appends into the
-	// files about to go.
-	if err := markDeleted(ctx, l.topicDir(name)); err != nil {
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
-	}
-	grave, err := l.removeMarked(name)
-	if err == nil {
-		err = removeGrave(name, grave)
-	}
-	return marked, err
-}
-
-// finishDeadDelete is called by whoever meets a partition of t marked
-// deleted (a writer, a reader): it finishes the delete if the DeleteTopic
-// that marked it is dead, and leaves it otherwise. Failures are logged:
-// the caller fails with ErrTopicNotFound either way.
-func (l *Log) finishDeadDelete(t *topic) {
-	if l.topicCurrent(t) {
-		l.tryFinishDelete(t.name)
-	}
-	// Otherwise it is finished, or the name is another topic's by now.
-}
-
-// tryFinishDelete is finishDeleteLocked if the name's admin lock is free.
-// If it is not, the DeleteTopic that holds it finishes on its own, and any
-// other holder finishes a dead one's delete before it lets the lock go
-// (every admin call on the name looks); a holder that died left it free.
-// It reports whether it finished a delete.
-func (l *Log) tryFinishDelete(name string) bool {
-	unlock, err := l.tryLockTopicName(name)
-	if err != nil || unlock == nil {
-		return false // not ours to do now (or, read-only, at all)
-	}
-	defer unlock()
-	// Under the lock, the files the name has now decide: if the topic was
-	// deleted meanwhile and the name made again, the new one is unmarked.
-	marked, err := l.finishDeleteLocked(context.Background(), name)
-	if err != nil {
-		l.opts.Logger.Warn("runnel: finishing the delete of a topic failed", "topic", name, "err", err)
-	}
-	return marked != "" && err == nil
 }
 
 // openGroupOffsets opens group's offsets file for topic t, creating it if

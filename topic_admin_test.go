@@ -266,7 +266,8 @@ func checkNoAdminDebris(t *testing.T, dir string) {
 		name := d.Name()
 		rel, _ := filepath.Rel(dir, path)
 		switch {
-		case strings.HasSuffix(name, topicLockSuffix), name == ".create.lock", name == ".alter.lock", strings.Contains(name, ".tmp-"):
+		case strings.HasSuffix(name, topicLockSuffix), name == ".create.lock", name == ".alter.lock", strings.Contains(name, ".tmp-"),
+			name == deleteIntentName && !d.IsDir():
 			t.Errorf("left behind: %s", rel)
 		case filepath.Dir(rel) == "trash":
 			t.Errorf("left in the trash: %s", rel)

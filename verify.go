@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -54,12 +55,22 @@ const (
 	ProblemMeta
 
 	// ProblemUnfinishedDelete is a topic that a DeleteTopic marked
-	// deleted (the word at byte 72 of the partition.meta named) and did
-	// not remove: its process died, or moving the directory failed. No
-	// producer or consumer can use it, and it cannot be created again
-	// until the delete is finished, which Repair does, as does the next
-	// producer, consumer or admin call that meets it.
+	// deleted (the word at byte 72 of the partition.meta named), having
+	// recorded its intent, and did not remove: its process died, or
+	// moving the directory failed. No producer or consumer can use it,
+	// and it cannot be created again until the delete is finished, which
+	// Repair does, as does the next producer, consumer or admin call that
+	// meets it.
 	ProblemUnfinishedDelete
+
+	// ProblemStrayDeleteMark is a partition whose partition.meta has its
+	// deleted word (byte 72) set while no DeleteTopic recorded an intent
+	// to delete the topic: damage (a stray write, a bit flip), or a
+	// DeleteTopic of a runnel from before delete intents that died.
+	// Nothing is deleted for it: appends and reads of the partition fail
+	// with a *CorruptError naming the word, its records stay. Repair
+	// clears the word; DeleteTopic deletes the topic, if that was meant.
+	ProblemStrayDeleteMark
 )
 
 func (k ProblemKind) String() string {
@@ -78,6 +89,8 @@ func (k ProblemKind) String() string {
 		return "partition meta"
 	case ProblemUnfinishedDelete:
 		return "unfinished delete"
+	case ProblemStrayDeleteMark:
+		return "stray delete mark"
 	}
 	return fmt.Sprintf("ProblemKind(%d)", int(k))
 }
@@ -98,7 +111,11 @@ type Problem struct {
 // losing a record (but for an unfinished delete, whose records go, as the
 // DeleteTopic that was called meant).
 func (p Problem) Repairable() bool {
-	return p.Kind == ProblemTornTail || p.Kind == ProblemIndex || p.Kind == ProblemMeta || p.Kind == ProblemUnfinishedDelete
+	switch p.Kind {
+	case ProblemTornTail, ProblemIndex, ProblemMeta, ProblemUnfinishedDelete, ProblemStrayDeleteMark:
+		return true
+	}
+	return false
 }
 
 // Salvageable reports whether Repair with Salvage fixes this problem, by
@@ -279,23 +296,40 @@ func (v *verifier) partitions(topic string) ([]*partition, error) {
 
 // deleting reports whether a DeleteTopic marked topic name deleted, and
 // reports it as a problem if that DeleteTopic is dead (no admin call holds
-// the name's lock; see finishDeleteLocked).
+// the name's lock; see settleDeleteLocked). It reports partitions marked
+// with no delete intent as damage, and notes an intent no mark follows;
+// the topic is checked then.
 func (v *verifier) deleting(name string) (bool, error) {
-	marked, err := v.l.markedPartition(name)
-	if err != nil || marked == "" {
+	st, err := v.l.deleteState(name)
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		return false, nil // topic.json is damaged: loading the topic reports it
+	}
+	if err != nil || len(st.marked) == 0 && !st.intentFile {
 		return false, err
 	}
 	busy, err := v.l.adminBusy(name)
 	if err != nil {
-		return true, err
+		return false, err
 	}
-	if busy {
+	switch {
+	case st.committed() && busy:
 		v.note("topic %s: being deleted", name)
 		return true, nil
+	case st.committed():
+		v.problem(Problem{Kind: ProblemUnfinishedDelete, Topic: name, Partition: -1, Path: st.marked[0].path, Pos: metaDeletedOff, Offset: -1,
+			Detail: "marked deleted by a DeleteTopic that did not finish (it died, or failed to move the directory); Repair finishes the delete"})
+		return true, nil
+	case len(st.marked) > 0:
+		for _, m := range st.marked {
+			v.problem(Problem{Kind: ProblemStrayDeleteMark, Topic: name, Partition: m.part, Path: m.path, Pos: metaDeletedOff, Offset: -1,
+				Detail: fmt.Sprintf("the deleted word is set, but no DeleteTopic recorded its intent (%s): damage, or the DeleteTopic of a runnel from before delete intents, dead; nothing was deleted, appends and reads of the partition fail. Repair clears the word (DeleteTopic deletes the topic, if that was meant)",
+					filepath.Join("topics", name, deleteIntentName))})
+		}
+	case !busy:
+		v.note("topic %s: %s left by a DeleteTopic that stopped before it marked the topic (harmless; the next admin call on the name, or Repair, removes it)", name, v.l.intentPath(name))
 	}
-	v.problem(Problem{Kind: ProblemUnfinishedDelete, Topic: name, Partition: -1, Path: marked, Pos: metaDeletedOff, Offset: -1,
-		Detail: "marked deleted by a DeleteTopic that did not finish (it died, or failed to move the directory); Repair finishes the delete"})
-	return true, nil
+	return false, nil
 }
 
 func (v *verifier) problem(p Problem) {

@@ -71,8 +71,11 @@ Verifies TOPIC (every topic if none is given), then fixes what can be fixed
 without losing a committed record: it cuts off what writers that died left
 past the end of the data, rebuilds index files that are missing or
 disagree with their segment, and finishes the delete of a topic whose
-DeleteTopic died half way. Damage inside committed data is reported and
-left alone (exit 1). Producers wait while a partition is repaired.
+DeleteTopic died half way. A partition marked deleted that no DeleteTopic
+meant to delete (damage to its partition.meta, or a delete by a runnel
+from before delete intents that died) gets its mark cleared, and is used
+again with its records. Damage inside committed data is reported and left
+alone (exit 1). Producers wait while a partition is repaired.
 
 With -salvage it also fixes damage inside committed data, at the cost of
 the records it made unreadable: their offsets become a gap, every later
@@ -237,6 +240,10 @@ func actionText(a runnel.RepairAction) string {
 		return fmt.Sprintf("salvaged: %d unreadable bytes at byte %d replaced, no offsets lost", a.Bytes, a.Pos)
 	case runnel.RepairFinishedDelete:
 		return fmt.Sprintf("finished the delete of topic %s, which a DeleteTopic that died left marked", a.Topic)
+	case runnel.RepairClearedDeleteMark:
+		return fmt.Sprintf("cleared the deleted word at byte %d, which no DeleteTopic set: partition %d of topic %s takes appends and reads again", a.Pos, a.Partition, a.Topic)
+	case runnel.RepairRemovedDeleteIntent:
+		return fmt.Sprintf("removed the intent of a DeleteTopic of topic %s that stopped before it marked the topic; the topic stays", a.Topic)
 	}
 	return a.Kind.String()
 }
