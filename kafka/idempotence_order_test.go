@@ -105,13 +105,10 @@ func TestIdempotentSuccessorOfFailedBatch(t *testing.T) {
 	}
 }
 
-// TestIdempotentFailedBatchFranzGo: franz-go, when a batch fails for good
-// (UNKNOWN_SERVER_ERROR is not retried), fails every record buffered or
-// in flight for the partition and carries on at a new epoch; the records
-// of the batch it had in flight behind the failed one must then not be
-// in the log. (They were stored, and an application that sent them again
-// would have had them twice.)
-func TestIdempotentFailedBatchFranzGo(t *testing.T) {
+// failBehind has a franz-go producer send record w, then A and B, B in
+// flight while A's append is held, and fails A's append with failure. It
+// returns the server, the client and what franz-go told of A and of B.
+func failBehind(t *testing.T, failure error) (ts *testServer, cl *kgo.Client, errA, errB error) {
 	failA := make(chan error, 1)
 	begunA, begunB := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
@@ -125,9 +122,9 @@ func TestIdempotentFailedBatchFranzGo(t *testing.T) {
 		}
 		return nil
 	})
-	ts := startServer(t, nil)
+	ts = startServer(t, nil)
 	ts.createTopic("seq", 1)
-	cl := ts.client(kgo.DefaultProduceTopic("seq"))
+	cl = ts.client(kgo.DefaultProduceTopic("seq"))
 	ctx := context.Background()
 
 	// franz-go sends one request at a time to a broker until its first
@@ -135,27 +132,36 @@ func TestIdempotentFailedBatchFranzGo(t *testing.T) {
 	if err := cl.ProduceSync(ctx, kgo.StringRecord("w")).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	errA, errB := make(chan error, 1), make(chan error, 1)
-	cl.Produce(ctx, kgo.StringRecord("a"), func(_ *kgo.Record, err error) { errA <- err })
+	gotA, gotB := make(chan error, 1), make(chan error, 1)
+	cl.Produce(ctx, kgo.StringRecord("a"), func(_ *kgo.Record, err error) { gotA <- err })
 	waitClosed(t, "A to be taken", begunA)
-	cl.Produce(ctx, kgo.StringRecord("b"), func(_ *kgo.Record, err error) { errB <- err })
+	cl.Produce(ctx, kgo.StringRecord("b"), func(_ *kgo.Record, err error) { gotB <- err })
 	waitClosed(t, "B to be taken", begunB)
-	failA <- lastingFailure
-	if err := <-errA; err == nil {
+	failA <- failure
+	return ts, cl, <-gotA, <-gotB
+}
+
+// TestIdempotentFailedBatchFranzGo: franz-go, when a batch fails for good
+// (UNKNOWN_SERVER_ERROR is not retried), fails every record buffered or
+// in flight for the partition and carries on at a new epoch; the records
+// of the batch it had in flight behind the failed one must then not be
+// in the log. (They were stored, and an application that sent them again
+// would have had them twice.)
+func TestIdempotentFailedBatchFranzGo(t *testing.T) {
+	ts, cl, errA, errB := failBehind(t, lastingFailure)
+	if errA == nil {
 		t.Error("A, whose append failed, was acknowledged")
 	}
 	// franz-go's answer for B is its own: the test is the log.
-	bErr := <-errB
-	if err := cl.ProduceSync(ctx, kgo.StringRecord("c")).FirstErr(); err != nil {
+	if err := cl.ProduceSync(context.Background(), kgo.StringRecord("c")).FirstErr(); err != nil {
 		t.Fatalf("a record after the failure: %v", err)
 	}
-
 	want := []string{"w", "c"}
-	if bErr == nil {
+	if errB == nil {
 		want = []string{"w", "b", "c"}
 	}
 	if got := values(readNative(t, ts.log, "seq", len(want))); !slices.Equal(got, want) {
-		t.Errorf("the log holds %q, want %q (B's outcome told the client: %v)", got, want, bErr)
+		t.Errorf("the log holds %q, want %q (B's outcome told the client: %v)", got, want, errB)
 	}
 }
 
@@ -165,38 +171,12 @@ func TestIdempotentFailedBatchFranzGo(t *testing.T) {
 // stored once each, in order. (The disk's errors were
 // UNKNOWN_SERVER_ERROR, which clients give up on at once.)
 func TestIdempotentFullDiskRetried(t *testing.T) {
-	failA := make(chan error, 1)
-	begunA, begunB := make(chan struct{}), make(chan struct{})
-	var calls atomic.Int32
-	setAppendHook(t, func(_ topicPartition, _ int32) <-chan error {
-		switch calls.Add(1) {
-		case 2:
-			close(begunA)
-			return failA
-		case 3:
-			close(begunB)
-		}
-		return nil
-	})
-	ts := startServer(t, nil)
-	ts.createTopic("seq", 1)
-	cl := ts.client(kgo.DefaultProduceTopic("seq"))
-	ctx := context.Background()
-
-	if err := cl.ProduceSync(ctx, kgo.StringRecord("w")).FirstErr(); err != nil {
-		t.Fatal(err)
+	ts, _, errA, errB := failBehind(t, appendFailure)
+	if errA != nil {
+		t.Errorf("A, whose first append met a full disk: %v, want it retried and stored", errA)
 	}
-	errA, errB := make(chan error, 1), make(chan error, 1)
-	cl.Produce(ctx, kgo.StringRecord("a"), func(_ *kgo.Record, err error) { errA <- err })
-	waitClosed(t, "A to be taken", begunA)
-	cl.Produce(ctx, kgo.StringRecord("b"), func(_ *kgo.Record, err error) { errB <- err })
-	waitClosed(t, "B to be taken", begunB)
-	failA <- appendFailure
-	if err := <-errA; err != nil {
-		t.Errorf("A, whose first append met a full disk: %v, want it retried and stored", err)
-	}
-	if err := <-errB; err != nil {
-		t.Errorf("B, in flight behind A: %v, want it retried and stored", err)
+	if errB != nil {
+		t.Errorf("B, in flight behind A: %v, want it retried and stored", errB)
 	}
 	want := []string{"w", "a", "b"}
 	if got := values(readNative(t, ts.log, "seq", len(want))); !slices.Equal(got, want) {
