@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -147,7 +148,20 @@ func leftovers(t testing.TB, dir string) []string {
 // every part of the copy against the source: records, offsets, configs,
 // commits, the Kafka server's files, the fresh partition.meta, and that
 // the copy works as a log, also after a machine restart.
+//
+// The Log that wrote the source keeps each partition's writer lock for a
+// while after its last append (holdIdle), its active segment extended by
+// zeros ahead of the tail, and cuts the zeros when it lets the lock go.
+// The test keeps the lock held throughout, so that the zeros are there
+// while the backup runs and when the copy is compared, every time. With
+// the default hold (2 ms), whether they were still there when the source
+// was read depended on how soon the goroutine letting the lock go
+// (watchHold) ran, and a comparison of whole segment files failed, on a
+// loaded machine, when it ran after the backup.
 func TestBackupCopiesLog(t *testing.T) {
+	idle := holdIdle
+	holdIdle = time.Hour
+	t.Cleanup(func() { holdIdle = idle }) // after the Logs' cleanups close them
 	for _, mode := range []string{"new directory", "empty directory"} {
 		t.Run(mode, func(t *testing.T) {
 			src := t.TempDir()
@@ -226,10 +240,34 @@ func TestBackupCopiesLog(t *testing.T) {
 					t.Errorf("%s: copy %q, source %q", name, dstFiles[name], srcFiles[name])
 				}
 			}
-			// Segments byte for byte; fresh partition.meta files.
+			// Segments: the copy holds the source's data byte for byte.
+			// Past it, the last segment of each source partition holds
+			// the zeros its writer extended it by, which readers take as
+			// the end of the data (cursor.zerosToEnd); the copy ends
+			// where the data does. Fresh partition.meta files.
 			for name, data := range srcFiles {
-				if strings.HasSuffix(name, logExt) && !bytes.Equal(data, dstFiles[name]) {
+				if !strings.HasSuffix(name, logExt) {
+					continue
+				}
+				cp, ok := dstFiles[name]
+				switch {
+				case !ok:
+					t.Errorf("%s is not in the copy", name)
+				case len(cp) > len(data) || !bytes.Equal(data[:len(cp)], cp):
 					t.Errorf("%s differs in the copy", name)
+				case !allZero(data[len(cp):]):
+					t.Errorf("%s: the copy ends at byte %d, before the source's data does", name, len(cp))
+				}
+			}
+			for _, pi := range info.Partitions {
+				rel := filepath.Join("topics", "orders", strconv.Itoa(pi.Partition))
+				bases, _ := listSegments(filepath.Join(src, rel))
+				for i, base := range bases {
+					name := segmentPath(rel, base, logExt)
+					zeros := len(srcFiles[name]) - len(dstFiles[name])
+					if last := i == len(bases)-1; !last && zeros != 0 || last && zeros <= 0 {
+						t.Errorf("%s: the source goes on for %d bytes past the copy; the test wants zeros past the data of each partition's last segment, and only there", name, zeros)
+					}
 				}
 			}
 			for _, pi := range info.Partitions {
