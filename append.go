@@ -270,14 +270,15 @@ func (p *partition) openActive(base int64) error {
 		f.Close()
 		return err
 	}
-	idx, err := openIndexWriter(p.dir, base, st.Size(), p.topic.cfg.IndexIntervalBytes)
+	idx, err := openIndexWriter(p.dir, base, st.Size(), p.topic.cfg.IndexIntervalBytes, f)
 	if err == nil && !idx.consistent {
-		// An entry was lost or damaged: the time index can no longer
-		// vouch for the records before it. Rebuild both from the log.
+		// An entry was lost or damaged (the last time entry does not
+		// bound the records before it): the time index can no longer
+		// vouch for them. Rebuild both from the log.
 		p.log.opts.Logger.Warn("runnel: indexes disagree, rebuilding", "path", path)
 		idx.close()
 		if err = rebuildIndex(p.dir, base, p.topic.cfg.IndexIntervalBytes); err == nil {
-			idx, err = openIndexWriter(p.dir, base, st.Size(), p.topic.cfg.IndexIntervalBytes)
+			idx, err = openIndexWriter(p.dir, base, st.Size(), p.topic.cfg.IndexIntervalBytes, nil)
 		}
 	}
 	if err != nil {

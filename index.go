@@ -20,9 +20,10 @@ import (
 //	.timeindex  (timestamp i64, relative offset u32): every record before
 //	            that offset in the segment is no newer than timestamp
 //
-// Both are caches. Lookups verify what they find against the log and fall
-// back to scanning; the writer rebuilds an index that disagrees with its
-// segment.
+// Both are caches. Lookups check the entry they use against the log and
+// fall back to scanning (indexedStart for offsets, checkTimeEntry for
+// times, which retention and the writer use too); the writer rebuilds an
+// index that disagrees with its segment.
 
 const (
 	indexEntrySize     = 8
@@ -35,7 +36,7 @@ type indexEntry struct {
 }
 
 type timeEntry struct {
-	ts  int64 // max timestamp up to and including the frame at rel
+	ts  int64 // no record of the segment before offset rel is newer
 	rel uint32
 }
 
@@ -122,15 +123,138 @@ func lookupIndex(entries []indexEntry, rel int64) int64 {
 	return int64(entries[i-1].pos)
 }
 
-// lookupTime returns the relative offset to start scanning at for the first
-// record with a timestamp at or after ts: every record before the last
-// entry older than ts is older than ts too.
-func lookupTime(entries []timeEntry, ts int64) int64 {
-	i := sort.Search(len(entries), func(i int) bool { return entries[i].ts >= ts })
-	if i == 0 {
-		return 0
+// lookupTime returns the entry to start scanning at for the first record
+// with a timestamp at or after ts, or -1 for the segment's start: every
+// record before the last entry older than ts is older than ts too, if the
+// entry is right (checkTimeEntry).
+func lookupTime(entries []timeEntry, ts int64) int {
+	return sort.Search(len(entries), func(i int) bool { return entries[i].ts >= ts }) - 1
+}
+
+// timeCheck is what checkTimeEntry found.
+type timeCheck struct {
+	ok bool
+	// pos is the position of the frame at the entry's offset; sealed
+	// says that it is the segment's seal instead (the entry bounds every
+	// record of the segment).
+	pos    int64
+	sealed bool
+	why    string // what disagrees, when not ok
+}
+
+// checkTimeEntry checks entry k of segment base's time index (tim) against
+// the log that c reads, before a lookup by time or retention trusts it.
+// idx is the segment's offset index, which says where to start reading.
+//
+// The entry says that no record of the segment before its offset r is
+// newer than its time. Records before the entry ahead of it are vouched
+// for by that entry, whose time is no later (readTimeIndex cut the index
+// where one is); the records from there to r are read here: the frame
+// headers from the offset entry at or before that entry's offset (the
+// segment's start, for the first entry, or when the offset entry points
+// at no frame of its offset), about one IndexIntervalBytes of log. The
+// entry holds if none of them is newer than its time and a frame, or the
+// seal, starts exactly at r.
+//
+// This catches every entry that would start a lookup after a record at or
+// after the time sought when only that entry is damaged (the one before it
+// is then right, and bounds the records before it), and whatever the
+// damage when timestamps do not decrease with offsets (the newest record
+// before r is then in the frames read). Entries made older together over
+// timestamps that go back and forth can still pass it: only reading the
+// segment from its start rules that out, as Verify does.
+func checkTimeEntry(c *cursor, base int64, idx []indexEntry, tim []timeEntry, k int) (timeCheck, error) {
+	e := tim[k]
+	target, from := base+int64(e.rel), base
+	if k > 0 {
+		from = base + int64(tim[k-1].rel)
 	}
-	return int64(entries[i-1].rel)
+	// Headers alone: a frame's checksum costs reading all of it (frames
+	// may be large), and the walk must lead from the offset entry's frame
+	// to exactly the time entry's, frame by frame, which bytes that only
+	// look like a header do not. The reads are a detour for a reader's
+	// cursor: they must not grow its read-ahead as if it had moved on
+	// (readSize).
+	verify, ahead, lastFull, lastAt := c.verify, c.ahead, c.lastFull, c.lastAt
+	defer func() { c.verify, c.ahead, c.lastFull, c.lastAt = verify, ahead, lastFull, lastAt }()
+	c.verify = false
+	c.seek(0, base)
+	if i := sort.Search(len(idx), func(i int) bool { return base+int64(idx[i].rel) > from }); i > 0 {
+		c.seek(int64(idx[i-1].pos), base+int64(idx[i-1].rel))
+		if _, st, err := c.peek(); err != nil {
+			return timeCheck{}, err
+		} else if st != frameOK && st != frameGap {
+			c.seek(0, base) // not a frame of its offset: from the start
+		}
+	}
+	var newer segFrame
+	f, st, err := c.walk(func(f segFrame) bool {
+		if f.meta.Base >= target {
+			return false
+		}
+		if f.meta.Kind == frame.KindRecords && f.meta.MaxTime > e.ts {
+			newer = f
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return timeCheck{}, err
+	case newer.meta.Length != 0:
+		return timeCheck{why: fmt.Sprintf("entry %d says records before offset %d are no newer than %d, but the frame at byte %d (offsets %d to %d) holds one of %d",
+			k, target, e.ts, newer.pos, newer.meta.Base, newer.meta.End()-1, newer.meta.MaxTime)}, nil
+	case (st == frameOK || st == frameGap) && f.meta.Base == target:
+		return timeCheck{ok: true, pos: f.pos}, nil
+	case st == frameSeal && c.next == target:
+		return timeCheck{ok: true, pos: f.pos, sealed: true}, nil
+	}
+	return timeCheck{why: fmt.Sprintf("entry %d names offset %d, where no frame of the log starts", k, target)}, nil
+}
+
+// sealCheck records that the time entry of a segment's seal held against
+// its log (checkTimeEntry), with the entry before it (first: there was
+// none). A sealed segment never changes, so the check holds for as long as
+// the .log is the same file (device, inode and size) and the two entries
+// read the same: lookups by time that pass over the segment again need not
+// read its log or offset index. (A file given the inode of a removed one
+// is taken for it, as in segcache.go; it would also need the same size
+// and the same two entries to be trusted.)
+type sealCheck struct {
+	log        os.FileInfo
+	prev, seal timeEntry
+	first      bool
+}
+
+// sealCheckOf is the sealCheck for entry k of tim, the seal's.
+func sealCheckOf(log os.FileInfo, tim []timeEntry, k int) sealCheck {
+	sc := sealCheck{log: log, seal: tim[k], first: k == 0}
+	if k > 0 {
+		sc.prev = tim[k-1]
+	}
+	return sc
+}
+
+// sealChecked reports whether this Log found sc to hold for the segment
+// at path before.
+func (l *Log) sealChecked(path string, sc sealCheck) bool {
+	v, ok := l.sealChecks.Load(path)
+	if !ok {
+		return false
+	}
+	old := v.(sealCheck)
+	return old.prev == sc.prev && old.seal == sc.seal && old.first == sc.first &&
+		old.log.Size() == sc.log.Size() && os.SameFile(old.log, sc.log)
+}
+
+// indexDamaged logs, once per index file for this Log, that an entry of it
+// disagrees with the log, which was read instead: the damage costs speed,
+// never records, and Repair rebuilds the index.
+func (l *Log) indexDamaged(path, why string) {
+	if _, seen := l.damagedIndexes.LoadOrStore(path, true); !seen {
+		l.opts.Logger.Warn("runnel: index disagrees with the log, reading the log instead (repair rebuilds the index)",
+			"path", path, "detail", why)
+	}
 }
 
 // indexWriter appends to the active segment's two index files. Only the
@@ -159,8 +283,12 @@ type indexWriter struct {
 
 // openIndexWriter opens the index files of segment base in dir, trims them
 // to their entries that agree with the log (logSize bytes long), and
-// returns a writer positioned after them.
-func openIndexWriter(dir string, base, logSize, interval int64) (*indexWriter, error) {
+// returns a writer positioned after them. With logFile, the segment's
+// file, the last time entry is checked against it (checkTimeEntry), and
+// the indexes found not consistent if it fails: the writer's newest
+// timestamp starts from that entry, and a damaged one would be carried
+// into every entry it adds, the seal's included.
+func openIndexWriter(dir string, base, logSize, interval int64, logFile segmentFile) (*indexWriter, error) {
 	w := &indexWriter{offPath: segmentPath(dir, base, indexExt), interval: interval, maxTS: -1 << 63}
 	entries, err := readIndex(w.offPath, logSize)
 	if err != nil {
@@ -183,6 +311,13 @@ func openIndexWriter(dir string, base, logSize, interval int64) (*indexWriter, e
 	w.consistent = len(tentries) == len(entries)
 	for i := 0; w.consistent && i < len(entries); i++ {
 		w.consistent = tentries[i].rel == entries[i].rel
+	}
+	if n := len(tentries); w.consistent && n > 0 && logFile != nil {
+		chk, err := checkTimeEntry(newCursor(logFile, segmentPath(dir, base, logExt), 0, base), base, entries, tentries, n-1)
+		if err != nil {
+			return nil, err
+		}
+		w.consistent = chk.ok
 	}
 	w.entries, w.timeEntries = int64(len(entries)), int64(len(tentries))
 	if w.off, err = os.OpenFile(w.offPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
@@ -381,7 +516,7 @@ func indexSegment(dir string, base, interval int64) (indexedWalk, error) {
 	defer f.Close()
 	// Truncated in place, not removed: another process's writer may have
 	// the files open, and must go on appending to these inodes.
-	w, err := openIndexWriter(dir, base, 0, interval)
+	w, err := openIndexWriter(dir, base, 0, interval, nil)
 	if err != nil {
 		return iw, err
 	}

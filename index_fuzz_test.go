@@ -15,13 +15,13 @@ import (
 
 // FuzzIndexLookups writes the fuzzer's bytes as one segment's .index and
 // .timeindex in a copy of a log of three segments or more, and looks
-// records up by offset and by time. The indexes are caches: offset
-// lookups, which check what an entry points at against the log, must
-// always start at the right record, and time lookups must whenever
-// Verify finds nothing wrong with the files; whatever the bytes, nothing
-// panics, a time lookup delivers only records stored at their offsets,
-// none older than asked, and Verify names the file of every problem.
-// Seeds: each segment's own index files, cut, shifted and garbage.
+// records up by offset and by time. The indexes are caches, and lookups
+// check the entries they use against the log: whatever the bytes, offset
+// and time lookups start at the right record (the log's timestamps
+// increase, so checking the entry a time lookup uses against the frames
+// since the entry before it suffices: see checkTimeEntry), nothing
+// panics, and Verify names the file of every problem. Seeds: each
+// segment's own index files, cut, shifted and garbage.
 func FuzzIndexLookups(f *testing.F) {
 	const n = 1000
 	ts := func(i int) time.Time { return testEpoch.Add(time.Duration(i) * time.Millisecond) }
@@ -121,13 +121,9 @@ func FuzzIndexLookups(f *testing.F) {
 			if err != nil {
 				t.Fatalf("AtTime(%d): %v", at.UnixNano(), err)
 			}
-			for _, r := range got {
-				if r.Off < 0 || r.Off >= n || r != wantRecs(r.Off, sent[r.Off:r.Off+1])[0] || r.TS < at.UnixNano() {
-					t.Fatalf("AtTime(%d) delivered %+v", at.UnixNano(), r)
-				}
-			}
-			if want := wantRecs(int64(first), sent[first:first+k]); rep.OK() && !slices.Equal(got, want) {
-				t.Fatalf("AtTime(%d) with indexes Verify finds nothing wrong with: got %+v, want %+v", at.UnixNano(), got, want)
+			if want := wantRecs(int64(first), sent[first:first+k]); !slices.Equal(got, want) {
+				t.Fatalf("AtTime(%d) with segment %d's indexes replaced (Verify: %d problems): got %+v, want %+v",
+					at.UnixNano(), s.Base, len(rep.Problems), got, want)
 			}
 		}
 	})

@@ -255,7 +255,10 @@ func (r *partReader) seekEndFrom(seg int64) error {
 
 // seekTime positions the reader at the first record whose timestamp is at
 // or after t: sealed segments whose newest record is older are skipped by
-// their time index, the rest is scanned.
+// their time index, the rest is scanned from the entry of it before t.
+// Each entry used is checked against the log first (checkTimeEntry); one
+// that disagrees costs a scan of its segment from the start. A scan that
+// reaches the seal of a segment goes on with the next segment's index.
 func (r *partReader) seekTime(t time.Time) error {
 	ts := t.UnixNano()
 	bases, err := listSegments(r.p.dir)
@@ -267,48 +270,122 @@ func (r *partReader) seekTime(t time.Time) error {
 		return r.openSegment(0)
 	}
 	for i, seg := range bases {
-		last := i == len(bases)-1
-		// Bound what the time index may hold by what its log can: a
-		// segment name or index file from elsewhere must not size an
-		// allocation. A log of n bytes holds fewer than n records.
-		logSize := int64(0)
-		if st, err := os.Stat(segmentPath(r.p.dir, seg, logExt)); err == nil {
-			logSize = st.Size()
+		next := int64(-1) // the next segment, where a scan stops
+		if i < len(bases)-1 {
+			next = bases[i+1]
 		}
-		count := logSize
-		if !last {
-			count = min(count, bases[i+1]-seg)
-		}
-		entries, err := readTimeIndex(segmentPath(r.p.dir, seg, timeIndexExt), logSize/frame.HeaderSize+2, count)
+		start, err := r.timeIndexStart(seg, next, ts)
 		if err != nil {
 			return err
 		}
-		if !last && len(entries) > 0 && entries[len(entries)-1].rel == uint32(count) && entries[len(entries)-1].ts < ts {
-			continue // every record of this sealed segment is older
+		if start.older {
+			continue
 		}
-		err = r.seek(seg + lookupTime(entries, ts))
-		if errors.Is(err, ErrOutOfRange) {
-			// The time index names offsets the log does not hold (it
-			// outlived a cut tail): scan the segment instead.
-			err = r.seek(seg)
-		}
-		if err != nil {
-			return err
+		if !start.placed {
+			err = r.seek(start.seek)
+			if errors.Is(err, ErrOutOfRange) && start.seek != seg {
+				// The segment ends before the seal's offset now (its
+				// tail was cut since the check): scan it instead.
+				err = r.seek(seg)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		r.byTime, r.minTime = true, ts
-		return r.skipOlder()
+		if sealed, err := r.skipOlder(next); err != nil || !sealed {
+			return err
+		}
+		// No record of this segment is at or after t: go on with the
+		// next one's index.
 	}
 	return nil
+}
+
+// timeStart is where timeIndexStart says a lookup by time goes on.
+type timeStart struct {
+	older  bool  // every record of the segment is older: go on to the next
+	placed bool  // the reader is at the frame of the entry it used
+	seek   int64 // otherwise, the offset to seek to
+}
+
+// timeIndexStart finds where segment seg's time index says to start
+// looking for the first record at or after ts (its last entry older than
+// ts), and checks that entry against the log. next is the base of the
+// next segment listed, or -1 if seg is the last one: a segment is passed
+// over only for a next one listed. Without an entry to use, or with one
+// the log does not bear out, the lookup starts at the segment's start.
+func (r *partReader) timeIndexStart(seg, next, ts int64) (timeStart, error) {
+	// Bound what the time index may hold by what its log can: a segment
+	// name or index file from elsewhere must not size an allocation. A
+	// log of n bytes holds fewer than n records.
+	logPath := segmentPath(r.p.dir, seg, logExt)
+	logSize := int64(0)
+	st, err := os.Stat(logPath)
+	if err == nil {
+		logSize = st.Size()
+	}
+	count := logSize
+	if next >= 0 {
+		count = min(count, next-seg)
+	}
+	scan := timeStart{seek: seg}
+	tpath := segmentPath(r.p.dir, seg, timeIndexExt)
+	entries, err := readTimeIndex(tpath, logSize/frame.HeaderSize+2, count)
+	if err != nil {
+		return scan, err
+	}
+	k := lookupTime(entries, ts)
+	if k < 0 {
+		return scan, nil
+	}
+	at := seg + int64(entries[k].rel)
+	var sc sealCheck
+	if st != nil && at == next {
+		if sc = sealCheckOf(st, entries, k); r.p.log.sealChecked(logPath, sc) {
+			return timeStart{older: true}, nil
+		}
+	}
+	if err := r.openSegment(seg); err != nil || r.f == nil || r.base != seg {
+		return scan, nil // seek says what became of the segment
+	}
+	idx, err := readIndex(segmentPath(r.p.dir, seg, indexExt), logSize)
+	if err != nil {
+		return scan, err
+	}
+	c := r.cur
+	chk, err := checkTimeEntry(c, seg, idx, entries, k)
+	c.verify = true
+	c.invalidate()
+	if err != nil {
+		return scan, err
+	}
+	switch {
+	case !chk.ok:
+		r.p.log.indexDamaged(tpath, chk.why)
+		return scan, nil
+	case chk.sealed && at == next:
+		if sc.log != nil {
+			r.p.log.sealChecks.Store(logPath, sc)
+		}
+		return timeStart{older: true}, nil
+	case chk.sealed:
+		return timeStart{seek: at}, nil
+	}
+	c.seek(chk.pos, at)
+	r.next = at
+	return timeStart{placed: true}, nil
 }
 
 // skipOlder moves a reader started by time to its first record at or after
 // minTime, so that Position reports it: frames whose newest record is older
 // are skipped by their header alone. If no such record exists yet the
-// reader stays at the end, still filtering.
-func (r *partReader) skipOlder() error {
+// reader stays at the end, still filtering. At a seal naming stopAt it
+// stops instead of moving on to that segment, and reports sealed.
+func (r *partReader) skipOlder(stopAt int64) (sealed bool, err error) {
 	for r.byTime {
 		if r.f == nil {
-			return nil
+			return false, nil
 		}
 		c := r.cur
 		// Headers alone decide most frames; only a frame that may hold
@@ -317,12 +394,15 @@ func (r *partReader) skipOlder() error {
 		f, st, err := c.peek()
 		c.verify = true
 		if err != nil {
-			return err
+			return false, err
 		}
 		switch st {
 		case frameSeal:
+			if f.meta.Base == stopAt {
+				return true, nil
+			}
 			if err := r.openSegment(f.meta.Base); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		case frameGap:
@@ -331,30 +411,30 @@ func (r *partReader) skipOlder() error {
 			continue
 		case frameOK:
 		default:
-			return nil // fill will find out what is there
+			return false, nil // fill will find out what is there
 		}
 		if f.meta.MaxTime >= r.minTime {
 			c.invalidate()
 			f, st, err := c.peek()
 			if err != nil || st != frameOK {
-				return err // fill will find out what is wrong
+				return false, err // fill will find out what is wrong
 			}
 			it := frame.NewRecords(f.data, f.meta)
 			var fr frame.Record
 			for off := f.meta.Base; it.Next(&fr); off++ {
 				if off >= r.next && fr.Timestamp >= r.minTime {
 					r.next, r.byTime = off, false
-					return nil
+					return false, nil
 				}
 			}
 			if err := it.Err(); err != nil {
-				return &CorruptError{Path: r.path, Pos: f.pos, Offset: f.meta.Base, To: f.meta.End(), Err: err}
+				return false, &CorruptError{Path: r.path, Pos: f.pos, Offset: f.meta.Base, To: f.meta.End(), Err: err}
 			}
 		}
 		c.skip(f)
 		r.next = c.next
 	}
-	return nil
+	return false, nil
 }
 
 // fill appends the committed records available now to dst, at most max of

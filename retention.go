@@ -18,11 +18,16 @@ import (
 //
 //   - RetentionAge: a sealed segment whose newest record is older than the
 //     limit. The newest timestamp is the last .timeindex entry, which the
-//     writer adds when it seals the segment. When that entry is missing
-//     (an index lost or from an older writer), the frame headers' max_time
-//     fields are scanned from the index entry before it; when the segment
-//     cannot be scanned either, the .log file's modification time stands
-//     in (the moment of the seal, never older than the records).
+//     writer adds when it seals the segment, once it checks out against
+//     the log (checkTimeEntry: the frame headers since the entry before
+//     it are no newer, and lead to the seal): a damaged entry must not
+//     make a segment look older than its records. When that entry is
+//     missing (an index lost or from an older writer) or does not check
+//     out, the frame headers' max_time fields are scanned, from the last
+//     entry if that one checks out, else from the segment's start; when
+//     the segment cannot be scanned either, the .log file's modification
+//     time stands in (the moment of the seal, never older than the
+//     records).
 //   - RetentionBytes: the oldest sealed segments while the partition's
 //     .log files hold more bytes than the limit.
 //
@@ -185,7 +190,7 @@ func (l *Log) enforceTopic(ctx context.Context, t *topic) ([]removedSegment, err
 // It plans without any lock first, so that a partition with nothing to
 // remove costs a directory listing and never delays a writer.
 func (p *partition) enforceRetention(ctx context.Context, cfg TopicConfig, now time.Time) ([]removedSegment, error) {
-	plan, err := planRetention(p.dir, cfg, now)
+	plan, err := planRetention(p.dir, cfg, now, p.log.indexDamaged)
 	if err != nil || len(plan) == 0 {
 		return nil, err
 	}
@@ -221,7 +226,7 @@ func (p *partition) retainAfterRoll() {
 // removeExpired removes what planRetention finds. The caller holds p.wmu
 // and the writer lock.
 func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegment, error) {
-	plan, err := planRetention(p.dir, cfg, now)
+	plan, err := planRetention(p.dir, cfg, now, p.log.indexDamaged)
 	if err != nil || len(plan) == 0 {
 		return nil, err
 	}
@@ -230,6 +235,7 @@ func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegm
 		if err := removeSegmentFiles(p.dir, s.base); err != nil {
 			return removed, fmt.Errorf("runnel: retention in %s: %w", p.dir, err)
 		}
+		p.log.sealChecks.Delete(segmentPath(p.dir, s.base, logExt))
 		s.partition = p.id
 		removed = append(removed, s)
 		p.log.opts.Logger.Info("runnel: retention removed segment", "partition", p.dir,
@@ -268,8 +274,10 @@ func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegm
 }
 
 // planRetention lists the segments to remove, oldest first: a prefix of
-// the sealed ones, each outside the byte limit or the age limit.
-func planRetention(dir string, cfg TopicConfig, now time.Time) ([]removedSegment, error) {
+// the sealed ones, each outside the byte limit or the age limit. damaged,
+// if not nil, hears of time index entries the log does not bear out
+// (segmentNewest).
+func planRetention(dir string, cfg TopicConfig, now time.Time, damaged func(path, why string)) ([]removedSegment, error) {
 	if cfg.RetentionAge == 0 && cfg.RetentionBytes == 0 {
 		return nil, nil
 	}
@@ -309,7 +317,7 @@ func planRetention(dir string, cfg TopicConfig, now time.Time) ([]removedSegment
 		case cfg.RetentionBytes > 0 && total > cfg.RetentionBytes:
 			s.reason = "bytes"
 		case cfg.RetentionAge > 0:
-			newest, err := segmentNewest(dir, bases[i], bases[i+1]-bases[i], sizes[i])
+			newest, err := segmentNewest(dir, bases[i], bases[i+1]-bases[i], sizes[i], damaged)
 			if err != nil {
 				return plan, err
 			}
@@ -328,15 +336,16 @@ func planRetention(dir string, cfg TopicConfig, now time.Time) ([]removedSegment
 
 // segmentNewest returns the newest record timestamp of the sealed segment
 // base, which holds count offsets in size bytes (see the top of this file
-// for where it comes from).
-func segmentNewest(dir string, base, count, size int64) (int64, error) {
-	tentries, err := readTimeIndex(segmentPath(dir, base, timeIndexExt), size/frame.HeaderSize+2, count)
+// for where it comes from). The time index is trusted only as far as its
+// last entry checks out against the log (checkTimeEntry): an entry that
+// does not, which damaged would make the segment look older than its
+// records, is passed to damaged (if not nil), and the segment is scanned
+// instead.
+func segmentNewest(dir string, base, count, size int64, damaged func(path, why string)) (int64, error) {
+	tpath := segmentPath(dir, base, timeIndexExt)
+	tentries, err := readTimeIndex(tpath, size/frame.HeaderSize+2, count)
 	if err != nil {
 		tentries = nil
-	}
-	n := len(tentries)
-	if n > 0 && int64(tentries[n-1].rel) == count {
-		return tentries[n-1].ts, nil
 	}
 	path := segmentPath(dir, base, logExt)
 	f, err := os.Open(path)
@@ -348,21 +357,26 @@ func segmentNewest(dir string, base, count, size int64) (int64, error) {
 	}
 	defer f.Close()
 	// Records before the last time entry are no newer than it says; scan
-	// the rest, from the offset index entry at or before it.
+	// the rest, from the frame it names.
+	c := newCursor(f, path, 0, base)
 	pos, next, newest := int64(0), base, int64(-1<<63)
-	if n > 0 {
-		newest = tentries[n-1].ts
+	if n := len(tentries); n > 0 {
 		entries, _ := readIndex(segmentPath(dir, base, indexExt), size)
-		for _, e := range entries {
-			if int64(e.rel) <= int64(tentries[n-1].rel) {
-				pos, next = int64(e.pos), base+int64(e.rel)
-			}
+		chk, err := checkTimeEntry(c, base, entries, tentries, n-1)
+		if err != nil {
+			return 0, err
 		}
-		if _, st, err := newCursor(f, path, pos, next).peek(); pos > 0 && (err != nil || st != frameOK && st != frameGap) {
-			pos, next, newest = 0, base, int64(-1<<63)
+		switch {
+		case chk.ok && chk.sealed && int64(tentries[n-1].rel) == count:
+			return tentries[n-1].ts, nil
+		case chk.ok && !chk.sealed:
+			pos, next, newest = chk.pos, base+int64(tentries[n-1].rel), tentries[n-1].ts
+		case !chk.ok && damaged != nil:
+			damaged(tpath, chk.why)
 		}
 	}
-	c := newCursor(f, path, pos, next)
+	c.seek(pos, next)
+	c.invalidate()
 	c.verify = false
 	maxTS := int64(-1 << 63)
 	_, st, err := c.walk(func(fr segFrame) bool {

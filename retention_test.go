@@ -426,7 +426,7 @@ func TestRetentionSegmentNewest(t *testing.T) {
 	size := fileSize(t, segmentPath(dir, seg, logExt))
 	check := func(name string, wantTS int64) {
 		t.Helper()
-		got, err := segmentNewest(dir, seg, count, size)
+		got, err := segmentNewest(dir, seg, count, size, nil)
 		if err != nil || got != wantTS {
 			t.Errorf("%s: newest %d, %v; want %d", name, got, err, wantTS)
 		}
@@ -761,14 +761,14 @@ func TestRetentionBytesWithoutZeros(t *testing.T) {
 		t.Fatalf("dataSize = %d, want %d (the frame without the zeros after it)", got, want)
 	}
 	data := int64(len(first) + len(frames))
-	plan, err := planRetention(dir, TopicConfig{RetentionBytes: data}, time.Now())
+	plan, err := planRetention(dir, TopicConfig{RetentionBytes: data}, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plan) != 0 {
 		t.Fatalf("%d bytes of data against a limit of as many: retention plans %+v", data, plan)
 	}
-	plan, err = planRetention(dir, TopicConfig{RetentionBytes: data - 1}, time.Now())
+	plan, err = planRetention(dir, TopicConfig{RetentionBytes: data - 1}, time.Now(), nil)
 	if err != nil || len(plan) != 1 || plan[0].base != 0 {
 		t.Fatalf("%d bytes of data against a limit of %d: retention plans %+v, %v; want segment 0 removed", data, data-1, plan, err)
 	}

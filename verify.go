@@ -35,8 +35,11 @@ const (
 	ProblemTornTail
 
 	// ProblemIndex is an index file that is missing, torn, or has an entry
-	// that disagrees with its segment. Indexes are caches that lookups
-	// check, so it costs speed, never records. Repair rebuilds the index.
+	// that disagrees with its segment. Indexes are caches: lookups and
+	// retention check the entry they use against the log and read the log
+	// instead when it disagrees, so it costs speed, never records (for
+	// the one limit of the time entries' check, see docs/FORMAT.md, Index
+	// files). Repair rebuilds the index.
 	ProblemIndex
 
 	// ProblemOffsets is a consumer-group offsets file that cannot be read.
