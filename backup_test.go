@@ -259,14 +259,17 @@ func TestBackupCopiesLog(t *testing.T) {
 					t.Errorf("%s: the copy ends at byte %d, before the source's data does", name, len(cp))
 				}
 			}
+			// Only the pwrite backend writes Buffered frames through a
+			// mapping, into zeros extended ahead (mapWrites).
+			_, zerosAhead := l.app.(pwriteAppender)
 			for _, pi := range info.Partitions {
 				rel := filepath.Join("topics", "orders", strconv.Itoa(pi.Partition))
 				bases, _ := listSegments(filepath.Join(src, rel))
 				for i, base := range bases {
 					name := segmentPath(rel, base, logExt)
 					zeros := len(srcFiles[name]) - len(dstFiles[name])
-					if last := i == len(bases)-1; !last && zeros != 0 || last && zeros <= 0 {
-						t.Errorf("%s: the source goes on for %d bytes past the copy; the test wants zeros past the data of each partition's last segment, and only there", name, zeros)
+					if want := zerosAhead && i == len(bases)-1; want != (zeros > 0) || zeros < 0 {
+						t.Errorf("%s: the source goes on for %d bytes past the copy; the test wants zeros past the data of each partition's last segment (with the pwrite backend), and only there", name, zeros)
 					}
 				}
 			}
