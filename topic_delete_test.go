@@ -117,22 +117,9 @@ func TestTopicDeleteKilled(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l := openTest(t, dir, &Options{Durability: Buffered})
-			mustCreate(t, l, "x", TopicConfig{Partitions: 3})
-			mustCreate(t, l, "other", TopicConfig{Partitions: 1})
-			p := mustProducer(t, l, "x", nil)
-			for i := range 6 {
-				if _, err := p.Send(ctx, Record{Key: []byte{byte(i)}, Value: []byte("old")}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c := mustConsumer(t, l, "x", &ConsumerOptions{Group: "g", DisableAutoCommit: true})
-			if recs := pollUntil(t, c, 6, patience); len(recs) != 6 {
-				t.Fatalf("read %d records", len(recs))
-			}
-			if err := c.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
+			l, p, c := topicWithCommits(t, dir, nil, func(i int) Record {
+				return Record{Key: []byte{byte(i)}, Value: []byte("old")}
+			})
 
 			cmd := mpChild("topic-delete-paused", "RUNNEL_ADMIN_DIR="+dir, "RUNNEL_ADMIN_TOPIC=x")
 			stdin, stdout := startPiped(t, cmd)
@@ -397,22 +384,9 @@ func TestStrayDeleteMark(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l := openTest(t, dir, &Options{Durability: Buffered})
-			mustCreate(t, l, "x", TopicConfig{Partitions: 3})
-			mustCreate(t, l, "other", TopicConfig{Partitions: 1})
-			p := mustProducer(t, l, "x", manual)
-			for i := range 6 {
-				if _, err := p.Send(ctx, Record{Partition: i % 3, Value: []byte{'a' + byte(i)}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c := mustConsumer(t, l, "x", &ConsumerOptions{Group: "g", DisableAutoCommit: true})
-			if recs := pollUntil(t, c, 6, patience); len(recs) != 6 {
-				t.Fatalf("read %d records", len(recs))
-			}
-			if err := c.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
+			l, p, c := topicWithCommits(t, dir, manual, func(i int) Record {
+				return Record{Partition: i % 3, Value: []byte{'a' + byte(i)}}
+			})
 
 			setDeletedWord(t, l, "x", 1)
 			marked := filepath.Join(partDir(l, "x", 1), metaFileName)
@@ -669,4 +643,29 @@ func TestTopicDeleteGivesUp(t *testing.T) {
 			checkNoAdminDebris(t, dir)
 		})
 	}
+}
+
+// topicWithCommits opens a Log on dir with topic x of three partitions
+// (and topic other beside it), sends x the six records rec(0..5) through a
+// producer with opts, and has group g read and commit them all.
+func topicWithCommits(t *testing.T, dir string, opts *ProducerOptions, rec func(i int) Record) (*Log, *Producer, *Consumer) {
+	t.Helper()
+	ctx := context.Background()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "x", TopicConfig{Partitions: 3})
+	mustCreate(t, l, "other", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "x", opts)
+	for i := range 6 {
+		if _, err := p.Send(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := mustConsumer(t, l, "x", &ConsumerOptions{Group: "g", DisableAutoCommit: true})
+	if recs := pollUntil(t, c, 6, patience); len(recs) != 6 {
+		t.Fatalf("read %d records", len(recs))
+	}
+	if err := c.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return l, p, c
 }
