@@ -24,9 +24,23 @@ func (c *conn) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
 			rt.ErrorMessage = &msg
 		} else {
 			c.s.opts.Logger.Info("kafka: topic deleted", "topic", name)
-			c.s.dropJournals(name, id)
+			c.s.topicDeleted(name, id)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// topicDeleted drops what the server keeps of a topic it deleted: its
+// handle, its producer state and its producer journals. A topic made
+// again under the name starts without them, as in Kafka; the state is
+// kept by the topic's ID, so this is for the memory and the files, and
+// the handle's first append, not for correctness.
+func (s *Server) topicDeleted(name, id string) {
+	if h := s.topics.cached(name); h != nil && h.id == id {
+		s.topicGone(h)
+	} else {
+		s.seqs.dropTopic(name, id)
+	}
+	s.dropJournals(name, id)
 }

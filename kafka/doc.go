@@ -58,7 +58,9 @@
 // committed, so that a server started anew on the directory answers
 // retries of batches stored before it as the last one would have, once it
 // has read them in the log: see producer_journal.go for the cases it
-// cannot cover. Transactions are not offered.
+// cannot cover. The state is kept by topic ID: a topic deleted and made
+// again under its name, by any process, starts with none, as in Kafka.
+// Transactions are not offered.
 //
 // # Groups
 //

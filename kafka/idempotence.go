@@ -53,6 +53,13 @@ import (
 // batch. A producer the journal does not know has its first batch per
 // partition taken as is (as Kafka does for a producer it has no state
 // for).
+//
+// A topic deleted and made again under its name starts with no state
+// (topicPartition). The server notices a deletion by another process
+// only when it uses the topic's files: the append of a new batch fails,
+// but an answer from the state alone (a retry's offsets, a refusal) does
+// not touch them, so before giving one the server checks that the name
+// still has the ID its state is kept under (storeBatch).
 
 // seqWindow is how many batches are remembered per producer and
 // partition: Kafka's, and the most a client keeps in flight.
@@ -78,8 +85,16 @@ type producerState struct {
 	parts    map[topicPartition]*seqState
 }
 
+// topicPartition keys the state. It holds the topic's ID as well as its
+// name: a topic deleted and made again under the name is another topic,
+// with no producer state, as in Kafka, where the state goes with the
+// partition's log. Keyed by the name alone, a retry of a batch stored in
+// the deleted topic, or a batch that repeats its sequences (franz-go
+// numbers from 0 again once the topic is purged from it), was answered
+// with offsets the new topic never gave it, and its records were lost.
 type topicPartition struct {
 	topic     string
+	topicID   string
 	partition int32
 }
 
@@ -271,6 +286,21 @@ var closedDone = func() chan struct{} {
 	close(c)
 	return c
 }()
+
+// dropTopic forgets every producer's state on the topic of that name and
+// ID, which is gone: it would never be used again, only held until its
+// producers expired.
+func (ps *producerStates) dropTopic(name, id string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, st := range ps.m {
+		for tp := range st.parts {
+			if tp.topic == name && tp.topicID == id {
+				delete(st.parts, tp)
+			}
+		}
+	}
+}
 
 // knows reports whether the server has state for producer id on tp.
 func (ps *producerStates) knows(id int64, tp topicPartition) bool {

@@ -16,7 +16,7 @@ func TestProducerStatesBounded(t *testing.T) {
 	maxProducers = 64
 	var ps producerStates
 	ps.init()
-	tp := topicPartition{"t", 0}
+	tp := topicPartition{topic: "t"}
 	store := func(pid int64, seq int32) {
 		t.Helper()
 		b, dup, code := ps.begin(pid, 0, tp, seq, 1)
@@ -50,7 +50,7 @@ func TestProducerStatesBounded(t *testing.T) {
 func TestProducerIdleExpiry(t *testing.T) {
 	var ps producerStates
 	ps.init()
-	tp := topicPartition{"t", 0}
+	tp := topicPartition{topic: "t"}
 	b, _, _ := ps.begin(7, 0, tp, 0, 1)
 	ps.finish(b, 0, 0)
 	if !ps.knows(7, tp) {

@@ -33,15 +33,17 @@ func (s *Server) journal(h *topicHandle, partition int32) (j *producerJournal, o
 	if js.closed {
 		return nil, false, fmt.Errorf("kafka: topic %s: %w", h.name, runnel.ErrClosed)
 	}
-	id, err := s.log.TopicID(h.name)
+	// Opened for the topic h was loaded for, whose ID the state is kept
+	// under: the files of a topic made again under the name since are not
+	// this one's (openJournal would remove them as an earlier topic's).
+	if s.replaced(h) {
+		return nil, false, fmt.Errorf("kafka: %w: %s was deleted since the server loaded it", runnel.ErrTopicNotFound, h.name)
+	}
+	j, entries, err := openJournal(journalDir(s.log.Dir(), h.name, partition), h.id, s.opts.Logger.Warn)
 	if err != nil {
 		return nil, false, err
 	}
-	j, entries, err := openJournal(journalDir(s.log.Dir(), h.name, partition), id, s.opts.Logger.Warn)
-	if err != nil {
-		return nil, false, err
-	}
-	s.seqs.load(topicPartition{h.name, partition}, foldEntries(entries))
+	s.seqs.load(topicPartition{h.name, h.id, partition}, foldEntries(entries))
 	if js.m == nil {
 		js.m = map[int32]*producerJournal{}
 	}

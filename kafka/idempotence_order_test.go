@@ -252,7 +252,7 @@ func TestIdempotentRetryOfBatchInFlight(t *testing.T) {
 // (its fdatasync) is forgotten alone.
 func TestProducerStatesFollowers(t *testing.T) {
 	ooo := kerr.OutOfOrderSequenceNumber.Code
-	tp := topicPartition{"t", 0}
+	tp := topicPartition{topic: "t"}
 	for _, tc := range []struct {
 		followers int
 		window    bool // the window keeps a stored batch before them

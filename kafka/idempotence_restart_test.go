@@ -339,7 +339,7 @@ func TestJournalEntryNotInLog(t *testing.T) {
 func TestForgetLoadedBatches(t *testing.T) {
 	var ps producerStates
 	ps.init()
-	tp := topicPartition{"f", 0}
+	tp := topicPartition{topic: "f"}
 	now := time.Now().UnixNano()
 	ps.load(tp, foldEntries([]journalEntry{stored(1, 0, 0, 1, 0, time.Unix(0, now)), stored(1, 0, 1, 1, 1, time.Unix(0, now+1)), stored(1, 0, 2, 1, 2, time.Unix(0, now+2))}))
 	b1, dup, _ := ps.begin(1, 0, tp, 1, 1)

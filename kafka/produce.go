@@ -91,14 +91,7 @@ func (c *conn) storeProduce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 			rp.Partition = p.Partition
 			rp.LogAppendTime = -1
 			rp.LogStartOffset = -1
-			switch {
-			case err != nil:
-				rp.ErrorCode = topicErrorCode(err)
-			case p.Partition < 0 || int(p.Partition) >= h.partitions:
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case len(p.Records) > c.s.opts.MaxMessageBytes:
-				rp.ErrorCode = kerr.MessageTooLarge.Code
-			default:
+			if rp.ErrorCode = c.s.refusal(h, err, p.Partition, len(p.Records)); rp.ErrorCode == 0 {
 				c.s.storeBatch(h, req.Acks, p.Partition, p.Records, &c.scratch, pw.add(rp))
 			}
 			// The request's buffer is reused once it is handled.
@@ -215,6 +208,39 @@ func (s *Server) producerTopic(name string) (*topicHandle, error) {
 	return h, err
 }
 
+// refusal is the code a partition's batch is refused with before it is
+// read, or 0: its topic (h, or err getting it) unknown, the partition not
+// in it, or the batch too large.
+func (s *Server) refusal(h *topicHandle, err error, partition int32, size int) int16 {
+	switch {
+	case err != nil:
+		return topicErrorCode(err)
+	case partition < 0 || int(partition) >= h.partitions:
+		return kerr.UnknownTopicOrPartition.Code
+	case size > s.opts.MaxMessageBytes:
+		return kerr.MessageTooLarge.Code
+	}
+	return 0
+}
+
+// storeReloaded stores a batch that found h's topic deleted, and maybe
+// made again, as if it came after the server forgot h: through a handle
+// on the topic the name has now, with that topic's producer state, or
+// refused if the name has none. Answering it UNKNOWN_TOPIC_OR_PARTITION
+// instead would do too, but costs the client a metadata round trip and a
+// retry for what the server can do at once.
+func (s *Server) storeReloaded(h *topicHandle, acks int16, partition int32, raw []byte, scratch *batchScratch, result produceResult) {
+	s.opts.Logger.Info("kafka: topic deleted since its producer state was made; the batch goes to the topic of that name now, if any",
+		"topic", h.name, "partition", partition)
+	s.topicGone(h)
+	nh, err := s.producerTopic(h.name)
+	if code := s.refusal(nh, err, partition, len(raw)); code != 0 {
+		result(0, code)
+		return
+	}
+	s.storeBatch(nh, acks, partition, raw, scratch, result)
+}
+
 // storeBatch reads one partition's batch into scratch's frame, checks its
 // sequence numbers if it is idempotent, and queues the frame; result gets
 // the outcome. Everything of raw and scratch the frame needs is copied
@@ -243,13 +269,18 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	}
 	var seq *seqBatch
 	var journal *producerJournal
-	tp := topicPartition{h.name, partition}
+	tp := topicPartition{h.name, h.id, partition}
 	if info.producerID >= 0 {
 		var opened bool
 		if journal, opened, err = s.journal(h, partition); err != nil {
 			frame.Reset()
+			if stale(err) {
+				// h's topic is gone, or h was forgotten meanwhile.
+				s.storeReloaded(h, acks, partition, raw, scratch, result)
+				return
+			}
 			s.opts.Logger.Error("kafka: producer journal", "topic", h.name, "partition", partition, "err", err)
-			result(0, journalErrorCode(err))
+			result(0, kerr.KafkaStorageError.Code)
 			return
 		}
 		if !opened && !s.seqs.knows(info.producerID, tp) {
@@ -258,6 +289,15 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			s.takeOverStopped(journal, tp)
 		}
 		b, dup, code := s.seqs.begin(info.producerID, info.producerEpoch, tp, info.firstSeq, info.count)
+		if (dup || code != 0) && s.replaced(h) {
+			// An answer from the state alone, which must not be the
+			// state of a topic deleted since, by whatever process
+			// (idempotence.go). (A new batch needs no check: its
+			// append through h fails if h's topic is gone.)
+			frame.Reset()
+			s.storeReloaded(h, acks, partition, raw, scratch, result)
+			return
+		}
 		for dup && s.seqs.unconfirmed(b) {
 			// A retry of a batch a stopped server's journal names: the
 			// original offsets only if the log still holds it there.
@@ -308,7 +348,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 				// The topic was deleted (maybe created again): the
 				// client retries, with a fresh handle. Not here: this
 				// runs on the partition's writer.
-				go s.topics.forget(h)
+				go s.topicGone(h)
 			}
 		}
 		if seq != nil {
@@ -394,15 +434,6 @@ func takeFrame(frame *runnel.RecordBatch) *runnel.RecordBatch {
 func putFrame(rb *runnel.RecordBatch) {
 	rb.Reset()
 	spareFrames.Put(rb)
-}
-
-// journalErrorCode maps a failure to open a producer journal to Kafka's
-// code: a topic gone, or storage that failed.
-func journalErrorCode(err error) int16 {
-	if stale(err) {
-		return kerr.UnknownTopicOrPartition.Code
-	}
-	return kerr.KafkaStorageError.Code
 }
 
 // errTransactional refuses a transactional batch: InitProducerId hands

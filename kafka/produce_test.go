@@ -328,7 +328,7 @@ func produceSteps(t *testing.T, rc *rawConn, topic string, pid int64, steps []ep
 func TestProducerStatesNewEpoch(t *testing.T) {
 	var ps producerStates
 	ps.init()
-	tp, other, newer := topicPartition{"t", 0}, topicPartition{"t", 1}, topicPartition{"t", 2}
+	tp, other, newer := topicPartition{topic: "t"}, topicPartition{topic: "t", partition: 1}, topicPartition{topic: "t", partition: 2}
 	b, _, _ := ps.begin(1, 0, tp, 0, 5)
 	ps.finish(b, 0, 0)
 	if _, _, code := ps.begin(1, 1, tp, 0, 5); code != 0 {

@@ -10,7 +10,8 @@ import (
 // topicCache keeps, per topic, what every Produce to it needs: its
 // partition count and two producers, one per acknowledgement level. A
 // topic deleted and created again (by anyone) is noticed when its old
-// producers fail, and reloaded.
+// producers fail, or, before an answer from the producer state alone,
+// when replaced says so, and reloaded.
 type topicCache struct {
 	log *runnel.Log
 	mu  sync.Mutex
@@ -18,7 +19,10 @@ type topicCache struct {
 }
 
 type topicHandle struct {
-	name       string
+	name string
+	// id is the topic's ID when the handle was loaded: the producer
+	// state of the topic is kept under it (idempotence.go).
+	id         string
 	partitions int
 	durable    *runnel.Producer // acks=-1: acknowledged as the Log's Durability says
 	committed  *runnel.Producer // acks=1 and 0: acknowledged once committed
@@ -38,6 +42,14 @@ func (tc *topicCache) get(name string) (*topicHandle, error) {
 	if h := tc.m[name]; h != nil {
 		return h, nil
 	}
+	// The ID before the producers: if the topic is made again in
+	// between, the handle gets the older ID, which replaced reports, and
+	// never producers older than its ID, whose failure would drop the
+	// state of the topic the name has now (topicGone).
+	id, err := tc.log.TopicID(name)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := tc.log.TopicConfig(name)
 	if err != nil {
 		return nil, err
@@ -52,7 +64,7 @@ func (tc *topicCache) get(name string) (*topicHandle, error) {
 		durable.Close()
 		return nil, err
 	}
-	h := &topicHandle{name: name, partitions: cfg.Partitions, durable: durable, committed: committed}
+	h := &topicHandle{name: name, id: id, partitions: cfg.Partitions, durable: durable, committed: committed}
 	tc.m[name] = h
 	return h, nil
 }
@@ -68,6 +80,29 @@ func (tc *topicCache) forget(h *topicHandle) {
 	h.durable.Close()
 	h.committed.Close()
 	h.journals.close()
+}
+
+// cached returns the handle the cache holds for name, if any.
+func (tc *topicCache) cached(name string) *topicHandle {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.m[name]
+}
+
+// topicGone forgets h, whose topic was deleted (and maybe made again),
+// and the producer state kept under its topic's ID.
+func (s *Server) topicGone(h *topicHandle) {
+	s.topics.forget(h)
+	s.seqs.dropTopic(h.name, h.id)
+}
+
+// replaced reports whether h's topic was deleted since h was loaded, by
+// this server or by any process, and maybe made again: its name no longer
+// has h's ID. It reads the topic's file (a stat and a small read). A file
+// that cannot be read says nothing either way: false.
+func (s *Server) replaced(h *topicHandle) bool {
+	id, err := s.log.TopicID(h.name)
+	return errors.Is(err, runnel.ErrTopicNotFound) || err == nil && id != h.id
 }
 
 // stale reports whether err from h's producers means its topic is gone.
