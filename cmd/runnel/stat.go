@@ -35,10 +35,11 @@ With -format json it prints {"time", "topics": [{"topic", "partition",
 "lag", "commit_rate"}]}, one line per second with -follow. Rates are per
 second, null in the first look at a partition or group.
 
-A group's topic whose offsets file is damaged (or a group that cannot be
-read) is left out, the group's other topics shown, and named on standard
-error after the report: the exit status is then 1, or with -follow it is
-named after each look and stat goes on.`,
+A topic that cannot be described (a damaged topic.json or partition), a
+group's topic whose offsets file is damaged, or a group that cannot be
+read is left out, the other topics and groups shown, and named on
+standard error after the report with the file at fault: the exit status
+is then 1, or with -follow it is named after each look and stat goes on.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&follow, "follow", false, "refresh every second until interrupted")
 			outputFlag(fs, &format)
@@ -96,9 +97,9 @@ type stats struct {
 	at     time.Time
 	topics []runnel.TopicInfo
 	groups []runnel.GroupInfo
-	// unread are the errors of the groups that could not be read, and of
-	// the topics of a group whose offsets could not be (damage), whose
-	// other topics are in groups.
+	// unread are the errors of the topics and groups that could not be
+	// read, and of the topics of a group whose offsets could not be
+	// (damage), whose other topics are in groups.
 	unread []error
 }
 
@@ -110,8 +111,14 @@ func snapshot(l *runnel.Log) (stats, error) {
 	}
 	for _, n := range names {
 		info, err := l.DescribeTopic(n)
-		if err != nil {
+		switch {
+		case errors.Is(err, runnel.ErrTopicNotFound):
 			continue // deleted meanwhile
+		case err != nil:
+			// The error names the file (topic.json, a partition's
+			// directory or segment) when there is one to name.
+			s.unread = append(s.unread, fmt.Errorf("topic %s: %w", n, err))
+			continue
 		}
 		s.topics = append(s.topics, info)
 	}
