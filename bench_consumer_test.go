@@ -120,7 +120,7 @@ func BenchmarkStartByTime(b *testing.B) {
 					for b.Loop() {
 						if cold {
 							// As a new Log: no seal's time entry checked yet.
-							l.sealChecks.Clear()
+							clearSealChecks(l)
 						}
 						c, err := l.Consumer("bench", &ConsumerOptions{Start: AtTime(benchTime(want))})
 						if err != nil {

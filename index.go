@@ -235,16 +235,29 @@ func sealCheckOf(log os.FileInfo, tim []timeEntry, k int) sealCheck {
 	return sc
 }
 
-// sealChecked reports whether this Log found sc to hold for the segment
-// at path before.
-func (l *Log) sealChecked(path string, sc sealCheck) bool {
-	v, ok := l.sealChecks.Load(path)
+// sealChecked reports whether this Log found sc to hold for segment base
+// before.
+func (p *partition) sealChecked(base int64, sc sealCheck) bool {
+	v, ok := p.sealChecks.Load(base)
 	if !ok {
 		return false
 	}
 	old := v.(sealCheck)
 	return old.prev == sc.prev && old.seal == sc.seal && old.first == sc.first &&
 		old.log.Size() == sc.log.Size() && os.SameFile(old.log, sc.log)
+}
+
+// forgetSealChecks drops the seal checks of the segments before start,
+// the partition's first segment as this Log last found it: retention,
+// here or in another process, removed them. Without it a long-running
+// Log kept one for every segment it ever passed over.
+func (p *partition) forgetSealChecks(start int64) {
+	p.sealChecks.Range(func(base, _ any) bool {
+		if base.(int64) < start {
+			p.sealChecks.Delete(base)
+		}
+		return true
+	})
 }
 
 // indexDamaged logs, once per index file for this Log, that an entry of it

@@ -61,9 +61,6 @@ type Log struct {
 	// damagedIndexes holds the index files whose damage this Log has
 	// logged (indexDamaged), so that each is logged once.
 	damagedIndexes sync.Map
-	// sealChecks holds, by .log path, the seal time entries this Log
-	// checked against their sealed segments (sealCheck).
-	sealChecks sync.Map
 }
 
 // topic is a Log's open handle on one topic: its config and partitions.

@@ -96,6 +96,12 @@ type partition struct {
 	abandoned   atomic.Bool // a wait ended so
 
 	counts partCounters // for Stats (stats_count.go)
+
+	// sealChecks holds, by segment base, the seal time entries this Log
+	// checked against their sealed segments (sealCheck, index.go). They
+	// go with the handle when the topic is deleted, and forgetSealChecks
+	// drops those of segments retention removed.
+	sealChecks sync.Map
 }
 
 const metaFileName = "partition.meta"

@@ -269,6 +269,9 @@ func (r *partReader) seekTime(t time.Time) error {
 		r.byTime, r.minTime = true, ts
 		return r.openSegment(0)
 	}
+	// The seal checks this lookup adds are bounded by the segments
+	// listed: those of segments gone since the last one go first.
+	r.p.forgetSealChecks(bases[0])
 	for i, seg := range bases {
 		next := int64(-1) // the next segment, where a scan stops
 		if i < len(bases)-1 {
@@ -342,7 +345,7 @@ func (r *partReader) timeIndexStart(seg, next, ts int64) (timeStart, error) {
 	at := seg + int64(entries[k].rel)
 	var sc sealCheck
 	if st != nil && at == next {
-		if sc = sealCheckOf(st, entries, k); r.p.log.sealChecked(logPath, sc) {
+		if sc = sealCheckOf(st, entries, k); r.p.sealChecked(seg, sc) {
 			return timeStart{older: true}, nil
 		}
 	}
@@ -366,7 +369,7 @@ func (r *partReader) timeIndexStart(seg, next, ts int64) (timeStart, error) {
 		return scan, nil
 	case chk.sealed && at == next:
 		if sc.log != nil {
-			r.p.log.sealChecks.Store(logPath, sc)
+			r.p.sealChecks.Store(seg, sc)
 		}
 		return timeStart{older: true}, nil
 	case chk.sealed:

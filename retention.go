@@ -235,7 +235,7 @@ func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegm
 		if err := removeSegmentFiles(p.dir, s.base); err != nil {
 			return removed, fmt.Errorf("runnel: retention in %s: %w", p.dir, err)
 		}
-		p.log.sealChecks.Delete(segmentPath(p.dir, s.base, logExt))
+		p.forgetSealChecks(s.next)
 		s.partition = p.id
 		removed = append(removed, s)
 		p.log.opts.Logger.Info("runnel: retention removed segment", "partition", p.dir,
