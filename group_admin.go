@@ -93,7 +93,10 @@ func (l *Log) groupTopics(group string) ([]string, error) {
 // read. A topic whose offsets file cannot be read (damage) is left out,
 // and reported in the error, a *GroupTopicError per such topic (joined),
 // returned with the other topics' info; GroupTopicErrors tells such an
-// error from one about the whole group, which comes with no topics.
+// error from one about the whole group, which comes with no topics. A
+// file removed while DescribeGroup runs (a DeleteTopic or DeleteGroup,
+// maybe in another process) is no damage: its topic is left out with no
+// error, and a group whose every file went is ErrGroupNotFound.
 func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	info := GroupInfo{Group: group}
 	if err := l.checkOpen(); err != nil {
@@ -109,17 +112,37 @@ func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	if err != nil {
 		return info, fmt.Errorf("runnel: describe group %s: %w", group, err)
 	}
+	if testHookGroupListed != nil {
+		testHookGroupListed()
+	}
 	var errs []error
 	for _, topic := range topics {
 		gt, err := l.describeGroupTopic(group, topic)
-		if err != nil {
+		switch {
+		case errors.Is(err, errOffsetsGone):
+			// A DeleteTopic or DeleteGroup, maybe in another process,
+			// removed it since the listing: the group no longer has
+			// the topic, which is no damage.
+			continue
+		case err != nil:
 			errs = append(errs, &GroupTopicError{Group: group, Topic: topic, Err: err})
 			continue
 		}
 		info.Topics = append(info.Topics, gt)
 	}
+	if len(info.Topics) == 0 && len(errs) == 0 {
+		return info, fmt.Errorf("%w: %s", ErrGroupNotFound, group) // every file went
+	}
 	return info, errors.Join(errs...)
 }
+
+// testHookGroupListed, if set, runs when DescribeGroup has listed the
+// group's offsets files and is about to read them.
+var testHookGroupListed func()
+
+// errOffsetsGone says the offsets file describeGroupTopic was to read is
+// no longer there.
+var errOffsetsGone = errors.New("offsets file removed")
 
 func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
 	gt := GroupTopic{Topic: topic}
@@ -129,6 +152,9 @@ func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
 		nparts = len(t.parts)
 	}
 	off, err := openOffsets(l.dir, group, topic, nparts, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return gt, errOffsetsGone
+	}
 	if err != nil {
 		return gt, err
 	}

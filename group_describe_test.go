@@ -1,0 +1,59 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestDescribeGroupFilesRemovedMeanwhile: an offsets file that another
+// Log (as another process) removes between DescribeGroup's listing of the
+// group's files and its reading of them is not damage: the topic is left
+// out with no error, and a group whose every file went is not found.
+// Each removed file was a *GroupTopicError.
+func TestDescribeGroupFilesRemovedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name       string
+		remove     func(other *Log) error
+		wantTopics []string
+		wantErr    error
+	}{
+		{"DeleteTopic", func(other *Log) error { return other.DeleteTopic("a") }, []string{"t"}, nil},
+		{"DeleteGroup", func(other *Log) error { return other.DeleteGroup(ctx, "g", nil) }, nil, ErrGroupNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := openTest(t, dir, &Options{Durability: Buffered})
+			other := openTest(t, dir, &Options{Durability: Buffered})
+			for _, topic := range []string{"a", "t"} {
+				mustCreate(t, l, topic, TopicConfig{Partitions: 1})
+				if _, err := l.ResetGroupOffsets(ctx, "g", topic, AtOffset(0), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testHookGroupListed = func() {
+				testHookGroupListed = nil
+				if err := tc.remove(other); err != nil {
+					t.Error(err)
+				}
+			}
+			t.Cleanup(func() { testHookGroupListed = nil })
+
+			info, err := l.DescribeGroup("g")
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("DescribeGroup: %v, want %v", err, tc.wantErr)
+			}
+			var topics []string
+			for _, gt := range info.Topics {
+				topics = append(topics, gt.Topic)
+			}
+			if diff := cmp.Diff(tc.wantTopics, topics); diff != "" {
+				t.Errorf("DescribeGroup described (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
