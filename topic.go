@@ -454,13 +454,7 @@ func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
 // the name in another process only until ctx ends; then it returns an error wrapping
 // ctx.Err() and changes nothing.
 func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*TopicConfig)) error {
-	if err := l.checkOpen(); err != nil {
-		return err
-	}
-	if err := validateName("topic", name); err != nil {
-		return err
-	}
-	unlock, err := l.lockTopicName(ctx, name)
+	unlock, err := l.beginTopicAdmin(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -242,13 +242,7 @@ func (l *Log) DeleteTopic(name string) error {
 // only until ctx ends. If ctx ends first it returns an error wrapping
 // ctx.Err() and the topic is untouched.
 func (l *Log) DeleteTopicContext(ctx context.Context, name string) error {
-	if err := l.checkOpen(); err != nil {
-		return err
-	}
-	if err := validateName("topic", name); err != nil {
-		return err
-	}
-	unlock, err := l.lockTopicName(ctx, name)
+	unlock, err := l.beginTopicAdmin(ctx, name)
 	if err != nil {
 		return err
 	}

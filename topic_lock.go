@@ -61,6 +61,20 @@ func (l *Log) lockTopicName(ctx context.Context, name string) (unlock func(), er
 	return l.lockTopicNameWait(ctx, name, true)
 }
 
+// beginTopicAdmin starts AlterTopic and DeleteTopic: it checks that the
+// Log is open and the name valid, then takes the name's admin lock
+// (lockTopicName). CreateTopic checks its config between the two, so as
+// not to wait for the lock only to fail, and does without it.
+func (l *Log) beginTopicAdmin(ctx context.Context, name string) (unlock func(), err error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := validateName("topic", name); err != nil {
+		return nil, err
+	}
+	return l.lockTopicName(ctx, name)
+}
+
 // tryLockTopicName is lockTopicName without the wait: unlock is nil if
 // another caller holds the lock.
 func (l *Log) tryLockTopicName(name string) (unlock func(), err error) {
