@@ -254,36 +254,24 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 		ft = nil
 	}
 	if ft == nil {
-		if nparts, err := c.s.partitionCount(tr.name); err != nil {
-			tr.failAll(topicErrorCode(err))
-			return
-		} else if want[len(want)-1] >= nparts {
-			for _, p := range want {
-				if p >= nparts {
-					tr.fail(p, kerr.UnknownTopicOrPartition.Code)
-				}
-			}
-			if want = want[:slices.IndexFunc(want, func(p int) bool { return p >= nparts })]; len(want) == 0 {
-				return
-			}
-		}
-		// The ID first: a topic made anew after it was read is caught
-		// at the next fetch rather than missed.
-		id, err := c.s.log.TopicID(tr.name)
+		var missing []int
+		var err error
+		ft, missing, err = c.s.newFetchTopic(tr.name, want, maxPoll)
 		if err != nil {
 			tr.failAll(topicErrorCode(err))
 			return
 		}
-		cons, err := c.s.log.Consumer(tr.name, &runnel.ConsumerOptions{Partitions: want, Start: runnel.Earliest, MaxPollBytes: maxPoll})
-		if err != nil {
-			tr.failAll(topicErrorCode(err))
+		for _, p := range missing {
+			tr.fail(p, kerr.UnknownTopicOrPartition.Code)
+		}
+		if ft == nil {
 			return
 		}
-		ft = &fetchTopic{cons: cons, id: id, parts: want, maxPoll: maxPoll, unplaced: map[int]bool{}}
 		if fs.topics == nil {
 			fs.topics = map[string]*fetchTopic{}
 		}
 		fs.topics[tr.name] = ft
+		want = ft.parts
 	}
 	tr.ft = ft
 	for _, p := range want {
@@ -296,6 +284,57 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 			tr.fail(p, fetchErrorCode(err))
 		}
 	}
+}
+
+// newFetchTopic opens a consumer of the partitions want (sorted) of
+// topic name. It leaves out, and returns as missing, the partitions the
+// topic does not have; ft is nil if none is left.
+//
+// Which partitions the topic has comes from the server's handle on it,
+// which another process's deleting the topic and making it again with
+// another count leaves stale: a partition past the handle's count gets a
+// look at the topic's file (handleFor), and one the topic lost makes the
+// consumer refuse the whole list (runnel.ErrInvalidArgument), which the
+// same look tells from a true error before the consumer is made again.
+// So neither costs a fetch that names known partitions anything; and a
+// consumer is made only when the partitions fetched change or the last
+// one failed, not per fetch.
+func (s *Server) newFetchTopic(name string, want []int, maxPoll int) (ft *fetchTopic, missing []int, err error) {
+	h, err := s.topics.get(name)
+	if err == nil {
+		h, err = s.handleFor(h, int32(want[len(want)-1]))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ft, missing, err = s.openFetchTopic(h, want, maxPoll)
+	if errors.Is(err, runnel.ErrInvalidArgument) && s.replaced(h) {
+		s.topicGone(h)
+		if h, err = s.topics.get(name); err != nil {
+			return nil, nil, err
+		}
+		ft, missing, err = s.openFetchTopic(h, want, maxPoll)
+	}
+	return ft, missing, err
+}
+
+// openFetchTopic is newFetchTopic with the partition count h has.
+func (s *Server) openFetchTopic(h *topicHandle, want []int, maxPoll int) (*fetchTopic, []int, error) {
+	in, _ := slices.BinarySearch(want, h.partitions)
+	if in == 0 {
+		return nil, want, nil
+	}
+	// The ID first: a topic made anew after it was read is caught at the
+	// next fetch rather than missed.
+	id, err := s.log.TopicID(h.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	cons, err := s.log.Consumer(h.name, &runnel.ConsumerOptions{Partitions: want[:in], Start: runnel.Earliest, MaxPollBytes: maxPoll})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &fetchTopic{cons: cons, id: id, parts: want[:in], maxPoll: maxPoll, unplaced: map[int]bool{}}, want[in:], nil
 }
 
 // sameTopic reports whether topic name is still the one ft's consumer
@@ -573,13 +612,4 @@ func (tr *fetchTopicReq) anyOK() bool {
 		}
 	}
 	return false
-}
-
-// partitionCount returns a topic's partition count.
-func (s *Server) partitionCount(topic string) (int, error) {
-	h, err := s.topics.get(topic)
-	if err != nil {
-		return 0, err
-	}
-	return h.partitions, nil
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,17 +33,7 @@ var recreators = []struct {
 	}},
 	{"another Log", func(t *testing.T, ts *testServer, topic string) {
 		t.Helper()
-		other, err := runnel.Open(ts.log.Dir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
-		if err := other.DeleteTopic(topic); err != nil {
-			t.Fatal(err)
-		}
-		if err := other.CreateTopic(topic, runnel.TopicConfig{Partitions: 1}); err != nil {
-			t.Fatal(err)
-		}
+		recreateElsewhere(t, ts, topic, 1)
 	}},
 }
 

@@ -91,6 +91,9 @@ func (c *conn) storeProduce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 			rp.Partition = p.Partition
 			rp.LogAppendTime = -1
 			rp.LogStartOffset = -1
+			if err == nil {
+				h, err = c.s.handleFor(h, p.Partition)
+			}
 			if rp.ErrorCode = c.s.refusal(h, err, p.Partition, len(p.Records)); rp.ErrorCode == 0 {
 				c.s.storeBatch(h, req.Acks, p.Partition, p.Records, &c.scratch, pw.add(rp))
 			}

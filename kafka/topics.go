@@ -10,8 +10,9 @@ import (
 // topicCache keeps, per topic, what every Produce to it needs: its
 // partition count and two producers, one per acknowledgement level. A
 // topic deleted and created again (by anyone) is noticed when its old
-// producers fail, or, before an answer from the producer state alone,
-// when replaced says so, and reloaded.
+// producers fail, or when replaced says so before an answer that the
+// handle alone would give (from the producer state, or a partition
+// outside its count: handleFor), and reloaded.
 type topicCache struct {
 	log *runnel.Log
 	mu  sync.Mutex
@@ -103,6 +104,25 @@ func (s *Server) topicGone(h *topicHandle) {
 func (s *Server) replaced(h *topicHandle) bool {
 	id, err := s.log.TopicID(h.name)
 	return errors.Is(err, runnel.ErrTopicNotFound) || err == nil && id != h.id
+}
+
+// handleFor returns h, or a handle on the topic h's name has now when
+// partition is outside h's count and h's topic was deleted since h was
+// loaded. The count is the topic's when h was loaded, and another process
+// may delete the topic and make it again with more partitions without the
+// server being told: the server notices when an append through h fails,
+// but no append goes to a partition outside h's count, and a fetch appends
+// nothing, so the partitions added would be refused until a restart. The
+// look at the topic's file (replaced) is made only where the count decides
+// the answer, so a partition inside it costs nothing; a count that shrank
+// is noticed where the partition is used (the append through h fails, or
+// the consumer refuses it: newFetchTopic).
+func (s *Server) handleFor(h *topicHandle, partition int32) (*topicHandle, error) {
+	if int(partition) < h.partitions || !s.replaced(h) {
+		return h, nil
+	}
+	s.topicGone(h)
+	return s.topics.get(h.name)
 }
 
 // stale reports whether err from h's producers means its topic is gone.
