@@ -183,10 +183,18 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 // writeFrame sends one size-prefixed frame as is.
 func (rc *rawConn) writeFrame(body []byte) {
 	rc.t.Helper()
-	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
-	if _, err := rc.nc.Write(append(frame, body...)); err != nil {
+	if err := rc.tryWriteFrame(body); err != nil {
 		rc.t.Fatal(err)
 	}
+}
+
+// tryWriteFrame is writeFrame for a request the server may refuse by
+// closing the connection before it has read all of it: the write then
+// fails (a reset), which the caller expects.
+func (rc *rawConn) tryWriteFrame(body []byte) error {
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	_, err := rc.nc.Write(append(frame, body...))
+	return err
 }
 
 // request sends req at its version and decodes the response.
@@ -203,6 +211,13 @@ func (rc *rawConn) request(req kmsg.Request) kmsg.Response {
 // send sends req at its version; read reads its response.
 func (rc *rawConn) send(req kmsg.Request) {
 	rc.t.Helper()
+	if err := rc.trySend(req); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// trySend is send, returning the write's error (tryWriteFrame).
+func (rc *rawConn) trySend(req kmsg.Request) error {
 	rc.corr++
 	var body []byte
 	body = kbin.AppendInt16(body, req.Key())
@@ -213,7 +228,7 @@ func (rc *rawConn) send(req kmsg.Request) {
 		body = append(body, 0)
 	}
 	body = req.AppendTo(body)
-	rc.writeFrame(body)
+	return rc.tryWriteFrame(body)
 }
 
 func (rc *rawConn) read(req kmsg.Request) (kmsg.Response, error) {
