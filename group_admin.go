@@ -95,8 +95,9 @@ func (l *Log) groupTopics(group string) ([]string, error) {
 // returned with the other topics' info; GroupTopicErrors tells such an
 // error from one about the whole group, which comes with no topics. A
 // file removed while DescribeGroup runs (a DeleteTopic or DeleteGroup,
-// maybe in another process) is no damage: its topic is left out with no
-// error, and a group whose every file went is ErrGroupNotFound.
+// maybe in another process), or a topic deleted while its file is read,
+// is no damage: its topic is left out with no error, and a group whose
+// every file went is ErrGroupNotFound.
 func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	info := GroupInfo{Group: group}
 	if err := l.checkOpen(); err != nil {
@@ -119,10 +120,11 @@ func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	for _, topic := range topics {
 		gt, err := l.describeGroupTopic(group, topic)
 		switch {
-		case errors.Is(err, errOffsetsGone):
+		case errors.Is(err, errGroupTopicGone):
 			// A DeleteTopic or DeleteGroup, maybe in another process,
-			// removed it since the listing: the group no longer has
-			// the topic, which is no damage.
+			// removed the file since the listing, or deleted the topic
+			// while it was read: the group no longer has the topic,
+			// which is no damage.
 			continue
 		case err != nil:
 			errs = append(errs, &GroupTopicError{Group: group, Topic: topic, Err: err})
@@ -140,9 +142,16 @@ func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 // group's offsets files and is about to read them.
 var testHookGroupListed func()
 
-// errOffsetsGone says the offsets file describeGroupTopic was to read is
-// no longer there.
-var errOffsetsGone = errors.New("offsets file removed")
+// testHookGroupTopicOpened, if set, runs when DescribeGroup has opened the
+// group's offsets file for topic and is about to read it and the topic's
+// partitions.
+var testHookGroupTopicOpened func(topic string)
+
+// errGroupTopicGone says the group no longer has the topic
+// describeGroupTopic was to read: its offsets file is no longer there, or
+// the topic was deleted (its offsets file goes next) after the file was
+// opened.
+var errGroupTopicGone = errors.New("the group no longer has the topic")
 
 func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
 	gt := GroupTopic{Topic: topic}
@@ -153,12 +162,15 @@ func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
 	}
 	off, err := openOffsets(l.dir, group, topic, nparts, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return gt, errOffsetsGone
+		return gt, errGroupTopicGone
 	}
 	if err != nil {
 		return gt, err
 	}
 	defer off.close()
+	if testHookGroupTopicOpened != nil {
+		testHookGroupTopicOpened(topic)
+	}
 
 	joined := map[int]int64{} // live slot → incarnation
 	for s := range off.hwm() {
@@ -205,6 +217,9 @@ func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
 		}
 		if terr == nil {
 			if gp.End, err = t.parts[p].endOffset(); err != nil {
+				if errors.Is(l.orGone(t, err), ErrTopicNotFound) {
+					return gt, errGroupTopicGone
+				}
 				return gt, err
 			}
 			if gp.Committed >= 0 {

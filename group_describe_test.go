@@ -57,3 +57,50 @@ func TestDescribeGroupFilesRemovedMeanwhile(t *testing.T) {
 		})
 	}
 }
+
+// TestDescribeGroupTopicDeletedWhileRead: a topic that another Log (as
+// another process) deletes after DescribeGroup opened the group's offsets
+// file for it, and before it read the partitions' end offsets, is left
+// out with no error, as one whose file went before it was opened: the
+// group no longer has the topic. Its partitions' directories, moved away
+// by the delete, were reported as damage (a *GroupTopicError).
+func TestDescribeGroupTopicDeletedWhileRead(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	other := openTest(t, dir, &Options{Durability: Buffered})
+	for _, topic := range []string{"a", "t"} {
+		mustCreate(t, l, topic, TopicConfig{Partitions: 2})
+		produceSpread(t, l, topic, 2, 3)
+		if _, err := l.ResetGroupOffsets(ctx, "g", topic, AtOffset(1), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testHookGroupTopicOpened = func(topic string) {
+		if topic != "a" {
+			return
+		}
+		testHookGroupTopicOpened = nil
+		if err := other.DeleteTopic("a"); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookGroupTopicOpened = nil })
+
+	info, err := l.DescribeGroup("g")
+	if err != nil {
+		t.Errorf("DescribeGroup: %v, want no error", err)
+	}
+	var topics []string
+	for _, gt := range info.Topics {
+		topics = append(topics, gt.Topic)
+		for _, gp := range gt.Partitions {
+			if gp.End != 3 || gp.Lag != 2 {
+				t.Errorf("topic %s partition %d: end %d lag %d, want 3 and 2", gt.Topic, gp.Partition, gp.End, gp.Lag)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"t"}, topics); diff != "" {
+		t.Errorf("DescribeGroup described (-want +got):\n%s", diff)
+	}
+}
