@@ -173,6 +173,13 @@
 //     then one per partition it waits on (its sleeping-reader slot in
 //     partition.meta is a byte-range lock), until it is closed. A group
 //     member also holds its group's offsets file.
+//   - A topic another process deletes (or deletes and creates anew) costs
+//     this Log nothing once it learns so: it drops its handle on the
+//     topic, closing the partitions' files and forgetting what it kept of
+//     them, at its next retention check (every RetentionInterval), at a
+//     Topics call (Stats makes one) or a look-up of the name, or when an
+//     append or a poll of the topic fails. Producers and consumers still
+//     holding the topic keep failing with ErrTopicNotFound.
 //
 // # Metrics
 //

@@ -34,6 +34,9 @@ type Log struct {
 
 	mu     sync.Mutex
 	topics map[string]*topic
+	// forgetting holds the stale handles taken out of topics whose close
+	// is under way (topic_forget.go), and what is closed when it is done.
+	forgetting map[*topic]chan struct{}
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -201,9 +204,9 @@ func (l *Log) checkOpen() error {
 // it was loaded, or deleted it and created it anew: a handle is current
 // while topics/<name> is the directory it was loaded from and its
 // topic.json has the handle's topic ID (a stat and a small read per new
-// producer or consumer, never per record). A stale handle is closed, so
-// that its producers and consumers fail with ErrTopicNotFound, and the
-// topic is loaded afresh.
+// producer or consumer, never per record). A stale handle is forgotten
+// (topic_forget.go), so that its producers and consumers fail with
+// ErrTopicNotFound, and the topic is loaded afresh.
 func (l *Log) topic(name string) (*topic, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
@@ -235,13 +238,11 @@ func (l *Log) topic(name string) (*topic, error) {
 			l.mu.Unlock()
 			return nil, err
 		}
+		l.mu.Unlock()
 		if !stale {
-			l.mu.Unlock()
 			return t, nil
 		}
-		delete(l.topics, name)
-		l.mu.Unlock()
-		t.close(topicDeleted(name)) // outside l.mu: closing waits for writes
+		l.forgetTopic(t) // outside l.mu: closing waits for writes
 	}
 }
 
@@ -359,8 +360,10 @@ func (l *Log) checkTopic(t *topic) (tf topicFile, stale bool, err error) {
 // orGone turns err, met while reading or opening t's files, into
 // ErrTopicNotFound when t is no longer current: a file is missing because
 // another Log deleted the topic, not because something is wrong with it.
+// This Log then forgets t (topic_forget.go).
 func (l *Log) orGone(t *topic, err error) error {
 	if err != nil && errors.Is(err, fs.ErrNotExist) && !l.topicCurrent(t) {
+		l.forgetTopicLater(t) // a writer with the files open may call
 		return fmt.Errorf("%w (%v)", topicDeleted(t.name), err)
 	}
 	return err
@@ -396,9 +399,13 @@ func (l *Log) CloseContext(ctx context.Context) error {
 		l.mu.Lock()
 		topics := l.topics
 		l.topics = map[string]*topic{}
+		forgetting, forgotten := l.forgettingNow()
 		l.mu.Unlock()
 		stop := context.AfterFunc(ctx, func() {
 			for _, t := range topics {
+				t.giveUp()
+			}
+			for _, t := range forgetting {
 				t.giveUp()
 			}
 		})
@@ -408,6 +415,9 @@ func (l *Log) CloseContext(ctx context.Context) error {
 		if l.stopSync != nil {
 			close(l.stopSync)
 			<-l.syncDone
+		}
+		for _, done := range forgotten { // before the backend and cache close
+			<-done
 		}
 		var errs []error
 		for _, t := range topics {

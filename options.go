@@ -83,8 +83,9 @@ type Options struct {
 
 	// RetentionInterval is how often the Log enforces the retention limits
 	// of the topics it has open (see TopicConfig.RetentionAge) and
-	// re-reads their config from disk. Default 1 minute; negative turns
-	// the background check off, leaving rolls and EnforceRetention.
+	// re-reads their config from disk, letting go of those other
+	// processes deleted. Default 1 minute; negative turns the background
+	// check off, leaving rolls and EnforceRetention.
 	RetentionInterval time.Duration
 
 	// MaxOpenFiles bounds the file descriptors the Log keeps open for its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -84,22 +85,27 @@ func (l *Log) retentionLoop(ctx context.Context, done chan struct{}) {
 			return
 		case <-tick.C:
 		}
-		l.mu.Lock()
-		topics := make([]*topic, 0, len(l.topics))
-		for _, t := range l.topics {
-			topics = append(topics, t)
+		l.retentionPass(ctx)
+	}
+}
+
+// retentionPass is one round of the background check: every topic this
+// Log has a handle on, its config read afresh, its limits applied. A
+// handle on a topic deleted since is dropped (refreshTopicConfig): this is
+// where a Log lets go of topics others deleted that it no longer uses.
+func (l *Log) retentionPass(ctx context.Context) {
+	l.mu.Lock()
+	topics := slices.Collect(maps.Values(l.topics))
+	l.mu.Unlock()
+	for _, t := range topics {
+		if ctx.Err() != nil {
+			return
 		}
-		l.mu.Unlock()
-		for _, t := range topics {
-			if ctx.Err() != nil {
-				return
-			}
-			if err := l.refreshTopicConfig(t); err != nil {
-				continue // deleted or unreadable: nothing to enforce here
-			}
-			if _, err := l.enforceTopic(ctx, t); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-				l.opts.Logger.Warn("runnel: retention check failed", "topic", t.name, "err", err)
-			}
+		if err := l.refreshTopicConfig(t); err != nil {
+			continue // deleted (and forgotten) or unreadable: nothing to enforce here
+		}
+		if _, err := l.enforceTopic(ctx, t); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			l.opts.Logger.Warn("runnel: retention check failed", "topic", t.name, "err", err)
 		}
 	}
 }
@@ -140,17 +146,19 @@ func (l *Log) EnforceRetention(ctx context.Context) error {
 }
 
 // refreshTopicConfig picks up a config change made by another process
-// (AlterTopic there), so that it takes effect here without a reopen.
+// (AlterTopic there), so that it takes effect here without a reopen. A
+// handle on a topic another process deleted, or deleted and created anew,
+// is forgotten (topic_forget.go), and the error is ErrTopicNotFound.
 func (l *Log) refreshTopicConfig(t *topic) error {
-	cfg, err := l.readTopicConfig(t.name)
+	tf, stale, err := l.checkTopic(t)
 	if err != nil {
 		return err
 	}
-	if cfg.Partitions != len(t.parts) {
-		// The topic was deleted and created anew; this handle is stale.
-		return fmt.Errorf("%w: %s was re-created", ErrTopicNotFound, t.name)
+	if stale || tf.Partitions != len(t.parts) {
+		l.forgetTopic(t)
+		return topicDeleted(t.name)
 	}
-	if cfg != l.topicConfig(t) {
+	if cfg := tf.TopicConfig; cfg != l.topicConfig(t) {
 		l.applyTopicConfig(t, cfg)
 	}
 	return nil

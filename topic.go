@@ -308,9 +308,11 @@ func (l *Log) Topics() ([]string, error) {
 	// died (or could not remove it); every admin call finishes a dead
 	// DeleteTopic's delete before it lets the lock go. So a topic whose
 	// DeleteTopic died is finished here, not listed.
-	return slices.DeleteFunc(names, func(name string) bool {
+	names = slices.DeleteFunc(names, func(name string) bool {
 		return locked[name] && l.tryFinishDelete(name)
-	}), nil
+	})
+	l.forgetUnlisted(names) // deleted by others: see topic_forget.go
+	return names, nil
 }
 
 // topicNames lists the topics, sorted by name, and the names that have an

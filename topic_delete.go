@@ -285,12 +285,11 @@ func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err 
 	}
 	l.mu.Lock()
 	t := l.topics[name]
-	delete(l.topics, name)
 	l.mu.Unlock()
 	if t != nil {
 		// Only another process's append in progress is waited for.
 		stop := context.AfterFunc(ctx, t.giveUp)
-		t.close(topicDeleted(name))
+		l.forgetTopic(t)
 		stop()
 	}
 	adminHook(hookDeleteMarked, name)
@@ -371,12 +370,15 @@ func (l *Log) finishDeleteLocked(ctx context.Context, name string) (marked strin
 // finishDeadDelete is called by whoever meets a partition of t marked
 // deleted by a DeleteTopic (a writer, a reader): it finishes the delete if
 // that DeleteTopic is dead, and leaves it otherwise. Failures are logged:
-// the caller fails with ErrTopicNotFound either way.
+// the caller fails with ErrTopicNotFound either way. Once the topic is
+// gone from its name (or the name is another topic's by now), this Log
+// forgets t; while a DeleteTopic is at work, it is left to it (this Log's
+// closes t itself, and the next check of t after another's finds it gone).
 func (l *Log) finishDeadDelete(t *topic) {
-	if l.topicCurrent(t) {
-		l.tryFinishDelete(t.name)
+	if l.topicCurrent(t) && !l.tryFinishDelete(t.name) {
+		return
 	}
-	// Otherwise it is finished, or the name is another topic's by now.
+	l.forgetTopicLater(t) // a writer may call
 }
 
 // tryFinishDelete is finishDeleteLocked if the name's admin lock is free.
