@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -243,13 +244,14 @@ func (c *cli) logDir() string {
 	return "runnel-data"
 }
 
-// open opens the log. Only commands that create things may create the
-// directory: a typo in -dir should not leave an empty log behind.
+// open opens the log. Only commands that create things may create it: a
+// typo in -dir should not leave an empty log behind, nor turn a directory
+// that exists (-dir ., -dir ~) into one, as runnel.Open would.
 func (c *cli) open(create bool, opts *runnel.Options) (*runnel.Log, error) {
 	dir := c.logDir()
 	if !create {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no log at %s (set -dir or RUNNEL_DIR; \"runnel topics create\" makes one)", dir)
+		if err := checkLogDir(dir); err != nil {
+			return nil, err
 		}
 	}
 	var o runnel.Options
@@ -265,6 +267,27 @@ func (c *cli) open(create bool, opts *runnel.Options) (*runnel.Log, error) {
 		return nil, usagef("-backend %q: want auto, io_uring or pwrite", c.backend)
 	}
 	return runnel.Open(dir, &o)
+}
+
+// checkLogDir fails unless dir holds a log: runnel.format, which Open
+// writes first, or, in a log older than that file, topics.
+func checkLogDir(dir string) error {
+	const hint = `(set -dir or RUNNEL_DIR; "runnel topics create" makes one)`
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no log at %s %s", dir, hint)
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("no log at %s: it is a file %s", dir, hint)
+	}
+	for _, marker := range []string{"runnel.format", "topics"} {
+		if _, err := os.Stat(filepath.Join(dir, marker)); !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return fmt.Errorf("no log at %s: it has no runnel.format %s", dir, hint)
 }
 
 // withLog opens the existing log, runs fn on it and closes it, keeping the

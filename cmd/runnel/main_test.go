@@ -210,6 +210,18 @@ func TestDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "topics")); err == nil {
 		t.Error("the $RUNNEL_DIR log was created too")
 	}
+	// A directory that is not a log stays as it was: only commands that
+	// create things make a log.
+	notLog := filepath.Join(base, "notes")
+	os.Mkdir(notLog, 0o755)
+	os.WriteFile(filepath.Join(notLog, "todo.txt"), []byte("x"), 0o644)
+	for _, args := range [][]string{{"topics", "list"}, {"stat"}, {"verify"}, {"groups", "list"}, {"consume", "t"}} {
+		failing(t, runIn(t, notLog, "", args...), 1, "no log at "+notLog+": it has no runnel.format")
+	}
+	failing(t, runIn(t, base, "", "-dir", filepath.Join(notLog, "todo.txt"), "topics", "list"), 1, "it is a file")
+	if entries, _ := os.ReadDir(notLog); len(entries) != 1 {
+		t.Errorf("%s holds %d entries after the reading commands, want its 1 file", notLog, len(entries))
+	}
 	// With neither, ./runnel-data.
 	ctx := context.Background()
 	cmd := exec.CommandContext(ctx, binPath, "topics", "create", "c")
