@@ -219,7 +219,7 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 			opts.OutOfRange = runnel.OutOfRangeEarliest
 		}
 		opts.OnRevoked = func(c *runnel.Consumer, parts []int) {
-			if err := k.commit(parts); err != nil {
+			if err := k.commit(parts); err != nil && !readerGone(err) {
 				fmt.Fprintf(cl.stderr, "runnel consume: commit before giving up partitions %v: %v\n", parts, err)
 			}
 		}
@@ -260,15 +260,22 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 		err = ferr
 	}
 	if f.group != "" {
-		if cerr := k.commit(nil); cerr != nil && err == nil && !errors.Is(cerr, syscall.EPIPE) {
+		if cerr := k.commit(nil); cerr != nil && err == nil && !readerGone(cerr) {
 			err = fmt.Errorf("commit: %w", cerr)
 		}
 	}
-	if errors.Is(err, syscall.EPIPE) {
+	if readerGone(err) {
 		return nil // the reader has all it wanted
 	}
 	return err
 }
+
+// readerGone reports whether err is a write to standard output that failed
+// because its reader went away (head -1 has its line). That is no failure
+// to report, at the end nor in the commit as Close gives up the partitions:
+// the reader took what it wanted, and what did not reach it is not
+// committed.
+func readerGone(err error) bool { return errors.Is(err, syscall.EPIPE) }
 
 // loop prints records until the end (without -follow), the count, Ctrl-C,
 // the reader going away, or an error.
