@@ -228,7 +228,7 @@ func TestGroupsResetForceWarnsOneDamagedTopic(t *testing.T) {
 // DescribeGroup left the group out, silently.
 func TestStatOneDamagedTopic(t *testing.T) {
 	dir, damage := groupWithDamagedTopic(t)
-	want := []statGroup{{Group: "g", Topic: "t", Committed: 1, Lag: 1, CommitRate: ptr(0.0)}}
+	want := []statGroup{{Group: "g", Topic: "t", Committed: ptr[int64](1), Lag: ptr[int64](1), CommitRate: ptr(0.0)}}
 
 	r := runIn(t, dir, "", "stat", "-format", "json")
 	failing(t, r, 1, damage)

@@ -158,6 +158,8 @@ type jsonGroupPartition struct {
 	Owner       *int    `json:"owner"` // member slot; null if none recorded
 }
 
+func ptr[T any](v T) *T { return &v }
+
 // known is n, or nil (JSON null) when n is negative: the library's
 // "unknown".
 func known[T int | int64](n T) *T {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +29,6 @@ func decode(t *testing.T, dir string, v any, args ...string) {
 		t.Fatalf("runnel %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // TestJSONTopics: topics list and topics describe -format json.
 func TestJSONTopics(t *testing.T) {
@@ -134,6 +133,7 @@ func TestJSONStat(t *testing.T) {
 	must(t, dir, "", "topics", "create", "t")
 	must(t, dir, "a\nb\n", "produce", "t")
 	must(t, dir, "", "groups", "reset", "g", "t", "-to-offset", "1")
+	must(t, dir, "", "consume", "t", "-group", "idle") // from the end: commits nothing
 	var r statReport
 	decode(t, dir, &r, "stat", "-format", "json")
 	if len(r.Topics) != 1 || r.Topics[0].AppendRate == nil || *r.Topics[0].AppendRate != 0 {
@@ -144,8 +144,17 @@ func TestJSONStat(t *testing.T) {
 	if diff := cmp.Diff(want, r.Topics[0], cmp.AllowUnexported(statPartition{})); diff != "" {
 		t.Errorf("stat topics (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]statGroup{{Group: "g", Topic: "t", Committed: 1, Lag: 1, CommitRate: ptr(0.0)}}, r.Groups); diff != "" {
+	// A group that committed nothing has no lag, as in "groups describe";
+	// it is not caught up.
+	wantGroups := []statGroup{
+		{Group: "g", Topic: "t", Committed: ptr[int64](1), Lag: ptr[int64](1), CommitRate: ptr(0.0)},
+		{Group: "idle", Topic: "t", CommitRate: ptr(0.0)},
+	}
+	if diff := cmp.Diff(wantGroups, r.Groups); diff != "" {
 		t.Errorf("stat groups (-want +got):\n%s", diff)
+	}
+	if text := must(t, dir, "", "stat"); !regexp.MustCompile(`(?m)^idle\s+t\s+0\s+-\s+-\s`).MatchString(text) {
+		t.Errorf("stat shows the idle group with a committed offset or lag:\n%s", text)
 	}
 
 	b := startBackground(t, dir, "stat", "-follow", "-format", "json")

@@ -33,7 +33,9 @@ With -format json it prints {"time", "topics": [{"topic", "partition",
 "start_offset", "next_offset", "records", "segments", "bytes",
 "append_rate"}], "groups": [{"group", "topic", "members", "committed",
 "lag", "commit_rate"}]}, one line per second with -follow. Rates are per
-second, null in the first look at a partition or group.
+second, null in the first look at a partition or group. A group's
+committed and lag are sums over the partitions that have them, null (-
+in text) while it has committed nothing.
 
 A topic that cannot be described (a damaged topic.json or partition), a
 group's topic whose offsets file is damaged, or a group that cannot be
@@ -162,8 +164,8 @@ type statGroup struct {
 	Group      string   `json:"group"`
 	Topic      string   `json:"topic"`
 	Members    int      `json:"members"`
-	Committed  int64    `json:"committed"` // sum over the partitions
-	Lag        int64    `json:"lag"`
+	Committed  *int64   `json:"committed"`   // sum over the partitions that have one; null if none has
+	Lag        *int64   `json:"lag"`         // likewise: a group that committed nothing has no lag to show
 	CommitRate *float64 `json:"commit_rate"` // records committed per second; null if not seen before
 }
 
@@ -191,7 +193,8 @@ func compare(prev, cur stats) statReport {
 	}
 	for _, g := range prev.groups {
 		for _, t := range g.Topics {
-			committed[groupKey{g.Group, t.Topic}] = sumCommitted(t)
+			sum, _ := groupSums(t)
+			committed[groupKey{g.Group, t.Topic}] = orZero(sum)
 		}
 	}
 	r := statReport{Time: jsonTime(cur.at), Topics: []statPartition{}, Groups: []statGroup{}}
@@ -203,13 +206,9 @@ func compare(prev, cur stats) statReport {
 	}
 	for _, g := range cur.groups {
 		for _, t := range g.Topics {
-			var lag int64
-			for _, p := range t.Partitions {
-				lag += max(0, p.Lag)
-			}
-			sum := sumCommitted(t)
+			sum, lag := groupSums(t)
 			old, ok := committed[groupKey{g.Group, t.Topic}]
-			r.Groups = append(r.Groups, statGroup{Group: g.Group, Topic: t.Topic, Members: len(t.Members), Committed: sum, Lag: lag, CommitRate: rate(sum, old, ok)})
+			r.Groups = append(r.Groups, statGroup{Group: g.Group, Topic: t.Topic, Members: len(t.Members), Committed: sum, Lag: lag, CommitRate: rate(orZero(sum), old, ok)})
 		}
 	}
 	return r
@@ -238,18 +237,38 @@ func printStat(w io.Writer, r statReport) {
 	fmt.Fprintln(w)
 	tw = newTable(w)
 	fmt.Fprintln(tw, "GROUP\tTOPIC\tMEMBERS\tCOMMITTED\tLAG\tOUT/s")
+	showSum := func(n *int64) string {
+		if n == nil {
+			return "-"
+		}
+		return fmt.Sprint(*n)
+	}
 	for _, g := range r.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", g.Group, g.Topic, g.Members, g.Committed, g.Lag, showRate(g.CommitRate))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", g.Group, g.Topic, g.Members, showSum(g.Committed), showSum(g.Lag), showRate(g.CommitRate))
 	}
 	tw.Flush()
 }
 
-func sumCommitted(t runnel.GroupTopic) int64 {
-	var n int64
-	for _, p := range t.Partitions {
-		if p.Committed > 0 {
-			n += p.Committed
+// groupSums sums a group's committed offsets and lags for a topic over the
+// partitions where each is known, and is nil where none is: a partition
+// without a committed offset has no lag, as in "groups describe", and a
+// group that committed nothing is not caught up.
+func groupSums(t runnel.GroupTopic) (committed, lag *int64) {
+	add := func(sum *int64, n int64) *int64 {
+		if n < 0 {
+			return sum // unknown
 		}
+		return ptr(orZero(sum) + n)
 	}
-	return n
+	for _, p := range t.Partitions {
+		committed, lag = add(committed, p.Committed), add(lag, p.Lag)
+	}
+	return committed, lag
+}
+
+func orZero(n *int64) int64 {
+	if n == nil {
+		return 0
+	}
+	return *n
 }
