@@ -56,7 +56,8 @@ of several partitions), -N (the last N records of each partition), or s@MS
 (the first record at or after MS milliseconds since 1970).
 
 Without -follow it stops at the end of the records there were when it
-started; with -follow it waits for new ones until Ctrl-C, and exits 0.
+started; with -follow it waits for new ones until Ctrl-C, and exits 0
+(a second Ctrl-C kills it, if its output is stuck).
 -n COUNT stops after COUNT records (-n 0 prints none). It also stops,
 with status 0, when the reader of its output goes away (consume -follow |
 head -1).

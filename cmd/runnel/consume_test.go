@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,34 +274,10 @@ func TestConsumeReaderGone(t *testing.T) {
 		{"big", "-follow", "-group", "h"},
 	} {
 		t.Run(fmt.Sprintf("%q", args), func(t *testing.T) {
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := runnelCmd(t.Context(), dir, append([]string{"consume", "-from-beginning"}, args...)...)
-			cmd.Stdout = w
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			// head -1: read the first line, then go away.
-			line := make([]byte, len("first\n"))
-			if _, err := io.ReadFull(r, line); err != nil || string(line) != "first\n" {
-				t.Fatalf("read %q: %v", line, err)
-			}
-			r.Close()
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil || stderr.Len() > 0 {
-					t.Errorf("consume: %v; stderr %q", err, stderr.String())
-				}
-			case <-time.After(time.Minute):
-				cmd.Process.Kill()
-				t.Fatal("consume still running a minute after its reader went away")
+			c := startHead(t, dir, append([]string{"consume", "-from-beginning"}, args...)...)
+			c.out.Close() // head -1 goes away
+			if err := c.wait(t); err != nil || c.stderr.Len() > 0 {
+				t.Errorf("consume: %v; stderr %q", err, c.stderr.String())
 			}
 		})
 	}
@@ -312,6 +290,83 @@ func TestConsumeReaderGone(t *testing.T) {
 	}
 	if c := g.Topics[0].Partitions[0].Committed; c == nil || *c != 2 {
 		t.Errorf("the group committed %v, want 2 (both records were written to the pipe)", c)
+	}
+}
+
+// TestConsumeInterruptStuck: a consume that Ctrl-C cannot stop cleanly,
+// as its write to a reader that stopped reading never returns, ends at a
+// second Ctrl-C (or SIGTERM), as kcat does at its first: it is not left
+// for kill -9.
+func TestConsumeInterruptStuck(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "big")
+	must(t, dir, "first\n"+strings.Repeat("more of it\n", 100_000), "produce", "big")
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			c := startHead(t, dir, "consume", "big", "-from-beginning", "-group", "g")
+			// The output stays unread, so consume blocks in a write
+			// once the pipe is full. The first signal cannot wake
+			// that write; when it arrived is unknown, so signal until
+			// it ends.
+			ended := make(chan error, 1)
+			go func() { ended <- c.wait(t) }()
+			for {
+				c.cmd.Process.Signal(sig)
+				select {
+				case err := <-ended:
+					if err == nil {
+						t.Errorf("consume exited 0, stopped cleanly while its output was stuck")
+					}
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
+	}
+}
+
+// headRun is a runnel command whose standard output the test reads as
+// head would.
+type headRun struct {
+	cmd    *exec.Cmd
+	out    *os.File // the pipe's reading end
+	stderr *strings.Builder
+	done   chan error
+}
+
+// startHead starts runnel with standard output to a pipe and reads the
+// first line of it, which must be "first".
+func startHead(t *testing.T, dir string, args ...string) *headRun {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &headRun{cmd: runnelCmd(t.Context(), dir, args...), out: r, stderr: &strings.Builder{}, done: make(chan error, 1)}
+	h.cmd.Stdout, h.cmd.Stderr = w, h.stderr
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { r.Close(); h.cmd.Process.Kill() })
+	line := make([]byte, len("first\n"))
+	if _, err := io.ReadFull(r, line); err != nil || string(line) != "first\n" {
+		t.Fatalf("read %q: %v", line, err)
+	}
+	go func() { h.done <- h.cmd.Wait() }()
+	return h
+}
+
+// wait returns how the command ended, failing the test if it is still
+// running a minute later.
+func (h *headRun) wait(t *testing.T) error {
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(time.Minute):
+		h.cmd.Process.Kill()
+		t.Errorf("runnel %v still running a minute on", h.cmd.Args[1:])
+		return <-h.done
 	}
 }
 

@@ -109,6 +109,14 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks the command to stop cleanly (a group commits
+	// what it printed); the next one kills, as the signal does by
+	// default: a clean stop can hang, in a write to a reader that stopped
+	// reading, say, and nothing else would end the command then.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	c.root = newTree(c)
 	c.root.SetArgs(goStyleFlags(c.root, args))

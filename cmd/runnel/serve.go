@@ -64,7 +64,7 @@ docs/OPERATIONS.md lists them, with alert rules. "runnel metrics" prints
 them once.
 
 Ctrl-C stops it cleanly: requests in flight are answered, and the Kafka
-group members leave their groups.`,
+group members leave their groups; a second Ctrl-C kills it at once.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&f.listen, "listen", "127.0.0.1:9092", "listen on `ADDR`")
 			fs.StringVar(&f.advertise, "advertise", "", "tell clients to connect to `HOST:PORT` (default: the address they reached)")
