@@ -6,7 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -69,10 +69,16 @@ func runnelCmd(ctx context.Context, dir string, args ...string) *exec.Cmd {
 // runIn runs runnel to completion with stdin as its input.
 func runIn(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
+	return runFrom(t, dir, strings.NewReader(stdin), args...)
+}
+
+// runFrom runs runnel to completion with standard input read from stdin.
+func runFrom(t *testing.T, dir string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := runnelCmd(ctx, dir, args...)
-	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -144,7 +150,7 @@ func TestUsageAndExitStatus(t *testing.T) {
 		{[]string{"topics", "create", "u", "-segment-bytes", "1KiB"}, 1, "segment bytes"},
 		{[]string{"topics", "describe", "nope"}, 1, "topic not found"},
 		{[]string{"consume", "nope"}, 1, "topic not found"},
-		{[]string{"produce", "t", "-partition", "3"}, 1, "partition 3"},
+		{[]string{"produce", "t", "-partition", "3"}, 1, "topic t has 1 partition (0 to 0), not 3"},
 		{[]string{"groups", "describe", "nobody"}, 1, "group not found"},
 		{[]string{"-dir", filepath.Join(dir, "missing"), "topics", "list"}, 1, "no log at"},
 		{[]string{"-backend", "fast", "topics", "list"}, 2, "want auto, io_uring or pwrite"},

@@ -94,6 +94,17 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 				return err
 			}
 			defer closeLog(l, &err)
+			if popts != nil {
+				// Before reading: at a terminal, the first line typed
+				// would be the first to hear of it.
+				cfg, err := l.TopicConfig(args[0])
+				if err != nil {
+					return err
+				}
+				if f.partition >= cfg.Partitions {
+					return partitionRangeError(args[0], f.partition, cfg.Partitions)
+				}
+			}
 			p, err := l.Producer(args[0], popts)
 			if err != nil {
 				return err

@@ -58,7 +58,7 @@ func TestProduceKeysHeadersPartitions(t *testing.T) {
 	} {
 		failing(t, runIn(t, dir, "q\n", append([]string{"produce", "t"}, tc.args...)...), 2, tc.want)
 	}
-	failing(t, runIn(t, dir, "q\n", "produce", "t", "-p", "3"), 1, "partition 3")
+	failing(t, runIn(t, dir, "q\n", "produce", "t", "-p", "3"), 1, "topic t has 3 partitions (0 to 2), not 3")
 }
 
 // TestProduceDelimiter: -D splits records at any byte string instead of a
@@ -138,4 +138,18 @@ func TestProduceFile(t *testing.T) {
 		t.Errorf("offsets after the failed runs: %q, want the 3 from before", got)
 	}
 	failing(t, runIn(t, dir, strings.Repeat("x", maxRecord+1), "produce", "t", "-file", "-"), 1, "the largest record")
+}
+
+// TestProducePartitionPastTopic: -p N past the topic's partitions fails
+// before standard input is read, as a wrong topic does, rather than once
+// the first record has been typed.
+func TestProducePartitionPastTopic(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
+	typing, w, err := os.Pipe() // a terminal where nothing was typed yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	failing(t, runFrom(t, dir, typing, "produce", "t", "-p", "2"), 1, "topic t has 2 partitions (0 to 1), not 2")
 }
