@@ -271,13 +271,6 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	return err
 }
 
-// readerGone reports whether err is a write to standard output that failed
-// because its reader went away (head -1 has its line). That is no failure
-// to report, at the end nor in the commit as Close gives up the partitions:
-// the reader took what it wanted, and what did not reach it is not
-// committed.
-func readerGone(err error) bool { return errors.Is(err, syscall.EPIPE) }
-
 // loop prints records until the end (without -follow), the count, Ctrl-C,
 // the reader going away, or an error.
 func (k *consumer) loop(ctx context.Context) error {

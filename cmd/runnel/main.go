@@ -117,10 +117,14 @@ func run(args []string) int {
 		<-ctx.Done()
 		stop()
 	}()
-	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	out := &outputWriter{w: os.Stdout}
+	c := &cli{stdin: os.Stdin, stdout: out, stderr: os.Stderr}
 	c.root = newTree(c)
 	c.root.SetArgs(goStyleFlags(c.root, args))
 	cmd, err := c.root.ExecuteContextC(ctx)
+	if err == nil {
+		err = out.failed()
+	}
 	return c.exit(cmd, err)
 }
 

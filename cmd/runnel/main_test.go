@@ -181,6 +181,31 @@ func TestUsageAndExitStatus(t *testing.T) {
 	}
 }
 
+// TestOutputFails: a command whose output cannot all be written (a full
+// disk, here /dev/full) exits 1 and says why, rather than 0 with the
+// output lost.
+func TestOutputFails(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer full.Close()
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a\n", "produce", "t")
+	must(t, dir, "", "groups", "reset", "g", "t", "-to-earliest")
+	for _, args := range [][]string{
+		{"topics", "list"}, {"topics", "describe", "t"}, {"groups", "list"}, {"groups", "describe", "g"},
+		{"stat"}, {"verify"}, {"dump", "t"}, {"consume", "t", "-from-beginning"}, {"version"},
+	} {
+		cmd := runnelCmd(t.Context(), dir, args...)
+		var stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = full, &stderr
+		cmd.Run()
+		failing(t, result{stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}, 1, "no space left on device")
+	}
+}
+
 // TestBackendFlag: the global -backend flag picks the append path; every
 // choice writes the same log.
 func TestBackendFlag(t *testing.T) {
