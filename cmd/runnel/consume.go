@@ -25,6 +25,7 @@ type consumeFlags struct {
 	partition     int
 	follow        bool
 	count         int64
+	exitAtEnd     bool // kcat's -e: what consume does without -follow
 	format        string
 	keySep        string
 	recordSep     string
@@ -75,6 +76,13 @@ committed, including on Ctrl-C.`,
 			fs.IntVarP(&f.partition, "partition", "p", 0, "read only partition `N`")
 			fs.BoolVar(&f.follow, "follow", false, "wait for new records until interrupted")
 			fs.Int64VarP(&f.count, "count", "n", 0, "stop after `COUNT` records")
+			// kcat's letters, which kcat hands type: -c COUNT is -n,
+			// and -e (exit at the end) what consume does anyway. Hidden:
+			// one spelling in the help is enough.
+			fs.Int64VarP(&f.count, "kcat-count", "c", 0, "")
+			fs.BoolVarP(&f.exitAtEnd, "kcat-exit", "e", false, "")
+			fs.MarkHidden("kcat-count")
+			fs.MarkHidden("kcat-exit")
 			f.format = "value"
 			fs.VarP(formatFlag{&f.format}, "format", "f", "print each record as value, json, or a format string such as '%k=%s\\n'")
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
@@ -134,6 +142,8 @@ func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 	switch {
 	case f.count < 0:
 		return usagef("-n %d: want a count, 0 or more", f.count)
+	case f.exitAtEnd && f.follow:
+		return usagef("-e stops at the end, -follow waits for more: give one")
 	case f.group != "" && fs.Changed("partition"):
 		return usagef("-partition cannot go with -group: the group assigns partitions")
 	case f.group != "" && (start.exact || start.last > 0):
@@ -197,7 +207,7 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 		return partitionRangeError(topic, f.partition, n)
 	case start.exact && !fs.Changed("partition") && n > 1:
 		return usagef("-offset %s needs -partition: topic %s has %d partitions", f.offset, topic, n)
-	case fs.Changed("count") && f.count == 0:
+	case (fs.Changed("count") || fs.Changed("kcat-count")) && f.count == 0:
 		return nil
 	}
 	k := &consumer{f: f, printed: map[int]int64{}, committed: map[int]int64{}}

@@ -246,6 +246,8 @@ func TestConsumeCount(t *testing.T) {
 		{[]string{"-count", "1"}, "a\n"},
 		{[]string{"-n", "0"}, ""},
 		{[]string{"-n", "0", "-follow"}, ""}, // returns at once, not at Ctrl-C
+		{[]string{"-c", "1"}, "a\n"},         // kcat's spelling
+		{[]string{"-c", "0", "-follow"}, ""},
 		{[]string{"-n", "5"}, "a\nb\nc\n"},
 	} {
 		if got := must(t, dir, "", append([]string{"consume", "t", "-from-beginning"}, tc.args...)...); got != tc.want {

@@ -26,6 +26,8 @@ func TestFlagSpellings(t *testing.T) {
 		{"-dir", dir, "consume", "t", "-o", "-2", "-K", "="},
 		{"consume", "t", "-o", "-2", "-K", "=", "--dir", dir},
 		{"consume", "t", "-o", "-2", "-K", "=", "-n", "5", "-follow=false"},
+		{"consume", "t", "-o", "-2", "-K", "=", "-c", "5", "-e"}, // kcat's count and exit at the end
+		{"consume", "t", "-o", "-2", "-K", "=", "-c2", "-e"},
 	} {
 		if got := must(t, dir, "", args...); got != want {
 			t.Errorf("%q: %q, want %q", args, got, want)
@@ -70,6 +72,7 @@ func TestUsageMistakes(t *testing.T) {
 			"usage: runnel [-dir DIR] COMMAND [ARGS]\n" +
 			"Run \"runnel -help\" for more.\n"},
 		{[]string{"-bogus"}, "runnel: flag provided but not defined: -bogus\n"},
+		{[]string{"consume", "t", "-e", "-follow"}, "runnel consume: -e stops at the end, -follow waits for more: give one\n"},
 	} {
 		r := runIn(t, dir, "", tc.args...)
 		if r.code != 2 || !strings.HasPrefix(r.stderr, tc.want) || r.stdout != "" {
