@@ -153,3 +153,23 @@ func TestProducePartitionPastTopic(t *testing.T) {
 	defer w.Close()
 	failing(t, runFrom(t, dir, typing, "produce", "t", "-p", "2"), 1, "topic t has 2 partitions (0 to 1), not 2")
 }
+
+// TestProduceKeylessRunsSpread: keyless records of many short produce runs,
+// as a shell loop makes, land in several partitions, as kcat's and Kafka's
+// console producer's do, not all in partition 0. Each run picks where its
+// spread starts at random: 16 runs over 4 partitions all land in one with
+// a chance of 4^-15.
+func TestProduceKeylessRunsSpread(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "4")
+	for range 16 {
+		must(t, dir, "event\n", "produce", "t")
+	}
+	used := map[int]bool{}
+	for _, r := range consumeJSON(t, dir, "t", "-from-beginning") {
+		used[r.Partition] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("16 runs of one keyless record each went to partitions %v", used)
+	}
+}
