@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
@@ -66,7 +67,7 @@ const (
 
 // Partitioner chooses the partition of a record for a topic with n
 // partitions. spread is a per-Producer counter for records with nothing
-// else to go by.
+// else to go by, which starts at a random place.
 type Partitioner func(r *Record, n int, spread uint64) int
 
 // spreadStickiness is how many keyless records go to one partition before
@@ -75,7 +76,8 @@ const spreadStickiness = 512
 
 // KeyHashPartitioner sends a record with a key to partition
 // xxhash64(key) mod n, so equal keys share a partition and stay in order,
-// and spreads keyless records over all partitions in runs.
+// and spreads keyless records over all partitions in runs, the first at a
+// random partition.
 func KeyHashPartitioner(r *Record, n int, spread uint64) int {
 	if r.Key != nil {
 		return int(xxhash.Sum64(r.Key) % uint64(n))
@@ -98,6 +100,12 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 		return nil, err
 	}
 	p := &Producer{log: l, topic: t}
+	// Keyless records start their runs at a random partition, as Kafka's
+	// sticky partitioner does: from partition 0, every short-lived
+	// producer (a command run, a request's producer) would put its
+	// keyless records in partition 0 and leave a group's other members
+	// idle.
+	p.spread.Store(uint64(rand.IntN(len(t.parts))) * spreadStickiness)
 	if opts != nil {
 		p.part, p.acks = opts.Partitioner, opts.Acks
 	}

@@ -278,6 +278,27 @@ func TestProducerKeylessSpread(t *testing.T) {
 	}
 }
 
+// TestProducerKeylessStartsAtRandom: short-lived producers, one keyless
+// record each, land in several partitions, as with Kafka's sticky
+// partitioner, not all in partition 0. 16 producers over 4 partitions all
+// pick one with a chance of 4^-15.
+func TestProducerKeylessStartsAtRandom(t *testing.T) {
+	const parts, producers = 4, 16
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "r", TopicConfig{Partitions: parts})
+	used := map[int]bool{}
+	for range producers {
+		pos, err := mustProducer(t, l, "r", nil).Send(context.Background(), Record{Value: []byte("job")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		used[pos.Partition] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("%d producers of one keyless record each used partitions %v", producers, used)
+	}
+}
+
 func TestProducerManualPartitioner(t *testing.T) {
 	const parts = 3
 	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})

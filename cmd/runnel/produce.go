@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
@@ -83,7 +82,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			if f.durability == "buffered" {
 				opts.Durability = runnel.Buffered
 			}
-			popts := &runnel.ProducerOptions{Partitioner: spreadFromRandom()}
+			popts := &runnel.ProducerOptions{}
 			if fs.Changed("partition") {
 				if f.partition < 0 {
 					return usagef("-partition %d: want a partition number, 0 or more", f.partition)
@@ -187,18 +186,6 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 			yield(runnel.Record{}, fmt.Errorf("reading standard input: %w", err))
 		}
 	}, nil
-}
-
-// spreadFromRandom is runnel's default partitioner, with the spread of
-// keyless records starting at a random place. A Producer's starts at
-// partition 0, so each short run of produce, as a shell loop makes, put
-// its keyless records in partition 0, where kcat and Kafka's console
-// producer pick partitions at random.
-func spreadFromRandom() runnel.Partitioner {
-	start := rand.Uint64()
-	return func(r *runnel.Record, n int, spread uint64) int {
-		return runnel.KeyHashPartitioner(r, n, start+spread)
-	}
 }
 
 // checkWhole fails if name cannot be sent whole: before anything is sent,
