@@ -165,11 +165,7 @@ func TestAtTimeDamagedTimeIndex(t *testing.T) {
 		ts   func(i int) time.Time
 	}{{"increasing", increasing}, {"unordered", unordered}} {
 		pristine := t.TempDir()
-		sent := buildIndexed(t, pristine, n, data.ts)
-		segs := parsePartition(t, filepath.Join(pristine, "topics", "ix", "0"), smallSegment)
-		if len(segs) < 3 {
-			t.Fatalf("test setup: %d segments", len(segs))
-		}
+		sent, segs := buildIndexedSegments(t, pristine, n, data.ts)
 		for _, d := range damages {
 			if data.name == "unordered" && !d.single {
 				continue
@@ -290,11 +286,7 @@ func TestOffsetIndexDamagedEntries(t *testing.T) {
 	const n = 1000
 	ts := func(i int) time.Time { return testEpoch.Add(time.Duration(i) * time.Millisecond) }
 	pristine := t.TempDir()
-	sent := buildIndexed(t, pristine, n, ts)
-	segs := parsePartition(t, filepath.Join(pristine, "topics", "ix", "0"), smallSegment)
-	if len(segs) < 3 {
-		t.Fatalf("test setup: %d segments", len(segs))
-	}
+	sent, segs := buildIndexedSegments(t, pristine, n, ts)
 	// framePosAfter is the position of the first frame after rel.
 	framePosAfter := func(s diskSeg, rel int64) (int64, int64) {
 		for _, f := range s.recordFrames() {
@@ -434,8 +426,7 @@ func TestAtTimeOneDamagedEntry(t *testing.T) {
 		stamps[i] = testEpoch.Add(time.Duration(i*10+rng.IntN(400)) * time.Millisecond)
 	}
 	pristine := t.TempDir()
-	sent := buildIndexed(t, pristine, n, func(i int) time.Time { return stamps[i] })
-	segs := parsePartition(t, filepath.Join(pristine, "topics", "ix", "0"), smallSegment)
+	sent, segs := buildIndexedSegments(t, pristine, n, func(i int) time.Time { return stamps[i] })
 	for round := range 16 {
 		s := segs[rng.IntN(len(segs))]
 		dir := t.TempDir()

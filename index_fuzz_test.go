@@ -26,11 +26,7 @@ func FuzzIndexLookups(f *testing.F) {
 	const n = 1000
 	ts := func(i int) time.Time { return testEpoch.Add(time.Duration(i) * time.Millisecond) }
 	pristine := f.TempDir()
-	sent := buildIndexed(f, pristine, n, ts)
-	segs := parsePartition(f, filepath.Join(pristine, "topics", "ix", "0"), smallSegment)
-	if len(segs) < 3 {
-		f.Fatalf("test setup: %d segments", len(segs))
-	}
+	sent, segs := buildIndexedSegments(f, pristine, n, ts)
 	for i, s := range segs {
 		idx, _ := os.ReadFile(segmentPath(filepath.Dir(s.Path), s.Base, indexExt))
 		tim, _ := os.ReadFile(segmentPath(filepath.Dir(s.Path), s.Base, timeIndexExt))

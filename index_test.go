@@ -44,6 +44,19 @@ func lookup(l *Log, topic string, start StartPosition, k int) ([]rec, error) {
 	return recsOf(out[:k]), nil
 }
 
+// buildIndexedSegments is buildIndexed, also returning the partition's
+// segments as parsed from disk, at least the three the index tests damage
+// and pass over.
+func buildIndexedSegments(t testing.TB, dir string, n int, ts func(i int) time.Time) ([]Record, []diskSeg) {
+	t.Helper()
+	sent := buildIndexed(t, dir, n, ts)
+	segs := parsePartition(t, filepath.Join(dir, "topics", "ix", "0"), smallSegment)
+	if len(segs) < 3 {
+		t.Fatalf("test setup: %d segments", len(segs))
+	}
+	return sent, segs
+}
+
 // buildIndexed writes n records with timestamps ts(i) in batches of varying
 // size (SendAsync, then Flush), so that frames hold several records.
 func buildIndexed(t testing.TB, dir string, n int, ts func(i int) time.Time) []Record {
@@ -443,10 +456,7 @@ func TestAtTimeUnordered(t *testing.T) {
 		stamps[i] = testEpoch.Add(time.Duration(200_000+i) * time.Millisecond)
 	}
 	dir := t.TempDir()
-	all := buildIndexed(t, dir, n, func(i int) time.Time { return stamps[i] })
-	if segs := parsePartition(t, filepath.Join(dir, "topics", "ix", "0"), smallSegment); len(segs) < 3 {
-		t.Fatalf("test setup: %d segments", len(segs))
-	}
+	all, _ := buildIndexedSegments(t, dir, n, func(i int) time.Time { return stamps[i] })
 	l := openTest(t, dir, &Options{Durability: Buffered})
 	times := []time.Time{testEpoch.Add(-time.Second)}
 	for i := 0; i < n; i += 97 {
