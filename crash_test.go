@@ -367,6 +367,7 @@ func crashKills(t *testing.T) int {
 // what a reader process saw. RUNNEL_CRASH_KILLS sets the number of kills
 // (default 300; 100 under -race; 30 with -short; e.g. 10000 for a long run).
 func TestCrashLoop(t *testing.T) {
+	slowAlone(t)
 	kills := crashKills(t)
 	cfg := crashConfig{producers: 4, kills: kills, segBytes: minSegmentBytes, maxPerRun: 3000,
 		killWithin: 20 * time.Millisecond, dieInAppend: 0.5}
@@ -383,6 +384,7 @@ func TestCrashLoop(t *testing.T) {
 // so kills land while a process keeps the writer lock, holds the sync
 // lock or sleeps waiting for another's fdatasync.
 func TestCrashLoopSend(t *testing.T) {
+	slowAlone(t)
 	runCrashLoop(t, crashConfig{producers: 4, kills: mpScale(100, 40, 20), segBytes: minSegmentBytes, maxPerRun: 3000,
 		killWithin: 20 * time.Millisecond, dieInAppend: 0.5, send: true})
 }
@@ -395,6 +397,7 @@ func TestCrashLoopSend(t *testing.T) {
 // deaths that left a frame behind had one cut, by this process or by the
 // reader process.
 func TestCrashMidAppend(t *testing.T) {
+	slowAlone(t)
 	runCrashLoop(t, crashConfig{producers: 1, kills: mpScale(60, 40, 20), segBytes: 8 << 20,
 		pad: 16 << 10, maxPerRun: 160, dieInAppend: 1, repairAfterKill: true})
 }

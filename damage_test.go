@@ -151,6 +151,7 @@ func dmCases(t *testing.T, dir string, segs []diskSeg, rng *rand.Rand) []dmCase 
 }
 
 func TestDamageMatrix(t *testing.T) {
+	slowAlone(t)
 	pristine, segs := dmLog(t, dmRecords)
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)

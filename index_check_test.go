@@ -72,6 +72,7 @@ func writeIndexFile(t testing.TB, path string, ents []idxEnt) {
 // record at or after its time, as with an intact index. The damage is
 // logged, once.
 func TestAtTimeDamagedTimeIndex(t *testing.T) {
+	slowAlone(t)
 	const n = 1000
 	increasing := func(i int) time.Time { return testEpoch.Add(time.Duration(i) * time.Millisecond) }
 	rng := rand.New(rand.NewPCG(3, 4))

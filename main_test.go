@@ -22,6 +22,15 @@ const childEnv = "RUNNEL_TEST_CHILD"
 
 var childMains = map[string]func() int{}
 
+// slowAlone marks a test that spends its time waiting on child processes
+// or the disk, not on a core, to run beside the other such tests
+// (t.Parallel): one after another, the seven marked took 123 of the
+// package's 177 s. Only a test that sets no package state (test hooks,
+// the boot id, the sync observer) may be marked: the tests not marked run
+// first, one at a time, and what they set is back before the marked ones
+// start.
+func slowAlone(t *testing.T) { t.Parallel() }
+
 func TestMain(m *testing.M) {
 	if name := os.Getenv(childEnv); name != "" {
 		run, ok := childMains[name]

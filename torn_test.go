@@ -137,6 +137,7 @@ func checkPrefix(t testing.TB, recs []Record, values [][]byte) {
 // the next record gets the next offset after the last intact one, and
 // nothing panics. The same for a torn seal (a writer that died rolling).
 func TestTornTailEveryByte(t *testing.T) {
+	slowAlone(t)
 	values := [][]byte{tornValue(0, 10), tornValue(1, 100), tornValue(2, 3), tornValue(3, 40), tornValue(4, 150)}
 	pristine := t.TempDir()
 	pdir := buildTornLog(t, pristine, Buffered, TopicConfig{}, values)

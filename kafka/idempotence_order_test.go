@@ -124,7 +124,9 @@ func failBehind(t *testing.T, failure error) (ts *testServer, cl *kgo.Client, er
 	})
 	ts = startServer(t, nil)
 	ts.createTopic("seq", 1)
-	cl = ts.client(kgo.DefaultProduceTopic("seq"))
+	// A retried batch waits for a metadata refresh, which waits out
+	// MetadataMinAge (5 s by default).
+	cl = ts.client(kgo.DefaultProduceTopic("seq"), kgo.MetadataMinAge(50*time.Millisecond))
 	ctx := context.Background()
 
 	// franz-go sends one request at a time to a broker until its first

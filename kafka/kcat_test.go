@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,24 +176,30 @@ func TestKcatSASL(t *testing.T) {
 	bin := kcat(t)
 	ts := startServer(t, &Options{Credentials: testCredentials(t)})
 	ts.createTopic("secret", 1)
+	// Each refused kcat waits out its metadata timeout: the runs wait side
+	// by side, not one after another.
+	var wg sync.WaitGroup
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		for _, password := range []string{"hunter2", "wrong"} {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			wait := "30" // seconds kcat waits for the metadata
-			if password == "wrong" {
-				wait = "2" // it never comes
-			}
-			cmd := exec.CommandContext(ctx, bin, "-b", ts.addr, "-L", "-m", wait,
-				"-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms="+mech,
-				"-X", "sasl.username=bob", "-X", "sasl.password="+password)
-			out, err := cmd.CombinedOutput()
-			cancel()
-			listed := err == nil && strings.Contains(string(out), `topic "secret"`)
-			if listed != (password == "hunter2") {
-				t.Errorf("%s with password %s: listed %v, err %v\n%s", mech, password, listed, err, out)
-			}
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				wait := "30" // seconds kcat waits for the metadata
+				if password == "wrong" {
+					wait = "2" // it never comes
+				}
+				cmd := exec.CommandContext(ctx, bin, "-b", ts.addr, "-L", "-m", wait,
+					"-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms="+mech,
+					"-X", "sasl.username=bob", "-X", "sasl.password="+password)
+				out, err := cmd.CombinedOutput()
+				listed := err == nil && strings.Contains(string(out), `topic "secret"`)
+				if listed != (password == "hunter2") {
+					t.Errorf("%s with password %s: listed %v, err %v\n%s", mech, password, listed, err, out)
+				}
+			})
 		}
 	}
+	wg.Wait()
 }
 
 // TestKcatTLS: kcat over TLS, without SASL and with SCRAM-SHA-512 over it

@@ -40,7 +40,10 @@ func TestSASL(t *testing.T) {
 	ts := startServer(t, &Options{Credentials: testCredentials(t)})
 	ts.createTopic("s", 1)
 	produce := func(opts ...kgo.Opt) error {
-		cl := ts.client(append(opts, kgo.DefaultProduceTopic("s"), kgo.RecordRetries(1), kgo.RetryTimeout(2*time.Second))...)
+		// A refused client fails a record after its second metadata
+		// attempt, which waits out MetadataMinAge (5 s by default).
+		cl := ts.client(append(opts, kgo.DefaultProduceTopic("s"), kgo.RecordRetries(1), kgo.RetryTimeout(2*time.Second),
+			kgo.MetadataMinAge(50*time.Millisecond))...)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr()
@@ -122,7 +125,8 @@ func TestTLSWithSCRAM(t *testing.T) {
 		t.Fatalf("stored %q", got[0].Value)
 	}
 	// A plaintext client gets nowhere.
-	plainCl := ts.client(kgo.DefaultProduceTopic("tls"), kgo.RecordRetries(1), kgo.RetryTimeout(time.Second))
+	plainCl := ts.client(kgo.DefaultProduceTopic("tls"), kgo.RecordRetries(1), kgo.RetryTimeout(time.Second),
+		kgo.MetadataMinAge(50*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := plainCl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err == nil {
