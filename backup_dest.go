@@ -138,6 +138,9 @@ func checkOutside(src, final string) error {
 	}
 	// final may not exist yet; its parent must.
 	parent, err := filepath.EvalSymlinks(filepath.Dir(final))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("runnel: backup: %s: the destination's parent directory must exist: %w", final, err)
+	}
 	if err != nil {
 		return fmt.Errorf("runnel: backup: %w", err)
 	}

@@ -361,13 +361,14 @@ func TestBackupDestination(t *testing.T) {
 	for _, tc := range []struct {
 		name, dest string
 		want       []error
+		says       string // what the error must tell the user
 	}{
-		{"not empty", nonEmpty, []error{ErrInvalidArgument}},
-		{"a file", file, []error{ErrInvalidArgument}},
-		{"inside the log", filepath.Join(src, "topics", "backup"), []error{ErrInvalidArgument}},
-		{"the log itself", src, []error{ErrInvalidArgument}},
-		{"no parent", filepath.Join(base, "missing", "copy"), []error{fs.ErrNotExist}},
-		{"empty name", "", []error{ErrInvalidArgument}},
+		{"not empty", nonEmpty, []error{ErrInvalidArgument}, "is not empty"},
+		{"a file", file, []error{ErrInvalidArgument}, "is not a directory"},
+		{"inside the log", filepath.Join(src, "topics", "backup"), []error{ErrInvalidArgument}, "inside the log directory"},
+		{"the log itself", src, []error{ErrInvalidArgument}, "inside the log directory"},
+		{"no parent", filepath.Join(base, "missing", "copy"), []error{fs.ErrNotExist}, "parent directory must exist"},
+		{"empty name", "", []error{ErrInvalidArgument}, "empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := treeFiles(t, base)
@@ -376,6 +377,9 @@ func TestBackupDestination(t *testing.T) {
 				if !errors.Is(err, want) {
 					t.Errorf("Backup(%q): %v, want %v", tc.dest, err, want)
 				}
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("Backup(%q): %q does not say %q", tc.dest, err, tc.says)
 			}
 			if diff := cmp.Diff(before, treeFiles(t, base)); diff != "" {
 				t.Errorf("destination changed:\n%s", diff)
