@@ -69,7 +69,7 @@ group members leave their groups; a second Ctrl-C kills it at once.`,
 			fs.StringVar(&f.listen, "listen", "127.0.0.1:9092", "listen on `ADDR`")
 			fs.StringVar(&f.advertise, "advertise", "", "tell clients to connect to `HOST:PORT` (default: the address they reached)")
 			fs.BoolVar(&f.autoCreate, "auto-create-topics", false, "create topics that producers and metadata requests name")
-			fs.IntVar(&f.partitions, "partitions", 1, "partitions of auto-created topics (`N`)")
+			fs.IntVar(&f.partitions, "partitions", 1, "give auto-created topics `N` partitions")
 			fs.IntVar(&f.maxParts, "max-partitions", kafka.DefaultMaxPartitions, "refuse topics past `N` partitions in one CreateTopics request")
 			fs.StringVar(&f.credentials, "credentials", "", "require SASL with the users in `FILE`")
 			fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate chain, PEM `FILE`")

@@ -22,9 +22,9 @@ type topicFlags struct {
 
 func (tf *topicFlags) define(fs *pflag.FlagSet, partitions bool) {
 	if partitions {
-		fs.IntVar(&tf.partitions, "partitions", 1, "number of partitions")
+		fs.IntVar(&tf.partitions, "partitions", 1, "split the topic into `N` partitions")
 	}
-	fs.StringVar(&tf.segmentBytes, "segment-bytes", "", "segment file `size` at which a partition rolls, e.g. 64MiB (default 64MiB, at least 64KiB)")
+	fs.StringVar(&tf.segmentBytes, "segment-bytes", "", "roll a partition to a new segment file at `N` bytes, e.g. 64MiB (default 64MiB, at least 64KiB)")
 	fs.StringVar(&tf.retention, "retention", "", "remove sealed segments whose newest record is older than `DURATION`, e.g. 7d or 36h; 0 keeps records forever (the default)")
 	fs.StringVar(&tf.retentionBytes, "retention-bytes", "", "remove a partition's oldest sealed segments while it holds more than `N` bytes, e.g. 10GiB; 0 means no limit (the default)")
 }
@@ -124,7 +124,7 @@ have the log open pick the change up within a minute, or when they reopen
 it. The number of partitions cannot change.`,
 		flags: func(fs *pflag.FlagSet) {
 			atf.define(fs, false)
-			fs.IntVar(&alterPartitions, "partitions", 0, "not supported: a topic's partition count is fixed")
+			fs.IntVar(&alterPartitions, "partitions", 0, "not supported: a topic's partition count `N` is fixed")
 		},
 		nargs:    [2]int{1, 1},
 		complete: []argKind{argTopic},
