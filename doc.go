@@ -213,16 +213,16 @@
 // goroutine. Producers and the Log are safe for concurrent use.
 //
 // A call that waits for another process — for a writer lock it holds, or
-// for a concurrent admin call — returns when its ctx ends. Close, which
-// has no ctx, waits as long as it takes; Log.CloseContext,
-// Producer.CloseContext, DeleteTopicContext and AlterTopicContext bound
-// the wait.
+// for a concurrent admin call — returns when its ctx ends. Close and the
+// topic admin calls, which have no ctx, wait as long as it takes;
+// Log.CloseContext, Producer.CloseContext, CreateTopicContext,
+// DeleteTopicContext and AlterTopicContext bound the wait.
 //
-// Reading needs only read permission: a Consumer without a group, Verify
-// and Dump work on a directory the process may only read (another user's
-// log, a read-only mount, a backup); there, waiting consumers poll for new
-// records instead of sleeping in the kernel. Whatever must write (a
-// producer, a group member, Repair) fails with the permission error.
+// Reading needs only read permission: a Consumer without a group, Verify,
+// Backup and Dump work on a directory the process may only read (another
+// user's log, a read-only mount, a backup); there, waiting consumers poll
+// for new records instead of sleeping in the kernel. Whatever must write
+// (a producer, a group member, Repair) fails with the permission error.
 //
 // Record timestamps are stored in nanoseconds; they need not increase, and
 // AtTime finds the first record in offset order at or after the time.

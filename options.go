@@ -19,8 +19,8 @@ const (
 	// process, but lost if the machine loses power before the OS flushes.
 	Buffered
 	// Periodic acknowledges like Buffered and fdatasyncs each partition
-	// at most every Options.SyncInterval: a power loss loses at most that
-	// window.
+	// written to at least every Options.SyncInterval: a power loss loses
+	// at most that window.
 	Periodic
 )
 

@@ -104,8 +104,8 @@ With -format json: an array of {"name", "partitions"}.`,
 		summary: "show a topic's config and, per partition, its offsets and size",
 		describe: `
 With -format json: {"name", "partitions", "config" (as stored in the
-topic's topic.json), "offsets": [{"partition", "start_offset",
-"next_offset", "records", "segments", "bytes"}]}.`,
+topic's topic.json, but for its id), "offsets": [{"partition",
+"start_offset", "next_offset", "records", "segments", "bytes"}]}.`,
 		flags:    func(fs *pflag.FlagSet) { outputFlag(fs, &describeFormat) },
 		nargs:    [2]int{1, 1},
 		complete: []argKind{argTopic},
