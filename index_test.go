@@ -442,6 +442,24 @@ func TestAtTimeAfterEverything(t *testing.T) {
 	}
 }
 
+// TestAtTimeBeyondNanoseconds: a time that int64 nanoseconds cannot
+// hold (after 2262, before 1678: a mistyped year, milliseconds given as
+// microseconds) is still after, or before, every record, instead of
+// wrapping around to the other end.
+func TestAtTimeBeyondNanoseconds(t *testing.T) {
+	const n = 300
+	ts := func(i int) time.Time { return testEpoch.Add(time.Duration(i) * time.Millisecond) }
+	dir := t.TempDir()
+	all := buildIndexed(t, dir, n, ts)
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	checkNothingAfter(t, l, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), n)
+	checkNothingAfter(t, l, time.UnixMilli(1_733_443_200_000_000), n)
+	got, err := lookup(l, "ix", AtTime(time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)), 3)
+	if diff := cmp.Diff(wantRecs(0, all[:3]), got); err != nil || diff != "" {
+		t.Errorf("AtTime(1600): %v; want offset 0, diff (-want +got):\n%s", err, diff)
+	}
+}
+
 // TestAtTimeUnordered checks AtTime on timestamps that go back and forth:
 // it starts at the first record in offset order at or after the time.
 func TestAtTimeUnordered(t *testing.T) {
