@@ -190,9 +190,10 @@ type consumer struct {
 	f         consumeFlags
 	out       *bufio.Writer
 	print     *printer
-	ends      []int64       // without -follow: each partition's end when the run began
-	printed   map[int]int64 // partition → offset after the last record printed
-	committed map[int]int64 // what was last committed, in a group
+	ends      []int64               // without -follow: each partition's end when the run began
+	restartAt *runnel.StartPosition // in a group: where a partition whose offset is not stored starts, if no policy says
+	printed   map[int]int64         // partition → offset after the last record printed
+	committed map[int]int64         // what was last committed, in a group
 	progress  *progress
 }
 
@@ -225,9 +226,16 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	if f.group != "" {
 		opts.Group = f.group
 		opts.DisableAutoCommit = true
-		opts.OutOfRange = runnel.OutOfRangeLatest
-		if start.pos == runnel.Earliest {
+		switch start.pos {
+		case runnel.Earliest:
 			opts.OutOfRange = runnel.OutOfRangeEarliest
+		case runnel.Latest:
+			opts.OutOfRange = runnel.OutOfRangeLatest
+		default:
+			// A time (-since, s@MS), which no OutOfRange policy names:
+			// Poll reports the partition, and the loop seeks it there.
+			opts.OutOfRange = runnel.OutOfRangeFail
+			k.restartAt = &start.pos
 		}
 		opts.OnRevoked = func(c *runnel.Consumer, parts []int) {
 			if err := k.commit(parts); err != nil && !readerGone(err) {
@@ -314,6 +322,12 @@ func (k *consumer) loop(ctx context.Context) error {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return nil // Ctrl-C, or the reader went away: a clean stop
 		}
+		if restarted, serr := k.restart(err); restarted {
+			if serr != nil {
+				return serr
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -358,6 +372,17 @@ func (k *consumer) poll(ctx context.Context) ([]runnel.Record, error) {
 		err = nil
 	}
 	return recs, err
+}
+
+// restart moves the partition of err, a group member's offset that is
+// not stored (retention removed it), to restartAt, and reports whether
+// it did.
+func (k *consumer) restart(err error) (bool, error) {
+	var oor *runnel.OutOfRangeError
+	if k.restartAt == nil || !errors.As(err, &oor) {
+		return false, nil
+	}
+	return true, k.c.Seek(oor.Partition, *k.restartAt)
 }
 
 // atEnd reports whether every partition read is at its end as of the

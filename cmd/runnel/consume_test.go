@@ -195,6 +195,48 @@ func TestConsumeOffsets(t *testing.T) {
 	}
 }
 
+// TestConsumeGroupCommitRemoved: a group member whose committed offset
+// retention removed starts where its start flags say, as -help promises:
+// -since and s@MS at the first record at or after the time, as
+// -from-beginning at the oldest record and no flag at the end.
+func TestConsumeGroupCommitRemoved(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-segment-bytes", "64KiB")
+	cases := []struct {
+		group string
+		args  []string
+		all   bool // every record retention left, else none
+	}{
+		{"since", []string{"-since", "2020-01-01"}, true},
+		{"ms", []string{"-o", "s@0"}, true},
+		{"beginning", []string{"-from-beginning"}, true},
+		{"end", nil, false},
+	}
+	for run := range 10 {
+		var in strings.Builder
+		for i := run * 500; i < (run+1)*500; i++ {
+			fmt.Fprintf(&in, "%06d %s\n", i, strings.Repeat("x", 200))
+		}
+		must(t, dir, in.String(), "produce", "t")
+		if run == 0 {
+			for _, tc := range cases {
+				must(t, dir, "", "consume", "t", "-group", tc.group, "-from-beginning", "-n", "1")
+			}
+		}
+	}
+	must(t, dir, "", "topics", "alter", "t", "-retention-bytes", "200KiB")
+	kept := strings.Count(must(t, dir, "", "consume", "t", "-from-beginning"), "\n")
+	if kept == 0 || kept == 5000 {
+		t.Fatalf("retention kept %d records of 5000", kept)
+	}
+	for _, tc := range cases {
+		got := strings.Count(must(t, dir, "", append([]string{"consume", "t", "-group", tc.group}, tc.args...)...), "\n")
+		if want := map[bool]int{true: kept}[tc.all]; got != want {
+			t.Errorf("group %s %q, its commit removed: %d records, want %d", tc.group, tc.args, got, want)
+		}
+	}
+}
+
 // TestConsumeLastFollow: -o -N with -follow prints the last N records,
 // then new ones as they come, as tail -f does.
 func TestConsumeLastFollow(t *testing.T) {
