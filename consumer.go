@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Consumer reads records from a topic's partitions. One goroutine polls
@@ -31,6 +32,10 @@ type Consumer struct {
 	recs  []Record // Poll's result, reused
 	rr    int      // partition Poll starts with, rotated for fairness
 	moves uint64   // Seeks so far: Records notices one made inside its loop
+	// unread says the partitions may hold what Poll's last look at them
+	// did not see: records appended since, or partitions taken, given up
+	// or moved.
+	unread bool
 
 	// Sleeping: each partition's partition.meta mapping, the words a
 	// sleeping Poll waits on (each partition's append sequence, then in a
@@ -156,6 +161,7 @@ func (c *Consumer) removePart(id int) error {
 func (c *Consumer) position(part *consumedPart, sp StartPosition, policy bool) error {
 	r := part.r
 	r.byTime = false
+	c.unread = true
 	err := r.start(sp)
 	if policy && errors.Is(err, ErrOutOfRange) {
 		switch c.opts.OutOfRange {
@@ -189,6 +195,7 @@ func (c *Consumer) rebuildWords() {
 		c.words = append(c.words, c.g.m.off.gen())
 	}
 	c.expect = slices.Grow(c.expect[:0], len(c.words))[:len(c.words)]
+	c.unread = true // the expected values are no longer the words'
 }
 
 // Poll waits until at least one record is available, then returns the
@@ -228,46 +235,77 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 
 // fetch is Poll (TryPoll with a nil ctx) without handing the records over.
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
+	c.unread = true
 	for {
 		if err := c.groupTick(); err != nil {
 			return nil, c.log.orGone(c.topic, err)
 		}
 		n := len(c.parts)
-		for i := range n {
-			c.expect[i] = c.words[i].Load()
-		}
 		if c.g != nil {
 			// What the last check saw, not the word now: a change in
 			// between must end the sleep at once.
 			c.expect[n] = c.g.seenGen
 		}
-		recs, err := c.poll()
-		if err != nil || len(recs) > 0 {
-			return recs, err
-		}
-		if ctx == nil {
-			_, err := c.unstick(context.Background())
-			return nil, c.orDeleted(err)
-		}
-		if err := ctx.Err(); err != nil {
+		var timeout time.Duration
+		if c.unread {
+			c.unread = false
+			for i := range n {
+				c.expect[i] = c.words[i].Load()
+			}
+			recs, err := c.poll()
+			if err != nil || len(recs) > 0 {
+				return recs, err
+			}
+			if ctx == nil {
+				_, err := c.unstick(context.Background())
+				return nil, c.orDeleted(err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if timeout, err = c.unstick(ctx); err != nil {
+				return nil, c.orDeleted(err)
+			}
+		} else if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		timeout, err := c.unstick(ctx)
-		if err != nil {
-			return nil, c.orDeleted(err)
-		}
+		// A reader to look at again, or in a group none: every wake-up
+		// calls for a look.
+		c.unread = timeout > 0 || c.g == nil
 		if c.g != nil {
 			if next := c.g.nextCheck(c.opts.GroupCheckInterval); timeout == 0 || next < timeout {
 				timeout = next
 			}
 		}
 		c.sleep(ctx, timeout)
+		// A group member's sleep also ends for its next check, which
+		// makes no look unless an append moved a partition's sequence:
+		// an idle member would read every partition it owns (list the
+		// directory of every empty one) at every check.
+		c.unread = c.unread || c.appended()
 	}
 }
+
+// appended reports whether a partition's append sequence moved since the
+// last look.
+func (c *Consumer) appended() bool {
+	for i := range c.parts {
+		if c.words[i].Load() != c.expect[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// testHookLook, if set, runs as Poll reads its partitions.
+var testHookLook func()
 
 // poll reads what is available now, up to MaxPollRecords, starting with
 // the next partition in turn.
 func (c *Consumer) poll() ([]Record, error) {
+	if testHookLook != nil {
+		testHookLook()
+	}
 	if c.closed.Load() || c.log.closed.Load() {
 		return nil, ErrClosed
 	}

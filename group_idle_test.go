@@ -1,0 +1,49 @@
+package runnel
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// An idle group member's Poll wakes at every group check, to notice a
+// member that died; it must not read its partitions again each time when
+// nothing was appended: a job queue's workers are idle most of the time.
+func TestIdleMemberLooksOnlyAfterAppends(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	// Partition 1 stays empty (a look at it lists its directory); partition
+	// 0 has a record, which the member reads.
+	mustCreate(t, l, "jobs", TopicConfig{Partitions: 2})
+	p, err := l.Producer("jobs", &ProducerOptions{Partitioner: ManualPartitioner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(context.Background(), Record{Partition: 0, Value: []byte("job")}); err != nil {
+		t.Fatal(err)
+	}
+	var looks atomic.Int64
+	testHookLook = func() { looks.Add(1) }
+	t.Cleanup(func() { testHookLook = nil })
+	opts := &ConsumerOptions{Start: Earliest, GroupCheckInterval: time.Millisecond}
+	a := startMember(t, l, "jobs", "workers", "a", opts)
+	waitFor(t, patience, "the record", func() bool { return len(a.records()) == 1 })
+
+	const checks = 50
+	before, sleeps := looks.Load(), l.Stats().PollWaits
+	waitFor(t, patience, "the idle member's group checks", func() bool { return l.Stats().PollWaits-sleeps >= checks })
+	// The Poll that returned the record may look once more before it
+	// sleeps. Before, every group check looked.
+	if n := looks.Load() - before; n > 1 {
+		t.Errorf("the member read its partitions %d times over %d group checks with nothing appended", n, checks)
+	}
+
+	// A member that joins takes its share, and both read what is appended
+	// next (the sleeping member's words change with its partitions).
+	b := startMember(t, l, "jobs", "workers", "b", opts)
+	waitFor(t, patience, "1/1", func() bool { return balanced(2, a, b) })
+	produceSpread(t, l, "jobs", 2, 1)
+	ends := endOffsets(t, l, "jobs")
+	waitFor(t, patience, "every record", func() bool { return seenAll(ends, a, b) })
+	checkExactlyOnce(t, ends, a, b)
+}
