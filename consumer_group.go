@@ -3,6 +3,8 @@ package runnel
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -127,23 +129,25 @@ func (c *Consumer) rebalance() error {
 	}
 	q := quota(m.nparts, live, rank)
 	c.mu.Lock()
-	count := m.count
+	if c.closed.Load() { // abandoned: its Log closed
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	owned := m.ownedList()
+	var got []int
+	if len(owned) < q {
+		got, err = m.acquire(q-len(owned), rank*m.nparts/live)
+	}
 	c.mu.Unlock()
-	switch {
-	case count > q:
+	if len(owned) > q {
 		// Give up the highest-numbered: members of lower rank start their
 		// search low, so this tends to keep everyone's partitions apart.
-		return c.revoke(c.owned()[q:])
-	case count < q:
-		c.mu.Lock()
-		got, err := m.acquire(q-count, rank*m.nparts/live)
-		c.mu.Unlock()
-		if len(got) > 0 {
-			err = errors.Join(err, c.assign(got))
-		}
-		return err
+		return c.revoke(owned[q:])
 	}
-	return nil
+	if len(got) > 0 {
+		err = errors.Join(err, c.assign(got))
+	}
+	return err
 }
 
 // assign starts reading partitions the member has just taken, from their
@@ -209,6 +213,10 @@ func (c *Consumer) applyResets(ps []int) error {
 		}
 		c.positionOwned(part, AtOffset(req.offset), fmt.Sprintf("reset to offset %d", req.offset))
 		c.mu.Lock()
+		if !g.m.owned[p] { // abandoned: its Log closed
+			c.mu.Unlock()
+			continue
+		}
 		st := &g.m.commits[p]
 		st.applied = req.seq
 		err = g.m.off.writeCommit(p, st, req.offset, time.Now().UnixNano())
@@ -266,6 +274,40 @@ func (c *Consumer) leaveGroup() error {
 	}
 	errs = append(errs, g.m.leave())
 	return errors.Join(errs...)
+}
+
+// abandonGroups is Log.Close's part for the group members it still has
+// open: each leaves its group at once, as at its process's exit, since no
+// call of it can read or commit its partitions any more; left to
+// Consumer.Close, which may never come, they stayed its until the process
+// ended.
+func (l *Log) abandonGroups() error {
+	l.consMu.Lock()
+	cs := slices.Collect(maps.Keys(l.consumers))
+	l.consMu.Unlock()
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.abandon())
+	}
+	return errors.Join(errs...)
+}
+
+// abandon makes a group member leave, closed, with no commit and no
+// OnRevoked, as a member that dies does: a Poll on another goroutine may
+// be handing out records the application has not processed, so the next
+// owners resume from the last commit. A later Consumer.Close only closes
+// its files; one under way does it all.
+func (c *Consumer) abandon() error {
+	if c.g == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return nil
+	}
+	c.closed.Store(true)
+	return c.g.m.quit()
 }
 
 // checkGroup returns the error of a group call on a consumer that cannot

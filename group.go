@@ -270,9 +270,14 @@ func (m *member) ownedList() []int {
 	return ps
 }
 
-// leave releases everything, gives up the member slot, tells the others
-// and closes the file.
+// leave quits and closes the file.
 func (m *member) leave() error {
+	return errors.Join(m.quit(), m.off.close())
+}
+
+// quit gives up the member slot, releases everything and tells the
+// others. The file stays open: a poll under way may still use its words.
+func (m *member) quit() error {
 	// The slot first: a member woken by the bump must count one fewer
 	// member, or it would not take the partitions released here.
 	errs := []error{m.off.lf.Unlock(memberLock(m.slot))}
@@ -282,7 +287,6 @@ func (m *member) leave() error {
 		}
 	}
 	m.off.bump(m.off.gen())
-	errs = append(errs, m.off.close())
 	return errors.Join(errs...)
 }
 

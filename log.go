@@ -381,7 +381,11 @@ func (t *topic) close(reason error) error {
 
 // Close flushes every queued record, waits for writes in flight, and closes
 // the log's files. It is idempotent; every later call on the Log, its
-// producers and its consumers returns ErrClosed. Close waits as long as
+// producers and its consumers returns ErrClosed. A group member among its
+// consumers that is still open leaves its group at once, as a member whose
+// process dies does: it commits nothing and calls no OnRevoked (records
+// handed out since its last commit go to the next owner again); close
+// consumers first to leave as Consumer.Close does. Close waits as long as
 // another process holds a partition's writer lock that a queued record
 // needs; CloseContext bounds that wait.
 func (l *Log) Close() error { return l.CloseContext(context.Background()) }
@@ -396,6 +400,7 @@ func (l *Log) CloseContext(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
 		l.wakeConsumers()
+		groupsErr := l.abandonGroups()
 		l.mu.Lock()
 		topics := l.topics
 		l.topics = map[string]*topic{}
@@ -419,7 +424,7 @@ func (l *Log) CloseContext(ctx context.Context) error {
 		for _, done := range forgotten { // before the backend and cache close
 			<-done
 		}
-		var errs []error
+		errs := []error{groupsErr}
 		for _, t := range topics {
 			errs = append(errs, t.close(ErrClosed))
 		}
