@@ -203,7 +203,9 @@ func (c *Consumer) rebuildWords() {
 // per partition. It returns ctx.Err() when ctx ends first. The returned
 // slice and the bytes its records point to stay valid until the next Poll
 // or Close. Every record returned counts as handed to the application
-// (see Commit).
+// (see Commit). Poll returns records or an error, never both: a
+// partition's error met after other records were read is returned by the
+// next Poll, as Kafka's consumer defers it.
 //
 // Poll sleeps in the kernel until a producer in any process appends to one
 // of its partitions. It waits only at the end of the data: when it meets
@@ -321,11 +323,19 @@ func (c *Consumer) poll() ([]Record, error) {
 	}
 	n := len(c.parts)
 	for i := 0; i < n && len(c.recs) < c.opts.MaxPollRecords; i++ {
-		r := c.parts[(c.rr+i)%n].r
-		var err error
-		if err = c.fillCounted(r, c.opts.MaxPollRecords-len(c.recs)); err != nil {
+		next := (c.rr + i) % n
+		if err := c.fillCounted(c.parts[next].r, c.opts.MaxPollRecords-len(c.recs)); err != nil {
 			if gone := c.deletedErr(err); gone != nil {
 				return nil, gone
+			}
+			if len(c.recs) > 0 {
+				// The records alone: an application that drops a batch
+				// that comes with an error, as Go code does, would have
+				// them committed unprocessed (auto-commit, Close). The
+				// next look starts with this partition, and meets the
+				// error again.
+				c.rr = next
+				return c.recs, nil
 			}
 			return c.recs, err
 		}
