@@ -137,6 +137,17 @@
 // least once: after a member's death, records since its last commit are
 // read again by the new owner.
 //
+// A member's liveness is its process's: there is no session timeout and
+// no max.poll.interval. A member that stops polling — hung in its
+// processing, or its process stopped (SIGSTOP) — keeps its partitions,
+// unread, until it polls again, closes or its process ends, where Kafka's
+// consumer would leave its group after max.poll.interval.ms (5 minutes)
+// and fail its late commit with CommitFailedException. DescribeGroup and
+// runnel stat show such a member's lag growing and its commits getting
+// old (GroupPartition.CommittedAt); stopping the process hands its
+// partitions over. A member whose Log is closed leaves its group at once,
+// as one that dies does (see Log.Close).
+//
 // A pool of workers that finish records in any order marks each one done
 // with MarkRecords; CommitMarked (or auto-commit with AutoCommitMarks)
 // commits only the run of marked records from the last commit on, so a
