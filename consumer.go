@@ -32,9 +32,10 @@ type Consumer struct {
 	recs  []Record // Poll's result, reused
 	rr    int      // partition Poll starts with, rotated for fairness
 	moves uint64   // Seeks so far: Records notices one made inside its loop
-	// unread says the partitions may hold what Poll's last look at them
-	// did not see: records appended since, or partitions taken, given up
-	// or moved.
+	// unread says the partitions may hold what the last look at them
+	// (fetch) did not see, besides records appended since, which their
+	// sequences tell: it found records or an error, a reader waits on a
+	// writer, or partitions were taken, given up or moved since.
 	unread bool
 
 	// Sleeping: each partition's partition.meta mapping, the words a
@@ -236,8 +237,14 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 }
 
 // fetch is Poll (TryPoll with a nil ctx) without handing the records over.
+//
+// It reads the partitions only when they may hold what its last look did
+// not see (unread, or an append moved a partition's sequence since):
+// otherwise a group member's wake-up for its group check, or a consumer
+// polled again and again with nothing appended (TryPoll in a loop, Poll
+// with a short deadline), would read every partition each time, and list
+// the directory of every empty one.
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
-	c.unread = true
 	for {
 		if err := c.groupTick(); err != nil {
 			return nil, c.log.orGone(c.topic, err)
@@ -249,43 +256,51 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 			c.expect[n] = c.g.seenGen
 		}
 		var timeout time.Duration
-		if c.unread {
-			c.unread = false
-			for i := range n {
-				c.expect[i] = c.words[i].Load()
-			}
-			recs, err := c.poll()
-			if err != nil || len(recs) > 0 {
+		if c.unread || c.appended() {
+			recs, recheck, err := c.look(ctx)
+			if err != nil || len(recs) > 0 || ctx == nil {
 				return recs, err
 			}
-			if ctx == nil {
-				_, err := c.unstick(context.Background())
-				return nil, c.orDeleted(err)
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if timeout, err = c.unstick(ctx); err != nil {
-				return nil, c.orDeleted(err)
-			}
-		} else if err := ctx.Err(); err != nil {
+			timeout = recheck
+		} else if c.closed.Load() || c.log.closed.Load() {
+			return nil, ErrClosed
+		} else if ctx == nil {
+			return nil, nil
+		}
+		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		// A reader to look at again, or in a group none: every wake-up
-		// calls for a look.
-		c.unread = timeout > 0 || c.g == nil
 		if c.g != nil {
 			if next := c.g.nextCheck(c.opts.GroupCheckInterval); timeout == 0 || next < timeout {
 				timeout = next
 			}
 		}
 		c.sleep(ctx, timeout)
-		// A group member's sleep also ends for its next check, which
-		// makes no look unless an append moved a partition's sequence:
-		// an idle member would read every partition it owns (list the
-		// directory of every empty one) at every check.
-		c.unread = c.unread || c.appended()
 	}
+}
+
+// look reads the partitions, and when they have nothing judges the
+// readers that stopped short (unstick: a nil ctx is a TryPoll's), which
+// may call for another look after recheck. It leaves unread set unless
+// the partitions have nothing more until an append.
+func (c *Consumer) look(ctx context.Context) (recs []Record, recheck time.Duration, err error) {
+	for i := range c.parts {
+		c.expect[i] = c.words[i].Load()
+	}
+	c.unread = true // more may be there: a record limit, a window, an error
+	if recs, err = c.poll(); err != nil || len(recs) > 0 {
+		return recs, 0, err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	} else if ctx.Err() != nil {
+		return nil, 0, nil // fetch returns ctx's error
+	}
+	if recheck, err = c.unstick(ctx); err != nil {
+		return nil, 0, c.orDeleted(err)
+	}
+	c.unread = recheck > 0
+	return nil, recheck, nil
 }
 
 // appended reports whether a partition's append sequence moved since the

@@ -47,3 +47,55 @@ func TestIdleMemberLooksOnlyAfterAppends(t *testing.T) {
 	waitFor(t, patience, "every record", func() bool { return seenAll(ends, a, b) })
 	checkExactlyOnce(t, ends, a, b)
 }
+
+// The same between calls: a consumer polled again and again with nothing
+// appended (TryPoll in a loop, as the Kafka server's members drive their
+// groups, or Poll with a short deadline) reads its partitions once.
+func TestRepeatedPollsLookOnlyAfterAppends(t *testing.T) {
+	for _, group := range []string{"", "workers"} {
+		t.Run("group="+group, func(t *testing.T) {
+			l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+			mustCreate(t, l, "jobs", TopicConfig{Partitions: 2})
+			p := mustProducer(t, l, "jobs", &ProducerOptions{Partitioner: ManualPartitioner})
+			if _, err := p.Send(context.Background(), Record{Partition: 0, Value: []byte("job")}); err != nil {
+				t.Fatal(err)
+			}
+			c := mustConsumer(t, l, "jobs", &ConsumerOptions{Group: group, Start: Earliest})
+			if recs, err := c.TryPoll(); err != nil || len(recs) != 1 {
+				t.Fatalf("first TryPoll: %d records, %v", len(recs), err)
+			}
+			var looks atomic.Int64
+			testHookLook = func() { looks.Add(1) }
+			t.Cleanup(func() { testHookLook = nil })
+			const polls = 50
+			for i := range polls {
+				if recs, err := c.TryPoll(); err != nil || len(recs) != 0 {
+					t.Fatalf("TryPoll %d with nothing appended: %d records, %v", i, len(recs), err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Microsecond)
+				_, err := c.Poll(ctx)
+				cancel()
+				if err != context.DeadlineExceeded {
+					t.Fatalf("Poll %d with nothing appended: %v", i, err)
+				}
+			}
+			// The TryPoll after the one that returned the record finds
+			// the end; every later call knows nothing moved since.
+			if n := looks.Load(); n > 1 {
+				t.Errorf("the consumer read its partitions %d times in %d TryPolls and Polls with nothing appended", n, 2*polls)
+			}
+			if _, err := p.Send(context.Background(), Record{Partition: 1, Value: []byte("job")}); err != nil {
+				t.Fatal(err)
+			}
+			if recs, err := c.TryPoll(); err != nil || len(recs) != 1 || recs[0].Partition != 1 {
+				t.Fatalf("TryPoll after an append: %v, %v", recs, err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.TryPoll(); err != ErrClosed {
+				t.Fatalf("TryPoll after Log.Close: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
