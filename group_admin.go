@@ -99,6 +99,34 @@ func (l *Log) groupTopics(group string) ([]string, error) {
 // is no damage: its topic is left out with no error, and a group whose
 // every file went is ErrGroupNotFound.
 func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
+	return l.describeGroup(group, nil)
+}
+
+// endMemo keeps the partitions' ends found for one Stats call, which
+// describes every group: each end is walked to once, not once for every
+// group with offsets for the partition. A nil endMemo keeps nothing.
+type endMemo map[*partition]memoEnd
+
+type memoEnd struct {
+	end int64
+	err error
+}
+
+func (m endMemo) end(p *partition) (int64, error) {
+	if m == nil {
+		return p.endOffset()
+	}
+	e, ok := m[p]
+	if !ok {
+		e.end, e.err = p.endOffset()
+		m[p] = e
+	}
+	return e.end, e.err
+}
+
+// describeGroup is DescribeGroup, finding the partitions' ends through
+// ends.
+func (l *Log) describeGroup(group string, ends endMemo) (GroupInfo, error) {
 	info := GroupInfo{Group: group}
 	if err := l.checkOpen(); err != nil {
 		return info, err
@@ -118,7 +146,7 @@ func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	}
 	var errs []error
 	for _, topic := range topics {
-		gt, err := l.describeGroupTopic(group, topic)
+		gt, err := l.describeGroupTopic(group, topic, ends)
 		switch {
 		case errors.Is(err, errGroupTopicGone):
 			// A DeleteTopic or DeleteGroup, maybe in another process,
@@ -153,7 +181,7 @@ var testHookGroupTopicOpened func(topic string)
 // opened.
 var errGroupTopicGone = errors.New("the group no longer has the topic")
 
-func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
+func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic, error) {
 	gt := GroupTopic{Topic: topic}
 	nparts := -1
 	t, terr := l.topic(topic)
@@ -216,7 +244,7 @@ func (l *Log) describeGroupTopic(group, topic string) (GroupTopic, error) {
 			}
 		}
 		if terr == nil {
-			if gp.End, err = t.parts[p].endOffset(); err != nil {
+			if gp.End, err = ends.end(t.parts[p]); err != nil {
 				if errors.Is(l.orGone(t, err), ErrTopicNotFound) {
 					return gt, errGroupTopicGone
 				}

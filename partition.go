@@ -360,9 +360,15 @@ func (p *partition) seekEndOf(bases []int64) (*partReader, error) {
 	return r, nil
 }
 
+// testHookEndWalk, if set, runs as endOffset walks to a partition's end.
+var testHookEndWalk func()
+
 // endOffset finds the offset after the last committed record by reading,
 // lock-free, from the last segment's last index entry.
 func (p *partition) endOffset() (int64, error) {
+	if testHookEndWalk != nil {
+		testHookEndWalk()
+	}
 	_, next, err := p.offsets()
 	return next, err
 }

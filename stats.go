@@ -366,8 +366,9 @@ func (l *Log) groupStats() ([]GroupStats, error) {
 	}
 	var out []GroupStats
 	var errs []error
+	ends := endMemo{}
 	for _, name := range names {
-		info, err := l.DescribeGroup(name)
+		info, err := l.describeGroup(name, ends)
 		if errors.Is(err, ErrGroupNotFound) {
 			continue // deleted since the listing
 		}

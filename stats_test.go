@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -348,5 +349,41 @@ func TestStatsReadSplitFrame(t *testing.T) {
 	}
 	if p0 := partStats(t, l.Stats(), "t", 0); p0.BytesRead != bytes || frames >= 10 {
 		t.Fatalf("read %d bytes, want %d; %d frames (want fewer than records)", p0.BytesRead, bytes, frames)
+	}
+}
+
+// Stats describes every group with the partitions' ends: each partition's
+// end is found once a call, not once per group that has offsets for it (a
+// log with thousands of groups walked each end thousands of times).
+func TestStatsFindsEachEndOnce(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	const nparts, groups = 2, 20
+	mustCreate(t, l, "t", TopicConfig{Partitions: nparts})
+	produceSpread(t, l, "t", nparts, 3)
+	for g := range groups {
+		if _, err := l.ResetGroupOffsets(ctx, fmt.Sprintf("g%d", g), "t", Earliest, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var walks atomic.Int64
+	testHookEndWalk = func() { walks.Add(1) }
+	t.Cleanup(func() { testHookEndWalk = nil })
+	st := l.Stats()
+	if st.Err != nil {
+		t.Fatal(st.Err)
+	}
+	if len(st.Groups) != groups {
+		t.Fatalf("%d group entries, want %d", len(st.Groups), groups)
+	}
+	for _, g := range st.Groups {
+		for _, gp := range g.Partitions {
+			if gp.End != 3 || gp.Lag != 3 {
+				t.Errorf("group %s partition %d: end %d, lag %d, want 3 and 3", g.Group, gp.Partition, gp.End, gp.Lag)
+			}
+		}
+	}
+	if n := walks.Load(); n > nparts {
+		t.Errorf("Stats walked to a partition's end %d times for %d groups of %d partitions, want once a partition", n, groups, nparts)
 	}
 }
