@@ -31,7 +31,10 @@ var (
 // AtOffset starts at offset; ErrOutOfRange if it is not stored.
 func AtOffset(offset int64) StartPosition { return StartPosition{kind: startOffset, offset: offset} }
 
-// AtTime starts at the first record whose timestamp is at or after t.
+// AtTime starts at the first record whose timestamp is at or after t. A t
+// before the years a timestamp holds (see Record.Time) starts at the
+// first record, one after them past every record but those of the last
+// nanosecond a timestamp holds.
 func AtTime(t time.Time) StartPosition { return StartPosition{kind: startTime, time: t} }
 
 func (sp StartPosition) String() string {

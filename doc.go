@@ -235,8 +235,10 @@
 // for new records instead of sleeping in the kernel. Whatever must write
 // (a producer, a group member, Repair) fails with the permission error.
 //
-// Record timestamps are stored in nanoseconds; they need not increase, and
-// AtTime finds the first record in offset order at or after the time.
+// Record timestamps are stored in nanoseconds, which hold the years 1678
+// to 2262 (a record timed outside them is refused); they need not
+// increase, and AtTime finds the first record in offset order at or after
+// the time.
 //
 // The on-disk format is described in docs/FORMAT.md.
 package runnel

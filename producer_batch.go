@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -91,7 +92,7 @@ func (p *Producer) batchPartition(partition, n int) (*partition, error) {
 // checkRecord applies the limits on one record, the i-th of its batch
 // (-1 for a record sent alone), and returns its frame.RecordSize.
 func (p *Producer) checkRecord(r *Record, i int) (int, error) {
-	if err := checkHeaders(len(r.Headers), i); err != nil {
+	if err := checkFields(r, i); err != nil {
 		return 0, err
 	}
 	size := frame.RecordSize(r.Key, r.Value, frameHeaders(r.Headers))
@@ -101,11 +102,15 @@ func (p *Producer) checkRecord(r *Record, i int) (int, error) {
 	return size, nil
 }
 
-// checkHeaders refuses a record, the i-th of its batch, with more headers
-// than a frame can hold.
-func checkHeaders(n, i int) error {
-	if n > frame.MaxHeaders {
+// checkFields refuses a record, the i-th of its batch, that a frame cannot
+// hold whatever its size: more headers than the format holds, or a time
+// outside the years a timestamp holds.
+func checkFields(r *Record, i int) error {
+	if n := len(r.Headers); n > frame.MaxHeaders {
 		return fmt.Errorf("%w: %s has %d headers, limit %d", ErrTooLarge, which(i), n, frame.MaxHeaders)
+	}
+	if !r.Time.IsZero() && (r.Time.Before(earliestTime) || r.Time.After(latestTime)) {
+		return fmt.Errorf("%w: %s has time %s, outside the years 1678 to 2262 that a record's timestamp holds", ErrInvalidArgument, which(i), r.Time.Format(time.RFC3339Nano))
 	}
 	return nil
 }

@@ -29,10 +29,11 @@ type RecordBatch struct {
 // Add encodes rec at the end of the batch: its Key, Value, Headers and
 // Time (a zero Time means now); Partition and Offset are ignored. rec's
 // bytes are copied, so they may be reused as soon as Add returns. A record
-// with more headers than the format holds (4,096) gets ErrTooLarge and
-// leaves the batch as it was.
+// with more headers than the format holds (4,096) gets ErrTooLarge, one
+// whose Time is outside the years a timestamp holds (see Record.Time)
+// ErrInvalidArgument; either leaves the batch as it was.
 func (b *RecordBatch) Add(rec Record) error {
-	if err := checkHeaders(len(rec.Headers), b.Len()); err != nil {
+	if err := checkFields(&rec, b.Len()); err != nil {
 		return err
 	}
 	if b.fb == nil {

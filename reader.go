@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -254,27 +253,6 @@ func (r *partReader) seekEndFrom(seg int64) error {
 	}
 }
 
-// Record times are int64 Unix nanoseconds, which hold the years 1678 to
-// 2262; t.UnixNano() wraps around outside them.
-var (
-	latestNano   = time.Unix(0, math.MaxInt64)
-	earliestNano = time.Unix(0, math.MinInt64)
-)
-
-// unixNanoHeld is t as a record time, held to what one can be: a time
-// after 2262 (a mistyped year, milliseconds given as microseconds) is
-// after every record, and one before 1678 before every record, instead
-// of a wrapped-around time at the other end.
-func unixNanoHeld(t time.Time) int64 {
-	switch {
-	case t.After(latestNano):
-		return math.MaxInt64
-	case t.Before(earliestNano):
-		return math.MinInt64
-	}
-	return t.UnixNano()
-}
-
 // seekTime positions the reader at the first record whose timestamp is at
 // or after t: sealed segments whose newest record is older are skipped by
 // their time index, the rest is scanned from the entry of it before t.
@@ -282,7 +260,7 @@ func unixNanoHeld(t time.Time) int64 {
 // that disagrees costs a scan of its segment from the start. A scan that
 // reaches the seal of a segment goes on with the next segment's index.
 func (r *partReader) seekTime(t time.Time) error {
-	ts := unixNanoHeld(t)
+	ts := unixNanoWithin(t)
 	bases, err := listSegments(r.p.dir)
 	if err != nil {
 		return err

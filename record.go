@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"math"
 	"time"
 	"unsafe"
 
@@ -20,7 +21,10 @@ type Record struct {
 	Headers []Header
 
 	// Time is the record's timestamp. A zero Time in a sent record means
-	// the moment of Send. Stored with nanosecond precision.
+	// the moment of Send. Stored with nanosecond precision, as Unix
+	// nanoseconds in an int64, which hold the years 1678 to 2262
+	// (time.Time.UnixNano's range): a record sent with a Time outside
+	// them is refused with ErrInvalidArgument.
 	Time time.Time
 
 	// Partition is where the record is (read) or goes (sent with the
@@ -29,6 +33,26 @@ type Record struct {
 
 	// Offset is the record's position in its partition, set on read.
 	Offset int64
+}
+
+// The first and last times a record's timestamp holds.
+var (
+	earliestTime = time.Unix(0, math.MinInt64)
+	latestTime   = time.Unix(0, math.MaxInt64)
+)
+
+// unixNanoWithin is t in Unix nanoseconds, a time before or after those a
+// timestamp holds taken as the first or last of them: for a lookup by
+// time, where UnixNano would wrap such a time round to some other one.
+// Past the last, that finds only records of the last nanosecond.
+func unixNanoWithin(t time.Time) int64 {
+	switch {
+	case t.Before(earliestTime):
+		return math.MinInt64
+	case t.After(latestTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // Header is a key/value pair attached to a record. A record may carry

@@ -251,7 +251,11 @@ func (s *Server) storeReloaded(h *topicHandle, acks int16, partition int32, raw 
 func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []byte, scratch *batchScratch, result produceResult) {
 	frame := &scratch.frame
 	info, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *runnel.Record) error {
-		if err := frame.Add(*rec); err != nil {
+		if err := frame.Add(*rec); errors.Is(err, runnel.ErrInvalidArgument) {
+			// Add's one such refusal: a time runnel's timestamps cannot
+			// hold, which Kafka's milliseconds can.
+			return fmt.Errorf("%w: %w", errInvalidTimestamp, err)
+		} else if err != nil {
 			return err
 		}
 		// Decompression stopped at one frame's bytes, but a record
@@ -439,6 +443,10 @@ func putFrame(rb *runnel.RecordBatch) {
 	spareFrames.Put(rb)
 }
 
+// errInvalidTimestamp refuses a batch with a record time outside the years
+// 1678 to 2262 (see runnel.Record.Time).
+var errInvalidTimestamp = errors.New("invalid timestamp")
+
 // errTransactional refuses a transactional batch: InitProducerId hands
 // out no transactional ids, so a client that sends one is confused.
 var errTransactional = errors.New("transactional batch")
@@ -450,6 +458,8 @@ func produceErrorCode(err error) int16 {
 		return 0
 	case errors.Is(err, errCorruptBatch):
 		return kerr.CorruptMessage.Code
+	case errors.Is(err, errInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, errTransactional):
 		return kerr.TransactionalIDAuthorizationFailed.Code
 	case errors.Is(err, errTooLarge), errors.Is(err, runnel.ErrTooLarge):

@@ -378,6 +378,14 @@ func TestProduceErrors(t *testing.T) {
 	if code != kerr.UnsupportedVersion.Code {
 		t.Errorf("produce v2: code %d, want UNSUPPORTED_VERSION", code)
 	}
+	// Kafka's timestamps are milliseconds; runnel's nanoseconds hold the
+	// years 1678 to 2262 only.
+	for _, at := range []time.Time{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		code, _ = produceRaw(t, rc, "t", encodeBatch(t, kgo.NoCompression(), []*kgo.Record{{Value: []byte("x"), Timestamp: at}}))
+		if code != kerr.InvalidTimestamp.Code {
+			t.Errorf("a record of %d: code %d, want INVALID_TIMESTAMP", at.Year(), code)
+		}
+	}
 	// Nothing of the above was stored; a good batch still is.
 	code, off := produceCode(t, rc.request(produceBatch("t", 0, -1, -1, -1, "ok", 9)))
 	if code != 0 || off != 0 {
