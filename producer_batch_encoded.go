@@ -45,9 +45,9 @@ func (b *RecordBatch) Add(rec Record) error {
 	return nil
 }
 
-// Len is the number of records in the batch.
+// Len is the number of records in the batch; a nil batch has none.
 func (b *RecordBatch) Len() int {
-	if b.fb == nil {
+	if b == nil || b.fb == nil {
 		return 0
 	}
 	return b.fb.Count()
@@ -65,6 +65,9 @@ func (b *RecordBatch) Size() int {
 
 // Reset empties the batch, keeping its memory.
 func (b *RecordBatch) Reset() {
+	if b == nil {
+		return
+	}
 	if b.fb != nil {
 		b.fb.Reset()
 	}
@@ -82,7 +85,7 @@ const MaxFrameBytes = frame.MaxSize
 // to one partition as a single frame, at consecutive offsets from the
 // returned base, atomically, and waits for the acknowledgement. b is
 // empty when SendRecordBatch returns, whatever the outcome, and may be
-// reused.
+// reused. An empty (or nil) b is refused with ErrInvalidArgument.
 //
 // It fails with ErrTooLarge, storing nothing, when a record of b encodes
 // larger than Options.MaxRecordBytes or b's Size is over MaxFrameBytes.

@@ -195,6 +195,14 @@ func TestRecordBatchRejects(t *testing.T) {
 			t.Errorf("%s: the error did not come before SendRecordBatchAsync returned", tt.name)
 		}
 	}
+	if _, err := p.SendRecordBatch(context.Background(), 0, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("SendRecordBatch of a nil batch: %v, want ErrInvalidArgument", err)
+	}
+	var nilErr error
+	p.SendRecordBatchAsync(0, nil, func(_ int64, err error) { nilErr = err })
+	if !errors.Is(nilErr, ErrInvalidArgument) {
+		t.Errorf("SendRecordBatchAsync of a nil batch: %v before it returned, want ErrInvalidArgument", nilErr)
+	}
 	// Nothing refused was stored.
 	encode(t, &b, seqRecords(0, 1))
 	if base, err := p.SendRecordBatch(context.Background(), 0, &b); err != nil || base != 0 {

@@ -199,6 +199,7 @@ func TestAlterTopic(t *testing.T) {
 		{"partitions", func(c *TopicConfig) { c.Partitions = 3 }, ErrInvalidArgument},
 		{"small segments", func(c *TopicConfig) { c.SegmentBytes = 1000 }, ErrInvalidArgument},
 		{"negative retention", func(c *TopicConfig) { c.RetentionBytes = -1 }, ErrInvalidArgument},
+		{"no change", nil, ErrInvalidArgument},
 		{"ok", func(c *TopicConfig) {
 			c.SegmentBytes, c.RetentionAge, c.RetentionBytes, c.IndexIntervalBytes = 1<<20, time.Hour, 1<<30, 8192
 		}, nil},

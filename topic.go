@@ -456,6 +456,9 @@ func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
 // the name in another process only until ctx ends; then it returns an error wrapping
 // ctx.Err() and changes nothing.
 func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*TopicConfig)) error {
+	if change == nil {
+		return fmt.Errorf("%w: AlterTopic with a nil change", ErrInvalidArgument)
+	}
 	unlock, err := l.beginTopicAdmin(ctx, name)
 	if err != nil {
 		return err
