@@ -78,8 +78,11 @@ type ConsumerOptions struct {
 	MaxPollBytes int
 
 	// SpinWait makes Poll spin for up to this long, watching for appends,
-	// before it sleeps: lower wake-up latency for a busy core. Default 0:
-	// sleep at once (in the kernel, woken by the appending process).
+	// before it sleeps: lower wake-up latency for a busy core. The spin
+	// ends as the sleep would: at an append, when Poll's ctx ends or the
+	// Log closes, and in a group when the next GroupCheckInterval check
+	// is due. Default 0: sleep at once (in the kernel, woken by the
+	// appending process).
 	SpinWait time.Duration
 
 	// Group makes the consumer a member of this consumer group: the

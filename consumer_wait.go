@@ -13,8 +13,19 @@ import (
 // moves, ctx ends, or timeout passes (0: no timeout).
 func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 	defer c.noteSleep()
-	if c.opts.SpinWait > 0 && c.spinFor(c.opts.SpinWait) {
-		return
+	if c.opts.SpinWait > 0 {
+		spin := c.opts.SpinWait
+		if timeout > 0 {
+			spin = min(spin, timeout)
+		}
+		if c.spinFor(ctx, spin) {
+			return
+		}
+		if timeout > 0 {
+			if timeout -= spin; timeout <= 0 {
+				return
+			}
+		}
 	}
 	// A mapping this process may not write cannot count it as a sleeper,
 	// so no writer would wake it: such a consumer polls the words.
@@ -50,14 +61,18 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 }
 
 // spinFor watches the append sequences for up to d; it reports whether
-// one moved.
-func (c *Consumer) spinFor(d time.Duration) bool {
+// the wait is over before that: a sequence moved, ctx ended or the Log
+// closed, which end a sleep too.
+func (c *Consumer) spinFor(ctx context.Context, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for {
 		for i, w := range c.words {
 			if w.Load() != c.expect[i] {
 				return true
 			}
+		}
+		if ctx.Err() != nil || c.log.closed.Load() {
+			return true
 		}
 		if time.Now().After(deadline) {
 			return false
