@@ -174,8 +174,11 @@ func (p *Producer) ackOf(b *batch) <-chan struct{} {
 // that is the producer's backpressure). done, if not nil, is called
 // with the record's position or error once it is acknowledged or has
 // failed: on an internal goroutine, in send order per partition, so it must
-// not block. A record rejected before queueing (too large, bad partition,
-// closed) gets its error through done before SendAsync returns.
+// not block. Nor may it call Send, Flush, or Close or CloseContext of the
+// Producer or the Log: each waits for the write done is called from, and
+// would never return (hand such work to another goroutine). A record
+// rejected before queueing (too large, bad partition, closed) gets its
+// error through done before SendAsync returns.
 func (p *Producer) SendAsync(rec Record, done func(Position, error)) {
 	if _, _, _, _, err := p.enqueue(nil, &rec, p.sender(done, false)); err != nil && done != nil {
 		done(Position{}, err)

@@ -6,9 +6,9 @@ package runnel
 // SendAsync). done, if not nil, is called with the first record's offset
 // (the others follow consecutively) or the error once the batch is
 // acknowledged or has failed: on an internal goroutine, in send order per
-// partition, so it must not block. A batch rejected before queueing
-// (too large, bad partition, closed) gets its error through done before
-// SendBatchAsync returns.
+// partition, so it must not block, nor call what SendAsync's done may
+// not. A batch rejected before queueing (too large, bad partition,
+// closed) gets its error through done before SendBatchAsync returns.
 //
 // Batches sent one after another to a partition are stored in that
 // order, which is what lets a caller pipeline them: the next batch is
