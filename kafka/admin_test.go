@@ -274,6 +274,25 @@ func TestGroupAdmin(t *testing.T) {
 	}
 }
 
+// TestDescribeGroupsLongMemberID: a Kafka member whose id makes a runnel
+// member name longer than runnel keeps (39 bytes) is described once, as
+// the Kafka member it is: the truncated name did not match the server's
+// own member, which was described a second time as a native one.
+func TestDescribeGroupsLongMemberID(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("lm", 1)
+	produceSpread(t, ts.log, "lm", 1, 1, "v")
+	cl := ts.client(append(groupOpts("lmgrp", "lm"), kgo.ClientID("consumer-orders-service-1"))...)
+	pollN(t, cl, 1)
+	dg, err := kadm.NewClient(ts.client()).DescribeGroups(context.Background(), "lmgrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := dg["lmgrp"]; len(g.Members) != 1 || g.Members[0].ClientID != "consumer-orders-service-1" {
+		t.Errorf("DescribeGroups: %+v, want the Kafka member alone", g.Members)
+	}
+}
+
 func TestDeleteGroups(t *testing.T) {
 	ts := startServer(t, fastGroups)
 	ts.createTopic("dg", 1)

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,12 +112,12 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 		if rg.State, rg.ProtocolType, rg.Protocol, kafka = c.s.kafkaSummary(name); !kafka {
 			rg.State, rg.ProtocolType = runnelSummary(info, err)
 		}
-		own := map[string]bool{}
+		var own []string
 		if g := c.s.groups.group(name, false); g != nil {
 			g.mu.Lock()
 			for _, id := range g.order {
 				m := g.members[id]
-				own[MemberNamePrefix+id] = true
+				own = append(own, MemberNamePrefix+id)
 				rm := kmsg.NewDescribeGroupsResponseGroupMember()
 				rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.id, m.instanceID, m.clientID, m.host
 				rm.ProtocolMetadata, rm.MemberAssignment = m.metadata(g.protocol), m.assignment
@@ -147,7 +148,7 @@ func (s *Server) runnelGroup(name string) (runnel.GroupInfo, error) {
 
 // runnelMembers describes the group's live runnel members that are not
 // this server's Kafka members (named in own by their runnel member name).
-func runnelMembers(info runnel.GroupInfo, own map[string]bool) []kmsg.DescribeGroupsResponseGroupMember {
+func runnelMembers(info runnel.GroupInfo, own []string) []kmsg.DescribeGroupsResponseGroupMember {
 	type key struct {
 		name string
 		pid  int
@@ -156,7 +157,7 @@ func runnelMembers(info runnel.GroupInfo, own map[string]bool) []kmsg.DescribeGr
 	var order []key
 	for _, gt := range info.Topics {
 		for _, gm := range gt.Members {
-			if own[gm.Name] {
+			if ownMember(gm, own) {
 				continue
 			}
 			k := key{gm.Name, gm.PID}
@@ -182,6 +183,17 @@ func runnelMembers(info runnel.GroupInfo, own map[string]bool) []kmsg.DescribeGr
 		out = append(out, rm)
 	}
 	return out
+}
+
+// ownMember reports whether gm is the runnel side of one of this server's
+// Kafka members, whose runnel member names are own. runnel keeps only the
+// start of a long name (ConsumerOptions.MemberName), which a client id of
+// some length makes of most: such a member's name is the start of its own.
+func ownMember(gm runnel.GroupMember, own []string) bool {
+	if gm.PID != os.Getpid() || len(gm.Name) <= len(MemberNamePrefix) {
+		return false
+	}
+	return slices.ContainsFunc(own, func(name string) bool { return strings.HasPrefix(name, gm.Name) })
 }
 
 func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
