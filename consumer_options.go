@@ -94,7 +94,7 @@ type ConsumerOptions struct {
 	Group string
 
 	// MemberName labels this member in DescribeGroup (at most 39 bytes
-	// are kept). Default "<hostname>/<pid>".
+	// are kept, cut where a character starts). Default "<hostname>/<pid>".
 	MemberName string
 
 	// DisableAutoCommit stops the member from committing by itself.

@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -102,5 +103,31 @@ func TestDescribeGroupTopicDeletedWhileRead(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"t"}, topics); diff != "" {
 		t.Errorf("DescribeGroup described (-want +got):\n%s", diff)
+	}
+}
+
+// TestDescribeGroupLongMemberName: a member name longer than the 39 bytes
+// kept is cut at a character, never inside one: cut inside "é", the name
+// DescribeGroup returned was not UTF-8 (and JSON showed U+FFFD).
+func TestDescribeGroupLongMemberName(t *testing.T) {
+	l := openTest(t, t.TempDir(), nil)
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	long := strings.Repeat("w", maxMemberName-1) + "é-1"
+	for _, tt := range []struct{ name, want string }{
+		{long, long[:maxMemberName-1]},
+		{"worker-é", "worker-é"},
+	} {
+		c, err := l.Consumer("t", &ConsumerOptions{Group: "g", MemberName: tt.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := l.DescribeGroup("g")
+		c.Close()
+		if err != nil || len(info.Topics) != 1 || len(info.Topics[0].Members) != 1 {
+			t.Fatalf("DescribeGroup: %+v, %v", info, err)
+		}
+		if got := info.Topics[0].Members[0].Name; got != tt.want {
+			t.Errorf("member named %q is described as %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

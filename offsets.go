@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -545,7 +546,12 @@ func (o *offsetsFile) writeMember(s int, r memberRecord) error {
 	binary.LittleEndian.PutUint64(b[8:], uint64(r.joined))
 	name := r.name
 	if len(name) > maxMemberName {
-		name = name[:maxMemberName]
+		// Cut at a character: the start of one not kept whole.
+		n := maxMemberName
+		for n > 0 && !utf8.RuneStart(name[n]) {
+			n--
+		}
+		name = name[:n]
 	}
 	b[16] = byte(len(name))
 	copy(b[17:56], name)
