@@ -37,6 +37,8 @@ type Consumer struct {
 	// sequences tell: it found records or an error, a reader waits on a
 	// writer, or partitions were taken, given up or moved since.
 	unread bool
+	// lookedAt is when the last look began: see relookEvery.
+	lookedAt time.Time
 
 	// Sleeping: each partition's partition.meta mapping, the words a
 	// sleeping Poll waits on (each partition's append sequence, then in a
@@ -243,7 +245,8 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 // otherwise a group member's wake-up for its group check, or a consumer
 // polled again and again with nothing appended (TryPoll in a loop, Poll
 // with a short deadline), would read every partition each time, and list
-// the directory of every empty one.
+// the directory of every empty one. It looks anyway once relookEvery has
+// passed since the last look.
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 	for {
 		if err := c.groupTick(); err != nil {
@@ -256,7 +259,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 			c.expect[n] = c.g.seenGen
 		}
 		var timeout time.Duration
-		if c.unread || c.appended() {
+		if c.unread || c.appended() || time.Since(c.lookedAt) >= relookEvery {
 			recs, recheck, err := c.look(ctx)
 			if err != nil || len(recs) > 0 || ctx == nil {
 				return recs, err
@@ -284,6 +287,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 // may call for another look after recheck. It leaves unread set unless
 // the partitions have nothing more until an append.
 func (c *Consumer) look(ctx context.Context) (recs []Record, recheck time.Duration, err error) {
+	c.lookedAt = time.Now()
 	for i := range c.parts {
 		c.expect[i] = c.words[i].Load()
 	}
@@ -302,6 +306,15 @@ func (c *Consumer) look(ctx context.Context) (recs []Record, recheck time.Durati
 	c.unread = recheck > 0
 	return nil, recheck, nil
 }
+
+// relookEvery bounds how long a consumer polled again and again goes
+// without reading its partitions when no sequence moved. A writer killed
+// between its commit byte and its publish bumps no sequence: its committed
+// frame would wait for the next append, which may never come, and a
+// frame it left unfinished for a look to repair. Once a second costs an
+// idle member checking its group 100 times a second 1% of a look each
+// time.
+const relookEvery = time.Second
 
 // appended reports whether a partition's append sequence moved since the
 // last look.
