@@ -73,8 +73,19 @@ type consumedPart struct {
 	prog progress // guarded by Consumer.mu
 }
 
-// Consumer returns a consumer of topic positioned as opts say.
+// Consumer returns a consumer of topic positioned as opts say. A group
+// member's join may wait for another process's admin call on the topic or
+// the group; ConsumerContext bounds that wait.
 func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
+	return l.ConsumerContext(context.Background(), topic, opts)
+}
+
+// ConsumerContext is Consumer, waiting for another process's admin call
+// (a first member creating the group's offsets file waits for the topic's
+// AlterTopic or DeleteTopic; a joiner that finds every member slot taken,
+// for the group's DeleteGroup or DeleteGroupOffsets) only until ctx ends;
+// then it returns an error wrapping ctx.Err() and joins nothing.
+func (l *Log) ConsumerContext(ctx context.Context, topic string, opts *ConsumerOptions) (*Consumer, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -86,7 +97,7 @@ func (l *Log) Consumer(topic string, opts *ConsumerOptions) (*Consumer, error) {
 	c := &Consumer{log: l, topic: t, opts: o, byID: make([]*consumedPart, len(t.parts))}
 	l.addConsumer(c) // so that Log.Close wakes its Poll
 	if o.Group != "" {
-		if err := c.joinGroup(); err != nil {
+		if err := c.joinGroup(ctx); err != nil {
 			l.removeConsumer(c)
 			return nil, l.orGone(t, err)
 		}

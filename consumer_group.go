@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -36,8 +37,8 @@ type groupState struct {
 
 // joinGroup makes c a member of its group. It takes no partitions yet:
 // the first Poll does.
-func (c *Consumer) joinGroup() error {
-	m, err := joinGroup(c.log, c.topic, c.opts.Group, c.opts.MemberName)
+func (c *Consumer) joinGroup(ctx context.Context) error {
+	m, err := joinGroup(ctx, c.log, c.topic, c.opts.Group, c.opts.MemberName)
 	if err != nil {
 		return err
 	}

@@ -224,10 +224,11 @@
 // goroutine. Producers and the Log are safe for concurrent use.
 //
 // A call that waits for another process — for a writer lock it holds, or
-// for a concurrent admin call — returns when its ctx ends. Close and the
-// topic admin calls, which have no ctx, wait as long as it takes;
-// Log.CloseContext, Producer.CloseContext, CreateTopicContext,
-// DeleteTopicContext and AlterTopicContext bound the wait.
+// for a concurrent admin call — returns when its ctx ends. Close, the
+// topic admin calls and Consumer, which have no ctx, wait as long as it
+// takes; Log.CloseContext, Producer.CloseContext, CreateTopicContext,
+// DeleteTopicContext, AlterTopicContext and ConsumerContext bound the
+// wait.
 //
 // Reading needs only read permission: a Consumer without a group, Verify,
 // Backup and Dump work on a directory the process may only read (another

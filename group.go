@@ -77,9 +77,9 @@ type member struct {
 // joinGroup opens (creating if needed) the group's offsets file for topic
 // t and takes the lowest free member slot. A file that DeleteGroup is
 // removing is left for the path's next one.
-func joinGroup(l *Log, t *topic, group, name string) (*member, error) {
+func joinGroup(ctx context.Context, l *Log, t *topic, group, name string) (*member, error) {
 	for {
-		m, err := joinGroupFile(l, t, group, name)
+		m, err := joinGroupFile(ctx, l, t, group, name)
 		if !errors.Is(err, errGroupFileDeleted) {
 			return m, err
 		}
@@ -94,8 +94,8 @@ var testHookNoSlot func()
 // removed it (or may have): open the path again.
 var errGroupFileDeleted = errors.New("offsets file deleted")
 
-func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
-	off, err := l.openGroupOffsets(context.Background(), t, group)
+func joinGroupFile(ctx context.Context, l *Log, t *topic, group, name string) (*member, error) {
+	off, err := l.openGroupOffsets(ctx, t, group)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
 		if testHookNoSlot != nil {
 			testHookNoSlot()
 		}
-		if err := off.lf.Lock(context.Background(), adminLockOff); err != nil {
+		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
 			off.close()
 			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
 		}
@@ -132,7 +132,7 @@ func joinGroupFile(l *Log, t *topic, group, name string) (*member, error) {
 	// DeleteGroup died before it removed the file. Its admin lock, held
 	// until the file is gone, tells which.
 	if off.deleted() {
-		if err := off.lf.Lock(context.Background(), adminLockOff); err != nil {
+		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
 			off.close()
 			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
 		}
