@@ -243,8 +243,11 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 			}
 		}
 	}
-	c, err := l.Consumer(topic, opts)
+	c, err := l.ConsumerContext(ctx, topic, opts)
 	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return nil // Ctrl-C while joining the group: a clean stop
+		}
 		return err
 	}
 	k.c = c
