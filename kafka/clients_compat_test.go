@@ -27,6 +27,7 @@ func TestKafkaJS(t *testing.T) {
 	lc := kafkaJS(t)
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+	t.Run("topics", func(t *testing.T) { testClientTopics(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
 	t.Run("restart", func(t *testing.T) { testClientRestart(t, lc) })
@@ -36,8 +37,37 @@ func TestKafkaPython(t *testing.T) {
 	lc := kafkaPython(t)
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+	t.Run("topics", func(t *testing.T) { testClientTopics(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
+}
+
+// testClientTopics: a group member of two topics reads every record of
+// both, once, as stored. KafkaJS, which shuffles a fetch's partitions and
+// so names a topic in two entries of most fetches, fetches at least ten
+// times; it crashed at the first such fetch (UNKNOWN_SERVER_ERROR: each
+// entry made the topic's reader anew and closed the other's).
+func testClientTopics(t *testing.T, lc langClient) {
+	ts := startServer(t, fastGroups)
+	parts := map[string]int{"ta": 4, "tb": 3}
+	want := map[string]int{} // topic/partition/offset value: times read
+	for topic, n := range parts {
+		ts.createTopic(topic, n)
+		produceSpread(t, ts.log, topic, n, 5, topic)
+		for _, r := range readNative(t, ts.log, topic, n*5) {
+			want[fmt.Sprintf("%s/%d/%d %s", topic, r.Partition, r.Offset, show(b64(r.Value)))] = 1
+		}
+	}
+	evs := lc.run(t, "topics", map[string]string{
+		"BROKER": ts.addr, "TOPICS": "ta,tb", "GROUP": "tg", "WANT": strconv.Itoa(len(want)), "FETCHES": "10",
+	})
+	read := map[string]int{}
+	for _, ev := range ofKind(evs, "record") {
+		read[fmt.Sprintf("%s/%d/%d %s", ev.Name, ev.Partition, ev.Offset, show(ev.Value))]++
+	}
+	if !maps.Equal(read, want) {
+		t.Errorf("%s read %v, want each of %v once", lc.name, read, want)
+	}
 }
 
 // testClientSASL: the client authenticates with PLAIN, SCRAM-SHA-256 and

@@ -178,13 +178,22 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 	}
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	c.fetch.used = 0
+	// A topic may be named in several entries, each answered in its own
+	// (KafkaJS and librdkafka name one again after another topic's
+	// partitions), but one reader serves all of its partitions.
 	var topics []*fetchTopicReq
+	byName := map[string]*fetchTopicReq{}
 	invalid := false // a partition named twice, or negative
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, len(t.Partitions))
-		tr := &fetchTopicReq{name: t.Topic, parts: map[int]*fetchPart{}}
+		tr := byName[t.Topic]
+		if tr == nil {
+			tr = &fetchTopicReq{name: t.Topic, parts: map[int]*fetchPart{}}
+			byName[t.Topic] = tr
+			topics = append(topics, tr)
+		}
 		for i, p := range t.Partitions {
 			rp := &rt.Partitions[i]
 			*rp = kmsg.NewFetchResponseTopicPartition()
@@ -201,7 +210,6 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 			tr.parts[int(p.Partition)] = fp
 		}
 		resp.Topics = append(resp.Topics, rt)
-		topics = append(topics, tr)
 	}
 	for _, tr := range topics {
 		c.prepareFetch(tr)

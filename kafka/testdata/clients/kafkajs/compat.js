@@ -3,6 +3,10 @@
 //
 //   node compat.js scenario      admin, produce with each codec, group
 //                                consume and commit, offsets by time
+//   node compat.js topics        a group member of several topics, reading
+//                                every record and fetching at least
+//                                FETCHES times (KafkaJS splits a topic's
+//                                partitions across a fetch's entries)
 //   node compat.js member        a group member that prints its assignment
 //                                until its standard input closes, then leaves
 //   node compat.js delete-group  reset the group's offsets to the earliest,
@@ -130,6 +134,36 @@ async function scenario() {
   await admin.disconnect();
 }
 
+// Every record of the topics in TOPICS (comma-separated), as a group
+// member, over at least FETCHES fetches: KafkaJS shuffles a fetch's
+// partitions (KIP-74) and names a topic once for each run of its
+// partitions, so most fetches of two topics name one twice. A crash of
+// the consumer fails the step.
+async function topics() {
+  const [want, fetches] = [Number(env('WANT')), Number(env('FETCHES'))];
+  const consumer = kafka.consumer(consumerOptions());
+  let [got, fetched] = [0, 0];
+  const finished = new Promise((resolve, reject) => {
+    const check = () => got >= want && fetched >= fetches && resolve();
+    consumer.on(consumer.events.FETCH, () => {
+      fetched++;
+      check();
+    });
+    consumer.on(consumer.events.CRASH, (e) => reject(e.payload.error));
+    consumer.on(consumer.events.END_BATCH_PROCESS, check);
+  });
+  await consumer.connect();
+  for (const topic of env('TOPICS').split(',')) await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ topic, partition, message }) => {
+      say({ event: 'record', name: topic, partition, offset: Number(message.offset), value: b64(message.value) });
+      got++;
+    },
+  });
+  await finished;
+  await consumer.disconnect();
+}
+
 async function member() {
   const consumer = kafka.consumer(consumerOptions());
   const topic = env('TOPIC');
@@ -223,7 +257,7 @@ async function restart() {
   await producer.disconnect();
 }
 
-const steps = { scenario, member, 'delete-group': deleteGroup, sasl, tls, restart };
+const steps = { scenario, topics, member, 'delete-group': deleteGroup, sasl, tls, restart };
 const step = steps[process.argv[2]];
 if (!step) {
   console.error(`usage: node compat.js ${Object.keys(steps).join('|')}`);

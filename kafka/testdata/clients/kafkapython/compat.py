@@ -5,6 +5,8 @@ line) against the log directory:
 
     python3 compat.py scenario      admin, produce with each codec, group
                                     consume and commit, offsets by time
+    python3 compat.py topics        a group member of several topics,
+                                    reading every record
     python3 compat.py member        a group member that prints its
                                     assignment until its standard input
                                     closes, then leaves
@@ -111,6 +113,21 @@ def scenario():
     admin.close()
 
 
+def topics():
+    # Every record of the topics in TOPICS (comma-separated), as a group
+    # member.
+    want = int(os.environ["WANT"])
+    c = consumer(auto_offset_reset="earliest")
+    c.subscribe(os.environ["TOPICS"].split(","))
+    got = 0
+    while got < want:
+        for _, msgs in c.poll(timeout_ms=1000).items():
+            for m in msgs:
+                say(event="record", name=m.topic, partition=m.partition, offset=m.offset, value=b64(m.value))
+                got += 1
+    c.close()
+
+
 class PrintAssignment(ConsumerRebalanceListener):
     def __init__(self, topic):
         self.topic = topic
@@ -175,7 +192,7 @@ def tls():
     admin.close()
 
 
-STEPS = {"scenario": scenario, "member": member, "delete-group": delete_group, "sasl": sasl, "tls": tls}
+STEPS = {"scenario": scenario, "topics": topics, "member": member, "delete-group": delete_group, "sasl": sasl, "tls": tls}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
