@@ -30,7 +30,26 @@ func TestKafkaJS(t *testing.T) {
 	t.Run("topics", func(t *testing.T) { testClientTopics(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
+	t.Run("transaction", func(t *testing.T) { testKafkaJSTransaction(t, lc) })
 	t.Run("restart", func(t *testing.T) { testClientRestart(t, lc) })
+}
+
+// testKafkaJSTransaction: KafkaJS's transactional producer fails at once
+// on the broker's TRANSACTIONAL_ID_AUTHORIZATION_FAILED and stores
+// nothing. (The transaction coordinator was "not available", which it
+// retried until its retries ran out.) kafka-python 2.0 has no
+// transactions.
+func testKafkaJSTransaction(t *testing.T, lc langClient) {
+	ts := startServer(t, nil)
+	ts.createTopic("tx", 1)
+	evs := lc.run(t, "transaction", map[string]string{"BROKER": ts.addr, "TOPIC": "tx"})
+	refused := ofKind(evs, "refused")
+	if len(refused) != 1 || !slices.Contains(refused[0].Names, "Transactional Id authorization failed") {
+		t.Errorf("%s's transactional producer: %+v; want it refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED", lc.name, evs)
+	}
+	if _, end, err := ts.log.PartitionOffsets("tx", 0); err != nil || end != 0 {
+		t.Errorf("the topic ends at %d (%v) after a refused transaction, want 0", end, err)
+	}
 }
 
 func TestKafkaPython(t *testing.T) {

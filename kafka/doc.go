@@ -60,7 +60,9 @@
 // has read them in the log: see producer_journal.go for the cases it
 // cannot cover. The state is kept by topic ID: a topic deleted and made
 // again under its name, by any process, starts with none, as in Kafka.
-// Transactions are not offered.
+// Transactions are not offered: a transactional producer is refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients fail on at once, at
+// FindCoordinator for its transactional id and at InitProducerId.
 //
 // # Groups
 //

@@ -170,6 +170,28 @@ func TestKcatCooperativeStaticGroup(t *testing.T) {
 	})
 }
 
+// TestKcatTransactional: kcat -P with a transactional.id fails at once,
+// librdkafka naming runnel's refusal of the transaction coordinator
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and stores nothing. A
+// retriable COORDINATOR_NOT_AVAILABLE had librdkafka look for the
+// coordinator until init_transactions timed out, saying only that.
+func TestKcatTransactional(t *testing.T) {
+	bin := kcat(t)
+	ts := startServer(t, nil)
+	ts.createTopic("tx", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-b", ts.addr, "-P", "-t", "tx", "-X", "transactional.id=kcat-tx")
+	cmd.Stdin = strings.NewReader("in a transaction\n")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "TRANSACTIONAL_ID_AUTHORIZATION_FAILED") || !strings.Contains(string(out), noTransactions) {
+		t.Errorf("kcat with a transactional.id: %v\n%s\nwant a failure naming TRANSACTIONAL_ID_AUTHORIZATION_FAILED and %q", err, out, noTransactions)
+	}
+	if _, end, err := ts.log.PartitionOffsets("tx", 0); err != nil || end != 0 {
+		t.Errorf("the topic ends at %d (%v) after a refused transaction, want 0", end, err)
+	}
+}
+
 // TestKcatSASL: librdkafka authenticates with PLAIN, SCRAM-SHA-256 and
 // SCRAM-SHA-512, and a wrong password is refused.
 func TestKcatSASL(t *testing.T) {

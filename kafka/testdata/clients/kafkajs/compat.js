@@ -15,6 +15,9 @@
 //                                -512, with the password and a wrong one
 //   node compat.js tls           produce and list topics with SCRAM-SHA-512
 //                                over TLS, trusting the CA in CA_FILE
+//   node compat.js transaction   a transactional producer, which runnel
+//                                refuses: it prints the error it failed
+//                                with and what KafkaJS logged
 //   node compat.js restart       an idempotent producer sending COUNT
 //                                records one at a time, while the test
 //                                kills the server under it and starts
@@ -238,6 +241,30 @@ async function tls() {
   await admin.disconnect();
 }
 
+// A transactional producer sending a record to TOPIC. runnel offers no
+// transactions: the step prints the error KafkaJS fails with and the
+// broker errors it logged on the way, with few retries, so that a
+// retriable error fails it soon too, but with a retriable one's log.
+async function transaction() {
+  const logged = [];
+  const producer = new Kafka({
+    clientId: 'kafkajs-compat',
+    brokers: [env('BROKER')],
+    retry: { retries: 3 },
+    logCreator: () => ({ log }) => log.error && logged.push(log.error),
+  }).producer({ transactionalId: 'compat-tx', idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    const txn = await producer.transaction();
+    await txn.send({ topic: env('TOPIC'), messages: [{ value: 'in a transaction' }] });
+    await txn.commit();
+    say({ event: 'committed' });
+  } catch (e) {
+    say({ event: 'refused', name: e.name, names: logged });
+  }
+  await producer.disconnect();
+}
+
 // One record a send, each acknowledged before the next: the test's first
 // server stores the first and never answers, and is killed; KafkaJS
 // retries it against the next server, which must answer with its offset.
@@ -257,7 +284,7 @@ async function restart() {
   await producer.disconnect();
 }
 
-const steps = { scenario, topics, member, 'delete-group': deleteGroup, sasl, tls, restart };
+const steps = { scenario, topics, member, 'delete-group': deleteGroup, sasl, tls, transaction, restart };
 const step = steps[process.argv[2]];
 if (!step) {
   console.error(`usage: node compat.js ${Object.keys(steps).join('|')}`);
