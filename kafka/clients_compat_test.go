@@ -57,8 +57,43 @@ func TestKafkaPython(t *testing.T) {
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
 	t.Run("topics", func(t *testing.T) { testClientTopics(t, lc) })
+	t.Run("old-api", func(t *testing.T) { testKafkaPythonOldAPI(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
+}
+
+// testKafkaPythonOldAPI: a kafka-python consumer pinned to an old Kafka's
+// protocol (api_version) fails each call the server refuses the version
+// of with UnsupportedVersionError, and makes the others: ListOffsets v0,
+// Fetch v0-3 and OffsetCommit v0-1 are answered with UNSUPPORTED_VERSION
+// in each partition, as their responses have no other place for it. (The
+// server closed the connection, and kafka-python connected again and
+// asked again without end.)
+func testKafkaPythonOldAPI(t *testing.T, lc langClient) {
+	ts := startServer(t, nil)
+	ts.createTopic("old", 1)
+	produceSpread(t, ts.log, "old", 1, 3, "v")
+	refused := "UnsupportedVersionError"
+	for _, tc := range []struct {
+		version string
+		want    map[string]string // call: how it ended
+	}{
+		// ListOffsets v0, Fetch v2, OffsetCommit v2.
+		{"0.10.0", map[string]string{"beginning_offsets": refused, "poll": refused, "commit": "ok"}},
+		// ListOffsets v1, Fetch v3.
+		{"0.10.2", map[string]string{"beginning_offsets": "ok", "poll": refused, "commit": "ok"}},
+		// ListOffsets v0, Fetch v0, OffsetCommit v1.
+		{"0.8.2", map[string]string{"beginning_offsets": refused, "poll": refused, "commit": refused}},
+	} {
+		evs := lc.run(t, "old-api", map[string]string{"BROKER": ts.addr, "TOPIC": "old", "GROUP": "oldgrp", "API_VERSION": tc.version})
+		got := map[string]string{}
+		for _, ev := range ofKind(evs, "call") {
+			got[ev.Name] = ev.State
+		}
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("%s with api_version %s: %v, want %v", lc.name, tc.version, got, tc.want)
+		}
+	}
 }
 
 // testClientTopics: a group member of two topics reads every record of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -44,8 +45,10 @@ func TestBadRequestsCloseTheConnection(t *testing.T) {
 			rc.writeFrame(header(9999, 0))
 		}, "unsupported API key 9999"},
 		{"version without an error field", func(rc *rawConn) {
-			rc.writeFrame(append(header(kmsg.Fetch.Int16(), 3), make([]byte, 64)...))
-		}, "Fetch version 3 is not supported"},
+			// DeleteTopics v6 answers each topic's error, with no
+			// partitions to answer it in (old Fetch versions do).
+			rc.writeFrame(append(header(kmsg.DeleteTopics.Int16(), 6), make([]byte, 64)...))
+		}, "DeleteTopics version 6 is not supported"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +108,36 @@ func TestUnsupportedVersions(t *testing.T) {
 	md.Version = 13
 	if mr := rc.request(md).(*kmsg.MetadataResponse); mr.ErrorCode != kerr.UnsupportedVersion.Code {
 		t.Fatalf("Metadata v13: code %d", mr.ErrorCode)
+	}
+	// Below it, in a response without one, each partition named gets it
+	// (TestKafkaPython/old-api has Fetch, ListOffsets and OffsetCommit).
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.Version, of.Group = 0, "g"
+	oft := kmsg.NewOffsetFetchRequestTopic()
+	oft.Topic, oft.Partitions = "t", []int32{0, 2}
+	of.Topics = append(of.Topics, oft)
+	var got []string
+	for _, rt := range rc.request(of).(*kmsg.OffsetFetchResponse).Topics {
+		for _, rp := range rt.Partitions {
+			got = append(got, fmt.Sprintf("%s/%d %v", rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode)))
+		}
+	}
+	if want := []string{"t/0 UNSUPPORTED_VERSION: The version of API is not supported.", "t/2 UNSUPPORTED_VERSION: The version of API is not supported."}; !slices.Equal(got, want) {
+		t.Fatalf("OffsetFetch v0: %q, want %q", got, want)
+	}
+	// A Fetch's records are empty, not null, as in any fetch.
+	f := kmsg.NewPtrFetchRequest()
+	f.Version = 3
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "t"
+	ft.Partitions = append(ft.Partitions, kmsg.NewFetchRequestTopicPartition())
+	f.Topics = append(f.Topics, ft)
+	fr := rc.request(f).(*kmsg.FetchResponse)
+	if len(fr.Topics) != 1 || len(fr.Topics[0].Partitions) != 1 {
+		t.Fatalf("Fetch v3: %+v, want one partition", fr)
+	}
+	if rp := fr.Topics[0].Partitions[0]; rp.ErrorCode != kerr.UnsupportedVersion.Code || rp.RecordBatches == nil {
+		t.Fatalf("Fetch v3: code %v, records %v (nil: null), want UNSUPPORTED_VERSION and no records", kerr.ErrorForCode(rp.ErrorCode), rp.RecordBatches)
 	}
 }
 

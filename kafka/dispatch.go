@@ -84,15 +84,15 @@ func (c *conn) dispatch(req kmsg.Request) (kmsg.Response, error) {
 }
 
 // unsupportedVersion answers a request whose version the server does not
-// accept with UNSUPPORTED_VERSION: per partition for Produce (the one API
-// advertised below what it accepts), else in the response's top-level
-// error code. A response without one cannot carry the error, and the
-// connection closes.
+// accept with UNSUPPORTED_VERSION: in the response's top-level error code,
+// or, at the versions whose responses have none (Produce v0-2, the one API
+// advertised below what it accepts, and old Fetch, ListOffsets,
+// OffsetCommit and OffsetFetch, which a client told to speak an old
+// Kafka's protocol sends without asking), in each partition's. A client
+// learns from either why it failed; a closed connection only makes it
+// try again, for ever. A response without either closes the connection.
 func unsupportedVersion(req kmsg.Request) (kmsg.Response, error) {
 	code := kerr.UnsupportedVersion.Code
-	if pr, ok := req.(*kmsg.ProduceRequest); ok {
-		return failedProduce(pr, code), nil
-	}
 	resp := req.ResponseKind()
 	without := resp.AppendTo(nil)
 	f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode")
@@ -101,10 +101,90 @@ func unsupportedVersion(req kmsg.Request) (kmsg.Response, error) {
 	}
 	// At some versions a response has no top-level error code to carry
 	// the error (the field exists in the struct but is not encoded).
-	if bytes.Equal(without, resp.AppendTo(nil)) {
-		return nil, fmt.Errorf("%w: %s version %d is not supported", errCloseConn, kmsg.NameForKey(req.Key()), req.GetVersion())
+	if !bytes.Equal(without, resp.AppendTo(nil)) {
+		return resp, nil
 	}
-	return resp, nil
+	if resp, ok := failedPartitions(req, code); ok {
+		return resp, nil
+	}
+	return nil, fmt.Errorf("%w: %s version %d is not supported", errCloseConn, kmsg.NameForKey(req.Key()), req.GetVersion())
+}
+
+// failedPartitions is req's response with every partition req names
+// answered with code, for the requests of Kafka's usual shape: Topics,
+// each with a Topic name and Partitions, each a struct with a Partition
+// or just its number, answered by Topics of the same names whose
+// Partitions have a Partition and an ErrorCode. ok is false for any other
+// shape.
+func failedPartitions(req kmsg.Request, code int16) (resp kmsg.Response, ok bool) {
+	resp = req.ResponseKind()
+	reqTopics := reflect.ValueOf(req).Elem().FieldByName("Topics")
+	respTopics := reflect.ValueOf(resp).Elem().FieldByName("Topics")
+	if !partitionsShaped(reqTopics, true) || !partitionsShaped(respTopics, false) {
+		return nil, false
+	}
+	for i := range reqTopics.Len() {
+		t := reqTopics.Index(i)
+		rt := newDefault(respTopics.Type().Elem())
+		rt.FieldByName("Topic").SetString(t.FieldByName("Topic").String())
+		parts, reqParts := rt.FieldByName("Partitions"), t.FieldByName("Partitions")
+		for j := range reqParts.Len() {
+			p := reqParts.Index(j)
+			if p.Kind() == reflect.Struct {
+				p = p.FieldByName("Partition")
+			}
+			rp := newDefault(parts.Type().Elem())
+			rp.FieldByName("Partition").SetInt(p.Int())
+			rp.FieldByName("ErrorCode").SetInt(int64(code))
+			// A Fetch partition's records empty, not null, as fetch.go
+			// answers them: librdkafka refuses a null set.
+			if rb := rp.FieldByName("RecordBatches"); rb.Kind() == reflect.Slice {
+				rb.SetBytes([]byte{})
+			}
+			parts.Set(reflect.Append(parts, rp))
+		}
+		respTopics.Set(reflect.Append(respTopics, rt))
+	}
+	return resp, true
+}
+
+// partitionsShaped reports whether topics is a slice of topics of
+// failedPartitions' shape: a request's (a partition a struct with a
+// Partition, or an int32) or a response's (a struct with a Partition and
+// an ErrorCode).
+func partitionsShaped(topics reflect.Value, request bool) bool {
+	if topics.Kind() != reflect.Slice || topics.Type().Elem().Kind() != reflect.Struct {
+		return false
+	}
+	t := topics.Type().Elem()
+	name, nameOK := t.FieldByName("Topic")
+	parts, partsOK := t.FieldByName("Partitions")
+	if !nameOK || name.Type.Kind() != reflect.String || !partsOK || parts.Type.Kind() != reflect.Slice {
+		return false
+	}
+	p := parts.Type.Elem()
+	if request && p.Kind() == reflect.Int32 {
+		return true
+	}
+	if p.Kind() != reflect.Struct {
+		return false
+	}
+	partition, ok := p.FieldByName("Partition")
+	if !ok || partition.Type.Kind() != reflect.Int32 {
+		return false
+	}
+	errCode, ok := p.FieldByName("ErrorCode")
+	return request || ok && errCode.Type.Kind() == reflect.Int16
+}
+
+// newDefault makes a value of kmsg struct type t with its defaults set,
+// as kmsg's NewX functions do.
+func newDefault(t reflect.Type) reflect.Value {
+	v := reflect.New(t)
+	if d, ok := v.Interface().(interface{ Default() }); ok {
+		d.Default()
+	}
+	return v.Elem()
 }
 
 // firstErrorCode finds the first non-zero ErrorCode field in resp, at any

@@ -7,6 +7,8 @@ line) against the log directory:
                                     consume and commit, offsets by time
     python3 compat.py topics        a group member of several topics,
                                     reading every record
+    python3 compat.py old-api       a consumer pinned to an old Kafka's
+                                    protocol: what each call fails with
     python3 compat.py member        a group member that prints its
                                     assignment until its standard input
                                     closes, then leaves
@@ -26,9 +28,11 @@ import json
 import os
 import select
 import sys
+import time
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.structs import OffsetAndMetadata
 
 BROKER = os.environ["BROKER"]
 # Every codec kafka-python has; snappy, lz4 and zstd come from the
@@ -128,6 +132,39 @@ def topics():
     c.close()
 
 
+def old_api():
+    # A consumer pinned to an old Kafka's protocol (api_version, which
+    # applications often set to skip kafka-python's probe): runnel refuses
+    # the old versions of ListOffsets, Fetch and OffsetCommit, and each
+    # call must fail on that, not retry until it gives up. Polling stops
+    # after 30 s without an error.
+    version = tuple(int(x) for x in os.environ["API_VERSION"].split("."))
+    tp = TopicPartition(os.environ["TOPIC"], 0)
+    c = KafkaConsumer(bootstrap_servers=BROKER, client_id="kafka-python-compat", group_id=os.environ["GROUP"],
+                      api_version=version, enable_auto_commit=False, session_timeout_ms=10000,
+                      request_timeout_ms=20000)
+
+    def call(name, f):
+        try:
+            f()
+            say(event="call", name=name, state="ok")
+        except Exception as e:
+            say(event="call", name=name, state=type(e).__name__)
+
+    def poll():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if c.poll(timeout_ms=500):
+                return
+
+    call("beginning_offsets", lambda: c.beginning_offsets([tp]))
+    c.assign([tp])
+    c.seek(tp, 0)
+    call("poll", poll)
+    call("commit", lambda: c.commit({tp: OffsetAndMetadata(1, "")}))
+    c.close()
+
+
 class PrintAssignment(ConsumerRebalanceListener):
     def __init__(self, topic):
         self.topic = topic
@@ -192,7 +229,7 @@ def tls():
     admin.close()
 
 
-STEPS = {"scenario": scenario, "topics": topics, "member": member, "delete-group": delete_group, "sasl": sasl, "tls": tls}
+STEPS = {"scenario": scenario, "topics": topics, "old-api": old_api, "member": member, "delete-group": delete_group, "sasl": sasl, "tls": tls}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
