@@ -443,7 +443,9 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 		cancel()
 	}
 	for i, tr := range live {
-		if err := errs[i]; err != nil && ctx.Err() == nil || err != nil && !isCtxErr(err) {
+		// A wait that ended, at the deadline or because another topic's
+		// records ended it, is no failure.
+		if err := errs[i]; err != nil && !isCtxErr(err) {
 			c.fetchFailed(tr, err)
 		}
 		got += tr.gather(results[i], room-got, empty && got == 0)

@@ -102,6 +102,67 @@ func TestKcat(t *testing.T) {
 	})
 }
 
+// TestKcatGroupOfTopics: a kcat -G member of two topics reads the records
+// produced into one while its fetch waits on both, and goes on. (The
+// other topic's wait, ended early for the records, was answered
+// REQUEST_TIMED_OUT, on which kcat stops with "ERROR: Topic kb [0] error:
+// Fetch from broker 0 failed: Broker: Request timed out".) Its fetches
+// wait up to 3 s, so that each record arrives in one.
+func TestKcatGroupOfTopics(t *testing.T) {
+	bin := kcat(t)
+	ts := startServer(t, fastGroups)
+	topics := []string{"ka", "kb"}
+	for _, topic := range topics {
+		ts.createTopic(topic, 2)
+	}
+	cmd := exec.Command(bin, "-b", ts.addr, "-G", "kgrp", "-u", "-f", "%t %s\n", "-X", "auto.offset.reset=earliest",
+		"-X", "fetch.wait.max.ms=3000", "ka", "kb")
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var err error // of kcat, once exited is closed
+	go func() {
+		err = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	running := func() {
+		select {
+		case <-exited:
+			t.Fatalf("kcat exited: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+		default:
+		}
+	}
+	// Once it has been at the end of every partition, each fetch names
+	// them all.
+	waitFor(t, "kcat to reach the end of each partition", func() bool {
+		running()
+		return strings.Count(errb.String(), "Reached end of topic") == 4
+	})
+	for i := range 4 {
+		topic := topics[i%2]
+		waitFor(t, "kcat's fetch to wait", func() bool {
+			running()
+			return ts.srv.waitingFetches.Load() > 0
+		})
+		value := fmt.Sprintf("r%d", i)
+		produceNative(t, ts.log, topic, []runnel.Record{{Partition: i / 2 % 2, Value: []byte(value)}})
+		waitFor(t, "kcat to print "+value, func() bool {
+			running()
+			return strings.Contains(out.String(), topic+" "+value+"\n")
+		})
+	}
+	if strings.Contains(errb.String(), "ERROR") {
+		t.Errorf("kcat reported an error:\n%s", errb.String())
+	}
+}
+
 // TestKcatCooperativeStaticGroup: two kcat -G members with librdkafka's
 // cooperative-sticky assignor and static instance ids share a topic's
 // partitions, as runnel's locks split them, and read every record between
