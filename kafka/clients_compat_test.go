@@ -27,6 +27,7 @@ func TestKafkaJS(t *testing.T) {
 	lc := kafkaJS(t)
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+	t.Run("admin", func(t *testing.T) { testClientAdmin(t, lc) })
 	t.Run("topics", func(t *testing.T) { testClientTopics(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
@@ -56,6 +57,7 @@ func TestKafkaPython(t *testing.T) {
 	lc := kafkaPython(t)
 	t.Run("scenario", func(t *testing.T) { testClientScenario(t, lc) })
 	t.Run("group", func(t *testing.T) { testClientGroup(t, lc) })
+	t.Run("admin", func(t *testing.T) { testClientAdmin(t, lc) })
 	t.Run("topics", func(t *testing.T) { testClientTopics(t, lc) })
 	t.Run("old-api", func(t *testing.T) { testKafkaPythonOldAPI(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
@@ -93,6 +95,43 @@ func testKafkaPythonOldAPI(t *testing.T, lc langClient) {
 		if !maps.Equal(got, tc.want) {
 			t.Errorf("%s with api_version %s: %v, want %v", lc.name, tc.version, got, tc.want)
 		}
+	}
+}
+
+// testClientAdmin: the client reads a topic's partitions and its start
+// and end offsets, sets a group's offset (KafkaJS: setOffsets; kafka-python
+// reads a record after a seek, then commits) and reads it back, and
+// deletes the topic.
+func testClientAdmin(t *testing.T, lc langClient) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("adm", 2)
+	produceSpread(t, ts.log, "adm", 1, 3, "v")
+	evs := lc.run(t, "admin", map[string]string{"BROKER": ts.addr, "TOPIC": "adm", "GROUP": "admgrp", "COMMIT": "2"})
+	if ps := ofKind(evs, "partitions"); len(ps) != 1 || !slices.Equal(ps[0].Partitions, []int{0, 1}) {
+		t.Errorf("%s read the partitions as %+v, want [0 1]", lc.name, ps)
+	}
+	for kind, want := range map[string]map[int]int64{"start": {0: 0, 1: 0}, "end": {0: 3, 1: 0}, "committed": {0: 2}} {
+		got := map[int]int64{}
+		for _, ev := range ofKind(evs, kind) {
+			got[ev.Partition] = ev.Offset
+		}
+		if kind == "committed" {
+			delete(got, 1) // KafkaJS lists partition 1 too, with -1
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s read the %s offsets as %v, want %v", lc.name, kind, got, want)
+		}
+	}
+	for _, ev := range ofKind(evs, "record") { // kafka-python's, after its seek
+		if ev.Partition != 0 || ev.Offset != 1 || show(ev.Value) != `"v-0-1"` {
+			t.Errorf("%s read %+v after seeking to partition 0 offset 1", lc.name, ev)
+		}
+	}
+	if listed := ofKind(evs, "topics"); len(listed) != 1 || slices.Contains(listed[0].Names, "adm") {
+		t.Errorf("%s lists the topics %+v after deleting adm", lc.name, listed)
+	}
+	if _, err := ts.log.TopicConfig("adm"); !errors.Is(err, runnel.ErrTopicNotFound) {
+		t.Errorf("runnel still has the topic %s deleted: %v", lc.name, err)
 	}
 }
 

@@ -77,6 +77,17 @@ func TestKcat(t *testing.T) {
 		}
 	}
 
+	// -P with each codec librdkafka has, read back with -C.
+	ts.createTopic("kcz", 1)
+	var want strings.Builder
+	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		runKcat(t, bin, codec+":1\n"+codec+":2\n", "-b", ts.addr, "-P", "-t", "kcz", "-K", ":", "-z", codec)
+		fmt.Fprintf(&want, "%s=1\n%s=2\n", codec, codec)
+	}
+	if out := runKcat(t, bin, "", "-b", ts.addr, "-C", "-t", "kcz", "-o", "beginning", "-e", "-f", "%k=%s\n"); out != want.String() {
+		t.Errorf("kcat read back its records of each codec as\n%s\nwant\n%s", out, want.String())
+	}
+
 	// -L: metadata.
 	out = runKcat(t, bin, "", "-b", ts.addr, "-L")
 	if !strings.Contains(out, "1 brokers:") || !strings.Contains(out, `topic "kc" with 2 partitions`) {

@@ -3,6 +3,9 @@
 //
 //   node compat.js scenario      admin, produce with each codec, group
 //                                consume and commit, offsets by time
+//   node compat.js admin         a topic's metadata and offsets, a group's
+//                                offset set and read back, the topic
+//                                deleted
 //   node compat.js topics        a group member of several topics, reading
 //                                every record and fetching at least
 //                                FETCHES times (KafkaJS splits a topic's
@@ -134,6 +137,27 @@ async function scenario() {
   say({ event: 'groups', names: groups.groups.map((g) => g.groupId).sort() });
   const described = await admin.describeGroups([env('GROUP')]);
   say({ event: 'group', state: described.groups[0].state, members: described.groups[0].members.length });
+  await admin.disconnect();
+}
+
+// TOPIC's partitions and offsets, GROUP's offset for partition 0 set to
+// COMMIT and read back, and TOPIC deleted.
+async function adminCalls() {
+  const [topic, group] = [env('TOPIC'), env('GROUP')];
+  const admin = kafka.admin();
+  await admin.connect();
+  const md = await admin.fetchTopicMetadata({ topics: [topic] });
+  say({ event: 'partitions', partitions: md.topics[0].partitions.map((p) => p.partitionId).sort() });
+  for (const o of await admin.fetchTopicOffsets(topic)) {
+    say({ event: 'start', partition: o.partition, offset: Number(o.low) });
+    say({ event: 'end', partition: o.partition, offset: Number(o.high) });
+  }
+  await admin.setOffsets({ groupId: group, topic, partitions: [{ partition: 0, offset: env('COMMIT') }] });
+  for (const p of (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0].partitions) {
+    say({ event: 'committed', partition: p.partition, offset: Number(p.offset) });
+  }
+  await admin.deleteTopics({ topics: [topic] });
+  say({ event: 'topics', names: (await admin.listTopics()).sort() });
   await admin.disconnect();
 }
 
@@ -284,7 +308,7 @@ async function restart() {
   await producer.disconnect();
 }
 
-const steps = { scenario, topics, member, 'delete-group': deleteGroup, sasl, tls, transaction, restart };
+const steps = { scenario, admin: adminCalls, topics, member, 'delete-group': deleteGroup, sasl, tls, transaction, restart };
 const step = steps[process.argv[2]];
 if (!step) {
   console.error(`usage: node compat.js ${Object.keys(steps).join('|')}`);

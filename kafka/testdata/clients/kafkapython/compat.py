@@ -5,6 +5,9 @@ line) against the log directory:
 
     python3 compat.py scenario      admin, produce with each codec, group
                                     consume and commit, offsets by time
+    python3 compat.py admin         a topic's metadata and offsets, a
+                                    seek, a commit read back, the topic
+                                    deleted
     python3 compat.py topics        a group member of several topics,
                                     reading every record
     python3 compat.py old-api       a consumer pinned to an old Kafka's
@@ -114,6 +117,36 @@ def scenario():
     say(event="groups", names=sorted(g for g, _ in admin.list_consumer_groups()))
     for g in admin.describe_consumer_groups([os.environ["GROUP"]]):
         say(event="group", state=g.state, members=len(g.members))
+    admin.close()
+
+
+def admin_calls():
+    # TOPIC's partitions and offsets, a seek to offset 1 of partition 0,
+    # GROUP's offset for partition 0 committed as COMMIT and read back,
+    # and TOPIC deleted.
+    topic = os.environ["TOPIC"]
+    admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat")
+    for t in admin.describe_topics([topic]):
+        say(event="partitions", partitions=sorted(p["partition"] for p in t["partitions"]))
+    c = consumer(enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
+    c.assign(tps)
+    for kind, offsets in [("start", c.beginning_offsets(tps)), ("end", c.end_offsets(tps))]:
+        for tp, offset in offsets.items():
+            say(event=kind, partition=tp.partition, offset=offset)
+    c.pause(*tps[1:])
+    c.seek(tps[0], 1)
+    while True:
+        msgs = c.poll(timeout_ms=1000).get(tps[0])
+        if msgs:
+            m = msgs[0]
+            say(event="record", partition=m.partition, offset=m.offset, value=b64(m.value))
+            break
+    c.commit({tps[0]: OffsetAndMetadata(int(os.environ["COMMIT"]), "")})
+    say(event="committed", partition=0, offset=c.committed(tps[0]))
+    c.close()
+    admin.delete_topics([topic])
+    say(event="topics", names=sorted(admin.list_topics()))
     admin.close()
 
 
@@ -229,7 +262,8 @@ def tls():
     admin.close()
 
 
-STEPS = {"scenario": scenario, "topics": topics, "old-api": old_api, "member": member, "delete-group": delete_group, "sasl": sasl, "tls": tls}
+STEPS = {"scenario": scenario, "admin": admin_calls, "topics": topics, "old-api": old_api, "member": member,
+         "delete-group": delete_group, "sasl": sasl, "tls": tls}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
