@@ -232,9 +232,11 @@ func testClientScenario(t *testing.T, lc langClient) {
 	clientTime := nativeTime.Add(100 * time.Second)
 	native := produceNative(t, ts.log, "mixed", []runnel.Record{
 		{Partition: 0, Key: []byte("go"), Value: []byte("from Go"), Time: nativeTime,
-			Headers: []runnel.Header{{Key: "h", Value: []byte("v")}}},
+			Headers: []runnel.Header{{Key: "h", Value: []byte("v")}, {Key: "bin", Value: []byte{0, 1, 0xff}},
+				{Key: "empty", Value: []byte{}}, {Key: "null", Value: nil}}},
 		{Partition: 1, Key: nil, Value: nil, Time: nativeTime},
 		{Partition: 1, Key: []byte{}, Value: []byte{}, Time: nativeTime},
+		{Partition: 1, Key: []byte{0xff, 0}, Value: []byte{0, 0xfe}, Time: nativeTime},
 	})
 	want := len(native) + 2*len(lc.codecs)
 	evs := lc.run(t, "scenario", map[string]string{
@@ -291,7 +293,8 @@ func testClientScenario(t *testing.T, lc langClient) {
 	}
 
 	// Consume as a group: every record once, as stored, the native ones
-	// with nil and empty kept apart.
+	// with nil and empty kept apart, in keys, values and header values,
+	// and binary bytes as they are.
 	records := ofKind(evs, "record")
 	if len(records) != want {
 		t.Errorf("%s consumed %d records, want %d", lc.name, len(records), want)
@@ -327,7 +330,7 @@ func testClientScenario(t *testing.T, lc langClient) {
 	for _, gp := range g.Topics[0].Partitions {
 		committed[gp.Partition] = gp.Committed
 	}
-	if committed[0] != int64(1+2*len(lc.codecs)) || committed[1] != 2 {
+	if committed[0] != int64(1+2*len(lc.codecs)) || committed[1] != 3 {
 		t.Errorf("%s committed %v in runnel", lc.name, committed)
 	}
 
@@ -335,7 +338,7 @@ func testClientScenario(t *testing.T, lc langClient) {
 	// clients' time is the first one it produced; partition 1 has none
 	// (Kafka answers -1; a client may turn that into the end).
 	for _, ev := range ofKind(evs, "offset-for-time") {
-		if ev.Partition == 0 && ev.Offset != 1 || ev.Partition == 1 && ev.Offset != -1 && ev.Offset != 2 {
+		if ev.Partition == 0 && ev.Offset != 1 || ev.Partition == 1 && ev.Offset != -1 && ev.Offset != 3 {
 			t.Errorf("%s: offset for time %v in partition %d is %d", lc.name, clientTime, ev.Partition, ev.Offset)
 		}
 	}
