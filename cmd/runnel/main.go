@@ -240,7 +240,9 @@ func (c *cli) exit(cmd *cobra.Command, err error) int {
 		fmt.Fprintf(c.stderr, "%s: %s\n%s", cmd.CommandPath(), ue.msg, shortUsage(cmd))
 		return 2
 	}
-	msg := strings.TrimPrefix(err.Error(), "runnel: ")
+	// The library's errors start "runnel: ", and some with the command's
+	// own name ("runnel: backup: ..."), which the line already says.
+	msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "runnel: "), cmd.Name()+": ")
 	fmt.Fprintf(c.stderr, "%s: %s\n", cmd.CommandPath(), strings.ReplaceAll(msg, "\n", "; "))
 	return 1
 }

@@ -154,6 +154,8 @@ func TestUsageAndExitStatus(t *testing.T) {
 		{[]string{"groups", "describe", "nobody"}, 1, "group not found"},
 		{[]string{"-dir", filepath.Join(dir, "missing"), "topics", "list"}, 1, "no log at"},
 		{[]string{"-backend", "fast", "topics", "list"}, 2, "want auto, io_uring or pwrite"},
+		// The library's own "backup:" is not said twice.
+		{[]string{"backup", filepath.Join(dir, "missing", "copy")}, 1, "runnel backup: " + filepath.Join(dir, "missing", "copy") + ": the destination's parent directory must exist"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
