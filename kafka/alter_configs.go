@@ -13,7 +13,9 @@ import (
 // AlterConfigs: v0-2; IncrementalAlterConfigs: v0-1. A topic's configs
 // that runnel has (configs.go: retention.ms, retention.bytes,
 // segment.bytes) are written with runnel's AlterTopic, so every process on
-// the directory follows them, as after "runnel topics alter". AlterConfigs
+// the directory follows them, as after "runnel topics alter"; the fixed
+// ones (fixed_configs.go) are taken at runnel's value and change nothing,
+// as in CreateTopics. AlterConfigs
 // replaces a topic's whole set: a config it does not name goes back to its
 // default, as in Kafka. IncrementalAlterConfigs sets (SET) or resets
 // (DELETE) the configs it names; APPEND and SUBTRACT, which are for list
@@ -120,7 +122,7 @@ func (s *Server) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, cha
 	}
 	apply := func(cfg *runnel.TopicConfig) error {
 		for _, ch := range changes {
-			if err := applyTopicConfig(cfg, ch.name, ch.value); err != nil {
+			if err := s.applyTopicConfig(cfg, ch.name, ch.value); err != nil {
 				return err
 			}
 		}

@@ -70,7 +70,7 @@ func TestAlterConfigs(t *testing.T) {
 		want *kerr.Error
 	}{
 		{"a segment below runnel's least", []kadm.AlterConfig{set("retention.ms", "1000"), set("segment.bytes", "100")}, kerr.InvalidConfig},
-		{"a config runnel lacks", []kadm.AlterConfig{set("retention.ms", "1000"), set("min.insync.replicas", "2")}, kerr.InvalidConfig},
+		{"a config runnel lacks", []kadm.AlterConfig{set("retention.ms", "1000"), set("segment.ms", "60000")}, kerr.InvalidConfig},
 		{"compaction", []kadm.AlterConfig{set("cleanup.policy", "compact")}, kerr.InvalidConfig},
 		{"APPEND", []kadm.AlterConfig{{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("delete")}}, kerr.InvalidConfig},
 		{"a number that is not", []kadm.AlterConfig{set("retention.bytes", "lots")}, kerr.InvalidConfig},

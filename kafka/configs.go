@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/runnel-log/runnel"
@@ -10,8 +12,9 @@ import (
 )
 
 // Topic configs in Kafka's names. runnel has three that Kafka clients can
-// set — retention.ms, retention.bytes and segment.bytes — and reports a
-// few fixed ones so that tools showing a topic see what it does.
+// set — retention.ms, retention.bytes and segment.bytes — and a few whose
+// value is fixed (fixed_configs.go), taken when they ask for what runnel
+// does and reported so that tools showing a topic see what it does.
 
 // topicConfig is one config as DescribeConfigs and CreateTopics report it.
 type topicConfig struct {
@@ -31,20 +34,22 @@ func (s *Server) topicConfigs(cfg runnel.TopicConfig) []topicConfig {
 	if cfg.RetentionBytes > 0 {
 		retBytes = cfg.RetentionBytes
 	}
-	return []topicConfig{
-		{name: "cleanup.policy", value: "delete", readOnly: true, typ: kmsg.ConfigTypeList},
-		{name: "max.message.bytes", value: strconv.Itoa(s.opts.MaxMessageBytes), readOnly: true, typ: kmsg.ConfigTypeInt},
-		{name: "message.timestamp.type", value: "CreateTime", readOnly: true, typ: kmsg.ConfigTypeString},
+	configs := []topicConfig{
 		{name: "retention.bytes", value: strconv.FormatInt(retBytes, 10), isSet: retBytes > 0, typ: kmsg.ConfigTypeLong},
 		{name: "retention.ms", value: strconv.FormatInt(retMs, 10), isSet: retMs > 0, typ: kmsg.ConfigTypeLong},
 		{name: "segment.bytes", value: strconv.FormatInt(cfg.SegmentBytes, 10), isSet: cfg.SegmentBytes != runnel.DefaultSegmentBytes, typ: kmsg.ConfigTypeInt},
 	}
+	for _, fc := range s.fixedTopicConfigs() {
+		configs = append(configs, topicConfig{name: fc.name, value: fc.value, readOnly: true, typ: fc.typ})
+	}
+	slices.SortFunc(configs, func(a, b topicConfig) int { return strings.Compare(a.name, b.name) })
+	return configs
 }
 
 // applyTopicConfig sets one config given by name in cfg; a nil value
 // means the default. Configs runnel does not have are refused, except
-// the ones that ask for what runnel does anyway.
-func applyTopicConfig(cfg *runnel.TopicConfig, name string, value *string) error {
+// the fixed ones that ask for what runnel does anyway.
+func (s *Server) applyTopicConfig(cfg *runnel.TopicConfig, name string, value *string) error {
 	v := ""
 	if value != nil {
 		v = *value
@@ -81,16 +86,13 @@ func applyTopicConfig(cfg *runnel.TopicConfig, name string, value *string) error
 			return err
 		}
 		cfg.SegmentBytes = max(n, 0)
-	case "cleanup.policy":
-		if value != nil && v != "delete" {
-			return fmt.Errorf("cleanup.policy=%q: runnel only deletes old segments (no compaction)", v)
-		}
-	case "message.timestamp.type":
-		if value != nil && v != "CreateTime" {
-			return fmt.Errorf("message.timestamp.type=%q: records keep the producer's timestamps (CreateTime)", v)
-		}
 	default:
-		return fmt.Errorf("config %q is not supported (runnel has retention.ms, retention.bytes and segment.bytes)", name)
+		for _, fc := range s.fixedTopicConfigs() {
+			if fc.name == name {
+				return fc.check(value)
+			}
+		}
+		return fmt.Errorf("config %q is not supported (runnel has retention.ms, retention.bytes and segment.bytes, and takes %s only at the values it reports)", name, strings.Join(s.fixedTopicConfigNames(), ", "))
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		}
 		var cfgErr error
 		for _, kv := range t.Configs {
-			if cfgErr = applyTopicConfig(&cfg, kv.Name, kv.Value); cfgErr != nil {
+			if cfgErr = c.s.applyTopicConfig(&cfg, kv.Name, kv.Value); cfgErr != nil {
 				break
 			}
 		}

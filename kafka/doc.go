@@ -64,6 +64,21 @@
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients fail on at once, at
 // FindCoordinator for its transactional id and at InitProducerId.
 //
+// # Topic configs
+//
+// CreateTopics, AlterConfigs and IncrementalAlterConfigs set a topic's
+// retention.ms, retention.bytes and segment.bytes in runnel, where every
+// process on the directory follows them. A few more configs describe
+// what runnel does and cannot change: cleanup.policy delete,
+// compression.type uncompressed (producer, Kafka's default, is taken too),
+// max.message.bytes the server's Options.MaxMessageBytes,
+// message.timestamp.type CreateTime, min.insync.replicas 1 and
+// unclean.leader.election.enable false. Those are taken at those values,
+// which tools send as Kafka's defaults, and change nothing; any other
+// value is refused with INVALID_CONFIG and a message naming the config
+// and why, as is every other config. DescribeConfigs reports all nine,
+// the fixed ones read-only at runnel's value, as defaults.
+//
 // # Groups
 //
 // Kafka consumer group G is runnel group G. Each Kafka member is, for

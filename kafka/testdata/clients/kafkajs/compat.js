@@ -63,8 +63,20 @@ async function scenario() {
   const admin = kafka.admin();
   await admin.connect();
 
+  // With two configs KafkaJS users set as Kafka's defaults, which runnel
+  // honours without a setting of its own.
   await admin.createTopics({
-    topics: [{ topic: newTopic, numPartitions: 2, configEntries: [{ name: 'retention.ms', value: '3600000' }] }],
+    topics: [
+      {
+        topic: newTopic,
+        numPartitions: 2,
+        configEntries: [
+          { name: 'retention.ms', value: '3600000' },
+          { name: 'min.insync.replicas', value: '1' },
+          { name: 'compression.type', value: 'producer' },
+        ],
+      },
+    ],
   });
   const configs = await admin.describeConfigs({ resources: [{ type: 2, name: newTopic }], includeSynonyms: false });
   for (const e of configs.resources[0].configEntries) say({ event: 'config', name: e.configName, value: e.configValue });

@@ -68,7 +68,7 @@ def scenario():
     topic, new_topic = os.environ["TOPIC"], os.environ["NEW_TOPIC"]
     ts = int(os.environ["TIMESTAMP"])
     admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat")
-    admin.create_topics([NewTopic(new_topic, 2, 1, topic_configs={"retention.ms": "3600000"})])
+    admin.create_topics([NewTopic(new_topic, 2, 1, topic_configs={"retention.ms": "3600000", "min.insync.replicas": "1", "compression.type": "producer"})])
     def configs(event):
         for resp in admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, new_topic)]):
             for res in resp.resources:
