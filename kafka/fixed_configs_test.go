@@ -37,6 +37,7 @@ func TestFixedTopicConfigs(t *testing.T) {
 		{"compression.type", "producer"},
 		{"compression.type", "uncompressed"},
 		{"max.message.bytes", maxBytes},
+		{"max.message.bytes", "1048588"}, // Kafka's default, which tools send
 		{"message.timestamp.type", "CreateTime"},
 		{"min.insync.replicas", "1"},
 		{"unclean.leader.election.enable", "false"},

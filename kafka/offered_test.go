@@ -135,7 +135,7 @@ func TestOptionDefaults(t *testing.T) {
 		{"DefaultPartitions", got.DefaultPartitions, 1},
 		{"MaxPartitions", got.MaxPartitions, 1024},
 		{"MaxRequestBytes", got.MaxRequestBytes, 100 << 20},
-		{"MaxMessageBytes", got.MaxMessageBytes, 1000012},
+		{"MaxMessageBytes", got.MaxMessageBytes, 1048588},
 		{"MaxFetchBytes", got.MaxFetchBytes, 55 << 20},
 		{"IdleTimeout", got.IdleTimeout, 10 * time.Minute},
 		{"MinSessionTimeout", got.MinSessionTimeout, 6 * time.Second},

@@ -50,8 +50,10 @@ type Options struct {
 	MaxRequestBytes int
 
 	// MaxMessageBytes bounds one produced record batch as it arrives
-	// (compressed); a larger one gets MESSAGE_TOO_LARGE. Default 1000012
-	// (Kafka's max.message.bytes). Uncompressed, a batch must also fit
+	// (compressed); a larger one gets MESSAGE_TOO_LARGE. Default 1048588,
+	// Kafka's max.message.bytes since 1.1 (1 MiB and a batch's 12-byte log
+	// overhead, to take what the Java producer's max.request.size lets it
+	// send). Uncompressed, a batch must also fit
 	// in one runnel frame (runnel.MaxFrameBytes, 32 MiB), and each of its
 	// records within the Log's MaxRecordBytes.
 	MaxMessageBytes int
@@ -122,7 +124,7 @@ const DefaultMaxPartitions = 1024
 
 const (
 	defaultMaxRequestBytes   = 100 << 20
-	defaultMaxMessageBytes   = 1000012
+	defaultMaxMessageBytes   = 1048588
 	defaultMaxFetchBytes     = 55 << 20
 	defaultIdleTimeout       = 10 * time.Minute
 	defaultMinSessionTimeout = 6 * time.Second
