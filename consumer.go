@@ -257,7 +257,8 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 // polled again and again with nothing appended (TryPoll in a loop, Poll
 // with a short deadline), would read every partition each time, and list
 // the directory of every empty one. It looks anyway once relookEvery has
-// passed since the last look.
+// passed since the last look, and a Poll that skipped its look waits no
+// longer than that before it looks.
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 	for {
 		if err := c.groupTick(); err != nil {
@@ -270,7 +271,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 			c.expect[n] = c.g.seenGen
 		}
 		var timeout time.Duration
-		if c.unread || c.appended() || time.Since(c.lookedAt) >= relookEvery {
+		if since := time.Since(c.lookedAt); c.unread || c.appended() || since >= relookEvery {
 			recs, recheck, err := c.look(ctx)
 			if err != nil || len(recs) > 0 || ctx == nil {
 				return recs, err
@@ -280,6 +281,10 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 			return nil, ErrClosed
 		} else if ctx == nil {
 			return nil, nil
+		} else {
+			// The look skipped is only put off: a Poll that began soon
+			// after another's look must not wait all its ctx on it.
+			timeout = relookEvery - since
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err

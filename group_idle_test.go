@@ -130,18 +130,7 @@ func TestRepeatedPollsFindUnpublishedFrame(t *testing.T) {
 		t.Fatalf("TryPoll at the end: %d records, %v", len(recs), err)
 	}
 
-	committed, release := make(chan struct{}), make(chan struct{})
-	testHookBeforePublish = func() {
-		close(committed)
-		<-release
-	}
-	t.Cleanup(func() { testHookBeforePublish = nil })
-	sent := make(chan error, 1)
-	go func() {
-		_, err := p.Send(context.Background(), Record{Value: []byte("b")})
-		sent <- err
-	}()
-	<-committed
+	publish := sendUnpublished(t, p, "b")
 	var got []Record
 	waitFor(t, patience, "the committed, unpublished record", func() bool {
 		recs, err := c.TryPoll()
@@ -154,8 +143,59 @@ func TestRepeatedPollsFindUnpublishedFrame(t *testing.T) {
 	if len(got) != 1 || string(got[0].Value) != "b" || got[0].Offset != 1 {
 		t.Errorf("read %+v, want b at offset 1", got)
 	}
-	close(release)
-	if err := <-sent; err != nil {
-		t.Fatal(err)
+	publish()
+}
+
+// A Poll that comes soon after a look at the end (a TryPoll, or a Poll
+// whose short deadline ended) must not wait out its whole ctx on that
+// look: a writer killed between its commit byte and its publish moves no
+// sequence, so only another look finds its frame, as a Poll's own look
+// would have before looks were skipped.
+func TestPollAfterLookFindsUnpublishedFrame(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "jobs", TopicConfig{Partitions: 1})
+	writer := openTest(t, dir, &Options{Durability: Buffered}) // another process's
+	p := mustProducer(t, writer, "jobs", nil)
+	c := mustConsumer(t, l, "jobs", &ConsumerOptions{Start: Earliest})
+	if recs, err := c.TryPoll(); err != nil || len(recs) != 0 {
+		t.Fatalf("TryPoll of the empty topic: %d records, %v", len(recs), err)
+	}
+
+	publish := sendUnpublished(t, p, "b")
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	recs, err := c.Poll(ctx)
+	if err != nil || len(recs) != 1 || string(recs[0].Value) != "b" {
+		t.Errorf("Poll: %+v, %v; want b", recs, err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Poll waited %v, all its ctx allowed, for the committed record", patience)
+	}
+	publish()
+}
+
+// sendUnpublished sends value through p and holds the write between its
+// commit byte and its publish, as a writer killed there leaves it: the
+// frame is committed, and no sequence moved. publish lets the write end.
+func sendUnpublished(t *testing.T, p *Producer, value string) (publish func()) {
+	t.Helper()
+	committed, release := make(chan struct{}), make(chan struct{})
+	testHookBeforePublish = func() {
+		close(committed)
+		<-release
+	}
+	t.Cleanup(func() { testHookBeforePublish = nil })
+	sent := make(chan error, 1)
+	go func() {
+		_, err := p.Send(context.Background(), Record{Value: []byte(value)})
+		sent <- err
+	}()
+	<-committed
+	return func() {
+		close(release)
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
