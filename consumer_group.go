@@ -43,13 +43,24 @@ func (c *Consumer) joinGroup(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	c.g = &groupState{
+	g := &groupState{
 		m:          m,
 		seenGen:    m.off.gen().Load(),
 		seenReset:  m.off.resetEpoch().Load(),
 		lastCommit: now,
 		lastSync:   now,
 	}
+	// A Log closed during the join (which may wait for another process)
+	// has abandoned its members already, or will find this one: it must
+	// not stay a member no call can use, holding its share of the
+	// partitions until the process ends.
+	c.mu.Lock()
+	if c.log.closed.Load() {
+		c.mu.Unlock()
+		return errors.Join(ErrClosed, m.leave())
+	}
+	c.g = g
+	c.mu.Unlock()
 	c.rebuildWords()
 	return nil
 }
@@ -299,12 +310,9 @@ func (l *Log) abandonGroups() error {
 // owners resume from the last commit. A later Consumer.Close only closes
 // its files; one under way does it all.
 func (c *Consumer) abandon() error {
-	if c.g == nil {
-		return nil
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.g == nil || c.closing { // not a member (yet: see joinGroup)
 		return nil
 	}
 	c.closed.Store(true)

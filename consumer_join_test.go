@@ -59,3 +59,42 @@ func TestConsumerContextBoundsJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLogCloseDuringJoin: a Log closed while a member's join waits for an
+// admin call (here every member slot is taken, as DeleteGroup takes them)
+// has the join fail with ErrClosed once the wait ends, instead of finish
+// a member that no call can use, which would hold its slot, and with it a
+// share of the partitions, until the process ends (as Log.Close makes the
+// members it has leave).
+func TestLogCloseDuringJoin(t *testing.T) {
+	l, off := groupFileOpen(t)
+	full := holdEverySlot(t, off)
+	joined := make(chan error, 1)
+	go func() {
+		c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		joined <- err
+	}()
+	select {
+	case <-full:
+	case err := <-joined:
+		t.Fatalf("the joiner did not wait: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The admin call ends, leaving slot 0 free.
+	mustUnlock(t, off.lf, memberLock(0))
+	mustUnlock(t, off.lf, adminLockOff)
+	select {
+	case err := <-joined:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("join of a closed Log: %v, want ErrClosed", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("the joiner is still waiting")
+	}
+	mustHeldByOther(t, off.lf, memberLock(0), false)
+}

@@ -986,18 +986,26 @@ func TestDeletedWordLeftBehind(t *testing.T) {
 	}
 }
 
-// A member that joins while DeleteGroup holds every member slot waits for
-// it and joins the next file, instead of finding the group full.
-func TestJoinDuringDeleteGroup(t *testing.T) {
-	l, off := groupFileOpen(t)
-	// Be DeleteGroup half-way: the admin lock and every slot held.
+// holdEverySlot is DeleteGroup half-way: it holds the group's admin lock
+// and every member slot through off. full receives when a joiner finds
+// every slot taken, and waits for the admin lock.
+func holdEverySlot(t *testing.T, off *offsetsFile) (full <-chan struct{}) {
+	t.Helper()
 	mustTryLock(t, off.lf, adminLockOff, true)
 	for s := range maxMembers {
 		mustTryLock(t, off.lf, memberLock(s), true)
 	}
-	full := make(chan struct{}, 1)
-	testHookNoSlot = func() { full <- struct{}{} }
+	ch := make(chan struct{}, 1)
+	testHookNoSlot = func() { ch <- struct{}{} }
 	t.Cleanup(func() { testHookNoSlot = nil })
+	return ch
+}
+
+// A member that joins while DeleteGroup holds every member slot waits for
+// it and joins the next file, instead of finding the group full.
+func TestJoinDuringDeleteGroup(t *testing.T) {
+	l, off := groupFileOpen(t)
+	full := holdEverySlot(t, off)
 	joined := make(chan error, 1)
 	go func() {
 		c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
