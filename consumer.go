@@ -222,7 +222,9 @@ func (c *Consumer) rebuildWords() {
 // next Poll, as Kafka's consumer defers it.
 //
 // Poll sleeps in the kernel until a producer in any process appends to one
-// of its partitions. It waits only at the end of the data: when it meets
+// of its partitions, and reads them again at least once a second anyway:
+// a writer killed between committing a record and announcing it wakes no
+// one. It waits only at the end of the data: when it meets
 // bytes past the committed data that no live writer is writing (a writer
 // died mid-frame), it takes the writer lock, waiting for it at most until
 // ctx ends, and repairs them, and damage (a bad frame or a zeroed page
@@ -257,8 +259,7 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 // polled again and again with nothing appended (TryPoll in a loop, Poll
 // with a short deadline), would read every partition each time, and list
 // the directory of every empty one. It looks anyway once relookEvery has
-// passed since the last look, and a Poll that skipped its look waits no
-// longer than that before it looks.
+// passed since the last look, and a Poll waits no longer than that.
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 	for {
 		if err := c.groupTick(); err != nil {
@@ -271,7 +272,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 			c.expect[n] = c.g.seenGen
 		}
 		var timeout time.Duration
-		if since := time.Since(c.lookedAt); c.unread || c.appended() || since >= relookEvery {
+		if c.unread || c.appended() || time.Since(c.lookedAt) >= relookEvery {
 			recs, recheck, err := c.look(ctx)
 			if err != nil || len(recs) > 0 || ctx == nil {
 				return recs, err
@@ -281,13 +282,14 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 			return nil, ErrClosed
 		} else if ctx == nil {
 			return nil, nil
-		} else {
-			// The look skipped is only put off: a Poll that began soon
-			// after another's look must not wait all its ctx on it.
-			timeout = relookEvery - since
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		// Not past the next look due: what a writer killed before its
+		// publish committed wakes no one (relookEvery).
+		if relook := max(relookEvery-time.Since(c.lookedAt), time.Millisecond); timeout == 0 || relook < timeout {
+			timeout = relook
 		}
 		if c.g != nil {
 			if next := c.g.nextCheck(c.opts.GroupCheckInterval); timeout == 0 || next < timeout {
@@ -323,13 +325,13 @@ func (c *Consumer) look(ctx context.Context) (recs []Record, recheck time.Durati
 	return nil, recheck, nil
 }
 
-// relookEvery bounds how long a consumer polled again and again goes
-// without reading its partitions when no sequence moved. A writer killed
-// between its commit byte and its publish bumps no sequence: its committed
-// frame would wait for the next append, which may never come, and a
-// frame it left unfinished for a look to repair. Once a second costs an
-// idle member checking its group 100 times a second 1% of a look each
-// time.
+// relookEvery bounds how long a consumer, polled again and again or
+// asleep in one Poll, goes without reading its partitions when no
+// sequence moved. A writer killed between its commit byte and its publish
+// bumps no sequence and wakes no one: its committed frame would wait for
+// the next append, which may never come, and a frame it left unfinished
+// for a look to repair. Once a second costs an idle member checking its
+// group 100 times a second 1% of a look each time.
 const relookEvery = time.Second
 
 // appended reports whether a partition's append sequence moved since the

@@ -114,11 +114,7 @@ func relooks(began time.Time) int64 {
 // come. The crash loop's reader waited so for the last dead writer's
 // frame.
 func TestRepeatedPollsFindUnpublishedFrame(t *testing.T) {
-	dir := t.TempDir()
-	l := openTest(t, dir, &Options{Durability: Buffered})
-	mustCreate(t, l, "jobs", TopicConfig{Partitions: 1})
-	writer := openTest(t, dir, &Options{Durability: Buffered}) // another process's
-	p := mustProducer(t, writer, "jobs", nil)
+	l, p := jobsWithWriter(t)
 	if _, err := p.Send(context.Background(), Record{Value: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
@@ -152,11 +148,7 @@ func TestRepeatedPollsFindUnpublishedFrame(t *testing.T) {
 // sequence, so only another look finds its frame, as a Poll's own look
 // would have before looks were skipped.
 func TestPollAfterLookFindsUnpublishedFrame(t *testing.T) {
-	dir := t.TempDir()
-	l := openTest(t, dir, &Options{Durability: Buffered})
-	mustCreate(t, l, "jobs", TopicConfig{Partitions: 1})
-	writer := openTest(t, dir, &Options{Durability: Buffered}) // another process's
-	p := mustProducer(t, writer, "jobs", nil)
+	l, p := jobsWithWriter(t)
 	c := mustConsumer(t, l, "jobs", &ConsumerOptions{Start: Earliest})
 	if recs, err := c.TryPoll(); err != nil || len(recs) != 0 {
 		t.Fatalf("TryPoll of the empty topic: %d records, %v", len(recs), err)
@@ -173,6 +165,17 @@ func TestPollAfterLookFindsUnpublishedFrame(t *testing.T) {
 		t.Errorf("Poll waited %v, all its ctx allowed, for the committed record", patience)
 	}
 	publish()
+}
+
+// jobsWithWriter makes topic jobs of one partition in l, and p, a
+// producer of it in another Log, as another process's.
+func jobsWithWriter(t *testing.T) (l *Log, p *Producer) {
+	t.Helper()
+	dir := t.TempDir()
+	l = openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "jobs", TopicConfig{Partitions: 1})
+	writer := openTest(t, dir, &Options{Durability: Buffered})
+	return l, mustProducer(t, writer, "jobs", nil)
 }
 
 // sendUnpublished sends value through p and holds the write between its
@@ -197,5 +200,39 @@ func sendUnpublished(t *testing.T, p *Producer, value string) (publish func()) {
 		if err := <-sent; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A Poll asleep at the end finds the frame of a writer killed between its
+// commit byte and its publish, which wakes no one, at its next look, due
+// relookEvery after the last, as a group member's Poll does at a group
+// check; before, a consumer outside a group slept until the next append.
+func TestSleepingPollFindsUnpublishedFrame(t *testing.T) {
+	l, p := jobsWithWriter(t)
+	c := mustConsumer(t, l, "jobs", &ConsumerOptions{Start: Earliest})
+	meta := c.metas[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type polled struct {
+		recs []Record
+		err  error
+	}
+	done := make(chan polled, 1)
+	go func() {
+		recs, err := c.Poll(ctx)
+		done <- polled{recs, err}
+	}()
+	waitFor(t, patience, "Poll to fall asleep", func() bool { return meta.sleeping.count().Load() > 0 })
+	publish := sendUnpublished(t, p, "b")
+	defer publish()
+	select {
+	case got := <-done:
+		if got.err != nil || len(got.recs) != 1 || string(got.recs[0].Value) != "b" {
+			t.Errorf("Poll: %+v, %v; want b", got.recs, got.err)
+		}
+	case <-time.After(patience):
+		cancel()
+		<-done
+		t.Errorf("a sleeping Poll did not find the committed record in %v", patience)
 	}
 }
