@@ -274,6 +274,10 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 		var timeout time.Duration
 		if c.unread || c.appended() || time.Since(c.lookedAt) >= relookEvery {
 			recs, recheck, err := c.look(ctx)
+			if err != nil && (c.closed.Load() || c.log.closed.Load()) {
+				// Whatever the read met on the files Close took away.
+				return nil, ErrClosed
+			}
 			if err != nil || len(recs) > 0 || ctx == nil {
 				return recs, err
 			}
@@ -351,11 +355,11 @@ var testHookLook func()
 // poll reads what is available now, up to MaxPollRecords, starting with
 // the next partition in turn.
 func (c *Consumer) poll() ([]Record, error) {
-	if testHookLook != nil {
-		testHookLook()
-	}
 	if c.closed.Load() || c.log.closed.Load() {
 		return nil, ErrClosed
+	}
+	if testHookLook != nil {
+		testHookLook()
 	}
 	c.recs = c.recs[:0]
 	// A deleted topic first: a reader's error may come from the delete.
