@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestRepeatedPollsLookOnlyAfterAppends(t *testing.T) {
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.TryPoll(); err != ErrClosed {
+			if _, err := c.TryPoll(); !errors.Is(err, ErrClosed) {
 				t.Fatalf("TryPoll after Log.Close: %v, want ErrClosed", err)
 			}
 		})
