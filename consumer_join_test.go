@@ -68,20 +68,7 @@ func TestConsumerContextBoundsJoin(t *testing.T) {
 // members it has leave).
 func TestLogCloseDuringJoin(t *testing.T) {
 	l, off := groupFileOpen(t)
-	full := holdEverySlot(t, off)
-	joined := make(chan error, 1)
-	go func() {
-		c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
-		if err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-		joined <- err
-	}()
-	select {
-	case <-full:
-	case err := <-joined:
-		t.Fatalf("the joiner did not wait: %v", err)
-	}
+	joined := joinWaiting(t, l, holdEverySlot(t, off))
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

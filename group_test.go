@@ -1001,24 +1001,32 @@ func holdEverySlot(t *testing.T, off *offsetsFile) (full <-chan struct{}) {
 	return ch
 }
 
-// A member that joins while DeleteGroup holds every member slot waits for
-// it and joins the next file, instead of finding the group full.
-func TestJoinDuringDeleteGroup(t *testing.T) {
-	l, off := groupFileOpen(t)
-	full := holdEverySlot(t, off)
+// joinWaiting starts a member of group g of l joining, and returns once it
+// found every slot taken (full, from holdEverySlot) and waits for the
+// admin lock; the join's outcome arrives on the channel.
+func joinWaiting(t *testing.T, l *Log, full <-chan struct{}) <-chan error {
+	t.Helper()
 	joined := make(chan error, 1)
 	go func() {
 		c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
 		if err == nil {
-			c.Close()
+			t.Cleanup(func() { c.Close() })
 		}
 		joined <- err
 	}()
 	select {
-	case <-full: // it found every slot taken, and waits for the admin lock
+	case <-full:
 	case err := <-joined:
 		t.Fatalf("the joiner did not wait: %v", err)
 	}
+	return joined
+}
+
+// A member that joins while DeleteGroup holds every member slot waits for
+// it and joins the next file, instead of finding the group full.
+func TestJoinDuringDeleteGroup(t *testing.T) {
+	l, off := groupFileOpen(t)
+	joined := joinWaiting(t, l, holdEverySlot(t, off))
 	off.ctlWord(ctlDeadOff).Store(1)
 	if err := os.Remove(offsetsPath(l.Dir(), "g", "t")); err != nil {
 		t.Fatal(err)
