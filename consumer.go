@@ -274,7 +274,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 		var timeout time.Duration
 		if c.unread || c.appended() || time.Since(c.lookedAt) >= relookEvery {
 			recs, recheck, err := c.look(ctx)
-			if err != nil && (c.closed.Load() || c.log.closed.Load()) {
+			if err != nil && c.shut() {
 				// Whatever the read met on the files Close took away.
 				return nil, ErrClosed
 			}
@@ -282,7 +282,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 				return recs, err
 			}
 			timeout = recheck
-		} else if c.closed.Load() || c.log.closed.Load() {
+		} else if c.shut() {
 			return nil, ErrClosed
 		} else if ctx == nil {
 			return nil, nil
@@ -349,13 +349,17 @@ func (c *Consumer) appended() bool {
 	return false
 }
 
+// shut reports whether the consumer or its Log is closed (abandoned
+// with its Log, for a group member): its calls return ErrClosed.
+func (c *Consumer) shut() bool { return c.closed.Load() || c.log.closed.Load() }
+
 // testHookLook, if set, runs as Poll reads its partitions.
 var testHookLook func()
 
 // poll reads what is available now, up to MaxPollRecords, starting with
 // the next partition in turn.
 func (c *Consumer) poll() ([]Record, error) {
-	if c.closed.Load() || c.log.closed.Load() {
+	if c.shut() {
 		return nil, ErrClosed
 	}
 	if testHookLook != nil {

@@ -79,7 +79,7 @@ func (c *Consumer) groupTick() error {
 	if g == nil {
 		return nil
 	}
-	if c.closed.Load() || c.log.closed.Load() {
+	if c.shut() {
 		return ErrClosed
 	}
 	off := g.m.off
