@@ -53,8 +53,10 @@ func (sp StartPosition) String() string {
 // zero field, means the documented default. Log.Consumer copies the
 // struct; later changes have no effect.
 type ConsumerOptions struct {
-	// Partitions to read. Default: all of the topic's partitions. Must be
-	// nil with Group: the group assigns partitions.
+	// Partitions to read. Default (nil): all of the topic's partitions. An
+	// empty, non-nil list is refused (ErrInvalidArgument): a Consumer of
+	// no partitions would wait in every Poll for records that cannot
+	// come. Must be nil with Group: the group assigns partitions.
 	Partitions []int
 
 	// Start is where each partition is read from. Default Earliest. In a
@@ -178,6 +180,8 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 		return c, fmt.Errorf("%w: OutOfRange %d", ErrInvalidArgument, int(c.OutOfRange))
 	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil):
 		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned and OnRevoked need Group", ErrInvalidArgument)
+	case c.Partitions != nil && len(c.Partitions) == 0:
+		return c, fmt.Errorf("%w: Partitions is empty (nil reads every partition)", ErrInvalidArgument)
 	case c.Group != "" && c.Partitions != nil:
 		return c, fmt.Errorf("%w: Partitions must be nil with Group (the group assigns them)", ErrInvalidArgument)
 	case c.AutoCommitMarks && c.DisableAutoCommit:

@@ -335,7 +335,7 @@ func TestConsumerPartitions(t *testing.T) {
 		})
 	}
 
-	for _, bad := range [][]int{{-1}, {parts}, {0, 0}, {1, 100}} {
+	for _, bad := range [][]int{{}, {-1}, {parts}, {0, 0}, {1, 100}} {
 		if _, err := l.Consumer("mp", &ConsumerOptions{Partitions: bad}); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("Consumer of partitions %v: %v, want ErrInvalidArgument", bad, err)
 		}
