@@ -102,28 +102,6 @@ func (l *Log) DescribeGroup(group string) (GroupInfo, error) {
 	return l.describeGroup(group, nil)
 }
 
-// endMemo keeps the partitions' ends found for one Stats call, which
-// describes every group: each end is walked to once, not once for every
-// group with offsets for the partition. A nil endMemo keeps nothing.
-type endMemo map[*partition]memoEnd
-
-type memoEnd struct {
-	end int64
-	err error
-}
-
-func (m endMemo) end(p *partition) (int64, error) {
-	if m == nil {
-		return p.endOffset()
-	}
-	e, ok := m[p]
-	if !ok {
-		e.end, e.err = p.endOffset()
-		m[p] = e
-	}
-	return e.end, e.err
-}
-
 // describeGroup is DescribeGroup, finding the partitions' ends through
 // ends.
 func (l *Log) describeGroup(group string, ends endMemo) (GroupInfo, error) {

