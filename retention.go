@@ -33,7 +33,9 @@ import (
 //     .log files hold more bytes than the limit.
 //
 // Only a prefix of the partition is removed, oldest first, and never the
-// last segment, which is (or is about to become) the active one; so the
+// last segment, which is (or is about to become) the active one (an
+// active segment past the age limit is sealed first: retention_active.go,
+// and the new, empty one it leaves is the last); so the
 // partition always stays one contiguous run of offsets, and its start moves
 // to the base of the oldest segment left.
 //
@@ -194,13 +196,20 @@ func (l *Log) enforceTopic(ctx context.Context, t *topic) ([]removedSegment, err
 	return removed, errors.Join(errs...)
 }
 
-// enforceRetention removes the partition's segments outside cfg's limits.
-// It plans without any lock first, so that a partition with nothing to
-// remove costs a directory listing and never delays a writer.
+// enforceRetention removes the partition's segments outside cfg's limits,
+// sealing first an active segment whose records are all past the age
+// limit (retention_active.go). It plans without any lock first, so that a
+// partition with nothing to remove costs a directory listing and never
+// delays a writer.
 func (p *partition) enforceRetention(ctx context.Context, cfg TopicConfig, now time.Time) ([]removedSegment, error) {
 	plan, err := planRetention(p.dir, cfg, now, p.log.indexDamaged)
-	if err != nil || len(plan) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	cutoff := now.Add(-cfg.RetentionAge)
+	rollActive := cfg.RetentionAge > 0 && activeMaybeExpired(p.dir, cutoff)
+	if len(plan) == 0 && !rollActive {
+		return nil, nil
 	}
 	unlock, err := p.lockForMaintenance(ctx)
 	if err != nil {
@@ -213,6 +222,13 @@ func (p *partition) enforceRetention(ctx context.Context, cfg TopicConfig, now t
 		// checkpoint as the last boot left it. Damage it finds stays for
 		// Repair; retention of older segments goes on.
 		if err := p.findTail(); err != nil && !errors.As(err, new(*CorruptError)) {
+			return nil, err
+		}
+	}
+	if rollActive {
+		// Damage stays for Repair, as above; the sealed segments' removal
+		// goes on.
+		if err := p.rollExpiredActive(cutoff); err != nil && !errors.As(err, new(*CorruptError)) {
 			return nil, err
 		}
 	}

@@ -1,0 +1,97 @@
+package runnel
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestRetentionAgeSealsIdleActiveSegment: a partition whose one segment
+// is never filled still loses its records once the newest is past
+// RetentionAge and the segment has not been written since: the retention
+// check seals it and removes it, the partition keeps its next offset, and
+// appends go on from there. A segment written recently, or holding a
+// record inside the limit, is kept as it is.
+func TestRetentionAgeSealsIdleActiveSegment(t *testing.T) {
+	ctx := context.Background()
+	const size, n = 100, 50
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "old", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
+	mustCreate(t, l, "young", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
+	mustCreate(t, l, "fresh", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
+	now := time.Now()
+	longAgo := func(int) time.Time { return now.Add(-3 * time.Hour) }
+	retProduce(t, l, "old", 0, n, size, longAgo)
+	retProduce(t, l, "young", 0, n-1, size, longAgo)
+	retProduce(t, l, "young", n-1, 1, size, func(int) time.Time { return now })
+	retProduce(t, l, "fresh", 0, n, size, longAgo)
+	if err := l.Close(); err != nil { // cuts the zeros ahead, which writes the files
+		t.Fatal(err)
+	}
+	// "old" and "young" were last written hours ago; "fresh" just now,
+	// maybe with records stamped in the past by their producer.
+	for _, topic := range []string{"old", "young"} {
+		seg := segmentPath(partDir(l, topic, 0), 0, logExt)
+		if err := os.Chtimes(seg, now.Add(-2*time.Hour), now.Add(-2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	l = openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	for range 2 { // a second check finds nothing more to do
+		if err := l.EnforceRetention(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bases := retBases(t, l, "old"); len(bases) != 1 || bases[0] != n {
+		t.Errorf("old's segments after retention: %v, want one empty segment at %d", bases, n)
+	}
+	if start, next, err := l.PartitionOffsets("old", 0); err != nil || start != n || next != n {
+		t.Errorf("old's offsets: start %d, next %d (%v); want %d and %d", start, next, err, n, n)
+	}
+	if bases := retBases(t, l, "young"); len(bases) != 1 || bases[0] != 0 {
+		t.Errorf("young's segments: %v, want [0] kept whole (its newest record is inside the limit)", bases)
+	}
+	if bases := retBases(t, l, "fresh"); len(bases) != 1 || bases[0] != 0 {
+		t.Errorf("fresh's segments: %v, want [0] (written within the limit)", bases)
+	}
+	retCheckFrom(t, l, "young", 0, n, size)
+	retCheckFrom(t, l, "fresh", 0, n, size)
+
+	// The partition goes on at its next offset.
+	retProduce(t, l, "old", n, 3, size, nil)
+	retCheckFrom(t, l, "old", n, n+3, size)
+}
+
+// TestRetentionAgeSealsActiveSegmentOfLiveWriter: the check that seals an
+// expired active segment takes the writer lock from another Log (as
+// another process) that keeps it between appends, and that writer's next
+// append finds the new segment and goes on at the next offset.
+func TestRetentionAgeSealsActiveSegmentOfLiveWriter(t *testing.T) {
+	ctx := context.Background()
+	const size, n = 100, 20
+	dir := t.TempDir()
+	writer := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, writer, "t", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
+	now := time.Now()
+	retProduce(t, writer, "t", 0, n, size, func(int) time.Time { return now.Add(-3 * time.Hour) })
+	seg := segmentPath(partDir(writer, "t", 0), 0, logExt)
+	if err := os.Chtimes(seg, now.Add(-2*time.Hour), now.Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	checker := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	if err := checker.EnforceRetention(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bases := retBases(t, checker, "t"); len(bases) != 1 || bases[0] != n {
+		t.Fatalf("segments after retention: %v, want one at %d", bases, n)
+	}
+	retProduce(t, writer, "t", n, 3, size, nil)
+	retCheckFrom(t, checker, "t", n, n+3, size)
+	if rep, err := checker.Verify(ctx, "t", nil); err != nil || !rep.OK() {
+		t.Errorf("Verify after the seal: %v, problems %v", err, rep.Problems)
+	}
+}
