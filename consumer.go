@@ -12,8 +12,9 @@ import (
 )
 
 // Consumer reads records from a topic's partitions. One goroutine polls
-// it (as with Kafka's consumer): Poll, TryPoll, Records, Seek, Position,
-// Partitions and Close are for that goroutine. Commit, CommitOffsets,
+// it (as with Kafka's consumer): Poll, TryPoll, Records, Seek, Pause,
+// Resume, Paused, Position, Partitions and Close are for that goroutine
+// (OnAssigned and OnRevoked run on it). Commit, CommitOffsets,
 // MarkRecords and CommitMarked may be called from any goroutine, also
 // while Poll runs: a pool of workers commits what it finished.
 //
@@ -40,10 +41,11 @@ type Consumer struct {
 	// lookedAt is when the last look began: see relookEvery.
 	lookedAt time.Time
 
-	// Sleeping: each partition's partition.meta mapping, the words a
-	// sleeping Poll waits on (each partition's append sequence, then in a
-	// group the group's word) and the value each had before the last read;
-	// cancel wakes a sleep when Poll's ctx ends or the Log closes.
+	// Sleeping: each read (not paused) partition's partition.meta
+	// mapping, the words a sleeping Poll waits on (each one's append
+	// sequence, then in a group the group's word) and the value each had
+	// before the last read; cancel wakes a sleep when Poll's ctx ends or
+	// the Log closes.
 	metas  []*metaMap
 	words  []*atomic.Uint32
 	expect []uint32
@@ -69,6 +71,9 @@ type consumedPart struct {
 	// out-of-range start, or a rewind that failed).
 	err     error
 	movedAt uint64 // Consumer.moves at its last Seek
+	// paused: not read until Resume (consumer_pause.go). Set under
+	// Consumer.mu, for Paused on other goroutines.
+	paused bool
 
 	prog progress // guarded by Consumer.mu
 }
@@ -197,11 +202,15 @@ func (c *Consumer) position(part *consumedPart, sp StartPosition, policy bool) e
 	return err
 }
 
-// rebuildWords lists the words a sleeping Poll waits on: each
-// partition's append sequence, then the group's word.
+// rebuildWords lists the words a sleeping Poll waits on: each read
+// partition's append sequence (a paused one's appends wake no one), then
+// the group's word.
 func (c *Consumer) rebuildWords() {
 	c.metas, c.words = c.metas[:0], c.words[:0]
 	for _, part := range c.parts {
+		if part.paused {
+			continue
+		}
 		c.metas = append(c.metas, part.meta)
 		c.words = append(c.words, part.meta.seq())
 	}
@@ -265,7 +274,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 		if err := c.groupTick(); err != nil {
 			return nil, c.log.orGone(c.topic, err)
 		}
-		n := len(c.parts)
+		n := len(c.metas)
 		if c.g != nil {
 			// What the last check saw, not the word now: a change in
 			// between must end the sleep at once.
@@ -310,7 +319,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 // the partitions have nothing more until an append.
 func (c *Consumer) look(ctx context.Context) (recs []Record, recheck time.Duration, err error) {
 	c.lookedAt = time.Now()
-	for i := range c.parts {
+	for i := range c.metas {
 		c.expect[i] = c.words[i].Load()
 	}
 	c.unread = true // more may be there: a record limit, a window, an error
@@ -341,7 +350,7 @@ const relookEvery = time.Second
 // appended reports whether a partition's append sequence moved since the
 // last look.
 func (c *Consumer) appended() bool {
-	for i := range c.parts {
+	for i := range c.metas {
 		if c.words[i].Load() != c.expect[i] {
 			return true
 		}
@@ -371,13 +380,16 @@ func (c *Consumer) poll() ([]Record, error) {
 		return nil, err
 	}
 	for _, part := range c.parts {
-		if part.err != nil {
+		if part.err != nil && !part.paused {
 			return nil, part.err
 		}
 	}
 	n := len(c.parts)
 	for i := 0; i < n && len(c.recs) < c.opts.MaxPollRecords; i++ {
 		next := (c.rr + i) % n
+		if c.parts[next].paused {
+			continue
+		}
 		if err := c.fillCounted(c.parts[next].r, c.opts.MaxPollRecords-len(c.recs)); err != nil {
 			if gone := c.deletedErr(err); gone != nil {
 				return nil, gone
@@ -477,7 +489,8 @@ func (c *Consumer) checkDeleted() error {
 // yielded: a Commit inside the loop covers the records yielded so far,
 // never those fetched behind them. When the loop stops early, the records
 // fetched but not yielded are not lost: each partition's position goes
-// back to the first of them. A Seek inside the loop takes effect at once.
+// back to the first of them. A Seek or Pause inside the loop takes effect
+// at once.
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		for {
@@ -552,22 +565,28 @@ func (c *Consumer) rewind(rest []Record, moves uint64) {
 // of a partition whose start was out of range; marks of the partition's
 // records not yet committed are dropped.
 func (c *Consumer) Seek(partition int, sp StartPosition) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	var part *consumedPart
-	if partition >= 0 && partition < len(c.byID) {
-		part = c.byID[partition]
-	}
-	if part == nil {
-		if c.g != nil {
-			return c.g.m.notOwned(partition)
-		}
-		return fmt.Errorf("%w: partition %d is not read by this consumer", ErrInvalidArgument, partition)
+	part, err := c.readPart(partition)
+	if err != nil {
+		return err
 	}
 	c.moves++
 	part.movedAt = c.moves
 	return c.position(part, sp, false)
+}
+
+// readPart is the consumer's partition, or the error of a call (Seek,
+// Pause, Resume) naming one it does not read: in a group, ErrNotOwner.
+func (c *Consumer) readPart(partition int) (*consumedPart, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if partition >= 0 && partition < len(c.byID) && c.byID[partition] != nil {
+		return c.byID[partition], nil
+	}
+	if c.g != nil {
+		return nil, c.g.m.notOwned(partition)
+	}
+	return nil, fmt.Errorf("%w: partition %d is not read by this consumer", ErrInvalidArgument, partition)
 }
 
 // Position returns the next offset the consumer will deliver from
@@ -587,7 +606,7 @@ func (c *Consumer) Position(partition int) int64 {
 }
 
 // Partitions lists the partitions the consumer reads: in a group, those
-// the member owns now.
+// the member owns now. Paused partitions are among them.
 func (c *Consumer) Partitions() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -25,7 +25,7 @@ const stuckRecheck = 10 * time.Millisecond
 func (c *Consumer) unstick(ctx context.Context) (time.Duration, error) {
 	var timeout time.Duration
 	for _, part := range c.parts {
-		if part.err != nil {
+		if part.err != nil || part.paused {
 			continue
 		}
 		if part.meta.private {

@@ -30,6 +30,9 @@
 // timestamp. Poll waits for records and returns a batch of at most
 // ConsumerOptions.MaxPollRecords (500); Records is the same as an
 // iterator. Returned byte slices are valid until the next Poll.
+// Consumer.Pause stops reading partitions until Resume, as Kafka's
+// consumer pause does: a paused partition keeps its position and is
+// neither read nor returned.
 //
 // # Guarantees
 //
@@ -153,6 +156,14 @@
 // commits only the run of marked records from the last commit on, so a
 // record still in a worker's hands is never skipped.
 //
+// A member that cannot take more records from some partitions for a
+// while (a full downstream) pauses them (Consumer.Pause) and keeps
+// polling: it keeps owning them, commits and takes part in rebalances;
+// with all paused, a Poll returns nothing until its ctx ends, asleep
+// between the group checks that do that work. A
+// partition a rebalance takes away is no longer paused when it comes
+// back, as in Kafka: OnAssigned may pause it again.
+//
 // # Open files
 //
 // A Log keeps its descriptors within Options.MaxOpenFiles (default: half
@@ -219,7 +230,8 @@
 // supported: their byte-range locks and their ordering of writes between
 // clients do not give the guarantees the append protocol rests on.
 //
-// A Consumer is polled by one goroutine at a time; its Commit,
+// A Consumer is polled by one goroutine at a time, which also seeks,
+// pauses and resumes it; its Commit,
 // CommitOffsets, MarkRecords and CommitMarked may be called from any
 // goroutine. Producers and the Log are safe for concurrent use.
 //

@@ -55,9 +55,9 @@ var (
 	// a newer version of runnel, or one whose format file is unreadable.
 	ErrUnsupportedFormat = errors.New("runnel: unsupported format")
 
-	// ErrNotOwner is returned by CommitOffsets and Seek for a partition
-	// this group member does not own (any more): its commit would
-	// overwrite the current owner's. (Commit, CommitMarked and
+	// ErrNotOwner is returned by CommitOffsets, Seek, Pause and Resume
+	// for a partition this group member does not own (any more): its
+	// commit would overwrite the current owner's. (Commit, CommitMarked and
 	// auto-commit cover the partitions the member owns, and leave out
 	// the others, as Kafka's commitSync without offsets does.)
 	ErrNotOwner = errors.New("runnel: partition not owned by this group member")
