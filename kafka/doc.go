@@ -88,15 +88,17 @@
 // native consumers in any process, Kafka members of this server and of
 // other servers on the same directory — and SyncGroup gives each Kafka
 // member exactly those partitions (the group leader's own assignment is
-// not used). When runnel moves a partition (a native member joined or
-// died), the server starts a Kafka rebalance, and it releases a partition
-// a Kafka member is losing only after that member was given an
-// assignment without it and joined again — what a client does only after
-// it stopped reading the partition — so a Kafka member and another
-// member never own one partition at once. OffsetCommit writes runnel's
-// committed offsets through the member's runnel membership, which
-// refuses a partition the member does not own; OffsetFetch, DescribeGroup,
-// ResetGroupOffsets and native members all see the same offsets.
+// not used). The membership reads no record (its runnel Consumer pauses
+// the partitions it owns): the member's fetches read them. When runnel
+// moves a partition (a native member joined or died), the server starts a
+// Kafka rebalance, and it releases a partition a Kafka member is losing
+// only after that member was given an assignment without it and joined
+// again — what a client does only after it stopped reading the partition —
+// so a Kafka member and another member never own one partition at once.
+// OffsetCommit writes runnel's committed offsets through the member's
+// runnel membership, which refuses a partition the member does not own;
+// OffsetFetch, DescribeGroup, ResetGroupOffsets and native members all see
+// the same offsets.
 //
 // Group protocols other than "consumer" (Kafka Connect's, for example) are
 // coordinated as a Kafka broker does, with the leader's assignment.

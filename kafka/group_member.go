@@ -22,6 +22,8 @@ import (
 //
 // One goroutine (run) owns the Consumers: it lets each take or give up
 // partitions inside TryPoll every tick, and runs the member's commits.
+// The Consumers read no record: the Kafka client fetches what the member
+// owns, so each pauses the partitions it takes (OnAssigned).
 // The partitions a Consumer owns are what SyncGroup hands the Kafka
 // member. A partition runnel takes away (a native member joined) is not
 // released while the Kafka client may still be reading it: OnRevoked asks
@@ -203,8 +205,8 @@ func (rm *runnelMember) run() {
 					continue
 				}
 				// Reading is not this Consumer's job (the Kafka client
-				// fetches); only membership errors matter, and TryPoll
-				// returns those the same way: log them.
+				// fetches; its partitions are paused); only membership
+				// errors matter, and TryPoll returns those: log them.
 				rm.opts.Logger.Debug("kafka: runnel group member", "group", rm.g.name, "topic", topic, "err", err)
 			}
 		}
@@ -259,12 +261,13 @@ func (rm *runnelMember) snapshot(cons map[string]*runnel.Consumer) {
 }
 
 // assigned is OnAssigned: the member took partitions. The Kafka client
-// fetches by its own offsets, so the Consumer skips to the end instead of
-// reading what the client reads; and the client learns of the partitions
-// in a rebalance.
+// fetches them by its own offsets, so the Consumer pauses them: it keeps
+// them owned, and its TryPolls do the membership's work, but reads
+// nothing (it read every record appended, which the client reads too);
+// and the client learns of the partitions in a rebalance.
 func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
-	for _, p := range ps {
-		c.Seek(p, runnel.Latest)
+	if err := c.Pause(ps...); err != nil { // it owns them: never
+		rm.opts.Logger.Warn("kafka: pause runnel group member", "group", rm.g.name, "topic", topic, "err", err)
 	}
 	// A SyncGroup still to come hands them out; one already answered
 	// did not, and the client learns of them in another rebalance.

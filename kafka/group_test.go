@@ -673,16 +673,7 @@ func TestSettledOneDamagedTopic(t *testing.T) {
 	}
 	damageOffsets(t, ts.log, "g", "a")
 
-	rm, err := newRunnelMember(ts.srv.groups.group("g", true), "m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		rm.close()
-		rm.wait()
-	}()
-	meta := kmsg.ConsumerMemberMetadata{Topics: []string{"a", "t"}}
-	rm.subscribe([]kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}})
+	rm := subscribedMember(t, ts, "g", "a", "t")
 	waitFor(t, "the member to own t's partitions", func() bool {
 		rm.mu.Lock()
 		defer rm.mu.Unlock()
