@@ -554,7 +554,7 @@ func (c *conn) finishFetch(tr *fetchTopicReq) {
 		return
 	}
 	ft := tr.ft
-	refresh := ft == nil || time.Since(ft.described) > time.Second
+	refresh := ft == nil || time.Since(ft.described) > logStartAge
 	if refresh && ft != nil {
 		ft.described = time.Now()
 	}

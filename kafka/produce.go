@@ -80,6 +80,7 @@ func (c *conn) storeProduce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 	}
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	pw := newProduceWait()
+	var starts []startReport
 	for _, t := range req.Topics {
 		rt := kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
@@ -96,6 +97,7 @@ func (c *conn) storeProduce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 			}
 			if rp.ErrorCode = c.s.refusal(h, err, p.Partition, len(p.Records)); rp.ErrorCode == 0 {
 				c.s.storeBatch(h, req.Acks, p.Partition, p.Records, &c.scratch, pw.add(rp))
+				starts = append(starts, startReport{rp, h, p.Partition})
 			}
 			// The request's buffer is reused once it is handled.
 			t.Partitions[i].Records = nil
@@ -109,11 +111,37 @@ func (c *conn) storeProduce(req *kmsg.ProduceRequest) (kmsg.Response, func()) {
 	}
 	wait := func() {
 		pw.wait(timeout)
+		if req.Acks != 0 && req.Version >= 5 {
+			for _, sr := range starts {
+				sr.report(c.s)
+			}
+		}
 		if h := testHookProduced; h != nil {
 			h()
 		}
 	}
 	return resp, wait
+}
+
+// startReport is a partition of a Produce response that reports its log
+// start offset (v5+), as Kafka's does: one whose batch was read, stored or
+// not. A client reads it at a refusal for its producer state (franz-go
+// carries on without loss if retention removed every batch it had
+// acknowledged there), so a refusal's is looked up afresh; a stored
+// batch's, or one that outlasted the request's timeout, may be
+// logStartAge old, which spares the look on every request. One refused
+// before it was read (an unknown partition, too large) reports -1, as
+// Kafka's does.
+type startReport struct {
+	rp        *kmsg.ProduceResponseTopicPartition
+	h         *topicHandle
+	partition int32
+}
+
+// report sets the partition's log start offset, once its result is final.
+func (sr startReport) report(s *Server) {
+	code := sr.rp.ErrorCode
+	sr.rp.LogStartOffset = s.logStart(sr.h, sr.partition, code != 0 && code != kerr.RequestTimedOut.Code)
 }
 
 // testHookProduced, if set (by a test's child process), is called once a

@@ -3,6 +3,8 @@ package kafka
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/runnel-log/runnel"
 )
@@ -28,6 +30,36 @@ type topicHandle struct {
 	durable    *runnel.Producer // acks=-1: acknowledged as the Log's Durability says
 	committed  *runnel.Producer // acks=1 and 0: acknowledged once committed
 	journals   partitionJournals
+	starts     []atomic.Pointer[startLook] // per partition: logStart's last look
+}
+
+// startLook is a partition's log start offset as looked up, and when.
+type startLook struct {
+	offset int64
+	at     time.Time
+}
+
+// logStartAge is how old a partition's log start offset may be in an
+// answer that reports it while records flow (a stored batch's, a fetch's):
+// only retention moves it, which clients learn of a second late at most,
+// and a look reads the partition's directory and its last segment's end.
+const logStartAge = time.Second
+
+// logStart returns the log start offset of h's partition p, looked up
+// again if fresh is set or the last look is older than logStartAge; -1 if
+// the look fails.
+func (s *Server) logStart(h *topicHandle, p int32, fresh bool) int64 {
+	last := &h.starts[p]
+	if l := last.Load(); !fresh && l != nil && time.Since(l.at) < logStartAge {
+		return l.offset
+	}
+	now := time.Now()
+	start, _, err := s.log.PartitionOffsets(h.name, int(p))
+	if err != nil {
+		return -1
+	}
+	last.Store(&startLook{start, now})
+	return start
 }
 
 func (tc *topicCache) init(l *runnel.Log) {
@@ -65,7 +97,8 @@ func (tc *topicCache) get(name string) (*topicHandle, error) {
 		durable.Close()
 		return nil, err
 	}
-	h := &topicHandle{name: name, id: id, partitions: cfg.Partitions, durable: durable, committed: committed}
+	h := &topicHandle{name: name, id: id, partitions: cfg.Partitions, durable: durable, committed: committed,
+		starts: make([]atomic.Pointer[startLook], cfg.Partitions)}
 	tc.m[name] = h
 	return h, nil
 }
