@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -15,13 +16,16 @@ import (
 // segment.bytes) are written with runnel's AlterTopic, so every process on
 // the directory follows them, as after "runnel topics alter"; the fixed
 // ones (fixed_configs.go) are taken at runnel's value and change nothing,
-// as in CreateTopics. AlterConfigs
-// replaces a topic's whole set: a config it does not name goes back to its
-// default, as in Kafka. IncrementalAlterConfigs sets (SET) or resets
-// (DELETE) the configs it names; APPEND and SUBTRACT, which are for list
-// configs, are refused. Broker configs are runnel serve's flags and cannot
-// be altered. A resource named twice in one request is refused, as Kafka
-// refuses it.
+// as in CreateTopics. AlterConfigs replaces a topic's whole set: a config
+// it does not name goes back to its default, as in Kafka.
+// IncrementalAlterConfigs sets (SET) or resets (DELETE) the configs it
+// names, and adds items to (APPEND) or removes them from (SUBTRACT) a list
+// config, cleanup.policy, whose value is runnel's (delete): the list that
+// results is then set, so APPEND delete changes nothing and APPEND compact
+// is refused as SET compact is; on a config that is not a list they are
+// INVALID_REQUEST, as in Kafka. Broker configs are runnel serve's flags
+// and cannot be altered. A resource named twice in one request is
+// refused, as Kafka refuses it.
 
 func init() {
 	supports(kmsg.AlterConfigs, 0, 2)
@@ -75,8 +79,13 @@ func (c *conn) incrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRequest)
 				changes = append(changes, configChange{kv.Name, kv.Value})
 			case kv.Op == kmsg.IncrementalAlterConfigOpDelete:
 				changes = append(changes, configChange{name: kv.Name})
+			case kv.Op == kmsg.IncrementalAlterConfigOpAppend || kv.Op == kmsg.IncrementalAlterConfigOpSubtract:
+				var ch configChange
+				if ch, code, msg = c.s.listChange(kv); code == 0 {
+					changes = append(changes, ch)
+				}
 			default:
-				code, msg = kerr.InvalidConfig.Code, kmsg.StringPtr(fmt.Sprintf("%s: only SET and DELETE (runnel's topic configs are single values, not lists)", kv.Name))
+				code, msg = kerr.InvalidRequest.Code, kmsg.StringPtr(fmt.Sprintf("%s: unknown operation %d", kv.Name, kv.Op))
 			}
 		}
 		if code == 0 {
@@ -87,6 +96,45 @@ func (c *conn) incrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRequest)
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp
+}
+
+// listChange is what an APPEND or SUBTRACT of kv asks for, as Kafka
+// reads it: the config's value with kv's comma-separated items added
+// (those not in it already) or removed, as a SET. A config runnel does not
+// have is left for applyTopicConfig to refuse, as its SET is.
+func (s *Server) listChange(kv kmsg.IncrementalAlterConfigsRequestResourceConfig) (configChange, int16, *string) {
+	configs := s.topicConfigs(runnel.TopicConfig{})
+	i := slices.IndexFunc(configs, func(tc topicConfig) bool { return tc.name == kv.Name })
+	switch {
+	case i < 0:
+		return configChange{kv.Name, kv.Value}, 0, nil
+	case configs[i].typ != kmsg.ConfigTypeList:
+		return configChange{}, kerr.InvalidRequest.Code, kmsg.StringPtr(fmt.Sprintf("%s of %s: it is not a list config, so only SET and DELETE", kv.Op, kv.Name))
+	case kv.Value == nil:
+		return configChange{}, kerr.InvalidRequest.Code, kmsg.StringPtr(fmt.Sprintf("%s of %s without a value", kv.Op, kv.Name))
+	}
+	// The topic's value is runnel's: the one list config, cleanup.policy,
+	// is a fixed one, the same for every topic.
+	items := listItems(configs[i].value)
+	for _, item := range listItems(*kv.Value) {
+		if kv.Op == kmsg.IncrementalAlterConfigOpSubtract {
+			items = slices.DeleteFunc(items, func(have string) bool { return have == item })
+		} else if !slices.Contains(items, item) {
+			items = append(items, item)
+		}
+	}
+	return configChange{kv.Name, kmsg.StringPtr(strings.Join(items, ","))}, 0, nil
+}
+
+// listItems splits a list config's value at its commas.
+func listItems(v string) []string {
+	var items []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
 }
 
 type resourceKey struct {

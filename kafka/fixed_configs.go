@@ -55,6 +55,11 @@ func (fc fixedConfig) check(value *string) error {
 	if value == nil || *value == fc.value || slices.Contains(fc.also, *value) {
 		return nil
 	}
+	if fc.typ == kmsg.ConfigTypeList && len(listItems(*value)) == 0 {
+		// Kafka keeps every segment of a topic with no cleanup policy,
+		// whatever its retention configs say.
+		return fmt.Errorf("%s=%q: an empty %s is not one runnel can hold (%s); to keep every record, set retention.ms and retention.bytes to -1", fc.name, *value, fc.name, fc.why)
+	}
 	return fmt.Errorf("%s=%q: %s, so only %s", fc.name, *value, fc.why, strings.Join(append([]string{fc.value}, fc.also...), " or "))
 }
 
