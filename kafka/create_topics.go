@@ -11,10 +11,12 @@ import (
 
 // CreateTopics: v0-7, with the partition count (-1: Options.
 // DefaultPartitions; at most Options.MaxPartitions in one request) and
-// the configs of configs.go. Replication factor -1 or 1 only; explicit replica
-// assignments are refused. A topic whose name another process holds (an
-// admin call on it) is waited for until the request's timeout, then gets
-// REQUEST_TIMED_OUT.
+// the configs of configs.go. Replication factor -1 or 1 only; a manual
+// replica assignment is taken when it asks for what runnel does, each
+// partition's one replica on broker 0 (as kafka-topics.sh
+// --replica-assignment 0,0,0 sends it), and makes as many partitions. A
+// topic whose name another process holds (an admin call on it) is waited
+// for until the request's timeout, then gets REQUEST_TIMED_OUT.
 
 func init() { supports(kmsg.CreateTopics, 0, 7) }
 
@@ -34,6 +36,10 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		if t.NumPartitions == -1 {
 			cfg.Partitions = c.s.opts.DefaultPartitions
 		}
+		assignCode, assignMsg := checkAssignment(t)
+		if len(t.ReplicaAssignment) > 0 {
+			cfg.Partitions = len(t.ReplicaAssignment)
+		}
 		var cfgErr error
 		for _, kv := range t.Configs {
 			if cfgErr = c.s.applyTopicConfig(&cfg, kv.Name, kv.Value); cfgErr != nil {
@@ -48,14 +54,14 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		switch {
 		case seen[t.Topic]:
 			fail(kerr.InvalidRequest.Code, "topic named twice in one request")
+		case assignCode != 0:
+			fail(assignCode, assignMsg)
 		case cfg.Partitions < 1:
 			fail(kerr.InvalidPartitions.Code, "the partition count must be at least 1")
 		case cfg.Partitions > c.s.opts.MaxPartitions-asked:
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("%d partitions after %d: this server creates at most %d in one request (runnel serve -max-partitions)", cfg.Partitions, asked, c.s.opts.MaxPartitions))
 		case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
 			fail(kerr.InvalidReplicationFactor.Code, "runnel is one broker: replication factor 1 (or -1)")
-		case len(t.ReplicaAssignment) > 0:
-			fail(kerr.InvalidReplicaAssignment.Code, "replica assignments are not supported")
 		case cfgErr != nil:
 			fail(kerr.InvalidConfig.Code, cfgErr.Error())
 		case req.ValidateOnly:
@@ -95,4 +101,30 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// checkAssignment refuses a manual replica assignment that asks for other
+// than runnel's: with Kafka's codes, a count or factor beside it
+// (INVALID_REQUEST, as Kafka takes one or the other), partitions that are
+// not 0 to n-1 once each, or replicas other than broker 0 alone
+// (INVALID_REPLICA_ASSIGNMENT). No assignment is fine.
+func checkAssignment(t kmsg.CreateTopicsRequestTopic) (int16, string) {
+	as := t.ReplicaAssignment
+	if len(as) == 0 {
+		return 0, ""
+	}
+	if t.NumPartitions != -1 || t.ReplicationFactor != -1 {
+		return kerr.InvalidRequest.Code, "a manual replica assignment takes a partition count and a replication factor of -1"
+	}
+	seen := make([]bool, len(as))
+	for _, a := range as {
+		switch {
+		case a.Partition < 0 || int(a.Partition) >= len(as) || seen[a.Partition]:
+			return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("the assignment's partitions must be 0 to %d, each once", len(as)-1)
+		case len(a.Replicas) != 1 || a.Replicas[0] != 0:
+			return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("partition %d's replicas %v: runnel is one broker, node 0, with one replica of each partition", a.Partition, a.Replicas)
+		}
+		seen[a.Partition] = true
+	}
+	return 0, ""
 }
