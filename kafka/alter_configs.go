@@ -142,19 +142,6 @@ type resourceKey struct {
 	name string
 }
 
-// namedTwice returns the resources a request names more than once.
-func namedTwice[R any](rs []R, key func(R) resourceKey) map[resourceKey]bool {
-	named := map[resourceKey]int{}
-	for _, r := range rs {
-		named[key(r)]++
-	}
-	twice := map[resourceKey]bool{}
-	for k, n := range named {
-		twice[k] = n > 1
-	}
-	return twice
-}
-
 // alterTopicConfigs applies changes to one resource's configs (or only
 // checks them, if validateOnly), and returns the error code and message
 // for it.

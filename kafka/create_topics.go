@@ -15,14 +15,15 @@ import (
 // replica assignment is taken when it asks for what runnel does, each
 // partition's one replica on broker 0 (as kafka-topics.sh
 // --replica-assignment 0,0,0 sends it), and makes as many partitions. A
-// topic whose name another process holds (an admin call on it) is waited
+// topic named twice in one request is refused, every entry of it, and
+// made by none, as in Kafka. A topic whose name another process holds (an admin call on it) is waited
 // for until the request's timeout, then gets REQUEST_TIMED_OUT.
 
 func init() { supports(kmsg.CreateTopics, 0, 7) }
 
 func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
-	seen := map[string]bool{}
+	twice := namedTwice(req.Topics, func(t kmsg.CreateTopicsRequestTopic) string { return t.Topic })
 	asked := 0 // partitions the request's topics asked for so far
 	ctx, cancel := c.s.adminContext(req.TimeoutMillis)
 	defer cancel()
@@ -52,7 +53,7 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 			cfgErr = cfg.Validate()
 		}
 		switch {
-		case seen[t.Topic]:
+		case twice[t.Topic]:
 			fail(kerr.InvalidRequest.Code, "topic named twice in one request")
 		case assignCode != 0:
 			fail(assignCode, assignMsg)
@@ -81,7 +82,6 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 				c.s.opts.Logger.Info("kafka: topic created", "topic", t.Topic, "partitions", cfg.Partitions)
 			}
 		}
-		seen[t.Topic] = true
 		if rt.ErrorCode == 0 {
 			asked += cfg.Partitions
 			rt.NumPartitions, rt.ReplicationFactor = int32(cfg.Partitions), 1

@@ -67,3 +67,46 @@ func TestCreateTopicsReplicaAssignment(t *testing.T) {
 		t.Error("a refused assignment made its topic")
 	}
 }
+
+// TestTopicNamedTwice: CreateTopics and DeleteTopics refuse every entry
+// of a topic a request names twice with INVALID_REQUEST and act on none,
+// as Kafka does, where the first entry was acted on and the second was
+// answered as if it came in a later request.
+func TestTopicNamedTwice(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.raw()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range []string{"twice", "once", "twice"} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
+		create.Topics = append(create.Topics, rt)
+	}
+	for _, rt := range rc.request(create).(*kmsg.CreateTopicsResponse).Topics {
+		want := kerr.InvalidRequest.Code
+		if rt.Topic == "once" {
+			want = 0
+		}
+		if rt.ErrorCode != want {
+			t.Errorf("CreateTopics of %s: %v, want %v", rt.Topic, kerr.ErrorForCode(rt.ErrorCode), kerr.ErrorForCode(want))
+		}
+	}
+	if _, err := ts.log.TopicConfig("twice"); err == nil {
+		t.Error("CreateTopics made the topic it named twice")
+	}
+
+	ts.createTopic("twice", 1)
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.Version, del.TopicNames = 5, []string{"twice", "once", "twice"}
+	for _, rt := range rc.request(del).(*kmsg.DeleteTopicsResponse).Topics {
+		want := kerr.InvalidRequest.Code
+		if *rt.Topic == "once" {
+			want = 0
+		}
+		if rt.ErrorCode != want {
+			t.Errorf("DeleteTopics of %s: %v, want %v", *rt.Topic, kerr.ErrorForCode(rt.ErrorCode), kerr.ErrorForCode(want))
+		}
+	}
+	if _, err := ts.log.TopicConfig("twice"); err != nil {
+		t.Errorf("DeleteTopics deleted the topic it named twice: %v", err)
+	}
+}

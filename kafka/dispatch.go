@@ -218,3 +218,18 @@ func errorCodeIn(v reflect.Value) int16 {
 	}
 	return 0
 }
+
+// namedTwice returns the keys (topics, resources) that a request's
+// entries rs name more than once: Kafka refuses every entry of such a key
+// with INVALID_REQUEST and acts on none of them.
+func namedTwice[R any, K comparable](rs []R, key func(R) K) map[K]bool {
+	named := map[K]int{}
+	for _, r := range rs {
+		named[key(r)]++
+	}
+	twice := map[K]bool{}
+	for k, n := range named {
+		twice[k] = n > 1
+	}
+	return twice
+}
