@@ -311,11 +311,13 @@ func TestDeleteGroups(t *testing.T) {
 	if !isCode(res["nosuchgroup"].Err, kerr.GroupIDNotFound) {
 		t.Errorf("deleting a missing group: %v", res["nosuchgroup"].Err)
 	}
-	// A group with offsets and no live member goes.
+	// A group with offsets and no live member goes; named twice, it is
+	// answered once, as Kafka answers each group named (kadm, which reads
+	// the answers by group, took a second answer for the last).
 	if _, err := ts.log.ResetGroupOffsets(ctx, "idle", "dg", runnel.Earliest, nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err = adm.DeleteGroups(ctx, "idle")
+	res, err = adm.DeleteGroups(ctx, "idle", "nosuchgroup", "idle")
 	if err != nil || res["idle"].Err != nil {
 		t.Fatalf("deleting an idle group: %v, %v", err, res["idle"].Err)
 	}

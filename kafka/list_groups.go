@@ -198,7 +198,14 @@ func ownMember(gm runnel.GroupMember, own []string) bool {
 
 func (c *conn) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	answered := map[string]bool{}
 	for _, name := range req.Groups {
+		// Each group named is answered once, as Kafka answers: a second
+		// answer, GROUP_ID_NOT_FOUND, would be read as the group's.
+		if answered[name] {
+			continue
+		}
+		answered[name] = true
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = name
 		rg.ErrorCode = c.s.deleteGroup(name)
