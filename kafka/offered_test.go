@@ -71,6 +71,18 @@ func TestDescribeCluster(t *testing.T) {
 	if b := resp.Brokers[0]; b.NodeID != 0 || net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != ts.addr {
 		t.Errorf("broker %d at %s:%d, want 0 at %s", b.NodeID, b.Host, b.Port, ts.addr)
 	}
+	// A client after the controllers (Kafka's admin with
+	// bootstrap.controllers) is told it reached a broker, as Kafka's
+	// brokers tell it, not handed the broker as a controller.
+	req.Version, req.EndpointType = 1, 2
+	resp = ts.raw().request(req).(*kmsg.DescribeClusterResponse)
+	if resp.ErrorCode != kerr.MismatchedEndpointType.Code || len(resp.Brokers) != 0 {
+		t.Errorf("DescribeCluster of the controllers: %v, %d brokers; want MISMATCHED_ENDPOINT_TYPE and none", kerr.ErrorForCode(resp.ErrorCode), len(resp.Brokers))
+	}
+	req.EndpointType = 3
+	if resp = ts.raw().request(req).(*kmsg.DescribeClusterResponse); resp.ErrorCode != kerr.UnsupportedEndpointType.Code {
+		t.Errorf("DescribeCluster of endpoint type 3: %v, want UNSUPPORTED_ENDPOINT_TYPE", kerr.ErrorForCode(resp.ErrorCode))
+	}
 }
 
 // TestServerAccounting: Stats counts connections, records and batch bytes
