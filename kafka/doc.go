@@ -76,7 +76,9 @@
 // unclean.leader.election.enable false. Those are taken at those values,
 // which tools send as Kafka's defaults, and change nothing; any other
 // value is refused with INVALID_CONFIG and a message naming the config
-// and why, as is every other config. DescribeConfigs reports all nine,
+// and why, as is every other config. IncrementalAlterConfigs' APPEND and
+// SUBTRACT change cleanup.policy's list as in Kafka, so APPEND delete is
+// taken and APPEND compact refused. DescribeConfigs reports all nine,
 // the fixed ones read-only at runnel's value, as defaults.
 //
 // # Groups
