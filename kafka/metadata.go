@@ -37,7 +37,13 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			c.s.opts.Logger.Error("kafka: list topics", "err", err)
 		}
 	}
+	// A topic named twice is answered once, as Kafka's broker takes the
+	// request's topics as a set.
+	named := make(map[string]bool, len(req.Topics))
 	for _, t := range req.Topics {
+		if t.Topic != nil && named[*t.Topic] {
+			continue
+		}
 		if t.Topic == nil {
 			rt := kmsg.NewMetadataResponseTopic()
 			rt.TopicID = t.TopicID
@@ -45,6 +51,7 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
+		named[*t.Topic] = true
 		names = append(names, *t.Topic)
 	}
 	autoCreate := c.s.opts.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
