@@ -270,6 +270,7 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 // the directory of every empty one. It looks anyway once relookEvery has
 // passed since the last look, and a Poll waits no longer than that.
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
+	defer c.pollReturns(c.pollBegins()) // MaxPollInterval: consumer_maxpoll.go
 	for {
 		if err := c.groupTick(); err != nil {
 			return nil, c.log.orGone(c.topic, err)
@@ -610,6 +611,9 @@ func (c *Consumer) Position(partition int) int64 {
 func (c *Consumer) Partitions() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.g != nil && c.g.clock.expired {
+		return []int{} // other members' now (MaxPollInterval)
+	}
 	ids := make([]int, len(c.parts))
 	for i, part := range c.parts {
 		ids[i] = part.id

@@ -28,8 +28,9 @@ type groupState struct {
 	lastSync   time.Time // the last periodic sync of commits
 
 	// Guarded by Consumer.mu.
-	dirty   bool   // Periodic: commits written since the last sync
-	written uint64 // commit writes so far
+	dirty   bool      // Periodic: commits written since the last sync
+	written uint64    // commit writes so far
+	clock   pollClock // MaxPollInterval (consumer_maxpoll.go)
 
 	syncMu sync.Mutex // one fdatasync of the offsets file at a time
 	synced uint64     // written, as of the last fdatasync; guarded by syncMu
@@ -60,6 +61,7 @@ func (c *Consumer) joinGroup(ctx context.Context) error {
 		return errors.Join(ErrClosed, m.leave())
 	}
 	c.g = g
+	c.startPollClock()
 	c.mu.Unlock()
 	c.rebuildWords()
 	return nil
@@ -85,6 +87,11 @@ func (c *Consumer) groupTick() error {
 	off := g.m.off
 	if off.deleted() {
 		return c.groupDeleted()
+	}
+	if c.expiredNow() {
+		if err := c.rejoin(); err != nil {
+			return err
+		}
 	}
 	if e := off.resetEpoch().Load(); e != g.seenReset {
 		g.seenReset = e
@@ -269,10 +276,17 @@ func (c *Consumer) revoke(ps []int) error {
 }
 
 // leaveGroup is Close's group part: give every partition up, wait for
-// commits under way, make the written ones durable, and leave.
+// commits under way, make the written ones durable, and leave. A member
+// that expired (MaxPollInterval) has only its lost partitions to drop.
 func (c *Consumer) leaveGroup() error {
 	g := c.g
+	c.mu.Lock()
+	c.stopPollClock()
+	c.mu.Unlock()
 	var errs []error
+	if c.expiredNow() {
+		errs = append(errs, c.dropLost())
+	}
 	if owned := c.owned(); len(owned) > 0 {
 		errs = append(errs, c.revoke(owned))
 	}
@@ -316,6 +330,7 @@ func (c *Consumer) abandon() error {
 		return nil
 	}
 	c.closed.Store(true)
+	c.stopPollClock()
 	return c.g.m.quit()
 }
 
@@ -329,6 +344,8 @@ func (c *Consumer) checkGroup() error {
 		return fmt.Errorf("%w: the consumer is not a group member (ConsumerOptions.Group)", ErrInvalidArgument)
 	case c.g.m.off.deleted():
 		return c.groupDeleted()
+	case c.g.clock.expired:
+		return c.expiredErr()
 	}
 	return nil
 }

@@ -139,8 +139,43 @@ type ConsumerOptions struct {
 	// OnRevoked, if set, is called inside Poll (and Close) with the
 	// partitions the member is about to give up, after the automatic
 	// commit, while it still owns them: it may still Commit, CommitMarked
-	// or CommitOffsets them (from any goroutine; Poll waits for it).
+	// or CommitOffsets them (from any goroutine; Poll waits for it). It
+	// is also called for partitions lost to MaxPollInterval when OnLost
+	// is nil, as Kafka's consumer calls onPartitionsRevoked then.
 	OnRevoked func(c *Consumer, partitions []int)
+
+	// MaxPollInterval is how long a group member may go without calling
+	// Poll or TryPoll (or asking Records for more) before it leaves the
+	// group, as Kafka's max.poll.interval.ms has a consumer do: a member
+	// alive but stuck — a job that never ends, a deadlock, a Consumer
+	// left open and never polled again — would otherwise keep its
+	// partitions, unread, for as long as its process lives. Time spent
+	// inside Poll (waiting for records, in OnAssigned and OnRevoked)
+	// does not count; the time from joining to the first Poll does.
+	//
+	// When it expires, a goroutine of runnel's releases the member's
+	// slot and partitions at once, committing nothing (the records it
+	// was handed and did not commit go to the next owners again), and
+	// the other members take the partitions over. Until the member polls
+	// again, every commit it makes (Commit, CommitMarked, CommitOffsets,
+	// auto-commit) fails with an error wrapping ErrMemberExpired and
+	// ErrNotOwner, and Partitions lists none. Its next Poll calls OnLost
+	// (or, if that is nil, OnRevoked) with the partitions it lost, joins
+	// the group again as a new member and goes on, each partition it
+	// takes starting at the group's committed offset, as Kafka's consumer
+	// rejoins. Its Close calls OnLost (or OnRevoked) the same way and
+	// commits nothing. The Log's Logger gets a warning at each expiry.
+	//
+	// Default 5 minutes, Kafka's. Negative: never; the member then lives
+	// as long as its process, Log and Consumer. Only with Group.
+	MaxPollInterval time.Duration
+
+	// OnLost, if set, is called inside the Poll after the member expired
+	// (see MaxPollInterval), before it joins again, with the partitions
+	// it owned when it expired, in increasing order (Kafka's
+	// onPartitionsLost). Other members own them by now: commits of them
+	// fail. Default nil: OnRevoked is called instead.
+	OnLost func(c *Consumer, partitions []int)
 
 	// StopAtGaps makes Poll return a *GapError (ErrGap) where a partition
 	// has a gap: offsets whose records were lost to damage and that a
@@ -157,6 +192,7 @@ const (
 	minMaxPollBytes           = 4 << 10
 	defaultAutoCommitInterval = 5 * time.Second
 	defaultGroupCheckInterval = 10 * time.Millisecond
+	defaultMaxPollInterval    = 5 * time.Minute
 )
 
 // withDefaults validates o and returns a copy with every default filled
@@ -178,8 +214,8 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 		return c, fmt.Errorf("%w: negative interval", ErrInvalidArgument)
 	case c.OutOfRange < OutOfRangeFail || c.OutOfRange > OutOfRangeLatest:
 		return c, fmt.Errorf("%w: OutOfRange %d", ErrInvalidArgument, int(c.OutOfRange))
-	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil):
-		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned and OnRevoked need Group", ErrInvalidArgument)
+	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil || c.OnLost != nil || c.MaxPollInterval != 0):
+		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned, OnRevoked, OnLost and MaxPollInterval need Group", ErrInvalidArgument)
 	case c.Partitions != nil && len(c.Partitions) == 0:
 		return c, fmt.Errorf("%w: Partitions is empty (nil reads every partition)", ErrInvalidArgument)
 	case c.Group != "" && c.Partitions != nil:
@@ -206,6 +242,9 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 	}
 	if c.GroupCheckInterval == 0 {
 		c.GroupCheckInterval = defaultGroupCheckInterval
+	}
+	if c.Group != "" && c.MaxPollInterval == 0 {
+		c.MaxPollInterval = defaultMaxPollInterval
 	}
 	return c, nil
 }

@@ -140,16 +140,26 @@
 // least once: after a member's death, records since its last commit are
 // read again by the new owner.
 //
-// A member's liveness is its process's: there is no session timeout and
-// no max.poll.interval. A member that stops polling — hung in its
-// processing, or its process stopped (SIGSTOP) — keeps its partitions,
-// unread, until it polls again, closes or its process ends, where Kafka's
-// consumer would leave its group after max.poll.interval.ms (5 minutes)
-// and fail its late commit with CommitFailedException. DescribeGroup and
-// runnel stat show such a member's lag growing and its commits getting
-// old (GroupPartition.CommittedAt); stopping the process hands its
-// partitions over. A member whose Log is closed leaves its group at once,
-// as one that dies does (see Log.Close).
+// A member lives as long as its process, and as long as it polls: one
+// that goes ConsumerOptions.MaxPollInterval (default 5 minutes, Kafka's
+// max.poll.interval.ms) without calling Poll — stuck in a job that never
+// ends, deadlocked, or a Consumer left open and forgotten — leaves its
+// group, from a timer of its own, as Kafka's consumer does. Its
+// partitions go to the other members with nothing committed, so the
+// records it was handed since its last commit are read again by their
+// next owners; its commits fail with ErrMemberExpired (Kafka's
+// CommitFailedException) until its next Poll, which calls OnLost (Kafka's
+// onPartitionsLost; OnRevoked if OnLost is nil) and joins again as a new
+// member, reading on from the group's committed offsets. Time inside Poll
+// does not count. A negative MaxPollInterval turns this off.
+//
+// There is no session timeout: a process stopped whole (SIGSTOP) runs no
+// timer either, and its members keep their partitions, unread, until it
+// goes on, closes them or ends. DescribeGroup and runnel stat show such a
+// member's lag growing and its commits getting old
+// (GroupPartition.CommittedAt); stopping the process hands its partitions
+// over. A member whose Log is closed leaves its group at once, as one that
+// dies does (see Log.Close).
 //
 // A pool of workers that finish records in any order marks each one done
 // with MarkRecords; CommitMarked (or auto-commit with AutoCommitMarks)

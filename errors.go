@@ -59,8 +59,16 @@ var (
 	// for a partition this group member does not own (any more): its
 	// commit would overwrite the current owner's. (Commit, CommitMarked and
 	// auto-commit cover the partitions the member owns, and leave out
-	// the others, as Kafka's commitSync without offsets does.)
+	// the others, as Kafka's commitSync without offsets does.) Every
+	// commit of a member that expired wraps it, with ErrMemberExpired.
 	ErrNotOwner = errors.New("runnel: partition not owned by this group member")
+
+	// ErrMemberExpired is returned by the commits (Commit, CommitMarked,
+	// CommitOffsets, auto-commit) of a group member that left its group
+	// because it did not poll within ConsumerOptions.MaxPollInterval, until
+	// its next Poll joins again: its partitions are other members' now
+	// (Kafka's CommitFailedException). The error wraps ErrNotOwner too.
+	ErrMemberExpired = errors.New("runnel: group member expired")
 
 	// ErrGroupActive is returned by ResetGroupOffsets and DeleteGroup when
 	// live members own partitions they would change and Force is not set.

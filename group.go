@@ -39,7 +39,9 @@ import (
 //
 // Members act only inside Poll and TryPoll (and Close), on the polling
 // goroutine, as Kafka's consumers do: a member that does not poll takes no
-// partitions, releases none and commits nothing automatically.
+// partitions, releases none and commits nothing automatically. The one
+// exception is MaxPollInterval's timer (consumer_maxpoll.go), which makes
+// a member that has not polled for that long quit, as if it had died.
 
 // OutOfRange says what a group member does when the offset a partition
 // would start at — its committed offset, or ConsumerOptions.Start for a
@@ -68,6 +70,7 @@ type member struct {
 	slot   int
 	pid    int
 	joined int64
+	left   bool // quit: holds no slot and no partition
 
 	owned   []bool        // by partition
 	commits []commitState // by partition: the latest commit, valid while owned
@@ -105,11 +108,24 @@ func joinGroupFile(ctx context.Context, l *Log, t *topic, group, name string) (*
 		owned:   make([]bool, len(t.parts)),
 		commits: make([]commitState, len(t.parts)),
 	}
-	if err := m.takeSlot(); err != nil {
+	if m.slot, m.joined, err = m.enter(ctx, name); err != nil {
 		off.close()
-		return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+		return nil, err
 	}
-	if m.slot < 0 {
+	return m, nil
+}
+
+// enter takes the lowest free member slot of m's file and records a
+// member named name in it, joining the group: for a new member, and for
+// one that left for not polling (MaxPollInterval) and joins again. It
+// returns the slot and the join time, for the caller to make m's; on an
+// error it holds no slot.
+func (m *member) enter(ctx context.Context, name string) (slot int, joined int64, err error) {
+	off, group := m.off, m.group
+	if slot, err = off.takeSlot(); err != nil {
+		return -1, 0, fmt.Errorf("runnel: join group %s: %w", group, err)
+	}
+	if slot < 0 {
 		// Every slot taken: by members, or for a moment by an admin call
 		// (DeleteGroup, DeleteGroupOffsets) holding them all. Wait for
 		// any admin call to end, and look again while none can start.
@@ -117,15 +133,19 @@ func joinGroupFile(ctx context.Context, l *Log, t *topic, group, name string) (*
 			testHookNoSlot()
 		}
 		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
-			off.close()
-			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+			return -1, 0, fmt.Errorf("runnel: join group %s: %w", group, err)
 		}
-		err := m.takeSlot()
+		slot, err = off.takeSlot()
 		off.lf.Unlock(adminLockOff)
 		if err != nil {
-			off.close()
-			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+			return -1, 0, fmt.Errorf("runnel: join group %s: %w", group, err)
 		}
+	}
+	fail := func(err error) (int, int64, error) {
+		if slot >= 0 {
+			off.lf.Unlock(memberLock(slot))
+		}
+		return -1, 0, err
 	}
 	// DeleteGroup sets the flag while it holds every free slot: a slot
 	// taken after that is in a file on its way out, unless that
@@ -133,43 +153,38 @@ func joinGroupFile(ctx context.Context, l *Log, t *topic, group, name string) (*
 	// until the file is gone, tells which.
 	if off.deleted() {
 		if err := off.lf.Lock(ctx, adminLockOff); err != nil {
-			off.close()
-			return nil, fmt.Errorf("runnel: join group %s: %w", group, err)
+			return fail(fmt.Errorf("runnel: join group %s: %w", group, err))
 		}
 		gone, err := off.gone()
 		off.lf.Unlock(adminLockOff)
 		if err != nil || gone {
-			off.close()
-			return nil, cmp.Or(err, errGroupFileDeleted)
+			return fail(cmp.Or(err, errGroupFileDeleted))
 		}
 	}
-	if m.slot < 0 {
-		off.close()
-		return nil, fmt.Errorf("%w: group %s already has %d members for topic %s", ErrInvalidArgument, group, maxMembers, t.name)
+	if slot < 0 {
+		return fail(fmt.Errorf("%w: group %s already has %d members for topic %s", ErrInvalidArgument, group, maxMembers, m.topic))
 	}
-	m.joined = time.Now().UnixNano()
-	if err := off.writeMember(m.slot, memberRecord{pid: m.pid, joined: m.joined, name: name}); err != nil {
-		off.close()
-		return nil, err
+	joined = time.Now().UnixNano()
+	if err := off.writeMember(slot, memberRecord{pid: m.pid, joined: joined, name: name}); err != nil {
+		return fail(err)
 	}
-	off.raiseHWM(m.slot + 1)
+	off.raiseHWM(slot + 1)
 	off.bump(off.gen())
-	return m, nil
+	return slot, joined, nil
 }
 
-// takeSlot takes the first free member slot, if any.
-func (m *member) takeSlot() error {
+// takeSlot takes the first free member slot, if any (else -1).
+func (o *offsetsFile) takeSlot() (int, error) {
 	for s := range maxMembers {
-		ok, err := m.off.lf.TryLock(memberLock(s))
+		ok, err := o.lf.TryLock(memberLock(s))
 		if err != nil {
-			return err
+			return -1, err
 		}
 		if ok {
-			m.slot = s
-			return nil
+			return s, nil
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 // defaultMemberName is "<host>/<pid>".
@@ -276,8 +291,13 @@ func (m *member) leave() error {
 }
 
 // quit gives up the member slot, releases everything and tells the
-// others. The file stays open: a poll under way may still use its words.
+// others, once: a member that expired (MaxPollInterval) quit already.
+// The file stays open: a poll under way may still use its words.
 func (m *member) quit() error {
+	if m.left {
+		return nil
+	}
+	m.left = true
 	// The slot first: a member woken by the bump must count one fewer
 	// member, or it would not take the partitions released here.
 	errs := []error{m.off.lf.Unlock(memberLock(m.slot))}

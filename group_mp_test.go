@@ -29,7 +29,7 @@ import (
 //
 // With RUNNEL_GM_COMMIT=manual it commits after every batch it has
 // reported, or every $RUNNEL_GM_COMMIT_EVERY batches (auto-commit off);
-// otherwise auto-commit does. It leaves the group when its stdin closes.
+// with RUNNEL_GM_COMMIT=none it never commits; otherwise auto-commit does. It leaves the group when its stdin closes.
 func init() {
 	childMains["groupmember"] = groupMemberMain
 }
@@ -46,6 +46,7 @@ func groupMemberMain() int {
 	}
 	defer l.Close()
 	manual := os.Getenv("RUNNEL_GM_COMMIT") == "manual"
+	never := os.Getenv("RUNNEL_GM_COMMIT") == "none"
 	quiet := os.Getenv("RUNNEL_GM_QUIET") != ""
 	event := func(kind string, ps []int) {
 		var b strings.Builder
@@ -58,7 +59,7 @@ func groupMemberMain() int {
 	c, err := l.Consumer(os.Getenv("RUNNEL_GM_TOPIC"), &ConsumerOptions{
 		Group:             os.Getenv("RUNNEL_GM_GROUP"),
 		MemberName:        os.Getenv("RUNNEL_GM_NAME"),
-		DisableAutoCommit: manual,
+		DisableAutoCommit: manual || never,
 		OnAssigned:        func(_ *Consumer, ps []int) { event("assigned", ps) },
 		OnRevoked:         func(_ *Consumer, ps []int) { event("revoked", ps) },
 	})

@@ -786,6 +786,9 @@ func TestConsumerOptionsValidation(t *testing.T) {
 		{ConsumerOptions{DisableAutoCommit: true}, ErrInvalidArgument},
 		{ConsumerOptions{AutoCommitMarks: true}, ErrInvalidArgument},
 		{ConsumerOptions{OnRevoked: func(*Consumer, []int) {}}, ErrInvalidArgument},
+		{ConsumerOptions{OnLost: func(*Consumer, []int) {}}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollInterval: time.Second}, ErrInvalidArgument},
+		{ConsumerOptions{MaxPollInterval: -1}, ErrInvalidArgument},
 	} {
 		if c, err := l.Consumer("t", &tt.o); !errors.Is(err, tt.want) {
 			if c != nil {
@@ -801,7 +804,7 @@ func TestConsumerOptionsValidation(t *testing.T) {
 		t.Errorf("Consumer changed the caller's options: %+v", o)
 	}
 	want := ConsumerOptions{Group: "g", MemberName: defaultMemberName(), MaxPollRecords: 500, MaxPollBytes: minMaxPollBytes,
-		AutoCommitInterval: 5 * time.Second, GroupCheckInterval: 10 * time.Millisecond}
+		AutoCommitInterval: 5 * time.Second, GroupCheckInterval: 10 * time.Millisecond, MaxPollInterval: 5 * time.Minute}
 	if diff := cmp.Diff(want, c.opts, cmp.AllowUnexported(StartPosition{})); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}

@@ -232,6 +232,7 @@ func (rm *runnelMember) reconcile(cons map[string]*runnel.Consumer, want []strin
 			MemberName:        MemberNamePrefix + rm.id,
 			DisableAutoCommit: true,
 			MaxPollBytes:      minPollBytes,
+			MaxPollInterval:   -1, // a Kafka member's liveness is its session; a revoke waiting for its client holds up the other topics' TryPolls
 			OnAssigned:        func(c *runnel.Consumer, ps []int) { rm.assigned(topic, c, ps) },
 			OnRevoked:         func(c *runnel.Consumer, ps []int) { rm.revoked(topic, cons, ps) },
 		})

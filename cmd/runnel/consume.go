@@ -242,6 +242,9 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 				fmt.Fprintf(cl.stderr, "runnel consume: commit before giving up partitions %v: %v\n", parts, err)
 			}
 		}
+		opts.OnLost = func(c *runnel.Consumer, parts []int) {
+			fmt.Fprintf(cl.stderr, "runnel consume: output blocked for longer than the group's poll interval: left group %s; partitions %v went to the other members, and with them the records printed since the last commit; joining again\n", f.group, parts)
+		}
 	}
 	c, err := l.ConsumerContext(ctx, topic, opts)
 	if err != nil {
@@ -450,6 +453,9 @@ func (k *consumer) commit(parts []int) error {
 		return nil
 	}
 	if err := k.c.CommitOffsets(context.Background(), offsets); err != nil {
+		if errors.Is(err, runnel.ErrMemberExpired) {
+			return nil // not ours any more: OnLost says so at the next poll
+		}
 		return err
 	}
 	for p, off := range offsets {
