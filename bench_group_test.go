@@ -2,10 +2,14 @@ package runnel
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -130,4 +134,59 @@ func BenchmarkGroupCommit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkIdleGroupMembers measures what idle members of one group
+// cost: each checks the group every GroupCheckInterval (10 ms), for a
+// member that died, with nothing to read. The members share this process
+// (each with its own offsets-file descriptor, as in separate processes);
+// one op is one check interval, and cores is the process's CPU time over
+// the wall time, rusage's user and system.
+func BenchmarkIdleGroupMembers(b *testing.B) {
+	for _, n := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			l := openTest(b, b.TempDir(), &Options{Durability: Buffered})
+			mustCreate(b, l, "jobs", TopicConfig{Partitions: 64})
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			var owned atomic.Int64
+			for i := range n {
+				c, err := l.Consumer("jobs", &ConsumerOptions{Group: "workers", MemberName: fmt.Sprint(i),
+					OnAssigned: func(_ *Consumer, ps []int) { owned.Add(int64(len(ps))) },
+					OnRevoked:  func(_ *Consumer, ps []int) { owned.Add(-int64(len(ps))) },
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				wg.Go(func() {
+					defer c.Close()
+					for ctx.Err() == nil {
+						c.Poll(ctx)
+					}
+				})
+			}
+			defer wg.Wait()
+			defer cancel()
+			for owned.Load() != 64 {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // settled
+			cpu0, began := processCPU(b), time.Now()
+			b.ResetTimer()
+			for range b.N {
+				time.Sleep(defaultGroupCheckInterval)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(time.Since(began)), "cores")
+		})
+	}
+}
+
+// processCPU is the CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

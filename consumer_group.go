@@ -22,6 +22,7 @@ type groupState struct {
 	m *member
 
 	seenGen    uint32 // the group word at the last check
+	settled    bool   // the last check left the member with its quota
 	seenReset  uint32 // the reset epoch whose requests were applied
 	lastCheck  time.Time
 	lastCommit time.Time // the last automatic commit
@@ -101,8 +102,9 @@ func (c *Consumer) groupTick() error {
 	}
 	now := time.Now()
 	if gen := off.gen().Load(); gen != g.seenGen || now.Sub(g.lastCheck) >= c.opts.GroupCheckInterval {
+		moved := gen != g.seenGen
 		g.seenGen, g.lastCheck = gen, now
-		if err := c.rebalance(); err != nil {
+		if err := c.rebalance(moved, now); err != nil {
 			return err
 		}
 	}
@@ -139,12 +141,24 @@ func (c *Consumer) owned() []int {
 }
 
 // rebalance moves the member toward its quota: it gives up partitions it
-// has too many of, or takes free ones.
-func (c *Consumer) rebalance() error {
-	m := c.g.m
+// has too many of, or takes free ones. At a periodic check (the group's
+// generation not moved) a member that has its quota has only a death to
+// look for, which one member does for all (sharedCount): it counts only
+// if none did within GroupCheckInterval.
+func (c *Consumer) rebalance(moved bool, now time.Time) error {
+	g := c.g
+	m := g.m
+	shared := !moved && g.settled
+	if shared && !m.off.claimSharedCount(now, c.opts.GroupCheckInterval) {
+		return nil
+	}
+	g.settled = false
 	live, rank, err := m.census()
 	if err != nil {
 		return err
+	}
+	if shared {
+		m.off.sharedCount(g.seenGen, live)
 	}
 	q := quota(m.nparts, live, rank)
 	c.mu.Lock()
@@ -161,11 +175,14 @@ func (c *Consumer) rebalance() error {
 	if len(owned) > q {
 		// Give up the highest-numbered: members of lower rank start their
 		// search low, so this tends to keep everyone's partitions apart.
-		return c.revoke(owned[q:])
+		err = c.revoke(owned[q:])
+		g.settled = err == nil
+		return err
 	}
 	if len(got) > 0 {
 		err = errors.Join(err, c.assign(got))
 	}
+	g.settled = err == nil && len(owned)+len(got) == q
 	return err
 }
 

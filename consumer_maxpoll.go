@@ -165,6 +165,6 @@ func (c *Consumer) rejoin() error {
 	g.m.slot, g.m.joined, g.m.left = slot, joined, false
 	g.clock.expired = false
 	c.mu.Unlock()
-	g.lastCheck = time.Time{}
+	g.lastCheck, g.settled = time.Time{}, false
 	return errors.Join(errs...)
 }

@@ -128,7 +128,10 @@ type ConsumerOptions struct {
 	// GroupCheckInterval is how often Poll checks, while it waits, whether
 	// a member died (its partitions need a new owner). It bounds the time
 	// a dead member's partitions stay unread. Joins, clean leaves and
-	// releases wake the other members at once. Default 10ms.
+	// releases wake the other members at once. Members that have their
+	// share of the partitions take turns: each interval, the first of
+	// them to check counts the members for all, and wakes them all if one
+	// died. Default 10ms.
 	GroupCheckInterval time.Duration
 
 	// OnAssigned, if set, is called inside Poll, on the polling goroutine,

@@ -34,8 +34,10 @@ import (
 //   - Joins, leaves and releases bump a word in the file's shared control
 //     page and wake the members asleep on it (futex), so the others react
 //     at once. A member that dies bumps nothing, but the kernel drops its
-//     locks; the others notice when their next check (every
-//     ConsumerOptions.GroupCheckInterval, inside Poll) finds its slot free.
+//     locks; the next count of the members (every
+//     ConsumerOptions.GroupCheckInterval, inside Poll, by one member for
+//     all that have their quota: sharedCount) finds its slot free and
+//     bumps the word.
 //
 // Members act only inside Poll and TryPoll (and Close), on the polling
 // goroutine, as Kafka's consumers do: a member that does not poll takes no
@@ -193,9 +195,15 @@ func defaultMemberName() string {
 	return host + "/" + strconv.Itoa(os.Getpid())
 }
 
+// testHookCensus, if set, runs as a member counts the members.
+var testHookCensus func()
+
 // census counts the live members (this one included) and this member's
 // rank among them, by probing every slot that was ever used.
 func (m *member) census() (live, rank int, err error) {
+	if testHookCensus != nil {
+		testHookCensus()
+	}
 	live = 1
 	hwm := m.off.hwm()
 	for s := range hwm {
@@ -214,6 +222,38 @@ func (m *member) census() (live, rank int, err error) {
 		}
 	}
 	return live, rank, nil
+}
+
+// claimSharedCount reports whether the caller is to count the members
+// for the group now, in a check for members that died (see
+// sharedCount): true unless another member began one less than every
+// ago. A time ahead of now (a clock set back) is taken as old.
+func (o *offsetsFile) claimSharedCount(now time.Time, every time.Duration) bool {
+	w := o.ctlWord64(ctlCountAt)
+	last, t := w.Load(), uint64(now.UnixNano())
+	if last <= t && t-last < uint64(every) {
+		return false
+	}
+	return w.CompareAndSwap(last, t)
+}
+
+// sharedCount notes a count of the members made for the group (live at
+// generation gen), and wakes every member for a count of its own if the
+// last one noted differs. Every change of membership but a death bumps
+// the generation, and all the members count again at a bump, so they
+// need to count between bumps only to find a death: one member counting
+// for all of them every GroupCheckInterval finds it (O(members) probes
+// an interval, not O(members²)). With the generation unchanged, the
+// members only ever get fewer (a death), so a count equal to the last
+// one noted at the same generation means no one died; the generation
+// noted after a bump is the bumped one, so the next count does not bump
+// again.
+func (o *offsetsFile) sharedCount(gen uint32, live int) {
+	w := o.ctlWord64(ctlCountOff)
+	if seen := uint64(gen)<<32 | uint64(live); w.Swap(seen) != seen {
+		o.bump(o.gen())
+		w.CompareAndSwap(seen, uint64(o.gen().Load())<<32|uint64(live))
+	}
 }
 
 // quota is how many partitions the member of rank r among live members

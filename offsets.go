@@ -68,6 +68,8 @@ const (
 	ctlHWMOff   = 4  // u32: member slots ever used, an upper bound to probe
 	ctlResetOff = 8  // u32: bumped when a forced reset asks owners to act
 	ctlDeadOff  = 12 // u32: set by DeleteGroup before it removes the file
+	ctlCountOff = 16 // u64: generation<<32 | live members, at the last shared count
+	ctlCountAt  = 24 // u64: Unix ns the last shared count began
 
 	lockBase      = 1 << 30
 	memberLockOff = lockBase + 1<<17
@@ -288,6 +290,10 @@ func (o *offsetsFile) close() error {
 
 func (o *offsetsFile) ctlWord(off int) *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&o.ctl[off]))
+}
+
+func (o *offsetsFile) ctlWord64(off int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&o.ctl[off]))
 }
 
 // gen is the word members sleep on; every join, leave and release bumps it.
