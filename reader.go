@@ -557,7 +557,11 @@ func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 // readFailed is what a fill returns when reading its segment failed with
 // err. A segment that retention removed while the cache had its file
 // closed for room is handled as a removal found on opening it
-// (segmentGone), unless the fill has records to return first.
+// (segmentGone), unless the fill has records to return first. A reader
+// that had read every record of the segment goes on in the segment that
+// starts at its offset: retention seals an active segment past the age
+// limit (retention_active.go) under readers that are caught up, and
+// removing what they have read takes nothing from them.
 func (r *partReader) readFailed(err error, delivered bool) error {
 	if !errors.Is(err, errSegmentGone) {
 		return err
@@ -568,7 +572,16 @@ func (r *partReader) readFailed(err error, delivered bool) error {
 	if _, serr := os.Stat(r.path); !errors.Is(serr, fs.ErrNotExist) {
 		return err // replaced, not removed: the topic was deleted
 	}
-	base := r.base
+	base, next := r.base, r.next
+	if next > base {
+		bases, err := listSegments(r.p.dir)
+		if err != nil {
+			return fmt.Errorf("runnel: list segments of %s: %w", r.p.dir, err)
+		}
+		if slices.Contains(bases, next) {
+			return r.openSegment(next)
+		}
+	}
 	r.useSegment(nil, base)
 	return r.segmentGone(base)
 }

@@ -3,6 +3,8 @@ package runnel
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -77,21 +79,78 @@ func TestRetentionAgeSealsActiveSegmentOfLiveWriter(t *testing.T) {
 	mustCreate(t, writer, "t", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
 	now := time.Now()
 	retProduce(t, writer, "t", 0, n, size, func(int) time.Time { return now.Add(-3 * time.Hour) })
-	seg := segmentPath(partDir(writer, "t", 0), 0, logExt)
-	if err := os.Chtimes(seg, now.Add(-2*time.Hour), now.Add(-2*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-
-	checker := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
-	if err := checker.EnforceRetention(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if bases := retBases(t, checker, "t"); len(bases) != 1 || bases[0] != n {
-		t.Fatalf("segments after retention: %v, want one at %d", bases, n)
-	}
+	checker := sealIdleActive(t, dir, n)
 	retProduce(t, writer, "t", n, 3, size, nil)
 	retCheckFrom(t, checker, "t", n, n+3, size)
 	if rep, err := checker.Verify(ctx, "t", nil); err != nil || !rep.OK() {
 		t.Errorf("Verify after the seal: %v, problems %v", err, rep.Problems)
 	}
+}
+
+// TestRetentionAgeSealsActiveSegmentOfCaughtUpReader: a consumer that has
+// read every record of the active segment, and whose file the segment
+// cache closed for room, goes on at the next offset once the retention
+// check has sealed that segment and removed it: its position is the new
+// start, not below it.
+func TestRetentionAgeSealsActiveSegmentOfCaughtUpReader(t *testing.T) {
+	ctx := context.Background()
+	const size, n = 100, 20
+	dir := t.TempDir()
+	reader := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1, MaxOpenFiles: minMaxOpenFiles})
+	mustCreate(t, reader, "t", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
+	now := time.Now()
+	retProduce(t, reader, "t", 0, n, size, func(int) time.Time { return now.Add(-3 * time.Hour) })
+	c := mustConsumer(t, reader, "t", &ConsumerOptions{Start: Earliest})
+	var got int
+	for got < n {
+		recs, err := c.TryPoll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(recs)
+	}
+	// Fill the cache with other files: the consumer's is closed for room.
+	other := t.TempDir()
+	for i := range reader.segs.limit {
+		path := filepath.Join(other, strconv.Itoa(i))
+		if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := reader.segs.openSegmentFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+	}
+	checker := sealIdleActive(t, dir, n)
+	retProduce(t, checker, "t", n, 3, size, nil)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	recs, err := c.Poll(pctx)
+	if err != nil {
+		t.Fatalf("Poll after the seal: %v, want the records from %d", err, n)
+	}
+	if len(recs) == 0 || recs[0].Offset != n {
+		t.Fatalf("Poll after the seal: %d records, first %v; want offset %d first", len(recs), recs, n)
+	}
+}
+
+// sealIdleActive makes the one segment of topic t's partition 0 in dir,
+// holding n records past an hour's RetentionAge, look unwritten for two
+// hours, and has the retention check of a new Log (as another process)
+// seal and remove it. It returns that Log.
+func sealIdleActive(t *testing.T, dir string, n int64) *Log {
+	t.Helper()
+	checker := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	long := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(segmentPath(partDir(checker, "t", 0), 0, logExt), long, long); err != nil {
+		t.Fatal(err)
+	}
+	if err := checker.EnforceRetention(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if bases := retBases(t, checker, "t"); len(bases) != 1 || bases[0] != n {
+		t.Fatalf("segments after retention: %v, want one at %d", bases, n)
+	}
+	return checker
 }
