@@ -35,7 +35,15 @@ func activeMaybeExpired(dir string, cutoff time.Time) bool {
 // newest of them is older than cutoff. The caller holds p.wmu and the
 // writer lock. The roll applies retention after it, which removes the
 // sealed segment once its time index checks out against its records.
+//
+// A partition this Log refuses appends to is left as it is: its damage
+// stays for Repair, and findTail would walk on from where the damage
+// stopped it reading headers only, as after a live writer's appends, and
+// seal the segment behind the damage.
 func (p *partition) rollExpiredActive(cutoff time.Time) error {
+	if p.broken != nil {
+		return nil
+	}
 	if err := p.findTail(); err != nil {
 		return err
 	}

@@ -154,3 +154,44 @@ func sealIdleActive(t *testing.T, dir string, n int64) *Log {
 	}
 	return checker
 }
+
+// TestRetentionAgeLeavesDamagedActiveSegment: an active segment past the
+// age limit whose records are damaged is left for Repair, check after
+// check: the first check finds the damage and refuses appends, and the
+// next must not walk past it (reading headers only, as after a live
+// writer's appends) and seal the segment behind it.
+func TestRetentionAgeLeavesDamagedActiveSegment(t *testing.T) {
+	ctx := context.Background()
+	const size, n = 100, 40
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1, MaxBatchBytes: 300})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, RetentionAge: time.Hour, IndexIntervalBytes: 1 << 20})
+	retProduce(t, l, "t", 0, n, size, func(int) time.Time { return time.Now().Add(-3 * time.Hour) })
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seg := parseSegment(t, segmentPath(partDir(l, "t", 0), 0, logExt), 0)
+	damaged := seg.Frames[len(seg.Frames)/2]
+	flipByte(t, seg.Path, damaged.Pos+9) // its checksum: the frames after it are good
+
+	l = openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	long := time.Now().Add(-2 * time.Hour)
+	for range 3 {
+		if err := os.Chtimes(seg.Path, long, long); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.EnforceRetention(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if bases := retBases(t, l, "t"); len(bases) != 1 || bases[0] != 0 {
+			t.Fatalf("segments after retention: %v, want [0], damaged, left for Repair", bases)
+		}
+	}
+	rep, err := l.Verify(ctx, "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) == 0 || rep.Problems[0].Path != seg.Path || rep.Problems[0].Pos != damaged.Pos {
+		t.Fatalf("Verify: %+v, want the damage in %s at byte %d", rep.Problems, seg.Path, damaged.Pos)
+	}
+}
