@@ -164,18 +164,9 @@ func TestReadOnlyDirectory(t *testing.T) {
 		}
 	})
 	t.Run("read-only mount", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("a read-only bind mount needs root; this sub-case is not run")
-		}
-		dir, mnt := t.TempDir(), t.TempDir()
+		dir := t.TempDir()
 		roLog(t, dir)
-		if out, err := exec.Command("mount", "--bind", dir, mnt).CombinedOutput(); err != nil {
-			t.Skipf("mount --bind: %v: %s (this sub-case is not run)", err, out)
-		}
-		t.Cleanup(func() { exec.Command("umount", mnt).Run() })
-		if out, err := exec.Command("mount", "-o", "remount,ro,bind", mnt).CombinedOutput(); err != nil {
-			t.Fatalf("remount read-only: %v: %s", err, out)
-		}
+		mnt := readOnlyMount(t, dir)
 		if err := readOnlyChecks(mnt); err != nil {
 			t.Fatal(err)
 		}
@@ -226,4 +217,22 @@ func chmodTree(t *testing.T, root string, file, dir fs.FileMode) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// readOnlyMount mounts dir read-only (a bind mount) and returns where; the
+// test is skipped where that cannot be done.
+func readOnlyMount(t *testing.T, dir string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a read-only bind mount needs root; this case is not run")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "--bind", dir, mnt).CombinedOutput(); err != nil {
+		t.Skipf("mount --bind: %v: %s (this case is not run)", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	if out, err := exec.Command("mount", "-o", "remount,ro,bind", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v: %s", err, out)
+	}
+	return mnt
 }

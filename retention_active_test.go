@@ -1,7 +1,9 @@
 package runnel
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -194,4 +196,36 @@ func TestRetentionAgeLeavesDamagedActiveSegment(t *testing.T) {
 	if len(rep.Problems) == 0 || rep.Problems[0].Path != seg.Path || rep.Problems[0].Pos != damaged.Pos {
 		t.Fatalf("Verify: %+v, want the damage in %s at byte %d", rep.Problems, seg.Path, damaged.Pos)
 	}
+}
+
+// TestRetentionAgeReadOnlyLeavesActiveSegment: a Log that may only read
+// the partition (a read-only mount, another user's log) leaves an expired
+// active segment to the writers, whose job sealing it is, and its
+// background check says nothing of it: a consumer reading such a topic
+// got a warning every RetentionInterval.
+func TestRetentionAgeReadOnlyLeavesActiveSegment(t *testing.T) {
+	const size, n = 100, 10
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
+	retProduce(t, l, "t", 0, n, size, func(int) time.Time { return time.Now().Add(-3 * time.Hour) })
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(segmentPath(partDir(l, "t", 0), 0, logExt), long, long); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	ro := openTest(t, readOnlyMount(t, dir), &Options{RetentionInterval: -1,
+		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	retCheckFrom(t, ro, "t", 0, n, size) // the Log has the topic open now
+	ro.retentionPass(context.Background())
+	if logged.Len() > 0 {
+		t.Fatalf("the read-only Log's retention check logged:\n%s", logged.String())
+	}
+	if err := ro.EnforceRetention(context.Background()); err != nil {
+		t.Fatalf("EnforceRetention on a read-only Log with only a seal due: %v", err)
+	}
+	retCheckFrom(t, ro, "t", 0, n, size)
 }

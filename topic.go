@@ -32,10 +32,11 @@ type TopicConfig struct {
 
 	// RetentionAge removes sealed segments whose newest record is older.
 	// An active segment whose newest record is older, and which nothing
-	// has written for as long, is sealed by the retention check and
-	// removed, as Kafka rolls it: a partition too slow to fill a segment
-	// loses its old records too, and goes on at the same next offset in a
-	// new segment. Zero keeps records forever.
+	// has written for as long, is sealed by the retention check of a Log
+	// that may write the partition and removed, as Kafka rolls it: a
+	// partition too slow to fill a segment loses its old records too, and
+	// goes on at the same next offset in a new segment. Zero keeps
+	// records forever.
 	RetentionAge time.Duration `json:"retention_age_ns"`
 
 	// RetentionBytes removes a partition's oldest sealed segments while it
