@@ -388,7 +388,11 @@ func (c *Consumer) poll() ([]Record, error) {
 	n := len(c.parts)
 	for i := 0; i < n && len(c.recs) < c.opts.MaxPollRecords; i++ {
 		next := (c.rr + i) % n
-		if c.parts[next].paused {
+		if part := c.parts[next]; part.paused {
+			// Not read until resumed, maybe never (the Kafka server's
+			// members): holding its segment open would keep the space
+			// of one retention removes meanwhile.
+			part.r.letGo()
 			continue
 		}
 		if err := c.fillCounted(c.parts[next].r, c.opts.MaxPollRecords-len(c.recs)); err != nil {

@@ -12,7 +12,9 @@ import "slices"
 // their appends; an error a paused partition has waits until it is
 // resumed. A paused partition keeps its position, which Seek may still
 // move, and commits cover it as before: Resume goes on from the same
-// record, none lost or read twice. Inside a Records loop Pause takes
+// record, none lost or read twice, unless retention removed it meanwhile
+// (a paused partition holds no file open): then it is out of range, as
+// for any reader retention overtakes (ConsumerOptions.OutOfRange). Inside a Records loop Pause takes
 // effect at once: the records of the batch not yielded yet go back, as
 // at a Seek.
 //

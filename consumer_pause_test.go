@@ -3,7 +3,9 @@ package runnel
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,5 +254,53 @@ func TestPauseInsideRecords(t *testing.T) {
 	want := append(offsetRun(first, 0, 10), offsetRun(1-first, 0, 5)...)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records with the other partition paused after the first (-want +got):\n%s", diff)
+	}
+}
+
+// TestPausedPartitionHoldsNoRemovedSegment: a paused partition is not
+// read for as long as it stays paused (the Kafka server's group members
+// pause theirs for their whole life), so its reader must not keep the
+// descriptor of the segment it stopped in: retention removing that
+// segment would free no space while the pause lasts. Resumed, it finds
+// the segment gone, as any reader overtaken by retention.
+func TestPausedPartitionHoldsNoRemovedSegment(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes, RetentionBytes: 2 * minSegmentBytes})
+	c := mustConsumer(t, l, "t", &ConsumerOptions{Start: Earliest})
+	p := mustProducer(t, l, "t", &ProducerOptions{Partitioner: ManualPartitioner})
+	if _, err := p.Send(context.Background(), Record{Value: make([]byte, 1000)}); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := c.TryPoll(); err != nil || len(recs) != 1 {
+		t.Fatalf("TryPoll: %d records, %v", len(recs), err)
+	}
+	if err := c.Pause(0); err != nil {
+		t.Fatal(err)
+	}
+	for range 400 { // several segments: the first ones removed
+		if _, err := p.Send(context.Background(), Record{Value: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := segmentPath(partDir(l, "t", 0), 0, logExt)
+	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("segment 0 still there (%v): retention did not remove it", err)
+	}
+	for range 3 {
+		if recs, err := c.TryPoll(); err != nil || len(recs) != 0 {
+			t.Fatalf("TryPoll while paused: %d records, %v", len(recs), err)
+		}
+	}
+	for _, f := range filesUnder(t, dir) {
+		if strings.HasSuffix(f, " (deleted)") {
+			t.Errorf("a removed file is still open: %s", f)
+		}
+	}
+	if err := c.Resume(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.TryPoll(); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("TryPoll after Resume: %v, want ErrOutOfRange (its next record was removed)", err)
 	}
 }

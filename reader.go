@@ -80,6 +80,13 @@ func (r *partReader) closeSegment() {
 	r.resume, r.restNext = false, -1
 }
 
+// letGo closes the reader's segment file until its next read (segHandle.letGo).
+func (r *partReader) letGo() {
+	if r.f != nil {
+		r.f.letGo()
+	}
+}
+
 // filePos returns where the reader is: segment, byte, next offset.
 func (r *partReader) filePos() (base, pos, next int64) { return r.base, r.cur.pos, r.next }
 

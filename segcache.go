@@ -153,11 +153,17 @@ func (c *segCache) evictLocked() bool {
 	if cs == &c.idle {
 		return false
 	}
+	c.closeIdleLocked(cs)
+	return true
+}
+
+// closeIdleLocked closes the file of cs, which no read uses: its handle
+// opens it again on its next read. The caller holds c.mu.
+func (c *segCache) closeIdleLocked(cs *cachedSeg) {
 	cs.unpark()
 	cs.f.Close()
 	cs.f = nil
 	c.open--
-	return true
 }
 
 // parkLocked makes an open file with no reads in progress the most
@@ -225,6 +231,20 @@ func (h *segHandle) release() {
 		c.freed.Signal()
 	default:
 		c.parkLocked(cs)
+	}
+	c.mu.Unlock()
+}
+
+// letGo closes the handle's file now, unless a read uses it, as if for
+// room: its next read opens it again, or finds it removed. A reader that
+// will not read for a while (a paused partition) lets its file go, so
+// that a segment retention removes meanwhile frees its space.
+func (h *segHandle) letGo() {
+	c, cs := h.c, h.cs
+	c.mu.Lock()
+	if cs.f != nil && cs.refs == 0 {
+		c.closeIdleLocked(cs)
+		c.freed.Signal()
 	}
 	c.mu.Unlock()
 }
