@@ -14,9 +14,9 @@ import "slices"
 // move, and commits cover it as before: Resume goes on from the same
 // record, none lost or read twice, unless retention removed it meanwhile
 // (a paused partition holds no file open): then it is out of range, as
-// for any reader retention overtakes (ConsumerOptions.OutOfRange). Inside a Records loop Pause takes
-// effect at once: the records of the batch not yielded yet go back, as
-// at a Seek.
+// for any reader retention overtakes (ConsumerOptions.OutOfRange).
+// Inside a Records loop Pause takes effect at once: the records of the
+// batch not yielded yet go back, as at a Seek.
 //
 // A group member keeps owning its paused partitions: no other member
 // gets them while it polls, as a Kafka consumer keeps polling while

@@ -115,7 +115,8 @@ func (l *Log) retentionPass(ctx context.Context) {
 // EnforceRetention applies every topic's retention limits now, reading
 // each topic's config afresh from disk. It waits for the writer lock of
 // each partition that has segments to remove, or an expired active
-// segment to seal, and returns ctx.Err() if ctx ends first. Segments removed are logged at level Info.
+// segment to seal, and returns ctx.Err() if ctx ends first. Segments
+// removed are logged at level Info.
 func (l *Log) EnforceRetention(ctx context.Context) error {
 	names, err := l.Topics()
 	if err != nil {
