@@ -492,15 +492,23 @@ func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
 // does. It returns the bytes taken.
 func (tr *fetchTopicReq) gather(recs []runnel.Record, room int, empty bool) int {
 	taken := 0
+	var fp *fetchPart
 	for i := range recs {
 		r := &recs[i]
-		fp := tr.parts[r.Partition]
-		if fp == nil || fp.failed || r.Offset != fp.offset+int64(fp.kept) {
+		// A poll returns each partition's records together: look the
+		// partition up only where it changes.
+		if fp == nil || int(fp.resp.Partition) != r.Partition {
+			if fp = tr.parts[r.Partition]; fp == nil {
+				continue
+			}
+		}
+		if fp.failed || r.Offset != fp.offset+int64(fp.kept) {
 			continue
 		}
 		before := fp.batch.size()
 		partFull := before > 0 && before >= fp.max
-		full := taken+recordBodyLen(r) > room && !(empty && taken == 0)
+		body := recordBodyLen(r)
+		full := taken+body > room && !(empty && taken == 0)
 		if fp.kept > 0 || partFull || full {
 			tr.full = tr.full || full
 			if tr.ft != nil {
@@ -509,7 +517,7 @@ func (tr *fetchTopicReq) gather(recs []runnel.Record, room int, empty bool) int 
 			}
 			continue
 		}
-		fp.batch.add(r)
+		fp.batch.addSized(r, body)
 		fp.offset++
 		taken += fp.batch.size() - before
 	}
