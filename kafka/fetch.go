@@ -224,17 +224,36 @@ func (c *conn) fetchRecords(req *kmsg.FetchRequest) kmsg.Response {
 	if maxBytes <= 0 || maxBytes > c.s.opts.MaxFetchBytes {
 		maxBytes = c.s.opts.MaxFetchBytes
 	}
-	for pass := 0; ; pass++ {
-		ctx, cancel := context.WithDeadline(c.s.ctx, deadline)
-		total += c.pollTopics(ctx, topics, pass > 0, maxBytes-total, total == 0)
-		cancel()
+	// A poll returns at most the consumer's MaxPollRecords (500), so a
+	// pass that got records is followed by one that does not wait, until
+	// the partitions are full or have nothing more now: a response holds
+	// what there is, not one poll's worth (500 records of 100 bytes where
+	// a client asks for a megabyte), as Kafka's does.
+	for wait := false; ; {
+		ctx, cancel := c.s.ctx, context.CancelFunc(nil)
+		if wait {
+			ctx, cancel = context.WithDeadline(c.s.ctx, deadline)
+		}
+		got := c.pollTopics(ctx, topics, wait, maxBytes-total, total == 0)
+		if cancel != nil {
+			cancel()
+		}
+		total += got
 		// A response with no room for the next record is as full as it
 		// gets: waiting for MinBytes would only delay it.
 		full := total >= maxBytes || slices.ContainsFunc(topics, func(tr *fetchTopicReq) bool { return tr.full })
 		failed := invalid || slices.ContainsFunc(topics, (*fetchTopicReq).anyFailed)
-		if total >= int(req.MinBytes) || full || failed || time.Now().After(deadline) || c.s.ctx.Err() != nil {
+		if full || failed || c.s.ctx.Err() != nil {
 			break
 		}
+		if got > 0 {
+			wait = false
+			continue
+		}
+		if total >= int(req.MinBytes) || time.Now().After(deadline) {
+			break
+		}
+		wait = true
 	}
 	for _, tr := range topics {
 		c.finishFetch(tr)

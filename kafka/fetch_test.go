@@ -415,3 +415,38 @@ func TestFetchBuffersKeptBounded(t *testing.T) {
 		t.Fatalf("small buffers given back: %d kept, counted %d; want %d", total(), fs.kept, 32*16)
 	}
 }
+
+// TestFetchHoldsMoreThanOnePoll: a fetch gets every record there is up to
+// its partition's limit, not one consumer poll's worth (MaxPollRecords,
+// 500), also when it asks for one byte and no wait, as a client reading
+// a backlog with a 1 MiB limit does. Two partitions of one topic, read
+// by one consumer, both come whole.
+func TestFetchHoldsMoreThanOnePoll(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("backlog", 2)
+	p, err := ts.log.Producer("backlog", &runnel.ProducerOptions{Partitioner: runnel.ManualPartitioner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perPartition = 2000
+	for part := range 2 {
+		var recs []runnel.Record
+		for i := range perPartition {
+			recs = append(recs, runnel.Record{Value: fmt.Appendf(nil, "%d-%d", part, i)})
+		}
+		if _, err := p.SendBatch(context.Background(), part, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rawFetch(t, ts.raw(), "backlog", map[int32]int64{0: 0, 1: 0}, 1<<20, 1, 0)
+	for part := range int32(2) {
+		if len(got[part]) != perPartition {
+			t.Fatalf("partition %d: %d records in one fetch, want all %d", part, len(got[part]), perPartition)
+		}
+		for i, r := range got[part] {
+			if want := fmt.Sprintf("%d-%d", part, i); r.Offset != int64(i) || r.Value != want {
+				t.Fatalf("partition %d: record %d is %d %q, want %d %q", part, i, r.Offset, r.Value, i, want)
+			}
+		}
+	}
+}
