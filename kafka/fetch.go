@@ -17,10 +17,12 @@ import (
 // Fetch: v4-12, sessionless (every request is a full fetch; the response's
 // session id 0 tells clients so). Records are read with a runnel Consumer
 // per connection and topic, kept between requests: a client fetching on
-// where it stopped costs no seek. A fetch with too little data waits on
-// runnel's wake-ups (the kernel wakes it when any process appends) until
-// MinBytes arrived or MaxWaitMillis passed. Each partition's records go out
-// as one uncompressed RecordBatch.
+// where it stopped costs no seek. A fetch takes what the consumer has, poll
+// after poll, up to the partitions' and the response's limits; one with
+// too little data then waits on runnel's wake-ups (the kernel wakes it
+// when any process appends) until MinBytes arrived or MaxWaitMillis
+// passed. Each partition's records go out as one uncompressed
+// RecordBatch.
 
 func init() { supports(kmsg.Fetch, 4, 12) }
 
