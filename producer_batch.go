@@ -106,11 +106,20 @@ func (p *Producer) checkRecord(r *Record, i int) (int, error) {
 // hold whatever its size: more headers than the format holds, or a time
 // outside the years a timestamp holds.
 func checkFields(r *Record, i int) error {
-	if n := len(r.Headers); n > frame.MaxHeaders {
-		return fmt.Errorf("%w: %s has %d headers, limit %d", ErrTooLarge, which(i), n, frame.MaxHeaders)
+	if err := checkHeaderCount(len(r.Headers), i); err != nil {
+		return err
 	}
 	if !r.Time.IsZero() && (r.Time.Before(earliestTime) || r.Time.After(latestTime)) {
 		return fmt.Errorf("%w: %s has time %s, outside the years 1678 to 2262 that a record's timestamp holds", ErrInvalidArgument, which(i), r.Time.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// checkHeaderCount refuses the i-th record of a batch if its n headers
+// are more than the format holds.
+func checkHeaderCount(n, i int) error {
+	if n > frame.MaxHeaders {
+		return fmt.Errorf("%w: %s has %d headers, limit %d", ErrTooLarge, which(i), n, frame.MaxHeaders)
 	}
 	return nil
 }

@@ -42,8 +42,19 @@ func encode(t testing.TB, b *RecordBatch, recs []Record) {
 	}
 }
 
+// encodeAt adds recs to b with AddAt, as a decoder of another format does.
+func encodeAt(t testing.TB, b *RecordBatch, recs []Record) {
+	t.Helper()
+	for _, r := range recs {
+		if err := b.AddAt(r.Time.UnixNano(), r.Key, r.Value, r.Headers); err != nil {
+			t.Fatalf("AddAt: %v", err)
+		}
+	}
+}
+
 // TestRecordBatchRoundTrip sends RecordBatches, reusing one, and reads
-// back exactly the records added, at consecutive offsets from each base.
+// back exactly the records added (with Add, then AddAt), at consecutive
+// offsets from each base.
 func TestRecordBatchRoundTrip(t *testing.T) {
 	for _, d := range []Durability{Buffered, Durable} {
 		t.Run(d.String(), func(t *testing.T) {
@@ -66,7 +77,7 @@ func TestRecordBatchRoundTrip(t *testing.T) {
 			if b.Len() != 0 {
 				t.Fatalf("the batch holds %d records after it was sent", b.Len())
 			}
-			encode(t, &b, sent[25:])
+			encodeAt(t, &b, sent[25:])
 			acked := make(chan error, 1)
 			p.SendRecordBatchAsync(1, &b, func(base int64, err error) {
 				if err == nil && base != 25 {
@@ -154,6 +165,9 @@ func TestRecordBatchRejects(t *testing.T) {
 	encode(t, &b, seqRecords(0, 2))
 	if err := b.Add(Record{Headers: make([]Header, 5000)}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Add of a record with 5000 headers: %v, want ErrTooLarge", err)
+	}
+	if err := b.AddAt(0, nil, nil, make([]Header, 5000)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("AddAt of a record with 5000 headers: %v, want ErrTooLarge", err)
 	}
 	if b.Len() != 2 {
 		t.Errorf("a refused Add left %d records, want 2", b.Len())

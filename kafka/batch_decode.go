@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"time"
 
 	"github.com/runnel-log/runnel"
@@ -24,6 +25,15 @@ type batchInfo struct {
 	transactional bool
 }
 
+// batchRecord is a record as readBatch hands it on: its fields as the
+// batch holds them, and its time in Unix nanoseconds (checked to be one a
+// runnel timestamp holds), ready for runnel.RecordBatch.AddAt.
+type batchRecord struct {
+	key, value []byte
+	headers    []runnel.Header
+	time       int64
+}
+
 // batchScratch is memory the produce path reuses from one batch to the
 // next, on a connection's reader: the decompression buffer, a record's
 // header table, and the frame being built.
@@ -41,9 +51,10 @@ const maxScratch = 4 << 20
 // with each record in order: the record and the byte slices in it alias
 // b, the decompression buffer or scratch, and are valid only during the
 // call (header keys are strings of their own). A record with the
-// log-append-time attribute gets now. readBatch stops at the first error
-// of add, and returns it.
-func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, add func(*runnel.Record) error) (batchInfo, error) {
+// log-append-time attribute gets now; one of another time outside the
+// years 1678 to 2262 stops the batch with errInvalidTimestamp. readBatch
+// stops at the first error of add, and returns it.
+func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, add func(*batchRecord) error) (batchInfo, error) {
 	var info batchInfo
 	if len(b) < batchHeaderSize {
 		return info, fmt.Errorf("%w: %d bytes, shorter than a batch header", errCorruptBatch, len(b))
@@ -93,13 +104,20 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 		return info, fmt.Errorf("%w: %d records in %d bytes", errCorruptBatch, info.count, len(body))
 	}
 	r := recordReader{b: body}
-	var rec runnel.Record
+	var rec batchRecord
+	appendTime := now.UnixNano()
 	for i := range info.count {
-		if err := r.next(&rec, i, firstTime, &scratch.headers); err != nil {
+		millis, err := r.next(&rec, i, firstTime, &scratch.headers)
+		if err != nil {
 			return info, fmt.Errorf("%w: record %d: %v", errCorruptBatch, i, err)
 		}
-		if logAppend {
-			rec.Time = now
+		switch {
+		case logAppend:
+			rec.time = appendTime
+		case millis < minMillis || millis > maxMillis:
+			return info, fmt.Errorf("%w: record %d at %d ms, outside the years 1678 to 2262 a runnel timestamp holds", errInvalidTimestamp, i, millis)
+		default:
+			rec.time = millis * int64(time.Millisecond)
 		}
 		if err := add(&rec); err != nil {
 			return info, err
@@ -113,6 +131,10 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	}
 	return info, nil
 }
+
+// The Unix milliseconds whose nanoseconds an int64 holds: the years 1678 to
+// 2262, runnel's timestamps.
+const minMillis, maxMillis = math.MinInt64 / int64(time.Millisecond), math.MaxInt64 / int64(time.Millisecond)
 
 // recordReader decodes the records of a batch's body. Kafka's varints are
 // zigzag-encoded; one of one or two bytes, which nearly every length and
@@ -167,26 +189,27 @@ func (r *recordReader) bytes() []byte {
 func (r *recordReader) fail() { r.b, r.bad = nil, true }
 
 // next decodes the record at offset delta i of a batch whose first
-// timestamp is firstTime into rec; its headers go into *headers, reused.
-func (r *recordReader) next(rec *runnel.Record, i int32, firstTime int64, headers *[]runnel.Header) error {
+// timestamp is firstTime into rec, but for its time, whose Unix
+// milliseconds it returns; its headers go into *headers, reused.
+func (r *recordReader) next(rec *batchRecord, i int32, firstTime int64, headers *[]runnel.Header) (int64, error) {
 	length := r.varint()
 	if r.bad || length < 1 || length > int64(len(r.b)) {
-		return fmt.Errorf("record length %d, %d bytes left", length, len(r.b))
+		return 0, fmt.Errorf("record length %d, %d bytes left", length, len(r.b))
 	}
 	body := recordReader{b: r.b[1:length]} // after the attributes byte, unused
 	r.b = r.b[length:]
 	tsDelta := body.varint()
 	if delta := body.varint(); delta != int64(i) && !body.bad {
-		return fmt.Errorf("offset delta %d", delta)
+		return 0, fmt.Errorf("offset delta %d", delta)
 	}
-	rec.Key = body.bytes()
-	rec.Value = body.bytes()
+	rec.key = body.bytes()
+	rec.value = body.bytes()
 	nh := body.varint()
 	// A header takes at least two bytes: its key's and value's lengths.
 	if body.bad || nh < 0 || nh > int64(len(body.b)/2) {
-		return fmt.Errorf("truncated, or %d headers", nh)
+		return 0, fmt.Errorf("truncated, or %d headers", nh)
 	}
-	rec.Headers = nil
+	rec.headers = nil
 	if nh > 0 {
 		hs := (*headers)[:0]
 		for range nh {
@@ -194,14 +217,13 @@ func (r *recordReader) next(rec *runnel.Record, i int32, firstTime int64, header
 			hs = append(hs, runnel.Header{Key: string(key), Value: body.bytes()})
 		}
 		*headers = hs
-		rec.Headers = hs
+		rec.headers = hs
 	}
 	if body.bad {
-		return fmt.Errorf("truncated")
+		return 0, fmt.Errorf("truncated")
 	}
 	if len(body.b) != 0 {
-		return fmt.Errorf("%d stray bytes", len(body.b))
+		return 0, fmt.Errorf("%d stray bytes", len(body.b))
 	}
-	rec.Time = time.UnixMilli(firstTime + tsDelta)
-	return nil
+	return firstTime + tsDelta, nil
 }

@@ -229,11 +229,9 @@ func FuzzRequest(f *testing.F) {
 // readAll reads a batch with readBatch into records of their own.
 func readAll(b []byte, maxDecoded int, now time.Time) (batchInfo, []runnel.Record, error) {
 	var recs []runnel.Record
-	info, err := readBatch(b, maxDecoded, now, nil, func(r *runnel.Record) error {
-		c := *r
-		c.Key, c.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
-		c.Headers = nil
-		for _, h := range r.Headers {
+	info, err := readBatch(b, maxDecoded, now, nil, func(r *batchRecord) error {
+		c := runnel.Record{Key: bytes.Clone(r.key), Value: bytes.Clone(r.value), Time: time.Unix(0, r.time)}
+		for _, h := range r.headers {
 			c.Headers = append(c.Headers, runnel.Header{Key: h.Key, Value: bytes.Clone(h.Value)})
 		}
 		recs = append(recs, c)

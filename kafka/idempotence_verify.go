@@ -18,8 +18,8 @@ import (
 // then stored again, the lesser harm.
 func (s *Server) inLog(topic string, partition int32, base int64, raw []byte, scratch *batchScratch) bool {
 	var want []uint64
-	if _, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *runnel.Record) error {
-		want = append(want, recordHash(rec))
+	if _, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *batchRecord) error {
+		want = append(want, recordHash(rec.key, rec.value, rec.headers))
 		return nil
 	}); err != nil || len(want) == 0 {
 		return false
@@ -38,7 +38,7 @@ func (s *Server) inLog(topic string, partition int32, base int64, raw []byte, sc
 			if i == len(want) {
 				break
 			}
-			if r.Offset != base+int64(i) || recordHash(&r) != want[i] {
+			if r.Offset != base+int64(i) || recordHash(r.Key, r.Value, r.Headers) != want[i] {
 				return false
 			}
 			i++
@@ -49,7 +49,7 @@ func (s *Server) inLog(topic string, partition int32, base int64, raw []byte, sc
 
 // recordHash hashes a record's key and value (nil apart from empty) and
 // headers.
-func recordHash(r *runnel.Record) uint64 {
+func recordHash(key, value []byte, headers []runnel.Header) uint64 {
 	var d xxhash.Digest
 	d.Reset()
 	var n [10]byte
@@ -61,10 +61,10 @@ func recordHash(r *runnel.Record) uint64 {
 		d.Write(n[:binary.PutVarint(n[:], l)])
 		d.Write(b)
 	}
-	bytes(r.Key)
-	bytes(r.Value)
-	d.Write(n[:binary.PutVarint(n[:], int64(len(r.Headers)))])
-	for _, h := range r.Headers {
+	bytes(key)
+	bytes(value)
+	d.Write(n[:binary.PutVarint(n[:], int64(len(headers)))])
+	for _, h := range headers {
 		bytes([]byte(h.Key))
 		bytes(h.Value)
 	}

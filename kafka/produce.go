@@ -278,12 +278,8 @@ func (s *Server) storeReloaded(h *topicHandle, acks int16, partition int32, raw 
 // into it before storeBatch returns, so both may be reused at once.
 func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []byte, scratch *batchScratch, result produceResult) {
 	frame := &scratch.frame
-	info, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *runnel.Record) error {
-		if err := frame.Add(*rec); errors.Is(err, runnel.ErrInvalidArgument) {
-			// Add's one such refusal: a time runnel's timestamps cannot
-			// hold, which Kafka's milliseconds can.
-			return fmt.Errorf("%w: %w", errInvalidTimestamp, err)
-		} else if err != nil {
+	info, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *batchRecord) error {
+		if err := frame.AddAt(rec.time, rec.key, rec.value, rec.headers); err != nil {
 			return err
 		}
 		// Decompression stopped at one frame's bytes, but a record
@@ -472,7 +468,7 @@ func putFrame(rb *runnel.RecordBatch) {
 }
 
 // errInvalidTimestamp refuses a batch with a record time outside the years
-// 1678 to 2262 (see runnel.Record.Time).
+// 1678 to 2262 (see runnel.Record.Time), which Kafka's milliseconds hold.
 var errInvalidTimestamp = errors.New("invalid timestamp")
 
 // errTransactional refuses a transactional batch: InitProducerId hands
