@@ -277,27 +277,13 @@ func (s *Server) storeReloaded(h *topicHandle, acks int16, partition int32, raw 
 // the outcome. Everything of raw and scratch the frame needs is copied
 // into it before storeBatch returns, so both may be reused at once.
 func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []byte, scratch *batchScratch, result produceResult) {
-	frame := &scratch.frame
-	info, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *batchRecord) error {
-		if err := frame.AddAt(rec.time, rec.key, rec.value, rec.headers); err != nil {
-			return err
-		}
-		// Decompression stopped at one frame's bytes, but a record
-		// may encode a few bytes larger in a frame than in a batch.
-		if frame.Size() > runnel.MaxFrameBytes {
-			return fmt.Errorf("%w: batch encodes to more than one frame (%d bytes)", errTooLarge, runnel.MaxFrameBytes)
-		}
-		return nil
-	})
-	if err == nil && info.transactional {
-		err = errTransactional
-	}
+	info, err := readFrame(raw, scratch)
 	if err != nil {
-		frame.Reset()
 		s.opts.Logger.Info("kafka: produce refused", "topic", h.name, "partition", partition, "err", err)
 		result(0, produceErrorCode(err))
 		return
 	}
+	frame := &scratch.frame
 	var seq *seqBatch
 	var journal *producerJournal
 	tp := topicPartition{h.name, h.id, partition}
@@ -436,6 +422,30 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		}
 		send(rb)
 	}()
+}
+
+// readFrame reads raw, one partition's batch, into scratch's frame, which
+// it leaves empty if the batch is refused.
+func readFrame(raw []byte, scratch *batchScratch) (batchInfo, error) {
+	frame := &scratch.frame
+	info, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *batchRecord) error {
+		if err := frame.AddAt(rec.time, rec.key, rec.value, rec.headers); err != nil {
+			return err
+		}
+		// Decompression stopped at one frame's bytes, but a record
+		// may encode a few bytes larger in a frame than in a batch.
+		if frame.Size() > runnel.MaxFrameBytes {
+			return fmt.Errorf("%w: batch encodes to more than one frame (%d bytes)", errTooLarge, runnel.MaxFrameBytes)
+		}
+		return nil
+	})
+	if err == nil && info.transactional {
+		err = errTransactional
+	}
+	if err != nil {
+		frame.Reset()
+	}
+	return info, err
 }
 
 // testHookAppend, if set, is called with each idempotent batch begun (a
