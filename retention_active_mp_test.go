@@ -84,6 +84,7 @@ func TestRetentionAgeSealsActiveSegmentOfWriterProcess(t *testing.T) {
 				t.Fatalf("writer said %q, want ready", s)
 			}
 
+			waitWriterIdle(t, dir)
 			checker := sealIdleActive(t, dir, rsRecords)
 			const more = 3
 			for i := range more {

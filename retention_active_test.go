@@ -76,6 +76,7 @@ func TestRetentionAgeSealsIdleActiveSegment(t *testing.T) {
 func TestRetentionAgeSealsActiveSegmentOfLiveWriter(t *testing.T) {
 	ctx := context.Background()
 	const size, n = 100, 20
+	keepWriterLock(t)
 	dir := t.TempDir()
 	writer := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
 	mustCreate(t, writer, "t", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
@@ -97,6 +98,7 @@ func TestRetentionAgeSealsActiveSegmentOfLiveWriter(t *testing.T) {
 func TestRetentionAgeSealsActiveSegmentOfCaughtUpReader(t *testing.T) {
 	ctx := context.Background()
 	const size, n = 100, 20
+	keepWriterLock(t)
 	dir := t.TempDir()
 	reader := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1, MaxOpenFiles: minMaxOpenFiles})
 	mustCreate(t, reader, "t", TopicConfig{Partitions: 1, RetentionAge: time.Hour})
@@ -135,6 +137,35 @@ func TestRetentionAgeSealsActiveSegmentOfCaughtUpReader(t *testing.T) {
 	if len(recs) == 0 || recs[0].Offset != n {
 		t.Fatalf("Poll after the seal: %d records, first %v; want offset %d first", len(recs), recs, n)
 	}
+}
+
+// keepWriterLock makes a Log that appended keep the writer lock until
+// another wants it, instead of letting it go once idle (holdIdle): the
+// release cuts the zeros the writer extended the segment by, which
+// writes the file and so its modification time, and one landing between
+// sealIdleActive's Chtimes and its check would make the segment look
+// written just now (the child-process test failed so once in a CI run).
+// Kept, the lock is let go only once the check waits for it, after it
+// has looked.
+func keepWriterLock(t *testing.T) {
+	old := holdIdle
+	holdIdle = time.Hour
+	t.Cleanup(func() { holdIdle = old }) // after the Logs' cleanups close them
+}
+
+// waitWriterIdle waits until nothing holds partition 0 of topic t's
+// writer lock: a writer in another process, whose holdIdle a test cannot
+// stretch, has let it go and cut its zeros (see keepWriterLock).
+func waitWriterIdle(t *testing.T, dir string) {
+	t.Helper()
+	lf := openTestLock(t, filepath.Join(dir, "topics", "t", "0", metaFileName))
+	waitFor(t, patience, "the writer to let its lock go", func() bool {
+		held, err := lf.HeldByOther(writerLockByte)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !held
+	})
 }
 
 // sealIdleActive makes the one segment of topic t's partition 0 in dir,
