@@ -203,12 +203,17 @@ func (l *Log) enforceTopic(ctx context.Context, t *topic) ([]removedSegment, err
 // partition with nothing to remove costs a directory listing and never
 // delays a writer.
 func (p *partition) enforceRetention(ctx context.Context, cfg TopicConfig, now time.Time) ([]removedSegment, error) {
-	plan, err := planRetention(p.dir, cfg, now, p.log.indexDamaged)
+	// One listing for both the plan and the active segment's check.
+	bases, err := retentionSegments(p.dir)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planRetentionOf(p.dir, bases, cfg, now, p.log.indexDamaged)
 	if err != nil {
 		return nil, err
 	}
 	cutoff := now.Add(-cfg.RetentionAge)
-	rollActive := cfg.RetentionAge > 0 && activeMaybeExpired(p.dir, cutoff)
+	rollActive := cfg.RetentionAge > 0 && activeMaybeExpired(p.dir, bases, cutoff)
 	if len(plan) == 0 && !rollActive {
 		return nil, nil
 	}
@@ -313,13 +318,29 @@ func planRetention(dir string, cfg TopicConfig, now time.Time, damaged func(path
 	if cfg.RetentionAge == 0 && cfg.RetentionBytes == 0 {
 		return nil, nil
 	}
-	bases, err := listSegments(dir)
+	bases, err := retentionSegments(dir)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil // the topic was deleted
-		}
+		return nil, err
+	}
+	return planRetentionOf(dir, bases, cfg, now, damaged)
+}
+
+// retentionSegments lists dir's segments for retention: none if the
+// topic was deleted.
+func retentionSegments(dir string) ([]int64, error) {
+	bases, err := listSegments(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("runnel: list segments of %s: %w", dir, err)
 	}
+	return bases, nil
+}
+
+// planRetentionOf is planRetention of the segments bases, listed by the
+// caller.
+func planRetentionOf(dir string, bases []int64, cfg TopicConfig, now time.Time, damaged func(path, why string)) ([]removedSegment, error) {
 	if len(bases) < 2 {
 		return nil, nil
 	}

@@ -16,15 +16,15 @@ import (
 // The partition keeps its next offset and starts a new, empty segment
 // there.
 
-// activeMaybeExpired is the check without a lock: whether the last
-// segment of dir may hold only records older than cutoff. Its .log file
-// was last written before cutoff, and a record is written no earlier
-// than it is stamped, for a clock that does not go back; the writer lock
-// then checks the records' own timestamps (rollExpiredActive). A segment
-// written since, or a partition that cannot be listed, is no candidate.
-func activeMaybeExpired(dir string, cutoff time.Time) bool {
-	bases, err := listSegments(dir)
-	if err != nil || len(bases) == 0 {
+// activeMaybeExpired is the check without a lock: whether the last of
+// dir's segments bases may hold only records older than cutoff. Its .log
+// file was last written before cutoff, and a record is written no
+// earlier than it is stamped, for a clock that does not go back; the
+// writer lock then checks the records' own timestamps
+// (rollExpiredActive). A segment written since, or a partition with no
+// segment, is no candidate.
+func activeMaybeExpired(dir string, bases []int64, cutoff time.Time) bool {
+	if len(bases) == 0 {
 		return false
 	}
 	st, err := os.Stat(segmentPath(dir, bases[len(bases)-1], logExt))
