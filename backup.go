@@ -375,36 +375,28 @@ func (b *backup) copyTopic(tp *topicPlan) error {
 // readGroups reads the latest commit and reset request of every partition
 // of every group's offsets file.
 func (b *backup) readGroups() error {
-	root := filepath.Join(b.l.dir, "groups")
-	groups, err := os.ReadDir(root)
+	groups, err := readGroupDirs(b.l.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("runnel: backup: %w", err)
 	}
-	for _, g := range groups {
-		if !g.IsDir() || validateName("group", g.Name()) != nil {
-			continue
-		}
-		files, err := os.ReadDir(filepath.Join(root, g.Name()))
+	for _, group := range groups {
+		topics, err := b.l.groupTopics(group)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
 			return fmt.Errorf("runnel: backup: %w", err)
 		}
-		for _, f := range files {
-			topic, ok := strings.CutSuffix(f.Name(), offsetsExt)
-			if !ok || validateName("topic", topic) != nil {
-				continue
-			}
-			gp, err := readGroupPlan(b.l.dir, g.Name(), topic)
+		for _, topic := range topics {
+			gp, err := readGroupPlan(b.l.dir, group, topic)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // deleted meanwhile
 			}
 			if err != nil {
-				return fmt.Errorf("runnel: backup: group %s, topic %s: %w", g.Name(), topic, err)
+				return fmt.Errorf("runnel: backup: group %s, topic %s: %w", group, topic, err)
 			}
 			b.groups = append(b.groups, gp)
 		}

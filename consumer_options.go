@@ -90,9 +90,12 @@ type ConsumerOptions struct {
 	// Group makes the consumer a member of this consumer group: the
 	// group's live members, in this process and others, share the topic's
 	// partitions, each read by one member at a time, and the group's
-	// committed offsets (groups/<Group>/<topic>.offsets) say where a
-	// member that takes a partition over starts. Default "": no group.
-	// See Commit, MarkRecords, OnAssigned and OnRevoked.
+	// committed offsets (groups/<Group>/<topic>.offsets, the name escaped
+	// if it is outside the topic rule) say where a member that takes a
+	// partition over starts. Default "": no group. Any UTF-8 name will
+	// do, as any is a Kafka group id ("app:prod", "my group"), if its
+	// escape fits a directory name (see ErrInvalidName). See Commit,
+	// MarkRecords, OnAssigned and OnRevoked.
 	Group string
 
 	// MemberName labels this member in DescribeGroup (at most 39 bytes
@@ -227,7 +230,7 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 		return c, fmt.Errorf("%w: AutoCommitMarks with DisableAutoCommit", ErrInvalidArgument)
 	}
 	if c.Group != "" {
-		if err := validateName("group", c.Group); err != nil {
+		if err := validateGroup(c.Group); err != nil {
 			return c, err
 		}
 		if c.MemberName == "" {

@@ -43,8 +43,16 @@ var (
 	// than Options.MaxRecordBytes.
 	ErrTooLarge = errors.New("runnel: record too large")
 
-	// ErrInvalidName is returned for a topic or group name outside
-	// Kafka's rule: 1–249 characters of [a-zA-Z0-9._-], not "." or "..".
+	// ErrInvalidName is returned for a topic name outside Kafka's rule
+	// for topics: 1–249 characters of [a-zA-Z0-9._-], not "." or "..".
+	// A group name may be any string Kafka takes as a group id: it is
+	// returned only for one that is empty, not valid UTF-8, or too long
+	// for its directory (one outside the topic rule is stored escaped, a
+	// byte outside [a-zA-Z0-9._-] taking three of the 249 bytes; see
+	// docs/FORMAT.md, Names). runnel builds from before that return it
+	// for every group name outside the topic rule, and leave the escaped
+	// directory of such a group out of their ListGroups, Stats, Verify
+	// and Backup.
 	ErrInvalidName = errors.New("runnel: invalid name")
 
 	// ErrInvalidArgument is returned for an option, partition number or

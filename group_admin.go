@@ -54,25 +54,23 @@ func (l *Log) ListGroups() ([]string, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(filepath.Join(l.dir, "groups"))
+	groups, err := readGroupDirs(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: list groups: %w", err)
 	}
 	var names []string
-	for _, e := range entries {
-		if !e.IsDir() || validateName("group", e.Name()) != nil {
-			continue
-		}
-		if topics, err := l.groupTopics(e.Name()); err == nil && len(topics) > 0 {
-			names = append(names, e.Name())
+	for _, group := range groups {
+		if topics, err := l.groupTopics(group); err == nil && len(topics) > 0 {
+			names = append(names, group)
 		}
 	}
+	slices.Sort(names) // escaped directory names sort apart from their names
 	return names, nil
 }
 
 // groupTopics lists the topics group has an offsets file for, sorted.
 func (l *Log) groupTopics(group string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(l.dir, "groups", group))
+	entries, err := os.ReadDir(groupDir(l.dir, group))
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +107,7 @@ func (l *Log) describeGroup(group string, ends endMemo) (GroupInfo, error) {
 	if err := l.checkOpen(); err != nil {
 		return info, err
 	}
-	if err := validateName("group", group); err != nil {
+	if err := validateGroup(group); err != nil {
 		return info, err
 	}
 	topics, err := l.groupTopics(group)
@@ -280,7 +278,7 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 	if err := l.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := validateName("group", group); err != nil {
+	if err := validateGroup(group); err != nil {
 		return nil, err
 	}
 	t, err := l.topic(topic)
@@ -478,7 +476,7 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
-	if err := validateName("group", group); err != nil {
+	if err := validateGroup(group); err != nil {
 		return err
 	}
 	var o DeleteGroupOptions
@@ -534,7 +532,7 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 		off.ctlWord(ctlDeadOff).Store(1)
 		off.bump(off.gen())
 	}
-	gdir := filepath.Join(l.dir, "groups", group)
+	gdir := groupDir(l.dir, group)
 	for _, topic := range topics {
 		if err := os.Remove(offsetsPath(l.dir, group, topic)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("runnel: delete group %s: %w", group, err)

@@ -23,7 +23,7 @@ func (l *Log) DeleteGroupOffsets(ctx context.Context, group, topic string, parti
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
-	if err := validateName("group", group); err != nil {
+	if err := validateGroup(group); err != nil {
 		return err
 	}
 	t, err := l.topic(topic)

@@ -46,7 +46,7 @@ func TestDeleteGroupOffsets(t *testing.T) {
 		{"h", "t", nil, ErrGroupNotFound},
 		{"g", "nope", nil, ErrTopicNotFound},
 		{"g", "t", []int{2}, ErrInvalidArgument},
-		{"../g", "t", nil, ErrInvalidName},
+		{"g\xff", "t", nil, ErrInvalidName},
 	} {
 		if err := l.DeleteGroupOffsets(ctx, c.group, c.topic, c.parts); !errors.Is(err, c.want) {
 			t.Errorf("DeleteGroupOffsets(%s, %s, %v) = %v, want %v", c.group, c.topic, c.parts, err, c.want)

@@ -138,7 +138,7 @@ type offsetsFile struct {
 }
 
 func offsetsPath(dir, group, topic string) string {
-	return filepath.Join(dir, "groups", group, topic+offsetsExt)
+	return filepath.Join(groupDir(dir, group), topic+offsetsExt)
 }
 
 // openOffsets opens the offsets file of group for a topic of nparts

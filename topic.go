@@ -418,16 +418,13 @@ func (l *Log) openGroupOffsets(ctx context.Context, t *topic, group string) (*of
 // learn from the partitions that the topic is gone. The caller holds the
 // name's admin lock, and the topic does not exist (any more, or yet).
 func (l *Log) removeGroupOffsets(name string) error {
-	groups, err := os.ReadDir(filepath.Join(l.dir, "groups"))
+	groups, err := readGroupDirs(l.dir)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, g := range groups {
-		if !g.IsDir() || validateName("group", g.Name()) != nil {
-			continue
-		}
-		if err := os.Remove(offsetsPath(l.dir, g.Name(), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for _, group := range groups {
+		if err := os.Remove(offsetsPath(l.dir, group, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}

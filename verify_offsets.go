@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 )
 
 // offsets checks the consumer-group offsets files of topic (every topic
@@ -15,21 +12,17 @@ import (
 // found is checked again against the end now: members commit what they
 // read, and the partition grows meanwhile.
 func (v *verifier) offsets(topic string) error {
-	groups, err := os.ReadDir(filepath.Join(v.l.dir, "groups"))
+	groups, err := readGroupDirs(v.l.dir)
 	if err != nil {
 		return nil
 	}
-	for _, g := range groups {
-		if !g.IsDir() || validateName("group", g.Name()) != nil {
-			continue
-		}
-		files, _ := os.ReadDir(filepath.Join(v.l.dir, "groups", g.Name()))
-		for _, f := range files {
-			name, ok := strings.CutSuffix(f.Name(), offsetsExt)
-			if !ok || validateName("topic", name) != nil || topic != "" && name != topic {
+	for _, group := range groups {
+		topics, _ := v.l.groupTopics(group)
+		for _, name := range topics {
+			if topic != "" && name != topic {
 				continue
 			}
-			if err := v.offsetsFile(g.Name(), name); err != nil {
+			if err := v.offsetsFile(group, name); err != nil {
 				return err
 			}
 		}

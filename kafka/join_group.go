@@ -170,12 +170,13 @@ func (g *group) compatible(req *kmsg.JoinGroupRequest) bool {
 	return false
 }
 
-// validGroup checks a group name by runnel's rule (Kafka's topic rule),
-// which a runnel group must follow: the check runnel's group calls make
-// before anything else (ErrInvalidName), without the group's files being
-// read, as DescribeGroup would at every JoinGroup and OffsetCommit.
+// validGroup checks a group name by runnel's rule (any non-empty UTF-8
+// name whose directory name fits, names.CheckGroup): the check runnel's
+// group calls make before anything else (ErrInvalidName), without the
+// group's files being read, as DescribeGroup would at every JoinGroup and
+// OffsetCommit.
 func (s *Server) validGroup(name string) bool {
-	return names.Check("group", name) == nil
+	return names.CheckGroup(name) == nil
 }
 
 func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {

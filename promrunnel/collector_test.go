@@ -253,3 +253,30 @@ func BenchmarkCollect(b *testing.B) {
 		}
 	}
 }
+
+// TestCollectorGroupNameOutsideTopicRule: a group named as a Kafka group
+// id may be ("app:prod/1 x", issue 13) is its metrics' group label as
+// named, not as its directory is spelled.
+func TestCollectorGroupNameOutsideTopicRule(t *testing.T) {
+	ctx := context.Background()
+	l, err := runnel.Open(t.TempDir(), &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.CreateTopic("t", runnel.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const group = "app:prod/1 x é"
+	if _, err := l.ResetGroupOffsets(ctx, group, "t", runnel.AtOffset(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	col := NewCollector(l)
+	if problems, err := testutil.CollectAndLint(col); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %+v", err, problems)
+	}
+	gl := []string{"group", group, "partition", "0", "topic", "t"}
+	if got := gather(t, col).value(t, "runnel_consumer_group_committed_offset", gl...); got != 0 {
+		t.Errorf("committed%v = %v, want 0", gl, got)
+	}
+}

@@ -1,11 +1,13 @@
-// Package names holds the rule for the names runnel makes path components
+// Package names holds the rules for the names runnel makes path components
 // of (topics and groups), so that the root package and the Kafka server
-// check a name alike, the server without reading anything.
+// check a name alike, the server without reading anything, and the one
+// escape that makes a directory name of any group name (group.go).
 package names
 
 import "fmt"
 
-// MaxLen is Kafka's limit for topic names, used for groups too.
+// MaxLen is Kafka's limit for topic names, and runnel's for a group's
+// directory name (GroupDir).
 const MaxLen = 249
 
 // Check applies Kafka's topic-name rule: 1 to MaxLen characters of
@@ -17,8 +19,7 @@ func Check(kind, name string) error {
 		return fmt.Errorf("%s name %q must be 1-%d characters and not \".\" or \"..\"", kind, name, MaxLen)
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+		if c := name[i]; !plainByte(c) {
 			return fmt.Errorf("%s name %q has %q; allowed are [a-zA-Z0-9._-]", kind, name, c)
 		}
 	}
