@@ -9,16 +9,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ListOffsets: v1-6. Timestamp -2 asks for the earliest offset, -1 for the
-// latest (the high watermark), and any other for the first record whose
+// ListOffsets: v1-10. Timestamp -2 asks for the earliest offset, -1 for
+// the latest (the high watermark), and any other for the first record whose
 // timestamp, in milliseconds, is at or after it (offset -1 if none is).
-// v7's max-timestamp query (-3) is not offered.
+// The queries of later versions are answered as a Kafka broker without
+// tiered storage answers them, at any version, as Kafka does: -3 (v7,
+// KIP-734) the record with the largest timestamp, -4 (v8, the start of
+// the log kept locally) the earliest offset, -5 (v9, the newest offset in
+// tiered storage) offset -1. v10's timeout bounds tiered storage lookups,
+// which there are none of.
 
-func init() { supports(kmsg.ListOffsets, 1, 6) }
+func init() { supports(kmsg.ListOffsets, 1, 10) }
 
 const (
-	listLatest   = -1
-	listEarliest = -2
+	listLatest        = -1
+	listEarliest      = -2
+	listMaxTimestamp  = -3
+	listEarliestLocal = -4
+	listLatestTiered  = -5
 )
 
 func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
@@ -37,14 +45,24 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				rp.ErrorCode = code
 			case p.Timestamp == listLatest:
 				_, rp.Offset, rp.ErrorCode = c.s.partitionOffsets(t.Topic, p.Partition)
-			case p.Timestamp == listEarliest:
+			case p.Timestamp == listEarliest, p.Timestamp == listEarliestLocal:
 				rp.Offset, _, rp.ErrorCode = c.s.partitionOffsets(t.Topic, p.Partition)
+			case p.Timestamp == listLatestTiered:
+				rp.Offset = -1
+			case p.Timestamp == listMaxTimestamp:
+				var perr error
+				rp.Offset, rp.Timestamp, perr = c.s.maxTimestamp(t.Topic, int(p.Partition))
+				rp.ErrorCode = topicErrorCode(perr)
 			case p.Timestamp < 0:
 				rp.ErrorCode = kerr.UnsupportedVersion.Code
 			default:
 				var perr error
 				rp.Offset, rp.Timestamp, perr = c.s.offsetForTime(t.Topic, int(p.Partition), p.Timestamp)
 				rp.ErrorCode = topicErrorCode(perr)
+			}
+			// Kafka gives no leader epoch with an offset it did not find.
+			if rp.ErrorCode == 0 && rp.Offset < 0 {
+				rp.LeaderEpoch = -1
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -83,19 +101,71 @@ func (s *Server) partitionOffsets(topic string, p int32) (start, end int64, code
 // offsetForTime finds the first record at or after ms and returns its
 // offset and timestamp, or -1, -1 if there is none.
 func (s *Server) offsetForTime(topic string, partition int, ms int64) (int64, int64, error) {
+	rec, ok, err := s.firstRecord(topic, partition, runnel.AtTime(time.UnixMilli(ms)))
+	if err != nil || !ok {
+		return -1, -1, err
+	}
+	return rec.Offset, rec.Time.UnixMilli(), nil
+}
+
+// maxTimestamp finds the record with the largest timestamp in milliseconds,
+// the first such by offset, as Kafka's max-timestamp query does: its offset
+// and timestamp, or -1, -1 if the partition holds no record. runnel keeps
+// no partition's largest timestamp, so it is searched for with the time
+// lookups offsetForTime makes, each of which answers whether a record is
+// at or after a time, and which: from the newest record's time, usually
+// the largest (one lookup then says so), in steps that double while
+// records newer than the last found are found, then by halves between the
+// newest found and the first time none is at. That is a few lookups when
+// only a few records are newer than the newest, and at most about 110.
+func (s *Server) maxTimestamp(topic string, partition int) (int64, int64, error) {
+	start, end, err := s.log.PartitionOffsets(topic, partition)
+	if err != nil || start == end {
+		return -1, -1, err
+	}
+	last, ok, err := s.firstRecord(topic, partition, runnel.AtOffset(end-1))
+	if err != nil || !ok {
+		return -1, -1, err
+	}
+	lo := last.Time.UnixMilli() // a record is at lo
+	hi := int64(maxMillis)      // none is after hi
+	bounded := false            // hi is below a time none is at
+	for step := int64(1); lo < hi; {
+		probe := lo + min(step, hi-lo)
+		off, ms, err := s.offsetForTime(topic, partition, probe)
+		if err != nil {
+			return 0, 0, err
+		}
+		if off < 0 {
+			hi, bounded = probe-1, true
+		} else {
+			lo = ms
+		}
+		if bounded {
+			step = max((hi-lo)/2, 1)
+		} else {
+			step *= 2
+		}
+	}
+	return s.offsetForTime(topic, partition, lo)
+}
+
+// firstRecord reads the first record of a partition from start; ok is
+// false if there is none there.
+func (s *Server) firstRecord(topic string, partition int, start runnel.StartPosition) (rec runnel.Record, ok bool, err error) {
 	cons, err := s.log.Consumer(topic, &runnel.ConsumerOptions{
-		Partitions: []int{partition}, Start: runnel.AtTime(time.UnixMilli(ms)), MaxPollBytes: minPollBytes,
+		Partitions: []int{partition}, Start: start, MaxPollBytes: minPollBytes,
 	})
 	if errors.Is(err, runnel.ErrOutOfRange) {
-		return -1, -1, nil
+		return rec, false, nil
 	}
 	if err != nil {
-		return 0, 0, err
+		return rec, false, err
 	}
 	defer cons.Close()
 	recs, err := cons.TryPoll()
 	if err != nil || len(recs) == 0 {
-		return -1, -1, err
+		return rec, false, err
 	}
-	return recs[0].Offset, recs[0].Time.UnixMilli(), nil
+	return recs[0], true, nil
 }
