@@ -61,17 +61,20 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	}
 	length := int64(int32(binary.BigEndian.Uint32(b[batchLengthOff:])))
 	if length != int64(len(b))-12 {
-		return info, fmt.Errorf("%w: batch length %d, request carries %d bytes (one batch per partition)", errCorruptBatch, length, len(b)-12)
+		return info, fmt.Errorf("%w: batch length %d, request carries %d bytes (one batch per partition)", errInvalidRecord, length, len(b)-12)
 	}
-	if b[batchMagicOff] != 2 {
-		return info, fmt.Errorf("%w: magic %d (only RecordBatch v2 is accepted)", errCorruptBatch, b[batchMagicOff])
+	switch magic := int8(b[batchMagicOff]); {
+	case magic == 0 || magic == 1: // an old Kafka's message set
+		return info, fmt.Errorf("%w: magic %d (only RecordBatch v2 is accepted)", errInvalidRecord, magic)
+	case magic != 2:
+		return info, fmt.Errorf("%w: magic %d", errCorruptBatch, magic)
 	}
 	if crc32.Checksum(b[batchAttrOff:], crc32c) != binary.BigEndian.Uint32(b[batchCRCOff:]) {
 		return info, fmt.Errorf("%w: CRC mismatch", errCorruptBatch)
 	}
 	attrs := int16(binary.BigEndian.Uint16(b[batchAttrOff:]))
 	if attrs&attrControl != 0 {
-		return info, fmt.Errorf("%w: clients may not send control batches", errCorruptBatch)
+		return info, fmt.Errorf("%w: clients may not send control batches", errInvalidRecord)
 	}
 	info.producerID = int64(binary.BigEndian.Uint64(b[batchProducerIDOff:]))
 	info.producerEpoch = int16(binary.BigEndian.Uint16(b[batchEpochOff:]))
@@ -80,7 +83,10 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	info.transactional = attrs&attrTransactional != 0
 	lastDelta := int32(binary.BigEndian.Uint32(b[batchLastDeltaOff:]))
 	if info.count <= 0 || lastDelta != info.count-1 {
-		return info, fmt.Errorf("%w: %d records, last offset delta %d", errCorruptBatch, info.count, lastDelta)
+		return info, fmt.Errorf("%w: %d records, last offset delta %d", errInvalidRecord, info.count, lastDelta)
+	}
+	if info.producerID >= 0 && info.firstSeq < 0 {
+		return info, fmt.Errorf("%w: producer id %d with sequence %d", errInvalidRecord, info.producerID, info.firstSeq)
 	}
 	firstTime := int64(binary.BigEndian.Uint64(b[batchFirstTimeOff:]))
 	logAppend := attrs&attrLogAppendTime != 0
@@ -101,7 +107,7 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	}
 	// Every record takes at least 7 bytes.
 	if int64(info.count) > int64(len(body))/7 {
-		return info, fmt.Errorf("%w: %d records in %d bytes", errCorruptBatch, info.count, len(body))
+		return info, fmt.Errorf("%w: %d records in %d bytes", errInvalidRecord, info.count, len(body))
 	}
 	r := recordReader{b: body}
 	var rec batchRecord
@@ -109,7 +115,7 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	for i := range info.count {
 		millis, err := r.next(&rec, i, firstTime, &scratch.headers)
 		if err != nil {
-			return info, fmt.Errorf("%w: record %d: %v", errCorruptBatch, i, err)
+			return info, fmt.Errorf("%w: record %d: %v", errInvalidRecord, i, err)
 		}
 		switch {
 		case logAppend:
@@ -127,7 +133,7 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 		scratch.headers = nil
 	}
 	if len(r.b) != 0 {
-		return info, fmt.Errorf("%w: %d bytes after the last record", errCorruptBatch, len(r.b))
+		return info, fmt.Errorf("%w: %d bytes after the last record", errInvalidRecord, len(r.b))
 	}
 	return info, nil
 }

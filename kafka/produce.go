@@ -506,6 +506,8 @@ func produceErrorCode(err error) int16 {
 		return 0
 	case errors.Is(err, errCorruptBatch):
 		return kerr.CorruptMessage.Code
+	case errors.Is(err, errInvalidRecord):
+		return kerr.InvalidRecord.Code
 	case errors.Is(err, errInvalidTimestamp):
 		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, errTransactional):

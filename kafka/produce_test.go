@@ -564,3 +564,67 @@ func TestProduceAcksDurable(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceInvalidRecord: a batch Kafka's checks refuse as malformed
+// rather than damaged gets INVALID_RECORD, as from Kafka, which clients
+// fail at once; CORRUPT_MESSAGE, which Java's producer retries as damage
+// in transit, is kept for a checksum that does not match and a magic byte
+// no Kafka knows. Nothing refused is stored.
+func TestProduceInvalidRecord(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("t", 1)
+	rc := ts.raw()
+	batch := func() []byte {
+		var b batchBuilder
+		b.add(&runnel.Record{Value: []byte("x"), Time: time.UnixMilli(1000)})
+		return b.finish()
+	}
+	resum := func(b []byte) []byte {
+		binary.BigEndian.PutUint32(b[batchCRCOff:], crc32.Checksum(b[batchAttrOff:], crc32c))
+		return b
+	}
+	withAttrs := func(attrs uint16) []byte {
+		b := batch()
+		binary.BigEndian.PutUint16(b[batchAttrOff:], binary.BigEndian.Uint16(b[batchAttrOff:])|attrs)
+		return resum(b)
+	}
+	withMagic := func(m byte) []byte { b := batch(); b[batchMagicOff] = m; return b }
+	withCount := func(count, lastDelta int32) []byte {
+		b := batch()
+		binary.BigEndian.PutUint32(b[batchCountOff:], uint32(count))
+		binary.BigEndian.PutUint32(b[batchLastDeltaOff:], uint32(lastDelta))
+		return resum(b)
+	}
+	trailing := func() []byte {
+		b := append(batch(), 0, 0, 0)
+		binary.BigEndian.PutUint32(b[batchLengthOff:], uint32(len(b)-12))
+		return resum(b)
+	}
+	badRecord := func() []byte {
+		b := batch()
+		b[batchHeaderSize] = 0x7e // the record's length, zigzag 63: past the batch
+		return resum(b)
+	}
+	for _, c := range []struct {
+		name  string
+		batch []byte
+		want  error
+	}{
+		{"magic 1", withMagic(1), kerr.InvalidRecord},
+		{"magic 3", withMagic(3), kerr.CorruptMessage},
+		{"two batches", append(batch(), batch()...), kerr.InvalidRecord},
+		{"a control batch", withAttrs(attrControl), kerr.InvalidRecord},
+		{"a count the offsets disagree with", withCount(2, 0), kerr.InvalidRecord},
+		{"more records than bytes", withCount(2, 1), kerr.InvalidRecord},
+		{"bytes after the last record", trailing(), kerr.InvalidRecord},
+		{"a record past the batch", badRecord(), kerr.InvalidRecord},
+		{"a producer id without a sequence", setBatchProducer(batch(), 5, 0, -1), kerr.InvalidRecord},
+	} {
+		if code, _ := produceRaw(t, rc, "t", c.batch); kerr.ErrorForCode(code) != c.want {
+			t.Errorf("%s: %v, want %v", c.name, kerr.ErrorForCode(code), c.want)
+		}
+	}
+	if _, end, err := ts.log.PartitionOffsets("t", 0); err != nil || end != 0 {
+		t.Errorf("the partition ends at %d (%v), want 0", end, err)
+	}
+}

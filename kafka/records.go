@@ -40,6 +40,16 @@ const (
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
-// errCorruptBatch is the cause of every decoding error of a produced
-// batch: the client gets CORRUPT_MESSAGE.
+// errCorruptBatch refuses a produced batch as damaged (its checksum, a
+// magic byte no Kafka knows, a body that does not decompress): the client
+// gets CORRUPT_MESSAGE, which Java's producer and KafkaJS retry, as a
+// batch damaged on its way may arrive whole the next time.
 var errCorruptBatch = errors.New("corrupt record batch")
+
+// errInvalidRecord refuses a produced batch whose checksum holds but whose
+// contents Kafka's log validation refuses (not exactly one batch of magic
+// 2, a count its offsets disagree with, a control batch, records that do
+// not fill it, a producer id without a sequence): the client gets
+// INVALID_RECORD, as from Kafka, which clients do not retry, as the same
+// bytes would fail again.
+var errInvalidRecord = errors.New("invalid record batch")
