@@ -16,14 +16,20 @@ import (
 // value is fixed (fixed_configs.go), taken when they ask for what runnel
 // does and reported so that tools showing a topic see what it does.
 
-// topicConfig is one config as DescribeConfigs and CreateTopics report it.
+// topicConfig is one config as DescribeConfigs and CreateTopics report it
+// (the broker's too).
 type topicConfig struct {
 	name     string
 	value    string
+	def      string // its value when nothing sets it
 	readOnly bool
-	isSet    bool // differs from the default
 	typ      kmsg.ConfigType
+	doc      string // what it does in runnel, DescribeConfigs' documentation
 }
+
+// isSet reports whether the config differs from its default, which is
+// what tools list as a topic's overrides.
+func (tc topicConfig) isSet() bool { return tc.value != tc.def }
 
 // topicConfigs lists a topic's configs.
 func (s *Server) topicConfigs(cfg runnel.TopicConfig) []topicConfig {
@@ -35,12 +41,16 @@ func (s *Server) topicConfigs(cfg runnel.TopicConfig) []topicConfig {
 		retBytes = cfg.RetentionBytes
 	}
 	configs := []topicConfig{
-		{name: "retention.bytes", value: strconv.FormatInt(retBytes, 10), isSet: retBytes > 0, typ: kmsg.ConfigTypeLong},
-		{name: "retention.ms", value: strconv.FormatInt(retMs, 10), isSet: retMs > 0, typ: kmsg.ConfigTypeLong},
-		{name: "segment.bytes", value: strconv.FormatInt(cfg.SegmentBytes, 10), isSet: cfg.SegmentBytes != runnel.DefaultSegmentBytes, typ: kmsg.ConfigTypeInt},
+		{name: "retention.bytes", value: strconv.FormatInt(retBytes, 10), def: "-1", typ: kmsg.ConfigTypeLong,
+			doc: "The size each partition is kept within, in bytes: its oldest segments are removed past it. -1 for no limit."},
+		{name: "retention.ms", value: strconv.FormatInt(retMs, 10), def: "-1", typ: kmsg.ConfigTypeLong,
+			doc: "How long records are kept, in milliseconds: a segment whose records are all older is removed. -1 keeps them for ever."},
+		{name: "segment.bytes", value: strconv.FormatInt(cfg.SegmentBytes, 10), def: strconv.Itoa(runnel.DefaultSegmentBytes), typ: kmsg.ConfigTypeInt,
+			doc: "The size at which a partition's segment file is sealed and the next one begun; retention removes whole segments."},
 	}
 	for _, fc := range s.fixedTopicConfigs() {
-		configs = append(configs, topicConfig{name: fc.name, value: fc.value, readOnly: true, typ: fc.typ})
+		configs = append(configs, topicConfig{name: fc.name, value: fc.value, def: fc.value, readOnly: true, typ: fc.typ,
+			doc: fmt.Sprintf("Always %s: %s.", fc.value, fc.why)})
 	}
 	slices.SortFunc(configs, func(a, b topicConfig) int { return strings.Compare(a.name, b.name) })
 	return configs

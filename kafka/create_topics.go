@@ -92,7 +92,7 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 				rc := kmsg.NewCreateTopicsResponseTopicConfig()
 				rc.Name, rc.Value, rc.ReadOnly = tc.name, kmsg.StringPtr(tc.value), tc.readOnly
 				rc.Source = int8(kmsg.ConfigSourceDefaultConfig)
-				if tc.isSet {
+				if tc.isSet() {
 					rc.Source = int8(kmsg.ConfigSourceDynamicTopicConfig)
 				}
 				rt.Configs = append(rt.Configs, rc)

@@ -9,7 +9,8 @@ import (
 )
 
 // DescribeConfigs: v0-4, for topics (configs.go) and the broker (the
-// server's options that Kafka tools look for).
+// server's options that Kafka tools look for), with each config's type,
+// synonyms and documentation when asked, as Kafka's broker gives them.
 
 func init() { supports(kmsg.DescribeConfigs, 0, 4) }
 
@@ -44,15 +45,21 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 			}
 			rc := kmsg.NewDescribeConfigsResponseResourceConfig()
 			rc.Name, rc.Value, rc.ReadOnly = tc.name, kmsg.StringPtr(tc.value), tc.readOnly
-			rc.IsDefault = !tc.isSet
+			rc.IsDefault = !tc.isSet()
 			rc.Source = kmsg.ConfigSourceDefaultConfig
-			if tc.isSet {
+			if tc.isSet() {
 				rc.Source = kmsg.ConfigSourceDynamicTopicConfig
 				if r.ResourceType == kmsg.ConfigResourceTypeBroker {
 					rc.Source = kmsg.ConfigSourceStaticBrokerConfig
 				}
 			}
 			rc.ConfigType = tc.typ
+			if req.IncludeSynonyms {
+				rc.ConfigSynonyms = synonyms(tc, rc.Source)
+			}
+			if req.IncludeDocumentation {
+				rc.Documentation = kmsg.StringPtr(tc.doc)
+			}
 			rr.Configs = append(rr.Configs, rc)
 		}
 		resp.Resources = append(resp.Resources, rr)
@@ -60,16 +67,52 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	return resp
 }
 
+// synonyms lists where a config's value may come from, first the one in
+// effect, as Kafka's broker does: a value set, from source, then the
+// default, which tools show beside it. Kafka names the broker configs a
+// topic's default comes from; a runnel topic's comes from runnel, so the
+// default keeps the config's own name.
+func synonyms(tc topicConfig, source kmsg.ConfigSource) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	var syns []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	add := func(value string, source kmsg.ConfigSource) {
+		syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		syn.Name, syn.Value, syn.Source = tc.name, kmsg.StringPtr(value), source
+		syns = append(syns, syn)
+	}
+	if tc.isSet() {
+		add(tc.value, source)
+	}
+	add(tc.def, kmsg.ConfigSourceDefaultConfig)
+	return syns
+}
+
 // brokerConfigs are the server's options under Kafka's broker config
-// names.
+// names, each with its default.
 func (s *Server) brokerConfigs() []topicConfig {
+	configs := brokerConfigsOf(s.opts)
+	defaults, _ := (&Options{}).withDefaults()
+	for i, d := range brokerConfigsOf(defaults) {
+		configs[i].def = d.value
+	}
+	return configs
+}
+
+// brokerConfigsOf lists the broker configs that options o make.
+func brokerConfigsOf(o Options) []topicConfig {
 	return []topicConfig{
-		{name: "auto.create.topics.enable", value: strconv.FormatBool(s.opts.AutoCreateTopics), readOnly: true, isSet: true, typ: kmsg.ConfigTypeBoolean},
-		{name: "fetch.max.bytes", value: strconv.Itoa(s.opts.MaxFetchBytes), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
-		{name: "message.max.bytes", value: strconv.Itoa(s.opts.MaxMessageBytes), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
-		{name: "num.partitions", value: strconv.Itoa(s.opts.DefaultPartitions), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
-		{name: "socket.request.max.bytes", value: strconv.Itoa(s.opts.MaxRequestBytes), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
-		{name: "group.min.session.timeout.ms", value: strconv.FormatInt(s.opts.MinSessionTimeout.Milliseconds(), 10), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
-		{name: "group.max.session.timeout.ms", value: strconv.FormatInt(s.opts.MaxSessionTimeout.Milliseconds(), 10), readOnly: true, isSet: true, typ: kmsg.ConfigTypeInt},
+		{name: "auto.create.topics.enable", value: strconv.FormatBool(o.AutoCreateTopics), readOnly: true, typ: kmsg.ConfigTypeBoolean,
+			doc: "Whether a Metadata request naming a topic there is not creates it, with num.partitions partitions (kafka.Options.AutoCreateTopics)."},
+		{name: "fetch.max.bytes", value: strconv.Itoa(o.MaxFetchBytes), readOnly: true, typ: kmsg.ConfigTypeInt,
+			doc: "The most record bytes a Fetch response holds (kafka.Options.MaxFetchBytes)."},
+		{name: "message.max.bytes", value: strconv.Itoa(o.MaxMessageBytes), readOnly: true, typ: kmsg.ConfigTypeInt,
+			doc: "The largest produced record batch the server takes, compressed (kafka.Options.MaxMessageBytes)."},
+		{name: "num.partitions", value: strconv.Itoa(o.DefaultPartitions), readOnly: true, typ: kmsg.ConfigTypeInt,
+			doc: "The partition count of auto-created topics and of CreateTopics requests that leave it to the broker (kafka.Options.DefaultPartitions)."},
+		{name: "socket.request.max.bytes", value: strconv.Itoa(o.MaxRequestBytes), readOnly: true, typ: kmsg.ConfigTypeInt,
+			doc: "The largest request the server reads (kafka.Options.MaxRequestBytes)."},
+		{name: "group.min.session.timeout.ms", value: strconv.FormatInt(o.MinSessionTimeout.Milliseconds(), 10), readOnly: true, typ: kmsg.ConfigTypeInt,
+			doc: "The shortest session timeout a group member may ask for, in milliseconds (kafka.Options.MinSessionTimeout)."},
+		{name: "group.max.session.timeout.ms", value: strconv.FormatInt(o.MaxSessionTimeout.Milliseconds(), 10), readOnly: true, typ: kmsg.ConfigTypeInt,
+			doc: "The longest session timeout a group member may ask for, in milliseconds (kafka.Options.MaxSessionTimeout)."},
 	}
 }

@@ -79,7 +79,9 @@
 // and why, as is every other config. IncrementalAlterConfigs' APPEND and
 // SUBTRACT change cleanup.policy's list as in Kafka, so APPEND delete is
 // taken and APPEND compact refused. DescribeConfigs reports all nine,
-// the fixed ones read-only at runnel's value, as defaults.
+// the fixed ones read-only at runnel's value, as defaults, and, when
+// asked, as Kafka's broker does, each one's synonyms (the value set, then
+// the default) and documentation.
 //
 // # Groups
 //
