@@ -31,6 +31,9 @@ func (c *conn) describeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 		return resp
 	}
 	resp.ClusterID, resp.ControllerID = c.s.clusterID, 0
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterOperations
+	}
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID = 0
 	b.Host, b.Port = c.brokerAddr()

@@ -28,6 +28,9 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	resp.Brokers = append(resp.Brokers, b)
 	resp.ClusterID = &c.s.clusterID
 	resp.ControllerID = 0
+	if req.IncludeClusterAuthorizedOperations && req.Version <= 10 {
+		resp.AuthorizedOperations = clusterOperations
+	}
 
 	var names []string
 	all := req.Topics == nil || req.Version == 0 && len(req.Topics) == 0
@@ -58,6 +61,9 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	for _, name := range names {
 		rt := kmsg.NewMetadataResponseTopic()
 		rt.Topic = kmsg.StringPtr(name)
+		if req.IncludeTopicAuthorizedOperations {
+			rt.AuthorizedOperations = topicOperations
+		}
 		cfg, err := c.s.log.TopicConfig(name)
 		if errors.Is(err, runnel.ErrTopicNotFound) && autoCreate && !all {
 			if err = c.s.autoCreate(name); err == nil {
