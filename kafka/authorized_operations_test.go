@@ -10,11 +10,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// TestAuthorizedOperations: a client that asks Metadata or DescribeCluster
-// what it may do (KIP-430; Java's admin includeAuthorizedOperations, kadm's
-// WithAuthorizedOps) is told what a Kafka broker without an authorizer
-// tells it, every operation of the resource's kind, instead of nothing;
-// one that does not ask gets Kafka's "omitted".
+// TestAuthorizedOperations: a client that asks Metadata, DescribeCluster
+// or DescribeGroups what it may do (KIP-430; Java's admin
+// includeAuthorizedOperations, kadm's WithAuthorizedOps and
+// DescribeGroups) is told what a Kafka broker without an authorizer tells
+// it, every operation of the resource's kind, instead of nothing; one
+// that does not ask gets Kafka's "omitted".
 func TestAuthorizedOperations(t *testing.T) {
 	ts := startServer(t, nil)
 	ts.createTopic("ops", 1)
@@ -33,6 +34,7 @@ func TestAuthorizedOperations(t *testing.T) {
 	wantCluster := []kmsg.ACLOperation{kmsg.ACLOperationCreate, kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe,
 		kmsg.ACLOperationClusterAction, kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs,
 		kmsg.ACLOperationIdempotentWrite}
+	wantGroup := []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationDelete, kmsg.ACLOperationDescribe}
 	rc := ts.raw()
 	for _, ask := range []bool{false, true} {
 		md := kmsg.NewPtrMetadataRequest()
@@ -43,8 +45,11 @@ func TestAuthorizedOperations(t *testing.T) {
 		dc := kmsg.NewPtrDescribeClusterRequest()
 		dc.IncludeClusterAuthorizedOperations = ask
 		dr := rc.request(dc).(*kmsg.DescribeClusterResponse)
+		dg := kmsg.NewPtrDescribeGroupsRequest()
+		dg.Version, dg.Groups, dg.IncludeAuthorizedOperations = 5, []string{"opsgroup"}, ask
+		gr := rc.request(dg).(*kmsg.DescribeGroupsResponse)
 		got := map[string]int32{"Metadata cluster": mr.AuthorizedOperations, "Metadata topic": mr.Topics[0].AuthorizedOperations,
-			"DescribeCluster": dr.ClusterAuthorizedOperations}
+			"DescribeCluster": dr.ClusterAuthorizedOperations, "DescribeGroups": gr.Groups[0].AuthorizedOperations}
 		for what, bits := range got {
 			if !ask {
 				if bits != math.MinInt32 {
@@ -52,9 +57,9 @@ func TestAuthorizedOperations(t *testing.T) {
 				}
 				continue
 			}
-			want := wantCluster
-			if what == "Metadata topic" {
-				want = wantTopic
+			want := map[string][]kmsg.ACLOperation{"Metadata topic": wantTopic, "DescribeGroups": wantGroup}[what]
+			if want == nil {
+				want = wantCluster
 			}
 			if ops := kadm.DecodeACLOperations(bits); !slices.Equal(ops, want) {
 				t.Errorf("%s's operations %v, want %v", what, ops, want)

@@ -113,8 +113,8 @@
 // 127.0.0.1. Options.TLS makes every connection TLS, and
 // Options.Credentials requires SASL PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
 // before any request but ApiVersions. There are no ACLs: a client that
-// may connect may do everything, which Metadata and DescribeCluster say
-// when asked for its authorized operations. A request larger than Options.MaxRequestBytes,
+// may connect may do everything, which Metadata, DescribeCluster and
+// DescribeGroups say when asked for its authorized operations. A request larger than Options.MaxRequestBytes,
 // or one that does not decode, closes its connection with a log line;
 // request decoding is bounded by the request's size (every array length
 // is checked against the bytes left) and decompression by the largest

@@ -128,6 +128,9 @@ func (c *conn) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 		if err == nil {
 			rg.Members = append(rg.Members, runnelMembers(info, own)...)
 		}
+		if req.IncludeAuthorizedOperations {
+			rg.AuthorizedOperations = groupOperations
+		}
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
