@@ -20,12 +20,15 @@ import (
 type consumeFlags struct {
 	group         string
 	fromBeginning bool
-	offset        string
+	offset        string // where to start; "" for the default
+	offsetStop    string // -offset e@MS
 	since         string
+	until         string
 	partition     int
 	follow        bool
 	count         int64
-	exitAtEnd     bool // kcat's -e: what consume does without -follow
+	exitAtEnd     bool       // kcat's -e: what consume does without -follow
+	stopAt        *time.Time // -until or -offset e@MS
 	format        string
 	keySep        string
 	recordSep     string
@@ -36,7 +39,7 @@ func init() {
 	register(&command{
 		name: "consume",
 		args: "TOPIC [-group G] [-from-beginning | -o OFFSET | -since TIME] [-p N]\n" +
-			"      [-follow] [-n COUNT] [-f value|json|FORMAT] [-K SEP] [-D DELIM]",
+			"      [-follow] [-n COUNT] [-until TIME] [-f value|json|FORMAT] [-K SEP] [-D DELIM]",
 		summary: "print records, one per line",
 		describe: `
 Prints each record's value on a line of its own; with -K SEP (-key-sep),
@@ -58,7 +61,10 @@ of several partitions), -N (the last N records of each partition), or s@MS
 
 Without -follow it stops at the end of the records there were when it
 started; with -follow it waits for new ones until Ctrl-C, and exits 0
-(a second Ctrl-C kills it, if its output is stuck).
+(a second Ctrl-C kills it, if its output is stuck). -until TIME (or -o
+e@MS, beside a start: -o beginning -o e@MS) stops each partition at its
+first record at or after the time, which is not printed; the run ends
+when every partition has stopped (without -follow, at the end too).
 -n COUNT stops after COUNT records (-n 0 prints none). It also stops,
 with status 0, when the reader of its output goes away (consume -follow |
 head -1).
@@ -71,8 +77,10 @@ committed, including on Ctrl-C.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVarP(&f.group, "group", "G", "", "consume as a member of consumer group `G`, committing what is printed")
 			fs.BoolVar(&f.fromBeginning, "from-beginning", false, "start at the oldest record")
-			fs.StringVarP(&f.offset, "offset", "o", "", "start at `OFFSET`: beginning, end, N, -N (the last N of each partition) or s@MS")
+			fs.VarP(offsetFlag{start: &f.offset, stop: &f.offsetStop}, "offset", "o",
+				"start at `OFFSET`: beginning, end, N, -N (the last N of each partition) or s@MS; e@MS stops (may be given beside a start)")
 			fs.StringVar(&f.since, "since", "", "start at the first record at or after `TIME`")
+			fs.StringVar(&f.until, "until", "", "stop each partition at its first record at or after `TIME`, as -o e@MS")
 			fs.IntVarP(&f.partition, "partition", "p", 0, "read only partition `N`")
 			fs.BoolVar(&f.follow, "follow", false, "wait for new records until interrupted")
 			fs.Int64VarP(&f.count, "count", "n", 0, "stop after `COUNT` records")
@@ -95,6 +103,9 @@ committed, including on Ctrl-C.`,
 			if err != nil {
 				return err
 			}
+			if f.stopAt, err = f.stop(); err != nil {
+				return err
+			}
 			if err := f.check(fs, start); err != nil {
 				return err
 			}
@@ -111,17 +122,20 @@ committed, including on Ctrl-C.`,
 // start reads where to start from -from-beginning, -offset or -since.
 func (f *consumeFlags) start(fs *pflag.FlagSet) (startSpec, error) {
 	given := 0
-	for _, name := range []string{"from-beginning", "offset", "since"} {
+	for _, name := range []string{"from-beginning", "since"} {
 		if fs.Changed(name) {
 			given++
 		}
+	}
+	if f.offset != "" {
+		given++
 	}
 	switch {
 	case given > 1:
 		return startSpec{}, usagef("give at most one of -from-beginning, -offset and -since")
 	case f.fromBeginning:
 		return startSpec{pos: runnel.Earliest}, nil
-	case fs.Changed("offset"):
+	case f.offset != "":
 		s, err := parseOffset(f.offset)
 		if err != nil {
 			return s, usagef("-offset %v", err)
@@ -137,6 +151,27 @@ func (f *consumeFlags) start(fs *pflag.FlagSet) (startSpec, error) {
 	return startSpec{pos: runnel.Latest}, nil
 }
 
+// stop reads where to stop from -until or -offset e@MS: nil for nowhere.
+func (f *consumeFlags) stop() (*time.Time, error) {
+	switch {
+	case f.until != "" && f.offsetStop != "":
+		return nil, usagef("give -until or -offset e@MS, not both")
+	case f.offsetStop != "":
+		t, err := parseMillis(f.offsetStop)
+		if err != nil {
+			return nil, usagef("-offset %v", err)
+		}
+		return &t, nil
+	case f.until != "":
+		t, err := parseTime(f.until, time.Now())
+		if err != nil {
+			return nil, usagef("-until: %v", err)
+		}
+		return &t, nil
+	}
+	return nil, nil
+}
+
 // check rejects flags that do not go together.
 func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 	switch {
@@ -148,6 +183,11 @@ func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 		return usagef("-partition cannot go with -group: the group assigns partitions")
 	case f.group != "" && (start.exact || start.last > 0):
 		return usagef("-offset %s cannot go with -group; use \"runnel groups reset\" to move a group", f.offset)
+	case f.group != "" && f.stopAt != nil:
+		// A member skips the records of a stopped partition unprinted,
+		// and the group's bookkeeping (followResets) would take the
+		// skip for a reset and commit past the time.
+		return usagef("-until and -offset e@MS cannot go with -group")
 	case f.format != "value" && (fs.Changed("key-sep") || fs.Changed("record-sep")):
 		return usagef("-key-sep and -record-sep go with -format value; a format string says where the key and the end go")
 	}
@@ -194,6 +234,7 @@ type consumer struct {
 	restartAt *runnel.StartPosition // in a group: where a partition whose offset is not stored starts, if no policy says
 	printed   map[int]int64         // partition → offset after the last record printed
 	committed map[int]int64         // what was last committed, in a group
+	stopped   map[int]bool          // partitions that reached -until's time
 	progress  *progress
 }
 
@@ -211,7 +252,7 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	case (fs.Changed("count") || fs.Changed("kcat-count")) && f.count == 0:
 		return nil
 	}
-	k := &consumer{f: f, printed: map[int]int64{}, committed: map[int]int64{}}
+	k := &consumer{f: f, printed: map[int]int64{}, committed: map[int]int64{}, stopped: map[int]bool{}}
 	k.out = bufio.NewWriterSize(cl.stdout, 256<<10)
 	if k.print, err = f.printer(k.out, topic, fs); err != nil {
 		return err
@@ -302,13 +343,20 @@ func (k *consumer) loop(ctx context.Context) error {
 	began := time.Now()
 	lastCommit := time.Now()
 	for {
-		if !k.f.follow && k.atEnd(began) {
+		if k.finished(began) {
 			return nil
 		}
 		recs, err := k.poll(ctx)
 		for _, r := range recs {
 			if !k.f.follow && r.Offset >= k.ends[r.Partition] {
 				continue // appended after the run began
+			}
+			past, err := k.past(r)
+			if err != nil {
+				return err
+			}
+			if past {
+				continue
 			}
 			if next, ok := k.printed[r.Partition]; ok && r.Offset != next {
 				k.jumped(r.Partition, r.Offset)
@@ -391,20 +439,36 @@ func (k *consumer) restart(err error) (bool, error) {
 	return true, k.c.Seek(oor.Partition, *k.restartAt)
 }
 
-// atEnd reports whether every partition read is at its end as of the
-// start. A group member that owns nothing yet waits a moment for the
-// group to hand it partitions.
-func (k *consumer) atEnd(began time.Time) bool {
+// finished reports whether every partition read has stopped at -until's
+// time or, without -follow, is at its end as of the start. A group member
+// that owns nothing yet waits a moment for the group to hand it
+// partitions.
+func (k *consumer) finished(began time.Time) bool {
 	parts := k.c.Partitions()
 	if len(parts) == 0 {
-		return k.f.group == "" || time.Since(began) > time.Second
+		return !k.f.follow && (k.f.group == "" || time.Since(began) > time.Second)
 	}
 	for _, p := range parts {
-		if k.c.Position(p) < k.ends[p] {
+		if !k.stopped[p] && (k.f.follow || k.c.Position(p) < k.ends[p]) {
 			return false
 		}
 	}
 	return true
+}
+
+// past reports whether r is at or after -until's time, or follows such a
+// record in its partition: kcat's e@MS stops a partition there, and
+// prints neither that record nor the ones after it. The partition is
+// paused, so that -follow reads no more of it.
+func (k *consumer) past(r runnel.Record) (bool, error) {
+	switch {
+	case k.stopped[r.Partition]:
+		return true, nil
+	case k.f.stopAt == nil || r.Time.Before(*k.f.stopAt):
+		return false, nil
+	}
+	k.stopped[r.Partition] = true
+	return true, k.c.Pause(r.Partition)
 }
 
 // jumped notes that partition p's position moved to offset without this

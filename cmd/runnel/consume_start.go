@@ -28,12 +28,9 @@ func parseOffset(s string) (startSpec, error) {
 	case "end", "latest":
 		return startSpec{pos: runnel.Latest}, nil
 	}
-	if ms, ok := strings.CutPrefix(s, "s@"); ok {
-		n, err := strconv.ParseInt(ms, 10, 64)
-		if err != nil || n < 0 {
-			return startSpec{}, fmt.Errorf("%q: want s@MS, milliseconds since 1970", s)
-		}
-		return startSpec{pos: runnel.AtTime(time.UnixMilli(n))}, nil
+	if strings.HasPrefix(s, "s@") {
+		t, err := parseMillis(s)
+		return startSpec{pos: runnel.AtTime(t)}, err
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	switch {
@@ -62,5 +59,35 @@ func seekLast(c *runnel.Consumer, info runnel.TopicInfo, ends []int64, n int64) 
 			return err
 		}
 	}
+	return nil
+}
+
+// parseMillis reads kcat's s@MS and e@MS: a time in milliseconds since
+// 1970 after a two-byte prefix.
+func parseMillis(s string) (time.Time, error) {
+	n, err := strconv.ParseInt(s[2:], 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("%q: want %sMS, milliseconds since 1970", s, s[:2])
+	}
+	return time.UnixMilli(n), nil
+}
+
+// offsetFlag is -offset (kcat's -o), which may be given twice, as kcat
+// takes it: once for where to start and once, as e@MS, for where to stop
+// (-o beginning -o e@1700000000000). Each is checked where it is used.
+type offsetFlag struct{ start, stop *string }
+
+func (o offsetFlag) String() string { return *o.start }
+func (o offsetFlag) Type() string   { return "OFFSET" }
+
+func (o offsetFlag) Set(s string) error {
+	target, what := o.start, "where to start"
+	if strings.HasPrefix(s, "e@") {
+		target, what = o.stop, "where to stop (e@MS)"
+	}
+	if *target != "" {
+		return fmt.Errorf("%s given twice (%s, then %s)", what, *target, s)
+	}
+	*target = s
 	return nil
 }

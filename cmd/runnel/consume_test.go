@@ -126,12 +126,7 @@ func TestConsumeOffsets(t *testing.T) {
 	must(t, dir, p1.String(), "produce", "t", "-p", "1")
 	values := func(args ...string) []string {
 		t.Helper()
-		var vs []string
-		for _, r := range consumeJSON(t, dir, append([]string{"t"}, args...)...) {
-			vs = append(vs, fmt.Sprintf("%d/%s", r.Partition, r.Value))
-		}
-		slices.Sort(vs)
-		return vs
+		return partitionValues(t, dir, append([]string{"t"}, args...)...)
 	}
 	all := []string{"0/a0", "0/a1", "0/a2", "0/a3", "0/a4", "1/b0", "1/b1", "1/b2", "1/b3", "1/b4"}
 	cases := []struct {
@@ -160,16 +155,14 @@ func TestConsumeOffsets(t *testing.T) {
 	// until the clock has passed the last record's millisecond, so that
 	// the next records are the only ones at or after the next one.
 	before := consumeJSON(t, dir, "t", "-o", "beginning")
-	var first, last int64 = before[0].Time.UnixMilli(), 0
+	first := before[0].Time.UnixMilli()
 	for _, r := range before {
-		first, last = min(first, r.Time.UnixMilli()), max(last, r.Time.UnixMilli())
+		first = min(first, r.Time.UnixMilli())
 	}
-	for time.Now().UnixMilli() <= last+1 {
-		time.Sleep(time.Millisecond)
-	}
+	next := waitPastMillis(before)
 	must(t, dir, "late1\nlate2\n", "produce", "t", "-p", "0")
-	if got := values("-o", fmt.Sprintf("s@%d", last+1)); !slices.Equal(got, []string{"0/late1", "0/late2"}) {
-		t.Errorf("s@%d: %q", last+1, got)
+	if got := values("-o", fmt.Sprintf("s@%d", next)); !slices.Equal(got, []string{"0/late1", "0/late2"}) {
+		t.Errorf("s@%d: %q", next, got)
 	}
 	if got := values("-o", fmt.Sprintf("s@%d", first)); len(got) != 12 {
 		t.Errorf("s@ the first record's time: %d records, want 12", len(got))
@@ -192,6 +185,82 @@ func TestConsumeOffsets(t *testing.T) {
 			code, tc.want = 1, "has 2 partitions"
 		}
 		failing(t, runIn(t, dir, "", append([]string{"consume", "t"}, tc.args...)...), code, tc.want)
+	}
+}
+
+// partitionValues consumes with args and returns each record as
+// "PARTITION/VALUE", sorted.
+func partitionValues(t *testing.T, dir string, args ...string) []string {
+	t.Helper()
+	var vs []string
+	for _, r := range consumeJSON(t, dir, args...) {
+		vs = append(vs, fmt.Sprintf("%d/%s", r.Partition, r.Value))
+	}
+	slices.Sort(vs)
+	return vs
+}
+
+// waitPastMillis waits until the clock has passed the millisecond of the
+// latest record in recs, so that records sent next are the only ones at
+// or after the millisecond it returns.
+func waitPastMillis(recs []consumedRecord) int64 {
+	var last int64
+	for _, r := range recs {
+		last = max(last, r.Time.UnixMilli())
+	}
+	for time.Now().UnixMilli() <= last+1 {
+		time.Sleep(time.Millisecond)
+	}
+	return last + 1
+}
+
+// TestConsumeUntil: -until TIME and kcat's -o e@MS (beside a start given
+// with another -o, in either order) stop each partition at its first
+// record at or after the time, which is not printed; with -follow the run
+// ends by itself once every partition has stopped.
+func TestConsumeUntil(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
+	must(t, dir, "a0\na1\n", "produce", "t", "-p", "0")
+	must(t, dir, "b0\n", "produce", "t", "-p", "1")
+	stop := waitPastMillis(consumeJSON(t, dir, "t", "-o", "beginning"))
+	must(t, dir, "a2\n", "produce", "t", "-p", "0")
+	must(t, dir, "b1\nb2\n", "produce", "t", "-p", "1")
+	eAt := fmt.Sprintf("e@%d", stop)
+	untilTime := time.UnixMilli(stop).UTC().Format(time.RFC3339Nano)
+	early := []string{"0/a0", "0/a1", "1/b0"}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-o", "beginning", "-o", eAt}, early},
+		{[]string{"-o", eAt, "-o", "beginning"}, early},
+		{[]string{"-o", "s@0", "-o", eAt}, early},
+		{[]string{"-from-beginning", "-until", untilTime}, early},
+		{[]string{"-o", "-1", "-until", untilTime}, nil},                                                        // the last of each partition is after the time
+		{[]string{"-o", "1", "-p", "0", "-o", eAt}, []string{"0/a1"}},                                           // an offset and a stop
+		{[]string{"-from-beginning", "-follow", "-until", untilTime}, early},                                    // both partitions reach the time
+		{[]string{"-from-beginning", "-follow", "-p", "1", "-o", eAt}, []string{"1/b0"}},                        // the one partition read does
+		{[]string{"-o", eAt}, nil},                                                                              // starts at the end, as kcat
+		{[]string{"-from-beginning", "-until", "2000-01-01"}, nil},                                              // every record is after it
+		{[]string{"-from-beginning", "-until", "0s"}, []string{"0/a0", "0/a1", "0/a2", "1/b0", "1/b1", "1/b2"}}, // none is after now
+	} {
+		if got := partitionValues(t, dir, append([]string{"t"}, tc.args...)...); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "e@x"}, "want e@MS, milliseconds since 1970"},
+		{[]string{"-o", "e@1", "-o", "e@2"}, "where to stop (e@MS) given twice (e@1, then e@2)"},
+		{[]string{"-o", "beginning", "-o", "end"}, "where to start given twice (beginning, then end)"},
+		{[]string{"-o", "e@1", "-until", "1h"}, "give -until or -offset e@MS, not both"},
+		{[]string{"-until", "soon"}, "-until: invalid time"},
+		{[]string{"-until", "1h", "-group", "g"}, "cannot go with -group"},
+	} {
+		failing(t, runIn(t, dir, "", append([]string{"consume", "t"}, tc.args...)...), 2, tc.want)
 	}
 }
 
