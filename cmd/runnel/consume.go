@@ -29,6 +29,7 @@ type consumeFlags struct {
 	count         int64
 	exitAtEnd     bool       // kcat's -e: what consume does without -follow
 	stopAt        *time.Time // -until or -offset e@MS
+	kcatJSON      bool       // -J: kcat's JSON envelope
 	format        string
 	keySep        string
 	recordSep     string
@@ -39,7 +40,7 @@ func init() {
 	register(&command{
 		name: "consume",
 		args: "TOPIC [-group G] [-from-beginning | -o OFFSET | -since TIME] [-p N]\n" +
-			"      [-follow] [-n COUNT] [-until TIME] [-f value|json|FORMAT] [-K SEP] [-D DELIM]",
+			"      [-follow] [-n COUNT] [-until TIME] [-f value|json|FORMAT | -J] [-K SEP] [-D DELIM]",
 		summary: "print records, one per line",
 		describe: `
 Prints each record's value on a line of its own; with -K SEP (-key-sep),
@@ -52,6 +53,11 @@ offset, time, key, value and headers (keys and values that are not UTF-8
 appear as {"base64": "..."}). Any other -f is a format string, as kcat's:
 ` + formatTokens + `; and the escapes above.
 For example: -f '%p/%o %k=%s\n'.
+
+-J prints each record as kcat -J does, one JSON object per line with
+topic, partition, offset, tstype, ts (milliseconds), broker, headers
+(when there are any: ["name", "value", ...]), key and payload, so that
+a script written for kcat's output reads it.
 
 Where to start: after the newest record (the default), -from-beginning,
 -since TIME (RFC 3339, a date, or a duration ago such as 15m), or
@@ -93,6 +99,7 @@ committed, including on Ctrl-C.`,
 			fs.MarkHidden("kcat-exit")
 			f.format = "value"
 			fs.VarP(formatFlag{&f.format}, "format", "f", "print each record as value, json, or a format string such as '%k=%s\\n'")
+			fs.BoolVarP(&f.kcatJSON, "kcat-json", "J", false, "print each record as kcat -J does: a JSON object with payload, key, ts, headers...")
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end each record with `DELIM`")
 		},
@@ -188,6 +195,10 @@ func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 		// and the group's bookkeeping (followResets) would take the
 		// skip for a reset and commit past the time.
 		return usagef("-until and -offset e@MS cannot go with -group")
+	case f.kcatJSON && fs.Changed("format"):
+		return usagef("-J prints kcat's JSON, -format its own form: give one")
+	case f.kcatJSON && (fs.Changed("key-sep") || fs.Changed("record-sep")):
+		return usagef("-key-sep and -record-sep go with -format value, not -J")
 	case f.format != "value" && (fs.Changed("key-sep") || fs.Changed("record-sep")):
 		return usagef("-key-sep and -record-sep go with -format value; a format string says where the key and the end go")
 	}
@@ -197,11 +208,15 @@ func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 // printer builds the record printer the flags ask for.
 func (f *consumeFlags) printer(out *bufio.Writer, topic string, fs *pflag.FlagSet) (*printer, error) {
 	p := &printer{out: out, topic: topic}
-	switch f.format {
-	case "json":
+	switch {
+	case f.kcatJSON || f.format == "json":
 		p.enc = json.NewEncoder(out)
 		p.enc.SetEscapeHTML(false)
-	case "value":
+		p.json = func(topic string, r runnel.Record) any { return newJSONRecord(topic, r) }
+		if f.kcatJSON {
+			p.json = func(topic string, r runnel.Record) any { return newKcatRecord(topic, r) }
+		}
+	case f.format == "value":
 		var keySep []byte
 		if fs.Changed("key-sep") {
 			var err error

@@ -127,13 +127,14 @@ func length(b []byte) int64 {
 type printer struct {
 	out    *bufio.Writer
 	topic  string
-	format recordFormat  // nil for JSON
-	enc    *json.Encoder // for JSON
+	format recordFormat                    // nil for JSON
+	enc    *json.Encoder                   // for JSON
+	json   func(string, runnel.Record) any // for JSON: -format json's object, or -J's
 }
 
 func (p *printer) print(r runnel.Record) error {
 	if p.enc != nil {
-		return p.enc.Encode(newJSONRecord(p.topic, r))
+		return p.enc.Encode(p.json(p.topic, r))
 	}
 	p.format.write(p.out, p.topic, r)
 	_, err := p.out.Write(nil) // bufio's sticky error, if a write failed

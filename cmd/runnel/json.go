@@ -69,6 +69,44 @@ func newJSONRecord(topic string, r runnel.Record) jsonRecord {
 	}
 }
 
+// kcatRecord is one line of "consume -J": kcat -J's envelope, field for
+// field and in its order, so that what reads kcat's output (jq
+// '.payload') reads this. kcat writes a key or payload that is not UTF-8
+// as it is, which is not JSON; here it is {"base64": "..."}, as in
+// -format json.
+type kcatRecord struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Offset    int64  `json:"offset"`
+	TSType    string `json:"tstype"` // runnel's times are the producer's: Kafka's CreateTime
+	TS        int64  `json:"ts"`     // milliseconds since 1970
+	Broker    int    `json:"broker"` // the node runnel serve is, 0, as kcat through it prints
+	Headers   []any  `json:"headers,omitempty"`
+	Key       any    `json:"key"`
+	Payload   any    `json:"payload"`
+}
+
+// newKcatRecord is r in kcat -J's envelope: headers, when r has any, a
+// flat list of names and values (kcat's default, not its -X
+// json.headers.map), a header without a value as null.
+func newKcatRecord(topic string, r runnel.Record) kcatRecord {
+	var headers []any
+	for _, h := range r.Headers {
+		headers = append(headers, jsonBytes([]byte(h.Key)), jsonBytes(h.Value))
+	}
+	return kcatRecord{
+		Topic:     topic,
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		TSType:    "create",
+		TS:        r.Time.UnixMilli(),
+		Broker:    0,
+		Headers:   headers,
+		Key:       jsonBytes(r.Key),
+		Payload:   jsonBytes(r.Value),
+	}
+}
+
 // jsonTopicEntry is one element of "topics list -format json".
 type jsonTopicEntry struct {
 	Name       string `json:"name"`

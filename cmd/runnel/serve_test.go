@@ -10,9 +10,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func TestServe(t *testing.T) {
-	dir := t.TempDir()
-	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
+// startServe starts runnel serve on the log in dir, on a port of the
+// loopback, and returns it and the address it serves.
+func startServe(t *testing.T, dir string) (*background, string) {
+	t.Helper()
 	b := startBackground(t, dir, "serve", "-listen", "127.0.0.1:0", "-durability", "buffered")
 	var first string
 	select {
@@ -24,6 +25,13 @@ func TestServe(t *testing.T) {
 	if !strings.HasPrefix(first, "serving ") || !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Fatalf("first line %q", first)
 	}
+	return b, addr
+}
+
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
+	b, addr := startServe(t, dir)
 
 	// Kafka in, runnel consume out.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("t"))

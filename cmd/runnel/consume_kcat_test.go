@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestConsumeKcatJSON: -J prints kcat -J's envelope, field for field and
+// in its order; where kcat is installed, the very lines kcat -J prints of
+// the same records read through runnel serve.
+func TestConsumeKcatJSON(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "k1:v1\nno key\n", "produce", "t", "-K", ":", "-H", "h1=x", "-H", "h2=y=z", "-H", "empty=")
+	must(t, dir, "plain <&>\n\n", "produce", "t")
+	recs := consumeJSON(t, dir, "t", "-from-beginning")
+	if len(recs) != 4 {
+		t.Fatalf("consumed %d records", len(recs))
+	}
+	got := must(t, dir, "", "consume", "t", "-from-beginning", "-J")
+	headers := `"headers":["h1","x","h2","y=z","empty",""],`
+	want := ""
+	for i, rest := range []string{
+		headers + `"key":"k1","payload":"v1"`,
+		headers + `"key":null,"payload":"no key"`,
+		`"key":null,"payload":"plain <&>"`,
+		`"key":null,"payload":""`,
+	} {
+		want += fmt.Sprintf(`{"topic":"t","partition":0,"offset":%d,"tstype":"create","ts":%d,"broker":0,%s}`+"\n",
+			i, recs[i].Time.UnixMilli(), rest)
+	}
+	if got != want {
+		t.Errorf("-J:\n%s", cmp.Diff(want, got))
+	}
+	if got := must(t, dir, "", "consume", "t", "-from-beginning", "--kcat-json", "-n", "1"); got != strings.SplitAfter(want, "\n")[0] {
+		t.Errorf("--kcat-json -n 1: %q", got)
+	}
+
+	// Bytes that are not UTF-8, which kcat writes as they are (not JSON),
+	// are {"base64": ...}, as in -format json.
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.WriteFile(bin, []byte{0xff, 0}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	must(t, dir, "", "topics", "create", "b")
+	must(t, dir, "", "produce", "b", "-file", bin, "-k", "k")
+	if got := must(t, dir, "", "consume", "b", "-from-beginning", "-J"); !strings.HasSuffix(got, `"key":"k","payload":{"base64":"/wA="}}`+"\n") {
+		t.Errorf("-J of a binary value: %q", got)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-J", "-f", "json"}, "give one"},
+		{[]string{"-J", "-K", ":"}, "not -J"},
+		{[]string{"-J", "-D", ","}, "not -J"},
+	} {
+		failing(t, runIn(t, dir, "", append([]string{"consume", "t"}, tc.args...)...), 2, tc.want)
+	}
+
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("RUNNEL_REQUIRE_CLIENTS") != "" {
+			t.Fatal("kcat not found, and RUNNEL_REQUIRE_CLIENTS is set")
+		}
+		t.Skip("kcat not found: the lines are not compared with kcat's own")
+	}
+	b, addr := startServe(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", addr, "-t", "t", "-o", "beginning", "-e", "-q", "-J").Output()
+	if err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	if string(out) != want {
+		t.Errorf("kcat -J through runnel serve and runnel consume -J differ:\n%s", cmp.Diff(string(out), want))
+	}
+	if code := b.interrupt(t); code != 0 {
+		t.Fatalf("serve exited %d after Ctrl-C: %s", code, b.stderr.String())
+	}
+}
