@@ -30,6 +30,7 @@ type consumeFlags struct {
 	exitAtEnd     bool       // kcat's -e: what consume does without -follow
 	stopAt        *time.Time // -until or -offset e@MS
 	kcatJSON      bool       // -J: kcat's JSON envelope
+	null          bool       // -Z: a missing key or value prints as NULL
 	format        string
 	keySep        string
 	recordSep     string
@@ -53,6 +54,7 @@ offset, time, key, value and headers (keys and values that are not UTF-8
 appear as {"base64": "..."}). Any other -f is a format string, as kcat's:
 ` + formatTokens + `; and the escapes above.
 For example: -f '%p/%o %k=%s\n'.
+-Z prints a missing key or value (null, not empty) as NULL, as kcat -Z.
 
 -J prints each record as kcat -J does, one JSON object per line with
 topic, partition, offset, tstype, ts (milliseconds), broker, headers
@@ -100,6 +102,7 @@ committed, including on Ctrl-C.`,
 			f.format = "value"
 			fs.VarP(formatFlag{&f.format}, "format", "f", "print each record as value, json, or a format string such as '%k=%s\\n'")
 			fs.BoolVarP(&f.kcatJSON, "kcat-json", "J", false, "print each record as kcat -J does: a JSON object with payload, key, ts, headers...")
+			fs.BoolVarP(&f.null, "null", "Z", false, "print a missing key or value as NULL, as kcat -Z (JSON has null)")
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end each record with `DELIM`")
 		},
@@ -208,6 +211,9 @@ func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 // printer builds the record printer the flags ask for.
 func (f *consumeFlags) printer(out *bufio.Writer, topic string, fs *pflag.FlagSet) (*printer, error) {
 	p := &printer{out: out, topic: topic}
+	if f.null {
+		p.null = []byte("NULL")
+	}
 	switch {
 	case f.kcatJSON || f.format == "json":
 		p.enc = json.NewEncoder(out)

@@ -79,8 +79,9 @@ func valueFormat(keySep, recordSep []byte) recordFormat {
 	return append(f, piece{field: 's'}, piece{lit: recordSep})
 }
 
-// write prints r to w; w's error is sticky, so the caller checks it once.
-func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record) {
+// write prints r to w, a missing key or value as null (kcat's -Z NULL,
+// else nothing); w's error is sticky, so the caller checks it once.
+func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record, null []byte) {
 	var num [20]byte
 	for _, p := range f {
 		switch p.field {
@@ -93,9 +94,9 @@ func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record) {
 		case 'o':
 			w.Write(strconv.AppendInt(num[:0], r.Offset, 10))
 		case 'k':
-			w.Write(r.Key)
+			w.Write(orNull(r.Key, null))
 		case 's':
-			w.Write(r.Value)
+			w.Write(orNull(r.Value, null))
 		case 'T':
 			w.Write(strconv.AppendInt(num[:0], r.Time.UnixMilli(), 10))
 		case 'K':
@@ -115,6 +116,14 @@ func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record) {
 	}
 }
 
+// orNull is b, or null if b is nil (no key, no value).
+func orNull(b, null []byte) []byte {
+	if b == nil {
+		return null
+	}
+	return b
+}
+
 // length is len(b), or -1 for nil: kcat's "no key".
 func length(b []byte) int64 {
 	if b == nil {
@@ -127,6 +136,7 @@ func length(b []byte) int64 {
 type printer struct {
 	out    *bufio.Writer
 	topic  string
+	null   []byte                          // printed for a missing key or value: -Z's NULL, else nothing
 	format recordFormat                    // nil for JSON
 	enc    *json.Encoder                   // for JSON
 	json   func(string, runnel.Record) any // for JSON: -format json's object, or -J's
@@ -136,7 +146,7 @@ func (p *printer) print(r runnel.Record) error {
 	if p.enc != nil {
 		return p.enc.Encode(p.json(p.topic, r))
 	}
-	p.format.write(p.out, p.topic, r)
+	p.format.write(p.out, p.topic, r, p.null)
 	_, err := p.out.Write(nil) // bufio's sticky error, if a write failed
 	return err
 }

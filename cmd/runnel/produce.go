@@ -32,6 +32,7 @@ type produceFlags struct {
 	files      []string
 	partition  int
 	durability string
+	null       bool // -Z: empty values and keys are sent as none
 }
 
 func init() {
@@ -47,6 +48,9 @@ record, stored byte for byte. -D DELIM ends records at DELIM instead of at a
 newline. With -K SEP (-key-sep), the text before the first SEP is the key
 and the rest the value; a record without SEP has no key. -k KEY gives every
 record that key instead. SEP and DELIM may hold \n, \t, \r, \0, \\ and \xHH.
+
+With -Z, an empty value, or an empty key before SEP, is sent as none
+(null, as a tombstone's value), as kcat -Z sends it.
 
 With -file, standard input is not read: each FILE, whole and byte for byte,
 is one record ("-" is all of standard input as one record).
@@ -67,6 +71,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			fs.StringVarP(&f.key, "key", "k", "", "give every record the key `KEY`")
 			fs.StringArrayVarP(&f.headers, "header", "H", nil, "add the header `KEY=VALUE` to every record (repeatable)")
 			fs.IntVarP(&f.partition, "partition", "p", 0, "send every record to partition `N`")
+			fs.BoolVarP(&f.null, "null", "Z", false, "send an empty value, or an empty key before -K's SEP, as none (null), as kcat -Z")
 			fs.StringArrayVar(&f.files, "file", nil, "send `FILE` whole as one record (repeatable; - for standard input)")
 			choiceVar(fs, &f.durability, "durability", "", []string{"durable", "buffered"},
 				"durable (fdatasync before a batch counts as written) or buffered")
@@ -155,7 +160,7 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 			for _, name := range f.files {
 				value, err := readWhole(c, name)
 				rec := base
-				rec.Value = value
+				rec.Value = f.orNil(value)
 				if !yield(rec, err) || err != nil {
 					return
 				}
@@ -172,9 +177,10 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 			rec.Value = sc.Bytes()
 			if len(keySep) > 0 {
 				if k, v, ok := bytes.Cut(rec.Value, keySep); ok {
-					rec.Key, rec.Value = k, v
+					rec.Key, rec.Value = f.orNil(k), v
 				}
 			}
+			rec.Value = f.orNil(rec.Value)
 			if !yield(rec, nil) {
 				return
 			}
@@ -186,6 +192,16 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 			yield(runnel.Record{}, fmt.Errorf("reading standard input: %w", err))
 		}
 	}, nil
+}
+
+// orNil is b, or with -Z nil when b is empty: kcat -Z's NULL key or
+// value, which a consumer tells from an empty one (consume -Z prints
+// NULL, %S -1).
+func (f *produceFlags) orNil(b []byte) []byte {
+	if f.null && len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // checkWhole fails if name cannot be sent whole: before anything is sent,

@@ -173,3 +173,40 @@ func TestProduceKeylessRunsSpread(t *testing.T) {
 		t.Errorf("16 runs of one keyless record each went to partitions %v", used)
 	}
 }
+
+// TestNullKeysAndValues: produce -Z sends an empty value, or an empty key
+// before -K's SEP, as none (null), and consume -Z prints none as NULL,
+// as kcat's -Z does both; without -Z an empty key or value stays empty,
+// and none prints as nothing. %K and %S tell them apart (-1 for none).
+func TestNullKeysAndValues(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "k:\n:v\n\nplain\n", "produce", "t", "-K", ":", "-Z")
+	must(t, dir, "k:\n:\n", "produce", "t", "-K", ":")
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	must(t, dir, "", "produce", "t", "-file", empty, "-k", "f", "-Z")
+	must(t, dir, "", "produce", "t", "-file", empty, "-k", "g")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-f", `%K %S %k|%s\n`, "-Z"}, "1 -1 k|NULL\n-1 1 NULL|v\n-1 -1 NULL|NULL\n-1 5 NULL|plain\n1 0 k|\n0 0 |\n1 -1 f|NULL\n1 0 g|\n"},
+		{[]string{"-f", `%K %S %k|%s\n`}, "1 -1 k|\n-1 1 |v\n-1 -1 |\n-1 5 |plain\n1 0 k|\n0 0 |\n1 -1 f|\n1 0 g|\n"},
+		{[]string{"-K", "=", "-Z"}, "k=NULL\nNULL=v\nNULL=NULL\nNULL=plain\nk=\n=\nf=NULL\ng=\n"},
+		{[]string{"-Z", "-n", "2"}, "NULL\nv\n"},
+	} {
+		if got := must(t, dir, "", append([]string{"consume", "t", "-from-beginning"}, tc.args...)...); got != tc.want {
+			t.Errorf("%q:\n%s", tc.args, cmp.Diff(tc.want, got))
+		}
+	}
+	// In JSON, none is null, with -Z or without, as kcat's -J has it.
+	for _, args := range [][]string{{"-J"}, {"-J", "-Z"}} {
+		got := must(t, dir, "", append([]string{"consume", "t", "-from-beginning", "-n", "2"}, args...)...)
+		if !strings.Contains(got, `"key":"k","payload":null}`) || !strings.Contains(got, `"key":null,"payload":"v"}`) {
+			t.Errorf("%q: %s", args, got)
+		}
+	}
+}
