@@ -31,6 +31,8 @@ type consumeFlags struct {
 	stopAt        *time.Time // -until or -offset e@MS
 	kcatJSON      bool       // -J: kcat's JSON envelope
 	null          bool       // -Z: a missing key or value prints as NULL
+	unbuffered    bool       // -u: each record written out at once
+	quiet         bool       // -q: no progress bar
 	format        string
 	keySep        string
 	recordSep     string
@@ -63,9 +65,11 @@ a script written for kcat's output reads it.
 
 Where to start: after the newest record (the default), -from-beginning,
 -since TIME (RFC 3339, a date, or a duration ago such as 15m), or
--o (-offset) OFFSET: beginning, end, N (the offset N, of -p N for a topic
-of several partitions), -N (the last N records of each partition), or s@MS
-(the first record at or after MS milliseconds since 1970).
+-o (-offset) OFFSET: beginning, end, stored (with -group: the group's
+committed offset, where a member starts anyway), N (the offset N, of -p N
+for a topic of several partitions), -N (the last N records of each
+partition), or s@MS (the first record at or after MS milliseconds since
+1970).
 
 Without -follow it stops at the end of the records there were when it
 started; with -follow it waits for new ones until Ctrl-C, and exits 0
@@ -86,7 +90,7 @@ committed, including on Ctrl-C.`,
 			fs.StringVarP(&f.group, "group", "G", "", "consume as a member of consumer group `G`, committing what is printed")
 			fs.BoolVar(&f.fromBeginning, "from-beginning", false, "start at the oldest record")
 			fs.VarP(offsetFlag{start: &f.offset, stop: &f.offsetStop}, "offset", "o",
-				"start at `OFFSET`: beginning, end, N, -N (the last N of each partition) or s@MS; e@MS stops (may be given beside a start)")
+				"start at `OFFSET`: beginning, end, stored, N, -N (the last N of each partition) or s@MS; e@MS stops (may be given beside a start)")
 			fs.StringVar(&f.since, "since", "", "start at the first record at or after `TIME`")
 			fs.StringVar(&f.until, "until", "", "stop each partition at its first record at or after `TIME`, as -o e@MS")
 			fs.IntVarP(&f.partition, "partition", "p", 0, "read only partition `N`")
@@ -102,6 +106,8 @@ committed, including on Ctrl-C.`,
 			f.format = "value"
 			fs.VarP(formatFlag{&f.format}, "format", "f", "print each record as value, json, or a format string such as '%k=%s\\n'")
 			fs.BoolVarP(&f.kcatJSON, "kcat-json", "J", false, "print each record as kcat -J does: a JSON object with payload, key, ts, headers...")
+			fs.BoolVarP(&f.unbuffered, "unbuffered", "u", false, "write each record out as it is printed, not in blocks (kcat -u)")
+			fs.BoolVarP(&f.quiet, "quiet", "q", false, "show no progress bar on a terminal (kcat -q)")
 			fs.BoolVarP(&f.null, "null", "Z", false, "print a missing key or value as NULL, as kcat -Z (JSON has null)")
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end each record with `DELIM`")
@@ -191,6 +197,8 @@ func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 		return usagef("-e stops at the end, -follow waits for more: give one")
 	case f.group != "" && fs.Changed("partition"):
 		return usagef("-partition cannot go with -group: the group assigns partitions")
+	case start.stored && f.group == "":
+		return usagef("-offset stored is a group's committed offset: it goes with -group")
 	case f.group != "" && (start.exact || start.last > 0):
 		return usagef("-offset %s cannot go with -group; use \"runnel groups reset\" to move a group", f.offset)
 	case f.group != "" && f.stopAt != nil:
@@ -322,7 +330,7 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 			return err
 		}
 	}
-	if !f.follow && f.group == "" {
+	if !f.follow && f.group == "" && !f.quiet {
 		var total int64
 		for _, p := range c.Partitions() {
 			total += max(0, k.ends[p]-c.Position(p))
@@ -384,6 +392,11 @@ func (k *consumer) loop(ctx context.Context) error {
 			}
 			if err := k.print.print(r); err != nil {
 				return err
+			}
+			if k.f.unbuffered {
+				if err := k.out.Flush(); err != nil {
+					return err
+				}
 			}
 			k.printed[r.Partition] = r.Offset + 1
 			n++

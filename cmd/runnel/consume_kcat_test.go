@@ -88,3 +88,43 @@ func TestConsumeKcatJSON(t *testing.T) {
 		t.Fatalf("serve exited %d after Ctrl-C: %s", code, b.stderr.String())
 	}
 }
+
+// TestConsumeKcatLetters: kcat's %R (the value's length as a 32-bit
+// big-endian integer, -1 for none), -o stored (a group's committed
+// offset; without a group a usage mistake), -u (each record written out
+// at once) and -q (no progress bar), each of which was a usage mistake.
+func TestConsumeKcatLetters(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "ab\n\nc\n", "produce", "t", "-Z")
+	if got, want := must(t, dir, "", "consume", "t", "-from-beginning", "-f", "%R%s"), "\x00\x00\x00\x02ab\xff\xff\xff\xff\x00\x00\x00\x01c"; got != want {
+		t.Errorf("%%R: %q, want %q", got, want)
+	}
+
+	if got := must(t, dir, "", "consume", "t", "-group", "g", "-from-beginning", "-n", "1"); got != "ab\n" {
+		t.Fatalf("group's first record: %q", got)
+	}
+	if got := must(t, dir, "", "consume", "t", "-group", "g", "-o", "stored", "-Z"); got != "NULL\nc\n" {
+		t.Errorf("-o stored: %q, want the records after the group's commit", got)
+	}
+	if got := must(t, dir, "", "consume", "t", "-group", "h", "-o", "stored"); got != "" {
+		t.Errorf("-o stored of a group that committed nothing: %q, want none (it starts at the end)", got)
+	}
+	failing(t, runIn(t, dir, "", "consume", "t", "-o", "stored"), 2, "-offset stored is a group's committed offset: it goes with -group")
+
+	// -u and -q change how, not what: the output is the same as without.
+	for _, tc := range []struct{ args, same []string }{
+		{[]string{"-u"}, nil},
+		{[]string{"-q"}, nil},
+		{[]string{"--unbuffered", "--quiet"}, nil},
+		{[]string{"-u", "-J"}, []string{"-J"}},
+		{[]string{"-u", "-follow"}, nil},
+	} {
+		run := func(args []string) string {
+			return must(t, dir, "", append([]string{"consume", "t", "-from-beginning", "-n", "2"}, args...)...)
+		}
+		if got, want := run(tc.args), run(tc.same); got != want {
+			t.Errorf("%q: %q, want %q", tc.args, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -17,7 +18,8 @@ import (
 // formatTokens are the % tokens of -format, as kcat has them.
 const formatTokens = `%t topic, %p partition, %o offset, %k key, %s value, %h headers
 (key=value,...), %T timestamp in milliseconds, %K and %S key and value
-lengths (-1 for none), %% a percent sign`
+lengths (-1 for none), %R the value's length as 4 bytes, big-endian (to
+frame binary values), %% a percent sign`
 
 // piece is a literal run of bytes (field 0) or one % token.
 type piece struct {
@@ -50,7 +52,7 @@ func parseFormat(s string) (recordFormat, error) {
 			switch t := s[i]; t {
 			case '%':
 				lit = append(lit, '%')
-			case 't', 'p', 'o', 'k', 's', 'h', 'T', 'K', 'S':
+			case 't', 'p', 'o', 'k', 's', 'h', 'T', 'K', 'S', 'R':
 				if len(lit) > 0 {
 					f = append(f, piece{lit: lit})
 					lit = nil
@@ -103,6 +105,8 @@ func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record, null
 			w.Write(strconv.AppendInt(num[:0], length(r.Key), 10))
 		case 'S':
 			w.Write(strconv.AppendInt(num[:0], length(r.Value), 10))
+		case 'R':
+			w.Write(binary.BigEndian.AppendUint32(num[:0], uint32(int32(length(r.Value)))))
 		case 'h':
 			for i, h := range r.Headers {
 				if i > 0 {

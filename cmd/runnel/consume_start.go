@@ -15,11 +15,15 @@ type startSpec struct {
 	pos   runnel.StartPosition
 	exact bool  // an offset: it means something in one partition only
 	last  int64 // > 0: the last this many records of each partition
+	// stored is kcat's -o stored: a group's committed offset, which is
+	// where a member starts anyway; the end where there is none.
+	stored bool
 }
 
-// parseOffset reads -offset (kcat's -o): beginning, end, N (an offset),
-// -N (the last N records of each partition) or s@MS (the first record at
-// or after MS milliseconds since 1970). earliest and latest are accepted
+// parseOffset reads -offset (kcat's -o): beginning, end, stored (a
+// group's committed offset), N (an offset), -N (the last N records of
+// each partition) or s@MS (the first record at or after MS milliseconds
+// since 1970). earliest and latest are accepted
 // too, as Kafka's tools name them.
 func parseOffset(s string) (startSpec, error) {
 	switch s {
@@ -27,6 +31,8 @@ func parseOffset(s string) (startSpec, error) {
 		return startSpec{pos: runnel.Earliest}, nil
 	case "end", "latest":
 		return startSpec{pos: runnel.Latest}, nil
+	case "stored":
+		return startSpec{pos: runnel.Latest, stored: true}, nil
 	}
 	if strings.HasPrefix(s, "s@") {
 		t, err := parseMillis(s)
@@ -35,7 +41,7 @@ func parseOffset(s string) (startSpec, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	switch {
 	case err != nil:
-		return startSpec{}, fmt.Errorf("%q: want beginning, end, N, -N (the last N records of each partition) or s@MS", s)
+		return startSpec{}, fmt.Errorf("%q: want beginning, end, stored, N, -N (the last N records of each partition) or s@MS", s)
 	case strings.HasPrefix(s, "-") && n == 0:
 		return startSpec{}, fmt.Errorf("%q: the last 0 records are none; want -N with N 1 or more", s)
 	case n < 0:

@@ -173,7 +173,7 @@ func TestConsumeOffsets(t *testing.T) {
 		want string
 	}{
 		{[]string{"-o", "3"}, "needs -partition"},
-		{[]string{"-o", "soon"}, "want beginning, end, N, -N"},
+		{[]string{"-o", "soon"}, "want beginning, end, stored, N, -N"},
 		{[]string{"-o", "-0"}, "last 0 records"},
 		{[]string{"-o", "s@x"}, "milliseconds since 1970"},
 		{[]string{"-o", "beginning", "-from-beginning"}, "at most one"},
