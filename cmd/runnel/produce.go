@@ -33,6 +33,8 @@ type produceFlags struct {
 	partition  int
 	durability string
 	null       bool // -Z: empty values and keys are sent as none
+	count      int64
+	quiet      bool
 }
 
 func init() {
@@ -40,7 +42,7 @@ func init() {
 	register(&command{
 		name: "produce",
 		args: "TOPIC [-K SEP] [-D DELIM] [-k KEY] [-H KEY=VALUE]... [-p N]\n" +
-			"      [-file FILE]... [-durability durable|buffered]",
+			"      [-file FILE]... [-n COUNT] [-durability durable|buffered]",
 		summary: "append one record per line of standard input, or per file",
 		describe: `
 Each line of standard input, without its newline, becomes the value of one
@@ -54,6 +56,9 @@ With -Z, an empty value, or an empty key before SEP, is sent as none
 
 With -file, standard input is not read: each FILE, whole and byte for byte,
 is one record ("-" is all of standard input as one record).
+
+-n COUNT (-count, kcat's -c) stops after COUNT records, without waiting
+for more input. -q says nothing on standard error but errors.
 
 -H KEY=VALUE adds a header to every record; repeat it for more. Records
 with the same key go to the same partition; keyless ones are spread,
@@ -72,6 +77,10 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			fs.StringArrayVarP(&f.headers, "header", "H", nil, "add the header `KEY=VALUE` to every record (repeatable)")
 			fs.IntVarP(&f.partition, "partition", "p", 0, "send every record to partition `N`")
 			fs.BoolVarP(&f.null, "null", "Z", false, "send an empty value, or an empty key before -K's SEP, as none (null), as kcat -Z")
+			fs.Int64VarP(&f.count, "count", "n", 0, "stop after `COUNT` records, without waiting for more input")
+			fs.Int64VarP(&f.count, "kcat-count", "c", 0, "") // kcat's letter; one spelling in the help
+			fs.MarkHidden("kcat-count")
+			fs.BoolVarP(&f.quiet, "quiet", "q", false, "say nothing on standard error but errors (kcat -q)")
 			fs.StringArrayVar(&f.files, "file", nil, "send `FILE` whole as one record (repeatable; - for standard input)")
 			choiceVar(fs, &f.durability, "durability", "", []string{"durable", "buffered"},
 				"durable (fdatasync before a batch counts as written) or buffered")
@@ -114,7 +123,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			if err != nil {
 				return err
 			}
-			return produce(ctx, c, p, recs)
+			return produce(ctx, c, p, recs, f.quiet)
 		},
 	})
 }
@@ -138,6 +147,8 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 		return nil, usagef("-record-sep: %v", err)
 	}
 	switch {
+	case f.count < 0:
+		return nil, usagef("-n %d: want a count, 0 or more", f.count)
 	case len(recordSep) == 0:
 		return nil, usagef("-record-sep is empty")
 	case fs.Changed("key") && fs.Changed("key-sep"):
@@ -154,7 +165,7 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 	if fs.Changed("key") {
 		key = []byte(f.key)
 	}
-	return func(yield func(runnel.Record, error) bool) {
+	recs := func(yield func(runnel.Record, error) bool) {
 		base := runnel.Record{Key: key, Headers: headers, Partition: f.partition}
 		if len(f.files) > 0 {
 			for _, name := range f.files {
@@ -191,7 +202,30 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 			}
 			yield(runnel.Record{}, fmt.Errorf("reading standard input: %w", err))
 		}
-	}, nil
+	}
+	if fs.Changed("count") || fs.Changed("kcat-count") {
+		return take(recs, f.count), nil
+	}
+	return recs, nil
+}
+
+// take is the first n records of recs (or an error before them): at a
+// terminal or a pipe, the command returns without waiting for more input.
+func take(recs iter.Seq2[runnel.Record, error], n int64) iter.Seq2[runnel.Record, error] {
+	return func(yield func(runnel.Record, error) bool) {
+		if n == 0 {
+			return
+		}
+		var taken int64
+		for rec, err := range recs {
+			if !yield(rec, err) || err != nil {
+				return
+			}
+			if taken++; taken == n {
+				return
+			}
+		}
+	}
 }
 
 // orNil is b, or with -Z nil when b is empty: kcat -Z's NULL key or
@@ -247,7 +281,7 @@ func readWhole(c *cli, name string) ([]byte, error) {
 
 // produce sends recs through p. Reading stdin cannot be interrupted, so a
 // signal is handled beside it: flush what was read, and exit.
-func produce(ctx context.Context, c *cli, p *runnel.Producer, recs iter.Seq2[runnel.Record, error]) error {
+func produce(ctx context.Context, c *cli, p *runnel.Producer, recs iter.Seq2[runnel.Record, error], quiet bool) error {
 	var (
 		failed  atomic.Pointer[error]
 		acked   atomic.Int64
@@ -306,7 +340,7 @@ func produce(ctx context.Context, c *cli, p *runnel.Producer, recs iter.Seq2[run
 	if errp := failed.Load(); errp != nil {
 		return fmt.Errorf("%w (%d of %d records written)", *errp, acked.Load(), sent)
 	}
-	if isTerminal(os.Stderr) && !isTerminal(os.Stdin) {
+	if !quiet && isTerminal(os.Stderr) && !isTerminal(os.Stdin) {
 		fmt.Fprintf(c.stderr, "produced %d records\n", sent)
 	}
 	return nil

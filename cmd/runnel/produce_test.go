@@ -210,3 +210,54 @@ func TestNullKeysAndValues(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceCount: -n COUNT (kcat's -c) sends the first COUNT records,
+// of lines or files, and returns without waiting for more input: from a
+// pipe its writer keeps open, as at a terminal, it returns once COUNT
+// lines have come.
+func TestProduceCount(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	files := t.TempDir()
+	for _, name := range []string{"f1", "f2"} {
+		if err := os.WriteFile(filepath.Join(files, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "2"}, "a\nb\n"},
+		{[]string{"-c", "1"}, "a\n"},
+		{[]string{"-count=3", "-q"}, "a\nb\nc\n"},
+		{[]string{"-n", "0"}, ""},
+		{[]string{"-n", "9"}, "a\nb\nc\n"},
+		{[]string{"-n", "1", "-file", filepath.Join(files, "f1"), "-file", filepath.Join(files, "f2")}, "f1\n"},
+	} {
+		must(t, dir, "", "topics", "delete", "t")
+		must(t, dir, "", "topics", "create", "t")
+		if r := runIn(t, dir, "a\nb\nc\n", append([]string{"produce", "t"}, tc.args...)...); r.code != 0 || r.stdout != "" || r.stderr != "" {
+			t.Fatalf("%q: exit %d, stdout %q, stderr %q", tc.args, r.code, r.stdout, r.stderr)
+		}
+		if got := must(t, dir, "", "consume", "t", "-from-beginning"); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+
+	typing, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write([]byte("x\ny\n")); err != nil {
+		t.Fatal(err)
+	}
+	if r := runFrom(t, dir, typing, "produce", "t", "-n", "2"); r.code != 0 {
+		t.Fatalf("-n 2 from an open pipe: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got := must(t, dir, "", "consume", "t", "-o", "-2"); got != "x\ny\n" {
+		t.Errorf("-n 2 from an open pipe: %q", got)
+	}
+	failing(t, runIn(t, dir, "", "produce", "t", "-n", "-1"), 2, "-n -1: want a count, 0 or more")
+}
