@@ -30,6 +30,7 @@ type produceFlags struct {
 	key        string
 	headers    []string
 	files      []string
+	lineFiles  []string // -l: read as standard input is, instead of it
 	partition  int
 	durability string
 	null       bool // -Z: empty values and keys are sent as none
@@ -42,7 +43,7 @@ func init() {
 	register(&command{
 		name: "produce",
 		args: "TOPIC [-K SEP] [-D DELIM] [-k KEY] [-H KEY=VALUE]... [-p N]\n" +
-			"      [-file FILE]... [-n COUNT] [-durability durable|buffered]",
+			"      [-l FILE | -file FILE]... [-n COUNT] [-durability durable|buffered]",
 		summary: "append one record per line of standard input, or per file",
 		describe: `
 Each line of standard input, without its newline, becomes the value of one
@@ -53,6 +54,9 @@ record that key instead. SEP and DELIM may hold \n, \t, \r, \0, \\ and \xHH.
 
 With -Z, an empty value, or an empty key before SEP, is sent as none
 (null, as a tombstone's value), as kcat -Z sends it.
+
+-l FILE reads the records from FILE instead of standard input, split
+the same way (repeatable: one file after the other).
 
 With -file, standard input is not read: each FILE, whole and byte for byte,
 is one record ("-" is all of standard input as one record).
@@ -81,6 +85,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			fs.Int64VarP(&f.count, "kcat-count", "c", 0, "") // kcat's letter; one spelling in the help
 			fs.MarkHidden("kcat-count")
 			fs.BoolVarP(&f.quiet, "quiet", "q", false, "say nothing on standard error but errors (kcat -q)")
+			fs.StringArrayVarP(&f.lineFiles, "lines", "l", nil, "read records from `FILE` as from standard input, instead of it (repeatable; kcat -l)")
 			fs.StringArrayVar(&f.files, "file", nil, "send `FILE` whole as one record (repeatable; - for standard input)")
 			choiceVar(fs, &f.durability, "durability", "", []string{"durable", "buffered"},
 				"durable (fdatasync before a batch counts as written) or buffered")
@@ -155,9 +160,16 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 		return nil, usagef("give -key or -key-sep, not both")
 	case len(f.files) > 0 && (fs.Changed("key-sep") || fs.Changed("record-sep")):
 		return nil, usagef("-file sends each file whole: -key-sep and -record-sep do not apply")
+	case len(f.files) > 0 && len(f.lineFiles) > 0:
+		return nil, usagef("give -file (each file one record) or -l (a record per line), not both")
 	}
 	for _, name := range f.files {
 		if err := checkWhole(name); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range f.lineFiles {
+		if _, err := statInput(name); err != nil {
 			return nil, err
 		}
 	}
@@ -178,29 +190,25 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 			}
 			return
 		}
-		sc := bufio.NewScanner(c.stdin)
-		sc.Buffer(make([]byte, 256<<10), maxRecord+1)
-		sc.Split(splitAt(recordSep))
-		n := 0
-		for sc.Scan() {
-			n++
+		split := func(value []byte) runnel.Record {
 			rec := base
-			rec.Value = sc.Bytes()
+			rec.Value = value
 			if len(keySep) > 0 {
 				if k, v, ok := bytes.Cut(rec.Value, keySep); ok {
 					rec.Key, rec.Value = f.orNil(k), v
 				}
 			}
 			rec.Value = f.orNil(rec.Value)
-			if !yield(rec, nil) {
+			return rec
+		}
+		if len(f.lineFiles) == 0 {
+			scanRecords(c.stdin, "standard input", recordSep, split, yield)
+			return
+		}
+		for _, name := range f.lineFiles {
+			if !scanFile(c, name, recordSep, split, yield) {
 				return
 			}
-		}
-		if err := sc.Err(); err != nil {
-			if errors.Is(err, bufio.ErrTooLong) {
-				err = fmt.Errorf("record %d is longer than %d bytes, the largest record", n+1, maxRecord)
-			}
-			yield(runnel.Record{}, fmt.Errorf("reading standard input: %w", err))
 		}
 	}
 	if fs.Changed("count") || fs.Changed("kcat-count") {
@@ -238,22 +246,71 @@ func (f *produceFlags) orNil(b []byte) []byte {
 	return b
 }
 
+// scanFile reads the records of a file of -l (standard input for "-")
+// as scanRecords does, and reports whether to go on.
+func scanFile(c *cli, name string, sep []byte, split func([]byte) runnel.Record, yield func(runnel.Record, error) bool) bool {
+	if name == "-" {
+		return scanRecords(c.stdin, "standard input", sep, split, yield)
+	}
+	file, err := os.Open(name)
+	if err != nil {
+		yield(runnel.Record{}, err)
+		return false
+	}
+	defer file.Close()
+	return scanRecords(file, name, sep, split, yield)
+}
+
+// scanRecords yields the records of r, named name in errors: each run of
+// bytes up to sep, made a record by split. It reports whether to go on:
+// not after an error, nor when yield says stop.
+func scanRecords(r io.Reader, name string, sep []byte, split func([]byte) runnel.Record, yield func(runnel.Record, error) bool) bool {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 256<<10), maxRecord+1)
+	sc.Split(splitAt(sep))
+	n := 0
+	for sc.Scan() {
+		n++
+		if !yield(split(sc.Bytes()), nil) {
+			return false
+		}
+	}
+	err := sc.Err()
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, bufio.ErrTooLong) {
+		err = fmt.Errorf("record %d is longer than %d bytes, the largest record", n+1, maxRecord)
+	}
+	yield(runnel.Record{}, fmt.Errorf("reading %s: %w", name, err))
+	return false
+}
+
 // checkWhole fails if name cannot be sent whole: before anything is sent,
 // so that a mistyped name does not leave the other files half sent.
 func checkWhole(name string) error {
+	st, err := statInput(name)
+	if err == nil && st != nil && st.Mode().IsRegular() && st.Size() > maxRecord {
+		return fmt.Errorf("%s is %d bytes; the largest record is %d", name, st.Size(), maxRecord)
+	}
+	return err
+}
+
+// statInput fails if name, a file to read records from, is missing or a
+// directory, checked before anything is sent, as checkWhole does. "-",
+// standard input, has no FileInfo.
+func statInput(name string) (os.FileInfo, error) {
 	if name == "-" {
-		return nil
+		return nil, nil
 	}
 	st, err := os.Stat(name)
 	switch {
 	case err != nil:
-		return err
+		return nil, err
 	case st.IsDir():
-		return fmt.Errorf("%s is a directory", name)
-	case st.Mode().IsRegular() && st.Size() > maxRecord:
-		return fmt.Errorf("%s is %d bytes; the largest record is %d", name, st.Size(), maxRecord)
+		return nil, fmt.Errorf("%s is a directory", name)
 	}
-	return nil
+	return st, nil
 }
 
 // readWhole reads a file, or standard input for "-", as one record.

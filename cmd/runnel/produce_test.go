@@ -261,3 +261,40 @@ func TestProduceCount(t *testing.T) {
 	}
 	failing(t, runIn(t, dir, "", "produce", "t", "-n", "-1"), 2, "-n -1: want a count, 0 or more")
 }
+
+// TestProduceLinesFromFiles: -l FILE (kcat's -l) reads records from FILE
+// as from standard input, which it leaves unread: split at -D, keys at -K,
+// -Z and -n as for standard input; repeatable, one file after the other,
+// "-" for standard input. A file that is missing or a directory fails
+// before anything is sent.
+func TestProduceLinesFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	files := t.TempDir()
+	one, two := filepath.Join(files, "one"), filepath.Join(files, "two")
+	os.WriteFile(one, []byte("k1:a,k2:,b"), 0o644)
+	os.WriteFile(two, []byte("k3:c,"), 0o644)
+	must(t, dir, "not read\n", "produce", "t", "-l", one, "-lines", two, "-K", ":", "-D", ",", "-Z")
+	if got, want := must(t, dir, "", "consume", "t", "-from-beginning", "-f", `%k=%s\n`, "-Z"), "k1=a\nk2=NULL\nNULL=b\nk3=c\n"; got != want {
+		t.Errorf("-l one -l two:\n%s", cmp.Diff(want, got))
+	}
+	must(t, dir, "from\nstdin\n", "produce", "t", "-l", "-", "-l", two, "-n", "2")
+	if got := must(t, dir, "", "consume", "t", "-o", "-2"); got != "from\nstdin\n" {
+		t.Errorf("-l - -n 2: %q", got)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-l", filepath.Join(files, "missing")}, 1, "no such file"},
+		{[]string{"-l", files}, 1, "is a directory"},
+		{[]string{"-l", one, "-file", two}, 2, "give -file (each file one record) or -l (a record per line), not both"},
+	} {
+		failing(t, runIn(t, dir, "", append([]string{"produce", "t", "-l", two}, tc.args...)...), tc.code, tc.want)
+	}
+	if got := must(t, dir, "", "consume", "t", "-f", `%o\n`, "-o", "6", "-p", "0"); got != "" {
+		t.Errorf("the failed runs sent %q", got)
+	}
+}
