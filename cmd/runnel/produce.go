@@ -50,7 +50,7 @@ Each line of standard input, without its newline, becomes the value of one
 record, stored byte for byte. -D DELIM ends records at DELIM instead of at a
 newline. With -K SEP (-key-sep), the text before the first SEP is the key
 and the rest the value; a record without SEP has no key. -k KEY gives every
-record that key instead. SEP and DELIM may hold \n, \t, \r, \0, \\ and \xHH.
+record that key instead, or with -K, every record without SEP (as kcat). SEP and DELIM may hold \n, \t, \r, \0, \\ and \xHH.
 
 With -Z, an empty value, or an empty key before SEP, is sent as none
 (null, as a tombstone's value), as kcat -Z sends it.
@@ -77,7 +77,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "split each record into key and value at the first `SEP`")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end records at `DELIM`")
-			fs.StringVarP(&f.key, "key", "k", "", "give every record the key `KEY`")
+			fs.StringVarP(&f.key, "key", "k", "", "give every record the key `KEY` (with -K: every record without SEP)")
 			fs.StringArrayVarP(&f.headers, "header", "H", nil, "add the header `KEY=VALUE` to every record (repeatable)")
 			fs.IntVarP(&f.partition, "partition", "p", 0, "send every record to partition `N`")
 			fs.BoolVarP(&f.null, "null", "Z", false, "send an empty value, or an empty key before -K's SEP, as none (null), as kcat -Z")
@@ -156,8 +156,6 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 		return nil, usagef("-n %d: want a count, 0 or more", f.count)
 	case len(recordSep) == 0:
 		return nil, usagef("-record-sep is empty")
-	case fs.Changed("key") && fs.Changed("key-sep"):
-		return nil, usagef("give -key or -key-sep, not both")
 	case len(f.files) > 0 && (fs.Changed("key-sep") || fs.Changed("record-sep")):
 		return nil, usagef("-file sends each file whole: -key-sep and -record-sep do not apply")
 	case len(f.files) > 0 && len(f.lineFiles) > 0:
@@ -195,7 +193,11 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 			rec.Value = value
 			if len(keySep) > 0 {
 				if k, v, ok := bytes.Cut(rec.Value, keySep); ok {
-					rec.Key, rec.Value = f.orNil(k), v
+					// A key that -Z makes none leaves -k's, as in kcat.
+					if k = f.orNil(k); k != nil || !fs.Changed("key") {
+						rec.Key = k
+					}
+					rec.Value = v
 				}
 			}
 			rec.Value = f.orNil(rec.Value)

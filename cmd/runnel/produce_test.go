@@ -50,7 +50,6 @@ func TestProduceKeysHeadersPartitions(t *testing.T) {
 	}{
 		{[]string{"-H", "novalue"}, "want KEY=VALUE"},
 		{[]string{"-H", "=v"}, "want KEY=VALUE"},
-		{[]string{"-K", ":", "-k", "x"}, "not both"},
 		{[]string{"-D", ""}, "-record-sep is empty"},
 		{[]string{"-D", `\z`}, "unknown escape"},
 		{[]string{"-p", "-1"}, "want a partition number"},
@@ -296,5 +295,18 @@ func TestProduceLinesFromFiles(t *testing.T) {
 	}
 	if got := must(t, dir, "", "consume", "t", "-f", `%o\n`, "-o", "6", "-p", "0"); got != "" {
 		t.Errorf("the failed runs sent %q", got)
+	}
+}
+
+// TestProduceKeyAndKeySep: -k KEY with -K SEP gives KEY to the records
+// without SEP, and to those whose key -Z makes none, as kcat's -k with
+// -K does; it was a usage mistake.
+func TestProduceKeyAndKeySep(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a:1\nno sep\n:2\n", "produce", "t", "-K", ":", "-k", "dflt")
+	must(t, dir, "b:3\nno sep\n:4\n", "produce", "t", "-K", ":", "-k", "dflt", "-Z")
+	if got, want := must(t, dir, "", "consume", "t", "-from-beginning", "-f", `%K %k=%s\n`), "1 a=1\n4 dflt=no sep\n0 =2\n1 b=3\n4 dflt=no sep\n4 dflt=4\n"; got != want {
+		t.Errorf("-k with -K:\n%s", cmp.Diff(want, got))
 	}
 }
