@@ -71,11 +71,15 @@ func logNames(c *cli, list func(*runnel.Log) ([]string, error)) []string {
 	return names
 }
 
-// addCompletions makes leaf complete its positional arguments by kind,
-// -group with the log's groups, and choice flags with their words.
-func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind) {
+// addCompletions makes leaf complete its positional arguments by kind
+// (with moreFiles, those after them as files), -group with the log's
+// groups, and choice flags with their words.
+func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind, moreFiles bool) {
 	leaf.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		if len(args) >= len(kinds) {
+		switch {
+		case len(args) >= len(kinds) && moreFiles:
+			return nil, cobra.ShellCompDirectiveDefault
+		case len(args) >= len(kinds):
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		if kinds[len(args)] == nil {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,7 +52,7 @@ type command struct {
 	describe string                  // longer help, shown by -help
 	flags    func(fs *pflag.FlagSet) // defines the command's own flags
 	run      runFunc
-	nargs    [2]int    // min and max positional arguments
+	nargs    [2]int    // min and max positional arguments (manyArgs: no max)
 	complete []argKind // what each positional argument names, for shell completion
 }
 
@@ -60,6 +61,11 @@ type command struct {
 type runFunc func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error
 
 var commands []*command
+
+// manyArgs is nargs' maximum for a command that takes any number of
+// arguments; shell completion offers files for those after the ones
+// complete names.
+const manyArgs = math.MaxInt
 
 // commandOrder is the order of the commands in the usage: from making a
 // topic to looking inside one.
@@ -223,7 +229,7 @@ func newLeaf(c *cli, cmd *command, name string) *cobra.Command {
 		cmd.flags(leaf.Flags())
 	}
 	leaf.InitDefaultHelpFlag()
-	addCompletions(c, leaf, cmd.complete)
+	addCompletions(c, leaf, cmd.complete, cmd.nargs[1] == manyArgs)
 	return leaf
 }
 

@@ -42,8 +42,8 @@ func init() {
 	var f produceFlags
 	register(&command{
 		name: "produce",
-		args: "TOPIC [-K SEP] [-D DELIM] [-k KEY] [-H KEY=VALUE]... [-p N]\n" +
-			"      [-l FILE | -file FILE]... [-n COUNT] [-durability durable|buffered]",
+		args: "TOPIC [FILE]... [-K SEP] [-D DELIM] [-k KEY] [-H KEY=VALUE]... [-p N]\n" +
+			"      [-l FILE]... [-n COUNT] [-durability durable|buffered]",
 		summary: "append one record per line of standard input, or per file",
 		describe: `
 Each line of standard input, without its newline, becomes the value of one
@@ -58,8 +58,9 @@ With -Z, an empty value, or an empty key before SEP, is sent as none
 -l FILE reads the records from FILE instead of standard input, split
 the same way (repeatable: one file after the other).
 
-With -file, standard input is not read: each FILE, whole and byte for byte,
-is one record ("-" is all of standard input as one record).
+With FILE arguments (or -file FILE, repeatable), standard input is not
+read: each FILE, whole and byte for byte, is one record ("-" is all of
+standard input as one record), as kcat -P sends its file arguments.
 
 -n COUNT (-count, kcat's -c) stops after COUNT records, without waiting
 for more input. -q says nothing on standard error but errors.
@@ -90,9 +91,10 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			choiceVar(fs, &f.durability, "durability", "", []string{"durable", "buffered"},
 				"durable (fdatasync before a batch counts as written) or buffered")
 		},
-		nargs:    [2]int{1, 1},
+		nargs:    [2]int{1, manyArgs},
 		complete: []argKind{argTopic},
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
+			f.files = append(f.files, args[1:]...) // kcat -P's file1 file2
 			recs, err := f.records(c, fs)
 			if err != nil {
 				return err
@@ -157,9 +159,9 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 	case len(recordSep) == 0:
 		return nil, usagef("-record-sep is empty")
 	case len(f.files) > 0 && (fs.Changed("key-sep") || fs.Changed("record-sep")):
-		return nil, usagef("-file sends each file whole: -key-sep and -record-sep do not apply")
+		return nil, usagef("FILE and -file send each file whole: -key-sep and -record-sep do not apply (-l FILE reads records from a file)")
 	case len(f.files) > 0 && len(f.lineFiles) > 0:
-		return nil, usagef("give -file (each file one record) or -l (a record per line), not both")
+		return nil, usagef("give FILE or -file (each file one record) or -l FILE (records from the file), not both")
 	}
 	for _, name := range f.files {
 		if err := checkWhole(name); err != nil {

@@ -53,7 +53,7 @@ func TestProduceKeysHeadersPartitions(t *testing.T) {
 		{[]string{"-D", ""}, "-record-sep is empty"},
 		{[]string{"-D", `\z`}, "unknown escape"},
 		{[]string{"-p", "-1"}, "want a partition number"},
-		{[]string{"-file", "x", "-K", ":"}, "-file sends each file whole"},
+		{[]string{"-file", "x", "-K", ":"}, "send each file whole"},
 	} {
 		failing(t, runIn(t, dir, "q\n", append([]string{"produce", "t"}, tc.args...)...), 2, tc.want)
 	}
@@ -289,7 +289,7 @@ func TestProduceLinesFromFiles(t *testing.T) {
 	}{
 		{[]string{"-l", filepath.Join(files, "missing")}, 1, "no such file"},
 		{[]string{"-l", files}, 1, "is a directory"},
-		{[]string{"-l", one, "-file", two}, 2, "give -file (each file one record) or -l (a record per line), not both"},
+		{[]string{"-l", one, "-file", two}, 2, "give FILE or -file (each file one record) or -l FILE (records from the file), not both"},
 	} {
 		failing(t, runIn(t, dir, "", append([]string{"produce", "t", "-l", two}, tc.args...)...), tc.code, tc.want)
 	}
@@ -308,5 +308,52 @@ func TestProduceKeyAndKeySep(t *testing.T) {
 	must(t, dir, "b:3\nno sep\n:4\n", "produce", "t", "-K", ":", "-k", "dflt", "-Z")
 	if got, want := must(t, dir, "", "consume", "t", "-from-beginning", "-f", `%K %k=%s\n`), "1 a=1\n4 dflt=no sep\n0 =2\n1 b=3\n4 dflt=no sep\n4 dflt=4\n"; got != want {
 		t.Errorf("-k with -K:\n%s", cmp.Diff(want, got))
+	}
+}
+
+// TestProduceFileArguments: FILE arguments after the topic are sent as
+// -file sends its files, each whole as one record, as kcat -P sends its
+// file arguments (after any -file ones); the shell completes them as
+// files. They were a usage mistake ("unexpected argument").
+func TestProduceFileArguments(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	files := t.TempDir()
+	one, two, three := filepath.Join(files, "one"), filepath.Join(files, "two"), filepath.Join(files, "three")
+	os.WriteFile(one, []byte("first\nfile"), 0o644)
+	os.WriteFile(two, []byte("second"), 0o644)
+	os.WriteFile(three, []byte("third"), 0o644)
+	must(t, dir, "", "produce", "t", one, two, "-k", "key")
+	must(t, dir, "from stdin\n", "produce", "t", "-file", three, "-", "-n", "5")
+	if got, want := must(t, dir, "", "consume", "t", "-from-beginning", "-f", `%k|%s;`), "key|first\nfile;key|second;|third;|from stdin\n;"; got != want {
+		t.Errorf("file arguments: %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{one, filepath.Join(files, "missing")}, 1, "no such file"},
+		{[]string{one, "-K", ":"}, 2, "send each file whole"},
+		{[]string{one, "-l", two}, 2, "not both"},
+	} {
+		failing(t, runIn(t, dir, "", append([]string{"produce", "t"}, tc.args...)...), tc.code, tc.want)
+	}
+	if got := must(t, dir, "", "consume", "t", "-o", "4", "-f", `%s;`); got != "" {
+		t.Errorf("the failed runs sent %q", got)
+	}
+	// The shell completes the topic, then files (directive 0, cobra's
+	// default), where consume, which takes no more, completes nothing (4).
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"produce", "t", ""}, ":0\n"},
+		{[]string{"produce", "t", one, ""}, ":0\n"},
+		{[]string{"consume", "t", ""}, ":4\n"},
+	} {
+		if got := must(t, dir, "", append([]string{"__completeNoDesc"}, tc.words...)...); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("completing %q: %q, want it to end %q", tc.words, got, tc.want)
+		}
 	}
 }
