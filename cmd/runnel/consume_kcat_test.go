@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/runnel-log/runnel"
 )
 
 // TestConsumeKcatJSON: -J prints kcat -J's envelope, field for field and
@@ -125,6 +127,41 @@ func TestConsumeKcatLetters(t *testing.T) {
 		}
 		if got, want := run(tc.args), run(tc.same); got != want {
 			t.Errorf("%q: %q, want %q", tc.args, got, want)
+		}
+	}
+}
+
+// TestConsumeNullHeaderValue: a header without a value (null, which a
+// Kafka client or the library can send; -H KEY= sends an empty one) prints
+// as KEY= in %h, and with -Z as KEY=NULL, as kcat prints it.
+func TestConsumeNullHeaderValue(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Producer("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := runnel.Record{Value: []byte("v"), Headers: []runnel.Header{{Key: "none"}, {Key: "empty", Value: []byte{}}, {Key: "x", Value: []byte("y")}}}
+	if _, err := p.Send(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ args, want string }{
+		{"", "none=,empty=,x=y\n"},
+		{"-Z", "none=NULL,empty=,x=y\n"},
+	} {
+		args := []string{"consume", "t", "-from-beginning", "-f", `%h\n`}
+		if tc.args != "" {
+			args = append(args, tc.args)
+		}
+		if got := must(t, dir, "", args...); got != tc.want {
+			t.Errorf("%q: %q, want %q", args, got, tc.want)
 		}
 	}
 }

@@ -114,7 +114,7 @@ func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record, null
 				}
 				w.WriteString(h.Key)
 				w.WriteByte('=')
-				w.Write(h.Value)
+				w.Write(orNull(h.Value, null))
 			}
 		}
 	}
