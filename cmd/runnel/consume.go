@@ -64,7 +64,9 @@ topic, partition, offset, tstype, ts (milliseconds), broker, headers
 (when there are any: ["name", "value", ...]), key and payload, so that
 a script written for kcat's output reads it.
 
-Where to start: after the newest record (the default), -from-beginning,
+Where to start, by default: at the oldest record, or, with -follow or
+-group, after the newest (a group member starts at the group's committed
+offsets, and there only where it has none). Or -from-beginning,
 -since TIME (RFC 3339, a date, or a duration ago such as 15m), or
 -o (-offset) OFFSET: beginning, end, stored (with -group: the group's
 committed offset, where a member starts anyway), N (the offset N, of -p N
@@ -136,7 +138,8 @@ committed, including on Ctrl-C.`,
 	})
 }
 
-// start reads where to start from -from-beginning, -offset or -since.
+// start reads where to start from -from-beginning, -offset or -since, or
+// the default, which -follow and -group decide.
 func (f *consumeFlags) start(fs *pflag.FlagSet) (startSpec, error) {
 	given := 0
 	for _, name := range []string{"from-beginning", "since"} {
@@ -164,7 +167,16 @@ func (f *consumeFlags) start(fs *pflag.FlagSet) (startSpec, error) {
 			return startSpec{}, usagef("-since: %v", err)
 		}
 		return startSpec{pos: runnel.AtTime(t)}, nil
+	case !f.follow && f.group == "":
+		// A run that stops at the end prints what is there, as cat and
+		// kcat -e do: started after the newest record, it could only
+		// ever print nothing, which reads as an empty topic.
+		return startSpec{pos: runnel.Earliest}, nil
 	}
+	// Following, after the newest record, as tail -f and
+	// kafka-console-consumer; a group member's partitions start at the
+	// group's committed offsets, and those without one here, as Kafka's
+	// default auto.offset.reset does.
 	return startSpec{pos: runnel.Latest}, nil
 }
 

@@ -241,7 +241,7 @@ func TestConsumeUntil(t *testing.T) {
 		{[]string{"-o", "1", "-p", "0", "-o", eAt}, []string{"0/a1"}},                                           // an offset and a stop
 		{[]string{"-from-beginning", "-follow", "-until", untilTime}, early},                                    // both partitions reach the time
 		{[]string{"-from-beginning", "-follow", "-p", "1", "-o", eAt}, []string{"1/b0"}},                        // the one partition read does
-		{[]string{"-o", eAt}, nil},                                                                              // starts at the end, as kcat
+		{[]string{"-o", eAt}, early},                                                                            // starts at the oldest, as kcat
 		{[]string{"-from-beginning", "-until", "2000-01-01"}, nil},                                              // every record is after it
 		{[]string{"-from-beginning", "-until", "0s"}, []string{"0/a0", "0/a1", "0/a2", "1/b0", "1/b1", "1/b2"}}, // none is after now
 	} {
@@ -303,6 +303,45 @@ func TestConsumeGroupCommitRemoved(t *testing.T) {
 		if want := map[bool]int{true: kept}[tc.all]; got != want {
 			t.Errorf("group %s %q, its commit removed: %d records, want %d", tc.group, tc.args, got, want)
 		}
+	}
+}
+
+// TestConsumeDefaultStart: without a start flag, a run that stops at the
+// end prints every record there is, as cat and kcat -e do (it used to
+// start after the newest and print nothing, as if the topic were empty),
+// and one that follows prints only records that come after it started, as
+// tail -f and kafka-console-consumer do.
+func TestConsumeDefaultStart(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "1\n2\n", "produce", "t")
+	for _, args := range [][]string{{"t"}, {"t", "-e"}, {"t", "-n", "5"}} {
+		if got := must(t, dir, "", append([]string{"consume"}, args...)...); got != "1\n2\n" {
+			t.Errorf("consume %q printed %q, want both records", args, got)
+		}
+	}
+	b := startBackground(t, dir, "consume", "t", "-follow")
+	// Whenever it started, it started after "2": produce until it prints.
+	var got []string
+	for i := 3; len(got) == 0; i++ {
+		must(t, dir, fmt.Sprintf("%d\n", i), "produce", "t")
+		select {
+		case l, ok := <-b.lines:
+			if !ok {
+				t.Fatalf("consume -follow ended: %s", b.stderr.String())
+			}
+			got = append(got, l)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if i > 600 {
+			t.Fatal("consume -follow printed nothing of 600 records produced after it started")
+		}
+	}
+	if n, err := strconv.Atoi(got[0]); err != nil || n < 3 {
+		t.Errorf("consume -follow printed %q first, want a record produced after it started", got[0])
+	}
+	if code := b.interrupt(t); code != 0 {
+		t.Errorf("Ctrl-C: exit %d: %s", code, b.stderr.String())
 	}
 }
 

@@ -332,8 +332,8 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 	if got != input {
 		t.Fatalf("consumed %d bytes, produced %d; first difference at byte %d", len(got), len(input), firstDiff(got, input))
 	}
-	// Without -from-beginning, only what comes after: nothing.
-	if got := must(t, dir, "", "consume", "t"); got != "" {
+	// -o end: only what comes after, nothing.
+	if got := must(t, dir, "", "consume", "t", "-o", "end"); got != "" {
 		t.Errorf("consume from the end printed %.50q", got)
 	}
 	// -n, -offset with -partition, json.
