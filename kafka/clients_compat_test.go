@@ -101,12 +101,14 @@ func testKafkaPythonOldAPI(t *testing.T, lc langClient) {
 // testClientAdmin: the client reads a topic's partitions and its start
 // and end offsets, sets a group's offset (KafkaJS: setOffsets; kafka-python
 // reads a record after a seek, then commits) and reads it back, and
-// deletes the topic.
+// deletes the topic. The group's id is one outside the topic rule, kept
+// in an escaped directory (issue 13).
 func testClientAdmin(t *testing.T, lc langClient) {
 	ts := startServer(t, fastGroups)
 	ts.createTopic("adm", 2)
 	produceSpread(t, ts.log, "adm", 1, 3, "v")
-	evs := lc.run(t, "admin", map[string]string{"BROKER": ts.addr, "TOPIC": "adm", "GROUP": "admgrp", "COMMIT": "2"})
+	const group = "adm grp:é/1"
+	evs := lc.run(t, "admin", map[string]string{"BROKER": ts.addr, "TOPIC": "adm", "GROUP": group, "COMMIT": "2"})
 	if ps := ofKind(evs, "partitions"); len(ps) != 1 || !slices.Equal(ps[0].Partitions, []int{0, 1}) {
 		t.Errorf("%s read the partitions as %+v, want [0 1]", lc.name, ps)
 	}
@@ -431,7 +433,8 @@ func testClientGroup(t *testing.T, lc langClient) {
 	ts := startServer(t, fastGroups)
 	const parts = 4
 	ts.createTopic("shared", parts)
-	env := map[string]string{"BROKER": ts.addr, "TOPIC": "shared", "GROUP": "sg"}
+	const group = "sg:kafka/1 x" // outside the topic rule: an escaped directory (issue 13)
+	env := map[string]string{"BROKER": ts.addr, "TOPIC": "shared", "GROUP": group}
 
 	// assigned is what each client process was last given, or nil.
 	assigned := func(cp *clientProc) []int {
@@ -446,7 +449,7 @@ func testClientGroup(t *testing.T, lc langClient) {
 	// owners: the Kafka members own exactly what the clients were given,
 	// disjointly, the native member (if any) the rest, each at least one.
 	split := func(procs ...*clientProc) bool {
-		kafkaOwned, nativeOwned, all := ownedByKind(t, ts.log, "sg", "shared")
+		kafkaOwned, nativeOwned, all := ownedByKind(t, ts.log, group, "shared")
 		if !all {
 			return false
 		}
@@ -474,7 +477,7 @@ func testClientGroup(t *testing.T, lc langClient) {
 	waitForClient(t, "two members of the client to share the partitions", func() bool { return split(a, b) }, a, b)
 
 	// A native member joins; it polls in the background.
-	native = pollNative(t, ts.log, "shared", &runnel.ConsumerOptions{Group: "sg", Start: runnel.Earliest})
+	native = pollNative(t, ts.log, "shared", &runnel.ConsumerOptions{Group: group, Start: runnel.Earliest})
 	waitForClient(t, "two client members and a native one to share the partitions", func() bool { return split(a, b) }, a, b)
 
 	// b leaves cleanly (its standard input closes): a and the native
@@ -489,7 +492,7 @@ func testClientGroup(t *testing.T, lc langClient) {
 	a.cmd.Process.Kill()
 	<-a.exited
 	waitForClient(t, "the native member to own every partition after the kill", func() bool {
-		for _, o := range runnelOwners(t, ts.log, "sg", "shared") {
+		for _, o := range runnelOwners(t, ts.log, group, "shared") {
 			if o == "" || strings.HasPrefix(o, "kafka/") {
 				return false
 			}

@@ -94,14 +94,16 @@ func TestKcat(t *testing.T) {
 		t.Errorf("kcat -L output:\n%s", out)
 	}
 
-	// -G: group consumption; the commits are runnel's.
-	out = runKcat(t, bin, "", "-b", ts.addr, "-G", "kcgroup", "-o", "beginning", "-c", "4", "-f", "%s\n",
+	// -G: group consumption; the commits are runnel's, under a group id
+	// outside the topic rule (an escaped directory, issue 13).
+	const group = "app:prod"
+	out = runKcat(t, bin, "", "-b", ts.addr, "-G", group, "-o", "beginning", "-c", "4", "-f", "%s\n",
 		"-X", "session.timeout.ms=6000", "-X", "enable.auto.commit=true", "kc")
 	if n := strings.Count(out, "\n"); n != 4 {
 		t.Fatalf("kcat -G printed %d records:\n%s", n, out)
 	}
 	waitFor(t, "kcat's commits in runnel", func() bool {
-		info, err := ts.log.DescribeGroup("kcgroup")
+		info, err := ts.log.DescribeGroup(group)
 		if err != nil {
 			return false
 		}
