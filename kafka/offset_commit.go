@@ -23,7 +23,9 @@ import (
 // Either stores any offset, as Kafka does, also one the partition no
 // longer (or not yet) holds: the consumer that fetches there learns it
 // (OFFSET_OUT_OF_RANGE) and resets by its policy.
-// Commit metadata strings are not kept.
+// Commit metadata strings are not kept: OffsetFetch answers every
+// partition's metadata "", what Kafka answers for a commit without
+// metadata and for a partition with no commit (its NO_METADATA).
 //
 // An offset of -2 or -1 (Kafka's "earliest" and "latest", as ListOffsets
 // takes them), which KafkaJS's admin resetOffsets commits, is resolved to
@@ -209,6 +211,7 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 			for _, p := range t.parts {
 				rp := kmsg.NewOffsetFetchResponseTopicPartition()
 				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p.partition, p.offset, -1, p.code
+				rp.Metadata = noMetadata()
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -232,6 +235,7 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 			for _, p := range t.parts {
 				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 				rp.Partition, rp.Offset, rp.LeaderEpoch, rp.ErrorCode = p.partition, p.offset, -1, p.code
+				rp.Metadata = noMetadata()
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			g.Topics = append(g.Topics, rt)
@@ -240,6 +244,11 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 	}
 	return resp
 }
+
+// noMetadata is a fetched offset's metadata: "", not null (the field's
+// zero value), which kafka-python and KafkaJS hand their callers as None
+// and null where a Kafka broker's answer gives them "".
+func noMetadata() *string { return kmsg.StringPtr("") }
 
 type committedTopic struct {
 	topic string

@@ -98,3 +98,74 @@ func damageOffsets(t *testing.T, l *runnel.Log, group, topic string) string {
 	}
 	return path
 }
+
+// TestOffsetFetchMetadataEmpty: Kafka answers an offset committed
+// without metadata, and a partition with no commit, with metadata "",
+// at every version (its OffsetFetchResponse.NO_METADATA); runnel
+// answered null, which kafka-python and KafkaJS hand their callers as
+// None and null where Kafka's give "".
+func TestOffsetFetchMetadataEmpty(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ts.createTopic("md", 2)
+	produceNative(t, ts.log, "md", []runnel.Record{{Value: []byte("1")}, {Value: []byte("2")}})
+	adm := kadm.NewClient(ts.client())
+	resp, err := adm.CommitOffsets(ctx, "mdgrp", kadm.Offsets{"md": {0: {Topic: "md", Partition: 0, At: 1}}})
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMetadata := func(version int16, what, topic string, partition int32, metadata *string) {
+		t.Helper()
+		switch {
+		case metadata == nil:
+			t.Errorf("v%d %s %s/%d: metadata null, want \"\"", version, what, topic, partition)
+		case *metadata != "":
+			t.Errorf("v%d %s %s/%d: metadata %q, want \"\"", version, what, topic, partition, *metadata)
+		}
+	}
+	for _, version := range []int16{1, 5, 7, 8, 9} {
+		for _, what := range []string{"asked for", "all"} {
+			req := kmsg.NewPtrOffsetFetchRequest()
+			req.Version, req.Group = version, "mdgrp"
+			if version >= 8 {
+				rg := kmsg.NewOffsetFetchRequestGroup()
+				rg.Group = "mdgrp"
+				if what == "asked for" {
+					rt := kmsg.NewOffsetFetchRequestGroupTopic()
+					rt.Topic, rt.Partitions = "md", []int32{0, 1}
+					rg.Topics = append(rg.Topics, rt)
+				}
+				req.Groups = append(req.Groups, rg)
+			} else if what == "asked for" {
+				rt := kmsg.NewOffsetFetchRequestTopic()
+				rt.Topic, rt.Partitions = "md", []int32{0, 1}
+				req.Topics = append(req.Topics, rt)
+			} else if version < 2 {
+				continue // all topics: v2+
+			}
+			r := ts.raw().request(req).(*kmsg.OffsetFetchResponse)
+			n := 0
+			for _, rt := range r.Topics {
+				for _, p := range rt.Partitions {
+					checkMetadata(version, what, rt.Topic, p.Partition, p.Metadata)
+					n++
+				}
+			}
+			for _, g := range r.Groups {
+				for _, rt := range g.Topics {
+					for _, p := range rt.Partitions {
+						checkMetadata(version, what, rt.Topic, p.Partition, p.Metadata)
+						n++
+					}
+				}
+			}
+			if n == 0 {
+				t.Errorf("v%d %s: no partitions answered", version, what)
+			}
+		}
+	}
+}
