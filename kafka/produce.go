@@ -188,8 +188,10 @@ type waitPart struct {
 	finished bool
 }
 
-// produceResult sets one partition's outcome.
-type produceResult func(base int64, code int16)
+// produceResult sets one partition's outcome: the base offset its batch
+// was stored at, or the code it was refused with, and the message (nil:
+// none) that says why (produceError).
+type produceResult func(base int64, code int16, msg *string)
 
 func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult {
 	wp := &waitPart{rp: rp}
@@ -197,14 +199,14 @@ func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult
 	pw.parts = append(pw.parts, wp)
 	pw.pending++
 	pw.mu.Unlock()
-	return func(base int64, code int16) {
+	return func(base int64, code int16, msg *string) {
 		pw.mu.Lock()
 		defer pw.mu.Unlock()
 		if pw.over || wp.finished {
 			return
 		}
 		wp.finished = true
-		rp.BaseOffset, rp.ErrorCode = base, code
+		rp.BaseOffset, rp.ErrorCode, rp.ErrorMessage = base, code, msg
 		pw.release()
 	}
 }
@@ -266,7 +268,7 @@ func (s *Server) storeReloaded(h *topicHandle, acks int16, partition int32, raw 
 	s.topicGone(h)
 	nh, err := s.producerTopic(h.name)
 	if code := s.refusal(nh, err, partition, len(raw)); code != 0 {
-		result(0, code)
+		result(0, code, nil)
 		return
 	}
 	s.storeBatch(nh, acks, partition, raw, scratch, result)
@@ -280,7 +282,8 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	info, err := readFrame(raw, scratch)
 	if err != nil {
 		s.opts.Logger.Info("kafka: produce refused", "topic", h.name, "partition", partition, "err", err)
-		result(0, produceErrorCode(err))
+		code, msg := produceError(err)
+		result(0, code, msg)
 		return
 	}
 	frame := &scratch.frame
@@ -297,7 +300,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 				return
 			}
 			s.opts.Logger.Error("kafka: producer journal", "topic", h.name, "partition", partition, "err", err)
-			result(0, kerr.KafkaStorageError.Code)
+			result(0, kerr.KafkaStorageError.Code, nil)
 			return
 		}
 		if !opened && !s.seqs.knows(info.producerID, tp) {
@@ -335,7 +338,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		switch {
 		case code != 0:
 			frame.Reset()
-			result(0, code)
+			result(0, code, nil)
 			return
 		case dup:
 			// A retry: answered like the original, once that is.
@@ -343,7 +346,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			frame.Reset()
 			go func() {
 				<-b.done
-				result(b.base, b.code)
+				result(b.base, b.code, nil)
 			}()
 			return
 		}
@@ -355,7 +358,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	}
 	n, size := info.count, len(raw)
 	done := func(base int64, err error) {
-		code := produceErrorCode(err)
+		code, msg := produceError(err)
 		if err == nil {
 			s.stats.producedRecords.Add(int64(n))
 			s.stats.producedBytes.Add(int64(size))
@@ -371,7 +374,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		if seq != nil {
 			s.seqs.finish(seq, base, code)
 		}
-		result(base, code)
+		result(base, code, msg)
 	}
 	if seq == nil {
 		prod.SendRecordBatchAsync(int(partition), frame, done)
@@ -410,7 +413,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 			if prev.state.Load() != seqStored {
 				code := kerr.OutOfOrderSequenceNumber.Code
 				s.seqs.finish(seq, 0, code)
-				result(0, code)
+				result(0, code, nil)
 				return
 			}
 		}
@@ -498,6 +501,21 @@ var errInvalidTimestamp = errors.New("invalid timestamp")
 // errTransactional refuses a transactional batch: InitProducerId hands
 // out no transactional ids, so a client that sends one is confused.
 var errTransactional = errors.New("transactional batch")
+
+// produceError maps a failure to store a batch to Kafka's code and, for a
+// batch Kafka's validation refuses (INVALID_RECORD, INVALID_TIMESTAMP),
+// the error's text, which says which check failed, as the message Kafka
+// answers such a batch with (Produce v8+; the encoding leaves it out of
+// earlier versions) and Java's producer shows its caller. Kafka answers
+// other refusals without one, as runnel does (nil).
+func produceError(err error) (int16, *string) {
+	code := produceErrorCode(err)
+	if code != kerr.InvalidRecord.Code && code != kerr.InvalidTimestamp.Code {
+		return code, nil
+	}
+	msg := err.Error()
+	return code, &msg
+}
 
 // produceErrorCode maps a failure to store a batch to Kafka's code.
 func produceErrorCode(err error) int16 {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"testing"
 	"time"
 
@@ -381,9 +382,12 @@ func TestProduceErrors(t *testing.T) {
 	// Kafka's timestamps are milliseconds; runnel's nanoseconds hold the
 	// years 1678 to 2262 only.
 	for _, at := range []time.Time{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		code, _ = produceRaw(t, rc, "t", encodeBatch(t, kgo.NoCompression(), []*kgo.Record{{Value: []byte("x"), Timestamp: at}}))
-		if code != kerr.InvalidTimestamp.Code {
-			t.Errorf("a record of %d: code %d, want INVALID_TIMESTAMP", at.Year(), code)
+		p := producePartition(t, rc, "t", encodeBatch(t, kgo.NoCompression(), []*kgo.Record{{Value: []byte("x"), Timestamp: at}}))
+		if p.ErrorCode != kerr.InvalidTimestamp.Code {
+			t.Errorf("a record of %d: code %d, want INVALID_TIMESTAMP", at.Year(), p.ErrorCode)
+		}
+		if says := "outside the years 1678 to 2262"; p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, says) {
+			t.Errorf("a record of %d: error message %s, want one saying %q", at.Year(), orNull(p.ErrorMessage), says)
 		}
 	}
 	// Nothing of the above was stored; a good batch still is.
@@ -407,6 +411,13 @@ func setBatchProducer(b []byte, pid int64, epoch int16, seq int32) []byte {
 // returns the partition's error code and base offset.
 func produceRaw(t *testing.T, rc *rawConn, topic string, batch []byte) (int16, int64) {
 	t.Helper()
+	p := producePartition(t, rc, topic, batch)
+	return p.ErrorCode, p.BaseOffset
+}
+
+// producePartition is produceRaw, returning the partition's whole answer.
+func producePartition(t *testing.T, rc *rawConn, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
 	req := kmsg.NewPtrProduceRequest()
 	req.Version, req.Acks, req.TimeoutMillis = 9, -1, 30000
 	rt := kmsg.NewProduceRequestTopic()
@@ -415,7 +426,11 @@ func produceRaw(t *testing.T, rc *rawConn, topic string, batch []byte) (int16, i
 	rp.Records = batch
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	return produceCode(t, rc.request(req))
+	pr := rc.request(req).(*kmsg.ProduceResponse)
+	if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 {
+		t.Fatalf("response has %d topics", len(pr.Topics))
+	}
+	return pr.Topics[0].Partitions[0]
 }
 
 // TestProduceBatchIsOneFrame: on a Log with default options, a batch that
@@ -504,7 +519,7 @@ func TestProduceWaitEarlyResult(t *testing.T) {
 	parts := make([]kmsg.ProduceResponseTopicPartition, 2)
 	pw := newProduceWait()
 	first := pw.add(&parts[0])
-	first(7, 0)
+	first(7, 0, nil)
 	select {
 	case <-pw.done:
 		t.Fatal("the request completed with one of its two partitions acknowledged")
@@ -512,8 +527,8 @@ func TestProduceWaitEarlyResult(t *testing.T) {
 	}
 	second := pw.add(&parts[1])
 	pw.added()
-	second(9, 0)
-	second(9, 0) // a late duplicate is dropped
+	second(9, 0, nil)
+	second(9, 0, nil) // a late duplicate is dropped
 	pw.wait(time.Minute)
 	if parts[0].BaseOffset != 7 || parts[1].BaseOffset != 9 {
 		t.Fatalf("base offsets %d and %d, want 7 and 9", parts[0].BaseOffset, parts[1].BaseOffset)
@@ -569,7 +584,9 @@ func TestProduceAcksDurable(t *testing.T) {
 // rather than damaged gets INVALID_RECORD, as from Kafka, which clients
 // fail at once; CORRUPT_MESSAGE, which Java's producer retries as damage
 // in transit, is kept for a checksum that does not match and a magic byte
-// no Kafka knows. Nothing refused is stored.
+// no Kafka knows. Nothing refused is stored. An INVALID_RECORD carries an
+// error message (v8+) that says which check failed, as Kafka's answer to
+// a batch its validation refuses does, and Java's producer shows.
 func TestProduceInvalidRecord(t *testing.T) {
 	ts := startServer(t, nil)
 	ts.createTopic("t", 1)
@@ -609,19 +626,24 @@ func TestProduceInvalidRecord(t *testing.T) {
 		name  string
 		batch []byte
 		want  error
+		says  string // in the error message
 	}{
-		{"magic 1", withMagic(1), kerr.InvalidRecord},
-		{"magic 3", withMagic(3), kerr.CorruptMessage},
-		{"two batches", append(batch(), batch()...), kerr.InvalidRecord},
-		{"a control batch", withAttrs(attrControl), kerr.InvalidRecord},
-		{"a count the offsets disagree with", withCount(2, 0), kerr.InvalidRecord},
-		{"more records than bytes", withCount(2, 1), kerr.InvalidRecord},
-		{"bytes after the last record", trailing(), kerr.InvalidRecord},
-		{"a record past the batch", badRecord(), kerr.InvalidRecord},
-		{"a producer id without a sequence", setBatchProducer(batch(), 5, 0, -1), kerr.InvalidRecord},
+		{"magic 1", withMagic(1), kerr.InvalidRecord, "magic 1 (only RecordBatch v2"},
+		{"magic 3", withMagic(3), kerr.CorruptMessage, ""},
+		{"two batches", append(batch(), batch()...), kerr.InvalidRecord, "(one batch per partition)"},
+		{"a control batch", withAttrs(attrControl), kerr.InvalidRecord, "control batches"},
+		{"a count the offsets disagree with", withCount(2, 0), kerr.InvalidRecord, "2 records, last offset delta 0"},
+		{"more records than bytes", withCount(2, 1), kerr.InvalidRecord, "2 records in"},
+		{"bytes after the last record", trailing(), kerr.InvalidRecord, "3 bytes after the last record"},
+		{"a record past the batch", badRecord(), kerr.InvalidRecord, "record 0: record length 63"},
+		{"a producer id without a sequence", setBatchProducer(batch(), 5, 0, -1), kerr.InvalidRecord, "producer id 5 with sequence -1"},
 	} {
-		if code, _ := produceRaw(t, rc, "t", c.batch); kerr.ErrorForCode(code) != c.want {
-			t.Errorf("%s: %v, want %v", c.name, kerr.ErrorForCode(code), c.want)
+		p := producePartition(t, rc, "t", c.batch)
+		if kerr.ErrorForCode(p.ErrorCode) != c.want {
+			t.Errorf("%s: %v, want %v", c.name, kerr.ErrorForCode(p.ErrorCode), c.want)
+		}
+		if c.says != "" && (p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, c.says)) {
+			t.Errorf("%s: error message %s, want one saying %q", c.name, orNull(p.ErrorMessage), c.says)
 		}
 	}
 	if _, end, err := ts.log.PartitionOffsets("t", 0); err != nil || end != 0 {
