@@ -11,6 +11,8 @@ import (
 // DescribeConfigs: v0-4, for topics (configs.go) and the broker (the
 // server's options that Kafka tools look for), with each config's type,
 // synonyms and documentation when asked, as Kafka's broker gives them.
+// The broker resource named "" is the cluster-wide dynamic defaults, not
+// broker 0: none here, as in Kafka when none were set.
 
 func init() { supports(kmsg.DescribeConfigs, 0, 4) }
 
@@ -31,11 +33,15 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 				configs = c.s.topicConfigs(cfg)
 			}
 		case kmsg.ConfigResourceTypeBroker:
-			if r.ResourceName != "" && r.ResourceName != "0" {
+			switch r.ResourceName {
+			case "0":
+				configs = c.s.brokerConfigs()
+			case "":
+				// The cluster's dynamic defaults, which only
+				// AlterConfigs sets, and runnel's refuses for brokers.
+			default:
 				rr.ErrorCode = kerr.InvalidRequest.Code
-				break
 			}
-			configs = c.s.brokerConfigs()
 		default:
 			rr.ErrorCode = kerr.InvalidRequest.Code
 		}

@@ -99,3 +99,38 @@ func TestDescribeConfigsSynonymsAndDocumentation(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeConfigsClusterDefaults: the broker resource named "" is the
+// cluster's dynamic defaults (kafka-configs.sh --entity-type brokers
+// --entity-default, kadm's DescribeBrokerConfigs with no ids), not any
+// broker's configs: Kafka's broker answers it with the defaults set by
+// AlterConfigs, which runnel's settings, serve's flags, never are, so an
+// empty list and no error. It got the server's static configs, which a
+// tool then showed as cluster-wide overrides. Broker 0 keeps them.
+func TestDescribeConfigsClusterDefaults(t *testing.T) {
+	ts := startServer(t, &Options{MaxMessageBytes: 2000})
+	adm := kadm.NewClient(ts.client())
+	ctx := context.Background()
+	rcs, err := adm.DescribeBrokerConfigs(ctx)
+	if err != nil || len(rcs) != 1 {
+		t.Fatalf("DescribeBrokerConfigs(): %v %+v", err, rcs)
+	}
+	if rc := rcs[0]; rc.Name != "" || rc.Err != nil || len(rc.Configs) != 0 {
+		var names []string
+		for _, c := range rc.Configs {
+			names = append(names, c.Key)
+		}
+		t.Errorf("cluster defaults: name %q, err %v, configs %v, want none", rc.Name, rc.Err, names)
+	}
+	rcs, err = adm.DescribeBrokerConfigs(ctx, 0)
+	if err != nil || len(rcs) != 1 || rcs[0].Err != nil {
+		t.Fatalf("DescribeBrokerConfigs(0): %v %+v", err, rcs)
+	}
+	got := map[string]string{}
+	for _, c := range rcs[0].Configs {
+		got[c.Key] = c.MaybeValue()
+	}
+	if got["message.max.bytes"] != "2000" {
+		t.Errorf("broker 0's message.max.bytes: %q, want 2000", got["message.max.bytes"])
+	}
+}
