@@ -204,14 +204,14 @@ func warnKafkaOwners(c *cli, l *runnel.Log, group, topic string) {
 		}
 		for _, m := range t.Members {
 			if strings.HasPrefix(m.Name, kafka.MemberNamePrefix) && len(m.Partitions) > 0 {
-				fmt.Fprintf(c.stderr, "warning: Kafka member %s owns partitions %v: a Kafka client does not see a forced reset, and its next commit replaces it; stop it first\n", m.Name, m.Partitions)
+				fmt.Fprintf(c.stderr, "warning: Kafka member %s owns partitions %v: a Kafka client does not see a forced reset, and its next commit replaces it; stop it first\n", shownName(m.Name), m.Partitions)
 			}
 		}
 	}
 }
 
 func printGroup(w io.Writer, info runnel.GroupInfo) {
-	fmt.Fprintf(w, "group %s\n", info.Group)
+	fmt.Fprintf(w, "group %s\n", shownName(info.Group))
 	for _, t := range info.Topics {
 		fmt.Fprintf(w, "\ntopic %s: %d live member%s\n", t.Topic, len(t.Members), plural(len(t.Members)))
 		for _, m := range t.Members {
@@ -219,7 +219,7 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 			for i, p := range m.Partitions {
 				parts[i] = fmt.Sprint(p)
 			}
-			fmt.Fprintf(w, "  member %d  %s  pid %d  joined %s  partitions [%s]\n", m.Slot, m.Name, m.PID,
+			fmt.Fprintf(w, "  member %d  %s  pid %d  joined %s  partitions [%s]\n", m.Slot, shownName(m.Name), m.PID,
 				m.Joined.Local().Format(time.DateTime), strings.Join(parts, " "))
 		}
 		tw := newTable(w)

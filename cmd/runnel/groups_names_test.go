@@ -43,3 +43,45 @@ func TestGroupsNameOutsideTopicRule(t *testing.T) {
 	}
 	failing(t, runIn(t, dir, "", "groups", "describe", strings.Repeat(":", 84)), 1, "too long")
 }
+
+// TestGroupsNameNotPrintable: a group name with a character that is not
+// printable (which any Kafka client may send) prints quoted in the text
+// output, so that it neither splits a line, shifts a column nor reaches
+// the terminal as an escape sequence; JSON has it exactly.
+func TestGroupsNameNotPrintable(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "a\nb\n", "produce", "t")
+	odd := []string{"ok\x1b[2K\rfake\tx", "x\ny", `"q"`, "plain é"}
+	for _, g := range odd {
+		must(t, dir, "", "groups", "reset", g, "t", "-to-offset", "1")
+	}
+	want := `"\"q\""` + "\n" + `"ok\x1b[2K\rfake\tx"` + "\nplain é\n" + `"x\ny"` + "\n"
+	if out := must(t, dir, "", "groups", "list"); out != want {
+		t.Errorf("groups list said %q, want %q", out, want)
+	}
+	if out := must(t, dir, "", "groups", "describe", odd[0]); !strings.HasPrefix(out, `group "ok\x1b[2K\rfake\tx"`+"\n") {
+		t.Errorf("groups describe said %q", out)
+	}
+	stat := must(t, dir, "", "stat")
+	for _, line := range strings.Split(stat, "\n") {
+		if strings.ContainsAny(line, "\x1b\r\t") {
+			t.Errorf("stat printed a raw control character: %q", line)
+		}
+	}
+	if !strings.Contains(stat, `"x\ny"`) {
+		t.Errorf("stat shows no quoted x\\ny:\n%s", stat)
+	}
+	var list []jsonGroupEntry
+	decode(t, dir, &list, "groups", "list", "-format", "json")
+	var got []string
+	for _, e := range list {
+		got = append(got, e.Name)
+	}
+	slices.Sort(got)
+	exact := slices.Clone(odd)
+	slices.Sort(exact)
+	if !slices.Equal(got, exact) {
+		t.Errorf("groups list -format json names %q, want %q", got, exact)
+	}
+}

@@ -240,7 +240,7 @@ func printStat(w io.Writer, r statReport) {
 		return fmt.Sprint(*n)
 	}
 	for _, g := range r.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", g.Group, g.Topic, g.Members, showSum(g.Committed), showSum(g.Lag), showRate(g.CommitRate))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", shownName(g.Group), g.Topic, g.Members, showSum(g.Committed), showSum(g.Lag), showRate(g.CommitRate))
 	}
 	tw.Flush()
 }

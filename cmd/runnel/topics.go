@@ -244,7 +244,7 @@ func listWith(format *string, list func(*runnel.Log) ([]string, error), asJSON f
 			}
 			if *format == "text" {
 				for _, n := range names {
-					fmt.Fprintln(c.stdout, n)
+					fmt.Fprintln(c.stdout, shownName(n))
 				}
 				return nil
 			}
