@@ -221,7 +221,9 @@ func syncSegments(dir string, first, last int64, logs bool) error {
 	return syncDir(dir)
 }
 
-// syncFile fdatasyncs the file at path, if it is there.
+// syncFile fdatasyncs the file at path, if it is there. Retention may
+// remove it while the sync runs: the removed file's space is freed when
+// the sync returns and closes it, not before.
 func syncFile(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -231,8 +233,14 @@ func syncFile(path string) error {
 		return err
 	}
 	defer f.Close()
+	if testHookSyncFile != nil {
+		testHookSyncFile(path)
+	}
 	return fdatasync(int(f.Fd()))
 }
+
+// testHookSyncFile, if set, runs as syncFile has path open.
+var testHookSyncFile func(path string)
 
 // recordCheckpoint writes target into partition.meta as the checkpoint if
 // it is ahead of the one there and its segment is still there; the caller

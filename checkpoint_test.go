@@ -3,7 +3,12 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestCheckpointKeepsWriterLock: recording a checkpoint leaves a writer
@@ -59,5 +64,93 @@ func TestCheckpointKeepsWriterLock(t *testing.T) {
 	}
 	if recs := readAll(t, l, "t", 120, nil); string(recs[119].Value) != "r119" {
 		t.Fatalf("last record %q", recs[119].Value)
+	}
+}
+
+// settleCheckpoints ends l's background checkpoints, after the one in
+// progress: its syncs may hold the files of a segment that retention
+// removed meanwhile for as long as they run
+// (TestCheckpointSyncUnderRetention), so a test that looks for removed
+// files still open waits for them first. Later appends take none.
+func settleCheckpoints(l *Log) { l.ckpts.stop() }
+
+// removedFilesOpen lists the files under dir that the process holds open
+// though they were removed.
+func removedFilesOpen(t *testing.T, dir string) []string {
+	t.Helper()
+	return slices.DeleteFunc(filesUnder(t, dir), func(f string) bool { return !strings.HasSuffix(f, " (deleted)") })
+}
+
+// TestCheckpointSyncUnderRetention: a checkpoint syncs the files of the
+// segments it covers by name, outside the writer lock (checkpoint.go), so
+// retention may remove a segment whose file the sync has open. The
+// process then holds the removed file, as
+// TestPausedPartitionHoldsNoRemovedSegment once found (a removed
+// segment's .index open, its .log closed), but only until that sync
+// returns. Driven step by step: the background checkpoint is held with
+// one of segment 0's index files open while retention removes the
+// segment.
+func TestCheckpointSyncUnderRetention(t *testing.T) {
+	for _, ext := range []string{indexExt, timeIndexExt} {
+		t.Run(ext, func(t *testing.T) { testCheckpointSyncUnderRetention(t, ext) })
+	}
+}
+
+func testCheckpointSyncUnderRetention(t *testing.T, ext string) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes})
+	file := segmentPath(partDir(l, "t", 0), 0, ext)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	testHookSyncFile = func(path string) {
+		if path == file {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+	}
+	t.Cleanup(func() { testHookSyncFile = nil })
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release) // a failed test lets the checkpoint go
+		}
+	}()
+	p := mustProducer(t, l, "t", nil)
+	send := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := p.Send(context.Background(), Record{Value: make([]byte, 1000)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(100) // a roll: the checkpoints so far cover segment 0
+	select {
+	case <-held:
+	case <-time.After(patience):
+		t.Fatalf("no checkpoint synced %s within %v", file, patience)
+	}
+	send(200) // segments enough for retention to remove segment 0
+	if err := l.AlterTopic("t", func(c *TopicConfig) { c.RetentionBytes = minSegmentBytes }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnforceRetention(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if bases := retBases(t, l, "t"); len(bases) == 0 || bases[0] == 0 {
+		t.Fatalf("segments %v: retention did not remove segment 0", bases)
+	}
+	removed := filepath.Base(file) + " (deleted)"
+	if open := removedFilesOpen(t, dir); len(open) != 1 || filepath.Base(open[0]) != removed {
+		t.Fatalf("removed files open while a checkpoint syncs %s: %v, want only it", filepath.Base(file), open)
+	}
+	close(release)
+	settleCheckpoints(l)
+	if open := removedFilesOpen(t, dir); len(open) != 0 {
+		t.Errorf("removed files open after the checkpoint: %v", open)
 	}
 }
