@@ -74,6 +74,17 @@ func TestCheckpointKeepsWriterLock(t *testing.T) {
 // files still open waits for them first. Later appends take none.
 func settleCheckpoints(l *Log) { l.ckpts.stop() }
 
+// sendKB sends n records of 1,000 bytes: 62 fill a segment of
+// minSegmentBytes.
+func sendKB(t testing.TB, p *Producer, n int) {
+	t.Helper()
+	for range n {
+		if _, err := p.Send(context.Background(), Record{Value: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // removedFilesOpen lists the files under dir that the process holds open
 // though they were removed.
 func removedFilesOpen(t *testing.T, dir string) []string {
@@ -120,21 +131,13 @@ func testCheckpointSyncUnderRetention(t *testing.T, ext string) {
 		}
 	}()
 	p := mustProducer(t, l, "t", nil)
-	send := func(n int) {
-		t.Helper()
-		for range n {
-			if _, err := p.Send(context.Background(), Record{Value: make([]byte, 1000)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	send(100) // a roll: the checkpoints so far cover segment 0
+	sendKB(t, p, 100) // a roll: the checkpoints so far cover segment 0
 	select {
 	case <-held:
 	case <-time.After(patience):
 		t.Fatalf("no checkpoint synced %s within %v", file, patience)
 	}
-	send(200) // segments enough for retention to remove segment 0
+	sendKB(t, p, 200) // segments enough for retention to remove segment 0
 	if err := l.AlterTopic("t", func(c *TopicConfig) { c.RetentionBytes = minSegmentBytes }); err != nil {
 		t.Fatal(err)
 	}

@@ -198,9 +198,11 @@
 //     segments through one cache of descriptors, the other quarter of the
 //     budget: a reader holds a segment's descriptor only during a read,
 //     the least recently read idle file is closed when another must open,
-//     and a reader whose file was closed opens it again (the same file: if
-//     retention removed it meanwhile, the reader handles that as if it had
-//     found it removed when it got there).
+//     a file no read used for 10 to 20 seconds is closed anyway (a
+//     consumer that polls no more holds no segment that retention
+//     removes), and a reader whose file was closed opens it again (the
+//     same file: if retention removed it meanwhile, the reader handles
+//     that as if it had found it removed when it got there).
 //   - A Consumer holds no descriptor of its own until it sleeps in Poll:
 //     then one per partition it waits on (its sleeping-reader slot in
 //     partition.meta is a byte-range lock), until it is closed. A group

@@ -98,7 +98,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 	l := &Log{dir: dir, opts: o, app: app, topics: map[string]*topic{}}
 	partLimit, segLimit := splitBudget(o.MaxOpenFiles)
 	l.parts, l.segs = newOpenParts(partLimit), newSegCache(segLimit)
-	l.parts.startSweeps(idleRelease)
+	l.parts.startSweeps(idleRelease, l.segs.sweep)
 	if o.Durability == Periodic {
 		l.stopSync, l.syncDone = make(chan struct{}), make(chan struct{})
 		go l.syncLoop()

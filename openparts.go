@@ -189,8 +189,9 @@ func (o *openParts) sweep() {
 	}
 }
 
-// startSweeps runs sweep every idleRelease until stopSweeps.
-func (o *openParts) startSweeps(every time.Duration) {
+// startSweeps runs sweep, and then also, every idleRelease until
+// stopSweeps.
+func (o *openParts) startSweeps(every time.Duration, also func()) {
 	o.stop, o.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(o.done)
@@ -202,6 +203,7 @@ func (o *openParts) startSweeps(every time.Duration) {
 				return
 			case <-t.C:
 				o.sweep()
+				also()
 			}
 		}
 	}()

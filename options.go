@@ -95,10 +95,11 @@ type Options struct {
 	// would be open than three quarters of the budget allows, the one
 	// appended to least recently closes its files, and its next append
 	// opens them again. Readers share the other quarter: a cache of
-	// segment files, least recently read closed first. Default: half of
-	// the process's RLIMIT_NOFILE soft limit as it is at Open (Go raises
-	// the soft limit to the hard one when a program starts), at least
-	// 64. The least accepted is 16.
+	// segment files, least recently read closed first, and any not read
+	// for 10 to 20 seconds closed anyway. Default: half of the process's
+	// RLIMIT_NOFILE soft limit as it is at Open (Go raises the soft limit
+	// to the hard one when a program starts), at least 64. The least
+	// accepted is 16.
 	MaxOpenFiles int
 }
 

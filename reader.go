@@ -563,7 +563,7 @@ func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 
 // readFailed is what a fill returns when reading its segment failed with
 // err. A segment that retention removed while the cache had its file
-// closed for room is handled as a removal found on opening it
+// closed (for room, or idle) is handled as a removal found on opening it
 // (segmentGone), unless the fill has records to return first. A reader
 // that had read every record of the segment goes on in the segment that
 // starts at its offset: retention seals an active segment past the age

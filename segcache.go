@@ -19,6 +19,14 @@ import (
 // it again on its next read, and a reader that finds the cache full of
 // files being read at this instant waits for one of those reads to end.
 //
+// A file idle through a whole sweep of the Log's (every idleRelease, as
+// for partitions: openparts.go) is closed too, whatever room there is, so
+// a reader that stops reading without closing (a consumer whose
+// application polls no more for now) holds no segment open past that:
+// one that retention removes meanwhile frees its space within 10 to 20
+// seconds, and the reader's next read finds it removed, as after a close
+// for room.
+//
 // A reader must see the file it opened, not whatever bears its name later
 // (retention removes segments; a topic deleted and created again reuses
 // the names), so a handle remembers the file's identity and a reopened
@@ -32,8 +40,8 @@ import (
 // on) or a salvage (which keeps every offset where it was).
 
 // errSegmentGone says that the segment file a reader was reading was
-// removed (or replaced) while the cache had closed it for room.
-var errSegmentGone = errors.New("segment removed while its file was closed for room")
+// removed (or replaced) while the cache had closed it, for room or idle.
+var errSegmentGone = errors.New("segment removed while the cache had its file closed")
 
 // segCache is a Log's bounded set of open segment files, shared by its
 // readers, closed least recently used first.
@@ -62,6 +70,7 @@ type cachedSeg struct {
 	// woken for each record parks its file after every read and stat.
 	prev, next *cachedSeg
 	done       bool // its handle was closed: the file closes with the last read
+	used       bool // parked since the last sweep
 }
 
 // parked reports whether cs is in the idle list.
@@ -177,7 +186,25 @@ func (c *segCache) parkLocked(cs *cachedSeg) {
 	}
 	cs.prev, cs.next = &c.idle, c.idle.next
 	cs.next.prev, c.idle.next = cs, cs
+	cs.used = true
 	c.freed.Signal()
+}
+
+// sweep closes the idle files not read since the last sweep, and
+// unmarks the others.
+func (c *segCache) sweep() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for cs := c.idle.next; cs != &c.idle; {
+		next := cs.next
+		if cs.used {
+			cs.used = false
+		} else {
+			c.closeIdleLocked(cs)
+			c.freed.Signal()
+		}
+		cs = next
+	}
 }
 
 // acquire returns the handle's file for one read, opening it again if it
