@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -86,10 +87,43 @@ func sendKB(t testing.TB, p *Producer, n int) {
 }
 
 // removedFilesOpen lists the files under dir that the process holds open
-// though they were removed.
+// or mapped though they were removed: their space is freed only once
+// neither is left.
 func removedFilesOpen(t *testing.T, dir string) []string {
 	t.Helper()
-	return slices.DeleteFunc(filesUnder(t, dir), func(f string) bool { return !strings.HasSuffix(f, " (deleted)") })
+	held := filesUnder(t, dir)
+	for _, f := range filesMappedUnder(t, dir) {
+		held = append(held, "mapped "+f)
+	}
+	return slices.DeleteFunc(held, func(f string) bool { return !strings.HasSuffix(f, " (deleted)") })
+}
+
+// filesMappedUnder lists the process's mappings of files under dir, as
+// filesUnder lists its descriptors: each file once, its path relative to
+// dir.
+func filesMappedUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil
+	}
+	var files []string
+	for line := range strings.Lines(string(maps)) {
+		// address perms offset device inode path
+		i := strings.Index(line, " /")
+		if i < 0 {
+			continue
+		}
+		p := strings.TrimSuffix(line[i+1:], "\n")
+		if strings.HasPrefix(p, dir+string(filepath.Separator)) && !slices.Contains(files, strings.TrimPrefix(p, dir)) {
+			files = append(files, strings.TrimPrefix(p, dir))
+		}
+	}
+	return files
 }
 
 // TestCheckpointSyncUnderRetention: a checkpoint syncs the files of the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -405,6 +406,42 @@ func TestRetentionStaleWriter(t *testing.T) {
 		t.Fatalf("segments %v after the stale writer appended (before: %v)", after, before)
 	}
 	retCheckFrom(t, a, "t", after[0], 1020, 1000)
+}
+
+// TestRetentionStaleWriterLetsGo: a Log whose view of the tail is a
+// segment that another Log (here, or in another process) rolled past and
+// retention removed holds that segment's files, its .log (and its
+// mapping) and both index files, until its next append finds the tail
+// afresh or its files are released as idle: within two sweeps (10 to 20
+// seconds), not for as long as the Log stays open.
+func TestRetentionStaleWriterLetsGo(t *testing.T) {
+	driveSweeps(t)
+	dir := t.TempDir()
+	a := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, a, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes, RetentionBytes: 2 * minSegmentBytes})
+	sendKB(t, mustProducer(t, a, "t", nil), 1)
+	b := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	sendKB(t, mustProducer(t, b, "t", nil), 400)
+	if bases := retBases(t, b, "t"); bases[0] == 0 {
+		t.Fatalf("segments %v: retention did not remove segment 0", bases)
+	}
+	settleCheckpoints(a)
+	settleCheckpoints(b)
+	var held []string
+	for _, f := range removedFilesOpen(t, dir) {
+		held = append(held, filepath.Base(f)) // its mapping, if any, as the file
+	}
+	slices.Sort(held)
+	held = slices.Compact(held)
+	name := func(ext string) string { return filepath.Base(segmentPath(dir, 0, ext)) + " (deleted)" }
+	if want := []string{name(indexExt), name(logExt), name(timeIndexExt)}; !slices.Equal(held, want) {
+		t.Fatalf("removed files held before the sweeps: %v, want segment 0's in the stale writer: %v", held, want)
+	}
+	a.parts.sweep() // a appended since the last sweep: kept
+	a.parts.sweep()
+	if open := removedFilesOpen(t, dir); len(open) != 0 {
+		t.Errorf("removed files held after the stale writer's partition was idle through a sweep: %v", open)
+	}
 }
 
 func TestRetentionSegmentNewest(t *testing.T) {
