@@ -56,18 +56,26 @@ const maxScratch = 4 << 20
 // stops at the first error of add, and returns it.
 func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, add func(*batchRecord) error) (batchInfo, error) {
 	var info batchInfo
-	if len(b) < batchHeaderSize {
-		return info, fmt.Errorf("%w: %d bytes, shorter than a batch header", errCorruptBatch, len(b))
+	// The framing is checked in the order Kafka's broker reads it: a
+	// record set without one whole batch (empty, or cut short) is
+	// INVALID_RECORD, a length or magic that no batch of any version has
+	// is damage, and a whole batch shorter than a v2 header is too.
+	if len(b) <= batchMagicOff {
+		return info, fmt.Errorf("%w: %d bytes, no record batch", errInvalidRecord, len(b))
 	}
 	length := int64(int32(binary.BigEndian.Uint32(b[batchLengthOff:])))
-	if length != int64(len(b))-12 {
-		return info, fmt.Errorf("%w: batch length %d, request carries %d bytes (one batch per partition)", errInvalidRecord, length, len(b)-12)
-	}
-	switch magic := int8(b[batchMagicOff]); {
-	case magic == 0 || magic == 1: // an old Kafka's message set
-		return info, fmt.Errorf("%w: magic %d (only RecordBatch v2 is accepted)", errInvalidRecord, magic)
-	case magic != 2:
+	magic := int8(b[batchMagicOff])
+	switch {
+	case length < minBatchLength:
+		return info, fmt.Errorf("%w: batch length %d", errCorruptBatch, length)
+	case magic < 0 || magic > 2:
 		return info, fmt.Errorf("%w: magic %d", errCorruptBatch, magic)
+	case length != int64(len(b))-12:
+		return info, fmt.Errorf("%w: batch length %d, request carries %d bytes (one batch per partition)", errInvalidRecord, length, len(b)-12)
+	case magic != 2: // an old Kafka's message set
+		return info, fmt.Errorf("%w: magic %d (only RecordBatch v2 is accepted)", errInvalidRecord, magic)
+	case len(b) < batchHeaderSize:
+		return info, fmt.Errorf("%w: %d bytes, shorter than a batch header", errCorruptBatch, len(b))
 	}
 	if crc32.Checksum(b[batchAttrOff:], crc32c) != binary.BigEndian.Uint32(b[batchCRCOff:]) {
 		return info, fmt.Errorf("%w: CRC mismatch", errCorruptBatch)

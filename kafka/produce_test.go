@@ -583,8 +583,11 @@ func TestProduceAcksDurable(t *testing.T) {
 // TestProduceInvalidRecord: a batch Kafka's checks refuse as malformed
 // rather than damaged gets INVALID_RECORD, as from Kafka, which clients
 // fail at once; CORRUPT_MESSAGE, which Java's producer retries as damage
-// in transit, is kept for a checksum that does not match and a magic byte
-// no Kafka knows. Nothing refused is stored. An INVALID_RECORD carries an
+// in transit, is kept for a checksum that does not match, a magic byte
+// no Kafka knows, a length no batch has and a whole batch shorter than
+// its header. A record set without a whole batch (none, or one cut
+// short) is INVALID_RECORD, as Kafka's "must have at least one record
+// batch". Nothing refused is stored. An INVALID_RECORD carries an
 // error message (v8+) that says which check failed, as Kafka's answer to
 // a batch its validation refuses does, and Java's producer shows.
 func TestProduceInvalidRecord(t *testing.T) {
@@ -617,6 +620,11 @@ func TestProduceInvalidRecord(t *testing.T) {
 		binary.BigEndian.PutUint32(b[batchLengthOff:], uint32(len(b)-12))
 		return resum(b)
 	}
+	withLength := func(length uint32) []byte {
+		b := batch()
+		binary.BigEndian.PutUint32(b[batchLengthOff:], length)
+		return b
+	}
 	badRecord := func() []byte {
 		b := batch()
 		b[batchHeaderSize] = 0x7e // the record's length, zigzag 63: past the batch
@@ -630,6 +638,12 @@ func TestProduceInvalidRecord(t *testing.T) {
 	}{
 		{"magic 1", withMagic(1), kerr.InvalidRecord, "magic 1 (only RecordBatch v2"},
 		{"magic 3", withMagic(3), kerr.CorruptMessage, ""},
+		{"no records", nil, kerr.InvalidRecord, "0 bytes, no record batch"},
+		{"a record set shorter than a batch's length and magic", batch()[:batchMagicOff], kerr.InvalidRecord, "no record batch"},
+		{"a batch cut short in its header", batch()[:40], kerr.InvalidRecord, "batch length"},
+		{"a batch cut short in its records", batch()[:batchHeaderSize+1], kerr.InvalidRecord, "batch length"},
+		{"a length no batch has", withLength(5), kerr.CorruptMessage, ""},
+		{"a length past the records, magic 3", withMagic(3)[:40], kerr.CorruptMessage, ""},
 		{"two batches", append(batch(), batch()...), kerr.InvalidRecord, "(one batch per partition)"},
 		{"a control batch", withAttrs(attrControl), kerr.InvalidRecord, "control batches"},
 		{"a count the offsets disagree with", withCount(2, 0), kerr.InvalidRecord, "2 records, last offset delta 0"},

@@ -15,6 +15,11 @@ import (
 // batchHeaderSize is the fixed part of a RecordBatch, up to its records.
 const batchHeaderSize = 61
 
+// minBatchLength is the least a batch's length field may say: the size
+// after it of the smallest message of Kafka's oldest format (magic 0), as
+// Kafka's broker checks it before it knows the batch's version.
+const minBatchLength = 14
+
 // Offsets of batch header fields.
 const (
 	batchLengthOff     = 8  // int32: bytes after this field
@@ -41,15 +46,16 @@ const (
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 // errCorruptBatch refuses a produced batch as damaged (its checksum, a
-// magic byte no Kafka knows, a body that does not decompress): the client
+// magic byte no Kafka knows, a length no batch has, a whole batch shorter
+// than its header, a body that does not decompress): the client
 // gets CORRUPT_MESSAGE, which Java's producer and KafkaJS retry, as a
 // batch damaged on its way may arrive whole the next time.
 var errCorruptBatch = errors.New("corrupt record batch")
 
-// errInvalidRecord refuses a produced batch whose checksum holds but whose
-// contents Kafka's log validation refuses (not exactly one batch of magic
-// 2, a count its offsets disagree with, a control batch, records that do
-// not fill it, a producer id without a sequence): the client gets
-// INVALID_RECORD, as from Kafka, which clients do not retry, as the same
-// bytes would fail again.
+// errInvalidRecord refuses a produced record set that is not damaged
+// but that Kafka's checks refuse (not exactly one batch of magic 2: none
+// at all, one cut short, two; a count its offsets disagree with, a
+// control batch, records that do not fill it, a producer id without a
+// sequence): the client gets INVALID_RECORD, as from Kafka, which clients
+// do not retry, as the same bytes would fail again.
 var errInvalidRecord = errors.New("invalid record batch")
