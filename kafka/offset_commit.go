@@ -246,8 +246,9 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 }
 
 // noMetadata is a fetched offset's metadata: "", not null (the field's
-// zero value), which kafka-python and KafkaJS hand their callers as None
-// and null where a Kafka broker's answer gives them "".
+// zero value), which kafka-python hands its callers as None where a Kafka
+// broker's answer gives them "". (KafkaJS's admin fetchOffsets turns ""
+// into null itself, from Kafka too.)
 func noMetadata() *string { return kmsg.StringPtr("") }
 
 type committedTopic struct {

@@ -102,8 +102,8 @@ func damageOffsets(t *testing.T, l *runnel.Log, group, topic string) string {
 // TestOffsetFetchMetadataEmpty: Kafka answers an offset committed
 // without metadata, and a partition with no commit, with metadata "",
 // at every version (its OffsetFetchResponse.NO_METADATA); runnel
-// answered null, which kafka-python and KafkaJS hand their callers as
-// None and null where Kafka's give "".
+// answered null, which kafka-python hands its callers as None where
+// Kafka's give "".
 func TestOffsetFetchMetadataEmpty(t *testing.T) {
 	ts := startServer(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
