@@ -114,7 +114,8 @@ func (s *Server) offsetForTime(topic string, partition int, ms int64) (int64, in
 // no partition's largest timestamp, so it is searched for with the time
 // lookups offsetForTime makes, each of which answers whether a record is
 // at or after a time, and which: from the newest record's time, usually
-// the largest (one lookup then says so), in steps that double while
+// the largest (one lookup then says so; the first record's where a
+// salvage marked the newest offsets lost), in steps that double while
 // records newer than the last found are found, then by halves between the
 // newest found and the first time none is at. That is a few lookups when
 // only a few records are newer than the newest, and at most about 110.
@@ -124,6 +125,11 @@ func (s *Server) maxTimestamp(topic string, partition int) (int64, int64, error)
 		return -1, -1, err
 	}
 	last, ok, err := s.firstRecord(topic, partition, runnel.AtOffset(end-1))
+	if err == nil && !ok {
+		// The newest offsets were lost (a salvage's gap at the end):
+		// start from the first record there is, if any.
+		last, ok, err = s.firstRecord(topic, partition, runnel.Earliest)
+	}
 	if err != nil || !ok {
 		return -1, -1, err
 	}

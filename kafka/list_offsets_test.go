@@ -1,7 +1,11 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -85,4 +89,60 @@ func TestListOffsetsSpecialTimestamps(t *testing.T) {
 		0: {Offset: 1, Timestamp: 5000, LeaderEpoch: 0},
 		1: {Offset: 300, Timestamp: 10_000 + 299*7_919, LeaderEpoch: 0},
 	})
+}
+
+// TestListOffsetsMaxTimestampGapAtEnd: a partition whose last offsets a
+// salvage marked lost (its newest frame was damaged) still holds records
+// before them, and the max-timestamp query finds the newest in time among
+// them, not "no record".
+func TestListOffsetsMaxTimestampGapAtEnd(t *testing.T) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CreateTopic("g", runnel.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	produceNative(t, l, "g", []runnel.Record{
+		{Value: []byte("first"), Time: time.UnixMilli(3000)},
+		{Value: []byte("second"), Time: time.UnixMilli(2000)},
+		{Value: []byte("damaged-last"), Time: time.UnixMilli(1000)},
+	})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seg := filepath.Join(dir, "topics", "g", "0", fmt.Sprintf("%020d.log", 0))
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(data, []byte("damaged-last"))
+	if at < 0 {
+		t.Fatal("the last record's value is not in the segment")
+	}
+	data[at] ^= 0xff
+	if err := os.WriteFile(seg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err = runnel.Open(dir, &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Repair(context.Background(), "g", &runnel.RepairOptions{Salvage: true})
+	if err != nil || len(rep.Remaining) != 0 {
+		t.Fatalf("salvage: %v, remaining %v", err, rep.Remaining)
+	}
+	if start, end, err := l.PartitionOffsets("g", 0); err != nil || start != 0 || end != 3 {
+		t.Fatalf("after the salvage the partition holds [%d, %d) (%v), want [0, 3) with offset 2 lost", start, end, err)
+	}
+	ts := startServerOn(t, l, nil)
+	got, err := kadm.NewClient(ts.client()).ListMaxTimestampOffsets(context.Background(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := got.Lookup("g", 0)
+	if !ok || o.Err != nil || o.Offset != 0 || o.Timestamp != 3000 {
+		t.Errorf("max timestamp: %+v (listed %v), want offset 0 at 3000", o, ok)
+	}
 }
