@@ -46,7 +46,9 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 			rr.ErrorCode = kerr.InvalidRequest.Code
 		}
 		for _, tc := range configs {
-			if r.ConfigNames != nil && !slices.Contains(r.ConfigNames, tc.name) {
+			// No names, null or an empty list, asks for all, as
+			// Kafka's broker takes them.
+			if len(r.ConfigNames) > 0 && !slices.Contains(r.ConfigNames, tc.name) {
 				continue
 			}
 			rc := kmsg.NewDescribeConfigsResponseResourceConfig()

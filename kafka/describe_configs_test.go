@@ -134,3 +134,36 @@ func TestDescribeConfigsClusterDefaults(t *testing.T) {
 		t.Errorf("broker 0's message.max.bytes: %q, want 2000", got["message.max.bytes"])
 	}
 }
+
+// TestDescribeConfigsEmptyNames: a resource asked for with an empty list
+// of config names gets all its configs, as from Kafka's broker, which
+// takes an empty list as it takes null; a list that names configs gets
+// those.
+func TestDescribeConfigsEmptyNames(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("names", 1)
+	rc := ts.raw()
+	for _, version := range []int16{0, 4} {
+		for _, c := range []struct {
+			names []string
+			want  int // configs answered; 0 for all the topic's
+		}{{nil, 0}, {[]string{}, 0}, {[]string{"retention.ms", "no.such.config"}, 1}} {
+			req := kmsg.NewPtrDescribeConfigsRequest()
+			req.Version = version
+			r := kmsg.NewDescribeConfigsRequestResource()
+			r.ResourceType, r.ResourceName, r.ConfigNames = kmsg.ConfigResourceTypeTopic, "names", c.names
+			req.Resources = append(req.Resources, r)
+			resp := rc.request(req).(*kmsg.DescribeConfigsResponse)
+			if len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+				t.Fatalf("v%d names %#v: %+v", version, c.names, resp.Resources)
+			}
+			got, want := len(resp.Resources[0].Configs), c.want
+			if want == 0 {
+				want = len(ts.srv.topicConfigs(runnel.TopicConfig{Partitions: 1}))
+			}
+			if got != want {
+				t.Errorf("v%d names %#v: %d configs, want %d", version, c.names, got, want)
+			}
+		}
+	}
+}
