@@ -69,8 +69,9 @@ Where to start, by default: at the oldest record, or, with -follow or
 offsets, and there only where it has none). Or -from-beginning,
 -since TIME (RFC 3339, a date, or a duration ago such as 15m), or
 -o (-offset) OFFSET: beginning, end, stored (with -group: the group's
-committed offset, where a member starts anyway), N (the offset N, of -p N
-for a topic of several partitions), -N (the last N records of each
+committed offset, where a member starts anyway), N (the offset N; of each
+partition without -p, one that ends before N starting at its end, as
+kcat), -N (the last N records of each
 partition), or s@MS (the first record at or after MS milliseconds since
 1970).
 
@@ -289,8 +290,6 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	switch {
 	case fs.Changed("partition") && (f.partition < 0 || f.partition >= n):
 		return partitionRangeError(topic, f.partition, n)
-	case start.exact && !fs.Changed("partition") && n > 1:
-		return usagef("-offset %s needs -partition: topic %s has %d partitions", f.offset, topic, n)
 	case (fs.Changed("count") || fs.Changed("kcat-count")) && f.count == 0:
 		return nil
 	}
@@ -305,6 +304,12 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	opts := &runnel.ConsumerOptions{Start: start.pos}
 	if fs.Changed("partition") {
 		opts.Partitions = []int{f.partition}
+	}
+	// kcat's -o N without -p: every partition at N, each placed once
+	// the consumer is open (seekEach).
+	everyAt := start.exact && !fs.Changed("partition") && n > 1
+	if everyAt {
+		opts.Start = runnel.Earliest
 	}
 	if f.group != "" {
 		opts.Group = f.group
@@ -340,6 +345,11 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	defer c.Close()
 	if start.last > 0 {
 		if err := seekLast(c, info, k.ends, start.last); err != nil {
+			return err
+		}
+	}
+	if everyAt {
+		if err := seekEach(c, k.ends, start.offset); err != nil {
 			return err
 		}
 	}

@@ -12,9 +12,10 @@ import (
 
 // startSpec is where consume starts reading each partition.
 type startSpec struct {
-	pos   runnel.StartPosition
-	exact bool  // an offset: it means something in one partition only
-	last  int64 // > 0: the last this many records of each partition
+	pos    runnel.StartPosition
+	exact  bool  // an offset: of -p's partition, or of each (seekEach)
+	offset int64 // with exact: the offset
+	last   int64 // > 0: the last this many records of each partition
 	// stored is kcat's -o stored: a group's committed offset, which is
 	// where a member starts anyway; the end where there is none.
 	stored bool
@@ -47,7 +48,7 @@ func parseOffset(s string) (startSpec, error) {
 	case n < 0:
 		return startSpec{pos: runnel.Earliest, last: -n}, nil
 	}
-	return startSpec{pos: runnel.AtOffset(n), exact: true}, nil
+	return startSpec{pos: runnel.AtOffset(n), exact: true, offset: n}, nil
 }
 
 // seekLast moves each partition c reads to its last n records as of ends
@@ -62,6 +63,20 @@ func seekLast(c *runnel.Consumer, info runnel.TopicInfo, ends []int64, n int64) 
 			err = c.Seek(p, runnel.Earliest)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seekEach moves each partition c reads to offset, or to its
+// end as of ends if it ends before it: kcat's -o N without -p starts
+// every partition at N, and one that holds fewer records at its end
+// (its consumer's offset reset). An offset that retention removed is an
+// error, as with -p.
+func seekEach(c *runnel.Consumer, ends []int64, offset int64) error {
+	for _, p := range c.Partitions() {
+		if err := c.Seek(p, runnel.AtOffset(min(offset, ends[p]))); err != nil {
 			return err
 		}
 	}

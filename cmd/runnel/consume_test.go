@@ -112,8 +112,9 @@ func TestConsumeKeyOutput(t *testing.T) {
 	failing(t, runIn(t, dir, "", "consume", "t", "-K", "\\"), 2, "lone backslash")
 }
 
-// TestConsumeOffsets: -o (-offset) takes kcat's beginning, end, N, -N
-// (the last N of each partition) and s@MS; -offset N still works.
+// TestConsumeOffsets: -o (-offset) takes kcat's beginning, end, N (of
+// each partition without -p, as kcat), -N (the last N of each partition)
+// and s@MS; -offset N still works.
 func TestConsumeOffsets(t *testing.T) {
 	dir := t.TempDir()
 	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
@@ -144,6 +145,7 @@ func TestConsumeOffsets(t *testing.T) {
 		{[]string{"-offset=-2", "-p", "1"}, []string{"1/b3", "1/b4"}},
 		{[]string{"-offset", "-2"}, []string{"0/a3", "0/a4", "1/b3", "1/b4"}}, // once "(removed by retention)"
 		{[]string{"-o", "-100"}, all},
+		{[]string{"-o", "3"}, []string{"0/a3", "0/a4", "1/b3", "1/b4"}}, // every partition at 3, as kcat
 	}
 	for _, tc := range cases {
 		if got := values(tc.args...); !slices.Equal(got, tc.want) {
@@ -167,12 +169,17 @@ func TestConsumeOffsets(t *testing.T) {
 	if got := values("-o", fmt.Sprintf("s@%d", first)); len(got) != 12 {
 		t.Errorf("s@ the first record's time: %d records, want 12", len(got))
 	}
+	// Partition 1 ends at 5: without -p, it starts there, as kcat's
+	// does, and has nothing to print; with -p, 6 is past its end.
+	if got := values("-o", "6"); !slices.Equal(got, []string{"0/late2"}) {
+		t.Errorf("-o 6: %q", got)
+	}
+	failing(t, runIn(t, dir, "", "consume", "t", "-o", "6", "-p", "1"), 1, "past its end")
 
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"-o", "3"}, "needs -partition"},
 		{[]string{"-o", "soon"}, "want beginning, end, stored, N, -N"},
 		{[]string{"-o", "-0"}, "last 0 records"},
 		{[]string{"-o", "s@x"}, "milliseconds since 1970"},
