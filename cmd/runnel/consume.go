@@ -57,7 +57,7 @@ appear as {"base64": "..."}). Any other -f is a format string, as kcat's:
 ` + formatTokens + `; and the escapes above.
 For example: -f '%p/%o %k=%s\n'.
 -Z prints a missing key, value or header value (null, not empty) as
-NULL, as kcat -Z.
+NULL, as kcat -Z (kcat's %h prints a header's NULL without -Z too).
 
 -J prints each record as kcat -J does, one JSON object per line with
 topic, partition, offset, tstype, ts (milliseconds), broker, headers
