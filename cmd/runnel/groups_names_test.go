@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/runnel-log/runnel"
 )
 
 // TestGroupsNameOutsideTopicRule: the groups commands take any group name
@@ -83,5 +85,28 @@ func TestGroupsNameNotPrintable(t *testing.T) {
 	slices.Sort(exact)
 	if !slices.Equal(got, exact) {
 		t.Errorf("groups list -format json names %q, want %q", got, exact)
+	}
+}
+
+// TestGroupsMemberNameNotUTF8: a member name with bytes that are not
+// UTF-8 (a Kafka client id is any bytes; "\x9b" is a terminal's 8-bit
+// CSI) prints quoted in groups describe, as one with a character that is
+// not printable does.
+func TestGroupsMemberNameNotUTF8(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	l, err := runnel.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := l.Consumer("t", &runnel.ConsumerOptions{Group: "g", MemberName: "w\x9b2Jx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := must(t, dir, "", "groups", "describe", "g")
+	if !strings.Contains(out, `  "w\x9b2Jx"  pid`) {
+		t.Errorf("groups describe printed the member name unquoted:\n%q", out)
 	}
 }
