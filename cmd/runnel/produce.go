@@ -50,7 +50,9 @@ Each line of standard input, without its newline, becomes the value of one
 record, stored byte for byte. -D DELIM ends records at DELIM instead of at a
 newline. With -K SEP (-key-sep), the text before the first SEP is the key
 and the rest the value; a record without SEP has no key. -k KEY gives every
-record that key instead, or with -K, every record without SEP (as kcat). SEP and DELIM may hold \n, \t, \r, \0, \\ and \xHH.
+record that key instead, or with -K, every record without SEP (and with
+-Z, every one whose key is empty), as kcat does. SEP and DELIM may hold
+\n, \t, \r, \0, \\ and \xHH.
 
 With -Z, an empty value, or an empty key before SEP, is sent as none
 (null, as a tombstone's value), as kcat -Z sends it.
