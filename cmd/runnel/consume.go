@@ -89,7 +89,9 @@ With -group it reads as a member of that consumer group: the group's
 members, in any processes, share the topic's partitions, each partition
 starts at the group's committed offset (or where the flags say, if it has
 none, or if that offset is no longer stored), and what was printed is
-committed, including on Ctrl-C.`,
+committed, including on Ctrl-C; where the group had no commit, the start
+is, printed or not, as a Kafka consumer commits its position, so that
+the next run goes on from there.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVarP(&f.group, "group", "G", "", "consume as a member of consumer group `G`, committing what is printed")
 			fs.BoolVar(&f.fromBeginning, "from-beginning", false, "start at the oldest record")
@@ -325,6 +327,9 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 			opts.OutOfRange = runnel.OutOfRangeFail
 			k.restartAt = &start.pos
 		}
+		if k.restartAt == nil {
+			opts.OnAssigned = func(c *runnel.Consumer, parts []int) { k.assigned(c, parts) }
+		}
 		opts.OnRevoked = func(c *runnel.Consumer, parts []int) {
 			if err := k.commit(parts); err != nil && !readerGone(err) {
 				fmt.Fprintf(cl.stderr, "runnel consume: commit before giving up partitions %v: %v\n", parts, err)
@@ -528,6 +533,22 @@ func (k *consumer) past(r runnel.Record) (bool, error) {
 	return true, k.c.Pause(r.Partition)
 }
 
+// assigned takes the position each partition the member has just taken
+// starts at, the group's commit or, where it has none, the end (or the
+// oldest record), as printed up to: the start is then committed, as a
+// Kafka consumer commits its position, and the group's next run goes on
+// from there. Committing only what was printed, a new group's run that
+// printed nothing left no commit, and each run started at the end again:
+// without -follow it could never print a record. A start at a time
+// (restartAt) is not taken: its position may still be searching for it.
+func (k *consumer) assigned(c *runnel.Consumer, parts []int) {
+	for _, p := range parts {
+		if pos := c.Position(p); pos >= 0 {
+			k.printed[p] = pos
+		}
+	}
+}
+
 // jumped notes that partition p's position moved to offset without this
 // run reading up to it: a forced "groups reset" applied inside Poll, or a
 // partition taken back after another member moved it on. Either way the
@@ -566,7 +587,8 @@ func (k *consumer) commit(parts []int) error {
 	offsets := map[int]int64{}
 	for _, p := range parts {
 		off, ok := k.printed[p]
-		if ok && slices.Contains(owned, p) && off != k.committed[p] {
+		last, done := k.committed[p]
+		if ok && slices.Contains(owned, p) && (!done || off != last) {
 			offsets[p] = off
 		}
 	}

@@ -352,6 +352,37 @@ func TestConsumeDefaultStart(t *testing.T) {
 	}
 }
 
+// TestConsumeGroupFirstRunCommitsStart: a group's first run starts after
+// the newest record and commits that start, as a Kafka consumer commits
+// its position, so that the next run prints what came in between. It
+// committed only what it printed, nothing: every run of a new group
+// without -follow started at the end again and printed nothing, ever.
+// With -n, a partition cut off before its records commits its start, not
+// what was read past the count.
+func TestConsumeGroupFirstRunCommitsStart(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "2")
+	must(t, dir, "old\n", "produce", "t", "-p", "0")
+	if got := must(t, dir, "", "consume", "t", "-group", "g"); got != "" {
+		t.Fatalf("first run printed %q, want nothing (it starts after the newest)", got)
+	}
+	if got := committedOffsets(t, dir, "g"); !slices.Equal(got, []int64{1, 0}) {
+		t.Errorf("first run committed %v, want its start, [1 0]", got)
+	}
+	must(t, dir, "a\n", "produce", "t", "-p", "0")
+	must(t, dir, "b\n", "produce", "t", "-p", "1")
+	if got := partitionValues(t, dir, "t", "-group", "g"); !slices.Equal(got, []string{"0/a", "1/b"}) {
+		t.Errorf("second run printed %q, want what came after the first", got)
+	}
+
+	must(t, dir, "c\n", "produce", "t", "-p", "0")
+	must(t, dir, "d\n", "produce", "t", "-p", "1")
+	out := must(t, dir, "", "consume", "t", "-group", "h", "-from-beginning", "-n", "1")
+	if got := committedOffsets(t, dir, "h"); slices.Min(got) != 0 || got[0]+got[1] != 1 {
+		t.Errorf("after printing %q, -n 1 committed %v: want the printed record's partition at 1, the other at its start, 0", out, got)
+	}
+}
+
 // TestConsumeLastFollow: -o -N with -follow prints the last N records,
 // then new ones as they come, as tail -f does.
 func TestConsumeLastFollow(t *testing.T) {
