@@ -178,7 +178,7 @@ func (e *OutOfRangeError) Unwrap() error { return ErrOutOfRange }
 // and, where known, the offsets affected. It wraps ErrCorrupt.
 type CorruptError struct {
 	Path   string // file that holds the damage
-	Pos    int64  // byte position of the damaged frame or entry
+	Pos    int64  // byte position of the damaged frame or entry, or -1 for the whole file
 	Offset int64  // first offset affected, or -1 if unknown
 	// To is the offset after the last one affected, when known (the
 	// damage is followed by readable records, or something says how far
@@ -188,13 +188,17 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
+	where := e.Path
+	if e.Pos >= 0 {
+		where = fmt.Sprintf("%s at byte %d", e.Path, e.Pos)
+	}
 	switch {
 	case e.Offset >= 0 && e.To > e.Offset:
-		return fmt.Sprintf("runnel: corrupt data in %s at byte %d (%s): %v", e.Path, e.Pos, lossText(e.Offset, e.To), e.Err)
+		return fmt.Sprintf("runnel: corrupt data in %s (%s): %v", where, lossText(e.Offset, e.To), e.Err)
 	case e.Offset >= 0:
-		return fmt.Sprintf("runnel: corrupt data in %s at byte %d (offset %d): %v", e.Path, e.Pos, e.Offset, e.Err)
+		return fmt.Sprintf("runnel: corrupt data in %s (offset %d): %v", where, e.Offset, e.Err)
 	}
-	return fmt.Sprintf("runnel: corrupt data in %s at byte %d: %v", e.Path, e.Pos, e.Err)
+	return fmt.Sprintf("runnel: corrupt data in %s: %v", where, e.Err)
 }
 
 // Unwrap returns both ErrCorrupt and the underlying cause.

@@ -274,3 +274,22 @@ func TestTopicDeletedByOtherLog(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicFileInvalidConfig: a topic.json that parses but holds a config
+// out of range is damage to the whole file, which the error names without
+// a byte (it said "at byte -1"). Found by FuzzTopicFile (topic_fuzz_test.go).
+func TestTopicFileInvalidConfig(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	l.Close()
+	path := filepath.Join(dir, "topics", "t", topicFileName)
+	if err := os.WriteFile(path, []byte(`{"partitions": 0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openTest(t, dir, nil).DescribeTopic("t")
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Path != path || ce.Pos != -1 || !strings.Contains(err.Error(), path+": ") || strings.Contains(err.Error(), "byte") {
+		t.Errorf("DescribeTopic: %v; want a *CorruptError naming %s, the whole file", err, path)
+	}
+}
