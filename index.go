@@ -372,7 +372,10 @@ func (w *indexWriter) dueAfter(pos int64) bool {
 }
 
 // add records that the frame at pos starts at relative offset rel and that
-// no record before it is newer than maxTS.
+// no record before it is newer than maxTS. A frame at an offset the last
+// entry has already (the one after a salvage's gap of no offsets, which
+// got that entry) gets none: the entries' offsets increase, and the
+// earlier frame is where that offset's lookup starts.
 //
 // Every offset entry has a time entry at the same relative offset, written
 // first, so a lost time entry shows as a time index shorter than the offset
@@ -380,6 +383,9 @@ func (w *indexWriter) dueAfter(pos int64) bool {
 func (w *indexWriter) add(rel, pos, maxTS int64) error {
 	if err := w.catchUp(); err != nil {
 		return err
+	}
+	if w.entries > 0 && rel <= w.lastRel {
+		return nil
 	}
 	if err := w.addTime(rel, maxTS); err != nil {
 		return err

@@ -316,3 +316,29 @@ func TestSalvageCases(t *testing.T) {
 		})
 	}
 }
+
+// TestSalvageEmptyGapIndexed: a frame copied over the head of the one
+// before it (byte 16 of the last segment, its own place left with a torn
+// copy) leaves two stretches of unreadable bytes; the salvage makes the
+// first and the copied frame one gap (16 bytes hold no gap's header) and
+// the second a gap of no offsets, and the rebuilt index had an entry for
+// that gap and another for the frame after it, both at that frame's
+// offset, which Verify reported as out of order after every Repair. Found
+// by FuzzSegmentFile.
+func TestSalvageEmptyGapIndexed(t *testing.T) {
+	dir := t.TempDir()
+	_, segs := dgBuild(t, dir, 17)
+	s := segs[len(segs)-1]
+	moved := s.Frames[1]
+	data := readFile(t, s.Path)
+	writeAt(t, s.Path, 16, data[moved.Pos:moved.Pos+moved.Meta.Size()])
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	rep, err := l.Repair(context.Background(), "t", &RepairOptions{Salvage: true})
+	if err != nil || len(rep.Remaining) != 0 {
+		t.Fatalf("salvage: %v, remaining %v", err, rep.Remaining)
+	}
+	recs, err := readAvailableErr(t, l, "t")
+	if err != nil || len(recs) != int(s.Base)+1 || recs[len(recs)-1].Offset != s.Frames[2].Meta.Base {
+		t.Errorf("after the salvage: %d records, %v; want those before segment %d and the one after its gaps", len(recs), err, s.Base)
+	}
+}
