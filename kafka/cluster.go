@@ -157,6 +157,11 @@ func (a *pidAllocator) reserve() (int64, error) {
 	if _, err := f.WriteAt(next, 0); err != nil {
 		return 0, fmt.Errorf("kafka: producer ids: %w", err)
 	}
+	// What was there may have been longer (more leading zeros): its rest
+	// after the new counter would make the file unreadable.
+	if err := f.Truncate(int64(len(next))); err != nil {
+		return 0, fmt.Errorf("kafka: producer ids: %w", err)
+	}
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("kafka: producer ids: %w", err)
 	}

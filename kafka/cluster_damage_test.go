@@ -71,3 +71,23 @@ func TestProducerIDsNearTheTop(t *testing.T) {
 		}
 	}
 }
+
+// TestProducerIDsLongerThanWritten: a kafka/producer-ids longer than the
+// 21 bytes a server writes there (a counter with more leading zeros) is
+// read, and the server's next counter replaces all of it: it was written
+// over the file's head, and the rest left after it made the file one the
+// next server refused. Found by FuzzStateFiles.
+func TestProducerIDsLongerThanWritten(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, stateDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, stateDir, pidFile), []byte("0000000000000000000042\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int64{42, 42 + pidBlock} {
+		if id, err := newPIDAllocator(dir).allocate(); id != want || err != nil {
+			t.Fatalf("a server's first producer id: %d, %v; want %d", id, err, want)
+		}
+	}
+}
