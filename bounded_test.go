@@ -271,3 +271,32 @@ func TestPollRepairHonoursContext(t *testing.T) {
 		t.Errorf("after the repair: %+v, want c at offset 2", got)
 	}
 }
+
+// EnforceRetention's wait for a writer lock ends with its ctx even when
+// the Log's own retention pass is waiting for the same lock, held by
+// another process that does not let it go (stopped, hung): the call
+// waited behind the pass, past its ctx, for as long as the lock was held.
+func TestEnforceRetentionContextBehindRetentionPass(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, MaxBatchBytes: retBatch, RetentionInterval: 10 * time.Millisecond})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes})
+	retProduce(t, l, "t", 0, 200, 1000, nil)
+	part := l.topics["t"].parts[0]
+	part.stopHold()
+	release := holdWriterLock(t, l, "t", 0)
+	defer release()
+	// Segments to remove now: the pass waits for the writer lock. (The
+	// change comes from another Log, as from another process: this Log's
+	// AlterTopic waits for the pass, which may read the new config first.)
+	admin := openTest(t, dir, nil)
+	if err := admin.AlterTopic("t", func(c *TopicConfig) { c.RetentionBytes = minSegmentBytes }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the retention pass to wait for the writer lock", func() bool {
+		return part.shm.waiting.count().Load() > 0
+	})
+	err := inTime(t, "EnforceRetention", func() error { return l.EnforceRetention(cancelSoon()) })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("EnforceRetention behind a retention pass waiting for a held lock: %v, want context.Canceled", err)
+	}
+}

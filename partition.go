@@ -147,7 +147,9 @@ func (p *partition) lockForCheckpoint(ctx context.Context) (unlock func(), err e
 // lockOutsideAppend is lockForMaintenance and lockForCheckpoint: keep says
 // whether unlock leaves a writer lock kept from the last append held.
 func (p *partition) lockOutsideAppend(ctx context.Context, keep bool) (unlock func(), err error) {
-	p.wmu.Lock()
+	if err := p.lockWmuContext(ctx); err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
@@ -173,6 +175,36 @@ func (p *partition) lockOutsideAppend(ctx context.Context, keep bool) (unlock fu
 		p.wmu.Unlock()
 		p.log.parts.used(p) // its files are open now: count them
 	}, nil
+}
+
+// lockWmuContext takes p.wmu, or returns ctx.Err() if ctx ends first.
+// Whoever holds p.wmu may be waiting for the writer lock itself, with no
+// bound of this caller's: the Log's retention pass or a checkpoint waits
+// for as long as another process keeps the lock (stopped, hung), and
+// EnforceRetention, Repair or a Poll's repair behind it waited as long.
+func (p *partition) lockWmuContext(ctx context.Context) error {
+	if p.wmu.TryLock() {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	got, gaveUp := make(chan struct{}), make(chan struct{})
+	go func() {
+		p.wmu.Lock()
+		select {
+		case got <- struct{}{}:
+		case <-gaveUp:
+			p.wmu.Unlock()
+		}
+	}()
+	select {
+	case <-got:
+		return nil
+	case <-ctx.Done():
+		close(gaveUp)
+		return ctx.Err()
+	}
 }
 
 // giveUp ends the partition's waits for the writer lock, present and

@@ -103,8 +103,8 @@ func (l *Log) retentionPass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := l.refreshTopicConfig(t); err != nil {
-			continue // deleted (and forgotten) or unreadable: nothing to enforce here
+		if err := l.refreshTopicConfig(ctx, t); err != nil {
+			continue // deleted (and forgotten), unreadable, or ctx ended: nothing to enforce here
 		}
 		if _, err := l.enforceTopic(ctx, t); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 			l.opts.Logger.Warn("runnel: retention check failed", "topic", t.name, "err", err)
@@ -132,7 +132,10 @@ func (l *Log) EnforceRetention(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := l.refreshTopicConfig(t); err != nil {
+		if err := l.refreshTopicConfig(ctx, t); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			if !errors.Is(err, ErrTopicNotFound) {
 				errs = append(errs, err)
 			}
@@ -152,7 +155,8 @@ func (l *Log) EnforceRetention(ctx context.Context) error {
 // (AlterTopic there), so that it takes effect here without a reopen. A
 // handle on a topic another process deleted, or deleted and created anew,
 // is forgotten (topic_forget.go), and the error is ErrTopicNotFound.
-func (l *Log) refreshTopicConfig(t *topic) error {
+// ctx bounds the wait for the partitions' append mutexes (applyTopicConfig).
+func (l *Log) refreshTopicConfig(ctx context.Context, t *topic) error {
 	tf, stale, err := l.checkTopic(t)
 	if err != nil {
 		return err
@@ -162,7 +166,7 @@ func (l *Log) refreshTopicConfig(t *topic) error {
 		return topicDeleted(t.name)
 	}
 	if cfg := tf.TopicConfig; cfg != l.topicConfig(t) {
-		l.applyTopicConfig(t, cfg)
+		return l.applyTopicConfig(ctx, t, cfg)
 	}
 	return nil
 }

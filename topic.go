@@ -377,7 +377,7 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 		return TopicInfo{}, err
 	}
 	if info.Config = tf.TopicConfig; info.Config != l.topicConfig(t) {
-		l.applyTopicConfig(t, info.Config) // another process altered it
+		l.applyTopicConfig(context.Background(), t, info.Config) // another process altered it
 	}
 	return info, nil
 }
@@ -490,7 +490,7 @@ func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*T
 	t := l.topics[name]
 	l.mu.Unlock()
 	if t != nil && l.topicCurrent(t) {
-		l.applyTopicConfig(t, cfg)
+		l.applyTopicConfig(context.Background(), t, cfg)
 	}
 	return nil
 }
@@ -505,10 +505,18 @@ func (l *Log) topicConfig(t *topic) TopicConfig {
 
 // applyTopicConfig makes a changed config current for t. It holds every
 // partition's wmu and l.mu while it writes, so that a reader under either
-// sees the old config or the new one; it never writes Partitions.
-func (l *Log) applyTopicConfig(t *topic, cfg TopicConfig) {
-	for _, p := range t.parts {
-		p.wmu.Lock()
+// sees the old config or the new one; it never writes Partitions. It
+// fails with ctx.Err(), changing nothing, if ctx ends while it waits for a
+// wmu (held by a writer or a retention pass that waits for another
+// process's writer lock).
+func (l *Log) applyTopicConfig(ctx context.Context, t *topic, cfg TopicConfig) error {
+	for i, p := range t.parts {
+		if err := p.lockWmuContext(ctx); err != nil {
+			for _, q := range t.parts[:i] {
+				q.wmu.Unlock()
+			}
+			return err
+		}
 	}
 	l.mu.Lock()
 	t.cfg.SegmentBytes = cfg.SegmentBytes
@@ -523,4 +531,5 @@ func (l *Log) applyTopicConfig(t *topic, cfg TopicConfig) {
 		p.batchCap.Store(cfg.SegmentBytes / 2)
 		p.wmu.Unlock()
 	}
+	return nil
 }
