@@ -300,3 +300,36 @@ func TestEnforceRetentionContextBehindRetentionPass(t *testing.T) {
 		t.Errorf("EnforceRetention behind a retention pass waiting for a held lock: %v, want context.Canceled", err)
 	}
 }
+
+// Periodic mode syncs each partition within SyncInterval even while
+// another partition's writer lock is held by a process that does not let
+// it go (stopped with Ctrl-Z, hung) and this Log waits for it with a
+// record to append there: the sync loop waited behind that partition, and
+// no other partition was synced for as long as the lock was held.
+func TestPeriodicSyncPastHeldPartition(t *testing.T) {
+	driveSweeps(t) // no idle release, whose sync would cover partition 1 after 10 s
+	l := openTest(t, t.TempDir(), &Options{Durability: Periodic, SyncInterval: 10 * time.Millisecond})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	p := mustProducer(t, l, "t", &ProducerOptions{Partitioner: ManualPartitioner})
+	if _, err := p.Send(context.Background(), Record{Partition: 0, Value: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	l.topics["t"].parts[0].stopHold()
+	release := holdWriterLock(t, l, "t", 0)
+	defer release()
+	p.SendAsync(Record{Partition: 0, Value: []byte("stuck")}, nil)
+	waitQueued(t, l, "t", 0)
+	pos, err := p.Send(context.Background(), Record{Partition: 1, Value: []byte("free")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable := func() int64 {
+		for _, ps := range l.Stats().Partitions {
+			if ps.Topic == "t" && ps.Partition == 1 {
+				return ps.DurableOffset
+			}
+		}
+		return -1
+	}
+	waitFor(t, 30*time.Second, "partition 1's record to be synced", func() bool { return durable() > pos.Offset })
+}

@@ -475,9 +475,14 @@ func (p *partition) withSyncLock(fn func(m *metaMap)) error {
 
 // syncNow makes everything this Log committed to the partition durable:
 // Periodic mode's timer and Close in the modes that do not sync each
-// append. The caller must not hold p.wmu.
-func (p *partition) syncNow() error {
-	p.wmu.Lock()
+// append. ctx bounds only the wait for p.wmu, which this Log's writer
+// holds while it waits for another process's writer lock: the timer goes
+// on to the other partitions rather than wait for that. The caller must
+// not hold p.wmu.
+func (p *partition) syncNow(ctx context.Context) error {
+	if err := p.lockWmuContext(ctx); err != nil {
+		return err
+	}
 	var t logPos
 	switch {
 	case p.dirty && p.w != nil:

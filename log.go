@@ -135,7 +135,17 @@ func (l *Log) syncLoop() {
 		}
 		l.mu.Unlock()
 		for _, p := range parts {
-			if err := p.syncNow(); err != nil {
+			// A partition whose writer waits for another process's lock
+			// (held by a stopped or hung process) is tried again at a
+			// later tick, once the wait that gave up got p.wmu; the
+			// others are synced meanwhile.
+			if p.wmuWaitsLeft.Load() > 0 {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), l.opts.SyncInterval)
+			err := p.syncNow(ctx)
+			cancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				l.opts.Logger.Error("runnel: periodic sync failed", "partition", p.dir, "err", err)
 			}
 		}

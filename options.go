@@ -43,7 +43,10 @@ type Options struct {
 	Durability Durability
 
 	// SyncInterval is the fdatasync period in Periodic mode. Default
-	// 100ms; ignored in the other modes.
+	// 100ms; ignored in the other modes. A partition whose writer waits
+	// for another process's writer lock (held by a process that is
+	// stopped or hung) is synced once the writer has it; the other
+	// partitions are synced meanwhile.
 	SyncInterval time.Duration
 
 	// Backend selects the append path: BackendAuto (default: the backend

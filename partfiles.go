@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"errors"
 	"os"
 )
@@ -55,7 +56,7 @@ func (p *partition) releaseFiles() bool {
 		p.stopHold() // lets the kept lock go; waits for the watcher
 	}
 	if p.log.opts.Durability == Periodic {
-		if err := p.syncNow(); err != nil {
+		if err := p.syncNow(context.Background()); err != nil {
 			p.log.opts.Logger.Error("runnel: sync before releasing files failed", "partition", p.dir, "err", err)
 			return false
 		}

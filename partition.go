@@ -62,6 +62,11 @@ type partition struct {
 	dirty  bool       // written since the last fdatasync (not Durable mode)
 	ckpt   ckptState  // synced checkpoints (checkpoint.go)
 
+	// wmuWaitsLeft counts the waits of lockWmuContext that gave up and
+	// still wait for wmu, to let it go as soon as they get it: while
+	// there is one, the periodic sync adds none.
+	wmuWaitsLeft atomic.Int32
+
 	// Releasing the files of an idle partition (partfiles.go), under wmu
 	// but for fileUsers: syncs and checkpoints using p.shm and p.meta
 	// outside wmu.
@@ -196,12 +201,14 @@ func (p *partition) lockWmuContext(ctx context.Context) error {
 		case got <- struct{}{}:
 		case <-gaveUp:
 			p.wmu.Unlock()
+			p.wmuWaitsLeft.Add(-1)
 		}
 	}()
 	select {
 	case <-got:
 		return nil
 	case <-ctx.Done():
+		p.wmuWaitsLeft.Add(1)
 		close(gaveUp)
 		return ctx.Err()
 	}
@@ -265,7 +272,7 @@ func (p *partition) close(reason error) error {
 	p.drainSyncs()
 	var errs []error
 	if p.log.opts.Durability != Durable {
-		errs = append(errs, p.syncNow())
+		errs = append(errs, p.syncNow(context.Background()))
 	}
 	p.stopHold()
 	p.log.parts.forget(p)
