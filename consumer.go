@@ -495,20 +495,29 @@ func (c *Consumer) checkDeleted() error {
 // never those fetched behind them. When the loop stops early, the records
 // fetched but not yielded are not lost: each partition's position goes
 // back to the first of them. A Seek or Pause inside the loop takes effect
-// at once.
+// at once, and so does a group member's expiry (MaxPollInterval): the
+// rest of the batch, from partitions that are other members' by then, is
+// not handed over, and the next step joins the group again.
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		for {
 			recs, err := c.fetch(ctx)
 			moves := c.moves
+		batch:
 			for i, r := range recs {
 				if c.moves != moves {
 					c.rewind(recs[i:], moves)
 					break
 				}
-				if !c.hand(r) {
+				switch c.hand(r) {
+				case handClosed:
 					yield(Record{}, ErrClosed)
 					return
+				case handExpired:
+					// Its partitions are other members' now: the next
+					// fetch joins again and reads them from the group's
+					// commits, as Poll's batch after an expiry.
+					break batch
 				}
 				if !yield(r, nil) {
 					c.rewind(recs[i+1:], moves)
@@ -528,18 +537,28 @@ func (c *Consumer) Records(ctx context.Context) iter.Seq2[Record, error] {
 	}
 }
 
-// hand records that rec is being handed to the application; false if the
-// consumer closed.
-func (c *Consumer) hand(rec Record) bool {
+// What hand did with a record.
+const (
+	handed      = iota
+	handClosed  // the consumer closed
+	handExpired // the member left its group for not polling (MaxPollInterval) since the fetch
+)
+
+// hand records that rec is being handed to the application, unless the
+// consumer closed or its member expired.
+func (c *Consumer) hand(rec Record) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		return false
+		return handClosed
+	}
+	if c.g != nil && c.g.clock.expired {
+		return handExpired
 	}
 	if part := c.byID[rec.Partition]; part != nil {
 		part.prog.hand(rec.Offset)
 	}
-	return true
+	return handed
 }
 
 // rewind moves each partition's position back to its first record in

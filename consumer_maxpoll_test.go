@@ -320,3 +320,40 @@ func TestMaxPollIntervalRaces(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A Records loop whose member expires in the middle of a batch hands no
+// more of that batch: its partitions are other members' by then. It
+// handed the rest of the batch, records the member was never handed
+// before it left, which the next owner reads too, so a job queue ran
+// them twice though the member handled none of them before expiring.
+// The loop's next step joins again (OnLost) and reads from the group's
+// committed offset.
+func TestMaxPollIntervalRecordsStopsBatch(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "jobs", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "jobs", 1, 20)
+	var lost []int
+	c := mustConsumer(t, l, "jobs", &ConsumerOptions{
+		Group: "workers", DisableAutoCommit: true, MaxPollRecords: 10,
+		MaxPollInterval: 100 * time.Millisecond,
+		OnLost:          func(_ *Consumer, ps []int) { lost = append(lost, ps...) },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var offsets []int64
+	for r, err := range c.Records(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		offsets = append(offsets, r.Offset)
+		if len(offsets) == 1 {
+			// Stuck in the first job until the member expires.
+			waitFor(t, patience, "the member to expire", func() bool { return len(groupMembers(t, l, "workers")) == 0 })
+			continue
+		}
+		break
+	}
+	if !slices.Equal(offsets, []int64{0, 0}) || !slices.Equal(lost, []int{0}) {
+		t.Errorf("records yielded %v, OnLost %v; want offsets 0 and 0 again after OnLost of partition 0", offsets, lost)
+	}
+}
