@@ -27,7 +27,7 @@ type conn struct {
 	s      *Server
 	nc     net.Conn
 	remote string
-	idle   atomic.Bool // waiting for the next request: Shutdown may cut the wait
+	phase  atomic.Int32 // where it is in its loop: Shutdown cuts connWaiting and connReading
 
 	clientID string
 	sasl     saslState
@@ -75,10 +75,21 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), queue: make(chan *answer, maxInFlight)}
 }
 
-// wakeIdle ends the wait of a connection that is between requests; a
-// connection handling one notices the shutdown after answering it.
+// Where a connection is in its loop (conn.phase).
+const (
+	connStarting = iota // its TLS handshake, bounded by its own deadline: nc is not yet the one read
+	connWaiting         // for the next request
+	connReading         // a request whose size has arrived, not all of it yet
+	connHandling        // a request read whole: it is answered
+)
+
+// wakeIdle ends the wait of a connection that is between requests, and
+// the read of one whose client sent part of a request: a request is in
+// flight only once it has arrived whole, and a client stalled inside one
+// must not hold a shutdown up for its grace. A connection handling one,
+// or still in its TLS handshake, notices the shutdown when it next waits.
 func (c *conn) wakeIdle() {
-	if c.idle.Load() {
+	if p := c.phase.Load(); p == connWaiting || p == connReading {
 		c.nc.SetReadDeadline(time.Now())
 	}
 }
@@ -123,7 +134,7 @@ func (c *conn) readLoop() {
 	for {
 		// The deadline first, then the check: Shutdown sets closing
 		// before it cuts idle reads, so one of the two stops this read.
-		c.idle.Store(true)
+		c.phase.Store(connWaiting)
 		if s.opts.IdleTimeout > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
 		} else {
@@ -133,13 +144,12 @@ func (c *conn) readLoop() {
 			return
 		}
 		if _, err := io.ReadFull(c.in, size[:]); err != nil {
-			c.idle.Store(false)
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
 				s.opts.Logger.Info("kafka: closing idle connection", "remote", c.remote, "idle", s.opts.IdleTimeout)
 			}
 			return
 		}
-		c.idle.Store(false)
+		c.phase.Store(connReading)
 		n := int32(binary.BigEndian.Uint32(size[:]))
 		// Key, version and correlation id are 8 bytes; anything else
 		// is checked before a byte is allocated for it. A raw SASL token
@@ -172,6 +182,7 @@ func (c *conn) readLoop() {
 			s.opts.Logger.Info("kafka: connection ended inside a request", "remote", c.remote, "err", err)
 			return
 		}
+		c.phase.Store(connHandling)
 		var err error
 		if raw {
 			err = c.rawSASL(body)

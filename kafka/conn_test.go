@@ -242,3 +242,34 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		t.Fatalf("OnRequest events %+v", events)
 	}
 }
+
+// TestShutdownCutsRequestHalfRead: a connection whose client sent part of
+// a request and stopped does not hold Shutdown up: the request is not in
+// flight until it has arrived, so Shutdown cuts its read as it cuts the
+// wait of an idle connection. runnel serve stopped with Ctrl-C waited out
+// its 30 s grace for such a connection and exited 1 with "context
+// deadline exceeded".
+func TestShutdownCutsRequestHalfRead(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.raw()
+	rc.nc.Write(binary.BigEndian.AppendUint32(nil, 1000))
+	rc.nc.Write(make([]byte, 100))
+	waitFor(t, "the server to read the request's size", func() bool {
+		ts.srv.mu.Lock()
+		defer ts.srv.mu.Unlock()
+		for c := range ts.srv.conns {
+			if c.phase.Load() == connReading {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if !rc.closed() {
+		t.Fatal("connection open after shutdown")
+	}
+}

@@ -163,7 +163,8 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops the server gracefully: it stops accepting, lets every
 // request in flight finish (long-polling fetches and group joins return
-// early), closes each connection once its request is answered, and then
+// early), closes each connection once its request is answered (one whose
+// request has not arrived whole, a client stalled inside it, at once), and then
 // has every Kafka group member leave its runnel groups, releasing their
 // partitions. If ctx ends first, the remaining connections are closed
 // at once. Later calls return the first call's result.
