@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -172,18 +173,13 @@ func (c *conn) readLoop() {
 			s.opts.Logger.Warn("kafka: request size out of bounds; closing connection", "remote", c.remote, "size", n, "max", most)
 			return
 		}
-		body := c.body
+		body, err := readBody(c.in, c.body, int(n))
 		c.body = nil
-		if cap(body) < int(n) {
-			body = make([]byte, n)
-		}
-		body = body[:n]
-		if _, err := io.ReadFull(c.in, body); err != nil {
+		if err != nil {
 			s.opts.Logger.Info("kafka: connection ended inside a request", "remote", c.remote, "err", err)
 			return
 		}
 		c.phase.Store(connHandling)
-		var err error
 		if raw {
 			err = c.rawSASL(body)
 		} else {
@@ -205,6 +201,39 @@ func (c *conn) readLoop() {
 			return // the failure is answered; then the connection ends
 		}
 	}
+}
+
+// firstBodyChunk is what a request's buffer starts at when the one kept
+// from the last Produce is too small for it.
+const firstBodyChunk = 64 << 10
+
+// readBody reads a request of n bytes into buf if it is large enough, else
+// into a buffer that grows as the bytes arrive, doubling from
+// firstBodyChunk: a client that sends a request's size and stalls (or
+// sends it slowly) holds the bytes it sent, not the size it claimed, up to
+// MaxRequestBytes (100 MiB) per connection. Growing costs at most one copy
+// of the request, and a Produce's buffer is kept for the next one.
+func readBody(r io.Reader, buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		buf = buf[:n]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	if cap(buf) < firstBodyChunk {
+		buf = make([]byte, 0, min(n, firstBodyChunk))
+	}
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
+		}
+		got, err := io.ReadFull(r, buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // writeLoop writes the answers in order, waiting for each to complete.

@@ -1,12 +1,15 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -271,5 +274,61 @@ func TestShutdownCutsRequestHalfRead(t *testing.T) {
 	}
 	if !rc.closed() {
 		t.Fatal("connection open after shutdown")
+	}
+}
+
+// TestStalledRequestHoldsWhatArrived: a connection whose client sent the
+// size of a large request and a few bytes of it holds about the bytes it
+// sent, not the size it claimed: the server allocated the whole claimed
+// size (up to MaxRequestBytes, 100 MiB) on the size's four bytes, so a
+// hundred such connections, 400 bytes in all, made its heap 10 GB, which
+// the garbage collector's target then doubled for every other allocation.
+func TestStalledRequestHoldsWhatArrived(t *testing.T) {
+	ts := startServer(t, nil)
+	const conns, claimed, sent = 8, defaultMaxRequestBytes, 1000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range conns {
+		rc := ts.raw()
+		rc.nc.Write(binary.BigEndian.AppendUint32(nil, claimed))
+		rc.nc.Write(make([]byte, sent))
+	}
+	waitFor(t, "every connection to read its request", func() bool {
+		ts.srv.mu.Lock()
+		defer ts.srv.mu.Unlock()
+		reading := 0
+		for c := range ts.srv.conns {
+			if c.phase.Load() == connReading {
+				reading++
+			}
+		}
+		return reading == conns
+	})
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > conns<<20 {
+		t.Fatalf("%d connections that sent %d bytes of a %d-byte request grew the heap by %d bytes", conns, sent, claimed, grew)
+	}
+}
+
+// TestReadBody: a request read into a buffer that grows as its bytes
+// arrive, a few at a time, is the request, whatever buffer it starts from.
+func TestReadBody(t *testing.T) {
+	req := make([]byte, 3*firstBodyChunk+17)
+	for i := range req {
+		req[i] = byte(i * 7)
+	}
+	for _, start := range []int{0, 100, firstBodyChunk, 2 * firstBodyChunk, len(req), 2 * len(req)} {
+		for _, n := range []int{0, 1, firstBodyChunk, firstBodyChunk + 1, len(req)} {
+			r := iotest.HalfReader(bytes.NewReader(req[:n]))
+			got, err := readBody(r, make([]byte, 0, start), n)
+			if err != nil || !bytes.Equal(got, req[:n]) {
+				t.Fatalf("buffer of %d, request of %d: read %d bytes, err %v, or not the request", start, n, len(got), err)
+			}
+		}
+		if _, err := readBody(bytes.NewReader(req[:10]), make([]byte, 0, start), len(req)); err == nil {
+			t.Fatalf("buffer of %d: a request cut short read without an error", start)
+		}
 	}
 }
