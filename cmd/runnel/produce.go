@@ -67,7 +67,8 @@ standard input as one record), as kcat -P sends its file arguments.
 -n COUNT (-count, kcat's -c) stops after COUNT records, without waiting
 for more input. -q says nothing on standard error but errors.
 
--H KEY=VALUE adds a header to every record; repeat it for more. Records
+-H KEY=VALUE adds a header to every record; repeat it for more. -H KEY,
+without =, adds one without a value (null), as kcat -H KEY. Records
 with the same key go to the same partition; keyless ones are spread,
 unless -p picks one.
 
@@ -81,7 +82,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "split each record into key and value at the first `SEP`")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end records at `DELIM`")
 			fs.StringVarP(&f.key, "key", "k", "", "give every record the key `KEY` (with -K: every record without SEP)")
-			fs.StringArrayVarP(&f.headers, "header", "H", nil, "add the header `KEY=VALUE` to every record (repeatable)")
+			fs.StringArrayVarP(&f.headers, "header", "H", nil, "add the header `KEY=VALUE` to every record (repeatable; KEY alone: no value)")
 			fs.IntVarP(&f.partition, "partition", "p", 0, "send every record to partition `N`")
 			fs.BoolVarP(&f.null, "null", "Z", false, "send an empty value, or an empty key before -K's SEP, as none (null), as kcat -Z")
 			fs.Int64VarP(&f.count, "count", "n", 0, "stop after `COUNT` records, without waiting for more input")
@@ -142,10 +143,14 @@ func (f *produceFlags) records(c *cli, fs *pflag.FlagSet) (iter.Seq2[runnel.Reco
 	var headers []runnel.Header
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")
-		if !ok || k == "" {
-			return nil, usagef("-header %q: want KEY=VALUE", h)
+		if k == "" {
+			return nil, usagef("-header %q: want KEY=VALUE or KEY", h)
 		}
-		headers = append(headers, runnel.Header{Key: k, Value: []byte(v)})
+		var value []byte // none (null) without "=", as kcat's -H KEY
+		if ok {
+			value = []byte(v)
+		}
+		headers = append(headers, runnel.Header{Key: k, Value: value})
 	}
 	keySep, err := unescape(f.keySep)
 	if err != nil {

@@ -48,8 +48,8 @@ func TestProduceKeysHeadersPartitions(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-H", "novalue"}, "want KEY=VALUE"},
-		{[]string{"-H", "=v"}, "want KEY=VALUE"},
+		{[]string{"-H", "=v"}, "want KEY=VALUE or KEY"},
+		{[]string{"-H", ""}, "want KEY=VALUE or KEY"},
 		{[]string{"-D", ""}, "-record-sep is empty"},
 		{[]string{"-D", `\z`}, "unknown escape"},
 		{[]string{"-p", "-1"}, "want a partition number"},
@@ -58,6 +58,18 @@ func TestProduceKeysHeadersPartitions(t *testing.T) {
 		failing(t, runIn(t, dir, "q\n", append([]string{"produce", "t"}, tc.args...)...), 2, tc.want)
 	}
 	failing(t, runIn(t, dir, "q\n", "produce", "t", "-p", "3"), 1, "topic t has 3 partitions (0 to 2), not 3")
+}
+
+// TestProduceHeaderWithoutValue: -H KEY without = sends a header without
+// a value (null), as kcat -H KEY does; -H KEY= an empty one.
+func TestProduceHeaderWithoutValue(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "v\n", "produce", "t", "-H", "none", "-H", "empty=", "-H", "x=y")
+	got := must(t, dir, "", "consume", "t", "-f", "json")
+	if want := `"headers":[{"key":"none","value":null},{"key":"empty","value":""},{"key":"x","value":"y"}]`; !strings.Contains(got, want) {
+		t.Errorf("consume -f json: %s, want %s", got, want)
+	}
 }
 
 // TestProduceDelimiter: -D splits records at any byte string instead of a
