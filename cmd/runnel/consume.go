@@ -56,8 +56,9 @@ offset, time, key, value and headers (keys and values that are not UTF-8
 appear as {"base64": "..."}). Any other -f is a format string, as kcat's:
 ` + formatTokens + `; and the escapes above.
 For example: -f '%p/%o %k=%s\n'.
--Z prints a missing key, value or header value (null, not empty) as
-NULL, as kcat -Z (kcat's %h prints a header's NULL without -Z too).
+-Z prints a missing key or value (null, not empty) as NULL, as kcat -Z
+(%h prints a header without a value as KEY=NULL with -Z or without, as
+kcat's does).
 
 -J prints each record as kcat -J does, one JSON object per line with
 topic, partition, offset, tstype, ts (milliseconds), broker, headers
@@ -114,7 +115,7 @@ the next run goes on from there.`,
 			fs.BoolVarP(&f.kcatJSON, "kcat-json", "J", false, "print each record as kcat -J does: a JSON object with payload, key, ts, headers...")
 			fs.BoolVarP(&f.unbuffered, "unbuffered", "u", false, "write each record out as it is printed, not in blocks (kcat -u)")
 			fs.BoolVarP(&f.quiet, "quiet", "q", false, "show no progress bar on a terminal (kcat -q)")
-			fs.BoolVarP(&f.null, "null", "Z", false, "print a missing key, value or header value as NULL, as kcat -Z (JSON has null)")
+			fs.BoolVarP(&f.null, "null", "Z", false, "print a missing key or value as NULL, as kcat -Z (JSON has null)")
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end each record with `DELIM`")
 		},

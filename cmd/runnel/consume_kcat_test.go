@@ -69,25 +69,44 @@ func TestConsumeKcatJSON(t *testing.T) {
 		failing(t, runIn(t, dir, "", append([]string{"consume", "t"}, tc.args...)...), 2, tc.want)
 	}
 
-	kcat, err := exec.LookPath("kcat")
+	kcat := kcatThroughServe(t, dir)
+	if out := kcat("-C", "-t", "t", "-o", "beginning", "-e", "-q", "-J"); out != want {
+		t.Errorf("kcat -J through runnel serve and runnel consume -J differ:\n%s", cmp.Diff(out, want))
+	}
+}
+
+// kcatThroughServe starts runnel serve on dir and returns a function that
+// runs kcat against it with the arguments given (-b is added) and returns
+// its standard output; it skips the test where kcat is not installed,
+// unless RUNNEL_REQUIRE_CLIENTS is set. serve is stopped, and must exit 0,
+// when the test ends.
+func kcatThroughServe(t *testing.T, dir string) func(args ...string) string {
+	t.Helper()
+	path, err := exec.LookPath("kcat")
 	if err != nil {
 		if os.Getenv("RUNNEL_REQUIRE_CLIENTS") != "" {
 			t.Fatal("kcat not found, and RUNNEL_REQUIRE_CLIENTS is set")
 		}
-		t.Skip("kcat not found: the lines are not compared with kcat's own")
+		t.Skip("kcat not found: the output is not compared with kcat's own")
 	}
 	b, addr := startServe(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", addr, "-t", "t", "-o", "beginning", "-e", "-q", "-J").Output()
-	if err != nil {
-		t.Fatalf("kcat: %v", err)
-	}
-	if string(out) != want {
-		t.Errorf("kcat -J through runnel serve and runnel consume -J differ:\n%s", cmp.Diff(string(out), want))
-	}
-	if code := b.interrupt(t); code != 0 {
-		t.Fatalf("serve exited %d after Ctrl-C: %s", code, b.stderr.String())
+	t.Cleanup(func() {
+		if code := b.interrupt(t); code != 0 {
+			t.Errorf("serve exited %d after Ctrl-C: %s", code, b.stderr.String())
+		}
+	})
+	return func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var stderr strings.Builder
+		cmd := exec.CommandContext(ctx, path, append([]string{"-b", addr}, args...)...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("kcat %q: %v: %s", args, err, stderr.String())
+		}
+		return string(out)
 	}
 }
 
@@ -132,8 +151,9 @@ func TestConsumeKcatLetters(t *testing.T) {
 }
 
 // TestConsumeNullHeaderValue: a header without a value (null, which a
-// Kafka client or the library can send; -H KEY= sends an empty one) prints
-// as KEY= in %h, and with -Z as KEY=NULL, as kcat prints it.
+// Kafka client, the library or -H KEY sends; -H KEY= sends an empty one)
+// prints as KEY=NULL in %h, with -Z or without, as kcat prints it; where
+// kcat is installed, the very lines kcat -f prints through runnel serve.
 func TestConsumeNullHeaderValue(t *testing.T) {
 	dir := t.TempDir()
 	must(t, dir, "", "topics", "create", "t")
@@ -152,16 +172,30 @@ func TestConsumeNullHeaderValue(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ args, want string }{
-		{"", "none=,empty=,x=y\n"},
-		{"-Z", "none=NULL,empty=,x=y\n"},
+	must(t, dir, "w\n", "produce", "t", "-H", "none", "-H", "empty=", "-H", "x=y")
+	format := `%h|%k|%s\n`
+	for _, tc := range []struct{ null, want string }{
+		{"", "none=NULL,empty=,x=y||v\nnone=NULL,empty=,x=y||w\n"},
+		{"-Z", "none=NULL,empty=,x=y|NULL|v\nnone=NULL,empty=,x=y|NULL|w\n"},
 	} {
-		args := []string{"consume", "t", "-from-beginning", "-f", `%h\n`}
-		if tc.args != "" {
-			args = append(args, tc.args)
+		args := []string{"consume", "t", "-f", format}
+		if tc.null != "" {
+			args = append(args, tc.null)
 		}
 		if got := must(t, dir, "", args...); got != tc.want {
 			t.Errorf("%q: %q, want %q", args, got, tc.want)
+		}
+	}
+
+	kcat := kcatThroughServe(t, dir)
+	for _, null := range []string{"", "-Z"} {
+		args := []string{"-C", "-t", "t", "-e", "-q", "-f", format}
+		if null != "" {
+			args = append(args, null)
+		}
+		want := kcat(args...)
+		if got := must(t, dir, "", append([]string{"consume", "t"}, args[5:]...)...); got != want {
+			t.Errorf("kcat %q prints %q, runnel consume %q", args, want, got)
 		}
 	}
 }

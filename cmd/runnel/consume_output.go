@@ -17,9 +17,10 @@ import (
 
 // formatTokens are the % tokens of -format, as kcat has them.
 const formatTokens = `%t topic, %p partition, %o offset, %k key, %s value, %h headers
-(key=value,...), %T timestamp in milliseconds, %K and %S key and value
-lengths (-1 for none), %R the value's length as 4 bytes, big-endian (to
-frame binary values), %% a percent sign`
+(key=value,..., key=NULL for one without a value), %T timestamp in
+milliseconds, %K and %S key and value lengths (-1 for none), %R the
+value's length as 4 bytes, big-endian (to frame binary values), %% a
+percent sign`
 
 // piece is a literal run of bytes (field 0) or one % token.
 type piece struct {
@@ -81,6 +82,9 @@ func valueFormat(keySep, recordSep []byte) recordFormat {
 	return append(f, piece{field: 's'}, piece{lit: recordSep})
 }
 
+// nullHeader is what %h prints for a header without a value.
+var nullHeader = []byte("NULL")
+
 // write prints r to w, a missing key or value as null (kcat's -Z NULL,
 // else nothing); w's error is sticky, so the caller checks it once.
 func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record, null []byte) {
@@ -114,7 +118,9 @@ func (f recordFormat) write(w *bufio.Writer, topic string, r runnel.Record, null
 				}
 				w.WriteString(h.Key)
 				w.WriteByte('=')
-				w.Write(orNull(h.Value, null))
+				// NULL with -Z or without, as kcat's %h: KEY= is
+				// the empty value's.
+				w.Write(orNull(h.Value, nullHeader))
 			}
 		}
 	}
