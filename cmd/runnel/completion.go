@@ -72,12 +72,14 @@ func logNames(c *cli, list func(*runnel.Log) ([]string, error)) []string {
 }
 
 // addCompletions makes leaf complete its positional arguments by kind
-// (with moreFiles, those after them as files), -group with the log's
-// groups, and choice flags with their words.
-func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind, moreFiles bool) {
+// (with many, those after them as more says, or as files if more is nil),
+// -group with the log's groups, and choice flags with their words.
+func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind, many bool, more argKind) {
 	leaf.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		switch {
-		case len(args) >= len(kinds) && moreFiles:
+		case len(args) >= len(kinds) && many && more != nil:
+			return more(c), cobra.ShellCompDirectiveNoFileComp
+		case len(args) >= len(kinds) && many:
 			return nil, cobra.ShellCompDirectiveDefault
 		case len(args) >= len(kinds):
 			return nil, cobra.ShellCompDirectiveNoFileComp

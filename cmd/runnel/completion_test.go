@@ -36,6 +36,7 @@ func TestCompletionRequests(t *testing.T) {
 		{[]string{"topics", "describe", ""}, []string{"audit", "orders"}},
 		{[]string{"topics", "describe", "o"}, []string{"orders"}},
 		{[]string{"consume", ""}, []string{"audit", "orders"}},
+		{[]string{"consume", "orders", ""}, []string{"audit", "orders"}}, // more topics
 		{[]string{"consume", "orders", "-group", ""}, []string{"billing"}},
 		{[]string{"consume", "orders", "-G", ""}, []string{"billing"}},
 		{[]string{"consume", "orders", "-format", ""}, []string{"value", "json"}},

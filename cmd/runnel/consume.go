@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,7 +43,7 @@ func init() {
 	var f consumeFlags
 	register(&command{
 		name: "consume",
-		args: "TOPIC [-group G] [-from-beginning | -o OFFSET | -since TIME] [-p N]\n" +
+		args: "TOPIC... [-group G] [-from-beginning | -o OFFSET | -since TIME] [-p N]\n" +
 			"      [-follow] [-n COUNT] [-until TIME] [-f value|json|FORMAT | -J] [-K SEP] [-D DELIM]",
 		summary: "print records, one per line",
 		describe: `
@@ -50,6 +51,12 @@ Prints each record's value on a line of its own; with -K SEP (-key-sep),
 its key, SEP, then its value; with -D DELIM (-record-sep), DELIM after each
 record instead of a newline. SEP and DELIM may hold \n, \t, \r, \0, \\ and
 \xHH.
+
+Given several topics (consume T1 T2, as kcat -G G T1 T2), it reads each:
+without -follow one after the other, in the order given, and with
+-follow side by side. The flags apply to each topic (-p N reads
+partition N of each; a group commits in each), but -n counts the
+records of all; %t says which topic a record is of.
 
 -f (-format) json prints a JSON object per line with topic, partition,
 offset, time, key, value and headers (keys and values that are not UTF-8
@@ -100,7 +107,7 @@ the next run goes on from there.`,
 				"start at `OFFSET`: beginning, end, stored, N, -N (the last N of each partition) or s@MS; e@MS stops (may be given beside a start)")
 			fs.StringVar(&f.since, "since", "", "start at the first record at or after `TIME`")
 			fs.StringVar(&f.until, "until", "", "stop each partition at its first record at or after `TIME`, as -o e@MS")
-			fs.IntVarP(&f.partition, "partition", "p", 0, "read only partition `N`")
+			fs.IntVarP(&f.partition, "partition", "p", 0, "read only partition `N` (of each topic)")
 			fs.BoolVar(&f.follow, "follow", false, "wait for new records until interrupted")
 			fs.Int64VarP(&f.count, "count", "n", 0, "stop after `COUNT` records")
 			// kcat's letters, which kcat hands type: -c COUNT is -n,
@@ -119,9 +126,15 @@ the next run goes on from there.`,
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end each record with `DELIM`")
 		},
-		nargs:    [2]int{1, 1},
+		nargs:    [2]int{1, manyArgs},
 		complete: []argKind{argTopic},
+		moreArgs: argTopic,
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
+			for i, topic := range args {
+				if slices.Contains(args[:i], topic) {
+					return usagef("topic %q given twice", topic)
+				}
+			}
 			start, err := f.start(fs)
 			if err != nil {
 				return err
@@ -137,7 +150,7 @@ the next run goes on from there.`,
 				return err
 			}
 			defer closeLog(l, &err)
-			return consume(ctx, c, l, args[0], f, fs, start)
+			return consume(ctx, c, l, args, f, fs, start)
 		},
 	})
 }
@@ -270,11 +283,11 @@ func (f *consumeFlags) printer(out *bufio.Writer, topic string, fs *pflag.FlagSe
 	return p, nil
 }
 
-// consumer is one consume run.
+// consumer reads one topic of a consume run.
 type consumer struct {
 	c         *runnel.Consumer
 	f         consumeFlags
-	out       *bufio.Writer
+	out       *output
 	print     *printer
 	ends      []int64               // without -follow: each partition's end when the run began
 	restartAt *runnel.StartPosition // in a group: where a partition whose offset is not stored starts, if no policy says
@@ -284,23 +297,88 @@ type consumer struct {
 	progress  *progress
 }
 
-func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consumeFlags, fs *pflag.FlagSet, start startSpec) error {
-	info, err := l.DescribeTopic(topic)
-	if err != nil {
-		return err
+// consumeRun is one consume command: what it was asked, and the output
+// the topics it reads share.
+type consumeRun struct {
+	cl    *cli
+	l     *runnel.Log
+	f     consumeFlags
+	fs    *pflag.FlagSet
+	start startSpec
+	out   *output
+}
+
+// consume prints the records of topics: without -follow one topic after
+// the other, in the order given; with -follow side by side, as kcat -G
+// reads the topics it is given.
+func consume(ctx context.Context, cl *cli, l *runnel.Log, topics []string, f consumeFlags, fs *pflag.FlagSet, start startSpec) error {
+	// Every topic is checked before the first record is printed.
+	infos := make([]runnel.TopicInfo, len(topics))
+	printers := make([]*printer, len(topics))
+	out := &output{w: bufio.NewWriterSize(cl.stdout, 256<<10), unbuffered: f.unbuffered, count: f.count}
+	for i, topic := range topics {
+		info, err := l.DescribeTopic(topic)
+		if err != nil {
+			return err
+		}
+		if n := len(info.Partitions); fs.Changed("partition") && (f.partition < 0 || f.partition >= n) {
+			return partitionRangeError(topic, f.partition, n)
+		}
+		if printers[i], err = f.printer(out.w, topic, fs); err != nil {
+			return err
+		}
+		infos[i] = info
 	}
-	n := len(info.Partitions)
-	switch {
-	case fs.Changed("partition") && (f.partition < 0 || f.partition >= n):
-		return partitionRangeError(topic, f.partition, n)
-	case (fs.Changed("count") || fs.Changed("kcat-count")) && f.count == 0:
+	if (fs.Changed("count") || fs.Changed("kcat-count")) && f.count == 0 {
 		return nil
 	}
-	k := &consumer{f: f, printed: map[int]int64{}, committed: map[int]int64{}, stopped: map[int]bool{}}
-	k.out = bufio.NewWriterSize(cl.stdout, 256<<10)
-	if k.print, err = f.printer(k.out, topic, fs); err != nil {
-		return err
+	run := &consumeRun{cl: cl, l: l, f: f, fs: fs, start: start, out: out}
+
+	// A reader that goes away ends the run: its write fails with EPIPE
+	// (rather than killing the process, so that a group commits what
+	// was printed), or, while waiting for records, the pipe reports it.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, gone := context.WithCancel(ctx)
+	defer gone()
+	stopWatch := watchReader(os.Stdout, gone)
+	defer stopWatch()
+
+	var err error
+	if f.follow && len(topics) > 1 {
+		errs := make([]error, len(topics))
+		var wg sync.WaitGroup
+		for i := range topics {
+			wg.Go(func() {
+				errs[i] = run.topic(ctx, infos[i], printers[i])
+				if errs[i] != nil || out.reached() {
+					gone() // the others stop cleanly, and commit
+				}
+			})
+		}
+		wg.Wait()
+		err = errors.Join(errs...)
+	} else {
+		for i := range topics {
+			err = run.topic(ctx, infos[i], printers[i])
+			if err != nil || out.reached() || ctx.Err() != nil {
+				break
+			}
+		}
 	}
+	if ferr := out.flush(); ferr != nil && err == nil {
+		err = ferr
+	}
+	if readerGone(err) {
+		return nil // the reader has all it wanted
+	}
+	return err
+}
+
+// topic prints the records of one topic, described by info, with print.
+func (run *consumeRun) topic(ctx context.Context, info runnel.TopicInfo, print *printer) error {
+	f, fs, start := run.f, run.fs, run.start
+	n := len(info.Partitions)
+	k := &consumer{f: f, out: run.out, print: print, printed: map[int]int64{}, committed: map[int]int64{}, stopped: map[int]bool{}}
 	for _, p := range info.Partitions {
 		k.ends = append(k.ends, p.NextOffset)
 	}
@@ -314,6 +392,7 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 	if everyAt {
 		opts.Start = runnel.Earliest
 	}
+	stderr := run.cl.stderr
 	if f.group != "" {
 		opts.Group = f.group
 		opts.DisableAutoCommit = true
@@ -333,14 +412,14 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 		}
 		opts.OnRevoked = func(c *runnel.Consumer, parts []int) {
 			if err := k.commit(parts); err != nil && !readerGone(err) {
-				fmt.Fprintf(cl.stderr, "runnel consume: commit before giving up partitions %v: %v\n", parts, err)
+				fmt.Fprintf(stderr, "runnel consume: commit before giving up partitions %v of %s: %v\n", parts, info.Name, err)
 			}
 		}
 		opts.OnLost = func(c *runnel.Consumer, parts []int) {
-			fmt.Fprintf(cl.stderr, "runnel consume: output blocked for longer than the group's poll interval: left group %s; partitions %v went to the other members, and with them the records printed since the last commit; joining again\n", f.group, parts)
+			fmt.Fprintf(stderr, "runnel consume: output blocked for longer than the group's poll interval: left group %s; partitions %v of %s went to the other members, and with them the records printed since the last commit; joining again\n", f.group, parts, info.Name)
 		}
 	}
-	c, err := l.ConsumerContext(ctx, topic, opts)
+	c, err := run.l.ConsumerContext(ctx, info.Name, opts)
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return nil // Ctrl-C while joining the group: a clean stop
@@ -367,29 +446,14 @@ func consume(ctx context.Context, cl *cli, l *runnel.Log, topic string, f consum
 		k.progress = newProgress("consume", total, false, true)
 	}
 
-	// A reader that goes away ends the run: its write fails with EPIPE
-	// (rather than killing the process, so that a group commits what
-	// was printed), or, while waiting for records, the pipe reports it.
-	signal.Ignore(syscall.SIGPIPE)
-	ctx, gone := context.WithCancel(ctx)
-	defer gone()
-	stopWatch := watchReader(os.Stdout, gone)
-	defer stopWatch()
-
 	err = k.loop(ctx)
 	if k.progress != nil {
 		k.progress.done()
-	}
-	if ferr := k.out.Flush(); ferr != nil && err == nil {
-		err = ferr
 	}
 	if f.group != "" {
 		if cerr := k.commit(nil); cerr != nil && err == nil && !readerGone(cerr) {
 			err = fmt.Errorf("commit: %w", cerr)
 		}
-	}
-	if readerGone(err) {
-		return nil // the reader has all it wanted
 	}
 	return err
 }
@@ -419,17 +483,16 @@ func (k *consumer) loop(ctx context.Context) error {
 			if next, ok := k.printed[r.Partition]; ok && r.Offset != next {
 				k.jumped(r.Partition, r.Offset)
 			}
-			if err := k.print.print(r); err != nil {
+			printed, err := k.out.print(k.print, r)
+			if err != nil {
 				return err
 			}
-			if k.f.unbuffered {
-				if err := k.out.Flush(); err != nil {
-					return err
-				}
+			if !printed {
+				return nil // another topic's records reached the count
 			}
 			k.printed[r.Partition] = r.Offset + 1
 			n++
-			if k.f.count > 0 && n >= k.f.count {
+			if k.out.reached() {
 				return nil
 			}
 		}
@@ -448,8 +511,8 @@ func (k *consumer) loop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if k.f.follow && k.out.Buffered() > 0 {
-			if err := k.out.Flush(); err != nil {
+		if k.f.follow {
+			if err := k.out.flush(); err != nil {
 				return err
 			}
 		}
@@ -578,7 +641,7 @@ func (k *consumer) followResets(recs []runnel.Record) {
 // commit commits, for the given partitions (all owned ones if nil), the
 // offset after the last record printed, once it reached standard output.
 func (k *consumer) commit(parts []int) error {
-	if err := k.out.Flush(); err != nil {
+	if err := k.out.flush(); err != nil {
 		return err
 	}
 	owned := k.c.Partitions()

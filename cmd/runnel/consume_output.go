@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/runnel-log/runnel"
 )
@@ -182,3 +183,46 @@ func (f formatFlag) Set(s string) error {
 }
 
 func (f formatFlag) Choices() []string { return []string{"value", "json"} }
+
+// output is consume's standard output, which the topics of a run share:
+// read one after the other, or with -follow side by side, each by a
+// goroutine of its own. -n's count is of all of them.
+type output struct {
+	mu         sync.Mutex
+	w          *bufio.Writer
+	unbuffered bool  // -u: each record written out as it is printed
+	count      int64 // -n: stop after this many records; 0 for no limit
+	printed    int64
+}
+
+// print prints r with p, unless the count is reached, and reports
+// whether it did.
+func (o *output) print(p *printer, r runnel.Record) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.count > 0 && o.printed >= o.count {
+		return false, nil
+	}
+	if err := p.print(r); err != nil {
+		return false, err
+	}
+	o.printed++
+	if o.unbuffered {
+		return true, o.w.Flush()
+	}
+	return true, nil
+}
+
+// reached reports whether the count has been printed.
+func (o *output) reached() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.count > 0 && o.printed >= o.count
+}
+
+// flush writes out what is buffered.
+func (o *output) flush() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.w.Flush()
+}

@@ -57,7 +57,7 @@ func TestUsageMistakes(t *testing.T) {
 		want string
 	}{
 		{[]string{"consume", "t", "-zzz"}, "runnel consume: flag provided but not defined: -zzz\n" +
-			"usage: runnel consume TOPIC [-group G] [-from-beginning | -o OFFSET | -since TIME] [-p N]\n" +
+			"usage: runnel consume TOPIC... [-group G] [-from-beginning | -o OFFSET | -since TIME] [-p N]\n" +
 			"      [-follow] [-n COUNT] [-until TIME] [-f value|json|FORMAT | -J] [-K SEP] [-D DELIM]\n" +
 			"Run \"runnel consume -help\" for more.\n"},
 		{[]string{"topics", "create", "u", "-partitions", "x"}, "runnel topics create: invalid value \"x\" for -partitions: want a number\n" +

@@ -54,6 +54,9 @@ type command struct {
 	run      runFunc
 	nargs    [2]int    // min and max positional arguments (manyArgs: no max)
 	complete []argKind // what each positional argument names, for shell completion
+	// moreArgs is what the arguments after complete's name, with nargs'
+	// manyArgs: nil for files.
+	moreArgs argKind
 }
 
 // runFunc runs a command with its parsed flags (fs.Changed tells which
@@ -63,8 +66,8 @@ type runFunc func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string)
 var commands []*command
 
 // manyArgs is nargs' maximum for a command that takes any number of
-// arguments; shell completion offers files for those after the ones
-// complete names.
+// arguments; shell completion offers moreArgs (else files) for those after
+// the ones complete names.
 const manyArgs = math.MaxInt
 
 // commandOrder is the order of the commands in the usage: from making a
@@ -229,7 +232,7 @@ func newLeaf(c *cli, cmd *command, name string) *cobra.Command {
 		cmd.flags(leaf.Flags())
 	}
 	leaf.InitDefaultHelpFlag()
-	addCompletions(c, leaf, cmd.complete, cmd.nargs[1] == manyArgs)
+	addCompletions(c, leaf, cmd.complete, cmd.nargs[1] == manyArgs, cmd.moreArgs)
 	return leaf
 }
 
