@@ -32,7 +32,7 @@ func TestCompletionRequests(t *testing.T) {
 		want  []string
 	}{
 		{[]string{"to"}, []string{"topics"}},
-		{[]string{"topics", ""}, []string{"create", "list", "describe", "alter", "delete"}},
+		{[]string{"topics", ""}, []string{"create", "list", "describe", "offsets", "alter", "delete"}},
 		{[]string{"topics", "describe", ""}, []string{"audit", "orders"}},
 		{[]string{"topics", "describe", "o"}, []string{"orders"}},
 		{[]string{"consume", ""}, []string{"audit", "orders"}},
@@ -118,7 +118,7 @@ func TestCompletionBash(t *testing.T) {
 		{"runnel consume orders -group ", []string{"billing"}},
 		{"runnel consume orders -format j", []string{"json"}},
 		{"runnel gro", []string{"groups"}},
-		{"runnel groups ", []string{"list", "describe", "delete", "reset"}},
+		{"runnel groups ", []string{"list", "describe", "reset", "delete"}}, // as runnel help lists them
 	} {
 		if got := complete(tc.line); !slices.Equal(got, tc.want) {
 			t.Errorf("%q: %q, want %q", tc.line, got, tc.want)

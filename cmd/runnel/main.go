@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -73,7 +74,7 @@ const manyArgs = math.MaxInt
 // commandOrder is the order of the commands in the usage: from making a
 // topic to looking inside one.
 var commandOrder = []string{
-	"topics create", "topics list", "topics describe", "topics alter", "topics delete",
+	"topics create", "topics list", "topics describe", "topics offsets", "topics alter", "topics delete",
 	"produce", "consume",
 	"groups list", "groups describe", "groups reset", "groups delete",
 	"verify", "repair", "backup", "dump", "stat", "metrics", "serve",
@@ -81,6 +82,14 @@ var commandOrder = []string{
 }
 
 func register(c *command) { commands = append(commands, c) }
+
+// orderOf is name's place in commandOrder, after it if it has none.
+func orderOf(name string) int {
+	if i := slices.Index(commandOrder, name); i >= 0 {
+		return i
+	}
+	return len(commandOrder)
+}
 
 func find(name string) *command {
 	for _, c := range commands {
@@ -174,8 +183,14 @@ func newTree(c *cli) *cobra.Command {
 	root.SetHelpCommand(helpCommand(c))
 	root.InitDefaultHelpFlag()
 
+	// In commandOrder, so that a group's subcommands list in its order
+	// whichever file registers them.
+	ordered := slices.Clone(commands)
+	slices.SortStableFunc(ordered, func(a, b *command) int {
+		return orderOf(a.name) - orderOf(b.name)
+	})
 	groups := map[string]*cobra.Command{}
-	for _, cmd := range commands {
+	for _, cmd := range ordered {
 		parent := root
 		name := cmd.name
 		if group, sub, ok := strings.Cut(cmd.name, " "); ok {
