@@ -73,7 +73,8 @@ func logNames(c *cli, list func(*runnel.Log) ([]string, error)) []string {
 
 // addCompletions makes leaf complete its positional arguments by kind
 // (with many, those after them as more says, or as files if more is nil),
-// -group with the log's groups, and choice flags with their words.
+// -group and -topic with the log's groups and topics, and choice flags
+// with their words.
 func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind, many bool, more argKind) {
 	leaf.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 		switch {
@@ -95,6 +96,8 @@ func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind, many bool, mor
 			words = ch.Choices
 		} else if f.Name == "group" {
 			words = func() []string { return argGroup(c) }
+		} else if f.Name == "topic" {
+			words = func() []string { return argTopic(c) }
 		} else {
 			return
 		}

@@ -37,6 +37,8 @@ func TestCompletionRequests(t *testing.T) {
 		{[]string{"topics", "describe", "o"}, []string{"orders"}},
 		{[]string{"consume", ""}, []string{"audit", "orders"}},
 		{[]string{"consume", "orders", ""}, []string{"audit", "orders"}}, // more topics
+		{[]string{"consume", "-t", ""}, []string{"audit", "orders"}},
+		{[]string{"produce", "--topic", "a"}, []string{"audit"}},
 		{[]string{"consume", "orders", "-group", ""}, []string{"billing"}},
 		{[]string{"consume", "orders", "-G", ""}, []string{"billing"}},
 		{[]string{"consume", "orders", "-format", ""}, []string{"value", "json"}},

@@ -56,7 +56,8 @@ Given several topics (consume T1 T2, as kcat -G G T1 T2), it reads each:
 without -follow one after the other, in the order given, and with
 -follow side by side. The flags apply to each topic (-p N reads
 partition N of each; a group commits in each), but -n counts the
-records of all; %t says which topic a record is of.
+records of all; %t says which topic a record is of. -t TOPIC (-topic),
+as kcat's -t, names a topic too (repeat it for several).
 
 -f (-format) json prints a JSON object per line with topic, partition,
 offset, time, key, value and headers (keys and values that are not UTF-8
@@ -126,9 +127,10 @@ the next run goes on from there.`,
 			fs.StringVarP(&f.keySep, "key-sep", "K", "", "print the key, then `SEP`, then the value")
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end each record with `DELIM`")
 		},
-		nargs:    [2]int{1, manyArgs},
-		complete: []argKind{argTopic},
-		moreArgs: argTopic,
+		nargs:     [2]int{1, manyArgs},
+		complete:  []argKind{argTopic},
+		moreArgs:  argTopic,
+		topicFlag: manyArgs,
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
 			for i, topic := range args {
 				if slices.Contains(args[:i], topic) {

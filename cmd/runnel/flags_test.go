@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -108,4 +110,33 @@ func TestDumpBadPartition(t *testing.T) {
 	if out := must(t, dir, "", "dump", "t", "-p", "1"); out != "partition 1\n" {
 		t.Errorf("dump of an empty partition: %q", out)
 	}
+}
+
+// TestKcatTopicFlag: consume and produce take kcat's -t TOPIC (-topic)
+// for the topic argument: consume repeated, for several topics; produce
+// once, its arguments then all files, as kcat -P -t T file1 file2.
+func TestKcatTopicFlag(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	must(t, dir, "", "topics", "create", "u")
+	must(t, dir, "a\nb\n", "produce", "-t", "t")
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, []byte("whole\nfile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	must(t, dir, "", "produce", "--topic=u", file)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"consume", "-t", "t"}, "a\nb\n"},
+		{[]string{"consume", "-t", "u", "-t", "t", "-f", `%t:%s\n`}, "u:whole\nfile\nt:a\nt:b\n"},
+		{[]string{"consume", "-tu", "t", "-f", `%t:%s\n`}, "u:whole\nfile\nt:a\nt:b\n"},
+	} {
+		if got := must(t, dir, "", tc.args...); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	failing(t, runIn(t, dir, "x\n", "produce", "-t", "t", "-t", "u"), 2, "-topic given 2 times: produce takes one topic")
+	failing(t, runIn(t, dir, "", "consume", "-t", "t", "-t", "t"), 2, `topic "t" given twice`)
 }

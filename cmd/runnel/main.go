@@ -58,6 +58,9 @@ type command struct {
 	// moreArgs is what the arguments after complete's name, with nargs'
 	// manyArgs: nil for files.
 	moreArgs argKind
+	// topicFlag is how many times the command takes kcat's -t TOPIC
+	// (-topic), each one of its first arguments; 0 for none.
+	topicFlag int
 }
 
 // runFunc runs a command with its parsed flags (fs.Changed tells which
@@ -227,6 +230,7 @@ func newGroup(name string) *cobra.Command {
 }
 
 func newLeaf(c *cli, cmd *command, name string) *cobra.Command {
+	var topics []string // -t, with topicFlag
 	leaf := &cobra.Command{
 		Use:                   strings.TrimSpace(name + " " + cmd.args),
 		Short:                 cmd.summary,
@@ -234,6 +238,10 @@ func newLeaf(c *cli, cmd *command, name string) *cobra.Command {
 		DisableFlagsInUseLine: true,
 		Args:                  cobra.ArbitraryArgs,
 		RunE: func(cc *cobra.Command, args []string) error {
+			if len(topics) > cmd.topicFlag {
+				return usagef("-topic given %d times: %s takes one topic", len(topics), cmd.name)
+			}
+			args = append(slices.Clone(topics), args...)
 			switch {
 			case len(args) < cmd.nargs[0]:
 				return usagef("missing argument")
@@ -245,6 +253,9 @@ func newLeaf(c *cli, cmd *command, name string) *cobra.Command {
 	}
 	if cmd.flags != nil {
 		cmd.flags(leaf.Flags())
+	}
+	if cmd.topicFlag > 0 {
+		leaf.Flags().StringArrayVarP(&topics, "topic", "t", nil, "the topic `TOPIC`, as kcat -t, instead of the first argument")
 	}
 	leaf.InitDefaultHelpFlag()
 	addCompletions(c, leaf, cmd.complete, cmd.nargs[1] == manyArgs, cmd.moreArgs)

@@ -63,6 +63,7 @@ the same way (repeatable: one file after the other).
 With FILE arguments (or -file FILE, repeatable), standard input is not
 read: each FILE, whole and byte for byte, is one record ("-" is all of
 standard input as one record), as kcat -P sends its file arguments.
+With -t TOPIC (-topic), as kcat's -t, every argument is a FILE.
 
 -n COUNT (-count, kcat's -c) stops after COUNT records, without waiting
 for more input. -q says nothing on standard error but errors.
@@ -94,8 +95,9 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			choiceVar(fs, &f.durability, "durability", "", []string{"durable", "buffered"},
 				"durable (fdatasync before a batch counts as written) or buffered")
 		},
-		nargs:    [2]int{1, manyArgs},
-		complete: []argKind{argTopic},
+		nargs:     [2]int{1, manyArgs},
+		complete:  []argKind{argTopic},
+		topicFlag: 1,
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
 			f.files = append(f.files, args[1:]...) // kcat -P's file1 file2
 			recs, err := f.records(c, fs)
