@@ -84,7 +84,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 			fs.StringVarP(&f.recordSep, "record-sep", "D", `\n`, "end records at `DELIM`")
 			fs.StringVarP(&f.key, "key", "k", "", "give every record the key `KEY` (with -K: every record without SEP)")
 			fs.StringArrayVarP(&f.headers, "header", "H", nil, "add the header `KEY=VALUE` to every record (repeatable; KEY alone: no value)")
-			fs.IntVarP(&f.partition, "partition", "p", 0, "send every record to partition `N`")
+			fs.IntVarP(&f.partition, "partition", "p", 0, "send every record to partition `N` (-1: any, as without -p)")
 			fs.BoolVarP(&f.null, "null", "Z", false, "send an empty value, or an empty key before -K's SEP, as none (null), as kcat -Z")
 			fs.Int64VarP(&f.count, "count", "n", 0, "stop after `COUNT` records, without waiting for more input")
 			fs.Int64VarP(&f.count, "kcat-count", "c", 0, "") // kcat's letter; one spelling in the help
@@ -109,9 +109,12 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 				opts.Durability = runnel.Buffered
 			}
 			popts := &runnel.ProducerOptions{}
-			if fs.Changed("partition") {
+			// kcat's -p -1 is any partition (librdkafka's unassigned):
+			// the partitioner's choice, as without -p.
+			manual := fs.Changed("partition") && f.partition != -1
+			if manual {
 				if f.partition < 0 {
-					return usagef("-partition %d: want a partition number, 0 or more", f.partition)
+					return usagef("-partition %d: want a partition number, 0 or more (or -1 for any, as without -p)", f.partition)
 				}
 				popts.Partitioner = runnel.ManualPartitioner
 			}
@@ -120,7 +123,7 @@ Ctrl-C it stops reading, writes what it read, and exits with status 1.`,
 				return err
 			}
 			defer closeLog(l, &err)
-			if fs.Changed("partition") {
+			if manual {
 				// Before reading: at a terminal, the first line typed
 				// would be the first to hear of it.
 				cfg, err := l.TopicConfig(args[0])

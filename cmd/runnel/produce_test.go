@@ -52,7 +52,7 @@ func TestProduceKeysHeadersPartitions(t *testing.T) {
 		{[]string{"-H", ""}, "want KEY=VALUE or KEY"},
 		{[]string{"-D", ""}, "-record-sep is empty"},
 		{[]string{"-D", `\z`}, "unknown escape"},
-		{[]string{"-p", "-1"}, "want a partition number"},
+		{[]string{"-p", "-2"}, "want a partition number, 0 or more (or -1"},
 		{[]string{"-file", "x", "-K", ":"}, "send each file whole"},
 	} {
 		failing(t, runIn(t, dir, "q\n", append([]string{"produce", "t"}, tc.args...)...), 2, tc.want)
@@ -69,6 +69,25 @@ func TestProduceHeaderWithoutValue(t *testing.T) {
 	got := must(t, dir, "", "consume", "t", "-f", "json")
 	if want := `"headers":[{"key":"none","value":null},{"key":"empty","value":""},{"key":"x","value":"y"}]`; !strings.Contains(got, want) {
 		t.Errorf("consume -f json: %s, want %s", got, want)
+	}
+}
+
+// TestProducePartitionAny: -p -1 is kcat's "any partition"
+// (librdkafka's RD_KAFKA_PARTITION_UA, kcat's default), which leaves the
+// choice to the partitioner as no -p does: a keyed record goes where its
+// key hashes to (kcat -P -p -1 -K: through runnel serve sent 40 records of
+// one key to one partition of four).
+func TestProducePartitionAny(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t", "-partitions", "4")
+	must(t, dir, strings.Repeat("k:v\n", 20), "produce", "t", "-K:", "-p", "-1")
+	must(t, dir, "k:w\n", "produce", "t", "-K:")
+	parts := map[int]int{}
+	for _, r := range consumeJSON(t, dir, "t") {
+		parts[r.Partition]++
+	}
+	if len(parts) != 1 {
+		t.Errorf("records of one key, with -p -1 and without, went to partitions %v, want one", parts)
 	}
 }
 
