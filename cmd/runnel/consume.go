@@ -57,7 +57,9 @@ without -follow one after the other, in the order given, and with
 -follow side by side. The flags apply to each topic (-p N reads
 partition N of each; a group commits in each), but -n counts the
 records of all; %t says which topic a record is of. -t TOPIC (-topic),
-as kcat's -t, names a topic too (repeat it for several).
+as kcat's -t, names a topic too (repeat it for several). An argument
+beginning with ^ is a regular expression, as kcat -G takes it: the
+topics whose names it matches (those there are when the run starts).
 
 -f (-format) json prints a JSON object per line with topic, partition,
 offset, time, key, value and headers (keys and values that are not UTF-8
@@ -132,10 +134,8 @@ the next run goes on from there.`,
 		moreArgs:  argTopic,
 		topicFlag: manyArgs,
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) (err error) {
-			for i, topic := range args {
-				if slices.Contains(args[:i], topic) {
-					return usagef("topic %q given twice", topic)
-				}
+			if err := checkTopicArgs(args); err != nil {
+				return err
 			}
 			start, err := f.start(fs)
 			if err != nil {
@@ -152,7 +152,11 @@ the next run goes on from there.`,
 				return err
 			}
 			defer closeLog(l, &err)
-			return consume(ctx, c, l, args, f, fs, start)
+			topics, err := expandTopics(l, args)
+			if err != nil {
+				return err
+			}
+			return consume(ctx, c, l, topics, f, fs, start)
 		},
 	})
 }

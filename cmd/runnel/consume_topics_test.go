@@ -79,9 +79,9 @@ func TestConsumeTopics(t *testing.T) {
 	}
 }
 
-// TestConsumeTopicsAsKcat: consume -group G T1 T2 prints what kcat -G G
-// T1 T2 prints of the same topics through runnel serve, and leaves the
-// same commits.
+// TestConsumeTopicsAsKcat: consume -group G T1 T2 (or ^PATTERN) prints
+// what kcat -G G T1 T2 prints of the same topics through runnel serve,
+// and leaves the same commits.
 func TestConsumeTopicsAsKcat(t *testing.T) {
 	dir := t.TempDir()
 	must(t, dir, "", "topics", "create", "a")
@@ -91,15 +91,17 @@ func TestConsumeTopicsAsKcat(t *testing.T) {
 	must(t, dir, "b1\nb2\n", "produce", "b", "-p", "1")
 	kcat := kcatThroughServe(t, dir)
 	format := []string{"-o", "beginning", "-f", `%t %p %o %k %s\n`}
-	want := strings.Split(kcat(append([]string{"-G", "k", "-e", "-q", "a", "b"}, format...)...), "\n")
-	got := strings.Split(must(t, dir, "", append([]string{"consume", "a", "b", "-G", "r"}, format...)...), "\n")
-	slices.Sort(want)
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Errorf("kcat -G k a b printed %q, runnel consume a b -G r %q", want, got)
-	}
-	if got, want := topicCommits(t, dir, "r"), topicCommits(t, dir, "k"); got != want {
-		t.Errorf("commits: runnel's group %s, kcat's %s", got, want)
+	for _, topics := range [][]string{{"a", "b"}, {"^[ab]$"}} {
+		want := strings.Split(kcat(append(append([]string{"-G", "k" + topics[0], "-e", "-q"}, topics...), format...)...), "\n")
+		got := strings.Split(must(t, dir, "", append(append([]string{"consume", "-G", "r" + topics[0]}, topics...), format...)...), "\n")
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("kcat -G %q printed %q, runnel consume -G %q", topics, want, got)
+		}
+		if got, want := topicCommits(t, dir, "r"+topics[0]), topicCommits(t, dir, "k"+topics[0]); got != want {
+			t.Errorf("commits: runnel's group %s, kcat's %s", got, want)
+		}
 	}
 }
 
@@ -121,4 +123,33 @@ func topicCommits(t *testing.T, dir, group string) string {
 		s = append(s, fmt.Sprintf("%s %v", gt.Topic, offsets))
 	}
 	return strings.Join(s, " ")
+}
+
+// TestConsumeTopicPattern: an argument beginning with ^ is a regular
+// expression, as in kcat -G G ^pattern: consume reads every topic whose
+// name it matches, in name order, each once however many arguments name
+// it; one that matches none fails, and one that does not compile is a
+// usage mistake.
+func TestConsumeTopicPattern(t *testing.T) {
+	dir := t.TempDir()
+	for _, topic := range []string{"orders.eu", "orders.us", "audit"} {
+		must(t, dir, "", "topics", "create", topic)
+		must(t, dir, topic+"\n", "produce", topic)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{`^orders\.`}, "orders.eu\norders.us\n"},
+		{[]string{"audit", `^o`}, "audit\norders.eu\norders.us\n"},
+		{[]string{"orders.us", `^orders`}, "orders.us\norders.eu\n"},
+		{[]string{`^.*s$`}, "orders.us\n"},
+		{[]string{`^orders`, "-t", "audit"}, "audit\norders.eu\norders.us\n"},
+	} {
+		if got := must(t, dir, "", append([]string{"consume"}, tc.args...)...); got != tc.want {
+			t.Errorf("consume %q: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	failing(t, runIn(t, dir, "", "consume", "audit", "^nothing"), 1, `no topic matches "^nothing"`)
+	failing(t, runIn(t, dir, "", "consume", "^(orders"), 2, "missing closing )")
 }
