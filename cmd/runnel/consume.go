@@ -73,7 +73,8 @@ kcat's does).
 -J prints each record as kcat -J does, one JSON object per line with
 topic, partition, offset, tstype, ts (milliseconds), broker, headers
 (when there are any: ["name", "value", ...]), key and payload, so that
-a script written for kcat's output reads it.
+a script written for kcat's output reads it; -D DELIM ends each object
+instead of the newline, as kcat -J -D.
 
 Where to start, by default: at the oldest record, or, with -follow or
 -group, after the newest (a group member starts at the group's committed
@@ -244,8 +245,8 @@ func (f *consumeFlags) check(fs *pflag.FlagSet, start startSpec) error {
 		return usagef("-until and -offset e@MS cannot go with -group")
 	case f.kcatJSON && fs.Changed("format"):
 		return usagef("-J prints kcat's JSON, -format its own form: give one")
-	case f.kcatJSON && (fs.Changed("key-sep") || fs.Changed("record-sep")):
-		return usagef("-key-sep and -record-sep go with -format value, not -J")
+	case f.kcatJSON && fs.Changed("key-sep"):
+		return usagef("-key-sep goes with -format value, not -J")
 	case f.format != "value" && (fs.Changed("key-sep") || fs.Changed("record-sep")):
 		return usagef("-key-sep and -record-sep go with -format value; a format string says where the key and the end go")
 	}
@@ -265,6 +266,17 @@ func (f *consumeFlags) printer(out *bufio.Writer, topic string, fs *pflag.FlagSe
 		p.json = func(topic string, r runnel.Record) any { return newJSONRecord(topic, r) }
 		if f.kcatJSON {
 			p.json = func(topic string, r runnel.Record) any { return newKcatRecord(topic, r) }
+		}
+		if f.kcatJSON && fs.Changed("record-sep") {
+			// kcat -J -D: DELIM ends each object instead of the
+			// newline the encoder ends it with.
+			end, err := unescape(f.recordSep)
+			if err != nil {
+				return nil, usagef("-record-sep: %v", err)
+			}
+			p.jsonEnd = end
+			p.enc = json.NewEncoder(&p.jsonBuf)
+			p.enc.SetEscapeHTML(false)
 		}
 	case f.format == "value":
 		var keySep []byte

@@ -16,8 +16,9 @@ import (
 )
 
 // TestConsumeKcatJSON: -J prints kcat -J's envelope, field for field and
-// in its order; where kcat is installed, the very lines kcat -J prints of
-// the same records read through runnel serve.
+// in its order, each object ended by -D's DELIM (a newline by default);
+// where kcat is installed, the very lines kcat -J prints of the same
+// records read through runnel serve.
 func TestConsumeKcatJSON(t *testing.T) {
 	dir := t.TempDir()
 	must(t, dir, "", "topics", "create", "t")
@@ -64,14 +65,22 @@ func TestConsumeKcatJSON(t *testing.T) {
 	}{
 		{[]string{"-J", "-f", "json"}, "give one"},
 		{[]string{"-J", "-K", ":"}, "not -J"},
-		{[]string{"-J", "-D", ","}, "not -J"},
 	} {
 		failing(t, runIn(t, dir, "", append([]string{"consume", "t"}, tc.args...)...), 2, tc.want)
+	}
+
+	// -D ends each object instead of the newline, as kcat -J -D does.
+	delimited := strings.ReplaceAll(want, "\n", "|\x1e")
+	if got := must(t, dir, "", "consume", "t", "-J", "-D", `|\x1e`); got != delimited {
+		t.Errorf("-J -D:\n%s", cmp.Diff(delimited, got))
 	}
 
 	kcat := kcatThroughServe(t, dir)
 	if out := kcat("-C", "-t", "t", "-o", "beginning", "-e", "-q", "-J"); out != want {
 		t.Errorf("kcat -J through runnel serve and runnel consume -J differ:\n%s", cmp.Diff(out, want))
+	}
+	if out := kcat("-C", "-t", "t", "-o", "beginning", "-e", "-q", "-J", "-D", `|\x1e`); out != delimited {
+		t.Errorf("kcat -J -D through runnel serve and runnel consume -J -D differ:\n%s", cmp.Diff(out, delimited))
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -151,10 +152,24 @@ type printer struct {
 	format recordFormat                    // nil for JSON
 	enc    *json.Encoder                   // for JSON
 	json   func(string, runnel.Record) any // for JSON: -format json's object, or -J's
+	// With -J -D, enc encodes into jsonBuf, and jsonEnd replaces the
+	// newline it ends each object with.
+	jsonEnd []byte
+	jsonBuf bytes.Buffer
 }
 
 func (p *printer) print(r runnel.Record) error {
-	if p.enc != nil {
+	switch {
+	case p.enc != nil && p.jsonEnd != nil:
+		p.jsonBuf.Reset()
+		if err := p.enc.Encode(p.json(p.topic, r)); err != nil {
+			return err
+		}
+		p.out.Write(bytes.TrimSuffix(p.jsonBuf.Bytes(), []byte("\n")))
+		p.out.Write(p.jsonEnd)
+		_, err := p.out.Write(nil) // bufio's sticky error, if a write failed
+		return err
+	case p.enc != nil:
 		return p.enc.Encode(p.json(p.topic, r))
 	}
 	p.format.write(p.out, p.topic, r, p.null)
