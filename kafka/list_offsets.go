@@ -60,8 +60,12 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				rp.Offset, rp.Timestamp, perr = c.s.offsetForTime(t.Topic, int(p.Partition), p.Timestamp)
 				rp.ErrorCode = topicErrorCode(perr)
 			}
-			// Kafka gives no leader epoch with an offset it did not find.
-			if rp.ErrorCode == 0 && rp.Offset < 0 {
+			// Kafka gives no leader epoch with an offset it did not find,
+			// and none of the three with an error.
+			switch {
+			case rp.ErrorCode != 0:
+				rp.Offset, rp.Timestamp, rp.LeaderEpoch = -1, -1, -1
+			case rp.Offset < 0:
 				rp.LeaderEpoch = -1
 			}
 			rt.Partitions = append(rt.Partitions, rp)

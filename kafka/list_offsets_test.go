@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestListOffsetsSpecialTimestamps: the queries Kafka 3.0 and later
@@ -144,5 +146,40 @@ func TestListOffsetsMaxTimestampGapAtEnd(t *testing.T) {
 	o, ok := got.Lookup("g", 0)
 	if !ok || o.Err != nil || o.Offset != 0 || o.Timestamp != 3000 {
 		t.Errorf("max timestamp: %+v (listed %v), want offset 0 at 3000", o, ok)
+	}
+}
+
+// TestListOffsetsErrorPartition: a partition answered with an error
+// (a topic or partition there is not) has offset -1, timestamp -1 and
+// leader epoch -1, as Kafka's broker answers every failed partition
+// (ListOffsetsResponse's UNKNOWN_OFFSET, UNKNOWN_TIMESTAMP and the leader
+// epoch's default), whatever the query, where it had leader epoch 0 (and
+// offset 0 from the latest and earliest queries, where a topic deleted
+// after its partition count was read failed the offsets' lookup).
+func TestListOffsetsErrorPartition(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("le", 1)
+	produceNative(t, ts.log, "le", []runnel.Record{{Value: []byte("v"), Time: time.UnixMilli(1000)}})
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version, req.ReplicaID = 10, -1
+	for _, topic := range []string{"le", "missing"} {
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		for _, query := range []int64{listLatest, listEarliest, listMaxTimestamp, listEarliestLocal, 500} {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp = 3, query
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := ts.raw().request(req).(*kmsg.ListOffsetsResponse)
+	for i, rt := range resp.Topics {
+		for j, p := range rt.Partitions {
+			query := req.Topics[i].Partitions[j].Timestamp
+			if p.ErrorCode != kerr.UnknownTopicOrPartition.Code || p.Offset != -1 || p.Timestamp != -1 || p.LeaderEpoch != -1 {
+				t.Errorf("%s partition %d, query %d: code %d, offset %d, timestamp %d, leader epoch %d; want UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1",
+					rt.Topic, p.Partition, query, p.ErrorCode, p.Offset, p.Timestamp, p.LeaderEpoch)
+			}
+		}
 	}
 }
