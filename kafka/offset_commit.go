@@ -205,6 +205,9 @@ func (c *conn) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 	if req.Version < 8 {
 		topics, code := c.s.committed(req.Group, req.Topics)
 		resp.ErrorCode = code
+		if code != 0 && req.Version < 2 {
+			topics = everyPartitionFailed(req.Topics, code)
+		}
 		for _, t := range topics {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = t.topic
@@ -260,6 +263,23 @@ type committedPartition struct {
 	partition int32
 	offset    int64 // -1: none
 	code      int16
+}
+
+// everyPartitionFailed answers a group-level error at OffsetFetch v0-1,
+// whose response has no group error code, in every partition the request
+// names, with no offset, as Kafka's broker does: dropped by the encoding,
+// the error left an answer with no partitions, which a client reads as
+// no commits.
+func everyPartitionFailed(topics []kmsg.OffsetFetchRequestTopic, code int16) []committedTopic {
+	var out []committedTopic
+	for _, t := range topics {
+		ct := committedTopic{topic: t.Topic}
+		for _, p := range t.Partitions {
+			ct.parts = append(ct.parts, committedPartition{partition: p, offset: -1, code: code})
+		}
+		out = append(out, ct)
+	}
+	return out
 }
 
 // committed reads a group's committed offsets: for the topics asked (nil:

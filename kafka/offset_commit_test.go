@@ -2,8 +2,11 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,6 +169,44 @@ func TestOffsetFetchMetadataEmpty(t *testing.T) {
 			if n == 0 {
 				t.Errorf("v%d %s: no partitions answered", version, what)
 			}
+		}
+	}
+}
+
+// TestOffsetFetchV1GroupError: OffsetFetch v1's response has no group
+// error code (v2 added it), so a group-level error (here INVALID_GROUP_ID
+// for a name runnel cannot keep) is answered in every partition the
+// request names, with offset -1, as Kafka's broker answers v0 and v1
+// (OffsetFetchRequest.getErrorResponse). The encoding dropped the code,
+// and the client read an answer with no partitions and no error.
+func TestOffsetFetchV1GroupError(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("t", 2)
+	rc := ts.raw()
+	long := strings.Repeat("é", 200) // a directory name past names.MaxLen
+	for _, version := range []int16{1, 2, 7} {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version, req.Group = version, long
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic, rt.Partitions = "t", []int32{0, 1}
+		req.Topics = append(req.Topics, rt)
+		resp := rc.request(req).(*kmsg.OffsetFetchResponse)
+		code := resp.ErrorCode
+		if version < 2 {
+			var got []string
+			for _, rt := range resp.Topics {
+				for _, p := range rt.Partitions {
+					got = append(got, fmt.Sprintf("%s/%d: code %d offset %d", rt.Topic, p.Partition, p.ErrorCode, p.Offset))
+				}
+			}
+			want := []string{"t/0: code 24 offset -1", "t/1: code 24 offset -1"}
+			if !slices.Equal(got, want) {
+				t.Errorf("v%d: partitions %q, want %q", version, got, want)
+			}
+			continue
+		}
+		if code != kerr.InvalidGroupID.Code {
+			t.Errorf("v%d: code %d, want INVALID_GROUP_ID", version, code)
 		}
 	}
 }
