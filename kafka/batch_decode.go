@@ -52,7 +52,8 @@ const maxScratch = 4 << 20
 // b, the decompression buffer or scratch, and are valid only during the
 // call (header keys are strings of their own). A record with the
 // log-append-time attribute gets now; one of another time outside the
-// years 1678 to 2262 stops the batch with errInvalidTimestamp. readBatch
+// years 1678 to 2262 refuses the batch with a *badTimestamps, which names
+// every such record (add is not called again once one is met). readBatch
 // stops at the first error of add, and returns it.
 func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, add func(*batchRecord) error) (batchInfo, error) {
 	var info batchInfo
@@ -119,6 +120,7 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	}
 	r := recordReader{b: body}
 	var rec batchRecord
+	var late *badTimestamps
 	appendTime := now.UnixNano()
 	for i := range info.count {
 		millis, err := r.next(&rec, i, firstTime, &scratch.headers)
@@ -129,9 +131,16 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 		case logAppend:
 			rec.time = appendTime
 		case millis < minMillis || millis > maxMillis:
-			return info, fmt.Errorf("%w: record %d at %d ms, outside the years 1678 to 2262 a runnel timestamp holds", errInvalidTimestamp, i, millis)
+			if late == nil {
+				late = &badTimestamps{}
+			}
+			late.records = append(late.records, badTimestamp{i, millis})
+			continue
 		default:
 			rec.time = millis * int64(time.Millisecond)
+		}
+		if late != nil {
+			continue // refused: the rest is only checked
 		}
 		if err := add(&rec); err != nil {
 			return info, err
@@ -143,8 +152,38 @@ func readBatch(b []byte, maxDecoded int, now time.Time, scratch *batchScratch, a
 	if len(r.b) != 0 {
 		return info, fmt.Errorf("%w: %d bytes after the last record", errInvalidRecord, len(r.b))
 	}
+	if late != nil {
+		return info, late
+	}
 	return info, nil
 }
+
+// badTimestamps refuses a batch for the times of its records outside the
+// years 1678 to 2262 a runnel timestamp holds: every such record, as
+// Kafka's broker lists each record its timestamp checks refuse (the
+// record errors of its answer). It is errInvalidTimestamp.
+type badTimestamps struct{ records []badTimestamp }
+
+// badTimestamp is a record of a batch by its index, and its time in Unix
+// milliseconds.
+type badTimestamp struct {
+	index  int32
+	millis int64
+}
+
+func (b badTimestamp) String() string {
+	return fmt.Sprintf("record %d at %d ms, outside the years 1678 to 2262 a runnel timestamp holds", b.index, b.millis)
+}
+
+func (e *badTimestamps) Error() string {
+	msg := fmt.Sprintf("%v: %v", errInvalidTimestamp, e.records[0])
+	if n := len(e.records) - 1; n > 0 {
+		msg += fmt.Sprintf(" (and %d more records)", n)
+	}
+	return msg
+}
+
+func (e *badTimestamps) Unwrap() error { return errInvalidTimestamp }
 
 // The Unix milliseconds whose nanoseconds an int64 holds: the years 1678 to
 // 2262, runnel's timestamps.

@@ -215,7 +215,7 @@ func BenchmarkStoreBatch(b *testing.B) {
 				if tc.name == "native" {
 					h.committed.SendBatchAsync(0, native, nil)
 				} else {
-					s.storeBatch(h, 1, 0, batch, &scratch, func(_ int64, code int16, _ *string) {
+					s.storeBatch(h, 1, 0, batch, &scratch, func(_ int64, code int16, _ error) {
 						if code != 0 {
 							b.Errorf("error code %d", code)
 						}

@@ -189,9 +189,9 @@ type waitPart struct {
 }
 
 // produceResult sets one partition's outcome: the base offset its batch
-// was stored at, or the code it was refused with, and the message (nil:
-// none) that says why (produceError).
-type produceResult func(base int64, code int16, msg *string)
+// was stored at, or the code it was refused with, and the failure (nil:
+// none) whose text and records the answer gives (refusalDetails).
+type produceResult func(base int64, code int16, why error)
 
 func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult {
 	wp := &waitPart{rp: rp}
@@ -199,14 +199,15 @@ func (pw *produceWait) add(rp *kmsg.ProduceResponseTopicPartition) produceResult
 	pw.parts = append(pw.parts, wp)
 	pw.pending++
 	pw.mu.Unlock()
-	return func(base int64, code int16, msg *string) {
+	return func(base int64, code int16, why error) {
 		pw.mu.Lock()
 		defer pw.mu.Unlock()
 		if pw.over || wp.finished {
 			return
 		}
 		wp.finished = true
-		rp.BaseOffset, rp.ErrorCode, rp.ErrorMessage = base, code, msg
+		rp.BaseOffset, rp.ErrorCode = base, code
+		rp.ErrorMessage, rp.ErrorRecords = refusalDetails(code, why)
 		pw.release()
 	}
 }
@@ -282,8 +283,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	info, err := readFrame(raw, scratch)
 	if err != nil {
 		s.opts.Logger.Info("kafka: produce refused", "topic", h.name, "partition", partition, "err", err)
-		code, msg := produceError(err)
-		result(0, code, msg)
+		result(0, produceErrorCode(err), err)
 		return
 	}
 	frame := &scratch.frame
@@ -358,7 +358,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 	}
 	n, size := info.count, len(raw)
 	done := func(base int64, err error) {
-		code, msg := produceError(err)
+		code := produceErrorCode(err)
 		if err == nil {
 			s.stats.producedRecords.Add(int64(n))
 			s.stats.producedBytes.Add(int64(size))
@@ -374,7 +374,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		if seq != nil {
 			s.seqs.finish(seq, base, code)
 		}
-		result(base, code, msg)
+		result(base, code, err)
 	}
 	if seq == nil {
 		prod.SendRecordBatchAsync(int(partition), frame, done)
@@ -502,19 +502,30 @@ var errInvalidTimestamp = errors.New("invalid timestamp")
 // out no transactional ids, so a client that sends one is confused.
 var errTransactional = errors.New("transactional batch")
 
-// produceError maps a failure to store a batch to Kafka's code and, for a
-// batch Kafka's validation refuses (INVALID_RECORD, INVALID_TIMESTAMP),
+// refusalDetails is what a Produce answer says of a batch Kafka's
+// validation refuses (code INVALID_RECORD or INVALID_TIMESTAMP, err why):
 // the error's text, which says which check failed, as the message Kafka
-// answers such a batch with (Produce v8+; the encoding leaves it out of
-// earlier versions) and Java's producer shows its caller. Kafka answers
-// other refusals without one, as runnel does (nil).
-func produceError(err error) (int16, *string) {
-	code := produceErrorCode(err)
-	if code != kerr.InvalidRecord.Code && code != kerr.InvalidTimestamp.Code {
-		return code, nil
+// answers such a batch with, and for records whose times runnel cannot
+// hold each record's index and why, as Kafka's record errors (KIP-467)
+// name each record its timestamp checks refuse (both Produce v8+; the
+// encoding leaves them out of earlier versions). Java's producer shows
+// its caller both. Kafka answers other refusals without either, as
+// runnel does (nil).
+func refusalDetails(code int16, err error) (*string, []kmsg.ProduceResponseTopicPartitionErrorRecord) {
+	if err == nil || code != kerr.InvalidRecord.Code && code != kerr.InvalidTimestamp.Code {
+		return nil, nil
 	}
 	msg := err.Error()
-	return code, &msg
+	var records []kmsg.ProduceResponseTopicPartitionErrorRecord
+	if late, ok := errors.AsType[*badTimestamps](err); ok {
+		for _, r := range late.records {
+			er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+			why := r.String()
+			er.RelativeOffset, er.ErrorMessage = r.index, &why
+			records = append(records, er)
+		}
+	}
+	return &msg, records
 }
 
 // produceErrorCode maps a failure to store a batch to Kafka's code.

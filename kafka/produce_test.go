@@ -418,8 +418,14 @@ func produceRaw(t *testing.T, rc *rawConn, topic string, batch []byte) (int16, i
 // producePartition is produceRaw, returning the partition's whole answer.
 func producePartition(t *testing.T, rc *rawConn, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
 	t.Helper()
+	return producePartitionAt(t, rc, topic, batch, 9)
+}
+
+// producePartitionAt is producePartition at a Produce version.
+func producePartitionAt(t *testing.T, rc *rawConn, topic string, batch []byte, version int16) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
 	req := kmsg.NewPtrProduceRequest()
-	req.Version, req.Acks, req.TimeoutMillis = 9, -1, 30000
+	req.Version, req.Acks, req.TimeoutMillis = version, -1, 30000
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewProduceRequestTopicPartition()
@@ -658,6 +664,43 @@ func TestProduceInvalidRecord(t *testing.T) {
 		}
 		if c.says != "" && (p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, c.says)) {
 			t.Errorf("%s: error message %s, want one saying %q", c.name, orNull(p.ErrorMessage), c.says)
+		}
+	}
+	if _, end, err := ts.log.PartitionOffsets("t", 0); err != nil || end != 0 {
+		t.Errorf("the partition ends at %d (%v), want 0", end, err)
+	}
+}
+
+// TestProduceRecordErrors: a batch refused for the times of some of its
+// records names each of them in the answer's record errors (Produce v8+,
+// KIP-467), by its index in the batch and with why, as Kafka's broker
+// names every record its timestamp checks refuse; Java's producer tells
+// its caller which records were at fault from them. There were none.
+func TestProduceRecordErrors(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("t", 1)
+	rc := ts.raw()
+	late, ok := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.UnixMilli(1000)
+	batch := encodeBatch(t, kgo.NoCompression(), []*kgo.Record{
+		{Value: []byte("a"), Timestamp: late}, {Value: []byte("b"), Timestamp: ok}, {Value: []byte("c"), Timestamp: late},
+	})
+	for _, version := range []int16{7, 8, 9} {
+		p := producePartitionAt(t, rc, "t", batch, version)
+		if p.ErrorCode != kerr.InvalidTimestamp.Code {
+			t.Errorf("v%d: code %d, want INVALID_TIMESTAMP", version, p.ErrorCode)
+		}
+		var got []string
+		for _, e := range p.ErrorRecords {
+			got = append(got, fmt.Sprintf("%d: %s", e.RelativeOffset, orNull(e.ErrorMessage)))
+		}
+		var want []string
+		if version >= 8 {
+			for _, i := range []int{0, 2} {
+				want = append(want, fmt.Sprintf("%d: %q", i, fmt.Sprintf("record %d at %d ms, outside the years 1678 to 2262 a runnel timestamp holds", i, late.UnixMilli())))
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("v%d: record errors (-want +got):\n%s", version, diff)
 		}
 	}
 	if _, end, err := ts.log.PartitionOffsets("t", 0); err != nil || end != 0 {
