@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -705,5 +706,43 @@ func TestProduceRecordErrors(t *testing.T) {
 	}
 	if _, end, err := ts.log.PartitionOffsets("t", 0); err != nil || end != 0 {
 		t.Errorf("the partition ends at %d (%v), want 0", end, err)
+	}
+}
+
+// TestProduceBaseOffsetIgnored: a produced batch's base offset is the
+// client's to leave at 0 but not the server's to check: Kafka's broker
+// takes a v2 batch with any base offset (its validation checks only that
+// the offsets' range matches the count, which the base cancels out of)
+// and gives its records the partition's next offsets, rewriting a
+// compressed batch whose inner offsets then differ from its own. So does
+// the server, compressed or not, with a base at the far end of int64 too.
+func TestProduceBaseOffsetIgnored(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("t", 1)
+	rc := ts.raw()
+	var want []string
+	next := int64(0)
+	for _, base := range []int64{1000, -1, math.MaxInt64} {
+		for codec, name := range map[kgo.CompressionCodec]string{kgo.NoCompression(): "none", kgo.SnappyCompression(): "snappy"} {
+			var recs []*kgo.Record
+			for i := range 2 {
+				v := fmt.Sprintf("base %d %s %d", base, name, i)
+				recs = append(recs, &kgo.Record{Value: []byte(v), Timestamp: time.UnixMilli(1000)})
+				want = append(want, fmt.Sprintf("%d %s", next+int64(i), v))
+			}
+			batch := encodeBatch(t, codec, recs)
+			binary.BigEndian.PutUint64(batch, uint64(base))
+			if code, off := produceRaw(t, rc, "t", batch); code != 0 || off != next {
+				t.Errorf("base offset %d, %s: code %d, offset %d; want 0, %d", base, name, code, off, next)
+			}
+			next += 2
+		}
+	}
+	var got []string
+	for _, r := range readNative(t, ts.log, "t", len(want)) {
+		got = append(got, fmt.Sprintf("%d %s", r.Offset, r.Value))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stored (-want +got):\n%s", diff)
 	}
 }
