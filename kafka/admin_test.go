@@ -590,3 +590,34 @@ func TestGroupsWithOneDamagedTopic(t *testing.T) {
 		t.Errorf("after the refused DeleteGroups: %+v, %v; want t still there", info, err)
 	}
 }
+
+// TestDescribeGroupsClientHost: a Kafka member's host is described as
+// Kafka's broker describes it, its address as Java's InetAddress prints
+// one without a host name ("/127.0.0.1", an IPv6 address in eight groups
+// uncompressed), which kafka-consumer-groups.sh --describe shows in its
+// HOST column, where it was the bare address.
+func TestDescribeGroupsClientHost(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("ch", 1)
+	produceSpread(t, ts.log, "ch", 1, 1, "v")
+	pollN(t, ts.client(groupOpts("chgrp", "ch")...), 1)
+	dg, err := kadm.NewClient(ts.client()).DescribeGroups(context.Background(), "chgrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := dg["chgrp"]; len(g.Members) != 1 || g.Members[0].ClientHost != "/127.0.0.1" {
+		t.Errorf("DescribeGroups: %+v, want one member with host /127.0.0.1", g.Members)
+	}
+	for addr, want := range map[string]string{
+		"127.0.0.1:9092":         "/127.0.0.1",
+		"[::1]:9092":             "/0:0:0:0:0:0:0:1",
+		"[fe80::a:1%eth0]:9092":  "/fe80:0:0:0:0:0:a:1%eth0",
+		"[::ffff:10.1.2.3]:9092": "/10.1.2.3",
+		"[2001:db8::ff00]:9092":  "/2001:db8:0:0:0:0:0:ff00",
+		"not an address at all":  "not an address at all",
+	} {
+		if got := clientHost(addr); got != want {
+			t.Errorf("clientHost(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package kafka
 
 import (
-	"net"
+	"fmt"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,7 +126,7 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 	m.answerJoin(errRebalancing)
 	m.instanceID = req.InstanceID
 	m.clientID = c.clientID
-	m.host, _, _ = net.SplitHostPort(c.remote)
+	m.host = clientHost(c.remote)
 	m.protocols = req.Protocols
 	m.session, m.rebalance = session, rebalance
 	m.joinVersion = req.Version
@@ -344,4 +346,33 @@ func (c *conn) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 		c.s.groups.dropIdle(g)
 	}
 	return resp
+}
+
+// clientHost is a member's host as DescribeGroups describes it: the
+// address the connection came from, as Kafka's broker gives it (Java's
+// InetAddress.toString without a host name: "/127.0.0.1", an IPv6 address
+// in eight groups uncompressed, an IPv4-mapped one as the IPv4 address),
+// which kafka-consumer-groups.sh shows; remote as it is if it is not an
+// address and port.
+func clientHost(remote string) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return remote
+	}
+	addr := ap.Addr().Unmap()
+	if addr.Is4() {
+		return "/" + addr.String()
+	}
+	b := addr.As16()
+	var s strings.Builder
+	for i := 0; i < 16; i += 2 {
+		if i > 0 {
+			s.WriteByte(':')
+		}
+		fmt.Fprintf(&s, "%x", uint16(b[i])<<8|uint16(b[i+1]))
+	}
+	if zone := addr.Zone(); zone != "" {
+		s.WriteString("%" + zone)
+	}
+	return "/" + s.String()
 }
