@@ -129,12 +129,7 @@ func testClientAdmin(t *testing.T, lc langClient) {
 			t.Errorf("%s read %+v after seeking to partition 0 offset 1", lc.name, ev)
 		}
 	}
-	if listed := ofKind(evs, "topics"); len(listed) != 1 || slices.Contains(listed[0].Names, "adm") {
-		t.Errorf("%s lists the topics %+v after deleting adm", lc.name, listed)
-	}
-	if _, err := ts.log.TopicConfig("adm"); !errors.Is(err, runnel.ErrTopicNotFound) {
-		t.Errorf("runnel still has the topic %s deleted: %v", lc.name, err)
-	}
+	checkTopicDeleted(t, lc, ts, evs, "topics", "adm")
 }
 
 // testClientTopics: a group member of two topics reads every record of
@@ -303,31 +298,7 @@ func testClientScenario(t *testing.T, lc langClient) {
 	// Consume as a group: every record once, as stored, the native ones
 	// with nil and empty kept apart, in keys, values and header values,
 	// and binary bytes as they are.
-	records := ofKind(evs, "record")
-	if len(records) != want {
-		t.Errorf("%s consumed %d records, want %d", lc.name, len(records), want)
-	}
-	seen := map[[2]int64]bool{}
-	for _, ev := range records {
-		at := [2]int64{int64(ev.Partition), ev.Offset}
-		if seen[at] {
-			t.Errorf("%s consumed partition %d offset %d twice", lc.name, ev.Partition, ev.Offset)
-		}
-		seen[at] = true
-		var r *runnel.Record
-		for i := range stored {
-			if stored[i].Partition == ev.Partition && stored[i].Offset == ev.Offset {
-				r = &stored[i]
-			}
-		}
-		if r == nil {
-			t.Errorf("%s consumed a record at partition %d offset %d that is not stored", lc.name, ev.Partition, ev.Offset)
-			continue
-		}
-		if msg := sameRecord(*r, ev); msg != "" {
-			t.Errorf("%s consumed partition %d offset %d: %s", lc.name, ev.Partition, ev.Offset, msg)
-		}
-	}
+	checkConsumed(t, lc, ofKind(evs, "record"), stored)
 
 	// Its commit is runnel's committed offsets: the end of each partition.
 	g, err := ts.log.DescribeGroup("g")
@@ -384,6 +355,48 @@ func testClientScenario(t *testing.T, lc langClient) {
 	}
 	if _, err := ts.log.DescribeGroup("g"); !errors.Is(err, runnel.ErrGroupNotFound) {
 		t.Errorf("runnel still has the group %s deleted: %v", lc.name, err)
+	}
+}
+
+// checkConsumed checks that a client consumed every stored record once,
+// as stored (sameRecord).
+func checkConsumed(t *testing.T, lc langClient, records []clientEvent, stored []runnel.Record) {
+	t.Helper()
+	if len(records) != len(stored) {
+		t.Errorf("%s consumed %d records, want %d", lc.name, len(records), len(stored))
+	}
+	seen := map[[2]int64]bool{}
+	for _, ev := range records {
+		at := [2]int64{int64(ev.Partition), ev.Offset}
+		if seen[at] {
+			t.Errorf("%s consumed partition %d offset %d twice", lc.name, ev.Partition, ev.Offset)
+		}
+		seen[at] = true
+		var r *runnel.Record
+		for i := range stored {
+			if stored[i].Partition == ev.Partition && stored[i].Offset == ev.Offset {
+				r = &stored[i]
+			}
+		}
+		if r == nil {
+			t.Errorf("%s consumed a record at partition %d offset %d that is not stored", lc.name, ev.Partition, ev.Offset)
+			continue
+		}
+		if msg := sameRecord(*r, ev); msg != "" {
+			t.Errorf("%s consumed partition %d offset %d: %s", lc.name, ev.Partition, ev.Offset, msg)
+		}
+	}
+}
+
+// checkTopicDeleted checks that the client's listing of the topics (its
+// one event of kind) and runnel both lack a topic it deleted.
+func checkTopicDeleted(t *testing.T, lc langClient, ts *testServer, evs []clientEvent, kind, topic string) {
+	t.Helper()
+	if listed := ofKind(evs, kind); len(listed) != 1 || slices.Contains(listed[0].Names, topic) {
+		t.Errorf("%s lists the topics %+v after deleting %s", lc.name, listed, topic)
+	}
+	if _, err := ts.log.TopicConfig(topic); !errors.Is(err, runnel.ErrTopicNotFound) {
+		t.Errorf("runnel still has the topic %s %s deleted: %v", topic, lc.name, err)
 	}
 }
 

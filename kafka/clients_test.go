@@ -61,27 +61,35 @@ func kafkaJS(t *testing.T) langClient {
 	return langClient{name: "kafkajs", argv: []string{node, filepath.Join(dir, "compat.js")}, codecs: []string{"none", "gzip"}, resets: true}
 }
 
-// kafkaPython is kafka-python with every codec it has; the first Python
-// that imports them all is used: $RUNNEL_PYTHON, Debian's python3, then
-// python3 on PATH.
+// kafkaPython is kafka-python with every codec it has, on the first
+// Python that imports them all (python).
 func kafkaPython(t *testing.T) langClient {
 	t.Helper()
 	script, err := filepath.Abs(filepath.Join("testdata", "clients", "kafkapython", "compat.py"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	py := python("import kafka, snappy, lz4.frame, zstandard")
+	if py == "" {
+		requireClient(t, "no python3 with kafka-python and its codecs",
+			"Debian's python3-kafka python3-snappy python3-lz4 python3-zstandard")
+	}
+	return langClient{name: "kafka-python", argv: []string{py, script}, codecs: []string{"none", "gzip", "snappy", "lz4", "zstd"}}
+}
+
+// python is the first Python that runs imports: $RUNNEL_PYTHON, Debian's
+// python3, then python3 on PATH; "" if none does.
+func python(imports string) string {
 	candidates := []string{os.Getenv("RUNNEL_PYTHON"), "/usr/bin/python3"}
 	if p, err := exec.LookPath("python3"); err == nil {
 		candidates = append(candidates, p)
 	}
 	for _, py := range candidates {
-		if py != "" && exec.Command(py, "-c", "import kafka, snappy, lz4.frame, zstandard").Run() == nil {
-			return langClient{name: "kafka-python", argv: []string{py, script}, codecs: []string{"none", "gzip", "snappy", "lz4", "zstd"}}
+		if py != "" && exec.Command(py, "-c", imports).Run() == nil {
+			return py
 		}
 	}
-	requireClient(t, "no python3 with kafka-python and its codecs",
-		"Debian's python3-kafka python3-snappy python3-lz4 python3-zstandard")
-	return langClient{}
+	return ""
 }
 
 // clientEvent is one line a compat script prints.
