@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/runnel-log/runnel"
 )
 
@@ -60,6 +62,7 @@ func TestKafkaPython(t *testing.T) {
 	t.Run("admin", func(t *testing.T) { testClientAdmin(t, lc) })
 	t.Run("topics", func(t *testing.T) { testClientTopics(t, lc) })
 	t.Run("old-api", func(t *testing.T) { testKafkaPythonOldAPI(t, lc) })
+	t.Run("admin-more", func(t *testing.T) { testKafkaPythonAdminMore(t, lc) })
 	t.Run("sasl", func(t *testing.T) { testClientSASL(t, lc) })
 	t.Run("tls", func(t *testing.T) { testClientTLS(t, lc) })
 }
@@ -95,6 +98,82 @@ func testKafkaPythonOldAPI(t *testing.T, lc langClient) {
 		if !maps.Equal(got, tc.want) {
 			t.Errorf("%s with api_version %s: %v, want %v", lc.name, tc.version, got, tc.want)
 		}
+	}
+}
+
+// testKafkaPythonAdminMore: the KafkaAdminClient calls the other steps
+// leave out, answered as Kafka's broker answers them: describe_cluster,
+// create_topics with validate_only and with a topic that exists beside a
+// new one (the new one made, the call failing on the other), describe_topics
+// of every topic and of a missing one, describe_configs of the broker and
+// of one config of a topic with its synonyms, describe_consumer_groups of
+// a live group (its member's client id, host and assignment) and with
+// include_authorized_operations, list_consumer_groups of broker 0,
+// delete_consumer_groups of a live and a missing group,
+// list_consumer_group_offsets of partitions with and without commits, and
+// the ACL calls, which the server does not offer and kafka-python refuses
+// as against a Kafka broker without them (IncompatibleBrokerVersion).
+func testKafkaPythonAdminMore(t *testing.T, lc langClient) {
+	ts := startServer(t, fastGroups)
+	ts.createTopic("km", 2)
+	produceSpread(t, ts.log, "km", 2, 3, "v")
+	if _, err := ts.log.ResetGroupOffsets(context.Background(), "kg", "km", runnel.AtOffset(2), nil); err != nil {
+		t.Fatal(err)
+	}
+	evs := lc.run(t, "admin-more", map[string]string{"BROKER": ts.addr, "TOPIC": "km", "NEW_TOPIC": "kmade", "GROUP": "kg", "LIVE_GROUP": "kl"})
+	if c := ofKind(evs, "cluster"); len(c) != 1 || c[0].Value == nil || *c[0].Value == "" || c[0].Offset != 0 ||
+		!slices.Equal(c[0].Names, []string{"0 " + ts.addr + " None"}) {
+		t.Errorf("%s described the cluster as %+v; want an id, controller 0 and broker 0 at %s without a rack", lc.name, c, ts.addr)
+	}
+	wantCalls := map[string]string{
+		"create validate_only":                   "ok",
+		"create a new topic and an existing one": "TopicAlreadyExistsError",
+		"delete group kl":                        "NonEmptyGroupError",
+		"delete group missing":                   "GroupIdNotFoundError",
+		"describe acls":                          "IncompatibleBrokerVersion",
+		"create acls":                            "IncompatibleBrokerVersion",
+		"delete acls":                            "IncompatibleBrokerVersion",
+	}
+	if diff := cmp.Diff(wantCalls, calls(evs)); diff != "" {
+		t.Errorf("%s's admin calls (-want +got):\n%s", lc.name, diff)
+	}
+	names := func(kind string) []string {
+		if evs := ofKind(evs, kind); len(evs) == 1 {
+			return evs[0].Names
+		}
+		return nil
+	}
+	if slices.Contains(names("topics-after-validate"), "kmade") {
+		t.Errorf("%s lists kmade after a validate_only create_topics", lc.name)
+	}
+	if d := names("described"); !slices.Contains(d, "kmade 0 3 False") || !slices.Contains(d, "km 0 2 False") {
+		t.Errorf("%s described the topics as %q; want km with 2 partitions and kmade, made beside km's refusal, with 3", lc.name, d)
+	}
+	if d := names("described-missing"); !slices.Equal(d, []string{"missing 3"}) {
+		t.Errorf("%s described a missing topic as %q, want UNKNOWN_TOPIC_OR_PARTITION (3)", lc.name, d)
+	}
+	if bc := ofKind(evs, "broker-configs"); len(bc) != 1 || bc[0].Error != 0 || !slices.Contains(bc[0].Names, "num.partitions") {
+		t.Errorf("%s described the broker's configs as %+v", lc.name, bc)
+	}
+	if tc := ofKind(evs, "topic-config"); len(tc) != 1 || tc[0].Name != "retention.ms" || len(tc[0].Names) == 0 {
+		t.Errorf("%s described km's retention.ms with its synonyms as %+v", lc.name, tc)
+	}
+	wantGroups := map[string]string{
+		"kl": "Stable range 1 0 [kafka-python-live /127.0.0.1 km/0,km/1]",
+		"kg": "Empty null 0 0 []",
+	}
+	gotGroups := map[string]string{}
+	for _, ev := range ofKind(evs, "group") {
+		gotGroups[ev.Name] = fmt.Sprintf("%s %s %d %d %v", ev.State, show64(ev.Value), ev.Members, ev.Error, ev.Names)
+	}
+	if diff := cmp.Diff(wantGroups, gotGroups); diff != "" {
+		t.Errorf("%s described the groups (-want +got):\n%s", lc.name, diff)
+	}
+	if g := names("groups"); !slices.Contains(g, "kg consumer") || !slices.Contains(g, "kl consumer") {
+		t.Errorf("%s listed the groups of broker 0 as %q", lc.name, g)
+	}
+	if o := names("offsets"); !slices.Equal(o, []string{"km/0@2", "km/9@-1", "missing/0@-1"}) {
+		t.Errorf("%s listed the group's offsets of three partitions as %q; want km/0's commit and none for the others", lc.name, o)
 	}
 }
 

@@ -17,6 +17,11 @@ line) against the log directory:
                                     closes, then leaves
     python3 compat.py delete-group  list the group's offsets, delete the
                                     group, list the groups
+    python3 compat.py admin-more    the rest of KafkaAdminClient: the
+                                    cluster, validate_only, topics
+                                    described, broker configs, a live
+                                    group described, offsets of
+                                    partitions, ACL calls refused
     python3 compat.py sasl          authenticate with PLAIN, SCRAM-SHA-256 and
                                     -512, with the password and a wrong one
     python3 compat.py tls           produce and list topics with SCRAM-SHA-512
@@ -34,7 +39,8 @@ import sys
 import time
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType, ConfigResource,
+                         ConfigResourceType, NewTopic, ResourcePattern, ResourcePatternFilter, ResourceType)
 from kafka.structs import OffsetAndMetadata
 
 BROKER = os.environ["BROKER"]
@@ -233,6 +239,71 @@ def delete_group():
     admin.close()
 
 
+def call(name, f, **extra):
+    """Runs f and says how it ended: "ok" or the exception's type."""
+    try:
+        r = f()
+    except Exception as e:
+        say(event="call", name=name, state=type(e).__name__, **extra)
+        return None
+    say(event="call", name=name, state="ok", **extra)
+    return r
+
+
+def admin_more():
+    # The KafkaAdminClient calls the other steps leave out. TOPIC has
+    # two partitions and GROUP commits; LIVE_GROUP gets a live member.
+    topic, new_topic, group, live = os.environ["TOPIC"], os.environ["NEW_TOPIC"], os.environ["GROUP"], os.environ["LIVE_GROUP"]
+    admin = KafkaAdminClient(bootstrap_servers=BROKER, client_id="kafka-python-compat")
+    c = admin.describe_cluster()
+    say(event="cluster", value=c["cluster_id"], offset=c["controller_id"],
+        names=[f"{b['node_id']} {b['host']}:{b['port']} {b['rack']}" for b in c["brokers"]])
+    call("create validate_only", lambda: admin.create_topics([NewTopic(new_topic, 3, 1)], validate_only=True))
+    say(event="topics-after-validate", names=sorted(admin.list_topics()))
+    # One new topic and one that exists: Kafka makes the new one and
+    # refuses the other, which kafka-python raises.
+    call("create a new topic and an existing one", lambda: admin.create_topics([NewTopic(new_topic, 3, 1), NewTopic(topic, 1, 1)]))
+    say(event="described", names=sorted(f"{t['topic']} {t['error_code']} {len(t['partitions'])} {t['is_internal']}"
+                                        for t in admin.describe_topics()))
+    say(event="described-missing", names=[f"{t['topic']} {t['error_code']}" for t in admin.describe_topics(["missing"])])
+    for resp in admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "0")]):
+        for res in resp.resources:
+            say(event="broker-configs", error=res[0], names=sorted(e[0] for e in res[4]))
+    for resp in admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": None})],
+                                       include_synonyms=True):
+        for res in resp.resources:
+            for e in res[4]:
+                say(event="topic-config", name=e[0], value=e[1], names=[f"{s[0]}={s[1]} source={s[2]}" for s in e[5]])
+
+    m = KafkaConsumer(bootstrap_servers=BROKER, client_id="kafka-python-live", group_id=live,
+                      session_timeout_ms=6000, heartbeat_interval_ms=300)
+    m.subscribe([topic])
+    deadline = time.monotonic() + 60
+    while not m.assignment() and time.monotonic() < deadline:
+        m.poll(timeout_ms=200)
+    for g in admin.describe_consumer_groups([live]):
+        say(event="group", name=g.group, state=g.state, value=g.protocol, members=len(g.members), error=g.error_code,
+            names=[f"{mm.client_id} {mm.client_host} " + ",".join(f"{t}/{p}" for t, ps in mm.member_assignment.assignment for p in ps)
+                   for mm in g.members])
+    say(event="groups", names=sorted(f"{g} {ptype}" for g, ptype in admin.list_consumer_groups(broker_ids=[0])))
+    for g in admin.describe_consumer_groups([group], include_authorized_operations=True):
+        say(event="group", name=g.group, state=g.state, members=len(g.members), error=g.error_code)
+    for err_group, err in admin.delete_consumer_groups([live, "missing"]):
+        say(event="call", name="delete group " + err_group, state=err.__name__)
+    m.close()
+
+    offsets = admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0), TopicPartition(topic, 9),
+                                                                   TopicPartition("missing", 0)])
+    say(event="offsets", names=sorted(f"{tp.topic}/{tp.partition}@{om.offset}" for tp, om in offsets.items()))
+    any_acl = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+                        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+    call("describe acls", lambda: admin.describe_acls(any_acl))
+    call("create acls", lambda: admin.create_acls([ACL("User:x", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+                                                       ResourcePattern(ResourceType.TOPIC, topic))]))
+    call("delete acls", lambda: admin.delete_acls([any_acl]))
+    admin.close()
+
+
 def sasl():
     # Each mechanism, with the right password and a wrong one.
     for mech in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]:
@@ -263,7 +334,7 @@ def tls():
 
 
 STEPS = {"scenario": scenario, "admin": admin_calls, "topics": topics, "old-api": old_api, "member": member,
-         "delete-group": delete_group, "sasl": sasl, "tls": tls}
+         "delete-group": delete_group, "admin-more": admin_more, "sasl": sasl, "tls": tls}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in STEPS:
