@@ -31,6 +31,7 @@ const (
 
 func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	twice := partitionsNamedTwice(req)
 	for _, t := range req.Topics {
 		rt := kmsg.NewListOffsetsResponseTopic()
 		rt.Topic = t.Topic
@@ -41,6 +42,8 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 			rp.LeaderEpoch = 0
 			rp.Timestamp = -1
 			switch code := partitionCode(cfg, err, p.Partition); {
+			case twice[namedPartition{t.Topic, p.Partition}]:
+				rp.ErrorCode = kerr.InvalidRequest.Code
 			case code != 0:
 				rp.ErrorCode = code
 			case p.Timestamp == listLatest:
@@ -73,6 +76,25 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// namedPartition is a partition of a topic as a request names it.
+type namedPartition struct {
+	topic     string
+	partition int32
+}
+
+// partitionsNamedTwice is the partitions a ListOffsets request names more
+// than once, in one topic entry or in two: Kafka's broker answers each
+// entry of such a partition INVALID_REQUEST (its duplicatePartitions).
+func partitionsNamedTwice(req *kmsg.ListOffsetsRequest) map[namedPartition]bool {
+	var named []namedPartition
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			named = append(named, namedPartition{t.Topic, p.Partition})
+		}
+	}
+	return namedTwice(named, func(np namedPartition) namedPartition { return np })
 }
 
 // partitionCode is the error code for partition p of a topic whose

@@ -165,9 +165,9 @@ func TestListOffsetsErrorPartition(t *testing.T) {
 	for _, topic := range []string{"le", "missing"} {
 		rt := kmsg.NewListOffsetsRequestTopic()
 		rt.Topic = topic
-		for _, query := range []int64{listLatest, listEarliest, listMaxTimestamp, listEarliestLocal, 500} {
+		for i, query := range []int64{listLatest, listEarliest, listMaxTimestamp, listEarliestLocal, 500} {
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
-			rp.Partition, rp.Timestamp = 3, query
+			rp.Partition, rp.Timestamp = 3+int32(i), query // none the topic has
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
@@ -181,5 +181,40 @@ func TestListOffsetsErrorPartition(t *testing.T) {
 					rt.Topic, p.Partition, query, p.ErrorCode, p.Offset, p.Timestamp, p.LeaderEpoch)
 			}
 		}
+	}
+}
+
+// TestListOffsetsPartitionNamedTwice: a partition a ListOffsets request
+// names twice, in one topic entry or in two, is answered INVALID_REQUEST
+// in each entry, as Kafka's broker answers the partitions of its
+// duplicatePartitions, and the others as usual; both entries were
+// answered.
+func TestListOffsetsPartitionNamedTwice(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("d", 3)
+	produceNative(t, ts.log, "d", []runnel.Record{{Partition: 1, Value: []byte("v")}})
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version, req.ReplicaID = 7, -1
+	for _, parts := range [][]int32{{0, 0, 1}, {2, 1}} {
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "d"
+		for _, p := range parts {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp = p, listLatest
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := ts.raw().request(req).(*kmsg.ListOffsetsResponse)
+	var got []string
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			got = append(got, fmt.Sprintf("%d: code %d offset %d", p.Partition, p.ErrorCode, p.Offset))
+		}
+	}
+	invalid := fmt.Sprintf("code %d offset -1", kerr.InvalidRequest.Code)
+	want := []string{"0: " + invalid, "0: " + invalid, "1: " + invalid, "2: code 0 offset 0", "1: " + invalid}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ListOffsets (-want +got):\n%s", diff)
 	}
 }
