@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -617,5 +618,98 @@ func TestDescribeGroupsClientHost(t *testing.T) {
 		if got := clientHost(addr); got != want {
 			t.Errorf("clientHost(%q) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+// TestDeleteTopicsNameNoTopicHas: DeleteTopics of a name no topic can have
+// (empty, with a space, too long) answers UNKNOWN_TOPIC_OR_PARTITION, as
+// Kafka's controller answers every name it finds no topic of (it checks
+// no name rule there), which a tool deleting a topic that may not exist
+// takes as "already gone", instead of INVALID_TOPIC_EXCEPTION.
+func TestDeleteTopicsNameNoTopicHas(t *testing.T) {
+	ts := startServer(t, nil)
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.Version, req.TimeoutMillis = 5, 30000
+	req.TopicNames = []string{"", "bad name", strings.Repeat("x", 250), "missing"}
+	for _, rt := range ts.raw().request(req).(*kmsg.DeleteTopicsResponse).Topics {
+		if rt.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+			t.Errorf("DeleteTopics of %.20q: %v, want UNKNOWN_TOPIC_OR_PARTITION", *rt.Topic, kerr.ErrorForCode(rt.ErrorCode))
+		}
+	}
+}
+
+// TestDataRequestsNameNoTopicHas: a Produce, Fetch, ListOffsets,
+// OffsetCommit, OffsetDelete or OffsetForLeaderEpoch naming a topic no
+// topic can have (a space in it) is answered UNKNOWN_TOPIC_OR_PARTITION,
+// as Kafka's broker answers a partition it does not host, which it checks
+// before any name rule; only Metadata, CreateTopics and the config calls
+// check the rule and answer INVALID_TOPIC_EXCEPTION, as here.
+func TestDataRequestsNameNoTopicHas(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	rc := ts.raw()
+	const bad = "bad name"
+	codes := map[string]int16{}
+
+	codes["Produce"], _ = produceCode(t, rc.request(produceBatch(bad, 0, -1, -1, -1, "x", 9)))
+
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version, fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MaxBytes = 12, -1, 10, 1000
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = bad
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1000
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+	codes["Fetch"] = rc.request(fetch).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode
+
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Version, lo.ReplicaID = 7, -1
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = bad
+	lt.Partitions = append(lt.Partitions, kmsg.NewListOffsetsRequestTopicPartition())
+	lo.Topics = append(lo.Topics, lt)
+	codes["ListOffsets"] = rc.request(lo).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode
+
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Version, oc.Group, oc.Generation = 8, "g", -1
+	ot := kmsg.NewOffsetCommitRequestTopic()
+	ot.Topic = bad
+	ot.Partitions = append(ot.Partitions, kmsg.NewOffsetCommitRequestTopicPartition())
+	oc.Topics = append(oc.Topics, ot)
+	codes["OffsetCommit"] = rc.request(oc).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+
+	ts.createTopic("t", 1)
+	if _, err := ts.log.ResetGroupOffsets(context.Background(), "g", "t", runnel.AtOffset(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "g"
+	odt := kmsg.NewOffsetDeleteRequestTopic()
+	odt.Topic = bad
+	odt.Partitions = append(odt.Partitions, kmsg.NewOffsetDeleteRequestTopicPartition())
+	od.Topics = append(od.Topics, odt)
+	codes["OffsetDelete"] = rc.request(od).(*kmsg.OffsetDeleteResponse).Topics[0].Partitions[0].ErrorCode
+
+	ep := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	ep.Version = 3
+	et := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	et.Topic = bad
+	et.Partitions = append(et.Partitions, kmsg.NewOffsetForLeaderEpochRequestTopicPartition())
+	ep.Topics = append(ep.Topics, et)
+	codes["OffsetForLeaderEpoch"] = rc.request(ep).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0].ErrorCode
+
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 12
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(bad)
+	md.Topics = append(md.Topics, mt)
+	codes["Metadata"] = rc.request(md).(*kmsg.MetadataResponse).Topics[0].ErrorCode
+
+	want := map[string]int16{"Metadata": kerr.InvalidTopicException.Code}
+	for _, api := range []string{"Produce", "Fetch", "ListOffsets", "OffsetCommit", "OffsetDelete", "OffsetForLeaderEpoch"} {
+		want[api] = kerr.UnknownTopicOrPartition.Code
+	}
+	if diff := cmp.Diff(want, codes); diff != "" {
+		t.Errorf("codes for a topic named %q (-want +got):\n%s", bad, diff)
 	}
 }

@@ -165,7 +165,7 @@ func (s *Server) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, cha
 	}
 	cfg, err := s.log.TopicConfig(name)
 	if err != nil {
-		return fail(topicErrorCode(err), err.Error())
+		return fail(topicNameErrorCode(err), err.Error())
 	}
 	if err := apply(&cfg); err != nil {
 		return fail(kerr.InvalidConfig.Code, err.Error())
@@ -193,7 +193,7 @@ func (s *Server) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, cha
 	case errors.Is(err, runnel.ErrInvalidArgument):
 		return fail(kerr.InvalidConfig.Code, err.Error())
 	case err != nil:
-		return fail(topicErrorCode(err), err.Error())
+		return fail(topicNameErrorCode(err), err.Error())
 	}
 	s.opts.Logger.Info("kafka: topic configs altered", "topic", name, "retention.ms", applied.RetentionAge.Milliseconds(),
 		"retention.bytes", applied.RetentionBytes, "segment.bytes", applied.SegmentBytes)

@@ -69,11 +69,11 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 			if _, err := c.s.log.TopicConfig(t.Topic); err == nil {
 				fail(kerr.TopicAlreadyExists.Code, "topic exists")
 			} else if !errors.Is(err, runnel.ErrTopicNotFound) {
-				fail(topicErrorCode(err), err.Error())
+				fail(topicNameErrorCode(err), err.Error())
 			}
 		default:
 			if err := c.s.log.CreateTopicContext(ctx, t.Topic, cfg); err != nil {
-				code := topicErrorCode(err)
+				code := topicNameErrorCode(err)
 				if errors.Is(err, runnel.ErrInvalidArgument) {
 					code = kerr.InvalidConfig.Code
 				}

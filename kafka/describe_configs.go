@@ -26,7 +26,7 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 		case kmsg.ConfigResourceTypeTopic:
 			cfg, err := c.s.log.TopicConfig(r.ResourceName)
 			if err != nil {
-				rr.ErrorCode = topicErrorCode(err)
+				rr.ErrorCode = topicNameErrorCode(err)
 				msg := err.Error()
 				rr.ErrorMessage = &msg
 			} else {

@@ -71,7 +71,7 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			}
 		}
 		if err != nil {
-			rt.ErrorCode = topicErrorCode(err)
+			rt.ErrorCode = topicNameErrorCode(err)
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
@@ -114,15 +114,17 @@ func (s *Server) autoCreate(name string) error {
 	return err
 }
 
-// topicErrorCode maps a runnel error about a topic to Kafka's code.
+// topicErrorCode maps a runnel error about a topic to Kafka's code. A
+// name no topic can have is a topic there is not, as Kafka's broker
+// answers the requests that use a topic (Produce, Fetch, ListOffsets, the
+// offset calls, DeleteTopics): it looks the partition up and checks no
+// name rule. The calls that check the rule use topicNameErrorCode.
 func topicErrorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, runnel.ErrTopicNotFound):
+	case errors.Is(err, runnel.ErrTopicNotFound), errors.Is(err, runnel.ErrInvalidName):
 		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, runnel.ErrInvalidName):
-		return kerr.InvalidTopicException.Code
 	case errors.Is(err, runnel.ErrCorrupt):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, runnel.ErrTopicExists):
@@ -139,4 +141,15 @@ func topicErrorCode(err error) int16 {
 		return kerr.KafkaStorageError.Code
 	}
 	return kerr.UnknownServerError.Code
+}
+
+// topicNameErrorCode is topicErrorCode for the calls where Kafka's broker
+// checks a topic's name against its rule first (Metadata, CreateTopics,
+// DescribeConfigs, AlterConfigs and IncrementalAlterConfigs): a name
+// outside it gets INVALID_TOPIC_EXCEPTION.
+func topicNameErrorCode(err error) int16 {
+	if errors.Is(err, runnel.ErrInvalidName) {
+		return kerr.InvalidTopicException.Code
+	}
+	return topicErrorCode(err)
 }
