@@ -154,6 +154,11 @@ func (s *Server) commitOutside(ctx context.Context, req *kmsg.OffsetCommitReques
 			_, err := s.log.ResetGroupOffsets(ctx, req.Group, t.Topic, runnel.AtOffset(offset),
 				&runnel.ResetOptions{Partitions: []int{int(p.Partition)}, Unchecked: true})
 			codes[i][j] = commitErrorCode(err)
+			if errors.Is(err, runnel.ErrGroupActive) {
+				// A native member owns the partition: the group is not
+				// empty, as for Kafka members above.
+				codes[i][j] = errUnknownMemberID
+			}
 		}
 	}
 }

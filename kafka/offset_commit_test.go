@@ -210,3 +210,38 @@ func TestOffsetFetchV1GroupError(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitOutsideGroupWithNativeMember: a commit from outside the group
+// (generation -1, no member id: an admin's, as librdkafka's
+// AlterConsumerGroupOffsets and kadm's CommitOffsets send it) while the
+// group's only member is a native runnel consumer that owns the partition
+// gets UNKNOWN_MEMBER_ID,
+// as when its members are Kafka clients and as Kafka answers a group that
+// is not empty, instead of ILLEGAL_GENERATION; nothing is committed.
+func TestCommitOutsideGroupWithNativeMember(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.createTopic("nm", 1)
+	produceSpread(t, ts.log, "nm", 1, 3, "v")
+	nc, err := ts.log.Consumer("nm", &runnel.ConsumerOptions{Group: "nmg", Start: runnel.Earliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.TryPoll(); err != nil { // it owns the partition once it polls
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version, req.Group, req.Generation = 8, "nmg", -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "nm"
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 2
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if code := ts.raw().request(req).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownMemberID.Code {
+		t.Errorf("commit from outside a group with a native member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(code))
+	}
+	if g, err := ts.log.DescribeGroup("nmg"); err != nil || g.Topics[0].Partitions[0].Committed != -1 {
+		t.Errorf("the group after the refused commit: %+v, %v; want no commit", g, err)
+	}
+}
