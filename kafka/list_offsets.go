@@ -127,7 +127,7 @@ func (s *Server) partitionOffsets(topic string, p int32) (start, end int64, code
 // offsetForTime finds the first record at or after ms and returns its
 // offset and timestamp, or -1, -1 if there is none.
 func (s *Server) offsetForTime(topic string, partition int, ms int64) (int64, int64, error) {
-	rec, ok, err := s.firstRecord(topic, partition, runnel.AtTime(time.UnixMilli(ms)))
+	rec, ok, err := s.log.FirstRecord(topic, partition, runnel.AtTime(time.UnixMilli(ms)))
 	if err != nil || !ok {
 		return -1, -1, err
 	}
@@ -150,11 +150,11 @@ func (s *Server) maxTimestamp(topic string, partition int) (int64, int64, error)
 	if err != nil || start == end {
 		return -1, -1, err
 	}
-	last, ok, err := s.firstRecord(topic, partition, runnel.AtOffset(end-1))
+	last, ok, err := s.log.FirstRecord(topic, partition, runnel.AtOffset(end-1))
 	if err == nil && !ok {
 		// The newest offsets were lost (a salvage's gap at the end):
 		// start from the first record there is, if any.
-		last, ok, err = s.firstRecord(topic, partition, runnel.Earliest)
+		last, ok, err = s.log.FirstRecord(topic, partition, runnel.Earliest)
 	}
 	if err != nil || !ok {
 		return -1, -1, err
@@ -180,24 +180,4 @@ func (s *Server) maxTimestamp(topic string, partition int) (int64, int64, error)
 		}
 	}
 	return s.offsetForTime(topic, partition, lo)
-}
-
-// firstRecord reads the first record of a partition from start; ok is
-// false if there is none there.
-func (s *Server) firstRecord(topic string, partition int, start runnel.StartPosition) (rec runnel.Record, ok bool, err error) {
-	cons, err := s.log.Consumer(topic, &runnel.ConsumerOptions{
-		Partitions: []int{partition}, Start: start, MaxPollBytes: minPollBytes,
-	})
-	if errors.Is(err, runnel.ErrOutOfRange) {
-		return rec, false, nil
-	}
-	if err != nil {
-		return rec, false, err
-	}
-	defer cons.Close()
-	recs, err := cons.TryPoll()
-	if err != nil || len(recs) == 0 {
-		return rec, false, err
-	}
-	return recs[0], true, nil
 }

@@ -178,20 +178,10 @@ func findOffset(l *runnel.Log, q offsetQuery) (offsetAnswer, error) {
 		}
 		return a, err
 	}
-	c, err := l.Consumer(q.topic, &runnel.ConsumerOptions{
-		Partitions: []int{q.partition}, Start: runnel.AtTime(time.UnixMilli(q.ms)), MaxPollRecords: 1,
-	})
-	if errors.Is(err, runnel.ErrOutOfRange) {
-		return a, nil
-	}
-	if err != nil {
+	rec, ok, err := l.FirstRecord(q.topic, q.partition, runnel.AtTime(time.UnixMilli(q.ms)))
+	if err != nil || !ok {
 		return a, err
 	}
-	defer c.Close()
-	recs, err := c.TryPoll()
-	if err != nil || len(recs) == 0 {
-		return a, err
-	}
-	a.offset, a.at = recs[0].Offset, recs[0].Time
+	a.offset, a.at = rec.Offset, rec.Time
 	return a, nil
 }
