@@ -84,7 +84,7 @@ func (p *partition) add(ctx context.Context, rec *Record, size int, s sender) (b
 	}
 	b = p.pending
 	idx = b.fb.Count()
-	b.fb.Add(timestamp(rec.Time), rec.Key, rec.Value, frameHeaders(rec.Headers))
+	b.fb.AddSized(size, timestamp(rec.Time), rec.Key, rec.Value, frameHeaders(rec.Headers))
 	return b, idx, p.queued(b, idx, s), nil
 }
 

@@ -91,6 +91,16 @@ func bodySize(tsDelta int64, key, value []byte, headers []Header) int {
 // Add appends one record with timestamp ts (unix nanoseconds) and returns
 // its RecordSize, which callers check against their limits.
 func (b *Builder) Add(ts int64, key, value []byte, headers []Header) int {
+	size := RecordSize(key, value, headers)
+	b.AddSized(size, ts, key, value, headers)
+	return size
+}
+
+// AddSized is Add for a caller that has the record's RecordSize already,
+// size, from checking it against its limits: a SendAsync stream of small
+// records computed it twice, a tenth of the encoding's instructions. A
+// size that is not the record's RecordSize panics.
+func (b *Builder) AddSized(size int, ts int64, key, value []byte, headers []Header) {
 	if b.buf == nil {
 		b.Reset()
 	}
@@ -101,8 +111,9 @@ func (b *Builder) Add(ts int64, key, value []byte, headers []Header) int {
 	b.max = max(b.max, ts)
 	delta := ts - b.first
 	// The body as RecordSize counts it has a one-byte delta.
-	body := bodySize(0, key, value, headers)
-	buf := binary.AppendUvarint(b.buf, uint64(body-1+varintLen(delta)))
+	body := bodyOfSize(size) - 1 + varintLen(delta)
+	buf := binary.AppendUvarint(b.buf, uint64(body))
+	start := len(buf)
 	buf = binary.AppendVarint(buf, delta)
 	buf = appendBytes(buf, key)
 	buf = appendBytes(buf, value)
@@ -112,12 +123,26 @@ func (b *Builder) Add(ts int64, key, value []byte, headers []Header) int {
 		buf = append(buf, h.Key...)
 		buf = appendBytes(buf, h.Value)
 	}
+	if len(buf)-start != body {
+		panic(fmt.Sprintf("frame: AddSized of a record whose body is %d bytes given size %d", len(buf)-start, size))
+	}
 	b.buf = buf
 	b.count++
 	if len(buf) >= warmAhead && len(buf)+warmAhead > b.warm && b.warm < cap(buf) {
 		b.warmUp()
 	}
-	return uvarintLen(uint64(body)) + body
+}
+
+// bodyOfSize is the body length of a record whose RecordSize is size: size
+// less the length of the body's length, L, for which uvarintLen(size-L)
+// is L. uvarintLen(size-L) does not grow with L, so the first L from 1 up
+// that fits is the only one.
+func bodyOfSize(size int) int {
+	l := 1
+	for uvarintLen(uint64(size-l)) != l {
+		l++
+	}
+	return size - l
 }
 
 // A growing frame clears its buffer's spare capacity warmStep bytes at a

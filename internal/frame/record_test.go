@@ -177,6 +177,37 @@ func TestRecordSize(t *testing.T) {
 	}
 }
 
+// TestBodyOfSize checks that AddSized finds a record's body length from
+// its RecordSize at every length of the body's length and either side of
+// where it changes.
+func TestBodyOfSize(t *testing.T) {
+	for _, edge := range []int{0, 1 << 7, 1 << 14, 1 << 21, 1 << 28} {
+		for body := max(0, edge-3); body <= edge+3; body++ {
+			if got := bodyOfSize(uvarintLen(uint64(body)) + body); got != body {
+				t.Errorf("body of %d bytes: bodyOfSize says %d", body, got)
+			}
+		}
+	}
+}
+
+// TestAddSizedWrongSize: a size that is not the record's RecordSize would
+// leave a frame that does not decode, so AddSized refuses it.
+func TestAddSizedWrongSize(t *testing.T) {
+	value := []byte("value")
+	size := RecordSize(nil, value, nil)
+	for _, wrong := range []int{size - 1, size + 1} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("AddSized with size %d for a record of %d: no panic", wrong, size)
+				}
+			}()
+			var b Builder
+			b.AddSized(wrong, 0, nil, value, nil)
+		}()
+	}
+}
+
 func TestBuilderReuse(t *testing.T) {
 	var b Builder
 	if b.Len() != HeaderSize || b.Count() != 0 {
