@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/runnel-log/runnel/internal/frame"
 )
@@ -25,7 +26,7 @@ import (
 type batch struct {
 	fb       *frame.Builder
 	cbs      []batchCallback
-	onCommit int // how many of cbs acknowledge at commit (AckCommitted)
+	onCommit int // how many of cbs acknowledge at commit (AckCommitted): more than none is what counts
 
 	committed chan struct{} // closed once base, end and err are final
 	done      chan struct{} // closed once syncErr is final; committed itself outside Durable mode
@@ -44,10 +45,39 @@ type batch struct {
 	backlog int64
 }
 
+// batchCallback calls fn once for each of the n records from index idx
+// (a batch's callback, called for its first record alone, has n 1).
 type batchCallback struct {
 	idx      int
+	n        int
 	fn       func(Position, error)
 	onCommit bool // the producer acknowledges at commit (AckCommitted)
+}
+
+// addCallback has fn called for record idx of b. A record that follows
+// the last one with the same callback extends its run instead of taking
+// an entry of its own: a SendAsync stream, one callback for every record,
+// stored 24 bytes a record into a recycled slice that the writer
+// goroutine had cleared, often on the other core, so the sender missed
+// the cache line by line; a run takes one entry a frame.
+func (b *batch) addCallback(idx int, fn func(Position, error), onCommit bool) {
+	if k := len(b.cbs) - 1; k >= 0 {
+		if c := &b.cbs[k]; c.idx+c.n == idx && c.onCommit == onCommit && sameFunc(c.fn, fn) {
+			c.n++
+			return
+		}
+	}
+	b.cbs = append(b.cbs, batchCallback{idx, 1, fn, onCommit})
+	if onCommit {
+		b.onCommit++
+	}
+}
+
+// sameFunc says whether a and b are the same func value: the same closure,
+// which a func value points to (comparing the pointers is what == would do
+// if Go allowed it on funcs). Different closures of the same code differ.
+func sameFunc(a, b func(Position, error)) bool {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
 }
 
 func (p *partition) newBatch(fb *frame.Builder) *batch {
@@ -179,10 +209,7 @@ func (p *partition) reserve(ctx context.Context, size int) error {
 // waits. A waiting sender must call p.senders.Add(-1) once acknowledged.
 func (p *partition) queued(b *batch, idx int, s sender) (lead bool) {
 	if s.done != nil {
-		b.cbs = append(b.cbs, batchCallback{idx, s.done, s.onCommit})
-		if s.onCommit {
-			b.onCommit++
-		}
+		b.addCallback(idx, s.done, s.onCommit)
 	}
 	if s.waiting {
 		b.waiters++
@@ -441,9 +468,13 @@ func (b *batch) callBack(partition int, err error, keepDurable bool) []batchCall
 		case keepDurable && !c.onCommit:
 			rest = append(rest, c)
 		case err != nil:
-			c.fn(Position{}, err)
+			for range c.n {
+				c.fn(Position{}, err)
+			}
 		default:
-			c.fn(Position{Partition: partition, Offset: b.base + int64(c.idx)}, nil)
+			for i := range c.n {
+				c.fn(Position{Partition: partition, Offset: b.base + int64(c.idx+i)}, nil)
+			}
 		}
 	}
 	clear(b.cbs[len(rest):])

@@ -194,8 +194,7 @@ func (p *Producer) queueRecordBatch(ctx context.Context, partition int, rb *Reco
 		b.fb.Append(rb.fb)
 	}
 	if committed != nil {
-		b.cbs = append(b.cbs, batchCallback{idx, committed, true})
-		b.onCommit++
+		b.addCallback(idx, committed, true)
 	}
 	return part, b, idx, part.queued(b, idx, s), nil
 }
