@@ -120,10 +120,29 @@ func (p *partition) add(ctx context.Context, rec *Record, size int, s sender) (b
 
 // timestamp returns t in Unix nanoseconds, or, for the zero Time, now.
 func timestamp(t time.Time) int64 {
+	var c callTime
+	return c.of(t)
+}
+
+// callTime is the moment of one call that sends records, which every
+// record sent without a Time gets. The clock is read once, for the first
+// such record: SendBatch read it for each of its records, where the call
+// promises them one moment, the call's.
+type callTime struct {
+	ns   int64
+	read bool
+}
+
+// of returns t in Unix nanoseconds, or, for the zero Time, the call's
+// moment.
+func (c *callTime) of(t time.Time) int64 {
 	if !t.IsZero() {
 		return t.UnixNano()
 	}
-	return wallNow()
+	if !c.read {
+		c.ns, c.read = wallNow(), true
+	}
+	return c.ns
 }
 
 // wallNow is time.Now().UnixNano() with one clock read instead of two

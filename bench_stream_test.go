@@ -44,12 +44,44 @@ func BenchmarkStream(b *testing.B) {
 			if failed != nil || acked != b.N {
 				b.Fatalf("%d of %d callbacks, first error %v", acked, b.N, failed)
 			}
-			b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/rec")
-			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/rec")
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
-			if st := l.Stats(); st.FramesWritten > 0 {
-				b.ReportMetric(float64(st.RecordsWritten)/float64(st.FramesWritten), "records/frame")
-			}
+			reportStream(b, l, elapsed, cpu)
 		})
+	}
+}
+
+// BenchmarkStreamBatches is BenchmarkStream's Buffered stream sent 100
+// records at a time through SendBatchAsync, without callbacks: a caller
+// that batches.
+//
+//	go test -run '^$' -bench StreamBatches -benchtime 2s .
+func BenchmarkStreamBatches(b *testing.B) {
+	l, p := benchLog(b, Buffered, BackendPwrite)
+	value := make([]byte, 100)
+	recs := make([]Record, 100)
+	for i := range recs {
+		recs[i] = Record{Value: value}
+	}
+	b.SetBytes(int64(len(value)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0, start := processCPU(b), time.Now()
+	for sent := 0; sent < b.N; sent += len(recs) {
+		p.SendBatchAsync(0, recs[:min(len(recs), b.N-sent)], nil)
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	elapsed, cpu := time.Since(start), processCPU(b)-cpu0
+	b.StopTimer()
+	reportStream(b, l, elapsed, cpu)
+}
+
+// reportStream reports a stream of b.N records that took elapsed and cpu.
+func reportStream(b *testing.B, l *Log, elapsed, cpu time.Duration) {
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/rec")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/rec")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+	if st := l.Stats(); st.FramesWritten > 0 {
+		b.ReportMetric(float64(st.RecordsWritten)/float64(st.FramesWritten), "records/frame")
 	}
 }

@@ -61,9 +61,10 @@ func (p *Producer) queueBatch(ctx context.Context, partition int, recs []Record,
 	}
 	b := part.pending
 	idx := b.fb.Count()
+	var now callTime
 	for i := range recs {
 		r := &recs[i]
-		b.fb.Add(timestamp(r.Time), r.Key, r.Value, frameHeaders(r.Headers))
+		b.fb.Add(now.of(r.Time), r.Key, r.Value, frameHeaders(r.Headers))
 	}
 	return part, b, idx, part.queued(b, idx, s), nil
 }

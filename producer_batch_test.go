@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -135,6 +136,46 @@ func TestSendBatchIsOneFrame(t *testing.T) {
 	for i, r := range got {
 		if r.Offset != int64(i) || string(r.Value) != string(recs[i].Value) {
 			t.Fatalf("record %d: offset %d, value %.20q…", i, r.Offset, r.Value)
+		}
+	}
+}
+
+// TestSendBatchCallTime: the records of a SendBatch or SendBatchAsync
+// without a Time all get the moment of the call, one moment, between the
+// clock's readings before and after it; a record with a Time keeps it.
+func TestSendBatchCallTime(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "b", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "b", nil)
+	ctx := context.Background()
+	fixed := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+	recs := []Record{{Value: []byte("a")}, {Value: []byte("b"), Time: fixed}, {Value: []byte("c")}, {Value: []byte("d")}}
+	var moments [2][2]time.Time // before and after each call
+	moments[0][0] = time.Now()
+	if _, err := p.SendBatch(ctx, 0, recs); err != nil {
+		t.Fatal(err)
+	}
+	moments[0][1] = time.Now()
+	moments[1][0] = time.Now()
+	p.SendBatchAsync(0, recs, nil)
+	moments[1][1] = time.Now()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, l, "b", 2*len(recs), &ConsumerOptions{Start: Earliest})
+	for call := range 2 {
+		batch := got[call*len(recs) : (call+1)*len(recs)]
+		if !batch[1].Time.Equal(fixed) {
+			t.Errorf("call %d: the record timed %v has %v", call, fixed, batch[1].Time)
+		}
+		moment := batch[0].Time
+		if moment.Before(moments[call][0].Truncate(0)) || moment.After(moments[call][1].Truncate(0)) {
+			t.Errorf("call %d: the records without a Time have %v, outside the call (%v to %v)", call, moment, moments[call][0], moments[call][1])
+		}
+		for _, i := range []int{2, 3} {
+			if !batch[i].Time.Equal(moment) {
+				t.Errorf("call %d: record %d has %v, record 0 %v: not one moment", call, i, batch[i].Time, moment)
+			}
 		}
 	}
 }
