@@ -288,7 +288,7 @@ func (b *backup) plan() error {
 		return err
 	}
 	for _, tp := range b.topics {
-		for _, p := range tp.t.parts {
+		for _, p := range tp.t.parts() {
 			pp, err := planPartition(p)
 			if err != nil && b.topicGone(tp) {
 				tp.gone = true

@@ -54,7 +54,7 @@ func TestLoneSenderLeads(t *testing.T) {
 				t.Fatalf("Stats %+v: want 25 frames of 35 records", st)
 			}
 			tp, _ := l.topic("t")
-			part := tp.parts[0]
+			part := tp.parts()[0]
 			part.mu.Lock()
 			started := part.started
 			part.mu.Unlock()
@@ -119,7 +119,7 @@ func TestDurableStreamWaitsForSyncs(t *testing.T) {
 	// Held: the writer waits for the sync stage, and the pending batch has
 	// no room for the next record (reserve's test).
 	tp, _ := l.topic("t")
-	part := tp.parts[0]
+	part := tp.parts()[0]
 	size := frame.RecordSize(nil, value, nil)
 	for held := false; !held; {
 		select {

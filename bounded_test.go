@@ -27,7 +27,7 @@ func holdWriterLock(t *testing.T, l *Log, topic string, p int) (release func()) 
 // writer is on its way to the writer lock.
 func waitQueued(t *testing.T, l *Log, topic string, p int) {
 	t.Helper()
-	part := l.topics[topic].parts[p]
+	part := l.topics[topic].parts()[p]
 	waitFor(t, 10*time.Second, "the writer to take the batch", func() bool {
 		part.mu.Lock()
 		defer part.mu.Unlock()
@@ -235,7 +235,7 @@ func TestPollRepairHonoursContext(t *testing.T) {
 	// A writer that died between writing its frame and committing it left
 	// the frame for offset 2 past the tail. (It held the writer lock, so
 	// this Log had let it go, and cut its zeros past the tail.)
-	l.topics["t"].parts[0].stopHold()
+	l.topics["t"].parts()[0].stopHold()
 	var fb frame.Builder
 	fb.Add(time.Now().UnixNano(), nil, []byte("never committed"), nil)
 	seg := segmentPath(partDir(l, "t", 0), 0, logExt)
@@ -281,7 +281,7 @@ func TestEnforceRetentionContextBehindRetentionPass(t *testing.T) {
 	l := openTest(t, dir, &Options{Durability: Buffered, MaxBatchBytes: retBatch, RetentionInterval: 10 * time.Millisecond})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes})
 	retProduce(t, l, "t", 0, 200, 1000, nil)
-	part := l.topics["t"].parts[0]
+	part := l.topics["t"].parts()[0]
 	part.stopHold()
 	release := holdWriterLock(t, l, "t", 0)
 	defer release()
@@ -314,7 +314,7 @@ func TestPeriodicSyncPastHeldPartition(t *testing.T) {
 	if _, err := p.Send(context.Background(), Record{Partition: 0, Value: []byte("first")}); err != nil {
 		t.Fatal(err)
 	}
-	l.topics["t"].parts[0].stopHold()
+	l.topics["t"].parts()[0].stopHold()
 	release := holdWriterLock(t, l, "t", 0)
 	defer release()
 	p.SendAsync(Record{Partition: 0, Value: []byte("stuck")}, nil)

@@ -250,7 +250,7 @@ func TestRecoveryCheckpointSyncsLog(t *testing.T) {
 	p := mustProducer(t, l, "t", nil)
 	sendSeq(t, p, 0, seqRecords(0, 50))
 	// A byte of the checkpoint flipped in the page cache.
-	part := l.topics["t"].parts[0]
+	part := l.topics["t"].parts()[0]
 	part.shm.mem[metaCkptPosOff] ^= 0xff
 	part.stopHold()
 

@@ -36,7 +36,7 @@ func TestCheckpointKeepsWriterLock(t *testing.T) {
 	}
 	send(0, 100)
 	tp, _ := l.topic("t")
-	part := tp.parts[0]
+	part := tp.parts()[0]
 	part.wmu.Lock()
 	tail, extended := part.w.tail(), part.w.extended
 	part.wmu.Unlock()

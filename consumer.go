@@ -99,7 +99,7 @@ func (l *Log) ConsumerContext(ctx context.Context, topic string, opts *ConsumerO
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{log: l, topic: t, opts: o, byID: make([]*consumedPart, len(t.parts))}
+	c := &Consumer{log: l, topic: t, opts: o, byID: make([]*consumedPart, len(t.parts()))}
 	l.addConsumer(c) // so that Log.Close wakes its Poll
 	if o.Group != "" {
 		if err := c.joinGroup(ctx); err != nil {
@@ -110,14 +110,14 @@ func (l *Log) ConsumerContext(ctx context.Context, topic string, opts *ConsumerO
 	}
 	ids := o.Partitions
 	if ids == nil {
-		for i := range t.parts {
+		for i := range t.parts() {
 			ids = append(ids, i)
 		}
 	}
 	for _, id := range ids {
-		if id < 0 || id >= len(t.parts) || c.byID[id] != nil {
+		if _, err := l.partitionOf(t, id); err != nil || id < len(c.byID) && c.byID[id] != nil {
 			c.Close()
-			return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions (or listed twice)", ErrInvalidArgument, id, topic, len(t.parts))
+			return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions (or listed twice)", ErrInvalidArgument, id, topic, len(t.parts()))
 		}
 		part, err := c.addPart(id)
 		if err == nil {
@@ -135,7 +135,10 @@ func (l *Log) ConsumerContext(ctx context.Context, topic string, opts *ConsumerO
 func (c *Consumer) addPart(id int) (*consumedPart, error) {
 	// A member may take a partition long after it joined: the topic may
 	// be gone, or be another by now (openShared checks).
-	p := c.topic.parts[id]
+	p, err := c.log.partitionOf(c.topic, id)
+	if err != nil {
+		return nil, err
+	}
 	m, err := p.openShared()
 	if err != nil {
 		return nil, err
@@ -151,10 +154,20 @@ func (c *Consumer) addPart(id int) (*consumedPart, error) {
 	part.prog.reset(noPosition)
 	c.mu.Lock()
 	c.parts = append(c.parts, part)
+	c.growByID(id + 1) // the topic may have grown
 	c.byID[id] = part
 	c.mu.Unlock()
 	c.rebuildWords()
 	return part, nil
+}
+
+// growByID makes room in c.byID for partitions up to n, which the topic
+// has now, so that every partition number below n indexes it, as below
+// the count the consumer began with. The caller holds c.mu.
+func (c *Consumer) growByID(n int) {
+	if n > len(c.byID) {
+		c.byID = append(c.byID, make([]*consumedPart, n-len(c.byID))...)
+	}
 }
 
 // removePart stops reading partition id.
@@ -378,6 +391,9 @@ func (c *Consumer) poll() ([]Record, error) {
 	c.recs = c.recs[:0]
 	// A deleted topic first: a reader's error may come from the delete.
 	if err := c.checkDeleted(); err != nil {
+		return nil, err
+	}
+	if err := c.followGrowth(); err != nil {
 		return nil, err
 	}
 	for _, part := range c.parts {

@@ -427,7 +427,7 @@ func runCrashLoop(t *testing.T, cfg crashConfig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	part := tp.parts[0]
+	part := tp.parts()[0]
 
 	ckptPath := filepath.Join(work, "reader.ckpt")
 	reader := mpChild("crash-reader", "RUNNEL_CRASH_DIR="+dir, "RUNNEL_CRASH_CKPT="+ckptPath)

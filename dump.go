@@ -46,7 +46,7 @@ func (l *Log) Dump(topic string, partition int, from int64) iter.Seq2[DumpFrame,
 			yield(DumpFrame{}, err)
 			return
 		}
-		p, err := t.partition(partition)
+		p, err := l.partitionOf(t, partition)
 		if err != nil {
 			yield(DumpFrame{}, err)
 			return

@@ -33,7 +33,7 @@ func TestDurableSyncOfRemovedSegment(t *testing.T) {
 	pdir := filepath.Join(dir, "topics", "t", "0")
 	p := mustProducer(t, l, "t", nil)
 	fillSegment(t, p, 150) // three segments of 64 KiB or more
-	part := l.topics["t"].parts[0]
+	part := l.topics["t"].parts()[0]
 	bases, err := listSegments(pdir)
 	if err != nil || len(bases) < 3 {
 		t.Fatalf("segments %v, %v: want three or more", bases, err)
@@ -87,7 +87,7 @@ func TestSyncLockFreedWakesWaiter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hp, wp := holder.topics["t"].parts[0], waiter.topics["t"].parts[0]
+	hp, wp := holder.topics["t"].parts()[0], waiter.topics["t"].parts()[0]
 	hp.syncMu.Lock()
 	if err := hp.meta.Lock(context.Background(), syncLockByte); err != nil {
 		t.Fatal(err)

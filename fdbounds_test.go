@@ -52,7 +52,7 @@ func TestReleasedPartitionAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cons.Close()
-	p := l.topics["mp"].parts[0]
+	p := l.topics["mp"].parts()[0]
 
 	out := filepath.Join(t.TempDir(), "offsets")
 	cmd := mpChild("mp-producer", "RUNNEL_MP_DIR="+dir, "RUNNEL_MP_TOPIC=mp", "RUNNEL_MP_ID=0",
@@ -191,7 +191,7 @@ func TestBufferedCloseSyncsReleased(t *testing.T) {
 	if _, err := prod.Send(context.Background(), Record{Value: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	p := l.topics["t"].parts[0]
+	p := l.topics["t"].parts()[0]
 	releaseNow(t, p)
 	syncs := l.Stats().Syncs
 	if err := l.Close(); err != nil {
@@ -372,7 +372,7 @@ func TestReleasedSegmentRemoved(t *testing.T) {
 		return last
 	}
 	send(l1, 1)
-	p := l1.topics["t"].parts[0]
+	p := l1.topics["t"].parts()[0]
 	releaseNow(t, p)
 	first := segmentPath(p.dir, 0, logExt)
 	l2 := openTest(t, dir, &Options{Durability: Buffered})

@@ -105,10 +105,10 @@ func joinGroupFile(ctx context.Context, l *Log, t *topic, group, name string) (*
 		return nil, err
 	}
 	m := &member{
-		off: off, group: group, topic: t.name, nparts: len(t.parts),
+		off: off, group: group, topic: t.name, nparts: len(t.parts()),
 		slot: -1, pid: os.Getpid(),
-		owned:   make([]bool, len(t.parts)),
-		commits: make([]commitState, len(t.parts)),
+		owned:   make([]bool, len(t.parts())),
+		commits: make([]commitState, len(t.parts())),
 	}
 	if m.slot, m.joined, err = m.enter(ctx, name); err != nil {
 		off.close()

@@ -162,7 +162,7 @@ func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic,
 	nparts := -1
 	t, terr := l.topic(topic)
 	if terr == nil {
-		nparts = len(t.parts)
+		nparts = len(t.parts())
 	}
 	off, err := openOffsets(l.dir, group, topic, nparts, false)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -220,7 +220,7 @@ func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic,
 			}
 		}
 		if terr == nil {
-			if gp.End, err = ends.end(t.parts[p]); err != nil {
+			if gp.End, err = ends.end(t.parts()[p]); err != nil {
 				if errors.Is(l.orGone(t, err), ErrTopicNotFound) {
 					return gt, errGroupTopicGone
 				}
@@ -291,13 +291,13 @@ func (l *Log) ResetGroupOffsets(ctx context.Context, group, topic string, to Sta
 	}
 	parts := o.Partitions
 	if parts == nil {
-		for p := range t.parts {
+		for p := range t.parts() {
 			parts = append(parts, p)
 		}
 	}
 	targets := map[int]int64{}
 	for _, p := range parts {
-		part, err := t.partition(p)
+		part, err := l.partitionOf(t, p)
 		if err != nil {
 			return nil, err
 		}

@@ -32,12 +32,12 @@ func (l *Log) DeleteGroupOffsets(ctx context.Context, group, topic string, parti
 	}
 	parts := partitions
 	if parts == nil {
-		for p := range t.parts {
+		for p := range t.parts() {
 			parts = append(parts, p)
 		}
 	}
 	for _, p := range parts {
-		if _, err := t.partition(p); err != nil {
+		if _, err := l.partitionOf(t, p); err != nil {
 			return err
 		}
 	}
@@ -81,7 +81,7 @@ var testHookAdminOpened func()
 // for a file it creates if need be.
 func (l *Log) openExistingAdmin(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
 	return lockAdmin(ctx, func() (*offsetsFile, error) {
-		off, err := openOffsets(l.dir, group, t.name, len(t.parts), false)
+		off, err := openOffsets(l.dir, group, t.name, len(t.parts()), false)
 		if err == nil && testHookAdminOpened != nil {
 			testHookAdminOpened()
 		}

@@ -526,7 +526,7 @@ func forceCommit(t *testing.T, l *Log, group, topic string, offset int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off, err := openOffsets(l.dir, group, topic, len(tp.parts), true)
+	off, err := openOffsets(l.dir, group, topic, len(tp.parts()), true)
 	if err != nil {
 		t.Fatal(err)
 	}

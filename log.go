@@ -69,11 +69,18 @@ type Log struct {
 // topic is a Log's open handle on one topic: its config and partitions.
 type topic struct {
 	name    string
-	cfg     TopicConfig
+	cfg     TopicConfig // Partitions as loaded: topicConfig has the count now
 	id      string      // from topic.json: a re-created topic has another
 	dirInfo os.FileInfo // the topic's directory, which tells topics without an ID apart
-	parts   []*partition
+
+	// partList holds the partitions: more once the topic grows (AlterTopic
+	// here or in another process, growTopic), never fewer. Hot paths load
+	// it without a lock; a slice stored here is never changed.
+	partList atomic.Pointer[[]*partition]
 }
+
+// parts returns t's partitions as this Log knows them now.
+func (t *topic) parts() []*partition { return *t.partList.Load() }
 
 // Open opens the log in dir, creating the directory if it does not exist.
 // A nil opts means the defaults of Options.
@@ -131,7 +138,7 @@ func (l *Log) syncLoop() {
 		l.mu.Lock()
 		var parts []*partition
 		for _, t := range l.topics {
-			parts = append(parts, t.parts...)
+			parts = append(parts, t.parts()...)
 		}
 		l.mu.Unlock()
 		for _, p := range parts {
@@ -243,13 +250,14 @@ func (l *Log) topic(name string) (*topic, error) {
 			}
 			return t, err
 		}
-		_, stale, err := l.checkTopic(t)
+		tf, stale, err := l.checkTopic(t)
 		if err != nil {
 			l.mu.Unlock()
 			return nil, err
 		}
 		l.mu.Unlock()
 		if !stale {
+			l.growTopic(t, tf.Partitions) // another process added some
 			return t, nil
 		}
 		l.forgetTopic(t) // outside l.mu: closing waits for writes
@@ -280,6 +288,12 @@ func (l *Log) readTopicFiles(name string, read func(*topic) error) (*topic, topi
 			return nil, tf, cerr
 		case stale:
 			t, err = l.topic(name)
+			continue
+		case tf.Partitions > len(t.parts()):
+			l.growTopic(t, tf.Partitions) // another process added some
+			if tf.Partitions > len(t.parts()) {
+				t, err = l.topic(name) // t is no longer the Log's handle
+			}
 			continue
 		case rerr != nil:
 			return nil, tf, l.orGone(t, rerr)
@@ -314,15 +328,14 @@ func (l *Log) loadTopic(name string) (*topic, error) {
 		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
 	t := &topic{name: name, cfg: tf.TopicConfig, id: tf.ID, dirInfo: st}
-	for p := range tf.Partitions {
-		t.parts = append(t.parts, newPartition(l, t, p))
-	}
+	t.partList.Store(&[]*partition{})
+	t.addPartitions(l, tf.Partitions)
 	return t, nil
 }
 
 // giveUp ends every wait of the topic's partitions for their writer locks.
 func (t *topic) giveUp() {
-	for _, p := range t.parts {
+	for _, p := range t.parts() {
 		p.giveUp()
 	}
 }
@@ -330,7 +343,7 @@ func (t *topic) giveUp() {
 // abandoned reports whether a bounded close ended a wait of one of the
 // topic's partitions for its writer lock.
 func (t *topic) abandoned() bool {
-	return slices.ContainsFunc(t.parts, func(p *partition) bool { return p.abandoned.Load() })
+	return slices.ContainsFunc(t.parts(), func(p *partition) bool { return p.abandoned.Load() })
 }
 
 // topicCurrent reports whether t is still the topic of its name: its
@@ -383,7 +396,7 @@ func (l *Log) orGone(t *topic, err error) error {
 // through it fail with reason.
 func (t *topic) close(reason error) error {
 	var errs []error
-	for _, p := range t.parts {
+	for _, p := range t.parts() {
 		errs = append(errs, p.close(reason))
 	}
 	return errors.Join(errs...)

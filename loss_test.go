@@ -24,7 +24,7 @@ func TestSegmentCutUnderWriter(t *testing.T) {
 	// asks, or after a moment idle): from then on it checks the tail.
 	// (While it keeps the lock, nobody else can append, and it writes
 	// without looking; a cut then leaves a hole, which readers report.)
-	l.topics["t"].parts[0].stopHold()
+	l.topics["t"].parts()[0].stopHold()
 	truncateFile(t, seg.Path, cut.Pos)
 
 	_, err := p.Send(context.Background(), Record{Value: []byte("after the cut")})

@@ -208,7 +208,7 @@ func TestReserveGrowsWithData(t *testing.T) {
 	l := openTest(t, dir, &Options{Durability: Buffered})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
 	p := mustProducer(t, l, "t", nil)
-	l.topics["t"].parts[0].contended = time.Now()
+	l.topics["t"].parts()[0].contended = time.Now()
 	seg := segmentPath(partDir(l, "t", 0), 0, logExt)
 	if _, err := p.Send(context.Background(), Record{Value: []byte("one small record")}); err != nil {
 		t.Fatal(err)

@@ -105,7 +105,7 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 	// producer (a command run, a request's producer) would put its
 	// keyless records in partition 0 and leave a group's other members
 	// idle.
-	p.spread.Store(uint64(rand.IntN(len(t.parts))) * spreadStickiness)
+	p.spread.Store(uint64(rand.IntN(len(t.parts()))) * spreadStickiness)
 	if opts != nil {
 		p.part, p.acks = opts.Partitioner, opts.Acks
 	}
@@ -194,7 +194,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 }
 
 func (p *Producer) flush(ctx context.Context) error {
-	for _, part := range p.topic.parts {
+	for _, part := range p.topic.parts() {
 		part.mu.Lock()
 		last := part.lastQueued()
 		part.mu.Unlock()
@@ -242,7 +242,8 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 	if err := p.checkOpen(); err != nil {
 		return nil, nil, 0, false, err
 	}
-	n := len(p.topic.parts)
+	parts := p.topic.parts()
+	n := len(parts)
 	var spread uint64
 	if rec.Key == nil && (n > 1 || p.part != nil) {
 		// Only a choice needs the counter: one shared atomic add per
@@ -258,14 +259,15 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 		r := *rec
 		i = p.part(&r, n, spread)
 	}
-	if i < 0 || i >= n {
-		return nil, nil, 0, false, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, i, p.topic.name, n)
+	if i >= 0 && i < n {
+		part = parts[i]
+	} else if part, err = p.log.partitionOf(p.topic, i); err != nil { // maybe added by another process
+		return nil, nil, 0, false, err
 	}
 	size, err := p.checkRecord(rec, -1)
 	if err != nil {
 		return nil, nil, 0, false, err
 	}
-	part = p.topic.parts[i]
 	b, idx, lead, err = part.add(ctx, rec, size, s)
 	return part, b, idx, lead, err
 }

@@ -80,14 +80,14 @@ func (p *Producer) batchPartition(partition, n int) (*partition, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	parts := len(p.topic.parts)
-	if partition < 0 || partition >= parts {
-		return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, partition, p.topic.name, parts)
+	part, err := p.log.partitionOf(p.topic, partition)
+	if err != nil {
+		return nil, err
 	}
 	if n == 0 {
 		return nil, fmt.Errorf("%w: empty batch", ErrInvalidArgument)
 	}
-	return p.topic.parts[partition], nil
+	return part, nil
 }
 
 // checkRecord applies the limits on one record, the i-th of its batch

@@ -103,7 +103,7 @@ func TestRecordBatchJoinsPendingFrame(t *testing.T) {
 	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
 	mustCreate(t, l, "j", TopicConfig{Partitions: 1})
 	p := mustProducer(t, l, "j", nil)
-	part := p.topic.parts[0]
+	part := p.topic.parts()[0]
 
 	part.wmu.Lock()
 	first := Record{Value: []byte("in flight"), Time: testEpoch}

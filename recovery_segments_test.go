@@ -146,7 +146,7 @@ func TestRetentionAfterRebootRecoversFirst(t *testing.T) {
 	if len(reps) != 1 || !reps[0].Reboot {
 		t.Fatalf("recoveries %+v, want the reboot's, before retention", reps)
 	}
-	cp, ok := l.topics["t"].parts[0].shm.checkpoint()
+	cp, ok := l.topics["t"].parts()[0].shm.checkpoint()
 	if !ok || cp.boot != currentBootID || cp.base < after[0] {
 		t.Fatalf("checkpoint after retention %+v (ok %v), want one of this boot in a segment left (%v)", cp, ok, after)
 	}

@@ -193,10 +193,10 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (Re
 		if err != nil {
 			return rep, err
 		}
-		if k.part >= len(t.parts) {
+		if k.part >= len(t.parts()) {
 			continue
 		}
-		p := t.parts[k.part]
+		p := t.parts()[k.part]
 		var actions []RepairAction
 		if o.Salvage && slices.ContainsFunc(todo[k], func(pr Problem) bool { return !pr.Repairable() }) {
 			actions, err = p.salvage(ctx)

@@ -161,10 +161,11 @@ func (l *Log) refreshTopicConfig(ctx context.Context, t *topic) error {
 	if err != nil {
 		return err
 	}
-	if stale || tf.Partitions != len(t.parts) {
+	if stale || tf.Partitions < len(t.parts()) {
 		l.forgetTopic(t)
 		return topicDeleted(t.name)
 	}
+	l.growTopic(t, tf.Partitions) // another process added some
 	if cfg := tf.TopicConfig; cfg != l.topicConfig(t) {
 		return l.applyTopicConfig(ctx, t, cfg)
 	}
@@ -188,7 +189,7 @@ func (l *Log) enforceTopic(ctx context.Context, t *topic) ([]removedSegment, err
 	}
 	var removed []removedSegment
 	var errs []error
-	for _, p := range t.parts {
+	for _, p := range t.parts() {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}

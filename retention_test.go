@@ -197,7 +197,8 @@ func TestAlterTopic(t *testing.T) {
 		change func(*TopicConfig)
 		want   error
 	}{
-		{"partitions", func(c *TopicConfig) { c.Partitions = 3 }, ErrInvalidArgument},
+		{"fewer partitions", func(c *TopicConfig) { c.Partitions = 1 }, ErrInvalidArgument},
+		{"too many partitions", func(c *TopicConfig) { c.Partitions = 1<<16 + 1 }, ErrInvalidArgument},
 		{"small segments", func(c *TopicConfig) { c.SegmentBytes = 1000 }, ErrInvalidArgument},
 		{"negative retention", func(c *TopicConfig) { c.RetentionBytes = -1 }, ErrInvalidArgument},
 		{"no change", nil, ErrInvalidArgument},
@@ -283,7 +284,7 @@ func TestRetentionReaderInRemovedSegment(t *testing.T) {
 	// The writer lets its kept lock go now, and with it the zeros it
 	// extended the last segment by (prealloc.go): the file sizes summed
 	// below are then the segments' data, which retention counts.
-	l.topics["t"].parts[0].stopHold()
+	l.topics["t"].parts()[0].stopHold()
 	bases := retBases(t, l, "t")
 	if len(bases) < 5 {
 		t.Fatalf("segments %v", bases)
@@ -378,7 +379,7 @@ func TestRetentionReaderInRemovedSegment(t *testing.T) {
 			c.Close()
 		}
 	}
-	r := newPartReader(l.topics["t"].parts[0], 0)
+	r := newPartReader(l.topics["t"].parts()[0], 0)
 	r.resetOutOfRange = true
 	if err := r.seek(0); err != nil || r.next != start {
 		t.Errorf("resetting seek to 0: %v, at %d, want %d", err, r.next, start)
@@ -759,7 +760,7 @@ func TestReaderListingOvertakenByRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := tp.parts[0]
+	p := tp.parts()[0]
 	if err := removeSegmentFiles(p.dir, bases[0]); err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func TestFollowSealSyncsSealedSegment(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer shm.close()
-			l.topics["t"].parts[0].stopHold()
+			l.topics["t"].parts()[0].stopHold()
 			fileSyncs, dirSyncs := countSyncs(t, segmentPath(pdir, 0, logExt), pdir)
 			tl := deadRoller(t, pdir, shm, false, false)
 			pos, err := p.Send(context.Background(), Record{Value: []byte("G")})
@@ -117,7 +117,7 @@ func TestFollowSealSyncsExistingSegmentsEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer shm.close()
-	l.topics["t"].parts[0].stopHold()
+	l.topics["t"].parts()[0].stopHold()
 	_, dirSyncs := countSyncs(t, segmentPath(pdir, 0, logExt), pdir)
 	tl := deadRoller(t, pdir, shm, true, true)
 	pos, err := p.Send(context.Background(), Record{Value: []byte("G")})

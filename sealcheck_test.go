@@ -13,7 +13,7 @@ func sealChecksHeld(l *Log) int {
 	defer l.mu.Unlock()
 	n := 0
 	for _, t := range l.topics {
-		for _, p := range t.parts {
+		for _, p := range t.parts() {
 			p.sealChecks.Range(func(_, _ any) bool {
 				n++
 				return true
@@ -29,7 +29,7 @@ func clearSealChecks(l *Log) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, t := range l.topics {
-		for _, p := range t.parts {
+		for _, p := range t.parts() {
 			p.sealChecks.Clear()
 		}
 	}

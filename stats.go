@@ -253,7 +253,7 @@ func (l *Log) partitionStats() ([]PartitionStats, error) {
 		}
 		var ps []PartitionStats
 		gone := false
-		for _, p := range t.parts {
+		for _, p := range t.parts() {
 			s := p.stats()
 			if s.Err != nil && errors.Is(l.orGone(t, s.Err), ErrTopicNotFound) {
 				gone = true // deleted while being read: leave it out

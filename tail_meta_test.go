@@ -103,7 +103,7 @@ func TestTailHintTrustedOnlyWhole(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			m := a.topics["t"].parts[0].shm
+			m := a.topics["t"].parts()[0].shm
 			real, ts, ok := m.heldTail()
 			if !ok || real.next != 3 || ts != tailTime(bSec).UnixNano() {
 				t.Fatalf("published tail %+v, newest %d, ok %v: want next 3, newest %d", real, ts, ok, tailTime(bSec).UnixNano())
@@ -207,7 +207,7 @@ func TestTailAfterWriterKilledBeforePublish(t *testing.T) {
 					t.Fatalf("writer process: %v; want it killed", err)
 				}
 
-				m := l.topics["t"].parts[0].shm
+				m := l.topics["t"].parts()[0].shm
 				if tail, ts, ok := m.heldTail(); !ok || tail.next != 4 || ts != tailTime(12).UnixNano() {
 					t.Fatalf("published tail %+v, newest %d, ok %v: want the dead writer's third record's", tail, ts, ok)
 				}
@@ -273,7 +273,7 @@ func TestTailAfterWriterKilledSealing(t *testing.T) {
 	if bases, err := listSegments(pdir); err != nil || len(bases) != 1 {
 		t.Fatalf("segments %v, %v: want the first alone", bases, err)
 	}
-	m := l.topics["t"].parts[0].shm
+	m := l.topics["t"].parts()[0].shm
 	tail, ts, ok := m.heldTail()
 	if !ok || tail.base != 0 || tail.pos <= 0 {
 		t.Fatalf("published tail %+v, ok %v: want one in segment 0", tail, ok)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -156,10 +155,8 @@ func (l *Log) CreateTopicContext(ctx context.Context, name string, cfg TopicConf
 	}
 	// Partition directories first, topic.json last: the topic exists for
 	// every process exactly when its config file does.
-	for p := 0; p < cfg.Partitions; p++ {
-		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(p)), 0o755); err != nil {
-			return fmt.Errorf("runnel: create topic %s: %w", name, err)
-		}
+	if err := makePartitionDirs(dir, 0, cfg.Partitions); err != nil {
+		return fmt.Errorf("runnel: create topic %s: %w", name, err)
 	}
 	adminHook(hookCreateDirs, name)
 	if err := l.writeTopicFile(name, topicFile{TopicConfig: cfg, ID: newTopicID()}); err != nil {
@@ -364,7 +361,7 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 			return topicDeleted(name)
 		}
 		info = TopicInfo{Name: name, ID: t.id}
-		for _, p := range t.parts {
+		for _, p := range t.parts() {
 			pi, err := p.describe()
 			if err != nil {
 				return err
@@ -390,20 +387,24 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 // its own. Whatever goes wrong once t is no longer the topic is
 // ErrTopicNotFound.
 func (l *Log) openGroupOffsets(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
-	off, err := openOffsets(l.dir, group, t.name, len(t.parts), false)
+	off, err := openOffsets(l.dir, group, t.name, len(t.parts()), false)
 	if errors.Is(err, fs.ErrNotExist) {
 		var unlock func()
 		if unlock, err = l.lockTopicName(ctx, t.name); err != nil {
 			return nil, err
 		}
 		defer unlock()
-		if !l.topicCurrent(t) {
-			return nil, topicDeleted(t.name)
+		tf, stale, cerr := l.checkTopic(t)
+		if cerr != nil || stale {
+			return nil, cmp.Or(cerr, topicDeleted(t.name))
 		}
+		// The file is made for the partitions the topic has, which may
+		// be more than t had when its consumer began.
+		l.growTopic(t, tf.Partitions)
 		if marked, err := l.finishDeleteLocked(ctx, t.name); err != nil || marked != "" {
 			return nil, cmp.Or(err, topicDeleted(t.name))
 		}
-		off, err = openOffsets(l.dir, group, t.name, len(t.parts), true)
+		off, err = openOffsets(l.dir, group, t.name, len(t.parts()), true)
 	}
 	if err != nil && !l.topicCurrent(t) {
 		return nil, fmt.Errorf("%w (%v)", topicDeleted(t.name), err)
@@ -438,8 +439,21 @@ func topicDeleted(name string) error {
 
 // AlterTopic changes an existing topic's configuration: change gets the
 // current config and edits it. SegmentBytes, IndexIntervalBytes,
-// RetentionAge and RetentionBytes may change; Partitions may not
-// (ErrInvalidArgument). The new config is validated as CreateTopic's is and
+// RetentionAge and RetentionBytes may change; Partitions may grow, as
+// Kafka's CreatePartitions allows, but never shrink (ErrInvalidArgument).
+// New partitions start empty; records already sent stay where they are,
+// and since KeyHashPartitioner hashes a key modulo the partition count,
+// records of one key sent after the growth may go to another partition
+// than those sent before it (as in Kafka). A process that dies while
+// adding partitions leaves the old count (docs/FORMAT.md, Adding
+// partitions), and a retry finishes the work. This Log, its producers and
+// its consumers see new partitions at once; other processes see them at
+// their next retention check, look-up of the topic (a new producer or
+// consumer, DescribeTopic) or use of a partition number past the ones
+// they knew. A Consumer reading all partitions without a group reads new
+// ones from their start. A topic some group has offsets for does not grow
+// (ErrInvalidArgument): a group's offsets file covers the partition count
+// it was made for. The new config is validated as CreateTopic's is and
 // written atomically. This Log uses it at once: the next roll uses the new
 // segment size, the next segment the new index interval, and retention the
 // new limits, removing what they exclude at the next check (or now, with
@@ -476,11 +490,16 @@ func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*T
 	adminHook(hookAlterRead, name)
 	cfg := tf.TopicConfig
 	change(&cfg)
-	if cfg.Partitions != tf.Partitions {
-		return fmt.Errorf("%w: topic %s has %d partitions; the number cannot change", ErrInvalidArgument, name, tf.Partitions)
+	if cfg.Partitions < tf.Partitions {
+		return fmt.Errorf("%w: topic %s has %d partitions; the count can grow but never shrink (asked for %d)", ErrInvalidArgument, name, tf.Partitions, cfg.Partitions)
 	}
 	if cfg, err = cfg.withDefaults(); err != nil {
 		return err
+	}
+	if cfg.Partitions > tf.Partitions {
+		if err := l.prepareGrowth(name, tf.Partitions, cfg.Partitions); err != nil {
+			return fmt.Errorf("runnel: alter topic %s: %w", name, err)
+		}
 	}
 	tf.TopicConfig = cfg
 	if err := l.writeTopicFile(name, tf); err != nil {
@@ -490,17 +509,22 @@ func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*T
 	t := l.topics[name]
 	l.mu.Unlock()
 	if t != nil && l.topicCurrent(t) {
+		l.growTopic(t, cfg.Partitions)
 		l.applyTopicConfig(context.Background(), t, cfg)
 	}
 	return nil
 }
 
 // topicConfig returns t's config. Writers read it under a partition's
-// wmu; everyone else reads it through here.
+// wmu; everyone else reads it through here. Its Partitions is the count t
+// has now: t.cfg keeps the one t was loaded with, since a growth
+// (addPartitions) holds no wmu.
 func (l *Log) topicConfig(t *topic) TopicConfig {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return t.cfg
+	cfg := t.cfg
+	cfg.Partitions = len(t.parts())
+	return cfg
 }
 
 // applyTopicConfig makes a changed config current for t. It holds every
@@ -510,9 +534,9 @@ func (l *Log) topicConfig(t *topic) TopicConfig {
 // wmu (held by a writer or a retention pass that waits for another
 // process's writer lock).
 func (l *Log) applyTopicConfig(ctx context.Context, t *topic, cfg TopicConfig) error {
-	for i, p := range t.parts {
+	for i, p := range t.parts() {
 		if err := p.lockWmuContext(ctx); err != nil {
-			for _, q := range t.parts[:i] {
+			for _, q := range t.parts()[:i] {
 				q.wmu.Unlock()
 			}
 			return err
@@ -524,7 +548,7 @@ func (l *Log) applyTopicConfig(ctx context.Context, t *topic, cfg TopicConfig) e
 	t.cfg.RetentionAge = cfg.RetentionAge
 	t.cfg.RetentionBytes = cfg.RetentionBytes
 	l.mu.Unlock()
-	for _, p := range t.parts {
+	for _, p := range t.parts() {
 		if p.w != nil {
 			p.w.idx.interval = cfg.IndexIntervalBytes
 		}

@@ -214,7 +214,7 @@ func (l *Log) strayMark(t *topic, part int) error {
 	if err != nil {
 		return err
 	}
-	return &CorruptError{Path: filepath.Join(t.parts[part].dir, metaFileName), Pos: metaDeletedOff, Offset: -1, Err: errStrayDeleteMark}
+	return &CorruptError{Path: filepath.Join(t.parts()[part].dir, metaFileName), Pos: metaDeletedOff, Offset: -1, Err: errStrayDeleteMark}
 }
 
 // DeleteTopic removes a topic and all its data, and every consumer

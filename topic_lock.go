@@ -46,6 +46,7 @@ const (
 	hookCreateDirs   = "create dirs"   // CreateTopic made the partition directories, topic.json not yet written
 	hookDeleteMarked = "delete marked" // DeleteTopic marked every partition deleted, the directory not yet moved
 	hookAlterRead    = "alter read"    // AlterTopic read the config it will change
+	hookGrowDirs     = "grow dirs"     // AlterTopic made the new partitions' directories, topic.json not yet written
 )
 
 func adminHook(point, name string) {

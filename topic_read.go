@@ -1,7 +1,5 @@
 package runnel
 
-import "fmt"
-
 // Reads of one topic that need less than DescribeTopic, which opens every
 // partition's last segment and sizes every segment: a Kafka server asks
 // for a topic's partition count on every Metadata request and for a
@@ -46,7 +44,7 @@ func (l *Log) TopicID(name string) (string, error) {
 // partition.
 func (l *Log) PartitionOffsets(topicName string, partition int) (start, next int64, err error) {
 	_, _, err = l.readTopicFiles(topicName, func(t *topic) error {
-		p, err := t.partition(partition)
+		p, err := l.partitionOf(t, partition)
 		if err != nil {
 			return err
 		}
@@ -57,13 +55,4 @@ func (l *Log) PartitionOffsets(topicName string, partition int) (start, next int
 		return 0, 0, err
 	}
 	return start, next, nil
-}
-
-// partition returns partition id of t, or ErrInvalidArgument naming what
-// the topic has.
-func (t *topic) partition(id int) (*partition, error) {
-	if id < 0 || id >= len(t.parts) {
-		return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, id, t.name, len(t.parts))
-	}
-	return t.parts[id], nil
 }

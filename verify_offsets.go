@@ -91,9 +91,9 @@ func (v *verifier) offsetsFile(group, topic string) error {
 // grows: read after the commit, the end covers it unless records are gone.
 func (v *verifier) endNow(topic string, p int) (int64, bool) {
 	t, err := v.l.topic(topic)
-	if err != nil || p >= len(t.parts) {
+	if err != nil || p >= len(t.parts()) {
 		return 0, false
 	}
-	end, err := t.parts[p].endOffset()
+	end, err := t.parts()[p].endOffset()
 	return end, err == nil
 }

@@ -213,7 +213,7 @@ func TestDurableSendCtxWhileSyncLockHeld(t *testing.T) {
 		t.Fatalf("Send did not return within %v of its ctx's end while the sync lock was held elsewhere", patience)
 	}
 	other.Unlock(syncLockByte)
-	part := l.topics["t"].parts[0]
+	part := l.topics["t"].parts()[0]
 	waitFor(t, patience, "the record made durable", func() bool {
 		d, ok := part.shm.durableNext()
 		return ok && d >= 2
@@ -235,7 +235,7 @@ func TestStopHoldBeforeWatcherRuns(t *testing.T) {
 	l := openTest(t, dir, &Options{Durability: Buffered})
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
 	p := mustProducer(t, l, "t", nil)
-	part := l.topics["t"].parts[0]
+	part := l.topics["t"].parts()[0]
 	started := make(chan struct{})
 	release := make(chan struct{})
 	testHookWatchHold = func() {

@@ -23,7 +23,7 @@ func TestDurableZerosHandedOver(t *testing.T) {
 		senders = append(senders, mustProducer(t, l, mapWriteTopic, nil))
 		// Met contention (for an hour): it lets the lock go after every
 		// append, as writers in several processes do.
-		l.topics[mapWriteTopic].parts[0].contended = time.Now()
+		l.topics[mapWriteTopic].parts()[0].contended = time.Now()
 	}
 	seg := segmentPath(partDir(a, mapWriteTopic, 0), 0, logExt)
 	size := func() int64 {
@@ -121,13 +121,13 @@ func TestZerosLeftInDeletedTopic(t *testing.T) {
 	a := openTest(t, dir, &Options{Durability: Durable})
 	mustCreate(t, a, mapWriteTopic, TopicConfig{Partitions: 1})
 	pa := mustProducer(t, a, mapWriteTopic, nil)
-	a.topics[mapWriteTopic].parts[0].contended = time.Now() // hands the lock over after each append
+	a.topics[mapWriteTopic].parts()[0].contended = time.Now() // hands the lock over after each append
 	for i := range 3 {
 		if _, err := pa.Send(context.Background(), Record{Value: mapWriteValue(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if a.topics[mapWriteTopic].parts[0].shm.i64(metaZerosSumOff).Load() == 0 {
+	if a.topics[mapWriteTopic].parts()[0].shm.i64(metaZerosSumOff).Load() == 0 {
 		t.Fatal("no zeros left at the hand-over: the test needs them")
 	}
 

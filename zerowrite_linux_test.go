@@ -66,7 +66,7 @@ func TestDurableWritesZerosAhead(t *testing.T) {
 			l := openTest(t, dir, &Options{Durability: d, Backend: BackendPwrite})
 			mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 20})
 			p := mustProducer(t, l, "t", nil)
-			part := l.topics["t"].parts[0]
+			part := l.topics["t"].parts()[0]
 			send := func(n, size int) {
 				t.Helper()
 				for range n {
@@ -144,7 +144,7 @@ func TestZerosHandOverKeepsWritten(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		part := tp.parts[0]
+		part := tp.parts()[0]
 		// Contended: each lets the lock go after its append, leaving its
 		// zeros to the other (leaveZeros). (Under p.wmu: the goroutine
 		// watching a kept lock sets it too.)

@@ -1,0 +1,141 @@
+package runnel
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
+
+// A topic's partition count may grow (AlterTopic, as Kafka's
+// CreatePartitions), never shrink; docs/FORMAT.md (Adding partitions) has
+// the order on disk. A Log's handle takes the partitions topic.json adds
+// whenever it reads the file for the handle anyway (a look-up of the name,
+// DescribeTopic, the retention check) and, so that no caller is told a
+// partition does not exist that another process has just added, before it
+// refuses a partition number past the ones it knows (partitionOf).
+
+// maxPartitions is the most partitions a topic may have.
+const maxPartitions = 1 << 16
+
+// makePartitionDirs creates the directories of partitions from … to-1 of
+// the topic whose directory is dir, CreateTopic's and a growth's first
+// step: an empty one left by a creation or growth that died is taken as
+// it is.
+func makePartitionDirs(dir string, from, to int) error {
+	for p := from; p < to; p++ {
+		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(p)), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addPartitions gives t handles on its partitions up to n. The caller
+// holds l.mu, or is loading t, which nobody else sees yet.
+func (t *topic) addPartitions(l *Log, n int) {
+	old := t.parts()
+	if n <= len(old) {
+		return
+	}
+	parts := make([]*partition, len(old), n)
+	copy(parts, old)
+	for p := len(old); p < n; p++ {
+		parts = append(parts, newPartition(l, t, p))
+	}
+	t.partList.Store(&parts)
+}
+
+// growTopic gives t, this Log's handle, the partitions up to n that
+// topic.json lists (n read from it). A handle the Log no longer lists is
+// closed or being closed (deleted, or the Log closing), and gets none:
+// nothing would close them.
+func (l *Log) growTopic(t *topic, n int) {
+	if n <= len(t.parts()) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.topics[t.name] == t && !l.closed.Load() {
+		t.addPartitions(l, n)
+	}
+}
+
+// refreshPartitions reads topic.json and gives t the partitions another
+// process added. A topic.json that cannot be read, or is another topic's,
+// adds nothing; the caller's next use of the files reports it.
+func (l *Log) refreshPartitions(t *topic) {
+	if tf, stale, err := l.checkTopic(t); err == nil && !stale {
+		l.growTopic(t, tf.Partitions)
+	}
+}
+
+// partitionOf returns partition id of t, or ErrInvalidArgument naming what
+// the topic has. A number past the partitions t has is looked up in
+// topic.json first.
+func (l *Log) partitionOf(t *topic, id int) (*partition, error) {
+	parts := t.parts()
+	if id >= len(parts) && id < maxPartitions {
+		l.refreshPartitions(t)
+		parts = t.parts()
+	}
+	if id < 0 || id >= len(parts) {
+		return nil, fmt.Errorf("%w: partition %d of topic %s with %d partitions", ErrInvalidArgument, id, t.name, len(parts))
+	}
+	return parts[id], nil
+}
+
+// partitionDirsPast lists the partition directories of topic name from n
+// up: those a growth to more than n created and then died (or failed)
+// before it wrote topic.json. Nothing reads them; a later growth takes
+// them as they are.
+func (l *Log) partitionDirsPast(name string, n int) ([]int, error) {
+	entries, err := os.ReadDir(l.topicDir(name))
+	if err != nil {
+		return nil, err
+	}
+	var past []int
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err == nil && e.IsDir() && p >= n && strconv.Itoa(p) == e.Name() {
+			past = append(past, p)
+		}
+	}
+	slices.Sort(past)
+	return past, nil
+}
+
+// prepareGrowth does the work of a growth of topic name from n to more
+// partitions that must be durable before topic.json names them: the new
+// partition directories, synced. The caller holds the name's admin lock.
+func (l *Log) prepareGrowth(name string, n, more int) error {
+	if group, err := l.groupWithOffsets(name); err != nil || group != "" {
+		return cmp.Or(err, fmt.Errorf("%w: group %s has offsets for the topic, and this version cannot add partitions to a topic that groups use", ErrInvalidArgument, group))
+	}
+	dir := l.topicDir(name)
+	if err := makePartitionDirs(dir, n, more); err != nil {
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	adminHook(hookGrowDirs, name)
+	return nil
+}
+
+// groupWithOffsets returns a group that has an offsets file for topic
+// name, or "".
+func (l *Log) groupWithOffsets(name string) (string, error) {
+	groups, err := readGroupDirs(l.dir)
+	if err != nil {
+		return "", err
+	}
+	for _, group := range groups {
+		if _, err := os.Stat(offsetsPath(l.dir, group, name)); err == nil {
+			return group, nil
+		}
+	}
+	return "", nil
+}
