@@ -208,6 +208,7 @@ type topicPlan struct {
 // groupPlan is one offsets file's commits as the plan read them.
 type groupPlan struct {
 	group, topic string
+	made         int // the partitions the file was made for (it may cover more: grown)
 	commits      []commitState
 	requests     []resetRequest
 }
@@ -407,11 +408,12 @@ func (b *backup) readGroups() error {
 // readGroupPlan reads one offsets file's commits and reset requests.
 func readGroupPlan(dir, group, topic string) (groupPlan, error) {
 	gp := groupPlan{group: group, topic: topic}
-	o, err := openOffsets(dir, group, topic, -1, false)
+	o, err := openOffsets(dir, group, topic, -1, "", false)
 	if err != nil {
 		return gp, err
 	}
 	defer o.close()
+	gp.made = o.made
 	if o.deleted() {
 		// A DeleteGroup flagged it, and removes it next unless it died
 		// first: then the file stays, commits and all.
@@ -456,9 +458,9 @@ func readCommitSettled(o *offsetsFile, p int) (commitState, error) {
 // requests it applied) and any reset request: no member is alive in the
 // copy, so member and owner records are left out.
 func (b *backup) writeGroups() error {
-	copied := map[string]bool{}
+	copied, counts := map[string]bool{}, map[string]int{}
 	for _, tp := range b.topics {
-		copied[tp.t.name] = !tp.gone
+		copied[tp.t.name], counts[tp.t.name] = !tp.gone, len(tp.parts)
 	}
 	for _, gp := range b.groups {
 		if !copied[gp.topic] {
@@ -466,7 +468,12 @@ func (b *backup) writeGroups() error {
 			continue
 		}
 		// As many partitions as the file says: one that disagrees with
-		// its topic is Verify's to report, in the copy as in the log.
+		// its topic is Verify's to report, in the copy as in the log. A
+		// file grown past its topic (an AlterTopic died before it wrote
+		// topic.json) fits it: the copy, made anew, covers the topic's.
+		if n := counts[gp.topic]; gp.made <= n && n < len(gp.commits) {
+			gp.commits, gp.requests = gp.commits[:n], gp.requests[:n]
+		}
 		if err := writeGroupCopy(b.dest.build, gp, len(gp.commits)); err != nil {
 			return fmt.Errorf("runnel: backup: group %s, topic %s: %w", gp.group, gp.topic, err)
 		}
@@ -485,7 +492,7 @@ func writeGroupCopy(dir string, gp groupPlan, nparts int) error {
 	if err := createOffsetsFile(offsetsPath(dir, gp.group, gp.topic), nparts); err != nil {
 		return err
 	}
-	o, err := openOffsets(dir, gp.group, gp.topic, nparts, false)
+	o, err := openOffsets(dir, gp.group, gp.topic, nparts, "", false)
 	if err != nil {
 		return err
 	}

@@ -789,7 +789,7 @@ func TestBackupOffsetsCopy(t *testing.T) {
 	if err := writeGroupCopy(dir, gp, 3); err != nil {
 		t.Fatal(err)
 	}
-	o, err := openOffsets(dir, "g", "t", 3, false)
+	o, err := openOffsets(dir, "g", "t", 3, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -828,7 +828,7 @@ func TestBackupBeingDeleted(t *testing.T) {
 	if err := markDeleted(ctx, l.topicDir("orders")); err != nil {
 		t.Fatal(err)
 	}
-	o, err := openOffsets(src, "leaving", "idle", -1, false)
+	o, err := openOffsets(src, "leaving", "idle", -1, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -916,7 +916,7 @@ func TestBackupStrayDeleteMark(t *testing.T) {
 func TestBackupDeletedWordLeftBehind(t *testing.T) {
 	src := t.TempDir()
 	l := bkSource(t, src, 50)
-	o, err := openOffsets(src, "billing", "orders", -1, false)
+	o, err := openOffsets(src, "billing", "orders", -1, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -962,7 +962,7 @@ func TestBackupDeletedWordLeftBehind(t *testing.T) {
 		t.Errorf("a member of the copy resumed partition 1 at %d (%v), want 0", o1, ok1)
 	}
 
-	o, err = openOffsets(src, "billing", "orders", -1, false)
+	o, err = openOffsets(src, "billing", "orders", -1, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,11 @@ func (c *Consumer) groupTick() error {
 	if gen := off.gen().Load(); gen != g.seenGen || now.Sub(g.lastCheck) >= c.opts.GroupCheckInterval {
 		moved := gen != g.seenGen
 		g.seenGen, g.lastCheck = gen, now
-		if err := c.rebalance(moved, now); err != nil {
+		grew, err := c.followGroupGrowth(moved)
+		if err != nil {
+			return err
+		}
+		if err := c.rebalance(moved || grew, now); err != nil {
 			return err
 		}
 	}

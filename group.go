@@ -105,10 +105,10 @@ func joinGroupFile(ctx context.Context, l *Log, t *topic, group, name string) (*
 		return nil, err
 	}
 	m := &member{
-		off: off, group: group, topic: t.name, nparts: len(t.parts()),
+		off: off, group: group, topic: t.name, nparts: off.nparts,
 		slot: -1, pid: os.Getpid(),
-		owned:   make([]bool, len(t.parts())),
-		commits: make([]commitState, len(t.parts())),
+		owned:   make([]bool, off.nparts),
+		commits: make([]commitState, off.nparts),
 	}
 	if m.slot, m.joined, err = m.enter(ctx, name); err != nil {
 		off.close()
@@ -354,4 +354,13 @@ func (m *member) quit() error {
 // own.
 func (m *member) notOwned(p int) error {
 	return fmt.Errorf("%w: partition %d of topic %s in group %s", ErrNotOwner, p, m.topic, m.group)
+}
+
+// grow makes the member's share count n partitions, more than it knew:
+// the topic grew, and the offsets file covers them (followGroupGrowth).
+// The caller holds Consumer.mu.
+func (m *member) grow(n int) {
+	m.owned = append(m.owned, make([]bool, n-m.nparts)...)
+	m.commits = append(m.commits, make([]commitState, n-m.nparts)...)
+	m.nparts, m.off.nparts = n, n
 }

@@ -159,12 +159,12 @@ var errGroupTopicGone = errors.New("the group no longer has the topic")
 
 func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic, error) {
 	gt := GroupTopic{Topic: topic}
-	nparts := -1
+	nparts, id := -1, ""
 	t, terr := l.topic(topic)
 	if terr == nil {
-		nparts = len(t.parts())
+		nparts, id = len(t.parts()), t.id
 	}
-	off, err := openOffsets(l.dir, group, topic, nparts, false)
+	off, err := openOffsets(l.dir, group, topic, nparts, id, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return gt, errGroupTopicGone
 	}
@@ -498,7 +498,7 @@ func (l *Log) DeleteGroup(ctx context.Context, group string, opts *DeleteGroupOp
 	}()
 	var busy []string
 	for _, topic := range topics {
-		off, err := openOffsets(l.dir, group, topic, -1, false)
+		off, err := openOffsets(l.dir, group, topic, -1, "", false)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // deleted meanwhile
 		}

@@ -99,7 +99,7 @@ func TestDeleteGroupOffsetsOfDeletedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Be DeleteGroup half-way: the admin lock held.
-	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+	off, err := openOffsets(l.Dir(), "g", "t", 1, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func groupFileOpen(t *testing.T) (*Log, *offsetsFile) {
 	if _, err := l.ResetGroupOffsets(context.Background(), "g", "t", AtOffset(0), nil); err != nil {
 		t.Fatal(err)
 	}
-	off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+	off, err := openOffsets(l.Dir(), "g", "t", 1, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

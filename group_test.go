@@ -526,7 +526,7 @@ func forceCommit(t *testing.T, l *Log, group, topic string, offset int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off, err := openOffsets(l.dir, group, topic, len(tp.parts()), true)
+	off, err := openOffsets(l.dir, group, topic, len(tp.parts()), tp.id, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -947,7 +947,7 @@ func TestDeletedWordLeftBehind(t *testing.T) {
 	}
 	leaveDeleted := func() {
 		t.Helper()
-		off, err := openOffsets(l.Dir(), "g", "t", 1, false)
+		off, err := openOffsets(l.Dir(), "g", "t", 1, "", false)
 		if err != nil {
 			t.Fatal(err)
 		}

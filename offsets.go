@@ -129,7 +129,8 @@ type offsetsFile struct {
 	lf     *lockFile
 	f      *os.File // lf.File(): never closed here
 	fd     int
-	nparts int
+	nparts int    // the partitions used: the topic's, at most the file's
+	made   int    // the partitions the file was made for (its header's P)
 	mem    []byte // the file's first two pages, mapped shared
 	ctl    []byte // mem's control page
 
@@ -142,9 +143,10 @@ func offsetsPath(dir, group, topic string) string {
 }
 
 // openOffsets opens the offsets file of group for a topic of nparts
-// partitions (-1: as many as the file says), creating it if create is set
-// and it does not exist. A missing file without create is fs.ErrNotExist.
-func openOffsets(dir, group, topic string, nparts int, create bool) (*offsetsFile, error) {
+// partitions whose ID is id (nparts -1: as many as the file covers, for
+// whatever topic), creating it if create is set and it does not exist. A
+// missing file without create is fs.ErrNotExist.
+func openOffsets(dir, group, topic string, nparts int, id string, create bool) (*offsetsFile, error) {
 	if len(topic)+len(offsetsExt) > maxFileName {
 		return nil, fmt.Errorf("%w: topic name %.20q... is too long for a group offsets file (at most %d characters)", ErrInvalidName, topic, maxFileName-len(offsetsExt))
 	}
@@ -174,7 +176,7 @@ func openOffsets(dir, group, topic string, nparts int, create bool) (*offsetsFil
 	}
 	o := &offsetsFile{path: path, lf: lf, f: lf.File(), nparts: nparts}
 	o.fd = int(o.f.Fd())
-	if err := o.checkHeader(); err != nil {
+	if err := o.checkHeader(id); err != nil {
 		lf.Close()
 		return nil, err
 	}
@@ -210,12 +212,7 @@ func createOffsetsFile(path string, nparts int) error {
 	binary.LittleEndian.PutUint32(h[16:], maxMembers)
 	binary.LittleEndian.PutUint64(h[24:], uint64(time.Now().UnixNano()))
 	binary.LittleEndian.PutUint64(h[56:], xxhash.Sum64(h[:56]))
-	for p := range nparts {
-		b := data[blockPos(p):]
-		initial := commitState{offset: noCommit}
-		encodeSlot(b[slotAOff:slotAOff+slotSize], p, &initial)
-		encodeSlot(b[slotBOff:slotBOff+slotSize], p, &initial)
-	}
+	putInitialBlocks(data[offBlocksOff:], 0, nparts)
 	tmp, err := writeTempSynced(dir, ".offsets.tmp-*", data)
 	if err != nil {
 		return err
@@ -230,13 +227,26 @@ func createOffsetsFile(path string, nparts int) error {
 	return syncDir(filepath.Dir(dir))
 }
 
+// putInitialBlocks writes into data, which starts at partition from's
+// block, the blocks of partitions from … to-1 as a new file has them:
+// both commit slots valid, with no commit.
+func putInitialBlocks(data []byte, from, to int) {
+	for p := from; p < to; p++ {
+		b := data[blockPos(p)-blockPos(from):]
+		initial := commitState{offset: noCommit}
+		encodeSlot(b[slotAOff:slotAOff+slotSize], p, &initial)
+		encodeSlot(b[slotBOff:slotBOff+slotSize], p, &initial)
+	}
+}
+
 func (o *offsetsFile) corrupt(pos int64, format string, args ...any) error {
 	return &CorruptError{Path: o.path, Pos: pos, Offset: -1, Err: fmt.Errorf(format, args...)}
 }
 
-// checkHeader verifies the header and that the file is long enough for
-// nparts partitions.
-func (o *offsetsFile) checkHeader() error {
+// checkHeader verifies the header, that the file fits the topic of
+// o.nparts partitions whose ID is id, and that it is long enough for the
+// partitions it covers.
+func (o *offsetsFile) checkHeader(id string) error {
 	var h [offHeaderSize]byte
 	n, err := o.f.ReadAt(h[:], 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -261,18 +271,26 @@ func (o *offsetsFile) checkHeader() error {
 	if p < 1 || p > 1<<16 {
 		return o.corrupt(12, "%d partitions", p)
 	}
-	if o.nparts < 0 {
-		o.nparts = p
+	o.made = p
+	g, grown, err := o.readGrowth(p)
+	if err != nil {
+		return err
 	}
-	if p != o.nparts {
-		return o.corrupt(12, "the file covers %d partitions but the topic has %d (was the topic deleted and created again?)", p, o.nparts)
+	covers := p
+	if grown {
+		covers = g.parts
+	}
+	if o.nparts < 0 {
+		o.nparts = covers
+	} else if err := o.fits(p, o.nparts, g, grown, topicIDHash(id)); err != nil {
+		return err
 	}
 	st, err := o.f.Stat()
 	if err != nil {
 		return fmt.Errorf("runnel: stat %s: %w", o.path, err)
 	}
-	if want := offsetsFileSize(o.nparts); st.Size() < want {
-		return o.corrupt(st.Size(), "truncated: %d bytes, want %d for %d partitions", st.Size(), want, o.nparts)
+	if want := offsetsFileSize(covers); st.Size() < want {
+		return o.corrupt(st.Size(), "truncated: %d bytes, want %d for %d partitions", st.Size(), want, covers)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 // member would, under p's lock) and returns the bytes written and where.
 func commitWrite(t *testing.T, dir string, nparts, p int, offset int64) (pos int64, data []byte) {
 	t.Helper()
-	off, err := openOffsets(dir, "g", "t", nparts, true)
+	off, err := openOffsets(dir, "g", "t", nparts, "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func commitWrite(t *testing.T, dir string, nparts, p int, offset int64) (pos int
 }
 
 func readCommitted(dir string, nparts, p int) (int64, error) {
-	off, err := openOffsets(dir, "g", "t", nparts, false)
+	off, err := openOffsets(dir, "g", "t", nparts, "", false)
 	if err != nil {
 		return 0, err
 	}
@@ -61,7 +61,7 @@ func TestOffsetsTornCommit(t *testing.T) {
 	for _, history := range []int{0, 1, 2, 5} { // commits before the torn one
 		dir := t.TempDir()
 		path := offsetsPath(dir, "g", "t")
-		off, err := openOffsets(dir, "g", "t", nparts, true)
+		off, err := openOffsets(dir, "g", "t", nparts, "", true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +180,7 @@ func TestOffsetsCorrupt(t *testing.T) {
 			path := offsetsPath(dir, "g", "t")
 			os.MkdirAll(filepath.Dir(path), 0o755)
 			os.WriteFile(path, tc.mutate(bytes.Clone(pristine)), 0o644)
-			off, err := openOffsets(dir, "g", "t", nparts, false)
+			off, err := openOffsets(dir, "g", "t", nparts, "", false)
 			if tc.open != nil {
 				if !errors.Is(err, tc.open) {
 					t.Fatalf("open: %v, want %v", err, tc.open)

@@ -387,7 +387,7 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 // its own. Whatever goes wrong once t is no longer the topic is
 // ErrTopicNotFound.
 func (l *Log) openGroupOffsets(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
-	off, err := openOffsets(l.dir, group, t.name, len(t.parts()), false)
+	off, err := openOffsets(l.dir, group, t.name, len(t.parts()), t.id, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		var unlock func()
 		if unlock, err = l.lockTopicName(ctx, t.name); err != nil {
@@ -404,7 +404,7 @@ func (l *Log) openGroupOffsets(ctx context.Context, t *topic, group string) (*of
 		if marked, err := l.finishDeleteLocked(ctx, t.name); err != nil || marked != "" {
 			return nil, cmp.Or(err, topicDeleted(t.name))
 		}
-		off, err = openOffsets(l.dir, group, t.name, len(t.parts()), true)
+		off, err = openOffsets(l.dir, group, t.name, len(t.parts()), t.id, true)
 	}
 	if err != nil && !l.topicCurrent(t) {
 		return nil, fmt.Errorf("%w (%v)", topicDeleted(t.name), err)
@@ -451,9 +451,11 @@ func topicDeleted(name string) error {
 // their next retention check, look-up of the topic (a new producer or
 // consumer, DescribeTopic) or use of a partition number past the ones
 // they knew. A Consumer reading all partitions without a group reads new
-// ones from their start. A topic some group has offsets for does not grow
-// (ErrInvalidArgument): a group's offsets file covers the partition count
-// it was made for. The new config is validated as CreateTopic's is and
+// ones from their start. Groups' offsets files grow with the topic, and
+// their members take the new partitions in their shares at once (other
+// processes' members too), starting them at ConsumerOptions.Start, as
+// partitions with no commit; a group's offsets file of the topic that is
+// damaged stops the growth, with an error naming it. The new config is validated as CreateTopic's is and
 // written atomically. This Log uses it at once: the next roll uses the new
 // segment size, the next segment the new index interval, and retention the
 // new limits, removing what they exclude at the next check (or now, with
@@ -496,13 +498,16 @@ func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*T
 	if cfg, err = cfg.withDefaults(); err != nil {
 		return err
 	}
+	var grown []*offsetsFile
 	if cfg.Partitions > tf.Partitions {
-		if err := l.prepareGrowth(name, tf.Partitions, cfg.Partitions); err != nil {
+		if grown, err = l.prepareGrowth(ctx, name, tf.ID, tf.Partitions, cfg.Partitions); err != nil {
 			return fmt.Errorf("runnel: alter topic %s: %w", name, err)
 		}
 	}
 	tf.TopicConfig = cfg
-	if err := l.writeTopicFile(name, tf); err != nil {
+	err = l.writeTopicFile(name, tf)
+	wakeGrown(grown) // after topic.json: they read the topic's count
+	if err != nil {
 		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
 	}
 	l.mu.Lock()

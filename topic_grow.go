@@ -1,8 +1,10 @@
 package runnel
 
 import (
-	"cmp"
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,35 +109,53 @@ func (l *Log) partitionDirsPast(name string, n int) ([]int, error) {
 	return past, nil
 }
 
-// prepareGrowth does the work of a growth of topic name from n to more
-// partitions that must be durable before topic.json names them: the new
-// partition directories, synced. The caller holds the name's admin lock.
-func (l *Log) prepareGrowth(name string, n, more int) error {
-	if group, err := l.groupWithOffsets(name); err != nil || group != "" {
-		return cmp.Or(err, fmt.Errorf("%w: group %s has offsets for the topic, and this version cannot add partitions to a topic that groups use", ErrInvalidArgument, group))
-	}
+// prepareGrowth does the work of a growth of topic name (ID id) from n to
+// more partitions that must be durable before topic.json names them: the
+// new partition directories, synced, and every group's offsets file of
+// the topic grown (offsets_grow.go). It returns those files, for the
+// caller to wake their members once topic.json is written (wakeGrown).
+// The caller holds the name's admin lock, under which offsets files are
+// created, so none appears meanwhile.
+func (l *Log) prepareGrowth(ctx context.Context, name, id string, n, more int) ([]*offsetsFile, error) {
 	dir := l.topicDir(name)
 	if err := makePartitionDirs(dir, n, more); err != nil {
-		return err
+		return nil, err
 	}
 	if err := syncDir(dir); err != nil {
-		return err
+		return nil, err
 	}
 	adminHook(hookGrowDirs, name)
-	return nil
-}
-
-// groupWithOffsets returns a group that has an offsets file for topic
-// name, or "".
-func (l *Log) groupWithOffsets(name string) (string, error) {
 	groups, err := readGroupDirs(l.dir)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	var grown []*offsetsFile
 	for _, group := range groups {
-		if _, err := os.Stat(offsetsPath(l.dir, group, name)); err == nil {
-			return group, nil
+		off, err := lockAdmin(ctx, func() (*offsetsFile, error) {
+			return openOffsets(l.dir, group, name, n, id, false)
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = off.grow(more, id)
+			off.lf.Unlock(adminLockOff)
+			grown = append(grown, off)
+		}
+		if err != nil {
+			wakeGrown(grown)
+			return nil, fmt.Errorf("group %s: %w", group, err)
 		}
 	}
-	return "", nil
+	adminHook(hookGrowOffsets, name)
+	return grown, nil
+}
+
+// wakeGrown wakes the members of each grown offsets file, so that they
+// read how many partitions it covers now, and closes the files.
+func wakeGrown(files []*offsetsFile) {
+	for _, off := range files {
+		off.bump(off.gen())
+		off.close()
+	}
 }

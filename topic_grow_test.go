@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -173,15 +174,15 @@ func TestAlterTopicGrowthUnderLoad(t *testing.T) {
 }
 
 // topicGrowDieMain grows topic $RUNNEL_ADMIN_TOPIC of the log at
-// $RUNNEL_ADMIN_DIR to 4 partitions and is killed (SIGKILL, by itself)
-// once the new partition directories exist, before topic.json names them.
+// $RUNNEL_ADMIN_DIR to 4 partitions and is killed (SIGKILL, by itself) at
+// admin hook $RUNNEL_GROW_HOOK, before topic.json names the partitions.
 func topicGrowDieMain() int {
 	l, err := Open(os.Getenv("RUNNEL_ADMIN_DIR"), mpOptions(Options{}))
 	if err != nil {
 		return mpFail("topic grow die", err)
 	}
 	testHookAdmin = func(point, name string) {
-		if point == hookGrowDirs {
+		if point == os.Getenv("RUNNEL_GROW_HOOK") {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	}
@@ -190,79 +191,235 @@ func topicGrowDieMain() int {
 }
 
 // TestAlterTopicGrowthAfterCrash kills a process in the middle of a
-// growth, after the new directories and before topic.json: the topic keeps
-// its partition count and records, Verify notes the directories, and a
-// retry grows the topic.
+// growth of a topic a group uses, once the new directories exist and once
+// the group's offsets file is grown too, before topic.json names them:
+// the topic keeps its partition count and records, the group its member
+// and commits, Verify notes the directories and finds nothing wrong, and
+// a retry grows the topic.
 func TestAlterTopicGrowthAfterCrash(t *testing.T) {
-	dir := t.TempDir()
-	l := openTest(t, dir, nil)
-	mustCreate(t, l, "x", TopicConfig{Partitions: 1})
-	p := mustProducer(t, l, "x", &ProducerOptions{Partitioner: ManualPartitioner})
-	sendToPart(t, p, 0, "kept")
-	cmd := mpChild("topic-grow-die", "RUNNEL_ADMIN_DIR="+dir, "RUNNEL_ADMIN_TOPIC=x")
-	err := cmd.Run()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child: %v, want killed by SIGKILL", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "topics", "x", "3")); err != nil {
-		t.Fatalf("the dead growth's partition directory: %v", err)
-	}
-	if cfg, err := l.TopicConfig("x"); err != nil || cfg.Partitions != 1 {
-		t.Fatalf("after the dead growth: %+v, %v; want 1 partition", cfg, err)
-	}
-	if _, err := p.Send(context.Background(), Record{Partition: 1}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("send to partition 1 after the dead growth: %v, want ErrInvalidArgument", err)
-	}
-	rep, err := l.Verify(context.Background(), "x", nil)
-	if err != nil || !rep.OK() {
-		t.Fatalf("Verify: %+v, %v", rep, err)
-	}
-	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "[1 2 3] past its 1 partitions") }) {
-		t.Errorf("Verify's notes %q name no leftover directories", rep.Notes)
-	}
+	for _, hook := range []string{hookGrowDirs, hookGrowOffsets} {
+		t.Run(strings.ReplaceAll(hook, " ", "-"), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openTest(t, dir, nil)
+			mustCreate(t, l, "x", TopicConfig{Partitions: 1})
+			p := mustProducer(t, l, "x", &ProducerOptions{Partitioner: ManualPartitioner})
+			sendToPart(t, p, 0, "kept")
+			c := mustConsumer(t, l, "x", &ConsumerOptions{Group: "g"})
+			pollUntil(t, c, 1, patience)
+			if err := c.Commit(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			cmd := mpChild("topic-grow-die", "RUNNEL_ADMIN_DIR="+dir, "RUNNEL_ADMIN_TOPIC=x", "RUNNEL_GROW_HOOK="+hook)
+			err := cmd.Run()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("child: %v, want killed by SIGKILL", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "topics", "x", "3")); err != nil {
+				t.Fatalf("the dead growth's partition directory: %v", err)
+			}
+			if cfg, err := l.TopicConfig("x"); err != nil || cfg.Partitions != 1 {
+				t.Fatalf("after the dead growth: %+v, %v; want 1 partition", cfg, err)
+			}
+			if _, err := p.Send(context.Background(), Record{Partition: 1}); !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("send to partition 1 after the dead growth: %v, want ErrInvalidArgument", err)
+			}
+			sendToPart(t, p, 0, "after")
+			if recs := pollUntil(t, c, 1, patience); string(recs[0].Value) != "after" {
+				t.Errorf("the member read %+v", recs[0])
+			}
+			if err := c.Commit(context.Background()); err != nil {
+				t.Errorf("commit after the dead growth: %v", err)
+			}
+			rep, err := l.Verify(context.Background(), "", nil)
+			if err != nil || !rep.OK() {
+				t.Fatalf("Verify: %+v, %v", rep.Problems, err)
+			}
+			if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "[1 2 3] past its 1 partitions") }) {
+				t.Errorf("Verify's notes %q name no leftover directories", rep.Notes)
+			}
+			// A backup's copy of the group fits the topic's one partition.
+			dest := filepath.Join(t.TempDir(), "copy")
+			if _, err := l.Backup(context.Background(), dest, nil); err != nil {
+				t.Fatal(err)
+			}
+			restored := openTest(t, dest, nil)
+			if rep, err := restored.Verify(context.Background(), "", nil); err != nil || !rep.OK() {
+				t.Errorf("Verify of the backup: %+v, %v", rep.Problems, err)
+			}
+			if desc, err := restored.DescribeGroup("g"); err != nil || len(desc.Topics[0].Partitions) != 1 || desc.Topics[0].Partitions[0].Committed != 2 {
+				t.Errorf("the backup's group: %+v, %v", desc, err)
+			}
 
-	growTo(t, l, "x", 3)
-	sendToPart(t, p, 2, "new")
-	c := mustConsumer(t, l, "x", nil)
-	got := map[int]string{}
-	for _, r := range pollUntil(t, c, 2, patience) {
-		got[r.Partition] = string(r.Value)
+			growTo(t, l, "x", 3)
+			sendToPart(t, p, 2, "new")
+			if recs := pollUntil(t, c, 1, patience); recs[0].Partition != 2 || string(recs[0].Value) != "new" {
+				t.Errorf("after the retry, the member read %+v", recs[0])
+			}
+			c2 := mustConsumer(t, l, "x", nil)
+			got := map[int]string{}
+			for _, r := range pollUntil(t, c2, 3, patience) {
+				got[r.Partition] += string(r.Value)
+			}
+			if diff := cmp.Diff(map[int]string{0: "keptafter", 2: "new"}, got); diff != "" {
+				t.Errorf("after the retry (-want +got):\n%s", diff)
+			}
+			desc, err := l.DescribeGroup("g")
+			if err != nil || len(desc.Topics[0].Partitions) != 3 || desc.Topics[0].Partitions[0].Committed != 2 {
+				t.Errorf("DescribeGroup after the retry: %+v, %v", desc, err)
+			}
+			checkNoAdminDebris(t, dir)
+		})
 	}
-	if diff := cmp.Diff(map[int]string{0: "kept", 2: "new"}, got); diff != "" {
-		t.Errorf("after the retry (-want +got):\n%s", diff)
-	}
-	checkNoAdminDebris(t, dir)
 }
 
-// TestAlterTopicGrowthRefusedWithGroups: a topic a group has offsets for
-// does not grow (this version's groups keep the partition count their
-// offsets file was made for); one without grows, and a group that joins
-// afterwards, through a Log that loaded the topic before, covers every
-// partition.
-func TestAlterTopicGrowthRefusedWithGroups(t *testing.T) {
+// TestAlterTopicGrowsGroups: a group on a topic of 1 partition, whose
+// member lives in another Log (as in another process), and a group that
+// joins afterwards through a Log that loaded the topic before the growth:
+// both cover every partition once the topic has 3, keep their commits,
+// and their offsets files check out.
+func TestAlterTopicGrowsGroups(t *testing.T) {
 	dir := t.TempDir()
 	l := openTest(t, dir, nil)
 	other := openTest(t, dir, nil)
-	mustCreate(t, l, "used", TopicConfig{Partitions: 1})
-	mustConsumer(t, l, "used", &ConsumerOptions{Group: "g"}).Close()
-	err := l.AlterTopic("used", func(c *TopicConfig) { c.Partitions = 2 })
-	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "group g") {
-		t.Errorf("growing a topic with group offsets: %v, want ErrInvalidArgument naming the group", err)
+	mustCreate(t, l, "q", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "q", &ProducerOptions{Partitioner: ManualPartitioner})
+	sendToPart(t, p, 0, "old")
+	c := mustConsumer(t, other, "q", &ConsumerOptions{Group: "g"})
+	if recs := pollUntil(t, c, 1, patience); string(recs[0].Value) != "old" {
+		t.Fatalf("read %+v", recs[0])
 	}
-	if entries, _ := os.ReadDir(filepath.Join(dir, "topics", "used")); len(entries) != 2 {
-		t.Errorf("the refused growth left %d entries in the topic's directory", len(entries))
+	if err := c.Commit(context.Background()); err != nil {
+		t.Fatal(err)
 	}
+	mustProducer(t, other, "q", nil).Close() // other's handle is loaded
 
-	mustCreate(t, l, "free", TopicConfig{Partitions: 1})
-	mustProducer(t, other, "free", nil).Close() // other loads the topic at 1 partition
-	growTo(t, l, "free", 3)
-	c := mustConsumer(t, other, "free", &ConsumerOptions{Group: "g"})
-	p := mustProducer(t, l, "free", &ProducerOptions{Partitioner: ManualPartitioner})
+	growTo(t, l, "q", 3)
 	sendToPart(t, p, 2, "new")
-	if recs := pollUntil(t, c, 1, patience); recs[0].Partition != 2 {
-		t.Errorf("the group read %+v", recs[0])
+	if recs := pollUntil(t, c, 1, patience); recs[0].Partition != 2 || string(recs[0].Value) != "new" {
+		t.Errorf("the member made before the growth read %+v", recs[0])
 	}
 	if ids := c.Partitions(); len(ids) != 3 {
 		t.Errorf("the member owns %v, want all 3", ids)
+	}
+	c2 := mustConsumer(t, other, "q", &ConsumerOptions{Group: "h"})
+	if recs := pollUntil(t, c2, 2, patience); len(recs) != 2 {
+		t.Errorf("a group made after the growth read %+v", recs)
+	}
+	desc, err := l.DescribeGroup("g")
+	if err != nil || len(desc.Topics) != 1 || len(desc.Topics[0].Partitions) != 3 || desc.Topics[0].Partitions[0].Committed != 1 {
+		t.Errorf("DescribeGroup: %+v, %v", desc, err)
+	}
+	if rep, err := l.Verify(context.Background(), "", nil); err != nil || !rep.OK() {
+		t.Errorf("Verify: %+v, %v", rep.Problems, err)
+	}
+}
+
+// TestGroupOffsetsGrowthTorn: whatever a crash leaves of a growth's writes
+// to an offsets file (the growth slot torn to any prefix, garbage past
+// the old end), every committed offset reads as before, the file fits the
+// topic at its old count and is not corrupt, and the next growth works.
+func TestGroupOffsetsGrowthTorn(t *testing.T) {
+	dir := t.TempDir()
+	off, err := openOffsets(dir, "g", "t", 2, "id1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := commitState{offset: noCommit}
+	if err := off.writeCommit(1, &st, 42, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := off.grow(3, "id1"); err != nil {
+		t.Fatal(err)
+	}
+	off.close()
+	path := offsetsPath(dir, "g", "t")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second growth, to 5, torn: slot B (the one it writes) holds a
+	// prefix of its new content over the old zeros, and the blocks past
+	// the old end are garbage.
+	off, err = openOffsets(dir, "g", "t", 3, "id1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.grow(5, "id1"); err != nil {
+		t.Fatal(err)
+	}
+	off.close()
+	grown, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slotB := growSlotOff + growSlotSize
+	for cut := 0; cut < growSlotSize; cut += 3 {
+		torn := slices.Clone(good)
+		copy(torn[slotB:slotB+cut], grown[slotB:])
+		torn = append(torn, bytes.Repeat([]byte{0xa5}, int(blockPos(5)-blockPos(3)))...)
+		if err := os.WriteFile(path, torn, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		off, err := openOffsets(dir, "g", "t", 3, "id1", false)
+		if err != nil {
+			t.Fatalf("cut %d: open at the old count: %v", cut, err)
+		}
+		if covers, err := off.covers(); err != nil || covers != 3 {
+			t.Errorf("cut %d: the file covers %d, %v; want 3", cut, covers, err)
+		}
+		for p, want := range []int64{noCommit, 42, noCommit} {
+			if got, err := off.readCommit(p); err != nil || got.offset != want {
+				t.Errorf("cut %d: partition %d's commit %+v, %v; want %d", cut, p, got, err, want)
+			}
+		}
+		if err := off.grow(5, "id1"); err != nil {
+			t.Errorf("cut %d: growing again: %v", cut, err)
+		}
+		off.close()
+		if _, err := openOffsets(dir, "g", "t", 5, "id1", false); err != nil {
+			t.Errorf("cut %d: open at the new count: %v", cut, err)
+		}
+	}
+}
+
+// TestGroupOffsetsGrowthFits: the checks that tell a grown offsets file
+// from one left by a topic deleted and created again.
+func TestGroupOffsetsGrowthFits(t *testing.T) {
+	dir := t.TempDir()
+	off, err := openOffsets(dir, "g", "t", 2, "id1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.grow(4, "id1"); err != nil {
+		t.Fatal(err)
+	}
+	off.close()
+	cases := []struct {
+		n   int
+		id  string
+		bad bool
+	}{
+		{2, "id1", false}, // grown, topic.json not yet written
+		{3, "id1", false},
+		{4, "id1", false},
+		{5, "id1", true}, // more than the file covers
+		{1, "id1", true}, // fewer than it was made for
+		{4, "id2", true}, // another topic of the name
+		{4, "", true},    // one without an ID
+	}
+	for _, tc := range cases {
+		off, err := openOffsets(dir, "g", "t", tc.n, tc.id, false)
+		if bad := errors.As(err, new(*CorruptError)); bad != tc.bad || !bad && err != nil {
+			t.Errorf("%d partitions, ID %q: %v, want corrupt %v", tc.n, tc.id, err, tc.bad)
+		}
+		if err == nil {
+			off.close()
+		}
+	}
+	if _, err := openOffsets(dir, "h", "t", 2, "", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openOffsets(dir, "h", "t", 3, "", false); !errors.As(err, new(*CorruptError)) || !strings.Contains(err.Error(), "deleted and created again") {
+		t.Errorf("a file never grown, for another count: %v", err)
 	}
 }

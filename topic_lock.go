@@ -46,7 +46,8 @@ const (
 	hookCreateDirs   = "create dirs"   // CreateTopic made the partition directories, topic.json not yet written
 	hookDeleteMarked = "delete marked" // DeleteTopic marked every partition deleted, the directory not yet moved
 	hookAlterRead    = "alter read"    // AlterTopic read the config it will change
-	hookGrowDirs     = "grow dirs"     // AlterTopic made the new partitions' directories, topic.json not yet written
+	hookGrowDirs     = "grow dirs"     // AlterTopic made the new partitions' directories, groups' offsets files not yet grown
+	hookGrowOffsets  = "grow offsets"  // AlterTopic grew the groups' offsets files, topic.json not yet written
 )
 
 func adminHook(point, name string) {

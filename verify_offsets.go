@@ -39,13 +39,14 @@ func (v *verifier) offsetsFile(group, topic string) error {
 		}
 	}
 	nparts := len(parts)
-	if nparts == 0 {
+	id, err := v.l.TopicID(topic)
+	if nparts == 0 || err != nil {
 		nparts = -1 // topic gone or not checked: take the file's word
 	}
 	report := func(pos int64, detail string) {
 		v.problem(Problem{Kind: ProblemOffsets, Topic: topic, Partition: -1, Path: path, Pos: pos, Offset: -1, Detail: detail})
 	}
-	o, err := openOffsets(v.l.dir, group, topic, nparts, false)
+	o, err := openOffsets(v.l.dir, group, topic, nparts, id, false)
 	if err != nil {
 		var ce *CorruptError
 		switch {
