@@ -121,10 +121,20 @@ func checkAssignment(t kmsg.CreateTopicsRequestTopic) (int16, string) {
 		switch {
 		case a.Partition < 0 || int(a.Partition) >= len(as) || seen[a.Partition]:
 			return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("the assignment's partitions must be 0 to %d, each once", len(as)-1)
-		case len(a.Replicas) != 1 || a.Replicas[0] != 0:
-			return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("partition %d's replicas %v: runnel is one broker, node 0, with one replica of each partition", a.Partition, a.Replicas)
+		}
+		if code, msg := checkReplicas(a.Partition, a.Replicas); code != 0 {
+			return code, msg
 		}
 		seen[a.Partition] = true
+	}
+	return 0, ""
+}
+
+// checkReplicas refuses a partition's replicas in a manual assignment
+// unless they are what runnel has: one, on broker 0.
+func checkReplicas(partition int32, replicas []int32) (int16, string) {
+	if len(replicas) != 1 || replicas[0] != 0 {
+		return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("partition %d's replicas %v: runnel is one broker, node 0, with one replica of each partition", partition, replicas)
 	}
 	return 0, ""
 }

@@ -349,7 +349,7 @@ func (s *Server) newFetchTopic(name string, want []int, maxPoll int) (ft *fetchT
 
 // openFetchTopic is newFetchTopic with the partition count h has.
 func (s *Server) openFetchTopic(h *topicHandle, want []int, maxPoll int) (*fetchTopic, []int, error) {
-	in, _ := slices.BinarySearch(want, h.partitions)
+	in, _ := slices.BinarySearch(want, h.partitions())
 	if in == 0 {
 		return nil, want, nil
 	}

@@ -249,7 +249,7 @@ func (s *Server) refusal(h *topicHandle, err error, partition int32, size int) i
 	switch {
 	case err != nil:
 		return topicErrorCode(err)
-	case partition < 0 || int(partition) >= h.partitions:
+	case partition < 0 || int(partition) >= h.partitions():
 		return kerr.UnknownTopicOrPartition.Code
 	case size > s.opts.MaxMessageBytes:
 		return kerr.MessageTooLarge.Code

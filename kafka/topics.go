@@ -25,12 +25,37 @@ type topicHandle struct {
 	name string
 	// id is the topic's ID when the handle was loaded: the producer
 	// state of the topic is kept under it (idempotence.go).
-	id         string
-	partitions int
-	durable    *runnel.Producer // acks=-1: acknowledged as the Log's Durability says
-	committed  *runnel.Producer // acks=1 and 0: acknowledged once committed
-	journals   partitionJournals
-	starts     []atomic.Pointer[startLook] // per partition: logStart's last look
+	id        string
+	durable   *runnel.Producer // acks=-1: acknowledged as the Log's Durability says
+	committed *runnel.Producer // acks=1 and 0: acknowledged once committed
+	journals  partitionJournals
+	// starts has an entry per partition, logStart's last look: its length
+	// is the partition count the handle knows, which grows with the
+	// topic's (handleFor), never shrinks. A slice stored is never changed.
+	starts atomic.Pointer[[]*atomic.Pointer[startLook]]
+}
+
+// partitions returns the partition count h knows.
+func (h *topicHandle) partitions() int { return len(*h.starts.Load()) }
+
+// grow makes h know n partitions, if that is more than it knows.
+func (h *topicHandle) grow(n int) {
+	for {
+		old := h.starts.Load()
+		if old != nil && len(*old) >= n {
+			return
+		}
+		var starts []*atomic.Pointer[startLook]
+		if old != nil {
+			starts = append(starts, *old...)
+		}
+		for len(starts) < n {
+			starts = append(starts, new(atomic.Pointer[startLook]))
+		}
+		if h.starts.CompareAndSwap(old, &starts) {
+			return
+		}
+	}
 }
 
 // startLook is a partition's log start offset as looked up, and when.
@@ -49,7 +74,7 @@ const logStartAge = time.Second
 // again if fresh is set or the last look is older than logStartAge; -1 if
 // the look fails.
 func (s *Server) logStart(h *topicHandle, p int32, fresh bool) int64 {
-	last := &h.starts[p]
+	last := (*h.starts.Load())[p]
 	if l := last.Load(); !fresh && l != nil && time.Since(l.at) < logStartAge {
 		return l.offset
 	}
@@ -97,8 +122,8 @@ func (tc *topicCache) get(name string) (*topicHandle, error) {
 		durable.Close()
 		return nil, err
 	}
-	h := &topicHandle{name: name, id: id, partitions: cfg.Partitions, durable: durable, committed: committed,
-		starts: make([]atomic.Pointer[startLook], cfg.Partitions)}
+	h := &topicHandle{name: name, id: id, durable: durable, committed: committed}
+	h.grow(cfg.Partitions)
 	tc.m[name] = h
 	return h, nil
 }
@@ -141,21 +166,30 @@ func (s *Server) replaced(h *topicHandle) bool {
 
 // handleFor returns h, or a handle on the topic h's name has now when
 // partition is outside h's count and h's topic was deleted since h was
-// loaded. The count is the topic's when h was loaded, and another process
-// may delete the topic and make it again with more partitions without the
-// server being told: the server notices when an append through h fails,
-// but no append goes to a partition outside h's count, and a fetch appends
-// nothing, so the partitions added would be refused until a restart. The
-// look at the topic's file (replaced) is made only where the count decides
-// the answer, so a partition inside it costs nothing; a count that shrank
-// is noticed where the partition is used (the append through h fails, or
-// the consumer refuses it: newFetchTopic).
+// loaded; h grows to the topic's count when partitions were added to it
+// (CreatePartitions, AlterTopic), by this server or another process. The
+// count is the topic's when h was loaded or last grew, and another process
+// may add partitions, or delete the topic and make it again with more,
+// without the server being told: the server notices a deleted topic when
+// an append through h fails, but no append goes to a partition outside
+// h's count, and a fetch appends nothing, so the partitions added would be
+// refused until a restart. The look at the topic's file (replaced, then
+// its count) is made only where the count decides the answer, so a
+// partition inside it costs nothing; a count that shrank is noticed where
+// the partition is used (the append through h fails, or the consumer
+// refuses it: newFetchTopic).
 func (s *Server) handleFor(h *topicHandle, partition int32) (*topicHandle, error) {
-	if int(partition) < h.partitions || !s.replaced(h) {
+	if int(partition) < h.partitions() {
 		return h, nil
 	}
-	s.topicGone(h)
-	return s.topics.get(h.name)
+	if s.replaced(h) {
+		s.topicGone(h)
+		return s.topics.get(h.name)
+	}
+	if cfg, err := s.log.TopicConfig(h.name); err == nil {
+		h.grow(cfg.Partitions)
+	}
+	return h, nil
 }
 
 // stale reports whether err from h's producers means its topic is gone.
