@@ -106,7 +106,11 @@
 // a file removed after each call), and each either succeeds or fails with
 // ErrTopicExists or ErrTopicNotFound: a DeleteTopic waits for a
 // CreateTopic under way and deletes only a complete topic, and an
-// AlterTopic never loses another's change. A process killed in the middle
+// AlterTopic never loses another's change. AlterTopic may add partitions
+// (never remove them): the new directories and the groups' offsets files
+// are made durable before topic.json names the partitions, and every
+// process's producers, consumers and group members take them without a
+// restart. A process killed in the middle
 // of one blocks nothing; the next call on the name cleans up after it. A
 // DeleteTopic records its intent durably, then marks the topic's
 // partitions deleted, and is done once it has: if its process dies after

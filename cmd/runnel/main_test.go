@@ -138,7 +138,6 @@ func TestUsageAndExitStatus(t *testing.T) {
 		{[]string{"topics", "create", "u", "-retention", "soon"}, 2, "invalid duration"},
 		{[]string{"topics", "create", "u", "-nope"}, 2, "flag provided but not defined: -nope"},
 		{[]string{"topics", "alter", "t"}, 2, "nothing to change"},
-		{[]string{"topics", "alter", "t", "-partitions", "9"}, 2, "cannot change"},
 		{[]string{"consume", "t", "-from-beginning", "-offset", "3"}, 2, "at most one"},
 		{[]string{"consume", "t", "-format", "xml"}, 2, "want value, json or a format"},
 		{[]string{"consume", "t", "-group", "g", "-partition", "0"}, 2, "-partition cannot go with -group"},
@@ -293,6 +292,13 @@ func TestTopics(t *testing.T) {
 	if !strings.Contains(desc, "retention        36h") || !strings.Contains(desc, "1073741824") {
 		t.Errorf("after alter:\n%s", desc)
 	}
+	if out := must(t, dir, "", "topics", "alter", "orders", "-partitions", "5"); !strings.Contains(out, "added 2 partitions: 5 now") {
+		t.Errorf("alter -partitions 5 said %q", out)
+	}
+	if desc = must(t, dir, "", "topics", "describe", "orders"); !regexp.MustCompile(`(?m)^4\s+0\s+0\s`).MatchString(desc) {
+		t.Errorf("describe does not show the new partition 4, empty:\n%s", desc)
+	}
+	failing(t, runIn(t, dir, "", "topics", "alter", "orders", "-partitions", "2"), 1, "never shrink")
 	must(t, dir, "", "topics", "delete", "audit")
 	if got := must(t, dir, "", "topics", "list"); got != "orders\n" {
 		t.Errorf("list after delete: %q", got)

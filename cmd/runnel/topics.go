@@ -20,9 +20,13 @@ type topicFlags struct {
 	retentionBytes string
 }
 
-func (tf *topicFlags) define(fs *pflag.FlagSet, partitions bool) {
-	if partitions {
+// define defines the flags, -partitions with create's meaning or, for
+// alter (create false), a growth's.
+func (tf *topicFlags) define(fs *pflag.FlagSet, create bool) {
+	if create {
 		fs.IntVar(&tf.partitions, "partitions", 1, "split the topic into `N` partitions")
+	} else {
+		fs.IntVar(&tf.partitions, "partitions", 0, "grow the topic to `N` partitions (never fewer); new ones start empty, and keys may map to other partitions than before")
 	}
 	fs.StringVar(&tf.segmentBytes, "segment-bytes", "", "roll a partition to a new segment file at `N` bytes, e.g. 64MiB (default 64MiB, at least 64KiB)")
 	fs.StringVar(&tf.retention, "retention", "", "remove sealed segments whose newest record is older than `DURATION`, e.g. 7d or 36h; 0 keeps records forever (the default)")
@@ -38,6 +42,8 @@ func (tf *topicFlags) apply(fs *pflag.FlagSet, cfg *runnel.TopicConfig) (bool, e
 			return
 		}
 		switch f.Name {
+		case "partitions":
+			cfg.Partitions = tf.partitions
 		case "segment-bytes":
 			cfg.SegmentBytes, err = parseBytes(tf.segmentBytes)
 		case "retention":
@@ -114,33 +120,34 @@ topic's topic.json, but for its id), "offsets": [{"partition",
 		run:      describeWith(&describeFormat, (*runnel.Log).DescribeTopic, printTopic, newJSONTopic),
 	})
 	var atf topicFlags
-	var alterPartitions int
 	register(&command{
 		name:    "topics alter",
-		args:    "NAME [-segment-bytes N] [-retention DURATION] [-retention-bytes N]",
-		summary: "change a topic's segment size or retention",
+		args:    "NAME [-partitions N] [-segment-bytes N] [-retention DURATION] [-retention-bytes N]",
+		summary: "add partitions to a topic, or change its segment size or retention",
 		describe: `
 Changes only the settings given. Retention applies at once: segments now
 outside the limits are removed before the command returns. Processes that
 have the log open pick the change up within a minute, or when they reopen
-it. The number of partitions cannot change.`,
-		flags: func(fs *pflag.FlagSet) {
-			atf.define(fs, false)
-			fs.IntVar(&alterPartitions, "partitions", 0, "not supported: a topic's partition count `N` is fixed")
-		},
+it.
+
+-partitions N grows the topic to N partitions, as Kafka's kafka-topics.sh
+--alter --partitions does; it never shrinks. The records stay where they
+are; the new partitions start empty, and consumer groups take them at
+once (from where -group consumers start a partition without a commit).
+A record's key picks its partition by hash modulo the count, so records
+of one key sent after the growth may go to another partition than those
+sent before it.`,
+		flags:    func(fs *pflag.FlagSet) { atf.define(fs, false) },
 		nargs:    [2]int{1, 1},
 		complete: []argKind{argTopic},
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
-			if alterPartitions != 0 {
-				return usagef("the number of partitions cannot change (keys would move between partitions); create a new topic instead")
-			}
 			var changes runnel.TopicConfig
 			given, err := atf.apply(fs, &changes)
 			if err != nil {
 				return err
 			}
 			if !given {
-				return usagef("nothing to change: give -segment-bytes, -retention or -retention-bytes")
+				return usagef("nothing to change: give -partitions, -segment-bytes, -retention or -retention-bytes")
 			}
 			return c.withLog(func(l *runnel.Log) error {
 				before, err := l.DescribeTopic(args[0])
@@ -163,6 +170,9 @@ it. The number of partitions cannot change.`,
 				cfg := after.Config
 				fmt.Fprintf(c.stdout, "altered topic %s: segment bytes %d, retention %s, retention bytes %s\n",
 					args[0], cfg.SegmentBytes, humanDuration(cfg.RetentionAge), limitBytes(cfg.RetentionBytes))
+				if added := cfg.Partitions - before.Config.Partitions; added > 0 {
+					fmt.Fprintf(c.stdout, "added %d partition%s: %d now\n", added, plural(added), cfg.Partitions)
+				}
 				var segs int
 				var bytes int64
 				for i, p := range before.Partitions {
