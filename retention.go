@@ -172,6 +172,18 @@ func (l *Log) refreshTopicConfig(ctx context.Context, t *topic) error {
 	return nil
 }
 
+// applyTopicConfigIfFree is applyTopicConfig for a call that has no ctx
+// and no reason to wait (DescribeTopic): it makes cfg current only if no
+// partition's append mutex is held, and otherwise leaves that to the next
+// retention check (refreshTopicConfig). A writer holds its mutex while it
+// waits for another process's writer lock, which a process stopped with
+// Ctrl-Z or SIGSTOP keeps for as long as it is stopped.
+func (l *Log) applyTopicConfigIfFree(t *topic, cfg TopicConfig) {
+	ended, cancel := context.WithCancel(context.Background())
+	cancel() // lockWmuContext takes a free mutex, and waits for none
+	l.applyTopicConfig(ended, t, cfg)
+}
+
 // removedSegment is one segment retention removed.
 type removedSegment struct {
 	partition int

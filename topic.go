@@ -345,7 +345,9 @@ func (l *Log) topicNames() (names []string, locked map[string]bool, err error) {
 
 // DescribeTopic reports a topic's config and, per partition, its offsets
 // and size as they are on disk now (including other processes' appends
-// and AlterTopic calls).
+// and AlterTopic calls). It waits for no writer: a config another process
+// changed is reported as it is on disk at once, even while this Log's
+// writers wait for a writer lock that another process keeps.
 func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	var info TopicInfo
 	t, tf, err := l.readTopicFiles(name, func(t *topic) error {
@@ -374,7 +376,7 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 		return TopicInfo{}, err
 	}
 	if info.Config = tf.TopicConfig; info.Config != l.topicConfig(t) {
-		l.applyTopicConfig(context.Background(), t, info.Config) // another process altered it
+		l.applyTopicConfigIfFree(t, info.Config) // another process altered it
 	}
 	return info, nil
 }
@@ -472,7 +474,11 @@ func (l *Log) AlterTopic(name string, change func(*TopicConfig)) error {
 
 // AlterTopicContext is AlterTopic, waiting for a concurrent admin call on
 // the name in another process only until ctx ends; then it returns an error wrapping
-// ctx.Err() and changes nothing.
+// ctx.Err() and changes nothing. Once the change is written, ctx ending
+// while this Log waits to use it (its writer waiting for another
+// process's writer lock) does not undo it: AlterTopicContext returns nil,
+// and this Log uses the change from its next retention check, as other
+// processes do.
 func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*TopicConfig)) error {
 	if change == nil {
 		return fmt.Errorf("%w: AlterTopic with a nil change", ErrInvalidArgument)
@@ -515,7 +521,7 @@ func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*T
 	l.mu.Unlock()
 	if t != nil && l.topicCurrent(t) {
 		l.growTopic(t, cfg.Partitions)
-		l.applyTopicConfig(context.Background(), t, cfg)
+		l.applyTopicConfig(ctx, t, cfg)
 	}
 	return nil
 }

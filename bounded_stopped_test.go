@@ -1,0 +1,103 @@
+package runnel
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Calls with a ctx (and calls without one that have no reason to wait)
+// must not wait, through this Log's append mutex, for a writer lock that a
+// stopped process keeps.
+
+// stoppedWriterLockHolder starts a child process that takes partition p's
+// writer lock and stops it with SIGSTOP, as Ctrl-Z or a debugger stops a
+// process: it keeps the lock until the test ends and kills it. This Log
+// lets the writer lock it kept from its last append go first.
+func stoppedWriterLockHolder(t *testing.T, l *Log, topic string, p int) *exec.Cmd {
+	t.Helper()
+	l.topics[topic].parts[p].stopHold()
+	cmd, _ := holdInChild(t, filepath.Join(partDir(l, topic, p), metaFileName), writerLockByte)
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// writerStuck sends a record to partition p and waits until its writer
+// waits for the writer lock, which it does holding the partition's append
+// mutex (wmu).
+func writerStuck(t *testing.T, l *Log, topic string, p int) {
+	t.Helper()
+	prod := mustProducer(t, l, topic, &ProducerOptions{Partitioner: ManualPartitioner})
+	prod.SendAsync(Record{Partition: p, Value: []byte("stuck")}, nil)
+	part := l.topics[topic].parts[p]
+	waitFor(t, 30*time.Second, "the writer to wait for the writer lock", func() bool {
+		return part.shm.waiting.count().Load() > 0
+	})
+}
+
+// stuckTopic makes topic "t" in dir, of one partition with one record,
+// whose writer in the returned Log waits for the writer lock a stopped
+// process holds, and that process.
+func stuckTopic(t *testing.T, dir string, o *Options) (*Log, *exec.Cmd) {
+	t.Helper()
+	l := openTest(t, dir, o)
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	prod := mustProducer(t, l, "t", nil)
+	if _, err := prod.Send(context.Background(), Record{Value: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	holder := stoppedWriterLockHolder(t, l, "t", 0)
+	writerStuck(t, l, "t", 0)
+	return l, holder
+}
+
+// AlterTopicContext returns when its ctx ends even while this Log's
+// writer waits for a lock a stopped process holds: the change is made
+// (topic.json written), and this Log uses it from its next retention
+// check, as other processes do.
+func TestAlterTopicContextBehindStoppedWriter(t *testing.T) {
+	dir := t.TempDir()
+	l, holder := stuckTopic(t, dir, &Options{Durability: Buffered, RetentionInterval: 10 * time.Millisecond})
+	err := inTime(t, "AlterTopicContext", func() error {
+		return l.AlterTopicContext(cancelSoon(), "t", func(c *TopicConfig) { c.RetentionBytes = 1 << 30 })
+	})
+	if err != nil {
+		t.Fatalf("AlterTopicContext behind a stopped writer: %v, want nil (the change is written)", err)
+	}
+	cfg, err := l.readTopicConfig("t")
+	if err != nil || cfg.RetentionBytes != 1<<30 {
+		t.Fatalf("topic.json after AlterTopicContext: %+v, %v", cfg, err)
+	}
+	tp := l.topics["t"]
+	holder.Process.Kill()
+	waitFor(t, 30*time.Second, "this Log to use the new config", func() bool {
+		return l.topicConfig(tp).RetentionBytes == 1<<30
+	})
+}
+
+// DescribeTopic, which has no ctx, does not wait for this Log's writer to
+// get a lock a stopped process holds, even when another process altered
+// the topic and this Log's config is out of date: it reports the config
+// on disk and leaves bringing this Log's up to date to its retention
+// check.
+func TestDescribeTopicBehindStoppedWriter(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := stuckTopic(t, dir, &Options{Durability: Buffered})
+	admin := openTest(t, dir, nil)
+	if err := admin.AlterTopic("t", func(c *TopicConfig) { c.RetentionBytes = 1 << 30 }); err != nil {
+		t.Fatal(err)
+	}
+	var info TopicInfo
+	err := inTime(t, "DescribeTopic", func() (err error) {
+		info, err = l.DescribeTopic("t")
+		return err
+	})
+	if err != nil || info.Config.RetentionBytes != 1<<30 {
+		t.Fatalf("DescribeTopic behind a stopped writer: %+v, %v", info.Config, err)
+	}
+}
