@@ -172,7 +172,7 @@ type VerifyReport struct {
 	Partitions []PartitionCheck
 	Problems   []Problem
 	Gaps       []Gap    // known losses, listed, not problems
-	Notes      []string // what was not checked, or was in flux, and why
+	Notes      []string // what was not checked, or was in flux, and why; a group's commit outside its partition
 	Bytes      int64    // bytes of segment files read
 }
 
@@ -200,7 +200,9 @@ const maxProblemsPerFile = 20
 // partition.meta or an index says were committed), index entries that
 // disagree with the log. It judges where data ends by the rules writers
 // and readers use. Each problem names the file and the byte position;
-// gaps left by a salvage are listed as known losses, not problems.
+// gaps left by a salvage are listed as known losses, not problems, and a
+// group's committed offset outside its partition (past the end, where
+// the API lets a commit or reset put it, as Kafka does) is noted.
 //
 // It takes no lock and changes nothing, and needs only read permission,
 // so it may run while other processes produce and consume: a frame being

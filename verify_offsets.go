@@ -8,9 +8,13 @@ import (
 
 // offsets checks the consumer-group offsets files of topic (every topic
 // if ""): header, both commit slots of every partition, and each committed
-// offset against the partition's extent. A commit past the end the check
-// found is checked again against the end now: members commit what they
-// read, and the partition grows meanwhile.
+// offset against the partition's extent. A commit outside it is noted,
+// not a problem: the API stores any offset (CommitOffsets, an Unchecked
+// ResetGroupOffsets, a Kafka OffsetCommit, as Kafka's broker stores one
+// past the log's end), and a member that starts there applies its
+// OutOfRange policy. A commit past the end the check found is checked
+// again against the end now: members commit what they read, and the
+// partition grows meanwhile.
 func (v *verifier) offsets(topic string) error {
 	groups, err := readGroupDirs(v.l.dir)
 	if err != nil {
@@ -78,7 +82,8 @@ func (v *verifier) offsetsFile(group, topic string) error {
 			if end, ok := v.endNow(topic, p); ok && st.offset <= end {
 				continue // committed after the check read the partition
 			}
-			report(blockPos(p), fmt.Sprintf("partition %d: committed offset %d is past the end %d of the partition", p, st.offset, pc.NextOffset))
+			v.note("%s: partition %d: committed offset %d is past the end %d of the partition (committed or reset there on purpose, as Kafka's OffsetCommit may, or records lost with writes a machine's restart did not keep): a member that starts there applies its OutOfRange policy; one that starts once records reach it skips those below it",
+				path, p, st.offset, pc.NextOffset)
 		case st.offset < pc.StartOffset:
 			v.note("%s: partition %d: committed offset %d is below the start %d (retention removed records the group had not read)", path, p, st.offset, pc.StartOffset)
 		}

@@ -28,7 +28,9 @@ file and byte position. It changes nothing and may run while other
 processes produce and consume.
 
 Gaps a salvage left (see repair -salvage) are listed as known losses, not
-problems.
+problems. A group's committed offset past the end of its partition (as a
+Kafka client's OffsetCommit may put it) or below its start (after
+retention) is a note, not a problem.
 
 With -format json it prints {"ok", "topics", "segments", "records",
 "bytes", "partitions": [{"topic", "partition", "segments", "frames",
