@@ -311,7 +311,7 @@ func (p *partition) close(reason error) error {
 func (p *partition) openShared() (*metaMap, error) {
 	m, err := openMeta(p.dir)
 	if err != nil {
-		return nil, p.log.orGone(p.topic, err)
+		return nil, p.orMissing(err)
 	}
 	if !p.log.topicCurrent(p.topic) {
 		m.close()
@@ -343,7 +343,7 @@ func (p *partition) openWriterLock() (*lockFile, error) {
 // describe reads the partition's extent from disk, without any lock.
 func (p *partition) describe() (PartitionInfo, error) {
 	info := PartitionInfo{Partition: p.id}
-	bases, err := listSegments(p.dir)
+	bases, err := p.segmentBases()
 	if err != nil || len(bases) == 0 {
 		return info, err
 	}
@@ -370,7 +370,7 @@ func (p *partition) describe() (PartitionInfo, error) {
 // offsets is describe's StartOffset and NextOffset alone: one directory
 // listing and the walk from the last index entry, nothing per segment.
 func (p *partition) offsets() (start, next int64, err error) {
-	bases, err := listSegments(p.dir)
+	bases, err := p.segmentBases()
 	if err != nil || len(bases) == 0 {
 		return 0, 0, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +18,7 @@ import (
 // file (and the byte, where the JSON breaks), and Verify reports it there;
 // one that does is the topic's config, and the records of the partitions
 // it names read as written; partitions it names past the directories there
-// fail DescribeTopic with an error naming the first missing one, and
+// fail DescribeTopic with a *CorruptError naming the first missing one, and
 // Verify reports each. Seeds: the file runnel wrote, cut, retyped
 // and out of range.
 func FuzzTopicFile(f *testing.F) {
@@ -74,11 +73,12 @@ func FuzzTopicFile(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Verify: %v", err)
 		}
-		if errors.Is(derr, fs.ErrNotExist) {
-			// topic.json names partitions beyond the directories there: an
-			// error naming the missing directory, which Verify reports.
+		if ce := (*CorruptError)(nil); errors.As(derr, &ce) && ce.Path != path {
+			// topic.json names partitions beyond the directories there:
+			// damage naming the first missing directory, as Verify reports
+			// each.
 			cfg, err := l.TopicConfig("t")
-			if err != nil || cfg.Partitions <= 2 || !strings.Contains(derr.Error(), filepath.Dir(path)) {
+			if err != nil || cfg.Partitions <= 2 || ce.Path != filepath.Join(filepath.Dir(path), "2") {
 				t.Fatalf("DescribeTopic: %v; TopicConfig: %+v, %v", derr, cfg, err)
 			}
 			if len(rep.Problems) != cfg.Partitions-2 || rep.Problems[0].Path != filepath.Join(filepath.Dir(path), "2") {

@@ -20,10 +20,13 @@ type ProblemKind int
 const (
 	// ProblemCorrupt is damage inside committed data, or segment files
 	// that do not fit together (a sealed segment cut short or missing, a
-	// gap in the offsets, a seal naming the wrong segment). Readers stop
-	// at it with a *CorruptError. Plain Repair cannot fix it without
-	// losing records; Repair with Salvage replaces the unreadable offsets
-	// with a gap.
+	// gap in the offsets, a seal naming the wrong segment), or a
+	// partition's directory missing from its topic. Readers stop at it
+	// with a *CorruptError, as DescribeTopic and writers do at a
+	// missing directory. Plain Repair cannot fix it without losing
+	// records; Repair with Salvage replaces the unreadable offsets with a
+	// gap. A missing directory is restored by hand (or made anew, empty:
+	// the partition's offsets start at 0 again).
 	ProblemCorrupt ProblemKind = iota + 1
 
 	// ProblemTornTail is what a writer that died or failed mid-append

@@ -52,8 +52,8 @@ func (v *verifier) partition(p *partition) error {
 	meta := v.meta(p)
 	bases, err := listSegments(p.dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		v.problem(Problem{Kind: ProblemCorrupt, Topic: pc.Topic, Partition: p.id, Path: p.dir, Pos: -1, Offset: -1,
-			Detail: "partition directory missing"})
+		ce := missingPartDir(p.dir)
+		v.problem(Problem{Kind: ProblemCorrupt, Topic: pc.Topic, Partition: p.id, Path: ce.Path, Pos: ce.Pos, Offset: ce.Offset, Detail: ce.Err.Error()})
 		return nil
 	}
 	if err != nil {
