@@ -101,3 +101,55 @@ func TestDescribeTopicBehindStoppedWriter(t *testing.T) {
 		t.Fatalf("DescribeTopic behind a stopped writer: %+v, %v", info.Config, err)
 	}
 }
+
+// stoppedSyncLockHolder starts a child process that takes partition p's
+// sync lock, as a process does around its fdatasync, and stops it with
+// SIGSTOP, as Ctrl-Z can catch a process that syncs often (a Durable
+// producer): it keeps the lock until the test ends and kills it.
+func stoppedSyncLockHolder(t *testing.T, l *Log, topic string, p int) *exec.Cmd {
+	t.Helper()
+	cmd, _ := holdInChild(t, filepath.Join(partDir(l, topic, p), metaFileName), syncLockByte)
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// EnforceRetention removes what it should, and returns, while a stopped
+// process holds the partition's sync lock (caught by Ctrl-Z in its
+// fdatasync): the move of the durable point past the removed segments
+// waited for the lock with no bound and no ctx. It is left for a lock
+// that is taken: a point in a removed segment costs the next sync a
+// directory sync at most.
+func TestEnforceRetentionBehindStoppedSync(t *testing.T) {
+	for _, mode := range []Durability{Durable, Buffered} {
+		t.Run(mode.String(), func(t *testing.T) {
+			l := openTest(t, t.TempDir(), &Options{Durability: mode, MaxBatchBytes: retBatch, RetentionInterval: -1})
+			mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: minSegmentBytes, RetentionBytes: minSegmentBytes})
+			retProduce(t, l, "t", 0, 200, 1000, nil)
+			holder := stoppedSyncLockHolder(t, l, "t", 0)
+			err := inTime(t, "EnforceRetention", func() error { return l.EnforceRetention(cancelSoon()) })
+			if err != nil {
+				t.Fatalf("EnforceRetention behind a stopped sync lock holder: %v", err)
+			}
+			info, err := l.DescribeTopic("t")
+			if err != nil || info.Partitions[0].StartOffset == 0 || info.Partitions[0].NextOffset != 200 {
+				t.Fatalf("after EnforceRetention: %+v, %v, want segments removed", info.Partitions, err)
+			}
+			// The syncs once the holder is gone cover what is left.
+			holder.Process.Kill()
+			holder.Wait()
+			p := mustProducer(t, l, "t", nil)
+			if _, err := p.Send(context.Background(), Record{Value: []byte("after")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil { // syncs, in every mode
+				t.Fatal(err)
+			}
+			l = openTest(t, l.Dir(), nil)
+			if rep, err := l.Verify(context.Background(), "", nil); err != nil || !rep.OK() {
+				t.Errorf("Verify: %v, %v", rep.Problems, err)
+			}
+		})
+	}
+}

@@ -242,11 +242,9 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 		if d, ok := m.durableNext(); ok && d >= want.next {
 			return d, nil
 		}
-		p.syncMu.Lock()
-		got, err := p.meta.TryLock(syncLockByte)
+		got, err := p.lockSync(false)
 		if err != nil {
-			p.syncMu.Unlock()
-			return 0, fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
+			return 0, err
 		}
 		if got {
 			d, err := p.syncHolding(want)
@@ -256,7 +254,6 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 			}
 			return d, err
 		}
-		p.syncMu.Unlock()
 		if ctx.Err() != nil {
 			return 0, errSyncAbandoned
 		}
@@ -452,25 +449,52 @@ func (p *partition) setDurablePoint(boot [16]byte, base, pos, next int64) error 
 // durablePointFrom moves a durable point that lay in a segment retention
 // removed to the start of the new first segment, start, which keeps its
 // coverage of everything left. A point with no boot id means "verify the
-// last segment" and stays as it is.
+// last segment" and stays as it is. It moves the point only if the sync
+// lock is free: its holder may be another process stopped (Ctrl-Z,
+// SIGSTOP) in the middle of its fdatasync, and retention, holding the
+// writer lock, must not wait for it. A point left in a removed segment
+// costs the next sync a directory sync at most: it syncs the segments
+// there are from the first (syncSegments), as from the moved point.
 func (p *partition) durablePointFrom(start int64) error {
-	return p.withSyncLock(func(m *metaMap) {
-		if boot, base, _, _, ok := m.durablePoint(); ok && boot != ([16]byte{}) && base < start {
-			m.setDurablePoint(boot, start, 0, start)
-		}
-	})
+	got, err := p.lockSync(false)
+	if err != nil || !got {
+		return err
+	}
+	m := p.shm
+	if boot, base, _, _, ok := m.durablePoint(); ok && boot != ([16]byte{}) && base < start {
+		m.setDurablePoint(boot, start, 0, start)
+	}
+	return p.unlockSync()
 }
 
 // withSyncLock runs fn on the shared mapping holding the sync lock, then
 // wakes whoever waits for the durable point.
 func (p *partition) withSyncLock(fn func(m *metaMap)) error {
-	p.syncMu.Lock()
-	if err := p.meta.Lock(context.Background(), syncLockByte); err != nil {
-		p.syncMu.Unlock()
-		return fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
+	if _, err := p.lockSync(true); err != nil {
+		return err
 	}
 	fn(p.shm)
 	return p.unlockSync()
+}
+
+// lockSync takes p.syncMu and the sync lock, waiting for the lock if wait
+// says so; got is false, holding neither, when the lock is taken and
+// wait is false. unlockSync releases both.
+func (p *partition) lockSync(wait bool) (got bool, err error) {
+	p.syncMu.Lock()
+	if wait {
+		err = p.meta.Lock(context.Background(), syncLockByte)
+		got = err == nil
+	} else {
+		got, err = p.meta.TryLock(syncLockByte)
+	}
+	if !got {
+		p.syncMu.Unlock()
+	}
+	if err != nil {
+		return false, fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
+	}
+	return got, nil
 }
 
 // syncNow makes everything this Log committed to the partition durable:
