@@ -2,8 +2,13 @@ package runnel
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -151,5 +156,60 @@ func TestEnforceRetentionBehindStoppedSync(t *testing.T) {
 				t.Errorf("Verify: %v, %v", rep.Problems, err)
 			}
 		})
+	}
+}
+
+// The calls that finish a dead DeleteTopic's delete when they meet its
+// mark (DescribeTopic, Topics, a new consumer's) do not wait for a writer
+// lock a stopped process holds: they report the topic gone and leave the
+// delete to whoever meets it once the lock is free.
+func TestDeadDeleteBehindStoppedWriter(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "x", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "x", nil)
+	if _, err := p.Send(context.Background(), Record{Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := mpChild("topic-delete-paused", "RUNNEL_ADMIN_DIR="+dir, "RUNNEL_ADMIN_TOPIC=x")
+	stdin, stdout := startPiped(t, cmd)
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	if line := mpExpectLine(t, mpLines(stdout), patience); line != "marked" {
+		t.Fatalf("child said %q", line)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	holder := stoppedWriterLockHolder(t, l, "x", 0)
+
+	fresh := openTest(t, dir, nil)
+	err := inTime(t, "DescribeTopic", func() error { _, err := fresh.DescribeTopic("x"); return err })
+	if !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("DescribeTopic: %v, want ErrTopicNotFound", err)
+	}
+	err = inTime(t, "Topics", func() error {
+		names, err := fresh.Topics()
+		if err == nil && slices.Contains(names, "x") {
+			err = fmt.Errorf("lists %v", names)
+		}
+		return err
+	})
+	if err != nil {
+		t.Errorf("Topics: %v", err)
+	}
+	err = inTime(t, "ConsumerContext", func() error { _, err := fresh.ConsumerContext(cancelSoon(), "x", nil); return err })
+	if !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("ConsumerContext: %v, want ErrTopicNotFound", err)
+	}
+
+	holder.Process.Kill()
+	holder.Wait()
+	if _, err := fresh.Topics(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "topics", "x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the topic's directory once the lock is free: %v, want the delete finished", err)
 	}
 }

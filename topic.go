@@ -311,7 +311,7 @@ func (l *Log) Topics() ([]string, error) {
 	// DeleteTopic's delete before it lets the lock go. So a topic whose
 	// DeleteTopic died is finished here, not listed.
 	names = slices.DeleteFunc(names, func(name string) bool {
-		return locked[name] && l.tryFinishDelete(name)
+		return locked[name] && l.deletedByTopicDelete(name)
 	})
 	l.forgetUnlisted(names) // deleted by others: see topic_forget.go
 	return names, nil
@@ -345,9 +345,9 @@ func (l *Log) topicNames() (names []string, locked map[string]bool, err error) {
 
 // DescribeTopic reports a topic's config and, per partition, its offsets
 // and size as they are on disk now (including other processes' appends
-// and AlterTopic calls). It waits for no writer: a config another process
-// changed is reported as it is on disk at once, even while this Log's
-// writers wait for a writer lock that another process keeps.
+// and AlterTopic calls). It does not wait for this Log's writers: a
+// config another process changed is reported as it is on disk at once,
+// even while they wait for a writer lock that another process keeps.
 func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 	var info TopicInfo
 	t, tf, err := l.readTopicFiles(name, func(t *topic) error {

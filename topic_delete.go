@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Deleting a topic takes three steps, under the name's admin lock:
@@ -381,6 +382,15 @@ func (l *Log) finishDeadDelete(t *topic) {
 	l.forgetTopicLater(t) // a writer may call
 }
 
+// deadDeleteLockWait bounds tryFinishDelete's wait for the partitions'
+// writer locks. A Log that keeps one between appends lets it go at once
+// when asked (lockAnnounced), so only a holder that does not answer (a
+// process stopped with Ctrl-Z or SIGSTOP, or hung) makes it give up: the
+// call that met the mark reports the topic gone all the same, and leaves
+// the delete to the next one, to an admin call on the name, or to Repair,
+// instead of waiting for as long as that process is stopped.
+const deadDeleteLockWait = time.Second
+
 // tryFinishDelete is finishDeleteLocked if the name's admin lock is free.
 // If it is not, the DeleteTopic that holds it finishes on its own, and any
 // other holder finishes a dead one's delete before it lets the lock go
@@ -391,14 +401,32 @@ func (l *Log) tryFinishDelete(name string) bool {
 	if err != nil || unlock == nil {
 		return false // not ours to do now (or, read-only, at all)
 	}
-	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), deadDeleteLockWait)
+	defer cancel()
 	// Under the lock, the files the name has now decide: if the topic was
 	// deleted meanwhile and the name made again, the new one is unmarked.
-	marked, err := l.finishDeleteLocked(context.Background(), name)
+	marked, err := l.finishDeleteLocked(ctx, name)
 	if err != nil {
 		l.opts.Logger.Warn("runnel: finishing the delete of a topic failed", "topic", name, "err", err)
 	}
+	// A delete left unfinished keeps the lock file, as a DeleteTopic that
+	// died left it, so that Topics, which tries the names that have one,
+	// tries again.
+	unlock(err != nil)
 	return marked != "" && err == nil
+}
+
+// deletedByTopicDelete reports whether topic name is gone by a
+// DeleteTopic: it finishes a dead one's delete (tryFinishDelete), and
+// one it cannot finish now, at work or left waiting for a writer lock, is
+// gone all the same once that DeleteTopic committed, as it is for
+// DescribeTopic, producers and consumers.
+func (l *Log) deletedByTopicDelete(name string) bool {
+	if l.tryFinishDelete(name) {
+		return true
+	}
+	st, err := l.deleteState(name)
+	return err == nil && st.committed()
 }
 
 // markDeleted sets the deleted flag in every partition's shared meta

@@ -60,7 +60,11 @@ func adminHook(point, name string) {
 // caller holds it, until ctx ends. unlock removes the lock file and
 // releases the lock.
 func (l *Log) lockTopicName(ctx context.Context, name string) (unlock func(), err error) {
-	return l.lockTopicNameWait(ctx, name, true)
+	release, err := l.lockTopicNameWait(ctx, name, true)
+	if err != nil {
+		return nil, err
+	}
+	return func() { release(false) }, nil
 }
 
 // beginTopicAdmin starts AlterTopic and DeleteTopic: it checks that the
@@ -78,12 +82,14 @@ func (l *Log) beginTopicAdmin(ctx context.Context, name string) (unlock func(), 
 }
 
 // tryLockTopicName is lockTopicName without the wait: unlock is nil if
-// another caller holds the lock.
-func (l *Log) tryLockTopicName(name string) (unlock func(), err error) {
+// another caller holds the lock. unlock(true) leaves the lock file
+// behind, as a holder that dies does, for the next caller to take over
+// (and Topics to look at).
+func (l *Log) tryLockTopicName(name string) (unlock func(keepFile bool), err error) {
 	return l.lockTopicNameWait(context.Background(), name, false)
 }
 
-func (l *Log) lockTopicNameWait(ctx context.Context, name string, wait bool) (unlock func(), err error) {
+func (l *Log) lockTopicNameWait(ctx context.Context, name string, wait bool) (unlock func(keepFile bool), err error) {
 	path := l.topicLockPath(name)
 	for {
 		lf, err := openLockFile(path)
@@ -109,10 +115,12 @@ func (l *Log) lockTopicNameWait(ctx context.Context, name string, wait bool) (un
 			return nil, fmt.Errorf("runnel: topic %s: %w", name, err)
 		}
 		if same {
-			return func() {
+			return func(keepFile bool) {
 				// A failed removal leaves the file for the next caller to
 				// take over; it cannot leave the name locked.
-				os.Remove(path)
+				if !keepFile {
+					os.Remove(path)
+				}
 				lf.Close()
 			}, nil
 		}
