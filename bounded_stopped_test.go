@@ -213,3 +213,29 @@ func TestDeadDeleteBehindStoppedWriter(t *testing.T) {
 		t.Errorf("the topic's directory once the lock is free: %v, want the delete finished", err)
 	}
 }
+
+// The Log's checkpoints go on past a partition whose writer waits for a
+// writer lock a stopped process holds: the checkpointer, one for the Log,
+// waited for that partition's append mutex with no bound, and the
+// partitions queued after it got no checkpoint for as long.
+func TestCheckpointPastStoppedWriter(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2})
+	p := mustProducer(t, l, "t", &ProducerOptions{Partitioner: ManualPartitioner})
+	for part := range 2 {
+		if _, err := p.Send(context.Background(), Record{Partition: part, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stoppedWriterLockHolder(t, l, "t", 0)
+	writerStuck(t, l, "t", 0)
+	parts := l.topics["t"].parts
+	for _, part := range parts { // as noteAppended asks, the stuck one first
+		part.ckpt.queued.Store(true)
+		l.ckpts.request(part)
+	}
+	waitFor(t, 30*time.Second, "partition 1's checkpoint", func() bool {
+		cp, ok := parts[1].shm.checkpoint()
+		return ok && cp.next == 1
+	})
+}

@@ -70,7 +70,8 @@ type checkpointer struct {
 }
 
 // checkpointLockWait bounds how long a checkpoint waits for the writer
-// lock: a checkpoint not taken now is taken at the next one's turn.
+// lock, and for this Log's append mutex: a checkpoint not taken now is
+// taken at the next one's turn.
 const checkpointLockWait = time.Second
 
 func (c *checkpointer) request(p *partition) {
@@ -142,7 +143,16 @@ func (c *checkpointer) stop() {
 // partition.meta it reads under p.wmu: a topic deleted meanwhile closes
 // the partition, which unmaps it under p.wmu.
 func (p *partition) takeCheckpoint() error {
-	p.wmu.Lock()
+	// Bounded as the wait for the writer lock below is: this Log's writer
+	// holds p.wmu while it waits for another process's writer lock (which
+	// a process stopped with Ctrl-Z or SIGSTOP keeps), and the checkpoints
+	// of every other partition wait behind this one.
+	wctx, cancel := context.WithTimeout(context.Background(), checkpointLockWait)
+	err := p.lockWmuContext(wctx)
+	cancel()
+	if err != nil {
+		return err
+	}
 	if p.w == nil || p.shm == nil {
 		p.wmu.Unlock()
 		return nil
