@@ -239,3 +239,29 @@ func TestCheckpointPastStoppedWriter(t *testing.T) {
 		return ok && cp.next == 1
 	})
 }
+
+// The Log's retention check goes on past a partition whose writer lock a
+// stopped process holds: it waited for that lock with no bound, so no
+// partition after it (of the topic, or of the topics after it) had its
+// segments removed for as long as the process was stopped.
+func TestRetentionPassPastStoppedWriter(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, MaxBatchBytes: retBatch, RetentionInterval: 10 * time.Millisecond})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 2, SegmentBytes: minSegmentBytes})
+	p := mustProducer(t, l, "t", &ProducerOptions{Partitioner: ManualPartitioner})
+	for i := range 400 {
+		p.SendAsync(Record{Partition: i % 2, Value: payload(i, 1000)}, nil)
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stoppedWriterLockHolder(t, l, "t", 0)
+	admin := openTest(t, dir, nil)
+	if err := admin.AlterTopic("t", func(c *TopicConfig) { c.RetentionBytes = minSegmentBytes }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "partition 1's segments removed", func() bool {
+		info, err := admin.DescribeTopic("t")
+		return err == nil && info.Partitions[1].StartOffset > 0
+	})
+}

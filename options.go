@@ -88,7 +88,10 @@ type Options struct {
 	// of the topics it has open (see TopicConfig.RetentionAge) and
 	// re-reads their config from disk, letting go of those other
 	// processes deleted. Default 1 minute; negative turns the background
-	// check off, leaving rolls and EnforceRetention.
+	// check off, leaving rolls and EnforceRetention. The check waits at
+	// most one interval for a partition's writer lock that another
+	// process keeps (stopped with Ctrl-Z or SIGSTOP, or hung), and leaves
+	// that partition to the next check.
 	RetentionInterval time.Duration
 
 	// MaxOpenFiles bounds the file descriptors the Log keeps open for its

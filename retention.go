@@ -103,10 +103,15 @@ func (l *Log) retentionPass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := l.refreshTopicConfig(ctx, t); err != nil {
+		// The wait for the append mutexes is bounded as each partition's
+		// wait for its locks is (enforceTopic).
+		rctx, cancel := context.WithTimeout(ctx, l.opts.RetentionInterval)
+		err := l.refreshTopicConfig(rctx, t)
+		cancel()
+		if err != nil {
 			continue // deleted (and forgotten), unreadable, or ctx ended: nothing to enforce here
 		}
-		if _, err := l.enforceTopic(ctx, t); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		if _, err := l.enforceTopic(ctx, t, l.opts.RetentionInterval); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 			l.opts.Logger.Warn("runnel: retention check failed", "topic", t.name, "err", err)
 		}
 	}
@@ -141,7 +146,7 @@ func (l *Log) EnforceRetention(ctx context.Context) error {
 			}
 			continue
 		}
-		if _, err := l.enforceTopic(ctx, t); err != nil {
+		if _, err := l.enforceTopic(ctx, t, 0); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -194,7 +199,13 @@ type removedSegment struct {
 }
 
 // enforceTopic applies a topic's retention to each of its partitions.
-func (l *Log) enforceTopic(ctx context.Context, t *topic) ([]removedSegment, error) {
+// partWait, if not zero, bounds each partition's wait for its locks: the
+// background check waits one RetentionInterval for a partition whose
+// writer lock another process keeps (stopped with Ctrl-Z or SIGSTOP, or
+// hung), and goes on to the next partition, leaving that one to the next
+// check, rather than leave every partition after it unchecked for as long
+// as the process keeps the lock.
+func (l *Log) enforceTopic(ctx context.Context, t *topic, partWait time.Duration) ([]removedSegment, error) {
 	cfg := l.topicConfig(t)
 	if cfg.RetentionAge == 0 && cfg.RetentionBytes == 0 {
 		return nil, nil
@@ -205,7 +216,15 @@ func (l *Log) enforceTopic(ctx context.Context, t *topic) ([]removedSegment, err
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		r, err := p.enforceRetention(ctx, cfg, time.Now())
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if partWait > 0 {
+			pctx, cancel = context.WithTimeout(ctx, partWait)
+		}
+		r, err := p.enforceRetention(pctx, cfg, time.Now())
+		if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("runnel: retention of %s: gave up waiting %v for its writer lock, until the next check: %w", p.dir, partWait, err)
+		}
+		cancel()
 		removed = append(removed, r...)
 		if err != nil {
 			errs = append(errs, err)
