@@ -256,7 +256,11 @@
 // topic admin calls and Consumer, which have no ctx, wait as long as it
 // takes; Log.CloseContext, Producer.CloseContext, CreateTopicContext,
 // DeleteTopicContext, AlterTopicContext and ConsumerContext bound the
-// wait.
+// wait. DescribeTopic and Topics wait for no writer lock, but to finish
+// the delete of a DeleteTopic that died, and for that at most a second.
+// The Log's own background work (retention checks, checkpoints, Periodic
+// syncs) goes on past a partition whose lock another process keeps
+// (stopped with Ctrl-Z or SIGSTOP, or hung), leaving it for a later turn.
 //
 // Reading needs only read permission: a Consumer without a group, Verify,
 // Backup and Dump work on a directory the process may only read (another
