@@ -15,11 +15,17 @@ import (
 // past their ctx.
 
 // holdWriterLock takes partition p's writer lock as another process would,
-// and returns its release.
+// and returns its release. It waits for the lock: the Log's background
+// checkpoint may hold it for a moment (under load, the full suite's TryLock
+// here once found it so).
 func holdWriterLock(t *testing.T, l *Log, topic string, p int) (release func()) {
 	t.Helper()
 	lf := openTestLock(t, filepath.Join(partDir(l, topic, p), metaFileName))
-	mustTryLock(t, lf, writerLockByte, true)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if err := lf.Lock(ctx, writerLockByte); err != nil {
+		t.Fatalf("taking the writer lock: %v", err)
+	}
 	return func() { mustUnlock(t, lf, writerLockByte) }
 }
 
