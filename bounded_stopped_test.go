@@ -24,7 +24,7 @@ import (
 // lets the writer lock it kept from its last append go first.
 func stoppedWriterLockHolder(t *testing.T, l *Log, topic string, p int) *exec.Cmd {
 	t.Helper()
-	l.topics[topic].parts[p].stopHold()
+	l.topics[topic].parts()[p].stopHold()
 	cmd, _ := holdInChild(t, filepath.Join(partDir(l, topic, p), metaFileName), writerLockByte)
 	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func writerStuck(t *testing.T, l *Log, topic string, p int) {
 	t.Helper()
 	prod := mustProducer(t, l, topic, &ProducerOptions{Partitioner: ManualPartitioner})
 	prod.SendAsync(Record{Partition: p, Value: []byte("stuck")}, nil)
-	part := l.topics[topic].parts[p]
+	part := l.topics[topic].parts()[p]
 	waitFor(t, 30*time.Second, "the writer to wait for the writer lock", func() bool {
 		return part.shm.waiting.count().Load() > 0
 	})
@@ -229,7 +229,7 @@ func TestCheckpointPastStoppedWriter(t *testing.T) {
 	}
 	stoppedWriterLockHolder(t, l, "t", 0)
 	writerStuck(t, l, "t", 0)
-	parts := l.topics["t"].parts
+	parts := l.topics["t"].parts()
 	for _, part := range parts { // as noteAppended asks, the stuck one first
 		part.ckpt.queued.Store(true)
 		l.ckpts.request(part)
