@@ -60,9 +60,11 @@ var errWriterBusy = errors.New("runnel: writer lock busy")
 // appendBatch writes one finished batch and returns its base offset and
 // where the frame ends. wait says whether it may wait for the writer
 // lock; without it, a lock that is taken, by another process or by this
-// Log's maintenance, makes it return errWriterBusy at once.
-func (p *partition) appendBatch(fb *frame.Builder, wait bool) (int64, logPos, error) {
-	base, end, err := p.appendBatchLocked(fb, wait)
+// Log's maintenance, makes it return errWriterBusy at once. notes are
+// called with their records' offsets under the writer lock, before the
+// frame is written (SendRecordBatchAsyncNoted).
+func (p *partition) appendBatch(fb *frame.Builder, notes []batchNote, wait bool) (int64, logPos, error) {
+	base, end, err := p.appendBatchLocked(fb, notes, wait)
 	p.log.parts.used(p) // after p.wmu: it may release other partitions' files
 	if errors.Is(err, ErrTopicNotFound) {
 		// The partition is marked deleted by a DeleteTopic, or the handle
@@ -73,7 +75,7 @@ func (p *partition) appendBatch(fb *frame.Builder, wait bool) (int64, logPos, er
 	return base, end, err
 }
 
-func (p *partition) appendBatchLocked(fb *frame.Builder, wait bool) (int64, logPos, error) {
+func (p *partition) appendBatchLocked(fb *frame.Builder, notes []batchNote, wait bool) (int64, logPos, error) {
 	if wait {
 		p.wmu.Lock()
 	} else if !p.wmu.TryLock() {
@@ -92,7 +94,7 @@ func (p *partition) appendBatchLocked(fb *frame.Builder, wait bool) (int64, logP
 	} else if !got {
 		return 0, logPos{}, errWriterBusy
 	}
-	base, err := p.appendLocked(fb)
+	base, err := p.appendLocked(fb, notes)
 	p.afterAppend(err == nil)
 	if err != nil {
 		return 0, logPos{}, err
@@ -101,7 +103,7 @@ func (p *partition) appendBatchLocked(fb *frame.Builder, wait bool) (int64, logP
 }
 
 // appendLocked is appendBatch under the writer lock.
-func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
+func (p *partition) appendLocked(fb *frame.Builder, notes []batchNote) (int64, error) {
 	if p.shm.deleted() {
 		// Unless no DeleteTopic set the word: then it is damage, reported
 		// at each append (not sticky: Repair may clear it).
@@ -136,6 +138,11 @@ func (p *partition) appendLocked(fb *frame.Builder) (int64, error) {
 		}
 	} else {
 		w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
+	}
+	// The offsets are final (after the roll): notes learn them before
+	// any byte of the frame is written, so before any process can see it.
+	for _, n := range notes {
+		n.fn(w.next + int64(n.idx))
 	}
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err

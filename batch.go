@@ -27,6 +27,7 @@ type batch struct {
 	fb       *frame.Builder
 	cbs      []batchCallback
 	onCommit int // how many of cbs acknowledge at commit (AckCommitted): more than none is what counts
+	notes    []batchNote
 
 	committed chan struct{} // closed once base, end and err are final
 	done      chan struct{} // closed once syncErr is final; committed itself outside Durable mode
@@ -43,6 +44,13 @@ type batch struct {
 	// partition whose unsynced backlog counts the batch, and its bytes.
 	owner   *partition
 	backlog int64
+}
+
+// batchNote is called with the offset of the batch's record idx before
+// the frame is written (SendRecordBatchAsyncNoted).
+type batchNote struct {
+	idx int
+	fn  func(base int64)
 }
 
 // batchCallback calls fn once for each of the n records from index idx
@@ -333,7 +341,7 @@ func (p *partition) writeLoop() {
 // says the sender waits for b's durability, so it runs the sync rounds
 // itself (commit.go), for as long as ctx lasts.
 func (p *partition) lead(ctx context.Context, b *batch, inline bool) {
-	base, end, err := p.appendBatch(b.fb, false)
+	base, end, err := p.appendBatch(b.fb, b.notes, false)
 	if errors.Is(err, errWriterBusy) {
 		p.mu.Lock()
 		p.handed = b
@@ -350,7 +358,7 @@ func (p *partition) lead(ctx context.Context, b *batch, inline bool) {
 // write appends batch b for the writer goroutine, which holds its write
 // token, waiting for the writer lock as long as it takes.
 func (p *partition) write(b *batch) {
-	base, end, err := p.appendBatch(b.fb, true)
+	base, end, err := p.appendBatch(b.fb, b.notes, true)
 	p.committed(b, base, end, err, false)
 }
 

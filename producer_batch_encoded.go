@@ -116,7 +116,7 @@ func (p *Producer) SendRecordBatch(ctx context.Context, partition int, b *Record
 		b.Reset()
 		return 0, err
 	}
-	part, pb, idx, lead, err := p.queueRecordBatch(ctx, partition, b, p.sender(nil, true), nil)
+	part, pb, idx, lead, err := p.queueRecordBatch(ctx, partition, b, p.sender(nil, true), nil, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -138,7 +138,7 @@ func (p *Producer) SendRecordBatchAsync(partition int, b *RecordBatch, done func
 	if done != nil {
 		cb = func(pos Position, err error) { done(pos.Offset, err) }
 	}
-	if _, _, _, _, err := p.queueRecordBatch(nil, partition, b, p.sender(cb, false), nil); err != nil && done != nil {
+	if _, _, _, _, err := p.queueRecordBatch(nil, partition, b, p.sender(cb, false), nil, nil); err != nil && done != nil {
 		done(0, err)
 	}
 }
@@ -149,18 +149,38 @@ func (p *Producer) SendRecordBatchAsync(partition int, b *RecordBatch, done func
 // fdatasync its acknowledgement waits for (so before done). It is not
 // called for a batch that fails. It runs on the partition's writer, which
 // it holds up: it must be quick and must not send. A Kafka server uses it
-// to note where a producer's batch went before the client can learn it.
+// to let a producer's next batch follow this one.
 func (p *Producer) SendRecordBatchAsyncCommit(partition int, b *RecordBatch, committed func(base int64), done func(base int64, err error)) {
+	p.SendRecordBatchAsyncNoted(partition, b, nil, committed, done)
+}
+
+// SendRecordBatchAsyncNoted is SendRecordBatchAsyncCommit that also calls
+// note (unless nil), with the first record's offset, before the batch is
+// committed: under the partition's writer lock, once the frame's offsets
+// are fixed and before any byte of it is written. Whatever note records
+// is so in place before any process can see the batch, and before a
+// process that dies can have committed it; but a process that dies after
+// note, or a write that fails, leaves the batch uncommitted, and the next
+// append stores other records at those offsets. note is not called for a
+// batch whose append fails before its frame is written (refused, or a
+// segment roll that failed). It holds up the writer lock, which
+// other processes may wait for: it must be quick and must not send. A
+// Kafka server uses it to journal where a producer's batch goes, so that
+// after a crash a retry of a batch that was committed is known as one.
+func (p *Producer) SendRecordBatchAsyncNoted(partition int, b *RecordBatch, note func(base int64), committed func(base int64), done func(base int64, err error)) {
 	var cb func(Position, error)
 	if done != nil {
 		cb = func(pos Position, err error) { done(pos.Offset, err) }
 	}
-	onCommit := func(pos Position, err error) {
-		if err == nil {
-			committed(pos.Offset)
+	var onCommit func(Position, error)
+	if committed != nil {
+		onCommit = func(pos Position, err error) {
+			if err == nil {
+				committed(pos.Offset)
+			}
 		}
 	}
-	if _, _, _, _, err := p.queueRecordBatch(nil, partition, b, p.sender(cb, false), onCommit); err != nil && done != nil {
+	if _, _, _, _, err := p.queueRecordBatch(nil, partition, b, p.sender(cb, false), onCommit, note); err != nil && done != nil {
 		done(0, err)
 	}
 }
@@ -169,7 +189,7 @@ func (p *Producer) SendRecordBatchAsyncCommit(partition int, b *RecordBatch, com
 // empty. Into an empty pending frame the batch's own frame is taken as
 // it is (the builders are swapped, so rb keeps memory to reuse);
 // otherwise its records are appended to the pending frame's.
-func (p *Producer) queueRecordBatch(ctx context.Context, partition int, rb *RecordBatch, s sender, committed func(Position, error)) (*partition, *batch, int, bool, error) {
+func (p *Producer) queueRecordBatch(ctx context.Context, partition int, rb *RecordBatch, s sender, committed func(Position, error), note func(base int64)) (*partition, *batch, int, bool, error) {
 	defer rb.Reset()
 	part, err := p.batchPartition(partition, rb.Len())
 	if err != nil {
@@ -195,6 +215,9 @@ func (p *Producer) queueRecordBatch(ctx context.Context, partition int, rb *Reco
 	}
 	if committed != nil {
 		b.addCallback(idx, committed, true)
+	}
+	if note != nil {
+		b.notes = append(b.notes, batchNote{idx, note})
 	}
 	return part, b, idx, part.queued(b, idx, s), nil
 }

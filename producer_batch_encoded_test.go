@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,5 +289,91 @@ func TestRecordBatchCommitCallback(t *testing.T) {
 		func(_ int64, err error) { failed = err })
 	if !errors.Is(failed, ErrInvalidArgument) {
 		t.Errorf("an empty batch: done got %v, want ErrInvalidArgument", failed)
+	}
+}
+
+// TestRecordBatchNoteBeforeCommit: SendRecordBatchAsyncNoted's note runs
+// with the batch's offset before any process can read the batch (another
+// Log on the directory reads only the records before it then), and before
+// committed; each batch's note, committed and done agree on its offset,
+// whether or not batches sent together share a frame.
+func TestRecordBatchNoteBeforeCommit(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered})
+	mustCreate(t, l, "n", TopicConfig{Partitions: 1})
+	other := openTest(t, dir, &Options{Durability: Buffered})
+	p := mustProducer(t, l, "n", nil)
+	// readable counts the records the other Log reads from offset 0.
+	readable := func() int {
+		c, err := other.Consumer("n", &ConsumerOptions{Start: Earliest})
+		if err != nil {
+			t.Error(err)
+			return -1
+		}
+		defer c.Close()
+		n := 0
+		for {
+			recs, err := c.TryPoll()
+			if err != nil {
+				t.Error(err)
+				return -1
+			}
+			if len(recs) == 0 {
+				return n
+			}
+			n += len(recs)
+		}
+	}
+	var b RecordBatch
+	encode(t, &b, seqRecords(0, 2))
+	if _, err := p.SendRecordBatch(context.Background(), 0, &b); err != nil {
+		t.Fatal(err)
+	}
+	const batches = 3
+	type seen struct {
+		note, committed, done int64
+		readableAtNote        int
+		order                 string
+	}
+	var mu sync.Mutex
+	got := make([]seen, batches)
+	var wg sync.WaitGroup
+	for i := range batches {
+		encode(t, &b, seqRecords(2+2*i, 2))
+		wg.Add(1)
+		p.SendRecordBatchAsyncNoted(0, &b, func(base int64) {
+			n := readable()
+			mu.Lock()
+			defer mu.Unlock()
+			got[i].note, got[i].readableAtNote = base, n
+			got[i].order += "n"
+		}, func(base int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			got[i].committed = base
+			got[i].order += "c"
+		}, func(base int64, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Errorf("batch %d: %v", i, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			got[i].done = base
+			got[i].order += "d"
+		})
+	}
+	wg.Wait()
+	for i, s := range got {
+		want := int64(2 + 2*i)
+		if s.note != want || s.committed != want || s.done != want || s.order != "ncd" {
+			t.Errorf("batch %d: note %d, committed %d, done %d, in the order %q; want %d each, in the order ncd", i, s.note, s.committed, s.done, s.order, want)
+		}
+		if int64(s.readableAtNote) > s.note {
+			t.Errorf("batch %d: another Log read %d records at its note, its own among them (offset %d)", i, s.readableAtNote, s.note)
+		}
+	}
+	if n := readable(); n != 2+2*batches {
+		t.Errorf("%d records readable at the end, want %d", n, 2+2*batches)
 	}
 }
