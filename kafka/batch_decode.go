@@ -23,6 +23,9 @@ type batchInfo struct {
 	firstSeq      int32
 	count         int32
 	transactional bool
+	// recordsHash: an idempotent batch's records as the log is to hold
+	// them (recordDigest), set by readFrame for its journal entry.
+	recordsHash uint64
 }
 
 // batchRecord is a record as readBatch hands it on: its fields as the
@@ -41,6 +44,7 @@ type batchScratch struct {
 	decoded []byte
 	headers []runnel.Header
 	frame   runnel.RecordBatch
+	digest  recordDigest
 }
 
 // maxScratch bounds the memory a connection keeps between batches.

@@ -41,18 +41,22 @@ func TestRecordReaderVarint(t *testing.T) {
 // of 100-byte records, as franz-go sends it (snappy) and uncompressed,
 // checked and decoded into the frame it would be stored as, which is then
 // dropped; BenchmarkStoreBatch adds the store, whose cost runnel's own
-// producers share.
+// producers share. An idempotent batch's records are hashed too, for its
+// producer journal entry (none/idempotent).
 func BenchmarkReadFrame(b *testing.B) {
 	var recs []*kgo.Record
 	for _, v := range benchValues(8000, 100) {
 		recs = append(recs, &kgo.Record{Value: v, Timestamp: time.UnixMilli(1_700_000_000_000)})
 	}
-	for _, name := range []string{"snappy", "none"} {
+	for _, name := range []string{"snappy", "none", "none/idempotent"} {
 		codec := kgo.NoCompression()
 		if name == "snappy" {
 			codec = kgo.SnappyCompression()
 		}
 		batch := encodeBatch(b, codec, recs)
+		if name == "none/idempotent" {
+			batch = setBatchProducer(batch, 5, 0, 0)
+		}
 		b.Run("value=100/codec="+name, func(b *testing.B) {
 			var scratch batchScratch
 			b.SetBytes(100)

@@ -54,11 +54,11 @@
 // be stored: a producer's batches are stored in order, each only after the
 // one before. This state is kept in
 // memory for a day after a producer's last batch, and each batch is noted
-// in its partition's producer journal (kafka/producers/) as it is
-// committed, so that a server started anew on the directory answers
+// in its partition's producer journal (kafka/producers/) just before it
+// is committed, so that a server started anew on the directory answers
 // retries of batches stored before it as the last one would have, once it
-// has read them in the log: see producer_journal.go for the cases it
-// cannot cover. The state is kept by topic ID: a topic deleted and made
+// has found their records in the log (a batch noted may never have been
+// committed): see producer_journal.go for the cases it cannot cover. The state is kept by topic ID: a topic deleted and made
 // again under its name, by any process, starts with none, as in Kafka.
 // Transactions are not offered: a transactional producer is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients fail on at once, at

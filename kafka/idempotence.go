@@ -45,8 +45,11 @@ import (
 // had, on a partition that has not seen the newer epoch, and renumbers
 // it if that is refused, which would store it twice.
 //
-// The state lives in the server's memory, and each stored batch is noted
-// in its partition's producer journal (producer_journal.go), from which a
+// The state lives in the server's memory, and each batch is noted in its
+// partition's producer journal (producer_journal.go) before its commit,
+// so that a server killed at any point after the commit has noted it; a
+// retry of a batch that a stopped server noted is answered from the
+// journal only if the log holds the noted records. From the journal a
 // server started after another stopped loads that server's producers of a
 // partition when it first gets an idempotent batch for it, and again, for
 // servers stopped since, when a producer it does not know there sends a
@@ -116,9 +119,12 @@ type seqBatch struct {
 	base        int64
 	code        int16
 	// loaded: from the producer journal, and not yet found in the log.
-	// An entry is written at commit, before the fdatasync: after a power
-	// loss it may name a batch the log no longer holds.
+	// An entry is written before the commit, and without an fdatasync:
+	// after a crash or a power loss it may name a batch the log does not
+	// hold.
 	loaded bool
+	// entry is the journal entry a loaded batch comes from.
+	entry journalEntry
 
 	// decided is closed when state leaves seqPending: the batch is
 	// committed to the log (its successor may be handed on), or failed
@@ -223,7 +229,7 @@ func (ps *producerStates) load(tp topicPartition, folded map[int64]*foldedProduc
 		}
 		ss := &seqState{epoch: f.epoch}
 		for _, e := range f.batches {
-			b := &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone, decided: closedDone, loaded: true, ss: ss}
+			b := &seqBatch{first: e.first, last: e.last, base: e.base, done: closedDone, decided: closedDone, loaded: true, entry: e, ss: ss}
 			b.state.Store(seqStored)
 			ss.batches = append(ss.batches, b)
 		}
@@ -322,12 +328,7 @@ func (ps *producerStates) begin(id int64, epoch int16, tp topicPartition, first,
 	now := time.Now()
 	st := ps.producer(id, now)
 	st.lastUsed = now
-	// Sequences wrap to 0 after MaxInt32, as Kafka's do.
-	l := int64(first) + int64(count) - 1
-	if l > int64(maxSeq) {
-		l -= int64(maxSeq) + 1
-	}
-	last := int32(l)
+	last := lastSeq(first, count)
 	ss := st.parts[tp]
 	switch {
 	case ss == nil:
@@ -411,6 +412,16 @@ func (ps *producerStates) finish(b *seqBatch, base int64, code int16) {
 }
 
 const maxSeq = int32(^uint32(0) >> 1)
+
+// lastSeq is the sequence number of the last of count records from
+// first: sequences wrap to 0 after MaxInt32, as Kafka's do.
+func lastSeq(first, count int32) int32 {
+	l := int64(first) + int64(count) - 1
+	if l > int64(maxSeq) {
+		l -= int64(maxSeq) + 1
+	}
+	return int32(l)
+}
 
 // nextSeq is the sequence number after seq.
 func nextSeq(seq int32) int32 {

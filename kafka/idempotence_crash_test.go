@@ -20,8 +20,23 @@ import (
 // answers to batches it stored, so that every kill leaves batches the
 // producer must retry against the next server on the same directory and
 // address. At the end every record is in the log once, and each partition
-// holds the producer's records in the order sent.
+// holds the producer's records in the order sent. Each server is killed
+// either holding back a request's answers, once its batches are
+// acknowledged, or at the commit of its first idempotent batch, before
+// anything else of it is done.
 func TestIdempotentProducerThroughCrashes(t *testing.T) {
+	t.Run("answer-held", func(t *testing.T) {
+		testProducerThroughCrashes(t, func(file string) string { return childHoldEnv + "=" + file })
+	})
+	t.Run("at-commit", func(t *testing.T) {
+		testProducerThroughCrashes(t, func(file string) string { return childStallEnv + "=committed:" + file })
+	})
+}
+
+// testProducerThroughCrashes is TestIdempotentProducerThroughCrashes with
+// each server killed once it creates the file that killAt's environment
+// setting names.
+func testProducerThroughCrashes(t *testing.T, killAt func(file string) string) {
 	dir := t.TempDir()
 	l, err := runnel.Open(dir, nil)
 	if err != nil {
@@ -33,7 +48,7 @@ func TestIdempotentProducerThroughCrashes(t *testing.T) {
 	}
 	hold := func(k int) string { return fmt.Sprintf("%s/held-%d", t.TempDir(), k) }
 	held := hold(0)
-	server := startChild(t, "server", dir, childHoldEnv+"="+held)
+	server := startChild(t, "server", dir, killAt(held))
 	addr := server.addr
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("crash"),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -56,7 +71,13 @@ func TestIdempotentProducerThroughCrashes(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Add(1)
-			r := &kgo.Record{Partition: int32(i % 2), Value: []byte(strconv.Itoa(i))}
+			// Keys nil and empty, and headers, which a retry's
+			// check of the log compares too.
+			r := &kgo.Record{Partition: int32(i % 2), Value: []byte(strconv.Itoa(i)),
+				Headers: []kgo.RecordHeader{{Key: "n", Value: []byte(strconv.Itoa(i))}}}
+			if i%3 == 0 {
+				r.Key = []byte{}
+			}
 			cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 				mu.Lock()
 				if err != nil {
@@ -78,17 +99,32 @@ func TestIdempotentProducerThroughCrashes(t *testing.T) {
 		defer mu.Unlock()
 		return acked
 	}
+	// stored counts the records in the log, retries stored twice too.
+	stored := func() int {
+		total := 0
+		for p := range 2 {
+			_, end, err := l.PartitionOffsets("crash", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += int(end)
+		}
+		return total
+	}
 	for k := range kills {
-		waitFor(t, fmt.Sprintf("server %d to hold an answer", k+1), func() bool {
+		// Or killed once every record is stored: a server stopped at a
+		// commit may have taken the rest of the stream, in larger
+		// batches, before it stopped, and the next gets only retries.
+		waitFor(t, fmt.Sprintf("server %d to stop where it is killed", k+1), func() bool {
 			_, err := os.Stat(held)
-			return err == nil
+			return err == nil || stored() >= n
 		})
 		server.kill()
 		server.cmd.Wait()
 		env := []string{childListenEnv + "=" + addr}
 		if k < kills-1 {
 			held = hold(k + 1)
-			env = append(env, childHoldEnv+"="+held)
+			env = append(env, killAt(held))
 		}
 		server = startChild(t, "server", dir, env...)
 	}
@@ -101,15 +137,7 @@ func TestIdempotentProducerThroughCrashes(t *testing.T) {
 		t.Fatalf("%d records failed, the first: %v", len(errs), errs[0])
 	}
 
-	total := 0
-	for p := range 2 {
-		_, end, err := l.PartitionOffsets("crash", p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += int(end)
-	}
-	recs := readNative(t, l, "crash", total)
+	recs := readNative(t, l, "crash", stored())
 	seen := map[int]int{}
 	last := map[int]int{0: -1, 1: -1}
 	dups := 0

@@ -72,13 +72,15 @@ func (js *partitionJournals) close() {
 	}
 }
 
-// noteStored appends a committed idempotent batch's entry. A failure to
-// write it is logged, not returned: the batch is stored and will be
-// acknowledged; only a retry after a restart could find it unrecorded.
-func (s *Server) noteStored(j *producerJournal, info batchInfo, last int32, base int64) {
-	e := journalEntry{kind: entryStored, epoch: info.producerEpoch, first: info.firstSeq, last: last,
-		pid: info.producerID, count: info.count, base: base, time: time.Now().UnixNano()}
-	if err := j.append(e); err != nil {
+// noteStoring appends the entry of an idempotent batch about to be
+// committed at base, under the partition's writer lock (produce.go). A
+// failure to write it is logged, not returned: the batch is stored and
+// acknowledged all the same; only a retry after a restart could find it
+// unrecorded, and store it again.
+func (s *Server) noteStoring(j *producerJournal, info batchInfo, last int32, base int64) {
+	e := journalEntry{kind: entryStoring, epoch: info.producerEpoch, first: info.firstSeq, last: last,
+		pid: info.producerID, count: info.count, base: base, time: time.Now().UnixNano(), hash: info.recordsHash}
+	if err := j.add(e); err != nil {
 		s.opts.Logger.Warn("kafka: producer journal not written; a retry of this batch after a restart would store it again",
 			"dir", j.dir, "producer", info.producerID, "base", base, "err", err)
 	}

@@ -28,6 +28,11 @@ const (
 	// acknowledged, and holds the answer until it is killed.
 	childListenEnv = "RUNNEL_KAFKA_TEST_LISTEN"
 	childHoldEnv   = "RUNNEL_KAFKA_TEST_HOLD"
+	// With childStallEnv set to "<point>:<file>", a server child stops
+	// its first idempotent batch at that point of its store (a test
+	// hook: "noted", "committed"), creates the file, and stays there
+	// until it is killed.
+	childStallEnv = "RUNNEL_KAFKA_TEST_STALL"
 )
 
 func TestMain(m *testing.M) {
@@ -72,6 +77,21 @@ func serverChildMain() int {
 		testHookProduced = func() {
 			os.WriteFile(hold, nil, 0o644)
 			select {}
+		}
+	}
+	if at, file, ok := strings.Cut(os.Getenv(childStallEnv), ":"); ok {
+		stall := func() {
+			os.WriteFile(file, nil, 0o644)
+			select {}
+		}
+		switch at {
+		case "noted":
+			testHookNoted = stall
+		case "committed":
+			testHookCommitted = stall
+		default:
+			fmt.Fprintf(os.Stderr, "unknown stall point %q\n", at)
+			return 2
 		}
 	}
 	go srv.Serve(ln)

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -321,7 +322,7 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		for dup && s.seqs.unconfirmed(b) {
 			// A retry of a batch a stopped server's journal names: the
 			// original offsets only if the log still holds it there.
-			if s.inLog(h.name, partition, b.base, raw, scratch) {
+			if s.inLog(h.name, partition, b, raw, scratch) {
 				if s.seqs.confirm(info.producerID, tp, b) {
 					break
 				}
@@ -381,12 +382,22 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 		return
 	}
 	send := func(rb *runnel.RecordBatch) {
-		// Noted once committed, before the client can hear of it: a retry
-		// after a restart finds it. Then the producer's next batch here
-		// may follow it.
-		prod.SendRecordBatchAsyncCommit(int(partition), rb, func(base int64) {
-			s.noteStored(journal, info, seq.last, base)
+		// Journaled before its commit, under the partition's writer
+		// lock: a server that dies once the batch is committed leaves
+		// its entry, and a retry after a restart finds it there
+		// (idempotence.go). Once committed, the producer's next batch
+		// here may follow it.
+		prod.SendRecordBatchAsyncNoted(int(partition), rb, func(base int64) {
+			s.noteStoring(journal, info, seq.last, base)
+			if h := testHookNoted; h != nil {
+				h()
+			}
+		}, func(int64) {
+			if h := testHookCommitted; h != nil {
+				h()
+			}
 			seq.stored()
+			journal.compactIfDue()
 		}, done)
 	}
 	prev := seq.prev
@@ -428,12 +439,19 @@ func (s *Server) storeBatch(h *topicHandle, acks int16, partition int32, raw []b
 }
 
 // readFrame reads raw, one partition's batch, into scratch's frame, which
-// it leaves empty if the batch is refused.
+// it leaves empty if the batch is refused. An idempotent batch's records
+// are hashed for its journal entry as they go.
 func readFrame(raw []byte, scratch *batchScratch) (batchInfo, error) {
 	frame := &scratch.frame
+	digest := &scratch.digest
+	digest.reset()
+	idempotent := len(raw) >= batchProducerIDOff+8 && int64(binary.BigEndian.Uint64(raw[batchProducerIDOff:])) >= 0
 	info, err := readBatch(raw, maxDecodedBatch, time.Now(), scratch, func(rec *batchRecord) error {
 		if err := frame.AddAt(rec.time, rec.key, rec.value, rec.headers); err != nil {
 			return err
+		}
+		if idempotent {
+			digest.add(rec.time, rec.key, rec.value, rec.headers)
 		}
 		// Decompression stopped at one frame's bytes, but a record
 		// may encode a few bytes larger in a frame than in a batch.
@@ -445,6 +463,7 @@ func readFrame(raw []byte, scratch *batchScratch) (batchInfo, error) {
 	if err == nil && info.transactional {
 		err = errTransactional
 	}
+	info.recordsHash = digest.sum()
 	if err != nil {
 		frame.Reset()
 	}
@@ -457,6 +476,13 @@ func readFrame(raw []byte, scratch *batchScratch) (batchInfo, error) {
 // from it, then is stored (nil) or fails with the error, as an append that
 // failed without storing it.
 var testHookAppend func(tp topicPartition, first int32) <-chan error
+
+// testHookNoted and testHookCommitted, if set (by a test's child
+// process), are called as an idempotent batch is stored: once its
+// journal entry is written, before its commit (under the partition's
+// writer lock), and once it is committed. A child that never returns from
+// one dies, when killed, at that point of the store.
+var testHookNoted, testHookCommitted func()
 
 // spareFrames holds the frames of batches that waited for their
 // predecessor, for the next one to take. (A batch hands its frame's

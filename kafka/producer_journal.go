@@ -17,30 +17,41 @@ import (
 // epoch carry on. Kafka keeps this in the batches themselves; runnel's
 // frames keep no producer ids, so the server keeps it beside the log, in
 // kafka/producers/<topic>/<partition>/: an entry for each idempotent
-// batch, appended once the batch is committed (before its fdatasync and
-// its acknowledgement), saying where it was stored. The files are in
-// producer_journal_file.go.
+// batch, saying where it goes and holding a hash of its records (times
+// included), appended before the batch is committed: under the
+// partition's writer lock, once the core has fixed its offsets and before
+// it writes the frame (runnel's SendRecordBatchAsyncNoted). A server that
+// dies at any point after the commit has written the entry. The files
+// are in producer_journal_file.go.
 //
-// An entry can outlive its frame: after a power loss the journal's page
-// may have reached the disk and the frame not, and the offsets may since
-// hold other records. So a retry answered from an entry a stopped server
-// wrote is answered with its offsets only once the log is read there and
-// holds the retried records (idempotence_verify.go); otherwise it is
-// stored anew.
+// So an entry can name a batch the log does not hold: the server died
+// between the entry and the commit, or the frame's write failed, or a
+// power loss took the frame and not the entry; the offsets may since hold
+// other records, stored by any process. A retry answered from an entry a
+// stopped server wrote is answered with its offsets only once the log is
+// read there and its records hash as the entry says
+// (idempotence_verify.go); otherwise it is stored anew. Records stored
+// there by another producer with the same keys, values, headers and times
+// to the nanosecond (Kafka's are milliseconds) would pass; nothing in the
+// log tells them apart (a frame does not keep who produced it).
 //
 // What it does not cover, each stored twice on the client's retry (or,
 // where the server knows the producer at a newer epoch, refused as out of
-// order, which a client answers by bumping its epoch): a
-// batch committed in the instant between its commit and its entry's
-// write when the server died; a batch whose entry a power loss took while
-// its frame had reached the disk (the journal has no fdatasync of its
-// own); and the retries of a stopped server's producer that go to a
-// running server which knew the producer on that partition from before,
-// or whose file another server took over first (see
-// producer_journal_file.go).
-// Guessing from the records alone which frame was a retried batch's would
-// risk answering a batch never stored as stored, which loses it; a
-// duplicate is the lesser harm.
+// order, which a client answers by bumping its epoch): a batch whose entry
+// a power loss took while its frame had reached the disk (the journal has
+// no fdatasync of its own); and the retries of a stopped server's
+// producer that go to a running server which knew the producer on that
+// partition from before, or whose file another server took over first
+// (see producer_journal_file.go). Guessing from the records alone which
+// frame was a retried batch's, without an entry, would risk answering a
+// batch never stored as stored, which loses it; a duplicate is the lesser
+// harm.
+//
+// Servers before entryStoring wrote an entry of another kind,
+// entryStored, once the batch was committed, without a hash: a server
+// still reads those, and answers a retry from one once the log holds the
+// retry's keys, values and headers there. Those servers skip an
+// entryStoring entry (logging it as damaged).
 
 const (
 	producersDir = "producers"
@@ -56,17 +67,29 @@ type entryKind uint8
 
 const (
 	entryHeader entryKind = iota + 1 // the topic's id, first in the file
-	entryStored                      // where a batch was stored
+	// entryStored: where a batch was stored, written once it was
+	// committed, by servers before entryStoring; still read.
+	entryStored
+	// entryStoring: where a batch is stored and a hash of its records,
+	// written before its commit.
+	entryStoring
 )
 
-// journalEntry is one 48-byte record of the journal, little endian:
+// journalEntry is one 48-byte record of the journal, little endian. A
+// header or a stored entry:
 //
 //	0  kind u8, 1 reserved, 2 epoch i16, 4 first sequence i32,
 //	8  producer id i64, 16 last sequence i32, 20 record count u32,
 //	24 base offset i64, 32 time (unix ns) i64,
 //	40 xxHash64 of bytes 0-39.
 //
-// A header entry holds the topic's id, 16 bytes, at 8, and its time.
+// A header entry holds the topic's id, 16 bytes, at 8, and its time. A
+// storing entry, whose last sequence follows from its first and count:
+//
+//	0  kind u8, 1 reserved, 2 epoch i16, 4 first sequence i32,
+//	8  producer id i64, 16 record count u32, 20 base offset i64,
+//	28 time (unix ns) i64, 36 records' hash u64 (recordDigest),
+//	44 the low 32 bits of the xxHash64 of bytes 0-43.
 type journalEntry struct {
 	kind        entryKind
 	epoch       int16
@@ -76,6 +99,7 @@ type journalEntry struct {
 	base        int64
 	time        int64
 	topicID     [16]byte
+	hash        uint64 // of the batch's records, in a storing entry
 }
 
 func (e *journalEntry) encode(b []byte) {
@@ -84,9 +108,18 @@ func (e *journalEntry) encode(b []byte) {
 	le := binary.LittleEndian
 	le.PutUint16(b[2:], uint16(e.epoch))
 	le.PutUint32(b[4:], uint32(e.first))
-	if e.kind == entryHeader {
+	switch e.kind {
+	case entryStoring:
+		le.PutUint64(b[8:], uint64(e.pid))
+		le.PutUint32(b[16:], uint32(e.count))
+		le.PutUint64(b[20:], uint64(e.base))
+		le.PutUint64(b[28:], uint64(e.time))
+		le.PutUint64(b[36:], e.hash)
+		le.PutUint32(b[44:], uint32(xxhash.Sum64(b[:44])))
+		return
+	case entryHeader:
 		copy(b[8:24], e.topicID[:])
-	} else {
+	default:
 		le.PutUint64(b[8:], uint64(e.pid))
 		le.PutUint32(b[16:], uint32(e.last))
 		le.PutUint32(b[20:], uint32(e.count))
@@ -100,15 +133,36 @@ func (e *journalEntry) encode(b []byte) {
 // torn or damaged write).
 func decodeEntry(b []byte) (e journalEntry, ok bool) {
 	le := binary.LittleEndian
-	if le.Uint64(b[40:]) != xxhash.Sum64(b[:40]) || b[0] < byte(entryHeader) || b[0] > byte(entryStored) {
+	e.kind = entryKind(b[0])
+	switch e.kind {
+	case entryHeader, entryStored:
+		if le.Uint64(b[40:]) != xxhash.Sum64(b[:40]) {
+			return e, false
+		}
+	case entryStoring:
+		if le.Uint32(b[44:]) != uint32(xxhash.Sum64(b[:44])) {
+			return e, false
+		}
+	default:
 		return e, false
 	}
-	e.kind = entryKind(b[0])
 	e.epoch = int16(le.Uint16(b[2:]))
 	e.first = int32(le.Uint32(b[4:]))
-	if e.kind == entryHeader {
+	switch e.kind {
+	case entryHeader:
 		copy(e.topicID[:], b[8:24])
-	} else {
+	case entryStoring:
+		e.pid = int64(le.Uint64(b[8:]))
+		e.count = int32(le.Uint32(b[16:]))
+		e.base = int64(le.Uint64(b[20:]))
+		e.time = int64(le.Uint64(b[28:]))
+		e.hash = le.Uint64(b[36:])
+		if e.count <= 0 || e.first < 0 {
+			return e, false
+		}
+		e.last = lastSeq(e.first, e.count)
+		return e, e.base >= 0 && e.pid >= 0
+	default:
 		e.pid = int64(le.Uint64(b[8:]))
 		e.last = int32(le.Uint32(b[16:]))
 		e.count = int32(le.Uint32(b[20:]))

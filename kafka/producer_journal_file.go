@@ -304,7 +304,7 @@ func (j *producerJournal) read(f *os.File, path string) ([]journalEntry, fileUse
 	var entries []journalEntry
 	for pos := entrySize; pos+entrySize <= len(data); pos += entrySize {
 		e, eok := decodeEntry(data[pos:])
-		if !eok || e.kind != entryStored {
+		if !eok || e.kind == entryHeader {
 			j.warn("kafka: producer journal entry damaged, skipped", "file", path, "position", pos)
 			continue
 		}
@@ -368,29 +368,41 @@ func randomName() string {
 	return hex.EncodeToString(b[:])
 }
 
-// append adds one entry to our file. Past compactAt it writes what is
-// still needed into a new file: the next compaction waits until the file
-// has doubled, so that a journal with many producers is not rewritten at
-// every batch.
+// append adds one entry to our file, and compacts it if it is due.
 func (j *producerJournal) append(e journalEntry) error {
+	if err := j.add(e); err != nil {
+		return err
+	}
+	j.compactIfDue()
+	return nil
+}
+
+// add adds one entry to our file: one write, quick enough for the
+// partition's writer lock, under which the server calls it.
+func (j *producerJournal) add(e journalEntry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
 		return fmt.Errorf("kafka: producer journal %s: %w", j.path, ErrServerClosed)
 	}
 	e.encode(j.buf[:])
-	if err := j.write(j.buf[:]); err != nil {
-		return err
+	return j.write(j.buf[:])
+}
+
+// compactIfDue writes what is still needed into a new file once ours is
+// past compactAt: the next compaction waits until the file has doubled,
+// so that a journal with many producers is not rewritten at every batch.
+func (j *producerJournal) compactIfDue() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed || j.size < j.compactAt {
+		return
 	}
-	if j.size >= j.compactAt {
-		if err := j.compact(); err != nil {
-			// The entry is written; the file stays as it is, and is
-			// tried again a while later.
-			j.compactAt = j.size + journalCompactAt/16
-			j.warn("kafka: producer journal not compacted", "file", j.path, "err", err)
-		}
+	if err := j.compact(); err != nil {
+		// The file stays as it is, and is tried again a while later.
+		j.compactAt = j.size + journalCompactAt/16
+		j.warn("kafka: producer journal not compacted", "file", j.path, "err", err)
 	}
-	return nil
 }
 
 // compact replaces our file with what is still needed of it and of

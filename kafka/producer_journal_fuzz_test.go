@@ -10,8 +10,8 @@ import (
 )
 
 // FuzzProducerJournal writes the files of stopped servers from the
-// fuzzer's description (entries of a few producers, in two files, some
-// damaged, a file of an earlier topic, a torn last entry) and has a new
+// fuzzer's description (entries of a few producers, of both kinds, in two
+// files, some damaged, a file of an earlier topic, a torn last entry) and has a new
 // server open the journal: it must not fail or panic on any of it, must
 // load exactly what a plain replay of the entries that check out says
 // (each producer's last seqWindow distinct batches of its newest epoch,
@@ -52,6 +52,10 @@ func FuzzProducerJournal(f *testing.F) {
 				time: now.Add(-time.Duration(back)*time.Minute).UnixNano() + int64(i),
 			}
 			e.last = e.first + e.count - 1
+			if d[8]&4 != 0 {
+				// Written before the commit, with its records' hash.
+				e.kind, e.hash = entryStoring, uint64(d[9])*0x9e3779b97f4a7c15
+			}
 			var b [entrySize]byte
 			e.encode(b[:])
 			file := int(d[8] & 1)

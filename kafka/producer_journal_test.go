@@ -499,3 +499,33 @@ func TestProducerJournalCompactionBound(t *testing.T) {
 		t.Errorf("compacted %d entries to %d, producers %d to %d; want %d, from producer 10 on", n, len(out), out[0].pid, out[len(out)-1].pid, maxKeptEntries)
 	}
 }
+
+// TestStoringEntry: an entry written before a batch's commit keeps its
+// records' hash, and its last sequence follows from its first and count,
+// wrapping after MaxInt32 as sequences do; a byte changed anywhere in it
+// (the checksum field included) makes it not an entry, and so does a kind
+// no server writes.
+func TestStoringEntry(t *testing.T) {
+	e := journalEntry{kind: entryStoring, epoch: 3, first: maxSeq - 1, pid: 77, count: 4,
+		base: 1 << 40, time: time.Now().UnixNano(), hash: 0xfedcba9876543210}
+	var b [entrySize]byte
+	e.encode(b[:])
+	got, ok := decodeEntry(b[:])
+	want := e
+	want.last = 1 // maxSeq-1, maxSeq, 0, 1
+	if !ok || got != want {
+		t.Fatalf("decoded %+v (%v), want %+v", got, ok, want)
+	}
+	for i := range entrySize {
+		c := b
+		c[i] ^= 0x10
+		if d, ok := decodeEntry(c[:]); ok {
+			t.Errorf("byte %d changed: decoded %+v", i, d)
+		}
+	}
+	c := b
+	c[0] = byte(entryStoring) + 1
+	if _, ok := decodeEntry(c[:]); ok {
+		t.Errorf("kind %d decoded", c[0])
+	}
+}

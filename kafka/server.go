@@ -227,8 +227,9 @@ type Stats struct {
 	// the offsets of the batch already stored, instead of stored again.
 	DuplicateBatches int64
 	// JournalMismatches counts retries that a stopped server's producer
-	// journal said were stored but the log did not hold (stored anew):
-	// what a power loss leaves when entries reach the disk and frames not.
+	// journal named but the log did not hold (stored anew): what a server
+	// killed between a batch's entry and its commit leaves, or a power
+	// loss when entries reach the disk and frames not.
 	JournalMismatches int64
 
 	// RequestsByAPI counts answered requests by API and error code.

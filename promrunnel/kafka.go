@@ -15,7 +15,7 @@ var (
 	kFetchedRecDesc  = desc("kafka_fetched_records_total", "Records returned by Fetch requests.")
 	kFetchedDesc     = desc("kafka_fetched_bytes_total", "Record batch bytes returned by Fetch requests.")
 	kDuplicatesDesc  = desc("kafka_duplicate_batches_total", "Idempotent producers' retries answered with the offsets of the batch already stored.")
-	kMismatchesDesc  = desc("kafka_journal_mismatches_total", "Retries a stopped server's producer journal named that the log did not hold (stored anew; after a power loss).")
+	kMismatchesDesc  = desc("kafka_journal_mismatches_total", "Retries a stopped server's producer journal named that the log did not hold (stored anew; after a crash before the commit, or a power loss).")
 )
 
 // KafkaCollector is a prometheus.Collector of a kafka.Server's Stats. It
