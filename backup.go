@@ -170,7 +170,7 @@ func (l *Log) Backup(ctx context.Context, dest string, opts *BackupOptions) (Bac
 }
 
 // backupHook, if set (by a test), is called as a backup advances: at
-// "planned" once every tail is read, before anything is copied, and at
+// "topics read" once every topic's topic.json is read, at "planned" once every tail is read, before anything is copied, and at
 // "segment" before a source segment is opened (topic, partition and base
 // say which).
 var backupHook func(stage, topic string, partition int, base int64)
@@ -200,7 +200,8 @@ type backup struct {
 // topicPlan is a topic as the plan found it.
 type topicPlan struct {
 	t      *topic
-	config []byte // topic.json, as it is on disk
+	config []byte    // topic.json, as it is on disk
+	file   topicFile // config parsed
 	parts  []*partPlan
 	gone   bool // deleted while the backup ran
 }
@@ -273,15 +274,21 @@ func (b *backup) plan() error {
 		}
 		// Read after the handle: if the topic is deleted, or created
 		// again, from here on, topicGone tells at the end of its copy.
-		config, err := readSmallFile(filepath.Join(b.l.topicDir(name), topicFileName), maxTopicFileBytes)
+		path := filepath.Join(b.l.topicDir(name), topicFileName)
+		config, err := readSmallFile(path, maxTopicFileBytes)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("runnel: backup: %w", err)
 		}
-		b.topics = append(b.topics, &topicPlan{t: t, config: config})
+		tf, err := parseTopicFile(path, config)
+		if err != nil {
+			return fmt.Errorf("runnel: backup: %w", err)
+		}
+		b.topics = append(b.topics, &topicPlan{t: t, config: config, file: tf})
 	}
+	callBackupHook("topics read", "", -1, -1)
 	// Commits before tails: a commit is of records read, so each one read
 	// now is at most the end of its partition, which the tails read next
 	// can only be past.
@@ -289,8 +296,15 @@ func (b *backup) plan() error {
 		return err
 	}
 	for _, tp := range b.topics {
-		for _, p := range tp.t.parts() {
-			pp, err := planPartition(p)
+		// The partitions the copied topic.json names: the handle may have
+		// more (this Log grew the topic since) or fewer (another process
+		// did, and this Log has not looked since).
+		for id := range tp.file.Partitions {
+			p, err := b.l.partitionOf(tp.t, id)
+			var pp *partPlan
+			if err == nil {
+				pp, err = planPartition(p)
+			}
 			if err != nil && b.topicGone(tp) {
 				tp.gone = true
 				break
@@ -458,20 +472,22 @@ func readCommitSettled(o *offsetsFile, p int) (commitState, error) {
 // requests it applied) and any reset request: no member is alive in the
 // copy, so member and owner records are left out.
 func (b *backup) writeGroups() error {
-	copied, counts := map[string]bool{}, map[string]int{}
+	plans := map[string]*topicPlan{}
 	for _, tp := range b.topics {
-		copied[tp.t.name], counts[tp.t.name] = !tp.gone, len(tp.parts)
+		plans[tp.t.name] = tp
 	}
 	for _, gp := range b.groups {
-		if !copied[gp.topic] {
+		tp := plans[gp.topic]
+		if tp == nil || tp.gone {
 			b.note("group %s: its offsets for topic %s are not copied: the topic is not in the copy", gp.group, gp.topic)
 			continue
 		}
 		// As many partitions as the file says: one that disagrees with
 		// its topic is Verify's to report, in the copy as in the log. A
 		// file grown past its topic (an AlterTopic died before it wrote
-		// topic.json) fits it: the copy, made anew, covers the topic's.
-		if n := counts[gp.topic]; gp.made <= n && n < len(gp.commits) {
+		// topic.json), or made for a growth after the copied topic.json
+		// was read, fits it: the copy, made anew, covers the topic's.
+		if n := len(tp.parts); n < len(gp.commits) && (gp.made <= n || b.grownSince(tp, gp)) {
 			gp.commits, gp.requests = gp.commits[:n], gp.requests[:n]
 		}
 		if err := writeGroupCopy(b.dest.build, gp, len(gp.commits)); err != nil {
@@ -484,6 +500,16 @@ func (b *backup) writeGroups() error {
 		b.rep.Groups = append(b.rep.Groups, gb)
 	}
 	return nil
+}
+
+// grownSince reports whether gp's file, made for more partitions than
+// tp's copied topic.json names, was made for a growth of the topic after
+// that topic.json was read: the topic, the same one (its ID), has as many
+// now. A file made for more partitions than its topic ever had is
+// damage, copied as it is.
+func (b *backup) grownSince(tp *topicPlan, gp groupPlan) bool {
+	tf, err := b.l.readTopicFile(tp.t.name)
+	return err == nil && tf.ID == tp.file.ID && tf.Partitions >= gp.made
 }
 
 // writeGroupCopy creates gp's offsets file under dir and writes its

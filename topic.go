@@ -269,6 +269,12 @@ func (l *Log) readTopicFile(name string) (topicFile, error) {
 	if err != nil {
 		return topicFile{}, fmt.Errorf("runnel: read topic %s: %w", name, err)
 	}
+	return parseTopicFile(path, data)
+}
+
+// parseTopicFile parses data, the topic.json at path, rejecting one that
+// is damaged.
+func parseTopicFile(path string, data []byte) (topicFile, error) {
 	var tf topicFile
 	if err := json.Unmarshal(data, &tf); err != nil {
 		pos := int64(-1) // the whole file
@@ -282,6 +288,7 @@ func (l *Log) readTopicFile(name string) (topicFile, error) {
 		}
 		return tf, &CorruptError{Path: path, Pos: pos, Offset: -1, Err: err}
 	}
+	var err error
 	if tf.TopicConfig, err = tf.withDefaults(); err != nil {
 		return tf, &CorruptError{Path: path, Pos: -1, Offset: -1, Err: err}
 	}
