@@ -42,10 +42,13 @@ func (v *verifier) offsetsFile(group, topic string) error {
 			parts = append(parts, pc)
 		}
 	}
-	nparts := len(parts)
-	id, err := v.l.TopicID(topic)
-	if nparts == 0 || err != nil {
-		nparts = -1 // topic gone or not checked: take the file's word
+	// The count and ID the topic has now, read together: it may have
+	// grown since its partitions were checked, and a group joined it
+	// for the first time, its file made for the grown count. Commits of
+	// partitions not checked are not compared with an end.
+	nparts, id := -1, "" // topic gone or not checked: take the file's word
+	if tf, err := v.l.readTopicFile(topic); err == nil && len(parts) > 0 {
+		nparts, id = tf.Partitions, tf.ID
 	}
 	report := func(pos int64, detail string) {
 		v.problem(Problem{Kind: ProblemOffsets, Topic: topic, Partition: -1, Path: path, Pos: pos, Offset: -1, Detail: detail})
