@@ -290,7 +290,13 @@ func (v *verifier) partitions(topic string) ([]*partition, error) {
 			return nil, err
 		}
 		if past, _ := v.l.partitionDirsPast(name, len(t.parts())); len(past) > 0 {
-			v.note("topic %s: partition directories %v past its %d partitions, left by an AlterTopic that died adding partitions; unused, and taken by the next growth", name, past, len(t.parts()))
+			// An admin call holding the name's lock may be the growth
+			// that made them, before it writes topic.json.
+			if busy, _ := v.l.adminBusy(name); busy {
+				v.note("topic %s: partition directories %v past its %d partitions: an AlterTopic adding partitions may be under way (an admin call on the topic is)", name, past, len(t.parts()))
+			} else {
+				v.note("topic %s: partition directories %v past its %d partitions, left by an AlterTopic that died adding partitions; unused, and taken by the next growth", name, past, len(t.parts()))
+			}
 		}
 		for _, p := range t.parts() {
 			parts = append(parts, p)
