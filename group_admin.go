@@ -159,12 +159,14 @@ var errGroupTopicGone = errors.New("the group no longer has the topic")
 
 func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic, error) {
 	gt := GroupTopic{Topic: topic}
-	nparts, id := -1, ""
+	var off *offsetsFile
+	var err error
 	t, terr := l.topic(topic)
 	if terr == nil {
-		nparts, id = len(t.parts()), t.id
+		off, err = l.openOffsetsOf(t, group, false)
+	} else {
+		off, err = openOffsets(l.dir, group, topic, -1, "", false)
 	}
-	off, err := openOffsets(l.dir, group, topic, nparts, id, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return gt, errGroupTopicGone
 	}

@@ -81,7 +81,7 @@ var testHookAdminOpened func()
 // for a file it creates if need be.
 func (l *Log) openExistingAdmin(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
 	return lockAdmin(ctx, func() (*offsetsFile, error) {
-		off, err := openOffsets(l.dir, group, t.name, len(t.parts()), t.id, false)
+		off, err := l.openOffsetsOf(t, group, false)
 		if err == nil && testHookAdminOpened != nil {
 			testHookAdminOpened()
 		}

@@ -396,7 +396,7 @@ func (l *Log) DescribeTopic(name string) (TopicInfo, error) {
 // its own. Whatever goes wrong once t is no longer the topic is
 // ErrTopicNotFound.
 func (l *Log) openGroupOffsets(ctx context.Context, t *topic, group string) (*offsetsFile, error) {
-	off, err := openOffsets(l.dir, group, t.name, len(t.parts()), t.id, false)
+	off, err := l.openOffsetsOf(t, group, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		var unlock func()
 		if unlock, err = l.lockTopicName(ctx, t.name); err != nil {

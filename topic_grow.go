@@ -159,3 +159,28 @@ func wakeGrown(files []*offsetsFile) {
 		off.close()
 	}
 }
+
+// testHookOffsetsOfStale, if set, runs as openOffsetsOf is about to open
+// a group's offsets file for the partitions t knows.
+var testHookOffsetsOfStale func(l *Log, t *topic)
+
+// openOffsetsOf opens group's offsets file of topic t for the partitions
+// t knows (create as openOffsets takes it). Another process may have
+// grown the topic since t last read topic.json, and a group's file been
+// made at the new count: a file that does not fit is checked once more
+// after t has read topic.json anew, and reported only if it still does
+// not fit. A file that is damaged fails both times.
+func (l *Log) openOffsetsOf(t *topic, group string, create bool) (*offsetsFile, error) {
+	n := len(t.parts())
+	if testHookOffsetsOfStale != nil {
+		testHookOffsetsOfStale(l, t)
+	}
+	off, err := openOffsets(l.dir, group, t.name, n, t.id, create)
+	if ce := (*CorruptError)(nil); errors.As(err, &ce) {
+		l.refreshPartitions(t)
+		if m := len(t.parts()); m != n {
+			off, err = openOffsets(l.dir, group, t.name, m, t.id, create)
+		}
+	}
+	return off, err
+}
