@@ -265,3 +265,62 @@ func TestRetentionPassPastStoppedWriter(t *testing.T) {
 		return err == nil && info.Partitions[1].StartOffset > 0
 	})
 }
+
+// stoppedBytesHolder starts a child process that takes the locks on the n
+// bytes of path from off and stops it with SIGSTOP: it keeps them until
+// the test ends and kills it.
+func stoppedBytesHolder(t *testing.T, path string, off, n int64) *exec.Cmd {
+	t.Helper()
+	cmd, _ := holdBytesInChild(t, path, off, n)
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// A member that left for not polling (MaxPollInterval) and finds, at its
+// next Poll, every member slot and the admin lock held by a stopped
+// process (a DeleteGroupOffsets caught by Ctrl-Z in the moment it holds
+// them all) returns with Poll's ctx: its join waited for the admin lock
+// with no bound. The member stays out of the group and joins at a Poll
+// once the locks are free; a TryPoll meanwhile waits for nothing and
+// returns no records.
+func TestRejoinBehindStoppedGroupAdmin(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "t", 1, 3)
+	c := mustConsumer(t, l, "t", &ConsumerOptions{
+		Group: "g", MaxPollInterval: 50 * time.Millisecond, MaxPollRecords: 1, DisableAutoCommit: true,
+	})
+	if recs := pollSome(t, c); len(recs) != 1 {
+		t.Fatalf("first Poll: %d records", len(recs))
+	}
+	waitFor(t, patience, "the member to expire", c.expiredNow)
+
+	path := c.g.m.off.lf.path
+	admin := stoppedBytesHolder(t, path, adminLockOff, 1)
+	slots := stoppedBytesHolder(t, path, memberLock(0), maxMembers)
+	err := inTime(t, "Poll", func() error { _, err := c.Poll(cancelSoon()); return err })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Poll of an expired member behind a stopped admin call: %v, want context.Canceled", err)
+	}
+	err = inTime(t, "TryPoll", func() error {
+		recs, err := c.TryPoll()
+		if err == nil && len(recs) > 0 {
+			err = fmt.Errorf("%d records", len(recs))
+		}
+		return err
+	})
+	if err != nil || !c.expiredNow() {
+		t.Fatalf("TryPoll of an expired member behind a stopped admin call: %v (expired %v), want no records and no error", err, c.expiredNow())
+	}
+
+	admin.Process.Kill()
+	slots.Process.Kill()
+	admin.Wait()
+	slots.Wait()
+	// Joined again: it owns the partition, read from the group's commit.
+	if recs := pollSome(t, c); recs[0].Offset != 0 {
+		t.Errorf("Poll once the locks are free: offset %d, want 0 (nothing was committed)", recs[0].Offset)
+	}
+}

@@ -285,7 +285,7 @@ func (c *Consumer) TryPoll() ([]Record, error) {
 func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 	defer c.pollReturns(c.pollBegins()) // MaxPollInterval: consumer_maxpoll.go
 	for {
-		if err := c.groupTick(); err != nil {
+		if err := c.groupTick(ctx); err != nil {
 			return nil, c.log.orGone(c.topic, err)
 		}
 		n := len(c.metas)

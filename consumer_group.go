@@ -76,8 +76,9 @@ func (g *groupState) nextCheck(interval time.Duration) time.Duration {
 
 // groupTick is a group member's work inside Poll: forced resets, the
 // membership check (take or give up partitions), automatic commits and,
-// in Periodic mode, the sync of commits.
-func (c *Consumer) groupTick() error {
+// in Periodic mode, the sync of commits. ctx is Poll's (nil for
+// TryPoll): it bounds the join of a member that expired.
+func (c *Consumer) groupTick(ctx context.Context) error {
 	g := c.g
 	if g == nil {
 		return nil
@@ -90,8 +91,8 @@ func (c *Consumer) groupTick() error {
 		return c.groupDeleted()
 	}
 	if c.expiredNow() {
-		if err := c.rejoin(); err != nil {
-			return err
+		if rejoined, err := c.rejoin(ctx); err != nil || !rejoined {
+			return err // not a member: nothing more to do until it is
 		}
 	}
 	if e := off.resetEpoch().Load(); e != g.seenReset {

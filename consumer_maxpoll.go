@@ -143,16 +143,28 @@ func (c *Consumer) dropLost() error {
 // has its group check take its share of the partitions at once, each
 // from the group's committed offset. It waits for another process only
 // while an admin call of the group holds every slot (DeleteGroup,
-// DeleteGroupOffsets), a moment.
-func (c *Consumer) rejoin() error {
+// DeleteGroupOffsets), a moment, but one a process stopped in that
+// moment (Ctrl-Z, SIGSTOP) or hung makes last: so no longer than ctx,
+// Poll's, whose error it returns, and not at all for a nil ctx
+// (TryPoll's), which leaves the member out. Either way the member stays
+// expired, and the next Poll tries again. rejoined reports whether it
+// is a member again.
+func (c *Consumer) rejoin(ctx context.Context) (rejoined bool, err error) {
 	g := c.g
 	errs := []error{c.dropLost()}
-	slot, joined, err := g.m.enter(context.Background(), c.opts.MemberName)
+	wait := ctx
+	if wait == nil {
+		wait = doneContext
+	}
+	slot, joined, err := g.m.enter(wait, c.opts.MemberName)
 	if errors.Is(err, errGroupFileDeleted) {
 		err = c.groupDeleted()
 	}
-	if err != nil {
-		return errors.Join(append(errs, err)...)
+	if ctx == nil && errors.Is(err, context.Canceled) {
+		err = nil // TryPoll: a join that would have to wait
+	}
+	if err != nil || slot < 0 {
+		return false, errors.Join(append(errs, err)...)
 	}
 	c.mu.Lock()
 	if c.closed.Load() {
@@ -160,11 +172,19 @@ func (c *Consumer) rejoin() error {
 		c.mu.Unlock()
 		err := g.m.off.lf.Unlock(memberLock(slot))
 		g.m.off.bump(g.m.off.gen())
-		return errors.Join(append(errs, ErrClosed, err)...)
+		return false, errors.Join(append(errs, ErrClosed, err)...)
 	}
 	g.m.slot, g.m.joined, g.m.left = slot, joined, false
 	g.clock.expired = false
 	c.mu.Unlock()
 	g.lastCheck, g.settled = time.Time{}, false
-	return errors.Join(errs...)
+	return true, errors.Join(errs...)
 }
+
+// doneContext is a context that has ended: a wait given it gives up at
+// once.
+var doneContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()

@@ -169,7 +169,11 @@ type ConsumerOptions struct {
 	// (or, if that is nil, OnRevoked) with the partitions it lost, joins
 	// the group again as a new member and goes on, each partition it
 	// takes starting at the group's committed offset, as Kafka's consumer
-	// rejoins. Its Close calls OnLost (or OnRevoked) the same way and
+	// rejoins. Joining again waits only while an admin call of the group
+	// (DeleteGroup, DeleteGroupOffsets) holds every member slot, and at
+	// most until Poll's ctx ends (a TryPoll does not wait): the Poll then
+	// returns ctx's error and the member stays out, expired, until a
+	// later Poll joins. Its Close calls OnLost (or OnRevoked) the same way and
 	// commits nothing. The Log's Logger gets a warning at each expiry.
 	//
 	// Default 5 minutes, Kafka's. Negative: never; the member then lives

@@ -256,7 +256,8 @@
 // topic admin calls and Consumer, which have no ctx, wait as long as it
 // takes; Log.CloseContext, Producer.CloseContext, CreateTopicContext,
 // DeleteTopicContext, AlterTopicContext and ConsumerContext bound the
-// wait. DescribeTopic and Topics wait for no writer lock, but to finish
+// wait. A group member that left for not polling (MaxPollInterval) joins
+// again within its Poll's ctx. DescribeTopic and Topics wait for no writer lock, but to finish
 // the delete of a DeleteTopic that died, and for that at most a second.
 // The Log's own background work (retention checks, checkpoints, Periodic
 // syncs) goes on past a partition whose lock another process keeps

@@ -23,8 +23,9 @@ import (
 // The lockholder child is another process for the lock tests. It opens
 // $RUNNEL_LOCK_PATH and, by $RUNNEL_LOCK_MODE:
 //
-//	hold   locks byte $RUNNEL_LOCK_OFF, prints "locked", and holds the lock
-//	       until its stdin closes (or it is killed);
+//	hold   locks byte $RUNNEL_LOCK_OFF (and the $RUNNEL_LOCK_N-1 bytes after
+//	       it, if set), prints "locked", and holds the locks until its
+//	       stdin closes (or it is killed);
 //	probe  prints whether TryLock of byte $RUNNEL_LOCK_OFF succeeded;
 //	count  $RUNNEL_LOCK_N times: locks byte 0, adds one to the counter at
 //	       bytes 8..16 of the file, unlocks.
@@ -45,13 +46,23 @@ func lockHolderMain() int {
 	defer l.Close()
 	switch mode := os.Getenv("RUNNEL_LOCK_MODE"); mode {
 	case "hold":
-		if err := l.Lock(context.Background(), off); err != nil {
-			return fail(err)
+		n := int64(1)
+		if v := os.Getenv("RUNNEL_LOCK_N"); v != "" {
+			if n, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return fail(err)
+			}
+		}
+		for b := off; b < off+n; b++ {
+			if err := l.Lock(context.Background(), b); err != nil {
+				return fail(err)
+			}
 		}
 		fmt.Println("locked")
 		io.Copy(io.Discard, os.Stdin)
-		if err := l.Unlock(off); err != nil {
-			return fail(err)
+		for b := off; b < off+n; b++ {
+			if err := l.Unlock(b); err != nil {
+				return fail(err)
+			}
 		}
 	case "probe":
 		ok, err := l.TryLock(off)
@@ -113,7 +124,13 @@ func lockChild(mode, path string, off int64, extra ...string) *exec.Cmd {
 // child unlock and exit; the child is killed at the end of the test.
 func holdInChild(t *testing.T, path string, off int64) (*exec.Cmd, io.WriteCloser) {
 	t.Helper()
-	cmd := lockChild("hold", path, off)
+	return holdBytesInChild(t, path, off, 1)
+}
+
+// holdBytesInChild is holdInChild of the n bytes from off.
+func holdBytesInChild(t *testing.T, path string, off, n int64) (*exec.Cmd, io.WriteCloser) {
+	t.Helper()
+	cmd := lockChild("hold", path, off, "RUNNEL_LOCK_N="+strconv.FormatInt(n, 10))
 	stdin, stdout := startPiped(t, cmd)
 	var waitOnce sync.Once
 	t.Cleanup(func() {
