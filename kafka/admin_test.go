@@ -149,8 +149,8 @@ func TestClusterIDPersists(t *testing.T) {
 	s1.Close()
 	s2.Close()
 	// Producer ids never repeat across servers on one directory.
-	a, _ := s1.pids.allocate()
-	b, _ := s2.pids.allocate()
+	a, _ := s1.pids.allocate(context.Background())
+	b, _ := s2.pids.allocate(context.Background())
 	if a == b {
 		t.Fatalf("two servers handed out producer id %d", a)
 	}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -12,8 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
+	"time"
 )
 
 // The server's own state in the log directory, under kafka/:
@@ -107,22 +108,37 @@ func syncDir(dir string) error {
 // kafka/producer-ids.
 type pidAllocator struct {
 	path string
-	mu   sync.Mutex
+	// turn is the allocator's mutex, a channel so that a request waiting
+	// behind a reservation gives up with its ctx too.
+	turn chan struct{}
 	next int64
 	end  int64 // next == end: reserve a new block
 }
 
 func newPIDAllocator(dir string) *pidAllocator {
-	return &pidAllocator{path: filepath.Join(dir, stateDir, pidFile)}
+	return &pidAllocator{path: filepath.Join(dir, stateDir, pidFile), turn: make(chan struct{}, 1)}
 }
 
+// pidReserveWait bounds how long an InitProducerId waits for a block of
+// ids: the reservation is a write and an fsync of a small file, and a
+// wait past that is for another server stopped (Ctrl-Z, SIGSTOP) or hung
+// inside its own. It is well below the clients' request timeouts (30 s
+// in Java's and KafkaJS's, franz-go's), so that they get an answer to
+// retry rather than time out.
+var pidReserveWait = 5 * time.Second
+
 // allocate returns a producer id no server on this directory gave out
-// before.
-func (a *pidAllocator) allocate() (int64, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// before. It waits for another server's reservation at most until ctx
+// ends, returning an error that wraps ctx's.
+func (a *pidAllocator) allocate(ctx context.Context) (int64, error) {
+	select {
+	case a.turn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("kafka: producer ids: %w", ctx.Err())
+	}
+	defer func() { <-a.turn }()
 	if a.next == a.end {
-		start, err := a.reserve()
+		start, err := a.reserve(ctx)
 		if err != nil {
 			return 0, err
 		}
@@ -133,16 +149,23 @@ func (a *pidAllocator) allocate() (int64, error) {
 	return id, nil
 }
 
+// testHookReserving, if set (by a test's child process), is called once
+// a reservation holds the file's lock.
+var testHookReserving func()
+
 // reserve moves the file's counter on by a block, under an exclusive
 // flock, durably, and returns the block's first id.
-func (a *pidAllocator) reserve() (int64, error) {
+func (a *pidAllocator) reserve(ctx context.Context) (int64, error) {
 	f, err := os.OpenFile(a.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("kafka: producer ids: %w", err)
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := flockContext(ctx, f); err != nil {
 		return 0, fmt.Errorf("kafka: lock %s: %w", a.path, err)
+	}
+	if testHookReserving != nil {
+		testHookReserving()
 	}
 	buf := make([]byte, 32)
 	n, _ := f.ReadAt(buf, 0)
@@ -167,3 +190,28 @@ func (a *pidAllocator) reserve() (int64, error) {
 	}
 	return start, nil
 }
+
+// flockContext takes an exclusive flock on f, waiting at most until ctx
+// ends. A blocking flock cannot be called off: it would wait for a holder
+// that never lets go, holding a thread, so the lock is tried again at
+// growing intervals (up to flockRetryMax) instead. (The lock stays a
+// flock, not a byte-range lock, since an older server on the directory
+// takes a flock.)
+func flockContext(ctx context.Context, f *os.File) error {
+	for delay := time.Millisecond; ; delay = min(2*delay, flockRetryMax) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// flockRetryMax is the longest interval between two tries of a flock.
+const flockRetryMax = 20 * time.Millisecond

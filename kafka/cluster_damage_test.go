@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,7 +60,7 @@ func TestProducerIDsNearTheTop(t *testing.T) {
 	}
 	a := newPIDAllocator(dir)
 	for i := 0; i < 4; i++ {
-		id, err := a.allocate()
+		id, err := a.allocate(context.Background())
 		if err != nil {
 			if i != 0 {
 				t.Errorf("allocate %d: %v; want the first refused, or none", i, err)
@@ -86,7 +87,7 @@ func TestProducerIDsLongerThanWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []int64{42, 42 + pidBlock} {
-		if id, err := newPIDAllocator(dir).allocate(); id != want || err != nil {
+		if id, err := newPIDAllocator(dir).allocate(context.Background()); id != want || err != nil {
 			t.Fatalf("a server's first producer id: %d, %v; want %d", id, err, want)
 		}
 	}

@@ -62,7 +62,12 @@
 // again under its name, by any process, starts with none, as in Kafka.
 // Transactions are not offered: a transactional producer is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients fail on at once, at
-// FindCoordinator for its transactional id and at InitProducerId.
+// FindCoordinator for its transactional id and at InitProducerId. An
+// InitProducerId that finds kafka/producer-ids locked by another server
+// on the directory for more than 5 seconds (stopped with Ctrl-Z or
+// SIGSTOP, or hung, inside its reservation of a block of ids) is answered
+// COORDINATOR_LOAD_IN_PROGRESS, which clients retry, as Kafka's broker
+// answers while it waits for a block of ids.
 //
 // # Topic configs
 //

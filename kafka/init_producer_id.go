@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -23,8 +24,20 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		return resp
 	}
-	id, err := c.s.pids.allocate()
-	if err != nil {
+	ctx, cancel := context.WithTimeout(c.s.ctx, pidReserveWait)
+	id, err := c.s.pids.allocate(ctx)
+	cancel()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Another server on the directory keeps the producer ids' lock
+		// (stopped, hung) or this one shuts down: answered as Kafka's
+		// broker answers while it waits for a block of ids, which every
+		// client retries (REQUEST_TIMED_OUT some take for fatal).
+		c.s.opts.Logger.Warn("kafka: no producer id: the producer ids file is locked by another server on the directory (stopped or hung?); the client will retry",
+			"wait", pidReserveWait, "err", err)
+		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+		return resp
+	case err != nil:
 		c.s.opts.Logger.Error("kafka: allocate producer id", "err", err)
 		resp.ErrorCode = kerr.KafkaStorageError.Code
 		return resp

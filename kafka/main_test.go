@@ -43,6 +43,8 @@ func TestMain(m *testing.M) {
 		os.Exit(serverChildMain())
 	case "native-member":
 		os.Exit(nativeMemberChildMain())
+	case "pid-reserver":
+		os.Exit(pidReserverChildMain())
 	default:
 		fmt.Fprintf(os.Stderr, "unknown test child %q\n", role)
 		os.Exit(2)

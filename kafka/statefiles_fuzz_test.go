@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -45,14 +46,14 @@ func FuzzStateFiles(f *testing.F) {
 			t.Fatalf("loadClusterID: %q from a file holding %q", id, cid)
 		}
 
-		pid, err := newPIDAllocator(dir).allocate()
+		pid, err := newPIDAllocator(dir).allocate(context.Background())
 		if err != nil {
 			if !strings.Contains(err.Error(), ppath) || len(err.Error()) > len(ppath)+512 {
 				t.Fatalf("allocate: %.300q, want a short error naming %s", err, ppath)
 			}
 			return
 		}
-		again, err := newPIDAllocator(dir).allocate()
+		again, err := newPIDAllocator(dir).allocate(context.Background())
 		if pid < 0 || err != nil || again != pid+pidBlock {
 			after, _ := os.ReadFile(ppath)
 			t.Fatalf("allocate: id %d from a file holding %q, then %d, %v (it holds %q)", pid, pids, again, err, after)
