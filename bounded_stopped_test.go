@@ -324,3 +324,55 @@ func TestRejoinBehindStoppedGroupAdmin(t *testing.T) {
 		t.Errorf("Poll once the locks are free: offset %d, want 0 (nothing was committed)", recs[0].Offset)
 	}
 }
+
+// A writer that recovers the partition (its checkpoint torn, as a writer
+// killed while it rewrote it leaves it, or of another boot) appends, and
+// Send returns, while another process holds the sync lock without
+// letting it go (a Durable producer stopped with Ctrl-Z in its
+// fdatasync): recovery's move of the durable point to the tail waited
+// for that lock with no bound, holding the writer lock, past Send's ctx.
+// The point is left as it is when the lock is taken: a point behind the
+// tail, or of another boot, only makes the next sync cover more.
+func TestRecoveryBehindStoppedSync(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Durable})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	for i := range 3 {
+		if _, err := p.Send(context.Background(), Record{Value: payload(i, 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(dir, "topics", "t", "0", metaFileName)
+	flipByte(t, meta, metaCkptSumOff) // a torn checkpoint
+	l = openTest(t, dir, &Options{Durability: Buffered})
+	p = mustProducer(t, l, "t", nil)
+	// (Killed at the end before the Log closes, which waits for its writer.)
+	cmd, _ := holdInChild(t, meta, syncLockByte)
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	err := inTime(t, "Send", func() error {
+		_, err := p.Send(cancelSoon(), Record{Value: []byte("after")})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Send that recovers behind a stopped sync lock holder: %v", err)
+	}
+	info, err := l.DescribeTopic("t")
+	if err != nil || info.Partitions[0].NextOffset != 4 {
+		t.Fatalf("after the recovery: %+v, %v, want 4 records", info.Partitions, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := l.Close(); err != nil { // syncs
+		t.Fatal(err)
+	}
+	l = openTest(t, dir, nil)
+	if rep, err := l.Verify(context.Background(), "", nil); err != nil || !rep.OK() {
+		t.Errorf("Verify: %v, %v", rep.Problems, err)
+	}
+}

@@ -242,7 +242,7 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 		if d, ok := m.durableNext(); ok && d >= want.next {
 			return d, nil
 		}
-		got, err := p.lockSync(false)
+		got, err := p.trySyncLock()
 		if err != nil {
 			return 0, err
 		}
@@ -438,25 +438,33 @@ func (p *partition) breakAfterSync(err error) {
 }
 
 // setDurablePoint moves the durable point outside a sync: recovery, which
-// holds the writer lock, calls it. It takes the sync lock so that no sync
-// in flight writes the point at the same time.
+// holds the writer lock, calls it once it synced everything up to the
+// point. It takes the sync lock so that no sync in flight writes the point
+// at the same time, but only if the lock is free now: its holder may be
+// another process stopped (Ctrl-Z, SIGSTOP) in the middle of its
+// fdatasync, and recovery, holding the writer lock for a caller's append,
+// must not wait for it. A point left behind the tail, or of another boot,
+// only makes the next sync cover more: it syncs the segments from that
+// point, or from the first.
 func (p *partition) setDurablePoint(boot [16]byte, base, pos, next int64) error {
-	return p.withSyncLock(func(m *metaMap) {
-		m.setDurablePoint(boot, base, pos, next)
-	})
+	got, err := p.trySyncLock()
+	if err != nil || !got {
+		return err
+	}
+	p.shm.setDurablePoint(boot, base, pos, next)
+	return p.unlockSync()
 }
 
 // durablePointFrom moves a durable point that lay in a segment retention
 // removed to the start of the new first segment, start, which keeps its
 // coverage of everything left. A point with no boot id means "verify the
 // last segment" and stays as it is. It moves the point only if the sync
-// lock is free: its holder may be another process stopped (Ctrl-Z,
-// SIGSTOP) in the middle of its fdatasync, and retention, holding the
-// writer lock, must not wait for it. A point left in a removed segment
-// costs the next sync a directory sync at most: it syncs the segments
-// there are from the first (syncSegments), as from the moved point.
+// lock is free, as setDurablePoint: retention holds the writer lock too.
+// A point left in a removed segment costs the next sync a directory sync
+// at most: it syncs the segments there are from the first
+// (syncSegments), as from the moved point.
 func (p *partition) durablePointFrom(start int64) error {
-	got, err := p.lockSync(false)
+	got, err := p.trySyncLock()
 	if err != nil || !got {
 		return err
 	}
@@ -467,27 +475,13 @@ func (p *partition) durablePointFrom(start int64) error {
 	return p.unlockSync()
 }
 
-// withSyncLock runs fn on the shared mapping holding the sync lock, then
-// wakes whoever waits for the durable point.
-func (p *partition) withSyncLock(fn func(m *metaMap)) error {
-	if _, err := p.lockSync(true); err != nil {
-		return err
-	}
-	fn(p.shm)
-	return p.unlockSync()
-}
-
-// lockSync takes p.syncMu and the sync lock, waiting for the lock if wait
-// says so; got is false, holding neither, when the lock is taken and
-// wait is false. unlockSync releases both.
-func (p *partition) lockSync(wait bool) (got bool, err error) {
+// trySyncLock takes p.syncMu and the sync lock if the lock is free; got
+// is false, holding neither, when it is taken. unlockSync releases both.
+// Nothing waits for the lock: its holder may be a process stopped in its
+// fdatasync.
+func (p *partition) trySyncLock() (got bool, err error) {
 	p.syncMu.Lock()
-	if wait {
-		err = p.meta.Lock(context.Background(), syncLockByte)
-		got = err == nil
-	} else {
-		got, err = p.meta.TryLock(syncLockByte)
-	}
+	got, err = p.meta.TryLock(syncLockByte)
 	if !got {
 		p.syncMu.Unlock()
 	}

@@ -257,7 +257,9 @@
 // takes; Log.CloseContext, Producer.CloseContext, CreateTopicContext,
 // DeleteTopicContext, AlterTopicContext and ConsumerContext bound the
 // wait. A group member that left for not polling (MaxPollInterval) joins
-// again within its Poll's ctx. DescribeTopic and Topics wait for no writer lock, but to finish
+// again within its Poll's ctx. No call waits for another process's sync
+// lock (held around its fdatasync) but to sync: retention and recovery
+// leave the durable point for the next sync to move. DescribeTopic and Topics wait for no writer lock, but to finish
 // the delete of a DeleteTopic that died, and for that at most a second.
 // The Log's own background work (retention checks, checkpoints, Periodic
 // syncs) goes on past a partition whose lock another process keeps
