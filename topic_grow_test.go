@@ -356,6 +356,13 @@ func TestGroupOffsetsGrowthTorn(t *testing.T) {
 	for cut := 0; cut < growSlotSize; cut += 3 {
 		torn := slices.Clone(good)
 		copy(torn[slotB:slotB+cut], grown[slotB:])
+		if bytes.Equal(torn[slotB:slotB+growSlotSize], grown[slotB:slotB+growSlotSize]) {
+			// The bytes not written already held what the write would
+			// have put there (the checksum's last byte is 0 one time in
+			// 256, the slot holding the time): the write is whole, and
+			// its blocks, synced before it, would be too.
+			continue
+		}
 		torn = append(torn, bytes.Repeat([]byte{0xa5}, int(blockPos(5)-blockPos(3)))...)
 		if err := os.WriteFile(path, torn, 0o644); err != nil {
 			t.Fatal(err)
