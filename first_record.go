@@ -1,9 +1,6 @@
 package runnel
 
-import (
-	"bytes"
-	"errors"
-)
+import "errors"
 
 // FirstRecord reads the first record of one partition from a start
 // position without a Consumer of the caller's: with AtTime, the first
@@ -14,9 +11,11 @@ import (
 // stored. ok is false if there is no such record, including an offset
 // outside the partition's extent and a start of Latest. It reads about
 // one index interval, not the partition: a Consumer starting there and
-// one small poll. The record's bytes are its own (a Consumer's alias its
-// buffer). It fails with ErrTopicNotFound for a topic there is not
-// and ErrInvalidArgument for a partition the topic does not have.
+// one small poll. The record's bytes are the caller's: they alias the
+// read buffer of a Consumer of FirstRecord's own, closed before it
+// returns, which nothing reads into again (Close pools no buffer). It
+// fails with ErrTopicNotFound for a topic there is not and
+// ErrInvalidArgument for a partition the topic does not have.
 func (l *Log) FirstRecord(topic string, partition int, from StartPosition) (rec Record, ok bool, err error) {
 	c, err := l.Consumer(topic, &ConsumerOptions{
 		Partitions: []int{partition}, Start: from, MaxPollRecords: 1, MaxPollBytes: minMaxPollBytes,
@@ -25,25 +24,11 @@ func (l *Log) FirstRecord(topic string, partition int, from StartPosition) (rec 
 		defer c.Close()
 		var recs []Record
 		if recs, err = c.TryPoll(); err == nil && len(recs) > 0 {
-			return ownRecord(recs[0]), true, nil
+			return recs[0], true, nil
 		}
 	}
 	if errors.Is(err, ErrOutOfRange) { // from the start, or retention since
 		err = nil
 	}
 	return rec, false, err
-}
-
-// ownRecord copies what r's slices point to; bytes.Clone keeps a nil
-// slice nil and an empty one empty.
-func ownRecord(r Record) Record {
-	r.Key, r.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
-	if r.Headers != nil {
-		hs := make([]Header, len(r.Headers))
-		for i, h := range r.Headers {
-			hs[i] = Header{Key: h.Key, Value: bytes.Clone(h.Value)}
-		}
-		r.Headers = hs
-	}
-	return r
 }
