@@ -85,6 +85,9 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		if rt.ErrorCode == 0 {
 			asked += cfg.Partitions
 			rt.NumPartitions, rt.ReplicationFactor = int32(cfg.Partitions), 1
+			if !req.ValidateOnly {
+				rt.TopicID = c.s.topicIDOf(t.Topic)
+			}
 			if stored, err := c.s.log.TopicConfig(t.Topic); err == nil {
 				cfg = stored
 			}

@@ -23,8 +23,11 @@
 // every topic, with leader epoch 0, and is the group coordinator. Its
 // cluster id is made once and kept in the directory (kafka/cluster.id).
 // Topics are addressed by name: every API is offered up to the last
-// version that uses topic names (Fetch 12, Produce 12, Metadata 12, …), so
-// clients never need topic ids, and Metadata reports them as zero.
+// version that uses topic names (Fetch 12, Produce 12, …), so clients
+// never need topic ids. Metadata (v10+) and CreateTopics (v7) report each
+// topic's runnel topic id as its Kafka topic id, so a topic deleted and
+// made again under its name shows as another topic, and Metadata v12
+// answers a topic asked for by id alone.
 //
 // # Records
 //

@@ -13,10 +13,12 @@ import (
 )
 
 // Metadata: v0-12. One broker, node 0, leads every partition with leader
-// epoch 0 and is the only replica. Topics are named, never identified:
-// every API is capped below the versions that address topics by id
-// (Fetch 13, Produce 13, OffsetCommit 10, OffsetFetch 10, DeleteTopics 6),
-// so topic ids are reported as zero and requests by id are refused.
+// epoch 0 and is the only replica. Each topic is reported with its id
+// (v10+, topic_ids.go), and a topic that v12 names by id alone is looked
+// up and answered with its name, or UNKNOWN_TOPIC_ID. Every other API is
+// capped below the versions that address topics by id alone (Fetch 13,
+// Produce 13, OffsetCommit 10, OffsetFetch 10, DeleteTopics 6), so
+// clients keep naming them.
 
 func init() { supports(kmsg.Metadata, 0, 12) }
 
@@ -44,18 +46,23 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	// request's topics as a set.
 	named := make(map[string]bool, len(req.Topics))
 	for _, t := range req.Topics {
-		if t.Topic != nil && named[*t.Topic] {
+		name := t.Topic
+		if name == nil {
+			found, ok := topicNamed(c.s.log, t.TopicID)
+			if !ok {
+				rt := kmsg.NewMetadataResponseTopic()
+				rt.TopicID = t.TopicID
+				rt.ErrorCode = kerr.UnknownTopicID.Code
+				resp.Topics = append(resp.Topics, rt)
+				continue
+			}
+			name = &found
+		}
+		if named[*name] {
 			continue
 		}
-		if t.Topic == nil {
-			rt := kmsg.NewMetadataResponseTopic()
-			rt.TopicID = t.TopicID
-			rt.ErrorCode = kerr.UnknownTopicID.Code
-			resp.Topics = append(resp.Topics, rt)
-			continue
-		}
-		named[*t.Topic] = true
-		names = append(names, *t.Topic)
+		named[*name] = true
+		names = append(names, *name)
 	}
 	autoCreate := c.s.opts.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, name := range names {
@@ -74,6 +81,9 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			rt.ErrorCode = topicNameErrorCode(err)
 			resp.Topics = append(resp.Topics, rt)
 			continue
+		}
+		if req.Version >= 10 {
+			rt.TopicID = c.s.topicIDOf(name)
 		}
 		for p := range cfg.Partitions {
 			rp := kmsg.NewMetadataResponseTopicPartition()
