@@ -246,6 +246,14 @@
 // supported: their byte-range locks and their ordering of writes between
 // clients do not give the guarantees the append protocol rests on.
 //
+// The directory is runnel's while any process has it open. Files or
+// directories removed, moved or copied over by hand meanwhile (an rm of a
+// partition's directory, a backup restored over a live log) are not
+// noticed by processes that have them open: they go on appending to the
+// removed files, acknowledge it, and lose it with them. Delete topics and
+// groups with their calls (or the runnel command), and restore a backup
+// only with every process stopped (docs/OPERATIONS.md).
+//
 // A Consumer is polled by one goroutine at a time, which also seeks,
 // pauses and resumes it; its Commit,
 // CommitOffsets, MarkRecords and CommitMarked may be called from any
