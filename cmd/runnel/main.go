@@ -117,7 +117,8 @@ type cli struct {
 // globalFlags are the flags every command takes, before or after its name.
 func (c *cli) globalFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.dir, "dir", "", "log directory `DIR` (default $RUNNEL_DIR, else ./runnel-data)")
-	fs.StringVar(&c.backend, "backend", "auto", "append path `auto|io_uring|pwrite`; auto takes the one measured faster")
+	choiceVar(fs, &c.backend, "backend", "", []string{"auto", runnel.BackendIOURing, runnel.BackendPwrite},
+		"append path; auto takes the one measured faster")
 }
 
 // usageError is a mistake in the command line: exit 2 with the usage line.
@@ -307,13 +308,9 @@ func (c *cli) open(create bool, opts *runnel.Options) (*runnel.Log, error) {
 	if opts != nil {
 		o = *opts
 	}
-	switch c.backend {
-	case "auto":
+	o.Backend = c.backend // -backend's choices were checked as it was parsed
+	if c.backend == "auto" {
 		o.Backend = runnel.BackendAuto
-	case runnel.BackendIOURing, runnel.BackendPwrite:
-		o.Backend = c.backend
-	default:
-		return nil, usagef("-backend %q: want auto, io_uring or pwrite", c.backend)
 	}
 	return runnel.Open(dir, &o)
 }

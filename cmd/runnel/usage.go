@@ -97,6 +97,10 @@ func groupUsage(group *cobra.Command) string {
 	return b.String()
 }
 
+// flagTextColumn is where a flag's text starts in a -help flag list, at
+// least two spaces after the flag and its value.
+const flagTextColumn = 29
+
 func cmdUsage(cmd *cobra.Command) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "usage: %s\n\n%s\n", synopsis(cmd), cmd.Short)
@@ -125,7 +129,11 @@ func cmdUsage(cmd *cobra.Command) string {
 		if showDefault(f) {
 			text += fmt.Sprintf(" (default %s)", f.DefValue)
 		}
-		fmt.Fprintf(&b, "%-28s %s\n", head, text)
+		if len(head) < flagTextColumn-1 {
+			fmt.Fprintf(&b, "%-*s%s\n", flagTextColumn, head, text)
+		} else { // too wide for the column: the text goes under it, aligned
+			fmt.Fprintf(&b, "%s\n%*s%s\n", head, flagTextColumn, "", text)
+		}
 	}
 	return b.String()
 }
