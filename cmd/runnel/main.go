@@ -279,6 +279,11 @@ func (c *cli) exit(cmd *cobra.Command, err error) int {
 	// The library's errors start "runnel: ", and some with the command's
 	// own name ("runnel: backup: ..."), which the line already says.
 	msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "runnel: "), cmd.Name()+": ")
+	if errors.Is(err, runnel.ErrTopicNotFound) {
+		// Most often a topic not made yet, or a -dir that is not the one
+		// meant: say which directory was looked in, and what to run.
+		msg += fmt.Sprintf(" (in %s: runnel topics list shows its topics, runnel topics create makes one)", c.logDir())
+	}
 	fmt.Fprintf(c.stderr, "%s: %s\n", cmd.CommandPath(), strings.ReplaceAll(msg, "\n", "; "))
 	return 1
 }
