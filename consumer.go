@@ -661,12 +661,24 @@ func (c *Consumer) Partitions() []int {
 	return ids
 }
 
+// Abandon closes a group member as its process's death would end its
+// membership: it leaves the group with no commit and no OnRevoked, and
+// its partitions keep their ConsumerOptions.Lease, so that the other
+// members take them only once the lease has run. It is for a member
+// whose partitions a reader outside runnel may still read: a Kafka
+// server shutting down abandons its Kafka members, whose clients fetch
+// on from the next server until their next heartbeat. Then it closes
+// the consumer as Close does. Without Group it is Close.
+func (c *Consumer) Abandon() error {
+	return errors.Join(c.abandon(true), c.Close())
+}
+
 // Close releases the consumer's files. A group member first gives up its
 // partitions as in a rebalance (automatic commit, then OnRevoked) and
-// leaves the group, so the others take its partitions over at once and,
-// with auto-commit, without reading any record twice. Commits that other
-// goroutines have under way finish first; later ones return ErrClosed.
-// Close is idempotent.
+// leaves the group, so the others take its partitions over at once (also
+// with a Lease) and, with auto-commit, without reading any record twice.
+// Commits that other goroutines have under way finish first; later ones
+// return ErrClosed. Close is idempotent.
 //
 // Close never waits for another process: it releases locks but takes
 // none, and its commits are single writes (fdatasync'd in a Durable Log).

@@ -44,6 +44,7 @@ func (c *Consumer) joinGroup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.lease = c.opts.Lease
 	now := time.Now()
 	g := &groupState{
 		m:          m,
@@ -290,7 +291,7 @@ func (c *Consumer) revoke(ps []int) error {
 	for _, p := range ps {
 		errs = append(errs, c.removePart(p))
 		c.mu.Lock()
-		errs = append(errs, g.m.release(p))
+		errs = append(errs, g.m.release(p, false))
 		c.mu.Unlock()
 	}
 	g.m.off.bump(g.m.off.gen())
@@ -335,7 +336,7 @@ func (l *Log) abandonGroups() error {
 	l.consMu.Unlock()
 	var errs []error
 	for _, c := range cs {
-		errs = append(errs, c.abandon())
+		errs = append(errs, c.abandon(false))
 	}
 	return errors.Join(errs...)
 }
@@ -343,9 +344,11 @@ func (l *Log) abandonGroups() error {
 // abandon makes a group member leave, closed, with no commit and no
 // OnRevoked, as a member that dies does: a Poll on another goroutine may
 // be handing out records the application has not processed, so the next
-// owners resume from the last commit. A later Consumer.Close only closes
-// its files; one under way does it all.
-func (c *Consumer) abandon() error {
+// owners resume from the last commit. Its partitions keep their lease
+// only with keepLease (Abandon): a Log's Close hands them over at once,
+// since nothing reads them for it any more. A later Consumer.Close only
+// closes its files; one under way does it all.
+func (c *Consumer) abandon(keepLease bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.g == nil || c.closing { // not a member (yet: see joinGroup)
@@ -353,7 +356,7 @@ func (c *Consumer) abandon() error {
 	}
 	c.closed.Store(true)
 	c.stopPollClock()
-	return c.g.m.quit()
+	return c.g.m.quit(keepLease)
 }
 
 // checkGroup returns the error of a group call on a consumer that cannot

@@ -89,7 +89,7 @@ func (c *Consumer) expire() {
 	}
 	pc.expired = true
 	lost := g.m.ownedList()
-	err := g.m.quit()
+	err := g.m.quit(false)
 	c.mu.Unlock()
 	c.log.opts.Logger.Warn("runnel: group member not polled within MaxPollInterval left its group; its next Poll joins again",
 		"group", g.m.group, "topic", g.m.topic, "member", c.opts.MemberName,

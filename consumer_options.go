@@ -187,6 +187,26 @@ type ConsumerOptions struct {
 	// fail. Default nil: OnRevoked is called instead.
 	OnLost func(c *Consumer, partitions []int)
 
+	// Lease keeps the partitions this member owns from other members for
+	// this long after it dies: a member taking a partition whose owner
+	// died holding a lease, and did not give it up, waits until the
+	// lease has run since it first saw the partition free (it cannot
+	// know when the owner died), and looks again at its checks
+	// (GroupCheckInterval); every member waits so, and after the lease
+	// one takes it. For a member whose partitions something outside
+	// runnel reads and that outlives it: a Kafka server sets its Kafka
+	// members' session timeout, as their clients fetch on from the next
+	// server until their next heartbeat, and Kafka's coordinator keeps a
+	// dead member's partitions until its session times out. A member
+	// that gives a partition up on purpose (a rebalance, Close, an expiry
+	// of MaxPollInterval, its Log's Close) hands it over at once; one
+	// that leaves with Abandon keeps the lease, as at its death. The
+	// lease is counted on in full after a reboot, for the same readers
+	// on other machines. It is stored in units of 100ms, rounded up.
+	// Default 0: none, the member's death frees its partitions at once.
+	// At most MaxLease. Only with Group.
+	Lease time.Duration
+
 	// StopAtGaps makes Poll return a *GapError (ErrGap) where a partition
 	// has a gap: offsets whose records were lost to damage and that a
 	// salvage (Repair with Salvage) marked as lost. The partition stays
@@ -224,14 +244,17 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 		return c, fmt.Errorf("%w: negative interval", ErrInvalidArgument)
 	case c.OutOfRange < OutOfRangeFail || c.OutOfRange > OutOfRangeLatest:
 		return c, fmt.Errorf("%w: OutOfRange %d", ErrInvalidArgument, int(c.OutOfRange))
-	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil || c.OnLost != nil || c.MaxPollInterval != 0):
-		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned, OnRevoked, OnLost and MaxPollInterval need Group", ErrInvalidArgument)
+	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil || c.OnLost != nil || c.MaxPollInterval != 0 || c.Lease != 0):
+		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned, OnRevoked, OnLost, MaxPollInterval and Lease need Group", ErrInvalidArgument)
 	case c.Partitions != nil && len(c.Partitions) == 0:
 		return c, fmt.Errorf("%w: Partitions is empty (nil reads every partition)", ErrInvalidArgument)
 	case c.Group != "" && c.Partitions != nil:
 		return c, fmt.Errorf("%w: Partitions must be nil with Group (the group assigns them)", ErrInvalidArgument)
 	case c.AutoCommitMarks && c.DisableAutoCommit:
 		return c, fmt.Errorf("%w: AutoCommitMarks with DisableAutoCommit", ErrInvalidArgument)
+	}
+	if err := validateLease(c.Lease); err != nil {
+		return c, err
 	}
 	if c.Group != "" {
 		if err := validateGroup(c.Group); err != nil {

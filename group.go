@@ -77,6 +77,9 @@ type member struct {
 	owned   []bool        // by partition
 	commits []commitState // by partition: the latest commit, valid while owned
 	count   int           // partitions owned
+
+	lease     time.Duration         // written with each partition taken (ConsumerOptions.Lease)
+	sightings map[int]leaseSighting // partitions seen free under a gone owner's lease
 }
 
 // joinGroup opens (creating if needed) the group's offsets file for topic
@@ -268,7 +271,9 @@ func quota(nparts, live, rank int) int {
 
 // acquire takes up to want free partitions, scanning from partition
 // start, and returns them. Each one's latest commit is read under its
-// lock, so it is exactly where the previous owner stopped.
+// lock, so it is exactly where the previous owner stopped. A partition
+// still under a gone owner's lease is left alone (group_lease.go): the
+// member stays under its quota, and looks again at its next check.
 func (m *member) acquire(want, start int) ([]int, error) {
 	var got []int
 	for i := 0; i < m.nparts && want > 0; i++ {
@@ -283,6 +288,14 @@ func (m *member) acquire(want, start int) ([]int, error) {
 		if !ok {
 			continue
 		}
+		held, err := m.leaseHolds(p)
+		if err != nil || held {
+			m.off.lf.Unlock(partLock(p))
+			if err != nil {
+				return got, err
+			}
+			continue
+		}
 		st, err := m.off.readCommit(p)
 		if err != nil {
 			m.off.lf.Unlock(partLock(p))
@@ -292,8 +305,9 @@ func (m *member) acquire(want, start int) ([]int, error) {
 		m.count++
 		got = append(got, p)
 		want--
-		// Advisory, for DescribeGroup: the lock is the ownership.
-		if err := m.off.writeOwner(p, ownerRecord{slot: m.slot, pid: m.pid, joined: m.joined}); err != nil {
+		// Who owns it is advisory, for DescribeGroup (the lock is the
+		// ownership); the lease is for the members after this one.
+		if err := m.off.writeOwner(p, m.ownerRecord(m.lease)); err != nil {
 			return got, err
 		}
 	}
@@ -301,17 +315,22 @@ func (m *member) acquire(want, start int) ([]int, error) {
 }
 
 // release gives partition p up. The caller has committed what it wanted
-// to, and bumps the group's word once it has released a batch.
-func (m *member) release(p int) error {
+// to, and bumps the group's word once it has released a batch. Unless
+// keepLease, p's lease goes first: the next owner takes p at once.
+func (m *member) release(p int, keepLease bool) error {
 	if !m.owned[p] {
 		return nil
 	}
 	m.owned[p] = false
 	m.count--
-	if err := m.off.lf.Unlock(partLock(p)); err != nil {
-		return fmt.Errorf("runnel: group %s: %w", m.group, err)
+	var err error
+	if !keepLease {
+		err = m.dropLease(p) // failed: the next owner waits out the lease
 	}
-	return nil
+	if uerr := m.off.lf.Unlock(partLock(p)); uerr != nil {
+		err = errors.Join(err, fmt.Errorf("runnel: group %s: %w", m.group, uerr))
+	}
+	return err
 }
 
 // ownedList returns the owned partitions in increasing order.
@@ -327,13 +346,14 @@ func (m *member) ownedList() []int {
 
 // leave quits and closes the file.
 func (m *member) leave() error {
-	return errors.Join(m.quit(), m.off.close())
+	return errors.Join(m.quit(false), m.off.close())
 }
 
 // quit gives up the member slot, releases everything and tells the
 // others, once: a member that expired (MaxPollInterval) quit already.
-// The file stays open: a poll under way may still use its words.
-func (m *member) quit() error {
+// The file stays open: a poll under way may still use its words. With
+// keepLease the partitions keep their lease, as at the member's death.
+func (m *member) quit(keepLease bool) error {
 	if m.left {
 		return nil
 	}
@@ -343,7 +363,7 @@ func (m *member) quit() error {
 	errs := []error{m.off.lf.Unlock(memberLock(m.slot))}
 	for p, ok := range m.owned {
 		if ok {
-			errs = append(errs, m.release(p))
+			errs = append(errs, m.release(p, keepLease))
 		}
 	}
 	m.off.bump(m.off.gen())

@@ -46,6 +46,11 @@ type GroupPartition struct {
 	Lag         int64     // End − Committed, or -1 if either is unknown
 	Owned       bool      // a live member holds the partition's lock
 	Owner       int       // the owner's member slot, or -1 (unowned, or not yet recorded)
+	// Lease is the lease (ConsumerOptions.Lease) of an owner that is gone
+	// without giving the partition up (it died, or left with Abandon),
+	// while no live member holds it: the members take it only once this
+	// long has passed since each first saw it so. 0 otherwise.
+	Lease time.Duration
 }
 
 // ListGroups returns the names of the groups that have offsets for at
@@ -216,10 +221,13 @@ func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic,
 		if gp.Owned, err = off.lf.HeldByOther(partLock(p)); err != nil {
 			return gt, fmt.Errorf("runnel: describe group %s: %w", group, err)
 		}
-		if gp.Owned && ownerOK {
-			if j, live := joined[owner.slot]; live && j == owner.joined {
-				gp.Owner = owner.slot
-			}
+		j, live := joined[owner.slot]
+		live = live && j == owner.joined
+		if gp.Owned && ownerOK && live {
+			gp.Owner = owner.slot
+		}
+		if !gp.Owned && ownerOK && !live {
+			gp.Lease = owner.lease
 		}
 		if terr == nil {
 			if gp.End, err = ends.end(t.parts()[p]); err != nil {

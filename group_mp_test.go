@@ -29,7 +29,9 @@ import (
 //
 // With RUNNEL_GM_COMMIT=manual it commits after every batch it has
 // reported, or every $RUNNEL_GM_COMMIT_EVERY batches (auto-commit off);
-// with RUNNEL_GM_COMMIT=none it never commits; otherwise auto-commit does. It leaves the group when its stdin closes.
+// with RUNNEL_GM_COMMIT=none it never commits; otherwise auto-commit does.
+// RUNNEL_GM_LEASE sets ConsumerOptions.Lease (a time.Duration's text). It
+// leaves the group when its stdin closes.
 func init() {
 	childMains["groupmember"] = groupMemberMain
 }
@@ -56,7 +58,14 @@ func groupMemberMain() int {
 		}
 		out(b.String() + "\n")
 	}
+	var lease time.Duration
+	if v := os.Getenv("RUNNEL_GM_LEASE"); v != "" {
+		if lease, err = time.ParseDuration(v); err != nil {
+			return fail(err)
+		}
+	}
 	c, err := l.Consumer(os.Getenv("RUNNEL_GM_TOPIC"), &ConsumerOptions{
+		Lease:             lease,
 		Group:             os.Getenv("RUNNEL_GM_GROUP"),
 		MemberName:        os.Getenv("RUNNEL_GM_NAME"),
 		DisableAutoCommit: manual || never,

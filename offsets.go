@@ -104,12 +104,15 @@ type resetRequest struct {
 	offset int64
 }
 
-// ownerRecord says which member (slot and incarnation) took a partition.
-// It is advisory: the lock, not the record, is ownership.
+// ownerRecord says which member (slot and incarnation) took a partition,
+// and the lease its death leaves on it (group_lease.go). Who owns the
+// partition is advisory (the lock, not the record, is ownership); the
+// lease is not.
 type ownerRecord struct {
 	slot   int
 	pid    int
 	joined int64
+	lease  time.Duration // 0: none
 }
 
 // memberRecord describes the member in a slot, for DescribeGroup.
@@ -536,9 +539,11 @@ func (o *offsetsFile) sync() error {
 	return nil
 }
 
+// writeOwner writes partition p's owner record. The slot word carries the
+// lease in its high 16 bits (ownerSlotWord).
 func (o *offsetsFile) writeOwner(p int, r ownerRecord) error {
 	var b [ownerRecSize]byte
-	binary.LittleEndian.PutUint32(b[0:], uint32(r.slot))
+	binary.LittleEndian.PutUint32(b[0:], ownerSlotWord(r.slot, r.lease))
 	binary.LittleEndian.PutUint32(b[4:], uint32(r.pid))
 	binary.LittleEndian.PutUint64(b[8:], uint64(r.joined))
 	binary.LittleEndian.PutUint64(b[16:], uint64(p))
@@ -549,6 +554,17 @@ func (o *offsetsFile) writeOwner(p int, r ownerRecord) error {
 	return nil
 }
 
+// readOwner reads partition p's owner record; ok is false when it does
+// not verify (no member took p since the file was made).
+func (o *offsetsFile) readOwner(p int) (r ownerRecord, ok bool, err error) {
+	var b [ownerRecSize]byte
+	if _, err := o.f.ReadAt(b[:], blockPos(p)+ownerRecOff); err != nil {
+		return ownerRecord{}, false, fmt.Errorf("runnel: read %s: %w", o.path, err)
+	}
+	r, ok = decodeOwner(b[:], p)
+	return r, ok, nil
+}
+
 func decodeOwner(b []byte, p int) (ownerRecord, bool) {
 	var tmp [ownerRecSize]byte
 	copy(tmp[:], b[:16])
@@ -556,10 +572,12 @@ func decodeOwner(b []byte, p int) (ownerRecord, bool) {
 	if xxhash.Sum64(tmp[:]) != binary.LittleEndian.Uint64(b[16:]) {
 		return ownerRecord{}, false
 	}
+	slot, lease := splitOwnerSlotWord(binary.LittleEndian.Uint32(b[0:]))
 	return ownerRecord{
-		slot:   int(binary.LittleEndian.Uint32(b[0:])),
+		slot:   slot,
 		pid:    int(binary.LittleEndian.Uint32(b[4:])),
 		joined: int64(binary.LittleEndian.Uint64(b[8:])),
+		lease:  lease,
 	}, true
 }
 

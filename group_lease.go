@@ -1,0 +1,142 @@
+package runnel
+
+import (
+	"fmt"
+	"time"
+)
+
+// Leases
+//
+// A member's death frees its partitions at once: the kernel drops its
+// locks. That is right for a member that read its partitions itself, but
+// not for a Kafka server's member, whose partitions a Kafka client reads:
+// the client outlives the server's death and fetches on from the next
+// server until its next heartbeat tells it to join again. A member taking
+// a partition records a lease in its owner record
+// (ConsumerOptions.Lease); when the partition's lock is free and the
+// record names an incarnation that is no longer live (it died, or left
+// with Abandon), every other member leaves the partition alone until the
+// lease has run, counted from when that member first saw it so: a member
+// cannot know when the owner died, and waiting from first sight waits at
+// least as long, as Kafka's coordinator waits out a dead member's session.
+// A member that gives a partition up on purpose (a rebalance, Close, an
+// expiry of MaxPollInterval, its Log's Close) writes the record without
+// the lease before it unlocks, so that its successor takes it at once.
+//
+// The lease rides in the high 16 bits of the owner record's slot word, in
+// units of leaseUnit: the record has no spare bytes, and the slot is
+// below 1024. A runnel from before leases looks the word up as a slot,
+// finds no member in it, and only stops naming the partition's owner in
+// DescribeGroup; nothing else of it reads the record.
+
+const (
+	// MaxLease is the longest ConsumerOptions.Lease: Kafka's default
+	// group.max.session.timeout.ms.
+	MaxLease = 30 * time.Minute
+
+	leaseUnit     = 100 * time.Millisecond
+	ownerSlotBits = 16
+	ownerSlotMask = 1<<ownerSlotBits - 1
+)
+
+// ownerSlotWord is the owner record's first word: the slot, and the lease
+// in leaseUnits, rounded up (a lease is never shortened).
+func ownerSlotWord(slot int, lease time.Duration) uint32 {
+	units := (lease + leaseUnit - 1) / leaseUnit
+	return uint32(slot) | uint32(min(units, ownerSlotMask))<<ownerSlotBits
+}
+
+// splitOwnerSlotWord undoes ownerSlotWord.
+func splitOwnerSlotWord(w uint32) (slot int, lease time.Duration) {
+	return int(w & ownerSlotMask), time.Duration(w>>ownerSlotBits) * leaseUnit
+}
+
+// validateLease checks ConsumerOptions.Lease.
+func validateLease(d time.Duration) error {
+	if d < 0 || d > MaxLease {
+		return fmt.Errorf("%w: Lease %v: want 0 (none) up to %v", ErrInvalidArgument, d, MaxLease)
+	}
+	return nil
+}
+
+// leaseSighting is when a member first saw a partition free under rec's
+// lease.
+type leaseSighting struct {
+	rec  ownerRecord
+	seen time.Time
+}
+
+// testHookLeaseNow, if set, is the clock leases are counted by.
+var testHookLeaseNow func() time.Time
+
+func leaseNow() time.Time {
+	if testHookLeaseNow != nil {
+		return testHookLeaseNow()
+	}
+	return time.Now()
+}
+
+// leaseHolds reports whether partition p, whose lock m has just taken, is
+// still held back by the lease of an owner that is gone without giving it
+// up, and notes when m first saw it so. The caller holds Consumer.mu.
+func (m *member) leaseHolds(p int) (bool, error) {
+	rec, ok, err := m.off.readOwner(p)
+	if err != nil || !ok || rec.lease == 0 {
+		delete(m.sightings, p)
+		return false, err
+	}
+	live, err := m.incarnationLive(rec)
+	if err != nil || live {
+		// A live owner that let the partition go meant to (it clears the
+		// lease first, unless that write failed): nobody reads it.
+		delete(m.sightings, p)
+		return false, err
+	}
+	now := leaseNow()
+	s, seen := m.sightings[p]
+	if !seen || s.rec != rec {
+		if m.sightings == nil {
+			m.sightings = map[int]leaseSighting{}
+		}
+		m.sightings[p] = leaseSighting{rec: rec, seen: now}
+		return true, nil
+	}
+	if now.Sub(s.seen) < rec.lease {
+		return true, nil
+	}
+	delete(m.sightings, p)
+	return false, nil
+}
+
+// incarnationLive reports whether the member rec names is alive: this
+// member, or one holding the slot's lock whose member record has rec's
+// join time.
+func (m *member) incarnationLive(rec ownerRecord) (bool, error) {
+	if rec.slot == m.slot && rec.joined == m.joined {
+		return !m.left, nil
+	}
+	if rec.slot >= maxMembers {
+		return false, nil
+	}
+	held, err := m.off.lf.HeldByOther(memberLock(rec.slot))
+	if err != nil || !held {
+		return false, err
+	}
+	mr, ok, err := m.off.readMember(rec.slot)
+	return ok && mr.joined == rec.joined, err
+}
+
+// ownerRecord is the record m writes for a partition it takes: with its
+// lease, which stays until it gives the partition up on purpose.
+func (m *member) ownerRecord(lease time.Duration) ownerRecord {
+	return ownerRecord{slot: m.slot, pid: m.pid, joined: m.joined, lease: lease}
+}
+
+// dropLease rewrites p's owner record without the lease, before m unlocks
+// p on purpose, so that the next owner takes it at once.
+func (m *member) dropLease(p int) error {
+	if m.lease == 0 {
+		return nil // its record has none
+	}
+	return m.off.writeOwner(p, m.ownerRecord(0))
+}
