@@ -134,8 +134,9 @@
 // processes, each partition read by exactly one member at a time. A member
 // owns a partition by holding a byte-range lock on it in
 // groups/<group>/<topic>.offsets; when a member dies the kernel drops its
-// locks and the others take its partitions over within milliseconds, with
-// no coordinator and no heartbeats. Committed offsets (Kafka's meaning: the
+// locks and the others take its partitions over within milliseconds
+// (after its lease, if it set one: see below), with no coordinator and no
+// heartbeats. Committed offsets (Kafka's meaning: the
 // next offset to read) are written crash-atomically and durably per the
 // Log's Durability, by Commit, CommitMarked, CommitOffsets, auto-commit,
 // and on a clean hand-over. A commit never runs ahead of the application:
@@ -164,6 +165,15 @@
 // (GroupPartition.CommittedAt); stopping the process hands its partitions
 // over. A member whose Log is closed leaves its group at once, as one that
 // dies does (see Log.Close).
+//
+// A member whose partitions a reader outside runnel may still read after
+// the member is gone — a Kafka server's member, whose client fetches on
+// from the next server until its next heartbeat — sets
+// ConsumerOptions.Lease: when it dies (or leaves with Consumer.Abandon),
+// the other members take its partitions only once the lease has run
+// since each first saw them free, as Kafka's coordinator waits out a
+// dead member's session. Leaving on purpose (Close, a rebalance, its
+// Log's Close, MaxPollInterval) hands them over at once, lease or not.
 //
 // A pool of workers that finish records in any order marks each one done
 // with MarkRecords; CommitMarked (or auto-commit with AutoCommitMarks)

@@ -107,6 +107,24 @@
 // only after that member was given an assignment without it and joined
 // again — what a client does only after it stopped reading the partition —
 // so a Kafka member and another member never own one partition at once.
+// That holds across the server's death too: each Kafka member's runnel
+// membership leaves a lease of its session timeout on the partitions it
+// owns (runnel.ConsumerOptions.Lease), so when the server dies (SIGKILL,
+// a crash), the other members — native ones, other servers' and the
+// restarted server's own Kafka members — take them only once the lease
+// has run since each first saw them free. Until then the dead server's
+// clients, which cannot tell that their coordinator died, fetch on from
+// the restarted server, and learn at their next heartbeat (well within
+// the session timeout) to join again. A server shut down cleanly leaves
+// the leases in place too (runnel.Consumer.Abandon), since its clients
+// are alive and do the same; a member that leaves (LeaveGroup), times out
+// or is replaced by a new static instance hands its partitions over at
+// once. So after a server's crash or restart its Kafka members'
+// partitions go unread for up to a session timeout, as a dead member's
+// do in Kafka. A server down for longer than that finds its clients'
+// partitions taken over while they may still fetch from it once it is
+// back, as a Kafka consumer cut off from its coordinator for longer than
+// its session fetches on.
 // OffsetCommit writes runnel's committed offsets through the member's
 // runnel membership, which refuses a partition the member does not own;
 // OffsetFetch, DescribeGroup, ResetGroupOffsets and native members all see

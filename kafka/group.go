@@ -142,7 +142,9 @@ func (co *coordinator) drop(name string, gone func(*group) bool) {
 }
 
 // close ends every group: members leave their runnel groups, releasing
-// their partitions, and waiting requests are answered.
+// their partitions under their leases (their clients, alive, fetch on
+// from the next server until their next heartbeat, as after a crash), and
+// waiting requests are answered.
 func (co *coordinator) close() error {
 	co.mu.Lock()
 	co.closed = true
@@ -152,6 +154,9 @@ func (co *coordinator) close() error {
 	for _, g := range groups {
 		g.mu.Lock()
 		for _, m := range g.members {
+			if m.rn != nil {
+				m.rn.abandonOnClose()
+			}
 			g.removeLocked(m, "server shutting down")
 		}
 		g.state = stateDead

@@ -32,10 +32,11 @@ import (
 // gave everything up), so a Kafka member and another member never own one
 // partition at once.
 type runnelMember struct {
-	g    *group
-	id   string
-	log  *runnel.Log
-	opts *Options
+	g     *group
+	id    string
+	log   *runnel.Log
+	opts  *Options
+	lease time.Duration // the Consumers' ConsumerOptions.Lease: the member's session timeout
 
 	subs  chan []string // the latest subscription, for run
 	cmds  chan func(map[string]*runnel.Consumer)
@@ -59,6 +60,7 @@ type runnelMember struct {
 	ticks    uint64           // completed ticks of run
 	genTick  uint64           // the first tick after the current generation began
 	closing  bool
+	abandon  bool // closing leaves the partitions' leases in place (the server shuts down)
 }
 
 // memberTick is how often a member's Consumers check the runnel group:
@@ -67,9 +69,12 @@ type runnelMember struct {
 // word, which TryPoll checks).
 const memberTick = 10 * time.Millisecond
 
-func newRunnelMember(g *group, id string) (*runnelMember, error) {
+// newRunnelMember makes the runnel side of member id, whose session
+// timeout is session: its partitions' lease (capped at runnel.MaxLease;
+// the session of its first JoinGroup stays the lease of its Consumers).
+func newRunnelMember(g *group, id string, session time.Duration) (*runnelMember, error) {
 	rm := &runnelMember{
-		g: g, id: id, log: g.co.s.log, opts: &g.co.s.opts,
+		g: g, id: id, log: g.co.s.log, opts: &g.co.s.opts, lease: min(session, runnel.MaxLease),
 		subs:     make(chan []string, 1),
 		cmds:     make(chan func(map[string]*runnel.Consumer)),
 		stop:     make(chan struct{}),
@@ -147,6 +152,16 @@ func (rm *runnelMember) newGeneration(gen int32) {
 	rm.mu.Unlock()
 }
 
+// abandonOnClose makes the member's close leave its runnel groups as at
+// the server's death: each partition keeps its lease (runnel's
+// Consumer.Abandon). For the server's shutdown: its clients, alive, fetch
+// on from the next server until their next heartbeat, as after a crash.
+func (rm *runnelMember) abandonOnClose() {
+	rm.mu.Lock()
+	rm.abandon = true
+	rm.mu.Unlock()
+}
+
 // close makes the member leave every runnel group; wait waits for it.
 func (rm *runnelMember) close() {
 	rm.once.Do(func() {
@@ -169,9 +184,16 @@ func (rm *runnelMember) run() {
 	defer close(rm.done)
 	cons := map[string]*runnel.Consumer{}
 	defer func() {
+		rm.mu.Lock()
+		abandon := rm.abandon
+		rm.mu.Unlock()
 		var errs []error
 		for _, c := range cons {
-			errs = append(errs, c.Close())
+			if abandon {
+				errs = append(errs, c.Abandon())
+			} else {
+				errs = append(errs, c.Close())
+			}
 		}
 		rm.errMu.Lock()
 		rm.err = errors.Join(errs...)
@@ -232,7 +254,8 @@ func (rm *runnelMember) reconcile(cons map[string]*runnel.Consumer, want []strin
 			MemberName:        MemberNamePrefix + rm.id,
 			DisableAutoCommit: true,
 			MaxPollBytes:      minPollBytes,
-			MaxPollInterval:   -1, // a Kafka member's liveness is its session; a revoke waiting for its client holds up the other topics' TryPolls
+			MaxPollInterval:   -1,       // a Kafka member's liveness is its session; a revoke waiting for its client holds up the other topics' TryPolls
+			Lease:             rm.lease, // its client may fetch on after this server dies
 			OnAssigned:        func(c *runnel.Consumer, ps []int) { rm.assigned(topic, c, ps) },
 			OnRevoked:         func(c *runnel.Consumer, ps []int) { rm.revoked(topic, cons, ps) },
 		})
@@ -381,8 +404,8 @@ func (rm *runnelMember) waitLocked(deadline time.Time) {
 }
 
 // settled reports whether every partition of the topics is owned by some
-// live member of the runnel group, and this member has a Consumer for
-// every topic that exists.
+// live member of the runnel group, or held back by a dead member's lease,
+// and this member has a Consumer for every topic that exists.
 //
 // A topic whose offsets file DescribeGroup cannot read (damage) counts as
 // settled: neither its ownership nor this member's joining it (which
@@ -415,7 +438,10 @@ func (rm *runnelMember) settled(topics []string) bool {
 			return false
 		}
 		for _, gp := range info.Topics[i].Partitions {
-			if !gp.Owned {
+			// A partition under a dead member's lease stays unowned
+			// until the lease runs: whoever takes it then asks for a
+			// rebalance.
+			if !gp.Owned && gp.Lease == 0 {
 				return false
 			}
 		}

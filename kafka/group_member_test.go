@@ -3,6 +3,7 @@ package kafka
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -12,7 +13,7 @@ import (
 // Kafka client, subscribed to topics; it leaves with the test.
 func subscribedMember(t *testing.T, ts *testServer, group string, topics ...string) *runnelMember {
 	t.Helper()
-	rm, err := newRunnelMember(ts.srv.groups.group(group, true), "m")
+	rm, err := newRunnelMember(ts.srv.groups.group(group, true), "m", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,9 @@ import "testing"
 // process of its own, share a Kafka group through runnel's ownership
 // locks: a member of each gets half the partitions, none twice, and runnel
 // names each partition's owner. When the second server's process is
-// SIGKILLed, the kernel drops its locks and the first server's member
-// takes every partition and goes on reading.
+// SIGKILLed, the kernel drops its locks and, once its member's lease (its
+// session timeout) has run, the first server's member takes every
+// partition and goes on reading.
 func TestGroupAcrossServers(t *testing.T) {
 	ts := startServer(t, fastGroups)
 	const parts = 4

@@ -102,7 +102,7 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 		}
 		m = &member{id: id}
 		if req.ProtocolType == consumerProtocol {
-			rn, err := newRunnelMember(g, id)
+			rn, err := newRunnelMember(g, id, session)
 			if err != nil {
 				g.mu.Unlock()
 				c.s.groups.dropIdle(g)

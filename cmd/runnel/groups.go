@@ -237,6 +237,8 @@ func printGroup(w io.Writer, info runnel.GroupInfo) {
 				owner = fmt.Sprintf("member %d", p.Owner)
 			case p.Owned:
 				owner = "yes"
+			case p.Lease > 0:
+				owner = "lease " + p.Lease.String() // a gone owner's: see ConsumerOptions.Lease
 			}
 			if !p.CommittedAt.IsZero() {
 				at = p.CommittedAt.Local().Format(time.DateTime)

@@ -193,7 +193,8 @@ type jsonGroupPartition struct {
 	End         *int64  `json:"end"`          // null: the topic is gone
 	Lag         *int64  `json:"lag"`          // null: committed or end unknown
 	Owned       bool    `json:"owned"`
-	Owner       *int    `json:"owner"` // member slot; null if none recorded
+	Owner       *int    `json:"owner"`    // member slot; null if none recorded
+	LeaseMS     int64   `json:"lease_ms"` // a gone owner's lease holding the free partition back; 0 if none
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -226,7 +227,7 @@ func groupMembers(t runnel.GroupTopic) []jsonMember {
 func groupPartitions(t runnel.GroupTopic) []jsonGroupPartition {
 	out := []jsonGroupPartition{}
 	for _, p := range t.Partitions {
-		jp := jsonGroupPartition{Partition: p.Partition, Committed: known(p.Committed), End: known(p.End), Lag: known(p.Lag), Owned: p.Owned, Owner: known(p.Owner)}
+		jp := jsonGroupPartition{Partition: p.Partition, Committed: known(p.Committed), End: known(p.End), Lag: known(p.Lag), Owned: p.Owned, Owner: known(p.Owner), LeaseMS: p.Lease.Milliseconds()}
 		if !p.CommittedAt.IsZero() {
 			at := jsonTime(p.CommittedAt)
 			jp.CommittedAt = &at

@@ -1,0 +1,136 @@
+package kafka
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// leaseSession is the session timeout, so the lease, of the franz-go
+// members of the lease tests, and their heartbeat interval is half of it:
+// neither runs out while a test runs, so the client keeps fetching its
+// assignment from whatever server answers at its address, unaware that
+// the server it joined through is gone.
+const leaseSession = 2 * time.Minute
+
+func leaseClientOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SessionTimeout(leaseSession), kgo.HeartbeatInterval(leaseSession / 2),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
+		kgo.MetadataMinAge(20 * time.Millisecond),
+	}
+}
+
+// nativeMember is a native member of group on topic that made its first
+// membership check, which takes every free partition it may.
+func nativeMember(t *testing.T, l *runnel.Log, group, topic string) *runnel.Consumer {
+	t.Helper()
+	c, err := l.Consumer(topic, &runnel.ConsumerOptions{Group: group, MemberName: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.TryPoll(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestGroupLeaseServerKilled is the chaos probe's case made certain: a
+// franz-go member owns every partition through a server in a process of
+// its own, which is SIGKILLed and started again at the same address. The
+// client, its heartbeat far off, fetches its partitions from the new
+// server; a native member that joins after the kill must not own any of
+// them meanwhile. Before the lease, its first check took them all at
+// once (the kernel dropped the dead server's locks), and two members read
+// each partition.
+func TestGroupLeaseServerKilled(t *testing.T) {
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	const parts = 4
+	if err := l.CreateTopic("lz", runnel.TopicConfig{Partitions: parts}); err != nil {
+		t.Fatal(err)
+	}
+	produceSpread(t, l, "lz", parts, 1, "before")
+	server := startServerChild(t, dir)
+	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
+	k := ts.member("k", leaseClientOpts(), groupOpts("lzgrp", "lz")...)
+	waitFor(t, "the Kafka member to own and read every partition", func() bool {
+		return len(k.owned()) == parts && k.consumedSpread(parts, 1, "before")
+	})
+
+	server.kill()
+	server.cmd.Wait()
+	c := nativeMember(t, l, "lzgrp", "lz") // before leases, it took every partition here
+	startChild(t, "server", dir, childListenEnv+"="+server.addr)
+	produceSpread(t, l, "lz", parts, 1, "after")
+	waitFor(t, "the Kafka member to read its partitions from the new server", func() bool {
+		return k.consumedSpread(parts, 1, "after")
+	})
+	if _, err := c.TryPoll(); err != nil {
+		t.Fatal(err)
+	}
+	if ps, kps := c.Partitions(), k.owned(); len(ps) > 0 || len(kps) != parts {
+		t.Fatalf("the native member owns %v while the Kafka client, assigned %v, reads them from the new server (an overlap), or the client joined again (it cannot tell)", ps, kps)
+	}
+	checkLeased(t, l, "lzgrp")
+}
+
+// TestGroupLeaseServerShutdown: a server shut down cleanly leaves its
+// Kafka members' partitions under their leases, as its death does: its
+// clients are alive, and fetch on from the next server at the address
+// until their next heartbeat. A member that leaves its group
+// (LeaveGroup) hands its partitions over at once.
+func TestGroupLeaseServerShutdown(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	const parts = 2
+	ts.createTopic("sd", parts)
+	leaves := ts.member("leaves", leaseClientOpts(), groupOpts("leaves", "sd")...)
+	stays := ts.member("stays", leaseClientOpts(), groupOpts("stays", "sd")...)
+	waitFor(t, "the Kafka members to own every partition", func() bool {
+		return len(leaves.owned()) == parts && len(stays.owned()) == parts
+	})
+
+	leaves.halt()
+	leaves.cl.Close() // LeaveGroup
+	n := nativeMember(t, ts.log, "leaves", "sd")
+	waitFor(t, "the native member to own every partition the Kafka member left", func() bool {
+		if _, err := n.TryPoll(); err != nil {
+			t.Fatal(err)
+		}
+		return len(n.Partitions()) == parts
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n = nativeMember(t, ts.log, "stays", "sd")
+	if ps := n.Partitions(); len(ps) > 0 {
+		t.Fatalf("the native member owns %v right after the server of the Kafka member that owned them shut down", ps)
+	}
+	checkLeased(t, ts.log, "stays")
+}
+
+// checkLeased checks that DescribeGroup reports every partition of the
+// group's one topic free under a lease of leaseSession.
+func checkLeased(t *testing.T, l *runnel.Log, group string) {
+	t.Helper()
+	info, err := l.DescribeGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gp := range info.Topics[0].Partitions {
+		if gp.Owned || gp.Lease != leaseSession {
+			t.Errorf("DescribeGroup: partition %d: owned %v, lease %v; want free under the Kafka member's session timeout %v", gp.Partition, gp.Owned, gp.Lease, leaseSession)
+		}
+	}
+}
