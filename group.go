@@ -278,7 +278,7 @@ func (m *member) acquire(want, start int) ([]int, error) {
 	var got []int
 	for i := 0; i < m.nparts && want > 0; i++ {
 		p := (start + i) % m.nparts
-		if m.owned[p] {
+		if m.owned[p] || m.waitingOut(p) {
 			continue
 		}
 		ok, err := m.off.lf.TryLock(partLock(p))

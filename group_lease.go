@@ -108,6 +108,22 @@ func (m *member) leaseHolds(p int) (bool, error) {
 	return false, nil
 }
 
+// waitingOut reports, taking no lock, whether p is as m last saw it: its
+// owner record the one m first saw free under a lease that has not run
+// yet. Only a member that locks p rewrites the record, and incarnations
+// do not come back, so the answer is leaseHolds', for one read instead
+// of a lock's try, a read and a look at the owner's slot, at each of the
+// checks of a member waiting a lease out. A record being written reads
+// as another (its checksum fails), which leaseHolds then looks at.
+func (m *member) waitingOut(p int) bool {
+	s, ok := m.sightings[p]
+	if !ok || leaseNow().Sub(s.seen) >= s.rec.lease {
+		return false
+	}
+	rec, ok, err := m.off.readOwner(p)
+	return err == nil && ok && rec == s.rec
+}
+
 // incarnationLive reports whether the member rec names is alive: this
 // member, or one holding the slot's lock whose member record has rec's
 // join time.
