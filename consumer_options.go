@@ -187,22 +187,25 @@ type ConsumerOptions struct {
 	// fail. Default nil: OnRevoked is called instead.
 	OnLost func(c *Consumer, partitions []int)
 
-	// Lease keeps the partitions this member owns from other members for
-	// this long after it dies: a member taking a partition whose owner
-	// died holding a lease, and did not give it up, waits until the
-	// lease has run since it first saw the partition free (it cannot
-	// know when the owner died), and looks again at its checks
-	// (GroupCheckInterval); every member waits so, and after the lease
-	// one takes it. For a member whose partitions something outside
-	// runnel reads and that outlives it: a Kafka server sets its Kafka
-	// members' session timeout, as their clients fetch on from the next
-	// server until their next heartbeat, and Kafka's coordinator keeps a
-	// dead member's partitions until its session times out. A member
-	// that gives a partition up on purpose (a rebalance, Close, an expiry
-	// of MaxPollInterval, its Log's Close) hands it over at once; one
-	// that leaves with Abandon keeps the lease, as at its death. The
-	// lease is counted on in full after a reboot, for the same readers
-	// on other machines. It is stored in units of 100ms, rounded up.
+	// Lease keeps the partitions this member owns from the other
+	// members for this long after it dies. A member that finds a
+	// partition free whose last owner died holding a lease leaves it
+	// until the lease has run since it first saw it so (it cannot know
+	// when the owner died), looking again at each check
+	// (GroupCheckInterval); every member waits alike, and after the
+	// lease the first to look takes it. It is for a member whose
+	// partitions a reader outside runnel may still read after it died: a
+	// Kafka server sets its Kafka members' session timeout, as their
+	// clients fetch on from the next server until their next heartbeat,
+	// and Kafka's coordinator keeps a dead member's partitions until its
+	// session times out. A member that gives a partition up on purpose
+	// (a rebalance, Close, an expiry of MaxPollInterval, its Log's Close)
+	// hands it over at once; one that leaves with Abandon keeps the
+	// lease, as at its death. A lease is waited out in full after a
+	// reboot too, for readers on other machines. Admin calls
+	// (ResetGroupOffsets, DeleteGroupOffsets, DeleteGroup) do not wait
+	// for it, and leave it; members of a runnel from before leases do not
+	// wait either. It is stored in units of 100ms, rounded up.
 	// Default 0: none, the member's death frees its partitions at once.
 	// At most MaxLease. Only with Group.
 	Lease time.Duration

@@ -82,7 +82,9 @@ type Options struct {
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a
 	// group member may ask for (INVALID_SESSION_TIMEOUT outside them).
 	// Defaults 6 seconds and 30 minutes, as Kafka's
-	// group.min/max.session.timeout.ms.
+	// group.min/max.session.timeout.ms. A member's session timeout is
+	// also the lease its partitions keep when the server dies or shuts
+	// down (see the package doc, Groups), at most runnel.MaxLease.
 	MinSessionTimeout time.Duration
 	MaxSessionTimeout time.Duration
 
