@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +24,22 @@ func leaseClientOpts() []kgo.Opt {
 		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
 		kgo.MetadataMinAge(20 * time.Millisecond),
 	}
+}
+
+// logWithTopic opens a Log on a new directory with topic of parts
+// partitions, for server children to serve.
+func logWithTopic(t *testing.T, topic string, parts int) (string, *runnel.Log) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := runnel.Open(dir, &runnel.Options{Durability: runnel.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.CreateTopic(topic, runnel.TopicConfig{Partitions: parts}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, l
 }
 
 // nativeMember is a native member of group on topic that made its first
@@ -48,16 +66,8 @@ func nativeMember(t *testing.T, l *runnel.Log, group, topic string) *runnel.Cons
 // once (the kernel dropped the dead server's locks), and two members read
 // each partition.
 func TestGroupLeaseServerKilled(t *testing.T) {
-	dir := t.TempDir()
-	l, err := runnel.Open(dir, &runnel.Options{Durability: runnel.Buffered})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	const parts = 4
-	if err := l.CreateTopic("lz", runnel.TopicConfig{Partitions: parts}); err != nil {
-		t.Fatal(err)
-	}
+	dir, l := logWithTopic(t, "lz", parts)
 	produceSpread(t, l, "lz", parts, 1, "before")
 	server := startServerChild(t, dir)
 	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
@@ -133,4 +143,32 @@ func checkLeased(t *testing.T, l *runnel.Log, group string) {
 			t.Errorf("DescribeGroup: partition %d: owned %v, lease %v; want free under the Kafka member's session timeout %v", gp.Partition, gp.Owned, gp.Lease, leaseSession)
 		}
 	}
+}
+
+// TestGroupLeaseServerRestartConverges: after its server is SIGKILLed and
+// started again, a franz-go member whose heartbeat soon tells it to join
+// again gets its partitions back from the new server once their lease
+// (its session timeout) has run, and reads on: no partition stays
+// unowned under a lease.
+func TestGroupLeaseServerRestartConverges(t *testing.T) {
+	const parts = 2
+	dir, l := logWithTopic(t, "rc", parts)
+	server := startServerChild(t, dir)
+	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
+	k := ts.member("k", []kgo.Opt{kgo.SessionTimeout(2 * time.Second), kgo.HeartbeatInterval(200 * time.Millisecond)}, groupOpts("rcgrp", "rc")...)
+	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+
+	server.kill()
+	server.cmd.Wait()
+	killed := time.Now()
+	startChild(t, "server", dir, childListenEnv+"="+server.addr)
+	waitFor(t, "the new server's member to own every partition in runnel", func() bool {
+		owners := runnelOwners(t, l, "rcgrp", "rc")
+		return len(owners) == parts && !slices.ContainsFunc(owners, func(o string) bool { return !strings.HasPrefix(o, MemberNamePrefix) })
+	})
+	t.Logf("the new server's member owns every partition %v after the kill", time.Since(killed))
+	produceSpread(t, l, "rc", parts, 3, "after")
+	waitFor(t, "the Kafka member to own every partition again and read what came after", func() bool {
+		return len(k.owned()) == parts && k.consumedSpread(parts, 3, "after")
+	})
 }
