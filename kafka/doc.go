@@ -120,7 +120,7 @@
 // are alive and do the same; a member that leaves (LeaveGroup), times out
 // or is replaced by a new static instance hands its partitions over at
 // once. So after a server's crash or restart its Kafka members'
-// partitions go unread for up to a session timeout, as a dead member's
+// partitions go unread for about a session timeout, as a dead member's
 // do in Kafka. A server down for longer than that finds its clients'
 // partitions taken over while they may still fetch from it once it is
 // back, as a Kafka consumer cut off from its coordinator for longer than
