@@ -43,13 +43,18 @@ type Consumer struct {
 
 	// Sleeping: each read (not paused) partition's partition.meta
 	// mapping, the words a sleeping Poll waits on (each one's append
-	// sequence, then in a group the group's word) and the value each had
-	// before the last read; cancel wakes a sleep when Poll's ctx ends or
-	// the Log closes.
+	// sequence, then in a group the group's word, or the topic's published
+	// partition count for a consumer that follows growth) and the value
+	// each had before the last read; cancel wakes a sleep when Poll's ctx
+	// ends or the Log closes.
 	metas  []*metaMap
 	words  []*atomic.Uint32
 	expect []uint32
 	cancel atomic.Uint32
+	// hint is the topic's published partition count, watched by a
+	// Consumer of every partition outside a group (consumer_grow.go); nil
+	// for others, or where it cannot be mapped.
+	hint *partsHint
 
 	// mu guards each part's progress and, in a group, the membership's
 	// ownership and commit state, so that commits and marks may come from
@@ -110,6 +115,7 @@ func (l *Log) ConsumerContext(ctx context.Context, topic string, opts *ConsumerO
 	}
 	ids := o.Partitions
 	if ids == nil {
+		c.hint = l.watchGrowth(t) // followGrowth learns of growth elsewhere at once
 		for i := range t.parts() {
 			ids = append(ids, i)
 		}
@@ -229,6 +235,8 @@ func (c *Consumer) rebuildWords() {
 	}
 	if c.g != nil {
 		c.words = append(c.words, c.g.m.off.gen())
+	} else if c.hint != nil {
+		c.words = append(c.words, c.hint.word)
 	}
 	c.expect = slices.Grow(c.expect[:0], len(c.words))[:len(c.words)]
 	c.unread = true // the expected values are no longer the words'
@@ -333,7 +341,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 // the partitions have nothing more until an append.
 func (c *Consumer) look(ctx context.Context) (recs []Record, recheck time.Duration, err error) {
 	c.lookedAt = time.Now()
-	for i := range c.metas {
+	for i := range c.lookWords() {
 		c.expect[i] = c.words[i].Load()
 	}
 	c.unread = true // more may be there: a record limit, a window, an error
@@ -361,15 +369,25 @@ func (c *Consumer) look(ctx context.Context) (recs []Record, recheck time.Durati
 // group 100 times a second 1% of a look each time.
 const relookEvery = time.Second
 
-// appended reports whether a partition's append sequence moved since the
-// last look.
+// appended reports whether a partition's append sequence, or the topic's
+// published partition count, moved since the last look.
 func (c *Consumer) appended() bool {
-	for i := range c.metas {
+	for i := range c.lookWords() {
 		if c.words[i].Load() != c.expect[i] {
 			return true
 		}
 	}
 	return false
+}
+
+// lookWords is how many of c.words a look reads: the partitions' append
+// sequences and the published partition count, but not the group's word,
+// which the group check reads.
+func (c *Consumer) lookWords() int {
+	if c.hint != nil {
+		return len(c.metas) + 1
+	}
+	return len(c.metas)
 }
 
 // shut reports whether the consumer or its Log is closed (abandoned
@@ -708,6 +726,6 @@ func (c *Consumer) Close() error {
 		part.r.close()
 		errs = append(errs, part.meta.close())
 	}
-	c.metas, c.words = nil, nil
+	c.metas, c.words, c.hint = nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -6,10 +6,14 @@ package runnel
 // the consumer started, whatever its Start said. A consumer of listed
 // partitions reads those alone, as Kafka's assign does; a group member
 // gets new partitions through its group.
+//
+// Another process's growth is seen at the first look after it published
+// the count (topic_hint.go), which it also wakes a sleeping Poll for.
 func (c *Consumer) followGrowth() error {
 	if c.g != nil || c.opts.Partitions != nil {
 		return nil
 	}
+	c.log.followHint(c.topic)
 	for id := len(c.byID); id < len(c.topic.parts()); id++ {
 		part, err := c.addPart(id)
 		if err != nil {

@@ -145,15 +145,7 @@ func TestPausedPollSleeps(t *testing.T) {
 	t.Cleanup(func() { testHookLook = nil })
 	before, began := l.Stats(), time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
-	type result struct {
-		recs []Record
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		recs, err := c.Poll(ctx)
-		done <- result{recs, err}
-	}()
+	done := pollAsync(ctx, c)
 	waitFor(t, patience, "Poll to sleep", func() bool { return l.Stats().PollWaits > before.PollWaits })
 	for part := range 2 {
 		sendTo(t, p, part, 20)

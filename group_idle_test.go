@@ -214,15 +214,7 @@ func TestSleepingPollFindsUnpublishedFrame(t *testing.T) {
 	meta := c.metas[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type polled struct {
-		recs []Record
-		err  error
-	}
-	done := make(chan polled, 1)
-	go func() {
-		recs, err := c.Poll(ctx)
-		done <- polled{recs, err}
-	}()
+	done := pollAsync(ctx, c)
 	waitFor(t, patience, "Poll to fall asleep", func() bool { return meta.sleeping.count().Load() > 0 })
 	publish := sendUnpublished(t, p, "b")
 	defer publish()

@@ -77,6 +77,14 @@ type topic struct {
 	// here or in another process, growTopic), never fewer. Hot paths load
 	// it without a lock; a slice stored here is never changed.
 	partList atomic.Pointer[[]*partition]
+
+	// hint is the topic's published partition count, mapped at the first
+	// Producer or Consumer that follows growth (topic_hint.go); nil until
+	// then, or where it cannot be mapped. hintMu serializes its mapping
+	// and its release when t closes (hintDropped).
+	hint        atomic.Pointer[partsHint]
+	hintMu      sync.Mutex
+	hintDropped bool
 }
 
 // parts returns t's partitions as this Log knows them now.
@@ -399,6 +407,7 @@ func (t *topic) close(reason error) error {
 	for _, p := range t.parts() {
 		errs = append(errs, p.close(reason))
 	}
+	errs = append(errs, t.dropHint())
 	return errors.Join(errs...)
 }
 

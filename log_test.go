@@ -73,6 +73,23 @@ func pollUntil(t testing.TB, c *Consumer, n int, timeout time.Duration) []Record
 	return out
 }
 
+// polled is what one Poll returned.
+type polled struct {
+	recs []Record
+	err  error
+}
+
+// pollAsync runs one Poll of c with ctx on another goroutine, for a test
+// to act while it waits; the channel gets what it returned.
+func pollAsync(ctx context.Context, c *Consumer) <-chan polled {
+	done := make(chan polled, 1)
+	go func() {
+		recs, err := c.Poll(ctx)
+		done <- polled{recs, err}
+	}()
+	return done
+}
+
 func cloneRecord(r Record) Record {
 	c := r
 	if r.Key != nil {

@@ -58,6 +58,10 @@ import (
 //	 216  u64  xxhash64 of 192-215 and the boot id; the next holder of the
 //	           writer lock takes the statement and zeroes this word at once
 //	           (zerosLeft)
+//	 224  u32  partition 0's file only: the topic's partition count, stored
+//	           (and woken) by AlterTopic once topic.json has it, so other
+//	           processes' handles notice a growth at once (topic_hint.go).
+//	           A hint: only topic.json says the count
 //	1024 [128]u32 sleeping-reader slots (presence.go)
 //	1536 [64]u32  writer-lock waiter slots
 //
@@ -90,6 +94,7 @@ const (
 	metaTailSumOff  = 184
 	metaZerosOff    = 192
 	metaZerosSumOff = 216
+	metaPartsOff    = 224
 
 	metaSleeperSlotsOff = 1024
 	metaSleeperSlots    = 128
@@ -271,6 +276,20 @@ func (m *metaMap) close() error {
 		err = errors.Join(err, m.lf.Close())
 	}
 	return err
+}
+
+// blank replaces the mapping, in place, by private zero memory of its
+// size: words loaded through it read zero from then on, and the file is
+// no longer mapped. close unmaps it.
+func (m *metaMap) blank() error {
+	if m.private || m.mem == nil {
+		return nil
+	}
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(&m.mem[0]), uintptr(len(m.mem)), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_FIXED)
+	if err != nil {
+		return fmt.Errorf("runnel: unmap %s: %w", m.path, err)
+	}
+	return nil
 }
 
 func (m *metaMap) u32(off int) *atomic.Uint32 {

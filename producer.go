@@ -99,6 +99,7 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.watchGrowth(t) // enqueue learns of another process's growth at once
 	p := &Producer{log: l, topic: t}
 	// Keyless records start their runs at a random partition, as Kafka's
 	// sticky partitioner does: from partition 0, every short-lived
@@ -242,6 +243,7 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 	if err := p.checkOpen(); err != nil {
 		return nil, nil, 0, false, err
 	}
+	p.log.followHint(p.topic) // so that keys spread over partitions added elsewhere
 	parts := p.topic.parts()
 	n := len(parts)
 	var spread uint64

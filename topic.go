@@ -517,11 +517,15 @@ func (l *Log) AlterTopicContext(ctx context.Context, name string, change func(*T
 			return fmt.Errorf("runnel: alter topic %s: %w", name, err)
 		}
 	}
+	grew := cfg.Partitions > tf.Partitions
 	tf.TopicConfig = cfg
 	err = l.writeTopicFile(name, tf)
 	wakeGrown(grown) // after topic.json: they read the topic's count
 	if err != nil {
 		return fmt.Errorf("runnel: alter topic %s: %w", name, err)
+	}
+	if grew {
+		l.publishGrowth(name, cfg.Partitions) // after topic.json, as wakeGrown
 	}
 	l.mu.Lock()
 	t := l.topics[name]

@@ -15,9 +15,12 @@ import (
 // CreatePartitions), never shrink; docs/FORMAT.md (Adding partitions) has
 // the order on disk. A Log's handle takes the partitions topic.json adds
 // whenever it reads the file for the handle anyway (a look-up of the name,
-// DescribeTopic, the retention check) and, so that no caller is told a
-// partition does not exist that another process has just added, before it
-// refuses a partition number past the ones it knows (partitionOf).
+// DescribeTopic, the retention check), when the count another process
+// published in partition 0's partition.meta moves (topic_hint.go: at a
+// Send, a Poll of a consumer of every partition) and, so that no caller
+// is told a partition does not exist that another process has just added,
+// before it refuses a partition number past the ones it knows
+// (partitionOf).
 
 // maxPartitions is the most partitions a topic may have.
 const maxPartitions = 1 << 16
