@@ -19,7 +19,9 @@ import (
 // topic.json, the only source of the count. The word is a hint: whatever
 // it holds (zero, from a runnel that never writes it, or garbage) costs at
 // most one read of topic.json per change of its value, and never gives
-// the handle a partition topic.json does not list.
+// the handle a partition topic.json does not list. (Garbage that happens
+// to equal a later growth's count hides that growth until the handle's
+// next read of topic.json, as without the word.)
 
 // partsHint is a topic handle's view of the published count.
 type partsHint struct {
