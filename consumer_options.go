@@ -60,7 +60,10 @@ type ConsumerOptions struct {
 	Partitions []int
 
 	// Start is where each partition is read from. Default Earliest. In a
-	// group, it applies to partitions that have no committed offset.
+	// group, it applies to partitions that have no committed offset. A
+	// partition added to the topic (AlterTopic) after the group's offsets
+	// existed has committed offset 0: every record in it is new to the
+	// group, and Latest would skip those sent before a member took it.
 	Start StartPosition
 
 	// MaxPollRecords bounds how many records one Poll returns, over all

@@ -109,8 +109,12 @@
 // AlterTopic never loses another's change. AlterTopic may add partitions
 // (never remove them): the new directories and the groups' offsets files
 // are made durable before topic.json names the partitions, and every
-// process's producers, consumers and group members take them without a
-// restart. A process killed in the middle
+// process's producers, consumers and group members take them at once,
+// without a restart: producers hash keys over the new count from their
+// next send, consumers of every partition wake in Poll and read the new
+// ones from their first record, and groups that existed before read them
+// from offset 0 (their committed offset there, whatever the members'
+// Start). A process killed in the middle
 // of one blocks nothing; the next call on the name cleans up after it. A
 // DeleteTopic records its intent durably, then marks the topic's
 // partitions deleted, and is done once it has: if its process dies after

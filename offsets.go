@@ -215,7 +215,7 @@ func createOffsetsFile(path string, nparts int) error {
 	binary.LittleEndian.PutUint32(h[16:], maxMembers)
 	binary.LittleEndian.PutUint64(h[24:], uint64(time.Now().UnixNano()))
 	binary.LittleEndian.PutUint64(h[56:], xxhash.Sum64(h[:56]))
-	putInitialBlocks(data[offBlocksOff:], 0, nparts)
+	putInitialBlocks(data[offBlocksOff:], 0, nparts, commitState{offset: noCommit})
 	tmp, err := writeTempSynced(dir, ".offsets.tmp-*", data)
 	if err != nil {
 		return err
@@ -231,12 +231,12 @@ func createOffsetsFile(path string, nparts int) error {
 }
 
 // putInitialBlocks writes into data, which starts at partition from's
-// block, the blocks of partitions from … to-1 as a new file has them:
-// both commit slots valid, with no commit.
-func putInitialBlocks(data []byte, from, to int) {
+// block, the blocks of partitions from … to-1 with both commit slots
+// valid and holding initial (seq 0): no commit in a new file, offset 0
+// in a growth (offsets_grow.go).
+func putInitialBlocks(data []byte, from, to int, initial commitState) {
 	for p := from; p < to; p++ {
 		b := data[blockPos(p)-blockPos(from):]
-		initial := commitState{offset: noCommit}
 		encodeSlot(b[slotAOff:slotAOff+slotSize], p, &initial)
 		encodeSlot(b[slotBOff:slotBOff+slotSize], p, &initial)
 	}

@@ -15,6 +15,14 @@ import (
 // with the next sequence number), so that a torn write leaves the other.
 // The new partitions' blocks are written and synced past the old end
 // before a slot names them.
+//
+// A new partition's block starts with committed offset 0, not "none": the
+// group existed before the partition did, so every record in it is new to
+// the group, and a member whose Start is Latest must read those sent
+// before it took the partition (the partition is empty when the block is
+// written: topic.json names it only after). Blocks an older runnel wrote
+// with "none" stay as they are, valid; a retried growth does not write
+// again the blocks a dead one wrote.
 const (
 	growSlotOff  = 1024 // slot A; slot B follows
 	growSlotSize = 40
@@ -98,8 +106,9 @@ func (o *offsetsFile) fits(p, n int, g growth, ok bool, idHash uint64) error {
 }
 
 // grow makes the file cover n partitions, more than it covers now, for
-// the topic whose ID is id: blocks past the end, synced, then a growth
-// slot, synced. The caller holds the file's admin lock and the topic's.
+// the topic whose ID is id: blocks past the end, committed at 0 as of
+// the growth, synced, then a growth slot, synced. The caller holds the
+// file's admin lock and the topic's.
 func (o *offsetsFile) grow(n int, id string) error {
 	g, ok, err := o.readGrowth(o.made)
 	if err != nil {
@@ -112,8 +121,9 @@ func (o *offsetsFile) grow(n int, id string) error {
 	if n <= from {
 		return nil
 	}
+	now := time.Now().UnixNano()
 	data := make([]byte, blockPos(n)-blockPos(from))
-	putInitialBlocks(data, from, n)
+	putInitialBlocks(data, from, n, commitState{offset: 0, time: now})
 	if _, err := o.f.WriteAt(data, blockPos(from)); err != nil {
 		return fmt.Errorf("runnel: grow %s: %w", o.path, err)
 	}
@@ -125,7 +135,7 @@ func (o *offsetsFile) grow(n int, id string) error {
 		next.slot = 0
 	}
 	var b [growSlotSize]byte
-	encodeGrowth(b[:], next, time.Now().UnixNano())
+	encodeGrowth(b[:], next, now)
 	if _, err := o.f.WriteAt(b[:], growSlotOff+int64(next.slot)*growSlotSize); err != nil {
 		return fmt.Errorf("runnel: grow %s: %w", o.path, err)
 	}

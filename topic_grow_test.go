@@ -374,7 +374,8 @@ func TestGroupOffsetsGrowthTorn(t *testing.T) {
 		if covers, err := off.covers(); err != nil || covers != 3 {
 			t.Errorf("cut %d: the file covers %d, %v; want 3", cut, covers, err)
 		}
-		for p, want := range []int64{noCommit, 42, noCommit} {
+		// Partition 2, added by the whole growth to 3, starts at 0.
+		for p, want := range []int64{noCommit, 42, 0} {
 			if got, err := off.readCommit(p); err != nil || got.offset != want {
 				t.Errorf("cut %d: partition %d's commit %+v, %v; want %d", cut, p, got, err, want)
 			}
@@ -429,4 +430,43 @@ func TestGroupOffsetsGrowthFits(t *testing.T) {
 	if _, err := openOffsets(dir, "h", "t", 3, "", false); !errors.As(err, new(*CorruptError)) || !strings.Contains(err.Error(), "deleted and created again") {
 		t.Errorf("a file never grown, for another count: %v", err)
 	}
+}
+
+// TestGroupOffsetsGrownByOlderRunnel: a file an older runnel grew, its new
+// blocks with no commit, stays as it is: it fits, a retried growth to the
+// same count writes nothing, those partitions keep "none" (a member
+// applies its Start there, as before), and a later growth starts only
+// its own new partitions at 0.
+func TestGroupOffsetsGrownByOlderRunnel(t *testing.T) {
+	dir := t.TempDir()
+	off, err := openOffsets(dir, "g", "t", 1, "id1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.grow(3, "id1"); err != nil {
+		t.Fatal(err)
+	}
+	// What an older runnel wrote for partitions 1 and 2.
+	old := make([]byte, blockPos(3)-blockPos(1))
+	putInitialBlocks(old, 1, 3, commitState{offset: noCommit})
+	if _, err := off.f.WriteAt(old, blockPos(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := off.grow(3, "id1"); err != nil {
+		t.Fatalf("growth retried: %v", err)
+	}
+	off.close()
+	off, err = openOffsets(dir, "g", "t", 3, "id1", false)
+	if err != nil {
+		t.Fatalf("open at the grown count: %v", err)
+	}
+	if err := off.grow(5, "id1"); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range []int64{noCommit, noCommit, noCommit, 0, 0} {
+		if got, err := off.readCommit(p); err != nil || got.offset != want {
+			t.Errorf("partition %d's commit %+v, %v; want %d", p, got, err, want)
+		}
+	}
+	off.close()
 }

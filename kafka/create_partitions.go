@@ -13,7 +13,11 @@ import (
 // CreatePartitions: v0-3 (kafka-topics.sh --alter --partitions, kadm's
 // CreatePartitions and UpdatePartitions, KafkaJS's and kafka-python's
 // create_partitions), through runnel.Log.AlterTopic: the new partitions
-// start empty, and groups' members take them in their shares. A count not
+// start empty, and groups' members take them in their shares. A group
+// that existed before them has committed offset 0 there (runnel's
+// growth), which OffsetFetch answers: a member whose auto.offset.reset
+// is latest reads the records produced before it took a new partition,
+// where Kafka, with no offset to answer, has it skip them. A count not
 // above the topic's is INVALID_PARTITIONS, as in Kafka; so is one past
 // 65,536, or more partitions added in one request than Options.
 // MaxPartitions allows CreateTopics to make. An assignment is taken when

@@ -13,9 +13,10 @@ import (
 )
 
 // TestCreatePartitionsGroupConsumer: kadm adds 3 partitions to a topic of
-// 1 that a franz-go group consumer reads; Metadata shows 4, franz-go's
-// producer writes to the new ones through the server, and the consumer
-// takes them and reads every record.
+// 1 that a franz-go group consumer reads; Metadata shows 4, OffsetFetch
+// answers 0 for the group in the new ones, franz-go's producer writes to
+// them through the server, and the consumer takes them and reads every
+// record.
 func TestCreatePartitionsGroupConsumer(t *testing.T) {
 	ts := startServer(t, fastGroups)
 	ts.createTopic("cp", 1)
@@ -45,6 +46,18 @@ func TestCreatePartitionsGroupConsumer(t *testing.T) {
 	}
 	if cfg, err := ts.log.TopicConfig("cp"); err != nil || cfg.Partitions != 4 {
 		t.Errorf("the topic: %+v, %v", cfg, err)
+	}
+	// The group existed before the new partitions: everything in them is
+	// new to it, so its committed offset there is 0, and a member that
+	// resets to the end reads what was produced before it took them.
+	offs, err := adm.FetchOffsets(context.Background(), "cpgrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(1); p < 4; p++ {
+		if o, ok := offs.Lookup("cp", p); !ok || o.Err != nil || o.At != 0 {
+			t.Errorf("OffsetFetch of new partition %d: %+v, %v; want committed 0", p, o, ok)
+		}
 	}
 
 	prod := ts.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))

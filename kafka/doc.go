@@ -128,7 +128,10 @@
 // OffsetCommit writes runnel's committed offsets through the member's
 // runnel membership, which refuses a partition the member does not own;
 // OffsetFetch, DescribeGroup, ResetGroupOffsets and native members all see
-// the same offsets.
+// the same offsets. In a partition added to the topic (CreatePartitions)
+// a group that existed before it has committed offset 0, and OffsetFetch
+// answers 0: a member resetting to the latest offset does not skip the
+// records produced there before it took the partition.
 //
 // Group protocols other than "consumer" (Kafka Connect's, for example) are
 // coordinated as a Kafka broker does, with the leader's assignment.
