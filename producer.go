@@ -243,7 +243,11 @@ func (p *Producer) enqueue(ctx context.Context, rec *Record, s sender) (part *pa
 	if err := p.checkOpen(); err != nil {
 		return nil, nil, 0, false, err
 	}
-	p.log.followHint(p.topic) // so that keys spread over partitions added elsewhere
+	// Keys spread over partitions added elsewhere at once (followHint,
+	// inlined: this runs at every send).
+	if h := p.topic.hintMoved(); h != nil {
+		p.log.readGrownCount(p.topic, h)
+	}
 	parts := p.topic.parts()
 	n := len(parts)
 	var spread uint64

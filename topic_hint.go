@@ -84,12 +84,20 @@ func (t *topic) dropHint() error {
 }
 
 // followHint gives t the partitions another process added, if the
-// published count moved since t last looked: two atomic loads when it did
-// not, as on every Send.
+// published count moved since t last looked.
 func (l *Log) followHint(t *topic) {
-	if h := t.hint.Load(); h != nil && h.moved() {
+	if h := t.hintMoved(); h != nil {
 		l.readGrownCount(t, h)
 	}
+}
+
+// hintMoved returns t's hint if the published count moved since t last
+// looked, else nil: three loads, inlined where a Send calls it.
+func (t *topic) hintMoved() *partsHint {
+	if h := t.hint.Load(); h != nil && h.moved() {
+		return h
+	}
+	return nil
 }
 
 // moved reports whether the word holds a count other than the one last
