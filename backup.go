@@ -93,7 +93,8 @@ type BackupReport struct {
 
 // PartitionBackup is what the copy of one partition holds: offsets
 // StartOffset … NextOffset−1, every record that was committed when the
-// backup began and that retention had not removed when it was copied.
+// backup began and that retention had not removed when it was copied,
+// from the start DeleteRecords recorded (the copy records it too).
 type PartitionBackup struct {
 	Topic       string
 	Partition   int

@@ -107,6 +107,13 @@ func (b *backup) copyPartition(pp *partPlan, dst string) (PartitionBackup, error
 	if len(pp.segs) == 0 {
 		return pb, nil
 	}
+	// The start DeleteRecords recorded, read before the segments: the
+	// copy holds every record from it on (a later DeleteRecords may
+	// remove segments meanwhile, as retention may).
+	recorded, err := readLogStart(p.dir)
+	if err != nil {
+		return pb, fmt.Errorf("runnel: backup: %w", err)
+	}
 	pc := &partCopy{pp: pp, src: p.dir, dst: dst}
 	if err := b.copySegments(pc); err != nil {
 		return pb, err
@@ -116,7 +123,12 @@ func (b *backup) copyPartition(pp *partPlan, dst string) (PartitionBackup, error
 	if err := writeBackupMeta(dst, cp); err != nil {
 		return pb, fmt.Errorf("runnel: backup: %w", err)
 	}
-	pb.StartOffset, pb.NextOffset = pc.segs[0].base, last.next
+	pb.StartOffset, pb.NextOffset = partStart(pc.segs[0].base, recorded, last.next), last.next
+	if pb.StartOffset > pc.segs[0].base {
+		if err := writeLogStart(dst, pb.StartOffset); err != nil {
+			return pb, fmt.Errorf("runnel: backup: %w", err)
+		}
+	}
 	pb.Segments, pb.SegmentsRemoved = len(pc.segs), pc.removed
 	if pc.cut {
 		pb.LeftOut = max(0, pp.tail.next-last.next)

@@ -150,8 +150,17 @@ func (c *Consumer) addPart(id int) (*consumedPart, error) {
 		return nil, err
 	}
 	m.detach() // a descriptor only once it sleeps
+	recorded, err := readLogStart(p.dir)
+	if err != nil {
+		m.close()
+		return nil, err
+	}
+	// After a reboot the word starts from what the disk held: bring it
+	// to the file's value before reading by it.
+	m.raiseLogStart(recorded)
 	r := newPartReader(p, c.opts.MaxPollBytes)
 	r.seq = m.seq()
+	r.startWord, r.knownStart = m.logStart(), recorded
 	r.stopAtGaps = c.opts.StopAtGaps
 	// A reader that retention overtakes mid-read resets to the new start
 	// when the policy says so, instead of failing.

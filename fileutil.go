@@ -12,16 +12,32 @@ import (
 // old file or the new one, never a mix: write a temp file, fsync it, rename
 // it over path, fsync the directory so the rename itself is durable.
 func writeFileAtomic(path string, data []byte) error {
+	return writeFileAtomicSteps(path, data, nil)
+}
+
+// writeFileAtomicSteps is writeFileAtomic calling step, if not nil, after
+// each of its durable steps: "written" (the temporary file synced),
+// "renamed", "synced" (the directory). Crash tests stop a process there.
+func writeFileAtomicSteps(path string, data []byte, step func(string)) error {
+	if step == nil {
+		step = func(string) {}
+	}
 	dir := filepath.Dir(path)
 	tmp, err := writeTempSynced(dir, "."+filepath.Base(path)+".tmp-*", data)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp) // no-op after the rename
+	step("written")
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	step("renamed")
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	step("synced")
+	return nil
 }
 
 // writeTempSynced writes data to a new temporary file in dir, readable by

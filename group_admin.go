@@ -43,7 +43,7 @@ type GroupPartition struct {
 	Committed   int64     // committed offset (next to read), or -1 if none
 	CommittedAt time.Time // zero if none
 	End         int64     // the partition's next offset, or -1 if the topic is gone
-	Lag         int64     // End − Committed, or -1 if either is unknown
+	Lag         int64     // records from Committed (or the partition's start, if later) to End, or -1 if either is unknown
 	Owned       bool      // a live member holds the partition's lock
 	Owner       int       // the owner's member slot, or -1 (unowned, or not yet recorded)
 	// Lease is the lease (ConsumerOptions.Lease) of an owner that is gone
@@ -230,14 +230,16 @@ func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic,
 			gp.Lease = owner.lease
 		}
 		if terr == nil {
-			if gp.End, err = ends.end(t.parts()[p]); err != nil {
+			var start int64
+			if start, gp.End, err = ends.offsets(t.parts()[p]); err != nil {
 				if errors.Is(l.orGone(t, err), ErrTopicNotFound) {
 					return gt, errGroupTopicGone
 				}
 				return gt, err
 			}
 			if gp.Committed >= 0 {
-				gp.Lag = max(gp.End-gp.Committed, 0)
+				// Records below the start are not there to read.
+				gp.Lag = max(gp.End-max(gp.Committed, start), 0)
 			}
 		}
 		gt.Partitions = append(gt.Partitions, gp)

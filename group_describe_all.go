@@ -34,24 +34,25 @@ func (l *Log) DescribeGroups() iter.Seq2[GroupInfo, error] {
 	}
 }
 
-// endMemo keeps the partitions' ends found for one Stats call, which
+// endMemo keeps the partitions' extents found for one Stats call, which
 // describes every group: each end is walked to once, not once for every
 // group with offsets for the partition. A nil endMemo keeps nothing.
 type endMemo map[*partition]memoEnd
 
 type memoEnd struct {
-	end int64
-	err error
+	start, end int64
+	err        error
 }
 
-func (m endMemo) end(p *partition) (int64, error) {
+// offsets is p.offsets, kept.
+func (m endMemo) offsets(p *partition) (start, end int64, err error) {
 	if m == nil {
-		return p.endOffset()
+		return p.offsets()
 	}
 	e, ok := m[p]
 	if !ok {
-		e.end, e.err = p.endOffset()
+		e.start, e.end, e.err = p.offsets()
 		m[p] = e
 	}
-	return e.end, e.err
+	return e.start, e.end, e.err
 }

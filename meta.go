@@ -62,6 +62,8 @@ import (
 //	           (and woken) by AlterTopic once topic.json has it, so other
 //	           processes' handles notice a growth at once (topic_hint.go).
 //	           A hint: only topic.json says the count
+//	 240  i64  log start word: the start DeleteRecords recorded in the
+//	           log-start file, once it is on disk (log_start.go)
 //	1024 [128]u32 sleeping-reader slots (presence.go)
 //	1536 [64]u32  writer-lock waiter slots
 //
@@ -95,6 +97,7 @@ const (
 	metaZerosOff    = 192
 	metaZerosSumOff = 216
 	metaPartsOff    = 224
+	metaLogStartOff = 240
 
 	metaSleeperSlotsOff = 1024
 	metaSleeperSlots    = 128

@@ -348,13 +348,16 @@ func (p *partition) describe() (PartitionInfo, error) {
 		return info, err
 	}
 	info.Segments = len(bases)
-	info.StartOffset = bases[0]
+	recorded, err := readLogStart(p.dir)
+	if err != nil {
+		return info, err
+	}
 	r, err := p.seekEndOf(bases)
 	if err != nil {
 		return info, err
 	}
 	defer r.close()
-	info.NextOffset = r.next
+	info.StartOffset, info.NextOffset = partStart(bases[0], recorded, r.next), r.next
 	for _, b := range bases {
 		if b == r.base {
 			// The segment the end was found in: its data, without the
@@ -367,9 +370,23 @@ func (p *partition) describe() (PartitionInfo, error) {
 	return info, nil
 }
 
-// offsets is describe's StartOffset and NextOffset alone: one directory
-// listing and the walk from the last index entry, nothing per segment.
+// offsets is describe's StartOffset and NextOffset alone: the extent and
+// the log-start file, nothing per segment.
 func (p *partition) offsets() (start, next int64, err error) {
+	first, next, err := p.extent()
+	if err != nil {
+		return 0, 0, err
+	}
+	recorded, err := readLogStart(p.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	return partStart(first, recorded, next), next, nil
+}
+
+// extent returns the first segment's base and the partition's end: one
+// directory listing and the walk from the last index entry.
+func (p *partition) extent() (first, next int64, err error) {
 	bases, err := p.segmentBases()
 	if err != nil || len(bases) == 0 {
 		return 0, 0, err
@@ -408,7 +425,7 @@ func (p *partition) endOffset() (int64, error) {
 	if testHookEndWalk != nil {
 		testHookEndWalk()
 	}
-	_, next, err := p.offsets()
+	_, next, err := p.extent()
 	return next, err
 }
 

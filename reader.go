@@ -59,6 +59,12 @@ type partReader struct {
 	resetOutOfRange bool // below the start, move to it (retention.go)
 	stopAtGaps      bool // a gap is an error, not skipped (ConsumerOptions.StopAtGaps)
 	gapLogger       func(from, to int64)
+
+	// startWord is partition.meta's log start word for a reader that maps
+	// it (a Consumer's), and knownStart the log-start file's value when
+	// the reader began, for a mapping the word does not reach (log_start.go).
+	startWord  *atomic.Int64
+	knownStart int64
 }
 
 func newPartReader(p *partition, bufSize int) *partReader {
@@ -121,29 +127,36 @@ func (r *partReader) openSegment(base int64) error {
 	return nil
 }
 
-// segmentFor returns the base of the segment that holds offset, or
-// ErrOutOfRange when offset is below the partition's start.
-func (r *partReader) segmentFor(offset int64) (int64, error) {
+// segmentFor returns the base of the segment that holds offset, and the
+// offset; for an offset below the partition's start, ErrOutOfRange, or for
+// a reader that resets, the start and its segment.
+func (r *partReader) segmentFor(offset int64) (seg, at int64, err error) {
 	bases, err := listSegments(r.p.dir)
 	if err != nil {
-		return 0, fmt.Errorf("runnel: list segments of %s: %w", r.p.dir, err)
+		return 0, 0, fmt.Errorf("runnel: list segments of %s: %w", r.p.dir, err)
 	}
 	if len(bases) == 0 {
 		if offset == 0 {
-			return 0, nil
+			return 0, 0, nil
 		}
-		return 0, r.p.outOfRange(offset)
+		return 0, 0, r.p.outOfRange(offset)
 	}
-	if offset < bases[0] {
-		return r.belowStart(offset, bases[0])
+	recorded, err := r.recordedStart()
+	if err != nil {
+		return 0, 0, err
 	}
-	seg := bases[0]
+	if start := max(bases[0], recorded); offset < start {
+		if offset, err = r.belowStart(offset, start); err != nil {
+			return 0, 0, err
+		}
+	}
+	seg = bases[0]
 	for _, b := range bases {
 		if b <= offset {
 			seg = b
 		}
 	}
-	return seg, nil
+	return seg, offset, nil
 }
 
 // seek positions the reader at offset: the largest segment base at or
@@ -151,7 +164,7 @@ func (r *partReader) segmentFor(offset int64) (int64, error) {
 // holds it. An offset past the end is ErrOutOfRange; the end itself is
 // valid (the reader waits there).
 func (r *partReader) seek(offset int64) error {
-	seg, err := r.segmentFor(offset)
+	seg, offset, err := r.segmentFor(offset)
 	if err != nil {
 		return err
 	}
@@ -461,6 +474,9 @@ func (r *partReader) fill(dst []Record, max int) ([]Record, error) {
 		r.movedSeq = int64(r.fillSeq)
 	}
 	r.atEnd, r.stuck, r.advanced = false, false, false
+	if err := r.checkStart(); err != nil {
+		return dst, err
+	}
 	if r.seq != nil {
 		r.fillSeq = r.seq.Load()
 	}
@@ -694,16 +710,30 @@ func (r *partReader) start(sp StartPosition) error {
 	if len(bases) == 0 {
 		return r.openSegment(0)
 	}
+	recorded, err := r.recordedStart()
+	if err != nil {
+		return err
+	}
+	if recorded > bases[0] {
+		// DeleteRecords moved the start inside the segments.
+		return r.resetting(func() error { return r.seek(recorded) })
+	}
 	return r.openSegmentOrLater(bases[0])
 }
 
 // openSegmentOrLater opens segment base or, if retention removed it after
-// the caller listed it, the first segment left. For a reader that wants
-// wherever the log starts or ends now, a listing that retention overtook
-// is no reason to report an offset out of range.
+// the caller listed it, the first segment left.
 func (r *partReader) openSegmentOrLater(base int64) error {
+	return r.resetting(func() error { return r.openSegment(base) })
+}
+
+// resetting runs move, a move of a reader that wants wherever the log
+// starts or ends now, as a reader that resets: a listing that retention
+// overtook is no reason to report an offset out of range, but to open the
+// first segment left.
+func (r *partReader) resetting(move func() error) error {
 	reset := r.resetOutOfRange
 	r.resetOutOfRange = true
 	defer func() { r.resetOutOfRange = reset }()
-	return r.openSegment(base)
+	return move()
 }

@@ -303,6 +303,14 @@ func (p *partition) removeExpired(cfg TopicConfig, now time.Time) ([]removedSegm
 	if err != nil || len(plan) == 0 {
 		return nil, err
 	}
+	return p.removeSegments(plan)
+}
+
+// removeSegments removes plan's segments, a prefix of the partition's
+// sealed ones, oldest first, and moves what pointed into them (the
+// durable point, the checkpoint) to the first segment left. The caller
+// holds p.wmu and the writer lock.
+func (p *partition) removeSegments(plan []removedSegment) ([]removedSegment, error) {
 	var removed []removedSegment
 	for _, s := range plan {
 		if err := removeSegmentFiles(p.dir, s.base); err != nil {
@@ -398,11 +406,17 @@ func planRetentionOf(dir string, bases []int64, cfg TopicConfig, now time.Time, 
 		}
 		total += sizes[i]
 	}
+	// Segments wholly below the start DeleteRecords recorded go too (it
+	// removes them itself; this is for one that died before it could). A
+	// damaged file is reported by the readers, never taken as a start.
+	start, _ := readLogStart(dir)
 	cutoff := now.Add(-cfg.RetentionAge).UnixNano()
 	var plan []removedSegment
 	for i := 0; i < len(bases)-1; i++ {
 		s := removedSegment{base: bases[i], next: bases[i+1], bytes: sizes[i]}
 		switch {
+		case bases[i+1] <= start:
+			s.reason = "log start"
 		case cfg.RetentionBytes > 0 && total > cfg.RetentionBytes:
 			s.reason = "bytes"
 		case cfg.RetentionAge > 0:

@@ -115,7 +115,32 @@ func (v *verifier) partition(p *partition) error {
 			}
 		}
 	}
+	v.logStart(p, &pc)
 	return nil
+}
+
+// logStart checks partition p's log-start file and counts pc's start from
+// it: a damaged file is a problem (readers refuse it too); a start past
+// the end, which only a restore of older segments beside a newer file
+// leaves, a note.
+func (v *verifier) logStart(p *partition, pc *PartitionCheck) {
+	recorded, err := readLogStart(p.dir)
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		v.problem(Problem{Kind: ProblemCorrupt, Topic: pc.Topic, Partition: p.id, Path: ce.Path, Pos: ce.Pos, Offset: -1, Detail: ce.Err.Error()})
+		return
+	}
+	if err != nil {
+		v.note("%s: unreadable (%v)", logStartPath(p.dir), err)
+		return
+	}
+	if pc.Segments == 0 {
+		return
+	}
+	if recorded > pc.NextOffset {
+		v.note("%s: the log start %d is past the end %d: the partition starts at its end", logStartPath(p.dir), recorded, pc.NextOffset)
+	}
+	pc.StartOffset = partStart(pc.StartOffset, recorded, pc.NextOffset)
 }
 
 // meta reads partition p's partition.meta (a copy: Verify writes nothing

@@ -1,0 +1,135 @@
+package runnel
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func init() {
+	childMains["delrec-die"] = delrecDieMain
+	childMains["delrec-reader"] = delrecReaderMain
+}
+
+// delrecDieMain calls DeleteRecords(50) on partition 0 of topic "d" of
+// $RUNNEL_DELREC_DIR and kills itself with SIGKILL at the log-start step
+// $RUNNEL_DELREC_STEP.
+func delrecDieMain() int {
+	step := os.Getenv("RUNNEL_DELREC_STEP")
+	testHookLogStart = func(s string) {
+		if s == step {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
+	l, err := Open(os.Getenv("RUNNEL_DELREC_DIR"), mpOptions(Options{}))
+	if err != nil {
+		return mpFail("delrec-die", err)
+	}
+	start, err := l.DeleteRecords(context.Background(), "d", 0, 50)
+	return mpFail("delrec-die", fmt.Errorf("DeleteRecords returned %d, %v instead of dying", start, err))
+}
+
+// TestDeleteRecordsCrash kills a process inside DeleteRecords at each
+// step of recording the start: before the rename the start is the old
+// one, from it on the new one, never another; the consumers, Verify
+// and a retry agree.
+func TestDeleteRecordsCrash(t *testing.T) {
+	for _, step := range []string{"written", "renamed", "synced", "published"} {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			l := delrecSetup(t, dir, 100)
+			cmd := mpChild("delrec-die", "RUNNEL_DELREC_DIR="+dir, "RUNNEL_DELREC_STEP="+step)
+			err := cmd.Run()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("child: %v, want killed by SIGKILL", err)
+			}
+			want := int64(50)
+			if step == "written" {
+				want = 0
+			}
+			if s, n := describeStart(t, l); s != want || n != 100 {
+				t.Errorf("offsets [%d, %d) after a death at %q, want [%d, 100)", s, n, step, want)
+			}
+			if got := firstOffset(t, l, nil); got != want {
+				t.Errorf("Earliest consumer starts at %d, want %d", got, want)
+			}
+			if rep, err := l.Verify(context.Background(), "", nil); err != nil || !rep.OK() || rep.Partitions[0].StartOffset != want {
+				t.Errorf("Verify: %+v, %v", rep, err)
+			}
+			// The retry finishes the call: the segments below the start go.
+			if start, err := l.DeleteRecords(context.Background(), "d", 0, 50); err != nil || start != 50 {
+				t.Fatalf("retry: %d, %v", start, err)
+			}
+			bases, _ := listSegments(filepath.Join(dir, "topics", "d", "0"))
+			if len(bases) > 1 && bases[1] <= 50 {
+				t.Errorf("segments after the retry: %v", bases)
+			}
+		})
+	}
+}
+
+// delrecReaderMain reads topic "d" of $RUNNEL_DELREC_DIR from the start, 5
+// records a poll, resetting to the earliest when out of range: it prints
+// "r <first offset>" after its first poll, waits for a line on stdin, then
+// prints the first offset of its next poll.
+func delrecReaderMain() int {
+	fail := func(err error) int { return mpFail("delrec-reader", err) }
+	l, err := Open(os.Getenv("RUNNEL_DELREC_DIR"), mpOptions(Options{}))
+	if err != nil {
+		return fail(err)
+	}
+	defer l.Close()
+	c, err := l.Consumer("d", &ConsumerOptions{MaxPollRecords: 5, OutOfRange: OutOfRangeEarliest})
+	if err != nil {
+		return fail(err)
+	}
+	in := bufio.NewScanner(os.Stdin)
+	for range 2 {
+		recs, err := c.Poll(context.Background())
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Printf("r %d\n", recs[0].Offset)
+		in.Scan()
+	}
+	return 0
+}
+
+// TestDeleteRecordsOtherProcessReader: another process's consumer, in
+// the middle of the records when DeleteRecords moves the start past it,
+// goes on from the start at its next poll.
+func TestDeleteRecordsOtherProcessReader(t *testing.T) {
+	dir := t.TempDir()
+	l := delrecSetup(t, dir, 100)
+	cmd := mpChild("delrec-reader", "RUNNEL_DELREC_DIR="+dir)
+	stdin, stdout := startPiped(t, cmd)
+	defer cmd.Wait()
+	defer stdin.Close()
+	out := bufio.NewScanner(stdout)
+	read := func() int64 {
+		t.Helper()
+		if !out.Scan() {
+			t.Fatalf("reader: %v", out.Err())
+		}
+		var off int64
+		if _, err := fmt.Sscanf(out.Text(), "r %d", &off); err != nil {
+			t.Fatalf("reader: %q", out.Text())
+		}
+		return off
+	}
+	if got := read(); got != 0 {
+		t.Fatalf("reader's first poll from %d", got)
+	}
+	if _, err := l.DeleteRecords(context.Background(), "d", 0, 70); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(stdin, "go")
+	if got := read(); got != 70 {
+		t.Errorf("reader's poll after DeleteRecords(70) from %d, want 70", got)
+	}
+	fmt.Fprintln(stdin, "done")
+}

@@ -1,0 +1,156 @@
+package runnel
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// A partition's log start offset (Kafka's logStartOffset) is the first
+// offset a reader is given. Retention moves it by removing whole segments,
+// so that it is the first segment's base; DeleteRecords moves it to any
+// offset up to the end, inside a segment too, and records that in the
+// partition's log-start file (docs/FORMAT.md, Log start file). The
+// partition's start is the larger of the two: partStart.
+//
+// The file is the truth and is read wherever the start is looked up
+// rarely (DescribeTopic, PartitionOffsets, a seek, retention, Verify,
+// Backup). A Consumer checks its position against it before every read
+// instead through partition.meta's log start word (byte 240), which
+// DeleteRecords raises once the file is on disk and every process that
+// maps the partition for a Consumer raises to the file's value first
+// (after a reboot the mapping starts from what the disk holds): one atomic
+// load per read, however many processes read.
+
+const (
+	logStartFileName = "log-start"
+	logStartMagic    = "runnelLS"
+	logStartSize     = 24 // magic, i64 start, u64 xxhash64 of the 16 bytes before
+)
+
+// testHookLogStart, if set, is called at the steps of DeleteRecords'
+// write of the log-start file ("written", "renamed", "synced") and
+// once the meta word is raised ("published"), so that crash tests can kill
+// a process there.
+var testHookLogStart func(step string)
+
+func logStartPath(dir string) string { return filepath.Join(dir, logStartFileName) }
+
+func encodeLogStart(start int64) []byte {
+	b := make([]byte, logStartSize)
+	copy(b, logStartMagic)
+	binary.LittleEndian.PutUint64(b[8:], uint64(start))
+	binary.LittleEndian.PutUint64(b[16:], xxhash.Sum64(b[:16]))
+	return b
+}
+
+// decodeLogStart checks a log-start file's bytes, read from path. Damage
+// is a *CorruptError naming the file and the byte where it is: a start
+// that does not check out is never used, neither as 0 nor as its value.
+func decodeLogStart(path string, b []byte) (int64, error) {
+	bad := func(pos int64, why string) (int64, error) {
+		return 0, &CorruptError{Path: path, Pos: pos, Offset: -1, Err: errors.New(why)}
+	}
+	if len(b) != logStartSize {
+		return bad(min(int64(len(b)), logStartSize), fmt.Sprintf("log start file of %d bytes, want %d", len(b), logStartSize))
+	}
+	if !bytes.Equal(b[:8], []byte(logStartMagic)) {
+		return bad(0, "not a log start file")
+	}
+	if xxhash.Sum64(b[:16]) != binary.LittleEndian.Uint64(b[16:]) {
+		return bad(16, "log start checksum mismatch")
+	}
+	start := int64(binary.LittleEndian.Uint64(b[8:]))
+	if start < 0 {
+		return bad(8, fmt.Sprintf("negative log start %d", start))
+	}
+	return start, nil
+}
+
+// readLogStart returns the start DeleteRecords recorded in partition
+// directory dir, 0 if it recorded none.
+func readLogStart(dir string) (int64, error) {
+	path := logStartPath(dir)
+	b, err := readSmallFile(path, logStartSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if errors.Is(err, errFileTooLarge) {
+		return decodeLogStart(path, make([]byte, logStartSize+1))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("runnel: read %s: %w", path, err)
+	}
+	return decodeLogStart(path, b)
+}
+
+// writeLogStart records start in dir's log-start file so that a crash or
+// a power loss leaves the old file or the new one, whole: temporary file,
+// fsync, rename, fsync of the directory.
+func writeLogStart(dir string, start int64) error {
+	if err := writeFileAtomicSteps(logStartPath(dir), encodeLogStart(start), testHookLogStart); err != nil {
+		return fmt.Errorf("runnel: record log start in %s: %w", dir, err)
+	}
+	return nil
+}
+
+// partStart is the start of a partition whose first segment is first and
+// whose log-start file says recorded, no later than its end next (a start
+// the end fell behind, as a restore of an older copy of the segments
+// beside a newer log-start file leaves, stops at the end).
+func partStart(first, recorded, next int64) int64 {
+	return min(max(first, recorded), next)
+}
+
+// logStart is the log start word: the start DeleteRecords recorded, as
+// far as the processes mapping the partition know (see the top of this
+// file). It may lag the file, never lead it.
+func (m *metaMap) logStart() *atomic.Int64 { return m.i64(metaLogStartOff) }
+
+// raiseLogStart raises the log start word to start; a mapping this
+// process may only read is left as it is.
+func (m *metaMap) raiseLogStart(start int64) {
+	if m.readOnly {
+		return
+	}
+	w := m.logStart()
+	for {
+		cur := w.Load()
+		if cur >= start || w.CompareAndSwap(cur, start) {
+			return
+		}
+	}
+}
+
+// recordedStart returns the start DeleteRecords recorded, as far as r
+// knows: through the log start word if r has one, else from the file.
+func (r *partReader) recordedStart() (int64, error) {
+	if r.startWord != nil {
+		return max(r.knownStart, r.startWord.Load()), nil
+	}
+	return readLogStart(r.p.dir)
+}
+
+// checkStart, before a read, moves a reader that DeleteRecords overtook
+// (in any process: its position is below the log start word) to the
+// start if it resets, and fails with ErrOutOfRange otherwise, as
+// retention overtaking a reader does.
+func (r *partReader) checkStart() error {
+	if r.startWord == nil {
+		return nil
+	}
+	start := max(r.knownStart, r.startWord.Load())
+	if r.next >= start {
+		return nil
+	}
+	if !r.resetOutOfRange {
+		return r.p.outOfRange(r.next)
+	}
+	return r.seek(start)
+}
