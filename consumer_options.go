@@ -126,9 +126,12 @@ type ConsumerOptions struct {
 
 	// OutOfRange says what happens when the offset a partition would
 	// start at — Start, or in a group the partition's committed offset —
-	// is not stored. Default OutOfRangeFail. With OutOfRangeEarliest, a
-	// consumer that retention overtakes while it reads also moves on to
-	// the oldest record left.
+	// is not stored (below the partition's start, which retention and
+	// DeleteRecords move, or past its end). Default OutOfRangeFail. With
+	// OutOfRangeEarliest, a consumer that retention or DeleteRecords (of
+	// any process) overtakes while it reads also moves on to the oldest
+	// record left, before its next read; with the others its next Poll
+	// returns ErrOutOfRange.
 	OutOfRange OutOfRange
 
 	// GroupCheckInterval is how often Poll checks, while it waits, whether

@@ -59,6 +59,15 @@
 // committed tail; the next writer (holding the partition's writer lock)
 // cuts it off before appending, and no reader ever sees it.
 //
+// A partition's records start at its log start offset: retention moves
+// it by removing whole segments, and Log.DeleteRecords to any offset up
+// to the end (Kafka's DeleteRecords), recorded and synced before it
+// returns in every mode, so that a crash or a power loss leaves the old
+// start or the new one. No Consumer of any process is given a record
+// below it: one that DeleteRecords overtakes in another process learns of
+// it before its next read, and a position below it is out of range
+// (ConsumerOptions.OutOfRange decides).
+//
 // # Damage and loss
 //
 // Writers, readers, Verify and recovery decide where a partition's data

@@ -151,7 +151,7 @@ func collectGroupTopicErrors(err error, out *[]*GroupTopicError) bool {
 }
 
 // OutOfRangeError is the error for an offset a partition does not hold:
-// below its start (retention removed it) or past its end. It wraps
+// below its start (retention or DeleteRecords removed it) or past its end. It wraps
 // ErrOutOfRange. Start and End are the partition's extent when the error
 // was made; a Seek between them (or to Earliest or Latest) goes on.
 type OutOfRangeError struct {
@@ -165,7 +165,7 @@ type OutOfRangeError struct {
 func (e *OutOfRangeError) Error() string {
 	where := "past its end"
 	if e.Offset < e.Start {
-		where = "before its start (removed by retention)"
+		where = "before its start (removed by retention or DeleteRecords)"
 	}
 	return fmt.Sprintf("runnel: offset out of range: offset %d of partition %s/%d is %s: it holds offsets [%d, %d)",
 		e.Offset, e.Topic, e.Partition, where, e.Start, e.End)

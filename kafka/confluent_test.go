@@ -246,9 +246,7 @@ func show64(s *string) string {
 // DescribeConsumerGroups, ListConsumerGroupOffsets,
 // AlterConsumerGroupOffsets, DeleteConsumerGroupOffsets, DeleteGroups)
 // answered as Kafka's broker answers them, with a live member and without,
-// and DeleteRecords, which the server does not offer, failed by the client
-// as against a Kafka broker without it (_UNSUPPORTED_FEATURE), not left
-// waiting.
+// and DeleteRecords, whose low watermark is the partition's new start.
 func testConfluentGroups(t *testing.T, lc langClient) {
 	ts := startServer(t, fastGroups)
 	ts.createTopic("gt", 2)
@@ -259,6 +257,9 @@ func testConfluentGroups(t *testing.T, lc langClient) {
 	evs := lc.run(t, "groups", map[string]string{"BROKER": ts.addr, "TOPIC": "gt", "GROUP": "cg", "LIVE_GROUP": "lg"})
 	if a := ofKind(evs, "assigned"); len(a) != 1 || !slices.Equal(a[0].Partitions, []int{0, 1}) {
 		t.Fatalf("%s's live member was assigned %+v, want both partitions", lc.name, a)
+	}
+	if start, _, err := ts.log.PartitionOffsets("gt", 0); err != nil || start != 1 {
+		t.Errorf("gt/0 starts at %d (%v) after %s's DeleteRecords to 1", start, err, lc.name)
 	}
 	want := map[string]string{
 		"list groups":                                 "ok",
@@ -283,7 +284,7 @@ func testConfluentGroups(t *testing.T, lc langClient) {
 		"delete an offset cg":                         "ok",
 		"list offsets after delete":                   "ok",
 		"list offsets after delete cg":                "ok",
-		"delete records":                              "ok", // and _UNSUPPORTED_FEATURE in the partition, below
+		"delete records":                              "ok",
 		"delete group":                                "ok",
 		"delete group cg":                             "ok",
 		"delete a missing group":                      "ok",
@@ -305,7 +306,7 @@ func testConfluentGroups(t *testing.T, lc langClient) {
 		"list offsets after alter cg":                 {"gt/0@2 NO_ERROR", "gt/1@1 NO_ERROR"},
 		"delete an offset cg":                         {"gt/1@-1001 NO_ERROR"},
 		"list offsets after delete cg":                {"gt/0@2 NO_ERROR"},
-		"delete records":                              {"gt/0 _UNSUPPORTED_FEATURE"},
+		"delete records":                              {"gt/0@1 NO_ERROR"},
 	}
 	for _, ev := range ofKind(evs, "call") {
 		if w, ok := wantParts[ev.Name]; ok && !slices.Equal(ev.Names, w) {

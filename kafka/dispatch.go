@@ -69,6 +69,8 @@ func (c *conn) dispatch(req kmsg.Request) (kmsg.Response, error) {
 		return c.createTopics(r), nil
 	case *kmsg.DeleteTopicsRequest:
 		return c.deleteTopics(r), nil
+	case *kmsg.DeleteRecordsRequest:
+		return c.deleteRecords(r), nil
 	case *kmsg.CreatePartitionsRequest:
 		return c.createPartitions(r), nil
 	case *kmsg.DescribeConfigsRequest:

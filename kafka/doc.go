@@ -72,6 +72,20 @@
 // COORDINATOR_LOAD_IN_PROGRESS, which clients retry, as Kafka's broker
 // answers while it waits for a block of ids.
 //
+// # Deleting records
+//
+// DeleteRecords (v0-2: kafka-delete-records.sh, kadm's DeleteRecords,
+// AdminClient.delete_records) is runnel.Log.DeleteRecords: each
+// partition's log start offset moves up to the offset asked for (-1: the
+// high watermark), recorded on disk before the answer, whose low
+// watermark is the new start; an offset past the high watermark is
+// OFFSET_OUT_OF_RANGE, one at or below the start leaves it as it is.
+// Every process's readers then begin at the start: ListOffsets' earliest
+// answers it, a Fetch below it gets OFFSET_OUT_OF_RANGE (with the
+// partition's log start offset and high watermark in the answer, where
+// Kafka's broker puts -1) and the client resets by its auto.offset.reset,
+// and Fetch and Produce answers report it as their log start offset.
+//
 // # Topic configs
 //
 // CreateTopics, AlterConfigs and IncrementalAlterConfigs set a topic's

@@ -567,6 +567,22 @@ func (tr *fetchTopicReq) failAll(code int16) {
 	}
 }
 
+// reportOutOfRange gives each partition answered OFFSET_OUT_OF_RANGE the
+// partition's extent as it is now (Kafka's broker answers -1 there): the
+// client resets by its policy, most asking ListOffsets anyway, and one
+// that reads the log start offset here learns where a DeleteRecords or
+// retention moved it.
+func (c *conn) reportOutOfRange(tr *fetchTopicReq) {
+	for p, fp := range tr.parts {
+		if !fp.failed || fp.resp.ErrorCode != kerr.OffsetOutOfRange.Code {
+			continue
+		}
+		if start, end, err := c.s.log.PartitionOffsets(tr.name, p); err == nil {
+			fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = end, end, start
+		}
+	}
+}
+
 // finishFetch encodes each partition's records and fills in its offsets.
 //
 // Looking a partition's end up on disk costs a walk from the last index
@@ -579,6 +595,7 @@ func (tr *fetchTopicReq) failAll(code int16) {
 // offset, which clients only report, is refreshed at most every second
 // while records flow. Only the partitions fetched are looked up.
 func (c *conn) finishFetch(tr *fetchTopicReq) {
+	c.reportOutOfRange(tr)
 	if tr.ft == nil && !tr.anyOK() {
 		return
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // TestNotOffered: what the README says the server does not offer is
-// neither advertised nor done. DeleteRecords and the transaction APIs are not in
+// neither advertised nor done. The transaction APIs are not in
 // ApiVersions; Fetch stops at v12, the last that names topics (v13 names
 // them by id); a transactional id and a transactional batch are refused,
 // and the batch is not stored.
@@ -30,7 +30,7 @@ func TestNotOffered(t *testing.T) {
 	for _, k := range rc.request(av).(*kmsg.ApiVersionsResponse).ApiKeys {
 		keys[k.ApiKey] = k
 	}
-	for _, key := range []kmsg.Key{kmsg.DeleteRecords, kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit, kmsg.CreateACLs} {
+	for _, key := range []kmsg.Key{kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit, kmsg.CreateACLs} {
 		if _, ok := keys[key.Int16()]; ok {
 			t.Errorf("ApiVersions advertises %s", key.Name())
 		}

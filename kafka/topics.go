@@ -66,7 +66,8 @@ type startLook struct {
 
 // logStartAge is how old a partition's log start offset may be in an
 // answer that reports it while records flow (a stored batch's, a fetch's):
-// only retention moves it, which clients learn of a second late at most,
+// only retention and DeleteRecords move it (a DeleteRecords through this
+// server looks it up afresh), which clients learn of a second late at most,
 // and a look reads the partition's directory and its last segment's end.
 const logStartAge = time.Second
 

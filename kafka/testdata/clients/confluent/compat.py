@@ -236,7 +236,7 @@ def groups():
     grouped("list offsets after delete", a.list_offsets(group))
     r = a.delete_records([(topic, 0, 1)])
     say(event="call", name="delete records", state="ok" if r[0] == "ok" else r[1],
-        names=sorted(f"{t}/{p} {e}" for t, p, _, e in r[1]) if r[0] == "ok" else None)
+        names=sorted(f"{t}/{p}@{o} {e}" for t, p, o, e in r[1]) if r[0] == "ok" else None)
     grouped("delete group", a.delete_group(group))
     grouped("delete a missing group", a.delete_group("missing"))
     r = a.list_groups()
