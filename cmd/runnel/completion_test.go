@@ -32,7 +32,7 @@ func TestCompletionRequests(t *testing.T) {
 		want  []string
 	}{
 		{[]string{"to"}, []string{"topics"}},
-		{[]string{"topics", ""}, []string{"create", "list", "describe", "offsets", "alter", "delete"}},
+		{[]string{"topics", ""}, []string{"create", "list", "describe", "offsets", "alter", "delete", "delete-records"}},
 		{[]string{"topics", "describe", ""}, []string{"audit", "orders"}},
 		{[]string{"topics", "describe", "o"}, []string{"orders"}},
 		{[]string{"consume", ""}, []string{"audit", "orders"}},

@@ -77,7 +77,7 @@ const manyArgs = math.MaxInt
 // commandOrder is the order of the commands in the usage: from making a
 // topic to looking inside one.
 var commandOrder = []string{
-	"topics create", "topics list", "topics describe", "topics offsets", "topics alter", "topics delete",
+	"topics create", "topics list", "topics describe", "topics offsets", "topics alter", "topics delete", "topics delete-records",
 	"produce", "consume",
 	"groups list", "groups describe", "groups reset", "groups delete",
 	"verify", "repair", "backup", "dump", "stat", "metrics", "serve",

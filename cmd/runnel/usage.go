@@ -73,7 +73,7 @@ commands:
 `)
 	for _, name := range commandOrder {
 		if c := find(name); c != nil {
-			fmt.Fprintf(&b, "  %-17s %s\n", c.name, c.summary)
+			fmt.Fprintf(&b, "  %-21s %s\n", c.name, c.summary)
 		}
 	}
 	b.WriteString(`
