@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // delrecSetup makes topic "d" of one partition holding n records of
@@ -84,6 +85,9 @@ func TestDeleteRecords(t *testing.T) {
 	}
 	if rec, ok, err := l.FirstRecord("d", 0, Earliest); err != nil || !ok || rec.Offset != 50 {
 		t.Errorf("FirstRecord(Earliest) = %d, %v, %v", rec.Offset, ok, err)
+	}
+	if rec, ok, err := l.FirstRecord("d", 0, AtTime(time.Unix(0, 0))); err != nil || !ok || rec.Offset != 50 {
+		t.Errorf("FirstRecord(AtTime(1970)) = %d, %v, %v; want the start, 50", rec.Offset, ok, err)
 	}
 	if rec, ok, err := l.FirstRecord("d", 0, AtOffset(10)); err != nil || ok {
 		t.Errorf("FirstRecord(AtOffset(10)) = %d, %v, %v; want none", rec.Offset, ok, err)

@@ -154,3 +154,19 @@ func (r *partReader) checkStart() error {
 	}
 	return r.seek(start)
 }
+
+// upToStart moves a reader that a lookup by time placed below the start
+// DeleteRecords recorded to the start, still skipping the records older
+// than the time.
+func (r *partReader) upToStart() error {
+	recorded, err := r.recordedStart()
+	if err != nil || r.next >= recorded {
+		return err
+	}
+	byTime, minTime := r.byTime, r.minTime
+	if err := r.resetting(func() error { return r.seek(recorded) }); err != nil {
+		return err
+	}
+	r.byTime, r.minTime = byTime, minTime
+	return nil
+}

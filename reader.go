@@ -701,7 +701,13 @@ func (r *partReader) start(sp StartPosition) error {
 	case startOffset:
 		return r.seek(sp.offset)
 	case startTime:
-		return r.seekTime(sp.time)
+		// A time before the start means the start: the time index knows
+		// nothing of where DeleteRecords moved it, nor of what retention
+		// removed since the listing.
+		if err := r.resetting(func() error { return r.seekTime(sp.time) }); err != nil {
+			return err
+		}
+		return r.upToStart()
 	}
 	bases, err := listSegments(r.p.dir)
 	if err != nil {
