@@ -60,6 +60,20 @@ func TestDeleteRecordsCrash(t *testing.T) {
 			if rep, err := l.Verify(context.Background(), "", nil); err != nil || !rep.OK() || rep.Partitions[0].StartOffset != want {
 				t.Errorf("Verify: %+v, %v", rep, err)
 			}
+			if step == "published" {
+				// Died before removing the segments below the start: a
+				// retention check (of a topic with a limit) removes them.
+				if err := l.AlterTopic("d", func(c *TopicConfig) { c.RetentionBytes = 1 << 30 }); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.EnforceRetention(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				bases, _ := listSegments(filepath.Join(dir, "topics", "d", "0"))
+				if len(bases) > 1 && bases[1] <= 50 {
+					t.Errorf("segments after a retention check: %v", bases)
+				}
+			}
 			// The retry finishes the call: the segments below the start go.
 			if start, err := l.DeleteRecords(context.Background(), "d", 0, 50); err != nil || start != 50 {
 				t.Fatalf("retry: %d, %v", start, err)
