@@ -98,6 +98,11 @@ func joinGroup(ctx context.Context, l *Log, t *topic, group, name string) (*memb
 // and is about to wait for the admin lock.
 var testHookNoSlot func()
 
+// testHookSlotTaken, if set, runs when a joiner holds its member slot's
+// lock and has not yet written its member record: the slot's record is
+// still its previous holder's.
+var testHookSlotTaken func(slot int)
+
 // errGroupFileDeleted says an offsets file was opened just as DeleteGroup
 // removed it (or may have): open the path again.
 var errGroupFileDeleted = errors.New("offsets file deleted")
@@ -168,6 +173,9 @@ func (m *member) enter(ctx context.Context, name string) (slot int, joined int64
 	}
 	if slot < 0 {
 		return fail(fmt.Errorf("%w: group %s already has %d members for topic %s", ErrInvalidArgument, group, maxMembers, m.topic))
+	}
+	if testHookSlotTaken != nil {
+		testHookSlotTaken(slot)
 	}
 	joined = time.Now().UnixNano()
 	if err := off.writeMember(slot, memberRecord{pid: m.pid, joined: joined, name: name}); err != nil {

@@ -48,8 +48,8 @@ type GroupPartition struct {
 	Owner       int       // the owner's member slot, or -1 (unowned, or not yet recorded)
 	// Lease is the lease (ConsumerOptions.Lease) of an owner that is gone
 	// without giving the partition up (it died, or left with Abandon),
-	// while no live member holds it: the members take it only once this
-	// long has passed since each first saw it so. 0 otherwise.
+	// while no member holds it: the members take it only once this long
+	// has passed since each first saw it so. 0 otherwise.
 	Lease time.Duration
 }
 
@@ -221,13 +221,11 @@ func (l *Log) describeGroupTopic(group, topic string, ends endMemo) (GroupTopic,
 		if gp.Owned, err = off.lf.HeldByOther(partLock(p)); err != nil {
 			return gt, fmt.Errorf("runnel: describe group %s: %w", group, err)
 		}
-		j, live := joined[owner.slot]
-		live = live && j == owner.joined
-		if gp.Owned && ownerOK && live {
+		if j, live := joined[owner.slot]; gp.Owned && ownerOK && live && j == owner.joined {
 			gp.Owner = owner.slot
 		}
-		if !gp.Owned && ownerOK && !live {
-			gp.Lease = owner.lease
+		if !gp.Owned && ownerOK {
+			gp.Lease = owner.lease // as the members see it (leaseHolds)
 		}
 		if terr == nil {
 			var start int64

@@ -79,16 +79,17 @@ func leaseNow() time.Time {
 // leaseHolds reports whether partition p, whose lock m has just taken, is
 // still held back by the lease of an owner that is gone without giving it
 // up, and notes when m first saw it so. The caller holds Consumer.mu.
+//
+// A free partition whose record carries a lease is held back whoever the
+// record names, but m itself: an owner that lets a partition go on
+// purpose clears the lease first (a failed clear leaves it to be waited
+// out), so a lease on a free partition is a departure without a hand-over.
+// Whether the owner is alive is not asked: its slot, once free, may
+// already be locked by a joiner that has not yet written its member
+// record, which still names the dead owner.
 func (m *member) leaseHolds(p int) (bool, error) {
 	rec, ok, err := m.off.readOwner(p)
-	if err != nil || !ok || rec.lease == 0 {
-		delete(m.sightings, p)
-		return false, err
-	}
-	live, err := m.incarnationLive(rec)
-	if err != nil || live {
-		// A live owner that let the partition go meant to (it clears the
-		// lease first, unless that write failed): nobody reads it.
+	if err != nil || !ok || rec.lease == 0 || m.isOwner(rec) {
 		delete(m.sightings, p)
 		return false, err
 	}
@@ -124,22 +125,9 @@ func (m *member) waitingOut(p int) bool {
 	return err == nil && ok && rec == s.rec
 }
 
-// incarnationLive reports whether the member rec names is alive: this
-// member, or one holding the slot's lock whose member record has rec's
-// join time.
-func (m *member) incarnationLive(rec ownerRecord) (bool, error) {
-	if rec.slot == m.slot && rec.joined == m.joined {
-		return !m.left, nil
-	}
-	if rec.slot >= maxMembers {
-		return false, nil
-	}
-	held, err := m.off.lf.HeldByOther(memberLock(rec.slot))
-	if err != nil || !held {
-		return false, err
-	}
-	mr, ok, err := m.off.readMember(rec.slot)
-	return ok && mr.joined == rec.joined, err
+// isOwner reports whether rec names m, this incarnation of its slot.
+func (m *member) isOwner(rec ownerRecord) bool {
+	return rec.slot == m.slot && rec.joined == m.joined
 }
 
 // ownerRecord is the record m writes for a partition it takes: with its

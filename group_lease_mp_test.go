@@ -1,7 +1,9 @@
 package runnel
 
 import (
+	"bufio"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,4 +179,62 @@ func TestGroupLeaseAbandon(t *testing.T) {
 	c = leaseMember(t, l, "native", 0)
 	defer c.Close()
 	pollUntilOwns(t, c, nparts, "the member to own every partition after the leaser's Log closed")
+}
+
+// The slotjoiner child joins group g on topic "leased" of the log in
+// $RUNNEL_GM_DIR and stops for good once it holds its member slot's lock
+// but has not written its member record, printing "slot <n>": a member
+// caught in that instant of its join, for as long as the test needs.
+func init() {
+	childMains["slotjoiner"] = func() int {
+		l, err := Open(os.Getenv("RUNNEL_GM_DIR"), &Options{Durability: Buffered})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "slotjoiner:", err)
+			return 1
+		}
+		testHookSlotTaken = func(slot int) {
+			fmt.Printf("slot %d\n", slot)
+			select {}
+		}
+		_, err = l.Consumer("leased", &ConsumerOptions{Group: "g", MemberName: "joiner"})
+		fmt.Fprintln(os.Stderr, "slotjoiner: joined:", err)
+		return 1
+	}
+}
+
+// TestGroupLeaseSlotReused: a member with a 30-minute lease owns every
+// partition and is SIGKILLed; another process joins and takes the dead
+// member's slot, the lowest free, and is caught before it writes its
+// member record, so the slot is locked and its record still names the
+// dead member. A member in this process must still wait the lease out.
+// Before, it took the dead member for alive (its slot locked, its record
+// there), so for a live owner that had let its partitions go, and took
+// them at its first check.
+func TestGroupLeaseSlotReused(t *testing.T) {
+	leaseClock(t) // never advanced: the lease cannot run out
+	const nparts = 2
+	dir, l := leaseLog(t, nparts)
+	child := startMPMember(t, dir, "leased", "g", "leaser", "RUNNEL_GM_LEASE=30m")
+	waitFor(t, patience, "the child to own every partition", func() bool { return len(child.ownedNow()) == nparts })
+	if err := child.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-child.exited
+
+	joiner := mpChild("slotjoiner", "RUNNEL_GM_DIR="+dir)
+	joiner.Stderr = os.Stderr
+	_, stdout := startPiped(t, joiner)
+	t.Cleanup(func() { joiner.Process.Kill(); joiner.Wait() })
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "slot 0\n" {
+		t.Fatalf("the joiner printed %q, want the dead member's slot 0", line)
+	}
+
+	c := leaseMember(t, l, "native", 0)
+	defer c.Close()
+	groupChecks(t, c)(3)
+	if ps := c.Partitions(); len(ps) > 0 {
+		t.Fatalf("the member owns %v while their dead owner's slot is being taken by a joiner, under a 30m lease", ps)
+	}
+	checkLeases(t, l, "g", "leased", 30*time.Minute)
 }
