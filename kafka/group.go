@@ -241,7 +241,9 @@ func (g *group) touch(m *member) {
 	m.timer = time.AfterFunc(m.session, func() { g.expire(m) })
 }
 
-// expire removes a member whose session timed out (no heartbeat).
+// expire removes a member whose session timed out (no heartbeat): its
+// partitions pass to the others at once, unless the server is shutting
+// down.
 func (g *group) expire(m *member) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -254,6 +256,13 @@ func (g *group) expire(m *member) {
 		return
 	}
 	g.co.s.opts.Logger.Info("kafka: group member session timed out", "group", g.name, "member", m.id, "session", m.session)
+	if g.co.s.closing.Load() && m.rn != nil {
+		// The server, shutting down, answers no heartbeat while it waits
+		// for requests under way: the client is not gone, and fetches on
+		// from the next server, so its partitions keep their lease as at
+		// the shutdown's end (coordinator.close).
+		m.rn.abandonOnClose()
+	}
 	g.removeLocked(m, "session timeout")
 	g.membershipChanged()
 }

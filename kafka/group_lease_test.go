@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -171,4 +173,52 @@ func TestGroupLeaseServerRestartConverges(t *testing.T) {
 	waitFor(t, "the Kafka member to own every partition again and read what came after", func() bool {
 		return len(k.owned()) == parts && k.consumedSpread(parts, 3, "after")
 	})
+}
+
+// TestGroupLeaseShutdownStalled: a server shutting down waits for a
+// request under way (here a Produce it never answers, as for a client
+// stopped mid-request), and meanwhile answers no heartbeat, so its Kafka
+// members' sessions run out. Such a member's partitions keep their lease
+// as at the shutdown's end: its client is alive, and fetches on from the
+// next server at the address. Before, the timeout handed them over at
+// once, as for a client gone quiet, and a native member took them.
+func TestGroupLeaseShutdownStalled(t *testing.T) {
+	const parts, session = 2, time.Second
+	dir, l := logWithTopic(t, "st", parts)
+	held := filepath.Join(t.TempDir(), "held")
+	server := startChild(t, "server", dir, childHoldEnv+"="+held)
+	defer server.kill() // its shutdown never ends
+	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
+	k := ts.member("k", []kgo.Opt{kgo.SessionTimeout(session), kgo.HeartbeatInterval(session / 10)}, groupOpts("stgrp", "st")...)
+	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+
+	stalled, err := kgo.NewClient(kgo.SeedBrokers(server.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go stalled.ProduceSync(ctx, &kgo.Record{Topic: "st", Value: []byte("never answered")})
+	waitFor(t, "the server to hold a Produce", func() bool { _, err := os.Stat(held); return err == nil })
+
+	server.stdin.Close() // shut down: it waits for the held Produce
+	waitFor(t, "the Kafka member's session to run out at the server shutting down", func() bool {
+		return strings.Contains(server.stderr.String(), "session timed out")
+	})
+	waitFor(t, "the Kafka member's runnel memberships to let go", func() bool {
+		return !slices.ContainsFunc(runnelOwners(t, l, "stgrp", "st"), func(o string) bool { return o != "" })
+	})
+	if ps := nativeMember(t, l, "stgrp", "st").Partitions(); len(ps) > 0 {
+		t.Fatalf("the native member owns %v right after the session of the Kafka member that owned them ran out at its server's shutdown", ps)
+	}
+	info, err := l.DescribeGroup("stgrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gp := range info.Topics[0].Partitions {
+		if gp.Lease != session {
+			t.Errorf("DescribeGroup: partition %d: lease %v; want the Kafka member's session %v", gp.Partition, gp.Lease, session)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -138,8 +139,10 @@ func nativeMemberChildMain() int {
 // testChild is a child process: a server, whose address is addr, or
 // a native member (addr is what it printed first).
 type testChild struct {
-	addr string
-	cmd  *exec.Cmd
+	addr   string
+	cmd    *exec.Cmd
+	stdin  io.Closer   // closing it shuts a server child down
+	stderr *syncBuffer // a server child's log
 }
 
 // startServerChild starts a server process on dir; the test's end stops it.
@@ -185,7 +188,7 @@ func startChild(t *testing.T, role, dir string, env ...string) *testChild {
 		if addr == "" {
 			t.Fatalf("the child %s printed nothing:\n%s", role, stderr.String())
 		}
-		return &testChild{addr: addr, cmd: cmd}
+		return &testChild{addr: addr, cmd: cmd, stdin: stdin, stderr: &stderr}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("the child %s did not start:\n%s", role, stderr.String())
