@@ -64,6 +64,8 @@ type Consumer struct {
 	closed  atomic.Bool    // set under mu
 	syncers sync.WaitGroup // commits syncing outside mu; Close waits for them
 
+	inRevoked atomic.Bool // OnRevoked runs, inside a Poll (or Close) using the files
+
 	g *groupState // nil unless the consumer is a group member
 }
 
@@ -696,8 +698,17 @@ func (c *Consumer) Partitions() []int {
 // server shutting down abandons its Kafka members, whose clients fetch
 // on from the next server until their next heartbeat. Then it closes
 // the consumer as Close does. Without Group it is Close.
+//
+// Called from OnRevoked, it keeps the lease on the partitions being
+// revoked too (for a member whose outside reader may still read them),
+// and leaves the Consumer's files to a later Close or Abandon: the Poll
+// that called OnRevoked still uses them, and returns ErrClosed.
 func (c *Consumer) Abandon() error {
-	return errors.Join(c.abandon(true), c.Close())
+	err := c.abandon(true)
+	if c.inRevoked.Load() {
+		return err
+	}
+	return errors.Join(err, c.Close())
 }
 
 // Close releases the consumer's files. A group member first gives up its

@@ -286,8 +286,11 @@ func (c *Consumer) revoke(ps []int) error {
 		errs = append(errs, c.commitAuto(ps))
 	}
 	if c.opts.OnRevoked != nil {
+		c.inRevoked.Store(true)
 		c.opts.OnRevoked(c, ps)
+		c.inRevoked.Store(false)
 	}
+	// An Abandon in OnRevoked released ps already, keeping their lease.
 	for _, p := range ps {
 		errs = append(errs, c.removePart(p))
 		c.mu.Lock()

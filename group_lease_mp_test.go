@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -237,4 +238,42 @@ func TestGroupLeaseSlotReused(t *testing.T) {
 		t.Fatalf("the member owns %v while their dead owner's slot is being taken by a joiner, under a 30m lease", ps)
 	}
 	checkLeases(t, l, "g", "leased", 30*time.Minute)
+}
+
+// TestGroupLeaseAbandonInRevoked: a member that abandons from OnRevoked
+// (a Kafka server shutting down while its member waits for its client to
+// let a partition go) leaves the lease on the partitions being revoked
+// too, and its Poll returns ErrClosed; a Close after releases its files.
+// Before, Abandon closed the files under the Poll that called OnRevoked.
+func TestGroupLeaseAbandonInRevoked(t *testing.T) {
+	leaseClock(t) // never advanced: the lease cannot run out
+	const nparts = 2
+	_, l := leaseLog(t, nparts)
+	a, err := l.Consumer("leased", &ConsumerOptions{Group: "g", MemberName: "leaser", Lease: time.Minute,
+		OnRevoked: func(c *Consumer, _ []int) {
+			if err := c.Abandon(); err != nil {
+				t.Error(err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntilOwns(t, a, nparts, "the leaser to own every partition")
+	b := leaseMember(t, l, "native", 0)
+	defer b.Close()
+	if _, err := b.TryPoll(); err != nil { // joins: a is over its quota
+		t.Fatal(err)
+	}
+	waitFor(t, patience, "the leaser's Poll to end closed", func() bool {
+		_, err := a.TryPoll()
+		return errors.Is(err, ErrClosed)
+	})
+	groupChecks(t, b)(3)
+	if ps := b.Partitions(); len(ps) > 0 {
+		t.Fatalf("the member owns %v right after the leaser abandoned them from OnRevoked", ps)
+	}
+	checkLeases(t, l, "g", "leased", time.Minute)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -131,9 +131,10 @@
 // the restarted server, and learn at their next heartbeat (well within
 // the session timeout) to join again. A server shut down cleanly leaves
 // the leases in place too (runnel.Consumer.Abandon), since its clients
-// are alive and do the same, also for a member whose session runs out
-// while the shutdown waits for requests under way (it answers no
-// heartbeat then); a member that leaves (LeaveGroup), times out or is
+// are alive and do the same, also on partitions a member was still
+// handing over (its client had not let go yet) and for a member whose
+// session runs out while the shutdown waits for requests under way (it
+// answers no heartbeat then); a member that leaves (LeaveGroup), times out or is
 // replaced by a new static instance hands its partitions over at once. So after a server's crash or restart its Kafka members'
 // partitions go unread for about a session timeout, as a dead member's
 // do in Kafka. A server down for longer than that finds its clients'

@@ -222,3 +222,63 @@ func TestGroupLeaseShutdownStalled(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupLeaseShutdownMidRevoke: a server shut down while one of its
+// Kafka members is losing a partition to a native member — runnel asked
+// for it back, and the member waits for its client, which still reads
+// it, to let go — leaves that partition under the lease too: the client
+// fetches on from the next server. Before, the member's wait ended at the
+// shutdown and its Consumer released the partition without the lease, so
+// the native member took it at once.
+func TestGroupLeaseShutdownMidRevoke(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	const parts = 2
+	ts.createTopic("mr", parts)
+	k := ts.member("k", leaseClientOpts(), groupOpts("mrgrp", "mr")...)
+	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+
+	n := nativeMember(t, ts.log, "mrgrp", "mr")
+	waitFor(t, "the Kafka member to wait for its client to let a partition go", func() bool {
+		return revoking(ts.srv, "mrgrp")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.TryPoll(); err != nil {
+		t.Fatal(err)
+	}
+	if ps := n.Partitions(); len(ps) > 0 {
+		t.Fatalf("the native member owns %v right after the server shut down while the Kafka client still read them", ps)
+	}
+	checkLeased(t, ts.log, "mrgrp")
+}
+
+// revoking reports whether a Kafka member of group waits for its client to
+// let go of partitions runnel takes away.
+func revoking(s *Server, group string) bool {
+	s.groups.mu.Lock()
+	g := s.groups.groups[group]
+	s.groups.mu.Unlock()
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	var rms []*runnelMember
+	for _, m := range g.members {
+		if m.rn != nil {
+			rms = append(rms, m.rn)
+		}
+	}
+	g.mu.Unlock()
+	for _, rm := range rms {
+		rm.mu.Lock()
+		n := len(rm.revoking)
+		rm.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}

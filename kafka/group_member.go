@@ -257,7 +257,7 @@ func (rm *runnelMember) reconcile(cons map[string]*runnel.Consumer, want []strin
 			MaxPollInterval:   -1,       // a Kafka member's liveness is its session; a revoke waiting for its client holds up the other topics' TryPolls
 			Lease:             rm.lease, // its client may fetch on after this server dies
 			OnAssigned:        func(c *runnel.Consumer, ps []int) { rm.assigned(topic, c, ps) },
-			OnRevoked:         func(c *runnel.Consumer, ps []int) { rm.revoked(topic, cons, ps) },
+			OnRevoked:         func(c *runnel.Consumer, ps []int) { rm.revoked(topic, c, cons, ps) },
 		})
 		if err != nil {
 			if !errors.Is(err, runnel.ErrTopicNotFound) {
@@ -307,8 +307,20 @@ func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
 // the Kafka client no longer holds them — it was given an assignment
 // without them and then joined again, which a client does only after it
 // stopped reading what it lost — running the member's commits meanwhile,
-// or when the member goes away.
-func (rm *runnelMember) revoked(topic string, cons map[string]*runnel.Consumer, ps []int) {
+// or when the member goes away. A member that goes away as at the
+// server's death (abandonOnClose) abandons c here, so that the partitions
+// the client may still read keep their lease, as its others do.
+func (rm *runnelMember) revoked(topic string, c *runnel.Consumer, cons map[string]*runnel.Consumer, ps []int) {
+	defer func() {
+		rm.mu.Lock()
+		abandon := rm.abandon
+		rm.mu.Unlock()
+		if abandon {
+			if err := c.Abandon(); err != nil {
+				rm.opts.Logger.Warn("kafka: abandon runnel group member", "group", rm.g.name, "topic", topic, "err", err)
+			}
+		}
+	}()
 	rm.mu.Lock()
 	if rm.closing {
 		rm.mu.Unlock()
