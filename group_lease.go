@@ -14,11 +14,11 @@ import (
 // server until its next heartbeat tells it to join again. A member taking
 // a partition records a lease in its owner record
 // (ConsumerOptions.Lease); when the partition's lock is free and the
-// record names an incarnation that is no longer live (it died, or left
-// with Abandon), every other member leaves the partition alone until the
-// lease has run, counted from when that member first saw it so: a member
-// cannot know when the owner died, and waiting from first sight waits at
-// least as long, as Kafka's coordinator waits out a dead member's session.
+// record still has the lease (its owner died, or left with Abandon),
+// every other member leaves the partition alone until the lease has run,
+// counted from when that member first saw it so: a member cannot know
+// when the owner died, and waiting from first sight waits at least as
+// long, as Kafka's coordinator waits out a dead member's session.
 // A member that gives a partition up on purpose (a rebalance, Close, an
 // expiry of MaxPollInterval, its Log's Close) writes the record without
 // the lease before it unlocks, so that its successor takes it at once.
