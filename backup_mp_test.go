@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // A backup taken while four producer processes write to the log and a
@@ -323,7 +321,7 @@ func TestBackupWhileProducing(t *testing.T) {
 		if len(got) > len(all) {
 			t.Fatalf("partition %d: the copy holds %d records, the source %d", p, len(got), len(all))
 		}
-		if diff := cmp.Diff(all[:len(got)], got); diff != "" {
+		if diff := diffLarge(all[:len(got)], got); diff != "" {
 			t.Errorf("partition %d: the copy is not a prefix of the source (-source +copy):\n%s", p, diff)
 		}
 		pb := rep.Partitions[p]
@@ -486,7 +484,7 @@ func TestBackupKilled(t *testing.T) {
 			if got := leftovers(t, where); len(got) != 0 {
 				t.Errorf("after the second backup, %s holds %v", where, got)
 			}
-			if diff := cmp.Diff(want, bkRecords(t, openCopy(t, dest), "orders")); diff != "" {
+			if diff := diffLarge(want, bkRecords(t, openCopy(t, dest), "orders")); diff != "" {
 				t.Errorf("copy (-want +got):\n%s", diff)
 			}
 		})

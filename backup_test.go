@@ -306,7 +306,7 @@ func TestBackupCopiesLog(t *testing.T) {
 				}
 			}
 			want := bkRecords(t, l, "orders")
-			if diff := cmp.Diff(want, bkRecords(t, c, "orders")); diff != "" {
+			if diff := diffLarge(want, bkRecords(t, c, "orders")); diff != "" {
 				t.Errorf("records (-source +copy):\n%s", diff)
 			}
 			gi, err := c.DescribeGroup("billing")
@@ -381,7 +381,7 @@ func TestBackupDestination(t *testing.T) {
 			if err != nil && !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("Backup(%q): %q does not say %q", tc.dest, err, tc.says)
 			}
-			if diff := cmp.Diff(before, treeFiles(t, base)); diff != "" {
+			if diff := diffLarge(before, treeFiles(t, base)); diff != "" {
 				t.Errorf("destination changed:\n%s", diff)
 			}
 			if got := leftovers(t, base); len(got) > 0 {
@@ -462,7 +462,7 @@ func TestBackupCancel(t *testing.T) {
 			case mode == "empty directory" && (err != nil || len(entries) > 0):
 				t.Errorf("destination after the cancel: %v, %v; want it empty", entries, err)
 			}
-			if diff := cmp.Diff(before, treeFiles(t, src)); diff != "" {
+			if diff := diffLarge(before, treeFiles(t, src)); diff != "" {
 				t.Errorf("the source changed:\n%s", diff)
 			}
 		})
@@ -528,7 +528,7 @@ func TestBackupRetention(t *testing.T) {
 			t.Errorf("notes %q", rep.Notes)
 		}
 		c := openCopy(t, dest)
-		if diff := cmp.Diff(want[start:], bkRecords(t, c, "r")[0]); diff != "" {
+		if diff := diffLarge(want[start:], bkRecords(t, c, "r")[0]); diff != "" {
 			t.Errorf("copy (-want +got):\n%s", diff)
 		}
 	})
@@ -629,7 +629,7 @@ func TestBackupDamage(t *testing.T) {
 		if got := leftovers(t, filepath.Dir(dest)); len(got) > 0 {
 			t.Errorf("left behind: %v", got)
 		}
-		if diff := cmp.Diff(before, treeFiles(t, dir)); diff != "" {
+		if diff := diffLarge(before, treeFiles(t, dir)); diff != "" {
 			t.Errorf("the source changed:\n%s", diff)
 		}
 	})
@@ -735,7 +735,7 @@ func TestBackupReadOnlySource(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := openCopy(t, dest)
-	if diff := cmp.Diff(want, bkRecords(t, c, "orders")); diff != "" {
+	if diff := diffLarge(want, bkRecords(t, c, "orders")); diff != "" {
 		t.Errorf("copy (-want +got):\n%s", diff)
 	}
 	if gi, err := c.DescribeGroup("billing"); err != nil || gi.Topics[0].Partitions[0].Committed != 7 {
