@@ -61,12 +61,29 @@ func TestRingPoisonKeepsWriterLock(t *testing.T) {
 		}
 		return uring.CQE{}, false
 	}
-	t.Cleanup(func() { ringPeek = realPeek })
-	t.Cleanup(func() { ringEnter = real })
+	// The hooks go back only once the ring retired by the failed append
+	// stopped reaping (its goroutine reads them); the test's look at the
+	// writer lock is no ordering the race detector knows of.
+	var drained <-chan struct{}
+	t.Cleanup(func() {
+		if drained != nil {
+			if !released() {
+				close(release)
+			}
+			<-drained
+		}
+		ringPeek, ringEnter = realPeek, real
+	})
 
-	if _, err := p.Send(ctx, Record{Value: []byte("in flight")}); !errors.Is(err, injected) {
+	_, err := p.Send(ctx, Record{Value: []byte("in flight")})
+	if !errors.Is(err, injected) {
 		t.Fatalf("Send: %v, want the injected failure", err)
 	}
+	var inFlight *inFlightError
+	if !errors.As(err, &inFlight) {
+		t.Fatalf("Send: %v, want it to say writes may be in flight", err)
+	}
+	drained = inFlight.drained
 	probe := writerProbe(t, dir, "t")
 	if !heldByOther(t, probe) {
 		t.Fatal("the writer lock was released with the failed append still in flight")
