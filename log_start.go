@@ -150,9 +150,26 @@ func (r *partReader) checkStart() error {
 		return nil
 	}
 	if !r.resetOutOfRange {
+		start, err := r.startUpToEnd(0, start)
+		if err != nil || r.next >= start {
+			return err
+		}
 		return r.p.outOfRange(r.next)
 	}
-	return r.seek(start)
+	return r.seek(r.next) // segmentFor moves it to the start
+}
+
+// startUpToEnd is partStart for a reader: the start recorded, unless the
+// end is below it (a restore of older segments beside a newer log-start
+// file), where the partition starts at its end, as describe, Verify and
+// Backup say, and a reader waits there instead of failing. It walks to the
+// end, so it is called only for a reader below recorded.
+func (r *partReader) startUpToEnd(first, recorded int64) (int64, error) {
+	end, err := r.p.endOffset()
+	if err != nil {
+		return 0, err
+	}
+	return partStart(first, recorded, end), nil
 }
 
 // upToStart moves a reader that a lookup by time placed below the start
@@ -164,7 +181,8 @@ func (r *partReader) upToStart() error {
 		return err
 	}
 	byTime, minTime := r.byTime, r.minTime
-	if err := r.resetting(func() error { return r.seek(recorded) }); err != nil {
+	// segmentFor moves it to the start (or the end, below it).
+	if err := r.resetting(func() error { return r.seek(r.next) }); err != nil {
 		return err
 	}
 	r.byTime, r.minTime = byTime, minTime

@@ -146,8 +146,17 @@ func (r *partReader) segmentFor(offset int64) (seg, at int64, err error) {
 		return 0, 0, err
 	}
 	if start := max(bases[0], recorded); offset < start {
-		if offset, err = r.belowStart(offset, start); err != nil {
-			return 0, 0, err
+		if recorded > offset {
+			// Below the start DeleteRecords recorded, which may be past
+			// the end (partStart): only then is the end looked up.
+			if start, err = r.startUpToEnd(bases[0], recorded); err != nil {
+				return 0, 0, err
+			}
+		}
+		if offset < start {
+			if offset, err = r.belowStart(offset, start); err != nil {
+				return 0, 0, err
+			}
 		}
 	}
 	seg = bases[0]
@@ -721,8 +730,9 @@ func (r *partReader) start(sp StartPosition) error {
 		return err
 	}
 	if recorded > bases[0] {
-		// DeleteRecords moved the start inside the segments.
-		return r.resetting(func() error { return r.seek(recorded) })
+		// DeleteRecords moved the start inside the segments (or past the
+		// end): seeking the first segment as a reader that resets finds it.
+		return r.resetting(func() error { return r.seek(bases[0]) })
 	}
 	return r.openSegmentOrLater(bases[0])
 }
