@@ -163,6 +163,12 @@ func (c *Consumer) addPart(id int) (*consumedPart, error) {
 	r := newPartReader(p, c.opts.MaxPollBytes)
 	r.seq = m.seq()
 	r.startWord, r.knownStart = m.logStart(), recorded
+	if m.private {
+		// No other process's store reaches a private copy: the reader
+		// reads the file before each read instead (a private mapping is
+		// polled anyway).
+		r.startWord, r.startInFile = nil, true
+	}
 	r.stopAtGaps = c.opts.StopAtGaps
 	// A reader that retention overtakes mid-read resets to the new start
 	// when the policy says so, instead of failing.

@@ -26,7 +26,10 @@ import (
 // DeleteRecords raises once the file is on disk and every process that
 // maps the partition for a Consumer raises to the file's value first
 // (after a reboot the mapping starts from what the disk holds): one atomic
-// load per read, however many processes read.
+// load per read, however many processes read. A Consumer whose mapping is
+// a private copy (a partition.meta missing or short in a directory it may
+// only read), which no store of another process reaches, reads the file
+// before each read instead.
 
 const (
 	logStartFileName = "log-start"
@@ -137,17 +140,18 @@ func (r *partReader) recordedStart() (int64, error) {
 	return readLogStart(r.p.dir)
 }
 
-// checkStart, before a read, moves a reader that DeleteRecords overtook
-// (in any process: its position is below the log start word) to the
+// checkStart, before a Consumer's read, moves a reader that DeleteRecords
+// overtook (in any process: its position is below the log start word, or
+// the file for a private mapping) to the
 // start if it resets, and fails with ErrOutOfRange otherwise, as
 // retention overtaking a reader does.
 func (r *partReader) checkStart() error {
-	if r.startWord == nil {
+	if r.startWord == nil && !r.startInFile {
 		return nil
 	}
-	start := max(r.knownStart, r.startWord.Load())
-	if r.next >= start {
-		return nil
+	start, err := r.recordedStart()
+	if err != nil || r.next >= start {
+		return err
 	}
 	if !r.resetOutOfRange {
 		start, err := r.startUpToEnd(0, start)

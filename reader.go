@@ -65,6 +65,10 @@ type partReader struct {
 	// the reader began, for a mapping the word does not reach (log_start.go).
 	startWord  *atomic.Int64
 	knownStart int64
+	// startInFile: a Consumer's reader whose partition.meta is a private
+	// copy, which the word never reaches, checks the log-start file
+	// before each read instead.
+	startInFile bool
 }
 
 func newPartReader(p *partition, bufSize int) *partReader {
