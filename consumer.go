@@ -680,6 +680,28 @@ func (c *Consumer) Position(partition int) int64 {
 	return part.r.next // still looking for its start time
 }
 
+// DeletedBelow returns the offset below which DeleteRecords, in any
+// process, deleted partition's records, as far as the consumer knows: from
+// the moment the call returned (one atomic load; a read of the log-start
+// file for a partition.meta this process may only copy). Records the
+// consumer returned below it were deleted since: code that keeps returned
+// records to hand them on later (the Kafka server's read-ahead) drops
+// them. It is 0 for a partition the consumer does not read or no call
+// deleted records of, and does not count what retention removed.
+func (c *Consumer) DeletedBelow(partition int) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if partition < 0 || partition >= len(c.byID) || c.byID[partition] == nil {
+		return 0
+	}
+	r := c.byID[partition].r
+	start, err := r.recordedStart()
+	if err != nil {
+		return r.knownStart // the next read reports the damage
+	}
+	return start
+}
+
 // Partitions lists the partitions the consumer reads: in a group, those
 // the member owns now. Paused partitions are among them.
 func (c *Consumer) Partitions() []int {

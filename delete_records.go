@@ -26,7 +26,9 @@ const DeleteToEnd int64 = -1
 // auto.offset.reset=earliest; the default fails), as for records that
 // retention removed. A Consumer reading when another process's
 // DeleteRecords overtakes it learns of it before its next read (partition.meta's
-// log start word, one atomic load). DescribeTopic, PartitionOffsets,
+// log start word, one atomic load); records it returned before are the
+// caller's, and Consumer.DeletedBelow tells code that keeps them to hand
+// on later which were deleted since. DescribeTopic, PartitionOffsets,
 // FirstRecord, Stats, DescribeGroup's lag and Verify count from the start.
 //
 // The start is recorded in the partition's log-start file, synced with

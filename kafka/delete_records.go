@@ -16,8 +16,9 @@ import (
 // is; a topic or partition there is not is UNKNOWN_TOPIC_OR_PARTITION,
 // and a partition whose writer lock another process keeps past the
 // request's timeout is REQUEST_TIMED_OUT, left as it was. Fetches below
-// the start then get OFFSET_OUT_OF_RANGE and ListOffsets' earliest is
-// the start.
+// the start then get OFFSET_OUT_OF_RANGE, those at records a connection
+// read ahead before the call too (runnel.Consumer.DeletedBelow), and
+// ListOffsets' earliest is the start.
 
 func init() { supports(kmsg.DeleteRecords, 0, 2) }
 

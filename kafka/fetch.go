@@ -105,6 +105,19 @@ func (ft *fetchTopic) position(p int) int64 {
 	return ft.cons.Position(p)
 }
 
+// restDeleted reports whether partition p's records in rest begin below
+// where a DeleteRecords (of any process) moved its start since the poll
+// that read them: a fetch there must seek, which answers
+// OFFSET_OUT_OF_RANGE, as Kafka's broker does once DeleteRecords returned.
+func (ft *fetchTopic) restDeleted(p int) bool {
+	for i := range ft.rest {
+		if ft.rest[i].Partition == p {
+			return ft.rest[i].Offset < ft.cons.DeletedBelow(p)
+		}
+	}
+	return false
+}
+
 // dropRest forgets partition p's records in rest.
 func (ft *fetchTopic) dropRest(p int) {
 	ft.rest = slices.DeleteFunc(ft.rest, func(r runnel.Record) bool { return r.Partition == p })
@@ -305,7 +318,7 @@ func (c *conn) prepareFetch(tr *fetchTopicReq) {
 	tr.ft = ft
 	for _, p := range want {
 		fp := tr.parts[p]
-		if fp.failed || ft.position(p) == fp.offset && !ft.unplaced[p] {
+		if fp.failed || ft.position(p) == fp.offset && !ft.unplaced[p] && !ft.restDeleted(p) {
 			continue
 		}
 		ft.dropRest(p)
