@@ -107,16 +107,20 @@ func (b *backup) copyPartition(pp *partPlan, dst string) (PartitionBackup, error
 	if len(pp.segs) == 0 {
 		return pb, nil
 	}
-	// The start DeleteRecords recorded, read before the segments: the
-	// copy holds every record from it on (a later DeleteRecords may
-	// remove segments meanwhile, as retention may).
-	recorded, err := readLogStart(p.dir)
-	if err != nil {
-		return pb, fmt.Errorf("runnel: backup: %w", err)
-	}
 	pc := &partCopy{pp: pp, src: p.dir, dst: dst}
 	if err := b.copySegments(pc); err != nil {
 		return pb, err
+	}
+	// The start DeleteRecords recorded, read once the segments are
+	// copied: a call that returned while they were copied holds in the
+	// copy too (it may have removed segments before they were copied,
+	// as retention may, and the first one left would otherwise be taken
+	// for the start, showing records the call deleted). The copy holds
+	// every record from its first segment on, so any start up to its end
+	// is one it can keep.
+	recorded, err := readLogStart(p.dir)
+	if err != nil {
+		return pb, fmt.Errorf("runnel: backup: %w", err)
 	}
 	last := pc.segs[len(pc.segs)-1]
 	cp := checkpoint{boot: currentBootID, base: last.base, pos: last.size, next: last.next}
