@@ -103,8 +103,9 @@ type PartitionBackup struct {
 	Segments    int
 	Records     int64
 	Bytes       int64
-	// SegmentsRemoved counts sealed segments retention removed while the
-	// backup ran, before they were copied: the copy starts after them.
+	// SegmentsRemoved counts sealed segments retention or DeleteRecords
+	// removed while the backup ran, before they were copied: the copy
+	// starts after them.
 	SegmentsRemoved int
 	// LeftOut counts offsets at the end of the data that the copy leaves
 	// out because the source's next writer or its recovery will cut them

@@ -142,7 +142,7 @@ func (b *backup) copyPartition(pp *partPlan, dst string) (PartitionBackup, error
 		pb.Bytes += s.size
 	}
 	if pc.removed > 0 {
-		b.note("%s/%d: retention removed %d segment(s) while the backup ran; the copy starts at offset %d", pb.Topic, pb.Partition, pc.removed, pb.StartOffset)
+		b.note("%s/%d: retention or DeleteRecords removed %d segment(s) while the backup ran; the copy starts at offset %d", pb.Topic, pb.Partition, pc.removed, pb.StartOffset)
 	}
 	return pb, nil
 }

@@ -524,7 +524,7 @@ func TestBackupRetention(t *testing.T) {
 		if pb.StartOffset != start || pb.NextOffset != int64(len(want)) || pb.SegmentsRemoved != len(bases)-2 || pb.Segments != 2 {
 			t.Errorf("report %+v; want offsets %d to %d in 2 segments, %d removed", pb, start, len(want), len(bases)-2)
 		}
-		if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "retention removed") {
+		if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "retention or DeleteRecords removed") {
 			t.Errorf("notes %q", rep.Notes)
 		}
 		c := openCopy(t, dest)
