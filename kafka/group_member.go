@@ -162,6 +162,14 @@ func (rm *runnelMember) abandonOnClose() {
 	rm.mu.Unlock()
 }
 
+// abandoning reports whether abandonOnClose was called: the member's
+// Consumers leave by Abandon, not Close.
+func (rm *runnelMember) abandoning() bool {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.abandon
+}
+
 // close makes the member leave every runnel group; wait waits for it.
 func (rm *runnelMember) close() {
 	rm.once.Do(func() {
@@ -184,9 +192,7 @@ func (rm *runnelMember) run() {
 	defer close(rm.done)
 	cons := map[string]*runnel.Consumer{}
 	defer func() {
-		rm.mu.Lock()
-		abandon := rm.abandon
-		rm.mu.Unlock()
+		abandon := rm.abandoning()
 		var errs []error
 		for _, c := range cons {
 			if abandon {
@@ -312,10 +318,7 @@ func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
 // the client may still read keep their lease, as its others do.
 func (rm *runnelMember) revoked(topic string, c *runnel.Consumer, cons map[string]*runnel.Consumer, ps []int) {
 	defer func() {
-		rm.mu.Lock()
-		abandon := rm.abandon
-		rm.mu.Unlock()
-		if abandon {
+		if rm.abandoning() {
 			if err := c.Abandon(); err != nil {
 				rm.opts.Logger.Warn("kafka: abandon runnel group member", "group", rm.g.name, "topic", topic, "err", err)
 			}
