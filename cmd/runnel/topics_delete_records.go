@@ -25,6 +25,12 @@ type deleteRecordsAt struct {
 	Offset    int64  `json:"offset"`
 }
 
+// valid reports whether d names a topic, a partition from 0 and an
+// offset from DeleteToEnd (-1), as the arguments and the JSON file must.
+func (d deleteRecordsAt) valid() bool {
+	return d.Topic != "" && d.Partition >= 0 && d.Offset >= runnel.DeleteToEnd
+}
+
 type jsonDeletedRecords struct {
 	Topic     string `json:"topic"`
 	Partition int    `json:"partition"`
@@ -117,7 +123,7 @@ func deleteRecordsArgs(args []string) ([]deleteRecordsAt, error) {
 				d.Offset, err = strconv.ParseInt(parts[2], 10, 64)
 			}
 		}
-		if d.Topic == "" || err != nil || d.Partition < 0 || d.Offset < runnel.DeleteToEnd {
+		if err != nil || !d.valid() {
 			return nil, usagef("%q: want TOPIC:PARTITION:OFFSET, OFFSET -1 for every record", arg)
 		}
 		todo = append(todo, d)
@@ -140,7 +146,7 @@ func readOffsetJSON(path string) ([]deleteRecordsAt, error) {
 		return nil, usagef("-offset-json-file %s: %v", path, err)
 	}
 	for _, d := range doc.Partitions {
-		if d.Topic == "" || d.Partition < 0 || d.Offset < runnel.DeleteToEnd {
+		if !d.valid() {
 			return nil, usagef("-offset-json-file %s: %+v: want a topic, a partition from 0 and an offset from -1", path, d)
 		}
 	}
