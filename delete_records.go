@@ -70,7 +70,7 @@ func (p *partition) deleteRecords(before int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	first, end, err := p.extent()
+	first, end, err := p.extentOf(bases)
 	if err != nil {
 		return 0, err
 	}

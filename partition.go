@@ -388,8 +388,17 @@ func (p *partition) offsets() (start, next int64, err error) {
 // directory listing and the walk from the last index entry.
 func (p *partition) extent() (first, next int64, err error) {
 	bases, err := p.segmentBases()
-	if err != nil || len(bases) == 0 {
+	if err != nil {
 		return 0, 0, err
+	}
+	return p.extentOf(bases)
+}
+
+// extentOf is extent for the partition whose segments are bases, as the
+// caller listed them: the walk alone.
+func (p *partition) extentOf(bases []int64) (first, next int64, err error) {
+	if len(bases) == 0 {
+		return 0, 0, nil
 	}
 	r, err := p.seekEndOf(bases)
 	if err != nil {
