@@ -142,9 +142,8 @@ func (r *partReader) recordedStart() (int64, error) {
 
 // checkStart, before a Consumer's read, moves a reader that DeleteRecords
 // overtook (in any process: its position is below the log start word, or
-// the file for a private mapping) to the
-// start if it resets, and fails with ErrOutOfRange otherwise, as
-// retention overtaking a reader does.
+// the file for a private mapping) to the start if it resets, and fails
+// with ErrOutOfRange otherwise, as retention overtaking a reader does.
 func (r *partReader) checkStart() error {
 	if r.startWord == nil && !r.startInFile {
 		return nil
