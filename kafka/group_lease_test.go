@@ -59,9 +59,9 @@ func nativeMember(t *testing.T, l *runnel.Log, group, topic string) *runnel.Cons
 	return c
 }
 
-// TestGroupLeaseServerKilled is the chaos probe's case made certain: a
-// franz-go member owns every partition through a server in a process of
-// its own, which is SIGKILLed and started again at the same address. The
+// TestGroupLeaseServerKilled: a franz-go member owns every partition
+// through a server in a process of its own, which is SIGKILLed and
+// started again at the same address. The
 // client, its heartbeat far off, fetches its partitions from the new
 // server; a native member that joins after the kill must not own any of
 // them meanwhile. Before the lease, its first check took them all at
