@@ -106,3 +106,19 @@ func addCompletions(c *cli, leaf *cobra.Command, kinds []argKind, many bool, mor
 		})
 	})
 }
+
+// addGlobalCompletions completes the global flags' values, which every
+// command takes (root's persistent flags, which a leaf's own flags do not
+// list): -backend's choices, and directories for -dir.
+func addGlobalCompletions(root *cobra.Command) {
+	root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+		if ch, ok := f.Value.(interface{ Choices() []string }); ok {
+			root.RegisterFlagCompletionFunc(f.Name, func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+				return ch.Choices(), cobra.ShellCompDirectiveNoFileComp
+			})
+		}
+	})
+	root.RegisterFlagCompletionFunc("dir", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	})
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // completionLog is a log with topics and a group to complete.
@@ -49,6 +52,8 @@ func TestCompletionRequests(t *testing.T) {
 		{[]string{"groups", "reset", "billing", "orders", ""}, nil},
 		{[]string{"verify", "-format", ""}, []string{"text", "json"}},
 		{[]string{"completion", ""}, []string{"bash", "zsh", "fish", "powershell"}},
+		{[]string{"topics", "list", "-backend", ""}, []string{"auto", "io_uring", "pwrite"}},
+		{[]string{"-backend", "p"}, []string{"pwrite"}},
 	}
 	for _, tc := range cases {
 		out := must(t, dir, "", append([]string{"__completeNoDesc"}, tc.words...)...)
@@ -61,6 +66,20 @@ func TestCompletionRequests(t *testing.T) {
 		matching := slices.DeleteFunc(slices.Clone(got), func(s string) bool { return !strings.HasPrefix(s, tc.words[len(tc.words)-1]) })
 		if !slices.Equal(matching, tc.want) {
 			t.Errorf("%q: %q, want %q", tc.words, got, tc.want)
+		}
+	}
+}
+
+// TestCompletionDirFlag: -dir, a flag of every command, completes to
+// directories (the shell's own, which the directive asks for), before a
+// command and after one.
+func TestCompletionDirFlag(t *testing.T) {
+	dir := completionLog(t)
+	for _, words := range [][]string{{"-dir", ""}, {"consume", "orders", "-dir", ""}} {
+		out := strings.TrimSpace(must(t, dir, "", append([]string{"__completeNoDesc"}, words...)...))
+		want := fmt.Sprintf(":%d", cobra.ShellCompDirectiveFilterDirs)
+		if last := out[strings.LastIndex(out, "\n")+1:]; last != want {
+			t.Errorf("%q: answered %q, want the directive %s (directories)", words, out, want)
 		}
 	}
 }

@@ -178,6 +178,7 @@ func newTree(c *cli) *cobra.Command {
 		},
 	}
 	c.globalFlags(root.PersistentFlags())
+	addGlobalCompletions(root)
 	root.Flags().BoolVar(&c.version, "version", false, "show the version and exit")
 	root.SetOut(c.stdout)
 	root.SetErr(c.stderr)
