@@ -17,8 +17,9 @@ import (
 // and a partition whose writer lock another process keeps past the
 // request's timeout is REQUEST_TIMED_OUT, left as it was. Fetches below
 // the start then get OFFSET_OUT_OF_RANGE, those at records a connection
-// read ahead before the call too (runnel.Consumer.DeletedBelow), and
-// ListOffsets' earliest is the start.
+// read ahead before the call too (runnel.Consumer.DeletedBelow), every
+// fetch sent after the call reports the start as its log start offset,
+// and ListOffsets' earliest is the start.
 
 func init() { supports(kmsg.DeleteRecords, 0, 2) }
 

@@ -606,7 +606,8 @@ func (c *conn) reportOutOfRange(tr *fetchTopicReq) {
 // return (the client is at the end, or thinks so) gets its exact end,
 // which is what tells it that it has reached the end. The log start
 // offset, which clients only report, is refreshed at most every second
-// while records flow. Only the partitions fetched are looked up.
+// while records flow, but a DeleteRecords' start is reported from the
+// moment the call returned (fetchTopic.logStart). Only the partitions fetched are looked up.
 func (c *conn) finishFetch(tr *fetchTopicReq) {
 	c.reportOutOfRange(tr)
 	if tr.ft == nil && !tr.anyOK() {
@@ -643,7 +644,7 @@ func (c *conn) finishFetch(tr *fetchTopicReq) {
 		// since it was looked up.
 		hwm := max(ft.ends[p], fp.offset, ft.cons.Position(p))
 		ft.ends[p] = hwm
-		fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = hwm, hwm, ft.starts[p]
+		fp.resp.HighWatermark, fp.resp.LastStableOffset, fp.resp.LogStartOffset = hwm, hwm, ft.logStart(p, hwm)
 		b := fp.batch.finish()
 		c.fetch.keep(fp.slot, fp.batch.buf)
 		if b != nil {
@@ -652,6 +653,16 @@ func (c *conn) finishFetch(tr *fetchTopicReq) {
 			c.s.stats.fetchedBytes.Add(int64(len(fp.resp.RecordBatches)))
 		}
 	}
+}
+
+// logStart is partition p's log start offset for a response whose high
+// watermark is hwm: the last look at the disk, or where a DeleteRecords
+// that returned since moved it (one atomic load: a fetch sent after the
+// call reports its start, as Kafka's broker does, not one up to
+// logStartAge old), but never past hwm (a call that returned while the
+// response's records were gathered).
+func (ft *fetchTopic) logStart(p int, hwm int64) int64 {
+	return min(max(ft.starts[p], ft.cons.DeletedBelow(p)), hwm)
 }
 
 // known says whether partition p's offsets were looked up before.
