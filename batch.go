@@ -29,8 +29,9 @@ type batch struct {
 	onCommit int // how many of cbs acknowledge at commit (AckCommitted): more than none is what counts
 	notes    []batchNote
 
-	committed chan struct{} // closed once base, end and err are final
-	done      chan struct{} // closed once syncErr is final; committed itself outside Durable mode
+	committed signal // fired once base, end and err are final
+	synced    signal // fired once syncErr is final (Durable mode)
+	durable   bool   // the Log is Durable: Send and Flush wait for synced
 	base      int64
 	end       logPos // where the frame ends: the tail after it
 	err       error  // the append's outcome
@@ -93,7 +94,7 @@ func (p *partition) newBatch(fb *frame.Builder) *batch {
 		fb = new(frame.Builder)
 	}
 	fb.Reset()
-	b := &batch{fb: fb, committed: make(chan struct{})}
+	b := &batch{fb: fb, durable: p.log.opts.Durability == Durable}
 	// A stream of SendAsync records carries a callback each: growing a
 	// fresh slice for every batch of thousands was most of what a record
 	// allocated. The slice of a settled batch is taken over instead, or
@@ -103,11 +104,16 @@ func (p *partition) newBatch(fb *frame.Builder) *batch {
 	} else if p.cbsHint > 0 {
 		b.cbs = make([]batchCallback, 0, p.cbsHint)
 	}
-	b.done = b.committed
-	if p.log.opts.Durability == Durable {
-		b.done = make(chan struct{})
-	}
 	return b
+}
+
+// done is the signal that b is acknowledged: synced in Durable mode,
+// committed in the others.
+func (b *batch) done() *signal {
+	if b.durable {
+		return &b.synced
+	}
+	return &b.committed
 }
 
 // add encodes one record into the partition's pending batch, waiting while
@@ -380,7 +386,7 @@ func (p *partition) committed(b *batch, base int64, end logPos, err error, inlin
 		// builder's bytes, it must never be reused.
 		p.spare = fb
 	}
-	if b.done == b.committed {
+	if !b.durable {
 		// Every callback ran. (In Durable mode the sync stage settles b,
 		// maybe already, and recycles the slice then.)
 		b.recycleCallbacks()
@@ -447,13 +453,13 @@ func (p *partition) awaitRegroup(n int) {
 // acknowledged at commit, then to the senders waiting for the commit. In
 // modes other than Durable that is the acknowledgement of every record.
 func (b *batch) commit(partition int) {
-	durable := b.done != b.committed
+	durable := b.durable
 	if !durable || b.onCommit > 0 {
 		// (In Durable mode, without AckCommitted callbacks, a pass
 		// over every record's callback would only move it in place.)
 		b.cbs = b.callBack(partition, b.err, durable)
 	}
-	close(b.committed)
+	b.committed.fire()
 }
 
 // settle publishes the fdatasync's outcome (Durable mode) to the remaining
@@ -465,7 +471,7 @@ func (b *batch) settle(partition int) {
 		err = b.syncErr
 	}
 	b.cbs = b.callBack(partition, err, false)
-	close(b.done)
+	b.synced.fire()
 	if b.owner != nil {
 		b.owner.synced(b.backlog)
 	}

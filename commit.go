@@ -114,7 +114,7 @@ func (p *partition) runSyncs(ctx context.Context, own *batch) {
 			q.mu.Unlock()
 			return
 		}
-		if own != nil && isClosed(own.done) {
+		if own != nil && own.done().fired() {
 			q.mu.Unlock()
 			p.kickSyncer()
 			return
@@ -550,15 +550,6 @@ func (p *partition) drainSyncs() {
 	if kick != nil {
 		close(kick)
 		<-done
-	}
-}
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }
 

@@ -147,10 +147,8 @@ func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bo
 	if lead {
 		part.lead(ctx, b, p.acks == AckDurability)
 	}
-	select {
-	case <-p.ackOf(b):
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := awaitSignal(ctx, p.ackOf(b)); err != nil {
+		return err
 	}
 	if b.err != nil {
 		return b.err
@@ -161,13 +159,12 @@ func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bo
 	return nil
 }
 
-// ackOf returns the channel closed when b is acknowledged for this
-// producer.
-func (p *Producer) ackOf(b *batch) <-chan struct{} {
+// ackOf returns the signal that b is acknowledged for this producer.
+func (p *Producer) ackOf(b *batch) *signal {
 	if p.acks == AckCommitted {
-		return b.committed
+		return &b.committed
 	}
-	return b.done
+	return b.done()
 }
 
 // SendAsync queues rec and returns without waiting for the write (it
@@ -202,10 +199,8 @@ func (p *Producer) flush(ctx context.Context) error {
 		if last == nil {
 			continue
 		}
-		select {
-		case <-p.ackOf(last):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := awaitSignal(ctx, p.ackOf(last)); err != nil {
+			return err
 		}
 	}
 	return nil
