@@ -87,7 +87,9 @@ func TestLoneSendAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs > 1 {
-		t.Errorf("a lone Send allocates %.2f times, want at most 1 (the next batch)", allocs)
+	// Under 1.5 rather than at most 1: AllocsPerRun counts the whole
+	// process's allocations, the Log's background goroutines' too.
+	if allocs >= 1.5 {
+		t.Errorf("a lone Send allocates %.2f times, want 1 (the next batch)", allocs)
 	}
 }
