@@ -36,6 +36,21 @@ func (l *Log) TopicID(name string) (string, error) {
 	return tf.ID, err
 }
 
+// TopicConfigAndID is TopicConfig and TopicID from one read of the
+// topic's file, so that both describe the same topic even while another
+// process deletes it and creates it again under its name (a Kafka
+// server's Metadata answer names a topic by its ID and its partitions).
+func (l *Log) TopicConfigAndID(name string) (TopicConfig, string, error) {
+	if err := l.checkOpen(); err != nil {
+		return TopicConfig{}, "", err
+	}
+	if err := validateName("topic", name); err != nil {
+		return TopicConfig{}, "", err
+	}
+	tf, err := l.readTopicFile(name)
+	return tf.TopicConfig, tf.ID, err
+}
+
 // PartitionOffsets reports where one partition starts and ends now: the
 // first offset still stored and the offset the next record will get
 // (DescribeTopic's StartOffset and NextOffset), including other processes'

@@ -46,6 +46,9 @@ func TestTopicReads(t *testing.T) {
 	if id, err := l1.TopicID("r"); err != nil || id == "" || id != info.ID {
 		t.Errorf("TopicID = %q, %v; DescribeTopic says %q", id, err, info.ID)
 	}
+	if cfg, id, err := l1.TopicConfigAndID("r"); err != nil || cfg != info.Config || id != info.ID {
+		t.Errorf("TopicConfigAndID = %+v, %q, %v; DescribeTopic says %+v, %q", cfg, id, err, info.Config, info.ID)
+	}
 
 	if err := l2.AlterTopic("r", func(c *TopicConfig) { c.RetentionAge = time.Hour }); err != nil {
 		t.Fatal(err)
@@ -62,6 +65,9 @@ func TestTopicReads(t *testing.T) {
 	if _, err := l1.TopicConfig("nope"); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("TopicConfig of no topic: %v, want ErrTopicNotFound", err)
 	}
+	if _, _, err := l1.TopicConfigAndID("nope"); !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("TopicConfigAndID of no topic: %v, want ErrTopicNotFound", err)
+	}
 	if _, _, err := l1.PartitionOffsets("nope", 0); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("PartitionOffsets of no topic: %v, want ErrTopicNotFound", err)
 	}
@@ -75,6 +81,9 @@ func TestTopicReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCreate(t, l2, "r", TopicConfig{Partitions: 1})
+	if cfg, id, err := l1.TopicConfigAndID("r"); err != nil || cfg.Partitions != 1 || id == "" || id == info.ID {
+		t.Errorf("TopicConfigAndID of the topic made anew: %+v, %q, %v; want 1 partition and an ID other than %q", cfg, id, err, info.ID)
+	}
 	if _, _, err := l1.PartitionOffsets("r", 2); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("PartitionOffsets(2) of the topic made anew with 1 partition: %v, want ErrInvalidArgument", err)
 	}

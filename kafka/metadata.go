@@ -71,10 +71,12 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 		if req.IncludeTopicAuthorizedOperations {
 			rt.AuthorizedOperations = topicOperations
 		}
-		cfg, err := c.s.log.TopicConfig(name)
+		// The config and the id from one read: a topic deleted and made
+		// again meanwhile is answered as one of the two, not a mix.
+		cfg, id, err := c.s.log.TopicConfigAndID(name)
 		if errors.Is(err, runnel.ErrTopicNotFound) && autoCreate && !all {
 			if err = c.s.autoCreate(name); err == nil {
-				cfg, err = c.s.log.TopicConfig(name)
+				cfg, id, err = c.s.log.TopicConfigAndID(name)
 			}
 		}
 		if err != nil {
@@ -83,7 +85,7 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			continue
 		}
 		if req.Version >= 10 {
-			rt.TopicID = c.s.topicIDOf(name)
+			rt.TopicID = kafkaTopicID(id)
 		}
 		for p := range cfg.Partitions {
 			rp := kmsg.NewMetadataResponseTopicPartition()

@@ -101,15 +101,12 @@ func (tc *topicCache) get(name string) (*topicHandle, error) {
 	if h := tc.m[name]; h != nil {
 		return h, nil
 	}
-	// The ID before the producers: if the topic is made again in
-	// between, the handle gets the older ID, which replaced reports, and
-	// never producers older than its ID, whose failure would drop the
-	// state of the topic the name has now (topicGone).
-	id, err := tc.log.TopicID(name)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := tc.log.TopicConfig(name)
+	// The ID (and the config, of the same topic) before the producers:
+	// if the topic is made again in between, the handle gets the older
+	// ID, which replaced reports, and never producers older than its ID,
+	// whose failure would drop the state of the topic the name has now
+	// (topicGone).
+	cfg, id, err := tc.log.TopicConfigAndID(name)
 	if err != nil {
 		return nil, err
 	}
