@@ -13,10 +13,10 @@ import (
 
 // DumpFrame is one frame of a segment file as Dump found it.
 type DumpFrame struct {
-	Path      string // the segment file
+	Path      string // the segment file (for a "log start", the log-start file)
 	Pos       int64  // byte position of the frame
 	Size      int64  // bytes it takes, padding included; 0 if unknown
-	Kind      string // "records", "seal" or "gap"; "" if the header is unreadable
+	Kind      string // "records", "seal", "gap" or "log start"; "" if the header is unreadable
 	Committed bool
 	Base      int64 // first offset; for a seal, the next segment's base
 	Count     int
@@ -39,6 +39,12 @@ type DumpFrame struct {
 // partition's start), including frames readers never deliver: uncommitted,
 // torn or damaged ones, which carry a Problem. After damage it resumes at
 // the next committed frame. It is for debugging; it takes no lock.
+//
+// A partition whose start DeleteRecords moved has its log-start file
+// shown first, as a frame of kind "log start" whose Base is the start it
+// records: the records below it that are still on disk are deleted, and
+// no reader is given them. A damaged file is shown with its Problem, at
+// the byte of the damage, and Base -1; the frames follow all the same.
 func (l *Log) Dump(topic string, partition int, from int64) iter.Seq2[DumpFrame, error] {
 	return func(yield func(DumpFrame, error) bool) {
 		t, err := l.topic(topic)
@@ -56,6 +62,9 @@ func (l *Log) Dump(topic string, partition int, from int64) iter.Seq2[DumpFrame,
 			yield(DumpFrame{}, fmt.Errorf("runnel: list segments of %s: %w", p.dir, err))
 			return
 		}
+		if !dumpLogStart(p, yield) {
+			return
+		}
 		first := 0
 		for i, b := range bases {
 			if b <= from {
@@ -68,6 +77,23 @@ func (l *Log) Dump(topic string, partition int, from int64) iter.Seq2[DumpFrame,
 			}
 		}
 	}
+}
+
+// dumpLogStart yields partition p's log-start file, if it has one, as a
+// "log start" frame; it reports whether to go on. Damage is shown, not
+// returned: the frames are what a dump of a damaged partition is for.
+func dumpLogStart(p *partition, yield func(DumpFrame, error) bool) bool {
+	recorded, err := readLogStart(p.dir)
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce):
+		return yield(DumpFrame{Path: ce.Path, Pos: ce.Pos, Kind: "log start", Base: -1, Problem: ce.Err.Error()}, nil)
+	case err != nil:
+		return yield(DumpFrame{}, err)
+	case recorded == 0:
+		return true // no file, or one that deletes nothing
+	}
+	return yield(DumpFrame{Path: logStartPath(p.dir), Kind: "log start", Committed: true, Base: recorded, Size: logStartSize}, nil)
 }
 
 // dumpSegment yields one segment's frames; it reports whether to go on.

@@ -127,7 +127,9 @@ func (v *verifier) logStart(p *partition, pc *PartitionCheck) {
 	recorded, err := readLogStart(p.dir)
 	var ce *CorruptError
 	if errors.As(err, &ce) {
-		v.problem(Problem{Kind: ProblemCorrupt, Topic: pc.Topic, Partition: p.id, Path: ce.Path, Pos: ce.Pos, Offset: -1, Detail: ce.Err.Error()})
+		// Neither repair nor salvage can tell the start it held.
+		v.problem(Problem{Kind: ProblemCorrupt, Topic: pc.Topic, Partition: p.id, Path: ce.Path, Pos: ce.Pos, Offset: -1,
+			Detail: ce.Err.Error() + ": restore the file from a backup, or remove it (the start goes back to the first segment's base)"})
 		return
 	}
 	if err != nil {

@@ -27,7 +27,11 @@ Prints, for each partition (or only -partition N), every frame of its
 segment files from the one holding -offset N: position, kind, commit state,
 offsets, times and checksum, then its records. Frames that readers never
 deliver (not committed, torn, damaged) are shown with what is wrong with
-them. Long keys and values are cut short.`,
+them. Long keys and values are cut short. A partition whose start
+"topics delete-records" moved shows its log-start file first, and the
+records below the start, still on disk but given to no reader, end in
+"deleted: below the log start"; a damaged log-start file is shown as BAD,
+with the byte of the damage, and the frames follow.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.IntVarP(&partition, "partition", "p", 0, "only partition `N`")
 			fs.Int64Var(&offset, "offset", 0, "start at the frame holding offset `N`")
@@ -36,7 +40,9 @@ them. Long keys and values are cut short.`,
 		complete: []argKind{argTopic},
 		run: func(ctx context.Context, c *cli, fs *pflag.FlagSet, args []string) error {
 			return c.withLog(func(l *runnel.Log) error {
-				info, err := l.DescribeTopic(args[0])
+				// The config, not DescribeTopic: a dump must not need the
+				// partitions' starts, which a damaged log-start file hides.
+				cfg, err := l.TopicConfig(args[0])
 				if err != nil {
 					return err
 				}
@@ -44,11 +50,11 @@ them. Long keys and values are cut short.`,
 				switch {
 				case !fs.Changed("partition"):
 					parts = parts[:0]
-					for _, p := range info.Partitions {
-						parts = append(parts, p.Partition)
+					for p := range cfg.Partitions {
+						parts = append(parts, p)
 					}
-				case partition < 0 || partition >= len(info.Partitions):
-					return partitionRangeError(args[0], partition, len(info.Partitions))
+				case partition < 0 || partition >= cfg.Partitions:
+					return partitionRangeError(args[0], partition, cfg.Partitions)
 				}
 				return dump(ctx, c.stdout, l, args[0], parts, offset)
 			})
@@ -60,6 +66,7 @@ func dump(ctx context.Context, w io.Writer, l *runnel.Log, topic string, parts [
 	for _, p := range parts {
 		fmt.Fprintf(w, "partition %d\n", p)
 		path := ""
+		start := int64(0) // records below it are deleted
 		for f, err := range l.Dump(topic, p, from) {
 			if err != nil {
 				return err
@@ -71,9 +78,16 @@ func dump(ctx context.Context, w io.Writer, l *runnel.Log, topic string, parts [
 				path = f.Path
 				fmt.Fprintf(w, "%s\n", rel(l.Dir(), path))
 			}
+			if f.Kind == "log start" {
+				start = max(start, f.Base)
+			}
 			fmt.Fprintln(w, frameLine(f))
 			for _, r := range f.Records {
-				fmt.Fprintln(w, recordLine(r))
+				line := recordLine(r)
+				if r.Offset < start {
+					line += " deleted: below the log start"
+				}
+				fmt.Fprintln(w, line)
 			}
 		}
 	}
@@ -82,8 +96,14 @@ func dump(ctx context.Context, w io.Writer, l *runnel.Log, topic string, parts [
 
 func frameLine(f runnel.DumpFrame) string {
 	var b strings.Builder
+	if f.Kind == "log start" && f.Problem == "" {
+		fmt.Fprintf(&b, "  log start %d: records below it are deleted, no reader is given them", f.Base)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "  @%d", f.Pos)
 	switch f.Kind {
+	case "log start":
+		b.WriteString(" log start")
 	case "records":
 		state := "committed"
 		if !f.Committed {

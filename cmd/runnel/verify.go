@@ -104,9 +104,17 @@ the gaps as known losses and exits 0.`,
 				for _, p := range rep.Remaining {
 					fmt.Fprintf(c.stdout, "not repaired: %s\n", problemText(l.Dir(), p))
 				}
+				// -salvage is named only for problems it mends: not for
+				// a damaged log-start file, offsets file or topic config.
+				salvageable := 0
+				for _, p := range rep.Remaining {
+					if p.Salvageable() {
+						salvageable++
+					}
+				}
 				switch {
-				case len(rep.Remaining) > 0 && !salvage:
-					return fmt.Errorf("%d problem%s cannot be repaired without losing committed records (\"runnel repair -salvage\" gives them up)", len(rep.Remaining), plural(len(rep.Remaining)))
+				case salvageable > 0 && !salvage:
+					return fmt.Errorf("%d problem%s cannot be repaired without losing committed records (\"runnel repair -salvage\" gives them up)", salvageable, plural(salvageable))
 				case len(rep.Remaining) > 0:
 					return fmt.Errorf("%d problem%s cannot be repaired", len(rep.Remaining), plural(len(rep.Remaining)))
 				case len(rep.Actions) == 0:
