@@ -2,16 +2,22 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
 // TestLogStartPastEnd: a log-start file past the end, as a restore of an
 // older copy of the segments beside a newer log-start file leaves, makes
 // the partition start at its end for its readers as for describe, Verify
-// and Backup (partStart): a consumer from the earliest waits there, and
-// reads from the recorded start once the end passes it, where making it
-// failed with "offset 150 ... is past its end".
+// and Backup (partStart): a consumer from the earliest waits there, where
+// making it failed with "offset 150 ... is past its end". Appends go on
+// at the recorded start, as Kafka's broker goes on at its log start
+// offset: the first writer removes the segments, which hold only records
+// below the start, and begins one there. Every record acknowledged is
+// read; appends had been given offsets 100 and up, below the start, and
+// were never read.
 func TestLogStartPastEnd(t *testing.T) {
 	dir := t.TempDir()
 	l := delrecSetup(t, dir, 100)
@@ -36,11 +42,23 @@ func TestLogStartPastEnd(t *testing.T) {
 	if recs, err := resets.TryPoll(); err != nil || len(recs) != 0 {
 		t.Fatalf("poll at the end: %d records, %v", len(recs), err)
 	}
-	sendDelrec(t, l, 100, 153)
+	sendDelrec(t, l, 150, 153)
 	if recs := pollUntil(t, resets, 3, patience); recs[0].Offset != 150 {
 		t.Errorf("a consumer that resets read from %d, want 150", recs[0].Offset)
 	}
 	if got := firstOffset(t, l, nil); got != 150 {
 		t.Errorf("a new consumer starts at %d, want 150", got)
+	}
+	if s, n := describeStart(t, l); s != 150 || n != 153 {
+		t.Errorf("describe after the appends: [%d, %d), want [150, 153)", s, n)
+	}
+	if _, err := strict.TryPoll(); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("poll of a consumer waiting at 100, below the start now: %v, want ErrOutOfRange", err)
+	}
+	if bases, err := listSegments(filepath.Join(dir, "topics", "d", "0")); err != nil || !slices.Equal(bases, []int64{150}) {
+		t.Errorf("segments %v, %v: want one, at the start", bases, err)
+	}
+	if rep, err := l.Verify(context.Background(), "d", nil); err != nil || !rep.OK() || len(rep.Notes) != 0 {
+		t.Errorf("Verify after the appends: %+v, %v", rep, err)
 	}
 }

@@ -111,6 +111,47 @@ func partStart(first, recorded, next int64) int64 {
 	return min(max(first, recorded), next)
 }
 
+// continueAtLogStart moves a writer whose tail p.w is below the start the
+// log-start file records to that start, as Kafka's broker goes on at its
+// log start offset on loading such a log. Only a restore of older segments
+// beside a newer log-start file leaves one; appended at the tail, records
+// would be given offsets below the start, which readers never give once
+// the end passes it: acknowledged and lost. Every segment holds records
+// below the start only, so a segment is begun at the start and then the
+// others are removed, the last too (a crash in between leaves them for
+// the next DeleteRecords or retention check, as a DeleteRecords that
+// died does). A damaged file is left to the readers, as retention does.
+// The caller holds the writer lock.
+func (p *partition) continueAtLogStart() error {
+	recorded, err := readLogStart(p.dir)
+	if err != nil || recorded <= p.w.next {
+		return nil
+	}
+	bases, err := p.segmentBases()
+	if err != nil {
+		return err
+	}
+	p.log.opts.Logger.Warn("runnel: log start past the end (a restore of older segments?): appends go on at the start, the segments below it are removed",
+		"partition", p.dir, "end", p.w.next, "log_start", recorded)
+	plan := make([]removedSegment, len(bases))
+	for i, base := range bases {
+		plan[i] = removedSegment{base: base, next: recorded, reason: "log start past the end"}
+		if i+1 < len(bases) {
+			plan[i].next = bases[i+1]
+		}
+	}
+	if err := p.openActive(recorded); err != nil {
+		return err
+	}
+	if err := p.segmentCreated(); err != nil {
+		return err
+	}
+	if _, err := p.removeSegments(plan); err != nil {
+		return err
+	}
+	return p.walkTail(0, recorded, true, p.knownCommitted(evidence{}))
+}
+
 // logStart is the log start word: the start DeleteRecords recorded, as
 // far as the processes mapping the partition know (see the top of this
 // file). It may lag the file, never lead it.

@@ -158,7 +158,10 @@ func (a *activeSeg) probedZeros(pos, end int64) bool {
 // verifying everything after the last synced checkpoint.
 func (p *partition) discoverTail(ev evidence) error {
 	if done, err := p.recoverIfRebooted(ev); err != nil || done {
-		return err
+		if err != nil {
+			return err
+		}
+		return p.continueAtLogStart()
 	}
 	p.countFromCheckpoint()
 	bases, err := listSegments(p.dir)
@@ -200,7 +203,10 @@ func (p *partition) discoverTail(ev evidence) error {
 			pos, next = 0, base
 		}
 	}
-	return p.walkTail(pos, next, true, rules)
+	if err := p.walkTail(pos, next, true, rules); err != nil {
+		return err
+	}
+	return p.continueAtLogStart()
 }
 
 // walkTail walks good frames from pos to the tail and leaves p.w there,

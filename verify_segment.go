@@ -140,7 +140,7 @@ func (v *verifier) logStart(p *partition, pc *PartitionCheck) {
 		return
 	}
 	if recorded > pc.NextOffset {
-		v.note("%s: the log start %d is past the end %d: the partition starts at its end", logStartPath(p.dir), recorded, pc.NextOffset)
+		v.note("%s: the log start %d is past the end %d: the partition starts at its end, and the next append goes on at %d, removing the segments below it", logStartPath(p.dir), recorded, pc.NextOffset, recorded)
 	}
 	pc.StartOffset = partStart(pc.StartOffset, recorded, pc.NextOffset)
 }
