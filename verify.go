@@ -148,10 +148,13 @@ func (p Problem) String() string {
 
 // PartitionCheck summarizes one partition as Verify read it.
 type PartitionCheck struct {
-	Topic       string
-	Partition   int
-	Segments    int
-	Frames      int64 // records frames, seals not counted
+	Topic     string
+	Partition int
+	Segments  int
+	Frames    int64 // records frames, seals not counted
+	// Records and Bytes are what the segments hold: the records below a
+	// log start that DeleteRecords moved inside the first segment, which
+	// no reader is given, are counted until retention removes it.
 	Records     int64
 	Bytes       int64 // bytes of .log files
 	StartOffset int64
