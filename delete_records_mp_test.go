@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -146,4 +147,83 @@ func TestDeleteRecordsOtherProcessReader(t *testing.T) {
 		t.Errorf("reader's poll after DeleteRecords(70) from %d, want 70", got)
 	}
 	fmt.Fprintln(stdin, "done")
+}
+
+func init() { childMains["delrec-retain"] = delrecRetainMain }
+
+// delrecRetainMain runs one retention check of $RUNNEL_DELREC_DIR.
+func delrecRetainMain() int {
+	l, err := Open(os.Getenv("RUNNEL_DELREC_DIR"), mpOptions(Options{RetentionInterval: -1}))
+	if err != nil {
+		return mpFail("delrec-retain", err)
+	}
+	defer l.Close()
+	if err := l.EnforceRetention(context.Background()); err != nil {
+		return mpFail("delrec-retain", err)
+	}
+	return 0
+}
+
+// TestDeleteRecordsBesideOtherProcessRetention: another process's
+// retention removes segments under this one's Log, which has read into
+// them, before and after this process's DeleteRecords: a before that
+// retention overtook returns the first base left (never a start below it),
+// one inside the segments left moves the start there, the start never
+// moves back, and a consumer that resets and Verify see every record from
+// the start on, none below it.
+func TestDeleteRecordsBesideOtherProcessRetention(t *testing.T) {
+	dir := t.TempDir()
+	l := delrecSetup(t, dir, 200)
+	ctx := context.Background()
+	c := mustConsumer(t, l, "d", &ConsumerOptions{OutOfRange: OutOfRangeEarliest, MaxPollRecords: 10})
+	if recs, err := c.TryPoll(); err != nil || len(recs) != 10 {
+		t.Fatalf("first poll: %d records, %v", len(recs), err)
+	}
+	if err := l.AlterTopic("d", func(cfg *TopicConfig) { cfg.RetentionBytes = 3 * minSegmentBytes }); err != nil {
+		t.Fatal(err)
+	}
+	retain := func() {
+		t.Helper()
+		if err := mpChild("delrec-retain", "RUNNEL_DELREC_DIR="+dir).Run(); err != nil {
+			t.Fatalf("retention child: %v", err)
+		}
+	}
+	pdir := filepath.Join(dir, "topics", "d", "0")
+	retain()
+	bases, err := listSegments(pdir)
+	if err != nil || bases[0] <= 10 {
+		t.Fatalf("segments after the other process's retention: %v, %v", bases, err)
+	}
+	first := bases[0]
+	if start, err := l.DeleteRecords(ctx, "d", 0, 5); err != nil || start != first {
+		t.Errorf("DeleteRecords(5) below the first segment left, %d: %d, %v", first, start, err)
+	}
+	if start, err := l.DeleteRecords(ctx, "d", 0, first+3); err != nil || start != first+3 {
+		t.Errorf("DeleteRecords(%d): %d, %v", first+3, start, err)
+	}
+	sendDelrec(t, l, 200, 260) // more segments, over the limit again
+	retain()
+	bases, err = listSegments(pdir)
+	if err != nil || bases[0] <= first+3 {
+		t.Fatalf("segments after a second retention: %v, %v", bases, err)
+	}
+	if start, err := l.DeleteRecords(ctx, "d", 0, first+3); err != nil || start != bases[0] {
+		t.Errorf("DeleteRecords(%d) after retention passed it: %d, %v; want %d", first+3, start, err, bases[0])
+	}
+	want := bases[0] + 1
+	if start, err := l.DeleteRecords(ctx, "d", 0, want); err != nil || start != want {
+		t.Fatalf("DeleteRecords(%d): %d, %v", want, start, err)
+	}
+	if s, n := describeStart(t, l); s != want || n != 260 {
+		t.Errorf("describe: [%d, %d), want [%d, 260)", s, n, want)
+	}
+	recs := pollUntil(t, c, int(260-want), patience)
+	for i, r := range recs {
+		if r.Offset != want+int64(i) || !strings.HasPrefix(string(r.Value), fmt.Sprintf("v%d", r.Offset)) {
+			t.Fatalf("record %d of a consumer that resets: offset %d, %.10q; want %d on", i, r.Offset, r.Value, want)
+		}
+	}
+	if rep, err := l.Verify(ctx, "d", nil); err != nil || !rep.OK() || rep.Partitions[0].StartOffset != want {
+		t.Errorf("Verify: %+v, %v", rep, err)
+	}
 }
