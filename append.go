@@ -105,13 +105,11 @@ func (p *partition) appendBatchLocked(fb *frame.Builder, notes []batchNote, wait
 // appendLocked is appendBatch under the writer lock.
 func (p *partition) appendLocked(fb *frame.Builder, notes []batchNote) (int64, error) {
 	if p.shm.deleted() {
-		// Unless no DeleteTopic set the word: then it is damage, reported
-		// at each append (not sticky: Repair may clear it).
-		if err := p.log.strayMark(p.topic, p.id); err != nil {
-			return 0, err
+		err := p.markedErr()
+		if errors.Is(err, ErrTopicNotFound) {
+			p.broken = err // damage is not sticky: Repair may clear it
 		}
-		p.broken = fmt.Errorf("%w: %s was deleted", ErrTopicNotFound, p.topic.name)
-		return 0, p.broken
+		return 0, err
 	}
 	// With the lock held since this Log's last append, nobody else can
 	// have appended: the tail is known.

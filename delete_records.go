@@ -40,6 +40,9 @@ const DeleteToEnd int64 = -1
 // A call that dies leaves the old start or the new one, never another; a
 // later call (or a retention pass) removes segments it left.
 //
+// It fails with ErrTopicNotFound once a DeleteTopic of the topic, in any
+// process, has marked it deleted, as an append does.
+//
 // It waits for the partition's writer lock, until ctx ends. Builds of
 // runnel without DeleteRecords ignore the log-start file: their readers
 // still see the records that are left (docs/FORMAT.md, Log start file).
@@ -66,6 +69,9 @@ func (l *Log) DeleteRecords(ctx context.Context, topic string, partition int, be
 
 // deleteRecords is DeleteRecords under the partition's locks.
 func (p *partition) deleteRecords(before int64) (int64, error) {
+	if p.shm.deleted() {
+		return 0, p.markedErr()
+	}
 	bases, err := p.segmentBases()
 	if err != nil {
 		return 0, err

@@ -3,7 +3,9 @@ package runnel
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,5 +227,77 @@ func TestDeleteRecordsBesideOtherProcessRetention(t *testing.T) {
 	}
 	if rep, err := l.Verify(ctx, "d", nil); err != nil || !rep.OK() || rep.Partitions[0].StartOffset != want {
 		t.Errorf("Verify: %+v, %v", rep, err)
+	}
+}
+
+func init() { childMains["delrec-deleter"] = delrecDeleterMain }
+
+// delrecDeleterMain deletes topic "d" of $RUNNEL_DELREC_DIR, saying
+// "marked" once every partition is marked deleted (the directory still
+// in place) and waiting there for a line on stdin; then it creates "d"
+// anew, sends it 5 records, and says "recreated".
+func delrecDeleterMain() int {
+	fail := func(err error) int { return mpFail("delrec-deleter", err) }
+	l, err := Open(os.Getenv("RUNNEL_DELREC_DIR"), mpOptions(Options{RetentionInterval: -1}))
+	if err != nil {
+		return fail(err)
+	}
+	defer l.Close()
+	in := bufio.NewScanner(os.Stdin)
+	testHookAdmin = func(point, name string) {
+		if point == hookDeleteMarked {
+			fmt.Println("marked")
+			in.Scan()
+		}
+	}
+	if err := l.DeleteTopic("d"); err != nil {
+		return fail(err)
+	}
+	testHookAdmin = nil
+	if err := l.CreateTopic("d", TopicConfig{Partitions: 1}); err != nil {
+		return fail(err)
+	}
+	p, err := l.Producer("d", nil)
+	if err != nil {
+		return fail(err)
+	}
+	for range 5 {
+		if _, err := p.Send(context.Background(), Record{Value: []byte("new")}); err != nil {
+			return fail(err)
+		}
+	}
+	fmt.Println("recreated")
+	return 0
+}
+
+// TestDeleteRecordsOfDeletedTopic: DeleteRecords through a handle on a
+// topic that another process's DeleteTopic has marked deleted (its commit
+// point: no process appends to it or reads it after) fails with
+// ErrTopicNotFound, as an append does; it had moved the start of the
+// deleted topic and returned it. Once the topic is made anew, the call
+// acts on the new one.
+func TestDeleteRecordsOfDeletedTopic(t *testing.T) {
+	dir := t.TempDir()
+	l := delrecSetup(t, dir, 100)
+	cmd := mpChild("delrec-deleter", "RUNNEL_DELREC_DIR="+dir)
+	stdin, stdout := startPiped(t, cmd)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := mpLines(stdout)
+	if s := mpExpectLine(t, lines, patience); s != "marked" {
+		t.Fatalf("child said %q, want marked", s)
+	}
+	ctx := context.Background()
+	if start, err := l.DeleteRecords(ctx, "d", 0, 50); !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("DeleteRecords of a topic marked deleted: %d, %v; want ErrTopicNotFound", start, err)
+	}
+	io.WriteString(stdin, "go\n")
+	if s := mpExpectLine(t, lines, patience); s != "recreated" {
+		t.Fatalf("child said %q, want recreated", s)
+	}
+	if start, err := l.DeleteRecords(ctx, "d", 0, DeleteToEnd); err != nil || start != 5 {
+		t.Errorf("DeleteToEnd of the topic made anew: %d, %v; want 5", start, err)
+	}
+	if s, n := describeStart(t, l); s != 5 || n != 5 {
+		t.Errorf("describe of the topic made anew: [%d, %d), want [5, 5)", s, n)
 	}
 }

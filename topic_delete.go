@@ -218,6 +218,19 @@ func (l *Log) strayMark(t *topic, part int) error {
 	return &CorruptError{Path: filepath.Join(t.parts()[part].dir, metaFileName), Pos: metaDeletedOff, Offset: -1, Err: errStrayDeleteMark}
 }
 
+// markedErr is what an append or a maintenance call gets, under the
+// writer lock, from partition p whose deleted word is set: ErrTopicNotFound
+// once a DeleteTopic set it (its commit point passed: nothing changes the
+// topic after it, and a topic made anew under the name is another, whose
+// files p's path may lead to), or the damage if none did (strayMark),
+// reported at each call.
+func (p *partition) markedErr() error {
+	if err := p.log.strayMark(p.topic, p.id); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s was deleted", ErrTopicNotFound, p.topic.name)
+}
+
 // DeleteTopic removes a topic and all its data, and every consumer
 // group's committed offsets for it, as Kafka does: a topic created again
 // under the name starts with none. It fails with ErrTopicNotFound if there
