@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 )
 
 // A partition this Log appends to holds five descriptors: its active
@@ -206,4 +207,26 @@ func (p *partition) reopenParked() {
 	}
 	p.w = a
 	p.cur.Store(a.sf)
+}
+
+// testHookCloseWaits, if set, is called when a closing partition waits
+// for a checkpoint or sync that uses its files.
+var testHookCloseWaits func()
+
+// waitFileUsers waits, as the partition closes, for the checkpoint or
+// sync that uses its mapping and lock file outside p.wmu (useFiles) to
+// let go of them, as releaseFiles does, so that close never unmaps
+// partition.meta under a checkpoint's msync. Once p.closed is set, none
+// uses them anew past its lock: lockForCheckpoint fails. The use is one
+// fdatasync and msync long, and close is rare: a short poll will do.
+func (p *partition) waitFileUsers() {
+	if p.fileUsers.Load() == 0 {
+		return
+	}
+	if testHookCloseWaits != nil {
+		testHookCloseWaits()
+	}
+	for p.fileUsers.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -276,6 +276,7 @@ func (p *partition) close(reason error) error {
 	}
 	p.stopHold()
 	p.log.parts.forget(p)
+	p.waitFileUsers()
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	p.cutLeftZeros()
