@@ -66,7 +66,9 @@
 // start or the new one. No Consumer of any process is given a record
 // below it: one that DeleteRecords overtakes in another process learns of
 // it before its next read, and a position below it is out of range
-// (ConsumerOptions.OutOfRange decides).
+// (ConsumerOptions.OutOfRange decides). No record is appended below it
+// either: a partition restored with segments older than its log-start
+// file goes on at the start, as Kafka's broker does.
 //
 // # Damage and loss
 //
