@@ -38,7 +38,8 @@ const DeleteToEnd int64 = -1
 // call (the active segment never is); the records below it in the first
 // segment left stay on disk, unread, until retention removes that segment.
 // A call that dies leaves the old start or the new one, never another; a
-// later call (or a retention pass) removes segments it left.
+// later call (or a retention pass, or the next writer that finds the tail
+// afresh) removes segments it left.
 //
 // It fails with ErrTopicNotFound once a DeleteTopic of the topic, in any
 // process, has marked it deleted, as an append does.

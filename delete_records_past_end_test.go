@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -60,5 +61,35 @@ func TestLogStartPastEnd(t *testing.T) {
 	}
 	if rep, err := l.Verify(context.Background(), "d", nil); err != nil || !rep.OK() || len(rep.Notes) != 0 {
 		t.Errorf("Verify after the appends: %+v, %v", rep, err)
+	}
+}
+
+// TestLogStartPastEndCrash: a writer that dies after it began a segment
+// at a start past the end and before it removed the segments below,
+// leaves them; the next writer removes them, where Verify had reported the
+// last of them, unsealed, as cut short of records known committed.
+func TestLogStartPastEndCrash(t *testing.T) {
+	dir := t.TempDir()
+	l := delrecSetup(t, dir, 100)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pdir := filepath.Join(dir, "topics", "d", "0")
+	if err := writeLogStart(pdir, 150); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(segmentPath(pdir, 150, logExt), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l = openTest(t, dir, nil)
+	sendDelrec(t, l, 150, 152)
+	if bases, err := listSegments(pdir); err != nil || !slices.Equal(bases, []int64{150}) {
+		t.Errorf("segments %v, %v: want one, at the start", bases, err)
+	}
+	if rep, err := l.Verify(context.Background(), "d", nil); err != nil || !rep.OK() {
+		t.Errorf("Verify: %+v, %v", rep.Problems, err)
+	}
+	if got := firstOffset(t, l, nil); got != 150 {
+		t.Errorf("a new consumer starts at %d, want 150", got)
 	}
 }

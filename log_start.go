@@ -118,17 +118,24 @@ func partStart(first, recorded, next int64) int64 {
 // would be given offsets below the start, which readers never give once
 // the end passes it: acknowledged and lost. Every segment holds records
 // below the start only, so a segment is begun at the start and then the
-// others are removed, the last too (a crash in between leaves them for
-// the next DeleteRecords or retention check, as a DeleteRecords that
-// died does). A damaged file is left to the readers, as retention does.
-// The caller holds the writer lock.
+// others are removed, the last too. Segments wholly below the start that
+// a crash in between left, or a DeleteRecords that died, are removed here
+// too: the last of those a crash left ends unsealed, which Verify would
+// take for records lost. A damaged file is left to the readers, as
+// retention does. The caller holds the writer lock.
 func (p *partition) continueAtLogStart() error {
 	recorded, err := readLogStart(p.dir)
-	if err != nil || recorded <= p.w.next {
+	if err != nil || recorded == 0 {
 		return nil
 	}
 	bases, err := p.segmentBases()
 	if err != nil {
+		return err
+	}
+	if recorded <= p.w.next {
+		if plan := segmentsBelow(bases, recorded); len(plan) > 0 {
+			_, err = p.removeSegments(plan)
+		}
 		return err
 	}
 	p.log.opts.Logger.Warn("runnel: log start past the end (a restore of older segments?): appends go on at the start, the segments below it are removed",
