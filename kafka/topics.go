@@ -159,6 +159,12 @@ func (s *Server) topicGone(h *topicHandle) {
 // that cannot be read says nothing either way: false.
 func (s *Server) replaced(h *topicHandle) bool {
 	id, err := s.log.TopicID(h.name)
+	return h.replacedBy(id, err)
+}
+
+// replacedBy reports whether a read of h's topic file that gave id, or
+// err, says h's topic is gone (replaced's rule).
+func (h *topicHandle) replacedBy(id string, err error) bool {
 	return errors.Is(err, runnel.ErrTopicNotFound) || err == nil && id != h.id
 }
 
@@ -171,8 +177,8 @@ func (s *Server) replaced(h *topicHandle) bool {
 // without the server being told: the server notices a deleted topic when
 // an append through h fails, but no append goes to a partition outside
 // h's count, and a fetch appends nothing, so the partitions added would be
-// refused until a restart. The look at the topic's file (replaced, then
-// its count) is made only where the count decides the answer, so a
+// refused until a restart. The look at the topic's file (its ID and its
+// count) is made only where the count decides the answer, so a
 // partition inside it costs nothing; a count that shrank is noticed where
 // the partition is used (the append through h fails, or the consumer
 // refuses it: newFetchTopic).
@@ -180,11 +186,15 @@ func (s *Server) handleFor(h *topicHandle, partition int32) (*topicHandle, error
 	if int(partition) < h.partitions() {
 		return h, nil
 	}
-	if s.replaced(h) {
+	// The ID and the count from one read: read apart, a topic deleted
+	// and made again between them grew h, the old topic's handle, to the
+	// new topic's count.
+	cfg, id, err := s.log.TopicConfigAndID(h.name)
+	if h.replacedBy(id, err) {
 		s.topicGone(h)
 		return s.topics.get(h.name)
 	}
-	if cfg, err := s.log.TopicConfig(h.name); err == nil {
+	if err == nil {
 		h.grow(cfg.Partitions)
 	}
 	return h, nil
