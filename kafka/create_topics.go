@@ -85,11 +85,14 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		if rt.ErrorCode == 0 {
 			asked += cfg.Partitions
 			rt.NumPartitions, rt.ReplicationFactor = int32(cfg.Partitions), 1
-			if !req.ValidateOnly {
-				rt.TopicID = c.s.topicIDOf(t.Topic)
-			}
-			if stored, err := c.s.log.TopicConfig(t.Topic); err == nil {
+			// The ID and the configs from one read: a topic deleted
+			// and made again between two reads would be answered
+			// with one topic's ID and the other's configs.
+			if stored, id, err := c.s.log.TopicConfigAndID(t.Topic); err == nil {
 				cfg = stored
+				if !req.ValidateOnly {
+					rt.TopicID = kafkaTopicID(id)
+				}
 			}
 			for _, tc := range c.s.topicConfigs(cfg) {
 				rc := kmsg.NewCreateTopicsResponseTopicConfig()

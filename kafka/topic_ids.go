@@ -31,16 +31,6 @@ func kafkaTopicID(id string) [16]byte {
 	return b
 }
 
-// topicIDOf is the Kafka topic id of topic name, zero when it has none or
-// cannot be read (the caller answers the topic's error by other means).
-func (s *Server) topicIDOf(name string) [16]byte {
-	id, err := s.log.TopicID(name)
-	if err != nil {
-		return [16]byte{}
-	}
-	return kafkaTopicID(id)
-}
-
 // topicNamed finds the topic whose Kafka topic id is id, by reading every
 // topic's file: requests by id are rare (an admin's describe by id), and
 // the directory, which other processes change, is the only index.
