@@ -298,3 +298,98 @@ func checkAcked(t *testing.T, l *Log, meta *metaMap, acked []sent) {
 	}
 	t.Logf("%d records, %d acknowledged to this process's senders", len(recs), len(acked))
 }
+
+// TestLogCloseWithSendsInFlight: Log.Close while Sends of both Acks and a
+// SendAsync stream keep coming. Close returns; every Send returns, nil or
+// ErrClosed; every callback runs; and every record acknowledged is there
+// at its offset when the directory is opened again.
+func TestLogCloseWithSendsInFlight(t *testing.T) {
+	for _, d := range []Durability{Buffered, Durable} {
+		for _, backend := range ackBackends(t) {
+			t.Run(d.String()+"/"+backend, func(t *testing.T) { closeWithSends(t, d, backend) })
+		}
+	}
+}
+
+func closeWithSends(t *testing.T, d Durability, backend string) {
+	const senders, before = 4, 20 // acknowledgements each sender has before Close
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: d, Backend: backend, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	var g ackLedger
+	var running sync.WaitGroup
+	var warm sync.WaitGroup
+	for s := range senders {
+		p := mustProducer(t, l, "t", &ProducerOptions{Acks: []Acks{AckDurability, AckCommitted}[s%2]})
+		running.Add(1)
+		warm.Add(1)
+		go func() {
+			defer running.Done()
+			for i := 0; ; i++ {
+				value := fmt.Sprintf("s%d-%d", s, i)
+				pos, err := p.Send(context.Background(), Record{Value: []byte(value)})
+				if i == before {
+					warm.Done()
+				}
+				if err != nil {
+					if !errors.Is(err, ErrClosed) {
+						g.fail(fmt.Errorf("Send %s: %w", value, err))
+					}
+					if i < before {
+						warm.Done()
+					}
+					return
+				}
+				g.add(sent{value, pos.Offset})
+			}
+		}()
+	}
+	var queued, called atomic.Int64
+	async := mustProducer(t, l, "t", nil)
+	running.Add(1)
+	go func() {
+		defer running.Done()
+		for i := 0; ; i++ {
+			value := fmt.Sprintf("a-%d", i)
+			var closed atomic.Bool
+			queued.Add(1)
+			async.SendAsync(Record{Value: []byte(value)}, func(pos Position, err error) {
+				switch {
+				case errors.Is(err, ErrClosed):
+					closed.Store(true)
+				case err != nil:
+					g.fail(fmt.Errorf("SendAsync %s: %w", value, err))
+				default:
+					g.add(sent{value, pos.Offset})
+				}
+				called.Add(1)
+			})
+			if closed.Load() { // refused at once: the Log is closed
+				return
+			}
+			if i%64 == 63 {
+				// Paced by the writes, not ahead of them by a
+				// hundred thousand records for checkAcked to read.
+				async.Flush(context.Background())
+			}
+		}
+	}()
+	warm.Wait()
+	if err := inTime(t, "Log.Close", l.Close); err != nil {
+		t.Fatalf("Close with sends in flight: %v", err)
+	}
+	inTime(t, "the senders", func() error { running.Wait(); return nil })
+	if called.Load() != queued.Load() {
+		t.Errorf("%d of %d SendAsync callbacks ran", called.Load(), queued.Load())
+	}
+	if g.err != nil {
+		t.Fatal(g.err)
+	}
+	l = openTest(t, dir, &Options{Durability: d, Backend: backend, RetentionInterval: -1})
+	meta, err := openMeta(partDir(l, "t", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.close()
+	checkAcked(t, l, meta, g.acked)
+}
