@@ -95,8 +95,20 @@ func (p *partition) kickSyncer() {
 // until the partition closes (the kick channel is closed).
 func (p *partition) syncLoop(kick <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
+	// A bounded Close out of time (giveUp) ends its wait for another
+	// process's fdatasync, as it ends waits for the writer lock.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := make(chan struct{})
+	defer func() { close(stop); cancel() }()
+	go func() {
+		select {
+		case <-p.abandon:
+			cancel()
+		case <-stop:
+		}
+	}()
 	for range kick {
-		p.runSyncs(context.Background(), nil)
+		p.runSyncs(ctx, nil)
 	}
 }
 
@@ -134,8 +146,13 @@ func (p *partition) runSyncs(ctx context.Context, own *batch) {
 			}
 		}
 		if err == errSyncAbandoned {
-			p.kickSyncer()
-			return
+			if own != nil {
+				p.kickSyncer()
+				return
+			}
+			// The background syncer, given up by a bounded Close: what
+			// waits fails, committed but not known durable.
+			err = p.gaveUpSync()
 		}
 		q.mu.Lock()
 		if !began.IsZero() {

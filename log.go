@@ -341,7 +341,8 @@ func (l *Log) loadTopic(name string) (*topic, error) {
 	return t, nil
 }
 
-// giveUp ends every wait of the topic's partitions for their writer locks.
+// giveUp ends every wait of the topic's partitions for their writer locks
+// and for other processes' fdatasyncs.
 func (t *topic) giveUp() {
 	for _, p := range t.parts() {
 		p.giveUp()
@@ -349,7 +350,7 @@ func (t *topic) giveUp() {
 }
 
 // abandoned reports whether a bounded close ended a wait of one of the
-// topic's partitions for its writer lock.
+// topic's partitions for its writer lock or another process's fdatasync.
 func (t *topic) abandoned() bool {
 	return slices.ContainsFunc(t.parts(), func(p *partition) bool { return p.abandoned.Load() })
 }
@@ -419,13 +420,17 @@ func (t *topic) close(reason error) error {
 // handed out since its last commit go to the next owner again); close
 // consumers first to leave as Consumer.Close does. Close waits as long as
 // another process holds a partition's writer lock that a queued record
-// needs; CloseContext bounds that wait.
+// needs, or, in a Durable Log, the sync lock of a partition with records
+// waiting for their fdatasync; CloseContext bounds those waits.
 func (l *Log) Close() error { return l.CloseContext(context.Background()) }
 
-// CloseContext is Close, waiting for other processes' writer locks only
-// until ctx ends. Then the records still queued fail with ErrClosed (their
-// Send, SendAsync callback or Flush says so), the files are closed all the
-// same, and CloseContext returns an error wrapping ctx.Err(). Only the
+// CloseContext is Close, waiting for other processes' writer and sync
+// locks only until ctx ends. Then the records still queued fail with
+// ErrClosed (their Send, SendAsync callback or Flush says so), and so do
+// records committed and still waiting for an fdatasync that another
+// process holds back (they may be in the log, not known durable); the
+// files are closed all the same, and CloseContext returns an error
+// wrapping ctx.Err(). Only the
 // first Close or CloseContext of a Log does the work; later ones return
 // its result.
 func (l *Log) CloseContext(ctx context.Context) error {
@@ -463,7 +468,7 @@ func (l *Log) CloseContext(ctx context.Context) error {
 		errs = append(errs, l.app.close())
 		l.segs.close()
 		if !stop() && slices.ContainsFunc(slices.Collect(maps.Values(topics)), (*topic).abandoned) {
-			errs = append(errs, fmt.Errorf("runnel: close %s: gave up waiting for another process's writer lock; records still queued for it failed: %w", l.dir, ctx.Err()))
+			errs = append(errs, fmt.Errorf("runnel: close %s: gave up waiting for another process's writer or sync lock; records still waiting for it failed: %w", l.dir, ctx.Err()))
 		}
 		l.closeErr = errors.Join(errs...)
 	})

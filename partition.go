@@ -214,8 +214,9 @@ func (p *partition) lockWmuContext(ctx context.Context) error {
 	}
 }
 
-// giveUp ends the partition's waits for the writer lock, present and
-// future, with ErrClosed: the bounded close that called it is out of time.
+// giveUp ends the partition's waits for the writer lock and, in the
+// background syncer, for another process's fdatasync, present and future,
+// with ErrClosed: the bounded close that called it is out of time.
 func (p *partition) giveUp() { p.abandonOnce.Do(func() { close(p.abandon) }) }
 
 // waitWriterLock waits for the writer lock, which another process (or
@@ -248,6 +249,14 @@ func (p *partition) waitWriterLock(ctx context.Context) error {
 func (p *partition) gaveUp() error {
 	p.abandoned.Store(true)
 	return fmt.Errorf("%w: gave up waiting for another process's writer lock on %s", ErrClosed, p.dir)
+}
+
+// gaveUpSync notes and returns the error of the records whose fdatasync a
+// bounded close stopped waiting for: another process held the sync lock.
+// They are committed, so readers may see them, but not known durable.
+func (p *partition) gaveUpSync() error {
+	p.abandoned.Store(true)
+	return fmt.Errorf("%w: gave up waiting for another process's fdatasync on %s (the records are committed, not known durable)", ErrClosed, p.dir)
 }
 
 // close drains the write and sync stages, then closes the partition's

@@ -1,0 +1,53 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// TestLogCloseContextBehindStoppedSync: a Durable Log whose committed
+// records wait for an fdatasync that a stopped process's sync lock holds
+// back is closed with a bounded CloseContext. It returns once its ctx
+// ends, with an error wrapping ctx.Err(); the records' callbacks and a
+// Flush waiting for them get ErrClosed, and the records, committed, are
+// in the log for the next Log.
+func TestLogCloseContextBehindStoppedSync(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, testOptions(t, &Options{Durability: Durable, RetentionInterval: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	p := mustProducer(t, l, "t", nil)
+	if _, err := p.Send(context.Background(), Record{Value: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	holder := stoppedSyncLockHolder(t, l, "t", 0)
+	syncWaits := l.Stats().SyncWaits
+	done := make(chan error, 1)
+	p.SendAsync(Record{Value: []byte("waits")}, func(_ Position, err error) { done <- err })
+	waitFor(t, patience, "the syncer to wait for the stopped process's fdatasync", func() bool {
+		return l.Stats().SyncWaits > syncWaits
+	})
+	flushed := make(chan error, 1)
+	go func() { flushed <- p.Flush(context.Background()) }()
+
+	err = inTime(t, "Log.CloseContext", func() error { return l.CloseContext(cancelSoon()) })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("CloseContext behind a stopped syncer: %v, want context.Canceled", err)
+	}
+	if err := inTime(t, "the callback", func() error { return <-done }); !errors.Is(err, ErrClosed) {
+		t.Errorf("the waiting record's callback: %v, want ErrClosed", err)
+	}
+	if err := inTime(t, "Flush", func() error { return <-flushed }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Flush of the waiting record: %v, want ErrClosed", err)
+	}
+
+	holder.Process.Kill()
+	holder.Wait()
+	l2 := openTest(t, dir, nil)
+	if recs := readAll(t, l2, "t", 2, nil); string(recs[1].Value) != "waits" {
+		t.Errorf("after reopening: %q, want the committed record", recs[1].Value)
+	}
+}
