@@ -44,7 +44,7 @@ func (c *Consumer) joinGroup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.lease = c.opts.Lease
+	m.lease, m.predecessors = c.opts.Lease, c.opts.Succeeds
 	now := time.Now()
 	g := &groupState{
 		m:          m,

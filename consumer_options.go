@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -216,6 +217,23 @@ type ConsumerOptions struct {
 	// At most MaxLease. Only with Group.
 	Lease time.Duration
 
+	// Succeeds names earlier incarnations of members of the same group
+	// and topic (Consumer.Incarnation) whose partitions this member takes
+	// over at once when they left them under their Lease: it died, or left
+	// with Abandon. It treats such a partition as its own, and tries those
+	// partitions first, so within its share of the partitions it gets back
+	// exactly what they held. Every other member still waits their lease
+	// out. The partition's lock stays the only ownership: a partition
+	// another member holds, or took after the lease ran, stays that
+	// member's. It is for a process restarted in place of one whose
+	// members had outside readers that outlived it: a Kafka server
+	// restarted on the same directory and address takes its Kafka
+	// members' partitions back for the clients that fetch on from it.
+	// An incarnation of another group or topic names no partition here.
+	// Default nil: none. At most 1024, none of them the zero
+	// Incarnation. Only with Group.
+	Succeeds []Incarnation
+
 	// StopAtGaps makes Poll return a *GapError (ErrGap) where a partition
 	// has a gap: offsets whose records were lost to damage and that a
 	// salvage (Repair with Salvage) marked as lost. The partition stays
@@ -253,8 +271,8 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 		return c, fmt.Errorf("%w: negative interval", ErrInvalidArgument)
 	case c.OutOfRange < OutOfRangeFail || c.OutOfRange > OutOfRangeLatest:
 		return c, fmt.Errorf("%w: OutOfRange %d", ErrInvalidArgument, int(c.OutOfRange))
-	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil || c.OnLost != nil || c.MaxPollInterval != 0 || c.Lease != 0):
-		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned, OnRevoked, OnLost, MaxPollInterval and Lease need Group", ErrInvalidArgument)
+	case c.Group == "" && (c.MemberName != "" || c.DisableAutoCommit || c.AutoCommitMarks || c.OnAssigned != nil || c.OnRevoked != nil || c.OnLost != nil || c.MaxPollInterval != 0 || c.Lease != 0 || c.Succeeds != nil):
+		return c, fmt.Errorf("%w: MemberName, DisableAutoCommit, AutoCommitMarks, OnAssigned, OnRevoked, OnLost, MaxPollInterval, Lease and Succeeds need Group", ErrInvalidArgument)
 	case c.Partitions != nil && len(c.Partitions) == 0:
 		return c, fmt.Errorf("%w: Partitions is empty (nil reads every partition)", ErrInvalidArgument)
 	case c.Group != "" && c.Partitions != nil:
@@ -265,6 +283,10 @@ func (o *ConsumerOptions) withDefaults() (ConsumerOptions, error) {
 	if err := validateLease(c.Lease); err != nil {
 		return c, err
 	}
+	if err := validateSucceeds(c.Succeeds); err != nil {
+		return c, err
+	}
+	c.Succeeds = slices.Clone(c.Succeeds) // never the caller's
 	if c.Group != "" {
 		if err := validateGroup(c.Group); err != nil {
 			return c, err

@@ -189,6 +189,12 @@
 // since each first saw them free, as Kafka's coordinator waits out a
 // dead member's session. Leaving on purpose (Close, a rebalance, its
 // Log's Close, MaxPollInterval) hands them over at once, lease or not.
+// A member that names the gone one's Consumer.Incarnation in
+// ConsumerOptions.Succeeds takes them back at once, within its share,
+// while the others still wait: a Kafka server restarted in place of a
+// dead one retakes its members' partitions for their clients that way.
+// The partitions' locks stay the only ownership: no successor takes a
+// partition from a live member.
 //
 // A pool of workers that finish records in any order marks each one done
 // with MarkRecords; CommitMarked (or auto-commit with AutoCommitMarks)

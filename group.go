@@ -78,8 +78,9 @@ type member struct {
 	commits []commitState // by partition: the latest commit, valid while owned
 	count   int           // partitions owned
 
-	lease     time.Duration         // written with each partition taken (ConsumerOptions.Lease)
-	sightings map[int]leaseSighting // partitions seen free under a gone owner's lease
+	lease        time.Duration         // written with each partition taken (ConsumerOptions.Lease)
+	predecessors []Incarnation         // whose leased partitions it takes at once (ConsumerOptions.Succeeds)
+	sightings    map[int]leaseSighting // partitions seen free under a gone owner's lease
 }
 
 // joinGroup opens (creating if needed) the group's offsets file for topic
@@ -278,14 +279,17 @@ func quota(nparts, live, rank int) int {
 }
 
 // acquire takes up to want free partitions, scanning from partition
-// start, and returns them. Each one's latest commit is read under its
-// lock, so it is exactly where the previous owner stopped. A partition
-// still under a gone owner's lease is left alone (group_lease.go): the
-// member stays under its quota, and looks again at its next check.
+// start (a successor's predecessors' partitions first: scanOrder), and
+// returns them. Each one's latest commit is read under its lock, so it is
+// exactly where the previous owner stopped. A partition still under a
+// gone owner's lease is left alone (group_lease.go): the member stays
+// under its quota, and looks again at its next check.
 func (m *member) acquire(want, start int) ([]int, error) {
 	var got []int
-	for i := 0; i < m.nparts && want > 0; i++ {
-		p := (start + i) % m.nparts
+	for _, p := range m.scanOrder(start) {
+		if want == 0 {
+			break
+		}
 		if m.owned[p] || m.waitingOut(p) {
 			continue
 		}

@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -22,6 +23,10 @@ import (
 // A member that gives a partition up on purpose (a rebalance, Close, an
 // expiry of MaxPollInterval, its Log's Close) writes the record without
 // the lease before it unlocks, so that its successor takes it at once.
+// A member that ConsumerOptions.Succeeds the gone owner's incarnation
+// (incarnation.go) takes its partitions at once, as if they were its
+// own, and tries them first: a restarted Kafka server's member taking
+// back what its client still reads.
 //
 // The lease rides in the high 16 bits of the owner record's slot word, in
 // units of leaseUnit: the record has no spare bytes, and the slot is
@@ -89,7 +94,7 @@ func leaseNow() time.Time {
 // record, which still names the dead owner.
 func (m *member) leaseHolds(p int) (bool, error) {
 	rec, ok, err := m.off.readOwner(p)
-	if err != nil || !ok || rec.lease == 0 || m.isOwner(rec) {
+	if err != nil || !ok || rec.lease == 0 || m.isOwner(rec) || m.succeeds(rec) {
 		delete(m.sightings, p)
 		return false, err
 	}
@@ -128,6 +133,34 @@ func (m *member) waitingOut(p int) bool {
 // isOwner reports whether rec names m, this incarnation of its slot.
 func (m *member) isOwner(rec ownerRecord) bool {
 	return rec.slot == m.slot && rec.joined == m.joined
+}
+
+// succeeds reports whether rec names one of the incarnations m succeeds
+// (ConsumerOptions.Succeeds): m takes their leased partitions at once, as
+// if they were its own. It takes them only by their locks, as any
+// partition, so never from a live member.
+func (m *member) succeeds(rec ownerRecord) bool {
+	return slices.ContainsFunc(m.predecessors, func(i Incarnation) bool { return i.names(rec) })
+}
+
+// scanOrder is the order acquire tries the partitions in: round from
+// start, but for a successor first the partitions whose owner record
+// names one of its predecessors, so that within its quota it gets back
+// exactly what they held. Only a successor reads the records for it.
+func (m *member) scanOrder(start int) []int {
+	var first, rest []int
+	for i := range m.nparts {
+		p := (start + i) % m.nparts
+		if len(m.predecessors) > 0 {
+			// Unreadable: tried in turn, and leaseHolds reports it.
+			if rec, ok, err := m.off.readOwner(p); err == nil && ok && m.succeeds(rec) {
+				first = append(first, p)
+				continue
+			}
+		}
+		rest = append(rest, p)
+	}
+	return append(first, rest...)
 }
 
 // ownerRecord is the record m writes for a partition it takes: with its

@@ -26,6 +26,7 @@ import (
 //	r <p> <offset>            a record Poll returned (not with RUNNEL_GM_QUIET)
 //	c <p> <offset>            a commit that completed (manual mode)
 //	closed                    left the group cleanly
+//	incarnation <slot> <ns>   its Consumer's Incarnation, before ready
 //
 // With RUNNEL_GM_COMMIT=manual it commits after every batch it has
 // reported, or every $RUNNEL_GM_COMMIT_EVERY batches (auto-commit off);
@@ -80,6 +81,8 @@ func groupMemberMain() int {
 		io.Copy(io.Discard, os.Stdin)
 		cancel()
 	}()
+	inc := c.Incarnation()
+	out(fmt.Sprintf("incarnation %d %d\n", inc.slot, inc.joined))
 	out("ready\n")
 	every, _ := strconv.Atoi(os.Getenv("RUNNEL_GM_COMMIT_EVERY"))
 	var buf []byte
@@ -134,6 +137,8 @@ type mpMember struct {
 	recs     []offsetKey
 	commits  map[int]int64 // the last commit reported per partition
 	closed   bool
+
+	incarnation Incarnation // its Consumer's, reported before ready
 }
 
 type assignEvent struct {
@@ -192,6 +197,8 @@ func (m *mpMember) parse(line string) {
 	switch f[0] {
 	case "ready":
 		close(m.ready)
+	case "incarnation":
+		m.incarnation = Incarnation{slot: int(nums[0]), joined: nums[1]}
 	case "hung":
 		close(m.hung)
 	case "assigned", "revoked":
