@@ -58,6 +58,7 @@ type coordinator struct {
 	mu     sync.Mutex
 	groups map[string]*group
 	closed bool
+	state  *groupStateFile // nil: groups are not kept (group_resume.go)
 }
 
 func newCoordinator(s *Server) *coordinator {
@@ -147,6 +148,10 @@ func (co *coordinator) drop(name string, gone func(*group) bool) {
 // waiting requests are answered.
 func (co *coordinator) close() error {
 	co.mu.Lock()
+	// The members removed here are not leaving: the file keeps them for
+	// the next server at the address.
+	state := co.state
+	state.freeze()
 	co.closed = true
 	groups := co.groups
 	co.groups = map[string]*group{}
@@ -166,6 +171,9 @@ func (co *coordinator) close() error {
 	for _, g := range groups {
 		errs = append(errs, g.waitMembersGone())
 	}
+	// Let go of the file once the members have let go of their
+	// partitions: the next server's members take them back.
+	errs = append(errs, state.close())
 	return errors.Join(errs...)
 }
 
@@ -299,6 +307,7 @@ func (g *group) removeLocked(m *member, why string) {
 	if g.syncCond != nil {
 		g.syncCond.Broadcast()
 	}
+	g.persistLocked() // it does not come back with a restart
 	g.co.s.opts.Logger.Debug("kafka: group member removed", "group", g.name, "member", m.id, "why", why)
 }
 

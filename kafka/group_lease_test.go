@@ -61,7 +61,8 @@ func nativeMember(t *testing.T, l *runnel.Log, group, topic string) *runnel.Cons
 
 // TestGroupLeaseServerKilled: a franz-go member owns every partition
 // through a server in a process of its own, which is SIGKILLed and
-// started again at the same address. The
+// started again at the same address without its group state (so it
+// cannot resume the group: group_resume_test.go). The
 // client, its heartbeat far off, fetches its partitions from the new
 // server; a native member that joins after the kill must not own any of
 // them meanwhile. Before the lease, its first check took them all at
@@ -81,6 +82,7 @@ func TestGroupLeaseServerKilled(t *testing.T) {
 	server.kill()
 	server.cmd.Wait()
 	c := nativeMember(t, l, "lzgrp", "lz") // before leases, it took every partition here
+	forgetGroupState(t, dir)
 	startChild(t, "server", dir, childListenEnv+"="+server.addr)
 	produceSpread(t, l, "lz", parts, 1, "after")
 	waitFor(t, "the Kafka member to read its partitions from the new server", func() bool {
@@ -148,7 +150,8 @@ func checkLeased(t *testing.T, l *runnel.Log, group string) {
 }
 
 // TestGroupLeaseServerRestartConverges: after its server is SIGKILLed and
-// started again, a franz-go member whose heartbeat soon tells it to join
+// started again with its group state damaged, which it reports and
+// ignores, a franz-go member whose heartbeat soon tells it to join
 // again gets its partitions back from the new server once their lease
 // (its session timeout) has run, and reads on: no partition stays
 // unowned under a lease.
@@ -163,7 +166,12 @@ func TestGroupLeaseServerRestartConverges(t *testing.T) {
 	server.kill()
 	server.cmd.Wait()
 	killed := time.Now()
-	startChild(t, "server", dir, childListenEnv+"="+server.addr)
+	damageGroupState(t, dir, server.addr)
+	restarted := startChild(t, "server", dir, childListenEnv+"="+server.addr)
+	waitFor(t, "the restarted server to report the damaged group state, with its path and position", func() bool {
+		log := restarted.stderr.String()
+		return strings.Contains(log, "group state ignored") && strings.Contains(log, groupStatePath(dir, server.addr)) && strings.Contains(log, "damaged at byte")
+	})
 	waitFor(t, "the new server's member to own every partition in runnel", func() bool {
 		owners := runnelOwners(t, l, "rcgrp", "rc")
 		return len(owners) == parts && !slices.ContainsFunc(owners, func(o string) bool { return !strings.HasPrefix(o, MemberNamePrefix) })

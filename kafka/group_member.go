@@ -61,6 +61,10 @@ type runnelMember struct {
 	genTick  uint64           // the first tick after the current generation began
 	closing  bool
 	abandon  bool // closing leaves the partitions' leases in place (the server shuts down)
+
+	incarnations map[string]runnel.Incarnation // per topic: its Consumer's, for the state file
+	predecessors map[string]runnel.Incarnation // per topic: whose partitions a resumed member takes back (group_resume.go)
+	resuming     bool                          // resumed, and its first tick not checked yet
 }
 
 // memberTick is how often a member's Consumers check the runnel group:
@@ -83,6 +87,8 @@ func newRunnelMember(g *group, id string, session time.Duration) (*runnelMember,
 		revoking: map[string][]int{},
 		held:     map[string][]int{},
 		given:    map[string][]int{},
+
+		incarnations: map[string]runnel.Incarnation{},
 	}
 	rm.cond = sync.NewCond(&rm.mu)
 	go rm.run()
@@ -93,21 +99,10 @@ func newRunnelMember(g *group, id string, session time.Duration) (*runnelMember,
 // consumer protocol's ConsumerMemberMetadata, the same in every protocol a
 // client offers). It never blocks: run picks the list up.
 func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
-	var topics []string
-	cooperative := false
-	for i, p := range protocols {
-		if p.Name == "cooperative-sticky" {
-			cooperative = true
-		}
-		if i == 0 {
-			topics = subscribedTopics(p.Metadata)
-		}
-	}
-	slices.Sort(topics)
-	topics = slices.Compact(topics)
+	topics, eager := subscription(protocols)
 	rm.mu.Lock()
 	rm.topics = topics
-	rm.eager = !cooperative
+	rm.eager = eager
 	// A client rejoins only after giving up what it lost: an eager one
 	// gives up everything, a cooperative one keeps its last assignment.
 	clear(rm.held)
@@ -121,6 +116,23 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
 	default:
 	}
 	rm.subs <- topics
+}
+
+// subscription is the topics a member's protocols subscribe to, sorted,
+// and whether it gives up everything when it rejoins (eager: every
+// protocol but cooperative-sticky).
+func subscription(protocols []kmsg.JoinGroupRequestProtocol) (topics []string, eager bool) {
+	eager = true
+	for i, p := range protocols {
+		if p.Name == "cooperative-sticky" {
+			eager = false
+		}
+		if i == 0 {
+			topics = subscribedTopics(p.Metadata)
+		}
+	}
+	slices.Sort(topics)
+	return slices.Compact(topics), eager
 }
 
 // subscribedTopics reads the topics of consumer protocol member metadata,
@@ -208,13 +220,14 @@ func (rm *runnelMember) run() {
 	tick := time.NewTicker(memberTick)
 	defer tick.Stop()
 	var want []string
+	var subscribed bool
 	var lastTry time.Time
 	for {
 		select {
 		case <-rm.stop:
 			return
 		case want = <-rm.subs:
-			lastTry = time.Time{}
+			lastTry, subscribed = time.Time{}, true
 		case f := <-rm.cmds:
 			f(cons)
 		case <-tick.C:
@@ -239,6 +252,9 @@ func (rm *runnelMember) run() {
 			}
 		}
 		rm.snapshot(cons)
+		if subscribed {
+			rm.checkResumed()
+		}
 	}
 }
 
@@ -262,6 +278,7 @@ func (rm *runnelMember) reconcile(cons map[string]*runnel.Consumer, want []strin
 			MaxPollBytes:      minPollBytes,
 			MaxPollInterval:   -1,       // a Kafka member's liveness is its session; a revoke waiting for its client holds up the other topics' TryPolls
 			Lease:             rm.lease, // its client may fetch on after this server dies
+			Succeeds:          rm.predecessorsOf(topic),
 			OnAssigned:        func(c *runnel.Consumer, ps []int) { rm.assigned(topic, c, ps) },
 			OnRevoked:         func(c *runnel.Consumer, ps []int) { rm.revoked(topic, c, cons, ps) },
 		})
@@ -280,9 +297,11 @@ func (rm *runnelMember) snapshot(cons map[string]*runnel.Consumer) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	clear(rm.owned)
+	clear(rm.incarnations)
 	rm.open = rm.open[:0]
 	for topic, c := range cons {
 		rm.open = append(rm.open, topic)
+		rm.incarnations[topic] = c.Incarnation()
 		rm.owned[topic] = slices.DeleteFunc(c.Partitions(), func(p int) bool { return slices.Contains(rm.revoking[topic], p) })
 	}
 	slices.Sort(rm.open)
@@ -302,7 +321,9 @@ func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
 	// A SyncGroup still to come hands them out; one already answered
 	// did not, and the client learns of them in another rebalance.
 	rm.mu.Lock()
-	answered := rm.givenGen == rm.gen && rm.gen != 0
+	// A resumed member's first tick checks what it took back instead
+	// (checkResumed).
+	answered := rm.givenGen == rm.gen && rm.gen != 0 && !rm.resuming
 	rm.mu.Unlock()
 	if answered {
 		rm.g.requestRebalance()

@@ -40,6 +40,7 @@ type tracked struct {
 	mu   sync.Mutex
 	own  map[int32]bool
 	seen map[string]int // record value → times consumed
+	lost int            // OnPartitionsRevoked and OnPartitionsLost calls that took partitions away
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -80,6 +81,9 @@ func (m *tracked) set(ps map[string][]int32, own bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, list := range ps {
+		if !own && len(list) > 0 {
+			m.lost++
+		}
 		for _, p := range list {
 			if own {
 				m.own[p] = true

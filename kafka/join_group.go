@@ -229,6 +229,7 @@ func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 	}
 	m.assignment, m.synced = assignment, gen
 	g.touch(m)
+	g.persistLocked()
 	resp.MemberAssignment = assignment
 	return resp
 }
@@ -264,6 +265,7 @@ func (c *conn) syncLeaderAssignment(g *group, m *member, req *kmsg.SyncGroupRequ
 		resp.ErrorCode = errRebalancing
 		return resp
 	}
+	g.persistLocked()
 	resp.MemberAssignment = m.assignment
 	return resp
 }

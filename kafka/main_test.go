@@ -23,6 +23,9 @@ const (
 	childEnv      = "RUNNEL_KAFKA_TEST_CHILD"
 	childDirEnv   = "RUNNEL_KAFKA_TEST_DIR"
 	childGroupEnv = "RUNNEL_KAFKA_TEST_GROUP" // and topic, for a native member
+	// With childMemberEnv set, a native member prints "member" as soon
+	// as it joined, before it owns anything.
+	childMemberEnv = "RUNNEL_KAFKA_TEST_MEMBER"
 	// A server child listens on childListenEnv's address (default: any
 	// loopback port) and, with childHoldEnv set, never answers a Produce:
 	// it creates the file childHoldEnv names once one's batches are
@@ -107,7 +110,8 @@ func serverChildMain() int {
 
 // nativeMemberChildMain is a native member of group childGroupEnv on the
 // topic of the same name in directory childDirEnv: it prints "joined" once
-// it owns a partition and polls until it is killed.
+// it owns a partition (first "member", with childMemberEnv) and polls
+// until it is killed.
 func nativeMemberChildMain() int {
 	l, err := runnel.Open(os.Getenv(childDirEnv), nil)
 	if err != nil {
@@ -119,6 +123,9 @@ func nativeMemberChildMain() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if os.Getenv(childMemberEnv) != "" {
+		fmt.Println("member")
 	}
 	joined := false
 	for {

@@ -32,6 +32,8 @@ type Server struct {
 
 	waitingFetches atomic.Int64 // fetches asleep for data: for tests
 
+	resumeOnce sync.Once // the first Serve loads the groups' state (group_resume.go)
+
 	closing   atomic.Bool
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -107,7 +109,11 @@ func (s *Server) ClusterID() string { return s.clusterID }
 
 // Serve accepts connections on ln and serves each on its own goroutine
 // until Shutdown or Close, when it returns ErrServerClosed. It closes ln.
+// The first Serve first resumes the Kafka groups that the last server at
+// the address (Options.Advertise, or else ln's) kept, so that their
+// members' clients heartbeat on (see the package doc, Groups).
 func (s *Server) Serve(ln net.Listener) error {
+	s.resumeOnce.Do(func() { s.resumeGroups(ln.Addr().String()) })
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()

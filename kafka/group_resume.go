@@ -1,0 +1,218 @@
+package kafka
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/runnel-log/runnel"
+)
+
+// Resuming groups after a restart
+//
+// A server keeps each of its groups in its group state file
+// (group_state_file.go) as it settles: its generation, protocol and
+// leader, and the members that synced in that generation, each with its
+// session, protocols and assignment and, for the consumer protocol, its
+// runnel side: what its client was given and may still read, and its
+// Consumers' incarnations. A server restarted at the same address loads
+// the groups Stable at that generation, as a Kafka coordinator loads a
+// group it takes over, and starts each member's session anew: a client
+// that comes back within it heartbeats on, and one that does not expires
+// as any. Each member's runnel side succeeds its old Consumers
+// (runnel.ConsumerOptions.Succeeds), so it takes back at once, within its
+// share, the partitions their leases kept from everyone else; if it does
+// not get back exactly what its client was given (another member holds a
+// partition, the share changed, a topic is gone), it asks for a
+// rebalance, and the client joins again as after any.
+
+// resumeGroups opens the group state file of the server whose clients
+// reach it at Options.Advertise, or else at listening, and resumes its
+// groups. A file it cannot open is logged: the groups then start empty,
+// and are not kept.
+func (s *Server) resumeGroups(listening string) {
+	file, saved, err := openGroupState(s.log.Dir(), cmp.Or(s.opts.Advertise, listening), s.opts.Logger.Warn)
+	if err != nil {
+		s.opts.Logger.Warn("kafka: groups are not resumed or kept", "err", err)
+		return
+	}
+	co := s.groups
+	co.mu.Lock()
+	if co.closed {
+		co.mu.Unlock()
+		file.close()
+		return
+	}
+	co.state = file
+	co.mu.Unlock()
+	co.resume(saved)
+}
+
+// persistLocked records g in the state file as it stands: the members
+// that synced in its generation (none: the group is forgotten). Called
+// with g.mu held, at each SyncGroup answered and each member removed.
+func (g *group) persistLocked() {
+	file := g.co.state
+	if file == nil {
+		return
+	}
+	file.save(g.name, g.savedLocked())
+}
+
+// savedLocked is g as the state file keeps it, nil if no member synced in
+// its generation.
+func (g *group) savedLocked() *savedGroup {
+	if g.state == stateEmpty || g.state == stateDead {
+		return nil
+	}
+	sg := &savedGroup{name: g.name, generation: g.generation, protocolType: g.protocolType, protocol: g.protocol, leader: g.leader}
+	for _, id := range g.order {
+		m := g.members[id]
+		if m == nil || m.synced != g.generation {
+			continue
+		}
+		sm := savedMember{
+			id: m.id, instanceID: m.instanceID, clientID: m.clientID, host: m.host,
+			session: m.session, rebalance: m.rebalance,
+			protocols: m.protocols, assignment: m.assignment,
+		}
+		if m.rn != nil {
+			sm.rn = m.rn.saved()
+		}
+		sg.members = append(sg.members, sm)
+	}
+	if len(sg.members) == 0 {
+		return nil
+	}
+	return sg
+}
+
+// saved is rm as the state file keeps it.
+func (rm *runnelMember) saved() *savedRunnelSide {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return &savedRunnelSide{
+		lease:        rm.lease,
+		given:        cloneTopicPartitions(rm.given),
+		held:         cloneTopicPartitions(rm.held),
+		incarnations: maps.Clone(rm.incarnations),
+	}
+}
+
+func cloneTopicPartitions(tps map[string][]int) map[string][]int {
+	c := make(map[string][]int, len(tps))
+	for topic, ps := range tps {
+		c[topic] = slices.Clone(ps)
+	}
+	return c
+}
+
+// resume loads the groups of the server's state file, each Stable at its
+// saved generation. A group or member that cannot be resumed (a name no
+// group can have, a consumer-protocol member without its runnel side) is
+// left out: its clients join again.
+func (co *coordinator) resume(saved []savedGroup) {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	for _, sg := range saved {
+		if !co.s.validGroup(sg.name) || co.groups[sg.name] != nil {
+			continue
+		}
+		g := &group{
+			co: co, name: sg.name, members: map[string]*member{}, pending: map[string]*time.Timer{},
+			state: stateStable, generation: sg.generation,
+			protocolType: sg.protocolType, protocol: sg.protocol, leader: sg.leader,
+		}
+		g.mu.Lock()
+		for _, sm := range sg.members {
+			consumer := sg.protocolType == consumerProtocol
+			if g.members[sm.id] != nil || consumer != (sm.rn != nil) {
+				continue
+			}
+			m := &member{
+				id: sm.id, instanceID: sm.instanceID, clientID: sm.clientID, host: sm.host,
+				session: sm.session, rebalance: sm.rebalance, protocols: sm.protocols,
+				assignment: sm.assignment, synced: sg.generation,
+			}
+			if consumer {
+				if m.rn = resumeRunnelMember(g, m, sm.rn); m.rn == nil {
+					continue
+				}
+			}
+			g.members[m.id] = m
+			g.order = append(g.order, m.id)
+			g.touch(m) // a fresh session, as Kafka's coordinator gives at a load
+		}
+		if g.members[g.leader] == nil {
+			g.leader = ""
+		}
+		n := len(g.members)
+		g.mu.Unlock()
+		if n > 0 {
+			co.groups[g.name] = g
+			co.s.opts.Logger.Info("kafka: group resumed", "group", g.name, "generation", g.generation, "members", n)
+		}
+	}
+}
+
+// resumeRunnelMember makes the runnel side of a resumed member: its
+// Consumers succeed the saved incarnations, and its client is taken to
+// hold what the file says, as given in the group's generation. Nil if it
+// cannot be made: the member is left out.
+func resumeRunnelMember(g *group, m *member, saved *savedRunnelSide) *runnelMember {
+	rm, err := newRunnelMember(g, m.id, saved.lease)
+	if err != nil {
+		return nil
+	}
+	topics, eager := subscription(m.protocols)
+	rm.mu.Lock()
+	rm.lease = saved.lease
+	rm.topics, rm.eager = topics, eager
+	rm.gen, rm.givenGen = g.generation, g.generation
+	rm.given, rm.held = saved.given, saved.held
+	rm.predecessors = saved.incarnations
+	rm.resuming = true
+	rm.mu.Unlock()
+	rm.subs <- topics
+	return rm
+}
+
+// predecessorsOf is the incarnation whose partitions the member's
+// Consumer of topic takes back at once, if it resumed one.
+func (rm *runnelMember) predecessorsOf(topic string) []runnel.Incarnation {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if inc, ok := rm.predecessors[topic]; ok {
+		return []runnel.Incarnation{inc}
+	}
+	return nil
+}
+
+// checkResumed ends a resumed member's first tick: its Consumers have
+// joined and taken what they may. Unless that is exactly what its client
+// was given, the group rebalances, and the client joins again.
+func (rm *runnelMember) checkResumed() {
+	rm.mu.Lock()
+	if !rm.resuming {
+		rm.mu.Unlock()
+		return
+	}
+	rm.resuming = false
+	nonEmpty := func(tps map[string][]int) map[string][]int {
+		return maps.Collect(func(yield func(string, []int) bool) {
+			for topic, ps := range tps {
+				if len(ps) > 0 && !yield(topic, ps) {
+					return
+				}
+			}
+		})
+	}
+	same := maps.EqualFunc(nonEmpty(rm.owned), nonEmpty(rm.given), slices.Equal)
+	owned, given := cloneTopicPartitions(rm.owned), cloneTopicPartitions(rm.given)
+	rm.mu.Unlock()
+	if !same {
+		rm.opts.Logger.Info("kafka: resumed group member did not get back its assignment: rebalancing", "group", rm.g.name, "member", rm.id, "owned", owned, "given", given)
+		rm.g.requestRebalance()
+	}
+}

@@ -1,0 +1,178 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel-log/runnel"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// resumeClientOpts give a franz-go member a session far longer than any
+// test (so no lease runs out and no session expires while it runs) and a
+// short heartbeat: a server that forgot the member tells it within a
+// heartbeat, and the client joins again, its callbacks firing.
+func resumeClientOpts() []kgo.Opt {
+	return append(leaseClientOpts(), kgo.HeartbeatInterval(100*time.Millisecond), kgo.RebalanceTimeout(10*time.Second))
+}
+
+// groupIdentity is what a client knows of its membership.
+type groupIdentity struct {
+	member     string
+	generation int32
+	lost       int
+}
+
+func (m *tracked) identity() groupIdentity {
+	id, gen := m.cl.GroupMetadata()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return groupIdentity{id, gen, m.lost}
+}
+
+// commitNow commits what m consumed, through the server: an OffsetCommit
+// naming its member id and generation, which a server that does not know
+// them refuses.
+func (m *tracked) commitNow(t *testing.T) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return m.cl.CommitUncommittedOffsets(ctx)
+}
+
+// restartServer stops server (SIGKILL, or a clean shutdown) and starts
+// another on the same directory and address.
+func restartServer(t *testing.T, dir string, server *testChild, kill bool) *testChild {
+	t.Helper()
+	if kill {
+		server.kill()
+	} else {
+		server.stdin.Close()
+	}
+	server.cmd.Wait()
+	return startChild(t, "server", dir, childListenEnv+"="+server.addr)
+}
+
+// checkResumed checks that k went through a restart of its server as
+// through nothing: the same member id and generation, no partition
+// revoked or lost, its commit taken by the new server, and every
+// partition's new records read.
+func checkResumed(t *testing.T, l *runnel.Log, k *tracked, before groupIdentity, topic string, parts int) {
+	t.Helper()
+	if err := k.commitNow(t); err != nil {
+		t.Fatalf("commit through the restarted server: %v (it forgot the member)", err)
+	}
+	produceSpread(t, l, topic, parts, 2, "after")
+	waitFor(t, "the member to read what came after the restart", func() bool { return k.consumedSpread(parts, 2, "after") })
+	if err := k.commitNow(t); err != nil {
+		t.Fatalf("commit through the restarted server: %v", err)
+	}
+	if after := k.identity(); after != before || len(k.owned()) != parts {
+		t.Fatalf("the client rejoined: member, generation, partitions lost %+v before the restart, %+v after, owning %v", before, after, k.owned())
+	}
+}
+
+// TestGroupResumeServerKilled: a franz-go member owns every partition
+// through a server in a process of its own, which is SIGKILLed and
+// started again at the same address. The new server resumes the group
+// from its state file: the client heartbeats and commits on as the same
+// member in the same generation, with no rebalance, and its partitions
+// are its member's again in runnel at once (its session of minutes
+// never runs out in the test). Before, the new server answered
+// UNKNOWN_MEMBER_ID, and the client lost its partitions and joined again.
+func TestGroupResumeServerKilled(t *testing.T) {
+	testGroupResume(t, true)
+}
+
+// TestGroupResumeServerShutdown: the same through a clean shutdown, the
+// usual way to restart a server for an upgrade.
+func TestGroupResumeServerShutdown(t *testing.T) {
+	testGroupResume(t, false)
+}
+
+func testGroupResume(t *testing.T, kill bool) {
+	const parts = 4
+	dir, l := logWithTopic(t, "rs", parts)
+	produceSpread(t, l, "rs", parts, 1, "before")
+	server := startServerChild(t, dir)
+	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
+	k := ts.member("k", resumeClientOpts(), groupOpts("rsgrp", "rs")...)
+	waitFor(t, "the Kafka member to own and read every partition", func() bool {
+		return len(k.owned()) == parts && k.consumedSpread(parts, 1, "before")
+	})
+	if err := k.commitNow(t); err != nil {
+		t.Fatal(err)
+	}
+	before := k.identity()
+
+	restartServer(t, dir, server, kill)
+	checkResumed(t, l, k, before, "rs", parts)
+	if owners := runnelOwners(t, l, "rsgrp", "rs"); slices.ContainsFunc(owners, func(o string) bool { return !strings.HasPrefix(o, MemberNamePrefix) }) {
+		t.Fatalf("runnel owners %q: want the resumed Kafka member's for every partition", owners)
+	}
+}
+
+// TestGroupResumeNativeWaits: a native member in another process that
+// joins the group while its server is down does not take the dead
+// server's partitions: their lease holds for everyone but the resumed
+// member, which takes back its share (half, with the native member
+// there) and has its client rebalance; the native member waits the
+// lease out, and no partition is read through two members at once.
+func TestGroupResumeNativeWaits(t *testing.T) {
+	const parts = 4
+	dir, l := logWithTopic(t, "nw", parts)
+	server := startServerChild(t, dir)
+	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
+	k := ts.member("k", resumeClientOpts(), groupOpts("nw", "nw")...)
+	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+
+	server.kill()
+	server.cmd.Wait()
+	native := startChild(t, "native-member", dir, childGroupEnv+"=nw", childMemberEnv+"=1") // returns once it joined
+	defer native.kill()                                                                     // it polls until killed
+	startChild(t, "server", dir, childListenEnv+"="+server.addr)
+	waitFor(t, "the client to get the resumed member's share after a rebalance", func() bool {
+		return len(k.owned()) == parts/2
+	})
+	produceSpread(t, l, "nw", parts, 1, "after")
+	waitFor(t, "the client to read its share's new records", func() bool {
+		got := k.consumed()
+		return !slices.ContainsFunc(k.owned(), func(p int32) bool { return got[fmt.Sprintf("after-%d-0", p)] == 0 })
+	})
+	owners := runnelOwners(t, l, "nw", "nw")
+	for p, o := range owners {
+		if o != "" && !strings.HasPrefix(o, MemberNamePrefix) {
+			t.Fatalf("the native member owns partition %d (owners %q) under the dead server's lease", p, owners)
+		}
+	}
+}
+
+// forgetGroupState removes the group state files of the servers on dir:
+// the next server cannot resume their groups.
+func forgetGroupState(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.RemoveAll(filepath.Join(dir, stateDir, groupsDir)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// damageGroupState flips a bit in the last byte of the group state file of
+// the server at addr, which its checksum covers.
+func damageGroupState(t *testing.T, dir, addr string) {
+	t.Helper()
+	path := groupStatePath(dir, addr)
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) <= groupStateHeader {
+		t.Fatalf("group state %s: %d bytes, %v", path, len(b), err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

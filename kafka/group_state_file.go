@@ -1,0 +1,240 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"maps"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+)
+
+// A server's Kafka groups outlive it in a file of its own,
+// kafka/groups/<address>, which a server restarted at the same address
+// loads (group_resume.go), as a Kafka coordinator taking a group over
+// loads it from __consumer_offsets: its clients heartbeat on without
+// joining again.
+//
+// Whose file is whose: the key is the address the server's clients
+// reconnect to — Options.Advertise, or else the address it listens on —
+// since only the clients of a server at that address come back to the
+// groups in the file. Several servers serving one directory each have
+// their own. A server holds an flock on <address>.lock while it lives:
+// a second server at the same address (a misconfiguration, or an upgrade
+// that starts the new server before the old one has let go) neither
+// loads nor writes the file, and its members rejoin as new ones. Taking
+// over a stopped server's file at another address, as the producer
+// journals are taken over, would resume groups whose clients do not
+// come: they still dial the address they knew.
+//
+// The file is rewritten whole (temp file, rename) when a group settles:
+// a member's SyncGroup answered in a Stable generation, a member gone, a
+// group emptied — never at a heartbeat. It is not fsynced: it saves a
+// rejoin, never data, and what a power loss can leave — the previous
+// version, or none — costs at most that rejoin. A state older than the
+// clients' is refused by them at its generation, and its members' runnel
+// sides take back only what no live member holds (the ownership locks
+// decide), so a stale file makes its clients rejoin as a missing one
+// does. A machine crash takes down clients on the machine too.
+//
+// Format: the magic "RNKGRP01", the payload's length (uint32) and its
+// CRC-32C (uint32), all big-endian, then the payload: an int32 count of
+// groups, each as appendSavedGroup writes it.
+
+const (
+	groupsDir          = "groups"
+	groupStateMagic    = "RNKGRP01"
+	groupStateHeader   = len(groupStateMagic) + 8
+	maxGroupStateBytes = 64 << 20 // thousands of members' metadata; past it, damage
+)
+
+// groupStateFile is a server's state file, locked, and what it holds,
+// each group encoded.
+type groupStateFile struct {
+	path string
+	lock *os.File
+	warn func(msg string, args ...any)
+
+	mu     sync.Mutex
+	groups map[string][]byte // by name: appendSavedGroup's encoding
+	frozen bool              // the server is shutting down: the file stays as it is
+}
+
+// groupStatePath is the file of the server whose clients reach it at
+// addr.
+func groupStatePath(logDir, addr string) string {
+	return filepath.Join(logDir, stateDir, groupsDir, url.QueryEscape(addr))
+}
+
+// openGroupState locks the state file of the server at addr and loads
+// it. A file that does not check out is reported through warn, with its
+// path and the position, and ignored (its groups' members rejoin). A file
+// another live server holds gives nil: that server's groups are its own.
+func openGroupState(logDir, addr string, warn func(msg string, args ...any)) (*groupStateFile, []savedGroup, error) {
+	path := groupStatePath(logDir, addr)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("kafka: group state: %w", err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka: group state: %w", err)
+	}
+	if err := flock(lock, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			warn("kafka: another server at this address serves the directory: groups are not resumed or kept here", "file", path)
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("kafka: group state %s: %w", path, err)
+	}
+	f := &groupStateFile{path: path, lock: lock, warn: warn, groups: map[string][]byte{}}
+	saved, err := readGroupState(path)
+	if err != nil {
+		warn("kafka: group state ignored: members rejoin", "err", err)
+		saved = nil
+	}
+	for i := range saved {
+		f.groups[saved[i].name] = appendSavedGroup(nil, &saved[i])
+	}
+	return f, saved, nil
+}
+
+// readGroupState reads and checks a state file; a missing one holds no
+// group.
+func readGroupState(path string) ([]savedGroup, error) {
+	fd, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: group state %s: %w", path, err)
+	}
+	defer fd.Close()
+	b, err := io.ReadAll(io.LimitReader(fd, int64(groupStateHeader+maxGroupStateBytes+1)))
+	if err != nil {
+		return nil, fmt.Errorf("kafka: group state %s: %w", path, err)
+	}
+	return decodeGroupState(path, b)
+}
+
+// decodeGroupState checks and decodes a state file's bytes; an error
+// names the file and the byte where it went wrong.
+func decodeGroupState(path string, b []byte) ([]savedGroup, error) {
+	damaged := func(pos int, what string) error {
+		return fmt.Errorf("kafka: group state %s: damaged at byte %d: %s", path, pos, what)
+	}
+	if len(b) < groupStateHeader || string(b[:len(groupStateMagic)]) != groupStateMagic {
+		return nil, damaged(0, "not a group state file")
+	}
+	n := binary.BigEndian.Uint32(b[len(groupStateMagic):])
+	sum := binary.BigEndian.Uint32(b[len(groupStateMagic)+4:])
+	payload := b[groupStateHeader:]
+	switch {
+	case n > maxGroupStateBytes || int(n) != len(payload):
+		return nil, damaged(len(groupStateMagic), fmt.Sprintf("payload of %d bytes, %d in the file", n, len(payload)))
+	case crc32.Checksum(payload, crc32c) != sum:
+		return nil, damaged(groupStateHeader, "checksum mismatch")
+	}
+	d := &groupStateReader{r: kbin.Reader{Src: payload}, size: len(payload)}
+	var groups []savedGroup
+	count := d.r.ArrayLen()
+	for i := int32(0); i < count && d.ok(); i++ {
+		g, ok := d.group()
+		if !ok {
+			break
+		}
+		groups = append(groups, g)
+	}
+	if d.ok() && len(d.r.Src) > 0 {
+		d.fail("trailing bytes")
+	}
+	if !d.ok() {
+		return nil, damaged(groupStateHeader+d.pos, d.wrong)
+	}
+	return groups, nil
+}
+
+// encodeGroupState makes a state file's bytes of groups' encodings.
+func encodeGroupState(groups map[string][]byte) []byte {
+	payload := kbin.AppendArrayLen(nil, len(groups))
+	for _, name := range slices.Sorted(maps.Keys(groups)) {
+		payload = append(payload, groups[name]...)
+	}
+	b := append([]byte(groupStateMagic), make([]byte, 8)...)
+	binary.BigEndian.PutUint32(b[len(groupStateMagic):], uint32(len(payload)))
+	binary.BigEndian.PutUint32(b[len(groupStateMagic)+4:], crc32.Checksum(payload, crc32c))
+	return append(b, payload...)
+}
+
+// save records group g (nil: forgets group name) and rewrites the file.
+// A write that fails is logged: the file is then stale, which costs a
+// rejoin after a restart.
+func (f *groupStateFile) save(name string, g *savedGroup) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.frozen {
+		return
+	}
+	if g == nil {
+		if _, ok := f.groups[name]; !ok {
+			return
+		}
+		delete(f.groups, name)
+	} else {
+		f.groups[name] = appendSavedGroup(nil, g)
+	}
+	if err := f.write(); err != nil {
+		f.warn("kafka: group state not written: members rejoin after a restart", "err", err)
+	}
+}
+
+// write replaces the file with what f holds, under a temporary name
+// first so that a reader never sees half of it.
+func (f *groupStateFile) write() error {
+	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".groups-*")
+	if err != nil {
+		return fmt.Errorf("kafka: group state %s: %w", f.path, err)
+	}
+	_, err = tmp.Write(encodeGroupState(f.groups))
+	err = errors.Join(err, tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), f.path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("kafka: group state %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// freeze keeps the file as it is from now on: the server is shutting
+// down, and its members' removal is not their leaving.
+func (f *groupStateFile) freeze() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	f.frozen = true
+	f.mu.Unlock()
+}
+
+// close lets the file go, for the next server at the address.
+func (f *groupStateFile) close() error {
+	if f == nil {
+		return nil
+	}
+	f.freeze()
+	return f.lock.Close()
+}
