@@ -211,6 +211,7 @@ type member struct {
 	joinVersion int16
 	assignment  []byte // the last SyncGroup answer
 	synced      int32  // generation of that answer
+	refused     bool   // told ILLEGAL_GENERATION since it last joined: it let go of everything
 
 	rn *runnelMember // consumer protocol: its runnel memberships
 }
@@ -555,6 +556,8 @@ func (g *group) check(memberID string, instanceID *string, generation int32) (*m
 	case m == nil:
 		return nil, errUnknownMemberID
 	case generation != g.generation:
+		// The client drops its partitions, as lost, and joins again.
+		m.refused = true
 		return m, errIllegalGeneration
 	}
 	return m, 0

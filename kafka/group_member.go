@@ -97,16 +97,18 @@ func newRunnelMember(g *group, id string, session time.Duration) (*runnelMember,
 
 // subscribe sets the topics from the member's protocol metadata (the
 // consumer protocol's ConsumerMemberMetadata, the same in every protocol a
-// client offers). It never blocks: run picks the list up.
-func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol) {
+// client offers), at a JoinGroup. It never blocks: run picks the list up.
+func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, refused bool) {
 	topics, eager := subscription(protocols)
 	rm.mu.Lock()
 	rm.topics = topics
 	rm.eager = eager
 	// A client rejoins only after giving up what it lost: an eager one
-	// gives up everything, a cooperative one keeps its last assignment.
+	// gives up everything, a cooperative one keeps its last assignment
+	// — unless it was told its generation is not the group's
+	// (refused), after which every client drops all it had, as lost.
 	clear(rm.held)
-	if !rm.eager {
+	if !rm.eager && !refused {
 		maps.Copy(rm.held, rm.given)
 	}
 	rm.cond.Broadcast()
@@ -295,7 +297,6 @@ func (rm *runnelMember) reconcile(cons map[string]*runnel.Consumer, want []strin
 // snapshot publishes what each Consumer owns, for SyncGroup.
 func (rm *runnelMember) snapshot(cons map[string]*runnel.Consumer) {
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
 	clear(rm.owned)
 	clear(rm.incarnations)
 	rm.open = rm.open[:0]
@@ -307,26 +308,43 @@ func (rm *runnelMember) snapshot(cons map[string]*runnel.Consumer) {
 	slices.Sort(rm.open)
 	rm.ticks++
 	rm.cond.Broadcast()
+	ask := rm.ownsUngivenLocked()
+	rm.mu.Unlock()
+	if ask {
+		rm.g.requestRebalance()
+	}
+}
+
+// ownsUngivenLocked reports whether the member owns a partition that the
+// SyncGroup answered in this generation did not give its client: one it
+// took after, which the client learns of only in a rebalance. Owned and
+// given are both taken from snapshots, under rm.mu, so a partition taken
+// while a SyncGroup waited is either in what it gave or found here at
+// the next snapshot. Until the next generation begins the group stays
+// rebalancing, and asking again changes nothing. A resumed member's first
+// tick checks what it took back instead (checkResumed).
+func (rm *runnelMember) ownsUngivenLocked() bool {
+	if rm.givenGen != rm.gen || rm.gen == 0 || rm.resuming {
+		return false
+	}
+	for topic, ps := range rm.owned {
+		if slices.ContainsFunc(ps, func(p int) bool { return !slices.Contains(rm.given[topic], p) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // assigned is OnAssigned: the member took partitions. The Kafka client
 // fetches them by its own offsets, so the Consumer pauses them: it keeps
 // them owned, and its TryPolls do the membership's work, but reads
 // nothing (it read every record appended, which the client reads too);
-// and the client learns of the partitions in a rebalance.
+// and the client learns of the partitions in a rebalance: a SyncGroup
+// still to come hands them out, or the next snapshot finds them not given
+// (ownsUngivenLocked).
 func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
 	if err := c.Pause(ps...); err != nil { // it owns them: never
 		rm.opts.Logger.Warn("kafka: pause runnel group member", "group", rm.g.name, "topic", topic, "err", err)
-	}
-	// A SyncGroup still to come hands them out; one already answered
-	// did not, and the client learns of them in another rebalance.
-	rm.mu.Lock()
-	// A resumed member's first tick checks what it took back instead
-	// (checkResumed).
-	answered := rm.givenGen == rm.gen && rm.gen != 0 && !rm.resuming
-	rm.mu.Unlock()
-	if answered {
-		rm.g.requestRebalance()
 	}
 }
 

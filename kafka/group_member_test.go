@@ -22,7 +22,7 @@ func subscribedMember(t *testing.T, ts *testServer, group string, topics ...stri
 		rm.wait()
 	})
 	meta := kmsg.ConsumerMemberMetadata{Topics: topics}
-	rm.subscribe([]kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}})
+	rm.subscribe([]kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}, false)
 	return rm
 }
 

@@ -192,6 +192,13 @@ func (rm *runnelMember) predecessorsOf(topic string) []runnel.Incarnation {
 // checkResumed ends a resumed member's first tick: its Consumers have
 // joined and taken what they may. Unless that is exactly what its client
 // was given, the group rebalances, and the client joins again.
+//
+// What they took back counts as held by the client too: a file older
+// than the client's generation (a failed write, or a power loss) names
+// less than the client was given since, and a partition the client may
+// read must not be released until it has let go, as after any
+// assignment. Their predecessors' partitions are the ones the client can
+// have been given.
 func (rm *runnelMember) checkResumed() {
 	rm.mu.Lock()
 	if !rm.resuming {
@@ -199,6 +206,11 @@ func (rm *runnelMember) checkResumed() {
 		return
 	}
 	rm.resuming = false
+	for topic, ps := range rm.owned {
+		held := append(rm.held[topic], ps...)
+		slices.Sort(held)
+		rm.held[topic] = slices.Compact(held)
+	}
 	nonEmpty := func(tps map[string][]int) map[string][]int {
 		return maps.Collect(func(yield func(string, []int) bool) {
 			for topic, ps := range tps {

@@ -176,3 +176,83 @@ func damageGroupState(t *testing.T, dir, addr string) {
 		t.Fatal(err)
 	}
 }
+
+// TestGroupResumeStale: a server restarted with a group state older than
+// its clients — written before a member left and the other took over
+// its partitions — resumes that stale generation; the remaining client,
+// a generation ahead, is refused (ILLEGAL_GENERATION) and joins again, the
+// member that left and never comes back drops out at the rebalance, and
+// the client ends up owning and reading every partition: no record lost,
+// no partition owned by two members. Before the resumed member took what
+// it took back as held by its client, it released the partitions the
+// stale file did not name at once, to the member that left, while the
+// client still read them.
+func TestGroupResumeStale(t *testing.T) {
+	const parts = 4
+	dir, l := logWithTopic(t, "sl", parts)
+	server := startServerChild(t, dir)
+	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
+	// A heartbeat seconds apart leaves the remaining client reading, for
+	// seconds after the restart, the partitions it was given after the
+	// state was written: a partition the server let go of meanwhile shows
+	// as owned by the other member.
+	slow := append(resumeClientOpts(), kgo.HeartbeatInterval(2*time.Second))
+	stays := ts.member("stays", slow, groupOpts("slgrp", "sl")...)
+	leaves := ts.member("leaves", slow, groupOpts("slgrp", "sl")...)
+	waitFor(t, "the members to split the partitions", func() bool { return balanced(parts, stays, leaves) })
+	path := groupStatePath(dir, server.addr)
+	waitFor(t, "the state file to hold both members", func() bool {
+		b, _ := os.ReadFile(path)
+		groups, err := decodeGroupState(path, b)
+		return err == nil && len(groups) == 1 && len(groups[0].members) == 2
+	})
+	stale, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves.halt()
+	leaves.cl.Close() // LeaveGroup
+	waitFor(t, "the remaining member to own every partition", func() bool { return len(stays.owned()) == parts })
+
+	server.kill()
+	server.cmd.Wait()
+	if err := os.WriteFile(path, stale, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startChild(t, "server", dir, childListenEnv+"="+server.addr)
+	produceSpread(t, l, "sl", parts, 2, "after")
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Log(last)
+		}
+	}()
+	waitFor(t, "the remaining member to join again, own every partition in runnel and in its client, and read them", func() bool {
+		owners := runnelOwners(t, l, "slgrp", "sl")
+		client := stays.owned()
+		for p, o := range owners {
+			if strings.HasPrefix(o, MemberNamePrefix+"leaves") && slices.Contains(client, int32(p)) {
+				t.Fatalf("partition %d is the resumed member's that left, and the remaining client reads it (owners %q)", p, owners)
+			}
+		}
+		mine := !slices.ContainsFunc(owners, func(o string) bool { return !strings.HasPrefix(o, MemberNamePrefix+"stays") })
+		last = fmt.Sprintf("owners %q, client %v, leaves there %v, consumed %v, identity %+v", owners, client, hasRunnelMember(t, l, "slgrp", MemberNamePrefix+"leaves"), stays.consumedSpread(parts, 2, "after"), stays.identity())
+		return mine && len(client) == parts && !hasRunnelMember(t, l, "slgrp", MemberNamePrefix+"leaves") && stays.consumedSpread(parts, 2, "after")
+	})
+}
+
+// hasRunnelMember reports whether a live member of group in runnel has a
+// name beginning with prefix.
+func hasRunnelMember(t *testing.T, l *runnel.Log, group, prefix string) bool {
+	t.Helper()
+	info, err := l.DescribeGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gt := range info.Topics {
+		if slices.ContainsFunc(gt.Members, func(m runnel.GroupMember) bool { return strings.HasPrefix(m.Name, prefix) }) {
+			return true
+		}
+	}
+	return false
+}

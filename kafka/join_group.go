@@ -133,8 +133,9 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 	wait := make(chan *kmsg.JoinGroupResponse, 1)
 	m.join = wait
 	if m.rn != nil {
-		m.rn.subscribe(m.protocols)
+		m.rn.subscribe(m.protocols, m.refused)
 	}
+	m.refused = false
 	switch g.state {
 	case statePreparing:
 		g.maybeCompleteJoin()
