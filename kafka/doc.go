@@ -135,9 +135,30 @@
 // handing over (its client had not let go yet) and for a member whose
 // session runs out while the shutdown waits for requests under way (it
 // answers no heartbeat then); a member that leaves (LeaveGroup), times out or is
-// replaced by a new static instance hands its partitions over at once. So after a server's crash or restart its Kafka members'
-// partitions go unread for about a session timeout, as a dead member's
-// do in Kafka. A server down for longer than that finds its clients'
+// replaced by a new static instance hands its partitions over at once.
+//
+// A server restarted at the same address resumes its groups, as a Kafka
+// coordinator that takes a group over loads it from __consumer_offsets:
+// each group's last settled generation, its members (with their
+// sessions, protocols and assignments) and what their runnel sides gave
+// and hold are kept in kafka/groups/<address>, rewritten at each
+// SyncGroup answered and each member's leaving or expiry (never at a
+// heartbeat), by the server at Options.Advertise, or else at the address
+// it listens on, which holds a lock on it while it runs. Server.Serve
+// loads it: each group Stable at that generation, each member with a
+// fresh session, its runnel Consumers succeeding the old ones
+// (runnel.ConsumerOptions.Succeeds), so that they take back at once, within
+// their share, the partitions the lease keeps from everyone else. The
+// clients heartbeat, commit and fetch on with no rebalance. A member
+// that does not get back exactly what its client was given (another
+// member joined meanwhile, a topic is gone) has the group rebalance; a
+// file older than its clients' generation has them refused
+// (ILLEGAL_GENERATION) and join again; a client that never comes back
+// expires after its session. A damaged file is reported (the file and
+// the byte) and ignored. Only then, or without the file, do a server's
+// crash or restart leave its Kafka members' partitions unread for about a
+// session timeout, as a dead member's are in Kafka. A server down for
+// longer than that finds its clients'
 // partitions taken over while they may still fetch from it once it is
 // back, as a Kafka consumer cut off from its coordinator for longer than
 // its session fetches on.
