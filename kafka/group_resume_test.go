@@ -2,11 +2,15 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,9 +21,37 @@ import (
 // resumeClientOpts give a franz-go member a session far longer than any
 // test (so no lease runs out and no session expires while it runs) and a
 // short heartbeat: a server that forgot the member tells it within a
-// heartbeat, and the client joins again, its callbacks firing.
+// heartbeat, and the client joins again, its callbacks firing. Its
+// connections wait for the server to listen again (waitingDial): franz-go
+// ends its group session, as lost, at a heartbeat whose coordinator
+// refuses the connection, and at that heartbeat rate one falls in every
+// restart.
 func resumeClientOpts() []kgo.Opt {
-	return append(leaseClientOpts(), kgo.HeartbeatInterval(100*time.Millisecond), kgo.RebalanceTimeout(10*time.Second))
+	return append(leaseClientOpts(), kgo.HeartbeatInterval(100*time.Millisecond), kgo.RebalanceTimeout(10*time.Second), kgo.Dialer(waitingDial))
+}
+
+// serverRestarting makes waitingDial wait: a test restarting a server
+// sets it until the new one listens.
+var serverRestarting atomic.Bool
+
+// waitingDial dials again while the connection is refused (no server
+// listens at the address) and a test restarts the server, for up to
+// 20 s: as a client dialing a server restarted with its listening socket
+// kept (systemd's socket activation) would see it.
+func waitingDial(ctx context.Context, network, host string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, host)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || !serverRestarting.Load() {
+			return nc, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // groupIdentity is what a client knows of its membership.
@@ -50,6 +82,8 @@ func (m *tracked) commitNow(t *testing.T) error {
 // another on the same directory and address.
 func restartServer(t *testing.T, dir string, server *testChild, kill bool) *testChild {
 	t.Helper()
+	serverRestarting.Store(true)
+	defer serverRestarting.Store(false)
 	if kill {
 		server.kill()
 	} else {
