@@ -438,12 +438,17 @@ func (rm *runnelMember) giveLocked() map[string][]int {
 	for topic, ps := range rm.owned {
 		if len(ps) > 0 {
 			rm.given[topic] = slices.Clone(ps)
-			held := append(rm.held[topic], ps...)
-			slices.Sort(held)
-			rm.held[topic] = slices.Compact(held)
+			rm.holdLocked(topic, ps)
 		}
 	}
 	return maps.Clone(rm.given)
+}
+
+// holdLocked adds partitions of topic to what the client may be reading.
+func (rm *runnelMember) holdLocked(topic string, ps []int) {
+	held := append(rm.held[topic], ps...)
+	slices.Sort(held)
+	rm.held[topic] = slices.Compact(held)
 }
 
 // waitLocked waits on rm.cond until woken or the deadline.

@@ -207,9 +207,7 @@ func (rm *runnelMember) checkResumed() {
 	}
 	rm.resuming = false
 	for topic, ps := range rm.owned {
-		held := append(rm.held[topic], ps...)
-		slices.Sort(held)
-		rm.held[topic] = slices.Compact(held)
+		rm.holdLocked(topic, ps)
 	}
 	nonEmpty := func(tps map[string][]int) map[string][]int {
 		return maps.Collect(func(yield func(string, []int) bool) {
