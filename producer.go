@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
@@ -150,10 +151,16 @@ func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bo
 	if err := awaitSignal(ctx, p.ackOf(b)); err != nil {
 		return err
 	}
+	return p.ackErr(b)
+}
+
+// ackErr is the outcome of b's records for this producer, once ackOf(b)
+// fired.
+func (p *Producer) ackErr(b *batch) error {
 	if b.err != nil {
 		return b.err
 	}
-	if p.acks == AckDurability && b.syncErr != nil {
+	if p.acks == AckDurability {
 		return b.syncErr
 	}
 	return nil
@@ -184,6 +191,8 @@ func (p *Producer) SendAsync(rec Record, done func(Position, error)) {
 }
 
 // Flush waits until every record sent before it is acknowledged or failed.
+// It returns ErrClosed if the Log closed before they were acknowledged;
+// other failures are told to the records' senders alone.
 func (p *Producer) Flush(ctx context.Context) error {
 	if err := p.checkOpen(); err != nil {
 		return err
@@ -200,6 +209,12 @@ func (p *Producer) flush(ctx context.Context) error {
 			continue
 		}
 		if err := awaitSignal(ctx, p.ackOf(last)); err != nil {
+			return err
+		}
+		// A Log closed before the records were acknowledged (a bounded
+		// close gave up on another process's lock) says so here too, as
+		// to their senders; other failures are their callbacks' to tell.
+		if err := p.ackErr(last); errors.Is(err, ErrClosed) {
 			return err
 		}
 	}
