@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestLogCloseContextBehindStoppedSync: a Durable Log whose committed
@@ -49,5 +50,48 @@ func TestLogCloseContextBehindStoppedSync(t *testing.T) {
 	l2 := openTest(t, dir, nil)
 	if recs := readAll(t, l2, "t", 2, nil); string(recs[1].Value) != "waits" {
 		t.Errorf("after reopening: %q, want the committed record", recs[1].Value)
+	}
+}
+
+// TestLogCloseContextBehindStoppedSyncUnsynced: a Buffered or Periodic
+// Log fdatasyncs what it committed as it closes. With a stopped process
+// holding the partition's sync lock (and, in Periodic mode, the timer's
+// sync waiting behind it first), a bounded CloseContext returns once its
+// ctx ends, with an error wrapping ctx.Err(), and the record, acknowledged
+// at commit, is in the log for the next Log. Close had waited for ever:
+// neither wait for the sync lock had a bound.
+func TestLogCloseContextBehindStoppedSyncUnsynced(t *testing.T) {
+	for _, mode := range []Durability{Buffered, Periodic} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := Open(dir, testOptions(t, &Options{Durability: mode, SyncInterval: 10 * time.Millisecond, RetentionInterval: -1}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+			p := mustProducer(t, l, "t", nil)
+			holder := stoppedSyncLockHolder(t, l, "t", 0)
+			syncWaits := l.Stats().SyncWaits
+			if _, err := p.Send(context.Background(), Record{Value: []byte("acknowledged")}); err != nil {
+				t.Fatal(err)
+			}
+			if mode == Periodic {
+				waitFor(t, patience, "the periodic sync to wait for the stopped process's fdatasync", func() bool {
+					return l.Stats().SyncWaits > syncWaits
+				})
+			}
+
+			err = inTime(t, "Log.CloseContext", func() error { return l.CloseContext(cancelSoon()) })
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("CloseContext behind a stopped syncer: %v, want context.Canceled", err)
+			}
+
+			holder.Process.Kill()
+			holder.Wait()
+			l2 := openTest(t, dir, nil)
+			if recs := readAll(t, l2, "t", 1, nil); string(recs[0].Value) != "acknowledged" {
+				t.Errorf("after reopening: %q, want the acknowledged record", recs[0].Value)
+			}
+		})
 	}
 }

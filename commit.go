@@ -97,16 +97,8 @@ func (p *partition) syncLoop(kick <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	// A bounded Close out of time (giveUp) ends its wait for another
 	// process's fdatasync, as it ends waits for the writer lock.
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := make(chan struct{})
-	defer func() { close(stop); cancel() }()
-	go func() {
-		select {
-		case <-p.abandon:
-			cancel()
-		case <-stop:
-		}
-	}()
+	ctx, cancel := p.untilGivenUp()
+	defer cancel()
 	for range kick {
 		p.runSyncs(ctx, nil)
 	}
@@ -510,10 +502,13 @@ func (p *partition) trySyncLock() (got bool, err error) {
 
 // syncNow makes everything this Log committed to the partition durable:
 // Periodic mode's timer and Close in the modes that do not sync each
-// append. ctx bounds only the wait for p.wmu, which this Log's writer
-// holds while it waits for another process's writer lock: the timer goes
-// on to the other partitions rather than wait for that. The caller must
-// not hold p.wmu.
+// append. ctx bounds the wait for p.wmu, which this Log's writer holds
+// while it waits for another process's writer lock, and the wait for
+// another process's fdatasync (its sync lock, which a stopped process
+// may hold for ever): the timer goes on to the other partitions rather
+// than wait for either, and a bounded Close gives up. Then it returns
+// ctx.Err(), and the tail stays for the next sync. The caller must not
+// hold p.wmu.
 func (p *partition) syncNow(ctx context.Context) error {
 	if err := p.lockWmuContext(ctx); err != nil {
 		return err
@@ -540,7 +535,10 @@ func (p *partition) syncNow(ctx context.Context) error {
 	p.dirty, p.releasedDirty = false, false
 	p.wmu.Unlock()
 	defer done()
-	_, err := p.syncShared(context.Background(), t)
+	_, err := p.syncShared(ctx, t)
+	if err == errSyncAbandoned {
+		err = ctx.Err()
+	}
 	if err != nil {
 		p.wmu.Lock()
 		if p.w != nil {

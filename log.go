@@ -420,19 +420,20 @@ func (t *topic) close(reason error) error {
 // handed out since its last commit go to the next owner again); close
 // consumers first to leave as Consumer.Close does. Close waits as long as
 // another process holds a partition's writer lock that a queued record
-// needs, or, in a Durable Log, the sync lock of a partition with records
-// waiting for their fdatasync; CloseContext bounds those waits.
+// needs, or the sync lock of a partition with records waiting for their
+// fdatasync (in a Buffered or Periodic Log, the one Close makes);
+// CloseContext bounds those waits.
 func (l *Log) Close() error { return l.CloseContext(context.Background()) }
 
 // CloseContext is Close, waiting for other processes' writer and sync
 // locks only until ctx ends. Then the records still queued fail with
 // ErrClosed (their Send, SendAsync callback or Flush says so), and so do
 // records committed and still waiting for an fdatasync that another
-// process holds back (they may be in the log, not known durable); the
-// files are closed all the same, and CloseContext returns an error
-// wrapping ctx.Err(). Only the
-// first Close or CloseContext of a Log does the work; later ones return
-// its result.
+// process holds back (they may be in the log, not known durable; in a
+// Buffered or Periodic Log they were acknowledged, and Close's fdatasync
+// is given up); the files are closed all the same, and CloseContext
+// returns an error wrapping ctx.Err(). Only the first Close or
+// CloseContext of a Log does the work; later ones return its result.
 func (l *Log) CloseContext(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)

@@ -219,6 +219,20 @@ func (p *partition) lockWmuContext(ctx context.Context) error {
 // with ErrClosed: the bounded close that called it is out of time.
 func (p *partition) giveUp() { p.abandonOnce.Do(func() { close(p.abandon) }) }
 
+// untilGivenUp is a context that ends when giveUp is called (or cancel),
+// for waits on other processes that a bounded close ends.
+func (p *partition) untilGivenUp() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-p.abandon:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // waitWriterLock waits for the writer lock, which another process (or
 // Log) holds, announced (writerlock.go), until ctx ends or the partition
 // is given up. The caller holds p.wmu.
@@ -251,6 +265,20 @@ func (p *partition) gaveUp() error {
 	return fmt.Errorf("%w: gave up waiting for another process's writer lock on %s", ErrClosed, p.dir)
 }
 
+// closeSync is close's fdatasync in the modes that do not sync each
+// append, until a bounded close is out of time (giveUp): behind a stopped
+// process's sync lock it gives up, the records committed, not known
+// durable.
+func (p *partition) closeSync() error {
+	ctx, cancel := p.untilGivenUp()
+	defer cancel()
+	err := p.syncNow(ctx)
+	if err != nil && ctx.Err() != nil {
+		return p.gaveUpSync()
+	}
+	return err
+}
+
 // gaveUpSync notes and returns the error of the records whose fdatasync a
 // bounded close stopped waiting for: another process held the sync lock.
 // They are committed, so readers may see them, but not known durable.
@@ -281,7 +309,7 @@ func (p *partition) close(reason error) error {
 	p.drainSyncs()
 	var errs []error
 	if p.log.opts.Durability != Durable {
-		errs = append(errs, p.syncNow(context.Background()))
+		errs = append(errs, p.closeSync())
 	}
 	p.stopHold()
 	p.log.parts.forget(p)
