@@ -286,7 +286,7 @@ func quota(nparts, live, rank int) int {
 // under its quota, and looks again at its next check.
 func (m *member) acquire(want, start int) ([]int, error) {
 	var got []int
-	for _, p := range m.scanOrder(start) {
+	for p := range m.scanOrder(start) {
 		if want == 0 {
 			break
 		}

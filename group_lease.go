@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 )
@@ -146,21 +147,32 @@ func (m *member) succeeds(rec ownerRecord) bool {
 // scanOrder is the order acquire tries the partitions in: round from
 // start, but for a successor first the partitions whose owner record
 // names one of its predecessors, so that within its quota it gets back
-// exactly what they held. Only a successor reads the records for it.
-func (m *member) scanOrder(start int) []int {
-	var first, rest []int
-	for i := range m.nparts {
-		p := (start + i) % m.nparts
+// exactly what they held. Only a successor reads the records for it, and
+// only a successor's order allocates: acquire runs at every check of a
+// member under its quota.
+func (m *member) scanOrder(start int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		var tried []bool // by partition: a successor's, tried first
 		if len(m.predecessors) > 0 {
-			// Unreadable: tried in turn, and leaseHolds reports it.
-			if rec, ok, err := m.off.readOwner(p); err == nil && ok && m.succeeds(rec) {
-				first = append(first, p)
-				continue
+			tried = make([]bool, m.nparts)
+			for i := range m.nparts {
+				p := (start + i) % m.nparts
+				// Unreadable: tried in turn, and leaseHolds reports it.
+				if rec, ok, err := m.off.readOwner(p); err == nil && ok && m.succeeds(rec) {
+					tried[p] = true
+					if !yield(p) {
+						return
+					}
+				}
 			}
 		}
-		rest = append(rest, p)
+		for i := range m.nparts {
+			p := (start + i) % m.nparts
+			if (tried == nil || !tried[p]) && !yield(p) {
+				return
+			}
+		}
 	}
-	return append(first, rest...)
 }
 
 // ownerRecord is the record m writes for a partition it takes: with its

@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -33,6 +34,34 @@ func TestOwnerSlotWord(t *testing.T) {
 		if tc.lease == 0 && w != uint32(tc.slot) {
 			t.Errorf("slot %d without a lease: word %d, want the slot as before leases", tc.slot, w)
 		}
+	}
+}
+
+// TestScanOrderAllocs: a member that succeeds no one orders its search
+// for free partitions without allocating, each partition once, round
+// from its start. acquire orders one at every check of a member under its
+// quota, which a member waiting out a lease is at each Poll; the order
+// was built in a slice grown for each (5 allocations for 64 partitions).
+func TestScanOrderAllocs(t *testing.T) {
+	m := &member{nparts: 64}
+	var order []int
+	for p := range m.scanOrder(60) {
+		order = append(order, p)
+	}
+	want := append([]int{60, 61, 62, 63}, make([]int, 60)...)
+	for i := range 60 {
+		want[4+i] = i
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("order from 60: %v, want %v", order, want)
+	}
+	sum := 0
+	if n := testing.AllocsPerRun(100, func() {
+		for p := range m.scanOrder(5) {
+			sum += p
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations to order a scan, want none", n)
 	}
 }
 
