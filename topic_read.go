@@ -11,13 +11,8 @@ package runnel
 // topic's file alone. It fails with ErrTopicNotFound if there is no such
 // topic.
 func (l *Log) TopicConfig(name string) (TopicConfig, error) {
-	if err := l.checkOpen(); err != nil {
-		return TopicConfig{}, err
-	}
-	if err := validateName("topic", name); err != nil {
-		return TopicConfig{}, err
-	}
-	return l.readTopicConfig(name)
+	cfg, _, err := l.TopicConfigAndID(name)
+	return cfg, err
 }
 
 // TopicID reports a topic's ID (TopicInfo.ID), read from the topic's file
@@ -26,14 +21,8 @@ func (l *Log) TopicConfig(name string) (TopicConfig, error) {
 // again has a new ID, so state kept beside a topic (a Kafka server's
 // producer journal) can tell it belongs to an earlier one.
 func (l *Log) TopicID(name string) (string, error) {
-	if err := l.checkOpen(); err != nil {
-		return "", err
-	}
-	if err := validateName("topic", name); err != nil {
-		return "", err
-	}
-	tf, err := l.readTopicFile(name)
-	return tf.ID, err
+	_, id, err := l.TopicConfigAndID(name)
+	return id, err
 }
 
 // TopicConfigAndID is TopicConfig and TopicID from one read of the
