@@ -55,6 +55,8 @@ const (
 	groupStateMagic    = "RNKGRP01"
 	groupStateHeader   = len(groupStateMagic) + 8
 	maxGroupStateBytes = 64 << 20 // thousands of members' metadata; past it, damage
+
+	groupStateTempSuffix = ".tmp" // the file being written (write)
 )
 
 // groupStateFile is a server's state file, locked, and what it holds,
@@ -95,6 +97,9 @@ func openGroupState(logDir, addr string, warn func(msg string, args ...any)) (*g
 			return nil, nil, nil
 		}
 		return nil, nil, fmt.Errorf("kafka: group state %s: %w", path, err)
+	}
+	if err := os.Remove(path + groupStateTempSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		warn("kafka: group state: a write a crash cut short is left", "err", err)
 	}
 	f := &groupStateFile{path: path, lock: lock, warn: warn, groups: map[string][]byte{}}
 	saved, err := readGroupState(path)
@@ -200,20 +205,20 @@ func (f *groupStateFile) save(name string, g *savedGroup) {
 	}
 }
 
-// write replaces the file with what f holds, under a temporary name
-// first so that a reader never sees half of it.
+// write replaces the file with what f holds, through <address>.tmp
+// first so that a reader never sees half of it. Only the server holding
+// the lock writes, so one temporary name will do: a crash mid-write
+// leaves that one file, which the next write replaces and the next
+// server at the address removes (openGroupState), where a name of its
+// own at each write left one more at each such crash.
 func (f *groupStateFile) write() error {
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".groups-*")
-	if err != nil {
-		return fmt.Errorf("kafka: group state %s: %w", f.path, err)
-	}
-	_, err = tmp.Write(encodeGroupState(f.groups))
-	err = errors.Join(err, tmp.Close())
+	tmp := f.path + groupStateTempSuffix
+	err := os.WriteFile(tmp, encodeGroupState(f.groups), 0o644)
 	if err == nil {
-		err = os.Rename(tmp.Name(), f.path)
+		err = os.Rename(tmp, f.path)
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(tmp)
 		return fmt.Errorf("kafka: group state %s: %w", f.path, err)
 	}
 	return nil
