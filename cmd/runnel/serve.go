@@ -63,8 +63,11 @@ error code, connections, and the Go runtime's and the process's metrics.
 docs/OPERATIONS.md lists them, with alert rules. "runnel metrics" prints
 them once.
 
-Ctrl-C stops it cleanly: requests in flight are answered, and the Kafka
-group members leave their groups; a second Ctrl-C kills it at once.`,
+Ctrl-C stops it cleanly: requests in flight are answered, and its Kafka
+consumer groups are kept for the next "runnel serve" at the same address
+(-advertise, or else -listen) and directory, whose clients heartbeat on
+without rejoining (docs/OPERATIONS.md); a second Ctrl-C kills it at once,
+which keeps them too.`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&f.listen, "listen", "127.0.0.1:9092", "listen on `ADDR`")
 			fs.StringVar(&f.advertise, "advertise", "", "tell clients to connect to `HOST:PORT` (default: the address they reached)")
