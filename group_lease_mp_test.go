@@ -103,10 +103,7 @@ func TestGroupLeaseAfterDeath(t *testing.T) {
 	advance := leaseClock(t)
 	const nparts = 4
 	l, child := startLeaser(t, nparts)
-	if err := child.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-child.exited
+	child.kill(t)
 
 	c := leaseMember(t, l, "native", 0)
 	defer c.Close()
@@ -217,10 +214,7 @@ func TestGroupLeaseSlotReused(t *testing.T) {
 	dir, l := leaseLog(t, nparts)
 	child := startMPMember(t, dir, "leased", "g", "leaser", "RUNNEL_GM_LEASE=30m")
 	waitFor(t, patience, "the child to own every partition", func() bool { return len(child.ownedNow()) == nparts })
-	if err := child.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-child.exited
+	child.kill(t)
 
 	joiner := mpChild("slotjoiner", "RUNNEL_GM_DIR="+dir)
 	joiner.Stderr = os.Stderr

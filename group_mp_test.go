@@ -275,6 +275,16 @@ func (m *mpMember) leave(t testing.TB) {
 	}
 }
 
+// kill SIGKILLs the member's process and waits for it to exit: a death,
+// which leaves its partitions' owner records (and leases) as they were.
+func (m *mpMember) kill(t testing.TB) {
+	t.Helper()
+	if err := m.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-m.exited
+}
+
 func mpBalanced(nparts int, members ...*mpMember) bool {
 	return balancedBy(nparts, (*mpMember).ownedNow, members)
 }
@@ -372,10 +382,7 @@ func TestGroupMultiProcessFailover(t *testing.T) {
 	victim, survivors := members[0], members[1:]
 	lost := victim.ownedNow()
 	killed := time.Now()
-	if err := victim.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-victim.exited
+	victim.kill(t)
 	waitFor(t, 10*time.Second, "the dead member's partitions taken over", func() bool {
 		return mpBalanced(nparts, survivors...)
 	})

@@ -40,10 +40,7 @@ func TestGroupSucceedsAfterDeath(t *testing.T) {
 	if inc == (Incarnation{}) {
 		t.Fatal("the child reported no incarnation")
 	}
-	if err := child.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-child.exited
+	child.kill(t)
 
 	other := leaseMember(t, l, "other", 0)
 	defer other.Close()

@@ -28,6 +28,19 @@ func leaseClientOpts() []kgo.Opt {
 	}
 }
 
+// memberThroughChild starts a server child serving dir (which l has
+// open) and a franz-go member "k" of group, subscribed to topic, through
+// it, and waits until the member owns all parts partitions: the start of
+// each test that restarts or kills the server under its Kafka member.
+func memberThroughChild(t *testing.T, dir string, l *runnel.Log, parts int, group, topic string, opts []kgo.Opt) (*testChild, *tracked) {
+	t.Helper()
+	server := startServerChild(t, dir)
+	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
+	k := ts.member("k", opts, groupOpts(group, topic)...)
+	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+	return server, k
+}
+
 // logWithTopic opens a Log on a new directory with topic of parts
 // partitions, for server children to serve.
 func logWithTopic(t *testing.T, topic string, parts int) (string, *runnel.Log) {
@@ -72,12 +85,8 @@ func TestGroupLeaseServerKilled(t *testing.T) {
 	const parts = 4
 	dir, l := logWithTopic(t, "lz", parts)
 	produceSpread(t, l, "lz", parts, 1, "before")
-	server := startServerChild(t, dir)
-	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
-	k := ts.member("k", leaseClientOpts(), groupOpts("lzgrp", "lz")...)
-	waitFor(t, "the Kafka member to own and read every partition", func() bool {
-		return len(k.owned()) == parts && k.consumedSpread(parts, 1, "before")
-	})
+	server, k := memberThroughChild(t, dir, l, parts, "lzgrp", "lz", leaseClientOpts())
+	waitFor(t, "the Kafka member to read every partition", func() bool { return k.consumedSpread(parts, 1, "before") })
 
 	server.kill()
 	server.cmd.Wait()
@@ -158,10 +167,7 @@ func checkLeased(t *testing.T, l *runnel.Log, group string) {
 func TestGroupLeaseServerRestartConverges(t *testing.T) {
 	const parts = 2
 	dir, l := logWithTopic(t, "rc", parts)
-	server := startServerChild(t, dir)
-	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
-	k := ts.member("k", []kgo.Opt{kgo.SessionTimeout(2 * time.Second), kgo.HeartbeatInterval(200 * time.Millisecond)}, groupOpts("rcgrp", "rc")...)
-	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+	server, k := memberThroughChild(t, dir, l, parts, "rcgrp", "rc", []kgo.Opt{kgo.SessionTimeout(2 * time.Second), kgo.HeartbeatInterval(200 * time.Millisecond)})
 
 	server.kill()
 	server.cmd.Wait()

@@ -17,11 +17,8 @@ import (
 func TestGroupResumeHeartbeatInGap(t *testing.T) {
 	const parts = 4
 	dir, l := logWithTopic(t, "gp", parts)
-	server := startServerChild(t, dir)
-	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
 	opts := append(leaseClientOpts(), kgo.HeartbeatInterval(100*time.Millisecond), kgo.RebalanceTimeout(10*time.Second))
-	k := ts.member("k", opts, groupOpts("gpgrp", "gp")...)
-	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+	server, k := memberThroughChild(t, dir, l, parts, "gpgrp", "gp", opts)
 	before := k.identity()
 
 	server.kill()

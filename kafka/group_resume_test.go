@@ -134,12 +134,8 @@ func testGroupResume(t *testing.T, kill bool) {
 	const parts = 4
 	dir, l := logWithTopic(t, "rs", parts)
 	produceSpread(t, l, "rs", parts, 1, "before")
-	server := startServerChild(t, dir)
-	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
-	k := ts.member("k", resumeClientOpts(), groupOpts("rsgrp", "rs")...)
-	waitFor(t, "the Kafka member to own and read every partition", func() bool {
-		return len(k.owned()) == parts && k.consumedSpread(parts, 1, "before")
-	})
+	server, k := memberThroughChild(t, dir, l, parts, "rsgrp", "rs", resumeClientOpts())
+	waitFor(t, "the Kafka member to read every partition", func() bool { return k.consumedSpread(parts, 1, "before") })
 	if err := k.commitNow(t); err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +157,7 @@ func testGroupResume(t *testing.T, kill bool) {
 func TestGroupResumeNativeWaits(t *testing.T) {
 	const parts = 4
 	dir, l := logWithTopic(t, "nw", parts)
-	server := startServerChild(t, dir)
-	ts := &testServer{t: t, log: l, addr: server.addr, logs: &syncBuffer{}}
-	k := ts.member("k", resumeClientOpts(), groupOpts("nw", "nw")...)
-	waitFor(t, "the Kafka member to own every partition", func() bool { return len(k.owned()) == parts })
+	server, k := memberThroughChild(t, dir, l, parts, "nw", "nw", resumeClientOpts())
 
 	server.kill()
 	server.cmd.Wait()
