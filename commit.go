@@ -507,8 +507,9 @@ func (p *partition) trySyncLock() (got bool, err error) {
 // another process's fdatasync (its sync lock, which a stopped process
 // may hold for ever): the timer goes on to the other partitions rather
 // than wait for either, and a bounded Close gives up. Then it returns
-// ctx.Err(), and the tail stays for the next sync. The caller must not
-// hold p.wmu.
+// ctx.Err(), and the tail stays for the next sync. A ctx that has ended
+// already makes it sync only if both are free now (releaseFiles). The
+// caller must not hold p.wmu.
 func (p *partition) syncNow(ctx context.Context) error {
 	if err := p.lockWmuContext(ctx); err != nil {
 		return err

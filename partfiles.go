@@ -33,11 +33,19 @@ import (
 //   - in Periodic mode what was written is synced first (the interval's
 //     promise); in Buffered mode the tail is remembered and Close syncs it
 //     as it syncs every other partition it wrote.
+//
+// Releasing is an optimisation, and whoever asks for it must not wait on
+// it: the Send or maintenance whose admission needs room (openParts.admit)
+// and the idle sweep, which Close stops. So a partition that is not free
+// to release now keeps its files until a later try: one in use, and in
+// Periodic mode one whose sync cannot be had now because another process
+// holds its sync lock, stopped (Ctrl-Z, SIGSTOP) or wedged in its
+// fdatasync (syncIfFree).
 
 // releaseFiles closes the partition's files if it is idle, and reports
 // whether it did (or had none open). It waits for nothing another
 // process does, and for nothing in this one but a watcher of a kept
-// writer lock and, in Periodic mode, an fdatasync.
+// writer lock and, in Periodic mode, its own fdatasync.
 func (p *partition) releaseFiles() bool {
 	if !p.wmu.TryLock() {
 		return false // an append or maintenance is under way
@@ -56,18 +64,35 @@ func (p *partition) releaseFiles() bool {
 	if watching {
 		p.stopHold() // lets the kept lock go; waits for the watcher
 	}
-	if p.log.opts.Durability == Periodic {
-		if err := p.syncNow(context.Background()); err != nil {
-			p.log.opts.Logger.Error("runnel: sync before releasing files failed", "partition", p.dir, "err", err)
-			return false
-		}
+	if p.log.opts.Durability == Periodic && !p.syncIfFree() {
+		return false
 	}
-	p.wmu.Lock()
+	if !p.wmu.TryLock() {
+		// Used again meanwhile, perhaps by a writer waiting for another
+		// process's writer lock, as long as that process likes.
+		return false
+	}
 	defer p.wmu.Unlock()
 	if !p.idleLocked() || p.held || p.watching || p.dirty && p.log.opts.Durability == Periodic {
 		return false // used again meanwhile
 	}
 	return p.closeFilesLocked() == nil
+}
+
+// syncIfFree is releaseFiles' sync in Periodic mode: it syncs what this
+// Log committed if p.wmu and the partition's sync lock are free now, and
+// reports whether all of it is durable. It never waits for another
+// process's fdatasync: the partition keeps its unsynced files instead,
+// for the timer's sync or a later release.
+func (p *partition) syncIfFree() bool {
+	// An ended ctx: syncNow takes what is free and waits for nothing.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := p.syncNow(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		p.log.opts.Logger.Error("runnel: sync before releasing files failed", "partition", p.dir, "err", err)
+	}
+	return err == nil
 }
 
 // idleLocked reports whether nothing uses the partition's files but

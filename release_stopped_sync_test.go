@@ -1,0 +1,100 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReleaseBehindStoppedSync: in Periodic mode a partition that
+// releases its files to the budget (Options.MaxOpenFiles) or to the idle
+// sweep syncs what it committed first. With a stopped process holding the
+// partition's sync lock, that sync is not to be had: the partition keeps
+// its files, and the Sends to other partitions that need its room, and
+// the sweep, release others instead. The release had waited for the lock
+// with no bound, and the Send whose admission picked the partition with
+// it. Once the process goes on, the partition syncs and releases, and
+// nothing it committed is lost.
+func TestReleaseBehindStoppedSync(t *testing.T) {
+	dir := t.TempDir()
+	// A sync interval longer than the test: the releases' are the only
+	// syncs.
+	l := openTest(t, dir, &Options{Durability: Periodic, SyncInterval: time.Hour, RetentionInterval: -1, MaxOpenFiles: minMaxOpenFiles})
+	ctx := context.Background()
+	mustCreate(t, l, "stuck", TopicConfig{Partitions: 1})
+	prod := mustProducer(t, l, "stuck", nil)
+	stuck := l.topics["stuck"].parts()[0]
+	holder := stoppedSyncLockHolder(t, l, "stuck", 0)
+	for _, v := range []string{"a", "b"} {
+		if _, err := prod.Send(ctx, Record{Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The budget holds two appended partitions: each Send to another
+	// topic past the second must release one.
+	const topics, rounds = 6, 3
+	var others []*Producer
+	for i := range topics {
+		name := fmt.Sprintf("other%d", i)
+		mustCreate(t, l, name, TopicConfig{Partitions: 1})
+		others = append(others, mustProducer(t, l, name, nil))
+	}
+	releases := l.Stats().FileReleases
+	err := inTime(t, "the Sends to other partitions", func() error {
+		for r := range rounds {
+			for i, o := range others {
+				if _, err := o.Send(ctx, Record{Value: fmt.Appendf(nil, "%d-%d", i, r)}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Stats().FileReleases; got < releases+topics {
+		t.Errorf("%d file releases for %d rounds over %d partitions, want at least %d", got-releases, rounds, topics, topics)
+	}
+	inTime(t, "the idle sweeps", func() error {
+		l.parts.sweep() // unmarks the partitions used since the last
+		l.parts.sweep()
+		return nil
+	})
+	stuck.wmu.Lock()
+	open, dirty := stuck.shm != nil, stuck.dirty
+	var durable int64
+	if open {
+		durable, _ = stuck.shm.durableNext()
+	}
+	stuck.wmu.Unlock()
+	if !open || !dirty || durable >= 2 {
+		t.Fatalf("behind the stopped sync: files open %v, unsynced %v, durable up to %d; want open, unsynced, not durable", open, dirty, durable)
+	}
+
+	if err := holder.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	holder.Process.Kill() // lets the sync lock go
+	holder.Wait()
+	releaseNow(t, stuck)
+	meta, err := openMeta(partDir(l, "stuck", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.close()
+	if d, ok := meta.durableNext(); !ok || d < 2 {
+		t.Errorf("released: durable up to %d (%v), want 2", d, ok)
+	}
+	if recs := readAll(t, l, "stuck", 2, nil); string(recs[0].Value) != "a" || string(recs[1].Value) != "b" {
+		t.Errorf("stuck partition holds %q, %q; want a, b", recs[0].Value, recs[1].Value)
+	}
+	for i := range topics {
+		if recs := readAll(t, l, fmt.Sprintf("other%d", i), rounds, nil); string(recs[rounds-1].Value) != fmt.Sprintf("%d-%d", i, rounds-1) {
+			t.Errorf("other%d's last record %q", i, recs[rounds-1].Value)
+		}
+	}
+}
