@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -34,10 +35,7 @@ func TestLogCloseContextBehindStoppedSync(t *testing.T) {
 	flushed := make(chan error, 1)
 	go func() { flushed <- p.Flush(context.Background()) }()
 
-	err = inTime(t, "Log.CloseContext", func() error { return l.CloseContext(cancelSoon()) })
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("CloseContext behind a stopped syncer: %v, want context.Canceled", err)
-	}
+	closeGivesUp(t, l)
 	if err := inTime(t, "the callback", func() error { return <-done }); !errors.Is(err, ErrClosed) {
 		t.Errorf("the waiting record's callback: %v, want ErrClosed", err)
 	}
@@ -45,10 +43,7 @@ func TestLogCloseContextBehindStoppedSync(t *testing.T) {
 		t.Errorf("Flush of the waiting record: %v, want ErrClosed", err)
 	}
 
-	holder.Process.Kill()
-	holder.Wait()
-	l2 := openTest(t, dir, nil)
-	if recs := readAll(t, l2, "t", 2, nil); string(recs[1].Value) != "waits" {
+	if recs := readAfterKill(t, holder, dir, "t", 2); string(recs[1].Value) != "waits" {
 		t.Errorf("after reopening: %q, want the committed record", recs[1].Value)
 	}
 }
@@ -81,17 +76,31 @@ func TestLogCloseContextBehindStoppedSyncUnsynced(t *testing.T) {
 				})
 			}
 
-			err = inTime(t, "Log.CloseContext", func() error { return l.CloseContext(cancelSoon()) })
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("CloseContext behind a stopped syncer: %v, want context.Canceled", err)
-			}
+			closeGivesUp(t, l)
 
-			holder.Process.Kill()
-			holder.Wait()
-			l2 := openTest(t, dir, nil)
-			if recs := readAll(t, l2, "t", 1, nil); string(recs[0].Value) != "acknowledged" {
+			if recs := readAfterKill(t, holder, dir, "t", 1); string(recs[0].Value) != "acknowledged" {
 				t.Errorf("after reopening: %q, want the acknowledged record", recs[0].Value)
 			}
 		})
 	}
+}
+
+// closeGivesUp closes l with a bounded CloseContext, which a stopped
+// process's sync lock keeps from syncing: it must return in time, with an
+// error wrapping its ctx's.
+func closeGivesUp(t *testing.T, l *Log) {
+	t.Helper()
+	err := inTime(t, "Log.CloseContext", func() error { return l.CloseContext(cancelSoon()) })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("CloseContext behind a stopped syncer: %v, want context.Canceled", err)
+	}
+}
+
+// readAfterKill kills the stopped holder and reads the first n records
+// of topic from a Log opened anew on dir.
+func readAfterKill(t *testing.T, holder *exec.Cmd, dir, topic string, n int) []Record {
+	t.Helper()
+	holder.Process.Kill()
+	holder.Wait()
+	return readAll(t, openTest(t, dir, nil), topic, n, nil)
 }

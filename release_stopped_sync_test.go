@@ -75,6 +75,13 @@ func TestReleaseBehindStoppedSync(t *testing.T) {
 		t.Fatalf("behind the stopped sync: files open %v, unsynced %v, durable up to %d; want open, unsynced, not durable", open, dirty, durable)
 	}
 
+	// Consumers of the others read all, the process still stopped.
+	for i := range topics {
+		if recs := readAll(t, l, fmt.Sprintf("other%d", i), rounds, nil); string(recs[rounds-1].Value) != fmt.Sprintf("%d-%d", i, rounds-1) {
+			t.Errorf("other%d's last record %q", i, recs[rounds-1].Value)
+		}
+	}
+
 	if err := holder.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +99,44 @@ func TestReleaseBehindStoppedSync(t *testing.T) {
 	if recs := readAll(t, l, "stuck", 2, nil); string(recs[0].Value) != "a" || string(recs[1].Value) != "b" {
 		t.Errorf("stuck partition holds %q, %q; want a, b", recs[0].Value, recs[1].Value)
 	}
-	for i := range topics {
-		if recs := readAll(t, l, fmt.Sprintf("other%d", i), rounds, nil); string(recs[rounds-1].Value) != fmt.Sprintf("%d-%d", i, rounds-1) {
-			t.Errorf("other%d's last record %q", i, recs[rounds-1].Value)
-		}
+}
+
+// TestIdleSweepBehindStoppedSync: the timer's idle sweep, which releases
+// partitions one after another, releases the others while a Periodic
+// partition's sync waits for a stopped process, and a bounded CloseContext,
+// which stops the sweeps, returns in time. The sweep had waited for ever
+// at that partition (and CloseContext for the sweep).
+func TestIdleSweepBehindStoppedSync(t *testing.T) {
+	saved := idleRelease
+	idleRelease = time.Millisecond // read by Open
+	t.Cleanup(func() { idleRelease = saved })
+	dir := t.TempDir()
+	l, err := Open(dir, testOptions(t, &Options{Durability: Periodic, SyncInterval: time.Hour, RetentionInterval: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	idleRelease = saved
+	ctx := context.Background()
+	// "stuck" first: the sweep comes to it before the other.
+	for _, name := range []string{"stuck", "idle"} {
+		mustCreate(t, l, name, TopicConfig{Partitions: 1})
+	}
+	stuck := mustProducer(t, l, "stuck", nil)
+	holder := stoppedSyncLockHolder(t, l, "stuck", 0)
+	if _, err := stuck.Send(ctx, Record{Value: []byte("unsynced")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mustProducer(t, l, "idle", nil).Send(ctx, Record{Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the idle sweep to release the other partition", func() bool {
+		s := l.Stats()
+		return s.FileReleases > 0 && s.OpenPartitions == 1
+	})
+
+	closeGivesUp(t, l)
+	if recs := readAfterKill(t, holder, dir, "stuck", 1); string(recs[0].Value) != "unsynced" {
+		t.Errorf("after reopening: %q, want the acknowledged record", recs[0].Value)
 	}
 }
