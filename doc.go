@@ -223,15 +223,15 @@
 //     least recently appended one that is not busy releases its files
 //     (lets a kept writer lock go, syncs first in Periodic mode), and a
 //     partition with no append for 10 to 20 seconds releases them anyway.
-//     Releasing waits for no other process: in Periodic mode a partition
-//     whose sync lock another process holds (stopped in its fdatasync,
-//     say) keeps its unsynced files until the lock is free, another
-//     partition is released in its place, and if none can be, the budget
-//     is exceeded until a later append makes room.
 //     Its next append opens them again and checks with one pread that
 //     the tail it kept in memory is still the tail, catching up with
 //     other processes' appends if it is not (about ten system calls, paid
 //     only by a partition that was idle or crowded out).
+//     Releasing waits for no other process: in Periodic mode a partition
+//     whose sync lock another process holds (stopped in its fdatasync,
+//     say) keeps its unsynced files until the lock is free: another
+//     partition is released in its place, or if none can be, the Log
+//     stays over the budget until a later append or sweep releases one.
 //     Stats.FileReleases counts releases, Stats.OpenPartitions the
 //     partitions holding files now.
 //   - Readers (consumers, the Kafka server's fetches, DescribeTopic) read

@@ -95,23 +95,22 @@ type Options struct {
 	RetentionInterval time.Duration
 
 	// MaxOpenFiles bounds the file descriptors the Log keeps open for its
-	// partitions' files (see "Open files" in the package documentation).
-	// A partition this Log appends to holds five (its active segment, its
-	// two index files, and two of partition.meta); when more partitions
-	// would be open than three quarters of the budget allows, the one
-	// appended to least recently closes its files, and its next append
-	// opens them again. A partition in use keeps its files, and so, in
-	// Periodic mode, does one whose unsynced records wait for a sync lock
-	// another process holds (stopped in its fdatasync, say): another
-	// partition is released instead, or, if none can be, the Log stays
-	// over the budget until a later append makes room. The Send that
-	// needs the room never waits for another process, and no partition
-	// closes its files unsynced. Readers share the other quarter: a cache
-	// of segment files, least recently read closed first, and any not
-	// read for 10 to 20 seconds closed anyway. Default: half of the process's
-	// RLIMIT_NOFILE soft limit as it is at Open (Go raises the soft limit
-	// to the hard one when a program starts), at least 64. The least
-	// accepted is 16.
+	// partitions' files (see "Open files" in the package documentation). A
+	// partition this Log appends to holds five (its active segment, its two
+	// index files, and two of partition.meta); when more partitions would be
+	// open than three quarters of the budget allows, the one appended to
+	// least recently closes its files, and its next append opens them again.
+	// A partition in use keeps its files, and so, in Periodic mode, does one
+	// whose unsynced records wait for a sync lock another process holds
+	// (stopped in its fdatasync, say): another partition is released
+	// instead, or, if none can be, the Log stays over the budget until a
+	// later append or sweep releases one. The Send that needs the room never
+	// waits for another process, and no partition closes its files unsynced.
+	// Readers share the other quarter: a cache of segment files, least
+	// recently read closed first, and any not read for 10 to 20 seconds
+	// closed anyway. Default: half of the process's RLIMIT_NOFILE soft limit
+	// as it is at Open (Go raises the soft limit to the hard one when a
+	// program starts), at least 64. The least accepted is 16.
 	MaxOpenFiles int
 }
 
