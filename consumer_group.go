@@ -150,7 +150,9 @@ func (c *Consumer) owned() []int {
 // has too many of, or takes free ones. At a periodic check (the group's
 // generation not moved) a member that has its quota has only a death to
 // look for, which one member does for all (sharedCount): it counts only
-// if none did within GroupCheckInterval.
+// if none did within GroupCheckInterval. A successor takes back what it
+// inherits whatever its quota (member.inherits), and gives the extras up
+// at its next check, through OnRevoked, as any member over its quota.
 func (c *Consumer) rebalance(moved bool, now time.Time) error {
 	g := c.g
 	m := g.m
@@ -174,21 +176,23 @@ func (c *Consumer) rebalance(moved bool, now time.Time) error {
 	}
 	owned := m.ownedList()
 	var got []int
-	if len(owned) < q {
+	if len(owned) < q || m.inheriting() {
 		got, err = m.acquire(q-len(owned), rank*m.nparts/live)
 	}
+	inheriting := m.inheriting()
 	c.mu.Unlock()
-	if len(owned) > q {
+	if len(got) > 0 {
+		// Assigned before anything is given up: what a successor took
+		// beyond its quota goes at the next check (settled stays false).
+		err = errors.Join(err, c.assign(got))
+	} else if len(owned) > q {
 		// Give up the highest-numbered: members of lower rank start their
 		// search low, so this tends to keep everyone's partitions apart.
-		err = c.revoke(owned[q:])
-		g.settled = err == nil
+		err = errors.Join(err, c.revoke(owned[q:]))
+		g.settled = err == nil && !inheriting
 		return err
 	}
-	if len(got) > 0 {
-		err = errors.Join(err, c.assign(got))
-	}
-	g.settled = err == nil && len(owned)+len(got) == q
+	g.settled = err == nil && len(owned)+len(got) == q && !inheriting
 	return err
 }
 

@@ -220,15 +220,24 @@ type ConsumerOptions struct {
 	// Succeeds names earlier incarnations of members of the same group
 	// and topic (Consumer.Incarnation) whose partitions this member takes
 	// over at once when they left them under their Lease: it died, or left
-	// with Abandon. It treats such a partition as its own, and tries those
-	// partitions first, so within its share of the partitions it gets back
-	// exactly what they held. Every other member still waits their lease
-	// out. The partition's lock stays the only ownership: a partition
-	// another member holds, or took after the lease ran, stays that
-	// member's. It is for a process restarted in place of one whose
-	// members had outside readers that outlived it: a Kafka server
-	// restarted on the same directory and address takes its Kafka
-	// members' partitions back for the clients that fetch on from it.
+	// with Abandon. It takes back every such partition, at its first
+	// membership check, even beyond its share of the partitions (other
+	// members joined meanwhile), and gives the extras up at its next
+	// check as any member over its share does: OnRevoked, then the
+	// release, which hands them over at once. So a partition an outside
+	// reader may still read for the gone member is never free while it
+	// does, but only handed over once OnRevoked returned (a Kafka server
+	// waits there for its client to let go). A partition it cannot lock at
+	// that check (another member held it a moment, to look at its lease)
+	// it looks for again at its later checks, until it took it or that
+	// partition's lease has run since its first check. Every other member
+	// still waits their lease out. The partition's lock stays the only
+	// ownership: a partition another member holds, or took after the
+	// lease ran, stays that member's. It is for a process restarted in
+	// place of one whose members had outside readers that outlived it: a
+	// Kafka server restarted on the same directory and address takes its
+	// Kafka members' partitions back for the clients that fetch on from
+	// it.
 	// An incarnation of another group or topic names no partition here.
 	// Default nil: none. At most 1024, none of them the zero
 	// Incarnation. Only with Group.

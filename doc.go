@@ -190,9 +190,12 @@
 // dead member's session. Leaving on purpose (Close, a rebalance, its
 // Log's Close, MaxPollInterval) hands them over at once, lease or not.
 // A member that names the gone one's Consumer.Incarnation in
-// ConsumerOptions.Succeeds takes them back at once, within its share,
-// while the others still wait: a Kafka server restarted in place of a
-// dead one retakes its members' partitions for their clients that way.
+// ConsumerOptions.Succeeds takes them all back at once, while the others
+// still wait, and gives what is beyond its share up at its next check
+// through OnRevoked, as any member over its share: a Kafka server
+// restarted in place of a dead one retakes its members' partitions for
+// their clients that way, and hands a partition on only once its client
+// let go.
 // The partitions' locks stay the only ownership: no successor takes a
 // partition from a live member.
 //

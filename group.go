@@ -81,6 +81,8 @@ type member struct {
 	lease        time.Duration         // written with each partition taken (ConsumerOptions.Lease)
 	predecessors []Incarnation         // whose leased partitions it takes at once (ConsumerOptions.Succeeds)
 	sightings    map[int]leaseSighting // partitions seen free under a gone owner's lease
+	inheritBy    time.Time             // when it stops looking for what it inherits (set at its first look: inheriting)
+	inherited    bool                  // it no longer looks for what it inherits beyond its quota
 }
 
 // joinGroup opens (creating if needed) the group's offsets file for topic
@@ -279,16 +281,19 @@ func quota(nparts, live, rank int) int {
 }
 
 // acquire takes up to want free partitions, scanning from partition
-// start (a successor's predecessors' partitions first: scanOrder), and
-// returns them. Each one's latest commit is read under its lock, so it is
+// start, and returns them. A successor first takes back the partitions it
+// inherits (scanOrder), beyond want if it must (inherits says why): it
+// is then over its quota, and rebalance gives the extras back at its next
+// check. Each one's latest commit is read under its lock, so it is
 // exactly where the previous owner stopped. A partition still under a
 // gone owner's lease is left alone (group_lease.go): the member stays
 // under its quota, and looks again at its next check.
 func (m *member) acquire(want, start int) ([]int, error) {
 	var got []int
-	for p := range m.scanOrder(start) {
-		if want == 0 {
-			break
+	var missed time.Duration // the longest lease of an inherited partition another held locked
+	for p, inherited := range m.scanOrder(start) {
+		if want <= 0 && !inherited {
+			break // the inherited come first
 		}
 		if m.owned[p] || m.waitingOut(p) {
 			continue
@@ -298,14 +303,20 @@ func (m *member) acquire(want, start int) ([]int, error) {
 			return got, fmt.Errorf("runnel: group %s: %w", m.group, err)
 		}
 		if !ok {
+			if inherited {
+				missed = max(missed, m.inheritedLease(p))
+			}
 			continue
 		}
-		held, err := m.leaseHolds(p)
-		if err != nil || held {
+		rec, recOK, err := m.off.readOwner(p)
+		if err != nil {
 			m.off.lf.Unlock(partLock(p))
-			if err != nil {
-				return got, err
-			}
+			return got, err
+		}
+		// Beyond want, only a partition still inherited under its lock:
+		// another may have taken it and given it up since the look.
+		if want <= 0 && !(recOK && m.inherits(rec)) || m.leaseHolds(p, rec, recOK) {
+			m.off.lf.Unlock(partLock(p))
 			continue
 		}
 		st, err := m.off.readCommit(p)
@@ -322,6 +333,9 @@ func (m *member) acquire(want, start int) ([]int, error) {
 		if err := m.off.writeOwner(p, m.ownerRecord(m.lease)); err != nil {
 			return got, err
 		}
+	}
+	if m.inheriting() {
+		m.noteInheritLook(missed)
 	}
 	return got, nil
 }

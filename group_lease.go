@@ -27,7 +27,10 @@ import (
 // A member that ConsumerOptions.Succeeds the gone owner's incarnation
 // (incarnation.go) takes its partitions at once, as if they were its
 // own, and tries them first: a restarted Kafka server's member taking
-// back what its client still reads.
+// back what its client still reads. It takes all of them, whatever its
+// quota (inherits), and gives the extras up only as any member gives up
+// what is beyond its quota: after OnRevoked, which for a Kafka member
+// returns once its client let go, and without the lease.
 //
 // The lease rides in the high 16 bits of the owner record's slot word, in
 // units of leaseUnit: the record has no spare bytes, and the slot is
@@ -82,9 +85,10 @@ func leaseNow() time.Time {
 	return time.Now()
 }
 
-// leaseHolds reports whether partition p, whose lock m has just taken, is
-// still held back by the lease of an owner that is gone without giving it
-// up, and notes when m first saw it so. The caller holds Consumer.mu.
+// leaseHolds reports whether partition p, whose lock m has just taken and
+// whose owner record it read under it (rec, ok: readOwner's), is still
+// held back by the lease of an owner that is gone without giving it up,
+// and notes when m first saw it so. The caller holds Consumer.mu.
 //
 // A free partition whose record carries a lease is held back whoever the
 // record names, but m itself: an owner that lets a partition go on
@@ -93,11 +97,10 @@ func leaseNow() time.Time {
 // Whether the owner is alive is not asked: its slot, once free, may
 // already be locked by a joiner that has not yet written its member
 // record, which still names the dead owner.
-func (m *member) leaseHolds(p int) (bool, error) {
-	rec, ok, err := m.off.readOwner(p)
-	if err != nil || !ok || rec.lease == 0 || m.isOwner(rec) || m.succeeds(rec) {
+func (m *member) leaseHolds(p int, rec ownerRecord, ok bool) bool {
+	if !ok || rec.lease == 0 || m.isOwner(rec) || m.succeeds(rec) {
 		delete(m.sightings, p)
-		return false, err
+		return false
 	}
 	now := leaseNow()
 	s, seen := m.sightings[p]
@@ -106,13 +109,13 @@ func (m *member) leaseHolds(p int) (bool, error) {
 			m.sightings = map[int]leaseSighting{}
 		}
 		m.sightings[p] = leaseSighting{rec: rec, seen: now}
-		return true, nil
+		return true
 	}
 	if now.Sub(s.seen) < rec.lease {
-		return true, nil
+		return true
 	}
 	delete(m.sightings, p)
-	return false, nil
+	return false
 }
 
 // waitingOut reports, taking no lock, whether p is as m last saw it: its
@@ -144,23 +147,68 @@ func (m *member) succeeds(rec ownerRecord) bool {
 	return slices.ContainsFunc(m.predecessors, func(i Incarnation) bool { return i.names(rec) })
 }
 
-// scanOrder is the order acquire tries the partitions in: round from
-// start, but for a successor first the partitions whose owner record
-// names one of its predecessors, so that within its quota it gets back
-// exactly what they held. Only a successor reads the records for it, and
-// only a successor's order allocates: acquire runs at every check of a
-// member under its quota.
-func (m *member) scanOrder(start int) iter.Seq[int] {
-	return func(yield func(int) bool) {
+// inherits reports whether rec names one of m's predecessors and still
+// has its lease: the predecessor left the partition without handing it
+// over, and an outside reader (its Kafka client) may still read it for
+// it. m takes such a partition back whatever its quota (acquire), and
+// gives what is over its quota back only through its ordinary release,
+// after OnRevoked, at a later check: a Kafka member's OnRevoked waits for
+// its client to let go. Given back by quota alone, the partition would be
+// free under the dead predecessor's lease while the client still read
+// it, and another member would take it once the lease ran.
+func (m *member) inherits(rec ownerRecord) bool {
+	return rec.lease != 0 && m.succeeds(rec)
+}
+
+// inheriting reports whether m still looks for partitions it inherits at
+// its checks, beyond its quota. It does from its join until a look found
+// none it could not lock (another member held one a moment, to look at
+// its lease) or the longest lease of those it could not lock has run
+// since its first look: by then every other member may take them anyway.
+// The caller holds Consumer.mu.
+func (m *member) inheriting() bool {
+	return len(m.predecessors) > 0 && !m.inherited
+}
+
+// noteInheritLook ends inheriting once it has no more to do, after a look
+// of acquire's that could not lock partitions m inherits with leases up
+// to missed (0: it missed none).
+func (m *member) noteInheritLook(missed time.Duration) {
+	now := leaseNow()
+	if m.inheritBy.IsZero() {
+		m.inheritBy = now.Add(missed)
+	}
+	if missed == 0 || !now.Before(m.inheritBy) {
+		m.inherited = true
+	}
+}
+
+// inheritedLease is the lease of p's owner record if m inherits p, as a
+// read without its lock finds it, else 0.
+func (m *member) inheritedLease(p int) time.Duration {
+	if rec, ok, err := m.off.readOwner(p); err == nil && ok && m.inherits(rec) {
+		return rec.lease
+	}
+	return 0
+}
+
+// scanOrder is the order acquire tries the partitions in, and which of
+// them m inherits (as a look without their lock saw them): round from
+// start, but for a successor first the partitions it inherits, so that it
+// gets back exactly what its predecessors left under their lease. Only a
+// successor reads the records for it, and only a successor's order
+// allocates: acquire runs at every check of a member under its quota.
+func (m *member) scanOrder(start int) iter.Seq2[int, bool] {
+	return func(yield func(int, bool) bool) {
 		var tried []bool // by partition: a successor's, tried first
 		if len(m.predecessors) > 0 {
 			tried = make([]bool, m.nparts)
 			for i := range m.nparts {
 				p := (start + i) % m.nparts
-				// Unreadable: tried in turn, and leaseHolds reports it.
-				if rec, ok, err := m.off.readOwner(p); err == nil && ok && m.succeeds(rec) {
+				// Unreadable: tried in turn, and acquire reports it.
+				if rec, ok, err := m.off.readOwner(p); err == nil && ok && m.inherits(rec) {
 					tried[p] = true
-					if !yield(p) {
+					if !yield(p, true) {
 						return
 					}
 				}
@@ -168,7 +216,7 @@ func (m *member) scanOrder(start int) iter.Seq[int] {
 		}
 		for i := range m.nparts {
 			p := (start + i) % m.nparts
-			if (tried == nil || !tried[p]) && !yield(p) {
+			if (tried == nil || !tried[p]) && !yield(p, false) {
 				return
 			}
 		}

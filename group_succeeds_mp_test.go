@@ -3,6 +3,7 @@ package runnel
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -11,7 +12,16 @@ import (
 // lease that succeeds the incarnations incs.
 func successor(t *testing.T, l *Log, incs ...Incarnation) *Consumer {
 	t.Helper()
-	c, err := l.Consumer("leased", &ConsumerOptions{Group: "g", MemberName: "successor", Lease: 30 * time.Minute, Succeeds: incs})
+	return successorWith(t, l, &ConsumerOptions{Succeeds: incs})
+}
+
+// successorWith is successor with the callbacks of o, whose Succeeds it
+// is.
+func successorWith(t *testing.T, l *Log, o *ConsumerOptions) *Consumer {
+	t.Helper()
+	opts := *o
+	opts.Group, opts.MemberName, opts.Lease = "g", "successor", 30*time.Minute
+	c, err := l.Consumer("leased", &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,11 +37,15 @@ func (m *mpMember) incarnationNow() Incarnation {
 
 // TestGroupSucceedsAfterDeath: a member process with a 30-minute lease
 // owns every partition and is SIGKILLed. A member that does not succeed
-// it takes none of them (the lease clock never moves); one that names its
-// incarnation in Succeeds takes its share of them at its first check,
-// while the other still waits the lease out for the rest, and all of them
-// once the other leaves. Before Succeeds, the successor waited like any
-// member.
+// it takes none of them (the lease clock never moves). One that names its
+// incarnation in Succeeds takes all of them back at its first check,
+// beyond its share (half, with the other there), and gives the extras up
+// at its next check through OnRevoked, during which the other still takes
+// none; the other then takes them at once, and all of them are the
+// successor's once the other leaves. Before, the successor took back only
+// its share, and the rest stayed free under the dead member's lease, for
+// the other to take once it ran, whoever still read them for the dead
+// member (a Kafka client, for a restarted server's member).
 func TestGroupSucceedsAfterDeath(t *testing.T) {
 	leaseClock(t) // never advanced: the lease cannot run out
 	const nparts = 4
@@ -50,17 +64,27 @@ func TestGroupSucceedsAfterDeath(t *testing.T) {
 		t.Fatalf("a member that does not succeed the dead one owns %v under its lease", ps)
 	}
 
-	s := successor(t, l, inc)
+	var revoked [][]int
+	s := successorWith(t, l, &ConsumerOptions{Succeeds: []Incarnation{inc}, OnRevoked: func(c *Consumer, ps []int) {
+		if revoked = append(revoked, ps); len(revoked) > 1 {
+			return // its Close, the other gone
+		}
+		checks(3) // the other's, while the successor still owns ps
+		if got := other.Partitions(); len(got) > 0 {
+			t.Errorf("the other member owns %v while the successor gives up %v in OnRevoked", got, ps)
+		}
+	}})
 	if _, err := s.TryPoll(); err != nil {
 		t.Fatal(err)
 	}
-	if ps := s.Partitions(); len(ps) != nparts/2 {
-		t.Fatalf("the successor owns %v after its first check; want its share, %d of its predecessor's", ps, nparts/2)
+	if ps := s.Partitions(); len(ps) != nparts {
+		t.Fatalf("the successor owns %v after its first check; want all %d of its predecessor's, beyond its share", ps, nparts)
 	}
-	checks(3)
-	if ps := other.Partitions(); len(ps) > 0 {
-		t.Fatalf("a member that does not succeed the dead one owns %v under its lease, beside the successor", ps)
+	pollUntilOwns(t, s, nparts/2, "the successor to give up what is beyond its share")
+	if want := [][]int{{2, 3}}; !slices.EqualFunc(revoked, want, slices.Equal) {
+		t.Fatalf("OnRevoked calls %v, want %v", revoked, want)
 	}
+	pollUntilOwns(t, other, nparts/2, "the other member to take what the successor gave up, at once")
 	if err := other.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +157,53 @@ func TestSucceedsOption(t *testing.T) {
 	if got := c.Incarnation(); got != (Incarnation{}) {
 		t.Errorf("a closed member's Incarnation: %v, want the zero one", got)
 	}
+}
+
+// TestGroupSucceedsRetakesMissed: a successor that cannot lock one of its
+// predecessor's leased partitions at its first check — another holds the
+// lock a moment, as a member does to look at a partition's lease — takes
+// it at a later check, beyond its share, and gives the extras up through
+// OnRevoked: with the lease clock never moving, the other member gets
+// its share only from the successor, and does. Had the successor stopped
+// looking at its first check, the missed partition would have stayed free
+// under the dead member's lease, its reader never let go of by anyone.
+func TestGroupSucceedsRetakesMissed(t *testing.T) {
+	leaseClock(t)
+	const nparts = 4
+	l, child := startLeaser(t, nparts)
+	inc := child.incarnationNow()
+	child.kill(t)
+
+	other := leaseMember(t, l, "other", 0)
+	defer other.Close()
+	const missed = 1
+	unlock := holdPartition(t, l, "g", "leased", missed)
+	s := successor(t, l, inc)
+	if _, err := s.TryPoll(); err != nil {
+		t.Fatal(err)
+	}
+	if ps := s.Partitions(); len(ps) != nparts-1 || slices.Contains(ps, missed) {
+		t.Fatalf("the successor owns %v after its first check; want all of its predecessor's but the locked %d", ps, missed)
+	}
+	unlock()
+	waitFor(t, patience, "the successor and the other member to own half each", func() bool {
+		for _, c := range []*Consumer{s, other} {
+			if _, err := c.TryPoll(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return len(s.Partitions()) == nparts/2 && len(other.Partitions()) == nparts/2
+	})
+}
+
+// holdPartition takes partition p's ownership lock in group's offsets
+// file for topic, as a member about to look at p would, until the
+// function it returns is called.
+func holdPartition(t *testing.T, l *Log, group, topic string, p int) (unlock func()) {
+	t.Helper()
+	off := lockPartition(t, l, group, topic, p)
+	var once sync.Once
+	unlock = func() { once.Do(func() { off.close() }) }
+	t.Cleanup(unlock)
+	return unlock
 }

@@ -522,6 +522,22 @@ func TestGroupCommittedBelowLogStart(t *testing.T) {
 // that).
 func forceCommit(t *testing.T, l *Log, group, topic string, offset int64) {
 	t.Helper()
+	off := lockPartition(t, l, group, topic, 0)
+	defer off.close()
+	st, err := off.readCommit(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.writeCommit(0, &st, offset, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lockPartition opens group's offsets file for topic through a handle of
+// its own and takes partition p's ownership lock, as its owner would, until
+// the caller closes the handle.
+func lockPartition(t *testing.T, l *Log, group, topic string, p int) *offsetsFile {
+	t.Helper()
 	tp, err := l.topic(topic)
 	if err != nil {
 		t.Fatal(err)
@@ -530,17 +546,11 @@ func forceCommit(t *testing.T, l *Log, group, topic string, offset int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer off.close()
-	if ok, err := off.lf.TryLock(partLock(0)); !ok || err != nil {
-		t.Fatalf("lock: %v %v", ok, err)
+	if ok, err := off.lf.TryLock(partLock(p)); !ok || err != nil {
+		off.close()
+		t.Fatalf("lock partition %d: %v %v", p, ok, err)
 	}
-	st, err := off.readCommit(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := off.writeCommit(0, &st, offset, 1); err != nil {
-		t.Fatal(err)
-	}
+	return off
 }
 
 // TestResetGroupOffsetsUnchecked: with Unchecked, an offset the partition
