@@ -147,11 +147,13 @@
 // it listens on, which holds a lock on it while it runs. Server.Serve
 // loads it: each group Stable at that generation, each member with a
 // fresh session, its runnel Consumers succeeding the old ones
-// (runnel.ConsumerOptions.Succeeds), so that they take back at once, within
-// their share, the partitions the lease keeps from everyone else. The
-// clients heartbeat, commit and fetch on with no rebalance. A member
-// that does not get back exactly what its client was given (another
-// member joined meanwhile, a topic is gone) has the group rebalance; a
+// (runnel.ConsumerOptions.Succeeds), so that they take back at once all
+// the partitions the lease keeps from everyone else. The clients
+// heartbeat, commit and fetch on with no rebalance. A member whose share
+// shrank meanwhile (another member joined) has the group rebalance and
+// hands what is beyond its share over only once its client let go of it,
+// as after any assignment; one that does not get back exactly what its
+// client was given (a topic is gone) has the group rebalance; a
 // file older than its clients' generation has them refused
 // (ILLEGAL_GENERATION) and join again; a client that never comes back
 // expires after its session. A damaged file is reported (the file and

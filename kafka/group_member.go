@@ -65,6 +65,7 @@ type runnelMember struct {
 	incarnations map[string]runnel.Incarnation // per topic: its Consumer's, for the state file
 	predecessors map[string]runnel.Incarnation // per topic: whose partitions a resumed member takes back (group_resume.go)
 	resuming     bool                          // resumed, and its first tick not checked yet
+	unrejoined   bool                          // resumed, and its client has not joined since: what the Consumers take counts as held
 }
 
 // memberTick is how often a member's Consumers check the runnel group:
@@ -111,6 +112,7 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 	if !rm.eager && !refused {
 		maps.Copy(rm.held, rm.given)
 	}
+	rm.unrejoined = false
 	rm.cond.Broadcast()
 	rm.mu.Unlock()
 	select {
@@ -341,11 +343,13 @@ func (rm *runnelMember) ownsUngivenLocked() bool {
 // nothing (it read every record appended, which the client reads too);
 // and the client learns of the partitions in a rebalance: a SyncGroup
 // still to come hands them out, or the next snapshot finds them not given
-// (ownsUngivenLocked).
+// (ownsUngivenLocked). What a resumed member takes before its client
+// joins again may be what the client reads (heldOnResume).
 func (rm *runnelMember) assigned(topic string, c *runnel.Consumer, ps []int) {
 	if err := c.Pause(ps...); err != nil { // it owns them: never
 		rm.opts.Logger.Warn("kafka: pause runnel group member", "group", rm.g.name, "topic", topic, "err", err)
 	}
+	rm.heldOnResume(topic, ps)
 }
 
 // revoked is OnRevoked: runnel is taking partitions away. It returns once

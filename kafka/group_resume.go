@@ -21,11 +21,16 @@ import (
 // group it takes over, and starts each member's session anew: a client
 // that comes back within it heartbeats on, and one that does not expires
 // as any. Each member's runnel side succeeds its old Consumers
-// (runnel.ConsumerOptions.Succeeds), so it takes back at once, within its
-// share, the partitions their leases kept from everyone else; if it does
+// (runnel.ConsumerOptions.Succeeds), so it takes back at once all the
+// partitions their leases kept from everyone else, whatever its share
+// now. If its share shrank meanwhile (native members or another server's
+// joined the group), its Consumers give the extras up at their next check
+// as after any assignment: revoked asks for a rebalance and holds each
+// partition until the client let go of it, so no other member reads one
+// the client still reads, however long the rebalance takes. If it does
 // not get back exactly what its client was given (another member holds a
-// partition, the share changed, a topic is gone), it asks for a
-// rebalance, and the client joins again as after any.
+// partition, a topic is gone), it asks for a rebalance, and the client
+// joins again as after any.
 
 // resumeGroups opens the group state file of the server whose clients
 // reach it at Options.Advertise, or else at listening, and resumes its
@@ -172,7 +177,7 @@ func resumeRunnelMember(g *group, m *member, saved *savedRunnelSide) *runnelMemb
 	rm.gen, rm.givenGen = g.generation, g.generation
 	rm.given, rm.held = saved.given, saved.held
 	rm.predecessors = saved.incarnations
-	rm.resuming = true
+	rm.resuming, rm.unrejoined = true, true
 	rm.mu.Unlock()
 	rm.subs <- topics
 	return rm
@@ -189,16 +194,28 @@ func (rm *runnelMember) predecessorsOf(topic string) []runnel.Incarnation {
 	return nil
 }
 
+// heldOnResume counts partitions of topic that a resumed member's
+// Consumer took as held by its client, until the client joins again: a
+// file older than the client's generation (a failed write, or a power
+// loss) names less than the client was given since, and a partition the
+// client may read must not be released until it has let go, as after any
+// assignment. Its predecessors' partitions, all of which it takes back,
+// are the ones the client can have been given; one it takes back after
+// its first tick (another member held its lock a moment then) too.
+func (rm *runnelMember) heldOnResume(topic string, ps []int) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.unrejoined {
+		rm.holdLocked(topic, ps)
+	}
+}
+
 // checkResumed ends a resumed member's first tick: its Consumers have
-// joined and taken what they may. Unless that is exactly what its client
-// was given, the group rebalances, and the client joins again.
-//
-// What they took back counts as held by the client too: a file older
-// than the client's generation (a failed write, or a power loss) names
-// less than the client was given since, and a partition the client may
-// read must not be released until it has let go, as after any
-// assignment. Their predecessors' partitions are the ones the client can
-// have been given.
+// joined and taken back what they may, all of it held (heldOnResume).
+// Unless that is exactly what its client was given, the group
+// rebalances, and the client joins again. What is beyond the member's
+// share its Consumers give up at their next check, through revoked,
+// which asks for the rebalance itself.
 func (rm *runnelMember) checkResumed() {
 	rm.mu.Lock()
 	if !rm.resuming {
@@ -206,9 +223,6 @@ func (rm *runnelMember) checkResumed() {
 		return
 	}
 	rm.resuming = false
-	for topic, ps := range rm.owned {
-		rm.holdLocked(topic, ps)
-	}
 	nonEmpty := func(tps map[string][]int) map[string][]int {
 		return maps.Collect(func(yield func(string, []int) bool) {
 			for topic, ps := range tps {

@@ -148,38 +148,6 @@ func testGroupResume(t *testing.T, kill bool) {
 	}
 }
 
-// TestGroupResumeNativeWaits: a native member in another process that
-// joins the group while its server is down does not take the dead
-// server's partitions: their lease holds for everyone but the resumed
-// member, which takes back its share (half, with the native member
-// there) and has its client rebalance; the native member waits the
-// lease out, and no partition is read through two members at once.
-func TestGroupResumeNativeWaits(t *testing.T) {
-	const parts = 4
-	dir, l := logWithTopic(t, "nw", parts)
-	server, k := memberThroughChild(t, dir, l, parts, "nw", "nw", resumeClientOpts())
-
-	server.kill()
-	server.cmd.Wait()
-	native := startChild(t, "native-member", dir, childGroupEnv+"=nw", childMemberEnv+"=1") // returns once it joined
-	defer native.kill()                                                                     // it polls until killed
-	startChild(t, "server", dir, childListenEnv+"="+server.addr)
-	waitFor(t, "the client to get the resumed member's share after a rebalance", func() bool {
-		return len(k.owned()) == parts/2
-	})
-	produceSpread(t, l, "nw", parts, 1, "after")
-	waitFor(t, "the client to read its share's new records", func() bool {
-		got := k.consumed()
-		return !slices.ContainsFunc(k.owned(), func(p int32) bool { return got[fmt.Sprintf("after-%d-0", p)] == 0 })
-	})
-	owners := runnelOwners(t, l, "nw", "nw")
-	for p, o := range owners {
-		if o != "" && !strings.HasPrefix(o, MemberNamePrefix) {
-			t.Fatalf("the native member owns partition %d (owners %q) under the dead server's lease", p, owners)
-		}
-	}
-}
-
 // forgetGroupState removes the group state files of the servers on dir:
 // the next server cannot resume their groups.
 func forgetGroupState(t *testing.T, dir string) {

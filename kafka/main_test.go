@@ -26,6 +26,10 @@ const (
 	// With childMemberEnv set, a native member prints "member" as soon
 	// as it joined, before it owns anything.
 	childMemberEnv = "RUNNEL_KAFKA_TEST_MEMBER"
+	// With childReportEnv set, a native member prints "assigned <ps>"
+	// and "revoked <ps>" from its OnAssigned and OnRevoked, and "read
+	// <value>" for each record it polls (nativeReport reads them).
+	childReportEnv = "RUNNEL_KAFKA_TEST_REPORT"
 	// A server child listens on childListenEnv's address (default: any
 	// loopback port) and, with childHoldEnv set, never answers a Produce:
 	// it creates the file childHoldEnv names once one's batches are
@@ -119,7 +123,15 @@ func nativeMemberChildMain() int {
 		return 1
 	}
 	name := os.Getenv(childGroupEnv)
-	c, err := l.Consumer(name, &runnel.ConsumerOptions{Group: name, MemberName: "native-child", Start: runnel.Earliest})
+	opts := &runnel.ConsumerOptions{Group: name, MemberName: "native-child", Start: runnel.Earliest}
+	report := os.Getenv(childReportEnv) != ""
+	if report {
+		// Printed inside Poll, while the member owns ps (OnRevoked) or
+		// right after it took them (OnAssigned).
+		opts.OnAssigned = func(_ *runnel.Consumer, ps []int) { fmt.Println("assigned", strings.Trim(fmt.Sprint(ps), "[]")) }
+		opts.OnRevoked = func(_ *runnel.Consumer, ps []int) { fmt.Println("revoked", strings.Trim(fmt.Sprint(ps), "[]")) }
+	}
+	c, err := l.Consumer(name, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -130,11 +142,16 @@ func nativeMemberChildMain() int {
 	joined := false
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		_, err := c.Poll(ctx)
+		recs, err := c.Poll(ctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
+		}
+		if report {
+			for _, r := range recs {
+				fmt.Println("read", string(r.Value))
+			}
 		}
 		if !joined && len(c.Partitions()) > 0 {
 			joined = true
@@ -148,8 +165,9 @@ func nativeMemberChildMain() int {
 type testChild struct {
 	addr   string
 	cmd    *exec.Cmd
-	stdin  io.Closer   // closing it shuts a server child down
-	stderr *syncBuffer // a server child's log
+	stdin  io.Closer     // closing it shuts a server child down
+	stderr *syncBuffer   // a server child's log
+	stdout *bufio.Reader // what it printed after addr, for a child that goes on printing
 }
 
 // startServerChild starts a server process on dir; the test's end stops it.
@@ -185,9 +203,10 @@ func startChild(t *testing.T, role, dir string, env ...string) *testChild {
 			t.Logf("child %s's log:\n%s", role, stderr.String())
 		}
 	})
+	out := bufio.NewReader(stdout)
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
+		s, _ := out.ReadString('\n')
 		line <- strings.TrimSpace(s)
 	}()
 	select {
@@ -195,7 +214,7 @@ func startChild(t *testing.T, role, dir string, env ...string) *testChild {
 		if addr == "" {
 			t.Fatalf("the child %s printed nothing:\n%s", role, stderr.String())
 		}
-		return &testChild{addr: addr, cmd: cmd, stdin: stdin, stderr: &stderr}
+		return &testChild{addr: addr, cmd: cmd, stdin: stdin, stderr: &stderr, stdout: out}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("the child %s did not start:\n%s", role, stderr.String())
