@@ -131,8 +131,8 @@ func (p *partition) appendLocked(fb *frame.Builder, notes []batchNote) (int64, e
 	// system call.
 	if p.extendsAhead() {
 		w.extend(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)
-		if p.log.opts.Durability == Durable {
-			w.writeZerosAhead(len(data), p.topic.cfg.SegmentBytes)
+		if mapped := p.mapWrites() && w.cm.copies(len(data)); mapped || p.log.opts.Durability == Durable {
+			w.writeZerosAhead(len(data), p.topic.cfg.SegmentBytes, mapped)
 		}
 	} else {
 		w.reserve(w.pos+int64(len(data)), p.topic.cfg.SegmentBytes)

@@ -41,14 +41,20 @@ const commitMapMax = 512
 // extends the file with zeros ahead of the tail (activeSeg.extend,
 // prealloc.go), and stores go only below limit, the size an fallocate
 // succeeded for: blocks are allocated there, so a full disk is an
-// fallocate error (the writer then pwrites), never a fault in a store. New
-// pages of the window are populated writable once (MADV_POPULATE_WRITE)
-// rather than faulted in by the first store to each.
+// fallocate error (the writer then pwrites), never a fault in a store.
+// The writer also writes zeros into those blocks ahead of its frames
+// (zerowrite.go), as a Durable writer does: the first store into a page
+// of fallocated blocks costs the kernel about 3.5 µs (ext4 turns the
+// page's unwritten block at page_mkwrite), into a page of written zeros
+// about 1.2 µs, the pwrite of the zeros included (docs/PERFORMANCE.md,
+// Zeros for the mapping). Populating a window's pages ahead in one call
+// (MADV_POPULATE_WRITE) cost as much as faulting them in store by store,
+// and is not done.
 
 // mapWriteMax is the largest frame written through the mapping. The copy
 // into the mapping saves a pwrite's system call (two, with the commit
-// byte's past commitMapMax) but costs more per byte than a pwrite's copy,
-// though its pages are populated ahead and hardly fault: in a Buffered
+// byte's past commitMapMax) but costs more per byte than a pwrite's copy:
+// measured with the window's pages populated ahead, in a Buffered
 // stream of 100-byte records, 1 KiB frames cost 770-800 ns a record
 // through the mapping against 1,010-1,100 by pwrite, 2 KiB frames the same
 // both ways, and 64 KiB frames 395 against 240-260 (BenchmarkFrameCopy).
@@ -57,12 +63,10 @@ var mapWriteMax = 2 << 10 // a variable for BenchmarkFrameCopy
 // commitMap is a segment's mapped window. It is used under the writer
 // lock (p.wmu) only.
 type commitMap struct {
-	fd        int
-	mem       []byte
-	off       int64 // file offset of mem[0]
-	limit     int64 // frames may be written below this file offset (0: none)
-	populated int64 // the window's pages are populated up to here
-	noPop     bool  // MADV_POPULATE_WRITE is not supported
+	fd    int
+	mem   []byte
+	off   int64 // file offset of mem[0]
+	limit int64 // frames may be written below this file offset (0: none)
 }
 
 func newCommitMap(fd int) *commitMap { return &commitMap{fd: fd} }
@@ -108,7 +112,7 @@ func (c *commitMap) store(at int64, fr []byte) (ok bool) {
 // nothing was stored, and the caller pwrites the frame.
 func (c *commitMap) write(pos int64, fr []byte) (ok bool) {
 	end := pos + int64(len(fr))
-	if c == nil || len(fr) > mapWriteMax || end > c.limit || len(fr) < frame.HeaderSize || fr[frame.OffState] == frame.StateCommitted {
+	if !c.copies(len(fr)) || end > c.limit || fr[frame.OffState] == frame.StateCommitted {
 		return false
 	}
 	if c.mem == nil || pos < c.off || end > c.off+int64(len(c.mem)) {
@@ -116,7 +120,6 @@ func (c *commitMap) write(pos int64, fr []byte) (ok bool) {
 			return false // the frame crosses a window boundary
 		}
 	}
-	c.populate(pos, end)
 	stored := func() (ok bool) {
 		defer func() {
 			if recover() != nil {
@@ -132,34 +135,18 @@ func (c *commitMap) write(pos int64, fr []byte) (ok bool) {
 	return stored && c.store(pos+frame.OffState-1, fr)
 }
 
+// copies says whether a frame of n bytes is one that write copies
+// through the mapping (given room below the limit), rather than one the
+// caller pwrites.
+func (c *commitMap) copies(n int) bool {
+	return c != nil && n >= frame.HeaderSize && n <= mapWriteMax
+}
+
 // setLimit says that the file holds allocated bytes up to limit.
 func (c *commitMap) setLimit(limit int64) {
 	if c != nil {
 		c.limit = limit
 	}
-}
-
-// populate makes the window's pages up to end (and on to the limit, a
-// step at a time) present and writable in one system call, so that stores
-// do not fault page by page. Only pages below the limit are touched: past
-// the file's size they would fault.
-func (c *commitMap) populate(pos, end int64) {
-	if c.noPop || end <= c.populated {
-		return
-	}
-	from := max(c.populated, pos)
-	to := min(c.limit, c.off+int64(len(c.mem)))
-	from &^= int64(unix.Getpagesize() - 1)
-	if to <= from {
-		return
-	}
-	if err := unix.Madvise(c.mem[from-c.off:to-c.off], unix.MADV_POPULATE_WRITE); err != nil {
-		if err == unix.EINVAL {
-			c.noPop = true // before Linux 5.14: stores fault pages in
-		}
-		return
-	}
-	c.populated = to
 }
 
 // remap maps the window that holds the byte at. A write that fails there
@@ -171,7 +158,7 @@ func (c *commitMap) remap(at int64) bool {
 	if err != nil {
 		return false
 	}
-	c.mem, c.off, c.populated = mem, off, off
+	c.mem, c.off = mem, off
 	return true
 }
 

@@ -10,5 +10,6 @@ type commitMap struct{}
 func newCommitMap(fd int) *commitMap           { return nil }
 func (c *commitMap) commit(int64, []byte) bool { return false }
 func (c *commitMap) write(int64, []byte) bool  { return false }
+func (c *commitMap) copies(int) bool           { return false }
 func (c *commitMap) setLimit(int64)            {}
 func (c *commitMap) close()                    {}

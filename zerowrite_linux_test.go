@@ -53,11 +53,12 @@ func skipUnlessUnwrittenShows(t *testing.T, dir string) {
 	}
 }
 
-// TestDurableWritesZerosAhead: a Durable writer of small frames has zeros
-// written for real past its tail (the file system shows them as data), and
-// fallocated ones past those (a hole), once it wrote past its first
-// extension, and none in a short burst; a Buffered one writes none.
-func TestDurableWritesZerosAhead(t *testing.T) {
+// TestWritesZerosAhead: a writer of small frames has zeros written for
+// real past its tail (the file system shows them as data), and fallocated
+// ones past those (a hole): a Durable one once it wrote past its first
+// extension, and none in a short burst; a Buffered one, which copies its
+// frames through the segment's mapping, from its first frame on.
+func TestWritesZerosAhead(t *testing.T) {
 	for _, d := range []Durability{Durable, Buffered} {
 		t.Run(d.String(), func(t *testing.T) {
 			dir := t.TempDir()
@@ -75,38 +76,45 @@ func TestDurableWritesZerosAhead(t *testing.T) {
 					}
 				}
 			}
-			send(10, 100)
-			part.wmu.Lock()
-			z := part.w.zeroed
-			part.wmu.Unlock()
-			if z != 0 {
-				t.Fatalf("a burst of ten records wrote zeros to %d", z)
-			}
-			// 200 KiB: past the first extension.
-			send(100, 2<<10)
-			part.wmu.Lock()
-			pos, zeroed, extended := part.w.pos, part.w.zeroed, part.w.extended
-			part.wmu.Unlock()
-			if extended <= pos {
-				t.Fatalf("tail at byte %d, extended to %d: the test needs zeros extended ahead", pos, extended)
-			}
-			if d != Durable {
-				// (Its frames go through the mapping, whose pages the
-				// file system shows as data: no hole to look for.)
-				if zeroed != 0 {
-					t.Fatalf("Buffered: zeros written to %d", zeroed)
+			check := func(when string) {
+				t.Helper()
+				part.wmu.Lock()
+				pos, zeroed, extended := part.w.pos, part.w.zeroed, part.w.extended
+				part.wmu.Unlock()
+				if extended <= pos {
+					t.Fatalf("%s: tail at byte %d, extended to %d: the test needs zeros extended ahead", when, pos, extended)
 				}
-				return
+				if zeroed < pos+zeroLead || zeroed > extended {
+					t.Fatalf("%s: tail at byte %d, extended to %d: zeros written to %d, want at least zeroLead past the tail", when, pos, extended, zeroed)
+				}
+				// The block holding zeroed is partly written: the hole,
+				// if any, starts at the next block.
+				hole, _ := holeAt(t, segmentPath(partDir(l, "t", 0), 0, logExt), pos)
+				if hole < zeroed || hole > (zeroed+4095)/4096*4096 {
+					t.Fatalf("%s: zeros written to %d, but the first hole past the tail %d is at %d", when, zeroed, pos, hole)
+				}
 			}
-			hole, _ := holeAt(t, segmentPath(partDir(l, "t", 0), 0, logExt), pos)
-			if zeroed < pos+zeroLead || zeroed > extended {
-				t.Fatalf("tail at byte %d, extended to %d: zeros written to %d, want at least zeroLead past the tail", pos, extended, zeroed)
+			send(10, 100)
+			if d == Durable {
+				part.wmu.Lock()
+				z := part.w.zeroed
+				part.wmu.Unlock()
+				if z != 0 {
+					t.Fatalf("a burst of ten records wrote zeros to %d", z)
+				}
+			} else {
+				check("after ten records")
 			}
-			// The block holding zeroed is partly written: the hole, if
-			// any, starts at the next block.
-			if hole < zeroed || hole > (zeroed+4095)/4096*4096 {
-				t.Fatalf("zeros written to %d, but the first hole past the tail %d is at %d", zeroed, pos, hole)
+			// Past the first extension and the first chunk of zeros: 200
+			// KiB for Durable; for Buffered 300 KiB of frames small
+			// enough for the mapping (larger ones are pwritten, and get
+			// no zeros written ahead).
+			if d == Durable {
+				send(100, 2<<10)
+			} else {
+				send(2400, 100)
 			}
+			check("past the first chunk")
 		})
 	}
 }

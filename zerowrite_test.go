@@ -44,11 +44,11 @@ func TestWriteZerosAheadBounds(t *testing.T) {
 
 	// One still in its first extension writes none.
 	a.extendStep = extendMin
-	a.writeZerosAhead(200, size)
+	a.writeZerosAhead(200, size, false)
 	check("first extension", 0, 0)
 	a.extendStep = 2 * extendMin
 
-	a.writeZerosAhead(200, size)
+	a.writeZerosAhead(200, size, false)
 	check("first frame", 1200, 1200+zeroChunk)
 	if a.zeroed != 1200+zeroChunk {
 		t.Fatalf("zeroed = %d, want %d", a.zeroed, 1200+zeroChunk)
@@ -57,13 +57,13 @@ func TestWriteZerosAheadBounds(t *testing.T) {
 	// Frames that end more than zeroLead before the written zeros' end
 	// write none.
 	a.pos = a.zeroed - zeroLead - 300
-	a.writeZerosAhead(200, size)
+	a.writeZerosAhead(200, size, false)
 	check("frame well inside the written zeros", 1200, 1200+zeroChunk)
 
 	// One that comes within zeroLead of it: the next chunk, cut at the
 	// extension's end.
 	a.pos = a.zeroed - zeroLead
-	a.writeZerosAhead(200, size)
+	a.writeZerosAhead(200, size, false)
 	check("frame near their end", 1200, a.extended)
 	if a.zeroed != a.extended {
 		t.Fatalf("zeroed = %d, want the extension's end %d", a.zeroed, a.extended)
@@ -73,7 +73,7 @@ func TestWriteZerosAheadBounds(t *testing.T) {
 	// from its end, not from the old mark, which the frame overwrites.
 	a.extended = size
 	a.pos = a.zeroed + 5000
-	a.writeZerosAhead(100, size)
+	a.writeZerosAhead(100, size, false)
 	from := a.pos + 100
 	b := make([]byte, 5100)
 	if _, err := f.ReadAt(b, a.pos-5000); err != nil {
@@ -88,7 +88,7 @@ func TestWriteZerosAheadBounds(t *testing.T) {
 
 	// A large frame leaves the zeros to the fallocation.
 	a.pos = a.zeroed - 10
-	a.writeZerosAhead(zeroFrameMax+1, size)
+	a.writeZerosAhead(zeroFrameMax+1, size, false)
 	if a.zeroed != from+zeroChunk {
 		t.Fatalf("a frame over zeroFrameMax wrote zeros: zeroed = %d", a.zeroed)
 	}
