@@ -24,22 +24,24 @@ type partition struct {
 	dir   string
 
 	// The write stage, guarded by mu (batch.go).
-	mu       sync.Mutex
-	work     sync.Cond    // the writer goroutine waits for a pending record
-	space    sync.Cond    // senders wait for room in the pending batch
-	pending  *batch       // records waiting to be written; never nil after the first
-	writing  bool         // the write token: a batch is being appended
-	handed   *batch       // a leader's batch, with the token, for the writer goroutine
-	senders  atomic.Int32 // senders blocked waiting for an acknowledgement
-	last     *batch       // the newest batch taken for writing
-	spare    *frame.Builder
-	cbsHint  int   // the most callbacks a batch had: a new slice's capacity (batch.go)
-	unsynced int64 // bytes of batches taken for writing, not yet settled by the sync stage (Durable)
-	closed   bool
-	closeErr error // what sends fail with once closed: ErrClosed, or the topic was deleted
-	started  bool
-	loopDone chan struct{}
-	batchCap atomic.Int64 // half the segment size: the largest batch
+	mu      sync.Mutex
+	work    sync.Cond    // the writer goroutine waits for a pending record
+	space   sync.Cond    // senders wait for room in the pending batch
+	pending *batch       // records waiting to be written; never nil after the first
+	writing bool         // the write token: a batch is being appended
+	handed  *batch       // a leader's batch, with the token, for the writer goroutine
+	senders atomic.Int32 // senders blocked waiting for an acknowledgement
+	last    *batch       // the newest batch taken for writing
+	spare   *frame.Builder
+	// spareBatch is a batch given back for reuse (recycle).
+	spareBatch *batch
+	cbsHint    int   // the most callbacks a batch had: a new slice's capacity (batch.go)
+	unsynced   int64 // bytes of batches taken for writing, not yet settled by the sync stage (Durable)
+	closed     bool
+	closeErr   error // what sends fail with once closed: ErrClosed, or the topic was deleted
+	started    bool
+	loopDone   chan struct{}
+	batchCap   atomic.Int64 // half the segment size: the largest batch
 
 	// The sync stage, Durable mode (commit.go).
 	sq  syncQueue

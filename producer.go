@@ -130,10 +130,11 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 	if err != nil {
 		return Position{}, err
 	}
-	if err := p.await(ctx, part, b, lead); err != nil {
+	base, err := p.await(ctx, part, b, lead)
+	if err != nil {
 		return Position{}, err
 	}
-	return Position{Partition: part.id, Offset: b.base + int64(idx)}, nil
+	return Position{Partition: part.id, Offset: base + int64(idx)}, nil
 }
 
 // sender describes this producer's records to the partition's batch.
@@ -142,16 +143,23 @@ func (p *Producer) sender(done func(Position, error), waiting bool) sender {
 }
 
 // await writes batch b if the caller leads it, then waits for its
-// acknowledgement as the producer's Acks say.
-func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bool) error {
+// acknowledgement as the producer's Acks say, and returns b's base offset.
+// The caller must not use b after it: a batch its caller wrote itself
+// may be reused (partition.recycle).
+func (p *Producer) await(ctx context.Context, part *partition, b *batch, lead bool) (int64, error) {
 	defer part.senders.Add(-1)
-	if lead {
-		part.lead(ctx, b, p.acks == AckDurability)
-	}
+	wrote := lead && part.lead(ctx, b, p.acks == AckDurability)
 	if err := awaitSignal(ctx, p.ackOf(b)); err != nil {
-		return err
+		return 0, err
 	}
-	return p.ackErr(b)
+	if err := p.ackErr(b); err != nil {
+		return 0, err
+	}
+	base := b.base
+	if wrote {
+		part.recycle(b)
+	}
+	return base, nil
 }
 
 // ackErr is the outcome of b's records for this producer, once ackOf(b)
@@ -204,6 +212,9 @@ func (p *Producer) flush(ctx context.Context) error {
 	for _, part := range p.topic.parts() {
 		part.mu.Lock()
 		last := part.lastQueued()
+		if last != nil {
+			last.pinned = true // waited on here: never reused (recycle)
+		}
 		part.mu.Unlock()
 		if last == nil {
 			continue

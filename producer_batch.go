@@ -28,10 +28,11 @@ func (p *Producer) SendBatch(ctx context.Context, partition int, recs []Record) 
 	if err != nil {
 		return 0, err
 	}
-	if err := p.await(ctx, part, b, lead); err != nil {
+	base, err = p.await(ctx, part, b, lead)
+	if err != nil {
 		return 0, err
 	}
-	return b.base + int64(idx), nil
+	return base + int64(idx), nil
 }
 
 // queueBatch validates recs and adds them to the partition's pending

@@ -120,10 +120,11 @@ func (p *Producer) SendRecordBatch(ctx context.Context, partition int, b *Record
 	if err != nil {
 		return 0, err
 	}
-	if err := p.await(ctx, part, pb, lead); err != nil {
+	base, err = p.await(ctx, part, pb, lead)
+	if err != nil {
 		return 0, err
 	}
-	return pb.base + int64(idx), nil
+	return base + int64(idx), nil
 }
 
 // SendRecordBatchAsync is SendBatchAsync for a RecordBatch: it queues b's
