@@ -53,11 +53,12 @@ const commitMapMax = 512
 
 // mapWriteMax is the largest frame written through the mapping. The copy
 // into the mapping saves a pwrite's system call (two, with the commit
-// byte's past commitMapMax) but costs more per byte than a pwrite's copy:
-// measured with the window's pages populated ahead, in a Buffered
-// stream of 100-byte records, 1 KiB frames cost 770-800 ns a record
-// through the mapping against 1,010-1,100 by pwrite, 2 KiB frames the same
-// both ways, and 64 KiB frames 395 against 240-260 (BenchmarkFrameCopy).
+// byte's past commitMapMax) but costs more per byte than a pwrite's copy.
+// In a Buffered stream of 100-byte records, with zeros written ahead, 1
+// KiB frames cost 388-410 ns a record through the mapping against 675-678
+// by pwrite, 2 KiB frames 323-334 against 501-513, 4 KiB frames 354-426
+// against 361-364, and 64 KiB frames 278-287 against 210-263
+// (BenchmarkFrameCopy, two runs of 2 s, load 4).
 var mapWriteMax = 2 << 10 // a variable for BenchmarkFrameCopy
 
 // commitMap is a segment's mapped window. It is used under the writer
