@@ -23,8 +23,11 @@ var zeroModes = []Durability{Buffered, Durable}
 
 // mapWriteMode is the durability mode a child process uses.
 func mapWriteMode() Durability {
-	if os.Getenv("RUNNEL_MW_MODE") == Durable.String() {
+	switch os.Getenv("RUNNEL_MW_MODE") {
+	case Durable.String():
 		return Durable
+	case Periodic.String():
+		return Periodic
 	}
 	return Buffered
 }
@@ -39,12 +42,16 @@ const mapWriteTopic = "mw"
 func mapWriteValue(i int) []byte { return fmt.Appendf(nil, "map-written record %d", i) }
 
 // mapWriteSend sends n records one Send at a time, as a lone sender.
-func mapWriteSend(l *Log, n int) error {
+func mapWriteSend(l *Log, n int) error { return mapWriteSendRange(l, 0, n) }
+
+// mapWriteSendRange sends records from..to-1 one Send at a time, each of
+// which must get its number as its offset.
+func mapWriteSendRange(l *Log, from, to int) error {
 	p, err := l.Producer(mapWriteTopic, nil)
 	if err != nil {
 		return err
 	}
-	for i := range n {
+	for i := from; i < to; i++ {
 		pos, err := p.Send(context.Background(), Record{Value: mapWriteValue(i)})
 		if err != nil {
 			return err

@@ -111,44 +111,29 @@ func TestLoneSendRecycleBesideFlush(t *testing.T) {
 			const n = 3000
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if err := p.Flush(ctx); err != nil {
-						t.Error(err)
-						return
-					}
+			untilStopped(&wg, stop, func(int) bool {
+				if err := p.Flush(ctx); err != nil {
+					t.Error(err)
+					return false
 				}
-			}()
+				return true
+			})
 			async := make(chan Position, n)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if i%50 == 0 {
-						p.SendAsync(Record{Value: []byte("async")}, func(pos Position, err error) {
-							if err != nil {
-								t.Error(err)
-							}
-							select {
-							case async <- pos:
-							default:
-							}
-						})
-					}
-					runtime.Gosched()
+			untilStopped(&wg, stop, func(i int) bool {
+				if i%50 == 0 {
+					p.SendAsync(Record{Value: []byte("async")}, func(pos Position, err error) {
+						if err != nil {
+							t.Error(err)
+						}
+						select {
+						case async <- pos:
+						default:
+						}
+					})
 				}
-			}()
+				runtime.Gosched()
+				return true
+			})
 			sent := map[int64]string{}
 			prev := int64(-1)
 			for i := range n {

@@ -19,6 +19,19 @@ func stretchHold(t *testing.T) {
 	t.Cleanup(func() { holdIdle, contendedHold = idle, contended })
 }
 
+// takeWhenLetGo takes the writer lock through lf once the Log that keeps
+// it between appends lets it go (after holdIdle).
+func takeWhenLetGo(t *testing.T, lf *lockFile) {
+	t.Helper()
+	waitFor(t, patience, "the Log to let its kept writer lock go", func() bool {
+		got, err := lf.TryLock(writerLockByte)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	})
+}
+
 func writerProbe(t testing.TB, dir, topic string) *lockFile {
 	t.Helper()
 	lf, err := openLockFile(filepath.Join(dir, "topics", topic, "0", metaFileName))
@@ -145,13 +158,7 @@ func TestSendCtxWhileWriterLockHeld(t *testing.T) {
 				t.Fatal(err)
 			}
 			other := writerProbe(t, dir, "t")
-			waitFor(t, patience, "the Log to let its kept writer lock go", func() bool {
-				got, err := other.TryLock(writerLockByte)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return got
-			})
+			takeWhenLetGo(t, other)
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
 			sent := make(chan error, 1)
