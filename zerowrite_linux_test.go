@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"testing"
@@ -183,5 +184,54 @@ func TestZerosHandOverKeepsWritten(t *testing.T) {
 	}
 	if recs := readAll(t, a, "t", 100, &ConsumerOptions{Start: Earliest}); len(recs) != 100 {
 		t.Fatalf("read %d records, want 100", len(recs))
+	}
+}
+
+// TestZerosAheadMixedFrameSizes: a writer that keeps the lock writes
+// zeros ahead of its small frames only; its larger frames (pwritten past
+// mapWriteMax in Buffered and Periodic mode, past zeroFrameMax in Durable
+// mode) write none and carry the tail past the zeros written. The small
+// frames after them must write zeros past themselves, never from the old
+// mark over the frames in between: every record reads back.
+func TestZerosAheadMixedFrameSizes(t *testing.T) {
+	for _, d := range []Durability{Durable, Buffered, Periodic} {
+		t.Run(d.String(), func(t *testing.T) {
+			stretchHold(t)
+			l := openTest(t, t.TempDir(), &Options{Durability: d, Backend: BackendPwrite})
+			mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+			p := mustProducer(t, l, "t", nil)
+			part := l.topics["t"].parts()[0]
+			var values [][]byte
+			send := func(n, size int) {
+				t.Helper()
+				for range n {
+					v := bytes.Repeat([]byte{byte('a' + len(values)%26)}, size)
+					pos, err := p.Send(context.Background(), Record{Value: v})
+					if err != nil || pos.Offset != int64(len(values)) {
+						t.Fatalf("send %d: %+v, %v", len(values), pos, err)
+					}
+					values = append(values, v)
+				}
+			}
+			send(200, 1<<10) // past the first extension: zeros written ahead
+			send(25, 20<<10) // none, and past them
+			part.wmu.Lock()
+			pos, zeroed := part.w.pos, part.w.zeroed
+			part.wmu.Unlock()
+			if zeroed == 0 || zeroed >= pos {
+				t.Fatalf("test setup: tail at byte %d, zeros written to %d: want the tail past written zeros", pos, zeroed)
+			}
+			send(200, 1<<10)
+			recs := readAll(t, l, "t", len(values), &ConsumerOptions{Start: Earliest})
+			for i, r := range recs {
+				if r.Offset != int64(i) || !bytes.Equal(r.Value, values[i]) {
+					t.Fatalf("record %d: offset %d, %d bytes starting %q; want %d bytes of %q", i, r.Offset, len(r.Value), r.Value[:min(len(r.Value), 4)], len(values[i]), values[i][:1])
+				}
+			}
+			rep, err := l.Verify(context.Background(), "t", nil)
+			if err != nil || !rep.OK() {
+				t.Fatalf("Verify: %+v, %v", rep.Problems, err)
+			}
+		})
 	}
 }
