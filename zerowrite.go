@@ -39,10 +39,18 @@ package runnel
 // about 1.2 µs for a page of zeros written by a pwrite a chunk at a time,
 // that pwrite included. One buffered Send at a time went from 633-655 to
 // 512-528 ns (BenchmarkProduce; docs/PERFORMANCE.md, Zeros for the
-// mapping). No fdatasync writes these zeros back, so the burst above
-// does not apply; the page cache writes them back only where no frame
-// covered them within its expiry, and a writer that goes idle cuts them
-// (cutLeftZeros).
+// mapping). The burst above does not apply, as no Send waits for these
+// zeros' write-back; a writer that goes idle cuts them (cutLeftZeros),
+// and after a pause its first extension caps them at 64 KiB. Where a
+// Periodic sync, a Buffered checkpoint or the page cache's expiry comes
+// before frames cover them, they are written back once, up to a chunk
+// and a lead a partition, and their pages again with the frames: for a
+// slow stream, whose pages are written back with every sync as records
+// trickle in, one write a page more. Smaller chunks cost the fast
+// stream: 32 KiB ones took its kernel CPU from 0.65-0.73 s to 0.90-0.96
+// s for 3,000,000 Sends, 128 KiB ones 0.71-0.78 s, 1 MiB ones no less
+// than 256 KiB (BenchmarkProduce, alternated runs; the page cache
+// seemingly allocates larger folios for larger writes).
 
 // zeroChunk is how much is written at a time; zeroLead how far ahead of
 // the frame being written the written zeros must reach before the next
