@@ -256,12 +256,7 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 			return 0, err
 		}
 		if got {
-			d, err := p.syncHolding(want)
-			p.unlockSync()
-			if err != nil {
-				p.breakAfterSync(err)
-			}
-			return d, err
+			return p.syncAndUnlock(want)
 		}
 		if ctx.Err() != nil {
 			return 0, errSyncAbandoned
@@ -271,6 +266,18 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 		p.log.stats.syncWaits.Add(1)
 		waitWord(m.durSeq(), seq, syncerCheck)
 	}
+}
+
+// syncAndUnlock is syncShared's work once it took the sync lock
+// (trySyncLock): syncHolding, then the lock let go; a failure breaks the
+// partition.
+func (p *partition) syncAndUnlock(want logPos) (int64, error) {
+	d, err := p.syncHolding(want)
+	p.unlockSync()
+	if err != nil {
+		p.breakAfterSync(err)
+	}
+	return d, err
 }
 
 // syncHolding is syncShared's work, holding the sync lock: fdatasync what
@@ -493,12 +500,19 @@ func (p *partition) trySyncLock() (got bool, err error) {
 	got, err = p.meta.TryLock(syncLockByte)
 	if !got {
 		p.syncMu.Unlock()
+		if testHookSyncLockTaken != nil {
+			testHookSyncLockTaken()
+		}
 	}
 	if err != nil {
 		return false, fmt.Errorf("runnel: sync lock of %s: %w", p.dir, err)
 	}
 	return got, nil
 }
+
+// testHookSyncLockTaken, if set, is called when trySyncLock finds the sync
+// lock taken.
+var testHookSyncLockTaken func()
 
 // syncNow makes everything this Log committed to the partition durable:
 // Periodic mode's timer and Close in the modes that do not sync each
@@ -508,8 +522,11 @@ func (p *partition) trySyncLock() (got bool, err error) {
 // may hold for ever): the timer goes on to the other partitions rather
 // than wait for either, and a bounded Close gives up. Then it returns
 // ctx.Err(), and the tail stays for the next sync. A ctx that has ended
-// already makes it sync only if both are free now (releaseFiles). The
-// caller must not hold p.wmu.
+// already makes it sync only if both are free now (releaseFiles): it
+// tries the sync lock before it takes the tail off p.dirty, so that a
+// sync of this Log's meanwhile (the timer's, Close's) never finds the
+// tail taken by one that then gives it back unsynced. The caller must not
+// hold p.wmu.
 func (p *partition) syncNow(ctx context.Context) error {
 	if err := p.lockWmuContext(ctx); err != nil {
 		return err
@@ -532,11 +549,28 @@ func (p *partition) syncNow(ctx context.Context) error {
 		p.wmu.Unlock()
 		return nil
 	}
+	holding := false
+	if ctx.Err() != nil {
+		got, err := p.trySyncLock()
+		if err != nil || !got {
+			p.wmu.Unlock()
+			if err != nil {
+				return err
+			}
+			return ctx.Err()
+		}
+		holding = true
+	}
 	done, _ := p.useFiles() // p.shm and p.meta stay open for the sync
 	p.dirty, p.releasedDirty = false, false
 	p.wmu.Unlock()
 	defer done()
-	_, err := p.syncShared(ctx, t)
+	var err error
+	if holding {
+		_, err = p.syncAndUnlock(t)
+	} else {
+		_, err = p.syncShared(ctx, t)
+	}
 	if err == errSyncAbandoned {
 		err = ctx.Err()
 	}

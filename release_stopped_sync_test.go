@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,5 +139,49 @@ func TestIdleSweepBehindStoppedSync(t *testing.T) {
 	closeGivesUp(t, l)
 	if recs := readAfterKill(t, holder, dir, "stuck", 1); string(recs[0].Value) != "unsynced" {
 		t.Errorf("after reopening: %q, want the acknowledged record", recs[0].Value)
+	}
+}
+
+// TestReleaseTryLeavesTailToOtherSyncs: a release's try at the sync
+// (syncIfFree) that finds the sync lock taken leaves the partition's
+// unsynced records to this Log's other syncs, the timer's and Close's:
+// one that runs meanwhile must not find them synced. The try took the
+// tail first and put it back once it found the lock taken, and a sync
+// between found nothing to do: the timer's skipped its interval, and
+// Close's returned nil with the records never synced.
+func TestReleaseTryLeavesTailToOtherSyncs(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Periodic, SyncInterval: time.Hour, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
+	prod := mustProducer(t, l, "t", nil)
+	part := l.topics["t"].parts()[0]
+	if _, err := prod.Send(context.Background(), Record{Value: []byte("unsynced")}); err != nil {
+		t.Fatal(err)
+	}
+	holder := stoppedSyncLockHolder(t, l, "t", 0)
+	defer holder.Process.Kill()
+
+	// The release's try stops where it found the lock taken.
+	tried, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	testHookSyncLockTaken = func() { once.Do(func() { close(tried); <-resume }) }
+	t.Cleanup(func() { testHookSyncLockTaken = nil })
+	released := make(chan bool, 1)
+	go func() { released <- part.releaseFiles() }()
+	inTime(t, "the release's try at the sync lock", func() error { <-tried; return nil })
+
+	// The timer's sync, bounded as the timer bounds it.
+	err := inTime(t, "the timer's sync", func() error { return part.syncNow(cancelSoon()) })
+	close(resume)
+	if err == nil {
+		t.Error("a sync beside the release's try returned nil, behind a stopped process's sync lock")
+	}
+	if <-released {
+		t.Error("the partition released its files behind a stopped process's sync lock")
+	}
+	part.wmu.Lock()
+	dirty := part.dirty
+	part.wmu.Unlock()
+	if !dirty {
+		t.Error("the unsynced records are not left for the next sync")
 	}
 }
