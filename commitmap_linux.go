@@ -44,9 +44,9 @@ const commitMapMax = 512
 // fallocate error (the writer then pwrites), never a fault in a store.
 // The writer also writes zeros into those blocks ahead of its frames
 // (zerowrite.go), as a Durable writer does: the first store into a page
-// of fallocated blocks costs the kernel about 3.5 µs (ext4 turns the
+// of fallocated blocks costs the kernel about 4 µs (ext4 turns the
 // page's unwritten block at page_mkwrite), into a page of written zeros
-// about 1.2 µs, the pwrite of the zeros included (docs/PERFORMANCE.md,
+// about 1 µs, the pwrite of the zeros included (docs/PERFORMANCE.md,
 // Zeros for the mapping). Populating a window's pages ahead in one call
 // (MADV_POPULATE_WRITE) cost as much as faulting them in store by store,
 // and is not done.

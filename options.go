@@ -105,7 +105,8 @@ type Options struct {
 	// (stopped in its fdatasync, say): another partition is released
 	// instead, or, if none can be, the Log stays over the budget until a
 	// later append or sweep releases one. The Send that needs the room never
-	// waits for another process, and no partition closes its files unsynced.
+	// waits for another process, and no Periodic partition closes its files
+	// unsynced.
 	// Readers share the other quarter: a cache of segment files, least
 	// recently read closed first, and any not read for 10 to 20 seconds
 	// closed anyway. Default: half of the process's RLIMIT_NOFILE soft limit

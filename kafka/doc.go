@@ -153,7 +153,8 @@
 // shrank meanwhile (another member joined) has the group rebalance and
 // hands what is beyond its share over only once its client let go of it,
 // as after any assignment; one that does not get back exactly what its
-// client was given (a topic is gone) has the group rebalance; a
+// client was given (another member took a partition once its lease
+// ran, a topic is gone) has the group rebalance; a
 // file older than its clients' generation has them refused
 // (ILLEGAL_GENERATION) and join again; a client that never comes back
 // expires after its session. A damaged file is reported (the file and
