@@ -196,12 +196,14 @@ func (m *member) inheritedLease(p int) time.Duration {
 // them m inherits (as a look without their lock saw them): round from
 // start, but for a successor first the partitions it inherits, so that it
 // gets back exactly what its predecessors left under their lease. Only a
-// successor reads the records for it, and only a successor's order
-// allocates: acquire runs at every check of a member under its quota.
+// successor that still looks for them (inheriting) reads the records for
+// it, and only its order allocates: acquire runs at every check of a
+// member under its quota, and a successor's stays one for life. The
+// caller holds Consumer.mu.
 func (m *member) scanOrder(start int) iter.Seq2[int, bool] {
 	return func(yield func(int, bool) bool) {
 		var tried []bool // by partition: a successor's, tried first
-		if len(m.predecessors) > 0 {
+		if m.inheriting() {
 			tried = make([]bool, m.nparts)
 			for i := range m.nparts {
 				p := (start + i) % m.nparts

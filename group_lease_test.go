@@ -63,6 +63,17 @@ func TestScanOrderAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("%v allocations to order a scan, want none", n)
 	}
+	// A successor that no longer looks for what it inherits reads no
+	// owner record to order its scan (it has no offsets file here to
+	// read), and allocates nothing either.
+	s := &member{nparts: 64, predecessors: []Incarnation{{}}, inherited: true}
+	if n := testing.AllocsPerRun(100, func() {
+		for p := range s.scanOrder(5) {
+			sum += p
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations to order a settled successor's scan, want none", n)
+	}
 }
 
 func TestLeaseOption(t *testing.T) {
