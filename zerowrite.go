@@ -33,23 +33,23 @@ package runnel
 //
 // A writer that copies frames through the segment's mapping (Buffered or
 // Periodic, commitmap_linux.go) writes zeros ahead from its first frame
-// on, for the page cache rather than the disk: its first store into a
-// page of fallocated zeros makes ext4 turn the page's block at
-// page_mkwrite, about 4 µs a page on the machine measured, against
-// about 1 µs for a page of zeros written by a pwrite a chunk at a time,
-// that pwrite included (BenchmarkMappedPages). One buffered Send at a time went from 633-655 to
+// on, for the page cache rather than the disk: its first store into a page
+// of fallocated zeros makes ext4 turn the page's block at page_mkwrite,
+// about 4 µs a page on the machine measured, against about 1 µs for a page
+// of zeros written by a pwrite a chunk at a time, that pwrite included
+// (BenchmarkMappedPages). One buffered Send at a time went from 633-655 to
 // 512-528 ns (BenchmarkProduce; docs/PERFORMANCE.md, Zeros for the
 // mapping). The burst above does not apply, as no Send waits for these
-// zeros' write-back; a writer that goes idle cuts them (cutLeftZeros),
-// and after a pause its first extension caps them at 64 KiB. Where a
-// Periodic sync, a Buffered checkpoint or the page cache's expiry comes
-// before frames cover them, they are written back once, up to a chunk
-// and a lead a partition, and their pages again with the frames: for a
-// slow stream, whose pages are written back with every sync as records
-// trickle in, one write a page more. Smaller chunks cost the fast
-// stream: 32 KiB ones took its kernel CPU from 0.65-0.73 s to 0.90-0.96
-// s for 3,000,000 Sends, 128 KiB ones 0.71-0.78 s, 1 MiB ones no less
-// than 256 KiB (BenchmarkProduce, alternated runs; docs/PERFORMANCE.md).
+// zeros' write-back; a writer that goes idle cuts them (cutLeftZeros), and
+// after a pause its first extension caps them at 64 KiB. Where a Periodic
+// sync, a Buffered checkpoint or the page cache's expiry comes before
+// frames cover them, they are written back once, up to a chunk and a lead
+// a partition, and their pages again with the frames: for a slow stream,
+// whose pages are written back with every sync as records trickle in, one
+// write a page more. Smaller chunks cost the fast stream: 32 KiB ones took
+// its kernel CPU from 0.65-0.73 s to 0.90-0.96 s for 3,000,000 Sends, 128
+// KiB ones 0.71-0.78 s, 1 MiB ones no less than 256 KiB (BenchmarkProduce,
+// alternated runs; docs/PERFORMANCE.md).
 
 // zeroChunk is how much is written at a time; zeroLead how far ahead of
 // the frame being written the written zeros must reach before the next
