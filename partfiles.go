@@ -59,10 +59,10 @@ func (p *partition) releaseFiles() bool {
 		p.wmu.Unlock()
 		return false
 	}
-	watching := p.watching
+	stopped := p.stopHoldLocked()
 	p.wmu.Unlock()
-	if watching {
-		p.stopHold() // lets the kept lock go; waits for the watcher
+	if stopped != nil {
+		<-stopped // the watcher's last look at the mapping
 	}
 	if p.log.opts.Durability == Periodic && !p.syncIfFree() {
 		return false
@@ -73,7 +73,7 @@ func (p *partition) releaseFiles() bool {
 		return false
 	}
 	defer p.wmu.Unlock()
-	if !p.idleLocked() || p.held || p.watching || p.dirty && p.log.opts.Durability == Periodic {
+	if !p.idleLocked() || p.held || p.watch != nil || p.dirty && p.log.opts.Durability == Periodic {
 		return false // used again meanwhile
 	}
 	return p.closeFilesLocked() == nil

@@ -79,16 +79,14 @@ type partition struct {
 	open          openSlot   // its place among the Log's open partitions (openparts.go)
 
 	// Keeping the writer lock between appends (writerlock.go), under wmu.
-	waitSlot   presenceSlot // a writer-lock waiter slot, claimed on first contention
-	held       bool         // this Log holds the writer lock
-	exact      bool         // held since this Log's last append: p.w is the tail
-	zerosLeft  zeroRun      // the zeros the last holder left (takeZeros), if zerosOK
-	zerosOK    bool
-	contended  time.Time // when another holder last wanted the lock
-	watching   bool      // watchHold runs
-	watchDone  chan struct{}
-	appends    atomic.Uint64 // appends under a kept lock, for watchHold
-	holdCancel atomic.Uint32 // bumped to end watchHold's sleep
+	waitSlot  presenceSlot // a writer-lock waiter slot, claimed on first contention
+	held      bool         // this Log holds the writer lock
+	exact     bool         // held since this Log's last append: p.w is the tail
+	zerosLeft zeroRun      // the zeros the last holder left (takeZeros), if zerosOK
+	zerosOK   bool
+	contended time.Time     // when another holder last wanted the lock
+	watch     *holdWatch    // the kept lock's watcher, if one runs
+	appends   atomic.Uint64 // appends under a kept lock, for watchHold
 
 	// poisoned: an append failed with writes possibly still running in
 	// the kernel; the writer lock stays held until they end (poison).

@@ -169,31 +169,47 @@ func (p *partition) afterAppend(ok bool) {
 	}
 	p.exact = true
 	p.appends.Add(1)
-	if !p.watching {
-		p.watching = true
-		p.watchDone = make(chan struct{})
-		// The cancel count as of now, under p.wmu (see watchHold).
-		go p.watchHold(p.shm, p.holdCancel.Load(), p.watchDone)
+	if p.watch == nil {
+		w := &holdWatch{done: make(chan struct{})}
+		w.reading.Store(true)
+		p.watch = w
+		go p.watchHold(p.shm, w)
 	}
+}
+
+// holdWatch is one run of watchHold, the watcher of a kept writer lock.
+type holdWatch struct {
+	// stop is set to 1, and woken, by whoever lets the kept lock go and
+	// ends the watch (stopHoldLocked). The watcher sleeps on it: a word
+	// of its own, which no earlier or later watch's stop touches, so it
+	// sees a stop that came before it first ran.
+	stop atomic.Uint32
+	// reading says the watcher may be reading the shared mapping outside
+	// p.wmu (the waiters word it sleeps on): set under p.wmu, cleared by
+	// the watcher before it takes p.wmu.
+	reading atomic.Bool
+	// done is closed when the watcher will read the mapping no more.
+	done chan struct{}
 }
 
 // testHookWatchHold, if set, runs as a watcher starts.
 var testHookWatchHold func()
 
+// testHookWatcherWoke, if set, runs as a watcher wakes from its sleep,
+// before it says it is done with the mapping (and takes p.wmu).
+var testHookWatcherWoke func(p *partition)
+
 // watchHold runs while the Log keeps the writer lock between appends: it
 // releases the lock as soon as another holder counts itself as waiting,
-// once no append came for holdIdle, or when the partition closes
-// (holdCancel).
+// or once no append came for holdIdle; or it ends when stopped
+// (stopHoldLocked), which lets the lock go itself.
 //
-// cancel is holdCancel as read under p.wmu when the lock was seen held:
-// read later, outside p.wmu, it could already include the bump of a
-// stopHold that let the lock go meanwhile, and the watcher would sleep
-// through that stopHold's wake-up for a whole holdIdle (Close waited so
-// for tests that stretch holdIdle to an hour). Read under p.wmu, either
-// the watcher sees the lock let go, or stopHold's bump comes after and
-// ends the sleep.
-func (p *partition) watchHold(m *metaMap, cancel uint32, done chan<- struct{}) {
-	defer close(done)
+// A stopped watcher touches nothing but w once it knows: it may be
+// stopped while it waits for p.wmu, and by the time it has it, the
+// stopper may have closed the partition's files and a new append started
+// another watch.
+func (p *partition) watchHold(m *metaMap, w *holdWatch) {
+	defer close(w.done)
 	if testHookWatchHold != nil {
 		testHookWatchHold()
 	}
@@ -202,42 +218,79 @@ func (p *partition) watchHold(m *metaMap, cancel uint32, done chan<- struct{}) {
 	seen := p.appends.Load()
 	for {
 		if m.waiting.count().Load() == 0 {
-			waitWords(words, expect, &p.holdCancel, cancel, holdIdle)
+			waitWords(words, expect, &w.stop, 0, holdIdle)
+		}
+		if testHookWatcherWoke != nil {
+			testHookWatcherWoke(p)
+		}
+		// Done with the mapping until it holds p.wmu. Stopped, it ends
+		// here, without p.wmu: a writer may hold that while it waits,
+		// as long as another process likes, for the lock the stopper let
+		// go, and the stopper waits for this (stopHoldLocked).
+		w.reading.Store(false)
+		if w.stop.Load() != 0 {
+			return
 		}
 		p.wmu.Lock()
+		if w.stop.Load() != 0 {
+			p.wmu.Unlock()
+			return
+		}
 		if !p.held {
-			p.watching = false
+			p.watch = nil
 			p.wmu.Unlock()
 			return
 		}
 		n := p.appends.Load()
 		wanted := m.waiting.count().Load() != 0
-		if wanted || n == seen || p.holdCancel.Load() != cancel {
+		if wanted || n == seen {
 			if wanted {
 				p.contended = time.Now()
 			}
 			p.unlockWriter(wanted)
-			p.watching = false
+			p.watch = nil
 			p.wmu.Unlock()
 			return
 		}
 		seen = n
+		w.reading.Store(true)
 		p.wmu.Unlock()
 	}
 }
 
-// stopHold releases a kept writer lock and waits for its watcher to end,
-// so that the shared mapping it sleeps on can be unmapped. The caller does
-// not hold p.wmu.
+// stopHoldLocked lets a kept writer lock go and stops its watcher, so
+// that the shared mapping the watcher sleeps on can be unmapped once it
+// is done with it: stopHoldLocked returns a channel closed then, or nil
+// if it is done already (it waits for p.wmu, and ends when it has it).
+// Waiting on the channel waits for nothing but the watcher's goroutine,
+// woken here: a stopped watcher never takes p.wmu to end. The caller
+// holds p.wmu.
+func (p *partition) stopHoldLocked() <-chan struct{} {
+	p.unlockWriter(false)
+	w := p.watch
+	if w == nil {
+		return nil
+	}
+	p.watch = nil
+	// The stop before the look at reading, and the watcher's clearing of
+	// reading before its look at stop (sequentially consistent atomics):
+	// if this sees it reading, it sees the stop when it has read.
+	w.stop.Store(1)
+	wakePrivate(&w.stop)
+	if !w.reading.Load() {
+		return nil
+	}
+	return w.done
+}
+
+// stopHold is stopHoldLocked for a caller that does not hold p.wmu: it
+// waits for p.wmu (close's is bounded by giveUp: the writers that hold
+// it waiting for another process's lock end then), and for the watcher.
 func (p *partition) stopHold() {
 	p.wmu.Lock()
-	done := p.watchDone
-	watching := p.watching
-	p.unlockWriter(false)
+	done := p.stopHoldLocked()
 	p.wmu.Unlock()
-	if watching {
-		p.holdCancel.Add(1)
-		wakePrivate(&p.holdCancel)
+	if done != nil {
 		<-done
 	}
 }

@@ -231,11 +231,12 @@ func TestDurableSendCtxWhileSyncLockHeld(t *testing.T) {
 }
 
 // TestStopHoldBeforeWatcherRuns: a stopHold that comes before the watcher
-// goroutine first runs is not lost: the watcher starts from the cancel
-// count afterAppend saw, so it ends at once instead of sleeping for
-// holdIdle (here an hour) with Close waiting for it. (It re-read the word
-// when it first ran, after the stopHold that bumped it, and Log.Close
-// hung: seen in TestLoneSenderLeads under load.)
+// goroutine first runs is not lost: the watcher sleeps on a stop word of
+// its own, which stopHold set before the watcher first looked, so it
+// ends at once instead of sleeping for holdIdle (here an hour) with Close
+// waiting for it. (A watcher that read a shared cancel count when it
+// first ran, after the stopHold that bumped it, made Log.Close hang:
+// seen in TestLoneSenderLeads under load.)
 func TestStopHoldBeforeWatcherRuns(t *testing.T) {
 	stretchHold(t)
 	dir := t.TempDir()
@@ -254,14 +255,16 @@ func TestStopHoldBeforeWatcherRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-started
-	before := part.holdCancel.Load()
+	part.wmu.Lock()
+	w := part.watch
+	part.wmu.Unlock()
 	stopped := make(chan struct{})
 	go func() {
 		part.stopHold()
 		close(stopped)
 	}()
-	for part.holdCancel.Load() == before {
-		time.Sleep(time.Millisecond) // until stopHold has cancelled
+	for w.stop.Load() == 0 {
+		time.Sleep(time.Millisecond) // until stopHold has stopped it
 	}
 	close(release)
 	inTime(t, "stopHold", func() error { <-stopped; return nil })
