@@ -235,6 +235,9 @@
 //     say) keeps its unsynced files until the lock is free: another
 //     partition is released in its place, or if none can be, the Log
 //     stays over the budget until a later append or sweep releases one.
+//     So does a partition whose writer waits for another process's writer
+//     lock (taken, say, by a process stopped the moment this Log let a
+//     lock it kept between appends go).
 //     Stats.FileReleases counts releases, Stats.OpenPartitions the
 //     partitions holding files now.
 //   - Readers (consumers, the Kafka server's fetches, DescribeTopic) read

@@ -24,7 +24,11 @@ import (
 // Releasing must not pull a file from under anything that uses it:
 //
 //   - the writer lock, if kept between appends, is let go first (a kept
-//     lock is only ever an optimisation; docs/FORMAT.md);
+//     lock is only ever an optimisation; docs/FORMAT.md), and its watcher
+//     stopped: the mapping stays until the watcher is done with it, which
+//     a stopped watcher is without taking p.wmu (stopHoldLocked), since a
+//     writer of this Log may hold p.wmu while it waits, as long as
+//     another process likes, for the lock just let go;
 //   - the sync stage must be idle and no syncNow or checkpoint may be
 //     using the mapping (p.fileUsers), since they use p.shm and p.meta
 //     outside p.wmu;
@@ -37,15 +41,17 @@ import (
 // Releasing is an optimisation, and whoever asks for it must not wait on
 // it: the Send or maintenance whose admission needs room (openParts.admit)
 // and the idle sweep, which Close stops. So a partition that is not free
-// to release now keeps its files until a later try: one in use, and in
+// to release now keeps its files until a later try: one in use (p.wmu
+// taken, by a writer that may be waiting for another process), and in
 // Periodic mode one whose sync cannot be had now because another process
 // holds its sync lock, stopped (Ctrl-Z, SIGSTOP) or wedged in its
 // fdatasync (syncIfFree).
 
 // releaseFiles closes the partition's files if it is idle, and reports
 // whether it did (or had none open). It waits for nothing another
-// process does, and for nothing in this one but a watcher of a kept
-// writer lock and, in Periodic mode, its own fdatasync.
+// process does, and for nothing in this one but the last look of a
+// stopped watcher of a kept writer lock at the mapping and, in Periodic
+// mode, its own fdatasync. It takes p.wmu only if it is free.
 func (p *partition) releaseFiles() bool {
 	if !p.wmu.TryLock() {
 		return false // an append or maintenance is under way

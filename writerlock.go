@@ -19,7 +19,10 @@ import (
 //   - After each append the holder keeps the lock only if that count is
 //     zero and it has not met contention lately; a goroutine (watchHold)
 //     then sleeps on the word and lets the lock go as soon as it moves, or
-//     once the partition has been idle for holdIdle.
+//     once the partition has been idle for holdIdle. Whoever else lets a
+//     kept lock go (a release of the partition's files, close) stops the
+//     watcher, which then ends without waiting for anything (p.wmu among
+//     them: a writer may hold it while it waits for another process).
 //   - The lock is an open-file-description lock, which the kernel drops
 //     when its holder dies, so a dead process never keeps it.
 //
@@ -204,10 +207,10 @@ var testHookWatcherWoke func(p *partition)
 // or once no append came for holdIdle; or it ends when stopped
 // (stopHoldLocked), which lets the lock go itself.
 //
-// A stopped watcher touches nothing but w once it knows: it may be
-// stopped while it waits for p.wmu, and by the time it has it, the
-// stopper may have closed the partition's files and a new append started
-// another watch.
+// Once it knows it is stopped, a watcher touches nothing of the
+// partition's but p.wmu, to let it go: it may be stopped while it waits
+// for p.wmu, and by the time it has it, the stopper may have closed the
+// partition's files and a new append started another watch.
 func (p *partition) watchHold(m *metaMap, w *holdWatch) {
 	defer close(w.done)
 	if testHookWatchHold != nil {
@@ -272,9 +275,9 @@ func (p *partition) stopHoldLocked() <-chan struct{} {
 		return nil
 	}
 	p.watch = nil
-	// The stop before the look at reading, and the watcher's clearing of
-	// reading before its look at stop (sequentially consistent atomics):
-	// if this sees it reading, it sees the stop when it has read.
+	// Stop, then look at reading; the watcher clears reading, then looks
+	// at stop (sequentially consistent atomics): if this sees it still
+	// reading, it sees the stop once it is done, and ends there.
 	w.stop.Store(1)
 	wakePrivate(&w.stop)
 	if !w.reading.Load() {
