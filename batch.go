@@ -439,11 +439,16 @@ func (p *partition) syncBehind() bool {
 }
 
 // synced takes a settled batch's bytes off the unsynced backlog, and wakes
-// the writer if it waits for that (syncBehind).
+// the writer if that ends its wait (syncBehind). Only then: the writer
+// sleeps on p.work whenever nothing is pending, and a broadcast at every
+// settle woke it for nothing once per fdatasync, a thread wake-up that
+// held up the settling sender's return by 12-15 µs on two cores (four
+// processes of one durable sender each: docs/PERFORMANCE.md).
 func (p *partition) synced(n int64) {
 	p.mu.Lock()
+	behind := p.syncBehind()
 	p.unsynced -= n
-	if !p.syncBehind() {
+	if behind && !p.syncBehind() {
 		p.work.Broadcast()
 	}
 	p.mu.Unlock()
