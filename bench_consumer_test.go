@@ -137,3 +137,30 @@ func BenchmarkStartByTime(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFollow measures a consumer that follows a writer record by
+// record, as a job queue's worker does: one buffered Send, then a TryPoll
+// that returns it, per op (the Send is a third of it or so; see
+// BenchmarkProduce's lone sender).
+//
+//	go test -run '^$' -bench Follow -benchtime 300000x .
+func BenchmarkFollow(b *testing.B) {
+	l, p := benchLog(b, Buffered, "")
+	c, err := l.Consumer("bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	value := []byte("job-42")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Send(ctx, Record{Value: value}); err != nil {
+			b.Fatal(err)
+		}
+		recs, err := c.TryPoll()
+		if err != nil || len(recs) != 1 {
+			b.Fatalf("TryPoll: %d records, %v; want the one sent", len(recs), err)
+		}
+	}
+}

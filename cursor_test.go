@@ -240,13 +240,78 @@ func TestCursorFollowsZeroTail(t *testing.T) {
 	}
 }
 
-// statCounting is a segment file that counts its Stat calls.
+// statCounting is a segment file that counts its Stat and ReadAt calls.
 type statCounting struct {
 	*os.File
-	stats int
+	stats, reads int
 }
 
 func (f *statCounting) Stat() (os.FileInfo, error) {
 	f.stats++
 	return f.File.Stat()
+}
+
+func (f *statCounting) ReadAt(b []byte, off int64) (int, error) {
+	f.reads++
+	return f.File.ReadAt(b, off)
+}
+
+// TestCursorTrustsZerosOnceAtNewTail: a cursor following a writer record
+// by record reads once per wake-up, the new frame with the zeros after
+// it, and not again past the zeros it found before to learn that the
+// file ends there (that pread was half a follower's system calls). The
+// first look at a new tail trusts them; a look at the same tail again,
+// with nothing written at it meanwhile, reads on, so that a byte that is
+// not zero past them is still a break, found one look later.
+func TestCursorTrustsZerosOnceAtNewTail(t *testing.T) {
+	const ext = 64 << 10
+	z := newZeroTail(t, 4, ext)
+	c := &cursor{verify: true, window: 1 << 20}
+	f := &statCounting{File: z.f}
+	c.setFile(f, z.f.Name())
+	c.seek(0, 0)
+	look := func(what string) segFrame {
+		t.Helper()
+		c.invalidate()
+		fr, st, err := c.walk(nil)
+		if err != nil || st != frameEnd {
+			t.Fatalf("%s: walk stopped at %v, %v; want the end of the data", what, st, err)
+		}
+		if c.pos != z.end || c.next != z.next {
+			t.Fatalf("%s: cursor at %d (offset %d), want %d (offset %d)", what, c.pos, c.next, z.end, z.next)
+		}
+		return fr
+	}
+	look("first")
+	for round := range 10 {
+		z.write(1)
+		f.reads = 0
+		if fr := look("one frame more"); !fr.eof {
+			t.Fatalf("round %d: the zeros after the new frame do not end the data", round)
+		}
+		if f.reads != 1 {
+			t.Fatalf("round %d: %d reads for one new frame, want 1", round, f.reads)
+		}
+	}
+	// A new frame, and a byte that is not zero past the zeros found:
+	// the first look at the new tail takes the zeros for the end, the
+	// next one, with nothing written at it, finds the break.
+	st, err := z.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.write(1)
+	z.resize(st.Size() + ext)
+	if _, err := z.f.WriteAt([]byte{1}, st.Size()+ext-1); err != nil {
+		t.Fatal(err)
+	}
+	if fr := look("new tail, a byte past the zeros"); !fr.eof {
+		t.Fatal("the first look at a new tail read past the zeros found before")
+	}
+	if fr := look("the same tail again"); fr.eof {
+		t.Fatal("the second look at the same tail took zeros and a byte that is not zero for the end of the data")
+	}
+	if fr := look("and again"); fr.eof {
+		t.Fatal("the third look at the same tail took zeros and a byte that is not zero for the end of the data")
+	}
 }
