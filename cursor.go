@@ -118,8 +118,8 @@ type cursor struct {
 
 	// zeroFrom, zeroEnd: the bytes from zeroFrom to zeroEnd were found
 	// zero, running to the end of the file (zerosToEnd); zeroEnd 0: none
-	// are known. zeroTrusted: the tail at which zerosToEnd last took them
-	// for the end without reading past zeroEnd.
+	// are known. zeroTrusted: the tail zerosToEnd last looked at, reading
+	// past zeroEnd or not (a look at another tail may trust the zeros).
 	zeroFrom, zeroEnd int64
 	zeroTrusted       int64
 	zeroBuf           []byte
@@ -318,6 +318,8 @@ func (c *cursor) zerosToEnd(pos int64) (bool, error) {
 		}
 		from = c.zeroEnd
 	}
+	// Looked at now: the next look at this tail is a second one.
+	c.zeroTrusted = pos
 	if c.zeroBuf == nil {
 		c.zeroBuf = make([]byte, zeroScan)
 	}

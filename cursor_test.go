@@ -283,6 +283,23 @@ func TestCursorTrustsZerosOnceAtNewTail(t *testing.T) {
 		return fr
 	}
 	look("first")
+	// A look that read past the zeros makes the next look at that tail
+	// its second: it reads on too, and finds a byte that is not zero.
+	st, err := z.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.resize(st.Size() + ext)
+	if _, err := z.f.WriteAt([]byte{1}, st.Size()+ext-1); err != nil {
+		t.Fatal(err)
+	}
+	if fr := look("the first tail again, a byte past the zeros"); fr.eof {
+		t.Fatal("the second look at the first tail took zeros and a byte that is not zero for the end of the data")
+	}
+	if _, err := z.f.WriteAt([]byte{0}, st.Size()+ext-1); err != nil {
+		t.Fatal(err)
+	}
+	look("the first tail, zeros again")
 	for round := range 10 {
 		z.write(1)
 		f.reads = 0
@@ -296,7 +313,7 @@ func TestCursorTrustsZerosOnceAtNewTail(t *testing.T) {
 	// A new frame, and a byte that is not zero past the zeros found:
 	// the first look at the new tail takes the zeros for the end, the
 	// next one, with nothing written at it, finds the break.
-	st, err := z.f.Stat()
+	st, err = z.f.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
