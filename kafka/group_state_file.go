@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 )
@@ -31,7 +33,9 @@ import (
 // their own. A server holds an flock on <address>.lock while it lives:
 // a second server at the same address (a misconfiguration, or an upgrade
 // that starts the new server before the old one has let go) neither
-// loads nor writes the file, and its members rejoin as new ones. Taking
+// loads nor writes the file, and its members rejoin as new ones. A
+// server removes other addresses' files once stale and unlocked
+// (group_state_sweep.go). Taking
 // over a stopped server's file at another address, as the producer
 // journals are taken over, would resume groups whose clients do not
 // come: they still dial the address they knew.
@@ -56,7 +60,13 @@ const (
 	groupStateHeader   = len(groupStateMagic) + 8
 	maxGroupStateBytes = 64 << 20 // thousands of members' metadata; past it, damage
 
-	groupStateTempSuffix = ".tmp" // the file being written (write)
+	groupStateTempSuffix = ".tmp"  // the file being written (write)
+	groupStateLockSuffix = ".lock" // held by the server at the address
+
+	// groupStateLockWait bounds how long a server waits for its
+	// address's lock before it takes it for another live server's: a
+	// sweeper (group_state_sweep.go) holds it for a few system calls.
+	groupStateLockWait = time.Second
 )
 
 // groupStateFile is a server's state file, locked, and what it holds,
@@ -86,18 +96,15 @@ func openGroupState(logDir, addr string, warn func(msg string, args ...any)) (*g
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, nil, fmt.Errorf("kafka: group state: %w", err)
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kafka: group state: %w", err)
+	lock, err := lockGroupState(path)
+	if errors.Is(err, context.DeadlineExceeded) {
+		warn("kafka: another server at this address serves the directory: groups are not resumed or kept here", "file", path)
+		return nil, nil, nil
 	}
-	if err := flock(lock, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			warn("kafka: another server at this address serves the directory: groups are not resumed or kept here", "file", path)
-			return nil, nil, nil
-		}
+	if err != nil {
 		return nil, nil, fmt.Errorf("kafka: group state %s: %w", path, err)
 	}
+	sweepGroupStates(path, warn)
 	if err := os.Remove(path + groupStateTempSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		warn("kafka: group state: a write a crash cut short is left", "err", err)
 	}
@@ -112,6 +119,40 @@ func openGroupState(logDir, addr string, warn func(msg string, args ...any)) (*g
 	}
 	return f, saved, nil
 }
+
+// lockGroupState takes the lock of the state file at path. It waits up
+// to groupStateLockWait for a holder (context.DeadlineExceeded: another
+// live server at the address), and opens the name again when a sweeper
+// removed the file it locked.
+func lockGroupState(path string) (*os.File, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupStateLockWait)
+	defer cancel()
+	for {
+		lock, err := os.OpenFile(path+groupStateLockSuffix, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		err = flock(lock, syscall.LOCK_EX|syscall.LOCK_NB)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			if testHookGroupStateLockBusy != nil {
+				testHookGroupStateLockBusy()
+			}
+			err = flockContext(ctx, lock)
+		}
+		if err != nil {
+			lock.Close()
+			return nil, err
+		}
+		if sameFile(lock, path+groupStateLockSuffix) {
+			return lock, nil
+		}
+		lock.Close()
+	}
+}
+
+// testHookGroupStateLockBusy, if set, runs when lockGroupState finds the
+// lock taken, before it waits.
+var testHookGroupStateLockBusy func()
 
 // readGroupState reads and checks a state file; a missing one holds no
 // group.
