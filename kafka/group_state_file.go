@@ -276,11 +276,18 @@ func (f *groupStateFile) freeze() {
 	f.mu.Unlock()
 }
 
-// close lets the file go, for the next server at the address.
+// close lets the file go, for the next server at the address. It dates
+// the file now: a sweep by a server at another address measures how long
+// nobody served this one from when it stopped, not from the groups' last
+// rebalance, which may be days before.
 func (f *groupStateFile) close() error {
 	if f == nil {
 		return nil
 	}
 	f.freeze()
+	now := time.Now()
+	if err := os.Chtimes(f.path, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		f.warn("kafka: group state not dated at shutdown", "file", f.path, "err", err)
+	}
 	return f.lock.Close()
 }

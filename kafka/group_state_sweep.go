@@ -15,7 +15,9 @@ import (
 // each run left two files for good. So a server, as it opens its own,
 // removes another address's file, its lock and a temporary write a crash
 // left, once nobody holds that lock and the file has not been written for
-// staleGroupState: a server back after that long would resume groups
+// staleGroupState (a server dates its file as it stops, so that is as
+// long since it stopped, or crashed having written it last): a server
+// back after that long would resume groups
 // whose clients gave their sessions up long before (a Kafka member's
 // session lasts seconds to minutes), and its clients rejoin as they do
 // after a missing file. A lock file with no state file holds nothing to

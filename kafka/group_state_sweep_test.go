@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // plantGroupState writes a state file (unless noState), its lock and a
@@ -130,5 +131,37 @@ func TestGroupStateLockWaitsOutSweep(t *testing.T) {
 	defer got.f.close()
 	if !sameFile(got.f.lock, path+groupStateLockSuffix) {
 		t.Error("the server holds a lock file that is no longer at its name")
+	}
+}
+
+// TestGroupStateDatedAtClose: a server dates its state file as it stops,
+// so that a sweep measures how long its address has had no server, not
+// how long its groups went without a rebalance: a file last written two
+// days ago by a server that stopped just now is kept by the next server
+// at another address.
+func TestGroupStateDatedAtClose(t *testing.T) {
+	dir := t.TempDir()
+	first, _, err := openGroupState(dir, "127.0.0.1:40001", t.Logf)
+	if err != nil || first == nil {
+		t.Fatalf("openGroupState: %v, %v", first, err)
+	}
+	first.save("g", &savedGroup{name: "g", generation: 1, protocolType: "connect", protocol: "p", members: []savedMember{{
+		id: "m", session: time.Second, rebalance: time.Second,
+		protocols: []kmsg.JoinGroupRequestProtocol{{Name: "p"}},
+	}}})
+	old := time.Now().Add(-2 * staleGroupState)
+	if err := os.Chtimes(first.path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.close(); err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := openGroupState(dir, "127.0.0.1:40002", t.Logf)
+	if err != nil || second == nil {
+		t.Fatalf("openGroupState: %v, %v", second, err)
+	}
+	defer second.close()
+	if saved, err := readGroupState(first.path); err != nil || len(saved) != 1 {
+		t.Errorf("the state of a server stopped just now, its groups settled two days before: %v, %v; want it kept", saved, err)
 	}
 }
