@@ -35,10 +35,10 @@ import (
 // that starts the new server before the old one has let go) neither
 // loads nor writes the file, and its members rejoin as new ones. A
 // server removes other addresses' files once stale and unlocked
-// (group_state_sweep.go). Taking
-// over a stopped server's file at another address, as the producer
-// journals are taken over, would resume groups whose clients do not
-// come: they still dial the address they knew.
+// (group_state_sweep.go). Taking over a stopped server's file at
+// another address, as the producer journals are taken over, would resume
+// groups whose clients do not come: they still dial the address they
+// knew.
 //
 // The file is rewritten whole (temp file, rename) when a group settles:
 // a member's SyncGroup answered in a Stable generation, a member gone, a

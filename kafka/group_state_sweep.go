@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +19,9 @@ import (
 // left, once nobody holds that lock and the file has not been written for
 // staleGroupState (a server dates its file as it stops, so that is as
 // long since it stopped, or crashed having written it last): a server
-// back after that long would resume groups
-// whose clients gave their sessions up long before (a Kafka member's
-// session lasts seconds to minutes), and its clients rejoin as they do
-// after a missing file. A lock file with no state file holds nothing to
+// back after that long would resume groups whose clients gave their
+// sessions up long before (a Kafka member's session lasts seconds to
+// minutes), and its clients rejoin as they do after a missing file. A lock file with no state file holds nothing to
 // resume and goes at once.
 //
 // The sweeper holds the lock it tests while it removes the files, so a
@@ -65,7 +66,7 @@ func sweepGroupState(path string, warn func(msg string, args ...any)) {
 		return
 	}
 	for _, p := range []string{path, path + groupStateTempSuffix, lockPath} {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			warn("kafka: a stopped server's group state not removed", "file", p, "err", err)
 			return
 		}
