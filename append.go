@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
+	"github.com/runnel-log/runnel/internal/tracefmt"
 )
 
 // The append protocol (DESIGN §3): under the partition's writer lock
@@ -94,8 +95,10 @@ func (p *partition) appendBatchLocked(fb *frame.Builder, notes []batchNote, wait
 	} else if !got {
 		return 0, logPos{}, errWriterBusy
 	}
+	tracePoint(tracefmt.WriterLocked)
 	base, err := p.appendLocked(fb, notes)
 	p.afterAppend(err == nil)
+	tracePoint(tracefmt.AppendDone)
 	if err != nil {
 		return 0, logPos{}, err
 	}
@@ -118,6 +121,7 @@ func (p *partition) appendLocked(fb *frame.Builder, notes []batchNote) (int64, e
 			return 0, err
 		}
 	}
+	tracePoint(tracefmt.TailFound)
 	w := p.w
 	data := fb.Finish(w.next)
 	if w.pos > 0 && w.pos+int64(len(data))+frame.HeaderSize > p.topic.cfg.SegmentBytes {
@@ -145,6 +149,7 @@ func (p *partition) appendLocked(fb *frame.Builder, notes []batchNote) (int64, e
 	if err := p.commitFrame(data, false); err != nil {
 		return 0, err
 	}
+	tracePoint(tracefmt.FrameCommitted)
 	base, pos := w.next, w.pos
 	w.pos += int64(len(data))
 	w.next += int64(fb.Count())
@@ -167,6 +172,7 @@ func (p *partition) appendLocked(fb *frame.Builder, notes []batchNote) (int64, e
 	}
 	p.shm.publishTail(w.tail(), w.maxTS)
 	p.shm.published()
+	tracePoint(tracefmt.Published)
 	p.noteAppend(fb.Count(), len(data))
 	p.noteAppended()
 	return base, nil

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/tracefmt"
 )
 
 // Durable mode's second stage: group commit across processes (DESIGN §3
@@ -135,6 +137,7 @@ func (p *partition) runSyncs(ctx context.Context, own *batch) {
 			if target, ok = p.syncTarget(); ok {
 				began = time.Now()
 				durable, err = p.syncShared(ctx, target)
+				tracePoint(tracefmt.SyncWaitEnd)
 			}
 		}
 		if err == errSyncAbandoned {
@@ -252,6 +255,7 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 			return d, nil
 		}
 		got, err := p.trySyncLock()
+		tracePoint(tracefmt.SyncLockTried)
 		if err != nil {
 			return 0, err
 		}
@@ -264,7 +268,9 @@ func (p *partition) syncShared(ctx context.Context, want logPos) (int64, error) 
 		// Another process is syncing. Its fdatasync may cover want; if
 		// it began too early, the next one is ours.
 		p.log.stats.syncWaits.Add(1)
+		tracePoint(tracefmt.SyncWaitBegin)
 		waitWord(m.durSeq(), seq, syncerCheck)
+		tracePoint(tracefmt.SyncWoken)
 	}
 }
 
@@ -290,7 +296,9 @@ func (p *partition) syncHolding(want logPos) (int64, error) {
 	if durOK && durNext >= want.next {
 		return durNext, nil
 	}
+	tracePoint(tracefmt.RegroupBegin)
 	p.awaitWoken()
+	tracePoint(tracefmt.RegroupEnd)
 	t, ok := m.tail()
 	if !ok || t.next < want.next {
 		t = want
@@ -317,6 +325,7 @@ func (p *partition) syncHolding(want logPos) (int64, error) {
 	}
 	// Wake the sleepers even after a failure: they try themselves.
 	m.durSeq().Add(1)
+	tracePoint(tracefmt.SyncWake)
 	woken := wakeAll(m.durSeq())
 	if err != nil {
 		woken = 0
@@ -430,7 +439,9 @@ func (p *partition) syncSegment(base int64) error {
 		sf = newSegFile(base, f)
 	}
 	began := time.Now()
+	tracePoint(tracefmt.FdatasyncBegin)
 	err := p.log.app.sync(sf.fd)
+	tracePoint(tracefmt.FdatasyncEnd)
 	if cerr := sf.release(); err == nil && cerr != nil {
 		err = cerr
 	}

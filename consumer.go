@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/tracefmt"
 )
 
 // Consumer reads records from a topic's partitions. One goroutine polls
@@ -287,6 +289,7 @@ func (c *Consumer) rebuildWords() {
 func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 	recs, err := c.fetch(ctx)
 	c.handOver(recs)
+	tracePoint(tracefmt.PollReturn)
 	return recs, err
 }
 
@@ -322,6 +325,7 @@ func (c *Consumer) fetch(ctx context.Context) ([]Record, error) {
 		var timeout time.Duration
 		if c.unread || c.appended() || time.Since(c.lookedAt) >= relookEvery {
 			recs, recheck, err := c.look(ctx)
+			tracePoint(tracefmt.LookDone)
 			if err != nil && c.shut() {
 				// Whatever the read met on the files Close took away.
 				return nil, ErrClosed

@@ -4,6 +4,8 @@ import (
 	"context"
 	"runtime"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/tracefmt"
 )
 
 // How a Poll with nothing to return waits: in the kernel on the shared
@@ -52,6 +54,7 @@ func (c *Consumer) sleep(ctx context.Context, timeout time.Duration) {
 	} else {
 		waitWords(c.words, c.expect, &c.cancel, priv, timeout)
 	}
+	tracePoint(tracefmt.PollWoken)
 	stop()
 	for _, m := range c.metas {
 		if m.shared() {

@@ -472,6 +472,7 @@ func (l *Log) CloseContext(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("runnel: close %s: gave up waiting for another process's writer or sync lock; records still waiting for it failed: %w", l.dir, ctx.Err()))
 		}
 		l.closeErr = errors.Join(errs...)
+		traceWrite() // the tracing build's trace file (trace_on.go)
 	})
 	return l.closeErr
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/runnel-log/runnel/internal/tracefmt"
 )
 
 // Producer appends records to one topic. It is safe for concurrent use;
@@ -123,6 +124,7 @@ func (l *Log) Producer(topic string, opts *ProducerOptions) (*Producer, error) {
 // otherwise the partition's writer goroutine writes it, and waits for the
 // writer lock, while Send waits on ctx.
 func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
+	tracePoint(tracefmt.SendBegin)
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
 	}
@@ -131,6 +133,7 @@ func (p *Producer) Send(ctx context.Context, rec Record) (Position, error) {
 		return Position{}, err
 	}
 	base, err := p.await(ctx, part, b, lead)
+	tracePoint(tracefmt.SendReturn)
 	if err != nil {
 		return Position{}, err
 	}

@@ -1,0 +1,130 @@
+package tracefmt
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// The trace file of process <pid> is <dir>/trace.<pid>, text: a header
+// line, then one line per event in the order they were recorded (not
+// always by time: goroutines record concurrently), each
+// "<CLOCK_MONOTONIC ns> <pid> <step name>":
+//
+//	# runnel trace v1 pid=4242 dropped=0
+//	8123456789012 4242 send
+//	8123456790714 4242 writer-locked
+//
+// dropped counts the events the process recorded past its buffer's
+// capacity, which are not in the file.
+
+// DirEnv names the directory a tracing build writes its trace files to;
+// unset, it records nothing.
+const DirEnv = "RUNNEL_TRACE_DIR"
+
+// EventsEnv, if set, is how many events a tracing build keeps in memory
+// (DefaultEvents if unset); those past it are dropped and counted.
+const EventsEnv = "RUNNEL_TRACE_EVENTS"
+
+// DefaultEvents is 2^22 events, 64 MiB, enough for a few hundred
+// thousand Sends; the memory is touched only as it fills.
+const DefaultEvents = 1 << 22
+
+const header = "# runnel trace v1"
+
+// Event is one trace point passed.
+type Event struct {
+	Time int64 // CLOCK_MONOTONIC, ns
+	PID  int
+	Step Step
+}
+
+// Trace is one process's trace file.
+type Trace struct {
+	PID     int
+	Dropped int64
+	Events  []Event
+}
+
+// FileName is the name of process pid's trace file.
+func FileName(pid int) string { return "trace." + strconv.Itoa(pid) }
+
+// Write writes t in the trace file format.
+func Write(w io.Writer, t Trace) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "%s pid=%d dropped=%d\n", header, t.PID, t.Dropped)
+	var line []byte
+	for _, e := range t.Events {
+		line = strconv.AppendInt(line[:0], e.Time, 10)
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, int64(e.PID), 10)
+		line = append(line, ' ')
+		line = append(line, e.Step.String()...)
+		line = append(line, '\n')
+		bw.Write(line)
+	}
+	return bw.Flush()
+}
+
+// Read reads a trace file; name is for its errors.
+func Read(r io.Reader, name string) (Trace, error) {
+	var t Trace
+	sc := bufio.NewScanner(r)
+	if !sc.Scan() {
+		return t, fmt.Errorf("%s: no header: %w", name, errors.Join(sc.Err(), io.ErrUnexpectedEOF))
+	}
+	if _, err := fmt.Sscanf(sc.Text(), header+" pid=%d dropped=%d", &t.PID, &t.Dropped); err != nil {
+		return t, fmt.Errorf("%s line 1: header %q: %w", name, sc.Text(), err)
+	}
+	for n := 2; sc.Scan(); n++ {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			return t, fmt.Errorf("%s line %d: %q is not <ns> <pid> <step>", name, n, sc.Text())
+		}
+		ns, err1 := strconv.ParseInt(f[0], 10, 64)
+		pid, err2 := strconv.Atoi(f[1])
+		step, ok := ParseStep(f[2])
+		if err := errors.Join(err1, err2); err != nil || !ok {
+			return t, fmt.Errorf("%s line %d: %q is not <ns> <pid> <step>: %w", name, n, sc.Text(), errors.Join(err, stepErr(ok, f[2])))
+		}
+		t.Events = append(t.Events, Event{Time: ns, PID: pid, Step: step})
+	}
+	if err := sc.Err(); err != nil {
+		return t, fmt.Errorf("%s: %w", name, err)
+	}
+	return t, nil
+}
+
+func stepErr(ok bool, name string) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("unknown step %q", name)
+}
+
+// ReadDir reads every trace file in dir.
+func ReadDir(dir string) ([]Trace, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "trace.*"))
+	if err != nil {
+		return nil, err
+	}
+	var traces []Trace
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		t, err := Read(f, name)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		traces = append(traces, t)
+	}
+	return traces, nil
+}
