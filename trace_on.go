@@ -22,8 +22,14 @@ import (
 // RUNNEL_TRACE_DIR unset, the points record nothing. docs/PERFORMANCE.md
 // has the traces this reproduces.
 
-// traces is the process's trace buffer, nil when not tracing.
-var traces = newTraceBuffer(os.Getenv(tracefmt.DirEnv), os.Getenv(tracefmt.EventsEnv))
+// traces is the process's trace buffer, nil when not tracing. (A
+// pointer to swap: the tracing build's test traces into a directory of
+// its own.)
+var traces atomic.Pointer[traceBuffer]
+
+func init() {
+	traces.Store(newTraceBuffer(os.Getenv(tracefmt.DirEnv), os.Getenv(tracefmt.EventsEnv)))
+}
 
 // traceBuffer is a bounded buffer of events that goroutines fill
 // concurrently: each takes the next slot with an atomic add, so a slot
@@ -57,7 +63,7 @@ func newTraceBuffer(dir, events string) *traceBuffer {
 
 // tracePoint records that this process passed step s now.
 func tracePoint(s tracefmt.Step) {
-	t := traces
+	t := traces.Load()
 	if t == nil {
 		return
 	}
@@ -76,7 +82,7 @@ func tracePoint(s tracefmt.Step) {
 // is not the Close's: the trace is for the developer, who finds the file
 // missing.
 func traceWrite() {
-	t := traces
+	t := traces.Load()
 	if t == nil {
 		return
 	}
