@@ -29,13 +29,15 @@ var (
 
 // TestTracePointsInOrder: the tracing build writes each process's trace
 // when its Log closes, with the steps in the order a Send and a Poll pass
-// them: buffered Sends in this process and in a child, a Poll asleep
-// until the child's Sends wake it, and durable Sends.
+// them, at CLOCK_MONOTONIC times: buffered Sends in this process and in a
+// child, a Poll asleep until the child's Sends wake it, and durable
+// Sends.
 func TestTracePointsInOrder(t *testing.T) {
 	dir := t.TempDir()
 	traceDir := filepath.Join(dir, "traces")
 	old := traces.Swap(newTraceBuffer(traceDir, ""))
 	defer traces.Store(old)
+	start := monoNow()
 	ctx := context.Background()
 	const sends = 3
 
@@ -90,6 +92,7 @@ func TestTracePointsInOrder(t *testing.T) {
 	mustCreate(t, l, "t", TopicConfig{Partitions: 1})
 	send(t, l, sends)
 	l.Close()
+	end := monoNow()
 
 	traces, err := tracefmt.ReadDir(traceDir)
 	if err != nil {
@@ -104,6 +107,10 @@ func TestTracePointsInOrder(t *testing.T) {
 		for _, e := range tr.Events {
 			if e.PID != tr.PID {
 				t.Errorf("process %d's trace has an event of process %d", tr.PID, e.PID)
+			}
+			// Times of the one clock every process reads.
+			if e.Time < start || e.Time > end {
+				t.Errorf("process %d's %v at %d ns, not within the test's %d-%d (CLOCK_MONOTONIC)", tr.PID, e.Step, e.Time, start, end)
 			}
 			byPID[tr.PID] = append(byPID[tr.PID], e.Step)
 		}
