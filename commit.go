@@ -133,7 +133,9 @@ func (p *partition) runSyncs(ctx context.Context, own *batch) {
 		var err error
 		var began time.Time
 		if ok {
+			tracePoint(tracefmt.LocalRegroupBegin)
 			p.regroupSync(released, took)
+			tracePoint(tracefmt.LocalRegroupEnd)
 			if target, ok = p.syncTarget(); ok {
 				began = time.Now()
 				durable, err = p.syncShared(ctx, target)

@@ -22,7 +22,7 @@ var (
 		tracefmt.FrameCommitted, tracefmt.Published, tracefmt.AppendDone, tracefmt.SendReturn}
 	durableSendSteps = []tracefmt.Step{tracefmt.SendBegin, tracefmt.WriterLocked, tracefmt.TailFound,
 		tracefmt.FrameCommitted, tracefmt.Published, tracefmt.AppendDone,
-		tracefmt.SyncLockTried, tracefmt.RegroupBegin, tracefmt.RegroupEnd,
+		tracefmt.LocalRegroupBegin, tracefmt.LocalRegroupEnd, tracefmt.SyncLockTried, tracefmt.RegroupBegin, tracefmt.RegroupEnd,
 		tracefmt.FdatasyncBegin, tracefmt.FdatasyncEnd, tracefmt.SyncWake, tracefmt.SyncWaitEnd,
 		tracefmt.SendReturn}
 )

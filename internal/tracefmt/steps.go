@@ -24,49 +24,53 @@ type Step uint32
 const (
 	_ Step = iota
 
-	SendBegin      // Producer.Send entered
-	WriterLocked   // the writer lock taken (or still held from the last append)
-	TailFound      // the tail known: found (skipToPublished, a walk) or kept exact
-	FrameCommitted // the frame written and its commit byte set
-	Published      // the tail published in partition.meta and sleeping readers woken
-	AppendDone     // the writer lock let go, or kept for the next append
-	SyncLockTried  // the sync lock tried (an fcntl)
-	SyncWaitBegin  // asleep on the durable sequence: another process syncs
-	SyncWoken      // back from that sleep
-	RegroupBegin   // the syncer waits for the processes it last woke (awaitWoken)
-	RegroupEnd     // ... and stops waiting
-	FdatasyncBegin // a segment's fdatasync begins
-	FdatasyncEnd   // ... and ends
-	SyncWake       // the syncer's FUTEX_WAKE of the processes waiting for its sync
-	SyncWaitEnd    // the partition durable up to the batch (syncShared returned)
-	SendReturn     // Producer.Send returns
-	PollWoken      // a sleeping Poll woken (or its sleep timed out)
-	LookDone       // a Poll's look at the partitions done
-	PollReturn     // Consumer.Poll returns
+	SendBegin         // Producer.Send entered
+	WriterLocked      // the writer lock taken (or still held from the last append)
+	TailFound         // the tail known: found (skipToPublished, a walk) or kept exact
+	FrameCommitted    // the frame written and its commit byte set
+	Published         // the tail published in partition.meta and sleeping readers woken
+	AppendDone        // the writer lock let go, or kept for the next append
+	LocalRegroupBegin // a sync round waits for the senders of this process it last released (regroupSync)
+	LocalRegroupEnd   // ... and stops waiting
+	SyncLockTried     // the sync lock tried (an fcntl)
+	SyncWaitBegin     // asleep on the durable sequence: another process syncs
+	SyncWoken         // back from that sleep
+	RegroupBegin      // the syncer waits for the processes it last woke (awaitWoken)
+	RegroupEnd        // ... and stops waiting
+	FdatasyncBegin    // a segment's fdatasync begins
+	FdatasyncEnd      // ... and ends
+	SyncWake          // the syncer's FUTEX_WAKE of the processes waiting for its sync
+	SyncWaitEnd       // the partition durable up to the batch (syncShared returned)
+	SendReturn        // Producer.Send returns
+	PollWoken         // a sleeping Poll woken (or its sleep timed out)
+	LookDone          // a Poll's look at the partitions done
+	PollReturn        // Consumer.Poll returns
 
 	numSteps
 )
 
 var stepNames = [numSteps]string{
-	SendBegin:      "send",
-	WriterLocked:   "writer-locked",
-	TailFound:      "tail-found",
-	FrameCommitted: "frame-committed",
-	Published:      "published",
-	AppendDone:     "append-done",
-	SyncLockTried:  "sync-lock-tried",
-	SyncWaitBegin:  "sync-wait",
-	SyncWoken:      "sync-woken",
-	RegroupBegin:   "regroup",
-	RegroupEnd:     "regroup-end",
-	FdatasyncBegin: "fdatasync",
-	FdatasyncEnd:   "fdatasync-end",
-	SyncWake:       "sync-wake",
-	SyncWaitEnd:    "sync-wait-end",
-	SendReturn:     "send-return",
-	PollWoken:      "poll-woken",
-	LookDone:       "look-done",
-	PollReturn:     "poll-return",
+	SendBegin:         "send",
+	WriterLocked:      "writer-locked",
+	TailFound:         "tail-found",
+	FrameCommitted:    "frame-committed",
+	Published:         "published",
+	AppendDone:        "append-done",
+	LocalRegroupBegin: "local-regroup",
+	LocalRegroupEnd:   "local-regroup-end",
+	SyncLockTried:     "sync-lock-tried",
+	SyncWaitBegin:     "sync-wait",
+	SyncWoken:         "sync-woken",
+	RegroupBegin:      "regroup",
+	RegroupEnd:        "regroup-end",
+	FdatasyncBegin:    "fdatasync",
+	FdatasyncEnd:      "fdatasync-end",
+	SyncWake:          "sync-wake",
+	SyncWaitEnd:       "sync-wait-end",
+	SendReturn:        "send-return",
+	PollWoken:         "poll-woken",
+	LookDone:          "look-done",
+	PollReturn:        "poll-return",
 }
 
 // String is the step's name in a trace file.

@@ -1,9 +1,10 @@
 // Command tracesteps reads the trace files that a tracing build of
 // runnel (go test -tags runneltrace, with RUNNEL_TRACE_DIR set) wrote into
 // a directory, one per process, merges them by time, and prints the
-// median, 10th and 90th percentile and count of each step-to-step
-// interval that docs/PERFORMANCE.md's traced tables give ("Four
-// processes, traced", "A follower's second read"), and of a few more.
+// count, 10th percentile, median, 90th percentile and mean of each
+// step-to-step interval that docs/PERFORMANCE.md's traced figures give
+// ("Four processes, traced", "A follower's second read", the 64 durable
+// senders), and of a few more.
 // The intervals within a process are meaningful where one goroutine at a
 // time sends (rows.go says how they are paired). For example:
 //
@@ -47,8 +48,14 @@ func main() {
 		fmt.Println()
 	}
 	sortByTime(merged)
+	sends, syncs := count(merged, tracefmt.SendReturn), count(merged, tracefmt.FdatasyncEnd)
+	fmt.Printf("%d Sends returned, %d fdatasyncs", sends, syncs)
+	if syncs > 0 {
+		fmt.Printf(" (%.1f Sends each)", float64(sends)/float64(syncs))
+	}
+	fmt.Println()
 	for _, s := range sections {
-		fmt.Printf("\n%s\n%-52s %8s %9s %9s %9s\n", s.title, "interval", "count", "p10 µs", "median µs", "p90 µs")
+		fmt.Printf("\n%s\n%-60s %7s %9s %9s %9s %9s\n", s.title, "interval", "count", "p10 µs", "median µs", "p90 µs", "mean µs")
 		for _, r := range s.rows {
 			if r.cross {
 				for k, v := range across(merged, r) {
@@ -65,17 +72,31 @@ func main() {
 	}
 }
 
+func count(events []tracefmt.Event, s tracefmt.Step) int {
+	n := 0
+	for _, e := range events {
+		if e.Step == s {
+			n++
+		}
+	}
+	return n
+}
+
 func sortByTime(events []tracefmt.Event) {
 	slices.SortStableFunc(events, func(a, b tracefmt.Event) int { return cmp.Compare(a.Time, b.Time) })
 }
 
-// printRow prints an interval's count and percentiles, nothing if it
-// never happened.
+// printRow prints an interval's count, percentiles and mean, nothing if
+// it never happened.
 func printRow(name string, v []int64) {
 	if len(v) == 0 {
 		return
 	}
 	slices.Sort(v)
 	pct := func(q float64) float64 { return float64(v[min(len(v)-1, int(q*float64(len(v))))]) / 1e3 }
-	fmt.Printf("%-52s %8d %9.1f %9.1f %9.1f\n", name, len(v), pct(0.1), pct(0.5), pct(0.9))
+	var sum float64
+	for _, d := range v {
+		sum += float64(d)
+	}
+	fmt.Printf("%-60s %7d %9.1f %9.1f %9.1f %9.1f\n", name, len(v), pct(0.1), pct(0.5), pct(0.9), sum/float64(len(v))/1e3)
 }

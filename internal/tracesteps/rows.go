@@ -40,6 +40,12 @@ var sections = []section{
 		{"the wake-up to its look done", tracefmt.PollWoken, tracefmt.LookDone, false},
 		{"the look done to Poll's return", tracefmt.LookDone, tracefmt.PollReturn, false},
 	}},
+	{"64 durable senders in one process (BenchmarkProduce/mode=durable/.../sender=64)", []row{
+		{"the fdatasync", tracefmt.FdatasyncBegin, tracefmt.FdatasyncEnd, false},
+		{"the regroup before it (regroupSync)", tracefmt.LocalRegroupBegin, tracefmt.LocalRegroupEnd, false},
+		{"the sync wait's end (then the settle) to the next fdatasync", tracefmt.SyncWaitEnd, tracefmt.FdatasyncBegin, false},
+		{"an fdatasync's end to the next one's start", tracefmt.FdatasyncEnd, tracefmt.FdatasyncBegin, false},
+	}},
 	{"More steps", []row{
 		{"Send to Send returning", tracefmt.SendBegin, tracefmt.SendReturn, false},
 		{"the frame committed to the tail published", tracefmt.FrameCommitted, tracefmt.Published, false},
