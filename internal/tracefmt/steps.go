@@ -18,9 +18,10 @@ type Step uint32
 
 // The steps, in the order one Send passes them. Append: a Send, the
 // writer lock, the tail, the frame, the publish. Durable mode's sync
-// stage: the sync lock, the wait for another process's fdatasync, or the
-// sync itself (the regroup, the fdatasync, the wake-up of the waiters).
-// A consumer's Poll: its wake-up, its look, its return.
+// stage: a round's wait for this process's senders, the sync lock, then
+// the wait for another process's fdatasync, or the sync itself (the wait
+// for the processes woken last, the fdatasync, the wake-up of the
+// waiters). A consumer's Poll: its wake-up, its look, its return.
 const (
 	_ Step = iota
 

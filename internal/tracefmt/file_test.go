@@ -1,0 +1,42 @@
+package tracefmt
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestWriteReadBack(t *testing.T) {
+	want := Trace{PID: 42, Dropped: 7, Events: []Event{
+		{Time: 1000, PID: 42, Step: SendBegin},
+		{Time: 1500, PID: 42, Step: WriterLocked},
+		{Time: 900, PID: 42, Step: PollReturn},
+	}}
+	var buf bytes.Buffer
+	if err := Write(&buf, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(&buf, "trace.42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("read back (-want +got):\n%s", diff)
+	}
+}
+
+func TestReadNamesTheBadLine(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"no header", "", "trace.1: no header"},
+		{"bad header", "# something else\n", "trace.1 line 1"},
+		{"unknown step", header + " pid=1 dropped=0\n10 1 send\n11 1 nonsense\n", `trace.1 line 3: "11 1 nonsense"`},
+		{"bad time", header + " pid=1 dropped=0\nten 1 send\n", "trace.1 line 2"},
+		{"short line", header + " pid=1 dropped=0\n10 1\n", "trace.1 line 2"},
+	} {
+		if _, err := Read(strings.NewReader(tc.text), "trace.1"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
