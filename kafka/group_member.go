@@ -105,11 +105,22 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 	rm.topics = topics
 	rm.eager = eager
 	// A client rejoins only after giving up what it lost: an eager one
-	// gives up everything, a cooperative one keeps its last assignment
-	// — unless it was told its generation is not the group's
-	// (refused), after which every client drops all it had, as lost.
+	// gives up everything, a cooperative one keeps what it says it owns
+	// (or, if it does not say, its last assignment) — unless it was told
+	// its generation is not the group's (refused), after which every
+	// client drops all it had, as lost. A client that dropped all as lost
+	// for another reason (franz-go does at a heartbeat that cannot reach
+	// the server) says it owns nothing: taken to hold its last assignment,
+	// it never joined again to let go of a partition it was not given
+	// anew, as it lost nothing in its eyes, and the revoke waited for
+	// good.
 	clear(rm.held)
-	if !rm.eager && !refused {
+	claim, claimed := ownedClaim(protocols)
+	switch {
+	case rm.eager || refused:
+	case claimed:
+		maps.Copy(rm.held, claim)
+	default:
 		maps.Copy(rm.held, rm.given)
 	}
 	rm.unrejoined = false
@@ -137,6 +148,31 @@ func subscription(protocols []kmsg.JoinGroupRequestProtocol) (topics []string, e
 	}
 	slices.Sort(topics)
 	return slices.Compact(topics), eager
+}
+
+// ownedClaim is what a cooperative client says it still owns as it
+// joins: the owned partitions of its cooperative-sticky protocol's
+// metadata (ConsumerMemberMetadata v1 on, KIP-429), which franz-go, the
+// Java client and librdkafka send. claimed is false when the metadata
+// names none (v0), or cannot be read whole (kafka-go's v1 leaves them
+// out).
+func ownedClaim(protocols []kmsg.JoinGroupRequestProtocol) (owned map[string][]int, claimed bool) {
+	i := slices.IndexFunc(protocols, func(p kmsg.JoinGroupRequestProtocol) bool { return p.Name == "cooperative-sticky" })
+	if i < 0 {
+		return nil, false
+	}
+	var meta kmsg.ConsumerMemberMetadata
+	if meta.ReadFrom(protocols[i].Metadata) != nil || meta.Version < 1 {
+		return nil, false
+	}
+	owned = map[string][]int{}
+	for _, tp := range meta.OwnedPartitions {
+		for _, p := range tp.Partitions {
+			owned[tp.Topic] = append(owned[tp.Topic], int(p))
+		}
+		slices.Sort(owned[tp.Topic])
+	}
+	return owned, true
 }
 
 // subscribedTopics reads the topics of consumer protocol member metadata,
