@@ -37,6 +37,10 @@ const (
 	// stopped before it marked the topic deleted was removed (Path); the
 	// topic stays.
 	RepairRemovedDeleteIntent
+	// RepairRemovedGrave: a deleted topic's files left in trash/
+	// (ProblemLeftoverGrave) were removed; Path is the grave, Bytes what
+	// its files held.
+	RepairRemovedGrave
 )
 
 func (k RepairKind) String() string {
@@ -55,6 +59,8 @@ func (k RepairKind) String() string {
 		return "cleared stray delete mark"
 	case RepairRemovedDeleteIntent:
 		return "removed stale delete intent"
+	case RepairRemovedGrave:
+		return "removed leftover grave"
 	}
 	return fmt.Sprintf("RepairKind(%d)", int(k))
 }
@@ -66,7 +72,7 @@ type RepairAction struct {
 	Partition int
 	Path      string
 	Pos       int64 // RepairCutTail: the new end of the file; RepairSalvaged: where the gap is
-	Bytes     int64 // RepairCutTail: bytes cut; RepairSalvaged: bytes the gap replaced
+	Bytes     int64 // RepairCutTail: bytes cut; RepairSalvaged: bytes the gap replaced; RepairRemovedGrave: bytes removed
 	// From and To are, for RepairSalvaged, the offsets [From, To) the gap
 	// marks as lost (none if equal: only unreadable bytes were replaced).
 	From, To int64
@@ -84,6 +90,8 @@ func (a RepairAction) String() string {
 			return fmt.Sprintf("%s: %s: %s lost, replaced by a gap at byte %d", a.Path, a.Kind, lossText(a.From, a.To), a.Pos)
 		}
 		return fmt.Sprintf("%s: %s: %d unreadable bytes at byte %d replaced, no offsets lost", a.Path, a.Kind, a.Bytes, a.Pos)
+	case RepairRemovedGrave:
+		return fmt.Sprintf("%s: %s: %d bytes of topic %s", a.Path, a.Kind, a.Bytes, a.Topic)
 	}
 	return fmt.Sprintf("%s: %s", a.Path, a.Kind)
 }
@@ -130,7 +138,8 @@ type RepairReport struct {
 // clears deleted words no DeleteTopic set (ProblemStrayDeleteMark: the
 // Logs that use the topic, in every process, take appends and reads of the
 // partition again), and removes the intent file of a DeleteTopic that
-// stopped before it marked the topic. Damage inside committed data is left
+// stopped before it marked the topic; it removes the graves of deleted
+// topics left in trash/ (ProblemLeftoverGrave). Damage inside committed data is left
 // alone unless opts asks to Salvage it. It then checks again: Remaining is
 // what is still wrong. It is safe while other processes produce and
 // consume; they wait for the writer lock while a partition is repaired.
@@ -209,6 +218,9 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (Re
 			return rep, err
 		}
 	}
+	if err := l.removeGraves(topic, &rep); err != nil {
+		return rep, err
+	}
 	if topic != "" && finished {
 		return rep, nil // the topic checked is gone
 	}
@@ -259,6 +271,21 @@ func (l *Log) removeStaleIntents(ctx context.Context, topic string, settled map[
 		}
 	}
 	return nil
+}
+
+// removeGraves removes the graves of topic (every grave if "") that no
+// call works in (sweepTrash). A grave it fails to remove is logged, and
+// left in the check after the repair.
+func (l *Log) removeGraves(topic string, rep *RepairReport) error {
+	swept, err := l.sweepTrash(topic)
+	for _, s := range swept {
+		if s.err != nil {
+			l.opts.Logger.Warn("runnel: cannot remove a grave left by a delete", "path", s.path, "topic", s.topic, "err", s.err)
+			continue
+		}
+		rep.Actions = append(rep.Actions, RepairAction{Kind: RepairRemovedGrave, Topic: s.topic, Partition: -1, Path: s.path, Pos: -1, Bytes: s.bytes})
+	}
+	return err
 }
 
 // repairProblems fixes one partition's repairable problems under its

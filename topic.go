@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -195,69 +194,7 @@ func (l *Log) clearLeftover(name string) error {
 	}
 	l.opts.Logger.Info("runnel: removing an unfinished topic creation", "dir", dir)
 	grave, err := l.buryTopicDir(name)
-	if err != nil {
-		return err
-	}
-	return removeGrave(name, grave)
-}
-
-// buryTopicDir moves the directory of topic name out of topics/, so that
-// it is gone at once for every process, and returns where it went, for
-// removeGrave. The caller holds the name's admin lock.
-func (l *Log) buryTopicDir(name string) (grave string, err error) {
-	// The graveyard is outside topics/, so no topic name can meet it, and
-	// unique, so that no two deletes of one name can collide in it.
-	trash := filepath.Join(l.dir, "trash")
-	if err := os.MkdirAll(trash, 0o755); err != nil {
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
-	}
-	grave, err = os.MkdirTemp(trash, "topic-")
-	if err != nil {
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
-	}
-	if err := os.Rename(l.topicDir(name), filepath.Join(grave, name)); err != nil {
-		os.Remove(grave)
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
-	}
-	if err := syncDir(filepath.Join(l.dir, "topics")); err != nil {
-		return grave, fmt.Errorf("runnel: delete topic %s: %w", name, err)
-	}
-	return grave, nil
-}
-
-// removeTree is os.RemoveAll. Tests replace it to land a file in a grave
-// while a pass removes it, as a straggler does (see removeGrave).
-var removeTree = os.RemoveAll
-
-// gravePasses bounds removeGrave's passes over a grave: far more than the
-// stragglers one move can leave need.
-const gravePasses = 8
-
-// removeGrave removes a topic directory buryTopicDir moved away. A pass
-// may find a directory not empty when it removes it at the end: a call
-// (of any process) that had resolved a path into the topic's directory
-// before the move can still create its file there afterwards, into the
-// grave (createMeta's temporary file did, among the admin churn of
-// TestTopicAdminMultiProcess), once the pass has listed it. Such a
-// straggler is one file per call under way at the move, and none lands
-// in a directory once it is removed, so another pass removes the lot;
-// failing instead, a DeleteTopic past its commit point said it failed,
-// and the straggler's file stayed in the trash for good (its creator
-// removes it by a path that no longer leads there).
-func removeGrave(name, grave string) error {
-	var err error
-	for range gravePasses {
-		err = removeTree(grave)
-		// rmdir of a directory not empty: ENOTEMPTY, or EEXIST, which
-		// POSIX allows too.
-		if !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("runnel: delete topic %s: remove %s: %w", name, grave, err)
-	}
-	return nil
+	return grave.removeAfter(name, err)
 }
 
 // topicFile is the content of topic.json: the config, and the topic's ID.

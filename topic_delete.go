@@ -247,7 +247,12 @@ func (p *partition) markedErr() error {
 // consumer, an admin call on the name, Repair) finishes it, and Verify
 // reports it until then (ProblemUnfinishedDelete). A partition marked
 // deleted with no intent recorded is damage, and deletes nothing
-// (ProblemStrayDeleteMark).
+// (ProblemStrayDeleteMark). The files are moved out of topics/ into
+// trash/ and removed from there; if that removal fails, DeleteTopic
+// returns the error (the topic is deleted all the same), and what is
+// left, or what a process killed in the removal left, is removed by the
+// next Open of the log, DeleteTopic (each starts by removing such
+// leftovers, logging them) or Repair (ProblemLeftoverGrave).
 func (l *Log) DeleteTopic(name string) error {
 	return l.DeleteTopicContext(context.Background(), name)
 }
@@ -256,33 +261,36 @@ func (l *Log) DeleteTopic(name string) error {
 // only until ctx ends. If ctx ends first it returns an error wrapping
 // ctx.Err() and the topic is untouched.
 func (l *Log) DeleteTopicContext(ctx context.Context, name string) error {
+	if l.checkOpen() == nil {
+		l.sweepTrashLogged() // what earlier deletes left
+	}
 	unlock, err := l.beginTopicAdmin(ctx, name)
 	if err != nil {
 		return err
 	}
 	grave, err := l.deleteLocked(ctx, name)
-	unlock() // the topic is gone for everyone; its files go at leisure
-	if err != nil {
-		return err
-	}
-	return removeGrave(name, grave)
+	// The topic is gone for everyone; its files go at leisure, under the
+	// grave's own lock (trash.go).
+	unlock()
+	return grave.removeAfter(name, err)
 }
 
 // deleteLocked is DeleteTopic under the name's admin lock, up to the
-// removal of the files: it returns where they were moved.
-func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err error) {
+// removal of the files: it returns the grave they were moved to, if they
+// were, for the caller to remove.
+func (l *Log) deleteLocked(ctx context.Context, name string) (grave *burial, err error) {
 	dir := l.topicDir(name)
 	if _, err := os.Stat(filepath.Join(dir, topicFileName)); err != nil {
-		return "", fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
 	// A delete that committed and died is this one's too: its intent
 	// stays if this one gives up.
 	before, err := l.deleteState(name)
 	if err != nil {
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return nil, fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	if err := l.writeDeleteIntent(name); err != nil {
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return nil, fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	// Flagged first, whole or not at all: then this Log's queued records
 	// fail at their next append, which finds the flag, instead of being
@@ -295,7 +303,7 @@ func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err 
 				err = errors.Join(err, fmt.Errorf("remove %s: %w (the next admin call on the name removes it)", l.intentPath(name), rerr))
 			}
 		}
-		return "", fmt.Errorf("runnel: delete topic %s: %w", name, err)
+		return nil, fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	l.mu.Lock()
 	t := l.topics[name]
@@ -312,9 +320,10 @@ func (l *Log) deleteLocked(ctx context.Context, name string) (grave string, err 
 
 // removeMarked is the end of a DeleteTopic, once every partition is
 // marked deleted: it moves the directory away (the intent with it) and
-// removes the groups' offsets, and returns where the files went. The
-// caller holds the name's admin lock.
-func (l *Log) removeMarked(name string) (grave string, err error) {
+// removes the groups' offsets, and returns the grave the files went to,
+// if they did, for the caller to remove. The caller holds the name's
+// admin lock.
+func (l *Log) removeMarked(name string) (grave *burial, err error) {
 	grave, err = l.buryTopicDir(name)
 	if err != nil {
 		return grave, err
@@ -366,9 +375,7 @@ func (l *Log) settleDeleteLocked(ctx context.Context, name string) (deleteOutcom
 		return out, fmt.Errorf("runnel: delete topic %s: %w", name, err)
 	}
 	grave, err := l.removeMarked(name)
-	if err == nil {
-		err = removeGrave(name, grave)
-	}
+	err = grave.removeAfter(name, err)
 	out.finished = marked
 	return out, err
 }

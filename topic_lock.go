@@ -45,6 +45,7 @@ const (
 	hookLockBusy     = "lock busy"     // the name's admin lock is held by another caller; about to wait for it
 	hookCreateDirs   = "create dirs"   // CreateTopic made the partition directories, topic.json not yet written
 	hookDeleteMarked = "delete marked" // DeleteTopic marked every partition deleted, the directory not yet moved
+	hookGraveMade    = "grave made"    // a grave was made in trash/, the topic's directory not yet moved into it
 	hookAlterRead    = "alter read"    // AlterTopic read the config it will change
 	hookGrowDirs     = "grow dirs"     // AlterTopic made the new partitions' directories, groups' offsets files not yet grown
 	hookGrowOffsets  = "grow offsets"  // AlterTopic grew the groups' offsets files, topic.json not yet written

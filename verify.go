@@ -77,6 +77,14 @@ const (
 	// with a *CorruptError naming the word, its records stay. Repair
 	// clears the word; DeleteTopic deletes the topic, if that was meant.
 	ProblemStrayDeleteMark
+
+	// ProblemLeftoverGrave is a deleted topic's files left in trash/ (a
+	// grave, Path; Detail gives its size): the process that deleted the
+	// topic died before it removed them, or the removal failed. No
+	// reader meets them; they take disk space until Repair or the next
+	// Open of the log by a process that may write there removes them, as
+	// does the start of a DeleteTopic.
+	ProblemLeftoverGrave
 )
 
 func (k ProblemKind) String() string {
@@ -97,6 +105,8 @@ func (k ProblemKind) String() string {
 		return "unfinished delete"
 	case ProblemStrayDeleteMark:
 		return "stray delete mark"
+	case ProblemLeftoverGrave:
+		return "leftover grave"
 	}
 	return fmt.Sprintf("ProblemKind(%d)", int(k))
 }
@@ -118,7 +128,7 @@ type Problem struct {
 // DeleteTopic that was called meant).
 func (p Problem) Repairable() bool {
 	switch p.Kind {
-	case ProblemTornTail, ProblemIndex, ProblemMeta, ProblemUnfinishedDelete, ProblemStrayDeleteMark:
+	case ProblemTornTail, ProblemIndex, ProblemMeta, ProblemUnfinishedDelete, ProblemStrayDeleteMark, ProblemLeftoverGrave:
 		return true
 	}
 	return false
@@ -204,7 +214,8 @@ const maxProblemsPerFile = 20
 // that do not follow on, segments that do not end in a seal naming the
 // next one, committed records gone (the data ends before offsets that
 // partition.meta or an index says were committed), index entries that
-// disagree with the log. It judges where data ends by the rules writers
+// disagree with the log, a deleted topic's files left in trash/
+// (ProblemLeftoverGrave). It judges where data ends by the rules writers
 // and readers use. Each problem names the file and the byte position;
 // gaps left by a salvage are listed as known losses, not problems, and a
 // group's committed offset outside its partition (past the end, where
@@ -235,6 +246,9 @@ func (l *Log) Verify(ctx context.Context, topic string, opts *VerifyOptions) (Ve
 		hook()
 	}
 	if err := v.offsets(topic); err != nil {
+		return v.rep, err
+	}
+	if err := v.trash(topic); err != nil {
 		return v.rep, err
 	}
 	if v.progress != nil {

@@ -72,8 +72,10 @@ With -format json it prints {"ok", "topics", "segments", "records",
 Verifies TOPIC (every topic if none is given), then fixes what can be fixed
 without losing a committed record: it cuts off what writers that died left
 past the end of the data, rebuilds index files that are missing or
-disagree with their segment, and finishes the delete of a topic whose
-DeleteTopic died half way. A partition marked deleted that no DeleteTopic
+disagree with their segment, finishes the delete of a topic whose
+DeleteTopic died half way, and removes the files of deleted topics that a
+delete which died or failed left in trash/ (opening the log removes them
+too). A partition marked deleted that no DeleteTopic
 meant to delete (damage to its partition.meta, or a delete by a runnel
 from before delete intents that died) gets its mark cleared, and is used
 again with its records. Damage inside committed data is reported and left
@@ -252,6 +254,8 @@ func actionText(a runnel.RepairAction) string {
 		return fmt.Sprintf("finished the delete of topic %s, which a DeleteTopic that died left marked", a.Topic)
 	case runnel.RepairClearedDeleteMark:
 		return fmt.Sprintf("cleared the deleted word at byte %d, which no DeleteTopic set: partition %d of topic %s takes appends and reads again", a.Pos, a.Partition, a.Topic)
+	case runnel.RepairRemovedGrave:
+		return fmt.Sprintf("removed %s of deleted topic %s's files, which a delete that died or failed left", humanBytes(a.Bytes), a.Topic)
 	case runnel.RepairRemovedDeleteIntent:
 		return fmt.Sprintf("removed the intent of a DeleteTopic of topic %s that stopped before it marked the topic; the topic stays", a.Topic)
 	}
