@@ -269,7 +269,7 @@ func checkNoAdminDebris(t *testing.T, dir string) {
 		case strings.HasSuffix(name, topicLockSuffix), name == ".create.lock", name == ".alter.lock", strings.Contains(name, ".tmp-"),
 			name == deleteIntentName && !d.IsDir():
 			t.Errorf("left behind: %s", rel)
-		case filepath.Dir(rel) == "trash":
+		case filepath.Dir(rel) == trashDirName && name != graveLockName:
 			t.Errorf("left in the trash: %s", rel)
 		}
 		return nil

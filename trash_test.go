@@ -1,0 +1,58 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestFailedGraveRemovalSweptByNextDelete: a DeleteTopic whose removal of
+// its grave fails (EACCES from a file it may not remove) says so and
+// leaves the grave; Verify reports it, and the next DeleteTopic, of
+// another topic, removes it first and logs it.
+func TestFailedGraveRemovalSweptByNextDelete(t *testing.T) {
+	dir := t.TempDir()
+	var logged syncBuffer
+	l := openTest(t, dir, &Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	mustCreate(t, l, "a", TopicConfig{Partitions: 1})
+	mustCreate(t, l, "b", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "a", 1, 50)
+
+	saved := removeTree
+	t.Cleanup(func() { removeTree = saved })
+	var grave string
+	removeTree = func(path string) error {
+		grave = path
+		return &fs.PathError{Op: "unlinkat", Path: path, Err: syscall.EACCES}
+	}
+	if err := l.DeleteTopic("a"); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("DeleteTopic with a removal that fails: %v, want EACCES", err)
+	}
+	removeTree = saved
+	if _, err := os.Stat(grave); err != nil {
+		t.Fatalf("the grave of the failed removal: %v", err)
+	}
+	rep, err := l.Verify(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemLeftoverGrave || rep.Problems[0].Path != grave {
+		t.Errorf("Verify: %v, want the leftover grave %s", rep.Problems, grave)
+	}
+
+	if err := l.DeleteTopic("b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(grave); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the grave after the next DeleteTopic: %v, want it removed", err)
+	}
+	if !strings.Contains(logged.String(), grave) {
+		t.Errorf("the log does not name the grave removed, %s:\n%s", grave, logged.String())
+	}
+	checkNoAdminDebris(t, dir)
+}
