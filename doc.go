@@ -132,7 +132,11 @@
 // that, the delete is finished (never undone) by whoever meets the topic
 // next — a producer, a consumer, a process loading it, Topics,
 // DescribeTopic, an admin call on the name, Repair — so the topic is never
-// left half there. A mark with no intent is damage to partition.meta (a
+// left half there. Its files are moved out of the way at once and then
+// removed; what a process killed in that removal (or a removal that
+// failed) leaves is removed by the next Open of the log by a process that
+// may write there, the next DeleteTopic, or Repair, and reported by
+// Verify until then (ProblemLeftoverGrave). A mark with no intent is damage to partition.meta (a
 // stray write, a flipped bit), never a delete: that partition's appends
 // and polls fail with a *CorruptError naming it, nothing is removed, and
 // Repair clears it.
