@@ -76,12 +76,18 @@ func Read(r io.Reader, name string) (Trace, error) {
 	var t Trace
 	sc := bufio.NewScanner(r)
 	if !sc.Scan() {
-		return t, fmt.Errorf("%s: no header: %w", name, errors.Join(sc.Err(), io.ErrUnexpectedEOF))
+		if err := sc.Err(); err != nil {
+			return t, fmt.Errorf("%s line 1: %w", name, err)
+		}
+		return t, fmt.Errorf("%s: no header: %w", name, io.ErrUnexpectedEOF)
 	}
 	if _, err := fmt.Sscanf(sc.Text(), header+" pid=%d dropped=%d", &t.PID, &t.Dropped); err != nil {
 		return t, fmt.Errorf("%s line 1: header %q: %w", name, sc.Text(), err)
 	}
-	for n := 2; sc.Scan(); n++ {
+	// n is the line being read, so that a read error (a line past the
+	// scanner's 64 KiB) names it too.
+	n := 2
+	for ; sc.Scan(); n++ {
 		f := strings.Fields(sc.Text())
 		if len(f) != 3 {
 			return t, fmt.Errorf("%s line %d: %q is not <ns> <pid> <step>", name, n, sc.Text())
@@ -95,7 +101,7 @@ func Read(r io.Reader, name string) (Trace, error) {
 		t.Events = append(t.Events, Event{Time: ns, PID: pid, Step: step})
 	}
 	if err := sc.Err(); err != nil {
-		return t, fmt.Errorf("%s: %w", name, err)
+		return t, fmt.Errorf("%s line %d: %w", name, n, err)
 	}
 	return t, nil
 }

@@ -34,6 +34,8 @@ func TestReadNamesTheBadLine(t *testing.T) {
 		{"unknown step", header + " pid=1 dropped=0\n10 1 send\n11 1 nonsense\n", `trace.1 line 3: "11 1 nonsense"`},
 		{"bad time", header + " pid=1 dropped=0\nten 1 send\n", "trace.1 line 2"},
 		{"short line", header + " pid=1 dropped=0\n10 1\n", "trace.1 line 2"},
+		{"line too long", header + " pid=1 dropped=0\n10 1 send\n" + strings.Repeat("x", 1<<17) + "\n", "trace.1 line 3"},
+		{"header too long", header + strings.Repeat(" ", 1<<17) + "\n", "trace.1 line 1"},
 	} {
 		if _, err := Read(strings.NewReader(tc.text), "trace.1"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
