@@ -46,6 +46,7 @@ const (
 	hookCreateDirs   = "create dirs"   // CreateTopic made the partition directories, topic.json not yet written
 	hookDeleteMarked = "delete marked" // DeleteTopic marked every partition deleted, the directory not yet moved
 	hookGraveMade    = "grave made"    // a grave was made in trash/, the topic's directory not yet moved into it
+	hookGravesListed = "graves listed" // Verify listed the graves in trash/, their bytes not yet checked (name: "")
 	hookAlterRead    = "alter read"    // AlterTopic read the config it will change
 	hookGrowDirs     = "grow dirs"     // AlterTopic made the new partitions' directories, groups' offsets files not yet grown
 	hookGrowOffsets  = "grow offsets"  // AlterTopic grew the groups' offsets files, topic.json not yet written

@@ -56,3 +56,52 @@ func TestFailedGraveRemovalSweptByNextDelete(t *testing.T) {
 	}
 	checkNoAdminDebris(t, dir)
 }
+
+// TestVerifyReadsGraveAfterItsMakerLetGo: Verify lists a grave while its
+// delete holds it, empty, before the move; the delete then moves the
+// topic's directory in, fails to remove it, and lets the grave go, all
+// before Verify checks the grave's byte. Verify must report what the
+// grave holds once its maker let go, a leftover grave with the topic's
+// files, not what its listing saw (an empty grave, a note).
+func TestVerifyReadsGraveAfterItsMakerLetGo(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, nil)
+	mustCreate(t, l, "a", TopicConfig{Partitions: 1})
+	produceSpread(t, l, "a", 1, 20)
+
+	savedHook, savedRemove := testHookAdmin, removeTree
+	t.Cleanup(func() { testHookAdmin, removeTree = savedHook, savedRemove })
+	removeTree = func(path string) error {
+		return &fs.PathError{Op: "unlinkat", Path: path, Err: syscall.EACCES}
+	}
+	graveMade, moveOn := make(chan struct{}), make(chan struct{})
+	testHookAdmin = func(point, _ string) {
+		if point == hookGraveMade {
+			close(graveMade)
+			<-moveOn
+		}
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- l.DeleteTopic("a") }()
+	<-graveMade
+
+	var deleteErr error
+	testHookAdmin = func(point, _ string) {
+		if point == hookGravesListed {
+			// Verify saw the grave empty and held: let the delete go on
+			// to its failed removal, which lets the grave go.
+			close(moveOn)
+			deleteErr = <-deleted
+		}
+	}
+	rep, err := l.Verify(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(deleteErr, syscall.EACCES) {
+		t.Fatalf("DeleteTopic with a removal that fails: %v, want EACCES", deleteErr)
+	}
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemLeftoverGrave || rep.Problems[0].Topic != "a" {
+		t.Errorf("Verify: problems %v, notes %q; want the leftover grave of topic a", rep.Problems, rep.Notes)
+	}
+}

@@ -2,7 +2,6 @@ package runnel
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 )
 
@@ -18,21 +17,29 @@ func (v *verifier) trash(topic string) error {
 	if err != nil {
 		return err
 	}
-	for _, g := range graves {
-		rel := filepath.Join(trashDirName, filepath.Base(g.path))
+	adminHook(hookGravesListed, "")
+	for _, listed := range graves {
+		held := false
+		if !listed.foreign {
+			if held, err = v.l.graveHeld(listed); err != nil {
+				return err
+			}
+		}
+		// Read it again once its byte was checked: a maker that let the
+		// byte go since the listing is done with the grave (it moved a
+		// directory in and removed it, or failed to), and what it left
+		// is what counts, not what the listing saw.
+		g, exists := readGrave(listed.path)
+		if !exists {
+			continue // its maker removed it, and let its byte go, since it was listed
+		}
 		if topic != "" && g.topic != topic {
 			continue
 		}
+		rel := filepath.Join(trashDirName, filepath.Base(g.path))
 		if g.foreign {
 			v.note("%s: not a grave runnel made, or it holds something other than one topic directory; left alone", rel)
 			continue
-		}
-		held, err := v.l.graveHeld(g)
-		if err != nil {
-			return err
-		}
-		if _, err := os.Lstat(g.path); err != nil {
-			continue // its maker removed it, and let its byte go, since it was listed
 		}
 		switch {
 		case held && g.topic != "":
