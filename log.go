@@ -118,7 +118,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		l.stopSync, l.syncDone = make(chan struct{}), make(chan struct{})
 		go l.syncLoop()
 	}
-	l.sweepTrashLogged() // graves of deletes that died or failed: trash.go
+	l.sweepTrashLogged(context.Background()) // graves of deletes that died or failed: trash.go
 	l.startRetention()
 	return l, nil
 }

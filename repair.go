@@ -218,7 +218,7 @@ func (l *Log) Repair(ctx context.Context, topic string, opts *RepairOptions) (Re
 			return rep, err
 		}
 	}
-	if err := l.removeGraves(topic, &rep); err != nil {
+	if err := l.removeGraves(ctx, topic, &rep); err != nil {
 		return rep, err
 	}
 	if topic != "" && finished {
@@ -276,8 +276,8 @@ func (l *Log) removeStaleIntents(ctx context.Context, topic string, settled map[
 // removeGraves removes the graves of topic (every grave if "") that no
 // call works in (sweepTrash). A grave it fails to remove is logged, and
 // left in the check after the repair.
-func (l *Log) removeGraves(topic string, rep *RepairReport) error {
-	swept, err := l.sweepTrash(topic)
+func (l *Log) removeGraves(ctx context.Context, topic string, rep *RepairReport) error {
+	swept, err := l.sweepTrash(ctx, topic)
 	for _, s := range swept {
 		if s.err != nil {
 			l.opts.Logger.Warn("runnel: cannot remove a grave left by a delete", "path", s.path, "topic", s.topic, "err", s.err)

@@ -251,8 +251,9 @@ func (p *partition) markedErr() error {
 // trash/ and removed from there; if that removal fails, DeleteTopic
 // returns the error (the topic is deleted all the same), and what is
 // left, or what a process killed in the removal left, is removed by the
-// next Open of the log, DeleteTopic (each starts by removing such
-// leftovers, logging them) or Repair (ProblemLeftoverGrave).
+// next Open of the log, DeleteTopic (each ends by removing such
+// leftovers, logging them, while its ctx lasts) or Repair
+// (ProblemLeftoverGrave).
 func (l *Log) DeleteTopic(name string) error {
 	return l.DeleteTopicContext(context.Background(), name)
 }
@@ -261,9 +262,6 @@ func (l *Log) DeleteTopic(name string) error {
 // only until ctx ends. If ctx ends first it returns an error wrapping
 // ctx.Err() and the topic is untouched.
 func (l *Log) DeleteTopicContext(ctx context.Context, name string) error {
-	if l.checkOpen() == nil {
-		l.sweepTrashLogged() // what earlier deletes left
-	}
 	unlock, err := l.beginTopicAdmin(ctx, name)
 	if err != nil {
 		return err
@@ -272,7 +270,11 @@ func (l *Log) DeleteTopicContext(ctx context.Context, name string) error {
 	// The topic is gone for everyone; its files go at leisure, under the
 	// grave's own lock (trash.go).
 	unlock()
-	return grave.removeAfter(name, err)
+	err = grave.removeAfter(name, err)
+	// Then what earlier deletes left, while ctx lasts: a call bounded by
+	// it must not wait out the removal of others' gigabytes.
+	l.sweepTrashLogged(ctx)
+	return err
 }
 
 // deleteLocked is DeleteTopic under the name's admin lock, up to the

@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,7 +26,9 @@ import (
 // the end of the removal (SIGKILL, a power loss), or if the removal fails
 // (EIO, EACCES on a file a user made, ...); it may hold gigabytes of
 // segments. sweepTrash removes such graves: at Open of a Log that may
-// write in trash/, at the start of each DeleteTopic, and in Repair.
+// write in trash/, at the end of each DeleteTopic (while its ctx lasts:
+// a call bounded by it does not wait out others' gigabytes), and in
+// Repair.
 //
 // Who may remove a grave is decided by one lock: the maker of grave
 // topic-<n> holds byte n of trash/graves.lock from before it makes the
@@ -132,7 +135,10 @@ func graveNumber(path string) (int64, bool) {
 // remove removes grave g (removeGrave) and lets its byte go.
 func (g *burial) remove(name string) error {
 	defer g.lf.Close()
-	return removeGrave(name, g.path)
+	if err := removeGrave(g.path); err != nil {
+		return fmt.Errorf("runnel: delete topic %s: %w", name, err)
+	}
+	return nil
 }
 
 // removeAfter removes grave g, if there is one, after the call that made
@@ -167,7 +173,7 @@ const gravePasses = 8
 // removes the lot; failing instead, a DeleteTopic past its commit point
 // said it failed, and the straggler's file stayed in the trash until a
 // sweep (its creator removes it by a path that no longer leads there).
-func removeGrave(name, grave string) error {
+func removeGrave(grave string) error {
 	var err error
 	for range gravePasses {
 		err = removeTree(grave)
@@ -178,7 +184,7 @@ func removeGrave(name, grave string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("runnel: delete topic %s: remove %s: %w", name, grave, err)
+		return fmt.Errorf("remove %s: %w", grave, err)
 	}
 	return nil
 }
@@ -247,9 +253,11 @@ type sweptGrave struct {
 // sweepTrash removes the graves of topic (of every topic, and the empty
 // graves, if topic is "") that nobody works in, by the rule at the top of
 // this file, and returns what it removed or failed to. It never waits
-// for a lock. A Log that may not write in trash/ leaves it as it is
-// (Verify reports the graves). The error is for failing to read trash/.
-func (l *Log) sweepTrash(topic string) ([]sweptGrave, error) {
+// for a lock, and starts no grave once ctx has ended (a grave under way
+// is removed whole). A Log that may not write in trash/ leaves it as it
+// is (Verify reports the graves). The error is for failing to read
+// trash/, or ctx's.
+func (l *Log) sweepTrash(ctx context.Context, topic string) ([]sweptGrave, error) {
 	graves, err := l.listGraves()
 	if err != nil || len(graves) == 0 {
 		return nil, err
@@ -266,6 +274,9 @@ func (l *Log) sweepTrash(topic string) ([]sweptGrave, error) {
 	for _, g := range graves {
 		if g.foreign || topic != "" && g.topic != topic {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return swept, err
 		}
 		if s, ok := sweepGrave(g, lf); ok {
 			swept = append(swept, s)
@@ -294,7 +305,9 @@ func sweepGrave(g foundGrave, lf *lockFile) (s sweptGrave, ok bool) {
 	}
 	s.topic = g.topic
 	s.bytes = treeSize(g.path)
-	s.err = removeGrave(g.topic, g.path)
+	if s.err = removeGrave(g.path); s.err != nil {
+		s.err = fmt.Errorf("runnel: sweep %s: %w", filepath.Dir(g.path), s.err)
+	}
 	return s, true
 }
 
@@ -315,9 +328,9 @@ func (l *Log) graveHeld(g foundGrave) (bool, error) {
 // sweepTrashLogged is sweepTrash of every grave, for Open and DeleteTopic:
 // what it removed and failed to remove is logged, not returned, for a
 // grave left is disk space, not a fault of the call.
-func (l *Log) sweepTrashLogged() {
-	swept, err := l.sweepTrash("")
-	if err != nil {
+func (l *Log) sweepTrashLogged(ctx context.Context) {
+	swept, err := l.sweepTrash(ctx, "")
+	if err != nil && ctx.Err() == nil {
 		l.opts.Logger.Warn("runnel: cannot look for graves left by deletes (Repair or the next Open looks again)", "err", err)
 	}
 	for _, s := range swept {

@@ -111,7 +111,7 @@ func graveSweeperMain() int {
 	defer l.Close()
 	var removed, failed, sweeps atomic.Int64
 	sweep := func() error {
-		swept, err := l.sweepTrash("")
+		swept, err := l.sweepTrash(context.Background(), "")
 		for _, s := range swept {
 			if s.err != nil {
 				fmt.Fprintf(os.Stderr, "grave-sweeper: %s: %v\n", s.path, s.err)

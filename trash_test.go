@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,7 +15,7 @@ import (
 // TestFailedGraveRemovalSweptByNextDelete: a DeleteTopic whose removal of
 // its grave fails (EACCES from a file it may not remove) says so and
 // leaves the grave; Verify reports it, and the next DeleteTopic, of
-// another topic, removes it first and logs it.
+// another topic, removes it as it ends and logs it.
 func TestFailedGraveRemovalSweptByNextDelete(t *testing.T) {
 	dir := t.TempDir()
 	var logged syncBuffer
@@ -103,5 +104,54 @@ func TestVerifyReadsGraveAfterItsMakerLetGo(t *testing.T) {
 	}
 	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemLeftoverGrave || rep.Problems[0].Topic != "a" {
 		t.Errorf("Verify: problems %v, notes %q; want the leftover grave of topic a", rep.Problems, rep.Notes)
+	}
+}
+
+// TestDeleteTopicSweepEndsWithCtx: a DeleteTopicContext removes the
+// graves earlier deletes left only while its ctx lasts: ctx ending during
+// the removal of one leaves the next for a later call, and the delete
+// itself is done. Before, the call removed every leftover grave first,
+// whatever its ctx, and a ctx that ended meanwhile failed the delete
+// itself ("delete topic a: context canceled").
+func TestDeleteTopicSweepEndsWithCtx(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, nil)
+	mustCreate(t, l, "a", TopicConfig{Partitions: 1})
+	// Two graves as a delete killed in its removal leaves them, made
+	// after the Open, so that its sweep did not take them.
+	for _, g := range []string{"topic-1", "topic-2"} {
+		if err := os.MkdirAll(filepath.Join(dir, trashDirName, g, "old", "0"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	saved := removeTree
+	t.Cleanup(func() { removeTree = saved })
+	removeTree = func(path string) error {
+		if filepath.Base(path) == "topic-1" {
+			cancel() // the caller gives up while the first leftover goes
+		}
+		return saved(path)
+	}
+	if err := l.DeleteTopicContext(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.TopicConfig("a"); !errors.Is(err, ErrTopicNotFound) {
+		t.Fatalf("topic a after its delete: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, trashDirName, "topic-1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the grave under way when ctx ended: %v, want it removed whole", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, trashDirName, "topic-2")); err != nil {
+		t.Errorf("the grave after ctx ended: %v, want it left for a later call", err)
+	}
+	removeTree = saved
+	mustCreate(t, l, "b", TopicConfig{Partitions: 1})
+	if err := l.DeleteTopic("b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, trashDirName, "topic-2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the grave after the next DeleteTopic: %v, want it removed", err)
 	}
 }

@@ -83,7 +83,7 @@ const (
 	// topic died before it removed them, or the removal failed. No
 	// reader meets them; they take disk space until Repair or the next
 	// Open of the log by a process that may write there removes them, as
-	// does the start of a DeleteTopic.
+	// does the end of a DeleteTopic.
 	ProblemLeftoverGrave
 )
 
