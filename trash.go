@@ -125,11 +125,13 @@ func makeGrave(trash string, lf *lockFile) (string, error) {
 	return "", fmt.Errorf("make a grave in %s: no free name in %d tries", trash, graveTries)
 }
 
-// graveNumber is the n of a grave named topic-<n>.
+// graveNumber is the n of a grave named topic-<n>, as makeGrave writes
+// n: a name it would not write (topic-007) is none of runnel's making,
+// though it would parse to the byte of another's (topic-7).
 func graveNumber(path string) (int64, bool) {
 	digits, ok := strings.CutPrefix(filepath.Base(path), gravePrefix)
 	n, err := strconv.ParseUint(digits, 10, 32)
-	return int64(n), ok && err == nil
+	return int64(n), ok && err == nil && strconv.FormatUint(n, 10) == digits
 }
 
 // remove removes grave g (removeGrave) and lets its byte go.

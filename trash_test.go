@@ -155,3 +155,29 @@ func TestDeleteTopicSweepEndsWithCtx(t *testing.T) {
 		t.Errorf("the grave after the next DeleteTopic: %v, want it removed", err)
 	}
 }
+
+// TestGraveNumber: only a name makeGrave writes is a grave's, so that a
+// directory someone else named topic-007 is never taken for grave 7's
+// (and removed under its byte).
+func TestGraveNumber(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		n    int64
+		ok   bool
+	}{
+		{"topic-7", 7, true},
+		{"topic-0", 0, true},
+		{"topic-4294967295", 4294967295, true},
+		{"topic-007", 0, false},
+		{"topic-00", 0, false},
+		{"topic-", 0, false},
+		{"topic-4294967296", 0, false},
+		{"topic--1", 0, false},
+		{"other-7", 0, false},
+	} {
+		n, ok := graveNumber(filepath.Join("trash", c.name))
+		if ok != c.ok || ok && n != c.n {
+			t.Errorf("graveNumber(%s) = %d, %v; want %d, %v", c.name, n, ok, c.n, c.ok)
+		}
+	}
+}
