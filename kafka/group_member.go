@@ -108,12 +108,11 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 	// gives up everything, a cooperative one keeps what it says it owns
 	// (or, if it does not say, its last assignment) — unless it was told
 	// its generation is not the group's (refused), after which every
-	// client drops all it had, as lost. A client that dropped all as lost
-	// for another reason (franz-go does at a heartbeat that cannot reach
-	// the server) says it owns nothing: taken to hold its last assignment,
-	// it never joined again to let go of a partition it was not given
-	// anew, as it lost nothing in its eyes, and the revoke waited for
-	// good.
+	// client drops all it had, as lost. Its claim is what counts: one
+	// that dropped all as lost for another reason (franz-go does at a
+	// heartbeat that cannot reach the server) claims nothing, and, taken
+	// to hold its last assignment, would never join again to let go of
+	// what it was not given anew, nor a revoke of it end.
 	clear(rm.held)
 	claim, claimed := ownedClaim(protocols)
 	switch {
@@ -133,13 +132,18 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 	rm.subs <- topics
 }
 
+// cooperativeProtocol is the one consumer protocol (assignor) whose
+// clients keep what they still own across a rebalance (KIP-429); clients
+// of every other give up everything when they join again.
+const cooperativeProtocol = "cooperative-sticky"
+
 // subscription is the topics a member's protocols subscribe to, sorted,
 // and whether it gives up everything when it rejoins (eager: every
 // protocol but cooperative-sticky).
 func subscription(protocols []kmsg.JoinGroupRequestProtocol) (topics []string, eager bool) {
 	eager = true
 	for i, p := range protocols {
-		if p.Name == "cooperative-sticky" {
+		if p.Name == cooperativeProtocol {
 			eager = false
 		}
 		if i == 0 {
@@ -157,7 +161,7 @@ func subscription(protocols []kmsg.JoinGroupRequestProtocol) (topics []string, e
 // names none (v0), or cannot be read whole (kafka-go's v1 leaves them
 // out).
 func ownedClaim(protocols []kmsg.JoinGroupRequestProtocol) (owned map[string][]int, claimed bool) {
-	i := slices.IndexFunc(protocols, func(p kmsg.JoinGroupRequestProtocol) bool { return p.Name == "cooperative-sticky" })
+	i := slices.IndexFunc(protocols, func(p kmsg.JoinGroupRequestProtocol) bool { return p.Name == cooperativeProtocol })
 	if i < 0 {
 		return nil, false
 	}
