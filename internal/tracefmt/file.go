@@ -81,7 +81,7 @@ func Read(r io.Reader, name string) (Trace, error) {
 		}
 		return t, fmt.Errorf("%s: no header: %w", name, io.ErrUnexpectedEOF)
 	}
-	if _, err := fmt.Sscanf(sc.Text(), header+" pid=%d dropped=%d", &t.PID, &t.Dropped); err != nil {
+	if err := t.readHeader(sc.Text()); err != nil {
 		return t, fmt.Errorf("%s line 1: header %q: %w", name, sc.Text(), err)
 	}
 	// n is the line being read, so that a read error (a line past the
@@ -98,12 +98,27 @@ func Read(r io.Reader, name string) (Trace, error) {
 		if err := errors.Join(err1, err2); err != nil || !ok {
 			return t, fmt.Errorf("%s line %d: %q is not <ns> <pid> <step>: %w", name, n, sc.Text(), errors.Join(err, stepErr(ok, f[2])))
 		}
+		if pid != t.PID {
+			return t, fmt.Errorf("%s line %d: %q is an event of process %d in the trace of process %d", name, n, sc.Text(), pid, t.PID)
+		}
 		t.Events = append(t.Events, Event{Time: ns, PID: pid, Step: step})
 	}
 	if err := sc.Err(); err != nil {
 		return t, fmt.Errorf("%s line %d: %w", name, n, err)
 	}
 	return t, nil
+}
+
+// readHeader reads the header line into t: exactly as Write writes it,
+// nothing after it, no drops below zero.
+func (t *Trace) readHeader(line string) error {
+	if _, err := fmt.Sscanf(line, header+" pid=%d dropped=%d", &t.PID, &t.Dropped); err != nil {
+		return err
+	}
+	if want := fmt.Sprintf("%s pid=%d dropped=%d", header, t.PID, t.Dropped); line != want || t.Dropped < 0 {
+		return fmt.Errorf("not %q with a count of drops", header+" pid=<pid> dropped=<n>")
+	}
+	return nil
 }
 
 func stepErr(ok bool, name string) error {

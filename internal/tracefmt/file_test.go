@@ -36,6 +36,9 @@ func TestReadNamesTheBadLine(t *testing.T) {
 		{"short line", header + " pid=1 dropped=0\n10 1\n", "trace.1 line 2"},
 		{"line too long", header + " pid=1 dropped=0\n10 1 send\n" + strings.Repeat("x", 1<<17) + "\n", "trace.1 line 3"},
 		{"header too long", header + strings.Repeat(" ", 1<<17) + "\n", "trace.1 line 1"},
+		{"header with more after it", header + " pid=1 dropped=0 and more\n", "trace.1 line 1"},
+		{"negative drops", header + " pid=1 dropped=-3\n", "trace.1 line 1"},
+		{"another process's event", header + " pid=1 dropped=0\n10 1 send\n11 2 send\n", "trace.1 line 3"},
 	} {
 		if _, err := Read(strings.NewReader(tc.text), "trace.1"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
