@@ -3,9 +3,9 @@
 package runnel
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,9 +56,9 @@ func newTraceBuffer(dir, events string) *traceBuffer {
 	if dir == "" {
 		return nil
 	}
-	n, err := strconv.Atoi(events)
-	if err != nil || n <= 0 {
-		n = tracefmt.DefaultEvents
+	n, err := tracefmt.BufferEvents(events)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runnel: %v\n", err)
 	}
 	return &traceBuffer{dir: dir, pid: os.Getpid(), clock: newMonoClock(), slots: make([]traceSlot, n)}
 }

@@ -28,12 +28,40 @@ import (
 const DirEnv = "RUNNEL_TRACE_DIR"
 
 // EventsEnv, if set, is how many events a tracing build keeps in memory
-// (DefaultEvents if unset); those past it are dropped and counted.
+// (DefaultEvents if unset, at most MaxEvents); those past it are dropped
+// and counted.
 const EventsEnv = "RUNNEL_TRACE_EVENTS"
 
 // DefaultEvents is 2^22 events, 64 MiB, enough for a few hundred
-// thousand Sends; the memory is touched only as it fills.
-const DefaultEvents = 1 << 22
+// thousand Sends; the memory is touched only as it fills. MaxEvents, 2^26
+// events (1 GiB), is the most EventsEnv may ask for: a mistyped size
+// would otherwise fail the process's start with an allocation it cannot
+// make.
+const (
+	DefaultEvents = 1 << 22
+	MaxEvents     = 1 << 26
+)
+
+// BufferEvents is the number of events a tracing build keeps for the
+// value s of EventsEnv: DefaultEvents for an empty s, and for a value
+// that is not a positive count, with an error; MaxEvents for a count above
+// it, with an error. The build prints the error and traces on.
+func BufferEvents(s string) (int, error) {
+	if s == "" {
+		return DefaultEvents, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if errors.Is(err, strconv.ErrRange) && n > 0 {
+		err = nil // past int64: as much too many as any count above MaxEvents
+	}
+	if err != nil || n <= 0 {
+		return DefaultEvents, fmt.Errorf("%s=%q is not a count of events from 1 to %d: keeping %d", EventsEnv, s, MaxEvents, DefaultEvents)
+	}
+	if n > MaxEvents {
+		return MaxEvents, fmt.Errorf("%s=%s is more than %d: keeping %d events", EventsEnv, s, MaxEvents, MaxEvents)
+	}
+	return int(n), nil
+}
 
 const header = "# runnel trace v1"
 

@@ -45,3 +45,33 @@ func TestReadNamesTheBadLine(t *testing.T) {
 		}
 	}
 }
+
+// TestBufferEvents: RUNNEL_TRACE_EVENTS is a positive count, capped, and
+// anything else keeps the default with an error naming the variable.
+func TestBufferEvents(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"", DefaultEvents, false},
+		{"1", 1, false},
+		{" 1000 ", 1000, false},
+		{"67108864", MaxEvents, false},
+		{"67108865", MaxEvents, true},
+		{"99999999999999999999999", MaxEvents, true},
+		{"0", DefaultEvents, true},
+		{"-5", DefaultEvents, true},
+		{"-99999999999999999999999", DefaultEvents, true},
+		{"4M", DefaultEvents, true},
+		{"1e6", DefaultEvents, true},
+	} {
+		n, err := BufferEvents(tc.in)
+		if n != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("BufferEvents(%q) = %d, %v; want %d, error %v", tc.in, n, err, tc.want, tc.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), EventsEnv) {
+			t.Errorf("BufferEvents(%q)'s error %q does not name %s", tc.in, err, EventsEnv)
+		}
+	}
+}
