@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/runnel-log/runnel"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // leaseSession is the session timeout, so the lease, of the franz-go
@@ -19,6 +21,20 @@ import (
 // assignment from whatever server answers at its address, unaware that
 // the server it joined through is gone.
 const leaseSession = 2 * time.Minute
+
+// heartbeatsAnswered counts the Heartbeat responses a franz-go client
+// read (a kgo hook). A cooperative member sends its first heartbeat half
+// a second into its session, to learn soon of a rebalance, and the next
+// a heartbeat interval later: a test that must have no heartbeat reach a
+// server restarted under the client waits for the first one's answer
+// before it stops the server.
+type heartbeatsAnswered struct{ n atomic.Int32 }
+
+func (h *heartbeatsAnswered) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == kmsg.Heartbeat.Int16() && err == nil {
+		h.n.Add(1)
+	}
+}
 
 func leaseClientOpts() []kgo.Opt {
 	return []kgo.Opt{
@@ -81,12 +97,21 @@ func nativeMember(t *testing.T, l *runnel.Log, group, topic string) *runnel.Cons
 // them meanwhile. Before the lease, its first check took them all at
 // once (the kernel dropped the dead server's locks), and two members read
 // each partition.
+//
+// Nothing may tell the client that its server is gone, or it joins the
+// new server as a new member, which gets no partition under the lease,
+// and reads nothing: so the kill waits for its first heartbeat to be
+// answered (heartbeatsAnswered), and it commits nothing (an OffsetCommit
+// the new server refuses makes franz-go join again).
 func TestGroupLeaseServerKilled(t *testing.T) {
 	const parts = 4
 	dir, l := logWithTopic(t, "lz", parts)
 	produceSpread(t, l, "lz", parts, 1, "before")
-	server, k := memberThroughChild(t, dir, l, parts, "lzgrp", "lz", leaseClientOpts())
+	var heartbeats heartbeatsAnswered
+	opts := append(leaseClientOpts(), kgo.DisableAutoCommit(), kgo.WithHooks(&heartbeats))
+	server, k := memberThroughChild(t, dir, l, parts, "lzgrp", "lz", opts)
 	waitFor(t, "the Kafka member to read every partition", func() bool { return k.consumedSpread(parts, 1, "before") })
+	waitFor(t, "the Kafka member's first heartbeat to be answered", func() bool { return heartbeats.n.Load() > 0 })
 
 	server.kill()
 	server.cmd.Wait()
