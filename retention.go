@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
@@ -527,8 +526,8 @@ func sweepOrphanIndexes(dir string, start int64) {
 		if ext != indexExt && ext != timeIndexExt {
 			continue
 		}
-		base, err := strconv.ParseInt(name[:segNameLen], 10, 64)
-		if err != nil || base >= start {
+		base, ok := segmentBase(name[:segNameLen])
+		if !ok || base >= start {
 			continue
 		}
 		if _, err := os.Stat(segmentPath(dir, base, logExt)); errors.Is(err, fs.ErrNotExist) {
@@ -581,7 +580,8 @@ func (r *partReader) segmentGone(base int64) error {
 			base = bases[0]
 		}
 		// base exists now: created, or reset to, since the last look.
-		f, err := r.p.log.segs.openSegmentFile(segmentPath(r.p.dir, base, logExt))
+		path := segmentPath(r.p.dir, base, logExt)
+		f, err := r.p.log.segs.openSegmentFile(path)
 		if err == nil {
 			r.useSegment(f, base)
 			return nil
@@ -589,7 +589,22 @@ func (r *partReader) segmentGone(base int64) error {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("runnel: open segment: %w", err)
 		}
+		if err := leadsNowhere(path, err); err != nil {
+			return err
+		}
 	}
+}
+
+// leadsNowhere is the damage of a segment's name that is there but leads
+// to no file (a symbolic link whose target is gone), given openErr, the
+// ErrNotExist that opening path gave; nil when the name is gone too (a
+// segment retention removed since the listing). Listed again and again,
+// such a name would keep segmentGone looking for good.
+func leadsNowhere(path string, openErr error) *CorruptError {
+	if _, err := os.Lstat(path); err != nil {
+		return nil
+	}
+	return &CorruptError{Path: path, Pos: -1, Offset: -1, Err: fmt.Errorf("the name of a segment leads to no file: %w", openErr)}
 }
 
 // belowStart handles a seek to an offset that retention removed: the

@@ -38,12 +38,27 @@ func listSegments(dir string) ([]int64, error) {
 		if len(name) != segNameLen+len(logExt) || !strings.HasSuffix(name, logExt) {
 			continue
 		}
-		base, err := strconv.ParseInt(name[:segNameLen], 10, 64)
-		if err != nil || base < 0 {
-			continue
+		if base, ok := segmentBase(name[:segNameLen]); ok {
+			bases = append(bases, base)
 		}
-		bases = append(bases, base)
 	}
 	slices.Sort(bases)
 	return bases, nil
+}
+
+// segmentBase is the base offset that the first segNameLen bytes of a
+// segment file's name spell, as segmentPath writes it: digits only. Any
+// other spelling of a number (+0000000000000000003.log) is none of
+// runnel's making, and is no segment: taken for one, it would send every
+// reader to the file segmentPath names, which is not it, and which a
+// reader finding missing takes for one retention is removing, listing
+// again for good.
+func segmentBase(digits string) (int64, bool) {
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	base, err := strconv.ParseInt(digits, 10, 64)
+	return base, err == nil
 }

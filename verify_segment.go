@@ -83,7 +83,9 @@ func (v *verifier) partition(p *partition) error {
 			return err
 		}
 		if sc.gone {
-			v.note("%s: removed by retention during the check", path)
+			if _, err := os.Lstat(path); err != nil {
+				v.note("%s: removed by retention during the check", path)
+			}
 			expect = -1
 			continue
 		}
@@ -174,6 +176,10 @@ func (v *verifier) segment(p *partition, base, later int64, meta *metaMap) (segC
 	path := segmentPath(p.dir, base, logExt)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if ce := leadsNowhere(path, err); ce != nil {
+			v.problem(Problem{Kind: ProblemCorrupt, Topic: p.topic.name, Partition: p.id, Path: path, Pos: -1, Offset: -1,
+				Detail: ce.Err.Error()})
+		}
 		sc.gone = true
 		return sc, nil
 	}
