@@ -100,7 +100,7 @@ which keeps them too.`,
 				Logger:            slog.New(slog.NewTextHandler(c.stderr, nil)),
 			}
 			if f.tlsCert != "" {
-				cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+				cert, err := loadKeyPair(f.tlsCert, f.tlsKey)
 				if err != nil {
 					return err
 				}

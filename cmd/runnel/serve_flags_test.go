@@ -111,3 +111,22 @@ func TestServeFlags(t *testing.T) {
 		t.Errorf("no warning for listening beyond loopback without -credentials: %s", b.stderr.String())
 	}
 }
+
+// TestServeTLSFilesNamed: a -tls-cert or -tls-key that is not what it
+// should be is refused with an error naming the file: swapped, tls says
+// only "certificate input"; a file far larger than any PEM file is not
+// read whole.
+func TestServeTLSFilesNamed(t *testing.T) {
+	dir, files := t.TempDir(), t.TempDir()
+	cert, _ := testcert.New(t)
+	certFile, keyFile := testcert.WriteKeyPair(t, files, cert)
+	failing(t, runIn(t, dir, "", "serve", "-listen", "127.0.0.1:0", "-tls-cert", keyFile, "-tls-key", certFile), 1, keyFile)
+	huge := filepath.Join(files, "huge.pem")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 2*maxPEMFile); err != nil {
+		t.Fatal(err)
+	}
+	failing(t, runIn(t, dir, "", "serve", "-listen", "127.0.0.1:0", "-tls-cert", huge, "-tls-key", keyFile), 1, huge+" is more than")
+}
