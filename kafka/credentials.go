@@ -9,6 +9,7 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -35,7 +36,8 @@ import (
 //	name:scram-sha-512:iterations:salt:stored-key:server-key
 //
 // with the last three in standard base64. A user with only the first can
-// use PLAIN and SCRAM-SHA-256. Names may not contain ':'.
+// use PLAIN and SCRAM-SHA-256. Names may not contain ':'. A line is at
+// most 64 KiB (bufio.MaxScanTokenSize).
 type Credentials struct {
 	users map[string]map[string]scramCredential // name → SCRAM mechanism → keys
 }
@@ -135,7 +137,8 @@ func ParseCredentials(r io.Reader) (*Credentials, error) {
 	c := NewCredentials()
 	plain := map[string]bool{} // users given by password: every hash
 	sc := bufio.NewScanner(r)
-	for line := 1; sc.Scan(); line++ {
+	line := 1
+	for ; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
@@ -167,7 +170,9 @@ func ParseCredentials(r io.Reader) (*Credentials, error) {
 		}
 		c.users[name][h.mech] = cred
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("%w: line %d: longer than %d bytes", ErrBadCredentials, line, bufio.MaxScanTokenSize)
+	} else if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCredentials, err)
 	}
 	if len(c.users) == 0 {
