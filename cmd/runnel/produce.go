@@ -282,7 +282,9 @@ func scanFile(c *cli, name string, sep []byte, split func([]byte) runnel.Record,
 // not after an error, nor when yield says stop.
 func scanRecords(r io.Reader, name string, sep []byte, split func([]byte) runnel.Record, yield func(runnel.Record, error) bool) bool {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 256<<10), maxRecord+1)
+	// Room for the largest record and the separator after it, however
+	// long: the scanner must see the separator to end the record.
+	sc.Buffer(make([]byte, 256<<10), maxRecord+len(sep))
 	sc.Split(splitAt(sep))
 	n := 0
 	for sc.Scan() {

@@ -388,3 +388,19 @@ func TestProduceFileArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceLongDelimiterLargestRecord: a record as large as any runnel
+// takes, ended by a -D delimiter longer than a byte, is read: the
+// scanner had room for the record and one byte of the delimiter, and
+// said the record was longer than the largest.
+func TestProduceLongDelimiterLargestRecord(t *testing.T) {
+	dir := t.TempDir()
+	must(t, dir, "", "topics", "create", "t")
+	const delim = "--end-of-record--"
+	value := strings.Repeat("x", maxRecord-12) // with its encoding, runnel's largest
+	must(t, dir, value+delim+"next"+delim, "produce", "t", "-D", delim)
+	got := consumeJSON(t, dir, "t", "-from-beginning")
+	if len(got) != 2 || got[0].Value != value || got[1].Value != "next" {
+		t.Errorf("%d records, want the large one and \"next\"", len(got))
+	}
+}
