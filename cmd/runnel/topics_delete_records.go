@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,12 +139,21 @@ func readOffsetJSON(path string) ([]deleteRecordsAt, error) {
 		return nil, err
 	}
 	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxOffsetJSONBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("-offset-json-file %s: %w", path, err)
+	case len(data) > maxOffsetJSONBytes:
+		return nil, usagef("-offset-json-file %s: more than %d bytes", path, maxOffsetJSONBytes)
+	}
+	// Unmarshal, not a Decoder's first value: what follows the document
+	// (a second one, garbage) is refused, where the Decoder left its
+	// deletes undone without a word.
 	var doc struct {
 		Partitions []deleteRecordsAt `json:"partitions"`
 	}
-	dec := json.NewDecoder(io.LimitReader(f, maxOffsetJSONBytes))
-	if err := dec.Decode(&doc); err != nil {
-		return nil, usagef("-offset-json-file %s: %v", path, err)
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, usagef("-offset-json-file %s%s: %v", path, jsonErrorAt(err), err)
 	}
 	for _, d := range doc.Partitions {
 		if !d.valid() {
@@ -151,4 +161,18 @@ func readOffsetJSON(path string) ([]deleteRecordsAt, error) {
 		}
 	}
 	return doc.Partitions, nil
+}
+
+// jsonErrorAt is " at byte N" for a JSON error that says where in the
+// input it is, else "".
+func jsonErrorAt(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf(" at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf(" at byte %d", te.Offset)
+	}
+	return ""
 }

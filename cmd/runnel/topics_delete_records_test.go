@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,5 +46,30 @@ func TestTopicsDeleteRecords(t *testing.T) {
 		{[]string{"nosuch:0:0"}, 1, "nosuch"},
 	} {
 		failing(t, runIn(t, dir, "", append([]string{"topics", "delete-records"}, tc.args...)...), tc.code, tc.want)
+	}
+}
+
+// TestDeleteRecordsOffsetJSONDamage: an -offset-json-file with something
+// after its document (a second document: its deletes were left undone
+// without a word) is refused before anything is deleted, and a JSON
+// error says at which byte.
+func TestDeleteRecordsOffsetJSONDamage(t *testing.T) {
+	dir := offsetsLog(t) // t/0 holds 3 records, u/0 two, u/1 none
+	files := t.TempDir()
+	for i, tc := range []struct{ doc, want string }{
+		{`{"partitions": [{"topic": "t", "partition": 0, "offset": 1}]}` + "\n" +
+			`{"partitions": [{"topic": "u", "partition": 0, "offset": 1}]}`, "after top-level value"},
+		{`{"partitions": [{"topic": "t", "partition": "0", "offset": 1}]}`, " at byte "},
+		{`{"partitions": [{"topic": "t", "partition": 0, "offset": 1}`, "unexpected end of JSON input"},
+	} {
+		file := filepath.Join(files, fmt.Sprintf("offsets%d.json", i))
+		if err := os.WriteFile(file, []byte(tc.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		failing(t, runIn(t, dir, "", "topics", "delete-records", "-offset-json-file", file), 2, file)
+		failing(t, runIn(t, dir, "", "topics", "delete-records", "-offset-json-file", file), 2, tc.want)
+	}
+	if got, want := must(t, dir, "", "topics", "offsets", "t:0:-2"), "t [0] offset 0\n"; got != want {
+		t.Errorf("t's start after the refusals: %q, want %q", got, want)
 	}
 }
