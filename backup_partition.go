@@ -156,8 +156,13 @@ func (b *backup) copySegments(pc *partCopy) error {
 		}
 		last := i == len(todo)-1
 		callBackupHook("segment", pc.pp.p.topic.name, pc.pp.p.id, base)
-		src, err := os.Open(segmentPath(pc.src, base, logExt))
+		path := segmentPath(pc.src, base, logExt)
+		src, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
+			if ce := leadsNowhere(path, err); ce != nil {
+				// Not retention's doing: the segments before it are there.
+				return fmt.Errorf("runnel: backup: %w", ce)
+			}
 			if err := pc.segmentGone(base, last); err != nil {
 				return err
 			}

@@ -101,6 +101,9 @@ func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame
 	path := segmentPath(p.dir, base, logExt)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if ce := leadsNowhere(path, err); ce != nil {
+			return yield(DumpFrame{Path: path, Base: -1, Problem: ce.Err.Error()}, nil)
+		}
 		return true // removed by retention meanwhile
 	}
 	if err != nil {

@@ -108,3 +108,50 @@ func TestSegmentNameLeadsNowhere(t *testing.T) {
 		t.Errorf("Verify's notes: %q, want none (the name is not a segment retention removed)", rep.Notes)
 	}
 }
+
+// TestSegmentNameLeadsNowhereBackupDump: a segment in the middle of a
+// partition whose name leads to no file fails a Backup, with its path,
+// and Dump shows it: Backup took it for one retention had removed,
+// dropped the segments before it from the copy and said retention did,
+// and Dump skipped it without a word.
+func TestSegmentNameLeadsNowhereBackupDump(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 10})
+	p := mustProducer(t, l, "t", nil)
+	for range 8 {
+		if _, err := p.Send(context.Background(), Record{Value: make([]byte, 40<<10)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pdir := partDir(l, "t", 0)
+	bases, err := listSegments(pdir)
+	if err != nil || len(bases) < 3 {
+		t.Fatalf("segments %v, %v; want 3 or more", bases, err)
+	}
+	dangling := segmentPath(pdir, bases[1], logExt)
+	if err := os.Remove(dangling); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(t.TempDir(), "gone"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	l = openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	rep, err := l.Backup(context.Background(), filepath.Join(t.TempDir(), "copy"), nil)
+	if err == nil || !strings.Contains(err.Error(), dangling) {
+		t.Errorf("Backup: %v (notes %q), want an error naming %s", err, rep.Notes, dangling)
+	}
+	shown := false
+	for f, err := range l.Dump("t", 0, 0) {
+		if err != nil {
+			t.Fatalf("Dump: %v", err)
+		}
+		shown = shown || f.Path == dangling && f.Problem != ""
+	}
+	if !shown {
+		t.Errorf("Dump did not show %s", dangling)
+	}
+}
