@@ -167,8 +167,17 @@ func (a *pidAllocator) reserve(ctx context.Context) (int64, error) {
 	if testHookReserving != nil {
 		testHookReserving()
 	}
-	buf := make([]byte, 32)
-	n, _ := f.ReadAt(buf, 0)
+	// One byte past the bound: a longer file is refused, not read as
+	// its head (40 digits read as their first 32 gave a counter of
+	// ids handed out already).
+	buf := make([]byte, maxPIDFile+1)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("kafka: producer ids: %w", err)
+	}
+	if n > maxPIDFile {
+		return 0, fmt.Errorf("kafka: %s holds more than %d bytes, not a producer id", a.path, maxPIDFile)
+	}
 	var start int64
 	if text := strings.TrimSpace(string(buf[:n])); text != "" {
 		if start, err = strconv.ParseInt(text, 10, 64); err != nil || start < 0 || start > math.MaxInt64-pidBlock {
@@ -190,6 +199,10 @@ func (a *pidAllocator) reserve(ctx context.Context) (int64, error) {
 	}
 	return start, nil
 }
+
+// maxPIDFile bounds what is read of the producer-id counter's file: the
+// counter is 20 digits and a newline.
+const maxPIDFile = 64
 
 // flockContext takes an exclusive flock on f, waiting at most until ctx
 // ends. A blocking flock cannot be called off: it would wait for a holder

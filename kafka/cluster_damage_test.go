@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -90,5 +91,23 @@ func TestProducerIDsLongerThanWritten(t *testing.T) {
 		if id, err := newPIDAllocator(dir).allocate(context.Background()); id != want || err != nil {
 			t.Fatalf("a server's first producer id: %d, %v; want %d", id, err, want)
 		}
+	}
+}
+
+// TestProducerIDsPastTheRead: a kafka/producer-ids longer than the 32
+// bytes the server read of it (a counter with yet more leading zeros) is
+// read whole: its first 32 bytes were taken for the counter, 0 here, and
+// the server handed out producer ids it had given before.
+func TestProducerIDsPastTheRead(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, stateDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	counter := fmt.Sprintf("%040d\n", 5000)
+	if err := os.WriteFile(filepath.Join(dir, stateDir, pidFile), []byte(counter), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := newPIDAllocator(dir).allocate(context.Background()); id != 5000 || err != nil {
+		t.Fatalf("a server's first producer id from %q: %d, %v; want 5000", counter, id, err)
 	}
 }
