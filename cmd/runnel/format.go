@@ -48,26 +48,35 @@ func parseDuration(s string) (time.Duration, error) {
 	if t == "0" {
 		return 0, nil
 	}
+	invalid := fmt.Errorf("invalid duration %q (want e.g. 90m, 36h or 7d)", s)
 	var total time.Duration
+	// add adds d to total, failing past the longest duration: wrapped
+	// around, 1e6w was a negative duration, and a sum could come back
+	// to a short one.
+	add := func(d float64) bool {
+		if !(d >= 0 && d < float64(math.MaxInt64-total)) { // NaN too
+			return false
+		}
+		total += time.Duration(d)
+		return true
+	}
 	for _, unit := range []struct {
 		suffix string
 		d      time.Duration
 	}{{"w", 7 * 24 * time.Hour}, {"d", 24 * time.Hour}} {
 		if i := strings.Index(t, unit.suffix); i > 0 {
 			n, err := strconv.ParseFloat(t[:i], 64)
-			if err != nil || n < 0 {
-				return 0, fmt.Errorf("invalid duration %q (want e.g. 90m, 36h or 7d)", s)
+			if err != nil || !add(n*float64(unit.d)) {
+				return 0, invalid
 			}
-			total += time.Duration(n * float64(unit.d))
 			t = t[i+1:]
 		}
 	}
 	if t != "" {
 		d, err := time.ParseDuration(t)
-		if err != nil || d < 0 {
-			return 0, fmt.Errorf("invalid duration %q (want e.g. 90m, 36h or 7d)", s)
+		if err != nil || !add(float64(d)) {
+			return 0, invalid
 		}
-		total += d
 	}
 	return total, nil
 }
