@@ -183,18 +183,29 @@ func (l *Log) clearLeftover(name string) error {
 	if err != nil {
 		return fmt.Errorf("runnel: create topic %s: %w", name, err)
 	}
-	for _, e := range parts {
-		if !e.IsDir() {
-			continue
-		}
-		if bases, err := listSegments(filepath.Join(dir, e.Name())); err == nil && len(bases) > 0 {
-			return fmt.Errorf("%w: %s holds segment files but no %s (restore it, or remove the directory to reuse the name)",
-				ErrTopicExists, dir, topicFileName)
-		}
+	if holdsSegments(dir, parts) {
+		return fmt.Errorf("%w: %s holds segment files but no %s (restore it, or remove the directory to reuse the name)",
+			ErrTopicExists, dir, topicFileName)
 	}
 	l.opts.Logger.Info("runnel: removing an unfinished topic creation", "dir", dir)
 	grave, err := l.buryTopicDir(name)
 	return grave.removeAfter(name, err)
+}
+
+// holdsSegments reports whether a directory of topics/, whose entries
+// are entries, has a partition directory with segment files in it:
+// somebody's data, not what a CreateTopic that died before it wrote
+// topic.json leaves.
+func holdsSegments(dir string, entries []fs.DirEntry) bool {
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if bases, err := listSegments(filepath.Join(dir, e.Name())); err == nil && len(bases) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // topicFile is the content of topic.json: the config, and the topic's ID.

@@ -21,7 +21,10 @@ const (
 	// ProblemCorrupt is damage inside committed data, or segment files
 	// that do not fit together (a sealed segment cut short or missing, a
 	// gap in the offsets, a seal naming the wrong segment), or a
-	// partition's directory missing from its topic. Readers stop at it
+	// partition's directory missing from its topic, or a topic's
+	// topic.json missing beside its segment files (Partition -1: no
+	// reader sees the topic, and Verify only finds it when it checks
+	// every topic). Readers stop at it
 	// with a *CorruptError, as DescribeTopic and writers do at a
 	// missing directory. Plain Repair cannot fix it without losing
 	// records; Repair with Salvage replaces the unreadable offsets with a
@@ -239,6 +242,11 @@ func (l *Log) Verify(ctx context.Context, topic string, opts *VerifyOptions) (Ve
 	}
 	for _, p := range parts {
 		if err := v.partition(p); err != nil {
+			return v.rep, err
+		}
+	}
+	if topic == "" {
+		if err := v.hiddenTopics(); err != nil {
 			return v.rep, err
 		}
 	}
