@@ -601,10 +601,22 @@ func (r *partReader) segmentGone(base int64) error {
 // segment retention removed since the listing). Listed again and again,
 // such a name would keep segmentGone looking for good.
 func leadsNowhere(path string, openErr error) *CorruptError {
-	if _, err := os.Lstat(path); err != nil {
+	if !danglingLink(path) {
 		return nil
 	}
 	return &CorruptError{Path: path, Pos: -1, Offset: -1, Err: fmt.Errorf("the name of a segment leads to no file: %w", openErr)}
+}
+
+// danglingLink reports whether path is a symbolic link whose target is
+// not there. Only a link: a file made at path since an open found none
+// (a segment begun again at the same base) is no damage.
+func danglingLink(path string) bool {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		return false
+	}
+	_, err = os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // belowStart handles a seek to an offset that retention removed: the
