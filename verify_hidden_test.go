@@ -51,3 +51,23 @@ func TestVerifyHiddenTopic(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyHiddenTopicMadeMeanwhile: a topic made and written to
+// between hiddenTopics' listing and its look at the directory is no
+// problem (it holds segments and a topic.json the listing did not see).
+func TestVerifyHiddenTopicMadeMeanwhile(t *testing.T) {
+	l := openTest(t, t.TempDir(), &Options{Durability: Buffered, RetentionInterval: -1})
+	verifyHiddenListed = func() {
+		verifyHiddenListed = nil
+		mustCreate(t, l, "late", TopicConfig{Partitions: 1})
+		p := mustProducer(t, l, "late", nil)
+		if _, err := p.Send(context.Background(), Record{Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { verifyHiddenListed = nil }()
+	rep, err := l.Verify(context.Background(), "", nil)
+	if err != nil || !rep.OK() {
+		t.Errorf("Verify: %v, %v; want no problem", rep.Problems, err)
+	}
+}
