@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-log/runnel/internal/flockwait"
 	"golang.org/x/sys/unix"
 )
 
@@ -142,7 +143,10 @@ type GroupBackup struct {
 // .incomplete-* inside it) and renamed into place at the end, so a backup
 // that fails or is cancelled through ctx leaves no dest (or an empty one)
 // and removes what it built; one killed leaves only that .incomplete-*
-// directory, which may be removed.
+// directory, which may be removed. The one lock Backup waits for is a
+// Kafka server's hold of kafka/producer-ids while it takes a block of
+// ids (a moment, unless the server is stopped or hung there): it waits
+// only while ctx lasts.
 //
 // Damage in the log fails the backup with a *CorruptError naming the file
 // and byte: run Verify, and Repair (with RepairOptions.Salvage if needed),
@@ -172,9 +176,10 @@ func (l *Log) Backup(ctx context.Context, dest string, opts *BackupOptions) (Bac
 }
 
 // backupHook, if set (by a test), is called as a backup advances: at
-// "topics read" once every topic's topic.json is read, at "planned" once every tail is read, before anything is copied, and at
-// "segment" before a source segment is opened (topic, partition and base
-// say which).
+// "topics read" once every topic's topic.json is read, at "planned" once
+// every tail is read, before anything is copied, at "segment" before a
+// source segment is opened (topic, partition and base say which), and at
+// "server state" before the Kafka server's files are read.
 var backupHook func(stage, topic string, partition int, base int64)
 
 func callBackupHook(stage, topic string, partition int, base int64) {
@@ -232,6 +237,7 @@ func (b *backup) run() error {
 	if err := b.writeGroups(); err != nil {
 		return err
 	}
+	callBackupHook("server state", "", -1, -1)
 	if err := b.copyServerState(); err != nil {
 		return err
 	}
@@ -551,7 +557,9 @@ const serverStateDir = "kafka"
 
 // copyServerState copies the Kafka server's files, each read under a
 // shared flock: the server moves its producer-id counter on under an
-// exclusive one, so the copy never holds a torn counter.
+// exclusive one, so the copy never holds a torn counter. The lock is
+// waited for only while the backup's context lasts: a server stopped
+// (SIGSTOP) or hung inside its reservation holds it for as long.
 func (b *backup) copyServerState() error {
 	src := filepath.Join(b.l.dir, serverStateDir)
 	entries, err := os.ReadDir(src)
@@ -566,7 +574,7 @@ func (b *backup) copyServerState() error {
 		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		data, err := readFlocked(filepath.Join(src, e.Name()))
+		data, err := readFlocked(b.ctx, filepath.Join(src, e.Name()))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -587,20 +595,15 @@ func (b *backup) copyServerState() error {
 // line each.
 const maxServerStateFile = 1 << 20
 
-// readFlocked reads the file at path under a shared flock.
-func readFlocked(path string) ([]byte, error) {
+// readFlocked reads the file at path under a shared flock, waiting for
+// it only until ctx ends.
+func readFlocked(ctx context.Context, path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_SH)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flockwait.Lock(ctx, int(f.Fd()), unix.LOCK_SH); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxServerStateFile+1))

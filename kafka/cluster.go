@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/flockwait"
 )
 
 // The server's own state in the log directory, under kafka/:
@@ -161,7 +163,9 @@ func (a *pidAllocator) reserve(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("kafka: producer ids: %w", err)
 	}
 	defer f.Close()
-	if err := flockContext(ctx, f); err != nil {
+	// A flock, not a byte-range lock, since an older server on the
+	// directory takes a flock; waited for only while ctx lasts.
+	if err := flockwait.Lock(ctx, int(f.Fd()), syscall.LOCK_EX); err != nil {
 		return 0, fmt.Errorf("kafka: lock %s: %w", a.path, err)
 	}
 	if testHookReserving != nil {
@@ -203,28 +207,3 @@ func (a *pidAllocator) reserve(ctx context.Context) (int64, error) {
 // maxPIDFile bounds what is read of the producer-id counter's file: the
 // counter is 20 digits and a newline.
 const maxPIDFile = 64
-
-// flockContext takes an exclusive flock on f, waiting at most until ctx
-// ends. A blocking flock cannot be called off: it would wait for a holder
-// that never lets go, holding a thread, so the lock is tried again at
-// growing intervals (up to flockRetryMax) instead. (The lock stays a
-// flock, not a byte-range lock, since an older server on the directory
-// takes a flock.)
-func flockContext(ctx context.Context, f *os.File) error {
-	for delay := time.Millisecond; ; delay = min(2*delay, flockRetryMax) {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
-			return err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// flockRetryMax is the longest interval between two tries of a flock.
-const flockRetryMax = 20 * time.Millisecond

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runnel-log/runnel/internal/flockwait"
 	"github.com/twmb/franz-go/pkg/kbin"
 )
 
@@ -137,7 +138,7 @@ func lockGroupState(path string) (*os.File, error) {
 			if testHookGroupStateLockBusy != nil {
 				testHookGroupStateLockBusy()
 			}
-			err = flockContext(ctx, lock)
+			err = flockwait.Lock(ctx, int(lock.Fd()), syscall.LOCK_EX)
 		}
 		if err != nil {
 			lock.Close()
