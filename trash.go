@@ -42,10 +42,11 @@ import (
 //
 // A grave runnel made holds one topic directory, or nothing (its maker
 // died before the rename). Anything else in trash/ (an entry not named
-// topic-<n>, a grave with something else in it) is none of runnel's
-// making: it is left alone, and Verify notes it. Older runnels made
-// graves of the same name without the byte: their graves are swept as a
-// dead maker's, so they should not delete topics beside this one.
+// topic-<n> or not a directory, a grave with something else in it) is
+// none of runnel's making: it is left alone, and Verify notes it. Older
+// runnels made graves of the same name without the byte: their graves
+// are swept as a dead maker's, so they should not delete topics beside
+// this one.
 
 // trashDirName is the directory of the graves, outside topics/ so that no
 // topic name can meet it.
@@ -206,6 +207,12 @@ func readGrave(path string) (g foundGrave, exists bool) {
 	g.path = path
 	n, numbered := graveNumber(path)
 	g.n = n
+	// Anything but a directory (a file, a link, a FIFO, which an open
+	// would wait on) is none of runnel's making.
+	if st, err := os.Lstat(path); err == nil && !st.IsDir() {
+		g.foreign = true
+		return g, true
+	}
 	inside, err := os.ReadDir(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -222,8 +229,9 @@ func readGrave(path string) (g foundGrave, exists bool) {
 	return g, true
 }
 
-// listGraves lists the graves in trash/: none, after one failed read,
-// when there is no trash/.
+// listGraves lists the graves in trash/, and as foreign every other entry
+// but the lock file: none, after one failed read, when there is no
+// trash/.
 func (l *Log) listGraves() ([]foundGrave, error) {
 	entries, err := os.ReadDir(l.trashDir())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -234,8 +242,8 @@ func (l *Log) listGraves() ([]foundGrave, error) {
 	}
 	var graves []foundGrave
 	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), gravePrefix) {
-			continue // the lock file, or not runnel's
+		if e.Name() == graveLockName {
+			continue
 		}
 		if g, ok := readGrave(filepath.Join(l.trashDir(), e.Name())); ok {
 			graves = append(graves, g)
