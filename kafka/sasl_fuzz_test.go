@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -38,7 +39,14 @@ func FuzzSASL(f *testing.F) {
 		defer c.fetch.close()
 		c.sasl.required = true
 		c.sasl.mech = []string{mechPlain, mechScram256, mechScram512}[mech%3]
-		if _, err := c.authStep(msg1); err != nil || c.sasl.done {
+		if _, err := c.authStep(msg1); err != nil {
+			return
+		} else if c.sasl.done {
+			// One message authenticates only PLAIN, and only with a
+			// password testCredentials holds.
+			if c.sasl.mech != mechPlain || !rightPlain(msg1) {
+				t.Fatalf("%s authenticated %q with one message %q", c.sasl.mech, c.sasl.user, msg1)
+			}
 			return
 		}
 		c.authStep(msg2)
@@ -46,4 +54,17 @@ func FuzzSASL(f *testing.F) {
 			t.Fatalf("a SCRAM exchange the fuzzer made up authenticated %q", c.sasl.user)
 		}
 	})
+}
+
+// rightPlain reports whether msg is a PLAIN message (authzid NUL user NUL
+// password, the authzid empty or the user) with the password
+// testCredentials gives its user, worked out apart from authStep.
+func rightPlain(msg []byte) bool {
+	passwords := map[string]string{"alice": "s3cret:with:colons", "bob": "hunter2", "carol": "only256"}
+	parts := bytes.Split(msg, []byte{0})
+	if len(parts) != 3 || len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1]) {
+		return false
+	}
+	want, ok := passwords[string(parts[1])]
+	return ok && want == string(parts[2])
 }
