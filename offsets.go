@@ -275,6 +275,16 @@ func (o *offsetsFile) checkHeader(id string) error {
 		return o.corrupt(12, "%d partitions", p)
 	}
 	o.made = p
+	st, err := o.f.Stat()
+	if err != nil {
+		return fmt.Errorf("runnel: stat %s: %w", o.path, err)
+	}
+	// The file was made whole for P partitions, and a growth only adds
+	// to it: a shorter one is cut, maybe through the growth slots read
+	// next.
+	if err := o.checkLength(st.Size(), p); err != nil {
+		return err
+	}
 	g, grown, err := o.readGrowth(p)
 	if err != nil {
 		return err
@@ -288,12 +298,14 @@ func (o *offsetsFile) checkHeader(id string) error {
 	} else if err := o.fits(p, o.nparts, g, grown, topicIDHash(id)); err != nil {
 		return err
 	}
-	st, err := o.f.Stat()
-	if err != nil {
-		return fmt.Errorf("runnel: stat %s: %w", o.path, err)
-	}
-	if want := offsetsFileSize(covers); st.Size() < want {
-		return o.corrupt(st.Size(), "truncated: %d bytes, want %d for %d partitions", st.Size(), want, covers)
+	return o.checkLength(st.Size(), covers)
+}
+
+// checkLength checks that a file of size bytes holds the blocks of the
+// partitions it covers.
+func (o *offsetsFile) checkLength(size int64, covers int) error {
+	if want := offsetsFileSize(covers); size < want {
+		return o.corrupt(size, "truncated: %d bytes, want %d for %d partitions", size, want, covers)
 	}
 	return nil
 }
