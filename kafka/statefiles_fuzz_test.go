@@ -3,8 +3,10 @@ package kafka
 import (
 	"context"
 	"encoding/base64"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -46,17 +48,40 @@ func FuzzStateFiles(f *testing.F) {
 			t.Fatalf("loadClusterID: %q from a file holding %q", id, cid)
 		}
 
+		counter, valid := pidCounter(pids)
 		pid, err := newPIDAllocator(dir).allocate(context.Background())
 		if err != nil {
 			if !strings.Contains(err.Error(), ppath) || len(err.Error()) > len(ppath)+512 {
 				t.Fatalf("allocate: %.300q, want a short error naming %s", err, ppath)
 			}
+			if valid {
+				t.Fatalf("allocate: %v, from a file holding the counter %d", err, counter)
+			}
 			return
 		}
+		if !valid || pid != counter {
+			t.Fatalf("allocate: id %d from a file holding %q", pid, pids)
+		}
 		again, err := newPIDAllocator(dir).allocate(context.Background())
-		if pid < 0 || err != nil || again != pid+pidBlock {
+		if err != nil || again != pid+pidBlock {
 			after, _ := os.ReadFile(ppath)
 			t.Fatalf("allocate: id %d from a file holding %q, then %d, %v (it holds %q)", pid, pids, again, err, after)
 		}
 	})
+}
+
+// pidCounter is what a producer-ids file holds, worked out apart from
+// the allocator: a counter with a block of ids after it, in decimal
+// between blanks, no longer than maxPIDFile bytes; none (0) in a blank
+// file.
+func pidCounter(file []byte) (int64, bool) {
+	text := strings.TrimSpace(string(file))
+	if len(file) > maxPIDFile {
+		return 0, false
+	}
+	if text == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	return n, err == nil && n >= 0 && n <= math.MaxInt64-pidBlock
 }
