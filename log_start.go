@@ -181,11 +181,22 @@ func (m *metaMap) raiseLogStart(start int64) {
 
 // recordedStart returns the start DeleteRecords recorded, as far as r
 // knows: through the log start word if r has one, else from the file.
+// A word above what r knows is checked against the file once, as the word
+// never leads the file but damage to partition.meta may raise it: a word
+// past the file's start would move readers past records nothing deleted.
+// Such a word is not believed, and costs a read of the file each time.
 func (r *partReader) recordedStart() (int64, error) {
-	if r.startWord != nil {
-		return max(r.knownStart, r.startWord.Load()), nil
+	if r.startWord == nil {
+		return readLogStart(r.p.dir)
 	}
-	return readLogStart(r.p.dir)
+	if w := r.startWord.Load(); w > r.knownStart {
+		recorded, err := readLogStart(r.p.dir)
+		if err != nil {
+			return 0, err
+		}
+		r.knownStart = max(r.knownStart, min(w, recorded))
+	}
+	return r.knownStart, nil
 }
 
 // checkStart, before a Consumer's read, moves a reader that DeleteRecords

@@ -61,8 +61,8 @@ type partReader struct {
 	gapLogger       func(from, to int64)
 
 	// startWord is partition.meta's log start word for a reader that maps
-	// it (a Consumer's), and knownStart the log-start file's value when
-	// the reader began, for a mapping the word does not reach (log_start.go).
+	// it (a Consumer's), and knownStart the start it last found the word
+	// and the log-start file to agree on (log_start.go).
 	startWord  *atomic.Int64
 	knownStart int64
 	// startInFile: a Consumer's reader whose partition.meta is a private
