@@ -24,7 +24,9 @@ import (
 // password against either.
 //
 // A credentials file has one user per line; blank lines and lines
-// starting with # are ignored. A line is either
+// starting with # are ignored, and so are blanks at either end of a
+// line (an editor's trailing spaces), so a password cannot end with one.
+// A line is either
 //
 //	name:password
 //
