@@ -164,6 +164,23 @@ func (p *partition) continueAtLogStart() error {
 // file). It may lag the file, never lead it.
 func (m *metaMap) logStart() *atomic.Int64 { return m.i64(metaLogStartOff) }
 
+// lowerLogStart sets a log start word that damage put above start, the
+// log-start file's, back to it, and returns what the word held; lowered
+// is false if the word was not above start. The caller holds the writer
+// lock, under which DeleteRecords writes the file and raises the word.
+func (m *metaMap) lowerLogStart(start int64) (was int64, lowered bool) {
+	w := m.logStart()
+	for {
+		cur := w.Load()
+		if cur <= start || m.readOnly {
+			return cur, false
+		}
+		if w.CompareAndSwap(cur, start) {
+			return cur, true
+		}
+	}
+}
+
 // raiseLogStart raises the log start word to start; a mapping this
 // process may only read is left as it is.
 func (m *metaMap) raiseLogStart(start int64) {

@@ -41,6 +41,11 @@ const (
 	// (ProblemLeftoverGrave) were removed; Path is the grave, Bytes what
 	// its files held.
 	RepairRemovedGrave
+	// RepairSetBackLogStart: a partition's log start word, ahead of its
+	// log-start file (ProblemMeta), was set back to the file's start;
+	// Path is its partition.meta, Pos the word's position, From what the
+	// word held and To the start it holds now.
+	RepairSetBackLogStart
 )
 
 func (k RepairKind) String() string {
@@ -61,6 +66,8 @@ func (k RepairKind) String() string {
 		return "removed stale delete intent"
 	case RepairRemovedGrave:
 		return "removed leftover grave"
+	case RepairSetBackLogStart:
+		return "set back log start word"
 	}
 	return fmt.Sprintf("RepairKind(%d)", int(k))
 }
@@ -74,7 +81,8 @@ type RepairAction struct {
 	Pos       int64 // RepairCutTail: the new end of the file; RepairSalvaged: where the gap is
 	Bytes     int64 // RepairCutTail: bytes cut; RepairSalvaged: bytes the gap replaced; RepairRemovedGrave: bytes removed
 	// From and To are, for RepairSalvaged, the offsets [From, To) the gap
-	// marks as lost (none if equal: only unreadable bytes were replaced).
+	// marks as lost (none if equal: only unreadable bytes were replaced);
+	// for RepairSetBackLogStart, the word before and after.
 	From, To int64
 	Detail   string
 }
@@ -92,6 +100,8 @@ func (a RepairAction) String() string {
 		return fmt.Sprintf("%s: %s: %d unreadable bytes at byte %d replaced, no offsets lost", a.Path, a.Kind, a.Bytes, a.Pos)
 	case RepairRemovedGrave:
 		return fmt.Sprintf("%s: %s: %d bytes of topic %s", a.Path, a.Kind, a.Bytes, a.Topic)
+	case RepairSetBackLogStart:
+		return fmt.Sprintf("%s: %s: from %d to %d, the log-start file's", a.Path, a.Kind, a.From, a.To)
 	}
 	return fmt.Sprintf("%s: %s", a.Path, a.Kind)
 }
@@ -305,6 +315,16 @@ func (p *partition) repairProblems(ctx context.Context, problems []Problem) ([]R
 	rebuilt := map[int64]bool{}
 	var torn []Problem
 	for _, pr := range problems {
+		if pr.Kind == ProblemMeta && pr.Pos == metaLogStartOff {
+			a, ok, err := p.setBackLogStart()
+			if err != nil {
+				return actions, err
+			}
+			if ok {
+				act(a)
+			}
+			continue
+		}
 		if pr.Kind == ProblemTornTail || pr.Kind == ProblemMeta {
 			// The tail is judged afresh below; a damaged checkpoint makes
 			// that a recovery that verifies everything and records one.
@@ -366,4 +386,19 @@ func segmentBaseOf(path string) (int64, bool) {
 	name := filepath.Base(path)
 	base, err := strconv.ParseInt(name[:min(len(name), segNameLen)], 10, 64)
 	return base, err == nil && len(name) > segNameLen
+}
+
+// setBackLogStart sets the partition's log start word, if damage put it
+// ahead of the log-start file, back to the file's start. The caller holds
+// the writer lock.
+func (p *partition) setBackLogStart() (a RepairAction, ok bool, err error) {
+	if err := p.openMetaFiles(); err != nil {
+		return a, false, err
+	}
+	recorded, err := readLogStart(p.dir)
+	if err != nil {
+		return a, false, err
+	}
+	was, ok := p.shm.lowerLogStart(recorded)
+	return RepairAction{Kind: RepairSetBackLogStart, Path: filepath.Join(p.dir, metaFileName), Pos: metaLogStartOff, From: was, To: recorded}, ok, nil
 }

@@ -58,9 +58,13 @@ const (
 	ProblemLost
 
 	// ProblemMeta is a damaged partition.meta: its synced checkpoint does
-	// not check out. It costs a longer recovery (the next writer verifies
-	// the whole partition), never records. Repair verifies the partition
-	// and records a new checkpoint.
+	// not check out (Pos is the checkpoint's), or its log start word is
+	// ahead of the log-start file (Pos is the word's). The first costs a
+	// longer recovery (the next writer verifies the whole partition), the
+	// second a read of the log-start file at each poll (readers take the
+	// file's start, the smaller), never records. Repair verifies the
+	// partition and records a new checkpoint, or sets the word back to the
+	// file's start.
 	ProblemMeta
 
 	// ProblemUnfinishedDelete is a topic that a DeleteTopic marked

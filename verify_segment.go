@@ -117,15 +117,17 @@ func (v *verifier) partition(p *partition) error {
 			}
 		}
 	}
-	v.logStart(p, &pc)
+	v.logStart(p, &pc, meta)
 	return nil
 }
 
 // logStart checks partition p's log-start file and counts pc's start from
 // it: a damaged file is a problem (readers refuse it too); a start past
 // the end, which only a restore of older segments beside a newer file
-// leaves, a note.
-func (v *verifier) logStart(p *partition, pc *PartitionCheck) {
+// leaves, a note. The log start word of meta, p's partition.meta read
+// before the file, is never ahead of the file (a DeleteRecords writes the
+// file, then raises the word): a word ahead is damage.
+func (v *verifier) logStart(p *partition, pc *PartitionCheck, meta *metaMap) {
 	recorded, err := readLogStart(p.dir)
 	var ce *CorruptError
 	if errors.As(err, &ce) {
@@ -137,6 +139,12 @@ func (v *verifier) logStart(p *partition, pc *PartitionCheck) {
 	if err != nil {
 		v.note("%s: unreadable (%v)", logStartPath(p.dir), err)
 		return
+	}
+	if meta != nil {
+		if w := meta.logStart().Load(); w > recorded {
+			v.problem(Problem{Kind: ProblemMeta, Topic: pc.Topic, Partition: p.id, Path: filepath.Join(p.dir, metaFileName), Pos: metaLogStartOff, Offset: -1,
+				Detail: fmt.Sprintf("the log start word %d is ahead of the log start %d that %s records: readers take the file's; Repair sets the word back", w, recorded, logStartFileName)})
+		}
 	}
 	if pc.Segments == 0 {
 		return

@@ -256,6 +256,8 @@ func actionText(a runnel.RepairAction) string {
 		return fmt.Sprintf("cleared the deleted word at byte %d, which no DeleteTopic set: partition %d of topic %s takes appends and reads again", a.Pos, a.Partition, a.Topic)
 	case runnel.RepairRemovedGrave:
 		return fmt.Sprintf("removed %s of deleted topic %s's files, which a delete that died or failed left", humanBytes(a.Bytes), a.Topic)
+	case runnel.RepairSetBackLogStart:
+		return fmt.Sprintf("set the log start word at byte %d back from %d to %d, the start the log-start file records", a.Pos, a.From, a.To)
 	case runnel.RepairRemovedDeleteIntent:
 		return fmt.Sprintf("removed the intent of a DeleteTopic of topic %s that stopped before it marked the topic; the topic stays", a.Topic)
 	}
