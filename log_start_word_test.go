@@ -58,3 +58,33 @@ func TestLogStartWordAheadVerifyRepair(t *testing.T) {
 		t.Errorf("DescribeTopic after Repair: %+v, %v; want start 10", info.Partitions, err)
 	}
 }
+
+// TestLogStartWordVerifyTopicDeleted: a DeleteTopic (in any process)
+// while Verify checks a partition that a DeleteRecords moved takes the
+// log-start file away after Verify read partition.meta: the word it read
+// is then ahead of no file, which is no damage, and no problem.
+func TestLogStartWordVerifyTopicDeleted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := delrecSetup(t, dir, 50)
+	if _, err := l.DeleteRecords(ctx, "d", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	rep, err := l.Verify(ctx, "d", &VerifyOptions{Progress: func(done, total int64) {
+		if !deleted && done < total { // inside the partition's walk
+			deleted = true
+			if err := l.DeleteTopic("d"); err != nil {
+				t.Errorf("DeleteTopic: %v", err)
+			}
+		}
+	}})
+	if err != nil || !deleted {
+		t.Fatalf("Verify: %v (deleted mid-check: %v)", err, deleted)
+	}
+	for _, pr := range rep.Problems {
+		if pr.Kind == ProblemMeta && pr.Pos == metaLogStartOff {
+			t.Errorf("Verify across a DeleteTopic reported %v; want no log start word problem", pr)
+		}
+	}
+}

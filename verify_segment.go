@@ -126,7 +126,8 @@ func (v *verifier) partition(p *partition) error {
 // the end, which only a restore of older segments beside a newer file
 // leaves, a note. The log start word of meta, p's partition.meta read
 // before the file, is never ahead of the file (a DeleteRecords writes the
-// file, then raises the word): a word ahead is damage.
+// file, then raises the word): a word ahead is damage, once
+// logStartWordAhead has ruled out a DeleteTopic meanwhile.
 func (v *verifier) logStart(p *partition, pc *PartitionCheck, meta *metaMap) {
 	recorded, err := readLogStart(p.dir)
 	var ce *CorruptError
@@ -140,11 +141,9 @@ func (v *verifier) logStart(p *partition, pc *PartitionCheck, meta *metaMap) {
 		v.note("%s: unreadable (%v)", logStartPath(p.dir), err)
 		return
 	}
-	if meta != nil {
-		if w := meta.logStart().Load(); w > recorded {
-			v.problem(Problem{Kind: ProblemMeta, Topic: pc.Topic, Partition: p.id, Path: filepath.Join(p.dir, metaFileName), Pos: metaLogStartOff, Offset: -1,
-				Detail: fmt.Sprintf("the log start word %d is ahead of the log start %d that %s records: readers take the file's; Repair sets the word back", w, recorded, logStartFileName)})
-		}
+	if w, ahead := logStartWordAhead(p, meta, recorded); ahead {
+		v.problem(Problem{Kind: ProblemMeta, Topic: pc.Topic, Partition: p.id, Path: filepath.Join(p.dir, metaFileName), Pos: metaLogStartOff, Offset: -1,
+			Detail: fmt.Sprintf("the log start word %d is ahead of the log start %d that %s records: readers take the file's; Repair sets the word back", w, recorded, logStartFileName)})
 	}
 	if pc.Segments == 0 {
 		return
@@ -153,6 +152,25 @@ func (v *verifier) logStart(p *partition, pc *PartitionCheck, meta *metaMap) {
 		v.note("%s: the log start %d is past the end %d: the partition starts at its end, and the next append goes on at %d, removing the segments below it", logStartPath(p.dir), recorded, pc.NextOffset, recorded)
 	}
 	pc.StartOffset = partStart(pc.StartOffset, recorded, pc.NextOffset)
+}
+
+// logStartWordAhead returns the log start word of meta, p's partition.meta
+// read before the log-start file gave recorded, and whether it is ahead of
+// the file while partition.meta, read again after the file, still holds
+// it. A DeleteTopic (in any process) between the first read and the file's
+// takes the file away, or a CreateTopic of the name puts another
+// partition's there: the word read first is then ahead of no file of its
+// partition, which is no damage, and partition.meta is gone or another.
+func logStartWordAhead(p *partition, meta *metaMap, recorded int64) (int64, bool) {
+	if meta == nil {
+		return 0, false
+	}
+	w := meta.logStart().Load()
+	if w <= recorded {
+		return w, false
+	}
+	again, _, err := readMetaCopy(p.dir)
+	return w, err == nil && again != nil && again.logStart().Load() == w
 }
 
 // meta reads partition p's partition.meta (a copy: Verify writes nothing
