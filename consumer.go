@@ -15,8 +15,8 @@ import (
 
 // Consumer reads records from a topic's partitions. One goroutine polls
 // it (as with Kafka's consumer): Poll, TryPoll, Records, Seek, Pause,
-// Resume, Paused, Position, Partitions and Close are for that goroutine
-// (OnAssigned and OnRevoked run on it). Commit, CommitOffsets,
+// Resume, Paused, Position, DeletedBelow, Partitions and Close are for
+// that goroutine (OnAssigned and OnRevoked run on it). Commit, CommitOffsets,
 // MarkRecords and CommitMarked may be called from any goroutine, also
 // while Poll runs: a pool of workers commits what it finished.
 //
@@ -687,7 +687,9 @@ func (c *Consumer) Position(partition int) int64 {
 // DeletedBelow returns the offset below which DeleteRecords, in any
 // process, deleted partition's records, as far as the consumer knows: from
 // the moment the call returned (one atomic load; a read of the log-start
-// file for a partition.meta this process may only copy). Records the
+// file once the log start word moved past what the consumer knew, to
+// check it, at every call while damage holds it ahead of the file, and
+// for a partition.meta this process may only copy). Records the
 // consumer returned below it were deleted since: code that keeps returned
 // records to hand them on later (the Kafka server's read-ahead) drops
 // them. It is 0 for a partition the consumer does not read or no call
