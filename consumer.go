@@ -15,10 +15,11 @@ import (
 
 // Consumer reads records from a topic's partitions. One goroutine polls
 // it (as with Kafka's consumer): Poll, TryPoll, Records, Seek, Pause,
-// Resume, Paused, Position, DeletedBelow, Partitions and Close are for
-// that goroutine (OnAssigned and OnRevoked run on it). Commit, CommitOffsets,
-// MarkRecords and CommitMarked may be called from any goroutine, also
-// while Poll runs: a pool of workers commits what it finished.
+// Resume, Paused, Position, Partitions and Close are for that goroutine
+// (OnAssigned and OnRevoked run on it). Commit, CommitOffsets,
+// MarkRecords, CommitMarked and DeletedBelow may be called from any
+// goroutine, also while Poll runs: a pool of workers commits what it
+// finished.
 //
 // Only committed records whose checksum matches are delivered, in offset
 // order per partition. Records alias the consumer's buffers: see Record.
@@ -164,7 +165,8 @@ func (c *Consumer) addPart(id int) (*consumedPart, error) {
 	m.raiseLogStart(recorded)
 	r := newPartReader(p, c.opts.MaxPollBytes)
 	r.seq = m.seq()
-	r.startWord, r.knownStart = m.logStart(), recorded
+	r.startWord = m.logStart()
+	r.knownStart.Store(recorded)
 	if m.private {
 		// No other process's store reaches a private copy: the reader
 		// reads the file before each read instead (a private mapping is
@@ -703,7 +705,7 @@ func (c *Consumer) DeletedBelow(partition int) int64 {
 	r := c.byID[partition].r
 	start, err := r.recordedStart()
 	if err != nil {
-		return r.knownStart // the next read reports the damage
+		return r.knownStart.Load() // the next read reports the damage
 	}
 	return start
 }

@@ -187,11 +187,16 @@ func (m *metaMap) raiseLogStart(start int64) {
 	if m.readOnly {
 		return
 	}
-	w := m.logStart()
+	raiseTo(m.logStart(), start)
+}
+
+// raiseTo raises a to v if it is below, and returns what a holds then:
+// a start only ever rises, whoever else raises it meanwhile.
+func raiseTo(a *atomic.Int64, v int64) int64 {
 	for {
-		cur := w.Load()
-		if cur >= start || w.CompareAndSwap(cur, start) {
-			return
+		cur := a.Load()
+		if cur >= v || a.CompareAndSwap(cur, v) {
+			return max(cur, v)
 		}
 	}
 }
@@ -206,14 +211,15 @@ func (r *partReader) recordedStart() (int64, error) {
 	if r.startWord == nil {
 		return readLogStart(r.p.dir)
 	}
-	if w := r.startWord.Load(); w > r.knownStart {
+	known := r.knownStart.Load()
+	if w := r.startWord.Load(); w > known {
 		recorded, err := readLogStart(r.p.dir)
 		if err != nil {
 			return 0, err
 		}
-		r.knownStart = max(r.knownStart, min(w, recorded))
+		known = raiseTo(&r.knownStart, min(w, recorded))
 	}
-	return r.knownStart, nil
+	return known, nil
 }
 
 // checkStart, before a Consumer's read, moves a reader that DeleteRecords

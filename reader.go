@@ -62,9 +62,10 @@ type partReader struct {
 
 	// startWord is partition.meta's log start word for a reader that maps
 	// it (a Consumer's), and knownStart the start it last found the word
-	// and the log-start file to agree on (log_start.go).
+	// and the log-start file to agree on (log_start.go): atomic, as
+	// DeletedBelow raises it from any goroutine while the poller does.
 	startWord  *atomic.Int64
-	knownStart int64
+	knownStart atomic.Int64
 	// startInFile: a Consumer's reader whose partition.meta is a private
 	// copy, which the word never reaches, checks the log-start file
 	// before each read instead.
