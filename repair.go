@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 )
 
 // RepairKind says what Repair did.
@@ -384,17 +383,16 @@ func (p *partition) repairProblems(ctx context.Context, problems []Problem) ([]R
 // segmentBaseOf parses the base offset out of a segment file's path.
 func segmentBaseOf(path string) (int64, bool) {
 	name := filepath.Base(path)
-	base, err := strconv.ParseInt(name[:min(len(name), segNameLen)], 10, 64)
-	return base, err == nil && len(name) > segNameLen
+	if len(name) <= segNameLen {
+		return 0, false
+	}
+	return segmentBase(name[:segNameLen])
 }
 
 // setBackLogStart sets the partition's log start word, if damage put it
 // ahead of the log-start file, back to the file's start. The caller holds
-// the writer lock.
+// the writer lock, whose taking mapped partition.meta (p.shm).
 func (p *partition) setBackLogStart() (a RepairAction, ok bool, err error) {
-	if err := p.openMetaFiles(); err != nil {
-		return a, false, err
-	}
 	recorded, err := readLogStart(p.dir)
 	if err != nil {
 		return a, false, err

@@ -83,9 +83,6 @@ func (v *verifier) partition(p *partition) error {
 			return err
 		}
 		if sc.gone {
-			if !danglingLink(path) { // else reported as a problem
-				v.note("%s: removed by retention during the check", path)
-			}
 			expect = -1
 			continue
 		}
@@ -205,6 +202,8 @@ func (v *verifier) segment(p *partition, base, later int64, meta *metaMap) (segC
 		if ce := leadsNowhere(path, err); ce != nil {
 			v.problem(Problem{Kind: ProblemCorrupt, Topic: p.topic.name, Partition: p.id, Path: path, Pos: -1, Offset: -1,
 				Detail: ce.Err.Error()})
+		} else {
+			v.note("%s: removed by retention during the check", path)
 		}
 		sc.gone = true
 		return sc, nil
