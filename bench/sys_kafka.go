@@ -64,6 +64,8 @@ type kafkaStore struct {
 	srv  *proc // the server process
 	addr string
 	cl   *kgo.Client
+	opts []kgo.Opt   // cl's
+	bulk *kgo.Client // AppendBatch's, made at its first call
 
 	mu sync.Mutex // one question to the server at a time
 }
@@ -88,6 +90,7 @@ func openKafka(cfg config, acks kgo.Acks, name string) (*kafkaStore, error) {
 	if acks != kgo.AllISRAcks() {
 		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5))
 	}
+	s.opts = opts
 	if s.cl, err = kgo.NewClient(opts...); err != nil {
 		s.Close()
 		return nil, err
@@ -153,23 +156,32 @@ func (s *kafkaStore) AsyncAppender(done func(error)) func(v []byte) {
 
 func (s *kafkaStore) Flush() error { return s.cl.Flush(context.Background()) }
 
+// AppendBatch loads the read workload's data, uncompressed: the server
+// sends records back without compression whatever it was sent, and the
+// stub sends them back as sent, so both read rows decode the same bytes.
 func (s *kafkaStore) AppendBatch(vs [][]byte) error {
+	if s.bulk == nil {
+		var err error
+		if s.bulk, err = kgo.NewClient(append(s.opts, kgo.ProducerBatchCompression(kgo.NoCompression()))...); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
 	wg.Add(len(vs))
-	appendAsync := s.AsyncAppender(func(err error) {
+	done := func(_ *kgo.Record, err error) {
 		if err != nil {
 			mu.Lock()
 			first = errors.Join(first, err)
 			mu.Unlock()
 		}
 		wg.Done()
-	})
-	for _, v := range vs {
-		appendAsync(v)
 	}
-	if err := s.Flush(); err != nil {
+	for _, v := range vs {
+		s.bulk.Produce(context.Background(), &kgo.Record{Value: v}, done)
+	}
+	if err := s.bulk.Flush(context.Background()); err != nil {
 		return err
 	}
 	wg.Wait()
@@ -230,8 +242,10 @@ func scanKafka(addr string, fn func(v []byte)) error {
 // Close closes the client, then has the server shut down gracefully and
 // waits for it to exit.
 func (s *kafkaStore) Close() error {
-	if s.cl != nil {
-		s.cl.Close()
+	for _, cl := range []*kgo.Client{s.cl, s.bulk} {
+		if cl != nil {
+			cl.Close()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -245,10 +259,17 @@ func (s *kafkaStore) Close() error {
 
 // childServe is the server process: it serves the Log in t.Cfg.Dir (the
 // topic created first if t.Cfg.Create; a topic for the client's warm-up
-// always) until the parent says EXIT or closes stdin. It answers "CPU"
-// with the CPU time it has used so far, starts a CPU profile on "PROFILE
-// <path>" and stops it on "PROFILE"; each answer is a line "DONE ...".
-func childServe(_ *system, t task) (result, error) {
+// always), or is the stub broker for franz-go/stub, until the parent says
+// EXIT or closes stdin (hostServer).
+func childServe(sys *system, t task) (result, error) {
+	if sys.Name == kafkaStubName {
+		b, err := newStubBroker(t.Cfg.Dir)
+		if err != nil {
+			return result{}, err
+		}
+		err = hostServer(b.serve, func(context.Context) error { return nil })
+		return result{RSS: peakRSS()}, errors.Join(err, b.save())
+	}
 	d := runnel.Buffered
 	if t.Cfg.Durable {
 		d = runnel.Durable
@@ -266,13 +287,28 @@ func childServe(_ *system, t task) (result, error) {
 		l.Close()
 		return result{}, err
 	}
+	serve := func(ln net.Listener) error {
+		if err := srv.Serve(ln); !errors.Is(err, kafka.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	err = hostServer(serve, srv.Shutdown)
+	return result{RSS: peakRSS()}, errors.Join(err, l.Close())
+}
+
+// hostServer runs serve on a loopback port until the parent says EXIT or
+// closes stdin, then shuts it down. It answers "CPU" with the CPU time
+// the process has used so far, starts a CPU profile on "PROFILE <path>"
+// and stops it on "PROFILE"; each answer is a line "DONE ...". serve
+// returns nil once shutdown closed it.
+func hostServer(serve func(net.Listener) error, shutdown func(context.Context) error) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		l.Close()
-		return result{}, err
+		return err
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- serve(ln) }()
 	// The parent may be killed (its timeout): stdin then ends, and so do
 	// we. Ctrl-C reaches the whole process group; the parent handles it.
 	signal.Ignore(syscall.SIGINT)
@@ -297,11 +333,12 @@ func childServe(_ *system, t task) (result, error) {
 	stopProfile()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = srv.Shutdown(ctx)
-	if serr := <-served; !errors.Is(serr, kafka.ErrServerClosed) {
-		err = errors.Join(err, serr)
+	err = shutdown(ctx)
+	if ln.Close() == nil { // shutdown left the listener open: serve ends with it
+		<-served
+		return err
 	}
-	return result{RSS: peakRSS()}, errors.Join(err, l.Close())
+	return errors.Join(err, <-served)
 }
 
 type kafkaTail struct{ cl *kgo.Client }

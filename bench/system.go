@@ -93,6 +93,7 @@ var systems = append([]*system{
 	runnelSystem(runnel.BackendPwrite),
 	kafkaSystem(kgo.AllISRAcks(), kafkaAllName, "franz-go client over loopback TCP to a kafka.Server over runnel (pwrite), acks=all, default linger"),
 	kafkaAcks1System(),
+	kafkaStubSystem(),
 	rawSystem(),
 	tidwallSystem(),
 	raftWALSystem(),

@@ -34,8 +34,28 @@ func writeKafkaTargets(out io.Writer, cells []*cell, ws []*workload) {
 		}
 		fmt.Fprintf(out, "| %s | %.0f ÷ %.0f rec/s = %.2f× | %s | %s |\n", target, r, p, r/p, cpuRatio(rc, pc), mark(r/p >= min))
 	}
+	// What the client alone does here: the same client against the stub
+	// broker, which stores and serves nothing but the batches' bytes.
+	ceiling := func(wname string) {
+		w := byName(wname)
+		sc := find(cells, w, kafkaStubName)
+		stub := rate(sc)
+		if w == nil || stub == 0 {
+			return
+		}
+		row := fmt.Sprintf("| the same client against a broker that does nothing (%s), %s | %.0f rec/s", kafkaStubName, wname, stub)
+		if native := rate(find(cells, w, reference)); native > 0 {
+			row += fmt.Sprintf(" = %.2f× native", stub/native)
+		}
+		if served := rate(find(cells, w, kafkaAllName)); served > 0 {
+			row += fmt.Sprintf("; through runnel serve %.2f× this", served/stub)
+		}
+		fmt.Fprintf(out, "%s | %s | reference |\n", row, cpuOf(sc))
+	}
 	ratio("franz-go producer, acks=all, 100 B ≥ 0.5× native SendAsync durable", "stream durable 1w 100B", kafkaAllName, reference, 0.5)
+	ceiling("stream durable 1w 100B")
 	ratio("franz-go consumer ≥ 0.5× native read, 100 B", "read 100B", kafkaAllName, reference, 0.5)
+	ceiling("read 100B")
 	if w := byName("latency durable 100B"); w != nil {
 		if c := find(cells, w, kafkaAllName); c != nil && c.err == nil {
 			fmt.Fprintf(out, "| produce → consume p99 through the server ≤ 5 ms | p50 %.0f µs, p99 %.0f µs | | %s |\n", c.med.P50, c.med.P99, mark(c.med.P99 <= 5000))
