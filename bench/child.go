@@ -72,7 +72,8 @@ func spawn(t task) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: exec.Command(exe, "-child")}
+	name, args := pinnedCommand(t.Role, exe, "-child")
+	p := &proc{cmd: exec.Command(name, args...)}
 	p.cmd.Env = append(os.Environ(), taskEnv+"="+string(js))
 	p.cmd.Stderr = &p.stderr
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {

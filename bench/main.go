@@ -30,8 +30,12 @@ func main() {
 		baseDir  = flag.String("dir", "", "parent `directory` for the systems' temp dirs (default $TMPDIR)")
 		keepTemp = flag.Bool("keep", false, "keep the temp directory")
 		profDir  = flag.String("cpuprofile", "", "write a CPU profile of each append and read cell's timed phase into `directory`")
+		pin      = flag.Bool("pin-server", false, "run each server process (runnel/kafka's, franz-go/stub's) on the last CPU and every other child on the rest (taskset)")
 	)
 	flag.Parse()
+	if *pin {
+		os.Setenv(pinEnv, "1")
+	}
 	if *child {
 		if err := childMain(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench child:", err)
