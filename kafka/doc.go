@@ -157,7 +157,9 @@
 // ran, a topic is gone) has the group rebalance; a
 // file older than its clients' generation has them refused
 // (ILLEGAL_GENERATION) and join again; a client that never comes back
-// expires after its session. A damaged file is reported (the file and
+// expires after its session, which, as at a JoinGroup, is within
+// Options.MinSessionTimeout and MaxSessionTimeout (a saved one outside
+// them, from a server with other bounds, is clamped and logged). A damaged file is reported (the file and
 // the byte) and ignored. Only then, or without the file, do a server's
 // crash or restart leave its Kafka members' partitions unread for about a
 // session timeout, as a dead member's are in Kafka. A server down for

@@ -137,7 +137,7 @@ func (co *coordinator) resume(saved []savedGroup) {
 			}
 			m := &member{
 				id: sm.id, instanceID: sm.instanceID, clientID: sm.clientID, host: sm.host,
-				session: sm.session, rebalance: sm.rebalance, protocols: sm.protocols,
+				session: co.resumedSession(sg.name, sm.id, sm.session), rebalance: sm.rebalance, protocols: sm.protocols,
 				assignment: sm.assignment, synced: sg.generation,
 			}
 			if consumer {
@@ -161,18 +161,36 @@ func (co *coordinator) resume(saved []savedGroup) {
 	}
 }
 
+// resumedSession is a resumed member's session timeout: the saved one
+// within the server's MinSessionTimeout and MaxSessionTimeout, as
+// JoinGroup bounds it, so that a member whose client never comes back
+// expires, and its partitions pass on, within the longest session this
+// server grants. A saved value outside them is taken as sound and
+// clamped, not as damage: the file's checksum tells damage apart, and a
+// server given other bounds (Options) than the one that wrote the file
+// saved such values soundly, and its groups should resume as any. Clamping is logged.
+func (co *coordinator) resumedSession(group, member string, saved time.Duration) time.Duration {
+	d := co.s.opts.boundSession(saved)
+	if d != saved {
+		co.s.opts.Logger.Warn("kafka: resumed group member's session timeout is outside the server's bounds: clamped",
+			"group", group, "member", member, "saved", saved, "session", d)
+	}
+	return d
+}
+
 // resumeRunnelMember makes the runnel side of a resumed member: its
 // Consumers succeed the saved incarnations, and its client is taken to
 // hold what the file says, as given in the group's generation. Nil if it
 // cannot be made: the member is left out.
 func resumeRunnelMember(g *group, m *member, saved *savedRunnelSide) *runnelMember {
-	rm, err := newRunnelMember(g, m.id, saved.lease)
+	// The lease is the session timeout of the member's first JoinGroup
+	// (newRunnelMember), so the file's is bounded as one.
+	rm, err := newRunnelMember(g, m.id, g.co.s.opts.boundSession(saved.lease))
 	if err != nil {
 		return nil
 	}
 	topics, eager := subscription(m.protocols)
 	rm.mu.Lock()
-	rm.lease = saved.lease
 	rm.topics, rm.eager = topics, eager
 	rm.gen, rm.givenGen = g.generation, g.generation
 	rm.given, rm.held = saved.given, saved.held

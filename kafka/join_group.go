@@ -50,7 +50,7 @@ func (c *conn) joinGroup(req *kmsg.JoinGroupRequest) kmsg.Response {
 	switch {
 	case !c.s.validGroup(req.Group):
 		return fail(kerr.InvalidGroupID.Code)
-	case session < opts.MinSessionTimeout || session > opts.MaxSessionTimeout:
+	case opts.boundSession(session) != session:
 		return fail(kerr.InvalidSessionTimeout.Code)
 	case req.ProtocolType == "" || len(req.Protocols) == 0:
 		return fail(kerr.InconsistentGroupProtocol.Code)

@@ -193,4 +193,12 @@ func (o *Options) withDefaults() (Options, error) {
 	return c, nil
 }
 
+// boundSession is the session timeout d within MinSessionTimeout and
+// MaxSessionTimeout: d itself, or the nearer bound. JoinGroup refuses a
+// d it changes (INVALID_SESSION_TIMEOUT), as Kafka does; a resumed
+// group's member is given it (group_resume.go).
+func (o *Options) boundSession(d time.Duration) time.Duration {
+	return min(max(d, o.MinSessionTimeout), o.MaxSessionTimeout)
+}
+
 var errInvalidOption = errors.New("kafka: invalid option")
