@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -8,11 +9,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DescribeConfigs: v0-4, for topics (configs.go) and the broker (the
+// DescribeConfigs: v0-4, for topics (configs.go), the broker (the
 // server's options that Kafka tools look for), with each config's type,
-// synonyms and documentation when asked, as Kafka's broker gives them.
-// The broker resource named "" is the cluster-wide dynamic defaults, not
-// broker 0: none here, as in Kafka when none were set.
+// synonyms and documentation when asked, as Kafka's broker gives them,
+// and the broker's loggers (broker_loggers.go). The broker resource named
+// "" is the cluster-wide dynamic defaults, not broker 0: none here, as in
+// Kafka when none were set. Another broker id, or another resource type,
+// is refused with INVALID_REQUEST, as Kafka's broker refuses them.
 
 func init() { supports(kmsg.DescribeConfigs, 0, 4) }
 
@@ -21,6 +24,9 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	for _, r := range req.Resources {
 		rr := kmsg.NewDescribeConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		invalid := func(msg string) {
+			rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, &msg
+		}
 		var configs []topicConfig
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
@@ -33,22 +39,30 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 				configs = c.s.topicConfigs(cfg)
 			}
 		case kmsg.ConfigResourceTypeBroker:
-			switch r.ResourceName {
-			case "0":
-				configs = c.s.brokerConfigs()
-			case "":
+			switch {
+			case r.ResourceName == "":
 				// The cluster's dynamic defaults, which only
 				// AlterConfigs sets, and runnel's refuses for brokers.
+			case isThisBroker(r.ResourceName):
+				configs = c.s.brokerConfigs()
 			default:
-				rr.ErrorCode = kerr.InvalidRequest.Code
+				invalid(fmt.Sprintf("unexpected broker id %q: this is broker 0, and \"\" names the cluster's defaults", r.ResourceName))
+			}
+		case kmsg.ConfigResourceTypeBrokerLogger:
+			if !isThisBroker(r.ResourceName) {
+				invalid(fmt.Sprintf("unexpected broker id %q: this is broker 0", r.ResourceName))
+				break
+			}
+			for _, rc := range c.s.brokerLoggers() {
+				if asked(r.ConfigNames, rc.Name) {
+					rr.Configs = append(rr.Configs, rc)
+				}
 			}
 		default:
-			rr.ErrorCode = kerr.InvalidRequest.Code
+			invalid(fmt.Sprintf("resource type %v has no configs here", r.ResourceType))
 		}
 		for _, tc := range configs {
-			// No names, null or an empty list, asks for all, as
-			// Kafka's broker takes them.
-			if len(r.ConfigNames) > 0 && !slices.Contains(r.ConfigNames, tc.name) {
+			if !asked(r.ConfigNames, tc.name) {
 				continue
 			}
 			rc := kmsg.NewDescribeConfigsResponseResourceConfig()
@@ -73,6 +87,21 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return resp
+}
+
+// asked reports whether a DescribeConfigs resource asks for config name:
+// no names, null or an empty list, asks for all, as Kafka's broker takes
+// them.
+func asked(names []string, name string) bool {
+	return len(names) == 0 || slices.Contains(names, name)
+}
+
+// isThisBroker reports whether a broker resource's name is this server,
+// broker 0, read as Kafka's broker reads it (an integer: "00" and "+0"
+// name it too).
+func isThisBroker(name string) bool {
+	id, err := strconv.Atoi(name)
+	return err == nil && id == 0
 }
 
 // synonyms lists where a config's value may come from, first the one in

@@ -103,7 +103,10 @@
 // taken and APPEND compact refused. DescribeConfigs reports all nine,
 // the fixed ones read-only at runnel's value, as defaults, and, when
 // asked, as Kafka's broker does, each one's synonyms (the value set, then
-// the default) and documentation.
+// the default) and documentation. DescribeConfigs of the broker's loggers
+// (BROKER_LOGGER, named "0") answers one, "root", at the least severe
+// level Options.Logger is enabled for in log4j's names (OFF for the
+// default, which discards), read-only since the Logger's owner sets it.
 //
 // # Groups
 //
