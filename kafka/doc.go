@@ -124,6 +124,13 @@
 // only after that member was given an assignment without it and joined
 // again — what a client does only after it stopped reading the partition —
 // so a Kafka member and another member never own one partition at once.
+// A JoinGroup that lingered (sent on a connection its client gave up,
+// read late) and names a generation older than the one its client was
+// last answered an assignment in does not count as the client letting
+// go: the server keeps holding what the client may read, and answers
+// REBALANCE_IN_PROGRESS to a SyncGroup whose assignment such a join
+// overtook. A join at generation -1, or with consumer metadata older than
+// v2 (no generation), cannot be told stale and is taken as it says.
 // That holds across the server's death too: each Kafka member's runnel
 // membership leaves a lease of its session timeout on the partitions it
 // owns (runnel.ConsumerOptions.Lease), so when the server dies (SIGKILL,

@@ -46,21 +46,23 @@ type runnelMember struct {
 	errMu sync.Mutex
 	err   error // from closing the Consumers
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	topics   []string         // wanted (subscribed), sorted
-	open     []string         // topics with a Consumer, sorted
-	owned    map[string][]int // per topic: owned and not being revoked
-	revoking map[string][]int // per topic: owned, waiting for the client to let go
-	held     map[string][]int // per topic: what the Kafka client may be reading
-	given    map[string][]int // per topic: the last assignment SyncGroup gave
-	eager    bool             // the client gives everything up when it rejoins
-	gen      int32            // the current generation
-	givenGen int32            // the generation of the last assignment given
-	ticks    uint64           // completed ticks of run
-	genTick  uint64           // the first tick after the current generation began
-	closing  bool
-	abandon  bool // closing leaves the partitions' leases in place (the server shuts down)
+	mu        sync.Mutex
+	cond      *sync.Cond
+	topics    []string         // wanted (subscribed), sorted
+	open      []string         // topics with a Consumer, sorted
+	owned     map[string][]int // per topic: owned and not being revoked
+	revoking  map[string][]int // per topic: owned, waiting for the client to let go
+	held      map[string][]int // per topic: what the Kafka client may be reading
+	given     map[string][]int // per topic: the last assignment SyncGroup gave
+	eager     bool             // the client gives everything up when it rejoins
+	gen       int32            // the current generation
+	givenGen  int32            // the generation of the last assignment given
+	syncedGen int32            // the newest generation whose SyncGroup answered the client an assignment
+	heldSet   uint64           // counts the JoinGroups that set held: a SyncGroup computed before the last is not answered
+	ticks     uint64           // completed ticks of run
+	genTick   uint64           // the first tick after the current generation began
+	closing   bool
+	abandon   bool // closing leaves the partitions' leases in place (the server shuts down)
 
 	incarnations map[string]runnel.Incarnation // per topic: its Consumer's, for the state file
 	predecessors map[string]runnel.Incarnation // per topic: whose partitions a resumed member takes back (group_resume.go)
@@ -98,12 +100,40 @@ func newRunnelMember(g *group, id string, session time.Duration) (*runnelMember,
 
 // subscribe sets the topics from the member's protocol metadata (the
 // consumer protocol's ConsumerMemberMetadata, the same in every protocol a
-// client offers), at a JoinGroup. It never blocks: run picks the list up.
+// client offers), at a JoinGroup, and what its client holds. It never
+// blocks: run picks the list up.
 func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, refused bool) {
 	topics, eager := subscription(protocols)
+	gen, known := claimGeneration(protocols)
 	rm.mu.Lock()
+	defer func() {
+		rm.mu.Unlock()
+		select {
+		case <-rm.subs:
+		default:
+		}
+		rm.subs <- topics
+	}()
 	rm.topics = topics
 	rm.eager = eager
+	// A JoinGroup that lingered (sent on a connection its client then
+	// gave up, read late by a server that paused) may be read only after
+	// the client's later JoinGroup and SyncGroup. What it says the client
+	// holds is older than what that SyncGroup gave, and taken for what
+	// the client holds it would let a partition being revoked pass to
+	// another member while the client, given it, reads it. Its generation
+	// tells it: a client's only grows (the Java client's falls to -1 when
+	// it is refused, which says nothing), so a claim made in an older
+	// generation than the client was last answered an assignment in was
+	// made before that answer. It still joins, with the subscription it
+	// names, as a duplicate JoinGroup does; what the client holds stays
+	// as it is until a JoinGroup sent since says. A client refused since
+	// dropped everything, whatever it says.
+	if known && gen >= 0 && gen < rm.syncedGen && !refused {
+		rm.opts.Logger.Info("kafka: JoinGroup older than the member's last assignment: what its client holds is kept",
+			"group", rm.g.name, "member", rm.id, "generation", gen, "assigned in", rm.syncedGen)
+		return
+	}
 	// A client rejoins only after giving up what it lost: an eager one
 	// gives up everything, a cooperative one keeps what it says it owns
 	// (or, if it does not say, its last assignment) — unless it was told
@@ -122,14 +152,9 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 	default:
 		maps.Copy(rm.held, rm.given)
 	}
+	rm.heldSet++
 	rm.unrejoined = false
 	rm.cond.Broadcast()
-	rm.mu.Unlock()
-	select {
-	case <-rm.subs:
-	default:
-	}
-	rm.subs <- topics
 }
 
 // cooperativeProtocol is the one consumer protocol (assignor) whose
@@ -177,6 +202,23 @@ func ownedClaim(protocols []kmsg.JoinGroupRequestProtocol) (owned map[string][]i
 		slices.Sort(owned[tp.Topic])
 	}
 	return owned, true
+}
+
+// claimGeneration is the generation a client says it is in as it joins:
+// that of ConsumerMemberMetadata v2 on (KIP-792), which franz-go and the
+// Java client fill in with the generation of the last JoinGroup answer
+// they had, librdkafka's cooperative-sticky with that of its last
+// assignment; -1 for none (before the first; always, from librdkafka's
+// range and roundrobin). known is false for metadata that names none (v0
+// and v1) or cannot be read whole.
+func claimGeneration(protocols []kmsg.JoinGroupRequestProtocol) (gen int32, known bool) {
+	for _, p := range protocols {
+		var meta kmsg.ConsumerMemberMetadata
+		if meta.ReadFrom(p.Metadata) == nil && meta.Version >= 2 {
+			return meta.Generation, true
+		}
+	}
+	return 0, false
 }
 
 // subscribedTopics reads the topics of consumer protocol member metadata,
@@ -447,8 +489,9 @@ func (rm *runnelMember) revoked(topic string, c *runnel.Consumer, cons map[strin
 
 // assignment waits (up to settle) until runnel's ownership is settled for
 // the generation gen began, records what it gives the client as held,
-// and returns it in the consumer protocol's encoding.
-func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
+// and returns it in the consumer protocol's encoding, with what answered
+// needs to tell whether a JoinGroup set what the client holds since.
+func (rm *runnelMember) assignment(gen int32, settle time.Duration) (assignment []byte, heldSet uint64) {
 	deadline := time.Now().Add(settle)
 	rm.mu.Lock()
 	for rm.ticks < rm.genTick+1 && !rm.closing && time.Now().Before(deadline) {
@@ -461,6 +504,7 @@ func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
 	}
 	rm.mu.Lock()
 	given := rm.giveLocked()
+	heldSet = rm.heldSet
 	rm.mu.Unlock()
 	var a kmsg.ConsumerMemberAssignment
 	for _, topic := range slices.Sorted(maps.Keys(given)) {
@@ -470,7 +514,24 @@ func (rm *runnelMember) assignment(gen int32, settle time.Duration) []byte {
 		}
 		a.Topics = append(a.Topics, t)
 	}
-	return a.AppendTo(nil)
+	return a.AppendTo(nil), heldSet
+}
+
+// answered reports whether the assignment a SyncGroup of generation gen
+// computed (with heldSet, from assignment) may be answered, and if so
+// notes that the client was answered one in gen (subscribe). It may not
+// once a JoinGroup of the member set what the client holds since: what it
+// gave is then no longer held, and a partition of it may have passed on.
+// Only a JoinGroup that lingered comes between a client's SyncGroup and
+// its answer; the client, answered REBALANCE_IN_PROGRESS, joins again.
+func (rm *runnelMember) answered(gen int32, heldSet uint64) bool {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.heldSet != heldSet {
+		return false
+	}
+	rm.syncedGen = max(rm.syncedGen, gen)
+	return true
 }
 
 // giveLocked makes the owned partitions (less those being revoked) the

@@ -192,7 +192,7 @@ func resumeRunnelMember(g *group, m *member, saved *savedRunnelSide) *runnelMemb
 	topics, eager := subscription(m.protocols)
 	rm.mu.Lock()
 	rm.topics, rm.eager = topics, eager
-	rm.gen, rm.givenGen = g.generation, g.generation
+	rm.gen, rm.givenGen, rm.syncedGen = g.generation, g.generation, g.generation
 	rm.given, rm.held = saved.given, saved.held
 	rm.predecessors = saved.incarnations
 	rm.resuming, rm.unrejoined = true, true

@@ -48,16 +48,9 @@ func TestGroupResumeSessionBounded(t *testing.T) {
 
 	ts := startServerOn(t, l, &Options{Advertise: advertise, MinSessionTimeout: 100 * time.Millisecond, MaxSessionTimeout: 2 * time.Second})
 	waitFor(t, "the group to be resumed", func() bool { return logsContain(ts, "kafka: group resumed") })
-	native, err := l.Consumer(topic, &runnel.ConsumerOptions{Group: group, MemberName: "native"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer native.Close()
+	native := pollNative(t, l, topic, &runnel.ConsumerOptions{Group: group, MemberName: "native"})
 	waitFor(t, "the resumed member to expire and the native member to get every partition", func() bool {
-		if _, err := native.TryPoll(); err != nil {
-			t.Fatal(err)
-		}
-		return slices.Equal(native.Partitions(), []int{0, 1})
+		return slices.Equal(native.partitions(), []int{0, 1})
 	})
 	if !logsContain(ts, "clamped") {
 		t.Error("the clamped session was not logged")

@@ -221,10 +221,13 @@ func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 	settle := min(syncSettle, m.session/3)
 	g.mu.Unlock()
 
-	assignment := rn.assignment(gen, settle)
+	assignment, heldSet := rn.assignment(gen, settle)
+	if testHookSyncAssigned != nil {
+		testHookSyncAssigned()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.members[m.id] != m || g.generation != gen {
+	if g.members[m.id] != m || g.generation != gen || !rn.answered(gen, heldSet) {
 		resp.ErrorCode = errRebalancing
 		return resp
 	}
@@ -234,6 +237,10 @@ func (c *conn) syncGroup(req *kmsg.SyncGroupRequest) kmsg.Response {
 	resp.MemberAssignment = assignment
 	return resp
 }
+
+// testHookSyncAssigned, if set, runs when a consumer-protocol SyncGroup
+// has its assignment and is about to answer it.
+var testHookSyncAssigned func()
 
 // syncLeaderAssignment is SyncGroup for protocols runnel does not
 // interpret: the leader's assignment is handed out, as Kafka does. Called
