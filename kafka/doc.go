@@ -124,13 +124,6 @@
 // only after that member was given an assignment without it and joined
 // again — what a client does only after it stopped reading the partition —
 // so a Kafka member and another member never own one partition at once.
-// A JoinGroup that lingered (sent on a connection its client gave up,
-// read late) and names a generation older than the one its client was
-// last answered an assignment in does not count as the client letting
-// go: the server keeps holding what the client may read, and answers
-// REBALANCE_IN_PROGRESS to a SyncGroup whose assignment such a join
-// overtook. A join at generation -1, or with consumer metadata older than
-// v2 (no generation), cannot be told stale and is taken as it says.
 // That holds across the server's death too: each Kafka member's runnel
 // membership leaves a lease of its session timeout on the partitions it
 // owns (runnel.ConsumerOptions.Lease), so when the server dies (SIGKILL,
@@ -146,6 +139,15 @@
 // session runs out while the shutdown waits for requests under way (it
 // answers no heartbeat then); a member that leaves (LeaveGroup), times out or is
 // replaced by a new static instance hands its partitions over at once.
+// A JoinGroup that lingered (sent on a connection its client gave up,
+// read late) and names a generation older than the one its client was
+// last answered an assignment in does not count as the client letting
+// go: the server keeps holding what the client may read (and, if it is
+// taking a partition away, asks for another rebalance once the client is
+// answered an assignment after such a join), and answers
+// REBALANCE_IN_PROGRESS to a SyncGroup whose assignment such a join
+// overtook. A join at generation -1, or with consumer metadata older than
+// v2 (no generation), cannot be told stale and is taken as it says.
 //
 // A server restarted at the same address resumes its groups, as a Kafka
 // coordinator that takes a group over loads it from __consumer_offsets:

@@ -59,6 +59,7 @@ type runnelMember struct {
 	givenGen  int32            // the generation of the last assignment given
 	syncedGen int32            // the newest generation whose SyncGroup answered the client an assignment
 	heldSet   uint64           // counts the JoinGroups that set held: a SyncGroup computed before the last is not answered
+	heldKept  bool             // the last JoinGroup was taken as stale, and left held as it was
 	ticks     uint64           // completed ticks of run
 	genTick   uint64           // the first tick after the current generation began
 	closing   bool
@@ -132,6 +133,7 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 	if known && gen >= 0 && gen < rm.syncedGen && !refused {
 		rm.opts.Logger.Info("kafka: JoinGroup older than the member's last assignment: what its client holds is kept",
 			"group", rm.g.name, "member", rm.id, "generation", gen, "assigned in", rm.syncedGen)
+		rm.heldKept = true
 		return
 	}
 	// A client rejoins only after giving up what it lost: an eager one
@@ -153,6 +155,7 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 		maps.Copy(rm.held, rm.given)
 	}
 	rm.heldSet++
+	rm.heldKept = false
 	rm.unrejoined = false
 	rm.cond.Broadcast()
 }
@@ -462,18 +465,27 @@ func (rm *runnelMember) revoked(topic string, c *runnel.Consumer, cons map[strin
 		delete(rm.revoking, topic)
 		rm.mu.Unlock()
 	}()
-	asked := false
+	askedAt := int32(-1) // syncedGen when the rebalance was last asked for
 	for {
 		rm.mu.Lock()
 		held := slices.ContainsFunc(rm.held[topic], func(p int) bool { return slices.Contains(ps, p) })
 		closing := rm.closing
+		synced, kept := rm.syncedGen, rm.heldKept
 		rm.mu.Unlock()
 		if !held || closing {
 			return
 		}
-		if !asked {
+		if askedAt < 0 || synced != askedAt && kept {
+			// Asked once, and again each time the client is answered
+			// an assignment (without ps) after a join taken as stale
+			// (subscribe): a client that lost the answer it was taken
+			// to have may have lost nothing it knew of since, and not
+			// join again by itself. Otherwise the client, having lost
+			// ps, joins again once it let go of them, however long its
+			// revoke takes; a rebalance asked for meanwhile would drop
+			// it at the rebalance timeout.
 			rm.g.requestRebalance()
-			asked = true
+			askedAt = synced
 		}
 		select {
 		case <-rm.stop:

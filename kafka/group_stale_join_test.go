@@ -101,6 +101,53 @@ func TestJoinAtNoGenerationLetsGo(t *testing.T) {
 	waitFor(t, "the native member to get a partition", func() bool { return len(native.partitions()) == 1 })
 }
 
+// TestStaleJoinRevokeEnds: a cooperative client whose SyncGroup answer
+// was lost (librdkafka then keeps claiming the generation of the last
+// assignment it had) joins as if it had never been given what the server
+// answered, and the server, taking the join for one sent before, keeps
+// holding what it gave. The client is then given only a partition it
+// did not know it had lost, so it does not join again by itself: the
+// revoke that waits for it must ask for another rebalance, or the
+// native member never gets the partition. The client here is given
+// nothing first (its topic does not exist yet), then both partitions in
+// the answer it loses, then one.
+func TestStaleJoinRevokeEnds(t *testing.T) {
+	ts := startServer(t, fastGroups)
+	const topic, group = "lx", "lxg"
+	k := newRawConsumer(t, ts, group, topic, cooperativeProtocol)
+	j := k.join(-1, nil)
+	if ps, ok := k.sync(j.Generation); !ok || len(ps) > 0 {
+		t.Fatalf("first sync: %v %v, want nothing given", ps, ok)
+	}
+	first := j.Generation
+	ts.createTopic(topic, 2)
+	waitFor(t, "the member to take the new topic's partitions and ask for a rebalance", func() bool {
+		return rawHeartbeat(k.rc, group, k.id, j.Generation) == errRebalancing
+	})
+	j = k.join(first, nil)
+	waitFor(t, "the member to be given both partitions, an answer its client loses", func() bool { return len(k.given(j.Generation)) == 2 })
+
+	native := pollNative(t, ts.log, topic, &runnel.ConsumerOptions{Group: group, MemberName: "native"})
+	waitFor(t, "runnel to take a partition from the member, which asks for a rebalance", func() bool {
+		return revoking(ts.srv, group) && rawHeartbeat(k.rc, group, k.id, j.Generation) == errRebalancing
+	})
+	j = k.join(first, nil) // as librdkafka does, having lost the answer
+	var kept []int32
+	waitFor(t, "the member to be given one partition", func() bool {
+		kept = k.given(j.Generation)
+		return len(kept) == 1
+	})
+	// The client lost nothing it knew of, and joins only when told to.
+	waitFor(t, "a rebalance to be asked for", func() bool {
+		return rawHeartbeat(k.rc, group, k.id, j.Generation) == errRebalancing
+	})
+	k.join(j.Generation, kept)
+	waitFor(t, "the native member to get the other partition", func() bool {
+		ps := native.partitions()
+		return len(ps) == 1 && int32(ps[0]) != kept[0]
+	})
+}
+
 // rawConsumer is a consumer-protocol group member driven by raw requests,
 // with ConsumerMemberMetadata v3 as franz-go and the Java client send it.
 type rawConsumer struct {
@@ -146,19 +193,24 @@ func (k *rawConsumer) join(gen int32, owned []int32) *kmsg.JoinGroupResponse {
 // given syncs in generation gen and returns the partitions given, sorted
 // (nil if the sync failed).
 func (k *rawConsumer) given(gen int32) []int32 {
-	sync := kmsg.NewPtrSyncGroupRequest()
-	sync.Version, sync.Group, sync.MemberID, sync.Generation = 3, k.group, k.id, gen
-	sr := k.rc.request(sync).(*kmsg.SyncGroupResponse)
+	ps, _ := k.sync(gen)
+	return ps
+}
+
+// sync syncs in generation gen; ok is false if the sync failed.
+func (k *rawConsumer) sync(gen int32) (ps []int32, ok bool) {
+	req := kmsg.NewPtrSyncGroupRequest()
+	req.Version, req.Group, req.MemberID, req.Generation = 3, k.group, k.id, gen
+	sr := k.rc.request(req).(*kmsg.SyncGroupResponse)
 	var got kmsg.ConsumerMemberAssignment
 	if sr.ErrorCode != 0 || got.ReadFrom(sr.MemberAssignment) != nil {
-		return nil
+		return nil, false
 	}
-	var ps []int32
 	for _, tp := range got.Topics {
 		ps = append(ps, tp.Partitions...)
 	}
 	slices.Sort(ps)
-	return ps
+	return ps, true
 }
 
 // runnelSide is the runnel side of member id of group.
