@@ -148,6 +148,12 @@
 // REBALANCE_IN_PROGRESS to a SyncGroup whose assignment such a join
 // overtook. A join at generation -1, or with consumer metadata older than
 // v2 (no generation), cannot be told stale and is taken as it says.
+// Neither does an ILLEGAL_GENERATION answer count as the client letting
+// go: the request it answered may have lingered too, its answer never
+// read, and a client that did act on one drops everything as lost and
+// joins claiming nothing, which counts. Only a cooperative client's join
+// that says nothing of what it owns (consumer metadata v0) is taken, after
+// such an answer, to hold nothing.
 //
 // A server restarted at the same address resumes its groups, as a Kafka
 // coordinator that takes a group over loads it from __consumer_offsets:

@@ -211,7 +211,7 @@ type member struct {
 	joinVersion int16
 	assignment  []byte // the last SyncGroup answer
 	synced      int32  // generation of that answer
-	refused     bool   // told ILLEGAL_GENERATION since it last joined: it let go of everything
+	refused     bool   // answered ILLEGAL_GENERATION since it last joined; counts only for a join that does not say what the client owns (runnelMember.subscribe)
 
 	rn *runnelMember // consumer protocol: its runnel memberships
 }
@@ -556,7 +556,9 @@ func (g *group) check(memberID string, instanceID *string, generation int32) (*m
 	case m == nil:
 		return nil, errUnknownMemberID
 	case generation != g.generation:
-		// The client drops its partitions, as lost, and joins again.
+		// A client that reads the answer drops its partitions, as
+		// lost, and joins again; the request may have lingered, and
+		// its answer never be read.
 		m.refused = true
 		return m, errIllegalGeneration
 	}

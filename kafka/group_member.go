@@ -128,30 +128,39 @@ func (rm *runnelMember) subscribe(protocols []kmsg.JoinGroupRequestProtocol, ref
 	// generation than the client was last answered an assignment in was
 	// made before that answer. It still joins, with the subscription it
 	// names, as a duplicate JoinGroup does; what the client holds stays
-	// as it is until a JoinGroup sent since says. A client refused since
-	// dropped everything, whatever it says.
-	if known && gen >= 0 && gen < rm.syncedGen && !refused {
+	// as it is until a JoinGroup sent since says. A refusal since does
+	// not make it count (see below): a client that acted on one dropped
+	// everything, and a join it sent since claims nothing.
+	if known && gen >= 0 && gen < rm.syncedGen {
 		rm.opts.Logger.Info("kafka: JoinGroup older than the member's last assignment: what its client holds is kept",
 			"group", rm.g.name, "member", rm.id, "generation", gen, "assigned in", rm.syncedGen)
 		rm.heldKept = true
 		return
 	}
 	// A client rejoins only after giving up what it lost: an eager one
-	// gives up everything, a cooperative one keeps what it says it owns
-	// (or, if it does not say, its last assignment) — unless it was told
-	// its generation is not the group's (refused), after which every
-	// client drops all it had, as lost. Its claim is what counts: one
-	// that dropped all as lost for another reason (franz-go does at a
-	// heartbeat that cannot reach the server) claims nothing, and, taken
+	// gives up everything, a cooperative one keeps what it says it owns.
+	// Its claim is what counts: one that dropped all as lost (franz-go
+	// does at a heartbeat that cannot reach the server; franz-go,
+	// librdkafka and the Java client do when they act on an
+	// ILLEGAL_GENERATION) claims nothing, and, taken
 	// to hold its last assignment, would never join again to let go of
-	// what it was not given anew, nor a revoke of it end.
+	// what it was not given anew, nor a revoke of it end. The server's
+	// refusals (ILLEGAL_GENERATION since the member last joined) say
+	// less: one may have answered a request that lingered, on a
+	// connection the client gave up, and never been read; the Java
+	// client ignores one for a generation it has left, librdkafka an
+	// OffsetCommit's while it rebalances. Taken as the client dropping
+	// everything, it let a partition being revoked pass on while the
+	// client, claiming it, read it. It counts only for a client that
+	// does not say what it owns: taken to keep its last assignment, one
+	// that dropped it would not join again to let go of the rest.
 	clear(rm.held)
 	claim, claimed := ownedClaim(protocols)
 	switch {
-	case rm.eager || refused:
+	case rm.eager:
 	case claimed:
 		maps.Copy(rm.held, claim)
-	default:
+	case !refused:
 		maps.Copy(rm.held, rm.given)
 	}
 	rm.heldSet++
