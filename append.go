@@ -272,7 +272,7 @@ func (p *partition) dropActive() {
 func (p *partition) openActive(base int64) error {
 	p.dropActive()
 	path := segmentPath(p.dir, base, logExt)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openRegular(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("runnel: open segment: %w", err)
 	}

@@ -598,7 +598,7 @@ const maxServerStateFile = 1 << 20
 // readFlocked reads the file at path under a shared flock, waiting for
 // it only until ctx ends.
 func readFlocked(ctx context.Context, path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if err != nil {
 		return nil, err
 	}

@@ -157,7 +157,7 @@ func (b *backup) copySegments(pc *partCopy) error {
 		last := i == len(todo)-1
 		callBackupHook("segment", pc.pp.p.topic.name, pc.pp.p.id, base)
 		path := segmentPath(pc.src, base, logExt)
-		src, err := os.Open(path)
+		src, err := openRegularRead(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			if ce := leadsNowhere(path, err); ce != nil {
 				// Not retention's doing: the segments before it are there.

@@ -235,7 +235,7 @@ func syncSegments(dir string, first, last int64, logs bool) error {
 // remove it while the sync runs: the removed file's space is freed when
 // the sync returns and closes it, not before.
 func syncFile(path string) error {
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // removed by retention meanwhile
 	}

@@ -434,7 +434,7 @@ func (p *partition) awaitWoken() {
 func (p *partition) syncSegment(base int64) error {
 	sf := p.cur.Load()
 	if sf == nil || sf.base != base || !sf.acquire() {
-		f, err := os.OpenFile(segmentPath(p.dir, base, logExt), os.O_RDWR, 0)
+		f, err := openRegular(segmentPath(p.dir, base, logExt), os.O_RDWR, 0)
 		if err != nil {
 			return fmt.Errorf("runnel: sync segment: %w", err)
 		}

@@ -1,7 +1,5 @@
 package runnel
 
-import "os"
-
 // walkToEnd moves the cursor, on segment base of a partition in dir whose
 // file is size bytes, to the end of its good frames, reading headers only:
 // from the segment's last index entry when that entry points at a frame of
@@ -37,7 +35,7 @@ func (c *cursor) walkToEnd(dir string, base, size int64) (segFrame, frameStatus,
 // whole file where it cannot be read.
 func dataSize(dir string, base, size int64) int64 {
 	path := segmentPath(dir, base, logExt)
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if err != nil {
 		return size
 	}

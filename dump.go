@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
-	"os"
 	"time"
 
 	"github.com/runnel-log/runnel/internal/frame"
@@ -99,7 +98,7 @@ func dumpLogStart(p *partition, yield func(DumpFrame, error) bool) bool {
 // dumpSegment yields one segment's frames; it reports whether to go on.
 func dumpSegment(p *partition, base, from int64, seek bool, yield func(DumpFrame, error) bool) bool {
 	path := segmentPath(p.dir, base, logExt)
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if ce := leadsNowhere(path, err); ce != nil {
 			return yield(DumpFrame{Path: path, Base: -1, Problem: ce.Err.Error()}, nil)

@@ -4,9 +4,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/runnel-log/runnel/internal/regfile"
 )
+
+// openRegular is os.OpenFile for a file of the log's directory, by
+// regfile.Open's rule: whatever is there but a regular file (a FIFO,
+// which an open for reading would wait on for good, a directory, a
+// device) is damage, a *CorruptError naming the file and what it is,
+// found without waiting.
+func openRegular(path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := regfile.Open(path, flag, perm)
+	var pe *fs.PathError
+	if errors.Is(err, regfile.ErrNotRegular) && errors.As(err, &pe) {
+		return nil, &CorruptError{Path: pe.Path, Pos: -1, Offset: -1, Err: pe.Err}
+	}
+	return f, err
+}
+
+// openRegularRead is os.Open by openRegular's rule.
+func openRegularRead(path string) (*os.File, error) {
+	return openRegular(path, os.O_RDONLY, 0)
+}
 
 // writeFileAtomic replaces path with data so that a crash leaves either the
 // old file or the new one, never a mix: write a temp file, fsync it, rename
@@ -102,9 +124,10 @@ var errFileTooLarge = errors.New("larger than any runnel writes")
 // readSmallFile reads a file this package writes small (the format file,
 // a topic's topic.json) and fails with errFileTooLarge past max bytes:
 // what the file's size, or an endless file where it should be, says
-// never decides the allocation.
+// never decides the allocation. Anything but a regular file there is
+// openRegular's *CorruptError.
 func readSmallFile(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if err != nil {
 		return nil, err
 	}

@@ -93,7 +93,7 @@ func readTimeIndex(path string, maxEntries, maxRel int64) ([]timeEntry, error) {
 // empty. The limit comes from the log's size, so a damaged index can never
 // make runnel allocate more than the log justifies.
 func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -333,10 +333,10 @@ func openIndexWriter(dir string, base, logSize, interval int64, logFile segmentF
 		w.consistent = chk.ok
 	}
 	w.entries, w.timeEntries = int64(len(entries)), int64(len(tentries))
-	if w.off, err = os.OpenFile(w.offPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if w.off, err = openRegular(w.offPath, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		return nil, err
 	}
-	if w.tim, err = os.OpenFile(segmentPath(dir, base, timeIndexExt), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+	if w.tim, err = openRegular(segmentPath(dir, base, timeIndexExt), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
 		w.off.Close()
 		return nil, err
 	}
@@ -528,7 +528,7 @@ type indexedWalk struct {
 // nothing else.
 func indexSegment(dir string, base, interval int64) (indexedWalk, error) {
 	var iw indexedWalk
-	f, err := os.Open(segmentPath(dir, base, logExt))
+	f, err := openRegularRead(segmentPath(dir, base, logExt))
 	if err != nil {
 		return iw, err
 	}

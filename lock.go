@@ -200,11 +200,11 @@ func (l *lockFile) openFile() (*os.File, error) {
 	if l.existing {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(l.path, flag, 0o644)
+	f, err := openRegular(l.path, flag, 0o644)
 	if err == nil || !isPermission(err) {
 		return f, err
 	}
-	rf, rerr := os.Open(l.path)
+	rf, rerr := openRegularRead(l.path)
 	if rerr != nil {
 		return nil, err
 	}

@@ -87,6 +87,9 @@ func readLogStart(dir string) (int64, error) {
 	if errors.Is(err, errFileTooLarge) {
 		return decodeLogStart(path, make([]byte, logStartSize+1))
 	}
+	if errors.Is(err, ErrCorrupt) {
+		return 0, err // not a regular file (openRegular)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("runnel: read %s: %w", path, err)
 	}

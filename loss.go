@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -127,7 +126,7 @@ func indexHint(dir string) (next int64, ok bool) {
 	}
 	base := bases[len(bases)-1]
 	last := func(ext string, size int64, n int) []byte {
-		f, err := os.Open(segmentPath(dir, base, ext))
+		f, err := openRegularRead(segmentPath(dir, base, ext))
 		if err != nil {
 			return nil
 		}

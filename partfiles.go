@@ -203,7 +203,7 @@ func (p *partition) reopenParked() {
 		return
 	}
 	p.parked = nil
-	f, err := os.OpenFile(a.path, os.O_RDWR, 0)
+	f, err := openRegular(a.path, os.O_RDWR, 0)
 	if err != nil {
 		return
 	}
@@ -212,12 +212,12 @@ func (p *partition) reopenParked() {
 		f.Close()
 		return
 	}
-	off, err := os.OpenFile(a.idx.offPath, os.O_RDWR, 0)
+	off, err := openRegular(a.idx.offPath, os.O_RDWR, 0)
 	if err != nil {
 		f.Close()
 		return
 	}
-	tim, err := os.OpenFile(segmentPath(p.dir, a.base, timeIndexExt), os.O_RDWR, 0)
+	tim, err := openRegular(segmentPath(p.dir, a.base, timeIndexExt), os.O_RDWR, 0)
 	if err != nil {
 		f.Close()
 		off.Close()

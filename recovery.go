@@ -2,7 +2,6 @@ package runnel
 
 import (
 	"fmt"
-	"os"
 	"slices"
 
 	"github.com/runnel-log/runnel/internal/frame"
@@ -212,7 +211,7 @@ func (p *partition) checkpointUsable(cp checkpoint) bool {
 	if cp.pos == 0 {
 		return cp.next == cp.base
 	}
-	f, err := os.Open(segmentPath(p.dir, cp.base, logExt))
+	f, err := openRegularRead(segmentPath(p.dir, cp.base, logExt))
 	if err != nil {
 		return false
 	}

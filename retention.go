@@ -450,7 +450,7 @@ func segmentNewest(dir string, base, count, size int64, damaged func(path, why s
 		tentries = nil
 	}
 	path := segmentPath(dir, base, logExt)
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 1<<63 - 1, nil // removed meanwhile: certainly nothing to do
 	}

@@ -120,7 +120,7 @@ func (s *salvager) act(path string, pos, bytes, from, to int64) {
 func (s *salvager) segment(base, later int64) (int64, error) {
 	p := s.p
 	path := segmentPath(p.dir, base, logExt)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := openRegular(path, os.O_RDWR, 0)
 	if err != nil {
 		return -1, fmt.Errorf("runnel: salvage %s: %w", path, err)
 	}

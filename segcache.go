@@ -135,7 +135,7 @@ func (c *segCache) openFile(path string) (*os.File, error) {
 	c.opens++
 	c.peak = max(c.peak, c.open)
 	c.mu.Unlock()
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if err != nil {
 		c.mu.Lock()
 		c.open--

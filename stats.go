@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -320,7 +319,7 @@ func (p *partition) stats() PartitionStats {
 // the next fdatasync writes it anew).
 func (p *partition) durableOffset(endOffset int64) (int64, error) {
 	path := filepath.Join(p.dir, metaFileName)
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return endOffset, nil // nobody ever opened the partition to write
 	}

@@ -242,6 +242,9 @@ func (l *Log) readTopicFile(name string) (topicFile, error) {
 	if errors.Is(err, errFileTooLarge) {
 		return topicFile{}, &CorruptError{Path: path, Pos: maxTopicFileBytes, Offset: -1, Err: err}
 	}
+	if errors.Is(err, ErrCorrupt) {
+		return topicFile{}, err // not a regular file (openRegular)
+	}
 	if err != nil {
 		return topicFile{}, fmt.Errorf("runnel: read topic %s: %w", name, err)
 	}

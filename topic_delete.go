@@ -114,8 +114,8 @@ func (l *Log) readIntent(name string) (file, intent bool, err error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return false, false, nil
-	case errors.Is(err, errFileTooLarge):
-		return true, false, nil
+	case errors.Is(err, errFileTooLarge), errors.Is(err, ErrCorrupt):
+		return true, false, nil // something there, but no intent
 	case err != nil:
 		return false, false, fmt.Errorf("runnel: topic %s: %w", name, err)
 	}

@@ -175,7 +175,11 @@ func logStartWordAhead(p *partition, meta *metaMap, recorded int64) (int64, bool
 func (v *verifier) meta(p *partition) *metaMap {
 	path := filepath.Join(p.dir, metaFileName)
 	m, ckptOK, err := readMetaCopy(p.dir)
+	var ce *CorruptError
 	switch {
+	case errors.As(err, &ce):
+		v.problem(Problem{Kind: ProblemCorrupt, Topic: p.topic.name, Partition: p.id, Path: ce.Path, Pos: ce.Pos, Offset: -1, Detail: ce.Err.Error()})
+		return nil
 	case err != nil:
 		v.note("%s: unreadable (%v): what it says was committed is not checked", path, err)
 		return nil
@@ -197,7 +201,7 @@ func (v *verifier) segment(p *partition, base, later int64, meta *metaMap) (segC
 	sc := segCheck{next: base, maxTS: -1 << 63}
 	last := later < 0
 	path := segmentPath(p.dir, base, logExt)
-	f, err := os.Open(path)
+	f, err := openRegularRead(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if ce := leadsNowhere(path, err); ce != nil {
 			v.problem(Problem{Kind: ProblemCorrupt, Topic: p.topic.name, Partition: p.id, Path: path, Pos: -1, Offset: -1,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/runnel-log/runnel/internal/flockwait"
+	"github.com/runnel-log/runnel/internal/regfile"
 )
 
 // The server's own state in the log directory, under kafka/:
@@ -78,7 +79,7 @@ func loadClusterID(dir string) (string, error) {
 const maxClusterIDFile = 64
 
 func readClusterID(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return "", err
 	}
@@ -158,7 +159,7 @@ var testHookReserving func()
 // reserve moves the file's counter on by a block, under an exclusive
 // flock, durably, and returns the block's first id.
 func (a *pidAllocator) reserve(ctx context.Context) (int64, error) {
-	f, err := os.OpenFile(a.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := regfile.Open(a.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("kafka: producer ids: %w", err)
 	}

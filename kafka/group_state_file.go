@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/runnel-log/runnel/internal/flockwait"
+	"github.com/runnel-log/runnel/internal/regfile"
 	"github.com/twmb/franz-go/pkg/kbin"
 )
 
@@ -129,7 +130,7 @@ func lockGroupState(path string) (*os.File, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupStateLockWait)
 	defer cancel()
 	for {
-		lock, err := os.OpenFile(path+groupStateLockSuffix, os.O_RDWR|os.O_CREATE, 0o644)
+		lock, err := regfile.Open(path+groupStateLockSuffix, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +159,7 @@ var testHookGroupStateLockBusy func()
 // readGroupState reads and checks a state file; a missing one holds no
 // group.
 func readGroupState(path string) ([]savedGroup, error) {
-	fd, err := os.Open(path)
+	fd, err := regfile.Open(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/regfile"
 )
 
 // What servers at other addresses left in kafka/groups that nobody will
@@ -54,7 +56,7 @@ func sweepGroupStates(own string, warn func(msg string, args ...any)) {
 // its lock, if no server holds the lock and the file is stale or missing.
 func sweepGroupState(path string, warn func(msg string, args ...any)) {
 	lockPath := path + groupStateLockSuffix
-	lock, err := os.OpenFile(lockPath, os.O_RDWR, 0)
+	lock, err := regfile.Open(lockPath, os.O_RDWR, 0)
 	if err != nil {
 		return
 	}

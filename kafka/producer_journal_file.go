@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/regfile"
 )
 
 // A partition's journal is a directory with a file for each server that
@@ -166,7 +168,7 @@ func (j *producerJournal) stopped(removeOtherTopics bool) ([]journalEntry, []*os
 			continue
 		}
 		path := filepath.Join(j.dir, de.Name())
-		f, err := os.Open(path)
+		f, err := regfile.Open(path, os.O_RDONLY, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // folded by another server just now
 		}
@@ -215,7 +217,7 @@ func removeAll(files []*os.File) error {
 // path, or a zero one (which no topic made with an id has) for a file
 // without a header that checks out.
 func fileTopicID(path string) [16]byte {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return [16]byte{}
 	}
@@ -246,7 +248,7 @@ const newPrefix = ".new-"
 // removeAbandoned removes a file a server died writing: unlocked, and
 // older than any server takes between making it and locking it.
 func removeAbandoned(path string) {
-	f, err := os.Open(path)
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return
 	}
@@ -408,7 +410,7 @@ func (j *producerJournal) compactIfDue() {
 // compact replaces our file with what is still needed of it and of
 // extra, entries not in it.
 func (j *producerJournal) compact(extra ...journalEntry) error {
-	r, err := os.Open(j.path)
+	r, err := regfile.Open(j.path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}

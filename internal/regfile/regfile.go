@@ -1,0 +1,84 @@
+// Package regfile opens the files of a runnel directory without waiting
+// on one that is not a regular file.
+//
+// Opening a FIFO for reading waits until some process opens it for
+// writing, which may be never, and a device or a socket is no file runnel
+// wrote either: whatever is found at the name of one of runnel's files
+// (by hand, by a restore, by a test) must make the call that meets it
+// fail, naming the file, not hang. Open is the one rule for that; runnel
+// and its Kafka server open every file of their directory through it.
+package regfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// ErrNotRegular is the cause of Open's error for a name that leads to
+// something other than a regular file (a FIFO, a directory, a device, a
+// socket).
+var ErrNotRegular = errors.New("not a regular file")
+
+// Open is os.OpenFile(path, flag, perm) for a file that must be regular
+// (a symbolic link to one is followed, as os.OpenFile does). Anything else
+// is refused with an *fs.PathError naming path whose cause wraps
+// ErrNotRegular and says what was found.
+//
+// The open itself must not wait: it adds O_NONBLOCK, with which the
+// open of a FIFO returns at once, checks what it opened, and clears
+// O_NONBLOCK again on a regular file. The flag changes nothing for a
+// regular file's reads and writes through the os package, but it would
+// for other users of the descriptor (an io_uring read of a file opened
+// O_NONBLOCK fails with EAGAIN where it would have waited for the disk),
+// so the file returned is as os.OpenFile would have made it.
+func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, perm)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(f); err != nil {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return f, nil
+}
+
+// check refuses f unless it is a regular file, which it then makes
+// blocking again.
+func check(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s", ErrNotRegular, kind(st.Mode()))
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = syscall.SetNonblock(int(fd), false) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// kind names what a file of mode m is, for the error.
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "of mode " + m.String()
+}

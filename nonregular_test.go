@@ -1,0 +1,184 @@
+package runnel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fifoInPlace replaces the file at path with a FIFO: what an open for
+// reading would wait on until some process opened it to write.
+func fifoInPlace(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// withoutWaiting runs op and returns its error, failing the test if op is
+// still waiting after a generous bound. A FIFO's open waits for a writer:
+// the failure lets the waiting open go (a writer comes and goes), so the
+// test binary is not left stuck.
+func withoutWaiting(t *testing.T, what, fifo string, op func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		t.Fatalf("%s: still waiting after 30 s, with a FIFO at %s", what, fifo)
+		return nil
+	}
+}
+
+// wantNotRegular checks that err is the damage of what is at path: a
+// *CorruptError naming it, saying it is not a regular file.
+func wantNotRegular(t *testing.T, what, path string, err error) {
+	t.Helper()
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Path != path || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("%s: %v, want a *CorruptError naming %s, not a regular file", what, err, path)
+	}
+}
+
+// nonRegularLog makes a log with topic t of one partition of two
+// segments and more (indexed), a log start recorded by DeleteRecords, and
+// group g's offsets of the topic; it returns its directory, closed.
+func nonRegularLog(t *testing.T) string {
+	dir := t.TempDir()
+	ctx := context.Background()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	mustCreate(t, l, "t", TopicConfig{Partitions: 1, SegmentBytes: 64 << 10, IndexIntervalBytes: 4 << 10})
+	p := mustProducer(t, l, "t", nil)
+	value := bytes.Repeat([]byte("v"), 8<<10)
+	for range 20 {
+		if _, err := p.Send(ctx, Record{Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.DeleteRecords(ctx, "t", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ResetGroupOffsets(ctx, "g", "t", Earliest, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestNonRegularFiles: a FIFO at the name of one of runnel's files makes
+// the calls that read it fail at once with a *CorruptError naming it,
+// where their open waited for a writer that never came; so does Verify,
+// which reports it as a problem, or fails naming it.
+func TestNonRegularFiles(t *testing.T) {
+	opts := &Options{Durability: Buffered, RetentionInterval: -1}
+	part := func(dir string) string { return filepath.Join(dir, "topics", "t", "0") }
+	poll := func(l *Log, start StartPosition) error {
+		c, err := l.Consumer("t", &ConsumerOptions{Start: start})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.TryPoll()
+		return err
+	}
+	for _, c := range []struct {
+		name string
+		path func(dir string) string
+		op   func(l *Log) error
+	}{
+		{"topic.json", func(dir string) string { return filepath.Join(dir, "topics", "t", topicFileName) },
+			func(l *Log) error { _, err := l.DescribeTopic("t"); return err }},
+		{"log-start", func(dir string) string { return logStartPath(part(dir)) },
+			func(l *Log) error { return poll(l, Earliest) }},
+		{"partition.meta", func(dir string) string { return filepath.Join(part(dir), metaFileName) },
+			func(l *Log) error { _, err := l.DescribeTopic("t"); return err }},
+		{"first segment", func(dir string) string { return segmentPath(part(dir), 0, logExt) },
+			func(l *Log) error { return poll(l, Earliest) }},
+		{"first segment, Backup", func(dir string) string { return segmentPath(part(dir), 0, logExt) },
+			func(l *Log) error {
+				_, err := l.Backup(context.Background(), filepath.Join(t.TempDir(), "copy"), nil)
+				return err
+			}},
+		{"last segment", func(dir string) string {
+			bases, err := listSegments(part(dir))
+			if err != nil || len(bases) < 2 {
+				t.Fatalf("segments %v, %v: want two or more", bases, err)
+			}
+			return segmentPath(part(dir), bases[len(bases)-1], logExt)
+		}, func(l *Log) error {
+			p, err := l.Producer("t", nil)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			_, err = p.Send(context.Background(), Record{Value: []byte("w")})
+			return err
+		}},
+		{"offset index", func(dir string) string { return segmentPath(part(dir), 0, indexExt) },
+			func(l *Log) error { return poll(l, AtOffset(5)) }},
+		{"time index", func(dir string) string { return segmentPath(part(dir), 0, timeIndexExt) },
+			func(l *Log) error { return poll(l, AtTime(time.Now().Add(-time.Hour))) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := nonRegularLog(t)
+			path := c.path(dir)
+			fifoInPlace(t, path)
+			l := openTest(t, dir, opts)
+			err := withoutWaiting(t, c.name, path, func() error { return c.op(l) })
+			wantNotRegular(t, c.name, path, err)
+
+			var rep VerifyReport
+			err = withoutWaiting(t, "Verify", path, func() (err error) {
+				rep, err = l.Verify(context.Background(), "", nil)
+				return err
+			})
+			if err != nil {
+				wantNotRegular(t, "Verify", path, err)
+				return
+			}
+			named := false
+			for _, p := range rep.Problems {
+				named = named || p.Path == path
+			}
+			if !named {
+				t.Errorf("Verify: %v, want a problem naming %s", rep.Problems, path)
+			}
+		})
+	}
+}
+
+// TestNonRegularFormatFile: a FIFO at runnel.format fails Open at once,
+// naming it.
+func TestNonRegularFormatFile(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, nil)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, formatFileName)
+	fifoInPlace(t, path)
+	err := withoutWaiting(t, "Open", path, func() error {
+		l, err := Open(dir, nil)
+		if err == nil {
+			l.Close()
+		}
+		return err
+	})
+	wantNotRegular(t, "Open", path, err)
+}
