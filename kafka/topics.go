@@ -190,6 +190,9 @@ func (s *Server) handleFor(h *topicHandle, partition int32) (*topicHandle, error
 	// and made again between them grew h, the old topic's handle, to the
 	// new topic's count.
 	cfg, id, err := s.log.TopicConfigAndID(h.name)
+	if testHookTopicLooked != nil {
+		testHookTopicLooked(h.name)
+	}
 	if h.replacedBy(id, err) {
 		s.topicGone(h)
 		return s.topics.get(h.name)
@@ -199,6 +202,11 @@ func (s *Server) handleFor(h *topicHandle, partition int32) (*topicHandle, error
 	}
 	return h, nil
 }
+
+// testHookTopicLooked, if set, runs where handleFor has read the ID of
+// topic name from its file, before it acts on what it read: a test
+// makes the topic anew there, between that read and any other.
+var testHookTopicLooked func(name string)
 
 // stale reports whether err from h's producers means its topic is gone.
 func stale(err error) bool {

@@ -1,9 +1,7 @@
 package kafka
 
 import (
-	"os"
-	"path/filepath"
-	"syscall"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,12 +11,11 @@ import (
 
 // TestGrowBetweenRecreate: a batch to a partition outside the server's
 // handle makes it look at the topic's file, and another process deletes
-// the topic and makes it again with more partitions just after that look
-// began. The server answers for one of the two topics; it looked at the
-// ID and the count in two reads, and grew the old topic's handle to the
-// new topic's count. The first read is held where the test wants it by a
-// FIFO in place of topic.json, which serves the old topic's bytes once
-// the new topic's file has replaced it.
+// the topic and makes it again with more partitions just after the
+// server read the topic's ID there. The server answers for one of the two
+// topics; it looked at the ID and the count in two reads, and grew the
+// old topic's handle to the new topic's count. The topic is made anew
+// where testHookTopicLooked holds the server, after its read of the ID.
 func TestGrowBetweenRecreate(t *testing.T) {
 	l, err := runnel.Open(t.TempDir(), &runnel.Options{Durability: runnel.Buffered, RetentionInterval: -1})
 	if err != nil {
@@ -35,43 +32,32 @@ func TestGrowBetweenRecreate(t *testing.T) {
 	if old == nil || old.partitions() != 1 {
 		t.Fatal("no handle of one partition on the old topic")
 	}
-	path := filepath.Join(l.Dir(), "topics", "re", "topic.json")
-	oldFile, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recreateElsewhere(t, ts, "re", 3)
-	aside := path + ".new"
-	if err := os.Rename(path, aside); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
 
+	looked, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	testHookTopicLooked = func(name string) {
+		once.Do(func() {
+			close(looked)
+			<-resume
+		})
+	}
+	release := sync.OnceFunc(func() { close(resume) })
+	t.Cleanup(func() {
+		release() // before the server's cleanup, however the test ends
+		testHookTopicLooked = nil
+	})
 	answered := make(chan int16, 1)
 	go func() {
 		code, _ := produceCode(t, rc.request(produceBatch("re", 2, pid, epoch, 0, "new", 9)))
 		answered <- code
 	}()
-	opened := make(chan *os.File, 1)
-	go func() {
-		f, _ := os.OpenFile(path, os.O_WRONLY, 0) // once the server opened it to read
-		opened <- f
-	}()
-	var fifo *os.File
 	select {
-	case fifo = <-opened:
+	case <-looked:
 	case <-time.After(time.Minute):
-		t.Fatal("the server did not read topic.json")
+		t.Fatal("the server did not look at the topic's file")
 	}
-	if err := os.Rename(aside, path); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fifo.Write(oldFile); err != nil {
-		t.Fatal(err)
-	}
-	fifo.Close()
+	recreateElsewhere(t, ts, "re", 3)
+	release()
 	var code int16
 	select {
 	case code = <-answered:
