@@ -4,45 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/fifotest"
 )
-
-// fifoInPlace replaces the file at path with a FIFO: what an open for
-// reading would wait on until some process opened it to write.
-func fifoInPlace(t *testing.T, path string) {
-	t.Helper()
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// withoutWaiting runs op and returns its error, failing the test if op is
-// still waiting after a generous bound. A FIFO's open waits for a writer:
-// the failure lets the waiting open go (a writer comes and goes), so the
-// test binary is not left stuck.
-func withoutWaiting(t *testing.T, what, fifo string, op func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- op() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(30 * time.Second):
-		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
-		t.Fatalf("%s: still waiting after 30 s, with a FIFO at %s", what, fifo)
-		return nil
-	}
-}
 
 // wantNotRegular checks that err is the damage of what is at path: a
 // *CorruptError naming it, saying it is not a regular file.
@@ -138,13 +106,13 @@ func TestNonRegularFiles(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := nonRegularLog(t)
 			path := c.path(dir)
-			fifoInPlace(t, path)
+			fifotest.Replace(t, path)
 			l := openTest(t, dir, opts)
-			err := withoutWaiting(t, c.name, path, func() error { return c.op(l) })
+			err := fifotest.Returns(t, c.name, path, func() error { return c.op(l) })
 			wantNotRegular(t, c.name, path, err)
 
 			var rep VerifyReport
-			err = withoutWaiting(t, "Verify", path, func() (err error) {
+			err = fifotest.Returns(t, "Verify", path, func() (err error) {
 				rep, err = l.Verify(context.Background(), "", nil)
 				return err
 			})
@@ -172,8 +140,8 @@ func TestNonRegularFormatFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, formatFileName)
-	fifoInPlace(t, path)
-	err := withoutWaiting(t, "Open", path, func() error {
+	fifotest.Replace(t, path)
+	err := fifotest.Returns(t, "Open", path, func() error {
 		l, err := Open(dir, nil)
 		if err == nil {
 			l.Close()

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
+	"github.com/runnel-log/runnel/internal/fifotest"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,20 +32,13 @@ func TestOpen(t *testing.T) {
 		{fifo, os.O_RDWR | os.O_CREATE, "named pipe"},
 		{dir, os.O_RDONLY, "directory"},
 	} {
-		done := make(chan error, 1)
-		go func() {
+		err := fifotest.Returns(t, "Open", c.path, func() error {
 			f, err := Open(c.path, c.flag, 0o644)
 			if err == nil {
 				f.Close()
 			}
-			done <- err
-		}()
-		var err error
-		select {
-		case err = <-done:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("Open(%s, %#x): still waiting after 30 s", c.path, c.flag)
-		}
+			return err
+		})
 		var pe *fs.PathError
 		if !errors.Is(err, ErrNotRegular) || !errors.As(err, &pe) || pe.Path != c.path || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Open(%s, %#x): %v, want a PathError naming it, ErrNotRegular, %q", c.path, c.flag, err, c.want)

@@ -1,0 +1,54 @@
+// Package fifotest puts FIFOs where runnel's files should be, for the
+// tests of runnel and of its Kafka server that show a call meeting one
+// fails at once rather than waiting for a writer for good.
+package fifotest
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Wait bounds how long a call that meets a FIFO may take before the test
+// says it is still waiting: far longer than any such call takes on a
+// busy machine, so that only a call stuck in an open fails.
+const Wait = 30 * time.Second
+
+// Replace puts a FIFO at path, in place of what was there, if anything
+// (and path's directory, if missing).
+func Replace(t testing.TB, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Returns runs op and returns its error, failing the test if op is still
+// waiting after Wait, with the FIFO at fifo. Then a writer comes and goes
+// at the FIFO, so that an open waiting for one returns and the test
+// binary is not left with it.
+func Returns(t testing.TB, what, fifo string, op func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(Wait):
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		t.Fatalf("%s: still waiting after %v, with a FIFO at %s", what, Wait, fifo)
+		return nil
+	}
+}
