@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -357,7 +356,7 @@ func (b *backup) copyTopic(tp *topicPlan) error {
 	if !tp.gone {
 		var parts []PartitionBackup
 		for _, pp := range tp.parts {
-			pb, err := b.copyPartition(pp, filepath.Join(dir, strconv.Itoa(pp.p.id)))
+			pb, err := b.copyPartition(pp, partitionDir(dir, pp.p.id))
 			if err != nil && b.topicGone(tp) {
 				tp.gone = true
 				break

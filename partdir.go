@@ -4,7 +4,16 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
+
+	"github.com/runnel-log/runnel/internal/names"
 )
+
+// partitionDir is partition id's directory in topic directory topicDir,
+// named by names.PartitionDir's rule, which partNum reads back.
+func partitionDir(topicDir string, id int) string {
+	return filepath.Join(topicDir, names.PartitionDir(id))
+}
 
 // errPartDirMissing is what is wrong with a partition whose directory is
 // gone while its topic is there: removed by hand, or left out of a copy

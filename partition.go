@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,7 +115,7 @@ func newPartition(l *Log, t *topic, id int) *partition {
 		log:   l,
 		topic: t,
 		id:    id,
-		dir:   filepath.Join(l.topicDir(t.name), strconv.Itoa(id)),
+		dir:   partitionDir(l.topicDir(t.name), id),
 
 		abandon: make(chan struct{}),
 	}

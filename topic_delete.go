@@ -10,8 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
+
+	"github.com/runnel-log/runnel/internal/names"
 )
 
 // Deleting a topic takes three steps, under the name's admin lock:
@@ -188,10 +189,11 @@ func (l *Log) deleteState(name string) (deleteState, error) {
 	return s, err
 }
 
-// partNum is the partition number a topic directory's entry names, or -1.
+// partNum is the partition whose directory a topic directory's entry is
+// (names.PartitionFromDir's rule), or -1.
 func partNum(e fs.DirEntry) int {
-	n, err := strconv.Atoi(e.Name())
-	if err != nil || n < 0 || !e.IsDir() {
+	n, ok := names.PartitionFromDir(e.Name())
+	if !ok || !e.IsDir() {
 		return -1
 	}
 	return n
@@ -523,7 +525,7 @@ func (l *Log) clearStrayMarks(ctx context.Context, name string) ([]markedPart, e
 			if m.deleted() {
 				m.u32(metaDeletedOff).Store(0)
 				m.published()
-				cleared = append(cleared, markedPart{parts[i], filepath.Join(l.topicDir(name), strconv.Itoa(parts[i]), metaFileName)})
+				cleared = append(cleared, markedPart{parts[i], filepath.Join(partitionDir(l.topicDir(name), parts[i]), metaFileName)})
 			}
 		}
 	})

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 )
 
 // A topic's partition count may grow (AlterTopic, as Kafka's
@@ -31,7 +29,7 @@ const maxPartitions = 1 << 16
 // it is.
 func makePartitionDirs(dir string, from, to int) error {
 	for p := from; p < to; p++ {
-		if err := os.MkdirAll(filepath.Join(dir, strconv.Itoa(p)), 0o755); err != nil {
+		if err := os.MkdirAll(partitionDir(dir, p), 0o755); err != nil {
 			return err
 		}
 	}
@@ -103,8 +101,7 @@ func (l *Log) partitionDirsPast(name string, n int) ([]int, error) {
 	}
 	var past []int
 	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err == nil && e.IsDir() && p >= n && strconv.Itoa(p) == e.Name() {
+		if p := partNum(e); p >= n {
 			past = append(past, p)
 		}
 	}

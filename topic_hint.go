@@ -1,9 +1,7 @@
 package runnel
 
 import (
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -130,7 +128,7 @@ func (l *Log) readGrownCount(t *topic, h *partsHint) {
 // whether or not this works, so a failure is only logged: other processes
 // then see the growth at their next read of topic.json, as before.
 func (l *Log) publishGrowth(name string, n int) {
-	m, err := openMeta(filepath.Join(l.topicDir(name), strconv.Itoa(0)))
+	m, err := openMeta(partitionDir(l.topicDir(name), 0))
 	if err == nil && !m.shared() {
 		err = errMetaReadOnly
 	}

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/runnel-log/runnel"
+	"github.com/runnel-log/runnel/internal/names"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -501,7 +501,7 @@ func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
 	var oe *runnel.OutOfRangeError
 	switch {
 	case errors.As(err, &ce):
-		if p, perr := strconv.Atoi(filepath.Base(filepath.Dir(ce.Path))); perr == nil && tr.parts[p] != nil {
+		if p, ok := names.PartitionFromDir(filepath.Base(filepath.Dir(ce.Path))); ok && tr.parts[p] != nil {
 			tr.fail(p, code)
 		} else {
 			tr.failAll(code)

@@ -9,12 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/runnel-log/runnel/internal/names"
 	"github.com/runnel-log/runnel/internal/regfile"
 )
 
@@ -54,7 +54,7 @@ type producerJournal struct {
 }
 
 func journalDir(logDir, topic string, partition int32) string {
-	return filepath.Join(topicJournalsDir(logDir, topic), strconv.Itoa(int(partition)))
+	return filepath.Join(topicJournalsDir(logDir, topic), names.PartitionDir(int(partition)))
 }
 
 func topicJournalsDir(logDir, topic string) string {
