@@ -21,7 +21,7 @@ type verifyFrame struct {
 
 // segCheck is the outcome of checking one segment.
 type segCheck struct {
-	gone    bool  // removed before it could be opened
+	gone    bool  // removed before it could be opened, or not a regular file
 	sealed  bool  // ended in a good seal
 	next    int64 // offset after the last good frame, or the seal's
 	walked  int64 // bytes of good frames (and seal)
@@ -209,6 +209,16 @@ func (v *verifier) segment(p *partition, base, later int64, meta *metaMap) (segC
 		} else {
 			v.note("%s: removed by retention during the check", path)
 		}
+		sc.gone = true
+		return sc, nil
+	}
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		// Not a regular file (openRegular): nothing in it can be read,
+		// and what is there is for a person to look at, not for a
+		// salvage. The check goes on past it as past a segment gone.
+		v.problem(Problem{Kind: ProblemCorrupt, Topic: p.topic.name, Partition: p.id, Path: path, Pos: -1, Offset: -1,
+			Detail: ce.Err.Error()})
 		sc.gone = true
 		return sc, nil
 	}
