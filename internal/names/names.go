@@ -1,7 +1,8 @@
 // Package names holds the rules for the names runnel makes path components
 // of (topics and groups), so that the root package and the Kafka server
-// check a name alike, the server without reading anything, and the one
-// escape that makes a directory name of any group name (group.go).
+// check a name alike, the server without reading anything, the one
+// escape that makes a directory name of any group name (group.go), and
+// the one spelling of a partition's directory (partition.go).
 package names
 
 import "fmt"
