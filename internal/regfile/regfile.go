@@ -33,7 +33,11 @@ var ErrNotRegular = errors.New("not a regular file")
 // regular file's reads and writes through the os package, but it would
 // for other users of the descriptor (an io_uring read of a file opened
 // O_NONBLOCK fails with EAGAIN where it would have waited for the disk),
-// so the file returned is as os.OpenFile would have made it.
+// so the file returned is as os.OpenFile would have made it. It costs no
+// more system calls than os.OpenFile: on Linux an openat, a failed
+// epoll_ctl, an fstat and two fcntl, where os.OpenFile makes an openat,
+// four fcntl (setting O_NONBLOCK for the poller, and clearing it when
+// the poller refuses a regular file) and the failed epoll_ctl.
 func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, perm)
 	if err != nil {
