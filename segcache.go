@@ -99,7 +99,8 @@ type segHandle struct {
 }
 
 // openSegmentFile opens the segment at path for reading through the
-// cache. It fails as os.Open does (fs.ErrNotExist for a missing file).
+// cache. It fails as os.Open does (fs.ErrNotExist for a missing file),
+// and with openRegular's *CorruptError for anything but a regular file.
 func (c *segCache) openSegmentFile(path string) (*segHandle, error) {
 	f, err := c.openFile(path)
 	if err != nil {
