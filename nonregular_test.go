@@ -152,3 +152,20 @@ func TestNonRegularFormatFile(t *testing.T) {
 	})
 	wantNotRegular(t, "Open", path, err)
 }
+
+// TestNonRegularDeleteIntent: a FIFO at a topic's delete intent path is
+// a file there that is no intent, as one that does not hold the intent's
+// line is: DeleteTopic goes on, where reading it waited for a writer.
+func TestNonRegularDeleteIntent(t *testing.T) {
+	dir := nonRegularLog(t)
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	path := l.intentPath("t")
+	fifotest.Replace(t, path)
+	err := fifotest.Returns(t, "DeleteTopic", path, func() error { return l.DeleteTopic("t") })
+	if err != nil {
+		t.Fatalf("DeleteTopic: %v", err)
+	}
+	if _, err := l.DescribeTopic("t"); !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("DescribeTopic after the delete: %v, want ErrTopicNotFound", err)
+	}
+}
