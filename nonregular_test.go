@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,7 +55,10 @@ func nonRegularLog(t *testing.T) string {
 // where their open waited for a writer that never came (or, at
 // partition.meta and the active segment, opened for writing too, failed
 // as "illegal seek"); Verify reports it as a problem naming it, and
-// checks the rest.
+// checks the rest. A directory or a socket there is the same damage,
+// where the open of a file opened for writing too failed as "is a
+// directory" and any open of a socket as "no such device or address",
+// which Verify took for a partition.meta it could not read.
 func TestNonRegularFiles(t *testing.T) {
 	opts := &Options{Durability: Buffered, RetentionInterval: -1}
 	part := func(dir string) string { return filepath.Join(dir, "topics", "t", "0") }
@@ -106,31 +110,53 @@ func TestNonRegularFiles(t *testing.T) {
 		{"time index", ProblemIndex, func(dir string) string { return segmentPath(part(dir), 0, timeIndexExt) },
 			func(l *Log) error { return poll(l, AtTime(time.Now().Add(-time.Hour))) }},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := nonRegularLog(t)
-			path := c.path(dir)
-			fifotest.Replace(t, path)
-			l := openTest(t, dir, opts)
-			err := fifotest.Returns(t, c.name, path, func() error { return c.op(l) })
-			wantNotRegular(t, c.name, path, err)
+		for _, k := range notRegularKinds {
+			t.Run(k.name+"/"+c.name, func(t *testing.T) {
+				dir := nonRegularLog(t)
+				path := c.path(dir)
+				k.replace(t, path)
+				l := openTest(t, dir, opts)
+				err := fifotest.Returns(t, c.name, path, func() error { return c.op(l) })
+				wantNotRegular(t, c.name, path, err)
 
-			var rep VerifyReport
-			err = fifotest.Returns(t, "Verify", path, func() (err error) {
-				rep, err = l.Verify(context.Background(), "", nil)
-				return err
+				var rep VerifyReport
+				err = fifotest.Returns(t, "Verify", path, func() (err error) {
+					rep, err = l.Verify(context.Background(), "", nil)
+					return err
+				})
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				named := false
+				for _, p := range rep.Problems {
+					named = named || p.Path == path && p.Kind == c.problem && strings.Contains(p.Detail, "not a regular file")
+				}
+				if !named {
+					t.Errorf("Verify: %v, want a %v problem naming %s, not a regular file", rep.Problems, c.problem, path)
+				}
 			})
-			if err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
-			named := false
-			for _, p := range rep.Problems {
-				named = named || p.Path == path && p.Kind == c.problem && strings.Contains(p.Detail, "not a regular file")
-			}
-			if !named {
-				t.Errorf("Verify: %v, want a %v problem naming %s, not a regular file", rep.Problems, c.problem, path)
-			}
-		})
+		}
 	}
+}
+
+// notRegularKinds are what TestNonRegularFiles puts at a file's name: a
+// FIFO, which an open waits on; a directory, whose open fails where it
+// is for writing; a socket, whose open always fails.
+var notRegularKinds = []struct {
+	name    string
+	replace func(testing.TB, string)
+}{
+	{"FIFO", fifotest.Replace},
+	{"directory", func(t testing.TB, path string) {
+		t.Helper()
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}},
+	{"socket", fifotest.ReplaceSocket},
 }
 
 // TestNonRegularFormatFile: a FIFO at runnel.format fails Open at once,

@@ -1,6 +1,6 @@
-// Package fifotest puts FIFOs where runnel's files should be, for the
-// tests of runnel and of its Kafka server that show a call meeting one
-// fails at once rather than waiting for a writer for good.
+// Package fifotest puts FIFOs (and sockets) where runnel's files should
+// be, for the tests of runnel and of its Kafka server that show a call
+// meeting one fails at once rather than waiting for a writer for good.
 package fifotest
 
 import (
@@ -29,6 +29,38 @@ func Replace(t testing.TB, path string) {
 		t.Fatal(err)
 	}
 	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReplaceSocket puts a Unix socket at path, in place of what was there,
+// if anything: a file whose open fails (ENXIO on Linux) rather than
+// opening something that is not a regular file. It is bound in a
+// directory of its own and renamed to path, which may be longer than a
+// socket's address can be.
+func ReplaceSocket(t testing.TB, path string) {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", "sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	bound := filepath.Join(tmp, "s")
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: bound}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bound, path); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -25,7 +25,9 @@ var ErrNotRegular = errors.New("not a regular file")
 // Open is os.OpenFile(path, flag, perm) for a file that must be regular
 // (a symbolic link to one is followed, as os.OpenFile does). Anything else
 // is refused with an *fs.PathError naming path whose cause wraps
-// ErrNotRegular and says what was found.
+// ErrNotRegular and says what was found, whether the open itself
+// succeeded (a FIFO for reading, a directory for reading) or not (a
+// directory for writing, a socket).
 //
 // The open itself must not wait: it adds O_NONBLOCK, with which the
 // open of a FIFO returns at once, checks what it opened, and clears
@@ -41,13 +43,34 @@ var ErrNotRegular = errors.New("not a regular file")
 func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, perm)
 	if err != nil {
-		return nil, err
+		return nil, refused(path, err)
 	}
 	if err := check(f); err != nil {
 		f.Close()
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	return f, nil
+}
+
+// refused is the error of an open of path that failed with err. Where
+// something other than a regular file is at path, the open may fail
+// before there is anything to check, with an error that does not say
+// so: "is a directory" for a directory opened for writing, "no such
+// device or address" on Linux for a socket, a FIFO opened for writing
+// only, or a device without a driver; a permission error for a FIFO the
+// process may not write. That is the same damage as one that opens,
+// named as Open names it. Any other failure, a missing file, and one
+// there already for O_EXCL, whatever it is, is err as os.OpenFile made
+// it.
+func refused(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	st, serr := os.Stat(path)
+	if serr != nil || st.Mode().IsRegular() {
+		return err
+	}
+	return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, kind(st.Mode()))}
 }
 
 // check refuses f unless it is a regular file, which it then makes

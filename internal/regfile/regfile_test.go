@@ -13,15 +13,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A FIFO, for reading or for both, and a directory are refused at once,
-// with an error naming the file and what is there; a regular file opens
-// and is left blocking, as os.OpenFile leaves it.
+// A FIFO, a directory and a socket are refused at once, however they
+// are opened (where the open itself fails: a directory or a FIFO opened
+// for writing, a socket), with an error naming the file and what is
+// there; a regular file opens and is left blocking, as os.OpenFile
+// leaves it.
 func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	sock := filepath.Join(dir, "sock")
+	fifotest.ReplaceSocket(t, sock)
 	for _, c := range []struct {
 		path string
 		flag int
@@ -30,7 +34,12 @@ func TestOpen(t *testing.T) {
 		{fifo, os.O_RDONLY, "named pipe"},
 		{fifo, os.O_RDWR, "named pipe"},
 		{fifo, os.O_RDWR | os.O_CREATE, "named pipe"},
+		{fifo, os.O_WRONLY, "named pipe"},
 		{dir, os.O_RDONLY, "directory"},
+		{dir, os.O_RDWR, "directory"},
+		{dir, os.O_RDWR | os.O_CREATE, "directory"},
+		{sock, os.O_RDONLY, "socket"},
+		{sock, os.O_RDWR | os.O_CREATE, "socket"},
 	} {
 		err := fifotest.Returns(t, "Open", c.path, func() error {
 			f, err := Open(c.path, c.flag, 0o644)
@@ -60,5 +69,9 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(dir, "missing"), os.O_RDONLY, 0); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a missing file: %v, want fs.ErrNotExist", err)
+	}
+	// O_EXCL says what it says of any file there, as os.OpenFile does.
+	if _, err := Open(fifo, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("O_EXCL on a FIFO: %v, want fs.ErrExist", err)
 	}
 }
