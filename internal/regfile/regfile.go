@@ -35,13 +35,25 @@ var ErrNotRegular = errors.New("not a regular file")
 // regular file's reads and writes through the os package, but it would
 // for other users of the descriptor (an io_uring read of a file opened
 // O_NONBLOCK fails with EAGAIN where it would have waited for the disk),
-// so the file returned is as os.OpenFile would have made it. It costs no
+// so the file returned is as os.OpenFile would have made it. Nor does it
+// change what the open of a regular file waits for: one under another
+// holder's lease waits for the lease to be let go, as os.OpenFile's
+// does. It costs no
 // more system calls than os.OpenFile: on Linux an openat, a failed
 // epoll_ctl, an fstat and two fcntl, where os.OpenFile makes an openat,
 // four fcntl (setting O_NONBLOCK for the poller, and clearing it when
 // the poller refuses a regular file) and the failed epoll_ctl.
 func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, perm)
+	if errors.Is(err, syscall.EWOULDBLOCK) && isRegular(path) {
+		// Another holder's lease on the file (Linux: Samba's oplocks,
+		// an NFS server's delegations), which O_NONBLOCK makes the
+		// open refuse where os.OpenFile's waits for its holder to let
+		// go, within the kernel's lease-break-time. A FIFO's open never
+		// fails so; only one put there since the look would be waited
+		// on.
+		f, err = os.OpenFile(path, flag, perm)
+	}
 	if err != nil {
 		return nil, refused(path, err)
 	}
@@ -71,6 +83,12 @@ func refused(path string, err error) error {
 		return err
 	}
 	return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %s", ErrNotRegular, kind(st.Mode()))}
+}
+
+// isRegular reports whether path leads to a regular file.
+func isRegular(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // check refuses f unless it is a regular file, which it then makes
