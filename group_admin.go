@@ -73,7 +73,12 @@ func (l *Log) ListGroups() ([]string, error) {
 	return names, nil
 }
 
-// groupTopics lists the topics group has an offsets file for, sorted.
+// groupTopics lists the topics group has an offsets file for, sorted:
+// every entry named as one. A symbolic link (to an offsets file or not)
+// and anything else at such a name (a FIFO, a directory) are the
+// topic's file, which opening takes or refuses (openRegular), so that
+// Verify and DescribeGroup report what a Consumer of the group meets
+// there, and DeleteGroup removes it only with Force.
 func (l *Log) groupTopics(group string) ([]string, error) {
 	entries, err := os.ReadDir(groupDir(l.dir, group))
 	if err != nil {
@@ -82,7 +87,7 @@ func (l *Log) groupTopics(group string) ([]string, error) {
 	var topics []string
 	for _, e := range entries {
 		topic, ok := strings.CutSuffix(e.Name(), offsetsExt)
-		if ok && e.Type().IsRegular() && validateName("topic", topic) == nil {
+		if ok && validateName("topic", topic) == nil {
 			topics = append(topics, topic)
 		}
 	}

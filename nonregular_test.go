@@ -195,3 +195,49 @@ func TestNonRegularDeleteIntent(t *testing.T) {
 		t.Errorf("DescribeTopic after the delete: %v, want ErrTopicNotFound", err)
 	}
 }
+
+// TestNonRegularOffsetsFile: anything but a regular file at a group's
+// offsets file is damage that every look at the group's topics meets,
+// as the Consumer that opens it does: Verify reports it, naming it, and
+// DescribeGroup names it for its topic, where both passed over the name
+// (the group then had no offsets for the topic, and Verify found nothing
+// wrong), and the Consumer said an empty offsets file of a FIFO or a
+// socket.
+func TestNonRegularOffsetsFile(t *testing.T) {
+	for _, k := range notRegularKinds {
+		t.Run(k.name, func(t *testing.T) {
+			dir := nonRegularLog(t)
+			path := offsetsPath(dir, "g", "t")
+			k.replace(t, path)
+			l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+
+			err := fifotest.Returns(t, "Consumer", path, func() error {
+				c, err := l.Consumer("t", &ConsumerOptions{Group: "g"})
+				if err == nil {
+					c.Close()
+				}
+				return err
+			})
+			wantNotRegular(t, "Consumer", path, err)
+
+			rep, err := l.Verify(context.Background(), "", nil)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			named := false
+			for _, p := range rep.Problems {
+				named = named || p.Path == path && p.Kind == ProblemOffsets && strings.Contains(p.Detail, "not a regular file")
+			}
+			if !named {
+				t.Errorf("Verify: %v, want an offsets problem naming %s, not a regular file", rep.Problems, path)
+			}
+
+			_, err = l.DescribeGroup("g")
+			if tes := GroupTopicErrors(err); len(tes) != 1 || tes[0].Topic != "t" {
+				t.Errorf("DescribeGroup: %v, want topic t's error", err)
+			} else {
+				wantNotRegular(t, "DescribeGroup", path, tes[0].Err)
+			}
+		})
+	}
+}

@@ -154,19 +154,15 @@ func openOffsets(dir, group, topic string, nparts int, id string, create bool) (
 		return nil, fmt.Errorf("%w: topic name %.20q... is too long for a group offsets file (at most %d characters)", ErrInvalidName, topic, maxFileName-len(offsetsExt))
 	}
 	path := offsetsPath(dir, group, topic)
-	st, err := os.Stat(path)
+	_, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) && create {
 		if err := createOffsetsFile(path, nparts); err != nil {
 			return nil, fmt.Errorf("runnel: create offsets of group %s: %w", group, err)
 		}
-		st, err = os.Stat(path)
+		_, err = os.Stat(path)
 	}
 	if err != nil {
 		return nil, err
-	}
-	if st.Size() == 0 {
-		// Never a state this package leaves (files appear by link, whole).
-		return nil, &CorruptError{Path: path, Pos: 0, Offset: -1, Err: errors.New("empty offsets file")}
 	}
 	// Without create, a file removed since the Stat stays removed.
 	open := openLockFile
@@ -176,6 +172,13 @@ func openOffsets(dir, group, topic string, nparts int, id string, create bool) (
 	lf, err := open(path)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: %w", err)
+	}
+	// Looked at once open: anything but a regular file (which has no
+	// size) is refused by the open, naming what it is.
+	if st, err := lf.File().Stat(); err == nil && st.Size() == 0 {
+		lf.Close()
+		// Never a state this package leaves (files appear by link, whole).
+		return nil, &CorruptError{Path: path, Pos: 0, Offset: -1, Err: errors.New("empty offsets file")}
 	}
 	o := &offsetsFile{path: path, lf: lf, f: lf.File(), nparts: nparts}
 	o.fd = int(o.f.Fd())
