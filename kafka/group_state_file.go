@@ -256,7 +256,7 @@ func (f *groupStateFile) save(name string, g *savedGroup) {
 // own at each write left one more at each such crash.
 func (f *groupStateFile) write() error {
 	tmp := f.path + groupStateTempSuffix
-	err := os.WriteFile(tmp, encodeGroupState(f.groups), 0o644)
+	err := regfile.WriteFile(tmp, encodeGroupState(f.groups), 0o644)
 	if err == nil {
 		err = os.Rename(tmp, f.path)
 	}

@@ -118,3 +118,25 @@ func TestNonRegularJournalFile(t *testing.T) {
 		t.Errorf("the FIFO, none of runnel's: %v, want it left", err)
 	}
 }
+
+// TestNonRegularGroupStateTemp: a FIFO put at the group state file's
+// temporary name while the server runs fails the next write (logged)
+// at once, naming it, and the write removes it, so the one after is
+// written; the write's open waited for a reader for good, holding the
+// file's mutex, so that every later save of a group waited too.
+func TestNonRegularGroupStateTemp(t *testing.T) {
+	l := openFifoTestLog(t)
+	const addr = "127.0.0.1:9092"
+	f, _, err := openGroupState(l.Dir(), addr, func(string, ...any) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	tmp := groupStatePath(l.Dir(), addr) + groupStateTempSuffix
+	fifotest.Replace(t, tmp)
+	err = fifotest.Returns(t, "write", tmp, f.write)
+	namesNotRegular(t, "write", tmp, err)
+	if err := f.write(); err != nil {
+		t.Errorf("the write after it: %v", err)
+	}
+}

@@ -66,9 +66,9 @@ func ReplaceSocket(t testing.TB, path string) {
 }
 
 // Returns runs op and returns its error, failing the test if op is still
-// waiting after Wait, with the FIFO at fifo. Then a writer comes and goes
-// at the FIFO, so that an open waiting for one returns and the test
-// binary is not left with it.
+// waiting after Wait, with the FIFO at fifo. Then a reader and a writer
+// come and go at the FIFO, so that an open waiting for either returns
+// and the test binary is not left with it.
 func Returns(t testing.TB, what, fifo string, op func() error) error {
 	t.Helper()
 	done := make(chan error, 1)
@@ -77,6 +77,9 @@ func Returns(t testing.TB, what, fifo string, op func() error) error {
 	case err := <-done:
 		return err
 	case <-time.After(Wait):
+		if r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			r.Close()
+		}
 		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
 			w.Close()
 		}

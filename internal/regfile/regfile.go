@@ -127,3 +127,18 @@ func kind(m fs.FileMode) string {
 	}
 	return "of mode " + m.String()
 }
+
+// WriteFile is os.WriteFile by Open's rule: a FIFO at path, whose open
+// for writing would wait for a reader, is refused like anything else
+// but a regular file.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	f, err := Open(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -75,3 +75,24 @@ func TestOpen(t *testing.T) {
 		t.Errorf("O_EXCL on a FIFO: %v, want fs.ErrExist", err)
 	}
 }
+
+// WriteFile writes a regular file whole, and refuses a FIFO at once,
+// whose open for writing waits for a reader.
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "reg")
+	for _, data := range []string{"longer first", "short"} {
+		if err := WriteFile(reg, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(reg); err != nil || string(got) != data {
+			t.Errorf("after WriteFile(%q): %q, %v", data, got, err)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo")
+	fifotest.Replace(t, fifo)
+	err := fifotest.Returns(t, "WriteFile", fifo, func() error { return WriteFile(fifo, []byte("x"), 0o644) })
+	if !errors.Is(err, ErrNotRegular) {
+		t.Errorf("WriteFile of a FIFO: %v, want ErrNotRegular", err)
+	}
+}
