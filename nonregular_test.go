@@ -241,3 +241,28 @@ func TestNonRegularOffsetsFile(t *testing.T) {
 		})
 	}
 }
+
+// TestLinkedOffsetsFile: a symbolic link to a group's offsets file is
+// the file, as FORMAT says of every file of the directory: DescribeGroup
+// and Verify read it, as a Consumer of the group does, where both passed
+// over the name (the group was not found).
+func TestLinkedOffsetsFile(t *testing.T) {
+	dir := nonRegularLog(t)
+	path := offsetsPath(dir, "g", "t")
+	moved := filepath.Join(dir, "elsewhere.offsets")
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(moved, path); err != nil {
+		t.Fatal(err)
+	}
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	info, err := l.DescribeGroup("g")
+	if err != nil || len(info.Topics) != 1 || info.Topics[0].Topic != "t" {
+		t.Errorf("DescribeGroup: %+v, %v, want topic t", info, err)
+	}
+	rep, err := l.Verify(context.Background(), "", nil)
+	if err != nil || len(rep.Problems) != 0 {
+		t.Errorf("Verify: %v, %v, want no problem", rep.Problems, err)
+	}
+}
