@@ -168,14 +168,29 @@ func (co *coordinator) resume(saved []savedGroup) {
 // server grants. A saved value outside them is taken as sound and
 // clamped, not as damage: the file's checksum tells damage apart, and a
 // server given other bounds (Options) than the one that wrote the file
-// saved such values soundly, and its groups should resume as any. Clamping is logged.
+// saved such values soundly, and its groups should resume as any.
 func (co *coordinator) resumedSession(group, member string, saved time.Duration) time.Duration {
-	d := co.s.opts.boundSession(saved)
-	if d != saved {
-		co.s.opts.Logger.Warn("kafka: resumed group member's session timeout is outside the server's bounds: clamped",
-			"group", group, "member", member, "saved", saved, "session", d)
+	return co.clampedOnResume(group, member, "session timeout", saved, co.s.opts.boundSession(saved))
+}
+
+// resumedLease is a resumed member's lease: the session timeout of its
+// first JoinGroup (newRunnelMember), so bounded as one, and capped at
+// runnel.MaxLease as newRunnelMember caps it. The session saved with it
+// may be within the bounds while it is not: a client that joined again
+// with a shorter session keeps its first lease.
+func (co *coordinator) resumedLease(group, member string, saved time.Duration) time.Duration {
+	return co.clampedOnResume(group, member, "lease", saved, min(co.s.opts.boundSession(saved), runnel.MaxLease))
+}
+
+// clampedOnResume returns bounded, the server's bound of a value a
+// resumed member saved, and logs it if the bound changed the value
+// (docs/FORMAT.md says so).
+func (co *coordinator) clampedOnResume(group, member, what string, saved, bounded time.Duration) time.Duration {
+	if bounded != saved {
+		co.s.opts.Logger.Warn("kafka: resumed group member's "+what+" is outside the server's bounds: clamped",
+			"group", group, "member", member, "saved", saved, "bounded", bounded)
 	}
-	return d
+	return bounded
 }
 
 // resumeRunnelMember makes the runnel side of a resumed member: its
@@ -183,9 +198,7 @@ func (co *coordinator) resumedSession(group, member string, saved time.Duration)
 // hold what the file says, as given in the group's generation. Nil if it
 // cannot be made: the member is left out.
 func resumeRunnelMember(g *group, m *member, saved *savedRunnelSide) *runnelMember {
-	// The lease is the session timeout of the member's first JoinGroup
-	// (newRunnelMember), so the file's is bounded as one.
-	rm, err := newRunnelMember(g, m.id, g.co.s.opts.boundSession(saved.lease))
+	rm, err := newRunnelMember(g, m.id, g.co.resumedLease(g.name, m.id, saved.lease))
 	if err != nil {
 		return nil
 	}
