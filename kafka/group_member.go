@@ -219,10 +219,11 @@ func ownedClaim(protocols []kmsg.JoinGroupRequestProtocol) (owned map[string][]i
 // claimGeneration is the generation a client says it is in as it joins:
 // that of ConsumerMemberMetadata v2 on (KIP-792), which franz-go and the
 // Java client fill in with the generation of the last JoinGroup answer
-// they had, librdkafka's cooperative-sticky with that of its last
-// assignment; -1 for none (before the first; always, from librdkafka's
-// range and roundrobin). known is false for metadata that names none (v0
-// and v1) or cannot be read whole.
+// they had, librdkafka's and sarama's cooperative-sticky with that of
+// their last assignment; -1 for none (before the first; always, from
+// librdkafka's range and roundrobin and sarama's eager strategies). known
+// is false for metadata that names none (v0 and v1: kafka-go, sarama set
+// to a Kafka version before 3.2) or cannot be read whole.
 func claimGeneration(protocols []kmsg.JoinGroupRequestProtocol) (gen int32, known bool) {
 	for _, p := range protocols {
 		var meta kmsg.ConsumerMemberMetadata
