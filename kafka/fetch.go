@@ -487,6 +487,19 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 	return got
 }
 
+// damagedPartition returns the partition of topic whose directory holds
+// the file at path (topics/<topic>/<partition>/<file> in the Log's
+// directory), and false for any other file: a damaged topic.json of a
+// topic named "5" is no damage of partition 5, but of the whole topic.
+func (c *conn) damagedPartition(topic, path string) (int, bool) {
+	dir := filepath.Dir(path)
+	p, ok := names.PartitionFromDir(filepath.Base(dir))
+	if !ok || filepath.Dir(dir) != filepath.Join(c.s.log.Dir(), "topics", topic) {
+		return 0, false
+	}
+	return p, true
+}
+
 func isCtxErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
@@ -501,7 +514,7 @@ func (c *conn) fetchFailed(tr *fetchTopicReq, err error) {
 	var oe *runnel.OutOfRangeError
 	switch {
 	case errors.As(err, &ce):
-		if p, ok := names.PartitionFromDir(filepath.Base(filepath.Dir(ce.Path))); ok && tr.parts[p] != nil {
+		if p, ok := c.damagedPartition(tr.name, ce.Path); ok && tr.parts[p] != nil {
 			tr.fail(p, code)
 		} else {
 			tr.failAll(code)
