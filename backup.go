@@ -570,12 +570,22 @@ func (b *backup) copyServerState() error {
 	}
 	dst := filepath.Join(b.dest.build, serverStateDir)
 	for _, e := range entries {
-		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+		// Its directories (groups/, producers/) are not copied. Anything
+		// else is one of its files: a regular file, or a symbolic link
+		// to one, copied as the file it leads to, as a linked segment
+		// is; a link that leads nowhere and anything else (a FIFO) is
+		// damage, found without waiting (docs/FORMAT.md, Regular files
+		// only).
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		data, err := readFlocked(b.ctx, filepath.Join(src, e.Name()))
+		path := filepath.Join(src, e.Name())
+		data, err := readFlocked(b.ctx, path)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue
+			if ce := leadsNowhere(path, err); ce != nil {
+				return fmt.Errorf("runnel: backup: %w", ce)
+			}
+			continue // the server replaced it since the listing
 		}
 		if err != nil {
 			return fmt.Errorf("runnel: backup: %w", err)

@@ -595,16 +595,17 @@ func (r *partReader) segmentGone(base int64) error {
 	}
 }
 
-// leadsNowhere is the damage of a segment's name that is there but leads
-// to no file (a symbolic link whose target is gone), given openErr, the
+// leadsNowhere is the damage of a file's name that is there but leads to
+// no file (a symbolic link whose target is gone), given openErr, the
 // ErrNotExist that opening path gave; nil when the name is gone too (a
-// segment retention removed since the listing). Listed again and again,
-// such a name would keep segmentGone looking for good.
+// segment retention removed since the listing, a file of kafka/ the
+// server replaced). Listed again and again, such a segment's name would
+// keep segmentGone looking for good.
 func leadsNowhere(path string, openErr error) *CorruptError {
 	if !danglingLink(path) {
 		return nil
 	}
-	return &CorruptError{Path: path, Pos: -1, Offset: -1, Err: fmt.Errorf("the name of a segment leads to no file: %w", openErr)}
+	return &CorruptError{Path: path, Pos: -1, Offset: -1, Err: fmt.Errorf("a symbolic link that leads to no file: %w", openErr)}
 }
 
 // danglingLink reports whether path is a symbolic link whose target is
