@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/runnel-log/runnel/internal/regfile"
 )
 
 // Where a backup goes (backup.go): a new directory, built under another
@@ -68,7 +70,7 @@ func prepareBackupDest(src, dest string) (*backupDest, error) {
 // buildInside prepares to build the copy inside final, an existing
 // directory that must be empty but for what a killed backup left there.
 func buildInside(final string) (*backupDest, error) {
-	f, err := os.Open(final)
+	f, err := regfile.OpenDir(final)
 	if err != nil {
 		return nil, fmt.Errorf("runnel: backup: %w", err)
 	}

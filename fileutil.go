@@ -88,20 +88,14 @@ func writeTempSynced(dir, pattern string, data []byte) (string, error) {
 	return tmp.Name(), nil
 }
 
-// syncDir makes the creation, removal or renaming of entries in dir durable.
+// syncDir makes the creation, removal or renaming of entries in dir
+// durable, by regfile.SyncDir's rule: anything but a directory at dir (a
+// FIFO, whose plain open would wait for a writer) fails at once.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
 	observeSync(dir, syncDirectory, false, nil)
-	err = d.Sync()
+	err := regfile.SyncDir(dir)
 	observeSync(dir, syncDirectory, true, err)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return err
 }
 
 // sameFile reports whether two open files are one file.

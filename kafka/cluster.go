@@ -68,8 +68,8 @@ func loadClusterID(dir string) (string, error) {
 	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("kafka: write cluster id: %w", err)
 	}
-	if err := syncDir(sdir); err != nil {
-		return "", err
+	if err := regfile.SyncDir(sdir); err != nil {
+		return "", fmt.Errorf("kafka: %w", err)
 	}
 	return readClusterID(path)
 }
@@ -93,18 +93,6 @@ func readClusterID(path string) (string, error) {
 		return "", fmt.Errorf("kafka: %s holds %.64q, not a cluster id", path, id)
 	}
 	return id, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("kafka: sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // pidAllocator hands out idempotent producer ids from blocks reserved in

@@ -6,7 +6,8 @@
 // wrote either: whatever is found at the name of one of runnel's files
 // (by hand, by a restore, by a test) must make the call that meets it
 // fail, naming the file, not hang. Open is the one rule for that; runnel
-// and its Kafka server open every file of their directory through it.
+// and its Kafka server open every file of their directory through it, and
+// every directory they open (to sync it, to lock it) through OpenDir.
 package regfile
 
 import (
