@@ -275,19 +275,39 @@ func TestJoinDuringSyncAnswer(t *testing.T) {
 		t.Fatalf("second member's join: %v in generation %d, want %d", codeName(r.ErrorCode), r.Generation, j.Generation)
 	}
 
-	lingering := k.joinRequest(j.Generation-1, nil)
-	other := ts.raw()
+	// The hook, on the server's goroutine, only says the assignment is
+	// computed and waits to be let go: the test's goroutine sends the
+	// lingering JoinGroup and waits for it to be read, and so is the one
+	// that fails (a t.Fatalf on the server's goroutine would leave the
+	// SyncGroup hanging instead of failing the test).
+	assigned, proceed := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	testHookSyncAssigned = func() {
 		once.Do(func() {
-			other.send(lingering) // it waits for the second member, which does not join again
-			waitFor(t, "the lingering JoinGroup to be read", func() bool { return joining(ts.srv, group, k.id) })
+			close(assigned)
+			<-proceed
 		})
 	}
 	t.Cleanup(func() { testHookSyncAssigned = nil })
+	var release sync.Once
+	letGo := func() { release.Do(func() { close(proceed) }) }
+	t.Cleanup(letGo) // before the server's shutdown, which waits for the SyncGroup
 	req := kmsg.NewPtrSyncGroupRequest()
 	req.Version, req.Group, req.MemberID, req.Generation = 3, group, k.id, j.Generation
-	if sr := k.rc.request(req).(*kmsg.SyncGroupResponse); sr.ErrorCode != errRebalancing {
+	k.rc.send(req)
+	select {
+	case <-assigned:
+	case <-time.After(60 * time.Second):
+		t.Fatal("timed out waiting for the SyncGroup to compute its assignment")
+	}
+	ts.raw().send(k.joinRequest(j.Generation-1, nil)) // it waits for the second member, which does not join again
+	waitFor(t, "the lingering JoinGroup to be read", func() bool { return joining(ts.srv, group, k.id) })
+	letGo()
+	resp, err := k.rc.read(req)
+	if err != nil {
+		t.Fatalf("SyncGroup: %v", err)
+	}
+	if sr := resp.(*kmsg.SyncGroupResponse); sr.ErrorCode != errRebalancing {
 		t.Fatalf("SyncGroup answered %v with %x after a JoinGroup of the member was read; want REBALANCE_IN_PROGRESS", codeName(sr.ErrorCode), sr.MemberAssignment)
 	}
 }
@@ -297,6 +317,9 @@ func joining(s *Server, group, id string) bool {
 	s.groups.mu.Lock()
 	g := s.groups.groups[group]
 	s.groups.mu.Unlock()
+	if g == nil { // emptied and dropped: its members' sessions ended
+		return false
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m := g.members[id]
