@@ -489,15 +489,19 @@ func (c *conn) pollTopics(ctx context.Context, topics []*fetchTopicReq, wait boo
 
 // damagedPartition returns the partition of topic whose directory holds
 // the file at path (topics/<topic>/<partition>/<file> in the Log's
-// directory), and false for any other file: a damaged topic.json of a
-// topic named "5" is no damage of partition 5, but of the whole topic.
+// directory) or is path (a partition directory gone, the damage runnel
+// names by the directory), and false for any other file: a damaged
+// topic.json of a topic named "5" is no damage of partition 5, but of the
+// whole topic.
 func (c *conn) damagedPartition(topic, path string) (int, bool) {
+	topicDir := filepath.Join(c.s.log.Dir(), "topics", topic)
 	dir := filepath.Dir(path)
-	p, ok := names.PartitionFromDir(filepath.Base(dir))
-	if !ok || filepath.Dir(dir) != filepath.Join(c.s.log.Dir(), "topics", topic) {
+	if dir == topicDir {
+		dir = path
+	} else if filepath.Dir(dir) != topicDir {
 		return 0, false
 	}
-	return p, true
+	return names.PartitionFromDir(filepath.Base(dir))
 }
 
 func isCtxErr(err error) bool {

@@ -13,7 +13,8 @@ import (
 
 // TestFetchFailedCorruptPath: a corruption fails the one partition only
 // when the damaged file lies in that partition's directory of the topic
-// fetched (topics/<topic>/<partition>/<file>); damage anywhere else, such
+// fetched (topics/<topic>/<partition>/<file>), or is that directory (a
+// missing partition directory's damage names it); damage anywhere else, such
 // as the topic.json of a topic whose name is a number, fails every
 // partition of the topic.
 func TestFetchFailedCorruptPath(t *testing.T) {
@@ -28,6 +29,7 @@ func TestFetchFailedCorruptPath(t *testing.T) {
 		want []int32 // partitions failed
 	}{
 		{"partition's segment", filepath.Join(topics, topic, "2", "00000000000000000000.log"), []int32{2}},
+		{"partition's directory (gone)", filepath.Join(topics, topic, "2"), []int32{2}},
 		{"topic.json of a topic named 5", filepath.Join(topics, topic, "topic.json"), all},
 		{"another topic's partition", filepath.Join(topics, "other", "2", "00000000000000000000.log"), all},
 		{"not a partition's name", filepath.Join(topics, topic, "02", "00000000000000000000.log"), all},
