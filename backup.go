@@ -554,6 +554,12 @@ func writeGroupCopy(dir string, gp groupPlan, nparts int) error {
 // are not copied).
 const serverStateDir = "kafka"
 
+// serverStateSubdirs are the names of package kafka's directories in
+// serverStateDir (its groups' state, its producer journals), which a
+// backup passes over whatever is at them: a symbolic link to a directory
+// elsewhere is one of them too.
+var serverStateSubdirs = map[string]bool{"groups": true, "producers": true}
+
 // copyServerState copies the Kafka server's files, each read under a
 // shared flock: the server moves its producer-id counter on under an
 // exclusive one, so the copy never holds a torn counter. The lock is
@@ -570,13 +576,13 @@ func (b *backup) copyServerState() error {
 	}
 	dst := filepath.Join(b.dest.build, serverStateDir)
 	for _, e := range entries {
-		// Its directories (groups/, producers/) are not copied. Anything
-		// else is one of its files: a regular file, or a symbolic link
-		// to one, copied as the file it leads to, as a linked segment
-		// is; a link that leads nowhere and anything else (a FIFO) is
-		// damage, found without waiting (docs/FORMAT.md, Regular files
-		// only).
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		// Its directories (groups/, producers/) are not copied, whether
+		// directories or symbolic links to ones. Anything else is one of
+		// its files: a regular file, or a symbolic link to one, copied as
+		// the file it leads to, as a linked segment is; a link that
+		// leads nowhere and anything else (a FIFO) is damage, found
+		// without waiting (docs/FORMAT.md, Regular files only).
+		if e.IsDir() || serverStateSubdirs[e.Name()] || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		path := filepath.Join(src, e.Name())

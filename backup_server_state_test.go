@@ -86,3 +86,36 @@ func symlink(t *testing.T, target, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBackupServerStateLinkedDirs: the server's directories in kafka/
+// (groups/, producers/), which a backup does not copy, are passed over
+// when they are symbolic links to directories too (moved to another
+// disk, say), as they were before links there were followed: the backup
+// succeeds, with the server's cluster id and without those directories.
+func TestBackupServerStateLinkedDirs(t *testing.T) {
+	const clusterID = "AAAAAAAAAAAAAAAAAAAAAA\n"
+	dir := t.TempDir()
+	l := openTest(t, dir, &Options{Durability: Buffered, RetentionInterval: -1})
+	state := filepath.Join(dir, serverStateDir)
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "cluster.id"), []byte(clusterID), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"groups", "producers"} {
+		symlink(t, t.TempDir(), filepath.Join(state, name))
+	}
+	dest := filepath.Join(t.TempDir(), "copy")
+	if _, err := l.Backup(context.Background(), dest, nil); err != nil {
+		t.Fatalf("Backup with kafka/groups and kafka/producers linked to directories: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dest, serverStateDir, "cluster.id")); err != nil || string(data) != clusterID {
+		t.Errorf("the copy's cluster.id: %q, %v; want %q", data, err, clusterID)
+	}
+	for _, name := range []string{"groups", "producers"} {
+		if _, err := os.Lstat(filepath.Join(dest, serverStateDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the copy's kafka/%s: %v; want none", name, err)
+		}
+	}
+}
